@@ -1,0 +1,28 @@
+// Builds the WebAssembly kernels from AssemblyScript sources with the npm-installed compiler.
+// Two builds of the same source: one using relaxed SIMD (fused multiply-add), one plain SIMD128
+// for engines without relaxed SIMD. The loader picks the first one the engine validates.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const asc = path.join(root, 'node_modules', 'assemblyscript', 'bin', 'asc.js');
+const entry = path.join(root, 'src', 'backend', 'wasm', 'as', 'index.ts');
+const outDir = path.join(root, 'dist', 'wasm');
+mkdirSync(outDir, { recursive: true });
+
+const common = [
+  entry, '--runtime', 'stub', '-O3', '--noAssert', '--importMemory', '--sharedMemory',
+  '--initialMemory', '64', '--maximumMemory', '65536', '--memoryBase', '65536',
+];
+const builds = [
+  { out: 'kernels-relaxed.wasm', features: 'simd,threads,relaxed-simd' },
+  { out: 'kernels-simd.wasm', features: 'simd,threads' },
+];
+for (const b of builds) {
+  execFileSync(process.execPath, [asc, ...common, '--enable', b.features, '-o', path.join(outDir, b.out)], {
+    stdio: 'inherit',
+  });
+  console.log(`built dist/wasm/${b.out}`);
+}

@@ -1,0 +1,6 @@
+// Entry point of the kernel module: every exported function is a kernel callable from JS.
+// Conventions: pointers are byte addresses into the shared memory, strides are in elements,
+// and each kernel ends with (tid, nt): the calling thread's index and the thread count; a
+// kernel computes only its own share of the work, split deterministically.
+export { setScratch, SCRATCH_BYTES } from './scratch';
+export * from './matmul';

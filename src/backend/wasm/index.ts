@@ -1,0 +1,100 @@
+// The wasm backend: SIMD128 kernels compiled from AssemblyScript (wasm/as/), run on the main
+// thread and on worker threads that share the heap's WebAssembly.Memory.
+import { readFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import os from 'node:os';
+import v8 from 'node:v8';
+import { H, alloc } from '../heap.js';
+import type { Backend, KernelName } from '../kernels.js';
+import { KERNEL_ARGS, KERNEL_NAMES, KernelArgumentError } from '../kernels.js';
+import { CTRL, JobPoster } from './pool.js';
+
+v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+
+/** Work (scalar operations) below which a kernel runs on the calling thread only. */
+export const PARALLEL_THRESHOLD = 1 << 16;
+
+function loadModule(): { module: WebAssembly.Module; variant: string } {
+  for (const variant of ['relaxed', 'simd']) {
+    const url = new URL(`../../../wasm/kernels-${variant}.wasm`, import.meta.url);
+    let bytes: Uint8Array<ArrayBuffer>;
+    try {
+      bytes = new Uint8Array(readFileSync(url));
+    } catch {
+      throw new Error(`tslm: kernel module ${url.pathname} is missing; run \`npm run build\``);
+    }
+    if (WebAssembly.validate(bytes)) return { module: new WebAssembly.Module(bytes), variant };
+  }
+  throw new Error('tslm: this JavaScript engine supports neither relaxed SIMD nor SIMD128 WebAssembly');
+}
+
+export class WasmBackend implements Backend {
+  readonly name = 'wasm' as const;
+  readonly variant: string;
+  private fns: ((...a: number[]) => void)[];
+  private poster: JobPoster | null = null;
+  private workers: Worker[] = [];
+  private exportsObj: Record<string, unknown>;
+
+  private constructor(readonly threads: number, module: WebAssembly.Module, variant: string) {
+    this.variant = variant;
+    const instance = new WebAssembly.Instance(module, { env: { memory: H.memory, abort: () => { throw new Error('wasm abort'); } } });
+    this.exportsObj = instance.exports as Record<string, unknown>;
+    const exp = instance.exports as Record<string, (...a: number[]) => void>;
+    const scratchBytes = (instance.exports.SCRATCH_BYTES as WebAssembly.Global).value as number;
+    exp.setScratch(alloc(scratchBytes));
+    for (const n of KERNEL_NAMES) if (typeof exp[n] !== 'function') throw new Error(`tslm: kernel module lacks ${n}; rebuild with \`npm run build\``);
+    this.fns = KERNEL_NAMES.map((n) => exp[n]);
+    this.scratchBytes = scratchBytes;
+    this.module = module;
+  }
+  private scratchBytes: number;
+  private module: WebAssembly.Module;
+
+  /** Create the backend and start `threads - 1` worker threads (default: available cores). */
+  static async create(threads = defaultThreads()): Promise<WasmBackend> {
+    const { module, variant } = loadModule();
+    const be = new WasmBackend(Math.max(1, threads | 0), module, variant);
+    if (be.threads > 1) await be.startWorkers();
+    return be;
+  }
+
+  private async startWorkers(): Promise<void> {
+    const ctrl = alloc(CTRL.BYTES);
+    new Int32Array(H.memory.buffer, ctrl, 16).fill(0);
+    const url = new URL('./worker.js', import.meta.url);
+    const ready: Promise<void>[] = [];
+    for (let tid = 1; tid < this.threads; tid++) {
+      const w = new Worker(url, {
+        workerData: { module: this.module, memory: H.memory, scratch: alloc(this.scratchBytes), ctrl, tid, names: KERNEL_NAMES },
+      });
+      ready.push(new Promise((res, rej) => { w.once('message', () => res()); w.once('error', rej); }));
+      this.workers.push(w);
+    }
+    await Promise.all(ready);
+    for (const w of this.workers) w.unref();
+    this.poster = new JobPoster(H.memory, ctrl, this.workers.length);
+  }
+
+  call(kernel: KernelName, args: number[], work: number): void {
+    const spec = KERNEL_ARGS[kernel];
+    if (args.length !== spec.length) throw new KernelArgumentError(kernel, spec.length, args.length);
+    const idx = KERNEL_NAMES.indexOf(kernel);
+    if (this.poster && work >= PARALLEL_THRESHOLD) this.poster.run(idx, this.fns[idx], args, this.threads);
+    else this.fns[idx](...args, 0, 1);
+  }
+
+  /** Stop the worker threads. */
+  async dispose(): Promise<void> {
+    this.poster?.stop();
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers = [];
+    this.poster = null;
+  }
+}
+
+export function defaultThreads(): number {
+  const env = Number(process.env.TSLM_THREADS);
+  if (env > 0) return env | 0;
+  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+}
