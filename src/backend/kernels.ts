@@ -1,16 +1,84 @@
 // The kernel interface: one table, shared by every backend. Each entry lists the kernel's
 // arguments in order. Conventions (for `ref` and `wasm` alike):
-//   - pointers are byte addresses into the shared heap (backend/heap.ts);
+//   - pointers are byte addresses into the shared heap (backend/heap.ts); elements are 4 bytes
+//     (f32, or i32 for indices);
 //   - strides and sizes are in elements;
+//   - `meta` points at an i32 block the caller filled (shapes and strides, layout per kernel);
 //   - every kernel is additionally called with (tid, nt) appended: it computes only its own
-//     share of the work, so the `wasm` backend can run it on nt threads at once.
-// Adding a fused op = one line here + one function in ref/ + one export in wasm/as/.
+//     share of the work, so the `wasm` backend can run it on nt threads at once; the shares of
+//     all nt calls cover the output exactly once.
+// Adding a fused op = one entry here + one function in ref/ + one export in wasm/as/.
 
 export const KERNEL_ARGS = {
   // C[b] (M×N, row stride ldc) = op(A[b]) (M×K) · op(B[b]) (K×N) (+ C[b] when beta = 1).
   // A[b][m,k] is at a + 4·(b·sAb + m·sAm + k·sAk); B[b][k,n] at b + 4·(b·sBb + k·sBk + n·sBn).
   sgemm: ['a', 'b', 'c', 'M', 'N', 'K', 'sAm', 'sAk', 'sBk', 'sBn', 'ldc', 'batch', 'sAb', 'sBb', 'sCb', 'beta'],
+  // dst[i] = src[i] over an ndim-dimensional index space; meta = [shape(ndim), dstStrides(ndim),
+  // srcStrides(ndim)]; 4-byte elements copied bit for bit (f32 or i32). n = product of shape.
+  copy: ['dst', 'src', 'ndim', 'meta', 'n'],
+  // out (contiguous, n elements) = a ⊙ b with broadcasting by strides: meta = [shape(ndim),
+  // aStrides(ndim), bStrides(ndim)] (a stride of 0 broadcasts). op: BinaryOp.
+  binary: ['op', 'out', 'a', 'b', 'ndim', 'meta', 'n'],
+  // out = cond ≠ 0 ? a : b, broadcasting like binary; meta = [shape, condStrides, aStrides, bStrides].
+  where: ['out', 'cond', 'a', 'b', 'ndim', 'meta', 'n'],
+  // out[i] = f(a[i]) over n contiguous elements; alpha/beta parameterise some ops. op: UnaryOp.
+  unary: ['op', 'out', 'a', 'n', 'alpha', 'beta'],
+  // gx[i] = gy[i] · f'(x[i]) (y = f(x) is given too, for ops whose derivative uses it).
+  unary_bwd: ['op', 'gx', 'x', 'y', 'gy', 'n', 'alpha', 'beta'],
+  // a is contiguous (outer, r, inner); out (outer, inner) = reduction over r. op: ReduceOp.
+  // ARGMAX/ARGMIN write i32 indices.
+  reduce: ['op', 'out', 'a', 'outer', 'r', 'inner'],
+  // out = cumulative sum of a (outer, r, inner) along r.
+  cumsum: ['out', 'a', 'outer', 'r', 'inner'],
+  // Row-wise softmax (log = 0) or log-softmax (log = 1) of a contiguous (rows, cols).
+  softmax: ['out', 'a', 'rows', 'cols', 'log'],
+  // Backward of softmax given its output y: gx = y·(gy − Σ gy·y); of log-softmax: gx = gy − e^y·Σgy.
+  softmax_bwd: ['gx', 'y', 'gy', 'rows', 'cols', 'log'],
+  // Per-row cross-entropy of logits (rows, V) against i32 targets, with label smoothing eps:
+  // loss[r] = (1−eps)·(lse − x[t]) + eps·(lse − mean(x)); rows whose target equals `ignore` get 0.
+  // lse[r] receives the row's logsumexp for the backward pass. Targets outside [0, V) other than
+  // `ignore` are the caller's to reject.
+  cross_entropy: ['loss', 'lse', 'logits', 'targets', 'rows', 'V', 'ignore', 'eps'],
+  // gx[r] = scale·(softmax(x[r]) − (1−eps)·onehot(t) − eps/V), zero for ignored rows.
+  cross_entropy_bwd: ['gx', 'logits', 'lse', 'targets', 'rows', 'V', 'ignore', 'eps', 'scale'],
+  // out[i, :] = table[idx[i], :] for n i32 indices (checked by the caller), dim columns.
+  embedding: ['out', 'table', 'idx', 'n', 'dim'],
+  // gtable[idx[i], :] += gout[i, :] (repeated indices accumulate).
+  embedding_bwd: ['gtable', 'gout', 'idx', 'n', 'dim'],
+  // RMSNorm over rows of x (rows, dim): out = x·rstd·w, rstd[r] = 1/sqrt(mean(x²)+eps).
+  rmsnorm: ['out', 'rstd', 'x', 'w', 'rows', 'dim', 'eps'],
+  // gx from gy (w and the saved rstd); gw (dim) = Σ_rows gy·x·rstd is written by rmsnorm_bwd_w.
+  rmsnorm_bwd: ['gx', 'x', 'w', 'rstd', 'gy', 'rows', 'dim'],
+  rmsnorm_bwd_w: ['gw', 'x', 'rstd', 'gy', 'rows', 'dim'],
+  // LayerNorm over rows: out = (x−mean)·rstd·w + b (w, b may be 0 = absent).
+  layernorm: ['out', 'mean', 'rstd', 'x', 'w', 'b', 'rows', 'dim', 'eps'],
+  layernorm_bwd: ['gx', 'x', 'w', 'mean', 'rstd', 'gy', 'rows', 'dim'],
+  // gw = Σ gy·x̂, gb = Σ gy (gw/gb may be 0 = not wanted).
+  layernorm_bwd_wb: ['gw', 'gb', 'x', 'mean', 'rstd', 'gy', 'rows', 'dim'],
+  // Rotary embedding of x viewed as (outer, T, inner, D): position t uses cos/sin rows
+  // cos[t, 0..D/2), sin[t, 0..D/2). interleaved = 0: rotate-half (HF) pairs (i, i+D/2);
+  // interleaved = 1: pairs (2i, 2i+1). sign = −1 applies the inverse rotation (the backward).
+  rope: ['out', 'x', 'cos', 'sin', 'outer', 'T', 'inner', 'D', 'interleaved', 'sign'],
+  // AdamW step on n contiguous parameters: m, v updated in place; p −= lr·(wd·p) then
+  // p −= lr·(m/bc1)/(sqrt(v/bc2)+eps).
+  adamw: ['p', 'g', 'm', 'v', 'n', 'lr', 'beta1', 'beta2', 'eps', 'wd', 'bc1', 'bc2'],
+  // SGD with momentum as PyTorch: d = g + wd·p; buf = mom·buf + (1−damp)·d (buf = d on the
+  // first step: first = 1); d = nesterov ? d + mom·buf : buf; p −= lr·d. buf may be 0 when mom = 0.
+  sgd: ['p', 'g', 'buf', 'n', 'lr', 'momentum', 'dampening', 'wd', 'nesterov', 'first'],
+  // out[i] = value for n elements (f32).
+  fill: ['out', 'n', 'value'],
 } as const;
+
+export const enum BinaryOp { ADD = 0, SUB = 1, MUL = 2, DIV = 3, POW = 4, MAX = 5, MIN = 6, EQ = 7, GT = 8, LT = 9, GE = 10, LE = 11 }
+export const enum UnaryOp {
+  NEG = 0, EXP = 1, LOG = 2, SQRT = 3, RSQRT = 4, ABS = 5, TANH = 6, SIGMOID = 7, SILU = 8,
+  GELU = 9, GELU_TANH = 10, RELU = 11, SOFTPLUS = 12, CLAMP = 13, POWS = 14, AFFINE = 15,
+  // out = alpha / a
+  RDIV = 16,
+  // out = 1 if a > alpha else 0 (used for dropout masks); no backward
+  STEP = 17,
+}
+export const enum ReduceOp { SUM = 0, MAX = 1, MIN = 2, LOGSUMEXP = 3, ARGMAX = 4, ARGMIN = 5 }
 
 export type KernelName = keyof typeof KERNEL_ARGS;
 export const KERNEL_NAMES = Object.keys(KERNEL_ARGS).sort() as KernelName[];
@@ -35,4 +103,11 @@ export class KernelArgumentError extends Error {
     super(`kernel ${kernel}: expected ${expected} arguments, got ${got}`);
     this.name = 'KernelArgumentError';
   }
+}
+
+/** Split `count` items over nt threads: the [start, end) range of thread tid. */
+export function shareOf(count: number, tid: number, nt: number): [number, number] {
+  const per = Math.ceil(count / nt);
+  const s = Math.min(count, tid * per);
+  return [s, Math.min(count, s + per)];
 }

@@ -3,8 +3,17 @@
 import type { Backend, KernelName, KernelTable } from '../kernels.js';
 import { KERNEL_ARGS, KernelArgumentError } from '../kernels.js';
 import { sgemm } from './matmul.js';
+import { binary, copy, cumsum, fill, reduce, unary, unary_bwd, where } from './elementwise.js';
+import * as nn from './nn.js';
+import { adamw, sgd } from './optim.js';
 
-export const refKernels: KernelTable = { sgemm };
+export const refKernels: KernelTable = {
+  sgemm, copy, binary, where, unary, unary_bwd, reduce, cumsum, fill, adamw, sgd,
+  softmax: nn.softmax, softmax_bwd: nn.softmax_bwd, cross_entropy: nn.cross_entropy, cross_entropy_bwd: nn.cross_entropy_bwd,
+  embedding: nn.embedding, embedding_bwd: nn.embedding_bwd, rmsnorm: nn.rmsnorm, rmsnorm_bwd: nn.rmsnorm_bwd,
+  rmsnorm_bwd_w: nn.rmsnorm_bwd_w, layernorm: nn.layernorm, layernorm_bwd: nn.layernorm_bwd,
+  layernorm_bwd_wb: nn.layernorm_bwd_wb, rope: nn.rope,
+};
 
 export const refBackend: Backend = {
   name: 'ref',

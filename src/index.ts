@@ -1,0 +1,4 @@
+// tslm public API.
+export * from './tensor/index.js';
+export { init, shutdown, backend, setBackend, withBackend, heapStats } from './backend/index.js';
+export type { InitOptions } from './backend/index.js';

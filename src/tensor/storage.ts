@@ -1,0 +1,90 @@
+// Storage blocks in the shared heap, and memory scopes that release them.
+//
+// The heap is not garbage-collected. A Storage created while a scope is open belongs to that
+// scope and is released when the scope ends, unless it is returned from the scope's function
+// (it then moves to the enclosing scope) or kept with `keep()`. Storage created outside any
+// scope (model parameters, optimizer state) lives until `dispose()`.
+import { alloc, release } from '../backend/heap.js';
+
+export class Storage {
+  freed = false;
+  owner: Scope | null;
+  readonly ptr: number;
+  constructor(readonly bytes: number) {
+    this.ptr = alloc(bytes);
+    this.owner = currentScope;
+    if (currentScope) currentScope.items.push(this);
+  }
+  free(): void {
+    if (this.freed) return;
+    this.freed = true;
+    release(this.ptr);
+  }
+}
+
+export class Scope {
+  items: Storage[] = [];
+  constructor(readonly parent: Scope | null) {}
+}
+
+let currentScope: Scope | null = null;
+
+/** Anything a scope function may return: storages reachable through it survive the scope. */
+interface HasStorage { storage: Storage }
+function collect(value: unknown, out: Set<Storage>, seen: Set<unknown>): void {
+  if (value === null || typeof value !== 'object' || seen.has(value)) return;
+  seen.add(value);
+  const s = (value as Partial<HasStorage>).storage;
+  if (s instanceof Storage) {
+    out.add(s);
+    return;
+  }
+  if (Array.isArray(value)) for (const v of value) collect(v, out, seen);
+  else if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) collect(v, out, seen);
+}
+
+/**
+ * Run fn in a new memory scope: every tensor it creates is released when it returns, except
+ * the tensors in its return value (a tensor, or arrays / plain objects holding tensors), which
+ * move to the enclosing scope. fn must be synchronous.
+ */
+export function scope<T>(fn: () => T): T {
+  const s = new Scope(currentScope);
+  currentScope = s;
+  let result: T;
+  try {
+    result = fn();
+    if (result instanceof Promise) throw new Error('scope(): the function must be synchronous (it returned a Promise)');
+  } catch (e) {
+    currentScope = s.parent;
+    for (const st of s.items) if (st.owner === s) st.free();
+    throw e;
+  }
+  currentScope = s.parent;
+  const survivors = new Set<Storage>();
+  collect(result, survivors, new Set());
+  for (const st of s.items) {
+    if (st.owner !== s) continue;
+    if (survivors.has(st)) {
+      st.owner = s.parent;
+      if (s.parent) s.parent.items.push(st);
+    } else st.free();
+  }
+  return result;
+}
+
+/** Detach a storage from every scope: it lives until freed explicitly. */
+export function keepStorage(st: Storage): void {
+  st.owner = null;
+}
+
+/** Run fn with no scope open: what it allocates lives until freed explicitly. */
+export function unscoped<T>(fn: () => T): T {
+  const prev = currentScope;
+  currentScope = null;
+  try {
+    return fn();
+  } finally {
+    currentScope = prev;
+  }
+}

@@ -1,0 +1,141 @@
+// Tensor: a shape and strides over a Storage block in the shared heap, with an optional
+// gradient and the autograd node that produced it.
+import { H } from '../backend/heap.js';
+import { Storage, keepStorage } from './storage.js';
+import { ShapeError, fmtShape } from './errors.js';
+import type { GradFn } from './autograd.js';
+import * as ops from './ops.js';
+
+export type DType = 'f32' | 'i32';
+export type Shape = readonly number[];
+/** A nested array of numbers, as accepted by tensor(). */
+export type NestedArray = number | NestedArray[];
+
+export function contiguousStrides(shape: Shape): number[] {
+  const st = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    st[i] = s;
+    s *= shape[i];
+  }
+  return st;
+}
+
+export function numel(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function checkShape(op: string, shape: Shape): void {
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new ShapeError(op, `invalid shape ${fmtShape(shape)}`);
+  }
+}
+
+export class Tensor {
+  requiresGrad = false;
+  /** Accumulated gradient (leaf tensors that require grad). */
+  grad: Tensor | null = null;
+  /** The autograd node that produced this tensor, if it was computed with grad on. */
+  gradFn: GradFn | null = null;
+  /** Optional name used in error messages (parameter names, etc.). */
+  name?: string;
+
+  constructor(
+    readonly storage: Storage,
+    readonly shape: Shape,
+    readonly strides: readonly number[],
+    readonly offset: number,
+    readonly dtype: DType,
+  ) {}
+
+  /** A new contiguous tensor with uninitialised contents. */
+  static empty(shape: Shape, dtype: DType = 'f32'): Tensor {
+    checkShape('empty', shape);
+    const n = numel(shape);
+    return new Tensor(new Storage(n * 4), [...shape], contiguousStrides(shape), 0, dtype);
+  }
+
+  get ndim(): number { return this.shape.length; }
+  get size(): number { return numel(this.shape); }
+  /** Byte address of the first element. */
+  get ptr(): number {
+    if (this.storage.freed) throw new Error(`tensor${this.name ? ` ${this.name}` : ''} ${fmtShape(this.shape)} was used after its memory scope ended (or after dispose())`);
+    return this.storage.ptr + this.offset * 4;
+  }
+  get isLeaf(): boolean { return this.gradFn === null; }
+
+  isContiguous(): boolean {
+    let s = 1;
+    for (let i = this.shape.length - 1; i >= 0; i--) {
+      if (this.shape[i] !== 1 && this.strides[i] !== s) return false;
+      s *= this.shape[i];
+    }
+    return true;
+  }
+
+  /** Copy of the values as a Float32Array (Int32Array for i32 tensors), row-major. */
+  data(): Float32Array | Int32Array {
+    const c = this.isContiguous() ? this : ops.contiguous(this);
+    const p = c.ptr >> 2;
+    const out = this.dtype === 'i32' ? H.i32.slice(p, p + this.size) : H.f32.slice(p, p + this.size);
+    if (c !== this) c.dispose();
+    return out;
+  }
+  /** Values as a plain (flat) number array. */
+  toArray(): number[] { return Array.from(this.data()); }
+  /** Values as nested arrays following the shape. */
+  tolist(): NestedArray {
+    const flat = this.toArray();
+    const build = (dim: number, off: number): NestedArray => {
+      if (dim === this.ndim) return flat[off];
+      const step = numel(this.shape.slice(dim + 1));
+      return Array.from({ length: this.shape[dim] }, (_, i) => build(dim + 1, off + i * step));
+    };
+    return build(0, 0);
+  }
+  /** The single value of a one-element tensor. */
+  item(): number {
+    if (this.size !== 1) throw new ShapeError('item', `tensor of shape ${fmtShape(this.shape)} has ${this.size} elements, not 1`);
+    return this.dtype === 'i32' ? H.i32[this.ptr >> 2] : H.f32[this.ptr >> 2];
+  }
+
+  /** Release the storage now (all views of it become unusable). */
+  dispose(): void { this.storage.free(); }
+  /** Take the storage out of every memory scope: it lives until dispose(). */
+  keep(): this { keepStorage(this.storage); return this; }
+
+  /** Mark a leaf tensor as a parameter whose gradient is accumulated in `.grad`. */
+  requiresGrad_(flag = true): this {
+    if (flag && this.dtype !== 'f32') throw new ShapeError('requiresGrad_', 'only f32 tensors can require grad');
+    this.requiresGrad = flag;
+    return this;
+  }
+
+  toString(): string {
+    return `Tensor(${fmtShape(this.shape)}, ${this.dtype}${this.requiresGrad ? ', requiresGrad' : ''})`;
+  }
+
+  // ---- method forms of the ops (see ops.ts) ----
+  add(o: Tensor | number): Tensor { return ops.add(this, o); }
+  sub(o: Tensor | number): Tensor { return ops.sub(this, o); }
+  mul(o: Tensor | number): Tensor { return ops.mul(this, o); }
+  div(o: Tensor | number): Tensor { return ops.div(this, o); }
+  pow(o: Tensor | number): Tensor { return ops.pow(this, o); }
+  neg(): Tensor { return ops.neg(this); }
+  exp(): Tensor { return ops.exp(this); }
+  log(): Tensor { return ops.log(this); }
+  sqrt(): Tensor { return ops.sqrt(this); }
+  matmul(o: Tensor): Tensor { return ops.matmul(this, o); }
+  sum(dim?: number | number[], keepdim = false): Tensor { return ops.sum(this, dim, keepdim); }
+  mean(dim?: number | number[], keepdim = false): Tensor { return ops.mean(this, dim, keepdim); }
+  reshape(shape: Shape): Tensor { return ops.reshape(this, shape); }
+  view(shape: Shape): Tensor { return ops.reshape(this, shape); }
+  permute(dims: number[]): Tensor { return ops.permute(this, dims); }
+  transpose(d0 = -2, d1 = -1): Tensor { return ops.transpose(this, d0, d1); }
+  get T(): Tensor { return ops.transpose(this, -2, -1); }
+  contiguous(): Tensor { return this.isContiguous() ? this : ops.contiguous(this); }
+  detach(): Tensor { return ops.detach(this); }
+  backward(grad?: Tensor): void { ops.backward(this, grad); }
+}
