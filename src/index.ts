@@ -2,3 +2,4 @@
 export * from './tensor/index.js';
 export { init, shutdown, backend, setBackend, withBackend, heapStats } from './backend/index.js';
 export type { InitOptions } from './backend/index.js';
+export * from './train/index.js';
