@@ -4,3 +4,6 @@
 // kernel computes only its own share of the work, split deterministically.
 export { setScratch, SCRATCH_BYTES } from './scratch';
 export * from './matmul';
+export * from './elementwise';
+export * from './nn';
+export * from './optim';
