@@ -60,8 +60,9 @@ export const KERNEL_ARGS = {
   // interleaved = 1: pairs (2i, 2i+1). sign = −1 applies the inverse rotation (the backward).
   rope: ['out', 'x', 'cos', 'sin', 'outer', 'T', 'inner', 'D', 'interleaved', 'sign'],
   // AdamW step on n contiguous parameters: m, v updated in place; p −= lr·(wd·p) then
-  // p −= lr·(m/bc1)/(sqrt(v/bc2)+eps).
-  adamw: ['p', 'g', 'm', 'v', 'n', 'lr', 'beta1', 'beta2', 'eps', 'wd', 'bc1', 'bc2'],
+  // p −= lr·(m/bc1)/(sqrt(v̂/bc2)+eps), where v̂ = v, or with AMSGrad (vmax ≠ 0) the running
+  // maximum vmax = max(vmax, v).
+  adamw: ['p', 'g', 'm', 'v', 'vmax', 'n', 'lr', 'beta1', 'beta2', 'eps', 'wd', 'bc1', 'bc2'],
   // SGD with momentum as PyTorch: d = g + wd·p; buf = mom·buf + (1−damp)·d (buf = d on the
   // first step: first = 1); d = nesterov ? d + mom·buf : buf; p −= lr·d. buf may be 0 when mom = 0.
   sgd: ['p', 'g', 'buf', 'n', 'lr', 'momentum', 'dampening', 'wd', 'nesterov', 'first'],

@@ -78,14 +78,13 @@ export class SGD extends Optimizer<SGDOptions> {
   }
 }
 
-export interface AdamWOptions { lr: number; betas: [number, number]; eps: number; weightDecay: number }
+export interface AdamWOptions { lr: number; betas: [number, number]; eps: number; weightDecay: number; amsgrad: boolean }
 
 /** torch.optim.AdamW: decoupled weight decay, bias-corrected moments. */
 export class AdamW extends Optimizer<AdamWOptions> {
-  private state = new Map<Tensor, { m: Tensor; v: Tensor; step: number }>();
+  private state = new Map<Tensor, { m: Tensor; v: Tensor; vmax: Tensor | null; step: number }>();
   constructor(params: Tensor[] | ParamGroup<AdamWOptions>[], opts: Partial<AdamWOptions> = {}) {
-    super(params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, ...opts }, 'AdamW');
-    if ((opts as { amsgrad?: boolean }).amsgrad) throw new ShapeError('AdamW', 'amsgrad is not supported');
+    super(params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, ...opts }, 'AdamW');
   }
   step(): void {
     this.stepCount++;
@@ -95,12 +94,12 @@ export class AdamW extends Optimizer<AdamWOptions> {
         if (!p.grad) continue;
         let s = this.state.get(p);
         if (!s) {
-          s = unscoped(() => ({ m: zeros(p.shape), v: zeros(p.shape), step: 0 }));
+          s = unscoped(() => ({ m: zeros(p.shape), v: zeros(p.shape), vmax: o.amsgrad ? zeros(p.shape) : null, step: 0 }));
           this.state.set(p, s);
         }
         s.step++;
         const bc1 = 1 - Math.pow(b1, s.step), bc2 = 1 - Math.pow(b2, s.step);
-        kernel('adamw', [p.ptr, p.grad.ptr, s.m.ptr, s.v.ptr, p.size, o.lr, b1, b2, o.eps, o.weightDecay, bc1, bc2], p.size);
+        kernel('adamw', [p.ptr, p.grad.ptr, s.m.ptr, s.v.ptr, s.vmax ? s.vmax.ptr : 0, p.size, o.lr, b1, b2, o.eps, o.weightDecay, bc1, bc2], p.size);
       }
     }
   }
@@ -111,7 +110,7 @@ export class AdamW extends Optimizer<AdamWOptions> {
     this.params.forEach((p, i) => {
       const s = this.state.get(p);
       steps.push(s ? s.step : 0);
-      if (s) { tensors[`${i}.exp_avg`] = s.m; tensors[`${i}.exp_avg_sq`] = s.v; }
+      if (s) { tensors[`${i}.exp_avg`] = s.m; tensors[`${i}.exp_avg_sq`] = s.v; if (s.vmax) tensors[`${i}.max_exp_avg_sq`] = s.vmax; }
     });
     return { tensors, steps };
   }
@@ -120,7 +119,7 @@ export class AdamW extends Optimizer<AdamWOptions> {
       const m = sd.tensors[`${i}.exp_avg`], v = sd.tensors[`${i}.exp_avg_sq`];
       if (!m || !v) return;
       if (m.shape.join() !== p.shape.join() || v.shape.join() !== p.shape.join()) throw new ShapeError('AdamW.loadStateDict', `state of parameter ${i} has shape ${m.shape} but the parameter has ${p.shape}`);
-      this.state.set(p, { m, v, step: sd.steps[i] });
+      this.state.set(p, { m, v, vmax: sd.tensors[`${i}.max_exp_avg_sq`] ?? null, step: sd.steps[i] });
     });
   }
 }

@@ -166,7 +166,7 @@ describe('wasm kernels', () => {
     const cases: [KernelName, (p: Record<string, number>) => number[]][] = [
       ['fill', (p) => [p.o, 0, 1]], ['unary', (p) => [UnaryOp.EXP, p.o, p.a, 0, 0, 0]], ['binary', (p) => [BinaryOp.ADD, p.o, p.a, p.a, 1, p.m, 0]],
       ['copy', (p) => [p.o, p.a, 1, p.m, 0]], ['softmax', (p) => [p.o, p.a, 0, 5, 0]], ['embedding', (p) => [p.o, p.a, p.m, 0, 5]],
-      ['embedding_bwd', (p) => [p.o, p.a, p.m, 0, 5]], ['reduce', (p) => [ReduceOp.SUM, p.o, p.a, 0, 3, 1]], ['adamw', (p) => [p.o, p.a, p.a, p.a, 0, 1e-3, 0.9, 0.999, 1e-8, 0, 1, 1]],
+      ['embedding_bwd', (p) => [p.o, p.a, p.m, 0, 5]], ['reduce', (p) => [ReduceOp.SUM, p.o, p.a, 0, 3, 1]], ['adamw', (p) => [p.o, p.a, p.a, p.a, 0, 0, 1e-3, 0.9, 0.999, 1e-8, 0, 1, 1]],
     ];
     for (const [kernel, args] of cases) {
       check({ kernel, label: 'empty', inputs: { a: new Float32Array(8), m: m0 }, outputs: { o: new Float32Array(8).fill(5) }, args, work: 0, tol: ARITH });
@@ -466,13 +466,14 @@ describe('wasm kernels', () => {
   });
 
   it('adamw', () => {
-    for (const n of SIZES) for (const [step, wd] of [[1, 0.1], [3, 0], [1000, 0.01]]) {
-      const p = uniform(n), g = uniform(n, -0.1, 0.1), m = uniform(n, -0.01, 0.01), v = uniform(n, 0, 1e-4);
+    for (const n of SIZES) for (const [step, wd] of [[1, 0.1], [3, 0], [1000, 0.01]]) for (const ams of [false, true]) {
+      const p = uniform(n), g = uniform(n, -0.1, 0.1), m = uniform(n, -0.01, 0.01), v = uniform(n, 0, 1e-4), vmax = uniform(n, 0, 1e-4);
       sprinkle(g, [0, 1e-20, -5]);
       const bc1 = 1 - 0.9 ** step, bc2 = 1 - 0.999 ** step;
       check({
-        kernel: 'adamw', label: `n=${n} step=${step} wd=${wd}`, inputs: { g }, outputs: { p, m, v },
-        args: (q) => [q.p, q.g, q.m, q.v, n, 1e-3, 0.9, 0.999, 1e-8, wd, bc1, bc2], work: n, tol: { p: [1e-6, 1e-7], m: [1e-6, 1e-9], v: [1e-6, 1e-12] },
+        kernel: 'adamw', label: `n=${n} step=${step} wd=${wd} amsgrad=${ams}`, inputs: { g }, outputs: ams ? { p, m, v, vmax } : { p, m, v },
+        args: (q) => [q.p, q.g, q.m, q.v, ams ? q.vmax : 0, n, 1e-3, 0.9, 0.999, 1e-8, wd, bc1, bc2], work: n,
+        tol: { p: [1e-6, 1e-7], m: [1e-6, 1e-9], v: [1e-6, 1e-12], vmax: [1e-6, 1e-12] },
       });
     }
   });

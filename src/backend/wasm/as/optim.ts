@@ -8,7 +8,7 @@ import { fma4 } from './simd';
 // @ts-ignore: decorator
 @inline function ptr(base: usize, i: i32): usize { return base + ((<usize>i) << 2); }
 
-export function adamw(p: usize, g: usize, m: usize, v: usize, n: i32, lr: f64, beta1: f64, beta2: f64, eps: f64, wd: f64, bc1: f64, bc2: f64, tid: i32, nt: i32): void {
+export function adamw(p: usize, g: usize, m: usize, v: usize, vmax: usize, n: i32, lr: f64, beta1: f64, beta2: f64, eps: f64, wd: f64, bc1: f64, bc2: f64, tid: i32, nt: i32): void {
   const s = shareStart(n, tid, nt, 16), e = shareStart(n, tid + 1, nt, 16);
   if (s >= e) return;
   const decay = f32x4.splat(<f32>(1 - lr * wd));
@@ -23,7 +23,9 @@ export function adamw(p: usize, g: usize, m: usize, v: usize, n: i32, lr: f64, b
     const vn = fma4(b2, v128.load(pv), f32x4.mul(c2, f32x4.mul(gv, gv)));
     v128.store(pm, mn);
     v128.store(pv, vn);
-    const den = f32x4.add(f32x4.sqrt(f32x4.mul(vn, ibc2)), ev);
+    let vh = vn;
+    if (vmax) { vh = f32x4.max(v128.load(ptr(vmax, k)), vn); v128.store(ptr(vmax, k), vh); }
+    const den = f32x4.add(f32x4.sqrt(f32x4.mul(vh, ibc2)), ev);
     v128.store(pp, f32x4.sub(f32x4.mul(v128.load(pp), decay), f32x4.div(f32x4.mul(step, mn), den)));
   }
   if (k < e) {
@@ -34,7 +36,9 @@ export function adamw(p: usize, g: usize, m: usize, v: usize, n: i32, lr: f64, b
     const vn = fma4(b2, loadN(pv, c, z), f32x4.mul(c2, f32x4.mul(gv, gv)));
     storeN(pm, mn, c);
     storeN(pv, vn, c);
-    const den = f32x4.add(f32x4.sqrt(f32x4.mul(vn, ibc2)), ev);
+    let vh = vn;
+    if (vmax) { vh = f32x4.max(loadN(ptr(vmax, k), c, z), vn); storeN(ptr(vmax, k), vh, c); }
+    const den = f32x4.add(f32x4.sqrt(f32x4.mul(vh, ibc2)), ev);
     storeN(pp, f32x4.sub(f32x4.mul(loadN(pp, c, z), decay), f32x4.div(f32x4.mul(step, mn), den)), c);
   }
 }
