@@ -219,8 +219,6 @@ export function reshape(t: Tensor, shape: Shape): Tensor {
   return out;
 }
 
-export function flatten2(t: Tensor): Tensor { return reshape(t, [-1, t.shape[t.ndim - 1]]); }
-
 export function unsqueeze(t: Tensor, dim: number): Tensor {
   const d = dim < 0 ? dim + t.ndim + 1 : dim;
   const sh = [...t.shape];
@@ -587,9 +585,7 @@ export function sum(t: Tensor, dim?: number | number[], keepdim = false): Tensor
   if (t.ndim === 0) out = cont(t) === t ? copyRaw(t) : cont(t);
   else if (dims.length === t.ndim) {
     const flat = Tensor.empty(keepdim ? t.shape.map(() => 1) : []);
-    const x = cont(t);
-    if (t.size === 0) kernel('fill', [flat.ptr, 1, 0], 1);
-    else kernel('reduce', [ReduceOp.SUM, flat.ptr, x.ptr, 1, t.size, 1], t.size);
+    sumAllInto(flat, cont(t));
     out = flat;
   } else {
     let cur = t;
@@ -601,6 +597,21 @@ export function sum(t: Tensor, dim?: number | number[], keepdim = false): Tensor
     record(out, 'sum', [t], (g) => [expand(reshape(g, kshape), t.shape)]);
   }
   return out;
+}
+
+/** Σ x into the one-element out; long inputs are summed as row partials so all threads help. */
+function sumAllInto(out: Tensor, x: Tensor): void {
+  const n = x.size;
+  if (n === 0) { kernel('fill', [out.ptr, 1, 0], 1); return; }
+  const P = 64;
+  if (n < 1 << 18) { kernel('reduce', [ReduceOp.SUM, out.ptr, x.ptr, 1, n, 1], n); return; }
+  const r = Math.floor(n / P), tail = n - P * r;
+  const part = Tensor.empty([P + 1]);
+  kernel('reduce', [ReduceOp.SUM, part.ptr, x.ptr, P, r, 1], P * r);
+  if (tail) kernel('reduce', [ReduceOp.SUM, part.ptr + 4 * P, x.ptr + 4 * P * r, 1, tail, 1], tail);
+  else kernel('fill', [part.ptr + 4 * P, 1, 0], 1);
+  kernel('reduce', [ReduceOp.SUM, out.ptr, part.ptr, 1, P + 1, 1], P + 1);
+  part.dispose();
 }
 
 export function mean(t: Tensor, dim?: number | number[], keepdim = false): Tensor {

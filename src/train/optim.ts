@@ -1,8 +1,8 @@
 // Optimizers with PyTorch's update rules (torch.optim.SGD, torch.optim.AdamW), gradient
 // clipping by global norm. Updates run as fused backend kernels (adamw, sgd) on each parameter.
 import { Tensor } from '../tensor/tensor.js';
-import { kernel, zeros, fill_, findNonFinite, scaleInPlace } from '../tensor/ops.js';
-import { unscoped, scope } from '../tensor/storage.js';
+import { kernel, zeros, findNonFinite, scaleInPlace } from '../tensor/ops.js';
+import { unscoped } from '../tensor/storage.js';
 import { ShapeError } from '../tensor/errors.js';
 import { H } from '../backend/heap.js';
 
@@ -153,5 +153,3 @@ function sumSquares(g: Tensor): number {
   for (let i = 0; i < g.size; i++) { const v = H.f32[p + i]; s += v * v; }
   return s;
 }
-
-export { fill_, scope };

@@ -112,3 +112,14 @@ test('wasm agrees with ref on a transformer block (forward and every gradient, m
   assertClose([w.loss], [r.loss], 1e-5, 1e-5, 'loss');
   for (const n of Object.keys(shapes)) assertClose(w.grads[n], r.grads[n], 1e-5, 1e-3, `grad ${n}`);
 });
+
+test('sum of a long vector (row-partial path) matches an f64 sum on both backends', () => {
+  for (const n of [(1 << 18) + 37, 1 << 20]) {
+    const g = new Generator(n);
+    const v = randArray(n, g);
+    const exact = v.reduce((s, x) => s + Math.fround(x), 0);
+    for (const b of ['ref', 'wasm'] as const) {
+      withBackend(b, () => scope(() => assertClose([T.sum(T.tensor(v, [n])).item()], [exact], 1e-3, 1e-5, `sum n=${n} [${b}]`)));
+    }
+  }
+});
