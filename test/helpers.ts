@@ -10,8 +10,10 @@ export const BACKENDS = ['ref', 'wasm'] as const;
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** Read a committed fixture from test/fixtures (the compiled tests live in dist/test). */
 export function fixture<T = unknown>(name: string): T {
-  const p = path.resolve(here, '..', '..', 'test', 'fixtures', name);
-  return JSON.parse(readFileSync(p, 'utf8')) as T;
+  return JSON.parse(readFileSync(fixturePath(name), 'utf8')) as T;
+}
+export function fixturePath(name: string): string {
+  return path.resolve(here, '..', '..', 'test', 'fixtures', name);
 }
 
 export function randArray(n: number, g: Generator, lo = -1, hi = 1): number[] {

@@ -1,0 +1,272 @@
+// LLaMA / LLaMA-2 (and the same graph under Mistral's and Qwen2's configs): a decoder-only
+// transformer with RMSNorm pre-normalisation, rotary position embeddings (rotate-half layout,
+// as Hugging Face stores q/k weights), grouped-query attention and a SwiGLU MLP.
+//
+//   h = embed(ids)                                              // (B, T, D)
+//   for each layer:
+//     h = h + o_proj(attention(rope(q(norm(h))), rope(k(norm(h))), v(norm(h))))
+//     h = h + down(silu(gate(norm(h))) * up(norm(h)))
+//   logits = lm_head(norm(h))                                    // (B, T, V)
+import { Tensor } from '../tensor/tensor.js';
+import * as T from '../tensor/ops.js';
+import { attention, crossEntropy, rope, ropeTables } from '../tensor/nn.js';
+import { unscoped } from '../tensor/storage.js';
+import { Generator, defaultGenerator } from '../tensor/random.js';
+import { ShapeError, fmtShape } from '../tensor/errors.js';
+import { Module } from '../nn/module.js';
+import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
+import { ConfigError, boolField, idsField, intField, numField } from './config.js';
+
+export interface LlamaConfig {
+  model_type: 'llama' | 'mistral' | 'qwen2';
+  vocab_size: number;
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  head_dim: number;
+  max_position_embeddings: number;
+  rms_norm_eps: number;
+  rope_theta: number;
+  /** Linear position scaling (positions divided by factor); other types are rejected. */
+  rope_scaling: { type: 'linear'; factor: number } | null;
+  tie_word_embeddings: boolean;
+  /** Biases on q/k/v/o (LLaMA's attention_bias); Qwen2 has biases on q/k/v only. */
+  attention_bias: boolean;
+  mlp_bias: boolean;
+  hidden_act: 'silu';
+  initializer_range: number;
+  bos_token_id: number | null;
+  eos_token_id: number[] | null;
+}
+
+export const LLAMA_MODEL_TYPES = ['llama', 'mistral', 'qwen2'] as const;
+
+/** Validate an HF config.json object for the LLaMA graph; `source` names the file in errors. */
+export function parseLlamaConfig(raw: Record<string, unknown>, source = 'config.json'): LlamaConfig {
+  const modelType = (raw.model_type ?? 'llama') as string;
+  if (!(LLAMA_MODEL_TYPES as readonly string[]).includes(modelType)) throw new ConfigError(source, `model_type "${modelType}" is not a LLaMA-family model (${LLAMA_MODEL_TYPES.join(', ')})`);
+  const hidden = intField(raw, 'hidden_size', source);
+  const heads = intField(raw, 'num_attention_heads', source);
+  const kvHeads = intField(raw, 'num_key_value_heads', source, heads);
+  const headDim = intField(raw, 'head_dim', source, Math.floor(hidden / heads));
+  if (raw.head_dim === undefined && hidden % heads !== 0) throw new ConfigError(source, `hidden_size ${hidden} is not divisible by num_attention_heads ${heads}`);
+  if (heads % kvHeads !== 0) throw new ConfigError(source, `num_attention_heads ${heads} is not a multiple of num_key_value_heads ${kvHeads}`);
+  if (headDim % 2) throw new ConfigError(source, `head dimension ${headDim} must be even for rotary embeddings`);
+  const act = raw.hidden_act ?? 'silu';
+  if (act !== 'silu') throw new ConfigError(source, `hidden_act "${String(act)}" is not supported (silu)`);
+  let scaling: LlamaConfig['rope_scaling'] = null;
+  const rs = raw.rope_scaling as Record<string, unknown> | null | undefined;
+  if (rs) {
+    const type = rs.rope_type ?? rs.type;
+    if (type === 'default') scaling = null;
+    else if (type !== 'linear') throw new ConfigError(source, `rope_scaling type "${String(type)}" is not supported (linear)`);
+    else scaling = { type: 'linear', factor: numField(rs, 'factor', `${source} rope_scaling`, 1) };
+  }
+  const eos = idsField(raw, 'eos_token_id', source);
+  const bos = idsField(raw, 'bos_token_id', source);
+  return {
+    model_type: modelType as LlamaConfig['model_type'],
+    vocab_size: intField(raw, 'vocab_size', source),
+    hidden_size: hidden,
+    intermediate_size: intField(raw, 'intermediate_size', source),
+    num_hidden_layers: intField(raw, 'num_hidden_layers', source),
+    num_attention_heads: heads,
+    num_key_value_heads: kvHeads,
+    head_dim: headDim,
+    max_position_embeddings: intField(raw, 'max_position_embeddings', source, 2048),
+    rms_norm_eps: numField(raw, 'rms_norm_eps', source, 1e-6),
+    rope_theta: numField(raw, 'rope_theta', source, 10000),
+    rope_scaling: scaling,
+    tie_word_embeddings: boolField(raw, 'tie_word_embeddings', source, false),
+    attention_bias: boolField(raw, 'attention_bias', source, modelType === 'qwen2'),
+    mlp_bias: boolField(raw, 'mlp_bias', source, false),
+    hidden_act: 'silu',
+    initializer_range: numField(raw, 'initializer_range', source, 0.02),
+    bos_token_id: bos ? bos[0] : null,
+    eos_token_id: eos,
+  };
+}
+
+/** The config as an HF config.json object (with architectures), for saving. */
+export function llamaConfigToJson(c: LlamaConfig): Record<string, unknown> {
+  const arch = { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM' }[c.model_type];
+  const out: Record<string, unknown> = { architectures: [arch], ...c, torch_dtype: 'float32' };
+  if (c.model_type === 'qwen2') delete out.attention_bias;
+  if (c.eos_token_id && c.eos_token_id.length === 1) out.eos_token_id = c.eos_token_id[0];
+  return out;
+}
+
+/**
+ * Keys and values of past positions, per layer (B, n_kv_heads, maxLen, head_dim), filled up to
+ * `length`. Passed into forward() explicitly; truncate() rolls back (speculative decoding).
+ */
+export class KVCache {
+  readonly k: Tensor[];
+  readonly v: Tensor[];
+  length = 0;
+  constructor(readonly config: LlamaConfig, readonly batch: number, readonly maxLength: number) {
+    const shape = [batch, config.num_key_value_heads, maxLength, config.head_dim];
+    this.k = unscoped(() => Array.from({ length: config.num_hidden_layers }, () => T.empty(shape)));
+    this.v = unscoped(() => Array.from({ length: config.num_hidden_layers }, () => T.empty(shape)));
+  }
+  /** Store this step's k/v (B, n_kv, T, hd) at positions length…length+T−1; return all keys/values so far. */
+  update(layer: number, k: Tensor, v: Tensor): [Tensor, Tensor] {
+    const t = k.shape[2], end = this.length + t;
+    if (end > this.maxLength) throw new ShapeError('KVCache', `cache of ${this.maxLength} positions cannot hold ${end}`);
+    T.copyInto(T.slice(this.k[layer], 2, this.length, end), k);
+    T.copyInto(T.slice(this.v[layer], 2, this.length, end), v);
+    return [T.slice(this.k[layer], 2, 0, end), T.slice(this.v[layer], 2, 0, end)];
+  }
+  truncate(length: number): void {
+    if (length < 0 || length > this.length) throw new ShapeError('KVCache.truncate', `length ${length} outside [0, ${this.length}]`);
+    this.length = length;
+  }
+  dispose(): void {
+    for (const t of [...this.k, ...this.v]) t.dispose();
+  }
+}
+
+class LlamaAttention extends Module {
+  q_proj: Linear;
+  k_proj: Linear;
+  v_proj: Linear;
+  o_proj: Linear;
+  constructor(private readonly c: LlamaConfig, g: Generator) {
+    super();
+    const D = c.hidden_size, hd = c.head_dim, std = c.initializer_range;
+    const qkvBias = c.attention_bias;
+    this.q_proj = new Linear(D, c.num_attention_heads * hd, { bias: qkvBias, generator: g, std });
+    this.k_proj = new Linear(D, c.num_key_value_heads * hd, { bias: qkvBias, generator: g, std });
+    this.v_proj = new Linear(D, c.num_key_value_heads * hd, { bias: qkvBias, generator: g, std });
+    this.o_proj = new Linear(c.num_attention_heads * hd, D, { bias: c.attention_bias && c.model_type !== 'qwen2', generator: g, std });
+  }
+  forward(x: Tensor, cos: Tensor, sin: Tensor, cache: KVCache | null, layer: number): Tensor {
+    const [B, Tn] = x.shape;
+    const { num_attention_heads: H, num_key_value_heads: Hkv, head_dim: hd } = this.c;
+    // rope on the (B, T, heads, hd) layout the projections produce, then heads first.
+    const q = T.transpose(rope(T.reshape(this.q_proj.forward(x), [B, Tn, H, hd]), cos, sin, { seqDim: 1 }), 1, 2);
+    let k = T.transpose(rope(T.reshape(this.k_proj.forward(x), [B, Tn, Hkv, hd]), cos, sin, { seqDim: 1 }), 1, 2);
+    let v = T.transpose(T.reshape(this.v_proj.forward(x), [B, Tn, Hkv, hd]), 1, 2);
+    if (cache) [k, v] = cache.update(layer, k, v);
+    const a = attention(q, k, v, { causal: true }); // (B, H, T, hd)
+    return this.o_proj.forward(T.reshape(T.transpose(a, 1, 2), [B, Tn, H * hd]));
+  }
+}
+
+class LlamaMLP extends Module {
+  gate_proj: Linear;
+  up_proj: Linear;
+  down_proj: Linear;
+  constructor(c: LlamaConfig, g: Generator) {
+    super();
+    const o = { bias: c.mlp_bias, generator: g, std: c.initializer_range };
+    this.gate_proj = new Linear(c.hidden_size, c.intermediate_size, o);
+    this.up_proj = new Linear(c.hidden_size, c.intermediate_size, o);
+    this.down_proj = new Linear(c.intermediate_size, c.hidden_size, o);
+  }
+  forward(x: Tensor): Tensor {
+    return this.down_proj.forward(T.mul(T.silu(this.gate_proj.forward(x)), this.up_proj.forward(x)));
+  }
+}
+
+class LlamaDecoderLayer extends Module {
+  input_layernorm: RMSNorm;
+  self_attn: LlamaAttention;
+  post_attention_layernorm: RMSNorm;
+  mlp: LlamaMLP;
+  constructor(c: LlamaConfig, g: Generator) {
+    super();
+    this.input_layernorm = new RMSNorm(c.hidden_size, c.rms_norm_eps);
+    this.self_attn = new LlamaAttention(c, g);
+    this.post_attention_layernorm = new RMSNorm(c.hidden_size, c.rms_norm_eps);
+    this.mlp = new LlamaMLP(c, g);
+  }
+  forward(h: Tensor, cos: Tensor, sin: Tensor, cache: KVCache | null, layer: number): Tensor {
+    h = T.add(h, this.self_attn.forward(this.input_layernorm.forward(h), cos, sin, cache, layer));
+    return T.add(h, this.mlp.forward(this.post_attention_layernorm.forward(h)));
+  }
+}
+
+class LlamaModel extends Module {
+  embed_tokens: Embedding;
+  layers: LlamaDecoderLayer[];
+  norm: RMSNorm;
+  constructor(c: LlamaConfig, g: Generator) {
+    super();
+    this.embed_tokens = new Embedding(c.vocab_size, c.hidden_size, { generator: g, std: c.initializer_range });
+    this.layers = Array.from({ length: c.num_hidden_layers }, () => new LlamaDecoderLayer(c, g));
+    this.norm = new RMSNorm(c.hidden_size, c.rms_norm_eps);
+  }
+}
+
+export class LlamaForCausalLM extends Module {
+  model: LlamaModel;
+  /** The output projection; absent when tied to the input embedding. */
+  lm_head: Linear | null;
+  /** cos/sin for every position (max_position_embeddings, head_dim/2), computed once. */
+  private _rope: { cos: Tensor; sin: Tensor };
+
+  constructor(readonly config: LlamaConfig, opts: { generator?: Generator } = {}) {
+    super();
+    const g = opts.generator ?? defaultGenerator;
+    this.model = new LlamaModel(config, g);
+    this.lm_head = config.tie_word_embeddings ? null : new Linear(config.hidden_size, config.vocab_size, { generator: g, std: config.initializer_range });
+    this._rope = unscoped(() => {
+      const t = ropeTables(config.max_position_embeddings, config.head_dim, { theta: config.rope_theta, scaling: config.rope_scaling?.factor ?? 1 });
+      return { cos: t.cos.keep(), sin: t.sin.keep() };
+    });
+  }
+
+  /** Hidden states after the final norm (B, T, D). */
+  hidden(ids: Tensor, cache: KVCache | null = null): Tensor {
+    if (ids.dtype !== 'i32' || ids.ndim !== 2) throw new ShapeError('LlamaForCausalLM', `input ids must be an i32 tensor (B, T), got ${ids.dtype} ${fmtShape(ids.shape)}`);
+    const [B, Tn] = ids.shape;
+    const start = cache ? cache.length : 0;
+    if (cache && cache.batch !== B) throw new ShapeError('LlamaForCausalLM', `cache batch ${cache.batch} differs from input batch ${B}`);
+    if (start + Tn > this.config.max_position_embeddings) {
+      throw new ShapeError('LlamaForCausalLM', `positions up to ${start + Tn} exceed max_position_embeddings ${this.config.max_position_embeddings}`);
+    }
+    const cos = T.slice(this._rope.cos, 0, start, start + Tn), sin = T.slice(this._rope.sin, 0, start, start + Tn);
+    let h = this.model.embed_tokens.forward(ids);
+    this.model.layers.forEach((layer, i) => { h = layer.forward(h, cos, sin, cache, i); });
+    if (cache) cache.length += Tn;
+    return this.model.norm.forward(h);
+  }
+
+  /** Logits (B, T, V) for input ids (B, T); with a cache, positions continue after it. */
+  forward(ids: Tensor, cache: KVCache | null = null): Tensor {
+    return this.project(this.hidden(ids, cache));
+  }
+
+  /** Output logits from hidden states (tied or untied head). */
+  project(h: Tensor): Tensor {
+    return this.lm_head ? this.lm_head.forward(h) : T.linear(h, this.model.embed_tokens.weight);
+  }
+
+  /** Mean next-token cross-entropy of ids (B, T): positions 0…T−2 predict 1…T−1. */
+  loss(ids: Tensor, targets?: Tensor, opts: { ignoreIndex?: number } = {}): Tensor {
+    const logits = this.forward(ids);
+    if (targets) return crossEntropyFlat(logits, targets, opts.ignoreIndex);
+    const Tn = ids.shape[1];
+    return crossEntropyFlat(T.slice(logits, 1, 0, Tn - 1), T.contiguous(T.slice(ids, 1, 1, Tn)), opts.ignoreIndex);
+  }
+
+  newCache(batch: number, maxLength = this.config.max_position_embeddings): KVCache {
+    return new KVCache(this.config, batch, maxLength);
+  }
+
+  override dispose(): void {
+    super.dispose();
+    this._rope.cos.dispose();
+    this._rope.sin.dispose();
+  }
+}
+
+function crossEntropyFlat(logits: Tensor, targets: Tensor, ignoreIndex?: number): Tensor {
+  const V = logits.shape[logits.ndim - 1];
+  return crossEntropy(T.reshape(logits, [-1, V]), T.reshape(targets, [-1]), { ignoreIndex });
+}
+
+export { ConfigError };

@@ -1,0 +1,3 @@
+export { Module, StateDictError, parameter } from './module.js';
+export { Linear, Embedding, RMSNorm, LayerNorm, Dropout } from './layers.js';
+export type { InitOptions } from './layers.js';

@@ -1,0 +1,123 @@
+// Modules: objects that own parameters, named by the path of fields that reach them, so that a
+// LLaMA built from fields named like Hugging Face's classes (model.layers[0].self_attn.q_proj)
+// has HF's tensor names (model.layers.0.self_attn.q_proj.weight) with no translation table.
+import { Tensor } from '../tensor/tensor.js';
+import { unscoped } from '../tensor/storage.js';
+import { copyInto } from '../tensor/ops.js';
+import { ShapeError, fmtShape } from '../tensor/errors.js';
+
+export class StateDictError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StateDictError';
+  }
+}
+
+export abstract class Module {
+  /** Training mode (dropout on); eval() turns it off. */
+  training = true;
+
+  /** Parameters and buffers in declaration order, with their dotted names. */
+  namedTensors(prefix = ''): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [key, value] of Object.entries(this)) {
+      if (key === 'training' || key.startsWith('_')) continue;
+      const name = prefix ? `${prefix}.${key}` : key;
+      if (value instanceof Tensor) out.push([name, value]);
+      else if (value instanceof Module) out.push(...value.namedTensors(name));
+      else if (Array.isArray(value)) {
+        value.forEach((v, i) => {
+          if (v instanceof Module) out.push(...v.namedTensors(`${name}.${i}`));
+          else if (v instanceof Tensor) out.push([`${name}.${i}`, v]);
+        });
+      }
+    }
+    return out;
+  }
+
+  /** Trainable parameters (tensors that require grad) with names. */
+  namedParameters(): [string, Tensor][] {
+    return this.namedTensors().filter(([, t]) => t.requiresGrad);
+  }
+  parameters(): Tensor[] {
+    return this.namedParameters().map(([, t]) => t);
+  }
+  /** Total number of scalar parameters (trainable or not). */
+  numParameters(): number {
+    const seen = new Set<Tensor>();
+    let n = 0;
+    for (const [, t] of this.namedTensors()) if (!seen.has(t)) { seen.add(t); n += t.size; }
+    return n;
+  }
+
+  /** Name → tensor; a tensor shared by two names (tied embeddings) appears under both. */
+  stateDict(): Record<string, Tensor> {
+    return Object.fromEntries(this.namedTensors());
+  }
+
+  /**
+   * Copy values from a name → tensor map. Missing or unexpected names and shape mismatches
+   * are errors naming the tensor (strict, the default); `source` names the file in messages.
+   */
+  loadStateDict(sd: Record<string, Tensor>, opts: { strict?: boolean; source?: string } = {}): void {
+    const strict = opts.strict ?? true, src = opts.source ? `${opts.source}: ` : '';
+    const own = this.stateDict();
+    const missing = Object.keys(own).filter((k) => !(k in sd));
+    const extra = Object.keys(sd).filter((k) => !(k in own));
+    if (strict && (missing.length || extra.length)) {
+      const parts = [];
+      if (missing.length) parts.push(`missing tensor(s): ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ` (+${missing.length - 8} more)` : ''}`);
+      if (extra.length) parts.push(`unexpected tensor(s): ${extra.slice(0, 8).join(', ')}${extra.length > 8 ? ` (+${extra.length - 8} more)` : ''}`);
+      throw new StateDictError(`${src}${parts.join('; ')}`);
+    }
+    for (const [k, t] of Object.entries(own)) {
+      const v = sd[k];
+      if (!v) continue;
+      if (v.shape.join() !== t.shape.join()) throw new StateDictError(`${src}tensor ${k} has shape ${fmtShape(v.shape)}, the model expects ${fmtShape(t.shape)}`);
+      if (v.dtype !== t.dtype) throw new StateDictError(`${src}tensor ${k} has dtype ${v.dtype}, the model expects ${t.dtype}`);
+      copyInto(t, v);
+    }
+  }
+
+  train(on = true): this {
+    for (const m of this.modules()) m.training = on;
+    return this;
+  }
+  eval(): this {
+    return this.train(false);
+  }
+  /** This module and every submodule. */
+  modules(): Module[] {
+    const out: Module[] = [this];
+    for (const [key, value] of Object.entries(this)) {
+      if (key.startsWith('_')) continue;
+      if (value instanceof Module) out.push(...value.modules());
+      else if (Array.isArray(value)) for (const v of value) if (v instanceof Module) out.push(...v.modules());
+    }
+    return out;
+  }
+  /** Stop training every parameter (LoRA freezes the base this way). */
+  freeze(): this {
+    for (const [, t] of this.namedTensors()) t.requiresGrad = false;
+    return this;
+  }
+  /** Release every parameter's storage. */
+  dispose(): void {
+    const seen = new Set<Tensor>();
+    for (const [, t] of this.namedTensors()) {
+      if (seen.has(t)) continue;
+      seen.add(t);
+      t.grad?.dispose();
+      t.dispose();
+    }
+  }
+}
+
+/** A parameter: a tensor outside every memory scope, requiring grad. */
+export function parameter(make: () => Tensor): Tensor {
+  return unscoped(make).requiresGrad_();
+}
+
+export function checkSameShape(op: string, a: Tensor, shape: readonly number[]): void {
+  if (a.shape.join() !== shape.join()) throw new ShapeError(op, `expected ${fmtShape(shape)}, got ${fmtShape(a.shape)}`);
+}

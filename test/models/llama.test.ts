@@ -1,0 +1,85 @@
+// LLaMA-family parity with an independent PyTorch implementation (scripts/gen_llama_fixtures.py):
+// logits to 1e-4, greedy continuations token for token (with and without the KV cache).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import * as T from '../../src/index.js';
+import { init, shutdown, scope, noGrad, withBackend, Tensor } from '../../src/index.js';
+import { LlamaForCausalLM, parseLlamaConfig } from '../../src/models/llama.js';
+import { assertClose, fixture, fixturePath } from '../helpers.js';
+
+before(async () => { await init({ threads: 2 }); });
+after(async () => { await shutdown(); });
+
+/** Minimal F32-only safetensors parse for the fixtures (the io layer has the full reader). */
+function readF32Safetensors(path: string): Record<string, Tensor> {
+  const buf = readFileSync(path);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+  const out: Record<string, Tensor> = {};
+  for (const [name, info] of Object.entries<any>(header)) {
+    if (name === '__metadata__') continue;
+    const [s, e] = info.data_offsets;
+    const bytes = buf.subarray(8 + n + s, 8 + n + e);
+    const f = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+    out[name] = T.tensor(f, info.shape);
+  }
+  return out;
+}
+
+interface Fx { config: Record<string, unknown>; input_ids: number[][]; logits_shape: number[]; logits: number[]; greedy: { prompt: number[]; ids: number[] } }
+
+for (const name of ['llama_gqa_untied', 'llama_mha_tied', 'qwen2_bias']) {
+  test(`${name}: logits and greedy tokens match the PyTorch reference`, () => {
+    const fx = fixture<Fx>(`llama/${name}.json`);
+    const model = new LlamaForCausalLM(parseLlamaConfig(fx.config, `${name}.json`));
+    scope(() => model.loadStateDict(readF32Safetensors(fixturePath(`llama/${name}.safetensors`)), { source: `${name}.safetensors` }));
+    for (const b of ['ref', 'wasm'] as const) {
+      withBackend(b, () => scope(() => noGrad(() => {
+        const ids = T.tensor(fx.input_ids, undefined, 'i32');
+        const logits = model.forward(ids);
+        assert.deepEqual(logits.shape, fx.logits_shape);
+        assertClose(logits.toArray(), fx.logits, 1e-4, 0, `${name} [${b}] logits`);
+        // greedy without cache: full recompute each step
+        const seq = [...fx.greedy.prompt];
+        for (let i = 0; i < fx.greedy.ids.length; i++) {
+          const lg = model.forward(T.tensor([seq], undefined, 'i32'));
+          seq.push(T.argmax(T.slice(lg, 1, -1), -1).item());
+        }
+        assert.deepEqual(seq.slice(fx.greedy.prompt.length), fx.greedy.ids, `${name} [${b}] greedy ids (no cache)`);
+        // greedy with the KV cache: prefill then one token at a time
+        const cache = model.newCache(1, 32);
+        let lg = model.forward(T.tensor([fx.greedy.prompt], undefined, 'i32'), cache);
+        const out: number[] = [];
+        for (let i = 0; i < fx.greedy.ids.length; i++) {
+          const next = T.argmax(T.slice(lg, 1, -1), -1).item();
+          out.push(next);
+          lg = model.forward(T.tensor([[next]], undefined, 'i32'), cache);
+        }
+        cache.dispose();
+        assert.deepEqual(out, fx.greedy.ids, `${name} [${b}] greedy ids (KV cache)`);
+      })));
+    }
+    model.dispose();
+  });
+}
+
+test('config validation names the file and field', () => {
+  assert.throws(() => parseLlamaConfig({ hidden_size: 30, num_attention_heads: 4, vocab_size: 10, intermediate_size: 8, num_hidden_layers: 1 }, 'x/config.json'), /x\/config\.json: hidden_size 30 is not divisible by num_attention_heads 4/);
+  assert.throws(() => parseLlamaConfig({ hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 3, vocab_size: 10, intermediate_size: 8, num_hidden_layers: 1 }), /not a multiple of num_key_value_heads 3/);
+  assert.throws(() => parseLlamaConfig({ model_type: 'gpt2' }), /model_type "gpt2" is not a LLaMA-family model/);
+  assert.throws(() => parseLlamaConfig({ hidden_size: 32, num_attention_heads: 4, intermediate_size: 8, num_hidden_layers: 1 }), /missing required field "vocab_size"/);
+  assert.throws(() => parseLlamaConfig({ hidden_size: 32, num_attention_heads: 4, vocab_size: 10, intermediate_size: 8, num_hidden_layers: 1, rope_scaling: { type: 'yarn', factor: 4 } }), /rope_scaling type "yarn" is not supported/);
+});
+
+test('loadStateDict reports missing, unexpected and mis-shaped tensors by name', () => scope(() => {
+  const cfg = parseLlamaConfig({ hidden_size: 8, num_attention_heads: 2, vocab_size: 10, intermediate_size: 8, num_hidden_layers: 1 });
+  const m = new LlamaForCausalLM(cfg);
+  const sd = { ...m.stateDict() };
+  delete sd['model.norm.weight'];
+  sd['model.extra'] = T.ones([1]);
+  assert.throws(() => m.loadStateDict(sd, { source: 'm.safetensors' }), /m\.safetensors: missing tensor\(s\): model\.norm\.weight; unexpected tensor\(s\): model\.extra/);
+  const sd2 = { ...m.stateDict(), 'lm_head.weight': T.ones([10, 7]) };
+  assert.throws(() => m.loadStateDict(sd2), /tensor lm_head\.weight has shape \[10, 7\], the model expects \[10, 8\]/);
+  m.dispose();
+}));
