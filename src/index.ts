@@ -3,3 +3,6 @@ export * from './tensor/index.js';
 export { init, shutdown, backend, setBackend, withBackend, heapStats } from './backend/index.js';
 export type { InitOptions } from './backend/index.js';
 export * from './train/index.js';
+export * from './nn/index.js';
+export * from './models/index.js';
+export * from './generate/index.js';

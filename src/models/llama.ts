@@ -142,15 +142,15 @@ class LlamaAttention extends Module {
     this.v_proj = new Linear(D, c.num_key_value_heads * hd, { bias: qkvBias, generator: g, std });
     this.o_proj = new Linear(c.num_attention_heads * hd, D, { bias: c.attention_bias && c.model_type !== 'qwen2', generator: g, std });
   }
-  forward(x: Tensor, cos: Tensor, sin: Tensor, cache: KVCache | null, layer: number): Tensor {
+  forward(x: Tensor, pos: Positions, cache: KVCache | null, layer: number): Tensor {
     const [B, Tn] = x.shape;
     const { num_attention_heads: H, num_key_value_heads: Hkv, head_dim: hd } = this.c;
     // rope on the (B, T, heads, hd) layout the projections produce, then heads first.
-    const q = T.transpose(rope(T.reshape(this.q_proj.forward(x), [B, Tn, H, hd]), cos, sin, { seqDim: 1 }), 1, 2);
-    let k = T.transpose(rope(T.reshape(this.k_proj.forward(x), [B, Tn, Hkv, hd]), cos, sin, { seqDim: 1 }), 1, 2);
+    const q = T.transpose(applyRope(T.reshape(this.q_proj.forward(x), [B, Tn, H, hd]), pos), 1, 2);
+    let k = T.transpose(applyRope(T.reshape(this.k_proj.forward(x), [B, Tn, Hkv, hd]), pos), 1, 2);
     let v = T.transpose(T.reshape(this.v_proj.forward(x), [B, Tn, Hkv, hd]), 1, 2);
     if (cache) [k, v] = cache.update(layer, k, v);
-    const a = attention(q, k, v, { causal: true }); // (B, H, T, hd)
+    const a = attention(q, k, v, { causal: true, mask: pos.mask }); // (B, H, T, hd)
     return this.o_proj.forward(T.reshape(T.transpose(a, 1, 2), [B, Tn, H * hd]));
   }
 }
@@ -183,8 +183,8 @@ class LlamaDecoderLayer extends Module {
     this.post_attention_layernorm = new RMSNorm(c.hidden_size, c.rms_norm_eps);
     this.mlp = new LlamaMLP(c, g);
   }
-  forward(h: Tensor, cos: Tensor, sin: Tensor, cache: KVCache | null, layer: number): Tensor {
-    h = T.add(h, this.self_attn.forward(this.input_layernorm.forward(h), cos, sin, cache, layer));
+  forward(h: Tensor, pos: Positions, cache: KVCache | null, layer: number): Tensor {
+    h = T.add(h, this.self_attn.forward(this.input_layernorm.forward(h), pos, cache, layer));
     return T.add(h, this.mlp.forward(this.post_attention_layernorm.forward(h)));
   }
 }
@@ -219,8 +219,12 @@ export class LlamaForCausalLM extends Module {
     });
   }
 
-  /** Hidden states after the final norm (B, T, D). */
-  hidden(ids: Tensor, cache: KVCache | null = null): Tensor {
+  /**
+   * Hidden states after the final norm (B, T, D). With `padLeft` (batched prompts of unequal
+   * length, left-padded), row b's first padLeft[b] positions are padding: they are masked out
+   * of attention and the row's positions start after them.
+   */
+  hidden(ids: Tensor, cache: KVCache | null = null, opts: { padLeft?: number[] } = {}): Tensor {
     if (ids.dtype !== 'i32' || ids.ndim !== 2) throw new ShapeError('LlamaForCausalLM', `input ids must be an i32 tensor (B, T), got ${ids.dtype} ${fmtShape(ids.shape)}`);
     const [B, Tn] = ids.shape;
     const start = cache ? cache.length : 0;
@@ -228,16 +232,34 @@ export class LlamaForCausalLM extends Module {
     if (start + Tn > this.config.max_position_embeddings) {
       throw new ShapeError('LlamaForCausalLM', `positions up to ${start + Tn} exceed max_position_embeddings ${this.config.max_position_embeddings}`);
     }
-    const cos = T.slice(this._rope.cos, 0, start, start + Tn), sin = T.slice(this._rope.sin, 0, start, start + Tn);
+    const pos = this.positions(B, Tn, start, opts.padLeft);
     let h = this.model.embed_tokens.forward(ids);
-    this.model.layers.forEach((layer, i) => { h = layer.forward(h, cos, sin, cache, i); });
+    this.model.layers.forEach((layer, i) => { h = layer.forward(h, pos, cache, i); });
     if (cache) cache.length += Tn;
     return this.model.norm.forward(h);
   }
 
+  private positions(B: number, Tn: number, start: number, padLeft?: number[]): Positions {
+    const c = this.config;
+    if (!padLeft || padLeft.every((p) => p === 0)) {
+      return { rows: null, cos: T.slice(this._rope.cos, 0, start, start + Tn), sin: T.slice(this._rope.sin, 0, start, start + Tn), mask: null };
+    }
+    if (padLeft.length !== B) throw new ShapeError('LlamaForCausalLM', `padLeft has ${padLeft.length} entries for a batch of ${B}`);
+    const S = start + Tn;
+    // Keys at padding positions are masked; a padding query would then see no key at all, so
+    // it sees itself (finite values that nothing reads: real queries give padding weight 0).
+    const m = new Float32Array(B * Tn * S);
+    padLeft.forEach((p, b) => {
+      for (let i = 0; i < Tn; i++) for (let j = 0; j < Math.min(p, S); j++) if (j !== start + i) m[(b * Tn + i) * S + j] = -Infinity;
+    });
+    const rows = padLeft.map((p) => ropeTables(Tn, c.head_dim, { theta: c.rope_theta, scaling: c.rope_scaling?.factor ?? 1, offset: start - p }));
+    for (let b = 0; b < B; b++) if (padLeft[b] >= S) throw new ShapeError('LlamaForCausalLM', `row ${b} is all padding`);
+    return { rows, cos: rows[0].cos, sin: rows[0].sin, mask: T.tensor(m, [B, 1, Tn, S]) };
+  }
+
   /** Logits (B, T, V) for input ids (B, T); with a cache, positions continue after it. */
-  forward(ids: Tensor, cache: KVCache | null = null): Tensor {
-    return this.project(this.hidden(ids, cache));
+  forward(ids: Tensor, cache: KVCache | null = null, opts: { padLeft?: number[] } = {}): Tensor {
+    return this.project(this.hidden(ids, cache, opts));
   }
 
   /** Output logits from hidden states (tied or untied head). */
@@ -262,6 +284,21 @@ export class LlamaForCausalLM extends Module {
     this._rope.cos.dispose();
     this._rope.sin.dispose();
   }
+}
+
+/** Rotary tables for a step: shared by all rows, or one pair per row (left-padded batches). */
+interface Positions {
+  cos: Tensor;
+  sin: Tensor;
+  rows: { cos: Tensor; sin: Tensor }[] | null;
+  /** Additive padding mask (B, 1, T, S) or null. */
+  mask: Tensor | null;
+}
+
+/** rope of x (B, T, heads, hd) with the step's positions. */
+function applyRope(x: Tensor, pos: Positions): Tensor {
+  if (!pos.rows) return rope(x, pos.cos, pos.sin, { seqDim: 1 });
+  return T.concat(pos.rows.map((r, b) => rope(T.slice(x, 0, b, b + 1), r.cos, r.sin, { seqDim: 1 })), 0);
 }
 
 function crossEntropyFlat(logits: Tensor, targets: Tensor, ignoreIndex?: number): Tensor {
