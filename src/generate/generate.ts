@@ -17,7 +17,7 @@ import { argmaxOf, logSoftmaxOf, sampleFrom } from './sample.js';
 /** What generation needs from a model. */
 export interface CausalLM {
   config: { vocab_size: number; max_position_embeddings: number; eos_token_id: number[] | null; bos_token_id: number | null };
-  forward(ids: Tensor, cache: KVCache | null, opts?: { padLeft?: number[] }): Tensor;
+  forward(ids: Tensor, cache: KVCache | null, opts?: { padLeft?: number[]; lastOnly?: boolean }): Tensor;
   newCache(batch: number, maxLength?: number): KVCache;
 }
 
@@ -114,8 +114,7 @@ export function generate(model: CausalLM, prompts: number[] | number[][], opts: 
     // Prefill: the padded prompts, logits of the last position only.
     let last = noGrad(() => scope(() => {
       const ids = T.tensor(batch.map((p, b) => [...new Array(padLeft[b]).fill(0), ...p]), [B, maxLen], 'i32');
-      const logits = model.forward(ids, cache, { padLeft });
-      return rowsOf(T.contiguous(T.slice(logits, 1, maxLen - 1, maxLen)), B, V);
+      return rowsOf(T.contiguous(model.forward(ids, cache, { padLeft, lastOnly: true })), B, V);
     }));
     prefillMs = performance.now() - t0;
     for (let step = 0; step < maxNew; step++) {

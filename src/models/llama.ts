@@ -257,9 +257,13 @@ export class LlamaForCausalLM extends Module {
     return { rows, cos: rows[0].cos, sin: rows[0].sin, mask: T.tensor(m, [B, 1, Tn, S]) };
   }
 
-  /** Logits (B, T, V) for input ids (B, T); with a cache, positions continue after it. */
-  forward(ids: Tensor, cache: KVCache | null = null, opts: { padLeft?: number[] } = {}): Tensor {
-    return this.project(this.hidden(ids, cache, opts));
+  /**
+   * Logits (B, T, V) for input ids (B, T); with a cache, positions continue after it. With
+   * lastOnly, only the last position's logits (B, 1, V) are computed (prefill for decoding).
+   */
+  forward(ids: Tensor, cache: KVCache | null = null, opts: { padLeft?: number[]; lastOnly?: boolean } = {}): Tensor {
+    const h = this.hidden(ids, cache, opts);
+    return this.project(opts.lastOnly ? T.slice(h, 1, -1) : h);
   }
 
   /** Output logits from hidden states (tied or untied head). */

@@ -311,9 +311,10 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const scale = opts.scale ?? 1 / Math.sqrt(D);
   // Group the query heads that share a KV head: (B, Hkv, G·T, D).
   const qg = reshape(contiguous(q), [B, Hkv, G * T, D]);
-  let scores = reshape(matmul(qg, transpose(k)), [B, Hq, T, S]);
-  scores = mul(scores, scale);
-  if (opts.causal) scores = add(scores, causalMask(T, S));
+  // Scale q (G·T·D values) rather than the scores (G·T·S).
+  let scores = reshape(matmul(mul(qg, scale), transpose(k)), [B, Hq, T, S]);
+  // A single query at the last position sees every key: no causal mask needed.
+  if (opts.causal && !(T === 1)) scores = add(scores, causalMask(T, S));
   if (opts.mask) scores = add(scores, opts.mask);
   const p = softmaxImpl(scores, -1, 0);
   const out = matmul(reshape(p, [B, Hkv, G * T, S]), v);
