@@ -34,43 +34,76 @@ function refreshViews(): void {
 refreshViews();
 
 /**
- * Size-class allocator: blocks are rounded up to 64 bytes (small) or to a power-of-two
- * fraction (large), freed blocks go on a free list per size and are reused first. Training
- * loops allocate the same sizes every step, so after the first step they allocate from the lists.
+ * Best-fit allocator with splitting and coalescing (the way caching allocators for tensors
+ * work): free blocks are kept in bins by power-of-two size; an allocation takes the smallest
+ * fitting block of the first bin that has one and splits off the rest; a release merges the
+ * block with free neighbours, and a free block at the top of the heap returns to it. Reusing
+ * memory matters: the first touch of fresh pages is expensive on some systems.
  */
-const free = new Map<number, number[]>();
-const sizeOf = new Map<number, number>();
+const sizeOf = new Map<number, number>(); // live block start → size
+const freeStart = new Map<number, number>(); // free block start → size
+const freeEnd = new Map<number, number>(); // free block end → start
+const bins: Set<number>[] = Array.from({ length: 33 }, () => new Set<number>());
 let top = HEAP_BASE;
 let inUse = 0;
 let peak = 0;
 
-function roundSize(bytes: number): number {
-  if (bytes <= 4096) return Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
-  // Round to 1/8 of the next power of two so sizes that differ slightly share a class.
-  const p = 2 ** Math.ceil(Math.log2(bytes));
-  const step = p / 8;
-  return Math.ceil(bytes / step) * step;
+const binOf = (size: number): number => 31 - Math.clz32(size);
+
+function addFree(start: number, size: number): void {
+  freeStart.set(start, size);
+  freeEnd.set(start + size, start);
+  bins[binOf(size)].add(start);
+}
+function removeFree(start: number): number {
+  const size = freeStart.get(start)!;
+  freeStart.delete(start);
+  freeEnd.delete(start + size);
+  bins[binOf(size)].delete(start);
+  return size;
+}
+
+function takeFree(size: number): number {
+  for (let k = binOf(size); k < bins.length; k++) {
+    let best = -1, bestSize = Infinity;
+    for (const start of bins[k]) {
+      const s = freeStart.get(start)!;
+      if (s >= size && s < bestSize) {
+        best = start;
+        bestSize = s;
+        if (s === size || k > binOf(size)) break;
+      }
+    }
+    if (best >= 0) {
+      removeFree(best);
+      if (bestSize > size) addFree(best + size, bestSize - size);
+      return best;
+    }
+  }
+  return -1;
+}
+
+function growTo(end: number, bytes: number): void {
+  if (end <= H.memory.buffer.byteLength) return;
+  const need = Math.ceil((end - H.memory.buffer.byteLength) / PAGE);
+  const cur = H.memory.buffer.byteLength / PAGE;
+  // Grow by at least 1/8 of the current size to amortise.
+  const grow = Math.min(MAX_PAGES - cur, Math.max(need, Math.ceil(cur / 8)));
+  if (grow < need) throw new OutOfMemoryError(bytes, inUse);
+  H.memory.grow(grow);
+  refreshViews();
 }
 
 export function alloc(bytes: number): number {
-  const size = roundSize(Math.max(bytes, 1));
-  const list = free.get(size);
-  let ptr: number;
-  if (list && list.length > 0) {
-    ptr = list.pop()!;
-  } else {
-    ptr = top;
-    const end = top + size;
-    if (end > H.memory.buffer.byteLength) {
-      const need = Math.ceil((end - H.memory.buffer.byteLength) / PAGE);
-      const cur = H.memory.buffer.byteLength / PAGE;
-      // Grow by at least 1/4 of the current size to amortise.
-      const grow = Math.min(MAX_PAGES - cur, Math.max(need, Math.ceil(cur / 4)));
-      if (grow < need) throw new OutOfMemoryError(bytes, inUse);
-      H.memory.grow(grow);
-      refreshViews();
-    }
-    top = end;
+  const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+  let ptr = takeFree(size);
+  if (ptr < 0) {
+    // Extend a free block that ends at the top, or bump.
+    const tail = freeEnd.get(top);
+    ptr = tail !== undefined ? tail : top;
+    if (tail !== undefined) removeFree(tail);
+    growTo(ptr + size, bytes);
+    top = ptr + size;
   }
   sizeOf.set(ptr, size);
   inUse += size;
@@ -79,13 +112,17 @@ export function alloc(bytes: number): number {
 }
 
 export function release(ptr: number): void {
-  const size = sizeOf.get(ptr);
+  let size = sizeOf.get(ptr);
   if (size === undefined) throw new Error(`tslm heap: release of unknown or already released block at ${ptr}`);
   sizeOf.delete(ptr);
   inUse -= size;
-  let list = free.get(size);
-  if (!list) free.set(size, (list = []));
-  list.push(ptr);
+  let start = ptr;
+  const before = freeEnd.get(start);
+  if (before !== undefined) { size += removeFree(before); start = before; }
+  const after = freeStart.get(start + size);
+  if (after !== undefined) size += removeFree(start + size);
+  if (start + size === top) top = start;
+  else addFree(start, size);
 }
 
 /** Make sure views are current (after another module grew the memory). */
@@ -99,7 +136,7 @@ export interface HeapStats {
   inUse: number;
   /** Highest inUse seen. */
   peak: number;
-  /** Bytes ever handed out from the top of the heap (live + on free lists). */
+  /** Bytes between the heap base and its top (live blocks and free gaps). */
   reserved: number;
   /** Size of the wasm memory. */
   memoryBytes: number;

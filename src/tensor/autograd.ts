@@ -3,7 +3,8 @@
 // reverse topological order, sums the gradients flowing into each tensor and accumulates the
 // result into `.grad` of leaf tensors that require grad (across backward calls, as PyTorch).
 import type { Tensor } from './tensor.js';
-import { unscoped } from './storage.js';
+import { scope, storageSerial, unscoped } from './storage.js';
+import type { Storage } from './storage.js';
 import { ShapeError, fmtShape } from './errors.js';
 
 export interface GradFn {
@@ -81,8 +82,22 @@ export function runBackward(root: Tensor, grad: Tensor | undefined, o: BackwardO
       order.push(t);
     }
   }
+  // Gradients are released as soon as they are consumed: each node's backward runs in its own
+  // memory scope (its temporaries go when it returns), and a gradient storage created during
+  // this pass is freed once no pending gradient refers to it. Storage that existed before the
+  // pass (forward activations, the seed gradient) is never freed here.
+  const born = storageSerial();
+  const refs = new Map<Storage, number>();
+  const hold = (t: Tensor): void => { refs.set(t.storage, (refs.get(t.storage) ?? 0) + 1); };
+  const drop = (t: Tensor): void => {
+    const n = (refs.get(t.storage) ?? 0) - 1;
+    if (n > 0) { refs.set(t.storage, n); return; }
+    refs.delete(t.storage);
+    if (t.storage.serial >= born) t.storage.free();
+  };
   const grads = new Map<Tensor, Tensor>();
   grads.set(root, grad);
+  hold(grad);
   const prev = gradEnabled;
   gradEnabled = false;
   try {
@@ -90,21 +105,33 @@ export function runBackward(root: Tensor, grad: Tensor | undefined, o: BackwardO
       const t = order[k];
       const g = grads.get(t);
       if (!g) continue;
+      grads.delete(t);
       if (!t.gradFn) {
         if (t.requiresGrad) accumulate(t, g, o);
+        drop(g);
         continue;
       }
-      const gs = t.gradFn.backward(g);
-      const inputs = t.gradFn.inputs;
+      const fn = t.gradFn;
+      const gs = scope(() => fn.backward(g));
+      const inputs = fn.inputs;
+      for (const gx of gs) if (gx) hold(gx);
       for (let j = 0; j < inputs.length; j++) {
         const x = inputs[j], gx = gs[j];
-        if (!gx || !x.requiresGrad) continue;
+        if (!gx) continue;
+        if (!x.requiresGrad) { drop(gx); continue; }
         if (gx.shape.join() !== x.shape.join()) {
-          throw new ShapeError(`backward of ${t.gradFn.name}`, `gradient for input ${j} has shape ${fmtShape(gx.shape)}, input has ${fmtShape(x.shape)}`);
+          throw new ShapeError(`backward of ${fn.name}`, `gradient for input ${j} has shape ${fmtShape(gx.shape)}, input has ${fmtShape(x.shape)}`);
         }
         const prevG = grads.get(x);
-        grads.set(x, prevG ? o.add(prevG, gx) : gx);
+        if (prevG) {
+          const sum = o.add(prevG, gx);
+          hold(sum);
+          drop(prevG);
+          drop(gx);
+          grads.set(x, sum);
+        } else grads.set(x, gx);
       }
+      drop(g);
     }
   } finally {
     gradEnabled = prev;

@@ -696,6 +696,12 @@ export function cumsum(t: Tensor, dim: number): Tensor {
 export function matmul(a: Tensor, b: Tensor): Tensor {
   requireF32('matmul', a, b);
   if (a.ndim === 0 || b.ndim === 0) throw new ShapeError('matmul', `both operands must have at least 1 dimension, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
+  // (…, M, K) @ (K, N): fold the batch dims into M, one GEMM (and one weight gradient) instead
+  // of a batch of them, when a's leading dims are laid out as one (always for contiguous a).
+  if (b.ndim === 2 && a.ndim > 2 && foldable(a)) {
+    const lead = a.shape.slice(0, -1);
+    return reshape(matmul(reshape(a, [-1, a.shape[a.ndim - 1]]), b), [...lead, b.shape[1]]);
+  }
   const a2 = a.ndim === 1 ? unsqueeze(a, 0) : a;
   const b2 = b.ndim === 1 ? unsqueeze(b, -1) : b;
   const M = a2.shape[a2.ndim - 2], K = a2.shape[a2.ndim - 1], K2 = b2.shape[b2.ndim - 2], N = b2.shape[b2.ndim - 1];
@@ -713,6 +719,12 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.ndim === 1) res = squeeze(res, -2);
   if (b.ndim === 1) res = squeeze(res, -1);
   return res;
+}
+
+/** Whether all dims but the last of t can be merged into one without a copy. */
+function foldable(t: Tensor): boolean {
+  for (let i = 0; i < t.ndim - 2; i++) if (t.shape[i + 1] !== 1 && t.strides[i] !== t.strides[i + 1] * t.shape[i + 1]) return false;
+  return true;
 }
 
 /** out (contiguous [...batch, M, N]) (+)= a @ b, with a and b broadcast over batch. */

@@ -6,10 +6,14 @@
 // scope (model parameters, optimizer state) lives until `dispose()`.
 import { alloc, release } from '../backend/heap.js';
 
+let nextSerial = 0;
+
 export class Storage {
   freed = false;
   owner: Scope | null;
   readonly ptr: number;
+  /** Creation order: storages with a larger serial were created later. */
+  readonly serial = nextSerial++;
   constructor(readonly bytes: number) {
     this.ptr = alloc(bytes);
     this.owner = currentScope;
@@ -71,6 +75,11 @@ export function scope<T>(fn: () => T): T {
     } else st.free();
   }
   return result;
+}
+
+/** The serial the next Storage will get. */
+export function storageSerial(): number {
+  return nextSerial;
 }
 
 /** Detach a storage from every scope: it lives until freed explicitly. */

@@ -1,0 +1,41 @@
+// The heap allocator: no two live blocks overlap, freed memory is reused and coalesced.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { alloc, release, heapStats } from '../../src/backend/heap.js';
+import { Generator } from '../../src/tensor/random.js';
+
+test('random alloc/free never overlaps live blocks and returns to the same top', () => {
+  const g = new Generator(5);
+  const start = heapStats();
+  const live = new Map<number, number>();
+  for (let i = 0; i < 20000; i++) {
+    if (live.size && g.uniform() < 0.45) {
+      const keys = [...live.keys()];
+      const k = keys[g.int(keys.length)];
+      release(k);
+      live.delete(k);
+    } else {
+      const bytes = 1 + g.int(g.uniform() < 0.1 ? 1 << 20 : 5000);
+      const p = alloc(bytes);
+      assert.equal(p % 64, 0, 'aligned to 64 bytes');
+      for (const [q, n] of live) assert.ok(p + bytes <= q || q + n <= p, `block ${p}+${bytes} overlaps ${q}+${n}`);
+      live.set(p, bytes);
+    }
+  }
+  for (const k of live.keys()) release(k);
+  const end = heapStats();
+  assert.equal(end.inUse, start.inUse);
+  assert.equal(end.reserved, start.reserved, 'all blocks coalesced back into the top');
+  assert.throws(() => release(12345), /release of unknown/);
+});
+
+test('a freed large block serves smaller requests (splitting) and merges back', () => {
+  const a = alloc(1 << 20), b = alloc(64);
+  release(a);
+  const c = alloc(300 << 10), d = alloc(600 << 10);
+  assert.equal(c, a, 'best fit reuses the freed block');
+  assert.ok(d > c && d < a + (1 << 20), 'the remainder serves the next request');
+  release(c); release(d);
+  assert.equal(alloc(1 << 20), a, 'neighbours coalesced');
+  release(a); release(b);
+});
