@@ -3,6 +3,7 @@
 import type { Backend } from './kernels.js';
 import { refBackend } from './ref/index.js';
 import { WasmBackend, defaultThreads } from './wasm/index.js';
+import { platform } from './wasm/platform.js';
 import { alloc } from './heap.js';
 
 export type { Backend, KernelName } from './kernels.js';
@@ -29,7 +30,7 @@ export async function init(opts: InitOptions = {}): Promise<Backend> {
     if (wasm) await wasm.dispose();
     wasm = await WasmBackend.create(threads);
   }
-  const want = opts.backend ?? (process.env.TSLM_BACKEND === 'ref' ? 'ref' : 'wasm');
+  const want = opts.backend ?? (platform.env('TSLM_BACKEND') === 'ref' ? 'ref' : 'wasm');
   current = want === 'ref' ? refBackend : wasm;
   return current;
 }

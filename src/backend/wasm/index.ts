@@ -1,30 +1,27 @@
 // The wasm backend: SIMD128 kernels compiled from AssemblyScript (wasm/as/), run on the main
 // thread and on worker threads that share the heap's WebAssembly.Memory.
-import { readFileSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
-import os from 'node:os';
-import v8 from 'node:v8';
 import { H, alloc } from '../heap.js';
 import type { Backend, KernelName } from '../kernels.js';
 import { KERNEL_ARGS, KERNEL_NAMES, KernelArgumentError } from '../kernels.js';
 import { CTRL, JobPoster } from './pool.js';
 import { refKernels } from '../ref/index.js';
-
-v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+import { platform } from './platform.js';
+import type { WorkerHandle } from './platform.js';
 
 /** Work (scalar operations) below which a kernel runs on the calling thread only. */
 export const PARALLEL_THRESHOLD = 1 << 16;
 
-function loadModule(): { module: WebAssembly.Module; variant: string } {
+async function loadModule(): Promise<{ module: WebAssembly.Module; variant: string }> {
+  await platform.enableRelaxedSimd();
   for (const variant of ['relaxed', 'simd']) {
     const url = new URL(`../../../wasm/kernels-${variant}.wasm`, import.meta.url);
     let bytes: Uint8Array<ArrayBuffer>;
     try {
-      bytes = new Uint8Array(readFileSync(url));
+      bytes = await platform.loadBytes(url);
     } catch {
       throw new Error(`tslm: kernel module ${url.pathname} is missing; run \`npm run build\``);
     }
-    if (WebAssembly.validate(bytes)) return { module: new WebAssembly.Module(bytes), variant };
+    if (WebAssembly.validate(bytes)) return { module: await WebAssembly.compile(bytes), variant };
   }
   throw new Error('tslm: this JavaScript engine supports neither relaxed SIMD nor SIMD128 WebAssembly');
 }
@@ -34,7 +31,7 @@ export class WasmBackend implements Backend {
   readonly variant: string;
   private fns: ((...a: number[]) => void)[];
   private poster: JobPoster | null = null;
-  private workers: Worker[] = [];
+  private workers: WorkerHandle[] = [];
   private exportsObj: Record<string, unknown>;
   private index = new Map<string, number>(KERNEL_NAMES.map((n, i) => [n, i]));
   /** Kernels absent from the module (served by `ref`). */
@@ -59,7 +56,7 @@ export class WasmBackend implements Backend {
 
   /** Create the backend and start `threads - 1` worker threads (default: available cores). */
   static async create(threads = defaultThreads()): Promise<WasmBackend> {
-    const { module, variant } = loadModule();
+    const { module, variant } = await loadModule();
     const be = new WasmBackend(Math.max(1, threads | 0), module, variant);
     if (be.threads > 1) await be.startWorkers();
     return be;
@@ -69,17 +66,13 @@ export class WasmBackend implements Backend {
     const ctrl = alloc(CTRL.BYTES);
     new Int32Array(H.memory.buffer, ctrl, 16).fill(0);
     const url = new URL('./worker.js', import.meta.url);
-    const ready: Promise<void>[] = [];
+    const starts: Promise<WorkerHandle>[] = [];
     for (let tid = 1; tid < this.threads; tid++) {
-      const w = new Worker(url, {
-        workerData: { module: this.module, memory: H.memory, scratch: alloc(this.scratchBytes), ctrl, tid, names: KERNEL_NAMES },
-      });
-      ready.push(new Promise((res, rej) => { w.once('message', () => res()); w.once('error', rej); }));
-      this.workers.push(w);
+      starts.push(platform.startWorker(url, { module: this.module, memory: H.memory, scratch: alloc(this.scratchBytes), ctrl, tid, names: KERNEL_NAMES }));
     }
-    await Promise.all(ready);
+    this.workers = await Promise.all(starts);
     for (const w of this.workers) w.unref();
-    this.poster = new JobPoster(H.memory, ctrl, this.workers.length);
+    this.poster = new JobPoster(H.memory, ctrl, this.workers.length, platform.canBlock);
   }
 
   call(kernel: KernelName, args: number[], work: number): void {
@@ -99,8 +92,7 @@ export class WasmBackend implements Backend {
   }
 }
 
+/** TSLM_THREADS, else the available cores. */
 export function defaultThreads(): number {
-  const env = Number(process.env.TSLM_THREADS);
-  if (env > 0) return env | 0;
-  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  return platform.defaultThreads();
 }

@@ -15,7 +15,10 @@ const SPIN = 20000;
 export function runJobLoop(memory: WebAssembly.Memory, ctrl: number, tid: number, fns: ((...a: number[]) => void)[]): void {
   const i32 = new Int32Array(memory.buffer, ctrl, 16);
   const f64 = new Float64Array(memory.buffer, ctrl + CTRL.ARGS_BYTE, 32);
-  let seen = Atomics.load(i32, CTRL.SEQ);
+  // The control block starts zeroed and SEQ only counts up from there. Reading the current
+  // SEQ instead would race with a job posted before this thread got here (the worker reports
+  // ready before entering this loop) and lose that job, hanging the poster.
+  let seen = 0;
   const args: number[] = [];
   for (;;) {
     let s = Atomics.load(i32, CTRL.SEQ);
@@ -42,7 +45,8 @@ export function runJobLoop(memory: WebAssembly.Memory, ctrl: number, tid: number
 export class JobPoster {
   private i32: Int32Array;
   private f64: Float64Array;
-  constructor(memory: WebAssembly.Memory, ctrl: number, readonly workers: number) {
+  /** canBlock: whether this thread may Atomics.wait (a browser's main thread may not: it spins). */
+  constructor(memory: WebAssembly.Memory, ctrl: number, readonly workers: number, readonly canBlock = true) {
     this.i32 = new Int32Array(memory.buffer, ctrl, 16);
     this.f64 = new Float64Array(memory.buffer, ctrl + CTRL.ARGS_BYTE, 32);
   }
@@ -63,7 +67,7 @@ export class JobPoster {
       for (;;) {
         const p = Atomics.load(i32, CTRL.PENDING);
         if (p === 0) break;
-        if (++spins > SPIN) Atomics.wait(i32, CTRL.PENDING, p, 50);
+        if (++spins > SPIN && this.canBlock) Atomics.wait(i32, CTRL.PENDING, p, 50);
       }
     }
     const err = Atomics.load(i32, CTRL.ERROR);

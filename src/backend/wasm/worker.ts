@@ -1,17 +1,28 @@
-// A kernel thread: instantiates the kernel module over the shared heap and runs its share
-// of each job posted in the control block (see pool.ts for the layout).
-import { parentPort, workerData } from 'node:worker_threads';
-import v8 from 'node:v8';
-import { CTRL, runJobLoop } from './pool.js';
+// A kernel thread (Node worker_threads or a browser module Web Worker): instantiates the kernel
+// module over the shared heap and runs its share of each job posted in the control block.
+import { runJobLoop } from './pool.js';
+import { isNode } from './platform.js';
 
-v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
-const { module, memory, scratch, ctrl, tid, names } = workerData as {
-  module: WebAssembly.Module; memory: WebAssembly.Memory; scratch: number; ctrl: number; tid: number; names: string[];
-};
-const instance = new WebAssembly.Instance(module, { env: { memory, abort: () => { throw new Error('wasm abort'); } } });
-const exp = instance.exports as Record<string, (...a: number[]) => void>;
-exp.setScratch(scratch);
-const fns = names.map((n) => exp[n]);
-parentPort!.postMessage('ready');
-runJobLoop(memory, ctrl, tid, fns);
-void CTRL;
+interface Init { module: WebAssembly.Module; memory: WebAssembly.Memory; scratch: number; ctrl: number; tid: number; names: string[] }
+
+function start(d: Init, ready: () => void): void {
+  const instance = new WebAssembly.Instance(d.module, { env: { memory: d.memory, abort: () => { throw new Error('wasm abort'); } } });
+  const exp = instance.exports as Record<string, (...a: number[]) => void>;
+  exp.setScratch(d.scratch);
+  const fns = d.names.map((n) => exp[n]);
+  ready();
+  runJobLoop(d.memory, d.ctrl, d.tid, fns);
+}
+
+if (isNode) {
+  const v8 = await import('node:v8');
+  v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  const { parentPort, workerData } = await import('node:worker_threads');
+  start(workerData as Init, () => parentPort!.postMessage('ready'));
+} else {
+  const scope = globalThis as unknown as { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: unknown): void };
+  scope.onmessage = (e: MessageEvent) => {
+    scope.onmessage = null;
+    start(e.data as Init, () => scope.postMessage('ready'));
+  };
+}
