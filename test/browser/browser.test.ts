@@ -1,0 +1,57 @@
+// The same package runs in a browser: headless Chromium (Debian's chromium, driven by
+// playwright-core) loads a cross-origin-isolated page whose Web Worker runs the wasm backend on
+// two threads. CI installs chromium; elsewhere the test is skipped when it is absent.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { AddressInfo } from 'node:net';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const CHROMIUM = '/usr/bin/chromium';
+const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.map': 'application/json' };
+
+test('wasm backend, autograd and generation run in headless Chromium', { skip: !existsSync(CHROMIUM) && 'chromium is not installed', timeout: 120000 }, async () => {
+  const { chromium } = await import('playwright-core');
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    let rel = decodeURIComponent(url.pathname);
+    if (rel === '/' || rel === '/page.html') rel = '/test/browser/page.html';
+    if (rel === '/worker.js') rel = '/test/browser/worker.js';
+    const file = path.join(root, path.normalize(rel));
+    if (!file.startsWith(root + path.sep) || !existsSync(file)) { res.writeHead(404); res.end(); return; }
+    res.writeHead(200, {
+      'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream',
+      'cross-origin-opener-policy': 'same-origin',
+      'cross-origin-embedder-policy': 'require-corp',
+    });
+    res.end(readFileSync(file));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(`http://127.0.0.1:${port}/page.html`);
+    await page.waitForFunction(() => (window as unknown as { __result?: unknown }).__result, null, { timeout: 90000 });
+    const r = await page.evaluate(() => (window as unknown as { __result: any }).__result);
+    assert.deepEqual(errors, []);
+    assert.equal(r.ok, true, r.error);
+    assert.equal(r.crossOriginIsolated, true);
+    assert.equal(r.threads, 2);
+    assert.ok(r.maxErr < 1e-3, `wasm vs ref matmul max error ${r.maxErr}`);
+    assert.deepEqual(r.grad, [2, 4, 6]);
+    assert.equal(r.ids.length, 5);
+    assert.deepEqual(r.ids, r.refIds);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+});
