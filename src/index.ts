@@ -6,3 +6,4 @@ export * from './train/index.js';
 export * from './nn/index.js';
 export * from './models/index.js';
 export * from './generate/index.js';
+export * from './tokenizers/index.js';

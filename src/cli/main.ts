@@ -6,6 +6,7 @@ interface Command { usage: string; run(args: string[]): Promise<number> }
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   bench: () => import('./commands/bench.js'),
+  tokenize: () => import('./commands/tokenize.js'),
 };
 
 async function usage(): Promise<string> {
