@@ -1,0 +1,255 @@
+// Raw tensors (bytes + dtype + shape) and exact conversions to and from Float32Array:
+// f16 and bf16 with round-to-nearest-even, Q8_0 exactly as ggml's quantize_row_q8_0_ref.
+import { TensorError, UnsupportedDTypeError } from './errors.js';
+
+/** Element types a checkpoint can hold. Q8_0 is ggml's block type: 32 int8 + one f16 scale. */
+export type RawDType =
+  | 'F64' | 'F32' | 'F16' | 'BF16'
+  | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8' | 'BOOL'
+  | 'F8_E4M3' | 'F8_E5M2'
+  | 'Q8_0';
+
+/**
+ * A tensor as the formats hold it. `shape` is row-major (last dim fastest, PyTorch/HF order,
+ * also for GGUF whose ne[] is the reverse); `data` is little-endian bytes.
+ */
+export interface RawTensor {
+  name: string;
+  dtype: RawDType;
+  shape: number[];
+  data: Uint8Array;
+}
+
+/** Bytes per element (for block types: per block, see blockSize). */
+const ELEMENT_BYTES: Record<RawDType, number> = {
+  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,
+  F8_E4M3: 1, F8_E5M2: 1, Q8_0: 34,
+};
+export const QK8_0 = 32;
+
+export function isDType(s: unknown): s is RawDType {
+  return typeof s === 'string' && Object.prototype.hasOwnProperty.call(ELEMENT_BYTES, s);
+}
+
+/** Elements per block: 32 for Q8_0, 1 otherwise. */
+export function blockSize(dtype: RawDType): number { return dtype === 'Q8_0' ? QK8_0 : 1; }
+export function elementBytes(dtype: RawDType): number { return ELEMENT_BYTES[dtype]; }
+
+export function elementCount(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/**
+ * Bytes that `dtype` × `shape` take, or an error message when the shape cannot hold that dtype
+ * (negative/non-integer dims, overflow, Q8_0 rows that are not whole blocks).
+ */
+export function byteSizeOrError(dtype: RawDType, shape: readonly number[]): number | string {
+  let n = 1;
+  for (const d of shape) {
+    if (!Number.isSafeInteger(d) || d < 0) return `invalid dimension ${String(d)} in shape [${shape.join(', ')}]`;
+    n *= d;
+    if (!Number.isSafeInteger(n)) return `shape [${shape.join(', ')}] has too many elements`;
+  }
+  const bs = blockSize(dtype);
+  if (bs > 1) {
+    const last = shape.length ? shape[shape.length - 1] : 1;
+    if (last % bs !== 0) return `${dtype} needs the last dimension to be a multiple of ${bs}, got shape [${shape.join(', ')}]`;
+  }
+  const bytes = (n / bs) * ELEMENT_BYTES[dtype];
+  if (!Number.isSafeInteger(bytes)) return `shape [${shape.join(', ')}] is too large`;
+  return bytes;
+}
+
+export function byteSize(dtype: RawDType, shape: readonly number[], file = '<memory>', name = '?'): number {
+  const r = byteSizeOrError(dtype, shape);
+  if (typeof r === 'string') throw new TensorError(file, name, r);
+  return r;
+}
+
+/** Check that a RawTensor's data length matches its dtype and shape. */
+export function checkRawTensor(t: RawTensor, file = '<memory>'): void {
+  if (!isDType(t.dtype)) throw new UnsupportedDTypeError(file, t.name, String(t.dtype));
+  const need = byteSize(t.dtype, t.shape, file, t.name);
+  if (t.data.length !== need) {
+    throw new TensorError(file, t.name, `${t.dtype} [${t.shape.join(', ')}] needs ${need} bytes, data has ${t.data.length}`);
+  }
+}
+
+// ---- f16 / bf16 ---------------------------------------------------------------------------
+
+const f32buf = new Float32Array(1);
+const u32buf = new Uint32Array(f32buf.buffer);
+
+/** f32 → IEEE half bits, round to nearest even; overflow → ±inf; NaN stays a (quiet) NaN. */
+export function f32ToF16Bits(x: number): number {
+  f32buf[0] = x;
+  const b = u32buf[0];
+  const sign = (b >>> 16) & 0x8000;
+  const exp = (b >>> 23) & 0xff;
+  const mant = b & 0x7fffff;
+  if (exp === 0xff) return mant ? sign | 0x7e00 | (mant >>> 13) : sign | 0x7c00;
+  const e = exp - 112; // rebias 127 → 15
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign; // below half the smallest subnormal: ±0
+    const full = mant | 0x800000;
+    const shift = 14 - e; // 14..24
+    let r = full >>> shift;
+    const rem = full & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rem > half || (rem === half && (r & 1))) r++;
+    return sign | r;
+  }
+  let r = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (r & 1))) r++; // a carry rolls into the exponent (up to inf), as it should
+  return sign | r;
+}
+
+let f16Table: Float32Array | undefined;
+/** Lookup table of all 65536 half values as f32 (exact). */
+function f16ToF32Table(): Float32Array {
+  if (f16Table) return f16Table;
+  const t = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const s = h & 0x8000 ? -1 : 1;
+    const e = (h >>> 10) & 0x1f;
+    const m = h & 0x3ff;
+    if (e === 0) t[h] = s * m * 2 ** -24;
+    else if (e === 0x1f) t[h] = m ? NaN : s * Infinity;
+    else t[h] = s * (1 + m / 1024) * 2 ** (e - 15);
+  }
+  return (f16Table = t);
+}
+export function f16BitsToF32(h: number): number { return f16ToF32Table()[h & 0xffff]; }
+
+/** f32 → bfloat16 bits, round to nearest even; NaN stays a quiet NaN (as ggml and torch). */
+export function f32ToBf16Bits(x: number): number {
+  f32buf[0] = x;
+  const b = u32buf[0];
+  if ((b & 0x7fffffff) > 0x7f800000) return ((b >>> 16) | 0x40) & 0xffff;
+  return Math.floor((b + 0x7fff + ((b >>> 16) & 1)) / 65536) & 0xffff;
+}
+export function bf16BitsToF32(h: number): number {
+  u32buf[0] = (h & 0xffff) << 16;
+  return f32buf[0];
+}
+
+// ---- Q8_0 ------------------------------------------------------------------------------
+
+/** C's roundf: halfway cases away from zero. */
+function roundf(x: number): number { return x < 0 ? -Math.floor(-x + 0.5) : Math.floor(x + 0.5); }
+
+/** Quantize to Q8_0 blocks exactly as ggml's quantize_row_q8_0_ref (d = amax/127 in f32, q = roundf(x·(1/d))). */
+export function quantizeQ8_0(x: Float32Array): Uint8Array {
+  if (x.length % QK8_0 !== 0) throw new RangeError(`quantizeQ8_0: length ${x.length} is not a multiple of ${QK8_0}`);
+  const nb = x.length / QK8_0;
+  const out = new Uint8Array(nb * 34);
+  const dv = new DataView(out.buffer);
+  const fr = Math.fround;
+  for (let i = 0; i < nb; i++) {
+    let amax = 0;
+    for (let j = 0; j < QK8_0; j++) amax = Math.max(amax, Math.abs(x[i * QK8_0 + j]));
+    const d = fr(amax / 127);
+    const id = d ? fr(1 / d) : 0;
+    dv.setUint16(i * 34, f32ToF16Bits(d), true);
+    for (let j = 0; j < QK8_0; j++) dv.setInt8(i * 34 + 2 + j, roundf(fr(x[i * QK8_0 + j] * id)));
+  }
+  return out;
+}
+
+/** Dequantize Q8_0 blocks: y = q · f16(d), in f32 (ggml's dequantize_row_q8_0). */
+export function dequantizeQ8_0(blocks: Uint8Array, n = (blocks.length / 34) * QK8_0): Float32Array {
+  if (blocks.length !== (n / QK8_0) * 34 || n % QK8_0 !== 0) throw new RangeError(`dequantizeQ8_0: ${blocks.length} bytes do not hold ${n} values`);
+  const out = new Float32Array(n);
+  const tab = f16ToF32Table();
+  for (let i = 0, nb = n / QK8_0; i < nb; i++) {
+    const o = i * 34;
+    const d = tab[blocks[o] | (blocks[o + 1] << 8)];
+    for (let j = 0; j < QK8_0; j++) {
+      const q = (blocks[o + 2 + j] << 24) >> 24;
+      out[i * QK8_0 + j] = q * d;
+    }
+  }
+  return out;
+}
+
+// ---- conversions ---------------------------------------------------------------------------
+
+function aligned(data: Uint8Array, bytes: number): ArrayBuffer {
+  // A copy whose buffer starts at the data (typed arrays need element alignment).
+  return data.buffer.slice(data.byteOffset, data.byteOffset + bytes) as ArrayBuffer;
+}
+
+/** Values of a float or integer tensor as f32 (exact for F32/F16/BF16/Q8_0; rounded for F64/I64…). */
+export function toFloat32(t: RawTensor, file = '<memory>'): Float32Array {
+  checkRawTensor(t, file);
+  const n = elementCount(t.shape);
+  const d = t.data;
+  switch (t.dtype) {
+    case 'F32': return new Float32Array(aligned(d, n * 4));
+    case 'F64': return Float32Array.from(new Float64Array(aligned(d, n * 8)));
+    case 'F16': {
+      const h = new Uint16Array(aligned(d, n * 2));
+      const tab = f16ToF32Table();
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = tab[h[i]];
+      return out;
+    }
+    case 'BF16': {
+      const h = new Uint16Array(aligned(d, n * 2));
+      const out = new Float32Array(n);
+      const u = new Uint32Array(out.buffer);
+      for (let i = 0; i < n; i++) u[i] = h[i] << 16;
+      return out;
+    }
+    case 'Q8_0': return dequantizeQ8_0(d, n);
+    case 'I8': return Float32Array.from(new Int8Array(aligned(d, n)));
+    case 'U8': case 'BOOL': return Float32Array.from(d.subarray(0, n));
+    case 'I16': return Float32Array.from(new Int16Array(aligned(d, n * 2)));
+    case 'U16': return Float32Array.from(new Uint16Array(aligned(d, n * 2)));
+    case 'I32': return Float32Array.from(new Int32Array(aligned(d, n * 4)));
+    case 'U32': return Float32Array.from(new Uint32Array(aligned(d, n * 4)));
+    case 'I64': return Float32Array.from(new BigInt64Array(aligned(d, n * 8)), Number);
+    case 'U64': return Float32Array.from(new BigUint64Array(aligned(d, n * 8)), Number);
+    default: throw new UnsupportedDTypeError(file, t.name, t.dtype, 'no conversion to f32');
+  }
+}
+
+/** Encode f32 values as a RawTensor of a float dtype (F32, F16, BF16, F64 or Q8_0). */
+export function fromFloat32(name: string, shape: number[], values: Float32Array, dtype: RawDType = 'F32'): RawTensor {
+  const n = elementCount(shape);
+  if (values.length !== n) throw new TensorError('<memory>', name, `shape [${shape.join(', ')}] needs ${n} values, got ${values.length}`);
+  let data: Uint8Array;
+  switch (dtype) {
+    case 'F32': data = new Uint8Array(Float32Array.from(values).buffer); break;
+    case 'F64': data = new Uint8Array(Float64Array.from(values).buffer); break;
+    case 'F16': {
+      const h = new Uint16Array(n);
+      for (let i = 0; i < n; i++) h[i] = f32ToF16Bits(values[i]);
+      data = new Uint8Array(h.buffer);
+      break;
+    }
+    case 'BF16': {
+      const h = new Uint16Array(n);
+      for (let i = 0; i < n; i++) h[i] = f32ToBf16Bits(values[i]);
+      data = new Uint8Array(h.buffer);
+      break;
+    }
+    case 'Q8_0': {
+      byteSize('Q8_0', shape, '<memory>', name); // rows must be whole blocks
+      data = quantizeQ8_0(values);
+      break;
+    }
+    default: throw new UnsupportedDTypeError('<memory>', name, dtype, 'fromFloat32 writes F32, F64, F16, BF16 or Q8_0');
+  }
+  return { name, dtype, shape: [...shape], data };
+}
+
+/** Convert a float tensor to another float dtype (through f32; identity when equal). */
+export function convertDType(t: RawTensor, dtype: RawDType, file = '<memory>'): RawTensor {
+  if (t.dtype === dtype) return t;
+  return fromFloat32(t.name, t.shape, toFloat32(t, file), dtype);
+}

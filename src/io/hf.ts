@@ -1,0 +1,104 @@
+// An HF model directory: config.json (a plain object with HF field names) and weights in
+// model.safetensors or a sharded model.safetensors.index.json. Writes are atomic per file
+// (temporary name, then rename), the weights before config.json.
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeAll, writeAtomic } from './bytes.js';
+import { ConfigFieldError, IoError } from './errors.js';
+import type { RawTensor } from './dtypes.js';
+import { SafetensorsFile, ShardedSafetensors, writeShardedSafetensors } from './safetensors.js';
+import { checkLlamaTensors, llamaDims } from './llama.js';
+
+export type HfConfig = Record<string, unknown>;
+
+export interface HfCheckpoint {
+  config: HfConfig;
+  tensors: RawTensor[];
+  /** safetensors `__metadata__` (of the first shard). */
+  metadata: Record<string, string> | null;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try { await stat(p); return true; } catch { return false; }
+}
+
+export async function readHfConfig(dir: string): Promise<HfConfig> {
+  const path = join(dir, 'config.json');
+  let text: string;
+  try { text = await readFile(path, 'utf8'); } catch (e) { throw new IoError(path, `cannot read: ${(e as Error).message}`); }
+  let json: unknown;
+  try { json = JSON.parse(text); } catch (e) { throw new ConfigFieldError(path, 'config', `is not valid JSON (${(e as Error).message})`); }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigFieldError(path, 'config', 'is not a JSON object');
+  return json as HfConfig;
+}
+
+/** Open the weights of an HF directory lazily (single file or sharded). Close when done. */
+export async function openHfWeights(dir: string): Promise<SafetensorsFile | ShardedSafetensors> {
+  const single = join(dir, 'model.safetensors');
+  const index = join(dir, 'model.safetensors.index.json');
+  if (await exists(single)) return SafetensorsFile.open(single);
+  if (await exists(index)) return ShardedSafetensors.open(index);
+  throw new IoError(dir, 'no model.safetensors or model.safetensors.index.json');
+}
+
+/** Model types whose tensors this layer can check against the config. */
+const LLAMA_LIKE = new Set(['llama', 'mistral']);
+
+export interface ReadHfOptions {
+  /** Check the config's dimensions and that the tensors are exactly the model's (LLaMA-like model_type). Default true. */
+  check?: boolean;
+}
+
+/** Read config.json and every tensor of an HF directory. */
+export async function readHfDir(dir: string, opts: ReadHfOptions = {}): Promise<HfCheckpoint> {
+  const config = await readHfConfig(dir);
+  const w = await openHfWeights(dir);
+  try {
+    const file = w instanceof SafetensorsFile ? w.file : w.indexPath;
+    if ((opts.check ?? true) && LLAMA_LIKE.has(String(config.model_type))) {
+      const d = llamaDims(config, join(dir, 'config.json'));
+      checkLlamaTensors(file, w.names.map((name) => ({ name, shape: w.entry(name).shape })), d);
+    }
+    return { config, tensors: await w.readAll(), metadata: w.metadata };
+  } finally {
+    await w.close();
+  }
+}
+
+export interface WriteHfOptions {
+  /** Shard when the weights exceed this many bytes (default: one file). */
+  maxShardSize?: number;
+  /** safetensors `__metadata__`; default {format: 'pt'} as transformers writes. */
+  metadata?: Record<string, string> | null;
+}
+
+/**
+ * Write an HF directory. Weights first (shards, then index), then config.json; each file under a
+ * temporary name renamed into place. Weight files of the other layout left from an earlier
+ * write (model.safetensors vs shards + index) are removed so the directory is unambiguous.
+ */
+export async function writeHfDir(dir: string, ckpt: { config: HfConfig; tensors: readonly RawTensor[] }, opts: WriteHfOptions = {}): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const written = await writeShardedSafetensors(dir, ckpt.tensors, {
+    maxShardSize: opts.maxShardSize ?? Number.MAX_SAFE_INTEGER,
+    metadata: opts.metadata,
+  });
+  const keep = new Set(written);
+  const stale = ['model.safetensors', 'model.safetensors.index.json'].filter((n) => !keep.has(n));
+  for (const n of stale) {
+    const p = join(dir, n);
+    if (n.endsWith('.index.json') && (await exists(p))) {
+      // drop the old shards the old index names, unless just written
+      try {
+        const old = JSON.parse(await readFile(p, 'utf8')) as { weight_map?: Record<string, string> };
+        for (const s of new Set(Object.values(old.weight_map ?? {}))) {
+          if (typeof s === 'string' && !s.includes('/') && !keep.has(s)) await rm(join(dir, s), { force: true });
+        }
+      } catch { /* an unreadable old index: just remove it */ }
+    }
+    await rm(p, { force: true });
+  }
+  const configText = JSON.stringify(ckpt.config, null, 2) + '\n';
+  await writeAtomic(join(dir, 'config.json'), (fh) => writeAll(fh, new TextEncoder().encode(configText)));
+  return [...written, 'config.json'];
+}

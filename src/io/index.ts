@@ -1,0 +1,22 @@
+// io: checkpoint formats, each read and written. Bytes and formats only; models live above.
+//
+//   safetensors.ts  single files (lazy per-tensor reads via file handles) and sharded
+//                   model.safetensors.index.json; writer byte-identical to huggingface/safetensors
+//   hf.ts           HF directories: config.json + weights, atomic writes
+//   llama2c.ts      llama2.c legacy .bin and "ak42" v1, shared or unshared classifier
+//   gguf.ts         GGUF v2/v3 reader, v3 writer: typed metadata, F32/F16/BF16/Q8_0 (+ ints, F64)
+//   gguf_llama.ts   LLaMA in GGUF as llama.cpp expects it (keys, tensor names, q/k permutation)
+//   llama.ts        LLaMA config dims + tensor checks, permuteQK/unpermuteQK (RoPE layouts)
+//   dtypes.ts       RawTensor, f16/bf16 (round to nearest even), Q8_0 (as ggml)
+//   errors.ts       error classes; messages start with the file and name the field or tensor
+//
+// q/k RoPE layout per format: HF safetensors = rotate-half; llama2.c and GGUF = interleaved
+// (Meta). Readers return HF layout unless asked for { qkLayout: 'interleaved' }.
+export * from './errors.js';
+export * from './dtypes.js';
+export * from './safetensors.js';
+export * from './hf.js';
+export * from './llama.js';
+export * from './llama2c.js';
+export * from './gguf.js';
+export * from './gguf_llama.js';
