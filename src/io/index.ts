@@ -20,3 +20,4 @@ export * from './llama.js';
 export * from './llama2c.js';
 export * from './gguf.js';
 export * from './gguf_llama.js';
+export * from './model.js';

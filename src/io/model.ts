@@ -1,0 +1,120 @@
+// Models from and to files: an HF directory (config.json + safetensors, tokenizer.json or
+// tokenizer.model beside), a llama2.c checkpoint (.bin) or a llama GGUF. The io layer reads the
+// bytes and names; the models layer builds the graph (createModel) and takes the weights.
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { Tensor } from '../tensor/tensor.js';
+import { tensor } from '../tensor/ops.js';
+import { scope } from '../tensor/storage.js';
+import { createModel, llamaConfigToJson } from '../models/index.js';
+import type { LlamaForCausalLM } from '../models/index.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { loadTokenizer } from '../tokenizers/load.js';
+import { Llama2cTokenizer } from '../tokenizers/llama2c.js';
+import { readHfDir, writeHfDir } from './hf.js';
+import { readLlama2c, writeLlama2c } from './llama2c.js';
+import { readLlamaGguf, writeLlamaGguf } from './gguf_llama.js';
+import type { GgufTokenizer } from './gguf_llama.js';
+import { fromFloat32, toFloat32 } from './dtypes.js';
+import type { RawTensor } from './dtypes.js';
+import { IoError } from './errors.js';
+
+export type ModelFormat = 'hf' | 'llama2c' | 'gguf';
+
+export interface LoadedModel {
+  model: LlamaForCausalLM;
+  tokenizer: Tokenizer | null;
+  format: ModelFormat;
+  /** The HF config.json object the model was built from. */
+  config: Record<string, unknown>;
+}
+
+export function detectModelFormat(p: string): ModelFormat {
+  if (!existsSync(p)) throw new IoError(p, `no such file or directory`);
+  if (statSync(p).isDirectory()) {
+    if (!existsSync(path.join(p, 'config.json'))) throw new IoError(p, 'directory has no config.json (expected a Hugging Face model directory)');
+    return 'hf';
+  }
+  if (p.endsWith('.gguf')) return 'gguf';
+  return 'llama2c';
+}
+
+/** Turn raw (any dtype) HF-named tensors into f32 model weights. */
+function loadWeights(model: LlamaForCausalLM, tensors: RawTensor[], source: string): void {
+  scope(() => {
+    const sd: Record<string, Tensor> = {};
+    for (const t of tensors) sd[t.name] = tensor(toFloat32(t, source), t.shape);
+    // A tied model has no lm_head; an untied checkpoint of a tied config is an error (strict).
+    model.loadStateDict(sd, { source });
+  });
+}
+
+function ggufTokenizer(t: GgufTokenizer | null): Tokenizer | null {
+  if (!t || t.model !== 'llama' || !t.scores) return null;
+  const vocab = t.tokens.map((s) => s.replace(/\u2581/g, ' '));
+  const maxLen = vocab.reduce((m, s) => Math.max(m, new TextEncoder().encode(s).length), 0);
+  return new Llama2cTokenizer(vocab, Float32Array.from(t.scores), maxLen);
+}
+
+/**
+ * Load a model (and its tokenizer when one is found or given). For an HF directory the
+ * tokenizer is tokenizer.json or tokenizer.model inside it; for llama2.c a tokenizer.bin beside
+ * the checkpoint; for GGUF its embedded SentencePiece vocabulary.
+ */
+export async function loadModel(p: string, opts: { tokenizer?: string } = {}): Promise<LoadedModel> {
+  const format = detectModelFormat(p);
+  let config: Record<string, unknown>, tensors: RawTensor[], tok: Tokenizer | null = null;
+  if (format === 'hf') {
+    const ck = await readHfDir(p);
+    config = ck.config;
+    tensors = ck.tensors;
+    for (const name of ['tokenizer.json', 'tokenizer.model']) {
+      const f = path.join(p, name);
+      if (!opts.tokenizer && existsSync(f)) { tok = loadTokenizer(f); break; }
+    }
+  } else if (format === 'llama2c') {
+    const ck = await readLlama2c(p);
+    config = ck.config;
+    tensors = ck.tensors;
+    const beside = path.join(path.dirname(p), 'tokenizer.bin');
+    if (!opts.tokenizer && existsSync(beside)) tok = loadTokenizer(beside);
+  } else {
+    const ck = await readLlamaGguf(p);
+    config = ck.config;
+    tensors = ck.tensors;
+    if (!opts.tokenizer) tok = ggufTokenizer(ck.tokenizer);
+  }
+  if (opts.tokenizer) tok = loadTokenizer(opts.tokenizer);
+  const model = createModel(config, format === 'hf' ? path.join(p, 'config.json') : p);
+  loadWeights(model, tensors, p);
+  return { model, tokenizer: tok, format, config };
+}
+
+/** The model's weights as HF-named raw tensors (tied weights once). */
+export function modelTensors(model: LlamaForCausalLM, dtype: 'F32' | 'F16' | 'BF16' = 'F32'): RawTensor[] {
+  const seen = new Set<Tensor>();
+  const out: RawTensor[] = [];
+  for (const [name, t] of model.namedTensors()) {
+    if (seen.has(t)) continue;
+    seen.add(t);
+    out.push(fromFloat32(name, [...t.shape], t.data() as Float32Array, t.ndim >= 2 ? dtype : 'F32'));
+  }
+  return out;
+}
+
+/** Save as an HF directory (config.json, model.safetensors, and the tokenizer if it can be saved). */
+export async function saveModel(model: LlamaForCausalLM, dir: string, opts: { tokenizer?: Tokenizer | null; dtype?: 'F32' | 'F16' | 'BF16' } = {}): Promise<void> {
+  await writeHfDir(dir, { config: llamaConfigToJson(model.config), tensors: modelTensors(model, opts.dtype) });
+  const tk = opts.tokenizer as (Tokenizer & { save?: (p: string) => void }) | null | undefined;
+  if (tk && typeof tk.save === 'function' && tk.kind === 'hf') tk.save(path.join(dir, 'tokenizer.json'));
+}
+
+/** Export a llama GGUF that llama.cpp loads (F32, F16 or Q8_0 matrices). */
+export async function exportGguf(model: LlamaForCausalLM, file: string, tokenizer: GgufTokenizer, dtype: 'F32' | 'F16' | 'BF16' | 'Q8_0' = 'F32'): Promise<void> {
+  await writeLlamaGguf(file, { config: llamaConfigToJson(model.config), tensors: modelTensors(model), tokenizer, dtype });
+}
+
+/** Export a llama2.c checkpoint (version 1 "ak42", or the legacy headerless format). */
+export async function exportLlama2c(model: LlamaForCausalLM, file: string, opts: { version?: 0 | 1 } = {}): Promise<void> {
+  await writeLlama2c(file, { config: llamaConfigToJson(model.config), tensors: modelTensors(model) }, { version: opts.version ?? 1 });
+}
