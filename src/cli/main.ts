@@ -6,6 +6,8 @@ interface Command { usage: string; run(args: string[]): Promise<number> }
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   bench: () => import('./commands/bench.js'),
+  generate: () => import('./commands/generate.js'),
+  chat: () => import('./commands/chat.js'),
   tokenize: () => import('./commands/tokenize.js'),
 };
 

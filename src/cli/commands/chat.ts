@@ -1,0 +1,65 @@
+// `tslm chat`: an interactive chat with a model, rendered with its chat template.
+import { parseArgs } from 'node:util';
+import { createInterface } from 'node:readline';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { init, shutdown } from '../../backend/index.js';
+import { loadModel } from '../../io/model.js';
+import { generate } from '../../generate/generate.js';
+import { applyChatTemplate, chatTemplateFromConfig } from '../../tokenizers/chat.js';
+import type { ChatMessage } from '../../tokenizers/chat.js';
+import { readTokenizerConfig } from '../../tokenizers/load.js';
+import { num, samplingFrom, samplingOptions } from './generate.js';
+
+export const usage = `tslm chat --model <hf-dir|file.bin|file.gguf> [--system "…"] [--tokenizer FILE]
+      [--max-tokens N] [--temperature T] [--top-p P] … [--threads N]
+    Interactive chat (one message per line; /reset clears the history, /exit or EOF quits).
+    Uses the chat template of tokenizer_config.json, or ChatML when the model has none.`;
+
+/** ChatML, for models without a template of their own. */
+export const DEFAULT_CHAT_TEMPLATE = "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { model: { type: 'string' }, system: { type: 'string' }, tokenizer: { type: 'string' }, ...samplingOptions } });
+  if (!values.model) { console.error('tslm chat: --model is required'); return 2; }
+  const opts = samplingFrom(values);
+  await init({ threads: num(values.threads, 'threads', (x) => Number.isInteger(x) && x > 0) });
+  const rl = createInterface({ input: process.stdin, terminal: false });
+  // Start buffering lines now: piped input may arrive (and end) while the model loads.
+  const lines = rl[Symbol.asyncIterator]();
+  try {
+    const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer });
+    if (!tokenizer) throw new Error(`${values.model}: chat needs a tokenizer; pass --tokenizer`);
+    model.eval();
+    let template = DEFAULT_CHAT_TEMPLATE, bosToken = '', eosToken = '<|im_end|>';
+    const cfgFile = path.join(existsSync(values.model) && !values.model.endsWith('.gguf') && !values.model.endsWith('.bin') ? values.model : path.dirname(values.model), 'tokenizer_config.json');
+    if (existsSync(cfgFile)) {
+      const c = readTokenizerConfig(cfgFile);
+      if (c.chat_template) ({ template, bosToken, eosToken } = chatTemplateFromConfig(c, 'default', cfgFile));
+    }
+    const stopIds = [tokenizer.eosId, tokenizer.specialTokens.get(eosToken)].filter((x): x is number => typeof x === 'number');
+    const history: ChatMessage[] = values.system ? [{ role: 'system', content: values.system }] : [];
+    console.error('tslm chat — type a message; /reset clears the history, /exit quits.');
+    const prompt = () => { if (process.stdin.isTTY) process.stdout.write('> '); };
+    prompt();
+    for (let next = await lines.next(); !next.done; next = await lines.next()) {
+      const line = next.value;
+      if (line === '/exit') break;
+      if (line === '/reset') { history.length = values.system ? 1 : 0; prompt(); continue; }
+      if (!line.trim()) { prompt(); continue; }
+      history.push({ role: 'user', content: line });
+      const text = applyChatTemplate(history, { template, addGenerationPrompt: true, bosToken, eosToken });
+      const ids = tokenizer.encode(text, { specials: true });
+      const r = generate(model, ids, { ...opts, stopIds, stopStrings: eosToken ? [eosToken] : undefined, tokenizer, onToken: (e) => process.stdout.write(e.text) });
+      process.stdout.write('\n');
+      console.error(`[prefill ${r.stats.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${r.stats.decodeTokensPerSecond.toFixed(1)} tok/s]`);
+      history.push({ role: 'assistant', content: r.text![0] });
+      prompt();
+    }
+    model.dispose();
+  } finally {
+    rl.close();
+    await shutdown();
+  }
+  return 0;
+}

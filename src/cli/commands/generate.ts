@@ -1,0 +1,73 @@
+// `tslm generate`: text (or token ids) from a model file, streamed, with speed on stderr.
+import { parseArgs } from 'node:util';
+import { init, shutdown } from '../../backend/index.js';
+import { loadModel } from '../../io/model.js';
+import { generate } from '../../generate/generate.js';
+import type { GenerateOptions } from '../../generate/generate.js';
+
+export const usage = `tslm generate --model <hf-dir|file.bin|file.gguf> [--prompt "…"] [--max-tokens N]
+      [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R]
+      [--seed S] [--stop STR]… [--tokenizer FILE] [--print-ids] [--threads N]
+    Generate from a prompt (from BOS when none is given); text streams to stdout, prefill and
+    decode tokens/s go to stderr. --print-ids prints the generated ids on the last line.`;
+
+export const samplingOptions = {
+  'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' },
+  'min-p': { type: 'string' }, 'typical-p': { type: 'string' }, 'repetition-penalty': { type: 'string' }, seed: { type: 'string' },
+  stop: { type: 'string', multiple: true }, threads: { type: 'string' },
+} as const;
+
+export function num(v: string | undefined, name: string, check: (x: number) => boolean = Number.isFinite): number | undefined {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (!check(x)) throw new Error(`--${name}: invalid value '${v}'`);
+  return x;
+}
+
+export function samplingFrom(values: Record<string, unknown>): GenerateOptions {
+  const v = values as Record<string, string | undefined>;
+  return {
+    maxNewTokens: num(v['max-tokens'], 'max-tokens', (x) => Number.isInteger(x) && x >= 0) ?? 128,
+    temperature: num(v.temperature, 'temperature', (x) => x >= 0) ?? 0,
+    topK: num(v['top-k'], 'top-k', (x) => Number.isInteger(x) && x >= 0),
+    topP: num(v['top-p'], 'top-p', (x) => x > 0 && x <= 1),
+    minP: num(v['min-p'], 'min-p', (x) => x >= 0 && x <= 1),
+    typicalP: num(v['typical-p'], 'typical-p', (x) => x > 0 && x <= 1),
+    repetitionPenalty: num(v['repetition-penalty'], 'repetition-penalty', (x) => x > 0),
+    seed: num(v.seed, 'seed', Number.isInteger) ?? 0,
+  };
+}
+
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { model: { type: 'string' }, prompt: { type: 'string' }, tokenizer: { type: 'string' }, 'print-ids': { type: 'boolean', default: false }, ...samplingOptions },
+  });
+  if (!values.model) { console.error('tslm generate: --model is required'); return 2; }
+  const opts = samplingFrom(values);
+  await init({ threads: num(values.threads, 'threads', (x) => Number.isInteger(x) && x > 0) });
+  try {
+    const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer });
+    model.eval();
+    const bos = tokenizer?.bosId ?? model.config.bos_token_id ?? 1;
+    let prompt: number[];
+    if (values.prompt !== undefined) {
+      if (!tokenizer) throw new Error(`${values.model}: no tokenizer found for the prompt text; pass --tokenizer <tokenizer.json|tokenizer.model|tokenizer.bin>`);
+      prompt = [bos, ...tokenizer.encode(values.prompt)];
+    } else prompt = [bos];
+    if (values.prompt) process.stdout.write(values.prompt);
+    const eos = tokenizer?.eosId !== null && tokenizer?.eosId !== undefined ? [tokenizer.eosId] : model.config.eos_token_id ?? [];
+    const r = generate(model, prompt, {
+      ...opts, stopIds: eos, stopStrings: values.stop, tokenizer: tokenizer ?? undefined,
+      onToken: tokenizer ? (e) => process.stdout.write(e.text) : undefined,
+    });
+    if (tokenizer) process.stdout.write('\n');
+    const s = r.stats;
+    console.error(`prefill: ${s.promptTokens} tokens, ${s.prefillTokensPerSecond.toFixed(1)} tok/s; decode: ${s.decodeTokens} tokens, ${s.decodeTokensPerSecond.toFixed(1)} tok/s; finish: ${r.finishReason[0]}`);
+    if (values['print-ids'] || !tokenizer) console.log(r.ids[0].join(' '));
+    model.dispose();
+  } finally {
+    await shutdown();
+  }
+  return 0;
+}

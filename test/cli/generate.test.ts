@@ -1,0 +1,58 @@
+// `tslm generate` and `tslm chat` as a user runs them: child processes on saved model files.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as T from '../../src/index.js';
+import { init, shutdown, createModel, saveModel, exportLlama2c, generate, loadTokenizer, Generator } from '../../src/index.js';
+import { fixturePath } from '../helpers.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const bin = path.join(root, 'bin', 'tslm.js');
+const run = (args: string[], input?: string) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', input, env: { ...process.env, TSLM_THREADS: '1' } });
+let dir = '';
+
+before(async () => { await init({ threads: 1 }); dir = mkdtempSync(path.join(tmpdir(), 'tslm-cli-')); });
+after(async () => { await shutdown(); rmSync(dir, { recursive: true, force: true }); });
+
+test('generate from an HF directory with a SentencePiece tokenizer: text, ids and speed', async () => {
+  const tok = loadTokenizer(fixturePath('tokenizers/sp_bpe.model'));
+  const m = createModel({ model_type: 'llama', hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: tok.vocabSize, max_position_embeddings: 128, bos_token_id: 1, eos_token_id: 2 });
+  const mdir = path.join(dir, 'hf');
+  await saveModel(m, mdir);
+  copyFileSync(fixturePath('tokenizers/sp_bpe.model'), path.join(mdir, 'tokenizer.model'));
+  const expected = generate(m, [tok.bosId!, ...tok.encode('Hello 世界')], { maxNewTokens: 6, stopIds: [tok.eosId!] }).ids[0];
+  const r = run(['generate', '--model', mdir, '--prompt', 'Hello 世界', '--max-tokens', '6', '--print-ids']);
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.deepEqual(lines[lines.length - 1].split(' ').map(Number), expected);
+  assert.ok(r.stdout.startsWith('Hello 世界'));
+  assert.match(r.stderr, /prefill: \d+ tokens, [\d.]+ tok\/s; decode: \d+ tokens, [\d.]+ tok\/s/);
+  // chat reads lines from stdin and answers each
+  const c = run(['chat', '--model', mdir, '--max-tokens', '4'], 'hi\n/exit\n');
+  assert.equal(c.status, 0, c.stderr);
+  assert.match(c.stderr, /decode [\d.]+ tok\/s/);
+  m.dispose();
+});
+
+test('a llama2.c checkpoint without a tokenizer generates ids from BOS; bad input fails clearly', async () => {
+  const m = createModel({ model_type: 'llama', hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 4, vocab_size: 40, max_position_embeddings: 32, rms_norm_eps: 1e-5 }, 'cfg');
+  T.noGrad(() => m.model.embed_tokens.weight); // default init
+  void Generator;
+  const f = path.join(dir, 'model.bin');
+  await exportLlama2c(m, f);
+  const expected = generate(m, [1], { maxNewTokens: 5, stopIds: [] }).ids[0];
+  const r = run(['generate', '--model', f, '--max-tokens', '5']);
+  assert.equal(r.status, 0, r.stderr);
+  const ids = r.stdout.trim().split('\n').pop()!.split(' ').map(Number);
+  assert.deepEqual(ids, expected.slice(0, ids.length));
+  const bad = run(['generate', '--model', path.join(dir, 'missing.bin')]);
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /missing\.bin: no such file/);
+  assert.equal(run(['generate']).status, 2);
+  assert.match(run(['generate', '--model', f, '--prompt', 'x']).stderr, /no tokenizer found/);
+  m.dispose();
+});
