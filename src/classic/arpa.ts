@@ -1,0 +1,164 @@
+// ARPA back-off language model files: write, and read with the format's own checks (the
+// \data\ counts must agree with the sections; every malformed line is reported by number).
+import { openSync, writeSync, closeSync } from 'node:fs';
+import { NgramTable } from './table.js';
+import { BackoffNgramModel, NgramModel, Vocab, UNK, BOS, EOS, UNK_ID } from './ngram.js';
+import { ClassicFormatError, ClassicInputError } from './errors.js';
+import { readLines, type TokenMode } from './text.js';
+
+function fmt(x: number): string {
+  if (x === 0) return '0';
+  if (!Number.isFinite(x) || x <= -99) return '-99';
+  return x.toPrecision(8);
+}
+
+/** ARPA text, chunk by chunk (unigrams in vocabulary order, higher orders sorted by word id). */
+export function* arpaChunks(model: NgramModel): Generator<string> {
+  if (!(model instanceof BackoffNgramModel)) {
+    throw new ClassicInputError('ARPA output needs a back-off model: train with the kn or mkn estimator (mle and add-k are not back-off models)');
+  }
+  const { tables, vocab, order } = model;
+  yield '\n\\data\\\n' + tables.map((t, i) => `ngram ${i + 1}=${t.size}\n`).join('') + '\n';
+  for (let n = 1; n <= order; n++) {
+    const t = tables[n - 1], bo = n < order ? t.val2 : null;
+    yield `\\${n}-grams:\n`;
+    const slots = n === 1 ? Int32Array.from(t.slots()).sort((a, b) => t.keys[a] - t.keys[b]) : t.sortedSlots();
+    let out = '';
+    for (const s of slots) {
+      let line = fmt(t.val[s]) + '\t';
+      for (let i = 0; i < n; i++) line += (i ? ' ' : '') + vocab.words[t.keys[s * n + i]];
+      if (bo) line += '\t' + fmt(bo[s]);
+      out += line + '\n';
+      if (out.length > 1 << 16) { yield out; out = ''; }
+    }
+    yield out + '\n';
+  }
+  yield '\\end\\\n';
+}
+
+export function toArpa(model: NgramModel): string {
+  return Array.from(arpaChunks(model)).join('');
+}
+
+export function writeArpa(model: NgramModel, file: string): void {
+  const fd = openSync(file, 'w');
+  try {
+    for (const c of arpaChunks(model)) writeSync(fd, c);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface ArpaReadOptions {
+  mode?: TokenMode;
+  /** Warnings, e.g. a missing <unk> (substituted with log10 p = -100, as KenLM does). */
+  onWarning?: (msg: string) => void;
+}
+
+/** Read an ARPA file. */
+export function readArpa(file: string, opts: ArpaReadOptions = {}): BackoffNgramModel {
+  return parseArpaLines(readLines(file), file, opts);
+}
+
+/** Parse ARPA text (`name` is used in error messages). */
+export function parseArpa(text: string, name = '<arpa>', opts: ArpaReadOptions = {}): BackoffNgramModel {
+  function* lines(): Generator<[string, number]> {
+    let no = 0;
+    for (const l of text.split('\n')) yield [l.endsWith('\r') ? l.slice(0, -1) : l, ++no];
+  }
+  return parseArpaLines(lines(), name, opts);
+}
+
+function parseArpaLines(lines: Iterator<[string, number]>, file: string, opts: ArpaReadOptions): BackoffNgramModel {
+  let lastNo = 0;
+  const next = (): [string, number] | null => {
+    const r = lines.next();
+    if (r.done) return null;
+    lastNo = r.value[1];
+    return r.value;
+  };
+  const fail = (no: number, msg: string): never => { throw new ClassicFormatError(file, no, msg); };
+  // Header: anything before \data\ is ignored (some tools write comments there).
+  let l: [string, number] | null;
+  while ((l = next()) && l[0].trim() !== '\\data\\');
+  if (!l) fail(lastNo, 'no \\data\\ header: not an ARPA file');
+  const counts: number[] = [];
+  let pending: [string, number] | null = null;
+  while ((l = next())) {
+    const t = l[0].trim();
+    if (t === '') { if (counts.length) break; continue; }
+    const m = /^ngram\s+(\d+)\s*=\s*(\d+)$/.exec(t);
+    if (!m) {
+      if (/^\\\d+-grams:$/.test(t) && counts.length) { pending = l; break; }
+      fail(l[1], `expected 'ngram N=count' in the \\data\\ section, got '${t}'`);
+    }
+    const n = Number(m![1]), c = Number(m![2]);
+    if (n !== counts.length + 1) fail(l[1], `\\data\\ lists ngram ${n} after ${counts.length} orders (expected ngram ${counts.length + 1})`);
+    counts.push(c);
+  }
+  if (counts.length === 0) fail(lastNo, 'the \\data\\ section lists no n-gram counts');
+  const order = counts.length;
+  const vocab = new Vocab();
+  const tables = counts.map((c, i) => new NgramTable(i + 1, Math.max(16, c)));
+  const ids = new Int32Array(order);
+  for (let n = 1; n <= order; n++) {
+    // Section header.
+    let h: [string, number] | null = pending ?? next();
+    pending = null;
+    while (h && h[0].trim() === '') h = next();
+    if (!h) fail(lastNo, `unexpected end of file: expected the \\${n}-grams: section`);
+    if (h![0].trim() !== `\\${n}-grams:`) fail(h![1], `expected '\\${n}-grams:', got '${h![0].trim()}'`);
+    const t = tables[n - 1];
+    const bo = n < order ? t.ensureVal2() : null;
+    let got = 0;
+    for (;;) {
+      const e = next();
+      if (!e) fail(lastNo, `unexpected end of file in \\${n}-grams: (${got} of ${counts[n - 1]} entries)`);
+      const [line, no] = e!;
+      const s = line.trim();
+      if (s === '' || s.startsWith('\\')) {
+        if (got !== counts[n - 1]) fail(no, `\\data\\ says ngram ${n}=${counts[n - 1]} but the \\${n}-grams: section has ${got} entries`);
+        if (s.startsWith('\\')) pending = e;
+        break;
+      }
+      if (got === counts[n - 1]) fail(no, `\\${n}-grams: has more entries than the ${counts[n - 1]} that \\data\\ announces`);
+      const f = s.split(/[\t ]+/);
+      if (f.length !== n + 1 && !(bo && f.length === n + 2)) {
+        fail(no, `a ${n}-gram line needs a log10 probability, ${n} word${n > 1 ? 's' : ''}${bo ? ' and an optional backoff' : ''}; got ${f.length} fields: '${s}'`);
+      }
+      const p = Number(f[0]);
+      if (f[0] === '' || !Number.isFinite(p)) fail(no, `bad log10 probability '${f[0]}'`);
+      if (p > 0) fail(no, `log10 probability ${f[0]} is positive`);
+      for (let i = 0; i < n; i++) {
+        const w = f[1 + i];
+        if (n === 1) ids[0] = vocab.add(w);
+        else {
+          if (!vocab.has(w)) fail(no, `word '${w}' of this ${n}-gram is not in the \\1-grams: section`);
+          ids[i] = vocab.id(w);
+        }
+      }
+      const slotBefore = t.size;
+      const slot = t.insert(ids, 0);
+      if (t.size === slotBefore) fail(no, `duplicate ${n}-gram '${f.slice(1, n + 1).join(' ')}'`);
+      t.val[slot] = p;
+      if (bo) {
+        const b = f.length === n + 2 ? Number(f[n + 1]) : 0;
+        if (!Number.isFinite(b)) fail(no, `bad log10 backoff '${f[n + 1]}'`);
+        t.val2![slot] = b;
+      }
+      got++;
+    }
+  }
+  let end: [string, number] | null = pending ?? next();
+  while (end && end[0].trim() === '') end = next();
+  if (!end) fail(lastNo, 'missing \\end\\ at the end of the file');
+  if (end![0].trim() !== '\\end\\') fail(end![1], `expected '\\end\\' after the \\${order}-grams: section, got '${end![0].trim()}'`);
+  const uni = tables[0];
+  for (const w of [BOS, EOS]) if (uni.find([vocab.id(w)], 0) < 0 || !vocab.has(w)) fail(lastNo, `the \\1-grams: section has no '${w}'`);
+  if (uni.find([UNK_ID], 0) < 0) {
+    opts.onWarning?.(`${file}: the model has no ${UNK}; substituting log10 probability -100 (as KenLM does)`);
+    const s = uni.insert([UNK_ID], 0);
+    uni.val[s] = -100;
+  }
+  return new BackoffNgramModel(order, vocab, tables, opts.mode ?? 'word');
+}

@@ -1,0 +1,195 @@
+// The word2vec training loop over a range of sentences (skip-gram or CBOW, negative sampling
+// and/or hierarchical softmax), as in Mikolov's word2vec.c. Runs on the main thread or in a
+// worker; the weights live in SharedArrayBuffers that all threads update without locks
+// (Hogwild, like the original tool).
+
+export const MAX_EXP = 6;
+const EXP_TABLE_SIZE = 1000;
+const LOSS_TABLE_SIZE = 4096;
+export const MAX_CODE_LENGTH = 40;
+
+/** The shared state every thread sees (typed arrays over SharedArrayBuffers). */
+export interface W2VShared {
+  dim: number;
+  vocabSize: number;
+  syn0: Float32Array;
+  syn1: Float32Array | null;      // hierarchical softmax output weights (vocabSize - 1 inner nodes)
+  syn1neg: Float32Array | null;   // negative sampling output weights
+  table: Int32Array | null;       // unigram^0.75 table
+  codes: Uint8Array | null;       // Huffman codes, MAX_CODE_LENGTH per word
+  points: Int32Array | null;      // Huffman inner-node indices, MAX_CODE_LENGTH per word
+  codeLen: Uint8Array | null;
+  corpus: Int32Array;             // word ids of the corpus, sentence after sentence
+  sentStarts: Int32Array;         // sentence s is corpus[sentStarts[s] .. sentStarts[s+1])
+  keep: Float32Array;             // subsampling: probability of keeping each word (1 = always)
+  progress: Float64Array;         // words processed so far by each thread (all epochs)
+}
+
+export interface W2VParams {
+  cbow: boolean;
+  window: number;
+  negative: number;
+  hs: boolean;
+  alpha: number;
+  iter: number;
+  trainWords: number;   // corpus words (after min_count) in one epoch
+}
+
+export interface RangeResult { loss: number; pairs: number; words: number }
+
+const expTable = new Float32Array(EXP_TABLE_SIZE + 1);
+for (let i = 0; i <= EXP_TABLE_SIZE; i++) {
+  const e = Math.exp(((i / EXP_TABLE_SIZE) * 2 - 1) * MAX_EXP);
+  expTable[i] = e / (e + 1);
+}
+// -log σ(x) on [-MAX_EXP, MAX_EXP], for the loss.
+const lossTable = new Float64Array(LOSS_TABLE_SIZE + 1);
+for (let i = 0; i <= LOSS_TABLE_SIZE; i++) {
+  const x = ((i / LOSS_TABLE_SIZE) * 2 - 1) * MAX_EXP;
+  lossTable[i] = Math.log1p(Math.exp(-x));
+}
+/** -log σ(x). */
+function nls(x: number): number {
+  if (x >= MAX_EXP) return Math.log1p(Math.exp(-x));
+  if (x <= -MAX_EXP) return -x + Math.log1p(Math.exp(x));
+  return lossTable[Math.round(((x + MAX_EXP) / (2 * MAX_EXP)) * LOSS_TABLE_SIZE)];
+}
+
+/** xorshift32 random numbers per thread. */
+export class W2VRng {
+  s: number;
+  constructor(seed: number) { this.s = (seed * 2654435761) >>> 0 || 1; }
+  next(): number {
+    let x = this.s;
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    return (this.s = x >>> 0);
+  }
+  uniform(): number { return this.next() / 4294967296; }
+}
+
+/**
+ * Train on sentences [from, to) once. `tid` indexes `progress`. Returns the summed loss
+ * (negative log-likelihood of every prediction made), the number of (center, context)
+ * pairs and the words read.
+ */
+export function trainRange(sh: W2VShared, p: W2VParams, tid: number, from: number, to: number, rng: W2VRng): RangeResult {
+  const { dim, syn0, corpus, sentStarts, keep, progress } = sh;
+  const neu1 = new Float32Array(dim), neu1e = new Float32Array(dim);
+  let sen = new Int32Array(1024);
+  const totalWords = p.iter * p.trainWords + 1;
+  const alphaMin = p.alpha * 1e-4;
+  let alpha = p.alpha;
+  let loss = 0, pairs = 0, words = 0, sinceUpdate = 0;
+  const updateAlpha = (): void => {
+    progress[tid] += sinceUpdate;
+    words += sinceUpdate;
+    sinceUpdate = 0;
+    let done = 0;
+    for (let i = 0; i < progress.length; i++) done += progress[i];
+    alpha = Math.max(alphaMin, p.alpha * (1 - done / totalWords));
+  };
+  updateAlpha();
+
+  for (let s = from; s < to; s++) {
+    const a = sentStarts[s], b = sentStarts[s + 1];
+    if (sen.length < b - a) sen = new Int32Array((b - a) * 2);
+    let n = 0;
+    for (let i = a; i < b; i++) {
+      const w = corpus[i];
+      const k = keep[w];
+      if (k < 1 && k < rng.uniform()) continue;
+      sen[n++] = w;
+    }
+    sinceUpdate += b - a;
+    if (sinceUpdate > 10000) updateAlpha();
+    for (let pos = 0; pos < n; pos++) {
+      const word = sen[pos];
+      const red = rng.next() % p.window;
+      const lo = Math.max(0, pos - p.window + red), hi = Math.min(n - 1, pos + p.window - red);
+      if (p.cbow) {
+        neu1.fill(0); neu1e.fill(0);
+        let cw = 0;
+        for (let c = lo; c <= hi; c++) {
+          if (c === pos) continue;
+          const off = sen[c] * dim;
+          for (let j = 0; j < dim; j++) neu1[j] += syn0[off + j];
+          cw++;
+        }
+        if (cw === 0) continue;
+        for (let j = 0; j < dim; j++) neu1[j] /= cw;
+        loss += predict(sh, p, rng, neu1, 0, word, neu1e, alpha);
+        pairs++;
+        for (let c = lo; c <= hi; c++) {
+          if (c === pos) continue;
+          const off = sen[c] * dim;
+          for (let j = 0; j < dim; j++) syn0[off + j] += neu1e[j];
+        }
+      } else {
+        for (let c = lo; c <= hi; c++) {
+          if (c === pos) continue;
+          const l1 = sen[c] * dim;
+          neu1e.fill(0);
+          loss += predict(sh, p, rng, syn0, l1, word, neu1e, alpha);
+          pairs++;
+          for (let j = 0; j < dim; j++) syn0[l1 + j] += neu1e[j];
+        }
+      }
+    }
+  }
+  updateAlpha();
+  return { loss, pairs, words };
+}
+
+/**
+ * One prediction of `target` from the input vector inp[l1 .. l1+dim): accumulates the input
+ * gradient into neu1e, updates the output weights, returns the loss -log p.
+ */
+function predict(sh: W2VShared, p: W2VParams, rng: W2VRng, inp: Float32Array, l1: number, target: number, neu1e: Float32Array, alpha: number): number {
+  const dim = sh.dim;
+  let loss = 0;
+  if (p.hs) {
+    const syn1 = sh.syn1!, codes = sh.codes!, points = sh.points!;
+    const base = target * MAX_CODE_LENGTH, len = sh.codeLen![target];
+    for (let d = 0; d < len; d++) {
+      const l2 = points[base + d] * dim;
+      let f = 0;
+      for (let c = 0; c < dim; c++) f += inp[l1 + c] * syn1[l2 + c];
+      const code = codes[base + d];
+      loss += nls(code ? -f : f); // label 1 - code
+      if (f <= -MAX_EXP || f >= MAX_EXP) continue;
+      const g = (1 - code - expTable[((f + MAX_EXP) * (EXP_TABLE_SIZE / MAX_EXP / 2)) | 0]) * alpha;
+      for (let c = 0; c < dim; c++) {
+        const w = syn1[l2 + c];
+        neu1e[c] += g * w;
+        syn1[l2 + c] = w + g * inp[l1 + c];
+      }
+    }
+  }
+  const negative = p.negative;
+  if (negative > 0) {
+    const syn1neg = sh.syn1neg!, table = sh.table!, tableSize = table.length;
+    for (let d = 0; d <= negative; d++) {
+      let t: number, label: number;
+      if (d === 0) { t = target; label = 1; }
+      else {
+        t = table[rng.next() % tableSize];
+        if (t === target) continue;
+        label = 0;
+      }
+      const l2 = t * dim;
+      let f = 0;
+      for (let c = 0; c < dim; c++) f += inp[l1 + c] * syn1neg[l2 + c];
+      loss += nls(label ? f : -f);
+      let g: number;
+      if (f > MAX_EXP) g = (label - 1) * alpha;
+      else if (f < -MAX_EXP) g = label * alpha;
+      else g = (label - expTable[((f + MAX_EXP) * (EXP_TABLE_SIZE / MAX_EXP / 2)) | 0]) * alpha;
+      for (let c = 0; c < dim; c++) {
+        const w = syn1neg[l2 + c];
+        neu1e[c] += g * w;
+        syn1neg[l2 + c] = w + g * inp[l1 + c];
+      }
+    }
+  }
+  return loss;
+}

@@ -1,0 +1,256 @@
+// word2vec (Mikolov et al. 2013), as the original word2vec.c: skip-gram or CBOW, negative
+// sampling over a unigram^0.75 table and/or hierarchical softmax over a Huffman tree,
+// subsampling of frequent words, a window shrunk at random, linearly decaying learning rate,
+// multi-threaded over worker threads that update shared weights without locks.
+import { Worker } from 'node:worker_threads';
+import { ClassicInputError } from './errors.js';
+import { readLines, formatEta } from './text.js';
+import { KeyedVectors } from './vectors.js';
+import { MAX_CODE_LENGTH, W2VRng, trainRange, type W2VParams, type W2VShared, type RangeResult } from './word2vec-kernel.js';
+
+export interface Word2VecOptions {
+  /** Skip-gram (false) or CBOW (true). word2vec.c default: CBOW. */
+  cbow?: boolean;
+  /** Vector dimension (default 100). */
+  size?: number;
+  /** Max distance between the current and the predicted word (default 5). */
+  window?: number;
+  /** Negative samples (default 5; 0 = none). */
+  negative?: number;
+  /** Hierarchical softmax (default false). */
+  hs?: boolean;
+  /** Subsampling threshold (default 1e-3; 0 = off). */
+  sample?: number;
+  /** Ignore words rarer than this (default 5). */
+  minCount?: number;
+  /** Epochs (default 5). */
+  iter?: number;
+  /** Starting learning rate (default 0.025 skip-gram, 0.05 CBOW). */
+  alpha?: number;
+  /** Worker threads (default 2); 1 trains on the calling thread. */
+  threads?: number;
+  seed?: number;
+  /** Progress lines (words/s, loss, ETA); e.g. `(s) => process.stderr.write(s + '\n')`. */
+  onProgress?: (line: string) => void;
+}
+
+export interface EpochStats { epoch: number; loss: number; pairs: number; meanLoss: number; words: number; seconds: number; wordsPerSec: number }
+
+export interface Word2VecResult { vectors: KeyedVectors; epochs: EpochStats[]; trainWords: number; seconds: number; wordsPerSec: number }
+
+/** A corpus encoded as vocabulary ids (rare words already dropped). */
+export interface Word2VecCorpus { words: string[]; counts: number[]; ids: Int32Array; sentStarts: Int32Array }
+
+const MAX_SENTENCE = 10000;
+
+/** Build the vocabulary (min_count, sorted by frequency like word2vec.c) and encode the corpus. */
+export function buildCorpus(sentences: Iterable<readonly string[]>, minCount = 5): Word2VecCorpus {
+  const counts = new Map<string, number>();
+  const raw: string[][] = [];
+  for (const s of sentences) {
+    if (s.length === 0) continue;
+    for (const w of s) counts.set(w, (counts.get(w) ?? 0) + 1);
+    raw.push(s as string[]);
+  }
+  if (counts.size === 0) throw new ClassicInputError('word2vec: empty corpus (no words)');
+  const vocab = [...counts.entries()].filter(([, c]) => c >= minCount).sort((a, b) => b[1] - a[1]);
+  if (vocab.length === 0) throw new ClassicInputError(`word2vec: no word occurs at least min_count=${minCount} times (${counts.size} distinct words)`);
+  const index = new Map(vocab.map(([w], i) => [w, i]));
+  let n = 0;
+  for (const s of raw) for (const w of s) if (index.has(w)) n++;
+  const ids = new Int32Array(new SharedArrayBuffer(n * 4));
+  const starts: number[] = [0];
+  let p = 0;
+  for (const s of raw) {
+    let len = 0;
+    for (const w of s) {
+      const i = index.get(w);
+      if (i === undefined) continue;
+      ids[p++] = i;
+      if (++len === MAX_SENTENCE) { starts.push(p); len = 0; }
+    }
+    if (p !== starts[starts.length - 1]) starts.push(p);
+  }
+  const sentStarts = new Int32Array(new SharedArrayBuffer(starts.length * 4));
+  sentStarts.set(starts);
+  return { words: vocab.map(([w]) => w), counts: vocab.map(([, c]) => c), ids, sentStarts };
+}
+
+/** Sentences of a text file: one per line, whitespace-separated tokens (any script, UTF-8). */
+export function* fileSentences(file: string): Generator<string[]> {
+  for (const [line] of readLines(file)) {
+    const t = line.trim();
+    if (t) yield t.split(/\s+/u);
+  }
+}
+
+const shared = <T extends Float32Array | Int32Array | Uint8Array | Float64Array>(C: { new (b: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number }, n: number): T =>
+  new C(new SharedArrayBuffer(Math.max(1, n) * C.BYTES_PER_ELEMENT));
+
+/** Huffman codes and inner-node paths from word counts (sorted descending), as word2vec.c. */
+function huffman(counts: number[]): { codes: Uint8Array; points: Int32Array; codeLen: Uint8Array } {
+  const V = counts.length;
+  const count = new Float64Array(V * 2 + 1).fill(1e15);
+  for (let i = 0; i < V; i++) count[i] = counts[i];
+  const binary = new Uint8Array(V * 2 + 1), parent = new Int32Array(V * 2 + 1);
+  let pos1 = V - 1, pos2 = V;
+  for (let a = 0; a < V - 1; a++) {
+    const pick = (): number => {
+      if (pos1 >= 0 && count[pos1] < count[pos2]) return pos1--;
+      return pos2++;
+    };
+    const min1 = pick(), min2 = pick();
+    count[V + a] = count[min1] + count[min2];
+    parent[min1] = V + a; parent[min2] = V + a;
+    binary[min2] = 1;
+  }
+  const codes = shared(Uint8Array, V * MAX_CODE_LENGTH), points = shared(Int32Array, V * MAX_CODE_LENGTH), codeLen = shared(Uint8Array, V);
+  const code: number[] = [], point: number[] = [];
+  for (let a = 0; a < V; a++) {
+    let b = a, i = 0;
+    code.length = 0; point.length = 0;
+    while (true) {
+      code[i] = binary[b]; point[i] = b; i++;
+      b = parent[b];
+      if (b === V * 2 - 2) break;
+    }
+    if (i > MAX_CODE_LENGTH) throw new ClassicInputError(`word2vec: Huffman code longer than ${MAX_CODE_LENGTH} (vocabulary too skewed)`);
+    codeLen[a] = i;
+    points[a * MAX_CODE_LENGTH] = V - 2;
+    for (let k = 0; k < i; k++) {
+      codes[a * MAX_CODE_LENGTH + i - k - 1] = code[k];
+      points[a * MAX_CODE_LENGTH + i - k] = point[k] - V;
+    }
+  }
+  return { codes, points, codeLen };
+}
+
+/** unigram^0.75 sampling table. */
+function unigramTable(counts: number[], size: number): Int32Array {
+  const table = shared(Int32Array, size);
+  let total = 0;
+  for (const c of counts) total += Math.pow(c, 0.75);
+  let i = 0, d1 = Math.pow(counts[0], 0.75) / total;
+  for (let a = 0; a < size; a++) {
+    table[a] = i;
+    if (a / size > d1) { i++; d1 += Math.pow(counts[Math.min(i, counts.length - 1)], 0.75) / total; }
+    if (i >= counts.length) i = counts.length - 1;
+  }
+  return table;
+}
+
+/** Train word2vec on an encoded corpus. */
+export async function trainWord2VecCorpus(corpus: Word2VecCorpus, opts: Word2VecOptions = {}): Promise<Word2VecResult> {
+  const cbow = opts.cbow ?? true, dim = opts.size ?? 100, window = opts.window ?? 5;
+  const negative = opts.negative ?? 5, hs = opts.hs ?? false, sample = opts.sample ?? 1e-3;
+  const iter = opts.iter ?? 5, threads = opts.threads ?? 2, alpha = opts.alpha ?? (cbow ? 0.05 : 0.025);
+  const check = (ok: boolean, what: string): void => { if (!ok) throw new ClassicInputError(`word2vec: ${what}`); };
+  check(Number.isInteger(dim) && dim >= 1, `size must be an integer >= 1, got ${dim}`);
+  check(Number.isInteger(window) && window >= 1, `window must be an integer >= 1, got ${window}`);
+  check(Number.isInteger(negative) && negative >= 0, `negative must be an integer >= 0, got ${negative}`);
+  check(hs || negative > 0, 'one of negative sampling (negative > 0) or hierarchical softmax (hs) is needed');
+  check(Number.isInteger(iter) && iter >= 1, `iter must be an integer >= 1, got ${iter}`);
+  check(Number.isInteger(threads) && threads >= 1, `threads must be an integer >= 1, got ${threads}`);
+  check(alpha > 0, `alpha must be > 0, got ${alpha}`);
+  check(sample >= 0, `sample must be >= 0, got ${sample}`);
+  const V = corpus.words.length, trainWords = corpus.ids.length;
+  check(trainWords > 0, 'empty corpus (no words after min_count)');
+  check(!hs || V >= 2, `hierarchical softmax needs at least 2 words in the vocabulary, got ${V}`);
+  const rng = new W2VRng(opts.seed ?? 1);
+  // Weights: syn0 uniform in [-0.5/dim, 0.5/dim), output layers zero (word2vec.c).
+  const syn0 = shared(Float32Array, V * dim);
+  for (let i = 0; i < syn0.length; i++) syn0[i] = (rng.uniform() - 0.5) / dim;
+  const keep = shared(Float32Array, V);
+  for (let i = 0; i < V; i++) {
+    if (sample > 0) {
+      const t = sample * trainWords, c = corpus.counts[i];
+      keep[i] = Math.min(1, (Math.sqrt(c / t) + 1) * (t / c));
+    } else keep[i] = 1;
+  }
+  const tree = hs ? huffman(corpus.counts) : null;
+  const sh: W2VShared = {
+    dim, vocabSize: V, syn0,
+    syn1: hs ? shared(Float32Array, V * dim) : null,
+    syn1neg: negative > 0 ? shared(Float32Array, V * dim) : null,
+    table: negative > 0 ? unigramTable(corpus.counts, Math.min(1e8, Math.max(1e6, V * 200))) : null,
+    codes: tree?.codes ?? null, points: tree?.points ?? null, codeLen: tree?.codeLen ?? null,
+    corpus: corpus.ids, sentStarts: corpus.sentStarts, keep,
+    progress: shared(Float64Array, threads),
+  };
+  const params: W2VParams = { cbow, window, negative, hs, alpha, iter, trainWords };
+  const S = corpus.sentStarts.length - 1;
+  // Contiguous sentence ranges with about equal words per thread.
+  const bounds = [0];
+  for (let t = 1; t < threads; t++) {
+    const target = (trainWords * t) / threads;
+    let lo = bounds[t - 1], hi = S;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (corpus.sentStarts[mid] < target) lo = mid + 1; else hi = mid; }
+    bounds.push(lo);
+  }
+  bounds.push(S);
+
+  const workers: Worker[] = [];
+  if (threads > 1) {
+    const url = new URL('./word2vec-worker.js', import.meta.url);
+    for (let t = 0; t < threads; t++) {
+      workers.push(new Worker(url, { workerData: { shared: sh, params, tid: t, seed: (opts.seed ?? 1) * 7919 + t + 1 } }));
+    }
+  }
+  const epochs: EpochStats[] = [];
+  const t0 = performance.now();
+  const report = opts.onProgress;
+  try {
+    for (let e = 0; e < iter; e++) {
+      const te = performance.now();
+      let results: RangeResult[];
+      let timer: NodeJS.Timeout | null = null;
+      if (threads > 1) {
+        if (report) {
+          timer = setInterval(() => {
+            let done = 0;
+            for (let i = 0; i < threads; i++) done += sh.progress[i];
+            const sec = (performance.now() - t0) / 1000, rate = done / sec;
+            const lr = Math.max(alpha * 1e-4, alpha * (1 - done / (iter * trainWords + 1)));
+            report(`word2vec: epoch ${e + 1}/${iter}  ${(100 * done / (iter * trainWords)).toFixed(1)}%  ${Math.round(rate)} words/s  alpha ${lr.toFixed(6)}  ETA ${formatEta((iter * trainWords - done) / rate)}`);
+          }, 2000);
+        }
+        results = await Promise.all(workers.map((w, t) => new Promise<RangeResult>((res, rej) => {
+          w.once('message', res);
+          w.once('error', rej);
+          w.postMessage({ from: bounds[t], to: bounds[t + 1] });
+        })));
+        if (timer) clearInterval(timer);
+      } else {
+        results = [trainRange(sh, params, 0, 0, S, rng)];
+      }
+      const loss = results.reduce((a, r) => a + r.loss, 0), pairs = results.reduce((a, r) => a + r.pairs, 0);
+      const words = results.reduce((a, r) => a + r.words, 0), seconds = (performance.now() - te) / 1000;
+      const st: EpochStats = { epoch: e + 1, loss, pairs, meanLoss: pairs ? loss / pairs : 0, words, seconds, wordsPerSec: words / seconds };
+      epochs.push(st);
+      if (report) {
+        const elapsed = (performance.now() - t0) / 1000;
+        report(`word2vec: epoch ${e + 1}/${iter} done: loss ${st.meanLoss.toFixed(4)} per prediction (${loss.toExponential(4)} total), ${Math.round(st.wordsPerSec)} words/s, ETA ${formatEta((elapsed / (e + 1)) * (iter - e - 1))}`);
+      }
+    }
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const vectors = new KeyedVectors(corpus.words, dim, new Float32Array(syn0));
+  return { vectors, epochs, trainWords, seconds, wordsPerSec: (trainWords * iter) / seconds };
+}
+
+/** Train word2vec on tokenised sentences. */
+export async function trainWord2Vec(sentences: Iterable<readonly string[]>, opts: Word2VecOptions = {}): Promise<Word2VecResult> {
+  return trainWord2VecCorpus(buildCorpus(sentences, opts.minCount ?? 5), opts);
+}
+
+/** Train word2vec on a text file (one sentence per line, whitespace-separated tokens). */
+export async function trainWord2VecFile(file: string, opts: Word2VecOptions = {}): Promise<Word2VecResult> {
+  try {
+    return await trainWord2Vec(fileSentences(file), opts);
+  } catch (e) {
+    if (e instanceof ClassicInputError && /empty corpus|min_count/.test(e.message)) throw new ClassicInputError(`${file}: ${e.message}`);
+    throw e;
+  }
+}
