@@ -59,6 +59,19 @@ export const KERNEL_ARGS = {
   // cos[t, 0..D/2), sin[t, 0..D/2). interleaved = 0: rotate-half (HF) pairs (i, i+D/2);
   // interleaved = 1: pairs (2i, 2i+1). sign = −1 applies the inverse rotation (the backward).
   rope: ['out', 'x', 'cos', 'sin', 'outer', 'T', 'inner', 'D', 'interleaved', 'sign'],
+  // Fused scaled-dot-product attention with grouped KV heads (flash-attention style: no (T, S)
+  // score matrix). q (B, Hq, T, D), k (B, Hkv, S, D), v (B, Hkv, S, Dv) are strided in their
+  // first three dims (element q[b,h,i,c] at q + 4·(b·sQb + h·sQh + i·sQt + c); the last dim is
+  // contiguous), query head h uses KV head ⌊h/(Hq/Hkv)⌋. causal = 1: query i sits at position
+  // S−T+i and sees keys 0 … S−T+i (S ≥ T). Writes o (B, Hq, T, Dv) contiguous and the per-row
+  // logsumexp of the scaled scores lse (B, Hq, T) (−inf and o = 0 for a row that sees no key).
+  attention_fwd: ['o', 'lse', 'q', 'k', 'v', 'B', 'Hq', 'Hkv', 'T', 'S', 'D', 'Dv',
+    'sQb', 'sQh', 'sQt', 'sKb', 'sKh', 'sKs', 'sVb', 'sVh', 'sVs', 'scale', 'causal'],
+  // Its backward from o, lse and dout (B, Hq, T, Dv) contiguous: dq (B, Hq, T, D), dk (B, Hkv, S, D)
+  // and dv (B, Hkv, S, Dv), all contiguous and overwritten (dk/dv summed over the query heads
+  // that share a KV head). Probabilities are recomputed from lse.
+  attention_bwd: ['dq', 'dk', 'dv', 'q', 'k', 'v', 'o', 'lse', 'dout', 'B', 'Hq', 'Hkv', 'T', 'S', 'D', 'Dv',
+    'sQb', 'sQh', 'sQt', 'sKb', 'sKh', 'sKs', 'sVb', 'sVh', 'sVs', 'scale', 'causal'],
   // AdamW step on n contiguous parameters: m, v updated in place; p −= lr·(wd·p) then
   // p −= lr·(m/bc1)/(sqrt(v̂/bc2)+eps), where v̂ = v, or with AMSGrad (vmax ≠ 0) the running
   // maximum vmax = max(vmax, v).

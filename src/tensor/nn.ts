@@ -295,18 +295,64 @@ export interface AttentionOptions {
   scale?: number;
 }
 
-/**
- * Scaled dot-product attention with grouped KV heads: q (B, Hq, T, D), k (B, Hkv, S, D),
- * v (B, Hkv, S, Dv), Hq a multiple of Hkv; query head h uses KV head ⌊h / (Hq/Hkv)⌋.
- * Returns (B, Hq, T, Dv). With causal and S > T (a KV cache), the queries are the last T positions.
- */
-export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+/** Head dimensions (D + Dv) above which attention uses the composite (kernel scratch bound). */
+const MAX_FUSED_HEAD_DIMS = 8192;
+
+function checkAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): void {
   if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4) throw new ShapeError('attention', `expected 4-d q, k, v (B, H, T, D); got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`);
   const [B, Hq, T, D] = q.shape, [B2, Hkv, S, D2] = k.shape, [B3, Hv, S2] = v.shape;
   if (B2 !== B || B3 !== B || D2 !== D || Hv !== Hkv || S2 !== S || Hkv === 0 || Hq % Hkv !== 0) {
     throw new ShapeError('attention', `incompatible q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)} (need equal B, equal D for q/k, equal S for k/v, Hq a multiple of Hkv)`);
   }
   if (opts.causal && S < T) throw new ShapeError('attention', `causal attention needs at least as many keys (${S}) as queries (${T})`);
+  for (const [n, t] of [['q', q], ['k', k], ['v', v]] as const) {
+    if (t.dtype !== 'f32') throw new DTypeError('attention', `${n} must be f32, got ${t.dtype}`);
+  }
+}
+
+/**
+ * Scaled dot-product attention with grouped KV heads: q (B, Hq, T, D), k (B, Hkv, S, D),
+ * v (B, Hkv, S, Dv), Hq a multiple of Hkv; query head h uses KV head ⌊h / (Hq/Hkv)⌋.
+ * Returns (B, Hq, T, Dv). With causal and S > T (a KV cache), the queries are the last T positions.
+ * Without an additive mask this runs the fused kernels (attention_fwd/_bwd: no (T, S) scores are
+ * stored; q, k, v may be views strided in their first three dims, e.g. a slice of a KV cache);
+ * with a mask it runs `attentionComposite`.
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  checkAttention(q, k, v, opts);
+  if (opts.mask || q.shape[3] + v.shape[3] > MAX_FUSED_HEAD_DIMS) return attentionComposite(q, k, v, opts);
+  const [B, Hq, T, D] = q.shape, [, Hkv, S] = k.shape, Dv = v.shape[3];
+  const scale = opts.scale ?? 1 / Math.sqrt(D);
+  const causal = opts.causal ? 1 : 0;
+  // The kernels take strides for the first three dims; the last must be contiguous.
+  const rows = (t: Tensor): Tensor => (t.shape[3] <= 1 || t.strides[3] === 1 ? t : contiguous(t));
+  const qc = rows(q), kc = rows(k), vc = rows(v);
+  const st = (t: Tensor): number[] => [t.strides[0], t.strides[1], t.strides[2]];
+  const strides = [...st(qc), ...st(kc), ...st(vc)];
+  const o = Tensor.empty([B, Hq, T, Dv]), lse = Tensor.empty([B, Hq, T]);
+  // Scores and products: T·S·(D + Dv) per head, about half of it when causal.
+  const work = B * Hq * T * S * (D + Dv + 8) / (causal && T > 1 ? 2 : 1);
+  if (o.size || lse.size) kernel('attention_fwd', [o.ptr, lse.ptr, qc.ptr, kc.ptr, vc.ptr, B, Hq, Hkv, T, S, D, Dv, ...strides, scale, causal], work);
+  if (needsGrad(qc, kc, vc)) {
+    record(o, 'attention', [qc, kc, vc], (g) => {
+      const dO = contiguous(g);
+      const dq = Tensor.empty(q.shape), dk = Tensor.empty(k.shape), dv = Tensor.empty(v.shape);
+      if (dq.size || dk.size || dv.size) {
+        kernel('attention_bwd', [dq.ptr, dk.ptr, dv.ptr, qc.ptr, kc.ptr, vc.ptr, o.ptr, lse.ptr, dO.ptr, B, Hq, Hkv, T, S, D, Dv, ...strides, scale, causal], 2 * work);
+      }
+      return [qc.requiresGrad ? dq : null, kc.requiresGrad ? dk : null, vc.requiresGrad ? dv : null];
+    });
+  }
+  return o;
+}
+
+/**
+ * Attention as a composite of ops (matmul, additive masks, softmax, matmul): the fallback when
+ * an additive mask is given, and the reference the fused kernels are tested against.
+ */
+export function attentionComposite(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  checkAttention(q, k, v, opts);
+  const [B, Hq, T, D] = q.shape, [, Hkv, S] = k.shape;
   const G = Hq / Hkv, Dv = v.shape[3];
   const scale = opts.scale ?? 1 / Math.sqrt(D);
   // Group the query heads that share a KV head: (B, Hkv, G·T, D).

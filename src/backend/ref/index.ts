@@ -6,13 +6,14 @@ import { sgemm } from './matmul.js';
 import { binary, copy, cumsum, fill, reduce, unary, unary_bwd, where } from './elementwise.js';
 import * as nn from './nn.js';
 import { adamw, sgd } from './optim.js';
+import { attention_fwd, attention_bwd } from './attention.js';
 
 export const refKernels: KernelTable = {
   sgemm, copy, binary, where, unary, unary_bwd, reduce, cumsum, fill, adamw, sgd,
   softmax: nn.softmax, softmax_bwd: nn.softmax_bwd, cross_entropy: nn.cross_entropy, cross_entropy_bwd: nn.cross_entropy_bwd,
   embedding: nn.embedding, embedding_bwd: nn.embedding_bwd, rmsnorm: nn.rmsnorm, rmsnorm_bwd: nn.rmsnorm_bwd,
   rmsnorm_bwd_w: nn.rmsnorm_bwd_w, layernorm: nn.layernorm, layernorm_bwd: nn.layernorm_bwd,
-  layernorm_bwd_wb: nn.layernorm_bwd_wb, rope: nn.rope,
+  layernorm_bwd_wb: nn.layernorm_bwd_wb, rope: nn.rope, attention_fwd, attention_bwd,
 };
 
 export const refBackend: Backend = {

@@ -6,4 +6,5 @@ export { setScratch, SCRATCH_BYTES } from './scratch';
 export * from './matmul';
 export * from './elementwise';
 export * from './nn';
+export * from './attention';
 export * from './optim';
