@@ -10,7 +10,12 @@
 //   f64 args from byte 64 on (at most 32)
 export const CTRL = { SEQ: 0, KERNEL: 1, NARGS: 2, PENDING: 3, NT: 4, STOP: 5, ERROR: 6, ARGS_BYTE: 64, BYTES: 64 + 8 * 32 };
 
-const SPIN = 20000;
+// An idle thread polls for about SPIN_MS before it sleeps on Atomics.wait: waking a sleeping
+// thread costs tens of microseconds or more, while the gaps between parallel kernels in a
+// forward/backward pass (small ops run on the main thread) are usually shorter than this.
+const SPIN_MS = 1;
+// Polls between two looks at the clock.
+const SPIN_CHECK = 256;
 
 export function runJobLoop(memory: WebAssembly.Memory, ctrl: number, tid: number, fns: ((...a: number[]) => void)[]): void {
   const i32 = new Int32Array(memory.buffer, ctrl, 16);
@@ -23,8 +28,13 @@ export function runJobLoop(memory: WebAssembly.Memory, ctrl: number, tid: number
   for (;;) {
     let s = Atomics.load(i32, CTRL.SEQ);
     let spins = 0;
+    let t0 = -1;
     while (s === seen) {
-      if (++spins > SPIN) { Atomics.wait(i32, CTRL.SEQ, seen); spins = 0; }
+      if (++spins % SPIN_CHECK === 0) {
+        const t = performance.now();
+        if (t0 < 0) t0 = t;
+        else if (t - t0 > SPIN_MS) { Atomics.wait(i32, CTRL.SEQ, seen); t0 = -1; }
+      }
       s = Atomics.load(i32, CTRL.SEQ);
     }
     seen = s;
@@ -64,10 +74,15 @@ export class JobPoster {
       fn(...args, 0, nt);
     } finally {
       let spins = 0;
+      let t0 = -1;
       for (;;) {
         const p = Atomics.load(i32, CTRL.PENDING);
         if (p === 0) break;
-        if (++spins > SPIN && this.canBlock) Atomics.wait(i32, CTRL.PENDING, p, 50);
+        if (this.canBlock && ++spins % SPIN_CHECK === 0) {
+          const t = performance.now();
+          if (t0 < 0) t0 = t;
+          else if (t - t0 > SPIN_MS) Atomics.wait(i32, CTRL.PENDING, p, 50);
+        }
       }
     }
     const err = Atomics.load(i32, CTRL.ERROR);

@@ -1,22 +1,565 @@
-// Batched matmul (see KERNEL_ARGS.sgemm in ../../kernels.ts). Placeholder: scalar loops,
-// split over threads by rows of C.
+// Batched matmul (see KERNEL_ARGS.sgemm in ../../kernels.ts).
+//
+// Two paths:
+//  - the blocked path (BLIS-style): pack a KC×NC panel of B into NR-wide strips and an MC×KC
+//    block of A into MR-tall strips in this thread's scratch, then run a register-blocked
+//    MR×NR micro-kernel (f32x4 accumulators) over the tiles; edge tiles go through a small
+//    buffer so the micro-kernel never writes outside C;
+//  - the small-M path (GEMV-like, M ≤ SMALL_M): no packing; dot products along contiguous K
+//    when B is stored transposed (sBk = 1), axpy along contiguous rows of B when sBn = 1.
+// Work is split over threads by MR-row tiles of C (over batch×M) when there are enough,
+// otherwise by NR-column strips.
+import { fma4, hsum4 } from './simd';
+import { scratch } from './scratch';
+
+// Micro-tile and cache blocking.
+// 6×8 needs 15 xmm registers (12 accumulators, 2 B vectors, 1 broadcast) with fused multiply-add;
+// a separate multiply and add needs one more (the product), so the plain-SIMD build uses 4×8.
+const MR: i32 = ASC_FEATURE_RELAXED_SIMD ? 6 : 4;
+const NR: i32 = 8;
+const KC: i32 = 384;
+const MC: i32 = 120;
+const NC: i32 = 1536;
+// Scratch layout (bytes): packed B panel, packed A block, edge tile, small-M row copies.
+const PB_OFF: usize = 0;
+const PA_OFF: usize = PB_OFF + <usize>(KC * NC * 4);
+const TILE_OFF: usize = PA_OFF + <usize>(MC * KC * 4);
+const ROWS_OFF: usize = TILE_OFF + <usize>(MR * NR * 4);
+// The small-M path handles at most this many rows per matrix.
+const SMALL_M: i32 = 4;
+// The small-M path copies A rows with non-unit K stride into scratch: at most this K.
+const ROWS_MAX_K: i32 = 32768;
+
+// @ts-ignore: decorator
+@inline function off(x: i32): usize { return (<usize>x) << 2; }
+
 export function sgemm(
   a: usize, b: usize, c: usize, M: i32, N: i32, K: i32,
   sAm: i32, sAk: i32, sBk: i32, sBn: i32, ldc: i32,
   batch: i32, sAb: i32, sBb: i32, sCb: i32, beta: i32, tid: i32, nt: i32,
 ): void {
-  const rows = batch * M;
-  const per = (rows + nt - 1) / nt;
-  const r0 = tid * per;
-  const r1 = min(rows, r0 + per);
-  for (let r = r0; r < r1; r++) {
-    const bt = r / M, m = r % M;
-    for (let n = 0; n < N; n++) {
-      let s: f32 = 0;
-      const ab = a + ((<usize>(bt * sAb + m * sAm)) << 2), bb = b + ((<usize>(bt * sBb + n * sBn)) << 2);
-      for (let k = 0; k < K; k++) s += load<f32>(ab + ((<usize>(k * sAk)) << 2)) * load<f32>(bb + ((<usize>(k * sBk)) << 2));
-      const cp = c + ((<usize>(bt * sCb + m * ldc + n)) << 2);
-      store<f32>(cp, beta ? load<f32>(cp) + s : s);
+  if (M <= 0 || N <= 0 || batch <= 0) return;
+  if (K <= 0) {
+    // C = 0 (or unchanged when beta = 1): split rows over threads.
+    if (beta) return;
+    const rows = batch * M;
+    const r0 = <i32>((<i64>rows * tid) / nt), r1 = <i32>((<i64>rows * (tid + 1)) / nt);
+    for (let r = r0; r < r1; r++) {
+      const bt = r / M, m = r - bt * M;
+      const cp = c + off(bt * sCb + m * ldc);
+      for (let n = 0; n < N; n++) store<f32>(cp + off(n), 0);
+    }
+    return;
+  }
+  if (M <= SMALL_M && (sBk == 1 || sBn == 1) && (sAk == 1 || K <= ROWS_MAX_K)) {
+    smallM(a, b, c, M, N, K, sAm, sAk, sBk, sBn, ldc, batch, sAb, sBb, sCb, beta, tid, nt);
+    return;
+  }
+  const mt = (M + MR - 1) / MR;
+  const rowUnits = batch * mt;
+  if (nt == 1 || rowUnits >= 4 * nt || rowUnits * NR >= N * 2) {
+    // Split MR-row tiles of all batches.
+    const u0 = <i32>((<i64>rowUnits * tid) / nt), u1 = <i32>((<i64>rowUnits * (tid + 1)) / nt);
+    let u = u0;
+    while (u < u1) {
+      const bt = u / mt;
+      const uEnd = min(u1, (bt + 1) * mt);
+      const m0 = (u - bt * mt) * MR, m1 = min(M, (uEnd - bt * mt) * MR);
+      gemmBlock(a + off(bt * sAb), b + off(bt * sBb), c + off(bt * sCb), m0, m1, 0, N, K, sAm, sAk, sBk, sBn, ldc, beta);
+      u = uEnd;
+    }
+  } else {
+    // Split NR-column strips; every thread covers all rows of all batches.
+    const ntl = (N + NR - 1) / NR;
+    const n0 = min(N, <i32>((<i64>ntl * tid) / nt) * NR), n1 = min(N, <i32>((<i64>ntl * (tid + 1)) / nt) * NR);
+    if (n0 >= n1) return;
+    for (let bt = 0; bt < batch; bt++) {
+      gemmBlock(a + off(bt * sAb), b + off(bt * sBb), c + off(bt * sCb), 0, M, n0, n1, K, sAm, sAk, sBk, sBn, ldc, beta);
     }
   }
+}
+
+// C[m0:m1, n0:n1] (+)= A[m0:m1, :] · B[:, n0:n1] for one matrix of the batch.
+function gemmBlock(
+  a: usize, b: usize, c: usize, m0: i32, m1: i32, n0: i32, n1: i32, K: i32,
+  sAm: i32, sAk: i32, sBk: i32, sBn: i32, ldc: i32, beta: i32,
+): void {
+  const base = scratch();
+  const pb = base + PB_OFF, pa = base + PA_OFF, tile = base + TILE_OFF;
+  const ldcb = off(ldc);
+  for (let jc = n0; jc < n1; jc += NC) {
+    const nc = min(NC, n1 - jc);
+    for (let pc = 0; pc < K; pc += KC) {
+      const kc = min(KC, K - pc);
+      const accum = pc > 0 || beta != 0;
+      packB(b + off(pc * sBk + jc * sBn), kc, nc, sBk, sBn, pb);
+      for (let ic = m0; ic < m1; ic += MC) {
+        const mc = min(MC, m1 - ic);
+        packA(a + off(ic * sAm + pc * sAk), mc, kc, sAm, sAk, pa);
+        for (let jr = 0; jr < nc; jr += NR) {
+          const w = min(NR, nc - jr);
+          const bp = pb + off(jr * kc);
+          for (let ir = 0; ir < mc; ir += MR) {
+            const h = min(MR, mc - ir);
+            const ap = pa + off(ir * kc);
+            const cp = c + off((ic + ir) * ldc + jc + jr);
+            if (h == MR && w == NR) {
+              kernel(ap, bp, kc, cp, ldcb, accum);
+            } else {
+              kernel(ap, bp, kc, tile, <usize>(NR * 4), false);
+              for (let i = 0; i < h; i++) {
+                const crow = cp + (<usize>i) * ldcb, trow = tile + off(i * NR);
+                if (accum) for (let j = 0; j < w; j++) store<f32>(crow + off(j), load<f32>(crow + off(j)) + load<f32>(trow + off(j)));
+                else for (let j = 0; j < w; j++) store<f32>(crow + off(j), load<f32>(trow + off(j)));
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Pack B[0:kc, 0:nc] (element (k,n) at b + 4·(k·sBk + n·sBn)) into NR-wide strips:
+// strip s holds kc rows of NR floats (zero-padded past nc).
+function packB(b: usize, kc: i32, nc: i32, sBk: i32, sBn: i32, dst: usize): void {
+  for (let j = 0; j < nc; j += NR) {
+    const w = min(NR, nc - j);
+    const src = b + off(j * sBn);
+    let d = dst + off(j * kc);
+    if (w == NR && sBn == 1) {
+      const rs = off(sBk);
+      let s = src;
+      for (let k = 0; k < kc; k++) {
+        v128.store(d, v128.load(s));
+        v128.store(d, v128.load(s, 16), 16);
+        s += rs; d += 32;
+      }
+    } else if (w == NR && sBk == 1) {
+      // Rows of the strip are contiguous along k: transpose 4×4 blocks.
+      const rs = off(sBn);
+      let k = 0;
+      for (; k + 4 <= kc; k += 4) {
+        const s = src + off(k);
+        transpose4(s, rs, d, 32);
+        transpose4(s + 4 * rs, rs, d + 16, 32);
+        d += 128;
+      }
+      for (; k < kc; k++) {
+        for (let jj = 0; jj < NR; jj++) store<f32>(d + off(jj), load<f32>(src + off(jj * sBn + k)));
+        d += 32;
+      }
+    } else {
+      for (let k = 0; k < kc; k++) {
+        const s = src + off(k * sBk);
+        let jj = 0;
+        for (; jj < w; jj++) store<f32>(d + off(jj), load<f32>(s + off(jj * sBn)));
+        for (; jj < NR; jj++) store<f32>(d + off(jj), 0);
+        d += 32;
+      }
+    }
+  }
+}
+
+// Pack A[0:mc, 0:kc] (element (m,k) at a + 4·(m·sAm + k·sAk)) into MR-tall strips:
+// strip s holds kc columns of MR floats (zero-padded past mc).
+function packA(a: usize, mc: i32, kc: i32, sAm: i32, sAk: i32, dst: usize): void {
+  const ds = <usize>(MR * 4);
+  for (let i = 0; i < mc; i += MR) {
+    const h = min(MR, mc - i);
+    const src = a + off(i * sAm);
+    let d = dst + off(i * kc);
+    if (h == MR && sAm == 1) {
+      const ks = off(sAk);
+      let s = src;
+      for (let k = 0; k < kc; k++) {
+        v128.store(d, v128.load(s));
+        if (MR == 6) v128.store64_lane(d, v128.load64_zero(s, 16), 0, 16);
+        else for (let ii = 4; ii < MR; ii++) store<f32>(d + off(ii), load<f32>(s + off(ii)));
+        s += ks; d += ds;
+      }
+    } else if (h == MR && sAk == 1) {
+      const rs = off(sAm);
+      let k = 0;
+      for (; k + 4 <= kc; k += 4) {
+        const s = src + off(k);
+        transpose4(s, rs, d, ds);
+        if (MR == 6) {
+          const r4 = v128.load(s + 4 * rs), r5 = v128.load(s + 5 * rs);
+          const lo = i32x4.shuffle(r4, r5, 0, 4, 1, 5), hi = i32x4.shuffle(r4, r5, 2, 6, 3, 7);
+          v128.store64_lane(d, lo, 0, 16); v128.store64_lane(d + ds, lo, 1, 16);
+          v128.store64_lane(d + 2 * ds, hi, 0, 16); v128.store64_lane(d + 3 * ds, hi, 1, 16);
+        } else {
+          for (let ii = 4; ii < MR; ii++) for (let kk = 0; kk < 4; kk++) store<f32>(d + <usize>kk * ds + off(ii), load<f32>(s + <usize>ii * rs + off(kk)));
+        }
+        d += 4 * ds;
+      }
+      for (; k < kc; k++) {
+        for (let ii = 0; ii < MR; ii++) store<f32>(d + off(ii), load<f32>(src + off(ii * sAm + k)));
+        d += ds;
+      }
+    } else {
+      for (let k = 0; k < kc; k++) {
+        const s = src + off(k * sAk);
+        let ii = 0;
+        for (; ii < h; ii++) store<f32>(d + off(ii), load<f32>(s + off(ii * sAm)));
+        for (; ii < MR; ii++) store<f32>(d + off(ii), 0);
+        d += ds;
+      }
+    }
+  }
+}
+
+// Read 4 rows of 4 floats (row r at s + r·rs) and write them transposed: column c of the
+// block goes to d + c·ds.
+// @ts-ignore: decorator
+@inline function transpose4(s: usize, rs: usize, d: usize, ds: usize): void {
+  const r0 = v128.load(s), r1 = v128.load(s + rs), r2 = v128.load(s + 2 * rs), r3 = v128.load(s + 3 * rs);
+  const t0 = i32x4.shuffle(r0, r1, 0, 4, 1, 5), t1 = i32x4.shuffle(r0, r1, 2, 6, 3, 7);
+  const t2 = i32x4.shuffle(r2, r3, 0, 4, 1, 5), t3 = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
+  v128.store(d, i32x4.shuffle(t0, t2, 0, 1, 4, 5));
+  v128.store(d + ds, i32x4.shuffle(t0, t2, 2, 3, 6, 7));
+  v128.store(d + 2 * ds, i32x4.shuffle(t1, t3, 0, 1, 4, 5));
+  v128.store(d + 3 * ds, i32x4.shuffle(t1, t3, 2, 3, 6, 7));
+}
+
+
+// @ts-ignore: decorator
+@inline function kernel(ap: usize, bp: usize, kc: i32, cp: usize, ldcb: usize, accum: bool): void {
+  if (MR == 6) kern6x8(ap, bp, kc, cp, ldcb, accum);
+  else kern4x8(ap, bp, kc, cp, ldcb, accum);
+}
+
+function kern6x8(ap: usize, bp: usize, kc: i32, cp: usize, ldcb: usize, accum: bool): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  let c40 = f32x4.splat(0), c41 = f32x4.splat(0);
+  let c50 = f32x4.splat(0), c51 = f32x4.splat(0);
+  for (let k = 0; k < kc; k++) {
+    const b0 = v128.load(bp), b1 = v128.load(bp, 16);
+    let x = v128.load32_splat(ap);
+    c00 = fma4(x, b0, c00); c01 = fma4(x, b1, c01);
+    x = v128.load32_splat(ap, 4);
+    c10 = fma4(x, b0, c10); c11 = fma4(x, b1, c11);
+    x = v128.load32_splat(ap, 8);
+    c20 = fma4(x, b0, c20); c21 = fma4(x, b1, c21);
+    x = v128.load32_splat(ap, 12);
+    c30 = fma4(x, b0, c30); c31 = fma4(x, b1, c31);
+    x = v128.load32_splat(ap, 16);
+    c40 = fma4(x, b0, c40); c41 = fma4(x, b1, c41);
+    x = v128.load32_splat(ap, 20);
+    c50 = fma4(x, b0, c50); c51 = fma4(x, b1, c51);
+    ap += 24; bp += 32;
+  }
+  let p = cp;
+  if (accum) {
+    v128.store(p, f32x4.add(v128.load(p), c00)); v128.store(p, f32x4.add(v128.load(p, 16), c01), 16); p += ldcb;
+    v128.store(p, f32x4.add(v128.load(p), c10)); v128.store(p, f32x4.add(v128.load(p, 16), c11), 16); p += ldcb;
+    v128.store(p, f32x4.add(v128.load(p), c20)); v128.store(p, f32x4.add(v128.load(p, 16), c21), 16); p += ldcb;
+    v128.store(p, f32x4.add(v128.load(p), c30)); v128.store(p, f32x4.add(v128.load(p, 16), c31), 16); p += ldcb;
+    v128.store(p, f32x4.add(v128.load(p), c40)); v128.store(p, f32x4.add(v128.load(p, 16), c41), 16); p += ldcb;
+    v128.store(p, f32x4.add(v128.load(p), c50)); v128.store(p, f32x4.add(v128.load(p, 16), c51), 16);
+  } else {
+    v128.store(p, c00); v128.store(p, c01, 16); p += ldcb;
+    v128.store(p, c10); v128.store(p, c11, 16); p += ldcb;
+    v128.store(p, c20); v128.store(p, c21, 16); p += ldcb;
+    v128.store(p, c30); v128.store(p, c31, 16); p += ldcb;
+    v128.store(p, c40); v128.store(p, c41, 16); p += ldcb;
+    v128.store(p, c50); v128.store(p, c51, 16);
+  }
+}
+
+// MR×NR micro-kernel: C[0:MR, 0:NR] (+)= Apanel (kc×MR) · Bpanel (kc×NR).
+function kern4x8(ap: usize, bp: usize, kc: i32, cp: usize, ldcb: usize, accum: bool): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  for (let k = 0; k < kc; k++) {
+    const b0 = v128.load(bp), b1 = v128.load(bp, 16);
+    let x = v128.load32_splat(ap);
+    c00 = fma4(x, b0, c00); c01 = fma4(x, b1, c01);
+    x = v128.load32_splat(ap, 4);
+    c10 = fma4(x, b0, c10); c11 = fma4(x, b1, c11);
+    x = v128.load32_splat(ap, 8);
+    c20 = fma4(x, b0, c20); c21 = fma4(x, b1, c21);
+    x = v128.load32_splat(ap, 12);
+    c30 = fma4(x, b0, c30); c31 = fma4(x, b1, c31);
+    ap += 16; bp += 32;
+  }
+  let p = cp;
+  if (accum) {
+    v128.store(p, f32x4.add(v128.load(p), c00)); v128.store(p, f32x4.add(v128.load(p, 16), c01), 16); p += ldcb;
+    v128.store(p, f32x4.add(v128.load(p), c10)); v128.store(p, f32x4.add(v128.load(p, 16), c11), 16); p += ldcb;
+    v128.store(p, f32x4.add(v128.load(p), c20)); v128.store(p, f32x4.add(v128.load(p, 16), c21), 16); p += ldcb;
+    v128.store(p, f32x4.add(v128.load(p), c30)); v128.store(p, f32x4.add(v128.load(p, 16), c31), 16);
+  } else {
+    v128.store(p, c00); v128.store(p, c01, 16); p += ldcb;
+    v128.store(p, c10); v128.store(p, c11, 16); p += ldcb;
+    v128.store(p, c20); v128.store(p, c21, 16); p += ldcb;
+    v128.store(p, c30); v128.store(p, c31, 16);
+  }
+}
+
+// ---- small-M path (GEMV and a few rows) ----
+
+// Columns per work unit in the small-M path.
+const SN: i32 = 48;
+
+function smallM(
+  a: usize, b: usize, c: usize, M: i32, N: i32, K: i32,
+  sAm: i32, sAk: i32, sBk: i32, sBn: i32, ldc: i32,
+  batch: i32, sAb: i32, sBb: i32, sCb: i32, beta: i32, tid: i32, nt: i32,
+): void {
+  const nu = (N + SN - 1) / SN;
+  const units = batch * nu;
+  const u0 = <i32>((<i64>units * tid) / nt), u1 = <i32>((<i64>units * (tid + 1)) / nt);
+  const rows = scratch() + ROWS_OFF;
+  let lastBt = -1;
+  for (let u = u0; u < u1; u++) {
+    const bt = u / nu;
+    const n0 = (u - bt * nu) * SN, n1 = min(N, n0 + SN);
+    let ab = a + off(bt * sAb);
+    let sam = sAm;
+    if (sAk != 1 && sBk == 1) {
+      // Dot products want contiguous A rows: copy them once per batch.
+      if (bt != lastBt) {
+        for (let m = 0; m < M; m++) for (let k = 0; k < K; k++) store<f32>(rows + off(m * K + k), load<f32>(ab + off(m * sAm + k * sAk)));
+        lastBt = bt;
+      }
+      ab = rows; sam = K;
+    }
+    const bb = b + off(bt * sBb), cb = c + off(bt * sCb);
+    if (sBk == 1) dotCols(ab, sam, bb, sBn, cb, ldc, M, n0, n1, K, beta);
+    else axpyRows(ab, sam, sAk, bb, sBk, cb, ldc, M, n0, n1, K, beta);
+  }
+}
+
+// @ts-ignore: decorator
+@inline function put(cp: usize, v: f32, beta: i32): void {
+  store<f32>(cp, beta ? load<f32>(cp) + v : v);
+}
+
+// C[m, n] = dot(A[m, 0:K], B[0:K, n]) with A rows and B columns contiguous along k.
+function dotCols(a: usize, sAm: i32, b: usize, sBn: i32, c: usize, ldc: i32, M: i32, n0: i32, n1: i32, K: i32, beta: i32): void {
+  const K4 = K & ~3;
+  let m = 0;
+  for (; m + 2 <= M; m += 2) {
+    const a0 = a + off(m * sAm), a1 = a0 + off(sAm);
+    const c0 = c + off(m * ldc), c1 = c0 + off(ldc);
+    let n = n0;
+    for (; n + 4 <= n1; n += 4) {
+      const b0 = b + off(n * sBn), b1 = b0 + off(sBn), b2 = b1 + off(sBn), b3 = b2 + off(sBn);
+      let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s02 = f32x4.splat(0), s03 = f32x4.splat(0);
+      let s10 = f32x4.splat(0), s11 = f32x4.splat(0), s12 = f32x4.splat(0), s13 = f32x4.splat(0);
+      for (let k = 0; k < K4; k += 4) {
+        const o = off(k);
+        const x0 = v128.load(a0 + o), x1 = v128.load(a1 + o);
+        let y = v128.load(b0 + o); s00 = fma4(x0, y, s00); s10 = fma4(x1, y, s10);
+        y = v128.load(b1 + o); s01 = fma4(x0, y, s01); s11 = fma4(x1, y, s11);
+        y = v128.load(b2 + o); s02 = fma4(x0, y, s02); s12 = fma4(x1, y, s12);
+        y = v128.load(b3 + o); s03 = fma4(x0, y, s03); s13 = fma4(x1, y, s13);
+      }
+      let r00 = hsum4(s00), r01 = hsum4(s01), r02 = hsum4(s02), r03 = hsum4(s03);
+      let r10 = hsum4(s10), r11 = hsum4(s11), r12 = hsum4(s12), r13 = hsum4(s13);
+      for (let k = K4; k < K; k++) {
+        const o = off(k);
+        const x0 = load<f32>(a0 + o), x1 = load<f32>(a1 + o);
+        const y0 = load<f32>(b0 + o), y1 = load<f32>(b1 + o), y2 = load<f32>(b2 + o), y3 = load<f32>(b3 + o);
+        r00 += x0 * y0; r01 += x0 * y1; r02 += x0 * y2; r03 += x0 * y3;
+        r10 += x1 * y0; r11 += x1 * y1; r12 += x1 * y2; r13 += x1 * y3;
+      }
+      put(c0 + off(n), r00, beta); put(c0 + off(n + 1), r01, beta); put(c0 + off(n + 2), r02, beta); put(c0 + off(n + 3), r03, beta);
+      put(c1 + off(n), r10, beta); put(c1 + off(n + 1), r11, beta); put(c1 + off(n + 2), r12, beta); put(c1 + off(n + 3), r13, beta);
+    }
+    for (; n < n1; n++) {
+      const b0 = b + off(n * sBn);
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0);
+      for (let k = 0; k < K4; k += 4) {
+        const o = off(k);
+        const y = v128.load(b0 + o);
+        s0 = fma4(v128.load(a0 + o), y, s0); s1 = fma4(v128.load(a1 + o), y, s1);
+      }
+      let r0 = hsum4(s0), r1 = hsum4(s1);
+      for (let k = K4; k < K; k++) {
+        const y = load<f32>(b0 + off(k));
+        r0 += load<f32>(a0 + off(k)) * y; r1 += load<f32>(a1 + off(k)) * y;
+      }
+      put(c0 + off(n), r0, beta); put(c1 + off(n), r1, beta);
+    }
+  }
+  for (; m < M; m++) {
+    const a0 = a + off(m * sAm);
+    const c0 = c + off(m * ldc);
+    let n = n0;
+    for (; n + 6 <= n1; n += 6) {
+      const sb = off(sBn);
+      const b0 = b + off(n * sBn), b1 = b0 + sb, b2 = b1 + sb, b3 = b2 + sb, b4 = b3 + sb, b5 = b4 + sb;
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+      let s4 = f32x4.splat(0), s5 = f32x4.splat(0);
+      for (let k = 0; k < K4; k += 4) {
+        const o = off(k);
+        const x = v128.load(a0 + o);
+        s0 = fma4(x, v128.load(b0 + o), s0);
+        s1 = fma4(x, v128.load(b1 + o), s1);
+        s2 = fma4(x, v128.load(b2 + o), s2);
+        s3 = fma4(x, v128.load(b3 + o), s3);
+        s4 = fma4(x, v128.load(b4 + o), s4);
+        s5 = fma4(x, v128.load(b5 + o), s5);
+      }
+      let r0 = hsum4(s0), r1 = hsum4(s1), r2 = hsum4(s2), r3 = hsum4(s3);
+      let r4 = hsum4(s4), r5 = hsum4(s5);
+      for (let k = K4; k < K; k++) {
+        const o = off(k);
+        const x = load<f32>(a0 + o);
+        r0 += x * load<f32>(b0 + o); r1 += x * load<f32>(b1 + o); r2 += x * load<f32>(b2 + o); r3 += x * load<f32>(b3 + o);
+        r4 += x * load<f32>(b4 + o); r5 += x * load<f32>(b5 + o);
+      }
+      const cp = c0 + off(n);
+      put(cp, r0, beta); put(cp + 4, r1, beta); put(cp + 8, r2, beta); put(cp + 12, r3, beta);
+      put(cp + 16, r4, beta); put(cp + 20, r5, beta);
+    }
+    for (; n + 4 <= n1; n += 4) {
+      const b0 = b + off(n * sBn), b1 = b0 + off(sBn), b2 = b1 + off(sBn), b3 = b2 + off(sBn);
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+      for (let k = 0; k < K4; k += 4) {
+        const o = off(k);
+        const x = v128.load(a0 + o);
+        s0 = fma4(x, v128.load(b0 + o), s0);
+        s1 = fma4(x, v128.load(b1 + o), s1);
+        s2 = fma4(x, v128.load(b2 + o), s2);
+        s3 = fma4(x, v128.load(b3 + o), s3);
+      }
+      let r0 = hsum4(s0), r1 = hsum4(s1), r2 = hsum4(s2), r3 = hsum4(s3);
+      for (let k = K4; k < K; k++) {
+        const o = off(k);
+        const x = load<f32>(a0 + o);
+        r0 += x * load<f32>(b0 + o); r1 += x * load<f32>(b1 + o); r2 += x * load<f32>(b2 + o); r3 += x * load<f32>(b3 + o);
+      }
+      put(c0 + off(n), r0, beta); put(c0 + off(n + 1), r1, beta); put(c0 + off(n + 2), r2, beta); put(c0 + off(n + 3), r3, beta);
+    }
+    for (; n < n1; n++) {
+      const b0 = b + off(n * sBn);
+      let s0 = f32x4.splat(0);
+      for (let k = 0; k < K4; k += 4) s0 = fma4(v128.load(a0 + off(k)), v128.load(b0 + off(k)), s0);
+      let r0 = hsum4(s0);
+      for (let k = K4; k < K; k++) r0 += load<f32>(a0 + off(k)) * load<f32>(b0 + off(k));
+      put(c0 + off(n), r0, beta);
+    }
+  }
+}
+
+// C[m, n0:n1] = Σ_k A[m, k] · B[k, n0:n1] with B rows contiguous along n.
+function axpyRows(a: usize, sAm: i32, sAk: i32, b: usize, sBk: i32, c: usize, ldc: i32, M: i32, n0: i32, n1: i32, K: i32, beta: i32): void {
+  const rsb = off(sBk), ksa = off(sAk);
+  let m = 0;
+  for (; m + 2 <= M; m += 2) {
+    const a0 = a + off(m * sAm), a1 = a0 + off(sAm);
+    const c0 = c + off(m * ldc), c1 = c0 + off(ldc);
+    let n = n0;
+    for (; n + 16 <= n1; n += 16) {
+      let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s02 = f32x4.splat(0), s03 = f32x4.splat(0);
+      let s10 = f32x4.splat(0), s11 = f32x4.splat(0), s12 = f32x4.splat(0), s13 = f32x4.splat(0);
+      let bp = b + off(n), p0 = a0, p1 = a1;
+      for (let k = 0; k < K; k++) {
+        const x0 = v128.load32_splat(p0), x1 = v128.load32_splat(p1);
+        let y = v128.load(bp); s00 = fma4(x0, y, s00); s10 = fma4(x1, y, s10);
+        y = v128.load(bp, 16); s01 = fma4(x0, y, s01); s11 = fma4(x1, y, s11);
+        y = v128.load(bp, 32); s02 = fma4(x0, y, s02); s12 = fma4(x1, y, s12);
+        y = v128.load(bp, 48); s03 = fma4(x0, y, s03); s13 = fma4(x1, y, s13);
+        bp += rsb; p0 += ksa; p1 += ksa;
+      }
+      storeRow4(c0 + off(n), s00, s01, s02, s03, beta);
+      storeRow4(c1 + off(n), s10, s11, s12, s13, beta);
+    }
+    for (; n + 4 <= n1; n += 4) {
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0);
+      let bp = b + off(n), p0 = a0, p1 = a1;
+      for (let k = 0; k < K; k++) {
+        const y = v128.load(bp);
+        s0 = fma4(v128.load32_splat(p0), y, s0); s1 = fma4(v128.load32_splat(p1), y, s1);
+        bp += rsb; p0 += ksa; p1 += ksa;
+      }
+      storeV(c0 + off(n), s0, beta); storeV(c1 + off(n), s1, beta);
+    }
+    for (; n < n1; n++) {
+      let r0: f32 = 0, r1: f32 = 0;
+      let bp = b + off(n), p0 = a0, p1 = a1;
+      for (let k = 0; k < K; k++) {
+        const y = load<f32>(bp);
+        r0 += load<f32>(p0) * y; r1 += load<f32>(p1) * y;
+        bp += rsb; p0 += ksa; p1 += ksa;
+      }
+      put(c0 + off(n), r0, beta); put(c1 + off(n), r1, beta);
+    }
+  }
+  for (; m < M; m++) {
+    const a0 = a + off(m * sAm);
+    const c0 = c + off(m * ldc);
+    let n = n0;
+    for (; n + 24 <= n1; n += 24) {
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+      let s4 = f32x4.splat(0), s5 = f32x4.splat(0);
+      let bp = b + off(n), p0 = a0;
+      for (let k = 0; k < K; k++) {
+        const x = v128.load32_splat(p0);
+        s0 = fma4(x, v128.load(bp), s0);
+        s1 = fma4(x, v128.load(bp, 16), s1);
+        s2 = fma4(x, v128.load(bp, 32), s2);
+        s3 = fma4(x, v128.load(bp, 48), s3);
+        s4 = fma4(x, v128.load(bp, 64), s4);
+        s5 = fma4(x, v128.load(bp, 80), s5);
+        bp += rsb; p0 += ksa;
+      }
+      storeRow4(c0 + off(n), s0, s1, s2, s3, beta);
+      storeV(c0 + off(n + 16), s4, beta); storeV(c0 + off(n + 20), s5, beta);
+    }
+    for (; n + 16 <= n1; n += 16) {
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+      let bp = b + off(n), p0 = a0;
+      for (let k = 0; k < K; k++) {
+        const x = v128.load32_splat(p0);
+        s0 = fma4(x, v128.load(bp), s0);
+        s1 = fma4(x, v128.load(bp, 16), s1);
+        s2 = fma4(x, v128.load(bp, 32), s2);
+        s3 = fma4(x, v128.load(bp, 48), s3);
+        bp += rsb; p0 += ksa;
+      }
+      storeRow4(c0 + off(n), s0, s1, s2, s3, beta);
+    }
+    for (; n + 4 <= n1; n += 4) {
+      let s0 = f32x4.splat(0);
+      let bp = b + off(n), p0 = a0;
+      for (let k = 0; k < K; k++) {
+        s0 = fma4(v128.load32_splat(p0), v128.load(bp), s0);
+        bp += rsb; p0 += ksa;
+      }
+      storeV(c0 + off(n), s0, beta);
+    }
+    for (; n < n1; n++) {
+      let r0: f32 = 0;
+      let bp = b + off(n), p0 = a0;
+      for (let k = 0; k < K; k++) {
+        r0 += load<f32>(p0) * load<f32>(bp);
+        bp += rsb; p0 += ksa;
+      }
+      put(c0 + off(n), r0, beta);
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function storeV(p: usize, v: v128, beta: i32): void {
+  v128.store(p, beta ? f32x4.add(v128.load(p), v) : v);
+}
+
+// @ts-ignore: decorator
+@inline function storeRow4(p: usize, v0: v128, v1: v128, v2: v128, v3: v128, beta: i32): void {
+  if (beta) {
+    v0 = f32x4.add(v128.load(p), v0); v1 = f32x4.add(v128.load(p, 16), v1);
+    v2 = f32x4.add(v128.load(p, 32), v2); v3 = f32x4.add(v128.load(p, 48), v3);
+  }
+  v128.store(p, v0); v128.store(p, v1, 16); v128.store(p, v2, 32); v128.store(p, v3, 48);
 }

@@ -1,0 +1,167 @@
+// The wasm sgemm kernel against the reference over awkward shapes, transposes, strided and
+// batched (incl. broadcast) operands, beta 0/1, on 1 and 2 threads; also checks that nothing
+// outside C is written.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { WasmBackend } from '../../src/backend/wasm/index.js';
+import { refBackend } from '../../src/backend/ref/index.js';
+import { alloc, release, H } from '../../src/backend/heap.js';
+import { readFileSync } from 'node:fs';
+import type { Backend } from '../../src/backend/kernels.js';
+
+const SIZES = [1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 32, 33, 64, 65, 127, 129, 300];
+const GUARD = 16; // floats of guard before and after C
+const SENTINEL = -7777.25;
+
+let seed = 0x9e3779b9;
+function rand(): number {
+  seed ^= seed << 13; seed >>>= 0;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5; seed >>>= 0;
+  return seed / 4294967296;
+}
+const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+
+interface Case {
+  M: number; N: number; K: number; transA: boolean; transB: boolean;
+  batch: number; bcastA: boolean; bcastB: boolean; beta: 0 | 1; padA: number; padB: number; padC: number;
+}
+
+function describe(c: Case): string {
+  return `M=${c.M} N=${c.N} K=${c.K} tA=${c.transA} tB=${c.transB} batch=${c.batch}${c.bcastA ? ' bcastA' : ''}${c.bcastB ? ' bcastB' : ''} beta=${c.beta} pad=${c.padA},${c.padB},${c.padC}`;
+}
+
+/** Run one case on `be` and on the reference; returns the max scaled error. Asserts guards. */
+function check(be: Backend, c: Case, forceParallel: boolean): void {
+  const { M, N, K, batch } = c;
+  // A: (M, K) row-major with row stride lda, or stored transposed (K, M) with row stride lda.
+  const lda = (c.transA ? M : K) + c.padA;
+  const aRows = c.transA ? K : M;
+  const sAm = c.transA ? 1 : lda, sAk = c.transA ? lda : 1;
+  const ldb = (c.transB ? K : N) + c.padB;
+  const bRows = c.transB ? N : K;
+  const sBk = c.transB ? 1 : ldb, sBn = c.transB ? ldb : 1;
+  const ldc = N + c.padC;
+  const aMat = aRows * lda, bMat = bRows * ldb, cMat = M * ldc + c.padC;
+  const sAb = c.bcastA ? 0 : aMat, sBb = c.bcastB ? 0 : bMat, sCb = cMat;
+  const aLen = c.bcastA ? aMat : aMat * batch, bLen = c.bcastB ? bMat : bMat * batch, cLen = cMat * batch;
+  const a = alloc(4 * aLen), b = alloc(4 * bLen);
+  const cw = alloc(4 * (cLen + 2 * GUARD)), cr = alloc(4 * (cLen + 2 * GUARD));
+  const f = H.f32;
+  for (let i = 0; i < aLen; i++) f[(a >> 2) + i] = rand() * 2 - 1;
+  for (let i = 0; i < bLen; i++) f[(b >> 2) + i] = rand() * 2 - 1;
+  // C: sentinel everywhere (guards, row padding); the logical region gets values (beta = 1)
+  // or NaN (beta = 0: the kernel must overwrite without reading).
+  const cw0 = (cw >> 2) + GUARD, cr0 = (cr >> 2) + GUARD;
+  f.fill(SENTINEL, cw >> 2, (cw >> 2) + cLen + 2 * GUARD);
+  const inC = (i: number): boolean => { const r = i % cMat; return Math.floor(r / ldc) < M && r % ldc < N; };
+  for (let i = 0; i < cLen; i++) if (inC(i)) f[cw0 + i] = c.beta ? rand() * 2 - 1 : NaN;
+  f.copyWithin(cr >> 2, cw >> 2, (cw >> 2) + cLen + 2 * GUARD);
+  const args = (cp: number) => [a, b, cp + 4 * GUARD, M, N, K, sAm, sAk, sBk, sBn, ldc, batch, sAb, sBb, sCb, c.beta];
+  be.call('sgemm', args(cw), forceParallel ? 1 << 30 : M * N * K * batch);
+  refBackend.call('sgemm', args(cr), 0);
+  const g = H.f32;
+  const tol = 1e-4 * Math.sqrt(Math.max(1, K));
+  for (let i = -GUARD; i < cLen + GUARD; i++) {
+    const w = g[cw0 + i], r = g[cr0 + i];
+    if (i < 0 || i >= cLen || !inC(i)) {
+      if (w !== SENTINEL) assert.fail(`${describe(c)}: wrote outside C at element ${i} (${w})`);
+      continue;
+    }
+    if (!(Math.abs(w - r) <= tol * Math.max(1, Math.abs(r)))) {
+      const bt = Math.floor(i / cMat), rr = i % cMat;
+      assert.fail(`${describe(c)}: C[${bt}][${Math.floor(rr / ldc)},${rr % ldc}] = ${w}, expected ${r}`);
+    }
+  }
+  release(a); release(b); release(cw); release(cr);
+}
+
+function cases(): Case[] {
+  const out: Case[] = [];
+  const base = (M: number, N: number, K: number, transA: boolean, transB: boolean): Case => ({
+    M, N, K, transA, transB, batch: 1, bcastA: false, bcastB: false, beta: 0, padA: 0, padB: 0, padC: 0,
+  });
+  // Every size in every dimension, the others random (kept small enough for the reference).
+  const small = SIZES.filter((s) => s <= 65);
+  for (const s of SIZES) {
+    for (let d = 0; d < 3; d++) {
+      const dims = [pick(small), pick(SIZES), pick(small)];
+      dims[d] = s;
+      const [M, N, K] = dims;
+      out.push({ ...base(M, N, K, rand() < 0.5, rand() < 0.5), beta: rand() < 0.5 ? 1 : 0 });
+    }
+  }
+  // All transpose combinations on a few shapes, with padding and beta.
+  for (const [M, N, K] of [[1, 300, 129], [2, 65, 300], [4, 33, 17], [17, 31, 33], [64, 64, 64], [129, 127, 65], [300, 7, 31], [6, 8, 300]]) {
+    for (const transA of [false, true]) for (const transB of [false, true]) {
+      out.push(base(M, N, K, transA, transB));
+      out.push({ ...base(M, N, K, transA, transB), beta: 1, padA: 3, padB: 5, padC: 7 });
+    }
+  }
+  // Batched, with and without broadcast batch strides (attention-like shapes).
+  for (const [M, N, K] of [[1, 33, 16], [3, 17, 8], [7, 7, 32], [17, 16, 33], [32, 65, 15], [65, 33, 64]]) {
+    for (const [bcastA, bcastB] of [[false, false], [true, false], [false, true]]) {
+      out.push({ ...base(M, N, K, rand() < 0.5, rand() < 0.5), batch: 3, bcastA, bcastB, beta: rand() < 0.5 ? 1 : 0, padC: rand() < 0.5 ? 2 : 0, padA: 1 });
+    }
+  }
+  // Random mixes of everything, kept cheap for the reference.
+  for (let i = 0; i < 150; i++) {
+    const M = pick(SIZES), N = pick(SIZES), K = pick(SIZES), batch = pick([1, 1, 2, 4]);
+    if (M * N * K * batch > 2e6) { i--; continue; }
+    out.push({
+      M, N, K, transA: rand() < 0.5, transB: rand() < 0.5, batch, bcastA: batch > 1 && rand() < 0.3, bcastB: batch > 1 && rand() < 0.3,
+      beta: rand() < 0.5 ? 1 : 0, padA: pick([0, 0, 1, 4]), padB: pick([0, 0, 3]), padC: pick([0, 0, 1, 8]),
+    });
+  }
+  // Edge: K = 0.
+  out.push(base(5, 9, 0, false, false));
+  out.push({ ...base(5, 9, 0, false, false), beta: 1 });
+  return out;
+}
+
+const be1 = await WasmBackend.create(1);
+const be2 = await WasmBackend.create(2);
+after(async () => { await be1.dispose(); await be2.dispose(); });
+
+const ALL = cases();
+
+test('wasm sgemm matches ref on 1 thread', () => {
+  for (const c of ALL) check(be1, c, false);
+});
+
+test('wasm sgemm matches ref on 2 threads (forced parallel split)', () => {
+  for (const c of ALL) check(be2, c, true);
+});
+
+test('wasm sgemm gives bitwise the same result on 1 and 2 threads', () => {
+  // Every element is summed in the same order whatever the split, so training runs reproduce.
+  for (const [M, N, K, tB] of [[1, 300, 129, 1], [3, 65, 300, 0], [129, 127, 65, 1], [300, 33, 17, 0], [13, 300, 31, 0]]) {
+    const a = alloc(4 * M * K), b = alloc(4 * K * N), c1 = alloc(4 * M * N), c2 = alloc(4 * M * N);
+    const f = H.f32;
+    for (let i = 0; i < M * K; i++) f[(a >> 2) + i] = rand() * 2 - 1;
+    for (let i = 0; i < K * N; i++) f[(b >> 2) + i] = rand() * 2 - 1;
+    const args = (c: number) => [a, b, c, M, N, K, K, 1, tB ? 1 : N, tB ? K : 1, N, 1, 0, 0, 0, 0];
+    be1.call('sgemm', args(c1), 0);
+    be2.call('sgemm', args(c2), 1 << 30);
+    const g = H.f32;
+    for (let i = 0; i < M * N; i++) assert.equal(g[(c2 >> 2) + i], g[(c1 >> 2) + i], `M=${M} N=${N} K=${K}: element ${i}`);
+    release(a); release(b); release(c1); release(c2);
+  }
+});
+
+test('plain-SIMD build (no relaxed SIMD) matches ref too', () => {
+  const bytes = readFileSync(new URL('../../wasm/kernels-simd.wasm', import.meta.url));
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: H.memory, abort: () => { throw new Error('wasm abort'); } } });
+  const exp = inst.exports as Record<string, (...a: number[]) => void> & { SCRATCH_BYTES: WebAssembly.Global };
+  exp.setScratch(alloc(exp.SCRATCH_BYTES.value as number));
+  const simd: Backend = { name: 'wasm', threads: 1, call: (_k, args) => exp.sgemm(...args, 0, 1) };
+  for (const c of ALL.filter((_, i) => i % 3 === 0)) check(simd, c, false);
+});
+
+test('wasm sgemm: large blocked shapes cross the KC/MC/NC block edges', () => {
+  const big: Case[] = [
+    { M: 257, N: 2100, K: 260, transA: false, transB: false, batch: 1, bcastA: false, bcastB: false, beta: 1, padA: 1, padB: 0, padC: 3 },
+    { M: 131, N: 70, K: 520, transA: true, transB: true, batch: 2, bcastA: false, bcastB: true, beta: 0, padA: 0, padB: 2, padC: 0 },
+  ];
+  for (const c of big) { check(be1, c, false); check(be2, c, true); }
+});
