@@ -4,7 +4,9 @@
 export * from './tensor/index.js';
 export { init, shutdown, backend, setBackend, withBackend, heapStats } from './backend/index.js';
 export type { InitOptions } from './backend/index.js';
-export * from './train/index.js';
+export { SGD, AdamW, clipGradNorm } from './train/optim.js';
+export type { SGDOptions, AdamWOptions, ParamGroup } from './train/optim.js';
+export * from './train/schedule.js';
 export * from './nn/index.js';
 export * from './models/index.js';
 export * from './generate/index.js';

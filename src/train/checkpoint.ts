@@ -1,0 +1,125 @@
+// Training checkpoints: an HF model directory (config.json, model.safetensors, tokenizer.json)
+// plus optimizer.safetensors (AdamW moments, by parameter name) and trainer_state.json (step,
+// tokens, data-loader position, options). Written into a temporary directory that replaces the
+// previous checkpoint by renames, so a crash or a full disk never leaves a half-written one:
+// <out>/checkpoint is complete, or (between the two renames) <out>/checkpoint.prev is.
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Tensor } from '../tensor/tensor.js';
+import { tensor } from '../tensor/ops.js';
+import { scope, unscoped } from '../tensor/storage.js';
+import type { LlamaForCausalLM } from '../models/llama.js';
+import { llamaConfigToJson } from '../models/llama.js';
+import { modelTensors } from '../io/model.js';
+import { writeHfDir, readHfDir } from '../io/hf.js';
+import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { fromFloat32, toFloat32 } from '../io/dtypes.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import type { AdamW } from './optim.js';
+import type { BatcherState } from './data.js';
+import type { TrainOptions, TrainState } from './trainer.js';
+
+export class CheckpointError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CheckpointError';
+  }
+}
+
+export interface TrainerStateFile {
+  format: 'tslm-trainer-state';
+  version: 1;
+  state: TrainState;
+  options: TrainOptions;
+  train: BatcherState;
+  optimizerSteps: Record<string, number>;
+  /** The model config (checked on resume). */
+  config: Record<string, unknown>;
+  extra?: Record<string, unknown>;
+}
+
+export function checkpointDir(out: string): string {
+  return path.join(out, 'checkpoint');
+}
+
+/** Write a checkpoint of model, tokenizer, optimizer and trainer state under out/checkpoint. */
+export async function saveCheckpoint(out: string, c: {
+  model: LlamaForCausalLM; tokenizer?: Tokenizer | null; opt: AdamW; state: TrainState; options: TrainOptions; train: BatcherState; extra?: Record<string, unknown>;
+}): Promise<string> {
+  mkdirSync(out, { recursive: true });
+  const final = checkpointDir(out), prev = `${final}.prev`, tmp = `${final}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  try {
+    const config = llamaConfigToJson(c.model.config);
+    await writeHfDir(tmp, { config, tensors: modelTensors(c.model) });
+    const tk = c.tokenizer as (Tokenizer & { save?: (p: string) => void }) | null | undefined;
+    if (tk && tk.kind === 'hf' && typeof tk.save === 'function') tk.save(path.join(tmp, 'tokenizer.json'));
+    const sd = c.opt.stateDict();
+    const names = c.opt.params.map((p, i) => p.name ?? String(i));
+    const raws = Object.entries(sd.tensors).map(([k, t]) => {
+      const [idx, kind] = [Number(k.slice(0, k.indexOf('.'))), k.slice(k.indexOf('.') + 1)];
+      return fromFloat32(`${names[idx]}.${kind}`, [...t.shape], t.data() as Float32Array);
+    });
+    await writeSafetensors(path.join(tmp, 'optimizer.safetensors'), raws, { format: 'tslm-adamw' });
+    const stateFile: TrainerStateFile = {
+      format: 'tslm-trainer-state', version: 1, state: c.state, options: c.options, train: c.train,
+      optimizerSteps: Object.fromEntries(names.map((n, i) => [n, sd.steps[i]])), config, extra: c.extra,
+    };
+    writeFileSync(path.join(tmp, 'trainer_state.json'), JSON.stringify(stateFile, null, 2) + '\n');
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw new CheckpointError(`cannot write checkpoint in ${out} (${(e as Error).message}); the previous checkpoint is intact`);
+  }
+  rmSync(prev, { recursive: true, force: true });
+  if (existsSync(final)) renameSync(final, prev);
+  renameSync(tmp, final);
+  rmSync(prev, { recursive: true, force: true });
+  return final;
+}
+
+/** The complete checkpoint under out (the previous one if a save was interrupted), or null. */
+export function findCheckpoint(out: string): string | null {
+  for (const d of [checkpointDir(out), `${checkpointDir(out)}.prev`]) if (existsSync(path.join(d, 'trainer_state.json'))) return d;
+  return null;
+}
+
+export function readTrainerState(dir: string): TrainerStateFile {
+  const f = path.join(dir, 'trainer_state.json');
+  let s: TrainerStateFile;
+  try { s = JSON.parse(readFileSync(f, 'utf8')); } catch (e) { throw new CheckpointError(`${f}: cannot read (${(e as Error).message})`); }
+  if (s.format !== 'tslm-trainer-state' || s.version !== 1) throw new CheckpointError(`${f}: not a tslm trainer state (format ${JSON.stringify(s.format)}, version ${s.version})`);
+  return s;
+}
+
+/** Load weights and optimizer moments from a checkpoint into an existing model and optimizer. */
+export async function loadCheckpoint(dir: string, model: LlamaForCausalLM, opt: AdamW): Promise<TrainerStateFile> {
+  const st = readTrainerState(dir);
+  const mine = llamaConfigToJson(model.config);
+  for (const k of ['hidden_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'intermediate_size', 'vocab_size', 'tie_word_embeddings']) {
+    if (JSON.stringify(st.config[k]) !== JSON.stringify(mine[k])) {
+      throw new CheckpointError(`${dir}: checkpoint has ${k} = ${JSON.stringify(st.config[k])}, this run's model has ${JSON.stringify(mine[k])}; resume with the same config`);
+    }
+  }
+  const ck = await readHfDir(dir);
+  scope(() => {
+    const sd: Record<string, Tensor> = {};
+    for (const t of ck.tensors) sd[t.name] = tensor(toFloat32(t, dir), t.shape);
+    model.loadStateDict(sd, { source: path.join(dir, 'model.safetensors') });
+  });
+  const optFile = path.join(dir, 'optimizer.safetensors');
+  const { tensors } = await readSafetensors(optFile);
+  const byName = new Map(tensors.map((t) => [t.name, t]));
+  const names = opt.params.map((p, i) => p.name ?? String(i));
+  const out: Record<string, Tensor> = {};
+  const steps: number[] = [];
+  names.forEach((n, i) => {
+    steps.push(st.optimizerSteps[n] ?? 0);
+    for (const kind of ['exp_avg', 'exp_avg_sq', 'max_exp_avg_sq']) {
+      const t = byName.get(`${n}.${kind}`);
+      if (t) out[`${i}.${kind}`] = unscoped(() => tensor(toFloat32(t, optFile), t.shape));
+    }
+  });
+  opt.loadStateDict({ tensors: out, steps });
+  opt.stepCount = st.state.step;
+  return st;
+}

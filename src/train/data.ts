@@ -1,0 +1,200 @@
+// Training data: documents from text files, folders, JSONL ({"text": …}) and Parquet (as
+// Hugging Face datasets store it), tokenised in a streaming pass into a token file on disk
+// (int32, documents separated by EOS), then read back in fixed-length windows: corpora larger
+// than memory work, and a batcher's position is a small state that checkpoints can save.
+import { createReadStream, openSync, readSync, closeSync, fstatSync, readdirSync, statSync, writeSync, renameSync, existsSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import path from 'node:path';
+import { Generator } from '../tensor/random.js';
+
+export class DataError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DataError';
+  }
+}
+
+const TEXT_EXT = new Set(['.txt', '.md', '.text']);
+
+/** Every data file under path (a file, or a folder walked in sorted order). */
+export function listDataFiles(p: string): string[] {
+  let st;
+  try { st = statSync(p); } catch { throw new DataError(`${p}: no such file or directory`); }
+  if (st.isFile()) return [p];
+  const out: string[] = [];
+  for (const name of readdirSync(p).sort()) {
+    if (name.startsWith('.')) continue;
+    const full = path.join(p, name);
+    const s = statSync(full);
+    if (s.isDirectory()) out.push(...listDataFiles(full));
+    else if (TEXT_EXT.has(path.extname(name)) || ['.jsonl', '.json', '.parquet'].includes(path.extname(name))) out.push(full);
+  }
+  if (out.length === 0) throw new DataError(`${p}: no .txt, .md, .jsonl or .parquet files found`);
+  return out;
+}
+
+function looksBinary(buf: Buffer): boolean {
+  const n = Math.min(buf.length, 4096);
+  let bad = 0;
+  for (let i = 0; i < n; i++) { const c = buf[i]; if (c === 0) return true; if (c < 9 || (c > 13 && c < 32)) bad++; }
+  return bad > n * 0.1;
+}
+
+/**
+ * The documents of a data file: a text file is one document; JSONL gives each line's "text"
+ * field (the line number is reported when a line is not valid JSON or has no text); Parquet
+ * gives the "text" column.
+ */
+export async function* readDocuments(file: string, opts: { textField?: string } = {}): AsyncGenerator<string> {
+  const field = opts.textField ?? 'text';
+  const ext = path.extname(file);
+  if (ext === '.jsonl' || ext === '.json') {
+    const rl = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+    let line = 0;
+    for await (const raw of rl) {
+      line++;
+      const s = raw.trim();
+      if (!s) continue;
+      let obj: unknown;
+      try { obj = JSON.parse(s); } catch (e) { throw new DataError(`${file}:${line}: invalid JSON (${(e as Error).message})`); }
+      const text = (obj as Record<string, unknown>)?.[field];
+      if (typeof text !== 'string') throw new DataError(`${file}:${line}: expected an object with a string "${field}" field`);
+      yield text;
+    }
+    return;
+  }
+  if (ext === '.parquet') {
+    const { asyncBufferFromFile, parquetReadObjects } = await import('hyparquet') as unknown as {
+      asyncBufferFromFile(f: string): Promise<unknown>; parquetReadObjects(o: { file: unknown; columns?: string[] }): Promise<Record<string, unknown>[]>;
+    };
+    let rows: Record<string, unknown>[];
+    try {
+      rows = await parquetReadObjects({ file: await asyncBufferFromFile(file), columns: [field] });
+    } catch (e) { throw new DataError(`${file}: cannot read Parquet (${(e as Error).message})`); }
+    for (const [i, r] of rows.entries()) {
+      if (typeof r[field] !== 'string') throw new DataError(`${file}: row ${i} has no string "${field}" column`);
+      yield r[field] as string;
+    }
+    return;
+  }
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const buf = Buffer.alloc(size);
+    readSync(fd, buf, 0, size, 0);
+    if (looksBinary(buf)) throw new DataError(`${file}: looks like a binary file, not text`);
+    const text = buf.toString('utf8');
+    if (text.trim()) yield text;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface TokenizeOptions {
+  encode: (text: string) => number[];
+  /** Appended after every document (usually the tokenizer's EOS). */
+  separator?: number | null;
+  onProgress?: (docs: number, tokens: number) => void;
+}
+
+/** Tokenise every document under `input` into an int32 token file (written atomically). */
+export async function tokenizeToFile(input: string, outFile: string, opts: TokenizeOptions): Promise<{ documents: number; tokens: number }> {
+  const tmp = `${outFile}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w');
+  let docs = 0, tokens = 0;
+  try {
+    for (const file of listDataFiles(input)) {
+      for await (const doc of readDocuments(file)) {
+        const ids = opts.encode(doc);
+        if (opts.separator !== undefined && opts.separator !== null) ids.push(opts.separator);
+        const arr = Int32Array.from(ids);
+        writeSync(fd, new Uint8Array(arr.buffer));
+        docs++;
+        tokens += arr.length;
+        opts.onProgress?.(docs, tokens);
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  if (tokens === 0) throw new DataError(`${input}: the corpus is empty (no text in any document)`);
+  renameSync(tmp, outFile);
+  return { documents: docs, tokens };
+}
+
+/** An int32 token file read in windows (no full load). */
+export class TokenFile {
+  readonly length: number;
+  private fd: number;
+  constructor(readonly file: string) {
+    if (!existsSync(file)) throw new DataError(`${file}: token file not found`);
+    this.fd = openSync(file, 'r');
+    const size = fstatSync(this.fd).size;
+    if (size % 4) throw new DataError(`${file}: size ${size} is not a multiple of 4 (not an int32 token file)`);
+    this.length = size / 4;
+  }
+  read(start: number, count: number): Int32Array {
+    const out = new Int32Array(count);
+    readSync(this.fd, new Uint8Array(out.buffer), 0, count * 4, start * 4);
+    return out;
+  }
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+export interface BatcherState { epoch: number; index: number; seed: number }
+
+/**
+ * Fixed-length windows of seqLen+1 tokens (inputs and shifted targets) over chunks
+ * [first, first+count) of a token file, visited in a seeded shuffled order that changes each
+ * epoch. Its state (epoch, index) makes a resumed run read exactly the same batches.
+ */
+export class Batcher {
+  private perm: Uint32Array;
+  epoch = 0;
+  index = 0;
+  constructor(readonly data: TokenFile, readonly seqLen: number, readonly batchSize: number, readonly first: number, readonly count: number, readonly seed: number, readonly shuffle = true) {
+    if (count < 1) throw new DataError(`${data.file}: too few tokens for one sequence of ${seqLen + 1}`);
+    this.perm = this.permutation(0);
+  }
+  private permutation(epoch: number): Uint32Array {
+    const p = new Uint32Array(this.count);
+    for (let i = 0; i < p.length; i++) p[i] = i;
+    if (!this.shuffle) return p;
+    const g = new Generator(this.seed * 1000003 + epoch);
+    for (let i = p.length - 1; i > 0; i--) { const j = g.int(i + 1); const t = p[i]; p[i] = p[j]; p[j] = t; }
+    return p;
+  }
+  /** The next batch: batchSize rows of seqLen+1 token ids. */
+  next(): Int32Array {
+    const L = this.seqLen + 1, out = new Int32Array(this.batchSize * L);
+    for (let b = 0; b < this.batchSize; b++) {
+      if (this.index >= this.count) { this.epoch++; this.index = 0; this.perm = this.permutation(this.epoch); }
+      const chunk = this.first + this.perm[this.index++];
+      out.set(this.data.read(chunk * this.seqLen, L), b * L);
+    }
+    return out;
+  }
+  state(): BatcherState {
+    return { epoch: this.epoch, index: this.index, seed: this.seed };
+  }
+  restore(s: BatcherState): void {
+    if (s.seed !== this.seed) throw new DataError(`data-loader state has seed ${s.seed}, this run uses ${this.seed}`);
+    this.epoch = s.epoch;
+    this.index = s.index;
+    this.perm = this.permutation(s.epoch);
+  }
+}
+
+/** Split a token file's chunks into training and validation batchers (the last chunks validate). */
+export function splitBatchers(data: TokenFile, seqLen: number, batchSize: number, opts: { valFraction?: number; seed?: number } = {}): { train: Batcher; val: Batcher } {
+  const chunks = Math.floor((data.length - 1) / seqLen);
+  if (chunks < 2) throw new DataError(`${data.file}: ${data.length} tokens are too few for sequences of ${seqLen} (need at least ${2 * seqLen + 1})`);
+  const nVal = Math.max(1, Math.round(chunks * (opts.valFraction ?? 0.05)));
+  const seed = opts.seed ?? 0;
+  return {
+    train: new Batcher(data, seqLen, batchSize, 0, chunks - nVal, seed),
+    val: new Batcher(data, seqLen, batchSize, chunks - nVal, nVal, seed, false),
+  };
+}

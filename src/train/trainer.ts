@@ -1,0 +1,165 @@
+// The training loop, flat like nanoGPT's: get a batch, forward, backward (with gradient
+// accumulation), clip, step, log; evaluate and checkpoint every N steps. Every NaN/Inf stops the
+// run with a message naming the step and the tensor.
+import { Tensor } from '../tensor/tensor.js';
+import * as T from '../tensor/ops.js';
+import { scope } from '../tensor/storage.js';
+import { noGrad } from '../tensor/autograd.js';
+import { NonFiniteError } from '../tensor/errors.js';
+import { AdamW, clipGradNorm } from './optim.js';
+import { cosineWithWarmup } from './schedule.js';
+import type { Batcher } from './data.js';
+import type { StepMetrics } from './report.js';
+
+/** What the trainer needs from a model: next-token loss of ids (B, T+1), and its parameters. */
+export interface TrainableLM {
+  loss(ids: Tensor): Tensor;
+  namedParameters(): [string, Tensor][];
+  train(on?: boolean): unknown;
+}
+
+export interface TrainOptions {
+  steps: number;
+  batchSize: number;
+  seqLen: number;
+  /** Micro-batches per optimizer step (each of batchSize rows). */
+  gradAccum: number;
+  lr: number;
+  /** Final learning rate as a fraction of lr (cosine decay). */
+  minLrRatio: number;
+  warmupSteps: number;
+  weightDecay: number;
+  betas: [number, number];
+  /** Clip the global gradient norm to this (0 = no clipping). */
+  gradClip: number;
+  evalEvery: number;
+  evalBatches: number;
+  seed: number;
+}
+
+export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
+  steps: 1000, batchSize: 8, seqLen: 256, gradAccum: 1, lr: 5e-4, minLrRatio: 0.1, warmupSteps: 100,
+  weightDecay: 0.1, betas: [0.9, 0.95], gradClip: 1, evalEvery: 200, evalBatches: 10, seed: 0,
+};
+
+export class TrainingDivergedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TrainingDivergedError';
+  }
+}
+
+/** Parameters that get weight decay: matrices; norms and biases (1-d) do not. */
+export function paramGroups(model: TrainableLM, weightDecay: number) {
+  const named = model.namedParameters();
+  const seen = new Set<Tensor>();
+  const decay: Tensor[] = [], noDecay: Tensor[] = [];
+  for (const [name, p] of named) {
+    if (seen.has(p)) continue;
+    seen.add(p);
+    p.name = name;
+    (p.ndim >= 2 ? decay : noDecay).push(p);
+  }
+  return [
+    { params: decay, options: { weightDecay } },
+    { params: noDecay, options: { weightDecay: 0 } },
+  ].filter((g) => g.params.length);
+}
+
+export function createOptimizer(model: TrainableLM, o: TrainOptions): AdamW {
+  return new AdamW(paramGroups(model, o.weightDecay), { lr: o.lr, betas: o.betas, eps: 1e-8 });
+}
+
+/** Mean validation loss over up to n batches (the batcher restarts from its first chunk). */
+export function evaluate(model: TrainableLM, val: Batcher, n: number): number {
+  model.train(false);
+  val.restore({ epoch: 0, index: 0, seed: val.seed });
+  const batches = Math.min(n, Math.max(1, Math.floor(val.count / val.batchSize)));
+  let total = 0;
+  for (let i = 0; i < batches; i++) {
+    total += noGrad(() => scope(() => model.loss(T.tensor(val.next(), [val.batchSize, val.seqLen + 1], 'i32')).item()));
+  }
+  model.train(true);
+  return total / batches;
+}
+
+export interface TrainState { step: number; tokens: number; elapsedSeconds: number }
+
+export interface TrainHooks {
+  onStep?(m: StepMetrics): void;
+  /** Called after evaluation steps, at the end and when stopping early; write a checkpoint here. */
+  onCheckpoint?(state: TrainState): void | Promise<void>;
+  /** Checked after every step: true stops the run early (after a checkpoint), e.g. on Ctrl-C. */
+  shouldStop?(state: TrainState): boolean;
+}
+
+/**
+ * Run optimizer steps state.step … o.steps−1. The learning rate follows linear warmup then
+ * cosine decay to minLrRatio·lr. Returns the final state.
+ */
+export async function trainLoop(model: TrainableLM, opt: AdamW, data: { train: Batcher; val: Batcher | null }, o: TrainOptions, state: TrainState, hooks: TrainHooks = {}): Promise<TrainState> {
+  const sched = cosineWithWarmup(o.warmupSteps, o.steps, o.minLrRatio);
+  const params = opt.params;
+  const shape = [o.batchSize, o.seqLen + 1];
+  model.train(true);
+  let last = performance.now();
+  const startElapsed = state.elapsedSeconds;
+  const t0 = performance.now();
+  for (let step = state.step; step < o.steps; step++) {
+    const lr = o.lr * sched(step);
+    opt.setLr(lr);
+    let loss = 0;
+    for (let micro = 0; micro < o.gradAccum; micro++) {
+      const ids = data.train.next();
+      const l = scope(() => {
+        const out = model.loss(T.tensor(ids, shape, 'i32'));
+        const v = out.item();
+        if (!Number.isFinite(v)) return v;
+        (o.gradAccum > 1 ? T.mul(out, 1 / o.gradAccum) : out).backward();
+        return v;
+      });
+      if (!Number.isFinite(l)) {
+        opt.zeroGrad();
+        throw new TrainingDivergedError(`step ${step}: the loss is ${l} (micro-batch ${micro}); lower the learning rate (${lr.toExponential(2)}) or check the data`);
+      }
+      loss += l / o.gradAccum;
+    }
+    let norm: number;
+    try {
+      norm = clipGradNorm(params, o.gradClip > 0 ? o.gradClip : Infinity, { errorIfNonfinite: true });
+    } catch (e) {
+      opt.zeroGrad();
+      throw new TrainingDivergedError(`step ${step}: ${(e as Error).message}`);
+    }
+    opt.step();
+    opt.zeroGrad();
+    state.step = step + 1;
+    state.tokens += o.batchSize * o.seqLen * o.gradAccum;
+    const now = performance.now();
+    state.elapsedSeconds = startElapsed + (now - t0) / 1000;
+    const m: StepMetrics = {
+      step: state.step, loss, lr, gradNorm: norm, tokens: state.tokens,
+      tokensPerSecond: (o.batchSize * o.seqLen * o.gradAccum) / ((now - last) / 1000), elapsedSeconds: state.elapsedSeconds,
+    };
+    last = now;
+    const evalNow = data.val && o.evalEvery > 0 && (state.step % o.evalEvery === 0 || state.step === o.steps);
+    if (evalNow) {
+      m.valLoss = evaluate(model, data.val!, o.evalBatches);
+      m.valPerplexity = Math.exp(m.valLoss);
+      last = performance.now();
+    }
+    hooks.onStep?.(m);
+    const stop = hooks.shouldStop?.(state) ?? false;
+    if (evalNow || state.step === o.steps || stop) await hooks.onCheckpoint?.({ ...state });
+    if (stop) break;
+  }
+  return state;
+}
+
+/** Name the first parameter whose value is NaN/Inf (after a step, to catch silent divergence). */
+export function checkParametersFinite(model: TrainableLM, step: number): void {
+  for (const [name, p] of model.namedParameters()) {
+    const bad = T.findNonFinite(p);
+    if (bad) throw new NonFiniteError(`step ${step}: parameter ${name}`, bad.count, bad.index, bad.value);
+  }
+}

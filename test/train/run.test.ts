@@ -1,0 +1,81 @@
+// Training runs end to end: a resumed run is bit-for-bit the uninterrupted one; metrics, plot,
+// report and checkpoints are written; bad data and bad configs fail with clear errors.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { init, shutdown, runTraining, loadModel, Generator, TrainingDivergedError } from '../../src/index.js';
+import type { RunOptions } from '../../src/index.js';
+
+let dir = '';
+before(async () => { await init({ threads: 2 }); dir = mkdtempSync(path.join(tmpdir(), 'tslm-train-')); });
+after(async () => { await shutdown(); rmSync(dir, { recursive: true, force: true }); });
+
+function corpus(): string {
+  const g = new Generator(1);
+  const words = ['the', 'cat', 'sat', 'on', 'a', 'mat', 'dog', 'ran', 'to', 'park', '小', '猫', '坐', '在'];
+  const lines: string[] = [];
+  for (let i = 0; i < 400; i++) lines.push(Array.from({ length: 6 + g.int(6) }, () => words[g.int(words.length)]).join(' ') + '.');
+  const f = path.join(dir, 'corpus.txt');
+  writeFileSync(f, lines.join('\n'));
+  return f;
+}
+const CONFIG = { model_type: 'llama', hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 300, max_position_embeddings: 64 };
+const quiet = { log: () => {}, progress: () => {}, seqLen: 16, batchSize: 2 };
+
+test('k steps, interrupt, resume for N−k steps gives the same weights as N steps straight', async () => {
+  const data = corpus();
+  const base: RunOptions = { data, config: CONFIG, steps: 8, lr: 3e-3, warmupSteps: 2, evalEvery: 4, evalBatches: 2, seed: 3, out: '', ...quiet, batchSize: 4 };
+  const a = await runTraining({ ...base, out: path.join(dir, 'straight') });
+  const b1 = await runTraining({ ...base, out: path.join(dir, 'resumed'), stopAtStep: 3 });
+  assert.equal(b1.state.step, 3);
+  b1.model.dispose();
+  const b = await runTraining({ ...base, out: path.join(dir, 'resumed'), resume: true });
+  assert.equal(b.state.step, 8);
+  for (const [name, t] of a.model.namedTensors()) {
+    const u = b.model.namedTensors().find(([n]) => n === name)![1];
+    assert.deepEqual(u.toArray(), t.toArray(), `parameter ${name} differs after resume`);
+  }
+  assert.deepEqual(b.metrics.map((m) => m.loss), a.metrics.map((m) => m.loss), 'same loss curve');
+  // What a person looks at:
+  for (const f of ['metrics.jsonl', 'loss.svg', 'report.html', 'tokenizer.json', 'checkpoint/model.safetensors', 'checkpoint/config.json', 'checkpoint/optimizer.safetensors', 'checkpoint/trainer_state.json']) {
+    assert.ok(existsSync(path.join(dir, 'straight', f)), `${f} written`);
+  }
+  const lines = readFileSync(path.join(dir, 'straight', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(lines.length, 8);
+  assert.ok(lines[3].valLoss > 0 && lines[3].valPerplexity > 1);
+  assert.match(readFileSync(path.join(dir, 'straight', 'loss.svg'), 'utf8'), /^<svg[\s\S]*<path d="M[\d.,]+ L/);
+  // the checkpoint is a loadable HF model directory
+  const l = await loadModel(path.join(dir, 'straight', 'checkpoint'));
+  assert.deepEqual(l.model.model.norm.weight.toArray(), a.model.model.norm.weight.toArray());
+  for (const m of [a.model, b.model, l.model]) m.dispose();
+});
+
+test('bad data, configs and resumes fail with clear errors', async () => {
+  const empty = path.join(dir, 'empty.txt');
+  writeFileSync(empty, '  \n');
+  await assert.rejects(runTraining({ data: empty, config: CONFIG, out: path.join(dir, 'e'), steps: 1, ...quiet }), /corpus is empty|empty/);
+  const bin = path.join(dir, 'bin.txt');
+  writeFileSync(bin, Buffer.from([0, 1, 2, 3, 0, 0, 255, 0]));
+  await assert.rejects(runTraining({ data: bin, config: CONFIG, out: path.join(dir, 'b'), steps: 1, ...quiet }), /bin\.txt: looks like a binary file/);
+  const jl = path.join(dir, 'd.jsonl');
+  writeFileSync(jl, '{"text": "hello there"}\n{"text": 5}\n');
+  await assert.rejects(runTraining({ data: jl, config: CONFIG, out: path.join(dir, 'j'), steps: 1, ...quiet }), /d\.jsonl:2: expected an object with a string "text" field/);
+  writeFileSync(jl, '{"text": "hello there"}\n{oops\n');
+  await assert.rejects(runTraining({ data: jl, config: CONFIG, out: path.join(dir, 'j2'), steps: 1, ...quiet }), /d\.jsonl:2: invalid JSON/);
+  const data = corpus();
+  await assert.rejects(runTraining({ data, config: CONFIG, out: path.join(dir, 's'), steps: 1, ...quiet, seqLen: 128 }), /sequence length 128 exceeds max_position_embeddings 64/);
+  await assert.rejects(runTraining({ data, config: 'no-such-preset', out: path.join(dir, 'p'), steps: 1, ...quiet }), /not a preset/);
+  await assert.rejects(runTraining({ data, config: CONFIG, out: path.join(dir, 'none'), resume: true, steps: 1, ...quiet }), /no checkpoint found/);
+  // resuming with another model config
+  const out = path.join(dir, 'cfg');
+  const r = await runTraining({ data, config: CONFIG, out, steps: 2, evalEvery: 2, ...quiet });
+  r.model.dispose();
+  await assert.rejects(runTraining({ data, config: { ...CONFIG, hidden_size: 48 }, out, resume: true, steps: 3, ...quiet }), /hidden_size = 32, this run's model has 48/);
+  // a learning rate that diverges stops with the step named
+  await assert.rejects(runTraining({ data, config: CONFIG, out: path.join(dir, 'nan'), steps: 20, lr: 1e30, warmupSteps: 0, gradClip: 0, ...quiet }),
+    (e: Error) => e instanceof TrainingDivergedError && /step \d+: /.test(e.message));
+  mkdirSync(path.join(dir, 'emptydir'));
+  await assert.rejects(runTraining({ data: path.join(dir, 'emptydir'), config: CONFIG, out: path.join(dir, 'ed'), steps: 1, ...quiet }), /no \.txt, \.md, \.jsonl or \.parquet files/);
+});
