@@ -4,7 +4,17 @@ import { readFileSync } from 'node:fs';
 
 interface Command { usage: string; run(args: string[]): Promise<number> }
 
+/** A bad command-line argument: exit code 2 like other usage errors. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
 const COMMANDS: Record<string, () => Promise<Command>> = {
+  quickstart: () => import('./commands/quickstart.js'),
+  train: () => import('./commands/train.js'),
   bench: () => import('./commands/bench.js'),
   generate: () => import('./commands/generate.js'),
   chat: () => import('./commands/chat.js'),
@@ -39,7 +49,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     // Errors from bad input carry messages that name the file, line or tensor at fault.
     const err = e as Error;
-    if (err && (err.name === 'TypeError' && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS'))) {
+    if (err && ((err.name === 'TypeError' && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) || err instanceof UsageError)) {
       console.error(`tslm ${cmd}: ${err.message}`);
       return 2;
     }

@@ -271,12 +271,16 @@ export class LlamaForCausalLM extends Module {
     return this.lm_head ? this.lm_head.forward(h) : T.linear(h, this.model.embed_tokens.weight);
   }
 
-  /** Mean next-token cross-entropy of ids (B, T): positions 0…T−2 predict 1…T−1. */
+  /**
+   * Mean next-token cross-entropy. Without targets, ids (B, T+1) hold inputs and shifted
+   * targets: positions 0…T−1 are fed and predict 1…T. With targets (B, T) (e.g. −100 on prompt
+   * tokens for instruction tuning), ids (B, T) are the inputs.
+   */
   loss(ids: Tensor, targets?: Tensor, opts: { ignoreIndex?: number } = {}): Tensor {
-    const logits = this.forward(ids);
-    if (targets) return crossEntropyFlat(logits, targets, opts.ignoreIndex);
+    if (targets) return crossEntropyFlat(this.forward(ids), targets, opts.ignoreIndex);
     const Tn = ids.shape[1];
-    return crossEntropyFlat(T.slice(logits, 1, 0, Tn - 1), T.contiguous(T.slice(ids, 1, 1, Tn)), opts.ignoreIndex);
+    const logits = this.forward(T.contiguous(T.slice(ids, 1, 0, Tn - 1)));
+    return crossEntropyFlat(logits, T.contiguous(T.slice(ids, 1, 1, Tn)), opts.ignoreIndex);
   }
 
   newCache(batch: number, maxLength = this.config.max_position_embeddings): KVCache {

@@ -12,3 +12,4 @@ export type { RunOptions, RunResult } from './run.js';
 export { PRESETS } from './presets.js';
 export { lossCurveSvg, reportHtml, progressLine } from './report.js';
 export type { StepMetrics } from './report.js';
+export { quickstart, brownText, unigramLoss, QUICKSTART_CONFIG } from './quickstart.js';

@@ -10,6 +10,7 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { loadTokenizer } from '../tokenizers/load.js';
 import { trainByteLevelBPE } from '../tokenizers/trainer.js';
 import { DataError, TokenFile, listDataFiles, readDocuments, splitBatchers, tokenizeToFile } from './data.js';
+import type { Batcher } from './data.js';
 import { DEFAULT_TRAIN_OPTIONS, createOptimizer, trainLoop } from './trainer.js';
 import type { TrainOptions, TrainState } from './trainer.js';
 import { appendMetrics, lossCurveSvg, progressLine, reportHtml, writeFileAtomic } from './report.js';
@@ -34,7 +35,8 @@ export interface RunOptions extends Partial<TrainOptions> {
   title?: string;
   /** Extra HTML report content. */
   samples?: (model: LlamaForCausalLM, tokenizer: Tokenizer) => { prompt: string; text: string }[];
-  extraSummary?: () => [string, string][];
+  /** More summary rows for the report (computed once, at the end). */
+  extraSummary?: (ctx: { tokens: TokenFile; train: Batcher; val: Batcher; vocab: number }) => [string, string][];
   /** Stop (with a checkpoint) once this many steps are done in total, before opts.steps. */
   stopAtStep?: number;
   /** Stop (with a checkpoint) when this signal is aborted (the CLI wires Ctrl-C to it). */
@@ -163,15 +165,18 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     },
     async onCheckpoint(s) {
       checkpoint = await saveCheckpoint(o.out, { model, tokenizer, opt, state: s, options: opts, train: train.state() });
-      writeReports(o, metrics, model, tokenizer, opts, s, lastVal, false);
+      writeReports(o, metrics, model, tokenizer, opts, s, lastVal, null);
     },
     shouldStop: (s) => (o.stopAtStep !== undefined && s.step >= o.stopAtStep) || !!o.signal?.aborted,
   });
-  writeReports(o, metrics, model, tokenizer, opts, state, lastVal, true);
+  const extra = o.extraSummary?.({ tokens, train, val, vocab: tokenizer.vocabSize }) ?? [];
+  writeReports(o, metrics, model, tokenizer, opts, state, lastVal, extra);
   return { model, tokenizer, metrics, valLoss: lastVal, state, tokens, options: opts, checkpoint };
 }
 
-function writeReports(o: RunOptions, metrics: StepMetrics[], model: LlamaForCausalLM, tokenizer: Tokenizer, opts: TrainOptions, s: TrainState, val: number | null, final: boolean): void {
+/** loss.svg and report.html; `extra` (summary rows) is given for the final report, which also gets samples. */
+function writeReports(o: RunOptions, metrics: StepMetrics[], model: LlamaForCausalLM, tokenizer: Tokenizer, opts: TrainOptions, s: TrainState, val: number | null, extra: [string, string][] | null): void {
+  const final = extra !== null;
   const title = o.title ?? 'tslm training run';
   writeFileAtomic(path.join(o.out, 'loss.svg'), lossCurveSvg(metrics, { title }));
   const last = metrics[metrics.length - 1];
@@ -182,7 +187,7 @@ function writeReports(o: RunOptions, metrics: StepMetrics[], model: LlamaForCaus
     ['training time', `${s.elapsedSeconds.toFixed(1)} s (${(s.tokens / Math.max(s.elapsedSeconds, 1e-9)).toFixed(0)} tokens/s)`],
     ['last training loss', last ? last.loss.toFixed(4) : '-'],
     ['validation loss', val !== null ? `${val.toFixed(4)} (perplexity ${Math.exp(val).toFixed(2)})` : '-'],
-    ...(o.extraSummary?.() ?? []),
+    ...(extra ?? []),
   ];
   const samples = final && o.samples ? o.samples(model, tokenizer) : undefined;
   writeFileAtomic(path.join(o.out, 'report.html'), reportHtml({ title, summary, metrics, samples }));

@@ -1,5 +1,6 @@
 // `tslm generate`: text (or token ids) from a model file, streamed, with speed on stderr.
 import { parseArgs } from 'node:util';
+import { UsageError } from '../main.js';
 import { init, shutdown } from '../../backend/index.js';
 import { loadModel } from '../../io/model.js';
 import { generate } from '../../generate/generate.js';
@@ -20,7 +21,7 @@ export const samplingOptions = {
 export function num(v: string | undefined, name: string, check: (x: number) => boolean = Number.isFinite): number | undefined {
   if (v === undefined) return undefined;
   const x = Number(v);
-  if (!check(x)) throw new Error(`--${name}: invalid value '${v}'`);
+  if (!check(x)) throw new UsageError(`--${name}: invalid value '${v}'`);
   return x;
 }
 
