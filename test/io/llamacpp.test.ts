@@ -21,21 +21,19 @@ import type { RawTensor } from '../../src/io/index.js';
 import { tempDir, tinyLlamaConfig, tinyLlamaTensors } from './util.js';
 import { tinySpmTokenizer, RefLlama, argmax } from './tiny_llama.js';
 
-type NLC = typeof import('node-llama-cpp');
-type Token = import('node-llama-cpp').Token;
-type Item = import('node-llama-cpp').ControlledEvaluateInputItem;
+import { loadNodeLlamaCpp } from '../../bench/peers/nlc.js';
+import type { NodeLlamaCpp } from '../../bench/peers/nlc.js';
+type NLC = NodeLlamaCpp;
+type Token = number;
+type Item = NodeLlamaCpp;
 let nlc: NLC | null = null;
-let llama: Awaited<ReturnType<NLC['getLlama']>> | null = null;
+let llama: NodeLlamaCpp | null = null;
 let skip: string | false = false;
 
 before(async () => {
-  process.env.NODE_LLAMA_CPP_SKIP_DOWNLOAD ??= 'true';
-  try {
-    nlc = await import('node-llama-cpp');
-    llama = await nlc.getLlama({ gpu: false, build: 'never', logLevel: nlc.LlamaLogLevel.error, progressLogs: false });
-  } catch (e) {
-    skip = `node-llama-cpp unavailable: ${(e as Error).message}`;
-  }
+  const r = await loadNodeLlamaCpp();
+  if ('error' in r) skip = r.error;
+  else ({ nlc, llama } = r);
 });
 after(async () => { await llama?.dispose(); });
 
@@ -91,7 +89,7 @@ async function evalWithLlamaCpp(modelPath: string, prompt: number[], nGen: numbe
       const seq = ctx.getSequence();
       const input = prompt.map((tok): Item => [tok as Token, { generateNext: { token: true, logits: true } }]);
       const out = await seq.controlledEvaluate(input);
-      const logits = out.map((o) => {
+      const logits = out.map((o: any) => {
         const l = new Float64Array(cfg.vocab_size as number);
         for (const [tok, v] of o!.next.logits!) l[tok as number] = v;
         return l;
@@ -179,7 +177,7 @@ test('tied embeddings: no output.weight, llama.cpp falls back to token_embd', as
   const model = await llama!.loadModel({ modelPath: p, gpuLayers: 0 });
   const ctx = await model.createContext({ contextSize: 32, threads: 2, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' });
   const out = await ctx.getSequence().controlledEvaluate(prompt.map((x): Item => [x as Token, { generateNext: { token: true } }]));
-  assert.deepEqual(out.map((o) => o!.next.token), want.map(argmax));
+  assert.deepEqual(out.map((o: any) => o!.next.token), want.map(argmax));
   await ctx.dispose();
   await model.dispose();
 });

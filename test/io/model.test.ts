@@ -11,20 +11,18 @@ import { tempDir, tinyLlamaConfig, tinyLlamaTensors } from './util.js';
 import { tinySpmTokenizer } from './tiny_llama.js';
 import { assertClose } from '../helpers.js';
 
-type NLC = typeof import('node-llama-cpp');
+import { loadNodeLlamaCpp } from '../../bench/peers/nlc.js';
+import type { NodeLlamaCpp } from '../../bench/peers/nlc.js';
+type NLC = NodeLlamaCpp;
 let nlc: NLC | null = null;
-let llama: Awaited<ReturnType<NLC['getLlama']>> | null = null;
+let llama: NodeLlamaCpp | null = null;
 let skipLlamaCpp: string | false = false;
 
 before(async () => {
   await init({ threads: 2 });
-  process.env.NODE_LLAMA_CPP_SKIP_DOWNLOAD ??= 'true';
-  try {
-    nlc = await import('node-llama-cpp');
-    llama = await nlc.getLlama({ gpu: false, build: 'never', logLevel: nlc.LlamaLogLevel.error, progressLogs: false });
-  } catch (e) {
-    skipLlamaCpp = `node-llama-cpp unavailable: ${(e as Error).message}`;
-  }
+  const r = await loadNodeLlamaCpp();
+  if ('error' in r) skipLlamaCpp = r.error;
+  else ({ nlc, llama } = r);
 });
 after(async () => { await llama?.dispose(); await shutdown(); });
 
