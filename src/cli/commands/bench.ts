@@ -2,9 +2,15 @@
 import { parseArgs } from 'node:util';
 import { shutdown } from '../../backend/index.js';
 
-export const usage = `tslm bench [matmul|ops] [--json] [--threads N[,N]] [--seconds S]
-    Matmul GFLOP/s (and elementwise throughput / per-op overhead) of the wasm
-    backend on 1 and all threads, beside numpy when python3 has it.
+/** Benchmarks beyond the kernels: module under bench/ and its exported function. */
+const SUITES: Record<string, { module: string; fn: string; what: string }> = {
+  classic: { module: 'classic.js', fn: 'benchClassic', what: 'n-gram build time and word2vec words/s beside gensim' },
+};
+
+export const usage = `tslm bench [matmul|ops|${Object.keys(SUITES).join('|')}|all] [--json] [--threads N[,N]] [--seconds S]
+    Without a name: matmul GFLOP/s and elementwise throughput / per-op overhead of the wasm
+    backend on 1 and all threads, beside numpy when python3 has it. 'all' runs every suite
+    (${Object.entries(SUITES).map(([k, v]) => `${k}: ${v.what}`).join('; ')}).
     With --json, prints one JSON array of rows.`;
 
 export async function run(args: string[]): Promise<number> {
@@ -13,9 +19,9 @@ export async function run(args: string[]): Promise<number> {
     allowPositionals: true,
     options: { json: { type: 'boolean', default: false }, threads: { type: 'string' }, seconds: { type: 'string' } },
   });
-  const which = positionals[0] ?? 'all';
-  if (!['all', 'matmul', 'ops'].includes(which)) {
-    console.error(`tslm bench: unknown benchmark '${which}' (matmul, ops)`);
+  const which = positionals[0] ?? 'kernels';
+  if (!['kernels', 'all', 'matmul', 'ops', ...Object.keys(SUITES)].includes(which)) {
+    console.error(`tslm bench: unknown benchmark '${which}' (matmul, ops, ${Object.keys(SUITES).join(', ')}, all)`);
     return 2;
   }
   const threads = values.threads ? values.threads.split(',').map(Number) : undefined;
@@ -32,16 +38,25 @@ export async function run(args: string[]): Promise<number> {
   const { benchOps, OPS_HEADER, formatOpsRow } = await import('../../../bench/ops.js');
   const json: unknown[] = [];
   try {
-    if (which === 'all' || which === 'matmul') {
+    const kernels = which === 'kernels' || which === 'all';
+    if (kernels || which === 'matmul') {
       if (!values.json) console.log(`\nmatmul (f32), best of repeated runs\n${MATMUL_HEADER}`);
       const { rows, blas } = await benchMatmul({ threads, minSeconds, log: values.json ? undefined : (line) => console.log(line) });
       if (!values.json) console.log(blas ? `numpy peer: OpenBLAS kernel ${blas}` : 'numpy peer: not installed (python3 -c "import numpy" failed)');
       json.push(...rows.map(({ m, n, k, threads: t, gflops, peer_gflops }) => ({ m, n, k, threads: t, gflops: round(gflops), peer_gflops: peer_gflops === null ? null : round(peer_gflops) })));
     }
-    if (which === 'all' || which === 'ops') {
+    if (kernels || which === 'ops') {
       if (!values.json) console.log(`\nelementwise and reductions (f32, 4M elements), per-op overhead\n${OPS_HEADER}`);
       const rows = await benchOps({ threads, minSeconds, log: values.json ? undefined : (r) => console.log(formatOpsRow(r)) });
       if (which === 'ops') json.push(...rows.map((r) => ({ ...r, tslm: round(r.tslm), numpy: r.numpy === null ? null : round(r.numpy) })));
+    }
+    for (const [name, suite] of Object.entries(SUITES)) {
+      if (which !== name && which !== 'all') continue;
+      if (!values.json) console.log(`\n${name}: ${suite.what}`);
+      await shutdown();
+      const mod = (await import(`../../../bench/${suite.module}`)) as Record<string, (o: { log?: (l: string) => void; threads?: number[] }) => Promise<unknown[]>>;
+      const rows = await mod[suite.fn]({ log: values.json ? undefined : (l) => console.log(l), threads });
+      if (which === name) json.push(...rows);
     }
   } finally {
     await shutdown();
