@@ -9,3 +9,4 @@ export * from './generate/index.js';
 export * from './tokenizers/index.js';
 export * from './io/index.js';
 export * from './classic/index.js';
+export * from './structured/index.js';

@@ -21,6 +21,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   tokenize: () => import('./commands/tokenize.js'),
   ngram: () => import('./commands/ngram.js'),
   word2vec: () => import('./commands/word2vec.js'),
+  schema: () => import('./commands/schema.js'),
 };
 
 async function usage(): Promise<string> {

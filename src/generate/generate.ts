@@ -21,6 +21,16 @@ export interface CausalLM {
   newCache(batch: number, maxLength?: number): KVCache;
 }
 
+/**
+ * A processor that follows sequences (a grammar constraint): `begin` is called once per sequence
+ * with its prompt ids (the array later calls receive, extended in place) and the token budget;
+ * `isComplete` after each token ends the sequence when it returns true.
+ */
+export interface SequenceProcessor extends LogitsProcessor {
+  begin?(ids: readonly number[], maxNewTokens: number): void;
+  isComplete?(ids: readonly number[]): boolean;
+}
+
 /** What generation needs from a tokenizer (stop strings, streaming text). */
 export interface TextDecoder_ {
   decode(ids: number[]): string;
@@ -99,6 +109,9 @@ export function generate(model: CausalLM, prompts: number[] | number[][], opts: 
   const procs = batch.map((p) => buildProcessors(opts, p.length));
   const padLeft = batch.map((p) => maxLen - p.length);
   const seqs = batch.map((p) => [...p]);
+  // Sequence-aware processors (grammar constraints) learn each sequence's prompt and budget.
+  const hooked = (opts.processors ?? []) as SequenceProcessor[];
+  for (const p of hooked) if (p.begin) for (const seq of seqs) p.begin(seq, Math.max(maxNew, 0));
   const out: number[][] = batch.map(() => []);
   const lps: number[][] = batch.map(() => []);
   const done = batch.map(() => false);
@@ -149,9 +162,11 @@ export function generate(model: CausalLM, prompts: number[] | number[][], opts: 
           emitted[b] = Math.max(emitted[b], safe);
         }
         opts.onToken?.({ sequence: b, id, text: piece });
+        // A constraint whose output is complete (nothing may follow) ends the sequence.
+        if (!done[b] && hooked.some((p) => p.isComplete?.(seqs[b]))) { done[b] = true; finish[b] = 'stop'; }
       }
       if (done.every(Boolean) || step === maxNew - 1) break;
-      last = noGrad(() => scope(() => rowsOf(model.forward(T.tensor(next.map((x) => [x]), [B, 1], 'i32'), cache, { padLeft }), B, V)));
+      last = noGrad(() => scope(() => rowsOf(model.forward(T.tensor(next.map((x) => [x]), [B, 1], 'i32'), cache, { padLeft }), B, V, last)));
     }
   } finally {
     cache.dispose();
@@ -190,8 +205,10 @@ function heldBack(text: string, stops: string[]): number {
   return best;
 }
 
-/** Copy the logits (B, 1, V) out of the heap as one Float32Array per row. */
-function rowsOf(logits: Tensor, B: number, V: number): Float32Array[] {
+/** Copy the logits (B, 1, V) out of the heap as one Float32Array per row (into `into` when given). */
+function rowsOf(logits: Tensor, B: number, V: number, into?: Float32Array[]): Float32Array[] {
   const p = logits.ptr >> 2;
-  return Array.from({ length: B }, (_, b) => H.f32.slice(p + b * V, p + (b + 1) * V));
+  const out = into ?? Array.from({ length: B }, () => new Float32Array(V));
+  for (let b = 0; b < B; b++) out[b].set(H.f32.subarray(p + b * V, p + (b + 1) * V));
+  return out;
 }

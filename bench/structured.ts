@@ -1,0 +1,181 @@
+// Structured generation, written as MaskBench does: for a set of realistic JSON Schemas and one
+// valid instance each, compile time per schema and the time of every token mask along the
+// instance's tokens (cold caches: a fresh matcher per schema), with the LLaMA-2 32K
+// (SentencePiece-style byte fallback) and LLaMA-3 128K (byte-level BPE) vocabularies. XGrammar
+// (npm @mlc-ai/web-xgrammar, its WebAssembly build) is measured beside ours in the same run when
+// it loads in Node.
+import { createRequire } from 'node:module';
+import { HFTokenizer } from '../src/tokenizers/hf.js';
+import { compileJsonSchema, TokenVocab, TokenMatcher, DEAD } from '../src/structured/index.js';
+import type { JsonSchema } from '../src/structured/index.js';
+import { llama2Json, llama3Json } from '../test/tokenizers/real_vocabs.js';
+
+export interface Row { task: string; metric: string; tslm: number; peer: number | null; unit: string; note: string }
+
+const require = createRequire(import.meta.url);
+
+export const BENCH_SCHEMAS: Array<{ name: string; schema: JsonSchema; instance: unknown }> = [
+  {
+    name: 'person',
+    schema: { type: 'object', properties: { name: { type: 'string', maxLength: 40 }, age: { type: 'integer', minimum: 0, maximum: 130 }, email: { type: 'string', format: 'email' }, phones: { type: 'array', items: { type: 'string', pattern: '^\\+?[0-9 -]{6,15}$' }, maxItems: 3 } }, required: ['name', 'age'], additionalProperties: false },
+    instance: { name: 'Ada Lovelace', age: 36, email: 'ada@analytical.org', phones: ['+44 20 7946 0958'] },
+  },
+  {
+    name: 'product',
+    schema: { type: 'object', properties: { id: { type: 'string', format: 'uuid' }, title: { type: 'string' }, price: { type: 'number', minimum: 0 }, currency: { enum: ['USD', 'EUR', 'GBP'] }, tags: { type: 'array', items: { type: 'string' } }, inStock: { type: 'boolean' } }, required: ['id', 'title', 'price', 'currency'] },
+    instance: { id: '1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed', title: 'Noise-cancelling headphones, wireless', price: 199.99, currency: 'EUR', tags: ['audio', 'bluetooth', 'travel'], inStock: true },
+  },
+  {
+    name: 'event',
+    schema: { type: 'object', properties: { summary: { type: 'string' }, start: { type: 'string', format: 'date-time' }, end: { type: 'string', format: 'date-time' }, location: { type: ['string', 'null'] }, attendees: { type: 'array', items: { type: 'object', properties: { email: { type: 'string', format: 'email' }, optional: { type: 'boolean' } }, required: ['email'] } } }, required: ['summary', 'start', 'end'] },
+    instance: { summary: 'Quarterly planning', start: '2024-03-14T09:30:00Z', end: '2024-03-14T11:00:00+01:00', location: null, attendees: [{ email: 'kim@example.com' }, { email: 'lee@example.com', optional: true }] },
+  },
+  {
+    name: 'order',
+    schema: { $defs: { item: { type: 'object', properties: { sku: { type: 'string', pattern: '^[A-Z]{3}-\\d{4}$' }, qty: { type: 'integer', minimum: 1, maximum: 99 }, unitPrice: { type: 'number' } }, required: ['sku', 'qty'], additionalProperties: false } }, type: 'object', properties: { orderId: { type: 'integer' }, customer: { type: 'object', properties: { name: { type: 'string' }, address: { type: 'object', properties: { street: { type: 'string' }, city: { type: 'string' }, zip: { type: 'string', pattern: '^\\d{5}$' } }, required: ['city'] } }, required: ['name'] }, items: { type: 'array', items: { $ref: '#/$defs/item' }, minItems: 1 }, date: { type: 'string', format: 'date' } }, required: ['orderId', 'items'] },
+    instance: { orderId: 90210, customer: { name: 'Grace Hopper', address: { street: '1 Navy Way', city: 'Arlington', zip: '22202' } }, items: [{ sku: 'ABC-1234', qty: 2, unitPrice: 9.5 }, { sku: 'XYZ-0001', qty: 1 }], date: '2024-02-28' },
+  },
+  {
+    name: 'classification',
+    schema: { type: 'object', properties: { label: { enum: ['positive', 'negative', 'neutral', 'mixed'] }, confidence: { type: 'number', minimum: 0, maximum: 1 }, reasons: { type: 'array', items: { type: 'string', maxLength: 80 }, maxItems: 3 } }, required: ['label', 'confidence'], additionalProperties: false },
+    instance: { label: 'mixed', confidence: 0.73, reasons: ['praises the battery life', 'complains about the price'] },
+  },
+  {
+    name: 'tool-call',
+    schema: { anyOf: [
+      { type: 'object', properties: { name: { const: 'search_web' }, arguments: { type: 'object', properties: { query: { type: 'string' }, max_results: { type: 'integer', minimum: 1, maximum: 20 } }, required: ['query'], additionalProperties: false } }, required: ['name', 'arguments'], additionalProperties: false },
+      { type: 'object', properties: { name: { const: 'get_weather' }, arguments: { type: 'object', properties: { city: { type: 'string' }, unit: { enum: ['celsius', 'fahrenheit'] } }, required: ['city', 'unit'], additionalProperties: false } }, required: ['name', 'arguments'], additionalProperties: false },
+    ] },
+    instance: { name: 'get_weather', arguments: { city: 'São Paulo', unit: 'celsius' } },
+  },
+  {
+    name: 'tree (recursive $ref)',
+    schema: { $defs: { node: { type: 'object', properties: { name: { type: 'string' }, children: { type: 'array', items: { $ref: '#/$defs/node' } } }, required: ['name'] } }, $ref: '#/$defs/node' },
+    instance: { name: 'root', children: [{ name: 'src', children: [{ name: 'index.ts' }, { name: 'cli', children: [{ name: 'main.ts' }] }] }, { name: 'README.md' }] },
+  },
+  {
+    name: 'issue',
+    schema: { type: 'object', properties: { title: { type: 'string', minLength: 1, maxLength: 120 }, body: { type: 'string' }, labels: { type: 'array', items: { enum: ['bug', 'feature', 'docs', 'question'] }, maxItems: 4 }, assignee: { anyOf: [{ type: 'string' }, { type: 'null' }] }, priority: { type: 'integer', minimum: 1, maximum: 5 }, created: { type: 'string', format: 'date-time' } }, required: ['title', 'labels'] },
+    instance: { title: 'Crash when the tokenizer file is missing', body: 'Steps:\n1. run `tslm generate`\n2. see "ENOENT"\n\nExpected a clear error.', labels: ['bug'], assignee: null, priority: 2, created: '2024-05-01T12:00:00Z' },
+  },
+];
+
+function stats(xs: number[]): { mean: number; p50: number; p99: number } {
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
+  return { mean: xs.reduce((a, b) => a + b, 0) / xs.length, p50: q(0.5), p99: q(0.99) };
+}
+
+interface XgrPeer { compile(schema: JsonSchema): Promise<{ ms: number; run(ids: number[]): Promise<number[]> }> }
+
+async function xgrammarPeer(tok: HFTokenizer, byteLevel: boolean): Promise<XgrPeer | null> {
+  try {
+    const xgr = require('@mlc-ai/web-xgrammar');
+    const X = xgr.default ?? xgr;
+    const vocabStrs = Array.from({ length: tok.vocabSize }, (_, i) => tok.idToToken(i) ?? '');
+    const info = await X.TokenizerInfo.createTokenizerInfo(vocabStrs, byteLevel ? 'byte_level' : 'byte_fallback', false, tok.vocabSize, tok.eosId ?? undefined);
+    const compiler = await X.GrammarCompiler.createGrammarCompiler(info, false);
+    return {
+      async compile(schema: JsonSchema) {
+        const t0 = performance.now();
+        const cg = await compiler.compileJSONSchema(JSON.stringify(schema), false, undefined, [',', ':'], true);
+        const ms = performance.now() - t0;
+        return {
+          ms,
+          async run(ids: number[]) {
+            const m = await X.GrammarMatcher.createGrammarMatcher(cg);
+            const times: number[] = [];
+            for (const id of ids) {
+              const a = performance.now();
+              await m.getNextTokenBitmask();
+              times.push((performance.now() - a) * 1000);
+              if (!m.acceptToken(id)) break;
+            }
+            m.dispose();
+            return times;
+          },
+        };
+      },
+    };
+  } catch (e) {
+    return null;
+  }
+}
+
+export async function benchStructured(opts: { log?: (line: string) => void } = {}): Promise<Row[]> {
+  const log = opts.log ?? (() => {});
+  const rows: Row[] = [];
+  const vocabs: Array<[string, () => Promise<HFTokenizer>, boolean]> = [
+    ['LLaMA-2 32K', async () => new HFTokenizer(await llama2Json()), false],
+    ['LLaMA-3 128K', async () => new HFTokenizer(await llama3Json()), true],
+  ];
+  log('vocabulary     schema                   compile ms   tokens   mask mean µs   p50 µs   p99 µs   | xgrammar compile ms / mean µs / p99 µs');
+  for (const [vname, load, byteLevel] of vocabs) {
+    const tok = await load();
+    const t0 = performance.now();
+    const vocab = TokenVocab.fromTokenizer(tok);
+    const vocabMs = performance.now() - t0;
+    rows.push({ task: `structured ${vname}`, metric: 'vocabulary trie build (once per tokenizer)', tslm: vocabMs, peer: null, unit: 'ms', note: `${vocab.nodes} trie nodes` });
+    const peer = await xgrammarPeer(tok, byteLevel);
+    const all: number[] = [], allPeer: number[] = [];
+    const compiles: number[] = [], peerCompiles: number[] = [];
+    for (const { name, schema, instance } of BENCH_SCHEMAS) {
+      const ids = tok.encode(JSON.stringify(instance));
+      // Compile: grammar + automaton + the first mask (what a request waits for), median of 5.
+      const cms: number[] = [];
+      for (let k = 0; k < 5; k++) {
+        const a = performance.now();
+        const m = new TokenMatcher(compileJsonSchema(schema), vocab);
+        m.mask(m.initial);
+        cms.push(performance.now() - a);
+      }
+      const compileMs = stats(cms).p50;
+      compiles.push(compileMs);
+      const m = new TokenMatcher(compileJsonSchema(schema), vocab);
+      const times: number[] = [];
+      let s = m.initial;
+      for (const id of ids) {
+        const a = performance.now();
+        const mask = m.mask(s);
+        times.push((performance.now() - a) * 1000);
+        if (!(mask[id >>> 5] & (1 << (id & 31)))) throw new Error(`bench: ${name}: token ${id} rejected`);
+        s = m.advance(s, id);
+        if (s === DEAD) throw new Error(`bench: ${name}: token ${id} rejected`);
+      }
+      if (!m.automaton.accepting(s)) throw new Error(`bench: ${name}: instance not accepted`);
+      all.push(...times);
+      const st = stats(times);
+      let peerNote = 'xgrammar: not available in Node';
+      let peerMean: number | null = null;
+      if (peer) {
+        try {
+          const c = await peer.compile(schema);
+          const pt = await c.run(ids);
+          allPeer.push(...pt);
+          peerCompiles.push(c.ms);
+          const ps = stats(pt);
+          peerMean = ps.mean;
+          peerNote = `xgrammar ${c.ms.toFixed(1)} ms / ${ps.mean.toFixed(0)} µs / ${ps.p99.toFixed(0)} µs`;
+        } catch (e) { peerNote = `xgrammar failed: ${(e as Error).message.slice(0, 60)}`; }
+      }
+      log(`${vname.padEnd(14)} ${name.padEnd(24)} ${compileMs.toFixed(2).padStart(10)} ${String(ids.length).padStart(8)} ${st.mean.toFixed(1).padStart(14)} ${st.p50.toFixed(1).padStart(8)} ${st.p99.toFixed(1).padStart(8)}   | ${peerNote}`);
+      rows.push({ task: `structured ${vname} ${name}`, metric: 'compile', tslm: compileMs, peer: peerCompiles.length ? peerCompiles[peerCompiles.length - 1] : null, unit: 'ms', note: '' });
+      rows.push({ task: `structured ${vname} ${name}`, metric: 'mask mean', tslm: st.mean, peer: peerMean, unit: 'µs', note: `${ids.length} tokens; p50 ${st.p50.toFixed(1)} µs, p99 ${st.p99.toFixed(1)} µs` });
+    }
+    const st = stats(all), cs = stats(compiles);
+    const ps = allPeer.length ? stats(allPeer) : null;
+    log(`${vname.padEnd(14)} ${'ALL'.padEnd(24)} ${cs.mean.toFixed(2).padStart(10)} ${String(all.length).padStart(8)} ${st.mean.toFixed(1).padStart(14)} ${st.p50.toFixed(1).padStart(8)} ${st.p99.toFixed(1).padStart(8)}   | ${ps ? `xgrammar ${stats(peerCompiles).mean.toFixed(1)} ms / ${ps.mean.toFixed(0)} µs / ${ps.p99.toFixed(0)} µs` : ''}`);
+    rows.push({ task: `structured ${vname}`, metric: 'compile mean', tslm: cs.mean, peer: peerCompiles.length ? stats(peerCompiles).mean : null, unit: 'ms', note: 'goal ≤ 5 ms' });
+    rows.push({ task: `structured ${vname}`, metric: 'mask mean', tslm: st.mean, peer: ps?.mean ?? null, unit: 'µs', note: 'goal ≤ 50 µs' });
+    rows.push({ task: `structured ${vname}`, metric: 'mask p50', tslm: st.p50, peer: ps?.p50 ?? null, unit: 'µs', note: '' });
+    rows.push({ task: `structured ${vname}`, metric: 'mask p99', tslm: st.p99, peer: ps?.p99 ?? null, unit: 'µs', note: 'goal ≤ 500 µs' });
+  }
+  return rows;
+}
+
+// `node dist/bench/structured.js [--json]`
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const json = process.argv.includes('--json');
+  const rows = await benchStructured({ log: json ? undefined : (l) => console.log(l) });
+  if (json) console.log(JSON.stringify(rows, null, 1));
+}

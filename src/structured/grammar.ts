@@ -1,0 +1,346 @@
+// Context-free grammars over bytes: the common target of the JSON Schema, regex and GBNF compilers.
+// A rule has alternatives; an alternative is a sequence of symbols, each either a byte class (a
+// set of byte values) or a reference to a rule. Unicode text is matched as its UTF-8 bytes, so a
+// token that ends in the middle of a character, or spans several terminals, needs nothing special.
+//
+// `GrammarBuilder` assembles rules; `build()` checks and flattens them into a `Grammar`: every
+// rule defined, unproductive alternatives pruned (an unsatisfiable root is an error), no left
+// recursion (which a top-down matcher cannot run), and each rule's shortest derivation (used to
+// close an output validly when the token budget runs out).
+import { ComplexityError, GrammarError, UnsatisfiableError } from './errors.js';
+
+/** A symbol: ≥ 0 is a rule reference, ≤ −2 is byte class number (−2 − sym). */
+export type Sym = number;
+export const END = -1;
+const clsSym = (k: number): Sym => -2 - k;
+export const symClass = (s: Sym): number => -2 - s;
+
+export interface GrammarLimits {
+  /** Most symbols over all alternatives (default 2,000,000). */
+  maxSymbols?: number;
+}
+
+export class GrammarBuilder {
+  readonly names: string[] = [];
+  readonly alts: (Sym[][] | null)[] = [];
+  readonly classes: Uint8Array[] = [];
+  private readonly classKey = new Map<string, number>();
+  private readonly nameCount = new Map<string, number>();
+  private readonly memo = new Map<string, Sym>();
+  private symbols = 0;
+  constructor(readonly limits: GrammarLimits = {}) {}
+
+  /** A new rule (unique name derived from `name`); alternatives now or later via `define`. */
+  rule(name: string, alts?: Sym[][]): number {
+    const n = this.nameCount.get(name) ?? 0;
+    this.nameCount.set(name, n + 1);
+    this.names.push(n === 0 ? name : `${name}-${n}`);
+    this.alts.push(null);
+    const id = this.alts.length - 1;
+    if (alts) this.define(id, alts);
+    return id;
+  }
+
+  define(id: number, alts: Sym[][]): void {
+    if (this.alts[id] !== null) throw new GrammarError(`rule '${this.names[id]}'`, 'defined twice');
+    this.alts[id] = alts;
+    for (const a of alts) this.symbols += a.length + 1;
+    const max = this.limits.maxSymbols ?? 2_000_000;
+    if (this.symbols > max) throw new ComplexityError('grammar size (symbols)', max);
+  }
+
+  /** Memoised construction keyed by a string (shared sub-grammars). */
+  cached(key: string, make: () => Sym): Sym {
+    let s = this.memo.get(key);
+    if (s === undefined) { s = make(); this.memo.set(key, s); }
+    return s;
+  }
+
+  /** A byte class from a predicate or list of byte values. */
+  cls(bytes: Iterable<number> | ((b: number) => boolean)): Sym {
+    const set = new Uint8Array(256);
+    if (typeof bytes === 'function') { for (let b = 0; b < 256; b++) if (bytes(b)) set[b] = 1; }
+    else for (const b of bytes) set[b] = 1;
+    const key = set.join('');
+    let k = this.classKey.get(key);
+    if (k === undefined) { k = this.classes.length; this.classes.push(set); this.classKey.set(key, k); }
+    return clsSym(k);
+  }
+
+  byteRange(lo: number, hi: number): Sym {
+    return this.cls((b) => b >= lo && b <= hi);
+  }
+
+  /** The UTF-8 bytes of a string, one class per byte. */
+  lit(s: string): Sym[] {
+    return [...new TextEncoder().encode(s)].map((b) => this.cls([b]));
+  }
+
+  /** One rule matching any sequence of the alternatives. */
+  alt(name: string, alts: Sym[][]): Sym {
+    if (alts.length === 1 && alts[0].length === 1) return alts[0][0];
+    return this.rule(name, alts);
+  }
+
+  seq(name: string, s: Sym[]): Sym {
+    return s.length === 1 ? s[0] : this.rule(name, [s]);
+  }
+
+  opt(name: string, s: Sym[]): Sym {
+    return this.rule(name, [s, []]);
+  }
+
+  /** s repeated between min and max times (max may be Infinity); right-recursive so the matcher's stacks stay flat. */
+  repeat(name: string, s: Sym[], min: number, max: number): Sym[] {
+    if (max < min) { return [this.rule(`${name}-empty`, [])]; }
+    const limit = this.limits.maxSymbols ?? 2_000_000;
+    if ((max === Infinity ? min : max) * 3 > limit - this.symbols) throw new ComplexityError('grammar size (symbols)', limit, `repetition {${min},${max}} of '${name}'`);
+    const out: Sym[] = [];
+    const unit = this.seq(`${name}-item`, s);
+    for (let i = 0; i < min; i++) out.push(unit);
+    if (max === Infinity) {
+      const star = this.rule(`${name}-star`);
+      this.define(star, [[unit, star], []]);
+      out.push(star);
+    } else if (max > min) {
+      let tail = this.rule(`${name}-opt`, [[unit], []]);
+      for (let i = min + 1; i < max; i++) tail = this.rule(`${name}-opt`, [[unit, tail], []]);
+      out.push(tail);
+    }
+    return out;
+  }
+
+  /** Any code point in the given inclusive ranges (surrogates excluded), as UTF-8 byte sequences. */
+  codepoints(ranges: Array<[number, number]>): Sym {
+    const norm = normalizeRanges(ranges);
+    const key = 'cp:' + norm.map(([a, b]) => `${a}-${b}`).join(',');
+    return this.cached(key, () => {
+      const alts: Sym[][] = [];
+      const single: number[] = [];
+      for (const [lo, hi] of norm) {
+        for (const seq of utf8Sequences(lo, hi)) {
+          if (seq.length === 1) { for (let b = seq[0][0]; b <= seq[0][1]; b++) single.push(b); continue; }
+          alts.push(seq.map(([a, b]) => this.byteRange(a, b)));
+        }
+      }
+      if (single.length) alts.unshift([this.cls(single)]);
+      if (alts.length === 0) return this.rule('empty-class', []);
+      return this.alt('chars', alts);
+    });
+  }
+
+  build(start: number): Grammar {
+    return new Grammar(this, start);
+  }
+}
+
+/** Sorted, merged code point ranges within [0, 0x10FFFF]. */
+export function normalizeRanges(ranges: Array<[number, number]>): Array<[number, number]> {
+  const r = ranges.map(([a, b]) => [Math.max(0, a), Math.min(0x10ffff, b)] as [number, number]).filter(([a, b]) => a <= b).sort((x, y) => x[0] - y[0]);
+  const out: Array<[number, number]> = [];
+  for (const [a, b] of r) {
+    const last = out[out.length - 1];
+    if (last && a <= last[1] + 1) last[1] = Math.max(last[1], b);
+    else out.push([a, b]);
+  }
+  return out;
+}
+
+/** Complement of code point ranges within [0, 0x10FFFF]. */
+export function complementRanges(ranges: Array<[number, number]>): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let next = 0;
+  for (const [a, b] of normalizeRanges(ranges)) {
+    if (a > next) out.push([next, a - 1]);
+    next = b + 1;
+  }
+  if (next <= 0x10ffff) out.push([next, 0x10ffff]);
+  return out;
+}
+
+/** Splits a code point range into sequences of byte ranges whose concatenations are exactly its UTF-8 encodings (as Rust's utf8-ranges). */
+export function utf8Sequences(lo: number, hi: number): Array<Array<[number, number]>> {
+  const out: Array<Array<[number, number]>> = [];
+  const todo: Array<[number, number]> = [[lo, hi]];
+  while (todo.length) {
+    let [a, b] = todo.pop()!;
+    if (a > b) continue;
+    // Surrogates have no UTF-8 encoding.
+    if (a <= 0xdfff && b >= 0xd800) {
+      todo.push([0xe000, b], [a, 0xd7ff]);
+      continue;
+    }
+    const bounds = [0x7f, 0x7ff, 0xffff];
+    let split = false;
+    for (const m of bounds) {
+      if (a <= m && b > m) { todo.push([m + 1, b], [a, m]); split = true; break; }
+    }
+    if (split) continue;
+    if (b <= 0x7f) { out.push([[a, b]]); continue; }
+    const n = b <= 0x7ff ? 2 : b <= 0xffff ? 3 : 4;
+    for (let i = 1; i < n; i++) {
+      const m = (1 << (6 * i)) - 1;
+      if ((a & ~m) !== (b & ~m)) {
+        if ((a & m) !== 0) { todo.push([(a | m) + 1, b], [a, a | m]); split = true; break; }
+        if ((b & m) !== m) { todo.push([b & ~m, b], [a, (b & ~m) - 1]); split = true; break; }
+      }
+    }
+    if (split) continue;
+    const ea = encodeCp(a), eb = encodeCp(b);
+    out.push(ea.map((x, i) => [x, eb[i]] as [number, number]));
+  }
+  return out;
+}
+
+function encodeCp(c: number): number[] {
+  if (c < 0x80) return [c];
+  if (c < 0x800) return [0xc0 | (c >> 6), 0x80 | (c & 63)];
+  if (c < 0x10000) return [0xe0 | (c >> 12), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63)];
+  return [0xf0 | (c >> 18), 0x80 | ((c >> 12) & 63), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63)];
+}
+
+/**
+ * A checked, flattened grammar. `prog` holds each alternative's symbols followed by END;
+ * `ruleAlts[r]` the start positions of rule r's alternatives.
+ */
+export class Grammar {
+  readonly names: string[];
+  readonly classes: Uint8Array[];
+  readonly prog: Int32Array;
+  readonly ruleAlts: Int32Array[];
+  readonly start: number;
+  /** Shortest byte length a rule derives (Infinity never, after pruning). */
+  readonly minLen: Float64Array;
+  /** Shortest byte length of the rest of an alternative from a position. */
+  readonly minRest: Float64Array;
+
+  constructor(b: GrammarBuilder, start: number) {
+    const R = b.alts.length;
+    for (let r = 0; r < R; r++) if (b.alts[r] === null) throw new GrammarError(`rule '${b.names[r]}'`, 'is referenced but never defined');
+    const alts = b.alts as Sym[][][];
+    const classEmpty = b.classes.map((c) => c.every((x) => x === 0));
+    // Shortest derivation by fixpoint; Infinity = unproductive.
+    const minLen = new Float64Array(R).fill(Infinity);
+    const symLen = (s: Sym): number => (s >= 0 ? minLen[s] : classEmpty[symClass(s)] ? Infinity : 1);
+    for (let changed = true; changed;) {
+      changed = false;
+      for (let r = 0; r < R; r++) {
+        let best = minLen[r];
+        for (const a of alts[r]) {
+          let l = 0;
+          for (const s of a) { l += symLen(s); if (l === Infinity) break; }
+          if (l < best) best = l;
+        }
+        if (best < minLen[r]) { minLen[r] = best; changed = true; }
+      }
+    }
+    if (minLen[start] === Infinity) throw new UnsatisfiableError(b.names[start], 'no string satisfies the constraint');
+    const kept = alts.map((as) => as.filter((a) => a.every((s) => symLen(s) < Infinity)));
+    checkLeftRecursion(b.names, kept, minLen);
+    this.names = b.names;
+    this.classes = b.classes;
+    this.start = start;
+    this.minLen = minLen;
+    let size = 0;
+    for (const as of kept) for (const a of as) size += a.length + 1;
+    // Position 0 holds a synthetic "start → root END" so that the matcher can begin anywhere.
+    const prog = new Int32Array(size + 2);
+    prog[0] = start; prog[1] = END;
+    let p = 2;
+    this.ruleAlts = kept.map((as) => {
+      const starts = new Int32Array(as.length);
+      as.forEach((a, i) => {
+        starts[i] = p;
+        for (const s of a) prog[p++] = s;
+        prog[p++] = END;
+      });
+      return starts;
+    });
+    this.prog = prog;
+    const minRest = new Float64Array(prog.length);
+    for (let i = prog.length - 1; i >= 0; i--) {
+      const s = prog[i];
+      minRest[i] = s === END ? 0 : symLen(s) + minRest[i + 1];
+    }
+    this.minRest = minRest;
+  }
+
+  /** The grammar in GBNF-like text (for debugging and `--print-grammar`). */
+  toString(): string {
+    const cls = (k: number): string => {
+      const c = this.classes[k];
+      const parts: string[] = [];
+      for (let b = 0; b < 256; b++) {
+        if (!c[b]) continue;
+        let e = b;
+        while (e + 1 < 256 && c[e + 1]) e++;
+        const f = (x: number) => (x >= 0x21 && x < 0x7f && !'[]\\-^'.includes(String.fromCharCode(x)) ? String.fromCharCode(x) : `\\x${x.toString(16).padStart(2, '0')}`);
+        parts.push(e === b ? f(b) : `${f(b)}-${f(e)}`);
+        b = e;
+      }
+      return `[${parts.join('')}]`;
+    };
+    const lines: string[] = [];
+    this.ruleAlts.forEach((starts, r) => {
+      const as = [...starts].map((p) => {
+        const syms: string[] = [];
+        for (let i = p; this.prog[i] !== END; i++) syms.push(this.prog[i] >= 0 ? this.names[this.prog[i]] : cls(symClass(this.prog[i])));
+        return syms.join(' ') || '""';
+      });
+      lines.push(`${this.names[r]} ::= ${as.join(' | ')}`);
+    });
+    return lines.join('\n');
+  }
+}
+
+/**
+ * A top-down matcher loops on left recursion: A ::= B x, B ::= A y (through nullable prefixes).
+ * A cycle made only of tail calls (A ::= x? A) is harmless — the matcher calls tails without
+ * pushing — so only cycles with a non-tail edge are errors.
+ */
+function checkLeftRecursion(names: string[], alts: Sym[][][], minLen: Float64Array): void {
+  const R = alts.length;
+  const nullable = (s: Sym) => s >= 0 && minLen[s] === 0;
+  const edges: Array<Array<[number, boolean]>> = alts.map((as) => {
+    const e: Array<[number, boolean]> = [];
+    for (const a of as) {
+      for (let i = 0; i < a.length; i++) {
+        if (a[i] >= 0) e.push([a[i], i === a.length - 1]);
+        if (!nullable(a[i])) break;
+      }
+    }
+    return e;
+  });
+  // Tarjan's SCC, iterative.
+  const index = new Int32Array(R).fill(-1), low = new Int32Array(R), comp = new Int32Array(R).fill(-1);
+  const onStack = new Uint8Array(R);
+  const st: number[] = [];
+  let idx = 0, nc = 0;
+  for (let s0 = 0; s0 < R; s0++) {
+    if (index[s0] >= 0) continue;
+    const work: Array<[number, number]> = [[s0, 0]];
+    while (work.length) {
+      const top = work[work.length - 1];
+      const v = top[0];
+      if (top[1] === 0) { index[v] = low[v] = idx++; st.push(v); onStack[v] = 1; }
+      if (top[1] < edges[v].length) {
+        const w = edges[v][top[1]++][0];
+        if (index[w] < 0) work.push([w, 0]);
+        else if (onStack[w]) low[v] = Math.min(low[v], index[w]);
+        continue;
+      }
+      work.pop();
+      if (work.length) { const u = work[work.length - 1][0]; low[u] = Math.min(low[u], low[v]); }
+      if (low[v] === index[v]) {
+        let w;
+        do { w = st.pop()!; onStack[w] = 0; comp[w] = nc; } while (w !== v);
+        nc++;
+      }
+    }
+  }
+  for (let v = 0; v < R; v++) {
+    for (const [w, tail] of edges[v]) {
+      if (comp[w] === comp[v] && !tail) throw new GrammarError(`rule '${names[v]}'`, `is left-recursive (through '${names[w]}'); rewrite it with repetition`);
+    }
+  }
+}

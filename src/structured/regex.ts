@@ -1,0 +1,271 @@
+// Regular expressions (JavaScript syntax with the `u` flag, as JSON Schema's `pattern` and ajv use
+// them) parsed to a syntax tree and compiled into grammar rules over UTF-8 bytes; the matcher
+// determinises them lazily into a DFA, so no input backtracks (a "catastrophic" regex costs what
+// any other does). Backreferences, lookaround and word boundaries are not regular and raise
+// RegexError with their offset.
+import { GrammarBuilder, complementRanges, normalizeRanges } from './grammar.js';
+import type { Sym } from './grammar.js';
+import { RegexError } from './errors.js';
+
+export type RegexNode =
+  | { t: 'chars'; ranges: Array<[number, number]> }
+  | { t: 'seq'; items: RegexNode[] }
+  | { t: 'alt'; items: RegexNode[] }
+  | { t: 'rep'; item: RegexNode; min: number; max: number }
+  | { t: 'bol' }
+  | { t: 'eol' };
+
+const DIGIT: Array<[number, number]> = [[0x30, 0x39]];
+const WORD: Array<[number, number]> = [[0x30, 0x39], [0x41, 0x5a], [0x5f, 0x5f], [0x61, 0x7a]];
+const SPACE: Array<[number, number]> = [[0x09, 0x0d], [0x20, 0x20], [0xa0, 0xa0], [0x1680, 0x1680], [0x2000, 0x200a], [0x2028, 0x2029], [0x202f, 0x202f], [0x205f, 0x205f], [0x3000, 0x3000], [0xfeff, 0xfeff]];
+const LINE_TERMINATORS: Array<[number, number]> = [[0x0a, 0x0a], [0x0d, 0x0d], [0x2028, 0x2029]];
+export const ANY_CHAR: Array<[number, number]> = [[0, 0x10ffff]];
+const MAX_COUNT = 10_000;
+
+/** Parses a regex (JavaScript syntax, `u` semantics). */
+export function parseRegex(src: string): RegexNode {
+  const cps = Array.from(src, (c) => c.codePointAt(0)!);
+  // Offsets in code units for error messages.
+  const offs: number[] = [];
+  { let o = 0; for (const c of cps) { offs.push(o); o += c > 0xffff ? 2 : 1; } offs.push(o); }
+  let i = 0;
+  const fail = (msg: string, at = i): never => { throw new RegexError(src, offs[Math.min(at, offs.length - 1)], msg); };
+  const peek = () => (i < cps.length ? cps[i] : -1);
+  const ch = (c: string) => c.codePointAt(0)!;
+
+  function alternation(): RegexNode {
+    const items = [sequence()];
+    while (peek() === ch('|')) { i++; items.push(sequence()); }
+    return items.length === 1 ? items[0] : { t: 'alt', items };
+  }
+  function sequence(): RegexNode {
+    const items: RegexNode[] = [];
+    while (i < cps.length && peek() !== ch('|') && peek() !== ch(')')) {
+      let atom = parseAtom();
+      atom = quantified(atom);
+      items.push(atom);
+    }
+    return items.length === 1 ? items[0] : { t: 'seq', items };
+  }
+  function quantified(atom: RegexNode): RegexNode {
+    for (;;) {
+      const c = peek();
+      let min: number, max: number;
+      const at = i;
+      if (c === ch('*')) { min = 0; max = Infinity; i++; }
+      else if (c === ch('+')) { min = 1; max = Infinity; i++; }
+      else if (c === ch('?')) { min = 0; max = 1; i++; }
+      else if (c === ch('{')) {
+        const m = /^\{(\d+)(,(\d*))?\}/.exec(String.fromCodePoint(...cps.slice(i, i + 24)));
+        if (!m) fail("incomplete quantifier '{'");
+        min = Number(m![1]);
+        max = m![2] === undefined ? min : m![3] === '' ? Infinity : Number(m![3]);
+        if (max < min) fail('numbers out of order in {} quantifier', at);
+        if (min > MAX_COUNT || (max !== Infinity && max > MAX_COUNT)) fail(`repetition count above ${MAX_COUNT}`, at);
+        i += Array.from(m![0]).length;
+      } else return atom;
+      if (atom.t === 'bol' || atom.t === 'eol') fail('nothing to repeat', at);
+      if (peek() === ch('?')) i++; // lazy: same language
+      atom = { t: 'rep', item: atom, min, max };
+    }
+  }
+  function parseAtom(): RegexNode {
+    const c = peek();
+    const at = i;
+    if (c === ch('(')) {
+      i++;
+      if (peek() === ch('?')) {
+        const next = cps[i + 1];
+        if (next === ch(':')) i += 2;
+        else if (next === ch('<') && cps[i + 2] !== ch('=') && cps[i + 2] !== ch('!')) {
+          i += 2;
+          while (i < cps.length && peek() !== ch('>')) i++;
+          if (peek() !== ch('>')) fail('unterminated group name', at);
+          i++;
+        } else fail('lookahead and lookbehind are not supported', at);
+      }
+      const inner = alternation();
+      if (peek() !== ch(')')) fail("missing ')'", at);
+      i++;
+      return inner;
+    }
+    if (c === ch('[')) return charClass();
+    if (c === ch('.')) { i++; return { t: 'chars', ranges: complementRanges(LINE_TERMINATORS) }; }
+    if (c === ch('^')) { i++; return { t: 'bol' }; }
+    if (c === ch('$')) { i++; return { t: 'eol' }; }
+    if (c === ch('\\')) { i++; return { t: 'chars', ranges: escape(false) }; }
+    if (c === ch('*') || c === ch('+') || c === ch('?') || c === ch('{')) fail('nothing to repeat');
+    if (c === ch(')')) fail("unmatched ')'");
+    if (c === ch(']') || c === ch('}')) fail(`lone '${String.fromCodePoint(c)}' (escape it)`);
+    i++;
+    return { t: 'chars', ranges: [[c, c]] };
+  }
+  function escape(inClass: boolean): Array<[number, number]> {
+    const at = i - 1;
+    if (i >= cps.length) fail('\\ at end of pattern', at);
+    const c = String.fromCodePoint(cps[i++]);
+    switch (c) {
+      case 'd': return DIGIT;
+      case 'D': return complementRanges(DIGIT);
+      case 'w': return WORD;
+      case 'W': return complementRanges(WORD);
+      case 's': return SPACE;
+      case 'S': return complementRanges(SPACE);
+      case 'n': return [[10, 10]];
+      case 'r': return [[13, 13]];
+      case 't': return [[9, 9]];
+      case 'v': return [[11, 11]];
+      case 'f': return [[12, 12]];
+      case '0': if (peek() >= 0x30 && peek() <= 0x39) fail('octal escapes are not allowed', at); return [[0, 0]];
+      case 'b': if (inClass) return [[8, 8]]; return fail('word boundary \\b is not supported', at);
+      case 'B': return fail('\\B is not supported', at);
+      case 'c': {
+        const l = peek();
+        if (!((l >= 0x41 && l <= 0x5a) || (l >= 0x61 && l <= 0x7a))) fail('invalid \\c escape', at);
+        i++;
+        return [[l % 32, l % 32]];
+      }
+      case 'x': {
+        const h = String.fromCodePoint(...cps.slice(i, i + 2));
+        if (!/^[0-9a-fA-F]{2}$/.test(h)) fail('invalid \\x escape', at);
+        i += 2;
+        const v = parseInt(h, 16);
+        return [[v, v]];
+      }
+      case 'u': {
+        if (peek() === ch('{')) {
+          const m = /^\{([0-9a-fA-F]{1,6})\}/.exec(String.fromCodePoint(...cps.slice(i, i + 9)));
+          if (!m || parseInt(m[1], 16) > 0x10ffff) fail('invalid \\u{…} escape', at);
+          i += m![0].length;
+          const v = parseInt(m![1], 16);
+          return [[v, v]];
+        }
+        const h = String.fromCodePoint(...cps.slice(i, i + 4));
+        if (!/^[0-9a-fA-F]{4}$/.test(h)) fail('invalid \\u escape', at);
+        i += 4;
+        let v = parseInt(h, 16);
+        // A surrogate pair written as two escapes is one code point.
+        if (v >= 0xd800 && v <= 0xdbff && cps[i] === ch('\\') && cps[i + 1] === ch('u')) {
+          const h2 = String.fromCodePoint(...cps.slice(i + 2, i + 6));
+          const w = parseInt(h2, 16);
+          if (/^[0-9a-fA-F]{4}$/.test(h2) && w >= 0xdc00 && w <= 0xdfff) { i += 6; v = 0x10000 + ((v - 0xd800) << 10) + (w - 0xdc00); }
+        }
+        return [[v, v]];
+      }
+      case 'p': case 'P': return fail('Unicode property escapes (\\p{…}) are not supported', at);
+      case 'k': return fail('named backreferences are not supported', at);
+      default:
+        if (/[1-9]/.test(c)) return fail('backreferences are not supported', at);
+        if (/[\^$\\.*+?()[\]{}|/\-]/.test(c)) return [[cps[i - 1], cps[i - 1]]];
+        return fail(`invalid escape '\\${c}' (u mode)`, at);
+    }
+  }
+  function charClass(): RegexNode {
+    const at = i;
+    i++;
+    let negate = false;
+    if (peek() === ch('^')) { negate = true; i++; }
+    const ranges: Array<[number, number]> = [];
+    const single = (): Array<[number, number]> => {
+      if (i >= cps.length) fail("missing ']'", at);
+      const c = cps[i++];
+      if (c === ch('\\')) return escape(true);
+      return [[c, c]];
+    };
+    while (peek() !== ch(']')) {
+      if (i >= cps.length) fail("missing ']'", at);
+      const a = single();
+      if (peek() === ch('-') && cps[i + 1] !== ch(']') && i + 1 < cps.length) {
+        const dashAt = i;
+        i++;
+        const b = single();
+        if (a.length !== 1 || b.length !== 1 || a[0][0] !== a[0][1] || b[0][0] !== b[0][1]) fail('character class escape in a range', dashAt);
+        if (b[0][0] < a[0][0]) fail('range out of order in character class', dashAt);
+        ranges.push([a[0][0], b[0][0]]);
+      } else ranges.push(...a);
+    }
+    i++;
+    const norm = normalizeRanges(ranges);
+    return { t: 'chars', ranges: negate ? complementRanges(norm) : norm };
+  }
+
+  const tree = alternation();
+  if (i < cps.length) fail("unmatched ')'");
+  return tree;
+}
+
+/** How a code point is written: raw UTF-8, or inside a JSON string (escaping what JSON must). */
+export type CharMode = 'raw' | 'json';
+
+/** JSON.stringify's escape for a character that must be escaped, else null. */
+export function jsonEscape(c: number): string | null {
+  if (c === 0x22) return '\\"';
+  if (c === 0x5c) return '\\\\';
+  if (c < 0x20) {
+    const short: Record<number, string> = { 8: '\\b', 9: '\\t', 10: '\\n', 12: '\\f', 13: '\\r' };
+    return short[c] ?? `\\u${c.toString(16).padStart(4, '0')}`;
+  }
+  return null;
+}
+
+const JSON_UNSAFE: Array<[number, number]> = [[0, 0x1f], [0x22, 0x22], [0x5c, 0x5c]];
+
+/** Grammar symbol for "one character in ranges" written in the given mode. */
+export function charsSym(b: GrammarBuilder, ranges: Array<[number, number]>, mode: CharMode): Sym {
+  const norm = normalizeRanges(ranges);
+  if (mode === 'raw') return b.codepoints(norm);
+  const key = 'json:' + norm.map(([x, y]) => `${x}-${y}`).join(',');
+  return b.cached(key, () => {
+    const safe = intersect(norm, complementRanges(JSON_UNSAFE));
+    const alts: Sym[][] = [];
+    if (safe.length) alts.push([b.codepoints(safe)]);
+    for (const [x, y] of intersect(norm, JSON_UNSAFE)) for (let c = x; c <= y; c++) alts.push(b.lit(jsonEscape(c)!));
+    if (alts.length === 0) return b.rule('empty-class', []);
+    return b.alt('jchar', alts);
+  });
+}
+
+function intersect(a: Array<[number, number]>, b: Array<[number, number]>): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const [x, y] of a) for (const [u, v] of b) { const lo = Math.max(x, u), hi = Math.min(y, v); if (lo <= hi) out.push([lo, hi]); }
+  return normalizeRanges(out);
+}
+
+/**
+ * Compiles a regex to grammar symbols. `search`: JSON Schema semantics (unanchored unless it
+ * starts with ^ / ends with $); otherwise the whole output must match (^ and $ at the ends are
+ * allowed and redundant). Anchors anywhere else raise RegexError.
+ */
+export function regexSyms(b: GrammarBuilder, src: string, mode: CharMode, search: boolean): Sym[] {
+  const tree = parseRegex(src);
+  const branches = tree.t === 'alt' ? tree.items : [tree];
+  const alts: Sym[][] = [];
+  for (const br of branches) {
+    const items = br.t === 'seq' ? [...br.items] : [br];
+    let start = false, end = false;
+    while (items.length && items[0].t === 'bol') { items.shift(); start = true; }
+    while (items.length && items[items.length - 1].t === 'eol') { items.pop(); end = true; }
+    const body = items.flatMap((n) => compileNode(b, n, mode, src));
+    const any = () => b.repeat('any', [charsSym(b, ANY_CHAR, mode)], 0, Infinity);
+    alts.push([...(search && !start ? any() : []), ...body, ...(search && !end ? any() : [])]);
+  }
+  return alts.length === 1 ? alts[0] : [b.alt('regex', alts)];
+}
+
+function compileNode(b: GrammarBuilder, n: RegexNode, mode: CharMode, src: string): Sym[] {
+  switch (n.t) {
+    case 'chars': return [charsSym(b, n.ranges, mode)];
+    case 'seq': return n.items.flatMap((x) => compileNode(b, x, mode, src));
+    case 'alt': return [b.alt('alt', n.items.map((x) => compileNode(b, x, mode, src)))];
+    case 'rep': return b.repeat('rep', compileNode(b, n.item, mode, src), n.min, n.max);
+    case 'bol': case 'eol':
+      throw new RegexError(src, 0, `anchor '${n.t === 'bol' ? '^' : '$'}' is only supported at the start or end of the pattern`);
+  }
+}
+
+/** A grammar whose language is the regex's (the whole output must match). */
+export function compileRegex(src: string): import('./grammar.js').Grammar {
+  const b = new GrammarBuilder();
+  const root = b.rule('root', [regexSyms(b, src, 'raw', false)]);
+  return b.build(root);
+}

@@ -1,0 +1,897 @@
+// JSON Schema → grammar. Every keyword either shapes the grammar or raises
+// UnsupportedKeywordError naming it and its JSON pointer; nothing is silently ignored except
+// annotations (title, description, default, examples, …). The grammar accepts only instances the
+// schema accepts (sound); it may leave some valid instances out (e.g. properties are generated in
+// the schema's order, numbers with at most 15 digits, dates without 29 February), which the
+// documentation of each construct below says.
+import { GrammarBuilder } from './grammar.js';
+import type { Grammar, Sym } from './grammar.js';
+import { charsSym, regexSyms } from './regex.js';
+import { ComplexityError, InvalidSchemaError, RegexError, StructuredError, UnsatisfiableError, UnsupportedKeywordError } from './errors.js';
+
+export type JsonSchema = boolean | { [k: string]: unknown };
+
+export interface SchemaOptions {
+  /** 'compact' (no whitespace, the default) or 'flexible' (up to maxWhitespace of space/newline/tab between tokens). */
+  whitespace?: 'compact' | 'flexible';
+  /** Longest whitespace run in flexible mode (default 8: bounded, so a model cannot loop on whitespace). */
+  maxWhitespace?: number;
+  /** 'schema' (default): follow additionalProperties (absent = allowed, JSON Schema's default); 'forbid': never emit undeclared properties. */
+  additionalProperties?: 'schema' | 'forbid';
+  /** Allow one leading space (SentencePiece vocabularies begin words with "▁"); default true. */
+  leadingSpace?: boolean;
+  /** 'json' (default) or 'yaml': block-style YAML for the same schema. */
+  output?: 'json' | 'yaml';
+  /** Deepest schema nesting followed (default 200). */
+  maxDepth?: number;
+  /**
+   * Words outside the JSON Schema vocabulary: 'typos' (default) raises an error for near-misses
+   * of keywords ("maxLenght") and passes others (containers for $ref targets, "x-" extensions);
+   * 'error' rejects every one; 'ignore' passes all.
+   */
+  unknownKeywords?: 'typos' | 'error' | 'ignore';
+}
+
+const ANNOTATIONS = new Set(['title', 'description', 'default', 'examples', 'example', '$comment', '$schema', '$id', 'id', 'readOnly', 'writeOnly', 'deprecated', 'discriminator', 'xml', 'externalDocs', '$defs', 'definitions']);
+const SUPPORTED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'prefixItems', 'additionalItems', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref',
+  'minLength', 'maxLength', 'pattern', 'format', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minItems', 'maxItems', 'nullable', 'uniqueItems', 'minProperties', 'multipleOf',
+  'patternProperties', 'dependencies', 'dependentRequired']);
+const KNOWN_UNSUPPORTED = new Set(['not', 'if', 'then', 'else', 'dependentSchemas', 'unevaluatedProperties', 'unevaluatedItems', 'contains', 'minContains', 'maxContains',
+  'propertyNames', 'maxProperties', '$dynamicRef', '$dynamicAnchor', '$recursiveRef', '$recursiveAnchor', 'disallow', 'extends', 'divisibleBy', 'contentSchema', 'contentMediaType', 'contentEncoding']);
+const TYPES = ['null', 'boolean', 'object', 'array', 'number', 'string'] as const;
+type JType = typeof TYPES[number] | 'integer';
+/** Integers and integer parts have at most 15 digits (exact in a double). */
+const LIM = 999_999_999_999_999;
+
+type Obj = Record<string, unknown>;
+const isObj = (x: unknown): x is Obj => typeof x === 'object' && x !== null && !Array.isArray(x);
+const esc = (k: string) => k.replace(/~/g, '~0').replace(/\//g, '~1');
+const jp = (ptr: string, ...keys: (string | number)[]) => ptr + keys.map((k) => '/' + esc(String(k))).join('');
+
+/** Compiles a JSON Schema to a grammar (JSON text, or YAML with output: 'yaml'). */
+export function compileJsonSchema(schema: JsonSchema, opts: SchemaOptions = {}): Grammar {
+  return new SchemaCompiler(schema, opts).compile();
+}
+
+export class SchemaCompiler {
+  readonly b = new GrammarBuilder();
+  private readonly refRules = new Map<string, number>();
+  private readonly unsat: string[] = [];
+  private depth = 0;
+  private readonly ws: Sym[];
+  private readonly yaml: boolean;
+
+  constructor(readonly root: JsonSchema, readonly opts: SchemaOptions = {}) {
+    const maxWs = opts.maxWhitespace ?? 8;
+    this.ws = opts.whitespace === 'flexible' ? [this.b.rule('ws', [this.b.repeat('ws', [this.b.cls([0x20, 0x0a, 0x09])], 0, maxWs)])] : [];
+    this.yaml = opts.output === 'yaml';
+  }
+
+  compile(): Grammar {
+    const b = this.b;
+    try {
+      const v = this.yaml ? this.yamlValue(this.root, '#', 0) : this.value(this.root, '#');
+      const lead = this.opts.leadingSpace === false ? [] : [b.opt('lead', [b.cls([0x20])])];
+      const root = b.rule('root', [[...lead, ...this.ws, v, ...(this.yaml ? [b.opt('nl', b.lit('\n'))] : this.ws)]]);
+      return b.build(root);
+    } catch (e) {
+      if (e instanceof UnsatisfiableError && this.unsat.length) throw new UnsatisfiableError(this.unsat[0].split(': ')[0], this.unsat[0].split(': ').slice(1).join(': ') + (this.unsat.length > 1 ? ` (and ${this.unsat.length - 1} more)` : ''));
+      throw e;
+    }
+  }
+
+  private never(ptr: string, why: string): Sym {
+    this.unsat.push(`${ptr || '#'}: ${why}`);
+    return this.b.rule('never', []);
+  }
+
+  private lit(s: string): Sym[] { return this.b.lit(s); }
+
+  // ---- schema structure -------------------------------------------------------------------
+
+  private enter<T>(ptr: string, f: () => T): T {
+    const max = this.opts.maxDepth ?? 200;
+    if (++this.depth > max) throw new ComplexityError('schema nesting depth', max, `at ${ptr}`);
+    try { return f(); } finally { this.depth--; }
+  }
+
+  private checkKeywords(s: Obj, ptr: string): void {
+    for (const k of Object.keys(s)) {
+      if (ANNOTATIONS.has(k) || SUPPORTED.has(k)) continue;
+      if (KNOWN_UNSUPPORTED.has(k)) throw new UnsupportedKeywordError(k, jp(ptr, k));
+      // Words outside the vocabulary do not validate anything (they hold sub-schemas for $ref, or
+      // vendor extensions) — except near-misses of keywords, which are typos.
+      const near = [...SUPPORTED, ...KNOWN_UNSUPPORTED].find((w) => editDistance(w.toLowerCase(), k.toLowerCase()) <= (w.length > 5 ? 2 : 1));
+      if (near && this.opts.unknownKeywords !== 'ignore') throw new UnsupportedKeywordError(k, jp(ptr, k), `unknown keyword (did you mean '${near}'?)`);
+      if (this.opts.unknownKeywords === 'error') throw new UnsupportedKeywordError(k, jp(ptr, k), 'unknown keyword');
+    }
+    const nonEmpty = (k: string) => s[k] !== undefined && !(isObj(s[k]) && Object.keys(s[k] as Obj).length === 0);
+    for (const k of ['patternProperties', 'dependencies', 'dependentRequired']) if (nonEmpty(k)) throw new UnsupportedKeywordError(k, jp(ptr, k));
+    if (s.multipleOf !== undefined && !(s.multipleOf === 1 && s.type === 'integer')) throw new UnsupportedKeywordError('multipleOf', jp(ptr, 'multipleOf'));
+  }
+
+  /** Resolves a local $ref ("#", "#/$defs/x", "#/definitions/x", any JSON pointer). */
+  resolve(ref: unknown, ptr: string): { schema: JsonSchema; ptr: string } {
+    if (typeof ref !== 'string') throw new InvalidSchemaError('$ref', ptr, 'must be a string');
+    if (!ref.startsWith('#')) throw new UnsupportedKeywordError('$ref', ptr, `remote reference '${ref}' (only local '#/…' references are supported)`);
+    let frag: string;
+    try { frag = decodeURIComponent(ref.slice(1)); } catch { throw new InvalidSchemaError('$ref', ptr, `bad percent-encoding in '${ref}'`); }
+    if (frag !== '' && !frag.startsWith('/')) throw new UnsupportedKeywordError('$ref', ptr, `anchor reference '${ref}'`);
+    let cur: unknown = this.root;
+    for (const raw of frag === '' ? [] : frag.slice(1).split('/')) {
+      const k = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+      if (Array.isArray(cur) && /^\d+$/.test(k)) cur = cur[Number(k)];
+      else if (isObj(cur) && Object.prototype.hasOwnProperty.call(cur, k)) cur = cur[k];
+      else throw new InvalidSchemaError('$ref', ptr, `'${ref}' does not resolve`);
+    }
+    if (typeof cur !== 'boolean' && !isObj(cur)) throw new InvalidSchemaError('$ref', ptr, `'${ref}' is not a schema`);
+    return { schema: cur as JsonSchema, ptr: '#' + frag };
+  }
+
+  private refSym(ref: unknown, ptr: string, yamlIndent = -1): Sym {
+    const key = `${ref}@${yamlIndent}`;
+    const known = this.refRules.get(key);
+    if (known !== undefined) return known;
+    const t = this.resolve(ref, jp(ptr, '$ref'));
+    const id = this.b.rule('ref');
+    this.refRules.set(key, id);
+    this.b.define(id, [[yamlIndent < 0 ? this.value(t.schema, t.ptr) : this.yamlValue(t.schema, t.ptr, yamlIndent)]]);
+    return id;
+  }
+
+  /**
+   * The schema reduced to one object without allOf/$ref-with-siblings where possible:
+   * allOf branches are merged keyword by keyword (types intersected, properties merged,
+   * bounds tightened, enums intersected); what cannot be merged raises an error naming it.
+   */
+  normalize(s: JsonSchema, ptr: string, inline = 0): JsonSchema {
+    if (typeof s === 'boolean') return s;
+    if (!isObj(s)) throw new InvalidSchemaError('(schema)', ptr, `must be an object or a boolean, got ${JSON.stringify(s)}`);
+    this.checkKeywords(s, ptr);
+    if (s.$ref !== undefined) {
+      const siblings = Object.keys(s).filter((k) => k !== '$ref' && !ANNOTATIONS.has(k));
+      if (siblings.length === 0) return s;
+      if (inline > 16) throw new UnsupportedKeywordError('$ref', ptr, 'recursive reference combined with sibling keywords');
+      const t = this.resolve(s.$ref, jp(ptr, '$ref'));
+      const rest: Obj = { ...s };
+      delete rest.$ref;
+      return this.normalize({ allOf: [t.schema, rest] }, ptr, inline + 1);
+    }
+    if (s.allOf === undefined) return s;
+    if (!Array.isArray(s.allOf) || s.allOf.length === 0) throw new InvalidSchemaError('allOf', ptr, 'must be a non-empty array');
+    const parts: Obj[] = [];
+    const rest: Obj = { ...s };
+    delete rest.allOf;
+    const add = (x: JsonSchema, p: string, depth: number): boolean => {
+      if (depth > 16) throw new UnsupportedKeywordError('allOf', p, 'recursive reference inside allOf');
+      if (x === true) return true;
+      if (x === false) return false;
+      if (!isObj(x)) throw new InvalidSchemaError('allOf', p, 'branches must be schemas');
+      this.checkKeywords(x, p);
+      if (x.$ref !== undefined) {
+        const t = this.resolve(x.$ref, jp(p, '$ref'));
+        const r: Obj = { ...x };
+        delete r.$ref;
+        if (!add(t.schema, t.ptr, depth + 1)) return false;
+        return add(r, p, depth + 1);
+      }
+      if (x.allOf !== undefined) {
+        if (!Array.isArray(x.allOf)) throw new InvalidSchemaError('allOf', p, 'must be an array');
+        const r: Obj = { ...x };
+        delete r.allOf;
+        for (const [i, br] of (x.allOf as JsonSchema[]).entries()) if (!add(br, jp(p, 'allOf', i), depth + 1)) return false;
+        return add(r, p, depth + 1);
+      }
+      parts.push(x);
+      return true;
+    };
+    if (!add(rest, ptr, 0)) return false;
+    for (const [i, br] of (s.allOf as JsonSchema[]).entries()) if (!add(br, jp(ptr, 'allOf', i), 0)) return false;
+    return mergeSchemas(parts, ptr);
+  }
+
+  // ---- JSON ---------------------------------------------------------------------------------
+
+  value(s0: JsonSchema, ptr: string): Sym {
+    return this.enter(ptr, () => {
+      const s = this.normalize(s0, ptr);
+      const b = this.b;
+      if (s === true) return this.anyValue();
+      if (s === false) return this.never(ptr, 'schema is false');
+      if (s.$ref !== undefined) return this.refSym(s.$ref, ptr);
+      const alts = this.combinators(s, ptr, (br, p) => this.value(br, p));
+      if (alts) return alts;
+      if (s.enum !== undefined || s.const !== undefined) return this.enumSym(s, ptr, (v) => b.lit(JSON.stringify(v)));
+      const types = this.typesOf(s, ptr);
+      const out: Sym[][] = [];
+      for (const t of types) {
+        switch (t) {
+          case 'null': out.push(this.lit('null')); break;
+          case 'boolean': out.push(this.lit('true'), this.lit('false')); break;
+          case 'string': out.push([this.stringSym(s, ptr)]); break;
+          case 'number': case 'integer': out.push([this.numberSym(s, ptr, t === 'integer')]); break;
+          case 'object': out.push([this.objectSym(s, ptr)]); break;
+          case 'array': out.push([this.arraySym(s, ptr)]); break;
+        }
+      }
+      if (out.length === 0) return this.never(ptr, 'no type is allowed');
+      return b.alt('value', out);
+    });
+  }
+
+  /** anyOf / oneOf (sibling keywords distributed into each branch); null when absent. */
+  private combinators(s: Obj, ptr: string, compile: (br: JsonSchema, p: string) => Sym): Sym | null {
+    if (s.anyOf === undefined && s.oneOf === undefined) return null;
+    if (s.anyOf !== undefined && s.oneOf !== undefined) throw new UnsupportedKeywordError('oneOf', ptr, 'together with anyOf');
+    const kw = s.anyOf !== undefined ? 'anyOf' : 'oneOf';
+    const list = s[kw];
+    if (!Array.isArray(list) || list.length === 0) throw new InvalidSchemaError(kw, ptr, 'must be a non-empty array');
+    const rest: Obj = { ...s };
+    delete rest[kw];
+    const hasRest = Object.keys(rest).some((k) => !ANNOTATIONS.has(k));
+    const branches = (list as JsonSchema[]).map((br, i) => {
+      const p = jp(ptr, kw, i);
+      return { p, schema: hasRest ? this.normalize({ allOf: [rest, br] }, p) : this.normalize(br, p) };
+    });
+    if (kw === 'oneOf') {
+      for (let i = 0; i < branches.length; i++) for (let j = i + 1; j < branches.length; j++) {
+        if (!this.disjoint(branches[i].schema, branches[j].schema)) {
+          throw new UnsupportedKeywordError('oneOf', ptr, `branches ${i} and ${j} may both match an instance (exactly-one cannot be enforced); use anyOf, or make them disjoint by type or by a const/enum property`);
+        }
+      }
+    }
+    return this.b.alt(kw, branches.map(({ schema, p }) => [compile(schema, p)]));
+  }
+
+  /** Provably no instance matches both (by type, by enum/const, or by a required const/enum property). */
+  private disjoint(a: JsonSchema, b: JsonSchema): boolean {
+    if (a === false || b === false) return true;
+    if (a === true || b === true) return false;
+    if (a.$ref !== undefined) return this.disjoint(this.normalize(this.resolve(a.$ref, '#').schema, '#'), b);
+    if (b.$ref !== undefined) return this.disjoint(a, this.normalize(this.resolve(b.$ref, '#').schema, '#'));
+    const ta = this.possibleTypes(a), tb = this.possibleTypes(b);
+    if (![...ta].some((t) => tb.has(t) || (t === 'integer' && tb.has('number')) || (t === 'number' && tb.has('integer')))) return true;
+    const va = enumValues(a), vb = enumValues(b);
+    if (va && vb && !va.some((x) => vb.some((y) => deepEqual(x, y)))) return true;
+    if (va && !va.some((x) => this.mayMatch(x, b))) return true;
+    if (vb && !vb.some((x) => this.mayMatch(x, a))) return true;
+    const pa = a.properties as Obj | undefined, pb = b.properties as Obj | undefined;
+    const ra = (a.required as string[] | undefined) ?? [], rb = (b.required as string[] | undefined) ?? [];
+    if (pa && pb) {
+      for (const k of ra) {
+        if (!rb.includes(k)) continue;
+        const ea = isObj(pa[k]) ? enumValues(pa[k] as Obj) : null, eb = isObj(pb[k]) ? enumValues(pb[k] as Obj) : null;
+        if (ea && eb && !ea.some((x) => eb.some((y) => deepEqual(x, y)))) return true;
+      }
+    }
+    return false;
+  }
+
+  private mayMatch(v: unknown, s: Obj): boolean {
+    try { return validate(v, s, this); } catch { return true; }
+  }
+
+  private possibleTypes(s: Obj): Set<JType> {
+    const ev = enumValues(s);
+    if (ev) return new Set(ev.map(jsonType));
+    if (s.type === undefined) return new Set([...TYPES, 'integer']);
+    const t = Array.isArray(s.type) ? s.type : [s.type];
+    const out = new Set<JType>(t as JType[]);
+    if (s.nullable === true) out.add('null');
+    return out;
+  }
+
+  private typesOf(s: Obj, ptr: string): JType[] {
+    let types: JType[];
+    if (s.type === undefined) types = [...TYPES];
+    else {
+      const t = Array.isArray(s.type) ? s.type : [s.type];
+      for (const x of t) if (!(TYPES as readonly string[]).includes(x as string) && x !== 'integer') throw new InvalidSchemaError('type', jp(ptr, 'type'), `unknown type ${JSON.stringify(x)}`);
+      types = [...new Set(t as JType[])];
+      if (types.includes('number')) types = types.filter((x) => x !== 'integer');
+    }
+    if (s.nullable === true && !types.includes('null')) types.push('null');
+    else if (s.nullable !== undefined && typeof s.nullable !== 'boolean') throw new InvalidSchemaError('nullable', jp(ptr, 'nullable'), 'must be a boolean');
+    return types;
+  }
+
+  private enumSym(s: Obj, ptr: string, render: (v: unknown) => Sym[]): Sym {
+    let values: unknown[];
+    if (s.const !== undefined) values = [s.const];
+    else {
+      if (!Array.isArray(s.enum)) throw new InvalidSchemaError('enum', jp(ptr, 'enum'), 'must be an array');
+      values = s.enum;
+    }
+    if (s.const !== undefined && s.enum !== undefined) values = values.filter((v) => (s.enum as unknown[]).some((e) => deepEqual(e, v)));
+    const rest: Obj = { ...s };
+    delete rest.enum; delete rest.const;
+    const ok = values.filter((v) => validate(v, rest, this, ptr));
+    if (ok.length === 0) return this.never(ptr, 'no enum/const value satisfies the other keywords');
+    return this.b.alt('enum', ok.map(render));
+  }
+
+  private anyValue(): Sym {
+    return this.b.cached('any', () => {
+      const b = this.b, ws = this.ws;
+      const value = b.rule('any-value');
+      const str = this.plainString(0, Infinity);
+      const member = b.rule('any-member', [[str, ...ws, ...this.lit(':'), ...ws, value, ...ws]]);
+      const more = b.rule('any-members');
+      b.define(more, [[...this.lit(','), ...ws, member, more], []]);
+      const obj = b.rule('any-object', [[...this.lit('{'), ...ws, b.opt('any-m', [member, more]), ...this.lit('}')]]);
+      const elem = b.rule('any-elem', [[value, ...ws]]);
+      const moreE = b.rule('any-elems');
+      b.define(moreE, [[...this.lit(','), ...ws, elem, moreE], []]);
+      const arr = b.rule('any-array', [[...this.lit('['), ...ws, b.opt('any-e', [elem, moreE]), ...this.lit(']')]]);
+      b.define(value, [[obj], [arr], [str], [this.numberSym({}, '#', false)], this.lit('true'), this.lit('false'), this.lit('null')]);
+      return value;
+    });
+  }
+
+  /** One JSON string character (as JSON.stringify writes it, plus the other valid escapes), counted as one code point. */
+  private jsonChar(): Sym {
+    return this.b.cached('jsonchar', () => {
+      const b = this.b;
+      const hex = b.cls((x) => (x >= 0x30 && x <= 0x39) || (x >= 0x41 && x <= 0x46) || (x >= 0x61 && x <= 0x66));
+      const hexNoD = b.cls((x) => (x >= 0x30 && x <= 0x39) || (x >= 0x41 && x <= 0x46 && x !== 0x44) || (x >= 0x61 && x <= 0x66 && x !== 0x64));
+      const d07 = b.cls((x) => x >= 0x30 && x <= 0x37);
+      // \uXXXX escapes other than surrogates (a lone surrogate would change the code point count).
+      const u = b.alt('uesc', [[hexNoD, hex, hex, hex], [b.cls([0x44, 0x64]), d07, hex, hex]]);
+      const escp = b.alt('esc', [[b.cls([...'"\\/bfnrt'].map((c) => c.charCodeAt(0)))], [b.cls([0x75]), u]]);
+      return b.alt('char', [[charsSym(b, [[0x20, 0x21], [0x23, 0x5b], [0x5d, 0x10ffff]], 'raw')], [b.cls([0x5c]), escp]]);
+    });
+  }
+
+  private plainString(min: number, max: number): Sym {
+    return this.b.cached(`str:${min}:${max}`, () => this.b.seq('string', [...this.lit('"'), ...this.b.repeat('chars', [this.jsonChar()], min, max), ...this.lit('"')]));
+  }
+
+  private stringSym(s: Obj, ptr: string): Sym {
+    const minL = intKw(s, 'minLength', ptr) ?? 0, maxL = intKw(s, 'maxLength', ptr) ?? Infinity;
+    if (minL > maxL) return this.never(ptr, `minLength ${minL} > maxLength ${maxL}`);
+    const b = this.b;
+    for (const k of ['pattern', 'format'] as const) {
+      if (s[k] === undefined) continue;
+      if (typeof s[k] !== 'string') throw new InvalidSchemaError(k, jp(ptr, k), 'must be a string');
+      if (minL > 0 || maxL < Infinity) throw new UnsupportedKeywordError(s.minLength !== undefined ? 'minLength' : 'maxLength', ptr, `together with '${k}'`);
+    }
+    if (s.pattern !== undefined && s.format !== undefined) throw new UnsupportedKeywordError('format', jp(ptr, 'format'), "together with 'pattern'");
+    let body: Sym[];
+    if (s.pattern !== undefined) {
+      try { body = regexSyms(b, s.pattern as string, 'json', true); }
+      catch (e) { if (e instanceof RegexError) throw new UnsupportedKeywordError('pattern', jp(ptr, 'pattern'), e.message); throw e; }
+    } else if (s.format !== undefined) {
+      const re = FORMATS[s.format as string];
+      if (!re) throw new UnsupportedKeywordError('format', jp(ptr, 'format'), `format '${s.format}' (supported: ${Object.keys(FORMATS).join(', ')})`);
+      body = [b.cached(`fmt:${s.format}`, () => b.seq(`fmt-${s.format}`, regexSyms(b, re, 'json', false)))];
+    } else return this.plainString(minL, maxL);
+    return b.seq('string', [...this.lit('"'), ...body, ...this.lit('"')]);
+  }
+
+  private numberSym(s: Obj, ptr: string, integer: boolean): Sym {
+    const b = this.b;
+    const num = (k: string): number | undefined => {
+      const v = s[k];
+      if (v === undefined || typeof v === 'boolean') return undefined;
+      if (typeof v !== 'number' || !Number.isFinite(v)) throw new InvalidSchemaError(k, jp(ptr, k), 'must be a number');
+      return v;
+    };
+    let lo = num('minimum'), hi = num('maximum');
+    let exLo = s.exclusiveMinimum === true, exHi = s.exclusiveMaximum === true;
+    if (s.exclusiveMinimum === true && lo === undefined) throw new InvalidSchemaError('exclusiveMinimum', jp(ptr, 'exclusiveMinimum'), 'true needs minimum');
+    if (s.exclusiveMaximum === true && hi === undefined) throw new InvalidSchemaError('exclusiveMaximum', jp(ptr, 'exclusiveMaximum'), 'true needs maximum');
+    const eLo = num('exclusiveMinimum'), eHi = num('exclusiveMaximum');
+    if (eLo !== undefined && (lo === undefined || eLo >= lo)) { lo = eLo; exLo = true; }
+    if (eHi !== undefined && (hi === undefined || eHi <= hi)) { hi = eHi; exHi = true; }
+    if (lo !== undefined && hi !== undefined && (lo > hi || (lo === hi && (exLo || exHi)))) return this.never(ptr, `empty range: minimum ${lo} / maximum ${hi}`);
+    const iLo = lo === undefined ? -LIM : exLo && Number.isInteger(lo) ? lo + 1 : Math.ceil(lo);
+    const iHi = hi === undefined ? LIM : exHi && Number.isInteger(hi) ? hi - 1 : Math.floor(hi);
+    if (integer) {
+      if (iLo > iHi) return this.never(ptr, `no integer in the range (${lo}, ${hi})`);
+      return intRange(b, Math.max(iLo, -LIM), Math.min(iHi, LIM));
+    }
+    if (lo === undefined && hi === undefined) {
+      return b.cached('number', () => {
+        const digit = b.byteRange(0x30, 0x39);
+        const intPart = b.alt('int', [this.lit('0'), [b.byteRange(0x31, 0x39), ...b.repeat('digits', [digit], 0, 14)]]);
+        const frac = b.opt('frac', [...this.lit('.'), ...b.repeat('fdigits', [digit], 1, 15)]);
+        const exp = b.opt('exp', [b.cls([0x65, 0x45]), b.opt('sign', [b.cls([0x2b, 0x2d])]), ...b.repeat('edigits', [digit], 1, 2)]);
+        return b.seq('number', [b.opt('minus', this.lit('-')), intPart, frac, exp]);
+      });
+    }
+    const alts: Sym[][] = [];
+    const digit = b.byteRange(0x30, 0x39);
+    const frac = [...this.lit('.'), ...b.repeat('fdigits', [digit], 1, 15)];
+    if (iLo <= iHi) alts.push([intRange(b, Math.max(iLo, -LIM), Math.min(iHi, LIM))]);
+    // Non-negative I.F lies in [I, I+1): allowed when that interval is inside the range.
+    const pLo = Math.max(0, lo === undefined ? 0 : exLo && Number.isInteger(lo) ? lo + 1 : Math.ceil(lo));
+    const pHi = Math.min(LIM - 1, hi === undefined ? LIM - 1 : Math.ceil(hi) - 1);
+    if (pLo <= pHi) alts.push([intRange(b, pLo, pHi), ...frac]);
+    // Negative -I.F lies in (-(I+1), -I].
+    const nLo = Math.max(0, hi === undefined ? 0 : exHi ? Math.floor(-hi) + 1 : Math.ceil(-hi));
+    const nHi = Math.min(LIM - 1, lo === undefined ? LIM - 1 : Math.floor(-lo) - 1);
+    if (nLo <= nHi) alts.push([...this.lit('-'), intRange(b, nLo, nHi), ...frac]);
+    if (alts.length === 0 && lo !== undefined && hi !== undefined && lo >= 0 && Math.floor(lo) === Math.floor(hi)) {
+      // Within one unit: I0.F with a fixed number of fraction digits.
+      const k = Math.max(decimals(lo), decimals(hi)) + 1;
+      if (k <= 12) {
+        const I0 = Math.floor(lo), sc = 10 ** k;
+        const fLo = Math.round((lo - I0) * sc) + (exLo ? 1 : 0), fHi = Math.round((hi - I0) * sc) - (exHi ? 1 : 0);
+        if (fLo <= fHi) alts.push([intRange(b, I0, I0), ...this.lit('.'), b.alt('frac', sameLen(b, String(fLo).padStart(k, '0'), String(fHi).padStart(k, '0')))]);
+      }
+    }
+    if (alts.length === 0) throw new UnsupportedKeywordError(s.minimum !== undefined ? 'minimum' : 'exclusiveMinimum', ptr, `number range (${lo}, ${hi}) is too narrow for this compiler`);
+    return b.alt('number', alts);
+  }
+
+  private objectSym(s: Obj, ptr: string): Sym {
+    const b = this.b, ws = this.ws;
+    const props = s.properties ?? {};
+    if (!isObj(props)) throw new InvalidSchemaError('properties', jp(ptr, 'properties'), 'must be an object');
+    const required = (s.required ?? []) as unknown;
+    if (!Array.isArray(required) || required.some((r) => typeof r !== 'string')) throw new InvalidSchemaError('required', jp(ptr, 'required'), 'must be an array of strings');
+    let ap = s.additionalProperties as JsonSchema | undefined;
+    if (ap !== undefined && typeof ap !== 'boolean' && !isObj(ap)) throw new InvalidSchemaError('additionalProperties', jp(ptr, 'additionalProperties'), 'must be a schema');
+    if (this.opts.additionalProperties === 'forbid') ap = false;
+    const req = new Set(required as string[]);
+    const names = Object.keys(props);
+    for (const r of req) if (!names.includes(r)) names.push(r);
+    if (s.minProperties !== undefined) {
+      const mp = intKw(s, 'minProperties', ptr)!;
+      if (mp > req.size) throw new UnsupportedKeywordError('minProperties', jp(ptr, 'minProperties'), `more than the ${req.size} required properties`);
+    }
+    const entries = names.map((name) => {
+      const p = Object.prototype.hasOwnProperty.call(props, name) ? jp(ptr, 'properties', name) : jp(ptr, 'additionalProperties');
+      const schema = Object.prototype.hasOwnProperty.call(props, name) ? (props[name] as JsonSchema) : ap ?? true;
+      const value = this.value(schema, p);
+      return { name, required: req.has(name), kv: [...this.lit(JSON.stringify(name)), ...ws, ...this.lit(':'), ...ws, value, ...ws] };
+    });
+    // Extra properties: keys that are not declared (ASCII, unescaped), values of additionalProperties.
+    let extra: Sym[] | null = null;
+    if (ap !== false) {
+      const v = this.value(ap ?? true, jp(ptr, 'additionalProperties'));
+      extra = [this.keyExcluding(names), ...ws, ...this.lit(':'), ...ws, v, ...ws];
+    }
+    // R(i, first): members from the i-th declared property on; `first` = nothing emitted yet.
+    const memo = new Map<string, Sym>();
+    const R = (i: number, first: boolean): Sym => {
+      const key = `${i}:${first}`;
+      const m = memo.get(key);
+      if (m !== undefined) return m;
+      const id = b.rule('members');
+      memo.set(key, id);
+      const sep = first ? [] : [...this.lit(','), ...ws];
+      const alts: Sym[][] = [];
+      if (i === names.length) {
+        alts.push([]);
+        if (extra) {
+          const loop = b.cached(`extra:${id}`, () => { const l = b.rule('extra'); b.define(l, [[...this.lit(','), ...ws, ...extra!, l], []]); return l; });
+          alts.push([...sep, ...extra, loop]);
+        }
+      } else {
+        alts.push([...sep, ...entries[i].kv, R(i + 1, false)]);
+        if (!entries[i].required) alts.push([R(i + 1, first)]);
+      }
+      b.define(id, alts);
+      return id;
+    };
+    return b.seq('object', [...this.lit('{'), ...ws, R(0, true), ...this.lit('}')]);
+  }
+
+  /** A JSON string key that is none of `names`: printable ASCII without escapes (the complement of a trie). */
+  private keyExcluding(names: string[]): Sym {
+    const b = this.b;
+    const enc = new TextEncoder();
+    type Node = { end: boolean; kids: Map<number, Node> };
+    const trie: Node = { end: false, kids: new Map() };
+    for (const n of names) {
+      let cur = trie;
+      for (const x of enc.encode(JSON.stringify(n).slice(1, -1))) {
+        let nx = cur.kids.get(x);
+        if (!nx) { nx = { end: false, kids: new Map() }; cur.kids.set(x, nx); }
+        cur = nx;
+      }
+      cur.end = true;
+    }
+    const ok = (x: number) => x >= 0x20 && x < 0x7f && x !== 0x22 && x !== 0x5c;
+    const quote = b.cls([0x22]);
+    const free = b.cached('key-free', () => b.seq('key-free', [...b.repeat('key-char', [b.cls(ok)], 0, Infinity), quote]));
+    const node = (n: Node): Sym => {
+      const alts: Sym[][] = [];
+      if (!n.end) alts.push([quote]);
+      const others = b.cls((x) => ok(x) && !n.kids.has(x));
+      alts.push([others, free]);
+      for (const [x, kid] of n.kids) if (ok(x)) alts.push([b.cls([x]), node(kid)]);
+      return b.rule('key', alts);
+    };
+    return b.seq('extra-key', [quote, node(trie)]);
+  }
+
+  private arraySym(s: Obj, ptr: string): Sym {
+    const b = this.b, ws = this.ws;
+    const { prefix, rest, min, max } = this.arrayShape(s, ptr);
+    if (min > max) return this.never(ptr, `minItems ${min} > maxItems ${max}`);
+    const prefixSyms = prefix.map((x, i) => this.value(x, jp(ptr, s.prefixItems !== undefined ? 'prefixItems' : 'items', i)));
+    const restSym = rest === false ? null : this.value(rest, jp(ptr, s.prefixItems !== undefined || Array.isArray(s.items) ? (s.prefixItems !== undefined ? 'items' : 'additionalItems') : 'items'));
+    const elem = (i: number): Sym | null => (i < prefixSyms.length ? prefixSyms[i] : restSym);
+    const memo = new Map<number, Sym>();
+    const top = Math.max(prefix.length, min);
+    const A = (i: number): Sym => {
+      const key = i >= top && max === Infinity && i >= 1 ? -1 : i;
+      const m = memo.get(key);
+      if (m !== undefined) return m;
+      const id = b.rule('items');
+      memo.set(key, id);
+      const alts: Sym[][] = [];
+      if (i >= min) alts.push([]);
+      const e = elem(i);
+      if (i < max && e !== null) alts.push([...(i === 0 ? [] : [...this.lit(','), ...ws]), e, ...ws, A(i + 1)]);
+      b.define(id, alts);
+      return id;
+    };
+    return b.seq('array', [...this.lit('['), ...ws, A(0), ...this.lit(']')]);
+  }
+
+  private arrayShape(s: Obj, ptr: string): { prefix: JsonSchema[]; rest: JsonSchema; min: number; max: number } {
+    let prefix: JsonSchema[] = [];
+    let rest: JsonSchema = true;
+    if (s.prefixItems !== undefined) {
+      if (!Array.isArray(s.prefixItems)) throw new InvalidSchemaError('prefixItems', jp(ptr, 'prefixItems'), 'must be an array');
+      prefix = s.prefixItems as JsonSchema[];
+      rest = (s.items as JsonSchema | undefined) ?? true;
+    } else if (Array.isArray(s.items)) {
+      prefix = s.items as JsonSchema[];
+      rest = (s.additionalItems as JsonSchema | undefined) ?? true;
+    } else if (s.items !== undefined) rest = s.items as JsonSchema;
+    const min = intKw(s, 'minItems', ptr) ?? 0;
+    let max = intKw(s, 'maxItems', ptr) ?? Infinity;
+    if (rest === false) max = Math.min(max, prefix.length);
+    if (s.uniqueItems === true && max > 1) throw new UnsupportedKeywordError('uniqueItems', jp(ptr, 'uniqueItems'));
+    if (s.uniqueItems !== undefined && typeof s.uniqueItems !== 'boolean') throw new InvalidSchemaError('uniqueItems', jp(ptr, 'uniqueItems'), 'must be a boolean');
+    return { prefix, rest, min, max };
+  }
+
+  // ---- YAML ---------------------------------------------------------------------------------
+  // Block YAML: mappings as "key: value" lines and sequences as "- item" lines, indented by two
+  // spaces per level; scalars as in JSON (double-quoted strings, numbers, true/false/null), and
+  // empty or enum-valued containers in flow style ({} / [] / JSON), which YAML also reads.
+
+  yamlValue(s0: JsonSchema, ptr: string, indent: number): Sym {
+    return this.enter(ptr, () => {
+      if (indent > 40) throw new ComplexityError('YAML nesting depth', 20, `at ${ptr}`);
+      const s = this.normalize(s0, ptr);
+      const b = this.b;
+      // Inside a container a scalar follows "key:" / "-" after one space; a block starts on a new line.
+      const sp = indent > 0 ? this.lit(' ') : [];
+      if (s === true) return b.seq('yany', [...sp, this.anyValue()]);
+      if (s === false) return this.never(ptr, 'schema is false');
+      if (s.$ref !== undefined) return this.refSym(s.$ref, ptr, indent);
+      const alts = this.combinators(s, ptr, (br, p) => this.yamlValue(br, p, indent));
+      if (alts) return alts;
+      if (s.enum !== undefined || s.const !== undefined) return this.enumSym(s, ptr, (v) => [...sp, ...b.lit(JSON.stringify(v))]);
+      const out: Sym[][] = [];
+      for (const t of this.typesOf(s, ptr)) {
+        if (t === 'object') out.push([this.yamlObject(s, ptr, indent)]);
+        else if (t === 'array') out.push([this.yamlArray(s, ptr, indent)]);
+        else if (t === 'null') out.push([...sp, ...this.lit('null')]);
+        else if (t === 'boolean') out.push([...sp, ...this.lit('true')], [...sp, ...this.lit('false')]);
+        else if (t === 'string') out.push([...sp, this.stringSym(s, ptr)]);
+        else out.push([...sp, this.numberSym(s, ptr, t === 'integer')]);
+      }
+      if (out.length === 0) return this.never(ptr, 'no type is allowed');
+      return b.alt('value', out);
+    });
+  }
+
+  private yamlObject(s: Obj, ptr: string, indent: number): Sym {
+    const b = this.b;
+    const props = (s.properties ?? {}) as Obj;
+    if (!isObj(props)) throw new InvalidSchemaError('properties', jp(ptr, 'properties'), 'must be an object');
+    const req = new Set((s.required ?? []) as string[]);
+    let ap = s.additionalProperties as JsonSchema | undefined;
+    if (this.opts.additionalProperties === 'forbid') ap = false;
+    if (ap !== false && !(ap === undefined && Object.keys(props).length > 0)) {
+      if (ap !== undefined || Object.keys(props).length === 0) {
+        // Free-form mappings: flow JSON.
+        if (ap === undefined || ap === true) return b.seq('yfree', [...(indent > 0 ? this.lit(' ') : []), this.value({ type: 'object' }, ptr)]);
+        throw new UnsupportedKeywordError('additionalProperties', jp(ptr, 'additionalProperties'), 'a schema for extra properties in YAML output');
+      }
+    }
+    const names = Object.keys(props);
+    for (const r of req) if (!names.includes(r)) throw new UnsupportedKeywordError('required', jp(ptr, 'required'), `'${r}' is not in properties (YAML output)`);
+    const pad = ' '.repeat(indent);
+    const entries = names.map((name) => ({
+      required: req.has(name),
+      kv: [...this.lit(`\n${pad}${JSON.stringify(name)}:`), this.yamlValue(props[name] as JsonSchema, jp(ptr, 'properties', name), indent + 2)],
+    }));
+    const memo = new Map<string, Sym>();
+    const R = (i: number, first: boolean): Sym => {
+      const key = `${i}:${first}`;
+      if (memo.has(key)) return memo.get(key)!;
+      const id = b.rule('ymembers');
+      memo.set(key, id);
+      const alts: Sym[][] = [];
+      if (i === names.length) alts.push(first ? this.lit(indent > 0 ? ' {}' : '{}') : []);
+      else {
+        alts.push([...entries[i].kv, R(i + 1, false)]);
+        if (!entries[i].required) alts.push([R(i + 1, first)]);
+      }
+      b.define(id, alts);
+      return id;
+    };
+    return R(0, true);
+  }
+
+  private yamlArray(s: Obj, ptr: string, indent: number): Sym {
+    const b = this.b;
+    const { prefix, rest, min, max } = this.arrayShape(s, ptr);
+    if (min > max) return this.never(ptr, `minItems ${min} > maxItems ${max}`);
+    const pad = ' '.repeat(indent);
+    const item = (x: JsonSchema, p: string) => [...this.lit(`\n${pad}-`), this.yamlValue(x, p, indent + 2)];
+    const prefixSyms = prefix.map((x, i) => item(x, jp(ptr, 'items', i)));
+    const restSyms = rest === false ? null : item(rest, jp(ptr, 'items'));
+    const memo = new Map<number, Sym>();
+    const top = Math.max(prefix.length, min);
+    const A = (i: number): Sym => {
+      const key = i >= top && max === Infinity && i >= 1 ? -1 : i;
+      if (memo.has(key)) return memo.get(key)!;
+      const id = b.rule('yitems');
+      memo.set(key, id);
+      const alts: Sym[][] = [];
+      if (i >= min) alts.push(i === 0 ? this.lit(indent > 0 ? ' []' : '[]') : []);
+      const e = i < prefixSyms.length ? prefixSyms[i] : restSyms;
+      if (i < max && e !== null) alts.push([...e, A(i + 1)]);
+      b.define(id, alts);
+      return id;
+    };
+    return A(0);
+  }
+}
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+function intKw(s: Obj, k: string, ptr: string): number | undefined {
+  const v = s[k];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new InvalidSchemaError(k, jp(ptr, k), 'must be a non-negative integer');
+  return v;
+}
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2) return 3;
+  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0];
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const t = d[j];
+      d[j] = Math.min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = t;
+    }
+  }
+  return d[b.length];
+}
+
+function decimals(x: number): number {
+  const s = String(x);
+  if (s.includes('e')) return 20;
+  const i = s.indexOf('.');
+  return i < 0 ? 0 : s.length - i - 1;
+}
+
+/** Alternatives (digit classes) matching the equal-length digit strings in [x, y]. */
+function sameLen(b: GrammarBuilder, x: string, y: string): Sym[][] {
+  const n = x.length;
+  if (n === 0) return [[]];
+  const D = (c: string) => b.cls([c.charCodeAt(0)]);
+  const R = (lo: number, hi: number) => b.byteRange(0x30 + lo, 0x30 + hi);
+  const any = (k: number) => Array.from({ length: k }, () => R(0, 9));
+  if (x === y) return [[...x].map(D)];
+  if (x[0] === y[0]) return sameLen(b, x.slice(1), y.slice(1)).map((a) => [D(x[0]), ...a]);
+  const x0 = +x[0], y0 = +y[0], xr = x.slice(1), yr = y.slice(1);
+  const xZero = /^0*$/.test(xr), yNine = /^9*$/.test(yr);
+  const out: Sym[][] = [];
+  if (!xZero) out.push(...sameLen(b, xr, '9'.repeat(n - 1)).map((a) => [D(x[0]), ...a]));
+  const mLo = xZero ? x0 : x0 + 1, mHi = yNine ? y0 : y0 - 1;
+  if (mLo <= mHi) out.push([R(mLo, mHi), ...any(n - 1)]);
+  if (!yNine) out.push(...sameLen(b, '0'.repeat(n - 1), yr).map((a) => [D(y[0]), ...a]));
+  return out;
+}
+
+/** Non-negative integers in [lo, hi] without leading zeros. */
+function nonNeg(b: GrammarBuilder, lo: number, hi: number): Sym[][] {
+  const out: Sym[][] = [];
+  for (let d = String(lo).length; d <= String(hi).length; d++) {
+    const a = Math.max(lo, d === 1 ? 0 : 10 ** (d - 1)), z = Math.min(hi, 10 ** d - 1);
+    if (a <= z) out.push(...sameLen(b, String(a), String(z)));
+  }
+  return out;
+}
+
+/** Integers in [lo, hi] as JSON writes them (no "-0"). */
+export function intRange(b: GrammarBuilder, lo: number, hi: number): Sym {
+  return b.cached(`int:${lo}:${hi}`, () => {
+    const alts: Sym[][] = [];
+    if (hi >= 0) alts.push(...nonNeg(b, Math.max(lo, 0), hi));
+    if (lo < 0) {
+      const minus = b.cls([0x2d]);
+      alts.push(...nonNeg(b, hi < 0 ? -hi : 1, -lo).map((a) => [minus, ...a]));
+    }
+    return b.rule('int', alts);
+  });
+}
+
+/** Subsets of ajv-formats' full formats (every string matched here passes ajv's check). */
+const FORMATS: Record<string, string> = {
+  date: '\\d{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)',
+  time: '(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,6})?(?:Z|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)',
+  'date-time': '\\d{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)T(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,6})?(?:Z|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)',
+  email: '[a-z0-9_+-]+(?:\\.[a-z0-9_+-]+)*@(?:[a-z0-9]+\\.)+[a-z]{2,6}',
+  uuid: '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}',
+  uri: 'https?://[a-z0-9]+(?:\\.[a-z0-9]+)*(?:/[a-zA-Z0-9._~-]*)*(?:\\?[a-zA-Z0-9._~=&-]*)?(?:#[a-zA-Z0-9._~-]*)?',
+};
+
+function enumValues(s: Obj): unknown[] | null {
+  if (s.const !== undefined) return [s.const];
+  if (Array.isArray(s.enum)) return s.enum;
+  return null;
+}
+
+function jsonType(v: unknown): JType {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  if (typeof v === 'number') return Number.isInteger(v) ? 'integer' : 'number';
+  return typeof v as JType;
+}
+
+export function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== typeof b || a === null || b === null || typeof a !== 'object') return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) return a.length === (b as unknown[]).length && a.every((x, i) => deepEqual(x, (b as unknown[])[i]));
+  const ka = Object.keys(a as Obj), kb = Object.keys(b as Obj);
+  return ka.length === kb.length && ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && deepEqual((a as Obj)[k], (b as Obj)[k]));
+}
+
+/** Merges allOf parts (already flattened, no $ref/allOf) into one schema. */
+function mergeSchemas(parts: Obj[], ptr: string): JsonSchema {
+  const out: Obj = {};
+  const fail = (k: string, why = 'cannot be merged across allOf branches') => { throw new UnsupportedKeywordError('allOf', jp(ptr, 'allOf'), `'${k}' ${why}`); };
+  for (const p of parts) {
+    for (const [k, v] of Object.entries(p)) {
+      if (ANNOTATIONS.has(k)) { if (!(k in out)) out[k] = v; continue; }
+      if (!(k in out)) {
+        out[k] = k === 'properties' ? { ...(v as Obj) } : v;
+        continue;
+      }
+      const cur = out[k];
+      switch (k) {
+        case 'type': {
+          const a = (Array.isArray(cur) ? cur : [cur]) as string[], b = (Array.isArray(v) ? v : [v]) as string[];
+          const inter = new Set<string>();
+          for (const x of a) for (const y of b) {
+            if (x === y) inter.add(x);
+            else if ((x === 'integer' && y === 'number') || (x === 'number' && y === 'integer')) inter.add('integer');
+          }
+          out[k] = [...inter];
+          break;
+        }
+        case 'properties': {
+          const merged = cur as Obj;
+          for (const [n, sch] of Object.entries(v as Obj)) merged[n] = n in merged ? { allOf: [merged[n], sch] } : sch;
+          break;
+        }
+        case 'required': out[k] = [...new Set([...(cur as string[]), ...(v as string[])])]; break;
+        case 'minLength': case 'minItems': case 'minProperties': out[k] = Math.max(cur as number, v as number); break;
+        case 'maxLength': case 'maxItems': out[k] = Math.min(cur as number, v as number); break;
+        case 'minimum': case 'maximum': {
+          if (typeof (out.exclusiveMinimum ?? out.exclusiveMaximum) === 'boolean') fail(k, 'with draft-4 boolean exclusive bounds');
+          out[k] = k === 'minimum' ? Math.max(cur as number, v as number) : Math.min(cur as number, v as number);
+          break;
+        }
+        case 'exclusiveMinimum': case 'exclusiveMaximum':
+          if (typeof cur === 'number' && typeof v === 'number') out[k] = k === 'exclusiveMinimum' ? Math.max(cur, v) : Math.min(cur, v);
+          else if (cur !== v) fail(k);
+          break;
+        case 'enum': out[k] = (cur as unknown[]).filter((x) => (v as unknown[]).some((y) => deepEqual(x, y))); break;
+        case 'const': if (!deepEqual(cur, v)) out.enum = []; break;
+        case 'items':
+          if (Array.isArray(cur) || Array.isArray(v)) { if (!deepEqual(cur, v)) fail(k); }
+          else out[k] = { allOf: [cur, v] };
+          break;
+        case 'additionalProperties': out[k] = deepEqual(cur, v) ? cur : { allOf: [cur, v] }; break;
+        case 'anyOf': case 'oneOf':
+          out[k] = (cur as JsonSchema[]).flatMap((x) => (v as JsonSchema[]).map((y) => ({ allOf: [x, y] })));
+          if (k === 'oneOf') fail(k, 'in more than one allOf branch');
+          break;
+        default:
+          if (!deepEqual(cur, v)) fail(k);
+      }
+    }
+  }
+  // additionalProperties of a part also governs the properties other parts declare.
+  const allProps = out.properties as Obj | undefined;
+  for (const p of parts) {
+    if (p.additionalProperties === undefined || p.additionalProperties === true) continue;
+    const own = new Set(Object.keys((p.properties ?? {}) as Obj));
+    if (allProps) for (const n of Object.keys(allProps)) if (!own.has(n)) allProps[n] = { allOf: [allProps[n], p.additionalProperties] };
+    for (const r of (out.required ?? []) as string[]) {
+      if (!own.has(r) && !(allProps && r in allProps)) {
+        out.properties = { ...(out.properties as Obj ?? {}), [r]: p.additionalProperties };
+      }
+    }
+  }
+  if (out.enum !== undefined && out.const !== undefined) { out.enum = (out.enum as unknown[]).filter((x) => deepEqual(x, out.const)); delete out.const; }
+  return out;
+}
+
+/**
+ * A small validator for enum/const values against the schema's other keywords (and for the
+ * oneOf disjointness check). Keywords it cannot evaluate raise UnsupportedKeywordError.
+ */
+export function validate(v: unknown, s: JsonSchema, c: SchemaCompiler, ptr = '#'): boolean {
+  if (s === true) return true;
+  if (s === false) return false;
+  const t = jsonType(v);
+  const has = (k: string) => s[k] !== undefined;
+  for (const k of Object.keys(s)) {
+    if (ANNOTATIONS.has(k)) continue;
+    switch (k) {
+      case 'type': {
+        const ts = (Array.isArray(s.type) ? s.type : [s.type]) as string[];
+        if (!(ts.includes(t) || (t === 'integer' && ts.includes('number')) || (v === null && s.nullable === true))) return false;
+        break;
+      }
+      case 'nullable': break;
+      case 'enum': if (!(s.enum as unknown[]).some((e) => deepEqual(e, v))) return false; break;
+      case 'const': if (!deepEqual(s.const, v)) return false; break;
+      case 'minLength': if (typeof v === 'string' && [...v].length < (s.minLength as number)) return false; break;
+      case 'maxLength': if (typeof v === 'string' && [...v].length > (s.maxLength as number)) return false; break;
+      case 'pattern': if (typeof v === 'string' && !new RegExp(s.pattern as string, 'u').test(v)) return false; break;
+      case 'format': if (typeof v === 'string') { const re = FORMATS[s.format as string]; if (!re) throw new UnsupportedKeywordError('format', ptr); if (!new RegExp(`^(?:${re})$`, 'u').test(v)) return false; } break;
+      case 'minimum': if (typeof v === 'number' && (v < (s.minimum as number) || (s.exclusiveMinimum === true && v === s.minimum))) return false; break;
+      case 'maximum': if (typeof v === 'number' && (v > (s.maximum as number) || (s.exclusiveMaximum === true && v === s.maximum))) return false; break;
+      case 'exclusiveMinimum': if (typeof v === 'number' && typeof s.exclusiveMinimum === 'number' && v <= s.exclusiveMinimum) return false; break;
+      case 'exclusiveMaximum': if (typeof v === 'number' && typeof s.exclusiveMaximum === 'number' && v >= s.exclusiveMaximum) return false; break;
+      case 'multipleOf': if (typeof v === 'number' && !Number.isInteger(v / (s.multipleOf as number))) return false; break;
+      case 'minItems': if (Array.isArray(v) && v.length < (s.minItems as number)) return false; break;
+      case 'maxItems': if (Array.isArray(v) && v.length > (s.maxItems as number)) return false; break;
+      case 'uniqueItems': if (Array.isArray(v) && s.uniqueItems === true && v.some((x, i) => v.some((y, j) => j > i && deepEqual(x, y)))) return false; break;
+      case 'items': case 'prefixItems': case 'additionalItems': {
+        if (!Array.isArray(v) || k !== 'items' && k !== 'prefixItems') break;
+        const prefix = (s.prefixItems ?? (Array.isArray(s.items) ? s.items : [])) as JsonSchema[];
+        const rest = (s.prefixItems !== undefined ? s.items : Array.isArray(s.items) ? s.additionalItems : s.items) as JsonSchema | undefined;
+        for (let i = 0; i < v.length; i++) {
+          const sch = i < prefix.length ? prefix[i] : rest ?? true;
+          if (!validate(v[i], sch, c, ptr)) return false;
+        }
+        break;
+      }
+      case 'required': if (t === 'object' && !(s.required as string[]).every((r) => Object.prototype.hasOwnProperty.call(v, r))) return false; break;
+      case 'properties': case 'additionalProperties': {
+        if (t !== 'object' || (k === 'additionalProperties' && has('properties'))) break;
+        const props = (s.properties ?? {}) as Obj;
+        for (const [n, x] of Object.entries(v as Obj)) {
+          const sch = Object.prototype.hasOwnProperty.call(props, n) ? (props[n] as JsonSchema) : ((s.additionalProperties as JsonSchema | undefined) ?? true);
+          if (!validate(x, sch, c, ptr)) return false;
+        }
+        break;
+      }
+      case 'minProperties': if (t === 'object' && Object.keys(v as Obj).length < (s.minProperties as number)) return false; break;
+      case 'anyOf': if (!(s.anyOf as JsonSchema[]).some((x) => validate(v, x, c, ptr))) return false; break;
+      case 'oneOf': if ((s.oneOf as JsonSchema[]).filter((x) => validate(v, x, c, ptr)).length !== 1) return false; break;
+      case 'allOf': if (!(s.allOf as JsonSchema[]).every((x) => validate(v, x, c, ptr))) return false; break;
+      case '$ref': if (!validate(v, c.resolve(s.$ref, ptr).schema, c, ptr)) return false; break;
+      case 'patternProperties': case 'dependencies': case 'dependentRequired':
+        if (isObj(s[k]) && Object.keys(s[k] as Obj).length === 0) break;
+        throw new UnsupportedKeywordError(k, ptr);
+      default: throw new UnsupportedKeywordError(k, ptr);
+    }
+  }
+  return true;
+}
+
+/** For messages: what failed, from an error thrown by the compiler. */
+export function describeSchemaError(e: unknown): string {
+  return e instanceof StructuredError ? e.message : String(e);
+}

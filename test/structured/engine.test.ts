@@ -1,0 +1,223 @@
+// The engine beyond the suite: regex and GBNF compilers, masks equal to a brute-force check over
+// real vocabularies (LLaMA-3 128K byte-level BPE, LLaMA-2 32K SentencePiece-style), the token
+// budget, YAML output, tool calls, prompt-based extraction, bad input and the CLI.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { init, shutdown, LlamaForCausalLM, parseLlamaConfig, generate } from '../../src/index.js';
+import { HFTokenizer } from '../../src/tokenizers/hf.js';
+import {
+  compileRegex, parseGbnf, compileJsonSchema, ByteAutomaton, TokenVocab, TokenMatcher, DEAD, RegexError, GrammarError,
+  InvalidSchemaError, UnsatisfiableError, UnsupportedKeywordError, ComplexityError, TokenBudgetError, generateStructured,
+  generateToolCall, toolCallSchema, extractWithPrompt, ExtractionError, constraintProcessor,
+} from '../../src/structured/index.js';
+import type { Grammar } from '../../src/structured/index.js';
+import { llama2Json, llama3Json } from '../tokenizers/real_vocabs.js';
+import { main } from '../../src/cli/main.js';
+
+const require = createRequire(import.meta.url);
+const enc = new TextEncoder();
+let llama2: HFTokenizer, llama3: HFTokenizer;
+let model: LlamaForCausalLM;
+
+before(async () => {
+  await init({ threads: 1 });
+  llama2 = new HFTokenizer(await llama2Json());
+  llama3 = new HFTokenizer(await llama3Json());
+  model = new LlamaForCausalLM(parseLlamaConfig({ hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, vocab_size: llama2.vocabSize, max_position_embeddings: 256, initializer_range: 0.5 }));
+  model.eval();
+});
+after(async () => { model.dispose(); await shutdown(); });
+
+function accepts(g: Grammar, text: string): boolean {
+  const a = new ByteAutomaton(g);
+  const s = a.advanceBytes(a.initial, enc.encode(text));
+  return s !== DEAD && a.accepting(s);
+}
+
+test('regex → automaton agrees with JavaScript RegExp (full match)', () => {
+  const cases: Array<[string, string[]]> = [
+    ['[a-z]+@[a-z]+\\.(com|org)', ['ab@cd.com', 'a@b.org', '@b.com', 'ab@cd.net', 'AB@cd.com']],
+    ['\\d{3}-\\d{4}', ['555-1234', '55-1234', '5555-123', '555-12345']],
+    ['(ab|a)*b?', ['', 'ab', 'aab', 'abab', 'abb', 'ba']],
+    ['[^\\s"]{2,4}x?', ['ab', 'abcd', 'abcdx', 'a', 'ab c', 'é😀']],
+    ['(?:colou?r|gr[ae]y)\\.', ['color.', 'colour.', 'grey.', 'gray.', 'groy.']],
+    ['.\\u00e9\\x41[\\u{1F600}-\\u{1F64F}]', ['xéA😀', 'xéA😻', 'xeA😀']],
+  ];
+  for (const [re, inputs] of cases) {
+    const g = compileRegex(re);
+    const js = new RegExp(`^(?:${re})$`, 'u');
+    for (const s of inputs) assert.equal(accepts(g, s), js.test(s), `/${re}/ on ${JSON.stringify(s)}`);
+  }
+  // A catastrophic regex for backtracking engines is linear here.
+  const t0 = performance.now();
+  const g = compileRegex('(a+)+$');
+  assert.equal(accepts(g, 'a'.repeat(5000) + '!'), false);
+  assert.equal(accepts(g, 'a'.repeat(5000)), true);
+  assert.ok(performance.now() - t0 < 2000);
+  assert.throws(() => compileRegex('(a)\\1'), (e: unknown) => e instanceof RegexError && /backreferences/.test(e.message) && e.offset === 3);
+  assert.throws(() => compileRegex('a(?=b)'), RegexError);
+  assert.throws(() => compileRegex('a{20000}'), (e: unknown) => e instanceof RegexError && /above 10000/.test(e.message));
+  // Nested counted repetition shares its rules: small grammar, linear matching.
+  assert.ok(accepts(compileRegex('(a{1000}){100}'), 'a'.repeat(100000)));
+});
+
+test('GBNF (llama.cpp syntax): parse, match, errors with line numbers', () => {
+  const g = parseGbnf(`
+    # a tiny JSON-ish object
+    root ::= "{" ws pair ("," ws pair)* "}"
+    pair ::= key ":" ws value
+    key  ::= [a-z] [a-z0-9_]{0,7}
+    value ::= [0-9]+ | "\\"" [^"\\n]* "\\"" | "[" ws "]"
+    ws ::= [ \\t\\n]*
+  `);
+  for (const [s, ok] of [['{a:1}', true], ['{ a: 12, b_2: "x y"}', true], ['{a:[ ]}', true], ['{A:1}', false], ['{a:1,}', false], ['{abcdefghi:1}', false]] as const) {
+    assert.equal(accepts(g, s), ok, s);
+  }
+  assert.throws(() => parseGbnf('root ::= expr\nexpr ::= expr "+" term | term\nterm ::= [0-9]'), (e: unknown) => e instanceof GrammarError && /left-recursive/.test(e.message));
+  assert.throws(() => parseGbnf('root ::= "a"\n\nfoo ::= bar'), (e: unknown) => e instanceof GrammarError && /line 3/.test(e.message) && /bar/.test(e.message));
+  assert.throws(() => parseGbnf('root ::= "a'), /unterminated/);
+});
+
+test('masks equal a brute-force check of every token (LLaMA-3 128K byte-level, LLaMA-2 32K)', () => {
+  const schema = { type: 'object', properties: { id: { type: 'integer', minimum: -5, maximum: 300 }, name: { type: 'string', maxLength: 6 }, tags: { type: 'array', items: { enum: ['a b', 'c"d', 'é'] }, maxItems: 2 }, ok: { type: ['boolean', 'null'] } }, required: ['id'], additionalProperties: false };
+  for (const tok of [llama3, llama2]) {
+    const vocab = TokenVocab.fromTokenizer(tok);
+    const m = new TokenMatcher(compileJsonSchema(schema), vocab);
+    for (const prefix of ['', '{', '{"id":2', '{"id":-', '{"id":1,"name":"a', '{"id":1,"name":"ab\\', '{"id":1,"tags":["', '{"id":1,"tags":["a b",', '{"id":1,"name":"\xe9"}'.slice(0, 18)]) {
+      const s = m.automaton.advanceBytes(m.initial, enc.encode(prefix));
+      assert.ok(s >= 0, prefix);
+      const mask = m.mask(s);
+      for (let id = 0; id < vocab.size; id++) {
+        const b = vocab.bytes[id];
+        let want = b !== null && m.automaton.advanceBytes(s, b) !== DEAD;
+        if (vocab.eosIds.includes(id)) want = m.automaton.accepting(s);
+        const got = (mask[id >>> 5] & (1 << (id & 31))) !== 0;
+        if (got !== want) assert.fail(`${tok.vocabSize} vocab, prefix ${JSON.stringify(prefix)}: token ${id} ${JSON.stringify(tok.idToToken(id))} mask ${got} brute ${want}`);
+      }
+    }
+  }
+});
+
+test('the token budget closes the output validly, or fails up front with a clear error', () => {
+  const schema = { type: 'object', properties: { a: { type: 'string' }, b: { type: 'array', items: { type: 'string' } } }, required: ['a', 'b'] };
+  for (const maxNewTokens of [15, 18, 25]) {
+    for (const seed of [1, 2]) {
+      const r = generateStructured(model, llama2, [1], { schema, temperature: 1, seed, maxNewTokens });
+      assert.ok(r.complete && r.ids.length <= maxNewTokens, `${maxNewTokens}: ${r.text}`);
+      const v = r.value as { a: string; b: string[] };
+      assert.equal(typeof v.a, 'string');
+      assert.ok(Array.isArray(v.b));
+    }
+  }
+  assert.throws(() => generateStructured(model, llama2, [1], { schema, maxNewTokens: 5 }), (e: unknown) => e instanceof TokenBudgetError && /needs 15 tokens/.test((e as Error).message));
+});
+
+test('regex, grammar and choices constraints through generate()', () => {
+  const r1 = generateStructured(model, llama2, [1], { regex: '\\d{3}-[A-Z]{2}', temperature: 1, seed: 3, maxNewTokens: 20 });
+  assert.match(r1.text, /^\d{3}-[A-Z]{2}$/);
+  assert.equal(r1.finishReason, 'stop');
+  const r2 = generateStructured(model, llama2, [1], { choices: ['positive', 'negative', 'neutral'], temperature: 1, seed: 4 });
+  assert.ok(['positive', 'negative', 'neutral'].includes(r2.text));
+  const r3 = generateStructured(model, llama2, [1], { grammar: 'root ::= "(" [a-c]{1,3} ")" (" " root)?', temperature: 1, seed: 5, maxNewTokens: 30 });
+  assert.match(r3.text, /^\([a-c]{1,3}\)( \([a-c]{1,3}\))*$/);
+  // The processor in a plain generate() batch: each row follows its own state.
+  const proc = constraintProcessor({ regex: '[xyz]{4}' }, llama2);
+  const b = generate(model, [[1], [1, 2]], { processors: [proc], temperature: 1, seed: 9, maxNewTokens: 10, stopIds: [2] });
+  for (const ids of b.ids) assert.match(TokenVocab.fromTokenizer(llama2).text(ids), /^[xyz]{4}$/);
+});
+
+test('YAML output of a schema: sampled documents parse and validate', () => {
+  const Ajv = require('ajv').default ?? require('ajv');
+  const schema = { type: 'object', properties: { name: { type: 'string', maxLength: 8 }, age: { type: 'integer', minimum: 0, maximum: 120 }, address: { type: 'object', properties: { city: { type: 'string' }, zip: { type: 'string', pattern: '^\\d{5}$' } }, required: ['city'] }, tags: { type: 'array', items: { type: 'string' }, maxItems: 3 }, nick: { type: ['string', 'null'] } }, required: ['name', 'age', 'address'] };
+  const check = new Ajv().compile(schema);
+  const g = compileJsonSchema(schema, { output: 'yaml' });
+  assert.ok(accepts(g, '\n"name": "Ann"\n"age": 30\n"address":\n  "city": "Oslo"\n  "zip": "01234"\n"tags":\n  - "a"\n  - "b"\n"nick": null'));
+  for (const seed of [1, 2, 3]) {
+    const r = generateStructured(model, llama2, [1], { schema, schemaOptions: { output: 'yaml' }, temperature: 1, seed, maxNewTokens: 80 });
+    assert.ok(r.complete, r.text);
+    assert.deepEqual(r.value, parseYaml(r.text));
+    assert.ok(check(r.value), `${r.text}\n${JSON.stringify(check.errors)}`);
+  }
+});
+
+test('flexible whitespace accepts pretty-printed JSON; compact does not', () => {
+  const schema = { type: 'object', properties: { a: { type: 'array', items: { type: 'integer' } }, b: { type: 'object', properties: { c: { type: 'null' } } } } };
+  const text = JSON.stringify({ a: [1, 2], b: { c: null } }, null, 2);
+  assert.ok(accepts(compileJsonSchema(schema, { whitespace: 'flexible' }), text));
+  assert.ok(!accepts(compileJsonSchema(schema), text));
+});
+
+test('tool calling: the model picks a tool and emits arguments that validate', () => {
+  const Ajv = require('ajv').default ?? require('ajv');
+  const tools = [
+    { name: 'get_weather', description: 'Weather for a city', parameters: { type: 'object', properties: { city: { type: 'string', maxLength: 12 }, unit: { enum: ['C', 'F'] } }, required: ['city', 'unit'] } },
+    { name: 'add', parameters: { type: 'object', properties: { x: { type: 'integer' }, y: { type: 'integer' } }, required: ['x', 'y'] } },
+  ];
+  const check = new Ajv().compile(toolCallSchema(tools));
+  const seen = new Set<string>();
+  for (const seed of [1, 2, 3, 4, 5, 6]) {
+    const call = generateToolCall(model, llama2, [1], tools, { temperature: 1, seed, maxNewTokens: 40 });
+    assert.ok(check({ name: call.name, arguments: call.arguments }), call.text);
+    seen.add(call.name);
+  }
+  assert.ok(seen.size >= 1);
+});
+
+test('prompt-based extraction validates and retries with the error', async () => {
+  const schema = { type: 'object', properties: { name: { type: 'string' }, age: { type: 'integer', minimum: 0 } }, required: ['name', 'age'] };
+  const prompts: string[] = [];
+  const replies = ['Sure! ```json\n{"name": "Ann", "age": "30"}\n```', '{"name": "Ann", "age": 30}'];
+  const r = await extractWithPrompt((p) => { prompts.push(p); return replies[prompts.length - 1]; }, 'Ann is thirty.', { schema, examples: [{ text: 'Bob, 4', output: { name: 'Bob', age: 4 } }] });
+  assert.deepEqual(r.value, { name: 'Ann', age: 30 });
+  assert.equal(r.attempts, 2);
+  assert.match(prompts[0], /JSON Schema:[\s\S]*Input: Bob, 4\nOutput: \{"name":"Bob","age":4\}[\s\S]*Input: Ann is thirty\.\nOutput:$/);
+  assert.match(prompts[1], /age must be integer/);
+  await assert.rejects(extractWithPrompt(() => 'no json here', 'x', { schema, maxRetries: 1 }), (e: unknown) => e instanceof ExtractionError && e.attempts.length === 2);
+});
+
+test('bad input: clear errors in bounded time', () => {
+  const t0 = performance.now();
+  assert.throws(() => compileJsonSchema({ type: 5 } as never), (e: unknown) => e instanceof InvalidSchemaError && e.pointer === '#/type');
+  assert.throws(() => compileJsonSchema({ type: 'object', properties: { a: { type: 'integer', minimum: 5, maximum: 3 } }, required: ['a'] }), (e: unknown) => e instanceof UnsatisfiableError && /#\/properties\/a/.test(e.message));
+  assert.throws(() => compileJsonSchema({ type: 'object', properties: { a: false }, required: ['a'] }), UnsatisfiableError);
+  assert.throws(() => compileJsonSchema({ type: 'string', maxLenght: 3 }), (e: unknown) => e instanceof UnsupportedKeywordError && /did you mean 'maxLength'/.test(e.message));
+  assert.throws(() => compileJsonSchema({ properties: { a: { not: { type: 'string' } } } }), (e: unknown) => e instanceof UnsupportedKeywordError && e.keyword === 'not' && e.pointer === '#/properties/a/not');
+  assert.throws(() => compileJsonSchema({ $ref: '#/$defs/missing' }), (e: unknown) => e instanceof InvalidSchemaError && /does not resolve/.test(e.message));
+  let deep: Record<string, unknown> = { type: 'string' };
+  for (let i = 0; i < 5000; i++) deep = { type: 'object', properties: { x: deep } };
+  assert.throws(() => compileJsonSchema(deep), ComplexityError);
+  assert.throws(() => compileJsonSchema({ type: 'string', maxLength: 50_000_000 }), ComplexityError);
+  // Huge but fine: 2,000 properties and a 5,000-value enum.
+  const props: Record<string, unknown> = {};
+  for (let i = 0; i < 2000; i++) props[`p${i}`] = { type: 'integer' };
+  assert.ok(compileJsonSchema({ type: 'object', properties: props }));
+  assert.ok(compileJsonSchema({ enum: Array.from({ length: 5000 }, (_, i) => `v${i}`) }));
+  // Recursion through $ref.
+  const tree = { $defs: { node: { type: 'object', properties: { v: { type: 'integer' }, kids: { type: 'array', items: { $ref: '#/$defs/node' } } }, required: ['v'] } }, $ref: '#/$defs/node' };
+  assert.ok(accepts(compileJsonSchema(tree), '{"v":1,"kids":[{"v":2},{"v":3,"kids":[{"v":4,"kids":[]}]}]}'));
+  assert.ok(performance.now() - t0 < 20000);
+});
+
+test('tslm schema check prints accept/reject per instance and --bench timings', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tslm-schema-'));
+  try {
+    writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(await llama2Json()));
+    writeFileSync(path.join(dir, 'schema.json'), JSON.stringify({ type: 'object', properties: { name: { type: 'string' }, n: { type: 'integer', maximum: 10 } }, required: ['name'] }));
+    writeFileSync(path.join(dir, 'good.json'), '{ "name": "Ann", "n": 3 }');
+    writeFileSync(path.join(dir, 'bad.json'), '{"name": "Ann", "n": 11}');
+    const lines: string[] = [];
+    const log = console.log;
+    console.log = (...a: unknown[]) => { lines.push(a.join(' ')); };
+    let code: number;
+    try { code = await main(['schema', 'check', '--schema', path.join(dir, 'schema.json'), '--tokenizer', path.join(dir, 'tokenizer.json'), '--bench', path.join(dir, 'good.json'), path.join(dir, 'bad.json')]); } finally { console.log = log; }
+    assert.equal(code, 1);
+    assert.match(lines[0], /good\.json: accept$/);
+    assert.match(lines[1], /bad\.json: reject \(token \d+/);
+    assert.match(lines.join('\n'), /compile: [\d.]+ ms[\s\S]*mask: \d+ tokens, mean [\d.]+ µs, p50 [\d.]+ µs, p99 [\d.]+ µs/);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});

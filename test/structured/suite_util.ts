@@ -1,0 +1,56 @@
+// Shared helpers for the structured-generation tests: the JSON Schema Test Suite (draft 4, npm
+// json-schema-test-suite), canonical key order for instances, and checking text or tokens.
+import { createRequire } from 'node:module';
+import { SchemaCompiler, TokenMatcher, DEAD } from '../../src/structured/index.js';
+import type { JsonSchema, SchemaOptions, Grammar } from '../../src/structured/index.js';
+
+const require = createRequire(import.meta.url);
+
+export interface SuiteGroup { file: string; description: string; schema: JsonSchema; tests: Array<{ description: string; data: unknown; valid: boolean }> }
+
+/** Every test group of draft 4 (required tests and the optional format/bignum/zeroTerminatedFloats ones). */
+export function suiteGroups(): SuiteGroup[] {
+  const suite = require('json-schema-test-suite') as { draft4(): Array<{ name: string; schemas: Array<{ description: string; schema: JsonSchema; tests: SuiteGroup['tests'] }> }> };
+  return suite.draft4().flatMap((f) => f.schemas.map((g) => ({ file: f.name, description: g.description, schema: g.schema, tests: g.tests })));
+}
+
+/**
+ * The instance with object keys in the order the grammar emits them: the schema's declared
+ * properties first (in schema order), then the others (which the grammar puts last).
+ */
+export function canonical(data: unknown, schema: JsonSchema, c: SchemaCompiler, depth = 0): unknown {
+  if (depth > 50 || typeof schema !== 'object' || data === null || typeof data !== 'object') return data;
+  let s: JsonSchema = schema;
+  try { s = c.normalize(schema, '#'); } catch { return data; }
+  if (typeof s !== 'object') return data;
+  if (typeof s.$ref === 'string') { try { return canonical(data, c.resolve(s.$ref, '#').schema, c, depth + 1); } catch { return data; } }
+  const branches = (s.anyOf ?? s.oneOf) as JsonSchema[] | undefined;
+  if (branches) return canonical(data, branches.find((b) => typeof b === 'object' && (b as Record<string, unknown>).properties) ?? branches[0], c, depth + 1);
+  if (Array.isArray(data)) {
+    const items = s.items;
+    return data.map((x, i) => canonical(x, Array.isArray(items) ? (items[i] ?? (s as Record<string, unknown>).additionalItems ?? true) : (items as JsonSchema) ?? true, c, depth + 1));
+  }
+  const props = (s.properties ?? {}) as Record<string, JsonSchema>;
+  const order = [...Object.keys(props), ...((s.required ?? []) as string[])];
+  const obj = data as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const k of order) if (k in obj && !(k in out)) out[k] = canonical(obj[k], props[k] ?? (s.additionalProperties as JsonSchema) ?? true, c, depth + 1);
+  for (const k of Object.keys(obj)) if (!(k in out)) out[k] = canonical(obj[k], (s.additionalProperties as JsonSchema) ?? true, c, depth + 1);
+  return out;
+}
+
+export function compileGroup(schema: JsonSchema, opts: SchemaOptions = {}): { grammar: Grammar; compiler: SchemaCompiler } {
+  const compiler = new SchemaCompiler(schema, opts);
+  return { grammar: compiler.compile(), compiler };
+}
+
+/** Token-level check: every token allowed (by the mask when `useMask`) and the end reachable. */
+export function acceptsTokens(m: TokenMatcher, ids: number[], useMask = false): boolean {
+  let s = m.initial;
+  for (const id of ids) {
+    if (useMask && !m.allows(s, id)) return false;
+    s = m.advance(s, id);
+    if (s === DEAD) return false;
+  }
+  return m.automaton.accepting(s);
+}
