@@ -11,6 +11,7 @@ import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
 import { attention, crossEntropy, rope, ropeTables } from '../tensor/nn.js';
 import { unscoped } from '../tensor/storage.js';
+import { isGradEnabled, noGrad } from '../tensor/autograd.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
 import { ShapeError, fmtShape } from '../tensor/errors.js';
 import { Module } from '../nn/module.js';
@@ -141,6 +142,7 @@ class LlamaAttention extends Module {
     this.k_proj = new Linear(D, c.num_key_value_heads * hd, { bias: qkvBias, generator: g, std });
     this.v_proj = new Linear(D, c.num_key_value_heads * hd, { bias: qkvBias, generator: g, std });
     this.o_proj = new Linear(c.num_attention_heads * hd, D, { bias: c.attention_bias && c.model_type !== 'qwen2', generator: g, std });
+    shareStorage([this.q_proj, this.k_proj, this.v_proj]);
   }
   forward(x: Tensor, pos: Positions, cache: KVCache | null, layer: number): Tensor {
     const [B, Tn] = x.shape;
@@ -152,6 +154,25 @@ class LlamaAttention extends Module {
     if (cache) [k, v] = cache.update(layer, k, v);
     const a = attention(q, k, v, { causal: true, mask: pos.mask }); // (B, H, T, hd)
     return this.o_proj.forward(T.reshape(T.transpose(a, 1, 2), [B, Tn, H * hd]));
+  }
+  /**
+   * Inference (no autograd): h += attention block of x, in place. q, k and v come from one
+   * matmul with the rows of the three weights (adjacent in one storage), RoPE runs once over
+   * the q and k heads, and o_proj accumulates into h.
+   */
+  forwardInto_(h: Tensor, x: Tensor, pos: Positions, cache: KVCache | null, layer: number): void {
+    const w = fusedRows([this.q_proj, this.k_proj, this.v_proj]);
+    if (!w || !plainLinear(this.o_proj)) { T.addInPlace(h, this.forward(x, pos, cache, layer)); return; }
+    const [B, Tn] = x.shape;
+    const { num_attention_heads: H, num_key_value_heads: Hkv, head_dim: hd } = this.c;
+    const qkv = T.linear(x, w); // (B, T, (H + 2·Hkv)·hd)
+    const qk = applyRope(T.reshape(T.slice(qkv, 2, 0, (H + Hkv) * hd), [B, Tn, H + Hkv, hd]), pos);
+    const q = T.transpose(T.slice(qk, 2, 0, H), 1, 2);
+    let k = T.transpose(T.slice(qk, 2, H, H + Hkv), 1, 2);
+    let v = T.transpose(T.reshapeView(T.slice(qkv, 2, (H + Hkv) * hd), [B, Tn, Hkv, hd]), 1, 2);
+    if (cache) [k, v] = cache.update(layer, k, v);
+    const a = attention(q, k, v, { causal: true, mask: pos.mask }); // (B, H, T, hd)
+    T.addLinearInPlace(h, T.reshape(T.transpose(a, 1, 2), [B, Tn, H * hd]), this.o_proj.weight);
   }
 }
 
@@ -165,9 +186,19 @@ class LlamaMLP extends Module {
     this.gate_proj = new Linear(c.hidden_size, c.intermediate_size, o);
     this.up_proj = new Linear(c.hidden_size, c.intermediate_size, o);
     this.down_proj = new Linear(c.intermediate_size, c.hidden_size, o);
+    shareStorage([this.gate_proj, this.up_proj]);
   }
   forward(x: Tensor): Tensor {
     return this.down_proj.forward(T.mul(T.silu(this.gate_proj.forward(x)), this.up_proj.forward(x)));
+  }
+  /** Inference (no autograd): h += MLP of x, in place; gate and up in one matmul. */
+  forwardInto_(h: Tensor, x: Tensor): void {
+    const w = fusedRows([this.gate_proj, this.up_proj]);
+    if (!w || !plainLinear(this.down_proj)) { T.addInPlace(h, this.forward(x)); return; }
+    const I = this.gate_proj.outFeatures;
+    const gu = T.linear(x, w); // (B, T, 2·I)
+    const last = gu.ndim - 1;
+    T.addLinearInPlace(h, T.mul(T.silu(T.slice(gu, last, 0, I)), T.slice(gu, last, I)), this.down_proj.weight);
   }
 }
 
@@ -186,6 +217,11 @@ class LlamaDecoderLayer extends Module {
   forward(h: Tensor, pos: Positions, cache: KVCache | null, layer: number): Tensor {
     h = T.add(h, this.self_attn.forward(this.input_layernorm.forward(h), pos, cache, layer));
     return T.add(h, this.mlp.forward(this.post_attention_layernorm.forward(h)));
+  }
+  /** Inference (no autograd): the same as forward, updating h in place. */
+  forwardInto_(h: Tensor, pos: Positions, cache: KVCache | null, layer: number): void {
+    this.self_attn.forwardInto_(h, this.input_layernorm.forward(h), pos, cache, layer);
+    this.mlp.forwardInto_(h, this.post_attention_layernorm.forward(h));
   }
 }
 
@@ -234,7 +270,9 @@ export class LlamaForCausalLM extends Module {
     }
     const pos = this.positions(B, Tn, start, opts.padLeft);
     let h = this.model.embed_tokens.forward(ids);
-    this.model.layers.forEach((layer, i) => { h = layer.forward(h, pos, cache, i); });
+    // Without autograd the layers update the residual stream in place (fewer ops and copies).
+    if (!isGradEnabled()) this.model.layers.forEach((layer, i) => layer.forwardInto_(h, pos, cache, i));
+    else this.model.layers.forEach((layer, i) => { h = layer.forward(h, pos, cache, i); });
     if (cache) cache.length += Tn;
     return this.model.norm.forward(h);
   }
@@ -307,6 +345,44 @@ interface Positions {
 function applyRope(x: Tensor, pos: Positions): Tensor {
   if (!pos.rows) return rope(x, pos.cos, pos.sin, { seqDim: 1 });
   return T.concat(pos.rows.map((r, b) => rope(T.slice(x, 0, b, b + 1), r.cos, r.sin, { seqDim: 1 })), 0);
+}
+
+/**
+ * Put the weights of linear layers with the same input size in one storage, adjacent rows
+ * (each layer's weight stays a parameter of its own: a view), so that inference can run them
+ * as one matmul (fusedRows).
+ */
+function shareStorage(ls: Linear[]): void {
+  const all = unscoped(() => noGrad(() => T.concat(ls.map((l) => l.weight), 0)));
+  let row = 0;
+  for (const l of ls) {
+    const n = l.weight.shape[0];
+    l.weight.dispose();
+    l.weight = noGrad(() => T.slice(all, 0, row, row + n)).requiresGrad_();
+    row += n;
+  }
+}
+
+/**
+ * The weights of linear layers as one (Σ out, in) matrix when they are plain Linear layers
+ * without biases whose weights are still adjacent in one storage (shareStorage; not after
+ * LoRA wrapped a layer or a weight was replaced); else null.
+ */
+function fusedRows(ls: Module[]): Tensor | null {
+  let rows = 0;
+  const first = (ls[0] as Linear).weight;
+  for (const l of ls) {
+    if (!plainLinear(l)) return null;
+    const w = l.weight;
+    if (w.dtype !== 'f32' || w.storage !== first.storage || w.offset !== first.offset + rows * first.shape[1] || w.shape[1] !== first.shape[1] || !w.isContiguous()) return null;
+    rows += w.shape[0];
+  }
+  return new Tensor(first.storage, [rows, first.shape[1]], [first.shape[1], 1], first.offset, 'f32');
+}
+
+/** A Linear layer as constructed here (not a subclass or an adapter in its place), without bias. */
+function plainLinear(l: Module): l is Linear {
+  return l instanceof Linear && l.constructor === Linear && !l.bias;
 }
 
 function crossEntropyFlat(logits: Tensor, targets: Tensor, ignoreIndex?: number): Tensor {

@@ -219,6 +219,52 @@ export function reshape(t: Tensor, shape: Shape): Tensor {
   return out;
 }
 
+/**
+ * Strides that view (shape, strides) as newShape without copying, or null when the layout does
+ * not allow it (PyTorch's computeStride): dimensions merge or split only within runs that are
+ * laid out contiguously with respect to each other.
+ */
+function viewStrides(shape: Shape, strides: readonly number[], newShape: number[]): number[] | null {
+  if (shape.length === 0 || numel(shape) === 0) return contiguousStrides(newShape);
+  const out = new Array<number>(newShape.length);
+  let vd = newShape.length - 1;
+  let base = strides[strides.length - 1], tn = 1, vn = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    tn *= shape[d];
+    if (d === 0 || (shape[d - 1] !== 1 && strides[d - 1] !== tn * base)) {
+      while (vd >= 0 && (vn < tn || newShape[vd] === 1)) {
+        out[vd] = vn * base;
+        vn *= newShape[vd];
+        vd--;
+      }
+      if (vn !== tn) return null;
+      if (d > 0) { base = strides[d - 1]; tn = 1; vn = 1; }
+    }
+  }
+  return vd === -1 ? out : null;
+}
+
+/**
+ * reshape that never copies: a view of t's storage (e.g. splitting the last dimension of a
+ * column slice into heads). Throws when t's strides do not allow the new shape.
+ */
+export function reshapeView(t: Tensor, shape: Shape): Tensor {
+  const sh = [...shape];
+  const neg = sh.indexOf(-1);
+  if (neg >= 0) {
+    const rest = numel(sh.filter((_, i) => i !== neg));
+    if (rest === 0 || t.size % rest !== 0) throw new ShapeError('reshapeView', `cannot reshape ${fmtShape(t.shape)} into ${fmtShape(shape)}`);
+    sh[neg] = t.size / rest;
+  }
+  checkShape('reshapeView', sh);
+  if (numel(sh) !== t.size) throw new ShapeError('reshapeView', `cannot reshape ${fmtShape(t.shape)} (${t.size} elements) into ${fmtShape(shape)}`);
+  const st = t.isContiguous() ? contiguousStrides(sh) : viewStrides(t.shape, t.strides, sh);
+  if (!st) throw new ShapeError('reshapeView', `${fmtShape(t.shape)} with strides [${t.strides.join(', ')}] cannot be viewed as ${fmtShape(shape)} without a copy`);
+  const out = view(t, sh, st, t.offset);
+  if (needsGrad(t)) record(out, 'reshape', [t], (g) => [reshape(g, t.shape)]);
+  return out;
+}
+
 export function unsqueeze(t: Tensor, dim: number): Tensor {
   const d = dim < 0 ? dim + t.ndim + 1 : dim;
   const sh = [...t.shape];
@@ -759,6 +805,23 @@ function gemmInto(out: Tensor, a: Tensor, b: Tensor, batch: number[], accumulate
 export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
   const y = matmul(x, transpose(w));
   return b ? add(y, b) : y;
+}
+
+/**
+ * In place, no autograd: out += x @ wᵀ, for out (…, N) contiguous, x (…, K) with the same
+ * leading shape and w (N, K). One matmul that accumulates into out (a residual connection
+ * without an add op and a temporary).
+ */
+export function addLinearInPlace(out: Tensor, x: Tensor, w: Tensor): void {
+  requireF32('addLinearInPlace', out, x, w);
+  const K = x.shape[x.ndim - 1], N = out.shape[out.ndim - 1];
+  if (w.ndim !== 2 || w.shape[0] !== N || w.shape[1] !== K || x.shape.slice(0, -1).join() !== out.shape.slice(0, -1).join()) {
+    throw new ShapeError('addLinearInPlace', `out ${fmtShape(out.shape)} += x ${fmtShape(x.shape)} @ wᵀ with w ${fmtShape(w.shape)}: expected w (${N}, ${K}) and equal leading shapes`);
+  }
+  if (!out.isContiguous()) throw new ShapeError('addLinearInPlace', 'out must be contiguous');
+  const M = out.size / Math.max(N, 1);
+  const x2 = foldable(x) && x.ndim >= 2 ? reshapeView(x, [M, K]) : reshape(cont(x), [M, K]);
+  gemmInto(view(out, [M, N], [N, 1], out.offset), x2, transpose(w), [], true);
 }
 
 // ---------------------------------------------------------------- autograd entry and checks

@@ -3,8 +3,11 @@ import { parseArgs } from 'node:util';
 import { shutdown } from '../../backend/index.js';
 
 /** Benchmarks beyond the kernels: module under bench/ and its exported function. */
-const SUITES: Record<string, { module: string; fn: string; what: string }> = {
-  classic: { module: 'classic.js', fn: 'benchClassic', what: 'n-gram build time and word2vec words/s beside gensim' },
+const SUITES: Record<string, { module: string; fn: string; what: string; threads: 'list' | 'one' | 'none' }> = {
+  llama: { module: 'llama.js', fn: 'benchLlama', what: 'prefill and decode tokens/s of the 15M LLaMA beside llama.cpp (node-llama-cpp) on its GGUF', threads: 'list' },
+  train: { module: 'train.js', fn: 'benchTrain', what: 'training tokens/s and peak RSS of the 260K and 15M configs beside PyTorch', threads: 'one' },
+  classic: { module: 'classic.js', fn: 'benchClassic', what: 'n-gram build time and word2vec words/s beside gensim', threads: 'none' },
+  structured: { module: 'structured.js', fn: 'benchStructured', what: 'schema compile time and per-token mask time (32K and 128K vocabularies)', threads: 'none' },
 };
 
 export const usage = `tslm bench [matmul|ops|${Object.keys(SUITES).join('|')}|all] [--json] [--threads N[,N]] [--seconds S]
@@ -54,8 +57,9 @@ export async function run(args: string[]): Promise<number> {
       if (which !== name && which !== 'all') continue;
       if (!values.json) console.log(`\n${name}: ${suite.what}`);
       await shutdown();
-      const mod = (await import(`../../../bench/${suite.module}`)) as Record<string, (o: { log?: (l: string) => void; threads?: number[] }) => Promise<unknown[]>>;
-      const rows = await mod[suite.fn]({ log: values.json ? undefined : (l) => console.log(l), threads });
+      const mod = (await import(`../../../bench/${suite.module}`)) as Record<string, (o: { log?: (l: string) => void; threads?: number[] | number }) => Promise<unknown[]>>;
+      const th = suite.threads === 'list' ? threads : suite.threads === 'one' && threads ? threads[threads.length - 1] : undefined;
+      const rows = await mod[suite.fn]({ log: values.json ? undefined : (l) => console.log(l), threads: th });
       if (which === name) json.push(...rows);
     }
   } finally {
