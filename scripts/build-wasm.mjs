@@ -26,3 +26,20 @@ for (const b of builds) {
   });
   console.log(`built dist/wasm/${b.out}`);
 }
+
+// The word2vec kernel (src/classic/wasm/): a separate small module over its own shared memory,
+// in the same two variants.
+const w2vEntry = path.join(root, 'src', 'classic', 'wasm', 'word2vec.ts');
+const w2vCommon = [
+  w2vEntry, '--runtime', 'stub', '-O3', '--noAssert', '--importMemory', '--sharedMemory',
+  '--initialMemory', '1', '--maximumMemory', '65536',
+];
+for (const b of [
+  { out: 'word2vec-relaxed.wasm', features: 'simd,threads,relaxed-simd' },
+  { out: 'word2vec-simd.wasm', features: 'simd,threads' },
+]) {
+  execFileSync(process.execPath, [asc, ...w2vCommon, '--enable', b.features, '-o', path.join(outDir, b.out)], {
+    stdio: 'inherit',
+  });
+  console.log(`built dist/wasm/${b.out}`);
+}

@@ -2,10 +2,15 @@
 // and/or hierarchical softmax), as in Mikolov's word2vec.c. Runs on the main thread or in a
 // worker; the weights live in SharedArrayBuffers that all threads update without locks
 // (Hogwild, like the original tool).
+//
+// This scalar version is the reference (Word2VecOptions.kernel 'js', TSLM_BACKEND=ref): the
+// default inner loops are the WebAssembly SIMD kernel in wasm/word2vec.ts (driven by
+// word2vec-wasm.ts), which draws the same random numbers in the same order and matches this
+// to float rounding (test/classic/word2vec-wasm.test.ts).
 
 export const MAX_EXP = 6;
-const EXP_TABLE_SIZE = 1000;
-const LOSS_TABLE_SIZE = 4096;
+export const EXP_TABLE_SIZE = 1000;
+export const LOSS_TABLE_SIZE = 4096;
 export const MAX_CODE_LENGTH = 40;
 
 /** The shared state every thread sees (typed arrays over SharedArrayBuffers). */
@@ -23,6 +28,21 @@ export interface W2VShared {
   sentStarts: Int32Array;         // sentence s is corpus[sentStarts[s] .. sentStarts[s+1])
   keep: Float32Array;             // subsampling: probability of keeping each word (1 = always)
   progress: Float64Array;         // words processed so far by each thread (all epochs)
+  nextChunk: Int32Array;          // [0]: the next chunk of sentences a thread takes (Atomics.add)
+  /** Set when the arrays above (weights, tables, codes) are views of one shared wasm memory
+   *  and the wasm kernel (word2vec-wasm.ts) trains; null for the scalar reference below. */
+  wasm: W2VWasmState | null;
+}
+
+/** What a thread needs to run the wasm kernel over the shared memory. */
+export interface W2VWasmState {
+  module: WebAssembly.Module;
+  variant: 'relaxed' | 'simd';
+  memory: WebAssembly.Memory;
+  expTable: number;   // byte offsets in memory: sigmoid table (f32), loss table (f64)
+  lossTable: number;
+  /** Per thread: neu1, neu1e (dim f32 each), a sentence buffer of senCap i32 and the draw-ahead buffer. */
+  scratch: { neu1: number; neu1e: number; sen: number; senCap: number; negs: number }[];
 }
 
 export interface W2VParams {
@@ -37,13 +57,13 @@ export interface W2VParams {
 
 export interface RangeResult { loss: number; pairs: number; words: number }
 
-const expTable = new Float32Array(EXP_TABLE_SIZE + 1);
+export const expTable = new Float32Array(EXP_TABLE_SIZE + 1);
 for (let i = 0; i <= EXP_TABLE_SIZE; i++) {
   const e = Math.exp(((i / EXP_TABLE_SIZE) * 2 - 1) * MAX_EXP);
   expTable[i] = e / (e + 1);
 }
 // -log σ(x) on [-MAX_EXP, MAX_EXP], for the loss.
-const lossTable = new Float64Array(LOSS_TABLE_SIZE + 1);
+export const lossTable = new Float64Array(LOSS_TABLE_SIZE + 1);
 for (let i = 0; i <= LOSS_TABLE_SIZE; i++) {
   const x = ((i / LOSS_TABLE_SIZE) * 2 - 1) * MAX_EXP;
   lossTable[i] = Math.log1p(Math.exp(-x));

@@ -1,12 +1,15 @@
 // word2vec (Mikolov et al. 2013), as the original word2vec.c: skip-gram or CBOW, negative
 // sampling over a unigram^0.75 table and/or hierarchical softmax over a Huffman tree,
 // subsampling of frequent words, a window shrunk at random, linearly decaying learning rate,
-// multi-threaded over worker threads that update shared weights without locks.
+// multi-threaded over worker threads that update shared weights without locks. The inner loops
+// run in a WebAssembly SIMD kernel (word2vec-wasm.ts, wasm/word2vec.ts) over one shared
+// WebAssembly.Memory; the scalar reference in word2vec-kernel.ts is the fallback and the test oracle.
 import { Worker } from 'node:worker_threads';
 import { ClassicInputError } from './errors.js';
 import { readLines, formatEta } from './text.js';
 import { KeyedVectors } from './vectors.js';
-import { MAX_CODE_LENGTH, W2VRng, trainRange, type W2VParams, type W2VShared, type RangeResult } from './word2vec-kernel.js';
+import { MAX_CODE_LENGTH, EXP_TABLE_SIZE, LOSS_TABLE_SIZE, W2VRng, trainRange, type W2VParams, type W2VShared, type RangeResult } from './word2vec-kernel.js';
+import { W2VLayout, W2VWasmThread, drawSlots, loadWord2VecModule, w2vMemory, writeTables } from './word2vec-wasm.js';
 
 export interface Word2VecOptions {
   /** Skip-gram (false) or CBOW (true). word2vec.c default: CBOW. */
@@ -30,18 +33,29 @@ export interface Word2VecOptions {
   /** Worker threads (default 2); 1 trains on the calling thread. */
   threads?: number;
   seed?: number;
+  /** Inner loops: 'wasm' (SIMD kernel, the default) or 'js' (the scalar reference, also chosen by
+   *  TSLM_BACKEND=ref). Both draw the same random numbers; results agree to float rounding. */
+  kernel?: 'wasm' | 'js';
   /** Progress lines (words/s, loss, ETA); e.g. `(s) => process.stderr.write(s + '\n')`. */
   onProgress?: (line: string) => void;
 }
 
 export interface EpochStats { epoch: number; loss: number; pairs: number; meanLoss: number; words: number; seconds: number; wordsPerSec: number }
 
-export interface Word2VecResult { vectors: KeyedVectors; epochs: EpochStats[]; trainWords: number; seconds: number; wordsPerSec: number }
+export interface Word2VecResult {
+  vectors: KeyedVectors; epochs: EpochStats[]; trainWords: number; seconds: number; wordsPerSec: number;
+  /** The inner loops that ran: 'wasm-relaxed', 'wasm-simd' or 'js'. */
+  kernel: string;
+  /** Seconds to start the worker threads and the kernel instances (not in `seconds`). */
+  startSeconds: number;
+}
 
 /** A corpus encoded as vocabulary ids (rare words already dropped). */
 export interface Word2VecCorpus { words: string[]; counts: number[]; ids: Int32Array; sentStarts: Int32Array }
 
 const MAX_SENTENCE = 10000;
+/** Words per unit of work the threads share out (gensim's batch_words). */
+const CHUNK_WORDS = 10000;
 
 /** Build the vocabulary (min_count, sorted by frequency like word2vec.c) and encode the corpus. */
 export function buildCorpus(sentences: Iterable<readonly string[]>, minCount = 5): Word2VecCorpus {
@@ -84,11 +98,15 @@ export function* fileSentences(file: string): Generator<string[]> {
   }
 }
 
-const shared = <T extends Float32Array | Int32Array | Uint8Array | Float64Array>(C: { new (b: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number }, n: number): T =>
+type SharedArray = Float32Array | Int32Array | Uint8Array | Float64Array;
+type ArrayCtor<T extends SharedArray> = { new (b: SharedArrayBuffer, byteOffset?: number, length?: number): T; BYTES_PER_ELEMENT: number };
+const shared = <T extends SharedArray>(C: ArrayCtor<T>, n: number): T =>
   new C(new SharedArrayBuffer(Math.max(1, n) * C.BYTES_PER_ELEMENT));
+/** Where the arrays the inner loops touch are allocated: own SharedArrayBuffers, or one wasm memory. */
+type Alloc = <T extends SharedArray>(C: ArrayCtor<T>, n: number) => T;
 
 /** Huffman codes and inner-node paths from word counts (sorted descending), as word2vec.c. */
-function huffman(counts: number[]): { codes: Uint8Array; points: Int32Array; codeLen: Uint8Array } {
+function huffman(counts: number[], alloc: Alloc = shared): { codes: Uint8Array; points: Int32Array; codeLen: Uint8Array } {
   const V = counts.length;
   const count = new Float64Array(V * 2 + 1).fill(1e15);
   for (let i = 0; i < V; i++) count[i] = counts[i];
@@ -104,7 +122,7 @@ function huffman(counts: number[]): { codes: Uint8Array; points: Int32Array; cod
     parent[min1] = V + a; parent[min2] = V + a;
     binary[min2] = 1;
   }
-  const codes = shared(Uint8Array, V * MAX_CODE_LENGTH), points = shared(Int32Array, V * MAX_CODE_LENGTH), codeLen = shared(Uint8Array, V);
+  const codes = alloc(Uint8Array, V * MAX_CODE_LENGTH), points = alloc(Int32Array, V * MAX_CODE_LENGTH), codeLen = alloc(Uint8Array, V);
   const code: number[] = [], point: number[] = [];
   for (let a = 0; a < V; a++) {
     let b = a, i = 0;
@@ -126,8 +144,8 @@ function huffman(counts: number[]): { codes: Uint8Array; points: Int32Array; cod
 }
 
 /** unigram^0.75 sampling table. */
-function unigramTable(counts: number[], size: number): Int32Array {
-  const table = shared(Int32Array, size);
+function unigramTable(counts: number[], size: number, alloc: Alloc = shared): Int32Array {
+  const table = alloc(Int32Array, size);
   let total = 0;
   for (const c of counts) total += Math.pow(c, 0.75);
   let i = 0, d1 = Math.pow(counts[0], 0.75) / total;
@@ -139,8 +157,21 @@ function unigramTable(counts: number[], size: number): Int32Array {
   return table;
 }
 
-/** Train word2vec on an encoded corpus. */
-export async function trainWord2VecCorpus(corpus: Word2VecCorpus, opts: Word2VecOptions = {}): Promise<Word2VecResult> {
+/** Everything a training run shares between threads, ready to train (exported for tests). */
+export interface Word2VecSetup {
+  sh: W2VShared; params: W2VParams; threads: number; sentences: number; kernel: string;
+  /** Chunk c is sentences [bounds[c], bounds[c+1]); threads take chunks from sh.nextChunk. */
+  bounds: number[];
+  /** The seeded stream that initialised syn0; single-thread training continues it. */
+  rng: W2VRng;
+}
+
+/**
+ * Validate options, build the vocabulary tables and initialise the weights as word2vec.c
+ * (syn0 uniform in [-0.5/dim, 0.5/dim), output layers zero). With the wasm kernel every array
+ * the inner loops touch is a view of one shared WebAssembly.Memory.
+ */
+export async function prepareWord2Vec(corpus: Word2VecCorpus, opts: Word2VecOptions = {}): Promise<Word2VecSetup> {
   const cbow = opts.cbow ?? true, dim = opts.size ?? 100, window = opts.window ?? 5;
   const negative = opts.negative ?? 5, hs = opts.hs ?? false, sample = opts.sample ?? 1e-3;
   const iter = opts.iter ?? 5, threads = opts.threads ?? 2, alpha = opts.alpha ?? (cbow ? 0.05 : 0.025);
@@ -153,13 +184,45 @@ export async function trainWord2VecCorpus(corpus: Word2VecCorpus, opts: Word2Vec
   check(Number.isInteger(threads) && threads >= 1, `threads must be an integer >= 1, got ${threads}`);
   check(alpha > 0, `alpha must be > 0, got ${alpha}`);
   check(sample >= 0, `sample must be >= 0, got ${sample}`);
+  const kernelOpt = opts.kernel ?? (process.env.TSLM_BACKEND === 'ref' ? 'js' : 'wasm');
+  check(kernelOpt === 'wasm' || kernelOpt === 'js', `kernel must be 'wasm' or 'js', got ${String(kernelOpt)}`);
   const V = corpus.words.length, trainWords = corpus.ids.length;
   check(trainWords > 0, 'empty corpus (no words after min_count)');
   check(!hs || V >= 2, `hierarchical softmax needs at least 2 words in the vocabulary, got ${V}`);
+  const S = corpus.sentStarts.length - 1;
+  const tableSize = negative > 0 ? Math.min(1e8, Math.max(1e6, V * 200)) : 0;
+
+  // Where the inner loops' arrays live: one wasm memory (planned here, then viewed) or own buffers.
+  const mod = kernelOpt === 'wasm' ? await loadWord2VecModule() : null;
+  let alloc: Alloc = shared;
+  let wasm: W2VShared['wasm'] = null;
+  let k = 0;
+  const at: number[] = [];
+  if (mod) {
+    let senCap = 1;
+    for (let s = 0; s < S; s++) senCap = Math.max(senCap, corpus.sentStarts[s + 1] - corpus.sentStarts[s]);
+    const L = new W2VLayout();
+    const plan = (bytes: number): number => { const o = L.take(bytes); at.push(o); return o; };
+    // The same sequence of allocations as below, in bytes.
+    plan(V * dim * 4);                                       // syn0
+    if (hs) { plan(V * MAX_CODE_LENGTH); plan(V * MAX_CODE_LENGTH * 4); plan(V); plan(V * dim * 4); } // codes, points, codeLen, syn1
+    if (negative > 0) { plan(V * dim * 4); plan(tableSize * 4); } // syn1neg, table
+    const expAt = L.take((EXP_TABLE_SIZE + 1) * 4), lossAt = L.take((LOSS_TABLE_SIZE + 1) * 8);
+    const scratch = Array.from({ length: threads }, () => ({ neu1: L.take(dim * 4), neu1e: L.take(dim * 4), sen: L.take(senCap * 4), senCap, negs: L.take(drawSlots(window, negative) * 4) }));
+    const memory = w2vMemory(L);
+    writeTables(memory, expAt, lossAt);
+    alloc = <T extends SharedArray>(C: ArrayCtor<T>, n: number): T => new C(memory.buffer as unknown as SharedArrayBuffer, at[k++], n);
+    wasm = { module: mod.module, variant: mod.variant, memory, expTable: expAt, lossTable: lossAt, scratch };
+  }
+
   const rng = new W2VRng(opts.seed ?? 1);
-  // Weights: syn0 uniform in [-0.5/dim, 0.5/dim), output layers zero (word2vec.c).
-  const syn0 = shared(Float32Array, V * dim);
+  const syn0 = alloc(Float32Array, V * dim);
   for (let i = 0; i < syn0.length; i++) syn0[i] = (rng.uniform() - 0.5) / dim;
+  const tree = hs ? huffman(corpus.counts, alloc) : null;
+  const syn1 = hs ? alloc(Float32Array, V * dim) : null;
+  const syn1neg = negative > 0 ? alloc(Float32Array, V * dim) : null;
+  const table = negative > 0 ? unigramTable(corpus.counts, tableSize, alloc) : null;
+  if (wasm && k !== at.length) throw new Error(`word2vec: planned ${at.length} regions of the wasm memory, allocated ${k}`);
   const keep = shared(Float32Array, V);
   for (let i = 0; i < V; i++) {
     if (sample > 0) {
@@ -167,35 +230,52 @@ export async function trainWord2VecCorpus(corpus: Word2VecCorpus, opts: Word2Vec
       keep[i] = Math.min(1, (Math.sqrt(c / t) + 1) * (t / c));
     } else keep[i] = 1;
   }
-  const tree = hs ? huffman(corpus.counts) : null;
   const sh: W2VShared = {
-    dim, vocabSize: V, syn0,
-    syn1: hs ? shared(Float32Array, V * dim) : null,
-    syn1neg: negative > 0 ? shared(Float32Array, V * dim) : null,
-    table: negative > 0 ? unigramTable(corpus.counts, Math.min(1e8, Math.max(1e6, V * 200))) : null,
+    dim, vocabSize: V, syn0, syn1, syn1neg, table,
     codes: tree?.codes ?? null, points: tree?.points ?? null, codeLen: tree?.codeLen ?? null,
     corpus: corpus.ids, sentStarts: corpus.sentStarts, keep,
     progress: shared(Float64Array, threads),
+    nextChunk: shared(Int32Array, 1),
+    wasm,
   };
   const params: W2VParams = { cbow, window, negative, hs, alpha, iter, trainWords };
-  const S = corpus.sentStarts.length - 1;
-  // Contiguous sentence ranges with about equal words per thread.
+  // Chunks of whole sentences of about CHUNK_WORDS words, which the threads take in turn from a
+  // shared counter (as gensim's job queue), so that a thread slowed by other load on the machine
+  // does not hold up the epoch.
   const bounds = [0];
-  for (let t = 1; t < threads; t++) {
-    const target = (trainWords * t) / threads;
-    let lo = bounds[t - 1], hi = S;
-    while (lo < hi) { const mid = (lo + hi) >> 1; if (corpus.sentStarts[mid] < target) lo = mid + 1; else hi = mid; }
-    bounds.push(lo);
+  for (let s = 0; s < S; s++) {
+    if (corpus.sentStarts[s + 1] - corpus.sentStarts[bounds[bounds.length - 1]] >= CHUNK_WORDS) bounds.push(s + 1);
   }
-  bounds.push(S);
+  if (bounds[bounds.length - 1] !== S) bounds.push(S);
+  return { sh, params, threads, sentences: S, bounds, kernel: mod ? `wasm-${mod.variant}` : 'js', rng };
+}
 
+/** Train word2vec on an encoded corpus. */
+export async function trainWord2VecCorpus(corpus: Word2VecCorpus, opts: Word2VecOptions = {}): Promise<Word2VecResult> {
+  const { sh, params, threads, sentences: S, bounds, kernel, rng } = await prepareWord2Vec(corpus, opts);
+  const { alpha, iter, trainWords } = params;
+  const dim = sh.dim, syn0 = sh.syn0;
+
+  // Threads start (and instantiate the kernel) before the clock does: `seconds` is training time.
+  const ts = performance.now();
   const workers: Worker[] = [];
   if (threads > 1) {
     const url = new URL('./word2vec-worker.js', import.meta.url);
+    const ready: Promise<void>[] = [];
     for (let t = 0; t < threads; t++) {
-      workers.push(new Worker(url, { workerData: { shared: sh, params, tid: t, seed: (opts.seed ?? 1) * 7919 + t + 1 } }));
+      const w = new Worker(url, { workerData: { shared: sh, params, tid: t, seed: (opts.seed ?? 1) * 7919 + t + 1 } });
+      workers.push(w);
+      ready.push(new Promise<void>((res, rej) => { w.once('message', () => res()); w.once('error', rej); }));
+    }
+    try {
+      await Promise.all(ready);
+    } catch (e) {
+      await Promise.all(workers.map((w) => w.terminate()));
+      throw e;
     }
   }
+  const local = threads === 1 && sh.wasm ? new W2VWasmThread(sh, 0) : null;
+  const startSeconds = (performance.now() - ts) / 1000;
   const epochs: EpochStats[] = [];
   const t0 = performance.now();
   const report = opts.onProgress;
@@ -214,14 +294,15 @@ export async function trainWord2VecCorpus(corpus: Word2VecCorpus, opts: Word2Vec
             report(`word2vec: epoch ${e + 1}/${iter}  ${(100 * done / (iter * trainWords)).toFixed(1)}%  ${Math.round(rate)} words/s  alpha ${lr.toFixed(6)}  ETA ${formatEta((iter * trainWords - done) / rate)}`);
           }, 2000);
         }
-        results = await Promise.all(workers.map((w, t) => new Promise<RangeResult>((res, rej) => {
+        Atomics.store(sh.nextChunk, 0, 0);
+        results = await Promise.all(workers.map((w) => new Promise<RangeResult>((res, rej) => {
           w.once('message', res);
           w.once('error', rej);
-          w.postMessage({ from: bounds[t], to: bounds[t + 1] });
+          w.postMessage({ bounds });
         })));
         if (timer) clearInterval(timer);
       } else {
-        results = [trainRange(sh, params, 0, 0, S, rng)];
+        results = [local ? local.trainRange(params, 0, 0, S, rng) : trainRange(sh, params, 0, 0, S, rng)];
       }
       const loss = results.reduce((a, r) => a + r.loss, 0), pairs = results.reduce((a, r) => a + r.pairs, 0);
       const words = results.reduce((a, r) => a + r.words, 0), seconds = (performance.now() - te) / 1000;
@@ -237,7 +318,7 @@ export async function trainWord2VecCorpus(corpus: Word2VecCorpus, opts: Word2Vec
   }
   const seconds = (performance.now() - t0) / 1000;
   const vectors = new KeyedVectors(corpus.words, dim, new Float32Array(syn0));
-  return { vectors, epochs, trainWords, seconds, wordsPerSec: (trainWords * iter) / seconds };
+  return { vectors, epochs, trainWords, seconds, wordsPerSec: (trainWords * iter) / seconds, kernel, startSeconds };
 }
 
 /** Train word2vec on tokenised sentences. */

@@ -1,0 +1,381 @@
+// @ts-nocheck — AssemblyScript (built by scripts/build-wasm.mjs into dist/wasm/word2vec-*.wasm),
+// not TypeScript; the root tsconfig still sees this file, so type checking is off for tsc.
+//
+// The word2vec hot loops as a WebAssembly SIMD128 kernel: one call trains one (already
+// subsampled) sentence, skip-gram or CBOW, negative sampling and/or hierarchical softmax, on
+// the weights in the imported shared memory, which every worker thread updates without locks
+// (Hogwild, as word2vec.c). Reference: trainRange/predict in ../word2vec-kernel.ts; the two
+// draw the same random numbers in the same order (xorshift32: window shrink, then negatives).
+//
+// Module globals are per instance, so per thread: the layout (byte offsets set by `setup`),
+// this thread's scratch (neu1, neu1e, sentence), its random state and its pair count.
+
+const MAX_EXP: f64 = 6;
+const EXP_SCALE: f64 = 1000.0 / 12.0;   // EXP_TABLE_SIZE / MAX_EXP / 2
+const LOSS_TABLE_SIZE: f64 = 4096;
+const MAX_CODE_LENGTH: i32 = 40;
+
+let dim: i32 = 0;
+let rowBytes: usize = 0;
+let syn0: usize = 0;
+let syn1: usize = 0;
+let syn1neg: usize = 0;
+let table: usize = 0;
+let tableSize: u32 = 0;
+let codes: usize = 0;
+let points: usize = 0;
+let codeLen: usize = 0;
+let expTab: usize = 0;
+let lossTab: usize = 0;
+let neu1: usize = 0;
+let neu1e: usize = 0;
+let sen: usize = 0;
+let negs: usize = 0;      // the negatives drawn ahead for one block of positions
+let negAt: usize = 0;     // next one to use
+let sink: i32 = 0;
+let rngState: u32 = 1;
+let pairs: i32 = 0;
+
+/** Where everything lives (byte offsets into the shared memory; 0 = absent). */
+export function setup(
+  dim_: i32, syn0_: usize, syn1_: usize, syn1neg_: usize, table_: usize, tableSize_: u32,
+  codes_: usize, points_: usize, codeLen_: usize, expTab_: usize, lossTab_: usize,
+  neu1_: usize, neu1e_: usize, sen_: usize, negs_: usize,
+): void {
+  dim = dim_; rowBytes = (<usize>dim_) << 2;
+  syn0 = syn0_; syn1 = syn1_; syn1neg = syn1neg_; table = table_; tableSize = tableSize_;
+  codes = codes_; points = points_; codeLen = codeLen_; expTab = expTab_; lossTab = lossTab_;
+  neu1 = neu1_; neu1e = neu1e_; sen = sen_; negs = negs_;
+}
+/** Positions whose random draws are made ahead at once. The buffer at `negs` holds
+ *  DRAW_BLOCK window shrinks, DRAW_BLOCK × 2·window × negative draws, and the chain of one
+ *  prediction: 2 × (MAX_CODE_LENGTH + negative + 1) i32. */
+const DRAW_BLOCK: i32 = 8;
+export function drawBlock(): i32 { return DRAW_BLOCK; }
+export function setRng(s: u32): void { rngState = s; }
+export function getRng(): u32 { return rngState; }
+/** Predictions made since the last call (and reset). */
+export function takePairs(): i32 { const p = pairs; pairs = 0; return p; }
+/** End of the module's own static data: the layout must start above it. */
+export function heapBase(): usize { return __heap_base; }
+
+// @ts-ignore: decorator
+@inline function nextRand(): u32 {
+  let x = rngState;
+  x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+  rngState = x;
+  return x;
+}
+
+// @ts-ignore: decorator
+@inline function fma4(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(f32x4.mul(a, b), c);
+}
+
+/** Σ a[i]·b[i] over dim floats. */
+// @ts-ignore: decorator
+@inline function dot(a: usize, b: usize): f32 {
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  const n = dim;
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const o = (<usize>i) << 2;
+    s0 = fma4(v128.load(a + o), v128.load(b + o), s0);
+    s1 = fma4(v128.load(a + o, 16), v128.load(b + o, 16), s1);
+    s2 = fma4(v128.load(a + o, 32), v128.load(b + o, 32), s2);
+    s3 = fma4(v128.load(a + o, 48), v128.load(b + o, 48), s3);
+  }
+  for (; i + 4 <= n; i += 4) {
+    const o = (<usize>i) << 2;
+    s0 = fma4(v128.load(a + o), v128.load(b + o), s0);
+  }
+  const s = f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3));
+  let r = f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3);
+  for (; i < n; i++) {
+    const o = (<usize>i) << 2;
+    r += load<f32>(a + o) * load<f32>(b + o);
+  }
+  return r;
+}
+
+/** neu1e += g·w; w += g·inp (w read once, before its update). */
+// @ts-ignore: decorator
+@inline function update(inp: usize, w: usize, g: f32): void {
+  const gv = f32x4.splat(g);
+  const e = neu1e, n = dim;
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const o = (<usize>i) << 2;
+    const w0 = v128.load(w + o), w1 = v128.load(w + o, 16);
+    v128.store(e + o, fma4(gv, w0, v128.load(e + o)));
+    v128.store(e + o, fma4(gv, w1, v128.load(e + o, 16)), 16);
+    v128.store(w + o, fma4(gv, v128.load(inp + o), w0));
+    v128.store(w + o, fma4(gv, v128.load(inp + o, 16), w1), 16);
+  }
+  for (; i + 4 <= n; i += 4) {
+    const o = (<usize>i) << 2;
+    const w0 = v128.load(w + o);
+    v128.store(e + o, fma4(gv, w0, v128.load(e + o)));
+    v128.store(w + o, fma4(gv, v128.load(inp + o), w0));
+  }
+  for (; i < n; i++) {
+    const o = (<usize>i) << 2;
+    const wi = load<f32>(w + o);
+    store<f32>(e + o, load<f32>(e + o) + g * wi);
+    store<f32>(w + o, wi + g * load<f32>(inp + o));
+  }
+}
+
+// @ts-ignore: decorator
+@inline function zero(p: usize): void {
+  const z = f32x4.splat(0), n = dim;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(p + ((<usize>i) << 2), z);
+  for (; i < n; i++) store<f32>(p + ((<usize>i) << 2), 0);
+}
+
+/** dst += src over dim floats. */
+// @ts-ignore: decorator
+@inline function addTo(dst: usize, src: usize): void {
+  const n = dim;
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const o = (<usize>i) << 2;
+    v128.store(dst + o, f32x4.add(v128.load(dst + o), v128.load(src + o)));
+    v128.store(dst + o, f32x4.add(v128.load(dst + o, 16), v128.load(src + o, 16)), 16);
+  }
+  for (; i + 4 <= n; i += 4) {
+    const o = (<usize>i) << 2;
+    v128.store(dst + o, f32x4.add(v128.load(dst + o), v128.load(src + o)));
+  }
+  for (; i < n; i++) {
+    const o = (<usize>i) << 2;
+    store<f32>(dst + o, load<f32>(dst + o) + load<f32>(src + o));
+  }
+}
+
+/** p /= d over dim floats (division, not a reciprocal multiply: the reference's rounding). */
+// @ts-ignore: decorator
+@inline function scaleDiv(p: usize, d: f32): void {
+  const dv = f32x4.splat(d), n = dim;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = (<usize>i) << 2;
+    v128.store(p + o, f32x4.div(v128.load(p + o), dv));
+  }
+  for (; i < n; i++) {
+    const o = (<usize>i) << 2;
+    store<f32>(p + o, load<f32>(p + o) / d);
+  }
+}
+
+/** log(1 + e) for 0 < e ≤ e^-6 (the series to e^4/4 < 1e-11: one exp instead of exp and log1p). */
+// @ts-ignore: decorator
+@inline function log1pSmall(e: f64): f64 { return e * (1 - e * (0.5 - e * (1.0 / 3.0))); }
+
+/** -log σ(x), as nls() in ../word2vec-kernel.ts. */
+function nls(x: f64): f64 {
+  if (x >= MAX_EXP) return log1pSmall(Math.exp(-x));
+  if (x <= -MAX_EXP) return -x + log1pSmall(Math.exp(x));
+  const i = <i32>Math.floor((x + MAX_EXP) * (LOSS_TABLE_SIZE / (2 * MAX_EXP)) + 0.5);
+  return load<f64>(lossTab + ((<usize>i) << 3));
+}
+
+// @ts-ignore: decorator
+@inline function sigmoid(f: f32): f32 {
+  return load<f32>(expTab + ((<usize>(<i32>((<f64>f + MAX_EXP) * EXP_SCALE))) << 2));
+}
+
+/**
+ * neu1e += g·w; w += g·inp, and in the same pass Σ inp·wn (the next row's dot product). The
+ * next row may be the same row as w (a repeated negative): each chunk of wn is read after that
+ * chunk of w is stored, so it sees the update, as the reference does.
+ */
+// @ts-ignore: decorator
+@inline function updateDot(inp: usize, w: usize, g: f32, wn: usize): f32 {
+  const gv = f32x4.splat(g);
+  const e = neu1e, n = dim;
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const o = (<usize>i) << 2;
+    const x0 = v128.load(inp + o), x1 = v128.load(inp + o, 16), x2 = v128.load(inp + o, 32), x3 = v128.load(inp + o, 48);
+    const w0 = v128.load(w + o), w1 = v128.load(w + o, 16), w2 = v128.load(w + o, 32), w3 = v128.load(w + o, 48);
+    v128.store(e + o, fma4(gv, w0, v128.load(e + o)));
+    v128.store(e + o, fma4(gv, w1, v128.load(e + o, 16)), 16);
+    v128.store(e + o, fma4(gv, w2, v128.load(e + o, 32)), 32);
+    v128.store(e + o, fma4(gv, w3, v128.load(e + o, 48)), 48);
+    v128.store(w + o, fma4(gv, x0, w0));
+    v128.store(w + o, fma4(gv, x1, w1), 16);
+    v128.store(w + o, fma4(gv, x2, w2), 32);
+    v128.store(w + o, fma4(gv, x3, w3), 48);
+    s0 = fma4(x0, v128.load(wn + o), s0);
+    s1 = fma4(x1, v128.load(wn + o, 16), s1);
+    s2 = fma4(x2, v128.load(wn + o, 32), s2);
+    s3 = fma4(x3, v128.load(wn + o, 48), s3);
+  }
+  for (; i + 4 <= n; i += 4) {
+    const o = (<usize>i) << 2;
+    const x0 = v128.load(inp + o), w0 = v128.load(w + o);
+    v128.store(e + o, fma4(gv, w0, v128.load(e + o)));
+    v128.store(w + o, fma4(gv, x0, w0));
+    s0 = fma4(x0, v128.load(wn + o), s0);
+  }
+  const s = f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3));
+  let r = f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3);
+  for (; i < n; i++) {
+    const o = (<usize>i) << 2;
+    const x = load<f32>(inp + o), wi = load<f32>(w + o);
+    store<f32>(e + o, load<f32>(e + o) + g * wi);
+    store<f32>(w + o, wi + g * x);
+    r += x * load<f32>(wn + o);
+  }
+  return r;
+}
+
+// Kinds of output rows in a prediction's chain.
+const NS0: i32 = 0, NS1: i32 = 1, HS0: i32 = 2, HS1: i32 = 3;   // negative sampling label 0/1, HS code 0/1
+let chain: usize = 0;   // (row address, kind) pairs of the current prediction
+
+/**
+ * One prediction of `target` from the input vector at `inp`: accumulates the input gradient
+ * into neu1e, updates the output weights, returns the loss -log p. The output rows (the
+ * Huffman path, then the target and the negatives, as the reference visits them) are listed
+ * first; then each row's update runs in one pass with the next row's dot product.
+ */
+function predict(inp: usize, target: i32, negative: i32, hs: bool, alpha: f32): f64 {
+  let m: usize = 0;
+  if (hs) {
+    const base = <usize>(target * MAX_CODE_LENGTH);
+    const len = <usize>load<u8>(codeLen + <usize>target);
+    for (let d: usize = 0; d < len; d++) {
+      store<i32>(chain + (m << 3), <i32>(syn1 + <usize>load<i32>(points + ((base + d) << 2)) * rowBytes));
+      store<i32>(chain + (m << 3), load<u8>(codes + base + d) ? HS1 : HS0, 4);
+      m++;
+    }
+  }
+  if (negative > 0) {
+    store<i32>(chain + (m << 3), <i32>(syn1neg + <usize>target * rowBytes));
+    store<i32>(chain + (m << 3), NS1, 4);
+    m++;
+    for (let d = 0; d < negative; d++) {
+      const t = load<i32>(negAt);   // drawn ahead, in the reference's order (see trainSentence)
+      negAt += 4;
+      if (t == target) continue;
+      store<i32>(chain + (m << 3), <i32>(syn1neg + <usize>t * rowBytes));
+      store<i32>(chain + (m << 3), NS0, 4);
+      m++;
+    }
+  }
+  let loss: f64 = 0;
+  let w = <usize>load<i32>(chain);
+  let f = dot(inp, w);
+  for (let k: usize = 0; k < m; k++) {
+    const kind = load<i32>(chain + (k << 3), 4);
+    let g: f32 = 0, upd = true;
+    if (kind >= HS0) {
+      const code = kind - HS0;
+      loss += nls(code ? -<f64>f : <f64>f);
+      if (f <= <f32>-MAX_EXP || f >= <f32>MAX_EXP) upd = false;
+      else g = ((code ? <f32>0 : <f32>1) - sigmoid(f)) * alpha;
+    } else {
+      const label = <f32>kind;
+      loss += nls(kind ? <f64>f : -<f64>f);
+      if (f > <f32>MAX_EXP) g = (label - 1) * alpha;
+      else if (f < <f32>-MAX_EXP) g = label * alpha;
+      else g = (label - sigmoid(f)) * alpha;
+    }
+    if (k + 1 < m) {
+      const wn = <usize>load<i32>(chain + ((k + 1) << 3));
+      f = upd ? updateDot(inp, w, g, wn) : dot(inp, wn);
+      w = wn;
+    } else if (upd) update(inp, w, g);
+  }
+  return loss;
+}
+
+/** Read one word of each 64-byte line of a row, so that its cache misses overlap. */
+// @ts-ignore: decorator
+@inline function touch(row: usize, acc: i32): i32 {
+  for (let o: usize = 0; o < rowBytes; o += 64) acc ^= load<i32>(row + o);
+  return acc;
+}
+
+/**
+ * Train on the n word ids at `sen` (this thread's sentence buffer, subsampled by the caller).
+ * Returns the summed loss; the number of predictions accumulates for takePairs().
+ *
+ * The reference draws, for each position, the window shrink and then `negative` table samples
+ * per prediction (one prediction per context word in skip-gram, one per position with any
+ * context in CBOW). That count is known once the shrink is, so the draws for a block of
+ * positions are made first, in the same order, and the rows they pick are touched before the
+ * updates: the cache misses of the random rows then overlap instead of queueing one by one.
+ */
+export function trainSentence(n: i32, alpha: f32, window: i32, negative: i32, hs: bool, cbow: bool): f64 {
+  let loss: f64 = 0;
+  const reds = negs, drawn = negs + ((<usize>DRAW_BLOCK) << 2);
+  chain = drawn + ((<usize>(DRAW_BLOCK * 2 * window * negative)) << 2);
+  for (let b0 = 0; b0 < n; b0 += DRAW_BLOCK) {
+    const b1 = min(n, b0 + DRAW_BLOCK);
+    // Draw ahead: window shrinks, then the negatives of every prediction of the block.
+    let at = drawn;
+    for (let pos = b0; pos < b1; pos++) {
+      const red = <i32>(nextRand() % <u32>window);
+      store<i32>(reds + ((<usize>(pos - b0)) << 2), red);
+      if (negative > 0) {
+        const lo = max(0, pos - window + red), hi = min(n - 1, pos + window - red);
+        const k = cbow ? (hi > lo ? negative : 0) : (hi - lo) * negative;
+        for (let q = 0; q < k; q++) {
+          store<i32>(at, load<i32>(table + ((<usize>(nextRand() % tableSize)) << 2)));
+          at += 4;
+        }
+      }
+    }
+    // Touch the rows the block will read: negatives' output rows, the window's input rows.
+    let acc = 0;
+    for (let q = drawn; q < at; q += 4) acc = touch(syn1neg + <usize>load<i32>(q) * rowBytes, acc);
+    const c0 = max(0, b0 - window), c1 = min(n, b1 + window);
+    for (let c = c0; c < c1; c++) acc = touch(syn0 + <usize>load<i32>(sen + ((<usize>c) << 2)) * rowBytes, acc);
+    if (hs) {
+      for (let pos = b0; pos < b1; pos++) {
+        const base = <usize>(load<i32>(sen + ((<usize>pos) << 2)) * MAX_CODE_LENGTH);
+        const len = <usize>load<u8>(codeLen + base / MAX_CODE_LENGTH);
+        for (let d: usize = 0; d < len; d++) acc = touch(syn1 + <usize>load<i32>(points + ((base + d) << 2)) * rowBytes, acc);
+      }
+    }
+    sink ^= acc;
+    negAt = drawn;
+
+    for (let pos = b0; pos < b1; pos++) {
+      const word = load<i32>(sen + ((<usize>pos) << 2));
+      const red = load<i32>(reds + ((<usize>(pos - b0)) << 2));
+      const lo = max(0, pos - window + red), hi = min(n - 1, pos + window - red);
+      if (cbow) {
+        if (hi == lo) continue;
+        zero(neu1); zero(neu1e);
+        for (let c = lo; c <= hi; c++) {
+          if (c == pos) continue;
+          addTo(neu1, syn0 + <usize>load<i32>(sen + ((<usize>c) << 2)) * rowBytes);
+        }
+        scaleDiv(neu1, <f32>(hi - lo));
+        loss += predict(neu1, word, negative, hs, alpha);
+        pairs++;
+        for (let c = lo; c <= hi; c++) {
+          if (c == pos) continue;
+          addTo(syn0 + <usize>load<i32>(sen + ((<usize>c) << 2)) * rowBytes, neu1e);
+        }
+      } else {
+        for (let c = lo; c <= hi; c++) {
+          if (c == pos) continue;
+          const l1 = syn0 + <usize>load<i32>(sen + ((<usize>c) << 2)) * rowBytes;
+          zero(neu1e);
+          loss += predict(l1, word, negative, hs, alpha);
+          pairs++;
+          addTo(l1, neu1e);
+        }
+      }
+    }
+  }
+  return loss;
+}

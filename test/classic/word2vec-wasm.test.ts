@@ -1,0 +1,95 @@
+// The word2vec wasm SIMD kernel against the scalar JavaScript reference (trainRange): from the
+// same weights and random stream, one sentence (and one lone window) of skip-gram/CBOW with
+// negative sampling, hierarchical softmax and both must give the same weights to ~1e-6, the
+// same loss and prediction count and leave the random stream in the same state. Dimensions
+// that are not multiples of the SIMD width (4) or of the unrolled block (16) included.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { buildCorpus, prepareWord2Vec, type Word2VecOptions } from '../../src/classic/index.js';
+import { trainRange } from '../../src/classic/word2vec-kernel.js';
+import { W2VWasmThread, loadWord2VecModule } from '../../src/classic/word2vec-wasm.js';
+
+// Both builds of the kernel: relaxed SIMD (fused multiply-add, when the engine has it) and SIMD128.
+await loadWord2VecModule(); // enables relaxed SIMD in V8 first
+const VARIANTS: ['relaxed' | 'simd', WebAssembly.Module][] = [];
+for (const v of ['relaxed', 'simd'] as const) {
+  const bytes = readFileSync(new URL(`../../wasm/word2vec-${v}.wasm`, import.meta.url));
+  if (WebAssembly.validate(bytes)) VARIANTS.push([v, new WebAssembly.Module(bytes)]);
+}
+
+// A small corpus with a skewed vocabulary: word i appears about 60/(i+1) times.
+function corpusOf(sentences: number, len: number, seed: number): string[][] {
+  let s = seed >>> 0 || 1;
+  const rand = (): number => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 4294967296; };
+  const out: string[][] = [];
+  for (let i = 0; i < sentences; i++) out.push(Array.from({ length: len }, () => `w${Math.floor(Math.exp(rand() * Math.log(40))) - 1}`));
+  return out;
+}
+
+/** Largest |a - b| / max(1, |a|). */
+function maxDiff(a: Float32Array | null, b: Float32Array | null): number {
+  if (a === null || b === null) { assert.equal(a, b); return 0; }
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(a[i])));
+  return m;
+}
+
+const CONFIGS: [string, Word2VecOptions][] = [
+  ['skip-gram, negative 5', { cbow: false, negative: 5, hs: false }],
+  ['CBOW, negative 5', { cbow: true, negative: 5, hs: false }],
+  ['skip-gram, hierarchical softmax', { cbow: false, negative: 0, hs: true }],
+  ['CBOW, hierarchical softmax', { cbow: true, negative: 0, hs: true }],
+  ['skip-gram, HS + negative 3', { cbow: false, negative: 3, hs: true }],
+];
+
+for (const [variant, module] of VARIANTS) {
+for (const dim of [100, 31, 3]) {
+  for (const [name, cfg] of CONFIGS) {
+    for (const [what, sents, len] of [['one sentence', 1, 24], ['one window', 1, 6]] as const) {
+      test(`word2vec wasm kernel (${variant}) = scalar reference: ${name}, dim ${dim}, ${what}`, async () => {
+        const corpus = buildCorpus(corpusOf(sents, len, 7 + dim), 1);
+        // alpha 0.1 (2-4x the defaults) so that the weights move well away from the initialisation;
+        // at 0.5 a rare sigmoid-table index flips on a last-bit difference of f and the runs part by ~1e-6.
+        const opts: Word2VecOptions = { ...cfg, size: dim, window: 5, sample: 0, iter: 1, threads: 1, seed: 3, alpha: 0.1 };
+        const js = await prepareWord2Vec(corpus, { ...opts, kernel: 'js' });
+        const wa = await prepareWord2Vec(corpus, { ...opts, kernel: 'wasm' });
+        assert.equal(js.kernel, 'js');
+        assert.match(wa.kernel, /^wasm-(relaxed|simd)$/);
+        assert.ok(wa.sh.wasm && wa.sh.syn0.buffer === (wa.sh.wasm.memory.buffer as unknown), 'weights are views of the wasm memory');
+        assert.equal(maxDiff(js.sh.syn0, wa.sh.syn0), 0, 'same initial weights');
+        wa.sh.wasm!.module = module;
+        const thread = new W2VWasmThread(wa.sh, 0);
+        for (let rep = 0; rep < 3; rep++) {
+          const rj = trainRange(js.sh, js.params, 0, 0, js.sentences, js.rng);
+          const rw = thread.trainRange(wa.params, 0, 0, wa.sentences, wa.rng);
+          assert.equal(rw.pairs, rj.pairs, 'predictions');
+          assert.equal(rw.words, rj.words, 'words');
+          assert.equal(wa.rng.s, js.rng.s, 'random stream state');
+          assert.ok(Math.abs(rw.loss - rj.loss) <= 1e-4 * Math.max(1, rj.loss), `loss ${rw.loss} vs ${rj.loss}`);
+          const d0 = maxDiff(js.sh.syn0, wa.sh.syn0), d1 = maxDiff(js.sh.syn1, wa.sh.syn1), dn = maxDiff(js.sh.syn1neg, wa.sh.syn1neg);
+          assert.ok(d0 <= 1e-6 && d1 <= 1e-6 && dn <= 1e-6, `pass ${rep}: max |Δ|/max(1,|x|) syn0 ${d0}, syn1 ${d1}, syn1neg ${dn}`);
+        }
+        // The weights moved: the comparison is not of untouched arrays.
+        const out = (wa.sh.syn1neg ?? wa.sh.syn1)!;
+        assert.ok(out.some((x) => x !== 0), 'output weights (zero at the start) were updated');
+      });
+    }
+  }
+}
+}
+
+test('word2vec trains with both kernels to similar loss (threads 1 and 2)', async () => {
+  const { trainWord2Vec } = await import('../../src/classic/index.js');
+  const sents = corpusOf(400, 20, 11);
+  for (const threads of [1, 2]) {
+    const a = await trainWord2Vec(sents, { cbow: false, size: 24, minCount: 1, iter: 3, threads, kernel: 'js' });
+    const b = await trainWord2Vec(sents, { cbow: false, size: 24, minCount: 1, iter: 3, threads, kernel: 'wasm' });
+    assert.equal(a.kernel, 'js');
+    assert.match(b.kernel, /^wasm-/);
+    const la = a.epochs[2].meanLoss, lb = b.epochs[2].meanLoss;
+    assert.ok(Math.abs(la - lb) < 0.02 * la, `final loss js ${la} vs wasm ${lb}`);
+    assert.ok(b.epochs[2].meanLoss < b.epochs[0].meanLoss);
+  }
+});
