@@ -10,3 +10,5 @@ export * from './tokenizers/index.js';
 export * from './io/index.js';
 export * from './classic/index.js';
 export * from './structured/index.js';
+export * from './lora/index.js';
+export * from './sft/index.js';

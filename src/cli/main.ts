@@ -22,6 +22,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   ngram: () => import('./commands/ngram.js'),
   word2vec: () => import('./commands/word2vec.js'),
   schema: () => import('./commands/schema.js'),
+  finetune: () => import('./commands/finetune.js'),
+  'merge-lora': () => import('./commands/merge-lora.js'),
+  'self-instruct': () => import('./commands/self-instruct.js'),
 };
 
 async function usage(): Promise<string> {

@@ -7,6 +7,7 @@ const SUITES: Record<string, { module: string; fn: string; what: string; threads
   llama: { module: 'llama.js', fn: 'benchLlama', what: 'prefill and decode tokens/s of the 15M LLaMA beside llama.cpp (node-llama-cpp) on its GGUF', threads: 'list' },
   train: { module: 'train.js', fn: 'benchTrain', what: 'training tokens/s and peak RSS of the 260K and 15M configs beside PyTorch', threads: 'one' },
   classic: { module: 'classic.js', fn: 'benchClassic', what: 'n-gram build time and word2vec words/s beside gensim', threads: 'none' },
+  sft: { module: 'sft.js', fn: 'benchSft', what: 'LoRA SFT on a quickstart model: held-out exact match before/after, memory vs full fine-tuning', threads: 'none' },
   structured: { module: 'structured.js', fn: 'benchStructured', what: 'schema compile time and per-token mask time (32K and 128K vocabularies)', threads: 'none' },
 };
 

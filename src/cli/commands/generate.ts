@@ -4,13 +4,19 @@ import { UsageError } from '../main.js';
 import { init, shutdown } from '../../backend/index.js';
 import { loadModel } from '../../io/model.js';
 import { generate } from '../../generate/generate.js';
+import { loadAdapter } from '../../lora/peft.js';
 import type { GenerateOptions } from '../../generate/generate.js';
+import { readFileSync } from 'node:fs';
+import { constraintProcessor, TokenVocab } from '../../structured/index.js';
 
 export const usage = `tslm generate --model <hf-dir|file.bin|file.gguf> [--prompt "…"] [--max-tokens N]
       [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R]
-      [--seed S] [--stop STR]… [--tokenizer FILE] [--print-ids] [--threads N]
+      [--seed S] [--stop STR]… [--tokenizer FILE] [--adapter DIR] [--print-ids] [--threads N]
+      [--schema FILE.json | --regex RE | --grammar FILE.gbnf]
     Generate from a prompt (from BOS when none is given); text streams to stdout, prefill and
-    decode tokens/s go to stderr. --print-ids prints the generated ids on the last line.`;
+    decode tokens/s go to stderr. --print-ids prints the generated ids on the last line.
+    --schema/--regex/--grammar constrain the output (JSON Schema, regex, llama.cpp GBNF).
+    --adapter applies a LoRA adapter (PEFT directory) to the model.`;
 
 export const samplingOptions = {
   'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' },
@@ -42,13 +48,18 @@ export function samplingFrom(values: Record<string, unknown>): GenerateOptions {
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { model: { type: 'string' }, prompt: { type: 'string' }, tokenizer: { type: 'string' }, 'print-ids': { type: 'boolean', default: false }, ...samplingOptions },
+    options: { model: { type: 'string' }, prompt: { type: 'string' }, tokenizer: { type: 'string' }, adapter: { type: 'string' }, 'print-ids': { type: 'boolean', default: false }, ...samplingOptions,
+      schema: { type: 'string' }, regex: { type: 'string' }, grammar: { type: 'string' } },
   });
   if (!values.model) { console.error('tslm generate: --model is required'); return 2; }
   const opts = samplingFrom(values);
+  if ([values.schema, values.regex, values.grammar].filter((x) => x !== undefined).length > 1) throw new UsageError('give at most one of --schema, --regex, --grammar');
+  const readArg = (path: string, flag: string) => { try { return readFileSync(path, 'utf8'); } catch (e) { throw new UsageError(`--${flag} ${path}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); } };
+  const constraint = values.schema !== undefined ? { schema: JSON.parse(readArg(values.schema, 'schema')) } : values.regex !== undefined ? { regex: values.regex } : values.grammar !== undefined ? { grammar: readArg(values.grammar, 'grammar') } : null;
   await init({ threads: num(values.threads, 'threads', (x) => Number.isInteger(x) && x > 0) });
   try {
     const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer });
+    if (values.adapter) await loadAdapter(model, values.adapter);
     model.eval();
     const bos = tokenizer?.bosId ?? model.config.bos_token_id ?? 1;
     let prompt: number[];
@@ -57,7 +68,12 @@ export async function run(args: string[]): Promise<number> {
       prompt = [bos, ...tokenizer.encode(values.prompt)];
     } else prompt = [bos];
     if (values.prompt) process.stdout.write(values.prompt);
-    const eos = tokenizer?.eosId !== null && tokenizer?.eosId !== undefined ? [tokenizer.eosId] : model.config.eos_token_id ?? [];
+    let eos = tokenizer?.eosId !== null && tokenizer?.eosId !== undefined ? [tokenizer.eosId] : model.config.eos_token_id ?? [];
+    if (constraint) {
+      if (!tokenizer) throw new Error(`${values.model}: a constraint needs the tokenizer; pass --tokenizer <tokenizer.json|tokenizer.model|tokenizer.bin>`);
+      opts.processors = [constraintProcessor(constraint, tokenizer)];
+      eos = TokenVocab.fromTokenizer(tokenizer).eosIds;
+    }
     const r = generate(model, prompt, {
       ...opts, stopIds: eos, stopStrings: values.stop, tokenizer: tokenizer ?? undefined,
       onToken: tokenizer ? (e) => process.stdout.write(e.text) : undefined,

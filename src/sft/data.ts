@@ -1,0 +1,226 @@
+// Instruction data for supervised fine-tuning: Alpaca rows ({instruction, input, output}) in JSON
+// or JSONL, and chat rows ({messages: [{role, content}, …]}); Stanford Alpaca's prompt template
+// (with and without input) or a chat template; token ids with labels that are −100 (ignored by
+// the loss) everywhere but on response tokens; batches padded per batch, or packed.
+import { readFileSync } from 'node:fs';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { applyChatTemplate } from '../tokenizers/chat.js';
+import type { ChatMessage } from '../tokenizers/chat.js';
+import { Generator } from '../tensor/random.js';
+
+export class SftDataError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SftDataError';
+  }
+}
+
+export const IGNORE_INDEX = -100;
+
+export interface AlpacaRow { instruction: string; input?: string; output: string }
+export interface ChatRow { messages: ChatMessage[] }
+export type InstructionRow = AlpacaRow | ChatRow;
+
+export function isChatRow(r: InstructionRow): r is ChatRow {
+  return Array.isArray((r as ChatRow).messages);
+}
+
+/** Stanford Alpaca's templates (train.py's PROMPT_DICT). */
+export const ALPACA_PROMPT_INPUT =
+  'Below is an instruction that describes a task, paired with an input that provides further context. ' +
+  'Write a response that appropriately completes the request.\n\n' +
+  '### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n';
+export const ALPACA_PROMPT_NO_INPUT =
+  'Below is an instruction that describes a task. ' +
+  'Write a response that appropriately completes the request.\n\n' +
+  '### Instruction:\n{instruction}\n\n### Response:\n';
+
+/** The Alpaca prompt for a row (the response follows it directly). */
+export function alpacaPrompt(row: { instruction: string; input?: string }): string {
+  const tpl = row.input ? ALPACA_PROMPT_INPUT : ALPACA_PROMPT_NO_INPUT;
+  return tpl.replace('{instruction}', () => row.instruction).replace('{input}', () => row.input ?? '');
+}
+
+/** ChatML, for tokenizers without a chat template of their own. */
+export const CHATML_TEMPLATE = "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+function checkRow(obj: unknown, where: string): InstructionRow {
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new SftDataError(`${where}: expected an object with "instruction" and "output" (or "messages"), got ${JSON.stringify(obj)?.slice(0, 60)}`);
+  const o = obj as Record<string, unknown>;
+  if ('messages' in o) {
+    const m = o.messages;
+    if (!Array.isArray(m) || !m.length) throw new SftDataError(`${where}: "messages" must be a non-empty list`);
+    m.forEach((x, i) => {
+      if (typeof x !== 'object' || x === null || typeof (x as ChatMessage).role !== 'string' || typeof (x as ChatMessage).content !== 'string') {
+        throw new SftDataError(`${where}: messages[${i}] must have string "role" and "content"`);
+      }
+    });
+    if (!m.some((x) => (x as ChatMessage).role === 'assistant')) throw new SftDataError(`${where}: "messages" has no assistant turn to train on`);
+    return { messages: m as ChatMessage[] };
+  }
+  for (const k of ['instruction', 'output']) {
+    if (!(k in o)) throw new SftDataError(`${where}: missing "${k}" (has ${Object.keys(o).map((x) => `"${x}"`).join(', ') || 'no fields'})`);
+    if (typeof o[k] !== 'string') throw new SftDataError(`${where}: "${k}" must be a string, got ${typeof o[k]}`);
+  }
+  if (o.input !== undefined && o.input !== null && typeof o.input !== 'string') throw new SftDataError(`${where}: "input" must be a string, got ${typeof o.input}`);
+  return { instruction: o.instruction as string, input: (o.input as string | undefined) ?? '', output: o.output as string };
+}
+
+/**
+ * Parse instruction data: a JSON array (Alpaca's alpaca_data.json) or JSONL, each row Alpaca
+ * or chat. Errors name the file and the row (and the line for JSONL).
+ */
+export function parseInstructionData(text: string, file = '<data>'): InstructionRow[] {
+  const trimmed = text.trimStart();
+  if (trimmed.startsWith('[')) {
+    let arr: unknown;
+    try { arr = JSON.parse(text); } catch (e) { throw new SftDataError(`${file}: invalid JSON (${(e as Error).message})`); }
+    return (arr as unknown[]).map((o, i) => checkRow(o, `${file}: row ${i + 1}`));
+  }
+  const rows: InstructionRow[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    let obj: unknown;
+    try { obj = JSON.parse(line); } catch (e) { throw new SftDataError(`${file}:${i + 1}: row ${rows.length + 1}: invalid JSON (${(e as Error).message})`); }
+    rows.push(checkRow(obj, `${file}:${i + 1}: row ${rows.length + 1}`));
+  });
+  if (!rows.length) throw new SftDataError(`${file}: no rows`);
+  return rows;
+}
+
+export function readInstructionData(file: string): InstructionRow[] {
+  let text: string;
+  try { text = readFileSync(file, 'utf8'); } catch (e) { throw new SftDataError(`${file}: cannot read (${(e as Error).message})`); }
+  return parseInstructionData(text, file);
+}
+
+/** A tokenised example: input ids and per-token labels (−100 where no loss is taken). */
+export interface SftExample { ids: number[]; labels: number[] }
+
+export interface FormatOptions {
+  /** 'alpaca' (default for Alpaca rows) or 'chat' (always used for chat rows). */
+  template?: 'alpaca' | 'chat';
+  /** Jinja chat template (default ChatML). */
+  chatTemplate?: string;
+  bosToken?: string;
+  eosToken?: string;
+  /** Prepend the tokenizer's BOS id (default: when it has one). */
+  addBos?: boolean;
+  /** Append EOS after each response (default true), as Alpaca does. */
+  addEos?: boolean;
+  /** Truncate examples to this many tokens. */
+  maxLength?: number;
+  /** Also train on prompt tokens (default false: response tokens only). */
+  trainOnPrompt?: boolean;
+}
+
+/** A row as text segments, each trained on (response) or not (prompt). */
+export function rowSegments(row: InstructionRow, o: FormatOptions = {}): { text: string; train: boolean }[] {
+  if (!isChatRow(row) && (o.template ?? 'alpaca') === 'alpaca') {
+    return [{ text: alpacaPrompt(row), train: false }, { text: row.output, train: true }];
+  }
+  const messages: ChatMessage[] = isChatRow(row) ? row.messages : [
+    { role: 'user', content: row.input ? `${row.instruction}\n\n${row.input}` : row.instruction },
+    { role: 'assistant', content: row.output },
+  ];
+  const render = (ms: ChatMessage[], gen: boolean) => applyChatTemplate(ms, {
+    template: o.chatTemplate ?? CHATML_TEMPLATE, addGenerationPrompt: gen, bosToken: o.bosToken, eosToken: o.eosToken,
+  });
+  // Each assistant turn is the text its message adds after the generation prompt.
+  const segs: { text: string; train: boolean }[] = [];
+  let done = '';
+  messages.forEach((m, i) => {
+    if (m.role !== 'assistant') return;
+    const prefix = render(messages.slice(0, i), true), full = render(messages.slice(0, i + 1), false);
+    if (!prefix.startsWith(done) || !full.startsWith(prefix)) throw new SftDataError(`the chat template does not render conversations as growing prefixes; cannot find assistant turn ${i}`);
+    segs.push({ text: prefix.slice(done.length), train: false }, { text: full.slice(prefix.length), train: true });
+    done = full;
+  });
+  const all = render(messages, false);
+  if (all.length > done.length && all.startsWith(done)) segs.push({ text: all.slice(done.length), train: false });
+  return segs.filter((s) => s.text.length);
+}
+
+/** Tokenise a row: segments encoded separately and concatenated (prompt tokens labelled −100). */
+export function tokenizeRow(row: InstructionRow, tok: Tokenizer, o: FormatOptions = {}): SftExample {
+  const ids: number[] = [], labels: number[] = [];
+  const addBos = o.addBos ?? tok.bosId !== null;
+  if (addBos && tok.bosId !== null) { ids.push(tok.bosId); labels.push(IGNORE_INDEX); }
+  const chat = isChatRow(row) || o.template === 'chat';
+  for (const s of rowSegments(row, o)) {
+    const t = tok.encode(s.text);
+    ids.push(...t);
+    for (const id of t) labels.push(s.train || o.trainOnPrompt ? id : IGNORE_INDEX);
+  }
+  // Alpaca appends EOS to the response; a chat template ends turns itself.
+  if ((o.addEos ?? !chat) && tok.eosId !== null) { ids.push(tok.eosId); labels.push(tok.eosId); }
+  if (o.maxLength && ids.length > o.maxLength) { ids.length = o.maxLength; labels.length = o.maxLength; }
+  return { ids, labels };
+}
+
+/** The prompt of a row as the model sees it at inference (ids), and the expected response. */
+export function promptIds(row: InstructionRow, tok: Tokenizer, o: FormatOptions = {}): { ids: number[]; response: string } {
+  const segs = rowSegments(row, o);
+  let lastTrain = -1;
+  segs.forEach((s, i) => { if (s.train) lastTrain = i; });
+  const ids: number[] = [];
+  if ((o.addBos ?? tok.bosId !== null) && tok.bosId !== null) ids.push(tok.bosId);
+  for (const s of segs.slice(0, lastTrain)) ids.push(...tok.encode(s.text));
+  return { ids, response: segs[lastTrain].text };
+}
+
+/** Rows of (ids, targets) for one batch: next-token shift, right padding with label −100. */
+export interface SftBatch { ids: number[]; targets: number[]; batch: number; length: number; responseTokens: number }
+
+/** Pad examples to the longest (inputs ids[0..L−2], targets labels[1..L−1]). */
+export function collate(examples: SftExample[], padId: number): SftBatch {
+  const L = Math.max(2, ...examples.map((e) => e.ids.length)) - 1;
+  const ids: number[] = [], targets: number[] = [];
+  let n = 0;
+  for (const e of examples) {
+    for (let t = 0; t < L; t++) {
+      ids.push(t < e.ids.length - 1 ? e.ids[t] : padId);
+      const y = t + 1 < e.labels.length ? e.labels[t + 1] : IGNORE_INDEX;
+      targets.push(y);
+      if (y !== IGNORE_INDEX) n++;
+    }
+  }
+  return { ids, targets, batch: examples.length, length: L, responseTokens: n };
+}
+
+/**
+ * Packing: concatenate examples (labels kept per token) into rows of exactly seqLen+1 tokens,
+ * splitting examples across rows; attention is not reset between examples (as TRL's simple packing).
+ */
+export function pack(examples: SftExample[], seqLen: number): SftExample[] {
+  const ids = examples.flatMap((e) => e.ids), labels = examples.flatMap((e) => e.labels);
+  const out: SftExample[] = [];
+  for (let i = 0; i + seqLen + 1 <= ids.length; i += seqLen) out.push({ ids: ids.slice(i, i + seqLen + 1), labels: [IGNORE_INDEX, ...labels.slice(i + 1, i + seqLen + 1)] });
+  return out;
+}
+
+/** An endless seeded shuffle over examples, in batches. */
+export class SftBatcher {
+  private order: number[] = [];
+  private pos = 0;
+  epoch = 0;
+  private g: Generator;
+  constructor(readonly examples: SftExample[], readonly batchSize: number, readonly padId: number, seed = 0) {
+    if (!examples.length) throw new SftDataError('no training examples');
+    this.g = new Generator(seed);
+    this.reshuffle();
+  }
+  private reshuffle(): void {
+    this.order = this.examples.map((_, i) => i);
+    for (let i = this.order.length - 1; i > 0; i--) { const j = this.g.int(i + 1); [this.order[i], this.order[j]] = [this.order[j], this.order[i]]; }
+    this.pos = 0;
+  }
+  next(): SftBatch {
+    const picked: SftExample[] = [];
+    while (picked.length < this.batchSize) {
+      if (this.pos >= this.order.length) { this.epoch++; this.reshuffle(); }
+      picked.push(this.examples[this.order[this.pos++]]);
+    }
+    return collate(picked, this.padId);
+  }
+}

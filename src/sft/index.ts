@@ -1,0 +1,14 @@
+export {
+  SftDataError, IGNORE_INDEX, ALPACA_PROMPT_INPUT, ALPACA_PROMPT_NO_INPUT, CHATML_TEMPLATE, isChatRow, alpacaPrompt,
+  parseInstructionData, readInstructionData, rowSegments, tokenizeRow, promptIds, collate, pack, SftBatcher,
+} from './data.js';
+export type { AlpacaRow, ChatRow, InstructionRow, SftExample, FormatOptions, SftBatch } from './data.js';
+export { sftTrain, responseLoss, exactMatch, DEFAULT_SFT_OPTIONS } from './train.js';
+export type { SftOptions, SftStep } from './train.js';
+export { finetune, splitRows } from './finetune.js';
+export type { FinetuneOptions, FinetuneResult } from './finetune.js';
+export {
+  rougeL, rougeLTokens, rougeTokens, parseSeedTasks, readSeedTasks, encodePrompt, parseCompletion, filterReason, BLOCKLIST,
+  SELF_INSTRUCT_PROMPT, OpenAITeacher, LocalTeacher, selfInstruct, writeSelfInstruct,
+} from './selfinstruct.js';
+export type { SeedTask, Teacher, TeacherRequest, Completion, SelfInstructOptions, SelfInstructResult, SelfInstructStats, DropReason, ParsedTask } from './selfinstruct.js';
