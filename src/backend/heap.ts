@@ -65,6 +65,7 @@ function removeFree(start: number): number {
 
 function takeFree(size: number): number {
   for (let k = binOf(size); k < bins.length; k++) {
+    if (bins[k].size === 0) continue;
     let best = -1, bestSize = Infinity;
     for (const start of bins[k]) {
       const s = freeStart.get(start)!;
