@@ -6,6 +6,7 @@ import path from 'node:path';
 import * as T from '../src/index.js';
 import { init, noGrad, scope, Generator } from '../src/index.js';
 import { defaultThreads } from '../src/backend/wasm/index.js';
+import { timeBest } from './timing.js';
 
 export interface MatmulShape { m: number; n: number; k: number; transB: boolean; label: string }
 export interface MatmulRow { m: number; n: number; k: number; transB: boolean; threads: number; gflops: number; peer_gflops: number | null }
@@ -18,18 +19,6 @@ export const MATMUL_SHAPES: MatmulShape[] = [
   { m: 1, n: 32000, k: 288, transB: true, label: 'decode 1×288·(32000×288)ᵀ' },
 ];
 
-function timeBest(fn: () => void, minSeconds: number): number {
-  fn();
-  let best = Infinity, reps = 0;
-  const start = performance.now();
-  while (reps < 3 || performance.now() - start < minSeconds * 1000) {
-    const t0 = performance.now();
-    fn();
-    best = Math.min(best, performance.now() - t0);
-    reps++;
-  }
-  return best / 1000;
-}
 
 export function oursGflops(s: MatmulShape, minSeconds: number): number {
   const g = new Generator(0);

@@ -6,21 +6,10 @@ import path from 'node:path';
 import * as T from '../src/index.js';
 import { init, noGrad, scope, Generator } from '../src/index.js';
 import { defaultThreads } from '../src/backend/wasm/index.js';
+import { timeBest } from './timing.js';
 
 export interface OpsRow { op: string; unit: string; threads: number; tslm: number; numpy: number | null }
 
-function timeBest(fn: () => void, minSeconds: number): number {
-  fn();
-  let best = Infinity, reps = 0;
-  const start = performance.now();
-  while (reps < 3 || performance.now() - start < minSeconds * 1000) {
-    const t0 = performance.now();
-    fn();
-    best = Math.min(best, performance.now() - t0);
-    reps++;
-  }
-  return best / 1000;
-}
 
 const peerScript = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'peers', 'numpy_ops.py');
 function numpyOps(n: number, threads: number, minSeconds: number): Record<string, number> | null {

@@ -146,16 +146,18 @@ export class TokenFile {
 export interface BatcherState { epoch: number; index: number; seed: number }
 
 /**
- * Fixed-length windows of seqLen+1 tokens (inputs and shifted targets) over chunks
- * [first, first+count) of a token file, visited in a seeded shuffled order that changes each
- * epoch. Its state (epoch, index) makes a resumed run read exactly the same batches.
+ * Fixed-length windows of seqLen+1 tokens (inputs and shifted targets) over the given chunks
+ * of a token file (chunk c starts at token c·seqLen), visited in a seeded shuffled order that
+ * changes each epoch. Its state (epoch, index) makes a resumed run read exactly the same batches.
  */
 export class Batcher {
   private perm: Uint32Array;
   epoch = 0;
   index = 0;
-  constructor(readonly data: TokenFile, readonly seqLen: number, readonly batchSize: number, readonly first: number, readonly count: number, readonly seed: number, readonly shuffle = true) {
-    if (count < 1) throw new DataError(`${data.file}: too few tokens for one sequence of ${seqLen + 1}`);
+  readonly count: number;
+  constructor(readonly data: TokenFile, readonly seqLen: number, readonly batchSize: number, readonly chunks: Uint32Array, readonly seed: number, readonly shuffle = true) {
+    this.count = chunks.length;
+    if (this.count < 1) throw new DataError(`${data.file}: too few tokens for one sequence of ${seqLen + 1}`);
     this.perm = this.permutation(0);
   }
   private permutation(epoch: number): Uint32Array {
@@ -171,7 +173,7 @@ export class Batcher {
     const L = this.seqLen + 1, out = new Int32Array(this.batchSize * L);
     for (let b = 0; b < this.batchSize; b++) {
       if (this.index >= this.count) { this.epoch++; this.index = 0; this.perm = this.permutation(this.epoch); }
-      const chunk = this.first + this.perm[this.index++];
+      const chunk = this.chunks[this.perm[this.index++]];
       out.set(this.data.read(chunk * this.seqLen, L), b * L);
     }
     return out;
@@ -187,14 +189,19 @@ export class Batcher {
   }
 }
 
-/** Split a token file's chunks into training and validation batchers (the last chunks validate). */
+/**
+ * Split a token file's chunks into training and validation batchers. Validation takes every
+ * k-th chunk (k = 1/valFraction), so it samples the whole corpus rather than its last file.
+ */
 export function splitBatchers(data: TokenFile, seqLen: number, batchSize: number, opts: { valFraction?: number; seed?: number } = {}): { train: Batcher; val: Batcher } {
   const chunks = Math.floor((data.length - 1) / seqLen);
   if (chunks < 2) throw new DataError(`${data.file}: ${data.length} tokens are too few for sequences of ${seqLen} (need at least ${2 * seqLen + 1})`);
-  const nVal = Math.max(1, Math.round(chunks * (opts.valFraction ?? 0.05)));
+  const stride = Math.max(2, Math.round(1 / Math.min(0.5, Math.max(opts.valFraction ?? 0.05, 1e-6))));
+  const val: number[] = [], train: number[] = [];
+  for (let c = 0; c < chunks; c++) (c % stride === stride - 1 ? val : train).push(c);
   const seed = opts.seed ?? 0;
   return {
-    train: new Batcher(data, seqLen, batchSize, 0, chunks - nVal, seed),
-    val: new Batcher(data, seqLen, batchSize, chunks - nVal, nVal, seed, false),
+    train: new Batcher(data, seqLen, batchSize, Uint32Array.from(train), seed),
+    val: new Batcher(data, seqLen, batchSize, Uint32Array.from(val), seed, false),
   };
 }

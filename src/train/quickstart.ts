@@ -42,17 +42,15 @@ export const QUICKSTART_CONFIG = {
 };
 
 /** Cross-entropy (nats/token) of a unigram model fitted on the training chunks (add-one), on the validation targets. */
-export function unigramLoss(tokens: TokenFile, seqLen: number, trainChunks: number, valChunks: number, vocab: number): number {
+export function unigramLoss(tokens: TokenFile, seqLen: number, trainChunks: Uint32Array, valChunks: Uint32Array, vocab: number): number {
   const counts = new Float64Array(vocab).fill(1);
   let total = vocab;
-  const step = 1 << 20;
-  for (let s = 0; s < trainChunks * seqLen; s += step) {
-    const part = tokens.read(s, Math.min(step, trainChunks * seqLen - s));
-    for (const t of part) { counts[t]++; total++; }
+  for (const c of trainChunks) {
+    for (const t of tokens.read(c * seqLen, seqLen)) { counts[t]++; total++; }
   }
   let nll = 0, n = 0;
-  for (let c = 0; c < valChunks; c++) {
-    const w = tokens.read((trainChunks + c) * seqLen, seqLen + 1);
+  for (const c of valChunks) {
+    const w = tokens.read(c * seqLen, seqLen + 1);
     for (let i = 1; i < w.length; i++) { nll -= Math.log(counts[w[i]] / total); n++; }
   }
   return nll / n;
@@ -95,7 +93,7 @@ export async function quickstart(o: QuickstartOptions = {}): Promise<RunResult &
       return samples;
     },
     extraSummary: ({ tokens, train, val, vocab }) => {
-      uni = unigramLoss(tokens, seqLen, train.count, val.count, vocab);
+      uni = unigramLoss(tokens, seqLen, train.chunks, val.chunks, vocab);
       return [['unigram baseline (validation)', `${uni.toFixed(4)} nats/token (perplexity ${Math.exp(uni).toFixed(1)})`]];
     },
   });
