@@ -93,9 +93,12 @@ function tslmRun(model: LlamaForCausalLM, p: { prefill: number[]; decode: number
   return { prefill: pre.stats.prefillTokensPerSecond, decode: rate(stamps), ids: dec.ids[0] };
 }
 
-type NLC = typeof import('node-llama-cpp');
-type LlamaCtx = Awaited<ReturnType<Awaited<ReturnType<Awaited<ReturnType<NLC['getLlama']>>['loadModel']>>['createContext']>>;
-type Token = import('node-llama-cpp').Token;
+// node-llama-cpp is not a package.json dependency (see bench/peers/nlc.ts): loaded untyped.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type NLC = any;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type LlamaCtx = any;
+type Token = number;
 
 async function llamaCppRun(ctx: LlamaCtx, p: { prefill: number[]; decode: number[] }, tokens: number): Promise<{ prefill: number; decode: number; ids: number[] }> {
   const seq = ctx.getSequence();
@@ -160,10 +163,12 @@ export async function benchLlama(opts: { threads?: number[]; tokens?: number; re
     const gguf = path.join(dir, 'llama15m-f32.gguf');
     await exportGguf(model, gguf, spmVocab(cfg.vocab_size), 'F32');
     let nlc: NLC | null = null;
-    let llama: Awaited<ReturnType<NLC['getLlama']>> | null = null;
+    let llama: NLC | null = null;
     try {
       process.env.NODE_LLAMA_CPP_SKIP_DOWNLOAD ??= 'true';
-      nlc = await import('node-llama-cpp');
+      const name = 'node-llama-cpp';
+      process.env.NODE_LLAMA_CPP_SKIP_DOWNLOAD ??= 'true';
+      nlc = await import(name);
       llama = await nlc.getLlama({ gpu: false, build: 'never', logLevel: nlc.LlamaLogLevel.error, progressLogs: false, maxThreads: Math.max(...threads) });
     } catch (e) {
       log(`llama.cpp: node-llama-cpp unavailable (${(e as Error).message}); tslm only`);
