@@ -40,6 +40,8 @@ export interface LlamaConfig {
   initializer_range: number;
   bos_token_id: number | null;
   eos_token_id: number[] | null;
+  /** Mistral's sliding attention window; positions beyond it are refused (not implemented). */
+  sliding_window: number | null;
 }
 
 export const LLAMA_MODEL_TYPES = ['llama', 'mistral', 'qwen2'] as const;
@@ -87,6 +89,9 @@ export function parseLlamaConfig(raw: Record<string, unknown>, source = 'config.
     initializer_range: numField(raw, 'initializer_range', source, 0.02),
     bos_token_id: bos ? bos[0] : null,
     eos_token_id: eos,
+    // Mistral's window applies when set; Qwen2 configs carry one that is off unless use_sliding_window.
+    sliding_window: typeof raw.sliding_window === 'number' && raw.sliding_window > 0 &&
+      (modelType === 'mistral' || (modelType === 'qwen2' && raw.use_sliding_window === true)) ? raw.sliding_window : null,
   };
 }
 
@@ -95,6 +100,8 @@ export function llamaConfigToJson(c: LlamaConfig): Record<string, unknown> {
   const arch = { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM' }[c.model_type];
   const out: Record<string, unknown> = { architectures: [arch], ...c, torch_dtype: 'float32' };
   if (c.model_type === 'qwen2') delete out.attention_bias;
+  if (c.sliding_window === null) delete out.sliding_window;
+  else if (c.model_type === 'qwen2') out.use_sliding_window = true;
   if (c.eos_token_id && c.eos_token_id.length === 1) out.eos_token_id = c.eos_token_id[0];
   return out;
 }
@@ -265,6 +272,10 @@ export class LlamaForCausalLM extends Module {
     const [B, Tn] = ids.shape;
     const start = cache ? cache.length : 0;
     if (cache && cache.batch !== B) throw new ShapeError('LlamaForCausalLM', `cache batch ${cache.batch} differs from input batch ${B}`);
+    const window = this.config.sliding_window;
+    if (window !== null && start + Tn > window) {
+      throw new ShapeError('LlamaForCausalLM', `positions up to ${start + Tn} exceed the sliding_window ${window}; sliding-window attention is not implemented, so longer sequences would be computed wrongly`);
+    }
     if (start + Tn > this.config.max_position_embeddings) {
       throw new ShapeError('LlamaForCausalLM', `positions up to ${start + Tn} exceed max_position_embeddings ${this.config.max_position_embeddings}`);
     }

@@ -72,6 +72,16 @@ test('config validation names the file and field', () => {
   assert.throws(() => parseLlamaConfig({ hidden_size: 32, num_attention_heads: 4, vocab_size: 10, intermediate_size: 8, num_hidden_layers: 1, rope_scaling: { type: 'yarn', factor: 4 } }), /rope_scaling type "yarn" is not supported/);
 });
 
+test("Mistral's sliding window: positions beyond it are refused, not computed wrongly", () => scope(() => {
+  const base = { hidden_size: 8, num_attention_heads: 2, vocab_size: 10, intermediate_size: 8, num_hidden_layers: 1, max_position_embeddings: 64 };
+  const m = new LlamaForCausalLM(parseLlamaConfig({ ...base, model_type: 'mistral', sliding_window: 4 }));
+  m.forward(T.tensor([[1, 2, 3, 4]], undefined, 'i32'));
+  assert.throws(() => m.forward(T.tensor([[1, 2, 3, 4, 5]], undefined, 'i32')), /exceed the sliding_window 4/);
+  m.dispose();
+  assert.equal(parseLlamaConfig({ ...base, model_type: 'qwen2', sliding_window: 4, use_sliding_window: false }).sliding_window, null);
+  assert.equal(parseLlamaConfig({ ...base, model_type: 'mistral', sliding_window: null }).sliding_window, null);
+}));
+
 test('loadStateDict reports missing, unexpected and mis-shaped tensors by name', () => scope(() => {
   const cfg = parseLlamaConfig({ hidden_size: 8, num_attention_heads: 2, vocab_size: 10, intermediate_size: 8, num_hidden_layers: 1 });
   const m = new LlamaForCausalLM(cfg);
