@@ -4,6 +4,7 @@
 // Encoding is run.c's encode(): a " " dummy prefix, one token per UTF-8 character (else its
 // bytes as ids byte+3), then repeatedly merge the adjacent pair whose concatenation is in the
 // vocabulary with the highest score (leftmost on ties). BOS is id 1 and EOS id 2, as in run.c.
+import { MaxHeap } from './heap.js';
 import { readFileSync } from 'node:fs';
 import { SentencePieceTokenizer } from './sentencepiece.js';
 import {
@@ -147,34 +148,8 @@ export class Llama2cTokenizer implements Tokenizer {
     const prev = new Int32Array(n).map((_, i) => i - 1);
     const id = Int32Array.from(sym);
     type Pair = { left: number; right: number; lid: number; rid: number; merged: number; score: number };
-    const heap: Pair[] = [];
-    const better = (a: Pair, b: Pair) => a.score > b.score || (a.score === b.score && a.left < b.left);
-    const push = (p: Pair) => {
-      heap.push(p);
-      for (let i = heap.length - 1; i > 0; ) {
-        const par = (i - 1) >> 1;
-        if (!better(heap[i], heap[par])) break;
-        [heap[i], heap[par]] = [heap[par], heap[i]];
-        i = par;
-      }
-    };
-    const pop = (): Pair => {
-      const top = heap[0];
-      const last = heap.pop()!;
-      if (heap.length > 0) {
-        heap[0] = last;
-        for (let i = 0; ; ) {
-          const l = 2 * i + 1;
-          let m = i;
-          if (l < heap.length && better(heap[l], heap[m])) m = l;
-          if (l + 1 < heap.length && better(heap[l + 1], heap[m])) m = l + 1;
-          if (m === i) break;
-          [heap[i], heap[m]] = [heap[m], heap[i]];
-          i = m;
-        }
-      }
-      return top;
-    };
+    const heap = new MaxHeap<Pair>((a, b) => a.score > b.score || (a.score === b.score && a.left < b.left));
+    const push = (p: Pair) => heap.push(p);
     const alive = new Uint8Array(n).fill(1);
     const tryPush = (left: number) => {
       if (left < 0) return;
@@ -184,8 +159,8 @@ export class Llama2cTokenizer implements Tokenizer {
       if (merged !== undefined) push({ left, right, lid: id[left], rid: id[right], merged, score: this.scores[merged] });
     };
     for (let i = 0; i + 1 < n; i++) tryPush(i);
-    while (heap.length > 0) {
-      const p = pop();
+    while (heap.size > 0) {
+      const p = heap.pop()!;
       if (!alive[p.left] || !alive[p.right] || next[p.left] !== p.right || id[p.left] !== p.lid || id[p.right] !== p.rid) continue;
       id[p.left] = p.merged;
       alive[p.right] = 0;

@@ -4,6 +4,7 @@
 // characters (user-defined symbols kept whole), merge the adjacent pair whose piece has the
 // highest score (leftmost on ties), then spell pieces that are not in the vocabulary as
 // <0xXX> byte pieces (byte_fallback) or unk.
+import { MaxHeap } from './heap.js';
 import { readFileSync } from 'node:fs';
 import { charAt, PrecompiledCharsMap } from './charsmap.js';
 import {
@@ -308,37 +309,8 @@ export class SentencePieceTokenizer implements Tokenizer {
     }
     // Max-heap on (score, -left).
     type Pair = { left: number; right: number; score: number; text: string };
-    const heap: Pair[] = [];
-    const better = (a: Pair, b: Pair) => a.score > b.score || (a.score === b.score && a.left < b.left);
-    const push = (p: Pair) => {
-      heap.push(p);
-      let i = heap.length - 1;
-      while (i > 0) {
-        const par = (i - 1) >> 1;
-        if (!better(heap[i], heap[par])) break;
-        [heap[i], heap[par]] = [heap[par], heap[i]];
-        i = par;
-      }
-    };
-    const pop = (): Pair => {
-      const top = heap[0];
-      const last = heap.pop()!;
-      if (heap.length > 0) {
-        heap[0] = last;
-        let i = 0;
-        for (;;) {
-          const l = 2 * i + 1;
-          const r = l + 1;
-          let m = i;
-          if (l < heap.length && better(heap[l], heap[m])) m = l;
-          if (r < heap.length && better(heap[r], heap[m])) m = r;
-          if (m === i) break;
-          [heap[i], heap[m]] = [heap[m], heap[i]];
-          i = m;
-        }
-      }
-      return top;
-    };
+    const heap = new MaxHeap<Pair>((a, b) => a.score > b.score || (a.score === b.score && a.left < b.left));
+    const push = (p: Pair) => heap.push(p);
     const revMerge = new Map<string, [string, string]>();
     const maybeAdd = (left: number, right: number) => {
       if (left < 0 || right < 0 || frozen[left] || frozen[right]) return;
@@ -351,8 +323,8 @@ export class SentencePieceTokenizer implements Tokenizer {
       if (t === PieceType.UNUSED) revMerge.set(text, [sym[left], sym[right]]);
     };
     for (let i = 1; i < n; i++) maybeAdd(i - 1, i);
-    while (heap.length > 0) {
-      const top = pop();
+    while (heap.size > 0) {
+      const top = heap.pop()!;
       if (sym[top.left] === '' || sym[top.right] === '' || sym[top.left] + sym[top.right] !== top.text || next[top.left] !== top.right) continue;
       sym[top.left] = top.text;
       next[top.left] = next[top.right];
