@@ -11,6 +11,7 @@
 // Best of `reps` runs of each, after a warm-up run.
 //
 // Run: node dist/bench/llama.js [--threads 1,2] [--tokens 200] [--reps 3] [--json]
+import { loadNodeLlamaCpp } from './peers/nlc.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -162,17 +163,10 @@ export async function benchLlama(opts: { threads?: number[]; tokens?: number; re
   try {
     const gguf = path.join(dir, 'llama15m-f32.gguf');
     await exportGguf(model, gguf, spmVocab(cfg.vocab_size), 'F32');
-    let nlc: NLC | null = null;
     let llama: NLC | null = null;
-    try {
-      process.env.NODE_LLAMA_CPP_SKIP_DOWNLOAD ??= 'true';
-      const name = 'node-llama-cpp';
-      process.env.NODE_LLAMA_CPP_SKIP_DOWNLOAD ??= 'true';
-      nlc = await import(name);
-      llama = await nlc.getLlama({ gpu: false, build: 'never', logLevel: nlc.LlamaLogLevel.error, progressLogs: false, maxThreads: Math.max(...threads) });
-    } catch (e) {
-      log(`llama.cpp: node-llama-cpp unavailable (${(e as Error).message}); tslm only`);
-    }
+    const loaded = await loadNodeLlamaCpp({ maxThreads: Math.max(...threads) });
+    if ('error' in loaded) log(`llama.cpp: ${loaded.error}; tslm only`);
+    else llama = loaded.llama;
     const lm = llama ? await llama.loadModel({ modelPath: gguf, gpuLayers: 0 }) : null;
     try {
       for (const th of threads) {

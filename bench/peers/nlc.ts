@@ -8,12 +8,12 @@
 export type NodeLlamaCpp = any;
 
 /** The node-llama-cpp module, or an explanation of why it is unavailable. */
-export async function loadNodeLlamaCpp(): Promise<{ nlc: NodeLlamaCpp; llama: NodeLlamaCpp } | { error: string }> {
+export async function loadNodeLlamaCpp(opts: { maxThreads?: number } = {}): Promise<{ nlc: NodeLlamaCpp; llama: NodeLlamaCpp } | { error: string }> {
   process.env.NODE_LLAMA_CPP_SKIP_DOWNLOAD ??= 'true';
   const name = 'node-llama-cpp';
   try {
     const nlc: NodeLlamaCpp = await import(name);
-    const llama = await nlc.getLlama({ gpu: false, build: 'never', logLevel: nlc.LlamaLogLevel.error, progressLogs: false });
+    const llama = await nlc.getLlama({ gpu: false, build: 'never', logLevel: nlc.LlamaLogLevel.error, progressLogs: false, ...opts });
     return { nlc, llama };
   } catch (e) {
     return { error: `node-llama-cpp unavailable: ${(e as Error).message}` };
