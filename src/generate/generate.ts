@@ -63,6 +63,8 @@ export interface GenerateOptions {
   onToken?: (ev: { sequence: number; id: number; text: string }) => void;
   /** Return the log-probability of each chosen token (from the unprocessed distribution). */
   logprobs?: boolean;
+  /** Also return the k most likely tokens (and log-probabilities) at each position. */
+  topLogprobs?: number;
 }
 
 export interface GenerationResult {
@@ -72,6 +74,8 @@ export interface GenerationResult {
   text: string[] | null;
   finishReason: ('length' | 'stop')[];
   logprobs: number[][] | null;
+  /** Per sequence, per generated token: the topLogprobs most likely ids (unprocessed distribution). */
+  topLogprobs?: { id: number; logprob: number }[][][] | null;
   stats: { promptTokens: number; prefillMs: number; decodeTokens: number; decodeMs: number; prefillTokensPerSecond: number; decodeTokensPerSecond: number };
 }
 
@@ -93,105 +97,229 @@ function buildProcessors(o: GenerateOptions, promptLen: number): { chain: Logits
 
 /** Generate continuations of one or several prompts (token ids). */
 export function generate(model: CausalLM, prompts: number[] | number[][], opts: GenerateOptions = {}): GenerationResult {
-  const batch: number[][] = Array.isArray(prompts[0]) ? (prompts as number[][]) : [prompts as number[]];
-  const B = batch.length;
-  const V = model.config.vocab_size;
-  for (const [b, p] of batch.entries()) {
-    if (p.length === 0) throw new RangeError(`generate: prompt ${b} is empty (start from the BOS id)`);
-    for (const id of p) if (!Number.isInteger(id) || id < 0 || id >= V) throw new RangeError(`generate: prompt ${b} has token id ${id} outside [0, ${V})`);
-  }
-  if (opts.stopStrings?.length && !opts.tokenizer) throw new Error('generate: stop strings need a tokenizer');
-  const maxLen = Math.max(...batch.map((p) => p.length));
-  const maxNew = Math.min(opts.maxNewTokens ?? 128, model.config.max_position_embeddings - maxLen);
-  if (maxNew < 0) throw new RangeError(`generate: prompt of ${maxLen} tokens exceeds max_position_embeddings ${model.config.max_position_embeddings}`);
-  const stopIds = new Set(opts.stopIds ?? model.config.eos_token_id ?? []);
-  const g = new Generator(opts.seed ?? 0);
-  const procs = batch.map((p) => buildProcessors(opts, p.length));
-  const padLeft = batch.map((p) => maxLen - p.length);
-  const seqs = batch.map((p) => [...p]);
-  // Sequence-aware processors (grammar constraints) learn each sequence's prompt and budget.
-  const hooked = (opts.processors ?? []) as SequenceProcessor[];
-  for (const p of hooked) if (p.begin) for (const seq of seqs) p.begin(seq, Math.max(maxNew, 0));
-  const out: number[][] = batch.map(() => []);
-  const lps: number[][] = batch.map(() => []);
-  const done = batch.map(() => false);
-  const finish: ('length' | 'stop')[] = batch.map(() => 'length');
-  const texts = batch.map(() => '');
-  const emitted = batch.map(() => 0);
-  const cutByString = batch.map(() => false);
-  const stops = opts.stopStrings ?? [];
-  const cache = model.newCache(B, maxLen + Math.max(maxNew, 0));
-  const t0 = performance.now();
-  let prefillMs = 0, decodeTokens = 0;
+  const g = new Generation(model, prompts, opts);
   try {
-    // Prefill: the padded prompts, logits of the last position only.
-    let last = noGrad(() => scope(() => {
-      const ids = T.tensor(batch.map((p, b) => [...new Array(padLeft[b]).fill(0), ...p]), [B, maxLen], 'i32');
-      return rowsOf(T.contiguous(model.forward(ids, cache, { padLeft, lastOnly: true })), B, V);
-    }));
-    prefillMs = performance.now() - t0;
-    for (let step = 0; step < maxNew; step++) {
-      const next: number[] = [];
-      for (let b = 0; b < B; b++) {
-        if (done[b]) { next.push(0); continue; }
-        const logits = last[b];
-        const raw = opts.logprobs ? logSoftmaxOf(logits) : null;
-        const { chain, greedy } = procs[b];
-        for (const p of chain) p.process(seqs[b], logits);
-        const id = greedy ? argmaxOf(logits) : sampleFrom(logits, g);
-        next.push(id);
-        if (stopIds.has(id)) { done[b] = true; finish[b] = 'stop'; continue; }
-        seqs[b].push(id);
-        out[b].push(id);
-        if (raw) lps[b].push(raw[id]);
-        decodeTokens++;
-        let piece = '';
-        if (opts.tokenizer) {
-          const full = opts.tokenizer.decode(out[b]);
-          // Text ending in an incomplete UTF-8 sequence (U+FFFD at the end) is not final yet.
-          const stable = full.endsWith('\uFFFD') ? texts[b] : full;
-          const hit = stops.map((s) => stable.indexOf(s)).filter((i) => i >= 0).sort((x, y) => x - y)[0];
-          if (hit !== undefined) {
-            texts[b] = stable.slice(0, hit);
-            done[b] = true;
-            finish[b] = 'stop';
-            cutByString[b] = true;
-          } else texts[b] = stable;
-          const safe = hit !== undefined ? texts[b].length : texts[b].length - heldBack(texts[b], stops);
-          piece = texts[b].slice(emitted[b], Math.max(emitted[b], safe));
-          emitted[b] = Math.max(emitted[b], safe);
-        }
-        opts.onToken?.({ sequence: b, id, text: piece });
-        // A constraint whose output is complete (nothing may follow) ends the sequence.
-        if (!done[b] && hooked.some((p) => p.isComplete?.(seqs[b]))) { done[b] = true; finish[b] = 'stop'; }
-      }
-      if (done.every(Boolean) || step === maxNew - 1) break;
-      last = noGrad(() => scope(() => rowsOf(model.forward(T.tensor(next.map((x) => [x]), [B, 1], 'i32'), cache, { padLeft }), B, V, last)));
-    }
+    while (g.step());
   } finally {
-    cache.dispose();
+    g.cancel();
   }
-  const total = performance.now() - t0, decodeMs = total - prefillMs;
-  const promptTokens = batch.reduce((s, p) => s + p.length, 0);
-  // Sequences not cut by a stop string get their full decoded text (a trailing partial UTF-8
-  // sequence included); streaming consumers get what was held back.
-  if (opts.tokenizer) {
-    for (let b = 0; b < B; b++) {
-      if (!cutByString[b]) texts[b] = opts.tokenizer.decode(out[b]);
-      if (opts.onToken && texts[b].length > emitted[b]) opts.onToken({ sequence: b, id: -1, text: texts[b].slice(emitted[b]) });
+  return g.result();
+}
+
+/**
+ * A generation advanced one step at a time, for callers that interleave several (a server): the
+ * first step() runs the prefill, each later one picks a token for every running sequence and
+ * runs the model once. step() returns false once every sequence has finished; cancel() stops it
+ * early and frees the KV cache. generate() is `while (g.step());`.
+ */
+export class Generation {
+  readonly batchSize: number;
+  /** Tokens each sequence may still add at most (after the prompt-length cap). */
+  readonly maxNewTokens: number;
+  private readonly batch: number[][];
+  private readonly V: number;
+  private readonly opts: GenerateOptions;
+  private readonly stopIds: Set<number>;
+  private readonly g: Generator;
+  private readonly procs: { chain: LogitsProcessor[]; greedy: boolean }[];
+  private readonly hooked: SequenceProcessor[];
+  private readonly padLeft: number[];
+  private readonly maxLen: number;
+  private readonly seqs: number[][];
+  private readonly out: number[][];
+  private readonly lps: number[][];
+  private readonly tops: { id: number; logprob: number }[][][];
+  private readonly done: boolean[];
+  private readonly finish: ('length' | 'stop')[];
+  private readonly texts: string[];
+  private readonly emitted: number[];
+  private readonly cutByString: boolean[];
+  private cache: KVCache | null = null;
+  private last: Float32Array[] | null = null;
+  private steps = 0;
+  private state: 'new' | 'running' | 'finished' | 'cancelled' = 'new';
+  private t0 = 0;
+  private prefillMs = 0;
+  private decodeMs = 0;
+  private decodeTokens = 0;
+
+  constructor(private readonly model: CausalLM, prompts: number[] | number[][], opts: GenerateOptions = {}) {
+    const batch: number[][] = Array.isArray(prompts[0]) ? (prompts as number[][]) : [prompts as number[]];
+    this.batchSize = batch.length;
+    const V = this.V = model.config.vocab_size;
+    for (const [b, p] of batch.entries()) {
+      if (p.length === 0) throw new RangeError(`generate: prompt ${b} is empty (start from the BOS id)`);
+      for (const id of p) if (!Number.isInteger(id) || id < 0 || id >= V) throw new RangeError(`generate: prompt ${b} has token id ${id} outside [0, ${V})`);
+    }
+    if (opts.stopStrings?.length && !opts.tokenizer) throw new Error('generate: stop strings need a tokenizer');
+    const maxLen = this.maxLen = Math.max(...batch.map((p) => p.length));
+    const maxNew = this.maxNewTokens = Math.min(opts.maxNewTokens ?? 128, model.config.max_position_embeddings - maxLen);
+    if (maxNew < 0) throw new RangeError(`generate: prompt of ${maxLen} tokens exceeds max_position_embeddings ${model.config.max_position_embeddings}`);
+    this.batch = batch;
+    this.opts = opts;
+    this.stopIds = new Set(opts.stopIds ?? model.config.eos_token_id ?? []);
+    this.g = new Generator(opts.seed ?? 0);
+    this.procs = batch.map((p) => buildProcessors(opts, p.length));
+    this.padLeft = batch.map((p) => maxLen - p.length);
+    this.seqs = batch.map((p) => [...p]);
+    // Sequence-aware processors (grammar constraints) learn each sequence's prompt and budget.
+    this.hooked = (opts.processors ?? []) as SequenceProcessor[];
+    for (const p of this.hooked) if (p.begin) for (const seq of this.seqs) p.begin(seq, Math.max(maxNew, 0));
+    this.out = batch.map(() => []);
+    this.lps = batch.map(() => []);
+    this.tops = batch.map(() => []);
+    this.done = batch.map(() => false);
+    this.finish = batch.map(() => 'length');
+    this.texts = batch.map(() => '');
+    this.emitted = batch.map(() => 0);
+    this.cutByString = batch.map(() => false);
+  }
+
+  /** Whether step() has more to do. */
+  get running(): boolean { return this.state === 'new' || this.state === 'running'; }
+
+  /** Advance by one model call (the prefill, or one token per running sequence). */
+  step(): boolean {
+    if (this.state === 'finished' || this.state === 'cancelled') return false;
+    const { model, batch, V } = this;
+    const B = this.batchSize;
+    if (this.state === 'new') {
+      this.state = 'running';
+      this.cache = model.newCache(B, this.maxLen + Math.max(this.maxNewTokens, 0));
+      this.t0 = performance.now();
+      const { maxLen, padLeft, cache } = this;
+      // Prefill: the padded prompts, logits of the last position only.
+      this.last = noGrad(() => scope(() => {
+        const ids = T.tensor(batch.map((p, b) => [...new Array(padLeft[b]).fill(0), ...p]), [B, maxLen], 'i32');
+        return rowsOf(T.contiguous(model.forward(ids, cache, { padLeft, lastOnly: true })), B, V);
+      }));
+      this.prefillMs = performance.now() - this.t0;
+      if (this.maxNewTokens <= 0) this.end();
+      return this.state === 'running';
+    }
+    const t1 = performance.now();
+    const next = this.pick();
+    this.steps++;
+    if (this.done.every(Boolean) || this.steps >= this.maxNewTokens) {
+      this.decodeMs += performance.now() - t1;
+      this.end();
+      return false;
+    }
+    const { cache, padLeft } = this;
+    this.last = noGrad(() => scope(() => rowsOf(model.forward(T.tensor(next.map((x) => [x]), [B, 1], 'i32'), cache, { padLeft }), B, V, this.last!)));
+    this.decodeMs += performance.now() - t1;
+    return true;
+  }
+
+  /** Choose the next token of every running sequence from the current logits. */
+  private pick(): number[] {
+    const { opts, stops } = this;
+    const next: number[] = [];
+    for (let b = 0; b < this.batchSize; b++) {
+      if (this.done[b]) { next.push(0); continue; }
+      const logits = this.last![b];
+      const raw = opts.logprobs || opts.topLogprobs ? logSoftmaxOf(logits) : null;
+      const { chain, greedy } = this.procs[b];
+      for (const p of chain) p.process(this.seqs[b], logits);
+      const id = greedy ? argmaxOf(logits) : sampleFrom(logits, this.g);
+      next.push(id);
+      if (this.stopIds.has(id)) { this.done[b] = true; this.finish[b] = 'stop'; continue; }
+      this.seqs[b].push(id);
+      this.out[b].push(id);
+      if (raw) {
+        this.lps[b].push(raw[id]);
+        if (opts.topLogprobs) this.tops[b].push(topOf(raw, opts.topLogprobs));
+      }
+      this.decodeTokens++;
+      let piece = '';
+      if (opts.tokenizer) {
+        const full = opts.tokenizer.decode(this.out[b]);
+        // Text ending in an incomplete UTF-8 sequence (U+FFFD at the end) is not final yet.
+        const stable = full.endsWith('\uFFFD') ? this.texts[b] : full;
+        const hit = stops.map((s) => stable.indexOf(s)).filter((i) => i >= 0).sort((x, y) => x - y)[0];
+        if (hit !== undefined) {
+          this.texts[b] = stable.slice(0, hit);
+          this.done[b] = true;
+          this.finish[b] = 'stop';
+          this.cutByString[b] = true;
+        } else this.texts[b] = stable;
+        const safe = hit !== undefined ? this.texts[b].length : this.texts[b].length - heldBack(this.texts[b], stops);
+        piece = this.texts[b].slice(this.emitted[b], Math.max(this.emitted[b], safe));
+        this.emitted[b] = Math.max(this.emitted[b], safe);
+      }
+      opts.onToken?.({ sequence: b, id, text: piece });
+      // A constraint whose output is complete (nothing may follow) ends the sequence.
+      if (!this.done[b] && this.hooked.some((p) => p.isComplete?.(this.seqs[b]))) { this.done[b] = true; this.finish[b] = 'stop'; }
+    }
+    return next;
+  }
+
+  private get stops(): string[] { return this.opts.stopStrings ?? []; }
+
+  private end(): void {
+    this.state = 'finished';
+    this.release();
+    // Sequences not cut by a stop string get their full decoded text (a trailing partial UTF-8
+    // sequence included); streaming consumers get what was held back.
+    const { opts } = this;
+    if (opts.tokenizer) {
+      for (let b = 0; b < this.batchSize; b++) {
+        if (!this.cutByString[b]) this.texts[b] = opts.tokenizer.decode(this.out[b]);
+        if (opts.onToken && this.texts[b].length > this.emitted[b]) opts.onToken({ sequence: b, id: -1, text: this.texts[b].slice(this.emitted[b]) });
+        this.emitted[b] = this.texts[b].length;
+      }
     }
   }
-  return {
-    ids: out,
-    text: opts.tokenizer ? texts : null,
-    finishReason: finish,
-    logprobs: opts.logprobs ? lps : null,
-    stats: {
-      promptTokens, prefillMs, decodeTokens, decodeMs,
-      prefillTokensPerSecond: promptTokens / (prefillMs / 1000),
-      decodeTokensPerSecond: decodeTokens / (decodeMs / 1000),
-    },
-  };
+
+  private release(): void {
+    this.cache?.dispose();
+    this.cache = null;
+    this.last = null;
+  }
+
+  /** Stop now (a client went away) and free the KV cache; result() then reports what was made. */
+  cancel(): void {
+    if (this.state === 'finished' || this.state === 'cancelled') return;
+    this.state = 'cancelled';
+    this.release();
+    if (this.opts.tokenizer) for (let b = 0; b < this.batchSize; b++) if (!this.cutByString[b]) this.texts[b] = this.opts.tokenizer.decode(this.out[b]);
+  }
+
+  get cancelled(): boolean { return this.state === 'cancelled'; }
+
+  /** Generated tokens so far, over all sequences. */
+  get generatedTokens(): number { return this.decodeTokens; }
+
+  result(): GenerationResult {
+    const { opts } = this;
+    const promptTokens = this.batch.reduce((s, p) => s + p.length, 0);
+    const { prefillMs, decodeMs, decodeTokens } = this;
+    return {
+      ids: this.out,
+      text: opts.tokenizer ? this.texts : null,
+      finishReason: this.finish,
+      logprobs: opts.logprobs || opts.topLogprobs ? this.lps : null,
+      topLogprobs: opts.topLogprobs ? this.tops : null,
+      stats: {
+        promptTokens, prefillMs, decodeTokens, decodeMs,
+        prefillTokensPerSecond: promptTokens / (prefillMs / 1000),
+        decodeTokensPerSecond: decodeTokens / (decodeMs / 1000),
+      },
+    };
+  }
+}
+
+/** The k most likely ids of a log-probability row, most likely first. */
+function topOf(lp: Float32Array, k: number): { id: number; logprob: number }[] {
+  const best: { id: number; logprob: number }[] = [];
+  for (let i = 0; i < lp.length; i++) {
+    const v = lp[i];
+    if (best.length === k && !(v > best[k - 1].logprob)) continue;
+    if (best.length < k) best.push({ id: i, logprob: v });
+    else best[k - 1] = { id: i, logprob: v };
+    for (let j = best.length - 1; j > 0 && best[j - 1].logprob < best[j].logprob; j--) [best[j - 1], best[j]] = [best[j], best[j - 1]];
+  }
+  return best;
 }
 
 /** Length of the longest suffix of text that is a proper prefix of a stop string. */

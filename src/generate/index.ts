@@ -1,4 +1,4 @@
-export { generate } from './generate.js';
-export type { CausalLM, GenerateOptions, GenerationResult } from './generate.js';
+export { generate, Generation } from './generate.js';
+export type { CausalLM, GenerateOptions, GenerationResult, SequenceProcessor, TextDecoder_ } from './generate.js';
 export * from './processors.js';
 export { argmaxOf, sampleFrom, logSoftmaxOf } from './sample.js';

@@ -23,6 +23,9 @@ export interface ChatTemplateOptions {
   extra?: Record<string, unknown>;
 }
 
+/** ChatML, for models without a template of their own (content may be null for tool calls). */
+export const CHATML_TEMPLATE = "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + (m['content'] or '') + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
 export class ChatTemplateError extends Error {
   constructor(message: string) {
     super(message);

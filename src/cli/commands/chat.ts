@@ -6,7 +6,7 @@ import path from 'node:path';
 import { init, shutdown } from '../../backend/index.js';
 import { loadModel } from '../../io/model.js';
 import { generate } from '../../generate/generate.js';
-import { applyChatTemplate, chatTemplateFromConfig } from '../../tokenizers/chat.js';
+import { applyChatTemplate, chatTemplateFromConfig, CHATML_TEMPLATE } from '../../tokenizers/chat.js';
 import type { ChatMessage } from '../../tokenizers/chat.js';
 import { readTokenizerConfig } from '../../tokenizers/load.js';
 import { num, samplingFrom, samplingOptions } from './generate.js';
@@ -17,7 +17,7 @@ export const usage = `tslm chat --model <hf-dir|file.bin|file.gguf> [--system "â
     Uses the chat template of tokenizer_config.json, or ChatML when the model has none.`;
 
 /** ChatML, for models without a template of their own. */
-export const DEFAULT_CHAT_TEMPLATE = "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+export const DEFAULT_CHAT_TEMPLATE = CHATML_TEMPLATE;
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { model: { type: 'string' }, system: { type: 'string' }, tokenizer: { type: 'string' }, ...samplingOptions } });
