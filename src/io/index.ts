@@ -2,7 +2,9 @@
 //
 //   safetensors.ts  single files (lazy per-tensor reads via file handles) and sharded
 //                   model.safetensors.index.json; writer byte-identical to huggingface/safetensors
+//   safetensors_bytes.ts  the same from/to bytes in memory (Node-free: the browser entry point)
 //   hf.ts           HF directories: config.json + weights, atomic writes
+//   hf_bytes.ts     a model from a config object + safetensors bytes (Node-free)
 //   llama2c.ts      llama2.c legacy .bin and "ak42" v1, shared or unshared classifier
 //   gguf.ts         GGUF v2/v3 reader, v3 writer: typed metadata, F32/F16/BF16/Q8_0 (+ ints, F64)
 //   gguf_llama.ts   LLaMA in GGUF as llama.cpp expects it (keys, tensor names, q/k permutation)
@@ -16,6 +18,7 @@ export * from './errors.js';
 export * from './dtypes.js';
 export * from './safetensors.js';
 export * from './hf.js';
+export * from './hf_bytes.js';
 export * from './llama.js';
 export * from './llama2c.js';
 export * from './gguf.js';

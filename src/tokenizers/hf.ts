@@ -1,13 +1,14 @@
 // HF tokenizer.json (model type BPE): added tokens → normalizer → pre-tokenizer → BPE → decoder.
 // BOS/EOS come from the options of encode(), not from the post-processor; which ids they are is
 // read from tokenizer_config.json when given, else from the post-processor's template, else from
-// the usual names.
-import { readFileSync, writeFileSync } from 'node:fs';
+// the usual names. Node-free: build it from the parsed JSON (or its text); fromFile and save
+// touch files (Node only).
 import { BPEModel } from './bpe.js';
 import { buildDecoder, buildNormalizer, buildPreTokenizer, type BuiltPreTokenizer, type Decoder, type Normalizer } from './hf_components.js';
 import {
   checkId,
   escapeRegExp,
+  nodeFs,
   StreamDecoder,
   TokenizerError,
   TokenizerFormatError,
@@ -135,14 +136,27 @@ export class HFTokenizer implements Tokenizer {
     this.unkId = pick(tokenContent(config?.unk_token), null, [(m.unk_token as string | undefined) ?? '<unk>']);
   }
 
-  static fromFile(path: string, config?: TokenizerConfig | null): HFTokenizer {
+  /** Builds from the text of a tokenizer.json (fetched by a page, say); `file` names it in errors. */
+  static fromText(text: string, file = 'tokenizer.json', config?: TokenizerConfig | null): HFTokenizer {
     let json: Record<string, unknown>;
     try {
-      json = JSON.parse(readFileSync(path, 'utf8'));
+      json = JSON.parse(text);
     } catch (e) {
-      throw new TokenizerFormatError(path, '(file)', `is not valid JSON: ${(e as Error).message}`);
+      throw new TokenizerFormatError(file, '(file)', `is not valid JSON: ${(e as Error).message}`);
     }
-    return new HFTokenizer(json, path, config ?? null);
+    return new HFTokenizer(json, file, config ?? null);
+  }
+
+  /** Reads a tokenizer.json file (Node.js). */
+  static fromFile(path: string, config?: TokenizerConfig | null): HFTokenizer {
+    let text: string;
+    try {
+      text = nodeFs('HFTokenizer.fromFile').readFileSync(path, 'utf8');
+    } catch (e) {
+      if (e instanceof TokenizerError) throw e;
+      throw new TokenizerFormatError(path, '(file)', `cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    return HFTokenizer.fromText(text, path, config);
   }
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
@@ -206,9 +220,9 @@ export class HFTokenizer implements Tokenizer {
     return this.json;
   }
 
-  /** Writes tokenizer.json (loadable by HF tokenizers, transformers and transformers.js). */
+  /** Writes tokenizer.json (Node.js; loadable by HF tokenizers, transformers and transformers.js). */
   save(path: string): void {
-    writeFileSync(path, JSON.stringify(this.json, null, 2) + '\n');
+    nodeFs('HFTokenizer.save').writeFileSync(path, JSON.stringify(this.json, null, 2) + '\n');
   }
 
   private requireId(id: number | null, what: string): number {

@@ -13,4 +13,6 @@ export { applyChatTemplate, chatTemplateFromConfig, ChatTemplateError } from './
 export type { ChatMessage, ChatTemplateOptions } from './chat.js';
 export { loadTokenizer, detectTokenizerKind, readTokenizerConfig } from './load.js';
 export type { LoadTokenizerOptions, TokenizerKind } from './load.js';
+export { tokenizerFromBytes } from './from_bytes.js';
+export type { TokenizerFromBytesOptions } from './from_bytes.js';
 export { GPT2_PATTERN, LLAMA3_PATTERN, BYTE_TO_CHAR } from './bytelevel.js';

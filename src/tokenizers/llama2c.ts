@@ -5,12 +5,12 @@
 // bytes as ids byte+3), then repeatedly merge the adjacent pair whose concatenation is in the
 // vocabulary with the highest score (leftmost on ties). BOS is id 1 and EOS id 2, as in run.c.
 import { MaxHeap } from './heap.js';
-import { readFileSync } from 'node:fs';
 import { SentencePieceTokenizer } from './sentencepiece.js';
 import {
   byteFallbackToken,
   byteFallbackValue,
   checkId,
+  nodeFs,
   splitOnSpecials,
   StreamDecoder,
   TokenizerFormatError,
@@ -86,7 +86,7 @@ export class Llama2cTokenizer implements Tokenizer {
   }
 
   static fromFile(path: string, vocabSize?: number): Llama2cTokenizer {
-    return Llama2cTokenizer.parse(readFileSync(path), path, vocabSize);
+    return Llama2cTokenizer.parse(nodeFs('Llama2cTokenizer.fromFile').readFileSync(path), path, vocabSize);
   }
 
   /** llama2.c's tokenizer.py export of a SentencePiece model. */

@@ -5,12 +5,12 @@
 // highest score (leftmost on ties), then spell pieces that are not in the vocabulary as
 // <0xXX> byte pieces (byte_fallback) or unk.
 import { MaxHeap } from './heap.js';
-import { readFileSync } from 'node:fs';
 import { charAt, PrecompiledCharsMap } from './charsmap.js';
 import {
   byteFallbackToken,
   byteFallbackValue,
   checkId,
+  nodeFs,
   splitOnSpecials,
   StreamDecoder,
   TokenizerError,
@@ -229,7 +229,7 @@ export class SentencePieceTokenizer implements Tokenizer {
   }
 
   static fromFile(path: string): SentencePieceTokenizer {
-    return new SentencePieceTokenizer(parseModelProto(readFileSync(path), path), path);
+    return new SentencePieceTokenizer(parseModelProto(nodeFs('SentencePieceTokenizer.fromFile').readFileSync(path), path), path);
   }
 
   /** sentencepiece's Normalizer::Normalize: returns the normalized text (▁ for spaces). */

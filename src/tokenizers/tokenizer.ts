@@ -131,3 +131,21 @@ export function splitOnSpecials(text: string, specials: readonly string[]): Arra
 export function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }
+
+/** The part of node:fs that fromFile and save use (typed here so browser builds need no Node types). */
+export interface SyncFs {
+  readFileSync(path: string): Uint8Array;
+  readFileSync(path: string, encoding: 'utf8'): string;
+  writeFileSync(path: string, data: string): void;
+}
+
+/**
+ * node:fs, for the few methods that read or write a file (fromFile, save), taken at call time so
+ * that these modules hold no static Node import and load in a browser (Node ≥ 20.16).
+ */
+export function nodeFs(what: string): SyncFs {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  const fs = proc?.getBuiltinModule?.('node:fs') as SyncFs | undefined;
+  if (!fs) throw new TokenizerError(`${what} reads or writes a file and needs Node.js ≥ 20.16; in a browser, fetch the bytes and build the tokenizer from them`);
+  return fs;
+}

@@ -1,0 +1,45 @@
+// A Hugging Face model from bytes in memory, Node-free (the browser entry point uses it): the
+// config.json object and the bytes of model.safetensors (fetched by a page, say) → a model with
+// its weights in f32, checked against the config as readHfDir checks a directory.
+import type { Tensor } from '../tensor/tensor.js';
+import { tensor } from '../tensor/ops.js';
+import { scope } from '../tensor/storage.js';
+import { createModel } from '../models/index.js';
+import type { LlamaForCausalLM } from '../models/index.js';
+import { parseSafetensorsBytes } from './safetensors_bytes.js';
+import { checkLlamaTensors, llamaDims } from './llama.js';
+import { toFloat32 } from './dtypes.js';
+import type { RawTensor } from './dtypes.js';
+
+/** Model types whose tensors are checked against the config before loading. */
+const LLAMA_LIKE = new Set(['llama', 'mistral']);
+
+export interface ModelFromBytesOptions {
+  /** Names the weights in errors (default "model.safetensors"). */
+  source?: string;
+  /** Names the config in errors (default "config.json"). */
+  configSource?: string;
+}
+
+/**
+ * Build a model from an HF config.json object and its weights: the bytes of a safetensors file,
+ * or raw tensors already parsed (any dtype safetensors holds; converted to f32).
+ */
+export function modelFromBytes(config: Record<string, unknown>, weights: Uint8Array | readonly RawTensor[], opts: ModelFromBytesOptions = {}): LlamaForCausalLM {
+  const source = opts.source ?? 'model.safetensors';
+  const configSource = opts.configSource ?? 'config.json';
+  const tensors = weights instanceof Uint8Array ? parseSafetensorsBytes(weights, source).tensors : weights;
+  if (LLAMA_LIKE.has(String(config.model_type))) checkLlamaTensors(source, tensors, llamaDims(config, configSource));
+  const model = createModel(config, configSource);
+  try {
+    scope(() => {
+      const sd: Record<string, Tensor> = {};
+      for (const t of tensors) sd[t.name] = tensor(toFloat32(t, source), t.shape);
+      model.loadStateDict(sd, { source });
+    });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return model;
+}
