@@ -18,6 +18,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   bench: () => import('./commands/bench.js'),
   generate: () => import('./commands/generate.js'),
   chat: () => import('./commands/chat.js'),
+  serve: () => import('./commands/serve.js'),
   tokenize: () => import('./commands/tokenize.js'),
   ngram: () => import('./commands/ngram.js'),
   word2vec: () => import('./commands/word2vec.js'),

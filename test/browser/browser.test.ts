@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
+import { serveStatic } from '../../src/serve/static.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const CHROMIUM = '/usr/bin/chromium';
@@ -16,6 +17,9 @@ const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javas
 test('wasm backend, autograd and generation run in headless Chromium', { skip: !existsSync(CHROMIUM) && 'chromium is not installed', timeout: 120000 }, async () => {
   const { chromium } = await import('playwright-core');
   const server = createServer((req, res) => {
+    // The package's browser modules as tslm serve sends them: a Web Worker has no import map, so
+    // their bare imports (@huggingface/jinja) are rewritten to /vendor/ URLs.
+    if (/^\/(dist|vendor)\//.test(req.url ?? '') && serveStatic(req, res, { root, modelDir: null })) return;
     const url = new URL(req.url ?? '/', 'http://x');
     let rel = decodeURIComponent(url.pathname);
     if (rel === '/' || rel === '/page.html') rel = '/test/browser/page.html';

@@ -1,0 +1,308 @@
+// tslm playground: a chat page in two modes.
+//   server      POST /v1/chat/completions with stream: true; the server-sent events are read from
+//               the fetch body (a ReadableStream) and each delta appended as it arrives.
+//   in-browser  the model runs in this page: a module Web Worker (worker.js) loads /dist/src/browser.js,
+//               starts the wasm backend on threads sharing one WebAssembly.Memory (which needs
+//               SharedArrayBuffer, so a cross-origin-isolated page), fetches the model's files from
+//               /playground/model/ and posts each generated token back.
+// Plain ES modules, no build step.
+
+const $ = (id) => document.getElementById(id);
+const els = {
+  model: $('model-name'), status: $('status'), messages: $('messages'), form: $('composer'), prompt: $('prompt'),
+  send: $('send'), stop: $('stop'), clear: $('clear'), system: $('system'), temperature: $('temperature'),
+  topP: $('top_p'), maxTokens: $('max_tokens'), seed: $('seed'), schema: $('schema'), tps: $('tps'), info: $('browser-info'),
+};
+
+const state = {
+  mode: 'server',
+  modelId: null,
+  history: [], // {role, content} of finished turns
+  busy: false,
+  abort: null, // function that stops the running generation
+  stopRequested: false,
+  worker: null,
+  workerReady: null, // Promise<info> of the loaded in-browser model
+  nextId: 1,
+};
+window.__playground = state; // for debugging from the console
+
+function setStatus(text, kind = 'idle') {
+  els.status.textContent = text;
+  els.status.dataset.state = kind;
+}
+
+// ---- messages ---------------------------------------------------------------------------
+
+function addMessage(role, text = '') {
+  const div = document.createElement('div');
+  div.className = `msg ${role}`;
+  div.dataset.role = role;
+  div.dataset.testid = role === 'assistant' ? 'assistant-message' : role === 'user' ? 'user-message' : `${role}-message`;
+  const r = document.createElement('div');
+  r.className = 'role';
+  r.textContent = role;
+  const c = document.createElement('div');
+  c.className = 'content';
+  c.textContent = text;
+  div.append(r, c);
+  els.messages.append(div);
+  els.messages.scrollTop = els.messages.scrollHeight;
+  return { div, content: c };
+}
+
+function addMeta(div, text) {
+  const m = document.createElement('div');
+  m.className = 'meta';
+  m.textContent = text;
+  div.append(m);
+}
+
+// ---- tokens per second ------------------------------------------------------------------
+
+class Rate {
+  constructor() { this.t0 = performance.now(); this.first = null; this.n = 0; this.render(); }
+  token(k = 1) {
+    const now = performance.now();
+    if (this.first === null) this.first = now;
+    this.n += k;
+    this.last = now;
+    this.render();
+  }
+  /** The exact token count once known (server chunks can merge tokens). */
+  count(n) { this.n = n; this.render(); }
+  /** Restart the clock (after a model load that is not the reply's latency). */
+  restart() { this.t0 = performance.now(); }
+  /** Decode rate: tokens after the first over the time since the first (prefill excluded). */
+  get rate() { return this.n > 1 && this.last > this.first ? ((this.n - 1) * 1000) / (this.last - this.first) : 0; }
+  render(final = false) {
+    const ttft = this.first === null ? null : this.first - this.t0;
+    els.tps.dataset.tokens = String(this.n);
+    els.tps.dataset.rate = this.rate.toFixed(2);
+    els.tps.textContent = this.n === 0 ? (final ? 'no tokens' : '… tok/s')
+      : `${this.rate.toFixed(1)} tok/s · ${this.n} tokens${ttft === null ? '' : ` · first after ${Math.round(ttft)} ms`}`;
+  }
+}
+
+// ---- sampling controls ------------------------------------------------------------------
+
+function readParams() {
+  const num = (el, name, { min = -Infinity, max = Infinity, int = false } = {}) => {
+    if (el.value.trim() === '') return undefined;
+    const v = Number(el.value);
+    if (!Number.isFinite(v) || v < min || v > max || (int && !Number.isInteger(v))) throw new Error(`${name} must be ${int ? 'an integer' : 'a number'} in [${min}, ${max}]`);
+    return v;
+  };
+  const p = {
+    temperature: num(els.temperature, 'temperature', { min: 0, max: 2 }),
+    top_p: num(els.topP, 'top_p', { min: 0, max: 1 }),
+    max_tokens: num(els.maxTokens, 'max_tokens', { min: 1, max: 100000, int: true }),
+    seed: num(els.seed, 'seed', { int: true }),
+    schema: undefined,
+  };
+  const s = els.schema.value.trim();
+  if (s) {
+    try { p.schema = JSON.parse(s); } catch (e) { throw new Error(`the JSON schema is not valid JSON: ${e.message}`); }
+    if (p.schema === null || typeof p.schema !== 'object' || Array.isArray(p.schema)) throw new Error('the JSON schema must be a JSON object');
+  }
+  return p;
+}
+
+// ---- server mode: fetch + server-sent events ----------------------------------------------
+
+/** Yields the data payloads of the server-sent events of a response body. */
+async function* sseData(body) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += value;
+      let m;
+      while ((m = /\r?\n\r?\n|\r\r/.exec(buf))) {
+        const block = buf.slice(0, m.index);
+        buf = buf.slice(m.index + m[0].length);
+        const data = block.split(/\r?\n|\r/).filter((l) => l.startsWith('data:')).map((l) => l.slice(5).replace(/^ /, ''));
+        if (data.length) yield data.join('\n');
+      }
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+async function errorText(res) {
+  const t = await res.text();
+  try { return JSON.parse(t).error?.message ?? t; } catch { return t || res.statusText; }
+}
+
+async function runServer(messages, p, onText, rate) {
+  const controller = new AbortController();
+  state.abort = () => controller.abort();
+  if (state.stopRequested) controller.abort();
+  const body = { model: state.modelId ?? undefined, messages, stream: true, stream_options: { include_usage: true } };
+  for (const k of ['temperature', 'top_p', 'max_tokens', 'seed']) if (p[k] !== undefined) body[k] = p[k];
+  if (p.schema) body.response_format = { type: 'json_schema', json_schema: { name: 'playground', schema: p.schema, strict: true } };
+  let finish = null, usage = null;
+  try {
+    const res = await fetch('/v1/chat/completions', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal: controller.signal,
+    });
+    if (!res.ok) throw new Error(`HTTP ${res.status}: ${await errorText(res)}`);
+    for await (const data of sseData(res.body)) {
+      if (data === '[DONE]') break;
+      const chunk = JSON.parse(data);
+      if (chunk.error) throw new Error(chunk.error.message ?? JSON.stringify(chunk.error));
+      const choice = chunk.choices?.[0];
+      const text = choice?.delta?.content;
+      // One chunk per token, except where the server held text back (a partial UTF-8 character).
+      if (text) { rate.token(); onText(text); }
+      if (choice?.finish_reason) finish = choice.finish_reason;
+      if (chunk.usage) usage = chunk.usage;
+    }
+  } catch (e) {
+    if (e.name === 'AbortError') return { finish: 'stopped', usage };
+    throw e;
+  }
+  if (usage?.completion_tokens) rate.count(usage.completion_tokens);
+  return { finish, usage };
+}
+
+// ---- in-browser mode: the model in a Web Worker -------------------------------------------
+
+function loadBrowserModel() {
+  if (state.workerReady) return state.workerReady;
+  if (!window.crossOriginIsolated) {
+    const msg = 'In-browser mode needs a cross-origin-isolated page (SharedArrayBuffer for the wasm threads): serve it with '
+      + '"Cross-Origin-Opener-Policy: same-origin" and "Cross-Origin-Embedder-Policy: require-corp" (tslm serve does). '
+      + 'window.crossOriginIsolated is false here.';
+    return Promise.reject(new Error(msg));
+  }
+  const w = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'tslm-model' });
+  state.worker = w;
+  state.workerReady = new Promise((resolve, reject) => {
+    w.addEventListener('message', function onLoad(e) {
+      const m = e.data;
+      if (m.type === 'progress') setStatus(m.text, 'busy');
+      else if (m.type === 'ready') { w.removeEventListener('message', onLoad); resolve(m.info); }
+      else if (m.type === 'error' && m.id === undefined) { w.removeEventListener('message', onLoad); reject(new Error(m.message)); }
+    });
+    w.addEventListener('error', (e) => reject(new Error(`the model worker failed to start: ${e.message ?? 'module error (see the console)'}`)), { once: true });
+  });
+  w.postMessage({ type: 'load', threads: Math.max(1, Math.min(4, navigator.hardwareConcurrency || 2)) });
+  state.workerReady.then(
+    (info) => {
+      els.info.textContent = `in-browser: ${info.modelType}, ${info.params.toLocaleString()} parameters, ${info.layers} layers, vocab ${info.vocab}\n`
+        + `wasm backend, ${info.threads} threads · crossOriginIsolated: ${info.crossOriginIsolated} · loaded in ${info.loadMs} ms`;
+      if (state.mode === 'browser' && !state.busy) setStatus('in-browser model ready', 'ready');
+    },
+    (e) => { state.workerReady = null; state.worker?.terminate(); state.worker = null; if (state.mode === 'browser') setStatus(e.message, 'error'); },
+  );
+  return state.workerReady;
+}
+
+async function runBrowser(messages, p, onText, rate) {
+  await loadBrowserModel();
+  rate.restart();
+  const w = state.worker;
+  const id = state.nextId++;
+  return new Promise((resolve, reject) => {
+    const onMsg = (e) => {
+      const m = e.data;
+      if (m.id !== id) return;
+      if (m.type === 'token') { if (m.tokenId >= 0) rate.token(); if (m.text) onText(m.text); }
+      else if (m.type === 'done') { w.removeEventListener('message', onMsg); resolve({ finish: m.finishReason, usage: m.usage, stats: m.stats }); }
+      else if (m.type === 'error') { w.removeEventListener('message', onMsg); reject(new Error(m.message)); }
+    };
+    w.addEventListener('message', onMsg);
+    state.abort = () => w.postMessage({ type: 'stop', id });
+    w.postMessage({ type: 'generate', id, messages, params: p });
+    if (state.stopRequested) state.abort();
+  });
+}
+
+// ---- the chat loop ------------------------------------------------------------------------
+
+async function send() {
+  if (state.busy) return;
+  const text = els.prompt.value;
+  if (!text.trim()) return;
+  let p;
+  try { p = readParams(); } catch (e) { setStatus(e.message, 'error'); return; }
+  const messages = [];
+  if (els.system.value.trim()) messages.push({ role: 'system', content: els.system.value });
+  messages.push(...state.history, { role: 'user', content: text });
+  els.prompt.value = '';
+  addMessage('user', text);
+  const { div, content } = addMessage('assistant');
+  div.classList.add('streaming');
+  state.busy = true;
+  state.stopRequested = false;
+  els.send.disabled = true;
+  els.stop.disabled = false;
+  setStatus(state.mode === 'server' ? 'generating (server)…' : 'generating (in-browser)…', 'busy');
+  const rate = new Rate();
+  let reply = '';
+  const onText = (t) => {
+    reply += t;
+    content.textContent = reply;
+    els.messages.scrollTop = els.messages.scrollHeight;
+  };
+  try {
+    const r = state.mode === 'server' ? await runServer(messages, p, onText, rate) : await runBrowser(messages, p, onText, rate);
+    rate.render(true);
+    state.history.push({ role: 'user', content: text }, { role: 'assistant', content: reply });
+    div.dataset.finish = r.finish ?? '';
+    const n = r.usage?.completion_tokens ?? rate.n;
+    addMeta(div, `${state.mode === 'server' ? 'server' : 'in-browser'} · ${n} tokens · ${rate.rate.toFixed(1)} tok/s · finish: ${r.finish ?? '?'}`);
+    setStatus('done', 'ready');
+  } catch (e) {
+    div.classList.add('error');
+    div.dataset.finish = 'error';
+    content.textContent = reply + (reply ? '\n' : '') + `⚠ ${e.message}`;
+    setStatus(e.message, 'error');
+  } finally {
+    div.classList.remove('streaming');
+    state.busy = false;
+    state.abort = null;
+    els.send.disabled = false;
+    els.stop.disabled = true;
+  }
+}
+
+els.form.addEventListener('submit', (e) => { e.preventDefault(); send(); });
+els.prompt.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
+});
+els.stop.addEventListener('click', () => { state.stopRequested = true; state.abort?.(); });
+els.clear.addEventListener('click', () => {
+  if (state.busy) return;
+  state.history = [];
+  els.messages.replaceChildren();
+  els.tps.textContent = '– tok/s';
+});
+
+for (const r of document.querySelectorAll('input[name="mode"]')) {
+  r.addEventListener('change', () => {
+    if (!r.checked) return;
+    state.mode = r.value;
+    document.body.dataset.mode = state.mode;
+    if (state.mode === 'browser') {
+      setStatus('loading the model in the page…', 'busy');
+      loadBrowserModel().catch((e) => { if (state.mode === 'browser') setStatus(e.message, 'error'); });
+    } else {
+      setStatus(state.modelId ? `server: ${state.modelId}` : 'server', 'ready');
+    }
+  });
+}
+document.body.dataset.mode = state.mode;
+els.info.textContent = `crossOriginIsolated: ${window.crossOriginIsolated}`;
+
+fetch('/v1/models').then(async (res) => {
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  const j = await res.json();
+  state.modelId = j.data?.[0]?.id ?? null;
+  els.model.textContent = state.modelId ?? '(none)';
+  if (state.mode === 'server' && !state.busy) setStatus(`server: ${state.modelId}`, 'ready');
+}).catch((e) => { els.model.textContent = `(unavailable: ${e.message})`; });

@@ -1,0 +1,53 @@
+// `tslm serve`: the OpenAI-compatible server and the playground (src/serve/).
+import { parseArgs } from 'node:util';
+import { UsageError } from '../main.js';
+import { init, shutdown } from '../../backend/index.js';
+import { startServer } from '../../serve/server.js';
+import { num } from './generate.js';
+
+export const usage = `tslm serve --model <hf-dir|file.bin|file.gguf> [--port 8080] [--host 127.0.0.1]
+      [--models-dir DIR] [--model-id ID] [--tokenizer FILE] [--threads N]
+      [--max-active 4] [--max-queue 64] [--max-tokens-limit 4096] [--max-prompt-tokens N]
+      [--max-body-bytes 4194304] [--quiet]
+    OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models,
+    /health) and the playground page at http://HOST:PORT/. --models-dir offers every model
+    directory or checkpoint directly inside DIR by its name. Binds to 127.0.0.1 unless --host
+    says otherwise.`;
+
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      model: { type: 'string' }, 'models-dir': { type: 'string' }, 'model-id': { type: 'string' }, tokenizer: { type: 'string' },
+      port: { type: 'string' }, host: { type: 'string' }, threads: { type: 'string' },
+      'max-active': { type: 'string' }, 'max-queue': { type: 'string' }, 'max-tokens-limit': { type: 'string' }, 'max-prompt-tokens': { type: 'string' }, 'max-body-bytes': { type: 'string' },
+      quiet: { type: 'boolean' },
+    },
+  });
+  if (!values.model && !values['models-dir']) throw new UsageError('--model (or --models-dir) is required');
+  const int = (v: string | undefined, name: string, min: number) => num(v, name, (x) => Number.isInteger(x) && x >= min);
+  const port = int(values.port, 'port', 0) ?? 8080;
+  if (port > 65535) throw new UsageError(`--port: invalid value '${values.port}'`);
+  const maxTokens = int(values['max-tokens-limit'], 'max-tokens-limit', 1);
+  const maxBody = int(values['max-body-bytes'], 'max-body-bytes', 1024);
+  const maxPrompt = int(values['max-prompt-tokens'], 'max-prompt-tokens', 1);
+  await init({ threads: int(values.threads, 'threads', 1) });
+  const server = await startServer({
+    model: values.model, modelsDir: values['models-dir'], modelId: values['model-id'], tokenizer: values.tokenizer,
+    port, host: values.host ?? '127.0.0.1',
+    maxActive: int(values['max-active'], 'max-active', 1), maxQueue: int(values['max-queue'], 'max-queue', 0),
+    limits: { ...(maxTokens ? { maxTokens } : {}), ...(maxBody ? { maxBodyBytes: maxBody } : {}), ...(maxPrompt ? { maxPromptTokens: maxPrompt } : {}) },
+    log: values.quiet ? undefined : (line) => console.error(line),
+  });
+  // The first stdout line is the address (scripts and tests read it).
+  console.log(`tslm serve: listening on ${server.url} (models: ${server.registry.ids().join(', ')})`);
+  console.error(`playground: ${server.url}/`);
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await server.close();
+  await shutdown();
+  return 0;
+}

@@ -1,0 +1,214 @@
+// The models a server offers: the one given with --model, and (with --models-dir) every model
+// directory or checkpoint file directly inside that directory, loaded on first use. A request
+// names a model by id; only ids in the listing resolve, and their real paths must lie inside the
+// models directory, so a request cannot reach any other file (`../`, absolute paths, symlinks).
+import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { loadModel } from '../io/model.js';
+import type { LlamaForCausalLM } from '../models/llama.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { chatTemplateFromConfig, CHATML_TEMPLATE } from '../tokenizers/chat.js';
+import { readTokenizerConfig } from '../tokenizers/load.js';
+import { TokenVocab } from '../structured/vocab.js';
+import { TokenMatcher } from '../structured/matcher.js';
+import type { Grammar } from '../structured/grammar.js';
+import { ApiError } from './errors.js';
+
+export interface ChatFormat {
+  template: string;
+  bosToken: string;
+  eosToken: string;
+  /** Whether the template came from the model (false: ChatML fallback). */
+  own: boolean;
+}
+
+export class ServedModel {
+  /** Requests using the model now (a model in use is never unloaded). */
+  refs = 0;
+  lastUsed = Date.now();
+  readonly created = Math.floor(Date.now() / 1000);
+  private vocab_: TokenVocab | null = null;
+  private readonly matchers = new Map<string, TokenMatcher>();
+
+  constructor(
+    readonly id: string,
+    readonly path: string,
+    readonly model: LlamaForCausalLM,
+    readonly tokenizer: Tokenizer | null,
+    readonly chat: ChatFormat,
+    /** The HF directory the model was read from (the playground's in-browser mode fetches it). */
+    readonly hfDir: string | null,
+  ) {}
+
+  get contextLength(): number { return this.model.config.max_position_embeddings; }
+
+  /** Ids that end an assistant turn: the tokenizer's EOS and the template's end-of-turn token. */
+  get stopIds(): number[] {
+    const t = this.tokenizer;
+    const ids = new Set<number>(this.model.config.eos_token_id ?? []);
+    if (t?.eosId !== null && t?.eosId !== undefined) ids.add(t.eosId);
+    const eot = t?.specialTokens.get(this.chat.eosToken);
+    if (eot !== undefined) ids.add(eot);
+    return [...ids];
+  }
+
+  /** The vocabulary as the constraint engine sees it, with every stop id as an end token. */
+  vocab(): TokenVocab {
+    if (!this.vocab_) {
+      if (!this.tokenizer) throw new ApiError(400, `model '${this.id}' has no tokenizer; constrained output needs one`);
+      const base = TokenVocab.fromTokenizer(this.tokenizer);
+      this.vocab_ = new TokenVocab(base.bytes, [...new Set([...base.eosIds, ...this.stopIds])]);
+    }
+    return this.vocab_;
+  }
+
+  /**
+   * A token matcher for a grammar, cached by `key` (the constraint's JSON): a schema sent again
+   * reuses the masks already computed for it.
+   */
+  matcher(key: string, compile: () => Grammar): TokenMatcher {
+    let m = this.matchers.get(key);
+    if (m) { this.matchers.delete(key); this.matchers.set(key, m); return m; }
+    m = new TokenMatcher(compile(), this.vocab());
+    this.matchers.set(key, m);
+    if (this.matchers.size > 32) this.matchers.delete(this.matchers.keys().next().value!);
+    return m;
+  }
+
+  dispose(): void { this.model.dispose(); }
+}
+
+export interface RegistryOptions {
+  /** A model served under `modelId` (default: its file or directory name). */
+  model?: string;
+  modelId?: string;
+  /** A directory whose direct entries are models that requests may name. */
+  modelsDir?: string;
+  /** Tokenizer file for --model (when it has none of its own). */
+  tokenizer?: string;
+  /** Models kept in memory at once (least recently used unloaded first; default 2). */
+  maxLoaded?: number;
+}
+
+function isModelEntry(p: string): boolean {
+  try {
+    const st = statSync(p);
+    if (st.isDirectory()) return existsSync(path.join(p, 'config.json'));
+    return st.isFile() && (p.endsWith('.gguf') || p.endsWith('.bin'));
+  } catch {
+    return false;
+  }
+}
+
+export class ModelRegistry {
+  private readonly loaded = new Map<string, ServedModel>();
+  private readonly loading = new Map<string, Promise<ServedModel>>();
+  readonly defaultId: string | null;
+  private readonly modelsDir: string | null;
+
+  constructor(readonly opts: RegistryOptions) {
+    if (!opts.model && !opts.modelsDir) throw new Error('give a model (--model) or a models directory (--models-dir)');
+    this.defaultId = opts.model ? (opts.modelId ?? path.basename(path.resolve(opts.model))) : null;
+    this.modelsDir = opts.modelsDir ? realpathSync(opts.modelsDir) : null;
+    if (this.modelsDir && !statSync(this.modelsDir).isDirectory()) throw new Error(`${opts.modelsDir}: not a directory`);
+  }
+
+  /** Ids of every model that can be requested. */
+  ids(): string[] {
+    const out: string[] = [];
+    if (this.defaultId) out.push(this.defaultId);
+    if (this.modelsDir) {
+      for (const name of readdirSync(this.modelsDir).sort()) {
+        if (name.startsWith('.') || out.includes(name)) continue;
+        const p = path.join(this.modelsDir, name);
+        if (isModelEntry(p) && this.inside(p)) out.push(name);
+      }
+    }
+    return out;
+  }
+
+  /** Whether a path's real location (symlinks followed) lies inside the models directory. */
+  private inside(p: string): boolean {
+    try {
+      const rel = path.relative(this.modelsDir!, realpathSync(p));
+      return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+    } catch {
+      return false;
+    }
+  }
+
+  /** Load the default model now (the server starts only once it is ready). */
+  async init(): Promise<ServedModel | null> {
+    if (!this.defaultId) return null;
+    return this.acquire(this.defaultId).then((m) => { this.release(m); return m; });
+  }
+
+  /** The model a request names (undefined or '' = the default), held until release(). */
+  async acquire(id: string | undefined | null): Promise<ServedModel> {
+    const name = id || this.defaultId;
+    if (!name) throw new ApiError(400, 'no model given and the server has no default model', 'invalid_request_error', 'model', 'model_not_found');
+    let m = this.loaded.get(name);
+    if (!m) {
+      let p = this.loading.get(name);
+      if (!p) {
+        p = this.load(name).finally(() => this.loading.delete(name));
+        this.loading.set(name, p);
+      }
+      m = await p;
+    }
+    m.refs++;
+    m.lastUsed = Date.now();
+    return m;
+  }
+
+  release(m: ServedModel): void {
+    m.refs = Math.max(0, m.refs - 1);
+    this.evict();
+  }
+
+  private resolve(name: string): string {
+    if (name === this.defaultId) return this.opts.model!;
+    const unknown = () => new ApiError(404, `The model '${name}' does not exist`, 'invalid_request_error', 'model', 'model_not_found');
+    if (!this.modelsDir || typeof name !== 'string' || name.includes('\0') || name.includes('/') || name.includes('\\') || name === '.' || name === '..') throw unknown();
+    if (!this.ids().includes(name)) throw unknown();
+    const p = path.join(this.modelsDir, name);
+    if (!this.inside(p)) throw unknown();
+    return realpathSync(p);
+  }
+
+  private async load(name: string): Promise<ServedModel> {
+    const p = this.resolve(name);
+    const { model, tokenizer, format } = await loadModel(p, name === this.defaultId && this.opts.tokenizer ? { tokenizer: this.opts.tokenizer } : {});
+    model.eval();
+    const dir = format === 'hf' ? p : path.dirname(p);
+    const cfgFile = path.join(dir, 'tokenizer_config.json');
+    let chat: ChatFormat = { template: CHATML_TEMPLATE, bosToken: '', eosToken: '<|im_end|>', own: false };
+    if (existsSync(cfgFile)) {
+      const c = readTokenizerConfig(cfgFile);
+      if (c.chat_template) chat = { ...chatTemplateFromConfig(c, 'default', cfgFile), own: true };
+    }
+    const m = new ServedModel(name, p, model, tokenizer, chat, format === 'hf' ? p : null);
+    this.loaded.set(name, m);
+    this.evict();
+    return m;
+  }
+
+  private evict(): void {
+    const max = this.opts.maxLoaded ?? 2;
+    if (this.loaded.size <= max) return;
+    const idle = [...this.loaded.values()].filter((m) => m.refs === 0).sort((a, b) => a.lastUsed - b.lastUsed);
+    for (const m of idle) {
+      if (this.loaded.size <= max) break;
+      this.loaded.delete(m.id);
+      m.dispose();
+    }
+  }
+
+  /** The loaded default model (for the playground's model files). */
+  get defaultModel(): ServedModel | null { return this.defaultId ? this.loaded.get(this.defaultId) ?? null : null; }
+
+  dispose(): void {
+    for (const m of this.loaded.values()) m.dispose();
+    this.loaded.clear();
+  }
+}

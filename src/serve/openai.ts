@@ -1,0 +1,633 @@
+// The OpenAI API over tslm models: request validation (every field checked, errors name it),
+// prompts (chat templates, tool descriptions), constraints (response_format, tools) and the
+// response shapes of /v1/completions, /v1/chat/completions (plain and server-sent events) and
+// /v1/embeddings. Generation runs as jobs on the shared Scheduler.
+import type { ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { Generation } from '../generate/generate.js';
+import type { GenerateOptions, GenerationResult } from '../generate/generate.js';
+import type { LogitsProcessor } from '../generate/processors.js';
+import { ConstraintProcessor } from '../structured/processor.js';
+import { compileJsonSchema } from '../structured/schema.js';
+import type { JsonSchema, SchemaOptions } from '../structured/schema.js';
+import { StructuredError } from '../structured/errors.js';
+import { TokenVocab } from '../structured/vocab.js';
+import { applyChatTemplate } from '../tokenizers/chat.js';
+import type { ChatMessage } from '../tokenizers/chat.js';
+import { noGrad } from '../tensor/autograd.js';
+import { scope } from '../tensor/storage.js';
+import * as T from '../tensor/ops.js';
+import { H } from '../backend/heap.js';
+import { ApiError, badParam } from './errors.js';
+import type { ModelRegistry, ServedModel } from './models.js';
+import type { Job, Scheduler } from './scheduler.js';
+import { QueueFullError } from './scheduler.js';
+
+export interface Limits {
+  /** Largest request body in bytes (default 4 MiB). */
+  maxBodyBytes: number;
+  /** Largest max_tokens a request may ask for (default 4096; never past the context). */
+  maxTokens: number;
+  /** Longest prompt in tokens (default: the model's context). */
+  maxPromptTokens: number | null;
+  /** Largest n (default 8). */
+  maxN: number;
+  /** Most inputs in one embeddings request (default 256). */
+  maxEmbeddingInputs: number;
+}
+
+export const DEFAULT_LIMITS: Limits = { maxBodyBytes: 4 << 20, maxTokens: 4096, maxPromptTokens: null, maxN: 8, maxEmbeddingInputs: 256 };
+
+export interface Ctx {
+  registry: ModelRegistry;
+  scheduler: Scheduler;
+  limits: Limits;
+}
+
+const FINGERPRINT = 'tslm-0.1.0';
+
+// ---- field checks ----------------------------------------------------------------------------
+
+type Obj = Record<string, unknown>;
+
+function isObj(x: unknown): x is Obj {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function bodyObject(body: unknown): Obj {
+  if (!isObj(body)) throw new ApiError(400, 'the request body must be a JSON object');
+  return body;
+}
+
+function optNumber(b: Obj, key: string, o: { min: number; max: number; int?: boolean; exclusiveMin?: boolean }): number | undefined {
+  const v = b[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw badParam(key, `'${key}' must be a number, got ${JSON.stringify(v)}`, 'invalid_type');
+  if (o.int && !Number.isInteger(v)) throw badParam(key, `'${key}' must be an integer, got ${v}`, 'invalid_type');
+  if (v < o.min || v > o.max || (o.exclusiveMin && v === o.min)) {
+    throw badParam(key, `'${key}' must be ${o.exclusiveMin ? 'greater than' : 'at least'} ${o.min} and at most ${o.max}, got ${v}`);
+  }
+  return v;
+}
+
+function optBool(b: Obj, key: string): boolean | undefined {
+  const v = b[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'boolean') throw badParam(key, `'${key}' must be a boolean, got ${JSON.stringify(v)}`, 'invalid_type');
+  return v;
+}
+
+function stopStrings(b: Obj): string[] {
+  const v = b.stop;
+  if (v === undefined || v === null) return [];
+  const list = typeof v === 'string' ? [v] : v;
+  if (!Array.isArray(list) || list.some((s) => typeof s !== 'string')) throw badParam('stop', "'stop' must be a string or an array of strings", 'invalid_type');
+  if (list.length > 4) throw badParam('stop', `'stop' takes at most 4 sequences, got ${list.length}`);
+  if (list.some((s) => s.length === 0)) throw badParam('stop', "'stop' sequences must not be empty");
+  return list as string[];
+}
+
+function logitBias(b: Obj, vocabSize: number): LogitsProcessor | null {
+  const v = b.logit_bias;
+  if (v === undefined || v === null) return null;
+  if (!isObj(v)) throw badParam('logit_bias', "'logit_bias' must be an object of token id → bias", 'invalid_type');
+  const bias = new Map<number, number>();
+  for (const [k, x] of Object.entries(v)) {
+    const id = Number(k);
+    if (!/^\d+$/.test(k) || id >= vocabSize) throw badParam('logit_bias', `'logit_bias' key ${JSON.stringify(k)} is not a token id of this model (0…${vocabSize - 1})`);
+    if (typeof x !== 'number' || !(x >= -100 && x <= 100)) throw badParam('logit_bias', `'logit_bias' value for ${k} must be a number in [-100, 100]`);
+    bias.set(id, x);
+  }
+  return { process: (_ids, logits) => { for (const [id, x] of bias) logits[id] += x; } };
+}
+
+/** Sampling fields shared by completions and chat completions. */
+function sampling(b: Obj, m: ServedModel, ctx: Ctx, promptLen: number, maxTokensKey: string): GenerateOptions & { n: number } {
+  const ctxLen = m.contextLength;
+  const maxPrompt = Math.min(ctx.limits.maxPromptTokens ?? ctxLen, ctxLen);
+  if (promptLen > maxPrompt) {
+    throw new ApiError(400, `This model's maximum context length is ${ctxLen} tokens${maxPrompt < ctxLen ? ` (prompts are limited to ${maxPrompt})` : ''}; the prompt has ${promptLen} tokens.`, 'invalid_request_error', 'messages', 'context_length_exceeded');
+  }
+  const room = ctxLen - promptLen;
+  const asked = optNumber(b, maxTokensKey, { min: 1, max: ctx.limits.maxTokens, int: true }) ?? (maxTokensKey !== 'max_tokens' ? optNumber(b, 'max_tokens', { min: 1, max: ctx.limits.maxTokens, int: true }) : undefined);
+  if (asked !== undefined && asked > room) {
+    throw new ApiError(400, `This model's maximum context length is ${ctxLen} tokens: the prompt has ${promptLen} tokens and ${maxTokensKey} asks for ${asked} more.`, 'invalid_request_error', maxTokensKey, 'context_length_exceeded');
+  }
+  const seed = optNumber(b, 'seed', { min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER, int: true });
+  const processors: LogitsProcessor[] = [];
+  const lb = logitBias(b, m.model.config.vocab_size);
+  if (lb) processors.push(lb);
+  return {
+    maxNewTokens: asked ?? Math.min(room, ctx.limits.maxTokens),
+    temperature: optNumber(b, 'temperature', { min: 0, max: 2 }) ?? 1,
+    topP: optNumber(b, 'top_p', { min: 0, max: 1, exclusiveMin: true }) ?? 1,
+    presencePenalty: optNumber(b, 'presence_penalty', { min: -2, max: 2 }),
+    frequencyPenalty: optNumber(b, 'frequency_penalty', { min: -2, max: 2 }),
+    seed: seed === undefined ? randomBytes(4).readUInt32LE(0) : seed >>> 0,
+    stopStrings: stopStrings(b),
+    processors,
+    n: optNumber(b, 'n', { min: 1, max: ctx.limits.maxN, int: true }) ?? 1,
+  };
+}
+
+// ---- constraints -----------------------------------------------------------------------------
+
+interface Constraint {
+  key: string;
+  schema: JsonSchema;
+  options: SchemaOptions;
+  param: string;
+}
+
+function constraintProcessor(m: ServedModel, c: Constraint, maxNewTokens: number): ConstraintProcessor {
+  try {
+    const matcher = m.matcher(c.key, () => compileJsonSchema(c.schema, c.options));
+    return new ConstraintProcessor(matcher, { maxNewTokens });
+  } catch (e) {
+    if (e instanceof StructuredError) throw badParam(c.param, `invalid schema: ${e.message}`, 'invalid_schema');
+    throw e;
+  }
+}
+
+function responseFormat(b: Obj): Constraint | null {
+  const rf = b.response_format;
+  if (rf === undefined || rf === null) return null;
+  if (!isObj(rf) || typeof rf.type !== 'string') throw badParam('response_format', "'response_format' must be an object with a 'type'", 'invalid_type');
+  if (rf.type === 'text') return null;
+  if (rf.type === 'json_object') return { key: 'json_object', schema: { type: 'object' }, options: {}, param: 'response_format' };
+  if (rf.type === 'json_schema') {
+    const js = rf.json_schema;
+    if (!isObj(js)) throw badParam('response_format.json_schema', "'response_format.json_schema' must be an object with 'name' and 'schema'", 'invalid_type');
+    if (typeof js.name !== 'string' || !/^[a-zA-Z0-9_-]{1,64}$/.test(js.name)) throw badParam('response_format.json_schema.name', "'response_format.json_schema.name' must be 1–64 letters, digits, '_' or '-'");
+    const schema = js.schema ?? { type: 'object' };
+    if (!isObj(schema) && typeof schema !== 'boolean') throw badParam('response_format.json_schema.schema', "'response_format.json_schema.schema' must be a JSON Schema object", 'invalid_schema');
+    const strict = js.strict === true;
+    return { key: `schema:${strict}:${JSON.stringify(schema)}`, schema: schema as JsonSchema, options: strict ? { additionalProperties: 'forbid' } : {}, param: 'response_format.json_schema.schema' };
+  }
+  throw badParam('response_format.type', `'response_format.type' must be 'text', 'json_object' or 'json_schema', got ${JSON.stringify(rf.type)}`);
+}
+
+interface FunctionTool { name: string; description?: string; parameters: JsonSchema }
+
+function tools(b: Obj): { tools: FunctionTool[]; raw: unknown[]; choice: 'none' | 'auto' | 'required' | string } | null {
+  const t = b.tools;
+  if (t === undefined || t === null) {
+    if (b.tool_choice !== undefined && b.tool_choice !== null && b.tool_choice !== 'none') throw badParam('tool_choice', "'tool_choice' is only allowed when 'tools' are given");
+    return null;
+  }
+  if (!Array.isArray(t) || t.length === 0) throw badParam('tools', "'tools' must be a non-empty array", 'invalid_type');
+  const out: FunctionTool[] = [];
+  t.forEach((x, i) => {
+    if (!isObj(x) || x.type !== 'function' || !isObj(x.function)) throw badParam(`tools[${i}]`, `'tools[${i}]' must be {"type": "function", "function": {...}}`, 'invalid_type');
+    const f = x.function;
+    if (typeof f.name !== 'string' || !/^[a-zA-Z0-9_-]{1,64}$/.test(f.name)) throw badParam(`tools[${i}].function.name`, `'tools[${i}].function.name' must be 1–64 letters, digits, '_' or '-'`);
+    if (out.some((o) => o.name === f.name)) throw badParam(`tools[${i}].function.name`, `tool '${f.name}' is listed twice`);
+    const params = f.parameters ?? { type: 'object', properties: {} };
+    if (!isObj(params)) throw badParam(`tools[${i}].function.parameters`, `'tools[${i}].function.parameters' must be a JSON Schema object`, 'invalid_schema');
+    out.push({ name: f.name, description: typeof f.description === 'string' ? f.description : undefined, parameters: params as JsonSchema });
+  });
+  const c = b.tool_choice ?? 'auto';
+  let choice: string;
+  if (c === 'none' || c === 'auto' || c === 'required') choice = c;
+  else if (isObj(c) && c.type === 'function' && isObj(c.function) && typeof c.function.name === 'string') {
+    choice = c.function.name;
+    if (!out.some((o) => o.name === choice)) throw badParam('tool_choice', `'tool_choice' names '${choice}', which is not in 'tools'`);
+  } else throw badParam('tool_choice', "'tool_choice' must be 'none', 'auto', 'required' or {\"type\": \"function\", \"function\": {\"name\": ...}}");
+  return { tools: out, raw: t, choice };
+}
+
+function callSchema(t: FunctionTool): JsonSchema {
+  return { type: 'object', properties: { name: { const: t.name }, arguments: t.parameters }, required: ['name', 'arguments'], additionalProperties: false };
+}
+
+function toolsConstraint(ts: FunctionTool[], choice: string, answer: Constraint | null): Constraint {
+  const pick = choice === 'auto' || choice === 'required' ? ts : ts.filter((t) => t.name === choice);
+  const branches = pick.map(callSchema);
+  // 'auto': the model may also answer; a plain answer is a JSON string (or the response_format).
+  if (choice === 'auto') branches.push(answer ? answer.schema as JsonSchema : { type: 'string' });
+  const schema: JsonSchema = branches.length === 1 ? branches[0] : { anyOf: branches };
+  return { key: `tools:${choice}:${JSON.stringify(schema)}`, schema, options: { additionalProperties: 'forbid' }, param: 'tools' };
+}
+
+function toolsPrompt(ts: FunctionTool[], choice: string): string {
+  const list = ts.map((t) => `- ${t.name}${t.description ? `: ${t.description}` : ''}\n  parameters (JSON Schema): ${JSON.stringify(t.parameters)}`).join('\n');
+  const how = 'To call a tool, answer with only a JSON object {"name": <tool name>, "arguments": <arguments object>}.';
+  const auto = choice === 'auto' ? ' To answer without a tool, reply with your answer as a JSON string.' : '';
+  return `You can call these tools:\n${list}\n${how}${auto}`;
+}
+
+// ---- chat messages ---------------------------------------------------------------------------
+
+function textContent(c: unknown, where: string): string | null {
+  if (c === null || c === undefined) return null;
+  if (typeof c === 'string') return c;
+  if (Array.isArray(c)) {
+    return c.map((p, i) => {
+      if (isObj(p) && p.type === 'text' && typeof p.text === 'string') return p.text;
+      throw badParam(`${where}[${i}]`, `'${where}[${i}]': only text content parts are supported (got ${isObj(p) ? JSON.stringify(p.type) : typeof p})`);
+    }).join('');
+  }
+  throw badParam(where, `'${where}' must be a string or an array of content parts`, 'invalid_type');
+}
+
+function chatMessages(b: Obj): ChatMessage[] {
+  const ms = b.messages;
+  if (!Array.isArray(ms) || ms.length === 0) throw badParam('messages', "'messages' must be a non-empty array", ms === undefined ? 'missing_required_parameter' : 'invalid_type');
+  return ms.map((m, i) => {
+    if (!isObj(m) || typeof m.role !== 'string') throw badParam(`messages[${i}]`, `'messages[${i}]' must be an object with a 'role'`, 'invalid_type');
+    const role = m.role === 'developer' ? 'system' : m.role;
+    if (!['system', 'user', 'assistant', 'tool'].includes(role)) throw badParam(`messages[${i}].role`, `'messages[${i}].role' must be system, developer, user, assistant or tool, got ${JSON.stringify(m.role)}`);
+    let content = textContent(m.content, `messages[${i}].content`);
+    const out: ChatMessage = { role, content: content ?? '' };
+    if (role === 'assistant' && Array.isArray(m.tool_calls)) {
+      // Earlier calls are shown to the model in the format it is asked to produce.
+      const calls = m.tool_calls.map((c: unknown) => {
+        const f = isObj(c) && isObj(c.function) ? c.function : {};
+        let args: unknown = f.arguments;
+        if (typeof args === 'string') { try { args = JSON.parse(args); } catch { /* keep the text */ } }
+        return JSON.stringify({ name: f.name, arguments: args });
+      });
+      if (!content) content = calls.join('\n');
+      out.content = content;
+      out.tool_calls = m.tool_calls;
+    } else if (content === null && role !== 'assistant') {
+      throw badParam(`messages[${i}].content`, `'messages[${i}].content' is required for role ${role}`, 'missing_required_parameter');
+    }
+    if (role === 'tool' && typeof m.tool_call_id === 'string') out.tool_call_id = m.tool_call_id;
+    return out;
+  });
+}
+
+// ---- jobs ------------------------------------------------------------------------------------
+
+class GenerationJob implements Job {
+  constructor(readonly gen: Generation) {}
+  step(): boolean { return this.gen.step(); }
+  dispose(): void { this.gen.cancel(); }
+}
+
+function newId(prefix: string): string { return `${prefix}-${randomBytes(12).toString('hex')}`; }
+
+function now(): number { return Math.floor(Date.now() / 1000); }
+
+/** Run a job, mapping scheduler errors to API errors. */
+async function runJob(ctx: Ctx, job: Job, signal: AbortSignal): Promise<void> {
+  try {
+    await ctx.scheduler.run(job, signal);
+  } catch (e) {
+    if (e instanceof QueueFullError) throw new ApiError(429, e.message, 'server_busy', null, 'queue_full');
+    if (e instanceof StructuredError) throw new ApiError(500, `constrained generation failed: ${e.message}`);
+    throw e;
+  }
+}
+
+/** Server-sent events on a response. */
+class EventStream {
+  constructor(private readonly res: ServerResponse) {
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.flushHeaders();
+  }
+  send(data: unknown): void { if (!this.res.writableEnded && !this.res.destroyed) this.res.write(`data: ${JSON.stringify(data)}\n\n`); }
+  end(): void { if (!this.res.writableEnded && !this.res.destroyed) { this.res.write('data: [DONE]\n\n'); this.res.end(); } }
+  error(e: ApiError): void { if (!this.res.writableEnded && !this.res.destroyed) { this.res.write(`data: ${JSON.stringify(e.toJSON())}\n\n`); this.res.end(); } }
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const data = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(data) });
+  res.end(data);
+}
+
+interface TokenInfo { token: string; logprob: number; bytes: number[] }
+
+function tokenInfo(m: ServedModel, id: number, logprob: number): TokenInfo {
+  const bytes = TokenVocab.fromTokenizer(m.tokenizer!).bytes[id];
+  const b = bytes ? [...bytes] : [...new TextEncoder().encode(m.tokenizer!.decode([id]))];
+  return { token: new TextDecoder().decode(new Uint8Array(b)), logprob, bytes: b };
+}
+
+function chatLogprobs(m: ServedModel, r: GenerationResult, b: number, from = 0, to?: number): { content: unknown[]; refusal: null } {
+  const ids = r.ids[b].slice(from, to), lps = r.logprobs![b].slice(from, to);
+  const tops = r.topLogprobs?.[b].slice(from, to);
+  return {
+    content: ids.map((id, i) => ({ ...tokenInfo(m, id, lps[i]), top_logprobs: (tops?.[i] ?? []).map((t) => tokenInfo(m, t.id, t.logprob)) })),
+    refusal: null,
+  };
+}
+
+function needTokenizer(m: ServedModel): void {
+  if (!m.tokenizer) throw new ApiError(400, `model '${m.id}' has no tokenizer; start the server with --tokenizer`, 'invalid_request_error', 'model');
+}
+
+function promptIds(m: ServedModel, text: string): number[] {
+  const t = m.tokenizer!;
+  return [t.bosId ?? m.model.config.bos_token_id ?? 1, ...t.encode(text)];
+}
+
+// ---- /v1/chat/completions --------------------------------------------------------------------
+
+export async function chatCompletions(ctx: Ctx, body: unknown, res: ServerResponse, signal: AbortSignal): Promise<void> {
+  const b = bodyObject(body);
+  if (b.model !== undefined && typeof b.model !== 'string') throw badParam('model', "'model' must be a string", 'invalid_type');
+  const messages = chatMessages(b);
+  const m = await ctx.registry.acquire(b.model as string | undefined);
+  try {
+    needTokenizer(m);
+    const stream = optBool(b, 'stream') ?? false;
+    const includeUsage = stream && isObj(b.stream_options) && b.stream_options.include_usage === true;
+    const wantLogprobs = optBool(b, 'logprobs') ?? false;
+    const topLogprobs = optNumber(b, 'top_logprobs', { min: 0, max: 20, int: true });
+    if (topLogprobs && !wantLogprobs) throw badParam('top_logprobs', "'top_logprobs' needs 'logprobs': true");
+    const answerFormat = responseFormat(b);
+    const t = tools(b);
+    const useTools = t !== null && t.choice !== 'none';
+    let msgs = messages;
+    if (useTools) {
+      const sys = toolsPrompt(t!.tools, t!.choice);
+      msgs = msgs[0].role === 'system' ? [{ ...msgs[0], content: `${msgs[0].content}\n\n${sys}` }, ...msgs.slice(1)] : [{ role: 'system', content: sys }, ...msgs];
+    }
+    let text: string;
+    try {
+      text = applyChatTemplate(msgs, { template: m.chat.template, addGenerationPrompt: true, bosToken: m.chat.bosToken, eosToken: m.chat.eosToken, tools: t ? t.raw : undefined });
+    } catch (e) {
+      throw new ApiError(400, `cannot render the messages with the model's chat template: ${(e as Error).message}`, 'invalid_request_error', 'messages');
+    }
+    const ids = m.tokenizer!.encode(text, { specials: true });
+    const opts = sampling(b, m, ctx, ids.length, 'max_completion_tokens');
+    const constraint = useTools ? toolsConstraint(t!.tools, t!.choice, answerFormat) : answerFormat;
+    const procs = [...(opts.processors ?? [])];
+    if (constraint) procs.push(constraintProcessor(m, constraint, opts.maxNewTokens!));
+    const id = newId('chatcmpl'), created = now(), model = m.id;
+    const n = opts.n;
+    let events: EventStream | null = null;
+    const started = new Set<number>();
+    const streamText = stream && !useTools;
+    let gen: Generation;
+    const genOpts: GenerateOptions = {
+      ...opts, processors: procs, tokenizer: m.tokenizer!, stopIds: m.stopIds,
+      stopStrings: [...(opts.stopStrings ?? []), ...(m.chat.eosToken && !m.stopIds.includes(m.tokenizer!.specialTokens.get(m.chat.eosToken) ?? -1) ? [m.chat.eosToken] : [])],
+      logprobs: wantLogprobs, topLogprobs: topLogprobs || undefined,
+      onToken: streamText ? (ev) => {
+        if (!events) return;
+        const delta: Obj = {};
+        if (!started.has(ev.sequence)) { started.add(ev.sequence); delta.role = 'assistant'; }
+        if (ev.text) delta.content = ev.text;
+        let lp: unknown = null;
+        if (wantLogprobs && ev.id >= 0) {
+          const r = gen.result();
+          const k = r.ids[ev.sequence].length;
+          lp = chatLogprobs(m, r, ev.sequence, k - 1, k);
+        }
+        if (!ev.text && lp === null && !delta.role) return;
+        events.send({ id, object: 'chat.completion.chunk', created, model, system_fingerprint: FINGERPRINT, choices: [{ index: ev.sequence, delta, logprobs: lp, finish_reason: null }] });
+      } : undefined,
+    };
+    try {
+      gen = new Generation(m.model, Array.from({ length: n }, () => ids), genOpts);
+    } catch (e) {
+      if (e instanceof StructuredError) throw badParam(constraint?.param ?? 'max_tokens', e.message);
+      throw e;
+    }
+    if (stream) events = new EventStream(res);
+    try {
+      await runJob(ctx, new GenerationJob(gen), signal);
+    } catch (e) {
+      if (events) { events.error(e instanceof ApiError ? e : new ApiError(500, (e as Error).message)); return; }
+      throw e;
+    }
+    if (signal.aborted) return;
+    const r = gen.result();
+    const choices = r.ids.map((_, i) => {
+      const content = r.text![i];
+      let message: Obj = { role: 'assistant', content, refusal: null };
+      let finish: string = r.finishReason[i];
+      if (useTools) {
+        const call = parseToolCall(content, t!.tools);
+        if (call) {
+          message = { role: 'assistant', content: null, refusal: null, tool_calls: [{ id: newId('call').slice(0, 29), type: 'function', function: { name: call.name, arguments: JSON.stringify(call.arguments) } }] };
+          finish = 'tool_calls';
+        } else if (t!.choice === 'auto' && !answerFormat) {
+          try { message.content = JSON.parse(content) as string; } catch { /* cut by the budget: keep the text */ }
+        }
+      }
+      return { index: i, message, logprobs: wantLogprobs ? chatLogprobs(m, r, i) : null, finish_reason: finish };
+    });
+    const completionTokens = r.ids.reduce((s, x) => s + x.length, 0);
+    const usage = { prompt_tokens: ids.length, completion_tokens: completionTokens, total_tokens: ids.length + completionTokens };
+    if (events) {
+      for (const c of choices) {
+        const delta: Obj = {};
+        if (!started.has(c.index)) delta.role = 'assistant';
+        if (useTools) {
+          const msg = c.message as { content: string | null; tool_calls?: unknown[] };
+          if (msg.tool_calls) delta.tool_calls = (msg.tool_calls as Obj[]).map((tc, k) => ({ index: k, ...tc }));
+          else delta.content = msg.content;
+          if (wantLogprobs) events.send({ id, object: 'chat.completion.chunk', created, model, system_fingerprint: FINGERPRINT, choices: [{ index: c.index, delta: {}, logprobs: c.logprobs, finish_reason: null }] });
+        }
+        events.send({ id, object: 'chat.completion.chunk', created, model, system_fingerprint: FINGERPRINT, choices: [{ index: c.index, delta, logprobs: null, finish_reason: c.finish_reason }], ...(includeUsage ? { usage: null } : {}) });
+      }
+      if (includeUsage) events.send({ id, object: 'chat.completion.chunk', created, model, system_fingerprint: FINGERPRINT, choices: [], usage });
+      events.end();
+      return;
+    }
+    sendJson(res, 200, { id, object: 'chat.completion', created, model, system_fingerprint: FINGERPRINT, choices, usage });
+  } finally {
+    ctx.registry.release(m);
+  }
+}
+
+function parseToolCall(text: string, ts: FunctionTool[]): { name: string; arguments: unknown } | null {
+  let v: unknown;
+  try { v = JSON.parse(text); } catch { return null; }
+  if (!isObj(v) || typeof v.name !== 'string' || !('arguments' in v) || !ts.some((t) => t.name === v.name)) return null;
+  return { name: v.name as string, arguments: v.arguments };
+}
+
+// ---- /v1/completions -------------------------------------------------------------------------
+
+function completionPrompts(m: ServedModel, p: unknown): { ids: number[]; text: string }[] {
+  const V = m.model.config.vocab_size;
+  const isIds = (x: unknown): x is number[] => Array.isArray(x) && x.length > 0 && x.every((y) => typeof y === 'number');
+  let list: unknown[];
+  if (typeof p === 'string' || isIds(p)) list = [p];
+  else if (Array.isArray(p) && p.length > 0) list = p;
+  else throw badParam('prompt', "'prompt' must be a string, an array of strings, an array of token ids or an array of such arrays", p === undefined ? 'missing_required_parameter' : 'invalid_type');
+  if (list.length > 16) throw badParam('prompt', `at most 16 prompts per request, got ${list.length}`);
+  return list.map((x, i) => {
+    if (typeof x === 'string') return { ids: promptIds(m, x), text: x };
+    if (isIds(x)) {
+      for (const id of x) if (!Number.isInteger(id) || id < 0 || id >= V) throw badParam('prompt', `prompt ${i}: token id ${id} is outside the vocabulary (0…${V - 1})`);
+      return { ids: x, text: m.tokenizer ? m.tokenizer.decode(x) : '' };
+    }
+    throw badParam('prompt', `prompt ${i} must be a string or an array of token ids`, 'invalid_type');
+  });
+}
+
+export async function completions(ctx: Ctx, body: unknown, res: ServerResponse, signal: AbortSignal): Promise<void> {
+  const b = bodyObject(body);
+  if (b.model !== undefined && typeof b.model !== 'string') throw badParam('model', "'model' must be a string", 'invalid_type');
+  const m = await ctx.registry.acquire(b.model as string | undefined);
+  try {
+    needTokenizer(m);
+    if (b.suffix !== undefined && b.suffix !== null) throw badParam('suffix', "'suffix' (insertion) is not supported");
+    const prompts = completionPrompts(m, b.prompt);
+    const stream = optBool(b, 'stream') ?? false;
+    const includeUsage = stream && isObj(b.stream_options) && b.stream_options.include_usage === true;
+    const echo = optBool(b, 'echo') ?? false;
+    const lpK = optNumber(b, 'logprobs', { min: 0, max: 5, int: true });
+    if (echo && lpK !== undefined) throw badParam('echo', "'echo' together with 'logprobs' (prompt log-probabilities) is not supported");
+    const bestOf = optNumber(b, 'best_of', { min: 1, max: 20, int: true });
+    const maxPrompt = Math.max(...prompts.map((p) => p.ids.length));
+    const opts = sampling(b, m, ctx, maxPrompt, 'max_tokens');
+    if (bestOf !== undefined && bestOf !== opts.n) throw badParam('best_of', "'best_of' other than n is not supported");
+    if (b.max_tokens === undefined) opts.maxNewTokens = Math.min(16, opts.maxNewTokens!); // OpenAI's default for completions
+    const n = opts.n;
+    const id = newId('cmpl'), created = now(), model = m.id;
+    const events = stream ? new EventStream(res) : null;
+    const results: GenerationResult[] = [];
+    for (const [pi, p] of prompts.entries()) {
+      let gen: Generation;
+      gen = new Generation(m.model, Array.from({ length: n }, () => p.ids), {
+        ...opts, tokenizer: m.tokenizer!, stopIds: m.stopIds, logprobs: lpK !== undefined, topLogprobs: lpK || undefined,
+        onToken: events ? (ev) => {
+          let lp: unknown = null;
+          if (lpK !== undefined && ev.id >= 0) {
+            const r = gen.result();
+            const k = r.ids[ev.sequence].length;
+            lp = completionLogprobs(m, r, ev.sequence, 0, k - 1, k);
+          }
+          if (!ev.text && lp === null) return;
+          events.send({ id, object: 'text_completion', created, model, system_fingerprint: FINGERPRINT, choices: [{ index: pi * n + ev.sequence, text: ev.text, logprobs: lp, finish_reason: null }] });
+        } : undefined,
+      });
+      if (events && echo) for (let j = 0; j < n; j++) events.send({ id, object: 'text_completion', created, model, choices: [{ index: pi * n + j, text: p.text, logprobs: null, finish_reason: null }] });
+      try {
+        await runJob(ctx, new GenerationJob(gen), signal);
+      } catch (e) {
+        if (events) { events.error(e instanceof ApiError ? e : new ApiError(500, (e as Error).message)); return; }
+        throw e;
+      }
+      if (signal.aborted) return;
+      const r = gen.result();
+      results.push(r);
+      if (events) for (let j = 0; j < n; j++) events.send({ id, object: 'text_completion', created, model, system_fingerprint: FINGERPRINT, choices: [{ index: pi * n + j, text: '', logprobs: null, finish_reason: r.finishReason[j] }] });
+    }
+    const promptTokens = prompts.reduce((s, p) => s + p.ids.length, 0);
+    const completionTokens = results.reduce((s, r) => s + r.ids.reduce((t, x) => t + x.length, 0), 0);
+    const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+    if (events) {
+      if (includeUsage) events.send({ id, object: 'text_completion', created, model, choices: [], usage });
+      events.end();
+      return;
+    }
+    const choices = results.flatMap((r, pi) => r.ids.map((_, j) => ({
+      index: pi * n + j,
+      text: (echo ? prompts[pi].text : '') + r.text![j],
+      logprobs: lpK !== undefined ? completionLogprobs(m, r, j, 0) : null,
+      finish_reason: r.finishReason[j],
+    })));
+    sendJson(res, 200, { id, object: 'text_completion', created, model, system_fingerprint: FINGERPRINT, choices, usage });
+  } finally {
+    ctx.registry.release(m);
+  }
+}
+
+function completionLogprobs(m: ServedModel, r: GenerationResult, b: number, offset0: number, from = 0, to?: number): unknown {
+  const ids = r.ids[b].slice(from, to), lps = r.logprobs![b].slice(from, to), tops = r.topLogprobs?.[b].slice(from, to);
+  const tokens = ids.map((id) => tokenInfo(m, id, 0).token);
+  const offsets: number[] = [];
+  let o = offset0;
+  for (const t of tokens) { offsets.push(o); o += t.length; }
+  return {
+    tokens,
+    token_logprobs: lps,
+    top_logprobs: tops ? tops.map((row) => Object.fromEntries(row.map((x) => [tokenInfo(m, x.id, 0).token, x.logprob]))) : null,
+    text_offset: offsets,
+  };
+}
+
+// ---- /v1/embeddings --------------------------------------------------------------------------
+
+/** Mean of the final hidden states (after the last norm) over the tokens, L2-normalised. */
+class EmbeddingJob implements Job {
+  readonly out: Float32Array[] = [];
+  constructor(private readonly m: ServedModel, private readonly inputs: number[][]) {}
+  step(): boolean {
+    const ids = this.inputs[this.out.length];
+    const model = this.m.model, D = model.config.hidden_size;
+    const v = noGrad(() => scope(() => {
+      const h = T.contiguous(T.mean(model.hidden(T.tensor([ids], [1, ids.length], 'i32')), 1));
+      return Float32Array.from(H.f32.subarray(h.ptr >> 2, (h.ptr >> 2) + D));
+    }));
+    let s = 0;
+    for (const x of v) s += x * x;
+    const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
+    for (let i = 0; i < D; i++) v[i] *= inv;
+    this.out.push(v);
+    return this.out.length < this.inputs.length;
+  }
+  dispose(): void {}
+}
+
+export async function embeddings(ctx: Ctx, body: unknown, res: ServerResponse, signal: AbortSignal): Promise<void> {
+  const b = bodyObject(body);
+  if (b.model !== undefined && typeof b.model !== 'string') throw badParam('model', "'model' must be a string", 'invalid_type');
+  const m = await ctx.registry.acquire(b.model as string | undefined);
+  try {
+    const raw = b.input;
+    const isIds = (x: unknown): x is number[] => Array.isArray(x) && x.length > 0 && x.every((y) => typeof y === 'number');
+    let list: unknown[];
+    if (typeof raw === 'string' || isIds(raw)) list = [raw];
+    else if (Array.isArray(raw) && raw.length > 0) list = raw;
+    else throw badParam('input', "'input' must be a non-empty string, array of strings, array of token ids or array of such arrays", raw === undefined ? 'missing_required_parameter' : 'invalid_type');
+    if (list.length > ctx.limits.maxEmbeddingInputs) throw badParam('input', `at most ${ctx.limits.maxEmbeddingInputs} inputs per request, got ${list.length}`);
+    const V = m.model.config.vocab_size, ctxLen = m.contextLength;
+    const inputs = list.map((x, i) => {
+      let ids: number[];
+      if (typeof x === 'string') {
+        if (x.length === 0) throw badParam('input', `input ${i} is empty`);
+        needTokenizer(m);
+        ids = promptIds(m, x);
+      } else if (isIds(x)) {
+        for (const id of x) if (!Number.isInteger(id) || id < 0 || id >= V) throw badParam('input', `input ${i}: token id ${id} is outside the vocabulary (0…${V - 1})`);
+        ids = x;
+      } else throw badParam('input', `input ${i} must be a string or an array of token ids`, 'invalid_type');
+      if (ids.length > ctxLen) throw new ApiError(400, `input ${i} has ${ids.length} tokens; the model's maximum context length is ${ctxLen}`, 'invalid_request_error', 'input', 'context_length_exceeded');
+      return ids;
+    });
+    const D = m.model.config.hidden_size;
+    const dims = optNumber(b, 'dimensions', { min: 1, max: D, int: true });
+    const fmt = b.encoding_format ?? 'float';
+    if (fmt !== 'float' && fmt !== 'base64') throw badParam('encoding_format', "'encoding_format' must be 'float' or 'base64'");
+    const job = new EmbeddingJob(m, inputs);
+    await runJob(ctx, job, signal);
+    if (signal.aborted) return;
+    const data = job.out.map((v, index) => {
+      let e = v;
+      if (dims !== undefined && dims < D) {
+        e = v.slice(0, dims);
+        let s = 0;
+        for (const x of e) s += x * x;
+        const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
+        for (let i = 0; i < dims; i++) e[i] *= inv;
+      }
+      return { object: 'embedding', index, embedding: fmt === 'base64' ? Buffer.from(e.buffer, e.byteOffset, e.byteLength).toString('base64') : Array.from(e) };
+    });
+    const tokens = inputs.reduce((s, x) => s + x.length, 0);
+    sendJson(res, 200, { object: 'list', data, model: m.id, usage: { prompt_tokens: tokens, total_tokens: tokens } });
+  } finally {
+    ctx.registry.release(m);
+  }
+}
+
+// ---- /v1/models ------------------------------------------------------------------------------
+
+export function listModels(ctx: Ctx): unknown {
+  return { object: 'list', data: ctx.registry.ids().map((id) => modelObject(id)) };
+}
+
+export function modelObject(id: string): unknown {
+  return { id, object: 'model', created: 0, owned_by: 'tslm' };
+}
+
+export { sendJson };
