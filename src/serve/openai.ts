@@ -281,6 +281,21 @@ async function runJob(ctx: Ctx, job: Job, signal: AbortSignal): Promise<void> {
   }
 }
 
+/**
+ * Run a generation to its end. Null when the client left, or when the stream has already been
+ * ended with an error event (errors before any byte was sent are thrown for a JSON answer).
+ */
+async function runGeneration(ctx: Ctx, gen: Generation, signal: AbortSignal, events: EventStream | null): Promise<GenerationResult | null> {
+  try {
+    await runJob(ctx, new GenerationJob(gen), signal);
+  } catch (e) {
+    if (!events) throw e;
+    events.error(e instanceof ApiError ? e : new ApiError(500, (e as Error).message));
+    return null;
+  }
+  return signal.aborted ? null : gen.result();
+}
+
 /** Server-sent events on a response. */
 class EventStream {
   constructor(private readonly res: ServerResponse) {
@@ -389,14 +404,8 @@ export async function chatCompletions(ctx: Ctx, body: unknown, res: ServerRespon
       throw e;
     }
     if (stream) events = new EventStream(res);
-    try {
-      await runJob(ctx, new GenerationJob(gen), signal);
-    } catch (e) {
-      if (events) { events.error(e instanceof ApiError ? e : new ApiError(500, (e as Error).message)); return; }
-      throw e;
-    }
-    if (signal.aborted) return;
-    const r = gen.result();
+    const r = await runGeneration(ctx, gen, signal, events);
+    if (!r) return;
     const choices = r.ids.map((_, i) => {
       const content = r.text![i];
       let message: Obj = { role: 'assistant', content, refusal: null };
@@ -501,14 +510,8 @@ export async function completions(ctx: Ctx, body: unknown, res: ServerResponse, 
         } : undefined,
       });
       if (events && echo) for (let j = 0; j < n; j++) events.send({ id, object: 'text_completion', created, model, choices: [{ index: pi * n + j, text: p.text, logprobs: null, finish_reason: null }] });
-      try {
-        await runJob(ctx, new GenerationJob(gen), signal);
-      } catch (e) {
-        if (events) { events.error(e instanceof ApiError ? e : new ApiError(500, (e as Error).message)); return; }
-        throw e;
-      }
-      if (signal.aborted) return;
-      const r = gen.result();
+      const r = await runGeneration(ctx, gen, signal, events);
+      if (!r) return;
       results.push(r);
       if (events) for (let j = 0; j < n; j++) events.send({ id, object: 'text_completion', created, model, system_fingerprint: FINGERPRINT, choices: [{ index: pi * n + j, text: '', logprobs: null, finish_reason: r.finishReason[j] }] });
     }
