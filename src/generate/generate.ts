@@ -107,6 +107,119 @@ export function generate(model: CausalLM, prompts: number[] | number[][], opts: 
 }
 
 /**
+ * One sequence's decoding state: its processor chain, stop ids and strings, generated ids,
+ * log-probabilities, text and streaming position. Generation (one batch) and DecodeBatch
+ * (requests joining and leaving a running batch) drive it with the logits of each step.
+ */
+export class Sequence {
+  /** Prompt and generated ids (extended in place: sequence-aware processors key on this array). */
+  readonly ids: number[];
+  readonly out: number[] = [];
+  readonly lps: number[] = [];
+  readonly tops: { id: number; logprob: number }[][] = [];
+  done = false;
+  finish: 'length' | 'stop' = 'length';
+  text = '';
+  private emitted = 0;
+  private cutByString = false;
+  private readonly chain: LogitsProcessor[];
+  private readonly greedy: boolean;
+  private readonly hooked: SequenceProcessor[];
+
+  constructor(readonly index: number, readonly prompt: readonly number[], private readonly opts: GenerateOptions, private readonly stopIds: Set<number>, readonly maxNew: number) {
+    ({ chain: this.chain, greedy: this.greedy } = buildProcessors(opts, prompt.length));
+    this.ids = [...prompt];
+    // Sequence-aware processors (grammar constraints) learn the sequence's prompt and budget.
+    this.hooked = (opts.processors ?? []) as SequenceProcessor[];
+    for (const p of this.hooked) p.begin?.(this.ids, Math.max(maxNew, 0));
+  }
+
+  /** Pick the next token from this step's logits (changed in place by the processors). */
+  take(logits: Float32Array, g: Generator): number {
+    const { opts } = this;
+    const raw = opts.logprobs || opts.topLogprobs ? logSoftmaxOf(logits) : null;
+    for (const p of this.chain) p.process(this.ids, logits);
+    const id = this.greedy ? argmaxOf(logits) : sampleFrom(logits, g);
+    if (this.stopIds.has(id)) { this.done = true; this.finish = 'stop'; return id; }
+    this.ids.push(id);
+    this.out.push(id);
+    if (raw) {
+      this.lps.push(raw[id]);
+      if (opts.topLogprobs) this.tops.push(topOf(raw, opts.topLogprobs));
+    }
+    let piece = '';
+    const stops = opts.stopStrings ?? [];
+    if (opts.tokenizer) {
+      const full = opts.tokenizer.decode(this.out);
+      // Text ending in an incomplete UTF-8 sequence (U+FFFD at the end) is not final yet.
+      const stable = full.endsWith('\uFFFD') ? this.text : full;
+      const hit = stops.map((s) => stable.indexOf(s)).filter((i) => i >= 0).sort((x, y) => x - y)[0];
+      if (hit !== undefined) {
+        this.text = stable.slice(0, hit);
+        this.done = true;
+        this.finish = 'stop';
+        this.cutByString = true;
+      } else this.text = stable;
+      const safe = hit !== undefined ? this.text.length : this.text.length - heldBack(this.text, stops);
+      piece = this.text.slice(this.emitted, Math.max(this.emitted, safe));
+      this.emitted = Math.max(this.emitted, safe);
+    }
+    opts.onToken?.({ sequence: this.index, id, text: piece });
+    // A constraint whose output is complete (nothing may follow) ends the sequence.
+    if (!this.done && this.hooked.some((p) => p.isComplete?.(this.ids))) { this.done = true; this.finish = 'stop'; }
+    if (!this.done && this.out.length >= this.maxNew) this.done = true;
+    return id;
+  }
+
+  /**
+   * The sequence is over: its full decoded text (a trailing partial UTF-8 sequence included,
+   * unless a stop string cut it), and, when streaming, what was held back (an event with id −1).
+   */
+  close(flush = true): void {
+    this.done = true;
+    const { opts } = this;
+    if (!opts.tokenizer) return;
+    if (!this.cutByString) this.text = opts.tokenizer.decode(this.out);
+    if (flush && opts.onToken && this.text.length > this.emitted) opts.onToken({ sequence: this.index, id: -1, text: this.text.slice(this.emitted) });
+    this.emitted = this.text.length;
+  }
+}
+
+/** Shared checks and settings of a generation request. */
+export function prepareRequest(model: CausalLM, prompts: number[] | number[][], opts: GenerateOptions): { batch: number[][]; maxLen: number; maxNew: number; stopIds: Set<number> } {
+  const batch: number[][] = Array.isArray(prompts[0]) ? (prompts as number[][]) : [prompts as number[]];
+  const V = model.config.vocab_size;
+  for (const [b, p] of batch.entries()) {
+    if (p.length === 0) throw new RangeError(`generate: prompt ${b} is empty (start from the BOS id)`);
+    for (const id of p) if (!Number.isInteger(id) || id < 0 || id >= V) throw new RangeError(`generate: prompt ${b} has token id ${id} outside [0, ${V})`);
+  }
+  if (opts.stopStrings?.length && !opts.tokenizer) throw new Error('generate: stop strings need a tokenizer');
+  const maxLen = Math.max(...batch.map((p) => p.length));
+  const maxNew = Math.min(opts.maxNewTokens ?? 128, model.config.max_position_embeddings - maxLen);
+  if (maxNew < 0) throw new RangeError(`generate: prompt of ${maxLen} tokens exceeds max_position_embeddings ${model.config.max_position_embeddings}`);
+  return { batch, maxLen, maxNew, stopIds: new Set(opts.stopIds ?? model.config.eos_token_id ?? []) };
+}
+
+/** The result of a set of sequences. */
+export function resultOf(seqs: Sequence[], opts: GenerateOptions, t: { prefillMs: number; decodeMs: number }): GenerationResult {
+  const promptTokens = seqs.reduce((s, q) => s + q.prompt.length, 0);
+  const decodeTokens = seqs.reduce((s, q) => s + q.out.length, 0);
+  const { prefillMs, decodeMs } = t;
+  return {
+    ids: seqs.map((q) => q.out),
+    text: opts.tokenizer ? seqs.map((q) => q.text) : null,
+    finishReason: seqs.map((q) => q.finish),
+    logprobs: opts.logprobs || opts.topLogprobs ? seqs.map((q) => q.lps) : null,
+    topLogprobs: opts.topLogprobs ? seqs.map((q) => q.tops) : null,
+    stats: {
+      promptTokens, prefillMs, decodeTokens, decodeMs,
+      prefillTokensPerSecond: promptTokens / (prefillMs / 1000),
+      decodeTokensPerSecond: decodeTokens / (decodeMs / 1000),
+    },
+  };
+}
+
+/**
  * A generation advanced one step at a time, for callers that interleave several (a server): the
  * first step() runs the prefill, each later one picks a token for every running sequence and
  * runs the model once. step() returns false once every sequence has finished; cancel() stops it
@@ -116,63 +229,28 @@ export class Generation {
   readonly batchSize: number;
   /** Tokens each sequence may still add at most (after the prompt-length cap). */
   readonly maxNewTokens: number;
+  readonly sequences: Sequence[];
   private readonly batch: number[][];
   private readonly V: number;
-  private readonly opts: GenerateOptions;
-  private readonly stopIds: Set<number>;
   private readonly g: Generator;
-  private readonly procs: { chain: LogitsProcessor[]; greedy: boolean }[];
-  private readonly hooked: SequenceProcessor[];
   private readonly padLeft: number[];
   private readonly maxLen: number;
-  private readonly seqs: number[][];
-  private readonly out: number[][];
-  private readonly lps: number[][];
-  private readonly tops: { id: number; logprob: number }[][][];
-  private readonly done: boolean[];
-  private readonly finish: ('length' | 'stop')[];
-  private readonly texts: string[];
-  private readonly emitted: number[];
-  private readonly cutByString: boolean[];
   private cache: KVCache | null = null;
   private last: Float32Array[] | null = null;
-  private steps = 0;
   private state: 'new' | 'running' | 'finished' | 'cancelled' = 'new';
-  private t0 = 0;
   private prefillMs = 0;
   private decodeMs = 0;
-  private decodeTokens = 0;
 
-  constructor(private readonly model: CausalLM, prompts: number[] | number[][], opts: GenerateOptions = {}) {
-    const batch: number[][] = Array.isArray(prompts[0]) ? (prompts as number[][]) : [prompts as number[]];
-    this.batchSize = batch.length;
-    const V = this.V = model.config.vocab_size;
-    for (const [b, p] of batch.entries()) {
-      if (p.length === 0) throw new RangeError(`generate: prompt ${b} is empty (start from the BOS id)`);
-      for (const id of p) if (!Number.isInteger(id) || id < 0 || id >= V) throw new RangeError(`generate: prompt ${b} has token id ${id} outside [0, ${V})`);
-    }
-    if (opts.stopStrings?.length && !opts.tokenizer) throw new Error('generate: stop strings need a tokenizer');
-    const maxLen = this.maxLen = Math.max(...batch.map((p) => p.length));
-    const maxNew = this.maxNewTokens = Math.min(opts.maxNewTokens ?? 128, model.config.max_position_embeddings - maxLen);
-    if (maxNew < 0) throw new RangeError(`generate: prompt of ${maxLen} tokens exceeds max_position_embeddings ${model.config.max_position_embeddings}`);
+  constructor(private readonly model: CausalLM, prompts: number[] | number[][], private readonly opts: GenerateOptions = {}) {
+    const { batch, maxLen, maxNew, stopIds } = prepareRequest(model, prompts, opts);
     this.batch = batch;
-    this.opts = opts;
-    this.stopIds = new Set(opts.stopIds ?? model.config.eos_token_id ?? []);
+    this.batchSize = batch.length;
+    this.V = model.config.vocab_size;
+    this.maxLen = maxLen;
+    this.maxNewTokens = maxNew;
     this.g = new Generator(opts.seed ?? 0);
-    this.procs = batch.map((p) => buildProcessors(opts, p.length));
     this.padLeft = batch.map((p) => maxLen - p.length);
-    this.seqs = batch.map((p) => [...p]);
-    // Sequence-aware processors (grammar constraints) learn each sequence's prompt and budget.
-    this.hooked = (opts.processors ?? []) as SequenceProcessor[];
-    for (const p of this.hooked) if (p.begin) for (const seq of this.seqs) p.begin(seq, Math.max(maxNew, 0));
-    this.out = batch.map(() => []);
-    this.lps = batch.map(() => []);
-    this.tops = batch.map(() => []);
-    this.done = batch.map(() => false);
-    this.finish = batch.map(() => 'length');
-    this.texts = batch.map(() => '');
-    this.emitted = batch.map(() => 0);
-    this.cutByString = batch.map(() => false);
+    this.sequences = batch.map((p, b) => new Sequence(b, p, opts, stopIds, maxNew));
   }
 
   /** Whether step() has more to do. */
@@ -186,21 +264,20 @@ export class Generation {
     if (this.state === 'new') {
       this.state = 'running';
       this.cache = model.newCache(B, this.maxLen + Math.max(this.maxNewTokens, 0));
-      this.t0 = performance.now();
+      const t0 = performance.now();
       const { maxLen, padLeft, cache } = this;
       // Prefill: the padded prompts, logits of the last position only.
       this.last = noGrad(() => scope(() => {
         const ids = T.tensor(batch.map((p, b) => [...new Array(padLeft[b]).fill(0), ...p]), [B, maxLen], 'i32');
         return rowsOf(T.contiguous(model.forward(ids, cache, { padLeft, lastOnly: true })), B, V);
       }));
-      this.prefillMs = performance.now() - this.t0;
+      this.prefillMs = performance.now() - t0;
       if (this.maxNewTokens <= 0) this.end();
       return this.state === 'running';
     }
     const t1 = performance.now();
-    const next = this.pick();
-    this.steps++;
-    if (this.done.every(Boolean) || this.steps >= this.maxNewTokens) {
+    const next = this.sequences.map((q, b) => (q.done ? 0 : q.take(this.last![b], this.g)));
+    if (this.sequences.every((q) => q.done)) {
       this.decodeMs += performance.now() - t1;
       this.end();
       return false;
@@ -211,64 +288,10 @@ export class Generation {
     return true;
   }
 
-  /** Choose the next token of every running sequence from the current logits. */
-  private pick(): number[] {
-    const { opts, stops } = this;
-    const next: number[] = [];
-    for (let b = 0; b < this.batchSize; b++) {
-      if (this.done[b]) { next.push(0); continue; }
-      const logits = this.last![b];
-      const raw = opts.logprobs || opts.topLogprobs ? logSoftmaxOf(logits) : null;
-      const { chain, greedy } = this.procs[b];
-      for (const p of chain) p.process(this.seqs[b], logits);
-      const id = greedy ? argmaxOf(logits) : sampleFrom(logits, this.g);
-      next.push(id);
-      if (this.stopIds.has(id)) { this.done[b] = true; this.finish[b] = 'stop'; continue; }
-      this.seqs[b].push(id);
-      this.out[b].push(id);
-      if (raw) {
-        this.lps[b].push(raw[id]);
-        if (opts.topLogprobs) this.tops[b].push(topOf(raw, opts.topLogprobs));
-      }
-      this.decodeTokens++;
-      let piece = '';
-      if (opts.tokenizer) {
-        const full = opts.tokenizer.decode(this.out[b]);
-        // Text ending in an incomplete UTF-8 sequence (U+FFFD at the end) is not final yet.
-        const stable = full.endsWith('\uFFFD') ? this.texts[b] : full;
-        const hit = stops.map((s) => stable.indexOf(s)).filter((i) => i >= 0).sort((x, y) => x - y)[0];
-        if (hit !== undefined) {
-          this.texts[b] = stable.slice(0, hit);
-          this.done[b] = true;
-          this.finish[b] = 'stop';
-          this.cutByString[b] = true;
-        } else this.texts[b] = stable;
-        const safe = hit !== undefined ? this.texts[b].length : this.texts[b].length - heldBack(this.texts[b], stops);
-        piece = this.texts[b].slice(this.emitted[b], Math.max(this.emitted[b], safe));
-        this.emitted[b] = Math.max(this.emitted[b], safe);
-      }
-      opts.onToken?.({ sequence: b, id, text: piece });
-      // A constraint whose output is complete (nothing may follow) ends the sequence.
-      if (!this.done[b] && this.hooked.some((p) => p.isComplete?.(this.seqs[b]))) { this.done[b] = true; this.finish[b] = 'stop'; }
-    }
-    return next;
-  }
-
-  private get stops(): string[] { return this.opts.stopStrings ?? []; }
-
   private end(): void {
     this.state = 'finished';
     this.release();
-    // Sequences not cut by a stop string get their full decoded text (a trailing partial UTF-8
-    // sequence included); streaming consumers get what was held back.
-    const { opts } = this;
-    if (opts.tokenizer) {
-      for (let b = 0; b < this.batchSize; b++) {
-        if (!this.cutByString[b]) this.texts[b] = opts.tokenizer.decode(this.out[b]);
-        if (opts.onToken && this.texts[b].length > this.emitted[b]) opts.onToken({ sequence: b, id: -1, text: this.texts[b].slice(this.emitted[b]) });
-        this.emitted[b] = this.texts[b].length;
-      }
-    }
+    for (const q of this.sequences) q.close();
   }
 
   private release(): void {
@@ -282,30 +305,16 @@ export class Generation {
     if (this.state === 'finished' || this.state === 'cancelled') return;
     this.state = 'cancelled';
     this.release();
-    if (this.opts.tokenizer) for (let b = 0; b < this.batchSize; b++) if (!this.cutByString[b]) this.texts[b] = this.opts.tokenizer.decode(this.out[b]);
+    for (const q of this.sequences) q.close(false);
   }
 
   get cancelled(): boolean { return this.state === 'cancelled'; }
 
   /** Generated tokens so far, over all sequences. */
-  get generatedTokens(): number { return this.decodeTokens; }
+  get generatedTokens(): number { return this.sequences.reduce((s, q) => s + q.out.length, 0); }
 
   result(): GenerationResult {
-    const { opts } = this;
-    const promptTokens = this.batch.reduce((s, p) => s + p.length, 0);
-    const { prefillMs, decodeMs, decodeTokens } = this;
-    return {
-      ids: this.out,
-      text: opts.tokenizer ? this.texts : null,
-      finishReason: this.finish,
-      logprobs: opts.logprobs || opts.topLogprobs ? this.lps : null,
-      topLogprobs: opts.topLogprobs ? this.tops : null,
-      stats: {
-        promptTokens, prefillMs, decodeTokens, decodeMs,
-        prefillTokensPerSecond: promptTokens / (prefillMs / 1000),
-        decodeTokensPerSecond: decodeTokens / (decodeMs / 1000),
-      },
-    };
+    return resultOf(this.sequences, this.opts, { prefillMs: this.prefillMs, decodeMs: this.decodeMs });
   }
 }
 
@@ -334,7 +343,7 @@ function heldBack(text: string, stops: string[]): number {
 }
 
 /** Copy the logits (B, 1, V) out of the heap as one Float32Array per row (into `into` when given). */
-function rowsOf(logits: Tensor, B: number, V: number, into?: Float32Array[]): Float32Array[] {
+export function rowsOf(logits: Tensor, B: number, V: number, into?: Float32Array[]): Float32Array[] {
   const p = logits.ptr >> 2;
   const out = into ?? Array.from({ length: B }, () => new Float32Array(V));
   for (let b = 0; b < B; b++) out[b].set(H.f32.subarray(p + b * V, p + (b + 1) * V));

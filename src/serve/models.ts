@@ -12,6 +12,7 @@ import { readTokenizerConfig } from '../tokenizers/load.js';
 import { TokenVocab } from '../structured/vocab.js';
 import { TokenMatcher } from '../structured/matcher.js';
 import type { Grammar } from '../structured/grammar.js';
+import { DecodeBatch } from '../generate/batch.js';
 import { ApiError } from './errors.js';
 
 export interface ChatFormat {
@@ -28,6 +29,9 @@ export class ServedModel {
   lastUsed = Date.now();
   readonly created = Math.floor(Date.now() / 1000);
   private vocab_: TokenVocab | null = null;
+  private batch_: DecodeBatch | null = null;
+  /** The scheduler turn in which the batch last stepped (it steps once per turn). */
+  lastTurn = -1;
   private readonly matchers = new Map<string, TokenMatcher>();
 
   constructor(
@@ -75,7 +79,24 @@ export class ServedModel {
     return m;
   }
 
-  dispose(): void { this.model.dispose(); }
+  /**
+   * The running batch that concurrent requests share (continuous batching): `rows` sequences at
+   * once, `positions` cache columns (capped so the cache stays small for long-context models).
+   */
+  batch(rows: number, positions: number): DecodeBatch {
+    if (!this.batch_) this.batch_ = new DecodeBatch(this.model, rows, Math.min(this.contextLength, positions));
+    return this.batch_;
+  }
+
+  /** Model calls and rows of the running batch (null before the first batched request). */
+  get batchStats(): { calls: number; rows: number } | null {
+    return this.batch_ ? { calls: this.batch_.calls, rows: this.batch_.runningRows } : null;
+  }
+
+  dispose(): void {
+    this.batch_?.dispose();
+    this.model.dispose();
+  }
 }
 
 export interface RegistryOptions {
@@ -203,6 +224,9 @@ export class ModelRegistry {
       m.dispose();
     }
   }
+
+  /** The models in memory now. */
+  get loadedModels(): ServedModel[] { return [...this.loaded.values()]; }
 
   /** The loaded default model (for the playground's model files). */
   get defaultModel(): ServedModel | null { return this.defaultId ? this.loaded.get(this.defaultId) ?? null : null; }

@@ -5,6 +5,7 @@
 import type { ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { Generation } from '../generate/generate.js';
+import type { DecodeBatch, BatchedRequest } from '../generate/batch.js';
 import type { GenerateOptions, GenerationResult } from '../generate/generate.js';
 import type { LogitsProcessor } from '../generate/processors.js';
 import { ConstraintProcessor } from '../structured/processor.js';
@@ -34,9 +35,15 @@ export interface Limits {
   maxN: number;
   /** Most inputs in one embeddings request (default 256). */
   maxEmbeddingInputs: number;
+  /**
+   * Continuous batching: sequences decoded together per model (0 = every request decodes on its
+   * own) and the batch cache's positions (requests longer than that decode on their own).
+   */
+  batchRows: number;
+  batchPositions: number;
 }
 
-export const DEFAULT_LIMITS: Limits = { maxBodyBytes: 4 << 20, maxTokens: 4096, maxPromptTokens: null, maxN: 8, maxEmbeddingInputs: 256 };
+export const DEFAULT_LIMITS: Limits = { maxBodyBytes: 4 << 20, maxTokens: 4096, maxPromptTokens: null, maxN: 8, maxEmbeddingInputs: 256, batchRows: 8, batchPositions: 4096 };
 
 export interface Ctx {
   registry: ModelRegistry;
@@ -266,6 +273,40 @@ class GenerationJob implements Job {
   dispose(): void { this.gen.cancel(); }
 }
 
+/** A request in the model's running batch: the batch steps once per scheduler turn. */
+class BatchJob implements Job {
+  private queued = false;
+  constructor(private readonly batch: DecodeBatch, private readonly m: ServedModel, readonly req: BatchedRequest, private readonly scheduler: Scheduler) {}
+  step(): boolean {
+    if (!this.queued) { this.batch.enqueue(this.req); this.queued = true; }
+    if (this.m.lastTurn !== this.scheduler.turns) {
+      this.m.lastTurn = this.scheduler.turns;
+      this.batch.step();
+    }
+    if (this.req.error !== undefined) throw this.req.error;
+    return !this.req.done;
+  }
+  dispose(): void { this.batch.cancel(this.req); }
+}
+
+interface Started { job: Job; result(): GenerationResult }
+
+/** A generation as a job: in the model's running batch when it fits, else on its own. */
+function startGeneration(ctx: Ctx, m: ServedModel, prompts: number[][], opts: GenerateOptions): Started {
+  const rows = Math.max(ctx.limits.batchRows, ctx.limits.maxN);
+  if (ctx.limits.batchRows > 0) {
+    const maxLen = Math.max(...prompts.map((p) => p.length));
+    const positions = maxLen + Math.min(opts.maxNewTokens ?? 128, m.contextLength - maxLen);
+    const batch = m.batch(rows, ctx.limits.batchPositions);
+    if (batch.fits(prompts.length, positions)) {
+      const req = batch.create(prompts, opts);
+      return { job: new BatchJob(batch, m, req, ctx.scheduler), result: () => req.result() };
+    }
+  }
+  const gen = new Generation(m.model, prompts, opts);
+  return { job: new GenerationJob(gen), result: () => gen.result() };
+}
+
 function newId(prefix: string): string { return `${prefix}-${randomBytes(12).toString('hex')}`; }
 
 function now(): number { return Math.floor(Date.now() / 1000); }
@@ -285,9 +326,9 @@ async function runJob(ctx: Ctx, job: Job, signal: AbortSignal): Promise<void> {
  * Run a generation to its end. Null when the client left, or when the stream has already been
  * ended with an error event (errors before any byte was sent are thrown for a JSON answer).
  */
-async function runGeneration(ctx: Ctx, gen: Generation, signal: AbortSignal, events: EventStream | null): Promise<GenerationResult | null> {
+async function runGeneration(ctx: Ctx, gen: Started, signal: AbortSignal, events: EventStream | null): Promise<GenerationResult | null> {
   try {
-    await runJob(ctx, new GenerationJob(gen), signal);
+    await runJob(ctx, gen.job, signal);
   } catch (e) {
     if (!events) throw e;
     events.error(e instanceof ApiError ? e : new ApiError(500, (e as Error).message));
@@ -377,7 +418,7 @@ export async function chatCompletions(ctx: Ctx, body: unknown, res: ServerRespon
     let events: EventStream | null = null;
     const started = new Set<number>();
     const streamText = stream && !useTools;
-    let gen: Generation;
+    let gen: Started;
     const genOpts: GenerateOptions = {
       ...opts, processors: procs, tokenizer: m.tokenizer!, stopIds: m.stopIds,
       stopStrings: [...(opts.stopStrings ?? []), ...(m.chat.eosToken && !m.stopIds.includes(m.tokenizer!.specialTokens.get(m.chat.eosToken) ?? -1) ? [m.chat.eosToken] : [])],
@@ -398,7 +439,7 @@ export async function chatCompletions(ctx: Ctx, body: unknown, res: ServerRespon
       } : undefined,
     };
     try {
-      gen = new Generation(m.model, Array.from({ length: n }, () => ids), genOpts);
+      gen = startGeneration(ctx, m, Array.from({ length: n }, () => ids), genOpts);
     } catch (e) {
       if (e instanceof StructuredError) throw badParam(constraint?.param ?? 'max_tokens', e.message);
       throw e;
@@ -495,8 +536,7 @@ export async function completions(ctx: Ctx, body: unknown, res: ServerResponse, 
     const events = stream ? new EventStream(res) : null;
     const results: GenerationResult[] = [];
     for (const [pi, p] of prompts.entries()) {
-      let gen: Generation;
-      gen = new Generation(m.model, Array.from({ length: n }, () => p.ids), {
+      const gen: Started = startGeneration(ctx, m, Array.from({ length: n }, () => p.ids), {
         ...opts, tokenizer: m.tokenizer!, stopIds: m.stopIds, logprobs: lpK !== undefined, topLogprobs: lpK || undefined,
         onToken: events ? (ev) => {
           let lp: unknown = null;

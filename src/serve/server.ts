@@ -119,7 +119,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       throw new ApiError(known ? 405 : 404, `no route for ${method} ${p}`, 'invalid_request_error', null, known ? 'method_not_allowed' : 'unknown_url');
     }
     if (p === '/health') {
-      sendJson(res, 200, { status: 'ok', models: registry.ids(), active: scheduler.activeCount, queued: scheduler.queuedCount });
+      const loaded = Object.fromEntries(registry.loadedModels.map((m) => [m.id, { batch: m.batchStats }]));
+      sendJson(res, 200, { status: 'ok', models: registry.ids(), active: scheduler.activeCount, queued: scheduler.queuedCount, loaded });
       return;
     }
     if (p === '/v1/models') { sendJson(res, 200, listModels(ctx)); return; }

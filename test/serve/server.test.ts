@@ -329,8 +329,14 @@ test('concurrent clients: fair scheduling and a bounded load test with no failur
   const short = client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'short' }], max_tokens: 2 }).then(() => performance.now());
   const [ta, ts] = await Promise.all([a, short]);
   assert.ok(ts < ta, 'the short request waited for the long one');
-  const r = await loadTest({ url, clients: 6, requests: 24, stream: true, body: (i) => ({ model: 'tiny', messages: [{ role: 'user', content: `hi ${i}` }], max_tokens: 8, seed: i }) });
+  const calls0 = (await (await fetch(`${url}/health`)).json()).loaded.tiny.batch.calls;
+  const r = await loadTest({ url, clients: 6, requests: 24, stream: true, body: (i) => ({ model: 'tiny', messages: [{ role: 'user', content: `hi ${i}` }], max_tokens: 8, seed: i, logit_bias: { [ref.tokenizer.specialTokens.get('<|im_end|>')!]: -100 } }) });
   assert.equal(r.failed, 0, r.errors.join('\n'));
   assert.equal(r.ok, 24);
+  assert.equal(r.completionTokens, 24 * 8);
+  // Continuous batching: concurrent requests share model calls (24 prefills + far fewer decode
+  // calls than the 24 × 7 a request-at-a-time server makes).
+  const calls = (await (await fetch(`${url}/health`)).json()).loaded.tiny.batch.calls - calls0;
+  assert.ok(calls < 24 + 24 * 7, `${calls} model calls for 24 requests`);
   assert.ok(r.latencyMs.p99 >= r.latencyMs.p50 && r.requestsPerSecond > 0);
 });

@@ -8,11 +8,12 @@ import { num } from './generate.js';
 export const usage = `tslm serve --model <hf-dir|file.bin|file.gguf> [--port 8080] [--host 127.0.0.1]
       [--models-dir DIR] [--model-id ID] [--tokenizer FILE] [--threads N]
       [--max-active 4] [--max-queue 64] [--max-tokens-limit 4096] [--max-prompt-tokens N]
-      [--max-body-bytes 4194304] [--quiet]
+      [--max-body-bytes 4194304] [--batch-rows 8] [--batch-positions 4096] [--quiet]
     OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models,
     /health) and the playground page at http://HOST:PORT/. --models-dir offers every model
     directory or checkpoint directly inside DIR by its name. Binds to 127.0.0.1 unless --host
-    says otherwise.`;
+    says otherwise. Concurrent requests share model calls (continuous batching) up to
+    --batch-rows sequences (0: each request decodes on its own).`;
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -20,7 +21,7 @@ export async function run(args: string[]): Promise<number> {
     options: {
       model: { type: 'string' }, 'models-dir': { type: 'string' }, 'model-id': { type: 'string' }, tokenizer: { type: 'string' },
       port: { type: 'string' }, host: { type: 'string' }, threads: { type: 'string' },
-      'max-active': { type: 'string' }, 'max-queue': { type: 'string' }, 'max-tokens-limit': { type: 'string' }, 'max-prompt-tokens': { type: 'string' }, 'max-body-bytes': { type: 'string' },
+      'max-active': { type: 'string' }, 'max-queue': { type: 'string' }, 'max-tokens-limit': { type: 'string' }, 'max-prompt-tokens': { type: 'string' }, 'max-body-bytes': { type: 'string' }, 'batch-rows': { type: 'string' }, 'batch-positions': { type: 'string' },
       quiet: { type: 'boolean' },
     },
   });
@@ -31,17 +32,20 @@ export async function run(args: string[]): Promise<number> {
   const maxTokens = int(values['max-tokens-limit'], 'max-tokens-limit', 1);
   const maxBody = int(values['max-body-bytes'], 'max-body-bytes', 1024);
   const maxPrompt = int(values['max-prompt-tokens'], 'max-prompt-tokens', 1);
+  const batchRows = int(values['batch-rows'], 'batch-rows', 0);
+  const batchPositions = int(values['batch-positions'], 'batch-positions', 1);
   await init({ threads: int(values.threads, 'threads', 1) });
   const server = await startServer({
     model: values.model, modelsDir: values['models-dir'], modelId: values['model-id'], tokenizer: values.tokenizer,
     port, host: values.host ?? '127.0.0.1',
     maxActive: int(values['max-active'], 'max-active', 1), maxQueue: int(values['max-queue'], 'max-queue', 0),
-    limits: { ...(maxTokens ? { maxTokens } : {}), ...(maxBody ? { maxBodyBytes: maxBody } : {}), ...(maxPrompt ? { maxPromptTokens: maxPrompt } : {}) },
+    limits: { ...(maxTokens ? { maxTokens } : {}), ...(maxBody ? { maxBodyBytes: maxBody } : {}), ...(maxPrompt ? { maxPromptTokens: maxPrompt } : {}),
+      ...(batchRows !== undefined ? { batchRows } : {}), ...(batchPositions ? { batchPositions } : {}) },
     log: values.quiet ? undefined : (line) => console.error(line),
   });
   // The first stdout line is the address (scripts and tests read it).
   console.log(`tslm serve: listening on ${server.url} (models: ${server.registry.ids().join(', ')})`);
-  console.error(`playground: ${server.url}/`);
+  if (!values.quiet) console.error(`playground: ${server.url}/`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);
