@@ -1,7 +1,8 @@
 // Structured generation, written as MaskBench does: for a set of realistic JSON Schemas and one
 // valid instance each, compile time per schema and the time of every token mask along the
 // instance's tokens (cold caches: a fresh matcher per schema), with the LLaMA-2 32K
-// (SentencePiece-style byte fallback) and LLaMA-3 128K (byte-level BPE) vocabularies. XGrammar
+// (SentencePiece-style byte fallback) and LLaMA-3 128K (byte-level BPE) vocabularies, after an
+// untimed JIT warm-up on a small vocabulary of its own (see warmUp). XGrammar
 // (npm @mlc-ai/web-xgrammar, its WebAssembly build) is measured beside ours in the same run when
 // it loads in Node.
 import { createRequire } from 'node:module';
@@ -102,9 +103,31 @@ async function xgrammarPeer(tok: HFTokenizer, byteLevel: boolean): Promise<XgrPe
   }
 }
 
-export async function benchStructured(opts: { log?: (line: string) => void } = {}): Promise<Row[]> {
+/**
+ * JIT warm-up, untimed: every schema's masks along its instance over a small vocabulary of its
+ * own (single bytes and pieces of the instances), so that the engine's code is compiled before the
+ * first timed mask while the real vocabularies' tables (built once per vocabulary) stay cold.
+ */
+function warmUp(): void {
+  const enc = new TextEncoder();
+  const pieces = new Set<string>();
+  for (const { instance } of BENCH_SCHEMAS) for (const p of JSON.stringify(instance).match(/[A-Za-z]+|\d+|[^A-Za-z\d]{1,3}/g) ?? []) pieces.add(p);
+  const bytes: Uint8Array[] = Array.from({ length: 256 }, (_, b) => Uint8Array.of(b));
+  for (const p of pieces) bytes.push(enc.encode(p));
+  const vocab = new TokenVocab(bytes, []);
+  for (let round = 0; round < 3; round++) {
+    for (const { schema, instance } of BENCH_SCHEMAS) {
+      const m = new TokenMatcher(compileJsonSchema(schema), vocab);
+      let s = m.initial;
+      for (const b of enc.encode(JSON.stringify(instance))) { m.mask(s); s = m.advance(s, b); }
+    }
+  }
+}
+
+export async function benchStructured(opts: { log?: (line: string) => void; warmUp?: boolean } = {}): Promise<Row[]> {
   const log = opts.log ?? (() => {});
   const rows: Row[] = [];
+  if (opts.warmUp !== false) warmUp();
   const vocabs: Array<[string, () => Promise<HFTokenizer>, boolean]> = [
     ['LLaMA-2 32K', async () => new HFTokenizer(await llama2Json()), false],
     ['LLaMA-3 128K', async () => new HFTokenizer(await llama3Json()), true],
@@ -173,9 +196,9 @@ export async function benchStructured(opts: { log?: (line: string) => void } = {
   return rows;
 }
 
-// `node dist/bench/structured.js [--json]`
+// `node dist/bench/structured.js [--json] [--no-warmup]`
 if (import.meta.url === `file://${process.argv[1]}`) {
   const json = process.argv.includes('--json');
-  const rows = await benchStructured({ log: json ? undefined : (l) => console.log(l) });
+  const rows = await benchStructured({ log: json ? undefined : (l) => console.log(l), warmUp: !process.argv.includes('--no-warmup') });
   if (json) console.log(JSON.stringify(rows, null, 1));
 }

@@ -9,13 +9,18 @@
 // lexer), a stack for the nesting (the parser), built on demand.
 //
 // `TokenMatcher` adds a vocabulary: the mask of a state is a walk of the token trie through the
-// transition table (a dead prefix skips its subtree), cached per state. Each state also knows its
+// transition table (a dead prefix skips its subtree), cached per state. Where nearly every token
+// is allowed (string bodies, free object keys, regular expressions over a large alphabet) the
+// mask starts instead from per-vocabulary tables of tokens by their characters (plain.ts) and
+// walks only the tokens those cannot settle (see TokenMatcher). Each state also knows its
 // shortest completion in bytes, so that a token budget can be honoured by allowing only tokens
 // after which the output can still be closed in the tokens left.
 import type { Grammar } from './grammar.js';
 import { END, symClass } from './grammar.js';
 import type { TokenVocab } from './vocab.js';
 import { ComplexityError } from './errors.js';
+import type { PlainIndex, Trie } from './plain.js';
+import { MODE_A, MODE_F, DECIDED } from './plain.js';
 
 export const DEAD = -2;
 const UNKNOWN = -1;
@@ -27,6 +32,57 @@ export interface AutomatonLimits {
   maxStacks?: number;
   /** Most stack nodes (default 4,000,000). */
   maxNodes?: number;
+}
+
+/** UTF-8 lead byte ranges with their continuation byte ranges (the code points ≥ U+0080, no surrogates). */
+const UTF8_LEADS: Array<[number, number, Array<[number, number]>]> = [
+  [0xc2, 0xdf, [[0x80, 0xbf]]],
+  [0xe0, 0xe0, [[0xa0, 0xbf], [0x80, 0xbf]]],
+  [0xe1, 0xec, [[0x80, 0xbf], [0x80, 0xbf]]],
+  [0xed, 0xed, [[0x80, 0x9f], [0x80, 0xbf]]],
+  [0xee, 0xef, [[0x80, 0xbf], [0x80, 0xbf]]],
+  [0xf0, 0xf0, [[0x90, 0xbf], [0x80, 0xbf], [0x80, 0xbf]]],
+  [0xf1, 0xf3, [[0x80, 0xbf], [0x80, 0xbf], [0x80, 0xbf]]],
+  [0xf4, 0xf4, [[0x80, 0x8f], [0x80, 0xbf], [0x80, 0xbf]]],
+];
+/** How a state treats plain characters (mode 1: all code points ≥ U+0020 but '"' and '\\'; 2: printable ASCII; 3: none), see TokenMatcher. */
+export interface PlainShape {
+  mode: number;
+  exc: number[] | null;
+  rep: number;
+  /** Mode 4 (an ASCII alphabet, see PlainIndex.alphabetMask): byte → 1 (in the alphabet), 2 (exception), 0 (dead); and the alphabet's key. */
+  alpha?: Uint8Array;
+  key?: string;
+  /** Byte → bit set of the state's stacks that accept it (bit i: i-th stack). */
+  sub: Int32Array;
+}
+
+/** A hash map from pairs of non-negative 32-bit integers to non-negative integers (open addressing). */
+class PairMap {
+  private ka = new Int32Array(1024);
+  private kb = new Int32Array(1024);
+  private v = new Int32Array(1024).fill(-1);
+  private n = 0;
+  private slot(a: number, b: number): number {
+    const m = this.v.length - 1;
+    let h = (Math.imul(a, 0x9e3779b1) ^ Math.imul(b + 0x7f4a7c15, 0x85ebca6b)) & m;
+    while (this.v[h] >= 0 && (this.ka[h] !== a || this.kb[h] !== b)) h = (h + 1) & m;
+    return h;
+  }
+  get size(): number { return this.n; }
+  get(a: number, b: number): number { return this.v[this.slot(a, b)]; }
+  set(a: number, b: number, val: number): void {
+    if ((this.n + 1) * 2 > this.v.length) this.grow();
+    const h = this.slot(a, b);
+    if (this.v[h] < 0) this.n++;
+    this.ka[h] = a; this.kb[h] = b; this.v[h] = val;
+  }
+  private grow(): void {
+    const { ka, kb, v } = this;
+    this.ka = new Int32Array(v.length * 2); this.kb = new Int32Array(v.length * 2); this.v = new Int32Array(v.length * 2).fill(-1);
+    this.n = 0;
+    for (let i = 0; i < v.length; i++) if (v[i] >= 0) this.set(ka[i], kb[i], v[i]);
+  }
 }
 
 class GrowI32 {
@@ -48,10 +104,10 @@ export class ByteAutomaton {
   private readonly cls: Uint8Array[];
   private readonly nodePos = new GrowI32(1024);
   private readonly nodePar = new GrowI32(1024);
-  private readonly nodeIds = new Map<number, number>();
+  private readonly nodeIds = new PairMap();
   private readonly nodeMin: number[] = [0];
   readonly stateNodes: Int32Array[] = [];
-  private readonly stateIds = new Map<string, number>();
+  private readonly stateIds = new Map<number, number | number[]>();
   /** trans[s * K + eq[b]]: UNKNOWN, DEAD or the next state (K byte equivalence classes). */
   private trans: GrowI32;
   /** Byte → equivalence class: bytes no byte class of the grammar tells apart share transitions. */
@@ -59,6 +115,16 @@ export class ByteAutomaton {
   readonly K: number;
   private readonly rep: Uint8Array;
   private readonly stateMin: number[] = [];
+  private readonly shapes = new Map<number, Array<{ tops: Int32Array; pidx: Int32Array; result: PlainShape }>>();
+  private readonly scratchPars = new Int32Array(32);
+  private readonly scratchPidx = new Int32Array(32);
+  private readonly scratchTops = new Int32Array(32);
+  /** Per state: successors by the set of its stacks that accept a byte. */
+  private readonly succ = new PairMap();
+  private seen = new PairMap();
+  private readonly outMark = new GrowI32(1024);
+  private readonly work: number[] = [];
+  private epoch = 0;
   readonly initial: number;
   private readonly limits: Required<AutomatonLimits>;
 
@@ -70,60 +136,84 @@ export class ByteAutomaton {
     this.trans = new GrowI32(this.K * 64, UNKNOWN);
     // Node 0 is the empty stack: the output is complete.
     this.nodePos.a[0] = -1; this.nodePar.a[0] = -1; this.nodePos.n = this.nodePar.n = 1;
-    const out = new Set<number>();
-    this.expand(0, 0, out, new Set());
+    const out: number[] = [];
+    this.expand(0, 0, out, ++this.epoch);
     this.initial = this.intern(out);
   }
 
   get states(): number { return this.stateNodes.length; }
 
   private node(pos: number, par: number): number {
-    const key = pos * 4294967296 + par;
-    let id = this.nodeIds.get(key);
-    if (id === undefined) {
+    let id = this.nodeIds.get(pos, par);
+    if (id < 0) {
       id = this.nodePos.n;
       if (id >= this.limits.maxNodes) throw new ComplexityError('parser stack nodes', this.limits.maxNodes);
       this.nodePos.ensure(id + 1); this.nodePar.ensure(id + 1);
       this.nodePos.a[id] = pos; this.nodePar.a[id] = par;
       this.nodePos.n++; this.nodePar.n++;
-      this.nodeIds.set(key, id);
+      this.nodeIds.set(pos, par, id);
     }
     return id;
   }
 
-  /** Closure: every stack reachable from (pos, parent) without reading a byte, whose top is a byte class. */
-  private expand(pos0: number, par0: number, out: Set<number>, seen: Set<number>): void {
-    const prog = this.prog, ruleAlts = this.grammar.ruleAlts;
-    const work: number[] = [pos0, par0];
+  /**
+   * Closure: every stack reachable from (pos, parent) without reading a byte, whose top is a byte
+   * class, appended to `out` once. Calls with the same `epoch` share what they have seen.
+   */
+  private expand(pos0: number, par0: number, out: number[], epoch: number): void {
+    const prog = this.prog, ruleAlts = this.grammar.ruleAlts, seen = this.seen;
+    const work = this.work;
+    work.length = 0;
+    work.push(pos0, par0);
     while (work.length) {
       const par = work.pop()!, pos = work.pop()!;
-      const key = pos * 4294967296 + par;
-      if (seen.has(key)) continue;
-      seen.add(key);
+      if (seen.get(pos, par) === epoch) continue;
+      seen.set(pos, par, epoch);
       const s = prog[pos];
       if (s === END) {
-        if (par === 0) out.add(0);
+        if (par === 0) this.emit(0, out, epoch);
         else work.push(this.nodePos.a[par], this.nodePar.a[par]);
       } else if (s >= 0) {
         const ret = prog[pos + 1] === END ? par : this.node(pos + 1, par);
         const alts = ruleAlts[s];
         for (let i = alts.length - 1; i >= 0; i--) work.push(alts[i], ret);
       } else {
-        out.add(this.node(pos, par));
+        this.emit(this.node(pos, par), out, epoch);
       }
     }
   }
 
-  private intern(nodes: Set<number>): number {
-    if (nodes.size > this.limits.maxStacks) throw new ComplexityError('parallel parses in one state', this.limits.maxStacks, 'the grammar is too ambiguous');
+  private emit(n: number, out: number[], epoch: number): void {
+    this.outMark.ensure(n + 1);
+    if (this.outMark.a[n] === epoch) return;
+    this.outMark.a[n] = epoch;
+    out.push(n);
+  }
+
+  private intern(nodes: number[]): number {
+    if (nodes.length > this.limits.maxStacks) throw new ComplexityError('parallel parses in one state', this.limits.maxStacks, 'the grammar is too ambiguous');
     const arr = Int32Array.from(nodes).sort();
-    const key = arr.join(',');
-    let id = this.stateIds.get(key);
+    // Hash-consed by a hash of the sorted stacks; equal hashes compare the arrays.
+    let h = arr.length | 0;
+    for (let k = 0; k < arr.length; k++) h = Math.imul(h ^ arr[k], 0x9e3779b1) ^ (h >>> 15);
+    const bucket = this.stateIds.get(h);
+    let id: number | undefined;
+    if (bucket !== undefined) {
+      for (const c of typeof bucket === 'number' ? [bucket] : bucket) {
+        const o = this.stateNodes[c];
+        if (o.length !== arr.length) continue;
+        let eq = true;
+        for (let k = 0; k < o.length && eq; k++) eq = o[k] === arr[k];
+        if (eq) { id = c; break; }
+      }
+    }
     if (id === undefined) {
       id = this.stateNodes.length;
       if (id >= this.limits.maxStates) throw new ComplexityError('parser states', this.limits.maxStates);
       this.stateNodes.push(arr);
-      this.stateIds.set(key, id);
+      if (bucket === undefined) this.stateIds.set(h, id);
+      else if (typeof bucket === 'number') this.stateIds.set(h, [bucket, id]);
+      else bucket.push(id);
       this.trans.ensure((id + 1) * this.K);
       let m = Infinity;
       for (const n of arr) m = Math.min(m, this.nodeMinLen(n));
@@ -145,17 +235,159 @@ export class ByteAutomaton {
   computeStep(s: number, e: number): number {
     const b = this.rep[e];
     const nodes = this.stateNodes[s];
-    const out = new Set<number>();
-    const seen = new Set<number>();
+    // The successor depends only on which of the state's stacks accept the byte: byte classes
+    // that select the same stacks share it (computed once).
+    let key = 0, any = false;
+    const small = nodes.length <= 31;
     for (let i = 0; i < nodes.length; i++) {
       const n = nodes[i];
       if (n === 0) continue;
-      const pos = this.nodePos.a[n];
-      if (this.cls[symClass(this.prog[pos])][b]) this.expand(pos + 1, this.nodePar.a[n], out, seen);
+      if (this.cls[symClass(this.prog[this.nodePos.a[n]])][b]) { any = true; if (small) key |= 1 << i; }
     }
-    const t = out.size === 0 ? DEAD : this.intern(out);
+    let t = DEAD;
+    if (any) {
+      const known = small ? this.succ.get(s, key) : -1;
+      if (known >= 0) t = known === 0x7fffffff ? DEAD : known;
+      else {
+        const out: number[] = [];
+        const epoch = ++this.epoch;
+        // What expansions have seen is only needed within one step: bound its memory.
+        if (this.seen.size > 1 << 20) this.seen = new PairMap();
+        for (let i = 0; i < nodes.length; i++) {
+          const n = nodes[i];
+          if (n === 0) continue;
+          const pos = this.nodePos.a[n];
+          if (this.cls[symClass(this.prog[pos])][b]) this.expand(pos + 1, this.nodePar.a[n], out, epoch);
+        }
+        t = out.length === 0 ? DEAD : this.intern(out);
+        if (small) this.succ.set(s, key, t === DEAD ? 0x7fffffff : t);
+      }
+    }
     this.trans.a[s * this.K + e] = t;
     return t;
+  }
+
+  /**
+   * How state s treats plain characters (see TokenMatcher): per byte, which of its stacks accept
+   * it, and where a multi-byte character leads. The answer depends only on the state's shape —
+   * its stacks' grammar positions and which of them share a parent — so it is computed once per
+   * shape (every position of a bounded string has the same shape) without building states:
+   * `rep` is a plain byte whose successor is the state after every plain character but the
+   * ASCII exceptions `exc`. Null when no mode applies.
+   */
+  plainShape(s: number): PlainShape | null {
+    const nodes = this.stateNodes[s];
+    if (nodes.length > 31) return null;
+    const pos = this.nodePos.a, par = this.nodePar.a, prog = this.prog, cls = this.cls;
+    // Scratch buffers: a shape seen before allocates nothing.
+    const L = nodes.length, pars = this.scratchPars, pidx0 = this.scratchPidx, tops0 = this.scratchTops;
+    let np = 0, h = L;
+    for (let i = 0; i < L; i++) {
+      const n = nodes[i];
+      const p = n === 0 ? -1 : par[n];
+      let k = 0;
+      while (k < np && pars[k] !== p) k++;
+      if (k === np) pars[np++] = p;
+      pidx0[i] = k;
+      tops0[i] = n === 0 ? -1 : pos[n];
+      h = Math.imul(h ^ tops0[i], 0x9e3779b1) ^ Math.imul(k + 1, 0x85ebca6b) ^ (h >>> 13);
+    }
+    const bucket = this.shapes.get(h);
+    if (bucket) {
+      for (const e of bucket) {
+        if (e.tops.length !== L) continue;
+        let same = true;
+        for (let i = 0; i < L && same; i++) same = e.tops[i] === tops0[i] && e.pidx[i] === pidx0[i];
+        if (same) return e.result;
+      }
+    }
+    const pidx = pidx0.slice(0, L), tops = tops0.slice(0, L);
+    // Byte → bit set of the accepting stacks.
+    const sub = new Int32Array(256);
+    for (let i = 0; i < nodes.length; i++) {
+      if (nodes[i] === 0) continue;
+      const c = cls[symClass(prog[pos[nodes[i]]])];
+      for (let b = 0; b < 256; b++) if (c[b]) sub[b] |= 1 << i;
+    }
+    const alphabet = (): Omit<PlainShape, 'sub'> | null => {
+      for (let b = 0x80; b < 256; b++) if (sub[b] !== 0) return null;
+      const count = new Map<number, number>();
+      let M = 0, best = 0, rep = 0;
+      for (let b = 0; b < 0x80; b++) {
+        if (sub[b] === 0) continue;
+        const c = (count.get(sub[b]) ?? 0) + 1;
+        count.set(sub[b], c);
+        if (c > best) { best = c; M = sub[b]; rep = b; }
+      }
+      if (best < ALPHABET_MIN) return null;
+      const alpha = new Uint8Array(256);
+      let key = '';
+      for (let b = 0; b < 0x80; b++) { alpha[b] = sub[b] === M ? 1 : sub[b] !== 0 ? 2 : 0; key += alpha[b] === 1 ? '1' : '0'; }
+      return { mode: 4, exc: null, rep, alpha, key };
+    };
+    const plain = ((): Omit<PlainShape, 'sub'> | null => {
+      for (let b = 0; b < 256; b++) if (sub[b] !== 0 && (b < 0x20 || (b >= 0x80 && b < 0xc2) || b >= 0xf5)) return null;
+      const count = new Map<number, number>();
+      let M = 0, best = -1, rep = 0x61;
+      for (let b = 0x20; b < 0x7f; b++) {
+        if (b === 0x22 || b === 0x5c) continue;
+        const c = (count.get(sub[b]) ?? 0) + 1;
+        count.set(sub[b], c);
+        if (c > best) { best = c; M = sub[b]; rep = b; }
+      }
+      let exc: number[] | null = null;
+      for (let b = 0x20; b < 0x7f; b++) if (b !== 0x22 && b !== 0x5c && sub[b] !== M) (exc ??= []).push(b);
+      if (exc && exc.length > 32) return null;
+      let leadsDead = true;
+      for (let b = 0xc2; b <= 0xf4; b++) if (sub[b] !== 0) leadsDead = false;
+      if (M === 0 || sub[0x7f] === 0) {
+        if (sub[0x7f] !== 0 || !leadsDead) return null;
+        return { mode: M === 0 ? 3 : 2, exc, rep };
+      }
+      if (sub[0x7f] !== M) return null;
+      // Mode F: a multi-byte character passes through states that are exactly the accepting
+      // stacks moved along their alternatives (no call, no return) and ends where an ASCII
+      // character does: the same stacks to resume (a return to the same parent counts as one).
+      const seeds = (moved: number[]): string => {
+        const out = new Set<string>();
+        for (let j = 0; j < moved.length; j += 2) out.add(prog[moved[j]] === END ? `r${moved[j + 1]}` : `${moved[j]}:${moved[j + 1]}`);
+        return [...out].sort().join(',');
+      };
+      const ascii: number[] = [];
+      for (let i = 0; i < nodes.length; i++) if (M & (1 << i)) ascii.push(pos[nodes[i]] + 1, pidx[i]);
+      const want = seeds(ascii);
+      const pure = (moved: number[]) => { for (let j = 0; j < moved.length; j += 2) if (prog[moved[j]] >= -1) return false; return true; };
+      const check = (cur: number[], conts: Array<[number, number]>, k: number): boolean => {
+        const [lo, hi] = conts[k];
+        const seen = new Set<string>();
+        for (let c = lo; c <= hi; c++) {
+          const moved: number[] = [];
+          for (let j = 0; j < cur.length; j += 2) if (cls[symClass(prog[cur[j]])][c]) moved.push(cur[j] + 1, cur[j + 1]);
+          if (moved.length === 0) return false;
+          const mk = moved.join(',');
+          if (seen.has(mk)) continue;
+          seen.add(mk);
+          if (k + 1 < conts.length) { if (!pure(moved) || !check(moved, conts, k + 1)) return false; }
+          else if (seeds(moved) !== want) return false;
+        }
+        return true;
+      };
+      for (const [lo, hi, conts] of UTF8_LEADS) {
+        const seen = new Set<number>();
+        for (let b = lo; b <= hi; b++) {
+          if (sub[b] === 0) return null;
+          if (seen.has(sub[b])) continue;
+          seen.add(sub[b]);
+          const moved: number[] = [];
+          for (let i = 0; i < nodes.length; i++) if (sub[b] & (1 << i)) moved.push(pos[nodes[i]] + 1, pidx[i]);
+          if (!pure(moved) || !check(moved, conts, 0)) return null;
+        }
+      }
+      return { mode: 1, exc, rep };
+    })();
+    const result = { ...(plain !== null && !(plain.mode === 3 && plain.exc) ? plain : alphabet() ?? plain ?? { mode: 0, exc: null, rep: 0 }), sub };
+    if (bucket) bucket.push({ tops, pidx, result }); else this.shapes.set(h, [{ tops, pidx, result }]);
+    return result;
   }
 
   /** Whether the output may end here. */
@@ -214,35 +446,111 @@ export class ByteAutomaton {
 
 /** Partition of byte values by membership in every class: [byte → class, count, class → a byte]. */
 function byteClasses(classes: Uint8Array[]): [Uint8Array, number, Uint8Array] {
-  const eq = new Uint8Array(256), rep: number[] = [];
-  const ids = new Map<string, number>();
-  for (let b = 0; b < 256; b++) {
-    let sig = '';
-    for (let c = 0; c < classes.length; c++) sig += classes[c][b];
-    let k = ids.get(sig);
-    if (k === undefined) { k = rep.length; ids.set(sig, k); rep.push(b); }
-    eq[b] = k;
+  // Partition refinement: split every part by membership in each class, in byte order.
+  const part = new Int32Array(256);
+  let parts = 1;
+  const split = new Int32Array(256);
+  for (const c of classes) {
+    split.fill(-1, 0, parts);
+    let next = parts;
+    for (let b = 0; b < 256; b++) {
+      if (!c[b]) continue;
+      const p = part[b];
+      if (split[p] < 0) split[p] = next++;
+      part[b] = split[p];
+    }
+    // Parts wholly inside the class keep their number.
+    const size = new Int32Array(next), inside = new Int32Array(next);
+    for (let b = 0; b < 256; b++) size[part[b]]++;
+    for (let p = 0; p < parts; p++) if (split[p] >= 0 && size[p] === 0) inside[split[p]] = p + 1;
+    for (let b = 0; b < 256; b++) if (inside[part[b]]) part[b] = inside[part[b]] - 1;
+    // Renumber densely.
+    const map = new Int32Array(next).fill(-1);
+    let k = 0;
+    for (let b = 0; b < 256; b++) { if (map[part[b]] < 0) map[part[b]] = k++; part[b] = map[part[b]]; }
+    parts = k;
   }
+  const eq = new Uint8Array(256), rep: number[] = [];
+  for (let b = 0; b < 256; b++) { if (part[b] === rep.length) rep.push(b); eq[b] = part[b]; }
   return [eq, rep.length, Uint8Array.from(rep)];
 }
 
-export interface MaskStats { cacheHits: number; walks: number; nodesVisited: number }
+export interface MaskStats {
+  cacheHits: number;
+  walks: number;
+  nodesVisited: number;
+  /** Masks that started from the per-vocabulary plain-text tables (see `mask`). */
+  plainMasks?: number;
+}
 
-/** A grammar over a vocabulary: token masks per parser state. */
+// Level analysis modes (MODE_F / MODE_A from plain.ts), plus: no byte but '"' and '\' continues.
+const CLOSED = 3, ALPHA = 4;
+interface Level {
+  /** 0 (none), MODE_F, MODE_A or CLOSED. */
+  mode: number;
+  /** The state after any plain character but the exceptions (DEAD when CLOSED). */
+  next: number;
+  /** ASCII bytes that do not lead to `next` (walked); null when none. */
+  exc: number[] | null;
+  /** Largest shortest-completion over the states a plain character passes through. */
+  max: number;
+  /** Mode 4 (ALPHA): the alphabet and its key. */
+  alpha?: Uint8Array;
+  key?: string;
+}
+interface Chain { n: number; dec: boolean; max: number }
+interface AlphaChain extends Chain { exc: Uint8Array }
+const NO_LEVEL: Level = { mode: 0, next: DEAD, exc: null, max: 0 };
+/** Smallest alphabet of mode 4 (a smaller one is cheaper walked than tabled). */
+const ALPHABET_MIN = 20;
+/** Most uniform levels followed from one state (tokens with more characters are walked). */
+const CHAIN_LIMIT = 256;
+/** Subtrees at least this large are checked for a free (self-looping plain) state. */
+const FREE_MIN_NODES = 128;
+
+/**
+ * A grammar over a vocabulary: token masks per parser state.
+ *
+ * A mask is a walk of the token trie through the automaton, cached per state. Where nearly every
+ * token is allowed — inside a JSON string, an undeclared object key — a walk would visit the
+ * whole trie, and a bounded string (maxLength) is a new state at every character. There the
+ * mask starts from per-vocabulary tables instead (plain.ts): the state is analysed by levels —
+ * every plain character (all code points ≥ U+0020 but '"' and '\', or printable ASCII) leads to
+ * one same next state, control and stray bytes are dead — and after n uniform levels every
+ * token made of ≤ n plain characters is allowed (one precomputed bit mask), every token that
+ * meets a dead byte within them is refused, and only the subtrees holding other tokens (with a
+ * quote or backslash: the end of the string and what follows) are walked. A few ASCII bytes of
+ * the first level may lead elsewhere (the declared keys beside an undeclared one): their
+ * subtrees are walked. Inside a walk, a subtree reached in a state that loops on plain
+ * characters is settled token by token from the same tables. States of regular expressions
+ * (formats, patterns) where a large ASCII alphabet leads on uniformly are settled the same way
+ * from per-alphabet masks (mode 4), walking only the subtrees that hold a byte live elsewhere.
+ * The level analysis depends only on a state's shape (ByteAutomaton.plainShape), so a bounded
+ * string pays it once. Masks stay exact (the tests compare them with a brute-force check over
+ * real vocabularies); `plain: false` turns the fast paths off.
+ */
 export class TokenMatcher {
   readonly automaton: ByteAutomaton;
   private readonly cache = new Map<number, { mask: Uint32Array; maxAfter: number }>();
-  readonly stats: MaskStats = { cacheHits: 0, walks: 0, nodesVisited: 0 };
+  readonly stats: MaskStats = { cacheHits: 0, walks: 0, nodesVisited: 0, plainMasks: 0 };
   private readonly stk: Int32Array;
   readonly words: number;
+  private plainIdx: PlainIndex | null = null;
+  private readonly levels: (Level | undefined)[] = [];
+  private readonly chains: (Chain | undefined)[][] = [[], [], []];
+  private readonly alphaChains = new Map<string, (AlphaChain | undefined)[]>();
 
-  constructor(grammar: Grammar | ByteAutomaton, readonly vocab: TokenVocab, readonly opts: { maxCachedMasks?: number; limits?: AutomatonLimits } = {}) {
+  constructor(grammar: Grammar | ByteAutomaton, readonly vocab: TokenVocab, readonly opts: { maxCachedMasks?: number; limits?: AutomatonLimits; plain?: boolean } = {}) {
     this.automaton = grammar instanceof ByteAutomaton ? grammar : new ByteAutomaton(grammar, opts.limits);
     this.stk = new Int32Array(vocab.maxDepth + 1);
     this.words = (vocab.size + 31) >>> 5;
   }
 
   get initial(): number { return this.automaton.initial; }
+
+  private get plain(): PlainIndex {
+    return this.plainIdx ??= this.vocab.plain;
+  }
 
   /**
    * Allowed token ids in state s as a bit mask (bit i of word i>>5). With a budget of B tokens
@@ -255,37 +563,116 @@ export class TokenMatcher {
     if (c && c.maxAfter <= budget) { this.stats.cacheHits++; return c.mask; }
     if (!c) {
       const mask = new Uint32Array(this.words);
-      const maxAfter = this.walk(s, Infinity, mask);
+      const maxAfter = this.opts.plain === false ? this.walk(s, Infinity, mask, this.vocab, 0, this.vocab.nodes, null, 0, null) : this.fill(s, mask);
       const max = this.opts.maxCachedMasks ?? 4096;
       if (this.cache.size >= max) this.cache.clear();
       if (max > 0) this.cache.set(s, { mask, maxAfter });
       if (maxAfter <= budget) return mask;
     }
     const mask = new Uint32Array(this.words);
-    this.walk(s, budget, mask);
+    this.walk(s, budget, mask, this.vocab, 0, this.vocab.nodes, null, 0, null);
     return mask;
   }
 
-  /** Fills mask; returns the largest shortest-completion over the allowed tokens. */
-  private walk(s: number, budget: number, mask: Uint32Array): number {
+  /** The unbudgeted mask of s; returns an upper bound of the largest shortest-completion over the allowed tokens. */
+  private fill(s: number, mask: Uint32Array): number {
+    const L = this.level(s);
+    const v = this.vocab;
+    if (L.mode === 0) return this.walk(s, Infinity, mask, v, 0, v.nodes, null, 0, null);
+    const P = this.plain, W = this.words;
+    this.stats.plainMasks = (this.stats.plainMasks ?? 0) + 1;
+    if (L.mode === ALPHA) {
+      // Levels of one ASCII alphabet C: when they settle every token, the tokens of C that fit
+      // are allowed, those whose first byte outside C is dead at its level are not, and the
+      // subtrees holding an exception byte (live at some level) are walked.
+      const C = new Uint8Array(0x80);
+      for (let b = 0; b < 0x80; b++) C[b] = L.alpha![b] === 1 ? 1 : 0;
+      const ch = this.tailAlpha(L.next, C, L.key!);
+      if (!ch.dec) return this.walk(s, Infinity, mask, v, 0, v.nodes, null, 0, null);
+      const cw = new Uint32Array(4), ew = new Uint32Array(4);
+      for (let b = 0; b < 0x80; b++) {
+        if (C[b]) cw[b >>> 5] |= 1 << (b & 31);
+        else if (L.alpha![b] === 2 || ch.exc[b]) ew[b >>> 5] |= 1 << (b & 31);
+      }
+      mask.set(P.alphabetMask(cw, Math.min(v.maxDepth, ch.n + 1)));
+      return Math.max(L.max, ch.max, this.walk(s, Infinity, mask, v, 0, v.nodes, null, 0, null, P.nodeByteSets, ew));
+    }
+    let mode = L.mode, n = 0, dec = true, max = 0;
+    if (mode === CLOSED) mode = MODE_A;
+    else {
+      const ch = this.tail(L.next, mode);
+      n = Math.min(P.cap[mode], ch.n + 1);
+      dec = ch.dec;
+      max = Math.max(L.max, ch.max);
+    }
+    if (n > 0) mask.set(P.cum[mode].subarray(n * W, (n + 1) * W));
+    let exc: Uint8Array | null = null;
+    if (L.exc) {
+      exc = new Uint8Array(256);
+      for (const e of L.exc) {
+        exc[e] = 1;
+        const j = P.rootChild[e];
+        if (j < 0 || n === 0) continue;
+        for (let k = v.nodeTokStart[j], z = P.subtreeTokEnd(j); k < z; k++) { const id = v.toks[k]; mask[id >>> 5] &= ~(1 << (id & 31)); }
+      }
+    }
+    if (!dec) return Math.max(max, this.walk(s, Infinity, mask, v, 0, v.nodes, P.thr[mode], n, exc));
+    // Settled: only the tokens that reach a quote or backslash (a small trie of their own) are
+    // walked, and the subtrees of the exceptions in full.
+    const X = P.walkTrie[mode];
+    max = Math.max(max, this.walk(s, Infinity, mask, X, 0, X.nodeByte.length, null, 0, exc));
+    if (exc) for (const e of L.exc!) {
+      const j = P.rootChild[e];
+      if (j >= 0) max = Math.max(max, this.walk(s, Infinity, mask, v, j, v.nodeSkip[j], null, 0, null));
+    }
+    return max;
+  }
+
+  /**
+   * Fills mask by walking nodes [i0, i1) of a trie (a whole subtree range); returns the largest
+   * shortest-completion over the tokens it allowed. With `thr`, a subtree whose tokens are all
+   * settled after nEff uniform levels is skipped (its tokens come from the plain tables), except
+   * under the first bytes in `exc`; without `thr`, the subtrees under the first bytes in `exc`
+   * are skipped (walked separately).
+   */
+  private walk(s: number, budget: number, mask: Uint32Array, trie: Trie, i0: number, i1: number, thr: Int32Array | null, nEff: number, exc: Uint8Array | null,
+    sets: Uint32Array | null = null, ew: Uint32Array | null = null): number {
     const A = this.automaton, v = this.vocab;
-    const nb = v.nodeByte, nd = v.nodeDepth, ns = v.nodeSkip, ts = v.nodeTokStart, te = v.nodeTokEnd, toks = v.toks;
+    const nb = trie.nodeByte, nd = trie.nodeDepth, ns = trie.nodeSkip, ts = trie.nodeTokStart, te = trie.nodeTokEnd, toks = trie.toks;
     const stk = this.stk;
     stk[0] = s;
     let table = A.table;
     const eq = A.eq, K = A.K;
     let maxAfter = 0;
-    const n = nb.length;
     let visited = 0;
-    let i = 0;
-    while (i < n) {
+    let i = i0;
+    let skipOK = false;
+    // Free regions (below) need the whole trie's node numbering.
+    const freeOK = budget === Infinity && this.opts.plain !== false && trie === v && sets === null;
+    const e0 = ew ? ew[0] : 0, e1 = ew ? ew[1] : 0, e2 = ew ? ew[2] : 0, e3 = ew ? ew[3] : 0;
+    let freeEnd = -1, freeDepth = 0, freeWalk: Int32Array | null = null;
+    while (i < i1) {
+      if (freeEnd >= 0 && i >= freeEnd) freeEnd = -1;
+      const d = nd[i];
+      if (d === 1) {
+        const x = exc !== null && exc[nb[i]] === 1;
+        if (x && thr === null) { i = ns[i]; continue; }
+        skipOK = thr !== null && !x;
+      }
+      if (freeEnd >= 0) { if (freeWalk![i] < freeDepth) { i = ns[i]; continue; } }
+      else if (skipOK && thr![i] <= nEff) { i = ns[i]; continue; }
+      else if (sets !== null) {
+        // No exception byte anywhere below: every token here is settled by the alphabet mask.
+        const o = i * 5;
+        if (((sets[o] & e0) | (sets[o + 1] & e1) | (sets[o + 2] & e2) | (sets[o + 3] & e3)) === 0) { i = ns[i]; continue; }
+      }
       visited++;
-      const from = stk[nd[i] - 1];
+      const from = stk[d - 1];
       const e = eq[nb[i]];
       let t = table[from * K + e];
       if (t === UNKNOWN) { t = A.computeStep(from, e); table = A.table; }
       if (t < 0) { i = ns[i]; continue; }
-      stk[nd[i]] = t;
+      stk[d] = t;
       const a = ts[i], z = te[i];
       if (a < z) {
         const mc = A.minComplete(t);
@@ -294,12 +681,138 @@ export class TokenMatcher {
           for (let k = a; k < z; k++) { const id = toks[k]; mask[id >>> 5] |= 1 << (id & 31); }
         }
       }
+      if (freeOK && freeEnd < 0 && !skipOK && ns[i] - i > FREE_MIN_NODES) {
+        const L = this.level(t);
+        table = A.table;
+        if ((L.mode === MODE_F || L.mode === MODE_A) && L.exc === null && L.next === t) {
+          // t loops on plain characters: the subtree's tokens whose rest is plain are allowed,
+          // those whose rest meets a dead byte first are not, the others are walked.
+          freeEnd = ns[i]; freeDepth = d; freeWalk = this.plain.maxWalk[L.mode];
+          if (L.max > maxAfter) maxAfter = L.max;
+          this.fillFree(i, d, L.mode, mask);
+        }
+      }
       i++;
     }
     if (A.accepting(s)) for (const id of v.eosIds) mask[id >>> 5] |= 1 << (id & 31);
     this.stats.walks++;
     this.stats.nodesVisited += visited;
     return maxAfter;
+  }
+
+  /** Allows the tokens below trie node i (depth d) whose bytes from d on are plain characters of the mode. */
+  private fillFree(i: number, d: number, mode: number, mask: Uint32Array): void {
+    const P = this.plain, v = this.vocab, toks = v.toks, lnp = P.lastNonPlain[mode], cont = P.contBits;
+    const checkCont = mode === MODE_F;
+    for (let k = v.nodeTokEnd[i], z = P.subtreeTokEnd(i); k < z; k++) {
+      if (lnp[k] >= d) continue;
+      const id = toks[k];
+      // A continuation byte at d would begin the rest in the middle of a character.
+      if (checkCont && (d < 32 ? (cont[k] >>> d) & 1 : (v.bytes[id]![d] & 0xc0) === 0x80)) continue;
+      mask[id >>> 5] |= 1 << (id & 31);
+    }
+  }
+
+  /** The level analysis of state s (memoised). */
+  private level(s: number): Level {
+    let L = this.levels[s];
+    if (!L) { L = this.analyse(s); this.levels[s] = L; }
+    return L;
+  }
+
+  private analyse(s: number): Level {
+    const A = this.automaton;
+    const sh = A.plainShape(s);
+    if (!sh || sh.mode === 0) return NO_LEVEL;
+    if (sh.mode === CLOSED) return { mode: CLOSED, next: DEAD, exc: sh.exc, max: 0 };
+    const next = A.step(s, sh.rep);
+    if (sh.mode === ALPHA) return { mode: ALPHA, next, exc: null, max: A.minComplete(next), alpha: sh.alpha, key: sh.key };
+    // Inside a multi-byte character, at most 3 bytes lead to `next`.
+    const mc = A.minComplete(next);
+    return { mode: sh.mode, next, exc: sh.exc, max: sh.mode === MODE_F ? mc + 3 : mc };
+  }
+
+  /** Uniform levels (no exceptions, one mode) from state t: how many (≤ cap), whether the rest is settled, the largest completion met. */
+  private tail(t: number, mode: number): Chain {
+    const memo = this.chains[mode], cap = this.plain.cap[mode];
+    const path: number[] = [];
+    let cur = t, base: Chain, truncated = false;
+    for (;;) {
+      const L = this.level(cur);
+      const m = memo[cur];
+      if (m) { base = m; break; }
+      if (L.mode === CLOSED && L.exc === null) { base = { n: 0, dec: true, max: 0 }; memo[cur] = base; break; }
+      if (L.mode === mode && L.exc === null) {
+        if (L.next === cur) { base = { n: cap, dec: true, max: L.max }; memo[cur] = base; break; }
+        if (path.length >= Math.min(cap, CHAIN_LIMIT)) { base = { n: 0, dec: false, max: 0 }; truncated = true; break; }
+        path.push(cur);
+        cur = L.next;
+        continue;
+      }
+      base = { n: 0, dec: false, max: 0 };
+      memo[cur] = base;
+      break;
+    }
+    for (let k = path.length - 1; k >= 0; k--) {
+      const L = this.level(path[k]);
+      base = { n: Math.min(cap, base.n + 1), dec: base.dec, max: Math.max(L.max, base.max) };
+      if (!truncated) memo[path[k]] = base;
+    }
+    return base;
+  }
+
+  /**
+   * Levels on alphabet C (key `key`) from state t: every byte of C leads to one same state, bytes
+   * ≥ 0x80 are dead, other live ASCII bytes are exceptions (the union is returned: walked). A level
+   * where every byte of C is dead settles the rest.
+   */
+  private tailAlpha(t: number, C: Uint8Array, key: string): AlphaChain {
+    let memo = this.alphaChains.get(key);
+    if (!memo) { memo = []; this.alphaChains.set(key, memo); }
+    const A = this.automaton, cap = this.vocab.maxDepth;
+    let c0 = 0;
+    while (!C[c0]) c0++;
+    const path: number[] = [], nexts: number[] = [];
+    let cur = t, base: AlphaChain, truncated = false;
+    const excOf = (sub: Int32Array, into: Uint8Array) => { for (let b = 0; b < 0x80; b++) if (sub[b] !== 0 && !C[b]) into[b] = 1; };
+    for (;;) {
+      const m = memo[cur];
+      if (m) { base = m; break; }
+      const sh = A.plainShape(cur);
+      const unsettled = () => ({ n: 0, dec: false, max: 0, exc: new Uint8Array(0x80) });
+      if (!sh) { base = unsettled(); break; }
+      const sub = sh.sub, M = sub[c0];
+      let ok = true;
+      for (let b = 0x80; b < 256 && ok; b++) if (sub[b] !== 0) ok = false;
+      for (let b = 0; b < 0x80 && ok; b++) if (C[b] && sub[b] !== M) ok = false;
+      if (!ok) { base = unsettled(); break; }
+      if (M === 0) {
+        const exc = new Uint8Array(0x80);
+        excOf(sub, exc);
+        base = { n: 0, dec: true, max: 0, exc };
+        memo[cur] = base;
+        break;
+      }
+      const next = A.step(cur, c0);
+      if (next === cur) {
+        const exc = new Uint8Array(0x80);
+        excOf(sub, exc);
+        base = { n: cap, dec: true, max: A.minComplete(cur), exc };
+        memo[cur] = base;
+        break;
+      }
+      if (path.length >= Math.min(cap, CHAIN_LIMIT)) { base = unsettled(); truncated = true; break; }
+      path.push(cur);
+      nexts.push(next);
+      cur = next;
+    }
+    for (let k = path.length - 1; k >= 0; k--) {
+      const exc = Uint8Array.from(base.exc);
+      excOf(A.plainShape(path[k])!.sub, exc);
+      base = { n: Math.min(cap, base.n + 1), dec: base.dec, max: Math.max(A.minComplete(nexts[k]), base.max), exc };
+      if (!truncated) memo[path[k]] = base;
+    }
+    return base;
   }
 
   /** State after token id, or DEAD (EOS and special tokens are not bytes: DEAD). */

@@ -4,6 +4,7 @@
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { byteFallbackValue } from '../tokenizers/tokenizer.js';
 import { CHAR_TO_BYTE } from '../tokenizers/bytelevel.js';
+import { PlainIndex } from './plain.js';
 
 export class TokenVocab {
   /** Number of token ids (masks have this many bits; ids past it are never allowed). */
@@ -62,6 +63,9 @@ export class TokenVocab {
 
   get nodes(): number { return this.nodeByte.length; }
 
+  /** Per-token tables of the plain-text fast path (built on first use; `fromTokenizer` builds them up front). */
+  get plain(): PlainIndex { return PlainIndex.of(this); }
+
   private static cache = new WeakMap<object, TokenVocab>();
 
   /** The vocabulary of one of our tokenizers (cached per tokenizer object). */
@@ -69,6 +73,7 @@ export class TokenVocab {
     let v = TokenVocab.cache.get(tok);
     if (!v) {
       v = new TokenVocab(tokenBytes(tok), tok.eosId === null ? [] : [tok.eosId]);
+      void v.plain;
       TokenVocab.cache.set(tok, v);
     }
     return v;

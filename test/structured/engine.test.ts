@@ -103,6 +103,93 @@ test('masks equal a brute-force check of every token (LLaMA-3 128K byte-level, L
   }
 });
 
+/** Compares a mask with a brute-force check of every token; the byte prefix is fed raw (it may end inside a character). */
+function assertBrute(m: TokenMatcher, vocab: TokenVocab, s: number, what: string, budget = Infinity): void {
+  const mask = m.mask(s, budget);
+  for (let id = 0; id < vocab.size; id++) {
+    const b = vocab.bytes[id];
+    const t = b === null ? DEAD : m.automaton.advanceBytes(s, b);
+    let want = t !== DEAD && m.automaton.minComplete(t) <= budget;
+    if (vocab.eosIds.includes(id)) want = m.automaton.accepting(s);
+    const got = (mask[id >>> 5] & (1 << (id & 31))) !== 0;
+    if (got !== want) assert.fail(`${vocab.size} vocab, ${what}: token ${id} ${JSON.stringify(vocab.text([id]))} mask ${got} brute ${want}`);
+  }
+}
+
+test('plain-text fast path: masks in strings, keys and formats equal a brute-force check', () => {
+  const cat = (...parts: (string | number[])[]) => Uint8Array.from(parts.flatMap((p) => (typeof p === 'string' ? [...enc.encode(p)] : p)));
+  const zhong = [...enc.encode('中')];
+  const cases: Array<{ schema: Record<string, unknown>; prefixes: Uint8Array[]; opts?: Record<string, unknown> }> = [
+    // Bounded strings: every position is a new state (min/maxLength), escapes, multi-byte characters
+    // (and a prefix that ends inside one), the closing quote followed by punctuation.
+    {
+      schema: { type: 'object', properties: { s: { type: 'string', minLength: 2, maxLength: 5 }, t: { type: 'string', maxLength: 40 }, u: { type: 'string' } }, required: ['s', 't', 'u'], additionalProperties: false },
+      prefixes: [cat('{"s":"'), cat('{"s":"a'), cat('{"s":"ab'), cat('{"s":"abcd'), cat('{"s":"abcde'), cat('{"s":"', zhong), cat('{"s":"', zhong.slice(0, 2)), cat('{"s":"a', zhong.slice(0, 1)),
+        cat('{"s":"a\\'), cat('{"s":"a\\u00'), cat('{"s":"a\\n'), cat('{"s":"ab","t":"'), cat('{"s":"ab","t":"', '中文'.repeat(19)), cat('{"s":"ab","t":"', 'x'.repeat(39)),
+        cat('{"s":"ab","t":"","u":"'), cat('{"s":"ab","t":"","u":"é'), cat('{"s":"ab","t":"","u":"\\')],
+    },
+    // Undeclared keys (additionalProperties allowed): the declared names are exceptions of a free key.
+    {
+      schema: { type: 'object', properties: { name: { type: 'string' }, count: { type: 'integer' } } },
+      prefixes: [cat('{"'), cat('{"n'), cat('{"na'), cat('{"name'), cat('{"name":"x","'), cat('{"name":"x","c'), cat('{"x'), cat('{"xy'), cat('{"name":"x","zz":1,"')],
+    },
+    // Formats and patterns (regular expressions over ASCII alphabets), flexible whitespace.
+    {
+      schema: { type: 'object', properties: { email: { type: 'string', format: 'email' }, sku: { type: 'string', pattern: '^[A-Z]{3}-[a-zA-Z0-9]{2,30}$' }, uri: { type: 'string', format: 'uri' } }, required: ['email', 'sku', 'uri'] },
+      prefixes: [cat('{"email":"'), cat('{"email":"ada'), cat('{"email":"ada.b'), cat('{"email":"ada@'), cat('{"email":"ada@example'), cat('{"email":"ada@example.c'), cat('{"email":"ada@example.com'),
+        cat('{"email":"a@b.co","sku":"'), cat('{"email":"a@b.co","sku":"AB'), cat('{"email":"a@b.co","sku":"ABC-'), cat('{"email":"a@b.co","sku":"ABC-x1Y'), cat('{"email":"a@b.co","sku":"ABC-x1","uri":"https://a'),
+        cat('{"email":"a@b.co","sku":"ABC-x1","uri":"https://a.b/c?d')],
+      opts: { whitespace: 'flexible' },
+    },
+    // A free-form value (any JSON) and YAML output.
+    { schema: { type: 'object', properties: { v: {}, w: { type: 'string', maxLength: 3 } } }, prefixes: [cat('{"v":'), cat('{"v":"'), cat('{"v":{"'), cat('{"v":["a'), cat('{"w":"')] },
+    { schema: { type: 'object', properties: { name: { type: 'string', maxLength: 8 }, tags: { type: 'array', items: { type: 'string' } } }, required: ['name'] }, prefixes: [cat('\n"name": "'), cat('\n"name": "Ann'), cat('\n"name": "A"\n"tags":\n  - "')], opts: { output: 'yaml' } },
+  ];
+  for (const tok of [llama3, llama2]) {
+    const vocab = TokenVocab.fromTokenizer(tok);
+    for (const { schema, prefixes, opts } of cases) {
+      const m = new TokenMatcher(compileJsonSchema(schema, opts as never), vocab);
+      for (const p of prefixes) {
+        const s = m.automaton.advanceBytes(m.initial, p);
+        assert.ok(s >= 0, new TextDecoder().decode(p));
+        assertBrute(m, vocab, s, JSON.stringify(new TextDecoder().decode(p)));
+      }
+      assert.ok((m.stats.plainMasks ?? 0) > 0, 'the fast path was taken');
+    }
+  }
+});
+
+test('plain-text fast path: masks along sampled outputs equal the plain walk, with and without a budget', () => {
+  const schemas = [
+    { type: 'object', properties: { title: { type: 'string', minLength: 1, maxLength: 30 }, body: { type: 'string' }, email: { type: 'string', format: 'email' }, n: { type: 'number' } }, required: ['title', 'body'] },
+    { type: 'array', items: { type: 'object', properties: { k: { type: 'string', maxLength: 4 }, z: { enum: ['中文', 'a"b', 'x\\y'] } } }, maxItems: 3 },
+  ];
+  let seed = 7;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  for (const tok of [llama3, llama2]) {
+    const vocab = TokenVocab.fromTokenizer(tok);
+    for (const schema of schemas) {
+      const g = compileJsonSchema(schema);
+      const fast = new TokenMatcher(g, vocab), ref = new TokenMatcher(fast.automaton, vocab, { plain: false });
+      for (let run = 0; run < 3; run++) {
+        let s = fast.initial;
+        for (let step = 0; step < 30 && !fast.automaton.finished(s); step++) {
+          for (const budget of step % 3 === 0 ? [Infinity, 12] : [Infinity]) {
+            const a = fast.mask(s, budget), b = ref.mask(s, budget);
+            assert.deepEqual(TokenMatcher.ids(a), TokenMatcher.ids(b), `${vocab.size} ${JSON.stringify(schema).slice(0, 40)} step ${step} budget ${budget}`);
+          }
+          // Prefer long tokens now and then, so that strings fill up to their bounds.
+          const ids = TokenMatcher.ids(ref.mask(s)).filter((id) => vocab.bytes[id]);
+          if (!ids.length) break;
+          const pick = rnd() < 0.3 ? ids.reduce((x, y) => (vocab.bytes[y]!.length > vocab.bytes[x]!.length ? y : x)) : ids[Math.floor(rnd() * ids.length)];
+          s = fast.advance(s, pick);
+        }
+      }
+      assert.ok((fast.stats.plainMasks ?? 0) > 0);
+    }
+  }
+});
+
 test('the token budget closes the output validly, or fails up front with a clear error', () => {
   const schema = { type: 'object', properties: { a: { type: 'string' }, b: { type: 'array', items: { type: 'string' } } }, required: ['a', 'b'] };
   for (const maxNewTokens of [15, 18, 25]) {
