@@ -208,7 +208,7 @@ export async function prepareWord2Vec(corpus: Word2VecCorpus, opts: Word2VecOpti
     if (hs) { plan(V * MAX_CODE_LENGTH); plan(V * MAX_CODE_LENGTH * 4); plan(V); plan(V * dim * 4); } // codes, points, codeLen, syn1
     if (negative > 0) { plan(V * dim * 4); plan(tableSize * 4); } // syn1neg, table
     const expAt = L.take((EXP_TABLE_SIZE + 1) * 4), lossAt = L.take((LOSS_TABLE_SIZE + 1) * 8);
-    const scratch = Array.from({ length: threads }, () => ({ neu1: L.take(dim * 4), neu1e: L.take(dim * 4), sen: L.take(senCap * 4), senCap, negs: L.take(drawSlots(window, negative) * 4) }));
+    const scratch = Array.from({ length: threads }, () => ({ neu1: L.take(dim * 4), neu1e: L.take(dim * 4), sen: L.take(senCap * 4), senCap, negs: L.take(drawSlots(window, negative, dim) * 4) }));
     const memory = w2vMemory(L);
     writeTables(memory, expAt, lossAt);
     alloc = <T extends SharedArray>(C: ArrayCtor<T>, n: number): T => new C(memory.buffer as unknown as SharedArrayBuffer, at[k++], n);

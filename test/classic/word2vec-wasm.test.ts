@@ -80,6 +80,36 @@ for (const dim of [100, 31, 3]) {
 }
 }
 
+// Skip-gram with hierarchical softmax alone trains a position's predictions together, row by row
+// (hsPosition in the kernel), when the context words are distinct: a larger vocabulary makes that
+// the common case, and windows up to 8 give every count of contexts from 1 to 16 (groups of four,
+// a pair, one left over), beside the one-by-one path for windows with a repeated word.
+for (const [variant, module] of VARIANTS) {
+  for (const [dim, window] of [[100, 5], [17, 8], [3, 2], [64, 1]] as const) {
+    test(`word2vec wasm kernel (${variant}) = scalar reference: skip-gram HS by position, dim ${dim}, window ${window}`, async () => {
+      let s = 12345 + dim;
+      const rand = (): number => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 4294967296; };
+      const sents = Array.from({ length: 6 }, (_, i) => Array.from({ length: 10 + 7 * i }, () => `v${Math.floor(Math.exp(rand() * Math.log(300)))}`));
+      const corpus = buildCorpus(sents, 1);
+      const opts: Word2VecOptions = { cbow: false, negative: 0, hs: true, size: dim, window, sample: 0, iter: 1, threads: 1, seed: 5, alpha: 0.1 };
+      const js = await prepareWord2Vec(corpus, { ...opts, kernel: 'js' });
+      const wa = await prepareWord2Vec(corpus, { ...opts, kernel: 'wasm' });
+      wa.sh.wasm!.module = module;
+      const thread = new W2VWasmThread(wa.sh, 0);
+      for (let rep = 0; rep < 3; rep++) {
+        const rj = trainRange(js.sh, js.params, 0, 0, js.sentences, js.rng);
+        const rw = thread.trainRange(wa.params, 0, 0, wa.sentences, wa.rng);
+        assert.equal(rw.pairs, rj.pairs, 'predictions');
+        assert.equal(wa.rng.s, js.rng.s, 'random stream state');
+        assert.ok(Math.abs(rw.loss - rj.loss) <= 1e-4 * Math.max(1, rj.loss), `loss ${rw.loss} vs ${rj.loss}`);
+        const d0 = maxDiff(js.sh.syn0, wa.sh.syn0), d1 = maxDiff(js.sh.syn1, wa.sh.syn1);
+        assert.ok(d0 <= 1e-6 && d1 <= 1e-6, `pass ${rep}: max |Δ|/max(1,|x|) syn0 ${d0}, syn1 ${d1}`);
+      }
+      assert.ok(wa.sh.syn1!.some((x) => x !== 0), 'output weights were updated');
+    });
+  }
+}
+
 test('word2vec trains with both kernels to similar loss (threads 1 and 2)', async () => {
   const { trainWord2Vec } = await import('../../src/classic/index.js');
   const sents = corpusOf(400, 20, 11);
@@ -87,6 +117,20 @@ test('word2vec trains with both kernels to similar loss (threads 1 and 2)', asyn
     const a = await trainWord2Vec(sents, { cbow: false, size: 24, minCount: 1, iter: 3, threads, kernel: 'js' });
     const b = await trainWord2Vec(sents, { cbow: false, size: 24, minCount: 1, iter: 3, threads, kernel: 'wasm' });
     assert.equal(a.kernel, 'js');
+    assert.match(b.kernel, /^wasm-/);
+    const la = a.epochs[2].meanLoss, lb = b.epochs[2].meanLoss;
+    assert.ok(Math.abs(la - lb) < 0.02 * la, `final loss js ${la} vs wasm ${lb}`);
+    assert.ok(b.epochs[2].meanLoss < b.epochs[0].meanLoss);
+  }
+});
+
+test('word2vec skip-gram with hierarchical softmax: both kernels to similar loss (threads 1 and 2)', async () => {
+  const { trainWord2Vec } = await import('../../src/classic/index.js');
+  const sents = corpusOf(400, 20, 13);
+  for (const threads of [1, 2]) {
+    const opts = { cbow: false, hs: true, negative: 0, size: 24, minCount: 1, iter: 3, threads };
+    const a = await trainWord2Vec(sents, { ...opts, kernel: 'js' });
+    const b = await trainWord2Vec(sents, { ...opts, kernel: 'wasm' });
     assert.match(b.kernel, /^wasm-/);
     const la = a.epochs[2].meanLoss, lb = b.epochs[2].meanLoss;
     assert.ok(Math.abs(la - lb) < 0.02 * la, `final loss js ${la} vs wasm ${lb}`);

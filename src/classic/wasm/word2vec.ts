@@ -6,6 +6,9 @@
 // the weights in the imported shared memory, which every worker thread updates without locks
 // (Hogwild, as word2vec.c). Reference: trainRange/predict in ../word2vec-kernel.ts; the two
 // draw the same random numbers in the same order (xorshift32: window shrink, then negatives).
+// Skip-gram with hierarchical softmax alone goes row by row through a position's predictions
+// (hsPosition): the same updates in the same order, with far less traffic on the tree's top rows
+// that all threads share.
 //
 // Module globals are per instance, so per thread: the layout (byte offsets set by `setup`),
 // this thread's scratch (neu1, neu1e, sentence), its random state and its pair count.
@@ -295,6 +298,233 @@ function predict(inp: usize, target: i32, negative: i32, hs: bool, alpha: f32): 
   return loss;
 }
 
+// The Huffman path of the current target for hsPosition: hsN rows at hsRows (addresses, i32)
+// with their codes at hsCodes (i32), MAX_CODE_LENGTH each.
+let hsRows: usize = 0, hsCodes: usize = 0;
+let hsN: i32 = 0;
+
+/** List the Huffman path of `target` (its inner nodes' rows of syn1 and its code bits). */
+// @ts-ignore: decorator
+@inline function hsPath(target: i32): void {
+  const base = <usize>(target * MAX_CODE_LENGTH);
+  const len = <i32>load<u8>(codeLen + <usize>target);
+  for (let d = 0; d < len; d++) {
+    const o = (<usize>d) << 2;
+    store<i32>(hsRows + o, <i32>(syn1 + <usize>load<i32>(points + ((base + <usize>d) << 2)) * rowBytes));
+    store<i32>(hsCodes + o, <i32>load<u8>(codes + base + <usize>d));
+  }
+  hsN = len;
+}
+
+let dotB: f32 = 0;   // second result of dot2
+/** Σ a·b1 (returned) and Σ a·b2 (in dotB) in one pass over a; the same sums as dot(). */
+// @ts-ignore: decorator
+@inline function dot2(a: usize, b1: usize, b2: usize): f32 {
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  let t0 = f32x4.splat(0), t1 = f32x4.splat(0), t2 = f32x4.splat(0), t3 = f32x4.splat(0);
+  const n = dim;
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const o = (<usize>i) << 2;
+    const x0 = v128.load(a + o), x1 = v128.load(a + o, 16), x2 = v128.load(a + o, 32), x3 = v128.load(a + o, 48);
+    s0 = fma4(x0, v128.load(b1 + o), s0);
+    s1 = fma4(x1, v128.load(b1 + o, 16), s1);
+    s2 = fma4(x2, v128.load(b1 + o, 32), s2);
+    s3 = fma4(x3, v128.load(b1 + o, 48), s3);
+    t0 = fma4(x0, v128.load(b2 + o), t0);
+    t1 = fma4(x1, v128.load(b2 + o, 16), t1);
+    t2 = fma4(x2, v128.load(b2 + o, 32), t2);
+    t3 = fma4(x3, v128.load(b2 + o, 48), t3);
+  }
+  for (; i + 4 <= n; i += 4) {
+    const o = (<usize>i) << 2;
+    const x0 = v128.load(a + o);
+    s0 = fma4(x0, v128.load(b1 + o), s0);
+    t0 = fma4(x0, v128.load(b2 + o), t0);
+  }
+  const s = f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3));
+  const t = f32x4.add(f32x4.add(t0, t1), f32x4.add(t2, t3));
+  let r = f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3);
+  let q = f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1) + f32x4.extract_lane(t, 2) + f32x4.extract_lane(t, 3);
+  for (; i < n; i++) {
+    const o = (<usize>i) << 2;
+    const x = load<f32>(a + o);
+    r += x * load<f32>(b1 + o);
+    q += x * load<f32>(b2 + o);
+  }
+  dotB = q;
+  return r;
+}
+
+// Skip-gram with hierarchical softmax alone (hsPosition), in this thread's scratch: the input rows
+// of one position's C contexts at ctxA (addresses, i32), their dot products with one path row at
+// hsD (f32), their gradients for two rows at hsGM and hsGM2 (f32), their Gram matrix at hsGram
+// ([j][j'], f32, stride ctxCap = 2·window) and their input gradients at hsE (C rows of dim f32).
+let ctxA: usize = 0, hsD: usize = 0, hsGM: usize = 0, hsGM2: usize = 0, hsGram: usize = 0, hsE: usize = 0;
+let ctxCap: i32 = 0;
+
+/** Σ w·a, w·b, w·c, w·d over dim floats in one pass over w, as the lanes of the result. */
+// @ts-ignore: decorator
+@inline function dot4(w: usize, a: usize, b: usize, c: usize, d: usize): v128 {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), b0 = f32x4.splat(0), b1 = f32x4.splat(0);
+  let c0 = f32x4.splat(0), c1 = f32x4.splat(0), d0 = f32x4.splat(0), d1 = f32x4.splat(0);
+  const n = dim;
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const o = (<usize>i) << 2;
+    const w0 = v128.load(w + o), w1 = v128.load(w + o, 16);
+    a0 = fma4(w0, v128.load(a + o), a0); a1 = fma4(w1, v128.load(a + o, 16), a1);
+    b0 = fma4(w0, v128.load(b + o), b0); b1 = fma4(w1, v128.load(b + o, 16), b1);
+    c0 = fma4(w0, v128.load(c + o), c0); c1 = fma4(w1, v128.load(c + o, 16), c1);
+    d0 = fma4(w0, v128.load(d + o), d0); d1 = fma4(w1, v128.load(d + o, 16), d1);
+  }
+  for (; i + 4 <= n; i += 4) {
+    const o = (<usize>i) << 2;
+    const w0 = v128.load(w + o);
+    a0 = fma4(w0, v128.load(a + o), a0); b0 = fma4(w0, v128.load(b + o), b0);
+    c0 = fma4(w0, v128.load(c + o), c0); d0 = fma4(w0, v128.load(d + o), d0);
+  }
+  // Transpose-and-add: lane j of the result is the sum of context j's lanes.
+  const sa = f32x4.add(a0, a1), sb = f32x4.add(b0, b1), sc = f32x4.add(c0, c1), sd = f32x4.add(d0, d1);
+  const ab = f32x4.add(v128.shuffle<f32>(sa, sb, 0, 2, 4, 6), v128.shuffle<f32>(sa, sb, 1, 3, 5, 7));   // a01 a23 b01 b23
+  const cd = f32x4.add(v128.shuffle<f32>(sc, sd, 0, 2, 4, 6), v128.shuffle<f32>(sc, sd, 1, 3, 5, 7));
+  let r = f32x4.add(v128.shuffle<f32>(ab, cd, 0, 2, 4, 6), v128.shuffle<f32>(ab, cd, 1, 3, 5, 7));   // a b c d
+  for (; i < n; i++) {
+    const o = (<usize>i) << 2;
+    const wi = f32x4.splat(load<f32>(w + o));
+    const x = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(load<f32>(a + o)), 1, load<f32>(b + o)), 2, load<f32>(c + o)), 3, load<f32>(d + o));
+    r = fma4(wi, x, r);
+  }
+  return r;
+}
+
+/**
+ * Dot products of path row k (at w, as this position found it) with the C contexts, sharing the
+ * row's loads, and the contexts' gradients for it in order (into gs), each dot product corrected
+ * for the updates of the contexts before it (see hsPosition). Returns their loss.
+ */
+// @ts-ignore: decorator
+@inline function hsRowGrad(C: i32, w: usize, k: i32, gs: usize, alpha: f32): f64 {
+  let j = 0;
+  for (; j + 4 <= C; j += 4) {
+    const q = ctxA + ((<usize>j) << 2);
+    v128.store(hsD + ((<usize>j) << 2), dot4(w, <usize>load<i32>(q), <usize>load<i32>(q, 4), <usize>load<i32>(q, 8), <usize>load<i32>(q, 12)));
+  }
+  if (j + 2 <= C) {
+    const q = ctxA + ((<usize>j) << 2);
+    store<f32>(hsD + ((<usize>j) << 2), dot2(w, <usize>load<i32>(q), <usize>load<i32>(q, 4)));
+    store<f32>(hsD + ((<usize>j) << 2), dotB, 4);
+    j += 2;
+  }
+  if (j < C) store<f32>(hsD + ((<usize>j) << 2), dot(w, <usize>load<i32>(ctxA + ((<usize>j) << 2))));
+  const code = load<i32>(hsCodes + ((<usize>k) << 2));
+  const y: f32 = code ? <f32>0 : <f32>1, sgn: f64 = code ? -1 : 1;
+  const GS = (<usize>ctxCap) << 2;
+  let loss: f64 = 0;
+  for (j = 0; j < C; j++) {
+    let f = load<f32>(hsD + ((<usize>j) << 2));
+    const gr = hsGram + (<usize>j) * GS;
+    for (let q = 0; q < j; q++) f += load<f32>(gs + ((<usize>q) << 2)) * load<f32>(gr + ((<usize>q) << 2));
+    loss += nls(sgn * <f64>f);
+    store<f32>(gs + ((<usize>j) << 2), f > <f32>-MAX_EXP && f < <f32>MAX_EXP ? (y - sigmoid(f)) * alpha : <f32>0);
+  }
+  return loss;
+}
+
+/**
+ * The C skip-gram predictions of one position, the target's Huffman path listed by hsPath and the
+ * contexts' input rows (distinct) at ctxA, as the one-by-one loop in trainSentence makes them
+ * (predict, then the input row takes neu1e, context after context), but row by row instead of
+ * context by context. That order gives the same arithmetic:
+ * each row takes the contexts' updates in their order, each context's input gradient sums over the
+ * rows in their order, and no input row changes before the end. Only the dot products are formed
+ * differently: context j's with row k as the contexts before it left it is
+ *   x_j·w_k + Σ_{j'<j} g[j'][k] (x_j·x_j'),
+ * from the dot products with the row as it was (sharing its loads, four contexts at a time) and
+ * the contexts' Gram matrix, so that each row is read and written in one burst per position. The
+ * rows near the top of the tree are on every path and every thread writes them: a burst per
+ * position instead of two per prediction is what keeps their cache lines from bouncing between
+ * cores (with two threads that traffic, not arithmetic, was most of the time).
+ */
+function hsPosition(C: i32, alpha: f32): f64 {
+  const K = hsN, n = dim, GS = (<usize>ctxCap) << 2;
+  let loss: f64 = 0;
+  // Gram matrix of the contexts, and their input gradients zeroed.
+  for (let j = 0; j < C; j++) {
+    const x = <usize>load<i32>(ctxA + ((<usize>j) << 2));
+    const gr = hsGram + (<usize>j) * GS;
+    let q = 0;
+    for (; q + 2 <= j; q += 2) {
+      store<f32>(gr + ((<usize>q) << 2), dot2(x, <usize>load<i32>(ctxA + ((<usize>q) << 2)), <usize>load<i32>(ctxA + ((<usize>q) << 2), 4)));
+      store<f32>(gr + ((<usize>q) << 2), dotB, 4);
+    }
+    if (q < j) store<f32>(gr + ((<usize>q) << 2), dot(x, <usize>load<i32>(ctxA + ((<usize>q) << 2))));
+    zero(hsE + (<usize>j) * rowBytes);
+  }
+  for (let k = 0; k < K; k += 2) {
+    // Two rows at a time: their dot products and gradients, then the updates with the contexts'
+    // inputs and input gradients loaded once for both. An odd last row is paired with neu1
+    // (zero, unused in skip-gram) with zero gradients, which leaves it and the sums unchanged.
+    const w = <usize>load<i32>(hsRows + ((<usize>k) << 2));
+    loss += hsRowGrad(C, w, k, hsGM, alpha);
+    let v = neu1;
+    if (k + 1 < K) {
+      v = <usize>load<i32>(hsRows + ((<usize>k) << 2), 4);
+      loss += hsRowGrad(C, v, k + 1, hsGM2, alpha);
+    } else for (let j = 0; j < C; j++) store<f32>(hsGM2 + ((<usize>j) << 2), 0);
+    let i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const o = (<usize>i) << 2;
+      let w0 = v128.load(w + o), w1 = v128.load(w + o, 16), w2 = v128.load(w + o, 32), w3 = v128.load(w + o, 48);
+      let v0 = v128.load(v + o), v1 = v128.load(v + o, 16), v2 = v128.load(v + o, 32), v3 = v128.load(v + o, 48);
+      let e = hsE + o;
+      for (let j = 0; j < C; j++) {
+        const x = (<usize>load<i32>(ctxA + ((<usize>j) << 2))) + o;
+        const gv = v128.load32_splat(hsGM + ((<usize>j) << 2)), hv = v128.load32_splat(hsGM2 + ((<usize>j) << 2));
+        v128.store(e, fma4(hv, v0, fma4(gv, w0, v128.load(e))));
+        v128.store(e, fma4(hv, v1, fma4(gv, w1, v128.load(e, 16))), 16);
+        v128.store(e, fma4(hv, v2, fma4(gv, w2, v128.load(e, 32))), 32);
+        v128.store(e, fma4(hv, v3, fma4(gv, w3, v128.load(e, 48))), 48);
+        const x0 = v128.load(x), x1 = v128.load(x, 16), x2 = v128.load(x, 32), x3 = v128.load(x, 48);
+        w0 = fma4(gv, x0, w0); w1 = fma4(gv, x1, w1); w2 = fma4(gv, x2, w2); w3 = fma4(gv, x3, w3);
+        v0 = fma4(hv, x0, v0); v1 = fma4(hv, x1, v1); v2 = fma4(hv, x2, v2); v3 = fma4(hv, x3, v3);
+        e += rowBytes;
+      }
+      v128.store(w + o, w0); v128.store(w + o, w1, 16); v128.store(w + o, w2, 32); v128.store(w + o, w3, 48);
+      v128.store(v + o, v0); v128.store(v + o, v1, 16); v128.store(v + o, v2, 32); v128.store(v + o, v3, 48);
+    }
+    for (; i + 4 <= n; i += 4) {
+      const o = (<usize>i) << 2;
+      let w0 = v128.load(w + o), v0 = v128.load(v + o);
+      let e = hsE + o;
+      for (let j = 0; j < C; j++) {
+        const gv = v128.load32_splat(hsGM + ((<usize>j) << 2)), hv = v128.load32_splat(hsGM2 + ((<usize>j) << 2));
+        v128.store(e, fma4(hv, v0, fma4(gv, w0, v128.load(e))));
+        const x0 = v128.load((<usize>load<i32>(ctxA + ((<usize>j) << 2))) + o);
+        w0 = fma4(gv, x0, w0); v0 = fma4(hv, x0, v0);
+        e += rowBytes;
+      }
+      v128.store(w + o, w0); v128.store(v + o, v0);
+    }
+    for (; i < n; i++) {
+      const o = (<usize>i) << 2;
+      let wi = load<f32>(w + o), vi = load<f32>(v + o);
+      let e = hsE + o;
+      for (let j = 0; j < C; j++) {
+        const g = load<f32>(hsGM + ((<usize>j) << 2)), h = load<f32>(hsGM2 + ((<usize>j) << 2));
+        store<f32>(e, load<f32>(e) + g * wi + h * vi);
+        const x = load<f32>((<usize>load<i32>(ctxA + ((<usize>j) << 2))) + o);
+        wi += g * x; vi += h * x;
+        e += rowBytes;
+      }
+      store<f32>(w + o, wi); store<f32>(v + o, vi);
+    }
+  }
+  // The contexts take their input gradients (the reference's syn0[l1] += neu1e).
+  for (let j = 0; j < C; j++) addTo(<usize>load<i32>(ctxA + ((<usize>j) << 2)), hsE + (<usize>j) * rowBytes);
+  return loss;
+}
+
 /** Read one word of each 64-byte line of a row, so that its cache misses overlap. */
 // @ts-ignore: decorator
 @inline function touch(row: usize, acc: i32): i32 {
@@ -316,6 +546,18 @@ export function trainSentence(n: i32, alpha: f32, window: i32, negative: i32, hs
   let loss: f64 = 0;
   const reds = negs, drawn = negs + ((<usize>DRAW_BLOCK) << 2);
   chain = drawn + ((<usize>(DRAW_BLOCK * 2 * window * negative)) << 2);
+  hsRows = chain + ((<usize>(2 * (MAX_CODE_LENGTH + negative + 1))) << 2);
+  hsCodes = hsRows + ((<usize>MAX_CODE_LENGTH) << 2);
+  ctxCap = 2 * window;
+  ctxA = hsCodes + ((<usize>MAX_CODE_LENGTH) << 2);
+  hsD = ctxA + ((<usize>ctxCap) << 2);
+  hsGM = hsD + ((<usize>ctxCap) << 2);
+  hsGM2 = hsGM + ((<usize>ctxCap) << 2);
+  hsGram = hsGM2 + ((<usize>ctxCap) << 2);
+  hsE = (hsGram + ((<usize>(ctxCap * ctxCap)) << 2) + 15) & ~15;
+  // Skip-gram with hierarchical softmax alone trains a position's predictions together (hsPosition).
+  const hsOnly = hs && negative == 0 && !cbow;
+  if (hsOnly) zero(neu1);   // hsPosition's stand-in for a missing second row
   for (let b0 = 0; b0 < n; b0 += DRAW_BLOCK) {
     const b1 = min(n, b0 + DRAW_BLOCK);
     // Draw ahead: window shrinks, then the negatives of every prediction of the block.
@@ -366,6 +608,25 @@ export function trainSentence(n: i32, alpha: f32, window: i32, negative: i32, hs
           addTo(syn0 + <usize>load<i32>(sen + ((<usize>c) << 2)) * rowBytes, neu1e);
         }
       } else {
+        if (hsOnly) {
+          // The position's predictions row by row (hsPosition) when its context words are distinct
+          // (a word twice would see its own first update: then one by one, below).
+          let C = 0, distinct = true;
+          for (let c = lo; c <= hi; c++) {
+            if (c == pos) continue;
+            const w = load<i32>(sen + ((<usize>c) << 2));
+            for (let q = lo; q < c; q++) if (load<i32>(sen + ((<usize>q) << 2)) == w && q != pos) distinct = false;
+            store<i32>(ctxA + ((<usize>C) << 2), <i32>(syn0 + <usize>w * rowBytes));
+            C++;
+          }
+          if (C == 0) continue;
+          if (distinct) {
+            hsPath(word);
+            loss += hsPosition(C, alpha);
+            pairs += C;
+            continue;
+          }
+        }
         for (let c = lo; c <= hi; c++) {
           if (c == pos) continue;
           const l1 = syn0 + <usize>load<i32>(sen + ((<usize>c) << 2)) * rowBytes;
