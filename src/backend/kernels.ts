@@ -81,6 +81,16 @@ export const KERNEL_ARGS = {
   sgd: ['p', 'g', 'buf', 'n', 'lr', 'momentum', 'dampening', 'wd', 'nesterov', 'first'],
   // out[i] = value for n elements (f32).
   fill: ['out', 'n', 'value'],
+  // Inference fusions of a decoder layer (no backward):
+  // out (rows, n) = silu(gu[:, 0:n]) ⊙ gu[:, n:2n] for gu (rows, 2n), both contiguous; the same
+  // rounding as unary SILU followed by binary MUL.
+  swiglu: ['out', 'gu', 'rows', 'n'],
+  // x: B·T contiguous rows of (Hq + 2·Hkv)·D floats (the q, k, v heads of a fused projection,
+  // row b·T + t). Rotates the q heads in place (rope with sign 1; interleaved as for rope) and
+  // writes the rotated k heads and the v heads to kc and vc: head h of row (b, t) goes to element
+  // offset b·sKb + h·sKh + t·sKs of each (a KV cache slice that starts at the step's first
+  // position). Position t uses cos/sin row t (T, D/2).
+  rope_qkv: ['x', 'kc', 'vc', 'cos', 'sin', 'B', 'T', 'Hq', 'Hkv', 'D', 'sKb', 'sKh', 'sKs', 'interleaved'],
 } as const;
 
 export const enum BinaryOp { ADD = 0, SUB = 1, MUL = 2, DIV = 3, POW = 4, MAX = 5, MIN = 6, EQ = 7, GT = 8, LT = 9, GE = 10, LE = 11 }

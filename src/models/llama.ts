@@ -9,7 +9,7 @@
 //   logits = lm_head(norm(h))                                    // (B, T, V)
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
-import { attention, crossEntropy, rope, ropeTables } from '../tensor/nn.js';
+import { attention, crossEntropy, rope, ropeQkvToCache, ropeTables, swiglu } from '../tensor/nn.js';
 import { unscoped } from '../tensor/storage.js';
 import { isGradEnabled, noGrad } from '../tensor/autograd.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
@@ -127,6 +127,17 @@ export class KVCache {
     T.copyInto(T.slice(this.v[layer], 2, this.length, end), v);
     return [T.slice(this.k[layer], 2, 0, end), T.slice(this.v[layer], 2, 0, end)];
   }
+  /**
+   * Inference: the fused q/k/v projection qkv (B, T, (Hq + 2·n_kv)·hd) of this step gets RoPE
+   * (cos/sin (T, hd/2)): q in place, k and v written straight into the cache at positions
+   * length…length+T−1 (one kernel). Returns all keys/values so far, as update().
+   */
+  ropeAppend(layer: number, qkv: Tensor, Hq: number, cos: Tensor, sin: Tensor): [Tensor, Tensor] {
+    const end = this.length + qkv.shape[1];
+    if (end > this.maxLength) throw new ShapeError('KVCache', `cache of ${this.maxLength} positions cannot hold ${end}`);
+    ropeQkvToCache(qkv, this.k[layer], this.v[layer], this.length, cos, sin, Hq, this.config.num_key_value_heads);
+    return [T.slice(this.k[layer], 2, 0, end), T.slice(this.v[layer], 2, 0, end)];
+  }
   truncate(length: number): void {
     if (length < 0 || length > this.length) throw new ShapeError('KVCache.truncate', `length ${length} outside [0, ${this.length}]`);
     this.length = length;
@@ -173,11 +184,18 @@ class LlamaAttention extends Module {
     const [B, Tn] = x.shape;
     const { num_attention_heads: H, num_key_value_heads: Hkv, head_dim: hd } = this.c;
     const qkv = T.linear(x, w); // (B, T, (H + 2·Hkv)·hd)
-    const qk = applyRope(T.reshape(T.slice(qkv, 2, 0, (H + Hkv) * hd), [B, Tn, H + Hkv, hd]), pos);
-    const q = T.transpose(T.slice(qk, 2, 0, H), 1, 2);
-    let k = T.transpose(T.slice(qk, 2, H, H + Hkv), 1, 2);
-    let v = T.transpose(T.reshapeView(T.slice(qkv, 2, (H + Hkv) * hd), [B, Tn, Hkv, hd]), 1, 2);
-    if (cache) [k, v] = cache.update(layer, k, v);
+    let q: Tensor, k: Tensor, v: Tensor;
+    if (cache && !pos.rows) {
+      // Decoding and plain prefill: RoPE and the cache write in one kernel; q stays in qkv.
+      [k, v] = cache.ropeAppend(layer, qkv, H, pos.cos, pos.sin);
+      q = T.transpose(T.reshapeView(T.slice(qkv, 2, 0, H * hd), [B, Tn, H, hd]), 1, 2);
+    } else {
+      const qk = applyRope(T.reshape(T.slice(qkv, 2, 0, (H + Hkv) * hd), [B, Tn, H + Hkv, hd]), pos);
+      q = T.transpose(T.slice(qk, 2, 0, H), 1, 2);
+      k = T.transpose(T.slice(qk, 2, H, H + Hkv), 1, 2);
+      v = T.transpose(T.reshapeView(T.slice(qkv, 2, (H + Hkv) * hd), [B, Tn, Hkv, hd]), 1, 2);
+      if (cache) [k, v] = cache.update(layer, k, v);
+    }
     const a = attention(q, k, v, { causal: true, mask: pos.mask }); // (B, H, T, hd)
     T.addLinearInPlace(h, T.reshape(T.transpose(a, 1, 2), [B, Tn, H * hd]), this.o_proj.weight);
   }
@@ -202,10 +220,8 @@ class LlamaMLP extends Module {
   forwardInto_(h: Tensor, x: Tensor): void {
     const w = fusedRows([this.gate_proj, this.up_proj]);
     if (!w || !plainLinear(this.down_proj)) { T.addInPlace(h, this.forward(x)); return; }
-    const I = this.gate_proj.outFeatures;
     const gu = T.linear(x, w); // (B, T, 2·I)
-    const last = gu.ndim - 1;
-    T.addLinearInPlace(h, T.mul(T.silu(T.slice(gu, last, 0, I)), T.slice(gu, last, I)), this.down_proj.weight);
+    T.addLinearInPlace(h, swiglu(gu), this.down_proj.weight); // silu(gate) ⊙ up, one kernel
   }
 }
 

@@ -9,6 +9,7 @@ import { DTypeError, IndexError, ShapeError, fmtShape } from './errors.js';
 import { Generator, defaultGenerator } from './random.js';
 import {
   add, contiguous, expand, full, gt, kernel, matmul, mul, normDim, permute, reshape, tensor, transpose, where, zeros, rand, sumTo,
+  silu, slice,
 } from './ops.js';
 
 function moveLast(t: Tensor, d: number): Tensor {
@@ -377,3 +378,52 @@ export function dropout(x: Tensor, p: number, opts: { training?: boolean; genera
 
 export { expand, sumTo, transpose, zeros };
 export type { Shape };
+
+/**
+ * SwiGLU of a fused gate/up projection: silu(gu[…, :n]) ⊙ gu[…, n:] for gu (…, 2n), one kernel
+ * (the same values as the composite); with autograd on, the composite of slice, silu and mul.
+ */
+export function swiglu(gu: Tensor): Tensor {
+  const last = gu.ndim - 1;
+  if (gu.ndim === 0 || gu.shape[last] % 2) throw new ShapeError('swiglu', `the last dimension of ${fmtShape(gu.shape)} must hold the gate and up halves (even)`);
+  if (gu.dtype !== 'f32') throw new DTypeError('swiglu', `expected f32, got ${gu.dtype}`);
+  const n = gu.shape[last] / 2;
+  if (needsGrad(gu)) return mul(silu(slice(gu, last, 0, n)), slice(gu, last, n));
+  const x = contiguous(gu);
+  const out = Tensor.empty([...gu.shape.slice(0, -1), n]);
+  if (out.size) kernel('swiglu', [out.ptr, x.ptr, out.size / n, n], out.size * 4);
+  return out;
+}
+
+/**
+ * Inference only (no autograd), in place: rotary embedding of the q and k heads of a fused q/k/v
+ * projection qkv (B, T, (Hq + 2·Hkv)·D), contiguous, whose positions use the tables cos/sin
+ * (T, D/2) (ropeTables); the q heads are rotated where they are, the rotated k heads and the v
+ * heads go to the caches kCache/vCache (B, Hkv, L, D) at positions start … start+T−1. One kernel
+ * instead of rope, two copies and their views.
+ */
+export function ropeQkvToCache(qkv: Tensor, kCache: Tensor, vCache: Tensor, start: number, cos: Tensor, sin: Tensor,
+  Hq: number, Hkv: number, opts: { layout?: 'half' | 'interleaved' } = {}): void {
+  if (needsGrad(qkv)) throw new Error('ropeQkvToCache: inference only (call it under noGrad)');
+  for (const [n, t] of [['qkv', qkv], ['kCache', kCache], ['vCache', vCache], ['cos', cos], ['sin', sin]] as const) {
+    if (t.dtype !== 'f32') throw new DTypeError('ropeQkvToCache', `${n} must be f32, got ${t.dtype}`);
+  }
+  if (kCache.ndim !== 4 || kCache.shape.join() !== vCache.shape.join() || kCache.strides.join() !== vCache.strides.join() || kCache.strides[3] !== 1) {
+    throw new ShapeError('ropeQkvToCache', `caches ${fmtShape(kCache.shape)} / ${fmtShape(vCache.shape)} must be (B, Hkv, L, D) with equal layouts and contiguous rows`);
+  }
+  const [B, H2, L, D] = kCache.shape;
+  if (qkv.ndim !== 3 || qkv.shape[0] !== B || qkv.shape[2] !== (Hq + 2 * Hkv) * D || H2 !== Hkv || !qkv.isContiguous()) {
+    throw new ShapeError('ropeQkvToCache', `qkv ${fmtShape(qkv.shape)} must be contiguous (${B}, T, ${(Hq + 2 * Hkv) * D}) for ${Hq} q heads and ${Hkv} k/v heads of ${D}`);
+  }
+  const T = qkv.shape[1];
+  if (D % 2) throw new ShapeError('ropeQkvToCache', `head dimension ${D} must be even`);
+  if (!Number.isInteger(start) || start < 0 || start + T > L) throw new ShapeError('ropeQkvToCache', `positions ${start}…${start + T - 1} do not fit a cache of ${L}`);
+  if (cos.shape.join() !== `${T},${D / 2}` || sin.shape.join() !== cos.shape.join()) {
+    throw new ShapeError('ropeQkvToCache', `cos/sin tables ${fmtShape(cos.shape)}/${fmtShape(sin.shape)} do not match (T, D/2) = (${T}, ${D / 2})`);
+  }
+  if (qkv.size === 0) return;
+  const c = contiguous(cos), s = contiguous(sin);
+  const [sKb, sKh, sKs] = kCache.strides;
+  kernel('rope_qkv', [qkv.ptr, kCache.ptr + 4 * start * sKs, vCache.ptr + 4 * start * sKs, c.ptr, s.ptr, B, T, Hq, Hkv, D, sKb, sKh, sKs,
+    opts.layout === 'interleaved' ? 1 : 0], qkv.size);
+}

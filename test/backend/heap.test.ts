@@ -39,3 +39,20 @@ test('a freed large block serves smaller requests (splitting) and merges back', 
   assert.equal(alloc(1 << 20), a, 'neighbours coalesced');
   release(a); release(b);
 });
+
+test('released small blocks are reused by size and count as free', () => {
+  const start = heapStats();
+  const a = alloc(1000), b = alloc(5000), c = alloc(1000);
+  release(a);
+  assert.equal(heapStats().inUse, start.inUse + 5056 + 1024, 'a cached block is not in use');
+  // heapStats() merged a back into the free lists; release again and take it from the cache.
+  const a2 = alloc(1000);
+  release(a2);
+  assert.equal(alloc(1000), a2, 'same size: the cached block is reused');
+  assert.throws(() => release(a2 + 64), /release of unknown/);
+  release(a2); release(b); release(c);
+  assert.throws(() => release(c), /already released/);
+  const end = heapStats();
+  assert.equal(end.inUse, start.inUse);
+  assert.equal(end.reserved, start.reserved, 'cached blocks merge back into the top');
+});

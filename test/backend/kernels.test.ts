@@ -465,6 +465,32 @@ describe('wasm kernels', () => {
     }
   });
 
+  it('swiglu: silu(gate) · up over rows of a fused gate/up row', () => {
+    for (const [rows, n] of [[1, 1], [1, 3], [2, 4], [3, 5], [1, 768], [4, 31], [7, 33], [130, 64], [1, 1001]]) {
+      const gu = sprinkle(uniform(rows * 2 * n, -8, 8), [0, -0, 30, -30, 100, -100], 2);
+      check({ kernel: 'swiglu', label: `${rows}x${n}`, inputs: { gu }, outputs: { out: { len: rows * n } }, args: (p) => [p.out, p.gu, rows, n], work: rows * n * 4, tol: TRANS });
+    }
+  });
+
+  it('rope_qkv: q rotated in place, k rotated and v copied into cache rows', () => {
+    // [B, T, Hq, Hkv, D, L (cache positions), start]
+    const shapes = [[1, 1, 1, 1, 2, 1, 0], [1, 1, 6, 6, 48, 9, 5], [2, 3, 4, 2, 6, 8, 5], [1, 5, 3, 1, 14, 7, 1], [3, 2, 2, 2, 64, 4, 2], [1, 17, 8, 4, 10, 20, 3], [2, 1, 4, 4, 16, 3, 2]];
+    for (const [B, T, Hq, Hkv, D, L, start] of shapes) for (const interleaved of [0, 1]) {
+      const R = (Hq + 2 * Hkv) * D, cacheLen = B * Hkv * L * D;
+      const x = uniform(B * T * R, -2, 2);
+      const ang = uniform(T * (D / 2), -3, 3);
+      const cos = ang.map(Math.cos), sin = ang.map(Math.sin);
+      const kc = uniform(cacheLen), vc = uniform(cacheLen); // positions outside the step must keep these
+      const at = (p: number) => p + 4 * start * D;
+      check({
+        kernel: 'rope_qkv', label: `B${B} T${T} Hq${Hq} Hkv${Hkv} D${D} L${L}@${start} il=${interleaved}`,
+        inputs: { cos, sin }, outputs: { x, kc, vc },
+        args: (p) => [p.x, at(p.kc), at(p.vc), p.cos, p.sin, B, T, Hq, Hkv, D, Hkv * L * D, L * D, D, interleaved],
+        work: B * T * R, tol: ARITH, exact: ['vc'],
+      });
+    }
+  });
+
   it('adamw', () => {
     for (const n of SIZES) for (const [step, wd] of [[1, 0.1], [3, 0], [1000, 0.01]]) for (const ams of [false, true]) {
       const p = uniform(n), g = uniform(n, -0.1, 0.1), m = uniform(n, -0.01, 0.01), v = uniform(n, 0, 1e-4), vmax = uniform(n, 0, 1e-4);

@@ -158,6 +158,34 @@ test('plain-SIMD build (no relaxed SIMD) matches ref too', () => {
   for (const c of ALL.filter((_, i) => i % 3 === 0)) check(simd, c, false);
 });
 
+test('wasm sgemm: GEMV path (M = 1, weight rows contiguous) on awkward K and N, any thread count', () => {
+  // x (1, K) · Wᵀ with W (N, K) row-major: the decode-step shape, served by gemvRows (rows in
+  // groups of 4, 32-float main loop, 4-float and scalar tails). Also run share by share with
+  // nt = 3 and 7 on this thread, so the shares must cover C exactly once for any count.
+  const bytes = readFileSync(new URL('../../wasm/kernels-relaxed.wasm', import.meta.url));
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: H.memory, abort: () => { throw new Error('wasm abort'); } } });
+  const exp = inst.exports as Record<string, (...a: number[]) => void> & { SCRATCH_BYTES: WebAssembly.Global };
+  exp.setScratch(alloc(exp.SCRATCH_BYTES.value as number));
+  const shares = (nt: number): Backend => ({ name: 'wasm', threads: nt, call: (_k, args) => { for (let t = 0; t < nt; t++) exp.sgemm(...args, t, nt); } });
+  const gemv: Case[] = [];
+  for (const K of [1, 3, 4, 5, 31, 32, 33, 63, 64, 65, 127, 288, 300, 771]) {
+    for (const N of [1, 2, 3, 4, 5, 7, 8, 33, 301]) {
+      gemv.push({ M: 1, N, K, transA: false, transB: true, batch: 1, bcastA: false, bcastB: false, beta: rand() < 0.5 ? 1 : 0, padA: 0, padB: pick([0, 0, 3]), padC: pick([0, 2]) });
+    }
+  }
+  for (const batch of [2, 3]) {
+    for (const [bcastA, bcastB] of [[false, false], [true, false], [false, true]]) {
+      gemv.push({ M: 1, N: pick([5, 9, 64]), K: pick([17, 96, 288]), transA: false, transB: true, batch, bcastA, bcastB, beta: rand() < 0.5 ? 1 : 0, padA: 1, padB: 1, padC: 3 });
+    }
+  }
+  for (const c of gemv) {
+    check(be1, c, false);
+    check(be2, c, true);
+    check(shares(3), c, false);
+    check(shares(7), c, false);
+  }
+});
+
 test('wasm sgemm: large blocked shapes cross the KC/MC/NC block edges', () => {
   const big: Case[] = [
     { M: 257, N: 2100, K: 260, transA: false, transB: false, batch: 1, bcastA: false, bcastB: false, beta: 1, padA: 1, padB: 0, padC: 3 },

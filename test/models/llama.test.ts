@@ -93,3 +93,49 @@ test('loadStateDict reports missing, unexpected and mis-shaped tensors by name',
   assert.throws(() => m.loadStateDict(sd2), /tensor lm_head\.weight has shape \[10, 7\], the model expects \[10, 8\]/);
   m.dispose();
 }));
+
+test('inference fusions of the decoder layer equal the composite ops (swiglu, ropeQkvToCache)', () => {
+  const g = new T.Generator(7);
+  for (const b of ['wasm', 'ref'] as const) {
+    withBackend(b, () => scope(() => noGrad(() => {
+      // swiglu: the same arithmetic as silu(gate) * up (bit for bit on wasm)
+      for (const shape of [[1, 1, 2 * 768], [2, 3, 2 * 33], [5, 2]]) {
+        const gu = T.randn(shape, { generator: g, std: 3 });
+        const n = shape[shape.length - 1] / 2;
+        const want = T.mul(T.silu(T.slice(gu, -1, 0, n)), T.slice(gu, -1, n)).toArray() as number[];
+        const got = T.swiglu(gu).toArray() as number[];
+        if (b === 'wasm') assert.deepEqual(got, want, `swiglu ${shape}`);
+        else assertClose(got, want, 1e-6, 1e-6, `swiglu ${shape} [ref]`);
+      }
+      // ropeQkvToCache against rope + copies into the cache slices
+      for (const [B, Tn, Hq, Hkv, D, L, start] of [[1, 1, 6, 6, 48, 10, 4], [2, 3, 4, 2, 8, 7, 2], [1, 5, 2, 1, 6, 5, 0]]) {
+        const R = (Hq + 2 * Hkv) * D;
+        const qkv = T.randn([B, Tn, R], { generator: g });
+        const tabs = T.ropeTables(L, D);
+        const cos = T.slice(tabs.cos, 0, start, start + Tn), sin = T.slice(tabs.sin, 0, start, start + Tn);
+        const k0 = T.randn([B, Hkv, L, D], { generator: g }), v0 = T.randn([B, Hkv, L, D], { generator: g });
+        const kc = T.add(k0, 0), vc = T.add(v0, 0);
+        // composite
+        const q = T.rope(T.reshape(T.slice(qkv, 2, 0, Hq * D), [B, Tn, Hq, D]), cos, sin, { seqDim: 1 });
+        const k = T.transpose(T.rope(T.reshape(T.slice(qkv, 2, Hq * D, (Hq + Hkv) * D), [B, Tn, Hkv, D]), cos, sin, { seqDim: 1 }), 1, 2);
+        const v = T.transpose(T.reshape(T.slice(qkv, 2, (Hq + Hkv) * D), [B, Tn, Hkv, D]), 1, 2);
+        T.copyInto(T.slice(k0, 2, start, start + Tn), k);
+        T.copyInto(T.slice(v0, 2, start, start + Tn), v);
+        const wantQ = T.contiguous(q).toArray() as number[];
+        T.ropeQkvToCache(qkv, kc, vc, start, cos, sin, Hq, Hkv);
+        const gotQ = T.contiguous(T.reshape(T.slice(qkv, 2, 0, Hq * D), [B, Tn, Hq, D])).toArray() as number[];
+        const cmp = (x: number[], y: number[], what: string) => (b === 'wasm' ? assert.deepEqual(x, y, what) : assertClose(x, y, 1e-6, 1e-6, what));
+        cmp(gotQ, wantQ, `q ${B},${Tn},${Hq},${Hkv},${D} [${b}]`);
+        cmp(kc.toArray() as number[], k0.toArray() as number[], `k cache [${b}]`);
+        assert.deepEqual(vc.toArray(), v0.toArray(), `v cache [${b}]`);
+        assert.throws(() => T.ropeQkvToCache(qkv, kc, vc, L - Tn + 1, T.slice(tabs.cos, 0, 0, Tn), T.slice(tabs.sin, 0, 0, Tn), Hq, Hkv), /do not fit a cache/);
+      }
+    })));
+  }
+  // With autograd, swiglu is the composite and has its gradient.
+  scope(() => {
+    const gu = T.randn([3, 8], { generator: g }).requiresGrad_();
+    T.sum(T.swiglu(gu)).backward();
+    assert.ok(gu.grad && (gu.grad.toArray() as number[]).every(Number.isFinite));
+  });
+});

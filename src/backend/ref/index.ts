@@ -14,6 +14,7 @@ export const refKernels: KernelTable = {
   embedding: nn.embedding, embedding_bwd: nn.embedding_bwd, rmsnorm: nn.rmsnorm, rmsnorm_bwd: nn.rmsnorm_bwd,
   rmsnorm_bwd_w: nn.rmsnorm_bwd_w, layernorm: nn.layernorm, layernorm_bwd: nn.layernorm_bwd,
   layernorm_bwd_wb: nn.layernorm_bwd_wb, rope: nn.rope, attention_fwd, attention_bwd,
+  swiglu: nn.swiglu, rope_qkv: nn.rope_qkv,
 };
 
 export const refBackend: Backend = {

@@ -169,3 +169,40 @@ export function rope(out: number, x: number, cos: number, sin: number, outer: nu
     }
   }
 }
+
+const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
+
+export function swiglu(out: number, gu: number, rows: number, n: number): void {
+  const f = H.f32;
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < n; i++) {
+      const g = f[(gu >> 2) + r * 2 * n + i], u = f[(gu >> 2) + r * 2 * n + n + i];
+      f[(out >> 2) + r * n + i] = Math.fround(g * sigmoid(g)) * u;
+    }
+  }
+}
+
+export function rope_qkv(x: number, kc: number, vc: number, cos: number, sin: number, B: number, T: number, Hq: number, Hkv: number, D: number,
+  sKb: number, sKh: number, sKs: number, interleaved: number): void {
+  const f = H.f32, half = D / 2, R = (Hq + 2 * Hkv) * D;
+  const rot = (dst: number, src: number, t: number): void => {
+    for (let i = 0; i < half; i++) {
+      const c = f[(cos >> 2) + t * half + i], s = f[(sin >> 2) + t * half + i];
+      const i1 = interleaved ? 2 * i : i, i2 = interleaved ? 2 * i + 1 : i + half;
+      const x1 = f[src + i1], x2 = f[src + i2];
+      f[dst + i1] = x1 * c - x2 * s;
+      f[dst + i2] = x2 * c + x1 * s;
+    }
+  };
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      const X = (x >> 2) + (b * T + t) * R;
+      for (let h = 0; h < Hq; h++) rot(X + h * D, X + h * D, t);
+      for (let h = 0; h < Hkv; h++) {
+        const o = b * sKb + h * sKh + t * sKs;
+        rot((kc >> 2) + o, X + (Hq + h) * D, t);
+        for (let i = 0; i < D; i++) f[(vc >> 2) + o + i] = f[X + (Hq + Hkv + h) * D + i];
+      }
+    }
+  }
+}

@@ -7,8 +7,15 @@
 //   i32[4] nt       threads taking part
 //   i32[5] stop     set to make workers exit
 //   i32[6] error    set by a worker whose kernel threw
+//   i32[7] sleepers workers in (or about to enter) Atomics.wait on seq
+//   i32[8] waiting  1 while the posting thread is in (or about to enter) Atomics.wait on pending
 //   f64 args from byte 64 on (at most 32)
-export const CTRL = { SEQ: 0, KERNEL: 1, NARGS: 2, PENDING: 3, NT: 4, STOP: 5, ERROR: 6, ARGS_BYTE: 64, BYTES: 64 + 8 * 32 };
+// Atomics.notify is a call into the runtime (a lock and a waiter-list scan) even when nobody
+// waits, and a decode step posts a few dozen jobs to threads that are spinning: each side
+// notifies only when the other has said it sleeps. This is safe with sequentially consistent
+// atomics: a thread announces itself, then waits on the value it last saw; if the other side
+// read the announcement as 0, its write of that value came first and the wait returns at once.
+export const CTRL = { SEQ: 0, KERNEL: 1, NARGS: 2, PENDING: 3, NT: 4, STOP: 5, ERROR: 6, SLEEPERS: 7, WAITING: 8, ARGS_BYTE: 64, BYTES: 64 + 8 * 32 };
 
 // An idle thread polls for about SPIN_MS before it sleeps on Atomics.wait: waking a sleeping
 // thread costs tens of microseconds or more, while the gaps between parallel kernels in a
@@ -33,7 +40,12 @@ export function runJobLoop(memory: WebAssembly.Memory, ctrl: number, tid: number
       if (++spins % SPIN_CHECK === 0) {
         const t = performance.now();
         if (t0 < 0) t0 = t;
-        else if (t - t0 > SPIN_MS) { Atomics.wait(i32, CTRL.SEQ, seen); t0 = -1; }
+        else if (t - t0 > SPIN_MS) {
+          Atomics.add(i32, CTRL.SLEEPERS, 1);
+          Atomics.wait(i32, CTRL.SEQ, seen);
+          Atomics.sub(i32, CTRL.SLEEPERS, 1);
+          t0 = -1;
+        }
       }
       s = Atomics.load(i32, CTRL.SEQ);
     }
@@ -47,7 +59,7 @@ export function runJobLoop(memory: WebAssembly.Memory, ctrl: number, tid: number
       args.push(tid, nt);
       try { fns[i32[CTRL.KERNEL]](...args); } catch { Atomics.store(i32, CTRL.ERROR, tid); }
     }
-    if (Atomics.sub(i32, CTRL.PENDING, 1) === 1) Atomics.notify(i32, CTRL.PENDING);
+    if (Atomics.sub(i32, CTRL.PENDING, 1) === 1 && Atomics.load(i32, CTRL.WAITING)) Atomics.notify(i32, CTRL.PENDING);
   }
 }
 
@@ -69,7 +81,7 @@ export class JobPoster {
     i32[CTRL.ERROR] = -1;
     Atomics.store(i32, CTRL.PENDING, this.workers);
     Atomics.add(i32, CTRL.SEQ, 1);
-    Atomics.notify(i32, CTRL.SEQ);
+    if (Atomics.load(i32, CTRL.SLEEPERS)) Atomics.notify(i32, CTRL.SEQ);
     try {
       fn(...args, 0, nt);
     } finally {
@@ -81,7 +93,11 @@ export class JobPoster {
         if (this.canBlock && ++spins % SPIN_CHECK === 0) {
           const t = performance.now();
           if (t0 < 0) t0 = t;
-          else if (t - t0 > SPIN_MS) Atomics.wait(i32, CTRL.PENDING, p, 50);
+          else if (t - t0 > SPIN_MS) {
+            Atomics.store(i32, CTRL.WAITING, 1);
+            Atomics.wait(i32, CTRL.PENDING, p, 50);
+            Atomics.store(i32, CTRL.WAITING, 0);
+          }
         }
       }
     }

@@ -5,7 +5,7 @@
 // (row, column) output range; embedding_bwd, rmsnorm_bwd_w and layernorm_bwd_wb split columns
 // (every thread walks all rows for its own columns, so repeated indices never race).
 // Row sums go through f32x4 partial sums over blocks of ≤ 256 elements added in f64.
-import { shareStart, loadN, storeN, hsum64, addLo64, addHi64, pack64, vexp, rowSum, rowMax, rowSumExp } from './vmath';
+import { shareStart, loadN, storeN, hsum64, addLo64, addHi64, pack64, vexp, vsigmoid, rowSum, rowMax, rowSumExp } from './vmath';
 
 // @ts-ignore: decorator
 @inline function ptr(base: usize, i: i32): usize { return base + ((<usize>i) << 2); }
@@ -421,6 +421,78 @@ export function rope(out: usize, x: usize, cos: usize, sin: usize, outer: i32, T
         store<f32>(ptr(Y, 2 * i), x1 * c - x2 * sn);
         store<f32>(ptr(Y, 2 * i + 1), x2 * c + x1 * sn);
       }
+    }
+  }
+}
+
+// ---- inference fusions for a decoder layer (contracts: swiglu, rope_qkv in ../../kernels.ts)
+
+// out (rows, n) = silu(gu[:, 0:n]) · gu[:, n:2n]; the same arithmetic as unary SILU then
+// binary MUL (bit for bit).
+export function swiglu(out: usize, gu: usize, rows: i32, n: i32, tid: i32, nt: i32): void {
+  const s = shareStart(rows, tid, nt, 1), e = shareStart(rows, tid + 1, nt, 1);
+  const z = f32x4.splat(0);
+  for (let r = s; r < e; r++) {
+    const G = row(gu, r, 2 * n), U = ptr(G, n), Y = row(out, r, n);
+    let i = 0;
+    for (; i + 4 <= n; i += 4) {
+      const x = v128.load(ptr(G, i));
+      v128.store(ptr(Y, i), f32x4.mul(f32x4.mul(x, vsigmoid(x)), v128.load(ptr(U, i))));
+    }
+    if (i < n) {
+      const x = loadN(ptr(G, i), n - i, z);
+      storeN(ptr(Y, i), f32x4.mul(f32x4.mul(x, vsigmoid(x)), loadN(ptr(U, i), n - i, z)), n - i);
+    }
+  }
+}
+
+// Rotate the D floats at X into Y (may be X) with the tables C, S (D/2 each), as rope (sign 1).
+// @ts-ignore: decorator
+@inline function ropeRow(Y: usize, X: usize, C: usize, S: usize, D: i32, interleaved: i32): void {
+  const half = D >> 1, z = f32x4.splat(0), sg = f32x4.splat(1);
+  let i = 0;
+  if (!interleaved) {
+    const X2 = ptr(X, half), Y2 = ptr(Y, half);
+    for (; i + 4 <= half; i += 4) {
+      const c = v128.load(ptr(C, i)), sn = f32x4.mul(sg, v128.load(ptr(S, i)));
+      const x1 = v128.load(ptr(X, i)), x2 = v128.load(ptr(X2, i));
+      v128.store(ptr(Y, i), f32x4.sub(f32x4.mul(x1, c), f32x4.mul(x2, sn)));
+      v128.store(ptr(Y2, i), f32x4.add(f32x4.mul(x2, c), f32x4.mul(x1, sn)));
+    }
+    if (i < half) {
+      const k = half - i;
+      const c = loadN(ptr(C, i), k, z), sn = f32x4.mul(sg, loadN(ptr(S, i), k, z));
+      const x1 = loadN(ptr(X, i), k, z), x2 = loadN(ptr(X2, i), k, z);
+      storeN(ptr(Y, i), f32x4.sub(f32x4.mul(x1, c), f32x4.mul(x2, sn)), k);
+      storeN(ptr(Y2, i), f32x4.add(f32x4.mul(x2, c), f32x4.mul(x1, sn)), k);
+    }
+  } else {
+    for (; i < half; i++) {
+      const c = load<f32>(ptr(C, i)), sn: f32 = load<f32>(ptr(S, i));
+      const x1 = load<f32>(ptr(X, 2 * i)), x2 = load<f32>(ptr(X, 2 * i + 1));
+      store<f32>(ptr(Y, 2 * i), x1 * c - x2 * sn);
+      store<f32>(ptr(Y, 2 * i + 1), x2 * c + x1 * sn);
+    }
+  }
+}
+
+// Rows of x (B·T rows of (Hq + 2·Hkv)·D floats: q heads, k heads, v heads): rotate the q heads
+// in place; write the rotated k heads and the v heads to kc/vc at [b, h, t] (element offset
+// b·sKb + h·sKh + t·sKs, the same strides for both). Position t uses cos/sin row t.
+export function rope_qkv(
+  x: usize, kc: usize, vc: usize, cos: usize, sin: usize, B: i32, T: i32, Hq: i32, Hkv: i32, D: i32,
+  sKb: i32, sKh: i32, sKs: i32, interleaved: i32, tid: i32, nt: i32,
+): void {
+  const rows = B * T, half = D >> 1, R = (Hq + 2 * Hkv) * D;
+  const s = shareStart(rows, tid, nt, 1), e = shareStart(rows, tid + 1, nt, 1);
+  for (let r = s; r < e; r++) {
+    const b = r / T, t = r - b * T;
+    const X = row(x, r, R), C = row(cos, t, half), S = row(sin, t, half);
+    for (let h = 0; h < Hq; h++) ropeRow(ptr(X, h * D), ptr(X, h * D), C, S, D, interleaved);
+    for (let h = 0; h < Hkv; h++) {
+      const o = b * sKb + h * sKh + t * sKs;
+      ropeRow(ptr(kc, o), ptr(X, (Hq + h) * D), C, S, D, interleaved);
+      memory.copy(ptr(vc, o), ptr(X, (Hq + Hkv + h) * D), (<usize>D) << 2);
     }
   }
 }
