@@ -2,8 +2,8 @@
 import { Generator } from '../tensor/random.js';
 
 export function argmaxOf(logits: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+  let best = 0, v = logits[0];
+  for (let i = 1; i < logits.length; i++) if (logits[i] > v) { v = logits[i]; best = i; }
   return best;
 }
 
