@@ -25,6 +25,8 @@ export class GrammarBuilder {
   readonly alts: (Sym[][] | null)[] = [];
   readonly classes: Uint8Array[] = [];
   private readonly classKey = new Map<string, number>();
+  private readonly singleClass = new Int32Array(256).fill(-1);
+  private readonly clsBits = new Uint16Array(16);
   private readonly nameCount = new Map<string, number>();
   private readonly memo = new Map<string, Sym>();
   private symbols = 0;
@@ -58,17 +60,32 @@ export class GrammarBuilder {
 
   /** A byte class from a predicate or list of byte values. */
   cls(bytes: Iterable<number> | ((b: number) => boolean)): Sym {
-    const set = new Uint8Array(256);
-    if (typeof bytes === 'function') { for (let b = 0; b < 256; b++) if (bytes(b)) set[b] = 1; }
-    else for (const b of bytes) set[b] = 1;
-    const key = set.join('');
+    // Single bytes (every literal) are memoised; otherwise the set is keyed as 16 code units of
+    // 16 bits, and its array is only allocated when new.
+    if (Array.isArray(bytes) && bytes.length === 1) {
+      const k = this.singleClass[bytes[0]];
+      if (k >= 0) return clsSym(k);
+    }
+    const bits = this.clsBits;
+    bits.fill(0);
+    if (typeof bytes === 'function') { for (let b = 0; b < 256; b++) if (bytes(b)) bits[b >>> 4] |= 1 << (b & 15); }
+    else for (const b of bytes) bits[b >>> 4] |= 1 << (b & 15);
+    const key = String.fromCharCode(bits[0], bits[1], bits[2], bits[3], bits[4], bits[5], bits[6], bits[7], bits[8], bits[9], bits[10], bits[11], bits[12], bits[13], bits[14], bits[15]);
     let k = this.classKey.get(key);
-    if (k === undefined) { k = this.classes.length; this.classes.push(set); this.classKey.set(key, k); }
+    if (k === undefined) {
+      const set = new Uint8Array(256);
+      for (let b = 0; b < 256; b++) if ((bits[b >>> 4] >>> (b & 15)) & 1) set[b] = 1;
+      k = this.classes.length; this.classes.push(set); this.classKey.set(key, k);
+    }
+    if (Array.isArray(bytes) && bytes.length === 1) this.singleClass[bytes[0]] = k;
     return clsSym(k);
   }
 
   byteRange(lo: number, hi: number): Sym {
-    return this.cls((b) => b >= lo && b <= hi);
+    if (lo === hi && lo >= 0 && lo < 256) return this.cls([lo]);
+    const r: number[] = [];
+    for (let b = Math.max(0, lo); b <= Math.min(255, hi); b++) r.push(b);
+    return this.cls(r);
   }
 
   /** The UTF-8 bytes of a string, one class per byte. */
@@ -218,7 +235,7 @@ export class Grammar {
     const R = b.alts.length;
     for (let r = 0; r < R; r++) if (b.alts[r] === null) throw new GrammarError(`rule '${b.names[r]}'`, 'is referenced but never defined');
     const alts = b.alts as Sym[][][];
-    const classEmpty = b.classes.map((c) => c.every((x) => x === 0));
+    const classEmpty = b.classes.map((c) => c.indexOf(1) < 0);
     // Shortest derivation by fixpoint; Infinity = unproductive.
     const minLen = new Float64Array(R).fill(Infinity);
     const symLen = (s: Sym): number => (s >= 0 ? minLen[s] : classEmpty[symClass(s)] ? Infinity : 1);

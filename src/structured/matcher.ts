@@ -57,6 +57,8 @@ export interface PlainShape {
   sub: Int32Array;
 }
 
+const numeric = (x: number, y: number): number => x - y;
+
 /** A hash map from pairs of non-negative 32-bit integers to non-negative integers (open addressing). */
 class PairMap {
   private ka = new Int32Array(1024);
@@ -123,7 +125,7 @@ export class ByteAutomaton {
   private readonly succ = new PairMap();
   private seen = new PairMap();
   private readonly outMark = new GrowI32(1024);
-  private readonly work: number[] = [];
+  private readonly work = new GrowI32(256);
   private epoch = 0;
   readonly initial: number;
   private readonly limits: Required<AutomatonLimits>;
@@ -162,21 +164,23 @@ export class ByteAutomaton {
    */
   private expand(pos0: number, par0: number, out: number[], epoch: number): void {
     const prog = this.prog, ruleAlts = this.grammar.ruleAlts, seen = this.seen;
-    const work = this.work;
-    work.length = 0;
-    work.push(pos0, par0);
-    while (work.length) {
-      const par = work.pop()!, pos = work.pop()!;
+    // An explicit stack of (pos, parent) pairs in a typed array kept across calls.
+    const W = this.work;
+    let w = W.a, top = 0;
+    w[top++] = pos0; w[top++] = par0;
+    while (top > 0) {
+      const par = w[--top], pos = w[--top];
       if (seen.get(pos, par) === epoch) continue;
       seen.set(pos, par, epoch);
       const s = prog[pos];
       if (s === END) {
         if (par === 0) this.emit(0, out, epoch);
-        else work.push(this.nodePos.a[par], this.nodePar.a[par]);
+        else { if (top + 2 > w.length) { W.ensure(top + 2); w = W.a; } w[top++] = this.nodePos.a[par]; w[top++] = this.nodePar.a[par]; }
       } else if (s >= 0) {
         const ret = prog[pos + 1] === END ? par : this.node(pos + 1, par);
         const alts = ruleAlts[s];
-        for (let i = alts.length - 1; i >= 0; i--) work.push(alts[i], ret);
+        if (top + 2 * alts.length > w.length) { W.ensure(top + 2 * alts.length); w = W.a; }
+        for (let i = alts.length - 1; i >= 0; i--) { w[top++] = alts[i]; w[top++] = ret; }
       } else {
         this.emit(this.node(pos, par), out, epoch);
       }
@@ -192,34 +196,43 @@ export class ByteAutomaton {
 
   private intern(nodes: number[]): number {
     if (nodes.length > this.limits.maxStacks) throw new ComplexityError('parallel parses in one state', this.limits.maxStacks, 'the grammar is too ambiguous');
-    const arr = Int32Array.from(nodes).sort();
-    // Hash-consed by a hash of the sorted stacks; equal hashes compare the arrays.
-    let h = arr.length | 0;
-    for (let k = 0; k < arr.length; k++) h = Math.imul(h ^ arr[k], 0x9e3779b1) ^ (h >>> 15);
-    const bucket = this.stateIds.get(h);
-    let id: number | undefined;
-    if (bucket !== undefined) {
-      for (const c of typeof bucket === 'number' ? [bucket] : bucket) {
-        const o = this.stateNodes[c];
-        if (o.length !== arr.length) continue;
-        let eq = true;
-        for (let k = 0; k < o.length && eq; k++) eq = o[k] === arr[k];
-        if (eq) { id = c; break; }
+    // Sorted in place (nodes is the caller's scratch); a state seen before allocates nothing.
+    if (nodes.length <= 64) {
+      // Insertion sort: Array.prototype.sort copies to a work array on every call.
+      for (let i = 1; i < nodes.length; i++) {
+        const x = nodes[i];
+        let j = i - 1;
+        while (j >= 0 && nodes[j] > x) { nodes[j + 1] = nodes[j]; j--; }
+        nodes[j + 1] = x;
       }
+    } else nodes.sort(numeric);
+    // Hash-consed by a hash of the sorted stacks; equal hashes compare the arrays.
+    let h = nodes.length | 0;
+    for (let k = 0; k < nodes.length; k++) h = Math.imul(h ^ nodes[k], 0x9e3779b1) ^ (h >>> 15);
+    const bucket = this.stateIds.get(h);
+    if (bucket !== undefined) {
+      if (typeof bucket === 'number') { if (this.sameNodes(bucket, nodes)) return bucket; }
+      else for (let j = 0; j < bucket.length; j++) if (this.sameNodes(bucket[j], nodes)) return bucket[j];
     }
-    if (id === undefined) {
-      id = this.stateNodes.length;
-      if (id >= this.limits.maxStates) throw new ComplexityError('parser states', this.limits.maxStates);
-      this.stateNodes.push(arr);
-      if (bucket === undefined) this.stateIds.set(h, id);
-      else if (typeof bucket === 'number') this.stateIds.set(h, [bucket, id]);
-      else bucket.push(id);
-      this.trans.ensure((id + 1) * this.K);
-      let m = Infinity;
-      for (const n of arr) m = Math.min(m, this.nodeMinLen(n));
-      this.stateMin.push(m);
-    }
+    const id = this.stateNodes.length;
+    if (id >= this.limits.maxStates) throw new ComplexityError('parser states', this.limits.maxStates);
+    const arr = Int32Array.from(nodes);
+    this.stateNodes.push(arr);
+    if (bucket === undefined) this.stateIds.set(h, id);
+    else if (typeof bucket === 'number') this.stateIds.set(h, [bucket, id]);
+    else bucket.push(id);
+    this.trans.ensure((id + 1) * this.K);
+    let m = Infinity;
+    for (const n of arr) m = Math.min(m, this.nodeMinLen(n));
+    this.stateMin.push(m);
     return id;
+  }
+
+  private sameNodes(c: number, nodes: number[]): boolean {
+    const o = this.stateNodes[c];
+    if (o.length !== nodes.length) return false;
+    for (let k = 0; k < o.length; k++) if (o[k] !== nodes[k]) return false;
+    return true;
   }
 
   /** Next state after byte b, or DEAD. */
@@ -348,36 +361,51 @@ export class ByteAutomaton {
       // Mode F: a multi-byte character passes through states that are exactly the accepting
       // stacks moved along their alternatives (no call, no return) and ends where an ASCII
       // character does: the same stacks to resume (a return to the same parent counts as one).
-      const seeds = (moved: number[]): string => {
-        const out = new Set<string>();
-        for (let j = 0; j < moved.length; j += 2) out.add(prog[moved[j]] === END ? `r${moved[j + 1]}` : `${moved[j]}:${moved[j + 1]}`);
-        return [...out].sort().join(',');
+      // A seed is a stack's position after the character with the index of its parent (a return
+      // counts by parent alone), as one number; a state's seeds are sorted and unique. No
+      // strings or sets: a shape seen for the first time allocates little (GC pauses are p99).
+      const seeds = (moved: number[]): number[] => {
+        const out: number[] = [];
+        for (let j = 0; j < moved.length; j += 2) out.push(prog[moved[j]] === END ? -1 - moved[j + 1] : moved[j] * 32 + moved[j + 1]);
+        out.sort((x, y) => x - y);
+        let n = 0;
+        for (let j = 0; j < out.length; j++) if (n === 0 || out[n - 1] !== out[j]) out[n++] = out[j];
+        out.length = n;
+        return out;
       };
       const ascii: number[] = [];
       for (let i = 0; i < nodes.length; i++) if (M & (1 << i)) ascii.push(pos[nodes[i]] + 1, pidx[i]);
       const want = seeds(ascii);
+      const sameSeeds = (moved: number[]): boolean => {
+        const got = seeds(moved);
+        if (got.length !== want.length) return false;
+        for (let j = 0; j < got.length; j++) if (got[j] !== want[j]) return false;
+        return true;
+      };
       const pure = (moved: number[]) => { for (let j = 0; j < moved.length; j += 2) if (prog[moved[j]] >= -1) return false; return true; };
       const check = (cur: number[], conts: Array<[number, number]>, k: number): boolean => {
-        const [lo, hi] = conts[k];
-        const seen = new Set<string>();
+        const lo = conts[k][0], hi = conts[k][1];
+        // Which of cur's stacks accept a byte decides where it leads: distinct selections only.
+        const seen: number[] = [];
         for (let c = lo; c <= hi; c++) {
+          let sel = 0;
+          for (let j = 0, q = 0; j < cur.length; j += 2, q++) if (cls[symClass(prog[cur[j]])][c]) sel |= 1 << q;
+          if (sel === 0) return false;
+          if (seen.includes(sel)) continue;
+          seen.push(sel);
           const moved: number[] = [];
-          for (let j = 0; j < cur.length; j += 2) if (cls[symClass(prog[cur[j]])][c]) moved.push(cur[j] + 1, cur[j + 1]);
-          if (moved.length === 0) return false;
-          const mk = moved.join(',');
-          if (seen.has(mk)) continue;
-          seen.add(mk);
+          for (let j = 0, q = 0; j < cur.length; j += 2, q++) if (sel & (1 << q)) moved.push(cur[j] + 1, cur[j + 1]);
           if (k + 1 < conts.length) { if (!pure(moved) || !check(moved, conts, k + 1)) return false; }
-          else if (seeds(moved) !== want) return false;
+          else if (!sameSeeds(moved)) return false;
         }
         return true;
       };
       for (const [lo, hi, conts] of UTF8_LEADS) {
-        const seen = new Set<number>();
+        const seen: number[] = [];
         for (let b = lo; b <= hi; b++) {
           if (sub[b] === 0) return null;
-          if (seen.has(sub[b])) continue;
-          seen.add(sub[b]);
+          if (seen.includes(sub[b])) continue;
+          seen.push(sub[b]);
           const moved: number[] = [];
           for (let i = 0; i < nodes.length; i++) if (sub[b] & (1 << i)) moved.push(pos[nodes[i]] + 1, pidx[i]);
           if (!pure(moved) || !check(moved, conts, 0)) return null;
@@ -446,28 +474,21 @@ export class ByteAutomaton {
 
 /** Partition of byte values by membership in every class: [byte → class, count, class → a byte]. */
 function byteClasses(classes: Uint8Array[]): [Uint8Array, number, Uint8Array] {
-  // Partition refinement: split every part by membership in each class, in byte order.
-  const part = new Int32Array(256);
+  // Partition refinement: each class splits every part by membership; parts are numbered by
+  // their first byte (no allocation per class: compile time and its garbage count).
+  let part = new Int32Array(256), nextPart = new Int32Array(256);
+  const idOf = new Int32Array(512);
   let parts = 1;
-  const split = new Int32Array(256);
   for (const c of classes) {
-    split.fill(-1, 0, parts);
-    let next = parts;
-    for (let b = 0; b < 256; b++) {
-      if (!c[b]) continue;
-      const p = part[b];
-      if (split[p] < 0) split[p] = next++;
-      part[b] = split[p];
-    }
-    // Parts wholly inside the class keep their number.
-    const size = new Int32Array(next), inside = new Int32Array(next);
-    for (let b = 0; b < 256; b++) size[part[b]]++;
-    for (let p = 0; p < parts; p++) if (split[p] >= 0 && size[p] === 0) inside[split[p]] = p + 1;
-    for (let b = 0; b < 256; b++) if (inside[part[b]]) part[b] = inside[part[b]] - 1;
-    // Renumber densely.
-    const map = new Int32Array(next).fill(-1);
+    idOf.fill(-1, 0, 2 * parts);
     let k = 0;
-    for (let b = 0; b < 256; b++) { if (map[part[b]] < 0) map[part[b]] = k++; part[b] = map[part[b]]; }
+    for (let b = 0; b < 256; b++) {
+      const key = 2 * part[b] + (c[b] ? 1 : 0);
+      let id = idOf[key];
+      if (id < 0) idOf[key] = id = k++;
+      nextPart[b] = id;
+    }
+    const t = part; part = nextPart; nextPart = t;
     parts = k;
   }
   const eq = new Uint8Array(256), rep: number[] = [];
@@ -494,13 +515,13 @@ interface Level {
   exc: number[] | null;
   /** Largest shortest-completion over the states a plain character passes through. */
   max: number;
-  /** Mode 4 (ALPHA): the alphabet and its key. */
-  alpha?: Uint8Array;
-  key?: string;
+  /** Mode 4 (ALPHA): the alphabet and its key (null otherwise: every Level has one hidden class). */
+  alpha: Uint8Array | null;
+  key: string | null;
 }
 interface Chain { n: number; dec: boolean; max: number }
 interface AlphaChain extends Chain { exc: Uint8Array }
-const NO_LEVEL: Level = { mode: 0, next: DEAD, exc: null, max: 0 };
+const NO_LEVEL: Level = { mode: 0, next: DEAD, exc: null, max: 0, alpha: null, key: null };
 /** Smallest alphabet of mode 4 (a smaller one is cheaper walked than tabled). */
 const ALPHABET_MIN = 20;
 /** Most uniform levels followed from one state (tokens with more characters are walked). */
@@ -724,12 +745,12 @@ export class TokenMatcher {
     const A = this.automaton;
     const sh = A.plainShape(s);
     if (!sh || sh.mode === 0) return NO_LEVEL;
-    if (sh.mode === CLOSED) return { mode: CLOSED, next: DEAD, exc: sh.exc, max: 0 };
+    if (sh.mode === CLOSED) return { mode: CLOSED, next: DEAD, exc: sh.exc, max: 0, alpha: null, key: null };
     const next = A.step(s, sh.rep);
-    if (sh.mode === ALPHA) return { mode: ALPHA, next, exc: null, max: A.minComplete(next), alpha: sh.alpha, key: sh.key };
+    if (sh.mode === ALPHA) return { mode: ALPHA, next, exc: null, max: A.minComplete(next), alpha: sh.alpha!, key: sh.key! };
     // Inside a multi-byte character, at most 3 bytes lead to `next`.
     const mc = A.minComplete(next);
-    return { mode: sh.mode, next, exc: sh.exc, max: sh.mode === MODE_F ? mc + 3 : mc };
+    return { mode: sh.mode, next, exc: sh.exc, max: sh.mode === MODE_F ? mc + 3 : mc, alpha: null, key: null };
   }
 
   /** Uniform levels (no exceptions, one mode) from state t: how many (≤ cap), whether the rest is settled, the largest completion met. */

@@ -159,6 +159,32 @@ test('plain-text fast path: masks in strings, keys and formats equal a brute-for
   }
 });
 
+test('per-alphabet token masks (trie walk) equal a scan of every token', () => {
+  const alphabets: Array<[string, (b: number) => boolean]> = [
+    ['email', (b) => /[A-Za-z0-9.!#$%&'*+/=?^_`{|}~@-]/.test(String.fromCharCode(b))],
+    ['upper', (b) => b >= 0x41 && b <= 0x5a],
+    ['digits', (b) => b >= 0x30 && b <= 0x39],
+    ['printable', (b) => b >= 0x20 && b < 0x7f],
+    ['space+lower', (b) => b === 0x20 || (b >= 0x61 && b <= 0x7a)],
+  ];
+  for (const tok of [llama3, llama2]) {
+    const vocab = TokenVocab.fromTokenizer(tok);
+    for (const [name, inC] of alphabets) {
+      const c = new Uint32Array(4);
+      for (let b = 0; b < 0x80; b++) if (inC(b)) c[b >>> 5] |= 1 << (b & 31);
+      for (const max of [1, 2, 3, 7, vocab.maxDepth - 1, vocab.maxDepth, 1000]) {
+        const got = vocab.plain.alphabetMask(c, max);
+        for (let id = 0; id < vocab.size; id++) {
+          const b = vocab.bytes[id];
+          const want = b !== null && b.length > 0 && b.length <= max && b.every((x) => x < 0x80 && inC(x));
+          const has = (got[id >>> 5] & (1 << (id & 31))) !== 0;
+          if (has !== want) assert.fail(`${vocab.size} vocab, alphabet ${name}, max ${max}: token ${id} ${JSON.stringify(vocab.text([id]))} mask ${has} want ${want}`);
+        }
+      }
+    }
+  }
+});
+
 test('plain-text fast path: masks along sampled outputs equal the plain walk, with and without a budget', () => {
   const schemas = [
     { type: 'object', properties: { title: { type: 'string', minLength: 1, maxLength: 30 }, body: { type: 'string' }, email: { type: 'string', format: 'email' }, n: { type: 'number' } }, required: ['title', 'body'] },
