@@ -323,9 +323,11 @@ test('a client that disconnects cancels its generation', async () => {
 test('concurrent clients: fair scheduling and a bounded load test with no failures', async () => {
   // Running requests take turns token by token: a short request sent while a long one runs
   // finishes first.
-  const long = (seed: number) => client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'long' }], max_tokens: 200, temperature: 1, seed, logit_bias: { [ref.tokenizer.specialTokens.get('<|im_end|>')!]: -100 } }).then(() => performance.now());
-  const a = long(1);
-  await new Promise((r) => setTimeout(r, 30));
+  // The long request streams; the short one is sent once the long one's first token arrived.
+  const stream = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'long' }], max_tokens: 250, temperature: 1, seed: 1, stream: true, logit_bias: { [ref.tokenizer.specialTokens.get('<|im_end|>')!]: -100 } });
+  const it = stream[Symbol.asyncIterator]();
+  await it.next();
+  const a = (async () => { let n = 0; for (let r = await it.next(); !r.done; r = await it.next()) n++; assert.ok(n > 100); return performance.now(); })();
   const short = client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'short' }], max_tokens: 2 }).then(() => performance.now());
   const [ta, ts] = await Promise.all([a, short]);
   assert.ok(ts < ta, 'the short request waited for the long one');
