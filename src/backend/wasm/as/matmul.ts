@@ -57,6 +57,10 @@ export function sgemm(
     gemvRows(a, b, c, N, K, sBn, batch, sAb, sBb, sCb, beta, tid, nt);
     return;
   }
+  if (M > SMALL_M && M <= ROWS_M && sBk == 1 && sAk == 1) {
+    gemmRowsSmallM(a, b, c, M, N, K, sAm, sBn, ldc, batch, sAb, sBb, sCb, beta, tid, nt);
+    return;
+  }
   if (M <= SMALL_M && (sBk == 1 || sBn == 1) && (sAk == 1 || K <= ROWS_MAX_K)) {
     smallM(a, b, c, M, N, K, sAm, sAk, sBk, sBn, ldc, batch, sAb, sBb, sCb, beta, tid, nt);
     return;
@@ -388,6 +392,69 @@ function gemvRows(
       }
     }
   }
+}
+
+// ---- a few rows against contiguous weight rows (batched decoding: M sequences · Wᵀ) ----
+
+// The most rows of A this path takes (a decode batch of 5–8); weight rows are streamed once.
+// (With 2–4 rows the small-M path below measured faster.)
+const ROWS_M: i32 = 8;
+
+// C[m, n] (+)= A[m, :] · B[n, :] for SMALL_M < M ≤ ROWS_M, B's rows contiguous (sBk = 1), A's rows too.
+// Threads take pairs of weight rows; each pair is read from memory once and stays in L1 while
+// every group of 4 A rows is multiplied with it (4×2 register block: 8 accumulators, 6 loads
+// per 8 fused multiply-adds).
+function gemmRowsSmallM(
+  a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, sAm: i32, sBn: i32, ldc: i32,
+  batch: i32, sAb: i32, sBb: i32, sCb: i32, beta: i32, tid: i32, nt: i32,
+): void {
+  const pairs = (N + 1) >> 1;
+  const units = batch * pairs;
+  const u0 = <i32>((<i64>units * tid) / nt), u1 = <i32>((<i64>units * (tid + 1)) / nt);
+  const K4 = K & ~3;
+  for (let u = u0; u < u1; u++) {
+    const bt = u / pairs;
+    const n = (u - bt * pairs) << 1;
+    const ab = a + off(bt * sAb), cb = c + off(bt * sCb);
+    const w0 = b + off(bt * sBb + n * sBn);
+    const two = n + 1 < N;
+    const w1 = two ? w0 + off(sBn) : w0;
+    let m = 0;
+    for (; m + 4 <= M; m += 4) {
+      const x0 = ab + off(m * sAm), x1 = x0 + off(sAm), x2 = x1 + off(sAm), x3 = x2 + off(sAm);
+      let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s10 = f32x4.splat(0), s11 = f32x4.splat(0);
+      let s20 = f32x4.splat(0), s21 = f32x4.splat(0), s30 = f32x4.splat(0), s31 = f32x4.splat(0);
+      for (let o: usize = 0, e = off(K4); o < e; o += 16) {
+        const v0 = v128.load(w0 + o), v1 = v128.load(w1 + o);
+        const y0 = v128.load(x0 + o), y1 = v128.load(x1 + o);
+        s00 = fma4(y0, v0, s00); s01 = fma4(y0, v1, s01);
+        s10 = fma4(y1, v0, s10); s11 = fma4(y1, v1, s11);
+        const y2 = v128.load(x2 + o), y3 = v128.load(x3 + o);
+        s20 = fma4(y2, v0, s20); s21 = fma4(y2, v1, s21);
+        s30 = fma4(y3, v0, s30); s31 = fma4(y3, v1, s31);
+      }
+      putRow(cb + off(m * ldc + n), hsum4(s00) + rowTail(x0, w0, K), hsum4(s01) + rowTail(x0, w1, K), two, beta);
+      putRow(cb + off((m + 1) * ldc + n), hsum4(s10) + rowTail(x1, w0, K), hsum4(s11) + rowTail(x1, w1, K), two, beta);
+      putRow(cb + off((m + 2) * ldc + n), hsum4(s20) + rowTail(x2, w0, K), hsum4(s21) + rowTail(x2, w1, K), two, beta);
+      putRow(cb + off((m + 3) * ldc + n), hsum4(s30) + rowTail(x3, w0, K), hsum4(s31) + rowTail(x3, w1, K), two, beta);
+    }
+    for (; m < M; m++) {
+      const x = ab + off(m * sAm);
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0);
+      for (let o: usize = 0, e = off(K4); o < e; o += 16) {
+        const y = v128.load(x + o);
+        s0 = fma4(y, v128.load(w0 + o), s0);
+        s1 = fma4(y, v128.load(w1 + o), s1);
+      }
+      putRow(cb + off(m * ldc + n), hsum4(s0) + rowTail(x, w0, K), hsum4(s1) + rowTail(x, w1, K), two, beta);
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function putRow(cp: usize, r0: f32, r1: f32, two: bool, beta: i32): void {
+  put(cp, r0, beta);
+  if (two) put(cp + 4, r1, beta);
 }
 
 // ---- small-M path (GEMV and a few rows) ----
