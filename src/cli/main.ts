@@ -49,13 +49,18 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`tslm: unknown command '${cmd}'\n\n${await usage()}`);
     return 2;
   }
+  const mod = await load();
+  if (rest.includes('--help') || rest[0] === '-h') {
+    console.log(`Usage:\n  ${mod.usage.replace(/\n/g, '\n  ')}`);
+    return 0;
+  }
   try {
-    return await (await load()).run(rest);
+    return await mod.run(rest);
   } catch (e) {
     // Errors from bad input carry messages that name the file, line or tensor at fault.
     const err = e as Error;
     if (err && ((err.name === 'TypeError' && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) || err instanceof UsageError)) {
-      console.error(`tslm ${cmd}: ${err.message}`);
+      console.error(`tslm ${cmd}: ${err.message}\n\nUsage:\n  ${mod.usage.replace(/\n/g, '\n  ')}`);
       return 2;
     }
     console.error(`tslm ${cmd}: ${err?.message ?? String(e)}`);
