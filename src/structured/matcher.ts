@@ -67,7 +67,10 @@ class PairMap {
   private n = 0;
   private slot(a: number, b: number): number {
     const m = this.v.length - 1;
-    let h = (Math.imul(a, 0x9e3779b1) ^ Math.imul(b + 0x7f4a7c15, 0x85ebca6b)) & m;
+    // Mixed to the low bits (a product's low bits see only its factor's low bits: clusters).
+    let h = Math.imul(a, 0x9e3779b1) ^ Math.imul(b + 0x7f4a7c15, 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
+    h = (h ^ (h >>> 15)) & m;
     while (this.v[h] >= 0 && (this.ka[h] !== a || this.kb[h] !== b)) h = (h + 1) & m;
     return h;
   }
@@ -101,13 +104,27 @@ class GrowI32 {
   }
 }
 
+class GrowF64 {
+  a: Float64Array;
+  constructor(cap: number, readonly fill = 0) { this.a = new Float64Array(cap).fill(fill); }
+  ensure(n: number): void {
+    if (n <= this.a.length) return;
+    let c = this.a.length * 2;
+    while (c < n) c *= 2;
+    const b = new Float64Array(c).fill(this.fill);
+    b.set(this.a);
+    this.a = b;
+  }
+}
+
 export class ByteAutomaton {
   readonly prog: Int32Array;
   private readonly cls: Uint8Array[];
   private readonly nodePos = new GrowI32(1024);
   private readonly nodePar = new GrowI32(1024);
   private readonly nodeIds = new PairMap();
-  private readonly nodeMin: number[] = [0];
+  /** Per node: shortest completion of its stack in bytes (−1: not yet known). */
+  private readonly nodeMin = new GrowF64(1024, -1);
   readonly stateNodes: Int32Array[] = [];
   private readonly stateIds = new Map<number, number | number[]>();
   /** trans[s * K + eq[b]]: UNKNOWN, DEAD or the next state (K byte equivalence classes). */
@@ -137,7 +154,7 @@ export class ByteAutomaton {
     [this.eq, this.K, this.rep] = byteClasses(grammar.classes);
     this.trans = new GrowI32(this.K * 64, UNKNOWN);
     // Node 0 is the empty stack: the output is complete.
-    this.nodePos.a[0] = -1; this.nodePar.a[0] = -1; this.nodePos.n = this.nodePar.n = 1;
+    this.nodePos.a[0] = -1; this.nodePar.a[0] = -1; this.nodePos.n = this.nodePar.n = 1; this.nodeMin.a[0] = 0;
     const out: number[] = [];
     this.expand(0, 0, out, ++this.epoch);
     this.initial = this.intern(out);
@@ -216,7 +233,8 @@ export class ByteAutomaton {
     }
     const id = this.stateNodes.length;
     if (id >= this.limits.maxStates) throw new ComplexityError('parser states', this.limits.maxStates);
-    const arr = Int32Array.from(nodes);
+    const arr = new Int32Array(nodes.length);
+    for (let k = 0; k < nodes.length; k++) arr[k] = nodes[k];
     this.stateNodes.push(arr);
     if (bucket === undefined) this.stateIds.set(h, id);
     else if (typeof bucket === 'number') this.stateIds.set(h, [bucket, id]);
@@ -418,6 +436,74 @@ export class ByteAutomaton {
     return result;
   }
 
+  /**
+   * Bounded repetitions (`x{0,n}`, a string's maxLength) are chains of rules O_k ::= u O_(k−1) | ε,
+   * so their levels are states that differ only by the return node of the unit u. Given a level a
+   * and its successor b = a + one unit, where every stack that differs is a call of u returning to
+   * node(qa, P) in a and node(qb, P) in b (the rule at qa having the form u X | ε, tail-called, and qb
+   * the position of X), the states after b follow the chain: each further rule of the form u Y | ε
+   * is one more level of b's shape (same stacks, a new return node), and so the same level.
+   * Returns the number of such levels after b (at most `most`) and writes to `jumped` the state of
+   * the last of them, built directly (b's stacks with the return node replaced) instead of through
+   * every level in between. 0 when a and b are not two levels of such a chain.
+   */
+  chainLevels(a: number, b: number, most: number): number {
+    const na = this.stateNodes[a], nb = this.stateNodes[b];
+    if (na.length !== nb.length || most < 2) return 0;
+    const pos = this.nodePos.a, par = this.nodePar.a, prog = this.prog;
+    let Na = -1, Nb = -1;
+    for (let i = 0; i < na.length; i++) {
+      const x = na[i], y = nb[i];
+      if (x === y) continue;
+      if (x === 0 || y === 0 || pos[x] !== pos[y]) return 0;
+      if (Na < 0) { Na = par[x]; Nb = par[y]; } else if (par[x] !== Na || par[y] !== Nb) return 0;
+    }
+    if (Na <= 0 || Nb <= 0 || par[Na] !== par[Nb]) return 0;
+    const P = par[Na];
+    // The stacks both states share must not depend on either return node.
+    for (let i = 0; i < nb.length; i++) {
+      if (na[i] !== nb[i]) continue;
+      for (let x = nb[i]; x > 0; x = par[x]) if (x === Na || x === Nb) return 0;
+    }
+    const u = this.chainUnit(pos[Na]);
+    if (u < 0 || this.chainNext(pos[Na], u) !== pos[Nb]) return 0;
+    let q = pos[Nb], count = 0;
+    while (count < most) {
+      const y = this.chainNext(q, u);
+      if (y < 0) break;
+      q = y; count++;
+    }
+    if (count < 2) return 0;
+    const N = this.node(q, P);
+    const nodes: number[] = [];
+    for (let i = 0; i < nb.length; i++) nodes.push(par[nb[i]] === Nb && nb[i] > 0 ? this.node(pos[nb[i]], N) : nb[i]);
+    this.jumped = this.intern(nodes);
+    return count;
+  }
+
+  /** State built by the last chainLevels. */
+  jumped = DEAD;
+
+  /** The unit u when position q tail-calls a rule of the form u X | ε (u a rule), else −1. */
+  private chainUnit(q: number): number {
+    const prog = this.prog;
+    if (prog[q] < 0 || prog[q + 1] !== END) return -1;
+    const alts = this.grammar.ruleAlts[prog[q]];
+    if (alts.length !== 2) return -1;
+    const e = prog[alts[0]] === END ? 0 : prog[alts[1]] === END ? 1 : -1;
+    if (e < 0) return -1;
+    const s = alts[1 - e];
+    return prog[s] >= 0 && prog[s + 1] >= 0 && prog[s + 2] === END ? prog[s] : -1;
+  }
+
+  /** The position of X when position q tail-calls a rule of the form u X | ε (X a rule), else −1. */
+  private chainNext(q: number, u: number): number {
+    if (this.chainUnit(q) !== u) return -1;
+    const alts = this.grammar.ruleAlts[this.prog[q]];
+    const s = this.prog[alts[0]] === END ? alts[1] : alts[0];
+    return s + 1;
+  }
+
   /** Whether the output may end here. */
   accepting(s: number): boolean {
     return this.stateNodes[s][0] === 0;
@@ -436,15 +522,19 @@ export class ByteAutomaton {
 
   private nodeMinLen(n: number): number {
     // Sum of the rest of each frame, up the stack; memoised per node.
+    const NM = this.nodeMin;
+    NM.ensure(this.nodePos.n);
+    const nm = NM.a;
+    if (nm[n] >= 0) return nm[n];
     const chain: number[] = [];
     let x = n;
-    while (this.nodeMin[x] === undefined) { chain.push(x); x = this.nodePar.a[x]; }
-    let acc = this.nodeMin[x];
+    while (nm[x] < 0) { chain.push(x); x = this.nodePar.a[x]; }
+    let acc = nm[x];
     for (let i = chain.length - 1; i >= 0; i--) {
       acc += this.grammar.minRest[this.nodePos.a[chain[i]]];
-      this.nodeMin[chain[i]] = acc;
+      nm[chain[i]] = acc;
     }
-    return this.nodeMin[n];
+    return nm[n];
   }
 
   /** State after a byte string, or DEAD. */
@@ -528,6 +618,8 @@ const ALPHABET_MIN = 20;
 const CHAIN_LIMIT = 256;
 /** Subtrees at least this large are checked for a free (self-looping plain) state. */
 const FREE_MIN_NODES = 128;
+/** Smallest subtree checked for a free state when the state's levels are known already. */
+const FREE_SMALL = 8;
 
 /**
  * A grammar over a vocabulary: token masks per parser state.
@@ -702,7 +794,9 @@ export class TokenMatcher {
           for (let k = a; k < z; k++) { const id = toks[k]; mask[id >>> 5] |= 1 << (id & 31); }
         }
       }
-      if (freeOK && freeEnd < 0 && !skipOK && ns[i] - i > FREE_MIN_NODES) {
+      // A state already analysed costs nothing to ask: smaller subtrees qualify then.
+      const size = ns[i] - i;
+      if (freeOK && freeEnd < 0 && !skipOK && (size > FREE_MIN_NODES || (size > FREE_SMALL && this.levels[t] !== undefined))) {
         const L = this.level(t);
         table = A.table;
         if ((L.mode === MODE_F || L.mode === MODE_A) && L.exc === null && L.next === t) {
@@ -757,7 +851,11 @@ export class TokenMatcher {
   private tail(t: number, mode: number): Chain {
     const memo = this.chains[mode], cap = this.plain.cap[mode];
     const path: number[] = [];
+    const limit = Math.min(cap, CHAIN_LIMIT);
     let cur = t, base: Chain, truncated = false;
+    // Levels of a bounded repetition skipped without building their states (see chainLevels):
+    // `skipped` of them follow path[skipAt], each the same level as it.
+    let skipAt = -1, skipped = 0;
     for (;;) {
       const L = this.level(cur);
       const m = memo[cur];
@@ -765,8 +863,18 @@ export class TokenMatcher {
       if (L.mode === CLOSED && L.exc === null) { base = { n: 0, dec: true, max: 0 }; memo[cur] = base; break; }
       if (L.mode === mode && L.exc === null) {
         if (L.next === cur) { base = { n: cap, dec: true, max: L.max }; memo[cur] = base; break; }
-        if (path.length >= Math.min(cap, CHAIN_LIMIT)) { base = { n: 0, dec: false, max: 0 }; truncated = true; break; }
+        if (path.length + skipped >= limit) { base = { n: 0, dec: false, max: 0 }; truncated = true; break; }
         path.push(cur);
+        if (skipAt < 0 && path.length >= 2) {
+          const A = this.automaton;
+          const c = A.chainLevels(path[path.length - 2], cur, limit - path.length - 1);
+          if (c > 0) {
+            // The levels after cur: c − 1 skipped, then the last one (built) continues the walk.
+            skipAt = path.length - 1; skipped = c - 1;
+            cur = A.jumped;
+            continue;
+          }
+        }
         cur = L.next;
         continue;
       }
@@ -776,7 +884,9 @@ export class TokenMatcher {
     }
     for (let k = path.length - 1; k >= 0; k--) {
       const L = this.level(path[k]);
-      base = { n: Math.min(cap, base.n + 1), dec: base.dec, max: Math.max(L.max, base.max) };
+      // A skipped level is path[skipAt]'s level: its largest completion is L.max (the same stacks).
+      const extra = k === skipAt ? skipped : 0;
+      base = { n: Math.min(cap, base.n + 1 + extra), dec: base.dec, max: Math.max(L.max, base.max) };
       if (!truncated) memo[path[k]] = base;
     }
     return base;

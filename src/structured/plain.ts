@@ -203,24 +203,21 @@ export class PlainIndex {
     let m = this.alphaMasks.get(key);
     if (!m) {
       if (this.alphaMasks.size >= 64) this.alphaMasks.clear();
-      // A walk of the trie down the paths whose bytes are all in C: a subtree whose byte set is
-      // within C (and whose tokens all fit) is allowed whole without descending; a node whose
-      // byte is outside C is skipped with its subtree (every token below holds that byte).
-      const v = this.vocab, toks = v.toks, nb = v.nodeByte, nd = v.nodeDepth, ns = v.nodeSkip, ts = v.nodeTokStart, te = v.nodeTokEnd;
-      const sets = this.nodeByteSets, n = v.nodes, c0 = ~c[0], c1 = ~c[1], c2 = ~c[2], c3 = ~c[3], fitsAll = max >= v.maxDepth;
+      // A scan of the tokens under the root children in C (contiguous in `toks`, as their byte
+      // sets): a token is in when its byte set is within C and it fits.
+      const v = this.vocab, toks = v.toks, nb = v.nodeByte, ns = v.nodeSkip, sets = this.byteSets, len = this.tokLen;
+      const n = v.nodes, c0 = ~c[0], c1 = ~c[1], c2 = ~c[2], c3 = ~c[3];
       m = new Uint32Array(this.words);
-      let i = 0;
-      while (i < n) {
-        const x = nb[i];
-        if (x >= 0x80 || ((c[x >>> 5] >>> (x & 31)) & 1) === 0 || nd[i] > max) { i = ns[i]; continue; }
-        const o = i * 5;
-        if (fitsAll && ((sets[o] & c0) | (sets[o + 1] & c1) | (sets[o + 2] & c2) | (sets[o + 3] & c3) | sets[o + 4]) === 0) {
-          for (let k = ts[i], z = this.subtreeTokEnd(i); k < z; k++) { const id = toks[k]; m[id >>> 5] |= 1 << (id & 31); }
-          i = ns[i];
-          continue;
+      for (let j = 0; j < n; j = ns[j]) {
+        const x = nb[j];
+        if (x >= 0x80 || ((c[x >>> 5] >>> (x & 31)) & 1) === 0) continue;
+        for (let k = v.nodeTokStart[j], z = this.subtreeTokEnd(j); k < z; k++) {
+          const o = k * 5;
+          if (((sets[o] & c0) | (sets[o + 1] & c1) | (sets[o + 2] & c2) | (sets[o + 3] & c3) | sets[o + 4]) === 0 && len[k] <= max) {
+            const id = toks[k];
+            m[id >>> 5] |= 1 << (id & 31);
+          }
         }
-        for (let k = ts[i]; k < te[i]; k++) { const id = toks[k]; m[id >>> 5] |= 1 << (id & 31); }
-        i++;
       }
       this.alphaMasks.set(key, m);
     }

@@ -133,6 +133,12 @@ test('plain-text fast path: masks in strings, keys and formats equal a brute-for
       schema: { type: 'object', properties: { name: { type: 'string' }, count: { type: 'integer' } } },
       prefixes: [cat('{"'), cat('{"n'), cat('{"na'), cat('{"name'), cat('{"name":"x","'), cat('{"name":"x","c'), cat('{"x'), cat('{"xy'), cat('{"name":"x","zz":1,"')],
     },
+    // Many declared names sharing first letters beside undeclared keys: small subtrees past a
+    // declared prefix are settled as free keys once the free state is known.
+    {
+      schema: { type: 'object', properties: { summary: { type: 'string' }, start: { type: 'string' }, end: { type: 'string' }, location: { type: ['string', 'null'] }, attendees: { type: 'array' }, tags: { type: 'array' }, title: { type: 'string', maxLength: 120 } } },
+      prefixes: [cat('{"'), cat('{"summary":"x","'), cat('{"summary":"x","start":"y","end":"z","'), cat('{"st'), cat('{"ta'), cat('{"tx'), cat('{"title":"'), cat('{"title":"', 'a'.repeat(100)), cat('{"loc')],
+    },
     // Formats and patterns (regular expressions over ASCII alphabets), flexible whitespace.
     {
       schema: { type: 'object', properties: { email: { type: 'string', format: 'email' }, sku: { type: 'string', pattern: '^[A-Z]{3}-[a-zA-Z0-9]{2,30}$' }, uri: { type: 'string', format: 'uri' } }, required: ['email', 'sku', 'uri'] },
@@ -155,6 +161,33 @@ test('plain-text fast path: masks in strings, keys and formats equal a brute-for
         assertBrute(m, vocab, s, JSON.stringify(new TextDecoder().decode(p)));
       }
       assert.ok((m.stats.plainMasks ?? 0) > 0, 'the fast path was taken');
+    }
+  }
+});
+
+test('bounded strings: levels skipped along the repetition chain are the states the bytes reach', () => {
+  for (const tok of [llama3, llama2]) {
+    const vocab = TokenVocab.fromTokenizer(tok);
+    for (const [min, max] of [[0, 120], [1, 120], [3, 40], [0, 7], [2, 300]]) {
+      const schema = { type: 'object', properties: { s: { type: 'string', minLength: min, maxLength: max }, n: { type: 'integer' } }, required: ['s', 'n'], additionalProperties: false };
+      const g = compileJsonSchema(schema);
+      const fast = new TokenMatcher(g, vocab), ref = new TokenMatcher(fast.automaton, vocab, { plain: false });
+      const A = fast.automaton;
+      A.jumped = DEAD;
+      let s = A.advanceBytes(fast.initial, enc.encode('{"s":"'));
+      // The first mask follows the levels (and skips most); the states reached byte by byte
+      // must include the one built for the skip, and every mask must equal the plain walk.
+      const first = fast.mask(s);
+      const built = A.jumped;
+      if (max >= 40) assert.ok(built >= 0, `a skip was taken for maxLength ${max}`);
+      let met = built < 0;
+      for (let k = 0; k <= max + 1 && s >= 0; k++) {
+        if (s === built) met = true;
+        if (k % 17 === 0 || k >= max - 2 || k <= min + 1) assert.deepEqual(TokenMatcher.ids(fast.mask(s)), TokenMatcher.ids(ref.mask(s)), `${vocab.size} {${min},${max}} after ${k} chars`);
+        s = A.step(s, k % 3 === 0 ? 0x61 : 0x20);
+      }
+      assert.ok(met, `the built state is a real level ({${min},${max}})`);
+      assert.deepEqual(TokenMatcher.ids(first), TokenMatcher.ids(ref.mask(A.advanceBytes(fast.initial, enc.encode('{"s":"')))));
     }
   }
 });
