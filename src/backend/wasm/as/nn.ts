@@ -386,41 +386,48 @@ export function layernorm_bwd_wb(gw: usize, gb: usize, x: usize, mean: usize, rs
 export function rope(out: usize, x: usize, cos: usize, sin: usize, outer: i32, T: i32, inner: i32, D: i32, interleaved: i32, sign: f32, tid: i32, nt: i32): void {
   const rows = outer * T * inner, half = D >> 1;
   const s = shareStart(rows, tid, nt, 1), e = shareStart(rows, tid + 1, nt, 1);
-  const sg = f32x4.splat(sign), z = f32x4.splat(0);
   for (let r = s; r < e; r++) {
     const t = (r / inner) % T;
-    const X = row(x, r, D), Y = row(out, r, D), C = row(cos, t, half), S = row(sin, t, half);
-    let i = 0;
-    if (!interleaved) {
-      const X2 = ptr(X, half), Y2 = ptr(Y, half);
-      for (; i + 4 <= half; i += 4) {
-        const c = v128.load(ptr(C, i)), sn = f32x4.mul(sg, v128.load(ptr(S, i)));
-        const x1 = v128.load(ptr(X, i)), x2 = v128.load(ptr(X2, i));
-        v128.store(ptr(Y, i), f32x4.sub(f32x4.mul(x1, c), f32x4.mul(x2, sn)));
-        v128.store(ptr(Y2, i), f32x4.add(f32x4.mul(x2, c), f32x4.mul(x1, sn)));
-      }
-      if (i < half) {
-        const k = half - i;
-        const c = loadN(ptr(C, i), k, z), sn = f32x4.mul(sg, loadN(ptr(S, i), k, z));
-        const x1 = loadN(ptr(X, i), k, z), x2 = loadN(ptr(X2, i), k, z);
-        storeN(ptr(Y, i), f32x4.sub(f32x4.mul(x1, c), f32x4.mul(x2, sn)), k);
-        storeN(ptr(Y2, i), f32x4.add(f32x4.mul(x2, c), f32x4.mul(x1, sn)), k);
-      }
-    } else {
-      for (; i + 4 <= half; i += 4) {
-        const c = v128.load(ptr(C, i)), sn = f32x4.mul(sg, v128.load(ptr(S, i)));
-        const v0 = v128.load(ptr(X, 2 * i)), v1 = v128.load(ptr(X, 2 * i + 4));
-        const x1 = f32x4.shuffle(v0, v1, 0, 2, 4, 6), x2 = f32x4.shuffle(v0, v1, 1, 3, 5, 7);
-        const y1 = f32x4.sub(f32x4.mul(x1, c), f32x4.mul(x2, sn)), y2 = f32x4.add(f32x4.mul(x2, c), f32x4.mul(x1, sn));
-        v128.store(ptr(Y, 2 * i), f32x4.shuffle(y1, y2, 0, 4, 1, 5));
-        v128.store(ptr(Y, 2 * i + 4), f32x4.shuffle(y1, y2, 2, 6, 3, 7));
-      }
-      for (; i < half; i++) {
-        const c = load<f32>(ptr(C, i)), sn = sign * load<f32>(ptr(S, i));
-        const x1 = load<f32>(ptr(X, 2 * i)), x2 = load<f32>(ptr(X, 2 * i + 1));
-        store<f32>(ptr(Y, 2 * i), x1 * c - x2 * sn);
-        store<f32>(ptr(Y, 2 * i + 1), x2 * c + x1 * sn);
-      }
+    ropeRow(row(out, r, D), row(x, r, D), row(cos, t, half), row(sin, t, half), D, interleaved, sign);
+  }
+}
+
+// Rotate the D floats at X into Y (may be X: every block is loaded before it is stored) with the
+// tables C, S (D/2 each); sign −1 rotates back (the gradient). Shared by rope and rope_qkv.
+// @ts-ignore: decorator
+@inline function ropeRow(Y: usize, X: usize, C: usize, S: usize, D: i32, interleaved: i32, sign: f32): void {
+  const half = D >> 1;
+  const sg = f32x4.splat(sign), z = f32x4.splat(0);
+  let i = 0;
+  if (!interleaved) {
+    const X2 = ptr(X, half), Y2 = ptr(Y, half);
+    for (; i + 4 <= half; i += 4) {
+      const c = v128.load(ptr(C, i)), sn = f32x4.mul(sg, v128.load(ptr(S, i)));
+      const x1 = v128.load(ptr(X, i)), x2 = v128.load(ptr(X2, i));
+      v128.store(ptr(Y, i), f32x4.sub(f32x4.mul(x1, c), f32x4.mul(x2, sn)));
+      v128.store(ptr(Y2, i), f32x4.add(f32x4.mul(x2, c), f32x4.mul(x1, sn)));
+    }
+    if (i < half) {
+      const k = half - i;
+      const c = loadN(ptr(C, i), k, z), sn = f32x4.mul(sg, loadN(ptr(S, i), k, z));
+      const x1 = loadN(ptr(X, i), k, z), x2 = loadN(ptr(X2, i), k, z);
+      storeN(ptr(Y, i), f32x4.sub(f32x4.mul(x1, c), f32x4.mul(x2, sn)), k);
+      storeN(ptr(Y2, i), f32x4.add(f32x4.mul(x2, c), f32x4.mul(x1, sn)), k);
+    }
+  } else {
+    for (; i + 4 <= half; i += 4) {
+      const c = v128.load(ptr(C, i)), sn = f32x4.mul(sg, v128.load(ptr(S, i)));
+      const v0 = v128.load(ptr(X, 2 * i)), v1 = v128.load(ptr(X, 2 * i + 4));
+      const x1 = f32x4.shuffle(v0, v1, 0, 2, 4, 6), x2 = f32x4.shuffle(v0, v1, 1, 3, 5, 7);
+      const y1 = f32x4.sub(f32x4.mul(x1, c), f32x4.mul(x2, sn)), y2 = f32x4.add(f32x4.mul(x2, c), f32x4.mul(x1, sn));
+      v128.store(ptr(Y, 2 * i), f32x4.shuffle(y1, y2, 0, 4, 1, 5));
+      v128.store(ptr(Y, 2 * i + 4), f32x4.shuffle(y1, y2, 2, 6, 3, 7));
+    }
+    for (; i < half; i++) {
+      const c = load<f32>(ptr(C, i)), sn = sign * load<f32>(ptr(S, i));
+      const x1 = load<f32>(ptr(X, 2 * i)), x2 = load<f32>(ptr(X, 2 * i + 1));
+      store<f32>(ptr(Y, 2 * i), x1 * c - x2 * sn);
+      store<f32>(ptr(Y, 2 * i + 1), x2 * c + x1 * sn);
     }
   }
 }
@@ -446,36 +453,6 @@ export function swiglu(out: usize, gu: usize, rows: i32, n: i32, tid: i32, nt: i
   }
 }
 
-// Rotate the D floats at X into Y (may be X) with the tables C, S (D/2 each), as rope (sign 1).
-// @ts-ignore: decorator
-@inline function ropeRow(Y: usize, X: usize, C: usize, S: usize, D: i32, interleaved: i32): void {
-  const half = D >> 1, z = f32x4.splat(0), sg = f32x4.splat(1);
-  let i = 0;
-  if (!interleaved) {
-    const X2 = ptr(X, half), Y2 = ptr(Y, half);
-    for (; i + 4 <= half; i += 4) {
-      const c = v128.load(ptr(C, i)), sn = f32x4.mul(sg, v128.load(ptr(S, i)));
-      const x1 = v128.load(ptr(X, i)), x2 = v128.load(ptr(X2, i));
-      v128.store(ptr(Y, i), f32x4.sub(f32x4.mul(x1, c), f32x4.mul(x2, sn)));
-      v128.store(ptr(Y2, i), f32x4.add(f32x4.mul(x2, c), f32x4.mul(x1, sn)));
-    }
-    if (i < half) {
-      const k = half - i;
-      const c = loadN(ptr(C, i), k, z), sn = f32x4.mul(sg, loadN(ptr(S, i), k, z));
-      const x1 = loadN(ptr(X, i), k, z), x2 = loadN(ptr(X2, i), k, z);
-      storeN(ptr(Y, i), f32x4.sub(f32x4.mul(x1, c), f32x4.mul(x2, sn)), k);
-      storeN(ptr(Y2, i), f32x4.add(f32x4.mul(x2, c), f32x4.mul(x1, sn)), k);
-    }
-  } else {
-    for (; i < half; i++) {
-      const c = load<f32>(ptr(C, i)), sn: f32 = load<f32>(ptr(S, i));
-      const x1 = load<f32>(ptr(X, 2 * i)), x2 = load<f32>(ptr(X, 2 * i + 1));
-      store<f32>(ptr(Y, 2 * i), x1 * c - x2 * sn);
-      store<f32>(ptr(Y, 2 * i + 1), x2 * c + x1 * sn);
-    }
-  }
-}
-
 // Rows of x (B·T rows of (Hq + 2·Hkv)·D floats: q heads, k heads, v heads): rotate the q heads
 // in place; write the rotated k heads and the v heads to kc/vc at [b, h, t] (element offset
 // b·sKb + h·sKh + t·sKs, the same strides for both). Position t uses cos/sin row t.
@@ -488,10 +465,10 @@ export function rope_qkv(
   for (let r = s; r < e; r++) {
     const b = r / T, t = r - b * T;
     const X = row(x, r, R), C = row(cos, t, half), S = row(sin, t, half);
-    for (let h = 0; h < Hq; h++) ropeRow(ptr(X, h * D), ptr(X, h * D), C, S, D, interleaved);
+    for (let h = 0; h < Hq; h++) ropeRow(ptr(X, h * D), ptr(X, h * D), C, S, D, interleaved, 1);
     for (let h = 0; h < Hkv; h++) {
       const o = b * sKb + h * sKh + t * sKs;
-      ropeRow(ptr(kc, o), ptr(X, (Hq + h) * D), C, S, D, interleaved);
+      ropeRow(ptr(kc, o), ptr(X, (Hq + h) * D), C, S, D, interleaved, 1);
       memory.copy(ptr(vc, o), ptr(X, (Hq + Hkv + h) * D), (<usize>D) << 2);
     }
   }
