@@ -88,6 +88,52 @@ export class W2VRng {
 }
 
 /**
+ * word2vec.c's learning rate: linear decay from alpha to alpha·1e-4 over all epochs' words, by
+ * the words every thread has read (shared progress), refreshed every ~10,000 words.
+ */
+export class LearningRate {
+  alpha: number;
+  /** Words this thread has read (and reported in progress). */
+  words = 0;
+  private since = 0;
+  private readonly total: number;
+  private readonly min: number;
+  constructor(private readonly p: W2VParams, private readonly progress: Float64Array, private readonly tid: number) {
+    this.alpha = p.alpha;
+    this.total = p.iter * p.trainWords + 1;
+    this.min = p.alpha * 1e-4;
+    this.flush();
+  }
+  /** Count n words read; refresh alpha every 10,000. */
+  advance(n: number): void {
+    this.since += n;
+    if (this.since > 10000) this.flush();
+  }
+  /** Report the words read and refresh alpha. */
+  flush(): void {
+    const { progress } = this;
+    progress[this.tid] += this.since;
+    this.words += this.since;
+    this.since = 0;
+    let done = 0;
+    for (let i = 0; i < progress.length; i++) done += progress[i];
+    this.alpha = Math.max(this.min, this.p.alpha * (1 - done / this.total));
+  }
+}
+
+/** The words of corpus[a, b) kept by subsampling (keep[w] < 1: kept with that probability), into sen; their count. */
+export function subsample(corpus: Int32Array, a: number, b: number, keep: Float32Array, rng: W2VRng, sen: Int32Array): number {
+  let n = 0;
+  for (let i = a; i < b; i++) {
+    const w = corpus[i];
+    const k = keep[w];
+    if (k < 1 && k < rng.uniform()) continue;
+    sen[n++] = w;
+  }
+  return n;
+}
+
+/**
  * Train on sentences [from, to) once. `tid` indexes `progress`. Returns the summed loss
  * (negative log-likelihood of every prediction made), the number of (center, context)
  * pairs and the words read.
@@ -96,32 +142,15 @@ export function trainRange(sh: W2VShared, p: W2VParams, tid: number, from: numbe
   const { dim, syn0, corpus, sentStarts, keep, progress } = sh;
   const neu1 = new Float32Array(dim), neu1e = new Float32Array(dim);
   let sen = new Int32Array(1024);
-  const totalWords = p.iter * p.trainWords + 1;
-  const alphaMin = p.alpha * 1e-4;
-  let alpha = p.alpha;
-  let loss = 0, pairs = 0, words = 0, sinceUpdate = 0;
-  const updateAlpha = (): void => {
-    progress[tid] += sinceUpdate;
-    words += sinceUpdate;
-    sinceUpdate = 0;
-    let done = 0;
-    for (let i = 0; i < progress.length; i++) done += progress[i];
-    alpha = Math.max(alphaMin, p.alpha * (1 - done / totalWords));
-  };
-  updateAlpha();
+  const lr = new LearningRate(p, progress, tid);
+  let loss = 0, pairs = 0;
 
   for (let s = from; s < to; s++) {
     const a = sentStarts[s], b = sentStarts[s + 1];
     if (sen.length < b - a) sen = new Int32Array((b - a) * 2);
-    let n = 0;
-    for (let i = a; i < b; i++) {
-      const w = corpus[i];
-      const k = keep[w];
-      if (k < 1 && k < rng.uniform()) continue;
-      sen[n++] = w;
-    }
-    sinceUpdate += b - a;
-    if (sinceUpdate > 10000) updateAlpha();
+    const n = subsample(corpus, a, b, keep, rng, sen);
+    lr.advance(b - a);
+    const alpha = lr.alpha;
     for (let pos = 0; pos < n; pos++) {
       const word = sen[pos];
       const red = rng.next() % p.window;
@@ -156,8 +185,8 @@ export function trainRange(sh: W2VShared, p: W2VParams, tid: number, from: numbe
       }
     }
   }
-  updateAlpha();
-  return { loss, pairs, words };
+  lr.flush();
+  return { loss, pairs, words: lr.words };
 }
 
 /**

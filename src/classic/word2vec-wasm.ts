@@ -6,7 +6,7 @@
 // shared WebAssembly.Memory that every worker thread instantiates the module over (Hogwild).
 import { readFile } from 'node:fs/promises';
 import { ClassicInputError } from './errors.js';
-import { MAX_CODE_LENGTH, expTable, lossTable, type RangeResult, type W2VParams, type W2VRng, type W2VShared, type W2VWasmState } from './word2vec-kernel.js';
+import { LearningRate, MAX_CODE_LENGTH, expTable, lossTable, subsample, type RangeResult, type W2VParams, type W2VRng, type W2VShared, type W2VWasmState } from './word2vec-kernel.js';
 
 /** Positions whose random draws the kernel makes ahead at once (DRAW_BLOCK in wasm/word2vec.ts). */
 export const DRAW_BLOCK = 8;
@@ -101,39 +101,21 @@ export class W2VWasmThread {
   trainRange(p: W2VParams, tid: number, from: number, to: number, rng: W2VRng): RangeResult {
     const { corpus, sentStarts, keep, progress } = this.sh;
     const ex = this.ex, sen = this.sen;
-    const totalWords = p.iter * p.trainWords + 1;
-    const alphaMin = p.alpha * 1e-4;
     const hs = p.hs ? 1 : 0, cbow = p.cbow ? 1 : 0;
-    let alpha = p.alpha;
-    let loss = 0, words = 0, sinceUpdate = 0;
-    const updateAlpha = (): void => {
-      progress[tid] += sinceUpdate;
-      words += sinceUpdate;
-      sinceUpdate = 0;
-      let done = 0;
-      for (let i = 0; i < progress.length; i++) done += progress[i];
-      alpha = Math.max(alphaMin, p.alpha * (1 - done / totalWords));
-    };
-    updateAlpha();
+    const lr = new LearningRate(p, progress, tid);
+    let loss = 0;
     ex.takePairs();
     for (let s = from; s < to; s++) {
       const a = sentStarts[s], b = sentStarts[s + 1];
       if (b - a > sen.length) throw new Error(`word2vec: sentence ${s} has ${b - a} words, over the kernel's buffer of ${sen.length}`);
-      let n = 0;
-      for (let i = a; i < b; i++) {
-        const w = corpus[i];
-        const k = keep[w];
-        if (k < 1 && k < rng.uniform()) continue;
-        sen[n++] = w;
-      }
-      sinceUpdate += b - a;
-      if (sinceUpdate > 10000) updateAlpha();
+      const n = subsample(corpus, a, b, keep, rng, sen);
+      lr.advance(b - a);
       if (n === 0) continue;
       ex.setRng(rng.s);
-      loss += ex.trainSentence(n, alpha, p.window, p.negative, hs, cbow);
+      loss += ex.trainSentence(n, lr.alpha, p.window, p.negative, hs, cbow);
       rng.s = ex.getRng() >>> 0;
     }
-    updateAlpha();
-    return { loss, pairs: ex.takePairs(), words };
+    lr.flush();
+    return { loss, pairs: ex.takePairs(), words: lr.words };
   }
 }
