@@ -253,9 +253,6 @@ export class Generation {
     this.sequences = batch.map((p, b) => new Sequence(b, p, opts, stopIds, maxNew));
   }
 
-  /** Whether step() has more to do. */
-  get running(): boolean { return this.state === 'new' || this.state === 'running'; }
-
   /** Advance by one model call (the prefill, or one token per running sequence). */
   step(): boolean {
     if (this.state === 'finished' || this.state === 'cancelled') return false;
@@ -307,11 +304,6 @@ export class Generation {
     this.release();
     for (const q of this.sequences) q.close(false);
   }
-
-  get cancelled(): boolean { return this.state === 'cancelled'; }
-
-  /** Generated tokens so far, over all sequences. */
-  get generatedTokens(): number { return this.sequences.reduce((s, q) => s + q.out.length, 0); }
 
   result(): GenerationResult {
     return resultOf(this.sequences, this.opts, { prefillMs: this.prefillMs, decodeMs: this.decodeMs });
