@@ -70,16 +70,21 @@ export class DecodeBatch {
     return this.enqueue(this.create(prompts, opts));
   }
 
-  /** Whether a request of this many sequences and positions can ever run in this batch. */
-  fits(sequences: number, positions: number): boolean {
-    return sequences <= this.maxRows && positions <= this.maxLength;
-  }
-
   /** A checked request, not yet queued (enqueue it when it may start). */
   create(prompts: number[] | number[][], opts: GenerateOptions = {}): BatchedRequest {
+    const req = this.tryCreate(prompts, opts);
+    if (!req) {
+      const { batch, maxLen, maxNew } = prepareRequest(this.model, prompts, opts);
+      if (batch.length > this.maxRows) throw new RangeError(`generate: ${batch.length} sequences exceed the batch's ${this.maxRows} rows`);
+      throw new RangeError(`generate: ${maxLen} prompt tokens + ${maxNew} new exceed the batch cache of ${this.maxLength} positions`);
+    }
+    return req;
+  }
+
+  /** As create(), or null when the request could never run in this batch (too many sequences or positions). */
+  tryCreate(prompts: number[] | number[][], opts: GenerateOptions = {}): BatchedRequest | null {
     const { batch, maxLen, maxNew, stopIds } = prepareRequest(this.model, prompts, opts);
-    if (batch.length > this.maxRows) throw new RangeError(`generate: ${batch.length} sequences exceed the batch's ${this.maxRows} rows`);
-    if (maxLen + maxNew > this.maxLength) throw new RangeError(`generate: ${maxLen} prompt tokens + ${maxNew} new exceed the batch cache of ${this.maxLength} positions`);
+    if (batch.length > this.maxRows || maxLen + maxNew > this.maxLength) return null;
     return new BatchedRequest(batch, maxLen, opts, batch.map((p, b) => new Sequence(b, p, opts, stopIds, maxNew)));
   }
 

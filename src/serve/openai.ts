@@ -295,13 +295,9 @@ interface Started { job: Job; result(): GenerationResult }
 function startGeneration(ctx: Ctx, m: ServedModel, prompts: number[][], opts: GenerateOptions): Started {
   const rows = Math.max(ctx.limits.batchRows, ctx.limits.maxN);
   if (ctx.limits.batchRows > 0) {
-    const maxLen = Math.max(...prompts.map((p) => p.length));
-    const positions = maxLen + Math.min(opts.maxNewTokens ?? 128, m.contextLength - maxLen);
     const batch = m.batch(rows, ctx.limits.batchPositions);
-    if (batch.fits(prompts.length, positions)) {
-      const req = batch.create(prompts, opts);
-      return { job: new BatchJob(batch, m, req, ctx.scheduler), result: () => req.result() };
-    }
+    const req = batch.tryCreate(prompts, opts);
+    if (req) return { job: new BatchJob(batch, m, req, ctx.scheduler), result: () => req.result() };
   }
   const gen = new Generation(m.model, prompts, opts);
   return { job: new GenerationJob(gen), result: () => gen.result() };
