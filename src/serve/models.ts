@@ -61,7 +61,7 @@ export class ServedModel {
     if (!this.vocab_) {
       if (!this.tokenizer) throw new ApiError(400, `model '${this.id}' has no tokenizer; constrained output needs one`);
       const base = TokenVocab.fromTokenizer(this.tokenizer);
-      this.vocab_ = new TokenVocab(base.bytes, [...new Set([...base.eosIds, ...this.stopIds])]);
+      this.vocab_ = base.withEos([...new Set([...base.eosIds, ...this.stopIds])]);
     }
     return this.vocab_;
   }

@@ -12,7 +12,6 @@ import { ConstraintProcessor } from '../structured/processor.js';
 import { compileJsonSchema } from '../structured/schema.js';
 import type { JsonSchema, SchemaOptions } from '../structured/schema.js';
 import { StructuredError } from '../structured/errors.js';
-import { TokenVocab } from '../structured/vocab.js';
 import { applyChatTemplate } from '../tokenizers/chat.js';
 import type { ChatMessage } from '../tokenizers/chat.js';
 import { noGrad } from '../tensor/autograd.js';
@@ -353,7 +352,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 interface TokenInfo { token: string; logprob: number; bytes: number[] }
 
 function tokenInfo(m: ServedModel, id: number, logprob: number): TokenInfo {
-  const bytes = TokenVocab.fromTokenizer(m.tokenizer!).bytes[id];
+  const bytes = m.vocab().bytes[id];
   const b = bytes ? [...bytes] : [...new TextEncoder().encode(m.tokenizer!.decode([id]))];
   return { token: new TextDecoder().decode(new Uint8Array(b)), logprob, bytes: b };
 }

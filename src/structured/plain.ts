@@ -230,5 +230,9 @@ export class PlainIndex {
     if (!p) { p = new PlainIndex(vocab); PlainIndex.cache.set(vocab, p); }
     return p;
   }
+  /** `to` has `from`'s tokens and trie (TokenVocab.withEos): it uses the same tables. */
+  static share(from: TokenVocab, to: TokenVocab): void {
+    PlainIndex.cache.set(to, PlainIndex.of(from));
+  }
 }
 

@@ -66,6 +66,16 @@ export class TokenVocab {
   /** Per-token tables of the plain-text fast path (built on first use; `fromTokenizer` builds them up front). */
   get plain(): PlainIndex { return PlainIndex.of(this); }
 
+  /**
+   * The same vocabulary with other end-of-sequence ids (a chat model's end-of-turn token, say):
+   * the trie and the plain-text tables are shared, not rebuilt.
+   */
+  withEos(eosIds: number[]): TokenVocab {
+    const v = Object.assign(Object.create(TokenVocab.prototype) as TokenVocab, this, { eosIds: eosIds.filter((e) => e >= 0 && e < this.size) });
+    PlainIndex.share(this, v);
+    return v;
+  }
+
   private static cache = new WeakMap<object, TokenVocab>();
 
   /** The vocabulary of one of our tokenizers (cached per tokenizer object). */

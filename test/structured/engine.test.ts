@@ -116,6 +116,18 @@ function assertBrute(m: TokenMatcher, vocab: TokenVocab, s: number, what: string
   }
 }
 
+test('withEos: the same vocabulary with other end ids shares its tables; masks allow exactly those ends', () => {
+  const base = TokenVocab.fromTokenizer(llama2);
+  const extra = [0, 1]; // <unk>, <s>: special tokens (no bytes), as a chat template's end-of-turn token is
+  const v = base.withEos([...base.eosIds, ...extra, -1, base.size]);
+  assert.deepEqual(v.eosIds, [...base.eosIds, ...extra]);
+  assert.equal(v.nodeByte, base.nodeByte);
+  assert.equal(v.plain, base.plain);
+  assert.deepEqual(base.eosIds, llama2.eosId === null ? [] : [llama2.eosId]);
+  const m = new TokenMatcher(compileJsonSchema({ type: 'object', properties: { s: { type: 'string', maxLength: 5 } }, required: ['s'] }), v);
+  for (const prefix of ['{"s":"ab', '{"s":"ab"}']) assertBrute(m, v, m.automaton.advanceBytes(m.initial, enc.encode(prefix)), `withEos ${prefix}`);
+});
+
 test('plain-text fast path: masks in strings, keys and formats equal a brute-force check', () => {
   const cat = (...parts: (string | number[])[]) => Uint8Array.from(parts.flatMap((p) => (typeof p === 'string' ? [...enc.encode(p)] : p)));
   const zhong = [...enc.encode('中')];
