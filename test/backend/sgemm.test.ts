@@ -159,8 +159,8 @@ test('plain-SIMD build (no relaxed SIMD) matches ref too', () => {
 });
 
 test('wasm sgemm: GEMV path (M = 1, weight rows contiguous) on awkward K and N, any thread count', () => {
-  // x (1, K) · Wᵀ with W (N, K) row-major: the decode-step shape, served by gemvRows (rows in
-  // groups of 4, 32-float main loop, 4-float and scalar tails). Also run share by share with
+  // x (1, K) · Wᵀ with W (N, K) row-major: the decode-step shape, served by gemvRows (one row
+  // at a time, 16-float main loop, 4-float and scalar tails). Also run share by share with
   // nt = 3 and 7 on this thread, so the shares must cover C exactly once for any count.
   const bytes = readFileSync(new URL('../../wasm/kernels-relaxed.wasm', import.meta.url));
   const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: H.memory, abort: () => { throw new Error('wasm abort'); } } });
@@ -168,7 +168,7 @@ test('wasm sgemm: GEMV path (M = 1, weight rows contiguous) on awkward K and N, 
   exp.setScratch(alloc(exp.SCRATCH_BYTES.value as number));
   const shares = (nt: number): Backend => ({ name: 'wasm', threads: nt, call: (_k, args) => { for (let t = 0; t < nt; t++) exp.sgemm(...args, t, nt); } });
   const gemv: Case[] = [];
-  for (const K of [1, 3, 4, 5, 31, 32, 33, 63, 64, 65, 127, 288, 300, 771]) {
+  for (const K of [1, 3, 4, 5, 15, 16, 17, 20, 31, 32, 33, 63, 64, 65, 127, 288, 300, 771]) {
     for (const N of [1, 2, 3, 4, 5, 7, 8, 33, 301]) {
       gemv.push({ M: 1, N, K, transA: false, transB: true, batch: 1, bcastA: false, bcastB: false, beta: rand() < 0.5 ? 1 : 0, padA: 0, padB: pick([0, 0, 3]), padC: pick([0, 2]) });
     }
