@@ -186,24 +186,25 @@ test('wasm sgemm: GEMV path (M = 1, weight rows contiguous) on awkward K and N, 
   }
 });
 
-test('wasm sgemm: 5–8 rows against contiguous weight rows (batched decoding) on awkward K and N, any thread count', () => {
-  // A (M, K) · Wᵀ with W (N, K) row-major and 4 < M ≤ 8: gemmRowsSmallM (pairs of weight rows,
-  // 4×2 register blocks, a remainder of single A rows, an odd last weight row, 4-float and
-  // scalar tails). Share by share with nt = 3 and 7 too.
+test('wasm sgemm: 2–8 rows against contiguous weight rows (batched decoding) on awkward K and N, any thread count', () => {
+  // A (M, K) · Wᵀ with W (N, K) row-major and 1 < M ≤ 8: gemvRowsPairs for M ≤ 4 (pairs of A
+  // rows, an odd last row, 8-float main loop, 4-float and scalar tails), gemmRowsSmallM above
+  // (pairs of weight rows, 4×2 register blocks, a remainder of single A rows, an odd last
+  // weight row, 4-float and scalar tails). Share by share with nt = 3 and 7 too.
   const bytes = readFileSync(new URL('../../wasm/kernels-relaxed.wasm', import.meta.url));
   const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: H.memory, abort: () => { throw new Error('wasm abort'); } } });
   const exp = inst.exports as Record<string, (...a: number[]) => void> & { SCRATCH_BYTES: WebAssembly.Global };
   exp.setScratch(alloc(exp.SCRATCH_BYTES.value as number));
   const shares = (nt: number): Backend => ({ name: 'wasm', threads: nt, call: (_k, args) => { for (let t = 0; t < nt; t++) exp.sgemm(...args, t, nt); } });
   const cases: Case[] = [];
-  for (const M of [5, 6, 7, 8]) {
-    for (const K of [1, 3, 4, 5, 33, 288, 301]) {
+  for (const M of [2, 3, 4, 5, 6, 7, 8]) {
+    for (const K of [1, 3, 4, 5, 7, 8, 9, 12, 33, 288, 301]) {
       for (const N of [1, 2, 3, 7, 64]) {
         cases.push({ M, N, K, transA: false, transB: true, batch: 1, bcastA: false, bcastB: false, beta: rand() < 0.5 ? 1 : 0, padA: pick([0, 0, 2]), padB: pick([0, 3]), padC: pick([0, 2]) });
       }
     }
   }
-  for (const batch of [2, 3]) cases.push({ M: pick([5, 8]), N: pick([5, 9]), K: pick([17, 96]), transA: false, transB: true, batch, bcastA: false, bcastB: rand() < 0.5, beta: 0, padA: 1, padB: 1, padC: 3 });
+  for (const batch of [2, 3]) cases.push({ M: pick([2, 3, 5, 8]), N: pick([5, 9]), K: pick([17, 96]), transA: false, transB: true, batch, bcastA: false, bcastB: rand() < 0.5, beta: 0, padA: 1, padB: 1, padC: 3 });
   for (const c of cases) {
     check(be1, c, false);
     check(be2, c, true);
