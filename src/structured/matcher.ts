@@ -59,6 +59,26 @@ export interface PlainShape {
 
 const numeric = (x: number, y: number): number => x - y;
 
+const commonVals = new Int32Array(256), commonCounts = new Int32Array(256);
+
+/**
+ * The most common value of sub[b] over bytes [lo, hi) but '"' and '\' (and, with `live`, but
+ * those where it is 0): [value, count, first byte to reach that count] (0 and −1 when none).
+ */
+function mostCommon(sub: Int32Array, lo: number, hi: number, live: boolean): [number, number, number] {
+  let n = 0, M = 0, best = -1, rep = -1;
+  for (let b = lo; b < hi; b++) {
+    const x = sub[b];
+    if ((live && x === 0) || (!live && (b === 0x22 || b === 0x5c))) continue;
+    let k = 0;
+    while (k < n && commonVals[k] !== x) k++;
+    if (k === n) { commonVals[n] = x; commonCounts[n++] = 0; }
+    const c = ++commonCounts[k];
+    if (c > best) { best = c; M = x; rep = b; }
+  }
+  return [M, best, rep];
+}
+
 /** A hash map from pairs of non-negative 32-bit integers to non-negative integers (open addressing). */
 class PairMap {
   private ka = new Int32Array(1024);
@@ -98,8 +118,9 @@ class GrowI32 {
     if (n <= this.a.length) return;
     let c = this.a.length * 2;
     while (c < n) c *= 2;
-    const b = new Int32Array(c).fill(this.fill);
+    const b = new Int32Array(c);
     b.set(this.a);
+    if (this.fill !== 0) b.fill(this.fill, this.a.length);
     this.a = b;
   }
 }
@@ -111,8 +132,9 @@ class GrowF64 {
     if (n <= this.a.length) return;
     let c = this.a.length * 2;
     while (c < n) c *= 2;
-    const b = new Float64Array(c).fill(this.fill);
+    const b = new Float64Array(c);
     b.set(this.a);
+    if (this.fill !== 0) b.fill(this.fill, this.a.length);
     this.a = b;
   }
 }
@@ -342,14 +364,7 @@ export class ByteAutomaton {
     }
     const alphabet = (): Omit<PlainShape, 'sub'> | null => {
       for (let b = 0x80; b < 256; b++) if (sub[b] !== 0) return null;
-      const count = new Map<number, number>();
-      let M = 0, best = 0, rep = 0;
-      for (let b = 0; b < 0x80; b++) {
-        if (sub[b] === 0) continue;
-        const c = (count.get(sub[b]) ?? 0) + 1;
-        count.set(sub[b], c);
-        if (c > best) { best = c; M = sub[b]; rep = b; }
-      }
+      const [M, best, rep] = mostCommon(sub, 0, 0x80, true);
       if (best < ALPHABET_MIN) return null;
       const alpha = new Uint8Array(256);
       let key = '';
@@ -358,14 +373,7 @@ export class ByteAutomaton {
     };
     const plain = ((): Omit<PlainShape, 'sub'> | null => {
       for (let b = 0; b < 256; b++) if (sub[b] !== 0 && (b < 0x20 || (b >= 0x80 && b < 0xc2) || b >= 0xf5)) return null;
-      const count = new Map<number, number>();
-      let M = 0, best = -1, rep = 0x61;
-      for (let b = 0x20; b < 0x7f; b++) {
-        if (b === 0x22 || b === 0x5c) continue;
-        const c = (count.get(sub[b]) ?? 0) + 1;
-        count.set(sub[b], c);
-        if (c > best) { best = c; M = sub[b]; rep = b; }
-      }
+      const [M, , rep] = mostCommon(sub, 0x20, 0x7f, false);
       let exc: number[] | null = null;
       for (let b = 0x20; b < 0x7f; b++) if (b !== 0x22 && b !== 0x5c && sub[b] !== M) (exc ??= []).push(b);
       if (exc && exc.length > 32) return null;
@@ -504,6 +512,81 @@ export class ByteAutomaton {
     return s + 1;
   }
 
+  /**
+   * The byte classes of printable ASCII but '"' and '\' (mode A's plain characters) and those of the
+   * bytes mode A kills (control bytes, 0x7F, bytes ≥ 0x80); null when a class mixes the two.
+   */
+  private asciiClassLists(): { plain: number[]; kill: number[] } | null {
+    if (this.asciiClasses === undefined) {
+      const plain = new Uint8Array(this.K), kill = new Uint8Array(this.K);
+      for (let b = 0; b < 256; b++) {
+        if (b === 0x22 || b === 0x5c) continue;
+        if (b >= 0x20 && b < 0x7f) plain[this.eq[b]] = 1; else kill[this.eq[b]] = 1;
+      }
+      const lists = { plain: [] as number[], kill: [] as number[] };
+      let mixed = false;
+      for (let e = 0; e < this.K; e++) {
+        if (plain[e] && kill[e]) mixed = true;
+        else if (plain[e]) lists.plain.push(e);
+        else if (kill[e]) lists.kill.push(e);
+      }
+      this.asciiClasses = mixed ? null : lists;
+    }
+    return this.asciiClasses;
+  }
+  private asciiClasses: { plain: number[]; kill: number[] } | null | undefined;
+
+  /**
+   * Whether every state reachable from s by printable ASCII characters but '"' and '\' (including
+   * s) allows every such character and refuses control bytes, 0x7F and bytes ≥ 0x80 — an object
+   * key where undeclared names are allowed: the declared names' prefixes are states of their own,
+   * but none of them ends the walk on a plain character. Then every token made of those characters
+   * is allowed, one that meets a refused byte before a quote or backslash is not, and only the
+   * others need the automaton. Returns the largest shortest-completion over the states reached
+   * after at least one character, or −1 when the closure does not hold or has more than `most`
+   * states (it is explored breadth first, building the states it meets).
+   */
+  plainClosure(s: number, most: number): number {
+    const cl = this.asciiClassLists();
+    if (cl === null) return -1;
+    const queue = [s], seen = new Set<number>(queue);
+    const K = this.K, rep = this.rep, pos = this.nodePos.a, prog = this.prog;
+    // Per state: each stack's byte class, and the successors found by selection of stacks.
+    const tops: Uint8Array[] = [], keys: number[] = [], succs: number[] = [];
+    let max = 0;
+    for (let qi = 0; qi < queue.length; qi++) {
+      const q = queue[qi], nodes = this.stateNodes[q];
+      if (nodes.length > 31) return -1;
+      tops.length = 0;
+      for (const n of nodes) if (n !== 0) tops.push(this.cls[symClass(prog[pos[n]])]);
+      for (const e of cl.kill) for (const c of tops) if (c[rep[e]]) return -1;
+      // The successor depends only on which stacks accept the byte (as in computeStep): one
+      // step per selection, written to the table for the classes that share it.
+      keys.length = succs.length = 0;
+      let last = DEAD;
+      for (const e of cl.plain) {
+        let key = 0;
+        for (let i = 0; i < tops.length; i++) if (tops[i][rep[e]]) key |= 1 << i;
+        if (key === 0) return -1;
+        let t = this.trans.a[q * K + e];
+        if (t === UNKNOWN) {
+          const k = keys.indexOf(key);
+          if (k >= 0) this.trans.a[q * K + e] = t = succs[k];
+          else { t = this.computeStep(q, e); keys.push(key); succs.push(t); }
+        }
+        if (t === DEAD) return -1;
+        if (t === last) continue;
+        last = t;
+        if (this.stateMin[t] > max) max = this.stateMin[t];
+        if (seen.has(t)) continue;
+        if (seen.size >= most) return -1;
+        seen.add(t);
+        queue.push(t);
+      }
+    }
+    return max;
+  }
+
   /** Whether the output may end here. */
   accepting(s: number): boolean {
     return this.stateNodes[s][0] === 0;
@@ -610,12 +693,18 @@ interface Level {
   key: string | null;
 }
 interface Chain { n: number; dec: boolean; max: number }
+/** Settled levels of mode 4: the alphabet, the exception bytes (4 words of 32 byte bits each), the most bytes a token may take in the alphabet, the largest completion. */
+interface AlphaSettled { c: Uint32Array; e: Uint32Array; n: number; max: number }
+/** A walk under settled mode-4 levels: per trie node the bytes below its first (PlainIndex.nodeRestSets); per first byte, the exception bytes below it (4 words) and whether the node itself is stepped. */
+interface AlphaWalk { rest: Uint32Array; exc: Uint32Array; visit: Uint8Array }
 interface AlphaChain extends Chain { exc: Uint8Array }
 const NO_LEVEL: Level = { mode: 0, next: DEAD, exc: null, max: 0, alpha: null, key: null };
 /** Smallest alphabet of mode 4 (a smaller one is cheaper walked than tabled). */
 const ALPHABET_MIN = 20;
 /** Most uniform levels followed from one state (tokens with more characters are walked). */
 const CHAIN_LIMIT = 256;
+/** Most states of a plain closure (the prefixes of the declared names beside an undeclared key). */
+const CLOSURE_MOST = 256;
 /** Subtrees at least this large are checked for a free (self-looping plain) state. */
 const FREE_MIN_NODES = 128;
 /** Smallest subtree checked for a free state when the state's levels are known already. */
@@ -650,6 +739,8 @@ export class TokenMatcher {
   readonly words: number;
   private plainIdx: PlainIndex | null = null;
   private readonly levels: (Level | undefined)[] = [];
+  private readonly closures: (number | undefined)[] = [];
+  private readonly settled: (AlphaSettled | null | undefined)[] = [];
   private readonly chains: (Chain | undefined)[][] = [[], [], []];
   private readonly alphaChains = new Map<string, (AlphaChain | undefined)[]>();
 
@@ -697,22 +788,38 @@ export class TokenMatcher {
     if (L.mode === ALPHA) {
       // Levels of one ASCII alphabet C: when they settle every token, the tokens of C that fit
       // are allowed, those whose first byte outside C is dead at its level are not, and the
-      // subtrees holding an exception byte (live at some level) are walked.
-      const C = new Uint8Array(0x80);
-      for (let b = 0; b < 0x80; b++) C[b] = L.alpha![b] === 1 ? 1 : 0;
-      const ch = this.tailAlpha(L.next, C, L.key!);
-      if (!ch.dec) return this.walk(s, Infinity, mask, v, 0, v.nodes, null, 0, null);
-      const cw = new Uint32Array(4), ew = new Uint32Array(4);
-      for (let b = 0; b < 0x80; b++) {
-        if (C[b]) cw[b >>> 5] |= 1 << (b & 31);
-        else if (L.alpha![b] === 2 || ch.exc[b]) ew[b >>> 5] |= 1 << (b & 31);
+      // subtrees holding an exception byte (live at some level) are walked — except that below a
+      // first byte that is an exception leading to settled levels of their own (an email's '.' or
+      // '@'), the tokens whose rest is in that alphabet come from a table and only the subtrees
+      // holding one of its exception bytes are walked. (Every exception first byte is stepped:
+      // the walk allows the token of that byte alone and bounds its completion.)
+      const a = this.alphaSettled(s);
+      if (!a) return this.walk(s, Infinity, mask, v, 0, v.nodes, null, 0, null);
+      mask.set(P.alphabetMask(a.c, a.n));
+      let max = a.max;
+      const exc = new Uint32Array(256 * 4), visit = new Uint8Array(256);
+      for (let x = 0; x < 256; x++) {
+        if (x >= 0x80 || !((a.e[x >>> 5] >>> (x & 31)) & 1)) { exc.set(a.e, x * 4); continue; }
+        visit[x] = 1;
+        const t = this.automaton.step(s, x);
+        const b = t >= 0 ? this.alphaSettled(t) : null;
+        if (!b) { exc.fill(-1, x * 4, x * 4 + 4); continue; }
+        for (const id of P.prefixTokens(x, b.c, b.n)) mask[id >>> 5] |= 1 << (id & 31);
+        exc.set(b.e, x * 4);
+        max = Math.max(max, b.max);
       }
-      mask.set(P.alphabetMask(cw, Math.min(v.maxDepth, ch.n + 1)));
-      return Math.max(L.max, ch.max, this.walk(s, Infinity, mask, v, 0, v.nodes, null, 0, null, P.nodeByteSets, ew));
+      return Math.max(max, this.walk(s, Infinity, mask, v, 0, v.nodes, null, 0, null, { rest: P.nodeRestSets, exc, visit }));
     }
-    let mode = L.mode, n = 0, dec = true, max = 0;
+    let mode = L.mode, n = 0, dec = true, max = 0, excBytes = L.exc;
+    const closed = mode === MODE_A && excBytes !== null ? this.closure(s) : -1;
     if (mode === CLOSED) mode = MODE_A;
-    else {
+    else if (closed >= 0) {
+      // Every level from here on allows every plain character (see ByteAutomaton.plainClosure):
+      // settled like a free key, the exceptions included.
+      n = P.cap[mode];
+      max = closed;
+      excBytes = null;
+    } else {
       const ch = this.tail(L.next, mode);
       n = Math.min(P.cap[mode], ch.n + 1);
       dec = ch.dec;
@@ -720,9 +827,9 @@ export class TokenMatcher {
     }
     if (n > 0) mask.set(P.cum[mode].subarray(n * W, (n + 1) * W));
     let exc: Uint8Array | null = null;
-    if (L.exc) {
+    if (excBytes) {
       exc = new Uint8Array(256);
-      for (const e of L.exc) {
+      for (const e of excBytes) {
         exc[e] = 1;
         const j = P.rootChild[e];
         if (j < 0 || n === 0) continue;
@@ -734,7 +841,7 @@ export class TokenMatcher {
     // walked, and the subtrees of the exceptions in full.
     const X = P.walkTrie[mode];
     max = Math.max(max, this.walk(s, Infinity, mask, X, 0, X.nodeByte.length, null, 0, exc));
-    if (exc) for (const e of L.exc!) {
+    if (exc) for (const e of excBytes!) {
       const j = P.rootChild[e];
       if (j >= 0) max = Math.max(max, this.walk(s, Infinity, mask, v, j, v.nodeSkip[j], null, 0, null));
     }
@@ -746,10 +853,12 @@ export class TokenMatcher {
    * shortest-completion over the tokens it allowed. With `thr`, a subtree whose tokens are all
    * settled after nEff uniform levels is skipped (its tokens come from the plain tables), except
    * under the first bytes in `exc`; without `thr`, the subtrees under the first bytes in `exc`
-   * are skipped (walked separately).
+   * are skipped (walked separately). With `alpha` (settled levels of mode 4, see fill), a subtree
+   * without an exception byte below its first byte is skipped (its tokens come from the
+   * per-alphabet tables), except that the first bytes marked `visit` are stepped.
    */
   private walk(s: number, budget: number, mask: Uint32Array, trie: Trie, i0: number, i1: number, thr: Int32Array | null, nEff: number, exc: Uint8Array | null,
-    sets: Uint32Array | null = null, ew: Uint32Array | null = null): number {
+    alpha: AlphaWalk | null = null): number {
     const A = this.automaton, v = this.vocab;
     const nb = trie.nodeByte, nd = trie.nodeDepth, ns = trie.nodeSkip, ts = trie.nodeTokStart, te = trie.nodeTokEnd, toks = trie.toks;
     const stk = this.stk;
@@ -761,9 +870,9 @@ export class TokenMatcher {
     let i = i0;
     let skipOK = false;
     // Free regions (below) need the whole trie's node numbering.
-    const freeOK = budget === Infinity && this.opts.plain !== false && trie === v && sets === null;
-    const e0 = ew ? ew[0] : 0, e1 = ew ? ew[1] : 0, e2 = ew ? ew[2] : 0, e3 = ew ? ew[3] : 0;
-    let freeEnd = -1, freeDepth = 0, freeWalk: Int32Array | null = null;
+    const freeOK = budget === Infinity && this.opts.plain !== false && trie === v && alpha === null;
+    const rest = alpha?.rest, ae = alpha?.exc;
+    let freeEnd = -1, freeDepth = 0, freeWalk: Int32Array | null = null, eo = 0;
     while (i < i1) {
       if (freeEnd >= 0 && i >= freeEnd) freeEnd = -1;
       const d = nd[i];
@@ -771,13 +880,15 @@ export class TokenMatcher {
         const x = exc !== null && exc[nb[i]] === 1;
         if (x && thr === null) { i = ns[i]; continue; }
         skipOK = thr !== null && !x;
+        eo = nb[i] << 2;
       }
       if (freeEnd >= 0) { if (freeWalk![i] < freeDepth) { i = ns[i]; continue; } }
       else if (skipOK && thr![i] <= nEff) { i = ns[i]; continue; }
-      else if (sets !== null) {
-        // No exception byte anywhere below: every token here is settled by the alphabet mask.
+      else if (alpha !== null && !(d === 1 && alpha.visit[nb[i]] === 1)) {
+        // No exception byte below the first byte (of those it has: see fill): every token here
+        // is settled by the alphabet masks.
         const o = i * 5;
-        if (((sets[o] & e0) | (sets[o + 1] & e1) | (sets[o + 2] & e2) | (sets[o + 3] & e3)) === 0) { i = ns[i]; continue; }
+        if (((rest![o] & ae![eo]) | (rest![o + 1] & ae![eo + 1]) | (rest![o + 2] & ae![eo + 2]) | (rest![o + 3] & ae![eo + 3])) === 0) { i = ns[i]; continue; }
       }
       visited++;
       const from = stk[d - 1];
@@ -826,6 +937,37 @@ export class TokenMatcher {
       if (checkCont && (d < 32 ? (cont[k] >>> d) & 1 : (v.bytes[id]![d] & 0xc0) === 0x80)) continue;
       mask[id >>> 5] |= 1 << (id & 31);
     }
+  }
+
+  /** State t as a level of mode 4 whose levels settle every token (see fill), memoised; null when it is not. */
+  private alphaSettled(t: number): AlphaSettled | null {
+    let r = this.settled[t];
+    if (r === undefined) {
+      r = null;
+      const L = this.level(t);
+      if (L.mode === ALPHA) {
+        const C = new Uint8Array(0x80);
+        for (let b = 0; b < 0x80; b++) C[b] = L.alpha![b] === 1 ? 1 : 0;
+        const ch = this.tailAlpha(L.next, C, L.key!);
+        if (ch.dec) {
+          const c = new Uint32Array(4), e = new Uint32Array(4);
+          for (let b = 0; b < 0x80; b++) {
+            if (C[b]) c[b >>> 5] |= 1 << (b & 31);
+            else if (L.alpha![b] === 2 || ch.exc[b]) e[b >>> 5] |= 1 << (b & 31);
+          }
+          r = { c, e, n: Math.min(this.vocab.maxDepth, ch.n + 1), max: Math.max(L.max, ch.max) };
+        }
+      }
+      this.settled[t] = r;
+    }
+    return r;
+  }
+
+  /** ByteAutomaton.plainClosure of s, memoised (−1: does not hold). */
+  private closure(s: number): number {
+    let c = this.closures[s];
+    if (c === undefined) { c = this.automaton.plainClosure(s, CLOSURE_MOST); this.closures[s] = c; }
+    return c;
   }
 
   /** The level analysis of state s (memoised). */

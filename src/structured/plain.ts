@@ -13,9 +13,10 @@
 // n ≥ c + 1; a token that reaches a quote or backslash (or a malformed UTF-8 sequence) first
 // needs the automaton: threshold INF. Per trie node, the largest threshold of its subtree tells
 // the walk to skip the subtree; per count n, a bit mask holds the plain tokens of ≤ n characters.
-// For the states of regular expressions over an ASCII alphabet, each token's set of bytes (and,
-// per trie node, their union over the subtree) gives the tokens made of the alphabet and the
-// subtrees that hold a byte needing the automaton.
+// For the states of regular expressions over an ASCII alphabet, each token's set of bytes after
+// its first (and, per trie node, their union over the subtree) gives the tokens made of the
+// alphabet, those of one first byte followed by the alphabet, and the subtrees that hold a byte
+// needing the automaton.
 import type { TokenVocab } from './vocab.js';
 
 export const INF = 0x7fffffff;
@@ -105,10 +106,13 @@ export class PlainIndex {
   readonly tokLen: Int32Array;
   /** Per toks index: bit p set when byte p (< 32) is a UTF-8 continuation byte. */
   readonly contBits: Uint32Array;
-  /** Per toks index: the token's bytes as a set (words 0–3: ASCII bytes; word 4: 1 if any byte ≥ 0x80). */
-  readonly byteSets: Uint32Array;
-  /** Per trie node: the union of byteSets over its subtree. */
-  readonly nodeByteSets: Uint32Array;
+  /**
+   * Per toks index: the token's bytes after its first as a set (words 0–3: ASCII bytes; word 4: 1
+   * if any byte ≥ 0x80). The first byte is the root child's, known wherever these are used.
+   */
+  readonly restSets: Uint32Array;
+  /** Per trie node: the union of restSets over its subtree. */
+  readonly nodeRestSets: Uint32Array;
   /** Root child node of each first byte (−1: none). */
   readonly rootChild = new Int32Array(256).fill(-1);
 
@@ -137,19 +141,19 @@ export class PlainIndex {
       this.tokLen[k] = b.length;
       for (let p = 0; p < b.length; p++) {
         const x = b[p];
-        if (x < 0x80) sets[k * 5 + (x >>> 5)] |= 1 << (x & 31); else sets[k * 5 + 4] = 1;
+        if (p > 0) { if (x < 0x80) sets[k * 5 + (x >>> 5)] |= 1 << (x & 31); else sets[k * 5 + 4] = 1; }
         if (p < 32 && (x & 0xc0) === 0x80) cont[k] |= 1 << p;
       }
     }
     this.contBits = cont;
-    this.byteSets = sets;
+    this.restSets = sets;
     const nsets = new Uint32Array(n * 5);
     for (let i = n - 1; i >= 0; i--) {
       const o = i * 5;
       for (let k = v.nodeTokStart[i]; k < v.nodeTokEnd[i]; k++) for (let w = 0; w < 5; w++) nsets[o + w] |= sets[k * 5 + w];
       for (let j = i + 1; j < v.nodeSkip[i]; j = v.nodeSkip[j]) for (let w = 0; w < 5; w++) nsets[o + w] |= nsets[j * 5 + w];
     }
-    this.nodeByteSets = nsets;
+    this.nodeRestSets = nsets;
     for (let mode = MODE_F; mode <= MODE_A; mode++) {
       let cap = 0;
       for (let k = 0; k < T; k++) if (tokThr[mode][k] !== INF && tokThr[mode][k] > cap) cap = tokThr[mode][k];
@@ -191,37 +195,57 @@ export class PlainIndex {
     return j < v.nodes ? v.nodeTokStart[j] : v.toks.length;
   }
 
-  private readonly alphaMasks = new Map<string, Uint32Array>();
+  private readonly alphaMasks = new Tables<Uint32Array>();
+  private readonly prefixLists = new Tables<Int32Array>();
+  private pinning = false;
+  /** Per-alphabet tables built so far (pinned or not). */
+  tablesBuilt = 0;
+
+  /** Runs fn; the per-alphabet tables it builds are kept for good (see Tables). */
+  pinTables(fn: () => void): void {
+    this.pinning = true;
+    try { fn(); } finally { this.pinning = false; }
+  }
 
   /**
    * Mode 4 of the matcher (an ASCII alphabet C, for states of regular expressions: formats, patterns): the
    * tokens of at most `max` bytes, all in C (`c`: 4 words of 32 byte bits). Built on first use
-   * and kept (up to 64 per vocabulary).
+   * and kept (see Tables).
    */
   alphabetMask(c: Uint32Array, max: number): Uint32Array {
-    const key = `${c.join(',')}:${max}`;
-    let m = this.alphaMasks.get(key);
-    if (!m) {
-      if (this.alphaMasks.size >= 64) this.alphaMasks.clear();
-      // A scan of the tokens under the root children in C (contiguous in `toks`, as their byte
-      // sets): a token is in when its byte set is within C and it fits.
-      const v = this.vocab, toks = v.toks, nb = v.nodeByte, ns = v.nodeSkip, sets = this.byteSets, len = this.tokLen;
-      const n = v.nodes, c0 = ~c[0], c1 = ~c[1], c2 = ~c[2], c3 = ~c[3];
-      m = new Uint32Array(this.words);
-      for (let j = 0; j < n; j = ns[j]) {
-        const x = nb[j];
-        if (x >= 0x80 || ((c[x >>> 5] >>> (x & 31)) & 1) === 0) continue;
-        for (let k = v.nodeTokStart[j], z = this.subtreeTokEnd(j); k < z; k++) {
-          const o = k * 5;
-          if (((sets[o] & c0) | (sets[o + 1] & c1) | (sets[o + 2] & c2) | (sets[o + 3] & c3) | sets[o + 4]) === 0 && len[k] <= max) {
-            const id = toks[k];
-            m[id >>> 5] |= 1 << (id & 31);
-          }
-        }
-      }
-      this.alphaMasks.set(key, m);
+    return this.alphaMasks.get(`${c.join(',')}:${max}`, this.pinning, () => {
+      this.tablesBuilt++;
+      const m = new Uint32Array(this.words);
+      for (let x = 0; x < 0x80; x++) if ((c[x >>> 5] >>> (x & 31)) & 1) this.scanRests(x, c, max - 1, (id) => { m[id >>> 5] |= 1 << (id & 31); });
+      return m;
+    });
+  }
+
+  /**
+   * The ids of the tokens that start with byte x, followed by at most `max` bytes all in C (the
+   * subtree of a byte that leads from a state of mode 4 to another one). Built on first use and
+   * kept (see Tables).
+   */
+  prefixTokens(x: number, c: Uint32Array, max: number): Int32Array {
+    return this.prefixLists.get(`${x}/${c.join(',')}:${max}`, this.pinning, () => {
+      this.tablesBuilt++;
+      const ids: number[] = [];
+      this.scanRests(x, c, max, (id) => ids.push(id));
+      return Int32Array.from(ids);
+    });
+  }
+
+  /** Calls add with each token under root child x whose rest (the bytes after x) is at most `max` bytes, all in C. */
+  private scanRests(x: number, c: Uint32Array, max: number, add: (id: number) => void): void {
+    const j = this.rootChild[x];
+    if (j < 0) return;
+    // A scan of the subtree's tokens (contiguous in `toks`, as their rest sets).
+    const toks = this.vocab.toks, sets = this.restSets, len = this.tokLen;
+    const c0 = ~c[0], c1 = ~c[1], c2 = ~c[2], c3 = ~c[3];
+    for (let k = this.vocab.nodeTokStart[j], z = this.subtreeTokEnd(j); k < z; k++) {
+      const o = k * 5;
+      if (((sets[o] & c0) | (sets[o + 1] & c1) | (sets[o + 2] & c2) | (sets[o + 3] & c3) | sets[o + 4]) === 0 && len[k] <= max + 1) add(toks[k]);
     }
-    return m;
   }
 
   private static cache = new WeakMap<TokenVocab, PlainIndex>();
@@ -236,3 +260,23 @@ export class PlainIndex {
   }
 }
 
+/**
+ * Per-vocabulary tables of one kind, built on first use: at most 64 are kept, besides those built
+ * while the vocabulary is prepared (PlainIndex.pinTables), which stay.
+ */
+class Tables<T> {
+  private readonly pinned = new Map<string, T>();
+  private readonly recent = new Map<string, T>();
+  get(key: string, pin: boolean, build: () => T): T {
+    let t = this.pinned.get(key) ?? this.recent.get(key);
+    if (t === undefined) {
+      t = build();
+      if (pin) this.pinned.set(key, t);
+      else {
+        if (this.recent.size >= 64) this.recent.clear();
+        this.recent.set(key, t);
+      }
+    }
+    return t;
+  }
+}

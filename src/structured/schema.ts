@@ -731,6 +731,20 @@ const FORMATS: Record<string, string> = {
   uri: 'https?://[a-z0-9]+(?:\\.[a-z0-9]+)*(?:/[a-zA-Z0-9._~-]*)*(?:\\?[a-zA-Z0-9._~=&-]*)?(?:#[a-zA-Z0-9._~-]*)?',
 };
 
+/**
+ * A valid value of each format that passes through its states (every kind of character where a
+ * format allows a large alphabet): TokenVocab.fromTokenizer builds the per-vocabulary tables of
+ * those states from them, as part of preparing the vocabulary.
+ */
+export const FORMAT_SAMPLES: Record<string, string> = {
+  date: '2024-12-31',
+  time: '09:30:00.5+01:00',
+  'date-time': '2024-03-14T09:30:00Z',
+  email: 'a_b.c+d-1@ex4.mple.co',
+  uuid: '1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed',
+  uri: 'https://a1.b/c-D.e_f~9?h=I&j.k~-#l.M_n~-',
+};
+
 function enumValues(s: Obj): unknown[] | null {
   if (s.const !== undefined) return [s.const];
   if (Array.isArray(s.enum)) return s.enum;

@@ -5,6 +5,8 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { byteFallbackValue } from '../tokenizers/tokenizer.js';
 import { CHAR_TO_BYTE } from '../tokenizers/bytelevel.js';
 import { PlainIndex } from './plain.js';
+import { TokenMatcher } from './matcher.js';
+import { compileJsonSchema, FORMAT_SAMPLES } from './schema.js';
 
 export class TokenVocab {
   /** Number of token ids (masks have this many bits; ids past it are never allowed). */
@@ -78,15 +80,40 @@ export class TokenVocab {
 
   private static cache = new WeakMap<object, TokenVocab>();
 
-  /** The vocabulary of one of our tokenizers (cached per tokenizer object). */
+  /**
+   * The vocabulary of one of our tokenizers (cached per tokenizer object), prepared: its
+   * plain-text tables and the per-alphabet tables of the built-in string formats are built up
+   * front (see prepareFormats), not in the first masks that need them.
+   */
   static fromTokenizer(tok: Tokenizer): TokenVocab {
     let v = TokenVocab.cache.get(tok);
     if (!v) {
       v = new TokenVocab(tokenBytes(tok), tok.eosId === null ? [] : [tok.eosId]);
-      void v.plain;
+      v.prepareFormats();
       TokenVocab.cache.set(tok, v);
     }
     return v;
+  }
+
+  /**
+   * Builds the plain-text tables and the per-alphabet tables that masks inside the built-in
+   * string formats (email, uri, …) use, and keeps the latter for good: the masks along a valid
+   * value of each format (FORMAT_SAMPLES) build the tables of the states a value of that format
+   * passes through, which depend on the format's alphabets, not on the schema around it (the
+   * tests check that masks along other values then build none).
+   */
+  prepareFormats(): void {
+    this.plain.pinTables(() => {
+      for (const [format, sample] of Object.entries(FORMAT_SAMPLES)) {
+        const m = new TokenMatcher(compileJsonSchema({ type: 'string', format }), this);
+        let s = m.initial;
+        for (const b of enc.encode(JSON.stringify(sample))) {
+          m.mask(s);
+          s = m.automaton.step(s, b);
+          if (s < 0) break; // (a sample the format does not accept: the tests say so)
+        }
+      }
+    });
   }
 
   /** The text of a sequence of ids, from the token bytes (exactly what the constraint matched). */

@@ -16,6 +16,7 @@ import {
   generateToolCall, toolCallSchema, extractWithPrompt, ExtractionError, constraintProcessor,
 } from '../../src/structured/index.js';
 import type { Grammar } from '../../src/structured/index.js';
+import { FORMAT_SAMPLES } from '../../src/structured/schema.js';
 import { llama2Json, llama3Json } from '../tokenizers/real_vocabs.js';
 import { main } from '../../src/cli/main.js';
 
@@ -153,10 +154,14 @@ test('plain-text fast path: masks in strings, keys and formats equal a brute-for
     },
     // Formats and patterns (regular expressions over ASCII alphabets), flexible whitespace.
     {
-      schema: { type: 'object', properties: { email: { type: 'string', format: 'email' }, sku: { type: 'string', pattern: '^[A-Z]{3}-[a-zA-Z0-9]{2,30}$' }, uri: { type: 'string', format: 'uri' } }, required: ['email', 'sku', 'uri'] },
+      schema: { type: 'object', properties: { email: { type: 'string', format: 'email' }, sku: { type: 'string', pattern: '^[A-Z]{3}-[a-zA-Z0-9]{2,30}$' }, uri: { type: 'string', format: 'uri' }, tag: { type: 'string', pattern: '^[a-z]{2,30}[.][A-Z]{3}(-[0-9]+)?$' } }, required: ['email', 'sku', 'uri'] },
+      // Exceptions of an alphabet that lead to settled levels of their own (the email's '.', '@'
+      // and digits past a top-level domain, the tag's '.' before three capitals) are settled
+      // from per-vocabulary token lists.
       prefixes: [cat('{"email":"'), cat('{"email":"ada'), cat('{"email":"ada.b'), cat('{"email":"ada@'), cat('{"email":"ada@example'), cat('{"email":"ada@example.c'), cat('{"email":"ada@example.com'),
+        cat('{"email":"ada@ex4mple.co'), cat('{"email":"a_b+c-d@e9'),
         cat('{"email":"a@b.co","sku":"'), cat('{"email":"a@b.co","sku":"AB'), cat('{"email":"a@b.co","sku":"ABC-'), cat('{"email":"a@b.co","sku":"ABC-x1Y'), cat('{"email":"a@b.co","sku":"ABC-x1","uri":"https://a'),
-        cat('{"email":"a@b.co","sku":"ABC-x1","uri":"https://a.b/c?d')],
+        cat('{"email":"a@b.co","sku":"ABC-x1","uri":"https://a.b/c?d'), cat('{"email":"a@b.co","sku":"ABC-x1","uri":"https://a.b","tag":"ab'), cat('{"email":"a@b.co","sku":"ABC-x1","uri":"https://a.b","tag":"ab.CD')],
       opts: { whitespace: 'flexible' },
     },
     // A free-form value (any JSON) and YAML output.
@@ -173,6 +178,64 @@ test('plain-text fast path: masks in strings, keys and formats equal a brute-for
         assertBrute(m, vocab, s, JSON.stringify(new TextDecoder().decode(p)));
       }
       assert.ok((m.stats.plainMasks ?? 0) > 0, 'the fast path was taken');
+    }
+  }
+});
+
+test('settled levels of formats and patterns, on a vocabulary made for their edge cases, equal a brute-force check', () => {
+  // Every byte, and pieces that cross from one alphabet to the next (a '.' or '@' into a domain,
+  // digits past a top-level domain, a '.' into three capitals), end a string or go past a
+  // bound. No piece but '"' itself starts with a quote.
+  const pieces = ['.mp3', '.com"', '.com",', '.co', '.c', '.com', '.io"}', '.uk', '@b.c', '@ex4', '@example', '@e', '..', '.a.b', '.a@b', '.ab+c',
+    '.ABC', '.ABCD', '.AB"', '.ABC"', '.ABC-1"', '-12"', 'ab', 'abc', 'ab1', 'a.b', 'a@b', 'ab.', 'ab.C', '1a', '1ab.', '9"', 'com"', 'x"', 'uk"}', 'CD', 'CDE-', 'mple', 'ex4', '_b', '+c'];
+  const vocab = new TokenVocab([...Array.from({ length: 256 }, (_, b) => Uint8Array.of(b)), ...pieces.map((p) => enc.encode(p))], []);
+  // (Chains of levels longer than the longest token are not settled: the tag's are short.)
+  const schema = { type: 'object', properties: { email: { type: 'string', format: 'email' }, tag: { type: 'string', pattern: '^[a-z]{2,4}[.][A-Z]{3}(-[0-9]+)?$' } }, required: ['email', 'tag'], additionalProperties: false };
+  const m = new TokenMatcher(compileJsonSchema(schema), vocab);
+  for (const text of ['{"email":"a_b.c+d@ex4mple.co.uk","tag":"ab.CDE-12"}', '{"email":"x@y.io","tag":"xyz.ABC"}']) {
+    let s = m.initial;
+    for (let k = 0; k <= text.length && s >= 0; k++) {
+      for (const budget of [Infinity, 4, 9]) assertBrute(m, vocab, s, `${JSON.stringify(text.slice(0, k))}, budget ${budget}`, budget);
+      if (k < text.length) s = m.automaton.step(s, text.charCodeAt(k));
+    }
+  }
+  assert.ok((m.stats.plainMasks ?? 0) > 0);
+});
+
+test('object keys beside undeclared names: the plain closure holds where it should, and masks equal a brute-force check', () => {
+  const cat = (...parts: string[]) => enc.encode(parts.join(''));
+  const cases: Array<{ schema: Record<string, unknown>; holds: Uint8Array[]; fails: Uint8Array[]; opts?: Record<string, unknown> }> = [
+    // ASCII names sharing prefixes with each other and with undeclared keys: every key position holds.
+    {
+      schema: { type: 'object', properties: { summary: { type: 'string' }, start: { type: 'string' }, st: { type: 'integer' }, end: { type: 'string' }, location: { type: ['string', 'null'] } } },
+      holds: [cat('{"'), cat('{"s'), cat('{"st'), cat('{"summary":"x","'), cat('{"summary":"x","start":"y","end":"z","lo'), cat('{"q":1,"')],
+      fails: [],
+    },
+    // A name with a character ≥ U+0080 (its bytes are live after "r": the closure does not hold
+    // where that name may still come, nor past its prefix) and one with an escaped quote (a walk
+    // byte inside a name); flexible whitespace.
+    {
+      schema: { type: 'object', properties: { 'résumé': { type: 'integer' }, 'a"b': { type: 'integer' }, s: { type: 'string' } } },
+      holds: [cat('{"a'), cat('{"x'), cat('{"rx'), cat('{ "s": "v",\n  "')],
+      fails: [cat('{"'), cat('{"r'), cat('{\n  "')],
+      opts: { whitespace: 'flexible' },
+    },
+  ];
+  for (const tok of [llama3, llama2]) {
+    const vocab = TokenVocab.fromTokenizer(tok);
+    for (const { schema, holds, fails, opts } of cases) {
+      const m = new TokenMatcher(compileJsonSchema(schema, opts as never), vocab);
+      for (const [prefixes, want] of [[holds, true], [fails, false]] as const) {
+        for (const p of prefixes) {
+          const what = JSON.stringify(new TextDecoder().decode(p));
+          const s = m.automaton.advanceBytes(m.initial, p);
+          assert.ok(s >= 0, what);
+          assert.equal(m.automaton.plainClosure(s, 256) >= 0, want, `closure ${what}`);
+          // Budgets near the shortest completions: the settled mask's bound must cover its tokens.
+          assertBrute(m, vocab, s, what);
+          for (const budget of [3, 5]) assertBrute(m, vocab, s, `${what}, budget ${budget}`, budget);
+        }
+      }
     }
   }
 });
@@ -204,7 +267,7 @@ test('bounded strings: levels skipped along the repetition chain are the states 
   }
 });
 
-test('per-alphabet token masks (trie walk) equal a scan of every token', () => {
+test('per-alphabet token masks and first-byte-then-alphabet token lists equal a scan of every token', () => {
   const alphabets: Array<[string, (b: number) => boolean]> = [
     ['email', (b) => /[A-Za-z0-9.!#$%&'*+/=?^_`{|}~@-]/.test(String.fromCharCode(b))],
     ['upper', (b) => b >= 0x41 && b <= 0x5a],
@@ -226,7 +289,40 @@ test('per-alphabet token masks (trie walk) equal a scan of every token', () => {
           if (has !== want) assert.fail(`${vocab.size} vocab, alphabet ${name}, max ${max}: token ${id} ${JSON.stringify(vocab.text([id]))} mask ${has} want ${want}`);
         }
       }
+      // A first byte (in the alphabet or not) followed by the alphabet.
+      for (const [x, max] of [[0x2e, vocab.maxDepth], [0x40, 3], [0x61, 1], [0x20, 0], [0x22, 7]]) {
+        const got = new Set(vocab.plain.prefixTokens(x, c, max));
+        for (let id = 0; id < vocab.size; id++) {
+          const b = vocab.bytes[id];
+          const want = b !== null && b[0] === x && b.length - 1 <= max && b.subarray(1).every((y) => y < 0x80 && inC(y));
+          if (got.has(id) !== want) assert.fail(`${vocab.size} vocab, ${JSON.stringify(String.fromCharCode(x))} then alphabet ${name}, max ${max}: token ${id} ${JSON.stringify(vocab.text([id]))} listed ${got.has(id)} want ${want}`);
+        }
+      }
     }
+  }
+});
+
+test('vocabulary preparation: the format samples are valid; masks in those formats then build no table, and equal those of an unprepared vocabulary', () => {
+  for (const [format, sample] of Object.entries(FORMAT_SAMPLES)) assert.ok(accepts(compileJsonSchema({ type: 'string', format }), JSON.stringify(sample)), `${format}: ${sample}`);
+  const schema = { type: 'object', properties: { a: { type: 'string', format: 'email' }, b: { type: 'string', format: 'uri' }, c: { type: 'array', items: { type: 'string', format: 'email' } } } };
+  const texts = ['{"a":"kim.lee+x@mail.example.org","b":"http://www.example.com/a/b-c.html?q=1&r=t#top","c":["x@y.io","ab_c@d9.co"]}'];
+  for (const tok of [llama3, llama2]) {
+    const vocab = TokenVocab.fromTokenizer(tok);
+    const built = vocab.plain.tablesBuilt;
+    const m = new TokenMatcher(compileJsonSchema(schema), vocab);
+    // An unprepared vocabulary builds its tables on first use (the 32K one: half a second for both).
+    const fresh = tok === llama2 ? new TokenVocab(vocab.bytes, vocab.eosIds) : null;
+    const r = fresh ? new TokenMatcher(m.automaton, fresh) : null;
+    for (const text of texts) {
+      let s = m.initial;
+      for (let k = 0; k < text.length && s >= 0; k++) {
+        const mask = m.mask(s);
+        if (r) assert.deepEqual(TokenMatcher.ids(mask), TokenMatcher.ids(r.mask(s)), `${JSON.stringify(text.slice(0, k))}`);
+        s = m.automaton.step(s, text.charCodeAt(k));
+      }
+    }
+    assert.equal(vocab.plain.tablesBuilt, built, `${vocab.size} vocabulary: the masks used tables prepared up front`);
+    if (fresh) assert.ok(fresh.plain.tablesBuilt > 0);
   }
 });
 
