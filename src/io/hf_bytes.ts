@@ -5,6 +5,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { tensor } from '../tensor/ops.js';
 import { scope } from '../tensor/storage.js';
 import { createModel } from '../models/index.js';
+import { withoutInit } from '../nn/module.js';
 import type { LlamaForCausalLM } from '../models/index.js';
 import { parseSafetensorsBytes } from './safetensors_bytes.js';
 import { checkLlamaTensors, llamaDims } from './llama.js';
@@ -30,7 +31,7 @@ export function modelFromBytes(config: Record<string, unknown>, weights: Uint8Ar
   const configSource = opts.configSource ?? 'config.json';
   const tensors = weights instanceof Uint8Array ? parseSafetensorsBytes(weights, source).tensors : weights;
   if (LLAMA_LIKE.has(String(config.model_type))) checkLlamaTensors(source, tensors, llamaDims(config, configSource));
-  const model = createModel(config, configSource);
+  const model = withoutInit(() => createModel(config, configSource)); // every parameter is loaded (strict)
   try {
     scope(() => {
       const sd: Record<string, Tensor> = {};

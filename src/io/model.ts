@@ -7,6 +7,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { tensor } from '../tensor/ops.js';
 import { scope } from '../tensor/storage.js';
 import { createModel, llamaConfigToJson } from '../models/index.js';
+import { withoutInit } from '../nn/module.js';
 import type { LlamaForCausalLM } from '../models/index.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { loadTokenizer } from '../tokenizers/load.js';
@@ -85,8 +86,14 @@ export async function loadModel(p: string, opts: { tokenizer?: string } = {}): P
     if (!opts.tokenizer) tok = ggufTokenizer(ck.tokenizer);
   }
   if (opts.tokenizer) tok = loadTokenizer(opts.tokenizer);
-  const model = createModel(config, format === 'hf' ? path.join(p, 'config.json') : p);
-  loadWeights(model, tensors, p);
+  // Every parameter comes from the file (loadStateDict is strict): no random initialisation.
+  const model = withoutInit(() => createModel(config, format === 'hf' ? path.join(p, 'config.json') : p));
+  try {
+    loadWeights(model, tensors, p);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
   return { model, tokenizer: tok, format, config };
 }
 

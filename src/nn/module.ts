@@ -3,7 +3,7 @@
 // has HF's tensor names (model.layers.0.self_attn.q_proj.weight) with no translation table.
 import { Tensor } from '../tensor/tensor.js';
 import { unscoped } from '../tensor/storage.js';
-import { copyInto } from '../tensor/ops.js';
+import { copyInto, empty } from '../tensor/ops.js';
 import { ShapeError, fmtShape } from '../tensor/errors.js';
 
 export class StateDictError extends Error {
@@ -116,6 +116,28 @@ export abstract class Module {
 /** A parameter: a tensor outside every memory scope, requiring grad. */
 export function parameter(make: () => Tensor): Tensor {
   return unscoped(make).requiresGrad_();
+}
+
+let noInit = 0;
+
+/**
+ * Runs `build` with random initialisation switched off: the layers it constructs allocate their
+ * parameters without filling them (and draw nothing from any generator). For a model whose every
+ * parameter a strict loadStateDict overwrites next — loading a checkpoint; drawing the random
+ * weights first cost more than reading the file (~45 ns per parameter).
+ */
+export function withoutInit<R>(build: () => R): R {
+  noInit++;
+  try {
+    return build();
+  } finally {
+    noInit--;
+  }
+}
+
+/** A random initial value, or an unfilled tensor of the same shape inside withoutInit. */
+export function initial(shape: readonly number[], draw: () => Tensor): Tensor {
+  return noInit > 0 ? empty([...shape]) : draw();
 }
 
 export function checkSameShape(op: string, a: Tensor, shape: readonly number[]): void {

@@ -54,6 +54,23 @@ test('HF directory round trip (F32 exact, F16 close)', async (t) => {
   for (const x of [m, a.model, b.model]) x.dispose();
 });
 
+test('loading builds the model without random initialisation (no draws from the default generator)', async (t) => {
+  const dir = tempDir(t);
+  const m = tinyModel();
+  await saveModel(m, dir);
+  T.manualSeed(42);
+  const expected = T.defaultGenerator.uniform();
+  T.manualSeed(42);
+  const a = await loadModel(dir);
+  assert.equal(T.defaultGenerator.uniform(), expected, 'loadModel drew random numbers (initialised weights it then overwrote)');
+  assert.deepEqual(logitsOf(a.model), logitsOf(m));
+  // Outside withoutInit, construction still initialises (and draws).
+  T.manualSeed(42);
+  createModel(cfg).dispose();
+  assert.notEqual(T.defaultGenerator.uniform(), expected);
+  for (const x of [m, a.model]) x.dispose();
+});
+
 test('llama2.c checkpoints (v1 and legacy) load back with the same logits', async (t) => {
   const dir = tempDir(t);
   const m = tinyModel();
