@@ -1,21 +1,50 @@
-// Thread pool over one shared WebAssembly.Memory. The main thread and nt-1 workers each hold
-// an instance of the kernel module. A job is posted through a control block in the heap:
+// Thread pool over one shared WebAssembly.Memory. The main thread and the workers each hold an
+// instance of the kernel module. A job is posted through a control block in the heap:
 //   i32[0] seq      incremented for every job (workers wait on it)
 //   i32[1] kernel   index into the sorted kernel-name list
 //   i32[2] nargs
-//   i32[3] pending  workers yet to finish the current job
-//   i32[4] nt       threads taking part
+//   i32[3] pending  shares 1…nt−1 of the current job not finished yet
+//   i32[4] nt       shares of the job (a kernel runs share tid of nt)
 //   i32[5] stop     set to make workers exit
-//   i32[6] error    set by a worker whose kernel threw
+//   i32[6] error    set by a thread whose kernel threw
 //   i32[7] sleepers workers in (or about to enter) Atomics.wait on seq
 //   i32[8] waiting  1 while the posting thread is in (or about to enter) Atomics.wait on pending
+//   i32[9] claim    (seq mod 2^23) << 8 | next share to take
 //   f64 args from byte 64 on (at most 32)
+// The poster runs share 0, then takes any share no worker has claimed yet: a worker that wakes
+// late (descheduled on a busy machine, or asleep) does not hold the job up, it finds nothing
+// left. A share's result does not depend on which thread runs it. Claims go through one word
+// holding the job's sequence number, compare-and-swapped, so a worker that read an old seq can
+// claim nothing of a later job; once it holds a claim the job cannot finish, so the arguments
+// it reads next are that job's.
 // Atomics.notify is a call into the runtime (a lock and a waiter-list scan) even when nobody
 // waits, and a decode step posts a few dozen jobs to threads that are spinning: each side
 // notifies only when the other has said it sleeps. This is safe with sequentially consistent
 // atomics: a thread announces itself, then waits on the value it last saw; if the other side
 // read the announcement as 0, its write of that value came first and the wait returns at once.
-export const CTRL = { SEQ: 0, KERNEL: 1, NARGS: 2, PENDING: 3, NT: 4, STOP: 5, ERROR: 6, SLEEPERS: 7, WAITING: 8, ARGS_BYTE: 64, BYTES: 64 + 8 * 32 };
+export const CTRL = { SEQ: 0, KERNEL: 1, NARGS: 2, PENDING: 3, NT: 4, STOP: 5, ERROR: 6, SLEEPERS: 7, WAITING: 8, CLAIM: 9, ARGS_BYTE: 64, BYTES: 64 + 8 * 32 };
+
+/** Most shares a job may have (the claim word keeps 8 bits for the share). */
+export const MAX_SHARES = 255;
+
+const claimBase = (seq: number): number => (seq & 0x7fffff) << 8;
+
+/**
+ * Takes the next share of job `seq` (nt shares): its index, or −1 when none is left or the job is
+ * gone. A worker reads nt before claiming; that is safe because the poster replaces the claim word
+ * before it writes a new job's fields: a claim that succeeds on job seq's word happened before
+ * any of the next job's fields were written, so nt was job seq's.
+ */
+function claim(i32: Int32Array, seq: number, nt: number): number {
+  const base = claimBase(seq);
+  for (;;) {
+    const c = Atomics.load(i32, CTRL.CLAIM);
+    if ((c & ~0xff) !== base) return -1;
+    const share = c & 0xff;
+    if (share >= nt) return -1;
+    if (Atomics.compareExchange(i32, CTRL.CLAIM, c, c + 1) === c) return share;
+  }
+}
 
 // An idle thread polls for about SPIN_MS before it sleeps on Atomics.wait: waking a sleeping
 // thread costs tens of microseconds or more, while the gaps between parallel kernels in a
@@ -51,15 +80,16 @@ export function runJobLoop(memory: WebAssembly.Memory, ctrl: number, tid: number
     }
     seen = s;
     if (Atomics.load(i32, CTRL.STOP)) return;
-    const nt = i32[CTRL.NT];
-    if (tid < nt) {
+    // A claim holds the job open (pending counts it), so the fields read after it are job s's.
+    for (let share = claim(i32, s, i32[CTRL.NT]); share >= 0; share = claim(i32, s, i32[CTRL.NT])) {
+      const nt = i32[CTRL.NT];
       const n = i32[CTRL.NARGS];
       args.length = n;
       for (let i = 0; i < n; i++) args[i] = f64[i];
-      args.push(tid, nt);
-      try { fns[i32[CTRL.KERNEL]](...args); } catch { Atomics.store(i32, CTRL.ERROR, tid); }
+      args.push(share, nt);
+      try { fns[i32[CTRL.KERNEL]](...args); } catch { Atomics.store(i32, CTRL.ERROR, share); }
+      if (Atomics.sub(i32, CTRL.PENDING, 1) === 1 && Atomics.load(i32, CTRL.WAITING)) Atomics.notify(i32, CTRL.PENDING);
     }
-    if (Atomics.sub(i32, CTRL.PENDING, 1) === 1 && Atomics.load(i32, CTRL.WAITING)) Atomics.notify(i32, CTRL.PENDING);
   }
 }
 
@@ -74,35 +104,59 @@ export class JobPoster {
   }
   run(kernelIndex: number, fn: (...a: number[]) => void, args: number[], nt: number): void {
     const { i32, f64 } = this;
+    if (!(nt >= 1 && nt <= MAX_SHARES)) throw new RangeError(`thread pool: ${nt} shares (1…${MAX_SHARES})`);
+    // The claim word first: from here on no thread can claim a share of the previous job, so no
+    // worker reads the fields below half-written (see claim()). SEQ last publishes the job.
+    const seq = i32[CTRL.SEQ] + 1;
+    Atomics.store(i32, CTRL.CLAIM, claimBase(seq) | 1); // share 0 is this thread's
     for (let i = 0; i < args.length; i++) f64[i] = args[i];
     i32[CTRL.KERNEL] = kernelIndex;
     i32[CTRL.NARGS] = args.length;
     i32[CTRL.NT] = nt;
     i32[CTRL.ERROR] = -1;
-    Atomics.store(i32, CTRL.PENDING, this.workers);
-    Atomics.add(i32, CTRL.SEQ, 1);
-    if (Atomics.load(i32, CTRL.SLEEPERS)) Atomics.notify(i32, CTRL.SEQ);
+    Atomics.store(i32, CTRL.PENDING, nt - 1);
+    Atomics.store(i32, CTRL.SEQ, seq);
+    if (nt > 1 && Atomics.load(i32, CTRL.SLEEPERS)) Atomics.notify(i32, CTRL.SEQ);
+    let failure: { e: unknown } | null = null;
     try {
       fn(...args, 0, nt);
-    } finally {
-      let spins = 0;
-      let t0 = -1;
-      for (;;) {
-        const p = Atomics.load(i32, CTRL.PENDING);
-        if (p === 0) break;
-        if (this.canBlock && ++spins % SPIN_CHECK === 0) {
-          const t = performance.now();
-          if (t0 < 0) t0 = t;
-          else if (t - t0 > SPIN_MS) {
-            Atomics.store(i32, CTRL.WAITING, 1);
-            Atomics.wait(i32, CTRL.PENDING, p, 50);
-            Atomics.store(i32, CTRL.WAITING, 0);
-          }
+    } catch (e) {
+      failure = { e };
+    }
+    // Shares no worker has taken yet (after a failure: taken and dropped, not run).
+    for (let share = claim(i32, seq, nt); share >= 0; share = claim(i32, seq, nt)) {
+      if (!failure) {
+        try {
+          fn(...args, share, nt);
+        } catch (e) {
+          failure = { e };
+        }
+      }
+      Atomics.sub(i32, CTRL.PENDING, 1);
+    }
+    this.waitForShares();
+    if (failure) throw failure.e;
+    const err = Atomics.load(i32, CTRL.ERROR);
+    if (err >= 0) throw new Error(`kernel failed on the thread running share ${err}`);
+  }
+  /** Until the workers have finished the shares they claimed: spins, then sleeps. */
+  private waitForShares(): void {
+    const i32 = this.i32;
+    let spins = 0;
+    let t0 = -1;
+    for (;;) {
+      const p = Atomics.load(i32, CTRL.PENDING);
+      if (p === 0) return;
+      if (this.canBlock && ++spins % SPIN_CHECK === 0) {
+        const t = performance.now();
+        if (t0 < 0) t0 = t;
+        else if (t - t0 > SPIN_MS) {
+          Atomics.store(i32, CTRL.WAITING, 1);
+          Atomics.wait(i32, CTRL.PENDING, p, 50);
+          Atomics.store(i32, CTRL.WAITING, 0);
         }
       }
     }
-    const err = Atomics.load(i32, CTRL.ERROR);
-    if (err >= 0) throw new Error(`kernel failed on worker thread ${err}`);
   }
   stop(): void {
     Atomics.store(this.i32, CTRL.STOP, 1);
