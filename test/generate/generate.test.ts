@@ -126,6 +126,35 @@ test('sampling frequencies follow softmax(logits)', () => {
   [1 / 6, 2 / 6, 3 / 6].forEach((p, i) => assert.ok(Math.abs(f[i] - p) < 0.01, `token ${i}: ${f[i]} vs ${p}`));
 });
 
+test('sampling over a vocabulary-sized row (backend exp) draws what the Math.exp path draws', () => {
+  // 32K logits: sampleFrom computes e^{l − m} with the wasm backend's f32 exp; the reference is
+  // the f64 inverse-CDF draw with Math.exp and the same uniform numbers. Only a uniform landing
+  // within ~1e-6 of a boundary could pick a neighbour.
+  const n = 32000, rows = 40, g0 = new Generator(11);
+  const ref = (l: Float32Array, u: number): number => {
+    let m = -Infinity;
+    for (const x of l) if (x > m) m = x;
+    const p = Array.from(l, (x) => (x === -Infinity ? 0 : Math.exp(x - m)));
+    let r = u * p.reduce((a, b) => a + b, 0);
+    for (let i = 0; i < n; i++) { r -= p[i]; if (r < 0 && p[i] > 0) return i; }
+    return -1;
+  };
+  let same = 0, total = 0;
+  for (let row = 0; row < rows; row++) {
+    const l = new Float32Array(n);
+    for (let i = 0; i < n; i++) l[i] = (g0.uniform() - 0.5) * (row % 2 ? 30 : 6);
+    for (let i = 0; i < 50; i++) l[Math.floor(g0.uniform() * n)] = -Infinity; // masked tokens
+    for (let k = 0; k < 25; k++) {
+      const seed = row * 100 + k;
+      const got = sampleFrom(l, new Generator(seed));
+      assert.ok(l[got] !== -Infinity, 'drew a masked token');
+      if (got === ref(l, new Generator(seed).uniform())) same++;
+      total++;
+    }
+  }
+  assert.ok(same >= total - 1, `${same}/${total} draws agree with the reference`);
+});
+
 test('bad generation input is refused clearly', () => {
   const { model } = loadFixtureModel('llama_gqa_untied');
   assert.throws(() => generate(model, [1, 99]), /token id 99 outside \[0, 64\)/);
