@@ -183,6 +183,26 @@ function aligned(data: Uint8Array, bytes: number): ArrayBuffer {
   return data.buffer.slice(data.byteOffset, data.byteOffset + bytes) as ArrayBuffer;
 }
 
+/**
+ * toFloat32 for a caller that only reads the values (e.g. copies them into a tensor): an F32
+ * tensor whose data is 4-byte aligned comes back as a view of its bytes, not a copy (loading a
+ * checkpoint spent a quarter of its time copying every weight once more).
+ */
+export function float32Values(t: RawTensor, file = '<memory>'): Float32Array {
+  if (t.dtype === 'F32' && t.data.byteOffset % 4 === 0) {
+    checkRawTensor(t, file);
+    return new Float32Array(t.data.buffer, t.data.byteOffset, elementCount(t.shape));
+  }
+  return toFloat32(t, file);
+}
+
+/** A name → f32 values map of raw tensors for Module.loadStateDict (host memory, views where possible). */
+export function f32StateDict(tensors: readonly RawTensor[], file = '<memory>'): Record<string, { shape: number[]; data: Float32Array }> {
+  const sd: Record<string, { shape: number[]; data: Float32Array }> = {};
+  for (const t of tensors) sd[t.name] = { shape: [...t.shape], data: float32Values(t, file) };
+  return sd;
+}
+
 /** Values of a float or integer tensor as f32 (exact for F32/F16/BF16/Q8_0; rounded for F64/I64…). */
 export function toFloat32(t: RawTensor, file = '<memory>'): Float32Array {
   checkRawTensor(t, file);

@@ -1,15 +1,12 @@
 // A Hugging Face model from bytes in memory, Node-free (the browser entry point uses it): the
 // config.json object and the bytes of model.safetensors (fetched by a page, say) → a model with
 // its weights in f32, checked against the config as readHfDir checks a directory.
-import type { Tensor } from '../tensor/tensor.js';
-import { tensor } from '../tensor/ops.js';
-import { scope } from '../tensor/storage.js';
 import { createModel } from '../models/index.js';
 import { withoutInit } from '../nn/module.js';
 import type { LlamaForCausalLM } from '../models/index.js';
 import { parseSafetensorsBytes } from './safetensors_bytes.js';
 import { checkLlamaTensors, llamaDims } from './llama.js';
-import { toFloat32 } from './dtypes.js';
+import { f32StateDict } from './dtypes.js';
 import type { RawTensor } from './dtypes.js';
 
 /** Model types whose tensors are checked against the config before loading. */
@@ -33,11 +30,7 @@ export function modelFromBytes(config: Record<string, unknown>, weights: Uint8Ar
   if (LLAMA_LIKE.has(String(config.model_type))) checkLlamaTensors(source, tensors, llamaDims(config, configSource));
   const model = withoutInit(() => createModel(config, configSource)); // every parameter is loaded (strict)
   try {
-    scope(() => {
-      const sd: Record<string, Tensor> = {};
-      for (const t of tensors) sd[t.name] = tensor(toFloat32(t, source), t.shape);
-      model.loadStateDict(sd, { source });
-    });
+    model.loadStateDict(f32StateDict(tensors, source), { source });
   } catch (e) {
     model.dispose();
     throw e;

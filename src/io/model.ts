@@ -4,8 +4,6 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Tensor } from '../tensor/tensor.js';
-import { tensor } from '../tensor/ops.js';
-import { scope } from '../tensor/storage.js';
 import { createModel, llamaConfigToJson } from '../models/index.js';
 import { withoutInit } from '../nn/module.js';
 import type { LlamaForCausalLM } from '../models/index.js';
@@ -16,7 +14,7 @@ import { readHfDir, writeHfDir } from './hf.js';
 import { readLlama2c, writeLlama2c } from './llama2c.js';
 import { readLlamaGguf, writeLlamaGguf } from './gguf_llama.js';
 import type { GgufTokenizer } from './gguf_llama.js';
-import { fromFloat32, toFloat32 } from './dtypes.js';
+import { fromFloat32, f32StateDict } from './dtypes.js';
 import type { RawTensor } from './dtypes.js';
 import { IoError } from './errors.js';
 
@@ -42,12 +40,8 @@ export function detectModelFormat(p: string): ModelFormat {
 
 /** Turn raw (any dtype) HF-named tensors into f32 model weights. */
 function loadWeights(model: LlamaForCausalLM, tensors: RawTensor[], source: string): void {
-  scope(() => {
-    const sd: Record<string, Tensor> = {};
-    for (const t of tensors) sd[t.name] = tensor(toFloat32(t, source), t.shape);
-    // A tied model has no lm_head; an untied checkpoint of a tied config is an error (strict).
-    model.loadStateDict(sd, { source });
-  });
+  // A tied model has no lm_head; an untied checkpoint of a tied config is an error (strict).
+  model.loadStateDict(f32StateDict(tensors, source), { source });
 }
 
 function ggufTokenizer(t: GgufTokenizer | null): Tokenizer | null {

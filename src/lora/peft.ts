@@ -11,7 +11,7 @@ import { LoRALinear, LoraError } from '../nn/lora.js';
 import { copyInto, tensor } from '../tensor/ops.js';
 import { scope } from '../tensor/storage.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
-import { fromFloat32, toFloat32 } from '../io/dtypes.js';
+import { fromFloat32, float32Values } from '../io/dtypes.js';
 import { applyLora, loraLayers, selectTargets, setAdapter } from './model.js';
 import type { LoraSpec } from './model.js';
 
@@ -141,7 +141,7 @@ export async function loadAdapter(model: Module, dir: string, opts: { name?: str
       const ad = l.adapter(name)!;
       for (const [kind, dst] of [['lora_A', ad.lora_A.weight], ['lora_B', ad.lora_B.weight]] as const) {
         const raw = byName.get(`${PEFT_PREFIX}${t.name}.${kind}.weight`)!;
-        const src = tensor(toFloat32(raw, file), raw.shape);
+        const src = tensor(float32Values(raw, file), raw.shape);
         copyInto(dst, src);
       }
     }

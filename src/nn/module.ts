@@ -2,8 +2,9 @@
 // LLaMA built from fields named like Hugging Face's classes (model.layers[0].self_attn.q_proj)
 // has HF's tensor names (model.layers.0.self_attn.q_proj.weight) with no translation table.
 import { Tensor } from '../tensor/tensor.js';
-import { unscoped } from '../tensor/storage.js';
-import { copyInto, empty } from '../tensor/ops.js';
+import { unscoped, scope } from '../tensor/storage.js';
+import { copyInto, empty, tensor } from '../tensor/ops.js';
+import { H } from '../backend/heap.js';
 import { ShapeError, fmtShape } from '../tensor/errors.js';
 
 export class StateDictError extends Error {
@@ -58,8 +59,11 @@ export abstract class Module {
   /**
    * Copy values from a name → tensor map. Missing or unexpected names and shape mismatches
    * are errors naming the tensor (strict, the default); `source` names the file in messages.
+   * A value may also be host memory ({ shape, data: Float32Array }, e.g. a view of a file's
+   * bytes): it is copied straight into the parameter, without a temporary tensor in the heap (so
+   * loading needs the heap for the model once, not twice).
    */
-  loadStateDict(sd: Record<string, Tensor>, opts: { strict?: boolean; source?: string } = {}): void {
+  loadStateDict(sd: Record<string, Tensor | HostValues>, opts: { strict?: boolean; source?: string } = {}): void {
     const strict = opts.strict ?? true, src = opts.source ? `${opts.source}: ` : '';
     const own = this.stateDict();
     const missing = Object.keys(own).filter((k) => !(k in sd));
@@ -74,8 +78,15 @@ export abstract class Module {
       const v = sd[k];
       if (!v) continue;
       if (v.shape.join() !== t.shape.join()) throw new StateDictError(`${src}tensor ${k} has shape ${fmtShape(v.shape)}, the model expects ${fmtShape(t.shape)}`);
-      if (v.dtype !== t.dtype) throw new StateDictError(`${src}tensor ${k} has dtype ${v.dtype}, the model expects ${t.dtype}`);
-      copyInto(t, v);
+      if (v instanceof Tensor) {
+        if (v.dtype !== t.dtype) throw new StateDictError(`${src}tensor ${k} has dtype ${v.dtype}, the model expects ${t.dtype}`);
+        copyInto(t, v);
+        continue;
+      }
+      if (t.dtype !== 'f32') throw new StateDictError(`${src}tensor ${k} has f32 values, the model expects ${t.dtype}`);
+      if (v.data.length !== t.size) throw new StateDictError(`${src}tensor ${k}: ${v.data.length} values for shape ${fmtShape(v.shape)}`);
+      if (t.isContiguous()) H.f32.set(v.data, t.ptr >> 2);
+      else scope(() => copyInto(t, tensor(v.data, [...v.shape])));
     }
   }
 
@@ -112,6 +123,9 @@ export abstract class Module {
     }
   }
 }
+
+/** Values in host memory for loadStateDict: row-major f32 of the given shape. */
+export interface HostValues { readonly shape: readonly number[]; readonly data: Float32Array }
 
 /** A parameter: a tensor outside every memory scope, requiring grad. */
 export function parameter(make: () => Tensor): Tensor {

@@ -7,13 +7,13 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import path from 'node:path';
 import { Tensor } from '../tensor/tensor.js';
 import { tensor } from '../tensor/ops.js';
-import { scope, unscoped } from '../tensor/storage.js';
+import { unscoped } from '../tensor/storage.js';
 import type { LlamaForCausalLM } from '../models/llama.js';
 import { llamaConfigToJson } from '../models/llama.js';
 import { modelTensors } from '../io/model.js';
 import { writeHfDir, readHfDir } from '../io/hf.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
-import { fromFloat32, toFloat32 } from '../io/dtypes.js';
+import { fromFloat32, float32Values, f32StateDict } from '../io/dtypes.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { AdamW } from './optim.js';
 import type { BatcherState } from './data.js';
@@ -101,11 +101,7 @@ export async function loadCheckpoint(dir: string, model: LlamaForCausalLM, opt: 
     }
   }
   const ck = await readHfDir(dir);
-  scope(() => {
-    const sd: Record<string, Tensor> = {};
-    for (const t of ck.tensors) sd[t.name] = tensor(toFloat32(t, dir), t.shape);
-    model.loadStateDict(sd, { source: path.join(dir, 'model.safetensors') });
-  });
+  model.loadStateDict(f32StateDict(ck.tensors, dir), { source: path.join(dir, 'model.safetensors') });
   const optFile = path.join(dir, 'optimizer.safetensors');
   const { tensors } = await readSafetensors(optFile);
   const byName = new Map(tensors.map((t) => [t.name, t]));
@@ -116,7 +112,7 @@ export async function loadCheckpoint(dir: string, model: LlamaForCausalLM, opt: 
     steps.push(st.optimizerSteps[n] ?? 0);
     for (const kind of ['exp_avg', 'exp_avg_sq', 'max_exp_avg_sq']) {
       const t = byName.get(`${n}.${kind}`);
-      if (t) out[`${i}.${kind}`] = unscoped(() => tensor(toFloat32(t, optFile), t.shape));
+      if (t) out[`${i}.${kind}`] = unscoped(() => tensor(float32Values(t, optFile), t.shape));
     }
   });
   opt.loadStateDict({ tensors: out, steps });

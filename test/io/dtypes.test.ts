@@ -66,3 +66,33 @@ test('fromFloat32 / toFloat32 / convertDType', () => {
   assert.deepEqual(Array.from(toFloat32({ name: 'u', dtype: 'F32', shape: [6], data: buf.subarray(1) })), [1, 2, 3, 4, 5, 6]);
   assert.throws(() => toFloat32({ name: 'bad', dtype: 'F32', shape: [3], data: new Uint8Array(8) }), /tensor 'bad': F32 \[3\] needs 12 bytes, data has 8/);
 });
+
+test('float32Values: a view of aligned F32 bytes, a copy otherwise; f32StateDict feeds loadStateDict', async () => {
+  const { float32Values, f32StateDict } = await import('../../src/io/dtypes.js');
+  const { init, shutdown, Linear } = await import('../../src/index.js');
+  const vals = Float32Array.from([1.5, -2, 3.25, 4, 0.5, -6]);
+  const buf = new Uint8Array(4 + vals.byteLength);
+  buf.set(new Uint8Array(vals.buffer), 4);
+  const aligned = { name: 'weight', dtype: 'F32' as const, shape: [2, 3], data: buf.subarray(4) };
+  const v = float32Values(aligned);
+  assert.deepEqual(Array.from(v), Array.from(vals));
+  assert.equal(v.buffer, buf.buffer, 'aligned F32: a view, no copy');
+  const odd = new Uint8Array(1 + vals.byteLength);
+  odd.set(new Uint8Array(vals.buffer), 1);
+  const u = float32Values({ ...aligned, data: odd.subarray(1) });
+  assert.deepEqual(Array.from(u), Array.from(vals));
+  assert.notEqual(u.buffer, odd.buffer, 'unaligned: a copy');
+  assert.throws(() => float32Values({ ...aligned, shape: [3, 3] }), /weight/);
+  await init({ threads: 1 });
+  try {
+    const lin = new Linear(3, 2, { bias: true });
+    lin.loadStateDict({ ...f32StateDict([aligned]), bias: { shape: [2], data: Float32Array.from([7, 8]) } }, { strict: false, source: 'f.safetensors' } as never);
+    assert.deepEqual(Array.from(lin.weight.data()), Array.from(vals));
+    assert.deepEqual(Array.from(lin.bias!.data()), [7, 8]);
+    assert.throws(() => lin.loadStateDict({ weight: { shape: [3, 2], data: vals } } as never, { strict: false }), /tensor weight has shape \[3, 2\]/);
+    assert.throws(() => lin.loadStateDict({ weight: { shape: [2, 3], data: vals.subarray(0, 5) } } as never, { strict: false, source: 'f.safetensors' }), /f\.safetensors: tensor weight: 5 values/);
+    lin.dispose();
+  } finally {
+    await shutdown();
+  }
+});
