@@ -9,8 +9,9 @@
 //    block of A into MR-tall strips in this thread's scratch, then run a register-blocked
 //    MR×NR micro-kernel (f32x4 accumulators) over the tiles; edge tiles go through a small
 //    buffer so the micro-kernel never writes outside C;
-//  - the small-M path (GEMV-like, M ≤ SMALL_M): no packing; dot products along contiguous K
-//    when B is stored transposed (sBk = 1), axpy along contiguous rows of B when sBn = 1.
+//  - the small-M path (GEMV-like, M ≤ SMALL_M, the shapes the paths above do not take: A or B
+//    strided along K): no packing; dot products along contiguous K when B is stored transposed
+//    (sBk = 1), axpy along contiguous rows of B when sBn = 1.
 // Work is split over threads by MR-row tiles of C (over batch×M) when there are enough,
 // otherwise by NR-column strips.
 import { fma4, hsum4 } from './simd';
