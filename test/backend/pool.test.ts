@@ -10,7 +10,7 @@ const memory = () => new WebAssembly.Memory({ initial: 1, maximum: 1, shared: tr
 
 test('a job completes on the posting thread alone when no worker runs (each share once)', () => {
   const mem = memory();
-  const poster = new JobPoster(mem, 0, 3); // three workers that never start
+  const poster = new JobPoster(mem, 0); // no worker runs
   for (const nt of [1, 2, 4, 7]) {
     const shares: number[] = [];
     poster.run(0, (x: number, share: number, n: number) => { assert.equal(x, 42); assert.equal(n, nt); shares.push(share); }, [42], nt);
@@ -26,7 +26,7 @@ test('a job completes on the posting thread alone when no worker runs (each shar
 
 test('a worker that wakes up late claims no share of finished jobs and runs its share of a live one', async () => {
   const mem = memory();
-  const poster = new JobPoster(mem, 0, 1);
+  const poster = new JobPoster(mem, 0);
   const i32 = new Int32Array(mem.buffer);
   for (let j = 0; j < 5; j++) poster.run(0, () => {}, [], 2); // the worker is not running yet: the poster runs both shares
   // Now start a worker whose kernel records the shares it runs in the memory (word 100 on).
@@ -34,7 +34,7 @@ test('a worker that wakes up late claims no share of finished jobs and runs its 
     const { workerData } = require('node:worker_threads');
     import(workerData.pool).then(({ runJobLoop }) => {
       const i32 = new Int32Array(workerData.memory.buffer);
-      runJobLoop(workerData.memory, 0, 1, [(a, share) => { i32[100 + Atomics.add(i32, 99, 1)] = a * 10 + share; }]);
+      runJobLoop(workerData.memory, 0, [(a, share) => { i32[100 + Atomics.add(i32, 99, 1)] = a * 10 + share; }]);
     });`;
   const w = new Worker(code, { eval: true, workerData: { memory: mem, pool: new URL('../../src/backend/wasm/pool.js', import.meta.url).href } });
   try {

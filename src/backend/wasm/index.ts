@@ -67,12 +67,12 @@ export class WasmBackend implements Backend {
     new Int32Array(H.memory.buffer, ctrl, 16).fill(0);
     const url = new URL('./worker.js', import.meta.url);
     const starts: Promise<WorkerHandle>[] = [];
-    for (let tid = 1; tid < this.threads; tid++) {
-      starts.push(platform.startWorker(url, { module: this.module, memory: H.memory, scratch: alloc(this.scratchBytes), ctrl, tid, names: KERNEL_NAMES }));
+    for (let w = 1; w < this.threads; w++) {
+      starts.push(platform.startWorker(url, { module: this.module, memory: H.memory, scratch: alloc(this.scratchBytes), ctrl, names: KERNEL_NAMES }));
     }
     this.workers = await Promise.all(starts);
     for (const w of this.workers) w.unref();
-    this.poster = new JobPoster(H.memory, ctrl, this.workers.length, platform.canBlock);
+    this.poster = new JobPoster(H.memory, ctrl, platform.canBlock);
   }
 
   call(kernel: KernelName, args: number[], work: number): void {

@@ -53,7 +53,7 @@ const SPIN_MS = 1;
 // Polls between two looks at the clock.
 const SPIN_CHECK = 256;
 
-export function runJobLoop(memory: WebAssembly.Memory, ctrl: number, tid: number, fns: ((...a: number[]) => void)[]): void {
+export function runJobLoop(memory: WebAssembly.Memory, ctrl: number, fns: ((...a: number[]) => void)[]): void {
   const i32 = new Int32Array(memory.buffer, ctrl, 16);
   const f64 = new Float64Array(memory.buffer, ctrl + CTRL.ARGS_BYTE, 32);
   // The control block starts zeroed and SEQ only counts up from there. Reading the current
@@ -98,7 +98,7 @@ export class JobPoster {
   private i32: Int32Array;
   private f64: Float64Array;
   /** canBlock: whether this thread may Atomics.wait (a browser's main thread may not: it spins). */
-  constructor(memory: WebAssembly.Memory, ctrl: number, readonly workers: number, readonly canBlock = true) {
+  constructor(memory: WebAssembly.Memory, ctrl: number, readonly canBlock = true) {
     this.i32 = new Int32Array(memory.buffer, ctrl, 16);
     this.f64 = new Float64Array(memory.buffer, ctrl + CTRL.ARGS_BYTE, 32);
   }

@@ -3,7 +3,7 @@
 import { runJobLoop } from './pool.js';
 import { isNode } from './platform.js';
 
-interface Init { module: WebAssembly.Module; memory: WebAssembly.Memory; scratch: number; ctrl: number; tid: number; names: string[] }
+interface Init { module: WebAssembly.Module; memory: WebAssembly.Memory; scratch: number; ctrl: number; names: string[] }
 
 function start(d: Init, ready: () => void): void {
   const instance = new WebAssembly.Instance(d.module, { env: { memory: d.memory, abort: () => { throw new Error('wasm abort'); } } });
@@ -11,7 +11,7 @@ function start(d: Init, ready: () => void): void {
   exp.setScratch(d.scratch);
   const fns = d.names.map((n) => exp[n]);
   ready();
-  runJobLoop(d.memory, d.ctrl, d.tid, fns);
+  runJobLoop(d.memory, d.ctrl, fns);
 }
 
 if (isNode) {
