@@ -3,7 +3,7 @@ import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
 import { embedding, rmsNorm, layerNorm, dropout } from '../tensor/nn.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
-import { Module, parameter, initial } from './module.js';
+import { Module, parameter, initialNormal } from './module.js';
 
 export interface InitOptions { generator?: Generator; std?: number }
 
@@ -14,7 +14,7 @@ export class Linear extends Module {
   constructor(readonly inFeatures: number, readonly outFeatures: number, opts: InitOptions & { bias?: boolean } = {}) {
     super();
     const g = opts.generator ?? defaultGenerator, std = opts.std ?? 0.02;
-    this.weight = parameter(() => initial([outFeatures, inFeatures], () => T.randn([outFeatures, inFeatures], { generator: g, std })));
+    this.weight = parameter(() => initialNormal([outFeatures, inFeatures], { generator: g, std }));
     this.bias = opts.bias ? parameter(() => T.zeros([outFeatures])) : null;
   }
   forward(x: Tensor): Tensor {
@@ -27,7 +27,7 @@ export class Embedding extends Module {
   constructor(readonly numEmbeddings: number, readonly dim: number, opts: InitOptions = {}) {
     super();
     const g = opts.generator ?? defaultGenerator;
-    this.weight = parameter(() => initial([numEmbeddings, dim], () => T.randn([numEmbeddings, dim], { generator: g, std: opts.std ?? 0.02 })));
+    this.weight = parameter(() => initialNormal([numEmbeddings, dim], { generator: g, std: opts.std ?? 0.02 }));
   }
   forward(ids: Tensor): Tensor {
     return embedding(this.weight, ids);

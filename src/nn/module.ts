@@ -3,7 +3,8 @@
 // has HF's tensor names (model.layers.0.self_attn.q_proj.weight) with no translation table.
 import { Tensor } from '../tensor/tensor.js';
 import { unscoped, scope } from '../tensor/storage.js';
-import { copyInto, empty, tensor } from '../tensor/ops.js';
+import { copyInto, empty, randn, tensor } from '../tensor/ops.js';
+import type { Generator } from '../tensor/random.js';
 import { H } from '../backend/heap.js';
 import { ShapeError, fmtShape } from '../tensor/errors.js';
 
@@ -149,9 +150,9 @@ export function withoutInit<R>(build: () => R): R {
   }
 }
 
-/** A random initial value, or an unfilled tensor of the same shape inside withoutInit. */
-export function initial(shape: readonly number[], draw: () => Tensor): Tensor {
-  return noInit > 0 ? empty([...shape]) : draw();
+/** A parameter's initial value drawn from N(0, std²), or an unfilled tensor inside withoutInit. */
+export function initialNormal(shape: readonly number[], opts: { generator: Generator; std: number }): Tensor {
+  return noInit > 0 ? empty([...shape]) : randn([...shape], opts);
 }
 
 export function checkSameShape(op: string, a: Tensor, shape: readonly number[]): void {
