@@ -36,6 +36,23 @@ function maxDiff(a: Float32Array | null, b: Float32Array | null): number {
   return m;
 }
 
+type Prepared = Awaited<ReturnType<typeof prepareWord2Vec>>;
+
+/** Three training passes of the scalar reference (js) and the wasm kernel (wa) give the same counts, random stream, loss and weights. */
+function passesAgree(js: Prepared, wa: Prepared): void {
+  const thread = new W2VWasmThread(wa.sh, 0);
+  for (let rep = 0; rep < 3; rep++) {
+    const rj = trainRange(js.sh, js.params, 0, 0, js.sentences, js.rng);
+    const rw = thread.trainRange(wa.params, 0, 0, wa.sentences, wa.rng);
+    assert.equal(rw.pairs, rj.pairs, 'predictions');
+    assert.equal(rw.words, rj.words, 'words');
+    assert.equal(wa.rng.s, js.rng.s, 'random stream state');
+    assert.ok(Math.abs(rw.loss - rj.loss) <= 1e-4 * Math.max(1, rj.loss), `loss ${rw.loss} vs ${rj.loss}`);
+    const d0 = maxDiff(js.sh.syn0, wa.sh.syn0), d1 = maxDiff(js.sh.syn1, wa.sh.syn1), dn = maxDiff(js.sh.syn1neg, wa.sh.syn1neg);
+    assert.ok(d0 <= 1e-6 && d1 <= 1e-6 && dn <= 1e-6, `pass ${rep}: max |Δ|/max(1,|x|) syn0 ${d0}, syn1 ${d1}, syn1neg ${dn}`);
+  }
+}
+
 const CONFIGS: [string, Word2VecOptions][] = [
   ['skip-gram, negative 5', { cbow: false, negative: 5, hs: false }],
   ['CBOW, negative 5', { cbow: true, negative: 5, hs: false }],
@@ -60,17 +77,7 @@ for (const dim of [100, 31, 3]) {
         assert.ok(wa.sh.wasm && wa.sh.syn0.buffer === (wa.sh.wasm.memory.buffer as unknown), 'weights are views of the wasm memory');
         assert.equal(maxDiff(js.sh.syn0, wa.sh.syn0), 0, 'same initial weights');
         wa.sh.wasm!.module = module;
-        const thread = new W2VWasmThread(wa.sh, 0);
-        for (let rep = 0; rep < 3; rep++) {
-          const rj = trainRange(js.sh, js.params, 0, 0, js.sentences, js.rng);
-          const rw = thread.trainRange(wa.params, 0, 0, wa.sentences, wa.rng);
-          assert.equal(rw.pairs, rj.pairs, 'predictions');
-          assert.equal(rw.words, rj.words, 'words');
-          assert.equal(wa.rng.s, js.rng.s, 'random stream state');
-          assert.ok(Math.abs(rw.loss - rj.loss) <= 1e-4 * Math.max(1, rj.loss), `loss ${rw.loss} vs ${rj.loss}`);
-          const d0 = maxDiff(js.sh.syn0, wa.sh.syn0), d1 = maxDiff(js.sh.syn1, wa.sh.syn1), dn = maxDiff(js.sh.syn1neg, wa.sh.syn1neg);
-          assert.ok(d0 <= 1e-6 && d1 <= 1e-6 && dn <= 1e-6, `pass ${rep}: max |Δ|/max(1,|x|) syn0 ${d0}, syn1 ${d1}, syn1neg ${dn}`);
-        }
+        passesAgree(js, wa);
         // The weights moved: the comparison is not of untouched arrays.
         const out = (wa.sh.syn1neg ?? wa.sh.syn1)!;
         assert.ok(out.some((x) => x !== 0), 'output weights (zero at the start) were updated');
@@ -95,16 +102,7 @@ for (const [variant, module] of VARIANTS) {
       const js = await prepareWord2Vec(corpus, { ...opts, kernel: 'js' });
       const wa = await prepareWord2Vec(corpus, { ...opts, kernel: 'wasm' });
       wa.sh.wasm!.module = module;
-      const thread = new W2VWasmThread(wa.sh, 0);
-      for (let rep = 0; rep < 3; rep++) {
-        const rj = trainRange(js.sh, js.params, 0, 0, js.sentences, js.rng);
-        const rw = thread.trainRange(wa.params, 0, 0, wa.sentences, wa.rng);
-        assert.equal(rw.pairs, rj.pairs, 'predictions');
-        assert.equal(wa.rng.s, js.rng.s, 'random stream state');
-        assert.ok(Math.abs(rw.loss - rj.loss) <= 1e-4 * Math.max(1, rj.loss), `loss ${rw.loss} vs ${rj.loss}`);
-        const d0 = maxDiff(js.sh.syn0, wa.sh.syn0), d1 = maxDiff(js.sh.syn1, wa.sh.syn1);
-        assert.ok(d0 <= 1e-6 && d1 <= 1e-6, `pass ${rep}: max |Δ|/max(1,|x|) syn0 ${d0}, syn1 ${d1}`);
-      }
+      passesAgree(js, wa);
       assert.ok(wa.sh.syn1!.some((x) => x !== 0), 'output weights were updated');
     });
   }
