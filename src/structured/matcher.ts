@@ -110,47 +110,39 @@ class PairMap {
   }
 }
 
-class GrowI32 {
-  a: Int32Array;
+/** A typed array that grows by doubling; new entries hold `fill`. */
+class Grow<A extends Int32Array | Float64Array> {
+  a: A;
   n = 0;
-  constructor(cap: number, readonly fill = 0) { this.a = new Int32Array(cap).fill(fill); }
+  constructor(private readonly make: (n: number) => A, cap: number, readonly fill = 0) {
+    this.a = make(cap);
+    if (fill !== 0) this.a.fill(fill);
+  }
   ensure(n: number): void {
     if (n <= this.a.length) return;
     let c = this.a.length * 2;
     while (c < n) c *= 2;
-    const b = new Int32Array(c);
+    const b = this.make(c);
     b.set(this.a);
     if (this.fill !== 0) b.fill(this.fill, this.a.length);
     this.a = b;
   }
 }
-
-class GrowF64 {
-  a: Float64Array;
-  constructor(cap: number, readonly fill = 0) { this.a = new Float64Array(cap).fill(fill); }
-  ensure(n: number): void {
-    if (n <= this.a.length) return;
-    let c = this.a.length * 2;
-    while (c < n) c *= 2;
-    const b = new Float64Array(c);
-    b.set(this.a);
-    if (this.fill !== 0) b.fill(this.fill, this.a.length);
-    this.a = b;
-  }
-}
+const i32 = (n: number): Int32Array => new Int32Array(n);
+const f64 = (n: number): Float64Array => new Float64Array(n);
 
 export class ByteAutomaton {
   readonly prog: Int32Array;
   private readonly cls: Uint8Array[];
-  private readonly nodePos = new GrowI32(1024);
-  private readonly nodePar = new GrowI32(1024);
+  private readonly nodePos = new Grow(i32, 1024);
+  private readonly nodePar = new Grow(i32, 1024);
   private readonly nodeIds = new PairMap();
   /** Per node: shortest completion of its stack in bytes (−1: not yet known). */
-  private readonly nodeMin = new GrowF64(1024, -1);
+  private readonly nodeMin = new Grow(f64, 1024, -1);
   readonly stateNodes: Int32Array[] = [];
   private readonly stateIds = new Map<number, number | number[]>();
   /** trans[s * K + eq[b]]: UNKNOWN, DEAD or the next state (K byte equivalence classes). */
-  private trans: GrowI32;
+  private trans: Grow<Int32Array>;
   /** Byte → equivalence class: bytes no byte class of the grammar tells apart share transitions. */
   readonly eq: Uint8Array;
   readonly K: number;
@@ -163,8 +155,8 @@ export class ByteAutomaton {
   /** Per state: successors by the set of its stacks that accept a byte. */
   private readonly succ = new PairMap();
   private seen = new PairMap();
-  private readonly outMark = new GrowI32(1024);
-  private readonly work = new GrowI32(256);
+  private readonly outMark = new Grow(i32, 1024);
+  private readonly work = new Grow(i32, 256);
   private epoch = 0;
   readonly initial: number;
   private readonly limits: Required<AutomatonLimits>;
@@ -174,7 +166,7 @@ export class ByteAutomaton {
     this.prog = grammar.prog;
     this.cls = grammar.classes;
     [this.eq, this.K, this.rep] = byteClasses(grammar.classes);
-    this.trans = new GrowI32(this.K * 64, UNKNOWN);
+    this.trans = new Grow(i32, this.K * 64, UNKNOWN);
     // Node 0 is the empty stack: the output is complete.
     this.nodePos.a[0] = -1; this.nodePar.a[0] = -1; this.nodePos.n = this.nodePar.n = 1; this.nodeMin.a[0] = 0;
     const out: number[] = [];
