@@ -78,7 +78,7 @@ export function spmVocab(size: number): GgufTokenizer {
   return { model: 'llama', pre: 'default', tokens, scores, tokenTypes: types, bosId: 1, eosId: 2, unkId: 0, addBos: true, addEos: false };
 }
 
-function prompts(seed: number, vocab: number): { prefill: number[]; decode: number[] } {
+export function prompts(seed: number, vocab: number): { prefill: number[]; decode: number[] } {
   const g = new Generator(seed);
   const pick = (n: number) => [1, ...Array.from({ length: n - 1 }, () => 259 + Math.floor(g.uniform() * (vocab - 259)))];
   return { prefill: pick(PREFILL_TOKENS), decode: pick(DECODE_PROMPT) };
@@ -87,7 +87,7 @@ function prompts(seed: number, vocab: number): { prefill: number[]; decode: numb
 /** Rate of a stream of token timestamps: (n − 1) steps between the first and the last. */
 const rate = (stamps: number[]): number => (stamps.length - 1) / ((stamps[stamps.length - 1] - stamps[0]) / 1000);
 
-function tslmRun(model: LlamaForCausalLM, p: { prefill: number[]; decode: number[] }, tokens: number): { prefill: number; decode: number; ids: number[] } {
+export function tslmRun(model: LlamaForCausalLM, p: { prefill: number[]; decode: number[] }, tokens: number): { prefill: number; decode: number; ids: number[] } {
   const pre = generate(model, p.prefill, { maxNewTokens: 1, stopIds: [] });
   const stamps: number[] = [];
   const dec = generate(model, p.decode, { maxNewTokens: tokens, stopIds: [], onToken: () => stamps.push(performance.now()) });
@@ -101,7 +101,7 @@ type NLC = any;
 type LlamaCtx = any;
 type Token = number;
 
-async function llamaCppRun(ctx: LlamaCtx, p: { prefill: number[]; decode: number[] }, tokens: number): Promise<{ prefill: number; decode: number; ids: number[] }> {
+export async function llamaCppRun(ctx: LlamaCtx, p: { prefill: number[]; decode: number[] }, tokens: number): Promise<{ prefill: number; decode: number; ids: number[] }> {
   const seq = ctx.getSequence();
   try {
     let t0 = performance.now(), prefill = 0;
