@@ -1,10 +1,11 @@
 // Continuous batching: requests join and leave one running batch, so that concurrent requests
 // share each model call (one pass over the weights for every running sequence, instead of one
-// pass each). A new request is prefilled on its own, then its keys/values are copied into the
-// batch's KV cache, right-aligned with the rows already there: every row ends at the same cache
-// position, and a row's earlier columns are left padding (masked, with per-row RoPE positions:
-// the `padLeft` mechanism of batched generate()). Finished rows are removed by moving the last
-// row into their place; when the cache is full, all rows shift left by the padding they share.
+// pass each). A new request is prefilled on its own, then its decoding state is appended to the
+// batch's (DecodeState.append), right-aligned with the rows already there: every row ends at the
+// same position, and a row's earlier positions are left padding (for attention: masked, with
+// per-row RoPE positions — the `padLeft` mechanism of batched generate()). Finished rows are
+// removed by moving the last row into their place (DecodeState.select); when a KV cache is full,
+// all rows drop the padding they share (DecodeState.dropLeading). Nothing here knows the family.
 //
 // A request alone in the batch computes exactly what Generation computes (same prefill, no
 // padding, same kernels); requests that overlap in time see logits that may differ from a solo
@@ -13,8 +14,7 @@ import * as T from '../tensor/ops.js';
 import { scope } from '../tensor/storage.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Generator } from '../tensor/random.js';
-import { KVCache } from '../models/llama.js';
-import type { LlamaForCausalLM } from '../models/llama.js';
+import type { CausalLM, DecodeState } from '../models/causal.js';
 import { Sequence, prepareRequest, resultOf, rowsOf } from './generate.js';
 import type { GenerateOptions, GenerationResult } from './generate.js';
 
@@ -41,7 +41,7 @@ export class BatchedRequest {
 interface Row {
   req: BatchedRequest;
   seq: Sequence;
-  /** Leading cache columns of this row that are padding. */
+  /** Leading positions of this row that are padding. */
   pad: number;
   /** Logits of the row's next token. */
   logits: Float32Array;
@@ -50,20 +50,18 @@ interface Row {
 }
 
 export class DecodeBatch {
-  private cache: KVCache | null = null;
+  private state: DecodeState | null = null;
   private rows: Row[] = [];
-  /** Cache columns in use (every row ends here). */
-  private length = 0;
   private readonly pending: BatchedRequest[] = [];
-  /** Model calls made (prefills and decode steps), and cache moves (for tests and stats). */
+  /** Model calls made (prefills and decode steps), and moves of the rows' positions (for tests and stats). */
   calls = 0;
   shifts = { right: 0, left: 0 };
 
   /**
    * `maxRows`: sequences decoded together at most (requests wait until their rows fit);
-   * `maxLength`: cache columns (default: the model's context).
+   * `maxLength`: positions of the shared state (default: the model's context).
    */
-  constructor(readonly model: LlamaForCausalLM, readonly maxRows = 8, readonly maxLength = model.config.max_position_embeddings) {}
+  constructor(readonly model: CausalLM, readonly maxRows = 8, readonly maxLength = model.contextLength) {}
 
   /** Queue a request (checked now: bad prompts or options throw here). */
   add(prompts: number[] | number[][], opts: GenerateOptions = {}): BatchedRequest {
@@ -123,13 +121,12 @@ export class DecodeBatch {
     return this.busy;
   }
 
-  private ensureCache(): KVCache {
-    if (!this.cache) {
-      this.cache = this.model.newCache(this.maxRows, this.maxLength);
-      // Padding columns are masked, but a masked NaN would still poison the softmax: start from zeros.
-      for (const t of [...this.cache.k, ...this.cache.v]) T.fill_(t, 0);
+  private ensureState(): DecodeState {
+    if (!this.state) {
+      this.state = this.model.newState(this.maxRows, this.maxLength);
+      this.state.select([]);
     }
-    return this.cache;
+    return this.state;
   }
 
   private prefill(req: BatchedRequest): void {
@@ -138,65 +135,36 @@ export class DecodeBatch {
     const { model } = this;
     const V = model.config.vocab_size, n = req.prompts.length, P = req.maxLen;
     const padIn = req.prompts.map((p) => P - p.length);
-    const cache = this.ensureCache();
+    const state = this.ensureState();
     const logits = noGrad(() => scope(() => {
-      const tmp = model.newCache(n, P);
+      const tmp = model.newState(n, P);
       try {
         const ids = T.tensor(req.prompts.map((p, b) => [...new Array(padIn[b]).fill(0), ...p]), [n, P], 'i32');
         const out = rowsOf(T.contiguous(model.forward(ids, tmp, { padLeft: padIn, lastOnly: true })), n, V);
-        if (this.rows.length === 0) this.length = 0;
-        // Right-align: the batch must reach at least P columns.
-        if (P > this.length) this.shiftRows(P - this.length);
-        const r0 = this.rows.length, c0 = this.length - P;
-        for (let l = 0; l < cache.k.length; l++) {
-          T.copyInto(T.slice(T.slice(cache.k[l], 0, r0, r0 + n), 2, c0, this.length), tmp.k[l]);
-          T.copyInto(T.slice(T.slice(cache.v[l], 0, r0, r0 + n), 2, c0, this.length), tmp.v[l]);
-        }
+        if (this.rows.length === 0) state.truncate(0);
+        // Right-aligned: rows already here get d more positions of padding.
+        const d = Math.max(0, P - state.length);
+        if (d > 0 && this.rows.length > 0 && state.length > 0) this.shifts.right++;
+        state.append(tmp);
+        for (const r of this.rows) r.pad += d;
         return out;
       } finally {
         tmp.dispose();
       }
     }));
     this.calls++;
-    req.sequences.forEach((seq, b) => this.rows.push({ req, seq, pad: this.length - P + padIn[b], logits: logits[b], next: 0 }));
+    req.sequences.forEach((seq, b) => this.rows.push({ req, seq, pad: state.length - P + padIn[b], logits: logits[b], next: 0 }));
     req.prefillMs = performance.now() - t0;
     if (req.sequences.every((q) => q.maxNew <= 0)) { for (const q of req.sequences) q.done = true; this.removeFinished(); }
   }
 
-  /** Move every row's columns right by d (new padding on the left). */
-  private shiftRows(d: number): void {
-    const cache = this.cache!, R = this.rows.length, L = this.length;
-    if (R > 0 && L > 0) {
-      this.shifts.right++;
-      scope(() => {
-        for (const kv of [cache.k, cache.v]) {
-          for (const t of kv) {
-            const moved = T.clone(T.slice(T.slice(t, 0, 0, R), 2, 0, L));
-            T.copyInto(T.slice(T.slice(t, 0, 0, R), 2, d, d + L), moved);
-          }
-        }
-      });
-    }
-    for (const r of this.rows) r.pad += d;
-    this.length = L + d;
-  }
-
-  /** Drop the padding every row has (when the cache is full). */
+  /** Drop the padding every row has (when the state is full). */
   private shiftLeft(): void {
     const m = Math.min(...this.rows.map((r) => r.pad));
     if (m <= 0) throw new RangeError('DecodeBatch: a sequence reached the end of the cache');
     this.shifts.left++;
-    const cache = this.cache!, R = this.rows.length, L = this.length;
-    scope(() => {
-      for (const kv of [cache.k, cache.v]) {
-        for (const t of kv) {
-          const moved = T.clone(T.slice(T.slice(t, 0, 0, R), 2, m, L));
-          T.copyInto(T.slice(T.slice(t, 0, 0, R), 2, 0, L - m), moved);
-        }
-      }
-    });
+    this.state!.dropLeading(m);
     for (const r of this.rows) r.pad -= m;
-    this.length = L - m;
   }
 
   private decode(): void {
@@ -219,14 +187,13 @@ export class DecodeBatch {
     // Finished rows leave the batch; the others get their chosen token fed back.
     this.removeFinished();
     if (this.rows.length > 0) {
-      if (this.length >= this.maxLength) this.shiftLeft();
-      const cache = this.cache!, R = this.rows.length, V = this.model.config.vocab_size;
-      const view = cacheView(cache, R, this.length);
+      const state = this.state!;
+      if (state.length >= state.maxLength) this.shiftLeft();
+      const R = this.rows.length, V = this.model.config.vocab_size;
       const padLeft = this.rows.map((r) => r.pad);
       const ids = this.rows.map((r) => [r.next]);
-      noGrad(() => scope(() => { rowsOf(this.model.forward(T.tensor(ids, [R, 1], 'i32'), view, { padLeft }), R, V, this.rows.map((r) => r.logits)); }));
+      noGrad(() => scope(() => { rowsOf(this.model.forward(T.tensor(ids, [R, 1], 'i32'), state, { padLeft }), R, V, this.rows.map((r) => r.logits)); }));
       this.calls++;
-      this.length = view.length;
     }
     const ms = performance.now() - t0;
     for (const req of touched) req.decodeMs += ms;
@@ -234,46 +201,32 @@ export class DecodeBatch {
 
   /** Remove rows whose sequence is done (the last row moves into each hole); end finished requests. */
   private removeFinished(): void {
-    const cache = this.cache;
     const ended = new Set<BatchedRequest>();
+    const order = this.rows.map((_, i) => i);
     for (let i = 0; i < this.rows.length;) {
       const r = this.rows[i];
       if (!r.seq.done && r.req.state !== 'cancelled') { i++; continue; }
       ended.add(r.req);
       const last = this.rows.length - 1;
-      if (i !== last && cache && this.length > 0) {
-        scope(() => {
-          for (const kv of [cache.k, cache.v]) {
-            for (const t of kv) T.copyInto(T.slice(T.slice(t, 0, i, i + 1), 2, 0, this.length), T.slice(T.slice(t, 0, last, last + 1), 2, 0, this.length));
-          }
-        });
-      }
       this.rows[i] = this.rows[last];
+      order[i] = order[last];
       this.rows.pop();
+      order.pop();
     }
+    if (this.state && order.length < this.state.batch) this.state.select(order);
     const live = new Set(this.rows.map((r) => r.req));
     for (const req of ended) {
       if (live.has(req) || req.state !== 'running') continue;
       req.state = 'finished';
       for (const q of req.sequences) q.close();
     }
-    if (this.rows.length === 0) this.length = 0;
+    if (this.rows.length === 0) this.state?.truncate(0);
   }
 
   dispose(): void {
     for (const r of [...this.pending]) this.cancel(r);
     for (const r of [...new Set(this.rows.map((x) => x.req))]) this.cancel(r);
-    this.cache?.dispose();
-    this.cache = null;
+    this.state?.dispose();
+    this.state = null;
   }
-}
-
-/** The first R rows of a cache, `length` columns filled, as a cache the model can extend. */
-function cacheView(cache: KVCache, R: number, length: number): KVCache {
-  const view = Object.create(KVCache.prototype) as KVCache;
-  Object.assign(view, {
-    config: cache.config, batch: R, maxLength: cache.maxLength, length,
-    k: cache.k.map((t) => T.slice(t, 0, 0, R)), v: cache.v.map((t) => T.slice(t, 0, 0, R)),
-  });
-  return view;
 }

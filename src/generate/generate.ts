@@ -1,25 +1,19 @@
-// Autoregressive decoding with a KV cache: prefill the prompt(s), then one token per step
-// through the logit-processor chain and a seeded sampler. Several prompts decode as one batch
-// (left-padded). Stops at max tokens, a stop id, or a stop string (trimmed from the text).
+// Autoregressive decoding with the model's decoding state (a KV cache, an SSM state): prefill
+// the prompt(s), then one token per step through the logit-processor chain and a seeded
+// sampler. Several prompts decode as one batch (left-padded). Stops at max tokens, a stop id,
+// or a stop string (trimmed from the text).
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
 import { scope } from '../tensor/storage.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Generator } from '../tensor/random.js';
 import { H } from '../backend/heap.js';
-import type { KVCache } from '../models/llama.js';
+import type { CausalLM, DecodeState } from '../models/causal.js';
 import {
   FrequencyPresencePenalty, MinP, RepetitionPenalty, Temperature, TopK, TopP, TypicalP,
 } from './processors.js';
 import type { LogitsProcessor } from './processors.js';
 import { argmaxOf, logSoftmaxOf, sampleFrom } from './sample.js';
-
-/** What generation needs from a model. */
-export interface CausalLM {
-  config: { vocab_size: number; max_position_embeddings: number; eos_token_id: number[] | null; bos_token_id: number | null };
-  forward(ids: Tensor, cache: KVCache | null, opts?: { padLeft?: number[]; lastOnly?: boolean }): Tensor;
-  newCache(batch: number, maxLength?: number): KVCache;
-}
 
 /**
  * A processor that follows sequences (a grammar constraint): `begin` is called once per sequence
@@ -195,8 +189,8 @@ export function prepareRequest(model: CausalLM, prompts: number[] | number[][], 
   }
   if (opts.stopStrings?.length && !opts.tokenizer) throw new Error('generate: stop strings need a tokenizer');
   const maxLen = Math.max(...batch.map((p) => p.length));
-  const maxNew = Math.min(opts.maxNewTokens ?? 128, model.config.max_position_embeddings - maxLen);
-  if (maxNew < 0) throw new RangeError(`generate: prompt of ${maxLen} tokens exceeds max_position_embeddings ${model.config.max_position_embeddings}`);
+  const maxNew = Math.min(opts.maxNewTokens ?? 128, model.contextLength - maxLen);
+  if (maxNew < 0) throw new RangeError(`generate: prompt of ${maxLen} tokens exceeds the model's context of ${model.contextLength} positions`);
   return { batch, maxLen, maxNew, stopIds: new Set(opts.stopIds ?? model.config.eos_token_id ?? []) };
 }
 
@@ -223,7 +217,7 @@ export function resultOf(seqs: Sequence[], opts: GenerateOptions, t: { prefillMs
  * A generation advanced one step at a time, for callers that interleave several (a server): the
  * first step() runs the prefill, each later one picks a token for every running sequence and
  * runs the model once. step() returns false once every sequence has finished; cancel() stops it
- * early and frees the KV cache. generate() is `while (g.step());`.
+ * early and frees the decoding state. generate() is `while (g.step());`.
  */
 export class Generation {
   readonly batchSize: number;
@@ -235,7 +229,7 @@ export class Generation {
   private readonly g: Generator;
   private readonly padLeft: number[];
   private readonly maxLen: number;
-  private cache: KVCache | null = null;
+  private decoding: DecodeState | null = null;
   private last: Float32Array[] | null = null;
   private state: 'new' | 'running' | 'finished' | 'cancelled' = 'new';
   private prefillMs = 0;
@@ -260,13 +254,13 @@ export class Generation {
     const B = this.batchSize;
     if (this.state === 'new') {
       this.state = 'running';
-      this.cache = model.newCache(B, this.maxLen + Math.max(this.maxNewTokens, 0));
+      this.decoding = model.newState(B, this.maxLen + Math.max(this.maxNewTokens, 0));
       const t0 = performance.now();
-      const { maxLen, padLeft, cache } = this;
+      const { maxLen, padLeft, decoding } = this;
       // Prefill: the padded prompts, logits of the last position only.
       this.last = noGrad(() => scope(() => {
         const ids = T.tensor(batch.map((p, b) => [...new Array(padLeft[b]).fill(0), ...p]), [B, maxLen], 'i32');
-        return rowsOf(T.contiguous(model.forward(ids, cache, { padLeft, lastOnly: true })), B, V);
+        return rowsOf(T.contiguous(model.forward(ids, decoding, { padLeft, lastOnly: true })), B, V);
       }));
       this.prefillMs = performance.now() - t0;
       if (this.maxNewTokens <= 0) this.end();
@@ -279,8 +273,8 @@ export class Generation {
       this.end();
       return false;
     }
-    const { cache, padLeft } = this;
-    this.last = noGrad(() => scope(() => rowsOf(model.forward(T.tensor(next.map((x) => [x]), [B, 1], 'i32'), cache, { padLeft }), B, V, this.last!)));
+    const { decoding, padLeft } = this;
+    this.last = noGrad(() => scope(() => rowsOf(model.forward(T.tensor(next.map((x) => [x]), [B, 1], 'i32'), decoding, { padLeft }), B, V, this.last!)));
     this.decodeMs += performance.now() - t1;
     return true;
   }
@@ -292,12 +286,12 @@ export class Generation {
   }
 
   private release(): void {
-    this.cache?.dispose();
-    this.cache = null;
+    this.decoding?.dispose();
+    this.decoding = null;
     this.last = null;
   }
 
-  /** Stop now (a client went away) and free the KV cache; result() then reports what was made. */
+  /** Stop now (a client went away) and free the decoding state; result() then reports what was made. */
   cancel(): void {
     if (this.state === 'finished' || this.state === 'cancelled') return;
     this.state = 'cancelled';

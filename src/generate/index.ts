@@ -1,5 +1,5 @@
 export { generate, Generation, Sequence } from './generate.js';
 export { DecodeBatch, BatchedRequest } from './batch.js';
-export type { CausalLM, GenerateOptions, GenerationResult, SequenceProcessor, TextDecoder_ } from './generate.js';
+export type { GenerateOptions, GenerationResult, SequenceProcessor, TextDecoder_ } from './generate.js';
 export * from './processors.js';
 export { argmaxOf, sampleFrom, logSoftmaxOf } from './sample.js';

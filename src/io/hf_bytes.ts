@@ -3,7 +3,7 @@
 // its weights in f32, checked against the config as readHfDir checks a directory.
 import { createModel } from '../models/index.js';
 import { withoutInit } from '../nn/module.js';
-import type { LlamaForCausalLM } from '../models/index.js';
+import type { CausalLM } from '../models/index.js';
 import { parseSafetensorsBytes } from './safetensors_bytes.js';
 import { checkLlamaTensors, llamaDims } from './llama.js';
 import { f32StateDict } from './dtypes.js';
@@ -23,7 +23,7 @@ export interface ModelFromBytesOptions {
  * Build a model from an HF config.json object and its weights: the bytes of a safetensors file,
  * or raw tensors already parsed (any dtype safetensors holds; converted to f32).
  */
-export function modelFromBytes(config: Record<string, unknown>, weights: Uint8Array | readonly RawTensor[], opts: ModelFromBytesOptions = {}): LlamaForCausalLM {
+export function modelFromBytes(config: Record<string, unknown>, weights: Uint8Array | readonly RawTensor[], opts: ModelFromBytesOptions = {}): CausalLM {
   const source = opts.source ?? 'model.safetensors';
   const configSource = opts.configSource ?? 'config.json';
   const tensors = weights instanceof Uint8Array ? parseSafetensorsBytes(weights, source).tensors : weights;

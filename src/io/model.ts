@@ -4,9 +4,9 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Tensor } from '../tensor/tensor.js';
-import { createModel, llamaConfigToJson } from '../models/index.js';
+import { createModel, LlamaForCausalLM } from '../models/index.js';
+import type { CausalLM } from '../models/index.js';
 import { withoutInit } from '../nn/module.js';
-import type { LlamaForCausalLM } from '../models/index.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { loadTokenizer } from '../tokenizers/load.js';
 import { Llama2cTokenizer } from '../tokenizers/llama2c.js';
@@ -21,7 +21,7 @@ import { IoError } from './errors.js';
 export type ModelFormat = 'hf' | 'llama2c' | 'gguf';
 
 export interface LoadedModel {
-  model: LlamaForCausalLM;
+  model: CausalLM;
   tokenizer: Tokenizer | null;
   format: ModelFormat;
   /** The HF config.json object the model was built from. */
@@ -39,7 +39,7 @@ export function detectModelFormat(p: string): ModelFormat {
 }
 
 /** Turn raw (any dtype) HF-named tensors into f32 model weights. */
-function loadWeights(model: LlamaForCausalLM, tensors: RawTensor[], source: string): void {
+function loadWeights(model: CausalLM, tensors: RawTensor[], source: string): void {
   // A tied model has no lm_head; an untied checkpoint of a tied config is an error (strict).
   model.loadStateDict(f32StateDict(tensors, source), { source });
 }
@@ -92,7 +92,7 @@ export async function loadModel(p: string, opts: { tokenizer?: string } = {}): P
 }
 
 /** The model's weights as HF-named raw tensors (tied weights once). */
-export function modelTensors(model: LlamaForCausalLM, dtype: 'F32' | 'F16' | 'BF16' = 'F32'): RawTensor[] {
+export function modelTensors(model: CausalLM, dtype: 'F32' | 'F16' | 'BF16' = 'F32'): RawTensor[] {
   const seen = new Set<Tensor>();
   const out: RawTensor[] = [];
   for (const [name, t] of model.namedTensors()) {
@@ -104,18 +104,22 @@ export function modelTensors(model: LlamaForCausalLM, dtype: 'F32' | 'F16' | 'BF
 }
 
 /** Save as an HF directory (config.json, model.safetensors, and the tokenizer if it can be saved). */
-export async function saveModel(model: LlamaForCausalLM, dir: string, opts: { tokenizer?: Tokenizer | null; dtype?: 'F32' | 'F16' | 'BF16' } = {}): Promise<void> {
-  await writeHfDir(dir, { config: llamaConfigToJson(model.config), tensors: modelTensors(model, opts.dtype) });
+export async function saveModel(model: CausalLM, dir: string, opts: { tokenizer?: Tokenizer | null; dtype?: 'F32' | 'F16' | 'BF16' } = {}): Promise<void> {
+  await writeHfDir(dir, { config: model.configJson(), tensors: modelTensors(model, opts.dtype) });
   const tk = opts.tokenizer as (Tokenizer & { save?: (p: string) => void }) | null | undefined;
   if (tk && typeof tk.save === 'function' && tk.kind === 'hf') tk.save(path.join(dir, 'tokenizer.json'));
 }
 
 /** Export a llama GGUF that llama.cpp loads (F32, F16 or Q8_0 matrices). */
-export async function exportGguf(model: LlamaForCausalLM, file: string, tokenizer: GgufTokenizer, dtype: 'F32' | 'F16' | 'BF16' | 'Q8_0' = 'F32'): Promise<void> {
-  await writeLlamaGguf(file, { config: llamaConfigToJson(model.config), tensors: modelTensors(model), tokenizer, dtype });
+export async function exportGguf(model: CausalLM, file: string, tokenizer: GgufTokenizer, dtype: 'F32' | 'F16' | 'BF16' | 'Q8_0' = 'F32'): Promise<void> {
+  const config = model.configJson();
+  if (!(model instanceof LlamaForCausalLM)) throw new IoError(file, `GGUF export of model_type "${String(config.model_type)}" is not supported`);
+  await writeLlamaGguf(file, { config, tensors: modelTensors(model), tokenizer, dtype });
 }
 
 /** Export a llama2.c checkpoint (version 1 "ak42", or the legacy headerless format). */
-export async function exportLlama2c(model: LlamaForCausalLM, file: string, opts: { version?: 0 | 1 } = {}): Promise<void> {
-  await writeLlama2c(file, { config: llamaConfigToJson(model.config), tensors: modelTensors(model) }, { version: opts.version ?? 1 });
+export async function exportLlama2c(model: CausalLM, file: string, opts: { version?: 0 | 1 } = {}): Promise<void> {
+  const config = model.configJson();
+  if (!(model instanceof LlamaForCausalLM)) throw new IoError(file, `llama2.c checkpoints hold LLaMA models, not model_type "${String(config.model_type)}"`);
+  await writeLlama2c(file, { config, tensors: modelTensors(model) }, { version: opts.version ?? 1 });
 }

@@ -1,14 +1,40 @@
-// Model families, keyed by Hugging Face `model_type`.
+// Model families, keyed by Hugging Face `model_type`. A family is one file with a class extending
+// CausalLM (causal.ts) and one entry in FAMILIES below; everything else finds it through
+// createModel.
 import { LlamaForCausalLM, parseLlamaConfig, LLAMA_MODEL_TYPES } from './llama.js';
 import { ConfigError } from './config.js';
+import type { CausalLM } from './causal.js';
+import type { Generator } from '../tensor/random.js';
 
+export { CausalLM, DecodeStateError } from './causal.js';
+export type { DecodeState, ForwardOptions, ModelConfig } from './causal.js';
 export { LlamaForCausalLM, KVCache, parseLlamaConfig, llamaConfigToJson } from './llama.js';
 export type { LlamaConfig } from './llama.js';
 export { ConfigError } from './config.js';
 
-/** Create a model from an HF config.json object (random weights; load a state dict after). */
-export function createModel(raw: Record<string, unknown>, source = 'config.json'): LlamaForCausalLM {
-  const type = (raw.model_type ?? 'llama') as string;
-  if ((LLAMA_MODEL_TYPES as readonly string[]).includes(type)) return new LlamaForCausalLM(parseLlamaConfig(raw, source));
-  throw new ConfigError(source, `model_type "${type}" is not supported (supported: ${LLAMA_MODEL_TYPES.join(', ')})`);
+export interface ModelFamily {
+  /** The HF model_type values this family reads. */
+  readonly modelTypes: readonly string[];
+  /** Build a model (random weights from `generator`) from a config.json object; errors name `source`. */
+  create(raw: Record<string, unknown>, source: string, generator?: Generator): CausalLM;
+}
+
+const FAMILIES: ModelFamily[] = [
+  { modelTypes: LLAMA_MODEL_TYPES, create: (raw, source, generator) => new LlamaForCausalLM(parseLlamaConfig(raw, source), { generator }) },
+];
+
+/** Every model_type createModel accepts. */
+export function supportedModelTypes(): string[] {
+  return FAMILIES.flatMap((f) => [...f.modelTypes]);
+}
+
+/**
+ * Create a model from an HF config.json object (random weights; load a state dict after). A
+ * config without model_type is read as LLaMA (llama2.c-era configs carry none).
+ */
+export function createModel(raw: Record<string, unknown>, source = 'config.json', opts: { generator?: Generator } = {}): CausalLM {
+  const type = raw.model_type ?? 'llama';
+  const family = FAMILIES.find((f) => f.modelTypes.includes(type as string));
+  if (!family) throw new ConfigError(source, `model_type ${JSON.stringify(type)} is not supported (supported: ${supportedModelTypes().join(', ')})`);
+  return family.create(raw, source, opts.generator);
 }

@@ -9,14 +9,16 @@
 //   logits = lm_head(norm(h))                                    // (B, T, V)
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
-import { attention, crossEntropy, rope, ropeQkvToCache, ropeTables, swiglu } from '../tensor/nn.js';
-import { unscoped } from '../tensor/storage.js';
+import { attention, rope, ropeQkvToCache, ropeTables, swiglu } from '../tensor/nn.js';
+import { scope, unscoped } from '../tensor/storage.js';
 import { isGradEnabled, noGrad } from '../tensor/autograd.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
 import { ShapeError, fmtShape } from '../tensor/errors.js';
 import { Module } from '../nn/module.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
 import { ConfigError, boolField, idsField, intField, numField } from './config.js';
+import { CausalLM, DecodeStateError, checkRows } from './causal.js';
+import type { DecodeState, ForwardOptions } from './causal.js';
 
 export interface LlamaConfig {
   model_type: 'llama' | 'mistral' | 'qwen2';
@@ -107,25 +109,36 @@ export function llamaConfigToJson(c: LlamaConfig): Record<string, unknown> {
 }
 
 /**
- * Keys and values of past positions, per layer (B, n_kv_heads, maxLen, head_dim), filled up to
- * `length`. Passed into forward() explicitly; truncate() rolls back (speculative decoding).
+ * Keys and values of past positions, per layer: storage (capacity, n_kv_heads, maxLength,
+ * head_dim), of which rows 0…batch−1 and positions 0…length−1 are in use. Passed into forward()
+ * explicitly; truncate() rolls back (speculative decoding), select/append/dropLeading serve
+ * continuous batching (rows right-aligned: every row ends at `length`, a shorter row's leading
+ * columns are masked padding).
  */
-export class KVCache {
+export class KVCache implements DecodeState {
   readonly k: Tensor[];
   readonly v: Tensor[];
   length = 0;
-  constructor(readonly config: LlamaConfig, readonly batch: number, readonly maxLength: number) {
+  batch: number;
+  readonly capacity: number;
+  constructor(readonly config: LlamaConfig, batch: number, readonly maxLength: number) {
+    this.batch = this.capacity = batch;
     const shape = [batch, config.num_key_value_heads, maxLength, config.head_dim];
     this.k = unscoped(() => Array.from({ length: config.num_hidden_layers }, () => T.empty(shape)));
     this.v = unscoped(() => Array.from({ length: config.num_hidden_layers }, () => T.empty(shape)));
+  }
+  /** Layer l's keys or values of the rows in use (batch, n_kv, maxLength, hd). */
+  private rows(t: Tensor): Tensor {
+    return this.batch === this.capacity ? t : T.slice(t, 0, 0, this.batch);
   }
   /** Store this step's k/v (B, n_kv, T, hd) at positions length…length+T−1; return all keys/values so far. */
   update(layer: number, k: Tensor, v: Tensor): [Tensor, Tensor] {
     const t = k.shape[2], end = this.length + t;
     if (end > this.maxLength) throw new ShapeError('KVCache', `cache of ${this.maxLength} positions cannot hold ${end}`);
-    T.copyInto(T.slice(this.k[layer], 2, this.length, end), k);
-    T.copyInto(T.slice(this.v[layer], 2, this.length, end), v);
-    return [T.slice(this.k[layer], 2, 0, end), T.slice(this.v[layer], 2, 0, end)];
+    const kc = this.rows(this.k[layer]), vc = this.rows(this.v[layer]);
+    T.copyInto(T.slice(kc, 2, this.length, end), k);
+    T.copyInto(T.slice(vc, 2, this.length, end), v);
+    return [T.slice(kc, 2, 0, end), T.slice(vc, 2, 0, end)];
   }
   /**
    * Inference: the fused q/k/v projection qkv (B, T, (Hq + 2·n_kv)·hd) of this step gets RoPE
@@ -135,12 +148,73 @@ export class KVCache {
   ropeAppend(layer: number, qkv: Tensor, Hq: number, cos: Tensor, sin: Tensor): [Tensor, Tensor] {
     const end = this.length + qkv.shape[1];
     if (end > this.maxLength) throw new ShapeError('KVCache', `cache of ${this.maxLength} positions cannot hold ${end}`);
-    ropeQkvToCache(qkv, this.k[layer], this.v[layer], this.length, cos, sin, Hq, this.config.num_key_value_heads);
-    return [T.slice(this.k[layer], 2, 0, end), T.slice(this.v[layer], 2, 0, end)];
+    const kc = this.rows(this.k[layer]), vc = this.rows(this.v[layer]);
+    ropeQkvToCache(qkv, kc, vc, this.length, cos, sin, Hq, this.config.num_key_value_heads);
+    return [T.slice(kc, 2, 0, end), T.slice(vc, 2, 0, end)];
   }
   truncate(length: number): void {
-    if (length < 0 || length > this.length) throw new ShapeError('KVCache.truncate', `length ${length} outside [0, ${this.length}]`);
+    if (!Number.isInteger(length) || length < 0 || length > this.length) throw new DecodeStateError(`KVCache.truncate: length ${length} outside [0, ${this.length}]`);
     this.length = length;
+  }
+  /** Columns [from, to) of rows [r0, r1) of every layer's keys and values. */
+  private *blocks(r0: number, r1: number, from: number, to: number): IterableIterator<Tensor> {
+    for (const t of [...this.k, ...this.v]) yield T.slice(T.slice(t, 0, r0, r1), 2, from, to);
+  }
+  select(rows: readonly number[]): void {
+    checkRows(rows, this.batch, 'KVCache');
+    const L = this.length;
+    scope(() => {
+      // Rows that move are read before any is overwritten.
+      const moves = rows.map((src, dst) => [src, dst]).filter(([src, dst]) => src !== dst);
+      const saved = moves.map(([src]) => [...this.blocks(src, src + 1, 0, L)].map((b) => T.clone(b)));
+      moves.forEach(([, dst], i) => [...this.blocks(dst, dst + 1, 0, L)].forEach((b, j) => T.copyInto(b, saved[i][j])));
+    });
+    this.batch = rows.length;
+  }
+  append(src: DecodeState): void {
+    if (!(src instanceof KVCache) || src.k.length !== this.k.length || src.k[0].shape.slice(1, 2).join() !== this.k[0].shape.slice(1, 2).join() || src.k[0].shape[3] !== this.k[0].shape[3]) {
+      throw new DecodeStateError('KVCache.append: the source is not a KV cache of the same model');
+    }
+    const n = src.batch, r0 = this.batch;
+    if (r0 + n > this.capacity) throw new DecodeStateError(`KVCache.append: ${r0} + ${n} rows exceed the capacity of ${this.capacity}`);
+    const L = Math.max(this.length, src.length);
+    if (L > this.maxLength) throw new DecodeStateError(`KVCache.append: ${L} positions exceed the cache of ${this.maxLength}`);
+    scope(() => {
+      const d = L - this.length;
+      if (d > 0 && r0 > 0 && this.length > 0) {
+        // Shift the rows already here right by d; their new leading columns are padding.
+        const moved = [...this.blocks(0, r0, 0, this.length)].map((b) => T.clone(b));
+        [...this.blocks(0, r0, d, d + this.length)].forEach((b, i) => T.copyInto(b, moved[i]));
+      }
+      if (d > 0 && r0 > 0) for (const b of this.blocks(0, r0, 0, d)) T.copyInto(b, T.zeros([...b.shape]));
+      const c0 = L - src.length;
+      const srcBlocks = [...src.blocks(0, n, 0, src.length)];
+      [...this.blocks(r0, r0 + n, c0, L)].forEach((b, i) => T.copyInto(b, srcBlocks[i]));
+      // Masked padding must still be finite (a masked NaN poisons the softmax).
+      if (c0 > 0) for (const b of this.blocks(r0, r0 + n, 0, c0)) T.copyInto(b, T.zeros([...b.shape]));
+    });
+    this.length = L;
+    this.batch = r0 + n;
+  }
+  dropLeading(n: number): void {
+    if (!Number.isInteger(n) || n < 0 || n > this.length) throw new DecodeStateError(`KVCache.dropLeading: ${n} outside [0, ${this.length}]`);
+    if (n === 0) return;
+    const L = this.length;
+    scope(() => {
+      const kept = [...this.blocks(0, this.batch, n, L)].map((b) => T.clone(b));
+      [...this.blocks(0, this.batch, 0, L - n)].forEach((b, i) => T.copyInto(b, kept[i]));
+    });
+    this.length = L - n;
+  }
+  clone(): KVCache {
+    const c = new KVCache(this.config, this.capacity, this.maxLength);
+    c.batch = this.batch;
+    c.length = this.length;
+    scope(() => {
+      const mine = [...this.blocks(0, this.batch, 0, this.length)];
+      [...c.blocks(0, c.batch, 0, c.length)].forEach((b, i) => T.copyInto(b, mine[i]));
+    });
+    return c;
   }
   dispose(): void {
     for (const t of [...this.k, ...this.v]) t.dispose();
@@ -260,7 +334,7 @@ class LlamaModel extends Module {
   }
 }
 
-export class LlamaForCausalLM extends Module {
+export class LlamaForCausalLM extends CausalLM {
   model: LlamaModel;
   /** The output projection; absent when tied to the input embedding. */
   lm_head: Linear | null;
@@ -278,13 +352,17 @@ export class LlamaForCausalLM extends Module {
     });
   }
 
+  get contextLength(): number { return this.config.max_position_embeddings; }
+
   /**
    * Hidden states after the final norm (B, T, D). With `padLeft` (batched prompts of unequal
    * length, left-padded), row b's first padLeft[b] positions are padding: they are masked out
    * of attention and the row's positions start after them.
    */
-  hidden(ids: Tensor, cache: KVCache | null = null, opts: { padLeft?: number[] } = {}): Tensor {
+  hidden(ids: Tensor, state: DecodeState | null = null, opts: ForwardOptions = {}): Tensor {
     if (ids.dtype !== 'i32' || ids.ndim !== 2) throw new ShapeError('LlamaForCausalLM', `input ids must be an i32 tensor (B, T), got ${ids.dtype} ${fmtShape(ids.shape)}`);
+    if (state && !(state instanceof KVCache)) throw new DecodeStateError('LlamaForCausalLM: the decoding state is not a KV cache (made by another model family?)');
+    const cache = state;
     const [B, Tn] = ids.shape;
     const start = cache ? cache.length : 0;
     if (cache && cache.batch !== B) throw new ShapeError('LlamaForCausalLM', `cache batch ${cache.batch} differs from input batch ${B}`);
@@ -322,34 +400,17 @@ export class LlamaForCausalLM extends Module {
     return { rows, cos: rows[0].cos, sin: rows[0].sin, mask: T.tensor(m, [B, 1, Tn, S]) };
   }
 
-  /**
-   * Logits (B, T, V) for input ids (B, T); with a cache, positions continue after it. With
-   * lastOnly, only the last position's logits (B, 1, V) are computed (prefill for decoding).
-   */
-  forward(ids: Tensor, cache: KVCache | null = null, opts: { padLeft?: number[]; lastOnly?: boolean } = {}): Tensor {
-    const h = this.hidden(ids, cache, opts);
-    return this.project(opts.lastOnly ? T.slice(h, 1, -1) : h);
-  }
-
   /** Output logits from hidden states (tied or untied head). */
   project(h: Tensor): Tensor {
     return this.lm_head ? this.lm_head.forward(h) : T.linear(h, this.model.embed_tokens.weight);
   }
 
-  /**
-   * Mean next-token cross-entropy. Without targets, ids (B, T+1) hold inputs and shifted
-   * targets: positions 0…T−1 are fed and predict 1…T. With targets (B, T) (e.g. −100 on prompt
-   * tokens for instruction tuning), ids (B, T) are the inputs.
-   */
-  loss(ids: Tensor, targets?: Tensor, opts: { ignoreIndex?: number } = {}): Tensor {
-    if (targets) return crossEntropyFlat(this.forward(ids), targets, opts.ignoreIndex);
-    const Tn = ids.shape[1];
-    const logits = this.forward(T.contiguous(T.slice(ids, 1, 0, Tn - 1)));
-    return crossEntropyFlat(logits, T.contiguous(T.slice(ids, 1, 1, Tn)), opts.ignoreIndex);
+  newState(batch: number, maxLength = this.config.max_position_embeddings): KVCache {
+    return new KVCache(this.config, batch, maxLength);
   }
 
-  newCache(batch: number, maxLength = this.config.max_position_embeddings): KVCache {
-    return new KVCache(this.config, batch, maxLength);
+  configJson(): Record<string, unknown> {
+    return llamaConfigToJson(this.config);
   }
 
   override dispose(): void {
@@ -410,11 +471,6 @@ function fusedRows(ls: Module[]): Tensor | null {
 /** A Linear layer as constructed here (not a subclass or an adapter in its place), without bias. */
 function plainLinear(l: Module): l is Linear {
   return l instanceof Linear && l.constructor === Linear && !l.bias;
-}
-
-function crossEntropyFlat(logits: Tensor, targets: Tensor, ignoreIndex?: number): Tensor {
-  const V = logits.shape[logits.ndim - 1];
-  return crossEntropy(T.reshape(logits, [-1, V]), T.reshape(targets, [-1]), { ignoreIndex });
 }
 
 export { ConfigError };

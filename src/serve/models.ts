@@ -5,7 +5,7 @@
 import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { loadModel } from '../io/model.js';
-import type { LlamaForCausalLM } from '../models/llama.js';
+import type { CausalLM } from '../models/causal.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { chatTemplateFromConfig, CHATML_TEMPLATE } from '../tokenizers/chat.js';
 import { readTokenizerConfig } from '../tokenizers/load.js';
@@ -37,14 +37,14 @@ export class ServedModel {
   constructor(
     readonly id: string,
     readonly path: string,
-    readonly model: LlamaForCausalLM,
+    readonly model: CausalLM,
     readonly tokenizer: Tokenizer | null,
     readonly chat: ChatFormat,
     /** The HF directory the model was read from (the playground's in-browser mode fetches it). */
     readonly hfDir: string | null,
   ) {}
 
-  get contextLength(): number { return this.model.config.max_position_embeddings; }
+  get contextLength(): number { return this.model.contextLength; }
 
   /** Ids that end an assistant turn: the tokenizer's EOS and the template's end-of-turn token. */
   get stopIds(): number[] {

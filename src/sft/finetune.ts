@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadModel, saveModel } from '../io/model.js';
-import type { LlamaForCausalLM } from '../models/llama.js';
+import type { CausalLM } from '../models/causal.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { Generator } from '../tensor/random.js';
 import { applyLora, trainableSummary } from '../lora/model.js';
@@ -35,7 +35,7 @@ export interface FinetuneOptions extends Partial<SftOptions> {
 }
 
 export interface FinetuneResult {
-  model: LlamaForCausalLM;
+  model: CausalLM;
   tokenizer: Tokenizer;
   steps: SftStep[];
   valLossBefore: number | null;
@@ -60,14 +60,14 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const rows = readInstructionData(o.data);
   const { model, tokenizer } = await loadModel(o.model, { tokenizer: o.tokenizer });
   if (!tokenizer) throw new SftDataError(`${o.model}: no tokenizer found; pass --tokenizer`);
-  const maxLen = Math.min(o.format?.maxLength ?? model.config.max_position_embeddings, model.config.max_position_embeddings);
+  const maxLen = Math.min(o.format?.maxLength ?? model.contextLength, model.contextLength);
   const fmt: FormatOptions = { ...o.format, maxLength: maxLen };
   const seed = o.seed ?? 0;
   const { train: trainRows, val: valRows } = splitRows(rows, o.valFraction ?? 0.05, seed);
   let train: SftExample[] = trainRows.map((r) => tokenizeRow(r, tokenizer, fmt));
   const val = valRows.map((r) => tokenizeRow(r, tokenizer, fmt));
   if (o.packLength) {
-    if (o.packLength + 1 > model.config.max_position_embeddings) throw new SftDataError(`--pack ${o.packLength} exceeds max_position_embeddings ${model.config.max_position_embeddings} − 1`);
+    if (o.packLength + 1 > model.contextLength) throw new SftDataError(`--pack ${o.packLength} exceeds the model's context (max_position_embeddings ${model.contextLength}) − 1`);
     train = pack(train, o.packLength);
     if (!train.length) throw new SftDataError(`${o.data}: too little data for one packed row of ${o.packLength} tokens`);
   }

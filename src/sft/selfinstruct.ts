@@ -7,7 +7,7 @@
 // (seeds included). The teacher is a tslm model or an OpenAI-compatible HTTP endpoint.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Generator } from '../tensor/random.js';
-import type { LlamaForCausalLM } from '../models/llama.js';
+import type { CausalLM } from '../models/causal.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { generate } from '../generate/generate.js';
 import { SftDataError } from './data.js';
@@ -192,10 +192,10 @@ export class OpenAITeacher implements Teacher {
 
 /** A local tslm model as the teacher (sampled with the request's temperature/top-p, stop strings). */
 export class LocalTeacher implements Teacher {
-  constructor(readonly model: LlamaForCausalLM, readonly tokenizer: Tokenizer) {}
+  constructor(readonly model: CausalLM, readonly tokenizer: Tokenizer) {}
   async complete(prompts: string[], r: TeacherRequest): Promise<Completion[]> {
     const out: Completion[] = [];
-    const max = this.model.config.max_position_embeddings;
+    const max = this.model.contextLength;
     for (let i = 0; i < prompts.length; i++) {
       let ids = this.tokenizer.encode(prompts[i]);
       if (this.tokenizer.bosId !== null) ids = [this.tokenizer.bosId, ...ids];

@@ -4,7 +4,7 @@
 import * as T from '../tensor/ops.js';
 import { scope } from '../tensor/storage.js';
 import { noGrad } from '../tensor/autograd.js';
-import type { LlamaForCausalLM } from '../models/llama.js';
+import type { CausalLM } from '../models/causal.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { AdamW, clipGradNorm } from '../train/optim.js';
 import { cosineWithWarmup } from '../train/schedule.js';
@@ -31,7 +31,7 @@ export const DEFAULT_SFT_OPTIONS: SftOptions = { steps: 200, batchSize: 8, lr: 2
 export interface SftStep { step: number; loss: number; lr: number; gradNorm: number; valLoss?: number; seconds: number }
 
 /** Mean loss over the response tokens of the examples (no grad; dropout off). */
-export function responseLoss(model: LlamaForCausalLM, examples: SftExample[], batchSize = 8, padId = 0): number {
+export function responseLoss(model: CausalLM, examples: SftExample[], batchSize = 8, padId = 0): number {
   const was = model.training;
   model.eval();
   let total = 0, count = 0;
@@ -47,7 +47,7 @@ export function responseLoss(model: LlamaForCausalLM, examples: SftExample[], ba
 }
 
 /** Fine-tune on examples; only parameters that require grad are optimized. */
-export function sftTrain(model: LlamaForCausalLM, train: SftExample[], opts: Partial<SftOptions> & {
+export function sftTrain(model: CausalLM, train: SftExample[], opts: Partial<SftOptions> & {
   val?: SftExample[]; padId?: number; onStep?: (s: SftStep) => void;
 } = {}): SftStep[] {
   const o: SftOptions = { ...DEFAULT_SFT_OPTIONS, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) } as SftOptions;
@@ -96,7 +96,7 @@ export function sftTrain(model: LlamaForCausalLM, train: SftExample[], opts: Par
 }
 
 /** Greedy answers to each row's prompt and the fraction that equal the expected response exactly (trimmed). */
-export function exactMatch(model: LlamaForCausalLM, tok: Tokenizer, rows: InstructionRow[], o: FormatOptions & { maxNewTokens?: number } = {}): { accuracy: number; answers: string[] } {
+export function exactMatch(model: CausalLM, tok: Tokenizer, rows: InstructionRow[], o: FormatOptions & { maxNewTokens?: number } = {}): { accuracy: number; answers: string[] } {
   const was = model.training;
   model.eval();
   const answers: string[] = [];

@@ -8,8 +8,7 @@ import path from 'node:path';
 import { Tensor } from '../tensor/tensor.js';
 import { tensor } from '../tensor/ops.js';
 import { unscoped } from '../tensor/storage.js';
-import type { LlamaForCausalLM } from '../models/llama.js';
-import { llamaConfigToJson } from '../models/llama.js';
+import type { CausalLM } from '../models/causal.js';
 import { modelTensors } from '../io/model.js';
 import { writeHfDir, readHfDir } from '../io/hf.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
@@ -44,13 +43,13 @@ export function checkpointDir(out: string): string {
 
 /** Write a checkpoint of model, tokenizer, optimizer and trainer state under out/checkpoint. */
 export async function saveCheckpoint(out: string, c: {
-  model: LlamaForCausalLM; tokenizer?: Tokenizer | null; opt: AdamW; state: TrainState; options: TrainOptions; train: BatcherState; extra?: Record<string, unknown>;
+  model: CausalLM; tokenizer?: Tokenizer | null; opt: AdamW; state: TrainState; options: TrainOptions; train: BatcherState; extra?: Record<string, unknown>;
 }): Promise<string> {
   mkdirSync(out, { recursive: true });
   const final = checkpointDir(out), prev = `${final}.prev`, tmp = `${final}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   try {
-    const config = llamaConfigToJson(c.model.config);
+    const config = c.model.configJson();
     await writeHfDir(tmp, { config, tensors: modelTensors(c.model) });
     const tk = c.tokenizer as (Tokenizer & { save?: (p: string) => void }) | null | undefined;
     if (tk && tk.kind === 'hf' && typeof tk.save === 'function') tk.save(path.join(tmp, 'tokenizer.json'));
@@ -92,10 +91,12 @@ export function readTrainerState(dir: string): TrainerStateFile {
 }
 
 /** Load weights and optimizer moments from a checkpoint into an existing model and optimizer. */
-export async function loadCheckpoint(dir: string, model: LlamaForCausalLM, opt: AdamW): Promise<TrainerStateFile> {
+export async function loadCheckpoint(dir: string, model: CausalLM, opt: AdamW): Promise<TrainerStateFile> {
   const st = readTrainerState(dir);
-  const mine = llamaConfigToJson(model.config);
-  for (const k of ['hidden_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'intermediate_size', 'vocab_size', 'tie_word_embeddings']) {
+  const mine = model.configJson();
+  // Every field that shapes the model must be the same (the family's whole config, as saved).
+  for (const k of new Set([...Object.keys(mine), ...Object.keys(st.config)])) {
+    if (k === 'torch_dtype' || k === 'transformers_version') continue;
     if (JSON.stringify(st.config[k]) !== JSON.stringify(mine[k])) {
       throw new CheckpointError(`${dir}: checkpoint has ${k} = ${JSON.stringify(st.config[k])}, this run's model has ${JSON.stringify(mine[k])}; resume with the same config`);
     }

@@ -4,7 +4,8 @@
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { Generator } from '../tensor/random.js';
-import { LlamaForCausalLM, parseLlamaConfig } from '../models/llama.js';
+import { createModel } from '../models/index.js';
+import type { CausalLM } from '../models/causal.js';
 import { ConfigError } from '../models/config.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { loadTokenizer } from '../tokenizers/load.js';
@@ -34,7 +35,7 @@ export interface RunOptions extends Partial<TrainOptions> {
   progress?: (m: StepMetrics, total: number) => void;
   title?: string;
   /** Extra HTML report content. */
-  samples?: (model: LlamaForCausalLM, tokenizer: Tokenizer) => { prompt: string; text: string }[];
+  samples?: (model: CausalLM, tokenizer: Tokenizer) => { prompt: string; text: string }[];
   /** More summary rows for the report (computed once, at the end). */
   extraSummary?: (ctx: { tokens: TokenFile; train: Batcher; val: Batcher; vocab: number }) => [string, string][];
   /** Stop (with a checkpoint) once this many steps are done in total, before opts.steps. */
@@ -44,7 +45,7 @@ export interface RunOptions extends Partial<TrainOptions> {
 }
 
 export interface RunResult {
-  model: LlamaForCausalLM;
+  model: CausalLM;
   tokenizer: Tokenizer;
   metrics: StepMetrics[];
   valLoss: number | null;
@@ -120,11 +121,13 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   rawConfig.vocab_size = tokenizer.vocabSize;
   if (tokenizer.bosId !== null) rawConfig.bos_token_id = tokenizer.bosId;
   if (tokenizer.eosId !== null) rawConfig.eos_token_id = tokenizer.eosId;
-  const config = parseLlamaConfig(rawConfig, typeof o.config === 'string' ? o.config : 'config');
-
   const opts: TrainOptions = { ...DEFAULT_TRAIN_OPTIONS, ...(prevState?.options ?? {}), ...definedOnly(o) };
-  if (opts.seqLen > config.max_position_embeddings) {
-    throw new ConfigError('config', `sequence length ${opts.seqLen} exceeds max_position_embeddings ${config.max_position_embeddings}`);
+  // The model (random weights from the run's seed); its config is checked here, before the data is read.
+  const model = createModel(rawConfig, typeof o.config === 'string' ? o.config : 'config', { generator: new Generator(opts.seed) });
+  const config = model.config;
+  if (opts.seqLen > model.contextLength) {
+    model.dispose();
+    throw new ConfigError('config', `sequence length ${opts.seqLen} exceeds max_position_embeddings ${model.contextLength} (the model's context)`);
   }
 
   // Token file (kept across resumes).
@@ -137,7 +140,6 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const tokens = new TokenFile(tokFile);
   const { train, val } = splitBatchers(tokens, opts.seqLen, opts.batchSize, { valFraction: o.valFraction ?? 0.05, seed: opts.seed });
 
-  const model = new LlamaForCausalLM(config, { generator: new Generator(opts.seed) });
   const opt = createOptimizer(model, opts);
   let state: TrainState = { step: 0, tokens: 0, elapsedSeconds: 0 };
   const metricsFile = path.join(o.out, 'metrics.jsonl');
@@ -175,13 +177,13 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
 }
 
 /** loss.svg and report.html; `extra` (summary rows) is given for the final report, which also gets samples. */
-function writeReports(o: RunOptions, metrics: StepMetrics[], model: LlamaForCausalLM, tokenizer: Tokenizer, opts: TrainOptions, s: TrainState, val: number | null, extra: [string, string][] | null): void {
+function writeReports(o: RunOptions, metrics: StepMetrics[], model: CausalLM, tokenizer: Tokenizer, opts: TrainOptions, s: TrainState, val: number | null, extra: [string, string][] | null): void {
   const final = extra !== null;
   const title = o.title ?? 'tslm training run';
   writeFileAtomic(path.join(o.out, 'loss.svg'), lossCurveSvg(metrics, { title }));
   const last = metrics[metrics.length - 1];
   const summary: [string, string][] = [
-    ['model', `${model.config.model_type}, ${(model.numParameters() / 1e6).toFixed(2)}M parameters (${model.config.num_hidden_layers} layers, hidden ${model.config.hidden_size}, ${model.config.num_attention_heads} heads, vocab ${model.config.vocab_size})`],
+    ['model', `${model.config.model_type}, ${(model.numParameters() / 1e6).toFixed(2)}M parameters (${model.config.num_hidden_layers} layers, hidden ${model.config.hidden_size}, vocab ${model.config.vocab_size})`],
     ['steps', `${s.step} / ${opts.steps} (batch ${opts.batchSize} × ${opts.seqLen} tokens${opts.gradAccum > 1 ? ` × ${opts.gradAccum}` : ''})`],
     ['tokens seen', String(s.tokens)],
     ['training time', `${s.elapsedSeconds.toFixed(1)} s (${(s.tokens / Math.max(s.elapsedSeconds, 1e-9)).toFixed(0)} tokens/s)`],

@@ -40,7 +40,7 @@ test('generate from an HF directory with a SentencePiece tokenizer: text, ids an
 
 test('a llama2.c checkpoint without a tokenizer generates ids from BOS; bad input fails clearly', async () => {
   const m = createModel({ model_type: 'llama', hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 4, vocab_size: 40, max_position_embeddings: 32, rms_norm_eps: 1e-5 }, 'cfg');
-  T.noGrad(() => m.model.embed_tokens.weight); // default init
+  T.noGrad(() => (m as T.LlamaForCausalLM).model.embed_tokens.weight); // default init
   void Generator;
   const f = path.join(dir, 'model.bin');
   await exportLlama2c(m, f);

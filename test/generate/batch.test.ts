@@ -11,11 +11,11 @@ import { DecodeBatch } from '../../src/generate/batch.js';
 import type { BatchedRequest } from '../../src/generate/batch.js';
 import type { GenerateOptions } from '../../src/generate/generate.js';
 import { modelFromBytes } from '../../src/io/hf_bytes.js';
-import type { LlamaForCausalLM } from '../../src/models/llama.js';
+import type { CausalLM } from '../../src/models/causal.js';
 import { BACKENDS, fixture, fixturePath } from '../helpers.js';
 import { withBackend } from '../../src/backend/index.js';
 
-let model: LlamaForCausalLM;
+let model: CausalLM;
 before(async () => {
   await init({ threads: 2 });
   const fx = fixture<{ config: Record<string, unknown> }>('llama/llama_gqa_untied.json');

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import * as T from '../../src/index.js';
 import { init, shutdown, scope, noGrad, generate, createModel, loadModel, saveModel, exportGguf, exportLlama2c } from '../../src/index.js';
-import type { LlamaForCausalLM } from '../../src/index.js';
+import type { CausalLM } from '../../src/index.js';
 import { tempDir, tinyLlamaConfig, tinyLlamaTensors } from './util.js';
 import { tinySpmTokenizer } from './tiny_llama.js';
 import { assertClose } from '../helpers.js';
@@ -29,7 +29,7 @@ after(async () => { await llama?.dispose(); await shutdown(); });
 const cfg = tinyLlamaConfig(); // hidden 64, 4 heads, 2 kv heads, 2 layers, vocab 300, theta 1e4, eps 1e-5
 const PROMPT = [1, 270, 5, 290, 100, 33, 261, 299];
 
-function tinyModel(): LlamaForCausalLM {
+function tinyModel(): CausalLM {
   const m = createModel(cfg);
   scope(() => {
     const sd: Record<string, T.Tensor> = {};
@@ -38,7 +38,7 @@ function tinyModel(): LlamaForCausalLM {
   });
   return m;
 }
-const logitsOf = (m: LlamaForCausalLM) => noGrad(() => scope(() => m.forward(T.tensor([PROMPT], undefined, 'i32')).toArray()));
+const logitsOf = (m: CausalLM) => noGrad(() => scope(() => m.forward(T.tensor([PROMPT], undefined, 'i32')).toArray()));
 
 test('HF directory round trip (F32 exact, F16 close)', async (t) => {
   const dir = tempDir(t);

@@ -48,7 +48,7 @@ for (const name of ['llama_gqa_untied', 'llama_mha_tied', 'qwen2_bias']) {
         }
         assert.deepEqual(seq.slice(fx.greedy.prompt.length), fx.greedy.ids, `${name} [${b}] greedy ids (no cache)`);
         // greedy with the KV cache: prefill then one token at a time
-        const cache = model.newCache(1, 32);
+        const cache = model.newState(1, 32);
         let lg = model.forward(T.tensor([fx.greedy.prompt], undefined, 'i32'), cache);
         const out: number[] = [];
         for (let i = 0; i < fx.greedy.ids.length; i++) {

@@ -19,14 +19,14 @@ import { loadModel } from '../../src/io/model.js';
 import { generate } from '../../src/generate/generate.js';
 import { applyChatTemplate } from '../../src/tokenizers/chat.js';
 import { loadTest } from '../../src/serve/loadtest.js';
-import type { LlamaForCausalLM } from '../../src/models/llama.js';
+import type { CausalLM } from '../../src/models/causal.js';
 import type { Tokenizer } from '../../src/tokenizers/tokenizer.js';
 import { makeTinyModelDir, CHATML } from './fixture.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 let dir = '', work = '', url = '', proc: ChildProcess | null = null;
 let client: OpenAI;
-let ref: { model: LlamaForCausalLM; tokenizer: Tokenizer };
+let ref: { model: CausalLM; tokenizer: Tokenizer };
 const ajv = new Ajv({ strict: false });
 
 /** Start `tslm serve` and resolve with the URL it prints on its first stdout line. */

@@ -23,7 +23,7 @@ after(async () => { await shutdown(); rmSync(dir, { recursive: true, force: true
 test('finetune (LoRA) → PEFT adapter; generate --adapter; merge-lora gives the same tokens; clear errors', async () => {
   const tok = trainByteLevelBPE(['Below is an instruction that describes a task. Write a response that appropriately completes the request. ### Instruction: ### Response: Name a colour. red blue green cat dog sun moon tree'], { vocabSize: 280, specialTokens: ['<|endoftext|>'] });
   const m = createModel({ model_type: 'llama', hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: tok.vocabSize, max_position_embeddings: 128, tie_word_embeddings: true, bos_token_id: 0, eos_token_id: 0 });
-  T.copyInto(m.model.embed_tokens.weight, T.randn([tok.vocabSize, 32], { std: 1, generator: new Generator(4) }));
+  T.copyInto((m as T.LlamaForCausalLM).model.embed_tokens.weight, T.randn([tok.vocabSize, 32], { std: 1, generator: new Generator(4) }));
   const mdir = path.join(dir, 'base');
   await saveModel(m, mdir, { tokenizer: tok });
   m.dispose();

@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { init, shutdown, loadModel, noGrad, scope, tensor, withBackend } from '../../src/index.js';
+import type { LlamaForCausalLM } from '../../src/index.js';
 import { fixture, fixturePath } from '../helpers.js';
 
 before(async () => { await init({ threads: 2 }); });
@@ -21,7 +22,7 @@ for (const variant of ['llama_gqa_tied', 'llama_gqa_untied']) {
     const { model, config } = await loadModel(fixturePath(`interop/${variant}`));
     try {
       assert.equal(config.tie_word_embeddings, variant.endsWith('_tied'));
-      assert.equal(model.lm_head === null, variant.endsWith('_tied'), 'tied checkpoints have no lm_head');
+      assert.equal((model as LlamaForCausalLM).lm_head === null, variant.endsWith('_tied'), 'tied checkpoints have no lm_head');
       const [B, T1] = ref.batch_shape;
       assert.deepEqual([batch.input_ids.length, batch.input_ids[0].length], [B, T1]);
       for (const b of ['ref', 'wasm'] as const) {

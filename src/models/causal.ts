@@ -1,0 +1,124 @@
+// The causal-LM contract: what every model family implements, and all that generation,
+// continuous batching, training, instruction tuning, LoRA, serving, benchmarks and the CLI know
+// of a model. A new family is one file with a class extending CausalLM and a registry entry
+// (models/index.ts); nothing above models/ asks which family it holds.
+//
+//   logits = model.forward(ids, state)   // ids (B, T) i32 → (B, T, V); the state advances by T
+//   loss   = model.loss(ids)             // next-token cross-entropy (shared by every family)
+//   state  = model.newState(B, maxLength) // a KV cache, a conv + SSM state, … (DecodeState)
+import { Tensor } from '../tensor/tensor.js';
+import * as T from '../tensor/ops.js';
+import { crossEntropy } from '../tensor/nn.js';
+import { Module } from '../nn/module.js';
+
+/** The config fields every family has (Hugging Face config.json names); families add their own. */
+export interface ModelConfig {
+  model_type: string;
+  vocab_size: number;
+  hidden_size: number;
+  num_hidden_layers: number;
+  tie_word_embeddings: boolean;
+  bos_token_id: number | null;
+  eos_token_id: number[] | null;
+}
+
+export interface ForwardOptions {
+  /**
+   * Left padding of a batch of unequal lengths: row b's first padLeft[b] positions (counted from
+   * the start of the decoding state) are padding, which no later position of the row sees.
+   */
+  padLeft?: number[];
+  /** Only the last position's logits (B, 1, V): the prefill before decoding. */
+  lastOnly?: boolean;
+}
+
+/**
+ * A family's decoding state for `batch` sequences (rows): a KV cache for attention, conv and SSM
+ * states for a recurrent model. Every row has consumed `length` positions (a row's leading ones
+ * may be padding, see ForwardOptions.padLeft); forward() with the state continues from there.
+ * The operations below are what generation, continuous batching and speculative decoding need.
+ */
+export interface DecodeState {
+  /** Rows in use. */
+  readonly batch: number;
+  /** Rows the state's storage holds (append() may grow `batch` up to it). */
+  readonly capacity: number;
+  /** Positions consumed by every row. */
+  readonly length: number;
+  /** Positions the state can hold (Infinity when it does not grow with the sequence). */
+  readonly maxLength: number;
+  /** Roll back to `length` positions (speculative decoding); an error when the state cannot. */
+  truncate(length: number): void;
+  /** Keep these rows, in this order: new row i is old row rows[i] (continuous batching). */
+  select(rows: readonly number[]): void;
+  /**
+   * Add the rows of `src` (a state of the same model) after this state's rows, aligned so that
+   * every row ends at the same position: length becomes max(this.length, src.length), and the
+   * rows that were shorter get padding on the left (their padLeft grows by the difference).
+   */
+  append(src: DecodeState): void;
+  /** Drop the first n positions of every row (padding that every row has). */
+  dropLeading(n: number): void;
+  clone(): DecodeState;
+  dispose(): void;
+}
+
+export class DecodeStateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DecodeStateError';
+  }
+}
+
+/** A causal language model of any family. */
+export abstract class CausalLM extends Module {
+  abstract readonly config: ModelConfig;
+
+  /** Positions the model can process in one sequence (Infinity for recurrent families). */
+  abstract get contextLength(): number;
+
+  /**
+   * Hidden states after the final norm (B, T, D) for input ids (B, T) (i32); with a state,
+   * positions continue after it and the state advances by T.
+   */
+  abstract hidden(ids: Tensor, state?: DecodeState | null, opts?: ForwardOptions): Tensor;
+
+  /** Output logits (…, V) from hidden states (…, D). */
+  abstract project(h: Tensor): Tensor;
+
+  /** A decoding state for `batch` rows of up to maxLength positions (default: contextLength). */
+  abstract newState(batch: number, maxLength?: number): DecodeState;
+
+  /** The model's config as an HF config.json object (with architectures), for saving. */
+  abstract configJson(): Record<string, unknown>;
+
+  /** Logits (B, T, V); with lastOnly, only the last position's (B, 1, V). */
+  forward(ids: Tensor, state: DecodeState | null = null, opts: ForwardOptions = {}): Tensor {
+    const h = this.hidden(ids, state, opts);
+    return this.project(opts.lastOnly ? T.slice(h, 1, -1) : h);
+  }
+
+  /**
+   * Mean next-token cross-entropy. Without targets, ids (B, T+1) hold inputs and shifted
+   * targets: positions 0…T−1 are fed and predict 1…T. With targets (B, T) (e.g. −100 on prompt
+   * tokens for instruction tuning), ids (B, T) are the inputs.
+   */
+  loss(ids: Tensor, targets?: Tensor, opts: { ignoreIndex?: number } = {}): Tensor {
+    if (targets) return crossEntropyFlat(this.forward(ids), targets, opts.ignoreIndex);
+    const Tn = ids.shape[1];
+    const logits = this.forward(T.contiguous(T.slice(ids, 1, 0, Tn - 1)));
+    return crossEntropyFlat(logits, T.contiguous(T.slice(ids, 1, 1, Tn)), opts.ignoreIndex);
+  }
+}
+
+function crossEntropyFlat(logits: Tensor, targets: Tensor, ignoreIndex?: number): Tensor {
+  const V = logits.shape[logits.ndim - 1];
+  return crossEntropy(T.reshape(logits, [-1, V]), T.reshape(targets, [-1]), { ignoreIndex });
+}
+
+/** Validate a row selection against a state's rows (shared by every family's select()). */
+export function checkRows(rows: readonly number[], batch: number, what: string): void {
+  for (const r of rows) {
+    if (!Number.isInteger(r) || r < 0 || r >= batch) throw new DecodeStateError(`${what}.select: row ${r} outside [0, ${batch})`);
+  }
+}
