@@ -112,19 +112,6 @@ export function mdInt(f: GgufFile, key: string, dflt?: number): number {
   return n;
 }
 
-/** An integer metadata value that may be 0 (`dflt` when absent). */
-export function mdCount(f: GgufFile, key: string, dflt?: number): number {
-  const v = f.metadata.get(key);
-  if (!v) {
-    if (dflt !== undefined) return dflt;
-    throw new ConfigFieldError(f.file, key, 'is missing');
-  }
-  if (!INT_TYPES.includes(v.type)) throw new ConfigFieldError(f.file, key, `must be an integer, got type ${v.type}`);
-  const n = Number(v.value);
-  if (!(n >= 0) || !Number.isSafeInteger(n)) throw new ConfigFieldError(f.file, key, `must be a non-negative integer, got ${n}`);
-  return n;
-}
-
 export function mdFloat(f: GgufFile, key: string, dflt: number): number {
   const v = f.metadata.get(key);
   if (!v) return dflt;
