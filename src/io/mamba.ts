@@ -98,6 +98,14 @@ export function mambaTensorShapes(d: MambaDims): Map<string, number[]> {
 }
 
 /**
+ * Tensor names older Mamba checkpoints use for today's (transformers renames them on load):
+ * `backbone.embedding.weight` → `backbone.embeddings.weight`.
+ */
+export function mambaTensorName(name: string): string {
+  return name === 'backbone.embedding.weight' ? 'backbone.embeddings.weight' : name;
+}
+
+/**
  * Check that `tensors` are exactly the Mamba model's: each missing, extra or misshapen tensor is
  * an error naming it. With tied embeddings an `lm_head.weight` is accepted (and must match).
  */
