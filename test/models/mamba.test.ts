@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync, copyFileSync, mkdirSync } from 'nod
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as T from '../../src/index.js';
-import { init, shutdown, scope, noGrad, withBackend, generate, loadModel, saveModel, createModel, readSafetensors, DecodeBatch } from '../../src/index.js';
+import { init, shutdown, scope, noGrad, withBackend, generate, loadModel, saveModel, createModel, readSafetensors, writeSafetensors, DecodeBatch } from '../../src/index.js';
 import type { CausalLM, MambaForCausalLM, RecurrentState } from '../../src/index.js';
 import { BACKENDS, assertClose, fixture, fixturePath } from '../helpers.js';
 
@@ -187,6 +187,17 @@ test('mamba: save → load round trip is exact; bad configs and weights fail nam
   assert.equal(back.config.model_type, 'mamba');
   back.model.dispose();
   model.dispose();
+
+  // older checkpoints name the embedding backbone.embedding.weight (transformers renames it on load)
+  const legacy = path.join(dir, 'legacy');
+  mkdirSync(legacy);
+  const { tensors } = await readSafetensors(fixturePath('mamba/tied/model.safetensors'));
+  await writeSafetensors(path.join(legacy, 'model.safetensors'), tensors.map((t) => (t.name === 'backbone.embeddings.weight' ? { ...t, name: 'backbone.embedding.weight' } : t)));
+  copyFileSync(fixturePath('mamba/tied/config.json'), path.join(legacy, 'config.json'));
+  const old = await loadModel(legacy), cur = await loadModel(fixturePath('mamba/tied'));
+  assert.deepEqual(noGrad(() => old.model.forward(x).toArray()), noGrad(() => cur.model.forward(x).toArray()));
+  old.model.dispose();
+  cur.model.dispose();
 
   const cfg = fixture<Record<string, unknown>>('mamba/tied/config.json');
   assert.throws(() => createModel({ ...cfg, model_type: 'mamba2' }, 'x/config.json'), /x\/config\.json: model_type "mamba2" is not supported \(supported: .*mamba/);
