@@ -1,11 +1,12 @@
 // A tiny chat model for the server tests: a byte-level BPE tokenizer trained on a few English and
-// Chinese sentences, a randomly initialised 2-layer LLaMA (GQA), ChatML in tokenizer_config.json,
-// written as an HF directory. Its output is noise, but every token it emits decodes to text.
+// Chinese sentences, a randomly initialised 2-layer LLaMA (GQA) — or Mamba —, ChatML in
+// tokenizer_config.json, written as an HF directory. Its output is noise, but every token it emits
+// decodes to text.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { trainByteLevelBPE } from '../../src/tokenizers/index.js';
-import { LlamaForCausalLM, parseLlamaConfig } from '../../src/models/index.js';
+import { createModel } from '../../src/models/index.js';
 import { saveModel } from '../../src/io/index.js';
 import { Generator } from '../../src/tensor/index.js';
 
@@ -21,16 +22,17 @@ const TEXT = [
 ].join('\n');
 
 /** Write the tiny model into a fresh temporary directory (or `dir`) and return its path. */
-export async function makeTinyModelDir(dir?: string, opts: { seed?: number; maxPositions?: number } = {}): Promise<string> {
+export async function makeTinyModelDir(dir?: string, opts: { seed?: number; maxPositions?: number; family?: 'llama' | 'mamba' } = {}): Promise<string> {
   const out = dir ?? mkdtempSync(path.join(tmpdir(), 'tslm-serve-model-'));
   const tok = trainByteLevelBPE(Array(20).fill(TEXT), { vocabSize: 360, specialTokens: ['<|endoftext|>', '<|im_start|>', '<|im_end|>'] });
-  const config = parseLlamaConfig({
-    model_type: 'llama', vocab_size: tok.vocabSize, hidden_size: 64, intermediate_size: 128,
-    num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
-    max_position_embeddings: opts.maxPositions ?? 512, rms_norm_eps: 1e-5, rope_theta: 10000,
-    tie_word_embeddings: true, bos_token_id: 0, eos_token_id: tok.specialTokens.get('<|im_end|>'),
-  });
-  const model = new LlamaForCausalLM(config, { generator: new Generator(opts.seed ?? 1) });
+  const ids = { vocab_size: tok.vocabSize, bos_token_id: 0, eos_token_id: tok.specialTokens.get('<|im_end|>'), tie_word_embeddings: true };
+  const config = opts.family === 'mamba'
+    ? { model_type: 'mamba', hidden_size: 64, num_hidden_layers: 2, state_size: 8, ...ids }
+    : {
+      model_type: 'llama', hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
+      max_position_embeddings: opts.maxPositions ?? 512, rms_norm_eps: 1e-5, rope_theta: 10000, ...ids,
+    };
+  const model = createModel(config, 'tiny', { generator: new Generator(opts.seed ?? 1) });
   await saveModel(model, out, { tokenizer: tok });
   model.dispose();
   writeFileSync(path.join(out, 'tokenizer_config.json'), JSON.stringify({
