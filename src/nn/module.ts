@@ -3,7 +3,7 @@
 // has HF's tensor names (model.layers.0.self_attn.q_proj.weight) with no translation table.
 import { Tensor } from '../tensor/tensor.js';
 import { unscoped, scope } from '../tensor/storage.js';
-import { copyInto, empty, randn, tensor } from '../tensor/ops.js';
+import { copyInto, empty, rand, randn, tensor } from '../tensor/ops.js';
 import type { Generator } from '../tensor/random.js';
 import { H } from '../backend/heap.js';
 import { ShapeError, fmtShape } from '../tensor/errors.js';
@@ -153,6 +153,11 @@ export function withoutInit<R>(build: () => R): R {
 /** A parameter's initial value drawn from N(0, std²), or an unfilled tensor inside withoutInit. */
 export function initialNormal(shape: readonly number[], opts: { generator: Generator; std: number }): Tensor {
   return noInit > 0 ? empty([...shape]) : randn([...shape], opts);
+}
+
+/** A parameter's initial value drawn uniformly from [low, high), or an unfilled tensor inside withoutInit. */
+export function initialUniform(shape: readonly number[], opts: { generator: Generator; low: number; high: number }): Tensor {
+  return noInit > 0 ? empty([...shape]) : rand([...shape], opts);
 }
 
 export function checkSameShape(op: string, a: Tensor, shape: readonly number[]): void {
