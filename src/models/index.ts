@@ -2,6 +2,7 @@
 // CausalLM (causal.ts) and one entry in FAMILIES below; everything else finds it through
 // createModel.
 import { LlamaForCausalLM, parseLlamaConfig, LLAMA_MODEL_TYPES } from './llama.js';
+import { S4DForCausalLM, parseS4DConfig, S4D_MODEL_TYPES } from './s4d.js';
 import { ConfigError } from './config.js';
 import type { CausalLM } from './causal.js';
 import type { Generator } from '../tensor/random.js';
@@ -10,6 +11,8 @@ export { CausalLM, DecodeStateError } from './causal.js';
 export type { DecodeState, ForwardOptions, ModelConfig } from './causal.js';
 export { LlamaForCausalLM, KVCache, parseLlamaConfig, llamaConfigToJson } from './llama.js';
 export type { LlamaConfig } from './llama.js';
+export { S4DForCausalLM, parseS4DConfig, s4dConfigToJson } from './s4d.js';
+export type { S4DConfig } from './s4d.js';
 export { ConfigError } from './config.js';
 
 export interface ModelFamily {
@@ -21,6 +24,7 @@ export interface ModelFamily {
 
 const FAMILIES: ModelFamily[] = [
   { modelTypes: LLAMA_MODEL_TYPES, create: (raw, source, generator) => new LlamaForCausalLM(parseLlamaConfig(raw, source), { generator }) },
+  { modelTypes: S4D_MODEL_TYPES, create: (raw, source, generator) => new S4DForCausalLM(parseS4DConfig(raw, source), { generator }) },
 ];
 
 /** Every model_type createModel accepts. */
