@@ -91,6 +91,39 @@ export const KERNEL_ARGS = {
   // offset b·sKb + h·sKh + t·sKs of each (a KV cache slice that starts at the step's first
   // position). Position t uses cos/sin row t (T, D/2).
   rope_qkv: ['x', 'kc', 'vc', 'cos', 'sin', 'B', 'T', 'Hq', 'Hkv', 'D', 'sKb', 'sKh', 'sKs', 'interleaved'],
+  // State-space-model kernels (ref/ssm.ts, wasm/as/ssm.ts; ops in tensor/ssm.ts).
+  // Depthwise causal convolution along time (Mamba's conv1d, S4D's long convolution): x (B, L, C)
+  // with strided rows (x[b,l,c] at x + 4·(b·sXb + l·sXl + c)), w (C, K), bias (C) or 0, init
+  // (B, K−1, C) contiguous or 0 (zeros): the K−1 inputs that precede x[:, 0]. Writes y (B, L, C)
+  // contiguous: y[b,l,c] = bias[c] + Σ_{k<K} w[c,k]·xx[b,l+k,c], xx = concat(init, x) along time.
+  causal_conv1d_fwd: ['y', 'x', 'w', 'bias', 'init', 'B', 'L', 'C', 'K', 'sXb', 'sXl'],
+  // Its backward from dy (B, L, C) contiguous: dx (B, L, C) contiguous, dw (C, K) and dbias (C),
+  // each 0 = not wanted, all overwritten. No gradient for init.
+  causal_conv1d_bwd: ['dx', 'dw', 'dbias', 'dy', 'x', 'w', 'init', 'B', 'L', 'C', 'K', 'sXb', 'sXl'],
+  // Mamba-1's selective scan in (batch, time, channel) layout. u, delta, z (Bt, L, Din) and
+  // B, C (Bt, L, N) are strided in their first two dims, meta = [sUb, sUl, sDb, sDl, sZb, sZl,
+  // sBb, sBl, sCb, sCl] (u[b,t,d] at u + 4·(b·sUb + t·sUl + d), delta by sD·, z by sZ·, B by sB·,
+  // C by sC·; last dims contiguous); A (Din, N), D (Din), dbias (Din) contiguous; D, z, dbias
+  // may be 0 (absent). Per (b, d), with h (N) starting from state[b,d,:] (state (Bt, Din, N), or
+  // zeros when state = 0):
+  //   dt = delta[b,t,d] + dbias[d], then softplus(dt) (PyTorch's: dt > 20 → dt) if softplus = 1
+  //   h[n] = exp(dt·A[d,n])·h[n] + dt·u[b,t,d]·B[b,t,n]
+  //   y[b,t,d] = (Σ_n h[n]·C[b,t,n] + D[d]·u[b,t,d]) · (z ? silu(z[b,t,d]) : 1)
+  // y (Bt, L, Din) contiguous. The final h goes back to state (in place) when state ≠ 0. When
+  // ckpt ≠ 0, h before step t is written to ckpt (Bt, ⌈L/chunk⌉, Din, N) at chunk t/chunk for
+  // every t that is a multiple of chunk (what the backward restarts from).
+  selective_scan_fwd: ['y', 'ckpt', 'state', 'u', 'delta', 'A', 'Bm', 'Cm', 'D', 'z', 'dbias',
+    'Bt', 'L', 'Din', 'N', 'softplus', 'chunk', 'meta'],
+  // Its backward from dy (Bt, L, Din) contiguous and the forward's ckpt (same chunk), recomputing
+  // the states chunk by chunk. Writes du, ddelta, dz (Bt, L, Din) contiguous (ddelta is the
+  // gradient for delta, through the softplus); per batch row partials dA (Bt, Din, N), dD
+  // (Bt, Din), ddbias (Bt, Din) (= ddelta summed over t); and per channel group partials dB, dC
+  // (G, Bt, L, N) where group g holds channels [g·group, (g+1)·group), G = ⌈Din/group⌉ (group a
+  // multiple of 4): the caller sums partials over their first dim. Every output may be 0 (not
+  // wanted) and is overwritten. The wasm kernel keeps a chunk of states in its per-thread
+  // scratch: it needs chunk·(4N+2) ≤ 131072, (group/4)·(2N+2) ≤ 65536 and N ≤ 16384.
+  selective_scan_bwd: ['du', 'ddelta', 'dz', 'dA', 'dD', 'ddbias', 'dB', 'dC', 'dy', 'ckpt', 'u', 'delta', 'A', 'Bm', 'Cm',
+    'D', 'z', 'dbias', 'Bt', 'L', 'Din', 'N', 'softplus', 'chunk', 'group', 'meta'],
 } as const;
 
 export const enum BinaryOp { ADD = 0, SUB = 1, MUL = 2, DIV = 3, POW = 4, MAX = 5, MIN = 6, EQ = 7, GT = 8, LT = 9, GE = 10, LE = 11 }

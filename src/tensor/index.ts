@@ -5,5 +5,6 @@ export { noGrad, isGradEnabled } from './autograd.js';
 export type { GradFn } from './autograd.js';
 export * from './ops.js';
 export * from './nn.js';
+export * from './ssm.js';
 export { Generator, defaultGenerator, manualSeed } from './random.js';
 export { ShapeError, DTypeError, IndexError, NonFiniteError } from './errors.js';

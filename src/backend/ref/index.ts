@@ -7,6 +7,7 @@ import { binary, copy, cumsum, fill, reduce, unary, unary_bwd, where } from './e
 import * as nn from './nn.js';
 import { adamw, sgd } from './optim.js';
 import { attention_fwd, attention_bwd } from './attention.js';
+import { causal_conv1d_fwd, causal_conv1d_bwd, selective_scan_fwd, selective_scan_bwd } from './ssm.js';
 
 export const refKernels: KernelTable = {
   sgemm, copy, binary, where, unary, unary_bwd, reduce, cumsum, fill, adamw, sgd,
@@ -15,6 +16,7 @@ export const refKernels: KernelTable = {
   rmsnorm_bwd_w: nn.rmsnorm_bwd_w, layernorm: nn.layernorm, layernorm_bwd: nn.layernorm_bwd,
   layernorm_bwd_wb: nn.layernorm_bwd_wb, rope: nn.rope, attention_fwd, attention_bwd,
   swiglu: nn.swiglu, rope_qkv: nn.rope_qkv,
+  causal_conv1d_fwd, causal_conv1d_bwd, selective_scan_fwd, selective_scan_bwd,
 };
 
 export const refBackend: Backend = {

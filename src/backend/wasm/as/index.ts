@@ -8,3 +8,4 @@ export * from './elementwise';
 export * from './nn';
 export * from './attention';
 export * from './optim';
+export * from './ssm';
