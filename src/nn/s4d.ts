@@ -13,16 +13,21 @@
 //   K[h, l] = 2·Re Σ_n C_n·dB_n·dA_n^l   (l < L: a Vandermonde product)      y = K ∗ x + D⊙x
 // Recurrent mode (decoding), the modal state h (B, H, N/2) complex, O(H·N) per token:
 //   h_n ← dA_n·h_n + dB_n·x,   y = 2·Re Σ_n C_n·h_n + D⊙x
+// The convolution is tensor/ssm.ts's causalConv1d with the kernel as its (H, L) weight.
 // A chunk of T positions from a state h0 (prefill) is the convolution plus the state's terms:
 //   y_t += 2·Re Σ_n C_n·dA_n^{t+1}·h0_n,   h_T = dA^T·h0 + dB·Σ_t dA^{T−1−t}·x_t
 //
 // Complex numbers are pairs of real tensors; every step is an autograd op, so the kernel's
 // parameters train through the convolution. dA − 1 is computed without cancellation
 // (expm1(dt·Re A)·cos(dt·Im A) − 2·sin²(dt·Im A / 2)): small dt·A are common (dt ≥ 0.001).
+// The Vandermonde products never build (H, N/2, L) powers (2 GB for a 300-token prefill at
+// H = 512, N = 64): l = q·c + r with c = ⌈√L⌉ and dA^l = dA^{q·c}·dA^r, one small matmul per
+// channel; memory O(H·(L + N·√L)).
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
 import { ShapeError, fmtShape } from '../tensor/errors.js';
+import { causalConv1d, MAX_CONV_K } from '../tensor/ssm.js';
 import { Module, parameter, initialNormal, initialUniform } from './module.js';
 import { s4dInit, HippoError } from './hippo.js';
 import type { S4DInit } from './hippo.js';
@@ -103,11 +108,42 @@ export class S4DKernel extends Module {
     return { dtA, dA, dB, C, CB: cmul(C, dB) };
   }
 
-  /** dA^e = exp(e·dt·A) for the exponents e (E): (re, im) (H, N/2, E). */
-  powers(d: S4DDiscrete, exponents: number[]): Complex {
-    const e = T.tensor(exponents, [1, 1, exponents.length]);
-    const mag = T.exp(T.mul(T.unsqueeze(d.dtA.re, 2), e)), phase = T.mul(T.unsqueeze(d.dtA.im, 2), e);
+  /** dA^e = exp(e·dt·A) for one exponent e: (re, im) (H, N/2). */
+  power(d: S4DDiscrete, e: number): Complex {
+    const mag = T.exp(T.mul(d.dtA.re, e)), phase = T.mul(d.dtA.im, e);
     return { re: T.mul(mag, T.cos(phase)), im: T.mul(mag, T.sin(phase)) };
+  }
+
+  /**
+   * The powers dA^j for j < L in factored form, so that no (H, N/2, L) tensor is built: with
+   * c = ⌈√L⌉ and Q = ⌈L/c⌉, position j = q·c + r (q < Q, r < c) has exponent e(j) = q·c + r, or
+   * with `reversed` Q·c − 1 − j = (Q−1−q)·c + (c−1−r) (exponents stay ≥ 0, |dA^e| ≤ 1), and
+   * dA^e(j) = P[q]·R[r] with P (H, N/2, Q) and R (H, N/2, c).
+   */
+  factors(d: S4DDiscrete, L: number, reversed = false): { P: Complex; R: Complex; Q: number; c: number } {
+    const c = Math.max(1, Math.ceil(Math.sqrt(L))), Q = Math.ceil(L / c);
+    const pow = (es: number[]): Complex => {
+      const e = T.tensor(es, [1, 1, es.length]);
+      const mag = T.exp(T.mul(T.unsqueeze(d.dtA.re, 2), e)), phase = T.mul(T.unsqueeze(d.dtA.im, 2), e);
+      return { re: T.mul(mag, T.cos(phase)), im: T.mul(mag, T.sin(phase)) };
+    };
+    const P = pow(Array.from({ length: Q }, (_, q) => (reversed ? Q - 1 - q : q) * c));
+    const R = pow(Array.from({ length: c }, (_, r) => (reversed ? c - 1 - r : r)));
+    return { P, R, Q, c };
+  }
+
+  /**
+   * The Vandermonde product 2·Re Σ_n coef_n·dA_n^l for l < L: (…, H, L) for coef (…, H, N/2),
+   * as one batched matmul per channel, (Q, N) @ (N, c), over the factors. `reversed`: column k
+   * holds l = L−1−k.
+   */
+  vandermonde(d: S4DDiscrete, coef: Complex, L: number, reversed = false): Tensor {
+    const { P, R, Q, c } = this.factors(d, L, reversed);
+    const U = cmul({ re: T.unsqueeze(coef.re, -1), im: T.unsqueeze(coef.im, -1) }, P);         // (…, H, N/2, Q)
+    const left = T.transpose(T.concat([T.mul(U.re, 2), T.mul(U.im, -2)], -2), -1, -2);         // (…, H, Q, N)
+    const K = T.matmul(left, T.concat([R.re, R.im], 1));                                       // (…, H, Q, c)
+    const flat = T.reshape(K, [...K.shape.slice(0, -2), Q * c]);
+    return reversed ? T.slice(flat, -1, Q * c - L) : T.slice(flat, -1, 0, L);
   }
 
   /**
@@ -116,9 +152,7 @@ export class S4DKernel extends Module {
    */
   kernel(L: number, opts: { reversed?: boolean; discrete?: S4DDiscrete } = {}): Tensor {
     const d = opts.discrete ?? this.discrete();
-    const V = this.powers(d, Array.from({ length: L }, (_, l) => (opts.reversed ? L - 1 - l : l))); // (H, N/2, L)
-    const terms = T.sub(T.mul(T.unsqueeze(d.CB.re, 2), V.re), T.mul(T.unsqueeze(d.CB.im, 2), V.im));
-    return T.mul(T.sum(terms, 1), 2);
+    return T.contiguous(this.vandermonde(d, d.CB, L, opts.reversed));
   }
 }
 
@@ -155,18 +189,25 @@ function checkInput(op: string, k: S4DKernel, x: Tensor, state?: Tensor): void {
 export function s4dConv(k: S4DKernel, D: Tensor, x: Tensor, d: S4DDiscrete = k.discrete()): Tensor {
   checkInput('s4dConv', k, x);
   const L = x.shape[1];
+  if (L > MAX_CONV_K) throw new ShapeError('s4dConv', `sequence of ${L} positions exceeds the longest convolution kernel (${MAX_CONV_K}); run it in chunks with a state (s4dScan)`);
+  // causalConv1d's weight w[c, k] multiplies x[l + k − (L−1)]: the kernel with lags reversed
   return T.add(causalConv1d(x, k.kernel(L, { reversed: true, discrete: d })), T.mul(x, D));
 }
 
 /**
  * S4D from a modal state (B, H, N/2, 2) (re, im), which is advanced in place by the T positions of
- * x (B, T, H). T = 1 is the recurrence; longer chunks run the convolution plus the state's terms.
+ * x (B, T, H). T = 1 is the recurrence; longer chunks run the convolution plus the state's terms
+ * (chunks of at most MAX_CONV_K positions).
  * The state gets no gradient (a decoding state); y does, through the kernel's parameters.
  */
 export function s4dScan(k: S4DKernel, D: Tensor, x: Tensor, state: Tensor): Tensor {
   checkInput('s4dScan', k, x, state);
-  const d = k.discrete();
   const [Bn, Tn] = x.shape;
+  if (Tn > MAX_CONV_K) {
+    const chunks = Array.from({ length: Math.ceil(Tn / MAX_CONV_K) }, (_, i) => s4dScan(k, D, T.slice(x, 1, i * MAX_CONV_K, (i + 1) * MAX_CONV_K), state));
+    return T.concat(chunks, 1);
+  }
+  const d = k.discrete();
   const h0: Complex = { re: T.squeeze(T.slice(state, 3, 0, 1), 3), im: T.squeeze(T.slice(state, 3, 1, 2), 3) }; // (B, H, N/2)
   let y: Tensor, hT: Complex;
   if (Tn === 1) {
@@ -177,39 +218,24 @@ export function s4dScan(k: S4DKernel, D: Tensor, x: Tensor, state: Tensor): Tens
     const out = T.mul(T.sum(T.sub(T.mul(d.C.re, hT.re), T.mul(d.C.im, hT.im)), 2), 2); // (B, H)
     y = T.add(T.unsqueeze(out, 1), T.mul(x, D));
   } else {
-    const H = k.channels;
-    // the state's part of y: 2·Re Σ_n C·dA^{t+1}·h0, one (B, 2·N/2) @ (2·N/2, T) product per channel
-    const P = cmul({ re: T.unsqueeze(d.C.re, 2), im: T.unsqueeze(d.C.im, 2) }, k.powers(d, Array.from({ length: Tn }, (_, t) => t + 1)));
-    const coef = T.concat([T.mul(P.re, 2), T.mul(P.im, -2)], 1);                     // (H, N, T)
-    const hs = T.permute(T.concat([h0.re, h0.im], 2), [1, 0, 2]);                    // (H, B, N)
-    const fromState = T.permute(T.matmul(hs, coef), [1, 2, 0]);                      // (B, T, H)
+    // the state's part of y: 2·Re Σ_n C·dA^{t+1}·h0 = 2·Re Σ_n (C·dA·h0)·dA^t
+    const fromState = T.permute(k.vandermonde(d, cmul(cmul(d.C, d.dA), h0), Tn), [0, 2, 1]); // (B, T, H)
     y = T.add(s4dConv(k, D, x, d), fromState);
-    // h_T = dA^T·h0 + dB·Σ_t dA^{T−1−t}·x_t
-    const V = k.powers(d, Array.from({ length: Tn }, (_, t) => Tn - 1 - t));       // (H, N/2, T)
-    const xs = T.permute(x, [2, 1, 0]);                                              // (H, T, B)
-    const sums = T.matmul(T.concat([V.re, V.im], 1), xs);                            // (H, N, B)
-    const [sr, si] = T.split(T.permute(sums, [2, 0, 1]), k.modes, 2);                // (B, H, N/2) each
-    const fromX = cmul(d.dB, { re: sr, im: si });
-    const dAT = k.powers(d, [Tn]);
-    const decayed = cmul({ re: T.squeeze(dAT.re, 2), im: T.squeeze(dAT.im, 2) }, h0);
+    // h_T = dA^T·h0 + dB·Σ_t dA^{T−1−t}·x_t. With x padded in front to Q·c positions, position
+    // j = q·c + r has exponent Q·c − 1 − j: the reversed factors, P[q]·R[r].
+    const { P, R, Q, c } = k.factors(d, Tn, true);
+    const H = k.channels, M = k.modes, pad = Q * c - Tn;
+    const xp = pad ? T.concat([T.zeros([Bn, pad, H]), x], 1) : x;
+    const xs = T.reshape(T.permute(T.reshape(xp, [Bn, Q, c, H]), [3, 0, 1, 2]), [H, Bn * Q, c]);
+    const inner = T.matmul(xs, T.transpose(T.concat([R.re, R.im], 1), 1, 2));               // (H, B·Q, N): Σ_r R·x
+    const [ir, ii] = T.split(T.reshape(inner, [H, Bn, Q, 2 * M]), M, 3);                     // (H, B, Q, N/2) each
+    const Pt: Complex = { re: T.unsqueeze(T.transpose(P.re, 1, 2), 1), im: T.unsqueeze(T.transpose(P.im, 1, 2), 1) }; // (H, 1, Q, N/2)
+    const sum = cmul(Pt, { re: ir, im: ii });
+    const S: Complex = { re: T.permute(T.sum(sum.re, 2), [1, 0, 2]), im: T.permute(T.sum(sum.im, 2), [1, 0, 2]) }; // (B, H, N/2)
+    const fromX = cmul(d.dB, S);
+    const decayed = cmul(k.power(d, Tn), h0);
     hT = { re: T.add(decayed.re, fromX.re), im: T.add(decayed.im, fromX.im) };
   }
   T.copyInto(state, T.stack([T.detach(hT.re), T.detach(hT.im)], 3));
   return y;
-}
-
-/**
- * Depthwise causal convolution along time, x (B, L, C), w (C, K) → y (B, L, C) with
- * y[b, l, c] = Σ_k w[c, k]·xx[b, l + k, c], xx = x after K−1 zeros (causalConv1d's contract).
- * TEMPORARY composite (K shifted slices) until the fused tensor op of src/tensor/ssm.ts lands.
- */
-function causalConv1d(x: Tensor, w: Tensor): Tensor {
-  const [B, L, C] = x.shape, K = w.shape[1];
-  const xx = K > 1 ? T.concat([T.zeros([B, K - 1, C]), x], 1) : x;
-  let y: Tensor | null = null;
-  for (let k = Math.max(0, K - L); k < K; k++) {
-    const term = T.mul(T.slice(xx, 1, k, k + L), T.reshape(T.slice(w, 1, k, k + 1), [C]));
-    y = y ? T.add(y, term) : term;
-  }
-  return y ?? T.zeros([B, L, C]);
 }

@@ -161,3 +161,49 @@ test('dB = (exp(dt·A) − 1)/A keeps float32 accuracy for small dt·A (no cance
     k.dispose();
   }));
 });
+
+test('the factored Vandermonde: K for every L in 1…40 and 100, both orders, equals the direct sum in float64', () => {
+  const c = fx.cases.inv;
+  onBackends((b) => noGrad(() => scope(() => {
+    const s = layerOf(c);
+    const H = fx.H, M = fx.N / 2;
+    const ldt = c.params.log_dt.data, lar = c.params.log_A_real.data, ai = c.params.A_imag.data;
+    const d = s.kernel.discrete();
+    const [cbr, cbi] = [d.CB.re.toArray(), d.CB.im.toArray()]; // C·dB from the layer (checked against PyTorch above)
+    for (const L of [...Array.from({ length: 40 }, (_, i) => i + 1), 100]) {
+      const want: number[] = [], wantRev: number[] = [];
+      for (let h = 0; h < H; h++) {
+        const row = Array.from({ length: L }, (_, l) => {
+          let v = 0;
+          for (let n = 0; n < M; n++) {
+            const i = h * M + n, dt = Math.exp(ldt[h]), x = -Math.exp(lar[i]) * dt * l, y = ai[i] * dt * l;
+            v += 2 * Math.exp(x) * (cbr[i] * Math.cos(y) - cbi[i] * Math.sin(y));
+          }
+          return v;
+        });
+        want.push(...row);
+        wantRev.push(...row.reverse());
+      }
+      assertClose(s.kernel.kernel(L, { discrete: d }).toArray(), want, 1e-6, 1e-5, `[${b}] K L=${L}`);
+      assertClose(s.kernel.kernel(L, { discrete: d, reversed: true }).toArray(), wantRev, 1e-6, 1e-5, `[${b}] reversed K L=${L}`);
+    }
+    s.dispose();
+  })));
+});
+
+test('chunks of 2…17 positions from a non-zero state equal the step-by-step recurrence', () => {
+  const g = new Generator(9);
+  onBackends((b) => noGrad(() => scope(() => {
+    const s = layerOf(fx.cases.lin);
+    const init0 = tensor(randArray(2 * fx.H * (fx.N / 2) * 2, g), [2, fx.H, fx.N / 2, 2]);
+    for (const Tn of [2, 3, 4, 5, 8, 9, 16, 17]) {
+      const x = tensor(randArray(2 * Tn * fx.H, g), [2, Tn, fx.H]);
+      const a = T.clone(init0), c = T.clone(init0);
+      const chunk = s.forward(x, a);
+      const steps = T.concat(Array.from({ length: Tn }, (_, t) => s.forward(T.slice(x, 1, t, t + 1), c)), 1);
+      assertClose(chunk.toArray(), steps.toArray(), 1e-5, 1e-5, `[${b}] T=${Tn} y`);
+      assertClose(a.toArray(), c.toArray(), 1e-5, 1e-5, `[${b}] T=${Tn} state`);
+    }
+    s.dispose();
+  })));
+});
