@@ -229,6 +229,21 @@ test('DecodeState operations keep decoding exact: clone, select, append, truncat
   other.dispose();
 });
 
+test('continuous batching (DecodeBatch): requests joining a running batch decode as alone', async () => {
+  const { model, exp } = await caseOf('untied_bias');
+  const prompts = [exp.greedy.prompt, exp.input_ids[1].slice(0, 7), exp.input_ids[0].slice(2, 11)];
+  const solo = prompts.map((p) => generate(model, p, { maxNewTokens: 8, stopIds: [] }).ids[0]);
+  const batch = new T.DecodeBatch(model, 4);
+  const reqs = [batch.add(prompts[0], { maxNewTokens: 8, stopIds: [] })];
+  batch.step();
+  batch.step();
+  reqs.push(batch.add(prompts[1], { maxNewTokens: 8, stopIds: [] }), batch.add(prompts[2], { maxNewTokens: 8, stopIds: [] }));
+  while (batch.step());
+  batch.dispose();
+  assert.deepEqual(reqs.map((r) => r.result().ids[0]), solo);
+  assert.deepEqual(solo[0], exp.greedy.ids.slice(0, 8));
+});
+
 test('save/load through saveModel/loadModel round-trips exactly', async () => {
   const { model, exp } = await caseOf('untied_bias');
   const dir = mkdtempSync(path.join(tmpdir(), 'tslm-s4d-'));
