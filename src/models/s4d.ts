@@ -206,8 +206,8 @@ export class S4DForCausalLM extends CausalLM {
 
 /** (B, T, 1) with 0 at positions start + t < padLeft[b], or null when no position is padding. */
 function paddingMask(padLeft: number[] | undefined, B: number, Tn: number, start: number): Tensor | null {
+  if (padLeft && padLeft.length !== B) throw new ShapeError('S4DForCausalLM', `padLeft has ${padLeft.length} entries for a batch of ${B}`);
   if (!padLeft || padLeft.every((p) => p <= start)) return null;
-  if (padLeft.length !== B) throw new ShapeError('S4DForCausalLM', `padLeft has ${padLeft.length} entries for a batch of ${B}`);
   const m = new Float32Array(B * Tn);
   padLeft.forEach((p, b) => { for (let t = 0; t < Tn; t++) m[b * Tn + t] = start + t < p ? 0 : 1; });
   return T.tensor(m, [B, Tn, 1]);
