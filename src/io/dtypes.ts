@@ -1,6 +1,6 @@
 // Raw tensors (bytes + dtype + shape) and exact conversions to and from Float32Array:
 // f16 and bf16 with round-to-nearest-even, Q8_0 exactly as ggml's quantize_row_q8_0_ref.
-import { TensorError, UnsupportedDTypeError } from './errors.js';
+import { MissingTensorError, TensorError, UnexpectedTensorError, UnsupportedDTypeError } from './errors.js';
 
 /** Element types a checkpoint can hold. Q8_0 is ggml's block type: 32 int8 + one f16 scale. */
 export type RawDType =
@@ -75,6 +75,26 @@ export function checkRawTensor(t: RawTensor, file = '<memory>'): void {
   if (t.data.length !== need) {
     throw new TensorError(file, t.name, `${t.dtype} [${t.shape.join(', ')}] needs ${need} bytes, data has ${t.data.length}`);
   }
+}
+
+/**
+ * Check that `tensors` are exactly a model's: `want` maps every required name to its shape,
+ * `optional` the names that may also be present (and must then have that shape). The first
+ * extra, misshapen or missing tensor is an error naming it.
+ */
+export function checkTensorShapes(
+  file: string, tensors: readonly Pick<RawTensor, 'name' | 'shape'>[], want: ReadonlyMap<string, readonly number[]>, optional?: ReadonlyMap<string, readonly number[]>,
+): void {
+  const seen = new Set<string>();
+  for (const t of tensors) {
+    const shape = want.get(t.name) ?? optional?.get(t.name);
+    if (!shape) throw new UnexpectedTensorError(file, t.name);
+    if (shape.length !== t.shape.length || shape.some((s, i) => s !== t.shape[i])) {
+      throw new TensorError(file, t.name, `shape [${t.shape.join(', ')}] does not match the config's [${shape.join(', ')}]`);
+    }
+    seen.add(t.name);
+  }
+  for (const name of want.keys()) if (!seen.has(name)) throw new MissingTensorError(file, name);
 }
 
 // ---- f16 / bf16 ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import { writeAll, writeAtomic } from './bytes.js';
 import { ConfigFieldError, IoError } from './errors.js';
 import type { RawTensor } from './dtypes.js';
 import { SafetensorsFile, ShardedSafetensors, writeShardedSafetensors } from './safetensors.js';
-import { checkLlamaTensors, llamaDims } from './llama.js';
+import { checkModelTensors } from './families.js';
 
 export type HfConfig = Record<string, unknown>;
 
@@ -41,11 +41,8 @@ export async function openHfWeights(dir: string): Promise<SafetensorsFile | Shar
   throw new IoError(dir, 'no model.safetensors or model.safetensors.index.json');
 }
 
-/** Model types whose tensors this layer can check against the config. */
-const LLAMA_LIKE = new Set(['llama', 'mistral']);
-
 export interface ReadHfOptions {
-  /** Check the config's dimensions and that the tensors are exactly the model's (LLaMA-like model_type). Default true. */
+  /** Check the config's dimensions and that the tensors are exactly the model's (LLaMA-like and Mamba model_types). Default true. */
   check?: boolean;
 }
 
@@ -55,11 +52,9 @@ export async function readHfDir(dir: string, opts: ReadHfOptions = {}): Promise<
   const w = await openHfWeights(dir);
   try {
     const file = w instanceof SafetensorsFile ? w.file : w.indexPath;
-    if ((opts.check ?? true) && LLAMA_LIKE.has(String(config.model_type))) {
-      const d = llamaDims(config, join(dir, 'config.json'));
-      checkLlamaTensors(file, w.names.map((name) => ({ name, shape: w.entry(name).shape })), d);
-    }
-    return { config, tensors: await w.readAll(), metadata: w.metadata };
+    const renamed = (opts.check ?? true) ? checkModelTensors(config, join(dir, 'config.json'), file, w.names.map((name) => ({ name, shape: w.entry(name).shape }))) : null;
+    const tensors = await w.readAll();
+    return { config, tensors: renamed ? tensors.map((t) => ({ ...t, name: renamed.get(t.name) ?? t.name })) : tensors, metadata: w.metadata };
   } finally {
     await w.close();
   }

@@ -5,12 +5,9 @@ import { createModel } from '../models/index.js';
 import { withoutInit } from '../nn/module.js';
 import type { CausalLM } from '../models/index.js';
 import { parseSafetensorsBytes } from './safetensors_bytes.js';
-import { checkLlamaTensors, llamaDims } from './llama.js';
+import { checkModelTensors } from './families.js';
 import { f32StateDict } from './dtypes.js';
 import type { RawTensor } from './dtypes.js';
-
-/** Model types whose tensors are checked against the config before loading. */
-const LLAMA_LIKE = new Set(['llama', 'mistral']);
 
 export interface ModelFromBytesOptions {
   /** Names the weights in errors (default "model.safetensors"). */
@@ -27,10 +24,11 @@ export function modelFromBytes(config: Record<string, unknown>, weights: Uint8Ar
   const source = opts.source ?? 'model.safetensors';
   const configSource = opts.configSource ?? 'config.json';
   const tensors = weights instanceof Uint8Array ? parseSafetensorsBytes(weights, source).tensors : weights;
-  if (LLAMA_LIKE.has(String(config.model_type))) checkLlamaTensors(source, tensors, llamaDims(config, configSource));
+  const renamed = checkModelTensors(config, configSource, source, tensors);
+  const named = renamed ? tensors.map((t) => ({ ...t, name: renamed.get(t.name) ?? t.name })) : tensors;
   const model = withoutInit(() => createModel(config, configSource)); // every parameter is loaded (strict)
   try {
-    model.loadStateDict(f32StateDict(tensors, source), { source });
+    model.loadStateDict(f32StateDict(named, source), { source });
   } catch (e) {
     model.dispose();
     throw e;

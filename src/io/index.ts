@@ -7,8 +7,12 @@
 //   hf_bytes.ts     a model from a config object + safetensors bytes (Node-free)
 //   llama2c.ts      llama2.c legacy .bin and "ak42" v1, shared or unshared classifier
 //   gguf.ts         GGUF v2/v3 reader, v3 writer: typed metadata, F32/F16/BF16/Q8_0 (+ ints, F64)
+//   gguf_arch.ts    what the GGUF architecture mappings share: tokenizer.ggml.*, typed metadata reads, stored dtypes
 //   gguf_llama.ts   LLaMA in GGUF as llama.cpp expects it (keys, tensor names, q/k permutation)
+//   gguf_mamba.ts   Mamba in GGUF as llama.cpp's `mamba` architecture expects it (ssm_* tensors, A = −exp(A_log))
+//   gguf_model.ts   readModelGguf / writeModelGguf: dispatch on general.architecture / model_type
 //   llama.ts        LLaMA config dims + tensor checks, permuteQK/unpermuteQK (RoPE layouts)
+//   mamba.ts        Mamba config dims (MambaConfig defaults) + HF tensor names/shapes + checks
 //   dtypes.ts       RawTensor, f16/bf16 (round to nearest even), Q8_0 (as ggml)
 //   errors.ts       error classes; messages start with the file and name the field or tensor
 //
@@ -22,5 +26,9 @@ export * from './hf_bytes.js';
 export * from './llama.js';
 export * from './llama2c.js';
 export * from './gguf.js';
+export * from './gguf_arch.js';
 export * from './gguf_llama.js';
+export * from './gguf_mamba.js';
+export * from './gguf_model.js';
+export * from './mamba.js';
 export * from './model.js';

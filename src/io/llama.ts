@@ -11,7 +11,8 @@
 // permuteQK is the former, unpermuteQK the latter. Readers in this layer return HF layout by
 // default (so any checkpoint becomes an HF checkpoint); pass qkLayout: 'interleaved' to keep the
 // file's own layout.
-import { ConfigFieldError, MissingTensorError, TensorError, UnexpectedTensorError } from './errors.js';
+import { ConfigFieldError, TensorError } from './errors.js';
+import { checkTensorShapes } from './dtypes.js';
 import type { RawTensor } from './dtypes.js';
 
 export type QKLayout = 'rotate-half' | 'interleaved';
@@ -31,13 +32,13 @@ export interface LlamaDims {
   tied: boolean;
 }
 
-function intField(cfg: Record<string, unknown>, key: string, file: string, dflt?: number): number {
+export function intField(cfg: Record<string, unknown>, key: string, file: string, dflt?: number): number {
   const v = cfg[key] ?? dflt;
   if (v === undefined) throw new ConfigFieldError(file, key, 'is missing');
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new ConfigFieldError(file, key, `must be a positive integer, got ${JSON.stringify(v)}`);
   return v;
 }
-function numField(cfg: Record<string, unknown>, key: string, file: string, dflt: number): number {
+export function numField(cfg: Record<string, unknown>, key: string, file: string, dflt: number): number {
   const v = cfg[key] ?? dflt;
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new ConfigFieldError(file, key, `must be a positive number, got ${JSON.stringify(v)}`);
   return v;
@@ -100,19 +101,8 @@ const IGNORED = /\.rotary_emb\.inv_freq$/;
  * an error naming it. With tied embeddings an `lm_head.weight` is accepted (and must match).
  */
 export function checkLlamaTensors(file: string, tensors: readonly Pick<RawTensor, 'name' | 'shape'>[], d: LlamaDims): void {
-  const want = llamaTensorShapes(d);
-  const seen = new Set<string>();
-  for (const t of tensors) {
-    if (IGNORED.test(t.name)) continue;
-    let shape = want.get(t.name);
-    if (!shape && t.name === 'lm_head.weight' && d.tied) shape = [d.vocab, d.hidden];
-    if (!shape) throw new UnexpectedTensorError(file, t.name);
-    if (shape.length !== t.shape.length || shape.some((s, i) => s !== t.shape[i])) {
-      throw new TensorError(file, t.name, `shape [${t.shape.join(', ')}] does not match the config's [${shape.join(', ')}]`);
-    }
-    seen.add(t.name);
-  }
-  for (const name of want.keys()) if (!seen.has(name)) throw new MissingTensorError(file, name);
+  const tiedHead = d.tied ? new Map([['lm_head.weight', [d.vocab, d.hidden]]]) : undefined;
+  checkTensorShapes(file, tensors.filter((t) => !IGNORED.test(t.name)), llamaTensorShapes(d), tiedHead);
 }
 
 // ---- q/k permutation ------------------------------------------------------------------------

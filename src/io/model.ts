@@ -1,5 +1,5 @@
 // Models from and to files: an HF directory (config.json + safetensors, tokenizer.json or
-// tokenizer.model beside), a llama2.c checkpoint (.bin) or a llama GGUF. The io layer reads the
+// tokenizer.model beside), a llama2.c checkpoint (.bin) or a GGUF (llama or mamba architecture). The io layer reads the
 // bytes and names; the models layer builds the graph (createModel) and takes the weights.
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -12,7 +12,7 @@ import { loadTokenizer } from '../tokenizers/load.js';
 import { Llama2cTokenizer } from '../tokenizers/llama2c.js';
 import { readHfDir, writeHfDir } from './hf.js';
 import { readLlama2c, writeLlama2c } from './llama2c.js';
-import { readLlamaGguf, writeLlamaGguf } from './gguf_llama.js';
+import { readModelGguf, writeModelGguf, GGUF_ARCHITECTURES } from './gguf_model.js';
 import type { GgufTokenizer } from './gguf_llama.js';
 import { fromFloat32, f32StateDict } from './dtypes.js';
 import type { RawTensor } from './dtypes.js';
@@ -74,7 +74,7 @@ export async function loadModel(p: string, opts: { tokenizer?: string } = {}): P
     const beside = path.join(path.dirname(p), 'tokenizer.bin');
     if (!opts.tokenizer && existsSync(beside)) tok = loadTokenizer(beside);
   } else {
-    const ck = await readLlamaGguf(p);
+    const ck = await readModelGguf(p);
     config = ck.config;
     tensors = ck.tensors;
     if (!opts.tokenizer) tok = ggufTokenizer(ck.tokenizer);
@@ -110,11 +110,14 @@ export async function saveModel(model: CausalLM, dir: string, opts: { tokenizer?
   if (tk && typeof tk.save === 'function' && tk.kind === 'hf') tk.save(path.join(dir, 'tokenizer.json'));
 }
 
-/** Export a llama GGUF that llama.cpp loads (F32, F16 or Q8_0 matrices). */
+/** Export a GGUF that llama.cpp loads (architecture llama or mamba; F32, F16, BF16 or Q8_0 matrices). */
 export async function exportGguf(model: CausalLM, file: string, tokenizer: GgufTokenizer, dtype: 'F32' | 'F16' | 'BF16' | 'Q8_0' = 'F32'): Promise<void> {
   const config = model.configJson();
-  if (!(model instanceof LlamaForCausalLM)) throw new IoError(file, `GGUF export of model_type "${String(config.model_type)}" is not supported`);
-  await writeLlamaGguf(file, { config, tensors: modelTensors(model), tokenizer, dtype });
+  if (!(model instanceof LlamaForCausalLM) && config.model_type !== 'mamba') {
+    throw new IoError(file, `GGUF export of model_type "${String(config.model_type)}" is not supported (GGUF architectures: ${GGUF_ARCHITECTURES.join(', ')})`);
+  }
+  // mistral and qwen2 configs are the llama graph; llama.cpp reads them as llama.
+  await writeModelGguf(file, { config: model instanceof LlamaForCausalLM ? { ...config, model_type: 'llama' } : config, tensors: modelTensors(model), tokenizer, dtype });
 }
 
 /** Export a llama2.c checkpoint (version 1 "ak42", or the legacy headerless format). */

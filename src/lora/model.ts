@@ -10,7 +10,11 @@ import { Generator } from '../tensor/random.js';
 export const LLAMA_LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
 
 export interface LoraSpec extends LoraOptions {
-  /** Field names of Linear layers (q_proj, v_proj, …), or a regular expression that must match a module's whole dotted name (PEFT's string form). */
+  /**
+   * Module names as PEFT's list form reads them: a layer is targeted when its dotted name equals
+   * an entry or ends with "." + entry (q_proj, mixer.in_proj, layers.0.self_attn.v_proj, …); or
+   * a regular expression that must match a module's whole dotted name (PEFT's string form).
+   */
   target_modules: string[] | string;
   /** Seed of lora_A's initialisation and of dropout. */
   seed?: number;
@@ -47,9 +51,10 @@ export function selectTargets(model: Module, targets: string[] | string): NamedL
     return sel;
   }
   if (!targets.length) throw new LoraError('target_modules is empty');
-  const unknown = targets.filter((t) => !known.includes(t));
+  const matches = (l: NamedLinear, t: string) => l.name === t || l.name.endsWith(`.${t}`);
+  const unknown = targets.filter((t) => !layers.some((l) => matches(l, t)));
   if (unknown.length) throw new LoraError(`unknown target module(s) ${unknown.map((u) => `"${u}"`).join(', ')}; this model's linear layers are ${known.join(', ')}`);
-  return layers.filter((l) => targets.includes(l.key));
+  return layers.filter((l) => targets.some((t) => matches(l, t)));
 }
 
 /**

@@ -86,8 +86,12 @@ export abstract class CausalLM extends Module {
   /** Output logits (…, V) from hidden states (…, D). */
   abstract project(h: Tensor): Tensor;
 
-  /** A decoding state for `batch` rows of up to maxLength positions (default: contextLength). */
-  abstract newState(batch: number, maxLength?: number): DecodeState;
+  /**
+   * A decoding state for `batch` rows of up to maxLength positions (default: contextLength).
+   * `history`: how many of the latest positions truncate() must be able to roll back (recurrent
+   * families keep a snapshot per position for that; a KV cache can always roll back).
+   */
+  abstract newState(batch: number, maxLength?: number, opts?: { history?: number }): DecodeState;
 
   /** The model's config as an HF config.json object (with architectures), for saving. */
   abstract configJson(): Record<string, unknown>;

@@ -3,18 +3,23 @@ import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
 import { embedding, rmsNorm, layerNorm, dropout } from '../tensor/nn.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
-import { Module, parameter, initialNormal } from './module.js';
+import { Module, parameter, initialNormal, initialUniform } from './module.js';
 
 export interface InitOptions { generator?: Generator; std?: number }
 
-/** y = x Wᵀ + b, W of shape (out, in). Default init: normal(0, std) (std 0.02 as HF LLaMA). */
+/**
+ * y = x Wᵀ + b, W of shape (out, in). Default init: normal(0, std) (std 0.02 as HF LLaMA); with
+ * `bound`, uniform in [−bound, bound] (PyTorch's own nn.Linear default is bound = 1/√in).
+ */
 export class Linear extends Module {
   weight: Tensor;
   bias: Tensor | null;
-  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: InitOptions & { bias?: boolean } = {}) {
+  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: InitOptions & { bias?: boolean; bound?: number } = {}) {
     super();
     const g = opts.generator ?? defaultGenerator, std = opts.std ?? 0.02;
-    this.weight = parameter(() => initialNormal([outFeatures, inFeatures], { generator: g, std }));
+    this.weight = parameter(() => opts.bound !== undefined
+      ? initialUniform([outFeatures, inFeatures], { generator: g, bound: opts.bound })
+      : initialNormal([outFeatures, inFeatures], { generator: g, std }));
     this.bias = opts.bias ? parameter(() => T.zeros([outFeatures])) : null;
   }
   forward(x: Tensor): Tensor {

@@ -150,14 +150,19 @@ export function withoutInit<R>(build: () => R): R {
   }
 }
 
+/** False inside withoutInit: layers then skip drawing initial values (they will be overwritten). */
+export function initEnabled(): boolean {
+  return noInit === 0;
+}
+
 /** A parameter's initial value drawn from N(0, std²), or an unfilled tensor inside withoutInit. */
 export function initialNormal(shape: readonly number[], opts: { generator: Generator; std: number }): Tensor {
   return noInit > 0 ? empty([...shape]) : randn([...shape], opts);
 }
 
-/** A parameter's initial value drawn uniformly from [low, high), or an unfilled tensor inside withoutInit. */
-export function initialUniform(shape: readonly number[], opts: { generator: Generator; low: number; high: number }): Tensor {
-  return noInit > 0 ? empty([...shape]) : rand([...shape], opts);
+/** A parameter's initial value drawn from U(−bound, bound), or an unfilled tensor inside withoutInit. */
+export function initialUniform(shape: readonly number[], opts: { generator: Generator; bound: number }): Tensor {
+  return noInit > 0 ? empty([...shape]) : rand([...shape], { generator: opts.generator, low: -opts.bound, high: opts.bound });
 }
 
 export function checkSameShape(op: string, a: Tensor, shape: readonly number[]): void {

@@ -26,6 +26,7 @@
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
+import { scope } from '../tensor/storage.js';
 import { ShapeError, fmtShape } from '../tensor/errors.js';
 import { causalConv1d, MAX_CONV_K } from '../tensor/ssm.js';
 import { Module, parameter, initialNormal, initialUniform } from './module.js';
@@ -80,7 +81,10 @@ export class S4DKernel extends Module {
     this.modes = M;
     const A = s4dInit(opts.init ?? 'lin', N);
     const rows = (v: Float64Array): number[] => Array.from({ length: H * M }, (_, i) => v[i % M]);
-    this.log_dt = parameter(() => initialUniform([H], { generator: g, low: Math.log(dtMin), high: Math.log(dtMax) }));
+    // log dt uniform in [log dt_min, log dt_max]: the midpoint ± half the range
+    const lo = Math.log(dtMin), hi = Math.log(dtMax);
+    this.log_dt = parameter(() => initialUniform([H], { generator: g, bound: (hi - lo) / 2 }));
+    scope(() => T.addInPlace(this.log_dt, T.full([H], (lo + hi) / 2)));
     this.log_A_real = parameter(() => T.tensor(rows(A.real.map((r) => Math.log(-r))), [H, M]));
     this.A_imag = parameter(() => T.tensor(rows(A.imag), [H, M]));
     // C complex normal with E|C|² = 1 (torch.randn of a complex dtype): each part N(0, ½)

@@ -8,6 +8,7 @@ import type { CausalLM } from '../models/causal.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { Generator } from '../tensor/random.js';
 import { applyLora, trainableSummary } from '../lora/model.js';
+import { defaultLoraTargets } from '../models/index.js';
 import { saveAdapter } from '../lora/peft.js';
 import { SftDataError, pack, readInstructionData, tokenizeRow } from './data.js';
 import type { FormatOptions, InstructionRow, SftExample } from './data.js';
@@ -21,7 +22,8 @@ export interface FinetuneOptions extends Partial<SftOptions> {
   data: string;
   out: string;
   /** LoRA hyper-parameters; null for full fine-tuning. */
-  lora?: { r: number; lora_alpha: number; lora_dropout?: number; target_modules: string[]; use_rslora?: boolean } | null;
+  /** LoRA settings; target_modules default to the model family's (q_proj,v_proj for LLaMA, in_proj,out_proj for Mamba). */
+  lora?: { r: number; lora_alpha: number; lora_dropout?: number; target_modules?: string[]; use_rslora?: boolean } | null;
   format?: FormatOptions;
   /** Pack examples into rows of this many tokens (default: no packing, padded batches). */
   packLength?: number;
@@ -73,11 +75,12 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   }
   const batchSize = o.batchSize ?? DEFAULT_SFT_OPTIONS.batchSize;
   const steps = o.steps ?? Math.max(1, Math.ceil(((o.epochs ?? 1) * train.length) / batchSize));
-  if (o.lora) applyLora(model, { ...o.lora, seed });
+  const lora = o.lora ? { ...o.lora, target_modules: o.lora.target_modules ?? defaultLoraTargets(model.config.model_type) } : null;
+  if (lora) applyLora(model, { ...lora, seed });
   const { trainable, total } = trainableSummary(model);
   const respTokens = train.reduce((s, e) => s + e.labels.filter((l) => l !== -100).length, 0);
   log(`data: ${rows.length} rows (${trainRows.length} train${o.packLength ? ` → ${train.length} packed rows of ${o.packLength}` : ''}, ${valRows.length} validation), ${respTokens} response tokens`);
-  log(`${o.lora ? `LoRA r=${o.lora.r} alpha=${o.lora.lora_alpha}${o.lora.use_rslora ? ' (rsLoRA)' : ''} on ${o.lora.target_modules.join(',')}` : 'full fine-tuning'}: ` +
+  log(`${lora ? `LoRA r=${lora.r} alpha=${lora.lora_alpha}${lora.use_rslora ? ' (rsLoRA)' : ''} on ${lora.target_modules.join(',')}` : 'full fine-tuning'}: ` +
     `${trainable.toLocaleString('en-US')} trainable of ${total.toLocaleString('en-US')} parameters (${((100 * trainable) / total).toFixed(2)}%); ${steps} steps of ${batchSize}`);
   const padId = tokenizer.eosId ?? 0;
   const valLossBefore = val.length ? responseLoss(model, val, batchSize, padId) : null;
@@ -98,6 +101,6 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     await saveModel(model, o.out, { tokenizer });
     log(`model: ${o.out}`);
   }
-  writeFileSync(path.join(o.out, 'finetune_log.json'), JSON.stringify({ data: o.data, base: o.model, lora: o.lora ?? null, steps: stepsLog, valLossBefore, valLossAfter, trainable, total }, null, 1) + '\n');
+  writeFileSync(path.join(o.out, 'finetune_log.json'), JSON.stringify({ data: o.data, base: o.model, lora, steps: stepsLog, valLossBefore, valLossAfter, trainable, total }, null, 1) + '\n');
   return { model, tokenizer, steps: stepsLog, valLossBefore, valLossAfter, trainable, total, trainRows, valRows };
 }

@@ -1,4 +1,6 @@
-// Model presets: the llama2.c TinyStories sizes (dims as in its README / export), as HF configs.
+// Model presets, as HF configs (vocab_size is replaced by the tokenizer's when training):
+// llama2.c's TinyStories LLaMA sizes, the quickstart LLaMA, and Mamba and S4D models with about
+// the same parameter count as the quickstart and 15M LLaMAs (for comparisons: tslm bench ssm).
 export const PRESETS: Record<string, Record<string, unknown>> = {
   // stories260K: dim 64, 5 layers, 8 heads, 4 KV heads, vocab 512, seq 512
   '260k': { model_type: 'llama', hidden_size: 64, intermediate_size: 172, num_hidden_layers: 5, num_attention_heads: 8, num_key_value_heads: 4, vocab_size: 512, max_position_embeddings: 512, rms_norm_eps: 1e-5, tie_word_embeddings: true },
@@ -8,4 +10,14 @@ export const PRESETS: Record<string, Record<string, unknown>> = {
   '42m': { model_type: 'llama', hidden_size: 512, intermediate_size: 1376, num_hidden_layers: 8, num_attention_heads: 8, num_key_value_heads: 8, vocab_size: 32000, max_position_embeddings: 1024, rms_norm_eps: 1e-5, tie_word_embeddings: true },
   // stories110M: dim 768, 12 layers, 12 heads, vocab 32000, seq 1024
   '110m': { model_type: 'llama', hidden_size: 768, intermediate_size: 2048, num_hidden_layers: 12, num_attention_heads: 12, num_key_value_heads: 12, vocab_size: 32000, max_position_embeddings: 1024, rms_norm_eps: 1e-5, tie_word_embeddings: true },
+  // tslm quickstart's LLaMA: 0.99M parameters with a 2048-token vocabulary (0.73M outside the embedding)
+  'quickstart': { model_type: 'llama', hidden_size: 128, intermediate_size: 344, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 2048, max_position_embeddings: 128, rms_norm_eps: 1e-5, tie_word_embeddings: true },
+  // Mamba of the quickstart's size: 0.96M (0.70M outside the embedding; d_inner 256, N 16)
+  'mamba-quickstart': { model_type: 'mamba', hidden_size: 128, num_hidden_layers: 6, state_size: 16, expand: 2, conv_kernel: 4, vocab_size: 2048, layer_norm_epsilon: 1e-5, tie_word_embeddings: true },
+  // S4D of the quickstart's size: 0.95M (0.69M outside the embedding; d_inner 256, 16 complex modes)
+  's4d-quickstart': { model_type: 's4d', hidden_size: 128, num_hidden_layers: 6, state_size: 32, expand: 2, vocab_size: 2048, layer_norm_epsilon: 1e-5, tie_word_embeddings: true },
+  // Mamba of stories15M's size: 15.3M (6.05M outside the embedding; the Mamba paper's ~2 blocks per transformer layer)
+  'mamba-15m': { model_type: 'mamba', hidden_size: 288, num_hidden_layers: 11, state_size: 16, expand: 2, conv_kernel: 4, vocab_size: 32000, layer_norm_epsilon: 1e-5, tie_word_embeddings: true },
+  // S4D of stories15M's size: 14.9M (5.73M outside the embedding; 32 complex modes)
+  's4d-15m': { model_type: 's4d', hidden_size: 288, num_hidden_layers: 10, state_size: 64, expand: 2, vocab_size: 32000, layer_norm_epsilon: 1e-5, tie_word_embeddings: true },
 };

@@ -7,10 +7,11 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generate } from '../generate/generate.js';
-import { runTraining } from './run.js';
+import { resolveConfig, runTraining } from './run.js';
 import type { RunResult } from './run.js';
 import type { TokenFile } from './data.js';
 import { DataError } from './data.js';
+import { PRESETS } from './presets.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
@@ -36,10 +37,8 @@ export function brownText(limitFiles?: number): { name: string; text: string }[]
   });
 }
 
-export const QUICKSTART_CONFIG = {
-  model_type: 'llama', hidden_size: 128, intermediate_size: 344, num_hidden_layers: 4, num_attention_heads: 4,
-  num_key_value_heads: 2, vocab_size: 2048, max_position_embeddings: 128, rms_norm_eps: 1e-5, tie_word_embeddings: true,
-};
+/** The quickstart's default model: a 1M-parameter LLaMA (preset "quickstart"). */
+export const QUICKSTART_CONFIG = PRESETS.quickstart;
 
 /** Cross-entropy (nats/token) of a unigram model fitted on the training chunks (add-one), on the validation targets. */
 export function unigramLoss(tokens: TokenFile, seqLen: number, trainChunks: Uint32Array, valChunks: Uint32Array, vocab: number): number {
@@ -56,12 +55,18 @@ export function unigramLoss(tokens: TokenFile, seqLen: number, trainChunks: Uint
   return nll / n;
 }
 
+function familyName(t: unknown): string {
+  return ({ llama: 'LLaMA', mamba: 'Mamba', s4d: 'S4D' } as Record<string, string>)[String(t ?? 'llama')] ?? String(t);
+}
+
 export interface QuickstartOptions {
   out?: string;
   steps?: number;
   /** Use only the first N Brown files (tests). */
   brownFiles?: number;
   threadsNote?: string;
+  /** Another model to train (a preset name, a config.json path or object); default QUICKSTART_CONFIG. */
+  config?: string | Record<string, unknown>;
   log?: (line: string) => void;
 }
 
@@ -81,9 +86,9 @@ export async function quickstart(o: QuickstartOptions = {}): Promise<RunResult &
   const samples: { prompt: string; text: string }[] = [];
   let uni = NaN;
   const r = await runTraining({
-    data: dataDir, out, config: QUICKSTART_CONFIG, steps, batchSize: 16, seqLen, lr: 2e-3, warmupSteps: Math.min(100, Math.ceil(steps / 10)),
+    data: dataDir, out, config: o.config ?? QUICKSTART_CONFIG, steps, batchSize: 16, seqLen, lr: 2e-3, warmupSteps: Math.min(100, Math.ceil(steps / 10)),
     minLrRatio: 0.1, weightDecay: 0.1, evalEvery: Math.max(1, Math.floor(steps / 5)), evalBatches: 20, seed: 1337, valFraction: 0.05, log,
-    title: 'tslm quickstart: a small LLaMA on Brown + Chinese classics',
+    title: `tslm quickstart: a small ${familyName(resolveConfig(o.config ?? QUICKSTART_CONFIG).model_type)} on Brown + Chinese classics`,
     samples: (model, tokenizer) => {
       for (const [i, prompt] of ['The jury said', 'In the morning', '春眠不覺曉，', '子曰：'].entries()) {
         const ids = [tokenizer.eosId ?? 0, ...tokenizer.encode(prompt)];

@@ -16,10 +16,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { writeLlamaGguf, readGguf, GGML_TYPES, ggufPlain, readLlamaGguf } from '../../src/io/index.js';
+import { writeLlamaGguf, readGguf, readLlamaGguf } from '../../src/io/index.js';
 import type { RawTensor } from '../../src/io/index.js';
 import { tempDir, tinyLlamaConfig, tinyLlamaTensors } from './util.js';
 import { tinySpmTokenizer, RefLlama, argmax } from './tiny_llama.js';
+import { assertSameAsGgufFileInfo, evalWithLlamaCpp as evalModel } from './llamacpp_util.js';
 
 import { loadNodeLlamaCpp } from '../../bench/peers/nlc.js';
 import type { NodeLlamaCpp } from '../../bench/peers/nlc.js';
@@ -47,66 +48,14 @@ test('node-llama-cpp readGgufFileInfo parses our GGUF: same metadata, same tenso
   for (const dtype of ['F32', 'F16', 'BF16', 'Q8_0'] as const) {
     const p = path.join(dir, `tiny-${dtype}.gguf`);
     await writeLlamaGguf(p, { config: cfg, tensors, tokenizer, dtype, name: 'tiny' });
-    const info = await nlc!.readGgufFileInfo(p, { readTensorInfo: true, logWarnings: false });
-    const ours = await readGguf(p);
-    assert.equal(info.version, 3);
-    assert.equal(Number(info.tensorCount), ours.tensors.length);
-    // metadata: flatten theirs (nested objects keyed by the dotted path) and compare every key
-    const flat = new Map<string, unknown>();
-    const walk = (o: Record<string, unknown>, pre: string) => {
-      for (const [k, v] of Object.entries(o)) {
-        if (v && typeof v === 'object' && !Array.isArray(v)) walk(v as Record<string, unknown>, `${pre}${k}.`);
-        else flat.set(`${pre}${k}`, v);
-      }
-    };
-    walk(info.metadata as unknown as Record<string, unknown>, '');
-    assert.deepEqual([...flat.keys()].sort(), [...ours.metadata.keys()].sort());
-    for (const [k, v] of ours.metadata) {
-      const mine = ggufPlain(v);
-      const theirs = flat.get(k);
-      const norm = (x: unknown): unknown => (Array.isArray(x) ? x.map(norm) : typeof x === 'bigint' ? Number(x) : x);
-      if (v.type === 'f32') assert.equal(Math.fround(Number(theirs)), mine, k);
-      else assert.deepEqual(norm(theirs), norm(mine), k);
-    }
-    assert.equal(info.metadata.general.architecture, 'llama');
-    // tensor infos
-    const byName = new Map(ours.tensors.map((x) => [x.name, x]));
-    assert.equal(info.tensorInfo!.length, ours.tensors.length);
-    for (const ti of info.tensorInfo!) {
-      const mine = byName.get(ti.name)!;
-      assert.ok(mine, ti.name);
-      assert.deepEqual(ti.dimensions.map(Number), [...mine.shape].reverse(), ti.name);
-      assert.equal(GGML_TYPES.find((g) => g.id === ti.ggmlType)!.name, mine.dtype, ti.name);
-    }
+    await assertSameAsGgufFileInfo(nlc, p);
+    assert.equal((await readGguf(p)).metadata.get('general.architecture')!.value, 'llama');
   }
 });
 
-async function evalWithLlamaCpp(modelPath: string, prompt: number[], nGen: number): Promise<{ logits: Float64Array[]; greedy: number[] }> {
-  const model = await llama!.loadModel({ modelPath, gpuLayers: 0 });
-  try {
-    const ctx = await model.createContext({ contextSize: 64, batchSize: 64, threads: 2, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' });
-    try {
-      const seq = ctx.getSequence();
-      const input = prompt.map((tok): Item => [tok as Token, { generateNext: { token: true, logits: true } }]);
-      const out = await seq.controlledEvaluate(input);
-      const logits = out.map((o: any) => {
-        const l = new Float64Array(cfg.vocab_size as number);
-        for (const [tok, v] of o!.next.logits!) l[tok as number] = v;
-        return l;
-      });
-      await seq.clearHistory();
-      const greedy: number[] = [];
-      for await (const tok of seq.evaluate(prompt as Token[], { temperature: 0 })) {
-        greedy.push(tok as number);
-        if (greedy.length >= nGen) break;
-      }
-      return { logits, greedy };
-    } finally {
-      await ctx.dispose();
-    }
-  } finally {
-    await model.dispose();
-  }
+const KV_F32 = { experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' };
+function evalWithLlamaCpp(modelPath: string, prompt: number[], nGen: number): Promise<{ logits: Float64Array[]; greedy: number[] }> {
+  return evalModel(llama, modelPath, prompt, nGen, cfg.vocab_size as number, KV_F32);
 }
 
 function reference(ts: RawTensor[], prompt: number[], nGen: number): { logits: Float64Array[]; greedy: number[] } {

@@ -21,16 +21,21 @@ export function tempDir(t: { after: (fn: () => void) => void }): string {
   return d;
 }
 
-/** Deterministic pseudo-random numbers (mulberry32 + Box-Muller). */
-export function rng(seed: number): () => number {
+/** Deterministic uniform pseudo-random numbers in [0, 1) (mulberry32). */
+export function uniformRng(seed: number): () => number {
   let a = seed >>> 0;
-  const u = () => {
+  return () => {
     a = (a + 0x6d2b79f5) >>> 0;
     let t = a;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Deterministic pseudo-random normal numbers (mulberry32 + Box-Muller). */
+export function rng(seed: number): () => number {
+  const u = uniformRng(seed);
   return () => Math.sqrt(-2 * Math.log(u() + 1e-12)) * Math.cos(2 * Math.PI * u());
 }
 

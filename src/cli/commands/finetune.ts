@@ -6,7 +6,7 @@ import { finetune } from '../../sft/finetune.js';
 import { num } from './generate.js';
 
 export const usage = `tslm finetune --model <dir> --data <file> --out <dir> [--lora-r 8] [--lora-alpha 16]
-      [--lora-dropout 0.05] [--lora-targets q_proj,v_proj] [--rslora] [--full] [--template alpaca|chat]
+      [--lora-dropout 0.05] [--lora-targets q_proj,v_proj (default: the family's, in_proj,out_proj for Mamba)] [--rslora] [--full] [--template alpaca|chat]
       [--steps N | --epochs E] [--batch-size B] [--lr LR] [--warmup N] [--max-length T] [--pack T]
       [--val-fraction F] [--train-on-prompt] [--seed S] [--tokenizer FILE] [--threads N]
     Instruction tuning on Alpaca JSON/JSONL ({instruction, input, output}) or chat JSONL
@@ -34,7 +34,7 @@ export async function run(args: string[]): Promise<number> {
   const lora = values.full ? null : {
     r, lora_alpha: num(values['lora-alpha'], 'lora-alpha', (x) => x > 0) ?? 2 * r,
     lora_dropout: num(values['lora-dropout'], 'lora-dropout', (x) => x >= 0 && x < 1) ?? 0.05,
-    target_modules: (values['lora-targets'] ?? 'q_proj,v_proj').split(',').map((s) => s.trim()).filter(Boolean),
+    target_modules: values['lora-targets']?.split(',').map((s) => s.trim()).filter(Boolean),
     use_rslora: values.rslora,
   };
   await init({ threads: num(values.threads, 'threads', pos) });

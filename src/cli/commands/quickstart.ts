@@ -6,18 +6,20 @@ import { init, shutdown } from '../../backend/index.js';
 import { quickstart } from '../../train/quickstart.js';
 import { num } from './generate.js';
 
-export const usage = `tslm quickstart [--out DIR] [--steps N] [--threads N]
+export const usage = `tslm quickstart [--out DIR] [--steps N] [--threads N] [--config PRESET|config.json]
     Train a byte-level BPE tokenizer and a 1M-parameter LLaMA from scratch on the embedded
     corpus (Brown + Chinese classics), report validation perplexity beside a unigram model's,
-    write the checkpoint and report to DIR (default ./tslm-quickstart) and print samples.`;
+    write the checkpoint and report to DIR (default ./tslm-quickstart) and print samples.
+    --config trains another model instead, e.g. mamba-quickstart or s4d-quickstart (the same
+    size as the LLaMA).`;
 
 export async function run(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { out: { type: 'string' }, steps: { type: 'string' }, threads: { type: 'string' }, 'brown-files': { type: 'string' } } });
+  const { values } = parseArgs({ args, options: { out: { type: 'string' }, steps: { type: 'string' }, threads: { type: 'string' }, 'brown-files': { type: 'string' }, config: { type: 'string' } } });
   const t0 = performance.now();
   await init({ threads: num(values.threads, 'threads', (x) => Number.isInteger(x) && x > 0) });
   try {
     const r = await quickstart({
-      out: values.out, steps: num(values.steps, 'steps', (x) => Number.isInteger(x) && x > 0),
+      out: values.out, steps: num(values.steps, 'steps', (x) => Number.isInteger(x) && x > 0), config: values.config,
       brownFiles: num(values['brown-files'], 'brown-files', (x) => Number.isInteger(x) && x > 0),
     });
     const out = path.resolve(values.out ?? 'tslm-quickstart');

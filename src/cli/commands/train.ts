@@ -1,4 +1,4 @@
-// `tslm train`: pre-train a LLaMA-family model on a corpus.
+// `tslm train`: pre-train a model of any family (LLaMA, Mamba, S4D, …) on a corpus.
 import { parseArgs } from 'node:util';
 import { init, shutdown } from '../../backend/index.js';
 import { runTraining } from '../../train/run.js';
@@ -9,7 +9,9 @@ export const usage = `tslm train --data <file|dir> --config <config.json|preset>
       [--batch-size B] [--seq-len T] [--grad-accum K] [--lr LR] [--warmup N] [--min-lr-ratio R]
       [--weight-decay W] [--grad-clip C] [--eval-every N] [--eval-batches N] [--seed S]
       [--tokenizer FILE] [--resume] [--threads N]
-    Train from scratch (presets: ${Object.keys(PRESETS).join(', ')}: llama2.c's TinyStories sizes).
+    Train from scratch any family the config's model_type names (llama, mistral, qwen2, mamba,
+    s4d). Presets: ${Object.keys(PRESETS).join(', ')} (llama2.c's TinyStories LLaMA sizes, the
+    quickstart LLaMA, and Mamba / S4D models of the quickstart's and the 15M LLaMA's size).
     Data: .txt/.md files, folders, JSONL {"text": …} or Parquet. Without --tokenizer a byte-level
     BPE of the config's vocab_size is trained on the data. Writes metrics.jsonl, loss.svg,
     report.html and an atomic checkpoint (HF layout + optimizer + data position) to --out;

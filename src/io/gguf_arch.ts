@@ -1,0 +1,141 @@
+// What the per-architecture GGUF mappings (gguf_llama.ts, gguf_mamba.ts) share: the tokenizer
+// as GGUF stores it (tokenizer.ggml.*), typed reads of metadata keys, general.file_type, and the
+// stored type of each tensor (F32 where llama.cpp needs it, the chosen type for matrices).
+import { ConfigFieldError } from './errors.js';
+import type { RawDType } from './dtypes.js';
+import { GgufFile, gv } from './gguf.js';
+import type { GgufValue } from './gguf.js';
+
+/** llama.cpp token types (llama_token_type / gguf GgufTokenType). */
+export const GgufTokenType = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
+
+/** The tokenizer as GGUF stores it (tokenizer.ggml.*). */
+export interface GgufTokenizer {
+  /** 'llama' (SentencePiece, needs <0xXX> byte tokens), 'gpt2' (byte-level BPE, needs merges), … */
+  model: string;
+  pre?: string;
+  tokens: string[];
+  scores?: ArrayLike<number>;
+  tokenTypes?: ArrayLike<number>;
+  merges?: string[];
+  bosId?: number;
+  eosId?: number;
+  unkId?: number;
+  padId?: number;
+  addBos?: boolean;
+  addEos?: boolean;
+  chatTemplate?: string;
+}
+
+/** Types the architecture writers offer for their matrices. */
+export type GgufMatrixDType = 'F32' | 'F16' | 'BF16' | 'Q8_0';
+
+/** llama_ftype values for general.file_type. */
+export const GGUF_FILE_TYPE: Record<GgufMatrixDType, number> = { F32: 0, F16: 1, Q8_0: 7, BF16: 32 };
+
+/**
+ * The type a tensor is stored with: F32 when `keepF32` (1-D tensors, norms, and what llama.cpp's
+ * kernels only take in F32), else `dtype`; Q8_0 rows that are not whole 32-blocks fall back to
+ * F16, as convert_hf_to_gguf.py does.
+ */
+export function storedDType(shape: readonly number[], dtype: GgufMatrixDType, keepF32: boolean): RawDType {
+  if (keepF32 || shape.length <= 1) return 'F32';
+  if (dtype === 'Q8_0' && shape[shape.length - 1] % 32 !== 0) return 'F16';
+  return dtype;
+}
+
+/** Check a tokenizer against the model's vocabulary: token count, per-token arrays, special ids. */
+export function checkGgufTokenizer(file: string, tok: GgufTokenizer, vocab: number): void {
+  if (tok.tokens.length !== vocab) throw new ConfigFieldError(file, 'tokenizer.ggml.tokens', `has ${tok.tokens.length} tokens but vocab_size is ${vocab}`);
+  for (const [k, v] of [['scores', tok.scores], ['tokenTypes', tok.tokenTypes]] as const) {
+    if (v && v.length !== vocab) throw new ConfigFieldError(file, `tokenizer.${k}`, `has ${v.length} entries but vocab_size is ${vocab}`);
+  }
+  for (const [k, v] of [['bosId', tok.bosId], ['eosId', tok.eosId], ['unkId', tok.unkId], ['padId', tok.padId]] as const) {
+    if (v !== undefined && !(Number.isInteger(v) && v >= 0 && v < vocab)) throw new ConfigFieldError(file, `tokenizer.${k}`, `${v} is not a token id in [0, ${vocab})`);
+  }
+}
+
+/** Append the tokenizer.ggml.* keys (and tokenizer.chat_template) of `tok` to `md`. */
+export function setGgufTokenizerMetadata(md: Map<string, GgufValue>, tok: GgufTokenizer): void {
+  md.set('tokenizer.ggml.model', gv.str(tok.model));
+  if (tok.pre !== undefined) md.set('tokenizer.ggml.pre', gv.str(tok.pre));
+  md.set('tokenizer.ggml.tokens', gv.strings(tok.tokens));
+  if (tok.scores) md.set('tokenizer.ggml.scores', gv.f32s(tok.scores));
+  if (tok.tokenTypes) md.set('tokenizer.ggml.token_type', gv.i32s(tok.tokenTypes));
+  if (tok.merges) md.set('tokenizer.ggml.merges', gv.strings(tok.merges));
+  if (tok.bosId !== undefined) md.set('tokenizer.ggml.bos_token_id', gv.u32(tok.bosId));
+  if (tok.eosId !== undefined) md.set('tokenizer.ggml.eos_token_id', gv.u32(tok.eosId));
+  if (tok.unkId !== undefined) md.set('tokenizer.ggml.unknown_token_id', gv.u32(tok.unkId));
+  if (tok.padId !== undefined) md.set('tokenizer.ggml.padding_token_id', gv.u32(tok.padId));
+  if (tok.addBos !== undefined) md.set('tokenizer.ggml.add_bos_token', gv.bool(tok.addBos));
+  if (tok.addEos !== undefined) md.set('tokenizer.ggml.add_eos_token', gv.bool(tok.addEos));
+  if (tok.chatTemplate !== undefined) md.set('tokenizer.chat_template', gv.str(tok.chatTemplate));
+}
+
+/** The tokenizer a GGUF file carries, or null when it has no tokenizer.ggml.model + tokens. */
+export function readGgufTokenizer(f: GgufFile): GgufTokenizer | null {
+  const model = f.get('tokenizer.ggml.model');
+  const tokens = f.get('tokenizer.ggml.tokens') as string[] | undefined;
+  if (typeof model !== 'string' || !tokens) return null;
+  const num = (k: string) => { const v = f.get(k); return v === undefined ? undefined : Number(v); };
+  const bool = (k: string) => { const v = f.get(k); return typeof v === 'boolean' ? v : undefined; };
+  const drop = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+  return drop({
+    model,
+    pre: f.get('tokenizer.ggml.pre') as string | undefined,
+    tokens,
+    scores: f.metadata.get('tokenizer.ggml.scores')?.value as Float32Array | undefined,
+    tokenTypes: f.metadata.get('tokenizer.ggml.token_type')?.value as Int32Array | undefined,
+    merges: f.get('tokenizer.ggml.merges') as string[] | undefined,
+    bosId: num('tokenizer.ggml.bos_token_id'),
+    eosId: num('tokenizer.ggml.eos_token_id'),
+    unkId: num('tokenizer.ggml.unknown_token_id'),
+    padId: num('tokenizer.ggml.padding_token_id'),
+    addBos: bool('tokenizer.ggml.add_bos_token'),
+    addEos: bool('tokenizer.ggml.add_eos_token'),
+    chatTemplate: f.get('tokenizer.chat_template') as string | undefined,
+  });
+}
+
+const INT_TYPES = ['u8', 'i8', 'u16', 'i16', 'u32', 'i32', 'u64', 'i64'];
+
+/** A positive integer metadata value (`dflt` when absent; missing without a default is an error). */
+export function mdInt(f: GgufFile, key: string, dflt?: number): number {
+  const v = f.metadata.get(key);
+  if (!v) {
+    if (dflt !== undefined) return dflt;
+    throw new ConfigFieldError(f.file, key, 'is missing');
+  }
+  if (!INT_TYPES.includes(v.type)) throw new ConfigFieldError(f.file, key, `must be an integer, got type ${v.type}`);
+  const n = Number(v.value);
+  if (!(n > 0) || !Number.isSafeInteger(n)) throw new ConfigFieldError(f.file, key, `must be a positive integer, got ${n}`);
+  return n;
+}
+
+export function mdFloat(f: GgufFile, key: string, dflt: number): number {
+  const v = f.metadata.get(key);
+  if (!v) return dflt;
+  if (v.type !== 'f32' && v.type !== 'f64') throw new ConfigFieldError(f.file, key, `must be a float, got type ${v.type}`);
+  return v.value;
+}
+
+export function mdBool(f: GgufFile, key: string, dflt: boolean): boolean {
+  const v = f.metadata.get(key);
+  if (!v) return dflt;
+  if (v.type !== 'bool') throw new ConfigFieldError(f.file, key, `must be a bool, got type ${v.type}`);
+  return v.value;
+}
+
+/** f32 metadata holds an f32; give back the shortest decimal that rounds to it (1e-5, not 9.999999747378752e-6). */
+export function shortF32(x: number): number {
+  for (let p = 1; p <= 9; p++) {
+    const y = Number(x.toPrecision(p));
+    if (Math.fround(y) === x) return y;
+  }
+  return x;
+}
+
+/** Open a GGUF from a path (lazy reads) or from bytes in memory (named `label` in errors). */
+export async function openGguf(src: string | Uint8Array, label?: string): Promise<GgufFile> {
+  return typeof src === 'string' ? GgufFile.open(src) : GgufFile.fromBuffer(src, label);
+}

@@ -1,0 +1,56 @@
+// A model in GGUF whatever its architecture: readModelGguf reads general.architecture and hands
+// the file to that architecture's reader; writeModelGguf picks the writer from the HF config's
+// model_type. Both give and take HF configs and HF-named tensors.
+import { ConfigFieldError } from './errors.js';
+import type { RawTensor } from './dtypes.js';
+import { openGguf } from './gguf_arch.js';
+import type { GgufMatrixDType, GgufTokenizer } from './gguf_arch.js';
+import { llamaFromGguf, writeLlamaGguf } from './gguf_llama.js';
+import type { LlamaGgufCheckpoint } from './gguf_llama.js';
+import { mambaFromGguf, writeMambaGguf } from './gguf_mamba.js';
+import type { MambaGgufCheckpoint } from './gguf_mamba.js';
+import type { HfConfig } from './hf.js';
+
+/** general.architecture values tslm reads and writes. */
+export const GGUF_ARCHITECTURES = ['llama', 'mamba'] as const;
+export type GgufArchitecture = (typeof GGUF_ARCHITECTURES)[number];
+
+export type ModelGgufCheckpoint =
+  | ({ architecture: 'llama' } & LlamaGgufCheckpoint)
+  | ({ architecture: 'mamba' } & MambaGgufCheckpoint);
+
+/**
+ * Read a GGUF model of any supported architecture as an HF config (model_type "llama" or
+ * "mamba") + HF-named tensors (LLaMA q/k in HF rotate-half layout) + tokenizer.
+ */
+export async function readModelGguf(src: string | Uint8Array, opts: { label?: string } = {}): Promise<ModelGgufCheckpoint> {
+  const f = await openGguf(src, opts.label);
+  try {
+    const arch = f.get('general.architecture');
+    switch (arch) {
+      case 'llama': return { architecture: 'llama', ...(await llamaFromGguf(f)) };
+      case 'mamba': return { architecture: 'mamba', ...(await mambaFromGguf(f)) };
+      case undefined: throw new ConfigFieldError(f.file, 'general.architecture', 'is missing');
+      default: throw new ConfigFieldError(f.file, 'general.architecture', `${JSON.stringify(arch)} is not supported (tslm reads ${GGUF_ARCHITECTURES.join(', ')})`);
+    }
+  } finally {
+    await f.close();
+  }
+}
+
+export interface WriteModelGgufInput {
+  /** An HF config; its model_type ("llama", "mamba") picks the GGUF architecture. */
+  config: HfConfig;
+  tensors: readonly RawTensor[];
+  tokenizer: GgufTokenizer;
+  dtype?: GgufMatrixDType;
+  name?: string;
+}
+
+/** Write a model as GGUF, the architecture chosen by config.model_type (llama or mamba). */
+export async function writeModelGguf(path: string, input: WriteModelGgufInput): Promise<void> {
+  const mt = input.config.model_type;
+  if (mt === 'llama') return writeLlamaGguf(path, input);
+  if (mt === 'mamba') return writeMambaGguf(path, input);
+  throw new ConfigFieldError(path, 'model_type', `${JSON.stringify(mt ?? null)} has no GGUF writer (tslm writes ${GGUF_ARCHITECTURES.join(', ')})`);
+}
