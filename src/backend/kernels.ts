@@ -134,6 +134,7 @@ export const enum UnaryOp {
   RDIV = 16,
   // out = 1 if a > alpha else 0 (used for dropout masks); no backward
   STEP = 17,
+  SIN = 18, COS = 19,
 }
 export const enum ReduceOp { SUM = 0, MAX = 1, MIN = 2, LOGSUMEXP = 3, ARGMAX = 4, ARGMIN = 5 }
 

@@ -3,6 +3,7 @@
 // createModel.
 import { LlamaForCausalLM, parseLlamaConfig, LLAMA_MODEL_TYPES } from './llama.js';
 import { MambaForCausalLM, parseMambaConfig, MAMBA_MODEL_TYPES } from './mamba.js';
+import { S4DForCausalLM, parseS4DConfig, S4D_MODEL_TYPES } from './s4d.js';
 import { ConfigError } from './config.js';
 import type { CausalLM } from './causal.js';
 import type { Generator } from '../tensor/random.js';
@@ -13,6 +14,8 @@ export { LlamaForCausalLM, KVCache, parseLlamaConfig, llamaConfigToJson } from '
 export type { LlamaConfig } from './llama.js';
 export { MambaForCausalLM, parseMambaConfig, mambaConfigToJson } from './mamba.js';
 export type { MambaConfig } from './mamba.js';
+export { S4DForCausalLM, parseS4DConfig, s4dConfigToJson } from './s4d.js';
+export type { S4DConfig } from './s4d.js';
 export { RecurrentState } from './recurrent.js';
 export { ConfigError } from './config.js';
 
@@ -33,6 +36,10 @@ const FAMILIES: ModelFamily[] = [
   {
     modelTypes: MAMBA_MODEL_TYPES, loraTargets: ['in_proj', 'out_proj'],
     create: (raw, source, generator) => new MambaForCausalLM(parseMambaConfig(raw, source), { generator }),
+  },
+  {
+    modelTypes: S4D_MODEL_TYPES, loraTargets: ['in_proj', 'out_proj'],
+    create: (raw, source, generator) => new S4DForCausalLM(parseS4DConfig(raw, source), { generator }),
   },
 ];
 

@@ -1,3 +1,9 @@
 export { Module, StateDictError, parameter, withoutInit } from './module.js';
 export { Linear, Embedding, RMSNorm, LayerNorm, Dropout } from './layers.js';
 export type { InitOptions } from './layers.js';
+export { S4D, S4DKernel, s4dConv, s4dScan } from './s4d.js';
+export type { S4DOptions, S4DDiscrete } from './s4d.js';
+export {
+  HippoError, S4D_INITS, discretize, hippoReconstruct, hippoRun, hippoTransition, legendre, legsNormal, s4dInit,
+} from './hippo.js';
+export type { Discretization, Measure, S4DInit } from './hippo.js';

@@ -537,6 +537,8 @@ export const sigmoid = (t: Tensor): Tensor => unaryOp('sigmoid', UnaryOp.SIGMOID
 export const silu = (t: Tensor): Tensor => unaryOp('silu', UnaryOp.SILU, t);
 export const relu = (t: Tensor): Tensor => unaryOp('relu', UnaryOp.RELU, t);
 export const softplus = (t: Tensor): Tensor => unaryOp('softplus', UnaryOp.SOFTPLUS, t);
+export const sin = (t: Tensor): Tensor => unaryOp('sin', UnaryOp.SIN, t);
+export const cos = (t: Tensor): Tensor => unaryOp('cos', UnaryOp.COS, t);
 /** GELU; approximate 'none' uses erf, 'tanh' the tanh approximation (as torch.nn.functional.gelu). */
 export function gelu(t: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
   return unaryOp('gelu', approximate === 'tanh' ? UnaryOp.GELU_TANH : UnaryOp.GELU, t);

@@ -301,6 +301,8 @@ describe('wasm kernels', () => {
   const gen = (lo: number, hi: number, sp: number[] = SPECIAL) => (n: number) => sprinkle(uniform(n, lo, hi), sp);
   const posGen = (n: number) => sprinkle(logUniform(n, 1e-30, 1e30), [0, -0, -1, Infinity, NaN, 1, 1e-40, 1.5e-45, -Infinity]);
   const posOnly = (n: number) => sprinkle(logUniform(n, 1e-6, 1e6), [1, 2, 0.5]);
+  const TRIG_SPECIAL = [0, -0, Infinity, -Infinity, NaN, 1e-40, 1e6, -1e6, 12345.678, 1.5707964, 3.1415927, -4.712389, 6.2831855, 0.7853982];
+  const trig = (n: number) => sprinkle(Float32Array.from(uniform(n, -1, 1), (v, i) => (i % 3 === 0 ? v * 1000 : v * 10)), TRIG_SPECIAL);
   const UCASES: UCase[] = [
     { op: UnaryOp.NEG, name: 'NEG', gen: gen(-10, 10), params: [[0, 0]], tol: ARITH, bwdTol: ARITH },
     { op: UnaryOp.EXP, name: 'EXP', gen: gen(-100, 100, [...SPECIAL, 88.7, 88.73, 89, -87.5, -103, -104, -110]), params: [[0, 0]], tol: TRANS, bwdTol: TRANS },
@@ -319,6 +321,9 @@ describe('wasm kernels', () => {
     { op: UnaryOp.POWS, name: 'POWS', gen: (n) => sprinkle(logUniform(n, 1e-3, 1e3), [0, -2, -0.5, Infinity, NaN, 1]), params: [[2, 0], [3, 0], [0.5, 0], [-1, 0], [1.7, 0], [0, 0], [1, 0], [-2.5, 0]], tol: [2e-6, 1e-6], bwdTol: [3e-6, 1e-6] },
     { op: UnaryOp.AFFINE, name: 'AFFINE', gen: gen(-10, 10), params: [[1.3, -0.2], [0, 1], [-2, 0.1]], tol: ARITH, bwdTol: ARITH },
     { op: UnaryOp.RDIV, name: 'RDIV', gen: gen(-10, 10), params: [[2.5, 0], [-1, 0]], tol: ARITH, bwdTol: ARITH },
+    // Arguments up to 1e6 (the f64 range reduction keeps f32 accuracy there), multiples of π/2.
+    { op: UnaryOp.SIN, name: 'SIN', gen: trig, params: [[0, 0]], tol: TRANS, bwdTol: TRANS },
+    { op: UnaryOp.COS, name: 'COS', gen: trig, params: [[0, 0]], tol: TRANS, bwdTol: TRANS },
     { op: UnaryOp.STEP, name: 'STEP', gen: (n) => sprinkle(uniform(n, 0, 1), [Math.fround(0.3), 0.3, NaN, Infinity, 0, 0.5]), params: [[0.3, 0], [0.5, 0], [0, 0]], tol: ARITH, bwdTol: ARITH },
   ];
 

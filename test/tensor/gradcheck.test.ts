@@ -73,6 +73,8 @@ const cases: Case[] = [
   ['rope interleaved (B,T,H,D)', (x) => { const { cos, sin } = T.ropeTables(3, 4); return T.rope(x, cos, sin, { seqDim: 1, layout: 'interleaved' }); }, () => [param([2, 3, 2, 4])]],
   ['attention causal GQA', (q, k, v) => T.attention(q, k, v, { causal: true }), () => [param([1, 4, 3, 4]), param([1, 2, 3, 4]), param([1, 2, 3, 2])]],
   ['attention kv-cache + mask', (q, k, v, m) => T.attention(q, k, v, { causal: true, mask: m }), () => [param([1, 2, 2, 4]), param([1, 1, 4, 4]), param([1, 1, 4, 3]), param([2, 4])]],
+  // (last: a case draws from the shared generator, so new cases go at the end)
+  ['sin cos', (a) => T.add(T.sin(a), T.mul(T.cos(a), 0.7)), () => [param([9], -8, 8)]],
 ];
 
 for (const [name, f, mk, opts] of cases) {

@@ -89,6 +89,8 @@ export function unaryScalar(op: number, x: number, alpha: number, beta: number):
     case UnaryOp.AFFINE: return x * alpha + beta;
     case UnaryOp.RDIV: return alpha / x;
     case UnaryOp.STEP: return x > alpha ? 1 : 0;
+    case UnaryOp.SIN: return Math.sin(x);
+    case UnaryOp.COS: return Math.cos(x);
   }
   throw new Error(`unary: unknown op ${op}`);
 }
@@ -123,6 +125,8 @@ export function unaryDerivative(op: number, x: number, y: number, alpha: number,
     case UnaryOp.AFFINE: return alpha;
     case UnaryOp.RDIV: return -alpha / (x * x);
     case UnaryOp.STEP: return 0;
+    case UnaryOp.SIN: return Math.cos(x);
+    case UnaryOp.COS: return -Math.sin(x);
   }
   throw new Error(`unary_bwd: unknown op ${op}`);
 }

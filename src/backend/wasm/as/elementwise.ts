@@ -7,7 +7,7 @@
 // collapses dims) and use f32x4 loops for the contiguous/broadcast inner strides.
 import {
   splat, shareStart, loadN, storeN, gather4, hsum64, addLo64, addHi64, pack64, f32Down, f32Up,
-  vexp, vlog, vsigmoid, vtanh, vsoftplusLow, vOnePlusErf, rowSum, rowMax, rowSumExp,
+  vexp, vlog, vsigmoid, vtanh, vsoftplusLow, vOnePlusErf, vsincos, rowSum, rowMax, rowSumExp,
 } from './vmath';
 import { scratch } from './scratch';
 
@@ -16,7 +16,7 @@ const ADD: i32 = 0, SUB: i32 = 1, MUL: i32 = 2, DIV: i32 = 3, POW: i32 = 4, MAX:
 const EQ: i32 = 7, GT: i32 = 8, LT: i32 = 9, GE: i32 = 10, LE: i32 = 11;
 const NEG: i32 = 0, EXP: i32 = 1, LOG: i32 = 2, SQRT: i32 = 3, RSQRT: i32 = 4, ABS: i32 = 5, TANH: i32 = 6;
 const SIGMOID: i32 = 7, SILU: i32 = 8, GELU: i32 = 9, GELU_TANH: i32 = 10, RELU: i32 = 11, SOFTPLUS: i32 = 12;
-const CLAMP: i32 = 13, POWS: i32 = 14, AFFINE: i32 = 15, RDIV: i32 = 16, STEP: i32 = 17;
+const CLAMP: i32 = 13, POWS: i32 = 14, AFFINE: i32 = 15, RDIV: i32 = 16, STEP: i32 = 17, SIN: i32 = 18, COS: i32 = 19;
 const R_SUM: i32 = 0, R_MAX: i32 = 1, R_MIN: i32 = 2, R_LSE: i32 = 3, R_ARGMAX: i32 = 4, R_ARGMIN: i32 = 5;
 
 const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
@@ -326,6 +326,8 @@ function setUnaryConsts(alpha: f64, beta: f64): void {
   }
   if (op == AFFINE) return f32x4.add(f32x4.mul(x, f32x4.splat(uA)), f32x4.splat(uB));
   if (op == RDIV) return f32x4.div(f32x4.splat(uA), x);
+  if (op == SIN) return vsincos(x, 0);
+  if (op == COS) return vsincos(x, 1);
   return v128.and(f32x4.gt(x, f32x4.splat(uT)), one); // STEP
 }
 
@@ -364,6 +366,8 @@ export function unary(op: i32, out: usize, a: usize, n: i32, alpha: f64, beta: f
     case AFFINE: unaryLoop(AFFINE, out, a, s, e); break;
     case RDIV: unaryLoop(RDIV, out, a, s, e); break;
     case STEP: unaryLoop(STEP, out, a, s, e); break;
+    case SIN: unaryLoop(SIN, out, a, s, e); break;
+    case COS: unaryLoop(COS, out, a, s, e); break;
     default: unreachable();
   }
 }
@@ -415,6 +419,8 @@ export function unary(op: i32, out: usize, a: usize, n: i32, alpha: f64, beta: f
   }
   if (op == AFFINE) return f32x4.mul(g, f32x4.splat(uA));
   if (op == RDIV) return f32x4.div(f32x4.div(f32x4.mul(g, f32x4.splat(-uA)), x), x); // no x² underflow
+  if (op == SIN) return f32x4.mul(g, vsincos(x, 1)); // sin' = cos
+  if (op == COS) return f32x4.mul(g, vsincos(x, 2)); // cos' = −sin
   return f32x4.mul(g, zero); // STEP
 }
 
@@ -453,6 +459,8 @@ export function unary_bwd(op: i32, gx: usize, x: usize, y: usize, gy: usize, n: 
     case AFFINE: ubwdLoop(AFFINE, gx, x, y, gy, s, e); break;
     case RDIV: ubwdLoop(RDIV, gx, x, y, gy, s, e); break;
     case STEP: ubwdLoop(STEP, gx, x, y, gy, s, e); break;
+    case SIN: ubwdLoop(SIN, gx, x, y, gy, s, e); break;
+    case COS: ubwdLoop(COS, gx, x, y, gy, s, e); break;
     default: unreachable();
   }
 }

@@ -245,3 +245,31 @@ export function rowSumExp(p: usize, n: i32, m: f32): f64 {
   return tot;
 }
 
+
+// sin(x + q·π/2) for q = 0 (sin), 1 (cos), 2 (−sin). x = j·π/2 + r with |r| ≤ π/4: the reduction
+// runs in f64 with π/2 in two parts (P1 has 33 bits, so j·P1 is exact for |j| < 2^20), which keeps
+// ~1 ulp accuracy for |x| up to ~1.6e6 (beyond, the result is a bounded approximation); then the
+// Cephes sinf/cosf polynomials on r, and the quadrant (j + q) mod 4 picks ±sin r or ±cos r.
+// sin/cos(±inf) = NaN, NaN → NaN.
+// @ts-ignore: decorator
+@inline export function vsincos(x: v128, q: i32): v128 {
+  const P1: f64 = 1.5707963267341256, P2: f64 = 6.077100506506192e-11, TWO_OVER_PI: f64 = 0.6366197723675814;
+  const dlo = f64x2.promote_low_f32x4(x), dhi = f64x2.promote_low_f32x4(f32x4.shuffle(x, x, 2, 3, 2, 3));
+  const jlo = f64x2.nearest(f64x2.mul(dlo, f64x2.splat(TWO_OVER_PI)));
+  const jhi = f64x2.nearest(f64x2.mul(dhi, f64x2.splat(TWO_OVER_PI)));
+  const rlo = f64x2.sub(f64x2.sub(dlo, f64x2.mul(jlo, f64x2.splat(P1))), f64x2.mul(jlo, f64x2.splat(P2)));
+  const rhi = f64x2.sub(f64x2.sub(dhi, f64x2.mul(jhi, f64x2.splat(P1))), f64x2.mul(jhi, f64x2.splat(P2)));
+  const r = pack64(rlo, rhi);
+  const quad = v128.and(i32x4.add(i32x4.trunc_sat_f32x4_s(pack64(jlo, jhi)), i32x4.splat(q)), i32x4.splat(3));
+  const z = f32x4.mul(r, r);
+  let ps = fma4(f32x4.splat(-1.9515295891e-4), z, f32x4.splat(8.3321608736e-3));
+  ps = fma4(ps, z, f32x4.splat(-1.6666654611e-1));
+  const s = fma4(f32x4.mul(ps, z), r, r);
+  let pc = fma4(f32x4.splat(2.443315711809948e-5), z, f32x4.splat(-1.388731625493765e-3));
+  pc = fma4(pc, z, f32x4.splat(4.166664568298827e-2));
+  const c = f32x4.add(fma4(f32x4.mul(pc, z), z, f32x4.mul(z, f32x4.splat(-0.5))), f32x4.splat(1.0));
+  const odd = i32x4.eq(v128.and(quad, i32x4.splat(1)), i32x4.splat(1));
+  const neg = i32x4.eq(v128.and(quad, i32x4.splat(2)), i32x4.splat(2));
+  const v = v128.bitselect(c, s, odd);
+  return v128.xor(v, v128.and(neg, i32x4.splat(0x80000000)));
+}
