@@ -65,7 +65,7 @@ export function gradcheck(
       assert.ok(x.grad, `${name}: input ${xi} got no gradient`);
       const ana = x.grad!.toArray();
       const num: number[] = [];
-      const p = x.ptr >> 2;
+      const p = x.ptr >>> 2;
       const data = x.data();
       for (let i = 0; i < x.size; i++) {
         const orig = data[i];

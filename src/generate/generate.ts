@@ -330,7 +330,7 @@ function heldBack(text: string, stops: string[]): number {
 
 /** Copy the logits (B, 1, V) out of the heap as one Float32Array per row (into `into` when given). */
 export function rowsOf(logits: Tensor, B: number, V: number, into?: Float32Array[]): Float32Array[] {
-  const p = logits.ptr >> 2;
+  const p = logits.ptr >>> 2;
   const out = into ?? Array.from({ length: B }, () => new Float32Array(V));
   for (let b = 0; b < B; b++) out[b].set(H.f32.subarray(p + b * V, p + (b + 1) * V));
   return out;

@@ -28,10 +28,10 @@ export function sampleFrom(logits: Float32Array, g: Generator): number {
     // draw in all against ~370 with Math.exp), drawn from in place.
     return scope(() => {
       const x = empty([n]);
-      const xo = x.ptr >> 2;
+      const xo = x.ptr >>> 2;
       const f = H.f32;
       for (let i = 0; i < n; i++) f[xo + i] = logits[i] - m;
-      const eo = exp(x).ptr >> 2;
+      const eo = exp(x).ptr >>> 2;
       return draw(H.f32, eo, n, g, logits);
     });
   }

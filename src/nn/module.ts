@@ -86,7 +86,7 @@ export abstract class Module {
       }
       if (t.dtype !== 'f32') throw new StateDictError(`${src}tensor ${k} has f32 values, the model expects ${t.dtype}`);
       if (v.data.length !== t.size) throw new StateDictError(`${src}tensor ${k}: ${v.data.length} values for shape ${fmtShape(v.shape)}`);
-      if (t.isContiguous()) H.f32.set(v.data, t.ptr >> 2);
+      if (t.isContiguous()) H.f32.set(v.data, t.ptr >>> 2);
       else scope(() => copyInto(t, tensor(v.data, [...v.shape])));
     }
   }

@@ -595,7 +595,7 @@ class EmbeddingJob implements Job {
     const model = this.m.model, D = model.config.hidden_size;
     const v = noGrad(() => scope(() => {
       const h = T.contiguous(T.mean(model.hidden(T.tensor([ids], [1, ids.length], 'i32')), 1));
-      return Float32Array.from(H.f32.subarray(h.ptr >> 2, (h.ptr >> 2) + D));
+      return Float32Array.from(H.f32.subarray(h.ptr >>> 2, (h.ptr >>> 2) + D));
     }));
     let s = 0;
     for (const x of v) s += x * x;

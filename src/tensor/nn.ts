@@ -69,7 +69,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   const rows = targets.size;
   const x = contiguous(logits), t = contiguous(targets);
   let count = 0;
-  const tp = t.ptr >> 2;
+  const tp = t.ptr >>> 2;
   for (let r = 0; r < rows; r++) {
     const v = H.i32[tp + r];
     if (v === ignore) continue;
@@ -82,7 +82,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   if (reduction === 'none') out = loss;
   else {
     let s = 0;
-    const lp = loss.ptr >> 2;
+    const lp = loss.ptr >>> 2;
     for (let r = 0; r < rows; r++) s += H.f32[lp + r];
     out = full([], reduction === 'mean' ? s / count : s);
   }
@@ -99,7 +99,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
 
 function checkIndices(op: string, idx: Tensor, n: number): void {
   if (idx.dtype !== 'i32') throw new DTypeError(op, `indices must be i32, got ${idx.dtype}`);
-  const p = idx.ptr >> 2;
+  const p = idx.ptr >>> 2;
   for (let i = 0; i < idx.size; i++) {
     const v = H.i32[p + i];
     if (v < 0 || v >= n) throw new IndexError(op, `index ${v} at position ${i} is out of range [0, ${n})`);
@@ -136,7 +136,7 @@ export function gatherLast(x: Tensor, idx: Tensor): Tensor {
   checkIndices('gatherLast', ic, V);
   const k = idx.shape[idx.ndim - 1];
   const flat = new Int32Array(ic.size);
-  const p = ic.ptr >> 2;
+  const p = ic.ptr >>> 2;
   for (let i = 0; i < flat.length; i++) flat[i] = Math.floor(i / k) * V + H.i32[p + i];
   const table = reshape(x, [x.size, 1]);
   return reshape(embedding(table, tensor(flat, [flat.length], 'i32')), idx.shape);

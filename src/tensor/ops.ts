@@ -19,7 +19,7 @@ export function kernel(name: KernelName, args: number[], work: number): void {
 }
 
 function writeMeta(...arrays: readonly number[][]): void {
-  const base = META >> 2;
+  const base = META >>> 2;
   let k = 0;
   for (const a of arrays) for (const v of a) H.i32[base + k++] = v;
 }
@@ -127,7 +127,7 @@ export function tensor(data: NestedArray | ArrayLike<number>, shape?: Shape, dty
   if (numel(sh) !== flat.length) throw new ShapeError('tensor', `shape ${fmtShape(sh)} does not hold ${flat.length} values`);
   const dt: DType = dtype ?? (data instanceof Int32Array ? 'i32' : 'f32');
   const t = Tensor.empty(sh, dt);
-  const p = t.ptr >> 2;
+  const p = t.ptr >>> 2;
   if (dt === 'i32') {
     for (let i = 0; i < flat.length; i++) {
       if (!Number.isInteger(flat[i])) throw new DTypeError('tensor', `value ${flat[i]} at index ${i} is not an integer (dtype i32)`);
@@ -165,7 +165,7 @@ export function randn(shape: Shape, opts: { generator?: Generator; mean?: number
   checkShape('randn', shape);
   const g = opts.generator ?? defaultGenerator, mean = opts.mean ?? 0, std = opts.std ?? 1;
   const t = Tensor.empty(shape);
-  const p = t.ptr >> 2;
+  const p = t.ptr >>> 2;
   for (let i = 0; i < t.size; i++) H.f32[p + i] = mean + std * g.normal();
   return t;
 }
@@ -175,7 +175,7 @@ export function rand(shape: Shape, opts: { generator?: Generator; low?: number; 
   checkShape('rand', shape);
   const g = opts.generator ?? defaultGenerator, lo = opts.low ?? 0, hi = opts.high ?? 1;
   const t = Tensor.empty(shape);
-  const p = t.ptr >> 2;
+  const p = t.ptr >>> 2;
   for (let i = 0; i < t.size; i++) H.f32[p + i] = lo + (hi - lo) * g.uniform();
   return t;
 }

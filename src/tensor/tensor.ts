@@ -78,7 +78,7 @@ export class Tensor {
   /** Copy of the values as a Float32Array (Int32Array for i32 tensors), row-major. */
   data(): Float32Array | Int32Array {
     const c = this.isContiguous() ? this : ops.contiguous(this);
-    const p = c.ptr >> 2;
+    const p = c.ptr >>> 2;
     const out = this.dtype === 'i32' ? H.i32.slice(p, p + this.size) : H.f32.slice(p, p + this.size);
     if (c !== this) c.dispose();
     return out;
@@ -98,7 +98,7 @@ export class Tensor {
   /** The single value of a one-element tensor. */
   item(): number {
     if (this.size !== 1) throw new ShapeError('item', `tensor of shape ${fmtShape(this.shape)} has ${this.size} elements, not 1`);
-    return this.dtype === 'i32' ? H.i32[this.ptr >> 2] : H.f32[this.ptr >> 2];
+    return this.dtype === 'i32' ? H.i32[this.ptr >>> 2] : H.f32[this.ptr >>> 2];
   }
 
   /** Release the storage now (all views of it become unusable). */

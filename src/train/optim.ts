@@ -148,7 +148,7 @@ export function clipGradNorm(params: Tensor[], maxNorm: number, opts: { errorIfN
 
 function sumSquares(g: Tensor): number {
   // f64 accumulation of Σ g² (the reduction precision PyTorch's CPU kernels approach).
-  const p = g.ptr >> 2;
+  const p = g.ptr >>> 2;
   let s = 0;
   for (let i = 0; i < g.size; i++) { const v = H.f32[p + i]; s += v * v; }
   return s;

@@ -79,8 +79,8 @@ let exportsObj: Record<string, (...a: number[]) => void>;
 function put(a: Arr): number {
   const p = alloc(Math.max(4, a.length * 4));
   const H = views();
-  if (a instanceof Int32Array) H.i32.set(a, p >> 2);
-  else H.f32.set(a, p >> 2);
+  if (a instanceof Int32Array) H.i32.set(a, p >>> 2);
+  else H.f32.set(a, p >>> 2);
   return p;
 }
 function close(w: number, r: number, [rtol, atol]: Tol): boolean {
@@ -115,7 +115,7 @@ function runMode(c: Case, mode: Mode, inPtrs: Record<string, number>): Record<st
   const H = views();
   const res: Record<string, Arr> = {};
   for (const [k, [n, int]] of Object.entries(lens)) {
-    res[k] = int ? H.i32.slice(ptrs[k] >> 2, (ptrs[k] >> 2) + n) : H.f32.slice(ptrs[k] >> 2, (ptrs[k] >> 2) + n);
+    res[k] = int ? H.i32.slice(ptrs[k] >>> 2, (ptrs[k] >>> 2) + n) : H.f32.slice(ptrs[k] >>> 2, (ptrs[k] >>> 2) + n);
     release(ptrs[k]);
   }
   return res;
@@ -343,7 +343,7 @@ describe('wasm kernels', () => {
       // y = f(x) by the reference.
       const xp = put(x), yp = alloc(Math.max(4, n * 4));
       refBackend.call('unary', [u.op, yp, xp, n, alpha, beta], n);
-      const y = views().f32.slice(yp >> 2, (yp >> 2) + n);
+      const y = views().f32.slice(yp >>> 2, (yp >>> 2) + n);
       release(xp); release(yp);
       const gy = sprinkle(uniform(n, -2, 2), [1, -1, 0]);
       check({ kernel: 'unary_bwd', label: `${u.name}(${alpha},${beta}) n=${n}`, inputs: { x, y, gy }, outputs: { gx: { len: n } }, args: (p) => [u.op, p.gx, p.x, p.y, p.gy, n, alpha, beta], work: n, tol: u.bwdTol });
@@ -395,7 +395,7 @@ describe('wasm kernels', () => {
       // Backward from a valid y.
       const ap = put(uniform(n, -5, 5)), yp = alloc(n * 4);
       refBackend.call('softmax', [yp, ap, rows, cols, log], n);
-      const y = views().f32.slice(yp >> 2, (yp >> 2) + n);
+      const y = views().f32.slice(yp >>> 2, (yp >>> 2) + n);
       release(ap); release(yp);
       const gy = uniform(n, -1, 1);
       check({ kernel: 'softmax_bwd', label: `${rows}x${cols} log=${log}`, inputs: { y, gy }, outputs: { gx: { len: n } }, args: (p) => [p.gx, p.y, p.gy, rows, cols, log], work: n, tol: [1e-5, 1e-6] });
@@ -414,7 +414,7 @@ describe('wasm kernels', () => {
       });
       const lp = put(logits), tp = put(targets), lossp = alloc(rows * 4), lsep = alloc(rows * 4);
       refBackend.call('cross_entropy', [lossp, lsep, lp, tp, rows, V, -100, eps], n);
-      const lse = views().f32.slice(lsep >> 2, (lsep >> 2) + rows);
+      const lse = views().f32.slice(lsep >>> 2, (lsep >>> 2) + rows);
       for (const p of [lp, tp, lossp, lsep]) release(p);
       const scale = 1 / rows;
       check({

@@ -48,15 +48,15 @@ function check(be: Backend, c: Case, forceParallel: boolean): void {
   const a = alloc(4 * aLen), b = alloc(4 * bLen);
   const cw = alloc(4 * (cLen + 2 * GUARD)), cr = alloc(4 * (cLen + 2 * GUARD));
   const f = H.f32;
-  for (let i = 0; i < aLen; i++) f[(a >> 2) + i] = rand() * 2 - 1;
-  for (let i = 0; i < bLen; i++) f[(b >> 2) + i] = rand() * 2 - 1;
+  for (let i = 0; i < aLen; i++) f[(a >>> 2) + i] = rand() * 2 - 1;
+  for (let i = 0; i < bLen; i++) f[(b >>> 2) + i] = rand() * 2 - 1;
   // C: sentinel everywhere (guards, row padding); the logical region gets values (beta = 1)
   // or NaN (beta = 0: the kernel must overwrite without reading).
-  const cw0 = (cw >> 2) + GUARD, cr0 = (cr >> 2) + GUARD;
-  f.fill(SENTINEL, cw >> 2, (cw >> 2) + cLen + 2 * GUARD);
+  const cw0 = (cw >>> 2) + GUARD, cr0 = (cr >>> 2) + GUARD;
+  f.fill(SENTINEL, cw >>> 2, (cw >>> 2) + cLen + 2 * GUARD);
   const inC = (i: number): boolean => { const r = i % cMat; return Math.floor(r / ldc) < M && r % ldc < N; };
   for (let i = 0; i < cLen; i++) if (inC(i)) f[cw0 + i] = c.beta ? rand() * 2 - 1 : NaN;
-  f.copyWithin(cr >> 2, cw >> 2, (cw >> 2) + cLen + 2 * GUARD);
+  f.copyWithin(cr >>> 2, cw >>> 2, (cw >>> 2) + cLen + 2 * GUARD);
   const args = (cp: number) => [a, b, cp + 4 * GUARD, M, N, K, sAm, sAk, sBk, sBn, ldc, batch, sAb, sBb, sCb, c.beta];
   be.call('sgemm', args(cw), forceParallel ? 1 << 30 : M * N * K * batch);
   refBackend.call('sgemm', args(cr), 0);
@@ -138,13 +138,13 @@ test('wasm sgemm gives bitwise the same result on 1 and 2 threads', () => {
   for (const [M, N, K, tB] of [[1, 300, 129, 1], [3, 65, 300, 0], [129, 127, 65, 1], [300, 33, 17, 0], [13, 300, 31, 0]]) {
     const a = alloc(4 * M * K), b = alloc(4 * K * N), c1 = alloc(4 * M * N), c2 = alloc(4 * M * N);
     const f = H.f32;
-    for (let i = 0; i < M * K; i++) f[(a >> 2) + i] = rand() * 2 - 1;
-    for (let i = 0; i < K * N; i++) f[(b >> 2) + i] = rand() * 2 - 1;
+    for (let i = 0; i < M * K; i++) f[(a >>> 2) + i] = rand() * 2 - 1;
+    for (let i = 0; i < K * N; i++) f[(b >>> 2) + i] = rand() * 2 - 1;
     const args = (c: number) => [a, b, c, M, N, K, K, 1, tB ? 1 : N, tB ? K : 1, N, 1, 0, 0, 0, 0];
     be1.call('sgemm', args(c1), 0);
     be2.call('sgemm', args(c2), 1 << 30);
     const g = H.f32;
-    for (let i = 0; i < M * N; i++) assert.equal(g[(c2 >> 2) + i], g[(c1 >> 2) + i], `M=${M} N=${N} K=${K}: element ${i}`);
+    for (let i = 0; i < M * N; i++) assert.equal(g[(c2 >>> 2) + i], g[(c1 >>> 2) + i], `M=${M} N=${N} K=${K}: element ${i}`);
     release(a); release(b); release(c1); release(c2);
   }
 });

@@ -156,7 +156,7 @@ test('wasm attention kernels match the ref kernels (awkward sizes, strided k/v, 
   for (const c of KCASES) {
     const { B, Hq, Hkv, T: Tq, S, D, Dv, causal, pad } = c;
     const ptrs: number[] = [];
-    const put = (a: ArrayLike<number>): number => { const p = alloc(Math.max(4, a.length * 4)); views().f32.set(a, p >> 2); ptrs.push(p); return p; };
+    const put = (a: ArrayLike<number>): number => { const p = alloc(Math.max(4, a.length * 4)); views().f32.set(a, p >>> 2); ptrs.push(p); return p; };
     const rnd = (n: number, lo = -2, hi = 2): number[] => randArray(n, g, lo, hi);
     // q contiguous; k and v in a (B, S+pad, Hkv, D+pad) layout: strided batch/head/sequence dims.
     const kw = D + pad, vw = Dv + pad, Sp = S + pad;
@@ -181,11 +181,11 @@ test('wasm attention kernels match the ref kernels (awkward sizes, strided k/v, 
       call('attention_fwd', fwdArgs);
       const res: Record<string, Float32Array> = {};
       const H = views();
-      res.o = H.f32.slice(out.o >> 2, (out.o >> 2) + sizes.o);
-      res.lse = H.f32.slice(out.lse >> 2, (out.lse >> 2) + sizes.lse);
-      if (mode !== 'ref') { H.f32.set(refOut.o, out.o >> 2); H.f32.set(refOut.lse, out.lse >> 2); }
+      res.o = H.f32.slice(out.o >>> 2, (out.o >>> 2) + sizes.o);
+      res.lse = H.f32.slice(out.lse >>> 2, (out.lse >>> 2) + sizes.lse);
+      if (mode !== 'ref') { H.f32.set(refOut.o, out.o >>> 2); H.f32.set(refOut.lse, out.lse >>> 2); }
       call('attention_bwd', [out.dq, out.dk, out.dv, q, k, v, out.o, out.lse, dO, ...dims, ...strides, scale, causal]);
-      for (const n of ['dq', 'dk', 'dv']) res[n] = views().f32.slice(out[n] >> 2, (out[n] >> 2) + sizes[n as keyof typeof sizes]);
+      for (const n of ['dq', 'dk', 'dv']) res[n] = views().f32.slice(out[n] >>> 2, (out[n] >>> 2) + sizes[n as keyof typeof sizes]);
       return res;
     };
     let refOut: Record<string, Float32Array> = {};

@@ -18,9 +18,9 @@ export function attention_fwd(
   const s = new Float64Array(S), acc = new Float64Array(Dv);
   for (let b = 0; b < B; b++) for (let h = 0; h < Hq; h++) {
     const kh = Math.floor(h / G);
-    const K = (k >> 2) + b * sKb + kh * sKh, V = (v >> 2) + b * sVb + kh * sVh;
+    const K = (k >>> 2) + b * sKb + kh * sKh, V = (v >>> 2) + b * sVb + kh * sVh;
     for (let i = 0; i < T; i++) {
-      const Q = (q >> 2) + b * sQb + h * sQh + i * sQt, row = (b * Hq + h) * T + i, O = (o >> 2) + row * Dv;
+      const Q = (q >>> 2) + b * sQb + h * sQh + i * sQt, row = (b * Hq + h) * T + i, O = (o >>> 2) + row * Dv;
       const n = keysSeen(i, T, S, causal);
       let m = -Infinity;
       for (let j = 0; j < n; j++) {
@@ -37,7 +37,7 @@ export function attention_fwd(
         for (let c = 0; c < Dv; c++) acc[c] += p * f[V + j * sVs + c];
       }
       for (let c = 0; c < Dv; c++) f[O + c] = n ? acc[c] / l : 0;
-      f[(lse >> 2) + row] = n ? m + Math.log(l) : -Infinity;
+      f[(lse >>> 2) + row] = n ? m + Math.log(l) : -Infinity;
     }
   }
 }
@@ -52,10 +52,10 @@ export function attention_bwd(
   const gk = new Float64Array(S * D), gv = new Float64Array(S * Dv), gq = new Float64Array(D);
   for (let b = 0; b < B; b++) for (let kh = 0; kh < Hkv; kh++) {
     gk.fill(0); gv.fill(0);
-    const K = (k >> 2) + b * sKb + kh * sKh, V = (v >> 2) + b * sVb + kh * sVh;
+    const K = (k >>> 2) + b * sKb + kh * sKh, V = (v >>> 2) + b * sVb + kh * sVh;
     for (let h = kh * G; h < (kh + 1) * G; h++) for (let i = 0; i < T; i++) {
-      const Q = (q >> 2) + b * sQb + h * sQh + i * sQt, row = (b * Hq + h) * T + i;
-      const O = (o >> 2) + row * Dv, dO = (dout >> 2) + row * Dv, L = f[(lse >> 2) + row];
+      const Q = (q >>> 2) + b * sQb + h * sQh + i * sQt, row = (b * Hq + h) * T + i;
+      const O = (o >>> 2) + row * Dv, dO = (dout >>> 2) + row * Dv, L = f[(lse >>> 2) + row];
       const n = keysSeen(i, T, S, causal);
       // Δ = Σ_c dO·O = Σ_j P_j·dP_j
       let delta = 0;
@@ -69,10 +69,10 @@ export function attention_bwd(
         for (let c = 0; c < Dv; c++) gv[j * Dv + c] += p * f[dO + c];
         for (let c = 0; c < D; c++) { gk[j * D + c] += ds * f[Q + c]; gq[c] += ds * f[K + j * sKs + c]; }
       }
-      for (let c = 0; c < D; c++) f[(dq >> 2) + row * D + c] = gq[c];
+      for (let c = 0; c < D; c++) f[(dq >>> 2) + row * D + c] = gq[c];
     }
     const base = b * Hkv + kh;
-    for (let x = 0; x < S * D; x++) f[(dk >> 2) + base * S * D + x] = gk[x];
-    for (let x = 0; x < S * Dv; x++) f[(dv >> 2) + base * S * Dv + x] = gv[x];
+    for (let x = 0; x < S * D; x++) f[(dk >>> 2) + base * S * D + x] = gk[x];
+    for (let x = 0; x < S * Dv; x++) f[(dv >>> 2) + base * S * Dv + x] = gv[x];
   }
 }

@@ -13,7 +13,7 @@ export function erf(x: number): number {
 
 /** Offsets of element `i` (row-major over shape) under each stride set. */
 function stridedOffsets(i: number, ndim: number, meta: number, nsets: number, out: number[]): void {
-  const m = H.i32, base = meta >> 2;
+  const m = H.i32, base = meta >>> 2;
   for (let s = 0; s < nsets; s++) out[s] = 0;
   for (let d = ndim - 1; d >= 0; d--) {
     const size = m[base + d];
@@ -24,7 +24,7 @@ function stridedOffsets(i: number, ndim: number, meta: number, nsets: number, ou
 }
 
 export function copy(dst: number, src: number, ndim: number, meta: number, n: number): void {
-  const v = H.i32, d0 = dst >> 2, s0 = src >> 2, off = [0, 0];
+  const v = H.i32, d0 = dst >>> 2, s0 = src >>> 2, off = [0, 0];
   for (let i = 0; i < n; i++) {
     stridedOffsets(i, ndim, meta, 2, off);
     v[d0 + off[0]] = v[s0 + off[1]];
@@ -50,7 +50,7 @@ export function binaryScalar(op: number, x: number, y: number): number {
 }
 
 export function binary(op: number, out: number, a: number, b: number, ndim: number, meta: number, n: number): void {
-  const f = H.f32, o0 = out >> 2, a0 = a >> 2, b0 = b >> 2, off = [0, 0];
+  const f = H.f32, o0 = out >>> 2, a0 = a >>> 2, b0 = b >>> 2, off = [0, 0];
   for (let i = 0; i < n; i++) {
     stridedOffsets(i, ndim, meta, 2, off);
     f[o0 + i] = binaryScalar(op, f[a0 + off[0]], f[b0 + off[1]]);
@@ -61,7 +61,7 @@ export function where(out: number, cond: number, a: number, b: number, ndim: num
   const f = H.f32, off = [0, 0, 0];
   for (let i = 0; i < n; i++) {
     stridedOffsets(i, ndim, meta, 3, off);
-    f[(out >> 2) + i] = f[(cond >> 2) + off[0]] !== 0 ? f[(a >> 2) + off[1]] : f[(b >> 2) + off[2]];
+    f[(out >>> 2) + i] = f[(cond >>> 2) + off[0]] !== 0 ? f[(a >>> 2) + off[1]] : f[(b >>> 2) + off[2]];
   }
 }
 
@@ -96,7 +96,7 @@ export function unaryScalar(op: number, x: number, alpha: number, beta: number):
 }
 
 export function unary(op: number, out: number, a: number, n: number, alpha: number, beta: number): void {
-  const f = H.f32, o0 = out >> 2, a0 = a >> 2;
+  const f = H.f32, o0 = out >>> 2, a0 = a >>> 2;
   for (let i = 0; i < n; i++) f[o0 + i] = unaryScalar(op, f[a0 + i], alpha, beta);
 }
 
@@ -133,15 +133,15 @@ export function unaryDerivative(op: number, x: number, y: number, alpha: number,
 
 export function unary_bwd(op: number, gx: number, x: number, y: number, gy: number, n: number, alpha: number, beta: number): void {
   const f = H.f32;
-  for (let i = 0; i < n; i++) f[(gx >> 2) + i] = f[(gy >> 2) + i] * unaryDerivative(op, f[(x >> 2) + i], f[(y >> 2) + i], alpha, beta);
+  for (let i = 0; i < n; i++) f[(gx >>> 2) + i] = f[(gy >>> 2) + i] * unaryDerivative(op, f[(x >>> 2) + i], f[(y >>> 2) + i], alpha, beta);
 }
 
 export function reduce(op: number, out: number, a: number, outer: number, r: number, inner: number): void {
   const f = H.f32, iv = H.i32;
   for (let o = 0; o < outer; o++) {
     for (let j = 0; j < inner; j++) {
-      const at = (k: number) => f[(a >> 2) + (o * r + k) * inner + j];
-      const dst = (out >> 2) + o * inner + j;
+      const at = (k: number) => f[(a >>> 2) + (o * r + k) * inner + j];
+      const dst = (out >>> 2) + o * inner + j;
       if (op === ReduceOp.SUM) {
         let s = 0;
         for (let k = 0; k < r; k++) s += at(k);
@@ -175,13 +175,13 @@ export function cumsum(out: number, a: number, outer: number, r: number, inner: 
       let s = 0;
       for (let k = 0; k < r; k++) {
         const idx = (o * r + k) * inner + j;
-        s += f[(a >> 2) + idx];
-        f[(out >> 2) + idx] = s;
+        s += f[(a >>> 2) + idx];
+        f[(out >>> 2) + idx] = s;
       }
     }
   }
 }
 
 export function fill(out: number, n: number, value: number): void {
-  H.f32.fill(value, out >> 2, (out >> 2) + n);
+  H.f32.fill(value, out >>> 2, (out >>> 2) + n);
 }

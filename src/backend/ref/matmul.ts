@@ -7,7 +7,7 @@ export function sgemm(
   batch: number, sAb: number, sBb: number, sCb: number, beta: number,
 ): void {
   const f = H.f32;
-  const a0 = a >> 2, b0 = b >> 2, c0 = c >> 2;
+  const a0 = a >>> 2, b0 = b >>> 2, c0 = c >>> 2;
   for (let bt = 0; bt < batch; bt++) {
     for (let m = 0; m < M; m++) {
       for (let n = 0; n < N; n++) {
