@@ -192,9 +192,11 @@ def selective_scan(u, dt, A, B, C, D, h0=None):
     dBu = dt[..., None] * B[:, :, None, :] * u[..., None]   # (Bsz, T, Di, N): dt B u (Euler for B)
     h = u.new_zeros(Bsz, Di, A.shape[1]) if h0 is None else h0
     ys = []
-    for t in range(T):
-        h = dA[:, t] * h + dBu[:, t]
-        ys.append((h * C[:, t, None, :]).sum(-1))            # (Bsz, Di)
+    # The per-step slices come from one unbind each: indexing x[:, t] in the loop would give a
+    # backward quadratic in T (each index's backward writes a zero tensor of x's full size).
+    for dA_t, dBu_t, C_t in zip(dA.unbind(1), dBu.unbind(1), C.unbind(1)):
+        h = dA_t * h + dBu_t
+        ys.append((h * C_t[:, None, :]).sum(-1))              # (Bsz, Di)
     return torch.stack(ys, dim=1) + u * D, h
 
 
