@@ -79,7 +79,7 @@ function packW(wT: usize, w: usize, c0: i32, nl: i32, K: i32): void {
 
 // xs[r] = xx[b, j0 + r, c0 .. c0+nl] for r < rows (xx = concat(init or zeros, x)), then three
 // zero slots.
-function packXX(xs: usize, x: usize, init: usize, b: i32, j0: i32, rows: i32, c0: i32, nl: i32, L: i32, C: i32, K: i32, sXb: i32, sXl: i32): void {
+function packXX(xs: usize, x: usize, init: usize, b: i32, j0: i32, rows: i32, c0: i32, nl: i32, C: i32, K: i32, sXb: i32, sXl: i32): void {
   const z = f32x4.splat(0);
   for (let r = 0; r < rows; r++) {
     const j = j0 + r;
@@ -121,7 +121,7 @@ export function causal_conv1d_fwd(y: usize, x: usize, w: usize, bias: usize, ini
     const bv = bias ? ld(fp(bias, c0), nl) : f32x4.splat(0);
     for (let l0 = 0; l0 < L; l0 += TL) {
       const n = min(TL, L - l0);
-      packXX(xs, x, init, b, l0, n + K - 1, c0, nl, L, C, K, sXb, sXl);
+      packXX(xs, x, init, b, l0, n + K - 1, c0, nl, C, K, sXb, sXl);
       for (let l = 0; l < n; l += 4) {
         // With zero init, taps k < K−1−(l0+l+3) see only the zero prefix for all four outputs.
         const k0 = init ? 0 : max(0, K - 1 - (l0 + l + 3));
@@ -163,7 +163,7 @@ export function causal_conv1d_bwd(dx: usize, dw: usize, dbias: usize, dy: usize,
           }
         }
         if (dw) {
-          packXX(xs, x, init, b, l0, span, c0, nl, L, C, K, sXb, sXl);
+          packXX(xs, x, init, b, l0, span, c0, nl, C, K, sXb, sXl);
           // dw[k+i] += Σ_{j<n} dy[l0+j]·xx[l0+j+k+i], four taps at a time.
           for (let k = 0; k < K; k += 4) {
             const j0 = init ? 0 : min(n, max(0, K - 1 - (l0 + k + 3)));
