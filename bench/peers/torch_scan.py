@@ -1,13 +1,14 @@
 """Peer for bench/ssm_scan.ts: PyTorch's sequential selective scan (and conv1d), timed.
 
 Usage: /usr/bin/python3 bench/peers/torch_scan.py '<json>'
-  json: {"threads": n, "min_seconds": s,
+  json: {"threads": n, "min_seconds": s, "variant": "unbind" (default) | "indexed",
          "scans": [{"batch": Bt, "length": L, "d_inner": Din, "d_state": N}, ...],
          "convs": [{"batch": B, "length": L, "channels": C, "kernel": K}, ...]}
 The scan is the reference a Mamba port starts from (mamba_ssm's selective_scan_ref / HF's
 slow_forward, in (batch, time, channel) layout): a Python loop over time with autograd, with
 Mamba's settings (delta_softplus, delta_bias, D, z), the per-step slices taken with one unbind
-(not x[:, t], whose backward is quadratic in L); one timing is forward + backward of
+(not x[:, t], whose backward is quadratic in L; variant "indexed" times mamba_ssm's
+selective_scan_ref as written, with that quadratic backward); one timing is forward + backward of
 (y * upstream).sum() with every input requiring grad. The conv is F.conv1d with groups = C and
 padding K − 1 (Mamba's conv1d), forward + backward for x, weight and bias.
 torch.set_num_threads(threads). Prints one JSON line {"torch": version, "scans": [{…, "ms", "cpu_ms"}],
@@ -50,7 +51,23 @@ def scan_ref(u, delta, A, B, C, D, z, delta_bias):
     return y * F.silu(z)
 
 
-def time_scan(s, min_seconds):
+def scan_ref_indexed(u, delta, A, B, C, D, z, delta_bias):
+    """mamba_ssm's selective_scan_ref as written there: exp(dt*A) and dt*u*B for every step at
+    once, then the loop indexes them per step (whose backward is quadratic in L)."""
+    Bt, L, Din = u.shape
+    dt = F.softplus(delta + delta_bias)
+    dA = torch.exp(dt[..., None] * A)                    # (Bt, L, Din, N)
+    dBu = (dt * u)[..., None] * B[:, :, None, :]        # (Bt, L, Din, N)
+    h = u.new_zeros(Bt, Din, A.shape[1])
+    ys = []
+    for t in range(L):
+        h = dA[:, t] * h + dBu[:, t]
+        ys.append(torch.einsum("bdn,bn->bd", h, C[:, t]))
+    y = torch.stack(ys, dim=1) + D * u
+    return y * F.silu(z)
+
+
+def time_scan(s, min_seconds, variant):
     Bt, L, Din, N = s["batch"], s["length"], s["d_inner"], s["d_state"]
     g = torch.Generator().manual_seed(0)
     leaf = lambda *shape, lo=-1.0, hi=1.0: (torch.rand(*shape, generator=g) * (hi - lo) + lo).requires_grad_()
@@ -59,11 +76,12 @@ def time_scan(s, min_seconds):
     D, db = leaf(Din), leaf(Din)
     up = torch.rand(Bt, L, Din, generator=g)
     params = [u, delta, A, B, C, D, z, db]
+    fn = scan_ref_indexed if variant == "indexed" else scan_ref
 
     def step():
         for p in params:
             p.grad = None
-        (scan_ref(u, delta, A, B, C, D, z, db) * up).sum().backward()
+        (fn(u, delta, A, B, C, D, z, db) * up).sum().backward()
 
     return best_ms(step, min_seconds)
 
@@ -91,7 +109,7 @@ def main():
     ms = spec.get("min_seconds", 1.0)
     out = {
         "torch": torch.__version__,
-        "scans": [dict(s, **time_scan(s, ms)) for s in spec.get("scans", [])],
+        "scans": [dict(s, **time_scan(s, ms, spec.get("variant", "unbind"))) for s in spec.get("scans", [])],
         "convs": [dict(c, **time_conv(c, ms)) for c in spec.get("convs", [])],
     }
     print(json.dumps(out))
