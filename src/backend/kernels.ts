@@ -121,7 +121,7 @@ export const KERNEL_ARGS = {
   // (G, Bt, L, N) where group g holds channels [g·group, (g+1)·group), G = ⌈Din/group⌉ (group a
   // multiple of 4): the caller sums partials over their first dim. Every output may be 0 (not
   // wanted) and is overwritten. The wasm kernel keeps a chunk of states in its per-thread
-  // scratch: it needs chunk·(4N+2) ≤ 131072, (group/4)·(2N+2) ≤ 65536 and N ≤ 16384.
+  // scratch: it needs chunk·(5N+3) ≤ 131072, (group/4)·(4N+2) ≤ 65536 and N ≤ 8192.
   selective_scan_bwd: ['du', 'ddelta', 'dz', 'dA', 'dD', 'ddbias', 'dB', 'dC', 'dy', 'ckpt', 'u', 'delta', 'A', 'Bm', 'Cm',
     'D', 'z', 'dbias', 'Bt', 'L', 'Din', 'N', 'softplus', 'chunk', 'group', 'meta'],
 } as const;

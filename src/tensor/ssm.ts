@@ -6,7 +6,7 @@
 // contiguous (slices of a projection's output): the kernels take the batch and time strides.
 //
 // Memory of the scan's backward: nothing per time step is stored. The forward keeps the state
-// h (Bt, Din, N) at the start of every chunk of `scanChunk(L, N)` steps (2002 steps for N = 16,
+// h (Bt, Din, N) at the start of every chunk of `scanChunk(L, N)` steps (1579 steps for N = 16,
 // so one checkpoint, or none without `state`, for any usual training length); the backward
 // recomputes each chunk's states from its checkpoint in per-thread scratch and walks it
 // backwards. Cost: one extra forward pass. Peak extra memory: the checkpoints plus dB/dC
@@ -21,7 +21,7 @@ import { contiguous, kernel, reshape, sum } from './ops.js';
 /** Largest convolution kernel length (the wasm kernel packs K taps and a time tile in scratch). */
 export const MAX_CONV_K = 32768;
 /** Largest state size N of the scan (the wasm kernel's per-thread scratch bound). */
-export const MAX_SCAN_N = 16384;
+export const MAX_SCAN_N = 8192;
 
 function requireF32(op: string, name: string, t: Tensor): void {
   if (t.dtype !== 'f32') throw new DTypeError(op, `${name} must be f32, got ${t.dtype}`);
@@ -117,7 +117,7 @@ export interface SelectiveScanOptions {
 
 /** Time steps per backward chunk: its states (and exp(dt·A)) fit the wasm kernel's scratch. */
 export function scanChunk(L: number, N: number): number {
-  return Math.max(1, Math.min(L, Math.floor(131072 / (4 * N + 2))));
+  return Math.max(1, Math.min(L, Math.floor(131072 / (5 * N + 3))));
 }
 
 /**
@@ -128,7 +128,7 @@ export function scanChunk(L: number, N: number): number {
 export function scanGroup(Bt: number, Din: number, N: number): number {
   const G = Math.max(1, Math.min(Math.ceil(64 / Math.max(1, Bt)), Math.floor(Din / (2 * N))));
   const group = 4 * Math.ceil(Math.ceil(Din / G) / 4);
-  return Math.max(4, Math.min(group, 4 * Math.floor(65536 / (2 * N + 2))));
+  return Math.max(4, Math.min(group, 4 * Math.floor(65536 / (4 * N + 2))));
 }
 
 /**
