@@ -8,16 +8,13 @@
 //   logits = lm_head(norm_f(h))                          // (B, L, V)
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
-import { ShapeError, fmtShape } from '../tensor/errors.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
 import { Module } from '../nn/module.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
 import { MambaMixer } from '../nn/mamba.js';
-import type { MambaLayerState } from '../nn/mamba.js';
 import { ConfigError, boolField, idsField, intField, numField } from './config.js';
-import { CausalLM, DecodeStateError } from './causal.js';
-import type { DecodeState, ForwardOptions } from './causal.js';
-import { RecurrentState } from './recurrent.js';
+import { RecurrentLM } from './recurrent.js';
+import type { RecurrentBlock } from './recurrent.js';
 
 /** HF MambaConfig's fields (defaults as transformers' MambaConfig). */
 export interface MambaConfig {
@@ -107,7 +104,7 @@ export function mambaConfigToJson(c: MambaConfig): Record<string, unknown> {
   return out;
 }
 
-class MambaBlock extends Module {
+class MambaBlock extends Module implements RecurrentBlock {
   norm: RMSNorm;
   mixer: MambaMixer;
   constructor(c: MambaConfig, g: Generator) {
@@ -119,8 +116,9 @@ class MambaBlock extends Module {
       dtScale: c.time_step_scale, dtInit: c.time_step_init_scheme, generator: g,
     });
   }
-  forward(h: Tensor, state: MambaLayerState | null, keep: Tensor | null): Tensor {
-    return T.add(h, this.mixer.forward(this.norm.forward(h), state, keep));
+  /** state: this layer's [conv (B, d_conv − 1, d_inner), ssm (B, d_inner, N)], advanced in place. */
+  forward(h: Tensor, state: Tensor[] | null, keep: Tensor | null): Tensor {
+    return T.add(h, this.mixer.forward(this.norm.forward(h), state ? { conv: state[0], ssm: state[1] } : null, keep));
   }
 }
 
@@ -136,7 +134,7 @@ class MambaModel extends Module {
   }
 }
 
-export class MambaForCausalLM extends CausalLM {
+export class MambaForCausalLM extends RecurrentLM {
   backbone: MambaModel;
   /** The output projection; absent when tied to the input embedding. */
   lm_head: Linear | null;
@@ -153,57 +151,13 @@ export class MambaForCausalLM extends CausalLM {
     }
   }
 
-  get contextLength(): number { return Infinity; }
-
-  /** A state of conv and SSM tensors per layer; `history` positions can be rolled back (truncate). */
-  newState(batch: number, _maxLength = Infinity, opts: { history?: number } = {}): RecurrentState {
-    const c = this.config, K1 = Math.max(c.conv_kernel - 1, 0);
-    const shapes = Array.from({ length: c.num_hidden_layers }, () => [[K1, c.intermediate_size], [c.intermediate_size, c.state_size]]).flat();
-    return new RecurrentState('MambaState', shapes, batch, opts.history ?? 0);
+  /** Per row and layer: the convolution's last d_conv − 1 inputs, and the SSM state. */
+  protected layerStateShapes(): number[][] {
+    const c = this.config;
+    return [[Math.max(c.conv_kernel - 1, 0), c.intermediate_size], [c.intermediate_size, c.state_size]];
   }
 
   configJson(): Record<string, unknown> {
     return mambaConfigToJson(this.config);
   }
-
-  hidden(ids: Tensor, state: DecodeState | null = null, opts: ForwardOptions = {}): Tensor {
-    if (ids.dtype !== 'i32' || ids.ndim !== 2) throw new ShapeError('MambaForCausalLM', `input ids must be an i32 tensor (B, T), got ${ids.dtype} ${fmtShape(ids.shape)}`);
-    if (state && !(state instanceof RecurrentState && state.kind === 'MambaState' && state.tensors.length === 2 * this.config.num_hidden_layers)) {
-      throw new DecodeStateError('MambaForCausalLM: the decoding state was not made by this model (newState)');
-    }
-    const [B, L] = ids.shape;
-    if (state && state.batch !== B) throw new ShapeError('MambaForCausalLM', `state batch ${state.batch} differs from input batch ${B}`);
-    if (opts.padLeft && opts.padLeft.length !== B) throw new ShapeError('MambaForCausalLM', `padLeft has ${opts.padLeft.length} entries for a batch of ${B}`);
-    // A state that keeps per-position snapshots (for truncate) advances one position at a time.
-    if (state && state.wantsSnapshots && L > 1) {
-      const hs = Array.from({ length: L }, (_, t) => this.hidden(T.contiguous(T.slice(ids, 1, t, t + 1)), state, opts));
-      return T.concat(hs, 1);
-    }
-    const start = state ? state.length : 0;
-    const keep = paddingMask(B, L, start, opts.padLeft);
-    let h = this.backbone.embeddings.forward(ids);
-    this.backbone.layers.forEach((layer, i) => {
-      h = layer.forward(h, state ? { conv: state.rows(2 * i), ssm: state.rows(2 * i + 1) } : null, keep);
-    });
-    if (state) {
-      state.length += L;
-      state.snapshot();
-    }
-    return this.backbone.norm_f.forward(h);
-  }
-
-  project(h: Tensor): Tensor {
-    return this.lm_head ? this.lm_head.forward(h) : T.linear(h, this.backbone.embeddings.weight);
-  }
-}
-
-/** (B, L, 1): 0 at the padding positions start+t < padLeft[b], 1 elsewhere; null when none is padding. */
-function paddingMask(B: number, L: number, start: number, padLeft?: number[]): Tensor | null {
-  if (!padLeft || padLeft.every((p) => p <= start)) return null;
-  const m = new Float32Array(B * L);
-  for (let b = 0; b < B; b++) {
-    if (padLeft[b] >= start + L && L > 0 && start === 0) throw new ShapeError('MambaForCausalLM', `row ${b} is all padding`);
-    for (let t = 0; t < L; t++) m[b * L + t] = start + t < padLeft[b] ? 0 : 1;
-  }
-  return T.tensor(m, [B, L, 1]);
 }

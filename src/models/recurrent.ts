@@ -8,8 +8,11 @@
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
 import { scope, unscoped } from '../tensor/storage.js';
-import { DecodeStateError, checkRows } from './causal.js';
-import type { DecodeState } from './causal.js';
+import { ShapeError, fmtShape } from '../tensor/errors.js';
+import type { Module } from '../nn/module.js';
+import type { Embedding, Linear, RMSNorm } from '../nn/layers.js';
+import { CausalLM, DecodeStateError, checkRows } from './causal.js';
+import type { DecodeState, ForwardOptions } from './causal.js';
 
 export class RecurrentState implements DecodeState {
   /** The state tensors, (capacity, …) each, zero at the start. */
@@ -114,4 +117,87 @@ export class RecurrentState implements DecodeState {
     for (const t of this.tensors) t.dispose();
     this.dropSnapshots();
   }
+}
+
+/**
+ * A layer of a recurrent stack: h (B, T, D) → (B, T, D), continuing from its own state tensors
+ * (advanced in place; null: from zeros, nothing kept). `keep` (B, T, 1) is 0 at padding positions.
+ */
+export interface RecurrentBlock extends Module {
+  forward(h: Tensor, state: Tensor[] | null, keep: Tensor | null): Tensor;
+}
+
+/**
+ * What the recurrent families (Mamba, S4D) share: HF Mamba's layout — `backbone.embeddings`,
+ * `backbone.layers.N` (residual blocks), `backbone.norm_f`, a tied or untied `lm_head` — and the
+ * decoding around it: a RecurrentState holding each layer's state tensors, left padding as a
+ * mask the blocks apply, one position at a time when the state keeps snapshots. A family gives
+ * its blocks and the per-row shapes of one layer's state.
+ */
+export abstract class RecurrentLM extends CausalLM {
+  abstract backbone: Module & { embeddings: Embedding; layers: RecurrentBlock[]; norm_f: RMSNorm };
+  /** The output projection; absent when tied to the input embedding. */
+  abstract lm_head: Linear | null;
+
+  /** Per-row shapes of one layer's state tensors. */
+  protected abstract layerStateShapes(): number[][];
+
+  /** A recurrent model: no limit on the sequence length. */
+  get contextLength(): number { return Infinity; }
+
+  private get stateKind(): string { return `${this.config.model_type} state`; }
+
+  /**
+   * A zero decoding state for `batch` rows (maxLength is not needed: the state does not grow);
+   * `history` > 0 keeps the states of the last `history` positions so that truncate() can roll
+   * back (speculative decoding), at one position per model step.
+   */
+  newState(batch: number, _maxLength = Infinity, opts: { history?: number } = {}): RecurrentState {
+    const per = this.layerStateShapes();
+    return new RecurrentState(this.stateKind, this.backbone.layers.flatMap(() => per), batch, opts.history ?? 0);
+  }
+
+  /**
+   * Hidden states after the final norm (B, T, D). With a state, continue from it and advance it
+   * by T; with `padLeft`, row b's positions before padLeft[b] (counted from the state's start)
+   * are padding: they leave the row's state and outputs as if they were not there.
+   */
+  hidden(ids: Tensor, state: DecodeState | null = null, opts: ForwardOptions = {}): Tensor {
+    const who = this.constructor.name;
+    if (ids.dtype !== 'i32' || ids.ndim !== 2) throw new ShapeError(who, `input ids must be an i32 tensor (B, T), got ${ids.dtype} ${fmtShape(ids.shape)}`);
+    const per = this.layerStateShapes().length, layers = this.backbone.layers;
+    if (state && !(state instanceof RecurrentState && state.kind === this.stateKind && state.tensors.length === layers.length * per)) {
+      throw new DecodeStateError(`${who}: the decoding state was not made by this model (newState)`);
+    }
+    const [B, Tn] = ids.shape;
+    if (state && state.batch !== B) throw new ShapeError(who, `state batch ${state.batch} differs from input batch ${B}`);
+    if (opts.padLeft && opts.padLeft.length !== B) throw new ShapeError(who, `padLeft has ${opts.padLeft.length} entries for a batch of ${B}`);
+    if (state && state.wantsSnapshots && Tn > 1) {
+      // One position at a time, so that truncate() can return to any of them.
+      return T.concat(Array.from({ length: Tn }, (_, t) => this.hidden(T.contiguous(T.slice(ids, 1, t, t + 1)), state, opts)), 1);
+    }
+    const start = state ? state.length : 0;
+    const keep = paddingMask(B, Tn, start, opts.padLeft);
+    let h = this.backbone.embeddings.forward(ids);
+    layers.forEach((layer, i) => {
+      h = layer.forward(h, state ? Array.from({ length: per }, (_, j) => state.rows(i * per + j)) : null, keep);
+    });
+    if (state) {
+      state.length += Tn;
+      state.snapshot();
+    }
+    return this.backbone.norm_f.forward(h);
+  }
+
+  project(h: Tensor): Tensor {
+    return this.lm_head ? this.lm_head.forward(h) : T.linear(h, this.backbone.embeddings.weight);
+  }
+}
+
+/** (B, T, 1): 0 at the padding positions start + t < padLeft[b], 1 elsewhere; null when none is padding. */
+function paddingMask(B: number, Tn: number, start: number, padLeft?: number[]): Tensor | null {
+  if (!padLeft || padLeft.every((p) => p <= start)) return null;
+  const m = new Float32Array(B * Tn);
+  padLeft.forEach((p, b) => { for (let t = 0; t < Tn; t++) m[b * Tn + t] = start + t < p ? 0 : 1; });
+  return T.tensor(m, [B, Tn, 1]);
 }

@@ -18,16 +18,15 @@
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
-import { ShapeError, fmtShape } from '../tensor/errors.js';
 import { Module, parameter } from '../nn/module.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
 import { S4DKernel, s4dConv, s4dScan } from '../nn/s4d.js';
 import { S4D_INITS } from '../nn/hippo.js';
 import type { S4DInit } from '../nn/hippo.js';
 import { ConfigError, boolField, idsField, intField, numField } from './config.js';
-import { CausalLM, DecodeStateError } from './causal.js';
-import type { DecodeState, ForwardOptions, ModelConfig } from './causal.js';
-import { RecurrentState } from './recurrent.js';
+import type { ModelConfig } from './causal.js';
+import { RecurrentLM } from './recurrent.js';
+import type { RecurrentBlock } from './recurrent.js';
 
 export interface S4DConfig extends ModelConfig {
   model_type: 's4d';
@@ -115,7 +114,7 @@ class S4DMixer extends Module {
   }
 }
 
-class S4DBlock extends Module {
+class S4DBlock extends Module implements RecurrentBlock {
   norm: RMSNorm;
   mixer: S4DMixer;
   constructor(dInner: number, c: S4DConfig, g: Generator) {
@@ -123,8 +122,9 @@ class S4DBlock extends Module {
     this.norm = new RMSNorm(c.hidden_size, c.layer_norm_epsilon);
     this.mixer = new S4DMixer(dInner, c, g);
   }
-  forward(h: Tensor, state: Tensor | null, keep: Tensor | null): Tensor {
-    return T.add(h, this.mixer.forward(this.norm.forward(h), state, keep));
+  /** state: this layer's [modal state (B, d_inner, N/2, 2)], advanced in place. */
+  forward(h: Tensor, state: Tensor[] | null, keep: Tensor | null): Tensor {
+    return T.add(h, this.mixer.forward(this.norm.forward(h), state ? state[0] : null, keep));
   }
 }
 
@@ -141,7 +141,7 @@ class S4DModel extends Module {
   }
 }
 
-export class S4DForCausalLM extends CausalLM {
+export class S4DForCausalLM extends RecurrentLM {
   backbone: S4DModel;
   /** The output projection; absent when tied to the input embedding. */
   lm_head: Linear | null;
@@ -153,62 +153,13 @@ export class S4DForCausalLM extends CausalLM {
     this.lm_head = config.tie_word_embeddings ? null : new Linear(config.hidden_size, config.vocab_size, { generator: g, std: config.initializer_range });
   }
 
-  /** A recurrent model: no limit on the sequence length. */
-  get contextLength(): number { return Infinity; }
-
-  /**
-   * Hidden states after the final norm (B, T, D). With a state (a RecurrentState from newState),
-   * continue from it and advance it by T; with `padLeft`, row b's positions before padLeft[b]
-   * (counted from the state's start) are padding.
-   */
-  hidden(ids: Tensor, state: DecodeState | null = null, opts: ForwardOptions = {}): Tensor {
-    if (ids.dtype !== 'i32' || ids.ndim !== 2) throw new ShapeError('S4DForCausalLM', `input ids must be an i32 tensor (B, T), got ${ids.dtype} ${fmtShape(ids.shape)}`);
-    const [B, Tn] = ids.shape;
-    if (state && !(state instanceof RecurrentState && state.kind === 'S4DForCausalLM' && state.tensors.length === this.config.num_hidden_layers)) {
-      throw new DecodeStateError('S4DForCausalLM: the decoding state is not an S4D state of this model (made by another model or family?)');
-    }
-    if (state && state.batch !== B) throw new ShapeError('S4DForCausalLM', `state batch ${state.batch} differs from input batch ${B}`);
-    const start = state ? state.length : 0;
-    if (state && state.wantsSnapshots && Tn > 1) {
-      // One position at a time, so that truncate() can return to any of them.
-      const hs = Array.from({ length: Tn }, (_, t) => this.hidden(T.slice(ids, 1, t, t + 1), state, opts));
-      return T.concat(hs, 1);
-    }
-    const keep = paddingMask(opts.padLeft, B, Tn, start);
-    let h = this.backbone.embeddings.forward(ids);
-    this.backbone.layers.forEach((layer, i) => { h = layer.forward(h, state ? state.rows(i) : null, keep); });
-    if (state) {
-      state.length += Tn;
-      state.snapshot();
-    }
-    return this.backbone.norm_f.forward(h);
-  }
-
-  /** Output logits from hidden states (tied or untied head). */
-  project(h: Tensor): Tensor {
-    return this.lm_head ? this.lm_head.forward(h) : T.linear(h, this.backbone.embeddings.weight);
-  }
-
-  /**
-   * A zero decoding state for `batch` rows: one modal state (d_inner, N/2, 2) per layer. maxLength
-   * is not needed (the state does not grow); `history` > 0 keeps the states of the last `history`
-   * positions so that truncate() can roll back (speculative decoding), at one position per step.
-   */
-  newState(batch: number, _maxLength?: number, opts: { history?: number } = {}): RecurrentState {
-    const c = this.config, shape = [c.expand * c.hidden_size, c.state_size / 2, 2];
-    return new RecurrentState('S4DForCausalLM', this.backbone.layers.map(() => shape), batch, opts.history ?? 0);
+  /** Per row and layer: one modal state (d_inner, N/2, 2). */
+  protected layerStateShapes(): number[][] {
+    const c = this.config;
+    return [[c.expand * c.hidden_size, c.state_size / 2, 2]];
   }
 
   configJson(): Record<string, unknown> {
     return s4dConfigToJson(this.config);
   }
-}
-
-/** (B, T, 1) with 0 at positions start + t < padLeft[b], or null when no position is padding. */
-function paddingMask(padLeft: number[] | undefined, B: number, Tn: number, start: number): Tensor | null {
-  if (padLeft && padLeft.length !== B) throw new ShapeError('S4DForCausalLM', `padLeft has ${padLeft.length} entries for a batch of ${B}`);
-  if (!padLeft || padLeft.every((p) => p <= start)) return null;
-  const m = new Float32Array(B * Tn);
-  padLeft.forEach((p, b) => { for (let t = 0; t < Tn; t++) m[b * Tn + t] = start + t < p ? 0 : 1; });
-  return T.tensor(m, [B, Tn, 1]);
 }
