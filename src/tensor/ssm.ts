@@ -169,7 +169,7 @@ export function selectiveScan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
   if (!y.size) return y;
   const meta = [ur.strides[0], ur.strides[1], dr.strides[0], dr.strides[1], zr ? zr.strides[0] : 0, zr ? zr.strides[1] : 0,
     Br.strides[0], Br.strides[1], Cr.strides[0], Cr.strides[1]];
-  const setMeta = (): void => { H.i32.set(meta, META >> 2); };
+  const setMeta = (): void => { H.i32.set(meta, META >>> 2); };
   const p = (t: Tensor | null): number => (t ? t.ptr : 0);
   const inputs: Tensor[] = [ur, dr, Ac, Br, Cr, ...(Dc ? [Dc] : []), ...(zr ? [zr] : []), ...(bc ? [bc] : [])];
   const grad = needsGrad(...inputs);

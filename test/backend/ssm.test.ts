@@ -55,8 +55,8 @@ let exportsObj: Record<string, (...a: number[]) => void>;
 
 function put(a: Float32Array | Int32Array): number {
   const p = alloc(Math.max(16, a.length * 4));
-  if (a instanceof Int32Array) views().i32.set(a, p >> 2);
-  else views().f32.set(a, p >> 2);
+  if (a instanceof Int32Array) views().i32.set(a, p >>> 2);
+  else views().f32.set(a, p >>> 2);
   return p;
 }
 
@@ -77,7 +77,7 @@ function runMode(c: Case, mode: Mode, inPtrs: Record<string, number>): Record<st
   }
   const res: Record<string, Float32Array> = {};
   for (const [k, n] of Object.entries(lens)) {
-    res[k] = views().f32.slice(ptrs[k] >> 2, (ptrs[k] >> 2) + n);
+    res[k] = views().f32.slice(ptrs[k] >>> 2, (ptrs[k] >>> 2) + n);
     release(ptrs[k]);
   }
   return res;
