@@ -129,7 +129,7 @@ function decodeAtContexts(spec: Extract<ChildSpec, { kind: 'decode' }>): Record<
   for (const ctx of spec.contexts) {
     const prompt = Array.from({ length: ctx }, () => g.int(V));
     let best = 0, prefill = 0;
-    for (let rep = 0; rep < 3; rep++) {
+    for (let rep = 0; rep < 5; rep++) {
       const r = noGrad(() => generate(model, prompt, { maxNewTokens: spec.tokens, stopIds: [] }));
       best = Math.max(best, r.stats.decodeTokensPerSecond);
       prefill = Math.max(prefill, r.stats.prefillTokensPerSecond);
@@ -228,7 +228,7 @@ export async function benchSsm(opts: { threads?: number; steps?: number; only?: 
   }
 
   if (want('decode')) {
-    const contexts = [256, 4096], tokens = 64;
+    const contexts = [256, 4096], tokens = 128;
     log(`\n4. greedy decoding after a context of ${contexts.join(' and ')} tokens (${tokens} tokens, batch 1, ${threads} threads): recurrent state vs KV cache`);
     const llama = { ...PRESETS.quickstart, max_position_embeddings: 4096 + tokens };
     log(`${'model'.padEnd(17)} ${'params'.padStart(9)} ${contexts.map((c) => `tok/s @${c}`.padStart(12)).join(' ')} ${'change'.padStart(7)}`);
