@@ -95,8 +95,8 @@ export async function loadCheckpoint(dir: string, model: CausalLM, opt: AdamW): 
   const st = readTrainerState(dir);
   const mine = model.configJson();
   // Every field that shapes the model must be the same (the family's whole config, as saved).
-  for (const k of new Set([...Object.keys(mine), ...Object.keys(st.config)])) {
-    if (k === 'torch_dtype' || k === 'transformers_version') continue;
+  for (const k of new Set(['model_type', ...Object.keys(mine), ...Object.keys(st.config)])) {
+    if (k === 'torch_dtype' || k === 'transformers_version' || k === 'architectures') continue;
     if (JSON.stringify(st.config[k]) !== JSON.stringify(mine[k])) {
       throw new CheckpointError(`${dir}: checkpoint has ${k} = ${JSON.stringify(st.config[k])}, this run's model has ${JSON.stringify(mine[k])}; resume with the same config`);
     }

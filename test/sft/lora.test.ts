@@ -12,7 +12,7 @@ import { readSafetensors, writeSafetensors, toFloat32, fromFloat32 } from '../..
 import { Linear } from '../../src/nn/layers.js';
 import {
   LoRALinear, LoraError, applyLora, setAdapter, mergeLora, unmergeLora, fuseLora, saveAdapter, loadAdapter,
-  extractLora, addExtractedAdapter, svd, adapterNames, trainableSummary,
+  extractLora, addExtractedAdapter, svd, adapterNames, trainableSummary, selectTargets,
 } from '../../src/lora/index.js';
 import { assertClose, fixture, fixturePath, gradcheck } from '../helpers.js';
 import { loraLinear } from '../../src/nn/lora.js';
@@ -132,6 +132,23 @@ test('bad input: rank larger than a dimension, unknown target modules, adapter s
     rmSync(dir, { recursive: true, force: true });
     model.dispose();
   }
+});
+
+test("target_modules as PEFT's list form reads it: a name or a dotted suffix of the module's path; any family", async () => {
+  const model = await baseModel();
+  const names = (targets: string[]) => { const sel = selectTargets(model, targets).map((l) => l.name); return sel; };
+  assert.deepEqual(names(['self_attn.q_proj']), names(['q_proj']));
+  assert.deepEqual(names(['layers.1.mlp.down_proj']), ['model.layers.1.mlp.down_proj']);
+  assert.deepEqual(names(['model.layers.0.self_attn.v_proj', 'o_proj']), ['model.layers.0.self_attn.v_proj', 'model.layers.0.self_attn.o_proj', 'model.layers.1.self_attn.o_proj']);
+  assert.throws(() => names(['attn.q_proj']), /unknown target module\(s\) "attn\.q_proj"/, 'a suffix must start at a dot');
+  model.dispose();
+  const mamba = T.createModel({ model_type: 'mamba', vocab_size: 40, hidden_size: 16, state_size: 4, num_hidden_layers: 2 }, 'cfg');
+  assert.deepEqual(selectTargets(mamba, ['mixer.in_proj']).map((l) => l.name), ['backbone.layers.0.mixer.in_proj', 'backbone.layers.1.mixer.in_proj']);
+  assert.deepEqual(T.defaultLoraTargets('mamba'), ['in_proj', 'out_proj']);
+  assert.deepEqual(T.defaultLoraTargets('llama'), ['q_proj', 'v_proj']);
+  applyLora(mamba, { r: 2, lora_alpha: 4, target_modules: T.defaultLoraTargets('mamba') });
+  assert.deepEqual(trainableSummary(mamba).trainable, 2 * 2 * ((16 + 64) + (32 + 16))); // layers × r × (in + out) of in_proj and out_proj
+  mamba.dispose();
 });
 
 test('save in PEFT format and load back; fuse gives a plain model with HF names', async () => {

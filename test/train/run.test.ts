@@ -52,6 +52,26 @@ test('k steps, interrupt, resume for N−k steps gives the same weights as N ste
   for (const m of [a.model, b.model, l.model]) m.dispose();
 });
 
+test('every family trains through runTraining and resumes bit-for-bit (Mamba, S4D); a resume with another family is refused', async () => {
+  const data = corpus();
+  for (const config of [
+    { model_type: 'mamba', hidden_size: 32, num_hidden_layers: 2, state_size: 8, vocab_size: 300 },
+    { model_type: 's4d', hidden_size: 32, num_hidden_layers: 2, state_size: 8, vocab_size: 300 },
+  ]) {
+    const t = config.model_type, base: RunOptions = { data, config, steps: 6, lr: 3e-3, warmupSteps: 2, evalEvery: 3, evalBatches: 2, seed: 5, out: '', ...quiet };
+    const a = await runTraining({ ...base, out: path.join(dir, `${t}-straight`) });
+    assert.equal(a.model.config.model_type, t);
+    assert.ok(a.metrics[5].loss < a.metrics[0].loss, `${t}: loss ${a.metrics[0].loss} → ${a.metrics[5].loss}`);
+    (await runTraining({ ...base, out: path.join(dir, `${t}-resumed`), stopAtStep: 2 })).model.dispose();
+    const b = await runTraining({ ...base, out: path.join(dir, `${t}-resumed`), resume: true });
+    for (const [name, w] of a.model.namedTensors()) assert.deepEqual(b.model.stateDict()[name].toArray(), w.toArray(), `${t}: ${name} differs after resume`);
+    const l = await loadModel(path.join(dir, `${t}-straight`, 'checkpoint'));
+    assert.equal(l.config.model_type, t);
+    for (const m of [a.model, b.model, l.model]) m.dispose();
+  }
+  await assert.rejects(runTraining({ data, config: CONFIG, steps: 6, out: path.join(dir, 'mamba-resumed'), resume: true, ...quiet }), /checkpoint has model_type = "mamba", this run's model has "llama"/);
+});
+
 test('bad data, configs and resumes fail with clear errors', async () => {
   const empty = path.join(dir, 'empty.txt');
   writeFileSync(empty, '  \n');
