@@ -11,11 +11,11 @@ spec (8-byte little-endian header length, JSON header, raw little-endian data).
 Used by scripts/gen_llama_fixtures.py (golden logits), scripts/check_interop.py (the loss of
 a checkpoint tslm wrote) and bench/peers/torch_train.py (training throughput peer).
 """
-import json
 import math
-import struct
 
 import torch
+
+from st import read_safetensors as _st_read, write_safetensors as _st_write
 
 
 def rms_norm(x, w, eps):
@@ -110,59 +110,16 @@ def make_weights(cfg):
 
 
 def write_safetensors(path, W):
-    header, blobs, off = {}, [], 0
-    for name in sorted(W):
-        t = W[name].contiguous().float()
-        b = t.numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    header["__metadata__"] = {"format": "pt"}
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
-
-_ST_DTYPES = {"F32": (torch.float32, 4), "F16": (torch.float16, 2), "BF16": (torch.bfloat16, 2)}
+    """Write {name: tensor} as F32 with transformers' {"format": "pt"} metadata (scripts/st.py)."""
+    _st_write(path, {name: t.contiguous().float() for name, t in W.items()}, {"format": "pt"})
 
 
 def read_safetensors(path):
-    """{name: float32 tensor} from a safetensors file (F32, F16 or BF16 tensors), checking the
-    header against the spec: offsets contiguous from 0, sizes matching shape x dtype."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if len(data) < 8:
-        raise ValueError(f"{path}: too short for a safetensors file ({len(data)} bytes)")
-    (n,) = struct.unpack("<Q", data[:8])
-    if 8 + n > len(data):
-        raise ValueError(f"{path}: header length {n} runs past the end of the file ({len(data)} bytes)")
-    header = json.loads(data[8:8 + n].decode("utf-8"))
-    body = data[8 + n:]
-    out, spans = {}, []
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        if info["dtype"] not in _ST_DTYPES:
-            raise ValueError(f"{path}: tensor {name} has dtype {info['dtype']} (expected F32, F16 or BF16)")
-        dtype, size = _ST_DTYPES[info["dtype"]]
-        s, e = info["data_offsets"]
-        count = math.prod(info["shape"])
-        if e - s != count * size or e > len(body):
-            raise ValueError(f"{path}: tensor {name}: offsets [{s}, {e}) do not hold shape {info['shape']} {info['dtype']}")
-        spans.append((s, e))
-        raw = bytearray(body[s:e])  # a writable copy, so torch does not warn
-        t = torch.frombuffer(raw, dtype=dtype) if count else torch.empty(0, dtype=dtype)
-        out[name] = t.reshape(info["shape"]).float()
-    spans.sort()
-    pos = 0
-    for s, e in spans:
-        if s != pos:
-            raise ValueError(f"{path}: tensor data is not contiguous (gap or overlap at byte {pos})")
-        pos = e
-    if pos != len(body):
-        raise ValueError(f"{path}: {len(body) - pos} trailing bytes after the last tensor")
+    """{name: float32 tensor} from a safetensors file of F32, F16 or BF16 tensors (scripts/st.py
+    reads it, checking the header against the spec)."""
+    out = {}
+    for name, t in _st_read(path).items():
+        if t.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+            raise ValueError(f"{path}: tensor {name} has dtype {t.dtype} (expected F32, F16 or BF16)")
+        out[name] = t.float()
     return out

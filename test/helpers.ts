@@ -16,6 +16,18 @@ export function fixturePath(name: string): string {
   return path.resolve(here, '..', '..', 'test', 'fixtures', name);
 }
 
+/** Deterministic uniform pseudo-random numbers in [0, 1) (mulberry32). */
+export function uniformRng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 export function randArray(n: number, g: Generator, lo = -1, hi = 1): number[] {
   return Array.from({ length: n }, () => lo + (hi - lo) * g.uniform());
 }

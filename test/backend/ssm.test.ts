@@ -20,17 +20,8 @@ import type { KernelName } from '../../src/backend/kernels.js';
 import { refBackend } from '../../src/backend/ref/index.js';
 import { WasmBackend } from '../../src/backend/wasm/index.js';
 import { scanChunk, scanGroup } from '../../src/tensor/ssm.js';
+import { uniformRng as rng } from '../helpers.js';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const R = rng(2024);
 function uniform(n: number, lo = -1, hi = 1): Float32Array {
   const a = new Float32Array(n);

@@ -21,17 +21,8 @@ export function tempDir(t: { after: (fn: () => void) => void }): string {
   return d;
 }
 
-/** Deterministic uniform pseudo-random numbers in [0, 1) (mulberry32). */
-export function uniformRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { uniformRng } from '../helpers.js';
+import { uniformRng } from '../helpers.js';
 
 /** Deterministic pseudo-random normal numbers (mulberry32 + Box-Muller). */
 export function rng(seed: number): () => number {
