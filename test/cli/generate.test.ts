@@ -56,3 +56,16 @@ test('a llama2.c checkpoint without a tokenizer generates ids from BOS; bad inpu
   assert.match(run(['generate', '--model', f, '--prompt', 'x']).stderr, /no tokenizer found/);
   m.dispose();
 });
+
+test('tslm generate on a Mamba HF directory without a tokenizer: greedy ids from the config BOS, as for LLaMA', async () => {
+  const m = createModel({ model_type: 'mamba', vocab_size: 300, hidden_size: 32, state_size: 8, num_hidden_layers: 2, bos_token_id: 1, eos_token_id: 2, tie_word_embeddings: false }, 'cfg', { generator: new Generator(12) });
+  const dirM = path.join(dir, 'mamba');
+  await saveModel(m, dirM);
+  const expected = generate(m, [1], { maxNewTokens: 10, stopIds: [2] }).ids[0];
+  m.dispose();
+  const r = run(['generate', '--model', dirM, '--temperature', '0', '--print-ids', '--max-tokens', '10']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(expected.length >= 3, `a continuation (${expected})`);
+  assert.deepEqual(r.stdout.trim().split('\n').pop()!.split(' ').map(Number), expected);
+  assert.match(r.stderr, /decode: \d+ tokens, [\d.]+ tok\/s/);
+});
