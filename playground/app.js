@@ -243,14 +243,25 @@ async function send() {
   els.stop.disabled = false;
   setStatus(state.mode === 'server' ? 'generating (server)…' : 'generating (in-browser)…', 'busy');
   const rate = new Rate();
-  let reply = '';
-  const onText = (t) => {
-    reply += t;
+  let reply = '', frame = 0;
+  // The first text is painted at once, the rest once per frame, not once per token: writing the
+  // whole reply and reading scrollHeight (a forced layout) per token kept the page too busy to
+  // hear Stop in long replies.
+  const paint = () => {
+    cancelAnimationFrame(frame);
+    frame = 0;
     content.textContent = reply;
     els.messages.scrollTop = els.messages.scrollHeight;
   };
+  const onText = (t) => {
+    const first = reply === '';
+    reply += t;
+    if (first) paint();
+    else if (!frame) frame = requestAnimationFrame(paint);
+  };
   try {
     const r = state.mode === 'server' ? await runServer(messages, p, onText, rate) : await runBrowser(messages, p, onText, rate);
+    paint();
     rate.render(true);
     state.history.push({ role: 'user', content: text }, { role: 'assistant', content: reply });
     div.dataset.finish = r.finish ?? '';
@@ -258,6 +269,7 @@ async function send() {
     addMeta(div, `${state.mode === 'server' ? 'server' : 'in-browser'} · ${n} tokens · ${rate.rate.toFixed(1)} tok/s · finish: ${r.finish ?? '?'}`);
     setStatus('done', 'ready');
   } catch (e) {
+    paint();
     div.classList.add('error');
     div.dataset.finish = 'error';
     content.textContent = reply + (reply ? '\n' : '') + `⚠ ${e.message}`;

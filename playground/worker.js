@@ -85,13 +85,15 @@ async function load(threads) {
   }
 }
 
-/** Let queued messages (a stop) in, at most every `ms` of work (setTimeout clamps at 4 ms). */
-let lastYield = 0;
-async function maybeYield(ms = 30) {
-  const now = performance.now();
-  if (now - lastYield < ms) return;
-  await new Promise((r) => setTimeout(r, 0));
-  lastYield = performance.now();
+/**
+ * Let queued messages (a stop) in: a task posted through a MessageChannel runs after the messages
+ * already queued, with none of setTimeout's 4 ms clamp, so it can be done after every token.
+ */
+const tick = new MessageChannel();
+const ticks = [];
+tick.port1.onmessage = () => ticks.shift()?.();
+function yieldToMessages() {
+  return new Promise((r) => { ticks.push(r); tick.port2.postMessage(0); });
 }
 
 async function generate(id, messages, p) {
@@ -126,7 +128,7 @@ async function generate(id, messages, p) {
   try {
     while (g.step()) {
       if (stopped.has(id)) { g.cancel(); finishReason = 'stopped'; break; }
-      await maybeYield();
+      await yieldToMessages();
     }
   } finally {
     g.cancel();
