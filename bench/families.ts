@@ -91,7 +91,7 @@ async function trainOnCorpus(spec: Extract<ChildSpec, { kind: 'compare' }>): Pro
     seed: 1337, valFraction: 0.05, log: () => {}, progress: () => {},
   });
   const res = {
-    model_type: r.model.config.model_type, params: r.model.numParameters(), val_loss: r.valLoss, val_ppl: Math.exp(r.valLoss ?? NaN),
+    model_type: r.model.config.model_type, params: r.model.numParameters(), active_params: r.model.numActiveParameters(), val_loss: r.valLoss, val_ppl: Math.exp(r.valLoss ?? NaN),
     tokens: r.state.tokens, seconds: r.state.elapsedSeconds, tokens_per_s: r.state.tokens / r.state.elapsedSeconds,
     heap_peak_mib: heapStats().peak / 2 ** 20,
   };

@@ -70,6 +70,17 @@ export class DecodeStateError extends Error {
   }
 }
 
+/**
+ * What the last loss() call was made of beyond the cross-entropy, for training metrics and
+ * reports (e.g. a mixture of experts' auxiliary losses and expert load); null: nothing more.
+ */
+export interface LossParts {
+  /** Named scalars (aux_loss, router_z_loss, …), each as it entered the loss before its coefficient. */
+  values: Record<string, number>;
+  /** Per MoE layer, the fraction of token assignments each expert received. */
+  expertLoad?: number[][];
+}
+
 /** A causal language model of any family. */
 export abstract class CausalLM extends Module {
   abstract readonly config: ModelConfig;
@@ -95,6 +106,16 @@ export abstract class CausalLM extends Module {
 
   /** The model's config as an HF config.json object (with architectures), for saving. */
   abstract configJson(): Record<string, unknown>;
+
+  /** Parameters a token passes through (less than numParameters() for a mixture of experts). */
+  numActiveParameters(): number {
+    return this.numParameters();
+  }
+
+  /** The parts of the last loss() beyond the cross-entropy (null for most families). */
+  lossParts(): LossParts | null {
+    return null;
+  }
 
   /** Logits (B, T, V); with lastOnly, only the last position's (B, 1, V). */
   forward(ids: Tensor, state: DecodeState | null = null, opts: ForwardOptions = {}): Tensor {

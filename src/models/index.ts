@@ -9,7 +9,7 @@ import type { CausalLM } from './causal.js';
 import type { Generator } from '../tensor/random.js';
 
 export { CausalLM, DecodeStateError } from './causal.js';
-export type { DecodeState, ForwardOptions, ModelConfig } from './causal.js';
+export type { DecodeState, ForwardOptions, LossParts, ModelConfig } from './causal.js';
 export { LlamaForCausalLM, KVCache, parseLlamaConfig, llamaConfigToJson } from './llama.js';
 export type { LlamaConfig } from './llama.js';
 export { MambaForCausalLM, parseMambaConfig, mambaConfigToJson } from './mamba.js';

@@ -9,19 +9,21 @@
 //   logits = lm_head(norm(h))                                    // (B, T, V)
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
-import { attention, rope, ropeQkvToCache, ropeTables, swiglu } from '../tensor/nn.js';
+import { attention, rope, ropeQkvToCache, ropeTables, softmax, swiglu } from '../tensor/nn.js';
 import { scope, unscoped } from '../tensor/storage.js';
 import { isGradEnabled, noGrad } from '../tensor/autograd.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
 import { ShapeError, fmtShape } from '../tensor/errors.js';
 import { Module } from '../nn/module.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
+import { SparseMoeBlock } from '../nn/moe.js';
+import type { MoeOptions, RouterRecord } from '../nn/moe.js';
 import { ConfigError, boolField, idsField, intField, numField } from './config.js';
 import { CausalLM, DecodeStateError, checkRows } from './causal.js';
-import type { DecodeState, ForwardOptions } from './causal.js';
+import type { DecodeState, ForwardOptions, LossParts } from './causal.js';
 
 export interface LlamaConfig {
-  model_type: 'llama' | 'mistral' | 'qwen2';
+  model_type: 'llama' | 'mistral' | 'qwen2' | 'mixtral' | 'qwen2_moe';
   vocab_size: number;
   hidden_size: number;
   intermediate_size: number;
@@ -44,9 +46,33 @@ export interface LlamaConfig {
   eos_token_id: number[] | null;
   /** Mistral's sliding attention window; positions beyond it are refused (not implemented). */
   sliding_window: number | null;
+  // Mixture of experts (present for mixtral and qwen2_moe only; HF's field names):
+  /** Mixtral: experts per layer. */
+  num_local_experts?: number;
+  /** Qwen2-MoE: experts per sparse layer. */
+  num_experts?: number;
+  num_experts_per_tok?: number;
+  /** Qwen2-MoE: each expert's width (Mixtral's experts are intermediate_size wide). */
+  moe_intermediate_size?: number;
+  /** Qwen2-MoE: the shared expert's width (0: none). */
+  shared_expert_intermediate_size?: number;
+  /** Qwen2-MoE: renormalise the top-k weights (Mixtral always does). */
+  norm_topk_prob?: boolean;
+  /** Qwen2-MoE: layer i is sparse when (i + 1) % decoder_sparse_step = 0 and i ∉ mlp_only_layers. */
+  decoder_sparse_step?: number;
+  mlp_only_layers?: number[];
+  /** Whether training adds router_aux_loss_coef × the load-balancing loss (HF adds it only then). */
+  output_router_logits?: boolean;
+  router_aux_loss_coef?: number;
+  /** Mixtral: training multiplies the MoE block's input by U(1 − j, 1 + j). */
+  router_jitter_noise?: number;
+  /** ST-MoE's router z-loss coefficient (tslm's field; 0: off). */
+  router_z_loss_coef?: number;
+  /** Training only: assignments per expert at most ⌈cf · tokens · k / E⌉, in token order (tslm's field; 0: no limit). */
+  moe_capacity_factor?: number;
 }
 
-export const LLAMA_MODEL_TYPES = ['llama', 'mistral', 'qwen2'] as const;
+export const LLAMA_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'mixtral', 'qwen2_moe'] as const;
 
 /** Validate an HF config.json object for the LLaMA graph; `source` names the file in errors. */
 export function parseLlamaConfig(raw: Record<string, unknown>, source = 'config.json'): LlamaConfig {
@@ -71,7 +97,7 @@ export function parseLlamaConfig(raw: Record<string, unknown>, source = 'config.
   }
   const eos = idsField(raw, 'eos_token_id', source);
   const bos = idsField(raw, 'bos_token_id', source);
-  return {
+  const base: LlamaConfig = {
     model_type: modelType as LlamaConfig['model_type'],
     vocab_size: intField(raw, 'vocab_size', source),
     hidden_size: hidden,
@@ -85,7 +111,7 @@ export function parseLlamaConfig(raw: Record<string, unknown>, source = 'config.
     rope_theta: numField(raw, 'rope_theta', source, 10000),
     rope_scaling: scaling,
     tie_word_embeddings: boolField(raw, 'tie_word_embeddings', source, false),
-    attention_bias: boolField(raw, 'attention_bias', source, modelType === 'qwen2'),
+    attention_bias: boolField(raw, 'attention_bias', source, modelType === 'qwen2' || modelType === 'qwen2_moe'),
     mlp_bias: boolField(raw, 'mlp_bias', source, false),
     hidden_act: 'silu',
     initializer_range: numField(raw, 'initializer_range', source, 0.02),
@@ -93,17 +119,71 @@ export function parseLlamaConfig(raw: Record<string, unknown>, source = 'config.
     eos_token_id: eos,
     // Mistral's window applies when set; Qwen2 configs carry one that is off unless use_sliding_window.
     sliding_window: typeof raw.sliding_window === 'number' && raw.sliding_window > 0 &&
-      (modelType === 'mistral' || (modelType === 'qwen2' && raw.use_sliding_window === true)) ? raw.sliding_window : null,
+      (modelType === 'mistral' || modelType === 'mixtral' || ((modelType === 'qwen2' || modelType === 'qwen2_moe') && raw.use_sliding_window === true)) ? raw.sliding_window : null,
   };
+  return modelType === 'mixtral' || modelType === 'qwen2_moe' ? { ...base, ...parseMoeFields(raw, modelType, base, source) } : base;
+}
+
+/** The MoE fields of a mixtral or qwen2_moe config (HF's defaults), validated. */
+function parseMoeFields(raw: Record<string, unknown>, type: 'mixtral' | 'qwen2_moe', c: LlamaConfig, source: string): Partial<LlamaConfig> {
+  const nonNeg = (key: string, def: number): number => {
+    const v = raw[key] ?? def;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigError(source, `field "${key}" must be a number ≥ 0, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const common = {
+    num_experts_per_tok: intField(raw, 'num_experts_per_tok', source, type === 'mixtral' ? 2 : 4),
+    output_router_logits: boolField(raw, 'output_router_logits', source, false),
+    router_aux_loss_coef: nonNeg('router_aux_loss_coef', 0.001),
+    router_z_loss_coef: nonNeg('router_z_loss_coef', 0),
+    moe_capacity_factor: nonNeg('moe_capacity_factor', 0),
+  };
+  const expertsKey = type === 'mixtral' ? 'num_local_experts' : 'num_experts';
+  const experts = intField(raw, expertsKey, source, type === 'mixtral' ? 8 : 60);
+  if (common.num_experts_per_tok > experts) throw new ConfigError(source, `field "num_experts_per_tok" (${common.num_experts_per_tok}) exceeds "${expertsKey}" (${experts})`);
+  if (type === 'mixtral') return { num_local_experts: experts, ...common, router_jitter_noise: nonNeg('router_jitter_noise', 0) };
+  const only = raw.mlp_only_layers ?? [];
+  if (!Array.isArray(only) || only.some((i) => !Number.isInteger(i) || i < 0 || i >= c.num_hidden_layers)) {
+    throw new ConfigError(source, `field "mlp_only_layers" must be a list of layer indices in [0, ${c.num_hidden_layers}), got ${JSON.stringify(only)}`);
+  }
+  const shared = raw.shared_expert_intermediate_size ?? 5632;
+  if (typeof shared !== 'number' || !Number.isInteger(shared) || shared < 0) throw new ConfigError(source, `field "shared_expert_intermediate_size" must be an integer ≥ 0, got ${JSON.stringify(shared)}`);
+  return {
+    num_experts: experts, ...common,
+    moe_intermediate_size: intField(raw, 'moe_intermediate_size', source, 1408),
+    shared_expert_intermediate_size: shared,
+    norm_topk_prob: boolField(raw, 'norm_topk_prob', source, false),
+    decoder_sparse_step: intField(raw, 'decoder_sparse_step', source, 1),
+    mlp_only_layers: only as number[],
+  };
+}
+
+/** The MoE block of layer i, or null when the layer is dense (every layer of a dense model). */
+export function moeLayer(c: LlamaConfig, i: number): Omit<MoeOptions, 'generator' | 'std' | 'name'> | null {
+  if (c.model_type === 'mixtral') {
+    return {
+      hidden: c.hidden_size, experts: c.num_local_experts!, topK: c.num_experts_per_tok!, expertSize: c.intermediate_size, renormalize: true,
+      sharedExpertSize: null, expertNames: { gate: 'w1', up: 'w3', down: 'w2' }, jitter: c.router_jitter_noise ?? 0, capacityFactor: c.moe_capacity_factor ?? 0,
+    };
+  }
+  if (c.model_type === 'qwen2_moe' && c.num_experts! > 0 && !c.mlp_only_layers!.includes(i) && (i + 1) % c.decoder_sparse_step! === 0) {
+    return {
+      hidden: c.hidden_size, experts: c.num_experts!, topK: c.num_experts_per_tok!, expertSize: c.moe_intermediate_size!, renormalize: c.norm_topk_prob!,
+      sharedExpertSize: c.shared_expert_intermediate_size || null, expertNames: { gate: 'gate_proj', up: 'up_proj', down: 'down_proj' }, jitter: 0,
+      capacityFactor: c.moe_capacity_factor ?? 0,
+    };
+  }
+  return null;
 }
 
 /** The config as an HF config.json object (with architectures), for saving. */
 export function llamaConfigToJson(c: LlamaConfig): Record<string, unknown> {
-  const arch = { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM' }[c.model_type];
+  const arch = { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', mixtral: 'MixtralForCausalLM', qwen2_moe: 'Qwen2MoeForCausalLM' }[c.model_type];
   const out: Record<string, unknown> = { architectures: [arch], ...c, torch_dtype: 'float32' };
-  if (c.model_type === 'qwen2') delete out.attention_bias;
+  const qwen = c.model_type === 'qwen2' || c.model_type === 'qwen2_moe';
+  if (qwen) delete out.attention_bias;
   if (c.sliding_window === null) delete out.sliding_window;
-  else if (c.model_type === 'qwen2') out.use_sliding_window = true;
+  else if (qwen) out.use_sliding_window = true;
   if (c.eos_token_id && c.eos_token_id.length === 1) out.eos_token_id = c.eos_token_id[0];
   return out;
 }
@@ -233,7 +313,7 @@ class LlamaAttention extends Module {
     this.q_proj = new Linear(D, c.num_attention_heads * hd, { bias: qkvBias, generator: g, std });
     this.k_proj = new Linear(D, c.num_key_value_heads * hd, { bias: qkvBias, generator: g, std });
     this.v_proj = new Linear(D, c.num_key_value_heads * hd, { bias: qkvBias, generator: g, std });
-    this.o_proj = new Linear(c.num_attention_heads * hd, D, { bias: c.attention_bias && c.model_type !== 'qwen2', generator: g, std });
+    this.o_proj = new Linear(c.num_attention_heads * hd, D, { bias: c.attention_bias && c.model_type !== 'qwen2' && c.model_type !== 'qwen2_moe', generator: g, std });
     shareStorage([this.q_proj, this.k_proj, this.v_proj]);
   }
   forward(x: Tensor, pos: Positions, cache: KVCache | null, layer: number): Tensor {
@@ -303,22 +383,33 @@ class LlamaDecoderLayer extends Module {
   input_layernorm: RMSNorm;
   self_attn: LlamaAttention;
   post_attention_layernorm: RMSNorm;
-  mlp: LlamaMLP;
-  constructor(c: LlamaConfig, g: Generator) {
+  /** The feed-forward block: a SwiGLU MLP, or a sparse MoE block (named `block_sparse_moe` in Mixtral, `mlp` in Qwen2-MoE). */
+  mlp?: LlamaMLP | SparseMoeBlock;
+  block_sparse_moe?: SparseMoeBlock;
+  private readonly _ffn: LlamaMLP | SparseMoeBlock;
+  constructor(c: LlamaConfig, g: Generator, i: number) {
     super();
     this.input_layernorm = new RMSNorm(c.hidden_size, c.rms_norm_eps);
     this.self_attn = new LlamaAttention(c, g);
     this.post_attention_layernorm = new RMSNorm(c.hidden_size, c.rms_norm_eps);
-    this.mlp = new LlamaMLP(c, g);
+    const moe = moeLayer(c, i);
+    const field = c.model_type === 'mixtral' ? 'block_sparse_moe' : 'mlp';
+    this._ffn = moe ? new SparseMoeBlock({ ...moe, generator: g, std: c.initializer_range, name: `model.layers.${i}.${field}` }) : new LlamaMLP(c, g);
+    if (field === 'block_sparse_moe') this.block_sparse_moe = this._ffn as SparseMoeBlock;
+    else this.mlp = this._ffn;
   }
-  forward(h: Tensor, pos: Positions, cache: KVCache | null, layer: number): Tensor {
+  /** `record` collects the router logits and load of MoE layers (for the auxiliary losses). */
+  forward(h: Tensor, pos: Positions, cache: KVCache | null, layer: number, record?: RouterRecord[]): Tensor {
     h = T.add(h, this.self_attn.forward(this.input_layernorm.forward(h), pos, cache, layer));
-    return T.add(h, this.mlp.forward(this.post_attention_layernorm.forward(h)));
+    const x = this.post_attention_layernorm.forward(h);
+    return T.add(h, this._ffn instanceof SparseMoeBlock ? this._ffn.forward(x, record) : this._ffn.forward(x));
   }
   /** Inference (no autograd): the same as forward, updating h in place. */
   forwardInto_(h: Tensor, pos: Positions, cache: KVCache | null, layer: number): void {
     this.self_attn.forwardInto_(h, this.input_layernorm.forward(h), pos, cache, layer);
-    this.mlp.forwardInto_(h, this.post_attention_layernorm.forward(h));
+    const x = this.post_attention_layernorm.forward(h);
+    if (this._ffn instanceof SparseMoeBlock) T.addInPlace(h, this._ffn.forward(x));
+    else this._ffn.forwardInto_(h, x);
   }
 }
 
@@ -329,7 +420,7 @@ class LlamaModel extends Module {
   constructor(c: LlamaConfig, g: Generator) {
     super();
     this.embed_tokens = new Embedding(c.vocab_size, c.hidden_size, { generator: g, std: c.initializer_range });
-    this.layers = Array.from({ length: c.num_hidden_layers }, () => new LlamaDecoderLayer(c, g));
+    this.layers = Array.from({ length: c.num_hidden_layers }, (_, i) => new LlamaDecoderLayer(c, g, i));
     this.norm = new RMSNorm(c.hidden_size, c.rms_norm_eps);
   }
 }
@@ -340,6 +431,9 @@ export class LlamaForCausalLM extends CausalLM {
   lm_head: Linear | null;
   /** cos/sin for every position (max_position_embeddings, head_dim/2), computed once. */
   private _rope: { cos: Tensor; sin: Tensor };
+  /** While loss() runs on a mixture of experts: what each MoE layer's router did. */
+  private _record: RouterRecord[] | null = null;
+  private _parts: LossParts | null = null;
 
   constructor(readonly config: LlamaConfig, opts: { generator?: Generator } = {}) {
     super();
@@ -376,8 +470,8 @@ export class LlamaForCausalLM extends CausalLM {
     const pos = this.positions(B, Tn, start, opts.padLeft);
     let h = this.model.embed_tokens.forward(ids);
     // Without autograd the layers update the residual stream in place (fewer ops and copies).
-    if (!isGradEnabled()) this.model.layers.forEach((layer, i) => layer.forwardInto_(h, pos, cache, i));
-    else this.model.layers.forEach((layer, i) => { h = layer.forward(h, pos, cache, i); });
+    if (!isGradEnabled() && !this._record) this.model.layers.forEach((layer, i) => layer.forwardInto_(h, pos, cache, i));
+    else this.model.layers.forEach((layer, i) => { h = layer.forward(h, pos, cache, i, this._record ?? undefined); });
     if (cache) cache.length += Tn;
     return this.model.norm.forward(h);
   }
@@ -403,6 +497,55 @@ export class LlamaForCausalLM extends CausalLM {
   /** Output logits from hidden states (tied or untied head). */
   project(h: Tensor): Tensor {
     return this.lm_head ? this.lm_head.forward(h) : T.linear(h, this.model.embed_tokens.weight);
+  }
+
+  /**
+   * The cross-entropy, and for a mixture of experts the router's auxiliary losses over every MoE
+   * layer's logits of this batch (HF's load_balancing_loss_func: E · Σ_e f_e · P_e, with f_e the
+   * fraction of top-k assignments to expert e and P_e its mean router probability — added as
+   * router_aux_loss_coef × aux when output_router_logits, as HF does; and ST-MoE's z-loss,
+   * mean(logsumexp(logits)²), added as router_z_loss_coef × z).
+   */
+  override loss(ids: Tensor, targets?: Tensor, opts: { ignoreIndex?: number } = {}): Tensor {
+    if (!this.config.num_local_experts && !this.config.num_experts) return super.loss(ids, targets, opts);
+    this._record = [];
+    let ce: Tensor, rec: RouterRecord[];
+    try {
+      ce = super.loss(ids, targets, opts);
+    } finally {
+      rec = this._record;
+      this._record = null;
+    }
+    if (!rec.length) { this._parts = null; return ce; }
+    const c = this.config, E = rec[0].load.length;
+    const logits = rec.length === 1 ? rec[0].logits : T.concat(rec.map((r) => r.logits), 0); // (L·N, E)
+    const rows = logits.shape[0], k = c.num_experts_per_tok!;
+    const f = new Float32Array(E);
+    for (const r of rec) r.load.forEach((n, e) => { f[e] += n / rows; });
+    const aux = T.mul(T.sum(T.mul(T.mean(softmax(logits, -1), 0), T.tensor(f, [E]))), E);
+    const z = T.mean(T.pow(T.logsumexp(logits, -1), 2));
+    let total = ce;
+    if (c.output_router_logits && c.router_aux_loss_coef) total = T.add(total, T.mul(aux, c.router_aux_loss_coef));
+    if (c.router_z_loss_coef) total = T.add(total, T.mul(z, c.router_z_loss_coef));
+    this._parts = {
+      values: { aux_loss: aux.item(), router_z_loss: z.item(), dropped_fraction: rec.reduce((s, r) => s + r.dropped, 0) / (rows * k) },
+      expertLoad: rec.map((r) => { const n = r.load.reduce((a, b) => a + b, 0); return r.load.map((x) => x / n); }),
+    };
+    return total;
+  }
+
+  override lossParts(): LossParts | null {
+    return this._parts;
+  }
+
+  /** Without the experts a token does not visit: (E − k) experts of every MoE layer. */
+  override numActiveParameters(): number {
+    let idle = 0;
+    this.model.layers.forEach((layer, i) => {
+      const moe = moeLayer(this.config, i), block = layer.block_sparse_moe ?? layer.mlp;
+      if (moe && block instanceof SparseMoeBlock) idle += (moe.experts - moe.topK) * block.experts[0].numParameters();
+    });
+    return this.numParameters() - idle;
   }
 
   newState(batch: number, maxLength = this.config.max_position_embeddings): KVCache {

@@ -126,6 +126,24 @@ export function embedding(table: Tensor, indices: Tensor): Tensor {
   return out;
 }
 
+/**
+ * Scatter-add of rows: out (n, D) with out[idx[i]] += src[i] for every row i of src (M, D)
+ * (torch's index_add along dim 0 into zeros; repeated indices accumulate). The reverse of
+ * embedding's gather, on the same two kernels: its gradient is the gather of the output's.
+ */
+export function indexAddRows(src: Tensor, indices: Tensor, n: number): Tensor {
+  if (src.ndim !== 2) throw new ShapeError('indexAddRows', `source must be 2-d (M, D), got ${fmtShape(src.shape)}`);
+  const [M, D] = src.shape;
+  const idx = contiguous(indices);
+  if (idx.size !== M) throw new ShapeError('indexAddRows', `${idx.size} indices for ${M} rows`);
+  checkIndices('indexAddRows', idx, n);
+  const s = contiguous(src);
+  const out = zeros([n, D]);
+  if (s.size) kernel('embedding_bwd', [out.ptr, s.ptr, idx.ptr, M, D], s.size);
+  if (needsGrad(s)) record(out, 'indexAddRows', [s], (g) => [embedding(g, idx)]);
+  return out;
+}
+
 /** out[..., j] = x[..., idx[..., j]] along the last dimension (torch.take_along_dim / gather). */
 export function gatherLast(x: Tensor, idx: Tensor): Tensor {
   const V = x.shape[x.ndim - 1];

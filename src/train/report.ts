@@ -12,6 +12,10 @@ export interface StepMetrics {
   elapsedSeconds: number;
   valLoss?: number;
   valPerplexity?: number;
+  /** The model's loss parts beyond the cross-entropy (a mixture of experts: aux_loss, router_z_loss, …). */
+  parts?: Record<string, number>;
+  /** Per MoE layer, the fraction of token assignments each expert received this step. */
+  expertLoad?: number[][];
 }
 
 export function appendMetrics(file: string, m: StepMetrics): void {
@@ -83,6 +87,71 @@ ${dots}
 </svg>`;
 }
 
+const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#9467bd', '#8c564b', '#e377c2'];
+
+/** Curves of the loss parts beyond the cross-entropy (aux_loss, router_z_loss, …) per step; '' when there are none. */
+export function partsCurveSvg(metrics: StepMetrics[], opts: { width?: number; height?: number; title?: string } = {}): string {
+  const rows = metrics.filter((m) => m.parts);
+  const names = [...new Set(rows.flatMap((m) => Object.keys(m.parts!)))].filter((n) => rows.some((m) => (m.parts![n] ?? 0) !== 0));
+  if (!names.length) return '';
+  const W = opts.width ?? 720, Hh = opts.height ?? 300, L = 64, R = 20, Tp = 36, B = 44;
+  const xs = rows.map((m) => m.step), ys = rows.flatMap((m) => names.map((n) => m.parts![n]).filter((v) => Number.isFinite(v)));
+  const x0 = Math.min(0, ...xs), x1 = Math.max(1, ...xs);
+  let y0 = Math.min(...ys), y1 = Math.max(...ys);
+  if (y1 - y0 < 1e-9) { y0 -= 0.5; y1 += 0.5; }
+  const sx = (x: number) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
+  const sy = (y: number) => Tp + (1 - (y - y0) / (y1 - y0)) * (Hh - Tp - B);
+  const grid: string[] = [];
+  for (let i = 0; i <= 4; i++) {
+    const y = y0 + ((y1 - y0) * i) / 4;
+    grid.push(`<line x1="${L}" x2="${W - R}" y1="${sy(y).toFixed(1)}" y2="${sy(y).toFixed(1)}" stroke="#e5e5e5"/><text x="${L - 6}" y="${(sy(y) + 4).toFixed(1)}" text-anchor="end" font-size="11">${y.toFixed(3)}</text>`);
+  }
+  const lines = names.map((n, j) => {
+    const pts = rows.filter((m) => Number.isFinite(m.parts![n]));
+    const d = pts.map((m, i) => `${i ? 'L' : 'M'}${sx(m.step).toFixed(1)},${sy(m.parts![n]).toFixed(1)}`).join(' ');
+    return `<path d="${d}" fill="none" stroke="${PALETTE[j % PALETTE.length]}" stroke-width="1.5"/>` +
+      `<line x1="${W - R - 160}" x2="${W - R - 136}" y1="${Tp + 14 + 16 * j}" y2="${Tp + 14 + 16 * j}" stroke="${PALETTE[j % PALETTE.length]}" stroke-width="2"/><text x="${W - R - 130}" y="${Tp + 18 + 16 * j}" font-size="11">${esc(n)}</text>`;
+  }).join('\n');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${Hh}" viewBox="0 0 ${W} ${Hh}" font-family="sans-serif">
+<rect width="100%" height="100%" fill="white"/>
+<text x="${W / 2}" y="22" text-anchor="middle" font-size="14">${esc(opts.title ?? 'Auxiliary losses')}</text>
+${grid.join('\n')}
+<line x1="${L}" x2="${L}" y1="${Tp}" y2="${Hh - B}" stroke="#333"/><line x1="${L}" x2="${W - R}" y1="${Hh - B}" y2="${Hh - B}" stroke="#333"/>
+${lines}
+<text x="${W / 2}" y="${Hh - 8}" text-anchor="middle" font-size="12">step</text>
+</svg>`;
+}
+
+/**
+ * Expert utilisation: one row per MoE layer, one cell per expert, the share of token assignments
+ * it received averaged over the last `window` steps (the number printed; the colour is the share
+ * relative to a uniform 1/E: white = balanced, red = overloaded, blue = starved). '' without MoE.
+ */
+export function expertLoadSvg(metrics: StepMetrics[], opts: { window?: number; title?: string } = {}): string {
+  const rows = metrics.filter((m) => m.expertLoad && m.expertLoad.length).slice(-(opts.window ?? 50));
+  if (!rows.length) return '';
+  const layers = rows[rows.length - 1].expertLoad!.length, E = rows[rows.length - 1].expertLoad![0].length;
+  const mean = Array.from({ length: layers }, (_, l) => Array.from({ length: E }, (_, e) => rows.reduce((s, m) => s + (m.expertLoad![l]?.[e] ?? 0), 0) / rows.length));
+  const cw = Math.max(28, Math.min(56, Math.floor(640 / E))), ch = 22, L = 96, Tp = 40, W = L + E * cw + 20, Hh = Tp + layers * ch + 40;
+  const level = (share: number): number => Math.max(-1, Math.min(1, Math.log2(Math.max(share, 1e-6) * E) / 2)); // ±1 at 4× / ¼ of uniform
+  const colour = (r: number): string => {
+    const a = Math.round(255 * (1 - Math.abs(r)));
+    return r >= 0 ? `rgb(255,${a},${a})` : `rgb(${a},${a},255)`;
+  };
+  const cells = mean.flatMap((row, l) => row.map((v, e) => {
+    const r = level(v);
+    return `<rect x="${L + e * cw}" y="${Tp + l * ch}" width="${cw - 2}" height="${ch - 2}" fill="${colour(r)}"/>` +
+      `<text x="${L + e * cw + cw / 2 - 1}" y="${Tp + l * ch + 15}" text-anchor="middle" font-size="10" fill="${Math.abs(r) > 0.6 ? 'white' : 'black'}">${(v * 100).toFixed(0)}%</text>`;
+  }));
+  const labels = mean.map((_, l) => `<text x="${L - 6}" y="${Tp + l * ch + 15}" text-anchor="end" font-size="11">MoE layer ${l}</text>`);
+  const heads = Array.from({ length: E }, (_, e) => `<text x="${L + e * cw + cw / 2 - 1}" y="${Tp - 6}" text-anchor="middle" font-size="11">e${e}</text>`);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${Hh}" viewBox="0 0 ${W} ${Hh}" font-family="sans-serif">
+<rect width="100%" height="100%" fill="white"/>
+<text x="${W / 2}" y="18" text-anchor="middle" font-size="14">${esc(opts.title ?? `Expert utilisation (share of assignments, last ${rows.length} steps; uniform = ${(100 / E).toFixed(1)}%)`)}</text>
+${heads.join('')}${labels.join('')}${cells.join('')}
+</svg>`;
+}
+
 export interface ReportData {
   title: string;
   summary: [string, string][];
@@ -96,5 +165,10 @@ export function reportHtml(r: ReportData): string {
   const samples = (r.samples ?? []).map((s) => `<div class="sample"><b>${esc(s.prompt)}</b>${esc(s.text)}</div>`).join('');
   return `<!doctype html><html><head><meta charset="utf-8"><title>${esc(r.title)}</title>
 <style>body{font-family:sans-serif;max-width:800px;margin:2em auto;color:#222}table{border-collapse:collapse}th,td{padding:4px 10px;border-bottom:1px solid #eee;text-align:left}.sample{white-space:pre-wrap;background:#f6f6f6;padding:8px;margin:8px 0;border-radius:4px}</style>
-</head><body><h1>${esc(r.title)}</h1><table>${rows}</table><h2>Loss</h2>${lossCurveSvg(r.metrics, { title: r.title })}${samples ? `<h2>Samples</h2>${samples}` : ''}</body></html>`;
+</head><body><h1>${esc(r.title)}</h1><table>${rows}</table><h2>Loss</h2>${lossCurveSvg(r.metrics, { title: r.title })}${moeSections(r.metrics)}${samples ? `<h2>Samples</h2>${samples}` : ''}</body></html>`;
+}
+
+function moeSections(metrics: StepMetrics[]): string {
+  const parts = partsCurveSvg(metrics), load = expertLoadSvg(metrics);
+  return (parts ? `<h2>Auxiliary losses</h2>${parts}` : '') + (load ? `<h2>Experts</h2>${load}` : '');
 }

@@ -152,7 +152,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const metrics: StepMetrics[] = existsSync(metricsFile)
     ? readFileSync(metricsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as StepMetrics).filter((m) => m.step <= state.step)
     : [];
-  log(`model: ${config.model_type}, ${(model.numParameters() / 1e6).toFixed(2)}M parameters, ${config.num_hidden_layers} layers × ${config.hidden_size}; ` +
+  log(`model: ${config.model_type}, ${paramsText(model)}, ${config.num_hidden_layers} layers × ${config.hidden_size}; ` +
     `${opts.steps} steps of ${opts.batchSize}×${opts.seqLen}${opts.gradAccum > 1 ? `×${opts.gradAccum}` : ''} tokens; train ${train.count} / val ${val.count} sequences`);
 
   const progress = o.progress ?? defaultProgress();
@@ -183,7 +183,7 @@ function writeReports(o: RunOptions, metrics: StepMetrics[], model: CausalLM, to
   writeFileAtomic(path.join(o.out, 'loss.svg'), lossCurveSvg(metrics, { title }));
   const last = metrics[metrics.length - 1];
   const summary: [string, string][] = [
-    ['model', `${model.config.model_type}, ${(model.numParameters() / 1e6).toFixed(2)}M parameters (${model.config.num_hidden_layers} layers, hidden ${model.config.hidden_size}, vocab ${model.config.vocab_size})`],
+    ['model', `${model.config.model_type}, ${paramsText(model)} (${model.config.num_hidden_layers} layers, hidden ${model.config.hidden_size}, vocab ${model.config.vocab_size})`],
     ['steps', `${s.step} / ${opts.steps} (batch ${opts.batchSize} × ${opts.seqLen} tokens${opts.gradAccum > 1 ? ` × ${opts.gradAccum}` : ''})`],
     ['tokens seen', String(s.tokens)],
     ['training time', `${s.elapsedSeconds.toFixed(1)} s (${(s.tokens / Math.max(s.elapsedSeconds, 1e-9)).toFixed(0)} tokens/s)`],
@@ -193,6 +193,12 @@ function writeReports(o: RunOptions, metrics: StepMetrics[], model: CausalLM, to
   ];
   const samples = final && o.samples ? o.samples(model, tokenizer) : undefined;
   writeFileAtomic(path.join(o.out, 'report.html'), reportHtml({ title, summary, metrics, samples }));
+}
+
+/** "1.23M parameters", or for a mixture of experts "4.56M parameters (1.23M active per token)". */
+export function paramsText(model: CausalLM): string {
+  const total = model.numParameters(), active = model.numActiveParameters();
+  return `${(total / 1e6).toFixed(2)}M parameters${active < total ? ` (${(active / 1e6).toFixed(2)}M active per token)` : ''}`;
 }
 
 function definedOnly(o: RunOptions): Partial<TrainOptions> {

@@ -10,10 +10,13 @@ import { AdamW, clipGradNorm } from './optim.js';
 import { cosineWithWarmup } from './schedule.js';
 import type { Batcher } from './data.js';
 import type { StepMetrics } from './report.js';
+import type { LossParts } from '../models/causal.js';
 
 /** What the trainer needs from a model: next-token loss of ids (B, T+1), and its parameters. */
 export interface TrainableLM {
   loss(ids: Tensor): Tensor;
+  /** What the last loss() was made of beyond the cross-entropy (CausalLM.lossParts). */
+  lossParts?(): LossParts | null;
   namedParameters(): [string, Tensor][];
   train(on?: boolean): unknown;
 }
@@ -108,7 +111,7 @@ export async function trainLoop(model: TrainableLM, opt: AdamW, data: { train: B
   for (let step = state.step; step < o.steps; step++) {
     const lr = o.lr * sched(step);
     opt.setLr(lr);
-    let loss = 0;
+    let loss = 0, parts: LossParts | null = null;
     for (let micro = 0; micro < o.gradAccum; micro++) {
       const ids = data.train.next();
       const l = scope(() => {
@@ -123,6 +126,7 @@ export async function trainLoop(model: TrainableLM, opt: AdamW, data: { train: B
         throw new TrainingDivergedError(`step ${step}: the loss is ${l} (micro-batch ${micro}); lower the learning rate (${lr.toExponential(2)}) or check the data`);
       }
       loss += l / o.gradAccum;
+      parts = model.lossParts?.() ?? null;
     }
     let norm: number;
     try {
@@ -140,6 +144,7 @@ export async function trainLoop(model: TrainableLM, opt: AdamW, data: { train: B
     const m: StepMetrics = {
       step: state.step, loss, lr, gradNorm: norm, tokens: state.tokens,
       tokensPerSecond: (o.batchSize * o.seqLen * o.gradAccum) / ((now - last) / 1000), elapsedSeconds: state.elapsedSeconds,
+      ...(parts ? { parts: parts.values, ...(parts.expertLoad ? { expertLoad: parts.expertLoad } : {}) } : {}),
     };
     last = now;
     const evalNow = data.val && o.evalEvery > 0 && (state.step % o.evalEvery === 0 || state.step === o.steps);
