@@ -52,11 +52,12 @@ test('k steps, interrupt, resume for N−k steps gives the same weights as N ste
   for (const m of [a.model, b.model, l.model]) m.dispose();
 });
 
-test('every family trains through runTraining and resumes bit-for-bit (Mamba, S4D); a resume with another family is refused', async () => {
+test('every family trains through runTraining and resumes bit-for-bit (Mamba, S4D, Mixtral-layout MoE); a resume with another family is refused', async () => {
   const data = corpus();
   for (const config of [
     { model_type: 'mamba', hidden_size: 32, num_hidden_layers: 2, state_size: 8, vocab_size: 300 },
     { model_type: 's4d', hidden_size: 32, num_hidden_layers: 2, state_size: 8, vocab_size: 300 },
+    { ...CONFIG, model_type: 'mixtral', intermediate_size: 24, num_local_experts: 4, num_experts_per_tok: 2, output_router_logits: true, router_aux_loss_coef: 0.02, router_z_loss_coef: 0.001 },
   ]) {
     const t = config.model_type, base: RunOptions = { data, config, steps: 6, lr: 3e-3, warmupSteps: 2, evalEvery: 3, evalBatches: 2, seed: 5, out: '', ...quiet };
     const a = await runTraining({ ...base, out: path.join(dir, `${t}-straight`) });
@@ -67,6 +68,14 @@ test('every family trains through runTraining and resumes bit-for-bit (Mamba, S4
     for (const [name, w] of a.model.namedTensors()) assert.deepEqual(b.model.stateDict()[name].toArray(), w.toArray(), `${t}: ${name} differs after resume`);
     const l = await loadModel(path.join(dir, `${t}-straight`, 'checkpoint'));
     assert.equal(l.config.model_type, t);
+    if (t === 'mixtral') {
+      // the MoE's metrics and report: auxiliary losses per step and the expert-utilisation chart
+      const line = JSON.parse(readFileSync(path.join(dir, `${t}-straight`, 'metrics.jsonl'), 'utf8').split('\n')[0]);
+      assert.ok(line.parts.aux_loss > 0 && line.expertLoad.length === 2, JSON.stringify(line));
+      const html = readFileSync(path.join(dir, `${t}-straight`, 'report.html'), 'utf8');
+      assert.match(html, /Auxiliary losses[\s\S]*Expert utilisation/);
+      assert.match(html, /M parameters \([\d.]+M active per token\)/);
+    }
     for (const m of [a.model, b.model, l.model]) m.dispose();
   }
   await assert.rejects(runTraining({ data, config: CONFIG, steps: 6, out: path.join(dir, 'mamba-resumed'), resume: true, ...quiet }), /checkpoint has model_type = "mamba", this run's model has "llama"/);
