@@ -69,3 +69,16 @@ test('tslm generate on a Mamba HF directory without a tokenizer: greedy ids from
   assert.deepEqual(r.stdout.trim().split('\n').pop()!.split(' ').map(Number), expected);
   assert.match(r.stderr, /decode: \d+ tokens, [\d.]+ tok\/s/);
 });
+
+test('tslm generate on Mixtral and Qwen2-MoE directories without a tokenizer (the PyTorch-checked fixtures): ids from the config BOS', async () => {
+  for (const name of ['mixtral', 'qwen2_moe']) {
+    const dirM = fixturePath(`moe/${name}`);
+    const { model, config } = await T.loadModel(dirM);
+    model.eval();
+    const expected = generate(model, [config.bos_token_id as number], { maxNewTokens: 10, stopIds: [config.eos_token_id as number] }).ids[0];
+    model.dispose();
+    const r = run(['generate', '--model', dirM, '--temperature', '0', '--print-ids', '--max-tokens', '10']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n').pop()!.split(' ').map(Number), expected, name);
+  }
+});
