@@ -9,7 +9,8 @@ trains it). Safetensors files are read and written with the standard library, fo
 spec (8-byte little-endian header length, JSON header, raw little-endian data).
 
 Used by scripts/gen_llama_fixtures.py (golden logits), scripts/check_interop.py (the loss of
-a checkpoint tslm wrote) and bench/peers/torch_train.py (training throughput peer).
+a checkpoint tslm wrote), bench/peers/torch_train.py (training throughput peer) and
+scripts/ref_moe.py (its attention, RoPE and RMSNorm, for the mixture-of-experts models).
 """
 import math
 
@@ -35,36 +36,53 @@ def rotate_half(x):
     return torch.cat([-x[..., h:], x[..., :h]], dim=-1)
 
 
+def attention(cfg, W, p, h, cos, sin, mask):
+    """Self-attention of one layer (prefix p, e.g. "model.layers.0.") on the normed input h (B, T, D):
+    q/k/v projections (+ biases where W has them), rotate-half RoPE with cos/sin (T, hd), GQA by
+    repeating each KV head H/Hkv times, scaled dot product + mask (T, T), softmax, o_proj."""
+    B, T, D = h.shape
+    H, Hkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    hd = D // H
+
+    def proj(name):
+        y = h @ W[p + f"self_attn.{name}.weight"].T
+        b = W.get(p + f"self_attn.{name}.bias")
+        return y + b if b is not None else y
+
+    q = proj("q_proj").view(B, T, H, hd).transpose(1, 2)      # (B, H, T, hd)
+    k = proj("k_proj").view(B, T, Hkv, hd).transpose(1, 2)    # (B, Hkv, T, hd)
+    v = proj("v_proj").view(B, T, Hkv, hd).transpose(1, 2)
+    q = q * cos + rotate_half(q) * sin
+    k = k * cos + rotate_half(k) * sin
+    k = k.repeat_interleave(H // Hkv, dim=1)
+    v = v.repeat_interleave(H // Hkv, dim=1)
+    att = (q @ k.transpose(-1, -2)) / math.sqrt(hd) + mask
+    o = (att.softmax(-1) @ v).transpose(1, 2).reshape(B, T, D)
+    return o @ W[p + "self_attn.o_proj.weight"].T
+
+
+def rope_for(cfg, T):
+    """cos, sin (T, head_dim) for positions 0..T-1 under cfg's rope_theta and linear rope_scaling."""
+    hd = cfg["hidden_size"] // cfg["num_attention_heads"]
+    scaling = (cfg.get("rope_scaling") or {}).get("factor", 1.0)
+    return rope_cos_sin(T, hd, cfg["rope_theta"], scaling)
+
+
+def causal_mask(T):
+    """(T, T) additive mask: 0 on and below the diagonal, -inf above."""
+    return torch.full((T, T), float("-inf")).triu(1)
+
+
 def forward(cfg, W, ids):
     """Logits (B, T, V) for token ids (B, T) (int64)."""
     B, T = ids.shape
-    H, Hkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
-    D = cfg["hidden_size"]
-    hd = D // H
     eps = cfg["rms_norm_eps"]
-    scaling = (cfg.get("rope_scaling") or {}).get("factor", 1.0)
-    cos, sin = rope_cos_sin(T, hd, cfg["rope_theta"], scaling)
+    cos, sin = rope_for(cfg, T)
     x = W["model.embed_tokens.weight"][ids]
-    mask = torch.full((T, T), float("-inf")).triu(1)
+    mask = causal_mask(T)
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
-        h = rms_norm(x, W[p + "input_layernorm.weight"], eps)
-
-        def proj(name):
-            y = h @ W[p + f"self_attn.{name}.weight"].T
-            b = W.get(p + f"self_attn.{name}.bias")
-            return y + b if b is not None else y
-
-        q = proj("q_proj").view(B, T, H, hd).transpose(1, 2)      # (B, H, T, hd)
-        k = proj("k_proj").view(B, T, Hkv, hd).transpose(1, 2)    # (B, Hkv, T, hd)
-        v = proj("v_proj").view(B, T, Hkv, hd).transpose(1, 2)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
-        k = k.repeat_interleave(H // Hkv, dim=1)
-        v = v.repeat_interleave(H // Hkv, dim=1)
-        att = (q @ k.transpose(-1, -2)) / math.sqrt(hd) + mask
-        o = (att.softmax(-1) @ v).transpose(1, 2).reshape(B, T, D)
-        x = x + o @ W[p + "self_attn.o_proj.weight"].T
+        x = x + attention(cfg, W, p, rms_norm(x, W[p + "input_layernorm.weight"], eps), cos, sin, mask)
         h = rms_norm(x, W[p + "post_attention_layernorm.weight"], eps)
         g = torch.nn.functional.silu(h @ W[p + "mlp.gate_proj.weight"].T)
         u = h @ W[p + "mlp.up_proj.weight"].T
