@@ -21,11 +21,13 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   serializeMoeGguf, writeMoeGguf, readMoeGguf, readModelGguf, writeModelGguf, readLlamaGguf, serializeLlamaGguf,
-  serializeGguf, readGguf, gv, toFloat32, convertDType, permuteQK, unpermuteQK, moeDims, checkMoeTensors, moeTensorShapes,
+  serializeGguf, readGguf, gv, toFloat32, fromFloat32, convertDType, readSafetensors, permuteQK, unpermuteQK, moeDims, checkMoeTensors, moeTensorShapes,
   writeHfDir, readHfDir, ConfigFieldError, TensorError, MissingTensorError, UnexpectedTensorError,
 } from '../../src/io/index.js';
 import type { GgufValue, RawTensor, RawDType } from '../../src/io/index.js';
+import { readFileSync } from 'node:fs';
 import { tempDir, rng, randTensor, tinyLlamaConfig, tinyLlamaTensors } from './util.js';
+import { fixturePath } from '../helpers.js';
 import { tinySpmTokenizer, argmax } from './tiny_llama.js';
 import { tinyMixtralConfig, tinyQwen2MoeConfig, tinyMoeTensors, RefMoe } from './tiny_moe.js';
 import type { RefMoeMutation } from './tiny_moe.js';
@@ -384,8 +386,8 @@ test('llama.cpp loads our Mixtral and Qwen2-MoE GGUFs (F32, tied and untied): sa
   if (skip) return t.skip(skip);
   const dir = tempDir(t);
   const cases: [string, Record<string, unknown>, number][] = [
-    ['mixtral', mixtral, SEED.mixtral], ['mixtral tied', tinyMixtralConfig({ tie_word_embeddings: true }), 3],
-    ['qwen2_moe', qwen, SEED.qwen], ['qwen2_moe tied', tinyQwen2MoeConfig({ tie_word_embeddings: true }), 2],
+    ['mixtral', mixtral, SEED.mixtral], ['mixtral tied', tinyMixtralConfig({ tie_word_embeddings: true }), 10],
+    ['qwen2_moe', qwen, SEED.qwen], ['qwen2_moe tied', tinyQwen2MoeConfig({ tie_word_embeddings: true }), 10],
     ['qwen2_moe no qkv bias, 5 experts top-3', tinyQwen2MoeConfig({ qkv_bias: false, num_experts: 5, num_experts_per_tok: 3, moe_intermediate_size: 48, shared_expert_intermediate_size: 40 }), 1],
   ];
   for (const [label, c, seed] of cases) {
@@ -397,6 +399,7 @@ test('llama.cpp loads our Mixtral and Qwen2-MoE GGUFs (F32, tied and untied): sa
     assert.ok(ref.minRouterGap >= 1e-3, `${label}: router top-k margin ${ref.minRouterGap}`);
     assert.ok(ref.minTopGap >= 1e-3, `${label}: greedy margin ${ref.minTopGap}`);
     assert.equal(ref.greedy.length, NGEN, `${label}: the reference's greedy path reaches </s>`);
+    assert.ok(new Set(ref.greedy).size >= 4, `${label}: a greedy path that is not one token repeated`);
     const got = await evalWithLlamaCpp(llama, p, PROMPT, NGEN, 300, CTX);
     const gap = relGap(got.logits, ref.logits);
     assert.ok(gap <= TOL, `${label}: max |Δlogit| / scale ${gap}`);
@@ -464,5 +467,39 @@ test('llama.cpp loads our F16 and Q8_0 MoE files: logits within the rounding of 
       assert.ok(gap <= tol, `${label} ${dtype}: max |Δlogit| / scale ${gap}`);
       t.diagnostic(`${label} ${dtype}: max relative |Δlogit| ${gap.toExponential(2)}`);
     }
+  }
+});
+
+test('llama.cpp on the independent PyTorch MoE fixtures (test/fixtures/moe): our GGUF of their checkpoints gives their logits; the qwen2_moe one (dense layers) is refused', async (t) => {
+  // the tokenizer llama.cpp needs has the 256 byte tokens, more than the fixtures' vocabularies:
+  // embedding and lm_head get zero rows up to 300 tokens, which leaves the first V logits as they were
+  const dir = tempDir(t);
+  const qdir = fixturePath('moe/qwen2_moe');
+  const q = await readHfDir(qdir);
+  assert.throws(() => serializeMoeGguf({ config: q.config, tensors: q.tensors, tokenizer }), /mlp_only_layers: makes layer 0 a dense MLP/);
+  if (skip) return t.skip(skip);
+  for (const [name, key] of [['mixtral', 'logits'], ['capacity', 'logits_eval']]) {
+    const fdir = fixturePath(`moe/${name}`);
+    const ck = await readHfDir(fdir);
+    const V = ck.config.vocab_size as number;
+    const pad = (x: RawTensor): RawTensor => {
+      if (x.name !== 'model.embed_tokens.weight' && x.name !== 'lm_head.weight') return x;
+      const v = new Float32Array(300 * x.shape[1]);
+      v.set(toFloat32(x));
+      return fromFloat32(x.name, [300, x.shape[1]], v);
+    };
+    const p = path.join(dir, `${name}.gguf`);
+    await writeMoeGguf(p, { config: { ...ck.config, vocab_size: 300 }, tensors: ck.tensors.map(pad), tokenizer });
+    const L = toFloat32((await readSafetensors(path.join(fdir, 'expected.safetensors'))).tensors.find((x) => x.name === key)!);
+    const ids = (JSON.parse(readFileSync(path.join(fdir, 'expected.json'), 'utf8')) as { input_ids: number[][] }).input_ids;
+    const T = ids[0].length;
+    let worst = 0;
+    for (const [b, row] of ids.entries()) {
+      const got = await evalWithLlamaCpp(llama, p, row, 1, 300, CTX);
+      const want = row.map((_, i) => Float64Array.from(L.subarray((b * T + i) * V, (b * T + i + 1) * V)));
+      worst = Math.max(worst, relGap(got.logits.map((l) => l.subarray(0, V)), want));
+    }
+    assert.ok(worst <= TOL, `${name}: llama.cpp vs PyTorch, max |Δlogit| / scale ${worst}`);
+    t.diagnostic(`${name}: llama.cpp vs PyTorch max relative |Δlogit| ${worst.toExponential(2)}`);
   }
 });

@@ -41,7 +41,8 @@ export function isSparseLayer(cfg: Record<string, any>, i: number): boolean {
 
 /**
  * Random HF-named tensors for a mixtral / qwen2_moe config, in the models' natural order (norm
- * weights near 1; routers scaled by `routerScale` / √hidden so their logits spread).
+ * weights near 1; routers scaled by `routerScale` / √hidden so their logits spread; embeddings
+ * N(0, 1), N(0, 0.3²) when tied).
  */
 export function tinyMoeTensors(cfg: Record<string, any>, seed = 1, routerScale = 2): RawTensor[] {
   const r = rng(seed);
@@ -54,7 +55,8 @@ export function tinyMoeTensors(cfg: Record<string, any>, seed = 1, routerScale =
   const out: RawTensor[] = [];
   const norm = (name: string) => out.push(fromFloat32(name, [h], Float32Array.from({ length: h }, () => 1 + 0.1 * r())));
   const lin = (name: string, rows: number, cols: number, scale = 1) => out.push(randTensor(name, [rows, cols], r, 'F32', scale / Math.sqrt(cols)));
-  out.push(randTensor('model.embed_tokens.weight', [v, h], r, 'F32', 1));
+  // tied: smaller embeddings, or the model keeps predicting the token it was just given
+  out.push(randTensor('model.embed_tokens.weight', [v, h], r, 'F32', cfg.tie_word_embeddings ? 0.3 : 1));
   for (let i = 0; i < cfg.num_hidden_layers; i++) {
     const p = `model.layers.${i}.`;
     norm(`${p}input_layernorm.weight`);
