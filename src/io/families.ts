@@ -1,8 +1,9 @@
-// The model families the formats know (LLaMA-like and Mamba): a checkpoint's tensors checked
+// The model families the formats know (LLaMA-like, its MoE variants and Mamba): a checkpoint's tensors checked
 // against its HF config before any weight is loaded. Node-free (the browser entry point uses it).
 import type { RawTensor } from './dtypes.js';
 import { checkLlamaTensors, llamaDims } from './llama.js';
 import { checkMambaTensors, mambaDims, mambaTensorName } from './mamba.js';
+import { checkMoeTensors, moeDims } from './moe.js';
 
 /** Model types whose tensors this layer can check against the config. */
 const LLAMA_LIKE = new Set(['llama', 'mistral']);
@@ -10,11 +11,13 @@ const LLAMA_LIKE = new Set(['llama', 'mistral']);
 /**
  * Check a checkpoint's tensor names and shapes against its config (the families this layer knows:
  * LLaMA-like and Mamba); an error names the file and the tensor. Returns the tensor names to use
- * (older Mamba checkpoints' names mapped to today's), or null to keep them.
+ * (older Mamba checkpoints' names mapped to today's), or null to keep them. mixtral and qwen2_moe
+ * are checked expert by expert (moe.ts).
  */
 export function checkModelTensors(config: Record<string, unknown>, configFile: string, file: string, tensors: readonly Pick<RawTensor, 'name' | 'shape'>[]): Map<string, string> | null {
   const type = String(config.model_type);
   if (LLAMA_LIKE.has(type)) checkLlamaTensors(file, tensors, llamaDims(config, configFile));
+  if (type === 'mixtral' || type === 'qwen2_moe') checkMoeTensors(file, tensors, moeDims(config, configFile));
   if (type !== 'mamba') return null;
   const renamed = new Map(tensors.filter((t) => mambaTensorName(t.name) !== t.name).map((t) => [t.name, mambaTensorName(t.name)]));
   checkMambaTensors(file, tensors.map((t) => ({ name: renamed.get(t.name) ?? t.name, shape: t.shape })), mambaDims(config, configFile));

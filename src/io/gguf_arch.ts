@@ -1,10 +1,13 @@
-// What the per-architecture GGUF mappings (gguf_llama.ts, gguf_mamba.ts) share: the tokenizer
-// as GGUF stores it (tokenizer.ggml.*), typed reads of metadata keys, general.file_type, and the
-// stored type of each tensor (F32 where llama.cpp needs it, the chosen type for matrices).
-import { ConfigFieldError } from './errors.js';
+// What the per-architecture GGUF mappings (gguf_llama.ts, gguf_mamba.ts, gguf_moe.ts) share: the
+// tokenizer as GGUF stores it (tokenizer.ggml.*), typed reads of metadata keys, general.file_type,
+// the stored type of each tensor (F32 where llama.cpp needs it, the chosen type for matrices), and
+// the transformer keys of LLaMA-like architectures ({arch}.block_count, …).
+import { ConfigFieldError, MissingTensorError } from './errors.js';
 import type { RawDType } from './dtypes.js';
 import { GgufFile, gv } from './gguf.js';
 import type { GgufValue } from './gguf.js';
+import type { LlamaDims } from './llama.js';
+import type { HfConfig } from './hf.js';
 
 /** llama.cpp token types (llama_token_type / gguf GgufTokenType). */
 export const GgufTokenType = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
@@ -138,4 +141,61 @@ export function shortF32(x: number): number {
 /** Open a GGUF from a path (lazy reads) or from bytes in memory (named `label` in errors). */
 export async function openGguf(src: string | Uint8Array, label?: string): Promise<GgufFile> {
   return typeof src === 'string' ? GgufFile.open(src) : GgufFile.fromBuffer(src, label);
+}
+
+/**
+ * The keys llama.cpp reads for a LLaMA-like transformer under `{arch}.`: block_count,
+ * context_length, embedding_length, feed_forward_length, attention.head_count(_kv),
+ * rope.freq_base, attention.layer_norm_rms_epsilon, and attention.key_length/value_length when
+ * head_dim ≠ hidden_size / num_attention_heads.
+ */
+export function setGgufTransformerMetadata(md: Map<string, GgufValue>, arch: string, d: LlamaDims): void {
+  md.set(`${arch}.block_count`, gv.u32(d.layers));
+  md.set(`${arch}.context_length`, gv.u32(d.maxPositions));
+  md.set(`${arch}.embedding_length`, gv.u32(d.hidden));
+  md.set(`${arch}.feed_forward_length`, gv.u32(d.intermediate));
+  md.set(`${arch}.attention.head_count`, gv.u32(d.heads));
+  md.set(`${arch}.attention.head_count_kv`, gv.u32(d.kvHeads));
+  md.set(`${arch}.rope.freq_base`, gv.f32(d.ropeTheta));
+  md.set(`${arch}.attention.layer_norm_rms_epsilon`, gv.f32(d.rmsNormEps));
+  if (d.headDim * d.heads !== d.hidden) {
+    md.set(`${arch}.attention.key_length`, gv.u32(d.headDim));
+    md.set(`${arch}.attention.value_length`, gv.u32(d.headDim));
+  }
+}
+
+/**
+ * The HF config fields (LlamaConfig names) that setGgufTransformerMetadata's keys hold, read back:
+ * hidden_size … rope_theta, head_dim when it is not hidden_size / num_attention_heads,
+ * vocab_size ({arch}.vocab_size, else the tokenizer's or token_embd's size), hidden_act "silu" and
+ * tie_word_embeddings (no output.weight). A rope.dimension_count other than the head dim (partial
+ * rotary) is refused.
+ */
+export function ggufTransformerConfig(f: GgufFile, arch: string): HfConfig {
+  const hidden = mdInt(f, `${arch}.embedding_length`);
+  const heads = mdInt(f, `${arch}.attention.head_count`);
+  if (!f.metadata.has(`${arch}.attention.key_length`) && hidden % heads !== 0) {
+    throw new ConfigFieldError(f.file, `${arch}.attention.head_count`, `${heads} does not divide ${arch}.embedding_length ${hidden} (and there is no ${arch}.attention.key_length)`);
+  }
+  const headDim = mdInt(f, `${arch}.attention.key_length`, hidden / heads);
+  const ropeDims = mdInt(f, `${arch}.rope.dimension_count`, headDim);
+  if (ropeDims !== headDim) throw new ConfigFieldError(f.file, `${arch}.rope.dimension_count`, `${ropeDims} ≠ head dim ${headDim}: partial rotary is not a LLaMA HF config`);
+  const tokens = f.get('tokenizer.ggml.tokens') as string[] | undefined;
+  const embd = f.tensors.find((t) => t.name === 'token_embd.weight');
+  if (!embd) throw new MissingTensorError(f.file, 'token_embd.weight');
+  const config: HfConfig = {
+    hidden_size: hidden,
+    intermediate_size: mdInt(f, `${arch}.feed_forward_length`),
+    num_hidden_layers: mdInt(f, `${arch}.block_count`),
+    num_attention_heads: heads,
+    num_key_value_heads: mdInt(f, `${arch}.attention.head_count_kv`, heads),
+    vocab_size: mdInt(f, `${arch}.vocab_size`, tokens?.length ?? embd.shape[0]),
+    max_position_embeddings: mdInt(f, `${arch}.context_length`),
+    rms_norm_eps: shortF32(mdFloat(f, `${arch}.attention.layer_norm_rms_epsilon`, 1e-5)),
+    rope_theta: shortF32(mdFloat(f, `${arch}.rope.freq_base`, 10000)),
+    hidden_act: 'silu',
+    tie_word_embeddings: !f.tensors.some((t) => t.name === 'output.weight'),
+  };
+  if (headDim * heads !== hidden) config.head_dim = headDim;
+  return config;
 }

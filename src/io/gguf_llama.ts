@@ -3,13 +3,13 @@
 // convert_hf_to_gguf.py's LlamaModel.permute produces from HF weights. Norms stay F32 (as the
 // converter keeps 1-D tensors); matrices are F32, F16, BF16 or Q8_0 (Q8_0 rows that are not
 // whole 32-blocks fall back to F16, as the converter does).
-import { ConfigFieldError, MissingTensorError, UnexpectedTensorError } from './errors.js';
+import { ConfigFieldError, UnexpectedTensorError } from './errors.js';
 import { convertDType } from './dtypes.js';
 import type { RawTensor } from './dtypes.js';
 import { gv, writeGguf, serializeGguf } from './gguf.js';
 import type { GgufFile, GgufValue } from './gguf.js';
 import {
-  GGUF_FILE_TYPE, checkGgufTokenizer, mdFloat, mdInt, openGguf, readGgufTokenizer, setGgufTokenizerMetadata, shortF32, storedDType,
+  GGUF_FILE_TYPE, checkGgufTokenizer, ggufTransformerConfig, openGguf, readGgufTokenizer, setGgufTokenizerMetadata, setGgufTransformerMetadata, storedDType,
 } from './gguf_arch.js';
 import type { GgufMatrixDType, GgufTokenizer } from './gguf_arch.js';
 import { checkLlamaTensors, convertQKLayout, llamaDims } from './llama.js';
@@ -78,18 +78,7 @@ function buildLlamaGguf(input: WriteLlamaGgufInput, file: string): { metadata: M
   md.set('general.architecture', gv.str('llama'));
   md.set('general.type', gv.str('model'));
   md.set('general.name', gv.str(input.name ?? String(cfg._name_or_path ?? 'tslm')));
-  md.set('llama.block_count', gv.u32(d.layers));
-  md.set('llama.context_length', gv.u32(d.maxPositions));
-  md.set('llama.embedding_length', gv.u32(d.hidden));
-  md.set('llama.feed_forward_length', gv.u32(d.intermediate));
-  md.set('llama.attention.head_count', gv.u32(d.heads));
-  md.set('llama.attention.head_count_kv', gv.u32(d.kvHeads));
-  md.set('llama.rope.freq_base', gv.f32(d.ropeTheta));
-  md.set('llama.attention.layer_norm_rms_epsilon', gv.f32(d.rmsNormEps));
-  if (d.headDim * d.heads !== d.hidden) {
-    md.set('llama.attention.key_length', gv.u32(d.headDim));
-    md.set('llama.attention.value_length', gv.u32(d.headDim));
-  }
+  setGgufTransformerMetadata(md, 'llama', d);
   md.set('general.file_type', gv.u32(GGUF_FILE_TYPE[dtype]));
   md.set('llama.vocab_size', gv.u32(d.vocab));
   md.set('llama.rope.dimension_count', gv.u32(d.headDim));
@@ -143,35 +132,11 @@ export async function readLlamaGguf(src: string | Uint8Array, opts: ReadLlamaGgu
 export async function llamaFromGguf(f: GgufFile, opts: Pick<ReadLlamaGgufOptions, 'qkLayout'> = {}): Promise<LlamaGgufCheckpoint> {
   const arch = f.get('general.architecture');
   if (arch !== 'llama') throw new ConfigFieldError(f.file, 'general.architecture', `expected "llama", got ${JSON.stringify(arch ?? null)}`);
-  const hidden = mdInt(f, 'llama.embedding_length');
-  const heads = mdInt(f, 'llama.attention.head_count');
-  if (!f.metadata.has('llama.attention.key_length') && hidden % heads !== 0) {
-    throw new ConfigFieldError(f.file, 'llama.attention.head_count', `${heads} does not divide llama.embedding_length ${hidden} (and there is no llama.attention.key_length)`);
+  const experts = f.metadata.get('llama.expert_count');
+  if (experts && Number(experts.value) > 0) {
+    throw new ConfigFieldError(f.file, 'llama.expert_count', `is ${experts.value}: a mixture-of-experts (Mixtral) model; read it with readMoeGguf or readModelGguf`);
   }
-  const headDim = mdInt(f, 'llama.attention.key_length', hidden / heads);
-  const ropeDims = mdInt(f, 'llama.rope.dimension_count', headDim);
-  if (ropeDims !== headDim) throw new ConfigFieldError(f.file, 'llama.rope.dimension_count', `${ropeDims} ≠ head dim ${headDim}: partial rotary is not a LLaMA HF config`);
-  const tokens = f.get('tokenizer.ggml.tokens') as string[] | undefined;
-  const embd = f.tensors.find((t) => t.name === 'token_embd.weight');
-  if (!embd) throw new MissingTensorError(f.file, 'token_embd.weight');
-  const vocab = mdInt(f, 'llama.vocab_size', tokens?.length ?? embd.shape[0]);
-  const hasOutput = f.tensors.some((t) => t.name === 'output.weight');
-  const config: HfConfig = {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
-    hidden_size: hidden,
-    intermediate_size: mdInt(f, 'llama.feed_forward_length'),
-    num_hidden_layers: mdInt(f, 'llama.block_count'),
-    num_attention_heads: heads,
-    num_key_value_heads: mdInt(f, 'llama.attention.head_count_kv', heads),
-    vocab_size: vocab,
-    max_position_embeddings: mdInt(f, 'llama.context_length'),
-    rms_norm_eps: shortF32(mdFloat(f, 'llama.attention.layer_norm_rms_epsilon', 1e-5)),
-    rope_theta: shortF32(mdFloat(f, 'llama.rope.freq_base', 10000)),
-    hidden_act: 'silu',
-    tie_word_embeddings: !hasOutput,
-  };
-  if (headDim * heads !== hidden) config.head_dim = headDim;
+  const config: HfConfig = { architectures: ['LlamaForCausalLM'], model_type: 'llama', ...ggufTransformerConfig(f, 'llama') };
   const d = llamaDims(config, f.file);
   const tensors: RawTensor[] = [];
   for (const info of f.tensors) {

@@ -42,7 +42,7 @@ export async function openHfWeights(dir: string): Promise<SafetensorsFile | Shar
 }
 
 export interface ReadHfOptions {
-  /** Check the config's dimensions and that the tensors are exactly the model's (LLaMA-like and Mamba model_types). Default true. */
+  /** Check the config's dimensions and that the tensors are exactly the model's (LLaMA-like, mixtral, qwen2_moe and Mamba model_types). Default true. */
   check?: boolean;
 }
 

@@ -10,9 +10,11 @@
 //   gguf_arch.ts    what the GGUF architecture mappings share: tokenizer.ggml.*, typed metadata reads, stored dtypes
 //   gguf_llama.ts   LLaMA in GGUF as llama.cpp expects it (keys, tensor names, q/k permutation)
 //   gguf_mamba.ts   Mamba in GGUF as llama.cpp's `mamba` architecture expects it (ssm_* tensors, A = −exp(A_log))
+//   gguf_moe.ts     mixtral (llama + experts) and qwen2_moe (qwen2moe) in GGUF: experts stacked into ffn_*_exps
 //   gguf_model.ts   readModelGguf / writeModelGguf: dispatch on general.architecture / model_type
 //   llama.ts        LLaMA config dims + tensor checks, permuteQK/unpermuteQK (RoPE layouts)
 //   mamba.ts        Mamba config dims (MambaConfig defaults) + HF tensor names/shapes + checks
+//   moe.ts          mixtral / qwen2_moe config dims (HF defaults) + HF tensor names/shapes (expert by expert) + checks
 //   dtypes.ts       RawTensor, f16/bf16 (round to nearest even), Q8_0 (as ggml)
 //   errors.ts       error classes; messages start with the file and name the field or tensor
 //
@@ -29,6 +31,8 @@ export * from './gguf.js';
 export * from './gguf_arch.js';
 export * from './gguf_llama.js';
 export * from './gguf_mamba.js';
+export * from './gguf_moe.js';
 export * from './gguf_model.js';
 export * from './mamba.js';
+export * from './moe.js';
 export * from './model.js';

@@ -226,7 +226,7 @@ test('bad Mamba input: missing/extra/misshapen tensors, d_inner ≠ expand × hi
   await assert.rejects(readMambaGguf(rewrite((md) => md.set('general.architecture', gv.str('llama'))), { label: 'm.gguf' }),
     (e: unknown) => e instanceof ConfigFieldError && /^m\.gguf: general\.architecture: expected "mamba", got "llama"/.test((e as Error).message));
   await assert.rejects(readModelGguf(rewrite((md) => md.set('general.architecture', gv.str('rwkv6'))), { label: 'm.gguf' }),
-    (e: unknown) => e instanceof ConfigFieldError && /^m\.gguf: general\.architecture: "rwkv6" is not supported \(tslm reads llama, mamba\)/.test((e as Error).message));
+    (e: unknown) => e instanceof ConfigFieldError && /^m\.gguf: general\.architecture: "rwkv6" is not supported \(tslm reads llama, mamba, qwen2moe\)/.test((e as Error).message));
   await assert.rejects(readModelGguf(rewrite((md) => md.delete('general.architecture')), { label: 'm.gguf' }), /m\.gguf: general\.architecture: is missing/);
   await assert.rejects(writeModelGguf(path.join(dir, 'y.gguf'), { config: { ...cfg, model_type: 'gpt2' }, tensors, tokenizer }), /y\.gguf: model_type: "gpt2" has no GGUF writer/);
 });
