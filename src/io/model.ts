@@ -12,7 +12,7 @@ import { loadTokenizer } from '../tokenizers/load.js';
 import { Llama2cTokenizer } from '../tokenizers/llama2c.js';
 import { readHfDir, writeHfDir } from './hf.js';
 import { readLlama2c, writeLlama2c } from './llama2c.js';
-import { readModelGguf, writeModelGguf, GGUF_ARCHITECTURES } from './gguf_model.js';
+import { readModelGguf, writeModelGguf, GGUF_MODEL_TYPES } from './gguf_model.js';
 import type { GgufTokenizer } from './gguf_llama.js';
 import { fromFloat32, f32StateDict } from './dtypes.js';
 import type { RawTensor } from './dtypes.js';
@@ -110,14 +110,16 @@ export async function saveModel(model: CausalLM, dir: string, opts: { tokenizer?
   if (tk && typeof tk.save === 'function' && tk.kind === 'hf') tk.save(path.join(dir, 'tokenizer.json'));
 }
 
-/** Export a GGUF that llama.cpp loads (architecture llama or mamba; F32, F16, BF16 or Q8_0 matrices). */
+/** Export a GGUF that llama.cpp loads (llama, Mixtral-layout and Qwen2-MoE, or mamba; F32, F16, BF16 or Q8_0 matrices). */
 export async function exportGguf(model: CausalLM, file: string, tokenizer: GgufTokenizer, dtype: 'F32' | 'F16' | 'BF16' | 'Q8_0' = 'F32'): Promise<void> {
   const config = model.configJson();
-  if (!(model instanceof LlamaForCausalLM) && config.model_type !== 'mamba') {
-    throw new IoError(file, `GGUF export of model_type "${String(config.model_type)}" is not supported (GGUF architectures: ${GGUF_ARCHITECTURES.join(', ')})`);
+  const type = String(config.model_type);
+  // mistral and qwen2 configs are the plain llama graph, which llama.cpp reads as llama.
+  const as = ['llama', 'mistral', 'qwen2'].includes(type) ? 'llama' : type;
+  if (!(GGUF_MODEL_TYPES as readonly string[]).includes(as)) {
+    throw new IoError(file, `GGUF export of model_type "${type}" is not supported (GGUF writes ${GGUF_MODEL_TYPES.join(', ')})`);
   }
-  // mistral and qwen2 configs are the llama graph; llama.cpp reads them as llama.
-  await writeModelGguf(file, { config: model instanceof LlamaForCausalLM ? { ...config, model_type: 'llama' } : config, tensors: modelTensors(model), tokenizer, dtype });
+  await writeModelGguf(file, { config: { ...config, model_type: as }, tensors: modelTensors(model), tokenizer, dtype });
 }
 
 /** Export a llama2.c checkpoint (version 1 "ak42", or the legacy headerless format). */
