@@ -124,6 +124,17 @@ export const KERNEL_ARGS = {
   // scratch: it needs chunk·(5N+3) ≤ 131072, (group/4)·(4N+2) ≤ 65536 and N ≤ 8192.
   selective_scan_bwd: ['du', 'ddelta', 'dz', 'dA', 'dD', 'ddbias', 'dB', 'dC', 'dy', 'ckpt', 'u', 'delta', 'A', 'Bm', 'Cm',
     'D', 'z', 'dbias', 'Bt', 'L', 'Din', 'N', 'softplus', 'chunk', 'group', 'meta'],
+  // Mixture-of-experts decoding (inference, no backward; ref/moe.ts, wasm/as/moe.ts, op in
+  // tensor/moe.ts): the experts chosen for a few token rows, only their weights read. `slots`
+  // (token row, expert) pairs; meta = 6 i32 per slot: [gate, up, down, width, row, scale]: gate
+  // and up point at the slot's expert weights (width, D), down at (D, width), all contiguous f32;
+  // row is the token row of x and h (N, D) contiguous; scale holds the f32 bits of the slot's
+  // routing weight. act (Σ width, contiguous) holds slot s's activations after those of slots < s.
+  // moe_swiglu: act_s[i] = scale_s · silu(gate_s[i,:]·x[row_s]) · (up_s[i,:]·x[row_s]), i < width_s.
+  moe_swiglu: ['act', 'x', 'meta', 'slots', 'D'],
+  // moe_down: h[row_s, d] += down_s[d,:]·act_s for every slot, in slot order (each row of h sees
+  // its slots' sums added one after another, whatever the thread split).
+  moe_down: ['h', 'act', 'meta', 'slots', 'D'],
 } as const;
 
 export const enum BinaryOp { ADD = 0, SUB = 1, MUL = 2, DIV = 3, POW = 4, MAX = 5, MIN = 6, EQ = 7, GT = 8, LT = 9, GE = 10, LE = 11 }

@@ -408,8 +408,7 @@ class LlamaDecoderLayer extends Module {
   forwardInto_(h: Tensor, pos: Positions, cache: KVCache | null, layer: number): void {
     this.self_attn.forwardInto_(h, this.input_layernorm.forward(h), pos, cache, layer);
     const x = this.post_attention_layernorm.forward(h);
-    if (this._ffn instanceof SparseMoeBlock) T.addInPlace(h, this._ffn.forward(x));
-    else this._ffn.forwardInto_(h, x);
+    this._ffn.forwardInto_(h, x);
   }
 }
 

@@ -8,8 +8,10 @@
 // Dispatch: the N·k assignments are grouped by expert (on the host, from the top-k indices), the
 // tokens' rows gathered once into expert order (the embedding kernel), each expert runs its
 // matmuls on its own contiguous rows, and the weighted rows are scatter-added back to their
-// tokens (indexAddRows) — forward and backward. A decoding step touches only the k chosen
-// experts' weights. Training options: router jitter (HF Mixtral's: the block's input scaled by
+// tokens (indexAddRows) — forward and backward. Inference on a few token rows (decoding) takes
+// forwardInto_: the router's logits from one matmul, softmax and top-k on the host, then the
+// chosen experts (and the shared expert) in two fused kernels that read only their weights and
+// add the result into the residual stream (tensor/moe.ts). Training options: router jitter (HF Mixtral's: the block's input scaled by
 // U(1 − j, 1 + j)), and a capacity factor: an expert takes at most ⌈cf · N · k / E⌉ assignments,
 // in token order; the rest are dropped (they add nothing; the kept weights are not renormalised).
 import { Tensor } from '../tensor/tensor.js';
@@ -19,6 +21,10 @@ import { isGradEnabled } from '../tensor/autograd.js';
 import { ShapeError, NonFiniteError } from '../tensor/errors.js';
 import { H } from '../backend/heap.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
+import { unscoped } from '../tensor/storage.js';
+import { noGrad } from '../tensor/autograd.js';
+import { MAX_MOE_SLOTS, moeExpertsInto_ } from '../tensor/moe.js';
+import type { MoeSlot } from '../tensor/moe.js';
 import { Module } from './module.js';
 import { Linear } from './layers.js';
 
@@ -41,7 +47,15 @@ export class SwiGLU extends Module {
   forward(x: Tensor): Tensor {
     return this.part('down').forward(T.mul(T.silu(this.part('gate').forward(x)), this.part('up').forward(x)));
   }
+  /** The three weights, when the three layers are plain bias-free Linear layers (not wrapped by LoRA); else null. */
+  plainWeights(): { gate: Tensor; up: Tensor; down: Tensor } | null {
+    const gate = this.part('gate'), up = this.part('up'), down = this.part('down');
+    return plainLinear(gate) && plainLinear(up) && plainLinear(down) ? { gate: gate.weight, up: up.weight, down: down.weight } : null;
+  }
 }
+
+/** Token rows up to which inference runs the chosen experts directly (forwardInto_) instead of dispatching by expert. */
+export const MOE_DECODE_ROWS = 4;
 
 export interface MoeOptions {
   hidden: number;
@@ -96,6 +110,8 @@ export class SparseMoeBlock extends Module {
     if (o.sharedExpertSize) {
       this.shared_expert = new SwiGLU(o.hidden, o.sharedExpertSize, o.expertNames, { generator: g, std: o.std });
       this.shared_expert_gate = new Linear(o.hidden, 1, { bias: false, generator: g, std: o.std });
+      // The router's rows and the shared expert's gate row adjacent: one matmul when decoding.
+      shareStorage([this.gate, this.shared_expert_gate]);
     }
     this._g = g ?? defaultGenerator;
   }
@@ -111,24 +127,10 @@ export class SparseMoeBlock extends Module {
     const logits = T.contiguous(this.gate.forward(xf)); // (N, E)
     const probs = softmax(logits, -1);
     const pd = H.f32.subarray(probs.ptr >>> 2, (probs.ptr >>> 2) + N * E);
-    // Top-k on the host (ties to the lower expert id, as torch.topk on distinct values).
     const chosen = new Int32Array(N * k);
     const load = new Array<number>(E).fill(0);
-    for (let t = 0; t < N; t++) {
-      const row = t * E;
-      for (let j = 0; j < k; j++) {
-        let best = -1;
-        for (let e = 0; e < E; e++) {
-          const v = pd[row + e];
-          if (Number.isNaN(v)) throw new NonFiniteError(`${this.o.name}: router probabilities`, 1, row + e, v);
-          let taken = false;
-          for (let i = 0; i < j; i++) if (chosen[t * k + i] === e) { taken = true; break; }
-          if (!taken && (best < 0 || v > pd[row + best])) best = e;
-        }
-        chosen[t * k + j] = best;
-        load[best]++;
-      }
-    }
+    for (let t = 0; t < N; t++) topK(pd, t * E, E, chosen, t * k, k, this.o.name);
+    for (const e of chosen) load[e]++;
     const values = gatherLastRows(probs, chosen, k); // (N, k)
     const w = this.o.renormalize ? T.div(values, T.sum(values, -1, true)) : values;
     // Group the assignments by expert, in token order; drop those beyond an expert's capacity.
@@ -165,6 +167,103 @@ export class SparseMoeBlock extends Module {
     }
     return T.reshape(y, shape);
   }
+
+  /**
+   * Inference (no autograd): h += this block's output for x (both (…, D), h contiguous), in place.
+   * For up to MOE_DECODE_ROWS token rows: the router's logits (and the shared expert's gate) from
+   * one matmul, softmax, top-k and the routing weights on the host, then every row's k experts
+   * and the shared expert in two kernels (moeExpertsInto_) that read only those experts' weights.
+   * Otherwise, or when an expert's layers are not plain Linear layers (LoRA), the general path.
+   */
+  forwardInto_(h: Tensor, x: Tensor): void {
+    const { experts: E, topK: k, hidden: D } = this.o;
+    const N = x.size / D, shared = this.shared_expert && this.shared_expert_gate;
+    const fast = N <= MOE_DECODE_ROWS && N * (k + (shared ? 1 : 0)) <= MAX_MOE_SLOTS && !isGradEnabled() &&
+      !(this.training && this.o.capacityFactor > 0) && h.isContiguous() && h.size === x.size;
+    const sharedW = shared ? this.shared_expert!.plainWeights() : null;
+    if (!fast || (shared && !sharedW)) { T.addInPlace(h, this.forward(x)); return; }
+    const xf = T.reshape(x, [N, D]);
+    // Router logits (N, E), or (N, E + 1) with the shared expert's gate logit last.
+    const router = shared ? fusedRows([this.gate, this.shared_expert_gate!]) : null;
+    const logits = T.contiguous(router ? T.linear(xf, router) : this.gate.forward(xf));
+    const sg = shared && !router ? T.contiguous(this.shared_expert_gate!.forward(xf)) : null;
+    const L = logits.shape[1], lg = H.f32, l0 = logits.ptr >>> 2;
+    const p = new Float64Array(N * E), chosen = new Int32Array(k), slots: MoeSlot[] = [];
+    for (let t = 0; t < N; t++) {
+      // softmax over the E router logits, in f64 rounded to f32 (the f32 softmax's values).
+      const row = l0 + t * L, pr = t * E;
+      let m = -Infinity, sum = 0;
+      for (let e = 0; e < E; e++) m = Math.max(m, lg[row + e]);
+      for (let e = 0; e < E; e++) sum += (p[pr + e] = Math.exp(lg[row + e] - m));
+      for (let e = 0; e < E; e++) p[pr + e] = Math.fround(p[pr + e] / sum);
+      topK(p, pr, E, chosen, 0, k, this.o.name);
+      let norm = 1;
+      if (this.o.renormalize) {
+        norm = 0;
+        for (let j = 0; j < k; j++) norm += p[pr + chosen[j]];
+      }
+      for (let j = 0; j < k; j++) {
+        const w = this.experts[chosen[j]].plainWeights();
+        if (!w) { T.addInPlace(h, this.forward(x)); return; }
+        slots.push({ ...w, row: t, scale: p[pr + chosen[j]] / norm });
+      }
+      if (sharedW) {
+        const z = sg ? lg[(sg.ptr >>> 2) + t] : lg[row + E];
+        slots.push({ ...sharedW, row: t, scale: 1 / (1 + Math.exp(-z)) });
+      }
+    }
+    moeExpertsInto_(T.reshape(h, [N, D]), xf, slots);
+  }
+}
+
+/**
+ * Top-k of p[row … row+E) into chosen[at … at+k), largest first (ties to the lower expert id,
+ * as torch.topk on distinct values); a NaN probability is an error naming the block.
+ */
+function topK(p: ArrayLike<number>, row: number, E: number, chosen: Int32Array, at: number, k: number, name: string): void {
+  for (let j = 0; j < k; j++) {
+    let best = -1;
+    for (let e = 0; e < E; e++) {
+      const v = p[row + e];
+      if (Number.isNaN(v)) throw new NonFiniteError(`${name}: router probabilities`, 1, row + e, v);
+      let taken = false;
+      for (let i = 0; i < j; i++) if (chosen[at + i] === e) { taken = true; break; }
+      if (!taken && (best < 0 || v > p[row + best])) best = e;
+    }
+    chosen[at + j] = best;
+  }
+}
+
+/** A Linear layer as constructed (not a subclass or an adapter in its place), f32 weight, no bias. */
+function plainLinear(l: unknown): l is Linear {
+  return l instanceof Linear && l.constructor === Linear && !l.bias && l.weight.dtype === 'f32' && l.weight.isContiguous();
+}
+
+/**
+ * Put the weights of linear layers with the same input size in one storage, adjacent rows, each
+ * weight staying a parameter of its own (a view), so that inference can run them as one matmul.
+ */
+function shareStorage(ls: Linear[]): void {
+  const all = unscoped(() => noGrad(() => T.concat(ls.map((l) => l.weight), 0)));
+  let row = 0;
+  for (const l of ls) {
+    const n = l.weight.shape[0];
+    l.weight.dispose();
+    l.weight = noGrad(() => T.slice(all, 0, row, row + n)).requiresGrad_();
+    row += n;
+  }
+}
+
+/** The weights of plain linear layers as one (Σ out, in) matrix while they are still adjacent rows of one storage; else null. */
+function fusedRows(ls: Linear[]): Tensor | null {
+  const first = ls[0].weight, cols = first.shape[1];
+  let rows = 0;
+  for (const l of ls) {
+    const w = l.weight;
+    if (!plainLinear(l) || w.storage !== first.storage || w.offset !== first.offset + rows * cols || w.shape[1] !== cols) return null;
+    rows += w.shape[0];
+  }
+  return new Tensor(first.storage, [rows, cols], [cols, 1], first.offset, 'f32');
 }
 
 /** values (N, k) = x[t, chosen[t·k + j]] for x (N, E), with x's gradient. */

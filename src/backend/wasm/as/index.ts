@@ -9,3 +9,4 @@ export * from './nn';
 export * from './attention';
 export * from './optim';
 export * from './ssm';
+export * from './moe';
