@@ -31,7 +31,7 @@ export const WARMUP = 2;
 export type ChildSpec =
   | { kind: 'train'; preset: string; batch: number; seq: number; steps: number; threads: number }
   | { kind: 'compare'; preset: string; data: string; tokenizer: string; out: string; steps: number; threads: number }
-  | { kind: 'decode'; config: Record<string, unknown>; contexts: number[]; tokens: number; threads: number };
+  | { kind: 'decode'; config: Record<string, unknown>; contexts: number[]; tokens: number; threads: number; reps?: number };
 
 function cpuNow(): number {
   const u = process.cpuUsage();
@@ -106,13 +106,13 @@ function decodeAtContexts(spec: Extract<ChildSpec, { kind: 'decode' }>): Record<
   model.eval();
   const g = new Generator(5), V = model.config.vocab_size;
   const rows: { context: number; decode_tok_s: number; prefill_tok_s: number }[] = [];
-  // Steady state: V8 keeps optimising the decode path over the first few hundred tokens.
+  // Steady state: V8 keeps optimising the decode path over the first ~1,000 tokens (more code on a MoE path).
   const warm = Array.from({ length: 64 }, () => g.int(V));
-  for (let i = 0; i < 4; i++) generate(model, warm, { maxNewTokens: 128, stopIds: [] });
+  for (let i = 0; i < 8; i++) noGrad(() => generate(model, warm, { maxNewTokens: 128, stopIds: [] }));
   for (const ctx of spec.contexts) {
     const prompt = Array.from({ length: ctx }, () => g.int(V));
     let best = 0, prefill = 0;
-    for (let rep = 0; rep < 5; rep++) {
+    for (let rep = 0; rep < (spec.reps ?? 5); rep++) {
       const r = noGrad(() => generate(model, prompt, { maxNewTokens: spec.tokens, stopIds: [] }));
       best = Math.max(best, r.stats.decodeTokensPerSecond);
       prefill = Math.max(prefill, r.stats.prefillTokensPerSecond);

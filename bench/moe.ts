@@ -56,11 +56,11 @@ export async function benchMoe(opts: { threads?: number; steps?: number; only?: 
 
   if (want('decode')) {
     const contexts = [32, 96], tokens = 128;
-    log(`\n2. greedy decoding (best of five ${tokens}-token runs after a ${contexts.join(' / ')}-token prompt, batch 1, ${threads} threads): the MoE beside the dense model with its active size (goal ≥ 0.8×)`);
+    log(`\n2. greedy decoding (best of ten runs of up to ${tokens} tokens after a ${contexts.join(' / ')}-token prompt, batch 1, ${threads} threads): the MoE beside the dense model with its active size (goal ≥ 0.8×)`);
     log(`${'model'.padEnd(36)} ${contexts.map((c) => `tok/s @${c}`.padStart(11)).join(' ')}`);
     const rates: Record<string, number[]> = {};
     for (const [preset, what] of MODELS.slice(0, 2)) {
-      const r = runChild({ kind: 'decode', config: PRESETS[preset], contexts, tokens, threads });
+      const r = runChild({ kind: 'decode', config: PRESETS[preset], contexts, tokens, threads, reps: 10 });
       rates[preset] = (r.rows as { decode_tok_s: number }[]).map((x) => x.decode_tok_s);
       rows.push({ section: 'decode', preset, threads, contexts: r.rows });
       log(`${`${preset} (${what})`.padEnd(36)} ${rates[preset].map((x) => f0(x).padStart(11)).join(' ')}`);

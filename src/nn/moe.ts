@@ -56,6 +56,8 @@ export class SwiGLU extends Module {
 
 /** Token rows up to which inference runs the chosen experts directly (forwardInto_) instead of dispatching by expert. */
 export const MOE_DECODE_ROWS = 4;
+/** Tuning of the decoding path: router multiply-adds (rows · experts · hidden) up to which it computes the router's logits on the host rather than in a kernel. */
+export const moeDecodeTuning = { hostRouterMacs: 8192 };
 
 export interface MoeOptions {
   hidden: number;
@@ -171,7 +173,8 @@ export class SparseMoeBlock extends Module {
   /**
    * Inference (no autograd): h += this block's output for x (both (…, D), h contiguous), in place.
    * For up to MOE_DECODE_ROWS token rows: the router's logits (and the shared expert's gate) from
-   * one matmul, softmax, top-k and the routing weights on the host, then every row's k experts
+   * one matmul (on the host when small: moeDecodeTuning), softmax, top-k and the routing weights
+   * on the host, then every row's k experts
    * and the shared expert in two kernels (moeExpertsInto_) that read only those experts' weights.
    * Otherwise, or when an expert's layers are not plain Linear layers (LoRA), the general path.
    */
@@ -185,9 +188,25 @@ export class SparseMoeBlock extends Module {
     const xf = T.reshape(x, [N, D]);
     // Router logits (N, E), or (N, E + 1) with the shared expert's gate logit last.
     const router = shared ? fusedRows([this.gate, this.shared_expert_gate!]) : null;
-    const logits = T.contiguous(router ? T.linear(xf, router) : this.gate.forward(xf));
+    const rw = router ?? (plainLinear(this.gate) ? this.gate.weight : null);
+    let lg: Float32Array | Float64Array = H.f32, l0: number, L: number;
+    if (rw && xf.isContiguous() && N * rw.shape[0] * D <= moeDecodeTuning.hostRouterMacs) {
+      // A small router on the host: cheaper than a kernel call (f64 sums rounded to f32).
+      L = rw.shape[0];
+      const f = H.f32, w0 = rw.ptr >>> 2, x0 = xf.ptr >>> 2, out = new Float64Array(N * L);
+      for (let t = 0; t < N; t++) {
+        for (let r = 0; r < L; r++) {
+          let s = 0;
+          for (let d = 0, xr = x0 + t * D, wr = w0 + r * D; d < D; d++) s += f[xr + d] * f[wr + d];
+          out[t * L + r] = Math.fround(s);
+        }
+      }
+      lg = out; l0 = 0;
+    } else {
+      const logits = T.contiguous(rw ? T.linear(xf, rw) : this.gate.forward(xf));
+      L = logits.shape[1]; l0 = logits.ptr >>> 2;
+    }
     const sg = shared && !router ? T.contiguous(this.shared_expert_gate!.forward(xf)) : null;
-    const L = logits.shape[1], lg = H.f32, l0 = logits.ptr >>> 2;
     const p = new Float64Array(N * E), chosen = new Int32Array(k), slots: MoeSlot[] = [];
     for (let t = 0; t < N; t++) {
       // softmax over the E router logits, in f64 rounded to f32 (the f32 softmax's values).
@@ -208,7 +227,7 @@ export class SparseMoeBlock extends Module {
         slots.push({ ...w, row: t, scale: p[pr + chosen[j]] / norm });
       }
       if (sharedW) {
-        const z = sg ? lg[(sg.ptr >>> 2) + t] : lg[row + E];
+        const z = sg ? H.f32[(sg.ptr >>> 2) + t] : lg[row + E];
         slots.push({ ...sharedW, row: t, scale: 1 / (1 + Math.exp(-z)) });
       }
     }

@@ -34,7 +34,7 @@ export const MAX_MOE_SLOTS = Math.floor(1024 / SLOT);
  */
 export function moeExpertsInto_(h: Tensor, x: Tensor, slots: readonly MoeSlot[]): void {
   const op = 'moeExpertsInto_';
-  if (needsGrad(h, x, ...slots.flatMap((s) => [s.gate, s.up, s.down]))) throw new Error(`${op}: inference only (call it under noGrad)`);
+  if (needsGrad(h, x) || slots.some((s) => needsGrad(s.gate, s.up, s.down))) throw new Error(`${op}: inference only (call it under noGrad)`);
   if (x.ndim !== 2 || h.ndim !== 2 || h.shape[0] !== x.shape[0] || h.shape[1] !== x.shape[1]) {
     throw new ShapeError(op, `h ${fmtShape(h.shape)} and x ${fmtShape(x.shape)} must both be (N, D)`);
   }
@@ -47,11 +47,9 @@ export function moeExpertsInto_(h: Tensor, x: Tensor, slots: readonly MoeSlot[])
   let width = 0;
   slots.forEach((s, i) => {
     const I = s.gate.shape[0];
-    for (const [name, t, want] of [['gate', s.gate, [I, D]], ['up', s.up, [I, D]], ['down', s.down, [D, I]]] as const) {
-      if (t.dtype !== 'f32') throw new DTypeError(op, `slot ${i}: ${name} must be f32, got ${t.dtype}`);
-      if (t.ndim !== 2 || t.shape[0] !== want[0] || t.shape[1] !== want[1]) throw new ShapeError(op, `slot ${i}: ${name} must be ${fmtShape(want)}, got ${fmtShape(t.shape)}`);
-      if (!t.isContiguous()) throw new ShapeError(op, `slot ${i}: ${name} must be contiguous`);
-    }
+    checkWeight(op, i, 'gate', s.gate, I, D);
+    checkWeight(op, i, 'up', s.up, I, D);
+    checkWeight(op, i, 'down', s.down, D, I);
     if (!Number.isInteger(s.row) || s.row < 0 || s.row >= N) throw new ShapeError(op, `slot ${i}: row ${s.row} outside [0, ${N})`);
     width += I;
   });
@@ -66,4 +64,10 @@ export function moeExpertsInto_(h: Tensor, x: Tensor, slots: readonly MoeSlot[])
   kernel('moe_swiglu', [act.ptr, x.ptr, META, slots.length, D], 4 * width * D);
   kernel('moe_down', [h.ptr, act.ptr, META, slots.length, D], 2 * width * D);
   act.dispose();
+}
+
+function checkWeight(op: string, i: number, name: string, t: Tensor, rows: number, cols: number): void {
+  if (t.dtype !== 'f32') throw new DTypeError(op, `slot ${i}: ${name} must be f32, got ${t.dtype}`);
+  if (t.ndim !== 2 || t.shape[0] !== rows || t.shape[1] !== cols) throw new ShapeError(op, `slot ${i}: ${name} must be ${fmtShape([rows, cols])}, got ${fmtShape(t.shape)}`);
+  if (!t.isContiguous()) throw new ShapeError(op, `slot ${i}: ${name} must be contiguous`);
 }

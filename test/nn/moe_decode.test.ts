@@ -15,7 +15,7 @@ import * as T from '../../src/index.js';
 import { init, shutdown, noGrad, scope, withBackend, Tensor } from '../../src/index.js';
 import { createModel } from '../../src/models/index.js';
 import type { LlamaForCausalLM, KVCache } from '../../src/models/llama.js';
-import { SparseMoeBlock, SwiGLU } from '../../src/nn/moe.js';
+import { SparseMoeBlock, SwiGLU, moeDecodeTuning } from '../../src/nn/moe.js';
 import { LoRALinear } from '../../src/nn/lora.js';
 import { Linear } from '../../src/nn/layers.js';
 import { assertClose } from '../helpers.js';
@@ -68,8 +68,11 @@ function countingForward<R>(fn: () => R): [R, number] {
 }
 
 describe('MoE decoding path', () => {
-  for (const name of Object.keys(CONFIGS)) {
-    it(`${name}: token-by-token decoding, a 3-row prefill and batched decoding equal the full forward`, () => {
+  for (const name of Object.keys(CONFIGS)) for (const router of ['host', 'kernel'] as const) {
+    it(`${name}: token-by-token decoding, a 3-row prefill and batched decoding equal the full forward (router logits in ${router === 'host' ? 'JS' : 'a kernel'})`, (t) => {
+      const saved = moeDecodeTuning.hostRouterMacs;
+      moeDecodeTuning.hostRouterMacs = router === 'host' ? Infinity : 0;
+      t.after(() => { moeDecodeTuning.hostRouterMacs = saved; });
       const m = build(name), V = m.config.vocab_size, nMoe = blocks(m).length;
       assert.ok(nMoe > 0 && (name === 'mixtral' || nMoe < m.config.num_hidden_layers));
       for (const b of ['ref', 'wasm'] as const) withBackend(b, () => {
