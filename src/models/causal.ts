@@ -30,6 +30,41 @@ export interface ForwardOptions {
   padLeft?: number[];
   /** Only the last position's logits (B, 1, V): the prefill before decoding. */
   lastOnly?: boolean;
+  /**
+   * The T new tokens form a tree (speculative decoding: Medusa's candidates verified in one
+   * pass): token i sits at position state.length + depth[i] and sees every earlier position of
+   * the state and new token j iff mask[i·T + j] is 1 (the diagonal included; a parent precedes
+   * its children). Only for families with `treeAttention`; the state still advances by T
+   * (DecodeState.compact keeps the accepted path).
+   */
+  tree?: TreeInput;
+}
+
+/** A token tree for ForwardOptions.tree. */
+export interface TreeInput {
+  /** Per new token, its depth below the state's last position (0 for the root). */
+  depth: readonly number[];
+  /** (T, T) row-major: 1 where token i may attend to token j. */
+  mask: Uint8Array;
+}
+
+/** Check a tree input for T new tokens; returns an error message or null. */
+export function treeInputError(tree: TreeInput, Tn: number): string | null {
+  const { depth, mask } = tree;
+  if (depth.length !== Tn) return `tree.depth has ${depth.length} entries for ${Tn} new tokens`;
+  if (mask.length !== Tn * Tn) return `tree.mask has ${mask.length} entries, expected ${Tn}×${Tn}`;
+  for (let i = 0; i < Tn; i++) {
+    if (!Number.isInteger(depth[i]) || depth[i] < 0 || depth[i] > i) return `tree.depth[${i}] = ${depth[i]} is not an integer in [0, ${i}]`;
+    if (!mask[i * Tn + i]) return `tree.mask: token ${i} does not see itself`;
+    let seen = 0;
+    for (let j = 0; j < Tn; j++) {
+      if (!mask[i * Tn + j]) continue;
+      if (j > i) return `tree.mask: token ${i} sees the later token ${j} (a parent must precede its children)`;
+      seen++;
+    }
+    if (seen !== depth[i] + 1) return `tree.mask: token ${i} at depth ${depth[i]} sees ${seen} tokens (its ancestors and itself are ${depth[i] + 1})`;
+  }
+  return null;
 }
 
 /**
@@ -59,6 +94,12 @@ export interface DecodeState {
   append(src: DecodeState): void;
   /** Drop the first n positions of every row (padding that every row has). */
   dropLeading(n: number): void;
+  /**
+   * After a forward that appended positions start…length−1 (a tree of candidates), keep
+   * positions start + keep[j] (keep strictly ascending) as start + j and drop the rest: length
+   * becomes start + keep.length. States that cannot (recurrent ones) throw DecodeStateError.
+   */
+  compact(start: number, keep: readonly number[]): void;
   clone(): DecodeState;
   dispose(): void;
 }
@@ -87,6 +128,11 @@ export abstract class CausalLM extends Module {
 
   /** Positions the model can process in one sequence (Infinity for recurrent families). */
   abstract get contextLength(): number;
+
+  /** Whether forward() takes ForwardOptions.tree (attention families) — tree-based speculative decoding. */
+  get treeAttention(): boolean {
+    return false;
+  }
 
   /**
    * Hidden states after the final norm (B, T, D) for input ids (B, T) (i32); with a state,

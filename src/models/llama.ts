@@ -9,7 +9,7 @@
 //   logits = lm_head(norm(h))                                    // (B, T, V)
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
-import { attention, rope, ropeQkvToCache, ropeTables, softmax, swiglu } from '../tensor/nn.js';
+import { attention, embedding, rope, ropeQkvToCache, ropeTables, softmax, swiglu } from '../tensor/nn.js';
 import { scope, unscoped } from '../tensor/storage.js';
 import { isGradEnabled, noGrad } from '../tensor/autograd.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
@@ -19,7 +19,7 @@ import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
 import { SparseMoeBlock } from '../nn/moe.js';
 import type { MoeOptions, RouterRecord } from '../nn/moe.js';
 import { ConfigError, boolField, idsField, intField, numField } from './config.js';
-import { CausalLM, DecodeStateError, checkRows } from './causal.js';
+import { CausalLM, DecodeStateError, checkRows, treeInputError } from './causal.js';
 import type { DecodeState, ForwardOptions, LossParts } from './causal.js';
 
 export interface LlamaConfig {
@@ -235,6 +235,28 @@ export class KVCache implements DecodeState {
   truncate(length: number): void {
     if (!Number.isInteger(length) || length < 0 || length > this.length) throw new DecodeStateError(`KVCache.truncate: length ${length} outside [0, ${this.length}]`);
     this.length = length;
+  }
+  compact(start: number, keep: readonly number[]): void {
+    const n = this.length - start;
+    if (!Number.isInteger(start) || start < 0 || n < 0) throw new DecodeStateError(`KVCache.compact: start ${start} outside [0, ${this.length}]`);
+    keep.forEach((p, j) => {
+      if (!Number.isInteger(p) || p < 0 || p >= n || (j > 0 && p <= keep[j - 1])) {
+        throw new DecodeStateError(`KVCache.compact: keep must be strictly ascending offsets in [0, ${n}), got [${keep.join(', ')}]`);
+      }
+    });
+    scope(() => {
+      // Runs of consecutive kept positions move together (cloned first: a run may overlap its destination).
+      for (let j = 0; j < keep.length;) {
+        let e = j + 1;
+        while (e < keep.length && keep[e] === keep[e - 1] + 1) e++;
+        if (keep[j] !== j) {
+          const src = [...this.blocks(0, this.batch, start + keep[j], start + keep[j] + e - j)];
+          [...this.blocks(0, this.batch, start + j, start + e)].forEach((b, i) => T.copyInto(b, T.clone(src[i])));
+        }
+        j = e;
+      }
+    });
+    this.length = start + keep.length;
   }
   /** Columns [from, to) of rows [r0, r1) of every layer's keys and values. */
   private *blocks(r0: number, r1: number, from: number, to: number): IterableIterator<Tensor> {
@@ -466,7 +488,13 @@ export class LlamaForCausalLM extends CausalLM {
     if (start + Tn > this.config.max_position_embeddings) {
       throw new ShapeError('LlamaForCausalLM', `positions up to ${start + Tn} exceed max_position_embeddings ${this.config.max_position_embeddings}`);
     }
-    const pos = this.positions(B, Tn, start, opts.padLeft);
+    let pos: Positions;
+    if (opts.tree) {
+      const err = treeInputError(opts.tree, Tn);
+      if (err) throw new ShapeError('LlamaForCausalLM', err);
+      if (opts.padLeft?.some((p) => p > 0)) throw new ShapeError('LlamaForCausalLM', 'a token tree cannot be combined with left padding');
+      pos = this.treePositions(Tn, start, opts.tree);
+    } else pos = this.positions(B, Tn, start, opts.padLeft);
     let h = this.model.embed_tokens.forward(ids);
     // Without autograd the layers update the residual stream in place (fewer ops and copies).
     if (!isGradEnabled() && !this._record) this.model.layers.forEach((layer, i) => layer.forwardInto_(h, pos, cache, i));
@@ -493,6 +521,20 @@ export class LlamaForCausalLM extends CausalLM {
     return { rows, cos: rows[0].cos, sin: rows[0].sin, mask: T.tensor(m, [B, 1, Tn, S]) };
   }
 
+  /**
+   * A token tree after `start` positions: RoPE at start + depth[i], and a mask (1, 1, T, S) that
+   * shows every earlier position and, among the new tokens, those of tree.mask (the causal mask
+   * the attention adds as well hides nothing more: a token's ancestors precede it).
+   */
+  private treePositions(Tn: number, start: number, tree: { depth: readonly number[]; mask: Uint8Array }): Positions {
+    const at = T.tensor(Int32Array.from(tree.depth, (d) => start + d), [Tn], 'i32');
+    const S = start + Tn, m = new Float32Array(Tn * S);
+    for (let i = 0; i < Tn; i++) for (let j = 0; j < Tn; j++) if (!tree.mask[i * Tn + j]) m[i * S + start + j] = -Infinity;
+    return { rows: null, cos: embedding(this._rope.cos, at), sin: embedding(this._rope.sin, at), mask: T.tensor(m, [1, 1, Tn, S]) };
+  }
+  override get treeAttention(): boolean {
+    return true;
+  }
   /** Output logits from hidden states (tied or untied head). */
   project(h: Tensor): Tensor {
     return this.lm_head ? this.lm_head.forward(h) : T.linear(h, this.model.embed_tokens.weight);

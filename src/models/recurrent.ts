@@ -55,6 +55,13 @@ export class RecurrentState implements DecodeState {
     this.snapshots = [];
   }
 
+  compact(start: number, keep: readonly number[]): void {
+    // A chain (the first keep.length new positions) is a rollback; any other branch is not stored.
+    if (!keep.every((p, j) => p === j)) {
+      throw new DecodeStateError(`${this.kind}.compact: a recurrent state cannot keep a branch of a token tree (its positions are not stored separately)`);
+    }
+    this.truncate(start + keep.length);
+  }
   truncate(length: number): void {
     if (!Number.isInteger(length) || length < 0 || length > this.length) throw new DecodeStateError(`${this.kind}.truncate: length ${length} outside [0, ${this.length}]`);
     if (length === this.length) return;
