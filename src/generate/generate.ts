@@ -117,7 +117,7 @@ export class Sequence {
   private emitted = 0;
   private cutByString = false;
   private readonly chain: LogitsProcessor[];
-  private readonly greedy: boolean;
+  readonly greedy: boolean;
   private readonly hooked: SequenceProcessor[];
 
   constructor(readonly index: number, readonly prompt: readonly number[], private readonly opts: GenerateOptions, private readonly stopIds: Set<number>, readonly maxNew: number) {
@@ -130,14 +130,27 @@ export class Sequence {
 
   /** Pick the next token from this step's logits (changed in place by the processors). */
   take(logits: Float32Array, g: Generator): number {
-    const { opts } = this;
-    const raw = opts.logprobs || opts.topLogprobs ? logSoftmaxOf(logits) : null;
+    const raw = this.opts.logprobs || this.opts.topLogprobs ? logSoftmaxOf(logits) : null;
+    this.process(logits);
+    return this.push(this.greedy ? argmaxOf(logits) : sampleFrom(logits, g), raw);
+  }
+
+  /** Apply the processor chain to logits, in place, for the sequence so far (what take() samples from). */
+  process(logits: Float32Array): void {
     for (const p of this.chain) p.process(this.ids, logits);
-    const id = this.greedy ? argmaxOf(logits) : sampleFrom(logits, g);
+  }
+
+  /**
+   * Append a token chosen elsewhere (speculative decoding's accepted candidates): stop ids and
+   * strings, streaming, the budget, as take(). `raw`: the log-softmax of the step's unprocessed
+   * logits, when log-probabilities are asked for.
+   */
+  push(id: number, raw: Float32Array | null): number {
+    const { opts } = this;
     if (this.stopIds.has(id)) { this.done = true; this.finish = 'stop'; return id; }
     this.ids.push(id);
     this.out.push(id);
-    if (raw) {
+    if (raw && (opts.logprobs || opts.topLogprobs)) {
       this.lps.push(raw[id]);
       if (opts.topLogprobs) this.tops.push(topOf(raw, opts.topLogprobs));
     }

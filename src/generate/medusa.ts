@@ -1,0 +1,267 @@
+// Medusa decoding (Cai et al. 2024): K extra heads read the base model's last hidden state and
+// guess the tokens 2…K+1 positions ahead; their top-k guesses, arranged as a sparse tree
+// (`medusa_choices`), are verified by the base model in ONE forward pass with a tree attention
+// mask (ForwardOptions.tree), and the longest accepted path is kept (DecodeState.compact).
+//
+// One step, with `pending` the token the base model chose last (not yet fed):
+//   tree   = [pending] + the candidates of medusa_choices: path [i0, …, id] is the i_d-th most
+//            likely token of head d under the node of path [i0, …, i(d−1)] (head 0 under the root)
+//   logits = base(tree, state, { tree })          one forward, every node's next-token logits
+//   walk   from the root: choose the next token from the current node's logits as plain decoding
+//          would; while a child of the node carries that token, move to it (accepted); the first
+//          token that no child carries becomes the next `pending`
+//   keep   the root-to-node path in the state; the heads read the hidden state of its last node.
+// Acceptance 'exact' (the default) chooses each token exactly as plain decoding does (Sequence.take:
+// processors, then argmax or a sample), so greedy output is plain greedy output and sampled
+// output has the plain sampling distribution (a candidate is a point-mass draft: accepted iff the
+// draw equals it). 'typical' is Medusa's typical acceptance: a child is accepted when its
+// probability under the processed distribution exceeds min(posterior_threshold,
+// posterior_alpha · exp(−entropy)) — the most likely accepted child is followed (the Medusa repo
+// compares whole paths and keeps the longest; following the likeliest child finds it in all but
+// rare ties) — faster at high temperature, no longer exact.
+import { Tensor } from '../tensor/tensor.js';
+import * as T from '../tensor/ops.js';
+import { scope } from '../tensor/storage.js';
+import { noGrad } from '../tensor/autograd.js';
+import { Generator } from '../tensor/random.js';
+import type { CausalLM, DecodeState } from '../models/causal.js';
+import { Sequence, prepareRequest, resultOf, rowsOf } from './generate.js';
+import type { GenerateOptions, GenerationResult } from './generate.js';
+import { logSoftmaxOf } from './sample.js';
+import type { SpeculativeStats } from './speculative_stats.js';
+
+/** What tree decoding needs of Medusa heads: K heads mapping hidden states (…, D) to logits (…, V). */
+export interface MedusaHeadsLike {
+  readonly numHeads: number;
+  forward(h: Tensor): Tensor[];
+}
+
+/** A malformed medusa_choices (named entry and fault). */
+export class MedusaChoicesError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MedusaChoicesError';
+  }
+}
+
+/**
+ * The default tree: 15 candidates over 4 heads (depth ≤ 4), small enough that verifying it costs
+ * a CPU little more than one decoding step; the likeliest guesses of the nearer heads get the
+ * most branches.
+ */
+export const DEFAULT_MEDUSA_CHOICES: readonly (readonly number[])[] = [
+  [0], [1], [2],
+  [0, 0], [0, 1], [1, 0], [0, 2],
+  [0, 0, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0],
+  [0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0],
+  [0, 1, 0, 0],
+];
+
+/** A validated candidate tree (node 0 is the root: the pending token). */
+export interface MedusaTree {
+  /** The choices, sorted by length then lexicographically (the node order after the root). */
+  readonly choices: readonly (readonly number[])[];
+  /** Nodes, root included. */
+  readonly size: number;
+  /** Per node: parent node (−1 for the root), depth (0 root), head that proposes it (−1 root), rank in that head's top-k. */
+  readonly parent: Int32Array;
+  readonly depth: Int32Array;
+  readonly head: Int32Array;
+  readonly rank: Int32Array;
+  readonly children: readonly number[][];
+  /** Per head, how many of its most likely tokens the tree uses. */
+  readonly topk: readonly number[];
+  /** (size, size): 1 where node i sees node j (its ancestors and itself). */
+  readonly mask: Uint8Array;
+  /** The deepest path's candidates (the most tokens a step can accept). */
+  readonly maxDepth: number;
+}
+
+/** Check and arrange medusa_choices for `numHeads` heads over a vocabulary of `vocab`. */
+export function buildMedusaTree(choices: readonly (readonly number[])[], numHeads: number, vocab: number): MedusaTree {
+  if (!Array.isArray(choices) || choices.length === 0) throw new MedusaChoicesError('medusa_choices must be a non-empty list of index paths, e.g. [[0], [0, 0], [1]]');
+  const seen = new Map<string, number>();
+  choices.forEach((c, n) => {
+    const at = `medusa_choices[${n}] = ${JSON.stringify(c)}`;
+    if (!Array.isArray(c) || c.length === 0) throw new MedusaChoicesError(`${at}: each entry must be a non-empty list of top-k indices`);
+    for (const i of c) if (!Number.isInteger(i) || i < 0) throw new MedusaChoicesError(`${at}: ${JSON.stringify(i)} is not a non-negative integer`);
+    if (c.length > numHeads) throw new MedusaChoicesError(`${at}: a path of length ${c.length} needs ${c.length} heads, the model has ${numHeads}`);
+    for (const i of c) if (i >= vocab) throw new MedusaChoicesError(`${at}: top-${i + 1} of a vocabulary of ${vocab}`);
+    const key = c.join(',');
+    if (seen.has(key)) throw new MedusaChoicesError(`${at}: a duplicate of medusa_choices[${seen.get(key)}]`);
+    seen.set(key, n);
+  });
+  for (const [key, n] of seen) {
+    const c = key.split(',');
+    if (c.length > 1 && !seen.has(c.slice(0, -1).join(','))) {
+      throw new MedusaChoicesError(`medusa_choices[${n}] = [${c.join(', ')}]: its parent [${c.slice(0, -1).join(', ')}] is not in the tree`);
+    }
+  }
+  const sorted = [...choices].map((c) => [...c]).sort((a, b) => a.length - b.length || cmp(a, b));
+  const size = sorted.length + 1;
+  const parent = new Int32Array(size).fill(-1), depth = new Int32Array(size), head = new Int32Array(size).fill(-1), rank = new Int32Array(size);
+  const index = new Map<string, number>([['', 0]]);
+  const children: number[][] = Array.from({ length: size }, () => []);
+  const topk = new Array<number>(numHeads).fill(0);
+  sorted.forEach((c, i) => {
+    const node = i + 1, p = index.get(c.slice(0, -1).join(','))!;
+    index.set(c.join(','), node);
+    parent[node] = p;
+    depth[node] = c.length;
+    head[node] = c.length - 1;
+    rank[node] = c[c.length - 1];
+    children[p].push(node);
+    topk[c.length - 1] = Math.max(topk[c.length - 1], rank[node] + 1);
+  });
+  const mask = new Uint8Array(size * size);
+  for (let i = 0; i < size; i++) for (let a = i; a >= 0; a = parent[a]) mask[i * size + a] = 1;
+  return { choices: sorted, size, parent, depth, head, rank, children, topk, mask, maxDepth: Math.max(...depth) };
+}
+
+function cmp(a: readonly number[], b: readonly number[]): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
+}
+
+export interface MedusaOptions {
+  heads: MedusaHeadsLike;
+  /** The candidate tree (default DEFAULT_MEDUSA_CHOICES, cut to the heads there are). */
+  choices?: readonly (readonly number[])[];
+  /** 'exact' (default): plain decoding's choices; 'typical': Medusa's typical acceptance (sampling only). */
+  acceptance?: 'exact' | 'typical';
+  /** Typical acceptance: the probability above which a candidate is always accepted (Medusa's default 0.09). */
+  posteriorThreshold?: number;
+  /** Typical acceptance: the entropy-adapted threshold's scale (Medusa's default 0.3, √0.09). */
+  posteriorAlpha?: number;
+}
+
+/** Medusa decoding of one prompt; the result's stats carry `speculative`. */
+export function medusaGenerate(model: CausalLM, prompt: number[], opts: GenerateOptions & { medusa: MedusaOptions }): GenerationResult & { stats: { speculative: SpeculativeStats } } {
+  const m = opts.medusa, heads = m.heads;
+  if (!model.treeAttention) throw new MedusaChoicesError(`Medusa decoding needs tree attention, which model_type "${model.config.model_type}" does not have`);
+  if (Array.isArray(prompt[0])) throw new RangeError('Medusa decoding takes one prompt');
+  const V = model.config.vocab_size;
+  const choices = m.choices ?? DEFAULT_MEDUSA_CHOICES.filter((c) => c.length <= heads.numHeads);
+  const tree = buildMedusaTree(choices, heads.numHeads, V);
+  const typical = m.acceptance === 'typical';
+  if (typical && !opts.temperature) throw new RangeError('typical acceptance samples: give a temperature > 0 (greedy Medusa decoding is exact)');
+  const threshold = m.posteriorThreshold ?? 0.09, alpha = m.posteriorAlpha ?? 0.3;
+  const { batch, maxLen, maxNew, stopIds } = prepareRequest(model, prompt, opts);
+  const seq = new Sequence(0, batch[0], opts, stopIds, maxNew);
+  const g = new Generator(opts.seed ?? 0);
+  const stats: SpeculativeStats = { method: 'medusa', steps: 0, drafted: 0, accepted: 0, meanAcceptedLength: 0, acceptanceRate: 0 };
+  const wantRaw = !!(opts.logprobs || opts.topLogprobs);
+  let state: DecodeState | null = null;
+  let prefillMs = 0, decodeMs = 0;
+  try {
+    const t0 = performance.now();
+    state = model.newState(1, Math.min(model.contextLength, maxLen + Math.max(maxNew, 0) + tree.size));
+    const st = state;
+    // Prefill: the base model's next-token logits and the heads' guesses at the last position.
+    let [base, guesses] = noGrad(() => scope(() => {
+      const h = model.hidden(T.tensor([batch[0]], [1, maxLen], 'i32'), st);
+      return readOut(model, heads, T.slice(h, 1, -1), V);
+    }));
+    prefillMs = performance.now() - t0;
+    if (maxNew <= 0) seq.close();
+    const t1 = performance.now();
+    let pending = maxNew > 0 ? seq.take(base, g) : -1;
+    while (!seq.done) {
+      // The tree's tokens: the pending root, then each node's rank-th guess of its head.
+      const room = Math.min(tree.size, model.contextLength - st.length);
+      const n = Math.max(1, room), tokens = new Int32Array(n);
+      tokens[0] = pending;
+      const top = tree.topk.map((k, d) => (k ? topIndices(guesses[d], k) : []));
+      for (let i = 1; i < n; i++) tokens[i] = top[tree.head[i]][tree.rank[i]];
+      const depth = Array.from(tree.depth.subarray(0, n));
+      const mask = n === tree.size ? tree.mask : subMask(tree.mask, tree.size, n);
+      const start = st.length;
+      // Verify every candidate in one forward; walk the tree as plain decoding would.
+      [base, guesses] = noGrad(() => scope(() => {
+        const h = model.hidden(T.tensor(tokens, [1, n], 'i32'), st, { tree: { depth, mask } });
+        const rows = rowsOf(T.contiguous(model.project(h)), n, V);
+        let cur = 0;
+        const path = [0];
+        for (;;) {
+          const logits = rows[cur];
+          let next = -1;
+          if (typical) {
+            const unprocessed = logits.slice();
+            seq.process(logits);
+            next = typicalChild(logits, tree.children[cur].filter((c) => c < n), tokens, threshold, alpha);
+            if (next >= 0) seq.push(tokens[next], wantRaw ? logSoftmaxOf(unprocessed) : null);
+            else pending = seq.take(unprocessed, g);
+          } else {
+            const id = seq.take(logits, g);
+            next = tree.children[cur].find((c) => c < n && tokens[c] === id) ?? -1;
+            if (next < 0) pending = id;
+          }
+          if (next >= 0) { path.push(next); cur = next; }
+          if (next < 0 || seq.done) break;
+        }
+        stats.steps++;
+        stats.drafted += tree.depth[n - 1];
+        stats.accepted += path.length - 1;
+        st.compact(start, path);
+        return readOut(model, heads, T.slice(h, 1, cur, cur + 1), V);
+      }));
+    }
+    decodeMs = performance.now() - t1;
+  } finally {
+    state?.dispose();
+    seq.close();
+  }
+  const res = resultOf([seq], opts, { prefillMs, decodeMs });
+  stats.meanAcceptedLength = stats.steps ? seq.out.length / stats.steps : 0;
+  stats.acceptanceRate = stats.drafted ? stats.accepted / stats.drafted : 0;
+  return { ...res, stats: { ...res.stats, speculative: stats } };
+}
+
+/** The base model's logits and the heads' logits (host rows) for one hidden state (1, 1, D). */
+function readOut(model: CausalLM, heads: MedusaHeadsLike, h: Tensor, V: number): [Float32Array, Float32Array[]] {
+  const base = rowsOf(T.contiguous(model.project(h)), 1, V)[0];
+  const guesses = heads.forward(h).map((t) => rowsOf(T.contiguous(t), 1, V)[0]);
+  return [base, guesses];
+}
+
+/** Indices of the k largest values, largest first (ties to the lower index). */
+function topIndices(x: Float32Array, k: number): number[] {
+  const best: number[] = [];
+  for (let i = 0; i < x.length; i++) {
+    if (best.length === k && !(x[i] > x[best[k - 1]])) continue;
+    if (best.length < k) best.push(i);
+    else best[k - 1] = i;
+    for (let j = best.length - 1; j > 0 && x[best[j - 1]] < x[best[j]]; j--) [best[j - 1], best[j]] = [best[j], best[j - 1]];
+  }
+  return best;
+}
+
+/** The mask of the first n nodes (a tree cut where the context ends: parents precede children). */
+function subMask(mask: Uint8Array, size: number, n: number): Uint8Array {
+  const out = new Uint8Array(n * n);
+  for (let i = 0; i < n; i++) out.set(mask.subarray(i * size, i * size + n), i * n);
+  return out;
+}
+
+/**
+ * Typical acceptance at one node: of its children, the likeliest whose token's probability under
+ * the processed logits exceeds min(threshold, alpha · exp(−entropy)); −1 when none does.
+ */
+function typicalChild(logits: Float32Array, children: number[], tokens: Int32Array, threshold: number, alpha: number): number {
+  let mx = -Infinity;
+  for (const v of logits) if (v > mx) mx = v;
+  let z = 0;
+  for (const v of logits) z += Math.exp(v - mx);
+  let entropy = 0;
+  for (const v of logits) {
+    const p = Math.exp(v - mx) / z;
+    if (p > 0) entropy -= p * Math.log(p);
+  }
+  const cut = Math.min(threshold, alpha * Math.exp(-entropy));
+  let best = -1, bestP = -1;
+  for (const c of children) {
+    const p = Math.exp(logits[tokens[c]] - mx) / z;
+    if (p > cut && p > bestP) { best = c; bestP = p; }
+  }
+  return best;
+}
