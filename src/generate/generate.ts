@@ -14,6 +14,8 @@ import {
 } from './processors.js';
 import type { LogitsProcessor } from './processors.js';
 import { argmaxOf, logSoftmaxOf, sampleFrom } from './sample.js';
+import { newGeneration } from './stepped.js';
+import type { SpeculativeOptions, SpeculativeStats } from './stepped.js';
 
 /**
  * A processor that follows sequences (a grammar constraint): `begin` is called once per sequence
@@ -59,6 +61,11 @@ export interface GenerateOptions {
   logprobs?: boolean;
   /** Also return the k most likely tokens (and log-probabilities) at each position. */
   topLogprobs?: number;
+  /**
+   * Speculative decoding of one prompt (stepped.ts: Medusa heads, …); the result's stats then
+   * carry `speculative` (SpeculativeStats).
+   */
+  speculative?: SpeculativeOptions;
 }
 
 export interface GenerationResult {
@@ -70,7 +77,7 @@ export interface GenerationResult {
   logprobs: number[][] | null;
   /** Per sequence, per generated token: the topLogprobs most likely ids (unprocessed distribution). */
   topLogprobs?: { id: number; logprob: number }[][][] | null;
-  stats: { promptTokens: number; prefillMs: number; decodeTokens: number; decodeMs: number; prefillTokensPerSecond: number; decodeTokensPerSecond: number };
+  stats: { promptTokens: number; prefillMs: number; decodeTokens: number; decodeMs: number; prefillTokensPerSecond: number; decodeTokensPerSecond: number; speculative?: SpeculativeStats };
 }
 
 function buildProcessors(o: GenerateOptions, promptLen: number): { chain: LogitsProcessor[]; greedy: boolean } {
@@ -89,9 +96,9 @@ function buildProcessors(o: GenerateOptions, promptLen: number): { chain: Logits
   return { chain, greedy };
 }
 
-/** Generate continuations of one or several prompts (token ids). */
+/** Generate continuations of one or several prompts (token ids); speculatively when opts.speculative says so. */
 export function generate(model: CausalLM, prompts: number[] | number[][], opts: GenerateOptions = {}): GenerationResult {
-  const g = new Generation(model, prompts, opts);
+  const g = newGeneration(model, prompts, opts);
   try {
     while (g.step());
   } finally {

@@ -28,7 +28,7 @@ import type { CausalLM, DecodeState } from '../models/causal.js';
 import { Sequence, prepareRequest, resultOf, rowsOf } from './generate.js';
 import type { GenerateOptions, GenerationResult } from './generate.js';
 import { logSoftmaxOf } from './sample.js';
-import type { SpeculativeStats } from './speculative_stats.js';
+import type { SpeculativeStats, SpeculativeResult, SteppedGeneration } from './stepped.js';
 
 /** What tree decoding needs of Medusa heads: K heads mapping hidden states (…, D) to logits (…, V). */
 export interface MedusaHeadsLike {
@@ -136,85 +136,156 @@ export interface MedusaOptions {
 }
 
 /** Medusa decoding of one prompt; the result's stats carry `speculative`. */
-export function medusaGenerate(model: CausalLM, prompt: number[], opts: GenerateOptions & { medusa: MedusaOptions }): GenerationResult & { stats: { speculative: SpeculativeStats } } {
-  const m = opts.medusa, heads = m.heads;
-  if (!model.treeAttention) throw new MedusaChoicesError(`Medusa decoding needs tree attention, which model_type "${model.config.model_type}" does not have`);
-  if (Array.isArray(prompt[0])) throw new RangeError('Medusa decoding takes one prompt');
-  const V = model.config.vocab_size;
-  const choices = m.choices ?? DEFAULT_MEDUSA_CHOICES.filter((c) => c.length <= heads.numHeads);
-  const tree = buildMedusaTree(choices, heads.numHeads, V);
-  const typical = m.acceptance === 'typical';
-  if (typical && !opts.temperature) throw new RangeError('typical acceptance samples: give a temperature > 0 (greedy Medusa decoding is exact)');
-  const threshold = m.posteriorThreshold ?? 0.09, alpha = m.posteriorAlpha ?? 0.3;
-  const { batch, maxLen, maxNew, stopIds } = prepareRequest(model, prompt, opts);
-  const seq = new Sequence(0, batch[0], opts, stopIds, maxNew);
-  const g = new Generator(opts.seed ?? 0);
-  const stats: SpeculativeStats = { method: 'medusa', steps: 0, drafted: 0, accepted: 0, meanAcceptedLength: 0, acceptanceRate: 0 };
-  const wantRaw = !!(opts.logprobs || opts.topLogprobs);
-  let state: DecodeState | null = null;
-  let prefillMs = 0, decodeMs = 0;
+export function medusaGenerate(model: CausalLM, prompt: number[], opts: GenerateOptions & { medusa: MedusaOptions }): SpeculativeResult {
+  const g = new MedusaGeneration(model, prompt, opts);
   try {
-    const t0 = performance.now();
-    state = model.newState(1, Math.min(model.contextLength, maxLen + Math.max(maxNew, 0) + tree.size));
-    const st = state;
-    // Prefill: the base model's next-token logits and the heads' guesses at the last position.
-    let [base, guesses] = noGrad(() => scope(() => {
-      const h = model.hidden(T.tensor([batch[0]], [1, maxLen], 'i32'), st);
-      return readOut(model, heads, T.slice(h, 1, -1), V);
-    }));
-    prefillMs = performance.now() - t0;
-    if (maxNew <= 0) seq.close();
-    const t1 = performance.now();
-    let pending = maxNew > 0 ? seq.take(base, g) : -1;
-    while (!seq.done) {
-      // The tree's tokens: the pending root, then each node's rank-th guess of its head.
-      const room = Math.min(tree.size, model.contextLength - st.length);
-      const n = Math.max(1, room), tokens = new Int32Array(n);
-      tokens[0] = pending;
-      const top = tree.topk.map((k, d) => (k ? topIndices(guesses[d], k) : []));
-      for (let i = 1; i < n; i++) tokens[i] = top[tree.head[i]][tree.rank[i]];
-      const depth = Array.from(tree.depth.subarray(0, n));
-      const mask = n === tree.size ? tree.mask : subMask(tree.mask, tree.size, n);
-      const start = st.length;
-      // Verify every candidate in one forward; walk the tree as plain decoding would.
-      [base, guesses] = noGrad(() => scope(() => {
-        const h = model.hidden(T.tensor(tokens, [1, n], 'i32'), st, { tree: { depth, mask } });
-        const rows = rowsOf(T.contiguous(model.project(h)), n, V);
-        let cur = 0;
-        const path = [0];
-        for (;;) {
-          const logits = rows[cur];
-          let next = -1;
-          if (typical) {
-            const unprocessed = logits.slice();
-            seq.process(logits);
-            next = typicalChild(logits, tree.children[cur].filter((c) => c < n), tokens, threshold, alpha);
-            if (next >= 0) seq.push(tokens[next], wantRaw ? logSoftmaxOf(unprocessed) : null);
-            else pending = seq.take(unprocessed, g);
-          } else {
-            const id = seq.take(logits, g);
-            next = tree.children[cur].find((c) => c < n && tokens[c] === id) ?? -1;
-            if (next < 0) pending = id;
-          }
-          if (next >= 0) { path.push(next); cur = next; }
-          if (next < 0 || seq.done) break;
-        }
-        stats.steps++;
-        stats.drafted += tree.depth[n - 1];
-        stats.accepted += path.length - 1;
-        st.compact(start, path);
-        return readOut(model, heads, T.slice(h, 1, cur, cur + 1), V);
-      }));
-    }
-    decodeMs = performance.now() - t1;
+    while (g.step());
   } finally {
-    state?.dispose();
-    seq.close();
+    g.cancel();
   }
-  const res = resultOf([seq], opts, { prefillMs, decodeMs });
-  stats.meanAcceptedLength = stats.steps ? seq.out.length / stats.steps : 0;
-  stats.acceptanceRate = stats.drafted ? stats.accepted / stats.drafted : 0;
-  return { ...res, stats: { ...res.stats, speculative: stats } };
+  return g.result();
+}
+
+/**
+ * Medusa decoding advanced one model call at a time (as Generation, for a server that
+ * interleaves requests): the first step() runs the prefill, each later one verifies a tree.
+ */
+export class MedusaGeneration implements SteppedGeneration {
+  readonly batchSize = 1;
+  readonly maxNewTokens: number;
+  readonly sequences: Sequence[];
+  private readonly seq: Sequence;
+  private readonly heads: MedusaHeadsLike;
+  private readonly tree: MedusaTree;
+  private readonly typical: boolean;
+  private readonly threshold: number;
+  private readonly alpha: number;
+  private readonly prompt: number[];
+  private readonly g: Generator;
+  private readonly stats: SpeculativeStats = { method: 'medusa', steps: 0, drafted: 0, accepted: 0, meanAcceptedLength: 0, acceptanceRate: 0 };
+  private st: DecodeState | null = null;
+  private phase: 'new' | 'running' | 'finished' | 'cancelled' = 'new';
+  /** The token chosen last, not yet fed; and the heads' guesses at the position before it. */
+  private pending = -1;
+  private guesses: Float32Array[] = [];
+  private prefillMs = 0;
+  private decodeMs = 0;
+
+  constructor(private readonly model: CausalLM, prompt: number[], private readonly opts: GenerateOptions & { medusa: MedusaOptions }) {
+    const m = opts.medusa;
+    this.heads = m.heads;
+    if (!model.treeAttention) throw new MedusaChoicesError(`Medusa decoding needs tree attention, which model_type "${model.config.model_type}" does not have`);
+    if (Array.isArray(prompt[0])) throw new RangeError('Medusa decoding takes one prompt');
+    const choices = m.choices ?? DEFAULT_MEDUSA_CHOICES.filter((c) => c.length <= m.heads.numHeads);
+    this.tree = buildMedusaTree(choices, m.heads.numHeads, model.config.vocab_size);
+    this.typical = m.acceptance === 'typical';
+    if (this.typical && !opts.temperature) throw new RangeError('typical acceptance samples: give a temperature > 0 (greedy Medusa decoding is exact)');
+    this.threshold = m.posteriorThreshold ?? 0.09;
+    this.alpha = m.posteriorAlpha ?? 0.3;
+    const { batch, maxNew, stopIds } = prepareRequest(model, prompt, opts);
+    this.prompt = batch[0];
+    this.maxNewTokens = maxNew;
+    this.seq = new Sequence(0, this.prompt, opts, stopIds, maxNew);
+    this.sequences = [this.seq];
+    this.g = new Generator(opts.seed ?? 0);
+  }
+
+  step(): boolean {
+    if (this.phase === 'finished' || this.phase === 'cancelled') return false;
+    const { model, heads, seq } = this, V = model.config.vocab_size;
+    if (this.phase === 'new') {
+      this.phase = 'running';
+      const t0 = performance.now();
+      const maxLen = this.prompt.length;
+      const st = this.st = model.newState(1, Math.min(model.contextLength, maxLen + Math.max(this.maxNewTokens, 0) + this.tree.size));
+      // Prefill: the base model's next-token logits and the heads' guesses at the last position.
+      const [base, guesses] = noGrad(() => scope(() => {
+        const h = model.hidden(T.tensor([this.prompt], [1, maxLen], 'i32'), st);
+        return readOut(model, heads, T.slice(h, 1, -1), V);
+      }));
+      this.prefillMs = performance.now() - t0;
+      if (this.maxNewTokens <= 0) { this.end(); return false; }
+      const t1 = performance.now();
+      this.pending = seq.take(base, this.g);
+      this.guesses = guesses;
+      this.decodeMs += performance.now() - t1;
+      if (seq.done) { this.end(); return false; }
+      return true;
+    }
+    const t1 = performance.now();
+    this.verify();
+    this.decodeMs += performance.now() - t1;
+    if (seq.done) { this.end(); return false; }
+    return true;
+  }
+
+  /** One tree: build it from the pending token and the heads' guesses, verify it in one forward, keep the accepted path. */
+  private verify(): void {
+    const { model, heads, seq, tree, stats } = this, st = this.st!, V = model.config.vocab_size;
+    // The tree's tokens: the pending root, then each node's rank-th guess of its head (cut where the context ends).
+    const n = Math.max(1, Math.min(tree.size, model.contextLength - st.length)), tokens = new Int32Array(n);
+    tokens[0] = this.pending;
+    const top = tree.topk.map((k, d) => (k ? topIndices(this.guesses[d], k) : []));
+    for (let i = 1; i < n; i++) tokens[i] = top[tree.head[i]][tree.rank[i]];
+    const depth = Array.from(tree.depth.subarray(0, n));
+    const mask = n === tree.size ? tree.mask : subMask(tree.mask, tree.size, n);
+    const start = st.length, wantRaw = !!(this.opts.logprobs || this.opts.topLogprobs);
+    this.guesses = noGrad(() => scope(() => {
+      const h = model.hidden(T.tensor(tokens, [1, n], 'i32'), st, { tree: { depth, mask } });
+      const rows = rowsOf(T.contiguous(model.project(h)), n, V);
+      // Walk the tree as plain decoding chooses (or by typical acceptance).
+      let cur = 0;
+      const path = [0];
+      for (;;) {
+        const logits = rows[cur];
+        let next = -1;
+        if (this.typical) {
+          const unprocessed = logits.slice();
+          seq.process(logits);
+          next = typicalChild(logits, tree.children[cur].filter((c) => c < n), tokens, this.threshold, this.alpha);
+          if (next >= 0) seq.push(tokens[next], wantRaw ? logSoftmaxOf(unprocessed) : null);
+          else this.pending = seq.take(unprocessed, this.g);
+        } else {
+          const id = seq.take(logits, this.g);
+          next = tree.children[cur].find((c) => c < n && tokens[c] === id) ?? -1;
+          if (next < 0) this.pending = id;
+        }
+        if (next >= 0) { path.push(next); cur = next; }
+        if (next < 0 || seq.done) break;
+      }
+      stats.steps++;
+      stats.drafted += tree.depth[n - 1];
+      stats.accepted += path.length - 1;
+      st.compact(start, path);
+      return seq.done ? [] : readOut(model, heads, T.slice(h, 1, cur, cur + 1), V)[1];
+    }));
+  }
+
+  private end(): void {
+    this.phase = 'finished';
+    this.release();
+    this.seq.close();
+  }
+
+  private release(): void {
+    this.st?.dispose();
+    this.st = null;
+  }
+
+  cancel(): void {
+    if (this.phase === 'finished' || this.phase === 'cancelled') return;
+    this.phase = 'cancelled';
+    this.release();
+    this.seq.close(false);
+  }
+
+  result(): SpeculativeResult {
+    const res = resultOf([this.seq], this.opts, { prefillMs: this.prefillMs, decodeMs: this.decodeMs });
+    const s = { ...this.stats };
+    s.meanAcceptedLength = s.steps ? this.seq.out.length / (s.steps + 1) : 0;
+    s.acceptanceRate = s.drafted ? s.accepted / s.drafted : 0;
+    return { ...res, stats: { ...res.stats, speculative: s } };
+  }
 }
 
 /** The base model's logits and the heads' logits (host rows) for one hidden state (1, 1, D). */

@@ -95,6 +95,10 @@ test('greedy Medusa decoding is plain greedy decoding, token for token (random h
     const rnd = medusaGenerate(m, prompt, { maxNewTokens: 40, stopIds: [], medusa: { heads: randomHeads(4, 32, seed) } });
     assert.deepEqual(rnd.ids[0], want, `seed ${seed}: random heads`);
     assert.ok(rnd.stats.speculative.steps <= 40);
+    // the library's generate() with GenerateOptions.speculative
+    const viaGenerate = generate(m, prompt, { maxNewTokens: 40, stopIds: [], speculative: { medusa: { heads: randomHeads(4, 32, seed) } } });
+    assert.deepEqual(viaGenerate.ids[0], want);
+    assert.equal(viaGenerate.stats.speculative?.method, 'medusa');
     for (const rank of [0, 1]) {
       const o = oracle(4, want, rank);
       const r = medusaGenerate(m, prompt, { maxNewTokens: 40, stopIds: [], onToken: o.onToken, medusa: { heads: o.heads } });
@@ -103,7 +107,7 @@ test('greedy Medusa decoding is plain greedy decoding, token for token (random h
       // rank 0: the path [0, 0, 0, 0] every step (5 tokens); rank 1: [1, 0, 0] (4 tokens)
       const perStep = rank === 0 ? 5 : 4;
       assert.equal(s.steps, Math.ceil(40 / perStep), `seed ${seed} rank ${rank}: steps`);
-      assert.ok(Math.abs(s.meanAcceptedLength - 40 / s.steps) < 1e-9);
+      assert.ok(Math.abs(s.meanAcceptedLength - 40 / (s.steps + 1)) < 1e-9);
       assert.ok(s.accepted >= (perStep - 1) * (s.steps - 1), `seed ${seed} rank ${rank}: every step but the last accepts ${perStep - 1} (${s.accepted} in ${s.steps})`);
     }
     m.dispose();
@@ -175,11 +179,19 @@ test('typical acceptance: threshold 0 accepts down the deepest path, an unreacha
   const all = medusaGenerate(m, [2, 9], { maxNewTokens: 30, temperature: 0.8, seed: 5, stopIds: [], medusa: { heads, acceptance: 'typical', posteriorThreshold: 0, posteriorAlpha: 0 } });
   // probability > 0 always holds: every step takes a path of the tree's full depth (3) + its own token
   assert.equal(all.ids[0].length, 30);
-  assert.equal(all.stats.speculative.meanAcceptedLength, 30 / Math.ceil(30 / 4));
+  assert.equal(all.stats.speculative.steps, 8, '1 token from the prefill, then 4 per step');
+  assert.equal(all.stats.speculative.meanAcceptedLength, 30 / 9);
   const none = medusaGenerate(m, [2, 9], { maxNewTokens: 30, temperature: 0.8, seed: 5, stopIds: [], medusa: { heads, acceptance: 'typical', posteriorThreshold: 1, posteriorAlpha: 1e9 } });
   assert.equal(none.stats.speculative.accepted, 0);
   assert.equal(none.stats.speculative.steps, 29, 'the first token comes from the prefill, then one per step');
   assert.throws(() => medusaGenerate(m, [2, 9], { medusa: { heads, acceptance: 'typical' } }), /temperature > 0/);
+  m.dispose();
+});
+
+test('generate() with speculative options: one prompt, one method', () => {
+  const m = tiny(7), heads = randomHeads(2, 32, 1);
+  assert.throws(() => generate(m, [[1, 2], [3, 4]], { speculative: { medusa: { heads } } }), /one prompt at a time, got 2/);
+  assert.equal(generate(m, [[1, 2]], { maxNewTokens: 3, speculative: { medusa: { heads } } }).ids[0].length, 3);
   m.dispose();
 });
 
