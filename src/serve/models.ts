@@ -13,6 +13,7 @@ import { TokenVocab } from '../structured/vocab.js';
 import { TokenMatcher } from '../structured/matcher.js';
 import type { Grammar } from '../structured/grammar.js';
 import { DecodeBatch } from '../generate/batch.js';
+import type { SpeculativeOptions } from '../generate/stepped.js';
 import { ApiError } from './errors.js';
 
 export interface ChatFormat {
@@ -33,6 +34,8 @@ export class ServedModel {
   /** The scheduler turn in which the batch last stepped (it steps once per turn). */
   lastTurn = -1;
   private readonly matchers = new Map<string, TokenMatcher>();
+  /** The speculative decoding the model is served with (RegistryOptions.speculative), or null. */
+  speculative: SpeculativeOptions | null = null;
 
   constructor(
     readonly id: string,
@@ -109,6 +112,11 @@ export interface RegistryOptions {
   tokenizer?: string;
   /** Models kept in memory at once (least recently used unloaded first; default 2). */
   maxLoaded?: number;
+  /**
+   * Speculative decoding for the default model (--model): called once it is loaded, with it;
+   * what it returns (Medusa heads, a draft model, prompt lookup) serves every request of n = 1.
+   */
+  speculative?: (model: CausalLM) => Promise<SpeculativeOptions | null> | SpeculativeOptions | null;
 }
 
 function isModelEntry(p: string): boolean {
@@ -209,6 +217,7 @@ export class ModelRegistry {
       if (c.chat_template) chat = { ...chatTemplateFromConfig(c, 'default', cfgFile), own: true };
     }
     const m = new ServedModel(name, p, model, tokenizer, chat, format === 'hf' ? p : null);
+    if (name === this.defaultId && this.opts.speculative) m.speculative = await this.opts.speculative(model);
     this.loaded.set(name, m);
     this.evict();
     return m;

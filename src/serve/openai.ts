@@ -7,6 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { Generation } from '../generate/generate.js';
 import type { DecodeBatch, BatchedRequest } from '../generate/batch.js';
 import type { GenerateOptions, GenerationResult } from '../generate/generate.js';
+import { newGeneration } from '../generate/stepped.js';
+import type { SteppedGeneration } from '../generate/stepped.js';
 import type { LogitsProcessor } from '../generate/processors.js';
 import { ConstraintProcessor } from '../structured/processor.js';
 import { compileJsonSchema } from '../structured/schema.js';
@@ -267,7 +269,7 @@ function chatMessages(b: Obj): ChatMessage[] {
 // ---- jobs ------------------------------------------------------------------------------------
 
 class GenerationJob implements Job {
-  constructor(readonly gen: Generation) {}
+  constructor(readonly gen: SteppedGeneration) {}
   step(): boolean { return this.gen.step(); }
   dispose(): void { this.gen.cancel(); }
 }
@@ -288,18 +290,48 @@ class BatchJob implements Job {
   dispose(): void { this.batch.cancel(this.req); }
 }
 
-interface Started { job: Job; result(): GenerationResult }
+interface Started {
+  job: Job;
+  result(): GenerationResult;
+  /** The model's speculative decoding, or why this request decodes without it (null: the model has none). */
+  speculative: { method: string } | { method: null; reason: string } | null;
+}
 
-/** A generation as a job: in the model's running batch when it fits, else on its own. */
+/**
+ * A generation as a job: speculative on its own when the model is served with a speculative
+ * method (one sequence per request; n > 1 falls back to plain decoding and says so), else in the
+ * model's running batch when it fits, else on its own.
+ */
 function startGeneration(ctx: Ctx, m: ServedModel, prompts: number[][], opts: GenerateOptions): Started {
+  let speculative: Started['speculative'] = null;
+  if (m.speculative) {
+    const method = Object.keys(m.speculative).find((k) => (m.speculative as Record<string, unknown>)[k] !== undefined) ?? 'speculative';
+    if (prompts.length === 1) {
+      const gen = newGeneration(m.model, prompts, { ...opts, speculative: m.speculative });
+      return { job: new GenerationJob(gen), result: () => gen.result(), speculative: { method } };
+    }
+    speculative = { method: null, reason: `n = ${prompts.length}: ${method} decoding runs one sequence at a time; this request decodes without it` };
+  }
   const rows = Math.max(ctx.limits.batchRows, ctx.limits.maxN);
   if (ctx.limits.batchRows > 0) {
     const batch = m.batch(rows, ctx.limits.batchPositions);
     const req = batch.tryCreate(prompts, opts);
-    if (req) return { job: new BatchJob(batch, m, req, ctx.scheduler), result: () => req.result() };
+    if (req) return { job: new BatchJob(batch, m, req, ctx.scheduler), result: () => req.result(), speculative };
   }
   const gen = new Generation(m.model, prompts, opts);
-  return { job: new GenerationJob(gen), result: () => gen.result() };
+  return { job: new GenerationJob(gen), result: () => gen.result(), speculative };
+}
+
+/** The usage object's speculative part: what the method achieved, or why it was off (absent when the model has none). */
+function speculativeUsage(started: Started, results: GenerationResult[]): Obj {
+  const sp = started.speculative;
+  if (!sp) return {};
+  if (sp.method === null) return { speculative: sp };
+  const all = results.map((r) => r.stats.speculative).filter((s) => s !== undefined);
+  if (!all.length) return { speculative: sp };
+  const steps = all.reduce((a, s) => a + s.steps, 0), drafted = all.reduce((a, s) => a + s.drafted, 0), accepted = all.reduce((a, s) => a + s.accepted, 0);
+  const emitted = results.reduce((a, r) => a + r.ids[0].length, 0);
+  return { speculative: { method: all[0].method, steps, drafted, accepted, mean_accepted_length: emitted / (steps + all.length), acceptance_rate: drafted ? accepted / drafted : 0 } };
 }
 
 function newId(prefix: string): string { return `${prefix}-${randomBytes(12).toString('hex')}`; }
@@ -458,7 +490,7 @@ export async function chatCompletions(ctx: Ctx, body: unknown, res: ServerRespon
       return { index: i, message, logprobs: wantLogprobs ? chatLogprobs(m, r, i) : null, finish_reason: finish };
     });
     const completionTokens = r.ids.reduce((s, x) => s + x.length, 0);
-    const usage = { prompt_tokens: ids.length, completion_tokens: completionTokens, total_tokens: ids.length + completionTokens };
+    const usage = { prompt_tokens: ids.length, completion_tokens: completionTokens, total_tokens: ids.length + completionTokens, ...speculativeUsage(gen, [r]) };
     if (events) {
       for (const c of choices) {
         const delta: Obj = {};
@@ -530,8 +562,9 @@ export async function completions(ctx: Ctx, body: unknown, res: ServerResponse, 
     const id = newId('cmpl'), created = now(), model = m.id;
     const events = stream ? new EventStream(res) : null;
     const results: GenerationResult[] = [];
+    let started: Started | null = null;
     for (const [pi, p] of prompts.entries()) {
-      const gen: Started = startGeneration(ctx, m, Array.from({ length: n }, () => p.ids), {
+      const gen: Started = started = startGeneration(ctx, m, Array.from({ length: n }, () => p.ids), {
         ...opts, tokenizer: m.tokenizer!, stopIds: m.stopIds, logprobs: lpK !== undefined, topLogprobs: lpK || undefined,
         onToken: events ? (ev) => {
           let lp: unknown = null;
@@ -552,7 +585,7 @@ export async function completions(ctx: Ctx, body: unknown, res: ServerResponse, 
     }
     const promptTokens = prompts.reduce((s, p) => s + p.ids.length, 0);
     const completionTokens = results.reduce((s, r) => s + r.ids.reduce((t, x) => t + x.length, 0), 0);
-    const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+    const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens, ...(started ? speculativeUsage(started, results) : {}) };
     if (events) {
       if (includeUsage) events.send({ id, object: 'text_completion', created, model, choices: [], usage });
       events.end();
