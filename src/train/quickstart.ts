@@ -68,6 +68,8 @@ export interface QuickstartOptions {
   /** Another model to train (a preset name, a config.json path or object); default QUICKSTART_CONFIG. */
   config?: string | Record<string, unknown>;
   log?: (line: string) => void;
+  /** Continue from the checkpoint in `out` (a killed run). */
+  resume?: boolean;
 }
 
 export async function quickstart(o: QuickstartOptions = {}): Promise<RunResult & { unigramLoss: number; samples: { prompt: string; text: string }[] }> {
@@ -87,7 +89,7 @@ export async function quickstart(o: QuickstartOptions = {}): Promise<RunResult &
   let uni = NaN;
   const r = await runTraining({
     data: dataDir, out, config: o.config ?? QUICKSTART_CONFIG, steps, batchSize: 16, seqLen, lr: 2e-3, warmupSteps: Math.min(100, Math.ceil(steps / 10)),
-    minLrRatio: 0.1, weightDecay: 0.1, evalEvery: Math.max(1, Math.floor(steps / 5)), evalBatches: 20, seed: 1337, valFraction: 0.05, log,
+    minLrRatio: 0.1, weightDecay: 0.1, evalEvery: Math.max(1, Math.floor(steps / 5)), evalBatches: 20, seed: 1337, valFraction: 0.05, log, resume: o.resume,
     title: `tslm quickstart: a small ${familyName(resolveConfig(o.config ?? QUICKSTART_CONFIG).model_type)} on Brown + Chinese classics`,
     samples: (model, tokenizer) => {
       for (const [i, prompt] of ['The jury said', 'In the morning', '春眠不覺曉，', '子曰：'].entries()) {
