@@ -26,6 +26,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   finetune: () => import('./commands/finetune.js'),
   'merge-lora': () => import('./commands/merge-lora.js'),
   'self-instruct': () => import('./commands/self-instruct.js'),
+  medusa: () => import('./commands/medusa.js'),
 };
 
 async function usage(): Promise<string> {

@@ -36,3 +36,4 @@ export * from './gguf_model.js';
 export * from './mamba.js';
 export * from './moe.js';
 export * from './model.js';
+export * from './medusa.js';

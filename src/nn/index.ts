@@ -7,3 +7,5 @@ export {
   HippoError, S4D_INITS, discretize, hippoReconstruct, hippoRun, hippoTransition, legendre, legsNormal, s4dInit,
 } from './hippo.js';
 export type { Discretization, Measure, S4DInit } from './hippo.js';
+export { MedusaHeads, MedusaHead, ResBlock, MedusaConfigError, baseHeadWeight, checkMedusaConfig, checkHeadsFitBase } from './medusa.js';
+export type { MedusaHeadsConfig, MedusaBase } from './medusa.js';

@@ -13,3 +13,8 @@ export { PRESETS } from './presets.js';
 export { lossCurveSvg, reportHtml, progressLine } from './report.js';
 export type { StepMetrics } from './report.js';
 export { quickstart, brownText, unigramLoss, QUICKSTART_CONFIG } from './quickstart.js';
+export {
+  trainMedusa, medusaLoss, medusaObjective, medusaLossWeights, MedusaTrainee, headAccuracy, formatHeadAccuracy, headAccuracyMetrics, selfDistill, promptLines,
+  MedusaTrainError, DEFAULT_MEDUSA_LOSS, DEFAULT_MEDUSA_TRAIN,
+} from './medusa.js';
+export type { MedusaLossOptions, MedusaTrainOptions, MedusaTrainResult, HeadAccuracy, DistillOptions } from './medusa.js';

@@ -1,0 +1,192 @@
+// Medusa heads in the Medusa repo's files (FasterDecoding/Medusa, medusa/train/train_legacy.py):
+// a directory with
+//   config.json                  {"medusa_num_heads": K, "medusa_num_layers": L, "base_model_name_or_path": …}
+//   medusa_lm_head.safetensors   the state dict of the heads' nn.ModuleList:
+//       "{i}.{j}.linear.weight" (D, D), "{i}.{j}.linear.bias" (D)   for j < L   (head i's ResBlock)
+//       "{i}.{L}.weight" (V, D)                                                 (head i's LM head)
+// A head's L layers are one shared ResBlock in the repo (`[ResBlock(D)] * L`), so its state dict
+// holds the same tensor under every j; we write it under every j and, reading, require the
+// copies to be equal. We also write hidden_size and vocab_size into config.json (extra fields
+// the repo's PretrainedConfig keeps and ignores) so a mismatch with a base shows without the
+// weights. Read also: the Medusa-1.0 layout (heads inside the model's safetensors as
+// "medusa_head.{i}.…", config.json the base's with the medusa_* fields), and F16/BF16 weights
+// (the hub's checkpoints are float16). Not read: medusa_lm_head.pt (a PyTorch pickle; the error
+// says how to convert it) and "version": "2" heads (no LM head per head: they reuse the base's).
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile, rename } from 'node:fs/promises';
+import path from 'node:path';
+import { Tensor } from '../tensor/tensor.js';
+import { MedusaHeads, checkMedusaConfig } from '../nn/medusa.js';
+import type { MedusaHeadsConfig } from '../nn/medusa.js';
+import { withoutInit } from '../nn/module.js';
+import { readHfConfig, openHfWeights } from './hf.js';
+import { SafetensorsFile, writeSafetensors } from './safetensors.js';
+import { ConfigFieldError, IoError, MissingTensorError, TensorError, UnexpectedTensorError } from './errors.js';
+import { float32Values, fromFloat32 } from './dtypes.js';
+import type { RawTensor } from './dtypes.js';
+
+export const MEDUSA_HEADS_FILE = 'medusa_lm_head.safetensors';
+
+/** The Medusa repo's state-dict names of head i (L residual layers). */
+export function medusaHeadTensorNames(i: number, L: number): { layers: { weight: string; bias: string }[]; lmHead: string } {
+  return {
+    layers: Array.from({ length: L }, (_, j) => ({ weight: `${i}.${j}.linear.weight`, bias: `${i}.${j}.linear.bias` })),
+    lmHead: `${i}.${L}.weight`,
+  };
+}
+
+/** The heads as raw tensors with the repo's names (a head's shared ResBlock under every layer index). */
+export function medusaTensors(heads: MedusaHeads, dtype: 'F32' | 'F16' | 'BF16' = 'F32'): RawTensor[] {
+  const L = heads.numLayers, out: RawTensor[] = [];
+  const raw = (name: string, t: Tensor) => fromFloat32(name, [...t.shape], t.data() as Float32Array, dtype);
+  heads.heads.forEach((h, i) => {
+    const names = medusaHeadTensorNames(i, L);
+    for (const n of names.layers) out.push(raw(n.weight, h.block!.linear.weight), raw(n.bias, h.block!.linear.bias!));
+    out.push(raw(names.lmHead, h.lm_head.weight));
+  });
+  return out;
+}
+
+export interface SaveMedusaOptions {
+  /** config.json's base_model_name_or_path (the base model's directory or hub name). */
+  baseModel?: string;
+  dtype?: 'F32' | 'F16' | 'BF16';
+  /** More config.json fields (kept as given). */
+  extraConfig?: Record<string, unknown>;
+}
+
+/** Write config.json and medusa_lm_head.safetensors (each atomically; weights first). */
+export async function saveMedusaHeads(heads: MedusaHeads, dir: string, opts: SaveMedusaOptions = {}): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await writeSafetensors(path.join(dir, MEDUSA_HEADS_FILE), medusaTensors(heads, opts.dtype), { format: 'pt' });
+  const c = heads.config;
+  const config = {
+    ...(opts.extraConfig ?? {}),
+    medusa_num_heads: c.medusa_num_heads,
+    medusa_num_layers: c.medusa_num_layers,
+    base_model_name_or_path: opts.baseModel ?? null,
+    hidden_size: c.hidden_size,
+    vocab_size: c.vocab_size,
+  };
+  const file = path.join(dir, 'config.json'), tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, JSON.stringify(config, null, 2) + '\n');
+  await rename(tmp, file);
+}
+
+/** Sizes a base model offers the heads (a CausalLM's config has them). */
+export interface MedusaBaseSizes { config: { hidden_size: number; vocab_size: number } }
+
+export interface LoadedMedusaHeads {
+  heads: MedusaHeads;
+  /** config.json as read. */
+  config: Record<string, unknown>;
+  /** The weights file read. */
+  file: string;
+}
+
+function intField(config: Record<string, unknown>, field: string, file: string, min: number): number {
+  const v = config[field];
+  if (v === undefined) throw new ConfigFieldError(file, field, 'missing (a Medusa heads config.json has medusa_num_heads and medusa_num_layers)');
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new ConfigFieldError(file, field, `expected an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/**
+ * Read Medusa heads from a directory. With `base`, the heads must fit it: hidden size and
+ * vocabulary are checked (errors name the tensor or config field at fault) before any weight is
+ * copied. Everything else that can be wrong — a missing or extra tensor, a shape, layer copies
+ * that differ — is an error naming the tensor.
+ */
+export async function loadMedusaHeads(dir: string, opts: { base?: MedusaBaseSizes } = {}): Promise<LoadedMedusaHeads> {
+  if (!existsSync(dir)) throw new IoError(dir, 'no such directory (expected Medusa heads: config.json + medusa_lm_head.safetensors)');
+  const cfgFile = path.join(dir, 'config.json');
+  const config = await readHfConfig(dir);
+  const K = intField(config, 'medusa_num_heads', cfgFile, 1);
+  const L = intField(config, 'medusa_num_layers', cfgFile, 0);
+  if (config.version !== undefined && String(config.version) === '2') {
+    throw new ConfigFieldError(cfgFile, 'version', '"2": these Medusa heads have no LM head of their own (they reuse the base model\'s), which is not supported; heads trained by tslm or the Medusa repo before version 2 have one per head');
+  }
+
+  // The weights: medusa_lm_head.safetensors, or the Medusa-1.0 layout inside the model's safetensors.
+  const single = path.join(dir, MEDUSA_HEADS_FILE);
+  let w: SafetensorsFile | Awaited<ReturnType<typeof openHfWeights>>, prefix = '';
+  if (existsSync(single)) w = await SafetensorsFile.open(single);
+  else if (existsSync(path.join(dir, 'model.safetensors')) || existsSync(path.join(dir, 'model.safetensors.index.json'))) {
+    w = await openHfWeights(dir);
+    prefix = 'medusa_head.';
+    if (!w.names.some((n) => n.startsWith(prefix))) {
+      await w.close();
+      throw new IoError(dir, `no ${MEDUSA_HEADS_FILE}, and the model's safetensors hold no medusa_head.* tensors`);
+    }
+  } else if (existsSync(path.join(dir, 'medusa_lm_head.pt'))) {
+    throw new IoError(path.join(dir, 'medusa_lm_head.pt'), `a PyTorch pickle, which tslm does not read; convert it once with Python: ` +
+      `import torch; from safetensors.torch import save_file; sd = torch.load("medusa_lm_head.pt", map_location="cpu"); ` +
+      `save_file({k: v.float().clone().contiguous() for k, v in sd.items()}, "${MEDUSA_HEADS_FILE}")`);
+  } else throw new IoError(dir, `no ${MEDUSA_HEADS_FILE} (expected Medusa heads: config.json + ${MEDUSA_HEADS_FILE})`);
+  const file = w instanceof SafetensorsFile ? w.file : w.indexPath;
+
+  try {
+    const names = new Set(w.names.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length)));
+    const shapeOf = (n: string) => w.entry(prefix + n).shape;
+    const need = (n: string) => { if (!names.has(n)) throw new MissingTensorError(file, prefix + n, `missing (medusa_num_heads ${K}, medusa_num_layers ${L} in ${cfgFile})`); };
+    // Sizes from head 0's LM head (V, D); then every tensor against them.
+    const lm0 = medusaHeadTensorNames(0, L).lmHead;
+    need(lm0);
+    const s0 = shapeOf(lm0);
+    if (s0.length !== 2) throw new TensorError(file, prefix + lm0, `shape [${s0.join(', ')}], expected [vocab_size, hidden_size]`);
+    const [V, D] = s0;
+    for (const field of ['hidden_size', 'vocab_size'] as const) {
+      const have = field === 'hidden_size' ? D : V;
+      if (config[field] !== undefined && config[field] !== have) throw new ConfigFieldError(cfgFile, field, `${JSON.stringify(config[field])}, but tensor '${prefix + lm0}' has shape [${V}, ${D}] (vocab_size, hidden_size)`);
+    }
+    if (opts.base) {
+      const b = opts.base.config;
+      if (D !== b.hidden_size) throw new TensorError(file, prefix + lm0, `shape [${V}, ${D}]: hidden_size ${D} does not match the base model's hidden_size ${b.hidden_size}`);
+      if (V !== b.vocab_size) throw new TensorError(file, prefix + lm0, `shape [${V}, ${D}]: vocab_size ${V} does not match the base model's vocab_size ${b.vocab_size}`);
+    }
+    const expected = new Map<string, number[]>();
+    for (let i = 0; i < K; i++) {
+      const n = medusaHeadTensorNames(i, L);
+      for (const l of n.layers) { expected.set(l.weight, [D, D]); expected.set(l.bias, [D]); }
+      expected.set(n.lmHead, [V, D]);
+    }
+    for (const [n, shape] of expected) {
+      need(n);
+      const s = shapeOf(n);
+      if (s.join() !== shape.join()) throw new TensorError(file, prefix + n, `shape [${s.join(', ')}], expected [${shape.join(', ')}] (hidden_size ${D}, vocab_size ${V})`);
+    }
+    for (const n of names) if (!expected.has(n)) throw new UnexpectedTensorError(file, prefix + n, `not a tensor of ${K} Medusa head(s) with ${L} layer(s) each (config.json: medusa_num_heads ${K}, medusa_num_layers ${L})`);
+
+    const cfg: MedusaHeadsConfig = { medusa_num_heads: K, medusa_num_layers: L, hidden_size: D, vocab_size: V };
+    checkMedusaConfig(cfg, cfgFile);
+    const values = async (n: string) => float32Values(await w.read(prefix + n), file);
+    const sd: Record<string, { shape: number[]; data: Float32Array }> = {};
+    for (let i = 0; i < K; i++) {
+      const n = medusaHeadTensorNames(i, L);
+      if (L > 0) {
+        const w0 = await values(n.layers[0].weight), b0 = await values(n.layers[0].bias);
+        // The repo's layers are one module: every layer index must hold the same values.
+        for (let j = 1; j < L; j++) {
+          for (const [name, v0] of [[n.layers[j].weight, w0], [n.layers[j].bias, b0]] as const) {
+            const vj = await values(name);
+            const k = vj.findIndex((x, idx) => x !== v0[idx]);
+            if (k >= 0) throw new TensorError(file, prefix + name, `differs from '${prefix}${name.replace(`.${j}.`, '.0.')}' at element ${k} (${vj[k]} vs ${v0[k]}): a Medusa head applies ONE ResBlock medusa_num_layers times (the repo's [ResBlock] * L), so its layers must be equal`);
+          }
+        }
+        sd[`heads.${i}.block.linear.weight`] = { shape: [D, D], data: w0 };
+        sd[`heads.${i}.block.linear.bias`] = { shape: [D], data: b0 };
+      }
+      sd[`heads.${i}.lm_head.weight`] = { shape: [V, D], data: await values(n.lmHead) };
+    }
+    const heads = withoutInit(() => new MedusaHeads(cfg));
+    try {
+      heads.loadStateDict(sd, { source: file });
+    } catch (e) {
+      heads.dispose();
+      throw e;
+    }
+    return { heads, config, file };
+  } finally {
+    await w.close();
+  }
+}
