@@ -3,5 +3,5 @@ export { DecodeBatch, BatchedRequest } from './batch.js';
 export type { GenerateOptions, GenerationResult, SequenceProcessor, TextDecoder_ } from './generate.js';
 export * from './processors.js';
 export { argmaxOf, sampleFrom, logSoftmaxOf } from './sample.js';
-export { speculativeGenerate, lookupDraft, acceptOrResample, canRollBack, SpeculativeError } from './speculative.js';
+export { speculativeGenerate, SpeculativeGeneration, lookupDraft, acceptOrResample, canRollBack, SpeculativeError } from './speculative.js';
 export type { SpeculativeOptions, SpeculativeResult, SpeculativeStats } from './speculative.js';

@@ -24,7 +24,7 @@ import { noGrad } from '../tensor/autograd.js';
 import { Generator } from '../tensor/random.js';
 import { DecodeStateError } from '../models/causal.js';
 import type { CausalLM, DecodeState } from '../models/causal.js';
-import { Sequence, buildProcessors, generate, prepareRequest, resultOf, rowsOf } from './generate.js';
+import { Generation, Sequence, buildProcessors, prepareRequest, resultOf, rowsOf } from './generate.js';
 import type { GenerateOptions, GenerationResult } from './generate.js';
 import type { LogitsProcessor } from './processors.js';
 import { argmaxOf, sampleFrom } from './sample.js';
@@ -171,123 +171,212 @@ function positiveInt(v: unknown, what: string): number {
  * (not its draws for a seed). stats.speculative reports the proposals and acceptances.
  */
 export function speculativeGenerate(model: CausalLM, prompt: number[] | number[][], opts: SpeculativeOptions): SpeculativeResult {
-  // ---- checks before anything runs
-  if (Array.isArray(prompt[0])) {
-    if (prompt.length !== 1) throw new SpeculativeError(`decodes one prompt at a time, got a batch of ${prompt.length} (use generate() for batches)`);
-    prompt = prompt[0] as number[];
+  const g = new SpeculativeGeneration(model, prompt, opts);
+  try {
+    while (g.step());
+  } finally {
+    g.cancel();
   }
-  const ids0 = prompt as number[];
-  const { draft, lookup } = opts;
-  if (draft && lookup) throw new SpeculativeError('give a draft model or prompt lookup, not both');
-  if (!draft && !lookup) throw new SpeculativeError('give a draft model (draft) or prompt lookup (lookup)');
-  const method: 'draft' | 'lookup' = draft ? 'draft' : 'lookup';
-  const ngram = positiveInt(lookup?.ngram ?? 3, 'lookup.ngram');
-  const numDraft = positiveInt(lookup ? lookup.numDraft ?? opts.numDraft ?? 10 : opts.numDraft ?? 4, lookup ? 'lookup.numDraft' : 'numDraft');
-  const schedule = opts.draftSchedule ?? 'constant';
-  if (schedule !== 'constant' && schedule !== 'heuristic') throw new SpeculativeError(`draftSchedule must be 'constant' or 'heuristic', got ${String(schedule)}`);
-  const { maxNew, stopIds } = prepareRequest(model, [ids0], opts);
-  if (draft) {
-    if (draft.config.vocab_size !== model.config.vocab_size) {
-      throw new SpeculativeError(`the draft model's vocabulary (vocab_size ${draft.config.vocab_size}, ${draft.config.model_type}) differs from the target's (vocab_size ${model.config.vocab_size}, ${model.config.model_type})`);
+  return g.result();
+}
+
+/**
+ * A speculative decoding advanced one step at a time (as Generation, for a server that
+ * interleaves requests): every check runs in the constructor; the first step() prefills, each
+ * later one runs one verification forward of the target (emitting 1 … numDraft + 1 tokens);
+ * step() returns false once the sequence has finished; cancel() stops early and frees the states.
+ * A target whose decoding state cannot roll back is decoded plainly (stats.speculative.fallback).
+ */
+export class SpeculativeGeneration {
+  readonly batchSize = 1;
+  /** Tokens the sequence may still add at most (after the prompt-length cap). */
+  readonly maxNewTokens: number;
+  readonly sequences: Sequence[];
+  readonly method: 'draft' | 'lookup';
+  /** Why the request is decoded plainly (null: it is not). */
+  readonly fallback: string | null = null;
+  private readonly plain: Generation | null = null;
+  private readonly seq: Sequence;
+  private readonly draft: CausalLM | null;
+  private readonly ngram: number;
+  private readonly numDraft: number;
+  private readonly maxDraft: number;
+  private readonly heuristic: boolean;
+  private readonly draftChain: LogitsProcessor[];
+  private readonly g: Generator;
+  private readonly stopIds: Set<number>;
+  private readonly prompt: number[];
+  private readonly stats: SpeculativeStats;
+  private target: DecodeState | null = null;
+  private dstate: DecodeState | null = null;
+  private dmax = 0;
+  private k: number;
+  private emitted = 0;
+  private state: 'new' | 'running' | 'finished' | 'cancelled' = 'new';
+  private prefillMs = 0;
+  private decodeMs = 0;
+
+  constructor(private readonly model: CausalLM, prompt: number[] | number[][], private readonly opts: SpeculativeOptions) {
+    if (Array.isArray(prompt[0])) {
+      if (prompt.length !== 1) throw new SpeculativeError(`decodes one prompt at a time, got a batch of ${prompt.length} (use generate() for batches)`);
+      prompt = prompt[0] as number[];
     }
-    if (ids0.length > draft.contextLength) throw new SpeculativeError(`the prompt of ${ids0.length} tokens exceeds the draft model's context of ${draft.contextLength} positions`);
-    if (!canRollBack(draft)) throw new SpeculativeError(`the draft model's decoding state (${draft.config.model_type}) cannot roll back (truncate), which drafting needs`);
-  }
-  if (!canRollBack(model)) {
-    const r = generate(model, ids0, opts);
-    const fallback = `the target's decoding state (${model.config.model_type}) cannot roll back: decoded plainly`;
-    const steps = r.ids[0].length + (r.finishReason[0] === 'stop' ? 1 : 0);
-    return { ...r, stats: { ...r.stats, speculative: { method, steps, drafted: 0, accepted: 0, meanAcceptedLength: steps ? (r.ids[0].length / steps) : 0, acceptanceRate: 0, fallback } } };
+    const ids0 = this.prompt = prompt as number[];
+    const { draft, lookup } = opts;
+    if (draft && lookup) throw new SpeculativeError('give a draft model or prompt lookup, not both');
+    if (!draft && !lookup) throw new SpeculativeError('give a draft model (draft) or prompt lookup (lookup)');
+    this.method = draft ? 'draft' : 'lookup';
+    this.draft = draft ?? null;
+    this.ngram = positiveInt(lookup?.ngram ?? 3, 'lookup.ngram');
+    this.numDraft = this.k = positiveInt(lookup ? lookup.numDraft ?? opts.numDraft ?? 10 : opts.numDraft ?? 4, lookup ? 'lookup.numDraft' : 'numDraft');
+    const schedule = opts.draftSchedule ?? 'constant';
+    if (schedule !== 'constant' && schedule !== 'heuristic') throw new SpeculativeError(`draftSchedule must be 'constant' or 'heuristic', got ${String(schedule)}`);
+    this.heuristic = !!draft && schedule === 'heuristic';
+    this.maxDraft = this.heuristic ? 4 * this.numDraft : this.numDraft;
+    const { maxNew, stopIds } = prepareRequest(model, [ids0], opts);
+    this.maxNewTokens = maxNew;
+    this.stopIds = stopIds;
+    if (draft) {
+      if (draft.config.vocab_size !== model.config.vocab_size) {
+        throw new SpeculativeError(`the draft model's vocabulary (vocab_size ${draft.config.vocab_size}, ${draft.config.model_type}) differs from the target's (vocab_size ${model.config.vocab_size}, ${model.config.model_type})`);
+      }
+      if (ids0.length > draft.contextLength) throw new SpeculativeError(`the prompt of ${ids0.length} tokens exceeds the draft model's context of ${draft.contextLength} positions`);
+      if (!canRollBack(draft)) throw new SpeculativeError(`the draft model's decoding state (${draft.config.model_type}) cannot roll back (truncate), which drafting needs`);
+    }
+    this.stats = { method: this.method, steps: 0, drafted: 0, accepted: 0, meanAcceptedLength: 0, acceptanceRate: 0 };
+    this.g = new Generator(opts.seed ?? 0);
+    if (!canRollBack(model)) {
+      this.fallback = `the target's decoding state (${model.config.model_type}) cannot roll back: decoded plainly`;
+      this.stats.fallback = this.fallback;
+      this.plain = new Generation(model, ids0, opts);
+      this.sequences = this.plain.sequences;
+    } else this.sequences = [new Sequence(0, ids0, opts, stopIds, maxNew)];
+    this.seq = this.sequences[0];
+    // The draft's processors: the built-in ones (stateless: they run on a scratch copy of the ids).
+    this.draftChain = draft ? buildProcessors({ ...opts, processors: undefined }, ids0.length).chain : [];
   }
 
-  const maxDraft = schedule === 'heuristic' ? 4 * numDraft : numDraft;
-  const L = ids0.length;
-  const seq = new Sequence(0, ids0, opts, stopIds, maxNew);
-  const greedy = seq.isGreedy;
-  const g = new Generator(opts.seed ?? 0);
-  // The draft's processors: the built-in ones (stateless: they run on a scratch copy of the ids).
-  const draftChain: LogitsProcessor[] = draft ? buildProcessors({ ...opts, processors: undefined }, L).chain : [];
-  const stats: SpeculativeStats = { method, steps: 0, drafted: 0, accepted: 0, meanAcceptedLength: 0, acceptanceRate: 0 };
-  let emitted = 0;
-  let target: DecodeState | null = null, dstate: DecodeState | null = null;
-  let prefillMs = 0, decodeMs = 0;
-  try {
-    const t0 = performance.now();
-    // Both states hold every committed id but the last, which the next forward feeds first.
-    target = model.newState(1, L + Math.max(maxNew, 0), { history: maxDraft + 2 });
-    const dmax = draft ? Math.min(draft.contextLength, L + Math.max(maxNew, 0)) : 0;
-    if (draft) dstate = draft.newState(1, dmax, { history: maxDraft + 2 });
-    if (maxNew > 0 && L > 1) {
-      logitsOf(model, ids0.slice(0, -1), target, true);
-      if (draft) logitsOf(draft, ids0.slice(0, -1), dstate!, true);
+  /** Advance by one model call of the target (the prefill, or one verification step). */
+  step(): boolean {
+    if (this.plain) {
+      // Plain decoding: one target forward per token.
+      const more = this.plain.step();
+      this.stats.steps = this.emitted = this.seq.out.length;
+      return more;
     }
-    prefillMs = performance.now() - t0;
-    const t1 = performance.now();
-    let k = numDraft;
-    while (maxNew > 0 && !seq.done) {
-      const all = seq.ids;
-      // Proposals: never past the token budget (the target's own token completes it).
-      let m = Math.min(k, maxNew - seq.out.length - 1);
-      let tokens: number[] = [];
-      let qs: Float64Array[] | null = null;
-      if (draft) {
-        m = Math.min(m, dmax - all.length + 1);
-        if (m > 0) {
-          const ctx = [...all];
-          qs = greedy ? null : [];
-          let feed = all.slice(dstate!.length);
-          for (let i = 0; i < m; i++) {
-            const lg = logitsOf(draft, feed, dstate!, true)[0];
-            for (const p of draftChain) p.process(ctx, lg);
-            let t: number;
-            if (greedy) t = argmaxOf(lg);
-            else {
-              const q = probsOf(lg);
-              t = drawFrom(q, g);
-              qs!.push(q);
-            }
-            tokens.push(t);
-            ctx.push(t);
-            feed = [t];
-            if (stopIds.has(t)) break;
-          }
-        }
-      } else if (m > 0) tokens = lookupDraft(all, ngram, m);
-      m = tokens.length;
-      // Verification: the last committed id and the proposals in one forward.
-      const rows = logitsOf(model, [...all.slice(target.length), ...tokens], target, false);
-      stats.steps++;
-      stats.drafted += m;
-      let a = 0;
-      for (let i = 0; i <= m && !seq.done; i++) {
-        const lg = rows[rows.length - m - 1 + i];
-        const raw = seq.process(lg);
-        emitted++;
-        if (i === m) { seq.emit(greedy ? argmaxOf(lg) : sampleFrom(lg, g), raw); break; }
-        const x = tokens[i];
-        let t: number, ok: boolean;
-        if (greedy) { t = argmaxOf(lg); ok = t === x; }
-        else ({ token: t, accepted: ok } = acceptOrResample(probsOf(lg), qs ? qs[i] : null, x, g));
-        seq.emit(t, raw);
-        if (!ok) break;
-        a++;
+    if (this.state === 'finished' || this.state === 'cancelled') return false;
+    const { model, draft, seq, maxNewTokens: maxNew } = this;
+    if (this.state === 'new') {
+      this.state = 'running';
+      const t0 = performance.now();
+      const L = this.prompt.length;
+      // Both states hold every committed id but the last, which the next forward feeds first.
+      this.target = model.newState(1, L + Math.max(maxNew, 0), { history: this.maxDraft + 2 });
+      this.dmax = draft ? Math.min(draft.contextLength, L + Math.max(maxNew, 0)) : 0;
+      if (draft) this.dstate = draft.newState(1, this.dmax, { history: this.maxDraft + 2 });
+      if (maxNew > 0 && L > 1) {
+        logitsOf(model, this.prompt.slice(0, -1), this.target, true);
+        if (draft) logitsOf(draft, this.prompt.slice(0, -1), this.dstate!, true);
       }
-      stats.accepted += a;
-      target.truncate(Math.min(target.length, seq.ids.length - 1));
-      if (dstate) dstate.truncate(Math.min(dstate.length, seq.ids.length - 1));
-      if (draft && schedule === 'heuristic' && m > 0) k = a === m ? Math.min(k + 2, maxDraft) : Math.max(1, k - 1);
+      this.prefillMs = performance.now() - t0;
+      if (maxNew <= 0) this.end();
+      return this.state === 'running';
     }
-    decodeMs = performance.now() - t1;
-  } catch (e) {
-    seq.close(false);
-    throw e;
-  } finally {
-    target?.dispose();
-    dstate?.dispose();
+    const t1 = performance.now();
+    try {
+      this.verify(this.propose());
+    } finally {
+      this.decodeMs += performance.now() - t1;
+    }
+    if (seq.done) this.end();
+    return this.state === 'running';
   }
-  seq.close();
-  stats.meanAcceptedLength = stats.steps ? emitted / stats.steps : 0;
-  stats.acceptanceRate = stats.drafted ? stats.accepted / stats.drafted : 0;
-  const r = resultOf([seq], opts, { prefillMs, decodeMs });
-  return { ...r, stats: { ...r.stats, speculative: stats } };
+
+  /** The next proposals (and, sampling with a draft model, the distributions they were drawn from). */
+  private propose(): { tokens: number[]; qs: Float64Array[] | null } {
+    const { draft, seq, g } = this;
+    const all = seq.ids;
+    // Proposals: never past the token budget (the target's own token completes it).
+    let m = Math.min(this.k, this.maxNewTokens - seq.out.length - 1);
+    if (!draft) return { tokens: m > 0 ? lookupDraft(all, this.ngram, m) : [], qs: null };
+    m = Math.min(m, this.dmax - all.length + 1);
+    const tokens: number[] = [];
+    const qs: Float64Array[] | null = seq.isGreedy ? null : [];
+    if (m <= 0) return { tokens, qs };
+    const ctx = [...all];
+    let feed = all.slice(this.dstate!.length);
+    for (let i = 0; i < m; i++) {
+      const lg = logitsOf(draft, feed, this.dstate!, true)[0];
+      for (const p of this.draftChain) p.process(ctx, lg);
+      let t: number;
+      if (!qs) t = argmaxOf(lg);
+      else {
+        const q = probsOf(lg);
+        t = drawFrom(q, g);
+        qs.push(q);
+      }
+      tokens.push(t);
+      ctx.push(t);
+      feed = [t];
+      if (this.stopIds.has(t)) break;
+    }
+    return { tokens, qs };
+  }
+
+  /** One forward of the target over the last committed id and the proposals; emit what is accepted, roll back the rest. */
+  private verify({ tokens, qs }: { tokens: number[]; qs: Float64Array[] | null }): void {
+    const { model, seq, g, stats } = this;
+    const target = this.target!;
+    const m = tokens.length;
+    const rows = logitsOf(model, [...seq.ids.slice(target.length), ...tokens], target, false);
+    stats.steps++;
+    stats.drafted += m;
+    let a = 0;
+    for (let i = 0; i <= m && !seq.done; i++) {
+      const lg = rows[rows.length - m - 1 + i];
+      const raw = seq.process(lg);
+      this.emitted++;
+      if (i === m) { seq.emit(seq.isGreedy ? argmaxOf(lg) : sampleFrom(lg, g), raw); break; }
+      const x = tokens[i];
+      let t: number, ok: boolean;
+      if (seq.isGreedy) { t = argmaxOf(lg); ok = t === x; }
+      else ({ token: t, accepted: ok } = acceptOrResample(probsOf(lg), qs ? qs[i] : null, x, g));
+      seq.emit(t, raw);
+      if (!ok) break;
+      a++;
+    }
+    stats.accepted += a;
+    target.truncate(Math.min(target.length, seq.ids.length - 1));
+    if (this.dstate) this.dstate.truncate(Math.min(this.dstate.length, seq.ids.length - 1));
+    if (this.heuristic && m > 0) this.k = a === m ? Math.min(this.k + 2, this.maxDraft) : Math.max(1, this.k - 1);
+  }
+
+  private end(): void {
+    this.state = 'finished';
+    this.release();
+    this.seq.close();
+  }
+
+  private release(): void {
+    this.target?.dispose();
+    this.dstate?.dispose();
+    this.target = this.dstate = null;
+  }
+
+  /** Stop now and free the decoding states; result() then reports what was made. */
+  cancel(): void {
+    if (this.plain) { this.plain.cancel(); return; }
+    if (this.state === 'finished' || this.state === 'cancelled') return;
+    this.state = 'cancelled';
+    this.release();
+    this.seq.close(false);
+  }
+
+  result(): SpeculativeResult {
+    const stats = { ...this.stats };
+    stats.meanAcceptedLength = stats.steps ? this.emitted / stats.steps : 0;
+    stats.acceptanceRate = stats.drafted ? stats.accepted / stats.drafted : 0;
+    const r = this.plain ? this.plain.result() : resultOf([this.seq], this.opts, { prefillMs: this.prefillMs, decodeMs: this.decodeMs });
+    return { ...r, stats: { ...r.stats, speculative: stats } };
+  }
 }

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import * as T from '../../src/index.js';
 import { init, shutdown, scope, noGrad, withBackend, Tensor, Generator, createModel, loadModel, generate, DecodeStateError } from '../../src/index.js';
 import type { CausalLM, DecodeState } from '../../src/index.js';
-import { speculativeGenerate, lookupDraft, canRollBack, SpeculativeError, Temperature, TopK } from '../../src/generate/index.js';
+import { speculativeGenerate, SpeculativeGeneration, lookupDraft, canRollBack, SpeculativeError, Temperature, TopK } from '../../src/generate/index.js';
 import type { SpeculativeOptions } from '../../src/generate/index.js';
 import { BACKENDS, fixture, fixturePath } from '../helpers.js';
 
@@ -246,5 +246,30 @@ test('bad input: clear errors before decoding; a target that cannot roll back de
   const r = speculativeGenerate(noRollback(gqa), prompt, { maxNewTokens: 10, stopIds: [], draft: mha });
   assert.deepEqual(r.ids[0], plain.ids[0]);
   assert.match(r.stats.speculative.fallback ?? '', /cannot roll back: decoded plainly/);
+  assert.equal(r.stats.speculative.steps, 10);
+  assert.equal(r.stats.speculative.meanAcceptedLength, 1);
   small.dispose();
+});
+
+test('SpeculativeGeneration steps one target forward at a time (for a server) and can be cancelled', () => {
+  const prompt = [42, 16, 10, 31, 14, 42, 16, 10];
+  const opts = { maxNewTokens: 20, stopIds: [], lookup: {} };
+  const whole = speculativeGenerate(gqa, prompt, opts);
+  const g = new SpeculativeGeneration(gqa, prompt, opts);
+  assert.equal(g.step(), true, 'the prefill');
+  assert.equal(g.sequences[0].out.length, 0);
+  const lengths: number[] = [];
+  while (g.step()) lengths.push(g.sequences[0].out.length);
+  lengths.push(g.sequences[0].out.length);
+  lengths.forEach((n, i) => assert.ok(n > (i ? lengths[i - 1] : 0), 'each step emits at least one token'));
+  assert.deepEqual(g.result().ids, whole.ids);
+  assert.equal(g.result().stats.speculative.steps, lengths.length);
+  const c = new SpeculativeGeneration(gqa, prompt, { ...opts, draft: mha, lookup: undefined });
+  c.step();
+  c.step();
+  c.cancel();
+  assert.equal(c.step(), false);
+  const part = c.result();
+  assert.ok(part.ids[0].length >= 1 && part.ids[0].length <= 5);
+  assert.deepEqual(part.ids[0], whole.ids[0].slice(0, part.ids[0].length));
 });
