@@ -51,8 +51,14 @@ export interface SpeculativeStats {
 export interface SpeculativeOptions extends GenerateOptions {
   /** A draft model of the same vocabulary (its family's state must roll back). */
   draft?: CausalLM;
-  /** Prompt lookup: match the last ngram (default 3, down to 1) tokens; propose up to numDraft (default 10). */
-  lookup?: { ngram?: number; numDraft?: number };
+  /**
+   * Prompt lookup: match the last ngram (default 3, down to 1) tokens; propose up to numDraft
+   * (default 10). `backoff` (default true): after a step whose proposals were all rejected, the
+   * next 1, 3, 7, then 15 steps (after 1, 2, 3, 4+ such steps in a row) propose nothing — plain
+   * steps, so that text with nothing worth copying costs what plain decoding costs; false: HF's
+   * behaviour (propose whenever something matches).
+   */
+  lookup?: { ngram?: number; numDraft?: number; backoff?: boolean };
   /** Draft tokens per step (draft model: default 4; lookup: lookup.numDraft wins). */
   numDraft?: number;
   /**
@@ -211,6 +217,10 @@ export class SpeculativeGeneration {
   private dstate: DecodeState | null = null;
   private dmax = 0;
   private k: number;
+  /** Prompt lookup's back-off: steps with all proposals rejected in a row, and plain steps left. */
+  private failures = 0;
+  private skip = 0;
+  private readonly backoff: boolean;
   private emitted = 0;
   private state: 'new' | 'running' | 'finished' | 'cancelled' = 'new';
   private prefillMs = 0;
@@ -232,6 +242,7 @@ export class SpeculativeGeneration {
     const schedule = opts.draftSchedule ?? 'constant';
     if (schedule !== 'constant' && schedule !== 'heuristic') throw new SpeculativeError(`draftSchedule must be 'constant' or 'heuristic', got ${String(schedule)}`);
     this.heuristic = !!draft && schedule === 'heuristic';
+    this.backoff = !draft && lookup?.backoff !== false;
     this.maxDraft = this.heuristic ? 4 * this.numDraft : this.numDraft;
     const { maxNew, stopIds } = prepareRequest(model, [ids0], opts);
     this.maxNewTokens = maxNew;
@@ -298,7 +309,10 @@ export class SpeculativeGeneration {
     const all = seq.ids;
     // Proposals: never past the token budget (the target's own token completes it).
     let m = Math.min(this.k, this.maxNewTokens - seq.out.length - 1);
-    if (!draft) return { tokens: m > 0 ? lookupDraft(all, this.ngram, m) : [], qs: null };
+    if (!draft) {
+      if (this.skip > 0) { this.skip--; return { tokens: [], qs: null }; }
+      return { tokens: m > 0 ? lookupDraft(all, this.ngram, m) : [], qs: null };
+    }
     m = Math.min(m, this.dmax - all.length + 1);
     const tokens: number[] = [];
     const qs: Float64Array[] | null = seq.isGreedy ? null : [];
@@ -348,6 +362,10 @@ export class SpeculativeGeneration {
     stats.accepted += a;
     target.truncate(Math.min(target.length, seq.ids.length - 1));
     if (this.dstate) this.dstate.truncate(Math.min(this.dstate.length, seq.ids.length - 1));
+    if (this.backoff && m > 0) {
+      this.failures = a ? 0 : this.failures + 1;
+      this.skip = a ? 0 : 2 ** Math.min(this.failures, 4) - 1;
+    }
     if (this.heuristic && m > 0) this.k = a === m ? Math.min(this.k + 2, this.maxDraft) : Math.max(1, this.k - 1);
   }
 

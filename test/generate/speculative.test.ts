@@ -205,15 +205,27 @@ test('sampling with a draft model: the first three tokens are distributed as the
   draft.dispose();
 });
 
-test('sampling with prompt lookup: the first three tokens are distributed as the target\'s (chi-square)', () => {
-  // The prompt repeats, so lookup proposes its continuation; the proposals are often rejected.
-  const target = tiny(3), prompt = [1, 3, 0, 2, 4, 1, 3], N = 3000;
-  const exact = exactJoint(target, prompt, 1.3, 4);
-  const { counts, drafted, accepted } = drawJoint(target, prompt, N, { lookup: { ngram: 2, numDraft: 2 } });
-  const { chi2, df } = chiSquare(counts, exact, N);
-  assert.ok(chi2 < chi2Critical(df), `chi-square ${chi2.toFixed(1)} with ${df} degrees of freedom (critical ${chi2Critical(df).toFixed(1)})`);
-  assert.ok(drafted >= N && accepted > 0.1 * drafted && accepted < 0.9 * drafted, `the rule both accepts and rejects (${accepted}/${drafted})`);
-  target.dispose();
+for (const backoff of [true, false]) {
+  test(`sampling with prompt lookup (backoff ${backoff}): the first three tokens are distributed as the target's (chi-square)`, () => {
+    // The prompt repeats, so lookup proposes its continuation; the proposals are often rejected.
+    const target = tiny(3), prompt = [1, 3, 0, 2, 4, 1, 3], N = 3000;
+    const exact = exactJoint(target, prompt, 1.3, 4);
+    const { counts, drafted, accepted } = drawJoint(target, prompt, N, { lookup: { ngram: 2, numDraft: 2, backoff } });
+    const { chi2, df } = chiSquare(counts, exact, N);
+    assert.ok(chi2 < chi2Critical(df), `chi-square ${chi2.toFixed(1)} with ${df} degrees of freedom (critical ${chi2Critical(df).toFixed(1)})`);
+    assert.ok(drafted >= N && accepted > 0.1 * drafted && accepted < 0.9 * drafted, `the rule both accepts and rejects (${accepted}/${drafted})`);
+    target.dispose();
+  });
+}
+
+test('prompt lookup backs off after rejected proposals (and HF behaviour without backoff)', () => {
+  // Hot sampling: the copied continuations are mostly rejected.
+  const prompt = [42, 16, 10, 31, 14, 42, 16, 10, 31, 14, 42, 16];
+  const opts = { maxNewTokens: 40, stopIds: [], temperature: 3, seed: 2 };
+  const on = speculativeGenerate(gqa, prompt, { ...opts, lookup: {} }).stats.speculative;
+  const off = speculativeGenerate(gqa, prompt, { ...opts, lookup: { backoff: false } }).stats.speculative;
+  assert.ok(off.acceptanceRate < 0.3, `mostly rejected (${off.accepted}/${off.drafted})`);
+  assert.ok(on.drafted < off.drafted / 2, `backoff proposes less: ${on.drafted} vs ${off.drafted}`);
 });
 
 /** A model whose decoding states cannot roll back (as a family without snapshots would). */
