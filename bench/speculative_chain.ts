@@ -1,6 +1,6 @@
 // Chain speculative decoding (draft model, prompt lookup) against plain decoding on a trained
-// model: wall-clock decode tokens/s on an input-grounded prompt (a passage, then its beginning
-// again: the continuation copies it) and on an open prompt (little to copy), greedy (outputs
+// model: wall-clock decode tokens/s on an input-grounded prompt (a passage twice, then its
+// beginning again: the continuation can copy it) and on an open prompt (little to copy), greedy (outputs
 // checked identical to plain) and sampled, at each thread count. For `tslm bench speculative`.
 //
 //   benchSpeculativeChain({ model: dir, draft?: dir, threads: [1, 2] })
@@ -27,8 +27,8 @@ export interface ChainRow {
   identical: boolean | null;
 }
 
-/** A passage, a blank line, then the passage's start again: the rest is there to copy. */
-export const GROUNDED_TEXT = 'The committee said the city should spend the money on new schools, better roads and a larger library, and it asked the mayor to report back before the end of the year.';
+/** The grounded prompt is this passage twice, then its start again: the rest is there to copy. */
+export const GROUNDED_TEXT = 'Mr. Johnson, the new director of the museum, told the board that the building needs a new roof.';
 
 export async function benchSpeculativeChain(opts: {
   model: string; draft?: string; threads?: number[]; tokens?: number; reps?: number; log?: (line: string) => void;
@@ -43,7 +43,7 @@ export async function benchSpeculativeChain(opts: {
       const draft = opts.draft ? (await loadModel(opts.draft)).model : null;
       if (!tokenizer) throw new Error(`bench speculative: no tokenizer in ${opts.model}`);
       const text = opts.grounded ?? GROUNDED_TEXT;
-      const grounded = tokenizer.encode(`${text}\n\n${text.slice(0, 40)}`);
+      const grounded = tokenizer.encode(`${text}\n${text}\n${text.slice(0, 30)}`);
       const open = tokenizer.encode(opts.open ?? 'Once upon a time');
       const ctx = model.contextLength;
       for (const [name, prompt] of [['grounded', grounded], ['open', open]] as const) {

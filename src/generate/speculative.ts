@@ -54,9 +54,10 @@ export interface SpeculativeOptions extends GenerateOptions {
   /**
    * Prompt lookup: match the last ngram (default 3, down to 1) tokens; propose up to numDraft
    * (default 10). `backoff` (default true): after a step whose proposals were all rejected, the
-   * next 1, 3, 7, then 15 steps (after 1, 2, 3, 4+ such steps in a row) propose nothing — plain
-   * steps, so that text with nothing worth copying costs what plain decoding costs; false: HF's
-   * behaviour (propose whenever something matches).
+   * next 1, 3, 7, 15, then 31 steps (after 1, 2, 3, 4, 5+ such steps in a row) propose nothing —
+   * plain steps — and then one token only, until a proposal is accepted again: text with nothing
+   * worth copying decodes at about plain speed; false: HF's behaviour (propose whenever
+   * something matches).
    */
   lookup?: { ngram?: number; numDraft?: number; backoff?: boolean };
   /** Draft tokens per step (draft model: default 4; lookup: lookup.numDraft wins). */
@@ -311,6 +312,8 @@ export class SpeculativeGeneration {
     let m = Math.min(this.k, this.maxNewTokens - seq.out.length - 1);
     if (!draft) {
       if (this.skip > 0) { this.skip--; return { tokens: [], qs: null }; }
+      // After rejections, probe with one token until a proposal is accepted again.
+      if (this.failures) m = Math.min(m, 1);
       return { tokens: m > 0 ? lookupDraft(all, this.ngram, m) : [], qs: null };
     }
     m = Math.min(m, this.dmax - all.length + 1);
@@ -364,7 +367,7 @@ export class SpeculativeGeneration {
     if (this.dstate) this.dstate.truncate(Math.min(this.dstate.length, seq.ids.length - 1));
     if (this.backoff && m > 0) {
       this.failures = a ? 0 : this.failures + 1;
-      this.skip = a ? 0 : 2 ** Math.min(this.failures, 4) - 1;
+      this.skip = a ? 0 : 2 ** Math.min(this.failures, 5) - 1;
     }
     if (this.heuristic && m > 0) this.k = a === m ? Math.min(this.k + 2, this.maxDraft) : Math.max(1, this.k - 1);
   }
