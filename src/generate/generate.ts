@@ -77,10 +77,14 @@ export interface GenerationResult {
   logprobs: number[][] | null;
   /** Per sequence, per generated token: the topLogprobs most likely ids (unprocessed distribution). */
   topLogprobs?: { id: number; logprob: number }[][][] | null;
-  stats: { promptTokens: number; prefillMs: number; decodeTokens: number; decodeMs: number; prefillTokensPerSecond: number; decodeTokensPerSecond: number; speculative?: SpeculativeStats };
+  stats: {
+    promptTokens: number; prefillMs: number; decodeTokens: number; decodeMs: number; prefillTokensPerSecond: number; decodeTokensPerSecond: number;
+    /** Speculative decoding (draft model, prompt lookup, Medusa): what was proposed and accepted. */
+    speculative?: SpeculativeStats;
+  };
 }
 
-function buildProcessors(o: GenerateOptions, promptLen: number): { chain: LogitsProcessor[]; greedy: boolean } {
+export function buildProcessors(o: GenerateOptions, promptLen: number): { chain: LogitsProcessor[]; greedy: boolean } {
   const chain: LogitsProcessor[] = [];
   if (o.repetitionPenalty !== undefined && o.repetitionPenalty !== 1) chain.push(new RepetitionPenalty(o.repetitionPenalty));
   if (o.frequencyPenalty || o.presencePenalty) chain.push(new FrequencyPresencePenalty(o.frequencyPenalty ?? 0, o.presencePenalty ?? 0, promptLen));
@@ -124,7 +128,7 @@ export class Sequence {
   private emitted = 0;
   private cutByString = false;
   private readonly chain: LogitsProcessor[];
-  readonly greedy: boolean;
+  private readonly greedy: boolean;
   private readonly hooked: SequenceProcessor[];
 
   constructor(readonly index: number, readonly prompt: readonly number[], private readonly opts: GenerateOptions, private readonly stopIds: Set<number>, readonly maxNew: number) {
@@ -135,24 +139,29 @@ export class Sequence {
     for (const p of this.hooked) p.begin?.(this.ids, Math.max(maxNew, 0));
   }
 
+  /** Greedy decoding (temperature 0): the next token is the argmax of the processed logits. */
+  get isGreedy(): boolean { return this.greedy; }
+
   /** Pick the next token from this step's logits (changed in place by the processors). */
   take(logits: Float32Array, g: Generator): number {
-    const raw = this.opts.logprobs || this.opts.topLogprobs ? logSoftmaxOf(logits) : null;
-    this.process(logits);
-    return this.push(this.greedy ? argmaxOf(logits) : sampleFrom(logits, g), raw);
-  }
-
-  /** Apply the processor chain to logits, in place, for the sequence so far (what take() samples from). */
-  process(logits: Float32Array): void {
-    for (const p of this.chain) p.process(this.ids, logits);
+    const raw = this.process(logits);
+    return this.emit(this.greedy ? argmaxOf(logits) : sampleFrom(logits, g), raw);
   }
 
   /**
-   * Append a token chosen elsewhere (speculative decoding's accepted candidates): stop ids and
-   * strings, streaming, the budget, as take(). `raw`: the log-softmax of the step's unprocessed
-   * logits, when log-probabilities are asked for.
+   * Apply the processor chain to this step's logits in place (for the sequence so far); returns
+   * the unprocessed log-probabilities when logprobs are asked for (pass them to emit()).
+   * Speculative decoding calls process() and emit() itself to choose the token in between.
    */
-  push(id: number, raw: Float32Array | null): number {
+  process(logits: Float32Array): Float32Array | null {
+    const { opts } = this;
+    const raw = opts.logprobs || opts.topLogprobs ? logSoftmaxOf(logits) : null;
+    for (const p of this.chain) p.process(this.ids, logits);
+    return raw;
+  }
+
+  /** Add the chosen token (a stop id ends the sequence instead); `raw` as process() returned it. */
+  emit(id: number, raw: Float32Array | null): number {
     const { opts } = this;
     if (this.stopIds.has(id)) { this.done = true; this.finish = 'stop'; return id; }
     this.ids.push(id);

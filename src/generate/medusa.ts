@@ -27,7 +27,7 @@ import { Generator } from '../tensor/random.js';
 import type { CausalLM, DecodeState } from '../models/causal.js';
 import { Sequence, prepareRequest, resultOf, rowsOf } from './generate.js';
 import type { GenerateOptions, GenerationResult } from './generate.js';
-import { logSoftmaxOf } from './sample.js';
+import { argmaxOf, sampleFrom } from './sample.js';
 import type { SpeculativeStats, SpeculativeResult, SteppedGeneration } from './stepped.js';
 
 /** What tree decoding needs of Medusa heads: K heads mapping hidden states (…, D) to logits (…, V). */
@@ -229,7 +229,7 @@ export class MedusaGeneration implements SteppedGeneration {
     for (let i = 1; i < n; i++) tokens[i] = top[tree.head[i]][tree.rank[i]];
     const depth = Array.from(tree.depth.subarray(0, n));
     const mask = n === tree.size ? tree.mask : subMask(tree.mask, tree.size, n);
-    const start = st.length, wantRaw = !!(this.opts.logprobs || this.opts.topLogprobs);
+    const start = st.length;
     this.guesses = noGrad(() => scope(() => {
       const h = model.hidden(T.tensor(tokens, [1, n], 'i32'), st, { tree: { depth, mask } });
       const rows = rowsOf(T.contiguous(model.project(h)), n, V);
@@ -240,11 +240,10 @@ export class MedusaGeneration implements SteppedGeneration {
         const logits = rows[cur];
         let next = -1;
         if (this.typical) {
-          const unprocessed = logits.slice();
-          seq.process(logits);
+          const raw = seq.process(logits);
           next = typicalChild(logits, tree.children[cur].filter((c) => c < n), tokens, this.threshold, this.alpha);
-          if (next >= 0) seq.push(tokens[next], wantRaw ? logSoftmaxOf(unprocessed) : null);
-          else this.pending = seq.take(unprocessed, this.g);
+          if (next >= 0) seq.emit(tokens[next], raw);
+          else this.pending = seq.emit(seq.isGreedy ? argmaxOf(logits) : sampleFrom(logits, this.g), raw);
         } else {
           const id = seq.take(logits, this.g);
           next = tree.children[cur].find((c) => c < n && tokens[c] === id) ?? -1;

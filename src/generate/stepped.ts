@@ -7,6 +7,8 @@ import { Generation } from './generate.js';
 import type { GenerateOptions, GenerationResult } from './generate.js';
 import { MedusaGeneration } from './medusa.js';
 import type { MedusaOptions } from './medusa.js';
+import { SpeculativeGeneration } from './speculative.js';
+import type { ChainSpeculativeOptions } from './speculative.js';
 
 export interface SpeculativeStats {
   method: 'medusa' | 'draft' | 'lookup';
@@ -17,16 +19,19 @@ export interface SpeculativeStats {
   /** Proposed tokens accepted. */
   accepted: number;
   /**
-   * Tokens emitted per call of the target model, the prefill (which gives the first token)
-   * included: emitted / (steps + 1). Plain decoding gives 1.
+   * Tokens emitted per call of the target model that produces tokens (Medusa's prefill gives
+   * the first token and counts; a draft or lookup decoding's prefill feeds all but the last
+   * prompt token and does not): plain decoding gives 1.
    */
   meanAcceptedLength: number;
   /** accepted / drafted. */
   acceptanceRate: number;
+  /** Set when the request was decoded plainly instead (e.g. a target whose state cannot roll back): why. */
+  fallback?: string;
 }
 
 /** A generation result with the speculative method's statistics. */
-export type SpeculativeResult = GenerationResult & { stats: { speculative: SpeculativeStats } };
+export type SpeculativeResult = GenerationResult & { stats: GenerationResult['stats'] & { speculative: SpeculativeStats } };
 
 /**
  * What a server drives: a generation advanced one model call at a time (Generation, and each
@@ -44,6 +49,14 @@ export interface SteppedGeneration {
 export interface SpeculativeOptions {
   /** Medusa heads and their tree. */
   medusa?: MedusaOptions;
+  /** A draft model of the same vocabulary. */
+  draft?: CausalLM;
+  /** Prompt lookup (n-gram matches in the prompt and the text so far). */
+  lookup?: ChainSpeculativeOptions['lookup'];
+  /** Draft tokens per step (draft model, default 4). */
+  numDraft?: number;
+  /** The draft length schedule (HF's num_assistant_tokens_schedule). */
+  draftSchedule?: ChainSpeculativeOptions['draftSchedule'];
 }
 
 /** The generation for a request: speculative when asked (one prompt), plain otherwise. */
@@ -52,8 +65,9 @@ export function newGeneration(model: CausalLM, prompts: number[] | number[][], o
   if (!spec || !Object.values(spec).some((v) => v !== undefined)) return new Generation(model, prompts, opts);
   const batch = Array.isArray(prompts[0]) ? (prompts as number[][]) : [prompts as number[]];
   if (batch.length !== 1) throw new RangeError(`speculative decoding takes one prompt at a time, got ${batch.length}`);
-  const methods = Object.entries(spec).filter(([, v]) => v !== undefined).map(([k]) => k);
-  if (methods.length > 1) throw new RangeError(`speculative decoding: one method at a time, got ${methods.join(' and ')}`);
-  if (spec.medusa) return new MedusaGeneration(model, batch[0], { ...opts, medusa: spec.medusa });
-  throw new RangeError(`speculative decoding: unknown method ${methods[0]}`);
+  const methods = (['medusa', 'draft', 'lookup'] as const).filter((k) => spec[k] !== undefined);
+  if (methods.length !== 1) throw new RangeError(`speculative decoding: give one method of medusa, draft, lookup${methods.length ? `, got ${methods.join(' and ')}` : ''}`);
+  const plain: GenerateOptions = { ...opts, speculative: undefined };
+  if (spec.medusa) return new MedusaGeneration(model, batch[0], { ...plain, medusa: spec.medusa });
+  return new SpeculativeGeneration(model, batch[0], { ...plain, draft: spec.draft, lookup: spec.lookup, numDraft: spec.numDraft, draftSchedule: spec.draftSchedule });
 }

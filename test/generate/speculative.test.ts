@@ -1,0 +1,287 @@
+// Chain speculative decoding (draft model, prompt lookup): greedy output equal to plain greedy
+// decoding token for token (several target/draft pairs, LLaMA, Qwen2 and Mamba, both backends);
+// sampled output distributed as plain sampling — chi-square of the first three tokens' joint
+// distribution against the target's exact distribution enumerated with full forwards (no
+// decoding state); prompt lookup's HF semantics; no extra work when nothing matches; bad input.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import * as T from '../../src/index.js';
+import { init, shutdown, scope, noGrad, withBackend, Tensor, Generator, createModel, loadModel, generate, DecodeStateError } from '../../src/index.js';
+import type { CausalLM, DecodeState } from '../../src/index.js';
+import { speculativeGenerate, SpeculativeGeneration, lookupDraft, canRollBack, SpeculativeError, Temperature, TopK } from '../../src/generate/index.js';
+import type { ChainSpeculativeOptions } from '../../src/generate/index.js';
+import { BACKENDS, fixture, fixturePath } from '../helpers.js';
+
+before(async () => { await init({ threads: 2 }); });
+after(async () => { await shutdown(); });
+
+function llamaFixture(name: string): CausalLM {
+  const fx = fixture<any>(`llama/${name}.json`);
+  const model = createModel(fx.config);
+  const buf = readFileSync(fixturePath(`llama/${name}.safetensors`));
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+  scope(() => {
+    const sd: Record<string, Tensor> = {};
+    for (const [k, info] of Object.entries<any>(header)) {
+      if (k === '__metadata__') continue;
+      const b = buf.subarray(8 + n + info.data_offsets[0], 8 + n + info.data_offsets[1]);
+      sd[k] = T.tensor(new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)), info.shape);
+    }
+    model.loadStateDict(sd);
+  });
+  return model;
+}
+
+/** A tiny random LLaMA (vocabulary V) with logits far from uniform. */
+function tiny(seed: number, V = 5): CausalLM {
+  return createModel({
+    model_type: 'llama', vocab_size: V, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2,
+    num_key_value_heads: 1, max_position_embeddings: 32, initializer_range: 0.5, tie_word_embeddings: false, eos_token_id: null, bos_token_id: null,
+  }, `tiny${seed}`, { generator: new Generator(seed) });
+}
+
+let gqa: CausalLM, mha: CausalLM, qwen: CausalLM, mamba: CausalLM;
+before(async () => {
+  gqa = llamaFixture('llama_gqa_untied');
+  mha = llamaFixture('llama_mha_tied');
+  qwen = llamaFixture('qwen2_bias');
+  mamba = (await loadModel(fixturePath('mamba/tied'))).model;
+});
+
+test('lookupDraft follows HF prompt lookup: longest n-gram first, earliest match with a continuation, up to numDraft', () => {
+  // the last 2 ids [5, 6] occurred at 1 (followed by 7, 8, 5, 6 …)
+  assert.deepEqual(lookupDraft([4, 5, 6, 7, 8, 5, 6], 3, 3), [7, 8, 5]);
+  // the 3-gram [9, 5, 6] never occurred before; the 2-gram [5, 6] did
+  assert.deepEqual(lookupDraft([5, 6, 1, 2, 9, 5, 6], 3, 10), [1, 2, 9, 5, 6]);
+  // the earliest match wins over a later, longer-continued one; the continuation stops at the end
+  assert.deepEqual(lookupDraft([3, 1, 3, 2, 3], 1, 10), [1, 3, 2, 3]);
+  assert.deepEqual(lookupDraft([3, 1, 3, 2, 3], 2, 10), [1, 3, 2, 3], 'n = 2 finds nothing: n = 1');
+  assert.deepEqual(lookupDraft([1, 2, 3, 4], 3, 10), [], 'no id repeats');
+  assert.deepEqual(lookupDraft([7, 7], 3, 10), [7], 'a match that ends right before the tail');
+  assert.deepEqual(lookupDraft([7], 3, 10), []);
+});
+
+const same = (a: CausalLM, b: CausalLM, name: string) => ({ a, b, name });
+test('greedy: draft-model and prompt-lookup decoding give plain greedy decoding\'s tokens (both backends)', () => {
+  const pairs = [same(gqa, mha, 'llama ← llama'), same(qwen, mamba, 'qwen2 ← mamba'), same(mamba, gqa, 'mamba ← llama'), same(mha, mha, 'draft = target')];
+  const prompts = [[34, 37, 20, 32, 53], [42, 16, 10, 31, 14, 42, 16, 10], [7]];
+  for (const backend of BACKENDS) {
+    withBackend(backend, () => {
+      for (const [pi, prompt] of prompts.entries()) {
+        for (const { a: target, b: draft, name } of pairs) {
+          for (const extra of [{}, { repetitionPenalty: 1.3 }]) {
+            const opts = { maxNewTokens: 24, stopIds: [], logprobs: true, ...extra };
+            const plain = generate(target, prompt, opts);
+            const what = `${backend} ${name} prompt ${pi} ${JSON.stringify(extra)}`;
+            for (const spec of [{ draft, numDraft: 3 }, { draft, numDraft: 5, draftSchedule: 'heuristic' as const }, { lookup: { ngram: 2, numDraft: 4 } }]) {
+              const r = speculativeGenerate(target, prompt, { ...opts, ...spec });
+              assert.deepEqual(r.ids[0], plain.ids[0], `${what} ${Object.keys(spec)[0]}`);
+              r.logprobs![0].forEach((lp, i) => assert.ok(Math.abs(lp - plain.logprobs![0][i]) < 1e-4, `${what}: logprob ${i}`));
+              const s = r.stats.speculative;
+              assert.ok(s.steps >= 1 && s.steps <= 24 && s.accepted <= s.drafted);
+              assert.ok(Math.abs(s.meanAcceptedLength - 24 / s.steps) < 1e-9, `${what}: every step emits its accepted tokens + 1`);
+              if (draft === target && 'draft' in spec) assert.equal(s.acceptanceRate, 1, 'a draft equal to the target is always right');
+            }
+          }
+        }
+      }
+    });
+  }
+});
+
+test('greedy: stop ids, stop strings, streaming and the token budget behave as in plain decoding', () => {
+  const prompt = [34, 37, 20, 32, 53];
+  const ref = generate(gqa, prompt, { maxNewTokens: 20, stopIds: [], repetitionPenalty: 1.3 }).ids[0];
+  const tok = { decode: (ids: number[]) => ids.map((i) => String.fromCharCode(97 + (i % 26))).join('') };
+  const stop = tok.decode(ref).slice(9, 11);
+  for (const spec of [{ draft: mha }, { draft: gqa }, { lookup: {} }] as ChainSpeculativeOptions[]) {
+    const common = { repetitionPenalty: 1.3, ...spec };
+    const byId = speculativeGenerate(gqa, prompt, { ...common, maxNewTokens: 20, stopIds: [ref[6]] });
+    assert.deepEqual(byId.ids[0], ref.slice(0, ref.indexOf(ref[6])));
+    assert.equal(byId.finishReason[0], 'stop');
+    const streamed: string[] = [];
+    const ids: number[] = [];
+    const s = speculativeGenerate(gqa, prompt, { ...common, maxNewTokens: 20, stopIds: [], tokenizer: tok, stopStrings: [stop], onToken: (e) => { streamed.push(e.text); if (e.id >= 0) ids.push(e.id); } });
+    const plain = generate(gqa, prompt, { repetitionPenalty: 1.3, maxNewTokens: 20, stopIds: [], tokenizer: tok, stopStrings: [stop] });
+    assert.equal(s.text![0], plain.text![0]);
+    assert.equal(streamed.join(''), s.text![0]);
+    assert.deepEqual(ids, s.ids[0], 'one event per emitted token');
+    assert.equal(s.finishReason[0], 'stop');
+    for (const n of [0, 1, 2, 7]) assert.deepEqual(speculativeGenerate(gqa, prompt, { ...common, maxNewTokens: n, stopIds: [] }).ids[0], ref.slice(0, n), `budget ${n}`);
+  }
+});
+
+test('prompt lookup with nothing to copy: one single-token target forward per token, as plain decoding', () => {
+  const calls: number[] = [];
+  const counted = Object.create(gqa) as CausalLM;
+  counted.forward = (ids: Tensor, state?: DecodeState | null, o?: any) => { calls.push(ids.shape[1]); return gqa.forward(ids, state, o); };
+  // A huge repetition penalty: no id repeats, so no n-gram of the text occurred before.
+  const opts = { maxNewTokens: 16, stopIds: [], repetitionPenalty: 1e6 };
+  const prompt = [34, 37, 20, 32, 53];
+  const plain = generate(gqa, prompt, opts).ids[0];
+  assert.equal(new Set([...prompt, ...plain]).size, prompt.length + plain.length, 'the setting repeats no id');
+  assert.ok(canRollBack(counted)); // (a probe, once per model)
+  calls.length = 0;
+  const r = speculativeGenerate(counted, prompt, { ...opts, lookup: {} });
+  assert.deepEqual(r.ids[0], plain);
+  assert.deepEqual(r.stats.speculative, { method: 'lookup', steps: 16, drafted: 0, accepted: 0, meanAcceptedLength: 1, acceptanceRate: 0 });
+  // the prompt less its last id (prefill), then one id per step
+  assert.deepEqual(calls, [4, ...new Array(16).fill(1)]);
+});
+
+/**
+ * The exact distribution of the first three generated ids (V³ cells) under temperature and
+ * top-k: full forwards of prompt + prefix (no decoding state), processed as the processors define.
+ */
+function exactJoint(model: CausalLM, prompt: number[], temperature: number, topK: number): Float64Array {
+  const V = model.config.vocab_size;
+  const next = (ids: number[]): Float64Array => noGrad(() => scope(() => {
+    const l = Float32Array.from(T.slice(model.forward(T.tensor([ids], [1, ids.length], 'i32')), 1, -1).toArray());
+    new Temperature(temperature).process(ids, l);
+    new TopK(topK).process(ids, l);
+    const m = Math.max(...l), e = Array.from(l, (x) => (x === -Infinity ? 0 : Math.exp(x - m))), s = e.reduce((a, b) => a + b, 0);
+    return Float64Array.from(e, (x) => x / s);
+  }));
+  const out = new Float64Array(V ** 3);
+  const p1 = next(prompt);
+  for (let a = 0; a < V; a++) {
+    if (!p1[a]) continue;
+    const p2 = next([...prompt, a]);
+    for (let b = 0; b < V; b++) {
+      if (!p2[b]) continue;
+      const p3 = next([...prompt, a, b]);
+      for (let c = 0; c < V; c++) out[(a * V + b) * V + c] = p1[a] * p2[b] * p3[c];
+    }
+  }
+  return out;
+}
+
+/** Pearson's chi-square of counts against probabilities, cells with expectation < 5 pooled; and its degrees of freedom. */
+function chiSquare(counts: number[], p: Float64Array, n: number): { chi2: number; df: number } {
+  let chi2 = 0, cells = 0, poolO = 0, poolE = 0;
+  p.forEach((pi, i) => {
+    const e = pi * n;
+    if (e < 5) { poolO += counts[i]; poolE += e; return; }
+    chi2 += (counts[i] - e) ** 2 / e;
+    cells++;
+  });
+  if (poolE > 0) { chi2 += (poolO - poolE) ** 2 / poolE; cells++; }
+  return { chi2, df: cells - 1 };
+}
+
+/** The chi-square quantile at upper tail probability 1e-4 (Wilson–Hilferty; z = 3.719). */
+function chi2Critical(df: number): number {
+  const h = 2 / (9 * df);
+  return df * (1 - h + 3.719 * Math.sqrt(h)) ** 3;
+}
+
+function drawJoint(target: CausalLM, prompt: number[], n: number, spec: ChainSpeculativeOptions): { counts: number[]; drafted: number; accepted: number } {
+  const V = target.config.vocab_size;
+  const counts = new Array(V ** 3).fill(0);
+  let drafted = 0, accepted = 0;
+  for (let i = 0; i < n; i++) {
+    const r = speculativeGenerate(target, prompt, { maxNewTokens: 3, stopIds: [], temperature: 1.3, topK: 4, seed: 1000 + i, ...spec });
+    const [a, b, c] = r.ids[0];
+    counts[(a * V + b) * V + c]++;
+    drafted += r.stats.speculative.drafted;
+    accepted += r.stats.speculative.accepted;
+  }
+  return { counts, drafted, accepted };
+}
+
+test('sampling with a draft model: the first three tokens are distributed as the target\'s (chi-square)', () => {
+  // Target and draft are different random models (their next-token distributions differ by
+  // ~0.8 in total variation), so accepting drafts blindly, or resampling a rejected position from
+  // p instead of the residual, moves the joint distribution far past the threshold.
+  const target = tiny(1), draft = tiny(2), prompt = [1, 3, 0, 2], N = 4000;
+  const exact = exactJoint(target, prompt, 1.3, 4);
+  const { counts, drafted, accepted } = drawJoint(target, prompt, N, { draft, numDraft: 2 });
+  const { chi2, df } = chiSquare(counts, exact, N);
+  assert.ok(chi2 < chi2Critical(df), `chi-square ${chi2.toFixed(1)} with ${df} degrees of freedom (critical ${chi2Critical(df).toFixed(1)})`);
+  assert.ok(drafted > N && accepted > 0.1 * drafted && accepted < 0.9 * drafted, `the rule both accepts and rejects (${accepted}/${drafted})`);
+  target.dispose();
+  draft.dispose();
+});
+
+for (const backoff of [true, false]) {
+  test(`sampling with prompt lookup (backoff ${backoff}): the first three tokens are distributed as the target's (chi-square)`, () => {
+    // The prompt repeats, so lookup proposes its continuation; the proposals are often rejected.
+    const target = tiny(3), prompt = [1, 3, 0, 2, 4, 1, 3], N = 3000;
+    const exact = exactJoint(target, prompt, 1.3, 4);
+    const { counts, drafted, accepted } = drawJoint(target, prompt, N, { lookup: { ngram: 2, numDraft: 2, backoff } });
+    const { chi2, df } = chiSquare(counts, exact, N);
+    assert.ok(chi2 < chi2Critical(df), `chi-square ${chi2.toFixed(1)} with ${df} degrees of freedom (critical ${chi2Critical(df).toFixed(1)})`);
+    assert.ok(drafted >= N && accepted > 0.1 * drafted && accepted < 0.9 * drafted, `the rule both accepts and rejects (${accepted}/${drafted})`);
+    target.dispose();
+  });
+}
+
+test('prompt lookup backs off after rejected proposals (and HF behaviour without backoff)', () => {
+  // Hot sampling: the copied continuations are mostly rejected.
+  const prompt = [42, 16, 10, 31, 14, 42, 16, 10, 31, 14, 42, 16];
+  const opts = { maxNewTokens: 40, stopIds: [], temperature: 3, seed: 2 };
+  const on = speculativeGenerate(gqa, prompt, { ...opts, lookup: {} }).stats.speculative;
+  const off = speculativeGenerate(gqa, prompt, { ...opts, lookup: { backoff: false } }).stats.speculative;
+  assert.ok(off.acceptanceRate < 0.3, `mostly rejected (${off.accepted}/${off.drafted})`);
+  assert.ok(on.drafted < off.drafted / 2, `backoff proposes less: ${on.drafted} vs ${off.drafted}`);
+});
+
+/** A model whose decoding states cannot roll back (as a family without snapshots would). */
+function noRollback(model: CausalLM): CausalLM {
+  const m = Object.create(model) as CausalLM;
+  m.newState = (batch: number, maxLength?: number) => {
+    const s = model.newState(batch, maxLength);
+    return new Proxy(s, {
+      get(t, k) {
+        if (k === 'truncate') return (n: number) => { if (n !== t.length) throw new DecodeStateError('test state: cannot roll back'); };
+        const v = Reflect.get(t, k, t);
+        return typeof v === 'function' ? v.bind(t) : v;
+      },
+    });
+  };
+  return m;
+}
+
+test('bad input: clear errors before decoding; a target that cannot roll back decodes plainly and says so', () => {
+  const prompt = [34, 37, 20];
+  const small = tiny(4, 5);
+  assert.throws(() => speculativeGenerate(gqa, prompt, { draft: small }), (e: Error) => e instanceof SpeculativeError && /draft model's vocabulary \(vocab_size 5, llama\) differs from the target's \(vocab_size 64/.test(e.message));
+  assert.throws(() => speculativeGenerate(gqa, [prompt, prompt], { lookup: {} }), /one prompt at a time, got a batch of 2/);
+  assert.throws(() => speculativeGenerate(gqa, prompt, { lookup: {}, draft: mha }), /not both/);
+  assert.throws(() => speculativeGenerate(gqa, prompt, {}), /give a draft model/);
+  assert.throws(() => speculativeGenerate(gqa, prompt, { draft: mha, numDraft: 0 }), /numDraft must be a positive integer, got 0/);
+  assert.throws(() => speculativeGenerate(gqa, prompt, { lookup: { ngram: 1.5 } }), /lookup.ngram must be a positive integer/);
+  assert.throws(() => speculativeGenerate(gqa, prompt, { draft: noRollback(mha) }), /draft model's decoding state \(llama\) cannot roll back/);
+  const plain = generate(gqa, prompt, { maxNewTokens: 10, stopIds: [] });
+  const r = speculativeGenerate(noRollback(gqa), prompt, { maxNewTokens: 10, stopIds: [], draft: mha });
+  assert.deepEqual(r.ids[0], plain.ids[0]);
+  assert.match(r.stats.speculative.fallback ?? '', /cannot roll back: decoded plainly/);
+  assert.equal(r.stats.speculative.steps, 10);
+  assert.equal(r.stats.speculative.meanAcceptedLength, 1);
+  small.dispose();
+});
+
+test('SpeculativeGeneration steps one target forward at a time (for a server) and can be cancelled', () => {
+  const prompt = [42, 16, 10, 31, 14, 42, 16, 10];
+  const opts = { maxNewTokens: 20, stopIds: [], lookup: {} };
+  const whole = speculativeGenerate(gqa, prompt, opts);
+  const g = new SpeculativeGeneration(gqa, prompt, opts);
+  assert.equal(g.step(), true, 'the prefill');
+  assert.equal(g.sequences[0].out.length, 0);
+  const lengths: number[] = [];
+  while (g.step()) lengths.push(g.sequences[0].out.length);
+  lengths.push(g.sequences[0].out.length);
+  lengths.forEach((n, i) => assert.ok(n > (i ? lengths[i - 1] : 0), 'each step emits at least one token'));
+  assert.deepEqual(g.result().ids, whole.ids);
+  assert.equal(g.result().stats.speculative.steps, lengths.length);
+  const c = new SpeculativeGeneration(gqa, prompt, { ...opts, draft: mha, lookup: undefined });
+  c.step();
+  c.step();
+  c.cancel();
+  assert.equal(c.step(), false);
+  const part = c.result();
+  assert.ok(part.ids[0].length >= 1 && part.ids[0].length <= 5);
+  assert.deepEqual(part.ids[0], whole.ids[0].slice(0, part.ids[0].length));
+});
