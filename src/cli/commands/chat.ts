@@ -10,17 +10,20 @@ import { applyChatTemplate, chatTemplateFromConfig, CHATML_TEMPLATE } from '../.
 import type { ChatMessage } from '../../tokenizers/chat.js';
 import { readTokenizerConfig } from '../../tokenizers/load.js';
 import { num, samplingFrom, samplingOptions } from './generate.js';
+import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculativeLine, speculativeOptions, speculativeUsage } from '../speculative.js';
 
 export const usage = `tslm chat --model <hf-dir|file.bin|file.gguf> [--system "…"] [--tokenizer FILE]
       [--max-tokens N] [--temperature T] [--top-p P] … [--threads N]
+${speculativeUsage}
     Interactive chat (one message per line; /reset clears the history, /exit or EOF quits).
-    Uses the chat template of tokenizer_config.json, or ChatML when the model has none.`;
+    Uses the chat template of tokenizer_config.json, or ChatML when the model has none.
+${speculativeHelp}`;
 
 /** ChatML, for models without a template of their own. */
 export const DEFAULT_CHAT_TEMPLATE = CHATML_TEMPLATE;
 
 export async function run(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { model: { type: 'string' }, system: { type: 'string' }, tokenizer: { type: 'string' }, ...samplingOptions } });
+  const { values } = parseArgs({ args: normalizeSpeculativeArgs(args), options: { model: { type: 'string' }, system: { type: 'string' }, tokenizer: { type: 'string' }, ...samplingOptions, ...speculativeOptions } });
   if (!values.model) { console.error('tslm chat: --model is required'); return 2; }
   const opts = samplingFrom(values);
   await init({ threads: num(values.threads, 'threads', (x) => Number.isInteger(x) && x > 0) });
@@ -31,6 +34,7 @@ export async function run(args: string[]): Promise<number> {
     const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer });
     if (!tokenizer) throw new Error(`${values.model}: chat needs a tokenizer; pass --tokenizer`);
     model.eval();
+    const speculative = await speculativeFrom(values, model);
     let template = DEFAULT_CHAT_TEMPLATE, bosToken = '', eosToken = '<|im_end|>';
     const cfgFile = path.join(existsSync(values.model) && !values.model.endsWith('.gguf') && !values.model.endsWith('.bin') ? values.model : path.dirname(values.model), 'tokenizer_config.json');
     if (existsSync(cfgFile)) {
@@ -50,9 +54,10 @@ export async function run(args: string[]): Promise<number> {
       history.push({ role: 'user', content: line });
       const text = applyChatTemplate(history, { template, addGenerationPrompt: true, bosToken, eosToken });
       const ids = tokenizer.encode(text, { specials: true });
-      const r = generate(model, ids, { ...opts, stopIds, stopStrings: eosToken ? [eosToken] : undefined, tokenizer, onToken: (e) => process.stdout.write(e.text) });
+      const r = generate(model, ids, { ...opts, stopIds, stopStrings: eosToken ? [eosToken] : undefined, tokenizer, onToken: (e) => process.stdout.write(e.text), speculative: speculative ?? undefined });
       process.stdout.write('\n');
       console.error(`[prefill ${r.stats.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${r.stats.decodeTokensPerSecond.toFixed(1)} tok/s]`);
+      if (r.stats.speculative) console.error(`[${speculativeLine(r.stats.speculative)}]`);
       history.push({ role: 'assistant', content: r.text![0] });
       prompt();
     }

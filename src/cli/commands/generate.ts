@@ -8,15 +8,18 @@ import { loadAdapter } from '../../lora/peft.js';
 import type { GenerateOptions } from '../../generate/generate.js';
 import { readFileSync } from 'node:fs';
 import { constraintProcessor, TokenVocab } from '../../structured/index.js';
+import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculativeLine, speculativeOptions, speculativeUsage } from '../speculative.js';
 
 export const usage = `tslm generate --model <hf-dir|file.bin|file.gguf> [--prompt "…"] [--max-tokens N]
       [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R]
       [--seed S] [--stop STR]… [--tokenizer FILE] [--adapter DIR] [--print-ids] [--threads N]
       [--schema FILE.json | --regex RE | --grammar FILE.gbnf]
+${speculativeUsage}
     Generate from a prompt (from BOS when none is given); text streams to stdout, prefill and
     decode tokens/s go to stderr. --print-ids prints the generated ids on the last line.
     --schema/--regex/--grammar constrain the output (JSON Schema, regex, llama.cpp GBNF).
-    --adapter applies a LoRA adapter (PEFT directory) to the model.`;
+    --adapter applies a LoRA adapter (PEFT directory) to the model.
+${speculativeHelp}`;
 
 export const samplingOptions = {
   'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' },
@@ -47,9 +50,9 @@ export function samplingFrom(values: Record<string, unknown>): GenerateOptions {
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
-    args,
+    args: normalizeSpeculativeArgs(args),
     options: { model: { type: 'string' }, prompt: { type: 'string' }, tokenizer: { type: 'string' }, adapter: { type: 'string' }, 'print-ids': { type: 'boolean', default: false }, ...samplingOptions,
-      schema: { type: 'string' }, regex: { type: 'string' }, grammar: { type: 'string' } },
+      schema: { type: 'string' }, regex: { type: 'string' }, grammar: { type: 'string' }, ...speculativeOptions },
   });
   if (!values.model) { console.error('tslm generate: --model is required'); return 2; }
   const opts = samplingFrom(values);
@@ -74,13 +77,15 @@ export async function run(args: string[]): Promise<number> {
       opts.processors = [constraintProcessor(constraint, tokenizer)];
       eos = TokenVocab.fromTokenizer(tokenizer).eosIds;
     }
+    const speculative = await speculativeFrom(values, model);
     const r = generate(model, prompt, {
       ...opts, stopIds: eos, stopStrings: values.stop, tokenizer: tokenizer ?? undefined,
-      onToken: tokenizer ? (e) => process.stdout.write(e.text) : undefined,
+      onToken: tokenizer ? (e) => process.stdout.write(e.text) : undefined, speculative: speculative ?? undefined,
     });
     if (tokenizer) process.stdout.write('\n');
     const s = r.stats;
     console.error(`prefill: ${s.promptTokens} tokens, ${s.prefillTokensPerSecond.toFixed(1)} tok/s; decode: ${s.decodeTokens} tokens, ${s.decodeTokensPerSecond.toFixed(1)} tok/s; finish: ${r.finishReason[0]}`);
+    if (s.speculative) console.error(speculativeLine(s.speculative));
     if (values['print-ids'] || !tokenizer) console.log(r.ids[0].join(' '));
     model.dispose();
   } finally {

@@ -4,25 +4,30 @@ import { UsageError } from '../main.js';
 import { init, shutdown } from '../../backend/index.js';
 import { startServer } from '../../serve/server.js';
 import { num } from './generate.js';
+import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculativeOptions, speculativeUsage } from '../speculative.js';
 
 export const usage = `tslm serve --model <hf-dir|file.bin|file.gguf> [--port 8080] [--host 127.0.0.1]
       [--models-dir DIR] [--model-id ID] [--tokenizer FILE] [--threads N]
       [--max-active 4] [--max-queue 64] [--max-tokens-limit 4096] [--max-prompt-tokens N]
       [--max-body-bytes 4194304] [--batch-rows 8] [--batch-positions 4096] [--quiet]
+${speculativeUsage}
     OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models,
     /health) and the playground page at http://HOST:PORT/. --models-dir offers every model
     directory or checkpoint directly inside DIR by its name. Binds to 127.0.0.1 unless --host
     says otherwise. Concurrent requests share model calls (continuous batching) up to
-    --batch-rows sequences (0: each request decodes on its own).`;
+    --batch-rows sequences (0: each request decodes on its own). With a speculative method
+    (for --model), requests of n = 1 decode speculatively on their own; n > 1 falls back to
+    plain decoding, and the response's usage.speculative says so.
+${speculativeHelp}`;
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
-    args,
+    args: normalizeSpeculativeArgs(args),
     options: {
       model: { type: 'string' }, 'models-dir': { type: 'string' }, 'model-id': { type: 'string' }, tokenizer: { type: 'string' },
       port: { type: 'string' }, host: { type: 'string' }, threads: { type: 'string' },
       'max-active': { type: 'string' }, 'max-queue': { type: 'string' }, 'max-tokens-limit': { type: 'string' }, 'max-prompt-tokens': { type: 'string' }, 'max-body-bytes': { type: 'string' }, 'batch-rows': { type: 'string' }, 'batch-positions': { type: 'string' },
-      quiet: { type: 'boolean' },
+      quiet: { type: 'boolean' }, ...speculativeOptions,
     },
   });
   if (!values.model && !values['models-dir']) throw new UsageError('--model (or --models-dir) is required');
@@ -42,6 +47,7 @@ export async function run(args: string[]): Promise<number> {
     limits: { ...(maxTokens ? { maxTokens } : {}), ...(maxBody ? { maxBodyBytes: maxBody } : {}), ...(maxPrompt ? { maxPromptTokens: maxPrompt } : {}),
       ...(batchRows !== undefined ? { batchRows } : {}), ...(batchPositions ? { batchPositions } : {}) },
     log: values.quiet ? undefined : (line) => console.error(line),
+    speculative: (model) => speculativeFrom(values, model),
   });
   // The first stdout line is the address (scripts and tests read it).
   console.log(`tslm serve: listening on ${server.url} (models: ${server.registry.ids().join(', ')})`);

@@ -1,0 +1,116 @@
+// The speculative decoding flags shared by `tslm generate`, `tslm chat` and `tslm serve`:
+//   --medusa DIR [--medusa-choices JSON|FILE] [--medusa-acceptance exact|typical]
+//                [--posterior-threshold P] [--posterior-alpha A]
+//   --draft-model DIR [--num-draft N] [--draft-schedule constant|heuristic]
+//   --lookup [N] [--lookup-ngram N]          (N: tokens proposed per step, default 10)
+import { existsSync, readFileSync } from 'node:fs';
+import { UsageError } from './main.js';
+import { loadModel } from '../io/model.js';
+import { loadMedusaHeads } from '../io/medusa.js';
+import type { CausalLM } from '../models/causal.js';
+import type { SpeculativeOptions, SpeculativeStats } from '../generate/stepped.js';
+
+export const speculativeUsage = `      [--medusa DIR [--medusa-choices JSON|FILE] [--medusa-acceptance exact|typical]
+       [--posterior-threshold P] [--posterior-alpha A]
+       | --draft-model DIR [--num-draft N] [--draft-schedule constant|heuristic]
+       | --lookup [N] [--lookup-ngram N]]`;
+
+export const speculativeHelp = `    Speculative decoding (one sequence at a time; greedy output is plain greedy output, sampled
+    output keeps plain sampling's distribution, except --medusa-acceptance typical):
+    --medusa DIR    Medusa heads (tslm medusa train) verified as a tree in one forward;
+    --draft-model DIR  a small model of the same vocabulary proposes --num-draft tokens (4);
+    --lookup [N]    up to N tokens (10) copied from the prompt where its last --lookup-ngram
+                    tokens (3, down to 1) occurred before.`;
+
+export const speculativeOptions = {
+  medusa: { type: 'string' }, 'medusa-choices': { type: 'string' }, 'medusa-acceptance': { type: 'string' },
+  'posterior-threshold': { type: 'string' }, 'posterior-alpha': { type: 'string' },
+  'draft-model': { type: 'string' }, 'num-draft': { type: 'string' }, 'draft-schedule': { type: 'string' },
+  lookup: { type: 'string' }, 'lookup-ngram': { type: 'string' },
+} as const;
+
+/** `--lookup` takes an optional value: give it the default when none follows. */
+export function normalizeSpeculativeArgs(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    out.push(args[i]);
+    if (args[i] === '--lookup' && (i + 1 >= args.length || !/^\d+$/.test(args[i + 1]))) out[out.length - 1] = '--lookup=10';
+  }
+  return out;
+}
+
+function posInt(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (!Number.isInteger(x) || x < 1) throw new UsageError(`--${flag}: expected a positive integer, got '${v}'`);
+  return x;
+}
+
+function unit(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (!(x >= 0) || !Number.isFinite(x)) throw new UsageError(`--${flag}: expected a number ≥ 0, got '${v}'`);
+  return x;
+}
+
+/** medusa_choices from a JSON string or a file holding one (a list, or an object with medusa_choices). */
+function readChoices(v: string): number[][] {
+  let text = v;
+  if (!v.trim().startsWith('[') && !v.trim().startsWith('{')) {
+    if (!existsSync(v)) throw new UsageError(`--medusa-choices: '${v}' is neither JSON nor a file`);
+    text = readFileSync(v, 'utf8');
+  }
+  let x: unknown;
+  try {
+    x = JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`--medusa-choices: not JSON (${(e as Error).message})`);
+  }
+  if (x && typeof x === 'object' && !Array.isArray(x)) x = (x as Record<string, unknown>).medusa_choices;
+  if (!Array.isArray(x)) throw new UsageError('--medusa-choices: expected a list of index paths, e.g. [[0], [0, 0], [1]]');
+  return x as number[][];
+}
+
+/**
+ * The speculative options the flags ask for (loading Medusa heads or the draft model, checked
+ * against `model` before any decoding), or null when none is given.
+ */
+export async function speculativeFrom(values: Record<string, unknown>, model: CausalLM): Promise<SpeculativeOptions | null> {
+  const v = values as Record<string, string | undefined>;
+  const given = ['medusa', 'draft-model', 'lookup'].filter((k) => v[k] !== undefined);
+  if (given.length > 1) throw new UsageError(`give one of --medusa, --draft-model, --lookup (got ${given.map((k) => `--${k}`).join(' and ')})`);
+  const stray = (flags: string[], owner: string) => {
+    for (const f of flags) if (v[f] !== undefined && v[owner] === undefined) throw new UsageError(`--${f} needs --${owner}`);
+  };
+  stray(['medusa-choices', 'medusa-acceptance', 'posterior-threshold', 'posterior-alpha'], 'medusa');
+  stray(['num-draft', 'draft-schedule'], 'draft-model');
+  stray(['lookup-ngram'], 'lookup');
+  if (v.medusa !== undefined) {
+    const { heads } = await loadMedusaHeads(v.medusa, { base: model });
+    const acceptance = v['medusa-acceptance'];
+    if (acceptance !== undefined && acceptance !== 'exact' && acceptance !== 'typical') throw new UsageError(`--medusa-acceptance: exact or typical, got '${acceptance}'`);
+    return {
+      medusa: {
+        heads, acceptance, choices: v['medusa-choices'] !== undefined ? readChoices(v['medusa-choices']) : undefined,
+        posteriorThreshold: unit(v['posterior-threshold'], 'posterior-threshold'), posteriorAlpha: unit(v['posterior-alpha'], 'posterior-alpha'),
+      },
+    };
+  }
+  if (v['draft-model'] !== undefined) {
+    const { model: draft } = await loadModel(v['draft-model']);
+    draft.eval();
+    const schedule = v['draft-schedule'];
+    if (schedule !== undefined && schedule !== 'constant' && schedule !== 'heuristic') throw new UsageError(`--draft-schedule: constant or heuristic, got '${schedule}'`);
+    return { draft, numDraft: posInt(v['num-draft'], 'num-draft'), draftSchedule: schedule };
+  }
+  if (v.lookup !== undefined) {
+    return { lookup: { numDraft: posInt(v.lookup, 'lookup'), ngram: posInt(v['lookup-ngram'], 'lookup-ngram') } };
+  }
+  return null;
+}
+
+/** One line of what a speculative decoding achieved (stderr of generate and chat). */
+export function speculativeLine(s: SpeculativeStats): string {
+  if (s.fallback) return `speculative (${s.method}): off — ${s.fallback}`;
+  return `speculative (${s.method}): ${s.steps} verification steps, mean accepted length ${s.meanAcceptedLength.toFixed(2)} tokens per model call, acceptance rate ${(100 * s.acceptanceRate).toFixed(1)}% (${s.accepted}/${s.drafted})`;
+}
