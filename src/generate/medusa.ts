@@ -16,18 +16,19 @@
 // output has the plain sampling distribution (a candidate is a point-mass draft: accepted iff the
 // draw equals it). 'typical' is Medusa's typical acceptance: a child is accepted when its
 // probability under the processed distribution exceeds min(posterior_threshold,
-// posterior_alpha · exp(−entropy)) — the most likely accepted child is followed (the Medusa repo
-// compares whole paths and keeps the longest; following the likeliest child finds it in all but
-// rare ties) — faster at high temperature, no longer exact.
+// posterior_alpha · exp(−entropy)); the deepest path accepted throughout is kept (ties: the
+// likeliest), as the Medusa repo keeps the longest accepted candidate — faster at high
+// temperature, no longer exact.
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
 import { scope } from '../tensor/storage.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Generator } from '../tensor/random.js';
 import type { CausalLM, DecodeState } from '../models/causal.js';
-import { Sequence, prepareRequest, resultOf, rowsOf } from './generate.js';
+import { Sequence, buildProcessors, prepareRequest, resultOf, rowsOf } from './generate.js';
+import type { LogitsProcessor } from './processors.js';
 import type { GenerateOptions, GenerationResult } from './generate.js';
-import { argmaxOf, sampleFrom } from './sample.js';
+import { sampleFrom } from './sample.js';
 import type { SpeculativeStats, SpeculativeResult, SteppedGeneration } from './stepped.js';
 
 /** What tree decoding needs of Medusa heads: K heads mapping hidden states (…, D) to logits (…, V). */
@@ -45,16 +46,13 @@ export class MedusaChoicesError extends Error {
 }
 
 /**
- * The default tree: 15 candidates over 4 heads (depth ≤ 4), small enough that verifying it costs
- * a CPU little more than one decoding step; the likeliest guesses of the nearer heads get the
- * most branches.
+ * The default tree: 7 candidates over 4 heads (depth ≤ 4), so that a step verifies 8 tokens —
+ * the most the matmul kernels' few-row paths take at about the cost of two decoding steps on a
+ * CPU (more rows cost about one step per two rows): the chain of every head's best guess, and
+ * the second-best guesses of the two nearest heads.
  */
 export const DEFAULT_MEDUSA_CHOICES: readonly (readonly number[])[] = [
-  [0], [1], [2],
-  [0, 0], [0, 1], [1, 0], [0, 2],
-  [0, 0, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0],
-  [0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0],
-  [0, 1, 0, 0],
+  [0], [1], [0, 0], [0, 1], [1, 0], [0, 0, 0], [0, 0, 0, 0],
 ];
 
 /** A validated candidate tree (node 0 is the root: the pending token). */
@@ -158,6 +156,8 @@ export class MedusaGeneration implements SteppedGeneration {
   private readonly heads: MedusaHeadsLike;
   private readonly tree: MedusaTree;
   private readonly typical: boolean;
+  /** The built-in processors (typical acceptance scores nodes with them, on a copy of the ids). */
+  private readonly chain: LogitsProcessor[];
   private readonly threshold: number;
   private readonly alpha: number;
   private readonly prompt: number[];
@@ -180,6 +180,7 @@ export class MedusaGeneration implements SteppedGeneration {
     this.tree = buildMedusaTree(choices, m.heads.numHeads, model.config.vocab_size);
     this.typical = m.acceptance === 'typical';
     if (this.typical && !opts.temperature) throw new RangeError('typical acceptance samples: give a temperature > 0 (greedy Medusa decoding is exact)');
+    this.chain = buildProcessors({ ...opts, processors: undefined }, prompt.length).chain;
     this.threshold = m.posteriorThreshold ?? 0.09;
     this.alpha = m.posteriorAlpha ?? 0.3;
     const { batch, maxNew, stopIds } = prepareRequest(model, prompt, opts);
@@ -233,24 +234,30 @@ export class MedusaGeneration implements SteppedGeneration {
     this.guesses = noGrad(() => scope(() => {
       const h = model.hidden(T.tensor(tokens, [1, n], 'i32'), st, { tree: { depth, mask } });
       const rows = rowsOf(T.contiguous(model.project(h)), n, V);
-      // Walk the tree as plain decoding chooses (or by typical acceptance).
       let cur = 0;
       const path = [0];
-      for (;;) {
-        const logits = rows[cur];
-        let next = -1;
-        if (this.typical) {
-          const raw = seq.process(logits);
-          next = typicalChild(logits, tree.children[cur].filter((c) => c < n), tokens, this.threshold, this.alpha);
-          if (next >= 0) seq.emit(tokens[next], raw);
-          else this.pending = seq.emit(seq.isGreedy ? argmaxOf(logits) : sampleFrom(logits, this.g), raw);
-        } else {
-          const id = seq.take(logits, this.g);
-          next = tree.children[cur].find((c) => c < n && tokens[c] === id) ?? -1;
-          if (next < 0) this.pending = id;
+      if (this.typical) {
+        // Medusa's typical acceptance: the longest accepted path (ties: the likeliest), then its
+        // tokens, then a draw at its last node.
+        for (const c of this.typicalPath(rows, tokens, n).slice(1)) {
+          const raw = seq.process(rows[cur]);
+          seq.emit(tokens[c], raw);
+          if (seq.done) break;
+          path.push(c);
+          cur = c;
         }
-        if (next >= 0) { path.push(next); cur = next; }
-        if (next < 0 || seq.done) break;
+        if (!seq.done) {
+          const logits = rows[cur], raw = seq.process(logits);
+          this.pending = seq.emit(sampleFrom(logits, this.g), raw);
+        }
+      } else {
+        // Walk the tree as plain decoding chooses: a child is accepted when it carries that choice.
+        for (;;) {
+          const id = seq.take(rows[cur], this.g);
+          const next = tree.children[cur].find((c) => c < n && tokens[c] === id) ?? -1;
+          if (next >= 0) { path.push(next); cur = next; } else this.pending = id;
+          if (next < 0 || seq.done) break;
+        }
       }
       stats.steps++;
       stats.drafted += tree.depth[n - 1];
@@ -258,6 +265,38 @@ export class MedusaGeneration implements SteppedGeneration {
       st.compact(start, path);
       return seq.done ? [] : readOut(model, heads, T.slice(h, 1, cur, cur + 1), V)[1];
     }));
+  }
+
+  /**
+   * Typical acceptance over the first n nodes: node i's logits, processed by the built-in
+   * processors with the sequence so far and the tokens of i's path, accept child c when
+   * p(tokens[c]) > min(posterior_threshold, posterior_alpha · exp(−entropy)). Returns the root-to-
+   * node path of the deepest node whose every edge is accepted (ties: the largest Σ log p).
+   */
+  private typicalPath(rows: Float32Array[], tokens: Int32Array, n: number): number[] {
+    const { tree } = this;
+    const ok = new Uint8Array(n), score = new Float64Array(n), ids = new Map<number, number[]>([[0, [...this.seq.ids]]]);
+    ok[0] = 1;
+    let best = 0;
+    for (let i = 0; i < n; i++) {
+      if (!ok[i]) continue;
+      const kids = tree.children[i].filter((c) => c < n);
+      if (!kids.length) continue;
+      const logits = rows[i].slice(), mine = ids.get(i)!;
+      for (const p of this.chain) p.process(mine, logits);
+      const { probs, cut } = typicalCut(logits, this.threshold, this.alpha);
+      for (const c of kids) {
+        const p = probs[tokens[c]];
+        if (!(p > cut)) continue;
+        ok[c] = 1;
+        score[c] = score[i] + Math.log(p);
+        ids.set(c, [...mine, tokens[c]]);
+        if (tree.depth[c] > tree.depth[best] || (tree.depth[c] === tree.depth[best] && score[c] > score[best])) best = c;
+      }
+    }
+    const path: number[] = [];
+    for (let a = best; a >= 0; a = tree.parent[a]) path.unshift(a);
+    return path;
   }
 
   private end(): void {
@@ -313,25 +352,17 @@ function subMask(mask: Uint8Array, size: number, n: number): Uint8Array {
   return out;
 }
 
-/**
- * Typical acceptance at one node: of its children, the likeliest whose token's probability under
- * the processed logits exceeds min(threshold, alpha · exp(−entropy)); −1 when none does.
- */
-function typicalChild(logits: Float32Array, children: number[], tokens: Int32Array, threshold: number, alpha: number): number {
+/** Softmax of processed logits and typical acceptance's cut: min(threshold, alpha · exp(−entropy)). */
+function typicalCut(logits: Float32Array, threshold: number, alpha: number): { probs: Float64Array; cut: number } {
   let mx = -Infinity;
   for (const v of logits) if (v > mx) mx = v;
+  const probs = new Float64Array(logits.length);
   let z = 0;
-  for (const v of logits) z += Math.exp(v - mx);
+  for (let i = 0; i < logits.length; i++) z += (probs[i] = Math.exp(logits[i] - mx));
   let entropy = 0;
-  for (const v of logits) {
-    const p = Math.exp(v - mx) / z;
+  for (let i = 0; i < probs.length; i++) {
+    const p = (probs[i] /= z);
     if (p > 0) entropy -= p * Math.log(p);
   }
-  const cut = Math.min(threshold, alpha * Math.exp(-entropy));
-  let best = -1, bestP = -1;
-  for (const c of children) {
-    const p = Math.exp(logits[tokens[c]] - mx) / z;
-    if (p > cut && p > bestP) { best = c; bestP = p; }
-  }
-  return best;
+  return { probs, cut: Math.min(threshold, alpha * Math.exp(-entropy)) };
 }

@@ -1,0 +1,152 @@
+// `tslm bench speculative`: plain decoding beside Medusa heads, a draft model and prompt lookup
+// on a model trained by tslm (stories15M's shape on the quickstart corpus; a quickstart-size
+// draft; 4 Medusa heads trained on the base's own greedy text — all trained once and cached by
+// speculative_models.ts under bench/.cache/speculative): wall-clock decode tokens/s on an
+// input-grounded prompt (a passage twice, then its beginning again: the continuation can copy it)
+// and on an open prompt (little to copy), greedy (outputs checked identical to plain) and sampled,
+// at 1 and 2 threads; mean accepted length and acceptance rate.
+//
+//   node dist/bench/speculative.js [--threads 1,2] [--reps N] [--tokens N] [--json]
+//   node dist/bench/speculative.js <model dir> [draft dir] [medusa dir]   (other models)
+import { existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { init, shutdown } from '../src/backend/index.js';
+import { loadModel } from '../src/io/model.js';
+import { generate } from '../src/generate/generate.js';
+import type { SpeculativeOptions, SpeculativeStats } from '../src/generate/stepped.js';
+import { loadMedusaHeads } from '../src/io/medusa.js';
+import type { MedusaHeads } from '../src/nn/medusa.js';
+import { trainMedusa } from '../src/train/medusa.js';
+import { CACHE, prepareModels } from './speculative_models.js';
+import type { GenerateOptions, GenerationResult } from '../src/generate/generate.js';
+
+export interface ChainRow {
+  threads: number;
+  prompt: 'grounded' | 'open';
+  mode: 'greedy' | 'sampled';
+  method: 'plain' | 'medusa' | 'lookup' | 'draft';
+  prompt_tokens: number;
+  tokens: number;
+  decode_tokens_per_s: number;
+  /** decode tokens/s over plain decoding's (same prompt, mode and threads). */
+  speedup: number;
+  mean_accepted_length: number | null;
+  acceptance_rate: number | null;
+  /** Greedy: the output equals plain greedy decoding's. */
+  identical: boolean | null;
+}
+
+/** The grounded prompt is this passage twice, then its start again: the rest is there to copy. */
+export const GROUNDED_TEXT = 'Mr. Johnson, the new director of the museum, told the board that the building needs a new roof.';
+
+export async function benchSpeculativeModels(opts: {
+  model: string; draft?: string; medusa?: string; threads?: number[]; tokens?: number; reps?: number; log?: (line: string) => void;
+  grounded?: string; open?: string; lookup?: { ngram?: number; numDraft?: number }; numDraft?: number; choices?: number[][];
+}): Promise<ChainRow[]> {
+  const log = opts.log ?? (() => {});
+  const rows: ChainRow[] = [];
+  for (const threads of opts.threads ?? [1, 2]) {
+    await init({ threads, backend: 'wasm' });
+    try {
+      const { model, tokenizer } = await loadModel(opts.model);
+      const draft = opts.draft ? (await loadModel(opts.draft)).model : null;
+      const heads: MedusaHeads | null = opts.medusa ? (await loadMedusaHeads(opts.medusa, { base: model })).heads : null;
+      model.eval();
+      draft?.eval();
+      if (!tokenizer) throw new Error(`bench speculative: no tokenizer in ${opts.model}`);
+      const text = opts.grounded ?? GROUNDED_TEXT;
+      const grounded = tokenizer.encode(`${text}\n${text}\n${text.slice(0, 30)}`);
+      const open = tokenizer.encode(opts.open ?? 'Once upon a time');
+      const ctx = model.contextLength;
+      for (const [name, prompt] of [['grounded', grounded], ['open', open]] as const) {
+        const tokens = Math.min(opts.tokens ?? 64, ctx - prompt.length);
+        for (const mode of ['greedy', 'sampled'] as const) {
+          const base: GenerateOptions = { maxNewTokens: tokens, stopIds: [], ...(mode === 'sampled' ? { temperature: 0.7, topP: 0.9, seed: 1 } : {}) };
+          const methods: [ChainRow['method'], SpeculativeOptions | null][] = [['plain', null]];
+          if (heads) methods.push(['medusa', { medusa: { heads, choices: opts.choices } }]);
+          if (draft) methods.push(['draft', { draft, numDraft: opts.numDraft }]);
+          methods.push(['lookup', { lookup: opts.lookup ?? {} }]);
+          let plainRate = 0, plainIds: number[] = [];
+          for (const [method, spec] of methods) {
+            const run = (): GenerationResult => generate(model, prompt, spec ? { ...base, speculative: spec } : base);
+            const r = best(run, opts.reps ?? 5);
+            const rate = r.stats.decodeTokens / (r.stats.decodeMs / 1000);
+            if (method === 'plain') { plainRate = rate; plainIds = r.ids[0]; }
+            const s = (r.stats as { speculative?: SpeculativeStats }).speculative;
+            const row: ChainRow = {
+              threads, prompt: name, mode, method, prompt_tokens: prompt.length, tokens: r.ids[0].length,
+              decode_tokens_per_s: round(rate), speedup: round(rate / plainRate),
+              mean_accepted_length: s ? round(s.meanAcceptedLength) : null, acceptance_rate: s ? round(s.acceptanceRate) : null,
+              identical: mode === 'greedy' ? JSON.stringify(r.ids[0]) === JSON.stringify(plainIds) : null,
+            };
+            rows.push(row);
+            log(`${String(threads).padStart(7)}  ${name.padEnd(8)} ${mode.padEnd(7)} ${method.padEnd(6)} ${String(row.tokens).padStart(6)} ${row.decode_tokens_per_s.toFixed(1).padStart(9)} ${`${row.speedup.toFixed(2)}×`.padStart(8)}` +
+              (s ? ` ${row.mean_accepted_length!.toFixed(2).padStart(9)} ${row.acceptance_rate!.toFixed(2).padStart(11)}` : `${'-'.padStart(10)}${'-'.padStart(12)}`) + (row.identical === false ? '  OUTPUT DIFFERS' : row.identical ? '  identical' : ''));
+          }
+        }
+      }
+      model.dispose();
+      draft?.dispose();
+      heads?.dispose();
+    } finally {
+      await shutdown();
+    }
+  }
+  return rows;
+}
+
+/** The run with the shortest decode time of reps runs (after a warm-up run). */
+function best(run: () => GenerationResult, reps: number): GenerationResult {
+  run();
+  let b: GenerationResult | null = null;
+  for (let i = 0; i < reps; i++) {
+    const r = run();
+    if (!b || r.stats.decodeMs < b.stats.decodeMs) b = r;
+  }
+  return b!;
+}
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+export const HEADER = `${'threads'.padStart(7)}  ${'prompt'.padEnd(8)} ${'mode'.padEnd(7)} ${'method'.padEnd(6)} ${'tokens'.padStart(6)} ${'tok/s'.padStart(9)} ${'speedup'.padStart(8)} ${'accepted'.padStart(9)} ${'acceptance'.padStart(11)}`;
+
+/**
+ * The benchmark on the cached models (trained on first use: see speculative_models.ts), with
+ * Medusa heads trained on the base (cached too).
+ */
+export async function benchSpeculative(opts: { threads?: number[] | number; reps?: number; tokens?: number; log?: (line: string) => void } = {}): Promise<ChainRow[]> {
+  const log = opts.log ?? (() => {});
+  const threads = typeof opts.threads === 'number' ? [opts.threads] : opts.threads ?? [1, 2];
+  await init({ threads: Math.max(...threads) });
+  let models;
+  const medusa = path.join(CACHE, 'medusa');
+  try {
+    models = await prepareModels({ log });
+    if (!existsSync(path.join(medusa, 'done.json'))) {
+      log(`training Medusa heads on the base (4 heads × 1 layer, Medusa-1 on its own greedy text) → ${medusa}`);
+      const r = await trainMedusa({ model: models.base, out: medusa, heads: 4, layers: 1, log });
+      writeFileSync(path.join(medusa, 'done.json'), JSON.stringify({ accuracy: r.after }) + '\n');
+      r.base.dispose();
+      r.heads.dispose();
+    }
+  } finally {
+    await shutdown();
+  }
+  log(`\nbase ${models.base} (stories15M shape), draft ${models.draft} (quickstart), Medusa heads ${medusa}; best of ${opts.reps ?? 5} runs after a warm-up; speedup: decode tokens/s over plain decoding's; accepted: tokens per target call`);
+  log(HEADER);
+  return benchSpeculativeModels({ model: models.base, draft: models.draft, medusa, threads, reps: opts.reps, tokens: opts.tokens ?? 96, log });
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string' }, reps: { type: 'string' }, tokens: { type: 'string' }, json: { type: 'boolean', default: false } } });
+  const threads = values.threads?.split(',').map(Number);
+  const common = { threads, reps: values.reps ? Number(values.reps) : undefined, tokens: values.tokens ? Number(values.tokens) : undefined, log: values.json ? undefined : (l: string) => console.log(l) };
+  const rows = positionals.length
+    ? (console.log(HEADER), await benchSpeculativeModels({ model: positionals[0], draft: positionals[1], medusa: positionals[2], ...common }))
+    : await benchSpeculative(common);
+  if (values.json) console.log(JSON.stringify(rows));
+}
