@@ -11,11 +11,12 @@ import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
 import { attention, embedding, rope, ropeQkvToCache, ropeTables, softmax, swiglu } from '../tensor/nn.js';
 import { scope, unscoped } from '../tensor/storage.js';
-import { isGradEnabled, noGrad } from '../tensor/autograd.js';
+import { isGradEnabled } from '../tensor/autograd.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
 import { ShapeError, fmtShape } from '../tensor/errors.js';
 import { Module } from '../nn/module.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
+import { fusedRows, plainLinear, shareStorage } from '../nn/fused.js';
 import { SparseMoeBlock } from '../nn/moe.js';
 import type { MoeOptions, RouterRecord } from '../nn/moe.js';
 import { ConfigError, boolField, idsField, intField, numField } from './config.js';
@@ -617,44 +618,6 @@ interface Positions {
 function applyRope(x: Tensor, pos: Positions): Tensor {
   if (!pos.rows) return rope(x, pos.cos, pos.sin, { seqDim: 1 });
   return T.concat(pos.rows.map((r, b) => rope(T.slice(x, 0, b, b + 1), r.cos, r.sin, { seqDim: 1 })), 0);
-}
-
-/**
- * Put the weights of linear layers with the same input size in one storage, adjacent rows
- * (each layer's weight stays a parameter of its own: a view), so that inference can run them
- * as one matmul (fusedRows).
- */
-function shareStorage(ls: Linear[]): void {
-  const all = unscoped(() => noGrad(() => T.concat(ls.map((l) => l.weight), 0)));
-  let row = 0;
-  for (const l of ls) {
-    const n = l.weight.shape[0];
-    l.weight.dispose();
-    l.weight = noGrad(() => T.slice(all, 0, row, row + n)).requiresGrad_();
-    row += n;
-  }
-}
-
-/**
- * The weights of linear layers as one (Σ out, in) matrix when they are plain Linear layers
- * without biases whose weights are still adjacent in one storage (shareStorage; not after
- * LoRA wrapped a layer or a weight was replaced); else null.
- */
-function fusedRows(ls: Module[]): Tensor | null {
-  let rows = 0;
-  const first = (ls[0] as Linear).weight;
-  for (const l of ls) {
-    if (!plainLinear(l)) return null;
-    const w = l.weight;
-    if (w.dtype !== 'f32' || w.storage !== first.storage || w.offset !== first.offset + rows * first.shape[1] || w.shape[1] !== first.shape[1] || !w.isContiguous()) return null;
-    rows += w.shape[0];
-  }
-  return new Tensor(first.storage, [rows, first.shape[1]], [first.shape[1], 1], first.offset, 'f32');
-}
-
-/** A Linear layer as constructed here (not a subclass or an adapter in its place), without bias. */
-function plainLinear(l: Module): l is Linear {
-  return l instanceof Linear && l.constructor === Linear && !l.bias;
 }
 
 export { ConfigError };

@@ -21,12 +21,11 @@ import { isGradEnabled } from '../tensor/autograd.js';
 import { ShapeError, NonFiniteError } from '../tensor/errors.js';
 import { H } from '../backend/heap.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
-import { unscoped } from '../tensor/storage.js';
-import { noGrad } from '../tensor/autograd.js';
 import { MAX_MOE_SLOTS, moeExpertsInto_ } from '../tensor/moe.js';
 import type { MoeSlot } from '../tensor/moe.js';
 import { Module } from './module.js';
 import { Linear } from './layers.js';
+import { fusedRows, plainLinear, shareStorage } from './fused.js';
 
 /** A SwiGLU MLP, down(silu(gate(x)) · up(x)), its three linears named as the checkpoint names them. */
 export class SwiGLU extends Module {
@@ -251,38 +250,6 @@ function topK(p: ArrayLike<number>, row: number, E: number, chosen: Int32Array, 
     }
     chosen[at + j] = best;
   }
-}
-
-/** A Linear layer as constructed (not a subclass or an adapter in its place), f32 weight, no bias. */
-function plainLinear(l: unknown): l is Linear {
-  return l instanceof Linear && l.constructor === Linear && !l.bias && l.weight.dtype === 'f32' && l.weight.isContiguous();
-}
-
-/**
- * Put the weights of linear layers with the same input size in one storage, adjacent rows, each
- * weight staying a parameter of its own (a view), so that inference can run them as one matmul.
- */
-function shareStorage(ls: Linear[]): void {
-  const all = unscoped(() => noGrad(() => T.concat(ls.map((l) => l.weight), 0)));
-  let row = 0;
-  for (const l of ls) {
-    const n = l.weight.shape[0];
-    l.weight.dispose();
-    l.weight = noGrad(() => T.slice(all, 0, row, row + n)).requiresGrad_();
-    row += n;
-  }
-}
-
-/** The weights of plain linear layers as one (Σ out, in) matrix while they are still adjacent rows of one storage; else null. */
-function fusedRows(ls: Linear[]): Tensor | null {
-  const first = ls[0].weight, cols = first.shape[1];
-  let rows = 0;
-  for (const l of ls) {
-    const w = l.weight;
-    if (!plainLinear(l) || w.storage !== first.storage || w.offset !== first.offset + rows * cols || w.shape[1] !== cols) return null;
-    rows += w.shape[0];
-  }
-  return new Tensor(first.storage, [rows, cols], [cols, 1], first.offset, 'f32');
 }
 
 /** values (N, k) = x[t, chosen[t·k + j]] for x (N, E), with x's gradient. */
