@@ -35,6 +35,8 @@ import type { SpeculativeStats, SpeculativeResult, SteppedGeneration } from './s
 export interface MedusaHeadsLike {
   readonly numHeads: number;
   forward(h: Tensor): Tensor[];
+  /** Head k alone (optional: lets decoding skip the heads its tree does not use). */
+  forwardHead?(h: Tensor, k: number): Tensor;
 }
 
 /** A malformed medusa_choices (named entry and fault). */
@@ -46,14 +48,13 @@ export class MedusaChoicesError extends Error {
 }
 
 /**
- * The default tree: 7 candidates over 4 heads (depth ≤ 4), so that a step verifies 8 tokens —
- * the most the matmul kernels' few-row paths take at about the cost of two decoding steps on a
- * CPU (more rows cost about one step per two rows): the chain of every head's best guess, and
- * the second-best guesses of the two nearest heads.
+ * The default tree: the chain of the four heads' best guesses. On a CPU verifying a token costs
+ * compute (a step of T tokens costs about T/2.5 decoding steps beyond the first few: the
+ * matmuls stop being memory-bound), so the branches of a GPU tree cost more than they gain
+ * (BENCHMARKS.md: on the stories15M-shape model a chain of 4 beat a 7-candidate tree); pass
+ * medusa_choices for another.
  */
-export const DEFAULT_MEDUSA_CHOICES: readonly (readonly number[])[] = [
-  [0], [1], [0, 0], [0, 1], [1, 0], [0, 0, 0], [0, 0, 0, 0],
-];
+export const DEFAULT_MEDUSA_CHOICES: readonly (readonly number[])[] = [[0], [0, 0], [0, 0, 0], [0, 0, 0, 0]];
 
 /** A validated candidate tree (node 0 is the root: the pending token). */
 export interface MedusaTree {
@@ -202,7 +203,7 @@ export class MedusaGeneration implements SteppedGeneration {
       // Prefill: the base model's next-token logits and the heads' guesses at the last position.
       const [base, guesses] = noGrad(() => scope(() => {
         const h = model.hidden(T.tensor([this.prompt], [1, maxLen], 'i32'), st);
-        return readOut(model, heads, T.slice(h, 1, -1), V);
+        return readOut(model, heads, T.slice(h, 1, -1), V, this.tree.topk);
       }));
       this.prefillMs = performance.now() - t0;
       if (this.maxNewTokens <= 0) { this.end(); return false; }
@@ -263,7 +264,7 @@ export class MedusaGeneration implements SteppedGeneration {
       stats.drafted += tree.depth[n - 1];
       stats.accepted += path.length - 1;
       st.compact(start, path);
-      return seq.done ? [] : readOut(model, heads, T.slice(h, 1, cur, cur + 1), V)[1];
+      return seq.done ? [] : readOut(model, heads, T.slice(h, 1, cur, cur + 1), V, tree.topk)[1];
     }));
   }
 
@@ -326,10 +327,15 @@ export class MedusaGeneration implements SteppedGeneration {
   }
 }
 
-/** The base model's logits and the heads' logits (host rows) for one hidden state (1, 1, D). */
-function readOut(model: CausalLM, heads: MedusaHeadsLike, h: Tensor, V: number): [Float32Array, Float32Array[]] {
+/**
+ * The base model's logits and the heads' logits (host rows) for one hidden state (1, 1, D); of
+ * the heads, only those the tree uses (topk[k] > 0) run when they can run one by one.
+ */
+function readOut(model: CausalLM, heads: MedusaHeadsLike, h: Tensor, V: number, topk: readonly number[]): [Float32Array, Float32Array[]] {
   const base = rowsOf(T.contiguous(model.project(h)), 1, V)[0];
-  const guesses = heads.forward(h).map((t) => rowsOf(T.contiguous(t), 1, V)[0]);
+  const one = heads.forwardHead?.bind(heads);
+  const out = one ? topk.map((k, d) => (k > 0 ? one(h, d) : null)) : heads.forward(h);
+  const guesses = out.map((t) => (t ? rowsOf(T.contiguous(t), 1, V)[0] : new Float32Array(0)));
   return [base, guesses];
 }
 

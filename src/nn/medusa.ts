@@ -113,6 +113,14 @@ export class MedusaHeads extends Module {
     return this.heads.map((head) => head.forward(h));
   }
 
+  /** Head k's logits (…, V) alone. */
+  forwardHead(h: Tensor, k: number): Tensor {
+    const D = this.config.hidden_size;
+    if (h.ndim < 1 || h.shape[h.ndim - 1] !== D) throw new ShapeError('MedusaHeads.forwardHead', `hidden states of shape ${fmtShape(h.shape)}, expected (…, ${D}) (hidden_size)`);
+    if (!Number.isInteger(k) || k < 0 || k >= this.heads.length) throw new RangeError(`MedusaHeads.forwardHead: head ${k} outside [0, ${this.heads.length})`);
+    return this.heads[k].forward(h);
+  }
+
   /** Error (naming the field) unless these heads fit a base of this hidden size and vocabulary. */
   checkBase(base: { config: { hidden_size: number; vocab_size: number } }, source = 'Medusa heads'): void {
     checkHeadsFitBase(this.config, base.config, source);

@@ -101,7 +101,7 @@ test('greedy Medusa decoding is plain greedy decoding, token for token (random h
     assert.equal(viaGenerate.stats.speculative?.method, 'medusa');
     for (const rank of [0, 1]) {
       const o = oracle(4, want, rank);
-      const r = medusaGenerate(m, prompt, { maxNewTokens: 40, stopIds: [], onToken: o.onToken, medusa: { heads: o.heads } });
+      const r = medusaGenerate(m, prompt, { maxNewTokens: 40, stopIds: [], onToken: o.onToken, medusa: { heads: o.heads, choices: [[0], [1], [0, 0], [1, 0], [0, 0, 0], [0, 0, 0, 0]] } });
       assert.deepEqual(r.ids[0], want, `seed ${seed}: oracle heads, rank ${rank}`);
       const s = r.stats.speculative;
       // rank 0: the path [0, 0, 0, 0] every step (5 tokens); rank 1: [1, 0] (3 tokens); the first token comes from the prefill
