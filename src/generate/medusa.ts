@@ -132,6 +132,11 @@ export interface MedusaOptions {
   posteriorThreshold?: number;
   /** Typical acceptance: the entropy-adapted threshold's scale (Medusa's default 0.3, √0.09). */
   posteriorAlpha?: number;
+  /**
+   * After a tree with nothing accepted, decode the next 1, 3, 7, 15, then 31 steps plainly
+   * (default true; false: a tree every step, as the Medusa repo).
+   */
+  backoff?: boolean;
 }
 
 /** Medusa decoding of one prompt; the result's stats carry `speculative`. */
@@ -171,6 +176,10 @@ export class MedusaGeneration implements SteppedGeneration {
   private guesses: Float32Array[] = [];
   private prefillMs = 0;
   private decodeMs = 0;
+  /** Back-off: trees with nothing accepted in a row, and plain steps left. */
+  private failures = 0;
+  private skip = 0;
+  private readonly backoff: boolean;
 
   constructor(private readonly model: CausalLM, prompt: number[], private readonly opts: GenerateOptions & { medusa: MedusaOptions }) {
     const m = opts.medusa;
@@ -182,6 +191,7 @@ export class MedusaGeneration implements SteppedGeneration {
     this.typical = m.acceptance === 'typical';
     if (this.typical && !opts.temperature) throw new RangeError('typical acceptance samples: give a temperature > 0 (greedy Medusa decoding is exact)');
     this.chain = buildProcessors({ ...opts, processors: undefined }, prompt.length).chain;
+    this.backoff = m.backoff ?? true;
     this.threshold = m.posteriorThreshold ?? 0.09;
     this.alpha = m.posteriorAlpha ?? 0.3;
     const { batch, maxNew, stopIds } = prepareRequest(model, prompt, opts);
@@ -225,15 +235,18 @@ export class MedusaGeneration implements SteppedGeneration {
   private verify(): void {
     const { model, heads, seq, tree, stats } = this, st = this.st!, V = model.config.vocab_size;
     // The tree's tokens: the pending root, then each node's rank-th guess of its head (cut where the context ends).
-    const n = Math.max(1, Math.min(tree.size, model.contextLength - st.length)), tokens = new Int32Array(n);
+    // During a back-off (see below) the step is plain decoding: the root alone.
+    const plain = this.skip > 0;
+    const n = plain ? 1 : Math.max(1, Math.min(tree.size, model.contextLength - st.length)), tokens = new Int32Array(n);
     tokens[0] = this.pending;
-    const top = tree.topk.map((k, d) => (k ? topIndices(this.guesses[d], k) : []));
+    const top = plain ? [] : tree.topk.map((k, d) => (k ? topIndices(this.guesses[d], k) : []));
     for (let i = 1; i < n; i++) tokens[i] = top[tree.head[i]][tree.rank[i]];
     const depth = Array.from(tree.depth.subarray(0, n));
     const mask = n === tree.size ? tree.mask : subMask(tree.mask, tree.size, n);
     const start = st.length;
+    if (plain) this.skip--;
     this.guesses = noGrad(() => scope(() => {
-      const h = model.hidden(T.tensor(tokens, [1, n], 'i32'), st, { tree: { depth, mask } });
+      const h = model.hidden(T.tensor(tokens, [1, n], 'i32'), st, n > 1 ? { tree: { depth, mask } } : {});
       const rows = rowsOf(T.contiguous(model.project(h)), n, V);
       let cur = 0;
       const path = [0];
@@ -263,8 +276,17 @@ export class MedusaGeneration implements SteppedGeneration {
       stats.steps++;
       stats.drafted += tree.depth[n - 1];
       stats.accepted += path.length - 1;
-      st.compact(start, path);
-      return seq.done ? [] : readOut(model, heads, T.slice(h, 1, cur, cur + 1), V, tree.topk)[1];
+      if (n > 1) st.compact(start, path);
+      // Back-off: after a tree with nothing accepted (the heads guessed for another branch, e.g.
+      // sampling away from their greedy training text), the next 1, 3, 7, 15, then 31 steps are
+      // plain decoding, so that a method that is not working costs about what plain decoding does.
+      if (!plain && this.backoff) {
+        if (path.length > 1) this.failures = 0;
+        else this.skip = Math.min(31, 2 ** ++this.failures - 1);
+      }
+      if (seq.done) return [];
+      const last = T.slice(h, 1, cur, cur + 1);
+      return this.skip > 0 ? [] : readOut(model, heads, last, V, tree.topk)[1];
     }));
   }
 

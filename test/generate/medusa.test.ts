@@ -184,6 +184,21 @@ test('typical acceptance: threshold 0 accepts down the deepest path, an unreacha
   const none = medusaGenerate(m, [2, 9], { maxNewTokens: 30, temperature: 0.8, seed: 5, stopIds: [], medusa: { heads, acceptance: 'typical', posteriorThreshold: 1, posteriorAlpha: 1e9 } });
   assert.equal(none.stats.speculative.accepted, 0);
   assert.equal(none.stats.speculative.steps, 29, 'the first token comes from the prefill, then one per step');
+  // back-off: after a tree with nothing accepted, 1, 3, 7, 15 plain steps; without it a tree every step
+  const trees = (backoff: boolean) => {
+    const orig = m.hidden.bind(m);
+    let n = 0;
+    m.hidden = (ids, st, o) => { if (o?.tree) n++; return orig(ids, st, o); };
+    try {
+      const r = medusaGenerate(m, [2, 9], { maxNewTokens: 30, temperature: 0.8, seed: 5, stopIds: [], medusa: { heads, acceptance: 'typical', posteriorThreshold: 1, posteriorAlpha: 1e9, backoff } });
+      assert.deepEqual(r.ids[0], none.ids[0], 'plain steps draw as the trees would: the same tokens');
+    } finally {
+      m.hidden = orig;
+    }
+    return n;
+  };
+  assert.equal(trees(true), 4, 'trees at steps 1, 3, 7 and 15 (of 29)');
+  assert.equal(trees(false), 29);
   assert.throws(() => medusaGenerate(m, [2, 9], { medusa: { heads, acceptance: 'typical' } }), /temperature > 0/);
   m.dispose();
 });
