@@ -112,6 +112,9 @@ function round(x: number): number {
   return Math.round(x * 100) / 100;
 }
 
+/** Medusa-1 steps (16 rows of 128 tokens) for the bench's heads. */
+export const MEDUSA_STEPS = 250;
+
 export const HEADER = `${'threads'.padStart(7)}  ${'prompt'.padEnd(8)} ${'mode'.padEnd(7)} ${'method'.padEnd(6)} ${'tokens'.padStart(6)} ${'tok/s'.padStart(9)} ${'speedup'.padStart(8)} ${'accepted'.padStart(9)} ${'acceptance'.padStart(11)}`;
 
 /**
@@ -127,8 +130,8 @@ export async function benchSpeculative(opts: { threads?: number[] | number; reps
   try {
     models = await prepareModels({ log });
     if (!existsSync(path.join(medusa, 'done.json'))) {
-      log(`training Medusa heads on the base (4 heads × 1 layer, Medusa-1 on its own greedy text) → ${medusa}`);
-      const r = await trainMedusa({ model: models.base, out: medusa, heads: 4, layers: 1, log });
+      log(`training Medusa heads on the base (4 heads × 1 layer, Medusa-1, ${MEDUSA_STEPS} steps on its own greedy text) → ${medusa}`);
+      const r = await trainMedusa({ model: models.base, out: medusa, heads: 4, layers: 1, steps: MEDUSA_STEPS, log });
       writeFileSync(path.join(medusa, 'done.json'), JSON.stringify({ accuracy: r.after }) + '\n');
       r.base.dispose();
       r.heads.dispose();

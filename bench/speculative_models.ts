@@ -24,6 +24,7 @@ export const DEFAULT_BASE_STEPS = 1000;
 export const DEFAULT_DRAFT_STEPS = 1500;
 
 export interface SpeculativeModels {
+  /** The models' HF directories (the runs' final checkpoints). */
   base: string;
   draft: string;
   tokenizer: string;
@@ -52,7 +53,7 @@ export async function prepareModels(o: { baseSteps?: number; draftSteps?: number
     writeFileSync(path.join(draft, 'done.json'), JSON.stringify({ steps: draftSteps, valLoss: r.valLoss }) + '\n');
     r.model.dispose();
   }
-  return { base, draft, tokenizer, data };
+  return { base: path.join(base, 'checkpoint'), draft: path.join(draft, 'checkpoint'), tokenizer, data };
 }
 
 function ready(dir: string, steps: number): boolean {

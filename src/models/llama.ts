@@ -494,7 +494,8 @@ export class LlamaForCausalLM extends CausalLM {
       const err = treeInputError(opts.tree, Tn);
       if (err) throw new ShapeError('LlamaForCausalLM', err);
       if (opts.padLeft?.some((p) => p > 0)) throw new ShapeError('LlamaForCausalLM', 'a token tree cannot be combined with left padding');
-      pos = this.treePositions(Tn, start, opts.tree);
+      // A chain (every token the child of the one before) is plain causal attention.
+      pos = isChain(opts.tree, Tn) ? this.positions(B, Tn, start) : this.treePositions(Tn, start, opts.tree);
     } else pos = this.positions(B, Tn, start, opts.padLeft);
     let h = this.model.embed_tokens.forward(ids);
     // Without autograd the layers update the residual stream in place (fewer ops and copies).
@@ -612,6 +613,12 @@ interface Positions {
   rows: { cos: Tensor; sin: Tensor }[] | null;
   /** Additive padding mask (B, 1, T, S) or null. */
   mask: Tensor | null;
+}
+
+/** Whether a (checked) token tree is a chain: depth i for token i, which sees every token before it. */
+function isChain(tree: { depth: readonly number[]; mask: Uint8Array }, Tn: number): boolean {
+  for (let i = 0; i < Tn; i++) if (tree.depth[i] !== i) return false;
+  return true; // depth i with a valid ancestor mask sees i + 1 tokens, all of 0…i
 }
 
 /** rope of x (B, T, heads, hd) with the step's positions. */
