@@ -15,6 +15,10 @@ import { parseArgs } from 'node:util';
 import { init, shutdown } from '../src/backend/index.js';
 import { loadModel } from '../src/io/model.js';
 import { generate } from '../src/generate/generate.js';
+import * as T from '../src/tensor/ops.js';
+import { noGrad } from '../src/tensor/autograd.js';
+import { scope } from '../src/tensor/storage.js';
+import type { CausalLM } from '../src/models/causal.js';
 import type { SpeculativeOptions, SpeculativeStats } from '../src/generate/stepped.js';
 import { loadMedusaHeads } from '../src/io/medusa.js';
 import type { MedusaHeads } from '../src/nn/medusa.js';
@@ -47,6 +51,7 @@ export async function benchSpeculativeModels(opts: {
 }): Promise<ChainRow[]> {
   const log = opts.log ?? (() => {});
   const rows: ChainRow[] = [];
+  const costs: ({ threads: number } & ReturnType<typeof verificationCost>)[] = [];
   for (const threads of opts.threads ?? [1, 2]) {
     await init({ threads, backend: 'wasm' });
     try {
@@ -60,6 +65,7 @@ export async function benchSpeculativeModels(opts: {
       const grounded = tokenizer.encode(`${text}\n${text}\n${text.slice(0, 30)}`);
       const open = tokenizer.encode(opts.open ?? 'Once upon a time');
       const ctx = model.contextLength;
+      costs.push({ threads, ...verificationCost(model, heads) });
       for (const [name, prompt] of [['grounded', grounded], ['open', open]] as const) {
         const tokens = Math.min(opts.tokens ?? 64, ctx - prompt.length);
         for (const mode of ['greedy', 'sampled'] as const) {
@@ -69,9 +75,11 @@ export async function benchSpeculativeModels(opts: {
           if (draft) methods.push(['draft', { draft, numDraft: opts.numDraft }]);
           methods.push(['lookup', { lookup: opts.lookup ?? {} }]);
           let plainRate = 0, plainIds: number[] = [];
-          for (const [method, spec] of methods) {
-            const run = (): GenerationResult => generate(model, prompt, spec ? { ...base, speculative: spec } : base);
-            const r = best(run, opts.reps ?? 5);
+          // The methods' runs interleaved (a warm-up round, then reps rounds), the fastest of each kept.
+          const runs = methods.map(([, spec]) => (): GenerationResult => generate(model, prompt, spec ? { ...base, speculative: spec } : base));
+          const fastest = bestInterleaved(runs, opts.reps ?? 8);
+          for (const [i, [method]] of methods.entries()) {
+            const r = fastest[i];
             const rate = r.stats.decodeTokens / (r.stats.decodeMs / 1000);
             if (method === 'plain') { plainRate = rate; plainIds = r.ids[0]; }
             const s = (r.stats as { speculative?: SpeculativeStats }).speculative;
@@ -94,18 +102,51 @@ export async function benchSpeculativeModels(opts: {
       await shutdown();
     }
   }
+  log(`\nwhat a step costs (ms, best of 30 after 60 positions of context; × one decoding step): T tokens verified in one forward (a chain), the Medusa heads on one position`);
+  for (const c of costs) {
+    log(`${c.threads} thread(s): ${c.rows.map((r) => `T=${r.tokens} ${r.ms.toFixed(2)} (${(r.ms / c.rows[0].ms).toFixed(2)}×)`).join('  ')}${c.headsMs !== null ? `  heads ${c.headsMs.toFixed(2)} (${(c.headsMs / c.rows[0].ms).toFixed(2)}×)` : ''}`);
+  }
   return rows;
 }
 
-/** The run with the shortest decode time of reps runs (after a warm-up run). */
-function best(run: () => GenerationResult, reps: number): GenerationResult {
-  run();
-  let b: GenerationResult | null = null;
-  for (let i = 0; i < reps; i++) {
-    const r = run();
-    if (!b || r.stats.decodeMs < b.stats.decodeMs) b = r;
+/**
+ * The forward of T = 1, 2, 4, 5, 8 tokens (logits of every one) after 60 positions, and the
+ * heads on one hidden state: the cost side of speculative decoding.
+ */
+function verificationCost(model: CausalLM, heads: MedusaHeads | null): { rows: { tokens: number; ms: number }[]; headsMs: number | null } {
+  const st = model.newState(1, 128);
+  const time = (f: () => void): number => {
+    let b = Infinity;
+    for (let i = 0; i < 30; i++) {
+      const t0 = performance.now();
+      noGrad(() => scope(f));
+      b = Math.min(b, performance.now() - t0);
+      st.truncate(60);
+    }
+    return b;
+  };
+  try {
+    noGrad(() => scope(() => { model.forward(T.tensor([Array.from({ length: 60 }, (_, i) => 3 + i)], [1, 60], 'i32'), st); }));
+    const rows = [1, 2, 4, 5, 8].map((n) => ({ tokens: n, ms: time(() => { model.forward(T.tensor([Array.from({ length: n }, (_, i) => 5 + i)], [1, n], 'i32'), st).data(); }) }));
+    const h = heads ? time(() => { const x = model.hidden(T.tensor([[5]], [1, 1], 'i32'), st); for (const t of heads.forward(x)) t.data(); }) - time(() => { model.hidden(T.tensor([[5]], [1, 1], 'i32'), st).data(); }) : null;
+    return { rows, headsMs: h };
+  } finally {
+    st.dispose();
   }
-  return b!;
+}
+
+
+/** Per run function, its result with the shortest decode time over reps interleaved rounds (after a warm-up round). */
+function bestInterleaved(runs: (() => GenerationResult)[], reps: number): GenerationResult[] {
+  for (const run of runs) run();
+  const out: (GenerationResult | null)[] = runs.map(() => null);
+  for (let i = 0; i < reps; i++) {
+    runs.forEach((run, j) => {
+      const r = run();
+      if (!out[j] || r.stats.decodeMs < out[j]!.stats.decodeMs) out[j] = r;
+    });
+  }
+  return out as GenerationResult[];
 }
 
 function round(x: number): number {
@@ -139,7 +180,7 @@ export async function benchSpeculative(opts: { threads?: number[] | number; reps
   } finally {
     await shutdown();
   }
-  log(`\nbase ${models.base} (stories15M shape), draft ${models.draft} (quickstart), Medusa heads ${medusa}; best of ${opts.reps ?? 5} runs after a warm-up; speedup: decode tokens/s over plain decoding's; accepted: tokens per target call`);
+  log(`\nbase ${models.base} (stories15M shape), draft ${models.draft} (quickstart), Medusa heads ${medusa}; best of ${opts.reps ?? 8} interleaved runs after a warm-up; speedup: decode tokens/s over plain decoding's; accepted: tokens per target call`);
   log(HEADER);
   return benchSpeculativeModels({ model: models.base, draft: models.draft, medusa, threads, reps: opts.reps, tokens: opts.tokens ?? 96, log });
 }
