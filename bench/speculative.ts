@@ -8,6 +8,7 @@
 //
 //   node dist/bench/speculative.js [--threads 1,2] [--reps N] [--tokens N] [--json]
 //   node dist/bench/speculative.js <model dir> [draft dir] [medusa dir]   (other models)
+//   node dist/bench/speculative.js --cost-shapes 42m,110m [--threads 1,2]  (forward cost of T tokens, random weights)
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +20,9 @@ import * as T from '../src/tensor/ops.js';
 import { noGrad } from '../src/tensor/autograd.js';
 import { scope } from '../src/tensor/storage.js';
 import type { CausalLM } from '../src/models/causal.js';
+import { createModel } from '../src/models/index.js';
+import { PRESETS } from '../src/train/presets.js';
+import { Generator } from '../src/tensor/random.js';
 import type { SpeculativeOptions, SpeculativeStats } from '../src/generate/stepped.js';
 import { loadMedusaHeads } from '../src/io/medusa.js';
 import type { MedusaHeads } from '../src/nn/medusa.js';
@@ -185,9 +189,31 @@ export async function benchSpeculative(opts: { threads?: number[] | number; reps
   return benchSpeculativeModels({ model: models.base, draft: models.draft, medusa, threads, reps: opts.reps, tokens: opts.tokens ?? 96, log });
 }
 
+/** verificationCost on random-weight models of preset shapes (the quickstart vocabulary): the cost side at other sizes. */
+export async function verificationCostAtShapes(shapes: string[], threads: number[], log: (l: string) => void): Promise<void> {
+  for (const th of threads) {
+    await init({ threads: th });
+    try {
+      for (const shape of shapes) {
+        const m = createModel({ ...PRESETS[shape], vocab_size: 2048 }, shape, { generator: new Generator(1) });
+        m.eval();
+        const c = verificationCost(m, null);
+        log(`${shape} (random weights), ${th} thread(s): ${c.rows.map((r) => `T=${r.tokens} ${r.ms.toFixed(2)} ms (${(r.ms / c.rows[0].ms).toFixed(2)}×)`).join('  ')}`);
+        m.dispose();
+      }
+    } finally {
+      await shutdown();
+    }
+  }
+}
+
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string' }, reps: { type: 'string' }, tokens: { type: 'string' }, json: { type: 'boolean', default: false } } });
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string' }, reps: { type: 'string' }, tokens: { type: 'string' }, json: { type: 'boolean', default: false }, 'cost-shapes': { type: 'string' } } });
   const threads = values.threads?.split(',').map(Number);
+  if (values['cost-shapes']) {
+    await verificationCostAtShapes(values['cost-shapes'].split(','), threads ?? [1, 2], (l) => console.log(l));
+    process.exit(0);
+  }
   const common = { threads, reps: values.reps ? Number(values.reps) : undefined, tokens: values.tokens ? Number(values.tokens) : undefined, log: values.json ? undefined : (l: string) => console.log(l) };
   const rows = positionals.length
     ? (console.log(HEADER), await benchSpeculativeModels({ model: positionals[0], draft: positionals[1], medusa: positionals[2], ...common }))
