@@ -33,9 +33,10 @@ import { generate } from '../generate/generate.js';
 import { Batcher, DataError, TokenFile, listDataFiles, readDocuments } from './data.js';
 import { DEFAULT_TRAIN_OPTIONS, createOptimizer, trainLoop } from './trainer.js';
 import type { TrainOptions, TrainState, TrainableLM } from './trainer.js';
-import { appendMetrics, progressLine, writeFileAtomic } from './report.js';
+import { appendMetrics, writeFileAtomic } from './report.js';
 import type { StepMetrics } from './report.js';
 import { brownText } from './quickstart.js';
+import { progressPrinter } from './run.js';
 
 export class MedusaTrainError extends Error {
   constructor(message: string) {
@@ -349,22 +350,6 @@ export const DEFAULT_MEDUSA_TRAIN = {
   train: { steps: 400, batchSize: 16, lr: 1e-3, warmupSteps: 40, minLrRatio: 0.1, weightDecay: 0, gradClip: 1, evalEvery: 100, evalBatches: 4, seed: 0 } as Partial<TrainOptions>,
 };
 
-function defaultProgress(): (m: StepMetrics, total: number) => void {
-  const tty = process.stderr.isTTY;
-  let lastPrint = 0;
-  return (m, total) => {
-    const heads = m.parts ? Object.entries(m.parts).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(' ') : '';
-    const line = progressLine(m, total) + (m.valLoss !== undefined ? ` | val loss ${m.valLoss.toFixed(4)} | ${heads}` : '');
-    if (tty) {
-      process.stderr.write(`\r\x1b[K${line}`);
-      if (m.valLoss !== undefined || m.step === total) process.stderr.write('\n');
-    } else if (m.valLoss !== undefined || m.step === total || performance.now() - lastPrint > 10000) {
-      process.stderr.write(line + '\n');
-      lastPrint = performance.now();
-    }
-  };
-}
-
 /** Self-distil, train, report and save: `tslm medusa train`. */
 export async function trainMedusa(o: MedusaTrainOptions): Promise<MedusaTrainResult> {
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
@@ -417,7 +402,7 @@ export async function trainMedusa(o: MedusaTrainOptions): Promise<MedusaTrainRes
     const metricsFile = path.join(o.out, 'metrics.jsonl');
     rmSync(metricsFile, { force: true });
     const metrics: StepMetrics[] = [];
-    const progress = o.progress ?? defaultProgress();
+    const progress = o.progress ?? progressPrinter((m) => ` | val loss ${m.valLoss!.toFixed(4)} | ${m.parts ? Object.entries(m.parts).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(' ') : ''}`);
     const save = async () => {
       if (lossOpts.joint) await saveModel(base, o.out, { tokenizer });
       await saveMedusaHeads(heads!, o.out, { baseModel: lossOpts.joint ? path.resolve(o.out) : path.resolve(o.model), extraConfig: lossOpts.joint ? base.configJson() : {} });

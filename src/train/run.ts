@@ -79,11 +79,15 @@ async function tokenizerSample(data: string, maxChars: number): Promise<string[]
   return texts;
 }
 
-function defaultProgress(): (m: StepMetrics, total: number) => void {
+/**
+ * Progress on stderr: the step line rewritten in place on a terminal (kept at evaluations and the
+ * end), else a line per evaluation and at most one per 10 s; `evalText` is added at evaluations.
+ */
+export function progressPrinter(evalText: (m: StepMetrics) => string): (m: StepMetrics, total: number) => void {
   const tty = process.stderr.isTTY;
   let lastPrint = 0;
   return (m, total) => {
-    const line = progressLine(m, total) + (m.valLoss !== undefined ? ` | val loss ${m.valLoss.toFixed(4)} (ppl ${m.valPerplexity!.toFixed(2)})` : '');
+    const line = progressLine(m, total) + (m.valLoss !== undefined ? evalText(m) : '');
     if (tty) {
       process.stderr.write(`\r\x1b[K${line}`);
       if (m.valLoss !== undefined || m.step === total) process.stderr.write('\n');
@@ -155,7 +159,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   log(`model: ${config.model_type}, ${paramsText(model)}, ${config.num_hidden_layers} layers × ${config.hidden_size}; ` +
     `${opts.steps} steps of ${opts.batchSize}×${opts.seqLen}${opts.gradAccum > 1 ? `×${opts.gradAccum}` : ''} tokens; train ${train.count} / val ${val.count} sequences`);
 
-  const progress = o.progress ?? defaultProgress();
+  const progress = o.progress ?? progressPrinter((m) => ` | val loss ${m.valLoss!.toFixed(4)} (ppl ${m.valPerplexity!.toFixed(2)})`);
   let lastVal: number | null = metrics.filter((m) => m.valLoss !== undefined).pop()?.valLoss ?? null;
   let checkpoint = ckDir ?? '';
   state = await trainLoop(model, opt, { train, val }, opts, state, {

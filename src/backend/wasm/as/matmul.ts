@@ -14,7 +14,7 @@
 //    (sBk = 1), axpy along contiguous rows of B when sBn = 1.
 // Work is split over threads by MR-row tiles of C (over batch×M) when there are enough,
 // otherwise by NR-column strips.
-import { fma4, hsum4 } from './simd';
+import { fma4, hsum4, rowDot4, rowSum, rowTail } from './simd';
 import { scratch } from './scratch';
 
 // Micro-tile and cache blocking.
@@ -334,36 +334,6 @@ function kern4x8(ap: usize, bp: usize, kc: i32, cp: usize, ldcb: usize, accum: b
 // matrix on one thread). Four accumulators per row hide the FMA latency. Every sum is computed
 // in the same order whatever the thread split. Threads take contiguous ranges of rows over
 // (batch, N).
-
-// Σ_k x[k]·w[k] for one row as 4 partial lanes (K & ~3 elements) plus the scalar tail.
-// @ts-ignore: decorator
-@inline function rowDot4(x: usize, w: usize, K: i32): v128 {
-  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-  const e16 = off(K & ~15);
-  for (let o: usize = 0; o < e16; o += 64) {
-    s0 = fma4(v128.load(x + o), v128.load(w + o), s0);
-    s1 = fma4(v128.load(x + o, 16), v128.load(w + o, 16), s1);
-    s2 = fma4(v128.load(x + o, 32), v128.load(w + o, 32), s2);
-    s3 = fma4(v128.load(x + o, 48), v128.load(w + o, 48), s3);
-  }
-  const e4 = off(K & ~3);
-  for (let o = e16; o < e4; o += 16) s0 = fma4(v128.load(x + o), v128.load(w + o), s0);
-  return f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3));
-}
-
-// The four lanes of rowDot4's result added: (l0 + l2) + (l1 + l3).
-// @ts-ignore: decorator
-@inline function rowSum(p: v128): f32 {
-  const q = f32x4.add(p, v128.shuffle<f32>(p, p, 2, 3, 0, 1));
-  return f32x4.extract_lane(q, 0) + f32x4.extract_lane(q, 1);
-}
-
-// @ts-ignore: decorator
-@inline function rowTail(x: usize, w: usize, K: i32): f32 {
-  let t: f32 = 0;
-  for (let k = K & ~3; k < K; k++) t += load<f32>(x + off(k)) * load<f32>(w + off(k));
-  return t;
-}
 
 function gemvRows(
   a: usize, b: usize, c: usize, N: i32, K: i32, sBn: i32,

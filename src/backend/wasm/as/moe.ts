@@ -13,7 +13,7 @@
 // (the SwiGLU applied four rows at a time). moe_down splits the D output rows: every thread
 // walks all slots, one weight matrix after another, over its own rows of h. Each element is
 // computed the same way whatever the thread count.
-import { fma4 } from './simd';
+import { rowDot4, rowSum, rowTail } from './simd';
 import { shareStart, loadN, storeN, vsigmoid } from './vmath';
 
 // i32 fields per slot in the meta block: gate, up, down, width, row, scale (f32 bits).
@@ -29,25 +29,10 @@ const SLOT: i32 = 6;
 // @ts-ignore: decorator
 @inline function slotPtr(meta: usize, s: i32, f: i32): usize { return <usize>load<u32>(field(meta, s, f)); }
 
-// Σ_k x[k]·w[k] over K elements: four f32x4 accumulators over blocks of 16, one over blocks of
-// 4, the lanes added as (l0 + l2) + (l1 + l3), then the scalar tail (as gemvRows).
+// Σ_k x[k]·w[k] over K elements, as gemvRows sums a row (simd.ts).
 // @ts-ignore: decorator
 @inline function dot(x: usize, w: usize, K: i32): f32 {
-  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-  const e16 = off(K & ~15);
-  for (let o: usize = 0; o < e16; o += 64) {
-    s0 = fma4(v128.load(x + o), v128.load(w + o), s0);
-    s1 = fma4(v128.load(x + o, 16), v128.load(w + o, 16), s1);
-    s2 = fma4(v128.load(x + o, 32), v128.load(w + o, 32), s2);
-    s3 = fma4(v128.load(x + o, 48), v128.load(w + o, 48), s3);
-  }
-  const e4 = off(K & ~3);
-  for (let o = e16; o < e4; o += 16) s0 = fma4(v128.load(x + o), v128.load(w + o), s0);
-  const p = f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3));
-  const q = f32x4.add(p, v128.shuffle<f32>(p, p, 2, 3, 0, 1));
-  let r = f32x4.extract_lane(q, 0) + f32x4.extract_lane(q, 1);
-  for (let k = K & ~3; k < K; k++) r += load<f32>(x + off(k)) * load<f32>(w + off(k));
-  return r;
+  return rowSum(rowDot4(x, w, K)) + rowTail(x, w, K);
 }
 
 // scale · silu(g) · u, lane by lane (silu as the swiglu kernel computes it).
