@@ -5,8 +5,7 @@
 // with plain decoding's text and reports usage.speculative (n > 1 falls back and says why).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,7 +14,7 @@ import { init, shutdown, createModel, saveModel, generate, loadModel, Generator 
 import { MedusaHeads } from '../../src/nn/medusa.js';
 import { saveMedusaHeads } from '../../src/io/medusa.js';
 import { applyChatTemplate } from '../../src/tokenizers/chat.js';
-import { makeTinyModelDir, CHATML } from '../serve/fixture.js';
+import { makeTinyModelDir, serveProcess, CHATML } from '../serve/fixture.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const bin = path.join(root, 'bin', 'tslm.js');
@@ -81,24 +80,9 @@ test('bad speculative flags: usage errors before loading, heads of another model
   assert.match(r.stderr, /hidden_size/);
 });
 
-/** Start `tslm serve` and resolve with its URL. */
-function serve(args: string[]): Promise<{ proc: ChildProcess; url: string }> {
-  const p = spawn(process.execPath, [bin, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let out = '', err = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${err}`)), 60000);
-    p.stderr!.on('data', (d) => { err += d; });
-    p.stdout!.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) { clearTimeout(timer); resolve({ proc: p, url: m[1] }); }
-    });
-    p.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}: ${err}`)); });
-  });
-}
 
 test('serve --medusa: chat completions equal plain decoding, usage.speculative reports it; n = 2 falls back and says so', async () => {
-  const { proc, url } = await serve(['--model', model, '--port', '0', '--threads', '1', '--quiet', '--medusa', heads]);
+  const { proc, url } = await serveProcess(['--model', model, '--port', '0', '--threads', '1', '--quiet', '--medusa', heads]);
   try {
     const messages = [{ role: 'user', content: 'Hello, world! How are you today?' }];
     const post = async (body: Record<string, unknown>) => {

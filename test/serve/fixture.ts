@@ -3,6 +3,9 @@
 // tokenizer_config.json, written as an HF directory. Its output is noise, but every token it emits
 // decodes to text.
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { trainByteLevelBPE } from '../../src/tokenizers/index.js';
@@ -39,4 +42,22 @@ export async function makeTinyModelDir(dir?: string, opts: { seed?: number; maxP
     chat_template: CHATML, bos_token: '<|endoftext|>', eos_token: '<|im_end|>',
   }, null, 2));
   return out;
+}
+
+const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'tslm.js');
+
+/** Start `tslm serve` as a process and resolve with the URL it prints on its first stdout line. */
+export function serveProcess(args: string[]): Promise<{ proc: ChildProcess; url: string }> {
+  const p = spawn(process.execPath, [bin, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return new Promise((resolve, reject) => {
+    let out = '', err = '';
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${err}`)), 60000);
+    p.stderr!.on('data', (d) => { err += d; });
+    p.stdout!.on('data', (d) => {
+      out += d;
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) { clearTimeout(timer); resolve({ proc: p, url: m[1] }); }
+    });
+    p.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}: ${err}`)); });
+  });
 }

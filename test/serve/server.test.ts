@@ -6,7 +6,6 @@
 // load test with no failed request.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, symlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,7 +20,7 @@ import { applyChatTemplate } from '../../src/tokenizers/chat.js';
 import { loadTest } from '../../src/serve/loadtest.js';
 import type { CausalLM } from '../../src/models/causal.js';
 import type { Tokenizer } from '../../src/tokenizers/tokenizer.js';
-import { makeTinyModelDir, CHATML } from './fixture.js';
+import { makeTinyModelDir, serveProcess, CHATML } from './fixture.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 let dir = '', work = '', url = '', proc: ChildProcess | null = null;
@@ -30,21 +29,6 @@ let ref: { model: CausalLM; tokenizer: Tokenizer };
 let refMamba: { model: CausalLM; tokenizer: Tokenizer };
 const ajv = new Ajv({ strict: false });
 
-/** Start `tslm serve` and resolve with the URL it prints on its first stdout line. */
-function serve(args: string[]): Promise<{ proc: ChildProcess; url: string }> {
-  const p = spawn(process.execPath, [path.join(root, 'bin', 'tslm.js'), 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let out = '', err = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${err}`)), 60000);
-    p.stderr!.on('data', (d) => { err += d; });
-    p.stdout!.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) { clearTimeout(timer); resolve({ proc: p, url: m[1] }); }
-    });
-    p.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}: ${err}`)); });
-  });
-}
 
 before(async () => {
   await init({ threads: 1 });
@@ -60,7 +44,7 @@ before(async () => {
   ref = { model: loaded.model, tokenizer: loaded.tokenizer! };
   const m = await loadModel(path.join(models, 'mamba'));
   refMamba = { model: m.model, tokenizer: m.tokenizer! };
-  ({ proc, url } = await serve(['--model', dir, '--models-dir', models, '--port', '0', '--threads', '1', '--max-active', '2', '--max-tokens-limit', '256', '--max-body-bytes', '65536', '--quiet']));
+  ({ proc, url } = await serveProcess(['--model', dir, '--models-dir', models, '--port', '0', '--threads', '1', '--max-active', '2', '--max-tokens-limit', '256', '--max-body-bytes', '65536', '--quiet']));
   client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 });
 });
 
