@@ -6,7 +6,7 @@
 // and on an open prompt (little to copy), greedy (outputs checked identical to plain) and sampled,
 // at 1 and 2 threads; mean accepted length and acceptance rate.
 //
-//   node dist/bench/speculative.js [--threads 1,2] [--reps N] [--tokens N] [--json]
+//   node dist/bench/speculative.js [--threads 1,2] [--reps N] [--tokens N] [--lookup-draft N] [--json]
 //   node dist/bench/speculative.js <model dir> [draft dir] [medusa dir]   (other models)
 //   node dist/bench/speculative.js --cost-shapes 42m,110m [--threads 1,2]  (forward cost of T tokens, random weights)
 import { existsSync, writeFileSync } from 'node:fs';
@@ -166,7 +166,7 @@ export const HEADER = `${'threads'.padStart(7)}  ${'prompt'.padEnd(8)} ${'mode'.
  * The benchmark on the cached models (trained on first use: see speculative_models.ts), with
  * Medusa heads trained on the base (cached too).
  */
-export async function benchSpeculative(opts: { threads?: number[] | number; reps?: number; tokens?: number; log?: (line: string) => void } = {}): Promise<ChainRow[]> {
+export async function benchSpeculative(opts: { threads?: number[] | number; reps?: number; tokens?: number; lookup?: { numDraft?: number }; log?: (line: string) => void } = {}): Promise<ChainRow[]> {
   const log = opts.log ?? (() => {});
   const threads = typeof opts.threads === 'number' ? [opts.threads] : opts.threads ?? [1, 2];
   await init({ threads: Math.max(...threads) });
@@ -186,7 +186,7 @@ export async function benchSpeculative(opts: { threads?: number[] | number; reps
   }
   log(`\nbase ${models.base} (stories15M shape), draft ${models.draft} (quickstart), Medusa heads ${medusa}; best of ${opts.reps ?? 8} interleaved runs after a warm-up; speedup: decode tokens/s over plain decoding's; accepted: tokens per target call`);
   log(HEADER);
-  return benchSpeculativeModels({ model: models.base, draft: models.draft, medusa, threads, reps: opts.reps, tokens: opts.tokens ?? 96, log });
+  return benchSpeculativeModels({ model: models.base, draft: models.draft, medusa, threads, reps: opts.reps, tokens: opts.tokens ?? 96, lookup: opts.lookup, log });
 }
 
 /** verificationCost on random-weight models of preset shapes (the quickstart vocabulary): the cost side at other sizes. */
@@ -208,13 +208,16 @@ export async function verificationCostAtShapes(shapes: string[], threads: number
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string' }, reps: { type: 'string' }, tokens: { type: 'string' }, json: { type: 'boolean', default: false }, 'cost-shapes': { type: 'string' } } });
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string' }, reps: { type: 'string' }, tokens: { type: 'string' }, json: { type: 'boolean', default: false }, 'cost-shapes': { type: 'string' }, 'lookup-draft': { type: 'string' } } });
   const threads = values.threads?.split(',').map(Number);
   if (values['cost-shapes']) {
     await verificationCostAtShapes(values['cost-shapes'].split(','), threads ?? [1, 2], (l) => console.log(l));
     process.exit(0);
   }
-  const common = { threads, reps: values.reps ? Number(values.reps) : undefined, tokens: values.tokens ? Number(values.tokens) : undefined, log: values.json ? undefined : (l: string) => console.log(l) };
+  const common = {
+    threads, reps: values.reps ? Number(values.reps) : undefined, tokens: values.tokens ? Number(values.tokens) : undefined, log: values.json ? undefined : (l: string) => console.log(l),
+    lookup: values['lookup-draft'] ? { numDraft: Number(values['lookup-draft']) } : undefined,
+  };
   const rows = positionals.length
     ? (console.log(HEADER), await benchSpeculativeModels({ model: positionals[0], draft: positionals[1], medusa: positionals[2], ...common }))
     : await benchSpeculative(common);

@@ -2,13 +2,14 @@
 //   --medusa DIR [--medusa-choices JSON|FILE] [--medusa-acceptance exact|typical]
 //                [--posterior-threshold P] [--posterior-alpha A]
 //   --draft-model DIR [--num-draft N] [--draft-schedule constant|heuristic]
-//   --lookup [N] [--lookup-ngram N]          (N: tokens proposed per step, default 10)
+//   --lookup [N] [--lookup-ngram N]          (N: tokens proposed per step, default 7)
 import { existsSync, readFileSync } from 'node:fs';
 import { UsageError } from './main.js';
 import { loadModel } from '../io/model.js';
 import { loadMedusaHeads } from '../io/medusa.js';
 import type { CausalLM } from '../models/causal.js';
 import type { SpeculativeOptions, SpeculativeStats } from '../generate/stepped.js';
+import { LOOKUP_NUM_DRAFT } from '../generate/speculative.js';
 
 export const speculativeUsage = `      [--medusa DIR [--medusa-choices JSON|FILE] [--medusa-acceptance exact|typical]
        [--posterior-threshold P] [--posterior-alpha A]
@@ -19,7 +20,7 @@ export const speculativeHelp = `    Speculative decoding (one sequence at a time
     output keeps plain sampling's distribution, except --medusa-acceptance typical):
     --medusa DIR    Medusa heads (tslm medusa train) verified as a tree in one forward;
     --draft-model DIR  a small model of the same vocabulary proposes --num-draft tokens (4);
-    --lookup [N]    up to N tokens (10) copied from the prompt where its last --lookup-ngram
+    --lookup [N]    up to N tokens (7) copied from the prompt where its last --lookup-ngram
                     tokens (3, down to 1) occurred before.`;
 
 export const speculativeOptions = {
@@ -34,7 +35,7 @@ export function normalizeSpeculativeArgs(args: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
     out.push(args[i]);
-    if (args[i] === '--lookup' && (i + 1 >= args.length || !/^\d+$/.test(args[i + 1]))) out[out.length - 1] = '--lookup=10';
+    if (args[i] === '--lookup' && (i + 1 >= args.length || !/^\d+$/.test(args[i + 1]))) out[out.length - 1] = `--lookup=${LOOKUP_NUM_DRAFT}`;
   }
   return out;
 }
