@@ -31,7 +31,10 @@ export interface LoadedModel {
 export function detectModelFormat(p: string): ModelFormat {
   if (!existsSync(p)) throw new IoError(p, `no such file or directory`);
   if (statSync(p).isDirectory()) {
-    if (!existsSync(path.join(p, 'config.json'))) throw new IoError(p, 'directory has no config.json (expected a Hugging Face model directory)');
+    if (!existsSync(path.join(p, 'config.json'))) {
+      const run = existsSync(path.join(p, 'checkpoint', 'config.json')) ? `; this is a training run's folder: its model is ${path.join(p, 'checkpoint')}` : '';
+      throw new IoError(p, `directory has no config.json (expected a Hugging Face model directory${run})`);
+    }
     return 'hf';
   }
   if (p.endsWith('.gguf')) return 'gguf';

@@ -28,6 +28,15 @@ test('quickstart (shortened) trains, beats the unigram baseline, writes checkpoi
   // the checkpoint is what `tslm generate` takes
   const g = run(['generate', '--model', path.join(out, 'checkpoint'), '--prompt', 'The', '--max-tokens', '5']);
   assert.equal(g.status, 0, g.stderr);
+  // and the Medusa commands it prints (shortened) work as printed
+  const ck = path.join(out, 'checkpoint');
+  assert.ok(r.stdout.includes(`medusa:     npx tslm medusa train --model ${ck} `), r.stdout);
+  const heads = /--medusa (\S+)/.exec(r.stdout)![1];
+  const mt = run(['medusa', 'train', '--model', ck, '--steps', '3', '--prompts', '32']);
+  assert.equal(mt.status, 0, mt.stderr);
+  const gm = run(['generate', '--model', ck, '--medusa', heads, '--prompt', 'The jury', '--max-tokens', '8']);
+  assert.equal(gm.status, 0, gm.stderr);
+  assert.match(gm.stderr, /speculative \(medusa\)/);
 });
 
 test('train with a preset, then --resume for more steps; bad arguments exit 2', () => {

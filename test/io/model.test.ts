@@ -114,3 +114,14 @@ test('a GGUF written by tslm loads back, and llama.cpp generates the same greedy
   }
   m.dispose();
 });
+
+test('a training run\'s folder given as the model: the error names the folder and its checkpoint', async (t) => {
+  const dir = tempDir(t);
+  const m = createModel({ model_type: 'llama', hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, vocab_size: 40, max_position_embeddings: 16 });
+  await saveModel(m, path.join(dir, 'checkpoint'));
+  m.dispose();
+  await assert.rejects(loadModel(dir), (e: unknown) => /directory has no config\.json .*a training run's folder: its model is .*checkpoint/.test((e as Error).message));
+  const empty = path.join(dir, 'checkpoint', 'nested');
+  (await import('node:fs')).mkdirSync(empty);
+  await assert.rejects(loadModel(empty), (e: unknown) => /directory has no config\.json \(expected a Hugging Face model directory\)/.test((e as Error).message));
+});

@@ -29,6 +29,9 @@ export async function run(args: string[]): Promise<number> {
     for (const s of r.samples) console.log(`  ${JSON.stringify(s.prompt + s.text)}`);
     console.log(`\ncheckpoint: ${r.checkpoint}\nreport:     ${path.join(out, 'report.html')} (loss curve: ${path.join(out, 'loss.svg')})`);
     console.log(`try:        npx tslm generate --model ${r.checkpoint} --prompt "The jury" --temperature 0.8 --top-k 40`);
+    if (r.model.treeAttention) {
+      console.log(`medusa:     npx tslm medusa train --model ${r.checkpoint}   (Medusa heads, ~2 min), then\n            npx tslm generate --model ${r.checkpoint} --medusa ${r.checkpoint}-medusa --prompt "The jury"`);
+    }
     console.log(`total time: ${((performance.now() - t0) / 1000).toFixed(0)} s`);
     r.model.dispose();
     r.tokens.close();
