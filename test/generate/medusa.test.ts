@@ -114,6 +114,21 @@ test('greedy Medusa decoding is plain greedy decoding, token for token (random h
   }
 });
 
+test('greedy Medusa decoding on other members of the LLaMA family (Qwen2 with q/k/v biases, a Mixtral MoE): plain greedy, token for token', () => {
+  for (const over of [{ model_type: 'qwen2' }, { model_type: 'mixtral', num_local_experts: 4, num_experts_per_tok: 2, intermediate_size: 24 }]) {
+    const m = tiny(9, over);
+    const prompt = [7, 30, 2, 51];
+    const want = generate(m, prompt, { maxNewTokens: 30, stopIds: [] }).ids[0];
+    const o = oracle(4, want, 0);
+    for (const [heads, onToken] of [[randomHeads(4, 32, 2), undefined], [o.heads, o.onToken]] as const) {
+      const r = medusaGenerate(m, prompt, { maxNewTokens: 30, stopIds: [], onToken, medusa: { heads, choices: [[0], [1], [0, 0], [1, 0], [0, 0, 0]] } });
+      assert.deepEqual(r.ids[0], want, `${over.model_type}`);
+      if (heads === o.heads) assert.ok(r.stats.speculative.meanAcceptedLength > 3, `${over.model_type}: the oracle's chain is accepted (${r.stats.speculative.meanAcceptedLength})`);
+    }
+    m.dispose();
+  }
+});
+
 test('stop ids, the token budget and the end of the context', () => {
   const m = tiny(4, { max_position_embeddings: 24 });
   const prompt = [7, 7, 3];
