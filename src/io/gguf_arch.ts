@@ -3,7 +3,7 @@
 // the stored type of each tensor (F32 where llama.cpp needs it, the chosen type for matrices), and
 // the transformer keys of LLaMA-like architectures ({arch}.block_count, …).
 import { ConfigFieldError, MissingTensorError } from './errors.js';
-import type { RawDType } from './dtypes.js';
+import type { RawDType, RawTensor } from './dtypes.js';
 import { GgufFile, gv } from './gguf.js';
 import type { GgufValue } from './gguf.js';
 import type { LlamaDims } from './llama.js';
@@ -73,6 +73,50 @@ export function setGgufTokenizerMetadata(md: Map<string, GgufValue>, tok: GgufTo
   if (tok.addBos !== undefined) md.set('tokenizer.ggml.add_bos_token', gv.bool(tok.addBos));
   if (tok.addEos !== undefined) md.set('tokenizer.ggml.add_eos_token', gv.bool(tok.addEos));
   if (tok.chatTemplate !== undefined) md.set('tokenizer.chat_template', gv.str(tok.chatTemplate));
+}
+
+/** What every architecture's GGUF writer takes. */
+export interface GgufModelInput {
+  /** The HF config.json object. */
+  config: HfConfig;
+  /** HF names; lm_head.weight may be absent when tie_word_embeddings. Any float dtype. */
+  tensors: readonly RawTensor[];
+  tokenizer: GgufTokenizer;
+  /** Type of the matrices; default F32. */
+  dtype?: GgufMatrixDType;
+  name?: string;
+  /** Extra metadata appended after the standard keys. */
+  extraMetadata?: Record<string, GgufValue>;
+}
+
+/** The matrices' type a writer was asked for (default F32), checked. */
+export function ggufMatrixDType(input: GgufModelInput, file: string): GgufMatrixDType {
+  const dtype = input.dtype ?? 'F32';
+  if (!(dtype in GGUF_FILE_TYPE)) throw new ConfigFieldError(file, 'dtype', `must be F32, F16, BF16 or Q8_0, got ${JSON.stringify(dtype)}`);
+  return dtype;
+}
+
+/** A writer's metadata, opened: general.architecture, general.type, general.name. */
+export function ggufMetadataHead(arch: string, input: GgufModelInput): Map<string, GgufValue> {
+  const md = new Map<string, GgufValue>();
+  md.set('general.architecture', gv.str(arch));
+  md.set('general.type', gv.str('model'));
+  md.set('general.name', gv.str(input.name ?? String(input.config._name_or_path ?? 'tslm')));
+  return md;
+}
+
+/**
+ * A writer's metadata, closed after its architecture's keys: general.file_type,
+ * `arch`.vocab_size, `more` (e.g. llama.rope.dimension_count), the tokenizer keys,
+ * general.quantization_version and the caller's extra keys.
+ */
+export function ggufMetadataTail(md: Map<string, GgufValue>, arch: string, input: GgufModelInput, dtype: GgufMatrixDType, vocab: number, more: [string, GgufValue][] = []): void {
+  md.set('general.file_type', gv.u32(GGUF_FILE_TYPE[dtype]));
+  md.set(`${arch}.vocab_size`, gv.u32(vocab));
+  for (const [k, v] of more) md.set(k, v);
+  setGgufTokenizerMetadata(md, input.tokenizer);
+  md.set('general.quantization_version', gv.u32(2));
+  for (const [k, v] of Object.entries(input.extraMetadata ?? {})) md.set(k, v);
 }
 
 /** The tokenizer a GGUF file carries, or null when it has no tokenizer.ggml.model + tokens. */

@@ -9,9 +9,9 @@ import type { RawTensor } from './dtypes.js';
 import { gv, writeGguf, serializeGguf } from './gguf.js';
 import type { GgufFile, GgufValue } from './gguf.js';
 import {
-  GGUF_FILE_TYPE, checkGgufTokenizer, ggufTransformerConfig, openGguf, readGgufTokenizer, setGgufTokenizerMetadata, setGgufTransformerMetadata, storedDType,
+  checkGgufTokenizer, ggufMatrixDType, ggufMetadataHead, ggufMetadataTail, ggufTransformerConfig, openGguf, readGgufTokenizer, setGgufTransformerMetadata, storedDType,
 } from './gguf_arch.js';
-import type { GgufMatrixDType, GgufTokenizer } from './gguf_arch.js';
+import type { GgufModelInput, GgufTokenizer } from './gguf_arch.js';
 import { checkLlamaTensors, convertQKLayout, llamaDims } from './llama.js';
 import type { QKLayout } from './llama.js';
 import type { HfConfig } from './hf.js';
@@ -52,39 +52,22 @@ export function ggufToHfName(name: string): string | undefined {
 export { GgufTokenType } from './gguf_arch.js';
 export type { GgufTokenizer } from './gguf_arch.js';
 
-export interface WriteLlamaGgufInput {
-  config: HfConfig;
-  /** HF names; lm_head.weight may be absent when tie_word_embeddings. */
-  tensors: readonly RawTensor[];
-  tokenizer: GgufTokenizer;
-  /** Type of the matrices; default F32. */
-  dtype?: GgufMatrixDType;
+export interface WriteLlamaGgufInput extends GgufModelInput {
   /** Layout of the q/k weights passed in; default 'rotate-half' (HF). */
   qkLayout?: QKLayout;
-  name?: string;
-  /** Extra metadata appended after the standard keys. */
-  extraMetadata?: Record<string, GgufValue>;
 }
 
 function buildLlamaGguf(input: WriteLlamaGgufInput, file: string): { metadata: Map<string, GgufValue>; tensors: RawTensor[] } {
   const cfg = input.config;
   const d = llamaDims(cfg, file);
-  const dtype = input.dtype ?? 'F32';
+  const dtype = ggufMatrixDType(input, file);
   const byName = new Map(input.tensors.map((t) => [t.name, t]));
   const tied = d.tied || !byName.has('lm_head.weight');
   checkLlamaTensors(file, input.tensors, { ...d, tied });
   checkGgufTokenizer(file, input.tokenizer, d.vocab);
-  const md = new Map<string, GgufValue>();
-  md.set('general.architecture', gv.str('llama'));
-  md.set('general.type', gv.str('model'));
-  md.set('general.name', gv.str(input.name ?? String(cfg._name_or_path ?? 'tslm')));
+  const md = ggufMetadataHead('llama', input);
   setGgufTransformerMetadata(md, 'llama', d);
-  md.set('general.file_type', gv.u32(GGUF_FILE_TYPE[dtype]));
-  md.set('llama.vocab_size', gv.u32(d.vocab));
-  md.set('llama.rope.dimension_count', gv.u32(d.headDim));
-  setGgufTokenizerMetadata(md, input.tokenizer);
-  md.set('general.quantization_version', gv.u32(2));
-  for (const [k, v] of Object.entries(input.extraMetadata ?? {})) md.set(k, v);
+  ggufMetadataTail(md, 'llama', input, dtype, d.vocab, [['llama.rope.dimension_count', gv.u32(d.headDim)]]);
 
   const ordered = [...input.tensors].filter((t) => !(tied && t.name === 'lm_head.weight')).sort((a, b) => hfOrder(a.name, b.name));
   const meta = convertQKLayout(ordered, d, input.qkLayout ?? 'rotate-half', 'interleaved');

@@ -41,9 +41,9 @@ import type { RawTensor } from './dtypes.js';
 import { gv, serializeGguf, writeGguf } from './gguf.js';
 import type { GgufFile, GgufValue } from './gguf.js';
 import {
-  GGUF_FILE_TYPE, checkGgufTokenizer, mdBool, mdFloat, mdInt, openGguf, readGgufTokenizer, setGgufTokenizerMetadata, shortF32, storedDType,
+  checkGgufTokenizer, ggufMatrixDType, ggufMetadataHead, ggufMetadataTail, mdBool, mdFloat, mdInt, openGguf, readGgufTokenizer, shortF32, storedDType,
 } from './gguf_arch.js';
-import type { GgufMatrixDType, GgufTokenizer } from './gguf_arch.js';
+import type { GgufModelInput, GgufTokenizer } from './gguf_arch.js';
 import { checkMambaTensors, mambaDims, mambaTensorShapes } from './mamba.js';
 import type { MambaDims } from './mamba.js';
 import type { HfConfig } from './hf.js';
@@ -111,32 +111,18 @@ function ggufShapes(d: MambaDims): Map<string, number[]> {
   return m;
 }
 
-export interface WriteMambaGgufInput {
-  /** An HF MambaConfig object (config.json). */
-  config: HfConfig;
-  /** HF names; lm_head.weight may be absent when tie_word_embeddings. Any float dtype. */
-  tensors: readonly RawTensor[];
-  tokenizer: GgufTokenizer;
-  /** Type of the matrices (embeddings, in/x/dt/out projections, lm_head); default F32. */
-  dtype?: GgufMatrixDType;
-  name?: string;
-  /** Extra metadata appended after the standard keys. */
-  extraMetadata?: Record<string, GgufValue>;
-}
+/** A Mamba model for GGUF: an HF MambaConfig; matrices are the embeddings, in/x/dt/out projections and lm_head. */
+export type WriteMambaGgufInput = GgufModelInput;
 
 function buildMambaGguf(input: WriteMambaGgufInput, file: string): { metadata: Map<string, GgufValue>; tensors: RawTensor[] } {
   const cfg = input.config;
   const d0 = mambaDims(cfg, file);
-  const dtype = input.dtype ?? 'F32';
-  if (!(dtype in GGUF_FILE_TYPE)) throw new ConfigFieldError(file, 'dtype', `must be F32, F16, BF16 or Q8_0, got ${JSON.stringify(dtype)}`);
+  const dtype = ggufMatrixDType(input, file);
   const d = { ...d0, tied: d0.tied || !input.tensors.some((t) => t.name === 'lm_head.weight') };
   checkMambaTensors(file, input.tensors, d);
   checkGgufTokenizer(file, input.tokenizer, d.vocab);
 
-  const md = new Map<string, GgufValue>();
-  md.set('general.architecture', gv.str('mamba'));
-  md.set('general.type', gv.str('model'));
-  md.set('general.name', gv.str(input.name ?? String(cfg._name_or_path ?? 'tslm')));
+  const md = ggufMetadataHead('mamba', input);
   md.set('mamba.context_length', gv.u32(MAMBA_GGUF_CONTEXT_LENGTH));
   md.set('mamba.embedding_length', gv.u32(d.hidden));
   md.set('mamba.feed_forward_length', gv.u32(0)); // unused, but llama.cpp reads them
@@ -148,11 +134,7 @@ function buildMambaGguf(input: WriteMambaGgufInput, file: string): { metadata: M
   md.set('mamba.ssm.time_step_rank', gv.u32(d.dtRank));
   md.set('mamba.attention.layer_norm_rms_epsilon', gv.f32(d.eps));
   md.set('mamba.ssm.dt_b_c_rms', gv.bool(false));
-  md.set('general.file_type', gv.u32(GGUF_FILE_TYPE[dtype]));
-  md.set('mamba.vocab_size', gv.u32(d.vocab));
-  setGgufTokenizerMetadata(md, input.tokenizer);
-  md.set('general.quantization_version', gv.u32(2));
-  for (const [k, v] of Object.entries(input.extraMetadata ?? {})) md.set(k, v);
+  ggufMetadataTail(md, 'mamba', input, dtype, d.vocab);
 
   const ordered = input.tensors.filter((t) => !(d.tied && t.name === 'lm_head.weight')).sort((a, b) => mambaOrder(a.name, b.name));
   const tensors = ordered.map((t): RawTensor => {

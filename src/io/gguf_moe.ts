@@ -58,10 +58,10 @@ import type { RawTensor } from './dtypes.js';
 import { gv, serializeGguf, writeGguf } from './gguf.js';
 import type { GgufFile, GgufValue } from './gguf.js';
 import {
-  GGUF_FILE_TYPE, checkGgufTokenizer, ggufTransformerConfig, mdInt, openGguf, readGgufTokenizer, setGgufTokenizerMetadata,
+  checkGgufTokenizer, ggufMatrixDType, ggufMetadataHead, ggufMetadataTail, ggufTransformerConfig, mdInt, openGguf, readGgufTokenizer,
   setGgufTransformerMetadata, storedDType,
 } from './gguf_arch.js';
-import type { GgufMatrixDType, GgufTokenizer } from './gguf_arch.js';
+import type { GgufModelInput, GgufTokenizer } from './gguf_arch.js';
 import { convertQKLayout } from './llama.js';
 import { checkMoeTensors, moeDims, moeExpertNames, moeRouterName, moeTensorShapes } from './moe.js';
 import type { MoeDims, MoeModelType } from './moe.js';
@@ -157,24 +157,13 @@ export function moeGgufRefusal(cfg: HfConfig, d: MoeDims): { field: string; deta
   return null;
 }
 
-export interface WriteMoeGgufInput {
-  /** An HF MixtralConfig or Qwen2MoeConfig object (model_type "mixtral" / "qwen2_moe"). */
-  config: HfConfig;
-  /** HF names (q/k in HF rotate-half layout); lm_head.weight may be absent when tie_word_embeddings. Any float dtype. */
-  tensors: readonly RawTensor[];
-  tokenizer: GgufTokenizer;
-  /** Type of the matrices (embeddings, attention, experts, shared expert, lm_head); default F32. */
-  dtype?: GgufMatrixDType;
-  name?: string;
-  /** Extra metadata appended after the standard keys. */
-  extraMetadata?: Record<string, GgufValue>;
-}
+/** A mixtral or qwen2_moe model for GGUF (q/k in HF's rotate-half layout); matrices are the embeddings, attention, experts, shared expert and lm_head. */
+export type WriteMoeGgufInput = GgufModelInput;
 
 function buildMoeGguf(input: WriteMoeGgufInput, file: string): { metadata: Map<string, GgufValue>; tensors: RawTensor[] } {
   const cfg = input.config;
   const d0 = moeDims(cfg, file);
-  const dtype = input.dtype ?? 'F32';
-  if (!(dtype in GGUF_FILE_TYPE)) throw new ConfigFieldError(file, 'dtype', `must be F32, F16, BF16 or Q8_0, got ${JSON.stringify(dtype)}`);
+  const dtype = ggufMatrixDType(input, file);
   const d = { ...d0, tied: d0.tied || !input.tensors.some((t) => t.name === 'lm_head.weight') };
   checkMoeTensors(file, input.tensors, d);
   const refusal = moeGgufRefusal(cfg, d);
@@ -182,10 +171,7 @@ function buildMoeGguf(input: WriteMoeGgufInput, file: string): { metadata: Map<s
   checkGgufTokenizer(file, input.tokenizer, d.vocab);
   const arch = MOE_GGUF_ARCH[d.modelType];
 
-  const md = new Map<string, GgufValue>();
-  md.set('general.architecture', gv.str(arch));
-  md.set('general.type', gv.str('model'));
-  md.set('general.name', gv.str(input.name ?? String(cfg._name_or_path ?? 'tslm')));
+  const md = ggufMetadataHead(arch, input);
   setGgufTransformerMetadata(md, arch, d);
   md.set(`${arch}.expert_count`, gv.u32(d.experts));
   md.set(`${arch}.expert_used_count`, gv.u32(d.expertsPerTok));
@@ -193,12 +179,7 @@ function buildMoeGguf(input: WriteMoeGgufInput, file: string): { metadata: Map<s
     md.set(`${arch}.expert_feed_forward_length`, gv.u32(d.expertIntermediate));
     md.set(`${arch}.expert_shared_feed_forward_length`, gv.u32(d.sharedIntermediate));
   }
-  md.set('general.file_type', gv.u32(GGUF_FILE_TYPE[dtype]));
-  md.set(`${arch}.vocab_size`, gv.u32(d.vocab));
-  if (arch === 'llama') md.set('llama.rope.dimension_count', gv.u32(d.headDim));
-  setGgufTokenizerMetadata(md, input.tokenizer);
-  md.set('general.quantization_version', gv.u32(2));
-  for (const [k, v] of Object.entries(input.extraMetadata ?? {})) md.set(k, v);
+  ggufMetadataTail(md, arch, input, dtype, d.vocab, arch === 'llama' ? [['llama.rope.dimension_count', gv.u32(d.headDim)]] : []);
 
   const byName = new Map(input.tensors.map((t) => [t.name, t]));
   // mixtral's q/k to llama.cpp's interleaved RoPE rows; qwen2moe's NEOX RoPE is HF's layout
