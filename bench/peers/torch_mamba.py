@@ -28,46 +28,15 @@ recurrent step. Prints ONE JSON line:
 import argparse
 import json
 import os
-import resource
 import statistics
 import sys
 import time
 
-import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
 from ref_mamba import MambaForCausalLM, init_weights, parse_config  # noqa: E402
-
-
-def load_config(arg):
-    if os.path.exists(arg):
-        with open(arg) as f:
-            return parse_config(json.load(f), arg)
-    return parse_config(json.loads(arg), "--config")
-
-
-def token_source(args, vocab):
-    """A function n_rows, n_cols -> (n_rows, n_cols) int64 ids."""
-    if not args.tokens:
-        return lambda r, c: torch.randint(0, vocab, (r, c))
-    toks = np.fromfile(args.tokens, dtype="<u2" if args.tokens_dtype == "uint16" else "<i4").astype(np.int64)
-    if toks.size == 0:
-        raise SystemExit(f"{args.tokens}: no tokens")
-    if toks.max() >= vocab or toks.min() < 0:
-        raise SystemExit(f"{args.tokens}: token ids span [{toks.min()}, {toks.max()}], outside the vocab of {vocab}")
-    toks = torch.from_numpy(toks)
-
-    def draw(r, c):
-        if toks.numel() < c:
-            raise SystemExit(f"{args.tokens}: {toks.numel()} tokens, fewer than one window of {c}")
-        starts = torch.randint(0, toks.numel() - c + 1, (r,))
-        return torch.stack([toks[s:s + c] for s in starts.tolist()])
-    return draw
-
-
-def peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux: KiB
+from peer_common import load_config, peak_rss_mb, token_source  # noqa: E402
 
 
 def train(args, cfg, model, draw):
@@ -162,7 +131,7 @@ def main():
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, parse_config)
     model = init_weights(MambaForCausalLM(cfg))
     draw = token_source(args, cfg["vocab_size"])
     result = decode(args, cfg, model, draw) if args.decode else train(args, cfg, model, draw)

@@ -27,42 +27,15 @@ Prints ONE JSON line:
 import argparse
 import json
 import os
-import resource
 import statistics
 import sys
 import time
 
-import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
 from ref_moe import active_params, init_weights, next_token_loss, parse_config  # noqa: E402
-
-
-def load_config(arg):
-    if os.path.exists(arg):
-        with open(arg) as f:
-            return parse_config(json.load(f), arg)
-    return parse_config(json.loads(arg), "--config")
-
-
-def token_source(args, vocab, generator):
-    """A function n_rows, n_cols -> (n_rows, n_cols) int64 ids."""
-    if not args.tokens:
-        return lambda r, c: torch.randint(0, vocab, (r, c), generator=generator)
-    toks = np.fromfile(args.tokens, dtype="<u2" if args.tokens_dtype == "uint16" else "<i4").astype(np.int64)
-    if toks.size == 0:
-        raise SystemExit(f"{args.tokens}: no tokens")
-    if toks.max() >= vocab or toks.min() < 0:
-        raise SystemExit(f"{args.tokens}: token ids span [{toks.min()}, {toks.max()}], outside the vocab of {vocab}")
-    toks = torch.from_numpy(toks)
-
-    def draw(r, c):
-        if toks.numel() < c:
-            raise SystemExit(f"{args.tokens}: {toks.numel()} tokens, fewer than one window of {c}")
-        starts = torch.randint(0, toks.numel() - c + 1, (r,), generator=generator)
-        return torch.stack([toks[s:s + c] for s in starts.tolist()])
-    return draw
+from peer_common import load_config, peak_rss_mb, token_source  # noqa: E402
 
 
 def main():
@@ -89,7 +62,7 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, parse_config)
     W = {n: t.requires_grad_() for n, t in init_weights(cfg, gen).items()}
     params = list(W.values())
     opt = torch.optim.AdamW([{"params": [p for p in params if p.ndim >= 2], "weight_decay": args.weight_decay},
@@ -112,7 +85,7 @@ def main():
     print(json.dumps({
         "tokens_per_second": args.batch * args.seq * len(timed) / (sum(timed) / 1000),
         "step_ms": statistics.median(timed),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,   # Linux: KiB
+        "peak_rss_mb": peak_rss_mb(),
         "loss_first": losses[0], "loss_last": losses[-1],
         "params": sum(p.numel() for p in params), "active_params": active_params(cfg),
         "aux_last": out["aux"].item(), "z_last": out["z"].item(),
