@@ -21,40 +21,57 @@ export function tinySpmTokenizer(size: number): GgufTokenizer {
 
 interface Cfg { hidden_size: number; num_attention_heads: number; num_key_value_heads: number; num_hidden_layers: number; rms_norm_eps: number; rope_theta: number; tie_word_embeddings?: boolean; vocab_size: number }
 
-/** Incremental reference forward (float64 accumulation over f32 weights), HF rotate-half RoPE. */
-export class RefLlama {
-  private w = new Map<string, Float32Array>();
-  private kc: Float64Array[][] = [];
-  private vc: Float64Array[][] = [];
-  private pos = 0;
-  private readonly hd: number;
-  constructor(private readonly cfg: Cfg, tensors: RawTensor[]) {
+/**
+ * What the float64 reference forwards share (RefLlama, RefMamba, RefMoe): HF-named f32 weights,
+ * y = W x (+ b), RMSNorm with the subclass's epsilon, and HF's rotate-half RoPE.
+ */
+export abstract class RefForward {
+  protected readonly w = new Map<string, Float32Array>();
+  protected abstract get eps(): number;
+  constructor(tensors: readonly RawTensor[]) {
     for (const t of tensors) this.w.set(t.name, toFloat32(t));
-    this.hd = cfg.hidden_size / cfg.num_attention_heads;
-    for (let l = 0; l < cfg.num_hidden_layers; l++) { this.kc.push([]); this.vc.push([]); }
   }
-  private W(n: string): Float32Array { const x = this.w.get(n); if (!x) throw new Error(`no ${n}`); return x; }
-  private mv(name: string, x: Float64Array, rows: number): Float64Array {
+  protected W(n: string): Float32Array { const x = this.w.get(n); if (!x) throw new Error(`no ${n}`); return x; }
+  /** y = W x (+ b) with W row-major (rows, x.length). */
+  protected mv(name: string, x: Float64Array, rows: number, bias?: string): Float64Array {
     const w = this.W(name), cols = x.length, y = new Float64Array(rows);
-    for (let r = 0; r < rows; r++) { let s = 0; for (let c = 0; c < cols; c++) s += w[r * cols + c] * x[c]; y[r] = s; }
+    if (w.length !== rows * cols) throw new Error(`${name}: ${w.length} values, expected ${rows}×${cols}`);
+    const b = bias && this.w.has(bias) ? this.W(bias) : null;
+    for (let r = 0; r < rows; r++) { let s = b ? b[r] : 0; for (let c = 0; c < cols; c++) s += w[r * cols + c] * x[c]; y[r] = s; }
     return y;
   }
-  private rms(x: Float64Array, name: string): Float64Array {
+  protected rms(x: Float64Array, name: string): Float64Array {
     const w = this.W(name);
     let ss = 0; for (const v of x) ss += v * v;
-    const s = 1 / Math.sqrt(ss / x.length + this.cfg.rms_norm_eps);
+    const s = 1 / Math.sqrt(ss / x.length + this.eps);
     return x.map((v, i) => v * s * w[i]);
   }
-  private rope(x: Float64Array, heads: number): void {
-    const hd = this.hd, half = hd / 2;
+  /** Rotate-half RoPE of `heads` heads of size hd at position pos, in place. */
+  protected ropeAt(x: Float64Array, heads: number, hd: number, pos: number, theta: number): void {
+    const half = hd / 2;
     for (let h = 0; h < heads; h++) for (let i = 0; i < half; i++) {
-      const a = this.pos * Math.pow(this.cfg.rope_theta, (-2 * i) / hd);
+      const a = pos * Math.pow(theta, (-2 * i) / hd);
       const c = Math.cos(a), s = Math.sin(a);
       const x0 = x[h * hd + i], x1 = x[h * hd + i + half];
       x[h * hd + i] = x0 * c - x1 * s;
       x[h * hd + i + half] = x1 * c + x0 * s;
     }
   }
+}
+
+/** Incremental reference forward (float64 accumulation over f32 weights), HF rotate-half RoPE. */
+export class RefLlama extends RefForward {
+  private kc: Float64Array[][] = [];
+  private vc: Float64Array[][] = [];
+  private pos = 0;
+  private readonly hd: number;
+  constructor(private readonly cfg: Cfg, tensors: RawTensor[]) {
+    super(tensors);
+    this.hd = cfg.hidden_size / cfg.num_attention_heads;
+    for (let l = 0; l < cfg.num_hidden_layers; l++) { this.kc.push([]); this.vc.push([]); }
+  }
+  protected get eps(): number { return this.cfg.rms_norm_eps; }
+  private rope(x: Float64Array, heads: number): void { this.ropeAt(x, heads, this.hd, this.pos, this.cfg.rope_theta); }
   /** Feed one token, return the logits for the next. */
   step(tok: number): Float64Array {
     const { hidden_size: H, num_attention_heads: NH, num_key_value_heads: NKV, vocab_size: V } = this.cfg;

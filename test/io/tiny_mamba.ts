@@ -12,9 +12,10 @@
 //   y[c]   = Σ_n s[c,n]·C[n] + D[c]·u[c]
 //   x     += out_proj(y · silu(z))
 // then logits = lm_head(RMSNorm(x) · norm_f.weight) (embeddings when tied).
-import { fromFloat32, toFloat32 } from '../../src/io/index.js';
+import { fromFloat32 } from '../../src/io/index.js';
 import type { RawDType, RawTensor } from '../../src/io/index.js';
 import { rng, uniformRng } from './util.js';
+import { RefForward } from './tiny_llama.js';
 
 /** A tiny HF MambaConfig (hidden 64, d_inner 128, state 16, conv 4, dt rank 4, 2 layers, vocab 300). */
 export function tinyMambaConfig(over: Record<string, unknown> = {}): Record<string, unknown> {
@@ -75,35 +76,21 @@ const silu = (v: number) => v / (1 + Math.exp(-v));
 const softplus = (v: number) => (v > 20 ? v : Math.log1p(Math.exp(v)));
 
 /** Incremental reference forward (float64 over f32 weights): feed tokens one by one. */
-export class RefMamba {
-  private w = new Map<string, Float32Array>();
+export class RefMamba extends RefForward {
   /** Per layer: the last conv_kernel − 1 conv inputs per channel, oldest first: (d_inner, K − 1). */
   private conv: Float64Array[] = [];
   /** Per layer: the SSM state s: (d_inner, state_size). */
   private ssm: Float64Array[] = [];
   constructor(private readonly cfg: Cfg, tensors: RawTensor[]) {
-    for (const t of tensors) this.w.set(t.name, toFloat32(t));
+    super(tensors);
     const I = cfg.expand * cfg.hidden_size;
     for (let l = 0; l < cfg.num_hidden_layers; l++) {
       this.conv.push(new Float64Array(I * (cfg.conv_kernel - 1)));
       this.ssm.push(new Float64Array(I * cfg.state_size));
     }
   }
-  private W(n: string): Float32Array { const x = this.w.get(n); if (!x) throw new Error(`no ${n}`); return x; }
-  /** y = W x (+ b) with W row-major (rows, x.length). */
-  private mv(name: string, x: Float64Array, rows: number, bias?: string): Float64Array {
-    const w = this.W(name), cols = x.length, y = new Float64Array(rows);
-    if (w.length !== rows * cols) throw new Error(`${name}: ${w.length} values, expected ${rows}×${cols}`);
-    const b = bias && this.w.has(bias) ? this.W(bias) : null;
-    for (let r = 0; r < rows; r++) { let s = b ? b[r] : 0; for (let c = 0; c < cols; c++) s += w[r * cols + c] * x[c]; y[r] = s; }
-    return y;
-  }
-  private rms(x: Float64Array, name: string): Float64Array {
-    const w = this.W(name);
-    let ss = 0; for (const v of x) ss += v * v;
-    const s = 1 / Math.sqrt(ss / x.length + this.cfg.layer_norm_epsilon);
-    return x.map((v, i) => v * s * w[i]);
-  }
+  protected get eps(): number { return this.cfg.layer_norm_epsilon; }
+
   /** Feed one token, return the logits for the next. */
   step(tok: number): Float64Array {
     const { hidden_size: H, state_size: N, conv_kernel: K, time_step_rank: R, vocab_size: V } = this.cfg;

@@ -8,9 +8,10 @@
 //   y = Σ_kept p_e · down_e(silu(gate_e · h) ⊙ (up_e · h))
 //       (+ sigmoid(shared_expert_gate · h) · shared_expert(h) for qwen2_moe);
 //   qwen2_moe layers in mlp_only_layers or with (i + 1) % decoder_sparse_step ≠ 0 are dense MLPs.
-import { fromFloat32, toFloat32 } from '../../src/io/index.js';
+import { fromFloat32 } from '../../src/io/index.js';
 import type { RawTensor } from '../../src/io/index.js';
 import { rng, randTensor } from './util.js';
+import { RefForward } from './tiny_llama.js';
 
 /** A tiny HF MixtralConfig (hidden 64, 4 heads, 2 kv heads, 4 experts of 64, top-2, 2 layers, vocab 300). */
 export function tinyMixtralConfig(over: Record<string, unknown> = {}): Record<string, unknown> {
@@ -109,8 +110,7 @@ export interface RefMoeMutation {
 }
 
 /** Incremental reference forward (float64 accumulation over f32 weights), HF rotate-half RoPE. */
-export class RefMoe {
-  private w = new Map<string, Float32Array>();
+export class RefMoe extends RefForward {
   private kc: Float64Array[][] = [];
   private vc: Float64Array[][] = [];
   private pos = 0;
@@ -119,37 +119,14 @@ export class RefMoe {
   /** Smallest gap between the k-th and (k+1)-th router logits seen so far (how safe the top-k choice is). */
   minRouterGap = Infinity;
   constructor(private readonly cfg: Record<string, any>, tensors: RawTensor[], private readonly mutation: RefMoeMutation = {}) {
-    for (const t of tensors) this.w.set(t.name, toFloat32(t));
+    super(tensors);
     this.hd = cfg.head_dim ?? cfg.hidden_size / cfg.num_attention_heads;
     this.mixtral = cfg.model_type === 'mixtral';
     for (let l = 0; l < cfg.num_hidden_layers; l++) { this.kc.push([]); this.vc.push([]); }
   }
-  private W(n: string): Float32Array { const x = this.w.get(n); if (!x) throw new Error(`no ${n}`); return x; }
-  /** y = W x (+ b) for W of `rows` rows. */
-  private mv(name: string, x: Float64Array, rows: number, bias?: string): Float64Array {
-    const w = this.W(name), cols = x.length, y = new Float64Array(rows);
-    if (w.length !== rows * cols) throw new Error(`${name}: ${w.length} values, expected ${rows}×${cols}`);
-    const b = bias && this.w.has(bias) ? this.W(bias) : null;
-    for (let r = 0; r < rows; r++) { let s = b ? b[r] : 0; for (let c = 0; c < cols; c++) s += w[r * cols + c] * x[c]; y[r] = s; }
-    return y;
-  }
+  protected get eps(): number { return this.cfg.rms_norm_eps; }
+  private rope(x: Float64Array, heads: number): void { this.ropeAt(x, heads, this.hd, this.pos, this.cfg.rope_theta); }
   private rows(name: string, cols: number): number { return this.W(name).length / cols; }
-  private rms(x: Float64Array, name: string): Float64Array {
-    const w = this.W(name);
-    let ss = 0; for (const v of x) ss += v * v;
-    const s = 1 / Math.sqrt(ss / x.length + this.cfg.rms_norm_eps);
-    return x.map((v, i) => v * s * w[i]);
-  }
-  private rope(x: Float64Array, heads: number): void {
-    const hd = this.hd, half = hd / 2;
-    for (let h = 0; h < heads; h++) for (let i = 0; i < half; i++) {
-      const a = this.pos * Math.pow(this.cfg.rope_theta, (-2 * i) / hd);
-      const c = Math.cos(a), s = Math.sin(a);
-      const x0 = x[h * hd + i], x1 = x[h * hd + i + half];
-      x[h * hd + i] = x0 * c - x1 * s;
-      x[h * hd + i + half] = x1 * c + x0 * s;
-    }
-  }
   /** down(silu(gate · x) ⊙ (up · x)). */
   private mlp(gate: string, up: string, down: string, x: Float64Array): Float64Array {
     const H = x.length;
