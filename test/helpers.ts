@@ -104,3 +104,19 @@ function setElem(x: Tensor, p: number, i: number, v: number): void {
 export function onBackends(fn: (b: 'ref' | 'wasm') => void): void {
   for (const b of BACKENDS) withBackend(b, () => fn(b));
 }
+
+/** Minimal F32-only safetensors parse for the fixtures (the io layer has the full reader). */
+export function readF32Safetensors(path: string): Record<string, Tensor> {
+  const buf = readFileSync(path);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+  const out: Record<string, Tensor> = {};
+  for (const [name, info] of Object.entries<any>(header)) {
+    if (name === '__metadata__') continue;
+    const [s, e] = info.data_offsets;
+    const bytes = buf.subarray(8 + n + s, 8 + n + e);
+    const f = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+    out[name] = tensor(f, info.shape);
+  }
+  return out;
+}

@@ -2,11 +2,10 @@
 // equal to single runs, seeded sampling, stop ids/strings, streaming, and the logit processors.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import * as T from '../../src/index.js';
-import { init, shutdown, scope, Tensor, Generator, LlamaForCausalLM, parseLlamaConfig, generate } from '../../src/index.js';
+import { init, shutdown, scope, Generator, LlamaForCausalLM, parseLlamaConfig, generate } from '../../src/index.js';
 import { RepetitionPenalty, FrequencyPresencePenalty, TopK, TopP, MinP, TypicalP, Temperature, sampleFrom } from '../../src/generate/index.js';
-import { fixture, fixturePath } from '../helpers.js';
+import { fixture, fixturePath, readF32Safetensors } from '../helpers.js';
 
 before(async () => { await init({ threads: 2 }); });
 after(async () => { await shutdown(); });
@@ -14,18 +13,7 @@ after(async () => { await shutdown(); });
 function loadFixtureModel(name: string): { model: LlamaForCausalLM; fx: any } {
   const fx = fixture<any>(`llama/${name}.json`);
   const model = new LlamaForCausalLM(parseLlamaConfig(fx.config));
-  const buf = readFileSync(fixturePath(`llama/${name}.safetensors`));
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
-  scope(() => {
-    const sd: Record<string, Tensor> = {};
-    for (const [k, info] of Object.entries<any>(header)) {
-      if (k === '__metadata__') continue;
-      const b = buf.subarray(8 + n + info.data_offsets[0], 8 + n + info.data_offsets[1]);
-      sd[k] = T.tensor(new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)), info.shape);
-    }
-    model.loadStateDict(sd);
-  });
+  scope(() => model.loadStateDict(readF32Safetensors(fixturePath(`llama/${name}.safetensors`))));
   return { model, fx };
 }
 

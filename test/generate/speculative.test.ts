@@ -5,13 +5,12 @@
 // decoding state); prompt lookup's HF semantics; no extra work when nothing matches; bad input.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import * as T from '../../src/index.js';
 import { init, shutdown, scope, noGrad, withBackend, Tensor, Generator, createModel, loadModel, generate, DecodeStateError } from '../../src/index.js';
 import type { CausalLM, DecodeState } from '../../src/index.js';
 import { speculativeGenerate, SpeculativeGeneration, lookupDraft, canRollBack, SpeculativeError, Temperature, TopK } from '../../src/generate/index.js';
 import type { ChainSpeculativeOptions } from '../../src/generate/index.js';
-import { BACKENDS, fixture, fixturePath } from '../helpers.js';
+import { BACKENDS, fixture, fixturePath, readF32Safetensors } from '../helpers.js';
 
 before(async () => { await init({ threads: 2 }); });
 after(async () => { await shutdown(); });
@@ -19,18 +18,7 @@ after(async () => { await shutdown(); });
 function llamaFixture(name: string): CausalLM {
   const fx = fixture<any>(`llama/${name}.json`);
   const model = createModel(fx.config);
-  const buf = readFileSync(fixturePath(`llama/${name}.safetensors`));
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
-  scope(() => {
-    const sd: Record<string, Tensor> = {};
-    for (const [k, info] of Object.entries<any>(header)) {
-      if (k === '__metadata__') continue;
-      const b = buf.subarray(8 + n + info.data_offsets[0], 8 + n + info.data_offsets[1]);
-      sd[k] = T.tensor(new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)), info.shape);
-    }
-    model.loadStateDict(sd);
-  });
+  scope(() => model.loadStateDict(readF32Safetensors(fixturePath(`llama/${name}.safetensors`))));
   return model;
 }
 

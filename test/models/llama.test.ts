@@ -2,30 +2,14 @@
 // logits to 1e-4, greedy continuations token for token (with and without the KV cache).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import * as T from '../../src/index.js';
-import { init, shutdown, scope, noGrad, withBackend, Tensor } from '../../src/index.js';
+import { init, shutdown, scope, noGrad, withBackend } from '../../src/index.js';
 import { LlamaForCausalLM, parseLlamaConfig } from '../../src/models/llama.js';
-import { assertClose, fixture, fixturePath } from '../helpers.js';
+import { assertClose, fixture, fixturePath, readF32Safetensors } from '../helpers.js';
 
 before(async () => { await init({ threads: 2 }); });
 after(async () => { await shutdown(); });
 
-/** Minimal F32-only safetensors parse for the fixtures (the io layer has the full reader). */
-function readF32Safetensors(path: string): Record<string, Tensor> {
-  const buf = readFileSync(path);
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
-  const out: Record<string, Tensor> = {};
-  for (const [name, info] of Object.entries<any>(header)) {
-    if (name === '__metadata__') continue;
-    const [s, e] = info.data_offsets;
-    const bytes = buf.subarray(8 + n + s, 8 + n + e);
-    const f = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
-    out[name] = T.tensor(f, info.shape);
-  }
-  return out;
-}
 
 interface Fx { config: Record<string, unknown>; input_ids: number[][]; logits_shape: number[]; logits: number[]; greedy: { prompt: number[]; ids: number[] } }
 
