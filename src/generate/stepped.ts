@@ -59,13 +59,18 @@ export interface SpeculativeOptions {
   draftSchedule?: ChainSpeculativeOptions['draftSchedule'];
 }
 
+/** The methods speculative options name (one, for options newGeneration accepts). */
+export function speculativeMethods(spec: SpeculativeOptions): SpeculativeStats['method'][] {
+  return (['medusa', 'draft', 'lookup'] as const).filter((k) => spec[k] !== undefined);
+}
+
 /** The generation for a request: speculative when asked (one prompt), plain otherwise. */
 export function newGeneration(model: CausalLM, prompts: number[] | number[][], opts: GenerateOptions = {}): SteppedGeneration {
   const spec = opts.speculative;
   if (!spec || !Object.values(spec).some((v) => v !== undefined)) return new Generation(model, prompts, opts);
   const batch = Array.isArray(prompts[0]) ? (prompts as number[][]) : [prompts as number[]];
   if (batch.length !== 1) throw new RangeError(`speculative decoding takes one prompt at a time, got ${batch.length}`);
-  const methods = (['medusa', 'draft', 'lookup'] as const).filter((k) => spec[k] !== undefined);
+  const methods = speculativeMethods(spec);
   if (methods.length !== 1) throw new RangeError(`speculative decoding: give one method of medusa, draft, lookup${methods.length ? `, got ${methods.join(' and ')}` : ''}`);
   const plain: GenerateOptions = { ...opts, speculative: undefined };
   if (spec.medusa) return new MedusaGeneration(model, batch[0], { ...plain, medusa: spec.medusa });

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { Generation } from '../generate/generate.js';
 import type { DecodeBatch, BatchedRequest } from '../generate/batch.js';
 import type { GenerateOptions, GenerationResult } from '../generate/generate.js';
-import { newGeneration } from '../generate/stepped.js';
+import { newGeneration, speculativeMethods } from '../generate/stepped.js';
 import type { SteppedGeneration } from '../generate/stepped.js';
 import type { LogitsProcessor } from '../generate/processors.js';
 import { ConstraintProcessor } from '../structured/processor.js';
@@ -305,7 +305,7 @@ interface Started {
 function startGeneration(ctx: Ctx, m: ServedModel, prompts: number[][], opts: GenerateOptions): Started {
   let speculative: Started['speculative'] = null;
   if (m.speculative) {
-    const method = Object.keys(m.speculative).find((k) => (m.speculative as Record<string, unknown>)[k] !== undefined) ?? 'speculative';
+    const method = speculativeMethods(m.speculative).join(' and ');
     if (prompts.length === 1) {
       const gen = newGeneration(m.model, prompts, { ...opts, speculative: m.speculative });
       return { job: new GenerationJob(gen), result: () => gen.result(), speculative: { method } };
