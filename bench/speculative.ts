@@ -10,6 +10,7 @@
 //   node dist/bench/speculative.js <model dir> [draft dir] [medusa dir]   (other models)
 //   node dist/bench/speculative.js --cost-shapes 42m,110m [--threads 1,2]  (forward cost of T tokens, random weights)
 import { existsSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -44,6 +45,8 @@ export interface ChainRow {
   acceptance_rate: number | null;
   /** Greedy: the output equals plain greedy decoding's. */
   identical: boolean | null;
+  /** CLI rows: wall seconds of the whole `tslm generate` process. */
+  cli_wall_s?: number;
 }
 
 /** The grounded prompt is this passage twice, then its start again: the rest is there to copy. */
@@ -186,7 +189,42 @@ export async function benchSpeculative(opts: { threads?: number[] | number; reps
   }
   log(`\nbase ${models.base} (stories15M shape), draft ${models.draft} (quickstart), Medusa heads ${medusa}; best of ${opts.reps ?? 8} interleaved runs after a warm-up; speedup: decode tokens/s over plain decoding's; accepted: tokens per target call`);
   log(HEADER);
-  return benchSpeculativeModels({ model: models.base, draft: models.draft, medusa, threads, reps: opts.reps, tokens: opts.tokens ?? 96, lookup: opts.lookup, log });
+  const rows = await benchSpeculativeModels({ model: models.base, draft: models.draft, medusa, threads, reps: opts.reps, tokens: opts.tokens ?? 96, lookup: opts.lookup, log });
+  rows.push(...cliRuns(models.base, medusa, Math.max(...threads), opts.tokens ?? 96, log));
+  return rows;
+}
+
+/**
+ * `tslm generate` as a user runs it, each run a fresh process (load and first-run costs
+ * included): plain, --medusa and --lookup on the open prompt, greedy; rounds interleaved, the
+ * median of 5 kept. Wall seconds per process, and the decode tokens/s the CLI reports.
+ */
+function cliRuns(base: string, medusa: string, threads: number, tokens: number, log: (l: string) => void): ChainRow[] {
+  const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'tslm.js');
+  const methods: [ChainRow['method'], string[]][] = [['plain', []], ['medusa', ['--medusa', medusa]], ['lookup', ['--lookup']]];
+  const runs: { wall: number; rate: number; ids: string }[][] = methods.map(() => []);
+  for (let round = 0; round < 5; round++) {
+    methods.forEach(([, flags], i) => {
+      const t0 = performance.now();
+      const r = spawnSync(process.execPath, [bin, 'generate', '--model', base, '--prompt', 'Once upon a time', '--max-tokens', String(tokens), '--threads', String(threads), '--print-ids', ...flags], { encoding: 'utf8' });
+      const wall = (performance.now() - t0) / 1000;
+      if (r.status !== 0) throw new Error(`tslm generate ${flags.join(' ')} failed: ${r.stderr}`);
+      const rate = Number(/decode: \d+ tokens, ([\d.]+) tok\/s/.exec(r.stderr)?.[1]);
+      runs[i].push({ wall, rate, ids: r.stdout.trim().split('\n').pop()! });
+    });
+  }
+  const median = (x: number[]) => [...x].sort((a, b) => a - b)[Math.floor(x.length / 2)];
+  const plainRate = median(runs[0].map((r) => r.rate)), plainWall = median(runs[0].map((r) => r.wall));
+  log(`\ntslm generate in fresh processes (open prompt, greedy, ${tokens} tokens, ${threads} threads; median of 5 interleaved rounds): wall s per process, decode tok/s as the CLI reports it`);
+  return methods.map(([method], i) => {
+    const rate = median(runs[i].map((r) => r.rate)), wall = median(runs[i].map((r) => r.wall));
+    const identical = runs[i].every((r) => r.ids === runs[0][0].ids);
+    log(`  ${method.padEnd(7)} ${wall.toFixed(2)} s (${(plainWall / wall).toFixed(2)}× plain's)  decode ${rate.toFixed(1)} tok/s (${(rate / plainRate).toFixed(2)}×)${identical ? '  identical' : '  OUTPUT DIFFERS'}`);
+    return {
+      threads, prompt: 'open', mode: 'greedy', method, prompt_tokens: -1, tokens, decode_tokens_per_s: round(rate),
+      speedup: round(rate / plainRate), mean_accepted_length: null, acceptance_rate: null, identical, cli_wall_s: round(wall),
+    } as ChainRow;
+  });
 }
 
 /** verificationCost on random-weight models of preset shapes (the quickstart vocabulary): the cost side at other sizes. */
