@@ -1,5 +1,5 @@
 // A tiny chat model for the server tests: a byte-level BPE tokenizer trained on a few English and
-// Chinese sentences, a randomly initialised 2-layer LLaMA (GQA) — or Mamba —, ChatML in
+// Chinese sentences, a randomly initialised 2-layer LLaMA (GQA) — or Mamba, or a Mixtral MoE —, ChatML in
 // tokenizer_config.json, written as an HF directory. Its output is noise, but every token it emits
 // decodes to text.
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -25,7 +25,7 @@ const TEXT = [
 ].join('\n');
 
 /** Write the tiny model into a fresh temporary directory (or `dir`) and return its path. */
-export async function makeTinyModelDir(dir?: string, opts: { seed?: number; maxPositions?: number; family?: 'llama' | 'mamba' } = {}): Promise<string> {
+export async function makeTinyModelDir(dir?: string, opts: { seed?: number; maxPositions?: number; family?: 'llama' | 'mamba' | 'mixtral' } = {}): Promise<string> {
   const out = dir ?? mkdtempSync(path.join(tmpdir(), 'tslm-serve-model-'));
   const tok = trainByteLevelBPE(Array(20).fill(TEXT), { vocabSize: 360, specialTokens: ['<|endoftext|>', '<|im_start|>', '<|im_end|>'] });
   const ids = { vocab_size: tok.vocabSize, bos_token_id: 0, eos_token_id: tok.specialTokens.get('<|im_end|>'), tie_word_embeddings: true };
@@ -34,6 +34,8 @@ export async function makeTinyModelDir(dir?: string, opts: { seed?: number; maxP
     : {
       model_type: 'llama', hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
       max_position_embeddings: opts.maxPositions ?? 512, rms_norm_eps: 1e-5, rope_theta: 10000, ...ids,
+      // a mixture of experts: 4 experts of 64, top-2 (Mixtral's layout)
+      ...(opts.family === 'mixtral' ? { model_type: 'mixtral', intermediate_size: 64, num_local_experts: 4, num_experts_per_tok: 2 } : {}),
     };
   const model = createModel(config, 'tiny', { generator: new Generator(opts.seed ?? 1) });
   await saveModel(model, out, { tokenizer: tok });

@@ -27,6 +27,7 @@ let dir = '', work = '', url = '', proc: ChildProcess | null = null;
 let client: OpenAI;
 let ref: { model: CausalLM; tokenizer: Tokenizer };
 let refMamba: { model: CausalLM; tokenizer: Tokenizer };
+let refMoe: { model: CausalLM; tokenizer: Tokenizer };
 const ajv = new Ajv({ strict: false });
 
 
@@ -40,10 +41,13 @@ before(async () => {
   symlinkSync(dir, path.join(models, 'escape'));
   // and a Mamba: the server knows no family, only the model contract
   await makeTinyModelDir(path.join(models, 'mamba'), { family: 'mamba', seed: 3 });
+  await makeTinyModelDir(path.join(models, 'moe'), { family: 'mixtral', seed: 4 });
   const loaded = await loadModel(dir);
   ref = { model: loaded.model, tokenizer: loaded.tokenizer! };
   const m = await loadModel(path.join(models, 'mamba'));
   refMamba = { model: m.model, tokenizer: m.tokenizer! };
+  const e = await loadModel(path.join(models, 'moe'));
+  refMoe = { model: e.model, tokenizer: e.tokenizer! };
   ({ proc, url } = await serveProcess(['--model', dir, '--models-dir', models, '--port', '0', '--threads', '1', '--max-active', '2', '--max-tokens-limit', '256', '--max-body-bytes', '65536', '--quiet']));
   client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 });
 });
@@ -52,6 +56,7 @@ after(async () => {
   proc?.kill('SIGTERM');
   ref?.model.dispose();
   refMamba?.model.dispose();
+  refMoe?.model.dispose();
   await shutdown();
   if (work) rmSync(work, { recursive: true, force: true });
 });
@@ -67,7 +72,7 @@ function expectedChat(messages: { role: string; content: string }[], o: { max_to
 test('GET /v1/models and /health list the served models, without the one that escapes the directory', async () => {
   const list = await client.models.list();
   const ids = list.data.map((m) => m.id).sort();
-  assert.deepEqual(ids, ['mamba', 'other', 'tiny']);
+  assert.deepEqual(ids, ['mamba', 'moe', 'other', 'tiny']);
   const h = await (await fetch(`${url}/health`)).json();
   assert.equal(h.status, 'ok');
 });
@@ -230,23 +235,24 @@ test('completions (text and token-id prompts, echo, logprobs) and embeddings', a
   assert.equal(small.data[0].embedding.length, 8);
 });
 
-test('a Mamba from --models-dir: plain, streamed and concurrent (batched) chats equal generate() with the same seed', async () => {
+for (const [name, what] of [['mamba', 'a Mamba'], ['moe', 'a Mixtral mixture of experts']] as const) test(`${what} from --models-dir: plain, streamed and concurrent (batched) chats equal generate() with the same seed`, async () => {
+  const ref = name === 'mamba' ? refMamba : refMoe;
   const messages = [{ role: 'user' as const, content: 'Hello! 你好' }];
   const o = { max_tokens: 16, temperature: 0.8, seed: 5 };
-  const want = expectedChat(messages, o, refMamba);
-  const r = await client.chat.completions.create({ model: 'mamba', messages, ...o });
+  const want = expectedChat(messages, o, ref);
+  const r = await client.chat.completions.create({ model: name, messages, ...o });
   assert.equal(r.choices[0].message.content, want.text);
   assert.equal(r.usage!.completion_tokens, want.tokens);
   // concurrent streamed requests share model calls (continuous batching of recurrent states)
   const seeds = [11, 12, 13];
   const texts = await Promise.all(seeds.map(async (seed) => {
-    const s = await client.chat.completions.create({ model: 'mamba', messages, ...o, seed, stream: true });
+    const s = await client.chat.completions.create({ model: name, messages, ...o, seed, stream: true });
     let text = '';
     for await (const c of s) for (const ch of c.choices) text += ch.delta.content ?? '';
     return text;
   }));
   // (rows that overlap in a batch may differ from a solo run in the last bits: a sampled token could flip only on a draw that close to a boundary)
-  texts.forEach((t, i) => assert.equal(t, expectedChat(messages, { ...o, seed: seeds[i] }, refMamba).text, `seed ${seeds[i]}`));
+  texts.forEach((t, i) => assert.equal(t, expectedChat(messages, { ...o, seed: seeds[i] }, ref).text, `${name} seed ${seeds[i]}`));
 });
 
 test('models from --models-dir load on demand; names cannot leave the directory', async () => {
