@@ -11,7 +11,7 @@
 // Shapes: logprobs [B, L] — the current policy's log-prob of each sampled completion token (with
 // grad); oldLogprobs, refLogprobs [B, L] (Tensor or Float32Array, never differentiated); mask
 // [B, L] of 0/1 (1 = a completion token that counts); advantages [B]; rewards [B] (k1.5 only).
-// Padding positions may hold any finite or infinite value: they are zeroed before they are used.
+// Padding positions may hold anything (NaN and ±Infinity included): they are zeroed before use.
 //
 // The PPO-style losses ('grpo' | 'bnpo' | 'dapo' | 'dr_grpo' | 'gspo'):
 //   log w   = logp − old (per token), or with importanceSampling 'sequence' (GSPO) the sequence's
