@@ -124,6 +124,8 @@ export class Sequence {
   readonly tops: { id: number; logprob: number }[][] = [];
   done = false;
   finish: 'length' | 'stop' = 'length';
+  /** The stop id that ended the sequence (not in `out`), if one did. */
+  stopId: number | null = null;
   text = '';
   private emitted = 0;
   private cutByString = false;
@@ -163,7 +165,7 @@ export class Sequence {
   /** Add the chosen token (a stop id ends the sequence instead); `raw` as process() returned it. */
   emit(id: number, raw: Float32Array | null): number {
     const { opts } = this;
-    if (this.stopIds.has(id)) { this.done = true; this.finish = 'stop'; return id; }
+    if (this.stopIds.has(id)) { this.done = true; this.finish = 'stop'; this.stopId = id; return id; }
     this.ids.push(id);
     this.out.push(id);
     if (raw && (opts.logprobs || opts.topLogprobs)) {

@@ -25,12 +25,13 @@ export class CheckpointError extends Error {
   }
 }
 
-export interface TrainerStateFile {
+/** O: the run's options, D: the data position (the pre-training loop's, or another trainer's: RL's prompt sampler). */
+export interface TrainerStateFile<O = TrainOptions, D = BatcherState> {
   format: 'tslm-trainer-state';
   version: 1;
   state: TrainState;
-  options: TrainOptions;
-  train: BatcherState;
+  options: O;
+  train: D;
   optimizerSteps: Record<string, number>;
   /** The model config (checked on resume). */
   config: Record<string, unknown>;
@@ -42,8 +43,8 @@ export function checkpointDir(out: string): string {
 }
 
 /** Write a checkpoint of model, tokenizer, optimizer and trainer state under out/checkpoint. */
-export async function saveCheckpoint(out: string, c: {
-  model: CausalLM; tokenizer?: Tokenizer | null; opt: AdamW; state: TrainState; options: TrainOptions; train: BatcherState; extra?: Record<string, unknown>;
+export async function saveCheckpoint<O = TrainOptions, D = BatcherState>(out: string, c: {
+  model: CausalLM; tokenizer?: Tokenizer | null; opt: AdamW; state: TrainState; options: O; train: D; extra?: Record<string, unknown>;
 }): Promise<string> {
   mkdirSync(out, { recursive: true });
   const final = checkpointDir(out), prev = `${final}.prev`, tmp = `${final}.tmp-${process.pid}`;
@@ -60,7 +61,7 @@ export async function saveCheckpoint(out: string, c: {
       return fromFloat32(`${names[idx]}.${kind}`, [...t.shape], t.data() as Float32Array);
     });
     await writeSafetensors(path.join(tmp, 'optimizer.safetensors'), raws, { format: 'tslm-adamw' });
-    const stateFile: TrainerStateFile = {
+    const stateFile: TrainerStateFile<O, D> = {
       format: 'tslm-trainer-state', version: 1, state: c.state, options: c.options, train: c.train,
       optimizerSteps: Object.fromEntries(names.map((n, i) => [n, sd.steps[i]])), config, extra: c.extra,
     };
@@ -82,17 +83,17 @@ export function findCheckpoint(out: string): string | null {
   return null;
 }
 
-export function readTrainerState(dir: string): TrainerStateFile {
+export function readTrainerState<O = TrainOptions, D = BatcherState>(dir: string): TrainerStateFile<O, D> {
   const f = path.join(dir, 'trainer_state.json');
-  let s: TrainerStateFile;
+  let s: TrainerStateFile<O, D>;
   try { s = JSON.parse(readFileSync(f, 'utf8')); } catch (e) { throw new CheckpointError(`${f}: cannot read (${(e as Error).message})`); }
   if (s.format !== 'tslm-trainer-state' || s.version !== 1) throw new CheckpointError(`${f}: not a tslm trainer state (format ${JSON.stringify(s.format)}, version ${s.version})`);
   return s;
 }
 
 /** Load weights and optimizer moments from a checkpoint into an existing model and optimizer. */
-export async function loadCheckpoint(dir: string, model: CausalLM, opt: AdamW): Promise<TrainerStateFile> {
-  const st = readTrainerState(dir);
+export async function loadCheckpoint<O = TrainOptions, D = BatcherState>(dir: string, model: CausalLM, opt: AdamW): Promise<TrainerStateFile<O, D>> {
+  const st = readTrainerState<O, D>(dir);
   const mine = model.configJson();
   // Every field that shapes the model must be the same (the family's whole config, as saved).
   for (const k of new Set(['model_type', ...Object.keys(mine), ...Object.keys(st.config)])) {
