@@ -1,0 +1,92 @@
+// Prompt files for policy optimisation: JSONL (or a JSON array), one problem per row. The policy
+// sees `prompt` as raw text, a chat (`messages`, rendered with the generation prompt by the chat
+// template), or an Alpaca `instruction` (+ `input`). Every other field stays with the row for the
+// verifiers: `answer` (math), `tests` and `entry_point` (code), `difficulty` (the curriculum).
+import { readFileSync } from 'node:fs';
+import type { ChatMessage } from '../tokenizers/chat.js';
+import { applyChatTemplate } from '../tokenizers/chat.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { CHATML_TEMPLATE, alpacaPrompt } from '../sft/data.js';
+
+export class PromptDataError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PromptDataError';
+  }
+}
+
+export interface PromptRow {
+  /** The text the policy continues (the chat or Alpaca rendering already applied). */
+  prompt: string;
+  /** The row as read (answer, tests, … for the verifiers). */
+  row: Record<string, unknown>;
+  /** Where it came from, for messages ("file:line"). */
+  where: string;
+}
+
+export interface PromptFormat {
+  /** Jinja chat template for `messages` rows (default ChatML). */
+  chatTemplate?: string;
+  bosToken?: string;
+  eosToken?: string;
+}
+
+function render(o: Record<string, unknown>, where: string, f: PromptFormat): string {
+  if (typeof o.prompt === 'string') {
+    if (!o.prompt.length) throw new PromptDataError(`${where}: "prompt" is empty`);
+    return o.prompt;
+  }
+  if ('prompt' in o) throw new PromptDataError(`${where}: "prompt" must be a string, got ${JSON.stringify(o.prompt)?.slice(0, 40)}`);
+  if ('messages' in o) {
+    const m = o.messages;
+    if (!Array.isArray(m) || !m.length) throw new PromptDataError(`${where}: "messages" must be a non-empty list`);
+    m.forEach((x, i) => {
+      if (typeof x !== 'object' || x === null || typeof (x as ChatMessage).role !== 'string' || typeof (x as ChatMessage).content !== 'string') {
+        throw new PromptDataError(`${where}: messages[${i}] must have string "role" and "content"`);
+      }
+    });
+    // A trailing assistant turn is a reference answer, not part of the prompt.
+    const turns = (m as ChatMessage[]).at(-1)!.role === 'assistant' ? (m as ChatMessage[]).slice(0, -1) : (m as ChatMessage[]);
+    return applyChatTemplate(turns, { template: f.chatTemplate ?? CHATML_TEMPLATE, addGenerationPrompt: true, bosToken: f.bosToken, eosToken: f.eosToken });
+  }
+  if (typeof o.instruction === 'string') {
+    return alpacaPrompt({ instruction: o.instruction, input: typeof o.input === 'string' ? o.input : '' });
+  }
+  throw new PromptDataError(`${where}: expected "prompt", "messages" or "instruction" (has ${Object.keys(o).map((k) => `"${k}"`).join(', ') || 'no fields'})`);
+}
+
+/** Parse a prompt file's text (JSONL or a JSON array); errors name the file and line. */
+export function parsePrompts(text: string, file = '<prompts>', f: PromptFormat = {}): PromptRow[] {
+  const rows: PromptRow[] = [];
+  const add = (obj: unknown, where: string) => {
+    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new PromptDataError(`${where}: expected a JSON object, got ${JSON.stringify(obj)?.slice(0, 60)}`);
+    const o = obj as Record<string, unknown>;
+    rows.push({ prompt: render(o, where, f), row: o, where });
+  };
+  if (text.trimStart().startsWith('[')) {
+    let arr: unknown;
+    try { arr = JSON.parse(text); } catch (e) { throw new PromptDataError(`${file}: invalid JSON (${(e as Error).message})`); }
+    (arr as unknown[]).forEach((o, i) => add(o, `${file}: row ${i + 1}`));
+  } else {
+    text.split('\n').forEach((line, i) => {
+      if (!line.trim()) return;
+      let obj: unknown;
+      try { obj = JSON.parse(line); } catch (e) { throw new PromptDataError(`${file}:${i + 1}: invalid JSON (${(e as Error).message})`); }
+      add(obj, `${file}:${i + 1}`);
+    });
+  }
+  if (!rows.length) throw new PromptDataError(`${file}: no prompts`);
+  return rows;
+}
+
+export function readPrompts(file: string, f: PromptFormat = {}): PromptRow[] {
+  let text: string;
+  try { text = readFileSync(file, 'utf8'); } catch (e) { throw new PromptDataError(`${file}: cannot read (${(e as Error).message})`); }
+  return parsePrompts(text, file, f);
+}
+
+/** A prompt's ids as the policy sees them (BOS first when the tokenizer has one). */
+export function promptTokens(tok: Tokenizer, text: string): number[] {
+  const ids = tok.encode(text);
+  return tok.bosId !== null ? [tok.bosId, ...ids] : ids;
+}
