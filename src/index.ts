@@ -12,3 +12,4 @@ export * from './classic/index.js';
 export * from './structured/index.js';
 export * from './lora/index.js';
 export * from './sft/index.js';
+export * from './align/index.js';

@@ -1,0 +1,25 @@
+export { rollout, StopTags } from './rollout.js';
+export type { Rollout, RolloutOptions } from './rollout.js';
+export { packSequences, sliceRows, tokenLogprobs } from './logprobs.js';
+export type { PackedSequences } from './logprobs.js';
+export { policyLoss, perTokenKl, PolicyLossError, LOSS_TYPES, KL_ESTIMATORS } from './losses.js';
+export type { LossType, KlEstimator, ImportanceSampling, PolicyLossOptions, PolicyLossInput, PolicyLossResult } from './losses.js';
+export {
+  groupAdvantages, zeroStdGroups, filterGroups, overlongPenalty, maskTruncated, kimiLengthPenalty, shortestRejection, ProblemSampler, AdvantageError,
+} from './advantages.js';
+export type { RewardScale, FilteredGroups, RejectionSample, ProblemSamplerOptions, ProblemSamplerState } from './advantages.js';
+export {
+  createReward, extractAnswer, mathEqual, parseNumber, answerPart, thinkAnswerFormat, extractCode, RewardSpecError, RewardModuleError, RewardInputError,
+} from './rewards.js';
+export type { RewardContext, RewardScores, RewardFunction, RewardOptions, Rational } from './rewards.js';
+export { Sandbox, SandboxError } from './sandbox.js';
+export type { SandboxOptions, SandboxJob, SandboxResult } from './sandbox.js';
+export { parsePrompts, readPrompts, promptTokens, PromptDataError } from './data.js';
+export type { PromptRow, PromptFormat } from './data.js';
+export { grpoTrain, grpoOptions, evaluatePolicy, DEFAULT_GRPO_OPTIONS } from './grpo.js';
+export type { GrpoOptions, GrpoInput, GrpoResult, RlMetrics, EvalResult } from './grpo.js';
+export { rlReportHtml, rlProgressLine, seriesSvg } from './report.js';
+export { arithmeticProblems, arithmeticTokenizer } from './task.js';
+export type { ArithmeticRow, ArithmeticOptions } from './task.js';
+export { rlDemo, demoConfig } from './demo.js';
+export type { DemoOptions, DemoResult } from './demo.js';

@@ -1,0 +1,112 @@
+// What a person watches during and after policy optimisation: a progress line per batch, and
+// report.html with the curves of reward, held-out accuracy, KL, completion length, entropy and
+// clip fraction (TRL's metric names), the options and a few held-out completions.
+import type { GrpoOptions, RlMetrics } from './grpo.js';
+
+function fmtTime(s: number): string {
+  if (!Number.isFinite(s)) return '--:--';
+  s = Math.max(0, Math.round(s));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  return h ? `${h}:${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}` : `${m}:${String(sec).padStart(2, '0')}`;
+}
+
+/** One progress line: batch, reward, held-out accuracy when measured, KL, length, tokens/s, ETA. */
+export function rlProgressLine(m: RlMetrics, total: number): string {
+  const eta = (m.elapsed_seconds / m.step) * (total - m.step);
+  const tps = m.rollout_tokens_per_second >= 1000 ? `${(m.rollout_tokens_per_second / 1000).toFixed(1)}k` : m.rollout_tokens_per_second.toFixed(0);
+  return `batch ${String(m.step).padStart(String(total).length)}/${total} reward ${m.reward.toFixed(3)}` +
+    (m['eval/accuracy'] !== undefined ? ` | held-out ${(100 * m['eval/accuracy']).toFixed(1)}%` : '') +
+    (m.kl !== undefined ? ` | kl ${m.kl.toExponential(2)}` : '') +
+    ` | len ${m['completions/mean_length'].toFixed(1)} | entropy ${m.entropy.toFixed(3)} | ${tps} tok/s | ${fmtTime(m.elapsed_seconds)} elapsed, ETA ${fmtTime(eta)}`;
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'];
+
+/** A line chart of named series over the batch number (points drawn where a series is sparse). */
+export function seriesSvg(series: { name: string; points: [number, number][] }[], o: { title: string; yLabel: string; width?: number; height?: number }): string {
+  const W = o.width ?? 560, Hh = o.height ?? 280, L = 64, R = 16, Tp = 34, B = 42;
+  const live = series.map((s) => ({ ...s, points: s.points.filter(([, y]) => Number.isFinite(y)) })).filter((s) => s.points.length);
+  const xs = live.flatMap((s) => s.points.map(([x]) => x)), ys = live.flatMap((s) => s.points.map(([, y]) => y));
+  const x0 = Math.min(0, ...xs), x1 = Math.max(1, ...xs);
+  let y0 = ys.length ? Math.min(...ys) : 0, y1 = ys.length ? Math.max(...ys) : 1;
+  if (y1 - y0 < 1e-9) { y0 -= 0.5; y1 += 0.5; }
+  const pad = (y1 - y0) * 0.05;
+  y0 -= pad; y1 += pad;
+  const sx = (x: number) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
+  const sy = (y: number) => Tp + (1 - (y - y0) / (y1 - y0)) * (Hh - Tp - B);
+  const grid: string[] = [];
+  for (let k = 0; k <= 4; k++) {
+    const y = y0 + ((y1 - y0) * k) / 4, x = x0 + ((x1 - x0) * k) / 4;
+    grid.push(`<line x1="${L}" x2="${W - R}" y1="${sy(y).toFixed(1)}" y2="${sy(y).toFixed(1)}" stroke="#e5e5e5"/><text x="${L - 6}" y="${(sy(y) + 4).toFixed(1)}" text-anchor="end" font-size="11">${Math.abs(y) >= 1e-3 || y === 0 ? y.toFixed(3) : y.toExponential(1)}</text>`);
+    grid.push(`<text x="${sx(x).toFixed(1)}" y="${Hh - B + 16}" text-anchor="middle" font-size="11">${Math.round(x)}</text>`);
+  }
+  const lines = live.map((s, j) => {
+    const c = PALETTE[j % PALETTE.length];
+    const path = s.points.map(([x, y], k) => `${k ? 'L' : 'M'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
+    const dots = s.points.length <= 40 ? s.points.map(([x, y]) => `<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3" fill="${c}"/>`).join('') : '';
+    return `<path d="${path}" fill="none" stroke="${c}" stroke-width="1.5"/>${dots}` +
+      `<line x1="${L + 10}" x2="${L + 30}" y1="${Tp + 10 + 15 * j}" y2="${Tp + 10 + 15 * j}" stroke="${c}" stroke-width="2"/><text x="${L + 34}" y="${Tp + 14 + 15 * j}" font-size="11">${esc(s.name)}</text>`;
+  }).join('\n');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${Hh}" viewBox="0 0 ${W} ${Hh}" font-family="sans-serif">
+<rect width="100%" height="100%" fill="white"/>
+<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${esc(o.title)}</text>
+${grid.join('\n')}
+<line x1="${L}" x2="${L}" y1="${Tp}" y2="${Hh - B}" stroke="#333"/><line x1="${L}" x2="${W - R}" y1="${Hh - B}" y2="${Hh - B}" stroke="#333"/>
+${lines}
+<text x="${W / 2}" y="${Hh - 6}" text-anchor="middle" font-size="12">batch</text>
+<text x="14" y="${Hh / 2}" text-anchor="middle" font-size="12" transform="rotate(-90 14 ${Hh / 2})">${esc(o.yLabel)}</text>
+</svg>`;
+}
+
+export interface RlReport {
+  title: string;
+  metrics: RlMetrics[];
+  options: GrpoOptions;
+  summary: [string, string][];
+  samples: { prompt: string; completion: string; score: number }[];
+  /** Extra charts (SVG) placed first, e.g. the demo's before/after accuracy. */
+  charts?: string[];
+}
+
+/** The curves a person checks: did reward and held-out accuracy rise, did KL, length, entropy and clipping stay sane. */
+export function rlCharts(metrics: RlMetrics[]): string[] {
+  const pts = (f: (m: RlMetrics) => number | undefined): [number, number][] => metrics.filter((m) => f(m) !== undefined).map((m) => [m.step, f(m)!]);
+  const comps = [...new Set(metrics.flatMap((m) => Object.keys(m.rewards)))];
+  return [
+    seriesSvg([{ name: 'reward (batch mean)', points: pts((m) => m.reward) }, ...(comps.length > 1 ? comps.map((n) => ({ name: `rewards/${n}`, points: pts((m) => m.rewards[n]) })) : [])], { title: 'Reward', yLabel: 'reward' }),
+    seriesSvg([{ name: 'held-out accuracy (sampled)', points: pts((m) => m['eval/accuracy']) }, { name: 'held-out accuracy (greedy)', points: pts((m) => m['eval/accuracy_greedy']) }], { title: 'Held-out accuracy (verifier)', yLabel: 'accuracy' }),
+    seriesSvg([{ name: 'kl', points: pts((m) => m.kl) }], { title: 'KL to the reference', yLabel: 'KL (nats/token)' }),
+    seriesSvg([{ name: 'completions/mean_length', points: pts((m) => m['completions/mean_length']) }], { title: 'Completion length', yLabel: 'tokens' }),
+    seriesSvg([{ name: 'entropy', points: pts((m) => m.entropy) }], { title: 'Policy entropy', yLabel: 'nats/token' }),
+    seriesSvg([
+      { name: 'clip_ratio/region_mean', points: pts((m) => m['clip_ratio/region_mean']) },
+      { name: 'clip_ratio/low_mean', points: pts((m) => m['clip_ratio/low_mean']) },
+      { name: 'clip_ratio/high_mean', points: pts((m) => m['clip_ratio/high_mean']) },
+    ], { title: 'Clip fraction', yLabel: 'fraction of tokens' }),
+  ];
+}
+
+export function rlReportHtml(r: RlReport): string {
+  const last = r.metrics.at(-1);
+  const summary: [string, string][] = [
+    ...r.summary,
+    ['batches', String(last?.step ?? 0)],
+    ...(last ? [['final batch reward', last.reward.toFixed(3)] as [string, string], ['elapsed', fmtTime(last.elapsed_seconds)] as [string, string]] : []),
+  ];
+  const charts = [...(r.charts ?? []), ...rlCharts(r.metrics)];
+  const opts = Object.entries(r.options).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(JSON.stringify(v))}</td></tr>`).join('');
+  const samples = r.samples.map((s) => `<tr><td><pre>${esc(s.prompt)}</pre></td><td><pre>${esc(s.completion)}</pre></td><td>${s.score.toFixed(2)}</td></tr>`).join('');
+  return `<!doctype html><html><head><meta charset="utf-8"><title>${esc(r.title)}</title>
+<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}th{text-align:left;padding-right:1em}td,th{vertical-align:top}.charts{display:flex;flex-wrap:wrap;gap:12px}pre{margin:0;white-space:pre-wrap}</style></head><body>
+<h1>${esc(r.title)}</h1>
+<table>${summary.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('')}</table>
+<div class="charts">${charts.join('\n')}</div>
+${samples ? `<h2>Held-out completions (after training)</h2><table><tr><th>prompt</th><th>completion</th><th>verifier</th></tr>${samples}</table>` : ''}
+<h2>Options</h2><table>${opts}</table>
+</body></html>
+`;
+}
