@@ -27,6 +27,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'merge-lora': () => import('./commands/merge-lora.js'),
   'self-instruct': () => import('./commands/self-instruct.js'),
   medusa: () => import('./commands/medusa.js'),
+  rl: () => import('./commands/rl.js'),
 };
 
 async function usage(): Promise<string> {
