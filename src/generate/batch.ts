@@ -15,7 +15,7 @@ import { scope } from '../tensor/storage.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Generator } from '../tensor/random.js';
 import type { CausalLM, DecodeState } from '../models/causal.js';
-import { Sequence, prepareRequest, resultOf, rowsOf } from './generate.js';
+import { Sequence, logNormalisers, prepareRequest, resultOf, rowsOf } from './generate.js';
 import type { GenerateOptions, GenerationResult } from './generate.js';
 
 /** One request in a DecodeBatch: n sequences sharing a seeded generator (as in Generation). */
@@ -47,6 +47,8 @@ interface Row {
   logits: Float32Array;
   /** The token chosen this step. */
   next: number;
+  /** log Σ exp(logits), when the request asks for logprobs. */
+  lse?: number;
 }
 
 export class DecodeBatch {
@@ -136,11 +138,14 @@ export class DecodeBatch {
     const V = model.config.vocab_size, n = req.prompts.length, P = req.maxLen;
     const padIn = req.prompts.map((p) => P - p.length);
     const state = this.ensureState();
+    let lse: Float32Array | null = null;
     const logits = noGrad(() => scope(() => {
       const tmp = model.newState(n, P);
       try {
         const ids = T.tensor(req.prompts.map((p, b) => [...new Array(padIn[b]).fill(0), ...p]), [n, P], 'i32');
-        const out = rowsOf(T.contiguous(model.forward(ids, tmp, { padLeft: padIn, lastOnly: true })), n, V);
+        const lg = T.contiguous(model.forward(ids, tmp, { padLeft: padIn, lastOnly: true }));
+        const out = rowsOf(lg, n, V);
+        lse = req.opts.logprobs ? logNormalisers(lg, n, V) : null;
         if (this.rows.length === 0) state.truncate(0);
         // Right-aligned: rows already here get d more positions of padding.
         const d = Math.max(0, P - state.length);
@@ -153,7 +158,7 @@ export class DecodeBatch {
       }
     }));
     this.calls++;
-    req.sequences.forEach((seq, b) => this.rows.push({ req, seq, pad: state.length - P + padIn[b], logits: logits[b], next: 0 }));
+    req.sequences.forEach((seq, b) => this.rows.push({ req, seq, pad: state.length - P + padIn[b], logits: logits[b], next: 0, lse: lse?.[b] }));
     req.prefillMs = performance.now() - t0;
     if (req.sequences.every((q) => q.maxNew <= 0)) { for (const q of req.sequences) q.done = true; this.removeFinished(); }
   }
@@ -177,7 +182,7 @@ export class DecodeBatch {
       touched.add(r.req);
       if (r.req.state !== 'running') continue;
       try {
-        r.next = r.seq.take(r.logits, r.req.g);
+        r.next = r.seq.take(r.logits, r.req.g, r.lse);
       } catch (e) {
         r.req.error = e;
         r.req.state = 'cancelled';
@@ -192,7 +197,13 @@ export class DecodeBatch {
       const R = this.rows.length, V = this.model.config.vocab_size;
       const padLeft = this.rows.map((r) => r.pad);
       const ids = this.rows.map((r) => [r.next]);
-      noGrad(() => scope(() => { rowsOf(this.model.forward(T.tensor(ids, [R, 1], 'i32'), state, { padLeft }), R, V, this.rows.map((r) => r.logits)); }));
+      const wantLse = this.rows.some((r) => r.req.opts.logprobs);
+      noGrad(() => scope(() => {
+        const lg = T.contiguous(this.model.forward(T.tensor(ids, [R, 1], 'i32'), state, { padLeft }));
+        rowsOf(lg, R, V, this.rows.map((r) => r.logits));
+        const lse = wantLse ? logNormalisers(lg, R, V) : null;
+        this.rows.forEach((r, k) => { r.lse = lse && r.req.opts.logprobs ? lse[k] : undefined; });
+      }));
       this.calls++;
     }
     const ms = performance.now() - t0;

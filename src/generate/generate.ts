@@ -129,6 +129,9 @@ export class Sequence {
   text = '';
   private emitted = 0;
   private cutByString = false;
+  /** The step's raw logits and their log-normaliser, when the batch computed it (logprobs without the full log-softmax). */
+  private rawLogits: Float32Array | null = null;
+  private lse = NaN;
   private readonly chain: LogitsProcessor[];
   private readonly greedy: boolean;
   private readonly hooked: SequenceProcessor[];
@@ -144,9 +147,13 @@ export class Sequence {
   /** Greedy decoding (temperature 0): the next token is the argmax of the processed logits. */
   get isGreedy(): boolean { return this.greedy; }
 
-  /** Pick the next token from this step's logits (changed in place by the processors). */
-  take(logits: Float32Array, g: Generator): number {
-    const raw = this.process(logits);
+  /**
+   * Pick the next token from this step's logits (changed in place by the processors). `lse`:
+   * log Σ exp(logits), when the caller computed it for the batch (then a logprob needs no
+   * log-softmax of the row here).
+   */
+  take(logits: Float32Array, g: Generator, lse?: number): number {
+    const raw = this.process(logits, lse);
     return this.emit(this.greedy ? argmaxOf(logits) : sampleFrom(logits, g), raw);
   }
 
@@ -155,9 +162,17 @@ export class Sequence {
    * the unprocessed log-probabilities when logprobs are asked for (pass them to emit()).
    * Speculative decoding calls process() and emit() itself to choose the token in between.
    */
-  process(logits: Float32Array): Float32Array | null {
+  process(logits: Float32Array, lse?: number): Float32Array | null {
     const { opts } = this;
-    const raw = opts.logprobs || opts.topLogprobs ? logSoftmaxOf(logits) : null;
+    let raw: Float32Array | null = null;
+    this.lse = NaN;
+    if (opts.logprobs && !opts.topLogprobs && lse !== undefined) {
+      // Keep the raw logits (the processors change them in place); emit() subtracts lse.
+      if (this.rawLogits?.length !== logits.length) this.rawLogits = new Float32Array(logits.length);
+      this.rawLogits.set(logits);
+      this.lse = lse;
+      raw = this.rawLogits;
+    } else if (opts.logprobs || opts.topLogprobs) raw = logSoftmaxOf(logits);
     for (const p of this.chain) p.process(this.ids, logits);
     return raw;
   }
@@ -169,7 +184,7 @@ export class Sequence {
     this.ids.push(id);
     this.out.push(id);
     if (raw && (opts.logprobs || opts.topLogprobs)) {
-      this.lps.push(raw[id]);
+      this.lps.push(raw === this.rawLogits && !Number.isNaN(this.lse) ? raw[id] - this.lse : raw[id]);
       if (opts.topLogprobs) this.tops.push(topOf(raw, opts.topLogprobs));
     }
     let piece = '';
@@ -262,6 +277,8 @@ export class Generation {
   private readonly maxLen: number;
   private decoding: DecodeState | null = null;
   private last: Float32Array[] | null = null;
+  /** log Σ exp of each row's logits (when logprobs are asked for). */
+  private lastLse: Float32Array | null = null;
   private state: 'new' | 'running' | 'finished' | 'cancelled' = 'new';
   private prefillMs = 0;
   private decodeMs = 0;
@@ -291,21 +308,27 @@ export class Generation {
       // Prefill: the padded prompts, logits of the last position only.
       this.last = noGrad(() => scope(() => {
         const ids = T.tensor(batch.map((p, b) => [...new Array(padLeft[b]).fill(0), ...p]), [B, maxLen], 'i32');
-        return rowsOf(T.contiguous(model.forward(ids, decoding, { padLeft, lastOnly: true })), B, V);
+        const logits = T.contiguous(model.forward(ids, decoding, { padLeft, lastOnly: true }));
+        this.lastLse = this.opts.logprobs ? logNormalisers(logits, B, V) : null;
+        return rowsOf(logits, B, V);
       }));
       this.prefillMs = performance.now() - t0;
       if (this.maxNewTokens <= 0) this.end();
       return this.state === 'running';
     }
     const t1 = performance.now();
-    const next = this.sequences.map((q, b) => (q.done ? 0 : q.take(this.last![b], this.g)));
+    const next = this.sequences.map((q, b) => (q.done ? 0 : q.take(this.last![b], this.g, this.lastLse?.[b])));
     if (this.sequences.every((q) => q.done)) {
       this.decodeMs += performance.now() - t1;
       this.end();
       return false;
     }
     const { decoding, padLeft } = this;
-    this.last = noGrad(() => scope(() => rowsOf(model.forward(T.tensor(next.map((x) => [x]), [B, 1], 'i32'), decoding, { padLeft }), B, V, this.last!)));
+    this.last = noGrad(() => scope(() => {
+      const logits = T.contiguous(model.forward(T.tensor(next.map((x) => [x]), [B, 1], 'i32'), decoding, { padLeft }));
+      this.lastLse = this.opts.logprobs ? logNormalisers(logits, B, V) : null;
+      return rowsOf(logits, B, V, this.last!);
+    }));
     this.decodeMs += performance.now() - t1;
     return true;
   }
@@ -360,6 +383,11 @@ function heldBack(text: string, stops: string[]): number {
 }
 
 /** Copy the logits (B, 1, V) out of the heap as one Float32Array per row (into `into` when given). */
+/** log Σ exp over each of the B rows of V logits (the wasm reduction: one pass for the batch, on the threads). */
+export function logNormalisers(logits: Tensor, B: number, V: number): Float32Array {
+  return T.logsumexp(T.reshape(T.contiguous(logits), [B, V]), -1).data() as Float32Array;
+}
+
 export function rowsOf(logits: Tensor, B: number, V: number, into?: Float32Array[]): Float32Array[] {
   const p = logits.ptr >>> 2;
   const out = into ?? Array.from({ length: B }, () => new Float32Array(V));
