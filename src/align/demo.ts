@@ -15,8 +15,11 @@ import { sftTrain } from '../sft/train.js';
 import type { SftExample } from '../sft/data.js';
 import { arithmeticProblems, arithmeticTokenizer, ANSWER_CLOSE } from './task.js';
 import type { ArithmeticRow } from './task.js';
-import { createReward } from './rewards.js';
-import { evaluatePolicy, grpoTrain } from './grpo.js';
+import { createReward, extractAnswer, mathEqual } from './rewards.js';
+import { rollout } from './rollout.js';
+import * as T from '../tensor/ops.js';
+import { scope } from '../tensor/storage.js';
+import { grpoTrain } from './grpo.js';
 import type { GrpoOptions, GrpoResult } from './grpo.js';
 import type { PromptRow } from './data.js';
 import { promptTokens } from './data.js';
@@ -31,10 +34,13 @@ export interface DemoOptions {
 }
 
 export interface DemoResult {
-  sft: { steps: number; accuracy: number; greedy: number; seconds: number; curve: [number, number][] };
+  sft: { steps: number; bestStep: number; accuracy: number; greedy: number; seconds: number; curve: [number, number][] };
   rl: { accuracy: number; greedy: number; seconds: number; kl: number | undefined; result: GrpoResult };
   teacherAccuracy: number;
   parameters: number;
+  /** Held-out problems, and the samples of each the sampled accuracy averages. */
+  heldOut: number;
+  evalSamples: number;
   seconds: number;
 }
 
@@ -64,41 +70,54 @@ export async function rlDemo(o: DemoOptions): Promise<DemoResult> {
   const reward = await createReward('math');
   try {
     const evalRows = heldOut.map(toPromptRow);
-    const evalOpts = { samples: 1, temperature: 1, maxNewTokens: 40, stopTags: [ANSWER_CLOSE], seed: seed + 4242 };
-    const measure = async () => ({
-      sampled: (await evaluatePolicy(model, tok, evalRows, reward, evalOpts)).accuracy,
-      greedy: (await evaluatePolicy(model, tok, evalRows, reward, { ...evalOpts, greedy: true })).accuracy,
-    });
+    const evalSamples = 2, evalSeed = seed + 4242;
+    const evalPrompts = heldOut.map((r) => promptTokens(tok, r.prompt));
+    // The verifier's judgement, synchronously (the SFT loop's early-stopping hook is synchronous).
+    const accuracy = (greedy: boolean): number => {
+      const rs = rollout(model, tok, evalPrompts, { groupSize: greedy ? 1 : evalSamples, maxNewTokens: 40, temperature: greedy ? 0 : 1, seed: evalSeed, stopTags: [ANSWER_CLOSE] });
+      return rs.filter((r) => { const a = extractAnswer(r.text); return a !== null && mathEqual(a, heldOut[r.prompt].answer); }).length / rs.length;
+    };
 
-    // 1. Supervised warm-up on the teacher's solutions until held-out accuracy stops improving.
+    // 1. Supervised warm-up on the teacher's solutions until held-out accuracy stops improving
+    //    (evaluated every `every` steps; after `patience` evaluations without a point of gain it
+    //    stops, and the best weights are kept).
     const examples: SftExample[] = sftRows.map((r) => {
       const p = promptTokens(tok, r.prompt), c = [...tok.encode(r.completion), tok.eosId!];
       return { ids: [...p, ...c], labels: [...p.map(() => -100), ...c] };
     });
-    const chunk = q ? 20 : 250, maxChunks = q ? 2 : 16, patience = 2;
+    const every = q ? 20 : 250, maxSteps = q ? 40 : 4000, patience = 2;
     const ts = performance.now();
-    let best = -1, since = 0, steps = 0;
+    let best = { sampled: -1, greedy: 0, step: 0 }, since = 0, steps = 0;
+    let bestWeights: Float32Array[] = [];
     const curve: [number, number][] = [];
-    let acc = { sampled: 0, greedy: 0 };
-    for (let c = 0; c < maxChunks; c++) {
-      sftTrain(model, examples, { steps: chunk, batchSize: 32, lr: 2e-3, warmupSteps: c === 0 ? 20 : 0, minLrRatio: 1, seed: seed * 1000 + c });
-      steps += chunk;
-      acc = await measure();
-      curve.push([steps, acc.sampled]);
-      log(`SFT step ${steps}: held-out accuracy ${(100 * acc.sampled).toFixed(1)}% sampled, ${(100 * acc.greedy).toFixed(1)}% greedy (${((performance.now() - ts) / 1000).toFixed(0)} s)`);
-      if (acc.sampled > best + 0.01) { best = acc.sampled; since = 0; } else if (++since >= patience) break;
-    }
+    sftTrain(model, examples, {
+      steps: maxSteps, batchSize: 32, lr: 1e-3, warmupSteps: q ? 5 : 50, minLrRatio: 0.1, seed,
+      shouldStop: (st) => {
+        steps = st.step;
+        if (st.step % every) return false;
+        const acc = { sampled: accuracy(false), greedy: accuracy(true), step: st.step };
+        curve.push([st.step, acc.sampled]);
+        log(`SFT step ${st.step}: loss ${st.loss.toFixed(3)}, held-out accuracy ${(100 * acc.sampled).toFixed(1)}% sampled, ${(100 * acc.greedy).toFixed(1)}% greedy (${((performance.now() - ts) / 1000).toFixed(0)} s)`);
+        if (acc.sampled > best.sampled + 0.01 || best.sampled < 0) {
+          best = acc;
+          since = 0;
+          bestWeights = model.parameters().map((p) => Float32Array.from(p.data() as Float32Array));
+        } else since++;
+        return since >= patience;
+      },
+    });
+    model.parameters().forEach((p, k) => { if (bestWeights[k]) scope(() => T.copyInto(p, T.tensor(bestWeights[k], p.shape))); });
     const sftSeconds = (performance.now() - ts) / 1000;
-    const sft = { steps, accuracy: acc.sampled, greedy: acc.greedy, seconds: sftSeconds, curve };
+    const sft = { steps, bestStep: best.step, accuracy: best.sampled, greedy: best.greedy, seconds: sftSeconds, curve };
     await saveModel(model, path.join(o.out, 'sft'), { tokenizer: tok });
-    log(`SFT model: ${path.join(o.out, 'sft')} (held-out accuracy ${(100 * sft.accuracy).toFixed(1)}% sampled, ${(100 * sft.greedy).toFixed(1)}% greedy)`);
+    log(`SFT model: ${path.join(o.out, 'sft')} (step ${best.step} of ${steps}: held-out accuracy ${(100 * sft.accuracy).toFixed(1)}% sampled, ${(100 * sft.greedy).toFixed(1)}% greedy)`);
 
     // 2. GRPO against the verifier, with a small KL to the SFT model (its copy is the reference).
     const ref = (await loadModel(path.join(o.out, 'sft'))).model;
     ref.eval();
     const options: Partial<GrpoOptions> = {
-      steps: q ? 3 : 120, promptsPerStep: q ? 4 : 16, groupSize: 8, maxNewTokens: 40, temperature: 1, lr: 1e-4, beta: 0.02,
-      loss: 'grpo', stopTags: [ANSWER_CLOSE], evalEvery: q ? 0 : 20, evalGreedy: true, checkpointEvery: q ? 0 : 40, seed, microBatch: 64,
+      steps: q ? 3 : 200, promptsPerStep: q ? 4 : 16, groupSize: 8, maxNewTokens: 40, temperature: 1, lr: 1e-4, beta: 0.02,
+      loss: 'grpo', stopTags: [ANSWER_CLOSE], evalEvery: q ? 0 : 25, evalSamples, evalGreedy: true, checkpointEvery: q ? 0 : 50, seed, microBatch: 64,
     };
     const tr = performance.now();
     const result = await grpoTrain({
@@ -116,13 +135,13 @@ export async function rlDemo(o: DemoOptions): Promise<DemoResult> {
     const seconds = (performance.now() - t0) / 1000;
     const summary = {
       task: '3-step single-digit arithmetic, think-then-answer', parameters, teacherAccuracy, sft: { ...sft }, rl: { accuracy: rl.accuracy, greedy: rl.greedy, seconds: rlSeconds, kl, batches: result.step },
-      heldOut: heldOut.length, seconds,
+      heldOut: heldOut.length, evalSamples, seconds,
     };
     writeFileSync(path.join(o.out, 'demo.json'), JSON.stringify(summary, null, 1) + '\n');
     writeFileSync(path.join(o.out, 'accuracy.svg'), seriesSvg([
       { name: 'SFT (sampled)', points: curve },
     ], { title: 'Held-out accuracy during SFT', yLabel: 'accuracy' }));
-    return { sft, rl, teacherAccuracy, parameters, seconds };
+    return { sft, rl, teacherAccuracy, parameters, heldOut: heldOut.length, evalSamples, seconds };
   } finally {
     await reward.close?.();
   }

@@ -199,9 +199,8 @@ export async function evaluatePolicy(model: CausalLM, tok: Tokenizer, rows: Prom
 }): Promise<EvalResult> {
   if (!rows.length) return { accuracy: NaN, meanLength: NaN, samples: [] };
   const prompts = rows.map((r) => promptTokens(tok, r.prompt));
-  // Greedy: one sample at a vanishing temperature is the argmax at every step.
   const rs = rollout(model, tok, prompts, {
-    groupSize: o.greedy ? 1 : o.samples, maxNewTokens: o.maxNewTokens, temperature: o.greedy ? 1e-6 : o.temperature,
+    groupSize: o.greedy ? 1 : o.samples, maxNewTokens: o.maxNewTokens, temperature: o.greedy ? 0 : o.temperature,
     topP: o.greedy ? undefined : o.topP, topK: o.greedy ? undefined : o.topK, seed: o.seed, stopTags: o.stopTags,
   });
   const ctx = rs.map((r) => contextOf(rows[r.prompt], r));
@@ -362,6 +361,14 @@ export async function grpoTrain(i: GrpoInput): Promise<GrpoResult> {
       (i.progress ?? ((mm, total) => process.stderr.write(rlProgressLine(mm, total) + '\n')))(m, o.steps);
       if (out && o.checkpointEvery > 0 && step % o.checkpointEvery === 0 && step < end) await saveCk();
     }
+  } catch (e) {
+    // A failed batch never reaches opt.step(): the weights are those of the batches done; keep them.
+    opt.zeroGrad();
+    if (out && step > 0) {
+      await saveCk();
+      log(`saved a checkpoint after ${step} batches in ${out} (continue with --resume once the cause is fixed)`);
+    }
+    throw e;
   } finally {
     opt.zeroGrad();
   }

@@ -11,6 +11,7 @@ export interface RolloutOptions {
   /** Completions per prompt (G). */
   groupSize: number;
   maxNewTokens: number;
+  /** Sampling temperature; 0 decodes greedily (evaluation). */
   temperature: number;
   topP?: number;
   topK?: number;
@@ -59,7 +60,7 @@ export class StopTags implements SequenceProcessor {
 /** G completions of each prompt (token ids) with their log-probabilities. */
 export function rollout(model: CausalLM, tok: Tokenizer, prompts: number[][], o: RolloutOptions): Rollout[] {
   if (!(o.groupSize >= 1)) throw new RangeError(`rollout: groupSize must be ≥ 1, got ${o.groupSize}`);
-  if (!(o.temperature > 0)) throw new RangeError(`rollout: temperature must be > 0 for sampling, got ${o.temperature}`);
+  if (!(o.temperature >= 0)) throw new RangeError(`rollout: temperature must be ≥ 0 (0: greedy), got ${o.temperature}`);
   const was = model.training;
   model.eval();
   const batch = new DecodeBatch(model, Math.max(o.groupSize, o.maxRows ?? 64));
@@ -69,7 +70,9 @@ export function rollout(model: CausalLM, tok: Tokenizer, prompts: number[][], o:
   try {
     const reqs = prompts.map((p, i) => batch.add(Array.from({ length: o.groupSize }, () => p), {
       maxNewTokens: o.maxNewTokens, temperature: t, topP: o.topP, topK: o.topK, seed: o.seed * 1000003 + i,
-      stopIds, tokenizer: tok, processors: stop ? [stop] : [], logprobs: true,
+      // No tokenizer here: generation would re-decode each sequence at every token; the stop
+      // tags decode only the tail, and the text is decoded once at the end.
+      stopIds, processors: stop ? [stop] : [], logprobs: true,
     }));
     while (batch.step());
     const out: Rollout[] = [];
@@ -77,7 +80,7 @@ export function rollout(model: CausalLM, tok: Tokenizer, prompts: number[][], o:
       if (req.error) throw req.error;
       const r = req.result();
       for (let k = 0; k < o.groupSize; k++) {
-        out.push({ prompt: i, ids: r.ids[k], stopId: req.sequences[k].stopId, text: r.text![k], logprobs: r.logprobs![k], truncated: r.finishReason[k] === 'length' });
+        out.push({ prompt: i, ids: r.ids[k], stopId: req.sequences[k].stopId, text: tok.decode(r.ids[k]), logprobs: r.logprobs![k], truncated: r.finishReason[k] === 'length' });
       }
     });
     return out;

@@ -49,6 +49,8 @@ export function responseLoss(model: CausalLM, examples: SftExample[], batchSize 
 /** Fine-tune on examples; only parameters that require grad are optimized. */
 export function sftTrain(model: CausalLM, train: SftExample[], opts: Partial<SftOptions> & {
   val?: SftExample[]; padId?: number; onStep?: (s: SftStep) => void;
+  /** Called after each step (after onStep): true ends training there (early stopping). */
+  shouldStop?: (s: SftStep) => boolean;
 } = {}): SftStep[] {
   const o: SftOptions = { ...DEFAULT_SFT_OPTIONS, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) } as SftOptions;
   const groups = paramGroups(model, o.weightDecay);
@@ -86,6 +88,7 @@ export function sftTrain(model: CausalLM, train: SftExample[], opts: Partial<Sft
       }
       log.push(s);
       opts.onStep?.(s);
+      if (opts.shouldStop?.(s)) break;
     }
   } finally {
     opt.zeroGrad();

@@ -20,7 +20,7 @@ test('tslm rl demo --quick: SFT then GRPO, accuracies printed, report and models
   const out = path.join(dir, 'demo');
   const r = run(['rl', 'demo', '--quick', '--out', out]);
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /SFT model \(\d+ steps\): [\d.]+% sampled, [\d.]+% greedy/);
+  assert.match(r.stdout, /SFT model \(best of \d+ steps: step \d+\): [\d.]+% sampled, [\d.]+% greedy/);
   assert.match(r.stdout, /RL model {2}\(3 GRPO batches\): [\d.]+% sampled, [\d.]+% greedy/);
   assert.match(r.stderr, /batch 3\/3 reward [\d.]+/);
   for (const f of ['sft/model.safetensors', 'sft/tokenizer.json', 'rl/model.safetensors', 'rl/metrics.jsonl', 'rl/report.html', 'demo.json']) assert.ok(existsSync(path.join(out, f)), f);
@@ -53,6 +53,12 @@ test('tslm rl grpo with a reward module, --resume, shortest-rejection; clear err
   assert.match(r2.stderr, /resumed from .*checkpoint at batch 2/);
   assert.equal(readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 3);
   assert.ok(existsSync(path.join(out, 'model.safetensors')) && existsSync(path.join(out, 'report.html')));
+  // The recipes' switches from the command line (--length-penalty may come without a value).
+  const k = run(['rl', 'grpo', '--model', mdir, '--data', data, '--reward', 'math,format:0.1', '--out', path.join(dir, 'kimi'), '--steps', '1', '--prompts-per-step', '2',
+    '--group-size', '4', '--max-new-tokens', '6', '--loss', 'k1.5', '--length-penalty', '--curriculum', '--overlong-buffer', '2', '--overlong-filter', '--dynamic-sampling', '--max-resample', '1']);
+  assert.equal(k.status, 0, k.stderr);
+  const st = JSON.parse(readFileSync(path.join(dir, 'kimi', 'checkpoint', 'trainer_state.json'), 'utf8'));
+  assert.deepEqual([st.options.loss, st.options.lengthPenalty, st.options.sampling, st.options.overlongBuffer, st.options.overlongFilter, st.options.dynamicSampling], ['k1.5', 1, 'curriculum', 2, true, true]);
   // Shortest rejection sampling with a reward every completion passes.
   writeFileSync(path.join(dir, 'yes.mjs'), 'export function reward() { return 1; }\n');
   const sr = run(['rl', 'shortest-rejection', '--model', mdir, '--data', data, '--reward', './yes.mjs', '--samples', '3', '--max-new-tokens', '4', '--out', path.join(dir, 'short.jsonl')]);

@@ -46,7 +46,10 @@ test('rollout: G seeded completions per prompt, reproducible, stop tags kept, tr
   assert.ok(s.text.indexOf(tag) + tag.length >= s.text.length - 4, JSON.stringify([s.text, tag]));
   assert.ok(a[k].text.startsWith(s.text), 'the same draw, cut after the tag');
   assert.equal(s.truncated, false);
-  assert.throws(() => rollout(model, tok, prompts, { ...o, temperature: 0 }), /temperature must be > 0/);
+  assert.throws(() => rollout(model, tok, prompts, { ...o, temperature: -1 }), /temperature must be ≥ 0/);
+  // Temperature 0 is greedy: every sample of a prompt is the argmax path.
+  const gr = rollout(model, tok, prompts, { ...o, temperature: 0 });
+  assert.equal(new Set(gr.slice(0, 5).map((r) => r.ids.join())).size, 1);
 });
 
 test('tokenLogprobs: completion-aligned log-probs equal each row alone and the sampler\'s', () => {

@@ -28,7 +28,7 @@ export const usage = `tslm rl grpo --model <dir> --data <prompts.jsonl> --reward
       [--loss grpo|bnpo|dapo|dr_grpo|gspo|k1.5] [--epsilon ${D.epsilonLow}] [--epsilon-low E] [--epsilon-high E] [--delta D]
       [--beta ${D.beta}] [--kl k1|k2|k3] [--ref-model <dir>] [--importance-sampling token|sequence] [--tau ${D.tau}]
       [--mu ${D.mu}] [--micro-batch ${D.microBatch}] [--scale-rewards group|batch|none] [--dynamic-sampling] [--max-resample ${D.maxResample}]
-      [--overlong-buffer L] [--overlong-filter] [--length-penalty W] [--sampling uniform|prioritized|curriculum]
+      [--overlong-buffer L] [--overlong-filter] [--length-penalty [W]] [--sampling uniform|prioritized|curriculum]
       [--curriculum] [--curriculum-steps N] [--lr ${D.lr}] [--warmup N] [--min-lr-ratio R] [--weight-decay W] [--grad-clip C]
       [--eval-every ${D.evalEvery}] [--eval-samples N] [--eval-greedy] [--checkpoint-every ${D.checkpointEvery}] [--seed S]
       [--resume] [--tokenizer FILE] [--threads N]
@@ -78,9 +78,19 @@ function split(rows: PromptRow[], fraction: number, seed: number): { train: Prom
   return { eval: idx.slice(0, n).map((i) => rows[i]), train: idx.slice(n).map((i) => rows[i]) };
 }
 
+/** `--length-penalty` alone means weight 1 (the flag may be given without a value). */
+function lengthPenaltyArgs(args: string[]): string[] {
+  const out: string[] = [];
+  args.forEach((a, i) => {
+    out.push(a);
+    if (a === '--length-penalty' && (i + 1 >= args.length || args[i + 1].startsWith('--'))) out.push('1');
+  });
+  return out;
+}
+
 async function grpo(rest: string[]): Promise<number> {
   const { values } = parseArgs({
-    args: rest,
+    args: lengthPenaltyArgs(rest),
     options: {
       model: { type: 'string' }, data: { type: 'string' }, reward: { type: 'string' }, out: { type: 'string' }, 'eval-data': { type: 'string' },
       'eval-fraction': { type: 'string' }, steps: { type: 'string' }, 'prompts-per-step': { type: 'string' }, 'group-size': { type: 'string' },
@@ -129,6 +139,9 @@ async function grpo(rest: string[]): Promise<number> {
   const { train, eval: held } = values['eval-data'] ? { train: rows, eval: readPrompts(values['eval-data']) } : split(rows, num(values['eval-fraction'], 'eval-fraction', (x) => x >= 0 && x < 1) ?? 0.05, o.seed);
   await init({ threads: num(values.threads, 'threads', pos) });
   const reward = await rewardOf(values.reward);
+  const ac = new AbortController();
+  const onSigint = () => { console.error('\ninterrupted: saving a checkpoint after this batch (Ctrl-C again to quit now)'); ac.abort(); process.off('SIGINT', onSigint); };
+  process.on('SIGINT', onSigint);
   try {
     const { model, tokenizer } = await loadPolicy(values);
     let ref = null;
@@ -141,9 +154,10 @@ async function grpo(rest: string[]): Promise<number> {
       ref.eval();
     } else if (values['ref-model']) throw new UsageError('--ref-model needs --beta > 0 (the KL term is what uses it)');
     console.error(`rl: ${model.config.model_type} ${(model.numParameters() / 1e6).toFixed(2)}M parameters; ${train.length} training prompts, ${held.length} held out; reward ${reward.name}; loss ${o.loss}, G ${o.groupSize}, ${o.promptsPerStep} prompts per batch, β ${o.beta}`);
-    const r = await grpoTrain({ model, tokenizer, ref, train, eval: held, reward, options, out: values.out, resume: values.resume, title: `tslm rl grpo: ${path.basename(path.resolve(values.model!))}` });
-    console.error(`done: ${r.step} batches; ${values.out} (model, metrics.jsonl, report.html)`);
+    const r = await grpoTrain({ model, tokenizer, ref, train, eval: held, reward, options, out: values.out, resume: values.resume, signal: ac.signal, title: `tslm rl grpo: ${path.basename(path.resolve(values.model!))}` });
+    console.error(r.step < o.steps ? `stopped after ${r.step} batches; continue with --resume (checkpoint in ${values.out})` : `done: ${r.step} batches; ${values.out} (model, metrics.jsonl, report.html)`);
   } finally {
+    process.off('SIGINT', onSigint);
     await reward.close?.();
     await shutdown();
   }
@@ -157,8 +171,8 @@ async function demo(rest: string[]): Promise<number> {
     const out = values.out ?? 'rl-demo';
     const r = await rlDemo({ out, quick: values.quick, seed: num(values.seed, 'seed', Number.isInteger) });
     const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-    console.log(`held-out accuracy (${r.rl.result.evalAfter?.samples.length ?? 0} problems, verifier-judged, fixed seed):`);
-    console.log(`  SFT model (${r.sft.steps} steps): ${pct(r.sft.accuracy)} sampled, ${pct(r.sft.greedy)} greedy`);
+    console.log(`held-out accuracy (${r.heldOut} problems, verifier-judged; sampled: ${r.evalSamples} samples each at temperature 1, fixed seed):`);
+    console.log(`  SFT model (best of ${r.sft.steps} steps: step ${r.sft.bestStep}): ${pct(r.sft.accuracy)} sampled, ${pct(r.sft.greedy)} greedy`);
     console.log(`  RL model  (${r.rl.result.step} GRPO batches): ${pct(r.rl.accuracy)} sampled, ${pct(r.rl.greedy)} greedy  (+${(100 * (r.rl.accuracy - r.sft.accuracy)).toFixed(1)} / +${(100 * (r.rl.greedy - r.sft.greedy)).toFixed(1)} points)`);
     if (r.rl.kl !== undefined) console.log(`  KL to the SFT model at the end: ${r.rl.kl.toExponential(2)} nats/token`);
     console.log(`total ${(r.seconds / 60).toFixed(1)} min (SFT ${(r.sft.seconds / 60).toFixed(1)}, RL ${(r.rl.seconds / 60).toFixed(1)}); report: ${path.join(out, 'rl', 'report.html')}`);
