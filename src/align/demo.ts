@@ -138,6 +138,10 @@ export async function rlDemo(o: DemoOptions): Promise<DemoResult> {
       heldOut: heldOut.length, evalSamples, seconds,
     };
     writeFileSync(path.join(o.out, 'demo.json'), JSON.stringify(summary, null, 1) + '\n');
+    // The prompt files, for `tslm rl grpo` on the same task (from the SFT model, other options).
+    const jsonl = (rs: ArithmeticRow[]) => rs.map((r) => JSON.stringify({ prompt: r.prompt, answer: r.answer, difficulty: r.difficulty })).join('\n') + '\n';
+    writeFileSync(path.join(o.out, 'prompts.jsonl'), jsonl(rlRows));
+    writeFileSync(path.join(o.out, 'heldout.jsonl'), jsonl(heldOut));
     writeFileSync(path.join(o.out, 'accuracy.svg'), seriesSvg([
       { name: 'SFT (sampled)', points: curve },
     ], { title: 'Held-out accuracy during SFT', yLabel: 'accuracy' }));

@@ -377,7 +377,7 @@ export async function grpoTrain(i: GrpoInput): Promise<GrpoResult> {
   if (out) {
     if (step >= o.steps) await saveModel(model, out, { tokenizer: tok });
     writeFileAtomic(path.join(out, 'report.html'), rlReportHtml({
-      title: i.title ?? 'tslm rl', metrics, options: o, summary: [
+      title: i.title ?? 'tslm rl', metrics, options: o, before, summary: [
         ...(i.summary ?? []),
         ...(before ? [['held-out accuracy before', fmtEval(before)] as [string, string]] : []),
         ...(after ? [['held-out accuracy after', fmtEval(after)] as [string, string]] : []),

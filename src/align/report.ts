@@ -70,15 +70,21 @@ export interface RlReport {
   samples: { prompt: string; completion: string; score: number }[];
   /** Extra charts (SVG) placed first, e.g. the demo's before/after accuracy. */
   charts?: string[];
+  /** Held-out accuracy before the first batch (drawn at batch 0). */
+  before?: { accuracy: number; greedyAccuracy?: number } | null;
 }
 
 /** The curves a person checks: did reward and held-out accuracy rise, did KL, length, entropy and clipping stay sane. */
-export function rlCharts(metrics: RlMetrics[]): string[] {
+export function rlCharts(metrics: RlMetrics[], before?: { accuracy: number; greedyAccuracy?: number } | null): string[] {
   const pts = (f: (m: RlMetrics) => number | undefined): [number, number][] => metrics.filter((m) => f(m) !== undefined).map((m) => [m.step, f(m)!]);
+  const at0 = (v: number | undefined): [number, number][] => (v !== undefined && Number.isFinite(v) ? [[0, v]] : []);
   const comps = [...new Set(metrics.flatMap((m) => Object.keys(m.rewards)))];
   return [
     seriesSvg([{ name: 'reward (batch mean)', points: pts((m) => m.reward) }, ...(comps.length > 1 ? comps.map((n) => ({ name: `rewards/${n}`, points: pts((m) => m.rewards[n]) })) : [])], { title: 'Reward', yLabel: 'reward' }),
-    seriesSvg([{ name: 'held-out accuracy (sampled)', points: pts((m) => m['eval/accuracy']) }, { name: 'held-out accuracy (greedy)', points: pts((m) => m['eval/accuracy_greedy']) }], { title: 'Held-out accuracy (verifier)', yLabel: 'accuracy' }),
+    seriesSvg([
+      { name: 'held-out accuracy (sampled)', points: [...at0(before?.accuracy), ...pts((m) => m['eval/accuracy'])] },
+      { name: 'held-out accuracy (greedy)', points: [...at0(before?.greedyAccuracy), ...pts((m) => m['eval/accuracy_greedy'])] },
+    ], { title: 'Held-out accuracy (verifier)', yLabel: 'accuracy' }),
     seriesSvg([{ name: 'kl', points: pts((m) => m.kl) }], { title: 'KL to the reference', yLabel: 'KL (nats/token)' }),
     seriesSvg([{ name: 'completions/mean_length', points: pts((m) => m['completions/mean_length']) }], { title: 'Completion length', yLabel: 'tokens' }),
     seriesSvg([{ name: 'entropy', points: pts((m) => m.entropy) }], { title: 'Policy entropy', yLabel: 'nats/token' }),
@@ -97,7 +103,7 @@ export function rlReportHtml(r: RlReport): string {
     ['batches', String(last?.step ?? 0)],
     ...(last ? [['final batch reward', last.reward.toFixed(3)] as [string, string], ['elapsed', fmtTime(last.elapsed_seconds)] as [string, string]] : []),
   ];
-  const charts = [...(r.charts ?? []), ...rlCharts(r.metrics)];
+  const charts = [...(r.charts ?? []), ...rlCharts(r.metrics, r.before)];
   const opts = Object.entries(r.options).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(JSON.stringify(v))}</td></tr>`).join('');
   const samples = r.samples.map((s) => `<tr><td><pre>${esc(s.prompt)}</pre></td><td><pre>${esc(s.completion)}</pre></td><td>${s.score.toFixed(2)}</td></tr>`).join('');
   return `<!doctype html><html><head><meta charset="utf-8"><title>${esc(r.title)}</title>

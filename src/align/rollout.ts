@@ -45,14 +45,32 @@ export interface Rollout {
  */
 export class StopTags implements SequenceProcessor {
   private readonly start = new WeakMap<readonly number[], number>();
-  constructor(private readonly tok: Tokenizer, private readonly tags: string[]) {}
+  private readonly longest: number;
+  /** Printable-ASCII last characters of the tags: a token whose vocabulary text lacks all of them cannot complete one. */
+  private readonly lastChars: string[] | null;
+  private readonly canEnd = new Map<number, boolean>();
+  constructor(private readonly tok: Tokenizer, private readonly tags: string[]) {
+    this.longest = Math.max(...tags.map((t) => t.length));
+    const last = tags.map((t) => t.at(-1) ?? '');
+    this.lastChars = last.every((c) => c >= '!' && c <= '~') ? [...new Set(last)] : null;
+  }
   process(): void {}
   begin(ids: readonly number[]): void { this.start.set(ids, ids.length); }
   isComplete(ids: readonly number[]): boolean {
     const s = this.start.get(ids) ?? 0;
+    if (ids.length <= s) return false;
+    const id = ids[ids.length - 1];
+    if (this.lastChars) {
+      let may = this.canEnd.get(id);
+      if (may === undefined) {
+        const text = this.tok.idToToken(id);
+        may = text === undefined || this.lastChars.some((c) => text.includes(c));
+        this.canEnd.set(id, may);
+      }
+      if (!may) return false;
+    }
     // Only the tail can hold a new tag: decode the last few tokens (a tag is at most ~one token per byte).
-    const longest = Math.max(...this.tags.map((t) => t.length));
-    const tail = this.tok.decode(ids.slice(Math.max(s, ids.length - longest - 2)));
+    const tail = this.tok.decode(ids.slice(Math.max(s, ids.length - this.longest - 2)));
     return this.tags.some((t) => tail.includes(t));
   }
 }

@@ -23,7 +23,8 @@ test('tslm rl demo --quick: SFT then GRPO, accuracies printed, report and models
   assert.match(r.stdout, /SFT model \(best of \d+ steps: step \d+\): [\d.]+% sampled, [\d.]+% greedy/);
   assert.match(r.stdout, /RL model {2}\(3 GRPO batches\): [\d.]+% sampled, [\d.]+% greedy/);
   assert.match(r.stderr, /batch 3\/3 reward [\d.]+/);
-  for (const f of ['sft/model.safetensors', 'sft/tokenizer.json', 'rl/model.safetensors', 'rl/metrics.jsonl', 'rl/report.html', 'demo.json']) assert.ok(existsSync(path.join(out, f)), f);
+  for (const f of ['sft/model.safetensors', 'sft/tokenizer.json', 'rl/model.safetensors', 'rl/metrics.jsonl', 'rl/report.html', 'demo.json', 'prompts.jsonl', 'heldout.jsonl']) assert.ok(existsSync(path.join(out, f)), f);
+  assert.match(r.stdout, /try other recipes from the SFT model: tslm rl grpo --model /);
   const d = JSON.parse(readFileSync(path.join(out, 'demo.json'), 'utf8'));
   assert.ok(d.sft.accuracy >= 0 && d.rl.accuracy >= 0 && d.parameters < 5e6);
 });

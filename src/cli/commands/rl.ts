@@ -176,6 +176,7 @@ async function demo(rest: string[]): Promise<number> {
     console.log(`  RL model  (${r.rl.result.step} GRPO batches): ${pct(r.rl.accuracy)} sampled, ${pct(r.rl.greedy)} greedy  (+${(100 * (r.rl.accuracy - r.sft.accuracy)).toFixed(1)} / +${(100 * (r.rl.greedy - r.sft.greedy)).toFixed(1)} points)`);
     if (r.rl.kl !== undefined) console.log(`  KL to the SFT model at the end: ${r.rl.kl.toExponential(2)} nats/token`);
     console.log(`total ${(r.seconds / 60).toFixed(1)} min (SFT ${(r.sft.seconds / 60).toFixed(1)}, RL ${(r.rl.seconds / 60).toFixed(1)}); report: ${path.join(out, 'rl', 'report.html')}`);
+    console.log(`try other recipes from the SFT model: tslm rl grpo --model ${path.join(out, 'sft')} --data ${path.join(out, 'prompts.jsonl')} --eval-data ${path.join(out, 'heldout.jsonl')} --reward math,format:0.1 --lr 1e-4 --loss dapo --epsilon-high 0.28 --dynamic-sampling --out ${out}-dapo`);
   } finally {
     await shutdown();
   }
