@@ -7,7 +7,7 @@ import { UsageError } from '../main.js';
 import { init, shutdown } from '../../backend/index.js';
 import { PreferenceDataError, parsePreferences, readPreferences, tokenizePairs } from '../../align/preference.js';
 import { parsePrompts, promptTokens } from '../../align/data.js';
-import { DEFAULT_REWARD_OPTIONS, evaluateRewardModel, loadRewardModel, rewardTrain, saveRewardModel } from '../../align/reward_model.js';
+import { DEFAULT_REWARD_OPTIONS, assertSameTokenizer, evaluateRewardModel, loadRewardModel, rewardTrain, saveRewardModel } from '../../align/reward_model.js';
 import type { RewardTrainOptions } from '../../align/reward_model.js';
 import { splitRows } from '../../sft/finetune.js';
 import { loadTokenizer } from '../../tokenizers/load.js';
@@ -91,6 +91,7 @@ async function score(rest: string[]): Promise<number> {
     const { model: rm, tokenizer } = await loadRewardModel(values.model);
     const tok = values.tokenizer ? loadTokenizer(values.tokenizer) : tokenizer;
     if (!tok) throw new UsageError(`${values.model}: no tokenizer found; pass --tokenizer`);
+    if (values.tokenizer && tokenizer) assertSameTokenizer(tokenizer, tok, { a: `the reward model ${values.model}`, b: `--tokenizer ${values.tokenizer}` });
     const V = rm.backbone.config.vocab_size;
     if (tok.vocabSize > V) throw new Error(`--tokenizer ${values.tokenizer}: ${tok.vocabSize} tokens, the reward model ${values.model} reads ${V}: a reward model scores text in its own tokenizer's ids`);
     let rows: Record<string, unknown>[];
