@@ -92,6 +92,7 @@ test('DPO on a tiny model raises the held-out chosen − rejected margin and acc
     const heap0 = heapStats().inUse;
     const r = dpoTrain({ model, tokenizer: tok, train: tokenizePairs(train, tok), eval: tokenizePairs(held, tok), options: { steps: 30, batchSize: 7, microBatch: 4, lr: 3e-3, beta: 0.1 }, out: dir, log: () => {}, onStep: () => {} });
     assert.equal(r.evalBefore!['rewards/margins'], 0, 'the reference is the starting policy: no margin before training');
+    assert.equal(r.evalBefore!['rewards/accuracies'], 0, 'ties (equal rewards) do not count as ranked right, as in TRL');
     assert.ok(r.evalAfter!['rewards/margins'] > 0.3, `held-out margin ${r.evalAfter!['rewards/margins']}`);
     assert.equal(r.evalAfter!['rewards/accuracies'], 1);
     assert.ok(r.evalAfter!.loss < r.evalBefore!.loss);
