@@ -40,6 +40,9 @@ test('tslm reward train → score, tslm dpo (sigmoid and ipo); clear errors', as
   const cfg = JSON.parse(readFileSync(path.join(rm, 'config.json'), 'utf8'));
   assert.deepEqual([cfg.architectures[0], cfg.num_labels, cfg.pad_token_id], ['LlamaForSequenceClassification', 1, 0]);
   for (const f of ['model.safetensors', 'tokenizer.json', 'metrics.jsonl', 'report.html']) assert.ok(existsSync(path.join(rm, f)), f);
+  const g = run(['generate', '--model', rm, '--prompt', 'say red:']);
+  assert.equal(g.status, 1);
+  assert.match(g.stderr, /rm: is a sequence-classification \(reward\) model \(LlamaForSequenceClassification\), not a causal language model/);
   // Scoring pairs and completions.
   const s = run(['reward', 'score', '--model', rm, '--data', held]);
   assert.equal(s.status, 0, s.stderr);
