@@ -28,6 +28,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'self-instruct': () => import('./commands/self-instruct.js'),
   medusa: () => import('./commands/medusa.js'),
   rl: () => import('./commands/rl.js'),
+  reward: () => import('./commands/reward.js'),
+  dpo: () => import('./commands/dpo.js'),
 };
 
 async function usage(): Promise<string> {

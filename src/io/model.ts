@@ -10,7 +10,7 @@ import { withoutInit } from '../nn/module.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { loadTokenizer } from '../tokenizers/load.js';
 import { Llama2cTokenizer } from '../tokenizers/llama2c.js';
-import { readHfDir, writeHfDir } from './hf.js';
+import { readHfConfig, readHfDir, writeHfDir } from './hf.js';
 import { readLlama2c, writeLlama2c } from './llama2c.js';
 import { readModelGguf, writeModelGguf, GGUF_MODEL_TYPES } from './gguf_model.js';
 import type { GgufTokenizer } from './gguf_llama.js';
@@ -63,6 +63,10 @@ export async function loadModel(p: string, opts: { tokenizer?: string } = {}): P
   const format = detectModelFormat(p);
   let config: Record<string, unknown>, tensors: RawTensor[], tok: Tokenizer | null = null;
   if (format === 'hf') {
+    const arch = (await readHfConfig(p)).architectures;
+    if (Array.isArray(arch) && typeof arch[0] === 'string' && arch[0].endsWith('ForSequenceClassification')) {
+      throw new IoError(p, `is a sequence-classification (reward) model (${arch[0]}), not a causal language model: load it with loadRewardModel (tslm reward score)`);
+    }
     const ck = await readHfDir(p);
     config = ck.config;
     tensors = ck.tensors;
