@@ -23,3 +23,14 @@ export { arithmeticProblems, arithmeticTokenizer } from './task.js';
 export type { ArithmeticRow, ArithmeticOptions } from './task.js';
 export { rlDemo, demoConfig } from './demo.js';
 export type { DemoOptions, DemoResult } from './demo.js';
+export { parsePreferences, readPreferences, tokenizePairs, PreferenceDataError } from './preference.js';
+export type { PreferencePair, TokenizedPair } from './preference.js';
+export {
+  dpoLoss, sequenceLogps, pairLogps, dpoTrain, dpoOptions, dpoProgressLine, dpoReportHtml, DEFAULT_DPO_OPTIONS, DPO_LOSS_TYPES, DpoLossError,
+} from './dpo.js';
+export type { DpoLossType, DpoLossOptions, DpoMetrics, DpoOptions, DpoStepMetrics, DpoInput, DpoResult } from './dpo.js';
+export {
+  RewardModel, RewardModelError, bradleyTerryLoss, lastNonPadIndex, rewardModelFromCausalLM, loadRewardModel, saveRewardModel, isRewardModelConfig,
+  padTokenOf, assertSameTokenizer, rewardTrain, evaluateRewardModel, DEFAULT_REWARD_OPTIONS,
+} from './reward_model.js';
+export type { RewardMetrics, RewardTrainOptions, RewardStepMetrics } from './reward_model.js';
