@@ -34,3 +34,5 @@ export {
   padTokenOf, assertSameTokenizer, rewardTrain, evaluateRewardModel, DEFAULT_REWARD_OPTIONS,
 } from './reward_model.js';
 export type { RewardMetrics, RewardTrainOptions, RewardStepMetrics } from './reward_model.js';
+export { rejectionSampling, rewardModelScorer, verifierScorer, DEFAULT_REJECTION_OPTIONS } from './rejection.js';
+export type { Scorer, RejectionOptions, RejectionRound, KeptSample } from './rejection.js';

@@ -30,6 +30,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   rl: () => import('./commands/rl.js'),
   reward: () => import('./commands/reward.js'),
   dpo: () => import('./commands/dpo.js'),
+  rlhf: () => import('./commands/rlhf.js'),
 };
 
 async function usage(): Promise<string> {
