@@ -3,6 +3,7 @@
 // template), or an Alpaca `instruction` (+ `input`). Every other field stays with the row for the
 // verifiers: `answer` (math), `tests` and `entry_point` (code), `difficulty` (the curriculum).
 import { readFileSync } from 'node:fs';
+import type { Generator } from '../tensor/random.js';
 import type { ChatMessage } from '../tokenizers/chat.js';
 import { applyChatTemplate } from '../tokenizers/chat.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
@@ -89,4 +90,25 @@ export function readPrompts(file: string, f: PromptFormat = {}): PromptRow[] {
 export function promptTokens(tok: Tokenizer, text: string): number[] {
   const ids = tok.encode(text);
   return tok.bosId !== null ? [tok.bosId, ...ids] : ids;
+}
+
+/** An endless seeded shuffle of n items drawn k at a time (a fresh order after each pass). */
+export class ShuffledOrder {
+  private order: number[] = [];
+  private pos = 0;
+  epoch = 0;
+  constructor(readonly n: number, private readonly g: Generator) {}
+  next(k: number): number[] {
+    const out: number[] = [];
+    while (out.length < k) {
+      if (this.pos >= this.order.length) {
+        if (this.order.length) this.epoch++;
+        this.order = Array.from({ length: this.n }, (_, j) => j);
+        for (let j = this.n - 1; j > 0; j--) { const q = this.g.int(j + 1); [this.order[j], this.order[q]] = [this.order[q], this.order[j]]; }
+        this.pos = 0;
+      }
+      out.push(this.order[this.pos++]);
+    }
+    return out;
+  }
 }

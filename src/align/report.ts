@@ -2,13 +2,7 @@
 // report.html with the curves of reward, held-out accuracy, KL, completion length, entropy and
 // clip fraction (TRL's metric names), the options and a few held-out completions.
 import type { GrpoOptions, RlMetrics } from './grpo.js';
-
-function fmtTime(s: number): string {
-  if (!Number.isFinite(s)) return '--:--';
-  s = Math.max(0, Math.round(s));
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
-  return h ? `${h}:${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}` : `${m}:${String(sec).padStart(2, '0')}`;
-}
+import { fmtTime } from '../train/report.js';
 
 /** One progress line: batch, reward, held-out accuracy when measured, KL, length, tokens/s, ETA. */
 export function rlProgressLine(m: RlMetrics, total: number): string {
