@@ -10,7 +10,7 @@
 // system, all user turns, and every earlier assistant reply (sampled, but with the instruction
 // attached to the user turn before it). The sampled "best" reply of the paper comes from
 // rejection sampling with the RLHF model; here one sample per turn is drawn from the given model
-// (rank several with `tslm rlhf rejection-sampling` style scoring if wanted). The paper's random
+// (no reward-model ranking of several samples). The paper's random
 // synthetic constraints and the shortened instruction in the final data are left to whoever
 // writes the dialogue file.
 import { readFileSync } from 'node:fs';
