@@ -26,6 +26,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   finetune: () => import('./commands/finetune.js'),
   'merge-lora': () => import('./commands/merge-lora.js'),
   'self-instruct': () => import('./commands/self-instruct.js'),
+  gatt: () => import('./commands/gatt.js'),
   medusa: () => import('./commands/medusa.js'),
   rl: () => import('./commands/rl.js'),
   reward: () => import('./commands/reward.js'),

@@ -112,6 +112,12 @@ export interface FormatOptions {
   maxLength?: number;
   /** Also train on prompt tokens (default false: response tokens only). */
   trainOnPrompt?: boolean;
+  /**
+   * Which assistant turns of a chat row carry the loss: 'all' (default) or 'last', Ghost
+   * Attention's labels (LLaMA 2 §3.3: the loss is 0 on every token of the previous turns,
+   * earlier assistant replies included; only the last assistant reply is trained).
+   */
+  trainTurns?: 'all' | 'last';
 }
 
 /** A row as text segments, each trained on (response) or not (prompt). */
@@ -138,11 +144,19 @@ export function rowSegments(row: InstructionRow, o: FormatOptions = {}): { text:
   });
   const all = render(messages, false);
   if (all.length > done.length && all.startsWith(done)) segs.push({ text: all.slice(done.length), train: false });
+  if (o.trainTurns === 'last') {
+    // Ghost Attention: only the last assistant turn is trained; earlier replies become context.
+    let last = -1;
+    segs.forEach((s, i) => { if (s.train && s.text.length) last = i; });
+    segs.forEach((s, i) => { if (i !== last) s.train = false; });
+  }
   return segs.filter((s) => s.text.length);
 }
 
 /** Tokenise a row: segments encoded separately and concatenated (prompt tokens labelled −100). */
 export function tokenizeRow(row: InstructionRow, tok: Tokenizer, o: FormatOptions = {}): SftExample {
+  if (o.trainTurns !== undefined && o.trainTurns !== 'all' && o.trainTurns !== 'last') throw new SftDataError(`trainTurns: expected 'all' or 'last', got ${JSON.stringify(o.trainTurns)}`);
+  if (o.trainTurns === 'last' && o.trainOnPrompt) throw new SftDataError('trainTurns \'last\' (Ghost Attention) and trainOnPrompt exclude each other: one masks earlier turns, the other trains on them');
   const ids: number[] = [], labels: number[] = [];
   const addBos = o.addBos ?? tok.bosId !== null;
   if (addBos && tok.bosId !== null) { ids.push(tok.bosId); labels.push(IGNORE_INDEX); }

@@ -10,7 +10,7 @@ import { Generator } from '../tensor/random.js';
 import { applyLora, trainableSummary } from '../lora/model.js';
 import { defaultLoraTargets } from '../models/index.js';
 import { saveAdapter } from '../lora/peft.js';
-import { SftDataError, pack, readInstructionData, tokenizeRow } from './data.js';
+import { SftDataError, isChatRow, pack, readInstructionData, tokenizeRow } from './data.js';
 import type { FormatOptions, InstructionRow, SftExample } from './data.js';
 import { DEFAULT_SFT_OPTIONS, responseLoss, sftTrain } from './train.js';
 import type { SftOptions, SftStep } from './train.js';
@@ -60,6 +60,10 @@ export function splitRows<T>(rows: T[], valFraction: number, seed: number): { tr
 export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const rows = readInstructionData(o.data);
+  if (o.format?.trainTurns === 'last') {
+    const bad = rows.findIndex((r) => !isChatRow(r));
+    if (bad >= 0) throw new SftDataError(`${o.data}: row ${bad + 1} is not a chat row ({messages}); Ghost Attention (--gatt) trains multi-turn chats`);
+  }
   const { model, tokenizer } = await loadModel(o.model, { tokenizer: o.tokenizer });
   if (!tokenizer) throw new SftDataError(`${o.model}: no tokenizer found; pass --tokenizer`);
   const maxLen = Math.min(o.format?.maxLength ?? model.contextLength, model.contextLength);

@@ -5,6 +5,8 @@ export {
 export type { AlpacaRow, ChatRow, InstructionRow, SftExample, FormatOptions, SftBatch } from './data.js';
 export { sftTrain, responseLoss, exactMatch, DEFAULT_SFT_OPTIONS } from './train.js';
 export type { SftOptions, SftStep } from './train.js';
+export { withInstruction, parseGattDialogs, readGattDialogs, gattSamplingMessages, gattSample, gattTrainingRows } from './gatt.js';
+export type { GattDialog, GattRow, GattPlacement, GattSampleOptions } from './gatt.js';
 export { finetune, splitRows } from './finetune.js';
 export type { FinetuneOptions, FinetuneResult } from './finetune.js';
 export {
