@@ -36,3 +36,10 @@ export {
 export type { RewardMetrics, RewardTrainOptions, RewardStepMetrics } from './reward_model.js';
 export { rejectionSampling, rewardModelScorer, verifierScorer, DEFAULT_REJECTION_OPTIONS } from './rejection.js';
 export type { Scorer, RejectionOptions, RejectionRound, KeptSample } from './rejection.js';
+export { ppoTrain, ppoOptions, DEFAULT_PPO_OPTIONS } from './ppo.js';
+export type { PpoOptions, PpoMetrics, PpoInput } from './ppo.js';
+export { tokenValues } from './logprobs.js';
+export {
+  maskedMean, maskedVar, maskedWhiten, tokenRewards, gae, ppoPolicyLoss, ppoValueLoss, FixedKLController, AdaptiveKLController, PpoError,
+} from './ppo_losses.js';
+export type { PpoKlEstimator, TokenRewardsInput, TokenRewards, GaeInput, PpoLossResult, PpoPolicyLossInput, PpoValueLossInput } from './ppo_losses.js';

@@ -84,3 +84,16 @@ export function tokenLogprobs(model: CausalLM, p: PackedSequences, temperature =
   }
   return { logprobs, entropy };
 }
+
+/**
+ * A value head's estimate at each completion token (B, Lc): the scalar head applied to the
+ * backbone's hidden state at the position that predicts the token (where its log-prob is read),
+ * as TRL's PPO reads `value[:, context_length − 1 : −1]`. 0 where the mask is 0.
+ */
+export function tokenValues(backbone: CausalLM, head: (h: Tensor) => Tensor, p: PackedSequences): Tensor {
+  const { batch: B, length: L, completionLength: Lc } = p;
+  const h = backbone.hidden(T.tensor(p.inputs, [B, L], 'i32')); // (B, L, D)
+  const v = T.reshape(head(h), [B * L, 1]); // (B·L, 1)
+  const picked = T.reshape(embedding(v, T.tensor(p.gather, [B * Lc], 'i32')), [B, Lc]);
+  return T.mul(picked, T.tensor(p.mask, [B, Lc]));
+}

@@ -10,9 +10,11 @@ import { createReward } from '../../align/rewards.js';
 import { assertSameTokenizer, loadRewardModel } from '../../align/reward_model.js';
 import { DEFAULT_REJECTION_OPTIONS, rejectionSampling, rewardModelScorer, verifierScorer } from '../../align/rejection.js';
 import type { Scorer } from '../../align/rejection.js';
+import { DEFAULT_PPO_OPTIONS, ppoTrain } from '../../align/ppo.js';
+import type { PpoOptions } from '../../align/ppo.js';
 import { num } from './generate.js';
 
-const D = DEFAULT_REJECTION_OPTIONS;
+const D = DEFAULT_REJECTION_OPTIONS, P = DEFAULT_PPO_OPTIONS;
 
 export const usage = `tslm rlhf rejection-sampling --model <dir> --data <prompts.jsonl> (--reward-model <rm> | --reward <spec>) --out <dir>
       [--samples ${D.samples}] [--rounds ${D.rounds}] [--max-new-tokens ${D.maxNewTokens}] [--temperature ${D.temperature}] [--top-p P]
@@ -21,7 +23,17 @@ export const usage = `tslm rlhf rejection-sampling --model <dir> --data <prompts
     policy scored by a reward model (tslm reward train) or a verifiable reward (as tslm rl
     grpo's --reward), the best kept (if ≥ --min-score), SFT on the kept ones (loss on the
     completion); --rounds repeats from the fine-tuned policy. Writes the model,
-    rejection_sampling.jsonl (the kept samples) and rounds.json to --out.`;
+    rejection_sampling.jsonl (the kept samples) and rounds.json to --out.
+tslm rlhf ppo --model <sft> --reward-model <rm> --data <prompts.jsonl> --out <dir> [--value-model <dir>] [--ref-model <dir>]
+      [--steps ${P.steps}] [--batch-size ${P.batchSize}] [--max-new-tokens ${P.maxNewTokens}] [--temperature ${P.temperature}] [--stop-tag T]
+      [--ppo-epochs ${P.ppoEpochs}] [--mini-batches ${P.miniBatches}] [--micro-batch ${P.microBatch}] [--lr ${P.lr}] [--kl-coef ${P.klCoef}]
+      [--kl-target KL --kl-horizon ${P.klHorizon}] [--kl k1|k3] [--cliprange ${P.cliprange}] [--cliprange-value ${P.cliprangeValue}]
+      [--vf-coef ${P.vfCoef}] [--gamma ${P.gamma}] [--lam ${P.lam}] [--whiten-rewards] [--missing-eos-penalty P] [--seed S] [--threads N]
+    PPO against a reward model with TRL's PPOTrainer semantics: per-token reward −β·KL to the
+    frozen reference (--ref-model, default --model) with the score at the last token; a value
+    model (default: a copy of the reward model) for GAE(γ, λ); whitened advantages; clipped
+    policy and value losses; β fixed or adaptive (--kl-target). Writes the policy, value_model/,
+    metrics.jsonl and report.html to --out.`;
 
 const pos = (x: number) => Number.isInteger(x) && x > 0;
 
@@ -79,8 +91,56 @@ async function rejection(rest: string[]): Promise<number> {
   return 0;
 }
 
+async function ppo(rest: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      model: { type: 'string' }, 'reward-model': { type: 'string' }, 'value-model': { type: 'string' }, 'ref-model': { type: 'string' }, data: { type: 'string' },
+      out: { type: 'string' }, steps: { type: 'string' }, 'batch-size': { type: 'string' }, 'max-new-tokens': { type: 'string' }, temperature: { type: 'string' },
+      'stop-tag': { type: 'string', multiple: true }, 'ppo-epochs': { type: 'string' }, 'mini-batches': { type: 'string' }, 'micro-batch': { type: 'string' },
+      lr: { type: 'string' }, 'kl-coef': { type: 'string' }, 'kl-target': { type: 'string' }, 'kl-horizon': { type: 'string' }, kl: { type: 'string' },
+      cliprange: { type: 'string' }, 'cliprange-value': { type: 'string' }, 'vf-coef': { type: 'string' }, gamma: { type: 'string' }, lam: { type: 'string' },
+      'whiten-rewards': { type: 'boolean', default: false }, 'missing-eos-penalty': { type: 'string' }, seed: { type: 'string' }, tokenizer: { type: 'string' },
+      threads: { type: 'string' },
+    },
+  });
+  for (const k of ['model', 'reward-model', 'data', 'out'] as const) if (!values[k]) throw new UsageError(`--${k} is required`);
+  if (values.kl !== undefined && values.kl !== 'k1' && values.kl !== 'k3') throw new UsageError(`--kl must be k1 or k3, got '${values.kl}'`);
+  const rows = readPrompts(values.data!);
+  const options: Partial<PpoOptions> = {
+    steps: num(values.steps, 'steps', pos), batchSize: num(values['batch-size'], 'batch-size', pos), maxNewTokens: num(values['max-new-tokens'], 'max-new-tokens', pos),
+    temperature: num(values.temperature, 'temperature', (x) => x > 0), stopTags: values['stop-tag'], ppoEpochs: num(values['ppo-epochs'], 'ppo-epochs', pos),
+    miniBatches: num(values['mini-batches'], 'mini-batches', pos), microBatch: num(values['micro-batch'], 'micro-batch', pos), lr: num(values.lr, 'lr', (x) => x > 0),
+    klCoef: num(values['kl-coef'], 'kl-coef', (x) => x >= 0), klTarget: num(values['kl-target'], 'kl-target', (x) => x > 0),
+    klHorizon: num(values['kl-horizon'], 'kl-horizon', (x) => x > 0), kl: values.kl as 'k1' | 'k3' | undefined,
+    cliprange: num(values.cliprange, 'cliprange', (x) => x > 0), cliprangeValue: num(values['cliprange-value'], 'cliprange-value', (x) => x > 0),
+    vfCoef: num(values['vf-coef'], 'vf-coef', (x) => x >= 0), gamma: num(values.gamma, 'gamma', (x) => x >= 0 && x <= 1), lam: num(values.lam, 'lam', (x) => x >= 0 && x <= 1),
+    whitenRewards: values['whiten-rewards'], missingEosPenalty: num(values['missing-eos-penalty'], 'missing-eos-penalty', Number.isFinite),
+    seed: num(values.seed, 'seed', Number.isInteger),
+  };
+  await init({ threads: num(values.threads, 'threads', pos) });
+  try {
+    const { model: policy, tokenizer } = await loadModel(values.model!, { tokenizer: values.tokenizer });
+    if (!tokenizer) throw new UsageError(`${values.model}: no tokenizer found; pass --tokenizer`);
+    const refDir = values['ref-model'] ?? values.model!;
+    const { model: ref, tokenizer: refTok } = await loadModel(refDir, { tokenizer: values.tokenizer });
+    if (refTok) assertSameTokenizer(tokenizer, refTok, { a: `the policy (${values.model})`, b: `the reference (${refDir})` });
+    const rm = await loadRewardModel(values['reward-model']!);
+    if (!rm.tokenizer) throw new Error(`${values['reward-model']}: the reward model has no tokenizer.json; it must share the policy's tokenizer`);
+    assertSameTokenizer(tokenizer, rm.tokenizer, { a: `the policy (${values.model})`, b: `the reward model (${values['reward-model']})` });
+    const vm = await loadRewardModel(values['value-model'] ?? values['reward-model']!);
+    const r = await ppoTrain({ policy, ref, rewardModel: rm.model, valueModel: vm.model, tokenizer, prompts: rows, options, out: values.out });
+    const first = r.metrics[0], last = r.metrics.at(-1)!;
+    console.error(`done: ${r.metrics.length} batches; reward model score ${first['objective/scores'].toFixed(4)} → ${last['objective/scores'].toFixed(4)}, KL ${last['objective/kl'].toFixed(4)}; ${values.out} (policy, value_model/, metrics.jsonl, report.html)`);
+  } finally {
+    await shutdown();
+  }
+  return 0;
+}
+
 export async function run(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === 'rejection-sampling') return rejection(rest);
-  throw new UsageError(sub === undefined ? 'a subcommand is required (rejection-sampling)' : `unknown subcommand '${sub}' (expected rejection-sampling)`);
+  if (sub === 'ppo') return ppo(rest);
+  throw new UsageError(sub === undefined ? 'a subcommand is required (rejection-sampling, ppo)' : `unknown subcommand '${sub}' (expected rejection-sampling or ppo)`);
 }
