@@ -59,7 +59,7 @@ test('a reward model scores prompt + completion; minScore drops weak bests', asy
   policy.dispose();
 });
 
-test('tslm rlhf rejection-sampling: a verifiable reward; a reward model with another tokenizer is refused', async () => {
+test('tslm rlhf rejection-sampling and ppo from the command line; a reward model with another tokenizer is refused', async () => {
   const mdir = path.join(dir, 'policy');
   const m = tiny(4);
   await saveModel(m, mdir, { tokenizer: tok });
@@ -73,10 +73,21 @@ test('tslm rlhf rejection-sampling: a verifiable reward; a reward model with ano
   assert.match(r.stderr, /round 1\/1: 24 samples, mean len\.mjs score [\d.]+, best of 3 [\d.]+; kept 8 of 8; SFT 2 steps/);
   assert.ok(existsSync(path.join(out, 'model.safetensors')));
   assert.equal(readFileSync(path.join(out, 'rejection_sampling.jsonl'), 'utf8').trim().split('\n').length, 8);
+  // PPO from the command line against a reward model with the policy's tokenizer.
+  const same = rewardModelFromCausalLM(tiny(6), { padTokenId: tok.eosId, seed: 2 });
+  await saveRewardModel(same, path.join(dir, 'rm-same'), { tokenizer: tok });
+  const pout = path.join(dir, 'ppo');
+  const p = spawnSync(process.execPath, [bin, 'rlhf', 'ppo', '--model', mdir, '--reward-model', path.join(dir, 'rm-same'), '--data', data, '--out', pout, '--steps', '2', '--batch-size', '4', '--max-new-tokens', '4', '--kl-target', '0.5'], { encoding: 'utf8', cwd: dir });
+  assert.equal(p.status, 0, p.stderr);
+  assert.match(p.stderr, /ppo batch 2\/2 score -?[\d.]+ \| kl -?[\d.]+ \(β [\d.]+\)/);
+  for (const f of ['model.safetensors', 'value_model/model.safetensors', 'metrics.jsonl', 'report.html']) assert.ok(existsSync(path.join(pout, f)), f);
   const otherTok = trainByteLevelBPE(['something else entirely, zzz'], { vocabSize: 264, specialTokens: ['<|endoftext|>'] });
   const rm = rewardModelFromCausalLM(tiny(5, otherTok.vocabSize), { padTokenId: otherTok.eosId, seed: 1 });
   await saveRewardModel(rm, path.join(dir, 'rm'), { tokenizer: otherTok });
   const b = spawnSync(process.execPath, [bin, 'rlhf', 'rejection-sampling', '--model', mdir, '--data', data, '--reward-model', path.join(dir, 'rm'), '--out', path.join(dir, 'x')], { encoding: 'utf8', cwd: dir });
   assert.equal(b.status, 1);
   assert.match(b.stderr, /the policy .* and the reward model .* use different tokenizers/);
+  const b2 = spawnSync(process.execPath, [bin, 'rlhf', 'ppo', '--model', mdir, '--reward-model', path.join(dir, 'rm'), '--data', data, '--out', path.join(dir, 'y')], { encoding: 'utf8', cwd: dir });
+  assert.equal(b2.status, 1);
+  assert.match(b2.stderr, /the policy .* and the reward model .* use different tokenizers/);
 });
