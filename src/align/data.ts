@@ -98,6 +98,8 @@ export class ShuffledOrder {
   private pos = 0;
   epoch = 0;
   constructor(readonly n: number, private readonly g: Generator) {}
+  /** Passes over the items so far, fractional (epoch + position / n). */
+  get progress(): number { return this.epoch + this.pos / this.n; }
   next(k: number): number[] {
     const out: number[] = [];
     while (out.length < k) {

@@ -23,6 +23,7 @@ import { paramGroups, TrainingDivergedError } from '../train/trainer.js';
 import { writeFileAtomic } from '../train/report.js';
 import { packSequences, tokenLogprobs } from './logprobs.js';
 import type { TokenizedPair } from './preference.js';
+import { ShuffledOrder } from './data.js';
 import { seriesSvg } from './report.js';
 
 export const DPO_LOSS_TYPES = ['sigmoid', 'ipo'] as const;
@@ -253,13 +254,7 @@ export function dpoTrain(i: DpoInput): DpoResult {
   const opt = new AdamW(groups, { lr: o.lr, betas: [0.9, 0.999], eps: 1e-8 });
   const sched = cosineWithWarmup(o.warmupSteps, steps, o.minLrRatio);
   const g = new Generator(o.seed);
-  let order: number[] = [], pos = 0, epoch = 0;
-  const reshuffle = () => {
-    order = Array.from({ length: N }, (_, k) => k);
-    for (let k = N - 1; k > 0; k--) { const j = g.int(k + 1); [order[k], order[j]] = [order[j], order[k]]; }
-    pos = 0;
-  };
-  reshuffle();
+  const order = new ShuffledOrder(N, g);
   const metricsFile = i.out ? path.join(i.out, 'metrics.jsonl') : null;
   if (i.out) mkdirSync(i.out, { recursive: true });
   if (metricsFile) writeFileSync(metricsFile, '');
@@ -270,11 +265,7 @@ export function dpoTrain(i: DpoInput): DpoResult {
   try {
     for (let step = 0; step < steps; step++) {
       const ts = performance.now();
-      const idx: number[] = [];
-      while (idx.length < B) {
-        if (pos >= order.length) { epoch++; reshuffle(); }
-        idx.push(order[pos++]);
-      }
+      const idx = order.next(B);
       const lr = o.lr * sched(step);
       opt.setLr(lr);
       const sums: Record<string, number> = {};
@@ -298,7 +289,7 @@ export function dpoTrain(i: DpoInput): DpoResult {
       opt.zeroGrad();
       const m = { ...Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / B])) } as unknown as DpoStepMetrics;
       m.step = step + 1;
-      m.epoch = epoch + pos / N;
+      m.epoch = order.progress;
       m.grad_norm = gradNorm;
       m.learning_rate = lr;
       if (refEval && ((o.evalEvery > 0 && m.step % o.evalEvery === 0) || m.step === steps)) {

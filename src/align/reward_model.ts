@@ -22,6 +22,7 @@ import { createModel } from '../models/index.js';
 import type { CausalLM } from '../models/causal.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { loadTokenizer } from '../tokenizers/load.js';
+import { ShuffledOrder } from './data.js';
 import { readHfDir, writeHfDir } from '../io/hf.js';
 import { f32StateDict, fromFloat32 } from '../io/dtypes.js';
 import type { RawTensor } from '../io/dtypes.js';
@@ -318,13 +319,7 @@ export function rewardTrain(rm: RewardModel, train: TokenizedPair[], opts: Parti
   const opt = new AdamW(groups, { lr: o.lr, betas: [0.9, 0.999], eps: 1e-8 });
   const sched = cosineWithWarmup(o.warmupSteps, steps, o.minLrRatio);
   const g = new Generator(o.seed);
-  let order: number[] = [], pos = 0;
-  const reshuffle = () => {
-    order = Array.from({ length: N }, (_, k) => k);
-    for (let k = N - 1; k > 0; k--) { const j = g.int(k + 1); [order[k], order[j]] = [order[j], order[k]]; }
-    pos = 0;
-  };
-  reshuffle();
+  const order = new ShuffledOrder(N, g);
   const metricsFile = opts.out ? path.join(opts.out, 'metrics.jsonl') : null;
   if (opts.out) mkdirSync(opts.out, { recursive: true });
   if (metricsFile) writeFileSync(metricsFile, '');
@@ -334,8 +329,7 @@ export function rewardTrain(rm: RewardModel, train: TokenizedPair[], opts: Parti
   rm.train(true);
   try {
     for (let step = 0; step < steps; step++) {
-      const idx: number[] = [];
-      while (idx.length < B) { if (pos >= N) reshuffle(); idx.push(order[pos++]); }
+      const idx = order.next(B);
       const lr = o.lr * sched(step);
       opt.setLr(lr);
       const sums: Record<string, number> = {};
