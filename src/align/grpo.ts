@@ -34,6 +34,9 @@ import type { RewardContext, RewardFunction } from './rewards.js';
 import type { PromptRow } from './data.js';
 import { promptTokens } from './data.js';
 import { rlReportHtml, rlProgressLine } from './report.js';
+import type { RlMetrics } from './report.js';
+
+export type { RlMetrics } from './report.js';
 
 export interface GrpoOptions {
   /** Batches of prompts (each: μ optimiser steps). */
@@ -106,36 +109,6 @@ export const DEFAULT_GRPO_OPTIONS: GrpoOptions = {
   overlongBuffer: 0, overlongFilter: false, lengthPenalty: 0, sampling: 'uniform', curriculumSteps: 0,
   evalEvery: 25, evalSamples: 1, evalTemperature: 1, evalGreedy: false, checkpointEvery: 50,
 };
-
-/** One batch's metrics (TRL's names where it has them). */
-export interface RlMetrics {
-  step: number;
-  reward: number;
-  reward_std: number;
-  /** Per reward component: mean. */
-  rewards: Record<string, number>;
-  frac_reward_zero_std: number;
-  'completions/mean_length': number;
-  'completions/clipped_ratio': number;
-  entropy: number;
-  kl?: number;
-  'clip_ratio/low_mean': number;
-  'clip_ratio/high_mean': number;
-  'clip_ratio/region_mean': number;
-  loss: number;
-  grad_norm: number;
-  learning_rate: number;
-  /** Completions in the batch trained on, and groups dropped by dynamic sampling. */
-  completions: number;
-  dropped_groups: number;
-  /** Sampled tokens per second of the rollouts; seconds of the whole batch; elapsed seconds. */
-  rollout_tokens_per_second: number;
-  step_seconds: number;
-  elapsed_seconds: number;
-  'eval/accuracy'?: number;
-  'eval/accuracy_greedy'?: number;
-  'eval/mean_length'?: number;
-}
 
 export interface EvalResult {
   /** Mean of the first reward component (the verifier) over the samples. */

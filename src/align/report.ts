@@ -1,8 +1,37 @@
 // What a person watches during and after policy optimisation: a progress line per batch, and
 // report.html with the curves of reward, held-out accuracy, KL, completion length, entropy and
 // clip fraction (TRL's metric names), the options and a few held-out completions.
-import type { GrpoOptions, RlMetrics } from './grpo.js';
 import { fmtTime } from '../train/report.js';
+
+/** One batch's metrics (TRL's names where it has them). */
+export interface RlMetrics {
+  step: number;
+  reward: number;
+  reward_std: number;
+  /** Per reward component: mean. */
+  rewards: Record<string, number>;
+  frac_reward_zero_std: number;
+  'completions/mean_length': number;
+  'completions/clipped_ratio': number;
+  entropy: number;
+  kl?: number;
+  'clip_ratio/low_mean': number;
+  'clip_ratio/high_mean': number;
+  'clip_ratio/region_mean': number;
+  loss: number;
+  grad_norm: number;
+  learning_rate: number;
+  /** Completions in the batch trained on, and groups dropped by dynamic sampling. */
+  completions: number;
+  dropped_groups: number;
+  /** Sampled tokens per second of the rollouts; seconds of the whole batch; elapsed seconds. */
+  rollout_tokens_per_second: number;
+  step_seconds: number;
+  elapsed_seconds: number;
+  'eval/accuracy'?: number;
+  'eval/accuracy_greedy'?: number;
+  'eval/mean_length'?: number;
+}
 
 /** One progress line: batch, reward, held-out accuracy when measured, KL, length, tokens/s, ETA. */
 export function rlProgressLine(m: RlMetrics, total: number): string {
@@ -59,7 +88,8 @@ ${lines}
 export interface RlReport {
   title: string;
   metrics: RlMetrics[];
-  options: GrpoOptions;
+  /** The run's options (listed in the report). */
+  options: object;
   summary: [string, string][];
   samples: { prompt: string; completion: string; score: number }[];
   /** Extra charts (SVG) placed first, e.g. the demo's before/after accuracy. */

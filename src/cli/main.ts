@@ -4,13 +4,9 @@ import { readFileSync } from 'node:fs';
 
 interface Command { usage: string; run(args: string[]): Promise<number> }
 
-/** A bad command-line argument: exit code 2 like other usage errors. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+import { UsageError } from './args.js';
+
+export { UsageError };
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   quickstart: () => import('./commands/quickstart.js'),

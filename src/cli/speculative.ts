@@ -4,7 +4,7 @@
 //   --draft-model DIR [--num-draft N] [--draft-schedule constant|heuristic]
 //   --lookup [N] [--lookup-ngram N]          (N: tokens proposed per step, default 7)
 import { existsSync, readFileSync } from 'node:fs';
-import { UsageError } from './main.js';
+import { UsageError } from './args.js';
 import { loadModel } from '../io/model.js';
 import { loadMedusaHeads } from '../io/medusa.js';
 import type { CausalLM } from '../models/causal.js';

@@ -1,7 +1,7 @@
 // `tslm dpo`: Direct Preference Optimization (or IPO) of a model on preference pairs.
 import { parseArgs } from 'node:util';
 import path from 'node:path';
-import { UsageError } from '../main.js';
+import { UsageError } from '../args.js';
 import { init, shutdown } from '../../backend/index.js';
 import { loadModel, saveModel } from '../../io/model.js';
 import { readPreferences, tokenizePairs } from '../../align/preference.js';
@@ -9,7 +9,7 @@ import { DEFAULT_DPO_OPTIONS, DPO_LOSS_TYPES, dpoOptions, dpoTrain } from '../..
 import type { DpoLossType, DpoOptions } from '../../align/dpo.js';
 import { assertSameTokenizer } from '../../align/reward_model.js';
 import { splitRows } from '../../sft/finetune.js';
-import { num } from './generate.js';
+import { num } from '../args.js';
 
 const D = DEFAULT_DPO_OPTIONS;
 

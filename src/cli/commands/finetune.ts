@@ -1,9 +1,9 @@
 // `tslm finetune`: supervised fine-tuning on instruction data, LoRA (PEFT adapter out) or full.
 import { parseArgs } from 'node:util';
-import { UsageError } from '../main.js';
+import { UsageError } from '../args.js';
 import { init, shutdown } from '../../backend/index.js';
 import { finetune } from '../../sft/finetune.js';
-import { num } from './generate.js';
+import { num } from '../args.js';
 
 export const usage = `tslm finetune --model <dir> --data <file> --out <dir> [--lora-r 8] [--lora-alpha 16]
       [--lora-dropout 0.05] [--lora-targets q_proj,v_proj (default: the family's, in_proj,out_proj for Mamba)] [--rslora] [--full] [--template alpaca|chat]

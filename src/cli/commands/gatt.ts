@@ -3,12 +3,12 @@
 // stays only in the first user turn, for `tslm finetune --gatt` (loss on the last reply only).
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { UsageError } from '../main.js';
+import { UsageError } from '../args.js';
 import { init, shutdown } from '../../backend/index.js';
 import { loadModel } from '../../io/model.js';
 import { SftDataError } from '../../sft/data.js';
 import { gattSample, gattTrainingRows, readGattDialogs } from '../../sft/gatt.js';
-import { num } from './generate.js';
+import { num } from '../args.js';
 
 export const usage = `tslm gatt --model <dir> --data <dialogs.jsonl> --out <rows.jsonl> [--max-new-tokens 64]
       [--temperature 0.7] [--top-p P] [--seed S] [--placement prefix|suffix] [--tokenizer FILE] [--threads N]

@@ -1,6 +1,6 @@
 // `tslm generate`: text (or token ids) from a model file, streamed, with speed on stderr.
 import { parseArgs } from 'node:util';
-import { UsageError } from '../main.js';
+import { UsageError, num } from '../args.js';
 import { init, shutdown } from '../../backend/index.js';
 import { loadModel } from '../../io/model.js';
 import { generate } from '../../generate/generate.js';
@@ -27,12 +27,7 @@ export const samplingOptions = {
   stop: { type: 'string', multiple: true }, threads: { type: 'string' },
 } as const;
 
-export function num(v: string | undefined, name: string, check: (x: number) => boolean = Number.isFinite): number | undefined {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (!check(x)) throw new UsageError(`--${name}: invalid value '${v}'`);
-  return x;
-}
+export { num };
 
 export function samplingFrom(values: Record<string, unknown>): GenerateOptions {
   const v = values as Record<string, string | undefined>;

@@ -1,10 +1,10 @@
 // `tslm medusa train`: Medusa heads for a model, trained on its own continuations.
 import { parseArgs } from 'node:util';
 import path from 'node:path';
-import { UsageError } from '../main.js';
+import { UsageError } from '../args.js';
 import { init, shutdown } from '../../backend/index.js';
 import { trainMedusa, DEFAULT_MEDUSA_TRAIN } from '../../train/medusa.js';
-import { num } from './generate.js';
+import { num } from '../args.js';
 
 const D = DEFAULT_MEDUSA_TRAIN;
 

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { init, shutdown } from '../../backend/index.js';
 import { quickstart } from '../../train/quickstart.js';
-import { num } from './generate.js';
+import { num } from '../args.js';
 
 export const usage = `tslm quickstart [--out DIR] [--steps N] [--threads N] [--config PRESET|config.json]
     Train a byte-level BPE tokenizer and a 1M-parameter LLaMA from scratch on the embedded

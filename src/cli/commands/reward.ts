@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { UsageError } from '../main.js';
+import { UsageError } from '../args.js';
 import { init, shutdown } from '../../backend/index.js';
 import { PreferenceDataError, parsePreferences, readPreferences, tokenizePairs } from '../../align/preference.js';
 import { parsePrompts, promptTokens } from '../../align/data.js';
@@ -11,7 +11,7 @@ import { DEFAULT_REWARD_OPTIONS, assertSameTokenizer, evaluateRewardModel, loadR
 import type { RewardTrainOptions } from '../../align/reward_model.js';
 import { splitRows } from '../../sft/finetune.js';
 import { loadTokenizer } from '../../tokenizers/load.js';
-import { num } from './generate.js';
+import { num } from '../args.js';
 
 const D = DEFAULT_REWARD_OPTIONS;
 

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { UsageError } from '../main.js';
+import { UsageError } from '../args.js';
 import { init, shutdown } from '../../backend/index.js';
 import { loadModel } from '../../io/model.js';
 import { Generator } from '../../tensor/random.js';
@@ -18,7 +18,7 @@ import type { RewardScale } from '../../align/advantages.js';
 import { shortestRejection } from '../../align/advantages.js';
 import { rollout } from '../../align/rollout.js';
 import { rlDemo } from '../../align/demo.js';
-import { num } from './generate.js';
+import { num } from '../args.js';
 
 const D = DEFAULT_GRPO_OPTIONS;
 

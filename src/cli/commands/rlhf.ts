@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { UsageError } from '../main.js';
+import { UsageError } from '../args.js';
 import { init, shutdown } from '../../backend/index.js';
 import { loadModel, saveModel } from '../../io/model.js';
 import { readPrompts } from '../../align/data.js';
@@ -12,7 +12,7 @@ import { DEFAULT_REJECTION_OPTIONS, rejectionSampling, rewardModelScorer, verifi
 import type { Scorer } from '../../align/rejection.js';
 import { DEFAULT_PPO_OPTIONS, ppoTrain } from '../../align/ppo.js';
 import type { PpoOptions } from '../../align/ppo.js';
-import { num } from './generate.js';
+import { num } from '../args.js';
 
 const D = DEFAULT_REJECTION_OPTIONS, P = DEFAULT_PPO_OPTIONS;
 

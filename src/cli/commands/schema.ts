@@ -2,7 +2,7 @@
 // with this tokenizer? With --bench, compile and per-token mask times.
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
-import { UsageError } from '../main.js';
+import { UsageError } from '../args.js';
 import { loadTokenizer } from '../../tokenizers/load.js';
 import { SchemaCompiler, TokenVocab, TokenMatcher, DEAD } from '../../structured/index.js';
 import type { JsonSchema } from '../../structured/index.js';

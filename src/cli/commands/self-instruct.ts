@@ -1,12 +1,12 @@
 // `tslm self-instruct`: generate instruction data from seed tasks with a teacher model (a local
 // tslm model or an OpenAI-compatible endpoint), filtered as Alpaca's recipe does.
 import { parseArgs } from 'node:util';
-import { UsageError } from '../main.js';
+import { UsageError } from '../args.js';
 import { init, shutdown } from '../../backend/index.js';
 import { loadModel } from '../../io/model.js';
 import { LocalTeacher, OpenAITeacher, readSeedTasks, selfInstruct, writeSelfInstruct } from '../../sft/selfinstruct.js';
 import type { Teacher } from '../../sft/selfinstruct.js';
-import { num } from './generate.js';
+import { num } from '../args.js';
 
 export const usage = `tslm self-instruct --seeds <seed_tasks.jsonl> --out <data.json> [--num N]
       (--teacher-model <dir> | --base-url URL [--api-key KEY] --model-name NAME [--api completions|chat])

@@ -1,9 +1,9 @@
 // `tslm serve`: the OpenAI-compatible server and the playground (src/serve/).
 import { parseArgs } from 'node:util';
-import { UsageError } from '../main.js';
+import { UsageError } from '../args.js';
 import { init, shutdown } from '../../backend/index.js';
 import { startServer } from '../../serve/server.js';
-import { num } from './generate.js';
+import { num } from '../args.js';
 import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculativeOptions, speculativeUsage } from '../speculative.js';
 
 export const usage = `tslm serve --model <hf-dir|file.bin|file.gguf> [--port 8080] [--host 127.0.0.1]

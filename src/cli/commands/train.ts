@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { init, shutdown } from '../../backend/index.js';
 import { runTraining } from '../../train/run.js';
 import { PRESETS } from '../../train/presets.js';
-import { num } from './generate.js';
+import { num } from '../args.js';
 
 export const usage = `tslm train --data <file|dir> --config <config.json|preset> --out <dir> [--steps N]
       [--batch-size B] [--seq-len T] [--grad-accum K] [--lr LR] [--warmup N] [--min-lr-ratio R]
