@@ -2,12 +2,11 @@
 // sees `prompt` as raw text, a chat (`messages`, rendered with the generation prompt by the chat
 // template), or an Alpaca `instruction` (+ `input`). Every other field stays with the row for the
 // verifiers: `answer` (math), `tests` and `entry_point` (code), `difficulty` (the curriculum).
-import { readFileSync } from 'node:fs';
 import type { Generator } from '../tensor/random.js';
 import type { ChatMessage } from '../tokenizers/chat.js';
 import { applyChatTemplate } from '../tokenizers/chat.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { CHATML_TEMPLATE, alpacaPrompt } from '../sft/data.js';
+import { CHATML_TEMPLATE, alpacaPrompt, jsonRows, readDataText } from '../sft/data.js';
 
 export class PromptDataError extends Error {
   constructor(message: string) {
@@ -58,32 +57,17 @@ function render(o: Record<string, unknown>, where: string, f: PromptFormat): str
 
 /** Parse a prompt file's text (JSONL or a JSON array); errors name the file and line. */
 export function parsePrompts(text: string, file = '<prompts>', f: PromptFormat = {}): PromptRow[] {
-  const rows: PromptRow[] = [];
-  const add = (obj: unknown, where: string) => {
-    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new PromptDataError(`${where}: expected a JSON object, got ${JSON.stringify(obj)?.slice(0, 60)}`);
-    const o = obj as Record<string, unknown>;
-    rows.push({ prompt: render(o, where, f), row: o, where });
-  };
-  if (text.trimStart().startsWith('[')) {
-    let arr: unknown;
-    try { arr = JSON.parse(text); } catch (e) { throw new PromptDataError(`${file}: invalid JSON (${(e as Error).message})`); }
-    (arr as unknown[]).forEach((o, i) => add(o, `${file}: row ${i + 1}`));
-  } else {
-    text.split('\n').forEach((line, i) => {
-      if (!line.trim()) return;
-      let obj: unknown;
-      try { obj = JSON.parse(line); } catch (e) { throw new PromptDataError(`${file}:${i + 1}: invalid JSON (${(e as Error).message})`); }
-      add(obj, `${file}:${i + 1}`);
-    });
-  }
+  const rows = jsonRows(text, file, (m) => new PromptDataError(m)).map(({ value, where }) => {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new PromptDataError(`${where}: expected a JSON object, got ${JSON.stringify(value)?.slice(0, 60)}`);
+    const o = value as Record<string, unknown>;
+    return { prompt: render(o, where, f), row: o, where };
+  });
   if (!rows.length) throw new PromptDataError(`${file}: no prompts`);
   return rows;
 }
 
 export function readPrompts(file: string, f: PromptFormat = {}): PromptRow[] {
-  let text: string;
-  try { text = readFileSync(file, 'utf8'); } catch (e) { throw new PromptDataError(`${file}: cannot read (${(e as Error).message})`); }
-  return parsePrompts(text, file, f);
+  return parsePrompts(readDataText(file, (m) => new PromptDataError(m)), file, f);
 }
 
 /** A prompt's ids as the policy sees them (BOS first when the tokenizer has one). */

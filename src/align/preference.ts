@@ -4,11 +4,10 @@
 //   {"chosen": [messages], "rejected": [messages]}                   implicit prompt: the common prefix
 // Chat rows are rendered with the chat template (default ChatML): the prompt with the generation
 // prompt, each completion as the text its turns add after it. Errors name the file and line.
-import { readFileSync } from 'node:fs';
 import type { ChatMessage } from '../tokenizers/chat.js';
 import { applyChatTemplate } from '../tokenizers/chat.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { CHATML_TEMPLATE } from '../sft/data.js';
+import { CHATML_TEMPLATE, jsonRows, readDataText } from '../sft/data.js';
 import type { PromptFormat } from './data.js';
 import { promptTokens } from './data.js';
 
@@ -99,31 +98,16 @@ function parseRow(o: Record<string, unknown>, where: string, f: PromptFormat): P
 
 /** Parse a preference file's text (JSONL or a JSON array); errors name the file and line. */
 export function parsePreferences(text: string, file = '<pairs>', f: PromptFormat = {}): PreferencePair[] {
-  const rows: PreferencePair[] = [];
-  const add = (obj: unknown, where: string) => {
-    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new PreferenceDataError(`${where}: expected a JSON object with "chosen" and "rejected", got ${JSON.stringify(obj)?.slice(0, 60)}`);
-    rows.push(parseRow(obj as Record<string, unknown>, where, f));
-  };
-  if (text.trimStart().startsWith('[')) {
-    let arr: unknown;
-    try { arr = JSON.parse(text); } catch (e) { throw new PreferenceDataError(`${file}: invalid JSON (${(e as Error).message})`); }
-    (arr as unknown[]).forEach((o, i) => add(o, `${file}: row ${i + 1}`));
-  } else {
-    text.split('\n').forEach((line, i) => {
-      if (!line.trim()) return;
-      let obj: unknown;
-      try { obj = JSON.parse(line); } catch (e) { throw new PreferenceDataError(`${file}:${i + 1}: invalid JSON (${(e as Error).message})`); }
-      add(obj, `${file}:${i + 1}`);
-    });
-  }
+  const rows = jsonRows(text, file, (m) => new PreferenceDataError(m)).map(({ value, where }) => {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new PreferenceDataError(`${where}: expected a JSON object with "chosen" and "rejected", got ${JSON.stringify(value)?.slice(0, 60)}`);
+    return parseRow(value as Record<string, unknown>, where, f);
+  });
   if (!rows.length) throw new PreferenceDataError(`${file}: no preference pairs`);
   return rows;
 }
 
 export function readPreferences(file: string, f: PromptFormat = {}): PreferencePair[] {
-  let text: string;
-  try { text = readFileSync(file, 'utf8'); } catch (e) { throw new PreferenceDataError(`${file}: cannot read (${(e as Error).message})`); }
-  return parsePreferences(text, file, f);
+  return parsePreferences(readDataText(file, (m) => new PreferenceDataError(m)), file, f);
 }
 
 /** A pair as token ids: the prompt (BOS first when the tokenizer has one) and the two completions. */

@@ -89,9 +89,31 @@ export function parseInstructionData(text: string, file = '<data>'): Instruction
 }
 
 export function readInstructionData(file: string): InstructionRow[] {
-  let text: string;
-  try { text = readFileSync(file, 'utf8'); } catch (e) { throw new SftDataError(`${file}: cannot read (${(e as Error).message})`); }
-  return parseInstructionData(text, file);
+  return parseInstructionData(readDataText(file, (m) => new SftDataError(m)), file);
+}
+
+/** A data file's text; an unreadable file throws makeError naming it. */
+export function readDataText(file: string, makeError: (message: string) => Error): string {
+  try { return readFileSync(file, 'utf8'); } catch (e) { throw makeError(`${file}: cannot read (${(e as Error).message})`); }
+}
+
+/**
+ * The values of a JSONL text (blank lines skipped), or of a JSON array when `arrays` allows it
+ * and the text starts with '[', each with where it came from ("file:line", "file: row i");
+ * invalid JSON throws makeError naming the file and line.
+ */
+export function jsonRows(text: string, file: string, makeError: (message: string) => Error, opts: { arrays?: boolean } = {}): { value: unknown; where: string }[] {
+  if ((opts.arrays ?? true) && text.trimStart().startsWith('[')) {
+    let arr: unknown;
+    try { arr = JSON.parse(text); } catch (e) { throw makeError(`${file}: invalid JSON (${(e as Error).message})`); }
+    return (arr as unknown[]).map((value, i) => ({ value, where: `${file}: row ${i + 1}` }));
+  }
+  const out: { value: unknown; where: string }[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    try { out.push({ value: JSON.parse(line), where: `${file}:${i + 1}` }); } catch (e) { throw makeError(`${file}:${i + 1}: invalid JSON (${(e as Error).message})`); }
+  });
+  return out;
 }
 
 /** A tokenised example: input ids and per-token labels (−100 where no loss is taken). */

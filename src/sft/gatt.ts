@@ -13,14 +13,13 @@
 // (no reward-model ranking of several samples). The paper's random
 // synthetic constraints and the shortened instruction in the final data are left to whoever
 // writes the dialogue file.
-import { readFileSync } from 'node:fs';
 import type { CausalLM } from '../models/causal.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { applyChatTemplate } from '../tokenizers/chat.js';
 import type { ChatMessage } from '../tokenizers/chat.js';
 import { generate } from '../generate/generate.js';
 import { Generator } from '../tensor/random.js';
-import { CHATML_TEMPLATE, SftDataError } from './data.js';
+import { CHATML_TEMPLATE, SftDataError, jsonRows, readDataText } from './data.js';
 import type { ChatRow } from './data.js';
 
 /** A dialogue to synthesise: the instruction to hold throughout, and the user messages. */
@@ -72,21 +71,13 @@ function checkDialog(obj: unknown, where: string): GattDialog {
 
 /** Parse GAtt dialogues, JSONL ({instruction, turns, system?} a line); errors name file:line. */
 export function parseGattDialogs(text: string, file = '<dialogs>'): GattDialog[] {
-  const out: GattDialog[] = [];
-  text.split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    let obj: unknown;
-    try { obj = JSON.parse(line); } catch (e) { throw new SftDataError(`${file}:${i + 1}: invalid JSON (${(e as Error).message})`); }
-    out.push(checkDialog(obj, `${file}:${i + 1}`));
-  });
+  const out = jsonRows(text, file, (m) => new SftDataError(m), { arrays: false }).map(({ value, where }) => checkDialog(value, where));
   if (!out.length) throw new SftDataError(`${file}: no dialogues`);
   return out;
 }
 
 export function readGattDialogs(file: string): GattDialog[] {
-  let text: string;
-  try { text = readFileSync(file, 'utf8'); } catch (e) { throw new SftDataError(`${file}: cannot read (${(e as Error).message})`); }
-  return parseGattDialogs(text, file);
+  return parseGattDialogs(readDataText(file, (m) => new SftDataError(m)), file);
 }
 
 /** The messages of a dialogue up to user turn k (inclusive), the instruction on every user turn. */
