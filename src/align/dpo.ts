@@ -20,7 +20,7 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { AdamW, clipGradNorm } from '../train/optim.js';
 import { cosineWithWarmup } from '../train/schedule.js';
 import { paramGroups, TrainingDivergedError } from '../train/trainer.js';
-import { writeFileAtomic } from '../train/report.js';
+import { esc, writeFileAtomic } from '../train/report.js';
 import { packSequences, tokenLogprobs } from './logprobs.js';
 import type { TokenizedPair } from './preference.js';
 import { ShuffledOrder } from './data.js';
@@ -320,9 +320,6 @@ export function dpoProgressLine(m: DpoStepMetrics, total: number): string {
     ` | ${m.elapsed_seconds.toFixed(1)} s`;
 }
 
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
 
 /** report.html: loss, reward margins and accuracies (train and held-out), chosen/rejected rewards and log-probs. */
 export function dpoReportHtml(r: { title: string; metrics: DpoStepMetrics[]; options: object; evalBefore: DpoMetrics | null; evalAfter: DpoMetrics | null }): string {

@@ -1,7 +1,7 @@
 // What a person watches during and after policy optimisation: a progress line per batch, and
 // report.html with the curves of reward, held-out accuracy, KL, completion length, entropy and
 // clip fraction (TRL's metric names), the options and a few held-out completions.
-import { fmtTime } from '../train/report.js';
+import { esc, fmtTime } from '../train/report.js';
 
 /** One batch's metrics (TRL's names where it has them). */
 export interface RlMetrics {
@@ -43,9 +43,6 @@ export function rlProgressLine(m: RlMetrics, total: number): string {
     ` | len ${m['completions/mean_length'].toFixed(1)} | entropy ${m.entropy.toFixed(3)} | ${tps} tok/s | ${fmtTime(m.elapsed_seconds)} elapsed, ETA ${fmtTime(eta)}`;
 }
 
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-}
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'];
 

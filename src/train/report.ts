@@ -45,7 +45,8 @@ export function progressLine(m: StepMetrics, total: number): string {
   return `step ${String(m.step).padStart(String(total).length)}/${total} [${bar}] loss ${m.loss.toFixed(4)} | lr ${m.lr.toExponential(2)} | ${tps} tok/s | ${fmtTime(m.elapsedSeconds)} elapsed, ETA ${fmtTime(eta)}`;
 }
 
-function esc(s: string): string {
+/** Text for HTML (elements and attribute values). */
+export function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
