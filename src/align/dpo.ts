@@ -8,22 +8,18 @@
 // rewards/accuracies (r_c > r_r), rewards/margins (r_c − r_r), logps/chosen, logps/rejected.
 // The trainer computes the reference log-probs once, over all the data, before the first step
 // (the reference is the starting policy unless another model is given), then runs AdamW.
-import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
 import { scope } from '../tensor/storage.js';
 import { noGrad } from '../tensor/autograd.js';
-import { Generator } from '../tensor/random.js';
 import type { CausalLM } from '../models/causal.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { AdamW, clipGradNorm } from '../train/optim.js';
-import { cosineWithWarmup } from '../train/schedule.js';
-import { paramGroups, TrainingDivergedError } from '../train/trainer.js';
 import { esc, writeFileAtomic } from '../train/report.js';
 import { packSequences, tokenLogprobs } from './logprobs.js';
 import type { TokenizedPair } from './preference.js';
-import { ShuffledOrder } from './data.js';
+import { pairwiseLoop } from './pairwise.js';
+import type { PairwiseStep } from './pairwise.js';
 import { seriesSvg } from './report.js';
 
 export const DPO_LOSS_TYPES = ['sigmoid', 'ipo'] as const;
@@ -154,13 +150,7 @@ export function dpoOptions(o: Partial<DpoOptions> = {}): DpoOptions {
 }
 
 /** One step's metrics (TRL's names; held-out ones prefixed eval_ as TRL logs them). */
-export interface DpoStepMetrics extends DpoMetrics {
-  step: number;
-  epoch: number;
-  grad_norm: number;
-  learning_rate: number;
-  step_seconds: number;
-  elapsed_seconds: number;
+export interface DpoStepMetrics extends DpoMetrics, PairwiseStep {
   [evalKey: `eval_${string}`]: number;
 }
 
@@ -249,66 +239,22 @@ export function dpoTrain(i: DpoInput): DpoResult {
   const evalBefore = refEval ? evalMetrics(model, i.eval!, refEval, o, padId) : null;
   if (evalBefore) log(`held-out before: accuracy ${(100 * evalBefore['rewards/accuracies']).toFixed(1)}%, margin ${evalBefore['rewards/margins'].toFixed(4)}, loss ${evalBefore.loss.toFixed(4)}`);
 
-  const groups = paramGroups(model, o.weightDecay);
-  if (!groups.length) throw new TrainingDivergedError('dpo: the model has no trainable parameters');
-  const opt = new AdamW(groups, { lr: o.lr, betas: [0.9, 0.999], eps: 1e-8 });
-  const sched = cosineWithWarmup(o.warmupSteps, steps, o.minLrRatio);
-  const g = new Generator(o.seed);
-  const order = new ShuffledOrder(N, g);
-  const metricsFile = i.out ? path.join(i.out, 'metrics.jsonl') : null;
-  if (i.out) mkdirSync(i.out, { recursive: true });
-  if (metricsFile) writeFileSync(metricsFile, '');
-  const metrics: DpoStepMetrics[] = [];
-  let evalAfter: DpoMetrics | null = null;
-  const tStart = performance.now();
-  model.train(true);
-  try {
-    for (let step = 0; step < steps; step++) {
-      const ts = performance.now();
-      const idx = order.next(B);
-      const lr = o.lr * sched(step);
-      opt.setLr(lr);
-      const sums: Record<string, number> = {};
-      for (let s = 0; s < B; s += o.microBatch) {
-        const ks = idx.slice(s, s + o.microBatch), mb = ks.map((k) => i.train[k]);
-        scope(() => {
-          const p = packPairs(mb, padId);
-          const seq = sequenceLogps(tokenLogprobs(model, p).logprobs, p.mask);
-          const n = mb.length;
-          const r = dpoLoss(T.slice(seq, 0, 0, n), T.slice(seq, 0, n, 2 * n), ks.map((k) => refTrain.chosen[k]), ks.map((k) => refTrain.rejected[k]), {
-            beta: o.beta, labelSmoothing: o.labelSmoothing, lossType: o.loss, chosenTokens: mb.map((x) => x.chosen.length), rejectedTokens: mb.map((x) => x.rejected.length),
-          });
-          if (!Number.isFinite(r.metrics.loss)) throw new TrainingDivergedError(`dpo step ${step + 1}: the loss is ${r.metrics.loss}; lower the learning rate (${o.lr})`);
-          // The step's loss is the mean over its pairs: each micro-batch weighs by its share.
-          (n === B ? r.loss : T.mul(r.loss, n / B)).backward();
-          for (const [k, v] of Object.entries(r.metrics)) sums[k] = (sums[k] ?? 0) + v * n;
-        });
-      }
-      const gradNorm = clipGradNorm(opt.params, o.gradClip > 0 ? o.gradClip : Infinity);
-      opt.step();
-      opt.zeroGrad();
-      const m = { ...Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / B])) } as unknown as DpoStepMetrics;
-      m.step = step + 1;
-      m.epoch = order.progress;
-      m.grad_norm = gradNorm;
-      m.learning_rate = lr;
-      if (refEval && ((o.evalEvery > 0 && m.step % o.evalEvery === 0) || m.step === steps)) {
-        const e = evalMetrics(model, i.eval!, refEval, o, padId);
-        model.train(true);
-        for (const [k, v] of Object.entries(e)) m[`eval_${k}`] = v;
-        if (m.step === steps) evalAfter = e;
-      }
-      m.step_seconds = (performance.now() - ts) / 1000;
-      m.elapsed_seconds = (performance.now() - tStart) / 1000;
-      metrics.push(m);
-      if (metricsFile) writeFileSync(metricsFile, JSON.stringify(m) + '\n', { flag: 'a' });
-      (i.onStep ?? ((mm, total) => log(dpoProgressLine(mm, total))))(m, steps);
-    }
-  } finally {
-    opt.zeroGrad();
-    for (const t of Object.values(opt.stateDict().tensors)) t.dispose();
-    model.eval();
-  }
+  const { metrics, evalAfter } = pairwiseLoop<TokenizedPair, DpoMetrics, DpoStepMetrics>({
+    what: 'dpo', model, items: i.train, o: { ...o, steps }, out: i.out,
+    microLoss: (mb, ks) => {
+      const p = packPairs(mb, padId);
+      const seq = sequenceLogps(tokenLogprobs(model, p).logprobs, p.mask);
+      const n = mb.length;
+      return dpoLoss(T.slice(seq, 0, 0, n), T.slice(seq, 0, n, 2 * n), ks.map((k) => refTrain.chosen[k]), ks.map((k) => refTrain.rejected[k]), {
+        beta: o.beta, labelSmoothing: o.labelSmoothing, lossType: o.loss, chosenTokens: mb.map((x) => x.chosen.length), rejectedTokens: mb.map((x) => x.rejected.length),
+      });
+    },
+    evaluate: refEval ? () => {
+      const e = evalMetrics(model, i.eval!, refEval, o, padId);
+      return { result: e, entries: Object.fromEntries(Object.entries(e).map(([k, v]) => [`eval_${k}`, v])) };
+    } : undefined,
+    onStep: i.onStep ?? ((mm, total) => log(dpoProgressLine(mm, total))),
+  });
   if (evalAfter) log(`held-out after: accuracy ${(100 * evalAfter['rewards/accuracies']).toFixed(1)}%, margin ${evalAfter['rewards/margins'].toFixed(4)}, loss ${evalAfter.loss.toFixed(4)}`);
   if (i.out) writeFileAtomic(path.join(i.out, 'report.html'), dpoReportHtml({ title: `tslm dpo (${o.loss}, β ${o.beta})`, metrics, options: o, evalBefore, evalAfter }));
   return { metrics, evalBefore, evalAfter, steps };

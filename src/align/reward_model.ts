@@ -8,7 +8,7 @@
 // Saved as an HF directory whose safetensors hold the backbone's tensors (`model.*` for LLaMA)
 // and `score.weight`, no lm_head; config.json: architectures ['<Family>ForSequenceClassification'],
 // num_labels 1, pad_token_id. transformers' AutoModelForSequenceClassification loads it.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
@@ -22,14 +22,12 @@ import { createModel } from '../models/index.js';
 import type { CausalLM } from '../models/causal.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { loadTokenizer } from '../tokenizers/load.js';
-import { ShuffledOrder } from './data.js';
+import { pairwiseLoop } from './pairwise.js';
+import type { PairwiseStep } from './pairwise.js';
 import { readHfDir, writeHfDir } from '../io/hf.js';
 import { f32StateDict, fromFloat32 } from '../io/dtypes.js';
 import type { RawTensor } from '../io/dtypes.js';
 import { loadModel } from '../io/model.js';
-import { AdamW, clipGradNorm } from '../train/optim.js';
-import { cosineWithWarmup } from '../train/schedule.js';
-import { paramGroups, TrainingDivergedError } from '../train/trainer.js';
 import { writeFileAtomic } from '../train/report.js';
 import type { TokenizedPair } from './preference.js';
 import { seriesSvg } from './report.js';
@@ -264,11 +262,7 @@ export const DEFAULT_REWARD_OPTIONS: RewardTrainOptions = {
   steps: 0, epochs: 1, batchSize: 8, microBatch: 8, lr: 1e-5, warmupSteps: 0, minLrRatio: 1, weightDecay: 0, gradClip: 1, seed: 0, useMargin: true, evalEvery: 0,
 };
 
-export interface RewardStepMetrics extends RewardMetrics {
-  step: number;
-  grad_norm: number;
-  learning_rate: number;
-  elapsed_seconds: number;
+export interface RewardStepMetrics extends RewardMetrics, PairwiseStep {
   eval_loss?: number;
   eval_accuracy?: number;
   'eval_rewards/margins'?: number;
@@ -315,61 +309,21 @@ export function rewardTrain(rm: RewardModel, train: TokenizedPair[], opts: Parti
   const held = opts.eval?.length ? opts.eval : null;
   const evalBefore = held ? evaluateRewardModel(rm, held, o) : null;
   if (evalBefore) log(`held-out before: accuracy ${(100 * evalBefore.accuracy).toFixed(1)}%, loss ${evalBefore.loss.toFixed(4)}`);
-  const groups = paramGroups(rm as unknown as CausalLM, o.weightDecay);
-  const opt = new AdamW(groups, { lr: o.lr, betas: [0.9, 0.999], eps: 1e-8 });
-  const sched = cosineWithWarmup(o.warmupSteps, steps, o.minLrRatio);
-  const g = new Generator(o.seed);
-  const order = new ShuffledOrder(N, g);
-  const metricsFile = opts.out ? path.join(opts.out, 'metrics.jsonl') : null;
-  if (opts.out) mkdirSync(opts.out, { recursive: true });
-  if (metricsFile) writeFileSync(metricsFile, '');
-  const metrics: RewardStepMetrics[] = [];
-  let evalAfter: RewardMetrics | null = null;
-  const t0 = performance.now();
-  rm.train(true);
-  try {
-    for (let step = 0; step < steps; step++) {
-      const idx = order.next(B);
-      const lr = o.lr * sched(step);
-      opt.setLr(lr);
-      const sums: Record<string, number> = {};
-      for (let s = 0; s < B; s += o.microBatch) {
-        const mb = idx.slice(s, s + o.microBatch).map((k) => train[k]), n = mb.length;
-        scope(() => {
-          const { ids, length } = padRight(pairSeqs(mb), rm.padTokenId!);
-          const r = rm.forward(ids, 2 * n, length);
-          const bt = bradleyTerryLoss(T.slice(r, 0, 0, n), T.slice(r, 0, n, 2 * n), o.useMargin ? mb.map((p) => p.margin) : null);
-          if (!Number.isFinite(bt.metrics.loss)) throw new TrainingDivergedError(`reward step ${step + 1}: the loss is ${bt.metrics.loss}; lower the learning rate (${o.lr})`);
-          (n === B ? bt.loss : T.mul(bt.loss, n / B)).backward();
-          for (const [k, v] of Object.entries(bt.metrics)) sums[k] = (sums[k] ?? 0) + v * n;
-        });
-      }
-      const gradNorm = clipGradNorm(opt.params, o.gradClip > 0 ? o.gradClip : Infinity);
-      opt.step();
-      opt.zeroGrad();
-      const m = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / B])) as unknown as RewardStepMetrics;
-      m.step = step + 1;
-      m.grad_norm = gradNorm;
-      m.learning_rate = lr;
-      if (held && ((o.evalEvery > 0 && m.step % o.evalEvery === 0) || m.step === steps)) {
-        const e = evaluateRewardModel(rm, held, o);
-        rm.train(true);
-        m.eval_loss = e.loss;
-        m.eval_accuracy = e.accuracy;
-        m['eval_rewards/margins'] = e['rewards/margins'];
-        if (m.step === steps) evalAfter = e;
-      }
-      m.elapsed_seconds = (performance.now() - t0) / 1000;
-      metrics.push(m);
-      if (metricsFile) writeFileSync(metricsFile, JSON.stringify(m) + '\n', { flag: 'a' });
-      (opts.onStep ?? ((mm, total) => log(`step ${mm.step}/${total} loss ${mm.loss.toFixed(4)} | accuracy ${(100 * mm.accuracy).toFixed(0)}%` +
-        (mm.eval_accuracy !== undefined ? ` | held-out accuracy ${(100 * mm.eval_accuracy).toFixed(1)}%` : '') + ` | ${mm.elapsed_seconds.toFixed(1)} s`)))(m, steps);
-    }
-  } finally {
-    opt.zeroGrad();
-    for (const t of Object.values(opt.stateDict().tensors)) t.dispose();
-    rm.eval();
-  }
+  const { metrics, evalAfter } = pairwiseLoop<TokenizedPair, RewardMetrics, RewardStepMetrics>({
+    what: 'reward', model: rm, items: train, o: { ...o, steps }, out: opts.out,
+    microLoss: (mb) => {
+      const n = mb.length;
+      const { ids, length } = padRight(pairSeqs(mb), rm.padTokenId!);
+      const r = rm.forward(ids, 2 * n, length);
+      return bradleyTerryLoss(T.slice(r, 0, 0, n), T.slice(r, 0, n, 2 * n), o.useMargin ? mb.map((p) => p.margin) : null);
+    },
+    evaluate: held ? () => {
+      const e = evaluateRewardModel(rm, held, o);
+      return { result: e, entries: { eval_loss: e.loss, eval_accuracy: e.accuracy, 'eval_rewards/margins': e['rewards/margins'] } };
+    } : undefined,
+    onStep: opts.onStep ?? ((mm, total) => log(`step ${mm.step}/${total} loss ${mm.loss.toFixed(4)} | accuracy ${(100 * mm.accuracy).toFixed(0)}%` +
+      (mm.eval_accuracy !== undefined ? ` | held-out accuracy ${(100 * mm.eval_accuracy).toFixed(1)}%` : '') + ` | ${mm.elapsed_seconds.toFixed(1)} s`)),
+  });
   if (evalAfter) log(`held-out after: accuracy ${(100 * evalAfter.accuracy).toFixed(1)}%, loss ${evalAfter.loss.toFixed(4)}`);
   if (opts.out) {
     const s = (name: string, key: keyof RewardStepMetrics) => ({ name, points: metrics.filter((m) => m[key] !== undefined).map((m) => [m.step, m[key] as number] as [number, number]) });
