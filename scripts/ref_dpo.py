@@ -26,11 +26,12 @@ and transformers' LlamaForSequenceClassification, not from tslm's code):
 The reference computes in float64 from the float32 inputs stored in the fixtures.
 """
 import json
-import math
 import os
 import sys
 
 import torch
+
+from fixture_json import enc, r9
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -39,18 +40,6 @@ import ref_llama  # noqa: E402
 ROOT = os.path.join(HERE, "..")
 OUT = os.path.join(ROOT, "test", "fixtures", "align", "dpo")
 F = torch.nn.functional
-
-
-def r9(x):
-    x = float(x)
-    if not math.isfinite(x):
-        raise ValueError("non-finite value in fixture")
-    return float(f"{x:.9g}")
-
-
-def enc(t):
-    t = t.detach().to(torch.float64)
-    return {"shape": list(t.shape), "data": [r9(v) for v in t.reshape(-1).tolist()]}
 
 
 def f32(t):

@@ -44,20 +44,10 @@ import os
 
 import torch
 
+from fixture_json import enc, r9
+
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "align", "grpo")
 MARGIN = 2e-3
-
-
-def r9(x):
-    x = float(x)
-    if not math.isfinite(x):
-        raise ValueError("non-finite value in fixture")
-    return float(f"{x:.9g}")
-
-
-def enc(t):
-    t = t.detach().to(torch.float64)
-    return {"shape": list(t.shape), "data": [r9(v) for v in t.reshape(-1).tolist()]}
 
 
 def kl_estimate(logp, ref, kind):

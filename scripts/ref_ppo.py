@@ -31,26 +31,15 @@ checks that no ratio lies within MARGIN of 1 +- eps and no |vpred - old| within 
 that float32 rounding and the tests' finite differences cannot flip a clip decision.
 """
 import json
-import math
 import os
 
 import torch
 
+from fixture_json import enc, r9
+
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "align", "ppo")
 MARGIN = 2e-3
 INVALID_LOGPROB = 1.0
-
-
-def r9(x):
-    x = float(x)
-    if not math.isfinite(x):
-        raise ValueError("non-finite value in fixture")
-    return float(f"{x:.9g}")
-
-
-def enc(t):
-    t = t.detach().to(torch.float64)
-    return {"shape": list(t.shape), "data": [r9(v) for v in t.reshape(-1).tolist()]}
 
 
 def masked_mean(x, m, axis=None):
