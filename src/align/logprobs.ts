@@ -62,25 +62,30 @@ export function sliceRows(p: PackedSequences, start: number, end: number): Packe
   };
 }
 
+/** One value per position (B, L) or (B, L, 1), read at the completion tokens: (B, Lc), 0 where the mask is 0. */
+function atCompletion(x: Tensor, p: PackedSequences): Tensor {
+  const { batch: B, length: L, completionLength: Lc } = p;
+  const picked = T.reshape(embedding(T.reshape(x, [B * L, 1]), T.tensor(p.gather, [B * Lc], 'i32')), [B, Lc]);
+  return T.mul(picked, T.tensor(p.mask, [B, Lc]));
+}
+
 /**
  * log π(token | prefix) of each completion token (B, Lc) (0 where the mask is 0), of the logits
  * divided by `temperature` (the distribution the tokens were sampled from). With `entropy`, also
  * the entropy of that distribution at each completion token (B, Lc) (no gradient).
  */
 export function tokenLogprobs(model: CausalLM, p: PackedSequences, temperature = 1, opts: { entropy?: boolean } = {}): { logprobs: Tensor; entropy: Float32Array | null } {
-  const { batch: B, length: L, completionLength: Lc } = p;
+  const { batch: B, length: L } = p;
   let logits = model.forward(T.tensor(p.inputs, [B, L], 'i32'));
   if (temperature !== 1) logits = T.mul(logits, 1 / temperature);
   const nll = crossEntropy(logits, T.tensor(p.targets, [B, L], 'i32'), { reduction: 'none' });
-  const idx = T.tensor(p.gather, [B * Lc], 'i32');
-  const picked = T.reshape(embedding(T.reshape(nll, [B * L, 1]), idx), [B, Lc]);
-  const logprobs = T.mul(T.mul(picked, -1), T.tensor(p.mask, [B, Lc]));
+  const logprobs = T.mul(atCompletion(nll, p), -1);
   let entropy: Float32Array | null = null;
   if (opts.entropy) {
     const x = T.detach(logits);
     // H = −Σ p log p per position, then at the completion tokens.
     const h = T.mul(T.sum(T.mul(softmax(x, -1), logSoftmax(x, -1)), -1), -1);
-    entropy = (T.reshape(embedding(T.reshape(h, [B * L, 1]), idx), [B * Lc]).data() as Float32Array).map((v, k) => v * p.mask[k]);
+    entropy = atCompletion(h, p).data() as Float32Array;
   }
   return { logprobs, entropy };
 }
@@ -91,9 +96,6 @@ export function tokenLogprobs(model: CausalLM, p: PackedSequences, temperature =
  * as TRL's PPO reads `value[:, context_length − 1 : −1]`. 0 where the mask is 0.
  */
 export function tokenValues(backbone: CausalLM, head: (h: Tensor) => Tensor, p: PackedSequences): Tensor {
-  const { batch: B, length: L, completionLength: Lc } = p;
-  const h = backbone.hidden(T.tensor(p.inputs, [B, L], 'i32')); // (B, L, D)
-  const v = T.reshape(head(h), [B * L, 1]); // (B·L, 1)
-  const picked = T.reshape(embedding(v, T.tensor(p.gather, [B * Lc], 'i32')), [B, Lc]);
-  return T.mul(picked, T.tensor(p.mask, [B, Lc]));
+  const h = backbone.hidden(T.tensor(p.inputs, [p.batch, p.length], 'i32')); // (B, L, D)
+  return atCompletion(head(h), p);
 }
