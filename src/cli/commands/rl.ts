@@ -5,9 +5,8 @@ import path from 'node:path';
 import { UsageError } from '../args.js';
 import { init, shutdown } from '../../backend/index.js';
 import { loadModel } from '../../io/model.js';
-import { Generator } from '../../tensor/random.js';
+import { splitRows } from '../../sft/finetune.js';
 import { readPrompts, promptTokens } from '../../align/data.js';
-import type { PromptRow } from '../../align/data.js';
 import { createReward } from '../../align/rewards.js';
 import type { RewardFunction } from '../../align/rewards.js';
 import { DEFAULT_GRPO_OPTIONS, grpoOptions, grpoTrain } from '../../align/grpo.js';
@@ -69,15 +68,6 @@ function rewardOf(spec: string | undefined): Promise<RewardFunction> {
   return createReward(spec, { cwd: process.cwd(), onError: (name, msg) => process.stderr.write(`reward ${name}: ${msg} (scored 0; training goes on)\n`) });
 }
 
-/** Hold out a seeded fraction of the prompts. */
-function split(rows: PromptRow[], fraction: number, seed: number): { train: PromptRow[]; eval: PromptRow[] } {
-  const idx = rows.map((_, i) => i);
-  const g = new Generator(seed + 17);
-  for (let i = idx.length - 1; i > 0; i--) { const j = g.int(i + 1); [idx[i], idx[j]] = [idx[j], idx[i]]; }
-  const n = rows.length >= 10 ? Math.max(1, Math.round(rows.length * fraction)) : 0;
-  return { eval: idx.slice(0, n).map((i) => rows[i]), train: idx.slice(n).map((i) => rows[i]) };
-}
-
 /** `--length-penalty` alone means weight 1 (the flag may be given without a value). */
 function lengthPenaltyArgs(args: string[]): string[] {
   const out: string[] = [];
@@ -136,7 +126,8 @@ async function grpo(rest: string[]): Promise<number> {
   const o = grpoOptions(options);
   if (values['eval-data'] && values['eval-fraction']) throw new UsageError('--eval-data and --eval-fraction exclude each other');
   const rows = values.data ? readPrompts(values.data) : [];
-  const { train, eval: held } = values['eval-data'] ? { train: rows, eval: readPrompts(values['eval-data']) } : split(rows, num(values['eval-fraction'], 'eval-fraction', (x) => x >= 0 && x < 1) ?? 0.05, o.seed);
+  // A seeded held-out fraction (--eval-fraction 0: none), as tslm finetune splits its rows.
+  const { train, val: held } = values['eval-data'] ? { train: rows, val: readPrompts(values['eval-data']) } : splitRows(rows, num(values['eval-fraction'], 'eval-fraction', (x) => x >= 0 && x < 1) ?? 0.05, o.seed + 17);
   await init({ threads: num(values.threads, 'threads', pos) });
   const reward = await rewardOf(values.reward);
   const ac = new AbortController();
