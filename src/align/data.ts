@@ -76,6 +76,8 @@ export function promptTokens(tok: Tokenizer, text: string): number[] {
   return tok.bosId !== null ? [tok.bosId, ...ids] : ids;
 }
 
+export interface ShuffledOrderState { n: number; order: number[]; pos: number; epoch: number; rng: number[] }
+
 /** An endless seeded shuffle of n items drawn k at a time (a fresh order after each pass). */
 export class ShuffledOrder {
   private order: number[] = [];
@@ -84,6 +86,20 @@ export class ShuffledOrder {
   constructor(readonly n: number, private readonly g: Generator) {}
   /** Passes over the items so far, fractional (epoch + position / n). */
   get progress(): number { return this.epoch + this.pos / this.n; }
+  /** Plain JSON that load() restores: the pass under way, the position in it, the generator. */
+  state(): ShuffledOrderState {
+    return { n: this.n, order: [...this.order], pos: this.pos, epoch: this.epoch, rng: this.g.getState().slice(0, 4) };
+  }
+  load(s: ShuffledOrderState, where = 'trainer state'): void {
+    const ok = s && s.n === this.n && Array.isArray(s.order) && (s.order.length === 0 || s.order.length === this.n) && s.order.every((x) => Number.isInteger(x) && x >= 0 && x < this.n)
+      && Number.isInteger(s.pos) && s.pos >= 0 && s.pos <= s.order.length && Number.isInteger(s.epoch) && s.epoch >= 0
+      && Array.isArray(s.rng) && s.rng.length === 4 && s.rng.every((x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32);
+    if (!ok) throw new RangeError(`${where}: the data order is not one of ${this.n} items (${JSON.stringify(s)?.slice(0, 80)}); resume with the same data`);
+    this.order = [...s.order];
+    this.pos = s.pos;
+    this.epoch = s.epoch;
+    this.g.setState([...s.rng, NaN]);
+  }
   next(k: number): number[] {
     const out: number[] = [];
     while (out.length < k) {

@@ -128,11 +128,13 @@ export interface DpoOptions {
   seed: number;
   /** Held-out metrics every N steps (0: only before and after). */
   evalEvery: number;
+  /** A checkpoint every N steps (0: only when stopped, failed and at the end). */
+  checkpointEvery: number;
 }
 
 export const DEFAULT_DPO_OPTIONS: DpoOptions = {
   steps: 0, epochs: 1, batchSize: 8, microBatch: 8, beta: 0.1, labelSmoothing: 0, loss: 'sigmoid',
-  lr: 1e-6, warmupSteps: 0, minLrRatio: 1, weightDecay: 0, gradClip: 1, seed: 0, evalEvery: 0,
+  lr: 1e-6, warmupSteps: 0, minLrRatio: 1, weightDecay: 0, gradClip: 1, seed: 0, evalEvery: 0, checkpointEvery: 0,
 };
 
 /** Resolve options: defaults, then the given ones (undefined ignored); errors name the option. */
@@ -162,8 +164,12 @@ export interface DpoInput {
   train: TokenizedPair[];
   eval?: TokenizedPair[];
   options?: Partial<DpoOptions>;
-  /** Output directory: metrics.jsonl, report.html, the final model. */
+  /** Output directory: metrics.jsonl, report.html, checkpoints (the caller saves the final model). */
   out?: string;
+  /** Continue from the checkpoint in `out` (the reference log-probs are recomputed from the reference given). */
+  resume?: boolean;
+  /** Stop with a checkpoint after the step under way. */
+  signal?: AbortSignal;
   log?: (line: string) => void;
   onStep?: (m: DpoStepMetrics, total: number) => void;
 }
@@ -172,7 +178,9 @@ export interface DpoResult {
   metrics: DpoStepMetrics[];
   evalBefore: DpoMetrics | null;
   evalAfter: DpoMetrics | null;
+  /** Steps of the run, and the steps done (fewer when stopped). */
   steps: number;
+  step: number;
 }
 
 /** Sequence log-probs (summed over completion tokens) of each pair's chosen and rejected completions, without gradients. */
@@ -217,7 +225,7 @@ function evalMetrics(model: CausalLM, pairs: TokenizedPair[], ref: { chosen: Flo
 }
 
 /** Train a policy on preference pairs with DPO (or IPO). */
-export function dpoTrain(i: DpoInput): DpoResult {
+export async function dpoTrain(i: DpoInput): Promise<DpoResult> {
   const o = dpoOptions(i.options);
   const { model, tokenizer: tok } = i;
   const log = i.log ?? ((s: string) => process.stderr.write(s + '\n'));
@@ -236,11 +244,11 @@ export function dpoTrain(i: DpoInput): DpoResult {
   const refTrain = pairLogps(refModel, i.train, padId, o.microBatch);
   const refEval = i.eval?.length ? pairLogps(refModel, i.eval, padId, o.microBatch) : null;
   log(`dpo: reference log-probs of ${N + (i.eval?.length ?? 0)} pairs in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  const evalBefore = refEval ? evalMetrics(model, i.eval!, refEval, o, padId) : null;
+  const evalBefore = refEval && !i.resume ? evalMetrics(model, i.eval!, refEval, o, padId) : null;
   if (evalBefore) log(`held-out before: accuracy ${(100 * evalBefore['rewards/accuracies']).toFixed(1)}%, margin ${evalBefore['rewards/margins'].toFixed(4)}, loss ${evalBefore.loss.toFixed(4)}`);
 
-  const { metrics, evalAfter } = pairwiseLoop<TokenizedPair, DpoMetrics, DpoStepMetrics>({
-    what: 'dpo', model, items: i.train, o: { ...o, steps }, out: i.out,
+  const { metrics, evalAfter, step } = await pairwiseLoop<TokenizedPair, DpoMetrics, DpoStepMetrics>({
+    what: 'dpo', model, items: i.train, o: { ...o, steps }, out: i.out, tokenizer: tok, resume: i.resume, signal: i.signal, log,
     microLoss: (mb, ks) => {
       const p = packPairs(mb, padId);
       const seq = sequenceLogps(tokenLogprobs(model, p).logprobs, p.mask);
@@ -257,7 +265,7 @@ export function dpoTrain(i: DpoInput): DpoResult {
   });
   if (evalAfter) log(`held-out after: accuracy ${(100 * evalAfter['rewards/accuracies']).toFixed(1)}%, margin ${evalAfter['rewards/margins'].toFixed(4)}, loss ${evalAfter.loss.toFixed(4)}`);
   if (i.out) writeFileAtomic(path.join(i.out, 'report.html'), dpoReportHtml({ title: `tslm dpo (${o.loss}, β ${o.beta})`, metrics, options: o, evalBefore, evalAfter }));
-  return { metrics, evalBefore, evalAfter, steps };
+  return { metrics, evalBefore, evalAfter, steps, step };
 }
 
 export function dpoProgressLine(m: DpoStepMetrics, total: number): string {

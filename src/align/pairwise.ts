@@ -2,7 +2,9 @@
 // seeded shuffle, each step's loss the mean over its pairs (micro-batches weigh by their share),
 // AdamW with warmup + cosine, gradient clipping, held-out evaluation every evalEvery steps and
 // at the end, metrics.jsonl and a progress line. The caller gives the loss of a micro-batch.
-import { mkdirSync, writeFileSync } from 'node:fs';
+// Checkpoints (every checkpointEvery steps, after a failed step, when stopped, at the end) hold the weights,
+// AdamW's moments and the data order; resume continues bit for bit.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
@@ -12,7 +14,11 @@ import type { CausalLM } from '../models/causal.js';
 import { AdamW, clipGradNorm } from '../train/optim.js';
 import { cosineWithWarmup } from '../train/schedule.js';
 import { paramGroups, TrainingDivergedError } from '../train/trainer.js';
+import { findCheckpoint, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
+import { writeFileAtomic } from '../train/report.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { ShuffledOrder } from './data.js';
+import type { ShuffledOrderState } from './data.js';
 
 export interface PairwiseLoopOptions {
   steps: number;
@@ -25,6 +31,8 @@ export interface PairwiseLoopOptions {
   gradClip: number;
   seed: number;
   evalEvery: number;
+  /** Write a checkpoint every N steps (0: only when stopped, failed and at the end). */
+  checkpointEvery: number;
 }
 
 /** A step's metrics as the loop fills them (the loss's metrics, averaged over the step's pairs, come first). */
@@ -37,11 +45,18 @@ export interface PairwiseStep {
   elapsed_seconds: number;
 }
 
-export function pairwiseLoop<P, E, M extends PairwiseStep>(c: {
+export async function pairwiseLoop<P, E, M extends PairwiseStep>(c: {
   /** Names the trainer in errors ('dpo', 'reward'). */
   what: string;
-  /** The model trained (its trainable parameters; train/eval mode). */
+  /** The model trained (its trainable parameters; train/eval mode; configJson and tensors for checkpoints). */
   model: { train(on?: boolean): unknown; eval(): unknown };
+  /** Saved with checkpoints. */
+  tokenizer?: Tokenizer | null;
+  /** Continue from the checkpoint in `out`. */
+  resume?: boolean;
+  /** Stop (with a checkpoint) when aborted, after the step under way. */
+  signal?: AbortSignal;
+  log?: (line: string) => void;
   items: P[];
   o: PairwiseLoopOptions;
   out?: string;
@@ -50,7 +65,7 @@ export function pairwiseLoop<P, E, M extends PairwiseStep>(c: {
   /** Held-out evaluation: its result and the entries it adds to the step's metrics. */
   evaluate?: () => { result: E; entries: Record<string, number> };
   onStep(m: M, total: number): void;
-}): { metrics: M[]; evalAfter: E | null } {
+}): Promise<{ metrics: M[]; evalAfter: E | null; step: number }> {
   const { o, items } = c;
   const N = items.length, B = Math.min(o.batchSize, N);
   const groups = paramGroups(c.model as unknown as CausalLM, o.weightDecay);
@@ -60,13 +75,34 @@ export function pairwiseLoop<P, E, M extends PairwiseStep>(c: {
   const order = new ShuffledOrder(N, new Generator(o.seed));
   const metricsFile = c.out ? path.join(c.out, 'metrics.jsonl') : null;
   if (c.out) mkdirSync(c.out, { recursive: true });
-  if (metricsFile) writeFileSync(metricsFile, '');
-  const metrics: M[] = [];
+  let metrics: M[] = [];
+  let step = 0, elapsed0 = 0;
+  const asLm = c.model as unknown as CausalLM;
+  if (c.resume) {
+    if (!c.out) throw new RangeError(`${c.what}: --resume needs an output directory`);
+    const ck = findCheckpoint(c.out);
+    if (!ck) throw new RangeError(`${c.what}: --resume: no checkpoint in ${c.out}`);
+    const st = await loadCheckpoint<PairwiseLoopOptions, { order: ShuffledOrderState; items: number }>(ck, asLm, opt);
+    if (st.train.items !== N) throw new RangeError(`${ck}: the checkpoint was trained on ${st.train.items} pairs, this run has ${N}; resume with the same data`);
+    order.load(st.train.order, ck);
+    step = st.state.step;
+    elapsed0 = st.state.elapsedSeconds;
+    metrics = existsSync(metricsFile!) ? readFileSync(metricsFile!, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as M).filter((m) => m.step <= step) : [];
+    writeFileAtomic(metricsFile!, metrics.map((m) => JSON.stringify(m) + '\n').join(''));
+    (c.log ?? ((l: string) => process.stderr.write(l + '\n')))(`${c.what}: resumed from ${ck} at step ${step}`);
+  } else if (metricsFile) writeFileSync(metricsFile, '');
   let evalAfter: E | null = null;
   const tStart = performance.now();
+  const save = async () => {
+    if (!c.out) return;
+    await saveCheckpoint<PairwiseLoopOptions, { order: ShuffledOrderState; items: number }>(c.out, {
+      model: asLm, tokenizer: c.tokenizer, opt, options: o, train: { order: order.state(), items: N },
+      state: { step, tokens: 0, elapsedSeconds: elapsed0 + (performance.now() - tStart) / 1000 },
+    });
+  };
   c.model.train(true);
   try {
-    for (let step = 0; step < o.steps; step++) {
+    while (step < o.steps && !c.signal?.aborted) {
       const ts = performance.now();
       const idx = order.next(B);
       const lr = o.lr * sched(step);
@@ -85,8 +121,9 @@ export function pairwiseLoop<P, E, M extends PairwiseStep>(c: {
       const gradNorm = clipGradNorm(opt.params, o.gradClip > 0 ? o.gradClip : Infinity);
       opt.step();
       opt.zeroGrad();
+      step++;
       const m = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / B])) as unknown as M;
-      m.step = step + 1;
+      m.step = step;
       m.epoch = order.progress;
       m.grad_norm = gradNorm;
       m.learning_rate = lr;
@@ -97,15 +134,28 @@ export function pairwiseLoop<P, E, M extends PairwiseStep>(c: {
         if (m.step === o.steps) evalAfter = e.result;
       }
       m.step_seconds = (performance.now() - ts) / 1000;
-      m.elapsed_seconds = (performance.now() - tStart) / 1000;
+      m.elapsed_seconds = elapsed0 + (performance.now() - tStart) / 1000;
       metrics.push(m);
       if (metricsFile) writeFileSync(metricsFile, JSON.stringify(m) + '\n', { flag: 'a' });
       c.onStep(m, o.steps);
+      if (o.checkpointEvery > 0 && step % o.checkpointEvery === 0 && step < o.steps) await save();
+      // Let a signal (Ctrl-C) be handled between steps.
+      if (c.signal) await new Promise((r) => setImmediate(r));
     }
+    // Also at the end: --resume with more steps continues from here.
+    await save();
+  } catch (e) {
+    // A failed step never reaches opt.step(): the weights are those of the steps done; keep them.
+    opt.zeroGrad();
+    if (c.out && step > 0) {
+      await save();
+      (c.log ?? ((l: string) => process.stderr.write(l + '\n')))(`${c.what}: saved a checkpoint after ${step} steps in ${c.out} (continue with --resume once the cause is fixed)`);
+    }
+    throw e;
   } finally {
     opt.zeroGrad();
     for (const t of Object.values(opt.stateDict().tensors)) t.dispose();
     c.model.eval();
   }
-  return { metrics, evalAfter };
+  return { metrics, evalAfter, step };
 }

@@ -256,10 +256,12 @@ export interface RewardTrainOptions {
   useMargin: boolean;
   /** Held-out accuracy every N steps (0: only before and after). */
   evalEvery: number;
+  /** A checkpoint every N steps (0: only when stopped, failed and at the end). */
+  checkpointEvery: number;
 }
 
 export const DEFAULT_REWARD_OPTIONS: RewardTrainOptions = {
-  steps: 0, epochs: 1, batchSize: 8, microBatch: 8, lr: 1e-5, warmupSteps: 0, minLrRatio: 1, weightDecay: 0, gradClip: 1, seed: 0, useMargin: true, evalEvery: 0,
+  steps: 0, epochs: 1, batchSize: 8, microBatch: 8, lr: 1e-5, warmupSteps: 0, minLrRatio: 1, weightDecay: 0, gradClip: 1, seed: 0, useMargin: true, evalEvery: 0, checkpointEvery: 0,
 };
 
 export interface RewardStepMetrics extends RewardMetrics, PairwiseStep {
@@ -291,9 +293,11 @@ function checkPairs(rm: RewardModel, pairs: TokenizedPair[]): void {
 }
 
 /** Train a reward model on preference pairs (Bradley–Terry, LLaMA 2's margin when the rows carry one). */
-export function rewardTrain(rm: RewardModel, train: TokenizedPair[], opts: Partial<RewardTrainOptions> & {
+export async function rewardTrain(rm: RewardModel, train: TokenizedPair[], opts: Partial<RewardTrainOptions> & {
   eval?: TokenizedPair[]; out?: string; log?: (line: string) => void; onStep?: (m: RewardStepMetrics, total: number) => void;
-} = {}): { metrics: RewardStepMetrics[]; evalBefore: RewardMetrics | null; evalAfter: RewardMetrics | null; steps: number } {
+  /** Continue from the checkpoint in `out`; stop with one when `signal` aborts. */
+  resume?: boolean; signal?: AbortSignal; tokenizer?: Tokenizer | null;
+} = {}): Promise<{ metrics: RewardStepMetrics[]; evalBefore: RewardMetrics | null; evalAfter: RewardMetrics | null; steps: number; step: number }> {
   const o = { ...DEFAULT_REWARD_OPTIONS, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) } as RewardTrainOptions;
   const bad = (k: keyof RewardTrainOptions, why: string) => { throw new RangeError(`reward: ${k} = ${JSON.stringify(o[k])}: ${why}`); };
   for (const k of ['batchSize', 'microBatch', 'epochs'] as const) if (!Number.isInteger(o[k]) || o[k] < 1) bad(k, 'must be a positive integer');
@@ -307,10 +311,10 @@ export function rewardTrain(rm: RewardModel, train: TokenizedPair[], opts: Parti
   const N = train.length, B = Math.min(o.batchSize, N);
   const steps = o.steps || Math.max(1, Math.ceil((o.epochs * N) / B));
   const held = opts.eval?.length ? opts.eval : null;
-  const evalBefore = held ? evaluateRewardModel(rm, held, o) : null;
+  const evalBefore = held && !opts.resume ? evaluateRewardModel(rm, held, o) : null;
   if (evalBefore) log(`held-out before: accuracy ${(100 * evalBefore.accuracy).toFixed(1)}%, loss ${evalBefore.loss.toFixed(4)}`);
-  const { metrics, evalAfter } = pairwiseLoop<TokenizedPair, RewardMetrics, RewardStepMetrics>({
-    what: 'reward', model: rm, items: train, o: { ...o, steps }, out: opts.out,
+  const { metrics, evalAfter, step } = await pairwiseLoop<TokenizedPair, RewardMetrics, RewardStepMetrics>({
+    what: 'reward', model: rm, items: train, o: { ...o, steps }, out: opts.out, tokenizer: opts.tokenizer, resume: opts.resume, signal: opts.signal, log,
     microLoss: (mb) => {
       const n = mb.length;
       const { ids, length } = padRight(pairSeqs(mb), rm.padTokenId!);
@@ -339,5 +343,5 @@ export function rewardTrain(rm: RewardModel, train: TokenizedPair[], opts: Parti
 <div class="charts">${charts.join('\n')}</div></body></html>
 `);
   }
-  return { metrics, evalBefore, evalAfter, steps };
+  return { metrics, evalBefore, evalAfter, steps, step };
 }

@@ -15,3 +15,14 @@ export function num(v: string | undefined, name: string, check: (x: number) => b
   if (!check(x)) throw new UsageError(`--${name}: invalid value '${v}'`);
   return x;
 }
+
+/**
+ * Ctrl-C for a training command: the first one aborts the signal (the trainer stops after the
+ * step under way and writes a checkpoint), a second one quits at once. release() when done.
+ */
+export function interruptible(unit: string): { signal: AbortSignal; release(): void } {
+  const ac = new AbortController();
+  const onSigint = () => { console.error(`\ninterrupted: saving a checkpoint after this ${unit} (Ctrl-C again to quit now)`); ac.abort(); process.off('SIGINT', onSigint); };
+  process.on('SIGINT', onSigint);
+  return { signal: ac.signal, release: () => process.off('SIGINT', onSigint) };
+}

@@ -45,6 +45,8 @@ export function checkpointDir(out: string): string {
 /** Write a checkpoint of model, tokenizer, optimizer and trainer state under out/checkpoint. */
 export async function saveCheckpoint<O = TrainOptions, D = BatcherState>(out: string, c: {
   model: CausalLM; tokenizer?: Tokenizer | null; opt: AdamW; state: TrainState; options: O; train: D; extra?: Record<string, unknown>;
+  /** Writes more files into the checkpoint directory before it is put in place (e.g. a second model). */
+  also?: (dir: string) => Promise<void>;
 }): Promise<string> {
   mkdirSync(out, { recursive: true });
   const final = checkpointDir(out), prev = `${final}.prev`, tmp = `${final}.tmp-${process.pid}`;
@@ -65,6 +67,7 @@ export async function saveCheckpoint<O = TrainOptions, D = BatcherState>(out: st
       format: 'tslm-trainer-state', version: 1, state: c.state, options: c.options, train: c.train,
       optimizerSteps: Object.fromEntries(names.map((n, i) => [n, sd.steps[i]])), config, extra: c.extra,
     };
+    await c.also?.(tmp);
     writeFileSync(path.join(tmp, 'trainer_state.json'), JSON.stringify(stateFile, null, 2) + '\n');
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
@@ -102,7 +105,9 @@ export async function loadCheckpoint<O = TrainOptions, D = BatcherState>(dir: st
       throw new CheckpointError(`${dir}: checkpoint has ${k} = ${JSON.stringify(st.config[k])}, this run's model has ${JSON.stringify(mine[k])}; resume with the same config`);
     }
   }
-  const ck = await readHfDir(dir);
+  // A sequence-classification (reward) model's score head is not a causal LM tensor: its names are checked by loadStateDict.
+  const scoreHead = String((st.config.architectures as string[] | undefined)?.[0] ?? '').endsWith('ForSequenceClassification');
+  const ck = await readHfDir(dir, { check: !scoreHead });
   model.loadStateDict(f32StateDict(ck.tensors, dir), { source: path.join(dir, 'model.safetensors') });
   const optFile = path.join(dir, 'optimizer.safetensors');
   const { tensors } = await readSafetensors(optFile);

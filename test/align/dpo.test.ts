@@ -16,6 +16,7 @@ import type { CausalLM } from '../../src/index.js';
 import { dpoLoss, dpoTrain, sequenceLogps, pairLogps, DpoLossError, dpoOptions } from '../../src/align/dpo.js';
 import type { DpoLossType } from '../../src/align/dpo.js';
 import { parsePreferences, tokenizePairs } from '../../src/align/preference.js';
+import { rewardModelFromCausalLM, rewardTrain } from '../../src/align/reward_model.js';
 import { assertClose, fixture, onBackends } from '../helpers.js';
 
 before(async () => { await init({ threads: 2 }); });
@@ -84,13 +85,13 @@ function tinyModel(V: number, seed = 3): CausalLM {
   return createModel({ model_type: 'llama', hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: V, max_position_embeddings: 32, tie_word_embeddings: true }, 'tiny', { generator: new Generator(seed) });
 }
 
-test('DPO on a tiny model raises the held-out chosen − rejected margin and accuracy; metrics.jsonl and report.html', () => {
+test('DPO on a tiny model raises the held-out chosen − rejected margin and accuracy; metrics.jsonl and report.html', async () => {
   const { tok, train, held } = task();
   const model = tinyModel(tok.vocabSize);
   const dir = mkdtempSync(path.join(tmpdir(), 'tslm-dpo-'));
   try {
     const heap0 = heapStats().inUse;
-    const r = dpoTrain({ model, tokenizer: tok, train: tokenizePairs(train, tok), eval: tokenizePairs(held, tok), options: { steps: 30, batchSize: 7, microBatch: 4, lr: 3e-3, beta: 0.1 }, out: dir, log: () => {}, onStep: () => {} });
+    const r = await dpoTrain({ model, tokenizer: tok, train: tokenizePairs(train, tok), eval: tokenizePairs(held, tok), options: { steps: 30, batchSize: 7, microBatch: 4, lr: 3e-3, beta: 0.1 }, out: dir, log: () => {}, onStep: () => {} });
     assert.equal(r.evalBefore!['rewards/margins'], 0, 'the reference is the starting policy: no margin before training');
     assert.equal(r.evalBefore!['rewards/accuracies'], 0, 'ties (equal rewards) do not count as ranked right, as in TRL');
     assert.ok(r.evalAfter!['rewards/margins'] > 0.3, `held-out margin ${r.evalAfter!['rewards/margins']}`);
@@ -110,7 +111,7 @@ test('DPO on a tiny model raises the held-out chosen − rejected margin and acc
   }
 });
 
-test('IPO and cDPO train too; the reference log-probs are computed once, before the first step', () => {
+test('IPO and cDPO train too; the reference log-probs are computed once, before the first step', async () => {
   const { tok, train, held } = task();
   const model = tinyModel(tok.vocabSize), ref = tinyModel(tok.vocabSize);
   let refForwards = 0;
@@ -118,22 +119,69 @@ test('IPO and cDPO train too; the reference log-probs are computed once, before 
   ref.forward = ((...a: Parameters<CausalLM['forward']>) => { refForwards++; return fwd(...a); }) as CausalLM['forward'];
   try {
     const tp = tokenizePairs(train, tok), th = tokenizePairs(held, tok);
-    const r = dpoTrain({ model, tokenizer: tok, ref, train: tp, eval: th, options: { steps: 12, batchSize: 7, microBatch: 7, lr: 3e-3, beta: 0.5, loss: 'ipo' }, log: () => {}, onStep: () => {} });
+    const r = await dpoTrain({ model, tokenizer: tok, ref, train: tp, eval: th, options: { steps: 12, batchSize: 7, microBatch: 7, lr: 3e-3, beta: 0.5, loss: 'ipo' }, log: () => {}, onStep: () => {} });
     assert.equal(refForwards, 2 + 1, 'two micro-batches of training pairs and one of held-out pairs');
     assert.ok(r.metrics.at(-1)!.loss < r.metrics[0].loss, `ipo loss ${r.metrics[0].loss} → ${r.metrics.at(-1)!.loss}`);
     // With another reference, the margin before training is what the two models disagree on.
     const p = pairLogps(ref, th, tok.eosId ?? 0), q = pairLogps(model, th, tok.eosId ?? 0);
     assert.ok(p.chosen.every((v, i) => v !== q.chosen[i]));
-    const c = dpoTrain({ model, tokenizer: tok, train: tp, options: { steps: 3, batchSize: 7, lr: 1e-3, beta: 0.1, labelSmoothing: 0.2 }, log: () => {}, onStep: () => {} });
+    const c = await dpoTrain({ model, tokenizer: tok, train: tp, options: { steps: 3, batchSize: 7, lr: 1e-3, beta: 0.1, labelSmoothing: 0.2 }, log: () => {}, onStep: () => {} });
     assert.ok(Number.isFinite(c.metrics[2].loss));
     // Bad input: a reference with another vocabulary; a pair longer than the context.
     const other = tinyModel(tok.vocabSize + 5);
-    assert.throws(() => dpoTrain({ model, tokenizer: tok, ref: other, train: tp, log: () => {} }), /reference model's vocabulary \(305\) differs from the policy's \(300\)/);
+    await assert.rejects(() => dpoTrain({ model, tokenizer: tok, ref: other, train: tp, log: () => {} }), /reference model's vocabulary \(305\) differs from the policy's \(300\)/);
     other.dispose();
     const long = tokenizePairs(parsePreferences(JSON.stringify({ prompt: 'say '.repeat(40), chosen: 'a', rejected: 'b' }), 'long.jsonl'), tok);
-    assert.throws(() => dpoTrain({ model, tokenizer: tok, train: long, log: () => {} }), /long\.jsonl:1: prompt \+ completion is \d+ tokens, the model's context is 32/);
+    await assert.rejects(() => dpoTrain({ model, tokenizer: tok, train: long, log: () => {} }), /long\.jsonl:1: prompt \+ completion is \d+ tokens, the model's context is 32/);
   } finally {
     model.dispose();
     ref.dispose();
+  }
+});
+
+test('DPO and reward-model training stopped mid-way resume bit for bit from their checkpoints (weights, AdamW moments, data order)', async () => {
+  const { tok, train, held } = task();
+  const tp = tokenizePairs(train, tok), th = tokenizePairs(held, tok);
+  const dir = mkdtempSync(path.join(tmpdir(), 'tslm-dpo-resume-'));
+  const weights = (m: { namedTensors(): [string, { data(): unknown }][] }) => m.namedTensors().map(([n, t]) => [n, Array.from(t.data() as Float32Array)] as const);
+  const strip = (file: string) => readFileSync(file, 'utf8').trim().split('\n').map((l) => { const r = JSON.parse(l); delete r.step_seconds; delete r.elapsed_seconds; return r; });
+  const options = { steps: 9, batchSize: 4, microBatch: 4, lr: 3e-3, beta: 0.1, warmupSteps: 2, minLrRatio: 0.1, evalEvery: 3 };
+  try {
+    // DPO: one run straight through; another stopped after 4 steps (Ctrl-C), then resumed.
+    const a = tinyModel(tok.vocabSize);
+    await dpoTrain({ model: a, tokenizer: tok, train: tp, eval: th, options, out: path.join(dir, 'a'), log: () => {}, onStep: () => {} });
+    const b = tinyModel(tok.vocabSize), ac = new AbortController();
+    const r1 = await dpoTrain({ model: b, tokenizer: tok, train: tp, eval: th, options, out: path.join(dir, 'b'), signal: ac.signal, log: () => {}, onStep: (m) => { if (m.step === 4) ac.abort(); } });
+    assert.equal(r1.step, 4);
+    assert.ok(existsSync(path.join(dir, 'b', 'checkpoint', 'optimizer.safetensors')));
+    b.dispose();
+    const c = tinyModel(tok.vocabSize); // a fresh start: the reference log-probs come from it, the weights from the checkpoint
+    const logs: string[] = [];
+    const r2 = await dpoTrain({ model: c, tokenizer: tok, train: tp, eval: th, options, out: path.join(dir, 'b'), resume: true, log: (l) => logs.push(l), onStep: () => {} });
+    assert.equal(r2.step, 9);
+    assert.ok(logs.some((l) => /resumed from .*checkpoint at step 4/.test(l)), logs.join('\n'));
+    assert.deepEqual(weights(c), weights(a));
+    assert.deepEqual(strip(path.join(dir, 'b', 'metrics.jsonl')), strip(path.join(dir, 'a', 'metrics.jsonl')));
+    // The checkpoint is refused for other data.
+    await assert.rejects(() => dpoTrain({ model: c, tokenizer: tok, train: tp.slice(1), options, out: path.join(dir, 'b'), resume: true, log: () => {} }), /trained on 14 pairs, this run has 13; resume with the same data/);
+    a.dispose();
+    c.dispose();
+    // Reward model: the same loop, the score head included.
+    const rmOf = (seed: number) => rewardModelFromCausalLM(tinyModel(tok.vocabSize), { padTokenId: tok.eosId, seed });
+    const ro = { steps: 7, batchSize: 4, microBatch: 2, lr: 3e-3, evalEvery: 2, log: () => {}, onStep: () => {}, eval: th, tokenizer: tok };
+    const x = rmOf(5);
+    await rewardTrain(x, tp, { ...ro, out: path.join(dir, 'rx') });
+    const y = rmOf(5), ac2 = new AbortController();
+    const s1 = await rewardTrain(y, tp, { ...ro, out: path.join(dir, 'ry'), signal: ac2.signal, onStep: (m) => { if (m.step === 3) ac2.abort(); } });
+    assert.equal(s1.step, 3);
+    y.dispose();
+    const z = rmOf(5);
+    await rewardTrain(z, tp, { ...ro, out: path.join(dir, 'ry'), resume: true });
+    assert.deepEqual(weights(z), weights(x));
+    assert.deepEqual(strip(path.join(dir, 'ry', 'metrics.jsonl')), strip(path.join(dir, 'rx', 'metrics.jsonl')));
+    x.dispose();
+    z.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -57,3 +57,25 @@ test('PPO: adaptive β moves toward its target; bad options and vocabularies are
   const other = tiny(3, tok.vocabSize + 4);
   await assert.rejects(ppoTrain({ policy, ref: other, rewardModel: rm, valueModel: vm, tokenizer: tok, prompts }), /the reference's vocabulary \(266\) differs from the policy's \(262\)/);
 });
+
+test('PPO stopped mid-way resumes bit for bit: policy, value model, AdamW moments of both, adaptive β, prompt order', async () => {
+  const make = () => ({ policy: tiny(4), ref: tiny(4), rm: rewardModelFromCausalLM(tiny(8), { padTokenId: tok.eosId, seed: 5 }), vm: rewardModelFromCausalLM(tiny(8), { padTokenId: tok.eosId, seed: 5 }) });
+  const options = { steps: 5, batchSize: 4, maxNewTokens: 5, temperature: 1, lr: 1e-2, ppoEpochs: 2, miniBatches: 2, klCoef: 0.1, klTarget: 0.05, klHorizon: 16 };
+  const weights = (m: { namedTensors(): [string, { data(): unknown }][] }) => m.namedTensors().map(([n, t]) => [n, Array.from(t.data() as Float32Array)] as const);
+  const strip = (file: string) => readFileSync(file, 'utf8').trim().split('\n').map((l) => { const r = JSON.parse(l); delete r.elapsed_seconds; return r; });
+  const a = make();
+  await ppoTrain({ policy: a.policy, ref: a.ref, rewardModel: a.rm, valueModel: a.vm, tokenizer: tok, prompts, options, out: path.join(dir, 'straight'), progress: () => {} });
+  const b = make(), ac = new AbortController();
+  const r1 = await ppoTrain({ policy: b.policy, ref: b.ref, rewardModel: b.rm, valueModel: b.vm, tokenizer: tok, prompts, options, out: path.join(dir, 'stopped'), signal: ac.signal, progress: (m) => { if (m.step === 2) ac.abort(); } });
+  assert.equal(r1.step, 2);
+  assert.ok(existsSync(path.join(dir, 'stopped', 'checkpoint', 'value_model', 'model.safetensors')));
+  const c = make();
+  const logs: string[] = [];
+  const r2 = await ppoTrain({ policy: c.policy, ref: c.ref, rewardModel: c.rm, valueModel: c.vm, tokenizer: tok, prompts, options, out: path.join(dir, 'stopped'), resume: true, log: (l) => logs.push(l), progress: () => {} });
+  assert.equal(r2.step, 5);
+  assert.match(logs.join('\n'), /ppo: resumed from .*checkpoint at batch 2/);
+  assert.deepEqual(weights(c.policy), weights(a.policy));
+  assert.deepEqual(weights(c.vm), weights(a.vm));
+  assert.deepEqual(strip(path.join(dir, 'stopped', 'metrics.jsonl')), strip(path.join(dir, 'straight', 'metrics.jsonl')));
+  await assert.rejects(ppoTrain({ policy: c.policy, ref: c.ref, rewardModel: c.rm, valueModel: c.vm, tokenizer: tok, prompts: prompts.slice(1), options, out: path.join(dir, 'stopped'), resume: true, log: () => {} }), /trained on 8 prompts, this run has 7; resume with the same data/);
+});

@@ -68,6 +68,20 @@ test('tslm reward train → score, tslm dpo (sigmoid and ipo); clear errors', as
   for (const k of ['rewards/chosen', 'rewards/rejected', 'rewards/accuracies', 'rewards/margins', 'logps/chosen', 'logps/rejected']) assert.equal(typeof mrows[5][k], 'number', k);
   assert.ok(mrows[5]['rewards/margins'] > mrows[0]['rewards/margins']);
   for (const f of ['model.safetensors', 'config.json', 'tokenizer.json', 'report.html']) assert.ok(existsSync(path.join(d, f)), f);
+  // Checkpoints and --resume: a run of 4 steps (constant learning rate) continued to 6 gives the 6-step run's weights.
+  const dr = path.join(dir, 'dpo-resumed');
+  const common = ['dpo', '--model', base, '--data', data, '--eval-data', held, '--batch-size', '5', '--lr', '3e-3', '--beta', '0.2', '--checkpoint-every', '2'];
+  assert.equal(run([...common, '--steps', '4', '--out', dr]).status, 0);
+  assert.ok(existsSync(path.join(dr, 'checkpoint', 'trainer_state.json')));
+  const rr = run([...common, '--steps', '6', '--out', dr, '--resume']);
+  assert.equal(rr.status, 0, rr.stderr);
+  assert.match(rr.stderr, /dpo: resumed from .*checkpoint at step 4/);
+  assert.match(rr.stderr, /step 6\/6 loss/);
+  assert.doesNotMatch(rr.stderr, /step 4\/6 loss/);
+  assert.deepEqual(readFileSync(path.join(dr, 'model.safetensors')), readFileSync(path.join(d, 'model.safetensors')));
+  const rr2 = run(['reward', 'train', '--model', base, '--data', data, '--eval-data', held, '--out', path.join(dir, 'none'), '--resume']);
+  assert.equal(rr2.status, 1);
+  assert.match(rr2.stderr, /reward: --resume: no checkpoint in .*none/);
   const r3 = run(['dpo', '--model', base, '--data', data, '--out', path.join(dir, 'ipo'), '--steps', '2', '--batch-size', '5', '--loss', 'ipo', '--ref-model', base]);
   assert.equal(r3.status, 0, r3.stderr);
   assert.match(r3.stderr, /loss ipo, β 0\.1; reference: .*base/);

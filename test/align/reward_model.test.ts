@@ -107,7 +107,7 @@ test('a reward model learns a synthetic preference (more a\'s is better) to high
   const dir = mkdtempSync(path.join(tmpdir(), 'tslm-rm-'));
   try {
     const t0 = performance.now();
-    const r = rewardTrain(rm, train, { eval: held, steps: 120, batchSize: 16, microBatch: 16, lr: 3e-3, out: dir, log: () => {}, onStep: () => {} });
+    const r = await rewardTrain(rm, train, { eval: held, steps: 120, batchSize: 16, microBatch: 16, lr: 3e-3, out: dir, log: () => {}, onStep: () => {} });
     const seconds = (performance.now() - t0) / 1000;
     assert.ok(r.evalBefore!.accuracy < 0.8, `before ${r.evalBefore!.accuracy}`);
     assert.ok(r.evalAfter!.accuracy >= 0.9, `held-out accuracy ${r.evalAfter!.accuracy} after ${seconds.toFixed(1)} s`);
@@ -156,7 +156,7 @@ test('a reward model learns a synthetic preference (more a\'s is better) to high
   }
 });
 
-test('different tokenizers are refused by name; a batch without pad_token_id is refused', () => {
+test('different tokenizers are refused by name; a batch without pad_token_id is refused', async () => {
   const bpe = (text: string, vocabSize: number) => trainByteLevelBPE([text.repeat(20)], { vocabSize, specialTokens: ['<|endoftext|>'] });
   const a = bpe('hello world ', 262), b = bpe('good night ', 262), c = bpe('hello world ', 266);
   assertSameTokenizer(a, bpe('hello world ', 262), { a: 'rm', b: 'policy' });
@@ -166,8 +166,8 @@ test('different tokenizers are refused by name; a batch without pad_token_id is 
   const rm = new RewardModel(m, { padTokenId: null });
   assert.equal(rm.scoreSequences([[1, 2, 3]]).length, 1);
   assert.throws(() => rm.scoreSequences([[1, 2, 3], [4, 5]]), /no pad_token_id/);
-  assert.throws(() => rewardTrain(rm, tokenizePairs(parsePreferences('{"prompt":"a","chosen":"b","rejected":"c"}', 'p.jsonl'), a), { log: () => {} }), /no pad_token_id/);
+  await assert.rejects(() => rewardTrain(rm, tokenizePairs(parsePreferences('{"prompt":"a","chosen":"b","rejected":"c"}', 'p.jsonl'), a), { log: () => {} }), /no pad_token_id/);
   rm.padTokenId = 0;
-  assert.throws(() => rewardTrain(rm, [{ prompt: [1], chosen: [265], rejected: [3], margin: 0, where: 'p.jsonl:1' }], { log: () => {} }), /p\.jsonl:1: token id 265 outside the model's vocabulary of 262 \(a different tokenizer\?\)/);
+  await assert.rejects(() => rewardTrain(rm, [{ prompt: [1], chosen: [265], rejected: [3], margin: 0, where: 'p.jsonl:1' }], { log: () => {} }), /p\.jsonl:1: token id 265 outside the model's vocabulary of 262 \(a different tokenizer\?\)/);
   rm.dispose();
 });

@@ -9,21 +9,22 @@ import { DEFAULT_DPO_OPTIONS, DPO_LOSS_TYPES, dpoOptions, dpoTrain } from '../..
 import type { DpoLossType, DpoOptions } from '../../align/dpo.js';
 import { assertSameTokenizer } from '../../align/reward_model.js';
 import { splitRows } from '../../sft/finetune.js';
-import { num } from '../args.js';
+import { interruptible, num } from '../args.js';
 
 const D = DEFAULT_DPO_OPTIONS;
 
 export const usage = `tslm dpo --model <sft model> --data <pairs.jsonl> --out <dir> [--loss sigmoid|ipo] [--beta ${D.beta}]
       [--label-smoothing E] [--ref-model <dir>] [--eval-data <file> | --eval-fraction 0.05] [--steps N | --epochs ${D.epochs}]
       [--batch-size ${D.batchSize}] [--micro-batch ${D.microBatch}] [--lr ${D.lr}] [--warmup N] [--min-lr-ratio R] [--weight-decay W]
-      [--grad-clip ${D.gradClip}] [--max-length N] [--eval-every N] [--seed S] [--tokenizer FILE] [--threads N]
+      [--grad-clip ${D.gradClip}] [--max-length N] [--eval-every N] [--checkpoint-every N] [--resume] [--seed S] [--tokenizer FILE] [--threads N]
     Direct Preference Optimization (sigmoid loss; --label-smoothing: conservative DPO) or IPO on
     rows {"prompt", "chosen", "rejected"} (text) or chat ({"prompt": [...], "chosen": [...],
     "rejected": [...]}, or "chosen"/"rejected" conversations sharing their prompt). The reference
     is the starting model (or --ref-model); its log-probs are computed once before training.
     Logs TRL's metrics (rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins,
     logps/chosen, logps/rejected; eval_… held out) to metrics.jsonl and writes report.html and
-    the trained model to --out.`;
+    the trained model to --out. Checkpoints (every --checkpoint-every steps, at the end, on Ctrl-C
+    or a failed step) go to --out/checkpoint; --resume continues bit for bit.`;
 
 const pos = (x: number) => Number.isInteger(x) && x > 0;
 const nonNeg = (x: number) => Number.isInteger(x) && x >= 0;
@@ -36,7 +37,7 @@ export async function run(args: string[]): Promise<number> {
       'label-smoothing': { type: 'string' }, 'ref-model': { type: 'string' }, 'eval-data': { type: 'string' }, 'eval-fraction': { type: 'string' },
       steps: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, 'micro-batch': { type: 'string' }, lr: { type: 'string' },
       warmup: { type: 'string' }, 'min-lr-ratio': { type: 'string' }, 'weight-decay': { type: 'string' }, 'grad-clip': { type: 'string' },
-      'max-length': { type: 'string' }, 'eval-every': { type: 'string' }, seed: { type: 'string' }, tokenizer: { type: 'string' }, threads: { type: 'string' },
+      'max-length': { type: 'string' }, 'eval-every': { type: 'string' }, 'checkpoint-every': { type: 'string' }, resume: { type: 'boolean', default: false }, seed: { type: 'string' }, tokenizer: { type: 'string' }, threads: { type: 'string' },
     },
   });
   if (!values.model) throw new UsageError('--model is required');
@@ -50,7 +51,7 @@ export async function run(args: string[]): Promise<number> {
     steps: num(values.steps, 'steps', pos), epochs: num(values.epochs, 'epochs', pos), batchSize: num(values['batch-size'], 'batch-size', pos),
     microBatch: num(values['micro-batch'], 'micro-batch', pos), lr: num(values.lr, 'lr', (x) => x > 0), warmupSteps: num(values.warmup, 'warmup', nonNeg),
     minLrRatio: num(values['min-lr-ratio'], 'min-lr-ratio', (x) => x >= 0 && x <= 1), weightDecay: num(values['weight-decay'], 'weight-decay', (x) => x >= 0),
-    gradClip: num(values['grad-clip'], 'grad-clip', (x) => x >= 0), evalEvery: num(values['eval-every'], 'eval-every', nonNeg), seed: num(values.seed, 'seed', Number.isInteger),
+    gradClip: num(values['grad-clip'], 'grad-clip', (x) => x >= 0), evalEvery: num(values['eval-every'], 'eval-every', nonNeg), checkpointEvery: num(values['checkpoint-every'], 'checkpoint-every', nonNeg), seed: num(values.seed, 'seed', Number.isInteger),
   };
   if (options.microBatch === undefined && options.batchSize !== undefined) options.microBatch = Math.min(options.batchSize, D.microBatch);
   const o = dpoOptions(options);
@@ -60,6 +61,7 @@ export async function run(args: string[]): Promise<number> {
   const held = values['eval-data'] ? readPreferences(values['eval-data']) : null;
   const { train, val } = held ? { train: pairs, val: held } : splitRows(pairs, num(values['eval-fraction'], 'eval-fraction', (x) => x >= 0 && x < 1) ?? 0.05, o.seed);
   await init({ threads: num(values.threads, 'threads', pos) });
+  const stop = interruptible('step');
   try {
     const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer });
     if (!tokenizer) throw new UsageError(`${values.model}: no tokenizer found; pass --tokenizer`);
@@ -73,11 +75,15 @@ export async function run(args: string[]): Promise<number> {
     const limit = Math.min(maxLength ?? Infinity, model.contextLength + 1);
     const tok = (ps: typeof pairs) => tokenizePairs(ps, tokenizer, { maxLength: Number.isFinite(limit) ? limit : undefined });
     console.error(`dpo: ${model.config.model_type} ${(model.numParameters() / 1e6).toFixed(2)}M parameters; ${train.length} training pairs, ${val.length} held out; loss ${o.loss}, β ${o.beta}${o.labelSmoothing ? `, label smoothing ${o.labelSmoothing}` : ''}; reference: ${values['ref-model'] ?? 'the starting model'}`);
-    const r = dpoTrain({ model, tokenizer, ref, train: tok(train), eval: tok(val), options: o, out: values.out });
-    await saveModel(model, values.out, { tokenizer });
+    const r = await dpoTrain({ model, tokenizer, ref, train: tok(train), eval: tok(val), options: o, out: values.out, resume: values.resume, signal: stop.signal });
     ref?.dispose();
-    console.error(`done: ${r.steps} steps; ${path.resolve(values.out)} (model, metrics.jsonl, report.html)`);
+    if (r.step < r.steps) console.error(`stopped after ${r.step} of ${r.steps} steps; continue with --resume (checkpoint in ${values.out})`);
+    else {
+      await saveModel(model, values.out, { tokenizer });
+      console.error(`done: ${r.steps} steps; ${path.resolve(values.out)} (model, metrics.jsonl, report.html)`);
+    }
   } finally {
+    stop.release();
     await shutdown();
   }
   return 0;

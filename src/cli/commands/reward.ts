@@ -11,19 +11,21 @@ import { DEFAULT_REWARD_OPTIONS, assertSameTokenizer, evaluateRewardModel, loadR
 import type { RewardTrainOptions } from '../../align/reward_model.js';
 import { splitRows } from '../../sft/finetune.js';
 import { loadTokenizer } from '../../tokenizers/load.js';
-import { num } from '../args.js';
+import { interruptible, num } from '../args.js';
 
 const D = DEFAULT_REWARD_OPTIONS;
 
 export const usage = `tslm reward train --model <dir> --data <pairs.jsonl> --out <dir> [--eval-data <file> | --eval-fraction 0.05]
       [--steps N | --epochs ${D.epochs}] [--batch-size ${D.batchSize}] [--micro-batch ${D.microBatch}] [--lr ${D.lr}] [--warmup N]
       [--min-lr-ratio R] [--weight-decay W] [--grad-clip ${D.gradClip}] [--no-margin] [--max-length N] [--eval-every N]
-      [--seed S] [--tokenizer FILE] [--threads N]
+      [--checkpoint-every N] [--resume] [--seed S] [--tokenizer FILE] [--threads N]
     Train a reward model (LLaMA 2's recipe): the model's backbone with a scalar head (a new one
     on a causal LM, or an existing reward model's), Bradley–Terry loss on rows {"prompt",
     "chosen", "rejected", "margin"?} or chat pairs, with the margin term when rows carry one.
     Prints held-out pair accuracy; writes the model (LlamaForSequenceClassification layout:
     model.* + score.weight, num_labels 1, pad_token_id), metrics.jsonl and report.html to --out.
+    Checkpoints (every --checkpoint-every steps, at the end, on Ctrl-C or a failed step) go to
+    --out/checkpoint; --resume continues bit for bit.
 tslm reward score --model <reward model> --data <file> [--out scores.jsonl] [--tokenizer FILE] [--threads N]
     Score with a reward model: preference rows get chosen_score / rejected_score (and the pair
     accuracy is printed); rows {"prompt" (or "messages"), "completion"} get a score.`;
@@ -38,7 +40,7 @@ async function train(rest: string[]): Promise<number> {
       model: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, 'eval-data': { type: 'string' }, 'eval-fraction': { type: 'string' },
       steps: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, 'micro-batch': { type: 'string' }, lr: { type: 'string' },
       warmup: { type: 'string' }, 'min-lr-ratio': { type: 'string' }, 'weight-decay': { type: 'string' }, 'grad-clip': { type: 'string' },
-      'no-margin': { type: 'boolean', default: false }, 'max-length': { type: 'string' }, 'eval-every': { type: 'string' }, seed: { type: 'string' },
+      'no-margin': { type: 'boolean', default: false }, 'max-length': { type: 'string' }, 'eval-every': { type: 'string' }, 'checkpoint-every': { type: 'string' }, resume: { type: 'boolean', default: false }, seed: { type: 'string' },
       tokenizer: { type: 'string' }, threads: { type: 'string' },
     },
   });
@@ -50,7 +52,7 @@ async function train(rest: string[]): Promise<number> {
     steps: num(values.steps, 'steps', pos), epochs: num(values.epochs, 'epochs', pos), batchSize: num(values['batch-size'], 'batch-size', pos),
     microBatch: num(values['micro-batch'], 'micro-batch', pos), lr: num(values.lr, 'lr', (x) => x > 0), warmupSteps: num(values.warmup, 'warmup', nonNeg),
     minLrRatio: num(values['min-lr-ratio'], 'min-lr-ratio', (x) => x >= 0 && x <= 1), weightDecay: num(values['weight-decay'], 'weight-decay', (x) => x >= 0),
-    gradClip: num(values['grad-clip'], 'grad-clip', (x) => x >= 0), evalEvery: num(values['eval-every'], 'eval-every', nonNeg),
+    gradClip: num(values['grad-clip'], 'grad-clip', (x) => x >= 0), evalEvery: num(values['eval-every'], 'eval-every', nonNeg), checkpointEvery: num(values['checkpoint-every'], 'checkpoint-every', nonNeg),
     seed: num(values.seed, 'seed', Number.isInteger), useMargin: !values['no-margin'],
   };
   if (options.microBatch === undefined && options.batchSize !== undefined) options.microBatch = Math.min(options.batchSize, D.microBatch);
@@ -59,6 +61,7 @@ async function train(rest: string[]): Promise<number> {
   const held = values['eval-data'] ? readPreferences(values['eval-data']) : null;
   const { train: tr, val } = held ? { train: pairs, val: held } : splitRows(pairs, num(values['eval-fraction'], 'eval-fraction', (x) => x >= 0 && x < 1) ?? 0.05, options.seed ?? 0);
   await init({ threads: num(values.threads, 'threads', pos) });
+  const stop = interruptible('step');
   try {
     const { model: rm, tokenizer, newHead } = await loadRewardModel(values.model, { tokenizer: values.tokenizer, fromCausalLM: true, seed: options.seed });
     if (!tokenizer) throw new UsageError(`${values.model}: no tokenizer found; pass --tokenizer`);
@@ -67,11 +70,15 @@ async function train(rest: string[]): Promise<number> {
     const margins = tr.filter((p) => p.margin !== 0).length;
     console.error(`reward: ${rm.backbone.config.model_type} ${(rm.numParameters() / 1e6).toFixed(2)}M parameters (${newHead ? 'new score head' : 'continuing a reward model'}, pad_token_id ${rm.padTokenId}); ` +
       `${tr.length} training pairs (${margins} with a margin${options.useMargin ? '' : ', ignored'}), ${val.length} held out`);
-    const r = rewardTrain(rm, tok(tr), { ...options, eval: tok(val), out: values.out });
-    await saveRewardModel(rm, values.out, { tokenizer });
-    console.log(r.evalAfter ? `held-out pair accuracy: ${(100 * r.evalAfter.accuracy).toFixed(1)}% on ${val.length} pairs (before: ${(100 * r.evalBefore!.accuracy).toFixed(1)}%)` : 'no held-out pairs');
-    console.error(`done: ${r.steps} steps; ${path.resolve(values.out)} (reward model, metrics.jsonl, report.html)`);
+    const r = await rewardTrain(rm, tok(tr), { ...options, eval: tok(val), out: values.out, tokenizer, resume: values.resume, signal: stop.signal });
+    if (r.step < r.steps) console.error(`stopped after ${r.step} of ${r.steps} steps; continue with --resume (checkpoint in ${values.out})`);
+    else {
+      await saveRewardModel(rm, values.out, { tokenizer });
+      console.log(r.evalAfter ? `held-out pair accuracy: ${(100 * r.evalAfter.accuracy).toFixed(1)}% on ${val.length} pairs${r.evalBefore ? ` (before: ${(100 * r.evalBefore.accuracy).toFixed(1)}%)` : ''}` : 'no held-out pairs');
+      console.error(`done: ${r.steps} steps; ${path.resolve(values.out)} (reward model, metrics.jsonl, report.html)`);
+    }
   } finally {
+    stop.release();
     await shutdown();
   }
   return 0;

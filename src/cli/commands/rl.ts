@@ -17,7 +17,7 @@ import type { RewardScale } from '../../align/advantages.js';
 import { shortestRejection } from '../../align/advantages.js';
 import { rollout } from '../../align/rollout.js';
 import { rlDemo } from '../../align/demo.js';
-import { num } from '../args.js';
+import { interruptible, num } from '../args.js';
 
 const D = DEFAULT_GRPO_OPTIONS;
 
@@ -130,9 +130,7 @@ async function grpo(rest: string[]): Promise<number> {
   const { train, val: held } = values['eval-data'] ? { train: rows, val: readPrompts(values['eval-data']) } : splitRows(rows, num(values['eval-fraction'], 'eval-fraction', (x) => x >= 0 && x < 1) ?? 0.05, o.seed + 17);
   await init({ threads: num(values.threads, 'threads', pos) });
   const reward = await rewardOf(values.reward);
-  const ac = new AbortController();
-  const onSigint = () => { console.error('\ninterrupted: saving a checkpoint after this batch (Ctrl-C again to quit now)'); ac.abort(); process.off('SIGINT', onSigint); };
-  process.on('SIGINT', onSigint);
+  const stop = interruptible('batch');
   try {
     const { model, tokenizer } = await loadPolicy(values);
     let ref = null;
@@ -145,10 +143,10 @@ async function grpo(rest: string[]): Promise<number> {
       ref.eval();
     } else if (values['ref-model']) throw new UsageError('--ref-model needs --beta > 0 (the KL term is what uses it)');
     console.error(`rl: ${model.config.model_type} ${(model.numParameters() / 1e6).toFixed(2)}M parameters; ${train.length} training prompts, ${held.length} held out; reward ${reward.name}; loss ${o.loss}, G ${o.groupSize}, ${o.promptsPerStep} prompts per batch, β ${o.beta}`);
-    const r = await grpoTrain({ model, tokenizer, ref, train, eval: held, reward, options, out: values.out, resume: values.resume, signal: ac.signal, title: `tslm rl grpo: ${path.basename(path.resolve(values.model!))}` });
+    const r = await grpoTrain({ model, tokenizer, ref, train, eval: held, reward, options, out: values.out, resume: values.resume, signal: stop.signal, title: `tslm rl grpo: ${path.basename(path.resolve(values.model!))}` });
     console.error(r.step < o.steps ? `stopped after ${r.step} batches; continue with --resume (checkpoint in ${values.out})` : `done: ${r.step} batches; ${values.out} (model, metrics.jsonl, report.html)`);
   } finally {
-    process.off('SIGINT', onSigint);
+    stop.release();
     await reward.close?.();
     await shutdown();
   }

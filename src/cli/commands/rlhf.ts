@@ -1,4 +1,4 @@
-// `tslm rlhf rejection-sampling`: LLaMA 2-Chat's rejection-sampling fine-tuning rounds.
+// `tslm rlhf rejection-sampling | ppo`: LLaMA 2-Chat's alignment stages.
 import { parseArgs } from 'node:util';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -10,9 +10,9 @@ import { createReward } from '../../align/rewards.js';
 import { assertSameTokenizer, loadRewardModel } from '../../align/reward_model.js';
 import { DEFAULT_REJECTION_OPTIONS, rejectionSampling, rewardModelScorer, verifierScorer } from '../../align/rejection.js';
 import type { Scorer } from '../../align/rejection.js';
-import { DEFAULT_PPO_OPTIONS, ppoTrain } from '../../align/ppo.js';
+import { DEFAULT_PPO_OPTIONS, ppoOptions, ppoTrain } from '../../align/ppo.js';
 import type { PpoOptions } from '../../align/ppo.js';
-import { num } from '../args.js';
+import { interruptible, num } from '../args.js';
 
 const D = DEFAULT_REJECTION_OPTIONS, P = DEFAULT_PPO_OPTIONS;
 
@@ -28,12 +28,14 @@ tslm rlhf ppo --model <sft> --reward-model <rm> --data <prompts.jsonl> --out <di
       [--steps ${P.steps}] [--batch-size ${P.batchSize}] [--max-new-tokens ${P.maxNewTokens}] [--temperature ${P.temperature}] [--stop-tag T]
       [--ppo-epochs ${P.ppoEpochs}] [--mini-batches ${P.miniBatches}] [--micro-batch ${P.microBatch}] [--lr ${P.lr}] [--kl-coef ${P.klCoef}]
       [--kl-target KL --kl-horizon ${P.klHorizon}] [--kl k1|k3] [--cliprange ${P.cliprange}] [--cliprange-value ${P.cliprangeValue}]
-      [--vf-coef ${P.vfCoef}] [--gamma ${P.gamma}] [--lam ${P.lam}] [--whiten-rewards] [--missing-eos-penalty P] [--seed S] [--threads N]
+      [--vf-coef ${P.vfCoef}] [--gamma ${P.gamma}] [--lam ${P.lam}] [--whiten-rewards] [--missing-eos-penalty P] [--checkpoint-every N] [--resume]
+      [--seed S] [--threads N]
     PPO against a reward model with TRL's PPOTrainer semantics: per-token reward −β·KL to the
     frozen reference (--ref-model, default --model) with the score at the last token; a value
     model (default: a copy of the reward model) for GAE(γ, λ); whitened advantages; clipped
     policy and value losses; β fixed or adaptive (--kl-target). Writes the policy, value_model/,
-    metrics.jsonl and report.html to --out.`;
+    metrics.jsonl and report.html to --out; checkpoints (every --checkpoint-every batches, at the
+    end, on Ctrl-C) to --out/checkpoint, which --resume continues bit for bit.`;
 
 const pos = (x: number) => Number.isInteger(x) && x > 0;
 
@@ -101,6 +103,7 @@ async function ppo(rest: string[]): Promise<number> {
       lr: { type: 'string' }, 'kl-coef': { type: 'string' }, 'kl-target': { type: 'string' }, 'kl-horizon': { type: 'string' }, kl: { type: 'string' },
       cliprange: { type: 'string' }, 'cliprange-value': { type: 'string' }, 'vf-coef': { type: 'string' }, gamma: { type: 'string' }, lam: { type: 'string' },
       'whiten-rewards': { type: 'boolean', default: false }, 'missing-eos-penalty': { type: 'string' }, seed: { type: 'string' }, tokenizer: { type: 'string' },
+      'checkpoint-every': { type: 'string' }, resume: { type: 'boolean', default: false },
       threads: { type: 'string' },
     },
   });
@@ -116,9 +119,10 @@ async function ppo(rest: string[]): Promise<number> {
     cliprange: num(values.cliprange, 'cliprange', (x) => x > 0), cliprangeValue: num(values['cliprange-value'], 'cliprange-value', (x) => x > 0),
     vfCoef: num(values['vf-coef'], 'vf-coef', (x) => x >= 0), gamma: num(values.gamma, 'gamma', (x) => x >= 0 && x <= 1), lam: num(values.lam, 'lam', (x) => x >= 0 && x <= 1),
     whitenRewards: values['whiten-rewards'], missingEosPenalty: num(values['missing-eos-penalty'], 'missing-eos-penalty', Number.isFinite),
-    seed: num(values.seed, 'seed', Number.isInteger),
+    seed: num(values.seed, 'seed', Number.isInteger), checkpointEvery: num(values['checkpoint-every'], 'checkpoint-every', (x) => Number.isInteger(x) && x >= 0),
   };
   await init({ threads: num(values.threads, 'threads', pos) });
+  const stop = interruptible('batch');
   try {
     const { model: policy, tokenizer } = await loadModel(values.model!, { tokenizer: values.tokenizer });
     if (!tokenizer) throw new UsageError(`${values.model}: no tokenizer found; pass --tokenizer`);
@@ -129,10 +133,13 @@ async function ppo(rest: string[]): Promise<number> {
     if (!rm.tokenizer) throw new Error(`${values['reward-model']}: the reward model has no tokenizer.json; it must share the policy's tokenizer`);
     assertSameTokenizer(tokenizer, rm.tokenizer, { a: `the policy (${values.model})`, b: `the reward model (${values['reward-model']})` });
     const vm = await loadRewardModel(values['value-model'] ?? values['reward-model']!);
-    const r = await ppoTrain({ policy, ref, rewardModel: rm.model, valueModel: vm.model, tokenizer, prompts: rows, options, out: values.out });
-    const first = r.metrics[0], last = r.metrics.at(-1)!;
-    console.error(`done: ${r.metrics.length} batches; reward model score ${first['objective/scores'].toFixed(4)} → ${last['objective/scores'].toFixed(4)}, KL ${last['objective/kl'].toFixed(4)}; ${values.out} (policy, value_model/, metrics.jsonl, report.html)`);
+    const r = await ppoTrain({ policy, ref, rewardModel: rm.model, valueModel: vm.model, tokenizer, prompts: rows, options, out: values.out, resume: values.resume, signal: stop.signal });
+    const first = r.metrics[0], last = r.metrics.at(-1);
+    const o = ppoOptions(options);
+    if (r.step < o.steps) console.error(`stopped after ${r.step} of ${o.steps} batches; continue with --resume (checkpoint in ${values.out})`);
+    else console.error(`done: ${r.step} batches; reward model score ${first?.['objective/scores'].toFixed(4)} → ${last?.['objective/scores'].toFixed(4)}, KL ${last?.['objective/kl'].toFixed(4)}; ${values.out} (policy, value_model/, metrics.jsonl, report.html)`);
   } finally {
+    stop.release();
     await shutdown();
   }
   return 0;
