@@ -866,9 +866,14 @@ export const FORMAT_SAMPLES: Record<string, string> = {
   date: '2024-12-31',
   time: '09:30:00.5+01:00',
   'date-time': '2024-03-14T09:30:00Z',
-  email: 'a_b.c+d-1@ex4.mple.co',
+  email: "a_B.c+d-1!#$%&'*/=?^`{|}~@ex-4.Mple.co",
   uuid: '1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed',
-  uri: 'https://a1.b/c-D.e_f~9?h=I&j.k~-#l.M_n~-',
+  uri: "https://u-1.x_Y~z!$&'()*+,;=:%41@dcos-master-1.example.com:8443/c-D.e_f~9:@!$&'()*+,;=%2F/?h=I&j.k~-/?#l.M_n~-/?",
+  'uri-reference': "../a-b.C_d~9!$&'()*+,;=@%41/e:f?g=h#i",
+  url: 'https://dcos-master-1.example.com:8443/a-b.C_d~9?e=f&g#h',
+  hostname: 'dcos-master-1.Example.com',
+  ipv4: '192.168.10.255',
+  ipv6: '2001:DB8::8:800:200c:417a',
 };
 
 function enumValues(s: Obj): unknown[] | null {
