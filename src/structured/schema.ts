@@ -9,7 +9,6 @@ import { GrammarBuilder } from './grammar.js';
 import type { Grammar, Sym } from './grammar.js';
 import { charsSym, regexSyms } from './regex.js';
 import { ComplexityError, InvalidSchemaError, RegexError, StructuredError, UnsatisfiableError, UnsupportedKeywordError } from './errors.js';
-import { fullFormats } from 'ajv-formats/dist/formats.js';
 
 export type JsonSchema = boolean | { [k: string]: unknown };
 
@@ -337,7 +336,7 @@ export class SchemaCompiler {
       const b = this.b, ws = this.ws;
       const value = b.rule('any-value');
       const str = this.plainString(0, Infinity);
-      // When generating ('declared' / 'forbid'), keys of free-form objects are non-empty.
+      // When generating (every mode but 'schema'), keys of free-form objects are non-empty.
       const key = (this.opts.additionalProperties ?? 'schema') === 'schema' ? str : this.plainString(1, Infinity);
       const member = b.rule('any-member', [[key, ...ws, ...this.lit(':'), ...ws, value, ...ws]]);
       const more = b.rule('any-members');
@@ -834,27 +833,58 @@ const NUMBER_FORMATS = ['int32', 'int64', 'float', 'double'];
 /** ajv-formats' formats that accept every string. */
 const ANY_FORMATS = ['password', 'binary'];
 
+/** ajv-formats' formats this compiler cannot express (ignoring them would accept invalid instances). */
+const REFUSED_FORMATS = ['regex', 'uri-template', 'iso-time', 'iso-date-time', 'json-pointer-uri-fragment'];
+
 /**
  * 'string': compiled (FORMATS); 'number' / 'any': see above; 'refuse': ajv-formats checks it and
- * this compiler cannot (regex, uri-template, …), so ignoring it would accept invalid instances;
- * 'unknown': an annotation, ignored (refused in strict mode).
+ * this compiler cannot, so ignoring it would accept invalid instances; 'unknown': an annotation,
+ * ignored (refused in strict mode).
  */
 export function formatKind(name: string): 'string' | 'number' | 'any' | 'refuse' | 'unknown' {
   if (Object.prototype.hasOwnProperty.call(FORMATS, name)) return 'string';
   if (NUMBER_FORMATS.includes(name)) return 'number';
   if (ANY_FORMATS.includes(name)) return 'any';
-  if (Object.prototype.hasOwnProperty.call(fullFormats, name)) return 'refuse';
+  if (REFUSED_FORMATS.includes(name)) return 'refuse';
   return 'unknown';
 }
 
-/** Whether a value passes a format, exactly as ajv-formats (full) checks it; unknown formats pass. */
-export function formatAccepts(name: unknown, v: unknown): boolean {
-  if (typeof name !== 'string' || !Object.prototype.hasOwnProperty.call(fullFormats, name)) return true;
-  const def = (fullFormats as Record<string, unknown>)[name];
-  if (def === true) return true;
-  const d = (def instanceof RegExp || typeof def === 'function' ? { validate: def } : def) as { type?: string; validate: RegExp | ((x: unknown) => boolean) };
-  if ((d.type ?? 'string') !== (typeof v === 'number' ? 'number' : typeof v === 'string' ? 'string' : 'other')) return true;
-  return d.validate instanceof RegExp ? d.validate.test(v as string) : d.validate(v);
+/** Formats whose language here is exactly ajv-formats' (the tests compare them both ways). */
+const EXACT_FORMATS = new Set(['date', 'email', 'uuid', 'ipv4', 'ipv6', 'duration', 'json-pointer', 'relative-json-pointer']);
+/**
+ * For the other formats, a necessary condition of ajv-formats' check (a larger language): a value
+ * that fails it is certainly rejected by ajv-formats.
+ */
+const FORMAT_NECESSARY: Record<string, RegExp> = {
+  uri: /^[a-zA-Z][a-zA-Z0-9+.-]*:/,
+  hostname: /^[a-zA-Z0-9.-]+$/,
+  time: /^\d\d:\d\d:\d\d(?:\.\d+)?(?:[zZ]|[+-]\d\d(?::?\d\d)?)$/,
+  'date-time': /^\d{4}-\d\d-\d\d[tT\s]\d\d:\d\d:\d\d(?:\.\d+)?(?:[zZ]|[+-]\d\d(?::?\d\d)?)$/,
+  url: /^[^:]+:\/\/\S+$/,
+};
+const formatRegexes = new Map<string, RegExp>();
+
+/**
+ * Whether a value passes a format as ajv-formats (full) checks it: true, false, or — where this
+ * compiler's language is smaller than ajv-formats' and the value is outside it — an
+ * UnsupportedKeywordError (undecided; the oneOf check then assumes it may match). Unknown formats pass.
+ */
+export function formatAccepts(name: unknown, v: unknown, ptr = '#'): boolean {
+  if (typeof name !== 'string') return true;
+  const kind = formatKind(name);
+  if (kind === 'number') {
+    if (typeof v !== 'number') return true;
+    if (name === 'int32') return Number.isInteger(v) && v >= -(2 ** 31) && v <= 2 ** 31 - 1;
+    return name === 'int64' ? Number.isInteger(v) : true;
+  }
+  if (typeof v !== 'string' || kind === 'any' || kind === 'unknown') return true;
+  if (kind === 'string') {
+    let re = formatRegexes.get(name);
+    if (!re) { re = new RegExp(`^(?:${FORMATS[name]})$`, 'u'); formatRegexes.set(name, re); }
+    if (re.test(v)) return true;
+    if (EXACT_FORMATS.has(name) || (FORMAT_NECESSARY[name] && !FORMAT_NECESSARY[name].test(v))) return false;
+  }
+  throw new UnsupportedKeywordError('format', ptr, `cannot decide whether ${JSON.stringify(v)} is a valid '${name}' as ajv-formats checks it`);
 }
 
 /**
@@ -993,7 +1023,7 @@ export function validate(v: unknown, s: JsonSchema, c: SchemaCompiler, ptr = '#'
       case 'minLength': if (typeof v === 'string' && [...v].length < (s.minLength as number)) return false; break;
       case 'maxLength': if (typeof v === 'string' && [...v].length > (s.maxLength as number)) return false; break;
       case 'pattern': if (typeof v === 'string' && !new RegExp(s.pattern as string, 'u').test(v)) return false; break;
-      case 'format': if (!formatAccepts(s.format, v)) return false; break;
+      case 'format': if (!formatAccepts(s.format, v, ptr)) return false; break;
       case 'minimum': if (typeof v === 'number' && (v < (s.minimum as number) || (s.exclusiveMinimum === true && v === s.minimum))) return false; break;
       case 'maximum': if (typeof v === 'number' && (v > (s.maximum as number) || (s.exclusiveMaximum === true && v === s.maximum))) return false; break;
       case 'exclusiveMinimum': if (typeof v === 'number' && typeof s.exclusiveMinimum === 'number' && v <= s.exclusiveMinimum) return false; break;
