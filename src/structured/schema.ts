@@ -766,6 +766,9 @@ export function intRange(b: GrammarBuilder, lo: number, hi: number): Sym {
 //    UTC (Z or ±00:00).
 //  - hostname (RFC 1123): the 253-character limit is kept by allowing up to 3 labels of up to 63
 //    characters followed by up to 4 labels of up to 14 (names with more or longer labels are left out).
+//  - uri / uri-reference: RFC 3986 exactly; ajv-formats also takes some strings RFC 3986 rejects
+//    (text after "scheme:/" or "scheme://" that is not an authority, ':' in the first segment of a
+//    relative reference, '"'), and rejects an absolute URI with an empty path ("urn:"), as here.
 //  - url: host names with a letter TLD (no IP addresses, no user:password@, ASCII labels).
 //  - byte: one line of base64 (ajv's check is per line).
 const HEX = '[0-9a-fA-F]';
