@@ -162,7 +162,7 @@ function responseFormat(b: Obj): Constraint | null {
   if (rf === undefined || rf === null) return null;
   if (!isObj(rf) || typeof rf.type !== 'string') throw badParam('response_format', "'response_format' must be an object with a 'type'", 'invalid_type');
   if (rf.type === 'text') return null;
-  if (rf.type === 'json_object') return { key: 'json_object', schema: { type: 'object' }, options: {}, param: 'response_format' };
+  if (rf.type === 'json_object') return { key: 'json_object', schema: { type: 'object', additionalProperties: true }, options: { additionalProperties: 'declared' }, param: 'response_format' };
   if (rf.type === 'json_schema') {
     const js = rf.json_schema;
     if (!isObj(js)) throw badParam('response_format.json_schema', "'response_format.json_schema' must be an object with 'name' and 'schema'", 'invalid_type');
@@ -170,7 +170,7 @@ function responseFormat(b: Obj): Constraint | null {
     const schema = js.schema ?? { type: 'object' };
     if (!isObj(schema) && typeof schema !== 'boolean') throw badParam('response_format.json_schema.schema', "'response_format.json_schema.schema' must be a JSON Schema object", 'invalid_schema');
     const strict = js.strict === true;
-    return { key: `schema:${strict}:${JSON.stringify(schema)}`, schema: schema as JsonSchema, options: strict ? { additionalProperties: 'forbid' } : {}, param: 'response_format.json_schema.schema' };
+    return { key: `schema:${strict}:${JSON.stringify(schema)}`, schema: schema as JsonSchema, options: { additionalProperties: strict ? 'forbid' : 'declared' }, param: 'response_format.json_schema.schema' };
   }
   throw badParam('response_format.type', `'response_format.type' must be 'text', 'json_object' or 'json_schema', got ${JSON.stringify(rf.type)}`);
 }

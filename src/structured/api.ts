@@ -28,6 +28,11 @@ export interface Constraint {
   grammar?: string;
   /** One of these strings, verbatim. */
   choices?: string[];
+  /**
+   * Options of the schema compiler. Generation defaults to additionalProperties 'declared' (an
+   * object without additionalProperties gets only its declared properties, as XGrammar's strict
+   * mode); pass additionalProperties: 'allow' for extra keys where JSON Schema allows them.
+   */
   schemaOptions?: SchemaOptions;
 }
 
@@ -35,7 +40,7 @@ export interface Constraint {
 export function compileConstraint(c: Constraint): Grammar {
   const given = (['schema', 'regex', 'grammar', 'choices'] as const).filter((k) => c[k] !== undefined);
   if (given.length !== 1) throw new StructuredError(`give exactly one of schema, regex, grammar, choices (got ${given.length ? given.join(', ') : 'none'})`);
-  if (c.schema !== undefined) return compileJsonSchema(c.schema, c.schemaOptions);
+  if (c.schema !== undefined) return compileJsonSchema(c.schema, { additionalProperties: 'declared', ...c.schemaOptions });
   if (c.regex !== undefined) return compileRegex(c.regex);
   if (c.grammar !== undefined) return parseGbnf(c.grammar);
   const choices = c.choices!;

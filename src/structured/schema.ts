@@ -1,9 +1,10 @@
-// JSON Schema → grammar. Every keyword either shapes the grammar or raises
-// UnsupportedKeywordError naming it and its JSON pointer; nothing is silently ignored except
-// annotations (title, description, default, examples, …). The grammar accepts only instances the
-// schema accepts (sound); it may leave some valid instances out (e.g. properties are generated in
-// the schema's order, numbers with at most 15 digits, dates without 29 February), which the
-// documentation of each construct below says.
+// JSON Schema → grammar. Every validation keyword either shapes the grammar or raises
+// UnsupportedKeywordError naming it and its JSON pointer. Words outside the JSON Schema vocabulary
+// (misspellings, vendor words such as "enumNames") and unknown `format` values are annotations, as
+// the specification says, and are ignored — unless `strict` is set, which refuses them. The grammar
+// accepts only instances the schema accepts (sound, checked against ajv + ajv-formats); it may
+// leave some valid instances out (e.g. properties are generated in the schema's order, numbers
+// with at most 15 digits), which the documentation of each construct below says.
 import { GrammarBuilder } from './grammar.js';
 import type { Grammar, Sym } from './grammar.js';
 import { charsSym, regexSyms } from './regex.js';
@@ -16,8 +17,19 @@ export interface SchemaOptions {
   whitespace?: 'compact' | 'flexible';
   /** Longest whitespace run in flexible mode (default 8: bounded, so a model cannot loop on whitespace). */
   maxWhitespace?: number;
-  /** 'schema' (default): follow additionalProperties (absent = allowed, JSON Schema's default); 'forbid': never emit undeclared properties. */
-  additionalProperties?: 'schema' | 'forbid';
+  /**
+   * 'schema' (default of the compiler and of `tslm schema check`): follow additionalProperties
+   * (absent = allowed, JSON Schema's semantics). 'declared' (the default when generating, as
+   * XGrammar's strict mode): an object without additionalProperties gets only its declared
+   * properties; where the schema allows extra keys (additionalProperties true or a schema) they
+   * are non-empty and none of the declared names. 'allow' (generating with extra keys, as JSON
+   * Schema allows them): as 'schema', with the extra keys non-empty. 'forbid': never emit
+   * undeclared properties. In every mode a declared property is emitted at most once, and extra
+   * keys are never a declared name; in every mode but 'schema' the keys of extra properties and of
+   * free-form objects are non-empty. An extra key may still repeat (a context-free grammar cannot
+   * remember an unbounded set of keys): only declared properties come with that guarantee.
+   */
+  additionalProperties?: 'schema' | 'declared' | 'allow' | 'forbid';
   /** Allow one leading space (SentencePiece vocabularies begin words with "▁"); default true. */
   leadingSpace?: boolean;
   /** 'json' (default) or 'yaml': block-style YAML for the same schema. */
@@ -25,19 +37,24 @@ export interface SchemaOptions {
   /** Deepest schema nesting followed (default 200). */
   maxDepth?: number;
   /**
-   * Words outside the JSON Schema vocabulary: 'typos' (default) raises an error for near-misses
-   * of keywords ("maxLenght") and passes others (containers for $ref targets, "x-" extensions);
-   * 'error' rejects every one; 'ignore' passes all.
+   * Refuse words outside the JSON Schema vocabulary (except "x-" extensions) and unknown `format`
+   * values with an UnsupportedKeywordError naming the word and its JSON pointer (default false:
+   * they are annotations and ignored, as the specification says).
    */
-  unknownKeywords?: 'typos' | 'error' | 'ignore';
+  strict?: boolean;
 }
 
-const ANNOTATIONS = new Set(['title', 'description', 'default', 'examples', 'example', '$comment', '$schema', '$id', 'id', 'readOnly', 'writeOnly', 'deprecated', 'discriminator', 'xml', 'externalDocs', '$defs', 'definitions']);
+const ANNOTATIONS = new Set(['title', 'description', 'default', 'examples', 'example', '$comment', '$schema', '$id', 'id', 'readOnly', 'writeOnly', 'deprecated', 'discriminator', 'xml', 'externalDocs', '$defs', 'definitions',
+  '$anchor', '$vocabulary', 'contentMediaType', 'contentEncoding', 'contentSchema']);
 const SUPPORTED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'prefixItems', 'additionalItems', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref',
   'minLength', 'maxLength', 'pattern', 'format', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minItems', 'maxItems', 'nullable', 'uniqueItems', 'minProperties', 'multipleOf',
   'patternProperties', 'dependencies', 'dependentRequired']);
 const KNOWN_UNSUPPORTED = new Set(['not', 'if', 'then', 'else', 'dependentSchemas', 'unevaluatedProperties', 'unevaluatedItems', 'contains', 'minContains', 'maxContains',
-  'propertyNames', 'maxProperties', '$dynamicRef', '$dynamicAnchor', '$recursiveRef', '$recursiveAnchor', 'disallow', 'extends', 'divisibleBy', 'contentSchema', 'contentMediaType', 'contentEncoding']);
+  'propertyNames', 'maxProperties', '$dynamicRef', '$dynamicAnchor', '$recursiveRef', '$recursiveAnchor', 'disallow', 'extends', 'divisibleBy',
+  // ajv-formats' keywords
+  'formatMaximum', 'formatMinimum', 'formatExclusiveMaximum', 'formatExclusiveMinimum']);
+/** Annotations, and words outside the vocabulary (which the specification says to ignore). */
+const ignored = (k: string) => ANNOTATIONS.has(k) || !(SUPPORTED.has(k) || KNOWN_UNSUPPORTED.has(k));
 const TYPES = ['null', 'boolean', 'object', 'array', 'number', 'string'] as const;
 type JType = typeof TYPES[number] | 'integer';
 /** Integers and integer parts have at most 15 digits (exact in a double). */
@@ -99,11 +116,15 @@ export class SchemaCompiler {
     for (const k of Object.keys(s)) {
       if (ANNOTATIONS.has(k) || SUPPORTED.has(k)) continue;
       if (KNOWN_UNSUPPORTED.has(k)) throw new UnsupportedKeywordError(k, jp(ptr, k));
-      // Words outside the vocabulary do not validate anything (they hold sub-schemas for $ref, or
-      // vendor extensions) — except near-misses of keywords, which are typos.
-      const near = [...SUPPORTED, ...KNOWN_UNSUPPORTED].find((w) => editDistance(w.toLowerCase(), k.toLowerCase()) <= (w.length > 5 ? 2 : 1));
-      if (near && this.opts.unknownKeywords !== 'ignore') throw new UnsupportedKeywordError(k, jp(ptr, k), `unknown keyword (did you mean '${near}'?)`);
-      if (this.opts.unknownKeywords === 'error') throw new UnsupportedKeywordError(k, jp(ptr, k), 'unknown keyword');
+      // Words outside the vocabulary validate nothing (annotations, containers for $ref targets,
+      // vendor words, misspellings): ignored, as the specification says, unless strict.
+      if (this.opts.strict && !k.startsWith('x-')) {
+        const near = [...SUPPORTED, ...KNOWN_UNSUPPORTED].find((w) => editDistance(w.toLowerCase(), k.toLowerCase()) <= (w.length > 5 ? 2 : 1));
+        throw new UnsupportedKeywordError(k, jp(ptr, k), `unknown keyword (strict mode${near ? `; did you mean '${near}'?` : ''})`);
+      }
+    }
+    if (s.format !== undefined && typeof s.format === 'string' && formatKind(s.format) === 'unknown' && this.opts.strict) {
+      throw new UnsupportedKeywordError('format', jp(ptr, 'format'), `unknown format '${s.format}' (strict mode; known: ${[...Object.keys(FORMATS), ...NUMBER_FORMATS, ...ANY_FORMATS].join(', ')})`);
     }
     const nonEmpty = (k: string) => s[k] !== undefined && !(isObj(s[k]) && Object.keys(s[k] as Obj).length === 0);
     for (const k of ['patternProperties', 'dependencies', 'dependentRequired']) if (nonEmpty(k)) throw new UnsupportedKeywordError(k, jp(ptr, k));
@@ -149,7 +170,7 @@ export class SchemaCompiler {
     if (!isObj(s)) throw new InvalidSchemaError('(schema)', ptr, `must be an object or a boolean, got ${JSON.stringify(s)}`);
     this.checkKeywords(s, ptr);
     if (s.$ref !== undefined) {
-      const siblings = Object.keys(s).filter((k) => k !== '$ref' && !ANNOTATIONS.has(k));
+      const siblings = Object.keys(s).filter((k) => k !== '$ref' && !ignored(k));
       if (siblings.length === 0) return s;
       if (inline > 16) throw new UnsupportedKeywordError('$ref', ptr, 'recursive reference combined with sibling keywords');
       const t = this.resolve(s.$ref, jp(ptr, '$ref'));
@@ -228,7 +249,7 @@ export class SchemaCompiler {
     if (!Array.isArray(list) || list.length === 0) throw new InvalidSchemaError(kw, ptr, 'must be a non-empty array');
     const rest: Obj = { ...s };
     delete rest[kw];
-    const hasRest = Object.keys(rest).some((k) => !ANNOTATIONS.has(k));
+    const hasRest = Object.keys(rest).some((k) => !ignored(k));
     const branches = (list as JsonSchema[]).map((br, i) => {
       const p = jp(ptr, kw, i);
       return { p, schema: hasRest ? this.normalize({ allOf: [rest, br] }, p) : this.normalize(br, p) };
@@ -315,7 +336,9 @@ export class SchemaCompiler {
       const b = this.b, ws = this.ws;
       const value = b.rule('any-value');
       const str = this.plainString(0, Infinity);
-      const member = b.rule('any-member', [[str, ...ws, ...this.lit(':'), ...ws, value, ...ws]]);
+      // When generating (every mode but 'schema'), keys of free-form objects are non-empty.
+      const key = (this.opts.additionalProperties ?? 'schema') === 'schema' ? str : this.plainString(1, Infinity);
+      const member = b.rule('any-member', [[key, ...ws, ...this.lit(':'), ...ws, value, ...ws]]);
       const more = b.rule('any-members');
       b.define(more, [[...this.lit(','), ...ws, member, more], []]);
       const obj = b.rule('any-object', [[...this.lit('{'), ...ws, b.opt('any-m', [member, more]), ...this.lit('}')]]);
@@ -350,26 +373,34 @@ export class SchemaCompiler {
     const minL = intKw(s, 'minLength', ptr) ?? 0, maxL = intKw(s, 'maxLength', ptr) ?? Infinity;
     if (minL > maxL) return this.never(ptr, `minLength ${minL} > maxLength ${maxL}`);
     const b = this.b;
+    if (s.format !== undefined && typeof s.format !== 'string') throw new InvalidSchemaError('format', jp(ptr, 'format'), 'must be a string');
+    const fmt = s.format as string | undefined;
+    const kind = fmt === undefined ? null : formatKind(fmt);
+    if (kind === 'refuse') throw new UnsupportedKeywordError('format', jp(ptr, 'format'), `format '${fmt}' (ajv-formats checks it; this compiler supports ${Object.keys(FORMATS).join(', ')})`);
+    // Formats of numbers (int32, …), always-valid ones (password, binary) and unknown ones do not constrain strings.
+    const strFormat = kind === 'string' ? fmt : undefined;
     for (const k of ['pattern', 'format'] as const) {
-      if (s[k] === undefined) continue;
+      if (s[k] === undefined || (k === 'format' && strFormat === undefined)) continue;
       if (typeof s[k] !== 'string') throw new InvalidSchemaError(k, jp(ptr, k), 'must be a string');
       if (minL > 0 || maxL < Infinity) throw new UnsupportedKeywordError(s.minLength !== undefined ? 'minLength' : 'maxLength', ptr, `together with '${k}'`);
     }
-    if (s.pattern !== undefined && s.format !== undefined) throw new UnsupportedKeywordError('format', jp(ptr, 'format'), "together with 'pattern'");
+    if (s.pattern !== undefined && strFormat !== undefined) throw new UnsupportedKeywordError('format', jp(ptr, 'format'), "together with 'pattern'");
     let body: Sym[];
     if (s.pattern !== undefined) {
       try { body = regexSyms(b, s.pattern as string, 'json', true); }
       catch (e) { if (e instanceof RegexError) throw new UnsupportedKeywordError('pattern', jp(ptr, 'pattern'), e.message); throw e; }
-    } else if (s.format !== undefined) {
-      const re = FORMATS[s.format as string];
-      if (!re) throw new UnsupportedKeywordError('format', jp(ptr, 'format'), `format '${s.format}' (supported: ${Object.keys(FORMATS).join(', ')})`);
-      body = [b.cached(`fmt:${s.format}`, () => b.seq(`fmt-${s.format}`, regexSyms(b, re, 'json', false)))];
+    } else if (strFormat !== undefined) {
+      const re = FORMATS[strFormat];
+      body = [b.cached(`fmt:${strFormat}`, () => b.seq(`fmt-${strFormat}`, regexSyms(b, re, 'json', false)))];
     } else return this.plainString(minL, maxL);
     return b.seq('string', [...this.lit('"'), ...body, ...this.lit('"')]);
   }
 
   private numberSym(s: Obj, ptr: string, integer: boolean): Sym {
     const b = this.b;
+    // ajv-formats' int32 / int64 (OpenAPI) accept integers only (int32 in [-2^31, 2^31 - 1]).
+    const intFormat = s.format === 'int32' || s.format === 'int64' ? s.format : null;
+    if (intFormat) integer = true;
     const num = (k: string): number | undefined => {
       const v = s[k];
       if (v === undefined || typeof v === 'boolean') return undefined;
@@ -387,8 +418,9 @@ export class SchemaCompiler {
     const iLo = lo === undefined ? -LIM : exLo && Number.isInteger(lo) ? lo + 1 : Math.ceil(lo);
     const iHi = hi === undefined ? LIM : exHi && Number.isInteger(hi) ? hi - 1 : Math.floor(hi);
     if (integer) {
-      if (iLo > iHi) return this.never(ptr, `no integer in the range (${lo}, ${hi})`);
-      return intRange(b, Math.max(iLo, -LIM), Math.min(iHi, LIM));
+      const [aLo, aHi] = intFormat === 'int32' ? [Math.max(iLo, -(2 ** 31)), Math.min(iHi, 2 ** 31 - 1)] : [iLo, iHi];
+      if (aLo > aHi) return this.never(ptr, `no integer in the range (${lo}, ${hi})${intFormat ? ` of format ${intFormat}` : ''}`);
+      return intRange(b, Math.max(aLo, -LIM), Math.min(aHi, LIM));
     }
     if (lo === undefined && hi === undefined) {
       return b.cached('number', () => {
@@ -432,7 +464,11 @@ export class SchemaCompiler {
     if (!Array.isArray(required) || required.some((r) => typeof r !== 'string')) throw new InvalidSchemaError('required', jp(ptr, 'required'), 'must be an array of strings');
     let ap = s.additionalProperties as JsonSchema | undefined;
     if (ap !== undefined && typeof ap !== 'boolean' && !isObj(ap)) throw new InvalidSchemaError('additionalProperties', jp(ptr, 'additionalProperties'), 'must be a schema');
-    if (this.opts.additionalProperties === 'forbid') ap = false;
+    const mode = this.opts.additionalProperties ?? 'schema';
+    if (mode === 'forbid') ap = false;
+    // Required names that properties does not declare follow additionalProperties (absent = any value).
+    const apRequired = ap;
+    if (mode === 'declared' && ap === undefined) ap = false;
     const req = new Set(required as string[]);
     const names = Object.keys(props);
     for (const r of req) if (!names.includes(r)) names.push(r);
@@ -442,7 +478,7 @@ export class SchemaCompiler {
     }
     const entries = names.map((name) => {
       const p = Object.prototype.hasOwnProperty.call(props, name) ? jp(ptr, 'properties', name) : jp(ptr, 'additionalProperties');
-      const schema = Object.prototype.hasOwnProperty.call(props, name) ? (props[name] as JsonSchema) : ap ?? true;
+      const schema = Object.prototype.hasOwnProperty.call(props, name) ? (props[name] as JsonSchema) : apRequired ?? true;
       const value = this.value(schema, p);
       return { name, required: req.has(name), kv: [...this.lit(JSON.stringify(name)), ...ws, ...this.lit(':'), ...ws, value, ...ws] };
     });
@@ -450,7 +486,7 @@ export class SchemaCompiler {
     let extra: Sym[] | null = null;
     if (ap !== false) {
       const v = this.value(ap ?? true, jp(ptr, 'additionalProperties'));
-      extra = [this.keyExcluding(names), ...ws, ...this.lit(':'), ...ws, v, ...ws];
+      extra = [this.keyExcluding(names, mode !== 'schema'), ...ws, ...this.lit(':'), ...ws, v, ...ws];
     }
     // R(i, first): members from the i-th declared property on; `first` = nothing emitted yet.
     const memo = new Map<string, Sym>();
@@ -478,8 +514,8 @@ export class SchemaCompiler {
     return b.seq('object', [...this.lit('{'), ...ws, R(0, true), ...this.lit('}')]);
   }
 
-  /** A JSON string key that is none of `names`: printable ASCII without escapes (the complement of a trie). */
-  private keyExcluding(names: string[]): Sym {
+  /** A JSON string key that is none of `names` (nor empty, with `nonEmpty`): printable ASCII without escapes (the complement of a trie). */
+  private keyExcluding(names: string[], nonEmpty: boolean): Sym {
     const b = this.b;
     const enc = new TextEncoder();
     type Node = { end: boolean; kids: Map<number, Node> };
@@ -496,15 +532,15 @@ export class SchemaCompiler {
     const ok = (x: number) => x >= 0x20 && x < 0x7f && x !== 0x22 && x !== 0x5c;
     const quote = b.cls([0x22]);
     const free = b.cached('key-free', () => b.seq('key-free', [...b.repeat('key-char', [b.cls(ok)], 0, Infinity), quote]));
-    const node = (n: Node): Sym => {
+    const node = (n: Node, root = false): Sym => {
       const alts: Sym[][] = [];
-      if (!n.end) alts.push([quote]);
+      if (!n.end && !(root && nonEmpty)) alts.push([quote]);
       const others = b.cls((x) => ok(x) && !n.kids.has(x));
       alts.push([others, free]);
       for (const [x, kid] of n.kids) if (ok(x)) alts.push([b.cls([x]), node(kid)]);
       return b.rule('key', alts);
     };
-    return b.seq('extra-key', [quote, node(trie)]);
+    return b.seq('extra-key', [quote, node(trie, true)]);
   }
 
   private arraySym(s: Obj, ptr: string): Sym {
@@ -589,7 +625,7 @@ export class SchemaCompiler {
     if (!isObj(props)) throw new InvalidSchemaError('properties', jp(ptr, 'properties'), 'must be an object');
     const req = new Set((s.required ?? []) as string[]);
     let ap = s.additionalProperties as JsonSchema | undefined;
-    if (this.opts.additionalProperties === 'forbid') ap = false;
+    if (this.opts.additionalProperties === 'forbid' || (this.opts.additionalProperties === 'declared' && ap === undefined)) ap = false;
     if (ap !== false && !(ap === undefined && Object.keys(props).length > 0)) {
       if (ap !== undefined || Object.keys(props).length === 0) {
         // Free-form mappings: flow JSON.
@@ -721,15 +757,138 @@ export function intRange(b: GrammarBuilder, lo: number, hi: number): Sym {
   });
 }
 
-/** Subsets of ajv-formats' full formats (every string matched here passes ajv's check). */
+// ---- formats ----------------------------------------------------------------------------------
+// Each string format is a regular language written from its RFC's grammar, and is a subset of
+// ajv-formats' full definition (the reference the tests compare with, in both directions). Where
+// it is smaller than ajv-formats the gap is named here:
+//  - date-time / time: RFC 3339 forms only ("T"/"t" separator, "Z"/"z" or ±hh:mm offset), not the
+//    space separator or ±hhmm / ±hh offsets ajv also takes; a leap second (:60) only at 23:59 in
+//    UTC (Z or ±00:00).
+//  - hostname (RFC 1123): the 253-character limit is kept by allowing up to 3 labels of up to 63
+//    characters followed by up to 4 labels of up to 14 (names with more or longer labels are left out).
+//  - uri / uri-reference: RFC 3986 exactly; ajv-formats also takes some strings RFC 3986 rejects
+//    (text after "scheme:/" or "scheme://" that is not an authority, ':' in the first segment of a
+//    relative reference, '"'), and rejects an absolute URI with an empty path ("urn:"), as here.
+//  - url: host names with a letter TLD (no IP addresses, no user:password@, ASCII labels).
+//  - byte: one line of base64 (ajv's check is per line).
+const HEX = '[0-9a-fA-F]';
+const DEC_OCTET = String.raw`(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)`;
+const IPV4 = String.raw`${DEC_OCTET}(?:\.${DEC_OCTET}){3}`;
+const H16 = `${HEX}{1,4}`;
+const LS32 = `(?:${H16}:${H16}|${IPV4})`;
+/** RFC 4291 §2.2 text forms, as RFC 3986's IPv6address: 8 groups, "::" for one run of zero groups, an IPv4 tail. */
+const IPV6 = '(?:' + [
+  `(?:${H16}:){6}${LS32}`,
+  `::(?:${H16}:){5}${LS32}`,
+  `(?:${H16})?::(?:${H16}:){4}${LS32}`,
+  `(?:(?:${H16}:){0,1}${H16})?::(?:${H16}:){3}${LS32}`,
+  `(?:(?:${H16}:){0,2}${H16})?::(?:${H16}:){2}${LS32}`,
+  `(?:(?:${H16}:){0,3}${H16})?::${H16}:${LS32}`,
+  `(?:(?:${H16}:){0,4}${H16})?::${LS32}`,
+  `(?:(?:${H16}:){0,5}${H16})?::${H16}`,
+  `(?:(?:${H16}:){0,6}${H16})?::`,
+].join('|') + ')';
+// RFC 3986 appendix A.
+const PCT = `%${HEX}${HEX}`;
+const PCHAR = `(?:[a-zA-Z0-9._~!$&'()*+,;=:@-]|${PCT})`;
+const PCHAR_NC = `(?:[a-zA-Z0-9._~!$&'()*+,;=@-]|${PCT})`;
+const SEGMENT = `${PCHAR}*`;
+const AUTHORITY = `(?:(?:[a-zA-Z0-9._~!$&'()*+,;=:-]|${PCT})*@)?` +
+  String.raw`(?:\[(?:${IPV6}|[vV]${HEX}+\.[a-zA-Z0-9._~!$&'()*+,;=:-]+)\]|(?:[a-zA-Z0-9._~!$&'()*+,;=-]|${PCT})*)(?::\d*)?`;
+const PATH_ABEMPTY = `(?:/${SEGMENT})*`;
+const PATH_ABSOLUTE = `/(?:${PCHAR}+(?:/${SEGMENT})*)?`;
+const PATH_ROOTLESS = `${PCHAR}+(?:/${SEGMENT})*`;
+const PATH_NOSCHEME = `${PCHAR_NC}+(?:/${SEGMENT})*`;
+const QUERY_FRAGMENT = String.raw`(?:\?(?:${PCHAR}|[/?])*)?(?:#(?:${PCHAR}|[/?])*)?`;
+const SCHEME = '[a-zA-Z][a-zA-Z0-9+.-]*:';
+// ajv-formats (and so this compiler) leaves out an absolute URI with an empty path ("urn:" or "x:?q").
+const URI = `${SCHEME}(?://${AUTHORITY}${PATH_ABEMPTY}|${PATH_ABSOLUTE}|${PATH_ROOTLESS})${QUERY_FRAGMENT}`;
+const URI_REFERENCE = `(?:${SCHEME}(?://${AUTHORITY}${PATH_ABEMPTY}|${PATH_ABSOLUTE}|${PATH_ROOTLESS})?|//${AUTHORITY}${PATH_ABEMPTY}|${PATH_ABSOLUTE}|${PATH_NOSCHEME})?${QUERY_FRAGMENT}`;
+const label = (max: number) => `[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,${max - 2}}[a-zA-Z0-9])?`;
+const HOSTNAME = String.raw`${label(63)}(?:\.${label(63)}){0,2}(?:\.${label(14)}){0,4}\.?`;
+const DATE_MD = String.raw`(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31`;
+const LEAP_YEAR = String.raw`(?:\d\d(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26]|00)00)`;
+const DATE = String.raw`(?:\d{4}-(?:${DATE_MD})|${LEAP_YEAR}-02-29)`;
+const TIME = String.raw`(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:[zZ]|[+-](?:[01]\d|2[0-3]):[0-5]\d)|23:59:60(?:\.\d+)?(?:[zZ]|[+-]00:00))`;
+const DURATION_TIME = String.raw`T(?:\d+H(?:\d+M)?(?:\d+S)?|\d+M(?:\d+S)?|\d+S)`;
+const JSON_POINTER = '(?:/(?:[^~/]|~[01])*)*';
+
+/** String formats: regular languages within ajv-formats' full definitions. */
 const FORMATS: Record<string, string> = {
-  date: '\\d{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)',
-  time: '(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,6})?(?:Z|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)',
-  'date-time': '\\d{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)T(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,6})?(?:Z|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)',
-  email: '[a-z0-9_+-]+(?:\\.[a-z0-9_+-]+)*@(?:[a-z0-9]+\\.)+[a-z]{2,6}',
-  uuid: '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}',
-  uri: 'https?://[a-z0-9]+(?:\\.[a-z0-9]+)*(?:/[a-zA-Z0-9._~-]*)*(?:\\?[a-zA-Z0-9._~=&-]*)?(?:#[a-zA-Z0-9._~-]*)?',
+  date: DATE,
+  time: TIME,
+  'date-time': `${DATE}[tT]${TIME}`,
+  duration: String.raw`P(?:\d+W|(?:\d+Y(?:\d+M)?(?:\d+D)?|\d+M(?:\d+D)?|\d+D)(?:${DURATION_TIME})?|${DURATION_TIME})`,
+  email: String.raw`[a-zA-Z0-9!#$%&'*+/=?^_\x60{|}~-]+(?:\.[a-zA-Z0-9!#$%&'*+/=?^_\x60{|}~-]+)*@(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?\.)+[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?`,
+  uuid: `(?:[uU][rR][nN]:[uU][uU][iI][dD]:)?${HEX}{8}-(?:${HEX}{4}-){3}${HEX}{12}`,
+  uri: URI,
+  'uri-reference': URI_REFERENCE,
+  url: String.raw`(?:[hH][tT][tT][pP][sS]?|[fF][tT][pP])://[a-zA-Z0-9]+(?:-[a-zA-Z0-9]+)*(?:\.[a-zA-Z0-9]+(?:-[a-zA-Z0-9]+)*)*\.[a-zA-Z]{2,}(?::\d{2,5})?(?:/\S*)?`,
+  hostname: HOSTNAME,
+  ipv4: IPV4,
+  ipv6: IPV6,
+  byte: '(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?',
+  'json-pointer': JSON_POINTER,
+  'relative-json-pointer': String.raw`(?:0|[1-9]\d*)(?:#|${JSON_POINTER})`,
 };
+/** ajv-formats' formats of numbers: int32 and int64 make the value an integer (int32 in range); float and double accept every number. */
+const NUMBER_FORMATS = ['int32', 'int64', 'float', 'double'];
+/** ajv-formats' formats that accept every string. */
+const ANY_FORMATS = ['password', 'binary'];
+
+/** ajv-formats' formats this compiler cannot express (ignoring them would accept invalid instances). */
+const REFUSED_FORMATS = ['regex', 'uri-template', 'iso-time', 'iso-date-time', 'json-pointer-uri-fragment'];
+
+/**
+ * 'string': compiled (FORMATS); 'number' / 'any': see above; 'refuse': ajv-formats checks it and
+ * this compiler cannot, so ignoring it would accept invalid instances; 'unknown': an annotation,
+ * ignored (refused in strict mode).
+ */
+export function formatKind(name: string): 'string' | 'number' | 'any' | 'refuse' | 'unknown' {
+  if (Object.prototype.hasOwnProperty.call(FORMATS, name)) return 'string';
+  if (NUMBER_FORMATS.includes(name)) return 'number';
+  if (ANY_FORMATS.includes(name)) return 'any';
+  if (REFUSED_FORMATS.includes(name)) return 'refuse';
+  return 'unknown';
+}
+
+/** Formats whose language here is exactly ajv-formats' (the tests compare them both ways). */
+const EXACT_FORMATS = new Set(['date', 'email', 'uuid', 'ipv4', 'ipv6', 'duration', 'json-pointer', 'relative-json-pointer']);
+/**
+ * For the other formats, a necessary condition of ajv-formats' check (a larger language): a value
+ * that fails it is certainly rejected by ajv-formats.
+ */
+const FORMAT_NECESSARY: Record<string, RegExp> = {
+  uri: /^[a-zA-Z][a-zA-Z0-9+.-]*:/,
+  hostname: /^[a-zA-Z0-9.-]+$/,
+  time: /^\d\d:\d\d:\d\d(?:\.\d+)?(?:[zZ]|[+-]\d\d(?::?\d\d)?)$/,
+  'date-time': /^\d{4}-\d\d-\d\d[tT\s]\d\d:\d\d:\d\d(?:\.\d+)?(?:[zZ]|[+-]\d\d(?::?\d\d)?)$/,
+  url: /^[^:]+:\/\/\S+$/,
+};
+const formatRegexes = new Map<string, RegExp>();
+
+/**
+ * Whether a value passes a format as ajv-formats (full) checks it: true, false, or — where this
+ * compiler's language is smaller than ajv-formats' and the value is outside it — an
+ * UnsupportedKeywordError (undecided; the oneOf check then assumes it may match). Unknown formats pass.
+ */
+export function formatAccepts(name: unknown, v: unknown, ptr = '#'): boolean {
+  if (typeof name !== 'string') return true;
+  const kind = formatKind(name);
+  if (kind === 'number') {
+    if (typeof v !== 'number') return true;
+    if (name === 'int32') return Number.isInteger(v) && v >= -(2 ** 31) && v <= 2 ** 31 - 1;
+    return name === 'int64' ? Number.isInteger(v) : true;
+  }
+  if (typeof v !== 'string' || kind === 'any' || kind === 'unknown') return true;
+  if (kind === 'string') {
+    let re = formatRegexes.get(name);
+    if (!re) { re = new RegExp(`^(?:${FORMATS[name]})$`, 'u'); formatRegexes.set(name, re); }
+    if (re.test(v)) return true;
+    if (EXACT_FORMATS.has(name) || (FORMAT_NECESSARY[name] && !FORMAT_NECESSARY[name].test(v))) return false;
+  }
+  throw new UnsupportedKeywordError('format', ptr, `cannot decide whether ${JSON.stringify(v)} is a valid '${name}' as ajv-formats checks it`);
+}
 
 /**
  * A valid value of each format that passes through its states (every kind of character where a
@@ -740,9 +899,14 @@ export const FORMAT_SAMPLES: Record<string, string> = {
   date: '2024-12-31',
   time: '09:30:00.5+01:00',
   'date-time': '2024-03-14T09:30:00Z',
-  email: 'a_b.c+d-1@ex4.mple.co',
+  email: "a_B.c+d-1!#$%&'*/=?^`{|}~@ex-4.Mple.co",
   uuid: '1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed',
-  uri: 'https://a1.b/c-D.e_f~9?h=I&j.k~-#l.M_n~-',
+  uri: "https://u-1.x_Y~z!$&'()*+,;=:%41@dcos-master-1.example.com:8443/c-D.e_f~9:@!$&'()*+,;=%2F/?h=I&j.k~-/?#l.M_n~-/?",
+  'uri-reference': "../a-b.C_d~9!$&'()*+,;=@%41/e:f?g=h#i",
+  url: 'https://dcos-master-1.example.com:8443/a-b.C_d~9?e=f&g#h',
+  hostname: 'dcos-master-1.Example.com',
+  ipv4: '192.168.10.255',
+  ipv6: '2001:DB8::8:800:200c:417a',
 };
 
 function enumValues(s: Obj): unknown[] | null {
@@ -773,7 +937,7 @@ function mergeSchemas(parts: Obj[], ptr: string): JsonSchema {
   const fail = (k: string, why = 'cannot be merged across allOf branches') => { throw new UnsupportedKeywordError('allOf', jp(ptr, 'allOf'), `'${k}' ${why}`); };
   for (const p of parts) {
     for (const [k, v] of Object.entries(p)) {
-      if (ANNOTATIONS.has(k)) { if (!(k in out)) out[k] = v; continue; }
+      if (ignored(k)) { if (!(k in out)) out[k] = v; continue; }
       if (!(k in out)) {
         out[k] = k === 'properties' ? { ...(v as Obj) } : v;
         continue;
@@ -849,7 +1013,7 @@ export function validate(v: unknown, s: JsonSchema, c: SchemaCompiler, ptr = '#'
   const t = jsonType(v);
   const has = (k: string) => s[k] !== undefined;
   for (const k of Object.keys(s)) {
-    if (ANNOTATIONS.has(k)) continue;
+    if (ignored(k) && !KNOWN_UNSUPPORTED.has(k)) continue;
     switch (k) {
       case 'type': {
         const ts = (Array.isArray(s.type) ? s.type : [s.type]) as string[];
@@ -862,7 +1026,7 @@ export function validate(v: unknown, s: JsonSchema, c: SchemaCompiler, ptr = '#'
       case 'minLength': if (typeof v === 'string' && [...v].length < (s.minLength as number)) return false; break;
       case 'maxLength': if (typeof v === 'string' && [...v].length > (s.maxLength as number)) return false; break;
       case 'pattern': if (typeof v === 'string' && !new RegExp(s.pattern as string, 'u').test(v)) return false; break;
-      case 'format': if (typeof v === 'string') { const re = FORMATS[s.format as string]; if (!re) throw new UnsupportedKeywordError('format', ptr); if (!new RegExp(`^(?:${re})$`, 'u').test(v)) return false; } break;
+      case 'format': if (!formatAccepts(s.format, v, ptr)) return false; break;
       case 'minimum': if (typeof v === 'number' && (v < (s.minimum as number) || (s.exclusiveMinimum === true && v === s.minimum))) return false; break;
       case 'maximum': if (typeof v === 'number' && (v > (s.maximum as number) || (s.exclusiveMaximum === true && v === s.maximum))) return false; break;
       case 'exclusiveMinimum': if (typeof v === 'number' && typeof s.exclusiveMinimum === 'number' && v <= s.exclusiveMinimum) return false; break;
@@ -899,7 +1063,7 @@ export function validate(v: unknown, s: JsonSchema, c: SchemaCompiler, ptr = '#'
       case 'patternProperties': case 'dependencies': case 'dependentRequired':
         if (isObj(s[k]) && Object.keys(s[k] as Obj).length === 0) break;
         throw new UnsupportedKeywordError(k, ptr);
-      default: throw new UnsupportedKeywordError(k, ptr);
+      default: if (KNOWN_UNSUPPORTED.has(k)) throw new UnsupportedKeywordError(k, ptr);
     }
   }
   return true;

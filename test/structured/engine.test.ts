@@ -439,7 +439,9 @@ test('bad input: clear errors in bounded time', () => {
   assert.throws(() => compileJsonSchema({ type: 5 } as never), (e: unknown) => e instanceof InvalidSchemaError && e.pointer === '#/type');
   assert.throws(() => compileJsonSchema({ type: 'object', properties: { a: { type: 'integer', minimum: 5, maximum: 3 } }, required: ['a'] }), (e: unknown) => e instanceof UnsatisfiableError && /#\/properties\/a/.test(e.message));
   assert.throws(() => compileJsonSchema({ type: 'object', properties: { a: false }, required: ['a'] }), UnsatisfiableError);
-  assert.throws(() => compileJsonSchema({ type: 'string', maxLenght: 3 }), (e: unknown) => e instanceof UnsupportedKeywordError && /did you mean 'maxLength'/.test(e.message));
+  // A misspelt keyword is an annotation (ignored) unless strict, which names it and its pointer.
+  assert.ok(compileJsonSchema({ type: 'string', maxLenght: 3 }));
+  assert.throws(() => compileJsonSchema({ type: 'string', maxLenght: 3 }, { strict: true }), (e: unknown) => e instanceof UnsupportedKeywordError && e.pointer === '#/maxLenght' && /did you mean 'maxLength'/.test(e.message));
   assert.throws(() => compileJsonSchema({ properties: { a: { not: { type: 'string' } } } }), (e: unknown) => e instanceof UnsupportedKeywordError && e.keyword === 'not' && e.pointer === '#/properties/a/not');
   assert.throws(() => compileJsonSchema({ $ref: '#/$defs/missing' }), (e: unknown) => e instanceof InvalidSchemaError && /does not resolve/.test(e.message));
   let deep: Record<string, unknown> = { type: 'string' };
@@ -473,5 +475,20 @@ test('tslm schema check prints accept/reject per instance and --bench timings', 
     assert.match(lines[0], /good\.json: accept$/);
     assert.match(lines[1], /bad\.json: reject \(token \d+/);
     assert.match(lines.join('\n'), /compile: [\d.]+ ms[\s\S]*mask: \d+ tokens, mean [\d.]+ µs, p50 [\d.]+ µs, p99 [\d.]+ µs/);
+    // The schema: an unknown keyword and format are ignored (and an undeclared key, the
+    // spec's semantics, accepted); --strict refuses the keyword, naming it and its pointer.
+    writeFileSync(path.join(dir, 'loose.json'), JSON.stringify({ type: 'object', properties: { url: { type: 'string', format: 'uri', readonly: true }, kind: { type: 'string', format: 'topic' } } }));
+    writeFileSync(path.join(dir, 'inst.json'), '{"url": "https://dcos-master-1.example.com", "kind": "x", "extra": 1}');
+    lines.length = 0;
+    console.log = (...a: unknown[]) => { lines.push(a.join(' ')); };
+    try { code = await main(['schema', 'check', '--schema', path.join(dir, 'loose.json'), '--tokenizer', path.join(dir, 'tokenizer.json'), path.join(dir, 'inst.json')]); } finally { console.log = log; }
+    assert.equal(code, 0, lines.join('\n'));
+    assert.match(lines[0], /inst\.json: accept$/);
+    const errs: string[] = [];
+    const error = console.error;
+    console.error = (...a: unknown[]) => { errs.push(a.join(' ')); };
+    try { code = await main(['schema', 'check', '--strict', '--schema', path.join(dir, 'loose.json'), '--tokenizer', path.join(dir, 'tokenizer.json'), path.join(dir, 'inst.json')]); } finally { console.error = error; }
+    assert.notEqual(code, 0);
+    assert.match(errs.join('\n'), /'readonly' at #\/properties\/url\/readonly/);
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });

@@ -13,11 +13,14 @@ import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculative
 export const usage = `tslm generate --model <hf-dir|file.bin|file.gguf> [--prompt "…"] [--max-tokens N]
       [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R]
       [--seed S] [--stop STR]… [--tokenizer FILE] [--adapter DIR] [--print-ids] [--threads N]
-      [--schema FILE.json | --regex RE | --grammar FILE.gbnf]
+      [--schema FILE.json [--strict] [--allow-extra-keys] | --regex RE | --grammar FILE.gbnf]
 ${speculativeUsage}
     Generate from a prompt (from BOS when none is given); text streams to stdout, prefill and
     decode tokens/s go to stderr. --print-ids prints the generated ids on the last line.
     --schema/--regex/--grammar constrain the output (JSON Schema, regex, llama.cpp GBNF).
+    With --schema an object without additionalProperties gets only its declared properties
+    (--allow-extra-keys: extra keys as JSON Schema allows them, non-empty and not declared
+    names); unknown keywords and formats are ignored (--strict refuses them).
     --adapter applies a LoRA adapter (PEFT directory) to the model.
 ${speculativeHelp}`;
 
@@ -47,13 +50,15 @@ export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args: normalizeSpeculativeArgs(args),
     options: { model: { type: 'string' }, prompt: { type: 'string' }, tokenizer: { type: 'string' }, adapter: { type: 'string' }, 'print-ids': { type: 'boolean', default: false }, ...samplingOptions,
-      schema: { type: 'string' }, regex: { type: 'string' }, grammar: { type: 'string' }, ...speculativeOptions },
+      schema: { type: 'string' }, regex: { type: 'string' }, grammar: { type: 'string' }, strict: { type: 'boolean', default: false }, 'allow-extra-keys': { type: 'boolean', default: false }, ...speculativeOptions },
   });
   if (!values.model) { console.error('tslm generate: --model is required'); return 2; }
   const opts = samplingFrom(values);
   if ([values.schema, values.regex, values.grammar].filter((x) => x !== undefined).length > 1) throw new UsageError('give at most one of --schema, --regex, --grammar');
   const readArg = (path: string, flag: string) => { try { return readFileSync(path, 'utf8'); } catch (e) { throw new UsageError(`--${flag} ${path}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); } };
-  const constraint = values.schema !== undefined ? { schema: JSON.parse(readArg(values.schema, 'schema')) } : values.regex !== undefined ? { regex: values.regex } : values.grammar !== undefined ? { grammar: readArg(values.grammar, 'grammar') } : null;
+  if ((values.strict || values['allow-extra-keys']) && values.schema === undefined) throw new UsageError('--strict and --allow-extra-keys apply to --schema');
+  const schemaOptions = { strict: values.strict, additionalProperties: values['allow-extra-keys'] ? 'allow' as const : 'declared' as const };
+  const constraint = values.schema !== undefined ? { schema: JSON.parse(readArg(values.schema, 'schema')), schemaOptions } : values.regex !== undefined ? { regex: values.regex } : values.grammar !== undefined ? { grammar: readArg(values.grammar, 'grammar') } : null;
   await init({ threads: num(values.threads, 'threads', (x) => Number.isInteger(x) && x > 0) });
   try {
     const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer });

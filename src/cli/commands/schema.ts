@@ -8,10 +8,13 @@ import { SchemaCompiler, TokenVocab, TokenMatcher, DEAD } from '../../structured
 import type { JsonSchema } from '../../structured/index.js';
 
 export const usage = `tslm schema check --schema <file.json> --tokenizer <tokenizer.json|.model|.bin> <instance.json>…
-      [--whitespace compact|flexible] [--forbid-additional] [--bench] [--print-grammar]
+      [--whitespace compact|flexible] [--forbid-additional] [--strict] [--bench] [--print-grammar]
     Tokenises each JSON instance (serialised compactly) and feeds the tokens through the
     constrained decoder: prints 'accept' (every token allowed and the end reachable) or
     'reject' with the first token at fault. Exit code 1 when any instance is rejected.
+    Instances are checked with JSON Schema's semantics (additional properties allowed unless
+    the schema says otherwise; --forbid-additional forbids them). Unknown keywords and formats
+    are annotations and ignored; --strict refuses them, naming the keyword and its JSON pointer.
     --bench also prints compile time and mask time per token (mean, p50, p99).`;
 
 function readJson(path: string, what: string): unknown {
@@ -34,7 +37,7 @@ export async function run(args: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       schema: { type: 'string' }, tokenizer: { type: 'string' }, bench: { type: 'boolean', default: false },
-      whitespace: { type: 'string' }, 'forbid-additional': { type: 'boolean', default: false }, 'print-grammar': { type: 'boolean', default: false },
+      whitespace: { type: 'string' }, 'forbid-additional': { type: 'boolean', default: false }, strict: { type: 'boolean', default: false }, 'print-grammar': { type: 'boolean', default: false },
     },
   });
   if (!values.schema) throw new UsageError('--schema is required');
@@ -44,7 +47,7 @@ export async function run(args: string[]): Promise<number> {
   const tok = loadTokenizer(values.tokenizer);
   const vocab = TokenVocab.fromTokenizer(tok);
   const t0 = performance.now();
-  const grammar = new SchemaCompiler(schema, { whitespace: values.whitespace as 'compact' | 'flexible' | undefined, additionalProperties: values['forbid-additional'] ? 'forbid' : 'schema' }).compile();
+  const grammar = new SchemaCompiler(schema, { whitespace: values.whitespace as 'compact' | 'flexible' | undefined, additionalProperties: values['forbid-additional'] ? 'forbid' : 'schema', strict: values.strict }).compile();
   const matcher = new TokenMatcher(grammar, vocab);
   matcher.mask(matcher.initial);
   const compileMs = performance.now() - t0;
