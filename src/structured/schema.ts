@@ -819,7 +819,11 @@ const FORMATS: Record<string, string> = {
   time: TIME,
   'date-time': `${DATE}[tT]${TIME}`,
   duration: String.raw`P(?:\d+W|(?:\d+Y(?:\d+M)?(?:\d+D)?|\d+M(?:\d+D)?|\d+D)(?:${DURATION_TIME})?|${DURATION_TIME})`,
-  email: String.raw`[a-zA-Z0-9!#$%&'*+/=?^_\x60{|}~-]+(?:\.[a-zA-Z0-9!#$%&'*+/=?^_\x60{|}~-]+)*@(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?\.)+[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?`,
+  // A subset of ajv-formats' email (lower case; local part of letters, digits, _ + - and dots; host
+  // labels of letters and digits; a 2–6 letter top-level domain): ajv's whole language, with its
+  // large punctuation alphabet in the local part, made masks several times slower on real
+  // vocabularies (bench structured), so the narrower one stays, a documented gap.
+  email: '[a-z0-9_+-]+(?:\\.[a-z0-9_+-]+)*@(?:[a-z0-9]+\\.)+[a-z]{2,6}',
   uuid: `(?:[uU][rR][nN]:[uU][uU][iI][dD]:)?${HEX}{8}-(?:${HEX}{4}-){3}${HEX}{12}`,
   uri: URI,
   'uri-reference': URI_REFERENCE,
@@ -853,7 +857,7 @@ export function formatKind(name: string): 'string' | 'number' | 'any' | 'refuse'
 }
 
 /** Formats whose language here is exactly ajv-formats' (the tests compare them both ways). */
-const EXACT_FORMATS = new Set(['date', 'email', 'uuid', 'ipv4', 'ipv6', 'duration', 'json-pointer', 'relative-json-pointer']);
+const EXACT_FORMATS = new Set(['date', 'uuid', 'ipv4', 'ipv6', 'duration', 'json-pointer', 'relative-json-pointer']);
 /**
  * For the other formats, a necessary condition of ajv-formats' check (a larger language): a value
  * that fails it is certainly rejected by ajv-formats.
@@ -864,6 +868,7 @@ const FORMAT_NECESSARY: Record<string, RegExp> = {
   time: /^\d\d:\d\d:\d\d(?:\.\d+)?(?:[zZ]|[+-]\d\d(?::?\d\d)?)$/,
   'date-time': /^\d{4}-\d\d-\d\d[tT\s]\d\d:\d\d:\d\d(?:\.\d+)?(?:[zZ]|[+-]\d\d(?::?\d\d)?)$/,
   url: /^[^:]+:\/\/\S+$/,
+  email: /^[^@\s]+@[^@\s]+$/,
 };
 const formatRegexes = new Map<string, RegExp>();
 
@@ -899,7 +904,7 @@ export const FORMAT_SAMPLES: Record<string, string> = {
   date: '2024-12-31',
   time: '09:30:00.5+01:00',
   'date-time': '2024-03-14T09:30:00Z',
-  email: "a_B.c+d-1!#$%&'*/=?^`{|}~@ex-4.Mple.co",
+  email: 'a_b.c+d-1@ex4.mple.co',
   uuid: '1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed',
   uri: "https://u-1.x_Y~z!$&'()*+,;=:%41@dcos-master-1.example.com:8443/c-D.e_f~9:@!$&'()*+,;=%2F/?h=I&j.k~-/?#l.M_n~-/?",
   'uri-reference': "../a-b.C_d~9!$&'()*+,;=@%41/e:f?g=h#i",
