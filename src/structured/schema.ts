@@ -403,9 +403,10 @@ export class SchemaCompiler {
     const digit = b.byteRange(0x30, 0x39);
     const frac = [...this.lit('.'), ...b.repeat('fdigits', [digit], 1, 15)];
     if (iLo <= iHi) alts.push([intRange(b, Math.max(iLo, -LIM), Math.min(iHi, LIM))]);
-    // Non-negative I.F lies in [I, I+1): allowed when that interval is inside the range.
+    // Non-negative I.F lies in [I, I+1): allowed when that interval is inside the range (I + 1 ≤ hi,
+    // exclusive or not: I.F < I + 1).
     const pLo = Math.max(0, lo === undefined ? 0 : exLo && Number.isInteger(lo) ? lo + 1 : Math.ceil(lo));
-    const pHi = Math.min(LIM - 1, hi === undefined ? LIM - 1 : Math.ceil(hi) - 1);
+    const pHi = Math.min(LIM - 1, hi === undefined ? LIM - 1 : Math.floor(hi) - 1);
     if (pLo <= pHi) alts.push([intRange(b, pLo, pHi), ...frac]);
     // Negative -I.F lies in (-(I+1), -I].
     const nLo = Math.max(0, hi === undefined ? 0 : exHi ? Math.floor(-hi) + 1 : Math.ceil(-hi));
