@@ -268,8 +268,11 @@ export function mutate(r: Rng, schema: Obj, valid: unknown, kind: Mutation): unk
         const x = r.pick(cands), s = x.schema!;
         if (typeof x.value === 'number') {
           const k = r.pick(['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'].filter((k) => k in s));
-          const b = s[k] as number, d = r.pick([0, 0.5, 1, 7]);
-          x.set(k.endsWith('inimum') ? b - d : b + d);
+          const b = s[k] as number, below = k.endsWith('inimum');
+          // Just across the bound, a unit or more away, or across it within its unit (147.9 for a maximum of 147.25).
+          const d = r.pick([0, 0.001, 0.25, 0.5, 1, 7, -1]);
+          if (d >= 0) x.set(below ? b - d : b + d);
+          else { const u = Math.floor(b) + (below ? 0.1 : 0.9); x.set(below ? (u < b ? u : b - 0.001) : (u > b ? u : b + 0.001)); }
         } else if (typeof x.value === 'string') {
           x.set('maxLength' in s && r.chance(0.6) ? x.value + 'abcdefgh'.slice(0, r.int(1, 3)) + 'x'.repeat(Math.max(0, (s.maxLength as number) - x.value.length)) : [...x.value].slice(0, Math.max(0, ((s.minLength as number | undefined) ?? 1) - 1)).join(''));
         } else {
