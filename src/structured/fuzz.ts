@@ -331,6 +331,8 @@ export interface FuzzOptions {
   validator: (schema: JsonSchema) => (v: unknown) => boolean;
   /** Called with every unsound acceptance, crash and (up to a few) valid rejections. */
   report?: (line: string) => void;
+  /** Most valid rejections passed to `report` (default 10). */
+  reportRejected?: number;
   /** Stop after this many milliseconds (the schemas tried so far are counted). */
   timeLimitMs?: number;
 }
@@ -419,7 +421,7 @@ export function fuzzEngine(tok: FuzzTokenizer, vocab: TokenVocab, opts: FuzzOpti
       if (acc && !valid) { b.unsound++; st.unsound++; report(`UNSOUND (${kind}): engine accepts ${text} for ${sj}`); }
       if (!acc && valid) {
         b.validRejected++; st.validRejected++;
-        if (reportedRejects++ < 10) report(`valid rejected (${kind}): ${mm.fault === undefined ? `${text} (the end)` : `${JSON.stringify(m.vocab.text(ids.slice(0, mm.fault)))} ⟨${JSON.stringify(m.vocab.text([ids[mm.fault]]))}⟩`} for ${sj}`);
+        if (reportedRejects++ < (opts.reportRejected ?? 10)) report(`valid rejected (${kind}): ${mm.fault === undefined ? `${text} (the end)` : `${JSON.stringify(m.vocab.text(ids.slice(0, mm.fault)))} ⟨${JSON.stringify(m.vocab.text([ids[mm.fault]]))}⟩`} for ${sj}`);
       }
     }
   }

@@ -426,10 +426,13 @@ export class SchemaCompiler {
     const partial = (I: number, neg: boolean, bound: number, le: boolean, strict: boolean) => {
       const t = String(Math.abs(bound)), dot = t.indexOf('.');
       const n = 15 - String(I).length;
-      if (t.includes('e') || dot < 0 || t.length - 1 > 15 || n <= 0) return;
-      const f = fracDigits(b, t.slice(dot + 1), le, strict, n);
+      if (t.includes('e') || t.length - 1 > 15 || n <= 0) return;
+      const f = fracDigits(b, dot < 0 ? '' : t.slice(dot + 1), le, strict, n);
       if (f !== null) alts.push([...(neg ? this.lit('-') : []), intRange(b, I, I), ...this.lit('.'), f]);
     };
+    // The unit beside an exclusive integer bound, on the far side of it: 0.F > 0.
+    if (lo !== undefined && exLo && Number.isInteger(lo) && lo >= 0 && (hi === undefined || hi >= lo + 1)) partial(lo, false, lo, false, true);
+    if (hi !== undefined && exHi && Number.isInteger(hi) && hi <= 0 && (lo === undefined || lo <= hi - 1)) partial(-hi, true, hi, false, true);
     if (hi !== undefined && !Number.isInteger(hi)) {
       const I = Math.floor(Math.abs(hi));
       // hi ≥ 0: I.F ≤ hi, and I ≥ lo; hi < 0: -I.F ≤ hi (0.F ≥ frac), and -(I+1) ≥ lo.
@@ -712,7 +715,7 @@ function decimals(x: number): number {
 
 /**
  * Digit strings F of 1 to n digits with 0.F ≤ 0.f (le) or 0.F ≥ 0.f, strictly with `strict` (f: the
- * fraction digits of a bound, its last one nonzero); null when there is none.
+ * fraction digits of a bound, its last one nonzero, or none); null when there is none.
  */
 function fracDigits(b: GrammarBuilder, f: string, le: boolean, strict: boolean, n: number): Sym | null {
   const digit = b.byteRange(0x30, 0x39), zero = b.cls([0x30]);

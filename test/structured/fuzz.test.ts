@@ -71,6 +71,11 @@ test('fuzzer find: a number with a fractional maximum refuses I.F above it in it
   for (const v of [146.9, 147, 147.1, 147.25, 22.75, 22.8, 23, 100]) assert.equal(accepts(s, v), true, `${v} rejected`);
   for (const v of [0.5, -0.5, 3.999]) assert.equal(accepts({ type: 'number', exclusiveMaximum: 4 }, v), true, `${v} < 4`);
   assert.equal(accepts({ type: 'number', exclusiveMaximum: 4 }, 4), false);
+  // The unit beside an exclusive integer bound, past it (a fuzzer find: 225.5 > 225 was refused).
+  for (const [s2, v, ok] of [[{ exclusiveMinimum: 225 }, 225.5, true], [{ exclusiveMinimum: 225 }, 225, false], [{ exclusiveMinimum: 225 }, 224.9, false],
+    [{ exclusiveMaximum: -43 }, -43.5, true], [{ exclusiveMaximum: -43 }, -43, false], [{ exclusiveMaximum: 0, minimum: -1 }, -0.5, true]] as const) {
+    assert.equal(accepts({ type: 'number', ...s2 }, v), ok, `${JSON.stringify(s2)} ${v}`);
+  }
 });
 
 // Numbers as text (what a model writes, not only what JSON.stringify does): long fractions parse
