@@ -476,6 +476,7 @@ export class ByteAutomaton {
     if (count < 2) return 0;
     const N = this.node(q, P);
     const nodes: number[] = [];
+    // (pos and par may be the arrays from before node() grew them: they still hold nb's nodes.)
     for (let i = 0; i < nb.length; i++) nodes.push(par[nb[i]] === Nb && nb[i] > 0 ? this.node(pos[nb[i]], N) : nb[i]);
     this.jumped = this.intern(nodes);
     return count;
@@ -542,13 +543,16 @@ export class ByteAutomaton {
     const cl = this.asciiClassLists();
     if (cl === null) return -1;
     const queue = [s], seen = new Set<number>(queue);
-    const K = this.K, rep = this.rep, pos = this.nodePos.a, prog = this.prog;
+    const K = this.K, rep = this.rep, prog = this.prog;
     // Per state: each stack's byte class, and the successors found by selection of stacks.
     const tops: Uint8Array[] = [], keys: number[] = [], succs: number[] = [];
     let max = 0;
     for (let qi = 0; qi < queue.length; qi++) {
       const q = queue[qi], nodes = this.stateNodes[q];
       if (nodes.length > 31) return -1;
+      // Read here, not once before the loop: the steps below build stack nodes, and a node
+      // table that grows is a new array (a state found by a step has nodes past the old one's end).
+      const pos = this.nodePos.a;
       tops.length = 0;
       for (const n of nodes) if (n !== 0) tops.push(this.cls[symClass(prog[pos[n]])]);
       for (const e of cl.kill) for (const c of tops) if (c[rep[e]]) return -1;

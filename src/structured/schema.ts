@@ -435,14 +435,48 @@ export class SchemaCompiler {
     const digit = b.byteRange(0x30, 0x39);
     const frac = [...this.lit('.'), ...b.repeat('fdigits', [digit], 1, 15)];
     if (iLo <= iHi) alts.push([intRange(b, Math.max(iLo, -LIM), Math.min(iHi, LIM))]);
-    // Non-negative I.F lies in [I, I+1): allowed when that interval is inside the range.
+    // Non-negative I.F lies in [I, I+1): allowed when that interval is inside the range (I + 1 ≤ hi,
+    // exclusive or not: I.F < I + 1).
     const pLo = Math.max(0, lo === undefined ? 0 : exLo && Number.isInteger(lo) ? lo + 1 : Math.ceil(lo));
-    const pHi = Math.min(LIM - 1, hi === undefined ? LIM - 1 : Math.ceil(hi) - 1);
-    if (pLo <= pHi) alts.push([intRange(b, pLo, pHi), ...frac]);
+    let pHi = Math.min(LIM - 1, hi === undefined ? LIM - 1 : Math.floor(hi) - 1);
     // Negative -I.F lies in (-(I+1), -I].
     const nLo = Math.max(0, hi === undefined ? 0 : exHi ? Math.floor(-hi) + 1 : Math.ceil(-hi));
-    const nHi = Math.min(LIM - 1, lo === undefined ? LIM - 1 : Math.floor(-lo) - 1);
+    let nHi = Math.min(LIM - 1, lo === undefined ? LIM - 1 : Math.floor(-lo) - 1);
+    // Next to an exclusive integer bound, I.F of more than 15 significant digits can parse to the
+    // bound itself (147.999999999999999 is the double 148): that unit is cut to 15 digits (distinct
+    // decimals of at most 15 significant digits are distinct doubles).
+    const capped = (I: number, neg: boolean) => {
+      const n = 15 - String(I).length;
+      if (n > 0) alts.push([...(neg ? this.lit('-') : []), intRange(b, I, I), ...this.lit('.'), ...b.repeat('fdigits', [digit], 1, n)]);
+    };
+    if (hi !== undefined && exHi && Number.isInteger(hi) && hi >= 1 && pHi === hi - 1 && pLo <= pHi) { pHi--; capped(hi - 1, false); }
+    if (lo !== undefined && exLo && Number.isInteger(lo) && lo <= -1 && nHi === -lo - 1 && nLo <= nHi) { nHi--; capped(-lo - 1, true); }
+    if (pLo <= pHi) alts.push([intRange(b, pLo, pHi), ...frac]);
     if (nLo <= nHi) alts.push([...this.lit('-'), intRange(b, nLo, nHi), ...frac]);
+    // The unit a fractional bound cuts (where the other bound is outside it): I.F with 0.F below
+    // (above) the bound's fraction, at most 15 significant digits in all.
+    const partial = (I: number, neg: boolean, bound: number, le: boolean, strict: boolean) => {
+      const t = String(Math.abs(bound)), dot = t.indexOf('.');
+      const n = 15 - String(I).length;
+      if (t.includes('e') || t.length - 1 > 15 || n <= 0) return;
+      const f = fracDigits(b, dot < 0 ? '' : t.slice(dot + 1), le, strict, n);
+      if (f !== null) alts.push([...(neg ? this.lit('-') : []), intRange(b, I, I), ...this.lit('.'), f]);
+    };
+    // The unit beside an exclusive integer bound, on the far side of it: 0.F > 0.
+    if (lo !== undefined && exLo && Number.isInteger(lo) && lo >= 0 && (hi === undefined || hi >= lo + 1)) partial(lo, false, lo, false, true);
+    if (hi !== undefined && exHi && Number.isInteger(hi) && hi <= 0 && (lo === undefined || lo <= hi - 1)) partial(-hi, true, hi, false, true);
+    if (hi !== undefined && !Number.isInteger(hi)) {
+      const I = Math.floor(Math.abs(hi));
+      // hi ≥ 0: I.F ≤ hi, and I ≥ lo; hi < 0: -I.F ≤ hi (0.F ≥ frac), and -(I+1) ≥ lo.
+      if (hi > 0 && (lo === undefined || lo < I || (lo === I && !exLo))) partial(I, false, hi, true, exHi);
+      if (hi < 0 && (lo === undefined || lo <= -(I + 1))) partial(I, true, hi, false, exHi);
+    }
+    if (lo !== undefined && !Number.isInteger(lo)) {
+      const I = Math.floor(Math.abs(lo));
+      // lo ≥ 0: I.F ≥ lo, and I + 1 ≤ hi; lo < 0: -I.F ≥ lo (0.F ≤ frac), and -I ≤ hi.
+      if (lo > 0 && (hi === undefined || hi >= I + 1)) partial(I, false, lo, false, exLo);
+      if (lo < 0 && (hi === undefined || hi > -I || (hi === -I && !exHi))) partial(I, true, lo, true, exLo);
+    }
     if (alts.length === 0 && lo !== undefined && hi !== undefined && lo >= 0 && Math.floor(lo) === Math.floor(hi)) {
       // Within one unit: I0.F with a fixed number of fraction digits.
       const k = Math.max(decimals(lo), decimals(hi)) + 1;
@@ -713,6 +747,45 @@ function decimals(x: number): number {
   if (s.includes('e')) return 20;
   const i = s.indexOf('.');
   return i < 0 ? 0 : s.length - i - 1;
+}
+
+/**
+ * Digit strings F of 1 to n digits with 0.F ≤ 0.f (le) or 0.F ≥ 0.f, strictly with `strict` (f: the
+ * fraction digits of a bound, its last one nonzero, or none); null when there is none.
+ */
+function fracDigits(b: GrammarBuilder, f: string, le: boolean, strict: boolean, n: number): Sym | null {
+  const digit = b.byteRange(0x30, 0x39), zero = b.cls([0x30]);
+  const any = (m: number): Sym[] => b.repeat('fdigits', [digit], 0, m);
+  const memo = new Map<string, Sym | null>();
+  // The rest F' (at most `left` digits) against f from digit i; `first`: F' is all of F (not empty).
+  const rest = (i: number, left: number, first: boolean): Sym | null => {
+    const key = `${i}:${left}:${first}`;
+    if (memo.has(key)) return memo.get(key)!;
+    const alts: Sym[][] = [];
+    if (i < f.length) {
+      const d = f.charCodeAt(i);
+      // F' ending here: 0 < 0.f[i..] (its last digit is nonzero).
+      if (le && !first) alts.push([]);
+      if (left > 0) {
+        if (le && d > 0x30) alts.push([b.byteRange(0x30, d - 1), ...any(left - 1)]);
+        if (!le && d < 0x39) alts.push([b.byteRange(d + 1, 0x39), ...any(left - 1)]);
+        const r = rest(i + 1, left - 1, false);
+        if (r !== null) alts.push([b.cls([d]), r]);
+      }
+    } else if (le) {
+      if (!strict) alts.push(b.repeat('zeros', [zero], 0, left));
+    } else if (!strict) alts.push(any(left));
+    else if (left > 0) {
+      // Some digit after f's must be nonzero.
+      alts.push([b.byteRange(0x31, 0x39), ...any(left - 1)]);
+      const r = rest(i, left - 1, false);
+      if (r !== null) alts.push([zero, r]);
+    }
+    const sym = alts.length === 0 ? null : b.rule('frac-bound', alts);
+    memo.set(key, sym);
+    return sym;
+  };
+  return rest(0, n, true);
 }
 
 /** Alternatives (digit classes) matching the equal-length digit strings in [x, y]. */

@@ -18,6 +18,9 @@ const SUITES: Record<string, { module: string; fn: string; what: string; threads
 };
 
 export const usage = `tslm bench [matmul|ops|${Object.keys(SUITES).join('|')}|all] [--json] [--threads N[,N]] [--seconds S]
+tslm bench structured --fuzz N [--seed S]
+    The structured-generation engine against ajv on N random schemas (src/structured/fuzz.ts) and
+    constrained sampling on N/10 of them; exit code 1 on any unsound acceptance, invalid sample or crash.
     Without a name: matmul GFLOP/s and elementwise throughput / per-op overhead of the wasm
     backend on 1 and all threads, beside numpy when python3 has it. 'all' runs every suite
     (${Object.entries(SUITES).map(([k, v]) => `${k}: ${v.what}`).join('; ')}).
@@ -27,8 +30,16 @@ export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { json: { type: 'boolean', default: false }, threads: { type: 'string' }, seconds: { type: 'string' } },
+    options: { json: { type: 'boolean', default: false }, threads: { type: 'string' }, seconds: { type: 'string' }, fuzz: { type: 'string' }, seed: { type: 'string' } },
   });
+  if (values.fuzz !== undefined) {
+    // `tslm bench structured --fuzz N [--seed S]`: the token engine against ajv on N random schemas.
+    const n = Number(values.fuzz), seed = values.seed === undefined ? 1 : Number(values.seed);
+    if ((positionals[0] ?? '') !== 'structured') { console.error('tslm bench: --fuzz goes with structured'); return 2; }
+    if (!(Number.isInteger(n) && n >= 1) || !Number.isInteger(seed)) { console.error(`tslm bench: --fuzz must be a positive integer (and --seed an integer), got '${values.fuzz}'`); return 2; }
+    const { fuzzStructured } = (await import('../../../bench/structured.js')) as { fuzzStructured: (o: { schemas: number; seed: number; log: (l: string) => void }) => Promise<boolean> };
+    try { return (await fuzzStructured({ schemas: n, seed, log: (l) => console.log(l) })) ? 0 : 1; } finally { await shutdown(); }
+  }
   const which = positionals[0] ?? 'kernels';
   if (!['kernels', 'all', 'matmul', 'ops', ...Object.keys(SUITES)].includes(which)) {
     console.error(`tslm bench: unknown benchmark '${which}' (matmul, ops, ${Object.keys(SUITES).join(', ')}, all)`);
