@@ -256,7 +256,11 @@ export async function rlhfDemo(o: RlhfDemoOptions): Promise<RlhfDemoResult> {
   const promptsJsonl = (rs: PreferenceTaskRow[]) => rs.map((r) => JSON.stringify({ prompt: r.prompt })).join('\n') + '\n';
   writeFileSync(path.join(o.out, 'prompts.jsonl'), promptsJsonl(ppoRows));
   writeFileSync(path.join(o.out, 'heldout.jsonl'), promptsJsonl(heldOut));
-  writeFileSync(path.join(o.out, 'pairs.jsonl'), pairs.map((p) => JSON.stringify({ prompt: tok.decode(p.prompt.filter((id) => id !== tok.bosId)), chosen: tok.decode(p.chosen.slice(0, -1)), rejected: tok.decode(p.rejected.slice(0, -1)), margin: p.margin })).join('\n') + '\n');
+  // The pairs as `tslm dpo` / `tslm reward train` read them; the few with an empty answer (the
+  // model ended at once) are left out, as the preference reader refuses empty texts.
+  const textPairs = pairs.map((p) => ({ prompt: tok.decode(p.prompt.filter((id) => id !== tok.bosId)), chosen: tok.decode(p.chosen.slice(0, -1)), rejected: tok.decode(p.rejected.slice(0, -1)), margin: p.margin }))
+    .filter((p) => p.chosen.trim() && p.rejected.trim());
+  writeFileSync(path.join(o.out, 'pairs.jsonl'), textPairs.map((p) => JSON.stringify(p)).join('\n') + '\n');
   writeFileAtomic(path.join(o.out, 'report.html'), rlhfDemoReport(result, {
     rm: rmRes.metrics.filter((m) => m.eval_accuracy !== undefined).map((m) => [m.step, m.eval_accuracy!]),
     ppoScore: ppoRes.metrics.map((m) => [m.step, m['objective/scores']]),

@@ -86,6 +86,9 @@ test('tslm rlhf demo --quick: SFT, reward model, PPO and DPO, win rates and KL p
     const pair = JSON.parse(readFileSync(path.join(out, 'pairs.jsonl'), 'utf8').split('\n')[0]);
     assert.ok(judge(pair.prompt, pair.chosen).score > judge(pair.prompt, pair.rejected).score);
     assert.match(readFileSync(path.join(out, 'report.html'), 'utf8'), /win rate vs SFT/);
+    // The printed follow-up: DPO from the SFT model on the written pairs.
+    const ipo = spawnSync(process.execPath, [bin, 'dpo', '--model', path.join(out, 'sft'), '--data', path.join(out, 'pairs.jsonl'), '--steps', '1', '--out', path.join(dir, 'ipo'), '--loss', 'ipo'], { encoding: 'utf8', cwd: dir, env: { ...process.env, TSLM_THREADS: '2' } });
+    assert.equal(ipo.status, 0, ipo.stderr);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -39,7 +39,7 @@ tslm rlhf ppo --model <sft> --reward-model <rm> --data <prompts.jsonl> --out <di
     metrics.jsonl and report.html to --out; checkpoints (every --checkpoint-every batches, at the
     end, on Ctrl-C) to --out/checkpoint, which --resume continues bit for bit.
 tslm rlhf demo [--out rlhf-demo] [--quick] [--seed S] [--threads N]
-    The whole LLaMA 2 recipe on a task the project makes (about 8 minutes on 2 cores): writing
+    The whole LLaMA 2 recipe on a task the project makes (about 14 minutes on 2 cores): writing
     requests with four instructions and a programmatic judge; SFT on an imperfect teacher; a
     reward model on judge-labelled pairs of the SFT model's samples; PPO and DPO from the SFT
     model. Prints the reward model's held-out pair accuracy and each aligned model's judge win
