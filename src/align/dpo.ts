@@ -18,8 +18,8 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { esc, writeFileAtomic } from '../train/report.js';
 import { packSequences, tokenLogprobs } from './logprobs.js';
 import type { TokenizedPair } from './preference.js';
-import { pairwiseLoop } from './pairwise.js';
-import type { PairwiseStep } from './pairwise.js';
+import { checkPairwiseOptions, pairwiseLoop, pairwiseSteps } from './pairwise.js';
+import type { PairwiseStep, PairwiseTrainOptions } from './pairwise.js';
 import { seriesSvg } from './report.js';
 
 export const DPO_LOSS_TYPES = ['sigmoid', 'ipo'] as const;
@@ -109,27 +109,10 @@ export function sequenceLogps(tokenLogps: Tensor, mask: Float32Array | Tensor): 
   return T.sum(T.mul(tokenLogps, m), -1);
 }
 
-export interface DpoOptions {
-  /** Optimiser steps (default: epochs over the training pairs). */
-  steps: number;
-  epochs: number;
-  /** Pairs per step. */
-  batchSize: number;
-  /** Pairs per forward/backward (gradients accumulate). */
-  microBatch: number;
+export interface DpoOptions extends PairwiseTrainOptions {
   beta: number;
   labelSmoothing: number;
   loss: DpoLossType;
-  lr: number;
-  warmupSteps: number;
-  minLrRatio: number;
-  weightDecay: number;
-  gradClip: number;
-  seed: number;
-  /** Held-out metrics every N steps (0: only before and after). */
-  evalEvery: number;
-  /** A checkpoint every N steps (0: only when stopped, failed and at the end). */
-  checkpointEvery: number;
 }
 
 export const DEFAULT_DPO_OPTIONS: DpoOptions = {
@@ -140,14 +123,12 @@ export const DEFAULT_DPO_OPTIONS: DpoOptions = {
 /** Resolve options: defaults, then the given ones (undefined ignored); errors name the option. */
 export function dpoOptions(o: Partial<DpoOptions> = {}): DpoOptions {
   const r = { ...DEFAULT_DPO_OPTIONS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) } as DpoOptions;
+  checkPairwiseOptions('dpo', r);
   const bad = (k: keyof DpoOptions, why: string) => { throw new RangeError(`dpo: ${k} = ${JSON.stringify(r[k])}: ${why}`); };
-  for (const k of ['batchSize', 'microBatch', 'epochs'] as const) if (!Number.isInteger(r[k]) || r[k] < 1) bad(k, 'must be a positive integer');
-  if (!Number.isInteger(r.steps) || r.steps < 0) bad('steps', 'must be an integer ≥ 0 (0: from epochs)');
   if (!(r.beta > 0)) bad('beta', 'must be > 0');
   if (!(r.labelSmoothing >= 0 && r.labelSmoothing < 0.5)) bad('labelSmoothing', 'must be in [0, 0.5)');
   if (r.labelSmoothing > 0 && r.loss !== 'sigmoid') bad('labelSmoothing', `applies to the sigmoid loss, not ${r.loss}`);
   if (!DPO_LOSS_TYPES.includes(r.loss)) bad('loss', `must be one of ${DPO_LOSS_TYPES.join(', ')}`);
-  if (!(r.lr > 0)) bad('lr', 'must be > 0');
   return r;
 }
 
@@ -236,8 +217,7 @@ export async function dpoTrain(i: DpoInput): Promise<DpoResult> {
   checkPairs(model, i.train, 'training pairs');
   if (i.eval) checkPairs(model, i.eval, 'held-out pairs');
   const padId = tok.eosId ?? 0;
-  const N = i.train.length, B = Math.min(o.batchSize, N);
-  const steps = o.steps || Math.max(1, Math.ceil((o.epochs * N) / B));
+  const N = i.train.length, steps = pairwiseSteps(o, N);
   // Reference log-probs, once, before any update.
   const t0 = performance.now();
   const refModel = i.ref ?? model;

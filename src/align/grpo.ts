@@ -9,7 +9,7 @@
 //      over micro-batches; the policy loss (losses.ts) sees the old policy's log-probs (computed
 //      once, before the first pass, when μ > 1) and the reference's (when β > 0).
 // Metrics use TRL's names; checkpoints are the trainer's (atomic; --resume continues bit for bit).
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as T from '../tensor/ops.js';
 import { scope } from '../tensor/storage.js';
@@ -19,7 +19,7 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { AdamW, clipGradNorm } from '../train/optim.js';
 import { cosineWithWarmup } from '../train/schedule.js';
 import { paramGroups, TrainingDivergedError } from '../train/trainer.js';
-import { findCheckpoint, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
+import { resumeCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
 import { saveModel } from '../io/model.js';
 import { writeFileAtomic } from '../train/report.js';
 import { rollout } from './rollout.js';
@@ -202,12 +202,6 @@ function std(xs: ArrayLike<number>): number {
   return xs.length > 1 ? Math.sqrt(s / (xs.length - 1)) : 0;
 }
 
-/** Rows of the metrics file up to a step (a resumed run rewrites what came after its checkpoint). */
-function readMetrics(file: string, upTo: number): RlMetrics[] {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as RlMetrics).filter((m) => m.step <= upTo);
-}
-
 /** Run policy optimisation; returns the metrics and the held-out accuracy before and after. */
 export async function grpoTrain(i: GrpoInput): Promise<GrpoResult> {
   const o = grpoOptions(i.options);
@@ -235,17 +229,13 @@ export async function grpoTrain(i: GrpoInput): Promise<GrpoResult> {
   let metrics: RlMetrics[] = [];
   if (out) mkdirSync(out, { recursive: true });
   if (i.resume) {
-    if (!out) throw new RangeError('rl: --resume needs an output directory');
-    const ck = findCheckpoint(out);
-    if (!ck) throw new RangeError(`rl: --resume: no checkpoint in ${out}`);
-    const st = await loadCheckpoint<GrpoOptions, RlDataState>(ck, model, opt);
-    step = st.state.step;
-    tokens = st.train.tokens;
-    elapsed0 = st.state.elapsedSeconds;
-    sampler.load(st.train.sampler);
-    metrics = readMetrics(metricsFile!, step);
-    writeFileAtomic(metricsFile!, metrics.map((m) => JSON.stringify(m) + '\n').join(''));
-    log(`resumed from ${ck} at batch ${step}`);
+    const r = await resumeCheckpoint<GrpoOptions, RlDataState, RlMetrics>('rl', out, model, opt);
+    step = r.state.state.step;
+    tokens = r.state.train.tokens;
+    elapsed0 = r.state.state.elapsedSeconds;
+    sampler.load(r.state.train.sampler);
+    metrics = r.metrics;
+    log(`resumed from ${r.dir} at batch ${step}`);
   } else if (metricsFile) writeFileSync(metricsFile, '');
   const evalOpts = { samples: o.evalSamples, temperature: o.evalTemperature, maxNewTokens: o.maxNewTokens, stopTags: o.stopTags, seed: o.seed + 4242, topP: o.topP < 1 ? o.topP : undefined, topK: o.topK || undefined };
   const evaluate = async (): Promise<EvalResult | null> => {

@@ -4,7 +4,7 @@
 // at the end, metrics.jsonl and a progress line. The caller gives the loss of a micro-batch.
 // Checkpoints (every checkpointEvery steps, after a failed step, when stopped, at the end) hold the weights,
 // AdamW's moments and the data order; resume continues bit for bit.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
@@ -14,15 +14,16 @@ import type { CausalLM } from '../models/causal.js';
 import { AdamW, clipGradNorm } from '../train/optim.js';
 import { cosineWithWarmup } from '../train/schedule.js';
 import { paramGroups, TrainingDivergedError } from '../train/trainer.js';
-import { findCheckpoint, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
-import { writeFileAtomic } from '../train/report.js';
+import { resumeCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { ShuffledOrder } from './data.js';
 import type { ShuffledOrderState } from './data.js';
 
 export interface PairwiseLoopOptions {
   steps: number;
+  /** Pairs per step. */
   batchSize: number;
+  /** Pairs per forward/backward (gradients accumulate). */
   microBatch: number;
   lr: number;
   warmupSteps: number;
@@ -30,9 +31,28 @@ export interface PairwiseLoopOptions {
   weightDecay: number;
   gradClip: number;
   seed: number;
+  /** Held-out metrics every N steps (0: only before and after). */
   evalEvery: number;
   /** Write a checkpoint every N steps (0: only when stopped, failed and at the end). */
   checkpointEvery: number;
+}
+
+/** The options DPO and reward-model training share: the loop's, with steps 0 meaning `epochs` passes over the pairs. */
+export interface PairwiseTrainOptions extends PairwiseLoopOptions {
+  epochs: number;
+}
+
+/** Check the shared options; errors name the trainer and the option (`dpo: lr = 0: must be > 0`). */
+export function checkPairwiseOptions(what: string, o: PairwiseTrainOptions): void {
+  const bad = (k: keyof PairwiseTrainOptions, why: string) => { throw new RangeError(`${what}: ${k} = ${JSON.stringify(o[k])}: ${why}`); };
+  for (const k of ['batchSize', 'microBatch', 'epochs'] as const) if (!Number.isInteger(o[k]) || o[k] < 1) bad(k, 'must be a positive integer');
+  if (!Number.isInteger(o.steps) || o.steps < 0) bad('steps', 'must be an integer ≥ 0 (0: from epochs)');
+  if (!(o.lr > 0)) bad('lr', 'must be > 0');
+}
+
+/** Optimiser steps of a run over n pairs: the given steps, or enough for `epochs` passes. */
+export function pairwiseSteps(o: PairwiseTrainOptions, n: number): number {
+  return o.steps || Math.max(1, Math.ceil((o.epochs * n) / Math.min(o.batchSize, n)));
 }
 
 /** A step's metrics as the loop fills them (the loss's metrics, averaged over the step's pairs, come first). */
@@ -79,17 +99,13 @@ export async function pairwiseLoop<P, E, M extends PairwiseStep>(c: {
   let step = 0, elapsed0 = 0;
   const asLm = c.model as unknown as CausalLM;
   if (c.resume) {
-    if (!c.out) throw new RangeError(`${c.what}: --resume needs an output directory`);
-    const ck = findCheckpoint(c.out);
-    if (!ck) throw new RangeError(`${c.what}: --resume: no checkpoint in ${c.out}`);
-    const st = await loadCheckpoint<PairwiseLoopOptions, { order: ShuffledOrderState; items: number }>(ck, asLm, opt);
-    if (st.train.items !== N) throw new RangeError(`${ck}: the checkpoint was trained on ${st.train.items} pairs, this run has ${N}; resume with the same data`);
-    order.load(st.train.order, ck);
-    step = st.state.step;
-    elapsed0 = st.state.elapsedSeconds;
-    metrics = existsSync(metricsFile!) ? readFileSync(metricsFile!, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as M).filter((m) => m.step <= step) : [];
-    writeFileAtomic(metricsFile!, metrics.map((m) => JSON.stringify(m) + '\n').join(''));
-    (c.log ?? ((l: string) => process.stderr.write(l + '\n')))(`${c.what}: resumed from ${ck} at step ${step}`);
+    const r = await resumeCheckpoint<PairwiseLoopOptions, { order: ShuffledOrderState; items: number }, M>(c.what, c.out, asLm, opt);
+    if (r.state.train.items !== N) throw new RangeError(`${r.dir}: the checkpoint was trained on ${r.state.train.items} pairs, this run has ${N}; resume with the same data`);
+    order.load(r.state.train.order, r.dir);
+    step = r.state.state.step;
+    elapsed0 = r.state.state.elapsedSeconds;
+    metrics = r.metrics;
+    (c.log ?? ((l: string) => process.stderr.write(l + '\n')))(`${c.what}: resumed from ${r.dir} at step ${step}`);
   } else if (metricsFile) writeFileSync(metricsFile, '');
   let evalAfter: E | null = null;
   const tStart = performance.now();

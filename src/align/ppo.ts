@@ -6,7 +6,7 @@
 // advantages are whitened (rewards too, optionally); then ppoEpochs passes over shuffled
 // mini-batches, each an AdamW step of the clipped policy loss + vfCoef × the clipped value loss
 // (ppo_losses.ts). β is fixed or adapted toward a target KL (Ziegler et al.).
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as T from '../tensor/ops.js';
 import { scope } from '../tensor/storage.js';
@@ -19,7 +19,7 @@ import { paramGroups, TrainingDivergedError } from '../train/trainer.js';
 import { saveModel } from '../io/model.js';
 import { readHfDir } from '../io/hf.js';
 import { f32StateDict } from '../io/dtypes.js';
-import { findCheckpoint, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
+import { resumeCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
 import { writeFileAtomic } from '../train/report.js';
 import { rollout } from './rollout.js';
 import { packSequences, sliceRows, tokenLogprobs, tokenValues } from './logprobs.js';
@@ -123,7 +123,7 @@ export function ppoOptions(o: Partial<PpoOptions> = {}): PpoOptions {
 
 const mean = (xs: ArrayLike<number>) => { let s = 0; for (let i = 0; i < xs.length; i++) s += xs[i]; return xs.length ? s / xs.length : NaN; };
 
-export async function ppoTrain(i: PpoInput): Promise<{ metrics: PpoMetrics[]; step: number }> {
+export async function ppoTrain(i: PpoInput): Promise<{ metrics: PpoMetrics[]; step: number; steps: number }> {
   const o = ppoOptions(i.options);
   const { policy, ref, rewardModel: rm, valueModel: vm, tokenizer: tok } = i;
   const log = i.log ?? ((s: string) => process.stderr.write(s + '\n'));
@@ -147,10 +147,7 @@ export async function ppoTrain(i: PpoInput): Promise<{ metrics: PpoMetrics[]; st
   let start = 0, elapsed0 = 0;
   type DataState = { order: ShuffledOrderState; prompts: number; klCoef: number };
   if (i.resume) {
-    if (!i.out) throw new RangeError('ppo: --resume needs an output directory');
-    const ck = findCheckpoint(i.out);
-    if (!ck) throw new RangeError(`ppo: --resume: no checkpoint in ${i.out}`);
-    const st = await loadCheckpoint<PpoOptions, DataState>(ck, policy, opt);
+    const { dir: ck, state: st, metrics: done0 } = await resumeCheckpoint<PpoOptions, DataState, PpoMetrics>('ppo', i.out, policy, opt);
     if (st.train.prompts !== promptIds.length) throw new RangeError(`${ck}: the checkpoint was trained on ${st.train.prompts} prompts, this run has ${promptIds.length}; resume with the same data`);
     const vdir = path.join(ck, 'value_model');
     vm.loadStateDict(f32StateDict((await readHfDir(vdir, { check: false })).tensors, vdir), { source: vdir });
@@ -158,8 +155,7 @@ export async function ppoTrain(i: PpoInput): Promise<{ metrics: PpoMetrics[]; st
     klCtl.value = st.train.klCoef;
     start = st.state.step;
     elapsed0 = st.state.elapsedSeconds;
-    metrics = existsSync(metricsFile!) ? readFileSync(metricsFile!, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as PpoMetrics).filter((m) => m.step <= start) : [];
-    writeFileAtomic(metricsFile!, metrics.map((m) => JSON.stringify(m) + '\n').join(''));
+    metrics = done0;
     log(`ppo: resumed from ${ck} at batch ${start}`);
   } else if (metricsFile) writeFileSync(metricsFile, '');
   let done = start;
@@ -272,6 +268,8 @@ export async function ppoTrain(i: PpoInput): Promise<{ metrics: PpoMetrics[]; st
       // Let a signal (Ctrl-C) be handled between batches.
       if (i.signal) await new Promise((r) => setImmediate(r));
     }
+    // A checkpoint when stopped, and at the end (--resume with more batches continues from it).
+    await save();
   } catch (e) {
     opt.zeroGrad();
     // A batch that failed before its first update leaves the weights at a batch boundary: keep them.
@@ -279,16 +277,11 @@ export async function ppoTrain(i: PpoInput): Promise<{ metrics: PpoMetrics[]; st
       await save();
       log(`ppo: saved a checkpoint after ${done} batches in ${i.out} (continue with --resume once the cause is fixed)`);
     }
-    for (const t of Object.values(opt.stateDict().tensors)) t.dispose();
     throw e;
-  }
-  // A checkpoint when stopped, and at the end (--resume with more batches continues from it).
-  await save();
-  if (done < o.steps) {
+  } finally {
     for (const t of Object.values(opt.stateDict().tensors)) t.dispose();
-    return { metrics, step: done };
   }
-  for (const t of Object.values(opt.stateDict().tensors)) t.dispose();
+  if (done < o.steps) return { metrics, step: done, steps: o.steps };
   if (i.out) {
     await saveModel(policy, i.out, { tokenizer: tok });
     await saveRewardModel(vm, path.join(i.out, 'value_model'), { tokenizer: tok });
@@ -302,5 +295,5 @@ ${seriesSvg([{ name: 'completions/mean_length', points: pts('completions/mean_le
 </div><pre>${JSON.stringify(o, null, 1)}</pre></body></html>
 `);
   }
-  return { metrics, step: done };
+  return { metrics, step: done, steps: o.steps };
 }

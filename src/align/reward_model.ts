@@ -22,12 +22,13 @@ import { createModel } from '../models/index.js';
 import type { CausalLM } from '../models/causal.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { loadTokenizer } from '../tokenizers/load.js';
-import { pairwiseLoop } from './pairwise.js';
-import type { PairwiseStep } from './pairwise.js';
+import { checkPairwiseOptions, pairwiseLoop, pairwiseSteps } from './pairwise.js';
+import type { PairwiseStep, PairwiseTrainOptions } from './pairwise.js';
 import { readHfDir, writeHfDir } from '../io/hf.js';
 import { f32StateDict, fromFloat32 } from '../io/dtypes.js';
 import type { RawTensor } from '../io/dtypes.js';
 import { loadModel } from '../io/model.js';
+import { isSequenceClassificationConfig } from '../io/families.js';
 import { writeFileAtomic } from '../train/report.js';
 import type { TokenizedPair } from './preference.js';
 import { seriesSvg } from './report.js';
@@ -152,8 +153,7 @@ export function rewardModelFromCausalLM(model: CausalLM, opts: { padTokenId: num
 
 /** True when an HF config describes a sequence-classification (reward) model. */
 export function isRewardModelConfig(config: Record<string, unknown>): boolean {
-  const a = config.architectures;
-  return Array.isArray(a) && typeof a[0] === 'string' && a[0].endsWith('ForSequenceClassification');
+  return isSequenceClassificationConfig(config);
 }
 
 /** Save a reward model as an HF directory (config.json, model.safetensors, tokenizer.json when it can). */
@@ -240,24 +240,9 @@ export interface RewardMetrics {
   'rewards/margins': number;
 }
 
-export interface RewardTrainOptions {
-  /** Optimiser steps (0: from epochs). */
-  steps: number;
-  epochs: number;
-  batchSize: number;
-  microBatch: number;
-  lr: number;
-  warmupSteps: number;
-  minLrRatio: number;
-  weightDecay: number;
-  gradClip: number;
-  seed: number;
+export interface RewardTrainOptions extends PairwiseTrainOptions {
   /** Use the rows' margins in the loss (LLaMA 2); rows without one have margin 0. */
   useMargin: boolean;
-  /** Held-out accuracy every N steps (0: only before and after). */
-  evalEvery: number;
-  /** A checkpoint every N steps (0: only when stopped, failed and at the end). */
-  checkpointEvery: number;
 }
 
 export const DEFAULT_REWARD_OPTIONS: RewardTrainOptions = {
@@ -299,17 +284,13 @@ export async function rewardTrain(rm: RewardModel, train: TokenizedPair[], opts:
   resume?: boolean; signal?: AbortSignal; tokenizer?: Tokenizer | null;
 } = {}): Promise<{ metrics: RewardStepMetrics[]; evalBefore: RewardMetrics | null; evalAfter: RewardMetrics | null; steps: number; step: number }> {
   const o = { ...DEFAULT_REWARD_OPTIONS, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) } as RewardTrainOptions;
-  const bad = (k: keyof RewardTrainOptions, why: string) => { throw new RangeError(`reward: ${k} = ${JSON.stringify(o[k])}: ${why}`); };
-  for (const k of ['batchSize', 'microBatch', 'epochs'] as const) if (!Number.isInteger(o[k]) || o[k] < 1) bad(k, 'must be a positive integer');
-  if (!Number.isInteger(o.steps) || o.steps < 0) bad('steps', 'must be an integer ≥ 0 (0: from epochs)');
-  if (!(o.lr > 0)) bad('lr', 'must be > 0');
+  checkPairwiseOptions('reward', o);
   if (!train.length) throw new RangeError('reward: no training pairs');
   if (rm.padTokenId === null) throw new RewardModelError('reward: the model has no pad_token_id (needed to batch sequences)');
   checkPairs(rm, train);
   if (opts.eval) checkPairs(rm, opts.eval);
   const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
-  const N = train.length, B = Math.min(o.batchSize, N);
-  const steps = o.steps || Math.max(1, Math.ceil((o.epochs * N) / B));
+  const steps = pairwiseSteps(o, train.length);
   const held = opts.eval?.length ? opts.eval : null;
   const evalBefore = held && !opts.resume ? evaluateRewardModel(rm, held, o) : null;
   if (evalBefore) log(`held-out before: accuracy ${(100 * evalBefore.accuracy).toFixed(1)}%, loss ${evalBefore.loss.toFixed(4)}`);

@@ -1,4 +1,5 @@
 // Argument helpers shared by the commands (kept apart from main.ts, which loads the commands).
+import { parseArgs } from 'node:util';
 
 /** A bad command-line argument: exit code 2 like other usage errors. */
 export class UsageError extends Error {
@@ -25,4 +26,13 @@ export function interruptible(unit: string): { signal: AbortSignal; release(): v
   const onSigint = () => { console.error(`\ninterrupted: saving a checkpoint after this ${unit} (Ctrl-C again to quit now)`); ac.abort(); process.off('SIGINT', onSigint); };
   process.on('SIGINT', onSigint);
   return { signal: ac.signal, release: () => process.off('SIGINT', onSigint) };
+}
+
+/** What every `… demo` command takes: --out (a default), --quick, --seed, --threads. */
+export function demoArgs(args: string[], defaultOut: string): { out: string; quick: boolean; seed: number | undefined; threads: number | undefined } {
+  const { values } = parseArgs({ args, options: { out: { type: 'string' }, quick: { type: 'boolean', default: false }, seed: { type: 'string' }, threads: { type: 'string' } } });
+  return {
+    out: values.out ?? defaultOut, quick: values.quick ?? false, seed: num(values.seed, 'seed', Number.isInteger),
+    threads: num(values.threads, 'threads', (x) => Number.isInteger(x) && x > 0),
+  };
 }

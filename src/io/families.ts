@@ -8,6 +8,12 @@ import { checkMoeTensors, moeDims } from './moe.js';
 /** Model types whose tensors this layer can check against the config. */
 const LLAMA_LIKE = new Set(['llama', 'mistral']);
 
+/** True when an HF config describes a sequence-classification model (a reward model: the backbone and score.weight). */
+export function isSequenceClassificationConfig(config: Record<string, unknown>): boolean {
+  const a = config.architectures;
+  return Array.isArray(a) && typeof a[0] === 'string' && a[0].endsWith('ForSequenceClassification');
+}
+
 /**
  * Check a checkpoint's tensor names and shapes against its config (the families this layer knows:
  * LLaMA-like and Mamba); an error names the file and the tensor. Returns the tensor names to use

@@ -17,6 +17,7 @@ import type { GgufTokenizer } from './gguf_llama.js';
 import { fromFloat32, f32StateDict } from './dtypes.js';
 import type { RawTensor } from './dtypes.js';
 import { IoError } from './errors.js';
+import { isSequenceClassificationConfig } from './families.js';
 
 export type ModelFormat = 'hf' | 'llama2c' | 'gguf';
 
@@ -63,9 +64,9 @@ export async function loadModel(p: string, opts: { tokenizer?: string } = {}): P
   const format = detectModelFormat(p);
   let config: Record<string, unknown>, tensors: RawTensor[], tok: Tokenizer | null = null;
   if (format === 'hf') {
-    const arch = (await readHfConfig(p)).architectures;
-    if (Array.isArray(arch) && typeof arch[0] === 'string' && arch[0].endsWith('ForSequenceClassification')) {
-      throw new IoError(p, `is a sequence-classification (reward) model (${arch[0]}), not a causal language model: load it with loadRewardModel (tslm reward score)`);
+    const cfg = await readHfConfig(p);
+    if (isSequenceClassificationConfig(cfg)) {
+      throw new IoError(p, `is a sequence-classification (reward) model (${(cfg.architectures as string[])[0]}), not a causal language model: load it with loadRewardModel (tslm reward score)`);
     }
     const ck = await readHfDir(p);
     config = ck.config;

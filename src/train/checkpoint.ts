@@ -11,10 +11,12 @@ import { unscoped } from '../tensor/storage.js';
 import type { CausalLM } from '../models/causal.js';
 import { modelTensors } from '../io/model.js';
 import { writeHfDir, readHfDir } from '../io/hf.js';
+import { isSequenceClassificationConfig } from '../io/families.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { fromFloat32, float32Values, f32StateDict } from '../io/dtypes.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { AdamW } from './optim.js';
+import { writeFileAtomic } from './report.js';
 import type { BatcherState } from './data.js';
 import type { TrainOptions, TrainState } from './trainer.js';
 
@@ -106,8 +108,7 @@ export async function loadCheckpoint<O = TrainOptions, D = BatcherState>(dir: st
     }
   }
   // A sequence-classification (reward) model's score head is not a causal LM tensor: its names are checked by loadStateDict.
-  const scoreHead = String((st.config.architectures as string[] | undefined)?.[0] ?? '').endsWith('ForSequenceClassification');
-  const ck = await readHfDir(dir, { check: !scoreHead });
+  const ck = await readHfDir(dir, { check: !isSequenceClassificationConfig(st.config) });
   model.loadStateDict(f32StateDict(ck.tensors, dir), { source: path.join(dir, 'model.safetensors') });
   const optFile = path.join(dir, 'optimizer.safetensors');
   const { tensors } = await readSafetensors(optFile);
@@ -125,4 +126,20 @@ export async function loadCheckpoint<O = TrainOptions, D = BatcherState>(dir: st
   opt.loadStateDict({ tensors: out, steps });
   opt.stepCount = st.state.step;
   return st;
+}
+
+/**
+ * --resume for a trainer that logs metrics.jsonl beside its checkpoints in `out`: the checkpoint
+ * loaded into model and optimizer, and metrics.jsonl cut back to the checkpoint's step (the
+ * resumed run writes what came after again). Errors name the trainer (`what`).
+ */
+export async function resumeCheckpoint<O, D, M extends { step: number }>(what: string, out: string | undefined, model: CausalLM, opt: AdamW): Promise<{ dir: string; state: TrainerStateFile<O, D>; metrics: M[] }> {
+  if (!out) throw new RangeError(`${what}: --resume needs an output directory`);
+  const dir = findCheckpoint(out);
+  if (!dir) throw new RangeError(`${what}: --resume: no checkpoint in ${out}`);
+  const state = await loadCheckpoint<O, D>(dir, model, opt);
+  const file = path.join(out, 'metrics.jsonl');
+  const metrics = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as M).filter((m) => m.step <= state.state.step) : [];
+  writeFileAtomic(file, metrics.map((m) => JSON.stringify(m) + '\n').join(''));
+  return { dir, state, metrics };
 }

@@ -17,7 +17,7 @@ import type { RewardScale } from '../../align/advantages.js';
 import { shortestRejection } from '../../align/advantages.js';
 import { rollout } from '../../align/rollout.js';
 import { rlDemo } from '../../align/demo.js';
-import { interruptible, num } from '../args.js';
+import { demoArgs, interruptible, num } from '../args.js';
 
 const D = DEFAULT_GRPO_OPTIONS;
 
@@ -154,11 +154,10 @@ async function grpo(rest: string[]): Promise<number> {
 }
 
 async function demo(rest: string[]): Promise<number> {
-  const { values } = parseArgs({ args: rest, options: { out: { type: 'string' }, quick: { type: 'boolean', default: false }, seed: { type: 'string' }, threads: { type: 'string' } } });
-  await init({ threads: num(values.threads, 'threads', pos) });
+  const { out, quick, seed, threads } = demoArgs(rest, 'rl-demo');
+  await init({ threads });
   try {
-    const out = values.out ?? 'rl-demo';
-    const r = await rlDemo({ out, quick: values.quick, seed: num(values.seed, 'seed', Number.isInteger) });
+    const r = await rlDemo({ out, quick, seed });
     const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
     console.log(`held-out accuracy (${r.heldOut} problems, verifier-judged; sampled: ${r.evalSamples} samples each at temperature 1, fixed seed):`);
     console.log(`  SFT model (best of ${r.sft.steps} steps: step ${r.sft.bestStep}): ${pct(r.sft.accuracy)} sampled, ${pct(r.sft.greedy)} greedy`);

@@ -10,9 +10,9 @@ import { createReward } from '../../align/rewards.js';
 import { assertSameTokenizer, loadRewardModel } from '../../align/reward_model.js';
 import { DEFAULT_REJECTION_OPTIONS, rejectionSampling, rewardModelScorer, verifierScorer } from '../../align/rejection.js';
 import type { Scorer } from '../../align/rejection.js';
-import { DEFAULT_PPO_OPTIONS, ppoOptions, ppoTrain } from '../../align/ppo.js';
+import { DEFAULT_PPO_OPTIONS, ppoTrain } from '../../align/ppo.js';
 import type { PpoOptions } from '../../align/ppo.js';
-import { interruptible, num } from '../args.js';
+import { demoArgs, interruptible, num } from '../args.js';
 import { rlhfDemo } from '../../align/rlhf_demo.js';
 import { JUDGE_MAX } from '../../align/preference_task.js';
 
@@ -143,8 +143,7 @@ async function ppo(rest: string[]): Promise<number> {
     const vm = await loadRewardModel(values['value-model'] ?? values['reward-model']!);
     const r = await ppoTrain({ policy, ref, rewardModel: rm.model, valueModel: vm.model, tokenizer, prompts: rows, options, out: values.out, resume: values.resume, signal: stop.signal });
     const first = r.metrics[0], last = r.metrics.at(-1);
-    const o = ppoOptions(options);
-    if (r.step < o.steps) console.error(`stopped after ${r.step} of ${o.steps} batches; continue with --resume (checkpoint in ${values.out})`);
+    if (r.step < r.steps) console.error(`stopped after ${r.step} of ${r.steps} batches; continue with --resume (checkpoint in ${values.out})`);
     else console.error(`done: ${r.step} batches; reward model score ${first?.['objective/scores'].toFixed(4)} → ${last?.['objective/scores'].toFixed(4)}, KL ${last?.['objective/kl'].toFixed(4)}; ${values.out} (policy, value_model/, metrics.jsonl, report.html)`);
   } finally {
     stop.release();
@@ -154,11 +153,10 @@ async function ppo(rest: string[]): Promise<number> {
 }
 
 async function demo(rest: string[]): Promise<number> {
-  const { values } = parseArgs({ args: rest, options: { out: { type: 'string' }, quick: { type: 'boolean', default: false }, seed: { type: 'string' }, threads: { type: 'string' } } });
-  await init({ threads: num(values.threads, 'threads', pos) });
+  const { out, quick, seed, threads } = demoArgs(rest, 'rlhf-demo');
+  await init({ threads });
   try {
-    const out = values.out ?? 'rlhf-demo';
-    const r = await rlhfDemo({ out, quick: values.quick, seed: num(values.seed, 'seed', Number.isInteger) });
+    const r = await rlhfDemo({ out, quick, seed });
     const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
     console.log(`reward model: held-out pair accuracy ${pct(r.rewardModel.accuracy)} (${r.pairs.heldOut} judge-labelled pairs of SFT samples; trained on ${r.pairs.train})`);
     console.log(`judge on ${r.heldOut} held-out prompts × ${r.evalSamples} samples (temperature 1), score of ${JUDGE_MAX}:`);
