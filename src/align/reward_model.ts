@@ -24,7 +24,7 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { loadTokenizer } from '../tokenizers/load.js';
 import { checkPairwiseOptions, pairwiseLoop, pairwiseSteps } from './pairwise.js';
 import type { PairwiseStep, PairwiseTrainOptions } from './pairwise.js';
-import { readHfDir, writeHfDir } from '../io/hf.js';
+import { readHfConfig, readHfDir, writeHfDir } from '../io/hf.js';
 import { f32StateDict, fromFloat32 } from '../io/dtypes.js';
 import type { RawTensor } from '../io/dtypes.js';
 import { loadModel } from '../io/model.js';
@@ -178,9 +178,8 @@ export async function saveRewardModel(rm: RewardModel, dir: string, opts: { toke
 export async function loadRewardModel(dir: string, opts: { tokenizer?: string; fromCausalLM?: boolean; seed?: number } = {}): Promise<{ model: RewardModel; tokenizer: Tokenizer | null; newHead: boolean }> {
   const cfgFile = path.join(dir, 'config.json');
   if (existsSync(dir) && existsSync(cfgFile)) {
-    const ck = await readHfDir(dir, { check: false });
-    if (isRewardModelConfig(ck.config)) {
-      const c = ck.config;
+    const c = await readHfConfig(dir);
+    if (isRewardModelConfig(c)) {
       const labels = c.id2label && typeof c.id2label === 'object' ? Object.keys(c.id2label).length : (c.num_labels as number | undefined) ?? 1;
       if (labels !== 1) throw new RewardModelError(`${cfgFile}: a reward model has one label (num_labels 1), this classifier has ${labels}`);
       const pad = c.pad_token_id;
@@ -189,7 +188,8 @@ export async function loadRewardModel(dir: string, opts: { tokenizer?: string; f
       const backbone = withoutInit(() => createModel({ ...c, architectures: undefined, tie_word_embeddings: true }, cfgFile));
       const rm = withoutInit(() => new RewardModel(backbone, { padTokenId }));
       try {
-        if (!ck.tensors.some((t) => t.name === 'score.weight')) throw new RewardModelError(`${dir}: no score.weight tensor (the reward head)`);
+        // readHfDir checks the backbone's tensors and score.weight [1, hidden_size] against the config.
+        const ck = await readHfDir(dir);
         rm.loadStateDict(f32StateDict(ck.tensors, dir), { source: dir });
       } catch (e) {
         rm.dispose();

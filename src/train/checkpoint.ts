@@ -11,7 +11,6 @@ import { unscoped } from '../tensor/storage.js';
 import type { CausalLM } from '../models/causal.js';
 import { modelTensors } from '../io/model.js';
 import { writeHfDir, readHfDir } from '../io/hf.js';
-import { isSequenceClassificationConfig } from '../io/families.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { fromFloat32, float32Values, f32StateDict } from '../io/dtypes.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
@@ -107,8 +106,7 @@ export async function loadCheckpoint<O = TrainOptions, D = BatcherState>(dir: st
       throw new CheckpointError(`${dir}: checkpoint has ${k} = ${JSON.stringify(st.config[k])}, this run's model has ${JSON.stringify(mine[k])}; resume with the same config`);
     }
   }
-  // A sequence-classification (reward) model's score head is not a causal LM tensor: its names are checked by loadStateDict.
-  const ck = await readHfDir(dir, { check: !isSequenceClassificationConfig(st.config) });
+  const ck = await readHfDir(dir);
   model.loadStateDict(f32StateDict(ck.tensors, dir), { source: path.join(dir, 'model.safetensors') });
   const optFile = path.join(dir, 'optimizer.safetensors');
   const { tensors } = await readSafetensors(optFile);

@@ -150,6 +150,13 @@ test('a reward model learns a synthetic preference (more a\'s is better) to high
     writeFileSync(path.join(bad, 'config.json'), JSON.stringify({ ...cfg, id2label: { 0: 'NEG', 1: 'POS' } }));
     writeFileSync(path.join(bad, 'model.safetensors'), readFileSync(path.join(out, 'model.safetensors')));
     await assert.rejects(loadRewardModel(bad), /a reward model has one label \(num_labels 1\), this classifier has 2/);
+    // A head of the wrong width, or none, is named by the tensor check (before any weight is loaded).
+    writeFileSync(path.join(bad, 'config.json'), JSON.stringify({ ...cfg, hidden_size: 48, id2label: undefined }));
+    await assert.rejects(loadRewardModel(bad), /tensor 'score\.weight': shape \[1, 32\] does not match the config's \[1, 48\]/);
+    const lmTensors = path.join(lm, 'model.safetensors');
+    writeFileSync(path.join(bad, 'config.json'), readFileSync(path.join(out, 'config.json')));
+    writeFileSync(path.join(bad, 'model.safetensors'), readFileSync(lmTensors));
+    await assert.rejects(loadRewardModel(bad), /tensor 'score\.weight': missing \(the classification head/);
   } finally {
     rm.dispose();
     rmSync(dir, { recursive: true, force: true });
