@@ -21,6 +21,7 @@ import type { TokenizedPair } from './preference.js';
 import { checkPairwiseOptions, pairwiseLoop, pairwiseSteps } from './pairwise.js';
 import type { PairwiseStep, PairwiseTrainOptions } from './pairwise.js';
 import { seriesSvg } from './report.js';
+import { withDefaults } from '../train/options.js';
 
 export const DPO_LOSS_TYPES = ['sigmoid', 'ipo'] as const;
 export type DpoLossType = (typeof DPO_LOSS_TYPES)[number];
@@ -122,7 +123,7 @@ export const DEFAULT_DPO_OPTIONS: DpoOptions = {
 
 /** Resolve options: defaults, then the given ones (undefined ignored); errors name the option. */
 export function dpoOptions(o: Partial<DpoOptions> = {}): DpoOptions {
-  const r = { ...DEFAULT_DPO_OPTIONS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) } as DpoOptions;
+  const r = withDefaults(DEFAULT_DPO_OPTIONS, o);
   checkPairwiseOptions('dpo', r);
   const bad = (k: keyof DpoOptions, why: string) => { throw new RangeError(`dpo: ${k} = ${JSON.stringify(r[k])}: ${why}`); };
   if (!(r.beta > 0)) bad('beta', 'must be > 0');

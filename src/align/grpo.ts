@@ -35,6 +35,7 @@ import type { PromptRow } from './data.js';
 import { promptTokens } from './data.js';
 import { rlReportHtml, rlProgressLine } from './report.js';
 import type { RlMetrics } from './report.js';
+import { withDefaults } from '../train/options.js';
 
 export type { RlMetrics } from './report.js';
 
@@ -152,7 +153,7 @@ interface RlDataState { sampler: ProblemSamplerState; tokens: number }
 
 /** Resolve options: defaults, then the given ones (undefined ignored). */
 export function grpoOptions(o: Partial<GrpoOptions> = {}): GrpoOptions {
-  const r: GrpoOptions = { ...DEFAULT_GRPO_OPTIONS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) } as GrpoOptions;
+  const r: GrpoOptions = withDefaults(DEFAULT_GRPO_OPTIONS, o);
   if (o.epsilonHigh === undefined) r.epsilonHigh = r.epsilonLow;
   if (o.evalTemperature === undefined) r.evalTemperature = r.temperature;
   const bad = (k: keyof GrpoOptions, why: string) => { throw new RangeError(`rl: ${k} = ${JSON.stringify(r[k])}: ${why}`); };

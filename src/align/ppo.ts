@@ -31,6 +31,7 @@ import type { RewardModel } from './reward_model.js';
 import { saveRewardModel } from './reward_model.js';
 import { AdaptiveKLController, FixedKLController, gae, maskedWhiten, ppoPolicyLoss, ppoValueLoss, tokenRewards } from './ppo_losses.js';
 import { seriesSvg } from './report.js';
+import { withDefaults } from '../train/options.js';
 
 export interface PpoOptions {
   /** Batches of prompts. */
@@ -110,7 +111,7 @@ export interface PpoInput {
 }
 
 export function ppoOptions(o: Partial<PpoOptions> = {}): PpoOptions {
-  const r = { ...DEFAULT_PPO_OPTIONS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) } as PpoOptions;
+  const r = withDefaults(DEFAULT_PPO_OPTIONS, o);
   const bad = (k: keyof PpoOptions, why: string) => { throw new RangeError(`ppo: ${k} = ${JSON.stringify(r[k])}: ${why}`); };
   for (const k of ['steps', 'batchSize', 'maxNewTokens', 'ppoEpochs', 'miniBatches', 'microBatch'] as const) if (!Number.isInteger(r[k]) || r[k] < 1) bad(k, 'must be a positive integer');
   if (r.miniBatches > r.batchSize) bad('miniBatches', `more mini-batches than the ${r.batchSize} sequences of a batch`);

@@ -14,6 +14,7 @@ import { promptTokens } from './data.js';
 import type { PromptRow } from './data.js';
 import type { RewardFunction } from './rewards.js';
 import type { RewardModel } from './reward_model.js';
+import { withDefaults } from '../train/options.js';
 
 /** Scores completions (one number per rollout; larger is better). */
 export interface Scorer {
@@ -73,7 +74,7 @@ export interface KeptSample { round: number; prompt: string; completion: string;
 export async function rejectionSampling(i: {
   model: CausalLM; tokenizer: Tokenizer; prompts: PromptRow[]; scorer: Scorer; options?: Partial<RejectionOptions>; log?: (line: string) => void;
 }): Promise<{ rounds: RejectionRound[]; kept: KeptSample[] }> {
-  const o: RejectionOptions = { ...DEFAULT_REJECTION_OPTIONS, ...Object.fromEntries(Object.entries(i.options ?? {}).filter(([, v]) => v !== undefined)) } as RejectionOptions;
+  const o: RejectionOptions = withDefaults(DEFAULT_REJECTION_OPTIONS, i.options);
   if (!Number.isInteger(o.samples) || o.samples < 1) throw new RangeError(`rejection sampling: samples must be a positive integer, got ${o.samples}`);
   if (!Number.isInteger(o.rounds) || o.rounds < 1) throw new RangeError(`rejection sampling: rounds must be a positive integer, got ${o.rounds}`);
   if (!i.prompts.length) throw new RangeError('rejection sampling: no prompts');

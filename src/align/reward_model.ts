@@ -32,6 +32,7 @@ import { isSequenceClassificationConfig } from '../io/families.js';
 import { writeFileAtomic } from '../train/report.js';
 import type { TokenizedPair } from './preference.js';
 import { seriesSvg } from './report.js';
+import { withDefaults } from '../train/options.js';
 
 export class RewardModelError extends Error {
   constructor(message: string) {
@@ -283,7 +284,7 @@ export async function rewardTrain(rm: RewardModel, train: TokenizedPair[], opts:
   /** Continue from the checkpoint in `out`; stop with one when `signal` aborts. */
   resume?: boolean; signal?: AbortSignal; tokenizer?: Tokenizer | null;
 } = {}): Promise<{ metrics: RewardStepMetrics[]; evalBefore: RewardMetrics | null; evalAfter: RewardMetrics | null; steps: number; step: number }> {
-  const o = { ...DEFAULT_REWARD_OPTIONS, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) } as RewardTrainOptions;
+  const o = withDefaults(DEFAULT_REWARD_OPTIONS, opts);
   checkPairwiseOptions('reward', o);
   if (!train.length) throw new RangeError('reward: no training pairs');
   if (rm.padTokenId === null) throw new RewardModelError('reward: the model has no pad_token_id (needed to batch sequences)');

@@ -12,6 +12,7 @@ import { paramGroups, TrainingDivergedError } from '../train/trainer.js';
 import { generate } from '../generate/generate.js';
 import { SftBatcher, collate, promptIds } from './data.js';
 import type { FormatOptions, InstructionRow, SftExample } from './data.js';
+import { withDefaults } from '../train/options.js';
 
 export interface SftOptions {
   steps: number;
@@ -52,7 +53,7 @@ export function sftTrain(model: CausalLM, train: SftExample[], opts: Partial<Sft
   /** Called after each step (after onStep): true ends training there (early stopping). */
   shouldStop?: (s: SftStep) => boolean;
 } = {}): SftStep[] {
-  const o: SftOptions = { ...DEFAULT_SFT_OPTIONS, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) } as SftOptions;
+  const o: SftOptions = withDefaults(DEFAULT_SFT_OPTIONS, opts);
   const groups = paramGroups(model, o.weightDecay);
   if (!groups.length) throw new TrainingDivergedError('the model has no trainable parameters (frozen without adapters?)');
   const opt = new AdamW(groups, { lr: o.lr, betas: [0.9, 0.999], eps: 1e-8 });
