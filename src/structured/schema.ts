@@ -8,6 +8,8 @@
 import { GrammarBuilder } from './grammar.js';
 import type { Grammar, Sym } from './grammar.js';
 import { charsSym, regexSyms } from './regex.js';
+import { ajvMultipleOf, digitsInRange, multipleDfa, multipleOfPlan } from './multiple.js';
+import type { MultiplePlan } from './multiple.js';
 import { ComplexityError, InvalidSchemaError, RegexError, StructuredError, UnsatisfiableError, UnsupportedKeywordError } from './errors.js';
 
 export type JsonSchema = boolean | { [k: string]: unknown };
@@ -128,7 +130,6 @@ export class SchemaCompiler {
     }
     const nonEmpty = (k: string) => s[k] !== undefined && !(isObj(s[k]) && Object.keys(s[k] as Obj).length === 0);
     for (const k of ['patternProperties', 'dependencies', 'dependentRequired']) if (nonEmpty(k)) throw new UnsupportedKeywordError(k, jp(ptr, k));
-    if (s.multipleOf !== undefined && !(s.multipleOf === 1 && s.type === 'integer')) throw new UnsupportedKeywordError('multipleOf', jp(ptr, 'multipleOf'));
   }
 
   /** Resolves a local $ref ("#", "#/$defs/x", "#/definitions/x", any JSON pointer). */
@@ -417,6 +418,17 @@ export class SchemaCompiler {
     if (lo !== undefined && hi !== undefined && (lo > hi || (lo === hi && (exLo || exHi)))) return this.never(ptr, `empty range: minimum ${lo} / maximum ${hi}`);
     const iLo = lo === undefined ? -LIM : exLo && Number.isInteger(lo) ? lo + 1 : Math.ceil(lo);
     const iHi = hi === undefined ? LIM : exHi && Number.isInteger(hi) ? hi - 1 : Math.floor(hi);
+    if (s.multipleOf !== undefined) {
+      const m = s.multipleOf;
+      if (typeof m !== 'number' || !Number.isFinite(m) || m <= 0) throw new InvalidSchemaError('multipleOf', jp(ptr, 'multipleOf'), 'must be a number greater than 0');
+      const plan = multipleOfPlan(m);
+      if (plan.kind === 'refuse') throw new UnsupportedKeywordError('multipleOf', jp(ptr, 'multipleOf'), plan.why);
+      if (plan.kind === 'integers' && plan.divisor === 1) integer = true;
+      else {
+        const [aLo, aHi] = intFormat === 'int32' ? [Math.max(iLo, -(2 ** 31)), Math.min(iHi, 2 ** 31 - 1)] : [iLo, iHi];
+        return this.multipleSym(plan, integer, aLo, aHi, lo, hi, exLo, exHi, ptr);
+      }
+    }
     if (integer) {
       const [aLo, aHi] = intFormat === 'int32' ? [Math.max(iLo, -(2 ** 31)), Math.min(iHi, 2 ** 31 - 1)] : [iLo, iHi];
       if (aLo > aHi) return this.never(ptr, `no integer in the range (${lo}, ${hi})${intFormat ? ` of format ${intFormat}` : ''}`);
@@ -488,6 +500,65 @@ export class SchemaCompiler {
     }
     if (alts.length === 0) throw new UnsupportedKeywordError(s.minimum !== undefined ? 'minimum' : 'exclusiveMinimum', ptr, `number range (${lo}, ${hi}) is too narrow for this compiler`);
     return b.alt('number', alts);
+  }
+
+  /**
+   * multipleOf other than 1 on integers (multiple.ts): integers in [iLo, iHi] the automaton accepts,
+   * and for a dyadic divisor on numbers also I.F in the units [I, I + 1) wholly inside the bounds
+   * (the units a fractional bound cuts are left out).
+   */
+  private multipleSym(plan: MultiplePlan & { kind: 'integers' | 'decimals' }, integer: boolean, iLo: number, iHi: number,
+    lo: number | undefined, hi: number | undefined, exLo: boolean, exHi: boolean, ptr: string): Sym {
+    const b = this.b;
+    const dfa = plan.kind === 'integers' ? multipleDfa(plan.divisor, 0) : multipleDfa(plan.num, plan.k);
+    const top = Math.min(LIM, plan.kind === 'decimals' ? plan.maxAbs - 1 : LIM);
+    const alts: Sym[][] = [];
+    const minus = this.lit('-');
+    const end = (q: number): Sym[] | null => (dfa.accept[q] ? [] : null);
+    const memoInt = new Map<string, Sym[] | null>(), memoDec = new Map<string, Sym[] | null>();
+    alts.push(...digitsInRange(b, dfa, Math.max(iLo, 0), Math.min(iHi, top), end, 'int', memoInt));
+    if (iLo < 0) alts.push(...digitsInRange(b, dfa, Math.max(iHi < 0 ? -iHi : 1, 1), Math.min(-iLo, top), end, 'int', memoInt).map((a) => [...minus, ...a]));
+    if (plan.kind === 'decimals' && !integer) {
+      const memo = new Map<number, Sym | null>();
+      const F = (q: number): Sym | null => {
+        if (memo.has(q)) return memo.get(q)!;
+        const fa: Sym[][] = [];
+        if (dfa.accept[q]) fa.push([]);
+        for (let d = 0; d < 10; d++) {
+          const t = dfa.next[q * 11 + d];
+          if (t === dfa.dead) continue;
+          const r = F(t);
+          if (r !== null) fa.push([b.cls([0x30 + d]), r]);
+        }
+        const sym = fa.length ? b.rule('mul-frac', fa) : null;
+        memo.set(q, sym);
+        return sym;
+      };
+      const frac = (q: number): Sym[] | null => { const t = dfa.next[q * 11 + 10]; const r = t === dfa.dead ? null : F(t); return r === null ? null : [...this.lit('.'), r]; };
+      // Units [I, I + 1) inside the bounds, and (-(I + 1), -I] for -I.F.
+      const pLo = Math.max(0, lo === undefined ? 0 : exLo ? Math.floor(lo) + 1 : Math.ceil(lo)), pHi = Math.min(top - 1, hi === undefined ? LIM : Math.floor(hi) - 1);
+      const nLo = Math.max(0, hi === undefined ? 0 : exHi ? Math.floor(-hi) + 1 : Math.ceil(-hi)), nHi = Math.min(top - 1, lo === undefined ? LIM : Math.floor(-lo) - 1);
+      alts.push(...digitsInRange(b, dfa, pLo, pHi, frac, 'dec', memoDec));
+      alts.push(...digitsInRange(b, dfa, nLo, nHi, frac, 'dec', memoDec).map((a) => [...minus, ...a]));
+      // The units a bound cuts: their multiples one by one (n·num / 10^k near each bound).
+      const step = plan.num / 10 ** plan.k, seen = new Set<string>();
+      for (const x0 of [lo, hi]) {
+        if (x0 === undefined) continue;
+        const n0 = Math.floor((x0 - 1) / step), n1 = Math.ceil((x0 + 1) / step);
+        if (n1 - n0 > 5000) continue;
+        for (let n = n0; n <= n1; n++) {
+          const t = decimalText(BigInt(n) * BigInt(plan.num), plan.k), x = Number(t);
+          if (Number.isInteger(x) || seen.has(t) || Math.abs(x) >= top) continue;
+          const I = Math.floor(Math.abs(x));
+          if (x > 0 ? I >= pLo && I <= pHi : I >= nLo && I <= nHi) continue;
+          if ((lo !== undefined && (x < lo || (exLo && x === lo))) || (hi !== undefined && (x > hi || (exHi && x === hi)))) continue;
+          seen.add(t);
+          alts.push(this.lit(t));
+        }
+      }
+    }
+    if (alts.length === 0) return this.never(ptr, 'no multiple of multipleOf in the range');
+    return b.alt('multiple', alts);
   }
 
   private objectSym(s: Obj, ptr: string): Sym {
@@ -740,6 +811,13 @@ function editDistance(a: string, b: string): number {
     }
   }
   return d[b.length];
+}
+
+/** The decimal text of v / 10^k (v an integer), without trailing fraction zeros. */
+function decimalText(v: bigint, k: number): string {
+  const neg = v < 0n, d = (neg ? -v : v).toString().padStart(k + 1, '0');
+  const int = d.slice(0, d.length - k), frac = d.slice(d.length - k).replace(/0+$/, '');
+  return (neg ? '-' : '') + int + (frac ? '.' + frac : '');
 }
 
 function decimals(x: number): number {
@@ -1109,7 +1187,7 @@ export function validate(v: unknown, s: JsonSchema, c: SchemaCompiler, ptr = '#'
       case 'maximum': if (typeof v === 'number' && (v > (s.maximum as number) || (s.exclusiveMaximum === true && v === s.maximum))) return false; break;
       case 'exclusiveMinimum': if (typeof v === 'number' && typeof s.exclusiveMinimum === 'number' && v <= s.exclusiveMinimum) return false; break;
       case 'exclusiveMaximum': if (typeof v === 'number' && typeof s.exclusiveMaximum === 'number' && v >= s.exclusiveMaximum) return false; break;
-      case 'multipleOf': if (typeof v === 'number' && !Number.isInteger(v / (s.multipleOf as number))) return false; break;
+      case 'multipleOf': if (typeof v === 'number' && !ajvMultipleOf(v, s.multipleOf as number)) return false; break;
       case 'minItems': if (Array.isArray(v) && v.length < (s.minItems as number)) return false; break;
       case 'maxItems': if (Array.isArray(v) && v.length > (s.maxItems as number)) return false; break;
       case 'uniqueItems': if (Array.isArray(v) && s.uniqueItems === true && v.some((x, i) => v.some((y, j) => j > i && deepEqual(x, y)))) return false; break;

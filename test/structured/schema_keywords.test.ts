@@ -1,0 +1,85 @@
+// Issue #20's object, array and number keywords checked against ajv (with ajv-formats, the outside
+// reference): multipleOf, minProperties / maxProperties, dependencies / dependentRequired /
+// dependentSchemas and uniqueItems. Each schema is compiled and many instances (valid and invalid,
+// keys in schema order) are run through the byte automaton: every accepted instance must validate
+// (soundness), and the valid ones the compiler promises are accepted. Where exactness is impossible
+// the schema is refused with an UnsupportedKeywordError naming the keyword and its JSON pointer.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { compileJsonSchema, ByteAutomaton, DEAD, UnsupportedKeywordError } from '../../src/structured/index.js';
+import type { JsonSchema } from '../../src/structured/index.js';
+import { ajvMultipleOf, multipleOfPlan } from '../../src/structured/multiple.js';
+
+const require = createRequire(import.meta.url);
+const AjvMod = require('ajv');
+const addFormatsMod = require('ajv-formats');
+const ajv = new (AjvMod.default ?? AjvMod)({ strict: false, logger: false });
+(addFormatsMod.default ?? addFormatsMod)(ajv);
+const enc = new TextEncoder();
+
+function acceptor(schema: JsonSchema): (text: string) => boolean {
+  const a = new ByteAutomaton(compileJsonSchema(schema));
+  return (text) => { const s = a.advanceBytes(a.initial, enc.encode(text)); return s !== DEAD && a.accepting(s); };
+}
+
+/** Every text the engine accepts validates with ajv; returns how many valid texts it accepts and rejects. */
+function sound(schema: JsonSchema, texts: string[]): { accepted: number; rejected: string[] } {
+  const acc = acceptor(schema), check = ajv.compile(schema);
+  let accepted = 0;
+  const rejected: string[] = [];
+  for (const t of texts) {
+    const valid = check(JSON.parse(t)) as boolean, a = acc(t);
+    assert.ok(!a || valid, `${JSON.stringify(schema)}: accepts ${t}, which ajv rejects`);
+    if (a) accepted++;
+    else if (valid) rejected.push(t);
+  }
+  return { accepted, rejected };
+}
+
+function refuses(schema: JsonSchema, keyword: string, pointer: string): void {
+  assert.throws(() => compileJsonSchema(schema), (e: unknown) => e instanceof UnsupportedKeywordError && e.keyword === keyword && e.pointer === pointer, JSON.stringify(schema));
+}
+
+test('multipleOf: ajvMultipleOf is ajv\'s rule, and the integer-only plan for decimal divisors passes it for every integer multiple', () => {
+  for (const m of [0.01, 0.1, 0.0001, 2.5, 7, 0.3]) {
+    const check = ajv.compile({ multipleOf: m });
+    for (const x of [0, 1, 0.3, 0.07, 10.99, 7.5, 21, 1e15, 3e20, 0.0075, -4.2]) assert.equal(ajvMultipleOf(x, m), check(x), `${x} / ${m}`);
+  }
+  // 0.01, 0.1, 0.0001: integers only (the multiples of the numerator); ajv passes every one of them.
+  for (const m of [0.01, 0.1, 0.0001, 0.05, 0.3]) {
+    const plan = multipleOfPlan(m);
+    assert.equal(plan.kind, 'integers', `${m}`);
+    const a = (plan as { divisor: number }).divisor, check = ajv.compile({ multipleOf: m });
+    for (let n = 0; n < 20000; n++) assert.ok(check(n * a), `${n * a} / ${m}`);
+    for (let e = 2; e < 15; e++) for (const x of [10 ** e, 10 ** e - a, 2 ** Math.floor(e * 3.3), 999_999_999_999_999 - (999_999_999_999_999 % a)]) if (x % a === 0) assert.ok(check(x), `${x} / ${m}`);
+  }
+  assert.equal(multipleOfPlan(0.25).kind, 'decimals');
+  assert.equal(multipleOfPlan(6.75).kind, 'decimals');
+  assert.deepEqual(multipleOfPlan(11), { kind: 'integers', divisor: 11 });
+});
+
+test('multipleOf on integers and numbers (remainder automata within the bounds) against ajv', () => {
+  const texts: string[] = [];
+  for (let i = -400; i <= 400; i++) texts.push(String(i), String(i / 4), String(i / 100), String(i / 10), (i * 0.07).toFixed(2), String(i * 1.5), String(i * 6.75), String(i * 2.5));
+  texts.push('1000000', '999999999999995', '-999999999999990', '10.99', '10.50', '0.0', '-0.0', '-0.25', '1e2', '77.0', '123456789012345');
+  const cases: Array<[JsonSchema, number]> = [
+    [{ type: 'integer', multipleOf: 7 }, 114], [{ type: 'integer', multipleOf: 11, minimum: -50, maximum: 333 }, 35], [{ type: 'integer', multipleOf: 11, exclusiveMinimum: -44, exclusiveMaximum: 44 }, 7],
+    [{ type: 'number', multipleOf: 0.01, minimum: 0 }, 401], [{ type: 'number', multipleOf: 2.5, exclusiveMinimum: -10.3, maximum: 40.2 }, 20],
+    [{ type: 'number', multipleOf: 0.25 }, 1601], [{ type: 'number', multipleOf: 1.5 }, 533], [{ type: 'number', multipleOf: 6.75, minimum: 1 }, 200],
+    [{ type: 'number', multipleOf: 0.1 }, 801], [{ type: 'number', multipleOf: 1 }, 801], [{ type: 'integer', multipleOf: 1000, minimum: 5 }, 1],
+    [{ multipleOf: 3 }, 267], [{ type: 'integer', multipleOf: 0.5, maximum: 17 }, 418], [{ type: 'number', multipleOf: 0.5, minimum: -3, exclusiveMaximum: 2 }, 10],
+    [{ type: 'integer', format: 'int32', multipleOf: 5 }, 161], [{ type: 'integer', multipleOf: 5, minimum: 3, maximum: 4 }, 0],
+  ];
+  for (const [schema, least] of cases) {
+    if (least === 0) { assert.throws(() => compileJsonSchema(schema)); continue; }
+    const { accepted } = sound(schema, texts);
+    assert.ok(accepted >= least, `${JSON.stringify(schema)}: accepted ${accepted} < ${least}`);
+  }
+  // Exact where promised: every valid integer multiple in range, and for dyadic divisors every multiple I.F.
+  const acc = acceptor({ type: 'number', multipleOf: 0.25, minimum: -2, maximum: 3.5 });
+  for (let n = -8; n <= 14; n++) assert.ok(acc(String(n / 4)), `${n / 4}`);
+  assert.ok(!acc('3.75') && !acc('-2.25') && !acc('0.3'));
+  refuses({ type: 'number', multipleOf: 1e-7 }, 'multipleOf', '#/multipleOf');
+  refuses({ properties: { a: { multipleOf: 123457 } } }, 'multipleOf', '#/properties/a/multipleOf');
+});
