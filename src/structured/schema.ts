@@ -50,9 +50,9 @@ const ANNOTATIONS = new Set(['title', 'description', 'default', 'examples', 'exa
   '$anchor', '$vocabulary', 'contentMediaType', 'contentEncoding', 'contentSchema']);
 const SUPPORTED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'prefixItems', 'additionalItems', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref',
   'minLength', 'maxLength', 'pattern', 'format', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minItems', 'maxItems', 'nullable', 'uniqueItems', 'minProperties', 'multipleOf',
-  'patternProperties', 'dependencies', 'dependentRequired']);
-const KNOWN_UNSUPPORTED = new Set(['not', 'if', 'then', 'else', 'dependentSchemas', 'unevaluatedProperties', 'unevaluatedItems', 'contains', 'minContains', 'maxContains',
-  'propertyNames', 'maxProperties', '$dynamicRef', '$dynamicAnchor', '$recursiveRef', '$recursiveAnchor', 'disallow', 'extends', 'divisibleBy',
+  'patternProperties', 'dependencies', 'dependentRequired', 'dependentSchemas', 'maxProperties']);
+const KNOWN_UNSUPPORTED = new Set(['not', 'if', 'then', 'else', 'unevaluatedProperties', 'unevaluatedItems', 'contains', 'minContains', 'maxContains',
+  'propertyNames', '$dynamicRef', '$dynamicAnchor', '$recursiveRef', '$recursiveAnchor', 'disallow', 'extends', 'divisibleBy',
   // ajv-formats' keywords
   'formatMaximum', 'formatMinimum', 'formatExclusiveMaximum', 'formatExclusiveMinimum']);
 /** Annotations, and words outside the vocabulary (which the specification says to ignore). */
@@ -129,7 +129,7 @@ export class SchemaCompiler {
       throw new UnsupportedKeywordError('format', jp(ptr, 'format'), `unknown format '${s.format}' (strict mode; known: ${[...Object.keys(FORMATS), ...NUMBER_FORMATS, ...ANY_FORMATS].join(', ')})`);
     }
     const nonEmpty = (k: string) => s[k] !== undefined && !(isObj(s[k]) && Object.keys(s[k] as Obj).length === 0);
-    for (const k of ['patternProperties', 'dependencies', 'dependentRequired']) if (nonEmpty(k)) throw new UnsupportedKeywordError(k, jp(ptr, k));
+    for (const k of ['patternProperties']) if (nonEmpty(k)) throw new UnsupportedKeywordError(k, jp(ptr, k));
   }
 
   /** Resolves a local $ref ("#", "#/$defs/x", "#/definitions/x", any JSON pointer). */
@@ -577,15 +577,15 @@ export class SchemaCompiler {
     const req = new Set(required as string[]);
     const names = Object.keys(props);
     for (const r of req) if (!names.includes(r)) names.push(r);
-    if (s.minProperties !== undefined) {
-      const mp = intKw(s, 'minProperties', ptr)!;
-      if (mp > req.size) throw new UnsupportedKeywordError('minProperties', jp(ptr, 'minProperties'), `more than the ${req.size} required properties`);
-    }
+    // Names the dependency keywords mention that properties does not declare are emitted as
+    // declared ones (values of additionalProperties), where extra keys are allowed.
+    const depNames = this.dependencyNames(s, ptr);
+    if (ap !== false) for (const n of depNames) if (!names.includes(n)) names.push(n);
     const entries = names.map((name) => {
       const p = Object.prototype.hasOwnProperty.call(props, name) ? jp(ptr, 'properties', name) : jp(ptr, 'additionalProperties');
-      const schema = Object.prototype.hasOwnProperty.call(props, name) ? (props[name] as JsonSchema) : apRequired ?? true;
+      const schema = Object.prototype.hasOwnProperty.call(props, name) ? (props[name] as JsonSchema) : (req.has(name) ? apRequired : ap) ?? true;
       const value = this.value(schema, p);
-      return { name, required: req.has(name), kv: [...this.lit(JSON.stringify(name)), ...ws, ...this.lit(':'), ...ws, value, ...ws] };
+      return { name, required: req.has(name), schema, ptr: p, key: [...this.lit(JSON.stringify(name)), ...ws, ...this.lit(':'), ...ws], kv: [...this.lit(JSON.stringify(name)), ...ws, ...this.lit(':'), ...ws, value, ...ws] };
     });
     // Extra properties: keys that are not declared (ASCII, unescaped), values of additionalProperties.
     let extra: Sym[] | null = null;
@@ -593,30 +593,177 @@ export class SchemaCompiler {
       const v = this.value(ap ?? true, jp(ptr, 'additionalProperties'));
       extra = [this.keyExcluding(names, mode !== 'schema'), ...ws, ...this.lit(':'), ...ws, v, ...ws];
     }
-    // R(i, first): members from the i-th declared property on; `first` = nothing emitted yet.
-    const memo = new Map<string, Sym>();
-    const R = (i: number, first: boolean): Sym => {
-      const key = `${i}:${first}`;
-      const m = memo.get(key);
-      if (m !== undefined) return m;
-      const id = b.rule('members');
-      memo.set(key, id);
-      const sep = first ? [] : [...this.lit(','), ...ws];
-      const alts: Sym[][] = [];
-      if (i === names.length) {
-        alts.push([]);
-        if (extra) {
-          const loop = b.cached(`extra:${id}`, () => { const l = b.rule('extra'); b.define(l, [[...this.lit(','), ...ws, ...extra!, l], []]); return l; });
-          alts.push([...sep, ...extra, loop]);
+    const members = this.objectMembers(s, ptr, entries, extra);
+    if (members === null) return this.never(ptr, 'no object satisfies minProperties / maxProperties / dependencies');
+    return b.seq('object', [...this.lit('{'), ...ws, members, ...this.lit('}')]);
+  }
+
+  // ---- object members: counting (minProperties / maxProperties) and dependencies ------------
+  // Members are emitted in the order of `entries` (declared properties, then the other names the
+  // schema mentions), then extra keys. The recursion state holds the number of members emitted so
+  // far (capped at maxProperties, or at max(minProperties, 1): 0 = nothing yet, no comma) and, for
+  // the dependency keywords, which later names must be present (O), which must be absent (F), and
+  // which dependent schemas constrain later values (P). "a present ⇒ b present" is a constraint on
+  // which optional members are taken: b after a joins O when a is taken; b before a puts a in F
+  // when b is skipped. A dependent schema's property constraints on a name x that comes before its
+  // trigger t are guessed at x: x's value under the merged schema (t stays possible) or under its
+  // own (t joins F) — the union is exactly the valid objects.
+
+  /** The property names that dependencies / dependentRequired / dependentSchemas mention. */
+  private dependencyNames(s: Obj, ptr: string): string[] {
+    const out: string[] = [];
+    // The names a trigger needs before the trigger (the order people write: {"foo": 1, "bar": 2} for bar ⇒ foo).
+    for (const d of this.dependencies(s, ptr)) out.push(...d.reqs, ...d.forbids, ...Object.keys(d.props), d.trigger);
+    return [...new Set(out)];
+  }
+
+  /** The dependency keywords as (trigger, required names, forbidden names, property schemas); `never`: the trigger cannot be present. */
+  private dependencies(s: Obj, ptr: string): Array<{ kw: string; ptr: string; trigger: string; reqs: string[]; forbids: string[]; props: Obj; never: boolean }> {
+    const out: Array<{ kw: string; ptr: string; trigger: string; reqs: string[]; forbids: string[]; props: Obj; never: boolean }> = [];
+    for (const kw of ['dependencies', 'dependentRequired', 'dependentSchemas']) {
+      const deps = s[kw];
+      if (deps === undefined) continue;
+      if (!isObj(deps)) throw new InvalidSchemaError(kw, jp(ptr, kw), 'must be an object');
+      for (const [trigger, d] of Object.entries(deps)) {
+        const p = jp(ptr, kw, trigger);
+        if (Array.isArray(d) && kw !== 'dependentSchemas') {
+          if (d.some((x) => typeof x !== 'string')) throw new InvalidSchemaError(kw, p, 'must be an array of strings');
+          out.push({ kw, ptr: p, trigger, reqs: d as string[], forbids: [], props: {}, never: false });
+          continue;
         }
-      } else {
-        alts.push([...sep, ...entries[i].kv, R(i + 1, false)]);
-        if (!entries[i].required) alts.push([R(i + 1, first)]);
+        if (kw === 'dependentRequired') throw new InvalidSchemaError(kw, p, 'must be an array of strings');
+        let x = d as JsonSchema, xp = p;
+        for (let k = 0; isObj(x) && x.$ref !== undefined && Object.keys(x).every((w) => w === '$ref' || ignored(w)); k++) {
+          if (k > 16) throw new UnsupportedKeywordError(kw, p, 'recursive reference');
+          const t = this.resolve(x.$ref, jp(xp, '$ref'));
+          x = t.schema; xp = t.ptr;
+        }
+        if (x === true) continue;
+        const dep = { kw, ptr: p, trigger, reqs: [] as string[], forbids: [] as string[], props: {} as Obj, never: x === false };
+        if (isObj(x)) {
+          for (const [k, v] of Object.entries(x)) {
+            if (ignored(k) && k !== 'not') continue;
+            if (k === 'type') { const ts = Array.isArray(v) ? v : [v]; if (!ts.includes('object')) dep.never = true; continue; }
+            if (k === 'required' && Array.isArray(v) && v.every((r) => typeof r === 'string')) { dep.reqs.push(...(v as string[])); continue; }
+            if (k === 'properties' && isObj(v)) { dep.props = v; continue; }
+            // "not": {"required": [b]}: b is absent when the trigger is present.
+            if (k === 'not' && isObj(v) && Object.keys(v).every((w) => w === 'required' || ignored(w)) && Array.isArray(v.required) && v.required.length === 1 && typeof v.required[0] === 'string') {
+              dep.forbids.push(v.required[0] as string);
+              continue;
+            }
+            if (k === 'not' && isObj(v) && Object.keys(v).every((w) => ignored(w) && w !== 'not')) { dep.never = true; continue; }
+            throw new UnsupportedKeywordError(kw, p, `a dependent schema with '${k}' (supported: required, properties, type, not of one required name)`);
+          }
+        }
+        out.push(dep);
       }
-      b.define(id, alts);
-      return id;
+    }
+    return out;
+  }
+
+  /**
+   * The members rule (null when no member list satisfies the constraints); see above. `entries`:
+   * the names in emission order with their schemas and plain key/value symbols; `extra`: one
+   * extra member (key and value), or null.
+   */
+  private objectMembers(s: Obj, ptr: string, entries: Array<{ name: string; required: boolean; schema: JsonSchema; ptr: string; key: Sym[]; kv: Sym[] }>, extra: Sym[] | null): Sym | null {
+    const b = this.b, ws = this.ws, n = entries.length;
+    const minP = intKw(s, 'minProperties', ptr) ?? 0, maxP = intKw(s, 'maxProperties', ptr);
+    const cap = maxP ?? Math.max(minP, 1);
+    const next = (c: number) => (maxP === undefined ? Math.min(c + 1, cap) : c + 1);
+    const index = new Map(entries.map((e, i) => [e.name, i]));
+    // Dependencies by index; a dependency on a name that cannot be emitted makes its trigger impossible.
+    type Dep = { kw: string; ptr: string; t: number; reqs: number[]; forbids: number[]; props: Map<number, JsonSchema> };
+    const deps: Dep[] = [];
+    const never = new Set<number>();
+    for (const d of this.dependencies(s, ptr)) {
+      const t = index.get(d.trigger);
+      if (t === undefined) continue;
+      if (d.never || d.reqs.some((r) => !index.has(r)) || d.forbids.includes(d.trigger)) { never.add(t); continue; }
+      const props = new Map<number, JsonSchema>();
+      for (const [name, sch] of Object.entries(d.props)) { const i = index.get(name); if (i !== undefined) props.set(i, sch as JsonSchema); }
+      deps.push({ kw: d.kw, ptr: d.ptr, t, reqs: d.reqs.map((r) => index.get(r)!), forbids: d.forbids.flatMap((f) => (index.has(f) ? [index.get(f)!] : [])), props });
+    }
+    // Values under dependent schemas: the property's schema merged with theirs (by the set of dependencies).
+    const merged = new Map<string, Sym>();
+    const valueUnder = (i: number, ds: Dep[]): Sym[] => {
+      if (ds.length === 0) return entries[i].kv;
+      const key = `${i}:${ds.map((d) => deps.indexOf(d)).join(',')}`;
+      let v = merged.get(key);
+      if (v === undefined) {
+        try { v = this.value({ allOf: [entries[i].schema, ...ds.map((d) => d.props.get(i)!)] }, entries[i].ptr); } catch (e) {
+          if (e instanceof UnsupportedKeywordError && e.keyword === 'allOf') throw new UnsupportedKeywordError(ds[0].kw, ds[0].ptr, `merging the dependent schema of '${entries[i].name}': ${e.message}`);
+          throw e;
+        }
+        merged.set(key, v);
+      }
+      return [...entries[i].key, v, ...ws];
     };
-    return b.seq('object', [...this.lit('{'), ...ws, R(0, true), ...this.lit('}')]);
+    const sep = (c: number) => (c === 0 ? [] : [...this.lit(','), ...ws]);
+    // Extra members after the declared ones, E(c): c members so far.
+    const extraMemo = new Map<number, Sym | null>();
+    const E = (c: number): Sym | null => {
+      if (extraMemo.has(c)) return extraMemo.get(c)!;
+      if (extra && next(c) === c && maxP === undefined) {
+        // The loop at the cap (c ≥ minProperties here).
+        const id = b.rule('extra');
+        extraMemo.set(c, id);
+        b.define(id, [[], [...sep(c), ...extra, id]]);
+        return id;
+      }
+      const alts: Sym[][] = [];
+      if (c >= minP) alts.push([]);
+      if (extra && (maxP === undefined || c < maxP)) {
+        const r = E(next(c));
+        if (r !== null) alts.push([...sep(c), ...extra, r]);
+      }
+      const sym = alts.length === 0 ? null : b.rule('extra', alts);
+      extraMemo.set(c, sym);
+      return sym;
+    };
+    const memo = new Map<string, Sym | null>();
+    let states = 0;
+    const has = (set: number[], i: number) => set.includes(i);
+    const R = (i: number, c: number, O: number[], F: number[], P: Dep[]): Sym | null => {
+      if (i === n) return O.length ? null : E(c);
+      const key = `${i}:${c}:${O.join(',')}:${F.join(',')}:${P.map((d) => deps.indexOf(d)).join(',')}`;
+      if (memo.has(key)) return memo.get(key)!;
+      if (++states > 20_000) throw new UnsupportedKeywordError(deps.length ? deps[0].kw : 'maxProperties', deps.length ? deps[0].ptr : ptr, 'too many combinations of present and absent members to track');
+      const keep = (set: number[]) => set.filter((x) => x > i).sort((a, z) => a - z);
+      const live = (ds: Dep[]) => ds.filter((d) => [...d.props.keys()].some((x) => x > i));
+      const must = entries[i].required || has(O, i), banned = has(F, i) || never.has(i);
+      const alts: Sym[][] = [];
+      if (!must) {
+        // Skipped: triggers after i that require i become impossible.
+        const F2 = [...F];
+        for (const d of deps) if (d.t > i && has(d.reqs, i)) F2.push(d.t);
+        const r = R(i + 1, c, keep(O), [...new Set(keep(F2))], live(P));
+        if (r !== null) alts.push([r]);
+      }
+      if (!banned && (maxP === undefined || c < maxP)) {
+        const now = deps.filter((d) => d.t === i);
+        const O2 = [...O, ...now.flatMap((d) => d.reqs)];
+        const F2 = [...F, ...now.flatMap((d) => d.forbids)];
+        // Taken: triggers after i that forbid i become impossible.
+        for (const d of deps) if (d.t > i && has(d.forbids, i)) F2.push(d.t);
+        const P2 = [...P, ...now];
+        const mandatory = P2.filter((d) => d.props.has(i));
+        const open = [...new Set(deps.filter((d) => d.t > i && d.props.has(i) && !has(F2, d.t)).map((d) => d.t))];
+        if (open.length > 3) throw new UnsupportedKeywordError(deps[0].kw, deps[0].ptr, `more than 3 dependent schemas constrain '${entries[i].name}' before their trigger`);
+        for (let mask = 0; mask < 1 << open.length; mask++) {
+          const chosen = open.filter((_, j) => mask & (1 << j));
+          const ds = [...mandatory, ...deps.filter((d) => chosen.includes(d.t) && d.props.has(i))];
+          const F3 = [...F2, ...open.filter((t) => !chosen.includes(t))];
+          if (O2.some((x) => F3.includes(x) && x > i)) continue;
+          const r = R(i + 1, next(c), keep([...new Set(O2)]), [...new Set(keep(F3))], live(P2));
+          if (r !== null) alts.push([...sep(c), ...valueUnder(i, ds), r]);
+        }
+      }
+      const sym = alts.length === 0 ? null : b.rule('members', alts);
+      memo.set(key, sym);
+      return sym;
+    };
+    return R(0, 0, [], [], []);
   }
 
   /** A JSON string key that is none of `names` (nor empty, with `nonEmpty`): printable ASCII without escapes (the complement of a trie). */
@@ -740,6 +887,8 @@ export class SchemaCompiler {
     }
     const names = Object.keys(props);
     for (const r of req) if (!names.includes(r)) throw new UnsupportedKeywordError('required', jp(ptr, 'required'), `'${r}' is not in properties (YAML output)`);
+    for (const k of ['maxProperties', 'dependencies', 'dependentRequired', 'dependentSchemas']) if (s[k] !== undefined) throw new UnsupportedKeywordError(k, jp(ptr, k), 'in YAML output');
+    if ((intKw(s, 'minProperties', ptr) ?? 0) > req.size) throw new UnsupportedKeywordError('minProperties', jp(ptr, 'minProperties'), `more than the ${req.size} required properties (YAML output)`);
     const pad = ' '.repeat(indent);
     const entries = names.map((name) => ({
       required: req.has(name),
@@ -1117,7 +1266,7 @@ function mergeSchemas(parts: Obj[], ptr: string): JsonSchema {
         }
         case 'required': out[k] = [...new Set([...(cur as string[]), ...(v as string[])])]; break;
         case 'minLength': case 'minItems': case 'minProperties': out[k] = Math.max(cur as number, v as number); break;
-        case 'maxLength': case 'maxItems': out[k] = Math.min(cur as number, v as number); break;
+        case 'maxLength': case 'maxItems': case 'maxProperties': out[k] = Math.min(cur as number, v as number); break;
         case 'minimum': case 'maximum': {
           if (typeof (out.exclusiveMinimum ?? out.exclusiveMaximum) === 'boolean') fail(k, 'with draft-4 boolean exclusive bounds');
           out[k] = k === 'minimum' ? Math.max(cur as number, v as number) : Math.min(cur as number, v as number);
@@ -1212,11 +1361,20 @@ export function validate(v: unknown, s: JsonSchema, c: SchemaCompiler, ptr = '#'
         break;
       }
       case 'minProperties': if (t === 'object' && Object.keys(v as Obj).length < (s.minProperties as number)) return false; break;
+      case 'maxProperties': if (t === 'object' && Object.keys(v as Obj).length > (s.maxProperties as number)) return false; break;
+      case 'dependencies': case 'dependentRequired': case 'dependentSchemas': {
+        if (t !== 'object' || !isObj(s[k])) break;
+        for (const [name, d] of Object.entries(s[k] as Obj)) {
+          if (!Object.prototype.hasOwnProperty.call(v, name)) continue;
+          if (Array.isArray(d) ? !d.every((r) => Object.prototype.hasOwnProperty.call(v, r as string)) : !validate(v, d as JsonSchema, c, ptr)) return false;
+        }
+        break;
+      }
       case 'anyOf': if (!(s.anyOf as JsonSchema[]).some((x) => validate(v, x, c, ptr))) return false; break;
       case 'oneOf': if ((s.oneOf as JsonSchema[]).filter((x) => validate(v, x, c, ptr)).length !== 1) return false; break;
       case 'allOf': if (!(s.allOf as JsonSchema[]).every((x) => validate(v, x, c, ptr))) return false; break;
       case '$ref': if (!validate(v, c.resolve(s.$ref, ptr).schema, c, ptr)) return false; break;
-      case 'patternProperties': case 'dependencies': case 'dependentRequired':
+      case 'patternProperties':
         if (isObj(s[k]) && Object.keys(s[k] as Obj).length === 0) break;
         throw new UnsupportedKeywordError(k, ptr);
       default: if (KNOWN_UNSUPPORTED.has(k)) throw new UnsupportedKeywordError(k, ptr);

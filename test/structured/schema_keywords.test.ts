@@ -14,8 +14,13 @@ import { ajvMultipleOf, multipleOfPlan } from '../../src/structured/multiple.js'
 const require = createRequire(import.meta.url);
 const AjvMod = require('ajv');
 const addFormatsMod = require('ajv-formats');
-const ajv = new (AjvMod.default ?? AjvMod)({ strict: false, logger: false });
-(addFormatsMod.default ?? addFormatsMod)(ajv);
+const ajv7 = new (AjvMod.default ?? AjvMod)({ strict: false, logger: false });
+(addFormatsMod.default ?? addFormatsMod)(ajv7);
+// dependentRequired / dependentSchemas are 2019-09 keywords (draft-07's ajv ignores them).
+const Ajv2019 = require('ajv/dist/2019');
+const ajv19 = new (Ajv2019.default ?? Ajv2019)({ strict: false, logger: false });
+(addFormatsMod.default ?? addFormatsMod)(ajv19);
+const ajv = { compile: (s: JsonSchema) => (typeof s === 'object' && (s.dependentRequired || s.dependentSchemas || JSON.stringify(s).includes('"dependent')) ? ajv19 : ajv7).compile(s) };
 const enc = new TextEncoder();
 
 function acceptor(schema: JsonSchema): (text: string) => boolean {
@@ -82,4 +87,69 @@ test('multipleOf on integers and numbers (remainder automata within the bounds) 
   assert.ok(!acc('3.75') && !acc('-2.25') && !acc('0.3'));
   refuses({ type: 'number', multipleOf: 1e-7 }, 'multipleOf', '#/multipleOf');
   refuses({ properties: { a: { multipleOf: 123457 } } }, 'multipleOf', '#/properties/a/multipleOf');
+});
+
+/**
+ * Objects over `names` (every subset, in schema order, each value from `pool`, and optionally
+ * extra keys at the end) as JSON texts: an exhaustive family for small objects.
+ */
+function objects(names: string[], pool: unknown[], extras: string[] = [], limit = 4000): string[] {
+  const out: string[] = [];
+  const all = [...names, ...extras];
+  for (let mask = 0; mask < 1 << all.length && out.length < limit; mask++) {
+    const keys = all.filter((_, i) => mask & (1 << i));
+    // Value choices: the first pool value everywhere, then each key in turn with each other value.
+    const variants: unknown[][] = [keys.map(() => pool[0])];
+    for (let k = 0; k < keys.length; k++) for (const v of pool.slice(1)) variants.push(keys.map((_, j) => (j === k ? v : pool[0])));
+    for (const vals of variants) out.push(JSON.stringify(Object.fromEntries(keys.map((k, j) => [k, vals[j]]))));
+  }
+  return out;
+}
+
+test('minProperties / maxProperties: members counted in the recursion, extra keys included', () => {
+  const cases: JsonSchema[] = [
+    { type: 'object', properties: { a: {}, b: {}, c: {} }, minProperties: 2 },
+    { type: 'object', properties: { a: {}, b: {}, c: {} }, maxProperties: 1 },
+    { type: 'object', properties: { a: {}, b: {}, c: {} }, required: ['b'], minProperties: 2, maxProperties: 2 },
+    { type: 'object', properties: { a: { type: 'integer' }, b: {} }, additionalProperties: false, minProperties: 1 },
+    { type: 'object', minProperties: 1, maxProperties: 3 },
+    { type: 'object', properties: { a: {} }, additionalProperties: { type: 'integer' }, minProperties: 3 },
+    { type: 'object', maxProperties: 0 },
+  ];
+  for (const schema of cases) {
+    const { accepted, rejected } = sound(schema, objects(['a', 'b', 'c'], [1, 'x', null], ['zz', 'q']));
+    assert.ok(accepted > 0, JSON.stringify(schema));
+    // Exact: every valid object in schema order is accepted.
+    assert.deepEqual(rejected, [], `${JSON.stringify(schema)} rejects valid ${rejected.slice(0, 3).join(' ')}`);
+  }
+  // Unsatisfiable counts are errors, not grammars that accept nothing silently.
+  assert.throws(() => compileJsonSchema({ type: 'object', properties: { a: {} }, additionalProperties: false, minProperties: 2 }));
+  assert.throws(() => compileJsonSchema({ type: 'object', required: ['a', 'b'], maxProperties: 1 }));
+});
+
+test('dependencies / dependentRequired / dependentSchemas: presence constraints tracked over schema order', () => {
+  const cases: JsonSchema[] = [
+    { type: 'object', properties: { a: {}, b: {}, c: {} }, dependencies: { a: ['c'] } },
+    { type: 'object', properties: { a: {}, b: {}, c: {} }, dependencies: { c: ['a', 'b'] } },
+    { type: 'object', properties: { a: {}, b: {}, c: {} }, dependentRequired: { b: ['a'], a: ['c'] } },
+    { type: 'object', properties: { a: {}, b: {}, c: {} }, dependencies: { a: ['b'], b: ['a'] }, maxProperties: 2 },
+    { type: 'object', properties: { a: {}, b: {} }, dependencies: { a: ['zz'] } },
+    { type: 'object', properties: { a: {}, b: {} }, additionalProperties: false, dependencies: { a: ['zz'] } },
+    { type: 'object', properties: { a: {}, b: {}, c: {} }, dependencies: { c: { not: { required: ['a'] } } } },
+    { type: 'object', properties: { a: {}, b: {}, c: {} }, dependencies: { a: { required: ['c'], properties: { c: { type: 'integer' } } } } },
+    { type: 'object', properties: { a: {}, b: {}, c: {} }, dependentSchemas: { c: { properties: { a: { type: 'string' }, b: { type: 'integer' } } } } },
+    { type: 'object', properties: { a: {}, b: { type: ['integer', 'string'] }, c: {} }, dependencies: { c: { properties: { b: { type: 'string' } } }, a: { properties: { b: { type: ['integer', 'null'] } } } } },
+    { type: 'object', properties: { a: {}, b: {} }, dependencies: { b: { $ref: '#/definitions/needsA' } }, definitions: { needsA: { required: ['a'] } } },
+    { type: 'object', properties: { a: {}, b: {} }, dependencies: { b: false } },
+    { type: 'object', properties: { a: {}, b: {}, c: {} }, dependencies: { a: ['b'] }, minProperties: 2 },
+  ];
+  for (const schema of cases) {
+    // A name only a dependency mentions is emitted after the declared ones, before extra keys.
+    const order = JSON.stringify(schema).includes('"zz"') ? ['a', 'b', 'zz'] : ['a', 'b', 'c'];
+    const { accepted, rejected } = sound(schema, objects(order, [1, 'x', null], [order[2] === 'zz' ? 'c' : 'zz']));
+    assert.ok(accepted > 0, JSON.stringify(schema));
+    assert.deepEqual(rejected, [], `${JSON.stringify(schema)} rejects valid ${rejected.slice(0, 3).join(' ')}`);
+  }
+  refuses({ type: 'object', properties: { a: {} }, dependencies: { a: { properties: { b: {} }, additionalProperties: false } } }, 'dependencies', '#/dependencies/a');
+  refuses({ properties: { o: { dependentSchemas: { a: { minProperties: 3 } } } } }, 'dependentSchemas', '#/properties/o/dependentSchemas/a');
 });
