@@ -797,8 +797,9 @@ export class SchemaCompiler {
 
   private arraySym(s: Obj, ptr: string): Sym {
     const b = this.b, ws = this.ws;
-    const { prefix, rest, min, max } = this.arrayShape(s, ptr);
+    const { prefix, rest, min, max, unique } = this.arrayShape(s, ptr);
     if (min > max) return this.never(ptr, `minItems ${min} > maxItems ${max}`);
+    if (unique && !this.distinctTuple(prefix, rest, max, ptr)) return this.uniqueArraySym(s, ptr, prefix, rest, min, max);
     const prefixSyms = prefix.map((x, i) => this.value(x, jp(ptr, s.prefixItems !== undefined ? 'prefixItems' : 'items', i)));
     const restSym = rest === false ? null : this.value(rest, jp(ptr, s.prefixItems !== undefined || Array.isArray(s.items) ? (s.prefixItems !== undefined ? 'items' : 'additionalItems') : 'items'));
     const elem = (i: number): Sym | null => (i < prefixSyms.length ? prefixSyms[i] : restSym);
@@ -820,7 +821,96 @@ export class SchemaCompiler {
     return b.seq('array', [...this.lit('['), ...ws, A(0), ...this.lit(']')]);
   }
 
-  private arrayShape(s: Obj, ptr: string): { prefix: JsonSchema[]; rest: JsonSchema; min: number; max: number } {
+  // ---- uniqueItems ---------------------------------------------------------------------------
+  // Exact in two cases: a tuple whose items are pairwise disjoint (by type, enum/const, …; no
+  // constraint to add), and items of finite, small domains (enum, const, boolean, null, small
+  // integer ranges, anyOf of those), where the recursion state is the set of values used so far
+  // (the number of items is its size). Otherwise refused by name.
+
+  /** Whether every array the shape allows has pairwise-disjoint items (a tuple of disjoint schemas, at most its length). */
+  private distinctTuple(prefix: JsonSchema[], rest: JsonSchema, max: number, ptr: string): boolean {
+    const n = Math.min(max, rest === false ? prefix.length : Infinity);
+    if (n > prefix.length) return false;
+    const parts = prefix.slice(0, n).map((x, i) => this.normalize(x, jp(ptr, 'items', i)));
+    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) if (!this.disjoint(parts[i], parts[j])) return false;
+    return true;
+  }
+
+  /** The values of a schema when they are few (at most `limit`), else null. */
+  private finiteDomain(x: JsonSchema, ptr: string, limit = 16, depth = 0): unknown[] | null {
+    if (depth > 16) return null;
+    const s = this.normalize(x, ptr);
+    if (s === false) return [];
+    if (s === true) return null;
+    if (s.$ref !== undefined) { const t = this.resolve(s.$ref, jp(ptr, '$ref')); return this.finiteDomain(t.schema, t.ptr, limit, depth + 1); }
+    let cands: unknown[] | null = null;
+    if (s.enum !== undefined || s.const !== undefined) cands = enumValues(s) ?? null;
+    else if (Array.isArray(s.anyOf)) {
+      const rest: Obj = { ...s };
+      delete rest.anyOf;
+      cands = [];
+      for (const [i, br] of (s.anyOf as JsonSchema[]).entries()) {
+        const d = this.finiteDomain(br, jp(ptr, 'anyOf', i), limit, depth + 1);
+        if (d === null) return null;
+        cands.push(...d.filter((v) => { try { return validate(v, rest, this, ptr); } catch { return false; } }));
+      }
+      return dedupe(cands).length <= limit ? dedupe(cands) : null;
+    } else if (s.type !== undefined && s.oneOf === undefined) {
+      cands = [];
+      for (const t of this.typesOf(s, ptr)) {
+        if (t === 'boolean') cands.push(true, false);
+        else if (t === 'null') cands.push(null);
+        else if (t === 'integer' && typeof s.minimum === 'number' && typeof s.maximum === 'number' && s.maximum - s.minimum < limit) {
+          for (let v = Math.ceil(s.minimum); v <= s.maximum; v++) cands.push(v);
+        } else return null;
+      }
+    }
+    if (cands === null) return null;
+    try {
+      const ok = dedupe(cands).filter((v) => validate(v, s, this, ptr));
+      return ok.length <= limit ? ok : null;
+    } catch (e) { if (e instanceof StructuredError) return null; throw e; }
+  }
+
+  private uniqueArraySym(s: Obj, ptr: string, prefix: JsonSchema[], rest: JsonSchema, min: number, max: number): Sym {
+    const b = this.b, ws = this.ws;
+    const refuse = (why: string) => new UnsupportedKeywordError('uniqueItems', jp(ptr, 'uniqueItems'), why);
+    const restPtr = jp(ptr, s.prefixItems !== undefined ? 'items' : Array.isArray(s.items) ? 'additionalItems' : 'items');
+    const doms = prefix.map((x, i) => this.finiteDomain(x, jp(ptr, s.prefixItems !== undefined ? 'prefixItems' : 'items', i)));
+    const restDom = rest === false ? [] : this.finiteDomain(rest, restPtr);
+    if (doms.some((d) => d === null) || restDom === null) throw refuse('items that are not enumerable (enum, const, boolean, null, a small integer range, at most 16 values) nor a tuple of disjoint items');
+    const values = dedupe([...doms.flat(), ...restDom] as unknown[]);
+    if (values.length > 16) throw refuse(`${values.length} distinct item values (at most 16 are tracked)`);
+    const at = (v: unknown) => values.findIndex((u) => deepEqual(u, v));
+    const domIdx = doms.map((d) => d!.map(at)), restIdx = restDom.map(at);
+    const lits = values.map((v) => this.lit(JSON.stringify(v)));
+    // A(used): the items after those in `used` (a bit set of values; its size is the count so far).
+    const memo = new Map<number, Sym | null>();
+    let states = 0;
+    const A = (used: number): Sym | null => {
+      if (memo.has(used)) return memo.get(used)!;
+      if (++states > 4096) throw refuse('too many sets of used values to track');
+      let i = 0;
+      for (let u = used; u; u &= u - 1) i++;
+      const alts: Sym[][] = [];
+      if (i >= min) alts.push([]);
+      if (i < max) {
+        for (const v of i < domIdx.length ? domIdx[i] : restIdx) {
+          if (used & (1 << v)) continue;
+          const r = A(used | (1 << v));
+          if (r !== null) alts.push([...(i === 0 ? [] : [...this.lit(','), ...ws]), ...lits[v], ...ws, r]);
+        }
+      }
+      const sym = alts.length === 0 ? null : b.rule('uitems', alts);
+      memo.set(used, sym);
+      return sym;
+    };
+    const items = A(0);
+    if (items === null) return this.never(ptr, 'no array of distinct items satisfies minItems');
+    return b.seq('array', [...this.lit('['), ...ws, items, ...this.lit(']')]);
+  }
+
+  private arrayShape(s: Obj, ptr: string): { prefix: JsonSchema[]; rest: JsonSchema; min: number; max: number; unique: boolean } {
     let prefix: JsonSchema[] = [];
     let rest: JsonSchema = true;
     if (s.prefixItems !== undefined) {
@@ -834,9 +924,8 @@ export class SchemaCompiler {
     const min = intKw(s, 'minItems', ptr) ?? 0;
     let max = intKw(s, 'maxItems', ptr) ?? Infinity;
     if (rest === false) max = Math.min(max, prefix.length);
-    if (s.uniqueItems === true && max > 1) throw new UnsupportedKeywordError('uniqueItems', jp(ptr, 'uniqueItems'));
     if (s.uniqueItems !== undefined && typeof s.uniqueItems !== 'boolean') throw new InvalidSchemaError('uniqueItems', jp(ptr, 'uniqueItems'), 'must be a boolean');
-    return { prefix, rest, min, max };
+    return { prefix, rest, min, max, unique: s.uniqueItems === true && max > 1 };
   }
 
   // ---- YAML ---------------------------------------------------------------------------------
@@ -914,8 +1003,9 @@ export class SchemaCompiler {
 
   private yamlArray(s: Obj, ptr: string, indent: number): Sym {
     const b = this.b;
-    const { prefix, rest, min, max } = this.arrayShape(s, ptr);
+    const { prefix, rest, min, max, unique } = this.arrayShape(s, ptr);
     if (min > max) return this.never(ptr, `minItems ${min} > maxItems ${max}`);
+    if (unique && !this.distinctTuple(prefix, rest, max, ptr)) throw new UnsupportedKeywordError('uniqueItems', jp(ptr, 'uniqueItems'), 'in YAML output');
     const pad = ' '.repeat(indent);
     const item = (x: JsonSchema, p: string) => [...this.lit(`\n${pad}-`), this.yamlValue(x, p, indent + 2)];
     const prefixSyms = prefix.map((x, i) => item(x, jp(ptr, 'items', i)));
@@ -1213,6 +1303,12 @@ export const FORMAT_SAMPLES: Record<string, string> = {
   ipv4: '192.168.10.255',
   ipv6: '2001:DB8::8:800:200c:417a',
 };
+
+function dedupe(xs: unknown[]): unknown[] {
+  const out: unknown[] = [];
+  for (const x of xs) if (!out.some((y) => deepEqual(x, y))) out.push(x);
+  return out;
+}
 
 function enumValues(s: Obj): unknown[] | null {
   if (s.const !== undefined) return [s.const];

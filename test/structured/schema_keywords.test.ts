@@ -153,3 +153,39 @@ test('dependencies / dependentRequired / dependentSchemas: presence constraints 
   refuses({ type: 'object', properties: { a: {} }, dependencies: { a: { properties: { b: {} }, additionalProperties: false } } }, 'dependencies', '#/dependencies/a');
   refuses({ properties: { o: { dependentSchemas: { a: { minProperties: 3 } } } } }, 'dependentSchemas', '#/properties/o/dependentSchemas/a');
 });
+
+/** Every array of up to `n` items from `pool`, as JSON texts. */
+function arrays(pool: unknown[], n: number): string[] {
+  const out: string[] = ['[]'];
+  let layer: unknown[][] = [[]];
+  for (let k = 1; k <= n; k++) {
+    layer = layer.flatMap((a) => pool.map((v) => [...a, v]));
+    for (const a of layer) out.push(JSON.stringify(a));
+  }
+  return out;
+}
+
+test('uniqueItems: finite item domains (set of used values in the state) and disjoint tuples, exact; other items refused', () => {
+  const cases: Array<[JsonSchema, unknown[]]> = [
+    [{ type: 'array', items: { enum: ['a', 'b', 'c'] }, uniqueItems: true }, ['a', 'b', 'c', 'd']],
+    [{ type: 'array', items: { type: 'boolean' }, uniqueItems: true, minItems: 1 }, [true, false, null]],
+    [{ type: 'array', items: [{ type: 'string' }, { type: 'integer' }], additionalItems: false, uniqueItems: true }, ['a', 1, 2, 'b']],
+    [{ type: 'array', items: [{ enum: [1, 2] }, { enum: [2, 3] }], additionalItems: { const: 1 }, uniqueItems: true, maxItems: 3 }, [1, 2, 3]],
+    [{ type: 'array', items: { anyOf: [{ const: 1 }, { type: 'null' }, { enum: [{ a: 1, b: 2 }] }] }, uniqueItems: true }, [1, null, { b: 2, a: 1 }, 2]],
+    [{ type: 'array', items: { type: 'integer', minimum: 0, maximum: 3 }, uniqueItems: true, minItems: 2 }, [0, 1, 3, 4]],
+    [{ type: 'array', items: { $ref: '#/definitions/c' }, definitions: { c: { enum: ['x', 'y'] } }, uniqueItems: true }, ['x', 'y', 'z']],
+    [{ type: 'array', items: { type: 'string' }, uniqueItems: true, maxItems: 1 }, ['x', 'y', 1]],
+    [{ type: 'array', items: { enum: [1, 2, 3] }, uniqueItems: true, maxItems: 2 }, [1, 2, 3]],
+    [{ type: 'array', items: { enum: [1, 2] }, uniqueItems: false }, [1, 2]],
+  ];
+  for (const [schema, pool] of cases) {
+    const { accepted, rejected } = sound(schema, arrays(pool, 4));
+    assert.ok(accepted > 0, JSON.stringify(schema));
+    // {"b": 2, "a": 1} is written {"a":1,"b":2} (the enum's text).
+    assert.deepEqual(rejected.filter((t) => !t.includes('"b":2,"a":1')), [], `${JSON.stringify(schema)} rejects valid ${rejected.slice(0, 3).join(' ')}`);
+  }
+  assert.throws(() => compileJsonSchema({ type: 'array', items: { enum: ['a', 'b'] }, uniqueItems: true, minItems: 3 }));
+  refuses({ type: 'array', items: { type: 'string' }, uniqueItems: true }, 'uniqueItems', '#/uniqueItems');
+  refuses({ properties: { a: { type: 'array', items: { type: 'integer', minimum: 0 }, uniqueItems: true } } }, 'uniqueItems', '#/properties/a/uniqueItems');
+  refuses({ type: 'array', items: [{ type: 'string' }, { type: 'string' }], additionalItems: false, uniqueItems: true }, 'uniqueItems', '#/uniqueItems');
+});
