@@ -578,12 +578,13 @@ export class SchemaCompiler {
     const names = Object.keys(props);
     for (const r of req) if (!names.includes(r)) names.push(r);
     // Names the dependency keywords mention that properties does not declare are emitted as
-    // declared ones (values of additionalProperties), where extra keys are allowed.
+    // declared ones (values of additionalProperties), as required ones are, unless the schema's
+    // additionalProperties (or the 'forbid' mode) excludes them.
     const depNames = this.dependencyNames(s, ptr);
-    if (ap !== false) for (const n of depNames) if (!names.includes(n)) names.push(n);
+    if (apRequired !== false) for (const n of depNames) if (!names.includes(n)) names.push(n);
     const entries = names.map((name) => {
       const p = Object.prototype.hasOwnProperty.call(props, name) ? jp(ptr, 'properties', name) : jp(ptr, 'additionalProperties');
-      const schema = Object.prototype.hasOwnProperty.call(props, name) ? (props[name] as JsonSchema) : (req.has(name) ? apRequired : ap) ?? true;
+      const schema = Object.prototype.hasOwnProperty.call(props, name) ? (props[name] as JsonSchema) : apRequired ?? true;
       const value = this.value(schema, p);
       return { name, required: req.has(name), schema, ptr: p, key: [...this.lit(JSON.stringify(name)), ...ws, ...this.lit(':'), ...ws], kv: [...this.lit(JSON.stringify(name)), ...ws, ...this.lit(':'), ...ws, value, ...ws] };
     });

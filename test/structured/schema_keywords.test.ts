@@ -189,3 +189,17 @@ test('uniqueItems: finite item domains (set of used values in the state) and dis
   refuses({ properties: { a: { type: 'array', items: { type: 'integer', minimum: 0 }, uniqueItems: true } } }, 'uniqueItems', '#/properties/a/uniqueItems');
   refuses({ type: 'array', items: [{ type: 'string' }, { type: 'string' }], additionalItems: false, uniqueItems: true }, 'uniqueItems', '#/uniqueItems');
 });
+
+test('generation modes: a name a dependency requires is emitted as a required one would be (declared), never under forbid', () => {
+  const schema: JsonSchema = { type: 'object', properties: { a: {} }, required: ['a'], dependencies: { a: ['b'] } };
+  const accepts = (opts: { additionalProperties: 'declared' | 'forbid' }, text: string) => {
+    const a = new ByteAutomaton(compileJsonSchema(schema, opts));
+    const s = a.advanceBytes(a.initial, enc.encode(text));
+    return s !== DEAD && a.accepting(s);
+  };
+  assert.equal(accepts({ additionalProperties: 'declared' }, '{"a":1,"b":2}'), true);
+  assert.equal(accepts({ additionalProperties: 'declared' }, '{"a":1}'), false);
+  assert.equal(accepts({ additionalProperties: 'declared' }, '{"a":1,"b":2,"c":3}'), false);
+  // forbid: b can never be emitted, so a cannot be present, and a is required: nothing is valid.
+  assert.throws(() => compileJsonSchema(schema, { additionalProperties: 'forbid' }));
+});
