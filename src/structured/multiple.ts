@@ -12,11 +12,12 @@
 //  - a dyadic divisor (a / 2^j: 0.5, 0.25, 2.5, 6.75 …): its decimal multiples I or I.F (F of at
 //    most as many digits as m has), with |x| · 2^j < 2^53 so that x is exact in a double and the
 //    division returns the integer exactly;
-//  - another decimal divisor (a / d with d not a power of two: 0.01, 0.1, 0.0001 …): only its
-//    integer multiples (the multiples of a), and only when the double nearest m is within a
-//    relative 2^-54 of m, which makes x / fl(m) round to the exact quotient for every integer x
-//    (proved in `closeEnough`); the decimal multiples such as 10.99 for 0.01 are left out (ajv
-//    rejects about one in nine of them, 0.07 for 0.01, and which ones follows no digit pattern).
+//  - another decimal divisor (a / d with d = 2^p · r, r odd > 1: 0.01, 0.1, 0.0001 …): only its
+//    multiples that are exact doubles, which are the multiples of a / 2^p (0.25 for 0.01, 0.5 for
+//    0.1, integers for 0.2), and only when the double nearest m is within a relative 2^-54 of m,
+//    which makes x / fl(m) round to the exact quotient for every such x (proved in `closeEnough`);
+//    the other multiples such as 10.99 for 0.01 are left out (ajv rejects about one in nine of
+//    them, 0.07 for 0.01, and which ones follows no digit pattern).
 import type { GrammarBuilder, Sym } from './grammar.js';
 
 /** A deterministic automaton over the bytes '0'..'9' and '.' (symbol 10). */
@@ -92,7 +93,13 @@ export function multipleOfPlan(m: number): MultiplePlan {
     return { kind: 'decimals', num: Number(dec.num), k: dec.k, maxAbs: 2 ** (53 - j) };
   }
   if (!closeEnough(m, a, d)) return { kind: 'refuse', why: `divisor ${m}: ajv's floating-point check (x / ${m} is an integer) is not exact for its multiples` };
-  return { kind: 'integers', divisor: Number(a) };
+  // d = 2^p · r (r odd, > 1): the multiples of m that are exact doubles are the multiples of a / 2^p.
+  let p = 0;
+  while (((d >> BigInt(p)) & 1n) === 0n) p++;
+  if (p === 0) return { kind: 'integers', divisor: Number(a) };
+  const num = a * 5n ** BigInt(p);
+  if (num > 2_000n) return { kind: 'integers', divisor: Number(a) };
+  return { kind: 'decimals', num: Number(num), k: p, maxAbs: 2 ** (53 - p) };
 }
 
 /**

@@ -594,7 +594,12 @@ export class SchemaCompiler {
       const v = this.value(ap ?? true, jp(ptr, 'additionalProperties'));
       extra = [this.keyExcluding(names, mode !== 'schema'), ...ws, ...this.lit(':'), ...ws, v, ...ws];
     }
-    const members = this.objectMembers(s, ptr, entries, extra);
+    let members = this.objectMembers(s, ptr, entries, extra);
+    // 'declared' mode: where only extra keys can meet minProperties, they are allowed (non-empty, as the schema allows them).
+    if (members === null && mode === 'declared' && apRequired === undefined) {
+      extra = [this.keyExcluding(names, true), ...ws, ...this.lit(':'), ...ws, this.anyValue(), ...ws];
+      members = this.objectMembers(s, ptr, entries, extra);
+    }
     if (members === null) return this.never(ptr, 'no object satisfies minProperties / maxProperties / dependencies');
     return b.seq('object', [...this.lit('{'), ...ws, members, ...this.lit('}')]);
   }

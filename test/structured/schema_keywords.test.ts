@@ -46,21 +46,25 @@ function refuses(schema: JsonSchema, keyword: string, pointer: string): void {
   assert.throws(() => compileJsonSchema(schema), (e: unknown) => e instanceof UnsupportedKeywordError && e.keyword === keyword && e.pointer === pointer, JSON.stringify(schema));
 }
 
-test('multipleOf: ajvMultipleOf is ajv\'s rule, and the integer-only plan for decimal divisors passes it for every integer multiple', () => {
+test('multipleOf: ajvMultipleOf is ajv\'s rule, and every multiple the plan of a decimal divisor generates passes it', () => {
   for (const m of [0.01, 0.1, 0.0001, 2.5, 7, 0.3]) {
     const check = ajv.compile({ multipleOf: m });
-    for (const x of [0, 1, 0.3, 0.07, 10.99, 7.5, 21, 1e15, 3e20, 0.0075, -4.2]) assert.equal(ajvMultipleOf(x, m), check(x), `${x} / ${m}`);
+    for (const x of [0, 1, 0.3, 0.07, 10.99, 7.5, 21, 1e15, 3e20, 0.0075, -4.2]) assert.equal(ajvMultipleOf(x, m), check(x) as boolean, `${x} / ${m}`);
   }
-  // 0.01, 0.1, 0.0001: integers only (the multiples of the numerator); ajv passes every one of them.
-  for (const m of [0.01, 0.1, 0.0001, 0.05, 0.3]) {
+  // 0.01, 0.1, 0.0001 …: only their multiples that are exact doubles (multiples of 0.25, 0.5,
+  // 0.0625 …, or integers); ajv passes every one of them.
+  for (const [m, step] of [[0.01, 0.25], [0.1, 0.5], [0.0001, 0.0625], [0.05, 0.25], [0.3, 1.5], [0.2, 1], [0.6, 3]] as const) {
     const plan = multipleOfPlan(m);
-    assert.equal(plan.kind, 'integers', `${m}`);
-    const a = (plan as { divisor: number }).divisor, check = ajv.compile({ multipleOf: m });
-    for (let n = 0; n < 20000; n++) assert.ok(check(n * a), `${n * a} / ${m}`);
-    for (let e = 2; e < 15; e++) for (const x of [10 ** e, 10 ** e - a, 2 ** Math.floor(e * 3.3), 999_999_999_999_999 - (999_999_999_999_999 % a)]) if (x % a === 0) assert.ok(check(x), `${x} / ${m}`);
+    const got = plan.kind === 'integers' ? plan.divisor : plan.kind === 'decimals' ? plan.num / 10 ** plan.k : NaN;
+    assert.equal(got, step, `${m}`);
+    const check = ajv.compile({ multipleOf: m });
+    for (let n = -20000; n < 20000; n++) assert.ok(check(n * step), `${n * step} / ${m}`);
+    for (let e = 2; e < 15; e++) for (const x of [10 ** e, 10 ** e - step, 2 ** Math.floor(e * 3.3), 999_999_999_999_999 - (999_999_999_999_999 % step)]) if (x % step === 0) assert.ok(check(x), `${x} / ${m}`);
   }
   assert.equal(multipleOfPlan(0.25).kind, 'decimals');
   assert.equal(multipleOfPlan(6.75).kind, 'decimals');
+  // 0.7: the double nearest is too far from 7/10 for the proof (and 21 / 0.7 is 30.000000000000004 for ajv).
+  assert.equal(multipleOfPlan(0.7).kind, 'refuse');
   assert.deepEqual(multipleOfPlan(11), { kind: 'integers', divisor: 11 });
 });
 
@@ -202,4 +206,17 @@ test('generation modes: a name a dependency requires is emitted as a required on
   assert.equal(accepts({ additionalProperties: 'declared' }, '{"a":1,"b":2,"c":3}'), false);
   // forbid: b can never be emitted, so a cannot be present, and a is required: nothing is valid.
   assert.throws(() => compileJsonSchema(schema, { additionalProperties: 'forbid' }));
+});
+
+test("'declared' mode: extra keys only where minProperties needs them", () => {
+  const schema: JsonSchema = { type: 'object', properties: { a: { type: 'integer' } }, minProperties: 2 };
+  const a = new ByteAutomaton(compileJsonSchema(schema, { additionalProperties: 'declared' }));
+  const acc = (t: string) => { const s = a.advanceBytes(a.initial, enc.encode(t)); return s !== DEAD && a.accepting(s); };
+  assert.equal(acc('{"a":1,"b":2}'), true);
+  assert.equal(acc('{"a":1}'), false);
+  assert.equal(acc('{"a":1,"":2}'), false);
+  assert.equal(acc('{"a":1,"a":2}'), false);
+  const b = new ByteAutomaton(compileJsonSchema({ type: 'object', properties: { a: {} } }, { additionalProperties: 'declared' }));
+  const s = b.advanceBytes(b.initial, enc.encode('{"a":1,"b":2}'));
+  assert.ok(s === DEAD || !b.accepting(s), 'no extra keys where none are needed');
 });
