@@ -107,7 +107,16 @@ export function multipleOfPlan(m: number): MultiplePlan {
  * optionally '.' and 1..k digits of F, accepting when I.F · 10^k ≡ 0 (mod num). k = 0: integers.
  * Minimised (Moore), with the dead state left out of `accept` (and reachable as state `dead`).
  */
+const dfaCache = new Map<string, DigitDfa & { dead: number }>();
+
 export function multipleDfa(num: number, k: number): DigitDfa & { dead: number } {
+  const key = `${num}:${k}`;
+  let d = dfaCache.get(key);
+  if (d === undefined) { d = buildMultipleDfa(num, k); dfaCache.set(key, d); }
+  return d;
+}
+
+function buildMultipleDfa(num: number, k: number): DigitDfa & { dead: number } {
   // States: int r (r in [0, num)), frac (r, j) for j in 0..k (j = digits after '.'), dead.
   const nInt = num, nFrac = k > 0 ? num * (k + 1) : 0, dead = nInt + nFrac, n = dead + 1;
   const next = new Int32Array(n * SYMS).fill(dead);
@@ -191,6 +200,9 @@ export function digitsInRange(b: GrammarBuilder, dfa: DigitDfa & { dead: number 
   // Digits from position i of strings between x and y (same length), tight on the low / high side.
   const T = (x: string, y: string, i: number, tl: boolean, th: boolean, q: number): Sym[] | null => {
     if (q === dfa.dead) return null;
+    // A bound whose remaining digits are all 0 (low) or all 9 (high) no longer constrains.
+    if (tl && /^0*$/.test(x.slice(i))) tl = false;
+    if (th && /^9*$/.test(y.slice(i))) th = false;
     if (!tl && !th) return F(x.length - i, q);
     if (i === x.length) return tail(q);
     const dlo = tl ? +x[i] : 0, dhi = th ? +y[i] : 9;

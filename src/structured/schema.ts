@@ -426,7 +426,8 @@ export class SchemaCompiler {
       if (plan.kind === 'integers' && plan.divisor === 1) integer = true;
       else {
         const [aLo, aHi] = intFormat === 'int32' ? [Math.max(iLo, -(2 ** 31)), Math.min(iHi, 2 ** 31 - 1)] : [iLo, iHi];
-        return this.multipleSym(plan, integer, aLo, aHi, lo, hi, exLo, exHi, ptr);
+        const key = `multiple:${JSON.stringify(plan)}:${integer}:${aLo}:${aHi}:${lo}:${hi}:${exLo}:${exHi}`;
+        return b.cached(key, () => this.multipleSym(plan, integer, aLo, aHi, lo, hi, exLo, exHi, ptr));
       }
     }
     if (integer) {
