@@ -639,29 +639,33 @@ export class SchemaCompiler {
           continue;
         }
         if (kw === 'dependentRequired') throw new InvalidSchemaError(kw, p, 'must be an array of strings');
-        let x = d as JsonSchema, xp = p;
-        for (let k = 0; isObj(x) && x.$ref !== undefined && Object.keys(x).every((w) => w === '$ref' || ignored(w)); k++) {
-          if (k > 16) throw new UnsupportedKeywordError(kw, p, 'recursive reference');
-          const t = this.resolve(x.$ref, jp(xp, '$ref'));
-          x = t.schema; xp = t.ptr;
-        }
-        if (x === true) continue;
-        const dep = { kw, ptr: p, trigger, reqs: [] as string[], forbids: [] as string[], props: {} as Obj, never: x === false };
-        if (isObj(x)) {
+        const dep = { kw, ptr: p, trigger, reqs: [] as string[], forbids: [] as string[], props: {} as Obj, never: false };
+        // The dependent schema's constraints, through $ref and allOf (conjunctions).
+        const add = (x: JsonSchema, xp: string, depth: number): void => {
+          if (depth > 16) throw new UnsupportedKeywordError(kw, p, 'recursive reference');
+          if (x === true) return;
+          if (x === false) { dep.never = true; return; }
+          if (!isObj(x)) throw new InvalidSchemaError(kw, p, 'must be a schema or an array of names');
           for (const [k, v] of Object.entries(x)) {
             if (ignored(k) && k !== 'not') continue;
+            if (k === '$ref') { const t = this.resolve(v, jp(xp, '$ref')); add(t.schema, t.ptr, depth + 1); continue; }
+            if (k === 'allOf' && Array.isArray(v)) { v.forEach((br, i) => add(br as JsonSchema, jp(xp, 'allOf', i), depth + 1)); continue; }
             if (k === 'type') { const ts = Array.isArray(v) ? v : [v]; if (!ts.includes('object')) dep.never = true; continue; }
             if (k === 'required' && Array.isArray(v) && v.every((r) => typeof r === 'string')) { dep.reqs.push(...(v as string[])); continue; }
-            if (k === 'properties' && isObj(v)) { dep.props = v; continue; }
+            if (k === 'properties' && isObj(v)) {
+              for (const [n, sch] of Object.entries(v)) dep.props[n] = Object.prototype.hasOwnProperty.call(dep.props, n) ? { allOf: [dep.props[n], sch] } : sch;
+              continue;
+            }
             // "not": {"required": [b]}: b is absent when the trigger is present.
             if (k === 'not' && isObj(v) && Object.keys(v).every((w) => w === 'required' || ignored(w)) && Array.isArray(v.required) && v.required.length === 1 && typeof v.required[0] === 'string') {
               dep.forbids.push(v.required[0] as string);
               continue;
             }
             if (k === 'not' && isObj(v) && Object.keys(v).every((w) => ignored(w) && w !== 'not')) { dep.never = true; continue; }
-            throw new UnsupportedKeywordError(kw, p, `a dependent schema with '${k}' (supported: required, properties, type, not of one required name)`);
+            throw new UnsupportedKeywordError(kw, p, `a dependent schema with '${k}' (supported: required, properties, type, allOf / $ref of those, not of one required name)`);
           }
-        }
+        };
+        add(d as JsonSchema, p, 0);
         out.push(dep);
       }
     }
@@ -1386,6 +1390,19 @@ function mergeSchemas(parts: Obj[], ptr: string): JsonSchema {
           else out[k] = { allOf: [cur, v] };
           break;
         case 'additionalProperties': out[k] = deepEqual(cur, v) ? cur : { allOf: [cur, v] }; break;
+        case 'dependencies': case 'dependentRequired': case 'dependentSchemas': {
+          // Both hold: names required by both (arrays), or both dependent schemas (allOf).
+          if (!isObj(cur) || !isObj(v)) fail(k);
+          const m: Obj = { ...(cur as Obj) };
+          const asSchema = (d: unknown) => (Array.isArray(d) ? { required: d } : d);
+          for (const [n, d] of Object.entries(v as Obj)) {
+            if (!Object.prototype.hasOwnProperty.call(m, n)) m[n] = d;
+            else if (Array.isArray(m[n]) && Array.isArray(d)) m[n] = [...new Set([...(m[n] as unknown[]), ...d])];
+            else m[n] = { allOf: [asSchema(m[n]), asSchema(d)] };
+          }
+          out[k] = m;
+          break;
+        }
         case 'anyOf': case 'oneOf':
           out[k] = (cur as JsonSchema[]).flatMap((x) => (v as JsonSchema[]).map((y) => ({ allOf: [x, y] })));
           if (k === 'oneOf') fail(k, 'in more than one allOf branch');

@@ -146,6 +146,8 @@ test('dependencies / dependentRequired / dependentSchemas: presence constraints 
     { type: 'object', properties: { a: {}, b: {} }, dependencies: { b: { $ref: '#/definitions/needsA' } }, definitions: { needsA: { required: ['a'] } } },
     { type: 'object', properties: { a: {}, b: {} }, dependencies: { b: false } },
     { type: 'object', properties: { a: {}, b: {}, c: {} }, dependencies: { a: ['b'] }, minProperties: 2 },
+    { type: 'object', properties: { a: {}, b: {}, c: {} }, dependencies: { b: { allOf: [{ required: ['c'] }, { $ref: '#/definitions/aInt' }] } }, definitions: { aInt: { properties: { a: { type: 'integer' } } } } },
+    { allOf: [{ type: 'object', properties: { a: {}, b: {}, c: {} }, dependencies: { a: ['b'], c: { properties: { a: { type: 'string' } } } } }, { dependencies: { a: ['c'], c: ['b'] } }] },
   ];
   for (const schema of cases) {
     // A name only a dependency mentions is emitted after the declared ones, before extra keys.
