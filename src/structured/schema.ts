@@ -679,7 +679,11 @@ export class SchemaCompiler {
    */
   private objectMembers(s: Obj, ptr: string, entries: Array<{ name: string; required: boolean; schema: JsonSchema; ptr: string; key: Sym[]; kv: Sym[] }>, extra: Sym[] | null): Sym | null {
     const b = this.b, ws = this.ws, n = entries.length;
-    const minP = intKw(s, 'minProperties', ptr) ?? 0, maxP = intKw(s, 'maxProperties', ptr);
+    let minP = intKw(s, 'minProperties', ptr) ?? 0, maxP = intKw(s, 'maxProperties', ptr);
+    // Bounds that cannot bind are dropped (fewer states): minProperties up to the required count,
+    // maxProperties from the number of names on when no extra key is allowed.
+    if (minP <= entries.filter((e) => e.required).length) minP = 0;
+    if (maxP !== undefined && extra === null && maxP >= n) maxP = undefined;
     const cap = maxP ?? Math.max(minP, 1);
     const next = (c: number) => (maxP === undefined ? Math.min(c + 1, cap) : c + 1);
     const index = new Map(entries.map((e, i) => [e.name, i]));
@@ -739,7 +743,10 @@ export class SchemaCompiler {
       if (i === n) return O.length ? null : E(c);
       const key = `${i}:${c}:${O.join(',')}:${F.join(',')}:${P.map((d) => deps.indexOf(d)).join(',')}`;
       if (memo.has(key)) return memo.get(key)!;
-      if (++states > 20_000) throw new UnsupportedKeywordError(deps.length ? deps[0].kw : 'maxProperties', deps.length ? deps[0].ptr : ptr, 'too many combinations of present and absent members to track');
+      if (++states > 20_000) {
+        const kw = deps.length ? deps[0].kw : maxP !== undefined ? 'maxProperties' : 'minProperties';
+        throw new UnsupportedKeywordError(kw, deps.length ? deps[0].ptr : jp(ptr, kw), 'too many combinations of present and absent members to track');
+      }
       const keep = (set: number[]) => set.filter((x) => x > i).sort((a, z) => a - z);
       const live = (ds: Dep[]) => ds.filter((d) => [...d.props.keys()].some((x) => x > i));
       const must = entries[i].required || has(O, i), banned = has(F, i) || never.has(i);
