@@ -426,8 +426,8 @@ export class SchemaCompiler {
       if (plan.kind === 'integers' && plan.divisor === 1) integer = true;
       else {
         const [aLo, aHi] = intFormat === 'int32' ? [Math.max(iLo, -(2 ** 31)), Math.min(iHi, 2 ** 31 - 1)] : [iLo, iHi];
-        const key = `multiple:${JSON.stringify(plan)}:${integer}:${aLo}:${aHi}:${lo}:${hi}:${exLo}:${exHi}`;
-        return b.cached(key, () => this.multipleSym(plan, integer, aLo, aHi, lo, hi, exLo, exHi, ptr));
+        const key = `multiple:${m}:${JSON.stringify(plan)}:${integer}:${aLo}:${aHi}:${lo}:${hi}:${exLo}:${exHi}`;
+        return b.cached(key, () => this.multipleSym(plan, m, integer, aLo, aHi, lo, hi, exLo, exHi, ptr));
       }
     }
     if (integer) {
@@ -508,7 +508,7 @@ export class SchemaCompiler {
    * and for a dyadic divisor on numbers also I.F in the units [I, I + 1) wholly inside the bounds
    * (the units a fractional bound cuts are left out).
    */
-  private multipleSym(plan: MultiplePlan & { kind: 'integers' | 'decimals' }, integer: boolean, iLo: number, iHi: number,
+  private multipleSym(plan: MultiplePlan & { kind: 'integers' | 'decimals' }, m: number, integer: boolean, iLo: number, iHi: number,
     lo: number | undefined, hi: number | undefined, exLo: boolean, exHi: boolean, ptr: string): Sym {
     const b = this.b;
     const dfa = plan.kind === 'integers' ? multipleDfa(plan.divisor, 0) : multipleDfa(plan.num, plan.k);
@@ -552,7 +552,7 @@ export class SchemaCompiler {
           if (Number.isInteger(x) || seen.has(t) || Math.abs(x) >= top) continue;
           const I = Math.floor(Math.abs(x));
           if (x > 0 ? I >= pLo && I <= pHi : I >= nLo && I <= nHi) continue;
-          if ((lo !== undefined && (x < lo || (exLo && x === lo))) || (hi !== undefined && (x > hi || (exHi && x === hi)))) continue;
+          if ((lo !== undefined && (x < lo || (exLo && x === lo))) || (hi !== undefined && (x > hi || (exHi && x === hi))) || !ajvMultipleOf(x, m)) continue;
           seen.add(t);
           alts.push(this.lit(t));
         }
