@@ -50,12 +50,17 @@ export interface SchemaOptions {
  * excluded object or array that the rest of the schema allows is refused.
  */
 export const NOT_IN = 'tslm:notIn';
+/**
+ * Internal keyword: { names, schema } — the object has a key outside `names` whose value matches
+ * `schema` (what `not` of additionalProperties becomes: names = the properties it declares).
+ */
+export const EXTRA = 'tslm:extraKey';
 const ANNOTATIONS = new Set(['title', 'description', 'default', 'examples', 'example', '$comment', '$schema', '$id', 'id', 'readOnly', 'writeOnly', 'deprecated', 'discriminator', 'xml', 'externalDocs', '$defs', 'definitions',
   '$anchor', '$vocabulary', 'contentMediaType', 'contentEncoding', 'contentSchema']);
 const SUPPORTED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'prefixItems', 'additionalItems', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref',
   'minLength', 'maxLength', 'pattern', 'format', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minItems', 'maxItems', 'nullable', 'uniqueItems', 'minProperties', 'multipleOf',
-  'patternProperties', 'dependencies', 'dependentRequired', 'not', 'if', 'then', 'else', NOT_IN]);
-const KNOWN_UNSUPPORTED = new Set(['dependentSchemas', 'unevaluatedProperties', 'unevaluatedItems', 'contains', 'minContains', 'maxContains',
+  'patternProperties', 'dependencies', 'dependentRequired', 'not', 'if', 'then', 'else', NOT_IN, EXTRA, 'contains']);
+const KNOWN_UNSUPPORTED = new Set(['dependentSchemas', 'unevaluatedProperties', 'unevaluatedItems', 'minContains', 'maxContains',
   'propertyNames', 'maxProperties', '$dynamicRef', '$dynamicAnchor', '$recursiveRef', '$recursiveAnchor', 'disallow', 'extends', 'divisibleBy',
   // ajv-formats' keywords
   'formatMaximum', 'formatMinimum', 'formatExclusiveMaximum', 'formatExclusiveMinimum']);
@@ -318,8 +323,9 @@ export class SchemaCompiler {
         case 'items':
           if (Array.isArray(v)) {
             v.forEach((x, i) => { if (!trivial(x)) out.push({ type: 'array', minItems: i + 1, items: [...Array<JsonSchema>(i).fill(true), { not: x }] }); });
-          } else if (!trivial(v)) no(k, 'the complement of items (an array with an item that fails it)');
+          } else if (!trivial(v)) out.push({ type: 'array', contains: { not: v } });
           break;
+        case 'contains': out.push({ type: 'array', items: { not: v } }); break;
         case 'additionalItems': if (Array.isArray(n.items) && !trivial(v)) no(k); break;
         case 'required': {
           if (!Array.isArray(v) || v.some((r) => typeof r !== 'string')) throw new InvalidSchemaError(k, jp(ptr, k), 'must be an array of strings');
@@ -330,7 +336,12 @@ export class SchemaCompiler {
           if (!isObj(v)) throw new InvalidSchemaError(k, jp(ptr, k), 'must be an object');
           for (const [name, x] of Object.entries(v)) if (!trivial(x)) out.push({ type: 'object', required: [name], properties: { [name]: { not: x } } });
           break;
-        case 'additionalProperties': if (!trivial(v)) no(k); break;
+        case 'additionalProperties':
+          if (trivial(v)) break;
+          if (isObj(n.patternProperties) && Object.keys(n.patternProperties).length) no('patternProperties');
+          out.push({ type: 'object', [EXTRA]: { names: Object.keys(isObj(n.properties) ? n.properties : {}), schema: { not: v } } });
+          break;
+        case EXTRA: no(k, 'the complement of a required undeclared key');
         case 'patternProperties': case 'dependencies': case 'dependentRequired': if (!(isObj(v) && Object.keys(v).length === 0)) no(k); break;
         default: no(k);
       }
@@ -758,7 +769,7 @@ export class SchemaCompiler {
       const p = Object.prototype.hasOwnProperty.call(props, name) ? jp(ptr, 'properties', name) : jp(ptr, 'additionalProperties');
       const schema = Object.prototype.hasOwnProperty.call(props, name) ? (props[name] as JsonSchema) : apRequired ?? true;
       const value = this.value(schema, p);
-      return { name, required: req.has(name), kv: [...this.lit(JSON.stringify(name)), ...ws, ...this.lit(':'), ...ws, value, ...ws] };
+      return { name, schema, p, required: req.has(name), kv: [...this.lit(JSON.stringify(name)), ...ws, ...this.lit(':'), ...ws, value, ...ws] };
     });
     // Extra properties: keys that are not declared (ASCII, unescaped), values of additionalProperties.
     let extra: Sym[] | null = null;
@@ -766,10 +777,22 @@ export class SchemaCompiler {
       const v = this.value(ap ?? true, jp(ptr, 'additionalProperties'));
       extra = [this.keyExcluding(names, mode !== 'schema'), ...ws, ...this.lit(':'), ...ws, v, ...ws];
     }
-    // R(i, first): members from the i-th declared property on; `first` = nothing emitted yet.
+    // EXTRA (from not additionalProperties): a witness member is required — a declared property
+    // outside x.names, or an extra key outside them, with a value that also matches x.schema.
+    const x = s[EXTRA] as { names: string[]; schema: JsonSchema } | undefined;
+    const wit = entries.map((e) => (x && !x.names.includes(e.name)
+      ? [...this.lit(JSON.stringify(e.name)), ...ws, ...this.lit(':'), ...ws, this.value({ allOf: [e.schema, x.schema] }, e.p), ...ws] : null));
+    let extraW: Sym[] | null = null;
+    if (x && ap !== false) {
+      const v = this.value({ allOf: [ap ?? true, x.schema] }, jp(ptr, 'additionalProperties'));
+      extraW = [this.keyExcluding([...names, ...x.names], mode !== 'schema'), ...ws, ...this.lit(':'), ...ws, v, ...ws];
+    }
+    let loop: Sym | null = null;
+    if (extra) { loop = b.rule('extra'); b.define(loop, [[...this.lit(','), ...ws, ...extra, loop], []]); }
+    // R(i, first, w): members from the i-th declared property on; `first` = nothing emitted yet; `w` = the witness (if any is needed) emitted.
     const memo = new Map<string, Sym>();
-    const R = (i: number, first: boolean): Sym => {
-      const key = `${i}:${first}`;
+    const R = (i: number, first: boolean, w: boolean): Sym => {
+      const key = `${i}:${first}:${w}`;
       const m = memo.get(key);
       if (m !== undefined) return m;
       const id = b.rule('members');
@@ -777,19 +800,24 @@ export class SchemaCompiler {
       const sep = first ? [] : [...this.lit(','), ...ws];
       const alts: Sym[][] = [];
       if (i === names.length) {
-        alts.push([]);
-        if (extra) {
-          const loop = b.cached(`extra:${id}`, () => { const l = b.rule('extra'); b.define(l, [[...this.lit(','), ...ws, ...extra!, l], []]); return l; });
-          alts.push([...sep, ...extra, loop]);
+        if (w) {
+          alts.push([]);
+          if (extra) alts.push([...sep, ...extra, loop!]);
+        } else if (extraW) {
+          alts.push([...sep, ...extraW, loop!]);
+          const E = b.rule('extra-w');
+          b.define(E, [[...this.lit(','), ...ws, ...extraW, loop!], [...this.lit(','), ...ws, ...extra!, E]]);
+          alts.push([...sep, ...extra!, E]);
         }
       } else {
-        alts.push([...sep, ...entries[i].kv, R(i + 1, false)]);
-        if (!entries[i].required) alts.push([R(i + 1, first)]);
+        alts.push([...sep, ...entries[i].kv, R(i + 1, false, w)]);
+        if (!w && wit[i]) alts.push([...sep, ...wit[i]!, R(i + 1, false, true)]);
+        if (!entries[i].required) alts.push([R(i + 1, first, w)]);
       }
       b.define(id, alts);
       return id;
     };
-    return b.seq('object', [...this.lit('{'), ...ws, R(0, true), ...this.lit('}')]);
+    return b.seq('object', [...this.lit('{'), ...ws, R(0, true, x === undefined), ...this.lit('}')]);
   }
 
   /** A JSON string key that is none of `names` (nor empty, with `nonEmpty`): printable ASCII without escapes (the complement of a trie). */
@@ -828,22 +856,35 @@ export class SchemaCompiler {
     const prefixSyms = prefix.map((x, i) => this.value(x, jp(ptr, s.prefixItems !== undefined ? 'prefixItems' : 'items', i)));
     const restSym = rest === false ? null : this.value(rest, jp(ptr, s.prefixItems !== undefined || Array.isArray(s.items) ? (s.prefixItems !== undefined ? 'items' : 'additionalItems') : 'items'));
     const elem = (i: number): Sym | null => (i < prefixSyms.length ? prefixSyms[i] : restSym);
-    const memo = new Map<number, Sym>();
+    // contains: one item (the witness) also matches it; `seen` = the witness emitted.
+    const contains = s.contains as JsonSchema | undefined;
+    if (contains !== undefined && typeof contains !== 'boolean' && !isObj(contains)) throw new InvalidSchemaError('contains', jp(ptr, 'contains'), 'must be a schema');
+    const witness = new Map<number, Sym | null>();
+    const wElem = (i: number): Sym | null => {
+      const k = Math.min(i, prefix.length);
+      if (!witness.has(k)) {
+        const base = i < prefix.length ? prefix[i] : rest;
+        witness.set(k, base === false ? null : this.value({ allOf: [base, contains!] }, jp(ptr, 'contains')));
+      }
+      return witness.get(k)!;
+    };
+    const memo = new Map<string, Sym>();
     const top = Math.max(prefix.length, min);
-    const A = (i: number): Sym => {
-      const key = i >= top && max === Infinity && i >= 1 ? -1 : i;
+    const A = (i: number, seen: boolean): Sym => {
+      const key = `${i >= top && max === Infinity && i >= 1 ? -1 : i}:${seen}`;
       const m = memo.get(key);
       if (m !== undefined) return m;
       const id = b.rule('items');
       memo.set(key, id);
       const alts: Sym[][] = [];
-      if (i >= min) alts.push([]);
-      const e = elem(i);
-      if (i < max && e !== null) alts.push([...(i === 0 ? [] : [...this.lit(','), ...ws]), e, ...ws, A(i + 1)]);
+      if (i >= min && seen) alts.push([]);
+      const e = elem(i), sep = i === 0 ? [] : [...this.lit(','), ...ws];
+      if (i < max && e !== null) alts.push([...sep, e, ...ws, A(i + 1, seen)]);
+      if (i < max && !seen) { const w = wElem(i); if (w !== null) alts.push([...sep, w, ...ws, A(i + 1, true)]); }
       b.define(id, alts);
       return id;
     };
-    return b.seq('array', [...this.lit('['), ...ws, A(0), ...this.lit(']')]);
+    return b.seq('array', [...this.lit('['), ...ws, A(0, contains === undefined), ...this.lit(']')]);
   }
 
   private arrayShape(s: Obj, ptr: string): { prefix: JsonSchema[]; rest: JsonSchema; min: number; max: number } {
@@ -913,6 +954,7 @@ export class SchemaCompiler {
       }
     }
     const names = Object.keys(props);
+    if (s[EXTRA] !== undefined) throw new UnsupportedKeywordError('not', ptr, 'the complement of additionalProperties in YAML output');
     for (const r of req) if (!names.includes(r)) throw new UnsupportedKeywordError('required', jp(ptr, 'required'), `'${r}' is not in properties (YAML output)`);
     const pad = ' '.repeat(indent);
     const entries = names.map((name) => ({
@@ -939,6 +981,7 @@ export class SchemaCompiler {
 
   private yamlArray(s: Obj, ptr: string, indent: number): Sym {
     const b = this.b;
+    if (s.contains !== undefined) throw new UnsupportedKeywordError('contains', jp(ptr, 'contains'), 'in YAML output');
     const { prefix, rest, min, max } = this.arrayShape(s, ptr);
     if (min > max) return this.never(ptr, `minItems ${min} > maxItems ${max}`);
     const pad = ' '.repeat(indent);
@@ -1399,6 +1442,13 @@ export function validate(v: unknown, s: JsonSchema, c: SchemaCompiler, ptr = '#'
         break;
       }
       case 'then': case 'else': break;
+      case 'contains': if (Array.isArray(v) && !v.some((x) => validate(x, s.contains as JsonSchema, c, ptr))) return false; break;
+      case EXTRA: {
+        if (t !== 'object') break;
+        const { names, schema } = s[EXTRA] as { names: string[]; schema: JsonSchema };
+        if (!Object.entries(v as Obj).some(([k2, x]) => !names.includes(k2) && validate(x, schema, c, ptr))) return false;
+        break;
+      }
       case 'oneOf': if ((s.oneOf as JsonSchema[]).filter((x) => validate(v, x, c, ptr)).length !== 1) return false; break;
       case 'allOf': if (!(s.allOf as JsonSchema[]).every((x) => validate(v, x, c, ptr))) return false; break;
       case '$ref': if (!validate(v, c.resolve(s.$ref, ptr).schema, c, ptr)) return false; break;
