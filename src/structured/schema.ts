@@ -55,11 +55,13 @@ export const NOT_IN = 'tslm:notIn';
  * `schema` (what `not` of additionalProperties becomes: names = the properties it declares).
  */
 export const EXTRA = 'tslm:extraKey';
+/** Internal keyword: a number that is not an integer (the complement of type 'integer' among numbers). */
+export const FRACTION = 'tslm:notInteger';
 const ANNOTATIONS = new Set(['title', 'description', 'default', 'examples', 'example', '$comment', '$schema', '$id', 'id', 'readOnly', 'writeOnly', 'deprecated', 'discriminator', 'xml', 'externalDocs', '$defs', 'definitions',
   '$anchor', '$vocabulary', 'contentMediaType', 'contentEncoding', 'contentSchema']);
 const SUPPORTED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'prefixItems', 'additionalItems', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref',
   'minLength', 'maxLength', 'pattern', 'format', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minItems', 'maxItems', 'nullable', 'uniqueItems', 'minProperties', 'multipleOf',
-  'patternProperties', 'dependencies', 'dependentRequired', 'not', 'if', 'then', 'else', NOT_IN, EXTRA, 'contains']);
+  'patternProperties', 'dependencies', 'dependentRequired', 'not', 'if', 'then', 'else', NOT_IN, EXTRA, FRACTION, 'contains']);
 const KNOWN_UNSUPPORTED = new Set(['dependentSchemas', 'unevaluatedProperties', 'unevaluatedItems', 'minContains', 'maxContains',
   'propertyNames', 'maxProperties', '$dynamicRef', '$dynamicAnchor', '$recursiveRef', '$recursiveAnchor', 'disallow', 'extends', 'divisibleBy',
   // ajv-formats' keywords
@@ -342,14 +344,15 @@ export class SchemaCompiler {
           out.push({ type: 'object', [EXTRA]: { names: Object.keys(isObj(n.properties) ? n.properties : {}), schema: { not: v } } });
           break;
         case EXTRA: no(k, 'the complement of a required undeclared key');
+        case FRACTION: out.push({ type: ['null', 'boolean', 'object', 'array', 'string', 'integer'] }); break;
         case 'patternProperties': case 'dependencies': case 'dependentRequired': if (!(isObj(v) && Object.keys(v).length === 0)) no(k); break;
         default: no(k);
       }
     }
     if (n.type !== undefined) {
       const has = new Set(this.typesOf(n, ptr));
-      if (has.has('integer') && !has.has('number')) no('type', "the numbers that are not integers (the complement of type 'integer')");
-      const rest = TYPES.filter((t) => !has.has(t));
+      const rest = TYPES.filter((t) => !has.has(t) && !(t === 'number' && has.has('integer')));
+      if (has.has('integer') && !has.has('number')) out.push({ type: 'number', [FRACTION]: true });
       if (rest.length) out.push({ type: rest });
     }
     return out.length === 0 ? false : out.length === 1 ? out[0] : { anyOf: out };
@@ -635,6 +638,18 @@ export class SchemaCompiler {
 
   private numberSym(s: Obj, ptr: string, integer: boolean): Sym {
     const b = this.b;
+    if (s[FRACTION] === true && s[NOT_IN] === undefined) {
+      if (integer || s.format === 'int32' || s.format === 'int64') return this.never(ptr, 'an integer that is not an integer');
+      if (['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'].some((k) => s[k] !== undefined)) throw new UnsupportedKeywordError('not', ptr, "numbers that are not integers, within bounds (the complement of type 'integer')");
+      // I.F with a nonzero digit in F and at most 15 digits in all: no such decimal parses to an integer.
+      return b.cached('fraction', () => {
+        const digit = b.byteRange(0x30, 0x39), nz = b.byteRange(0x31, 0x39), zero = b.cls([0x30]);
+        const fnz = (m: number): Sym => b.cached(`fnz:${m}`, () => b.rule('fnz', [[nz, ...b.repeat('fdigits', [digit], 0, m - 1)], ...(m > 1 ? [[zero, fnz(m - 1)]] : [])]));
+        const alts: Sym[][] = [[zero, ...this.lit('.'), fnz(14)]];
+        for (let L = 1; L <= 14; L++) alts.push([nz, ...b.repeat('digits', [digit], L - 1, L - 1), ...this.lit('.'), fnz(15 - L)]);
+        return b.seq('fraction', [b.opt('minus', this.lit('-')), b.alt('fraction', alts)]);
+      });
+    }
     if (s[NOT_IN] !== undefined) {
       // Excluded values: the range cut at each of them (exclusive bounds, which are exact).
       const BOUNDS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'];
@@ -1442,6 +1457,7 @@ export function validate(v: unknown, s: JsonSchema, c: SchemaCompiler, ptr = '#'
         break;
       }
       case 'then': case 'else': break;
+      case FRACTION: if (typeof v === 'number' && Number.isInteger(v)) return false; break;
       case 'contains': if (Array.isArray(v) && !v.some((x) => validate(x, s.contains as JsonSchema, c, ptr))) return false; break;
       case EXTRA: {
         if (t !== 'object') break;
