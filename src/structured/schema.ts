@@ -437,6 +437,13 @@ export class SchemaCompiler {
         const parts = [br.schema, ...overlaps[i].map((j) => neg(j, i))];
         br.schema = this.normalize({ allOf: parts }, br.p);
       }
+      // A complement that fails only when compiled (in its context) is named as the oneOf's.
+      return this.b.alt(kw, branches.map(({ schema, p }, i) => {
+        try { return [compile(schema, p)]; } catch (e) {
+          if (!(e instanceof UnsupportedKeywordError) || e.keyword !== 'not' || overlaps[i].length === 0) throw e;
+          throw new UnsupportedKeywordError('oneOf', ptr, `branches ${i} and ${overlaps[i].join('/')} may both match an instance, and exactly-one needs a complement that is not supported (${e.message})`);
+        }
+      }));
     }
     return this.b.alt(kw, branches.map(({ schema, p }) => [compile(schema, p)]));
   }
