@@ -647,15 +647,27 @@ export class SchemaCompiler {
     const b = this.b;
     if (s[FRACTION] === true && s[NOT_IN] === undefined) {
       if (integer || s.format === 'int32' || s.format === 'int64') return this.never(ptr, 'an integer that is not an integer');
-      if (['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'].some((k) => s[k] !== undefined)) throw new UnsupportedKeywordError('not', ptr, "numbers that are not integers, within bounds (the complement of type 'integer')");
-      // I.F with a nonzero digit in F and at most 15 digits in all: no such decimal parses to an integer.
-      return b.cached('fraction', () => {
-        const digit = b.byteRange(0x30, 0x39), nz = b.byteRange(0x31, 0x39), zero = b.cls([0x30]);
-        const fnz = (m: number): Sym => b.cached(`fnz:${m}`, () => b.rule('fnz', [[nz, ...b.repeat('fdigits', [digit], 0, m - 1)], ...(m > 1 ? [[zero, fnz(m - 1)]] : [])]));
-        const alts: Sym[][] = [[zero, ...this.lit('.'), fnz(14)]];
-        for (let L = 1; L <= 14; L++) alts.push([nz, ...b.repeat('digits', [digit], L - 1, L - 1), ...this.lit('.'), fnz(15 - L)]);
-        return b.seq('fraction', [b.opt('minus', this.lit('-')), b.alt('fraction', alts)]);
-      });
+      // ±I.F with a nonzero digit in F and at most 15 digits in all (no such decimal parses to an
+      // integer), for the units (I, I+1) inside the bounds: exact for integer bounds; a unit that a
+      // fractional bound cuts is left out (fewer values, never more).
+      const bnd = (k: string): number | undefined => (typeof s[k] === 'number' ? s[k] as number : undefined);
+      const lo = [bnd('minimum'), bnd('exclusiveMinimum')].filter((x): x is number => x !== undefined).reduce((x, y) => Math.max(x, y), -Infinity);
+      const hi = [bnd('maximum'), bnd('exclusiveMaximum')].filter((x): x is number => x !== undefined).reduce((x, y) => Math.min(x, y), Infinity);
+      const digit = b.byteRange(0x30, 0x39), nz = b.byteRange(0x31, 0x39), zero = b.cls([0x30]);
+      const fnz = (m: number): Sym => b.cached(`fnz:${m}`, () => b.rule('fnz', [[nz, ...b.repeat('fdigits', [digit], 0, m - 1)], ...(m > 1 ? [[zero, fnz(m - 1)]] : [])]));
+      const units = (from: number, to: number, minus: boolean): Sym[][] => {
+        const out: Sym[][] = [];
+        for (let L = 1; L <= 14; L++) {
+          const a = Math.max(from, L === 1 ? 0 : 10 ** (L - 1)), z = Math.min(to, 10 ** L - 1);
+          if (a <= z) out.push([...(minus ? this.lit('-') : []), intRange(b, a, z), ...this.lit('.'), fnz(15 - L)]);
+        }
+        return out;
+      };
+      const alts = [
+        ...units(Math.max(0, lo === -Infinity ? 0 : Math.ceil(lo)), hi === Infinity ? LIM : Math.floor(hi) - 1, false),
+        ...units(Math.max(0, hi === Infinity ? 0 : Math.ceil(-hi)), lo === -Infinity ? LIM : Math.floor(-lo) - 1, true),
+      ];
+      return alts.length ? b.alt('fraction', alts) : this.never(ptr, 'no non-integer number within the bounds');
     }
     if (s[NOT_IN] !== undefined) {
       // Excluded values: the range cut at each of them (exclusive bounds, which are exact).
