@@ -57,11 +57,13 @@ export const NOT_IN = 'tslm:notIn';
 export const EXTRA = 'tslm:extraKey';
 /** Internal keyword: a number that is not an integer (the complement of type 'integer' among numbers). */
 export const FRACTION = 'tslm:notInteger';
+/** Internal keyword: more contains schemas (from other allOf branches), each with its own witness. */
+export const CONTAINS_ALL = 'tslm:containsAll';
 const ANNOTATIONS = new Set(['title', 'description', 'default', 'examples', 'example', '$comment', '$schema', '$id', 'id', 'readOnly', 'writeOnly', 'deprecated', 'discriminator', 'xml', 'externalDocs', '$defs', 'definitions',
   '$anchor', '$vocabulary', 'contentMediaType', 'contentEncoding', 'contentSchema']);
 const SUPPORTED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'prefixItems', 'additionalItems', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref',
   'minLength', 'maxLength', 'pattern', 'format', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minItems', 'maxItems', 'nullable', 'uniqueItems', 'minProperties', 'multipleOf',
-  'patternProperties', 'dependencies', 'dependentRequired', 'not', 'if', 'then', 'else', NOT_IN, EXTRA, FRACTION, 'contains']);
+  'patternProperties', 'dependencies', 'dependentRequired', 'not', 'if', 'then', 'else', NOT_IN, EXTRA, FRACTION, CONTAINS_ALL, 'contains']);
 const KNOWN_UNSUPPORTED = new Set(['dependentSchemas', 'unevaluatedProperties', 'unevaluatedItems', 'minContains', 'maxContains',
   'propertyNames', 'maxProperties', '$dynamicRef', '$dynamicAnchor', '$recursiveRef', '$recursiveAnchor', 'disallow', 'extends', 'divisibleBy',
   // ajv-formats' keywords
@@ -344,6 +346,7 @@ export class SchemaCompiler {
           out.push({ type: 'object', [EXTRA]: { names: Object.keys(isObj(n.properties) ? n.properties : {}), schema: { not: v } } });
           break;
         case EXTRA: no(k, 'the complement of a required undeclared key');
+        case CONTAINS_ALL: (v as JsonSchema[]).forEach((x) => out.push({ type: 'array', items: { not: x } })); break;
         case FRACTION: out.push({ type: ['null', 'boolean', 'object', 'array', 'string', 'integer'] }); break;
         case 'patternProperties': case 'dependencies': case 'dependentRequired': if (!(isObj(v) && Object.keys(v).length === 0)) no(k); break;
         default: no(k);
@@ -890,35 +893,39 @@ export class SchemaCompiler {
     const prefixSyms = prefix.map((x, i) => this.value(x, jp(ptr, s.prefixItems !== undefined ? 'prefixItems' : 'items', i)));
     const restSym = rest === false ? null : this.value(rest, jp(ptr, s.prefixItems !== undefined || Array.isArray(s.items) ? (s.prefixItems !== undefined ? 'items' : 'additionalItems') : 'items'));
     const elem = (i: number): Sym | null => (i < prefixSyms.length ? prefixSyms[i] : restSym);
-    // contains: one item (the witness) also matches it; `seen` = the witness emitted.
-    const contains = s.contains as JsonSchema | undefined;
-    if (contains !== undefined && typeof contains !== 'boolean' && !isObj(contains)) throw new InvalidSchemaError('contains', jp(ptr, 'contains'), 'must be a schema');
-    const witness = new Map<number, Sym | null>();
-    const wElem = (i: number): Sym | null => {
-      const k = Math.min(i, prefix.length);
-      if (!witness.has(k)) {
+    // contains (and those of other allOf branches): for each, some item (a witness) also matches
+    // it; `seen` = the bit set of those already witnessed.
+    const needs = [...(s.contains !== undefined ? [s.contains] : []), ...((s[CONTAINS_ALL] ?? []) as JsonSchema[])];
+    for (const c of needs) if (typeof c !== 'boolean' && !isObj(c)) throw new InvalidSchemaError('contains', jp(ptr, 'contains'), 'must be a schema');
+    if (needs.length > 4) throw new ComplexityError('contains across allOf branches', 4, `at ${ptr}`);
+    const full = (1 << needs.length) - 1;
+    const witness = new Map<string, Sym | null>();
+    const wElem = (i: number, set: number): Sym | null => {
+      const key = `${Math.min(i, prefix.length)}:${set}`;
+      if (!witness.has(key)) {
         const base = i < prefix.length ? prefix[i] : rest;
-        witness.set(k, base === false ? null : this.value({ allOf: [base, contains!] }, jp(ptr, 'contains')));
+        witness.set(key, base === false ? null : this.value({ allOf: [base, ...needs.filter((_, j) => set & (1 << j))] }, jp(ptr, 'contains')));
       }
-      return witness.get(k)!;
+      return witness.get(key)!;
     };
     const memo = new Map<string, Sym>();
     const top = Math.max(prefix.length, min);
-    const A = (i: number, seen: boolean): Sym => {
+    const A = (i: number, seen: number): Sym => {
       const key = `${i >= top && max === Infinity && i >= 1 ? -1 : i}:${seen}`;
       const m = memo.get(key);
       if (m !== undefined) return m;
       const id = b.rule('items');
       memo.set(key, id);
       const alts: Sym[][] = [];
-      if (i >= min && seen) alts.push([]);
+      if (i >= min && seen === full) alts.push([]);
       const e = elem(i), sep = i === 0 ? [] : [...this.lit(','), ...ws];
       if (i < max && e !== null) alts.push([...sep, e, ...ws, A(i + 1, seen)]);
-      if (i < max && !seen) { const w = wElem(i); if (w !== null) alts.push([...sep, w, ...ws, A(i + 1, true)]); }
+      const open = full & ~seen;
+      if (i < max) for (let set = open; set > 0; set = (set - 1) & open) { const w = wElem(i, set); if (w !== null) alts.push([...sep, w, ...ws, A(i + 1, seen | set)]); }
       b.define(id, alts);
       return id;
     };
-    return b.seq('array', [...this.lit('['), ...ws, A(0, contains === undefined), ...this.lit(']')]);
+    return b.seq('array', [...this.lit('['), ...ws, A(0, 0), ...this.lit(']')]);
   }
 
   private arrayShape(s: Obj, ptr: string): { prefix: JsonSchema[]; rest: JsonSchema; min: number; max: number } {
@@ -1015,7 +1022,7 @@ export class SchemaCompiler {
 
   private yamlArray(s: Obj, ptr: string, indent: number): Sym {
     const b = this.b;
-    if (s.contains !== undefined) throw new UnsupportedKeywordError('contains', jp(ptr, 'contains'), 'in YAML output');
+    if (s.contains !== undefined || s[CONTAINS_ALL] !== undefined) throw new UnsupportedKeywordError('contains', jp(ptr, 'contains'), 'in YAML output');
     const { prefix, rest, min, max } = this.arrayShape(s, ptr);
     if (min > max) return this.never(ptr, `minItems ${min} > maxItems ${max}`);
     const pad = ' '.repeat(indent);
@@ -1380,6 +1387,8 @@ function mergeSchemas(parts: Obj[], ptr: string): JsonSchema {
           break;
         case 'enum': out[k] = (cur as unknown[]).filter((x) => (v as unknown[]).some((y) => deepEqual(x, y))); break;
         case NOT_IN: out[k] = [...(cur as unknown[]), ...(v as unknown[])]; break;
+        // Another branch's contains needs its own witness (arraySym).
+        case 'contains': if (!deepEqual(cur, v)) out[CONTAINS_ALL] = [...((out[CONTAINS_ALL] ?? []) as JsonSchema[]), v]; break;
         case 'const': if (!deepEqual(cur, v)) out.enum = []; break;
         case 'items':
           if (Array.isArray(cur) || Array.isArray(v)) { if (!deepEqual(cur, v)) fail(k); }
@@ -1478,6 +1487,7 @@ export function validate(v: unknown, s: JsonSchema, c: SchemaCompiler, ptr = '#'
       case 'then': case 'else': break;
       case FRACTION: if (typeof v === 'number' && Number.isInteger(v)) return false; break;
       case 'contains': if (Array.isArray(v) && !v.some((x) => validate(x, s.contains as JsonSchema, c, ptr))) return false; break;
+      case CONTAINS_ALL: if (Array.isArray(v) && !(s[CONTAINS_ALL] as JsonSchema[]).every((cs) => v.some((x) => validate(x, cs, c, ptr)))) return false; break;
       case EXTRA: {
         if (t !== 'object') break;
         const { names, schema } = s[EXTRA] as { names: string[]; schema: JsonSchema };

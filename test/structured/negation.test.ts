@@ -32,7 +32,7 @@ function orders(v: unknown): unknown[] {
 const POOL: unknown[] = [null, true, false, 0, 1, -1, 1.5, -2.25, 2, 5, 4.9, 5.1, 10, 0.5, -0.5, 2.5, -3.75, 7.125, 123.5, 3000000000, '', 'a', 'b', 'ab', 'abc', 'foo', 'fo', 'fooo', 'x"y', 'é', 'a\nb',
   {}, { a: 1 }, { b: 1 }, { a: 1, b: 2 }, { a: 'x' }, { a: 1.5 }, { a: null, b: 'x' }, { kind: 'a' }, { kind: 'b', x: 1 }, { kind: 'a', x: 'y' }, { c: true },
   { radius: 1 }, { a: 1, radius: 2 }, { b: 1, c: 2 }, { a: 1, b: 2, c: 3 }, { length: 1, width: 2 }, { radius: 1, length: 2, width: 3 }, { length: 1 },
-  [], [1], ['a', 1], [1, 2, 3], ['a', 'b'], [1.5], [null], [[1]]];
+  [], [1], ['a', 1], [1, 2, 3], [1, 3], ['a', 2, 1], [3, 'b'], ['a', 'b'], [1.5], [null], [[1]]];
 
 /** Schemas whose compiled grammar must agree with ajv on every pool instance. */
 const EXACT: JsonSchema[] = [
@@ -50,6 +50,8 @@ const EXACT: JsonSchema[] = [
   { $defs: { s: { type: 'string' } }, not: { $ref: '#/$defs/s' } },
   // contains
   { type: 'array', contains: { type: 'string' } }, { contains: { const: 1 }, maxItems: 2 }, { type: 'array', items: { type: 'number' }, contains: { type: 'integer' } },
+  { allOf: [{ contains: { type: 'string' } }, { contains: { type: 'integer' } }] }, { allOf: [{ contains: { const: 1 } }, { contains: { minimum: 2 } }], maxItems: 2 },
+  { not: { allOf: [{ contains: { type: 'string' } }, { contains: { type: 'integer' } }] } },
   // if / then / else
   { if: { properties: { kind: { const: 'a' } } }, then: { required: ['x'] }, else: { required: ['kind'] } },
   { if: { type: 'string' }, then: { minLength: 2 } }, { if: { type: 'integer' }, else: { type: 'string' } }, { type: 'object', if: { required: ['a'] }, then: { properties: { a: { type: 'integer' } } }, else: { required: ['b'] } },
