@@ -1,7 +1,8 @@
 // Property-based checking of the token engine against an outside JSON Schema validator (ajv in the
 // tests and `tslm bench structured --fuzz N`): a seeded generator of random schemas (objects with
 // many optional keys whose names share prefixes, nesting, arrays, enums, const, bounded strings
-// and numbers, the built-in formats, anyOf, required subsets), of valid instances drawn from a
+// and numbers, the built-in formats, anyOf, overlapping oneOf, not, if/then/else, required
+// subsets), of candidate valid instances drawn from a
 // schema, and of mutations of them (a required key dropped, a wrong type, a bound crossed, an
 // undeclared key, a missed enum value …). `fuzzEngine` feeds each instance, serialised compactly
 // with its keys in schema order (the order the grammar emits), token by token through the masks
