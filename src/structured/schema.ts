@@ -330,7 +330,12 @@ export class SchemaCompiler {
           } else if (!trivial(v)) out.push({ type: 'array', contains: { not: v } });
           break;
         case 'contains': out.push({ type: 'array', items: { not: v } }); break;
-        case 'additionalItems': if (Array.isArray(n.items) && !trivial(v)) no(k); break;
+        case 'additionalItems':
+          if (!Array.isArray(n.items) || trivial(v)) break;
+          // false: more items than the tuple has; a schema: an item past the tuple that fails it (not compiled).
+          if (v === false) out.push({ type: 'array', minItems: n.items.length + 1 });
+          else no(k);
+          break;
         case 'required': {
           if (!Array.isArray(v) || v.some((r) => typeof r !== 'string')) throw new InvalidSchemaError(k, jp(ptr, k), 'must be an array of strings');
           for (const r of v as string[]) out.push({ type: 'object', properties: { [r]: false } });

@@ -46,7 +46,7 @@ const EXACT: JsonSchema[] = [
   { not: { allOf: [{ type: 'object' }, { required: ['a'] }] } }, { not: { oneOf: [{ type: 'integer' }, { minimum: 2 }] } }, { anyOf: [{ not: true }, { type: 'string' }] }, { anyOf: [{ not: false }] },
   { not: { type: 'object', properties: { a: {} }, additionalProperties: false } }, { type: 'object', properties: { a: { type: 'integer' }, b: {} }, not: { properties: { a: {} }, additionalProperties: false } },
   { not: { additionalProperties: { type: 'number' } } },
-  { not: { items: { type: 'integer' } } }, { not: { items: [{ type: 'string' }] } }, { not: { contains: { type: 'integer' } } },
+  { not: { items: { type: 'integer' } } }, { not: { items: [{ type: 'string' }] } }, { not: { items: [{ type: 'integer' }, {}], additionalItems: false } }, { not: { contains: { type: 'integer' } } },
   { $defs: { s: { type: 'string' } }, not: { $ref: '#/$defs/s' } },
   // contains
   { type: 'array', contains: { type: 'string' } }, { contains: { const: 1 }, maxItems: 2 }, { type: 'array', items: { type: 'number' }, contains: { type: 'integer' } },
