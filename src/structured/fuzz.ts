@@ -1,7 +1,8 @@
 // Property-based checking of the token engine against an outside JSON Schema validator (ajv in the
 // tests and `tslm bench structured --fuzz N`): a seeded generator of random schemas (objects with
 // many optional keys whose names share prefixes, nesting, arrays, enums, const, bounded strings
-// and numbers, the built-in formats, anyOf, required subsets), of valid instances drawn from a
+// and numbers, the built-in formats, anyOf, overlapping oneOf, not, if/then/else, required
+// subsets), of candidate valid instances drawn from a
 // schema, and of mutations of them (a required key dropped, a wrong type, a bound crossed, an
 // undeclared key, a missed enum value …). `fuzzEngine` feeds each instance, serialised compactly
 // with its keys in schema order (the order the grammar emits), token by token through the masks
@@ -91,15 +92,37 @@ export interface GenOptions {
 const SCALAR_STRINGS = ['', 'a', 'ab', 'abc', 'yes', 'no', 'red', 'green', 'blue', 'reddish', 'Name', 'é', 'x y', 'a"b', 'tab\t'];
 
 /**
- * A random JSON Schema (draft-07 keywords that the compiler supports). Not generated: oneOf,
- * unknown keywords and formats, and patterns (issue #20's items 1, 3 and 6, another session's
- * work on schema.ts).
+ * A schema for `not` (or a oneOf branch to be told apart): the shapes whose complement the
+ * compiler writes exactly — a type, an enum or const, a required name, a bound, a property's
+ * value, additionalProperties false, items — sometimes two of them together.
+ */
+function genNegatable(r: Rng, keys: string[]): Obj {
+  const one = (): Obj => {
+    switch (r.int(0, 8)) {
+      case 0: return { type: r.pick(['string', 'integer', 'number', 'null', 'boolean', 'object', 'array']) };
+      case 1: return { enum: [r.pick(SCALAR_STRINGS), r.pick([0, 1, 5, -1, 2.5, null, true])] };
+      case 2: return { const: r.pick([() => r.pick(SCALAR_STRINGS), () => r.int(-5, 20), () => null, () => false]) () };
+      case 3: return keys.length ? { required: [r.pick(keys)] } : { type: 'object' };
+      case 4: return { [r.pick(['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'])]: r.int(-20, 20) };
+      case 5: return { [r.pick(['minLength', 'maxLength'])]: r.int(0, 3) };
+      case 6: return keys.length ? { properties: { [r.pick(keys)]: { type: r.pick(['string', 'integer', 'boolean']) } } } : { minItems: 1 };
+      case 7: return { properties: Object.fromEntries(keys.slice(0, 2).map((k) => [k, {}])), additionalProperties: false };
+      default: return { type: 'array', items: { type: r.pick(['string', 'integer']) } };
+    }
+  };
+  return r.chance(0.3) ? { ...one(), ...one() } : one();
+}
+
+/**
+ * A random JSON Schema (draft-07 keywords that the compiler supports), with not, oneOf (branches
+ * that may overlap) and if/then/else. Not generated: unknown keywords and formats, and patterns
+ * (issue #20's items 1, 3 and 6, another session's work on schema.ts).
  */
 export function genSchema(r: Rng, opts: GenOptions = {}, depth = 0): Obj {
   const maxDepth = opts.maxDepth ?? 3;
   const kinds = depth >= maxDepth
     ? ['string', 'integer', 'number', 'boolean', 'null', 'enum', 'const']
-    : ['object', 'object', 'object', 'array', 'array', 'string', 'integer', 'number', 'boolean', 'enum', 'const', 'anyOf', 'null'];
+    : ['object', 'object', 'object', 'array', 'array', 'string', 'integer', 'number', 'boolean', 'enum', 'const', 'anyOf', 'null', 'oneOf', 'not', 'if'];
   const kind = depth === 0 ? (r.chance(0.8) ? 'object' : r.pick(kinds)) : r.pick(kinds);
   switch (kind) {
     case 'object': {
@@ -117,6 +140,9 @@ export function genSchema(r: Rng, opts: GenOptions = {}, depth = 0): Obj {
       else if (ap < 0.4) s.additionalProperties = true;
       else if (ap < 0.5) s.additionalProperties = { type: r.pick(['integer', 'string', 'boolean']) };
       genObjectCounts(r, s, keys);
+      // Objects told apart by required names or a property's value (oneOf), or a name forbidden (not).
+      if (keys.length && r.chance(0.15)) s.not = genNegatable(r, keys);
+      else if (keys.length >= 2 && r.chance(0.15)) s.oneOf = [{ required: [keys[0]] }, r.chance(0.5) ? { required: [keys[1]] } : genNegatable(r, keys)];
       return s;
     }
     case 'array': {
@@ -160,10 +186,20 @@ export function genSchema(r: Rng, opts: GenOptions = {}, depth = 0): Obj {
       return { enum: [...vals.values()] };
     }
     case 'const': return { const: r.pick([() => r.pick(SCALAR_STRINGS), () => r.int(-5, 100), () => null, () => true]) () };
+    case 'not': {
+      const base = r.chance(0.5) ? genSchema(r, { ...opts, formats: false }, maxDepth) : {};
+      return { ...base, not: genNegatable(r, Object.keys((base.properties ?? {}) as Obj)) };
+    }
+    case 'if': {
+      const s: Obj = { if: genNegatable(r, ['a', 'b']) };
+      if (r.chance(0.8)) s.then = genSchema(r, { ...opts, formats: false }, depth + 1);
+      if (r.chance(0.8)) s.else = genSchema(r, { ...opts, formats: false }, depth + 1);
+      return s;
+    }
     default: {
       const branches: Obj[] = [];
-      for (let i = r.int(2, 3); i > 0; i--) branches.push(genSchema(r, opts, depth + 1));
-      return { anyOf: branches };
+      for (let i = r.int(2, 3); i > 0; i--) branches.push(kind === 'oneOf' && r.chance(0.4) ? genNegatable(r, ['a', 'b']) : genSchema(r, { ...opts, formats: kind !== 'oneOf' && opts.formats !== false }, depth + 1));
+      return { [kind === 'oneOf' ? 'oneOf' : 'anyOf']: branches };
     }
   }
 }
@@ -208,6 +244,13 @@ export function genValid(r: Rng, s: Obj): unknown {
   if (s.const !== undefined) return s.const;
   if (Array.isArray(s.enum)) return r.pick(s.enum);
   if (Array.isArray(s.anyOf)) return genValid(r, r.pick(s.anyOf as Obj[]));
+  // oneOf / not / if: a candidate (the validator decides): a branch's instance, or the rest's.
+  if (Array.isArray(s.oneOf) && (s.type === undefined || r.chance(0.3))) return genValid(r, r.pick(s.oneOf as Obj[]));
+  if (s.if !== undefined && s.type === undefined) {
+    const pick = r.pick([s.then, s.else, s.if].filter((x) => x !== undefined)) as Obj;
+    return genValid(r, pick);
+  }
+  if (s.not !== undefined && s.type === undefined && s.enum === undefined && s.const === undefined) return r.pick([null, true, 0, 3, -7, 2.5, 'a', 'abc', '', [], [1, 'x'], { a: 1 }, {}, { b: 'x' }]);
   switch (s.type) {
     case 'null': return null;
     case 'boolean': return r.chance(0.5);
@@ -271,7 +314,7 @@ interface Site { value: unknown; schema: Obj | null; set: (v: unknown) => void; 
 function sites(v: unknown, s: Obj | null, set: (v: unknown) => void, out: Site[]): void {
   out.push({ value: v, schema: s, set });
   // Inside anyOf the branch is unknown: mutations there are generic.
-  const known = s && !s.anyOf ? s : null;
+  const known = s && !s.anyOf && !s.oneOf && s.if === undefined ? s : null;
   if (Array.isArray(v)) v.forEach((x, i) => sites(x, known && known.items ? known.items as Obj : null, (y) => { v[i] = y; }, out));
   else if (v !== null && typeof v === 'object') {
     const o = v as Obj, props = (known?.properties ?? {}) as Record<string, Obj>;
@@ -568,7 +611,8 @@ export function fuzzSampling(model: CausalLM, tok: Tokenizer, opts: { schemas: n
   while (st.schemas < opts.schemas) {
     if (opts.timeLimitMs !== undefined && performance.now() - t0 > opts.timeLimitMs) break;
     const schema = genSchema(r, opts.gen ?? { maxDepth: 2, maxProps: 6 });
-    try { new SchemaCompiler(schema).compile(); } catch (e) { if (e instanceof StructuredError) continue; throw e; }
+    // As generation compiles it (declared properties only: a schema that needs an undeclared key is refused there).
+    try { new SchemaCompiler(schema, { additionalProperties: 'declared' }).compile(); } catch (e) { if (e instanceof StructuredError) continue; throw e; }
     st.schemas++;
     const check = opts.validator(schema);
     for (let k = 0; k < (opts.seedsPerSchema ?? 2); k++) {

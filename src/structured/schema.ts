@@ -46,12 +46,27 @@ export interface SchemaOptions {
   strict?: boolean;
 }
 
+/**
+ * Internal keyword (never in the schemas users write): values the instance must not equal — what
+ * `not` of enum/const becomes. Strings, numbers, booleans and null are excluded exactly; an
+ * excluded object or array that the rest of the schema allows is refused.
+ */
+export const NOT_IN = 'tslm:notIn';
+/**
+ * Internal keyword: { names, schema } — the object has a key outside `names` whose value matches
+ * `schema` (what `not` of additionalProperties becomes: names = the properties it declares).
+ */
+export const EXTRA = 'tslm:extraKey';
+/** Internal keyword: a number that is not an integer (the complement of type 'integer' among numbers). */
+export const FRACTION = 'tslm:notInteger';
+/** Internal keyword: more contains schemas (from other allOf branches), each with its own witness. */
+export const CONTAINS_ALL = 'tslm:containsAll';
 const ANNOTATIONS = new Set(['title', 'description', 'default', 'examples', 'example', '$comment', '$schema', '$id', 'id', 'readOnly', 'writeOnly', 'deprecated', 'discriminator', 'xml', 'externalDocs', '$defs', 'definitions',
   '$anchor', '$vocabulary', 'contentMediaType', 'contentEncoding', 'contentSchema']);
 const SUPPORTED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'prefixItems', 'additionalItems', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref',
   'minLength', 'maxLength', 'pattern', 'format', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minItems', 'maxItems', 'nullable', 'uniqueItems', 'minProperties', 'multipleOf',
-  'patternProperties', 'dependencies', 'dependentRequired', 'dependentSchemas', 'maxProperties']);
-const KNOWN_UNSUPPORTED = new Set(['not', 'if', 'then', 'else', 'unevaluatedProperties', 'unevaluatedItems', 'contains', 'minContains', 'maxContains',
+  'patternProperties', 'dependencies', 'dependentRequired', 'dependentSchemas', 'maxProperties', 'not', 'if', 'then', 'else', NOT_IN, EXTRA, FRACTION, CONTAINS_ALL, 'contains']);
+const KNOWN_UNSUPPORTED = new Set(['unevaluatedProperties', 'unevaluatedItems', 'minContains', 'maxContains',
   'propertyNames', '$dynamicRef', '$dynamicAnchor', '$recursiveRef', '$recursiveAnchor', 'disallow', 'extends', 'divisibleBy',
   // ajv-formats' keywords
   'formatMaximum', 'formatMinimum', 'formatExclusiveMaximum', 'formatExclusiveMinimum']);
@@ -77,6 +92,12 @@ export class SchemaCompiler {
   private readonly refRules = new Map<string, number>();
   private readonly unsat: string[] = [];
   private depth = 0;
+  /** negate's work so far (bounded: negations of recursive schemas could otherwise grow without end). */
+  private negations = 0;
+  /** The complement of each $ref target (one object each, so its grammar is built once: refSym's role for them). */
+  private readonly negRefs = new Map<string, JsonSchema>();
+  private readonly negRules = new WeakMap<object, Sym>();
+  private readonly negRefObjs = new WeakSet<object>();
   private readonly ws: Sym[];
   private readonly yaml: boolean;
 
@@ -179,6 +200,7 @@ export class SchemaCompiler {
       delete rest.$ref;
       return this.normalize({ allOf: [t.schema, rest] }, ptr, inline + 1);
     }
+    if (hasLogic(s)) return this.normalize(this.expandLogic(s, ptr), ptr, inline);
     if (s.allOf === undefined) return s;
     if (!Array.isArray(s.allOf) || s.allOf.length === 0) throw new InvalidSchemaError('allOf', ptr, 'must be a non-empty array');
     const parts: Obj[] = [];
@@ -197,6 +219,7 @@ export class SchemaCompiler {
         if (!add(t.schema, t.ptr, depth + 1)) return false;
         return add(r, p, depth + 1);
       }
+      if (hasLogic(x)) return add(this.expandLogic(x, p), p, depth + 1);
       if (x.allOf !== undefined) {
         if (!Array.isArray(x.allOf)) throw new InvalidSchemaError('allOf', p, 'must be an array');
         const r: Obj = { ...x };
@@ -212,9 +235,152 @@ export class SchemaCompiler {
     return mergeSchemas(parts, ptr);
   }
 
+  /** `not` and `if`/`then`/`else` as allOf parts: the negation (see negate) and (if ∧ then) ∨ (¬if ∧ else). */
+  private expandLogic(x: Obj, p: string): Obj {
+    const rest: Obj = { ...x };
+    delete rest.not; delete rest.if; delete rest.then; delete rest.else;
+    const parts: JsonSchema[] = [rest];
+    if (x.not !== undefined) parts.push(this.negate(x.not as JsonSchema, jp(p, 'not')));
+    if (x.if !== undefined && (x.then !== undefined || x.else !== undefined)) {
+      const c = x.if as JsonSchema;
+      if (typeof c !== 'boolean' && !isObj(c)) throw new InvalidSchemaError('if', jp(p, 'if'), 'must be a schema');
+      // Without then: if ∨ else (no negation needed); otherwise (if ∧ then) ∨ (¬if ∧ else).
+      if (x.then === undefined) parts.push({ anyOf: [c, x.else as JsonSchema] });
+      else parts.push({ anyOf: [{ allOf: [c, x.then] }, { allOf: [this.negate(c, jp(p, 'if')), x.else ?? true] }] });
+    }
+    return { allOf: parts };
+  }
+
+  /**
+   * A schema accepting exactly the instances `n` rejects, written in the keywords this compiler
+   * compiles: ¬(k1 ∧ k2 ∧ …) = ¬k1 ∨ ¬k2 ∨ … (anyOf), each keyword's complement within the type
+   * it applies to — the other types for `type`, flipped bounds, exclusions (NOT_IN) for enum/const,
+   * a forbidden property for each required name, a present property whose value fails its schema
+   * (a nested `not`, compiled when reached), allOf/anyOf/oneOf by De Morgan, $ref resolved.
+   * Keywords whose complement it cannot express raise UnsupportedKeywordError('not', pointer).
+   */
+  negate(n: JsonSchema, ptr: string, depth = 0): JsonSchema {
+    if (n === true) return false;
+    if (n === false) return true;
+    if (!isObj(n)) throw new InvalidSchemaError('not', ptr, `must be a schema, got ${JSON.stringify(n)}`);
+    if (depth > 16) throw new UnsupportedKeywordError('not', ptr, 'recursive reference inside not');
+    if (++this.negations > 4000) throw new ComplexityError('negations (not / oneOf / if)', 4000, `at ${ptr}`);
+    this.checkKeywords(n, ptr);
+    const out: JsonSchema[] = [];
+    const no = (k: string, why = `the complement of '${k}'`): never => { throw new UnsupportedKeywordError('not', jp(ptr, k), why); };
+    const list = (k: string): JsonSchema[] => {
+      if (!Array.isArray(n[k]) || (n[k] as unknown[]).length === 0) throw new InvalidSchemaError(k, jp(ptr, k), 'must be a non-empty array');
+      return n[k] as JsonSchema[];
+    };
+    const bound = (k: string): number => {
+      if (typeof n[k] !== 'number' || !Number.isFinite(n[k])) throw new InvalidSchemaError(k, jp(ptr, k), 'must be a number');
+      return n[k] as number;
+    };
+    for (const k of Object.keys(n)) {
+      if (ignored(k)) continue;
+      const v = n[k];
+      switch (k) {
+        case 'not': out.push(v as JsonSchema); break;
+        case 'allOf': list(k).forEach((br, i) => out.push(this.negate(br, jp(ptr, k, i), depth + 1))); break;
+        case 'anyOf': out.push({ allOf: list(k).map((br, i) => this.negate(br, jp(ptr, k, i), depth + 1)) }); break;
+        case 'oneOf': {
+          // None matches, or two do.
+          const l = list(k);
+          out.push({ allOf: l.map((br, i) => this.negate(br, jp(ptr, k, i), depth + 1)) });
+          for (let i = 0; i < l.length; i++) for (let j = i + 1; j < l.length; j++) out.push({ allOf: [l[i], l[j]] });
+          break;
+        }
+        case '$ref': {
+          const t = this.resolve(v, jp(ptr, k));
+          let x = this.negRefs.get(t.ptr);
+          if (x === undefined) {
+            x = this.negate(t.schema, t.ptr, depth + 1);
+            if (isObj(x)) { this.negRefs.set(t.ptr, x); this.negRefObjs.add(x); }
+          }
+          out.push(x);
+          break;
+        }
+        case 'if': {
+          if (n.then === undefined && n.else === undefined) break;
+          // ¬((c ∧ t) ∨ (¬c ∧ e)) = (c ∧ ¬t) ∨ (¬c ∧ ¬e)
+          const c = v as JsonSchema;
+          if (n.then !== undefined) out.push({ allOf: [c, this.negate(n.then as JsonSchema, jp(ptr, 'then'), depth + 1)] });
+          if (n.else !== undefined) out.push({ allOf: [this.negate(c, jp(ptr, 'if'), depth + 1), this.negate(n.else as JsonSchema, jp(ptr, 'else'), depth + 1)] });
+          break;
+        }
+        case 'then': case 'else': case 'type': case 'nullable': break;
+        case 'enum': if (!Array.isArray(v)) throw new InvalidSchemaError(k, jp(ptr, k), 'must be an array'); out.push({ [NOT_IN]: v }); break;
+        case 'const': out.push({ [NOT_IN]: [v] }); break;
+        case NOT_IN: out.push({ enum: v }); break;
+        case 'minLength': case 'minItems': { const m = intKw(n, k, ptr)!; if (m > 0) out.push({ type: k === 'minLength' ? 'string' : 'array', [k === 'minLength' ? 'maxLength' : 'maxItems']: m - 1 }); break; }
+        case 'maxLength': case 'maxItems': out.push({ type: k === 'maxLength' ? 'string' : 'array', [k === 'maxLength' ? 'minLength' : 'minItems']: intKw(n, k, ptr)! + 1 }); break;
+        case 'minimum': out.push({ type: 'number', [n.exclusiveMinimum === true ? 'maximum' : 'exclusiveMaximum']: bound(k) }); break;
+        case 'maximum': out.push({ type: 'number', [n.exclusiveMaximum === true ? 'minimum' : 'exclusiveMinimum']: bound(k) }); break;
+        case 'exclusiveMinimum': if (typeof v !== 'boolean') out.push({ type: 'number', maximum: bound(k) }); break;
+        case 'exclusiveMaximum': if (typeof v !== 'boolean') out.push({ type: 'number', minimum: bound(k) }); break;
+        case 'pattern': no(k, 'the complement of a pattern (needs a regular-language complement, not supported yet)'); break;
+        case 'format': {
+          const kind = typeof v === 'string' ? formatKind(v) : 'unknown';
+          if (kind === 'string' || kind === 'refuse' || v === 'int32' || v === 'int64') no(k, `the values that are not a valid '${v}'`);
+          break;
+        }
+        case 'uniqueItems': if (v === true) no(k); break;
+        case 'items':
+          if (Array.isArray(v)) {
+            v.forEach((x, i) => { if (!trivial(x)) out.push({ type: 'array', minItems: i + 1, items: [...Array<JsonSchema>(i).fill(true), { not: x }] }); });
+          } else if (!trivial(v)) out.push({ type: 'array', contains: { not: v } });
+          break;
+        case 'contains': out.push({ type: 'array', items: { not: v } }); break;
+        case 'additionalItems':
+          if (!Array.isArray(n.items) || trivial(v)) break;
+          // false: more items than the tuple has; a schema: an item past the tuple that fails it (not compiled).
+          if (v === false) out.push({ type: 'array', minItems: n.items.length + 1 });
+          else no(k);
+          break;
+        case 'required': {
+          if (!Array.isArray(v) || v.some((r) => typeof r !== 'string')) throw new InvalidSchemaError(k, jp(ptr, k), 'must be an array of strings');
+          for (const r of v as string[]) out.push({ type: 'object', properties: { [r]: false } });
+          break;
+        }
+        case 'properties':
+          if (!isObj(v)) throw new InvalidSchemaError(k, jp(ptr, k), 'must be an object');
+          for (const [name, x] of Object.entries(v)) if (!trivial(x)) out.push({ type: 'object', required: [name], properties: { [name]: { not: x } } });
+          break;
+        case 'additionalProperties':
+          if (trivial(v)) break;
+          if (isObj(n.patternProperties) && Object.keys(n.patternProperties).length) no('patternProperties');
+          out.push({ type: 'object', [EXTRA]: { names: Object.keys(isObj(n.properties) ? n.properties : {}), schema: { not: v } } });
+          break;
+        case EXTRA: no(k, 'the complement of a required undeclared key');
+        case CONTAINS_ALL: (v as JsonSchema[]).forEach((x) => out.push({ type: 'array', items: { not: x } })); break;
+        case FRACTION: out.push({ type: ['null', 'boolean', 'object', 'array', 'string', 'integer'] }); break;
+        case 'patternProperties': case 'dependencies': case 'dependentRequired': if (!(isObj(v) && Object.keys(v).length === 0)) no(k); break;
+        default: no(k);
+      }
+    }
+    if (n.type !== undefined) {
+      const has = new Set(this.typesOf(n, ptr));
+      const rest = TYPES.filter((t) => !has.has(t) && !(t === 'number' && has.has('integer')));
+      if (has.has('integer') && !has.has('number')) out.push({ type: 'number', [FRACTION]: true });
+      if (rest.length) out.push({ type: rest });
+    }
+    return out.length === 0 ? false : out.length === 1 ? out[0] : { anyOf: out };
+  }
+
   // ---- JSON ---------------------------------------------------------------------------------
 
   value(s0: JsonSchema, ptr: string): Sym {
+    if (isObj(s0) && this.negRules.has(s0)) return this.negRules.get(s0)!;
+    if (isObj(s0) && this.negRefObjs.has(s0)) {
+      const id = this.b.rule('not-ref');
+      this.negRules.set(s0, id);
+      this.b.define(id, [[this.valueOf(s0, ptr)]]);
+      return id;
+    }
+    return this.valueOf(s0, ptr);
+  }
+
+  private valueOf(s0: JsonSchema, ptr: string): Sym {
     return this.enter(ptr, () => {
       const s = this.normalize(s0, ptr);
       const b = this.b;
@@ -228,12 +394,12 @@ export class SchemaCompiler {
       const out: Sym[][] = [];
       for (const t of types) {
         switch (t) {
-          case 'null': out.push(this.lit('null')); break;
-          case 'boolean': out.push(this.lit('true'), this.lit('false')); break;
+          case 'null': if (!excludes(s, null)) out.push(this.lit('null')); break;
+          case 'boolean': for (const x of [true, false]) if (!excludes(s, x)) out.push(this.lit(String(x))); break;
           case 'string': out.push([this.stringSym(s, ptr)]); break;
           case 'number': case 'integer': out.push([this.numberSym(s, ptr, t === 'integer')]); break;
-          case 'object': out.push([this.objectSym(s, ptr)]); break;
-          case 'array': out.push([this.arraySym(s, ptr)]); break;
+          case 'object': this.containerExclusions(s, ptr, t); out.push([this.objectSym(s, ptr)]); break;
+          case 'array': this.containerExclusions(s, ptr, t); out.push([this.arraySym(s, ptr)]); break;
         }
       }
       if (out.length === 0) return this.never(ptr, 'no type is allowed');
@@ -241,11 +407,14 @@ export class SchemaCompiler {
     });
   }
 
-  /** anyOf / oneOf (sibling keywords distributed into each branch); null when absent. */
+  /**
+   * anyOf / oneOf (sibling keywords, an anyOf beside a oneOf included, distributed into each
+   * branch); null when absent. oneOf: where two branches are not provably disjoint, branch i is
+   * compiled as allOf(branch i, ¬branch j) (see negate), so exactly one matches.
+   */
   private combinators(s: Obj, ptr: string, compile: (br: JsonSchema, p: string) => Sym): Sym | null {
     if (s.anyOf === undefined && s.oneOf === undefined) return null;
-    if (s.anyOf !== undefined && s.oneOf !== undefined) throw new UnsupportedKeywordError('oneOf', ptr, 'together with anyOf');
-    const kw = s.anyOf !== undefined ? 'anyOf' : 'oneOf';
+    const kw = s.oneOf !== undefined ? 'oneOf' : 'anyOf';
     const list = s[kw];
     if (!Array.isArray(list) || list.length === 0) throw new InvalidSchemaError(kw, ptr, 'must be a non-empty array');
     const rest: Obj = { ...s };
@@ -256,11 +425,34 @@ export class SchemaCompiler {
       return { p, schema: hasRest ? this.normalize({ allOf: [rest, br] }, p) : this.normalize(br, p) };
     });
     if (kw === 'oneOf') {
+      const overlaps = branches.map(() => [] as number[]);
       for (let i = 0; i < branches.length; i++) for (let j = i + 1; j < branches.length; j++) {
-        if (!this.disjoint(branches[i].schema, branches[j].schema)) {
-          throw new UnsupportedKeywordError('oneOf', ptr, `branches ${i} and ${j} may both match an instance (exactly-one cannot be enforced); use anyOf, or make them disjoint by type or by a const/enum property`);
-        }
+        if (!this.disjoint(branches[i].schema, branches[j].schema)) { overlaps[i].push(j); overlaps[j].push(i); }
       }
+      const negs = new Map<number, JsonSchema>();
+      const neg = (j: number, i: number): JsonSchema => {
+        let x = negs.get(j);
+        if (x === undefined) {
+          try { x = this.negate((list as JsonSchema[])[j], jp(ptr, kw, j)); } catch (e) {
+            if (!(e instanceof UnsupportedKeywordError)) throw e;
+            throw new UnsupportedKeywordError('oneOf', ptr, `branches ${i} and ${j} may both match an instance, and exactly-one needs the complement of branch ${j}, which is not supported (${e.message})`);
+          }
+          negs.set(j, x);
+        }
+        return x;
+      };
+      for (const [i, br] of branches.entries()) {
+        if (overlaps[i].length === 0) continue;
+        const parts = [br.schema, ...overlaps[i].map((j) => neg(j, i))];
+        br.schema = this.normalize({ allOf: parts }, br.p);
+      }
+      // A complement that fails only when compiled (in its context) is named as the oneOf's.
+      return this.b.alt(kw, branches.map(({ schema, p }, i) => {
+        try { return [compile(schema, p)]; } catch (e) {
+          if (!(e instanceof UnsupportedKeywordError) || e.keyword !== 'not' || overlaps[i].length === 0) throw e;
+          throw new UnsupportedKeywordError('oneOf', ptr, `branches ${i} and ${overlaps[i].join('/')} may both match an instance, and exactly-one needs a complement that is not supported (${e.message})`);
+        }
+      }));
     }
     return this.b.alt(kw, branches.map(({ schema, p }) => [compile(schema, p)]));
   }
@@ -332,6 +524,58 @@ export class SchemaCompiler {
     return this.b.alt('enum', ok.map(render));
   }
 
+  /** Excluded objects/arrays (NOT_IN) that the rest of the schema may allow: refused (their complement is not compiled). */
+  private containerExclusions(s: Obj, ptr: string, t: 'object' | 'array'): void {
+    const rest: Obj = { ...s };
+    delete rest[NOT_IN];
+    for (const v of (s[NOT_IN] ?? []) as unknown[]) {
+      if (jsonType(v) !== t) continue;
+      let may = true;
+      try { may = validate(v, rest, this, ptr); } catch { /* undecided: may match */ }
+      if (may) throw new UnsupportedKeywordError('not', ptr, `excluding the ${t} value ${JSON.stringify(v).slice(0, 60)}`);
+    }
+  }
+
+  /**
+   * A JSON string (quotes included) of minL..maxL characters that is none of `ex`: the complement
+   * of their trie over code points. Characters are written as JSON.stringify writes them (one
+   * spelling each, so no excluded value gets through as another spelling); other escapes are left out.
+   */
+  private stringExcluding(ex: string[], minL: number, maxL: number): Sym {
+    const b = this.b;
+    type Node = { end: boolean; kids: Map<number, Node> };
+    const trie: Node = { end: false, kids: new Map() };
+    for (const x of ex) {
+      let cur = trie;
+      for (const ch of x) {
+        const cp = ch.codePointAt(0)!;
+        let nx = cur.kids.get(cp);
+        if (!nx) { nx = { end: false, kids: new Map() }; cur.kids.set(cp, nx); }
+        cur = nx;
+      }
+      cur.end = true;
+    }
+    const quote = b.cls([0x22]);
+    const charNot = (cps: number[]): Sym => {
+      const out: Array<[number, number]> = [];
+      let lo = 0;
+      for (const c of [...cps].sort((x, y) => x - y)) { if (c > lo) out.push([lo, c - 1]); lo = Math.max(lo, c + 1); }
+      if (lo <= 0x10ffff) out.push([lo, 0x10ffff]);
+      return charsSym(b, out, 'json');
+    };
+    const free = (d: number): Sym => b.cached(`xstr-free:${minL}:${maxL}:${d}`, () => b.seq('xstr-free', [...b.repeat('chars', [charNot([])], Math.max(0, minL - d), maxL - d), quote]));
+    const node = (n: Node, d: number): Sym => {
+      const alts: Sym[][] = [];
+      if (!n.end && d >= minL) alts.push([quote]);
+      if (d < maxL) {
+        alts.push([charNot([...n.kids.keys()]), free(d + 1)]);
+        for (const [cp, kid] of n.kids) alts.push([charsSym(b, [[cp, cp]], 'json'), node(kid, d + 1)]);
+      }
+      return b.rule('xstr', alts);
+    };
+    return b.seq('string', [quote, node(trie, 0)]);
+  }
+
   private anyValue(): Sym {
     return this.b.cached('any', () => {
       const b = this.b, ws = this.ws;
@@ -386,6 +630,17 @@ export class SchemaCompiler {
       if (minL > 0 || maxL < Infinity) throw new UnsupportedKeywordError(s.minLength !== undefined ? 'minLength' : 'maxLength', ptr, `together with '${k}'`);
     }
     if (s.pattern !== undefined && strFormat !== undefined) throw new UnsupportedKeywordError('format', jp(ptr, 'format'), "together with 'pattern'");
+    // Excluded values (not enum/const) that the rest allows.
+    const ex = ((s[NOT_IN] ?? []) as unknown[]).filter((v): v is string => {
+      if (typeof v !== 'string') return false;
+      const n = [...v].length;
+      if (n < minL || n > maxL) return false;
+      try { return validate(v, { pattern: s.pattern, format: strFormat }, this, ptr); } catch { return true; }
+    });
+    if (ex.length) {
+      if (s.pattern !== undefined || strFormat !== undefined) throw new UnsupportedKeywordError('not', ptr, `excluding values from strings with '${s.pattern !== undefined ? 'pattern' : 'format'}' (needs a regular-language intersection, not supported yet)`);
+      return this.stringExcluding([...new Set(ex)], minL, maxL);
+    }
     let body: Sym[];
     if (s.pattern !== undefined) {
       try { body = regexSyms(b, s.pattern as string, 'json', true); }
@@ -399,6 +654,48 @@ export class SchemaCompiler {
 
   private numberSym(s: Obj, ptr: string, integer: boolean): Sym {
     const b = this.b;
+    if (s[FRACTION] === true && s[NOT_IN] === undefined) {
+      if (integer || s.format === 'int32' || s.format === 'int64') return this.never(ptr, 'an integer that is not an integer');
+      // ±I.F with a nonzero digit in F and at most 15 digits in all (no such decimal parses to an
+      // integer), for the units (I, I+1) inside the bounds: exact for integer bounds; a unit that a
+      // fractional bound cuts is left out (fewer values, never more).
+      const bnd = (k: string): number | undefined => (typeof s[k] === 'number' ? s[k] as number : undefined);
+      const lo = [bnd('minimum'), bnd('exclusiveMinimum')].filter((x): x is number => x !== undefined).reduce((x, y) => Math.max(x, y), -Infinity);
+      const hi = [bnd('maximum'), bnd('exclusiveMaximum')].filter((x): x is number => x !== undefined).reduce((x, y) => Math.min(x, y), Infinity);
+      const digit = b.byteRange(0x30, 0x39), nz = b.byteRange(0x31, 0x39), zero = b.cls([0x30]);
+      const fnz = (m: number): Sym => b.cached(`fnz:${m}`, () => b.rule('fnz', [[nz, ...b.repeat('fdigits', [digit], 0, m - 1)], ...(m > 1 ? [[zero, fnz(m - 1)]] : [])]));
+      const units = (from: number, to: number, minus: boolean): Sym[][] => {
+        const out: Sym[][] = [];
+        for (let L = 1; L <= 14; L++) {
+          const a = Math.max(from, L === 1 ? 0 : 10 ** (L - 1)), z = Math.min(to, 10 ** L - 1);
+          if (a <= z) out.push([...(minus ? this.lit('-') : []), intRange(b, a, z), ...this.lit('.'), fnz(15 - L)]);
+        }
+        return out;
+      };
+      const alts = [
+        ...units(Math.max(0, lo === -Infinity ? 0 : Math.ceil(lo)), hi === Infinity ? LIM : Math.floor(hi) - 1, false),
+        ...units(Math.max(0, hi === Infinity ? 0 : Math.ceil(-hi)), lo === -Infinity ? LIM : Math.floor(-lo) - 1, true),
+      ];
+      return alts.length ? b.alt('fraction', alts) : this.never(ptr, 'no non-integer number within the bounds');
+    }
+    if (s[NOT_IN] !== undefined) {
+      // Excluded values: the range cut at each of them (exclusive bounds, which are exact).
+      const BOUNDS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'];
+      const bounds: Obj = {};
+      for (const k of BOUNDS) if (s[k] !== undefined) bounds[k] = s[k];
+      const ex = [...new Set(((s[NOT_IN]) as unknown[]).filter((v): v is number => typeof v === 'number' && (!integer || Number.isInteger(v)) && validate(v, bounds, this, ptr)))].sort((x, y) => x - y);
+      const base: Obj = { ...s };
+      delete base[NOT_IN];
+      if (ex.length === 0) return this.numberSym(base, ptr, integer);
+      for (const k of BOUNDS) delete base[k];
+      const pick = (ks: string[]) => Object.fromEntries(ks.filter((k) => s[k] !== undefined).map((k) => [k, s[k]]));
+      const pieces: Obj[] = [{ ...base, ...pick(['minimum', 'exclusiveMinimum']), exclusiveMaximum: ex[0] }];
+      for (let i = 1; i < ex.length; i++) pieces.push({ ...base, exclusiveMinimum: ex[i - 1], exclusiveMaximum: ex[i] });
+      pieces.push({ ...base, ...pick(['maximum', 'exclusiveMaximum']), exclusiveMinimum: ex[ex.length - 1] });
+      // A piece too narrow for the number grammar is left out (fewer values, never more).
+      const syms = pieces.flatMap((p) => { try { return [[this.numberSym(p, ptr, integer)]]; } catch (e) { if (e instanceof UnsupportedKeywordError) return []; throw e; } });
+      return syms.length ? b.alt('number', syms) : this.never(ptr, 'no number outside the excluded values');
+    }
     // ajv-formats' int32 / int64 (OpenAPI) accept integers only (int32 in [-2^31, 2^31 - 1]).
     const intFormat = s.format === 'int32' || s.format === 'int64' ? s.format : null;
     if (intFormat) integer = true;
@@ -595,11 +892,18 @@ export class SchemaCompiler {
       const v = this.value(ap ?? true, jp(ptr, 'additionalProperties'));
       extra = [this.keyExcluding(names, mode !== 'schema'), ...ws, ...this.lit(':'), ...ws, v, ...ws];
     }
-    let members = this.objectMembers(s, ptr, entries, extra);
+    // EXTRA (from not additionalProperties): a witness member is required — a declared property
+    // outside x.names, or an extra key outside them, with a value that also matches x.schema.
+    const x = s[EXTRA] as { names: string[]; schema: JsonSchema } | undefined;
+    const witness = x === undefined ? undefined : {
+      members: entries.map((e) => (!x.names.includes(e.name) ? [...e.key, this.value({ allOf: [e.schema, x.schema] }, e.ptr), ...ws] : null)),
+      extra: ap === false ? null : [this.keyExcluding([...names, ...x.names], mode !== 'schema'), ...ws, ...this.lit(':'), ...ws, this.value({ allOf: [ap ?? true, x.schema] }, jp(ptr, 'additionalProperties')), ...ws],
+    };
+    let members = this.objectMembers(s, ptr, entries, extra, witness);
     // 'declared' mode: where only extra keys can meet minProperties, they are allowed (non-empty, as the schema allows them).
     if (members === null && mode === 'declared' && apRequired === undefined) {
       extra = [this.keyExcluding(names, true), ...ws, ...this.lit(':'), ...ws, this.anyValue(), ...ws];
-      members = this.objectMembers(s, ptr, entries, extra);
+      members = this.objectMembers(s, ptr, entries, extra, witness);
     }
     if (members === null) return this.never(ptr, 'no object satisfies minProperties / maxProperties / dependencies');
     return b.seq('object', [...this.lit('{'), ...ws, members, ...this.lit('}')]);
@@ -675,9 +979,11 @@ export class SchemaCompiler {
   /**
    * The members rule (null when no member list satisfies the constraints); see above. `entries`:
    * the names in emission order with their schemas and plain key/value symbols; `extra`: one
-   * extra member (key and value), or null.
+   * extra member (key and value), or null; `witness` (from not additionalProperties): one member
+   * must be a witness — `members[i]` is entry i as one, `extra` an extra member as one.
    */
-  private objectMembers(s: Obj, ptr: string, entries: Array<{ name: string; required: boolean; schema: JsonSchema; ptr: string; key: Sym[]; kv: Sym[] }>, extra: Sym[] | null): Sym | null {
+  private objectMembers(s: Obj, ptr: string, entries: Array<{ name: string; required: boolean; schema: JsonSchema; ptr: string; key: Sym[]; kv: Sym[] }>, extra: Sym[] | null,
+    witness?: { members: Array<Sym[] | null>; extra: Sym[] | null }): Sym | null {
     const b = this.b, ws = this.ws, n = entries.length;
     let minP = intKw(s, 'minProperties', ptr) ?? 0, maxP = intKw(s, 'maxProperties', ptr);
     // Bounds that cannot bind are dropped (fewer states): minProperties up to the required count,
@@ -715,33 +1021,47 @@ export class SchemaCompiler {
       return [...entries[i].key, v, ...ws];
     };
     const sep = (c: number) => (c === 0 ? [] : [...this.lit(','), ...ws]);
-    // Extra members after the declared ones, E(c): c members so far.
-    const extraMemo = new Map<number, Sym | null>();
-    const E = (c: number): Sym | null => {
-      if (extraMemo.has(c)) return extraMemo.get(c)!;
+    // Extra members after the declared ones, E(c, w): c members so far; w = the witness (if one is needed) emitted.
+    const extraMemo = new Map<string, Sym | null>();
+    const E = (c: number, w: boolean): Sym | null => {
+      const mk = `${c}:${w}`;
+      if (extraMemo.has(mk)) return extraMemo.get(mk)!;
+      if (!w) {
+        // A witness among the extra members: none yet, so no end here.
+        if (!witness?.extra || (maxP !== undefined && c >= maxP)) { extraMemo.set(mk, null); return null; }
+        const id = b.rule('extra-w');
+        extraMemo.set(mk, id);
+        const alts: Sym[][] = [];
+        const done = E(next(c), true);
+        if (done !== null) alts.push([...sep(c), ...witness.extra, done]);
+        const more = extra ? E(next(c), false) : null;
+        if (more !== null) alts.push([...sep(c), ...extra!, more]);
+        b.define(id, alts);
+        return id;
+      }
       if (extra && next(c) === c && maxP === undefined) {
         // The loop at the cap (c ≥ minProperties here).
         const id = b.rule('extra');
-        extraMemo.set(c, id);
+        extraMemo.set(mk, id);
         b.define(id, [[], [...sep(c), ...extra, id]]);
         return id;
       }
       const alts: Sym[][] = [];
       if (c >= minP) alts.push([]);
       if (extra && (maxP === undefined || c < maxP)) {
-        const r = E(next(c));
+        const r = E(next(c), true);
         if (r !== null) alts.push([...sep(c), ...extra, r]);
       }
       const sym = alts.length === 0 ? null : b.rule('extra', alts);
-      extraMemo.set(c, sym);
+      extraMemo.set(mk, sym);
       return sym;
     };
     const memo = new Map<string, Sym | null>();
     let states = 0;
     const has = (set: number[], i: number) => set.includes(i);
-    const R = (i: number, c: number, O: number[], F: number[], P: Dep[]): Sym | null => {
-      if (i === n) return O.length ? null : E(c);
-      const key = `${i}:${c}:${O.join(',')}:${F.join(',')}:${P.map((d) => deps.indexOf(d)).join(',')}`;
+    const R = (i: number, c: number, O: number[], F: number[], P: Dep[], w: boolean): Sym | null => {
+      if (i === n) return O.length ? null : E(c, w);
+      const key = `${i}:${c}:${O.join(',')}:${F.join(',')}:${P.map((d) => deps.indexOf(d)).join(',')}:${w}`;
       if (memo.has(key)) return memo.get(key)!;
       if (++states > 20_000) {
         const kw = deps.length ? deps[0].kw : maxP !== undefined ? 'maxProperties' : 'minProperties';
@@ -755,7 +1075,7 @@ export class SchemaCompiler {
         // Skipped: triggers after i that require i become impossible.
         const F2 = [...F];
         for (const d of deps) if (d.t > i && has(d.reqs, i)) F2.push(d.t);
-        const r = R(i + 1, c, keep(O), [...new Set(keep(F2))], live(P));
+        const r = R(i + 1, c, keep(O), [...new Set(keep(F2))], live(P), w);
         if (r !== null) alts.push([r]);
       }
       if (!banned && (maxP === undefined || c < maxP)) {
@@ -773,15 +1093,21 @@ export class SchemaCompiler {
           const ds = [...mandatory, ...deps.filter((d) => chosen.includes(d.t) && d.props.has(i))];
           const F3 = [...F2, ...open.filter((t) => !chosen.includes(t))];
           if (O2.some((x) => F3.includes(x) && x > i)) continue;
-          const r = R(i + 1, next(c), keep([...new Set(O2)]), [...new Set(keep(F3))], live(P2));
+          const r = R(i + 1, next(c), keep([...new Set(O2)]), [...new Set(keep(F3))], live(P2), w);
           if (r !== null) alts.push([...sep(c), ...valueUnder(i, ds), r]);
+          // This member as the witness (its value also matches the witness schema; not under dependent schemas).
+          const wm = witness?.members[i];
+          if (!w && wm && ds.length === 0) {
+            const rw = R(i + 1, next(c), keep([...new Set(O2)]), [...new Set(keep(F3))], live(P2), true);
+            if (rw !== null) alts.push([...sep(c), ...wm, rw]);
+          }
         }
       }
       const sym = alts.length === 0 ? null : b.rule('members', alts);
       memo.set(key, sym);
       return sym;
     };
-    return R(0, 0, [], [], []);
+    return R(0, 0, [], [], [], witness === undefined);
   }
 
   /** A JSON string key that is none of `names` (nor empty, with `nonEmpty`): printable ASCII without escapes (the complement of a trie). */
@@ -821,22 +1147,39 @@ export class SchemaCompiler {
     const prefixSyms = prefix.map((x, i) => this.value(x, jp(ptr, s.prefixItems !== undefined ? 'prefixItems' : 'items', i)));
     const restSym = rest === false ? null : this.value(rest, jp(ptr, s.prefixItems !== undefined || Array.isArray(s.items) ? (s.prefixItems !== undefined ? 'items' : 'additionalItems') : 'items'));
     const elem = (i: number): Sym | null => (i < prefixSyms.length ? prefixSyms[i] : restSym);
-    const memo = new Map<number, Sym>();
+    // contains (and those of other allOf branches): for each, some item (a witness) also matches
+    // it; `seen` = the bit set of those already witnessed.
+    const needs = [...(s.contains !== undefined ? [s.contains] : []), ...((s[CONTAINS_ALL] ?? []) as JsonSchema[])];
+    for (const c of needs) if (typeof c !== 'boolean' && !isObj(c)) throw new InvalidSchemaError('contains', jp(ptr, 'contains'), 'must be a schema');
+    if (needs.length > 4) throw new ComplexityError('contains across allOf branches', 4, `at ${ptr}`);
+    const full = (1 << needs.length) - 1;
+    const witness = new Map<string, Sym | null>();
+    const wElem = (i: number, set: number): Sym | null => {
+      const key = `${Math.min(i, prefix.length)}:${set}`;
+      if (!witness.has(key)) {
+        const base = i < prefix.length ? prefix[i] : rest;
+        witness.set(key, base === false ? null : this.value({ allOf: [base, ...needs.filter((_, j) => set & (1 << j))] }, jp(ptr, 'contains')));
+      }
+      return witness.get(key)!;
+    };
+    const memo = new Map<string, Sym>();
     const top = Math.max(prefix.length, min);
-    const A = (i: number): Sym => {
-      const key = i >= top && max === Infinity && i >= 1 ? -1 : i;
+    const A = (i: number, seen: number): Sym => {
+      const key = `${i >= top && max === Infinity && i >= 1 ? -1 : i}:${seen}`;
       const m = memo.get(key);
       if (m !== undefined) return m;
       const id = b.rule('items');
       memo.set(key, id);
       const alts: Sym[][] = [];
-      if (i >= min) alts.push([]);
-      const e = elem(i);
-      if (i < max && e !== null) alts.push([...(i === 0 ? [] : [...this.lit(','), ...ws]), e, ...ws, A(i + 1)]);
+      if (i >= min && seen === full) alts.push([]);
+      const e = elem(i), sep = i === 0 ? [] : [...this.lit(','), ...ws];
+      if (i < max && e !== null) alts.push([...sep, e, ...ws, A(i + 1, seen)]);
+      const open = full & ~seen;
+      if (i < max) for (let set = open; set > 0; set = (set - 1) & open) { const w = wElem(i, set); if (w !== null) alts.push([...sep, w, ...ws, A(i + 1, seen | set)]); }
       b.define(id, alts);
       return id;
     };
-    return b.seq('array', [...this.lit('['), ...ws, A(0), ...this.lit(']')]);
+    return b.seq('array', [...this.lit('['), ...ws, A(0, 0), ...this.lit(']')]);
   }
 
   // ---- uniqueItems ---------------------------------------------------------------------------
@@ -966,10 +1309,11 @@ export class SchemaCompiler {
       if (s.enum !== undefined || s.const !== undefined) return this.enumSym(s, ptr, (v) => [...sp, ...b.lit(JSON.stringify(v))]);
       const out: Sym[][] = [];
       for (const t of this.typesOf(s, ptr)) {
+        if (t === 'object' || t === 'array') this.containerExclusions(s, ptr, t);
         if (t === 'object') out.push([this.yamlObject(s, ptr, indent)]);
         else if (t === 'array') out.push([this.yamlArray(s, ptr, indent)]);
-        else if (t === 'null') out.push([...sp, ...this.lit('null')]);
-        else if (t === 'boolean') out.push([...sp, ...this.lit('true')], [...sp, ...this.lit('false')]);
+        else if (t === 'null') { if (!excludes(s, null)) out.push([...sp, ...this.lit('null')]); }
+        else if (t === 'boolean') { for (const x of [true, false]) if (!excludes(s, x)) out.push([...sp, ...this.lit(String(x))]); }
         else if (t === 'string') out.push([...sp, this.stringSym(s, ptr)]);
         else out.push([...sp, this.numberSym(s, ptr, t === 'integer')]);
       }
@@ -993,6 +1337,7 @@ export class SchemaCompiler {
       }
     }
     const names = Object.keys(props);
+    if (s[EXTRA] !== undefined) throw new UnsupportedKeywordError('not', ptr, 'the complement of additionalProperties in YAML output');
     for (const r of req) if (!names.includes(r)) throw new UnsupportedKeywordError('required', jp(ptr, 'required'), `'${r}' is not in properties (YAML output)`);
     for (const k of ['maxProperties', 'dependencies', 'dependentRequired', 'dependentSchemas']) if (s[k] !== undefined) throw new UnsupportedKeywordError(k, jp(ptr, k), 'in YAML output');
     if ((intKw(s, 'minProperties', ptr) ?? 0) > req.size) throw new UnsupportedKeywordError('minProperties', jp(ptr, 'minProperties'), `more than the ${req.size} required properties (YAML output)`);
@@ -1021,6 +1366,7 @@ export class SchemaCompiler {
 
   private yamlArray(s: Obj, ptr: string, indent: number): Sym {
     const b = this.b;
+    if (s.contains !== undefined || s[CONTAINS_ALL] !== undefined) throw new UnsupportedKeywordError('contains', jp(ptr, 'contains'), 'in YAML output');
     const { prefix, rest, min, max, unique } = this.arrayShape(s, ptr);
     if (min > max) return this.never(ptr, `minItems ${min} > maxItems ${max}`);
     if (unique && !this.distinctTuple(prefix, rest, max, ptr)) throw new UnsupportedKeywordError('uniqueItems', jp(ptr, 'uniqueItems'), 'in YAML output');
@@ -1047,6 +1393,13 @@ export class SchemaCompiler {
 }
 
 // ---- helpers ----------------------------------------------------------------------------------
+
+/** Whether the schema's exclusions (NOT_IN) name the value. */
+const excludes = (s: Obj, v: unknown) => ((s[NOT_IN] ?? []) as unknown[]).some((e) => deepEqual(e, v));
+/** Keywords the normalizer rewrites into allOf parts. */
+const hasLogic = (x: Obj) => x.not !== undefined || x.if !== undefined || x.then !== undefined || x.else !== undefined;
+/** A schema every instance satisfies (true, or only annotations). */
+const trivial = (x: unknown) => x === true || (isObj(x) && Object.keys(x).every(ignored));
 
 function intKw(s: Obj, k: string, ptr: string): number | undefined {
   const v = s[k];
@@ -1391,6 +1744,9 @@ function mergeSchemas(parts: Obj[], ptr: string): JsonSchema {
           else if (cur !== v) fail(k);
           break;
         case 'enum': out[k] = (cur as unknown[]).filter((x) => (v as unknown[]).some((y) => deepEqual(x, y))); break;
+        case NOT_IN: out[k] = [...(cur as unknown[]), ...(v as unknown[])]; break;
+        // Another branch's contains needs its own witness (arraySym).
+        case 'contains': if (!deepEqual(cur, v)) out[CONTAINS_ALL] = [...((out[CONTAINS_ALL] ?? []) as JsonSchema[]), v]; break;
         case 'const': if (!deepEqual(cur, v)) out.enum = []; break;
         case 'items':
           if (Array.isArray(cur) || Array.isArray(v)) { if (!deepEqual(cur, v)) fail(k); }
@@ -1410,10 +1766,12 @@ function mergeSchemas(parts: Obj[], ptr: string): JsonSchema {
           out[k] = m;
           break;
         }
-        case 'anyOf': case 'oneOf':
+        case 'anyOf':
+          if ((cur as JsonSchema[]).length * (v as JsonSchema[]).length > 256) throw new ComplexityError('alternatives of anyOf across allOf branches', 256, `at ${ptr}`);
           out[k] = (cur as JsonSchema[]).flatMap((x) => (v as JsonSchema[]).map((y) => ({ allOf: [x, y] })));
-          if (k === 'oneOf') fail(k, 'in more than one allOf branch');
           break;
+        // A second oneOf is kept as an allOf part, which the first one's branches each take in.
+        case 'oneOf': out.allOf = [...((out.allOf as JsonSchema[] | undefined) ?? []), { oneOf: v }]; break;
         default:
           if (!deepEqual(cur, v)) fail(k);
       }
@@ -1498,6 +1856,24 @@ export function validate(v: unknown, s: JsonSchema, c: SchemaCompiler, ptr = '#'
         break;
       }
       case 'anyOf': if (!(s.anyOf as JsonSchema[]).some((x) => validate(v, x, c, ptr))) return false; break;
+      case 'not': if (validate(v, s.not as JsonSchema, c, ptr)) return false; break;
+      case NOT_IN: if ((s[NOT_IN] as unknown[]).some((e) => deepEqual(e, v))) return false; break;
+      case 'if': {
+        const ok = validate(v, s.if as JsonSchema, c, ptr);
+        if (ok && s.then !== undefined && !validate(v, s.then as JsonSchema, c, ptr)) return false;
+        if (!ok && s.else !== undefined && !validate(v, s.else as JsonSchema, c, ptr)) return false;
+        break;
+      }
+      case 'then': case 'else': break;
+      case FRACTION: if (typeof v === 'number' && Number.isInteger(v)) return false; break;
+      case 'contains': if (Array.isArray(v) && !v.some((x) => validate(x, s.contains as JsonSchema, c, ptr))) return false; break;
+      case CONTAINS_ALL: if (Array.isArray(v) && !(s[CONTAINS_ALL] as JsonSchema[]).every((cs) => v.some((x) => validate(x, cs, c, ptr)))) return false; break;
+      case EXTRA: {
+        if (t !== 'object') break;
+        const { names, schema } = s[EXTRA] as { names: string[]; schema: JsonSchema };
+        if (!Object.entries(v as Obj).some(([k2, x]) => !names.includes(k2) && validate(x, schema, c, ptr))) return false;
+        break;
+      }
       case 'oneOf': if ((s.oneOf as JsonSchema[]).filter((x) => validate(v, x, c, ptr)).length !== 1) return false; break;
       case 'allOf': if (!(s.allOf as JsonSchema[]).every((x) => validate(v, x, c, ptr))) return false; break;
       case '$ref': if (!validate(v, c.resolve(s.$ref, ptr).schema, c, ptr)) return false; break;
