@@ -221,7 +221,7 @@ export class SchemaCompiler {
       if (s === false) return this.never(ptr, 'schema is false');
       if (s.$ref !== undefined) return this.refSym(s.$ref, ptr);
       const alts = this.combinators(s, ptr, (br, p) => this.value(br, p));
-      if (alts) return alts;
+      if (alts !== null) return alts;
       if (s.enum !== undefined || s.const !== undefined) return this.enumSym(s, ptr, (v) => b.lit(JSON.stringify(v)));
       const types = this.typesOf(s, ptr);
       const out: Sym[][] = [];
@@ -637,7 +637,7 @@ export class SchemaCompiler {
       if (s === false) return this.never(ptr, 'schema is false');
       if (s.$ref !== undefined) return this.refSym(s.$ref, ptr, indent);
       const alts = this.combinators(s, ptr, (br, p) => this.yamlValue(br, p, indent));
-      if (alts) return alts;
+      if (alts !== null) return alts;
       if (s.enum !== undefined || s.const !== undefined) return this.enumSym(s, ptr, (v) => [...sp, ...b.lit(JSON.stringify(v))]);
       const out: Sym[][] = [];
       for (const t of this.typesOf(s, ptr)) {

@@ -1,0 +1,45 @@
+// Regressions found by running the engine on real-world schemas (JSONSchemaBench's corpus, issue
+// #20): each schema here is written for the test (not copied from the corpus) and reproduces one
+// cause; verdicts are compared with ajv (+ ajv-formats).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { compileJsonSchema, ByteAutomaton, DEAD } from '../../src/structured/index.js';
+import type { Grammar, JsonSchema } from '../../src/structured/index.js';
+
+const require = createRequire(import.meta.url);
+const AjvMod = require('ajv');
+const addFormatsMod = require('ajv-formats');
+const ajv = new (AjvMod.default ?? AjvMod)({ strict: false, logger: false });
+(addFormatsMod.default ?? addFormatsMod)(ajv);
+const enc = new TextEncoder();
+
+function accepts(g: Grammar, text: string): boolean {
+  const a = new ByteAutomaton(g);
+  const s = a.advanceBytes(a.initial, enc.encode(text));
+  return s !== DEAD && a.accepting(s);
+}
+/** The engine agrees with ajv on every instance (compact JSON, keys as written). */
+function agree(schema: JsonSchema, instances: unknown[], g: Grammar = compileJsonSchema(schema)): void {
+  for (const x of instances) {
+    const text = JSON.stringify(x);
+    assert.equal(accepts(g, text), ajv.validate(schema as object, x) as boolean, `${JSON.stringify(schema).slice(0, 200)}: ${text}`);
+  }
+}
+
+test('a oneOf/anyOf whose branch compiles to the grammar\'s first rule is kept (was dropped: rule 0 read as "no combinator")', () => {
+  // The enum is the first rule the compiler builds, so the single branch's symbol is 0.
+  const single = { type: 'object', properties: { os: { oneOf: [{ enum: ['linux', 'darwin'] }] } }, required: ['os'] };
+  agree(single, [{ os: 'linux' }, { os: 'darwin' }, { os: 'windows' }, { os: 1 }, {}]);
+  agree({ properties: { os: { anyOf: [{ enum: ['linux', 'darwin'] }] } } }, [{ os: 'linux' }, { os: 'beos' }]);
+  // A $ref through a one-branch oneOf (the ref rule comes first).
+  const ref = {
+    definitions: { pt: { type: 'object', properties: { x: { type: 'integer' } }, required: ['x'], additionalProperties: false } },
+    type: 'object', properties: { pts: { type: 'array', items: { oneOf: [{ $ref: '#/definitions/pt' }] } } }, additionalProperties: false,
+  };
+  agree(ref, [{ pts: [{ x: 1 }] }, { pts: [{ x: 1, y: 2 }] }, { pts: [{}] }, { pts: [{ x: 'a' }] }]);
+  // The same in YAML output: the branch, not any value.
+  const y = compileJsonSchema(single, { output: 'yaml' });
+  assert.equal(accepts(y, '\n"os": "linux"'), true);
+  assert.equal(accepts(y, '\n"os": "windows"'), false);
+});
