@@ -15,6 +15,8 @@ export const END = -1;
 const clsSym = (k: number): Sym => -2 - k;
 export const symClass = (s: Sym): number => -2 - s;
 
+const UTF8 = new TextEncoder();
+
 export interface GrammarLimits {
   /** Most symbols over all alternatives (default 2,000,000). */
   maxSymbols?: number;
@@ -90,7 +92,9 @@ export class GrammarBuilder {
 
   /** The UTF-8 bytes of a string, one class per byte. */
   lit(s: string): Sym[] {
-    return [...new TextEncoder().encode(s)].map((b) => this.cls([b]));
+    const out: Sym[] = [];
+    for (const b of UTF8.encode(s)) out.push(this.cls([b]));
+    return out;
   }
 
   /** One rule matching any sequence of the alternatives. */
@@ -236,21 +240,9 @@ export class Grammar {
     for (let r = 0; r < R; r++) if (b.alts[r] === null) throw new GrammarError(`rule '${b.names[r]}'`, 'is referenced but never defined');
     const alts = b.alts as Sym[][][];
     const classEmpty = b.classes.map((c) => c.indexOf(1) < 0);
-    // Shortest derivation by fixpoint; Infinity = unproductive.
-    const minLen = new Float64Array(R).fill(Infinity);
+    // Shortest derivation; Infinity = unproductive.
+    const minLen = shortestDerivations(alts, classEmpty);
     const symLen = (s: Sym): number => (s >= 0 ? minLen[s] : classEmpty[symClass(s)] ? Infinity : 1);
-    for (let changed = true; changed;) {
-      changed = false;
-      for (let r = 0; r < R; r++) {
-        let best = minLen[r];
-        for (const a of alts[r]) {
-          let l = 0;
-          for (const s of a) { l += symLen(s); if (l === Infinity) break; }
-          if (l < best) best = l;
-        }
-        if (best < minLen[r]) { minLen[r] = best; changed = true; }
-      }
-    }
     if (minLen[start] === Infinity) throw new UnsatisfiableError(b.names[start], 'no string satisfies the constraint');
     const kept = alts.map((as) => as.filter((a) => a.every((s) => symLen(s) < Infinity)));
     checkLeftRecursion(b.names, kept, minLen);
@@ -308,6 +300,71 @@ export class Grammar {
     });
     return lines.join('\n');
   }
+}
+
+/**
+ * Each rule's shortest derivation in bytes (Infinity: unproductive), by Knuth's generalisation of
+ * Dijkstra's algorithm: rules are settled in increasing order of length; an alternative's length
+ * is known once every rule in it is settled. O(size · log R) — a fixpoint over all rules
+ * repeated until nothing changes is quadratic on long chains of rules (seconds on large schemas).
+ */
+function shortestDerivations(alts: Sym[][][], classEmpty: boolean[]): Float64Array {
+  const R = alts.length;
+  const minLen = new Float64Array(R).fill(Infinity);
+  // Per alternative: its rule, its terminal length, the rule symbols not yet settled.
+  const altRule: number[] = [], altLen: number[] = [], pending: number[] = [];
+  const uses: number[][] = Array.from({ length: R }, () => []);
+  const heapL: number[] = [], heapR: number[] = [];
+  const push = (l: number, r: number) => {
+    let i = heapL.length;
+    heapL.push(l); heapR.push(r);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (heapL[p] <= l) break;
+      heapL[i] = heapL[p]; heapR[i] = heapR[p]; i = p;
+    }
+    heapL[i] = l; heapR[i] = r;
+  };
+  const pop = (): [number, number] => {
+    const l0 = heapL[0], r0 = heapR[0];
+    const l = heapL.pop()!, r = heapR.pop()!;
+    const n = heapL.length;
+    if (n > 0) {
+      let i = 0;
+      for (;;) {
+        let c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && heapL[c + 1] < heapL[c]) c++;
+        if (heapL[c] >= l) break;
+        heapL[i] = heapL[c]; heapR[i] = heapR[c]; i = c;
+      }
+      heapL[i] = l; heapR[i] = r;
+    }
+    return [l0, r0];
+  };
+  for (let r = 0; r < R; r++) {
+    for (const a of alts[r]) {
+      const id = altRule.length;
+      let len = 0, p = 0;
+      for (const s of a) {
+        if (s >= 0) { p++; uses[s].push(id); } else len += classEmpty[symClass(s)] ? Infinity : 1;
+      }
+      altRule.push(r); altLen.push(len); pending.push(p);
+      if (p === 0 && len < Infinity) push(len, r);
+    }
+  }
+  const done = new Uint8Array(R);
+  while (heapL.length) {
+    const [l, r] = pop();
+    if (done[r]) continue;
+    done[r] = 1;
+    minLen[r] = l;
+    for (const id of uses[r]) {
+      altLen[id] += l;
+      if (--pending[id] === 0 && altLen[id] < Infinity && !done[altRule[id]]) push(altLen[id], altRule[id]);
+    }
+  }
+  return minLen;
 }
 
 /**

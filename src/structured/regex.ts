@@ -239,15 +239,25 @@ function intersect(a: Array<[number, number]>, b: Array<[number, number]>): Arra
 export function regexSyms(b: GrammarBuilder, src: string, mode: CharMode, search: boolean): Sym[] {
   const tree = parseRegex(src);
   const branches = tree.t === 'alt' ? tree.items : [tree];
-  const alts: Sym[][] = [];
+  // Branches grouped by their anchors: an unanchored side is one shared `.*` per group, not one
+  // per branch — `(a|b|…)` with a `.*` of its own around each of 100 branches runs 100 copies of
+  // `.*` in parallel (the parser states of a search multiply by the number of branches).
+  const groups = new Map<number, Sym[][]>();
   for (const br of branches) {
     const items = br.t === 'seq' ? [...br.items] : [br];
     let start = false, end = false;
     while (items.length && items[0].t === 'bol') { items.shift(); start = true; }
     while (items.length && items[items.length - 1].t === 'eol') { items.pop(); end = true; }
-    const body = items.flatMap((n) => compileNode(b, n, mode, src));
-    const any = () => b.repeat('any', [charsSym(b, ANY_CHAR, mode)], 0, Infinity);
-    alts.push([...(search && !start ? any() : []), ...body, ...(search && !end ? any() : [])]);
+    const key = (search && !start ? 1 : 0) | (search && !end ? 2 : 0);
+    let g = groups.get(key);
+    if (!g) groups.set(key, g = []);
+    g.push(items.flatMap((n) => compileNode(b, n, mode, src)));
+  }
+  const any = () => b.cached(`regex-any:${mode}`, () => b.seq('any', b.repeat('any', [charsSym(b, ANY_CHAR, mode)], 0, Infinity)));
+  const alts: Sym[][] = [];
+  for (const [key, bodies] of groups) {
+    const body = bodies.length === 1 ? bodies[0] : [b.alt('alt', bodies)];
+    alts.push([...(key & 1 ? [any()] : []), ...body, ...(key & 2 ? [any()] : [])]);
   }
   return alts.length === 1 ? alts[0] : [b.alt('regex', alts)];
 }

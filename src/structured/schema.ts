@@ -550,6 +550,11 @@ export class SchemaCompiler {
 
   /** A JSON string key that is none of `names` (nor empty, with `nonEmpty`): printable ASCII without escapes (the complement of a trie). */
   private keyExcluding(names: string[], nonEmpty: boolean): Sym {
+    // Objects with the same declared names (a definition inlined many times) share one rule.
+    return this.b.cached(`extra-key:${nonEmpty}:${JSON.stringify(names)}`, () => this.keyTrie(names, nonEmpty));
+  }
+
+  private keyTrie(names: string[], nonEmpty: boolean): Sym {
     const b = this.b;
     const enc = new TextEncoder();
     type Node = { end: boolean; kids: Map<number, Node> };
