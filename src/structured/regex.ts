@@ -219,10 +219,39 @@ export function charsSym(b: GrammarBuilder, ranges: Array<[number, number]>, mod
     const safe = intersect(norm, complementRanges(JSON_UNSAFE));
     const alts: Sym[][] = [];
     if (safe.length) alts.push([b.codepoints(safe)]);
-    for (const [x, y] of intersect(norm, JSON_UNSAFE)) for (let c = x; c <= y; c++) alts.push(b.lit(jsonEscape(c)!));
+    // The escapes as a byte trie: '\' then one rule (34 alternatives that each begin with '\'
+    // were 34 parallel parses at every character of a `.*`).
+    const escapes: string[] = [];
+    for (const [x, y] of intersect(norm, JSON_UNSAFE)) for (let c = x; c <= y; c++) escapes.push(jsonEscape(c)!);
+    if (escapes.length) alts.push(literalTrie(b, escapes));
     if (alts.length === 0) return b.rule('empty-class', []);
     return b.alt('jchar', alts);
   });
+}
+
+/** Symbols matching exactly one of the (distinct, ASCII) strings, as a trie: one parse per prefix. */
+function literalTrie(b: GrammarBuilder, words: string[]): Sym[] {
+  const at = (ws: string[], i: number): Sym[][] => {
+    const alts: Sym[][] = [];
+    const byByte = new Map<number, string[]>();
+    for (const w of ws) {
+      if (w.length === i) { alts.push([]); continue; }
+      const c = w.charCodeAt(i);
+      let g = byByte.get(c);
+      if (!g) byByte.set(c, g = []);
+      g.push(w);
+    }
+    // Bytes whose words all end after them share one class.
+    const ending: number[] = [];
+    for (const [c, g] of byByte) {
+      if (g.length === 1 && g[0].length === i + 1) ending.push(c);
+      else { const rest = at(g, i + 1); alts.push([b.cls([c]), b.alt('esc', rest)]); }
+    }
+    if (ending.length) alts.push([b.cls(ending)]);
+    return alts;
+  };
+  const alts = at(words, 0);
+  return alts.length === 1 ? alts[0] : [b.alt('esc', alts)];
 }
 
 function intersect(a: Array<[number, number]>, b: Array<[number, number]>): Array<[number, number]> {
