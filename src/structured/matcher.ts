@@ -994,13 +994,49 @@ export class TokenMatcher {
     for (let qi = 0; qi < queue.length && ok; qi++) {
       const q = queue[qi];
       const L = this.level(q);
-      if (L.mode !== MODE_F) { ok = false; break; }
+      if (L.mode !== MODE_F) {
+        // Not a level (a character of several bytes leads elsewhere than an ASCII one, as past a
+        // regex '.', which leaves out U+2028): every plain character is stepped.
+        const next = this.charSuccessors(q);
+        if (next === null) { ok = false; break; }
+        for (const t of next) if (!add(t)) { ok = false; break; }
+        continue;
+      }
       if (!add(L.next)) { ok = false; break; }
       if (L.exc) for (const b of L.exc) if (!add(A.step(q, b))) { ok = false; break; }
     }
     if (!ok) { this.closures[s] = -1; return -1; }
     for (const q of queue) this.closures[q] = max;
     return max;
+  }
+
+  /**
+   * The states after each plain character (every code point ≥ U+0020 but '"' and '\\', as its
+   * UTF-8 bytes) from s, or null when one of them is refused. Bytes are stepped one per byte
+   * equivalence class (they share transitions).
+   */
+  private charSuccessors(s: number): number[] | null {
+    const A = this.automaton, eq = A.eq;
+    const out = new Set<number>();
+    for (let b = 0x20; b <= 0x7f; b++) {
+      if (b === 0x22 || b === 0x5c) continue;
+      const t = A.step(s, b);
+      if (t < 0) return null;
+      out.add(t);
+    }
+    const seq = (q: number, conts: Array<[number, number]>, k: number): boolean => {
+      if (k === conts.length) { out.add(q); return true; }
+      const seen = new Set<number>();
+      for (let c = conts[k][0]; c <= conts[k][1]; c++) {
+        if (seen.has(eq[c])) continue;
+        seen.add(eq[c]);
+        const t = A.step(q, c);
+        if (t < 0 || !seq(t, conts, k + 1)) return false;
+      }
+      return true;
+    };
+    for (const [lo, hi, conts] of UTF8_LEADS) if (!seq(s, [[lo, hi], ...conts], 0)) return null;
+    return [...out];
   }
 
   /** The level analysis of state s (memoised). */

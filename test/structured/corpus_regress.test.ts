@@ -57,3 +57,49 @@ test('an unanchored pattern of many alternatives is one search, not one `.*` per
   for (const x of enc.encode(JSON.stringify({ skip: [zones[0], zones[1] + zones[2], 'pre-' + zones[42] + '-post'] }))) { s = a.step(s, x); assert.notEqual(s, DEAD); most = Math.max(most, a.stateNodes[s].length); }
   assert.ok(most < 600, `at most ${most} parallel parses`);
 });
+
+// Searches (patterns not anchored at the start) are compiled as a deterministic automaton.
+const SEARCHES = ['[A-Fa-f0-9]{8}', '\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}', 'https://w3id.org/v2', 'ab+c|^x', 'a.b$', '(cat|category|dog)s?', 'é\\u2028?z', '\\s\\S', '(a|ab)(c|bcd)', ''];
+const ALPHABET = ['a', 'b', 'c', 'd', 'x', 'z', 'A', 'F', '0', '1', '9', '-', ':', 'T', '.', '/', 's', 'o', 'g', 't', 'y', 'é', '\u2028', '\n', '"', '\\', ' ', '中'];
+
+test('search patterns as automata: the language is ajv\'s (u flag) on random strings', () => {
+  let seed = 7;
+  const rnd = (n: number) => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed % n; };
+  for (const p of SEARCHES) {
+    const schema = { type: 'string', pattern: p };
+    const g = compileJsonSchema(schema);
+    const samples = ['', 'abc', 'xab', 'deadBEEF', '2024-01-31T10:20', 'see https://w3id.org/v2 here', 'a\nb', 'aéb', 'é\u2028z', 'éz', 'categorys', ' \n'];
+    for (let i = 0; i < 300; i++) {
+      const n = rnd(12);
+      let s = '';
+      for (let k = 0; k < n; k++) s += ALPHABET[rnd(ALPHABET.length)];
+      samples.push(s);
+    }
+    agree(schema, samples, g);
+  }
+});
+
+test('search patterns: masks equal a brute-force check, with the plain fast path taken', async () => {
+  const { HFTokenizer } = await import('../../src/tokenizers/hf.js');
+  const { llama2Json } = await import('../tokenizers/real_vocabs.js');
+  const { TokenVocab, TokenMatcher } = await import('../../src/structured/index.js');
+  const vocab = TokenVocab.fromTokenizer(new HFTokenizer(await llama2Json()));
+  const schema = { type: 'object', properties: { hash: { type: 'string', pattern: '[A-Fa-f0-9]{8}' }, when: { type: 'string', pattern: '\\d{4}-\\d{2}' }, url: { type: 'string', pattern: 'w3id.org' }, nodig: { type: 'string', pattern: '^[^0-9]*$' } } };
+  const m = new TokenMatcher(compileJsonSchema(schema), vocab);
+  for (const prefix of ['{"hash":"', '{"hash":"zz', '{"hash":"00ff', '{"hash":"00ff00ff', '{"hash":"00ff00ffq', '{"when":"x 2024', '{"when":"2024-0', '{"when":"2024-01', '{"url":"https://w3id', '{"url":"w3id.or', '{"nodig":"', '{"nodig":"ab é']) {
+    const s = m.automaton.advanceBytes(m.initial, enc.encode(prefix));
+    assert.ok(s >= 0, prefix);
+    const mask = m.mask(s);
+    for (let id = 0; id < vocab.size; id++) {
+      const b = vocab.bytes[id];
+      let want = b !== null && m.automaton.advanceBytes(s, b) !== DEAD;
+      if (vocab.eosIds.includes(id)) want = m.automaton.accepting(s);
+      const got = (mask[id >>> 5] & (1 << (id & 31))) !== 0;
+      if (got !== want) assert.fail(`prefix ${JSON.stringify(prefix)}: token ${id} ${JSON.stringify(vocab.text([id]))} mask ${got} brute ${want}`);
+    }
+  }
+  // Inside a searched string the states are levels of plain characters: no state walks the whole vocabulary.
+  const before = m.stats.nodesVisited, walks = m.stats.walks;
+  for (const prefix of ['{"hash":"abc', '{"hash":"0123', '{"when":"on 1999-1', '{"when":"a']) m.mask(m.automaton.advanceBytes(m.initial, enc.encode(prefix)));
+  assert.ok((m.stats.nodesVisited - before) / (m.stats.walks - walks) < 5000, `${m.stats.nodesVisited - before} trie nodes in ${m.stats.walks - walks} walks`);
+});
