@@ -31,6 +31,7 @@ export class GrammarBuilder {
   private readonly clsBits = new Uint16Array(16);
   private readonly nameCount = new Map<string, number>();
   private readonly memo = new Map<string, Sym>();
+  private readonly chains = new Map<Sym, number[]>();
   private symbols = 0;
   constructor(readonly limits: GrammarLimits = {}) {}
 
@@ -124,9 +125,12 @@ export class GrammarBuilder {
       this.define(star, [[unit, star], []]);
       out.push(star);
     } else if (max > min) {
-      let tail = this.rule(`${name}-opt`, [[unit], []]);
-      for (let i = min + 1; i < max; i++) tail = this.rule(`${name}-opt`, [[unit, tail], []]);
-      out.push(tail);
+      // O_k ::= u O_(k−1) | ε, shared by every repetition of the same unit (maxLength 255 and
+      // 1024 of one schema are one chain).
+      let chain = this.chains.get(unit);
+      if (!chain) this.chains.set(unit, chain = []);
+      while (chain.length < max - min) chain.push(this.rule(`${name}-opt`, chain.length === 0 ? [[unit], []] : [[unit, chain[chain.length - 1]], []]));
+      out.push(chain[max - min - 1]);
     }
     return out;
   }
@@ -312,8 +316,15 @@ function shortestDerivations(alts: Sym[][][], classEmpty: boolean[]): Float64Arr
   const R = alts.length;
   const minLen = new Float64Array(R).fill(Infinity);
   // Per alternative: its rule, its terminal length, the rule symbols not yet settled.
-  const altRule: number[] = [], altLen: number[] = [], pending: number[] = [];
-  const uses: number[][] = Array.from({ length: R }, () => []);
+  let nAlts = 0;
+  for (const as of alts) nAlts += as.length;
+  const altRule = new Int32Array(nAlts), altLen = new Float64Array(nAlts), pending = new Int32Array(nAlts);
+  let nextAlt = 0;
+  // uses of rule r: the alternatives useAlt[useStart[r] .. useStart[r + 1]) (one per occurrence).
+  const useStart = new Int32Array(R + 1);
+  for (const as of alts) for (const a of as) for (const s of a) if (s >= 0) useStart[s + 1]++;
+  for (let r = 0; r < R; r++) useStart[r + 1] += useStart[r];
+  const useAlt = new Int32Array(useStart[R]), fillAt = useStart.slice(0, R);
   const heapL: number[] = [], heapR: number[] = [];
   const push = (l: number, r: number) => {
     let i = heapL.length;
@@ -344,12 +355,12 @@ function shortestDerivations(alts: Sym[][][], classEmpty: boolean[]): Float64Arr
   };
   for (let r = 0; r < R; r++) {
     for (const a of alts[r]) {
-      const id = altRule.length;
+      const id = nextAlt++;
       let len = 0, p = 0;
       for (const s of a) {
-        if (s >= 0) { p++; uses[s].push(id); } else len += classEmpty[symClass(s)] ? Infinity : 1;
+        if (s >= 0) { p++; useAlt[fillAt[s]++] = id; } else len += classEmpty[symClass(s)] ? Infinity : 1;
       }
-      altRule.push(r); altLen.push(len); pending.push(p);
+      altRule[id] = r; altLen[id] = len; pending[id] = p;
       if (p === 0 && len < Infinity) push(len, r);
     }
   }
@@ -359,7 +370,8 @@ function shortestDerivations(alts: Sym[][][], classEmpty: boolean[]): Float64Arr
     if (done[r]) continue;
     done[r] = 1;
     minLen[r] = l;
-    for (const id of uses[r]) {
+    for (let u = useStart[r]; u < useStart[r + 1]; u++) {
+      const id = useAlt[u];
       altLen[id] += l;
       if (--pending[id] === 0 && altLen[id] < Infinity && !done[altRule[id]]) push(altLen[id], altRule[id]);
     }

@@ -577,15 +577,16 @@ export class SchemaCompiler {
     const quote = b.cls([0x22]);
     const free = b.cached('key-free', () => b.seq('key-free', [...b.repeat('chars', [this.jsonChar()], 0, Infinity), quote]));
     // Non-ASCII characters as inline byte sequences, so that they return where an ASCII one does.
-    const nonAscii = utf8Sequences(0x80, 0x10ffff).map((seq) => seq.map(([x, y]) => b.byteRange(x, y)));
+    const nonAscii = () => utf8Sequences(0x80, 0x10ffff).map((seq) => seq.map(([x, y]) => b.byteRange(x, y)));
     const node = (n: Node, root = false): Sym => {
       const alts: Sym[][] = [];
       if (!n.end && !(root && nonEmpty)) alts.push([quote]);
       if (n.kids.size === 0) alts.push([this.jsonChar(), free]);
       else {
-        const first: Sym[][] = [[b.cls((x) => ok(x) && !n.kids.has(x))]];
-        if (![...n.kids.keys()].some((x) => x >= 0x80)) first.push(...nonAscii);
-        alts.push([b.alt('key-first', first), free]);
+        const others = b.cls((x) => ok(x) && !n.kids.has(x));
+        const withNonAscii = ![...n.kids.keys()].some((x) => x >= 0x80);
+        // Nodes with the same continuations share their rule (the byte sequences are 30 symbols).
+        alts.push([b.cached(`key-first:${others}:${withNonAscii}`, () => b.alt('key-first', withNonAscii ? [[others], ...nonAscii()] : [[others]])), free]);
         for (const [x, kid] of n.kids) if (ok(x)) alts.push([b.cls([x]), node(kid)]);
       }
       return b.rule('key', alts);
