@@ -5,7 +5,7 @@
 // accepts only instances the schema accepts (sound, checked against ajv + ajv-formats); it may
 // leave some valid instances out (e.g. properties are generated in the schema's order, numbers
 // with at most 15 digits), which the documentation of each construct below says.
-import { GrammarBuilder, utf8Sequences } from './grammar.js';
+import { GrammarBuilder } from './grammar.js';
 import type { Grammar, Sym } from './grammar.js';
 import { charsSym, regexSyms } from './regex.js';
 import { ComplexityError, InvalidSchemaError, RegexError, StructuredError, UnsatisfiableError, UnsupportedKeywordError } from './errors.js';
@@ -548,7 +548,7 @@ export class SchemaCompiler {
     return b.seq('object', [...this.lit('{'), ...ws, R(0, true), ...this.lit('}')]);
   }
 
-  /** A JSON string key that is none of `names` (nor empty, with `nonEmpty`): the complement of a trie (see keyTrie). */
+  /** A JSON string key that is none of `names` (nor empty, with `nonEmpty`): printable ASCII without escapes (the complement of a trie). */
   private keyExcluding(names: string[], nonEmpty: boolean): Sym {
     // Objects with the same declared names (a definition inlined many times) share one rule.
     return this.b.cached(`extra-key:${nonEmpty}:${JSON.stringify(names)}`, () => this.keyTrie(names, nonEmpty));
@@ -568,27 +568,15 @@ export class SchemaCompiler {
       }
       cur.end = true;
     }
-    // A key is spelled byte by byte along the trie of the declared names; once it leaves the trie
-    // (a byte no declared name continues with) it is no declared name, whatever follows: then any
-    // JSON string characters, escapes included. A key leaves by an ASCII character, by a
-    // non-ASCII one where no declared name continues with one, or — where no declared name
-    // continues at all — by an escape (an escape elsewhere could spell a declared name's character).
-    const ok = (x: number) => x >= 0x20 && x < 0x80 && x !== 0x22 && x !== 0x5c;
+    const ok = (x: number) => x >= 0x20 && x < 0x7f && x !== 0x22 && x !== 0x5c;
     const quote = b.cls([0x22]);
-    const free = b.cached('key-free', () => b.seq('key-free', [...b.repeat('chars', [this.jsonChar()], 0, Infinity), quote]));
-    // Non-ASCII characters as inline byte sequences, so that they return where an ASCII one does.
-    const nonAscii = () => utf8Sequences(0x80, 0x10ffff).map((seq) => seq.map(([x, y]) => b.byteRange(x, y)));
+    const free = b.cached('key-free', () => b.seq('key-free', [...b.repeat('key-char', [b.cls(ok)], 0, Infinity), quote]));
     const node = (n: Node, root = false): Sym => {
       const alts: Sym[][] = [];
       if (!n.end && !(root && nonEmpty)) alts.push([quote]);
-      if (n.kids.size === 0) alts.push([this.jsonChar(), free]);
-      else {
-        const others = b.cls((x) => ok(x) && !n.kids.has(x));
-        const withNonAscii = ![...n.kids.keys()].some((x) => x >= 0x80);
-        // Nodes with the same continuations share their rule (the byte sequences are 30 symbols).
-        alts.push([b.cached(`key-first:${others}:${withNonAscii}`, () => b.alt('key-first', withNonAscii ? [[others], ...nonAscii()] : [[others]])), free]);
-        for (const [x, kid] of n.kids) if (ok(x)) alts.push([b.cls([x]), node(kid)]);
-      }
+      const others = b.cls((x) => ok(x) && !n.kids.has(x));
+      alts.push([others, free]);
+      for (const [x, kid] of n.kids) if (ok(x)) alts.push([b.cls([x]), node(kid)]);
       return b.rule('key', alts);
     };
     return b.seq('extra-key', [quote, node(trie, true)]);
