@@ -328,7 +328,7 @@ export class SchemaCompiler {
     delete rest.enum; delete rest.const;
     const ok = values.filter((v) => validate(v, rest, this, ptr));
     if (ok.length === 0) return this.never(ptr, 'no enum/const value satisfies the other keywords');
-    return this.b.alt('enum', ok.map(render));
+    return this.b.trie('enum', ok.map(render));
   }
 
   private anyValue(): Sym {

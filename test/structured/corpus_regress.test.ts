@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { compileJsonSchema, ByteAutomaton, DEAD } from '../../src/structured/index.js';
+import { compileJsonSchema, ByteAutomaton, DEAD, UnsatisfiableError, UnsupportedKeywordError } from '../../src/structured/index.js';
 import type { Grammar, JsonSchema } from '../../src/structured/index.js';
 
 const require = createRequire(import.meta.url);
@@ -102,4 +102,35 @@ test('search patterns: masks equal a brute-force check, with the plain fast path
   const before = m.stats.nodesVisited, walks = m.stats.walks;
   for (const prefix of ['{"hash":"abc', '{"hash":"0123', '{"when":"on 1999-1', '{"when":"a']) m.mask(m.automaton.advanceBytes(m.initial, enc.encode(prefix)));
   assert.ok((m.stats.nodesVisited - before) / (m.stats.walks - walks) < 5000, `${m.stats.nodesVisited - before} trie nodes in ${m.stats.walks - walks} walks`);
+});
+
+test('a large enum is a trie of its values (50,000 values were 50,000 parallel parses: ComplexityError at the first mask)', () => {
+  const values = Array.from({ length: 50_000 }, (_, i) => `item-${i}`);
+  const schema = { type: 'object', properties: { v: { enum: [...values, 7, null, 'item-'] } }, required: ['v'] };
+  const g = compileJsonSchema(schema);
+  agree(schema, [{ v: 'item-0' }, { v: 'item-49999' }, { v: 'item-50000' }, { v: 'item-' }, { v: 'item' }, { v: 7 }, { v: null }, { v: 'x' }], g);
+  const a = new ByteAutomaton(g);
+  let s = a.initial, most = 0;
+  for (const x of enc.encode('{"v":"item-4242"}')) { s = a.step(s, x); most = Math.max(most, a.stateNodes[s].length); }
+  assert.ok(a.accepting(s));
+  assert.ok(most <= 16, `at most ${most} parallel parses`);
+});
+
+test('bad input: $ref cycles without a base case, remote $ref, catastrophic regexes — clear errors or bounded work', () => {
+  for (const schema of [{ $ref: '#' }, { $defs: { a: { $ref: '#/$defs/b' }, b: { $ref: '#/$defs/a' } }, $ref: '#/$defs/a' },
+    { $defs: { n: { type: 'object', properties: { x: { $ref: '#/$defs/n' } }, required: ['x'] } }, $ref: '#/$defs/n' }]) {
+    assert.throws(() => compileJsonSchema(schema), UnsatisfiableError, JSON.stringify(schema));
+  }
+  assert.throws(() => compileJsonSchema({ $defs: { a: { $ref: '#/$defs/a', type: 'string' } }, $ref: '#/$defs/a' }), (e: unknown) => e instanceof UnsupportedKeywordError && /recursive/.test(e.message));
+  assert.throws(() => compileJsonSchema({ $ref: 'https://example.com/s.json' }), (e: unknown) => e instanceof UnsupportedKeywordError && e.keyword === '$ref' && /remote/.test(e.message));
+  // Patterns that backtrack exponentially in a backtracking engine (ajv itself hangs on the long
+  // inputs: it checks the short ones): linear here, whatever the input.
+  const t0 = performance.now();
+  for (const [pattern, unit, longOk] of [['^(a+)+$', 'a', false], ['(a|a)*b', 'a', false], ['(x+x+)+y', 'x', false], ['(a|b)*a(a|b){25}', 'ab', true]] as const) {
+    const schema = { type: 'string', pattern };
+    const g = compileJsonSchema(schema);
+    agree(schema, [unit.repeat(3) + '!', unit.repeat(4), unit.repeat(5) + 'by'], g);
+    assert.equal(accepts(g, JSON.stringify(unit.repeat(500) + '!')), longOk, pattern);
+  }
+  assert.ok(performance.now() - t0 < 10_000);
 });
