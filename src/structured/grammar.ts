@@ -15,6 +15,8 @@ export const END = -1;
 const clsSym = (k: number): Sym => -2 - k;
 export const symClass = (s: Sym): number => -2 - s;
 
+const UTF8 = new TextEncoder();
+
 export interface GrammarLimits {
   /** Most symbols over all alternatives (default 2,000,000). */
   maxSymbols?: number;
@@ -29,6 +31,7 @@ export class GrammarBuilder {
   private readonly clsBits = new Uint16Array(16);
   private readonly nameCount = new Map<string, number>();
   private readonly memo = new Map<string, Sym>();
+  private readonly chains = new Map<Sym, number[]>();
   private symbols = 0;
   constructor(readonly limits: GrammarLimits = {}) {}
 
@@ -90,13 +93,42 @@ export class GrammarBuilder {
 
   /** The UTF-8 bytes of a string, one class per byte. */
   lit(s: string): Sym[] {
-    return [...new TextEncoder().encode(s)].map((b) => this.cls([b]));
+    const out: Sym[] = [];
+    for (const b of UTF8.encode(s)) out.push(this.cls([b]));
+    return out;
   }
 
   /** One rule matching any sequence of the alternatives. */
   alt(name: string, alts: Sym[][]): Sym {
     if (alts.length === 1 && alts[0].length === 1) return alts[0][0];
     return this.rule(name, alts);
+  }
+
+  /**
+   * One rule matching exactly one of the sequences, as a trie when every symbol is a byte class
+   * (enum values: one parse per common prefix instead of one per value — 50,000 values were
+   * 50,000 parallel parses after the opening quote); otherwise plain alternatives.
+   */
+  trie(name: string, seqs: Sym[][]): Sym {
+    if (seqs.some((q) => q.length > 2000 || q.some((x) => x >= 0))) return this.alt(name, seqs);
+    const at = (qs: Sym[][], i: number): Sym[][] => {
+      const alts: Sym[][] = [];
+      const next = new Map<Sym, Sym[][]>();
+      let ends = false;
+      for (const q of qs) {
+        if (q.length === i) { ends = true; continue; }
+        let g = next.get(q[i]);
+        if (!g) next.set(q[i], g = []);
+        g.push(q);
+      }
+      if (ends) alts.push([]);
+      for (const [x, g] of next) {
+        const rest = at(g, i + 1);
+        alts.push(rest.length === 1 ? [x, ...rest[0]] : [x, this.rule(name, rest)]);
+      }
+      return alts;
+    };
+    return this.alt(name, at(seqs, 0));
   }
 
   seq(name: string, s: Sym[]): Sym {
@@ -120,9 +152,12 @@ export class GrammarBuilder {
       this.define(star, [[unit, star], []]);
       out.push(star);
     } else if (max > min) {
-      let tail = this.rule(`${name}-opt`, [[unit], []]);
-      for (let i = min + 1; i < max; i++) tail = this.rule(`${name}-opt`, [[unit, tail], []]);
-      out.push(tail);
+      // O_k ::= u O_(k−1) | ε, shared by every repetition of the same unit (maxLength 255 and
+      // 1024 of one schema are one chain).
+      let chain = this.chains.get(unit);
+      if (!chain) this.chains.set(unit, chain = []);
+      while (chain.length < max - min) chain.push(this.rule(`${name}-opt`, chain.length === 0 ? [[unit], []] : [[unit, chain[chain.length - 1]], []]));
+      out.push(chain[max - min - 1]);
     }
     return out;
   }
@@ -236,21 +271,9 @@ export class Grammar {
     for (let r = 0; r < R; r++) if (b.alts[r] === null) throw new GrammarError(`rule '${b.names[r]}'`, 'is referenced but never defined');
     const alts = b.alts as Sym[][][];
     const classEmpty = b.classes.map((c) => c.indexOf(1) < 0);
-    // Shortest derivation by fixpoint; Infinity = unproductive.
-    const minLen = new Float64Array(R).fill(Infinity);
+    // Shortest derivation; Infinity = unproductive.
+    const minLen = shortestDerivations(alts, classEmpty);
     const symLen = (s: Sym): number => (s >= 0 ? minLen[s] : classEmpty[symClass(s)] ? Infinity : 1);
-    for (let changed = true; changed;) {
-      changed = false;
-      for (let r = 0; r < R; r++) {
-        let best = minLen[r];
-        for (const a of alts[r]) {
-          let l = 0;
-          for (const s of a) { l += symLen(s); if (l === Infinity) break; }
-          if (l < best) best = l;
-        }
-        if (best < minLen[r]) { minLen[r] = best; changed = true; }
-      }
-    }
     if (minLen[start] === Infinity) throw new UnsatisfiableError(b.names[start], 'no string satisfies the constraint');
     const kept = alts.map((as) => as.filter((a) => a.every((s) => symLen(s) < Infinity)));
     checkLeftRecursion(b.names, kept, minLen);
@@ -308,6 +331,79 @@ export class Grammar {
     });
     return lines.join('\n');
   }
+}
+
+/**
+ * Each rule's shortest derivation in bytes (Infinity: unproductive), by Knuth's generalisation of
+ * Dijkstra's algorithm: rules are settled in increasing order of length; an alternative's length
+ * is known once every rule in it is settled. O(size · log R) — a fixpoint over all rules
+ * repeated until nothing changes is quadratic on long chains of rules (seconds on large schemas).
+ */
+function shortestDerivations(alts: Sym[][][], classEmpty: boolean[]): Float64Array {
+  const R = alts.length;
+  const minLen = new Float64Array(R).fill(Infinity);
+  // Per alternative: its rule, its terminal length, the rule symbols not yet settled.
+  let nAlts = 0;
+  for (const as of alts) nAlts += as.length;
+  const altRule = new Int32Array(nAlts), altLen = new Float64Array(nAlts), pending = new Int32Array(nAlts);
+  let nextAlt = 0;
+  // uses of rule r: the alternatives useAlt[useStart[r] .. useStart[r + 1]) (one per occurrence).
+  const useStart = new Int32Array(R + 1);
+  for (const as of alts) for (const a of as) for (const s of a) if (s >= 0) useStart[s + 1]++;
+  for (let r = 0; r < R; r++) useStart[r + 1] += useStart[r];
+  const useAlt = new Int32Array(useStart[R]), fillAt = useStart.slice(0, R);
+  const heapL: number[] = [], heapR: number[] = [];
+  const push = (l: number, r: number) => {
+    let i = heapL.length;
+    heapL.push(l); heapR.push(r);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (heapL[p] <= l) break;
+      heapL[i] = heapL[p]; heapR[i] = heapR[p]; i = p;
+    }
+    heapL[i] = l; heapR[i] = r;
+  };
+  const pop = (): [number, number] => {
+    const l0 = heapL[0], r0 = heapR[0];
+    const l = heapL.pop()!, r = heapR.pop()!;
+    const n = heapL.length;
+    if (n > 0) {
+      let i = 0;
+      for (;;) {
+        let c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && heapL[c + 1] < heapL[c]) c++;
+        if (heapL[c] >= l) break;
+        heapL[i] = heapL[c]; heapR[i] = heapR[c]; i = c;
+      }
+      heapL[i] = l; heapR[i] = r;
+    }
+    return [l0, r0];
+  };
+  for (let r = 0; r < R; r++) {
+    for (const a of alts[r]) {
+      const id = nextAlt++;
+      let len = 0, p = 0;
+      for (const s of a) {
+        if (s >= 0) { p++; useAlt[fillAt[s]++] = id; } else len += classEmpty[symClass(s)] ? Infinity : 1;
+      }
+      altRule[id] = r; altLen[id] = len; pending[id] = p;
+      if (p === 0 && len < Infinity) push(len, r);
+    }
+  }
+  const done = new Uint8Array(R);
+  while (heapL.length) {
+    const [l, r] = pop();
+    if (done[r]) continue;
+    done[r] = 1;
+    minLen[r] = l;
+    for (let u = useStart[r]; u < useStart[r + 1]; u++) {
+      const id = useAlt[u];
+      altLen[id] += l;
+      if (--pending[id] === 0 && altLen[id] < Infinity && !done[altRule[id]]) push(altLen[id], altRule[id]);
+    }
+  }
+  return minLen;
 }
 
 /**

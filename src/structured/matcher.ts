@@ -807,7 +807,7 @@ export class TokenMatcher {
       return Math.max(max, this.walk(s, Infinity, mask, v, 0, v.nodes, null, 0, null, { rest: P.nodeRestSets, exc, visit }));
     }
     let mode = L.mode, n = 0, dec = true, max = 0, excBytes = L.exc;
-    const closed = mode === MODE_A && excBytes !== null ? this.closure(s) : -1;
+    const closed = excBytes === null ? -1 : mode === MODE_A ? this.closure(s) : mode === MODE_F ? this.closureF(s) : -1;
     if (mode === CLOSED) mode = MODE_A;
     else if (closed >= 0) {
       // Every level from here on allows every plain character (see ByteAutomaton.plainClosure):
@@ -964,6 +964,79 @@ export class TokenMatcher {
     let c = this.closures[s];
     if (c === undefined) { c = this.automaton.plainClosure(s, CLOSURE_MOST); this.closures[s] = c; }
     return c;
+  }
+
+  /**
+   * The mode-F twin of `closure`: whether every state reachable from s by plain characters is a
+   * level of mode F (every character ≥ U+0020 but '"' and '\\' is live: each non-ASCII one leads to
+   * the level's next state, see ByteAutomaton.plainShape) whose ASCII exceptions are live too — a
+   * string searched for a pattern (`.*x.*`), where the characters of x lead elsewhere than the
+   * others but none is refused. Then every token of plain characters is allowed, as in a free
+   * string. Returns an upper bound of the largest shortest-completion after such a token (a
+   * character cut by the token's end counts 3 bytes more), or −1. States in the closure share the
+   * answer (their closures are subsets: the bound holds for them).
+   */
+  private closureF(s: number): number {
+    const c = this.closures[s];
+    if (c !== undefined) return c;
+    const A = this.automaton;
+    const queue = [s], seen = new Set<number>(queue);
+    let max = 0, ok = true;
+    const add = (t: number): boolean => {
+      if (t < 0) return false;
+      if (A.minComplete(t) + 3 > max) max = A.minComplete(t) + 3;
+      if (seen.has(t)) return true;
+      if (seen.size >= CLOSURE_MOST) return false;
+      seen.add(t);
+      queue.push(t);
+      return true;
+    };
+    for (let qi = 0; qi < queue.length && ok; qi++) {
+      const q = queue[qi];
+      const L = this.level(q);
+      if (L.mode !== MODE_F) {
+        // Not a level (a character of several bytes leads elsewhere than an ASCII one, as past a
+        // regex '.', which leaves out U+2028): every plain character is stepped.
+        const next = this.charSuccessors(q);
+        if (next === null) { ok = false; break; }
+        for (const t of next) if (!add(t)) { ok = false; break; }
+        continue;
+      }
+      if (!add(L.next)) { ok = false; break; }
+      if (L.exc) for (const b of L.exc) if (!add(A.step(q, b))) { ok = false; break; }
+    }
+    if (!ok) { this.closures[s] = -1; return -1; }
+    for (const q of queue) this.closures[q] = max;
+    return max;
+  }
+
+  /**
+   * The states after each plain character (every code point ≥ U+0020 but '"' and '\\', as its
+   * UTF-8 bytes) from s, or null when one of them is refused. Bytes are stepped one per byte
+   * equivalence class (they share transitions).
+   */
+  private charSuccessors(s: number): number[] | null {
+    const A = this.automaton, eq = A.eq;
+    const out = new Set<number>();
+    for (let b = 0x20; b <= 0x7f; b++) {
+      if (b === 0x22 || b === 0x5c) continue;
+      const t = A.step(s, b);
+      if (t < 0) return null;
+      out.add(t);
+    }
+    const seq = (q: number, conts: Array<[number, number]>, k: number): boolean => {
+      if (k === conts.length) { out.add(q); return true; }
+      const seen = new Set<number>();
+      for (let c = conts[k][0]; c <= conts[k][1]; c++) {
+        if (seen.has(eq[c])) continue;
+        seen.add(eq[c]);
+        const t = A.step(q, c);
+        if (t < 0 || !seq(t, conts, k + 1)) return false;
+      }
+      return true;
+    };
+    for (const [lo, hi, conts] of UTF8_LEADS) if (!seq(s, [[lo, hi], ...conts], 0)) return null;
+    return [...out];
   }
 
   /** The level analysis of state s (memoised). */

@@ -219,10 +219,39 @@ export function charsSym(b: GrammarBuilder, ranges: Array<[number, number]>, mod
     const safe = intersect(norm, complementRanges(JSON_UNSAFE));
     const alts: Sym[][] = [];
     if (safe.length) alts.push([b.codepoints(safe)]);
-    for (const [x, y] of intersect(norm, JSON_UNSAFE)) for (let c = x; c <= y; c++) alts.push(b.lit(jsonEscape(c)!));
+    // The escapes as a byte trie: '\' then one rule (34 alternatives that each begin with '\'
+    // were 34 parallel parses at every character of a `.*`).
+    const escapes: string[] = [];
+    for (const [x, y] of intersect(norm, JSON_UNSAFE)) for (let c = x; c <= y; c++) escapes.push(jsonEscape(c)!);
+    if (escapes.length) alts.push([b.cached(`esc-trie:${escapes.join(' ')}`, () => b.seq('esc', literalTrie(b, escapes)))]);
     if (alts.length === 0) return b.rule('empty-class', []);
     return b.alt('jchar', alts);
   });
+}
+
+/** Symbols matching exactly one of the (distinct, ASCII) strings, as a trie: one parse per prefix. */
+function literalTrie(b: GrammarBuilder, words: string[]): Sym[] {
+  const at = (ws: string[], i: number): Sym[][] => {
+    const alts: Sym[][] = [];
+    const byByte = new Map<number, string[]>();
+    for (const w of ws) {
+      if (w.length === i) { alts.push([]); continue; }
+      const c = w.charCodeAt(i);
+      let g = byByte.get(c);
+      if (!g) byByte.set(c, g = []);
+      g.push(w);
+    }
+    // Bytes whose words all end after them share one class.
+    const ending: number[] = [];
+    for (const [c, g] of byByte) {
+      if (g.length === 1 && g[0].length === i + 1) ending.push(c);
+      else { const rest = at(g, i + 1); alts.push([b.cls([c]), b.alt('esc', rest)]); }
+    }
+    if (ending.length) alts.push([b.cls(ending)]);
+    return alts;
+  };
+  const alts = at(words, 0);
+  return alts.length === 1 ? alts[0] : [b.alt('esc', alts)];
 }
 
 function intersect(a: Array<[number, number]>, b: Array<[number, number]>): Array<[number, number]> {
@@ -239,18 +268,224 @@ function intersect(a: Array<[number, number]>, b: Array<[number, number]>): Arra
 export function regexSyms(b: GrammarBuilder, src: string, mode: CharMode, search: boolean): Sym[] {
   const tree = parseRegex(src);
   const branches = tree.t === 'alt' ? tree.items : [tree];
-  const alts: Sym[][] = [];
+  if (search && branches.some((br) => (br.t === 'seq' ? br.items[0]?.t : br.t) !== 'bol')) {
+    // A search (`.*x`): as a grammar it is ambiguous — each character may start a new match, so
+    // the parses multiply with the length of x — and deterministic as an automaton.
+    const d = searchDfa(b, branches, mode, src);
+    if (d !== null) return [d];
+  }
+  // Branches grouped by their anchors: an unanchored side is one shared `.*` per group, not one
+  // per branch — `(a|b|…)` with a `.*` of its own around each of 100 branches runs 100 copies of
+  // `.*` in parallel (the parser states of a search multiply by the number of branches).
+  const groups = new Map<number, Sym[][]>();
   for (const br of branches) {
     const items = br.t === 'seq' ? [...br.items] : [br];
     let start = false, end = false;
     while (items.length && items[0].t === 'bol') { items.shift(); start = true; }
     while (items.length && items[items.length - 1].t === 'eol') { items.pop(); end = true; }
-    const body = items.flatMap((n) => compileNode(b, n, mode, src));
-    const any = () => b.repeat('any', [charsSym(b, ANY_CHAR, mode)], 0, Infinity);
-    alts.push([...(search && !start ? any() : []), ...body, ...(search && !end ? any() : [])]);
+    const key = (search && !start ? 1 : 0) | (search && !end ? 2 : 0);
+    let g = groups.get(key);
+    if (!g) groups.set(key, g = []);
+    g.push(items.flatMap((n) => compileNode(b, n, mode, src)));
+  }
+  const any = () => b.cached(`regex-any:${mode}`, () => b.seq('any', b.repeat('any', [charsSym(b, ANY_CHAR, mode)], 0, Infinity)));
+  const alts: Sym[][] = [];
+  for (const [key, bodies] of groups) {
+    const body = bodies.length === 1 ? bodies[0] : [b.alt('alt', bodies)];
+    alts.push([...(key & 1 ? [any()] : []), ...body, ...(key & 2 ? [any()] : [])]);
   }
   return alts.length === 1 ? alts[0] : [b.alt('regex', alts)];
 }
+
+/** Most NFA states and DFA states of a search compiled as an automaton (beyond: the grammar form). */
+const SEARCH_NFA_MAX = 4000, SEARCH_DFA_MAX = 600;
+
+/**
+ * A search regex (branches with their anchors; an unanchored side is `.*`) as a deterministic
+ * automaton over characters, written as right-linear rules: one rule per (minimal) DFA state,
+ * Q ::= C1 Q1 | C2 Q2 | … (| ε when accepting), Ci the characters (in `mode`) that lead to Qi.
+ * Tail calls keep the parser at one parse per state. Built by Thompson's construction, subset
+ * construction and Moore's partition refinement over the character classes' atoms (maximal code
+ * point ranges no class of the regex splits). Null when the automaton would be too large.
+ */
+function searchDfa(b: GrammarBuilder, branches: RegexNode[], mode: CharMode, src: string): Sym | null {
+  // Atoms: the code point ranges that no class splits.
+  const cuts = new Set<number>([0, 0x110000]);
+  const collect = (n: RegexNode): void => {
+    if (n.t === 'chars') for (const [x, y] of n.ranges) { cuts.add(x); cuts.add(y + 1); }
+    else if (n.t === 'seq' || n.t === 'alt') n.items.forEach(collect);
+    else if (n.t === 'rep') collect(n.item);
+  };
+  branches.forEach(collect);
+  const bounds = [...cuts].sort((x, y) => x - y);
+  const atomOf = (cp: number): number => {
+    let lo = 0, hi = bounds.length - 2;
+    while (lo < hi) { const m = (lo + hi + 1) >> 1; if (bounds[m] <= cp) lo = m; else hi = m - 1; }
+    return lo;
+  };
+  const NA = bounds.length - 1;
+  const atomsOf = (ranges: Array<[number, number]>): number[] => {
+    const out: number[] = [];
+    for (const [x, y] of ranges) for (let a = atomOf(x); a < NA && bounds[a] <= y; a++) out.push(a);
+    return out;
+  };
+  const ALL = atomsOf(ANY_CHAR);
+  // Thompson NFA: per state, ε-successors and at most one character transition.
+  const eps: number[][] = [], trAtoms: (number[] | null)[] = [], trTo: number[] = [];
+  const state = (): number => {
+    if (eps.length >= SEARCH_NFA_MAX) throw new TooLarge();
+    eps.push([]); trAtoms.push(null); trTo.push(-1);
+    return eps.length - 1;
+  };
+  const frag = (n: RegexNode): [number, number] => {
+    switch (n.t) {
+      case 'chars': { const i = state(), o = state(); trAtoms[i] = atomsOf(n.ranges); trTo[i] = o; return [i, o]; }
+      case 'seq': {
+        const i = state();
+        let cur = i;
+        for (const x of n.items) { const [a, z] = frag(x); eps[cur].push(a); cur = z; }
+        return [i, cur];
+      }
+      case 'alt': {
+        const i = state(), o = state();
+        for (const x of n.items) { const [a, z] = frag(x); eps[i].push(a); eps[z].push(o); }
+        return [i, o];
+      }
+      case 'rep': {
+        const i = state();
+        let cur = i;
+        for (let k = 0; k < n.min; k++) { const [a, z] = frag(n.item); eps[cur].push(a); cur = z; }
+        if (n.max === Infinity) {
+          const [a, z] = frag(n.item), o = state();
+          eps[cur].push(a, o); eps[z].push(a, o);
+          return [i, o];
+        }
+        const o = state();
+        for (let k = n.min; k < n.max; k++) { const [a, z] = frag(n.item); eps[cur].push(a, o); cur = z; }
+        eps[cur].push(o);
+        return [i, o];
+      }
+      case 'bol': case 'eol':
+        throw new RegexError(src, 0, `anchor '${n.t === 'bol' ? '^' : '$'}' is only supported at the start or end of the pattern`);
+    }
+  };
+  let start: number, final: number;
+  try {
+    start = state(); final = state();
+    const loop = (): number => { const l = state(); trAtoms[l] = ALL; trTo[l] = l; return l; };
+    // One `.*` before the unanchored branches, one after: shared, as the searches they are.
+    let pre = -1, post = -1;
+    for (const br of branches) {
+      const items = br.t === 'seq' ? [...br.items] : [br];
+      let st = false, en = false;
+      while (items.length && items[0].t === 'bol') { items.shift(); st = true; }
+      while (items.length && items[items.length - 1].t === 'eol') { items.pop(); en = true; }
+      const [a, z] = frag({ t: 'seq', items });
+      if (st) eps[start].push(a);
+      else { if (pre < 0) { pre = loop(); eps[start].push(pre); } eps[pre].push(a); }
+      if (en) eps[z].push(final);
+      else { if (post < 0) { post = loop(); eps[post].push(final); } eps[z].push(post); }
+    }
+  } catch (e) {
+    if (e instanceof TooLarge) return null;
+    throw e;
+  }
+  // Subset construction.
+  const N = eps.length;
+  const mark = new Int32Array(N).fill(-1);
+  let epoch = 0;
+  const closure = (seeds: number[]): number[] => {
+    epoch++;
+    const out: number[] = [], st = [...seeds];
+    while (st.length) {
+      const x = st.pop()!;
+      if (mark[x] === epoch) continue;
+      mark[x] = epoch;
+      out.push(x);
+      for (const y of eps[x]) if (mark[y] !== epoch) st.push(y);
+    }
+    return out.sort((x, y) => x - y);
+  };
+  const ids = new Map<string, number>();
+  const sets: number[][] = [];
+  const trans: Int32Array[] = [];
+  const intern = (set: number[]): number => {
+    const key = set.join(',');
+    let id = ids.get(key);
+    if (id === undefined) {
+      if (sets.length >= SEARCH_DFA_MAX) throw new TooLarge();
+      id = sets.length; ids.set(key, id); sets.push(set);
+    }
+    return id;
+  };
+  try {
+    intern(closure([start]));
+    for (let q = 0; q < sets.length; q++) {
+      const moves: number[][] = Array.from({ length: NA }, () => []);
+      for (const x of sets[q]) { const as = trAtoms[x]; if (as) for (const a of as) moves[a].push(trTo[x]); }
+      const t = new Int32Array(NA).fill(-1);
+      const seen = new Map<string, number>();
+      for (let a = 0; a < NA; a++) {
+        if (moves[a].length === 0) continue;
+        const k = moves[a].join(',');
+        let id = seen.get(k);
+        if (id === undefined) { id = intern(closure(moves[a])); seen.set(k, id); }
+        t[a] = id;
+      }
+      trans.push(t);
+    }
+  } catch (e) {
+    if (e instanceof TooLarge) return null;
+    throw e;
+  }
+  // Moore's minimisation: blocks refined by (accepting, block of the successor on every atom).
+  const Q = sets.length;
+  const accepting = sets.map((s) => s.includes(final));
+  let block: number[] = accepting.map((a) => (a ? 1 : 0));
+  for (let nb = -1; ;) {
+    const sig = new Map<string, number>();
+    const next = new Array<number>(Q);
+    for (let q = 0; q < Q; q++) {
+      let k = String(block[q]);
+      for (let a = 0; a < NA; a++) k += ',' + (trans[q][a] < 0 ? -1 : block[trans[q][a]]);
+      let id = sig.get(k);
+      if (id === undefined) { id = sig.size; sig.set(k, id); }
+      next[q] = id;
+    }
+    block = next;
+    if (sig.size === nb) break;
+    nb = sig.size;
+  }
+  // Rules: one per block (states of a block behave alike: any one represents it).
+  const rep = new Map<number, number>();
+  for (let q = 0; q < Q; q++) if (!rep.has(block[q])) rep.set(block[q], q);
+  const rules = new Map<number, number>();
+  const ruleOf = (blk: number): number => {
+    let r = rules.get(blk);
+    if (r === undefined) { r = b.rule('search'); rules.set(blk, r); }
+    return r;
+  };
+  for (const [blk, q] of rep) {
+    const r = ruleOf(blk);
+    const byTarget = new Map<number, Array<[number, number]>>();
+    for (let a = 0; a < NA; a++) {
+      if (trans[q][a] < 0) continue;
+      const tb = block[trans[q][a]];
+      let rs = byTarget.get(tb);
+      if (!rs) byTarget.set(tb, rs = []);
+      const last = rs[rs.length - 1];
+      if (last && last[1] + 1 === bounds[a]) last[1] = bounds[a + 1] - 1;
+      else rs.push([bounds[a], bounds[a + 1] - 1]);
+    }
+    const alts: Sym[][] = [];
+    for (const [tb, rs] of byTarget) alts.push([charsSym(b, rs, mode), ruleOf(tb)]);
+    if (accepting[q]) alts.push([]);
+    b.define(r, alts);
+  }
+  return ruleOf(block[0]);
+}
+
+class TooLarge extends Error {}
 
 function compileNode(b: GrammarBuilder, n: RegexNode, mode: CharMode, src: string): Sym[] {
   switch (n.t) {

@@ -388,7 +388,7 @@ export class SchemaCompiler {
       if (s === false) return this.never(ptr, 'schema is false');
       if (s.$ref !== undefined) return this.refSym(s.$ref, ptr);
       const alts = this.combinators(s, ptr, (br, p) => this.value(br, p));
-      if (alts) return alts;
+      if (alts !== null) return alts;
       if (s.enum !== undefined || s.const !== undefined) return this.enumSym(s, ptr, (v) => b.lit(JSON.stringify(v)));
       const types = this.typesOf(s, ptr);
       const out: Sym[][] = [];
@@ -521,7 +521,7 @@ export class SchemaCompiler {
     delete rest.enum; delete rest.const;
     const ok = values.filter((v) => validate(v, rest, this, ptr));
     if (ok.length === 0) return this.never(ptr, 'no enum/const value satisfies the other keywords');
-    return this.b.alt('enum', ok.map(render));
+    return this.b.trie('enum', ok.map(render));
   }
 
   /** Excluded objects/arrays (NOT_IN) that the rest of the schema may allow: refused (their complement is not compiled). */
@@ -1112,6 +1112,11 @@ export class SchemaCompiler {
 
   /** A JSON string key that is none of `names` (nor empty, with `nonEmpty`): printable ASCII without escapes (the complement of a trie). */
   private keyExcluding(names: string[], nonEmpty: boolean): Sym {
+    // Objects with the same declared names (a definition inlined many times) share one rule.
+    return this.b.cached(`extra-key:${nonEmpty}:${JSON.stringify(names)}`, () => this.keyTrie(names, nonEmpty));
+  }
+
+  private keyTrie(names: string[], nonEmpty: boolean): Sym {
     const b = this.b;
     const enc = new TextEncoder();
     type Node = { end: boolean; kids: Map<number, Node> };
@@ -1305,7 +1310,7 @@ export class SchemaCompiler {
       if (s === false) return this.never(ptr, 'schema is false');
       if (s.$ref !== undefined) return this.refSym(s.$ref, ptr, indent);
       const alts = this.combinators(s, ptr, (br, p) => this.yamlValue(br, p, indent));
-      if (alts) return alts;
+      if (alts !== null) return alts;
       if (s.enum !== undefined || s.const !== undefined) return this.enumSym(s, ptr, (v) => [...sp, ...b.lit(JSON.stringify(v))]);
       const out: Sym[][] = [];
       for (const t of this.typesOf(s, ptr)) {
