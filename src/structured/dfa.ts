@@ -61,14 +61,14 @@ export class Dfa {
 export interface DfaLimits { maxStates?: number; what?: string }
 
 class StateTable {
-  readonly ids = new Map<string, number>();
+  readonly ids = new Map<string | number, number>();
   readonly trans: Edge[][] = [];
   readonly accept: boolean[] = [];
   private readonly queue: number[] = [];
   private head = 0;
   constructor(private readonly limit: number, private readonly what: string) {}
   /** The state of a key, new states queued with their payload. */
-  intern<T>(key: string, payload: T, store: T[], acc: boolean): number {
+  intern<T>(key: string | number, payload: T, store: T[], acc: boolean): number {
     let id = this.ids.get(key);
     if (id !== undefined) return id;
     id = this.trans.length;
@@ -257,7 +257,8 @@ export function product(a: Dfa, b: Dfa, op: Op, limits: DfaLimits = {}): Dfa {
     const x = p >= 0 && a.accept[p], y = q >= 0 && b.accept[q];
     return op === 'and' ? x && y : op === 'or' ? x || y : x && !y;
   };
-  table.intern('0,0', [0, 0], pairs, acc(0, 0));
+  const B = b.size + 1;
+  table.intern(B + 1, [0, 0], pairs, acc(0, 0));
   for (let s = table.next(); s >= 0; s = table.next()) {
     const [p, q] = pairs[s];
     const ea = p >= 0 ? a.trans[p] : [], eb = q >= 0 ? b.trans[q] : [];
@@ -265,7 +266,7 @@ export function product(a: Dfa, b: Dfa, op: Op, limits: DfaLimits = {}): Dfa {
     const emit = (lo: number, hi: number, x: number, y: number) => {
       if (lo > hi) return;
       if (op === 'and' ? x < 0 || y < 0 : op === 'diff' ? x < 0 : x < 0 && y < 0) return;
-      edges.push([lo, hi, table.intern(`${x},${y}`, [x, y], pairs, acc(x, y))]);
+      edges.push([lo, hi, table.intern((x + 1) * B + y + 1, [x, y], pairs, acc(x, y))]);
     };
     // Merge the two sorted range lists, gaps being the dead state.
     let i = 0, j = 0, at = 0;
@@ -300,19 +301,66 @@ export function complement(a: Dfa, over: Ranges = [[0, MAX_CP]], limits?: DfaLim
 }
 
 /** a's strings of min..max code points (the product with a counter that saturates at min when max is unbounded). */
-export function lengthBounded(a: Dfa, min: number, max: number, limits: DfaLimits = {}): Dfa {
-  if (min === 0 && max === Infinity) return a;
+export function lengthBounded(a0: Dfa, min: number, max: number, limits: DfaLimits = {}): Dfa {
+  // Bounds the language already keeps need no counter (a format of at most 45 characters under maxLength 255).
+  const [short, long] = lengthRange(a0);
+  if (min <= short) min = 0;
+  if (max >= long) max = Infinity;
+  if (min === 0 && max === Infinity) return a0;
+  if (min > long || max < short) return emptyDfa();
+  const a = minimize(a0);
   const cap = max === Infinity ? min : max;
   const table = new StateTable(limits.maxStates ?? DFA_MAX_STATES, limits.what ?? `a length bound {${min},${max}}`);
   const pairs: Array<[number, number]> = [];
-  table.intern('0,0', [0, 0], pairs, a.accept[0] && min === 0);
+  const K = cap + 1;
+  table.intern(0, [0, 0], pairs, a.accept[0] && min === 0);
   for (let s = table.next(); s >= 0; s = table.next()) {
     const [p, k] = pairs[s];
     if (max !== Infinity && k >= max) continue;
     const k2 = Math.min(k + 1, cap);
-    table.trans[s] = a.trans[p].map(([lo, hi, t]) => [lo, hi, table.intern(`${t},${k2}`, [t, k2], pairs, a.accept[t] && k2 >= min)] as Edge);
+    table.trans[s] = a.trans[p].map(([lo, hi, t]) => [lo, hi, table.intern(t * K + k2, [t, k2], pairs, a.accept[t] && k2 >= min)] as Edge);
   }
   return trim(table.dfa());
+}
+
+/** The shortest and longest accepted lengths in code points ([Infinity, -Infinity] for the empty language; longest Infinity with a cycle). */
+export function lengthRange(a0: Dfa): [number, number] {
+  const a = trim(a0);
+  if (isEmpty(a)) return [Infinity, -Infinity];
+  const n = a.size;
+  // Shortest: breadth first.
+  const dist = new Int32Array(n).fill(-1);
+  dist[0] = 0;
+  const queue = [0];
+  let short = Infinity;
+  for (let i = 0; i < queue.length; i++) {
+    const q = queue[i];
+    if (a.accept[q] && dist[q] < short) short = dist[q];
+    for (const e of a.trans[q]) if (dist[e[2]] < 0) { dist[e[2]] = dist[q] + 1; queue.push(e[2]); }
+  }
+  // Longest: on the trimmed automaton every state is live, so a cycle means unbounded; else a
+  // longest path in the DAG (depth-first post order).
+  const color = new Uint8Array(n), best = new Float64Array(n);
+  const st: Array<[number, number]> = [[0, 0]];
+  color[0] = 1;
+  while (st.length) {
+    const top = st[st.length - 1];
+    const [q, i] = top;
+    const es = a.trans[q];
+    if (i < es.length) {
+      top[1]++;
+      const t = es[i][2];
+      if (color[t] === 1) return [short, Infinity];
+      if (color[t] === 0) { color[t] = 1; st.push([t, 0]); }
+      continue;
+    }
+    st.pop();
+    color[q] = 2;
+    let b = a.accept[q] ? 0 : -Infinity;
+    for (const e of es) b = Math.max(b, best[e[2]] + 1);
+    best[q] = b;
+  }
+  return [short, best[0]];
 }
 
 /** States that reach an accepting state, reachable from the start; the rest removed (an empty language is one rejecting state). */
@@ -414,7 +462,8 @@ export function shortestString(a: Dfa): string | null {
  */
 export function dfaSyms(b: GrammarBuilder, a: Dfa, mode: CharMode, key?: string): Sym {
   const make = (): Sym => {
-    const d = minimize(a);
+    // (Moore's refinement takes as many rounds as the longest chain of a counter: large products are written as they are.)
+    const d = a.size <= 1000 ? minimize(a) : trim(a);
     const ids = d.trans.map(() => b.rule('dfa'));
     d.trans.forEach((es, q) => {
       const byTarget = new Map<number, Ranges>();
