@@ -469,13 +469,55 @@ export function dfaSyms(b: GrammarBuilder, a: Dfa, mode: CharMode, key?: string)
       const byTarget = new Map<number, Ranges>();
       for (const [lo, hi, t] of es) { let r = byTarget.get(t); if (!r) byTarget.set(t, (r = [])); r.push([lo, hi]); }
       const alts: Sym[][] = [];
-      if (d.accept[q]) alts.push([]);
       for (const [t, r] of byTarget) alts.push([charsSym(b, r, mode), ids[t]]);
+      // (The empty alternative last, as GrammarBuilder.repeat writes a loop: the matcher knows that shape.)
+      if (d.accept[q]) alts.push([]);
       b.define(ids[q], alts);
     });
     return ids[0];
   };
   return key === undefined ? make() : b.cached(`dfa:${mode}:${key}`, make);
+}
+
+/**
+ * When the language is C^n for n in lo..hi (hi may be Infinity) with one class C (the minimal DFA
+ * is a chain of states, each with all its edges on C to the next, possibly ending in a loop):
+ * the class and the bounds; else null. Such a language is written as a bounded repetition, which
+ * the matcher's fast paths know (a chain of counter states is not).
+ */
+export function uniformChain(a0: Dfa): { chars: Ranges; lo: number; hi: number } | null {
+  const a = minimize(a0);
+  if (isEmpty(a)) return null;
+  let C: Ranges | null = null;
+  let lo = -1, hi = -1;
+  const seen = new Uint8Array(a.size);
+  for (let q = 0, i = 0; ; i++) {
+    if (seen[q]) return null;
+    seen[q] = 1;
+    if (a.accept[q]) { if (lo < 0) lo = i; } else if (lo >= 0) return null;
+    const es = a.trans[q];
+    if (es.length === 0) { hi = i; break; }
+    const t = es[0][2];
+    if (es.some((e) => e[2] !== t)) return null;
+    const r: Ranges = es.map(([x, y]) => [x, y]);
+    if (C === null) C = r;
+    else if (r.length !== C.length || r.some(([x, y], j) => x !== C![j][0] || y !== C![j][1])) return null;
+    if (t === q) { hi = Infinity; break; }
+    q = t;
+  }
+  if (lo < 0) return null;
+  return { chars: C ?? [], lo, hi };
+}
+
+/**
+ * Grammar symbols for a DFA's language: a bounded repetition of a class where it is one
+ * (uniformChain), else dfaSyms' rules.
+ */
+export function languageSyms(b: GrammarBuilder, a: Dfa, mode: CharMode, key?: string): Sym[] {
+  const u = uniformChain(a);
+  if (u && u.chars.length) return b.repeat('chars', [charsSym(b, u.chars, mode)], u.lo, u.hi);
+  if (u && u.lo === 0) return [];
+  return [dfaSyms(b, a, mode, key)];
 }
 
 /** A RegexError or ComplexityError from a construction, else rethrows. */

@@ -9,7 +9,7 @@ import { GrammarBuilder } from './grammar.js';
 import type { Grammar, Sym } from './grammar.js';
 import { charsSym, regexSyms } from './regex.js';
 import { ComplexityError, InvalidSchemaError, RegexError, StructuredError, UnsatisfiableError, UnsupportedKeywordError } from './errors.js';
-import { Dfa, regexDfa, intersect, union, minus, lengthBounded, charsDfa, stringsDfa, emptyDfa, isEmpty, dfaSyms } from './dfa.js';
+import { Dfa, regexDfa, intersect, union, minus, lengthBounded, charsDfa, stringsDfa, emptyDfa, isEmpty, languageSyms } from './dfa.js';
 
 export type JsonSchema = boolean | { [k: string]: unknown };
 
@@ -390,7 +390,7 @@ export class SchemaCompiler {
       const d = this.stringLanguage(s, ptr)!;
       if (isEmpty(d)) return this.never(ptr, `no string satisfies ${['pattern', 'format', 'minLength', 'maxLength'].filter((k) => s[k] !== undefined).join(' + ')}`);
       const key = JSON.stringify([s.pattern, strFormat, minL, maxL]);
-      return b.cached(`strdfa:${key}`, () => b.seq('string', [...this.lit('"'), dfaSyms(b, d, 'json'), ...this.lit('"')]));
+      return b.cached(`strdfa:${key}`, () => b.seq('string', [...this.lit('"'), ...languageSyms(b, d, 'json'), ...this.lit('"')]));
     }
     let body: Sym[];
     if (s.pattern !== undefined) {
@@ -676,7 +676,7 @@ export class SchemaCompiler {
           throw e;
         }
       }
-      alts.push([...this.lit('"'), dfaSyms(b, d, 'json'), ...this.lit('"'), ...ws, ...this.lit(':'), ...ws, v, ...ws]);
+      alts.push([...this.lit('"'), ...languageSyms(b, d, 'json'), ...this.lit('"'), ...ws, ...this.lit(':'), ...ws, v, ...ws]);
     }
     return alts.length ? [b.alt('extra-member', alts)] : null;
   }

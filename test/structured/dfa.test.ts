@@ -4,7 +4,7 @@
 // whose DFA explodes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { regexDfa, intersect, union, minus, complement, minusStrings, lengthBounded, minimize, isEmpty, stringsDfa, charsDfa, shortestString, dfaSyms, lengthRange } from '../../src/structured/dfa.js';
+import { regexDfa, intersect, union, minus, complement, minusStrings, lengthBounded, minimize, isEmpty, stringsDfa, charsDfa, shortestString, dfaSyms, lengthRange, uniformChain, languageSyms } from '../../src/structured/dfa.js';
 import type { Dfa } from '../../src/structured/dfa.js';
 import { Rng } from '../../src/structured/fuzz.js';
 import { GrammarBuilder } from '../../src/structured/grammar.js';
@@ -119,18 +119,21 @@ test('explosive regexes and products raise ComplexityError in bounded time; unsu
   assert.throws(() => regexDfa('(?=a)', true), RegexError);
 });
 
-test('dfaSyms: the grammar of a DFA (JSON string contents) accepts exactly its strings, escaped as JSON.stringify', () => {
+test('dfaSyms / languageSyms: the grammar of a DFA (JSON string contents) accepts exactly its strings, escaped as JSON.stringify', () => {
   const r = new Rng(3);
   const enc = new TextEncoder();
-  for (const p of ['^[a-z"\\\\]{1,4}$', '^x-', '\\n|\\t', '^é😀?$', 'ab']) {
-    const d = lengthBounded(regexDfa(p, true), 0, 6);
+  for (const [p, lo, chain] of [['^[a-z"\\\\]{1,4}$', 0, true], ['^x-', 0, false], ['\\n|\\t', 0, false], ['^é😀?$', 0, false], ['ab', 0, false], ['^[a-z]+$', 2, true], ['^[^a]*$', 0, true], ['^\\d{2,}$', 3, true], ['^(ab)+$', 0, false]] as const) {
+    const d = lengthBounded(regexDfa(p, true), lo, 6);
+    assert.equal(uniformChain(d) !== null, chain, `uniformChain of /${p}/`);
+    for (const useChain of [false, true]) {
     const b = new GrammarBuilder();
-    const root = b.rule('root', [[...b.lit('"'), dfaSyms(b, d, 'json'), ...b.lit('"')]]);
+    const root = b.rule('root', [[...b.lit('"'), ...(useChain ? languageSyms(b, d, 'json') : [dfaSyms(b, d, 'json')]), ...b.lit('"')]]);
     const A = new ByteAutomaton(b.build(root));
     const re = new RegExp(p, 'u');
     for (const s of [...randomStrings(r, 200, ['"', '\\', 'a"b', 'x-\n']), ...walks(r, d, 30)]) {
       const st = A.advanceBytes(A.initial, enc.encode(JSON.stringify(s)));
-      assert.equal(st !== DEAD && A.accepting(st), re.test(s) && [...s].length <= 6, `/${p}/ on ${JSON.stringify(s)}`);
+      assert.equal(st !== DEAD && A.accepting(st), re.test(s) && [...s].length <= 6 && [...s].length >= lo, `/${p}/ on ${JSON.stringify(s)}`);
+    }
     }
   }
 });
