@@ -323,6 +323,9 @@ export function lengthBounded(a0: Dfa, min: number, max: number, limits: DfaLimi
   return trim(table.dfa());
 }
 
+/** Largest automaton `minimize` refines. */
+const MINIMIZE_MAX = 2000;
+
 /** The shortest and longest accepted lengths in code points ([Infinity, -Infinity] for the empty language; longest Infinity with a cycle). */
 export function lengthRange(a0: Dfa): [number, number] {
   const a = trim(a0);
@@ -395,6 +398,9 @@ export function isEmpty(a: Dfa): boolean {
 export function minimize(a0: Dfa): Dfa {
   const a = trim(a0);
   const n = a.size;
+  // Moore's refinement takes as many rounds as the longest chain (a counter's length): large
+  // automata, products with counters, are returned trimmed, as they are.
+  if (n > MINIMIZE_MAX) return a;
   let block = new Int32Array(n);
   for (let q = 0; q < n; q++) block[q] = a.accept[q] ? 1 : 0;
   let count = -1;
@@ -462,8 +468,7 @@ export function shortestString(a: Dfa): string | null {
  */
 export function dfaSyms(b: GrammarBuilder, a: Dfa, mode: CharMode, key?: string): Sym {
   const make = (): Sym => {
-    // (Moore's refinement takes as many rounds as the longest chain of a counter: large products are written as they are.)
-    const d = a.size <= 1000 ? minimize(a) : trim(a);
+    const d = minimize(a);
     const ids = d.trans.map(() => b.rule('dfa'));
     d.trans.forEach((es, q) => {
       const byTarget = new Map<number, Ranges>();

@@ -9,7 +9,7 @@ import { GrammarBuilder } from './grammar.js';
 import type { Grammar, Sym } from './grammar.js';
 import { charsSym, regexSyms } from './regex.js';
 import { ComplexityError, InvalidSchemaError, RegexError, StructuredError, UnsatisfiableError, UnsupportedKeywordError } from './errors.js';
-import { Dfa, regexDfa, intersect, union, minus, lengthBounded, charsDfa, stringsDfa, emptyDfa, isEmpty, languageSyms } from './dfa.js';
+import { Dfa, regexDfa, intersect, union, minus, lengthBounded, charsDfa, stringsDfa, emptyDfa, isEmpty, languageSyms, uniformChain } from './dfa.js';
 
 export type JsonSchema = boolean | { [k: string]: unknown };
 
@@ -387,6 +387,16 @@ export class SchemaCompiler {
     // Two or more of pattern, format and a length bound: the intersection of their languages (a DFA).
     const lengthBound = minL > 0 || maxL < Infinity;
     if (+(s.pattern !== undefined) + +(strFormat !== undefined) + +lengthBound >= 2) {
+      // A language C^{lo..hi} of one class (a pattern such as ^[a-z0-9_]+$) bounded in length is a
+      // bounded repetition, with no counter product: the JSON string rules where C is every code point.
+      const base = this.stringLanguage({ pattern: s.pattern, format: strFormat }, ptr);
+      const u = base ? uniformChain(base) : null;
+      if (u) {
+        const lo = Math.max(u.lo, minL), hi = Math.min(u.hi, maxL);
+        if (lo > hi) return this.never(ptr, `no string satisfies ${['pattern', 'format', 'minLength', 'maxLength'].filter((k) => s[k] !== undefined).join(' + ')}`);
+        if (u.chars.length === 1 && u.chars[0][0] === 0 && u.chars[0][1] === 0x10ffff) return this.plainString(lo, hi);
+        return b.seq('string', [...this.lit('"'), ...(u.chars.length ? b.repeat('chars', [charsSym(b, u.chars, 'json')], lo, hi) : []), ...this.lit('"')]);
+      }
       const d = this.stringLanguage(s, ptr)!;
       if (isEmpty(d)) return this.never(ptr, `no string satisfies ${['pattern', 'format', 'minLength', 'maxLength'].filter((k) => s[k] !== undefined).join(' + ')}`);
       const key = JSON.stringify([s.pattern, strFormat, minL, maxL]);

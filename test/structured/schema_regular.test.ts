@@ -101,6 +101,8 @@ test('minLength / maxLength with pattern and with format: exactly the intersecti
   const r = new Rng(9);
   const cases: Array<[Record<string, unknown>, string[]]> = [
     [{ type: 'string', pattern: '^[a-z]+$', maxLength: 4 }, []],
+    [{ type: 'string', pattern: '(ab)?', minLength: 1, maxLength: 3 }, ['"a\\', '😀😀😀', '\n']],
+    [{ type: 'string', pattern: '^[^a]{2,}$', maxLength: 3 }, ['bb', 'bbb', 'bbbb']],
     [{ type: 'string', pattern: '[0-9]', minLength: 3, maxLength: 5 }, ['a1', 'a1b', 'ab1cd', 'ab1cde', '123']],
     [{ type: 'string', pattern: '^x-', minLength: 4 }, ['x-', 'x-a', 'x-ab', 'x-"\\']],
     [{ type: 'string', format: 'time', maxLength: 9 }, ['09:30:00Z', '09:30:00.5Z', '23:59:60Z']],
@@ -125,6 +127,7 @@ test('minLength / maxLength with pattern and with format: exactly the intersecti
     assert.ok(valid > 0, `some valid strings for ${JSON.stringify(s)}`);
   }
   assert.throws(() => compileJsonSchema({ type: 'string', pattern: '^a$', minLength: 2 }), UnsatisfiableError);
+  assert.throws(() => compileJsonSchema({ type: 'string', pattern: '^[a-z]{5}$', maxLength: 3 }), UnsatisfiableError);
   // A product past the bound: refused, naming the keyword.
   assert.throws(() => compileJsonSchema({ type: 'string', format: 'uri', maxLength: 2048 }), (e: unknown) => e instanceof UnsupportedKeywordError && e.keyword === 'maxLength');
 });
