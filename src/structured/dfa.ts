@@ -324,7 +324,7 @@ export function lengthBounded(a0: Dfa, min: number, max: number, limits: DfaLimi
 }
 
 /** Largest automaton `minimize` refines. */
-const MINIMIZE_MAX = 2000;
+const MINIMIZE_MAX = 400;
 
 /** The shortest and longest accepted lengths in code points ([Infinity, -Infinity] for the empty language; longest Infinity with a cycle). */
 export function lengthRange(a0: Dfa): [number, number] {
@@ -470,11 +470,18 @@ export function dfaSyms(b: GrammarBuilder, a: Dfa, mode: CharMode, key?: string)
   const make = (): Sym => {
     const d = minimize(a);
     const ids = d.trans.map(() => b.rule('dfa'));
+    const classes = new Map<string, Sym>();
     d.trans.forEach((es, q) => {
       const byTarget = new Map<number, Ranges>();
       for (const [lo, hi, t] of es) { let r = byTarget.get(t); if (!r) byTarget.set(t, (r = [])); r.push([lo, hi]); }
       const alts: Sym[][] = [];
-      for (const [t, r] of byTarget) alts.push([charsSym(b, r, mode), ids[t]]);
+      for (const [t, r] of byTarget) {
+        // (Edges are sorted, disjoint and merged: the ranges are normal already; one symbol per class.)
+        const k = r.map(([x, y]) => `${x}-${y}`).join(',');
+        let c = classes.get(k);
+        if (c === undefined) { c = charsSym(b, r, mode); classes.set(k, c); }
+        alts.push([c, ids[t]]);
+      }
       // (The empty alternative last, as GrammarBuilder.repeat writes a loop: the matcher knows that shape.)
       if (d.accept[q]) alts.push([]);
       b.define(ids[q], alts);

@@ -9,7 +9,7 @@ import { GrammarBuilder } from './grammar.js';
 import type { Grammar, Sym } from './grammar.js';
 import { charsSym, regexSyms } from './regex.js';
 import { ComplexityError, InvalidSchemaError, RegexError, StructuredError, UnsatisfiableError, UnsupportedKeywordError } from './errors.js';
-import { Dfa, regexDfa, intersect, union, minus, lengthBounded, charsDfa, stringsDfa, emptyDfa, isEmpty, languageSyms, uniformChain } from './dfa.js';
+import { Dfa, regexDfa, intersect, union, minus, lengthBounded, charsDfa, stringsDfa, emptyDfa, isEmpty, languageSyms, uniformChain, minimize, DFA_MAX_STATES } from './dfa.js';
 
 export type JsonSchema = boolean | { [k: string]: unknown };
 
@@ -443,7 +443,7 @@ export class SchemaCompiler {
         catch (e) { if (e instanceof RegexError) throw new UnsupportedKeywordError('pattern', jp(ptr, 'pattern'), e.message); throw e; }
       }
       if (strFormat !== undefined) { const f = formatDfa(strFormat); d = d ? intersect(d, f, { what: `pattern and format '${strFormat}'` }) : f; }
-      if (minL > 0 || maxL < Infinity) d = d ? lengthBounded(d, minL, maxL, { what: `${what.join(' + ')}` }) : charsDfa(undefined, minL, maxL);
+      if (minL > 0 || maxL < Infinity) d = d ? boundedLanguage(d, minL, maxL, what.join(' + ')) : charsDfa(undefined, minL, maxL);
     } catch (e) {
       if (!(e instanceof ComplexityError)) throw e;
       const err = new UnsupportedKeywordError(what.find((k) => k !== 'pattern' && k !== 'format') ?? 'format', ptr, `together with ${what.filter((k) => k === 'pattern' || k === 'format').map((k) => `'${k}'`).join(' and ')}: ${e.message}`);
@@ -907,6 +907,25 @@ export class SchemaCompiler {
 
 // ---- helpers ----------------------------------------------------------------------------------
 
+/** Most states of a length product whose maxLength was lowered (see boundedLanguage). */
+const LOWERED_STATES = 2000;
+
+/**
+ * d's strings of minL..maxL code points. Where the exact product (d's states × the counter) grows
+ * past its bound and maxLength is large, maxLength is lowered to the largest count that fits in
+ * LOWERED_STATES states, if that is still at least 64 and minLength: a smaller language (sound; a
+ * documented gap: an email under maxLength 1024 is accepted up to 180 characters). Otherwise the
+ * ComplexityError stands.
+ */
+function boundedLanguage(d: Dfa, minL: number, maxL: number, what: string): Dfa {
+  const m = minimize(d);
+  // (The product has at most m.size × (maxL + 1) states; where that is past the bound, lowered at once.)
+  if (maxL === Infinity || m.size * (maxL + 1) <= DFA_MAX_STATES) return lengthBounded(m, minL, maxL, { what });
+  const k = Math.floor(LOWERED_STATES / m.size) - 1;
+  if (k < Math.max(minL, 64) || k >= maxL) return lengthBounded(m, minL, maxL, { what });
+  return lengthBounded(m, minL, k, { what });
+}
+
 function intKw(s: Obj, k: string, ptr: string): number | undefined {
   const v = s[k];
   if (v === undefined) return undefined;
@@ -1031,6 +1050,8 @@ export function intRange(b: GrammarBuilder, lo: number, hi: number): Sym {
 //    relative reference, '"'), and rejects an absolute URI with an empty path ("urn:"), as here.
 //  - url: host names with a letter TLD (no IP addresses, no user:password@, ASCII labels).
 //  - byte: one line of base64 (ajv's check is per line).
+// With minLength/maxLength a format (or pattern) is intersected with the length bound; where that
+// product is too large, a large maxLength is lowered to what fits (boundedLanguage), else refused.
 const HEX = '[0-9a-fA-F]';
 const DEC_OCTET = String.raw`(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)`;
 const IPV4 = String.raw`${DEC_OCTET}(?:\.${DEC_OCTET}){3}`;

@@ -128,8 +128,16 @@ test('minLength / maxLength with pattern and with format: exactly the intersecti
   }
   assert.throws(() => compileJsonSchema({ type: 'string', pattern: '^a$', minLength: 2 }), UnsatisfiableError);
   assert.throws(() => compileJsonSchema({ type: 'string', pattern: '^[a-z]{5}$', maxLength: 3 }), UnsatisfiableError);
-  // A product past the bound: refused, naming the keyword.
+  // A product past the bound: refused, naming the keyword …
   assert.throws(() => compileJsonSchema({ type: 'string', format: 'uri', maxLength: 2048 }), (e: unknown) => e instanceof UnsupportedKeywordError && e.keyword === 'maxLength');
+  // … or, where the count that fits is still large, maxLength lowered to it (a smaller language: sound).
+  const email = { type: 'string', format: 'email', maxLength: 1024 };
+  const acc = automaton(email), validate = ajv.compile(email);
+  for (const n of [1, 50, 168, 169, 300, 1000, 1025]) {
+    const v = 'a'.repeat(n) + '@example.com';
+    if (acc(JSON.stringify(v))) assert.ok(validate(v), `UNSOUND ${n}`);
+    assert.equal(acc(JSON.stringify(v)), [...v].length <= 180, `email of ${[...v].length} characters`);
+  }
 });
 
 test('generation modes: declared keeps pattern keys (non-empty), forbid emits only declared names; allOf merges patternProperties soundly', () => {
