@@ -134,6 +134,7 @@ export function genSchema(r: Rng, opts: GenOptions = {}, depth = 0): Obj {
       if (ap < 0.3) s.additionalProperties = false;
       else if (ap < 0.4) s.additionalProperties = true;
       else if (ap < 0.5) s.additionalProperties = { type: r.pick(['integer', 'string', 'boolean']) };
+      genObjectCounts(r, s, keys);
       return s;
     }
     case 'array': {
@@ -141,6 +142,8 @@ export function genSchema(r: Rng, opts: GenOptions = {}, depth = 0): Obj {
       if (r.chance(0.8)) s.items = genSchema(r, opts, depth + 1);
       if (r.chance(0.4)) s.minItems = r.int(0, 3);
       if (r.chance(0.4)) s.maxItems = r.int((s.minItems as number | undefined) ?? 0, 4);
+      // uniqueItems over enumerable items (what the compiler makes exact).
+      if (r.chance(0.15)) { s.uniqueItems = true; s.items = r.pick([{ type: 'boolean' }, { enum: ['a', 'b', 'c', 1, null] }, { type: 'integer', minimum: 0, maximum: 4 }]); }
       return s;
     }
     case 'string': {
@@ -167,6 +170,7 @@ export function genSchema(r: Rng, opts: GenOptions = {}, depth = 0): Obj {
         if (lo !== undefined && hi < lo + 2) hi = lo + r.int(2, 50);
         s[r.chance(0.2) ? 'exclusiveMaximum' : 'maximum'] = hi;
       }
+      if (r.chance(0.2)) s.multipleOf = r.pick(kind === 'integer' ? [2, 3, 7, 10, 0.5] : [3, 0.5, 0.25, 2.5, 0.01, 0.1]);
       return s;
     }
     case 'boolean': return { type: 'boolean' };
@@ -202,6 +206,27 @@ function numBounds(s: Obj): { lo: number; hi: number; exLo: boolean; exHi: boole
   return { lo, hi, exLo: s.exclusiveMinimum !== undefined, exHi: s.exclusiveMaximum !== undefined };
 }
 
+/** minProperties / maxProperties and dependencies (array form, or a schema of required names) on a generated object. */
+function genObjectCounts(r: Rng, s: Obj, keys: string[]): void {
+  if (r.chance(0.15)) s.minProperties = r.int(0, 4);
+  if (r.chance(0.15)) s.maxProperties = r.int((s.minProperties as number | undefined) ?? 0, 5);
+  if (keys.length >= 2 && r.chance(0.25)) {
+    const deps: Obj = {};
+    for (let i = r.int(1, 3); i > 0; i--) {
+      const t = r.pick(keys), need = keys.filter((k) => k !== t && r.chance(0.3));
+      if (need.length) deps[t] = r.chance(0.7) ? need : { required: need };
+    }
+    if (Object.keys(deps).length) s.dependencies = deps;
+  }
+}
+
+/** A value that is a multiple of m (for genValid: exact decimal text where m is a decimal). */
+function multipleIn(r: Rng, m: number, lo: number, hi: number): number {
+  const a = Math.ceil(lo / m), b = Math.floor(hi / m);
+  const n = a <= b ? r.int(a, b) : a;
+  return Number((n * m).toFixed(6));
+}
+
 /** A valid instance of a schema made by genSchema (objects' keys in schema order, undeclared keys last). */
 export function genValid(r: Rng, s: Obj): unknown {
   if (s.const !== undefined) return s.const;
@@ -222,6 +247,11 @@ export function genValid(r: Rng, s: Obj): unknown {
       return genString(r, (s.minLength as number | undefined) ?? 0, (s.maxLength as number | undefined) ?? ((s.minLength as number | undefined) ?? 0) + 8);
     case 'integer': case 'number': {
       const { lo, hi, exLo, exHi } = numBounds(s);
+      if (typeof s.multipleOf === 'number') {
+        const m = s.multipleOf;
+        for (let k = 0; k < 20; k++) { const x = multipleIn(r, m, lo, hi); if ((x > lo || (x === lo && !exLo)) && (x < hi || (x === hi && !exHi))) return x; }
+        return multipleIn(r, m, lo, hi);
+      }
       if (s.type === 'integer' || r.chance(0.3)) {
         const a = Math.ceil(lo) + (exLo && Number.isInteger(lo) ? 1 : 0), b = Math.floor(hi) - (exHi && Number.isInteger(hi) ? 1 : 0);
         return r.chance(0.2) ? r.pick([a, b]) : r.int(a, b);
@@ -235,6 +265,7 @@ export function genValid(r: Rng, s: Obj): unknown {
       const lo = (s.minItems as number | undefined) ?? 0, hi = (s.maxItems as number | undefined) ?? lo + 3;
       const out: unknown[] = [];
       for (let i = r.int(lo, hi); i > 0; i--) out.push(s.items ? genValid(r, s.items as Obj) : r.pick([1, 'x', null, true, [], {}]));
+      if (s.uniqueItems === true) return out.filter((x, i) => out.findIndex((y) => JSON.stringify(y) === JSON.stringify(x)) === i);
       return out;
     }
     case 'object': {
@@ -249,11 +280,23 @@ export function genValid(r: Rng, s: Obj): unknown {
         if (!(k in props) && !(k in out)) out[k] = genValid(r, sub);
       }
       const ap = s.additionalProperties;
-      if (ap !== false && r.chance(0.2)) {
-        const k = 'extra_' + r.int(0, 9);
-        if (!(k in props)) out[k] = typeof ap === 'object' ? genValid(r, ap as Obj) : r.pick([1, 'x', null]);
+      // Dependencies: the names a present trigger needs (to a fixed point), in schema order.
+      const deps = (s.dependencies ?? {}) as Record<string, string[] | { required: string[] }>;
+      for (let changed = true; changed;) {
+        changed = false;
+        for (const [t, d] of Object.entries(deps)) if (t in out) for (const k of Array.isArray(d) ? d : d.required) if (!(k in out)) { out[k] = genValid(r, props[k]); changed = true; }
       }
-      return out;
+      // minProperties: more declared keys first (schema order kept), then extra keys where allowed;
+      // maxProperties: optional keys dropped from the end (ajv decides whether the result is valid).
+      const minP = (s.minProperties as number | undefined) ?? 0, maxP = (s.maxProperties as number | undefined) ?? Infinity;
+      for (const k of Object.keys(props)) if (!(k in out) && Object.keys(out).length < minP) out[k] = genValid(r, props[k]);
+      const ordered: Obj = {};
+      for (const k of Object.keys(props)) if (k in out) ordered[k] = out[k];
+      const extra = () => { const k = 'extra_' + r.int(0, 9); if (!(k in props)) ordered[k] = typeof ap === 'object' ? genValid(r, ap as Obj) : r.pick([1, 'x', null]); };
+      if (ap !== false && r.chance(0.2)) extra();
+      for (let i = 0; ap !== false && Object.keys(ordered).length < minP && i < 20; i++) extra();
+      for (const k of Object.keys(ordered).reverse()) if (Object.keys(ordered).length > maxP && !req.has(k)) delete ordered[k];
+      return ordered;
     }
   }
   return null;
@@ -273,7 +316,7 @@ function sites(v: unknown, s: Obj | null, set: (v: unknown) => void, out: Site[]
   }
 }
 
-export const MUTATIONS = ['drop-required', 'wrong-type', 'out-of-range', 'extra-key', 'enum-miss', 'format-break', 'string-edit'] as const;
+export const MUTATIONS = ['drop-required', 'wrong-type', 'out-of-range', 'extra-key', 'enum-miss', 'format-break', 'string-edit', 'not-multiple', 'duplicate-item', 'dependency-break', 'count-break'] as const;
 export type Mutation = typeof MUTATIONS[number];
 
 const OTHER_TYPE: unknown[] = [null, true, 0, -3, 2.5, '', 'x', [], [1], {}, { a: 1 }];
@@ -353,6 +396,38 @@ export function mutate(r: Rng, schema: Obj, valid: unknown, kind: Mutation): unk
       if (!cands.length) return null;
       // At a code point boundary (a lone surrogate is no Unicode text).
       { const x = r.pick(cands), v = [...(x.value as string)], i = r.int(0, v.length); x.set([...v.slice(0, i), r.pick(CHARS), ...v.slice(i)].join('')); }
+      break;
+    case 'not-multiple':
+      cands = fit((x) => typeof x.value === 'number' && typeof x.schema?.multipleOf === 'number');
+      if (!cands.length) return null;
+      { const x = r.pick(cands), m = x.schema!.multipleOf as number; x.set(Number(((x.value as number) + r.pick([1, m / 2, m / 3, 0.001, 0.07])).toFixed(6))); }
+      break;
+    case 'duplicate-item':
+      cands = fit((x) => Array.isArray(x.value) && x.value.length > 0 && x.schema?.uniqueItems === true);
+      if (!cands.length) return null;
+      { const a = r.pick(cands).value as unknown[]; a.splice(r.int(0, a.length), 0, structuredClone(r.pick(a))); }
+      break;
+    case 'dependency-break':
+      // A key a present trigger needs dropped, or a trigger added without what it needs.
+      cands = fit((x) => isObj(x.value) && isObj(x.schema?.dependencies));
+      if (!cands.length) return null;
+      {
+        const x = r.pick(cands), o = x.value as Obj, deps = x.schema!.dependencies as Record<string, string[] | { required: string[] }>;
+        const [t, d] = r.pick(Object.entries(deps)), need = Array.isArray(d) ? d : d.required;
+        if (t in o && need.some((k) => k in o)) delete o[r.pick(need.filter((k) => k in o))];
+        else { o[t] = r.pick([1, 'x', null]); for (const k of need) delete o[k]; }
+      }
+      break;
+    case 'count-break':
+      cands = fit((x) => isObj(x.value) && (typeof x.schema?.minProperties === 'number' || typeof x.schema?.maxProperties === 'number'));
+      if (!cands.length) return null;
+      {
+        const x = r.pick(cands), o = x.value as Obj, s = x.schema!;
+        if (typeof s.maxProperties === 'number' && (r.chance(0.5) || typeof s.minProperties !== 'number')) {
+          for (const k of Object.keys((s.properties ?? {}) as Obj)) if (Object.keys(o).length <= s.maxProperties && !(k in o)) o[k] = 1;
+          for (let i = 0; Object.keys(o).length <= s.maxProperties; i++) o[`zz${i}`] = 1;
+        } else for (const k of Object.keys(o).reverse()) if (Object.keys(o).length >= (s.minProperties as number)) delete o[k];
+      }
       break;
   }
   return root.v;

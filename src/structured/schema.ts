@@ -8,6 +8,8 @@
 import { GrammarBuilder } from './grammar.js';
 import type { Grammar, Sym } from './grammar.js';
 import { charsSym, regexSyms } from './regex.js';
+import { ajvMultipleOf, digitsInRange, multipleDfa, multipleOfPlan } from './multiple.js';
+import type { MultiplePlan } from './multiple.js';
 import { ComplexityError, InvalidSchemaError, RegexError, StructuredError, UnsatisfiableError, UnsupportedKeywordError } from './errors.js';
 import { Dfa, regexDfa, intersect, union, minus, lengthBounded, charsDfa, stringsDfa, emptyDfa, isEmpty, languageSyms, uniformChain, minimize, DFA_MAX_STATES } from './dfa.js';
 
@@ -49,9 +51,9 @@ const ANNOTATIONS = new Set(['title', 'description', 'default', 'examples', 'exa
   '$anchor', '$vocabulary', 'contentMediaType', 'contentEncoding', 'contentSchema']);
 const SUPPORTED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'prefixItems', 'additionalItems', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref',
   'minLength', 'maxLength', 'pattern', 'format', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minItems', 'maxItems', 'nullable', 'uniqueItems', 'minProperties', 'multipleOf',
-  'patternProperties', 'dependencies', 'dependentRequired', 'propertyNames']);
-const KNOWN_UNSUPPORTED = new Set(['not', 'if', 'then', 'else', 'dependentSchemas', 'unevaluatedProperties', 'unevaluatedItems', 'contains', 'minContains', 'maxContains',
-  'maxProperties', '$dynamicRef', '$dynamicAnchor', '$recursiveRef', '$recursiveAnchor', 'disallow', 'extends', 'divisibleBy',
+  'patternProperties', 'dependencies', 'dependentRequired', 'dependentSchemas', 'maxProperties', 'propertyNames']);
+const KNOWN_UNSUPPORTED = new Set(['not', 'if', 'then', 'else', 'unevaluatedProperties', 'unevaluatedItems', 'contains', 'minContains', 'maxContains',
+  '$dynamicRef', '$dynamicAnchor', '$recursiveRef', '$recursiveAnchor', 'disallow', 'extends', 'divisibleBy',
   // ajv-formats' keywords
   'formatMaximum', 'formatMinimum', 'formatExclusiveMaximum', 'formatExclusiveMinimum']);
 /** Annotations, and words outside the vocabulary (which the specification says to ignore). */
@@ -127,9 +129,6 @@ export class SchemaCompiler {
     if (s.format !== undefined && typeof s.format === 'string' && formatKind(s.format) === 'unknown' && this.opts.strict) {
       throw new UnsupportedKeywordError('format', jp(ptr, 'format'), `unknown format '${s.format}' (strict mode; known: ${[...Object.keys(FORMATS), ...NUMBER_FORMATS, ...ANY_FORMATS].join(', ')})`);
     }
-    const nonEmpty = (k: string) => s[k] !== undefined && !(isObj(s[k]) && Object.keys(s[k] as Obj).length === 0);
-    for (const k of ['dependencies', 'dependentRequired']) if (nonEmpty(k)) throw new UnsupportedKeywordError(k, jp(ptr, k));
-    if (s.multipleOf !== undefined && !(s.multipleOf === 1 && s.type === 'integer')) throw new UnsupportedKeywordError('multipleOf', jp(ptr, 'multipleOf'));
   }
 
   /** Resolves a local $ref ("#", "#/$defs/x", "#/definitions/x", any JSON pointer). */
@@ -475,6 +474,18 @@ export class SchemaCompiler {
     if (lo !== undefined && hi !== undefined && (lo > hi || (lo === hi && (exLo || exHi)))) return this.never(ptr, `empty range: minimum ${lo} / maximum ${hi}`);
     const iLo = lo === undefined ? -LIM : exLo && Number.isInteger(lo) ? lo + 1 : Math.ceil(lo);
     const iHi = hi === undefined ? LIM : exHi && Number.isInteger(hi) ? hi - 1 : Math.floor(hi);
+    if (s.multipleOf !== undefined) {
+      const m = s.multipleOf;
+      if (typeof m !== 'number' || !Number.isFinite(m) || m <= 0) throw new InvalidSchemaError('multipleOf', jp(ptr, 'multipleOf'), 'must be a number greater than 0');
+      const plan = multipleOfPlan(m);
+      if (plan.kind === 'refuse') throw new UnsupportedKeywordError('multipleOf', jp(ptr, 'multipleOf'), plan.why);
+      if (plan.kind === 'integers' && plan.divisor === 1) integer = true;
+      else {
+        const [aLo, aHi] = intFormat === 'int32' ? [Math.max(iLo, -(2 ** 31)), Math.min(iHi, 2 ** 31 - 1)] : [iLo, iHi];
+        const key = `multiple:${m}:${JSON.stringify(plan)}:${integer}:${aLo}:${aHi}:${lo}:${hi}:${exLo}:${exHi}`;
+        return b.cached(key, () => this.multipleSym(plan, m, integer, aLo, aHi, lo, hi, exLo, exHi, ptr));
+      }
+    }
     if (integer) {
       const [aLo, aHi] = intFormat === 'int32' ? [Math.max(iLo, -(2 ** 31)), Math.min(iHi, 2 ** 31 - 1)] : [iLo, iHi];
       if (aLo > aHi) return this.never(ptr, `no integer in the range (${lo}, ${hi})${intFormat ? ` of format ${intFormat}` : ''}`);
@@ -548,6 +559,65 @@ export class SchemaCompiler {
     return b.alt('number', alts);
   }
 
+  /**
+   * multipleOf other than 1 on integers (multiple.ts): integers in [iLo, iHi] the automaton accepts,
+   * and for a dyadic divisor on numbers also I.F in the units [I, I + 1) wholly inside the bounds
+   * (the units a fractional bound cuts are left out).
+   */
+  private multipleSym(plan: MultiplePlan & { kind: 'integers' | 'decimals' }, m: number, integer: boolean, iLo: number, iHi: number,
+    lo: number | undefined, hi: number | undefined, exLo: boolean, exHi: boolean, ptr: string): Sym {
+    const b = this.b;
+    const dfa = plan.kind === 'integers' ? multipleDfa(plan.divisor, 0) : multipleDfa(plan.num, plan.k);
+    const top = Math.min(LIM, plan.kind === 'decimals' ? plan.maxAbs - 1 : LIM);
+    const alts: Sym[][] = [];
+    const minus = this.lit('-');
+    const end = (q: number): Sym[] | null => (dfa.accept[q] ? [] : null);
+    const memoInt = new Map<string, Sym[] | null>(), memoDec = new Map<string, Sym[] | null>();
+    alts.push(...digitsInRange(b, dfa, Math.max(iLo, 0), Math.min(iHi, top), end, 'int', memoInt));
+    if (iLo < 0) alts.push(...digitsInRange(b, dfa, Math.max(iHi < 0 ? -iHi : 1, 1), Math.min(-iLo, top), end, 'int', memoInt).map((a) => [...minus, ...a]));
+    if (plan.kind === 'decimals' && !integer) {
+      const memo = new Map<number, Sym | null>();
+      const F = (q: number): Sym | null => {
+        if (memo.has(q)) return memo.get(q)!;
+        const fa: Sym[][] = [];
+        if (dfa.accept[q]) fa.push([]);
+        for (let d = 0; d < 10; d++) {
+          const t = dfa.next[q * 11 + d];
+          if (t === dfa.dead) continue;
+          const r = F(t);
+          if (r !== null) fa.push([b.cls([0x30 + d]), r]);
+        }
+        const sym = fa.length ? b.rule('mul-frac', fa) : null;
+        memo.set(q, sym);
+        return sym;
+      };
+      const frac = (q: number): Sym[] | null => { const t = dfa.next[q * 11 + 10]; const r = t === dfa.dead ? null : F(t); return r === null ? null : [...this.lit('.'), r]; };
+      // Units [I, I + 1) inside the bounds, and (-(I + 1), -I] for -I.F.
+      const pLo = Math.max(0, lo === undefined ? 0 : exLo ? Math.floor(lo) + 1 : Math.ceil(lo)), pHi = Math.min(top - 1, hi === undefined ? LIM : Math.floor(hi) - 1);
+      const nLo = Math.max(0, hi === undefined ? 0 : exHi ? Math.floor(-hi) + 1 : Math.ceil(-hi)), nHi = Math.min(top - 1, lo === undefined ? LIM : Math.floor(-lo) - 1);
+      alts.push(...digitsInRange(b, dfa, pLo, pHi, frac, 'dec', memoDec));
+      alts.push(...digitsInRange(b, dfa, nLo, nHi, frac, 'dec', memoDec).map((a) => [...minus, ...a]));
+      // The units a bound cuts: their multiples one by one (n·num / 10^k near each bound).
+      const step = plan.num / 10 ** plan.k, seen = new Set<string>();
+      for (const x0 of [lo, hi]) {
+        if (x0 === undefined) continue;
+        const n0 = Math.floor((x0 - 1) / step), n1 = Math.ceil((x0 + 1) / step);
+        if (n1 - n0 > 5000) continue;
+        for (let n = n0; n <= n1; n++) {
+          const t = decimalText(BigInt(n) * BigInt(plan.num), plan.k), x = Number(t);
+          if (Number.isInteger(x) || seen.has(t) || Math.abs(x) >= top) continue;
+          const I = Math.floor(Math.abs(x));
+          if (x > 0 ? I >= pLo && I <= pHi : I >= nLo && I <= nHi) continue;
+          if ((lo !== undefined && (x < lo || (exLo && x === lo))) || (hi !== undefined && (x > hi || (exHi && x === hi))) || !ajvMultipleOf(x, m)) continue;
+          seen.add(t);
+          alts.push(this.lit(t));
+        }
+      }
+    }
+    if (alts.length === 0) return this.never(ptr, 'no multiple of multipleOf in the range');
+    return b.alt('multiple', alts);
+  }
+
   private objectSym(s: Obj, ptr: string): Sym {
     const b = this.b, ws = this.ws;
     const props = s.properties ?? {};
@@ -564,6 +634,11 @@ export class SchemaCompiler {
     const req = new Set(required as string[]);
     let names = Object.keys(props);
     for (const r of req) if (!names.includes(r)) names.push(r);
+    // Names the dependency keywords mention that properties does not declare are emitted as
+    // declared ones (values of additionalProperties), as required ones are, unless the schema's
+    // additionalProperties (or the 'forbid' mode) excludes them.
+    const depNames = this.dependencyNames(s, ptr);
+    if (apRequired !== false) for (const n of depNames) if (!names.includes(n)) names.push(n);
     // patternProperties and propertyNames: the keys' languages (DFAs); names outside propertyNames cannot occur.
     const pats = this.patternProps(s, ptr);
     const keyLang = s.propertyNames === undefined || s.propertyNames === true ? null : this.keyLanguage(s.propertyNames as JsonSchema, jp(ptr, 'propertyNames'));
@@ -573,10 +648,6 @@ export class SchemaCompiler {
       if (badReq !== undefined) return this.never(ptr, `required property '${badReq}' is not allowed by propertyNames`);
       names = names.filter((n) => !bad.includes(n));
     }
-    if (s.minProperties !== undefined) {
-      const mp = intKw(s, 'minProperties', ptr)!;
-      if (mp > req.size) throw new UnsupportedKeywordError('minProperties', jp(ptr, 'minProperties'), `more than the ${req.size} required properties`);
-    }
     const entries = names.map((name) => {
       const own = Object.prototype.hasOwnProperty.call(props, name);
       // A name matching patterns of patternProperties satisfies their schemas too (and is not additional).
@@ -585,7 +656,7 @@ export class SchemaCompiler {
       const parts = [...(own ? [props[name] as JsonSchema] : []), ...matched.map((x) => x.schema)];
       const schema = parts.length === 0 ? apRequired ?? true : parts.length === 1 ? parts[0] : { allOf: parts };
       const value = this.value(schema, p);
-      return { name, required: req.has(name), kv: [...this.lit(JSON.stringify(name)), ...ws, ...this.lit(':'), ...ws, value, ...ws] };
+      return { name, required: req.has(name), schema, ptr: p, key: [...this.lit(JSON.stringify(name)), ...ws, ...this.lit(':'), ...ws], kv: [...this.lit(JSON.stringify(name)), ...ws, ...this.lit(':'), ...ws, value, ...ws] };
     });
     // Extra properties: keys that are not declared (ASCII, unescaped), values of additionalProperties.
     let extra: Sym[] | null = null;
@@ -594,30 +665,194 @@ export class SchemaCompiler {
       const v = this.value(ap ?? true, jp(ptr, 'additionalProperties'));
       extra = [this.keyExcluding(names, mode !== 'schema'), ...ws, ...this.lit(':'), ...ws, v, ...ws];
     }
-    // R(i, first): members from the i-th declared property on; `first` = nothing emitted yet.
-    const memo = new Map<string, Sym>();
-    const R = (i: number, first: boolean): Sym => {
-      const key = `${i}:${first}`;
-      const m = memo.get(key);
-      if (m !== undefined) return m;
-      const id = b.rule('members');
-      memo.set(key, id);
-      const sep = first ? [] : [...this.lit(','), ...ws];
-      const alts: Sym[][] = [];
-      if (i === names.length) {
-        alts.push([]);
-        if (extra) {
-          const loop = b.cached(`extra:${id}`, () => { const l = b.rule('extra'); b.define(l, [[...this.lit(','), ...ws, ...extra!, l], []]); return l; });
-          alts.push([...sep, ...extra, loop]);
+    let members = this.objectMembers(s, ptr, entries, extra);
+    // 'declared' mode: where only extra keys can meet minProperties, they are allowed (non-empty, as the schema allows them).
+    // (Not with patternProperties / propertyNames, whose keys are in `extra` already and constrain the others.)
+    if (members === null && mode === 'declared' && apRequired === undefined && !pats.length && !keyLang) {
+      extra = [this.keyExcluding(names, true), ...ws, ...this.lit(':'), ...ws, this.anyValue(), ...ws];
+      members = this.objectMembers(s, ptr, entries, extra);
+    }
+    if (members === null) return this.never(ptr, 'no object satisfies minProperties / maxProperties / dependencies');
+    return b.seq('object', [...this.lit('{'), ...ws, members, ...this.lit('}')]);
+  }
+
+  // ---- object members: counting (minProperties / maxProperties) and dependencies ------------
+  // Members are emitted in the order of `entries` (declared properties, then the other names the
+  // schema mentions), then extra keys. The recursion state holds the number of members emitted so
+  // far (capped at maxProperties, or at max(minProperties, 1): 0 = nothing yet, no comma) and, for
+  // the dependency keywords, which later names must be present (O), which must be absent (F), and
+  // which dependent schemas constrain later values (P). "a present ⇒ b present" is a constraint on
+  // which optional members are taken: b after a joins O when a is taken; b before a puts a in F
+  // when b is skipped. A dependent schema's property constraints on a name x that comes before its
+  // trigger t are guessed at x: x's value under the merged schema (t stays possible) or under its
+  // own (t joins F) — the union is exactly the valid objects.
+
+  /** The property names that dependencies / dependentRequired / dependentSchemas mention. */
+  private dependencyNames(s: Obj, ptr: string): string[] {
+    const out: string[] = [];
+    // The names a trigger needs before the trigger (the order people write: {"foo": 1, "bar": 2} for bar ⇒ foo).
+    for (const d of this.dependencies(s, ptr)) out.push(...d.reqs, ...d.forbids, ...Object.keys(d.props), d.trigger);
+    return [...new Set(out)];
+  }
+
+  /** The dependency keywords as (trigger, required names, forbidden names, property schemas); `never`: the trigger cannot be present. */
+  private dependencies(s: Obj, ptr: string): Array<{ kw: string; ptr: string; trigger: string; reqs: string[]; forbids: string[]; props: Obj; never: boolean }> {
+    const out: Array<{ kw: string; ptr: string; trigger: string; reqs: string[]; forbids: string[]; props: Obj; never: boolean }> = [];
+    for (const kw of ['dependencies', 'dependentRequired', 'dependentSchemas']) {
+      const deps = s[kw];
+      if (deps === undefined) continue;
+      if (!isObj(deps)) throw new InvalidSchemaError(kw, jp(ptr, kw), 'must be an object');
+      for (const [trigger, d] of Object.entries(deps)) {
+        const p = jp(ptr, kw, trigger);
+        if (Array.isArray(d) && kw !== 'dependentSchemas') {
+          if (d.some((x) => typeof x !== 'string')) throw new InvalidSchemaError(kw, p, 'must be an array of strings');
+          out.push({ kw, ptr: p, trigger, reqs: d as string[], forbids: [], props: {}, never: false });
+          continue;
         }
-      } else {
-        alts.push([...sep, ...entries[i].kv, R(i + 1, false)]);
-        if (!entries[i].required) alts.push([R(i + 1, first)]);
+        if (kw === 'dependentRequired') throw new InvalidSchemaError(kw, p, 'must be an array of strings');
+        const dep = { kw, ptr: p, trigger, reqs: [] as string[], forbids: [] as string[], props: {} as Obj, never: false };
+        // The dependent schema's constraints, through $ref and allOf (conjunctions).
+        const add = (x: JsonSchema, xp: string, depth: number): void => {
+          if (depth > 16) throw new UnsupportedKeywordError(kw, p, 'recursive reference');
+          if (x === true) return;
+          if (x === false) { dep.never = true; return; }
+          if (!isObj(x)) throw new InvalidSchemaError(kw, p, 'must be a schema or an array of names');
+          for (const [k, v] of Object.entries(x)) {
+            if (ignored(k) && k !== 'not') continue;
+            if (k === '$ref') { const t = this.resolve(v, jp(xp, '$ref')); add(t.schema, t.ptr, depth + 1); continue; }
+            if (k === 'allOf' && Array.isArray(v)) { v.forEach((br, i) => add(br as JsonSchema, jp(xp, 'allOf', i), depth + 1)); continue; }
+            if (k === 'type') { const ts = Array.isArray(v) ? v : [v]; if (!ts.includes('object')) dep.never = true; continue; }
+            if (k === 'required' && Array.isArray(v) && v.every((r) => typeof r === 'string')) { dep.reqs.push(...(v as string[])); continue; }
+            if (k === 'properties' && isObj(v)) {
+              for (const [n, sch] of Object.entries(v)) dep.props[n] = Object.prototype.hasOwnProperty.call(dep.props, n) ? { allOf: [dep.props[n], sch] } : sch;
+              continue;
+            }
+            // "not": {"required": [b]}: b is absent when the trigger is present.
+            if (k === 'not' && isObj(v) && Object.keys(v).every((w) => w === 'required' || ignored(w)) && Array.isArray(v.required) && v.required.length === 1 && typeof v.required[0] === 'string') {
+              dep.forbids.push(v.required[0] as string);
+              continue;
+            }
+            if (k === 'not' && isObj(v) && Object.keys(v).every((w) => ignored(w) && w !== 'not')) { dep.never = true; continue; }
+            throw new UnsupportedKeywordError(kw, p, `a dependent schema with '${k}' (supported: required, properties, type, allOf / $ref of those, not of one required name)`);
+          }
+        };
+        add(d as JsonSchema, p, 0);
+        out.push(dep);
       }
-      b.define(id, alts);
-      return id;
+    }
+    return out;
+  }
+
+  /**
+   * The members rule (null when no member list satisfies the constraints); see above. `entries`:
+   * the names in emission order with their schemas and plain key/value symbols; `extra`: one
+   * extra member (key and value), or null.
+   */
+  private objectMembers(s: Obj, ptr: string, entries: Array<{ name: string; required: boolean; schema: JsonSchema; ptr: string; key: Sym[]; kv: Sym[] }>, extra: Sym[] | null): Sym | null {
+    const b = this.b, ws = this.ws, n = entries.length;
+    let minP = intKw(s, 'minProperties', ptr) ?? 0, maxP = intKw(s, 'maxProperties', ptr);
+    // Bounds that cannot bind are dropped (fewer states): minProperties up to the required count,
+    // maxProperties from the number of names on when no extra key is allowed.
+    if (minP <= entries.filter((e) => e.required).length) minP = 0;
+    if (maxP !== undefined && extra === null && maxP >= n) maxP = undefined;
+    const cap = maxP ?? Math.max(minP, 1);
+    const next = (c: number) => (maxP === undefined ? Math.min(c + 1, cap) : c + 1);
+    const index = new Map(entries.map((e, i) => [e.name, i]));
+    // Dependencies by index; a dependency on a name that cannot be emitted makes its trigger impossible.
+    type Dep = { kw: string; ptr: string; t: number; reqs: number[]; forbids: number[]; props: Map<number, JsonSchema> };
+    const deps: Dep[] = [];
+    const never = new Set<number>();
+    for (const d of this.dependencies(s, ptr)) {
+      const t = index.get(d.trigger);
+      if (t === undefined) continue;
+      if (d.never || d.reqs.some((r) => !index.has(r)) || d.forbids.includes(d.trigger)) { never.add(t); continue; }
+      const props = new Map<number, JsonSchema>();
+      for (const [name, sch] of Object.entries(d.props)) { const i = index.get(name); if (i !== undefined) props.set(i, sch as JsonSchema); }
+      deps.push({ kw: d.kw, ptr: d.ptr, t, reqs: d.reqs.map((r) => index.get(r)!), forbids: d.forbids.flatMap((f) => (index.has(f) ? [index.get(f)!] : [])), props });
+    }
+    // Values under dependent schemas: the property's schema merged with theirs (by the set of dependencies).
+    const merged = new Map<string, Sym>();
+    const valueUnder = (i: number, ds: Dep[]): Sym[] => {
+      if (ds.length === 0) return entries[i].kv;
+      const key = `${i}:${ds.map((d) => deps.indexOf(d)).join(',')}`;
+      let v = merged.get(key);
+      if (v === undefined) {
+        try { v = this.value({ allOf: [entries[i].schema, ...ds.map((d) => d.props.get(i)!)] }, entries[i].ptr); } catch (e) {
+          if (e instanceof UnsupportedKeywordError && e.keyword === 'allOf') throw new UnsupportedKeywordError(ds[0].kw, ds[0].ptr, `merging the dependent schema of '${entries[i].name}': ${e.message}`);
+          throw e;
+        }
+        merged.set(key, v);
+      }
+      return [...entries[i].key, v, ...ws];
     };
-    return b.seq('object', [...this.lit('{'), ...ws, R(0, true), ...this.lit('}')]);
+    const sep = (c: number) => (c === 0 ? [] : [...this.lit(','), ...ws]);
+    // Extra members after the declared ones, E(c): c members so far.
+    const extraMemo = new Map<number, Sym | null>();
+    const E = (c: number): Sym | null => {
+      if (extraMemo.has(c)) return extraMemo.get(c)!;
+      if (extra && next(c) === c && maxP === undefined) {
+        // The loop at the cap (c ≥ minProperties here).
+        const id = b.rule('extra');
+        extraMemo.set(c, id);
+        b.define(id, [[], [...sep(c), ...extra, id]]);
+        return id;
+      }
+      const alts: Sym[][] = [];
+      if (c >= minP) alts.push([]);
+      if (extra && (maxP === undefined || c < maxP)) {
+        const r = E(next(c));
+        if (r !== null) alts.push([...sep(c), ...extra, r]);
+      }
+      const sym = alts.length === 0 ? null : b.rule('extra', alts);
+      extraMemo.set(c, sym);
+      return sym;
+    };
+    const memo = new Map<string, Sym | null>();
+    let states = 0;
+    const has = (set: number[], i: number) => set.includes(i);
+    const R = (i: number, c: number, O: number[], F: number[], P: Dep[]): Sym | null => {
+      if (i === n) return O.length ? null : E(c);
+      const key = `${i}:${c}:${O.join(',')}:${F.join(',')}:${P.map((d) => deps.indexOf(d)).join(',')}`;
+      if (memo.has(key)) return memo.get(key)!;
+      if (++states > 20_000) {
+        const kw = deps.length ? deps[0].kw : maxP !== undefined ? 'maxProperties' : 'minProperties';
+        throw new UnsupportedKeywordError(kw, deps.length ? deps[0].ptr : jp(ptr, kw), 'too many combinations of present and absent members to track');
+      }
+      const keep = (set: number[]) => set.filter((x) => x > i).sort((a, z) => a - z);
+      const live = (ds: Dep[]) => ds.filter((d) => [...d.props.keys()].some((x) => x > i));
+      const must = entries[i].required || has(O, i), banned = has(F, i) || never.has(i);
+      const alts: Sym[][] = [];
+      if (!must) {
+        // Skipped: triggers after i that require i become impossible.
+        const F2 = [...F];
+        for (const d of deps) if (d.t > i && has(d.reqs, i)) F2.push(d.t);
+        const r = R(i + 1, c, keep(O), [...new Set(keep(F2))], live(P));
+        if (r !== null) alts.push([r]);
+      }
+      if (!banned && (maxP === undefined || c < maxP)) {
+        const now = deps.filter((d) => d.t === i);
+        const O2 = [...O, ...now.flatMap((d) => d.reqs)];
+        const F2 = [...F, ...now.flatMap((d) => d.forbids)];
+        // Taken: triggers after i that forbid i become impossible.
+        for (const d of deps) if (d.t > i && has(d.forbids, i)) F2.push(d.t);
+        const P2 = [...P, ...now];
+        const mandatory = P2.filter((d) => d.props.has(i));
+        const open = [...new Set(deps.filter((d) => d.t > i && d.props.has(i) && !has(F2, d.t)).map((d) => d.t))];
+        if (open.length > 3) throw new UnsupportedKeywordError(deps[0].kw, deps[0].ptr, `more than 3 dependent schemas constrain '${entries[i].name}' before their trigger`);
+        for (let mask = 0; mask < 1 << open.length; mask++) {
+          const chosen = open.filter((_, j) => mask & (1 << j));
+          const ds = [...mandatory, ...deps.filter((d) => chosen.includes(d.t) && d.props.has(i))];
+          const F3 = [...F2, ...open.filter((t) => !chosen.includes(t))];
+          if (O2.some((x) => F3.includes(x) && x > i)) continue;
+          const r = R(i + 1, next(c), keep([...new Set(O2)]), [...new Set(keep(F3))], live(P2));
+          if (r !== null) alts.push([...sep(c), ...valueUnder(i, ds), r]);
+        }
+      }
+      const sym = alts.length === 0 ? null : b.rule('members', alts);
+      memo.set(key, sym);
+      return sym;
+    };
+    return R(0, 0, [], [], []);
   }
 
   /** patternProperties as a list of (pattern, RegExp as ajv compiles it, schema); [] when absent. */
@@ -765,8 +1000,9 @@ export class SchemaCompiler {
 
   private arraySym(s: Obj, ptr: string): Sym {
     const b = this.b, ws = this.ws;
-    const { prefix, rest, min, max } = this.arrayShape(s, ptr);
+    const { prefix, rest, min, max, unique } = this.arrayShape(s, ptr);
     if (min > max) return this.never(ptr, `minItems ${min} > maxItems ${max}`);
+    if (unique && !this.distinctTuple(prefix, rest, max, ptr)) return this.uniqueArraySym(s, ptr, prefix, rest, min, max);
     const prefixSyms = prefix.map((x, i) => this.value(x, jp(ptr, s.prefixItems !== undefined ? 'prefixItems' : 'items', i)));
     const restSym = rest === false ? null : this.value(rest, jp(ptr, s.prefixItems !== undefined || Array.isArray(s.items) ? (s.prefixItems !== undefined ? 'items' : 'additionalItems') : 'items'));
     const elem = (i: number): Sym | null => (i < prefixSyms.length ? prefixSyms[i] : restSym);
@@ -788,7 +1024,96 @@ export class SchemaCompiler {
     return b.seq('array', [...this.lit('['), ...ws, A(0), ...this.lit(']')]);
   }
 
-  private arrayShape(s: Obj, ptr: string): { prefix: JsonSchema[]; rest: JsonSchema; min: number; max: number } {
+  // ---- uniqueItems ---------------------------------------------------------------------------
+  // Exact in two cases: a tuple whose items are pairwise disjoint (by type, enum/const, …; no
+  // constraint to add), and items of finite, small domains (enum, const, boolean, null, small
+  // integer ranges, anyOf of those), where the recursion state is the set of values used so far
+  // (the number of items is its size). Otherwise refused by name.
+
+  /** Whether every array the shape allows has pairwise-disjoint items (a tuple of disjoint schemas, at most its length). */
+  private distinctTuple(prefix: JsonSchema[], rest: JsonSchema, max: number, ptr: string): boolean {
+    const n = Math.min(max, rest === false ? prefix.length : Infinity);
+    if (n > prefix.length) return false;
+    const parts = prefix.slice(0, n).map((x, i) => this.normalize(x, jp(ptr, 'items', i)));
+    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) if (!this.disjoint(parts[i], parts[j])) return false;
+    return true;
+  }
+
+  /** The values of a schema when they are few (at most `limit`), else null. */
+  private finiteDomain(x: JsonSchema, ptr: string, limit = 16, depth = 0): unknown[] | null {
+    if (depth > 16) return null;
+    const s = this.normalize(x, ptr);
+    if (s === false) return [];
+    if (s === true) return null;
+    if (s.$ref !== undefined) { const t = this.resolve(s.$ref, jp(ptr, '$ref')); return this.finiteDomain(t.schema, t.ptr, limit, depth + 1); }
+    let cands: unknown[] | null = null;
+    if (s.enum !== undefined || s.const !== undefined) cands = enumValues(s) ?? null;
+    else if (Array.isArray(s.anyOf)) {
+      const rest: Obj = { ...s };
+      delete rest.anyOf;
+      cands = [];
+      for (const [i, br] of (s.anyOf as JsonSchema[]).entries()) {
+        const d = this.finiteDomain(br, jp(ptr, 'anyOf', i), limit, depth + 1);
+        if (d === null) return null;
+        cands.push(...d.filter((v) => { try { return validate(v, rest, this, ptr); } catch { return false; } }));
+      }
+      return dedupe(cands).length <= limit ? dedupe(cands) : null;
+    } else if (s.type !== undefined && s.oneOf === undefined) {
+      cands = [];
+      for (const t of this.typesOf(s, ptr)) {
+        if (t === 'boolean') cands.push(true, false);
+        else if (t === 'null') cands.push(null);
+        else if (t === 'integer' && typeof s.minimum === 'number' && typeof s.maximum === 'number' && s.maximum - s.minimum < limit) {
+          for (let v = Math.ceil(s.minimum); v <= s.maximum; v++) cands.push(v);
+        } else return null;
+      }
+    }
+    if (cands === null) return null;
+    try {
+      const ok = dedupe(cands).filter((v) => validate(v, s, this, ptr));
+      return ok.length <= limit ? ok : null;
+    } catch (e) { if (e instanceof StructuredError) return null; throw e; }
+  }
+
+  private uniqueArraySym(s: Obj, ptr: string, prefix: JsonSchema[], rest: JsonSchema, min: number, max: number): Sym {
+    const b = this.b, ws = this.ws;
+    const refuse = (why: string) => new UnsupportedKeywordError('uniqueItems', jp(ptr, 'uniqueItems'), why);
+    const restPtr = jp(ptr, s.prefixItems !== undefined ? 'items' : Array.isArray(s.items) ? 'additionalItems' : 'items');
+    const doms = prefix.map((x, i) => this.finiteDomain(x, jp(ptr, s.prefixItems !== undefined ? 'prefixItems' : 'items', i)));
+    const restDom = rest === false ? [] : this.finiteDomain(rest, restPtr);
+    if (doms.some((d) => d === null) || restDom === null) throw refuse('items that are not enumerable (enum, const, boolean, null, a small integer range, at most 16 values) nor a tuple of disjoint items');
+    const values = dedupe([...doms.flat(), ...restDom] as unknown[]);
+    if (values.length > 16) throw refuse(`${values.length} distinct item values (at most 16 are tracked)`);
+    const at = (v: unknown) => values.findIndex((u) => deepEqual(u, v));
+    const domIdx = doms.map((d) => d!.map(at)), restIdx = restDom.map(at);
+    const lits = values.map((v) => this.lit(JSON.stringify(v)));
+    // A(used): the items after those in `used` (a bit set of values; its size is the count so far).
+    const memo = new Map<number, Sym | null>();
+    let states = 0;
+    const A = (used: number): Sym | null => {
+      if (memo.has(used)) return memo.get(used)!;
+      if (++states > 4096) throw refuse('too many sets of used values to track');
+      let i = 0;
+      for (let u = used; u; u &= u - 1) i++;
+      const alts: Sym[][] = [];
+      if (i >= min) alts.push([]);
+      if (i < max) {
+        for (const v of i < domIdx.length ? domIdx[i] : restIdx) {
+          if (used & (1 << v)) continue;
+          const r = A(used | (1 << v));
+          if (r !== null) alts.push([...(i === 0 ? [] : [...this.lit(','), ...ws]), ...lits[v], ...ws, r]);
+        }
+      }
+      const sym = alts.length === 0 ? null : b.rule('uitems', alts);
+      memo.set(used, sym);
+      return sym;
+    };
+    const items = A(0);
+    if (items === null) return this.never(ptr, 'no array of distinct items satisfies minItems');
+    return b.seq('array', [...this.lit('['), ...ws, items, ...this.lit(']')]);
+  }
+
+  private arrayShape(s: Obj, ptr: string): { prefix: JsonSchema[]; rest: JsonSchema; min: number; max: number; unique: boolean } {
     let prefix: JsonSchema[] = [];
     let rest: JsonSchema = true;
     if (s.prefixItems !== undefined) {
@@ -802,9 +1127,8 @@ export class SchemaCompiler {
     const min = intKw(s, 'minItems', ptr) ?? 0;
     let max = intKw(s, 'maxItems', ptr) ?? Infinity;
     if (rest === false) max = Math.min(max, prefix.length);
-    if (s.uniqueItems === true && max > 1) throw new UnsupportedKeywordError('uniqueItems', jp(ptr, 'uniqueItems'));
     if (s.uniqueItems !== undefined && typeof s.uniqueItems !== 'boolean') throw new InvalidSchemaError('uniqueItems', jp(ptr, 'uniqueItems'), 'must be a boolean');
-    return { prefix, rest, min, max };
+    return { prefix, rest, min, max, unique: s.uniqueItems === true && max > 1 };
   }
 
   // ---- YAML ---------------------------------------------------------------------------------
@@ -856,6 +1180,8 @@ export class SchemaCompiler {
     }
     const names = Object.keys(props);
     for (const r of req) if (!names.includes(r)) throw new UnsupportedKeywordError('required', jp(ptr, 'required'), `'${r}' is not in properties (YAML output)`);
+    for (const k of ['maxProperties', 'dependencies', 'dependentRequired', 'dependentSchemas']) if (s[k] !== undefined) throw new UnsupportedKeywordError(k, jp(ptr, k), 'in YAML output');
+    if ((intKw(s, 'minProperties', ptr) ?? 0) > req.size) throw new UnsupportedKeywordError('minProperties', jp(ptr, 'minProperties'), `more than the ${req.size} required properties (YAML output)`);
     const pad = ' '.repeat(indent);
     const entries = names.map((name) => ({
       required: req.has(name),
@@ -881,8 +1207,9 @@ export class SchemaCompiler {
 
   private yamlArray(s: Obj, ptr: string, indent: number): Sym {
     const b = this.b;
-    const { prefix, rest, min, max } = this.arrayShape(s, ptr);
+    const { prefix, rest, min, max, unique } = this.arrayShape(s, ptr);
     if (min > max) return this.never(ptr, `minItems ${min} > maxItems ${max}`);
+    if (unique && !this.distinctTuple(prefix, rest, max, ptr)) throw new UnsupportedKeywordError('uniqueItems', jp(ptr, 'uniqueItems'), 'in YAML output');
     const pad = ' '.repeat(indent);
     const item = (x: JsonSchema, p: string) => [...this.lit(`\n${pad}-`), this.yamlValue(x, p, indent + 2)];
     const prefixSyms = prefix.map((x, i) => item(x, jp(ptr, 'items', i)));
@@ -946,6 +1273,13 @@ function editDistance(a: string, b: string): number {
     }
   }
   return d[b.length];
+}
+
+/** The decimal text of v / 10^k (v an integer), without trailing fraction zeros. */
+function decimalText(v: bigint, k: number): string {
+  const neg = v < 0n, d = (neg ? -v : v).toString().padStart(k + 1, '0');
+  const int = d.slice(0, d.length - k), frac = d.slice(d.length - k).replace(/0+$/, '');
+  return (neg ? '-' : '') + int + (frac ? '.' + frac : '');
 }
 
 function decimals(x: number): number {
@@ -1207,6 +1541,12 @@ export const FORMAT_SAMPLES: Record<string, string> = {
   ipv6: '2001:DB8::8:800:200c:417a',
 };
 
+function dedupe(xs: unknown[]): unknown[] {
+  const out: unknown[] = [];
+  for (const x of xs) if (!out.some((y) => deepEqual(x, y))) out.push(x);
+  return out;
+}
+
 function enumValues(s: Obj): unknown[] | null {
   if (s.const !== undefined) return [s.const];
   if (Array.isArray(s.enum)) return s.enum;
@@ -1259,7 +1599,7 @@ function mergeSchemas(parts: Obj[], ptr: string): JsonSchema {
         }
         case 'required': out[k] = [...new Set([...(cur as string[]), ...(v as string[])])]; break;
         case 'minLength': case 'minItems': case 'minProperties': out[k] = Math.max(cur as number, v as number); break;
-        case 'maxLength': case 'maxItems': out[k] = Math.min(cur as number, v as number); break;
+        case 'maxLength': case 'maxItems': case 'maxProperties': out[k] = Math.min(cur as number, v as number); break;
         case 'minimum': case 'maximum': {
           if (typeof (out.exclusiveMinimum ?? out.exclusiveMaximum) === 'boolean') fail(k, 'with draft-4 boolean exclusive bounds');
           out[k] = k === 'minimum' ? Math.max(cur as number, v as number) : Math.min(cur as number, v as number);
@@ -1283,6 +1623,19 @@ function mergeSchemas(parts: Obj[], ptr: string): JsonSchema {
           break;
         }
         case 'propertyNames': out[k] = deepEqual(cur, v) ? cur : { allOf: [cur, v] }; break;
+        case 'dependencies': case 'dependentRequired': case 'dependentSchemas': {
+          // Both hold: names required by both (arrays), or both dependent schemas (allOf).
+          if (!isObj(cur) || !isObj(v)) fail(k);
+          const m: Obj = { ...(cur as Obj) };
+          const asSchema = (d: unknown) => (Array.isArray(d) ? { required: d } : d);
+          for (const [n, d] of Object.entries(v as Obj)) {
+            if (!Object.prototype.hasOwnProperty.call(m, n)) m[n] = d;
+            else if (Array.isArray(m[n]) && Array.isArray(d)) m[n] = [...new Set([...(m[n] as unknown[]), ...d])];
+            else m[n] = { allOf: [asSchema(m[n]), asSchema(d)] };
+          }
+          out[k] = m;
+          break;
+        }
         case 'anyOf': case 'oneOf':
           out[k] = (cur as JsonSchema[]).flatMap((x) => (v as JsonSchema[]).map((y) => ({ allOf: [x, y] })));
           if (k === 'oneOf') fail(k, 'in more than one allOf branch');
@@ -1339,7 +1692,7 @@ export function validate(v: unknown, s: JsonSchema, c: SchemaCompiler, ptr = '#'
       case 'maximum': if (typeof v === 'number' && (v > (s.maximum as number) || (s.exclusiveMaximum === true && v === s.maximum))) return false; break;
       case 'exclusiveMinimum': if (typeof v === 'number' && typeof s.exclusiveMinimum === 'number' && v <= s.exclusiveMinimum) return false; break;
       case 'exclusiveMaximum': if (typeof v === 'number' && typeof s.exclusiveMaximum === 'number' && v >= s.exclusiveMaximum) return false; break;
-      case 'multipleOf': if (typeof v === 'number' && !Number.isInteger(v / (s.multipleOf as number))) return false; break;
+      case 'multipleOf': if (typeof v === 'number' && !ajvMultipleOf(v, s.multipleOf as number)) return false; break;
       case 'minItems': if (Array.isArray(v) && v.length < (s.minItems as number)) return false; break;
       case 'maxItems': if (Array.isArray(v) && v.length > (s.maxItems as number)) return false; break;
       case 'uniqueItems': if (Array.isArray(v) && s.uniqueItems === true && v.some((x, i) => v.some((y, j) => j > i && deepEqual(x, y)))) return false; break;
@@ -1368,13 +1721,19 @@ export function validate(v: unknown, s: JsonSchema, c: SchemaCompiler, ptr = '#'
       }
       case 'propertyNames': if (t === 'object' && !Object.keys(v as Obj).every((n) => validate(n, s.propertyNames as JsonSchema, c, ptr))) return false; break;
       case 'minProperties': if (t === 'object' && Object.keys(v as Obj).length < (s.minProperties as number)) return false; break;
+      case 'maxProperties': if (t === 'object' && Object.keys(v as Obj).length > (s.maxProperties as number)) return false; break;
+      case 'dependencies': case 'dependentRequired': case 'dependentSchemas': {
+        if (t !== 'object' || !isObj(s[k])) break;
+        for (const [name, d] of Object.entries(s[k] as Obj)) {
+          if (!Object.prototype.hasOwnProperty.call(v, name)) continue;
+          if (Array.isArray(d) ? !d.every((r) => Object.prototype.hasOwnProperty.call(v, r as string)) : !validate(v, d as JsonSchema, c, ptr)) return false;
+        }
+        break;
+      }
       case 'anyOf': if (!(s.anyOf as JsonSchema[]).some((x) => validate(v, x, c, ptr))) return false; break;
       case 'oneOf': if ((s.oneOf as JsonSchema[]).filter((x) => validate(v, x, c, ptr)).length !== 1) return false; break;
       case 'allOf': if (!(s.allOf as JsonSchema[]).every((x) => validate(v, x, c, ptr))) return false; break;
       case '$ref': if (!validate(v, c.resolve(s.$ref, ptr).schema, c, ptr)) return false; break;
-      case 'dependencies': case 'dependentRequired':
-        if (isObj(s[k]) && Object.keys(s[k] as Obj).length === 0) break;
-        throw new UnsupportedKeywordError(k, ptr);
       default: if (KNOWN_UNSUPPORTED.has(k)) throw new UnsupportedKeywordError(k, ptr);
     }
   }

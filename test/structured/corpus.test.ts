@@ -1,0 +1,64 @@
+// The corpus runner of `tslm bench structured --corpus`: a tiny folder of MaskBench-style files
+// (a schema with valid and invalid tests, a bare schema, a refused schema, a file that is not JSON)
+// and what it reports of each — verdicts taken from the files' own "valid" flags.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { init, shutdown } from '../../src/index.js';
+import { HFTokenizer } from '../../src/tokenizers/hf.js';
+import { TokenVocab } from '../../src/structured/index.js';
+import { llama2Json } from '../tokenizers/real_vocabs.js';
+import { runCorpusFile, corpusStructured } from '../../bench/structured_corpus.js';
+
+let dir: string;
+let tok: HFTokenizer;
+let vocab: TokenVocab;
+
+before(async () => {
+  await init({ threads: 1 });
+  tok = new HFTokenizer(await llama2Json());
+  vocab = TokenVocab.fromTokenizer(tok);
+  dir = mkdtempSync(join(tmpdir(), 'tslm-corpus-'));
+  const person = { type: 'object', properties: { name: { type: 'string' }, age: { type: 'integer', minimum: 0 } }, required: ['name'], additionalProperties: false };
+  writeFileSync(join(dir, 'a_person.json'), JSON.stringify({ schema: person, tests: [
+    { data: { name: 'Ada', age: 36 }, valid: true },
+    { data: { name: '李雷' }, valid: true },
+    { data: { age: 3 }, valid: false },
+    { data: { name: 'x', age: -1 }, valid: false },
+    // A wrong flag in the corpus: counted as an unsound acceptance (the runner trusts the file).
+    { data: { name: 'Bo' }, valid: false },
+  ] }));
+  writeFileSync(join(dir, 'b_bare.json'), JSON.stringify({ type: 'array', items: { enum: [1, 2] } }));
+  writeFileSync(join(dir, 'c_remote.json'), JSON.stringify({ schema: { $ref: 'https://example.com/s.json' }, tests: [{ data: 1, valid: true }] }));
+  writeFileSync(join(dir, 'd_broken.json'), '{"schema": {"type": ');
+});
+after(async () => { rmSync(dir, { recursive: true, force: true }); await shutdown(); });
+
+test('corpus: per-file verdicts from the files\' valid flags, refusals and unreadable files', () => {
+  const lines: string[] = [];
+  const a = runCorpusFile(join(dir, 'a_person.json'), tok, vocab, (l) => lines.push(l));
+  assert.equal(a.status, 'compiled');
+  assert.deepEqual([a.valid, a.validAccepted, a.invalid, a.invalidAccepted, a.crashes], [2, 2, 3, 1, 0]);
+  assert.ok(a.masks.length > 10 && a.compileMs! > 0);
+  assert.ok(lines.some((l) => l.startsWith('UNSOUND a_person.json') && l.includes('"Bo"')));
+  const b = runCorpusFile(join(dir, 'b_bare.json'), tok, vocab, () => {});
+  assert.equal(b.status, 'compiled');
+  assert.equal(b.valid + b.invalid, 0);
+  const c = runCorpusFile(join(dir, 'c_remote.json'), tok, vocab, () => {});
+  assert.equal(c.status, 'refused');
+  assert.match(c.error!, /UnsupportedKeywordError.*\$ref/);
+  assert.equal(runCorpusFile(join(dir, 'd_broken.json'), tok, vocab, () => {}).status, 'unreadable');
+});
+
+test('corpus: the summary counts and fails on an unsound acceptance', async () => {
+  const lines: string[] = [];
+  const ok = await corpusStructured({ dir, log: (l) => lines.push(l) });
+  assert.equal(ok, false);
+  const text = lines.join('\n');
+  assert.match(text, /schemas 3: compiled 2 \(66\.7%\), refused 1 \(33\.3%\), crashed 0, unreadable 1/);
+  assert.match(text, /valid 2, accepted 2 \(100\.0%\); invalid 3, accepted \(unsound\) 1/);
+  const only = await corpusStructured({ dir, filter: 'bare', log: () => {} });
+  assert.equal(only, true);
+});
