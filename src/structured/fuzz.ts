@@ -57,6 +57,16 @@ const FORMAT_GEN: Record<string, (r: Rng) => string> = {
 };
 export const FUZZ_FORMATS = Object.keys(FORMAT_GEN);
 
+/** Patterns (of strings and of patternProperties keys), with a generator of strings that match them. */
+const PATTERN_GEN: Record<string, (r: Rng) => string> = {
+  '^[a-z]+$': (r) => word(r, 'abcxyz', 1, 8),
+  '^[A-Z][a-z0-9_]*$': (r) => r.pick(['A', 'Q', 'Z']) + word(r, 'ab09_', 0, 7),
+  '[0-9]': (r) => word(r, 'ab -', 1, 3) + r.int(0, 9) + word(r, 'xy.', 0, 3),
+  '^x-': (r) => 'x-' + word(r, 'abé -', 0, 6) + (r.chance(0.2) ? '😀' : ''),
+  '_id$': (r) => word(r, 'usr', 1, 4) + '_id',
+};
+const FUZZ_PATTERNS = Object.keys(PATTERN_GEN);
+
 const pad = (n: number) => String(n).padStart(2, '0');
 function word(r: Rng, alphabet: string, lo: number, hi: number): string {
   let s = '';
@@ -114,9 +124,9 @@ function genNegatable(r: Rng, keys: string[]): Obj {
 }
 
 /**
- * A random JSON Schema (draft-07 keywords that the compiler supports), with not, oneOf (branches
- * that may overlap) and if/then/else. Not generated: unknown keywords and formats, and patterns
- * (issue #20's items 1, 3 and 6, another session's work on schema.ts).
+ * A random JSON Schema (draft-07 keywords that the compiler supports): patterns and formats with
+ * length bounds, patternProperties and propertyNames, not, oneOf (branches that may overlap) and
+ * if/then/else included. Not generated: unknown keywords and formats.
  */
 export function genSchema(r: Rng, opts: GenOptions = {}, depth = 0): Obj {
   const maxDepth = opts.maxDepth ?? 3;
@@ -133,6 +143,13 @@ export function genSchema(r: Rng, opts: GenOptions = {}, depth = 0): Obj {
         if (!(k in properties)) properties[k] = genSchema(r, opts, depth + 1);
       }
       const s: Obj = { type: 'object', properties };
+      // patternProperties (keys may match several patterns, and declared names may match them) and propertyNames.
+      if (r.chance(0.25)) {
+        const pp: Obj = {};
+        for (let i = r.int(1, 2); i > 0; i--) pp[r.pick(FUZZ_PATTERNS)] = genSchema(r, { ...opts, maxDepth: Math.min(maxDepth, depth + 2) }, depth + 1);
+        s.patternProperties = pp;
+      }
+      if (r.chance(0.08)) s.propertyNames = r.pick([{ minLength: 1 }, { maxLength: 80 }, { pattern: '^[^\\n]*$' }]);
       const keys = Object.keys(properties);
       if (keys.length && r.chance(0.6)) s.required = keys.filter(() => r.chance(0.3));
       const ap = r.next();
@@ -156,7 +173,13 @@ export function genSchema(r: Rng, opts: GenOptions = {}, depth = 0): Obj {
     }
     case 'string': {
       const s: Obj = { type: 'string' };
-      if ((opts.formats ?? true) && r.chance(0.25)) { s.format = r.pick(FUZZ_FORMATS); return s; }
+      if ((opts.formats ?? true) && r.chance(0.25)) {
+        s.format = r.pick(FUZZ_FORMATS);
+        // A length bound with a format: the intersection of the two languages.
+        if (r.chance(0.25)) s[r.chance(0.5) ? 'maxLength' : 'minLength'] = r.int(8, 30);
+        return s;
+      }
+      if (r.chance(0.2)) s.pattern = r.pick(FUZZ_PATTERNS);
       if (r.chance(0.4)) s.minLength = r.int(0, 4);
       if (r.chance(0.4)) s.maxLength = r.int((s.minLength as number | undefined) ?? 0, 12);
       return s;
@@ -256,6 +279,13 @@ export function genValid(r: Rng, s: Obj): unknown {
     case 'boolean': return r.chance(0.5);
     case 'string':
       if (typeof s.format === 'string') return FORMAT_GEN[s.format](r);
+      if (typeof s.pattern === 'string') {
+        // A match of the pattern within the length bounds (the validator decides when none is found).
+        const lo = (s.minLength as number | undefined) ?? 0, hi = (s.maxLength as number | undefined) ?? Infinity;
+        let v = '';
+        for (let k = 0; k < 20; k++) { v = PATTERN_GEN[s.pattern](r); const n = [...v].length; if (n >= lo && n <= hi) break; }
+        return v;
+      }
       return genString(r, (s.minLength as number | undefined) ?? 0, (s.maxLength as number | undefined) ?? ((s.minLength as number | undefined) ?? 0) + 8);
     case 'integer': case 'number': {
       const { lo, hi, exLo, exHi } = numBounds(s);
@@ -285,6 +315,12 @@ export function genValid(r: Rng, s: Obj): unknown {
       const req = new Set((s.required ?? []) as string[]);
       const out: Obj = {};
       for (const [k, sub] of Object.entries(props)) if (req.has(k) || r.chance(0.5)) out[k] = genValid(r, sub);
+      // Keys of patternProperties (after the declared ones, where the grammar writes them).
+      for (const [p, sub] of Object.entries((s.patternProperties ?? {}) as Record<string, Obj>)) {
+        if (!r.chance(0.6)) continue;
+        const k = PATTERN_GEN[p](r);
+        if (!(k in props) && !(k in out)) out[k] = genValid(r, sub);
+      }
       const ap = s.additionalProperties;
       // Dependencies: the names a present trigger needs (to a fixed point), in schema order.
       const deps = (s.dependencies ?? {}) as Record<string, string[] | { required: string[] }>;

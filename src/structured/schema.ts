@@ -11,6 +11,7 @@ import { charsSym, regexSyms } from './regex.js';
 import { ajvMultipleOf, digitsInRange, multipleDfa, multipleOfPlan } from './multiple.js';
 import type { MultiplePlan } from './multiple.js';
 import { ComplexityError, InvalidSchemaError, RegexError, StructuredError, UnsatisfiableError, UnsupportedKeywordError } from './errors.js';
+import { Dfa, regexDfa, intersect, union, minus, lengthBounded, charsDfa, stringsDfa, emptyDfa, isEmpty, languageSyms, uniformChain, minimize, minusStrings, DFA_MAX_STATES } from './dfa.js';
 
 export type JsonSchema = boolean | { [k: string]: unknown };
 
@@ -65,9 +66,9 @@ const ANNOTATIONS = new Set(['title', 'description', 'default', 'examples', 'exa
   '$anchor', '$vocabulary', 'contentMediaType', 'contentEncoding', 'contentSchema']);
 const SUPPORTED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'prefixItems', 'additionalItems', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref',
   'minLength', 'maxLength', 'pattern', 'format', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minItems', 'maxItems', 'nullable', 'uniqueItems', 'minProperties', 'multipleOf',
-  'patternProperties', 'dependencies', 'dependentRequired', 'dependentSchemas', 'maxProperties', 'not', 'if', 'then', 'else', NOT_IN, EXTRA, FRACTION, CONTAINS_ALL, 'contains']);
+  'patternProperties', 'dependencies', 'dependentRequired', 'dependentSchemas', 'maxProperties', 'propertyNames', 'not', 'if', 'then', 'else', NOT_IN, EXTRA, FRACTION, CONTAINS_ALL, 'contains']);
 const KNOWN_UNSUPPORTED = new Set(['unevaluatedProperties', 'unevaluatedItems', 'minContains', 'maxContains',
-  'propertyNames', '$dynamicRef', '$dynamicAnchor', '$recursiveRef', '$recursiveAnchor', 'disallow', 'extends', 'divisibleBy',
+  '$dynamicRef', '$dynamicAnchor', '$recursiveRef', '$recursiveAnchor', 'disallow', 'extends', 'divisibleBy',
   // ajv-formats' keywords
   'formatMaximum', 'formatMinimum', 'formatExclusiveMaximum', 'formatExclusiveMinimum']);
 /** Annotations, and words outside the vocabulary (which the specification says to ignore). */
@@ -149,8 +150,6 @@ export class SchemaCompiler {
     if (s.format !== undefined && typeof s.format === 'string' && formatKind(s.format) === 'unknown' && this.opts.strict) {
       throw new UnsupportedKeywordError('format', jp(ptr, 'format'), `unknown format '${s.format}' (strict mode; known: ${[...Object.keys(FORMATS), ...NUMBER_FORMATS, ...ANY_FORMATS].join(', ')})`);
     }
-    const nonEmpty = (k: string) => s[k] !== undefined && !(isObj(s[k]) && Object.keys(s[k] as Obj).length === 0);
-    for (const k of ['patternProperties']) if (nonEmpty(k)) throw new UnsupportedKeywordError(k, jp(ptr, k));
   }
 
   /** Resolves a local $ref ("#", "#/$defs/x", "#/definitions/x", any JSON pointer). */
@@ -627,9 +626,7 @@ export class SchemaCompiler {
     for (const k of ['pattern', 'format'] as const) {
       if (s[k] === undefined || (k === 'format' && strFormat === undefined)) continue;
       if (typeof s[k] !== 'string') throw new InvalidSchemaError(k, jp(ptr, k), 'must be a string');
-      if (minL > 0 || maxL < Infinity) throw new UnsupportedKeywordError(s.minLength !== undefined ? 'minLength' : 'maxLength', ptr, `together with '${k}'`);
     }
-    if (s.pattern !== undefined && strFormat !== undefined) throw new UnsupportedKeywordError('format', jp(ptr, 'format'), "together with 'pattern'");
     // Excluded values (not enum/const) that the rest allows.
     const ex = ((s[NOT_IN] ?? []) as unknown[]).filter((v): v is string => {
       if (typeof v !== 'string') return false;
@@ -637,9 +634,34 @@ export class SchemaCompiler {
       if (n < minL || n > maxL) return false;
       try { return validate(v, { pattern: s.pattern, format: strFormat }, this, ptr); } catch { return true; }
     });
-    if (ex.length) {
-      if (s.pattern !== undefined || strFormat !== undefined) throw new UnsupportedKeywordError('not', ptr, `excluding values from strings with '${s.pattern !== undefined ? 'pattern' : 'format'}' (needs a regular-language intersection, not supported yet)`);
-      return this.stringExcluding([...new Set(ex)], minL, maxL);
+    if (ex.length && (s.pattern !== undefined || strFormat !== undefined)) {
+      // The language of pattern / format / lengths (a DFA over code points) minus the excluded strings.
+      let d: Dfa;
+      try { d = minusStrings(this.stringLanguage(s, ptr)!, new Set(ex), { what: 'the values not excluded' }); } catch (e) {
+        if (e instanceof ComplexityError) throw new UnsupportedKeywordError('not', ptr, `excluding values from strings with '${s.pattern !== undefined ? 'pattern' : 'format'}': ${e.message}`);
+        throw e;
+      }
+      if (isEmpty(d)) return this.never(ptr, 'every string the pattern / format allows is excluded');
+      return b.seq('string', [...this.lit('"'), ...languageSyms(b, d, 'json'), ...this.lit('"')]);
+    }
+    if (ex.length) return this.stringExcluding([...new Set(ex)], minL, maxL);
+    // Two or more of pattern, format and a length bound: the intersection of their languages (a DFA).
+    const lengthBound = minL > 0 || maxL < Infinity;
+    if (+(s.pattern !== undefined) + +(strFormat !== undefined) + +lengthBound >= 2) {
+      // A language C^{lo..hi} of one class (a pattern such as ^[a-z0-9_]+$) bounded in length is a
+      // bounded repetition, with no counter product: the JSON string rules where C is every code point.
+      const base = this.stringLanguage({ pattern: s.pattern, format: strFormat }, ptr);
+      const u = base ? uniformChain(base) : null;
+      if (u) {
+        const lo = Math.max(u.lo, minL), hi = Math.min(u.hi, maxL);
+        if (lo > hi) return this.never(ptr, `no string satisfies ${['pattern', 'format', 'minLength', 'maxLength'].filter((k) => s[k] !== undefined).join(' + ')}`);
+        if (u.chars.length === 1 && u.chars[0][0] === 0 && u.chars[0][1] === 0x10ffff) return this.plainString(lo, hi);
+        return b.seq('string', [...this.lit('"'), ...(u.chars.length ? b.repeat('chars', [charsSym(b, u.chars, 'json')], lo, hi) : []), ...this.lit('"')]);
+      }
+      const d = this.stringLanguage(s, ptr)!;
+      if (isEmpty(d)) return this.never(ptr, `no string satisfies ${['pattern', 'format', 'minLength', 'maxLength'].filter((k) => s[k] !== undefined).join(' + ')}`);
+      const key = JSON.stringify([s.pattern, strFormat, minL, maxL]);
+      return b.cached(`strdfa:${key}`, () => b.seq('string', [...this.lit('"'), ...languageSyms(b, d, 'json'), ...this.lit('"')]));
     }
     let body: Sym[];
     if (s.pattern !== undefined) {
@@ -650,6 +672,47 @@ export class SchemaCompiler {
       body = [b.cached(`fmt:${strFormat}`, () => b.seq(`fmt-${strFormat}`, regexSyms(b, re, 'json', false)))];
     } else return this.plainString(minL, maxL);
     return b.seq('string', [...this.lit('"'), ...body, ...this.lit('"')]);
+  }
+
+  private readonly dfaCache = new Map<string, Dfa | Error>();
+
+  /**
+   * The strings that a schema's string keywords allow (pattern, a string format, minLength,
+   * maxLength), as a DFA over code points; null where none of them constrains strings. For the
+   * string languages of other keywords (propertyNames, the keys of patternProperties; `not`
+   * of a pattern is the complement: dfa.ts's complement). Raises UnsupportedKeywordError naming
+   * the keyword where a regex cannot be parsed or the automaton grows past its bound.
+   */
+  stringLanguage(s: Obj, ptr: string): Dfa | null {
+    const minL = intKw(s, 'minLength', ptr) ?? 0, maxL = intKw(s, 'maxLength', ptr) ?? Infinity;
+    const fmt = typeof s.format === 'string' ? s.format : undefined;
+    const kind = fmt === undefined ? null : formatKind(fmt);
+    if (kind === 'refuse') throw new UnsupportedKeywordError('format', jp(ptr, 'format'), `format '${fmt}' (ajv-formats checks it; this compiler supports ${Object.keys(FORMATS).join(', ')})`);
+    const strFormat = kind === 'string' ? fmt : undefined;
+    if (s.pattern !== undefined && typeof s.pattern !== 'string') throw new InvalidSchemaError('pattern', jp(ptr, 'pattern'), 'must be a string');
+    const pattern = s.pattern as string | undefined;
+    if (pattern === undefined && strFormat === undefined && minL === 0 && maxL === Infinity) return null;
+    const key = JSON.stringify([pattern, strFormat, minL, maxL]);
+    const known = this.dfaCache.get(key);
+    if (known instanceof Error) throw known;
+    if (known) return known;
+    const what = ['pattern', 'format', 'minLength', 'maxLength'].filter((k) => s[k] !== undefined);
+    let d: Dfa | null = null;
+    try {
+      if (pattern !== undefined) {
+        try { d = regexDfa(pattern, true); }
+        catch (e) { if (e instanceof RegexError) throw new UnsupportedKeywordError('pattern', jp(ptr, 'pattern'), e.message); throw e; }
+      }
+      if (strFormat !== undefined) { const f = formatDfa(strFormat); d = d ? intersect(d, f, { what: `pattern and format '${strFormat}'` }) : f; }
+      if (minL > 0 || maxL < Infinity) d = d ? boundedLanguage(d, minL, maxL, what.join(' + ')) : charsDfa(undefined, minL, maxL);
+    } catch (e) {
+      if (!(e instanceof ComplexityError)) throw e;
+      const err = new UnsupportedKeywordError(what.find((k) => k !== 'pattern' && k !== 'format') ?? 'format', ptr, `together with ${what.filter((k) => k === 'pattern' || k === 'format').map((k) => `'${k}'`).join(' and ')}: ${e.message}`);
+      this.dfaCache.set(key, err);
+      throw err;
+    }
+    this.dfaCache.set(key, d!);
+    return d;
   }
 
   private numberSym(s: Obj, ptr: string, integer: boolean): Sym {
@@ -873,22 +936,36 @@ export class SchemaCompiler {
     const apRequired = ap;
     if (mode === 'declared' && ap === undefined) ap = false;
     const req = new Set(required as string[]);
-    const names = Object.keys(props);
+    let names = Object.keys(props);
     for (const r of req) if (!names.includes(r)) names.push(r);
     // Names the dependency keywords mention that properties does not declare are emitted as
     // declared ones (values of additionalProperties), as required ones are, unless the schema's
     // additionalProperties (or the 'forbid' mode) excludes them.
     const depNames = this.dependencyNames(s, ptr);
     if (apRequired !== false) for (const n of depNames) if (!names.includes(n)) names.push(n);
+    // patternProperties and propertyNames: the keys' languages (DFAs); names outside propertyNames cannot occur.
+    const pats = this.patternProps(s, ptr);
+    const keyLang = s.propertyNames === undefined || s.propertyNames === true ? null : this.keyLanguage(s.propertyNames as JsonSchema, jp(ptr, 'propertyNames'));
+    if (keyLang) {
+      const bad = names.filter((n) => !keyLang.matches(n));
+      const badReq = bad.find((n) => req.has(n));
+      if (badReq !== undefined) return this.never(ptr, `required property '${badReq}' is not allowed by propertyNames`);
+      names = names.filter((n) => !bad.includes(n));
+    }
     const entries = names.map((name) => {
-      const p = Object.prototype.hasOwnProperty.call(props, name) ? jp(ptr, 'properties', name) : jp(ptr, 'additionalProperties');
-      const schema = Object.prototype.hasOwnProperty.call(props, name) ? (props[name] as JsonSchema) : apRequired ?? true;
+      const own = Object.prototype.hasOwnProperty.call(props, name);
+      // A name matching patterns of patternProperties satisfies their schemas too (and is not additional).
+      const matched = pats.filter((x) => x.re.test(name));
+      const p = own ? jp(ptr, 'properties', name) : matched.length ? jp(ptr, 'patternProperties', matched[0].p) : jp(ptr, 'additionalProperties');
+      const parts = [...(own ? [props[name] as JsonSchema] : []), ...matched.map((x) => x.schema)];
+      const schema = parts.length === 0 ? apRequired ?? true : parts.length === 1 ? parts[0] : { allOf: parts };
       const value = this.value(schema, p);
       return { name, required: req.has(name), schema, ptr: p, key: [...this.lit(JSON.stringify(name)), ...ws, ...this.lit(':'), ...ws], kv: [...this.lit(JSON.stringify(name)), ...ws, ...this.lit(':'), ...ws, value, ...ws] };
     });
     // Extra properties: keys that are not declared (ASCII, unescaped), values of additionalProperties.
     let extra: Sym[] | null = null;
-    if (ap !== false) {
+    if (pats.length || keyLang) extra = this.keyedMembers(ptr, pats, keyLang, names, mode, ap);
+    else if (ap !== false) {
       const v = this.value(ap ?? true, jp(ptr, 'additionalProperties'));
       extra = [this.keyExcluding(names, mode !== 'schema'), ...ws, ...this.lit(':'), ...ws, v, ...ws];
     }
@@ -901,7 +978,8 @@ export class SchemaCompiler {
     };
     let members = this.objectMembers(s, ptr, entries, extra, witness);
     // 'declared' mode: where only extra keys can meet minProperties, they are allowed (non-empty, as the schema allows them).
-    if (members === null && mode === 'declared' && apRequired === undefined) {
+    // (Not with patternProperties / propertyNames, whose keys are in `extra` already and constrain the others.)
+    if (members === null && mode === 'declared' && apRequired === undefined && !pats.length && !keyLang) {
       extra = [this.keyExcluding(names, true), ...ws, ...this.lit(':'), ...ws, this.anyValue(), ...ws];
       members = this.objectMembers(s, ptr, entries, extra, witness);
     }
@@ -1108,6 +1186,123 @@ export class SchemaCompiler {
       return sym;
     };
     return R(0, 0, [], [], [], witness === undefined);
+  }
+
+  /** patternProperties as a list of (pattern, RegExp as ajv compiles it, schema); [] when absent. */
+  private patternProps(s: Obj, ptr: string): Array<{ p: string; re: RegExp; schema: JsonSchema }> {
+    const pp = s.patternProperties;
+    if (pp === undefined) return [];
+    if (!isObj(pp)) throw new InvalidSchemaError('patternProperties', jp(ptr, 'patternProperties'), 'must be an object');
+    return Object.entries(pp).map(([p, schema]) => {
+      let re: RegExp;
+      try { re = new RegExp(p, 'u'); } catch (e) { throw new InvalidSchemaError('patternProperties', jp(ptr, 'patternProperties', p), `not a regular expression: ${(e as Error).message}`); }
+      return { p, re, schema: schema as JsonSchema };
+    });
+  }
+
+  /**
+   * The undeclared members of an object with patternProperties and/or propertyNames. Keys are
+   * partitioned by the set of patterns they match (each part a DFA: the intersection of those
+   * patterns, minus the others, within propertyNames, minus the declared names); a key of a part
+   * gets the allOf of its patterns' schemas, a key matching none gets additionalProperties (and is
+   * printable ASCII without escapes, as keyExcluding's). Mode 'forbid' emits none; 'declared' (with
+   * additionalProperties absent) only the keys of patterns. In every mode but 'schema' the keys are
+   * non-empty.
+   */
+  private keyedMembers(ptr: string, pats: Array<{ p: string; schema: JsonSchema }>, keyLang: Dfa | null, names: string[], mode: string, ap: JsonSchema | undefined): Sym[] | null {
+    if (mode === 'forbid') return null;
+    const b = this.b, ws = this.ws;
+    const limits = { maxStates: 50_000, what: `the keys of the object at ${ptr || '#'}` };
+    const refuse = (e: unknown): never => {
+      if (e instanceof ComplexityError || e instanceof RegexError) throw new UnsupportedKeywordError(pats.length ? 'patternProperties' : 'propertyNames', jp(ptr, pats.length ? 'patternProperties' : 'propertyNames'), e.message);
+      throw e;
+    };
+    let classes: Array<{ set: number[]; d: Dfa }> = [];
+    try {
+      let universe = keyLang ?? charsDfa();
+      if (mode !== 'schema') universe = intersect(universe, charsDfa(undefined, 1), limits);
+      classes = [{ set: [], d: universe }];
+      pats.forEach(({ p }, i) => {
+        const P = regexDfa(p, true, limits);
+        const next: typeof classes = [];
+        for (const c of classes) {
+          const inP = intersect(c.d, P, limits), outP = minus(c.d, P, limits);
+          if (!isEmpty(inP)) next.push({ set: [...c.set, i], d: inP });
+          if (!isEmpty(outP)) next.push({ set: c.set, d: outP });
+        }
+        if (next.length > 32) throw new UnsupportedKeywordError('patternProperties', jp(ptr, 'patternProperties'), `${next.length} combinations of overlapping patterns (at most 32)`);
+        classes = next;
+      });
+      // Keys matching no pattern follow additionalProperties; when written: printable ASCII, unescaped.
+      classes = classes.filter((c) => c.set.length > 0 || ap !== false);
+      for (const c of classes) {
+        if (c.set.length === 0) c.d = intersect(c.d, charsDfa([[0x20, 0x21], [0x23, 0x5b], [0x5d, 0x7e]]), limits);
+        const own = names.filter((n) => c.d.matches(n));
+        if (own.length) c.d = minus(c.d, stringsDfa(own), limits);
+      }
+    } catch (e) { refuse(e); }
+    const alts: Sym[][] = [];
+    for (const { set, d } of classes) {
+      if (isEmpty(d)) continue;
+      let v: Sym;
+      if (set.length === 0) v = this.value(ap ?? true, jp(ptr, 'additionalProperties'));
+      else if (set.length === 1) v = this.value(pats[set[0]].schema, jp(ptr, 'patternProperties', pats[set[0]].p));
+      else {
+        try { v = this.value({ allOf: set.map((i) => pats[i].schema) }, jp(ptr, 'patternProperties', pats[set[0]].p)); }
+        catch (e) {
+          if (e instanceof UnsupportedKeywordError) throw new UnsupportedKeywordError('patternProperties', jp(ptr, 'patternProperties'), `keys matching ${set.map((i) => `/${pats[i].p}/`).join(' and ')} (${e.message})`);
+          throw e;
+        }
+      }
+      alts.push([...this.lit('"'), ...languageSyms(b, d, 'json'), ...this.lit('"'), ...ws, ...this.lit(':'), ...ws, v, ...ws]);
+    }
+    return alts.length ? [b.alt('extra-member', alts)] : null;
+  }
+
+  /**
+   * The strings a schema accepts, as a DFA (for propertyNames: keys are strings); null when it
+   * accepts every string. type, pattern, format, minLength/maxLength, enum/const, anyOf, allOf and
+   * $ref are followed; keywords of other types do not constrain strings; the rest is refused.
+   */
+  keyLanguage(s0: JsonSchema, ptr: string, depth = 0): Dfa | null {
+    if (depth > 16) throw new UnsupportedKeywordError('propertyNames', ptr, 'recursive reference');
+    const s = this.normalize(s0, ptr);
+    if (s === true) return null;
+    if (s === false) return emptyDfa();
+    if (s.$ref !== undefined) return this.keyLanguage(this.resolve(s.$ref, jp(ptr, '$ref')).schema, ptr, depth + 1);
+    const limits = { what: `propertyNames at ${ptr}` };
+    try {
+      if (s.anyOf !== undefined || s.oneOf !== undefined) {
+        if (s.oneOf !== undefined) throw new UnsupportedKeywordError('propertyNames', jp(ptr, 'oneOf'), 'oneOf of string languages');
+        if (!Array.isArray(s.anyOf) || s.anyOf.length === 0) throw new InvalidSchemaError('anyOf', jp(ptr, 'anyOf'), 'must be a non-empty array');
+        const rest: Obj = { ...s };
+        delete rest.anyOf;
+        let d: Dfa | null = emptyDfa();
+        for (const [i, br] of (s.anyOf as JsonSchema[]).entries()) {
+          const x = this.keyLanguage({ allOf: [rest, br] }, jp(ptr, 'anyOf', i), depth + 1);
+          if (x === null) return null;
+          d = union(d!, x, limits);
+        }
+        return d;
+      }
+      if (this.typesOf(s, ptr).indexOf('string') < 0) return emptyDfa();
+      let d = this.stringLanguage(s, ptr);
+      if (s.enum !== undefined || s.const !== undefined) {
+        const vals = s.const !== undefined ? [s.const] : Array.isArray(s.enum) ? s.enum : null;
+        if (vals === null) throw new InvalidSchemaError('enum', jp(ptr, 'enum'), 'must be an array');
+        let strs = vals.filter((v): v is string => typeof v === 'string');
+        if (s.const !== undefined && Array.isArray(s.enum)) strs = strs.filter((v) => (s.enum as unknown[]).includes(v));
+        const e = stringsDfa(strs);
+        d = d ? intersect(d, e, limits) : e;
+      }
+      // Values excluded by not (enum / const): the strings among them are left out.
+      const ex = ((s[NOT_IN] ?? []) as unknown[]).filter((v): v is string => typeof v === 'string');
+      if (ex.length) d = minusStrings(d ?? charsDfa(), new Set(ex), limits);
+      return d;
+    } catch (e) {
+      if (e instanceof ComplexityError) throw new UnsupportedKeywordError('propertyNames', ptr, e.message);
+      throw e;
+    }
   }
 
   /** A JSON string key that is none of `names` (nor empty, with `nonEmpty`): printable ASCII without escapes (the complement of a trie). */
@@ -1332,6 +1527,7 @@ export class SchemaCompiler {
     const props = (s.properties ?? {}) as Obj;
     if (!isObj(props)) throw new InvalidSchemaError('properties', jp(ptr, 'properties'), 'must be an object');
     const req = new Set((s.required ?? []) as string[]);
+    for (const k of ['patternProperties', 'propertyNames']) if (s[k] !== undefined && !(isObj(s[k]) && Object.keys(s[k] as Obj).length === 0) && s[k] !== true) throw new UnsupportedKeywordError(k, jp(ptr, k), 'in YAML output');
     let ap = s.additionalProperties as JsonSchema | undefined;
     if (this.opts.additionalProperties === 'forbid' || (this.opts.additionalProperties === 'declared' && ap === undefined)) ap = false;
     if (ap !== false && !(ap === undefined && Object.keys(props).length > 0)) {
@@ -1405,6 +1601,24 @@ const excludes = (s: Obj, v: unknown) => ((s[NOT_IN] ?? []) as unknown[]).some((
 const hasLogic = (x: Obj) => x.not !== undefined || x.if !== undefined || x.then !== undefined || x.else !== undefined;
 /** A schema every instance satisfies (true, or only annotations). */
 const trivial = (x: unknown) => x === true || (isObj(x) && Object.keys(x).every(ignored));
+/** Most states of a length product whose maxLength was lowered (see boundedLanguage). */
+const LOWERED_STATES = 2000;
+
+/**
+ * d's strings of minL..maxL code points. Where the exact product (d's states × the counter) grows
+ * past its bound and maxLength is large, maxLength is lowered to the largest count that fits in
+ * LOWERED_STATES states, if that is still at least 64 and minLength: a smaller language (sound; a
+ * documented gap: an email under maxLength 1024 is accepted up to 180 characters). Otherwise the
+ * ComplexityError stands.
+ */
+function boundedLanguage(d: Dfa, minL: number, maxL: number, what: string): Dfa {
+  const m = minimize(d);
+  // (The product has at most m.size × (maxL + 1) states; where that is past the bound, lowered at once.)
+  if (maxL === Infinity || m.size * (maxL + 1) <= DFA_MAX_STATES) return lengthBounded(m, minL, maxL, { what });
+  const k = Math.floor(LOWERED_STATES / m.size) - 1;
+  if (k < Math.max(minL, 64) || k >= maxL) return lengthBounded(m, minL, maxL, { what });
+  return lengthBounded(m, minL, k, { what });
+}
 
 function intKw(s: Obj, k: string, ptr: string): number | undefined {
   const v = s[k];
@@ -1537,6 +1751,8 @@ export function intRange(b: GrammarBuilder, lo: number, hi: number): Sym {
 //    relative reference, '"'), and rejects an absolute URI with an empty path ("urn:"), as here.
 //  - url: host names with a letter TLD (no IP addresses, no user:password@, ASCII labels).
 //  - byte: one line of base64 (ajv's check is per line).
+// With minLength/maxLength a format (or pattern) is intersected with the length bound; where that
+// product is too large, a large maxLength is lowered to what fits (boundedLanguage), else refused.
 const HEX = '[0-9a-fA-F]';
 const DEC_OCTET = String.raw`(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)`;
 const IPV4 = String.raw`${DEC_OCTET}(?:\.${DEC_OCTET}){3}`;
@@ -1637,6 +1853,18 @@ const FORMAT_NECESSARY: Record<string, RegExp> = {
   email: /^[^@\s]+@[^@\s]+$/,
 };
 const formatRegexes = new Map<string, RegExp>();
+const formatDfas = new Map<string, Dfa | ComplexityError>();
+
+/** A string format's language (FORMATS, whole string) as a DFA; ComplexityError where it is too large. */
+export function formatDfa(name: string): Dfa {
+  let d = formatDfas.get(name);
+  if (d === undefined) {
+    try { d = regexDfa(FORMATS[name], false, { what: `format '${name}'` }); } catch (e) { if (!(e instanceof ComplexityError)) throw e; d = e; }
+    formatDfas.set(name, d);
+  }
+  if (d instanceof ComplexityError) throw d;
+  return d;
+}
 
 /**
  * Whether a value passes a format as ajv-formats (full) checks it: true, false, or — where this
@@ -1758,6 +1986,13 @@ function mergeSchemas(parts: Obj[], ptr: string): JsonSchema {
           else out[k] = { allOf: [cur, v] };
           break;
         case 'additionalProperties': out[k] = deepEqual(cur, v) ? cur : { allOf: [cur, v] }; break;
+        case 'patternProperties': {
+          const merged: Obj = { ...(cur as Obj) };
+          for (const [pat, sch] of Object.entries(v as Obj)) merged[pat] = pat in merged ? { allOf: [merged[pat], sch] } : sch;
+          out[k] = merged;
+          break;
+        }
+        case 'propertyNames': out[k] = deepEqual(cur, v) ? cur : { allOf: [cur, v] }; break;
         case 'dependencies': case 'dependentRequired': case 'dependentSchemas': {
           // Both hold: names required by both (arrays), or both dependent schemas (allOf).
           if (!isObj(cur) || !isObj(v)) fail(k);
@@ -1786,6 +2021,9 @@ function mergeSchemas(parts: Obj[], ptr: string): JsonSchema {
   const allProps = out.properties as Obj | undefined;
   for (const p of parts) {
     if (p.additionalProperties === undefined || p.additionalProperties === true) continue;
+    // … and the keys of other parts' patternProperties, which one object's grammar cannot say.
+    const ownPats = Object.keys((p.patternProperties ?? {}) as Obj);
+    if (Object.keys((out.patternProperties ?? {}) as Obj).some((x) => !ownPats.includes(x))) fail('patternProperties', 'of one allOf branch with additionalProperties in another');
     const own = new Set(Object.keys((p.properties ?? {}) as Obj));
     if (allProps) for (const n of Object.keys(allProps)) if (!own.has(n)) allProps[n] = { allOf: [allProps[n], p.additionalProperties] };
     for (const r of (out.required ?? []) as string[]) {
@@ -1841,15 +2079,19 @@ export function validate(v: unknown, s: JsonSchema, c: SchemaCompiler, ptr = '#'
         break;
       }
       case 'required': if (t === 'object' && !(s.required as string[]).every((r) => Object.prototype.hasOwnProperty.call(v, r))) return false; break;
-      case 'properties': case 'additionalProperties': {
-        if (t !== 'object' || (k === 'additionalProperties' && has('properties'))) break;
+      case 'properties': case 'additionalProperties': case 'patternProperties': {
+        if (t !== 'object' || (k !== 'properties' && has('properties')) || (k === 'additionalProperties' && has('patternProperties'))) break;
         const props = (s.properties ?? {}) as Obj;
+        const pats = Object.entries((s.patternProperties ?? {}) as Obj).map(([p, x]) => [new RegExp(p, 'u'), x as JsonSchema] as const);
         for (const [n, x] of Object.entries(v as Obj)) {
-          const sch = Object.prototype.hasOwnProperty.call(props, n) ? (props[n] as JsonSchema) : ((s.additionalProperties as JsonSchema | undefined) ?? true);
-          if (!validate(x, sch, c, ptr)) return false;
+          let matched = false;
+          if (Object.prototype.hasOwnProperty.call(props, n)) { matched = true; if (!validate(x, props[n] as JsonSchema, c, ptr)) return false; }
+          for (const [re, sch] of pats) if (re.test(n)) { matched = true; if (!validate(x, sch, c, ptr)) return false; }
+          if (!matched && !validate(x, (s.additionalProperties as JsonSchema | undefined) ?? true, c, ptr)) return false;
         }
         break;
       }
+      case 'propertyNames': if (t === 'object' && !Object.keys(v as Obj).every((n) => validate(n, s.propertyNames as JsonSchema, c, ptr))) return false; break;
       case 'minProperties': if (t === 'object' && Object.keys(v as Obj).length < (s.minProperties as number)) return false; break;
       case 'maxProperties': if (t === 'object' && Object.keys(v as Obj).length > (s.maxProperties as number)) return false; break;
       case 'dependencies': case 'dependentRequired': case 'dependentSchemas': {
@@ -1882,9 +2124,6 @@ export function validate(v: unknown, s: JsonSchema, c: SchemaCompiler, ptr = '#'
       case 'oneOf': if ((s.oneOf as JsonSchema[]).filter((x) => validate(v, x, c, ptr)).length !== 1) return false; break;
       case 'allOf': if (!(s.allOf as JsonSchema[]).every((x) => validate(v, x, c, ptr))) return false; break;
       case '$ref': if (!validate(v, c.resolve(s.$ref, ptr).schema, c, ptr)) return false; break;
-      case 'patternProperties':
-        if (isObj(s[k]) && Object.keys(s[k] as Obj).length === 0) break;
-        throw new UnsupportedKeywordError(k, ptr);
       default: if (KNOWN_UNSUPPORTED.has(k)) throw new UnsupportedKeywordError(k, ptr);
     }
   }

@@ -1,0 +1,536 @@
+// Deterministic finite automata over Unicode code points, for the string languages of JSON Schema
+// (pattern, format, minLength/maxLength, enum of strings, propertyNames, the keys of
+// patternProperties) and their boolean combinations. A state's transitions are sorted, disjoint
+// code point ranges [lo, hi] → target: the alphabet is partitioned by ranges, never enumerated. A
+// code point without a transition rejects (an implicit dead state). State 0 is the start.
+//
+// Built from regex.ts's syntax tree by subset construction (JavaScript `u` semantics, as ajv
+// tests `pattern`: unanchored unless ^ / $, which are assertions at the start / end of the whole
+// string), then combined by products (intersection, union, difference), complement, and a product
+// with a counter (length bounds in code points). Every construction counts its states against a
+// limit and throws ComplexityError naming the construct, so a regex such as `.*a.{30}` (2^30
+// subsets) costs bounded time. `dfaSyms` writes a DFA as grammar rules (one per state, right
+// recursive), in regex.ts's character modes: 'json' for the contents of a JSON string.
+import { ComplexityError, RegexError } from './errors.js';
+import type { GrammarBuilder, Sym } from './grammar.js';
+import { normalizeRanges } from './grammar.js';
+import { parseRegex, charsSym } from './regex.js';
+import type { RegexNode, CharMode } from './regex.js';
+
+export type Ranges = Array<[number, number]>;
+/** One transition: code points lo..hi go to state `to`. */
+export type Edge = [lo: number, hi: number, to: number];
+
+const MAX_CP = 0x10ffff;
+/** Default bound on the states of one construction. */
+export const DFA_MAX_STATES = 10_000;
+/** Bound on the NFA built from one regex (counted repetitions copy their operand). */
+const NFA_MAX_STATES = 100_000;
+
+export class Dfa {
+  constructor(
+    /** Per state, sorted disjoint edges. */
+    readonly trans: Edge[][],
+    readonly accept: boolean[],
+  ) {}
+
+  get size(): number { return this.trans.length; }
+
+  /** The state after code point c from q, or -1 (rejected). */
+  step(q: number, c: number): number {
+    const es = this.trans[q];
+    let lo = 0, hi = es.length - 1;
+    while (lo <= hi) {
+      const m = (lo + hi) >> 1, e = es[m];
+      if (c < e[0]) hi = m - 1;
+      else if (c > e[1]) lo = m + 1;
+      else return e[2];
+    }
+    return -1;
+  }
+
+  /** Whether the whole string is in the language (code points of the string). */
+  matches(s: string): boolean {
+    let q = 0;
+    for (const ch of s) { q = this.step(q, ch.codePointAt(0)!); if (q < 0) return false; }
+    return this.accept[q];
+  }
+}
+
+/** Options of the constructions: the state bound and the name of the construct for the error. */
+export interface DfaLimits { maxStates?: number; what?: string }
+
+class StateTable {
+  readonly ids = new Map<string | number, number>();
+  readonly trans: Edge[][] = [];
+  readonly accept: boolean[] = [];
+  private readonly queue: number[] = [];
+  private head = 0;
+  constructor(private readonly limit: number, private readonly what: string) {}
+  /** The state of a key, new states queued with their payload. */
+  intern<T>(key: string | number, payload: T, store: T[], acc: boolean): number {
+    let id = this.ids.get(key);
+    if (id !== undefined) return id;
+    id = this.trans.length;
+    if (id >= this.limit) throw new ComplexityError(`DFA states of ${this.what}`, this.limit);
+    this.ids.set(key, id);
+    this.trans.push([]);
+    this.accept.push(acc);
+    store.push(payload);
+    this.queue.push(id);
+    return id;
+  }
+  /** The next state to expand, or -1. */
+  next(): number { return this.head < this.queue.length ? this.queue[this.head++] : -1; }
+  dfa(): Dfa { return new Dfa(this.trans, this.accept); }
+}
+
+/** Adjacent edges to the same target merged. */
+function mergeEdges(es: Edge[]): Edge[] {
+  const out: Edge[] = [];
+  for (const e of es) {
+    const last = out[out.length - 1];
+    if (last && last[2] === e[2] && last[1] + 1 === e[0]) last[1] = e[1];
+    else out.push([e[0], e[1], e[2]]);
+  }
+  return out;
+}
+
+// ---- regex → DFA ------------------------------------------------------------------------------
+
+const EPS = 0, BOL = 1, EOL = 2;
+
+class Nfa {
+  /** Per state: character edges (ranges, target) and ε edges (kind, target). */
+  readonly chars: Array<Array<[Ranges, number]>> = [];
+  readonly eps: Array<Array<[number, number]>> = [];
+  constructor(private readonly src: string) {}
+  state(): number {
+    if (this.chars.length >= NFA_MAX_STATES) throw new ComplexityError('regex automaton states', NFA_MAX_STATES, `/${this.src}/`);
+    this.chars.push([]); this.eps.push([]);
+    return this.chars.length - 1;
+  }
+  /** Adds the fragment of `n` from state s; returns its end state. */
+  build(n: RegexNode, s: number): number {
+    switch (n.t) {
+      case 'chars': { const e = this.state(); if (n.ranges.length) this.chars[s].push([n.ranges, e]); return e; }
+      case 'bol': case 'eol': { const e = this.state(); this.eps[s].push([n.t === 'bol' ? BOL : EOL, e]); return e; }
+      case 'seq': { let cur = s; for (const x of n.items) cur = this.build(x, cur); return cur; }
+      case 'alt': {
+        const e = this.state();
+        for (const x of n.items) { const a = this.state(); this.eps[s].push([EPS, a]); this.eps[this.build(x, a)].push([EPS, e]); }
+        return e;
+      }
+      case 'rep': {
+        let cur = s;
+        for (let i = 0; i < n.min; i++) cur = this.build(n.item, cur);
+        if (n.max === Infinity) {
+          // cur → loop; loop → item → loop; loop → end.
+          const loop = this.state(), e = this.state();
+          this.eps[cur].push([EPS, loop]);
+          const a = this.state();
+          this.eps[loop].push([EPS, a], [EPS, e]);
+          this.eps[this.build(n.item, a)].push([EPS, loop]);
+          return e;
+        }
+        const e = this.state();
+        for (let i = n.min; i < n.max; i++) { this.eps[cur].push([EPS, e]); cur = this.build(n.item, cur); }
+        this.eps[cur].push([EPS, e]);
+        return e;
+      }
+    }
+  }
+}
+
+/**
+ * The DFA of a regex (JavaScript syntax, `u` semantics). `search`: JSON Schema's `pattern` (the
+ * string contains a match; ^ and $ anchor it); otherwise the whole string must match. RegexError
+ * for what regex.ts cannot parse (backreferences, lookaround …).
+ */
+export function regexDfa(src: string, search: boolean, limits: DfaLimits = {}): Dfa {
+  return nodeDfa(parseRegex(src), search, { what: `/${src}/`, ...limits }, src);
+}
+
+export function nodeDfa(tree: RegexNode, search: boolean, limits: DfaLimits = {}, src = '?'): Dfa {
+  const nfa = new Nfa(src);
+  const start = nfa.state();
+  let s0 = start;
+  if (search) { nfa.chars[start].push([[[0, MAX_CP]], start]); s0 = nfa.state(); nfa.eps[start].push([EPS, s0]); }
+  let fin = nfa.build(tree, s0);
+  if (search) { const f = nfa.state(); nfa.eps[fin].push([EPS, f]); nfa.chars[f].push([[[0, MAX_CP]], f]); fin = f; }
+  // Closure over ε edges; ^ only at the start; $ only for acceptance (nothing may follow it).
+  const mark = new Int32Array(nfa.chars.length).fill(-1);
+  let stamp = 0;
+  const closure = (seed: number[], atStart: boolean, withEol: boolean): number[] => {
+    stamp++;
+    const out: number[] = [];
+    const st = [...seed];
+    for (const x of seed) mark[x] = stamp;
+    while (st.length) {
+      const x = st.pop()!;
+      out.push(x);
+      for (const [k, y] of nfa.eps[x]) {
+        if (mark[y] === stamp || (k === BOL && !atStart) || (k === EOL && !withEol)) continue;
+        mark[y] = stamp; st.push(y);
+      }
+    }
+    return out.sort((a, b) => a - b);
+  };
+  const accepting = (set: number[], atStart: boolean) => closure(set, atStart, true).includes(fin);
+  const limit = limits.maxStates ?? DFA_MAX_STATES;
+  const table = new StateTable(limit, limits.what ?? 'regex');
+  const sets: number[][] = [];
+  const startSet = closure([start], true, false);
+  table.intern('S' + startSet.join(','), startSet, sets, accepting([start], true));
+  for (let q = table.next(); q >= 0; q = table.next()) {
+    const set = sets[q];
+    // Sweep over the edges' boundaries; the targets active on each interval.
+    const events: Array<[number, number, number]> = [];
+    for (const x of set) for (const [rs, y] of nfa.chars[x]) for (const [lo, hi] of rs) { events.push([lo, 1, y]); events.push([hi + 1, -1, y]); }
+    events.sort((a, b) => a[0] - b[0]);
+    const active = new Map<number, number>();
+    const edges: Edge[] = [];
+    for (let i = 0; i < events.length;) {
+      const at = events[i][0];
+      while (i < events.length && events[i][0] === at) {
+        const [, d, y] = events[i++];
+        const n = (active.get(y) ?? 0) + d;
+        if (n === 0) active.delete(y); else active.set(y, n);
+      }
+      if (active.size === 0 || at > MAX_CP) continue;
+      const next = i < events.length ? events[i][0] - 1 : MAX_CP;
+      const tset = closure([...active.keys()], false, false);
+      const t = table.intern(tset.join(','), tset, sets, accepting(tset, false));
+      edges.push([at, Math.min(next, MAX_CP), t]);
+    }
+    table.trans[q] = mergeEdges(edges);
+  }
+  return trim(table.dfa());
+}
+
+// ---- constructions ----------------------------------------------------------------------------
+
+/** Strings of code points in `ranges` (default: all), of min..max code points. */
+export function charsDfa(ranges: Ranges = [[0, MAX_CP]], min = 0, max = Infinity): Dfa {
+  const r = normalizeRanges(ranges);
+  if (max === Infinity) {
+    const trans: Edge[][] = [], accept: boolean[] = [];
+    for (let i = 0; i <= min; i++) { trans.push(r.map(([a, b]) => [a, b, Math.min(i + 1, min)])); accept.push(i >= min); }
+    return new Dfa(trans, accept);
+  }
+  if (max + 1 > DFA_MAX_STATES) throw new ComplexityError('DFA states of a length bound', DFA_MAX_STATES, `maxLength ${max}`);
+  const trans: Edge[][] = [], accept: boolean[] = [];
+  for (let i = 0; i <= max; i++) { trans.push(i < max ? r.map(([a, b]) => [a, b, i + 1]) : []); accept.push(i >= min); }
+  return trim(new Dfa(trans, accept));
+}
+
+/** Exactly the given strings (a trie). */
+export function stringsDfa(strings: Iterable<string>): Dfa {
+  const kids: Array<Map<number, number>> = [new Map()];
+  const accept = [false];
+  for (const s of strings) {
+    let q = 0;
+    for (const ch of s) {
+      const c = ch.codePointAt(0)!;
+      let n = kids[q].get(c);
+      if (n === undefined) { n = kids.length; kids.push(new Map()); accept.push(false); kids[q].set(c, n); }
+      q = n;
+    }
+    accept[q] = true;
+  }
+  return new Dfa(kids.map((m) => [...m].sort((a, b) => a[0] - b[0]).map(([c, t]) => [c, c, t] as Edge)), accept);
+}
+
+/** The empty language. */
+export const emptyDfa = (): Dfa => new Dfa([[]], [false]);
+
+type Op = 'and' | 'or' | 'diff';
+
+/**
+ * The product of two DFAs, reachable pairs only: 'and' (intersection), 'or' (union), 'diff'
+ * (a without b). A missing transition is the dead state (-1).
+ */
+export function product(a: Dfa, b: Dfa, op: Op, limits: DfaLimits = {}): Dfa {
+  const table = new StateTable(limits.maxStates ?? DFA_MAX_STATES, limits.what ?? `${op === 'and' ? 'an intersection' : op === 'or' ? 'a union' : 'a difference'} of string languages`);
+  const pairs: Array<[number, number]> = [];
+  const acc = (p: number, q: number) => {
+    const x = p >= 0 && a.accept[p], y = q >= 0 && b.accept[q];
+    return op === 'and' ? x && y : op === 'or' ? x || y : x && !y;
+  };
+  const B = b.size + 1;
+  table.intern(B + 1, [0, 0], pairs, acc(0, 0));
+  for (let s = table.next(); s >= 0; s = table.next()) {
+    const [p, q] = pairs[s];
+    const ea = p >= 0 ? a.trans[p] : [], eb = q >= 0 ? b.trans[q] : [];
+    const edges: Edge[] = [];
+    const emit = (lo: number, hi: number, x: number, y: number) => {
+      if (lo > hi) return;
+      if (op === 'and' ? x < 0 || y < 0 : op === 'diff' ? x < 0 : x < 0 && y < 0) return;
+      edges.push([lo, hi, table.intern((x + 1) * B + y + 1, [x, y], pairs, acc(x, y))]);
+    };
+    // Merge the two sorted range lists, gaps being the dead state.
+    let i = 0, j = 0, at = 0;
+    while (at <= MAX_CP) {
+      while (i < ea.length && ea[i][1] < at) i++;
+      while (j < eb.length && eb[j][1] < at) j++;
+      const ina = i < ea.length && ea[i][0] <= at, inb = j < eb.length && eb[j][0] <= at;
+      let end = MAX_CP;
+      end = Math.min(end, ina ? ea[i][1] : i < ea.length ? ea[i][0] - 1 : MAX_CP);
+      end = Math.min(end, inb ? eb[j][1] : j < eb.length ? eb[j][0] - 1 : MAX_CP);
+      if (!ina && !inb && i >= ea.length && j >= eb.length) { emit(at, MAX_CP, -1, -1); break; }
+      emit(at, end, ina ? ea[i][2] : -1, inb ? eb[j][2] : -1);
+      at = end + 1;
+    }
+    table.trans[s] = mergeEdges(edges);
+  }
+  return trim(table.dfa());
+}
+
+export const intersect = (a: Dfa, b: Dfa, limits?: DfaLimits) => product(a, b, 'and', limits);
+export const union = (a: Dfa, b: Dfa, limits?: DfaLimits) => product(a, b, 'or', limits);
+export const minus = (a: Dfa, b: Dfa, limits?: DfaLimits) => product(a, b, 'diff', limits);
+
+/** The language without the given strings. */
+export function minusStrings(a: Dfa, strings: Iterable<string>, limits?: DfaLimits): Dfa {
+  return minus(a, stringsDfa(strings), limits);
+}
+
+/** All strings of code points in `over` (default: every code point) that a does not accept. */
+export function complement(a: Dfa, over: Ranges = [[0, MAX_CP]], limits?: DfaLimits): Dfa {
+  return minus(charsDfa(over), a, limits);
+}
+
+/** a's strings of min..max code points (the product with a counter that saturates at min when max is unbounded). */
+export function lengthBounded(a0: Dfa, min: number, max: number, limits: DfaLimits = {}): Dfa {
+  // Bounds the language already keeps need no counter (a format of at most 45 characters under maxLength 255).
+  const [short, long] = lengthRange(a0);
+  if (min <= short) min = 0;
+  if (max >= long) max = Infinity;
+  if (min === 0 && max === Infinity) return a0;
+  if (min > long || max < short) return emptyDfa();
+  const a = minimize(a0);
+  const cap = max === Infinity ? min : max;
+  const table = new StateTable(limits.maxStates ?? DFA_MAX_STATES, limits.what ?? `a length bound {${min},${max}}`);
+  const pairs: Array<[number, number]> = [];
+  const K = cap + 1;
+  table.intern(0, [0, 0], pairs, a.accept[0] && min === 0);
+  for (let s = table.next(); s >= 0; s = table.next()) {
+    const [p, k] = pairs[s];
+    if (max !== Infinity && k >= max) continue;
+    const k2 = Math.min(k + 1, cap);
+    table.trans[s] = a.trans[p].map(([lo, hi, t]) => [lo, hi, table.intern(t * K + k2, [t, k2], pairs, a.accept[t] && k2 >= min)] as Edge);
+  }
+  return trim(table.dfa());
+}
+
+/** Largest automaton `minimize` refines. */
+const MINIMIZE_MAX = 400;
+
+/** The shortest and longest accepted lengths in code points ([Infinity, -Infinity] for the empty language; longest Infinity with a cycle). */
+export function lengthRange(a0: Dfa): [number, number] {
+  const a = trim(a0);
+  if (isEmpty(a)) return [Infinity, -Infinity];
+  const n = a.size;
+  // Shortest: breadth first.
+  const dist = new Int32Array(n).fill(-1);
+  dist[0] = 0;
+  const queue = [0];
+  let short = Infinity;
+  for (let i = 0; i < queue.length; i++) {
+    const q = queue[i];
+    if (a.accept[q] && dist[q] < short) short = dist[q];
+    for (const e of a.trans[q]) if (dist[e[2]] < 0) { dist[e[2]] = dist[q] + 1; queue.push(e[2]); }
+  }
+  // Longest: on the trimmed automaton every state is live, so a cycle means unbounded; else a
+  // longest path in the DAG (depth-first post order).
+  const color = new Uint8Array(n), best = new Float64Array(n);
+  const st: Array<[number, number]> = [[0, 0]];
+  color[0] = 1;
+  while (st.length) {
+    const top = st[st.length - 1];
+    const [q, i] = top;
+    const es = a.trans[q];
+    if (i < es.length) {
+      top[1]++;
+      const t = es[i][2];
+      if (color[t] === 1) return [short, Infinity];
+      if (color[t] === 0) { color[t] = 1; st.push([t, 0]); }
+      continue;
+    }
+    st.pop();
+    color[q] = 2;
+    let b = a.accept[q] ? 0 : -Infinity;
+    for (const e of es) b = Math.max(b, best[e[2]] + 1);
+    best[q] = b;
+  }
+  return [short, best[0]];
+}
+
+/** States that reach an accepting state, reachable from the start; the rest removed (an empty language is one rejecting state). */
+export function trim(a: Dfa): Dfa {
+  const n = a.size;
+  const rev: number[][] = Array.from({ length: n }, () => []);
+  for (let q = 0; q < n; q++) for (const e of a.trans[q]) rev[e[2]].push(q);
+  const live = new Uint8Array(n);
+  const st: number[] = [];
+  for (let q = 0; q < n; q++) if (a.accept[q]) { live[q] = 1; st.push(q); }
+  while (st.length) for (const p of rev[st.pop()!]) if (!live[p]) { live[p] = 1; st.push(p); }
+  if (!live[0]) return emptyDfa();
+  const id = new Int32Array(n).fill(-1);
+  const order: number[] = [0];
+  id[0] = 0;
+  for (let i = 0; i < order.length; i++) {
+    for (const e of a.trans[order[i]]) if (live[e[2]] && id[e[2]] < 0) { id[e[2]] = order.length; order.push(e[2]); }
+  }
+  if (order.length === n && live.every((x) => x === 1)) return a;
+  return new Dfa(order.map((q) => mergeEdges(a.trans[q].filter((e) => live[e[2]]).map(([lo, hi, t]) => [lo, hi, id[t]] as Edge))), order.map((q) => a.accept[q]));
+}
+
+export function isEmpty(a: Dfa): boolean {
+  const t = trim(a);
+  return t.size === 1 && !t.accept[0] && t.trans[0].length === 0;
+}
+
+/**
+ * The minimal DFA (Moore's partition refinement on the trimmed automaton; signatures are the
+ * range lists with targets replaced by their blocks).
+ */
+export function minimize(a0: Dfa): Dfa {
+  const a = trim(a0);
+  const n = a.size;
+  // Moore's refinement takes as many rounds as the longest chain (a counter's length): large
+  // automata, products with counters, are returned trimmed, as they are.
+  if (n > MINIMIZE_MAX) return a;
+  let block = new Int32Array(n);
+  for (let q = 0; q < n; q++) block[q] = a.accept[q] ? 1 : 0;
+  let count = -1;
+  for (;;) {
+    const ids = new Map<string, number>();
+    const next = new Int32Array(n);
+    for (let q = 0; q < n; q++) {
+      const sig: number[] = [block[q]];
+      let last = -2, lastHi = -2;
+      for (const [lo, hi, t] of a.trans[q]) {
+        const bt = block[t];
+        if (bt === last && lo === lastHi + 1) { sig[sig.length - 1] = hi; lastHi = hi; continue; }
+        sig.push(lo, bt, hi); last = bt; lastHi = hi;
+      }
+      const key = sig.join(',');
+      let id = ids.get(key);
+      if (id === undefined) { id = ids.size; ids.set(key, id); }
+      next[q] = id;
+    }
+    const stable = ids.size === count;
+    count = ids.size;
+    block = next;
+    if (stable) break;
+  }
+  if (count === n) return a;
+  // Renumber with the start's block first.
+  const map = new Int32Array(count).fill(-1);
+  const rep: number[] = [];
+  map[block[0]] = 0; rep.push(0);
+  for (let q = 0; q < n; q++) if (map[block[q]] < 0) { map[block[q]] = rep.length; rep.push(q); }
+  return new Dfa(rep.map((q) => mergeEdges(a.trans[q].map(([lo, hi, t]) => [lo, hi, map[block[t]]] as Edge))), rep.map((q) => a.accept[q]));
+}
+
+/** A shortest accepted string (breadth first), or null for the empty language. */
+export function shortestString(a: Dfa): string | null {
+  const prev = new Map<number, [number, number]>();
+  const seen = new Set([0]);
+  const queue = [0];
+  for (let i = 0; i < queue.length; i++) {
+    const q = queue[i];
+    if (a.accept[q]) {
+      const cps: number[] = [];
+      for (let x = q; x !== 0;) { const p = prev.get(x)!; cps.push(p[1]); x = p[0]; }
+      return String.fromCodePoint(...cps.reverse());
+    }
+    for (const [lo, hi, t] of a.trans[q]) {
+      if (seen.has(t)) continue;
+      // Prefer a printable ASCII letter inside the range, else its lowest non-surrogate code point.
+      let c = lo;
+      if (lo <= 0x61 && hi >= 0x61) c = 0x61; else if (lo <= 0x41 && hi >= 0x41) c = 0x41; else if (lo <= 0x30 && hi >= 0x30) c = 0x30;
+      if (c >= 0xd800 && c <= 0xdfff) { if (hi <= 0xdfff) continue; c = 0xe000; }
+      seen.add(t); prev.set(t, [q, c]); queue.push(t);
+    }
+  }
+  return null;
+}
+
+// ---- grammar ------------------------------------------------------------------------------------
+
+/**
+ * Grammar rules for a DFA's language, written in `mode` (for 'json': the contents of a JSON
+ * string, characters escaped as JSON.stringify escapes them): one rule per state, an alternative
+ * per target (its code point ranges, then the target's rule) and the empty one where accepting.
+ * `key` memoises the rules in the builder. Code points without UTF-8 (surrogates) are left out.
+ */
+export function dfaSyms(b: GrammarBuilder, a: Dfa, mode: CharMode, key?: string): Sym {
+  const make = (): Sym => {
+    const d = minimize(a);
+    const ids = d.trans.map(() => b.rule('dfa'));
+    const classes = new Map<string, Sym>();
+    d.trans.forEach((es, q) => {
+      const byTarget = new Map<number, Ranges>();
+      for (const [lo, hi, t] of es) { let r = byTarget.get(t); if (!r) byTarget.set(t, (r = [])); r.push([lo, hi]); }
+      const alts: Sym[][] = [];
+      for (const [t, r] of byTarget) {
+        // (Edges are sorted, disjoint and merged: the ranges are normal already; one symbol per class.)
+        const k = r.map(([x, y]) => `${x}-${y}`).join(',');
+        let c = classes.get(k);
+        if (c === undefined) { c = charsSym(b, r, mode); classes.set(k, c); }
+        alts.push([c, ids[t]]);
+      }
+      // (The empty alternative last, as GrammarBuilder.repeat writes a loop: the matcher knows that shape.)
+      if (d.accept[q]) alts.push([]);
+      b.define(ids[q], alts);
+    });
+    return ids[0];
+  };
+  return key === undefined ? make() : b.cached(`dfa:${mode}:${key}`, make);
+}
+
+/**
+ * When the language is C^n for n in lo..hi (hi may be Infinity) with one class C (the minimal DFA
+ * is a chain of states, each with all its edges on C to the next, possibly ending in a loop):
+ * the class and the bounds; else null. Such a language is written as a bounded repetition, which
+ * the matcher's fast paths know (a chain of counter states is not).
+ */
+export function uniformChain(a0: Dfa): { chars: Ranges; lo: number; hi: number } | null {
+  const a = minimize(a0);
+  if (isEmpty(a)) return null;
+  let C: Ranges | null = null;
+  let lo = -1, hi = -1;
+  const seen = new Uint8Array(a.size);
+  for (let q = 0, i = 0; ; i++) {
+    if (seen[q]) return null;
+    seen[q] = 1;
+    if (a.accept[q]) { if (lo < 0) lo = i; } else if (lo >= 0) return null;
+    const es = a.trans[q];
+    if (es.length === 0) { hi = i; break; }
+    const t = es[0][2];
+    if (es.some((e) => e[2] !== t)) return null;
+    const r: Ranges = es.map(([x, y]) => [x, y]);
+    if (C === null) C = r;
+    else if (r.length !== C.length || r.some(([x, y], j) => x !== C![j][0] || y !== C![j][1])) return null;
+    if (t === q) { hi = Infinity; break; }
+    q = t;
+  }
+  if (lo < 0) return null;
+  return { chars: C ?? [], lo, hi };
+}
+
+/**
+ * Grammar symbols for a DFA's language: a bounded repetition of a class where it is one
+ * (uniformChain), else dfaSyms' rules.
+ */
+export function languageSyms(b: GrammarBuilder, a: Dfa, mode: CharMode, key?: string): Sym[] {
+  const u = uniformChain(a);
+  if (u && u.chars.length) return b.repeat('chars', [charsSym(b, u.chars, mode)], u.lo, u.hi);
+  if (u && u.lo === 0) return [];
+  return [dfaSyms(b, a, mode, key)];
+}
+
+/** A RegexError or ComplexityError from a construction, else rethrows. */
+export const isDfaRefusal = (e: unknown): e is RegexError | ComplexityError => e instanceof RegexError || e instanceof ComplexityError;
