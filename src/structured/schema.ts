@@ -116,6 +116,8 @@ export class SchemaCompiler {
       const root = b.rule('root', [[...lead, ...this.ws, v, ...(this.yaml ? [b.opt('nl', b.lit('\n'))] : this.ws)]]);
       return b.build(root);
     } catch (e) {
+      // Deep recursion the limits above did not foresee: a clear error, not a crash.
+      if (e instanceof RangeError && /call stack/.test(e.message)) throw new ComplexityError('schema recursion (the call stack)', 0, 'the schema is too deeply nested or too large to compile');
       if (e instanceof UnsatisfiableError && this.unsat.length) throw new UnsatisfiableError(this.unsat[0].split(': ')[0], this.unsat[0].split(': ').slice(1).join(': ') + (this.unsat.length > 1 ? ` (and ${this.unsat.length - 1} more)` : ''));
       throw e;
     }
@@ -1185,6 +1187,9 @@ export class SchemaCompiler {
       memo.set(key, sym);
       return sym;
     };
+    // E(c, ·) calls only E(c + 1, ·): built from the largest count down, the recursion stays one
+    // level deep (maxProperties 10000 would otherwise overflow the call stack).
+    if (maxP !== undefined && maxP > 500) for (let c = maxP; c >= 0; c--) { E(c, true); E(c, false); }
     return R(0, 0, [], [], [], witness === undefined);
   }
 
@@ -1379,6 +1384,10 @@ export class SchemaCompiler {
       b.define(id, alts);
       return id;
     };
+    // A(i, ·) calls only A(i + 1, ·): built from the last index down, the recursion stays one
+    // level deep (maxItems 10000 would otherwise overflow the call stack).
+    const last = max === Infinity ? top + 1 : max;
+    if (last > 500) for (let i = last; i >= 1; i--) for (let seen = 0; seen <= full; seen++) if ((seen & full) === seen) A(i, seen);
     return b.seq('array', [...this.lit('['), ...ws, A(0, 0), ...this.lit(']')]);
   }
 

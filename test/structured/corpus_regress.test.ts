@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { compileJsonSchema, ByteAutomaton, DEAD, UnsatisfiableError, UnsupportedKeywordError } from '../../src/structured/index.js';
+import { compileJsonSchema, ByteAutomaton, DEAD, UnsatisfiableError, UnsupportedKeywordError, StructuredError } from '../../src/structured/index.js';
 import type { Grammar, JsonSchema } from '../../src/structured/index.js';
 
 const require = createRequire(import.meta.url);
@@ -133,4 +133,14 @@ test('bad input: $ref cycles without a base case, remote $ref, catastrophic rege
     assert.equal(accepts(g, JSON.stringify(unit.repeat(500) + '!')), longOk, pattern);
   }
   assert.ok(performance.now() - t0 < 10_000);
+});
+
+test('large maxProperties / maxItems with contains compile without overflowing the call stack (was: RangeError in a corpus schema)', () => {
+  const many = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i]));
+  agree({ type: 'object', maxProperties: 10000, additionalProperties: { type: 'integer' } }, [{}, { a: 1 }, many(30), { a: 'x' }]);
+  agree({ type: 'array', items: { type: 'integer' }, maxItems: 10000, contains: { const: 1 } }, [[], [1], [2, 1, 3], Array(40).fill(2), [...Array(40).fill(2), 1], ['1']]);
+  // Whatever recursion the limits do not foresee ends in a ComplexityError, not a RangeError.
+  let deep: JsonSchema = { type: 'integer' };
+  for (let i = 0; i < 150; i++) deep = { type: 'array', items: deep, contains: deep };
+  try { compileJsonSchema(deep); } catch (e) { assert.ok(e instanceof StructuredError, String(e)); }
 });
