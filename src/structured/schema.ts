@@ -62,11 +62,13 @@ export const EXTRA = 'tslm:extraKey';
 export const FRACTION = 'tslm:notInteger';
 /** Internal keyword: more contains schemas (from other allOf branches), each with its own witness. */
 export const CONTAINS_ALL = 'tslm:containsAll';
+/** Internal keyword: patterns a string must not match (what `not` of pattern becomes; dfa.ts's difference). */
+export const NOT_PATTERN = 'tslm:notPattern';
 const ANNOTATIONS = new Set(['title', 'description', 'default', 'examples', 'example', '$comment', '$schema', '$id', 'id', 'readOnly', 'writeOnly', 'deprecated', 'discriminator', 'xml', 'externalDocs', '$defs', 'definitions',
   '$anchor', '$vocabulary', 'contentMediaType', 'contentEncoding', 'contentSchema']);
 const SUPPORTED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'prefixItems', 'additionalItems', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref',
   'minLength', 'maxLength', 'pattern', 'format', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minItems', 'maxItems', 'nullable', 'uniqueItems', 'minProperties', 'multipleOf',
-  'patternProperties', 'dependencies', 'dependentRequired', 'dependentSchemas', 'maxProperties', 'propertyNames', 'not', 'if', 'then', 'else', NOT_IN, EXTRA, FRACTION, CONTAINS_ALL, 'contains']);
+  'patternProperties', 'dependencies', 'dependentRequired', 'dependentSchemas', 'maxProperties', 'propertyNames', 'not', 'if', 'then', 'else', NOT_IN, NOT_PATTERN, EXTRA, FRACTION, CONTAINS_ALL, 'contains']);
 const KNOWN_UNSUPPORTED = new Set(['unevaluatedProperties', 'unevaluatedItems', 'minContains', 'maxContains',
   '$dynamicRef', '$dynamicAnchor', '$recursiveRef', '$recursiveAnchor', 'disallow', 'extends', 'divisibleBy',
   // ajv-formats' keywords
@@ -319,7 +321,8 @@ export class SchemaCompiler {
         case 'maximum': out.push({ type: 'number', [n.exclusiveMaximum === true ? 'minimum' : 'exclusiveMinimum']: bound(k) }); break;
         case 'exclusiveMinimum': if (typeof v !== 'boolean') out.push({ type: 'number', maximum: bound(k) }); break;
         case 'exclusiveMaximum': if (typeof v !== 'boolean') out.push({ type: 'number', minimum: bound(k) }); break;
-        case 'pattern': no(k, 'the complement of a pattern (needs a regular-language complement, not supported yet)'); break;
+        case 'pattern': if (typeof v !== 'string') throw new InvalidSchemaError(k, jp(ptr, k), 'must be a string'); out.push({ type: 'string', [NOT_PATTERN]: [v] }); break;
+        case NOT_PATTERN: for (const x of v as string[]) out.push({ type: 'string', pattern: x }); break;
         case 'format': {
           const kind = typeof v === 'string' ? formatKind(v) : 'unknown';
           if (kind === 'string' || kind === 'refuse' || v === 'int32' || v === 'int64') no(k, `the values that are not a valid '${v}'`);
@@ -636,7 +639,7 @@ export class SchemaCompiler {
       if (n < minL || n > maxL) return false;
       try { return validate(v, { pattern: s.pattern, format: strFormat }, this, ptr); } catch { return true; }
     });
-    if (ex.length && (s.pattern !== undefined || strFormat !== undefined)) {
+    if (ex.length && (s.pattern !== undefined || strFormat !== undefined || s[NOT_PATTERN] !== undefined)) {
       // The language of pattern / format / lengths (a DFA over code points) minus the excluded strings.
       let d: Dfa;
       try { d = minusStrings(this.stringLanguage(s, ptr)!, new Set(ex), { what: 'the values not excluded' }); } catch (e) {
@@ -649,6 +652,12 @@ export class SchemaCompiler {
     if (ex.length) return this.stringExcluding([...new Set(ex)], minL, maxL);
     // Two or more of pattern, format and a length bound: the intersection of their languages (a DFA).
     const lengthBound = minL > 0 || maxL < Infinity;
+    if (s[NOT_PATTERN] !== undefined) {
+      // Patterns excluded by not: the language of the rest minus theirs (a DFA).
+      const d = this.stringLanguage(s, ptr)!;
+      if (isEmpty(d)) return this.never(ptr, 'no string satisfies the patterns excluded by not');
+      return b.seq('string', [...this.lit('"'), ...languageSyms(b, d, 'json'), ...this.lit('"')]);
+    }
     if (+(s.pattern !== undefined) + +(strFormat !== undefined) + +lengthBound >= 2) {
       // A language C^{lo..hi} of one class (a pattern such as ^[a-z0-9_]+$) bounded in length is a
       // bounded repetition, with no counter product: the JSON string rules where C is every code point.
@@ -693,8 +702,9 @@ export class SchemaCompiler {
     const strFormat = kind === 'string' ? fmt : undefined;
     if (s.pattern !== undefined && typeof s.pattern !== 'string') throw new InvalidSchemaError('pattern', jp(ptr, 'pattern'), 'must be a string');
     const pattern = s.pattern as string | undefined;
-    if (pattern === undefined && strFormat === undefined && minL === 0 && maxL === Infinity) return null;
-    const key = JSON.stringify([pattern, strFormat, minL, maxL]);
+    const notPatterns = (s[NOT_PATTERN] ?? []) as string[];
+    if (pattern === undefined && strFormat === undefined && minL === 0 && maxL === Infinity && notPatterns.length === 0) return null;
+    const key = JSON.stringify([pattern, strFormat, minL, maxL, notPatterns]);
     const known = this.dfaCache.get(key);
     if (known instanceof Error) throw known;
     if (known) return known;
@@ -707,6 +717,14 @@ export class SchemaCompiler {
       }
       if (strFormat !== undefined) { const f = formatDfa(strFormat); d = d ? intersect(d, f, { what: `pattern and format '${strFormat}'` }) : f; }
       if (minL > 0 || maxL < Infinity) d = d ? boundedLanguage(d, minL, maxL, what.join(' + ')) : charsDfa(undefined, minL, maxL);
+      for (const np of notPatterns) {
+        let x: Dfa;
+        try { x = regexDfa(np, true); } catch (e) { if (e instanceof RegexError) throw new UnsupportedKeywordError('not', jp(ptr, 'not', 'pattern'), e.message); throw e; }
+        try { d = minus(d ?? charsDfa(), x, { what: `the strings outside /${np}/` }); } catch (e) {
+          if (e instanceof ComplexityError) throw new UnsupportedKeywordError('not', jp(ptr, 'not', 'pattern'), e.message);
+          throw e;
+        }
+      }
     } catch (e) {
       if (!(e instanceof ComplexityError)) throw e;
       const err = new UnsupportedKeywordError(what.find((k) => k !== 'pattern' && k !== 'format') ?? 'format', ptr, `together with ${what.filter((k) => k === 'pattern' || k === 'format').map((k) => `'${k}'`).join(' and ')}: ${e.message}`);
@@ -1986,7 +2004,7 @@ function mergeSchemas(parts: Obj[], ptr: string): JsonSchema {
           else if (cur !== v) fail(k);
           break;
         case 'enum': out[k] = (cur as unknown[]).filter((x) => (v as unknown[]).some((y) => deepEqual(x, y))); break;
-        case NOT_IN: out[k] = [...(cur as unknown[]), ...(v as unknown[])]; break;
+        case NOT_IN: case NOT_PATTERN: out[k] = [...(cur as unknown[]), ...(v as unknown[])]; break;
         // Another branch's contains needs its own witness (arraySym).
         case 'contains': if (!deepEqual(cur, v)) out[CONTAINS_ALL] = [...((out[CONTAINS_ALL] ?? []) as JsonSchema[]), v]; break;
         case 'const': if (!deepEqual(cur, v)) out.enum = []; break;
@@ -2114,6 +2132,7 @@ export function validate(v: unknown, s: JsonSchema, c: SchemaCompiler, ptr = '#'
       case 'anyOf': if (!(s.anyOf as JsonSchema[]).some((x) => validate(v, x, c, ptr))) return false; break;
       case 'not': if (validate(v, s.not as JsonSchema, c, ptr)) return false; break;
       case NOT_IN: if ((s[NOT_IN] as unknown[]).some((e) => deepEqual(e, v))) return false; break;
+      case NOT_PATTERN: if (typeof v === 'string' && (s[NOT_PATTERN] as string[]).some((p) => new RegExp(p, 'u').test(v))) return false; break;
       case 'if': {
         const ok = validate(v, s.if as JsonSchema, c, ptr);
         if (ok && s.then !== undefined && !validate(v, s.then as JsonSchema, c, ptr)) return false;

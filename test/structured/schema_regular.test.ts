@@ -92,12 +92,12 @@ test('propertyNames: pattern, enum, const, length, format; with properties and p
     { type: 'object', propertyNames: { type: 'integer' } },
     { type: 'object', propertyNames: { $ref: '#/definitions/k' }, definitions: { k: { pattern: '^[A-Z]+$' } } },
     // names excluded by not (enum / const)
-    { type: 'object', propertyNames: { not: { const: 'a' } } },
+    { type: 'object', propertyNames: { not: { const: 'a' } } }, { type: 'object', propertyNames: { not: { pattern: '^x' } } },
     { type: 'object', propertyNames: { maxLength: 2, not: { enum: ['a', 'ab', 'x'] } }, patternProperties: { '^a': { type: 'integer' } } },
   ];
   for (const [i, s] of schemas.entries()) check(s, { seed: 20 + i });
   assert.throws(() => compileJsonSchema({ type: 'object', required: ['name'], propertyNames: { maxLength: 2 } }), UnsatisfiableError);
-  assert.throws(() => compileJsonSchema({ type: 'object', propertyNames: { not: { pattern: '^a' } } }), (e: unknown) => e instanceof UnsupportedKeywordError && e.keyword === 'not');
+  assert.throws(() => compileJsonSchema({ type: 'object', propertyNames: { oneOf: [{ pattern: '^a' }, { maxLength: 2 }] } }), (e: unknown) => e instanceof UnsupportedKeywordError && e.keyword === 'propertyNames');
 });
 
 test('minLength / maxLength with pattern and with format: exactly the intersection (ajv both ways)', () => {
