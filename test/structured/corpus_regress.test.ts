@@ -3,22 +3,12 @@
 // cause; verdicts are compared with ajv (+ ajv-formats).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { compileJsonSchema, ByteAutomaton, DEAD, UnsatisfiableError, UnsupportedKeywordError, StructuredError } from '../../src/structured/index.js';
 import type { Grammar, JsonSchema } from '../../src/structured/index.js';
+import { ajv, accepts } from './suite_util.js';
 
-const require = createRequire(import.meta.url);
-const AjvMod = require('ajv');
-const addFormatsMod = require('ajv-formats');
-const ajv = new (AjvMod.default ?? AjvMod)({ strict: false, logger: false });
-(addFormatsMod.default ?? addFormatsMod)(ajv);
 const enc = new TextEncoder();
 
-function accepts(g: Grammar, text: string): boolean {
-  const a = new ByteAutomaton(g);
-  const s = a.advanceBytes(a.initial, enc.encode(text));
-  return s !== DEAD && a.accepting(s);
-}
 /** The engine agrees with ajv on every instance (compact JSON, keys as written). */
 function agree(schema: JsonSchema, instances: unknown[], g: Grammar = compileJsonSchema(schema)): void {
   for (const x of instances) {

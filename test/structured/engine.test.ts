@@ -19,6 +19,7 @@ import type { Grammar } from '../../src/structured/index.js';
 import { FORMAT_SAMPLES } from '../../src/structured/schema.js';
 import { llama2Json, llama3Json } from '../tokenizers/real_vocabs.js';
 import { main } from '../../src/cli/main.js';
+import { accepts } from './suite_util.js';
 
 const require = createRequire(import.meta.url);
 const enc = new TextEncoder();
@@ -34,11 +35,6 @@ before(async () => {
 });
 after(async () => { model.dispose(); await shutdown(); });
 
-function accepts(g: Grammar, text: string): boolean {
-  const a = new ByteAutomaton(g);
-  const s = a.advanceBytes(a.initial, enc.encode(text));
-  return s !== DEAD && a.accepting(s);
-}
 
 test('regex → automaton agrees with JavaScript RegExp (full match)', () => {
   const cases: Array<[string, string[]]> = [

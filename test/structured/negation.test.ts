@@ -4,23 +4,11 @@
 // order); complements this compiler cannot write are refused naming 'not' and the keyword's pointer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import { compileJsonSchema, ByteAutomaton, DEAD, UnsupportedKeywordError, StructuredError } from '../../src/structured/index.js';
+import { compileJsonSchema, UnsupportedKeywordError, StructuredError } from '../../src/structured/index.js';
 import type { Grammar, JsonSchema } from '../../src/structured/index.js';
+import { ajv, ajvValid, accepts } from './suite_util.js';
 
-const require = createRequire(import.meta.url);
-const AjvMod = require('ajv');
-const addFormatsMod = require('ajv-formats');
-const ajv = new (AjvMod.default ?? AjvMod)({ strict: false, logger: false });
-(addFormatsMod.default ?? addFormatsMod)(ajv);
-const enc = new TextEncoder();
 
-function accepts(g: Grammar, text: string): boolean {
-  const a = new ByteAutomaton(g);
-  const s = a.advanceBytes(a.initial, enc.encode(text));
-  return s !== DEAD && a.accepting(s);
-}
-const ajvValid = (schema: JsonSchema, v: unknown): boolean => ajv.validate(schema as object, v) as boolean;
 
 /** The value with its top-level keys in every order (objects of up to 3 keys). */
 function orders(v: unknown): unknown[] {

@@ -7,22 +7,13 @@
 // pattern are printable ASCII).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import { compileJsonSchema, ByteAutomaton, DEAD, UnsupportedKeywordError, UnsatisfiableError } from '../../src/structured/index.js';
+import { compileJsonSchema, UnsupportedKeywordError, UnsatisfiableError } from '../../src/structured/index.js';
 import type { JsonSchema, SchemaOptions } from '../../src/structured/index.js';
 import { Rng } from '../../src/structured/fuzz.js';
+import { ajv, acceptor } from './suite_util.js';
 
-const require = createRequire(import.meta.url);
-const AjvMod = require('ajv');
-const addFormatsMod = require('ajv-formats');
-const ajv = new (AjvMod.default ?? AjvMod)({ strict: false, logger: false });
-(addFormatsMod.default ?? addFormatsMod)(ajv);
-const enc = new TextEncoder();
 
-function automaton(schema: JsonSchema, opts: SchemaOptions = {}): (text: string) => boolean {
-  const a = new ByteAutomaton(compileJsonSchema(schema, opts));
-  return (text) => { const s = a.advanceBytes(a.initial, enc.encode(text)); return s !== DEAD && a.accepting(s); };
-}
+const automaton = (schema: JsonSchema, opts: SchemaOptions = {}) => acceptor(compileJsonSchema(schema, opts));
 
 const KEYS = ['a', 'b', 'c', 'x-', 'x-1', 'x-foo', 'y_id', 'x_id', 'foo', 'Foo', 'FOO', '', 'é', 'xé', 'a"b', 'a\\b', 'ab', 'abc', 'abcdefghij', 'id', 'name', 'x-\n'];
 const VALUES: unknown[] = [1, -2, 2.5, 'x', '', 'hello', true, null, [], [1], {}, { a: 1 }];

@@ -4,27 +4,15 @@
 // with ajv), and generation emits declared properties only, never a key twice.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { init, shutdown, LlamaForCausalLM, parseLlamaConfig } from '../../src/index.js';
 import { HFTokenizer } from '../../src/tokenizers/hf.js';
 import { formatAccepts } from '../../src/structured/schema.js';
-import { compileJsonSchema, compileConstraint, ByteAutomaton, DEAD, UnsupportedKeywordError, generateStructured } from '../../src/structured/index.js';
+import { compileJsonSchema, compileConstraint, UnsupportedKeywordError, generateStructured } from '../../src/structured/index.js';
 import type { Grammar, JsonSchema, SchemaOptions } from '../../src/structured/index.js';
 import { llama2Json } from '../tokenizers/real_vocabs.js';
+import { ajv, ajvValid, accepts } from './suite_util.js';
 
-const require = createRequire(import.meta.url);
-const AjvMod = require('ajv');
-const addFormatsMod = require('ajv-formats');
-const ajv = new (AjvMod.default ?? AjvMod)({ strict: false, logger: false });
-(addFormatsMod.default ?? addFormatsMod)(ajv);
-const enc = new TextEncoder();
 
-function accepts(g: Grammar, text: string): boolean {
-  const a = new ByteAutomaton(g);
-  const s = a.advanceBytes(a.initial, enc.encode(text));
-  return s !== DEAD && a.accepting(s);
-}
-const ajvValid = (schema: JsonSchema, v: unknown): boolean => ajv.validate(schema as object, v) as boolean;
 
 test('unknown keywords and formats are ignored as the spec says; strict refuses them naming keyword and pointer', () => {
   const words: Array<[string, unknown]> = [['readonly', true], ['enumNames', ['A', 'B']], ['enumDescription', ['a', 'b']], ['alias', 'x'], ['_format', 'date'],

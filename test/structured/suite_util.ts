@@ -1,10 +1,27 @@
 // Shared helpers for the structured-generation tests: the JSON Schema Test Suite (draft 4, npm
-// json-schema-test-suite), canonical key order for instances, and checking text or tokens.
+// json-schema-test-suite), ajv (the outside reference), canonical key order for instances, and
+// checking text or tokens.
 import { createRequire } from 'node:module';
-import { SchemaCompiler, TokenMatcher, DEAD } from '../../src/structured/index.js';
+import { SchemaCompiler, TokenMatcher, ByteAutomaton, DEAD } from '../../src/structured/index.js';
 import type { JsonSchema, SchemaOptions, Grammar } from '../../src/structured/index.js';
 
 const require = createRequire(import.meta.url);
+
+const AjvMod = require('ajv');
+const addFormatsMod = require('ajv-formats');
+/** ajv (draft-07) with ajv-formats' full formats: the reference the engine is checked against. */
+export const ajv = new (AjvMod.default ?? AjvMod)({ strict: false, logger: false });
+(addFormatsMod.default ?? addFormatsMod)(ajv);
+export const ajvValid = (schema: JsonSchema, v: unknown): boolean => ajv.validate(schema as object, v) as boolean;
+
+const enc = new TextEncoder();
+/** Byte-level check of texts against one grammar (one automaton, its caches shared by the calls). */
+export function acceptor(g: Grammar): (text: string) => boolean {
+  const a = new ByteAutomaton(g);
+  return (text) => { const s = a.advanceBytes(a.initial, enc.encode(text)); return s !== DEAD && a.accepting(s); };
+}
+/** Whether the grammar accepts the text (a fresh automaton). */
+export const accepts = (g: Grammar, text: string): boolean => acceptor(g)(text);
 
 export interface SuiteGroup { file: string; description: string; schema: JsonSchema; tests: Array<{ description: string; data: unknown; valid: boolean }> }
 
