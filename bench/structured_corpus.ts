@@ -16,6 +16,8 @@ import { SchemaCompiler, TokenVocab, TokenMatcher, DEAD, StructuredError } from 
 import type { JsonSchema } from '../src/structured/index.js';
 import { llama2Json } from '../test/tokenizers/real_vocabs.js';
 import { warmUp } from './structured.js';
+// The percentiles `tslm schema check --bench` prints, so a corpus figure and a single schema's agree.
+import { pct } from '../src/cli/commands/schema.js';
 
 export interface CorpusOptions {
   dir: string;
@@ -37,12 +39,6 @@ export interface CorpusResult {
   compileMs?: number;
   valid: number; validAccepted: number; invalid: number; invalidAccepted: number; crashes: number;
   masks: number[];
-}
-
-function pct(xs: number[], p: number): number {
-  if (!xs.length) return 0;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 }
 
 /** One schema and its tests. */

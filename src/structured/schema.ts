@@ -647,7 +647,7 @@ export class SchemaCompiler {
         throw e;
       }
       if (isEmpty(d)) return this.never(ptr, 'every string the pattern / format allows is excluded');
-      return b.seq('string', [...this.lit('"'), ...languageSyms(b, d, 'json'), ...this.lit('"')]);
+      return this.dfaString(d);
     }
     if (ex.length) return this.stringExcluding([...new Set(ex)], minL, maxL);
     // Two or more of pattern, format and a length bound: the intersection of their languages (a DFA).
@@ -656,7 +656,7 @@ export class SchemaCompiler {
       // Patterns excluded by not: the language of the rest minus theirs (a DFA).
       const d = this.stringLanguage(s, ptr)!;
       if (isEmpty(d)) return this.never(ptr, 'no string satisfies the patterns excluded by not');
-      return b.seq('string', [...this.lit('"'), ...languageSyms(b, d, 'json'), ...this.lit('"')]);
+      return this.dfaString(d);
     }
     if (+(s.pattern !== undefined) + +(strFormat !== undefined) + +lengthBound >= 2) {
       // A language C^{lo..hi} of one class (a pattern such as ^[a-z0-9_]+$) bounded in length is a
@@ -672,7 +672,7 @@ export class SchemaCompiler {
       const d = this.stringLanguage(s, ptr)!;
       if (isEmpty(d)) return this.never(ptr, `no string satisfies ${['pattern', 'format', 'minLength', 'maxLength'].filter((k) => s[k] !== undefined).join(' + ')}`);
       const key = JSON.stringify([s.pattern, strFormat, minL, maxL]);
-      return b.cached(`strdfa:${key}`, () => b.seq('string', [...this.lit('"'), ...languageSyms(b, d, 'json'), ...this.lit('"')]));
+      return b.cached(`strdfa:${key}`, () => this.dfaString(d));
     }
     let body: Sym[];
     if (s.pattern !== undefined) {
@@ -683,6 +683,11 @@ export class SchemaCompiler {
       body = [b.cached(`fmt:${strFormat}`, () => b.seq(`fmt-${strFormat}`, regexSyms(b, re, 'json', false)))];
     } else return this.plainString(minL, maxL);
     return b.seq('string', [...this.lit('"'), ...body, ...this.lit('"')]);
+  }
+
+  /** A JSON string whose contents are the automaton's language. */
+  private dfaString(d: Dfa): Sym {
+    return this.b.seq('string', [...this.lit('"'), ...languageSyms(this.b, d, 'json'), ...this.lit('"')]);
   }
 
   private readonly dfaCache = new Map<string, Dfa | Error>();
