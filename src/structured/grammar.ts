@@ -32,6 +32,8 @@ export class GrammarBuilder {
   private readonly nameCount = new Map<string, number>();
   private readonly memo = new Map<string, Sym>();
   private readonly chains = new Map<Sym, number[]>();
+  /** Rules whose alternatives the matcher asks for when it first expands them (see `lazy`). */
+  readonly lazyRules = new Map<number, LazyAlts>();
   private symbols = 0;
   constructor(readonly limits: GrammarLimits = {}) {}
 
@@ -52,6 +54,19 @@ export class GrammarBuilder {
     for (const a of alts) this.symbols += a.length + 1;
     const max = this.limits.maxSymbols ?? 2_000_000;
     if (this.symbols > max) throw new ComplexityError('grammar size (symbols)', max);
+  }
+
+  /**
+   * A rule whose alternatives are produced when the matcher first expands it (`gen`, which may
+   * create more such rules with Grammar.lazyRule): for languages with too many rules to build
+   * ahead, of which a parse visits few — members of an object in any order, one rule per set of
+   * names seen. `shortest` are static alternatives with the same shortest derivation (and the
+   * same productivity) as the generated ones: the build's analyses use them, the matcher never does.
+   */
+  lazy(name: string, shortest: Sym[][], gen: LazyAlts): number {
+    const id = this.rule(name, shortest);
+    this.lazyRules.set(id, gen);
+    return id;
   }
 
   /** Memoised construction keyed by a string (shared sub-grammars). */
@@ -251,26 +266,41 @@ function encodeCp(c: number): number[] {
   return [0xf0 | (c >> 18), 0x80 | ((c >> 12) & 63), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63)];
 }
 
+/** Alternatives of a lazy rule, produced on its first expansion (see GrammarBuilder.lazy). */
+export type LazyAlts = (g: Grammar) => Sym[][];
+
+/** ruleAlts of a lazy rule not expanded yet (compare by identity). */
+export const PENDING = new Int32Array(0);
+
 /**
  * A checked, flattened grammar. `prog` holds each alternative's symbols followed by END;
- * `ruleAlts[r]` the start positions of rule r's alternatives.
+ * `ruleAlts[r]` the start positions of rule r's alternatives (PENDING for a lazy rule until
+ * `expandLazy(r)`, which appends its alternatives to `prog` — a new array: readers compare
+ * `version` and re-read `prog` and `minRest`).
  */
 export class Grammar {
   readonly names: string[];
   readonly classes: Uint8Array[];
-  readonly prog: Int32Array;
+  prog: Int32Array;
   readonly ruleAlts: Int32Array[];
   readonly start: number;
   /** Shortest byte length a rule derives (Infinity never, after pruning). */
-  readonly minLen: Float64Array;
+  minLen: Float64Array;
   /** Shortest byte length of the rest of an alternative from a position. */
-  readonly minRest: Float64Array;
+  minRest: Float64Array;
+  /** Bumped each time `prog` / `minRest` / `minLen` are replaced by longer arrays. */
+  version = 0;
+  private progLen: number;
+  private readonly lazyGen = new Map<number, LazyAlts>();
+  private readonly classEmpty: boolean[];
+  /** Most lazy rules a grammar may create (each parse visits few; this bounds hostile inputs). */
+  static readonly MAX_LAZY = 200_000;
 
   constructor(b: GrammarBuilder, start: number) {
     const R = b.alts.length;
     for (let r = 0; r < R; r++) if (b.alts[r] === null) throw new GrammarError(`rule '${b.names[r]}'`, 'is referenced but never defined');
     const alts = b.alts as Sym[][][];
-    const classEmpty = b.classes.map((c) => c.indexOf(1) < 0);
+    const classEmpty = this.classEmpty = b.classes.map((c) => c.indexOf(1) < 0);
     // Shortest derivation; Infinity = unproductive.
     const minLen = shortestDerivations(alts, classEmpty);
     const symLen = (s: Sym): number => (s >= 0 ? minLen[s] : classEmpty[symClass(s)] ? Infinity : 1);
@@ -297,12 +327,70 @@ export class Grammar {
       return starts;
     });
     this.prog = prog;
+    this.progLen = prog.length;
     const minRest = new Float64Array(prog.length);
     for (let i = prog.length - 1; i >= 0; i--) {
       const s = prog[i];
       minRest[i] = s === END ? 0 : symLen(s) + minRest[i + 1];
     }
     this.minRest = minRest;
+    // Lazy rules: their static alternatives served the analyses above; the matcher asks for the real ones.
+    for (const [r, gen] of b.lazyRules) if (minLen[r] < Infinity) { this.ruleAlts[r] = PENDING; this.lazyGen.set(r, gen); }
+  }
+
+  private symLen(s: Sym): number {
+    return s >= 0 ? this.minLen[s] : this.classEmpty[symClass(s)] ? Infinity : 1;
+  }
+
+  /**
+   * A new lazy rule, for a LazyAlts generator to refer to: `minLen` must be the shortest length its
+   * alternatives derive (Infinity: unproductive, and then it is never expanded).
+   */
+  lazyRule(name: string, minLen: number, gen: LazyAlts): number {
+    const r = this.names.length;
+    if (this.lazyGen.size >= Grammar.MAX_LAZY) throw new ComplexityError('lazily built grammar rules', Grammar.MAX_LAZY);
+    this.names.push(name);
+    this.ruleAlts.push(PENDING);
+    if (r >= this.minLen.length) {
+      const m = new Float64Array(Math.max(16, this.minLen.length * 2)).fill(Infinity);
+      m.set(this.minLen);
+      this.minLen = m;
+      this.version++;
+    }
+    this.minLen[r] = minLen;
+    this.lazyGen.set(r, gen);
+    return r;
+  }
+
+  /** Produces the alternatives of lazy rule r (once); unproductive ones are dropped. */
+  expandLazy(r: number): void {
+    if (this.ruleAlts[r] !== PENDING) return;
+    const gen = this.lazyGen.get(r);
+    if (gen === undefined) throw new GrammarError(`rule '${this.names[r]}'`, 'has no alternatives');
+    const alts = gen(this).filter((a) => a.every((s) => this.symLen(s) < Infinity));
+    let size = 0;
+    for (const a of alts) size += a.length + 1;
+    if (this.progLen + size > this.prog.length) {
+      const cap = Math.max(this.prog.length * 2, this.progLen + size);
+      const p = new Int32Array(cap), m = new Float64Array(cap);
+      p.set(this.prog.subarray(0, this.progLen)); m.set(this.minRest.subarray(0, this.progLen));
+      this.prog = p; this.minRest = m;
+      this.version++;
+    }
+    const prog = this.prog, minRest = this.minRest;
+    const starts = new Int32Array(alts.length);
+    let p = this.progLen;
+    alts.forEach((a, i) => {
+      starts[i] = p;
+      for (const s of a) prog[p++] = s;
+      prog[p++] = END;
+    });
+    for (let i = p - 1, rest = 0; i >= this.progLen; i--) {
+      rest = prog[i] === END ? 0 : this.symLen(prog[i]) + rest;
+      minRest[i] = rest;
+    }
+    this.progLen = p;
+    this.ruleAlts[r] = starts;
   }
 
   /** The grammar in GBNF-like text (for debugging and `--print-grammar`). */
@@ -322,6 +410,7 @@ export class Grammar {
     };
     const lines: string[] = [];
     this.ruleAlts.forEach((starts, r) => {
+      if (starts === PENDING) { lines.push(`${this.names[r]} ::= (built while matching)`); return; }
       const as = [...starts].map((p) => {
         const syms: string[] = [];
         for (let i = p; this.prog[i] !== END; i++) syms.push(this.prog[i] >= 0 ? this.names[this.prog[i]] : cls(symClass(this.prog[i])));

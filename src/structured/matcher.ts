@@ -16,7 +16,7 @@
 // shortest completion in bytes, so that a token budget can be honoured by allowing only tokens
 // after which the output can still be closed in the tokens left.
 import type { Grammar } from './grammar.js';
-import { END, symClass } from './grammar.js';
+import { END, PENDING, symClass } from './grammar.js';
 import type { TokenVocab } from './vocab.js';
 import { ComplexityError } from './errors.js';
 import type { PlainIndex, Trie } from './plain.js';
@@ -132,7 +132,8 @@ const i32 = (n: number): Int32Array => new Int32Array(n);
 const f64 = (n: number): Float64Array => new Float64Array(n);
 
 export class ByteAutomaton {
-  readonly prog: Int32Array;
+  prog: Int32Array;
+  private grammarVersion: number;
   private readonly cls: Uint8Array[];
   private readonly nodePos = new Grow(i32, 1024);
   private readonly nodePar = new Grow(i32, 1024);
@@ -164,6 +165,7 @@ export class ByteAutomaton {
   constructor(readonly grammar: Grammar, limits: AutomatonLimits = {}) {
     this.limits = { maxStates: limits.maxStates ?? 200_000, maxStacks: limits.maxStacks ?? 5_000, maxNodes: limits.maxNodes ?? 4_000_000 };
     this.prog = grammar.prog;
+    this.grammarVersion = grammar.version;
     this.cls = grammar.classes;
     [this.eq, this.K, this.rep] = byteClasses(grammar.classes);
     this.trans = new Grow(i32, this.K * 64, UNKNOWN);
@@ -194,7 +196,10 @@ export class ByteAutomaton {
    * class, appended to `out` once. Calls with the same `epoch` share what they have seen.
    */
   private expand(pos0: number, par0: number, out: number[], epoch: number): void {
-    const prog = this.prog, ruleAlts = this.grammar.ruleAlts, seen = this.seen;
+    // A lazy rule expanded (here or by another automaton on the same grammar) may have grown prog.
+    if (this.grammarVersion !== this.grammar.version) { this.prog = this.grammar.prog; this.grammarVersion = this.grammar.version; }
+    let prog = this.prog;
+    const ruleAlts = this.grammar.ruleAlts, seen = this.seen;
     // An explicit stack of (pos, parent) pairs in a typed array kept across calls.
     const W = this.work;
     let w = W.a, top = 0;
@@ -209,7 +214,12 @@ export class ByteAutomaton {
         else { if (top + 2 > w.length) { W.ensure(top + 2); w = W.a; } w[top++] = this.nodePos.a[par]; w[top++] = this.nodePar.a[par]; }
       } else if (s >= 0) {
         const ret = prog[pos + 1] === END ? par : this.node(pos + 1, par);
-        const alts = ruleAlts[s];
+        let alts = ruleAlts[s];
+        if (alts === PENDING) {
+          this.grammar.expandLazy(s);
+          alts = ruleAlts[s];
+          if (this.grammarVersion !== this.grammar.version) { prog = this.prog = this.grammar.prog; this.grammarVersion = this.grammar.version; }
+        }
         if (top + 2 * alts.length > w.length) { W.ensure(top + 2 * alts.length); w = W.a; }
         for (let i = alts.length - 1; i >= 0; i--) { w[top++] = alts[i]; w[top++] = ret; }
       } else {
@@ -540,19 +550,129 @@ export class ByteAutomaton {
    * states (it is explored breadth first, building the states it meets).
    */
   plainClosure(s: number, most: number): number {
+    const fast = this.closureByStacks(s, most);
+    return fast >= 0 ? fast : this.closureOf(s, most, false);
+  }
+
+  /**
+   * A sufficient condition for plainClosure, from each stack of s alone (memoised by its grammar
+   * position, so states that differ only by where their stacks return share the work — the key
+   * positions of an object whose members come in any order, one state per set of names seen):
+   * the states reachable by plain characters are the unions of what each stack reaches, so the
+   * closure holds when one stack T closes by itself (the undeclared keys' trie) and no other stack
+   * ever accepts a refused byte. The bound returned, T's largest completion after a character, is
+   * at least the largest shortest-completion plainClosure's walk would find (a state holding T
+   * completes at least as soon as T does): masks cached with it are recomputed for tighter budgets.
+   * −1 when the condition does not hold or a stack may return to its caller within the walk.
+   */
+  private closureByStacks(s: number, most: number): number {
+    const nodes = this.stateNodes[s];
+    if (nodes.length < 2 || nodes[0] === 0 || nodes.length > 31) return -1;
+    const pos = this.nodePos.a, par = this.nodePar.a;
+    // Stacks by caller: a rule's alternatives are stacks of one frame.
+    const groups = new Map<number, number[]>();
+    for (const n of nodes) { const g = groups.get(par[n]); if (g) g.push(pos[n]); else groups.set(par[n], [pos[n]]); }
+    if (groups.size < 2) return -1;
+    let best = -1;
+    for (const [p, g] of groups) {
+      const st = this.frameClosure(g, most);
+      if (!st.clean) return -1;
+      if (st.closes >= 0) {
+        const bound = st.closes + this.nodeMinLen(p);
+        if (best < 0 || bound < best) best = bound;
+      }
+    }
+    return best;
+  }
+
+  /** The states the last closureOf walk met. */
+  private closureSeen = new Set<number>();
+  /** Per frame (its stacks' grammar positions, sorted): the plain closure of those stacks alone (see closureByStacks). */
+  private readonly frameClosures = new Map<string, { closes: number; clean: boolean }>();
+
+  private frameClosure(positions: number[], most: number): { closes: number; clean: boolean } {
+    const key = positions.sort((a, b) => a - b).join(',');
+    let r = this.frameClosures.get(key);
+    if (r === undefined) {
+      // The stacks alone, returning to a frame of their own (position 1 holds the synthetic
+      // start's END, so a return reaches the empty stack: node 0, which both walks refuse).
+      const halt = this.node(1, 0);
+      const s1 = this.intern(positions.map((q) => this.node(q, halt)));
+      const closes = this.closureOf(s1, most, true);
+      r = { closes, clean: closes >= 0 || (positions.length === 1 && this.literalClean(positions[0])) || this.cleanOf(s1, most) };
+      this.frameClosures.set(key, r);
+      // Every frame that walk met, returning to the same place, closes too (what it reaches the
+      // walk reached after a character): one walk from a trie's root serves all its nodes.
+      if (closes >= 0) {
+        for (const t of this.closureSeen) {
+          const ns = this.stateNodes[t];
+          if (!ns.every((n) => n !== 0 && this.nodePar.a[n] === halt)) continue;
+          const k = Array.from(ns, (n) => this.nodePos.a[n]).sort((a, b) => a - b).join(',');
+          if (!this.frameClosures.has(k)) this.frameClosures.set(k, r);
+        }
+      }
+    }
+    return r;
+  }
+
+  /**
+   * cleanOf for a stack inside a literal (a declared name): along byte classes of one alternative,
+   * each accepting no refused byte, up to one that accepts no plain character. False when the
+   * scan meets a call or the alternative's end (then cleanOf decides).
+   */
+  private literalClean(pos: number): boolean {
+    const cl = this.asciiClassLists();
+    if (cl === null) return false;
+    const prog = this.prog;
+    for (let q = pos; ; q++) {
+      const sym = prog[q];
+      if (sym >= -1) return false;
+      const c = this.cls[symClass(sym)];
+      for (const e of cl.kill) if (c[this.rep[e]]) return false;
+      let plain = false;
+      for (const e of cl.plain) if (c[this.rep[e]]) { plain = true; break; }
+      if (!plain) return true;
+    }
+  }
+
+  /** Whether no state reachable from s by plain characters accepts a refused byte or returns (node 0). */
+  private cleanOf(s: number, most: number): boolean {
+    const cl = this.asciiClassLists();
+    if (cl === null) return false;
+    const queue = [s], seen = new Set<number>(queue);
+    for (let qi = 0; qi < queue.length; qi++) {
+      const q = queue[qi], nodes = this.stateNodes[q];
+      if (nodes[0] === 0) return false;
+      const pos = this.nodePos.a, prog = this.prog;
+      for (const n of nodes) { const c = this.cls[symClass(prog[pos[n]])]; for (const e of cl.kill) if (c[this.rep[e]]) return false; }
+      for (const e of cl.plain) {
+        const t = this.step(q, this.rep[e]);
+        if (t === DEAD || seen.has(t)) continue;
+        if (seen.size >= most) return false;
+        seen.add(t);
+        queue.push(t);
+      }
+    }
+    return true;
+  }
+
+  /** plainClosure's walk; `alone`: s is one stack returning to its own frame, and a return fails. */
+  private closureOf(s: number, most: number, alone: boolean): number {
     const cl = this.asciiClassLists();
     if (cl === null) return -1;
     const queue = [s], seen = new Set<number>(queue);
-    const K = this.K, rep = this.rep, prog = this.prog;
+    this.closureSeen = seen;
+    const K = this.K, rep = this.rep;
     // Per state: each stack's byte class, and the successors found by selection of stacks.
     const tops: Uint8Array[] = [], keys: number[] = [], succs: number[] = [];
     let max = 0;
     for (let qi = 0; qi < queue.length; qi++) {
       const q = queue[qi], nodes = this.stateNodes[q];
-      if (nodes.length > 31) return -1;
+      if (nodes.length > 31 || (alone && nodes[0] === 0)) return -1;
       // Read here, not once before the loop: the steps below build stack nodes, and a node
       // table that grows is a new array (a state found by a step has nodes past the old one's end).
-      const pos = this.nodePos.a;
+      // (prog too: a step may expand a lazy rule, which appends to a new array.)
+      const pos = this.nodePos.a, prog = this.prog;
       tops.length = 0;
       for (const n of nodes) if (n !== 0) tops.push(this.cls[symClass(prog[pos[n]])]);
       for (const e of cl.kill) for (const c of tops) if (c[rep[e]]) return -1;

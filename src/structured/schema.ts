@@ -1009,6 +1009,9 @@ export class SchemaCompiler {
       members = this.objectMembers(s, ptr, entries, extra, witness);
     }
     if (members === null) return this.never(ptr, 'no object satisfies minProperties / maxProperties / dependencies');
+    // Checking instances ('schema' mode): the members in any order (the schema's order is kept
+    // when generating, and where dependencies or a witness member are tracked).
+    if (mode === 'schema' && !this.yaml && entries.length >= 2 && witness === undefined && this.dependencies(s, ptr).length === 0) members = this.anyOrderMembers(s, ptr, entries, extra, members);
     return b.seq('object', [...this.lit('{'), ...ws, members, ...this.lit('}')]);
   }
 
@@ -1088,13 +1091,7 @@ export class SchemaCompiler {
   private objectMembers(s: Obj, ptr: string, entries: Array<{ name: string; required: boolean; schema: JsonSchema; ptr: string; key: Sym[]; kv: Sym[] }>, extra: Sym[] | null,
     witness?: { members: Array<Sym[] | null>; extra: Sym[] | null }): Sym | null {
     const b = this.b, ws = this.ws, n = entries.length;
-    let minP = intKw(s, 'minProperties', ptr) ?? 0, maxP = intKw(s, 'maxProperties', ptr);
-    // Bounds that cannot bind are dropped (fewer states): minProperties up to the required count,
-    // maxProperties from the number of names on when no extra key is allowed.
-    if (minP <= entries.filter((e) => e.required).length) minP = 0;
-    if (maxP !== undefined && extra === null && maxP >= n) maxP = undefined;
-    const cap = maxP ?? Math.max(minP, 1);
-    const next = (c: number) => (maxP === undefined ? Math.min(c + 1, cap) : c + 1);
+    const { minP, maxP, next } = propertyCount(s, ptr, entries, extra);
     const index = new Map(entries.map((e, i) => [e.name, i]));
     // Dependencies by index; a dependency on a name that cannot be emitted makes its trigger impossible.
     type Dep = { kw: string; ptr: string; t: number; reqs: number[]; forbids: number[]; props: Map<number, JsonSchema> };
@@ -1214,6 +1211,68 @@ export class SchemaCompiler {
     // level deep (maxProperties 10000 would otherwise overflow the call stack).
     if (maxP !== undefined && maxP > 500) for (let c = maxP; c >= 0; c--) { E(c, true); E(c, false); }
     return R(0, 0, [], [], [], witness === undefined);
+  }
+
+  /**
+   * The members of an object in any order, each entry at most once and extra members anywhere
+   * ('schema' mode: instances are checked as JSON Schema reads them, whatever their key order).
+   * One rule per (entries seen, members counted as objectMembers counts them) — 2^n of them, so
+   * they are built lazily (GrammarBuilder.lazy), only those a parse meets. `ordered`, the same
+   * members in the entries' order, has the same shortest derivation and serves the build's analyses.
+   */
+  private anyOrderMembers(s: Obj, ptr: string, entries: Array<{ required: boolean; kv: Sym[] }>, extra: Sym[] | null, ordered: Sym): Sym {
+    const b = this.b, n = entries.length;
+    const { minP, maxP, next } = propertyCount(s, ptr, entries, extra);
+    const kv = entries.map((e) => b.seq('member', e.kv));
+    const ex = extra === null ? null : b.seq('extra-member', extra);
+    const sep = b.rule('comma', [[...this.lit(','), ...this.ws]]);
+    const states = new Map<string, number>();
+    // The shortest rest from (seen, c): the required entries not seen, and as many of the cheapest
+    // other members (entries not seen, extra members) as minProperties still needs.
+    const shortest = (g: Grammar, seen: Uint8Array, c: number): number => {
+      let len = 0, count = 0;
+      const pool: number[] = [];
+      for (let i = 0; i < n; i++) {
+        if (seen[i]) continue;
+        if (entries[i].required) { len += g.minLen[kv[i]]; count++; } else pool.push(g.minLen[kv[i]]);
+      }
+      if (maxP !== undefined && c + count > maxP) return Infinity;
+      const more = Math.max(0, minP - c - count);
+      if (more > 0) {
+        if (ex !== null) for (let k = 0; k < more; k++) pool.push(g.minLen[ex]);
+        if (pool.length < more) return Infinity;
+        pool.sort((x, y) => x - y);
+        for (let k = 0; k < more; k++) len += pool[k];
+        count += more;
+      }
+      return len + (c > 0 ? count : Math.max(0, count - 1)) * g.minLen[sep];
+    };
+    const alts = (g: Grammar, seen: Uint8Array, c: number): Sym[][] => {
+      const out: Sym[][] = [];
+      if (c >= minP && entries.every((e, i) => !e.required || seen[i])) out.push([]);
+      if (maxP !== undefined && c >= maxP) return out;
+      const lead = c > 0 ? [sep] : [];
+      for (let i = 0; i < n; i++) {
+        if (seen[i]) continue;
+        const to = seen.slice();
+        to[i] = 1;
+        out.push([...lead, kv[i], state(g, to, next(c))]);
+      }
+      if (ex !== null && true) out.push([...lead, ex, state(g, seen, next(c))]);
+      return out;
+    };
+    const state = (g: Grammar, seen: Uint8Array, c: number): number => {
+      const key = `${c}:${seen.join('')}`;
+      let r = states.get(key);
+      if (r === undefined) {
+        r = g.lazyRule('members-any-order', shortest(g, seen, c), (gg) => alts(gg, seen, c));
+        states.set(key, r);
+      }
+      return r;
+    };
+    const root = b.lazy('members-any-order', [[ordered]], (g) => alts(g, new Uint8Array(n), 0));
+    states.set(`0:${'0'.repeat(n)}`, root);
+    return root;
   }
 
   /** patternProperties as a list of (pattern, RegExp as ajv compiles it, schema); [] when absent. */
@@ -1650,6 +1709,20 @@ function boundedLanguage(d: Dfa, minL: number, maxL: number, what: string): Dfa 
   const k = Math.floor(LOWERED_STATES / m.size) - 1;
   if (k < Math.max(minL, 64) || k >= maxL) return lengthBounded(m, minL, maxL, { what });
   return lengthBounded(m, minL, k, { what });
+}
+
+/**
+ * minProperties / maxProperties as the member recursions count: bounds that cannot bind are
+ * dropped (fewer states) — minProperties up to the required count, maxProperties from the number
+ * of entries on when no extra member is allowed. The count is capped at maxProperties, or at
+ * max(minProperties, 1) (0 = nothing yet, no comma): `next` counts one more member.
+ */
+function propertyCount(s: Obj, ptr: string, entries: Array<{ required: boolean }>, extra: unknown[] | null): { minP: number; maxP: number | undefined; next: (c: number) => number } {
+  let minP = intKw(s, 'minProperties', ptr) ?? 0, maxP = intKw(s, 'maxProperties', ptr);
+  if (minP <= entries.filter((e) => e.required).length) minP = 0;
+  if (maxP !== undefined && extra === null && maxP >= entries.length) maxP = undefined;
+  const cap = maxP ?? Math.max(minP, 1);
+  return { minP, maxP, next: (c: number) => (maxP === undefined ? Math.min(c + 1, cap) : c + 1) };
 }
 
 function intKw(s: Obj, k: string, ptr: string): number | undefined {
