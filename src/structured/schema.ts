@@ -3,8 +3,8 @@
 // (misspellings, vendor words such as "enumNames") and unknown `format` values are annotations, as
 // the specification says, and are ignored — unless `strict` is set, which refuses them. The grammar
 // accepts only instances the schema accepts (sound, checked against ajv + ajv-formats); it may
-// leave some valid instances out (e.g. properties are generated in the schema's order, numbers
-// with at most 15 digits), which the documentation of each construct below says.
+// leave some valid instances out (e.g. when generating, properties come in the schema's order —
+// checking, 'schema' mode, accepts any order), which the documentation of each construct below says.
 import { GrammarBuilder } from './grammar.js';
 import type { Grammar, Sym } from './grammar.js';
 import { charsSym, regexSyms } from './regex.js';
@@ -815,6 +815,11 @@ export class SchemaCompiler {
         return b.cached(key, () => this.multipleSym(plan, m, integer, aLo, aHi, lo, hi, exLo, exHi, ptr));
       }
     }
+    if (integer && lo === undefined && hi === undefined && intFormat === null) {
+      // Unbounded: any JSON integer as JavaScript prints one (up to 21 digits; every such decimal
+      // parses to an integral double, 234567890123456800 included).
+      return b.cached('integer', () => b.seq('integer', [b.opt('minus', this.lit('-')), b.alt('int', [this.lit('0'), [b.byteRange(0x31, 0x39), ...b.repeat('digits', [b.byteRange(0x30, 0x39)], 0, 20)]])]));
+    }
     if (integer) {
       const [aLo, aHi] = intFormat === 'int32' ? [Math.max(iLo, -(2 ** 31)), Math.min(iHi, 2 ** 31 - 1)] : [iLo, iHi];
       if (aLo > aHi) return this.never(ptr, `no integer in the range (${lo}, ${hi})${intFormat ? ` of format ${intFormat}` : ''}`);
@@ -823,9 +828,15 @@ export class SchemaCompiler {
     if (lo === undefined && hi === undefined) {
       return b.cached('number', () => {
         const digit = b.byteRange(0x30, 0x39);
-        const intPart = b.alt('int', [this.lit('0'), [b.byteRange(0x31, 0x39), ...b.repeat('digits', [digit], 0, 14)]]);
-        const frac = b.opt('frac', [...this.lit('.'), ...b.repeat('fdigits', [digit], 1, 15)]);
-        const exp = b.opt('exp', [b.cls([0x65, 0x45]), b.opt('sign', [b.cls([0x2b, 0x2d])]), ...b.repeat('edigits', [digit], 1, 2)]);
+        // Up to 21 integer digits and 20 fraction digits (JavaScript prints up to 17 significant
+        // digits, and integers below 1e21 in full). Exponents keep the value finite (ajv refuses
+        // Infinity): below 1e21 · 10^287, or negative (of up to 3 digits; a tiny value is 0).
+        const intPart = b.alt('int', [this.lit('0'), [b.byteRange(0x31, 0x39), ...b.repeat('digits', [digit], 0, 20)]]);
+        const frac = b.opt('frac', [...this.lit('.'), ...b.repeat('fdigits', [digit], 1, 20)]);
+        const d = (lo: string, hi: string) => b.byteRange(lo.charCodeAt(0), hi.charCodeAt(0));
+        const up = b.alt('eup', [[digit], [digit, digit], [d('0', '1'), digit, digit], [d('2', '2'), d('0', '7'), digit], [d('2', '2'), d('8', '8'), d('0', '7')]]);
+        const down = b.alt('edown', [[digit], [digit, digit], [digit, digit, digit]]);
+        const exp = b.opt('exp', [b.cls([0x65, 0x45]), b.alt('esign', [[b.opt('plus', this.lit('+')), up], [...this.lit('-'), down]])]);
         return b.seq('number', [b.opt('minus', this.lit('-')), intPart, frac, exp]);
       });
     }
@@ -1011,7 +1022,7 @@ export class SchemaCompiler {
     if (members === null) return this.never(ptr, 'no object satisfies minProperties / maxProperties / dependencies');
     // Checking instances ('schema' mode): the members in any order (the schema's order is kept
     // when generating, and where dependencies or a witness member are tracked).
-    if (mode === 'schema' && !this.yaml && entries.length >= 2 && witness === undefined && this.dependencies(s, ptr).length === 0) members = this.anyOrderMembers(s, ptr, entries, extra, members);
+    if (mode === 'schema' && !this.yaml && (entries.length >= 2 || (entries.length === 1 && extra !== null)) && witness === undefined && this.dependencies(s, ptr).length === 0) members = this.anyOrderMembers(s, ptr, entries, extra, members);
     return b.seq('object', [...this.lit('{'), ...ws, members, ...this.lit('}')]);
   }
 
@@ -1699,7 +1710,7 @@ const LOWERED_STATES = 2000;
  * d's strings of minL..maxL code points. Where the exact product (d's states × the counter) grows
  * past its bound and maxLength is large, maxLength is lowered to the largest count that fits in
  * LOWERED_STATES states, if that is still at least 64 and minLength: a smaller language (sound; a
- * documented gap: an email under maxLength 1024 is accepted up to 180 characters). Otherwise the
+ * documented gap: an email with pattern "[0-9]" under maxLength 1024 is accepted up to 180 characters). Otherwise the
  * ComplexityError stands.
  */
 function boundedLanguage(d: Dfa, minL: number, maxL: number, what: string): Dfa {
@@ -1907,10 +1918,11 @@ const FORMATS: Record<string, string> = {
   'date-time': `${DATE}[tT]${TIME}`,
   duration: String.raw`P(?:\d+W|(?:\d+Y(?:\d+M)?(?:\d+D)?|\d+M(?:\d+D)?|\d+D)(?:${DURATION_TIME})?|${DURATION_TIME})`,
   // A subset of ajv-formats' email (lower case; local part of letters, digits, _ + - and dots; host
-  // labels of letters and digits; a 2–6 letter top-level domain): ajv's whole language, with its
-  // large punctuation alphabet in the local part, made masks several times slower on real
-  // vocabularies (bench structured), so the narrower one stays, a documented gap.
-  email: '[a-z0-9_+-]+(?:\\.[a-z0-9_+-]+)*@(?:[a-z0-9]+\\.)+[a-z]{2,6}',
+  // labels of letters and digits with inner hyphens, as hostnames; a top-level domain of two or
+  // more letters): ajv's whole language, with its large punctuation alphabet in the local part,
+  // made masks several times slower on real vocabularies (bench structured), so the narrower one
+  // stays, a documented gap.
+  email: '[a-z0-9_+-]+(?:\\.[a-z0-9_+-]+)*@(?:[a-z0-9]+(?:-[a-z0-9]+)*\\.)+[a-z]{2,}',
   uuid: `(?:[uU][rR][nN]:[uU][uU][iI][dD]:)?${HEX}{8}-(?:${HEX}{4}-){3}${HEX}{12}`,
   uri: URI,
   'uri-reference': URI_REFERENCE,

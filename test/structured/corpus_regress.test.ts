@@ -134,3 +134,24 @@ test('large maxProperties / maxItems with contains compile without overflowing t
   for (let i = 0; i < 150; i++) deep = { type: 'array', items: deep, contains: deep };
   try { compileJsonSchema(deep); } catch (e) { assert.ok(e instanceof StructuredError, String(e)); }
 });
+
+test('numbers as JavaScript prints them: up to 21 integer digits and 17 significant ones (were: at most 15 digits)', () => {
+  agree({ type: 'object', properties: { v: { type: 'integer' }, x: { type: 'number' } } }, [
+    { v: 234567890123456800 }, { v: 9007199254740991 }, { v: -123456789012345680000 }, { x: 1.5707963267948966 }, { x: -3.141592653589793 }, { x: 2.220446049250313e-16 }, { x: 5e-324 }, { x: 1.5e+287 }, { v: 1.5 }, { x: 'no' },
+  ]);
+  // Beyond 21 digits JavaScript writes an exponent: such a text is refused, never accepted wrongly.
+  assert.equal(accepts(compileJsonSchema({ type: 'integer' }), '1234567890123456789012'), false);
+  for (const t of ['1e999', '2e308', '1e400']) assert.equal(accepts(compileJsonSchema({ type: 'number' }), t), false, t);
+  for (const t of ['1e287', '123456789012345678901e287', '1E+099', '1e-999', '-0.5e-12']) assert.equal(accepts(compileJsonSchema({ type: 'number' }), t), true, t);
+});
+
+test('email: host labels with inner hyphens and long top-level domains (were refused: contact@gadgets-widgets.com)', () => {
+  const s = { type: 'string', format: 'email' };
+  agree(s, ['contact@gadgets-widgets.com', 'a@b.community', 'x@sub.my-host.org', 'a@-b.com', 'a@b-.com', 'a@b..com']);
+});
+
+test('one declared property and extra keys: the extra keys may come first (were accepted only after it)', () => {
+  agree({ type: 'array', items: { type: 'object', properties: { token: { type: 'string', minLength: 3 } }, required: ['token'] } }, [
+    [{ name: 'x', token: 'abc' }], [{ token: 'abc', name: 'x' }], [{ name: 'x' }], [{ name: 'x', token: 'ab' }],
+  ]);
+});

@@ -27,6 +27,8 @@ const SCHEMAS: Array<{ schema: JsonSchema; values: Record<string, unknown[]> }> 
   { schema: { type: 'object', properties: { a: { type: 'string' }, b: { type: 'integer' } }, additionalProperties: { type: 'integer' }, minProperties: 3 }, values: { a: ['x'], b: [2], y: [1, 'no'], z: [3] } },
   // patternProperties beside declared names (a declared name matching a pattern meets both schemas).
   { schema: { type: 'object', properties: { x1: { type: 'integer', minimum: 5 }, b: { type: 'null' } }, patternProperties: { '^x': { type: 'integer' } }, additionalProperties: false, required: ['b'] }, values: { x1: [7, 3], b: [null], x2: [1, 'q'], q: [1] } },
+  // One declared name: extra keys before it as well as after.
+  { schema: { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] }, values: { a: [1, 'x'], z: [0], y: [true] } },
   // A required name that properties does not declare (its value follows additionalProperties).
   { schema: { type: 'object', properties: { a: { type: 'integer' } }, required: ['a', 'k'], additionalProperties: { type: 'string' } }, values: { a: [1], k: ['v', 2], m: ['w'] } },
 ];

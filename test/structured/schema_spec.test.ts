@@ -62,8 +62,8 @@ const GAPS: Record<string, (v: string) => boolean> = {
   url: (v) => /[^\x21-\x7e]|@/.test(v.split('/').slice(0, 3).join('/')) || /^[a-zA-Z]+:\/\/[\d.]+(?::\d+)?(?:\/|$)/.test(v),
   hostname: (v) => v.split('.').some((l, i) => l.length > (i < 3 ? 63 : 14)),
   // email: a subset (schema.ts FORMATS.email): upper case, the local part's other punctuation,
-  // hyphenated host labels and other top-level domains are left out.
-  email: (v) => !/^[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:[a-z0-9]+\.)+[a-z]{2,6}$/.test(v),
+  // and top-level domains of one character or with digits or hyphens are left out.
+  email: (v) => !/^[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:[a-z0-9]+(?:-[a-z0-9]+)*\.)+[a-z]{2,}$/.test(v),
 };
 const FORMAT_CASES: Record<string, { valid: string[]; invalid: string[] }> = {
   uri: {
