@@ -18,6 +18,37 @@ import { llama2Json } from '../test/tokenizers/real_vocabs.js';
 import { warmUp } from './structured.js';
 // The percentiles `tslm schema check --bench` prints, so a corpus figure and a single schema's agree.
 import { pct } from '../src/cli/commands/schema.js';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+/**
+ * ajv (+ ajv-formats) for a corpus schema, in the draft its `$schema` names (draft-04 through
+ * ajv-draft-04, a development dependency; 2019-09, 2020-12; otherwise draft-07, then draft-04 for
+ * schemas written with draft-04's `id`): the outside reference the engine's soundness is judged by
+ * (the corpus's own flags come from another validator). Null when no ajv compiles the schema.
+ */
+export function ajvJudge(schema: JsonSchema): ((v: unknown) => boolean) | null {
+  const meta = typeof schema === 'object' && schema !== null && typeof schema.$schema === 'string' ? schema.$schema : '';
+  const load = (m: string): (new (o: object) => { compile(s: object): (v: unknown) => boolean }) | null => {
+    try { const x = require(m); return x.default ?? x; } catch { return null; }
+  };
+  const addFormats = load('ajv-formats') as unknown as ((a: unknown) => void) | null;
+  const order = /draft-04|draft-03/.test(meta) ? ['ajv-draft-04', 'ajv'] : /2020-12/.test(meta) ? ['ajv/dist/2020'] : /2019-09/.test(meta) ? ['ajv/dist/2019'] : ['ajv', 'ajv-draft-04'];
+  for (const m of order) {
+    const A = load(m);
+    if (!A) continue;
+    try {
+      const a = new A({ strict: false, logger: false, validateSchema: false, allErrors: false });
+      addFormats?.(a);
+      const s = typeof schema === 'object' && schema !== null ? { ...schema } : schema;
+      if (typeof s === 'object') delete s.$schema;
+      const v = a.compile(s as object);
+      return (x: unknown) => { try { return v(x) as boolean; } catch { return false; } };
+    } catch { /* the next draft */ }
+  }
+  return null;
+}
 
 export interface CorpusOptions {
   dir: string;
@@ -38,6 +69,8 @@ export interface CorpusResult {
   error?: string;
   compileMs?: number;
   valid: number; validAccepted: number; invalid: number; invalidAccepted: number; crashes: number;
+  /** Judged by ajv (ajvJudge) where it compiles the schema: valid, accepted; invalid, accepted (unsound); flags ajv disputes. */
+  ajv?: { valid: number; validAccepted: number; invalid: number; invalidAccepted: number; disputed: number };
   masks: number[];
 }
 
@@ -59,6 +92,8 @@ export function runCorpusFile(path: string, tok: HFTokenizer, vocab: TokenVocab,
     r.status = 'crash'; r.error = (e as Error).stack ?? String(e); log(`CRASH compiling ${file}: ${r.error.split('\n').slice(0, 4).join(' | ')}`); return r;
   }
   r.compileMs = performance.now() - t0;
+  const judge = tests.length ? ajvJudge(schema) : null;
+  if (judge) r.ajv = { valid: 0, validAccepted: 0, invalid: 0, invalidAccepted: 0, disputed: 0 };
   for (const t of tests) {
     const text = JSON.stringify(t.data);
     if (text === undefined) continue;
@@ -80,6 +115,11 @@ export function runCorpusFile(path: string, tok: HFTokenizer, vocab: TokenVocab,
     }
     if (t.valid) { r.valid++; if (ok) r.validAccepted++; else log(`valid rejected ${file}: ${text.slice(0, 300)}`); }
     else { r.invalid++; if (ok) { r.invalidAccepted++; log(`UNSOUND ${file}: accepts ${text.slice(0, 300)}`); } }
+    if (judge && r.ajv) {
+      const v = judge(t.data);
+      if (v !== t.valid) { r.ajv.disputed++; log(`ajv disputes the flag (${t.valid ? 'valid' : 'invalid'}) of ${file}: ${text.slice(0, 200)}`); }
+      if (v) { r.ajv.valid++; if (ok) r.ajv.validAccepted++; } else { r.ajv.invalid++; if (ok) { r.ajv.invalidAccepted++; log(`UNSOUND by ajv ${file}: accepts ${text.slice(0, 300)}`); } }
+    }
   }
   return r;
 }
@@ -123,6 +163,10 @@ export async function corpusStructured(opts: CorpusOptions): Promise<boolean> {
   log(`schemas ${n}: compiled ${compiled.length} (${pc(compiled.length, n)}), refused ${refused.length} (${pc(refused.length, n)}), crashed ${crashed.length}, unreadable ${results.length - n}`);
   for (const [k, c] of [...reasons.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25)) log(`  refused ${String(c).padStart(5)}  ${k}`);
   log(`instances on compiled schemas: valid ${valid}, accepted ${validAcc} (${pc(validAcc, valid)}); invalid ${invalid}, accepted (unsound) ${unsound}`);
+  const judged = compiled.filter((r) => r.ajv);
+  const aj = (f: (a: NonNullable<CorpusResult['ajv']>) => number) => judged.reduce((a, r) => a + f(r.ajv!), 0);
+  const ajUnsound = aj((a) => a.invalidAccepted);
+  log(`judged by ajv (+ ajv-formats; ${judged.length} of ${compiled.filter((r) => r.valid + r.invalid > 0).length} schemas with tests): valid ${aj((a) => a.valid)}, accepted ${aj((a) => a.validAccepted)} (${pc(aj((a) => a.validAccepted), aj((a) => a.valid))}); invalid ${aj((a) => a.invalid)}, accepted (unsound) ${ajUnsound}; corpus flags ajv disputes: ${aj((a) => a.disputed)}`);
   if (masks.length) {
     const mean = masks.reduce((a, b) => a + b, 0) / masks.length;
     log(`masks ${masks.length}: token-weighted mean ${mean.toFixed(1)} µs, p50 ${pct(masks, 50).toFixed(1)} µs, p99 ${pct(masks, 99).toFixed(1)} µs`);
@@ -130,5 +174,7 @@ export async function corpusStructured(opts: CorpusOptions): Promise<boolean> {
   }
   if (cms.length) log(`compile: mean ${(cms.reduce((a, b) => a + b, 0) / cms.length).toFixed(2)} ms, p50 ${pct(cms, 50).toFixed(2)} ms, max ${cms[cms.length - 1].toFixed(1)} ms (${compiled.find((r) => r.compileMs === cms[cms.length - 1])?.file}); over 50 ms: ${cms.filter((x) => x > 50).length}`);
   log(`corpus: ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-  return crashed.length === 0 && unsound === 0;
+  // Unsound: accepted where ajv (or, where ajv cannot compile the schema, the corpus's flag) says invalid.
+  const unjudgedUnsound = compiled.filter((r) => !r.ajv).reduce((a, r) => a + r.invalidAccepted, 0);
+  return crashed.length === 0 && ajUnsound + unjudgedUnsound === 0;
 }

@@ -24,9 +24,10 @@ tslm bench structured --fuzz N [--seed S]
 tslm bench structured --corpus <dir> [--every K] [--limit N] [--filter TEXT]
     The engine on a folder of real-world schemas (MaskBench's {"schema", "tests"} files, or bare
     schemas): how many compile, are refused (and why) or crash; valid instances accepted and
-    invalid ones accepted (by the files' own "valid" flags); token-weighted mean mask, per-schema
-    p99, compile mean and max, with cold caches per schema (LLaMA-2 32K vocabulary, one thread).
-    Exit code 1 on a crash or an unsound acceptance.
+    invalid ones accepted, by the files' own "valid" flags and as judged by ajv + ajv-formats in
+    the schema's draft (with the flags ajv disputes); token-weighted mean mask, per-schema p99,
+    compile mean and max, with cold caches per schema (LLaMA-2 32K vocabulary, one thread).
+    Exit code 1 on a crash or an acceptance ajv judges invalid.
     Without a name: matmul GFLOP/s and elementwise throughput / per-op overhead of the wasm
     backend on 1 and all threads, beside numpy when python3 has it. 'all' runs every suite
     (${Object.entries(SUITES).map(([k, v]) => `${k}: ${v.what}`).join('; ')}).
