@@ -61,6 +61,8 @@ export interface CorpusOptions {
   log?: (line: string) => void;
   /** Per-file results as JSON lines to this callback. */
   record?: (r: CorpusResult) => void;
+  /** The outside validator (default ajvJudge; null for a schema: only the files' flags judge it). */
+  judge?: (schema: JsonSchema) => ((v: unknown) => boolean) | null;
 }
 
 export interface CorpusResult {
@@ -75,7 +77,7 @@ export interface CorpusResult {
 }
 
 /** One schema and its tests. */
-export function runCorpusFile(path: string, tok: HFTokenizer, vocab: TokenVocab, log: (l: string) => void): CorpusResult {
+export function runCorpusFile(path: string, tok: HFTokenizer, vocab: TokenVocab, log: (l: string) => void, judgeOf: CorpusOptions['judge'] = ajvJudge): CorpusResult {
   const file = basename(path);
   const r: CorpusResult = { file, status: 'compiled', valid: 0, validAccepted: 0, invalid: 0, invalidAccepted: 0, crashes: 0, masks: [] };
   let doc: { schema?: JsonSchema; tests?: Array<{ data: unknown; valid: boolean }> };
@@ -92,7 +94,7 @@ export function runCorpusFile(path: string, tok: HFTokenizer, vocab: TokenVocab,
     r.status = 'crash'; r.error = (e as Error).stack ?? String(e); log(`CRASH compiling ${file}: ${r.error.split('\n').slice(0, 4).join(' | ')}`); return r;
   }
   r.compileMs = performance.now() - t0;
-  const judge = tests.length ? ajvJudge(schema) : null;
+  const judge = tests.length ? judgeOf(schema) : null;
   if (judge) r.ajv = { valid: 0, validAccepted: 0, invalid: 0, invalidAccepted: 0, disputed: 0 };
   for (const t of tests) {
     const text = JSON.stringify(t.data);
@@ -140,7 +142,7 @@ export async function corpusStructured(opts: CorpusOptions): Promise<boolean> {
   const results: CorpusResult[] = [];
   const t0 = performance.now();
   for (const [i, f] of files.entries()) {
-    const res = runCorpusFile(join(opts.dir, f), tok, vocab, log);
+    const res = runCorpusFile(join(opts.dir, f), tok, vocab, log, opts.judge);
     results.push(res);
     opts.record?.(res);
     if ((i + 1) % 200 === 0) log(`… ${i + 1}/${files.length} schemas, ${((performance.now() - t0) / 1000).toFixed(0)} s`);

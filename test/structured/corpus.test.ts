@@ -1,6 +1,6 @@
 // The corpus runner of `tslm bench structured --corpus`: a tiny folder of MaskBench-style files
 // (a schema with valid and invalid tests, a bare schema, a refused schema, a file that is not JSON)
-// and what it reports of each — verdicts taken from the files' own "valid" flags.
+// and what it reports of each — verdicts from the files' own "valid" flags and from ajv.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
@@ -27,7 +27,7 @@ before(async () => {
     { data: { name: '李雷' }, valid: true },
     { data: { age: 3 }, valid: false },
     { data: { name: 'x', age: -1 }, valid: false },
-    // A wrong flag in the corpus: counted as an unsound acceptance (the runner trusts the file).
+    // A wrong flag in the corpus: an acceptance the flag calls unsound, which ajv disputes.
     { data: { name: 'Bo' }, valid: false },
   ] }));
   writeFileSync(join(dir, 'b_bare.json'), JSON.stringify({ type: 'array', items: { enum: [1, 2] } }));
@@ -43,6 +43,8 @@ test('corpus: per-file verdicts from the files\' valid flags, refusals and unrea
   assert.deepEqual([a.valid, a.validAccepted, a.invalid, a.invalidAccepted, a.crashes], [2, 2, 3, 1, 0]);
   assert.ok(a.masks.length > 10 && a.compileMs! > 0);
   assert.ok(lines.some((l) => l.startsWith('UNSOUND a_person.json') && l.includes('"Bo"')));
+  assert.deepEqual(a.ajv, { valid: 3, validAccepted: 3, invalid: 2, invalidAccepted: 0, disputed: 1 });
+  assert.ok(lines.some((l) => l.startsWith('ajv disputes the flag (invalid) of a_person.json') && l.includes('"Bo"')));
   const b = runCorpusFile(join(dir, 'b_bare.json'), tok, vocab, () => {});
   assert.equal(b.status, 'compiled');
   assert.equal(b.valid + b.invalid, 0);
@@ -52,13 +54,18 @@ test('corpus: per-file verdicts from the files\' valid flags, refusals and unrea
   assert.equal(runCorpusFile(join(dir, 'd_broken.json'), tok, vocab, () => {}).status, 'unreadable');
 });
 
-test('corpus: the summary counts and fails on an unsound acceptance', async () => {
+test('corpus: the summary counts; an acceptance ajv judges invalid fails the run (the files\' flags where no ajv compiles the schema)', async () => {
   const lines: string[] = [];
   const ok = await corpusStructured({ dir, log: (l) => lines.push(l) });
-  assert.equal(ok, false);
+  assert.equal(ok, true, 'the wrong flag is ajv\'s to judge');
   const text = lines.join('\n');
   assert.match(text, /schemas 3: compiled 2 \(66\.7%\), refused 1 \(33\.3%\), crashed 0, unreadable 1/);
   assert.match(text, /valid 2, accepted 2 \(100\.0%\); invalid 3, accepted \(unsound\) 1/);
+  assert.match(text, /judged by ajv \(\+ ajv-formats; 1 of 1 schemas with tests\): valid 3, accepted 3 \(100\.0%\); invalid 2, accepted \(unsound\) 0; corpus flags ajv disputes: 1/);
+  // A validator that calls every instance invalid: the acceptances are unsound.
+  assert.equal(await corpusStructured({ dir, judge: () => () => false, log: () => {} }), false);
+  // No validator for the schema: the files' flags judge it.
+  assert.equal(await corpusStructured({ dir, judge: () => null, log: () => {} }), false);
   const only = await corpusStructured({ dir, filter: 'bare', log: () => {} });
   assert.equal(only, true);
 });
