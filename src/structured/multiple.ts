@@ -6,18 +6,21 @@
 // What ajv checks is not the mathematical rule: it computes `res = x / m` in floating point and
 // rejects unless `res === parseInt(res)` (node_modules/ajv/dist/vocabularies/validation/multipleOf.js;
 // multipleOfPrecision unset). So 0.3 is not a multiple of 0.1 for ajv (0.3 / 0.1 is
-// 2.9999999999999996). The languages here are chosen so that every value they contain passes that
-// check (soundness), which `multipleOfPlan` decides per divisor:
+// 2.9999999999999996), nor 0.07 or 19.99 of 0.01. The languages here contain only values that
+// pass that check (soundness), which `multipleOfPlan` decides per divisor:
 //  - an integer divisor: the integers it divides (x and m exact, x / m an exact integer);
 //  - a dyadic divisor (a / 2^j: 0.5, 0.25, 2.5, 6.75 …): its decimal multiples I or I.F (F of at
 //    most as many digits as m has), with |x| · 2^j < 2^53 so that x is exact in a double and the
 //    division returns the integer exactly;
-//  - another decimal divisor (a / d with d = 2^p · r, r odd > 1: 0.01, 0.1, 0.0001 …): only its
-//    multiples that are exact doubles, which are the multiples of a / 2^p (0.25 for 0.01, 0.5 for
-//    0.1, integers for 0.2), and only when the double nearest m is within a relative 2^-54 of m,
-//    which makes x / fl(m) round to the exact quotient for every such x (proved in `closeEnough`);
-//    the other multiples such as 10.99 for 0.01 are left out (ajv rejects about one in nine of
-//    them, 0.07 for 0.01, and which ones follows no digit pattern).
+//  - another decimal divisor (0.01, 0.1, 0.05, 0.001, 0.3 …: 'float'): exactly the decimal
+//    multiples that pass ajv's check, from the analysis below (`floatMultiples`), for |x| up to
+//    about 2^52·m (0.01: 4.5·10^13), within a grammar budget: past a cap (a power of ten; none for
+//    0.01, 0.1, 0.05, 0.005, 0.02) coarse segments keep the multiples that pass throughout each;
+//  - what the analysis leaves out (5^4 residues and more: 0.0001; numerators with a large odd
+//    factor; grammars past the budget: 0.11): only its multiples that are exact doubles, which are
+//    the multiples of a / 2^p (0.0625 for 0.0001), and only when the double nearest m is within a
+//    relative 2^-54 of m, which makes x / fl(m) round to the exact quotient for every such x
+//    (proved in `closeEnough`).
 import { GrammarBuilder } from './grammar.js';
 import type { Sym } from './grammar.js';
 import { ComplexityError } from './errors.js';

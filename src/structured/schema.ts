@@ -889,9 +889,12 @@ export class SchemaCompiler {
   }
 
   /**
-   * multipleOf other than 1 on integers (multiple.ts): integers in [iLo, iHi] the automaton accepts,
-   * and for a dyadic divisor on numbers also I.F in the units [I, I + 1) wholly inside the bounds
-   * (the units a fractional bound cuts are left out).
+   * multipleOf other than 1 (multiple.ts). 'float' divisors (0.01, 0.1 …): the texts ±I or ±I.F
+   * (trailing zeros included) of the multiples that pass ajv's floating-point check, with the
+   * bounds applied to N = |x|·10^k as ajv compares (the double of the text against the bound):
+   * exact within the analysis' range. Otherwise: integers in [iLo, iHi] the remainder automaton
+   * accepts, and for a dyadic divisor on numbers also I.F in the units [I, I + 1) wholly inside the
+   * bounds, and the multiples in the units a bound cuts one by one.
    */
   private multipleSym(plan: MultiplePlan & { kind: 'integers' | 'decimals' | 'float' }, m: number, integer: boolean, iLo: number, iHi: number,
     lo: number | undefined, hi: number | undefined, exLo: boolean, exHi: boolean, ptr: string): Sym {
