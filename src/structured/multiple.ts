@@ -14,7 +14,7 @@
 //    division returns the integer exactly;
 //  - another decimal divisor (0.01, 0.1, 0.05, 0.001, 0.3 …: 'float'): exactly the decimal
 //    multiples that pass ajv's check, from the analysis below (`floatMultiples`), for |x| up to
-//    about 2^52·m (0.01: 4.5·10^13), within a grammar budget: past a cap (a power of ten; none for
+//    2^51·m (0.01: 2.25·10^13), within a grammar budget: past a cap (a power of ten; none for
 //    0.01, 0.1, 0.05, 0.005, 0.02) coarse segments keep the multiples that pass throughout each;
 //  - what the analysis leaves out (5^4 residues and more: 0.0001; numerators with a large odd
 //    factor; grammars past the budget: 0.11): only its multiples that are exact doubles, which are
@@ -248,10 +248,11 @@ export function digitsInRange(b: GrammarBuilder, dfa: DigitDfa & { dead: number 
 //    X = round(N·2^s / 5^k) = (N·2^s + δ) / 5^k where δ = c·5^k − r, r = N·2^s mod 5^k and c ∈ {0, 1}
 //    (round up when r > 5^k / 2; no ties, 5^k is odd). So x = (N + ρ) / 10^k with ρ = δ·2^−s, which
 //    depends only on N mod 5^k, that is on the last k digits of N (5^k divides 10^k).
-//  - ajv passes iff fl(x / fl(m)) is an integer; near n = N / M < 2^52 (where the neighbouring
-//    doubles are not integers) that is fl(x / fl(m)) = n, i.e. n − h₋ ≤ (N + ρ) / (10^k·fl(m)) ≤ n + h₊
-//    (ties go to n, whose mantissa is even), with h± half the spacing of doubles above / below n:
-//    constant while n stays in one binade (and h₋ halved at n = 2^E itself).
+//  - ajv passes iff fl(x / fl(m)) is an integer. For n = N / M < 2^51 the exact quotient is within
+//    n·(2^−53 + 2^−53) < 1/2 of n and the doubles there are spaced at most 1/4, so the only integer
+//    it can round to is n: ajv passes iff n − h₋ ≤ (N + ρ) / (10^k·fl(m)) ≤ n + h₊ (ties go to n,
+//    whose mantissa is even), with h± half the spacing of doubles above / below n: constant while
+//    n stays in one binade (and h₋ halved at n = 2^E itself).
 // Both bounds are linear in N, so within a piece (v in one binade, n in one binade or n = 2^E) the
 // accepted N of one residue class mod 5^k are an interval. That interval is wider than the piece
 // (its width is (h₊ + h₋)·M / |1 − M / (10^k·fl(m))| and |fl(m) / m − 1| < 2^−53), so it cannot lie
@@ -259,8 +260,9 @@ export function digitsInRange(b: GrammarBuilder, dfa: DigitDfa & { dead: number 
 // decides the whole class, and when they differ a binary search (with ajv's rule itself) finds
 // the one switch. The accepted set is then a sorted list of segments of N, each with the set of
 // residues mod 5^k it accepts: a regular language over the digits of N (a digit walk, as for the
-// integer bounds), written for N < min(M·2^52, 2^52·5^k, 10^(15+k)) — n < 2^52 and s ≥ 0; above
-// that nothing is generated.
+// integer bounds), written for N < min(M·2^51, 2^52·5^k, 10^(15+k), 2^53) — n < 2^51, s ≥ 0, 15
+// digits of I, N exact in a double; above that nothing is generated (0.01: |x| < 2.25·10^13). Where
+// the grammar of all of it would be too large, a cap and coarse segments above it (`capSegments`).
 
 /** The multiples of a decimal divisor that pass ajv's check, as segments of N (v = N / 10^k); all below 2^53. */
 export interface FloatMultiples {
@@ -286,6 +288,7 @@ const nearest = (N: number, P: number): number => N / P;
 export function floatMultiples(m: number): FloatMultiples | null {
   if (floatCache.has(m)) return floatCache.get(m)!;
   const r = analyseFloat(m);
+  if (floatCache.size >= 256) floatCache.clear(); // a long-running server meeting many divisors
   floatCache.set(m, r);
   return r;
 }
@@ -302,7 +305,7 @@ function analyseFloat(m: number): FloatMultiples | null {
   while (odd % 5n === 0n) odd /= 5n;
   if (F5 > FLOAT_LIMITS.maxClasses || odd > BigInt(FLOAT_LIMITS.maxOddPart) || M * F5n > BigInt(FLOAT_LIMITS.maxModulus)) return null;
   const min = (...xs: bigint[]) => xs.reduce((a, b) => (a < b ? a : b));
-  const nMax = min((1n << 52n) * F5n, M << 52n, 10n ** BigInt(15 + k), 1n << 53n);
+  const nMax = min((1n << 52n) * F5n, M << 51n, 10n ** BigInt(15 + k), 1n << 53n);
   // Piece boundaries: v = 2^e (N = ⌈2^e·10^k⌉) and n = 2^E (N = M·2^E, a piece of its own).
   const cuts = new Set<bigint>([0n, nMax]);
   for (let e = -4 * k - 2; e < 64; e++) {
