@@ -276,7 +276,10 @@ export interface FloatMultiples {
   sets: Uint8Array[];
 }
 
-/** Bounds on the analysis: residues (5^k), segments, and the divisor's numerator beyond 2 and 5. */
+/**
+ * Bounds on the analysis: residues (5^k), segments, the divisor's numerator beyond its factors 2
+ * and 5, N mod M·5^k (the states of the digit walk), and the grammar of a divisor that needs a cap.
+ */
 export const FLOAT_LIMITS = { maxClasses: 125, maxSegments: 4000, maxOddPart: 50, maxModulus: 20_000, grammarSymbols: 20_000 };
 
 const floatCache = new Map<number, FloatMultiples | null>();
