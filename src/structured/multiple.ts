@@ -500,7 +500,10 @@ export function floatMultipleAlts(b: GrammarBuilder, fm: FloatMultiples, lo: num
   // Free fraction digits: r of the k remain; bits[s] = 1 when the suffix s (r digits, zero-padded) passes.
   const freeF = (r: number, bits: Uint8Array): Sym[] | null => {
     if (r === 0) return bits[0] ? zeros() : null;
-    const key = `${r}:${bits.join('')}`;
+    // The key: r and the bits packed 16 to a code unit.
+    const words: number[] = [r];
+    for (let i = 0; i < bits.length; i += 16) { let w = 0; for (let j = 0; j < 16 && i + j < bits.length; j++) w |= bits[i + j] << j; words.push(w); }
+    const key = String.fromCharCode(...words);
     let s = mm.freeF.get(key);
     if (s !== undefined) return s;
     const alts: Sym[][] = [];
