@@ -8,7 +8,7 @@
 import { GrammarBuilder } from './grammar.js';
 import type { Grammar, Sym } from './grammar.js';
 import { charsSym, regexSyms } from './regex.js';
-import { ajvMultipleOf, digitsInRange, multipleDfa, multipleOfPlan } from './multiple.js';
+import { ajvMultipleOf, boundN, digitsInRange, floatMultipleAlts, floatMultiples, multipleDfa, multipleOfPlan } from './multiple.js';
 import type { MultiplePlan } from './multiple.js';
 import { ComplexityError, InvalidSchemaError, RegexError, StructuredError, UnsatisfiableError, UnsupportedKeywordError } from './errors.js';
 import { Dfa, regexDfa, intersect, union, minus, lengthBounded, charsDfa, stringsDfa, emptyDfa, isEmpty, languageSyms, uniformChain, minimize, minusStrings, DFA_MAX_STATES } from './dfa.js';
@@ -900,13 +900,34 @@ export class SchemaCompiler {
   }
 
   /**
-   * multipleOf other than 1 on integers (multiple.ts): integers in [iLo, iHi] the automaton accepts,
-   * and for a dyadic divisor on numbers also I.F in the units [I, I + 1) wholly inside the bounds
-   * (the units a fractional bound cuts are left out).
+   * multipleOf other than 1 (multiple.ts). 'float' divisors (0.01, 0.1 …): the texts ±I or ±I.F
+   * (trailing zeros included) of the multiples that pass ajv's floating-point check, with the
+   * bounds applied to N = |x|·10^k as ajv compares (the double of the text against the bound):
+   * exact within the analysis' range. Otherwise: integers in [iLo, iHi] the remainder automaton
+   * accepts, and for a dyadic divisor on numbers also I.F in the units [I, I + 1) wholly inside the
+   * bounds, and the multiples in the units a bound cuts one by one.
    */
-  private multipleSym(plan: MultiplePlan & { kind: 'integers' | 'decimals' }, m: number, integer: boolean, iLo: number, iHi: number,
+  private multipleSym(plan: MultiplePlan & { kind: 'integers' | 'decimals' | 'float' }, m: number, integer: boolean, iLo: number, iHi: number,
     lo: number | undefined, hi: number | undefined, exLo: boolean, exHi: boolean, ptr: string): Sym {
     const b = this.b;
+    if (plan.kind === 'float') {
+      // N / 10^k for the N the analysis accepts (multiple.ts), cut by the bounds as ajv compares
+      // (the double of the text against the bound): N in [pLo, pHi] for v ≥ 0, and |v| = N in
+      // [nLo, nHi] for -N / 10^k (lo ≤ −fl(N / 10^k) ≤ hi).
+      const fm = floatMultiples(plan.m)!, P = fm.P;
+      let pLo = lo === undefined ? 0 : boundN(fm, lo, false, exLo), pHi = hi === undefined ? fm.nMax - 1 : boundN(fm, hi, true, exHi);
+      let nLo = hi === undefined ? 0 : boundN(fm, -hi, false, exHi), nHi = lo === undefined ? fm.nMax - 1 : boundN(fm, -lo, true, exLo);
+      if (integer) {
+        // (A product past 2^53 rounds but stays past nMax − 1, so min / max still pick the right bound.)
+        pLo = Math.max(pLo, Math.max(iLo, 0) * P); pHi = Math.min(pHi, iHi * P);
+        nLo = Math.max(nLo, Math.max(-iHi, 0) * P); nHi = Math.min(nHi, -iLo * P);
+      }
+      const alts = [
+        ...floatMultipleAlts(b, fm, pLo, pHi, integer, 15),
+        ...floatMultipleAlts(b, fm, nLo, nHi, integer, 15).map((a) => [...this.lit('-'), ...a]),
+      ];
+      return alts.length ? b.alt('multiple', alts) : this.never(ptr, 'no multiple of multipleOf in the range');
+    }
     const dfa = plan.kind === 'integers' ? multipleDfa(plan.divisor, 0) : multipleDfa(plan.num, plan.k);
     const top = Math.min(LIM, plan.kind === 'decimals' ? plan.maxAbs - 1 : LIM);
     const alts: Sym[][] = [];
