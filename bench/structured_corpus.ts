@@ -43,7 +43,9 @@ export function ajvJudge(schema: JsonSchema): ((v: unknown) => boolean) | null {
       addFormats?.(a);
       const s = typeof schema === 'object' && schema !== null ? { ...schema } : schema;
       if (typeof s === 'object') delete s.$schema;
-      const v = a.compile(s as object);
+      const v = a.compile(s as object) as ((v: unknown) => boolean) & { $async?: boolean };
+      // An "$async" schema validates to a promise: not judged here.
+      if (v.$async) return null;
       return (x: unknown) => { try { return v(x) as boolean; } catch { return false; } };
     } catch { /* the next draft */ }
   }
