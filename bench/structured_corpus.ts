@@ -122,7 +122,7 @@ export function runCorpusFile(path: string, tok: HFTokenizer, vocab: TokenVocab,
     if (judge && r.ajv) {
       const v = judge(t.data);
       if (v !== t.valid) { r.ajv.disputed++; log(`ajv disputes the flag (${t.valid ? 'valid' : 'invalid'}) of ${file}: ${text.slice(0, 200)}`); }
-      if (v) { r.ajv.valid++; if (ok) r.ajv.validAccepted++; } else { r.ajv.invalid++; if (ok) { r.ajv.invalidAccepted++; log(`UNSOUND by ajv ${file}: accepts ${text.slice(0, 300)}`); } }
+      if (v) { r.ajv.valid++; if (ok) r.ajv.validAccepted++; else log(`rejected, valid by ajv: ${file}: ${text.slice(0, 300)}`); } else { r.ajv.invalid++; if (ok) { r.ajv.invalidAccepted++; log(`UNSOUND by ajv ${file}: accepts ${text.slice(0, 300)}`); } }
     }
   }
   return r;

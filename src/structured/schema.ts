@@ -1043,7 +1043,12 @@ export class SchemaCompiler {
     if (members === null) return this.never(ptr, 'no object satisfies minProperties / maxProperties / dependencies');
     // Checking instances ('schema' mode): the members in any order (the schema's order is kept
     // when generating, and where dependencies or a witness member are tracked).
-    if (mode === 'schema' && !this.yaml && (entries.length >= 2 || (entries.length === 1 && extra !== null)) && witness === undefined && this.dependencies(s, ptr).length === 0) members = this.anyOrderMembers(s, ptr, entries, extra, members);
+    if (mode === 'schema' && !this.yaml && (entries.length >= 2 || (entries.length === 1 && extra !== null)) && witness === undefined) {
+      // Dependencies on names (present or absent) are checked when the object ends; dependent
+      // schemas constraining values keep the schema's order (objectMembers guesses at them).
+      const deps = this.dependencies(s, ptr);
+      if (deps.every((d) => d.never || Object.keys(d.props).length === 0) && (deps.length === 0 || propertyCount(s, ptr, entries, extra).minP === 0)) members = this.anyOrderMembers(s, ptr, entries, extra, members, deps);
+    }
     return b.seq('object', [...this.lit('{'), ...ws, members, ...this.lit('}')]);
   }
 
@@ -1252,9 +1257,33 @@ export class SchemaCompiler {
    * they are built lazily (GrammarBuilder.lazy), only those a parse meets. `ordered`, the same
    * members in the entries' order, has the same shortest derivation and serves the build's analyses.
    */
-  private anyOrderMembers(s: Obj, ptr: string, entries: Array<{ required: boolean; kv: Sym[] }>, extra: Sym[] | null, ordered: Sym): Sym {
+  private anyOrderMembers(s: Obj, ptr: string, entries: Array<{ name: string; required: boolean; kv: Sym[] }>, extra: Sym[] | null, ordered: Sym,
+    deps: Array<{ trigger: string; reqs: string[]; forbids: string[]; never: boolean }> = []): Sym {
     const b = this.b, n = entries.length;
     const { minP, maxP, next } = propertyCount(s, ptr, entries, extra);
+    // Dependencies by entry index (minProperties is 0 here): a present trigger needs its names and
+    // excludes others; a trigger whose names cannot all be present never is.
+    const index = new Map(entries.map((e, i) => [e.name, i]));
+    const never = new Set<number>(), needs: number[][] = entries.map(() => []), bans: number[][] = entries.map(() => []);
+    for (const d of deps) {
+      const t = index.get(d.trigger);
+      if (t === undefined) continue;
+      if (d.never || d.reqs.some((r) => !index.has(r)) || d.forbids.includes(d.trigger)) { never.add(t); continue; }
+      needs[t].push(...d.reqs.map((r) => index.get(r)!));
+      bans[t].push(...d.forbids.flatMap((f) => (index.has(f) ? [index.get(f)!] : [])));
+    }
+    // The names that must still come from (seen): the required ones and, to a fixed point, those
+    // present triggers need; null when a present trigger excludes one of them (or a never-trigger is seen).
+    const forced = (seen: Uint8Array): Set<number> | null => {
+      const all = new Set<number>();
+      for (let i = 0; i < n; i++) if (seen[i] || entries[i].required) all.add(i);
+      for (let grew = true; grew;) {
+        grew = false;
+        for (const i of [...all]) for (const j of needs[i]) if (!all.has(j)) { all.add(j); grew = true; }
+      }
+      for (const i of all) if (never.has(i) || bans[i].some((j) => all.has(j))) return null;
+      return all;
+    };
     const kv = entries.map((e) => b.seq('member', e.kv));
     const ex = extra === null ? null : b.seq('extra-member', extra);
     const sep = b.rule('comma', [[...this.lit(','), ...this.ws]]);
@@ -1264,9 +1293,11 @@ export class SchemaCompiler {
     const shortest = (g: Grammar, seen: Uint8Array, c: number): number => {
       let len = 0, count = 0;
       const pool: number[] = [];
+      const must = deps.length ? forced(seen) : null;
+      if (deps.length && must === null) return Infinity;
       for (let i = 0; i < n; i++) {
         if (seen[i]) continue;
-        if (entries[i].required) { len += g.minLen[kv[i]]; count++; } else pool.push(g.minLen[kv[i]]);
+        if (must ? must.has(i) : entries[i].required) { len += g.minLen[kv[i]]; count++; } else pool.push(g.minLen[kv[i]]);
       }
       if (maxP !== undefined && c + count > maxP) return Infinity;
       const more = Math.max(0, minP - c - count);
@@ -1281,11 +1312,12 @@ export class SchemaCompiler {
     };
     const alts = (g: Grammar, seen: Uint8Array, c: number): Sym[][] => {
       const out: Sym[][] = [];
-      if (c >= minP && entries.every((e, i) => !e.required || seen[i])) out.push([]);
+      const must = deps.length ? forced(seen) : null;
+      if (c >= minP && (deps.length ? must !== null && [...must].every((i) => seen[i]) : entries.every((e, i) => !e.required || seen[i]))) out.push([]);
       if (maxP !== undefined && c >= maxP) return out;
       const lead = c > 0 ? [sep] : [];
       for (let i = 0; i < n; i++) {
-        if (seen[i]) continue;
+        if (seen[i] || never.has(i)) continue;
         const to = seen.slice();
         to[i] = 1;
         out.push([...lead, kv[i], state(g, to, next(c))]);

@@ -29,6 +29,9 @@ const SCHEMAS: Array<{ schema: JsonSchema; values: Record<string, unknown[]> }> 
   { schema: { type: 'object', properties: { x1: { type: 'integer', minimum: 5 }, b: { type: 'null' } }, patternProperties: { '^x': { type: 'integer' } }, additionalProperties: false, required: ['b'] }, values: { x1: [7, 3], b: [null], x2: [1, 'q'], q: [1] } },
   // One declared name: extra keys before it as well as after.
   { schema: { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] }, values: { a: [1, 'x'], z: [0], y: [true] } },
+  // Dependencies on names: a present trigger needs others (transitively) or excludes one; a trigger that is never allowed.
+  { schema: { type: 'object', properties: { a: {}, b: {}, c: {}, d: {} }, dependencies: { a: ['b'], b: ['c'], d: { not: { required: ['a'] } } } }, values: { a: [1], b: [2], c: [3], d: [4], z: [0] } },
+  { schema: { type: 'object', properties: { a: { type: 'integer' }, b: {}, c: {} }, required: ['c'], additionalProperties: false, dependencies: { b: false, a: ['c'] } }, values: { a: [1, 'x'], b: [2], c: [3] } },
   // A required name that properties does not declare (its value follows additionalProperties).
   { schema: { type: 'object', properties: { a: { type: 'integer' } }, required: ['a', 'k'], additionalProperties: { type: 'string' } }, values: { a: [1], k: ['v', 2], m: ['w'] } },
 ];
