@@ -596,6 +596,13 @@ export class ByteAutomaton {
     if (r === undefined) {
       // The stacks alone, returning to a frame of their own (position 1 holds the synthetic
       // start's END, so a return reaches the empty stack: node 0, which both walks refuse).
+      // One stack whose byte class refuses some plain character does not close: inside a literal
+      // (a declared name), the scan decides without building states.
+      if (positions.length === 1 && !this.allPlain(positions[0]) && this.literalClean(positions[0])) {
+        r = { closes: -1, clean: true };
+        this.frameClosures.set(key, r);
+        return r;
+      }
       const halt = this.node(1, 0);
       const s1 = this.intern(positions.map((q) => this.node(q, halt)));
       const closes = this.closureOf(s1, most, true);
@@ -613,6 +620,15 @@ export class ByteAutomaton {
       }
     }
     return r;
+  }
+
+  /** Whether the byte class at grammar position pos accepts every plain character. */
+  private allPlain(pos: number): boolean {
+    const cl = this.asciiClassLists();
+    if (cl === null || this.prog[pos] >= -1) return false;
+    const c = this.cls[symClass(this.prog[pos])];
+    for (const e of cl.plain) if (!c[this.rep[e]]) return false;
+    return true;
   }
 
   /**
