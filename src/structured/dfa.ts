@@ -498,8 +498,15 @@ export function dfaSyms(b: GrammarBuilder, a: Dfa, mode: CharMode, key?: string)
  * the matcher's fast paths know (a chain of counter states is not).
  */
 export function uniformChain(a0: Dfa): { chars: Ranges; lo: number; hi: number } | null {
-  const a = minimize(a0);
-  if (isEmpty(a)) return null;
+  // A chain-shaped automaton is read as it is, minimal or not (a counter such as .{1,256} is one,
+  // trimmed, and minimising it takes a round per state: 100 ms); only others are minimised first.
+  const t = trim(a0);
+  if (isEmpty(t)) return null;
+  return chainShape(t) ?? chainShape(minimize(t));
+}
+
+/** uniformChain of an automaton, read as it is: the bounds when it is a chain of states on one class, else null. */
+function chainShape(a: Dfa): { chars: Ranges; lo: number; hi: number } | null {
   let C: Ranges | null = null;
   let lo = -1, hi = -1;
   const seen = new Uint8Array(a.size);
