@@ -382,8 +382,7 @@ export class Grammar {
     if (r < this.ruleAlts.length) return this.ruleAlts[r];
     let a = this.chainAlts.get(r);
     if (a === undefined) {
-      let c = 0;
-      while (c + 1 < this.chainInfo.length && this.chainInfo[c + 1].id <= r) c++;
+      const c = this.chainOf(r);
       const { unit, ok, lu, id, at } = this.chainInfo[c], k = r - id, prog = this.prog;
       // Level k written now (see the constructor); minRest is lu at the unit, else 0.
       if (!ok) { prog[at + k] = END; a = Int32Array.of(at + k); }
@@ -398,11 +397,17 @@ export class Grammar {
     return a;
   }
 
+  /** The chain of an unnamed level r (chains' ids ascend): binary search. */
+  private chainOf(r: number): number {
+    let lo = 0, hi = this.chainInfo.length - 1;
+    while (lo < hi) { const m = (lo + hi + 1) >> 1; if (this.chainInfo[m].id <= r) lo = m; else hi = m - 1; }
+    return lo;
+  }
+
   /** Rule r's name (an unnamed chain level: its chain's name and level). */
   ruleName(r: number): string {
     if (r < this.names.length) return this.names[r];
-    let c = 0;
-    while (c + 1 < this.chainInfo.length && this.chainInfo[c + 1].id <= r) c++;
+    const c = this.chainOf(r);
     return `${this.chainInfo[c].name}-${r - this.chainInfo[c].id}`;
   }
 
