@@ -60,6 +60,8 @@ export interface CorpusOptions {
   limit?: number;
   /** Only files whose name contains this. */
   filter?: string;
+  /** Also list this many slowest compiles and worst per-schema p99s (default 0). */
+  slowest?: number;
   log?: (line: string) => void;
   /** Per-file results as JSON lines to this callback. */
   record?: (r: CorpusResult) => void;
@@ -177,6 +179,13 @@ export async function corpusStructured(opts: CorpusOptions): Promise<boolean> {
     log(`per-schema p99: median ${pct(p99s.map((x) => x.p), 50).toFixed(1)} µs, worst ${p99s[p99s.length - 1].p.toFixed(1)} µs (${p99s[p99s.length - 1].f}); schemas with p99 > 500 µs: ${p99s.filter((x) => x.p > 500).length}`);
   }
   if (cms.length) log(`compile: mean ${(cms.reduce((a, b) => a + b, 0) / cms.length).toFixed(2)} ms, p50 ${pct(cms, 50).toFixed(2)} ms, max ${cms[cms.length - 1].toFixed(1)} ms (${compiled.find((r) => r.compileMs === cms[cms.length - 1])?.file}); over 50 ms: ${cms.filter((x) => x > 50).length}`);
+  const k = opts.slowest ?? 0;
+  if (k > 0) {
+    log(`slowest compiles:`);
+    for (const r of [...compiled].sort((a, b) => b.compileMs! - a.compileMs!).slice(0, k)) log(`  ${r.compileMs!.toFixed(1).padStart(9)} ms  ${r.file}`);
+    log(`worst per-schema p99:`);
+    for (const x of p99s.slice(-k).reverse()) log(`  ${x.p.toFixed(0).padStart(9)} µs  ${x.f}`);
+  }
   log(`corpus: ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   // Unsound: accepted where ajv (or, where ajv cannot compile the schema, the corpus's flag) says invalid.
   const unjudgedUnsound = compiled.filter((r) => !r.ajv).reduce((a, r) => a + r.invalidAccepted, 0);

@@ -392,46 +392,105 @@ export function isEmpty(a: Dfa): boolean {
 }
 
 /**
- * The minimal DFA (Moore's partition refinement on the trimmed automaton; signatures are the
- * range lists with targets replaced by their blocks).
+ * The minimal DFA (Hopcroft's partition refinement on the trimmed automaton, over the atoms of
+ * its alphabet: the code point intervals that no edge boundary splits).
  */
 export function minimize(a0: Dfa): Dfa {
   const a = trim(a0);
   const n = a.size;
-  // Moore's refinement takes as many rounds as the longest chain (a counter's length): large
-  // automata, products with counters, are returned trimmed, as they are.
+  // Large automata, products with counters, are returned trimmed, as they are.
   if (n > MINIMIZE_MAX) return a;
-  let block = new Int32Array(n);
-  for (let q = 0; q < n; q++) block[q] = a.accept[q] ? 1 : 0;
-  let count = -1;
-  for (;;) {
-    const ids = new Map<string, number>();
-    const next = new Int32Array(n);
-    for (let q = 0; q < n; q++) {
-      const sig: number[] = [block[q]];
-      let last = -2, lastHi = -2;
-      for (const [lo, hi, t] of a.trans[q]) {
-        const bt = block[t];
-        if (bt === last && lo === lastHi + 1) { sig[sig.length - 1] = hi; lastHi = hi; continue; }
-        sig.push(lo, bt, hi); last = bt; lastHi = hi;
-      }
-      const key = sig.join(',');
-      let id = ids.get(key);
-      if (id === undefined) { id = ids.size; ids.set(key, id); }
-      next[q] = id;
-    }
-    const stable = ids.size === count;
-    count = ids.size;
-    block = next;
-    if (stable) break;
-  }
+  const block = nerodeBlocks(a);
+  let count = 0;
+  for (let q = 0; q < n; q++) count = Math.max(count, block[q] + 1);
+  const used = new Uint8Array(count);
+  count = 0;
+  for (let q = 0; q < n; q++) if (!used[block[q]]) { used[block[q]] = 1; count++; }
   if (count === n) return a;
   // Renumber with the start's block first.
-  const map = new Int32Array(count).fill(-1);
+  const map = new Int32Array(used.length).fill(-1);
   const rep: number[] = [];
   map[block[0]] = 0; rep.push(0);
   for (let q = 0; q < n; q++) if (map[block[q]] < 0) { map[block[q]] = rep.length; rep.push(q); }
   return new Dfa(rep.map((q) => mergeEdges(a.trans[q].map(([lo, hi, t]) => [lo, hi, map[block[t]]] as Edge))), rep.map((q) => a.accept[q]));
+}
+
+/**
+ * Per state of a trimmed DFA, its block in the coarsest partition by future (Hopcroft: O(A·n·log n)
+ * for A atoms — Moore's rounds, one per state of a counter, took seconds at 400 states). Block
+ * ids are arbitrary; states in one block are equivalent.
+ */
+function nerodeBlocks(a: Dfa): Int32Array {
+  const n = a.size, N = n + 1, dead = n;
+  // Atoms: [bounds[i], bounds[i + 1]).
+  const cuts: number[] = [];
+  for (const es of a.trans) for (const e of es) cuts.push(e[0], e[1] + 1);
+  cuts.sort((x, y) => x - y);
+  const bounds: number[] = [];
+  for (const c of cuts) if (bounds.length === 0 || bounds[bounds.length - 1] !== c) bounds.push(c);
+  const A = Math.max(0, bounds.length - 1);
+  const atom = (c: number): number => {
+    let lo = 0, hi = bounds.length - 1;
+    while (lo < hi) { const m = (lo + hi) >> 1; if (bounds[m] < c) lo = m + 1; else hi = m; }
+    return lo;
+  };
+  // Total transition table (the dead state, last, loops) and its inverse per (atom, target).
+  const delta = new Int32Array(N * A).fill(dead);
+  for (let q = 0; q < n; q++) for (const [lo, hi, t] of a.trans[q]) for (let x = atom(lo); x < A && bounds[x] <= hi; x++) delta[q * A + x] = t;
+  const invStart = new Int32Array(A * N + 1), inv = new Int32Array(N * A);
+  for (let q = 0; q < N; q++) for (let x = 0; x < A; x++) invStart[x * N + delta[q * A + x] + 1]++;
+  for (let k = 0; k < A * N; k++) invStart[k + 1] += invStart[k];
+  const fill = invStart.slice(0, A * N);
+  for (let q = 0; q < N; q++) for (let x = 0; x < A; x++) inv[fill[x * N + delta[q * A + x]]++] = q;
+  // The partition: block b is elems[bStart[b] .. bEnd[b]); accepting states first.
+  const elems = new Int32Array(N), loc = new Int32Array(N), blk = new Int32Array(N);
+  const bStart = new Int32Array(N), bEnd = new Int32Array(N), marked = new Int32Array(N);
+  let k = 0;
+  for (let q = 0; q < n; q++) if (a.accept[q]) { elems[k] = q; loc[q] = k++; }
+  const nAcc = k;
+  for (let q = 0; q < N; q++) if (q === dead || !a.accept[q]) { elems[k] = q; loc[q] = k++; }
+  let nb = 0;
+  if (nAcc > 0) { bStart[nb] = 0; bEnd[nb] = nAcc; nb++; }
+  if (nAcc < N) { bStart[nb] = nAcc; bEnd[nb] = N; nb++; }
+  for (let b = 0; b < nb; b++) for (let i = bStart[b]; i < bEnd[b]; i++) blk[elems[i]] = b;
+  // Splitters (block, atom): the smaller initial block on every atom.
+  const inW = new Uint8Array(N * A);
+  const W: number[] = [];
+  if (nb === 2) { const S = nAcc <= N - nAcc ? 0 : 1; for (let x = 0; x < A; x++) { inW[S * A + x] = 1; W.push(S, x); } }
+  const X: number[] = [], touched: number[] = [];
+  while (W.length) {
+    const x = W.pop()!, C = W.pop()!;
+    inW[C * A + x] = 0;
+    // X: the states whose atom-x successor is in C.
+    X.length = 0;
+    for (let i = bStart[C]; i < bEnd[C]; i++) {
+      const t = elems[i];
+      for (let j = invStart[x * N + t]; j < invStart[x * N + t + 1]; j++) X.push(inv[j]);
+    }
+    touched.length = 0;
+    for (const p of X) {
+      const B = blk[p];
+      if (marked[B] === 0) touched.push(B);
+      const j = bStart[B] + marked[B], i = loc[p], q = elems[j];
+      elems[j] = p; loc[p] = j; elems[i] = q; loc[q] = i;
+      marked[B]++;
+    }
+    for (const B of touched) {
+      const m = marked[B], size = bEnd[B] - bStart[B];
+      marked[B] = 0;
+      if (m === size) continue;
+      // The marked part becomes block B2; B keeps the rest.
+      const B2 = nb++;
+      bStart[B2] = bStart[B]; bEnd[B2] = bStart[B] + m; bStart[B] += m;
+      for (let i = bStart[B2]; i < bEnd[B2]; i++) blk[elems[i]] = B2;
+      const S = m <= size - m ? B2 : B;
+      for (let y = 0; y < A; y++) {
+        if (inW[B * A + y]) { inW[B2 * A + y] = 1; W.push(B2, y); }
+        else { inW[S * A + y] = 1; W.push(S, y); }
+      }
+    }
+  }
+  return blk;
 }
 
 /** A shortest accepted string (breadth first), or null for the empty language. */
@@ -498,8 +557,15 @@ export function dfaSyms(b: GrammarBuilder, a: Dfa, mode: CharMode, key?: string)
  * the matcher's fast paths know (a chain of counter states is not).
  */
 export function uniformChain(a0: Dfa): { chars: Ranges; lo: number; hi: number } | null {
-  const a = minimize(a0);
-  if (isEmpty(a)) return null;
+  // A chain-shaped automaton is read as it is, minimal or not (a counter such as .{1,256} is one,
+  // trimmed, and minimising it takes a round per state: 100 ms); only others are minimised first.
+  const t = trim(a0);
+  if (isEmpty(t)) return null;
+  return chainShape(t) ?? chainShape(minimize(t));
+}
+
+/** uniformChain of an automaton, read as it is: the bounds when it is a chain of states on one class, else null. */
+function chainShape(a: Dfa): { chars: Ranges; lo: number; hi: number } | null {
   let C: Ranges | null = null;
   let lo = -1, hi = -1;
   const seen = new Uint8Array(a.size);

@@ -17,6 +17,9 @@ export const symClass = (s: Sym): number => -2 - s;
 
 const UTF8 = new TextEncoder();
 
+/** The `alts` of a rule standing for a level of a chain (compared by identity; see GrammarBuilder.chains). */
+const CHAIN_ALTS: Sym[][] = [];
+
 export interface GrammarLimits {
   /** Most symbols over all alternatives (default 2,000,000). */
   maxSymbols?: number;
@@ -31,9 +34,17 @@ export class GrammarBuilder {
   private readonly clsBits = new Uint16Array(16);
   private readonly nameCount = new Map<string, number>();
   private readonly memo = new Map<string, Sym>();
-  private readonly chains = new Map<Sym, number[]>();
   /** Rules whose alternatives the matcher asks for when it first expands them (see `lazy`). */
   readonly lazyRules = new Map<number, LazyAlts>();
+  /**
+   * Bounded repetitions (see `repeat`): one chain per unit, O_k ::= unit O_(k−1) | ε and
+   * O_0 ::= unit | ε. Only the levels a repetition names are rules here (`refs`: level → rule, with
+   * `chainRef` rule → [chain, level]); the levels below them are laid out by Grammar without a
+   * rule, a name or an array each — maxLength 131,072 was 131,072 rules (seconds to build).
+   */
+  readonly chains: Array<{ unit: Sym; name: string; refs: Map<number, number>; top: number }> = [];
+  readonly chainRef = new Map<number, [number, number]>();
+  private readonly chainOf = new Map<Sym, number>();
   private symbols = 0;
   constructor(readonly limits: GrammarLimits = {}) {}
 
@@ -169,10 +180,25 @@ export class GrammarBuilder {
     } else if (max > min) {
       // O_k ::= u O_(k−1) | ε, shared by every repetition of the same unit (maxLength 255 and
       // 1024 of one schema are one chain).
-      let chain = this.chains.get(unit);
-      if (!chain) this.chains.set(unit, chain = []);
-      while (chain.length < max - min) chain.push(this.rule(`${name}-opt`, chain.length === 0 ? [[unit], []] : [[unit, chain[chain.length - 1]], []]));
-      out.push(chain[max - min - 1]);
+      // O_k ::= u O_(k−1) | ε, shared by every repetition of the same unit (maxLength 255 and
+      // 1024 of one schema are one chain).
+      let c = this.chainOf.get(unit);
+      if (c === undefined) { c = this.chains.length; this.chains.push({ unit, name: `${name}-opt`, refs: new Map(), top: -1 }); this.chainOf.set(unit, c); }
+      const chain = this.chains[c], k = max - min - 1;
+      if (k > chain.top) {
+        // Symbols counted as if every level were a rule: [[unit], []] is 3, [[unit, prev], []] is 4.
+        this.symbols += 4 * (k - chain.top) - (chain.top < 0 ? 1 : 0);
+        if (this.symbols > limit) throw new ComplexityError('grammar size (symbols)', limit);
+        chain.top = k;
+      }
+      let r = chain.refs.get(k);
+      if (r === undefined) {
+        r = this.rule(`${name}-opt`);
+        this.alts[r] = CHAIN_ALTS;
+        chain.refs.set(k, r);
+        this.chainRef.set(r, [c, k]);
+      }
+      out.push(r);
     }
     return out;
   }
@@ -282,10 +308,19 @@ export class Grammar {
   readonly names: string[];
   readonly classes: Uint8Array[];
   prog: Int32Array;
+  /**
+   * Per rule, the start positions of its alternatives. The levels of bounded-repetition chains
+   * that no repetition names are rules ≥ ruleAlts.length (see GrammarBuilder.chains) with no
+   * entry here, and so are the rules lazy rules create while matching (≥ `rules`): read
+   * alternatives through `alts(r)`.
+   */
   readonly ruleAlts: Int32Array[];
+  /** Per chain: its unit, whether the unit is productive and its shortest length, its first unnamed level's rule id and position, its unnamed levels (0 .. n − 1), its name. */
+  private readonly chainInfo: Array<{ unit: Sym; ok: boolean; lu: number; id: number; at: number; n: number; name: string }>;
+  private readonly chainAlts = new Map<number, Int32Array>();
   readonly start: number;
-  /** Shortest byte length a rule derives (Infinity never, after pruning). */
-  minLen: Float64Array;
+  /** Shortest byte length a rule derives (Infinity never, after pruning; the unnamed levels of chains, 0, and rules created while matching are not listed: see ruleMinLen). */
+  readonly minLen: Float64Array;
   /** Shortest byte length of the rest of an alternative from a position. */
   minRest: Float64Array;
   /** Bumped each time `prog` / `minRest` / `minLen` are replaced by longer arrays. */
@@ -300,24 +335,49 @@ export class Grammar {
     const R = b.alts.length;
     for (let r = 0; r < R; r++) if (b.alts[r] === null) throw new GrammarError(`rule '${b.names[r]}'`, 'is referenced but never defined');
     const alts = b.alts as Sym[][][];
+    // A chain's unnamed levels 0 .. top − 1 are rules R + base .. R + base + top − 1 (each derives ε).
+    let V = 0;
+    const bases = b.chains.map((c) => { const base = V; V += Math.max(0, c.top); return base; });
+    // The named levels: rule r is level chainK[r] of chain chainC[r].
+    const isChain = new Uint8Array(R), chainUnit = new Int32Array(R), chainPrev = new Int32Array(R), chainC = new Int32Array(R), chainK = new Int32Array(R);
+    for (const [r, [c, k]] of b.chainRef) {
+      isChain[r] = 1; chainC[r] = c; chainK[r] = k;
+      chainUnit[r] = b.chains[c].unit; chainPrev[r] = k === 0 ? -1 : R + bases[c] + k - 1;
+    }
     const classEmpty = this.classEmpty = b.classes.map((c) => c.indexOf(1) < 0);
     // Shortest derivation; Infinity = unproductive.
-    const minLen = shortestDerivations(alts, classEmpty);
-    const symLen = (s: Sym): number => (s >= 0 ? minLen[s] : classEmpty[symClass(s)] ? Infinity : 1);
+    const minLen = shortestDerivations(alts, classEmpty, isChain);
+    // Rules R .. R + V − 1, the unnamed levels of chains, derive ε.
+    const symLen = (s: Sym): number => (s >= R ? 0 : s >= 0 ? minLen[s] : classEmpty[symClass(s)] ? Infinity : 1);
+    this.rules = R + V;
     if (minLen[start] === Infinity) throw new UnsatisfiableError(b.names[start], 'no string satisfies the constraint');
-    const kept = alts.map((as) => as.filter((a) => a.every((s) => symLen(s) < Infinity)));
-    checkLeftRecursion(b.names, kept, minLen);
+    const kept = alts.map((as) => (as === CHAIN_ALTS ? as : as.filter((a) => a.every((s) => symLen(s) < Infinity))));
+    // A chain level keeps its alternative `unit O_(k−1)` when the unit is productive (O_(k−1) is).
+    const unitOk = (u: Sym): boolean => symLen(u) < Infinity;
+    checkLeftRecursion(b.names, kept, minLen, isChain, chainC, chainK, b.chains.map((c) => ({ unit: c.unit, ok: unitOk(c.unit), name: c.name })));
     this.names = b.names;
     this.classes = b.classes;
     this.start = start;
     this.minLen = minLen;
     let size = 0;
-    for (const as of kept) for (const a of as) size += a.length + 1;
+    for (let r = 0; r < R; r++) {
+      if (isChain[r]) size += unitOk(chainUnit[r]) ? (chainPrev[r] < 0 ? 3 : 4) : 1;
+      else for (const a of kept[r]) size += a.length + 1;
+    }
+    const chainSize = (ok: boolean, n: number): number => (ok ? (n > 0 ? 3 * n - 1 : 0) : n);
+    for (const c of b.chains) size += chainSize(unitOk(c.unit), Math.max(0, c.top));
     // Position 0 holds a synthetic "start → root END" so that the matcher can begin anywhere.
     const prog = new Int32Array(size + 2);
     prog[0] = start; prog[1] = END;
     let p = 2;
-    this.ruleAlts = kept.map((as) => {
+    this.ruleAlts = kept.map((as, r) => {
+      if (isChain[r]) {
+        // unit O_(k−1) | ε (level 0: unit | ε), as the rule would be laid out.
+        const starts = unitOk(chainUnit[r]) ? Int32Array.of(p, p + (chainPrev[r] < 0 ? 2 : 3)) : Int32Array.of(p);
+        if (unitOk(chainUnit[r])) { prog[p++] = chainUnit[r]; if (chainPrev[r] >= 0) prog[p++] = chainPrev[r]; prog[p++] = END; }
+        prog[p++] = END;
+        return starts;
+      }
       const starts = new Int32Array(as.length);
       as.forEach((a, i) => {
         starts[i] = p;
@@ -326,47 +386,62 @@ export class Grammar {
       });
       return starts;
     });
-    this.prog = prog;
-    this.progLen = prog.length;
+    // The unnamed levels of each chain, in a block after the rules: level 0 is `u END`, level k
+    // `u O_(k−1) END`, the END also being the ε alternative (returning is all it does).
     const minRest = new Float64Array(prog.length);
-    for (let i = prog.length - 1; i >= 0; i--) {
+    for (let i = p - 1; i >= 0; i--) {
       const s = prog[i];
       minRest[i] = s === END ? 0 : symLen(s) + minRest[i + 1];
     }
+    // They are written by `alts` when first asked for: the matcher only reads positions that
+    // `alts` gave it (and the ones after them), so a chain the output never enters costs only
+    // the zero pages of its space, untouched — maxLength 262,144 was 262,144 rules, seconds.
+    this.chainInfo = b.chains.map((c, ci) => {
+      const n = Math.max(0, c.top), ok = unitOk(c.unit), id = R + bases[ci], at = p;
+      p += ok ? (n > 0 ? 3 * n - 1 : 0) : n;
+      return { unit: c.unit, ok, lu: symLen(c.unit), id, at, n, name: c.name };
+    });
+    this.prog = prog;
+    this.progLen = prog.length;
     this.minRest = minRest;
     // Lazy rules: their static alternatives served the analyses above; the matcher asks for the real ones.
     for (const [r, gen] of b.lazyRules) if (minLen[r] < Infinity) { this.ruleAlts[r] = PENDING; this.lazyGen.set(r, gen); }
   }
 
   private symLen(s: Sym): number {
-    return s >= 0 ? this.minLen[s] : this.classEmpty[symClass(s)] ? Infinity : 1;
+    return s >= 0 ? this.ruleMinLen(s) : this.classEmpty[symClass(s)] ? Infinity : 1;
   }
+
+  /** Shortest byte length rule r derives (chain levels and rules created while matching included). */
+  ruleMinLen(r: number): number {
+    return r < this.minLen.length ? this.minLen[r] : r < this.rules ? 0 : this.dynMin[r - this.rules];
+  }
+
+  /** Rules created while matching (ids from `rules` on): alternatives (PENDING until expanded), shortest lengths, names. */
+  private readonly dynAlts: Int32Array[] = [];
+  private readonly dynMin: number[] = [];
+  private readonly dynNames: string[] = [];
 
   /**
    * A new lazy rule, for a LazyAlts generator to refer to: `minLen` must be the shortest length its
    * alternatives derive (Infinity: unproductive, and then it is never expanded).
    */
   lazyRule(name: string, minLen: number, gen: LazyAlts): number {
-    const r = this.names.length;
-    if (this.lazyGen.size >= Grammar.MAX_LAZY) throw new ComplexityError('lazily built grammar rules', Grammar.MAX_LAZY);
-    this.names.push(name);
-    this.ruleAlts.push(PENDING);
-    if (r >= this.minLen.length) {
-      const m = new Float64Array(Math.max(16, this.minLen.length * 2)).fill(Infinity);
-      m.set(this.minLen);
-      this.minLen = m;
-      this.version++;
-    }
-    this.minLen[r] = minLen;
+    if (this.dynAlts.length >= Grammar.MAX_LAZY) throw new ComplexityError('lazily built grammar rules', Grammar.MAX_LAZY);
+    const r = this.rules + this.dynAlts.length;
+    this.dynAlts.push(PENDING);
+    this.dynMin.push(minLen);
+    this.dynNames.push(name);
     this.lazyGen.set(r, gen);
     return r;
   }
 
   /** Produces the alternatives of lazy rule r (once); unproductive ones are dropped. */
   expandLazy(r: number): void {
-    if (this.ruleAlts[r] !== PENDING) return;
+    const dyn = r >= this.rules;
+    if ((dyn ? this.dynAlts[r - this.rules] : this.ruleAlts[r]) !== PENDING) return;
     const gen = this.lazyGen.get(r);
-    if (gen === undefined) throw new GrammarError(`rule '${this.names[r]}'`, 'has no alternatives');
+    if (gen === undefined) throw new GrammarError(`rule '${this.ruleName(r)}'`, 'has no alternatives');
     const alts = gen(this).filter((a) => a.every((s) => this.symLen(s) < Infinity));
     let size = 0;
     for (const a of alts) size += a.length + 1;
@@ -390,7 +465,52 @@ export class Grammar {
       minRest[i] = rest;
     }
     this.progLen = p;
-    this.ruleAlts[r] = starts;
+    if (dyn) this.dynAlts[r - this.rules] = starts; else this.ruleAlts[r] = starts;
+  }
+
+  /** How many rules there are, the unnamed levels of chains included (rule ids are 0 .. rules − 1). */
+  readonly rules: number;
+
+  /** Rule r's alternatives (their start positions in prog). */
+  alts(r: number): Int32Array {
+    if (r < this.ruleAlts.length) {
+      if (this.ruleAlts[r] === PENDING) this.expandLazy(r);
+      return this.ruleAlts[r];
+    }
+    if (r >= this.rules) {
+      if (this.dynAlts[r - this.rules] === PENDING) this.expandLazy(r);
+      return this.dynAlts[r - this.rules];
+    }
+    let a = this.chainAlts.get(r);
+    if (a === undefined) {
+      const c = this.chainOf(r);
+      const { unit, ok, lu, id, at } = this.chainInfo[c], k = r - id, prog = this.prog;
+      // Level k written now (see the constructor); minRest is lu at the unit, else 0.
+      if (!ok) { prog[at + k] = END; a = Int32Array.of(at + k); }
+      else if (k === 0) { prog[at] = unit; prog[at + 1] = END; this.minRest[at] = lu; a = Int32Array.of(at, at + 1); }
+      else {
+        const q = at + 2 + 3 * (k - 1);
+        prog[q] = unit; prog[q + 1] = r - 1; prog[q + 2] = END; this.minRest[q] = lu;
+        a = Int32Array.of(q, q + 2);
+      }
+      this.chainAlts.set(r, a);
+    }
+    return a;
+  }
+
+  /** The chain of an unnamed level r (chains' ids ascend): binary search. */
+  private chainOf(r: number): number {
+    let lo = 0, hi = this.chainInfo.length - 1;
+    while (lo < hi) { const m = (lo + hi + 1) >> 1; if (this.chainInfo[m].id <= r) lo = m; else hi = m - 1; }
+    return lo;
+  }
+
+  /** Rule r's name (an unnamed chain level: its chain's name and level). */
+  ruleName(r: number): string {
+    if (r < this.names.length) return this.names[r];
+    if (r >= this.rules) return `${this.dynNames[r - this.rules]}-${r}`;
+    const c = this.chainOf(r);
+    return `${this.chainInfo[c].name}-${r - this.chainInfo[c].id}`;
   }
 
   /** The grammar in GBNF-like text (for debugging and `--print-grammar`). */
@@ -409,15 +529,15 @@ export class Grammar {
       return `[${parts.join('')}]`;
     };
     const lines: string[] = [];
-    this.ruleAlts.forEach((starts, r) => {
-      if (starts === PENDING) { lines.push(`${this.names[r]} ::= (built while matching)`); return; }
-      const as = [...starts].map((p) => {
+    for (let r = 0; r < this.rules; r++) {
+      if (r < this.ruleAlts.length && this.ruleAlts[r] === PENDING) { lines.push(`${this.ruleName(r)} ::= (built while matching)`); continue; }
+      const as = [...this.alts(r)].map((p) => {
         const syms: string[] = [];
-        for (let i = p; this.prog[i] !== END; i++) syms.push(this.prog[i] >= 0 ? this.names[this.prog[i]] : cls(symClass(this.prog[i])));
+        for (let i = p; this.prog[i] !== END; i++) syms.push(this.prog[i] >= 0 ? this.ruleName(this.prog[i]) : cls(symClass(this.prog[i])));
         return syms.join(' ') || '""';
       });
-      lines.push(`${this.names[r]} ::= ${as.join(' | ')}`);
-    });
+      lines.push(`${this.ruleName(r)} ::= ${as.join(' | ')}`);
+    }
     return lines.join('\n');
   }
 }
@@ -428,7 +548,7 @@ export class Grammar {
  * is known once every rule in it is settled. O(size · log R) — a fixpoint over all rules
  * repeated until nothing changes is quadratic on long chains of rules (seconds on large schemas).
  */
-function shortestDerivations(alts: Sym[][][], classEmpty: boolean[]): Float64Array {
+function shortestDerivations(alts: Sym[][][], classEmpty: boolean[], isChain: Uint8Array): Float64Array {
   const R = alts.length;
   const minLen = new Float64Array(R).fill(Infinity);
   // Per alternative: its rule, its terminal length, the rule symbols not yet settled.
@@ -481,9 +601,7 @@ function shortestDerivations(alts: Sym[][][], classEmpty: boolean[]): Float64Arr
     }
   }
   const done = new Uint8Array(R);
-  while (heapL.length) {
-    const [l, r] = pop();
-    if (done[r]) continue;
+  const settle = (r: number, l: number): void => {
     done[r] = 1;
     minLen[r] = l;
     for (let u = useStart[r]; u < useStart[r + 1]; u++) {
@@ -491,6 +609,13 @@ function shortestDerivations(alts: Sym[][][], classEmpty: boolean[]): Float64Arr
       altLen[id] += l;
       if (--pending[id] === 0 && altLen[id] < Infinity && !done[altRule[id]]) push(altLen[id], altRule[id]);
     }
+  };
+  // A chain rule (no alternatives listed) derives ε: settled first, at 0.
+  for (let r = 0; r < R; r++) if (isChain[r]) settle(r, 0);
+  while (heapL.length) {
+    const [l, r] = pop();
+    if (done[r]) continue;
+    settle(r, l);
   }
   return minLen;
 }
@@ -500,49 +625,72 @@ function shortestDerivations(alts: Sym[][][], classEmpty: boolean[]): Float64Arr
  * A cycle made only of tail calls (A ::= x? A) is harmless — the matcher calls tails without
  * pushing — so only cycles with a non-tail edge are errors.
  */
-function checkLeftRecursion(names: string[], alts: Sym[][][], minLen: Float64Array): void {
-  const R = alts.length;
+function checkLeftRecursion(
+  names: string[], alts: Sym[][][], minLen: Float64Array,
+  isChain: Uint8Array, chainC: Int32Array, chainK: Int32Array, chains: Array<{ unit: Sym; ok: boolean; name: string }>,
+): void {
+  // The unnamed levels of chain c (they call only lower levels and the unit) are two nodes:
+  // R + 2c for level 0 (which tail-calls the unit) and R + 2c + 1 for the levels above (which call
+  // it first, then tail-call the level below when the unit is nullable). A cycle through a level
+  // is a cycle through its node, with the same calls.
+  const R0 = alts.length, R = R0 + 2 * chains.length;
   const nullable = (s: Sym) => s >= 0 && minLen[s] === 0;
-  const edges: Array<Array<[number, boolean]>> = alts.map((as) => {
-    const e: Array<[number, boolean]> = [];
-    for (const a of as) {
+  const lower = (c: number, k: number) => R0 + 2 * c + (k === 0 ? 0 : 1);
+  // Edges of v, eTo[eStart[v] .. eStart[v + 1]) with eTail (1: the call is an alternative's last
+  // symbol): typed arrays, not an array per rule.
+  const eStart = new Int32Array(R + 1);
+  const eTo: number[] = [], eTail: number[] = [];
+  // Level k of a chain: unit O_(k−1) | ε (level 0: unit | ε), when the unit is productive.
+  const level = (c: number, k: number): void => {
+    const { unit, ok } = chains[c];
+    if (!ok) return;
+    if (unit >= 0) { eTo.push(unit); eTail.push(k === 0 ? 1 : 0); }
+    if (k > 0 && nullable(unit)) { eTo.push(lower(c, k - 1)); eTail.push(1); }
+  };
+  for (let v = 0; v < R; v++) {
+    eStart[v] = eTo.length;
+    if (v >= R0) { level((v - R0) >> 1, (v - R0) & 1); continue; }
+    if (isChain[v]) { level(chainC[v], chainK[v]); continue; }
+    for (const a of alts[v]) {
       for (let i = 0; i < a.length; i++) {
-        if (a[i] >= 0) e.push([a[i], i === a.length - 1]);
+        if (a[i] >= 0) { eTo.push(a[i]); eTail.push(i === a.length - 1 ? 1 : 0); }
         if (!nullable(a[i])) break;
       }
     }
-    return e;
-  });
-  // Tarjan's SCC, iterative.
+  }
+  eStart[R] = eTo.length;
+  const nameOf = (v: number) => (v < R0 ? names[v] : chains[(v - R0) >> 1].name);
+  // Tarjan's SCC, iterative: the work stack holds (rule, next edge; −1 before it is entered).
   const index = new Int32Array(R).fill(-1), low = new Int32Array(R), comp = new Int32Array(R).fill(-1);
   const onStack = new Uint8Array(R);
-  const st: number[] = [];
-  let idx = 0, nc = 0;
+  const st = new Int32Array(R), wv = new Int32Array(R), wi = new Int32Array(R);
+  let sp = 0, idx = 0, nc = 0;
   for (let s0 = 0; s0 < R; s0++) {
     if (index[s0] >= 0) continue;
-    const work: Array<[number, number]> = [[s0, 0]];
-    while (work.length) {
-      const top = work[work.length - 1];
-      const v = top[0];
-      if (top[1] === 0) { index[v] = low[v] = idx++; st.push(v); onStack[v] = 1; }
-      if (top[1] < edges[v].length) {
-        const w = edges[v][top[1]++][0];
-        if (index[w] < 0) work.push([w, 0]);
+    let wt = 0;
+    wv[wt] = s0; wi[wt++] = -1;
+    while (wt > 0) {
+      const v = wv[wt - 1];
+      if (wi[wt - 1] < 0) { index[v] = low[v] = idx++; st[sp++] = v; onStack[v] = 1; wi[wt - 1] = eStart[v]; }
+      if (wi[wt - 1] < eStart[v + 1]) {
+        const w = eTo[wi[wt - 1]++];
+        if (index[w] < 0) { wv[wt] = w; wi[wt++] = -1; }
         else if (onStack[w]) low[v] = Math.min(low[v], index[w]);
         continue;
       }
-      work.pop();
-      if (work.length) { const u = work[work.length - 1][0]; low[u] = Math.min(low[u], low[v]); }
+      wt--;
+      if (wt > 0) { const u = wv[wt - 1]; low[u] = Math.min(low[u], low[v]); }
       if (low[v] === index[v]) {
         let w;
-        do { w = st.pop()!; onStack[w] = 0; comp[w] = nc; } while (w !== v);
+        do { w = st[--sp]; onStack[w] = 0; comp[w] = nc; } while (w !== v);
         nc++;
       }
     }
   }
   for (let v = 0; v < R; v++) {
-    for (const [w, tail] of edges[v]) {
-      if (comp[w] === comp[v] && !tail) throw new GrammarError(`rule '${names[v]}'`, `is left-recursive (through '${names[w]}'); rewrite it with repetition`);
+    for (let e = eStart[v]; e < eStart[v + 1]; e++) {
+      const w = eTo[e];
+      if (comp[w] === comp[v] && !eTail[e]) throw new GrammarError(`rule '${nameOf(v)}'`, `is left-recursive (through '${nameOf(w)}'); rewrite it with repetition`);
     }
   }
 }

@@ -214,12 +214,10 @@ export class ByteAutomaton {
         else { if (top + 2 > w.length) { W.ensure(top + 2); w = W.a; } w[top++] = this.nodePos.a[par]; w[top++] = this.nodePar.a[par]; }
       } else if (s >= 0) {
         const ret = prog[pos + 1] === END ? par : this.node(pos + 1, par);
-        let alts = ruleAlts[s];
-        if (alts === PENDING) {
-          this.grammar.expandLazy(s);
-          alts = ruleAlts[s];
-          if (this.grammarVersion !== this.grammar.version) { prog = this.prog = this.grammar.prog; this.grammarVersion = this.grammar.version; }
-        }
+        let alts = s < ruleAlts.length ? ruleAlts[s] : this.grammar.alts(s);
+        if (alts === PENDING) alts = this.grammar.alts(s);
+        // A lazy rule's alternatives may have been appended to a new, longer prog.
+        if (this.grammarVersion !== this.grammar.version) { prog = this.prog = this.grammar.prog; this.grammarVersion = this.grammar.version; }
         if (top + 2 * alts.length > w.length) { W.ensure(top + 2 * alts.length); w = W.a; }
         for (let i = alts.length - 1; i >= 0; i--) { w[top++] = alts[i]; w[top++] = ret; }
       } else {
@@ -499,7 +497,7 @@ export class ByteAutomaton {
   private chainUnit(q: number): number {
     const prog = this.prog;
     if (prog[q] < 0 || prog[q + 1] !== END) return -1;
-    const alts = this.grammar.ruleAlts[prog[q]];
+    const alts = this.grammar.alts(prog[q]);
     if (alts.length !== 2) return -1;
     const e = prog[alts[0]] === END ? 0 : prog[alts[1]] === END ? 1 : -1;
     if (e < 0) return -1;
@@ -510,7 +508,7 @@ export class ByteAutomaton {
   /** The position of X when position q tail-calls a rule of the form u X | ε (X a rule), else −1. */
   private chainNext(q: number, u: number): number {
     if (this.chainUnit(q) !== u) return -1;
-    const alts = this.grammar.ruleAlts[this.prog[q]];
+    const alts = this.grammar.alts(this.prog[q]);
     const s = this.prog[alts[0]] === END ? alts[1] : alts[0];
     return s + 1;
   }

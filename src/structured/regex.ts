@@ -3,7 +3,7 @@
 // determinises them lazily into a DFA, so no input backtracks (a "catastrophic" regex costs what
 // any other does). Backreferences, lookaround and word boundaries are not regular and raise
 // RegexError with their offset.
-import { GrammarBuilder, complementRanges, normalizeRanges } from './grammar.js';
+import { GrammarBuilder, END, complementRanges, normalizeRanges } from './grammar.js';
 import type { Sym } from './grammar.js';
 import { RegexError } from './errors.js';
 
@@ -271,8 +271,9 @@ export function regexSyms(b: GrammarBuilder, src: string, mode: CharMode, search
   if (search && branches.some((br) => (br.t === 'seq' ? br.items[0]?.t : br.t) !== 'bol')) {
     // A search (`.*x`): as a grammar it is ambiguous — each character may start a new match, so
     // the parses multiply with the length of x — and deterministic as an automaton.
-    const d = searchDfa(b, branches, mode, src);
-    if (d !== null) return [d];
+    // One automaton per pattern and mode in a grammar (a schema repeats its patterns); END: none.
+    const d = b.cached(`search:${mode}:${src}`, () => searchDfa(b, branches, mode, src) ?? END);
+    if (d !== END) return [d];
   }
   // Branches grouped by their anchors: an unanchored side is one shared `.*` per group, not one
   // per branch — `(a|b|…)` with a `.*` of its own around each of 100 branches runs 100 copies of
@@ -420,11 +421,13 @@ function searchDfa(b: GrammarBuilder, branches: RegexNode[], mode: CharMode, src
   };
   try {
     intern(closure([start]));
+    // The state of a set of moves, across all states: a search's states share most of their moves
+    // (the `.*` and every branch's start), so most closures are known.
+    const seen = new Map<string, number>();
     for (let q = 0; q < sets.length; q++) {
       const moves: number[][] = Array.from({ length: NA }, () => []);
       for (const x of sets[q]) { const as = trAtoms[x]; if (as) for (const a of as) moves[a].push(trTo[x]); }
       const t = new Int32Array(NA).fill(-1);
-      const seen = new Map<string, number>();
       for (let a = 0; a < NA; a++) {
         if (moves[a].length === 0) continue;
         const k = moves[a].join(',');

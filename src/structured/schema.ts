@@ -1297,18 +1297,18 @@ export class SchemaCompiler {
       if (deps.length && must === null) return Infinity;
       for (let i = 0; i < n; i++) {
         if (seen[i]) continue;
-        if (must ? must.has(i) : entries[i].required) { len += g.minLen[kv[i]]; count++; } else pool.push(g.minLen[kv[i]]);
+        if (must ? must.has(i) : entries[i].required) { len += g.ruleMinLen(kv[i]); count++; } else pool.push(g.ruleMinLen(kv[i]));
       }
       if (maxP !== undefined && c + count > maxP) return Infinity;
       const more = Math.max(0, minP - c - count);
       if (more > 0) {
-        if (ex !== null) for (let k = 0; k < more; k++) pool.push(g.minLen[ex]);
+        if (ex !== null) for (let k = 0; k < more; k++) pool.push(g.ruleMinLen(ex));
         if (pool.length < more) return Infinity;
         pool.sort((x, y) => x - y);
         for (let k = 0; k < more; k++) len += pool[k];
         count += more;
       }
-      return len + (c > 0 ? count : Math.max(0, count - 1)) * g.minLen[sep];
+      return len + (c > 0 ? count : Math.max(0, count - 1)) * g.ruleMinLen(sep);
     };
     const alts = (g: Grammar, seen: Uint8Array, c: number): Sym[][] => {
       const out: Sym[][] = [];
@@ -1515,10 +1515,18 @@ export class SchemaCompiler {
     };
     const memo = new Map<string, Sym>();
     const top = Math.max(prefix.length, min);
+    // Past the prefix and minItems, with no contains: (, item){0, max − i}, a bounded repetition
+    // (a lazy chain: maxItems 131072 was 131,072 rules).
+    const chain = needs.length === 0 && max < Infinity && restSym !== null;
     const A = (i: number, seen: number): Sym => {
       const key = `${i >= top && max === Infinity && i >= 1 ? -1 : i}:${seen}`;
       const m = memo.get(key);
       if (m !== undefined) return m;
+      if (chain && i >= top && i >= 1 && i < max) {
+        const r = b.seq('items', b.repeat('items', [...this.lit(','), ...ws, restSym, ...ws], 0, max - i));
+        memo.set(key, r);
+        return r;
+      }
       const id = b.rule('items');
       memo.set(key, id);
       const alts: Sym[][] = [];
@@ -1533,7 +1541,7 @@ export class SchemaCompiler {
     // A(i, ·) calls only A(i + 1, ·): built from the last index down, the recursion stays one
     // level deep (maxItems 10000 would otherwise overflow the call stack).
     const last = max === Infinity ? top + 1 : max;
-    if (last > 500) for (let i = last; i >= 1; i--) for (let seen = 0; seen <= full; seen++) if ((seen & full) === seen) A(i, seen);
+    if (last > 500 && !chain) for (let i = last; i >= 1; i--) for (let seen = 0; seen <= full; seen++) if ((seen & full) === seen) A(i, seen);
     return b.seq('array', [...this.lit('['), ...ws, A(0, 0), ...this.lit(']')]);
   }
 

@@ -3,7 +3,7 @@
 // cause; verdicts are compared with ajv (+ ajv-formats).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileJsonSchema, ByteAutomaton, DEAD, UnsatisfiableError, UnsupportedKeywordError, StructuredError } from '../../src/structured/index.js';
+import { compileJsonSchema, parseGbnf, ByteAutomaton, DEAD, GrammarError, UnsatisfiableError, UnsupportedKeywordError, StructuredError } from '../../src/structured/index.js';
 import type { Grammar, JsonSchema } from '../../src/structured/index.js';
 import { ajv, accepts } from './suite_util.js';
 
@@ -154,4 +154,46 @@ test('one declared property and extra keys: the extra keys may come first (were 
   agree({ type: 'array', items: { type: 'object', properties: { token: { type: 'string', minLength: 3 } }, required: ['token'] } }, [
     [{ name: 'x', token: 'abc' }], [{ token: 'abc', name: 'x' }], [{ name: 'x' }], [{ name: 'x', token: 'ab' }],
   ]);
+});
+
+test('maxLength / maxItems in the hundreds of thousands are lazy chains: few rules, and every bound of a shared chain exact (was: 262,144 rules, seconds to compile)', () => {
+  const schema = {
+    type: 'object', additionalProperties: false,
+    properties: {
+      big: { type: 'string', maxLength: 262144 }, small: { type: 'string', maxLength: 5 }, mid: { type: 'string', minLength: 2, maxLength: 7 },
+      list: { type: 'array', items: { type: 'integer' }, maxItems: 131072 }, few: { type: 'array', items: { type: 'integer' }, minItems: 1, maxItems: 3 },
+    },
+  };
+  const g = compileJsonSchema(schema);
+  // The levels below the named ones are not rules of their own (rules counts them), and are written on demand.
+  assert.ok(g.ruleAlts.length < 1000, `${g.ruleAlts.length} rules built`);
+  assert.ok(g.rules > 262144 + 131072 - 10, `${g.rules} rules in all`);
+  const strs = Array.from({ length: 10 }, (_, n) => 'ab'.repeat(5).slice(0, n));
+  const arrs = Array.from({ length: 6 }, (_, n) => Array.from({ length: n }, (_, i) => i));
+  agree(schema, [
+    ...strs.flatMap((s) => [{ small: s }, { mid: s }, { big: s }, { big: s, small: s, mid: s }]),
+    ...arrs.flatMap((a) => [{ few: a }, { list: a }, { list: a, few: a }]),
+    { big: 'x'.repeat(3000) }, { list: Array.from({ length: 400 }, (_, i) => i % 10) },
+  ], g);
+  // The same chain's levels reached from two bounds: a state of one walk is a level of the other's.
+  const A = new ByteAutomaton(g);
+  for (const [key, max] of [['small', 5], ['mid', 7], ['big', 40]] as const) {
+    let s = A.advanceBytes(A.initial, enc.encode(`{"${key}":"`));
+    for (let k = 0; k <= max; k++) { assert.notEqual(s, DEAD, `${key} after ${k}`); s = A.step(s, 0x61); }
+    if (key !== 'big') assert.equal(s, DEAD, `${key} beyond ${max}`);
+  }
+  // toString names every level once.
+  const text = compileJsonSchema({ type: 'string', maxLength: 6 }).toString();
+  const names = text.split('\n').map((l) => l.split(' ::= ')[0]);
+  assert.equal(new Set(names).size, names.length);
+});
+
+test('left recursion through the levels of a bounded repetition is refused; a repetition after a byte is not left recursion', () => {
+  assert.throws(() => parseGbnf('root ::= a{0,4} "b"\na ::= root "c" | "d"'), (e: unknown) => e instanceof GrammarError && /left-recursive/.test(e.message));
+  assert.throws(() => parseGbnf('root ::= "x" | a{2,9} "b"\na ::= "y"? root'), (e: unknown) => e instanceof GrammarError && /left-recursive/.test(e.message));
+  assert.throws(() => parseGbnf('root ::= "z" | a{0,4}\na ::= root "c"'), (e: unknown) => e instanceof GrammarError && /left-recursive/.test(e.message));
+  // Only the call of the unit by a level (before the level below) is not a tail call here.
+  assert.throws(() => parseGbnf('root ::= "z" | a{0,4}\na ::= "q"? root'), (e: unknown) => e instanceof GrammarError && /left-recursive/.test(e.message));
+  const g = parseGbnf('root ::= "x" a{0,4}\na ::= "d" | root "c"');
+  for (const [s, ok] of [['x', true], ['xd', true], ['xxc', true], ['xdddd', true], ['xddddd', false], ['xxdcd', true], ['d', false]] as const) assert.equal(accepts(g, s), ok, s);
 });

@@ -137,3 +137,39 @@ test('dfaSyms / languageSyms: the grammar of a DFA (JSON string contents) accept
     }
   }
 });
+
+test('minimize is minimal: no two states of its result are equivalent (naive table filling), with counters and products', () => {
+  const r = new Rng(11);
+  // Distinguishable pairs by table filling over one code point per interval no edge boundary splits.
+  const minimal = (d: Dfa): boolean => {
+    const n = d.size, reps = new Set<number>();
+    for (const es of d.trans) for (const [lo, hi] of es) { reps.add(lo); reps.add(hi + 1); }
+    const cs = [...reps].filter((c) => c <= 0x10ffff);
+    const dist = new Uint8Array(n * n);
+    for (let p = 0; p < n; p++) for (let q = 0; q < n; q++) if (d.accept[p] !== d.accept[q]) dist[p * n + q] = 1;
+    for (let changed = true; changed;) {
+      changed = false;
+      for (let p = 0; p < n; p++) for (let q = 0; q < n; q++) {
+        if (dist[p * n + q]) continue;
+        for (const c of cs) {
+          const x = d.step(p, c), y = d.step(q, c);
+          // (Every state of a trimmed DFA accepts something: a state against the dead one differs.)
+          if (x === y) continue;
+          if (x < 0 || y < 0 || dist[x * n + y]) { dist[p * n + q] = 1; changed = true; break; }
+        }
+      }
+    }
+    for (let p = 0; p < n; p++) for (let q = p + 1; q < n; q++) if (!dist[p * n + q]) return false;
+    return true;
+  };
+  const extra = ['^(?:\\S+\\s+){0,6}\\S+$', '^.{1,12}$', '^(?:ab|a){2,5}$', '^[a-c]*(?:x|yz){1,3}$'];
+  for (let k = 0; k < 50; k++) {
+    const p = k < extra.length ? extra[k] : r.pick(PATTERNS), q = r.pick(PATTERNS);
+    const a = regexDfa(p, true);
+    for (const d of [a, intersect(a, regexDfa(q, true)), minus(a, regexDfa(q, true)), lengthBounded(a, r.int(0, 2), r.int(2, 7))]) {
+      const m = minimize(d);
+      assert.ok(minimal(m), `minimize of /${p}/ (with /${q}/): ${m.size} states, two of them equivalent`);
+      for (const s of randomStrings(r, 60)) assert.equal(m.matches(s), d.matches(s), `/${p}/ on ${JSON.stringify(s)}`);
+    }
+  }
+});
