@@ -65,6 +65,8 @@ export interface CorpusOptions {
   log?: (line: string) => void;
   /** Per-file results as JSON lines to this callback. */
   record?: (r: CorpusResult) => void;
+  /** Compile as generation does (additionalProperties 'declared': schema order) instead of as checking does. */
+  generating?: boolean;
   /** The outside validator (default ajvJudge; null for a schema: only the files' flags judge it). */
   judge?: (schema: JsonSchema) => ((v: unknown) => boolean) | null;
 }
@@ -81,7 +83,7 @@ export interface CorpusResult {
 }
 
 /** One schema and its tests. */
-export function runCorpusFile(path: string, tok: HFTokenizer, vocab: TokenVocab, log: (l: string) => void, judgeOf: CorpusOptions['judge'] = ajvJudge): CorpusResult {
+export function runCorpusFile(path: string, tok: HFTokenizer, vocab: TokenVocab, log: (l: string) => void, judgeOf: CorpusOptions['judge'] = ajvJudge, generating = false): CorpusResult {
   const file = basename(path);
   const r: CorpusResult = { file, status: 'compiled', valid: 0, validAccepted: 0, invalid: 0, invalidAccepted: 0, crashes: 0, masks: [] };
   let doc: { schema?: JsonSchema; tests?: Array<{ data: unknown; valid: boolean }> };
@@ -91,7 +93,7 @@ export function runCorpusFile(path: string, tok: HFTokenizer, vocab: TokenVocab,
   let m: TokenMatcher;
   const t0 = performance.now();
   try {
-    m = new TokenMatcher(new SchemaCompiler(schema).compile(), vocab);
+    m = new TokenMatcher(new SchemaCompiler(schema, generating ? { additionalProperties: 'declared' } : {}).compile(), vocab);
     m.mask(m.initial);
   } catch (e) {
     if (e instanceof StructuredError) { r.status = 'refused'; r.error = `${e.constructor.name}: ${e.message}`; return r; }
@@ -142,11 +144,11 @@ export async function corpusStructured(opts: CorpusOptions): Promise<boolean> {
   const tok = new HFTokenizer(await llama2Json());
   const vocab = TokenVocab.fromTokenizer(tok);
   warmUp();
-  log(`corpus: ${files.length} schemas from ${opts.dir}, LLaMA-2 32K vocabulary, one thread, cold caches per schema`);
+  log(`corpus: ${files.length} schemas from ${opts.dir}, LLaMA-2 32K vocabulary, one thread, cold caches per schema, compiled as ${opts.generating ? 'generation does (schema order, declared keys)' : 'checking does (members in any order)'}`);
   const results: CorpusResult[] = [];
   const t0 = performance.now();
   for (const [i, f] of files.entries()) {
-    const res = runCorpusFile(join(opts.dir, f), tok, vocab, log, opts.judge);
+    const res = runCorpusFile(join(opts.dir, f), tok, vocab, log, opts.judge, opts.generating);
     results.push(res);
     opts.record?.(res);
     if ((i + 1) % 200 === 0) log(`… ${i + 1}/${files.length} schemas, ${((performance.now() - t0) / 1000).toFixed(0)} s`);

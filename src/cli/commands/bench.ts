@@ -21,13 +21,16 @@ export const usage = `tslm bench [matmul|ops|${Object.keys(SUITES).join('|')}|al
 tslm bench structured --fuzz N [--seed S]
     The structured-generation engine against ajv on N random schemas (src/structured/fuzz.ts) and
     constrained sampling on N/10 of them; exit code 1 on any unsound acceptance, invalid sample or crash.
-tslm bench structured --corpus <dir> [--every K] [--limit N] [--filter TEXT] [--slowest N]
+tslm bench structured --corpus <dir> [--every K] [--limit N] [--filter TEXT] [--slowest N] [--generating]
     The engine on a folder of real-world schemas (MaskBench's {"schema", "tests"} files, or bare
     schemas): how many compile, are refused (and why) or crash; valid instances accepted and
     invalid ones accepted, by the files' own "valid" flags and as judged by ajv + ajv-formats in
     the schema's draft (with the flags ajv disputes); token-weighted mean mask, per-schema p99,
     compile mean and max, with cold caches per schema (LLaMA-2 32K vocabulary, one thread).
-    --slowest N also lists the N slowest compiles and the N worst per-schema p99s.
+    --slowest N also lists the N slowest compiles and the N worst per-schema p99s. Schemas are
+    compiled as \`tslm schema check\` reads them (members in any order); --generating compiles them
+    as generation does (additionalProperties 'declared': schema order, declared keys only), for
+    the masks a server computes (its acceptance counts then leave out valid undeclared keys).
     Exit code 1 on a crash or an acceptance ajv judges invalid.
     Without a name: matmul GFLOP/s and elementwise throughput / per-op overhead of the wasm
     backend on 1 and all threads, beside numpy when python3 has it. 'all' runs every suite
@@ -39,7 +42,7 @@ export async function run(args: string[]): Promise<number> {
     args,
     allowPositionals: true,
     options: { json: { type: 'boolean', default: false }, threads: { type: 'string' }, seconds: { type: 'string' }, fuzz: { type: 'string' }, seed: { type: 'string' },
-      corpus: { type: 'string' }, every: { type: 'string' }, limit: { type: 'string' }, filter: { type: 'string' }, slowest: { type: 'string' } },
+      corpus: { type: 'string' }, every: { type: 'string' }, limit: { type: 'string' }, filter: { type: 'string' }, slowest: { type: 'string' }, generating: { type: 'boolean' } },
   });
   if (values.fuzz !== undefined) {
     // `tslm bench structured --fuzz N [--seed S]`: the token engine against ajv on N random schemas.
@@ -55,7 +58,7 @@ export async function run(args: string[]): Promise<number> {
     const slowest = values.slowest === undefined ? 0 : Number(values.slowest);
     if (!(Number.isInteger(every) && every >= 1) || (limit !== undefined && !(Number.isInteger(limit) && limit >= 1)) || !(Number.isInteger(slowest) && slowest >= 0)) { console.error('tslm bench: --every, --limit and --slowest must be positive integers'); return 2; }
     const { corpusStructured } = await import('../../../bench/structured_corpus.js');
-    try { return (await corpusStructured({ dir: values.corpus, every, limit, filter: values.filter, slowest, log: (l) => console.log(l) })) ? 0 : 1; } finally { await shutdown(); }
+    try { return (await corpusStructured({ dir: values.corpus, every, limit, filter: values.filter, slowest, generating: values.generating, log: (l) => console.log(l) })) ? 0 : 1; } finally { await shutdown(); }
   }
   const which = positionals[0] ?? 'kernels';
   if (!['kernels', 'all', 'matmul', 'ops', ...Object.keys(SUITES)].includes(which)) {
