@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileJsonSchema, parseGbnf, ByteAutomaton, DEAD, GrammarError, UnsatisfiableError, UnsupportedKeywordError, StructuredError } from '../../src/structured/index.js';
 import type { Grammar, JsonSchema } from '../../src/structured/index.js';
-import { ajv, accepts } from './suite_util.js';
+import { ajv, accepts, assertMaskBrute } from './suite_util.js';
 
 const enc = new TextEncoder();
 
@@ -79,14 +79,7 @@ test('search patterns: masks equal a brute-force check, with the plain fast path
   for (const prefix of ['{"hash":"', '{"hash":"zz', '{"hash":"00ff', '{"hash":"00ff00ff', '{"hash":"00ff00ffq', '{"when":"x 2024', '{"when":"2024-0', '{"when":"2024-01', '{"url":"https://w3id', '{"url":"w3id.or', '{"nodig":"', '{"nodig":"ab é']) {
     const s = m.automaton.advanceBytes(m.initial, enc.encode(prefix));
     assert.ok(s >= 0, prefix);
-    const mask = m.mask(s);
-    for (let id = 0; id < vocab.size; id++) {
-      const b = vocab.bytes[id];
-      let want = b !== null && m.automaton.advanceBytes(s, b) !== DEAD;
-      if (vocab.eosIds.includes(id)) want = m.automaton.accepting(s);
-      const got = (mask[id >>> 5] & (1 << (id & 31))) !== 0;
-      if (got !== want) assert.fail(`prefix ${JSON.stringify(prefix)}: token ${id} ${JSON.stringify(vocab.text([id]))} mask ${got} brute ${want}`);
-    }
+    assertMaskBrute(m, vocab, s, `prefix ${JSON.stringify(prefix)}`);
   }
   // Inside a searched string the states are levels of plain characters: no state walks the whole vocabulary.
   const before = m.stats.nodesVisited, walks = m.stats.walks;

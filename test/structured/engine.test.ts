@@ -19,7 +19,7 @@ import type { Grammar } from '../../src/structured/index.js';
 import { FORMAT_SAMPLES } from '../../src/structured/schema.js';
 import { llama2Json, llama3Json } from '../tokenizers/real_vocabs.js';
 import { main } from '../../src/cli/main.js';
-import { accepts } from './suite_util.js';
+import { accepts, assertMaskBrute } from './suite_util.js';
 
 const require = createRequire(import.meta.url);
 const enc = new TextEncoder();
@@ -88,30 +88,11 @@ test('masks equal a brute-force check of every token (LLaMA-3 128K byte-level, L
     for (const prefix of ['', '{', '{"id":2', '{"id":-', '{"id":1,"name":"a', '{"id":1,"name":"ab\\', '{"id":1,"tags":["', '{"id":1,"tags":["a b",', '{"id":1,"name":"\xe9"}'.slice(0, 18)]) {
       const s = m.automaton.advanceBytes(m.initial, enc.encode(prefix));
       assert.ok(s >= 0, prefix);
-      const mask = m.mask(s);
-      for (let id = 0; id < vocab.size; id++) {
-        const b = vocab.bytes[id];
-        let want = b !== null && m.automaton.advanceBytes(s, b) !== DEAD;
-        if (vocab.eosIds.includes(id)) want = m.automaton.accepting(s);
-        const got = (mask[id >>> 5] & (1 << (id & 31))) !== 0;
-        if (got !== want) assert.fail(`${tok.vocabSize} vocab, prefix ${JSON.stringify(prefix)}: token ${id} ${JSON.stringify(tok.idToToken(id))} mask ${got} brute ${want}`);
-      }
+      // (The byte prefix is fed raw: it may end inside a character.)
+      assertMaskBrute(m, vocab, s, `prefix ${JSON.stringify(prefix)}`);
     }
   }
 });
-
-/** Compares a mask with a brute-force check of every token; the byte prefix is fed raw (it may end inside a character). */
-function assertBrute(m: TokenMatcher, vocab: TokenVocab, s: number, what: string, budget = Infinity): void {
-  const mask = m.mask(s, budget);
-  for (let id = 0; id < vocab.size; id++) {
-    const b = vocab.bytes[id];
-    const t = b === null ? DEAD : m.automaton.advanceBytes(s, b);
-    let want = t !== DEAD && m.automaton.minComplete(t) <= budget;
-    if (vocab.eosIds.includes(id)) want = m.automaton.accepting(s);
-    const got = (mask[id >>> 5] & (1 << (id & 31))) !== 0;
-    if (got !== want) assert.fail(`${vocab.size} vocab, ${what}: token ${id} ${JSON.stringify(vocab.text([id]))} mask ${got} brute ${want}`);
-  }
-}
 
 test('withEos: the same vocabulary with other end ids shares its tables; masks allow exactly those ends', () => {
   const base = TokenVocab.fromTokenizer(llama2);
@@ -122,7 +103,7 @@ test('withEos: the same vocabulary with other end ids shares its tables; masks a
   assert.equal(v.plain, base.plain);
   assert.deepEqual(base.eosIds, llama2.eosId === null ? [] : [llama2.eosId]);
   const m = new TokenMatcher(compileJsonSchema({ type: 'object', properties: { s: { type: 'string', maxLength: 5 } }, required: ['s'] }), v);
-  for (const prefix of ['{"s":"ab', '{"s":"ab"}']) assertBrute(m, v, m.automaton.advanceBytes(m.initial, enc.encode(prefix)), `withEos ${prefix}`);
+  for (const prefix of ['{"s":"ab', '{"s":"ab"}']) assertMaskBrute(m, v, m.automaton.advanceBytes(m.initial, enc.encode(prefix)), `withEos ${prefix}`);
 });
 
 test('plain-text fast path: masks in strings, keys and formats equal a brute-force check', () => {
@@ -171,7 +152,7 @@ test('plain-text fast path: masks in strings, keys and formats equal a brute-for
       for (const p of prefixes) {
         const s = m.automaton.advanceBytes(m.initial, p);
         assert.ok(s >= 0, new TextDecoder().decode(p));
-        assertBrute(m, vocab, s, JSON.stringify(new TextDecoder().decode(p)));
+        assertMaskBrute(m, vocab, s, JSON.stringify(new TextDecoder().decode(p)));
       }
       assert.ok((m.stats.plainMasks ?? 0) > 0, 'the fast path was taken');
     }
@@ -191,7 +172,7 @@ test('settled levels of formats and patterns, on a vocabulary made for their edg
   for (const text of ['{"email":"a_b.c+d@ex4mple.co.uk","tag":"ab.CDE-12"}', '{"email":"x@y.io","tag":"xyz.ABC"}']) {
     let s = m.initial;
     for (let k = 0; k <= text.length && s >= 0; k++) {
-      for (const budget of [Infinity, 4, 9]) assertBrute(m, vocab, s, `${JSON.stringify(text.slice(0, k))}, budget ${budget}`, budget);
+      for (const budget of [Infinity, 4, 9]) assertMaskBrute(m, vocab, s, `${JSON.stringify(text.slice(0, k))}, budget ${budget}`, budget);
       if (k < text.length) s = m.automaton.step(s, text.charCodeAt(k));
     }
   }
@@ -229,8 +210,8 @@ test('object keys beside undeclared names: the plain closure holds where it shou
           assert.ok(s >= 0, what);
           assert.equal(m.automaton.plainClosure(s, 256) >= 0, want, `closure ${what}`);
           // Budgets near the shortest completions: the settled mask's bound must cover its tokens.
-          assertBrute(m, vocab, s, what);
-          for (const budget of [3, 5]) assertBrute(m, vocab, s, `${what}, budget ${budget}`, budget);
+          assertMaskBrute(m, vocab, s, what);
+          for (const budget of [3, 5]) assertMaskBrute(m, vocab, s, `${what}, budget ${budget}`, budget);
         }
       }
     }

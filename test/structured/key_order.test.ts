@@ -8,7 +8,7 @@ import { compileJsonSchema, ByteAutomaton, TokenMatcher, TokenVocab, DEAD } from
 import type { JsonSchema, SchemaOptions } from '../../src/structured/index.js';
 import { HFTokenizer } from '../../src/tokenizers/hf.js';
 import { llama2Json } from '../tokenizers/real_vocabs.js';
-import { acceptor, ajvValid } from './suite_util.js';
+import { acceptor, ajvValid, assertMaskBrute } from './suite_util.js';
 
 function permutations<T>(xs: T[]): T[][] {
   if (xs.length <= 1) return [xs];
@@ -97,17 +97,7 @@ test('token masks at key positions of any-order members equal a brute-force chec
     for (const prefix of ['{', '{"', '{"n', '{"age":3,"', '{"age":3,"ni', '{"email":"e","name":"n","', '{"zz":1,"']) {
       const s: number = m.automaton.advanceBytes(m.initial, new TextEncoder().encode(prefix));
       assert.ok(s !== DEAD, prefix);
-      for (const budget of [Infinity, 6]) {
-        const mask: Uint32Array = m.mask(s, budget);
-        for (let id = 0; id < vocab.size; id++) {
-          const b = vocab.bytes[id];
-          const t: number = b === null ? DEAD : m.automaton.advanceBytes(s, b);
-          let want: boolean = t !== DEAD && m.automaton.minComplete(t) <= budget;
-          if (vocab.eosIds.includes(id)) want = m.automaton.accepting(s);
-          const got = (mask[id >>> 5] & (1 << (id & 31))) !== 0;
-          if (got !== want) assert.fail(`${prefix} (budget ${budget}): token ${id} ${JSON.stringify(vocab.text([id]))} mask ${got} brute ${want}`);
-        }
-      }
+      for (const budget of [Infinity, 6]) assertMaskBrute(m, vocab, s, `${prefix} (budget ${budget})`, budget);
     }
   }
 });

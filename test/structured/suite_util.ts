@@ -2,8 +2,9 @@
 // json-schema-test-suite), ajv (the outside reference), canonical key order for instances, and
 // checking text or tokens.
 import { createRequire } from 'node:module';
+import assert from 'node:assert/strict';
 import { SchemaCompiler, TokenMatcher, ByteAutomaton, DEAD } from '../../src/structured/index.js';
-import type { JsonSchema, SchemaOptions, Grammar } from '../../src/structured/index.js';
+import type { JsonSchema, SchemaOptions, Grammar, TokenVocab } from '../../src/structured/index.js';
 
 const require = createRequire(import.meta.url);
 
@@ -22,6 +23,22 @@ export function acceptor(g: Grammar): (text: string) => boolean {
 }
 /** Whether the grammar accepts the text (a fresh automaton). */
 export const accepts = (g: Grammar, text: string): boolean => acceptor(g)(text);
+
+/**
+ * Compares the mask of state s (with a budget of bytes after the token) with a brute-force check
+ * of every token through the byte automaton; `what` names the case in the failure.
+ */
+export function assertMaskBrute(m: TokenMatcher, vocab: TokenVocab, s: number, what: string, budget = Infinity): void {
+  const mask = m.mask(s, budget);
+  for (let id = 0; id < vocab.size; id++) {
+    const b = vocab.bytes[id];
+    const t = b === null ? DEAD : m.automaton.advanceBytes(s, b);
+    let want = t !== DEAD && m.automaton.minComplete(t) <= budget;
+    if (vocab.eosIds.includes(id)) want = m.automaton.accepting(s);
+    const got = (mask[id >>> 5] & (1 << (id & 31))) !== 0;
+    if (got !== want) assert.fail(`${vocab.size} vocab, ${what}: token ${id} ${JSON.stringify(vocab.text([id]))} mask ${got} brute ${want}`);
+  }
+}
 
 export interface SuiteGroup { file: string; description: string; schema: JsonSchema; tests: Array<{ description: string; data: unknown; valid: boolean }> }
 
