@@ -18,6 +18,7 @@ import { appendMetrics, lossCurveSvg, progressLine, reportHtml, writeFileAtomic 
 import type { StepMetrics } from './report.js';
 import { findCheckpoint, loadCheckpoint, readTrainerState, saveCheckpoint } from './checkpoint.js';
 import { PRESETS } from './presets.js';
+import { removeStaleTemps } from './stale.js';
 
 export interface RunOptions extends Partial<TrainOptions> {
   data: string;
@@ -101,6 +102,8 @@ export function progressPrinter(evalText: (m: StepMetrics) => string): (m: StepM
 export async function runTraining(o: RunOptions): Promise<RunResult> {
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
   mkdirSync(o.out, { recursive: true });
+  const stale = removeStaleTemps(o.out);
+  if (stale.length) log(`removed ${stale.length} temporary file(s) of killed runs in ${o.out}: ${stale.join(', ')}`);
   const ckDir = o.resume ? findCheckpoint(o.out) : null;
   if (o.resume && !ckDir) throw new DataError(`${o.out}: --resume given but no checkpoint found there`);
   const prevState = ckDir ? readTrainerState(ckDir) : null;
@@ -153,9 +156,11 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     state = st.state;
     log(`resumed from ${ckDir} at step ${state.step}`);
   } else rmSync(metricsFile, { force: true });
-  const metrics: StepMetrics[] = existsSync(metricsFile)
-    ? readFileSync(metricsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as StepMetrics).filter((m) => m.step <= state.step)
-    : [];
+  // A killed run leaves the steps after its last checkpoint in metrics.jsonl (and maybe a cut
+  // last line): keep only the steps the checkpoint holds, and write the file back so the resumed
+  // run's steps are not appended after stale ones.
+  const metrics: StepMetrics[] = ckDir ? readMetrics(metricsFile, state.step) : [];
+  if (ckDir) writeFileAtomic(metricsFile, metrics.map((m) => JSON.stringify(m) + '\n').join(''));
   log(`model: ${config.model_type}, ${paramsText(model)}, ${config.num_hidden_layers} layers × ${config.hidden_size}; ` +
     `${opts.steps} steps of ${opts.batchSize}×${opts.seqLen}${opts.gradAccum > 1 ? `×${opts.gradAccum}` : ''} tokens; train ${train.count} / val ${val.count} sequences`);
 
@@ -178,6 +183,25 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const extra = o.extraSummary?.({ tokens, train, val, vocab: tokenizer.vocabSize }) ?? [];
   writeReports(o, metrics, model, tokenizer, opts, state, lastVal, extra);
   return { model, tokenizer, metrics, valLoss: lastVal, state, tokens, options: opts, checkpoint };
+}
+
+/**
+ * The metrics of steps 1…upTo from a metrics.jsonl, one per step (the last line written for a
+ * step wins); lines that are not a JSON object with a numeric step (a line cut by a kill) are
+ * skipped.
+ */
+export function readMetrics(file: string, upTo: number): StepMetrics[] {
+  if (!existsSync(file)) return [];
+  const byStep = new Map<number, StepMetrics>();
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    let m: unknown;
+    try { m = JSON.parse(line); } catch { continue; }
+    if (typeof m !== 'object' || m === null || !Number.isInteger((m as StepMetrics).step)) continue;
+    const step = (m as StepMetrics).step;
+    if (step >= 1 && step <= upTo) byStep.set(step, m as StepMetrics);
+  }
+  return [...byStep.keys()].sort((a, b) => a - b).map((k) => byStep.get(k)!);
 }
 
 /** loss.svg and report.html; `extra` (summary rows) is given for the final report, which also gets samples. */
