@@ -9,12 +9,12 @@ import type { CausalLM } from '../models/causal.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { chatTemplateFromConfig, CHATML_TEMPLATE } from '../tokenizers/chat.js';
 import { readTokenizerConfig } from '../tokenizers/load.js';
-import { TokenVocab } from '../structured/vocab.js';
+import { TokenVocab, tokenBytes } from '../structured/vocab.js';
 import { TokenMatcher } from '../structured/matcher.js';
 import type { Grammar } from '../structured/grammar.js';
 import { DecodeBatch } from '../generate/batch.js';
 import type { SpeculativeOptions } from '../generate/stepped.js';
-import { ApiError } from './errors.js';
+import { ApiError, internalError } from './errors.js';
 
 export interface ChatFormat {
   template: string;
@@ -34,6 +34,7 @@ export class ServedModel {
   /** The scheduler turn in which the batch last stepped (it steps once per turn). */
   lastTurn = -1;
   private readonly matchers = new Map<string, TokenMatcher>();
+  private readonly compiling = new Map<string, Promise<TokenMatcher>>();
   /** The speculative decoding the model is served with (RegistryOptions.speculative), or null. */
   speculative: SpeculativeOptions | null = null;
 
@@ -48,6 +49,22 @@ export class ServedModel {
   ) {}
 
   get contextLength(): number { return this.model.contextLength; }
+
+  private maxTokenBytes_ = 0;
+  /**
+   * The most bytes of text one token stands for (the longest token, special tokens included): a
+   * prompt of more than contextLength × this many UTF-8 bytes cannot fit, and is refused without
+   * being tokenised.
+   */
+  get maxTokenBytes(): number {
+    if (this.maxTokenBytes_ === 0 && this.tokenizer) {
+      let max = 1;
+      for (const b of tokenBytes(this.tokenizer)) if (b && b.length > max) max = b.length;
+      for (const s of this.tokenizer.specialTokens.keys()) max = Math.max(max, Buffer.byteLength(s));
+      this.maxTokenBytes_ = max;
+    }
+    return this.maxTokenBytes_ || 1;
+  }
 
   /** Ids that end an assistant turn: the tokenizer's EOS and the template's end-of-turn token. */
   get stopIds(): number[] {
@@ -71,16 +88,27 @@ export class ServedModel {
 
   /**
    * A token matcher for a grammar, cached by `key` (the constraint's JSON): a schema sent again
-   * reuses the masks already computed for it.
+   * reuses the masks already computed for it. The grammar is compiled asynchronously (`compile`);
+   * concurrent requests with the same key share one compilation, and a failed one is not cached.
    */
-  matcher(key: string, compile: () => Grammar): TokenMatcher {
-    let m = this.matchers.get(key);
-    if (m) { this.matchers.delete(key); this.matchers.set(key, m); return m; }
-    m = new TokenMatcher(compile(), this.vocab());
-    this.matchers.set(key, m);
-    if (this.matchers.size > 32) this.matchers.delete(this.matchers.keys().next().value!);
-    return m;
+  matcher(key: string, compile: () => Promise<Grammar>): Promise<TokenMatcher> {
+    const m = this.matchers.get(key);
+    if (m) { this.matchers.delete(key); this.matchers.set(key, m); return Promise.resolve(m); }
+    let p = this.compiling.get(key);
+    if (!p) {
+      p = compile().then((g) => {
+        const made = new TokenMatcher(g, this.vocab());
+        this.matchers.set(key, made);
+        if (this.matchers.size > 32) this.matchers.delete(this.matchers.keys().next().value!);
+        return made;
+      }).finally(() => this.compiling.delete(key));
+      this.compiling.set(key, p);
+    }
+    return p;
   }
+
+  /** Compilations running now (for tests and /health). */
+  get compilingCount(): number { return this.compiling.size; }
 
   /**
    * The running batch that concurrent requests share (continuous batching): `rows` sequences at
@@ -110,13 +138,18 @@ export interface RegistryOptions {
   modelsDir?: string;
   /** Tokenizer file for --model (when it has none of its own). */
   tokenizer?: string;
-  /** Models kept in memory at once (least recently used unloaded first; default 2). */
+  /**
+   * Models kept in memory at once (least recently used unloaded first; default 2). The --model
+   * model counts, but is never unloaded.
+   */
   maxLoaded?: number;
   /**
    * Speculative decoding for the default model (--model): called once it is loaded, with it;
    * what it returns (Medusa heads, a draft model, prompt lookup) serves every request of n = 1.
    */
   speculative?: (model: CausalLM) => Promise<SpeculativeOptions | null> | SpeculativeOptions | null;
+  /** Where the details of internal errors go (default: console.error); clients get only an id. */
+  errorLog?: (line: string) => void;
 }
 
 function isModelEntry(p: string): boolean {
@@ -169,7 +202,8 @@ export class ModelRegistry {
   /** Load the default model now (the server starts only once it is ready). */
   async init(): Promise<ServedModel | null> {
     if (!this.defaultId) return null;
-    return this.acquire(this.defaultId).then((m) => { this.release(m); return m; });
+    // Errors here go to the person starting the server, as the loader words them.
+    return this.loadFrom(this.defaultId, this.resolve(this.defaultId));
   }
 
   /** The model a request names (undefined or '' = the default), held until release(). */
@@ -207,6 +241,17 @@ export class ModelRegistry {
 
   private async load(name: string): Promise<ServedModel> {
     const p = this.resolve(name);
+    try {
+      return await this.loadFrom(name, p);
+    } catch (e) {
+      if (e instanceof ApiError) throw e;
+      // The loader's message may quote the model's files: the client gets an id, the log the rest.
+      const err = internalError(e, this.opts.errorLog);
+      throw new ApiError(500, `the model '${name}' cannot be loaded: ${err.message}`, 'server_error', 'model', 'model_load_failed');
+    }
+  }
+
+  private async loadFrom(name: string, p: string): Promise<ServedModel> {
     const { model, tokenizer, format } = await loadModel(p, name === this.defaultId && this.opts.tokenizer ? { tokenizer: this.opts.tokenizer } : {});
     model.eval();
     const dir = format === 'hf' ? p : path.dirname(p);
@@ -226,7 +271,9 @@ export class ModelRegistry {
   private evict(): void {
     const max = this.opts.maxLoaded ?? 2;
     if (this.loaded.size <= max) return;
-    const idle = [...this.loaded.values()].filter((m) => m.refs === 0).sort((a, b) => a.lastUsed - b.lastUsed);
+    // The --model model is never unloaded (the playground's model files and requests without a
+    // model name need it); the others go least recently used first, once idle.
+    const idle = [...this.loaded.values()].filter((m) => m.refs === 0 && m.id !== this.defaultId).sort((a, b) => a.lastUsed - b.lastUsed);
     for (const m of idle) {
       if (this.loaded.size <= max) break;
       this.loaded.delete(m.id);

@@ -11,16 +11,16 @@ import { newGeneration, speculativeMethods } from '../generate/stepped.js';
 import type { SteppedGeneration } from '../generate/stepped.js';
 import type { LogitsProcessor } from '../generate/processors.js';
 import { ConstraintProcessor } from '../structured/processor.js';
-import { compileJsonSchema } from '../structured/schema.js';
 import type { JsonSchema, SchemaOptions } from '../structured/schema.js';
-import { StructuredError } from '../structured/errors.js';
+import { ComplexityError, StructuredError } from '../structured/errors.js';
+import { compileSchemaAsync } from './compile.js';
 import { applyChatTemplate } from '../tokenizers/chat.js';
 import type { ChatMessage } from '../tokenizers/chat.js';
 import { noGrad } from '../tensor/autograd.js';
 import { scope } from '../tensor/storage.js';
 import * as T from '../tensor/ops.js';
 import { H } from '../backend/heap.js';
-import { ApiError, badParam } from './errors.js';
+import { ApiError, badParam, internalError } from './errors.js';
 import type { ModelRegistry, ServedModel } from './models.js';
 import type { Job, Scheduler } from './scheduler.js';
 import { QueueFullError } from './scheduler.js';
@@ -42,14 +42,23 @@ export interface Limits {
    */
   batchRows: number;
   batchPositions: number;
+  /** Largest JSON Schema (response_format or the tools' parameters together), as JSON bytes (default 256 KiB). */
+  maxSchemaBytes: number;
+  /** Longest a schema may take to compile, in ms (default 3000); compilation does not block other requests. */
+  maxSchemaMs: number;
 }
 
-export const DEFAULT_LIMITS: Limits = { maxBodyBytes: 4 << 20, maxTokens: 4096, maxPromptTokens: null, maxN: 8, maxEmbeddingInputs: 256, batchRows: 8, batchPositions: 4096 };
+export const DEFAULT_LIMITS: Limits = {
+  maxBodyBytes: 4 << 20, maxTokens: 4096, maxPromptTokens: null, maxN: 8, maxEmbeddingInputs: 256, batchRows: 8, batchPositions: 4096,
+  maxSchemaBytes: 256 << 10, maxSchemaMs: 3000,
+};
 
 export interface Ctx {
   registry: ModelRegistry;
   scheduler: Scheduler;
   limits: Limits;
+  /** Where internal errors' details go (clients get an id). */
+  errorLog?: (line: string) => void;
 }
 
 const FINGERPRINT = 'tslm-0.1.0';
@@ -147,11 +156,16 @@ interface Constraint {
   param: string;
 }
 
-function constraintProcessor(m: ServedModel, c: Constraint, maxNewTokens: number): ConstraintProcessor {
+async function constraintProcessor(ctx: Ctx, m: ServedModel, c: Constraint, maxNewTokens: number): Promise<ConstraintProcessor> {
+  const bytes = Buffer.byteLength(c.key);
+  if (bytes > ctx.limits.maxSchemaBytes) {
+    throw badParam(c.param, `the schema is ${bytes} bytes as JSON; the server's limit is ${ctx.limits.maxSchemaBytes} (--max-schema-bytes)`, 'schema_too_large');
+  }
   try {
-    const matcher = m.matcher(c.key, () => compileJsonSchema(c.schema, c.options));
+    const matcher = await m.matcher(c.key, () => compileSchemaAsync(c.schema, c.options, { timeoutMs: ctx.limits.maxSchemaMs }));
     return new ConstraintProcessor(matcher, { maxNewTokens });
   } catch (e) {
+    if (e instanceof ComplexityError) throw badParam(c.param, `schema too complex: ${e.message}`, 'schema_too_complex');
     if (e instanceof StructuredError) throw badParam(c.param, `invalid schema: ${e.message}`, 'invalid_schema');
     throw e;
   }
@@ -344,8 +358,8 @@ async function runJob(ctx: Ctx, job: Job, signal: AbortSignal): Promise<void> {
     await ctx.scheduler.run(job, signal);
   } catch (e) {
     if (e instanceof QueueFullError) throw new ApiError(429, e.message, 'server_busy', null, 'queue_full');
-    if (e instanceof StructuredError) throw new ApiError(500, `constrained generation failed: ${e.message}`);
-    throw e;
+    if (e instanceof ApiError) throw e;
+    throw internalError(e, ctx.errorLog);
   }
 }
 
@@ -358,7 +372,7 @@ async function runGeneration(ctx: Ctx, gen: Started, signal: AbortSignal, events
     await runJob(ctx, gen.job, signal);
   } catch (e) {
     if (!events) throw e;
-    events.error(e instanceof ApiError ? e : new ApiError(500, (e as Error).message));
+    events.error(e instanceof ApiError ? e : internalError(e, ctx.errorLog));
     return null;
   }
   return signal.aborted ? null : gen.result();
@@ -402,7 +416,25 @@ function needTokenizer(m: ServedModel): void {
   if (!m.tokenizer) throw new ApiError(400, `model '${m.id}' has no tokenizer; start the server with --tokenizer`, 'invalid_request_error', 'model');
 }
 
-function promptIds(m: ServedModel, text: string): number[] {
+/**
+ * Refuse a text that cannot fit in the prompt without tokenising it: more UTF-8 bytes than the
+ * longest prompt times the most bytes one token covers (tokenising megabytes takes seconds of the
+ * event loop that every request shares).
+ */
+function checkPromptBytes(ctx: Ctx, m: ServedModel, text: string, param: string): void {
+  const ctxLen = m.contextLength;
+  const maxPrompt = Math.min(ctx.limits.maxPromptTokens ?? ctxLen, ctxLen);
+  // Cheap bound first: a UTF-16 unit is at most 3 UTF-8 bytes.
+  if (text.length * 3 <= maxPrompt * m.maxTokenBytes) return;
+  const bytes = Buffer.byteLength(text);
+  const bound = maxPrompt * m.maxTokenBytes;
+  if (bytes > bound) {
+    throw new ApiError(400, `This model's maximum context length is ${ctxLen} tokens${maxPrompt < ctxLen ? ` (prompts are limited to ${maxPrompt})` : ''}; the prompt is ${bytes} bytes, more than ${maxPrompt} tokens of at most ${m.maxTokenBytes} bytes each can hold.`, 'invalid_request_error', param, 'context_length_exceeded');
+  }
+}
+
+function promptIds(ctx: Ctx, m: ServedModel, text: string, param: string): number[] {
+  checkPromptBytes(ctx, m, text, param);
   const t = m.tokenizer!;
   return [t.bosId ?? m.model.config.bos_token_id ?? 1, ...t.encode(text)];
 }
@@ -429,17 +461,22 @@ export async function chatCompletions(ctx: Ctx, body: unknown, res: ServerRespon
       const sys = toolsPrompt(t!.tools, t!.choice);
       msgs = msgs[0].role === 'system' ? [{ ...msgs[0], content: `${msgs[0].content}\n\n${sys}` }, ...msgs.slice(1)] : [{ role: 'system', content: sys }, ...msgs];
     }
+    // Messages that cannot fit are refused before the template renders them and before tokenising.
+    let contentChars = 0;
+    for (const x of msgs) contentChars += x.content.length;
+    if (contentChars * 3 > m.contextLength * m.maxTokenBytes) checkPromptBytes(ctx, m, msgs.map((x) => x.content).join(''), 'messages');
     let text: string;
     try {
       text = applyChatTemplate(msgs, { template: m.chat.template, addGenerationPrompt: true, bosToken: m.chat.bosToken, eosToken: m.chat.eosToken, tools: t ? t.raw : undefined });
     } catch (e) {
       throw new ApiError(400, `cannot render the messages with the model's chat template: ${(e as Error).message}`, 'invalid_request_error', 'messages');
     }
+    checkPromptBytes(ctx, m, text, 'messages');
     const ids = m.tokenizer!.encode(text, { specials: true });
     const opts = sampling(b, m, ctx, ids.length, 'max_completion_tokens');
     const constraint = useTools ? toolsConstraint(t!.tools, t!.choice, answerFormat) : answerFormat;
     const procs = [...(opts.processors ?? [])];
-    if (constraint) procs.push(constraintProcessor(m, constraint, opts.maxNewTokens!));
+    if (constraint) procs.push(await constraintProcessor(ctx, m, constraint, opts.maxNewTokens!));
     const id = newId('chatcmpl'), created = now(), model = m.id;
     const n = opts.n;
     let events: EventStream | null = null;
@@ -522,7 +559,7 @@ function parseToolCall(text: string, ts: FunctionTool[]): { name: string; argume
 
 // ---- /v1/completions -------------------------------------------------------------------------
 
-function completionPrompts(m: ServedModel, p: unknown): { ids: number[]; text: string }[] {
+function completionPrompts(ctx: Ctx, m: ServedModel, p: unknown): { ids: number[]; text: string }[] {
   const V = m.model.config.vocab_size;
   const isIds = (x: unknown): x is number[] => Array.isArray(x) && x.length > 0 && x.every((y) => typeof y === 'number');
   let list: unknown[];
@@ -531,7 +568,7 @@ function completionPrompts(m: ServedModel, p: unknown): { ids: number[]; text: s
   else throw badParam('prompt', "'prompt' must be a string, an array of strings, an array of token ids or an array of such arrays", p === undefined ? 'missing_required_parameter' : 'invalid_type');
   if (list.length > 16) throw badParam('prompt', `at most 16 prompts per request, got ${list.length}`);
   return list.map((x, i) => {
-    if (typeof x === 'string') return { ids: promptIds(m, x), text: x };
+    if (typeof x === 'string') return { ids: promptIds(ctx, m, x, 'prompt'), text: x };
     if (isIds(x)) {
       for (const id of x) if (!Number.isInteger(id) || id < 0 || id >= V) throw badParam('prompt', `prompt ${i}: token id ${id} is outside the vocabulary (0…${V - 1})`);
       return { ids: x, text: m.tokenizer ? m.tokenizer.decode(x) : '' };
@@ -547,7 +584,7 @@ export async function completions(ctx: Ctx, body: unknown, res: ServerResponse, 
   try {
     needTokenizer(m);
     if (b.suffix !== undefined && b.suffix !== null) throw badParam('suffix', "'suffix' (insertion) is not supported");
-    const prompts = completionPrompts(m, b.prompt);
+    const prompts = completionPrompts(ctx, m, b.prompt);
     const stream = optBool(b, 'stream') ?? false;
     const includeUsage = stream && isObj(b.stream_options) && b.stream_options.include_usage === true;
     const echo = optBool(b, 'echo') ?? false;
@@ -658,7 +695,7 @@ export async function embeddings(ctx: Ctx, body: unknown, res: ServerResponse, s
       if (typeof x === 'string') {
         if (x.length === 0) throw badParam('input', `input ${i} is empty`);
         needTokenizer(m);
-        ids = promptIds(m, x);
+        ids = promptIds(ctx, m, x, 'input');
       } else if (isIds(x)) {
         for (const id of x) if (!Number.isInteger(id) || id < 0 || id >= V) throw badParam('input', `input ${i}: token id ${id} is outside the vocabulary (0…${V - 1})`);
         ids = x;

@@ -13,7 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ApiError } from './errors.js';
+import { ApiError, internalError, jsonErrorPosition } from './errors.js';
 import { ModelRegistry } from './models.js';
 import type { RegistryOptions } from './models.js';
 import { Scheduler } from './scheduler.js';
@@ -32,6 +32,7 @@ export interface ServeOptions extends RegistryOptions {
   maxQueue?: number;
   /** Log one line per request to this function (default: none). */
   log?: (line: string) => void;
+
 }
 
 export interface RunningServer {
@@ -81,7 +82,8 @@ function parseJson(buf: Buffer): unknown {
   try {
     return JSON.parse(buf.toString('utf8'));
   } catch (e) {
-    throw new ApiError(400, `the request body is not valid JSON: ${(e as Error).message}`, 'invalid_request_error', null, 'invalid_json');
+    const where = jsonErrorPosition(e);
+    throw new ApiError(400, `the request body is not valid JSON${where ? ` (${where})` : ''}`, 'invalid_request_error', null, 'invalid_json');
   }
 }
 
@@ -91,7 +93,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   await registry.init();
   const scheduler = new Scheduler(opts.maxActive ?? 4, opts.maxQueue ?? 64);
   const limits: Limits = { ...DEFAULT_LIMITS, ...opts.limits };
-  const ctx: Ctx = { registry, scheduler, limits };
+  const ctx: Ctx = { registry, scheduler, limits, errorLog: opts.errorLog };
   const posts: Record<string, typeof chatCompletions> = {
     '/v1/chat/completions': chatCompletions,
     '/v1/completions': completions,
@@ -100,8 +102,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
 
   async function handle(req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
     for (const [k, v] of Object.entries(ISOLATION)) res.setHeader(k, v);
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const p = url.pathname;
+    const rawUrl = req.url ?? '/';
+    // Origin-form only ("/path?query"): not "*", not an absolute URL, not "//host/…".
+    if (!rawUrl.startsWith('/') || rawUrl.startsWith('//')) throw new ApiError(400, 'the request target must be a path starting with a single /', 'invalid_request_error', null, 'invalid_url');
+    let p: string;
+    try { p = new URL(rawUrl, 'http://localhost').pathname; } catch { throw new ApiError(400, 'the request URL is malformed', 'invalid_request_error', null, 'invalid_url'); }
     const method = req.method ?? 'GET';
     if (method === 'OPTIONS') {
       res.writeHead(204, { allow: 'GET, POST, OPTIONS' });
@@ -125,7 +130,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     }
     if (p === '/v1/models') { sendJson(res, 200, listModels(ctx)); return; }
     if (p.startsWith('/v1/models/')) {
-      const id = decodeURIComponent(p.slice('/v1/models/'.length));
+      let id: string;
+      try { id = decodeURIComponent(p.slice('/v1/models/'.length)); } catch {
+        throw new ApiError(400, 'the model id in the URL has a malformed %-escape', 'invalid_request_error', 'model', 'invalid_url');
+      }
       if (!registry.ids().includes(id)) throw new ApiError(404, `The model '${id}' does not exist`, 'invalid_request_error', 'model', 'model_not_found');
       sendJson(res, 200, modelObject(id));
       return;
@@ -140,8 +148,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     // The client went away before the response was complete: cancel its generation.
     res.on('close', () => { if (!res.writableFinished) abort.abort(); });
     handle(req, res, abort.signal).catch((e: unknown) => {
-      const err = e instanceof ApiError ? e : new ApiError(500, `internal error: ${(e as Error)?.message ?? String(e)}`);
-      if (!(e instanceof ApiError)) console.error(e);
+      const err = e instanceof ApiError ? e : internalError(e, opts.errorLog);
       if (res.headersSent) { if (!res.writableEnded) res.end(); return; }
       const data = JSON.stringify(err.toJSON());
       res.writeHead(err.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(data), ...(err.status === 413 ? { connection: 'close' } : {}) });
