@@ -9,7 +9,8 @@ import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculative
 export const usage = `tslm serve --model <hf-dir|file.bin|file.gguf> [--port 8080] [--host 127.0.0.1]
       [--models-dir DIR] [--model-id ID] [--tokenizer FILE] [--threads N]
       [--max-active 4] [--max-queue 64] [--max-tokens-limit 4096] [--max-prompt-tokens N]
-      [--max-body-bytes 4194304] [--batch-rows 8] [--batch-positions 4096] [--quiet]
+      [--max-body-bytes 4194304] [--max-schema-bytes 262144] [--max-schema-ms 3000]
+      [--batch-rows 8] [--batch-positions 4096] [--quiet]
 ${speculativeUsage}
     OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models,
     /health) and the playground page at http://HOST:PORT/. --models-dir offers every model
@@ -17,7 +18,9 @@ ${speculativeUsage}
     says otherwise. Concurrent requests share model calls (continuous batching) up to
     --batch-rows sequences (0: each request decodes on its own). With a speculative method
     (for --model), requests of n = 1 decode speculatively on their own; n > 1 falls back to
-    plain decoding, and the response's usage.speculative says so.
+    plain decoding, and the response's usage.speculative says so. A JSON Schema (response_format
+    or tools) larger than --max-schema-bytes, or taking longer than --max-schema-ms to compile,
+    gets a 400 naming the limit; compilation does not hold up other requests.
 ${speculativeHelp}`;
 
 export async function run(args: string[]): Promise<number> {
@@ -26,7 +29,7 @@ export async function run(args: string[]): Promise<number> {
     options: {
       model: { type: 'string' }, 'models-dir': { type: 'string' }, 'model-id': { type: 'string' }, tokenizer: { type: 'string' },
       port: { type: 'string' }, host: { type: 'string' }, threads: { type: 'string' },
-      'max-active': { type: 'string' }, 'max-queue': { type: 'string' }, 'max-tokens-limit': { type: 'string' }, 'max-prompt-tokens': { type: 'string' }, 'max-body-bytes': { type: 'string' }, 'batch-rows': { type: 'string' }, 'batch-positions': { type: 'string' },
+      'max-active': { type: 'string' }, 'max-queue': { type: 'string' }, 'max-tokens-limit': { type: 'string' }, 'max-prompt-tokens': { type: 'string' }, 'max-body-bytes': { type: 'string' }, 'max-schema-bytes': { type: 'string' }, 'max-schema-ms': { type: 'string' }, 'batch-rows': { type: 'string' }, 'batch-positions': { type: 'string' },
       quiet: { type: 'boolean' }, ...speculativeOptions,
     },
   });
@@ -37,6 +40,8 @@ export async function run(args: string[]): Promise<number> {
   const maxTokens = int(values['max-tokens-limit'], 'max-tokens-limit', 1);
   const maxBody = int(values['max-body-bytes'], 'max-body-bytes', 1024);
   const maxPrompt = int(values['max-prompt-tokens'], 'max-prompt-tokens', 1);
+  const maxSchemaBytes = int(values['max-schema-bytes'], 'max-schema-bytes', 2);
+  const maxSchemaMs = int(values['max-schema-ms'], 'max-schema-ms', 1);
   const batchRows = int(values['batch-rows'], 'batch-rows', 0);
   const batchPositions = int(values['batch-positions'], 'batch-positions', 1);
   await init({ threads: int(values.threads, 'threads', 1) });
@@ -45,6 +50,7 @@ export async function run(args: string[]): Promise<number> {
     port, host: values.host ?? '127.0.0.1',
     maxActive: int(values['max-active'], 'max-active', 1), maxQueue: int(values['max-queue'], 'max-queue', 0),
     limits: { ...(maxTokens ? { maxTokens } : {}), ...(maxBody ? { maxBodyBytes: maxBody } : {}), ...(maxPrompt ? { maxPromptTokens: maxPrompt } : {}),
+      ...(maxSchemaBytes ? { maxSchemaBytes } : {}), ...(maxSchemaMs ? { maxSchemaMs } : {}),
       ...(batchRows !== undefined ? { batchRows } : {}), ...(batchPositions ? { batchPositions } : {}) },
     log: values.quiet ? undefined : (line) => console.error(line),
     speculative: (model) => speculativeFrom(values, model),
