@@ -5,6 +5,10 @@
 //               starts the wasm backend on threads sharing one WebAssembly.Memory (which needs
 //               SharedArrayBuffer, so a cross-origin-isolated page), fetches the model's files from
 //               /playground/model/ and posts each generated token back.
+// Two formats: chat (messages through the model's chat template) and completion (the text is
+// continued as it is; the default for a model without a chat template of its own, such as the
+// one `tslm quickstart` trains). max_tokens left empty means "what the context leaves": the page
+// sends max_tokens_auto, so the server cuts max_tokens to the room after the prompt.
 // Plain ES modules, no build step.
 
 const $ = (id) => document.getElementById(id);
@@ -16,7 +20,9 @@ const els = {
 
 const state = {
   mode: 'server',
+  format: 'chat', // 'chat' | 'completion'
   modelId: null,
+  contextLength: null, // tokens, from /v1/models (null: unknown)
   history: [], // {role, content} of finished turns
   busy: false,
   abort: null, // function that stops the running generation
@@ -96,10 +102,12 @@ function readParams() {
   const p = {
     temperature: num(els.temperature, 'temperature', { min: 0, max: 2 }),
     top_p: num(els.topP, 'top_p', { min: 0, max: 1 }),
-    max_tokens: num(els.maxTokens, 'max_tokens', { min: 1, max: 100000, int: true }),
+    max_tokens: num(els.maxTokens, 'max_tokens', { min: 1, max: 1000000, int: true }),
     seed: num(els.seed, 'seed', { int: true }),
     schema: undefined,
   };
+  // Never more than the model's context can hold (the server also cuts it to the room the prompt leaves).
+  if (p.max_tokens !== undefined && state.contextLength) p.max_tokens = Math.min(p.max_tokens, Math.max(1, state.contextLength - 1));
   const s = els.schema.value.trim();
   if (s) {
     try { p.schema = JSON.parse(s); } catch (e) { throw new Error(`the JSON schema is not valid JSON: ${e.message}`); }
@@ -132,30 +140,38 @@ async function* sseData(body) {
   }
 }
 
-async function errorText(res) {
+/** An Error for a failed response: the API's message, and its code (e.g. context_length_exceeded) as .code. */
+async function responseError(res) {
   const t = await res.text();
-  try { return JSON.parse(t).error?.message ?? t; } catch { return t || res.statusText; }
+  let message = t || res.statusText, code;
+  try { const j = JSON.parse(t).error; if (j?.message) message = j.message; code = j?.code; } catch { /* not JSON */ }
+  const e = new Error(`HTTP ${res.status}: ${message}`);
+  e.code = code;
+  return e;
 }
 
-async function runServer(messages, p, onText, rate) {
+async function runServer(input, p, onText, rate) {
   const controller = new AbortController();
   state.abort = () => controller.abort();
   if (state.stopRequested) controller.abort();
-  const body = { model: state.modelId ?? undefined, messages, stream: true, stream_options: { include_usage: true } };
+  const completion = input.prompt !== undefined;
+  const body = { model: state.modelId ?? undefined, stream: true, stream_options: { include_usage: true }, max_tokens_auto: true };
+  if (completion) body.prompt = input.prompt; else body.messages = input.messages;
   for (const k of ['temperature', 'top_p', 'max_tokens', 'seed']) if (p[k] !== undefined) body[k] = p[k];
   if (p.schema) body.response_format = { type: 'json_schema', json_schema: { name: 'playground', schema: p.schema, strict: true } };
+  if (p.schema && completion) throw new Error('a JSON schema needs the chat format');
   let finish = null, usage = null;
   try {
-    const res = await fetch('/v1/chat/completions', {
+    const res = await fetch(completion ? '/v1/completions' : '/v1/chat/completions', {
       method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal: controller.signal,
     });
-    if (!res.ok) throw new Error(`HTTP ${res.status}: ${await errorText(res)}`);
+    if (!res.ok) throw await responseError(res);
     for await (const data of sseData(res.body)) {
       if (data === '[DONE]') break;
       const chunk = JSON.parse(data);
       if (chunk.error) throw new Error(chunk.error.message ?? JSON.stringify(chunk.error));
       const choice = chunk.choices?.[0];
-      const text = choice?.delta?.content;
+      const text = completion ? choice?.text : choice?.delta?.content;
       // One chunk per token, except where the server held text back (a partial UTF-8 character).
       if (text) { rate.token(); onText(text); }
       if (choice?.finish_reason) finish = choice.finish_reason;
@@ -202,7 +218,7 @@ function loadBrowserModel() {
   return state.workerReady;
 }
 
-async function runBrowser(messages, p, onText, rate) {
+async function runBrowser(input, p, onText, rate) {
   await loadBrowserModel();
   rate.restart();
   const w = state.worker;
@@ -213,11 +229,11 @@ async function runBrowser(messages, p, onText, rate) {
       if (m.id !== id) return;
       if (m.type === 'token') { if (m.tokenId >= 0) rate.token(); if (m.text) onText(m.text); }
       else if (m.type === 'done') { w.removeEventListener('message', onMsg); resolve({ finish: m.finishReason, usage: m.usage, stats: m.stats }); }
-      else if (m.type === 'error') { w.removeEventListener('message', onMsg); reject(new Error(m.message)); }
+      else if (m.type === 'error') { w.removeEventListener('message', onMsg); reject(Object.assign(new Error(m.message), { code: m.code })); }
     };
     w.addEventListener('message', onMsg);
     state.abort = () => w.postMessage({ type: 'stop', id });
-    w.postMessage({ type: 'generate', id, messages, params: p });
+    w.postMessage({ type: 'generate', id, messages: input.messages, prompt: input.prompt, params: p });
     if (state.stopRequested) state.abort();
   });
 }
@@ -230,11 +246,16 @@ async function send() {
   if (!text.trim()) return;
   let p;
   try { p = readParams(); } catch (e) { setStatus(e.message, 'error'); return; }
-  const messages = [];
-  if (els.system.value.trim()) messages.push({ role: 'system', content: els.system.value });
-  messages.push(...state.history, { role: 'user', content: text });
+  const format = state.format;
+  const buildInput = () => {
+    if (format === 'completion') return { prompt: text };
+    const messages = [];
+    if (els.system.value.trim()) messages.push({ role: 'system', content: els.system.value });
+    messages.push(...state.history, { role: 'user', content: text });
+    return { messages };
+  };
   els.prompt.value = '';
-  addMessage('user', text);
+  addMessage(format === 'completion' ? 'prompt' : 'user', text);
   const { div, content } = addMessage('assistant');
   div.classList.add('streaming');
   state.busy = true;
@@ -260,13 +281,26 @@ async function send() {
     else if (!frame) frame = requestAnimationFrame(paint);
   };
   try {
-    const r = state.mode === 'server' ? await runServer(messages, p, onText, rate) : await runBrowser(messages, p, onText, rate);
+    // A conversation past the model's context: leave out the oldest turns until it fits.
+    let r, dropped = 0;
+    for (;;) {
+      try {
+        const input = buildInput();
+        r = state.mode === 'server' ? await runServer(input, p, onText, rate) : await runBrowser(input, p, onText, rate);
+        break;
+      } catch (e) {
+        if (e.code !== 'context_length_exceeded' || format !== 'chat' || reply !== '' || state.history.length < 2) throw e;
+        state.history.splice(0, 2);
+        dropped++;
+      }
+    }
     paint();
     rate.render(true);
-    state.history.push({ role: 'user', content: text }, { role: 'assistant', content: reply });
+    if (format === 'chat') state.history.push({ role: 'user', content: text }, { role: 'assistant', content: reply });
     div.dataset.finish = r.finish ?? '';
     const n = r.usage?.completion_tokens ?? rate.n;
-    addMeta(div, `${state.mode === 'server' ? 'server' : 'in-browser'} · ${n} tokens · ${rate.rate.toFixed(1)} tok/s · finish: ${r.finish ?? '?'}`);
+    addMeta(div, `${state.mode === 'server' ? 'server' : 'in-browser'} · ${n} tokens · ${rate.rate.toFixed(1)} tok/s · finish: ${r.finish ?? '?'}${dropped ? ` · ${dropped} earlier turn(s) left out to fit the context` : ''}`);
+    div.dataset.dropped = String(dropped);
     setStatus('done', 'ready');
   } catch (e) {
     paint();
@@ -308,13 +342,30 @@ for (const r of document.querySelectorAll('input[name="mode"]')) {
     }
   });
 }
+function setFormat(f) {
+  state.format = f;
+  document.body.dataset.format = f;
+  $(`format-${f}`).checked = true;
+}
+for (const r of document.querySelectorAll('input[name="format"]')) {
+  r.addEventListener('change', () => { if (r.checked) setFormat(r.value); });
+}
 document.body.dataset.mode = state.mode;
+document.body.dataset.format = state.format;
 els.info.textContent = `crossOriginIsolated: ${window.crossOriginIsolated}`;
 
 fetch('/v1/models').then(async (res) => {
   if (!res.ok) throw new Error(`HTTP ${res.status}`);
   const j = await res.json();
-  state.modelId = j.data?.[0]?.id ?? null;
+  const m = j.data?.[0];
+  state.modelId = m?.id ?? null;
   els.model.textContent = state.modelId ?? '(none)';
+  if (Number.isInteger(m?.context_length)) {
+    state.contextLength = m.context_length;
+    els.maxTokens.max = String(Math.max(1, m.context_length - 1));
+    els.model.title = `context: ${m.context_length} tokens`;
+  }
+  // A model without a chat template of its own was trained on plain text: continue text.
+  if (m?.chat_template === false) setFormat('completion');
   if (state.mode === 'server' && !state.busy) setStatus(`server: ${state.modelId}`, 'ready');
 }).catch((e) => { els.model.textContent = `(unavailable: ${e.message})`; });

@@ -17,12 +17,12 @@ let queue = Promise.resolve();
 self.onmessage = (e) => {
   const m = e.data;
   if (m.type === 'stop') { stopped.add(m.id); return; }
-  queue = queue.then(() => handle(m)).catch((err) => postMessage({ type: 'error', id: m.id, message: String(err?.message ?? err) }));
+  queue = queue.then(() => handle(m)).catch((err) => postMessage({ type: 'error', id: m.id, message: String(err?.message ?? err), code: err?.code }));
 };
 
 async function handle(m) {
   if (m.type === 'load') return load(m.threads);
-  if (m.type === 'generate') return generate(m.id, m.messages, m.params);
+  if (m.type === 'generate') return generate(m.id, m.messages, m.params, m.prompt);
 }
 
 async function fetchBytes(name, optional = false) {
@@ -96,13 +96,23 @@ function yieldToMessages() {
   return new Promise((r) => { ticks.push(r); tick.port2.postMessage(0); });
 }
 
-async function generate(id, messages, p) {
+async function generate(id, messages, p, completion) {
   if (!M) throw new Error('the in-browser model is not loaded');
   const { model, tokenizer, template } = M;
-  const prompt = T.applyChatTemplate(messages, { template: template.template, addGenerationPrompt: true, bosToken: template.bosToken, eosToken: template.eosToken });
-  let ids = tokenizer.encode(prompt);
+  let ids;
+  if (completion !== undefined) {
+    // Plain completion, as the server's /v1/completions: BOS, then the text.
+    ids = [tokenizer.bosId ?? M.config.bos_token_id ?? 1, ...tokenizer.encode(completion)];
+  } else {
+    const prompt = T.applyChatTemplate(messages, { template: template.template, addGenerationPrompt: true, bosToken: template.bosToken, eosToken: template.eosToken });
+    ids = tokenizer.encode(prompt);
+  }
   if (ids.length === 0) ids = [tokenizer.bosId ?? 0];
-  const maxNewTokens = p.max_tokens ?? 128;
+  // Never past the model's context: max_tokens (or, when empty, all the room there is) is cut to
+  // what the context leaves after the prompt.
+  const room = model.contextLength - ids.length;
+  if (room <= 0) throw Object.assign(new Error(`the prompt has ${ids.length} tokens; the model's context is ${model.contextLength} (press Clear to start a new conversation)`), { code: 'context_length_exceeded' });
+  const maxNewTokens = Math.min(p.max_tokens ?? Math.min(room, 512), room);
   const processors = [];
   if (p.schema) {
     const grammar = T.compileJsonSchema(p.schema);

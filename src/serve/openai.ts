@@ -126,7 +126,14 @@ function sampling(b: Obj, m: ServedModel, ctx: Ctx, promptLen: number, maxTokens
     throw new ApiError(400, `This model's maximum context length is ${ctxLen} tokens${maxPrompt < ctxLen ? ` (prompts are limited to ${maxPrompt})` : ''}; the prompt has ${promptLen} tokens.`, 'invalid_request_error', 'messages', 'context_length_exceeded');
   }
   const room = ctxLen - promptLen;
-  const asked = optNumber(b, maxTokensKey, { min: 1, max: ctx.limits.maxTokens, int: true }) ?? (maxTokensKey !== 'max_tokens' ? optNumber(b, 'max_tokens', { min: 1, max: ctx.limits.maxTokens, int: true }) : undefined);
+  let asked = optNumber(b, maxTokensKey, { min: 1, max: ctx.limits.maxTokens, int: true }) ?? (maxTokensKey !== 'max_tokens' ? optNumber(b, 'max_tokens', { min: 1, max: ctx.limits.maxTokens, int: true }) : undefined);
+  // tslm's extension max_tokens_auto: true cuts max_tokens (given or default) to what the context
+  // leaves after the prompt, instead of refusing (the playground sends it).
+  const fit = optBool(b, 'max_tokens_auto') ?? false;
+  if (room <= 0) {
+    throw new ApiError(400, `This model's maximum context length is ${ctxLen} tokens: the prompt has ${promptLen} tokens, which leaves no room for a completion.`, 'invalid_request_error', 'messages', 'context_length_exceeded');
+  }
+  if (fit && asked !== undefined) asked = Math.min(asked, room);
   if (asked !== undefined && asked > room) {
     throw new ApiError(400, `This model's maximum context length is ${ctxLen} tokens: the prompt has ${promptLen} tokens and ${maxTokensKey} asks for ${asked} more.`, 'invalid_request_error', maxTokensKey, 'context_length_exceeded');
   }
@@ -594,7 +601,7 @@ export async function completions(ctx: Ctx, body: unknown, res: ServerResponse, 
     const maxPrompt = Math.max(...prompts.map((p) => p.ids.length));
     const opts = sampling(b, m, ctx, maxPrompt, 'max_tokens');
     if (bestOf !== undefined && bestOf !== opts.n) throw badParam('best_of', "'best_of' other than n is not supported");
-    if (b.max_tokens === undefined) opts.maxNewTokens = Math.min(16, opts.maxNewTokens!); // OpenAI's default for completions
+    if (b.max_tokens === undefined && b.max_tokens_auto !== true) opts.maxNewTokens = Math.min(16, opts.maxNewTokens!); // OpenAI's default for completions
     const n = opts.n;
     const id = newId('cmpl'), created = now(), model = m.id;
     const events = stream ? new EventStream(res) : null;
@@ -731,11 +738,17 @@ export async function embeddings(ctx: Ctx, body: unknown, res: ServerResponse, s
 // ---- /v1/models ------------------------------------------------------------------------------
 
 export function listModels(ctx: Ctx): unknown {
-  return { object: 'list', data: ctx.registry.ids().map((id) => modelObject(id)) };
+  return { object: 'list', data: ctx.registry.ids().map((id) => modelObject(ctx, id)) };
 }
 
-export function modelObject(id: string): unknown {
-  return { id, object: 'model', created: 0, owned_by: 'tslm' };
+/**
+ * OpenAI's model object; for a model in memory also tslm's `context_length` (tokens) and
+ * `chat_template` (whether the model has its own; without one chat uses ChatML, which such a
+ * model never saw, so plain completions suit it better).
+ */
+export function modelObject(ctx: Ctx, id: string): unknown {
+  const m = ctx.registry.loadedModels.find((x) => x.id === id);
+  return { id, object: 'model', created: 0, owned_by: 'tslm', ...(m ? { context_length: m.contextLength, chat_template: m.chat.own } : {}) };
 }
 
 export { sendJson };

@@ -135,7 +135,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         throw new ApiError(400, 'the model id in the URL has a malformed %-escape', 'invalid_request_error', 'model', 'invalid_url');
       }
       if (!registry.ids().includes(id)) throw new ApiError(404, `The model '${id}' does not exist`, 'invalid_request_error', 'model', 'model_not_found');
-      sendJson(res, 200, modelObject(id));
+      sendJson(res, 200, modelObject(ctx, id));
       return;
     }
     if (!p.startsWith('/v1/') && serveStatic(req, res, { root: PACKAGE_ROOT, modelDir: registry.defaultModel?.hfDir ?? null })) return;
