@@ -9,7 +9,7 @@ import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculative
 export const usage = `tslm serve --model <hf-dir|file.bin|file.gguf> [--port 8080] [--host 127.0.0.1]
       [--models-dir DIR] [--model-id ID] [--tokenizer FILE] [--threads N]
       [--max-active 4] [--max-queue 64] [--max-tokens-limit 4096] [--max-prompt-tokens N]
-      [--max-body-bytes 4194304] [--max-schema-bytes 262144] [--max-schema-ms 3000]
+      [--max-body-bytes 1048576] [--max-schema-bytes 262144] [--max-schema-ms 3000]
       [--batch-rows 8] [--batch-positions 4096] [--quiet]
 ${speculativeUsage}
     OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models,
