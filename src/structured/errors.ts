@@ -50,7 +50,7 @@ export class GrammarError extends StructuredError {
 
 /** A constraint that grew past its bounds (grammar size, parser states, ambiguity). */
 export class ComplexityError extends StructuredError {
-  constructor(readonly what: string, readonly limit: number, detail = '') {
+  constructor(readonly what: string, readonly limit: number | string, detail = '') {
     super(`constraint too complex: ${what} exceeds ${limit}${detail ? ` (${detail})` : ''}`);
     this.name = 'ComplexityError';
   }
