@@ -1566,6 +1566,10 @@ export class SchemaCompiler {
     };
     const memo = new Map<string, Sym>();
     const top = Math.max(prefix.length, min);
+    // A rule per index up to `top` (per set of witnesses): refused before building when they
+    // cannot fit (minItems 1e9 built two million rules first, for seconds).
+    const limit = b.limits.maxSymbols ?? 2_000_000;
+    if (top * (full + 1) * 3 > limit) throw new ComplexityError('grammar size (symbols)', limit, `${min > prefix.length ? `minItems ${min}` : `${prefix.length} items`} at ${ptr || '#'}`);
     // Past the prefix and minItems, with no contains: (, item){0, max − i}, a bounded repetition
     // (a lazy chain: maxItems 131072 was 131,072 rules).
     const chain = needs.length === 0 && max < Infinity && restSym !== null;
@@ -1845,6 +1849,9 @@ function propertyCount(s: Obj, ptr: string, entries: Array<{ required: boolean }
   if (minP <= entries.filter((e) => e.required).length) minP = 0;
   if (maxP !== undefined && extra === null && maxP >= entries.length) maxP = undefined;
   const cap = maxP ?? Math.max(minP, 1);
+  // With extra members, one rule per count up to the cap: refused before building when they
+  // cannot fit the grammar (maxProperties 1e9 built two million rules first, for seconds).
+  if (extra !== null && cap * 6 > 2_000_000) throw new ComplexityError('grammar size (symbols)', 2_000_000, `${maxP !== undefined ? 'maxProperties' : 'minProperties'} ${cap} at ${ptr || '#'}`);
   return { minP, maxP, next: (c: number) => (maxP === undefined ? Math.min(c + 1, cap) : c + 1) };
 }
 

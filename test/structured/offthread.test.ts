@@ -144,3 +144,19 @@ test('a time limit per token mask: a ComplexityError past it; retried, the same 
   assert.ok(limited.automaton.accepting(sl));
   assert.ok(refusals > 0);
 });
+
+test('declared sizes past the grammar limit are refused before anything is built, and errors keep long pointers short', () => {
+  for (const [s, want] of [
+    [{ type: 'array', minItems: 1e9 }, /minItems 1000000000 at #/],
+    [{ type: 'object', maxProperties: 1e9, additionalProperties: { type: 'integer' } }, /maxProperties 1000000000 at #/],
+    [{ type: 'object', properties: { a: {} }, minProperties: 1e7 }, /minProperties 10000000 at #/],
+    [{ type: 'string', minLength: 1e12 }, /grammar size/],
+  ] as Array<[JsonSchema, RegExp]>) {
+    const t0 = performance.now();
+    assert.throws(() => compileJsonSchema(s), (e: unknown) => e instanceof ComplexityError && want.test(e.message), JSON.stringify(s));
+    assert.ok(performance.now() - t0 < 1000, `${JSON.stringify(s)}: ${(performance.now() - t0).toFixed(0)} ms`);
+  }
+  let deep: JsonSchema = { type: 'integer' };
+  for (let i = 0; i < 5000; i++) deep = { anyOf: [deep] };
+  assert.throws(() => compileJsonSchema(deep), (e: unknown) => e instanceof ComplexityError && e.message.length < 600 && /nesting depth exceeds 200/.test(e.message));
+});
