@@ -454,24 +454,48 @@ export class SchemaCompiler {
     }
     if (kw === 'oneOf') {
       const overlaps = branches.map(() => [] as number[]);
-      // Branches listing their values (const / enum) overlap only where they share one: those
-      // pairs are found through a map of the values, not by trying every pair (a oneOf of 30,000
-      // consts was 450 million checks); every other pair is checked.
-      const vals = branches.map(({ schema }) => (typeof schema === 'object' && schema.$ref === undefined ? enumValues(schema) : null));
+      // Branches listing their values (const / enum) overlap only where they share one, and so do
+      // branches requiring a property that lists its values (a discriminator: the one most
+      // branches have): those pairs are found through a map of the values, not by trying every
+      // pair (a oneOf of 30,000 consts was 450 million checks). Every other pair is checked.
+      const discriminant = (schema: JsonSchema, name: string): unknown[] | null => {
+        if (typeof schema !== 'object' || schema.$ref !== undefined || !Array.isArray(schema.required) || !schema.required.includes(name)) return null;
+        const ps = schema.properties as Obj | undefined, p = ps?.[name];
+        return isObj(p) && p.$ref === undefined ? enumValues(p) : null;
+      };
+      const votes = new Map<string, number>();
+      for (const { schema } of branches) {
+        if (typeof schema !== 'object' || !Array.isArray(schema.required)) continue;
+        for (const k of new Set(schema.required as string[])) if (typeof k === 'string' && discriminant(schema, k)) votes.set(k, (votes.get(k) ?? 0) + 1);
+      }
+      let prop: string | null = null;
+      for (const [k, n] of votes) if (n >= 2 && (prop === null || n > votes.get(prop)!)) prop = k;
+      const keyed = branches.map(({ schema }) => {
+        if (typeof schema !== 'object' || schema.$ref !== undefined) return null;
+        const own = enumValues(schema);
+        if (own) return { space: '=', vals: own };
+        const d = prop === null ? null : discriminant(schema, prop);
+        return d ? { space: `.${prop}`, vals: d } : null;
+      });
       const byValue = new Map<string, number[]>();
       const sharing = branches.map(() => new Set<number>());
       for (let i = 0; i < branches.length; i++) {
-        for (const v of vals[i] ?? []) {
-          const k = canonicalJson(v);
+        for (const v of keyed[i]?.vals ?? []) {
+          const k = `${keyed[i]!.space}\0${canonicalJson(v)}`;
           const seen = byValue.get(k);
           if (seen === undefined) { byValue.set(k, [i]); continue; }
           for (const j of seen) if (j !== i) { sharing[i].add(j); sharing[j].add(i); }
           if (seen[seen.length - 1] !== i) seen.push(i);
         }
       }
-      const unlisted = branches.map((_, i) => i).filter((i) => vals[i] === null);
+      // Per space, the branches outside it (a pair across spaces is checked).
+      const outside = new Map<string, number[]>();
+      for (const space of new Set(keyed.map((k) => k?.space).filter((x): x is string => x !== undefined))) {
+        outside.set(space, branches.map((_, i) => i).filter((i) => keyed[i]?.space !== space));
+      }
       for (let i = 0; i < branches.length; i++) {
-        const others = vals[i] === null ? branches.keys() : [...sharing[i], ...unlisted].sort((x, y) => x - y);
+        const k = keyed[i];
+        const others = k === null ? branches.keys() : [...sharing[i], ...outside.get(k.space)!].sort((x, y) => x - y);
         for (const j of others) {
           if (j > i && !this.disjoint(branches[i].schema, branches[j].schema)) { overlaps[i].push(j); overlaps[j].push(i); }
         }
