@@ -10,44 +10,16 @@ import type { GenerateOptions, GenerationResult } from '../generate/generate.js'
 import type { CausalLM } from '../models/causal.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { Grammar } from './grammar.js';
-import { GrammarBuilder } from './grammar.js';
-import { compileJsonSchema } from './schema.js';
 import type { JsonSchema, SchemaOptions } from './schema.js';
-import { compileRegex } from './regex.js';
-import { parseGbnf } from './gbnf.js';
 import { TokenVocab } from './vocab.js';
 import { TokenMatcher } from './matcher.js';
 import { ConstraintProcessor } from './processor.js';
 import { StructuredError } from './errors.js';
 
-/** Exactly one of these. */
-export interface Constraint {
-  schema?: JsonSchema;
-  regex?: string;
-  /** GBNF text (llama.cpp syntax), start rule "root". */
-  grammar?: string;
-  /** One of these strings, verbatim. */
-  choices?: string[];
-  /**
-   * Options of the schema compiler. Generation defaults to additionalProperties 'declared' (an
-   * object without additionalProperties gets only its declared properties, as XGrammar's strict
-   * mode); pass additionalProperties: 'allow' for extra keys where JSON Schema allows them.
-   */
-  schemaOptions?: SchemaOptions;
-}
+import { compileConstraint, type Constraint } from './constraint.js';
 
-/** The grammar of a constraint. */
-export function compileConstraint(c: Constraint): Grammar {
-  const given = (['schema', 'regex', 'grammar', 'choices'] as const).filter((k) => c[k] !== undefined);
-  if (given.length !== 1) throw new StructuredError(`give exactly one of schema, regex, grammar, choices (got ${given.length ? given.join(', ') : 'none'})`);
-  if (c.schema !== undefined) return compileJsonSchema(c.schema, { additionalProperties: 'declared', ...c.schemaOptions });
-  if (c.regex !== undefined) return compileRegex(c.regex);
-  if (c.grammar !== undefined) return parseGbnf(c.grammar);
-  const choices = c.choices!;
-  if (choices.length === 0) throw new StructuredError('choices: the list is empty');
-  const b = new GrammarBuilder();
-  return b.build(b.rule('root', choices.map((s) => b.lit(s))));
-}
+export { compileConstraint };
+export type { Constraint };
 
 /** A constraint bound to a tokenizer: the logit processor for generate(). */
 export function constraintProcessor(c: Constraint | Grammar, tokenizer: Tokenizer | TokenVocab, opts: { maxNewTokens?: number } = {}): ConstraintProcessor {

@@ -1,6 +1,13 @@
 // Errors of structured generation. Each names what is at fault: the schema keyword and its JSON
 // pointer, the regex and its offset, the grammar rule and its line.
 
+/** A JSON pointer or detail cut in the middle past `most` characters (a schema nested 20,000 deep has a pointer as long). */
+export function shorten(text: string, most = 240): string {
+  if (text.length <= most) return text;
+  const head = Math.ceil(most * 0.6), tail = most - head;
+  return `${text.slice(0, head)}…(${text.length - most} characters)…${text.slice(text.length - tail)}`;
+}
+
 export class StructuredError extends Error {
   constructor(message: string) {
     super(message);
@@ -11,7 +18,7 @@ export class StructuredError extends Error {
 /** A JSON Schema keyword (or keyword value) this compiler does not support. Never ignored silently. */
 export class UnsupportedKeywordError extends StructuredError {
   constructor(readonly keyword: string, readonly pointer: string, detail = '') {
-    super(`unsupported JSON Schema keyword '${keyword}' at ${pointer || '#'}${detail ? `: ${detail}` : ''}`);
+    super(`unsupported JSON Schema keyword '${shorten(keyword, 80)}' at ${shorten(pointer || '#')}${detail ? `: ${shorten(detail, 300)}` : ''}`);
     this.name = 'UnsupportedKeywordError';
   }
 }
@@ -19,7 +26,7 @@ export class UnsupportedKeywordError extends StructuredError {
 /** A schema that is not valid JSON Schema (wrong value type for a keyword, dangling $ref, …). */
 export class InvalidSchemaError extends StructuredError {
   constructor(readonly keyword: string, readonly pointer: string, detail: string) {
-    super(`invalid JSON Schema: '${keyword}' at ${pointer || '#'}: ${detail}`);
+    super(`invalid JSON Schema: '${shorten(keyword, 80)}' at ${shorten(pointer || '#')}: ${shorten(detail, 300)}`);
     this.name = 'InvalidSchemaError';
   }
 }
@@ -27,7 +34,7 @@ export class InvalidSchemaError extends StructuredError {
 /** No instance satisfies the schema (or grammar): e.g. minimum > maximum, a required property with schema false. */
 export class UnsatisfiableError extends StructuredError {
   constructor(readonly pointer: string, detail: string) {
-    super(`unsatisfiable constraint at ${pointer || '#'}: ${detail}`);
+    super(`unsatisfiable constraint at ${shorten(pointer || '#')}: ${shorten(detail, 300)}`);
     this.name = 'UnsatisfiableError';
   }
 }
@@ -50,8 +57,8 @@ export class GrammarError extends StructuredError {
 
 /** A constraint that grew past its bounds (grammar size, parser states, ambiguity). */
 export class ComplexityError extends StructuredError {
-  constructor(readonly what: string, readonly limit: number, detail = '') {
-    super(`constraint too complex: ${what} exceeds ${limit}${detail ? ` (${detail})` : ''}`);
+  constructor(readonly what: string, readonly limit: number | string, detail = '') {
+    super(`constraint too complex: ${what} exceeds ${limit}${detail ? ` (${shorten(detail, 300)})` : ''}`);
     this.name = 'ComplexityError';
   }
 }

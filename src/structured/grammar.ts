@@ -295,6 +295,22 @@ function encodeCp(c: number): number[] {
 /** Alternatives of a lazy rule, produced on its first expansion (see GrammarBuilder.lazy). */
 export type LazyAlts = (g: Grammar) => Sym[][];
 
+/** A Grammar as plain data (see Grammar.toData). */
+export interface GrammarData {
+  names: string[];
+  /** The byte classes, 256 bytes each. */
+  classes: Uint8Array;
+  prog: Int32Array;
+  minRest: Float64Array;
+  minLen: Float64Array;
+  /** Rule r's alternatives are altFlat[altStart[r] .. altStart[r + 1]). */
+  altStart: Int32Array;
+  altFlat: Int32Array;
+  chainInfo: Array<{ unit: Sym; ok: boolean; lu: number; id: number; at: number; n: number; name: string }>;
+  start: number;
+  rules: number;
+}
+
 /** ruleAlts of a lazy rule not expanded yet (compare by identity). */
 export const PENDING = new Int32Array(0);
 
@@ -331,7 +347,23 @@ export class Grammar {
   /** Most lazy rules a grammar may create (each parse visits few; this bounds hostile inputs). */
   static readonly MAX_LAZY = 200_000;
 
-  constructor(b: GrammarBuilder, start: number) {
+  constructor(b: GrammarBuilder | GrammarData, start = 0) {
+    if (!(b instanceof GrammarBuilder)) {
+      // A grammar built elsewhere (another thread) and sent as plain arrays: see toData.
+      const d = b;
+      this.names = d.names;
+      this.classes = Array.from({ length: d.classes.length / 256 }, (_, k) => d.classes.subarray(256 * k, 256 * (k + 1)));
+      this.classEmpty = this.classes.map((c) => c.indexOf(1) < 0);
+      this.prog = d.prog;
+      this.progLen = d.prog.length;
+      this.minRest = d.minRest;
+      this.minLen = d.minLen;
+      this.ruleAlts = Array.from({ length: d.altStart.length - 1 }, (_, r) => d.altFlat.subarray(d.altStart[r], d.altStart[r + 1]));
+      this.chainInfo = d.chainInfo;
+      this.start = d.start;
+      this.rules = d.rules;
+      return;
+    }
     const R = b.alts.length;
     for (let r = 0; r < R; r++) if (b.alts[r] === null) throw new GrammarError(`rule '${b.names[r]}'`, 'is referenced but never defined');
     const alts = b.alts as Sym[][][];
@@ -406,6 +438,27 @@ export class Grammar {
     this.minRest = minRest;
     // Lazy rules: their static alternatives served the analyses above; the matcher asks for the real ones.
     for (const [r, gen] of b.lazyRules) if (minLen[r] < Infinity) { this.ruleAlts[r] = PENDING; this.lazyGen.set(r, gen); }
+  }
+
+  /**
+   * The grammar as plain arrays (structured-clone friendly: a few typed arrays, not one per rule),
+   * to be sent to another thread and rebuilt there by `new Grammar(data)`. Only a grammar that
+   * has not been matched yet and has no lazy rules (their alternatives are closures) can be sent.
+   */
+  toData(): GrammarData {
+    if (this.lazyGen.size > 0 || this.dynAlts.length > 0 || this.chainAlts.size > 0 || this.version > 0) {
+      throw new GrammarError('(data)', 'a grammar with lazily built rules, or one already matched, cannot be sent as data');
+    }
+    const classes = new Uint8Array(256 * this.classes.length);
+    this.classes.forEach((c, k) => classes.set(c, 256 * k));
+    const altStart = new Int32Array(this.ruleAlts.length + 1);
+    this.ruleAlts.forEach((a, r) => { altStart[r + 1] = altStart[r] + a.length; });
+    const altFlat = new Int32Array(altStart[this.ruleAlts.length]);
+    this.ruleAlts.forEach((a, r) => altFlat.set(a, altStart[r]));
+    return {
+      names: this.names, classes, prog: this.prog, minRest: this.minRest, minLen: this.minLen, altStart, altFlat,
+      chainInfo: this.chainInfo, start: this.start, rules: this.rules,
+    };
   }
 
   private symLen(s: Sym): number {

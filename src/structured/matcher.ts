@@ -161,6 +161,12 @@ export class ByteAutomaton {
   private epoch = 0;
   readonly initial: number;
   private readonly limits: Required<AutomatonLimits>;
+  /**
+   * Set by TokenMatcher while it computes a mask under a time limit: past this performance.now()
+   * a new parser state is refused with a ComplexityError (Infinity: no limit).
+   */
+  deadline = Infinity;
+  timeLimitMs = 0;
 
   constructor(readonly grammar: Grammar, limits: AutomatonLimits = {}) {
     this.limits = { maxStates: limits.maxStates ?? 200_000, maxStacks: limits.maxStacks ?? 5_000, maxNodes: limits.maxNodes ?? 4_000_000 };
@@ -255,6 +261,7 @@ export class ByteAutomaton {
     }
     const id = this.stateNodes.length;
     if (id >= this.limits.maxStates) throw new ComplexityError('parser states', this.limits.maxStates);
+    if (this.deadline !== Infinity && performance.now() > this.deadline) throw new ComplexityError('time to compute one token mask', `${this.timeLimitMs} ms`, 'the grammar is too costly to match');
     const arr = new Int32Array(nodes.length);
     for (let k = 0; k < nodes.length; k++) arr[k] = nodes[k];
     this.stateNodes.push(arr);
@@ -874,7 +881,12 @@ export class TokenMatcher {
   private readonly chains: (Chain | undefined)[][] = [[], [], []];
   private readonly alphaChains = new Map<string, (AlphaChain | undefined)[]>();
 
-  constructor(grammar: Grammar | ByteAutomaton, readonly vocab: TokenVocab, readonly opts: { maxCachedMasks?: number; limits?: AutomatonLimits; plain?: boolean } = {}) {
+  /**
+   * opts.maskTimeMs: the longest one mask may take to compute (a server keeps a costly grammar
+   * from stalling the other requests): past it, a ComplexityError. The states built so far stay
+   * valid (a later call continues from them). Default: no limit.
+   */
+  constructor(grammar: Grammar | ByteAutomaton, readonly vocab: TokenVocab, readonly opts: { maxCachedMasks?: number; limits?: AutomatonLimits; plain?: boolean; maskTimeMs?: number } = {}) {
     this.automaton = grammar instanceof ByteAutomaton ? grammar : new ByteAutomaton(grammar, opts.limits);
     this.stk = new Int32Array(vocab.maxDepth + 1);
     this.words = (vocab.size + 31) >>> 5;
@@ -895,6 +907,15 @@ export class TokenMatcher {
   mask(s: number, budget = Infinity): Uint32Array {
     const c = this.cache.get(s);
     if (c && c.maxAfter <= budget) { this.stats.cacheHits++; return c.mask; }
+    const limit = this.opts.maskTimeMs;
+    if (limit === undefined) return this.computeMask(s, budget, c);
+    const a = this.automaton;
+    a.deadline = performance.now() + limit;
+    a.timeLimitMs = limit;
+    try { return this.computeMask(s, budget, c); } finally { a.deadline = Infinity; }
+  }
+
+  private computeMask(s: number, budget: number, c: { mask: Uint32Array; maxAfter: number } | undefined): Uint32Array {
     if (!c) {
       const mask = new Uint32Array(this.words);
       const maxAfter = this.opts.plain === false ? this.walk(s, Infinity, mask, this.vocab, 0, this.vocab.nodes, null, 0, null) : this.fill(s, mask);

@@ -77,6 +77,11 @@ const KNOWN_UNSUPPORTED = new Set(['unevaluatedProperties', 'unevaluatedItems', 
 const ignored = (k: string) => ANNOTATIONS.has(k) || !(SUPPORTED.has(k) || KNOWN_UNSUPPORTED.has(k));
 const TYPES = ['null', 'boolean', 'object', 'array', 'number', 'string'] as const;
 type JType = typeof TYPES[number] | 'integer';
+/**
+ * Most declared properties whose members are accepted in any order: at a key, each name is a parse
+ * of its own, and the matcher allows 5,000 parallel parses (AutomatonLimits.maxStacks).
+ */
+const MAX_ANY_ORDER = 1000;
 /** Integers and integer parts have at most 15 digits (exact in a double). */
 const LIM = 999_999_999_999_999;
 
@@ -119,7 +124,7 @@ export class SchemaCompiler {
       return b.build(root);
     } catch (e) {
       // Deep recursion the limits above did not foresee: a clear error, not a crash.
-      if (e instanceof RangeError && /call stack/.test(e.message)) throw new ComplexityError('schema recursion (the call stack)', 0, 'the schema is too deeply nested or too large to compile');
+      if (e instanceof RangeError && /call stack/.test(e.message)) throw new ComplexityError('schema recursion', 'the call stack', 'the schema is too deeply nested or too large to compile');
       if (e instanceof UnsatisfiableError && this.unsat.length) throw new UnsatisfiableError(this.unsat[0].split(': ')[0], this.unsat[0].split(': ').slice(1).join(': ') + (this.unsat.length > 1 ? ` (and ${this.unsat.length - 1} more)` : ''));
       throw e;
     }
@@ -428,10 +433,72 @@ export class SchemaCompiler {
       const p = jp(ptr, kw, i);
       return { p, schema: hasRest ? this.normalize({ allOf: [rest, br] }, p) : this.normalize(br, p) };
     });
+    // Branches that only list values (const / enum): one enum, compiled as one trie of the values
+    // (thousands of alternatives of one literal each are thousands of parallel parses). oneOf
+    // keeps the values exactly one branch lists.
+    const lists = branches.map(({ schema }) => listedValues(schema));
+    if (lists.every((l) => l !== null)) {
+      const count = new Map<string, number>(), values: unknown[] = [];
+      for (const l of lists as unknown[][]) {
+        for (const k of new Set(l.map(canonicalJson))) count.set(k, (count.get(k) ?? 0) + 1);
+      }
+      const seen = new Set<string>();
+      for (const v of (lists as unknown[][]).flat()) {
+        const k = canonicalJson(v);
+        if (seen.has(k) || (kw === 'oneOf' && count.get(k) !== 1)) continue;
+        seen.add(k);
+        values.push(v);
+      }
+      if (values.length === 0) return this.never(ptr, `no value is listed by exactly one ${kw} branch`);
+      return compile({ enum: values }, ptr);
+    }
     if (kw === 'oneOf') {
       const overlaps = branches.map(() => [] as number[]);
-      for (let i = 0; i < branches.length; i++) for (let j = i + 1; j < branches.length; j++) {
-        if (!this.disjoint(branches[i].schema, branches[j].schema)) { overlaps[i].push(j); overlaps[j].push(i); }
+      // Branches listing their values (const / enum) overlap only where they share one, and so do
+      // branches requiring a property that lists its values (a discriminator: the one most
+      // branches have): those pairs are found through a map of the values, not by trying every
+      // pair (a oneOf of 30,000 consts was 450 million checks). Every other pair is checked.
+      const discriminant = (schema: JsonSchema, name: string): unknown[] | null => {
+        if (typeof schema !== 'object' || schema.$ref !== undefined || !Array.isArray(schema.required) || !schema.required.includes(name)) return null;
+        const ps = schema.properties as Obj | undefined, p = ps?.[name];
+        return isObj(p) && p.$ref === undefined ? enumValues(p) : null;
+      };
+      const votes = new Map<string, number>();
+      for (const { schema } of branches) {
+        if (typeof schema !== 'object' || !Array.isArray(schema.required)) continue;
+        for (const k of new Set(schema.required as string[])) if (typeof k === 'string' && discriminant(schema, k)) votes.set(k, (votes.get(k) ?? 0) + 1);
+      }
+      let prop: string | null = null;
+      for (const [k, n] of votes) if (n >= 2 && (prop === null || n > votes.get(prop)!)) prop = k;
+      const keyed = branches.map(({ schema }) => {
+        if (typeof schema !== 'object' || schema.$ref !== undefined) return null;
+        const own = enumValues(schema);
+        if (own) return { space: '=', vals: own };
+        const d = prop === null ? null : discriminant(schema, prop);
+        return d ? { space: `.${prop}`, vals: d } : null;
+      });
+      const byValue = new Map<string, number[]>();
+      const sharing = branches.map(() => new Set<number>());
+      for (let i = 0; i < branches.length; i++) {
+        for (const v of keyed[i]?.vals ?? []) {
+          const k = `${keyed[i]!.space}\0${canonicalJson(v)}`;
+          const seen = byValue.get(k);
+          if (seen === undefined) { byValue.set(k, [i]); continue; }
+          for (const j of seen) if (j !== i) { sharing[i].add(j); sharing[j].add(i); }
+          if (seen[seen.length - 1] !== i) seen.push(i);
+        }
+      }
+      // Per space, the branches outside it (a pair across spaces is checked).
+      const outside = new Map<string, number[]>();
+      for (const space of new Set(keyed.map((k) => k?.space).filter((x): x is string => x !== undefined))) {
+        outside.set(space, branches.map((_, i) => i).filter((i) => keyed[i]?.space !== space));
+      }
+      for (let i = 0; i < branches.length; i++) {
+        const k = keyed[i];
+        const others = k === null ? branches.keys() : [...sharing[i], ...outside.get(k.space)!].sort((x, y) => x - y);
+        for (const j of others) {
+          if (j > i && !this.disjoint(branches[i].schema, branches[j].schema)) { overlaps[i].push(j); overlaps[j].push(i); }
+        }
       }
       const negs = new Map<number, JsonSchema>();
       const neg = (j: number, i: number): JsonSchema => {
@@ -1043,7 +1110,7 @@ export class SchemaCompiler {
     if (members === null) return this.never(ptr, 'no object satisfies minProperties / maxProperties / dependencies');
     // Checking instances ('schema' mode): the members in any order (the schema's order is kept
     // when generating, and where dependencies or a witness member are tracked).
-    if (mode === 'schema' && !this.yaml && (entries.length >= 2 || (entries.length === 1 && extra !== null)) && witness === undefined) {
+    if (mode === 'schema' && !this.yaml && (entries.length >= 2 || (entries.length === 1 && extra !== null)) && entries.length <= MAX_ANY_ORDER && witness === undefined) {
       // Dependencies on names (present or absent) are checked when the object ends; dependent
       // schemas constraining values keep the schema's order (objectMembers guesses at them).
       const deps = this.dependencies(s, ptr);
@@ -1195,12 +1262,13 @@ export class SchemaCompiler {
     };
     const memo = new Map<string, Sym | null>();
     let states = 0;
+    const maxStates = Math.max(20_000, 4 * n);
     const has = (set: number[], i: number) => set.includes(i);
     const R = (i: number, c: number, O: number[], F: number[], P: Dep[], w: boolean): Sym | null => {
       if (i === n) return O.length ? null : E(c, w);
       const key = `${i}:${c}:${O.join(',')}:${F.join(',')}:${P.map((d) => deps.indexOf(d)).join(',')}:${w}`;
       if (memo.has(key)) return memo.get(key)!;
-      if (++states > 20_000) {
+      if (++states > maxStates) {
         const kw = deps.length ? deps[0].kw : maxP !== undefined ? 'maxProperties' : 'minProperties';
         throw new UnsupportedKeywordError(kw, deps.length ? deps[0].ptr : jp(ptr, kw), 'too many combinations of present and absent members to track');
       }
@@ -1247,6 +1315,13 @@ export class SchemaCompiler {
     // E(c, ·) calls only E(c + 1, ·): built from the largest count down, the recursion stays one
     // level deep (maxProperties 10000 would otherwise overflow the call stack).
     if (maxP !== undefined && maxP > 500) for (let c = maxP; c >= 0; c--) { E(c, true); E(c, false); }
+    // R(i, …) calls R(i + 1, …): with many members, the states without pending dependencies are
+    // built from the last member up, so the recursion below stays shallow (5,000 properties
+    // overflowed the call stack). Counts beyond `cap` are not tracked (see propertyCount).
+    const cap = maxP ?? Math.max(minP, 1);
+    if (n > 200 && (cap + 1) * n * 2 <= maxStates) {
+      for (let i = n - 1; i > 0; i--) for (let c = Math.min(cap, i); c >= 0; c--) { R(i, c, [], [], [], true); if (witness) R(i, c, [], [], [], false); }
+    }
     return R(0, 0, [], [], [], witness === undefined);
   }
 
@@ -1515,6 +1590,10 @@ export class SchemaCompiler {
     };
     const memo = new Map<string, Sym>();
     const top = Math.max(prefix.length, min);
+    // A rule per index up to `top` (per set of witnesses): refused before building when they
+    // cannot fit (minItems 1e9 built two million rules first, for seconds).
+    const limit = b.limits.maxSymbols ?? 2_000_000;
+    if (top * (full + 1) * 3 > limit) throw new ComplexityError('grammar size (symbols)', limit, `${min > prefix.length ? `minItems ${min}` : `${prefix.length} items`} at ${ptr || '#'}`);
     // Past the prefix and minItems, with no contains: (, item){0, max − i}, a bounded repetition
     // (a lazy chain: maxItems 131072 was 131,072 rules).
     const chain = needs.length === 0 && max < Infinity && restSym !== null;
@@ -1794,6 +1873,9 @@ function propertyCount(s: Obj, ptr: string, entries: Array<{ required: boolean }
   if (minP <= entries.filter((e) => e.required).length) minP = 0;
   if (maxP !== undefined && extra === null && maxP >= entries.length) maxP = undefined;
   const cap = maxP ?? Math.max(minP, 1);
+  // With extra members, one rule per count up to the cap: refused before building when they
+  // cannot fit the grammar (maxProperties 1e9 built two million rules first, for seconds).
+  if (extra !== null && cap * 6 > 2_000_000) throw new ComplexityError('grammar size (symbols)', 2_000_000, `${maxP !== undefined ? 'maxProperties' : 'minProperties'} ${cap} at ${ptr || '#'}`);
   return { minP, maxP, next: (c: number) => (maxP === undefined ? Math.min(c + 1, cap) : c + 1) };
 }
 
@@ -2090,6 +2172,23 @@ function dedupe(xs: unknown[]): unknown[] {
   const out: unknown[] = [];
   for (const x of xs) if (!out.some((y) => deepEqual(x, y))) out.push(x);
   return out;
+}
+
+/** JSON text of a value with object keys sorted: equal values (as JSON Schema compares them) give equal texts. */
+function canonicalJson(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  const o = v as Obj;
+  return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+}
+
+/** The values a schema that only lists values (const and/or enum, annotations aside) allows; null for any other schema. */
+function listedValues(s: JsonSchema): unknown[] | null {
+  if (typeof s !== 'object' || s === null || Array.isArray(s)) return null;
+  if (!Object.keys(s).every((k) => k === 'const' || k === 'enum' || ignored(k))) return null;
+  if (s.enum !== undefined && !Array.isArray(s.enum)) return null;
+  if (s.const !== undefined) return s.enum === undefined || (s.enum as unknown[]).some((v) => canonicalJson(v) === canonicalJson(s.const)) ? [s.const] : [];
+  return (s.enum as unknown[] | undefined) ?? null;
 }
 
 function enumValues(s: Obj): unknown[] | null {
