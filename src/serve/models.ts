@@ -91,13 +91,13 @@ export class ServedModel {
    * reuses the masks already computed for it. The grammar is compiled asynchronously (`compile`);
    * concurrent requests with the same key share one compilation, and a failed one is not cached.
    */
-  matcher(key: string, compile: () => Promise<Grammar>): Promise<TokenMatcher> {
+  matcher(key: string, compile: () => Promise<Grammar>, maskTimeMs?: number): Promise<TokenMatcher> {
     const m = this.matchers.get(key);
     if (m) { this.matchers.delete(key); this.matchers.set(key, m); return Promise.resolve(m); }
     let p = this.compiling.get(key);
     if (!p) {
       p = compile().then((g) => {
-        const made = new TokenMatcher(g, this.vocab());
+        const made = new TokenMatcher(g, this.vocab(), maskTimeMs === undefined ? {} : { maskTimeMs });
         this.matchers.set(key, made);
         if (this.matchers.size > 32) this.matchers.delete(this.matchers.keys().next().value!);
         return made;

@@ -46,11 +46,13 @@ export interface Limits {
   maxSchemaBytes: number;
   /** Longest a schema may take to compile, in ms (default 3000); compilation does not block other requests. */
   maxSchemaMs: number;
+  /** Longest one token mask of a constraint may take, in ms (default 100; masks are computed on the event loop, between model calls). */
+  maxMaskMs: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
   maxBodyBytes: 1 << 20, maxTokens: 4096, maxPromptTokens: null, maxN: 8, maxEmbeddingInputs: 256, batchRows: 8, batchPositions: 4096,
-  maxSchemaBytes: 256 << 10, maxSchemaMs: 3000,
+  maxSchemaBytes: 256 << 10, maxSchemaMs: 3000, maxMaskMs: 100,
 };
 
 export interface Ctx {
@@ -158,21 +160,26 @@ function sampling(b: Obj, m: ServedModel, ctx: Ctx, promptLen: number, maxTokens
 
 interface Constraint {
   key: string;
+  /** The schema's JSON text (sent to the compile thread as it is). */
+  json: string;
   schema: JsonSchema;
   options: SchemaOptions;
   param: string;
 }
 
 async function constraintProcessor(ctx: Ctx, m: ServedModel, c: Constraint, maxNewTokens: number): Promise<ConstraintProcessor> {
-  const bytes = Buffer.byteLength(c.key);
+  const bytes = Buffer.byteLength(c.json);
   if (bytes > ctx.limits.maxSchemaBytes) {
     throw badParam(c.param, `the schema is ${bytes} bytes as JSON; the server's limit is ${ctx.limits.maxSchemaBytes} (--max-schema-bytes)`, 'schema_too_large');
   }
   try {
-    const matcher = await m.matcher(c.key, () => compileSchemaAsync(c.schema, c.options, { timeoutMs: ctx.limits.maxSchemaMs }));
+    const matcher = await m.matcher(c.key, () => compileSchemaAsync(c.json, c.options, { timeoutMs: ctx.limits.maxSchemaMs }), ctx.limits.maxMaskMs);
     return new ConstraintProcessor(matcher, { maxNewTokens });
   } catch (e) {
-    if (e instanceof ComplexityError) throw badParam(c.param, `schema too complex: ${e.message}`, 'schema_too_complex');
+    if (e instanceof ComplexityError) {
+      const flag = e.what === 'compile time' ? ` (the server's --max-schema-ms is ${ctx.limits.maxSchemaMs})` : /token mask/.test(e.what) ? ` (the server's --max-mask-ms is ${ctx.limits.maxMaskMs})` : '';
+      throw badParam(c.param, `schema too complex: ${e.message}${flag}`, 'schema_too_complex');
+    }
     if (e instanceof StructuredError) throw badParam(c.param, `invalid schema: ${e.message}`, 'invalid_schema');
     throw e;
   }
@@ -183,7 +190,7 @@ function responseFormat(b: Obj): Constraint | null {
   if (rf === undefined || rf === null) return null;
   if (!isObj(rf) || typeof rf.type !== 'string') throw badParam('response_format', "'response_format' must be an object with a 'type'", 'invalid_type');
   if (rf.type === 'text') return null;
-  if (rf.type === 'json_object') return { key: 'json_object', schema: { type: 'object', additionalProperties: true }, options: { additionalProperties: 'declared' }, param: 'response_format' };
+  if (rf.type === 'json_object') return { key: 'json_object', json: '{"type":"object","additionalProperties":true}', schema: { type: 'object', additionalProperties: true }, options: { additionalProperties: 'declared' }, param: 'response_format' };
   if (rf.type === 'json_schema') {
     const js = rf.json_schema;
     if (!isObj(js)) throw badParam('response_format.json_schema', "'response_format.json_schema' must be an object with 'name' and 'schema'", 'invalid_type');
@@ -191,7 +198,8 @@ function responseFormat(b: Obj): Constraint | null {
     const schema = js.schema ?? { type: 'object' };
     if (!isObj(schema) && typeof schema !== 'boolean') throw badParam('response_format.json_schema.schema', "'response_format.json_schema.schema' must be a JSON Schema object", 'invalid_schema');
     const strict = js.strict === true;
-    return { key: `schema:${strict}:${JSON.stringify(schema)}`, schema: schema as JsonSchema, options: { additionalProperties: strict ? 'forbid' : 'declared' }, param: 'response_format.json_schema.schema' };
+    const json = JSON.stringify(schema);
+    return { key: `schema:${strict}:${json}`, json, schema: schema as JsonSchema, options: { additionalProperties: strict ? 'forbid' : 'declared' }, param: 'response_format.json_schema.schema' };
   }
   throw badParam('response_format.type', `'response_format.type' must be 'text', 'json_object' or 'json_schema', got ${JSON.stringify(rf.type)}`);
 }
@@ -235,7 +243,8 @@ function toolsConstraint(ts: FunctionTool[], choice: string, answer: Constraint 
   // 'auto': the model may also answer; a plain answer is a JSON string (or the response_format).
   if (choice === 'auto') branches.push(answer ? answer.schema as JsonSchema : { type: 'string' });
   const schema: JsonSchema = branches.length === 1 ? branches[0] : { anyOf: branches };
-  return { key: `tools:${choice}:${JSON.stringify(schema)}`, schema, options: { additionalProperties: 'forbid' }, param: 'tools' };
+  const json = JSON.stringify(schema);
+  return { key: `tools:${choice}:${json}`, json, schema, options: { additionalProperties: 'forbid' }, param: 'tools' };
 }
 
 function toolsPrompt(ts: FunctionTool[], choice: string): string {
@@ -366,6 +375,8 @@ async function runJob(ctx: Ctx, job: Job, signal: AbortSignal): Promise<void> {
   } catch (e) {
     if (e instanceof QueueFullError) throw new ApiError(429, e.message, 'server_busy', null, 'queue_full');
     if (e instanceof ApiError) throw e;
+    // A token mask of the request's constraint past --max-mask-ms.
+    if (e instanceof ComplexityError) throw new ApiError(400, `schema too complex: ${e.message} (the server's --max-mask-ms is ${ctx.limits.maxMaskMs})`, 'invalid_request_error', null, 'schema_too_complex');
     throw internalError(e, ctx.errorLog);
   }
 }

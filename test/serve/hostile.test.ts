@@ -154,6 +154,41 @@ test('fuzzed bodies, fields, methods, routes and URLs: never a 5xx, always an Op
   assert.ok(tried > 700 && ok > 20 && refused > 300, `tried ${tried}, ok ${ok}, refused ${refused}`);
 });
 
+test('a schema over the default --max-schema-bytes (256 KiB) is a 400 naming the limit, before any compilation', async () => {
+  const schema = { oneOf: Array.from({ length: 30000 }, (_, i) => ({ const: `v${i}` })) };
+  const a = await call('POST', '/v1/chat/completions', JSON.stringify({ ...CHAT, response_format: { type: 'json_schema', json_schema: { name: 's', schema } } }));
+  // (the body limit of this server is 64 KiB: raise it for this request's sake by sending it to a second server)
+  assert.equal(a.status, 413);
+  const s2 = await startServer({ model: dir, port: 0 });
+  try {
+    const res = await fetch(`${s2.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...CHAT, response_format: { type: 'json_schema', json_schema: { name: 's', schema } } }) });
+    const j = await res.json() as any;
+    assert.equal(res.status, 400, JSON.stringify(j));
+    assert.equal(j.error.code, 'schema_too_large');
+    assert.equal(j.error.param, 'response_format.json_schema.schema');
+    assert.match(j.error.message, /the schema is \d+ bytes as JSON; the server's limit is 262144 \(--max-schema-bytes\)/);
+    assert.equal(s2.registry.loadedModels[0].compilingCount, 0);
+  } finally {
+    await s2.close();
+  }
+});
+
+test('a token mask past --max-mask-ms ends the request with a 400 naming the limit; the server goes on', async () => {
+  const schema = { type: 'object', properties: Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`p${i}`, { type: 'integer' }])) };
+  const s2 = await startServer({ model: dir, port: 0, limits: { maxMaskMs: 0, maxTokens: 6 } });
+  try {
+    const res = await fetch(`${s2.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...CHAT, response_format: { type: 'json_schema', json_schema: { name: 's', schema } } }) });
+    const j = await res.json() as any;
+    assert.equal(res.status, 400, JSON.stringify(j));
+    assert.equal(j.error.code, 'schema_too_complex');
+    assert.match(j.error.message, /--max-mask-ms/);
+    const ok = await fetch(`${s2.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(CHAT) });
+    assert.equal(ok.status, 200);
+  } finally {
+    await s2.close();
+  }
+});
+
 test('a model that cannot be loaded: 500 "internal error" with an id, never the file contents; the log has the details', async () => {
   for (const name of ['broken', 'wrong']) {
     logged.length = 0;

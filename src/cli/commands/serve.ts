@@ -9,7 +9,7 @@ import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculative
 export const usage = `tslm serve --model <hf-dir|file.bin|file.gguf> [--port 8080] [--host 127.0.0.1]
       [--models-dir DIR] [--model-id ID] [--tokenizer FILE] [--threads N]
       [--max-active 4] [--max-queue 64] [--max-tokens-limit 4096] [--max-prompt-tokens N]
-      [--max-body-bytes 1048576] [--max-schema-bytes 262144] [--max-schema-ms 3000]
+      [--max-body-bytes 1048576] [--max-schema-bytes 262144] [--max-schema-ms 3000] [--max-mask-ms 100]
       [--batch-rows 8] [--batch-positions 4096] [--quiet]
 ${speculativeUsage}
     OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models,
@@ -20,7 +20,8 @@ ${speculativeUsage}
     (for --model), requests of n = 1 decode speculatively on their own; n > 1 falls back to
     plain decoding, and the response's usage.speculative says so. A JSON Schema (response_format
     or tools) larger than --max-schema-bytes, or taking longer than --max-schema-ms to compile,
-    gets a 400 naming the limit; compilation does not hold up other requests.
+    gets a 400 naming the limit; compilation does not hold up other requests. A token mask of a
+    constraint taking longer than --max-mask-ms ends its request with such an error too.
 ${speculativeHelp}`;
 
 export async function run(args: string[]): Promise<number> {
@@ -29,7 +30,7 @@ export async function run(args: string[]): Promise<number> {
     options: {
       model: { type: 'string' }, 'models-dir': { type: 'string' }, 'model-id': { type: 'string' }, tokenizer: { type: 'string' },
       port: { type: 'string' }, host: { type: 'string' }, threads: { type: 'string' },
-      'max-active': { type: 'string' }, 'max-queue': { type: 'string' }, 'max-tokens-limit': { type: 'string' }, 'max-prompt-tokens': { type: 'string' }, 'max-body-bytes': { type: 'string' }, 'max-schema-bytes': { type: 'string' }, 'max-schema-ms': { type: 'string' }, 'batch-rows': { type: 'string' }, 'batch-positions': { type: 'string' },
+      'max-active': { type: 'string' }, 'max-queue': { type: 'string' }, 'max-tokens-limit': { type: 'string' }, 'max-prompt-tokens': { type: 'string' }, 'max-body-bytes': { type: 'string' }, 'max-schema-bytes': { type: 'string' }, 'max-schema-ms': { type: 'string' }, 'max-mask-ms': { type: 'string' }, 'batch-rows': { type: 'string' }, 'batch-positions': { type: 'string' },
       quiet: { type: 'boolean' }, ...speculativeOptions,
     },
   });
@@ -42,6 +43,7 @@ export async function run(args: string[]): Promise<number> {
   const maxPrompt = int(values['max-prompt-tokens'], 'max-prompt-tokens', 1);
   const maxSchemaBytes = int(values['max-schema-bytes'], 'max-schema-bytes', 2);
   const maxSchemaMs = int(values['max-schema-ms'], 'max-schema-ms', 1);
+  const maxMaskMs = int(values['max-mask-ms'], 'max-mask-ms', 1);
   const batchRows = int(values['batch-rows'], 'batch-rows', 0);
   const batchPositions = int(values['batch-positions'], 'batch-positions', 1);
   await init({ threads: int(values.threads, 'threads', 1) });
@@ -50,7 +52,7 @@ export async function run(args: string[]): Promise<number> {
     port, host: values.host ?? '127.0.0.1',
     maxActive: int(values['max-active'], 'max-active', 1), maxQueue: int(values['max-queue'], 'max-queue', 0),
     limits: { ...(maxTokens ? { maxTokens } : {}), ...(maxBody ? { maxBodyBytes: maxBody } : {}), ...(maxPrompt ? { maxPromptTokens: maxPrompt } : {}),
-      ...(maxSchemaBytes ? { maxSchemaBytes } : {}), ...(maxSchemaMs ? { maxSchemaMs } : {}),
+      ...(maxSchemaBytes ? { maxSchemaBytes } : {}), ...(maxSchemaMs ? { maxSchemaMs } : {}), ...(maxMaskMs ? { maxMaskMs } : {}),
       ...(batchRows !== undefined ? { batchRows } : {}), ...(batchPositions ? { batchPositions } : {}) },
     log: values.quiet ? undefined : (line) => console.error(line),
     speculative: (model) => speculativeFrom(values, model),
