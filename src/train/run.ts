@@ -63,7 +63,9 @@ export function resolveConfig(c: Record<string, unknown> | string): Record<strin
   try {
     return JSON.parse(readFileSync(c, 'utf8'));
   } catch (e) {
-    throw new ConfigError(c, `is not valid JSON (${(e as Error).message})`);
+    // (the position only: Node's message quotes the file's text)
+    const pos = /position (\d+)/.exec((e as Error).message)?.[1];
+    throw new ConfigError(c, `is not valid JSON${pos ? ` (error at character ${pos})` : ''}`);
   }
 }
 
