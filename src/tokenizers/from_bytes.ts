@@ -48,7 +48,7 @@ export function detectTokenizerKind(buf: Uint8Array, path: string): TokenizerKin
 export function tokenizerFromBytes(buf: Uint8Array, path: string, opts: TokenizerFromBytesOptions = {}): Tokenizer {
   const kind = detectTokenizerKind(buf, path);
   if (kind === 'hf') {
-    const json = parseJson(utf8Decoder.decode(buf), (why) => new TokenizerFormatError(path, '(file)', why));
+    const json = parseJson(utf8Decoder.decode(buf), (d) => new TokenizerFormatError(path, '(file)', `is not valid JSON (${d})`));
     if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new TokenizerFormatError(path, '(root)', 'must be a JSON object');
     return new HFTokenizer(json as Record<string, unknown>, path, opts.config ?? null);
   }

@@ -20,7 +20,7 @@ export function describeValue(v: unknown): string {
   if (v === null) return 'null';
   if (v === undefined) return 'nothing';
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  if (typeof v === 'string') return v.length <= 20 ? `the string ${JSON.stringify(v)}` : `a string of ${v.length} chars`;
+  if (typeof v === 'string') return v.length <= 20 ? JSON.stringify(v) : `a string of ${v.length} chars`;
   if (Array.isArray(v)) return `an array of ${v.length}`;
   return `a ${typeof v}`;
 }
@@ -136,18 +136,18 @@ export function jsonSyntaxError(text: string): { offset: number; reason: string 
 }
 
 /**
- * JSON.parse, with a failure reported as "line L, column C: reason" (never the text itself).
+ * JSON.parse, with a failure described as "line L, column C: reason" (never quoting the text);
  * `fail` turns that description into the caller's error.
  */
-export function parseJson(text: string, fail: (where: string) => Error): unknown {
+export function parseJson(text: string, fail: (detail: string) => Error): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    if (e instanceof RangeError) throw fail('is too large or too deeply nested to parse');
+    if (e instanceof RangeError) throw fail('too large or too deeply nested to parse');
     const err = jsonSyntaxError(text);
-    if (!err) throw fail('is not valid JSON');
+    if (!err) throw fail('not valid JSON');
     const { line, column } = lineColumn(text, err.offset);
-    throw fail(`is not valid JSON: line ${line}, column ${column}: ${err.reason}`);
+    throw fail(`line ${line}, column ${column}: ${err.reason}`);
   }
 }
 

@@ -162,7 +162,7 @@ export class HFTokenizer implements Tokenizer {
 
   /** Builds from the text of a tokenizer.json (fetched by a page, say); `file` names it in errors. */
   static fromText(text: string, file = 'tokenizer.json', config?: TokenizerConfig | null): HFTokenizer {
-    const json = parseJson(text, (why) => new TokenizerFormatError(file, '(file)', why)) as Record<string, unknown>;
+    const json = parseJson(text, (d) => new TokenizerFormatError(file, '(file)', `is not valid JSON (${d})`)) as Record<string, unknown>;
     return new HFTokenizer(json, file, config ?? null);
   }
 

@@ -41,7 +41,7 @@ export function readTokenizerConfig(path: string): TokenizerConfig {
   } catch (e) {
     throw new TokenizerFormatError(path, '(file)', `cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  const c = parseJson(text, (why) => new TokenizerFormatError(path, '(file)', why));
+  const c = parseJson(text, (d) => new TokenizerFormatError(path, '(file)', `is not valid JSON (${d})`));
   if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new TokenizerFormatError(path, '(root)', `must be a tokenizer_config.json object, got ${describeValue(c)}`);
   const cfg = c as TokenizerConfig;
   for (const k of ['bos_token', 'eos_token', 'unk_token', 'pad_token'] as const) {
