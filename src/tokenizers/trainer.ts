@@ -76,16 +76,21 @@ export function trainByteLevelBPE(texts: Iterable<string> | string, opts: TrainB
 
   // 3. Initial pair counts and where they occur.
   const pairCount = new Map<number, number>();
-  const where = new Map<number, Set<number>>();
+  // where: the words holding each pair, in increasing order (a word is listed once per pair:
+  // words are visited in order, so a repeat is always the last entry).
+  const where = new Map<number, number[]>();
+  const addWhere = (k: number, wi: number) => {
+    const s = where.get(k);
+    if (!s) where.set(k, [wi]);
+    else if (s[s.length - 1] !== wi) s.push(wi);
+  };
   for (let wi = 0; wi < words.length; wi++) {
     const w = words[wi];
     const c = counts[wi];
     for (let i = 0; i + 1 < lens[wi]; i++) {
       const k = w[i] * M + w[i + 1];
       pairCount.set(k, (pairCount.get(k) ?? 0) + c);
-      let s = where.get(k);
-      if (!s) where.set(k, (s = new Set()));
-      s.add(wi);
+      addWhere(k, wi);
     }
   }
   const heap = new PairHeap();
@@ -99,9 +104,7 @@ export function trainByteLevelBPE(texts: Iterable<string> | string, opts: TrainB
   const addNew = (pk: number, d: number, wi: number) => {
     addPair(pk, d);
     touched.add(pk);
-    let s = where.get(pk);
-    if (!s) where.set(pk, (s = new Set()));
-    s.add(wi);
+    addWhere(pk, wi);
   };
   while (merges.length < total && heap.size > 0) {
     const [c, k] = heap.pop();
