@@ -41,7 +41,7 @@ export interface ChatTemplateLimits {
   range: number;
 }
 
-export const CHAT_TEMPLATE_LIMITS: ChatTemplateLimits = { steps: 1_000_000, ms: 2_000, chars: 1 << 26, depth: 1000, range: 1_000_000 };
+export const CHAT_TEMPLATE_LIMITS: ChatTemplateLimits = { steps: 1_000_000, ms: 2_000, chars: 1 << 26, depth: 1000, range: 100_000 };
 
 class TemplateBudgetError extends Error {}
 
