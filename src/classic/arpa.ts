@@ -104,7 +104,7 @@ function parseArpaLines(lines: Iterator<[string, number]>, file: string, opts: A
     // An n-gram line has at least a probability, n words, their separators and a newline.
     const minBytes = 2 * n + 2;
     if (!Number.isSafeInteger(c) || c > MAX_ARPA_NGRAMS || c * minBytes > size) {
-      fail(l[1], `\\data\\ declares ngram ${n}=${m![2].length > 20 ? `${m![2].slice(0, 20)}…` : c}, but ${c > MAX_ARPA_NGRAMS ? `at most ${MAX_ARPA_NGRAMS} are supported` : `the ${size}-byte file has room for at most ${Math.floor(size / minBytes)} such lines`}`);
+      fail(l[1], `\\data\\ declares ngram ${n}=${m![2].length > 20 ? `${m![2].slice(0, 20)}…` : c}, but ${c * minBytes > size ? `the ${size}-byte file has room for at most ${Math.floor(size / minBytes)} such lines` : `at most ${MAX_ARPA_NGRAMS} are supported`}`);
     }
     if (n > 64) fail(l[1], `\\data\\ declares order ${n} (at most 64 is supported)`);
     counts.push(c);

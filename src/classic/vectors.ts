@@ -205,10 +205,11 @@ export class KeyedVectors {
         if (f.length !== d + 1) throw new ClassicFormatError(file, lineNo, `expected a word and ${d} values (header dimension), got ${f.length - 1} values`);
         words.push(f[0]);
         for (let k = 0; k < d; k++) {
-          const t = f[k + 1], x = Number(t);
-          if (t === '' || Number.isNaN(x) && !/^[+-]?nan$/i.test(t)) throw new ClassicFormatError(file, lineNo, `bad number ${quoteShort(t, 24)} in the vector of ${quoteShort(f[0])}`);
-          const v = Number.isNaN(x) ? NaN : x;
-          if (!Number.isFinite(v) && !opts.allowNonFinite) nonFinite(lineNo, f[0], k, t);
+          // C's printf writes nan, inf and -inf.
+          const t = f[k + 1], special = /^([+-]?)(nan|inf|infinity)$/i.exec(t);
+          const v = special ? (special[2].toLowerCase() === 'nan' ? NaN : special[1] === '-' ? -Infinity : Infinity) : Number(t);
+          if (t === '' || (Number.isNaN(v) && !special)) throw new ClassicFormatError(file, lineNo, `bad number ${quoteShort(t, 24)} in the vector of ${quoteShort(f[0])}`);
+          if (!Number.isFinite(Math.fround(v)) && !opts.allowNonFinite) nonFinite(lineNo, f[0], k, t); // 1e39 is Infinity as float32
           vec[i * d + k] = v;
         }
         i++;
