@@ -140,8 +140,12 @@ export class HFTokenizer implements Tokenizer {
     }
     this.vocabSize = size;
     this.specialTokens = new Map(this.addedTokens.filter((a) => a.special).map((a) => [a.content, a.id]));
-    this.allAddedRe = addedRegex(this.addedTokens);
-    this.nonSpecialAddedRe = addedRegex(this.addedTokens.filter((a) => !a.special));
+    try {
+      this.allAddedRe = addedRegex(this.addedTokens);
+      this.nonSpecialAddedRe = addedRegex(this.addedTokens.filter((a) => !a.special));
+    } catch (e) {
+      throw new TokenizerFormatError(file, 'added_tokens', `cannot be matched: ${this.addedTokens.length} tokens are too many or too long for one regular expression (${(e as Error).name})`);
+    }
     this.normalizer = json.normalizer == null ? null : buildNormalizer(file, 'normalizer', json.normalizer);
     this.preTokenizer = json.pre_tokenizer == null ? null : buildPreTokenizer(file, 'pre_tokenizer', json.pre_tokenizer);
     this.decoder = json.decoder == null ? null : buildDecoder(file, 'decoder', json.decoder);

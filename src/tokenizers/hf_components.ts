@@ -24,12 +24,19 @@ function arr(file: string, field: string, v: unknown): unknown[] {
 /** A Split / Replace pattern: {String: "..."} or {Regex: "..."}. */
 function pattern(file: string, field: string, v: unknown): RegExp {
   const p = obj(file, field, v);
-  if (typeof p.String === 'string') return new RegExp(p.String.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'), 'gu');
+  if (typeof p.String === 'string') {
+    try {
+      return new RegExp(p.String.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'), 'gu');
+    } catch (e) {
+      throw new TokenizerFormatError(file, `${field}.String`, `cannot be matched (${(e as Error).name}: ${p.String.length} characters)`);
+    }
+  }
   if (typeof p.Regex === 'string') {
     try {
       return translateRegex(p.Regex);
     } catch (e) {
-      throw new TokenizerFormatError(file, `${field}.Regex`, `cannot be translated to a JavaScript regex: ${(e as Error).message}`);
+      const m = (e as Error).message;
+      throw new TokenizerFormatError(file, `${field}.Regex`, `cannot be translated to a JavaScript regex: ${m.length > 160 ? `${m.slice(0, 160)}…` : m}`);
     }
   }
   throw new TokenizerFormatError(file, field, 'must have a String or Regex');
