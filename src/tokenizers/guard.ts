@@ -2,8 +2,6 @@
 // Node-free: JSON parsing whose errors give the line and column but never quote the text,
 // short descriptions of values for messages, and the limits shared by the readers.
 
-/** Longest line a line-oriented reader accepts (a JSONL row, an ARPA or word2vec line). */
-export const MAX_LINE_CHARS = 64 * 1024 * 1024;
 /** Largest vocabulary (token ids are below it). */
 export const MAX_VOCAB = 1 << 24;
 /** Deepest nesting of JSON values that the readers walk (tokenizer components, rows). */
@@ -149,16 +147,4 @@ export function parseJson(text: string, fail: (detail: string) => Error): unknow
     const { line, column } = lineColumn(text, err.offset);
     throw fail(`line ${line}, column ${column}: ${err.reason}`);
   }
-}
-
-/** How deeply `v` nests arrays and objects, stopping once it passes `limit` (iterative). */
-export function jsonDepthExceeds(v: unknown, limit = MAX_JSON_DEPTH): boolean {
-  const stack: Array<[unknown, number]> = [[v, 0]];
-  while (stack.length) {
-    const [x, d] = stack.pop()!;
-    if (x === null || typeof x !== 'object') continue;
-    if (d >= limit) return true;
-    for (const y of Array.isArray(x) ? x : Object.values(x as object)) if (y !== null && typeof y === 'object') stack.push([y, d + 1]);
-  }
-  return false;
 }
