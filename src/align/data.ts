@@ -6,7 +6,8 @@ import type { Generator } from '../tensor/random.js';
 import type { ChatMessage } from '../tokenizers/chat.js';
 import { applyChatTemplate } from '../tokenizers/chat.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { CHATML_TEMPLATE, alpacaPrompt, jsonRows, readDataText } from '../sft/data.js';
+import { CHATML_TEMPLATE, alpacaPrompt, fieldList, jsonRows, readDataText } from '../sft/data.js';
+import { describeValue } from '../tokenizers/guard.js';
 
 export class PromptDataError extends Error {
   constructor(message: string) {
@@ -36,7 +37,7 @@ function render(o: Record<string, unknown>, where: string, f: PromptFormat): str
     if (!o.prompt.length) throw new PromptDataError(`${where}: "prompt" is empty`);
     return o.prompt;
   }
-  if ('prompt' in o) throw new PromptDataError(`${where}: "prompt" must be a string, got ${JSON.stringify(o.prompt)?.slice(0, 40)}`);
+  if ('prompt' in o) throw new PromptDataError(`${where}: "prompt" must be a string, got ${describeValue(o.prompt)}`);
   if ('messages' in o) {
     const m = o.messages;
     if (!Array.isArray(m) || !m.length) throw new PromptDataError(`${where}: "messages" must be a non-empty list`);
@@ -52,13 +53,13 @@ function render(o: Record<string, unknown>, where: string, f: PromptFormat): str
   if (typeof o.instruction === 'string') {
     return alpacaPrompt({ instruction: o.instruction, input: typeof o.input === 'string' ? o.input : '' });
   }
-  throw new PromptDataError(`${where}: expected "prompt", "messages" or "instruction" (has ${Object.keys(o).map((k) => `"${k}"`).join(', ') || 'no fields'})`);
+  throw new PromptDataError(`${where}: expected "prompt", "messages" or "instruction" (has ${fieldList(o)})`);
 }
 
 /** Parse a prompt file's text (JSONL or a JSON array); errors name the file and line. */
 export function parsePrompts(text: string, file = '<prompts>', f: PromptFormat = {}): PromptRow[] {
   const rows = jsonRows(text, file, (m) => new PromptDataError(m)).map(({ value, where }) => {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new PromptDataError(`${where}: expected a JSON object, got ${JSON.stringify(value)?.slice(0, 60)}`);
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new PromptDataError(`${where}: expected a JSON object, got ${describeValue(value)}`);
     const o = value as Record<string, unknown>;
     return { prompt: render(o, where, f), row: o, where };
   });
@@ -94,7 +95,7 @@ export class ShuffledOrder {
     const ok = s && s.n === this.n && Array.isArray(s.order) && (s.order.length === 0 || s.order.length === this.n) && s.order.every((x) => Number.isInteger(x) && x >= 0 && x < this.n)
       && Number.isInteger(s.pos) && s.pos >= 0 && s.pos <= s.order.length && Number.isInteger(s.epoch) && s.epoch >= 0
       && Array.isArray(s.rng) && s.rng.length === 4 && s.rng.every((x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32);
-    if (!ok) throw new RangeError(`${where}: the data order is not one of ${this.n} items (${JSON.stringify(s)?.slice(0, 80)}); resume with the same data`);
+    if (!ok) throw new RangeError(`${where}: the data order is not one of ${this.n} items (${describeValue(s)}); resume with the same data`);
     this.order = [...s.order];
     this.pos = s.pos;
     this.epoch = s.epoch;

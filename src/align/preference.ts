@@ -7,7 +7,8 @@
 import type { ChatMessage } from '../tokenizers/chat.js';
 import { applyChatTemplate } from '../tokenizers/chat.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { CHATML_TEMPLATE, jsonRows, readDataText } from '../sft/data.js';
+import { CHATML_TEMPLATE, fieldList, jsonRows, readDataText } from '../sft/data.js';
+import { describeValue } from '../tokenizers/guard.js';
 import type { PromptFormat } from './data.js';
 import { promptTokens } from './data.js';
 
@@ -46,11 +47,11 @@ const same = (a: ChatMessage, b: ChatMessage) => a.role === b.role && a.content 
 
 function parseRow(o: Record<string, unknown>, where: string, f: PromptFormat): PreferencePair {
   for (const k of ['chosen', 'rejected']) {
-    if (!(k in o)) throw new PreferenceDataError(`${where}: missing "${k}" (has ${Object.keys(o).map((x) => `"${x}"`).join(', ') || 'no fields'})`);
+    if (!(k in o)) throw new PreferenceDataError(`${where}: missing "${k}" (has ${fieldList(o)})`);
   }
   let margin = 0;
   if (o.margin !== undefined && o.margin !== null) {
-    if (typeof o.margin !== 'number' || !Number.isFinite(o.margin)) throw new PreferenceDataError(`${where}: "margin" must be a finite number, got ${JSON.stringify(o.margin)}`);
+    if (typeof o.margin !== 'number' || !Number.isFinite(o.margin)) throw new PreferenceDataError(`${where}: "margin" must be a finite number, got ${describeValue(o.margin)}`);
     margin = o.margin;
   }
   let pair: Omit<PreferencePair, 'margin' | 'where'>;
@@ -84,9 +85,9 @@ function parseRow(o: Record<string, unknown>, where: string, f: PromptFormat): P
     };
     pair = { prompt: p, chosen: completion(chosen, 'chosen'), rejected: completion(rejected, 'rejected') };
   } else {
-    if (!('prompt' in o)) throw new PreferenceDataError(`${where}: missing "prompt" (has ${Object.keys(o).map((x) => `"${x}"`).join(', ')})`);
+    if (!('prompt' in o)) throw new PreferenceDataError(`${where}: missing "prompt" (has ${fieldList(o)})`);
     for (const k of ['prompt', 'chosen', 'rejected'] as const) {
-      if (typeof o[k] !== 'string') throw new PreferenceDataError(`${where}: "${k}" must be a string (or all of prompt/chosen/rejected lists of messages), got ${JSON.stringify(o[k])?.slice(0, 40)}`);
+      if (typeof o[k] !== 'string') throw new PreferenceDataError(`${where}: "${k}" must be a string (or all of prompt/chosen/rejected lists of messages), got ${describeValue(o[k])}`);
     }
     if (!(o.prompt as string).length) throw new PreferenceDataError(`${where}: "prompt" is empty`);
     pair = { prompt: o.prompt as string, chosen: o.chosen as string, rejected: o.rejected as string };
@@ -99,7 +100,7 @@ function parseRow(o: Record<string, unknown>, where: string, f: PromptFormat): P
 /** Parse a preference file's text (JSONL or a JSON array); errors name the file and line. */
 export function parsePreferences(text: string, file = '<pairs>', f: PromptFormat = {}): PreferencePair[] {
   const rows = jsonRows(text, file, (m) => new PreferenceDataError(m)).map(({ value, where }) => {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new PreferenceDataError(`${where}: expected a JSON object with "chosen" and "rejected", got ${JSON.stringify(value)?.slice(0, 60)}`);
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new PreferenceDataError(`${where}: expected a JSON object with "chosen" and "rejected", got ${describeValue(value)}`);
     return parseRow(value as Record<string, unknown>, where, f);
   });
   if (!rows.length) throw new PreferenceDataError(`${file}: no preference pairs`);

@@ -1,10 +1,14 @@
 // ARPA back-off language model files: write, and read with the format's own checks (the
 // \data\ counts must agree with the sections; every malformed line is reported by number).
-import { openSync, writeSync, closeSync } from 'node:fs';
+import { openSync, writeSync, closeSync, statSync } from 'node:fs';
 import { NgramTable } from './table.js';
 import { BackoffNgramModel, NgramModel, Vocab, UNK, BOS, EOS, UNK_ID } from './ngram.js';
 import { ClassicFormatError, ClassicInputError } from './errors.js';
 import { readLines, type TokenMode } from './text.js';
+import { quoteShort } from '../tokenizers/guard.js';
+
+/** Most n-grams of one order an ARPA file may declare (the tables are typed arrays). */
+export const MAX_ARPA_NGRAMS = 1 << 28;
 
 function fmt(x: number): string {
   if (x === 0) return '0';
@@ -57,7 +61,9 @@ export interface ArpaReadOptions {
 
 /** Read an ARPA file. */
 export function readArpa(file: string, opts: ArpaReadOptions = {}): BackoffNgramModel {
-  return parseArpaLines(readLines(file), file, opts);
+  let size: number;
+  try { size = statSync(file).size; } catch (e) { throw new ClassicInputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
+  return parseArpaLines(readLines(file), file, opts, size);
 }
 
 /** Parse ARPA text (`name` is used in error messages). */
@@ -66,10 +72,11 @@ export function parseArpa(text: string, name = '<arpa>', opts: ArpaReadOptions =
     let no = 0;
     for (const l of text.split('\n')) yield [l.endsWith('\r') ? l.slice(0, -1) : l, ++no];
   }
-  return parseArpaLines(lines(), name, opts);
+  return parseArpaLines(lines(), name, opts, text.length);
 }
 
-function parseArpaLines(lines: Iterator<[string, number]>, file: string, opts: ArpaReadOptions): BackoffNgramModel {
+/** `size`: the file's bytes (or the text's characters), which bound the counts \data\ may declare. */
+function parseArpaLines(lines: Iterator<[string, number]>, file: string, opts: ArpaReadOptions, size: number): BackoffNgramModel {
   let lastNo = 0;
   const next = (): [string, number] | null => {
     const r = lines.next();
@@ -90,16 +97,23 @@ function parseArpaLines(lines: Iterator<[string, number]>, file: string, opts: A
     const m = /^ngram\s+(\d+)\s*=\s*(\d+)$/.exec(t);
     if (!m) {
       if (/^\\\d+-grams:$/.test(t) && counts.length) { pending = l; break; }
-      fail(l[1], `expected 'ngram N=count' in the \\data\\ section, got '${t}'`);
+      fail(l[1], `expected 'ngram N=count' in the \\data\\ section, got ${quoteShort(t)}`);
     }
     const n = Number(m![1]), c = Number(m![2]);
     if (n !== counts.length + 1) fail(l[1], `\\data\\ lists ngram ${n} after ${counts.length} orders (expected ngram ${counts.length + 1})`);
+    // An n-gram line has at least a probability, n words, their separators and a newline.
+    const minBytes = 2 * n + 2;
+    if (!Number.isSafeInteger(c) || c > MAX_ARPA_NGRAMS || c * minBytes > size) {
+      fail(l[1], `\\data\\ declares ngram ${n}=${m![2].length > 20 ? `${m![2].slice(0, 20)}…` : c}, but ${c * minBytes > size ? `the ${size}-byte file has room for at most ${Math.floor(size / minBytes)} such lines` : `at most ${MAX_ARPA_NGRAMS} are supported`}`);
+    }
+    if (n > 64) fail(l[1], `\\data\\ declares order ${n} (at most 64 is supported)`);
     counts.push(c);
   }
   if (counts.length === 0) fail(lastNo, 'the \\data\\ section lists no n-gram counts');
   const order = counts.length;
   const vocab = new Vocab();
-  const tables = counts.map((c, i) => new NgramTable(i + 1, Math.max(16, c)));
+  // Sized by the declared counts up to a point (the tables grow when the sections are longer).
+  const tables = counts.map((c, i) => new NgramTable(i + 1, Math.max(16, Math.min(c, 1 << 20))));
   const ids = new Int32Array(order);
   for (let n = 1; n <= order; n++) {
     // Section header.
@@ -107,7 +121,7 @@ function parseArpaLines(lines: Iterator<[string, number]>, file: string, opts: A
     pending = null;
     while (h && h[0].trim() === '') h = next();
     if (!h) fail(lastNo, `unexpected end of file: expected the \\${n}-grams: section`);
-    if (h![0].trim() !== `\\${n}-grams:`) fail(h![1], `expected '\\${n}-grams:', got '${h![0].trim()}'`);
+    if (h![0].trim() !== `\\${n}-grams:`) fail(h![1], `expected '\\${n}-grams:', got ${quoteShort(h![0].trim())}`);
     const t = tables[n - 1];
     const bo = n < order ? t.ensureVal2() : null;
     let got = 0;
@@ -124,26 +138,26 @@ function parseArpaLines(lines: Iterator<[string, number]>, file: string, opts: A
       if (got === counts[n - 1]) fail(no, `\\${n}-grams: has more entries than the ${counts[n - 1]} that \\data\\ announces`);
       const f = s.split(/[\t ]+/);
       if (f.length !== n + 1 && !(bo && f.length === n + 2)) {
-        fail(no, `a ${n}-gram line needs a log10 probability, ${n} word${n > 1 ? 's' : ''}${bo ? ' and an optional backoff' : ''}; got ${f.length} fields: '${s}'`);
+        fail(no, `a ${n}-gram line needs a log10 probability, ${n} word${n > 1 ? 's' : ''}${bo ? ' and an optional backoff' : ''}; got ${f.length} fields`);
       }
       const p = Number(f[0]);
-      if (f[0] === '' || !Number.isFinite(p)) fail(no, `bad log10 probability '${f[0]}'`);
+      if (f[0] === '' || !Number.isFinite(p)) fail(no, `bad log10 probability ${quoteShort(f[0], 24)} (expected a finite number; -99 stands for log10 0)`);
       if (p > 0) fail(no, `log10 probability ${f[0]} is positive`);
       for (let i = 0; i < n; i++) {
         const w = f[1 + i];
         if (n === 1) ids[0] = vocab.add(w);
         else {
-          if (!vocab.has(w)) fail(no, `word '${w}' of this ${n}-gram is not in the \\1-grams: section`);
+          if (!vocab.has(w)) fail(no, `word ${quoteShort(w)} of this ${n}-gram is not in the \\1-grams: section`);
           ids[i] = vocab.id(w);
         }
       }
       const slotBefore = t.size;
       const slot = t.insert(ids, 0);
-      if (t.size === slotBefore) fail(no, `duplicate ${n}-gram '${f.slice(1, n + 1).join(' ')}'`);
+      if (t.size === slotBefore) fail(no, `duplicate ${n}-gram ${quoteShort(f.slice(1, n + 1).join(' '))}`);
       t.val[slot] = p;
       if (bo) {
         const b = f.length === n + 2 ? Number(f[n + 1]) : 0;
-        if (!Number.isFinite(b)) fail(no, `bad log10 backoff '${f[n + 1]}'`);
+        if (f[n + 1] === '' || !Number.isFinite(b)) fail(no, `bad log10 backoff ${quoteShort(f[n + 1], 24)} (expected a finite number)`);
         t.val2![slot] = b;
       }
       got++;
@@ -152,7 +166,7 @@ function parseArpaLines(lines: Iterator<[string, number]>, file: string, opts: A
   let end: [string, number] | null = pending ?? next();
   while (end && end[0].trim() === '') end = next();
   if (!end) fail(lastNo, 'missing \\end\\ at the end of the file');
-  if (end![0].trim() !== '\\end\\') fail(end![1], `expected '\\end\\' after the \\${order}-grams: section, got '${end![0].trim()}'`);
+  if (end![0].trim() !== '\\end\\') fail(end![1], `expected '\\end\\' after the \\${order}-grams: section, got ${quoteShort(end![0].trim())}`);
   const uni = tables[0];
   for (const w of [BOS, EOS]) if (uni.find([vocab.id(w)], 0) < 0 || !vocab.has(w)) fail(lastNo, `the \\1-grams: section has no '${w}'`);
   if (uni.find([UNK_ID], 0) < 0) {

@@ -1,6 +1,7 @@
 // Text input for the classic models: streaming UTF-8 line reading, word/character tokenisation,
 // a small seeded RNG.
 import { openSync, readSync, closeSync } from 'node:fs';
+import { ClassicFormatError } from './errors.js';
 
 export type TokenMode = 'word' | 'char';
 
@@ -29,29 +30,52 @@ export function tokenize(line: string, mode: TokenMode = 'word'): string[] {
   return out;
 }
 
+/** The longest line readLines accepts by default (characters). */
+export const MAX_LINE_CHARS = 64 * 1024 * 1024;
+
+export interface ReadLinesOptions {
+  /** Longest line accepted (default MAX_LINE_CHARS); a longer one is an error naming its number. */
+  maxLineChars?: number;
+  /** The error for a line that is too long (default ClassicFormatError). */
+  makeError?: (file: string, line: number, detail: string) => Error;
+}
+
 /**
- * Lines of a UTF-8 file, read in 1 MiB chunks (constant memory for large corpora).
- * Yields `[line, lineNumber]` (1-based), without the line terminator (\n or \r\n).
+ * Lines of a UTF-8 file, read in 1 MiB chunks (constant memory for large corpora; a UTF-8 BOM
+ * is dropped). Yields `[line, lineNumber]` (1-based), without the line terminator (\n or \r\n).
+ * A line longer than `maxLineChars` is an error, found before it is held whole.
  */
-export function* readLines(file: string): Generator<[string, number]> {
+export function* readLines(file: string, opts: ReadLinesOptions = {}): Generator<[string, number]> {
+  const max = opts.maxLineChars ?? MAX_LINE_CHARS;
+  const tooLong = (no: number): Error => (opts.makeError ?? ((f, l, d) => new ClassicFormatError(f, l, d)))(file, no, `line is longer than ${max} characters`);
   const fd = openSync(file, 'r');
   try {
     const buf = Buffer.allocUnsafe(1 << 20);
     const dec = new TextDecoder('utf-8');
-    let rest = '', lineNo = 0, n: number;
-    while ((n = readSync(fd, buf, 0, buf.length, null)) > 0) {
-      rest += dec.decode(buf.subarray(0, n), { stream: true });
+    // The start of the current line, in pieces (joined once its end is found).
+    let parts: string[] = [], partsLen = 0, lineNo = 0, n: number;
+    const take = (tail: string): string => {
+      let line = tail;
+      if (parts.length) { parts.push(tail); line = parts.join(''); parts = []; partsLen = 0; }
+      return line.endsWith('\r') ? line.slice(0, -1) : line;
+    };
+    for (let done = false; !done; ) {
+      n = readSync(fd, buf, 0, buf.length, null);
+      done = n <= 0;
+      const s = done ? dec.decode() : dec.decode(buf.subarray(0, n), { stream: true });
       let start = 0, nl: number;
-      while ((nl = rest.indexOf('\n', start)) >= 0) {
-        let end = nl;
-        if (end > start && rest.charCodeAt(end - 1) === 13) end--;
-        yield [rest.slice(start, end), ++lineNo];
+      while ((nl = s.indexOf('\n', start)) >= 0) {
+        if (partsLen + nl - start > max + 1) throw tooLong(lineNo + 1);
+        yield [take(s.slice(start, nl)), ++lineNo];
         start = nl + 1;
       }
-      rest = rest.slice(start);
+      if (start < s.length) {
+        parts.push(start === 0 ? s : s.slice(start));
+        partsLen += s.length - start;
+        if (partsLen > max + 1) throw tooLong(lineNo + 1);
+      }
     }
-    rest += dec.decode();
-    if (rest.length > 0) yield [rest.endsWith('\r') ? rest.slice(0, -1) : rest, ++lineNo];
+    if (partsLen > 0) yield [take(''), ++lineNo];
   } finally {
     closeSync(fd);
   }

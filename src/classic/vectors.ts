@@ -3,6 +3,12 @@
 // file and a word-similarity file (Spearman ρ), with gensim's conventions.
 import { readFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import { ClassicFormatError, ClassicInputError, UnknownWordError } from './errors.js';
+import { quoteShort } from '../tokenizers/guard.js';
+
+/** Largest vector dimension a word2vec file may declare. */
+export const MAX_DIM = 1 << 20;
+/** Longest word in a binary word2vec file (bytes). */
+const MAX_WORD_BYTES = 1 << 16;
 
 export class KeyedVectors {
   private readonly index = new Map<string, number>();
@@ -138,52 +144,77 @@ export class KeyedVectors {
     }
   }
 
-  /** Read the word2vec C format; binary is detected unless given. Errors name the file and line. */
-  static load(file: string, opts: { binary?: boolean } = {}): KeyedVectors {
-    const buf = readFileSync(file);
+  /**
+   * Read the word2vec C format; binary is detected unless given. The header's counts are checked
+   * against the file's size before anything is allocated; NaN or infinite values are refused
+   * (naming the word and line) unless `allowNonFinite`. Errors name the file and line.
+   */
+  static load(file: string, opts: { binary?: boolean; allowNonFinite?: boolean } = {}): KeyedVectors {
+    let buf: Buffer;
+    try { buf = readFileSync(file); } catch (e) { throw new ClassicInputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
     const nl = buf.indexOf(10);
-    if (nl < 0) throw new ClassicFormatError(file, 1, 'no header line "<words> <dimensions>"');
+    if (nl < 0 || nl > 256) throw new ClassicFormatError(file, 1, 'no header line "<words> <dimensions>"');
     const header = buf.subarray(0, nl).toString('utf8').trim();
     const m = /^(\d+)\s+(\d+)$/.exec(header);
-    if (!m) throw new ClassicFormatError(file, 1, `header must be "<words> <dimensions>", got '${header.slice(0, 80)}'`);
+    if (!m) throw new ClassicFormatError(file, 1, `header must be "<words> <dimensions>", got ${quoteShort(header)}`);
     const V = Number(m[1]), d = Number(m[2]);
-    if (d < 1) throw new ClassicFormatError(file, 1, `dimension must be >= 1, got ${d}`);
+    if (d < 1 || d > MAX_DIM) throw new ClassicFormatError(file, 1, `dimension must be in [1, ${MAX_DIM}], got ${m[2].length > 12 ? `${m[2].slice(0, 12)}…` : d}`);
     const binary = opts.binary ?? looksBinary(buf, nl + 1, d);
+    // The least a record takes: binary, a one-byte word, a space and d float32; text, a word and d
+    // values of at least one character each, with their separators.
+    const rest = buf.length - nl - 1, minRecord = binary ? 4 * d + 2 : 2 * d + 2;
+    if (!Number.isSafeInteger(V) || V * minRecord > rest + 1) {
+      throw new ClassicFormatError(file, 1, `header declares ${m[1].length > 12 ? `${m[1].slice(0, 12)}…` : V} words of ${d} dimensions, but the ${buf.length}-byte file has room for at most ${Math.floor((rest + 1) / minRecord)} (${binary ? 'binary' : 'text'})`);
+    }
     const words: string[] = [];
     const vec = new Float32Array(V * d);
+    const nonFinite = (lineNo: number, word: string, k: number, x: number | string): never => {
+      throw new ClassicFormatError(file, lineNo, `the vector of ${quoteShort(word)} has ${typeof x === 'number' ? x : quoteShort(x, 24)} at dimension ${k + 1} (expected finite numbers${typeof x === 'number' ? '; allowNonFinite accepts them' : ''})`);
+    };
     if (binary) {
       let p = nl + 1;
       for (let i = 0; i < V; i++) {
         while (p < buf.length && (buf[p] === 10 || buf[p] === 13)) p++;
         const sp = buf.indexOf(32, p);
         if (p >= buf.length || sp < 0) throw new ClassicFormatError(file, i + 2, `header says ${V} words but the file ends after ${i}`);
+        if (sp - p > MAX_WORD_BYTES) throw new ClassicFormatError(file, i + 2, `word ${i + 1} is longer than ${MAX_WORD_BYTES} bytes (is the file binary word2vec?)`);
         words.push(buf.subarray(p, sp).toString('utf8'));
         p = sp + 1;
-        if (p + d * 4 > buf.length) throw new ClassicFormatError(file, i + 2, `vector of '${words[i]}' is truncated: needs ${d} float32 values (${d * 4} bytes), ${buf.length - p} bytes left`);
-        for (let k = 0; k < d; k++) vec[i * d + k] = buf.readFloatLE(p + k * 4);
+        if (p + d * 4 > buf.length) throw new ClassicFormatError(file, i + 2, `vector of ${quoteShort(words[i])} is truncated: needs ${d} float32 values (${d * 4} bytes), ${buf.length - p} bytes left`);
+        for (let k = 0; k < d; k++) {
+          const x = buf.readFloatLE(p + k * 4);
+          if (!Number.isFinite(x) && !opts.allowNonFinite) nonFinite(i + 2, words[i], k, x);
+          vec[i * d + k] = x;
+        }
         p += d * 4;
       }
       while (p < buf.length && (buf[p] === 10 || buf[p] === 13)) p++;
       if (p < buf.length) throw new ClassicFormatError(file, V + 2, `${buf.length - p} bytes after the ${V} words the header announces`);
     } else {
-      const lines = buf.subarray(nl + 1).toString('utf8').split('\n');
-      let i = 0;
-      for (let li = 0; li < lines.length; li++) {
-        const line = lines[li].replace(/\r$/, '').trimEnd();
+      // Line by line over the bytes (no copy of the whole file as a string).
+      let i = 0, lineNo = 1;
+      for (let p = nl + 1; p < buf.length; ) {
+        let e = buf.indexOf(10, p);
+        if (e < 0) e = buf.length;
+        lineNo++;
+        const line = buf.subarray(p, e).toString('utf8').replace(/\r$/, '').trimEnd();
+        p = e + 1;
         if (line.trim() === '') continue;
-        const lineNo = li + 2;
         if (i === V) throw new ClassicFormatError(file, lineNo, `more vectors than the ${V} the header announces`);
         const f = line.split(/ +/);
         if (f.length !== d + 1) throw new ClassicFormatError(file, lineNo, `expected a word and ${d} values (header dimension), got ${f.length - 1} values`);
         words.push(f[0]);
         for (let k = 0; k < d; k++) {
-          const x = Number(f[k + 1]);
-          if (f[k + 1] === '' || !Number.isFinite(x)) throw new ClassicFormatError(file, lineNo, `bad number '${f[k + 1]}' in the vector of '${f[0]}'`);
-          vec[i * d + k] = x;
+          // C's printf writes nan, inf and -inf.
+          const t = f[k + 1], special = /^([+-]?)(nan|inf|infinity)$/i.exec(t);
+          const v = special ? (special[2].toLowerCase() === 'nan' ? NaN : special[1] === '-' ? -Infinity : Infinity) : Number(t);
+          if (t === '' || (Number.isNaN(v) && !special)) throw new ClassicFormatError(file, lineNo, `bad number ${quoteShort(t, 24)} in the vector of ${quoteShort(f[0])}`);
+          if (!Number.isFinite(Math.fround(v)) && !opts.allowNonFinite) nonFinite(lineNo, f[0], k, t); // 1e39 is Infinity as float32
+          vec[i * d + k] = v;
         }
         i++;
       }
-      if (i !== V) throw new ClassicFormatError(file, lines.length + 1, `header says ${V} words but the file has ${i}`);
+      if (i !== V) throw new ClassicFormatError(file, lineNo + 1, `header says ${V} words but the file has ${i}`);
     }
     return new KeyedVectors(words, d, vec);
   }
@@ -228,7 +259,7 @@ export function evaluateAnalogies(kv: KeyedVectors, file: string, opts: { restri
     if (!line) return;
     if (line.startsWith(':')) { cur = { section: line.slice(1).trim(), correct: 0, total: 0, accuracy: 0 }; sections.push(cur); return; }
     const f = line.split(/\s+/).map((w) => w.toLowerCase());
-    if (f.length !== 4) throw new ClassicFormatError(file, li + 1, `an analogy line needs 4 words, got ${f.length}: '${line}'`);
+    if (f.length !== 4) throw new ClassicFormatError(file, li + 1, `an analogy line needs 4 words, got ${f.length}`);
     if (!cur) { cur = { section: '(none)', correct: 0, total: 0, accuracy: 0 }; sections.push(cur); }
     const w = f.map((x) => ok.get(x));
     if (w.some((x) => x === undefined)) { skipped++; return; }
@@ -285,7 +316,7 @@ export function evaluateSimilarity(kv: KeyedVectors, file: string, opts: { caseI
     const line = raw.trim();
     if (!line || line.startsWith('#')) return;
     const f = line.split(/[\t ]+/);
-    if (f.length < 3 || !Number.isFinite(Number(f[2]))) throw new ClassicFormatError(file, li + 1, `expected "word1 word2 score", got '${line}'`);
+    if (f.length < 3 || !Number.isFinite(Number(f[2]))) throw new ClassicFormatError(file, li + 1, `expected "word1 word2 score", got ${quoteShort(line)}`);
     total++;
     const a = look.get(ci ? f[0].toLowerCase() : f[0]), b = look.get(ci ? f[1].toLowerCase() : f[1]);
     if (a === undefined || b === undefined) { oov++; return; }

@@ -7,6 +7,7 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { applyChatTemplate } from '../tokenizers/chat.js';
 import type { ChatMessage } from '../tokenizers/chat.js';
 import { Generator } from '../tensor/random.js';
+import { describeValue, parseJson, quoteShort } from '../tokenizers/guard.js';
 
 export class SftDataError extends Error {
   constructor(message: string) {
@@ -45,7 +46,7 @@ export function alpacaPrompt(row: { instruction: string; input?: string }): stri
 export const CHATML_TEMPLATE = "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
 function checkRow(obj: unknown, where: string): InstructionRow {
-  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new SftDataError(`${where}: expected an object with "instruction" and "output" (or "messages"), got ${JSON.stringify(obj)?.slice(0, 60)}`);
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new SftDataError(`${where}: expected an object with "instruction" and "output" (or "messages"), got ${describeValue(obj)}`);
   const o = obj as Record<string, unknown>;
   if ('messages' in o) {
     const m = o.messages;
@@ -59,11 +60,20 @@ function checkRow(obj: unknown, where: string): InstructionRow {
     return { messages: m as ChatMessage[] };
   }
   for (const k of ['instruction', 'output']) {
-    if (!(k in o)) throw new SftDataError(`${where}: missing "${k}" (has ${Object.keys(o).map((x) => `"${x}"`).join(', ') || 'no fields'})`);
+    if (!(k in o)) throw new SftDataError(`${where}: missing "${k}" (has ${fieldList(o)})`);
     if (typeof o[k] !== 'string') throw new SftDataError(`${where}: "${k}" must be a string, got ${typeof o[k]}`);
   }
   if (o.input !== undefined && o.input !== null && typeof o.input !== 'string') throw new SftDataError(`${where}: "input" must be a string, got ${typeof o.input}`);
   return { instruction: o.instruction as string, input: (o.input as string | undefined) ?? '', output: o.output as string };
+}
+
+/** The first few field names of an object, for messages. */
+export function fieldList(o: object): string {
+  const keys: string[] = [];
+  let n = 0;
+  for (const k in o) if (n++ < 6) keys.push(quoteShort(k, 24));
+  if (n === 0) return 'no fields';
+  return keys.join(', ') + (n > 6 ? `, … (${n} fields)` : '');
 }
 
 /**
@@ -71,19 +81,7 @@ function checkRow(obj: unknown, where: string): InstructionRow {
  * or chat. Errors name the file and the row (and the line for JSONL).
  */
 export function parseInstructionData(text: string, file = '<data>'): InstructionRow[] {
-  const trimmed = text.trimStart();
-  if (trimmed.startsWith('[')) {
-    let arr: unknown;
-    try { arr = JSON.parse(text); } catch (e) { throw new SftDataError(`${file}: invalid JSON (${(e as Error).message})`); }
-    return (arr as unknown[]).map((o, i) => checkRow(o, `${file}: row ${i + 1}`));
-  }
-  const rows: InstructionRow[] = [];
-  text.split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    let obj: unknown;
-    try { obj = JSON.parse(line); } catch (e) { throw new SftDataError(`${file}:${i + 1}: row ${rows.length + 1}: invalid JSON (${(e as Error).message})`); }
-    rows.push(checkRow(obj, `${file}:${i + 1}: row ${rows.length + 1}`));
-  });
+  const rows = jsonRows(text, file, (m) => new SftDataError(m), { rowLabels: true }).map(({ value, where }) => checkRow(value, where));
   if (!rows.length) throw new SftDataError(`${file}: no rows`);
   return rows;
 }
@@ -92,9 +90,16 @@ export function readInstructionData(file: string): InstructionRow[] {
   return parseInstructionData(readDataText(file, (m) => new SftDataError(m)), file);
 }
 
-/** A data file's text; an unreadable file throws makeError naming it. */
+/** The largest instruction / prompt / preference file, read whole (V8's longest string is ~512 M chars). */
+export const MAX_DATA_BYTES = 256 * 1024 * 1024;
+
+/** A data file's text (a UTF-8 BOM dropped); an unreadable or too large file throws makeError naming it. */
 export function readDataText(file: string, makeError: (message: string) => Error): string {
-  try { return readFileSync(file, 'utf8'); } catch (e) { throw makeError(`${file}: cannot read (${(e as Error).message})`); }
+  let buf: Buffer;
+  try { buf = readFileSync(file); } catch (e) { throw makeError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
+  if (buf.length > MAX_DATA_BYTES) throw makeError(`${file}: ${buf.length} bytes is larger than the ${MAX_DATA_BYTES} bytes a data file read whole may have (split it)`);
+  const text = buf.toString('utf8');
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
 /**
@@ -102,17 +107,24 @@ export function readDataText(file: string, makeError: (message: string) => Error
  * and the text starts with '[', each with where it came from ("file:line", "file: row i");
  * invalid JSON throws makeError naming the file and line.
  */
-export function jsonRows(text: string, file: string, makeError: (message: string) => Error, opts: { arrays?: boolean } = {}): { value: unknown; where: string }[] {
+export function jsonRows(text: string, file: string, makeError: (message: string) => Error, opts: { arrays?: boolean; rowLabels?: boolean } = {}): { value: unknown; where: string }[] {
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   if ((opts.arrays ?? true) && text.trimStart().startsWith('[')) {
-    let arr: unknown;
-    try { arr = JSON.parse(text); } catch (e) { throw makeError(`${file}: invalid JSON (${(e as Error).message})`); }
-    return (arr as unknown[]).map((value, i) => ({ value, where: `${file}: row ${i + 1}` }));
+    const arr = parseJson(text, (d) => makeError(`${file}: invalid JSON (${d})`)) as unknown[];
+    return arr.map((value, i) => ({ value, where: `${file}: row ${i + 1}` }));
   }
   const out: { value: unknown; where: string }[] = [];
-  text.split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    try { out.push({ value: JSON.parse(line), where: `${file}:${i + 1}` }); } catch (e) { throw makeError(`${file}:${i + 1}: invalid JSON (${(e as Error).message})`); }
-  });
+  let lineNo = 0;
+  for (let start = 0; start < text.length; ) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    lineNo++;
+    const line = text.slice(start, end);
+    start = end + 1;
+    if (!line.trim()) continue;
+    const where = opts.rowLabels ? `${file}:${lineNo}: row ${out.length + 1}` : `${file}:${lineNo}`;
+    out.push({ value: parseJson(line, (d) => makeError(`${where}: invalid JSON (${d.replace(/^line 1, /, '')})`)), where });
+  }
   return out;
 }
 
@@ -185,8 +197,10 @@ export function tokenizeRow(row: InstructionRow, tok: Tokenizer, o: FormatOption
   const chat = isChatRow(row) || o.template === 'chat';
   for (const s of rowSegments(row, o)) {
     const t = tok.encode(s.text);
-    ids.push(...t);
-    for (const id of t) labels.push(s.train || o.trainOnPrompt ? id : IGNORE_INDEX);
+    for (const id of t) {
+      ids.push(id);
+      labels.push(s.train || o.trainOnPrompt ? id : IGNORE_INDEX);
+    }
   }
   // Alpaca appends EOS to the response; a chat template ends turns itself.
   if ((o.addEos ?? !chat) && tok.eosId !== null) { ids.push(tok.eosId); labels.push(tok.eosId); }
@@ -201,7 +215,7 @@ export function promptIds(row: InstructionRow, tok: Tokenizer, o: FormatOptions 
   segs.forEach((s, i) => { if (s.train) lastTrain = i; });
   const ids: number[] = [];
   if ((o.addBos ?? tok.bosId !== null) && tok.bosId !== null) ids.push(tok.bosId);
-  for (const s of segs.slice(0, lastTrain)) ids.push(...tok.encode(s.text));
+  for (const s of segs.slice(0, lastTrain)) for (const id of tok.encode(s.text)) ids.push(id);
   return { ids, response: segs[lastTrain].text };
 }
 
@@ -210,7 +224,9 @@ export interface SftBatch { ids: number[]; targets: number[]; batch: number; len
 
 /** Pad examples to the longest (inputs ids[0..L−2], targets labels[1..L−1]). */
 export function collate(examples: SftExample[], padId: number): SftBatch {
-  const L = Math.max(2, ...examples.map((e) => e.ids.length)) - 1;
+  let longest = 2;
+  for (const e of examples) longest = Math.max(longest, e.ids.length);
+  const L = longest - 1;
   const ids: number[] = [], targets: number[] = [];
   let n = 0;
   for (const e of examples) {

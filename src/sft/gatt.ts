@@ -13,6 +13,7 @@
 // (no reward-model ranking of several samples). The paper's random
 // synthetic constraints and the shortened instruction in the final data are left to whoever
 // writes the dialogue file.
+import { describeValue } from '../tokenizers/guard.js';
 import type { CausalLM } from '../models/causal.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { applyChatTemplate } from '../tokenizers/chat.js';
@@ -60,9 +61,9 @@ export function withInstruction(user: string, instruction: string, o: GattPlacem
 }
 
 function checkDialog(obj: unknown, where: string): GattDialog {
-  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new SftDataError(`${where}: expected an object with "instruction" and "turns", got ${JSON.stringify(obj)?.slice(0, 60)}`);
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new SftDataError(`${where}: expected an object with "instruction" and "turns", got ${describeValue(obj)}`);
   const o = obj as Record<string, unknown>;
-  if (typeof o.instruction !== 'string' || !o.instruction.trim()) throw new SftDataError(`${where}: "instruction" must be a non-empty string${'instruction' in o ? `, got ${JSON.stringify(o.instruction)?.slice(0, 40)}` : ' (missing)'}`);
+  if (typeof o.instruction !== 'string' || !o.instruction.trim()) throw new SftDataError(`${where}: "instruction" must be a non-empty string${'instruction' in o ? `, got ${describeValue(o.instruction)}` : ' (missing)'}`);
   if (!Array.isArray(o.turns) || !o.turns.length) throw new SftDataError(`${where}: "turns" must be a non-empty list of user messages`);
   o.turns.forEach((t, i) => { if (typeof t !== 'string') throw new SftDataError(`${where}: turns[${i}] must be a string, got ${typeof t}`); });
   if (o.system !== undefined && typeof o.system !== 'string') throw new SftDataError(`${where}: "system" must be a string, got ${typeof o.system}`);

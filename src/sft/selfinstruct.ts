@@ -10,7 +10,7 @@ import { Generator } from '../tensor/random.js';
 import type { CausalLM } from '../models/causal.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { generate } from '../generate/generate.js';
-import { SftDataError } from './data.js';
+import { jsonRows, readDataText, SftDataError } from './data.js';
 import type { AlpacaRow } from './data.js';
 
 // ---- ROUGE-L (google-research rouge_score, default tokenizer, no stemming) -------------------
@@ -48,22 +48,16 @@ export interface SeedTask { id?: string; name?: string; instruction: string; ins
 
 export function parseSeedTasks(text: string, file = '<seeds>'): SeedTask[] {
   const rows: SeedTask[] = [];
-  const t = text.trimStart();
-  const items: [unknown, string][] = t.startsWith('[')
-    ? (JSON.parse(text) as unknown[]).map((o, i) => [o, `${file}: row ${i + 1}`])
-    : text.split('\n').flatMap((l, i) => {
-      if (!l.trim()) return [];
-      try { return [[JSON.parse(l), `${file}:${i + 1}`] as [unknown, string]]; } catch (e) { throw new SftDataError(`${file}:${i + 1}: invalid JSON (${(e as Error).message})`); }
-    });
+  const items: [unknown, string][] = jsonRows(text, file, (m) => new SftDataError(m)).map(({ value, where }) => [value, where]);
   for (const [o, where] of items) {
     const r = o as Record<string, unknown>;
     if (typeof r?.instruction !== 'string') throw new SftDataError(`${where}: seed task missing "instruction"`);
     let instances = r.instances as { input: string; output: string }[] | undefined;
     if (!Array.isArray(instances)) {
-      if (typeof r.output === 'string') instances = [{ input: String(r.input ?? ''), output: r.output }];
+      if (typeof r.output === 'string' && (r.input == null || typeof r.input === 'string')) instances = [{ input: (r.input as string | undefined) ?? '', output: r.output }];
       else throw new SftDataError(`${where}: seed task missing "instances" (a list of {input, output})`);
     }
-    if (!instances.length || instances.some((x) => typeof x?.output !== 'string')) throw new SftDataError(`${where}: "instances" must hold {input, output} objects`);
+    if (!instances.length || instances.some((x) => typeof x?.output !== 'string' || (x.input != null && typeof x.input !== 'string'))) throw new SftDataError(`${where}: "instances" must hold {input, output} objects`);
     rows.push({ id: r.id as string | undefined, name: r.name as string | undefined, instruction: r.instruction, instances, is_classification: !!r.is_classification });
   }
   if (!rows.length) throw new SftDataError(`${file}: no seed tasks`);
@@ -71,7 +65,7 @@ export function parseSeedTasks(text: string, file = '<seeds>'): SeedTask[] {
 }
 
 export function readSeedTasks(file: string): SeedTask[] {
-  return parseSeedTasks(readFileSync(file, 'utf8'), file);
+  return parseSeedTasks(readDataText(file, (m) => new SftDataError(m)), file);
 }
 
 /** Alpaca's prompt.txt (typos fixed, requirements renumbered). */

@@ -1,6 +1,7 @@
 // The BPE model of HF tokenizers: a vocabulary, ranked merges, byte fallback and unk fusing.
 // Merging follows HF's `Word::merge_all`: repeatedly apply the lowest-rank merge, leftmost first.
 import { byteFallbackToken, utf8Encoder } from './tokenizer.js';
+import { quoteShort } from './guard.js';
 
 export interface BPEOptions {
   unkToken?: string | null;
@@ -35,7 +36,7 @@ export class BPEModel {
       const merged = a + b.slice(prefixLen);
       const im = vocab.get(merged);
       if (ia === undefined || ib === undefined || im === undefined) {
-        const why = ia === undefined ? `"${a}" is not in the vocabulary` : ib === undefined ? `"${b}" is not in the vocabulary` : `"${merged}" is not in the vocabulary`;
+        const why = `${quoteShort(ia === undefined ? a : ib === undefined ? b : merged)} is not in the vocabulary`;
         if (onBadMerge) onBadMerge(rank, why);
         throw new Error(`merge ${rank}: ${why}`);
       }

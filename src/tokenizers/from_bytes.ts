@@ -6,6 +6,7 @@ import { HFTokenizer, type TokenizerConfig } from './hf.js';
 import { Llama2cTokenizer } from './llama2c.js';
 import { parseModelProto, SentencePieceTokenizer } from './sentencepiece.js';
 import { TokenizerFormatError, utf8Decoder, type Tokenizer } from './tokenizer.js';
+import { parseJson } from './guard.js';
 
 export type TokenizerKind = 'hf' | 'sentencepiece' | 'llama2c';
 
@@ -47,13 +48,9 @@ export function detectTokenizerKind(buf: Uint8Array, path: string): TokenizerKin
 export function tokenizerFromBytes(buf: Uint8Array, path: string, opts: TokenizerFromBytesOptions = {}): Tokenizer {
   const kind = detectTokenizerKind(buf, path);
   if (kind === 'hf') {
-    let json: Record<string, unknown>;
-    try {
-      json = JSON.parse(utf8Decoder.decode(buf));
-    } catch (e) {
-      throw new TokenizerFormatError(path, '(file)', `is not valid JSON: ${(e as Error).message}`);
-    }
-    return new HFTokenizer(json, path, opts.config ?? null);
+    const json = parseJson(utf8Decoder.decode(buf), (d) => new TokenizerFormatError(path, '(file)', `is not valid JSON (${d})`));
+    if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new TokenizerFormatError(path, '(root)', 'must be a JSON object');
+    return new HFTokenizer(json as Record<string, unknown>, path, opts.config ?? null);
   }
   if (kind === 'sentencepiece') return new SentencePieceTokenizer(parseModelProto(buf, path), path);
   return Llama2cTokenizer.parse(buf, path, opts.vocabSize);

@@ -16,6 +16,7 @@ import {
   type EncodeOptions,
   type Tokenizer,
 } from './tokenizer.js';
+import { describeValue, MAX_JSON_DEPTH, MAX_VOCAB, parseJson, quoteShort } from './guard.js';
 
 export interface AddedToken {
   id: number;
@@ -41,7 +42,8 @@ export interface TokenizerConfig {
 
 export function tokenContent(t: TokenizerConfig['bos_token']): string | null {
   if (t == null) return null;
-  return typeof t === 'string' ? t : t.content;
+  if (typeof t === 'string') return t;
+  return typeof t === 'object' && typeof t.content === 'string' ? t.content : null;
 }
 
 export class HFTokenizer implements Tokenizer {
@@ -64,32 +66,54 @@ export class HFTokenizer implements Tokenizer {
   /** Builds from a parsed tokenizer.json; `file` names it in errors. */
   constructor(readonly json: Record<string, unknown>, readonly file = 'tokenizer.json', readonly config: TokenizerConfig | null = null) {
     if (json === null || typeof json !== 'object') throw new TokenizerFormatError(file, '(root)', 'must be a JSON object');
+    if (Array.isArray(json)) throw new TokenizerFormatError(file, '(root)', 'must be a JSON object');
     const m = json.model as Record<string, unknown> | undefined;
     if (!m || typeof m !== 'object') throw new TokenizerFormatError(file, 'model', 'is missing');
     const type = m.type ?? (m.merges !== undefined ? 'BPE' : undefined);
-    if (type !== 'BPE') throw new TokenizerFormatError(file, 'model.type', `${JSON.stringify(type)} is not supported (only "BPE")`);
+    if (type !== 'BPE') throw new TokenizerFormatError(file, 'model.type', `${typeof type === 'string' ? quoteShort(type) : describeValue(type)} is not supported (only "BPE")`);
     if (!m.vocab || typeof m.vocab !== 'object' || Array.isArray(m.vocab)) throw new TokenizerFormatError(file, 'model.vocab', 'must be an object of token → id');
     const vocab = new Map<string, number>();
-    for (const [t, id] of Object.entries(m.vocab as Record<string, unknown>)) {
-      if (!Number.isInteger(id) || (id as number) < 0) throw new TokenizerFormatError(file, `model.vocab["${t}"]`, `must be a non-negative integer, got ${JSON.stringify(id)}`);
-      vocab.set(t, id as number);
+    const vocabEntries = Object.entries(m.vocab as Record<string, unknown>);
+    if (json.added_tokens !== undefined && !Array.isArray(json.added_tokens)) throw new TokenizerFormatError(file, 'added_tokens', 'must be an array');
+    const addedJson = (json.added_tokens as unknown[] | undefined) ?? [];
+    // Ids must be dense enough: tables are sized by the largest id, so one id far beyond the
+    // number of tokens would allocate (and fail) far from here.
+    const nTokens = vocabEntries.length + addedJson.length;
+    const idLimit = Math.min(MAX_VOCAB, 2 * nTokens + 1024);
+    const checkTokenId = (field: string, id: unknown): number => {
+      if (!Number.isInteger(id) || (id as number) < 0) throw new TokenizerFormatError(file, field, `must be a non-negative integer id, got ${describeValue(id)}`);
+      if ((id as number) >= idLimit) throw new TokenizerFormatError(file, field, `id ${id} is far beyond the ${nTokens} tokens of the file (expected ids below ${idLimit})`);
+      return id as number;
+    };
+    const byId = new Map<number, string>();
+    for (const [t, id] of vocabEntries) {
+      const field = `model.vocab[${quoteShort(t)}]`;
+      const v = checkTokenId(field, id);
+      const other = byId.get(v);
+      if (other !== undefined) throw new TokenizerFormatError(file, field, `has id ${v}, which ${quoteShort(other)} already has`);
+      byId.set(v, t);
+      vocab.set(t, v);
     }
+    byId.clear();
     if (!Array.isArray(m.merges)) throw new TokenizerFormatError(file, 'model.merges', 'must be an array');
     const merges: Array<[string, string]> = (m.merges as unknown[]).map((x, i) => {
       if (typeof x === 'string') {
         const sp = x.indexOf(' ', 1);
-        if (sp < 0) throw new TokenizerFormatError(file, `model.merges[${i}]`, `"${x}" is not two tokens separated by a space`);
+        if (sp < 0) throw new TokenizerFormatError(file, `model.merges[${i}]`, `${quoteShort(x)} is not two tokens separated by a space`);
         return [x.slice(0, sp), x.slice(sp + 1)];
       }
       if (Array.isArray(x) && x.length === 2 && typeof x[0] === 'string' && typeof x[1] === 'string') return [x[0], x[1]];
-      throw new TokenizerFormatError(file, `model.merges[${i}]`, `must be "a b" or ["a", "b"], got ${JSON.stringify(x)}`);
+      throw new TokenizerFormatError(file, `model.merges[${i}]`, `must be "a b" or ["a", "b"], got ${describeValue(x)}`);
     });
+    for (const k of ['unk_token', 'continuing_subword_prefix', 'end_of_word_suffix'] as const) {
+      if (m[k] != null && typeof m[k] !== 'string') throw new TokenizerFormatError(file, `model.${k}`, `must be a string or null, got ${describeValue(m[k])}`);
+    }
     // Added tokens may also sit outside model.vocab.
     this.addedTokens = [];
-    if (json.added_tokens !== undefined && !Array.isArray(json.added_tokens)) throw new TokenizerFormatError(file, 'added_tokens', 'must be an array');
-    ((json.added_tokens as unknown[]) ?? []).forEach((t, i) => {
+    addedJson.forEach((t, i) => {
       const a = t as AddedToken;
-      if (!a || typeof a.content !== 'string' || !Number.isInteger(a.id)) throw new TokenizerFormatError(file, `added_tokens[${i}]`, 'must have an integer id and a string content');
+      if (!a || typeof a !== 'object' || typeof a.content !== 'string') throw new TokenizerFormatError(file, `added_tokens[${i}]`, 'must have an integer id and a string content');
+      checkTokenId(`added_tokens[${i}].id`, a.id);
       this.addedTokens.push({ ...a, special: a.special === true });
     });
     const modelVocab = new Map(vocab);
@@ -116,8 +140,12 @@ export class HFTokenizer implements Tokenizer {
     }
     this.vocabSize = size;
     this.specialTokens = new Map(this.addedTokens.filter((a) => a.special).map((a) => [a.content, a.id]));
-    this.allAddedRe = addedRegex(this.addedTokens);
-    this.nonSpecialAddedRe = addedRegex(this.addedTokens.filter((a) => !a.special));
+    try {
+      this.allAddedRe = addedRegex(this.addedTokens);
+      this.nonSpecialAddedRe = addedRegex(this.addedTokens.filter((a) => !a.special));
+    } catch (e) {
+      throw new TokenizerFormatError(file, 'added_tokens', `cannot be matched: ${this.addedTokens.length} tokens are too many or too long for one regular expression (${(e as Error).name})`);
+    }
     this.normalizer = json.normalizer == null ? null : buildNormalizer(file, 'normalizer', json.normalizer);
     this.preTokenizer = json.pre_tokenizer == null ? null : buildPreTokenizer(file, 'pre_tokenizer', json.pre_tokenizer);
     this.decoder = json.decoder == null ? null : buildDecoder(file, 'decoder', json.decoder);
@@ -138,12 +166,7 @@ export class HFTokenizer implements Tokenizer {
 
   /** Builds from the text of a tokenizer.json (fetched by a page, say); `file` names it in errors. */
   static fromText(text: string, file = 'tokenizer.json', config?: TokenizerConfig | null): HFTokenizer {
-    let json: Record<string, unknown>;
-    try {
-      json = JSON.parse(text);
-    } catch (e) {
-      throw new TokenizerFormatError(file, '(file)', `is not valid JSON: ${(e as Error).message}`);
-    }
+    const json = parseJson(text, (d) => new TokenizerFormatError(file, '(file)', `is not valid JSON (${d})`)) as Record<string, unknown>;
     return new HFTokenizer(json, file, config ?? null);
   }
 
@@ -258,20 +281,26 @@ function splitAdded(text: string, re: RegExp | null, byContent: Map<string, Adde
 
 /** The first special token before and after "$A" in a TemplateProcessing post-processor. */
 function templateSpecials(pp: unknown): [string | null, string | null] {
-  const find = (p: any): any => {
-    if (!p || typeof p !== 'object') return null;
+  const find = (p: any, depth: number): any => {
+    if (!p || typeof p !== 'object' || depth > MAX_JSON_DEPTH) return null;
     if (p.type === 'TemplateProcessing') return p;
-    if (p.type === 'Sequence' && Array.isArray(p.processors)) for (const q of p.processors) if (find(q)) return find(q);
+    if (p.type === 'Sequence' && Array.isArray(p.processors)) {
+      for (const q of p.processors) {
+        const t = find(q, depth + 1);
+        if (t) return t;
+      }
+    }
     return null;
   };
-  const t = find(pp);
+  const t = find(pp, 0);
   if (!t || !Array.isArray(t.single)) return [null, null];
   let bos: string | null = null;
   let eos: string | null = null;
   let seenSeq = false;
   for (const piece of t.single) {
+    if (!piece || typeof piece !== 'object') continue;
     if (piece.Sequence) seenSeq = true;
-    else if (piece.SpecialToken) {
+    else if (piece.SpecialToken && typeof piece.SpecialToken.id === 'string') {
       if (!seenSeq && bos === null) bos = piece.SpecialToken.id;
       if (seenSeq && eos === null) eos = piece.SpecialToken.id;
     }

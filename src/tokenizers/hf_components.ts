@@ -4,6 +4,7 @@
 import { BYTE_TO_CHAR, CHAR_TO_BYTE, GPT2_PATTERN, translateRegex, toByteLevel } from './bytelevel.js';
 import { byteFallbackValue, TokenizerFormatError, utf8Encoder } from './tokenizer.js';
 import { PrecompiledCharsMap } from './charsmap.js';
+import { describeValue, MAX_JSON_DEPTH } from './guard.js';
 
 type Json = Record<string, unknown>;
 
@@ -12,7 +13,7 @@ function obj(file: string, field: string, v: unknown): Json {
   return v as Json;
 }
 function str(file: string, field: string, v: unknown): string {
-  if (typeof v !== 'string') throw new TokenizerFormatError(file, field, `must be a string, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'string') throw new TokenizerFormatError(file, field, `must be a string, got ${describeValue(v)}`);
   return v;
 }
 function arr(file: string, field: string, v: unknown): unknown[] {
@@ -23,12 +24,19 @@ function arr(file: string, field: string, v: unknown): unknown[] {
 /** A Split / Replace pattern: {String: "..."} or {Regex: "..."}. */
 function pattern(file: string, field: string, v: unknown): RegExp {
   const p = obj(file, field, v);
-  if (typeof p.String === 'string') return new RegExp(p.String.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'), 'gu');
+  if (typeof p.String === 'string') {
+    try {
+      return new RegExp(p.String.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'), 'gu');
+    } catch (e) {
+      throw new TokenizerFormatError(file, `${field}.String`, `cannot be matched (${(e as Error).name}: ${p.String.length} characters)`);
+    }
+  }
   if (typeof p.Regex === 'string') {
     try {
       return translateRegex(p.Regex);
     } catch (e) {
-      throw new TokenizerFormatError(file, `${field}.Regex`, `cannot be translated to a JavaScript regex: ${(e as Error).message}`);
+      const m = (e as Error).message;
+      throw new TokenizerFormatError(file, `${field}.Regex`, `cannot be translated to a JavaScript regex: ${m.length > 160 ? `${m.slice(0, 160)}…` : m}`);
     }
   }
   throw new TokenizerFormatError(file, field, 'must have a String or Regex');
@@ -38,12 +46,13 @@ function pattern(file: string, field: string, v: unknown): RegExp {
 
 export type Normalizer = (s: string) => string;
 
-export function buildNormalizer(file: string, field: string, v: unknown): Normalizer {
+export function buildNormalizer(file: string, field: string, v: unknown, depth = 0): Normalizer {
   const n = obj(file, field, v);
+  if (depth > MAX_JSON_DEPTH) throw new TokenizerFormatError(file, field, `nests Sequences deeper than ${MAX_JSON_DEPTH}`);
   const type = str(file, `${field}.type`, n.type);
   switch (type) {
     case 'Sequence': {
-      const parts = arr(file, `${field}.normalizers`, n.normalizers).map((x, i) => buildNormalizer(file, `${field}.normalizers[${i}]`, x));
+      const parts = arr(file, `${field}.normalizers`, n.normalizers).map((x, i) => buildNormalizer(file, `${field}.normalizers[${i}]`, x, depth + 1));
       return (s) => parts.reduce((acc, f) => f(acc), s);
     }
     case 'NFC':
@@ -168,12 +177,13 @@ export interface BuiltPreTokenizer {
   byteLevel: boolean;
 }
 
-export function buildPreTokenizer(file: string, field: string, v: unknown): BuiltPreTokenizer {
+export function buildPreTokenizer(file: string, field: string, v: unknown, depth = 0): BuiltPreTokenizer {
   const p = obj(file, field, v);
+  if (depth > MAX_JSON_DEPTH) throw new TokenizerFormatError(file, field, `nests Sequences deeper than ${MAX_JSON_DEPTH}`);
   const type = str(file, `${field}.type`, p.type);
   switch (type) {
     case 'Sequence': {
-      const parts = arr(file, `${field}.pretokenizers`, p.pretokenizers).map((x, i) => buildPreTokenizer(file, `${field}.pretokenizers[${i}]`, x));
+      const parts = arr(file, `${field}.pretokenizers`, p.pretokenizers).map((x, i) => buildPreTokenizer(file, `${field}.pretokenizers[${i}]`, x, depth + 1));
       return { run: (pieces, first) => parts.reduce((acc, f) => f.run(acc, first), pieces), byteLevel: parts.some((x) => x.byteLevel) };
     }
     case 'ByteLevel': {
@@ -239,12 +249,13 @@ export function buildPreTokenizer(file: string, field: string, v: unknown): Buil
 /** Maps the list of token strings to a new list (HF's decode_chain); the result is joined. */
 export type Decoder = (tokens: string[]) => string[];
 
-export function buildDecoder(file: string, field: string, v: unknown): Decoder {
+export function buildDecoder(file: string, field: string, v: unknown, depth = 0): Decoder {
   const d = obj(file, field, v);
+  if (depth > MAX_JSON_DEPTH) throw new TokenizerFormatError(file, field, `nests Sequences deeper than ${MAX_JSON_DEPTH}`);
   const type = str(file, `${field}.type`, d.type);
   switch (type) {
     case 'Sequence': {
-      const parts = arr(file, `${field}.decoders`, d.decoders).map((x, i) => buildDecoder(file, `${field}.decoders[${i}]`, x));
+      const parts = arr(file, `${field}.decoders`, d.decoders).map((x, i) => buildDecoder(file, `${field}.decoders[${i}]`, x, depth + 1));
       return (toks) => parts.reduce((acc, f) => f(acc), toks);
     }
     case 'ByteLevel':

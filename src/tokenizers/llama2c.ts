@@ -73,6 +73,7 @@ export class Llama2cTokenizer implements Tokenizer {
       if (pos + 8 > buf.length) throw new TokenizerFormatError(file, `token ${i}`, `header (score, length) at byte ${pos} runs past the end of the ${buf.length}-byte file`);
       const score = dv.getFloat32(pos, true);
       const len = dv.getInt32(pos + 4, true);
+      if (!Number.isFinite(score)) throw new TokenizerFormatError(file, `token ${i} score`, `is ${score} at byte ${pos} (scores must be finite)`);
       pos += 8;
       if (len < 0 || len > maxLen) throw new TokenizerFormatError(file, `token ${i} length`, `${len} is outside [0, max_token_length ${maxLen}]`);
       if (pos + len > buf.length) throw new TokenizerFormatError(file, `token ${i} bytes`, `${len} bytes at byte ${pos} run past the end of the ${buf.length}-byte file`);
@@ -100,7 +101,8 @@ export class Llama2cTokenizer implements Tokenizer {
       vocab.push(t.replaceAll('\u2581', ' '));
       scores.push(sp.score(i));
     }
-    const maxLen = Math.max(...vocab.map((v) => utf8Encoder.encode(v).length));
+    let maxLen = 0;
+    for (const v of vocab) maxLen = Math.max(maxLen, utf8Encoder.encode(v).length);
     return new Llama2cTokenizer(vocab, Float32Array.from(scores), maxLen, sp.file.replace(/[^/]*$/, 'tokenizer.bin'));
   }
 

@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import type { TokenizerConfig } from './hf.js';
 import { TokenizerFormatError, type Tokenizer } from './tokenizer.js';
 import { detectTokenizerKind, tokenizerFromBytes, type TokenizerFromBytesOptions } from './from_bytes.js';
+import { describeValue, parseJson } from './guard.js';
 
 export { detectTokenizerKind } from './from_bytes.js';
 export type { TokenizerKind } from './from_bytes.js';
@@ -34,11 +35,27 @@ export function loadTokenizer(path: string, opts: LoadTokenizerOptions = {}): To
 
 /** Reads a tokenizer_config.json. */
 export function readTokenizerConfig(path: string): TokenizerConfig {
+  let text: string;
   try {
-    const c = JSON.parse(readFileSync(path, 'utf8'));
-    if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new Error('not an object');
-    return c as TokenizerConfig;
+    text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new TokenizerFormatError(path, '(file)', `is not a tokenizer_config.json object: ${(e as Error).message}`);
+    throw new TokenizerFormatError(path, '(file)', `cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+  const c = parseJson(text, (d) => new TokenizerFormatError(path, '(file)', `is not valid JSON (${d})`));
+  if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new TokenizerFormatError(path, '(root)', `must be a tokenizer_config.json object, got ${describeValue(c)}`);
+  const cfg = c as TokenizerConfig;
+  for (const k of ['bos_token', 'eos_token', 'unk_token', 'pad_token'] as const) {
+    const v = cfg[k];
+    if (v != null && typeof v !== 'string' && (typeof v !== 'object' || typeof (v as { content?: unknown }).content !== 'string')) {
+      throw new TokenizerFormatError(path, k, `must be a string or {"content": string}, got ${describeValue(v)}`);
+    }
+  }
+  const ct = cfg.chat_template;
+  if (ct != null && typeof ct !== 'string') {
+    if (!Array.isArray(ct)) throw new TokenizerFormatError(path, 'chat_template', `must be a string or a list of {name, template}, got ${describeValue(ct)}`);
+    ct.forEach((t, i) => {
+      if (!t || typeof t !== 'object' || typeof t.name !== 'string' || typeof t.template !== 'string') throw new TokenizerFormatError(path, `chat_template[${i}]`, 'must be {"name": string, "template": string}');
+    });
+  }
+  return cfg;
 }

@@ -134,6 +134,8 @@ export function parseModelProto(buf: Uint8Array, file: string): SentencePieceMod
         else pr.skip(w);
       }
       if (p.type < 1 || p.type > 6) throw new TokenizerFormatError(file, `pieces[${idx}].type`, `${p.type} is not a sentencepiece piece type`);
+      if (!Number.isFinite(p.score)) throw new TokenizerFormatError(file, `pieces[${idx}].score`, `is ${p.score} (scores must be finite)`);
+      if (p.piece === '') throw new TokenizerFormatError(file, `pieces[${idx}].piece`, 'is empty (sentencepiece requires every piece to be non-empty)');
       out.pieces.push(p);
     } else if (fno === 2 && wire === 2) {
       const [s, e] = r.bytes();

@@ -21,6 +21,8 @@ export interface TrainBPEOptions {
 }
 
 const M = 1 << 21; // pair key = a * M + b (ids < 2M)
+/** Words longer than this (UTF-16 units) are counted in pieces of this length. */
+const MAX_WORD = 256;
 
 export function trainByteLevelBPE(texts: Iterable<string> | string, opts: TrainBPEOptions): HFTokenizer {
   const specials = opts.specialTokens ?? [];
@@ -41,7 +43,19 @@ export function trainByteLevelBPE(texts: Iterable<string> | string, opts: TrainB
       re.lastIndex = 0;
       for (const m of part.text.matchAll(re)) {
         const w = m[0];
-        if (w.length > 0) wordCounts.set(w, (wordCounts.get(w) ?? 0) + 1);
+        if (w.length <= MAX_WORD) {
+          if (w.length > 0) wordCounts.set(w, (wordCounts.get(w) ?? 0) + 1);
+          continue;
+        }
+        // A very long "word" (a run of letters, digits or spaces with no break) is counted in
+        // pieces: merging it whole costs its length at every merge that touches it.
+        for (let i = 0; i < w.length; ) {
+          let e = Math.min(w.length, i + MAX_WORD);
+          if (e < w.length && (w.charCodeAt(e - 1) & 0xfc00) === 0xd800) e--; // keep a surrogate pair whole
+          const piece = w.slice(i, e);
+          wordCounts.set(piece, (wordCounts.get(piece) ?? 0) + 1);
+          i = e;
+        }
       }
     }
   }
@@ -62,16 +76,21 @@ export function trainByteLevelBPE(texts: Iterable<string> | string, opts: TrainB
 
   // 3. Initial pair counts and where they occur.
   const pairCount = new Map<number, number>();
-  const where = new Map<number, Set<number>>();
+  // where: the words holding each pair, in increasing order (a word is listed once per pair:
+  // words are visited in order, so a repeat is always the last entry).
+  const where = new Map<number, number[]>();
+  const addWhere = (k: number, wi: number) => {
+    const s = where.get(k);
+    if (!s) where.set(k, [wi]);
+    else if (s[s.length - 1] !== wi) s.push(wi);
+  };
   for (let wi = 0; wi < words.length; wi++) {
     const w = words[wi];
     const c = counts[wi];
     for (let i = 0; i + 1 < lens[wi]; i++) {
       const k = w[i] * M + w[i + 1];
       pairCount.set(k, (pairCount.get(k) ?? 0) + c);
-      let s = where.get(k);
-      if (!s) where.set(k, (s = new Set()));
-      s.add(wi);
+      addWhere(k, wi);
     }
   }
   const heap = new PairHeap();
@@ -81,6 +100,12 @@ export function trainByteLevelBPE(texts: Iterable<string> | string, opts: TrainB
   const merges: Array<[string, string]> = [];
   const total = opts.vocabSize - nBase;
   const touched = new Set<number>();
+  const addPair = (pk: number, d: number) => pairCount.set(pk, (pairCount.get(pk) ?? 0) + d);
+  const addNew = (pk: number, d: number, wi: number) => {
+    addPair(pk, d);
+    touched.add(pk);
+    addWhere(pk, wi);
+  };
   while (merges.length < total && heap.size > 0) {
     const [c, k] = heap.pop();
     const cur = pairCount.get(k) ?? 0;
@@ -101,33 +126,28 @@ export function trainByteLevelBPE(texts: Iterable<string> | string, opts: TrainB
       const w = words[wi];
       const n = lens[wi];
       const wc = counts[wi];
-      // Does the word (still) hold the pair?
-      let has = false;
-      for (let i = 0; i + 1 < n; i++) if (w[i] === a && w[i + 1] === b) has = true;
-      if (!has) continue;
-      // Remove the old pairs' counts, merge, add the new pairs' counts.
-      for (let i = 0; i + 1 < n; i++) {
-        const pk = w[i] * M + w[i + 1];
-        pairCount.set(pk, pairCount.get(pk)! - wc);
-      }
+      // Merge left to right, updating only the pairs next to each merge (HF's Word::merge):
+      // (left, a) → (left, new) and (b, right) → (new, right).
       let j = 0;
+      let merged = false;
       for (let i = 0; i < n; i++) {
         if (i + 1 < n && w[i] === a && w[i + 1] === b) {
+          merged = true;
+          if (j > 0) {
+            const left = w[j - 1];
+            addPair(left * M + a, -wc);
+            addNew(left * M + newId, wc, wi);
+          }
+          if (i + 2 < n) {
+            const right = w[i + 2];
+            addPair(b * M + right, -wc);
+            addNew(newId * M + right, wc, wi);
+          }
           w[j++] = newId;
           i++;
         } else w[j++] = w[i];
       }
-      lens[wi] = j;
-      for (let i = 0; i + 1 < j; i++) {
-        const pk = w[i] * M + w[i + 1];
-        pairCount.set(pk, (pairCount.get(pk) ?? 0) + wc);
-        if (w[i] === newId || w[i + 1] === newId) {
-          touched.add(pk);
-          let s = where.get(pk);
-          if (!s) where.set(pk, (s = new Set()));
-          s.add(wi);
-        }
-      }
+      if (merged) lens[wi] = j;
     }
     pairCount.delete(k);
     for (const pk of touched) heap.push(pairCount.get(pk)!, pk);

@@ -2,9 +2,10 @@
 // Hugging Face datasets store it), tokenised in a streaming pass into a token file on disk
 // (int32, documents separated by EOS), then read back in fixed-length windows: corpora larger
 // than memory work, and a batcher's position is a small state that checkpoints can save.
-import { createReadStream, openSync, readSync, closeSync, fstatSync, readdirSync, statSync, writeSync, renameSync, existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { openSync, readSync, closeSync, fstatSync, readdirSync, statSync, realpathSync, writeSync, renameSync, existsSync } from 'node:fs';
 import path from 'node:path';
+import { readLines } from '../classic/text.js';
+import { describeValue, parseJson } from '../tokenizers/guard.js';
 import { Generator } from '../tensor/random.js';
 
 export class DataError extends Error {
@@ -21,17 +22,34 @@ export function listDataFiles(p: string): string[] {
   let st;
   try { st = statSync(p); } catch { throw new DataError(`${p}: no such file or directory`); }
   if (st.isFile()) return [p];
+  // Depth-first, names sorted, without recursion; a folder reached twice (a symlink loop) is walked once.
   const out: string[] = [];
-  for (const name of readdirSync(p).sort()) {
-    if (name.startsWith('.')) continue;
-    const full = path.join(p, name);
-    const s = statSync(full);
-    if (s.isDirectory()) out.push(...listDataFiles(full));
-    else if (TEXT_EXT.has(path.extname(name)) || ['.jsonl', '.json', '.parquet'].includes(path.extname(name))) out.push(full);
+  const seen = new Set<string>();
+  const walk = (dir: string): string[] => {
+    let real: string;
+    try { real = realpathSync(dir); } catch { return []; }
+    if (seen.has(real)) return [];
+    seen.add(real);
+    let names: string[];
+    try { names = readdirSync(dir).sort(); } catch (e) { throw new DataError(`${dir}: cannot list (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
+    return names.filter((n) => !n.startsWith('.')).map((n) => path.join(dir, n));
+  };
+  const stack = walk(p).reverse();
+  while (stack.length) {
+    const full = stack.pop()!;
+    let s;
+    try { s = statSync(full); } catch { continue; } // a dangling link
+    if (s.isDirectory()) {
+      const inner = walk(full);
+      for (let i = inner.length - 1; i >= 0; i--) stack.push(inner[i]);
+    } else if (TEXT_EXT.has(path.extname(full)) || ['.jsonl', '.json', '.parquet'].includes(path.extname(full))) out.push(full);
   }
   if (out.length === 0) throw new DataError(`${p}: no .txt, .md, .jsonl or .parquet files found`);
   return out;
 }
+
+/** A text file larger than this is refused as one document (V8's longest string is ~512 M chars). */
+export const MAX_TEXT_FILE_BYTES = 256 * 1024 * 1024;
 
 function looksBinary(buf: Buffer): boolean {
   const n = Math.min(buf.length, 4096);
@@ -49,16 +67,13 @@ export async function* readDocuments(file: string, opts: { textField?: string } 
   const field = opts.textField ?? 'text';
   const ext = path.extname(file);
   if (ext === '.jsonl' || ext === '.json') {
-    const rl = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
-    let line = 0;
-    for await (const raw of rl) {
-      line++;
+    for (const [raw, line] of readLines(file, { makeError: (f, l, d) => new DataError(`${f}:${l}: ${d}`) })) {
       const s = raw.trim();
       if (!s) continue;
-      let obj: unknown;
-      try { obj = JSON.parse(s); } catch (e) { throw new DataError(`${file}:${line}: invalid JSON (${(e as Error).message})`); }
-      const text = (obj as Record<string, unknown>)?.[field];
-      if (typeof text !== 'string') throw new DataError(`${file}:${line}: expected an object with a string "${field}" field`);
+      const obj = parseJson(s, (d) => new DataError(`${file}:${line}: invalid JSON (${d.replace(/^line 1, /, '')})`));
+      if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new DataError(`${file}:${line}: expected an object with a string "${field}" field, got ${describeValue(obj)}`);
+      const text = (obj as Record<string, unknown>)[field];
+      if (typeof text !== 'string') throw new DataError(`${file}:${line}: expected an object with a string "${field}" field${field in obj ? `, got ${describeValue(text)}` : ''}`);
       yield text;
     }
     return;
@@ -80,6 +95,7 @@ export async function* readDocuments(file: string, opts: { textField?: string } 
   const fd = openSync(file, 'r');
   try {
     const size = fstatSync(fd).size;
+    if (size > MAX_TEXT_FILE_BYTES) throw new DataError(`${file}: ${size} bytes is more than the ${MAX_TEXT_FILE_BYTES} a text file (one document) may have: split it, or use JSONL with one document per line`);
     const buf = Buffer.alloc(size);
     readSync(fd, buf, 0, size, 0);
     if (looksBinary(buf)) throw new DataError(`${file}: looks like a binary file, not text`);

@@ -100,12 +100,12 @@ test('bad input: vector files, unknown words, corpora, options', async () => {
     writeFileSync(f, content);
     assert.throws(() => KeyedVectors.load(f), (e: unknown) => e instanceof ClassicFormatError && re.test((e as Error).message), re.source);
   };
-  bad('dims.txt', '2 3\na 1 2 3\nb 1 2\n', /dims\.txt:3: expected a word and 3 values \(header dimension\), got 2 values/);
-  bad('count.txt', '3 2\na 1 2\nb 1 2\n', /header says 3 words but the file has 2/);
-  bad('num.txt', '1 2\na 1 x\n', /num\.txt:2: bad number 'x'/);
+  bad('dims.txt', '2 3\na 1 2 3\nb 10 20\n', /dims\.txt:3: expected a word and 3 values \(header dimension\), got 2 values/);
+  bad('count.txt', '3 2\na 1 2\nb 1 2\n\n\n\n\n\n', /header says 3 words but the file has 2/);
+  bad('num.txt', '1 2\na 1 x\n', /num\.txt:2: bad number "x"/);
   bad('header.txt', 'hello\n', /num|header must be/);
-  const bin = Buffer.concat([Buffer.from('2 3\na '), Buffer.alloc(12), Buffer.from('\nb '), Buffer.alloc(5)]);
-  bad('trunc.bin', bin, /trunc\.bin:3: vector of 'b' is truncated/);
+  const bin = Buffer.concat([Buffer.from('2 3\na '), Buffer.alloc(12), Buffer.from('\nbbbbbbbbbbbb '), Buffer.alloc(5)]);
+  bad('trunc.bin', bin, /trunc\.bin:3: vector of "bbbbbbbbbbbb" is truncated/);
   const kv = new KeyedVectors(['a', 'b'], 2, Float32Array.from([1, 0, 0, 1]));
   assert.throws(() => kv.similarity('a', 'zzz'), (e: unknown) => e instanceof UnknownWordError && /'zzz' is not in the vocabulary/.test((e as Error).message));
   assert.throws(() => kv.mostSimilar('zzz'), UnknownWordError);
