@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../args.js';
 import { loadTokenizer } from '../../tokenizers/load.js';
+import { parseJson } from '../../tokenizers/guard.js';
 import { SchemaCompiler, TokenVocab, TokenMatcher, DEAD } from '../../structured/index.js';
 import type { JsonSchema } from '../../structured/index.js';
 
@@ -17,10 +18,11 @@ export const usage = `tslm schema check --schema <file.json> --tokenizer <tokeni
     are annotations and ignored; --strict refuses them, naming the keyword and its JSON pointer.
     --bench also prints compile time and mask time per token (mean, p50, p99).`;
 
+// Errors give the line and column, never the file's text.
 function readJson(path: string, what: string): unknown {
   let text: string;
   try { text = readFileSync(path, 'utf8'); } catch (e) { throw new UsageError(`${what} ${path}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
-  try { return JSON.parse(text); } catch (e) { throw new Error(`${what} ${path}: not valid JSON: ${(e as Error).message}`); }
+  return parseJson(text, (detail) => new Error(`${what} ${path}: not valid JSON: ${detail}`));
 }
 
 export function pct(xs: number[], p: number): number {
