@@ -50,7 +50,11 @@ function residentMb(pid: number): number {
 }
 
 interface Pending { job: ChildJob; total: number; resolve(r: SandboxResult): void }
-interface Slot { proc: ChildProcess | null; stderr: string; pending: Pending | null; finish?: (r: SandboxResult) => void }
+interface Slot {
+  proc: ChildProcess | null; stderr: string; pending: Pending | null; finish?: (r: SandboxResult) => void;
+  /** The child said it started; until then `onReady` arms the wall-clock limit. */
+  ready: boolean; onReady?: () => void;
+}
 
 export class Sandbox {
   readonly processes: number;
@@ -70,7 +74,7 @@ export class Sandbox {
     for (const [k, v] of Object.entries({ processes: this.processes, timeoutMs: this.timeoutMs, memoryMb: this.memoryMb, wallMs: this.wallMs })) {
       if (!Number.isInteger(v) || v < 1) throw new SandboxError(`sandbox option ${k} must be a positive integer, got ${v}`);
     }
-    this.slots = Array.from({ length: this.processes }, () => ({ proc: null, stderr: '', pending: null }));
+    this.slots = Array.from({ length: this.processes }, () => ({ proc: null, stderr: '', pending: null, ready: false }));
   }
 
   run(job: SandboxJob): Promise<SandboxResult> {
@@ -107,7 +111,14 @@ export class Sandbox {
   private start(slot: Slot, p: Pending): void {
     const proc = slot.proc ?? this.spawn(slot);
     slot.pending = p;
-    const wall = setTimeout(() => this.kill(slot, `no answer within ${this.wallMs} ms (wall-clock limit)`), this.wallMs);
+    // The wall-clock limit counts from the child's start: a fresh process on a loaded machine
+    // can take longer to start than a candidate may run (a start that never ends is cut too).
+    let wall = setTimeout(() => this.kill(slot, `the sandbox process did not start within ${this.wallMs + 30_000} ms`), slot.ready ? 0 : this.wallMs + 30_000);
+    const arm = () => {
+      clearTimeout(wall);
+      wall = setTimeout(() => this.kill(slot, `no answer within ${this.wallMs} ms (wall-clock limit)`), this.wallMs);
+    };
+    if (slot.ready) arm(); else slot.onReady = arm;
     const limitMb = this.memoryMb + 128;
     const watch = setInterval(() => {
       const mb = residentMb(proc.pid ?? 0);
@@ -115,6 +126,7 @@ export class Sandbox {
     }, 50);
     slot.finish = (r) => {
       clearTimeout(wall);
+      slot.onReady = undefined;
       clearInterval(watch);
       slot.pending = null;
       slot.finish = undefined;
@@ -130,10 +142,13 @@ export class Sandbox {
     });
     slot.proc = proc;
     slot.stderr = '';
+    slot.ready = false;
     proc.stderr!.on('data', (b: Buffer) => { slot.stderr = (slot.stderr + b.toString()).slice(-2000); });
     proc.on('message', (m: ChildAnswer) => {
+      if (slot.proc !== proc) return;
+      if ((m as { ready?: unknown } | null)?.ready === true) { slot.ready = true; const f = slot.onReady; slot.onReady = undefined; f?.(); return; }
       const p = slot.pending;
-      if (slot.proc !== proc || !p || m?.id !== p.job.id) return;
+      if (!p || m?.id !== p.job.id) return;
       const passed = Number.isInteger(m.passed) ? Math.min(Math.max(m.passed, 0), p.total) : 0;
       slot.finish!(typeof m.error === 'string' ? { passed, total: p.total, error: m.error } : { passed, total: p.total });
     });

@@ -115,4 +115,6 @@ if (process.env.TSLM_SANDBOX_CHILD === '1' && process.send) {
   process.on('unhandledRejection', () => {}); // candidates' rejected promises: never inspected
   process.on('disconnect', () => process.exit(0));
   process.on('message', (job: ChildJob) => process.send!({ id: job.id, ...runCandidate(job) }));
+  // Started: the parent's wall-clock limit counts from here (a process start is not the candidate's time).
+  process.send({ ready: true });
 }
