@@ -19,6 +19,14 @@ export class OutOfMemoryError extends Error {
   }
 }
 
+/** An allocation past the budget set by withHeapBudget (a model bigger than its file's weights, say). */
+export class HeapBudgetError extends Error {
+  constructor(readonly bytes: number, readonly budget: number) {
+    super(`tslm heap: cannot allocate ${bytes} bytes: over the budget of ${budget} bytes set for this operation`);
+    this.name = 'HeapBudgetError';
+  }
+}
+
 /** Views over the heap, refreshed whenever the memory grows. Reference kernels read these. */
 export const H = {
   memory: new WebAssembly.Memory({ initial: 256, maximum: MAX_PAGES, shared: true }),
@@ -52,6 +60,26 @@ const bins: Set<number>[] = Array.from({ length: 33 }, () => new Set<number>());
 let top = HEAP_BASE;
 let inUse = 0;
 let peak = 0;
+/** inUse may not exceed this (withHeapBudget); Infinity when no budget is set. */
+let budgetLimit = Infinity;
+let budgetBytes = Infinity;
+
+/**
+ * Run fn with at most `bytes` more bytes allocatable: an allocation past that throws
+ * HeapBudgetError before the heap grows. Loaders build a model under the budget its file's
+ * weights justify, so a config that describes a far larger model is refused before gigabytes are
+ * reserved.
+ */
+export function withHeapBudget<T>(bytes: number, fn: () => T): T {
+  const saved = [budgetLimit, budgetBytes];
+  budgetLimit = Math.min(budgetLimit, inUse + bytes);
+  budgetBytes = bytes;
+  try {
+    return fn();
+  } finally {
+    [budgetLimit, budgetBytes] = saved;
+  }
+}
 
 // Sizes are below MAX_ALLOC < 2^32 (alloc refuses larger ones first), so the bin is in [0, 31].
 const binOf = (size: number): number => 31 - Math.clz32(size);
@@ -135,6 +163,7 @@ export function alloc(bytes: number): number {
   if (!Number.isSafeInteger(bytes) || bytes < 0) throw new RangeError(`tslm heap: cannot allocate ${bytes} bytes: the size must be a non-negative integer`);
   if (bytes > MAX_ALLOC - ALIGN) throw new OutOfMemoryError(bytes, inUse, `of which ${MAX_ALLOC} at most can hold tensors`);
   const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+  if (inUse + size > budgetLimit) throw new HeapBudgetError(bytes, budgetBytes);
   const hit = cached.get(size);
   if (hit !== undefined && hit.length > 0) {
     const p = hit.pop()!;

@@ -4,9 +4,8 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Tensor } from '../tensor/tensor.js';
-import { createModel, LlamaForCausalLM } from '../models/index.js';
+import { LlamaForCausalLM } from '../models/index.js';
 import type { CausalLM } from '../models/index.js';
-import { withoutInit } from '../nn/module.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { loadTokenizer } from '../tokenizers/load.js';
 import { Llama2cTokenizer } from '../tokenizers/llama2c.js';
@@ -19,6 +18,7 @@ import type { RawTensor } from './dtypes.js';
 import { IoError } from './errors.js';
 import { isSequenceClassificationConfig } from './families.js';
 import { checkFiniteTensors } from './finite.js';
+import { buildModelForWeights } from './build_model.js';
 import type { FiniteOptions } from './finite.js';
 
 /** The weights file of an HF directory, for messages. */
@@ -99,7 +99,8 @@ export async function loadModel(p: string, opts: { tokenizer?: string } & Finite
   // NaN or ±Inf in a weight: refused (naming the tensor) before the model is built, unless allowed.
   checkFiniteTensors(tensors, format === 'hf' ? weightsFileOf(p) : p, opts);
   // Every parameter comes from the file (loadStateDict is strict): no random initialisation.
-  const model = withoutInit(() => createModel(config, format === 'hf' ? path.join(p, 'config.json') : p));
+  // Built within the heap the weights justify: a config describing a far larger model is refused first.
+  const model = buildModelForWeights(config, format === 'hf' ? path.join(p, 'config.json') : p, format === 'hf' ? weightsFileOf(p) : p, tensors);
   try {
     loadWeights(model, tensors, p);
   } catch (e) {
