@@ -49,16 +49,16 @@ function scan(text: string, maxDepth: number, topKeys: Set<string> | null): (Sca
   const ws = () => { while (i < n && isWs(text.charCodeAt(i))) i++; };
   // A string starting at i (a quote); returns the position after it or an error.
   const str = (): ScanError | null => {
-    i++;
+    const open = i++;
     for (;;) {
-      if (i >= n) return { pos: i, what: 'unterminated string' };
+      if (i >= n) return { pos: open, what: 'unterminated string starting' };
       const c = text.charCodeAt(i);
       if (c === 34) { i++; return null; }
       if (c < 0x20) return { pos: i, what: 'control character in a string' };
       if (c === 92) {
         const e = text.charCodeAt(i + 1);
         if (e === 117) {
-          for (let k = 2; k < 6; k++) if (!isHex(text.charCodeAt(i + k))) return { pos: i, what: 'invalid \\u escape in a string' };
+          for (let k = 2; k < 6; k++) if (!isHex(text.charCodeAt(i + k))) return { pos: i + 1, what: 'invalid \\u escape in a string' };
           i += 6;
         } else if (e === 34 || e === 92 || e === 47 || e === 98 || e === 102 || e === 110 || e === 114 || e === 116) i += 2;
         else return { pos: i, what: 'invalid escape in a string' };
@@ -71,16 +71,16 @@ function scan(text: string, maxDepth: number, topKeys: Set<string> | null): (Sca
     if (text.charCodeAt(i) === 48) i++;
     else if (isDigit(text.charCodeAt(i))) { while (isDigit(text.charCodeAt(i))) i++; } else return { pos: start, what: 'invalid number' };
     if (text.charCodeAt(i) === 46) {
+      if (!isDigit(text.charCodeAt(i + 1))) return { pos: i, what: 'invalid number (a digit must follow the point)' };
       i++;
-      if (!isDigit(text.charCodeAt(i))) return { pos: start, what: 'invalid number' };
       while (isDigit(text.charCodeAt(i))) i++;
     }
     const e = text.charCodeAt(i);
     if (e === 101 || e === 69) {
-      i++;
+      const at = i++;
       const s = text.charCodeAt(i);
       if (s === 43 || s === 45) i++;
-      if (!isDigit(text.charCodeAt(i))) return { pos: start, what: 'invalid number' };
+      if (!isDigit(text.charCodeAt(i))) return { pos: at, what: 'invalid number (a digit must follow the exponent)' };
       while (isDigit(text.charCodeAt(i))) i++;
     }
     return null;
