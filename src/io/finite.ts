@@ -69,9 +69,12 @@ export function firstNonFinite(t: RawTensor): { index: number; value: number } |
       return null;
     }
     case 'F64': {
+      // Also a finite value beyond f32's range: it becomes ±Inf when the weights are converted.
       const n = d.length >>> 3;
+      const dv = new DataView(d.buffer, d.byteOffset, d.byteLength);
       for (let i = 0; i < n; i++) {
-        if ((d[8 * i + 7] & 0x7f) === 0x7f && (d[8 * i + 6] & 0xf0) === 0xf0) return { index: i, value: new DataView(d.buffer, d.byteOffset).getFloat64(8 * i, true) };
+        const x = dv.getFloat64(8 * i, true);
+        if (!Number.isFinite(Math.fround(x))) return { index: i, value: Math.fround(x) };
       }
       return null;
     }

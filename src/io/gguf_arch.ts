@@ -163,10 +163,10 @@ export function mdInt(f: GgufFile, key: string, dflt?: number): number {
   }
   if (!INT_TYPES.includes(v.type)) throw new ConfigFieldError(f.file, key, `must be an integer, got type ${v.type}`);
   const n = Number(v.value);
-  if (!(n > 0) || !Number.isSafeInteger(n)) throw new ConfigFieldError(f.file, key, `must be a positive integer, got ${n}`);
+  if (!(n > 0)) throw new ConfigFieldError(f.file, key, `must be a positive integer, got ${String(v.value)}`);
   // Sane limits before anything loops or allocates on them (block_count 1e9 must not build a 1e9-layer config).
   const max = GGUF_INT_LIMITS[key.slice(key.indexOf('.') + 1)] ?? GGUF_INT_LIMIT;
-  if (n > max) throw new ConfigFieldError(f.file, key, `${n} is more than the limit of ${max}`);
+  if (n > max) throw new ConfigFieldError(f.file, key, `${String(v.value)} is more than the limit of ${max}`);
   return n;
 }
 
