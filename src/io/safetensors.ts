@@ -180,7 +180,8 @@ export class ShardedSafetensors {
   }
   async readAll(): Promise<RawTensor[]> {
     const out: RawTensor[] = [];
-    for (const f of this.shards.values()) out.push(...(await f.readAll()));
+    // No push(...list): a shard may hold more tensors than a call takes arguments.
+    for (const f of this.shards.values()) for (const t of await f.readAll()) out.push(t);
     return out;
   }
   /** Metadata of the first shard (transformers writes {"format": "pt"} in each). */
