@@ -24,6 +24,8 @@ import { SafetensorsFile, writeSafetensors } from './safetensors.js';
 import { ConfigFieldError, IoError, MissingTensorError, TensorError, UnexpectedTensorError } from './errors.js';
 import { float32Values, fromFloat32 } from './dtypes.js';
 import { checkFiniteTensors } from './finite.js';
+import { brief } from './json.js';
+import { overLimit } from '../models/config.js';
 import type { FiniteOptions } from './finite.js';
 import type { RawTensor } from './dtypes.js';
 
@@ -89,7 +91,10 @@ export interface LoadedMedusaHeads {
 function intField(config: Record<string, unknown>, field: string, file: string, min: number): number {
   const v = config[field];
   if (v === undefined) throw new ConfigFieldError(file, field, 'missing (a Medusa heads config.json has medusa_num_heads and medusa_num_layers)');
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new ConfigFieldError(file, field, `expected an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new ConfigFieldError(file, field, `expected an integer ≥ ${min}, got ${brief(v)}`);
+  // Before the per-head lists are built: medusa_num_heads 1e9 must not loop a billion times.
+  const max = overLimit(field, v);
+  if (max !== null) throw new ConfigFieldError(file, field, `${v} is more than the limit of ${max}`);
   return v;
 }
 

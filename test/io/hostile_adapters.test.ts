@@ -10,7 +10,7 @@ import path from 'node:path';
 import { init, shutdown } from '../../src/backend/index.js';
 import * as T from '../../src/tensor/ops.js';
 import { Generator } from '../../src/tensor/random.js';
-import { NonFiniteWeightError, firstNonFinite, toFloat32, parseSafetensorsBytes, serializeSafetensors, readSafetensors } from '../../src/io/index.js';
+import { IoError, NonFiniteWeightError, firstNonFinite, toFloat32, parseSafetensorsBytes, serializeSafetensors, readSafetensors } from '../../src/io/index.js';
 import type { RawDType, RawTensor } from '../../src/io/index.js';
 import { createModel } from '../../src/models/index.js';
 import { loadAdapter } from '../../src/lora/peft.js';
@@ -129,4 +129,20 @@ test('Medusa heads: a NaN weight is named (not reported as layers that differ)',
   const f = path.join(dir, 'medusa_lm_head.safetensors');
   poisonFile(f, '1.1.linear.weight', 12, NaN);
   await rejectsWith(loadMedusaHeads(dir), { cls: NonFiniteWeightError, file: 'medusa_lm_head.safetensors', names: ["tensor '1.1.linear.weight'", 'at index 12'] });
+});
+
+test('Medusa config.json: medusa_num_heads / medusa_num_layers beyond the limits are refused by field, at once', async (t) => {
+  const dir = tempDir(t);
+  const g = new Generator(4);
+  const heads = new MedusaHeads({ medusa_num_heads: 1, medusa_num_layers: 1, hidden_size: 4, vocab_size: 5 }, { lmHead: T.tensor(Float32Array.from({ length: 20 }, () => g.uniform()), [5, 4]) });
+  await saveMedusaHeads(heads, dir);
+  heads.dispose();
+  const cfgFile = path.join(dir, 'config.json');
+  const cfg = JSON.parse(readFileSync(cfgFile, 'utf8'));
+  for (const [field, v] of [['medusa_num_heads', 1e9], ['medusa_num_layers', 2 ** 31]] as const) {
+    writeFileSync(cfgFile, JSON.stringify({ ...cfg, [field]: v }));
+    const t0 = performance.now();
+    await rejectsWith(loadMedusaHeads(dir), { cls: IoError, file: 'config.json', names: [field, /more than the limit of 256/] });
+    assert.ok(performance.now() - t0 < 1000);
+  }
 });
