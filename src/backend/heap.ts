@@ -7,11 +7,23 @@ const PAGE = 65536;
 export const HEAP_BASE = 1 << 20;
 const ALIGN = 64;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
+/** Bytes the wasm32 memory can hold at most (4 GiB). */
+export const HEAP_LIMIT = MAX_PAGES * PAGE;
+/** The largest single block the heap could ever hand out (everything above the static data). */
+export const MAX_ALLOC = HEAP_LIMIT - HEAP_BASE;
 
 export class OutOfMemoryError extends Error {
-  constructor(bytes: number, inUse: number) {
-    super(`tslm heap: cannot allocate ${bytes} bytes (${inUse} bytes in use; wasm32 memory is limited to 4 GiB)`);
+  constructor(readonly bytes: number, readonly inUse: number, why = '') {
+    super(`tslm heap: cannot allocate ${bytes} bytes: the wasm heap is limited to ${HEAP_LIMIT} bytes (4 GiB)${why ? `, ${why}` : ''} (${inUse} bytes in use)`);
     this.name = 'OutOfMemoryError';
+  }
+}
+
+/** An allocation past the budget set by withHeapBudget (a model bigger than its file's weights, say). */
+export class HeapBudgetError extends Error {
+  constructor(readonly bytes: number, readonly budget: number) {
+    super(`tslm heap: cannot allocate ${bytes} bytes: over the budget of ${budget} bytes set for this operation`);
+    this.name = 'HeapBudgetError';
   }
 }
 
@@ -48,7 +60,28 @@ const bins: Set<number>[] = Array.from({ length: 33 }, () => new Set<number>());
 let top = HEAP_BASE;
 let inUse = 0;
 let peak = 0;
+/** inUse may not exceed this (withHeapBudget); Infinity when no budget is set. */
+let budgetLimit = Infinity;
+let budgetBytes = Infinity;
 
+/**
+ * Run fn with at most `bytes` more bytes allocatable: an allocation past that throws
+ * HeapBudgetError before the heap grows. Loaders build a model under the budget its file's
+ * weights justify, so a config that describes a far larger model is refused before gigabytes are
+ * reserved.
+ */
+export function withHeapBudget<T>(bytes: number, fn: () => T): T {
+  const saved = [budgetLimit, budgetBytes];
+  budgetLimit = Math.min(budgetLimit, inUse + bytes);
+  budgetBytes = bytes;
+  try {
+    return fn();
+  } finally {
+    [budgetLimit, budgetBytes] = saved;
+  }
+}
+
+// Sizes are below MAX_ALLOC < 2^32 (alloc refuses larger ones first), so the bin is in [0, 31].
 const binOf = (size: number): number => 31 - Math.clz32(size);
 
 function addFree(start: number, size: number): void {
@@ -91,8 +124,13 @@ function growTo(end: number, bytes: number): void {
   const cur = H.memory.buffer.byteLength / PAGE;
   // Grow by at least 1/8 of the current size to amortise.
   const grow = Math.min(MAX_PAGES - cur, Math.max(need, Math.ceil(cur / 8)));
-  if (grow < need) throw new OutOfMemoryError(bytes, inUse);
-  H.memory.grow(grow);
+  if (grow < need) throw new OutOfMemoryError(bytes, inUse, `and the heap cannot grow by ${need * PAGE} more bytes`);
+  try {
+    H.memory.grow(grow);
+  } catch (e) {
+    // The engine or the system refused the pages (a RangeError): the same condition, said plainly.
+    try { H.memory.grow(need); } catch { throw new OutOfMemoryError(bytes, inUse, `and growing it by ${need * PAGE} bytes failed (${(e as Error).message})`); }
+  }
   refreshViews();
 }
 
@@ -122,7 +160,10 @@ function flushCache(): void {
 }
 
 export function alloc(bytes: number): number {
+  if (!Number.isSafeInteger(bytes) || bytes < 0) throw new RangeError(`tslm heap: cannot allocate ${bytes} bytes: the size must be a non-negative integer`);
+  if (bytes > MAX_ALLOC - ALIGN) throw new OutOfMemoryError(bytes, inUse, `of which ${MAX_ALLOC} at most can hold tensors`);
   const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+  if (inUse + size > budgetLimit) throw new HeapBudgetError(bytes, budgetBytes);
   const hit = cached.get(size);
   if (hit !== undefined && hit.length > 0) {
     const p = hit.pop()!;

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 interface Command { usage: string; run(args: string[]): Promise<number> }
 
 import { UsageError } from './args.js';
+import { setAllowNonFinite } from '../io/finite.js';
 
 export { UsageError };
 
@@ -32,7 +33,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 
 async function usage(): Promise<string> {
   const parts = await Promise.all(Object.values(COMMANDS).map(async (load) => (await load()).usage));
-  return `tslm — language models in TypeScript\n\nUsage:\n${parts.map((u) => '  ' + u.replace(/\n/g, '\n  ')).join('\n')}\n  tslm version\n  tslm help\n`;
+  return `tslm — language models in TypeScript\n\nUsage:\n${parts.map((u) => '  ' + u.replace(/\n/g, '\n  ')).join('\n')}\n  tslm version\n  tslm help\n\nEvery command that loads a model also takes --allow-nonfinite (load weights holding NaN or Inf).\n`;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -52,6 +53,8 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const mod = await load();
+  // --allow-nonfinite, for every command that loads a model: weights holding NaN/Inf load instead of being refused.
+  while (rest.includes('--allow-nonfinite')) { setAllowNonFinite(true); rest.splice(rest.indexOf('--allow-nonfinite'), 1); }
   if (rest.includes('--help') || rest[0] === '-h') {
     console.log(`Usage:\n  ${mod.usage.replace(/\n/g, '\n  ')}`);
     return 0;

@@ -2,7 +2,8 @@
 // The bounds-checked reader itself is Node-free, in reader.ts.
 import { open, rename, rm, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { TruncatedError } from './errors.js';
+import type { Stats } from 'node:fs';
+import { FormatError, IoError, TruncatedError } from './errors.js';
 import { NeedMoreBytes } from './reader.js';
 
 export { NeedMoreBytes, ByteReader } from './reader.js';
@@ -31,6 +32,47 @@ export async function readExactly(fh: FileHandle, into: Uint8Array, position: nu
     const { bytesRead } = await fh.read(into, done, into.length - done, position + done);
     if (bytesRead === 0) throw new TruncatedError(file, what, position, into.length, Math.min(fileSize, position + done));
     done += bytesRead;
+  }
+}
+
+/** An fs error as an IoError naming the file and the cause (the code, not Node's message, which repeats the path). */
+export function fsError(file: string, e: unknown): IoError {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return new IoError(file, 'does not exist');
+  if (code === 'EISDIR') return new IoError(file, 'is a directory, expected a file');
+  if (code === 'EACCES' || code === 'EPERM') return new IoError(file, 'cannot be read (permission denied)');
+  if (code === 'ELOOP') return new IoError(file, 'cannot be read (too many levels of symbolic links)');
+  return new IoError(file, `cannot be read (${code ?? 'I/O error'})`);
+}
+
+/** Throw unless `st` (of `file`, symlinks followed) is a regular file of at most maxBytes. */
+export function checkRegularFile(file: string, st: Stats, maxBytes: number, field: string): void {
+  if (st.isDirectory()) throw new IoError(file, 'is a directory, expected a file');
+  if (!st.isFile()) throw new IoError(file, 'is not a regular file (a device, FIFO or socket?)');
+  if (st.size > maxBytes) throw new FormatError(file, field, `the file is ${st.size} bytes, more than the ${maxBytes}-byte limit for this file`);
+}
+
+/**
+ * Open a file the user named for reading: a directory, a device, FIFO or socket (also through a
+ * symlink) is an IoError before anything is opened (opening a FIFO would block), as is a missing
+ * or unreadable file. Returns the handle and the size.
+ */
+export async function openRegularFile(file: string): Promise<{ fh: FileHandle; size: number }> {
+  let fh: FileHandle;
+  try {
+    checkRegularFile(file, await stat(file), Number.MAX_SAFE_INTEGER, 'file');
+    fh = await open(file, 'r');
+  } catch (e) {
+    if (e instanceof IoError) throw e;
+    throw fsError(file, e);
+  }
+  try {
+    const st = await fh.stat();
+    checkRegularFile(file, st, Number.MAX_SAFE_INTEGER, 'file');
+    return { fh, size: st.size };
+  } catch (e) {
+    await fh.close();
+    throw e;
   }
 }
 

@@ -1,6 +1,8 @@
 // Raw tensors (bytes + dtype + shape) and exact conversions to and from Float32Array:
 // f16 and bf16 with round-to-nearest-even, Q8_0 exactly as ggml's quantize_row_q8_0_ref.
 import { MissingTensorError, TensorError, UnexpectedTensorError, UnsupportedDTypeError } from './errors.js';
+import { checkFiniteTensors } from './finite.js';
+import type { FiniteOptions } from './finite.js';
 
 /** Element types a checkpoint can hold. Q8_0 is ggml's block type: 32 int8 + one f16 scale. */
 export type RawDType =
@@ -216,8 +218,13 @@ export function float32Values(t: RawTensor, file = '<memory>'): Float32Array {
   return toFloat32(t, file);
 }
 
-/** A name → f32 values map of raw tensors for Module.loadStateDict (host memory, views where possible). */
-export function f32StateDict(tensors: readonly RawTensor[], file = '<memory>'): Record<string, { shape: number[]; data: Float32Array }> {
+/**
+ * A name → f32 values map of raw tensors for Module.loadStateDict (host memory, views where
+ * possible). Weights holding NaN or ±Inf are refused (a NonFiniteWeightError naming the tensor and
+ * the first bad element) unless allowNonFinite (or setAllowNonFinite) says otherwise.
+ */
+export function f32StateDict(tensors: readonly RawTensor[], file = '<memory>', opts: FiniteOptions = {}): Record<string, { shape: number[]; data: Float32Array }> {
+  checkFiniteTensors(tensors, file, opts);
   const sd: Record<string, { shape: number[]; data: Float32Array }> = {};
   for (const t of tensors) sd[t.name] = { shape: [...t.shape], data: float32Values(t, file) };
   return sd;

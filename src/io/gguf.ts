@@ -7,9 +7,8 @@
 // ne[0] is the fastest-varying dimension, so a row-major (PyTorch) shape is ne reversed:
 // an HF Linear weight [out, in] is stored with ne = [in, out]. RawTensor.shape here is always
 // row-major; the reader and writer reverse.
-import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { ByteReader, parsePrefix, readExactly, writeAll, writeAtomic } from './bytes.js';
+import { ByteReader, openRegularFile, parsePrefix, readExactly, writeAll, writeAtomic } from './bytes.js';
 import { FormatError, TensorError, TruncatedError, UnsupportedDTypeError } from './errors.js';
 import { byteSizeOrError, checkRawTensor } from './dtypes.js';
 import type { RawDType, RawTensor } from './dtypes.js';
@@ -178,10 +177,8 @@ function readValue(r: ByteReader, type: GgufType, field: string, depth = 0): Ggu
 export function parseGgufHeader(prefix: Uint8Array, fileSize: number, file: string): GgufHeader {
   const r = new ByteReader(prefix, file, fileSize);
   const magic = r.u32('magic');
-  if (magic !== GGUF_MAGIC) {
-    const got = Array.from(prefix.subarray(0, 4), (b) => (b >= 32 && b < 127 ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`)).join('');
-    throw new FormatError(file, 'magic', `expected "GGUF", got "${got}"`);
-  }
+  // The bytes found are not quoted: they may be anything (a symlink's target's first bytes).
+  if (magic !== GGUF_MAGIC) throw new FormatError(file, 'magic', `expected "GGUF": this is not a GGUF file${(magic & 0xffffff00) === 0x46554700 || magic === 0x47475546 ? ' (a big-endian or damaged GGUF?)' : ''}`);
   const version = r.u32('version');
   if (version !== 2 && version !== 3) {
     const hint = version === 1 ? ' (GGUF v1 is not supported)' : (version & 0xffff) === 0 ? ' (a big-endian file?)' : '';
@@ -248,9 +245,8 @@ export class GgufFile {
   }
 
   static async open(path: string): Promise<GgufFile> {
-    const fh = await open(path, 'r');
+    const { fh, size } = await openRegularFile(path);
     try {
-      const size = (await fh.stat()).size;
       const header = await parsePrefix(fh, size, (p) => parseGgufHeader(p, size, path), 4 << 20);
       return new GgufFile(path, header, fh, null);
     } catch (e) {

@@ -146,6 +146,14 @@ export function readGgufTokenizer(f: GgufFile): GgufTokenizer | null {
 
 const INT_TYPES = ['u8', 'i8', 'u16', 'i16', 'u32', 'i32', 'u64', 'i64'];
 
+/** Limits of the integer metadata keys (after `{arch}.`); others are limited to GGUF_INT_LIMIT. */
+const GGUF_INT_LIMITS: Record<string, number> = {
+  block_count: 4096, expert_count: 4096, expert_used_count: 4096, embedding_length: 1 << 20, feed_forward_length: 1 << 20,
+  expert_feed_forward_length: 1 << 20, expert_shared_feed_forward_length: 1 << 20, 'attention.head_count': 1 << 16,
+  'attention.head_count_kv': 1 << 16, 'attention.key_length': 1 << 16, 'attention.value_length': 1 << 16,
+};
+const GGUF_INT_LIMIT = 1 << 24;
+
 /** A positive integer metadata value (`dflt` when absent; missing without a default is an error). */
 export function mdInt(f: GgufFile, key: string, dflt?: number): number {
   const v = f.metadata.get(key);
@@ -155,7 +163,10 @@ export function mdInt(f: GgufFile, key: string, dflt?: number): number {
   }
   if (!INT_TYPES.includes(v.type)) throw new ConfigFieldError(f.file, key, `must be an integer, got type ${v.type}`);
   const n = Number(v.value);
-  if (!(n > 0) || !Number.isSafeInteger(n)) throw new ConfigFieldError(f.file, key, `must be a positive integer, got ${n}`);
+  if (!(n > 0)) throw new ConfigFieldError(f.file, key, `must be a positive integer, got ${String(v.value)}`);
+  // Sane limits before anything loops or allocates on them (block_count 1e9 must not build a 1e9-layer config).
+  const max = GGUF_INT_LIMITS[key.slice(key.indexOf('.') + 1)] ?? GGUF_INT_LIMIT;
+  if (n > max) throw new ConfigFieldError(f.file, key, `${String(v.value)} is more than the limit of ${max}`);
   return n;
 }
 

@@ -8,6 +8,7 @@ import { ConfigFieldError, IoError } from './errors.js';
 import type { RawTensor } from './dtypes.js';
 import { SafetensorsFile, ShardedSafetensors, writeShardedSafetensors } from './safetensors.js';
 import { checkModelTensors } from './families.js';
+import { readJsonObjectFile } from './json_file.js';
 
 export type HfConfig = Record<string, unknown>;
 
@@ -23,13 +24,8 @@ async function exists(p: string): Promise<boolean> {
 }
 
 export async function readHfConfig(dir: string): Promise<HfConfig> {
-  const path = join(dir, 'config.json');
-  let text: string;
-  try { text = await readFile(path, 'utf8'); } catch (e) { throw new IoError(path, `cannot read: ${(e as Error).message}`); }
-  let json: unknown;
-  try { json = JSON.parse(text); } catch (e) { throw new ConfigFieldError(path, 'config', `is not valid JSON (${(e as Error).message})`); }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigFieldError(path, 'config', 'is not a JSON object');
-  return json as HfConfig;
+  // A regular file of bounded size; a syntax error names the line and column, never the text.
+  return readJsonObjectFile(join(dir, 'config.json'), 'config', { errorClass: ConfigFieldError });
 }
 
 /** Open the weights of an HF directory lazily (single file or sharded). Close when done. */

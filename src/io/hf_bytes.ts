@@ -1,15 +1,16 @@
 // A Hugging Face model from bytes in memory, Node-free (the browser entry point uses it): the
 // config.json object and the bytes of model.safetensors (fetched by a page, say) → a model with
 // its weights in f32, checked against the config as readHfDir checks a directory.
-import { createModel } from '../models/index.js';
-import { withoutInit } from '../nn/module.js';
 import type { CausalLM } from '../models/index.js';
 import { parseSafetensorsBytes } from './safetensors_bytes.js';
 import { checkModelTensors } from './families.js';
 import { f32StateDict } from './dtypes.js';
 import type { RawTensor } from './dtypes.js';
+import { checkFiniteTensors } from './finite.js';
+import { buildModelForWeights } from './build_model.js';
+import type { FiniteOptions } from './finite.js';
 
-export interface ModelFromBytesOptions {
+export interface ModelFromBytesOptions extends FiniteOptions {
   /** Names the weights in errors (default "model.safetensors"). */
   source?: string;
   /** Names the config in errors (default "config.json"). */
@@ -26,9 +27,10 @@ export function modelFromBytes(config: Record<string, unknown>, weights: Uint8Ar
   const tensors = weights instanceof Uint8Array ? parseSafetensorsBytes(weights, source).tensors : weights;
   const renamed = checkModelTensors(config, configSource, source, tensors);
   const named = renamed ? tensors.map((t) => ({ ...t, name: renamed.get(t.name) ?? t.name })) : tensors;
-  const model = withoutInit(() => createModel(config, configSource)); // every parameter is loaded (strict)
+  checkFiniteTensors(named, source, opts); // before the model is allocated
+  const model = buildModelForWeights(config, configSource, source, named); // every parameter is loaded (strict)
   try {
-    model.loadStateDict(f32StateDict(named, source), { source });
+    model.loadStateDict(f32StateDict(named, source, { allowNonFinite: true }), { source });
   } catch (e) {
     model.dispose();
     throw e;

@@ -16,6 +16,8 @@
 //   mamba.ts        Mamba config dims (MambaConfig defaults) + HF tensor names/shapes + checks
 //   moe.ts          mixtral / qwen2_moe config dims (HF defaults) + HF tensor names/shapes (expert by expert) + checks
 //   dtypes.ts       RawTensor, f16/bf16 (round to nearest even), Q8_0 (as ggml)
+//   finite.ts       non-finite weights (NaN, ±Inf) refused at load unless allowNonFinite
+//   json.ts         JSON parsed with bounded nesting, errors by line/column without the text (json_file.ts: files)
 //   errors.ts       error classes; messages start with the file and name the field or tensor
 //
 // q/k RoPE layout per format: HF safetensors = rotate-half; llama2.c and GGUF = interleaved
@@ -37,3 +39,6 @@ export * from './mamba.js';
 export * from './moe.js';
 export * from './model.js';
 export * from './medusa.js';
+export * from './finite.js';
+export * from './json.js';
+export * from './json_file.js';

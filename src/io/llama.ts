@@ -12,6 +12,8 @@
 // default (so any checkpoint becomes an HF checkpoint); pass qkLayout: 'interleaved' to keep the
 // file's own layout.
 import { ConfigFieldError, TensorError } from './errors.js';
+import { overLimit } from '../models/config.js';
+import { brief } from './json.js';
 import { checkTensorShapes } from './dtypes.js';
 import type { RawTensor } from './dtypes.js';
 
@@ -35,7 +37,9 @@ export interface LlamaDims {
 export function intField(cfg: Record<string, unknown>, key: string, file: string, dflt?: number): number {
   const v = cfg[key] ?? dflt;
   if (v === undefined) throw new ConfigFieldError(file, key, 'is missing');
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new ConfigFieldError(file, key, `must be a positive integer, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new ConfigFieldError(file, key, `must be a positive integer, got ${brief(v)}`);
+  const max = overLimit(key, v);
+  if (max !== null) throw new ConfigFieldError(file, key, `${v} is more than the limit of ${max}`);
   return v;
 }
 export function numField(cfg: Record<string, unknown>, key: string, file: string, dflt: number): number {

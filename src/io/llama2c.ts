@@ -13,15 +13,15 @@
 // w1 = gate_proj, w2 = down_proj, w3 = up_proj. q/k rows are in Meta's interleaved RoPE layout
 // (llama2.c's apply_rotary_emb pairs adjacent elements); export.py's hf_export applies
 // transformers' permute. RoPE theta 10000 and RMSNorm eps 1e-5 are fixed by run.c.
-import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { ByteReader, readExactly, writeAll, writeAtomic } from './bytes.js';
+import { ByteReader, openRegularFile, readExactly, writeAll, writeAtomic } from './bytes.js';
 import { ConfigFieldError, FormatError, MissingTensorError, TruncatedError, UnsupportedDTypeError } from './errors.js';
 import { elementCount, toFloat32 } from './dtypes.js';
 import type { RawTensor } from './dtypes.js';
 import { checkLlamaTensors, convertQKLayout, llamaDims } from './llama.js';
 import type { QKLayout } from './llama.js';
 import type { HfConfig } from './hf.js';
+import { overLimit } from '../models/config.js';
 
 export const LLAMA2C_MAGIC = 0x616b3432;
 export const LLAMA2C_V1_HEADER_BYTES = 256;
@@ -40,12 +40,21 @@ export interface Llama2cHeader {
   shared_classifier: boolean;
 }
 
+/** The HF config field of each header field (their limits are CONFIG_LIMITS'). */
+const HF_NAME = {
+  dim: 'hidden_size', hidden_dim: 'intermediate_size', n_layers: 'num_hidden_layers', n_heads: 'num_attention_heads',
+  n_kv_heads: 'num_key_value_heads', vocab_size: 'vocab_size', seq_len: 'max_position_embeddings',
+} as const;
+
 interface Slot { name: string; shape: number[]; offset: number }
 
 /** The tensors of a checkpoint in file order, with byte offsets; freq_cis for legacy. */
 function layout(h: Llama2cHeader, file: string): { slots: Slot[]; freq: Slot[]; end: number } {
   for (const k of ['dim', 'hidden_dim', 'n_layers', 'n_heads', 'n_kv_heads', 'vocab_size', 'seq_len'] as const) {
     if (!(h[k] > 0)) throw new ConfigFieldError(file, k, `must be positive, got ${h[k]}`);
+    // Sane limits first: the per-layer lists below must not be built for n_layers 5e7.
+    const max = overLimit(HF_NAME[k], h[k]);
+    if (max !== null) throw new ConfigFieldError(file, k, `${h[k]} is more than the limit of ${max} (the header is damaged or not a llama2.c checkpoint)`);
   }
   if (h.dim % h.n_heads !== 0) throw new ConfigFieldError(file, 'n_heads', `${h.n_heads} does not divide dim ${h.dim}`);
   if (h.n_heads % h.n_kv_heads !== 0) throw new ConfigFieldError(file, 'n_kv_heads', `${h.n_kv_heads} does not divide n_heads ${h.n_heads}`);
@@ -159,8 +168,9 @@ export async function readLlama2c(src: string | Uint8Array, opts: ReadLlama2cOpt
     let size: number;
     let readAt: (off: number, n: number, what: string) => Promise<Uint8Array>;
     if (typeof src === 'string') {
-      const h = (fh = await open(src, 'r'));
-      size = (await h.stat()).size;
+      const o = await openRegularFile(src);
+      const h = (fh = o.fh);
+      size = o.size;
       readAt = async (off, n, what) => {
         const b = new Uint8Array(n);
         await readExactly(h, b, off, what, size, file);
@@ -174,7 +184,7 @@ export async function readLlama2c(src: string | Uint8Array, opts: ReadLlama2cOpt
     const { slots, freq, end } = layout(header, file);
     if (size < end) {
       const bad = [...slots, ...freq].filter((s) => s.offset + elementCount(s.shape) * 4 > size).sort((a, b) => a.offset - b.offset)[0];
-      throw new TruncatedError(file, `tensor '${bad.name}'`, bad.offset, elementCount(bad.shape) * 4, size);
+      throw new TruncatedError(file, `tensor '${bad.name}' (the header declares ${describe(header)}: ${end} bytes in all)`, bad.offset, elementCount(bad.shape) * 4, size);
     }
     if (size > end) throw new FormatError(file, 'data', `${size - end} bytes after the last tensor: the header (${describe(header)}) does not match the file`);
     const tensors = new Map<string, RawTensor>();

@@ -23,6 +23,10 @@ import { readHfConfig, openHfWeights } from './hf.js';
 import { SafetensorsFile, writeSafetensors } from './safetensors.js';
 import { ConfigFieldError, IoError, MissingTensorError, TensorError, UnexpectedTensorError } from './errors.js';
 import { float32Values, fromFloat32 } from './dtypes.js';
+import { checkFiniteTensors } from './finite.js';
+import { brief } from './json.js';
+import { overLimit } from '../models/config.js';
+import type { FiniteOptions } from './finite.js';
 import type { RawTensor } from './dtypes.js';
 
 export const MEDUSA_HEADS_FILE = 'medusa_lm_head.safetensors';
@@ -87,7 +91,10 @@ export interface LoadedMedusaHeads {
 function intField(config: Record<string, unknown>, field: string, file: string, min: number): number {
   const v = config[field];
   if (v === undefined) throw new ConfigFieldError(file, field, 'missing (a Medusa heads config.json has medusa_num_heads and medusa_num_layers)');
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new ConfigFieldError(file, field, `expected an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new ConfigFieldError(file, field, `expected an integer ≥ ${min}, got ${brief(v)}`);
+  // Before the per-head lists are built: medusa_num_heads 1e9 must not loop a billion times.
+  const max = overLimit(field, v);
+  if (max !== null) throw new ConfigFieldError(file, field, `${v} is more than the limit of ${max}`);
   return v;
 }
 
@@ -97,7 +104,7 @@ function intField(config: Record<string, unknown>, field: string, file: string, 
  * copied. Everything else that can be wrong — a missing or extra tensor, a shape, layer copies
  * that differ — is an error naming the tensor.
  */
-export async function loadMedusaHeads(dir: string, opts: { base?: MedusaBaseSizes } = {}): Promise<LoadedMedusaHeads> {
+export async function loadMedusaHeads(dir: string, opts: { base?: MedusaBaseSizes } & FiniteOptions = {}): Promise<LoadedMedusaHeads> {
   if (!existsSync(dir)) throw new IoError(dir, 'no such directory (expected Medusa heads: config.json + medusa_lm_head.safetensors)');
   const cfgFile = path.join(dir, 'config.json');
   const config = await readHfConfig(dir);
@@ -159,7 +166,11 @@ export async function loadMedusaHeads(dir: string, opts: { base?: MedusaBaseSize
 
     const cfg: MedusaHeadsConfig = { medusa_num_heads: K, medusa_num_layers: L, hidden_size: D, vocab_size: V };
     checkMedusaConfig(cfg, cfgFile);
-    const values = async (n: string) => float32Values(await w.read(prefix + n), file);
+    const values = async (n: string) => {
+      const raw = await w.read(prefix + n);
+      checkFiniteTensors([raw], file, opts); // NaN or ±Inf: refused, naming the tensor and element
+      return float32Values(raw, file);
+    };
     const sd: Record<string, { shape: number[]; data: Float32Array }> = {};
     for (let i = 0; i < K; i++) {
       const n = medusaHeadTensorNames(i, L);

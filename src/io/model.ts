@@ -4,9 +4,8 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Tensor } from '../tensor/tensor.js';
-import { createModel, LlamaForCausalLM } from '../models/index.js';
+import { LlamaForCausalLM } from '../models/index.js';
 import type { CausalLM } from '../models/index.js';
-import { withoutInit } from '../nn/module.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { loadTokenizer } from '../tokenizers/load.js';
 import { Llama2cTokenizer } from '../tokenizers/llama2c.js';
@@ -18,6 +17,15 @@ import { fromFloat32, f32StateDict } from './dtypes.js';
 import type { RawTensor } from './dtypes.js';
 import { IoError } from './errors.js';
 import { isSequenceClassificationConfig } from './families.js';
+import { checkFiniteTensors } from './finite.js';
+import { buildModelForWeights } from './build_model.js';
+import type { FiniteOptions } from './finite.js';
+
+/** The weights file of an HF directory, for messages. */
+function weightsFileOf(dir: string): string {
+  const single = path.join(dir, 'model.safetensors');
+  return existsSync(single) ? single : path.join(dir, 'model.safetensors.index.json');
+}
 
 export type ModelFormat = 'hf' | 'llama2c' | 'gguf';
 
@@ -42,10 +50,10 @@ export function detectModelFormat(p: string): ModelFormat {
   return 'llama2c';
 }
 
-/** Turn raw (any dtype) HF-named tensors into f32 model weights. */
+/** Turn raw (any dtype) HF-named tensors into f32 model weights (already checked for non-finite values). */
 function loadWeights(model: CausalLM, tensors: RawTensor[], source: string): void {
   // A tied model has no lm_head; an untied checkpoint of a tied config is an error (strict).
-  model.loadStateDict(f32StateDict(tensors, source), { source });
+  model.loadStateDict(f32StateDict(tensors, source, { allowNonFinite: true }), { source });
 }
 
 function ggufTokenizer(t: GgufTokenizer | null): Tokenizer | null {
@@ -60,7 +68,7 @@ function ggufTokenizer(t: GgufTokenizer | null): Tokenizer | null {
  * tokenizer is tokenizer.json or tokenizer.model inside it; for llama2.c a tokenizer.bin beside
  * the checkpoint; for GGUF its embedded SentencePiece vocabulary.
  */
-export async function loadModel(p: string, opts: { tokenizer?: string } = {}): Promise<LoadedModel> {
+export async function loadModel(p: string, opts: { tokenizer?: string } & FiniteOptions = {}): Promise<LoadedModel> {
   const format = detectModelFormat(p);
   let config: Record<string, unknown>, tensors: RawTensor[], tok: Tokenizer | null = null;
   if (format === 'hf') {
@@ -88,8 +96,11 @@ export async function loadModel(p: string, opts: { tokenizer?: string } = {}): P
     if (!opts.tokenizer) tok = ggufTokenizer(ck.tokenizer);
   }
   if (opts.tokenizer) tok = loadTokenizer(opts.tokenizer);
+  // NaN or ±Inf in a weight: refused (naming the tensor) before the model is built, unless allowed.
+  checkFiniteTensors(tensors, format === 'hf' ? weightsFileOf(p) : p, opts);
   // Every parameter comes from the file (loadStateDict is strict): no random initialisation.
-  const model = withoutInit(() => createModel(config, format === 'hf' ? path.join(p, 'config.json') : p));
+  // Built within the heap the weights justify: a config describing a far larger model is refused first.
+  const model = buildModelForWeights(config, format === 'hf' ? path.join(p, 'config.json') : p, format === 'hf' ? weightsFileOf(p) : p, tensors);
   try {
     loadWeights(model, tensors, p);
   } catch (e) {

@@ -22,7 +22,8 @@
 import { ConfigFieldError, UnexpectedTensorError } from './errors.js';
 import { checkTensorShapes } from './dtypes.js';
 import type { RawTensor } from './dtypes.js';
-import { llamaDims, llamaTensorShapes } from './llama.js';
+import { brief } from './json.js';
+import { intField, llamaDims, llamaTensorShapes } from './llama.js';
 import type { LlamaDims } from './llama.js';
 
 export type MoeModelType = 'mixtral' | 'qwen2_moe';
@@ -70,9 +71,7 @@ function withDefaults(cfg: Record<string, unknown>, type: MoeModelType): Record<
 }
 
 function posInt(cfg: Record<string, unknown>, key: string, file: string): number {
-  const v = cfg[key];
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new ConfigFieldError(file, key, `must be a positive integer, got ${JSON.stringify(v)}`);
-  return v;
+  return intField(cfg, key, file);
 }
 function bool(cfg: Record<string, unknown>, key: string, file: string): boolean {
   const v = cfg[key];
@@ -107,9 +106,10 @@ export function moeDims(cfg: Record<string, unknown>, file = 'config.json'): Moe
     const step = posInt(c, 'decoder_sparse_step', file);
     const only = c.mlp_only_layers;
     if (!Array.isArray(only) || only.some((i) => !Number.isSafeInteger(i) || i < 0 || i >= d.layers)) {
-      throw new ConfigFieldError(file, 'mlp_only_layers', `must be a list of layer indices in [0, ${d.layers}), got ${JSON.stringify(only)}`);
+      throw new ConfigFieldError(file, 'mlp_only_layers', `must be a list of layer indices in [0, ${d.layers}), got ${brief(only)}`);
     }
-    for (let i = 0; i < d.layers; i++) sparse[i] = !only.includes(i) && (i + 1) % step === 0;
+    const dense = new Set(only as number[]);
+    for (let i = 0; i < d.layers; i++) sparse[i] = !dense.has(i) && (i + 1) % step === 0;
     if (bool(c, 'use_sliding_window', file)) slidingWindow = posInt(c, 'sliding_window', file);
   }
   return { ...d, modelType: type, experts, expertsPerTok, expertIntermediate, sharedIntermediate, normTopkProb, sparse, qkvBias, slidingWindow };

@@ -7,10 +7,11 @@
 //
 // This file holds what needs Node.js (files, sharded checkpoints); parsing and serializing bytes
 // in memory is in safetensors_bytes.ts (Node-free, used by the browser entry point), re-exported here.
-import { open, readFile, mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { parsePrefix, readExactly, writeAll, writeAtomic, tmpPathFor } from './bytes.js';
+import { readJsonObjectFile } from './json_file.js';
+import { openRegularFile, parsePrefix, readExactly, writeAll, writeAtomic, tmpPathFor } from './bytes.js';
 import { FormatError, IoError, MissingTensorError, TruncatedError, UnexpectedTensorError } from './errors.js';
 import type { RawTensor } from './dtypes.js';
 import { checkForWrite, headerBytes, parseSafetensorsBufferHeader, parseSafetensorsHeader } from './safetensors_bytes.js';
@@ -37,9 +38,8 @@ export class SafetensorsFile {
   }
 
   static async open(path: string): Promise<SafetensorsFile> {
-    const fh = await open(path, 'r');
+    const { fh, size } = await openRegularFile(path);
     try {
-      const size = (await fh.stat()).size;
       const header = await readHeaderFrom(fh, size, path);
       return new SafetensorsFile(path, header, fh, null);
     } catch (e) {
@@ -121,11 +121,7 @@ export interface ShardIndex {
 }
 
 export async function readShardIndex(indexPath: string): Promise<ShardIndex> {
-  let text: string;
-  try { text = await readFile(indexPath, 'utf8'); } catch (e) { throw new IoError(indexPath, `cannot read: ${(e as Error).message}`); }
-  let json: unknown;
-  try { json = JSON.parse(text); } catch (e) { throw new FormatError(indexPath, 'index', `is not valid JSON (${(e as Error).message})`); }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new FormatError(indexPath, 'index', 'is not a JSON object');
+  const json = await readJsonObjectFile(indexPath, 'index');
   const wm = (json as Record<string, unknown>).weight_map;
   if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) throw new FormatError(indexPath, 'weight_map', 'is missing or not an object');
   for (const [name, shard] of Object.entries(wm)) {
@@ -150,7 +146,7 @@ export class ShardedSafetensors {
         const p = join(dir, shard);
         let f: SafetensorsFile;
         try { f = await SafetensorsFile.open(p); } catch (e) {
-          if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new IoError(indexPath, `shard '${shard}' named in weight_map does not exist`);
+          if (e instanceof IoError && e.message === `${p}: does not exist`) throw new IoError(indexPath, `shard '${shard}' named in weight_map does not exist`);
           throw e;
         }
         shards.set(shard, f);
@@ -184,7 +180,8 @@ export class ShardedSafetensors {
   }
   async readAll(): Promise<RawTensor[]> {
     const out: RawTensor[] = [];
-    for (const f of this.shards.values()) out.push(...(await f.readAll()));
+    // No push(...list): a shard may hold more tensors than a call takes arguments.
+    for (const f of this.shards.values()) for (const t of await f.readAll()) out.push(t);
     return out;
   }
   /** Metadata of the first shard (transformers writes {"format": "pt"} in each). */

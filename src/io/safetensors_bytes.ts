@@ -3,6 +3,7 @@
 // sharded-checkpoint readers and writers are in safetensors.ts, which re-exports all of this.
 import { NeedMoreBytes } from './reader.js';
 import { ConfigFieldError, FormatError, TensorError, TruncatedError, UnsupportedDTypeError } from './errors.js';
+import { brief, parseJsonObject } from './json.js';
 import { byteSizeOrError, checkRawTensor, isDType } from './dtypes.js';
 import type { RawDType, RawTensor } from './dtypes.js';
 
@@ -53,14 +54,10 @@ export function parseSafetensorsHeader(prefix: Uint8Array, fileSize: number, fil
   } catch {
     throw new FormatError(file, 'header', 'is not valid UTF-8');
   }
-  if (!text.startsWith('{')) throw new FormatError(file, 'header', `must be a JSON object starting with '{', got ${JSON.stringify(text.slice(0, 16))}`);
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new FormatError(file, 'header', `is not valid JSON (${(e as Error).message})`);
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new FormatError(file, 'header', 'is not a JSON object');
+  if (!text.startsWith('{')) throw new FormatError(file, 'header', "must be a JSON object starting with '{'");
+  // Syntax errors by line/column (never the text), bounded nesting, and a tensor named twice is an
+  // error (JSON.parse alone would keep the last entry silently).
+  const json = parseJsonObject(text, file, 'header', { uniqueTopLevelKeys: true, maxDepth: 8 });
   const dataLen = fileSize - 8 - n;
   let metadata: Record<string, string> | null = null;
   const entries: SafetensorsEntry[] = [];
@@ -68,7 +65,7 @@ export function parseSafetensorsHeader(prefix: Uint8Array, fileSize: number, fil
     if (name === '__metadata__') {
       if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new FormatError(file, '__metadata__', 'must be an object of strings');
       for (const [k, s] of Object.entries(v)) {
-        if (typeof s !== 'string') throw new FormatError(file, `__metadata__.${k}`, `must be a string, got ${JSON.stringify(s)}`);
+        if (typeof s !== 'string') throw new FormatError(file, `__metadata__.${k}`, `must be a string, got ${brief(s)}`);
       }
       metadata = { ...(v as Record<string, string>) };
       continue;
@@ -76,9 +73,9 @@ export function parseSafetensorsHeader(prefix: Uint8Array, fileSize: number, fil
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TensorError(file, name, 'header entry is not an object');
     const { dtype, shape, data_offsets: off } = v as Record<string, unknown>;
     if (typeof dtype !== 'string') throw new TensorError(file, name, 'dtype is missing or not a string');
-    if (!isDType(dtype) || !DTYPE_RANK.has(dtype)) throw new UnsupportedDTypeError(file, name, JSON.stringify(dtype));
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new TensorError(file, name, `shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new TensorError(file, name, `data_offsets ${JSON.stringify(off)} is not a pair of non-negative integers`);
+    if (!isDType(dtype) || !DTYPE_RANK.has(dtype)) throw new UnsupportedDTypeError(file, name, brief(dtype, 40));
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new TensorError(file, name, `shape ${brief(shape)} is not a list of non-negative integers`);
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new TensorError(file, name, `data_offsets ${brief(off)} is not a pair of non-negative integers`);
     const [begin, end] = off as [number, number];
     if (end < begin) throw new TensorError(file, name, `data_offsets [${begin}, ${end}] end before they begin`);
     if (end > dataLen) throw new TensorError(file, name, `data_offsets [${begin}, ${end}] are out of range: the data section has ${dataLen} bytes (file truncated?)`);

@@ -4,7 +4,7 @@
 //   base_model.model.<module path>.lora_A.weight   (r, in)
 //   base_model.model.<module path>.lora_B.weight   (out, r)
 // so `PeftModel.from_pretrained(base, dir)` loads what we save, and we load what it saves.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Module } from '../nn/module.js';
 import { LoRALinear, LoraError } from '../nn/lora.js';
@@ -12,6 +12,10 @@ import { copyInto, tensor } from '../tensor/ops.js';
 import { scope } from '../tensor/storage.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { fromFloat32, float32Values } from '../io/dtypes.js';
+import { checkFiniteTensors } from '../io/finite.js';
+import type { FiniteOptions } from '../io/finite.js';
+import { readJsonObjectFileSync } from '../io/json_file.js';
+import { IoError } from '../io/errors.js';
 import { applyLora, loraLayers, selectTargets, setAdapter } from './model.js';
 import type { LoraSpec } from './model.js';
 
@@ -84,10 +88,12 @@ export function readAdapterConfig(dir: string): PeftLoraConfig {
   const f = path.join(dir, ADAPTER_CONFIG);
   if (!existsSync(f)) throw new LoraError(`${dir}: no ${ADAPTER_CONFIG} (expected a PEFT adapter directory)`);
   let c: Record<string, unknown>;
-  try { c = JSON.parse(readFileSync(f, 'utf8')); } catch (e) { throw new LoraError(`${f}: invalid JSON (${(e as Error).message})`); }
-  const bad = (field: string, why: string): never => { throw new LoraError(`${f}: ${field} ${why}`); };
+  // A regular file, valid JSON (errors by line/column, never quoting the text), an object.
+  try { c = readJsonObjectFileSync(f, 'adapter config'); } catch (e) { if (e instanceof IoError) throw new LoraError(e.message); throw e; }
+  const bad = (field: string, why: string): never => { throw new LoraError(`${f}: ${field} ${why.length > 300 ? why.slice(0, 300) + '…' : why}`); };
   if (c.peft_type !== 'LORA') bad('peft_type', `is ${JSON.stringify(c.peft_type)}; only "LORA" adapters are supported`);
   if (!Number.isInteger(c.r) || (c.r as number) < 1) bad('r', `must be a positive integer, got ${JSON.stringify(c.r)}`);
+  if ((c.r as number) > 1 << 16) bad('r', `is ${c.r}, more than the limit of ${1 << 16}`);
   if (typeof c.lora_alpha !== 'number' || !(c.lora_alpha > 0)) bad('lora_alpha', `must be a positive number, got ${JSON.stringify(c.lora_alpha)}`);
   const tm = c.target_modules;
   if (!(typeof tm === 'string' || (Array.isArray(tm) && tm.length && tm.every((t) => typeof t === 'string')))) bad('target_modules', `must be a list of module names or a regular expression, got ${JSON.stringify(tm)}`);
@@ -108,12 +114,13 @@ export function readAdapterConfig(dir: string): PeftLoraConfig {
  * active. Every target layer must have its lora_A/lora_B with shapes (r, in) and (out, r);
  * missing, unexpected and misshapen tensors are errors naming the tensor.
  */
-export async function loadAdapter(model: Module, dir: string, opts: { name?: string } = {}): Promise<PeftLoraConfig> {
+export async function loadAdapter(model: Module, dir: string, opts: { name?: string } & FiniteOptions = {}): Promise<PeftLoraConfig> {
   const name = opts.name ?? 'default';
   const cfg = readAdapterConfig(dir);
   const file = path.join(dir, ADAPTER_WEIGHTS);
   if (!existsSync(file)) throw new LoraError(`${dir}: no ${ADAPTER_WEIGHTS}`);
   const { tensors } = await readSafetensors(file);
+  checkFiniteTensors(tensors, file, opts); // NaN or ±Inf in a factor: refused, naming the tensor and element
   const byName = new Map(tensors.map((t) => [normalizeName(t.name), t]));
   let targets;
   try { targets = selectTargets(model, cfg.target_modules); } catch (e) { throw new LoraError(`${path.join(dir, ADAPTER_CONFIG)}: ${(e as Error).message}`); }

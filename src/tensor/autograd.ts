@@ -39,6 +39,13 @@ export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
   return false;
 }
 
+/** needsGrad over an array of any length (no argument spreading: concat may take very many tensors). */
+export function needsGradOf(inputs: readonly (Tensor | null | undefined)[]): boolean {
+  if (!gradEnabled) return false;
+  for (const t of inputs) if (t && t.requiresGrad) return true;
+  return false;
+}
+
 /** Attach a GradFn to an op's output. */
 export function record(out: Tensor, name: string, inputs: Tensor[], backward: (g: Tensor) => (Tensor | null)[]): Tensor {
   out.requiresGrad = true;

@@ -8,7 +8,7 @@ import type { KernelName } from '../backend/kernels.js';
 import { Tensor, contiguousStrides, numel, checkShape } from './tensor.js';
 import type { DType, NestedArray, Shape } from './tensor.js';
 import { Storage } from './storage.js';
-import { needsGrad, record, runBackward } from './autograd.js';
+import { needsGrad, needsGradOf, record, runBackward } from './autograd.js';
 import { DTypeError, IndexError, NonFiniteError, ShapeError, fmtShape } from './errors.js';
 import { Generator, defaultGenerator } from './random.js';
 
@@ -360,7 +360,7 @@ export function concat(ts: Tensor[], dim = 0): Tensor {
     copyStrided(narrowRaw(out, d, off, t.shape[d]), t);
     off += t.shape[d];
   }
-  if (needsGrad(...ts)) record(out, 'concat', ts, (g) => ts.map((t, i) => narrowRaw(g, d, starts[i], t.shape[d])));
+  if (needsGradOf(ts)) record(out, 'concat', ts, (g) => ts.map((t, i) => narrowRaw(g, d, starts[i], t.shape[d])));
   return out;
 }
 

@@ -18,6 +18,7 @@ export class Storage {
     this.ptr = alloc(bytes);
     this.owner = currentScope;
     if (currentScope) currentScope.items.push(this);
+    if (tracking) tracking.push(this);
   }
   free(): void {
     if (this.freed) return;
@@ -32,6 +33,29 @@ export class Scope {
 }
 
 let currentScope: Scope | null = null;
+/** Storages created inside releaseOnThrow, scoped or not. */
+let tracking: Storage[] | null = null;
+
+/**
+ * Run fn (which builds long-lived storage, a model say, whose parameters are unscoped): if it
+ * throws, every storage it created is freed (none leaks from a half-built model); if it returns,
+ * nothing changes. Not for functions that put storage into caches that outlive them.
+ */
+export function releaseOnThrow<T>(fn: () => T): T {
+  const prev = tracking;
+  const mine: Storage[] = [];
+  tracking = mine;
+  try {
+    const r = fn();
+    if (prev) for (const st of mine) prev.push(st);
+    return r;
+  } catch (e) {
+    for (const st of mine) st.free();
+    throw e;
+  } finally {
+    tracking = prev;
+  }
+}
 
 /** Anything a scope function may return: storages reachable through it survive the scope. */
 interface HasStorage { storage: Storage }

@@ -13,6 +13,11 @@ import { modelTensors } from '../io/model.js';
 import { writeHfDir, readHfDir } from '../io/hf.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { fromFloat32, float32Values, f32StateDict } from '../io/dtypes.js';
+import { checkFiniteTensors } from '../io/finite.js';
+import type { FiniteOptions } from '../io/finite.js';
+import { readJsonObjectFileSync } from '../io/json_file.js';
+import { brief } from '../io/json.js';
+import { IoError } from '../io/errors.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { AdamW } from './optim.js';
 import { writeFileAtomic } from './report.js';
@@ -90,13 +95,18 @@ export function findCheckpoint(out: string): string | null {
 export function readTrainerState<O = TrainOptions, D = BatcherState>(dir: string): TrainerStateFile<O, D> {
   const f = path.join(dir, 'trainer_state.json');
   let s: TrainerStateFile<O, D>;
-  try { s = JSON.parse(readFileSync(f, 'utf8')); } catch (e) { throw new CheckpointError(`${f}: cannot read (${(e as Error).message})`); }
-  if (s.format !== 'tslm-trainer-state' || s.version !== 1) throw new CheckpointError(`${f}: not a tslm trainer state (format ${JSON.stringify(s.format)}, version ${s.version})`);
+  // A regular file, valid JSON (errors by line/column, never quoting the text), an object.
+  try { s = readJsonObjectFileSync(f, 'trainer state') as unknown as TrainerStateFile<O, D>; } catch (e) { if (e instanceof IoError) throw new CheckpointError(e.message); throw e; }
+  if (s.format !== 'tslm-trainer-state' || s.version !== 1) throw new CheckpointError(`${f}: not a tslm trainer state (format ${brief(s.format)}, version ${brief(s.version)})`);
+  const st = s.state as unknown as Record<string, unknown> | undefined;
+  if (typeof st !== 'object' || st === null || !Number.isSafeInteger(st.step) || (st.step as number) < 0) throw new CheckpointError(`${f}: state.step must be a non-negative integer, got ${brief(st?.step)}`);
+  if (typeof s.config !== 'object' || s.config === null || Array.isArray(s.config)) throw new CheckpointError(`${f}: config must be an object`);
+  if (typeof s.optimizerSteps !== 'object' || s.optimizerSteps === null) throw new CheckpointError(`${f}: optimizerSteps must be an object`);
   return s;
 }
 
 /** Load weights and optimizer moments from a checkpoint into an existing model and optimizer. */
-export async function loadCheckpoint<O = TrainOptions, D = BatcherState>(dir: string, model: CausalLM, opt: AdamW): Promise<TrainerStateFile<O, D>> {
+export async function loadCheckpoint<O = TrainOptions, D = BatcherState>(dir: string, model: CausalLM, opt: AdamW, opts: FiniteOptions = {}): Promise<TrainerStateFile<O, D>> {
   const st = readTrainerState<O, D>(dir);
   const mine = model.configJson();
   // Every field that shapes the model must be the same (the family's whole config, as saved).
@@ -107,9 +117,15 @@ export async function loadCheckpoint<O = TrainOptions, D = BatcherState>(dir: st
     }
   }
   const ck = await readHfDir(dir);
-  model.loadStateDict(f32StateDict(ck.tensors, dir), { source: path.join(dir, 'model.safetensors') });
+  const weights = path.join(dir, 'model.safetensors');
+  model.loadStateDict(f32StateDict(ck.tensors, weights, opts), { source: weights });
   const optFile = path.join(dir, 'optimizer.safetensors');
   const { tensors } = await readSafetensors(optFile);
+  checkFiniteTensors(tensors, optFile, opts); // NaN moments would make every later step NaN
+  for (const n of Object.keys(st.optimizerSteps)) {
+    const v = st.optimizerSteps[n];
+    if (!Number.isSafeInteger(v) || v < 0) throw new CheckpointError(`${path.join(dir, 'trainer_state.json')}: optimizerSteps[${brief(n)}] must be a non-negative integer, got ${brief(v)}`);
+  }
   const byName = new Map(tensors.map((t) => [t.name, t]));
   const names = opt.params.map((p, i) => p.name ?? String(i));
   const out: Record<string, Tensor> = {};

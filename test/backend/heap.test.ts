@@ -1,7 +1,8 @@
 // The heap allocator: no two live blocks overlap, freed memory is reused and coalesced.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { alloc, release, heapStats } from '../../src/backend/heap.js';
+import { alloc, release, heapStats, MAX_ALLOC, OutOfMemoryError } from '../../src/backend/heap.js';
+import * as T from '../../src/tensor/ops.js';
 import { Generator } from '../../src/tensor/random.js';
 
 test('random alloc/free never overlaps live blocks and returns to the same top', () => {
@@ -55,4 +56,25 @@ test('released small blocks are reused by size and count as free', () => {
   const end = heapStats();
   assert.equal(end.inUse, start.inUse);
   assert.equal(end.reserved, start.reserved, 'cached blocks merge back into the top');
+});
+
+test('sizes of 4 GiB and more (and nonsense sizes) get a clear error, and the heap is untouched', () => {
+  const before = heapStats();
+  // None of these is actually allocated: the allocator refuses them before touching its bins or the memory.
+  for (const bytes of [2 ** 32, 2 ** 32 + 5, 2 ** 32 - 1, 5 * 2 ** 30, 2 ** 40, Number.MAX_SAFE_INTEGER, MAX_ALLOC]) {
+    assert.throws(() => alloc(bytes), (e: Error) => e instanceof OutOfMemoryError && e.message.includes(`cannot allocate ${bytes} bytes`) && /limited to 4294967296/.test(e.message), `alloc(${bytes})`);
+  }
+  for (const bytes of [-1, NaN, Infinity, 1.5, 2 ** 60]) {
+    assert.throws(() => alloc(bytes), (e: Error) => (e instanceof RangeError || e instanceof OutOfMemoryError) && e.message.includes('cannot allocate'), `alloc(${bytes})`);
+  }
+  const after = heapStats();
+  assert.equal(after.inUse, before.inUse);
+  assert.equal(after.reserved, before.reserved);
+  assert.equal(after.memoryBytes, before.memoryBytes, 'the memory did not grow');
+  const p = alloc(1000);
+  release(p);
+});
+
+test('a tensor of more than 4 GiB is refused with the heap error, not a TypeError', () => {
+  assert.throws(() => T.empty([1 << 20, 1 << 11]), (e: Error) => e instanceof OutOfMemoryError && e.message.includes(`cannot allocate ${2 ** 33} bytes`));
 });

@@ -154,7 +154,7 @@ function bad(bytes: Uint8Array, cls: Function, re: RegExp): void {
 test('bad GGUF: each a clear error naming the file and the field or tensor, no huge allocations', async (t) => {
   const okBytes = info(head(1, 0), 'w', [4]).pad().zeros(16).bytes;
   GgufFile.fromBuffer(okBytes); // sanity
-  bad(new TextEncoder().encode('GGML\x03\0\0\0'), FormatError, /magic: expected "GGUF", got "GGML"/);
+  bad(new TextEncoder().encode('GGML\x03\0\0\0'), FormatError, /magic: expected "GGUF": this is not a GGUF file/);
   bad(head(0, 0, 1).bytes, FormatError, /version: unsupported GGUF version 1 \(GGUF v1 is not supported\)/);
   bad(head(0, 0, 0x03000000).bytes, FormatError, /version: unsupported GGUF version 50331648 \(a big-endian file\?\)/);
   bad(new Uint8Array([0x47, 0x47, 0x55, 0x46, 3, 0, 0]), TruncatedError, /truncated: version needs 4 byte\(s\) at offset 4, but the file has 7 bytes/);

@@ -95,8 +95,8 @@ test('bad llama2.c files: truncated, trailing bytes, bad header fields, wrong ve
   const p = path.join(dir, 'bad.bin');
   const put = (b: Uint8Array) => { writeFileSync(p, b); return p; };
   await assert.rejects(readLlama2c(put(good.subarray(0, good.length - 10))), (e: unknown) =>
-    e instanceof TruncatedError && /bad\.bin: truncated: tensor 'lm_head\.weight' needs 512 byte\(s\) at offset \d+, but the file has \d+ bytes/.test((e as Error).message));
-  await assert.rejects(readLlama2c(put(good.subarray(0, 2000))), /bad\.bin: truncated: tensor 'model\.layers\.0\.self_attn\.o_proj\.weight' needs 256 byte\(s\) at offset 1952/);
+    e instanceof TruncatedError && /bad\.bin: truncated: tensor 'lm_head\.weight' \(the header declares dim 8, [^)]*\) needs 512 byte\(s\) at offset \d+, but the file has \d+ bytes/.test((e as Error).message));
+  await assert.rejects(readLlama2c(put(good.subarray(0, 2000))), /bad\.bin: truncated: tensor 'model\.layers\.0\.self_attn\.o_proj\.weight' \([^)]*\) needs 256 byte\(s\) at offset 1952/);
   await assert.rejects(readLlama2c(put(good.subarray(0, 100))), /bad\.bin: truncated: header padding/);
   await assert.rejects(readLlama2c(put(new Uint8Array([1, 2, 3]))), /bad\.bin: truncated: magic or dim needs 4 byte/);
   const extra = new Uint8Array(good.length + 8);
