@@ -18,7 +18,6 @@ import { embedding } from '../tensor/nn.js';
 import { Generator } from '../tensor/random.js';
 import { Module, withoutInit } from '../nn/module.js';
 import { Linear } from '../nn/layers.js';
-import { createModel } from '../models/index.js';
 import type { CausalLM } from '../models/causal.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { loadTokenizer } from '../tokenizers/load.js';
@@ -28,6 +27,7 @@ import { readHfConfig, readHfDir, writeHfDir } from '../io/hf.js';
 import { f32StateDict, fromFloat32 } from '../io/dtypes.js';
 import type { RawTensor } from '../io/dtypes.js';
 import { loadModel } from '../io/model.js';
+import { buildModelForWeights } from '../io/build_model.js';
 import { isSequenceClassificationConfig } from '../io/families.js';
 import { writeFileAtomic } from '../train/report.js';
 import type { TokenizedPair } from './preference.js';
@@ -185,12 +185,13 @@ export async function loadRewardModel(dir: string, opts: { tokenizer?: string; f
       if (labels !== 1) throw new RewardModelError(`${cfgFile}: a reward model has one label (num_labels 1), this classifier has ${labels}`);
       const pad = c.pad_token_id;
       const padTokenId = pad === null || pad === undefined ? null : Array.isArray(pad) ? Number(pad[0]) : Number(pad);
-      // The backbone is built without an lm_head (tied), which a reward model does not have.
-      const backbone = withoutInit(() => createModel({ ...c, architectures: undefined, tie_word_embeddings: true }, cfgFile));
+      // readHfDir checks the backbone's tensors and score.weight [1, hidden_size] against the
+      // config; the backbone (without an lm_head: tied, a reward model has none) is built within
+      // the heap its weights justify, so a damaged config is refused before it allocates.
+      const ck = await readHfDir(dir);
+      const backbone = buildModelForWeights({ ...c, architectures: undefined, tie_word_embeddings: true }, cfgFile, dir, ck.tensors);
       const rm = withoutInit(() => new RewardModel(backbone, { padTokenId }));
       try {
-        // readHfDir checks the backbone's tensors and score.weight [1, hidden_size] against the config.
-        const ck = await readHfDir(dir);
         rm.loadStateDict(f32StateDict(ck.tensors, dir), { source: dir });
       } catch (e) {
         rm.dispose();

@@ -39,13 +39,49 @@ export function linearLayers(model: Module): NamedLinear[] {
   return out;
 }
 
+/**
+ * Whether a regex repeats without bound (*, +, {n,}) a group that contains a repetition or an
+ * alternation — the shapes whose backtracking takes exponential time ("(.*.*)*x", "(a|a)+$").
+ * Returns the offending group's position, or null. PEFT's patterns (".*\\.(q_proj|v_proj)") pass.
+ */
+function nestedRepetition(src: string): string | null {
+  // Per open group: its start and whether it holds a quantifier or an alternation.
+  const open: Array<{ at: number; inner: boolean }> = [];
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i];
+    if (c === '\\') { i++; continue; }
+    if (c === '[') { // a class: skip to its end
+      for (i++; i < src.length && src[i] !== ']'; i++) if (src[i] === '\\') i++;
+      continue;
+    }
+    if (c === '(') { open.push({ at: i, inner: false }); continue; }
+    if (c === '|' || c === '*' || c === '+' || (c === '{' && /^\{\d*,?\d*\}/.test(src.slice(i)))) {
+      if (open.length) open[open.length - 1].inner = true;
+      if (c === '|') continue;
+    }
+    if (c === ')') {
+      const g = open.pop();
+      const q = src.slice(i + 1);
+      const unbounded = /^(\*|\+|\{\d+,\})/.test(q);
+      if (g && g.inner && unbounded) return `the group at offset ${g.at}`;
+      // The group counts as a repetition inside its parent when it is quantified.
+      if (open.length && (g?.inner || /^(\*|\+|\?|\{)/.test(q))) open[open.length - 1].inner = true;
+    }
+  }
+  return null;
+}
+
 /** The layers a target_modules spec selects; unknown names are an error listing the known ones. */
 export function selectTargets(model: Module, targets: string[] | string): NamedLinear[] {
   const layers = linearLayers(model);
   const known = [...new Set(layers.map((l) => l.key))];
   if (typeof targets === 'string') {
+    const shown = targets.length > 80 ? `${targets.slice(0, 80)}…` : targets;
+    if (targets.length > 2000) throw new LoraError(`target_modules is a regular expression of ${targets.length} characters (at most 2000)`);
+    const risky = nestedRepetition(targets);
+    if (risky) throw new LoraError(`target_modules "${shown}" repeats a group that itself repeats or alternates (${risky}): matching it can take exponential time`);
     let re: RegExp;
-    try { re = new RegExp(`^(?:${targets})$`); } catch (e) { throw new LoraError(`target_modules "${targets}" is not a valid regular expression (${(e as Error).message})`); }
+    try { re = new RegExp(`^(?:${targets})$`); } catch (e) { throw new LoraError(`target_modules "${shown}" is not a valid regular expression (${(e as Error).message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '')})`); }
     const sel = layers.filter((l) => re.test(l.name));
     if (!sel.length) throw new LoraError(`target_modules "${targets}" matches no linear layer (layers are named like ${layers[0]?.name ?? '(none)'})`);
     return sel;

@@ -21,6 +21,7 @@ import { IoError } from '../io/errors.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { AdamW } from './optim.js';
 import { writeFileAtomic } from './report.js';
+import { removeStaleTemps } from './stale.js';
 import type { BatcherState } from './data.js';
 import type { TrainOptions, TrainState } from './trainer.js';
 
@@ -152,8 +153,28 @@ export async function resumeCheckpoint<O, D, M extends { step: number }>(what: s
   const dir = findCheckpoint(out);
   if (!dir) throw new RangeError(`${what}: --resume: no checkpoint in ${out}`);
   const state = await loadCheckpoint<O, D>(dir, model, opt);
+  removeStaleTemps(out);
   const file = path.join(out, 'metrics.jsonl');
-  const metrics = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as M).filter((m) => m.step <= state.state.step) : [];
+  const metrics = readMetricsFile<M>(file, state.state.step);
   writeFileAtomic(file, metrics.map((m) => JSON.stringify(m) + '\n').join(''));
   return { dir, state, metrics };
+}
+
+/**
+ * The metrics of steps 1…upTo from a metrics.jsonl, one per step (the last line written for a
+ * step wins); lines that are not a JSON object with a numeric step (a line cut by a kill) are
+ * skipped.
+ */
+export function readMetricsFile<M extends { step: number }>(file: string, upTo: number): M[] {
+  if (!existsSync(file)) return [];
+  const byStep = new Map<number, M>();
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    let m: unknown;
+    try { m = JSON.parse(line); } catch { continue; }
+    if (typeof m !== 'object' || m === null || !Number.isInteger((m as M).step)) continue;
+    const step = (m as M).step;
+    if (step >= 1 && step <= upTo) byStep.set(step, m as M);
+  }
+  return [...byStep.keys()].sort((a, b) => a - b).map((k) => byStep.get(k)!);
 }

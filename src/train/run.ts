@@ -16,7 +16,7 @@ import { DEFAULT_TRAIN_OPTIONS, createOptimizer, trainLoop } from './trainer.js'
 import type { TrainOptions, TrainState } from './trainer.js';
 import { appendMetrics, lossCurveSvg, progressLine, reportHtml, writeFileAtomic } from './report.js';
 import type { StepMetrics } from './report.js';
-import { findCheckpoint, loadCheckpoint, readTrainerState, saveCheckpoint } from './checkpoint.js';
+import { findCheckpoint, loadCheckpoint, readMetricsFile, readTrainerState, saveCheckpoint } from './checkpoint.js';
 import { PRESETS } from './presets.js';
 import { removeStaleTemps } from './stale.js';
 
@@ -187,23 +187,9 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   return { model, tokenizer, metrics, valLoss: lastVal, state, tokens, options: opts, checkpoint };
 }
 
-/**
- * The metrics of steps 1…upTo from a metrics.jsonl, one per step (the last line written for a
- * step wins); lines that are not a JSON object with a numeric step (a line cut by a kill) are
- * skipped.
- */
+/** The metrics of steps 1…upTo from a metrics.jsonl (see readMetricsFile). */
 export function readMetrics(file: string, upTo: number): StepMetrics[] {
-  if (!existsSync(file)) return [];
-  const byStep = new Map<number, StepMetrics>();
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    let m: unknown;
-    try { m = JSON.parse(line); } catch { continue; }
-    if (typeof m !== 'object' || m === null || !Number.isInteger((m as StepMetrics).step)) continue;
-    const step = (m as StepMetrics).step;
-    if (step >= 1 && step <= upTo) byStep.set(step, m as StepMetrics);
-  }
-  return [...byStep.keys()].sort((a, b) => a - b).map((k) => byStep.get(k)!);
+  return readMetricsFile<StepMetrics>(file, upTo);
 }
 
 /** loss.svg and report.html; `extra` (summary rows) is given for the final report, which also gets samples. */

@@ -2,7 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,11 +48,15 @@ test('tslm rl grpo with a reward module, --resume, shortest-rejection; clear err
   const rows = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(rows.length, 2);
   assert.ok('my-reward.mjs' in rows[0].rewards && 'math' in rows[0].rewards && typeof rows[0].kl === 'number');
-  // Resume to 3 batches.
+  // Resume to 3 batches, after a kill left a cut metrics line and a temporary checkpoint folder
+  // of a process that is gone.
+  appendFileSync(path.join(out, 'metrics.jsonl'), '{"step": 3, "lo');
+  mkdirSync(path.join(out, 'checkpoint.tmp-999999999'));
   const r2 = run([...args, '--resume']);
   assert.equal(r2.status, 0, r2.stderr);
   assert.match(r2.stderr, /resumed from .*checkpoint at batch 2/);
-  assert.equal(readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 3);
+  assert.deepEqual(readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step), [1, 2, 3]);
+  assert.ok(!existsSync(path.join(out, 'checkpoint.tmp-999999999')));
   assert.ok(existsSync(path.join(out, 'model.safetensors')) && existsSync(path.join(out, 'report.html')));
   // The recipes' switches from the command line (--length-penalty may come without a value).
   const k = run(['rl', 'grpo', '--model', mdir, '--data', data, '--reward', 'math,format:0.1', '--out', path.join(dir, 'kimi'), '--steps', '1', '--prompts-per-step', '2',

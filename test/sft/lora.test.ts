@@ -113,7 +113,17 @@ test('bad input: rank larger than a dimension, unknown target modules, adapter s
   const model = await baseModel();
   assert.throws(() => applyLora(model, { r: 40, lora_alpha: 16, target_modules: ['q_proj'] }), (e: Error) => e instanceof LoraError && /rank r = 40 is larger than a dimension of model\.layers\.0\.self_attn\.q_proj \(32×32; at most 32\)/.test(e.message));
   assert.throws(() => applyLora(model, { r: 4, lora_alpha: 16, target_modules: ['q_proj', 'qkv'] }), /unknown target module\(s\) "qkv"; this model's linear layers are q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, lm_head/);
+  // A regex target (PEFT's re.fullmatch) whose backtracking would take exponential time on a
+  // module name is refused before it runs; PEFT's usual patterns select as before.
+  for (const bad of ['(.*.*)*x', '(a|a)+$', '((q|k)_proj)*z']) {
+    const t0 = performance.now();
+    assert.throws(() => applyLora(model, { r: 4, lora_alpha: 16, target_modules: bad }), (e: Error) => e instanceof LoraError && /exponential time/.test(e.message), bad);
+    assert.ok(performance.now() - t0 < 1000);
+  }
+  assert.throws(() => applyLora(model, { r: 4, lora_alpha: 16, target_modules: '(q_proj' }), (e: Error) => e instanceof LoraError && /not a valid regular expression/.test(e.message));
   assert.equal(adapterNames(model).length, 0, 'nothing applied on error');
+  const sel = applyLora(model, { r: 2, lora_alpha: 4, target_modules: '.*\\.(q_proj|v_proj)' }, 'regex');
+  assert.deepEqual([...new Set(sel.map((l) => l.key))].sort(), ['q_proj', 'v_proj']);
   // an adapter made for another model: lora_B of v_proj with 32 rows instead of 16
   const dir = mkdtempSync(path.join(tmpdir(), 'tslm-lora-bad-'));
   try {

@@ -8,6 +8,8 @@ import { loadAdapter } from '../../lora/peft.js';
 import type { GenerateOptions } from '../../generate/generate.js';
 import { readFileSync } from 'node:fs';
 import { constraintProcessor, TokenVocab } from '../../structured/index.js';
+import type { JsonSchema } from '../../structured/index.js';
+import { parseJson } from '../../tokenizers/guard.js';
 import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculativeLine, speculativeOptions, speculativeUsage } from '../speculative.js';
 
 export const usage = `tslm generate --model <hf-dir|file.bin|file.gguf> [--prompt "…"] [--max-tokens N]
@@ -58,7 +60,7 @@ export async function run(args: string[]): Promise<number> {
   const readArg = (path: string, flag: string) => { try { return readFileSync(path, 'utf8'); } catch (e) { throw new UsageError(`--${flag} ${path}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); } };
   if ((values.strict || values['allow-extra-keys']) && values.schema === undefined) throw new UsageError('--strict and --allow-extra-keys apply to --schema');
   const schemaOptions = { strict: values.strict, additionalProperties: values['allow-extra-keys'] ? 'allow' as const : 'declared' as const };
-  const constraint = values.schema !== undefined ? { schema: JSON.parse(readArg(values.schema, 'schema')), schemaOptions } : values.regex !== undefined ? { regex: values.regex } : values.grammar !== undefined ? { grammar: readArg(values.grammar, 'grammar') } : null;
+  const constraint = values.schema !== undefined ? { schema: parseJson(readArg(values.schema, 'schema'), (d) => new Error(`--schema ${values.schema}: not valid JSON: ${d}`)) as JsonSchema, schemaOptions } : values.regex !== undefined ? { regex: values.regex } : values.grammar !== undefined ? { grammar: readArg(values.grammar, 'grammar') } : null;
   await init({ threads: num(values.threads, 'threads', (x) => Number.isInteger(x) && x > 0) });
   try {
     const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer });
