@@ -6,7 +6,7 @@ import path from 'node:path';
 import { makeBaseInputs } from './inputs.js';
 import { FORMATS, findFormat, type FormatSpec } from './formats.js';
 import { fuzzFormat, writePreload, type MutantResult } from './runner.js';
-import { fuzzServer, type ServerResult } from './server.js';
+import { fuzzServer, type ServerResult, type HostileRequest } from './server.js';
 import { FAILURES, type Verdict } from './classify.js';
 
 export { FORMATS, findFormat } from './formats.js';
@@ -17,7 +17,7 @@ export { fuzzServer, hostileRequests } from './server.js';
 export { makeBaseInputs } from './inputs.js';
 export { runMutant, fuzzFormat } from './runner.js';
 export type { MutantResult } from './runner.js';
-export type { ServerResult } from './server.js';
+export type { ServerResult, HostileRequest } from './server.js';
 
 export interface FuzzOptions {
   perFormat: number;
@@ -28,6 +28,8 @@ export interface FuzzOptions {
   server?: boolean;
   timeoutMs: number;
   jobs: number;
+  /** Only the hostile requests this accepts (default: all of them). */
+  serverFilter?: (r: HostileRequest) => boolean;
   /** Keep each failing mutant's workspace (and a REPRO.txt) here. */
   keep?: string;
   log?: (line: string) => void;
@@ -73,7 +75,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
     let server: FuzzReport['server'] = null;
     if (withServer) {
       log('server: starting tslm serve on the tiny model');
-      const s = await fuzzServer({ model: base.hf, timeoutMs: o.timeoutMs, onResult: (r) => { if (r.verdict !== 'ok') log(`  server ${r.verdict}: ${r.name} → ${r.detail}`); } });
+      const s = await fuzzServer({ model: base.hf, timeoutMs: o.timeoutMs, only: o.serverFilter, onResult: (r) => { if (r.verdict !== 'ok') log(`  server ${r.verdict}: ${r.name} → ${r.detail}`); } });
       server = { results: s.results, baselineMs: s.baselineMs };
     }
     return { rows, server, seconds: (performance.now() - t0) / 1000 };

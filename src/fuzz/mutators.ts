@@ -65,7 +65,7 @@ function lineStarts(b: Uint8Array): number[] {
 const INVALID_UTF8 = [[0xff], [0xfe, 0xff], [0x80], [0xc0, 0x80], [0xe4, 0xb8], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80]];
 
 export const TEXT_MUTATORS: Record<string, Mutator> = {
-  crlf: (b) => ({ kind: 'text-crlf', expect: 'any', data: utf8(text(b).replace(/\r?\n/g, '\r\n')) }),
+  crlf: (b) => { const t = text(b); return { kind: 'text-crlf', expect: 'any', data: utf8(t.includes('\n') ? t.replace(/\r?\n/g, '\r\n') : t + '\r\n') }; },
   bom: (b) => ({ kind: 'text-bom', expect: 'any', data: insertAt(b, 0, Uint8Array.of(0xef, 0xbb, 0xbf)) }),
   nul: (b, r) => ({ kind: 'text-nul-byte', expect: 'any', data: insertAt(b, r.int(b.length + 1), Uint8Array.of(0)) }),
   'invalid-utf8': (b, r) => ({ kind: 'text-invalid-utf8', expect: 'any', data: insertAt(b, r.int(b.length + 1), Uint8Array.from(r.pick(INVALID_UTF8))) }),

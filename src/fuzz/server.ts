@@ -4,6 +4,7 @@
 // must stay up.
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import http from 'node:http';
 import { BIN } from './runner.js';
 import { manyProperties, deepNesting } from './mutators.js';
 
@@ -62,7 +63,7 @@ export function hostileRequests(): HostileRequest[] {
     post('50k properties', manyProperties(50_000)),
     post('response_format oneOf 30k consts', chat(schemaFormat({ oneOf: Array.from({ length: 30_000 }, (_, i) => ({ const: `value-${i}` })) }))),
     post('response_format 50k properties', chat(schemaFormat({ type: 'object', properties: Object.fromEntries(Array.from({ length: 50_000 }, (_, i) => [`p${i}`, { type: 'integer' }])) }))),
-    post('response_format nested items 10k', chat(schemaFormat(JSON.parse('{"type":"array","items":'.repeat(10_000) + '{}' + '}'.repeat(10_000))))),
+    post('response_format nested items 10k', chat(schemaFormat('@SCHEMA@')).replace('"@SCHEMA@"', '{"type":"array","items":'.repeat(10_000) + '{}' + '}'.repeat(10_000))),
     post('response_format enum 100k', chat(schemaFormat({ enum: Array.from({ length: 100_000 }, (_, i) => i) }))),
     post('response_format minLength 1e9', chat(schemaFormat({ type: 'string', minLength: 1e9 }))),
     post('response_format pattern (a+)+$', chat(schemaFormat({ type: 'string', pattern: '^(a+)+$' }))),
@@ -119,12 +120,19 @@ function rawRequest(port: number, r: HostileRequest, timeoutMs: number): Promise
   });
 }
 
-async function ordinary(url: string): Promise<number> {
-  const t0 = performance.now();
-  const res = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'the cat', max_tokens: 4, temperature: 0 }) });
-  await res.text();
-  if (res.status !== 200) throw new Error(`ordinary request: HTTP ${res.status}`);
-  return performance.now() - t0;
+/** The ordinary request: a short greedy completion on a fresh connection; resolves with its latency in ms. */
+function ordinary(url: string, timeoutMs = 60_000): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const body = JSON.stringify({ prompt: 'the cat', max_tokens: 4, temperature: 0 });
+    const req = http.request(`${url}/v1/completions`, { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, timeout: timeoutMs }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve(performance.now() - t0) : reject(new Error(`ordinary request: HTTP ${res.statusCode}`))));
+    });
+    req.on('timeout', () => req.destroy(new Error(`ordinary request: no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 function startServe(model: string): Promise<{ child: ChildProcess; url: string }> {
@@ -162,10 +170,12 @@ export async function fuzzServer(o: ServerFuzzOptions): Promise<{ results: Serve
     const baselineMs = base[3];
     for (const req of hostileRequests().filter(o.only ?? (() => true))) {
       if (!alive) { results.push({ name: req.name, status: 'connection error', delayMs: 0, verdict: 'down', detail: 'the server had exited' }); continue; }
+      // wait until the server answers again (a stalled server's backlog must not count against the next request)
+      try { await ordinary(url, 300_000); } catch { /* counted below */ }
       const hostile = rawRequest(port, req, o.timeoutMs);
       await new Promise((r) => setTimeout(r, 20));
       let delayMs = 0, ordErr = '';
-      try { delayMs = Math.max(0, (await ordinary(url)) - baselineMs); } catch (e) { ordErr = (e as Error).message; }
+      try { delayMs = Math.max(0, (await ordinary(url, o.timeoutMs)) - baselineMs); } catch (e) { ordErr = (e as Error).message; }
       const h = await hostile;
       let verdict: ServerResult['verdict'] = 'ok', detail = `HTTP ${h.status}`;
       if (!alive) { verdict = 'down'; detail = 'the server exited'; }
