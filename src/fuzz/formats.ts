@@ -148,7 +148,7 @@ export const FORMATS: FormatSpec[] = [
       { file: 'alpaca.jsonl', mutators: { ...jsonlLines, ...textTarget({}, 'any', 'any') } },
     ],
     // the data file is the mutated one (alpaca.json or alpaca.jsonl), filled in by the runner
-    args: ['finetune', '--model', 'model', '--data', '{target}', '--out', 'out', '--steps', '1', '--batch-size', '1', '--max-length', '128'],
+    args: ['finetune', '--model', 'model', '--data', '{target}', '--out', 'out', '--steps', '1', '--batch-size', '1', '--max-length', '256'],
   },
   {
     name: 'preference pairs (dpo)', files: (b) => [[b.hf, 'model'], [b.pairs, 'pairs.jsonl']], checkOutput: true,

@@ -435,7 +435,7 @@ export const W2V_TEXT_MUTATORS: Record<string, Mutator> = {
   'bad-component': (b, r) => {
     const lines = text(b).split('\n'); if (lines.length < 3) return null;
     const i = 1 + r.int(lines.length - 2), parts = lines[i].split(' ');
-    parts[1 + r.int(parts.length - 1)] = r.pick(['x', '', '1..2', '0x10']);
+    parts[1 + r.int(parts.length - 1)] = r.pick(['x', '', '1..2', '1e', '--1']);
     lines[i] = parts.join(' ');
     return { kind: 'word2vec-bad-component', expect: 'reject', data: utf8(lines.join('\n')) };
   },
