@@ -18,6 +18,10 @@ const SUITES: Record<string, { module: string; fn: string; what: string; threads
 };
 
 export const usage = `tslm bench [matmul|ops|${Object.keys(SUITES).join('|')}|all] [--json] [--threads N[,N]] [--seconds S]
+tslm bench fuzz [--per-format N (200)] [--seed S] [--format NAME]… [--keep DIR] [--timeout S (30)] [--jobs J (2)]
+    Mutants of every format tslm reads, run as \`tslm generate/ngram/word2vec/train/finetune/dpo/schema\`
+    in child processes, and hostile requests to \`tslm serve\` (src/fuzz/): issue #21's table, each
+    failure with a reproducer (the mutant kept under --keep). Exit code 1 on any failure.
 tslm bench structured --fuzz N [--seed S]
     The structured-generation engine against ajv on N random schemas (src/structured/fuzz.ts) and
     constrained sampling on N/10 of them; exit code 1 on any unsound acceptance, invalid sample or crash.
@@ -42,8 +46,10 @@ export async function run(args: string[]): Promise<number> {
     args,
     allowPositionals: true,
     options: { json: { type: 'boolean', default: false }, threads: { type: 'string' }, seconds: { type: 'string' }, fuzz: { type: 'string' }, seed: { type: 'string' },
+      'per-format': { type: 'string' }, format: { type: 'string', multiple: true }, keep: { type: 'string' }, timeout: { type: 'string' }, jobs: { type: 'string' },
       corpus: { type: 'string' }, every: { type: 'string' }, limit: { type: 'string' }, filter: { type: 'string' }, slowest: { type: 'string' }, generating: { type: 'boolean' } },
   });
+  if (positionals[0] === 'fuzz') return (await import('../../fuzz/cli.js')).benchFuzz(values);
   if (values.fuzz !== undefined) {
     // `tslm bench structured --fuzz N [--seed S]`: the token engine against ajv on N random schemas.
     const n = Number(values.fuzz), seed = values.seed === undefined ? 1 : Number(values.seed);
