@@ -83,6 +83,11 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   if (lora) applyLora(model, { ...lora, seed });
   const { trainable, total } = trainableSummary(model);
   const respTokens = train.reduce((s, e) => s + e.labels.filter((l) => l !== -100).length, 0);
+  // Nothing to learn from: every response was cut (the loss would be 0/0, NaN).
+  if (respTokens === 0) {
+    model.dispose();
+    throw new SftDataError(`${o.data}: no response token is left to train on after cutting the rows to ${maxLen} tokens (--max-length); the prompts fill it — raise --max-length or shorten the prompts`);
+  }
   log(`data: ${rows.length} rows (${trainRows.length} train${o.packLength ? ` → ${train.length} packed rows of ${o.packLength}` : ''}, ${valRows.length} validation), ${respTokens} response tokens`);
   log(`${lora ? `LoRA r=${lora.r} alpha=${lora.lora_alpha}${lora.use_rslora ? ' (rsLoRA)' : ''} on ${lora.target_modules.join(',')}` : 'full fine-tuning'}: ` +
     `${trainable.toLocaleString('en-US')} trainable of ${total.toLocaleString('en-US')} parameters (${((100 * trainable) / total).toFixed(2)}%); ${steps} steps of ${batchSize}`);

@@ -75,4 +75,8 @@ test('finetune (LoRA) → PEFT adapter; generate --adapter; merge-lora gives the
   const big = run(['finetune', '--model', mdir, '--data', data, '--out', path.join(dir, 'x'), '--lora-r', '64', '--lora-targets', 'k_proj']);
   assert.equal(big.status, 1);
   assert.match(big.stderr, /LoRA rank r = 64 is larger than a dimension of model\.layers\.0\.self_attn\.k_proj \(16×32; at most 16\)/);
+  // Rows cut so short that no response token is left: an error, not a NaN loss and exit 0.
+  const cut = run(['finetune', '--model', mdir, '--data', data, '--out', path.join(dir, 'x'), '--max-length', '3', '--steps', '1']);
+  assert.equal(cut.status, 1, cut.stderr);
+  assert.match(cut.stderr, /no response token is left to train on after cutting the rows to 3 tokens \(--max-length\)/);
 });
