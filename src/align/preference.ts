@@ -112,6 +112,15 @@ export function readPreferences(file: string, f: PromptFormat = {}): PreferenceP
 }
 
 /** A pair as token ids: the prompt (BOS first when the tokenizer has one) and the two completions. */
+/** The most UTF-8 bytes one token decodes to (special tokens included); an upper bound is enough. */
+function longestTokenBytes(tok: Tokenizer): number {
+  let max = 1;
+  for (let id = 0; id < tok.vocabSize; id++) max = Math.max(max, Buffer.byteLength(tok.decode([id])));
+  for (const s of tok.specialTokens.keys()) max = Math.max(max, Buffer.byteLength(s));
+  // Decoders may strip a token's leading space: a few bytes of margin keep the bound an upper one.
+  return max + 4;
+}
+
 export interface TokenizedPair { prompt: number[]; chosen: number[]; rejected: number[]; margin: number; where: string }
 
 /**
@@ -121,7 +130,15 @@ export interface TokenizedPair { prompt: number[]; chosen: number[]; rejected: n
  */
 export function tokenizePairs(pairs: PreferencePair[], tok: Tokenizer, o: { eos?: boolean; maxLength?: number } = {}): TokenizedPair[] {
   const eos = (o.eos ?? true) && tok.eosId !== null ? [tok.eosId] : [];
+  let widest = 0;
   return pairs.map((p) => {
+    // A prompt of more bytes than maxLength tokens can hold is refused before it is tokenised
+    // (a 10 MB prompt took half a gigabyte of memory to tokenise only to be refused).
+    if (o.maxLength !== undefined && typeof p.prompt === 'string' && p.prompt.length > o.maxLength) {
+      widest ||= longestTokenBytes(tok);
+      const bytes = Buffer.byteLength(p.prompt);
+      if (bytes > o.maxLength * widest) throw new PreferenceDataError(`${p.where}: the prompt is ${bytes} bytes, more than ${o.maxLength} tokens of at most ${widest} bytes each can hold: no room is left for a completion`);
+    }
     const prompt = promptTokens(tok, p.prompt);
     let chosen = [...tok.encode(p.chosen), ...eos], rejected = [...tok.encode(p.rejected), ...eos];
     if (o.maxLength !== undefined) {

@@ -103,6 +103,11 @@ export function formatReport(rep: FuzzReport): string {
     lines.push('', `server (tslm serve, ${s.length} hostile requests, each beside an ordinary completion of ${rep.server.baselineMs.toFixed(0)} ms): ` +
       `${c4} answered 4xx, ${n('5xx')} answered 5xx, ${n('slowed')} delayed the ordinary request > 100 ms (worst +${worst.toFixed(0)} ms), ${n('hang')} no answer, ${n('leak')} leaked a file, ${n('down')} after the server went down`);
   }
+  const heavy = rep.rows.map((r) => [r, r.results.filter((x) => x.heavy)] as const).filter(([, h]) => h.length);
+  if (heavy.length) {
+    lines.push('', `accepted (exit 0) with a peak RSS over 4 × input + 256 MB (the budget applies to refusing; reported, not failed): ${heavy.map(([r, h]) => `${r.format} ${h.length}`).join(', ')}`);
+    for (const [r, h] of heavy) lines.push(`  ${r.format}: ${h[0].kind} [${h[0].target}] → ${h[0].detail.slice(0, 160)}`);
+  }
   const unnamed = rep.rows.filter((r) => r.unnamed).map((r) => `${r.format} ${r.unnamed}`);
   if (unnamed.length) lines.push('', `clear errors whose message does not name the file: ${unnamed.join(', ')}`);
   const quotes = rep.rows.filter((r) => r.quotes).map((r) => `${r.format} ${r.quotes}`);

@@ -75,7 +75,7 @@ export function runCommand(args: string[], o: RunOptions): Promise<Outcome & { m
 
 export interface MutantResult {
   format: string; index: number; target: string; kind: string; expect: Expect;
-  verdict: Verdict; detail: string; quotesContent?: boolean; peakRss: number; inputBytes: number; ms: number;
+  verdict: Verdict; detail: string; quotesContent?: boolean; heavy?: boolean; peakRss: number; inputBytes: number; ms: number;
   /** Under --keep: the kept workspace and the command that reproduces the result. */
   repro?: string;
 }
@@ -103,7 +103,7 @@ export async function runMutant(spec: FormatSpec, index: number, o: FuzzFormatOp
     const out = await runCommand(args, { cwd: ws, timeoutMs: o.timeoutMs, preload: o.preload, inputBytes: m.data.length });
     if (spec.exit1Answer && out.code === 1 && spec.exit1Answer.test(out.stdout) && !out.stderr.trim()) out.code = 0;
     const c = classify(out, m.expect, spec.checkOutput);
-    const res: MutantResult = { format: spec.name, index, target: target.file, kind: m.kind, expect: m.expect, verdict: c.verdict, detail: c.detail, ...(c.quotesContent ? { quotesContent: true } : {}), peakRss: out.peakRss, inputBytes: m.data.length, ms: out.ms };
+    const res: MutantResult = { format: spec.name, index, target: target.file, kind: m.kind, expect: m.expect, verdict: c.verdict, detail: c.detail, ...(c.quotesContent ? { quotesContent: true } : {}), ...(c.heavy ? { heavy: true } : {}), peakRss: out.peakRss, inputBytes: m.data.length, ms: out.ms };
     const failed = !['clear', 'accepted'].includes(c.verdict);
     if (o.keep && (failed || o.keepAll)) {
       const dest = path.join(o.keep, `${slug(spec.name)}-${index}`);

@@ -83,14 +83,32 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
   });
 }
 
+/** Deepest nesting of objects and arrays a request body may have (a schema nested 10,000 deep overflowed JSON.stringify's stack). */
+const MAX_BODY_DEPTH = 256;
+
 function parseJson(text: string): unknown {
   if (text.length === 0) throw new ApiError(400, 'the request body is empty; send a JSON object');
+  let body: unknown;
   try {
-    return JSON.parse(text);
+    body = JSON.parse(text);
   } catch (e) {
     const where = jsonErrorPosition(e);
     throw new ApiError(400, `the request body is not valid JSON${where ? ` (${where})` : ''}`, 'invalid_request_error', null, 'invalid_json');
   }
+  if (depthOver(body, MAX_BODY_DEPTH)) throw new ApiError(400, `the request body nests objects and arrays more than ${MAX_BODY_DEPTH} levels deep`, 'invalid_request_error', null, 'invalid_json');
+  return body;
+}
+
+/** Whether a parsed JSON value nests deeper than `max` (an explicit stack: no recursion). */
+function depthOver(v: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[v, 1]];
+  while (stack.length) {
+    const [x, d] = stack.pop()!;
+    if (x === null || typeof x !== 'object') continue;
+    if (d > max) return true;
+    for (const y of Array.isArray(x) ? x : Object.values(x as object)) if (y !== null && typeof y === 'object') stack.push([y, d + 1]);
+  }
+  return false;
 }
 
 /** Start serving; resolves once the default model is loaded and the port is listening. */

@@ -82,6 +82,8 @@ type JType = typeof TYPES[number] | 'integer';
  * of its own, and the matcher allows 5,000 parallel parses (AutomatonLimits.maxStacks).
  */
 const MAX_ANY_ORDER = 1000;
+/** Most optional properties in a row (below the matcher's 5,000 parallel parses, with room for the rest of a state). */
+const MAX_OPTIONAL_RUN = 4000;
 /** Integers and integer parts have at most 15 digits (exact in a double). */
 const LIM = 999_999_999_999_999;
 
@@ -1075,6 +1077,14 @@ export class SchemaCompiler {
       const badReq = bad.find((n) => req.has(n));
       if (badReq !== undefined) return this.never(ptr, `required property '${badReq}' is not allowed by propertyNames`);
       names = names.filter((n) => !bad.includes(n));
+    }
+    // Optional members in a row are each a parse of its own at a key, and the matcher holds at
+    // most MAX_PARALLEL: refused before anything is built (50,000 optional properties built a
+    // grammar of hundreds of MB first, then failed at the first mask).
+    let run = 0;
+    for (const n of names) {
+      run = req.has(n) ? 0 : run + 1;
+      if (run > MAX_OPTIONAL_RUN) throw new ComplexityError('optional properties in a row', MAX_OPTIONAL_RUN, `at ${ptr || '#'}: the object declares ${names.length}`);
     }
     const entries = names.map((name) => {
       const own = Object.prototype.hasOwnProperty.call(props, name);

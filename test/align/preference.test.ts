@@ -79,6 +79,14 @@ test('tokenizePairs: prompt ids (BOS first, as the policy sees them), EOS after 
     const [q] = tokenizePairs(readPreferences(f), tok, { eos: false, maxLength: p.prompt.length + 2 });
     assert.deepEqual(q.chosen, tok.encode(' sat on the mat').slice(0, 2));
     assert.throws(() => tokenizePairs(readPreferences(f), tok, { maxLength: p.prompt.length }), new RegExp(`${f.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:1: the prompt has ${p.prompt.length} tokens, which leaves no room for a completion within ${p.prompt.length} tokens`));
+    // A prompt of more bytes than the tokens can hold is refused before it is tokenised (it
+    // would take seconds and hundreds of MB for megabytes); one that might fit is tokenised.
+    writeFileSync(f, JSON.stringify({ prompt: '猫'.repeat(2_000_000), chosen: 'a', rejected: 'b' }) + '\n');
+    const t0 = performance.now();
+    assert.throws(() => tokenizePairs(readPreferences(f), tok, { maxLength: 64 }), /:1: the prompt is 6000000 bytes, more than 64 tokens of at most \d+ bytes each can hold/);
+    assert.ok(performance.now() - t0 < 3000);
+    writeFileSync(f, JSON.stringify({ prompt: 'the cat '.repeat(8), chosen: 'a', rejected: 'b' }) + '\n');
+    assert.equal(tokenizePairs(readPreferences(f), tok, { maxLength: 64 }).length, 1);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -36,6 +36,10 @@ test('timeouts are hangs; the memory budget is 4 × the input + 256 MB', () => {
   assert.equal(classify(o({ stderr: 'tslm x: bad\n', peakRss: memoryBudget(50_000) + 1 }), 'reject', false).verdict, 'rss');
   assert.equal(classify(o({ stderr: 'tslm x: bad\n', peakRss: memoryBudget(50_000) - 1 }), 'reject', false).verdict, 'clear');
   assert.equal(classify(o({ rssKilled: true, code: null }), 'any', false).verdict, 'rss');
+  // The budget is the refusing one: an accepted input over it is reported as heavy, not failed.
+  const heavy = classify(o({ code: 0, stderr: '', peakRss: memoryBudget(50_000) + 1 }), 'any', false);
+  assert.equal(heavy.verdict, 'accepted');
+  assert.equal(heavy.heavy, true);
 });
 
 test('exit 0: garbage when the mutant must be refused or the output is non-finite, accepted otherwise', () => {

@@ -173,6 +173,16 @@ test('a schema over the default --max-schema-bytes (256 KiB) is a 400 naming the
   }
 });
 
+test('a body nested deeper than 256 levels (a schema nested 10,000 deep overflowed the stack) is a 400', async () => {
+  const deep = '{"type":"array","items":'.repeat(2000) + '{}' + '}'.repeat(2000);
+  const body = JSON.stringify({ ...CHAT, response_format: { type: 'json_schema', json_schema: { name: 's', schema: '@S@' } } }).replace('"@S@"', deep);
+  const a = await call('POST', '/v1/chat/completions', body);
+  assert.equal(a.status, 400, a.body);
+  assert.match(a.body, /nests objects and arrays more than 256 levels deep/);
+  const ok = await call('POST', '/v1/chat/completions', JSON.stringify(CHAT));
+  assert.equal(ok.status, 200);
+});
+
 test('a token mask past --max-mask-ms ends the request with a 400 naming the limit; the server goes on', async () => {
   const schema = { type: 'object', properties: Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`p${i}`, { type: 'integer' }])) };
   const s2 = await startServer({ model: dir, port: 0, limits: { maxMaskMs: 0, maxTokens: 6 } });

@@ -137,8 +137,15 @@ test('objects with thousands of properties compile without overflowing the call 
     assert.ok(a('{"p7":1,"p2999":2}'), mode);
     assert.ok(!a('{"p2999":2}'), mode);
   }
-  // Far larger: compiled, or refused with a clear error — never a RangeError from deep inside.
-  try { compileJsonSchema(props(20_000), { additionalProperties: 'declared' }); } catch (e) { assert.ok(e instanceof ComplexityError, String(e)); }
+  // Far larger: more optional properties in a row than the matcher has parallel parses, refused
+  // before the grammar is built.
+  const t0 = performance.now();
+  assert.throws(() => compileJsonSchema(props(20_000), { additionalProperties: 'declared' }), (e: unknown) => e instanceof ComplexityError && /optional properties in a row exceeds 4000/.test(e.message));
+  assert.ok(performance.now() - t0 < 2000);
+  // As many required ones compile (one parse at each key).
+  const req = props(5000) as { required: string[]; properties: object };
+  req.required = Object.keys(req.properties);
+  assert.ok(acceptor(compileJsonSchema(req, { additionalProperties: 'declared' }))(JSON.stringify(Object.fromEntries(req.required.map((k) => [k, 1])))));
 });
 
 test('a time limit per token mask: a ComplexityError past it; retried, the same masks as without a limit', async () => {
