@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { UsageError } from '../args.js';
 import { loadTokenizer } from '../../tokenizers/load.js';
 import { parseJson } from '../../tokenizers/guard.js';
-import { SchemaCompiler, TokenVocab, TokenMatcher, DEAD } from '../../structured/index.js';
+import { SchemaCompiler, TokenVocab, TokenMatcher, DEAD, StructuredError } from '../../structured/index.js';
 import type { JsonSchema } from '../../structured/index.js';
 
 export const usage = `tslm schema check --schema <file.json> --tokenizer <tokenizer.json|.model|.bin> <instance.json>…
@@ -49,9 +49,16 @@ export async function run(args: string[]): Promise<number> {
   const tok = loadTokenizer(values.tokenizer);
   const vocab = TokenVocab.fromTokenizer(tok);
   const t0 = performance.now();
-  const grammar = new SchemaCompiler(schema, { whitespace: values.whitespace as 'compact' | 'flexible' | undefined, additionalProperties: values['forbid-additional'] ? 'forbid' : 'schema', strict: values.strict }).compile();
-  const matcher = new TokenMatcher(grammar, vocab);
-  matcher.mask(matcher.initial);
+  let grammar, matcher;
+  try {
+    grammar = new SchemaCompiler(schema, { whitespace: values.whitespace as 'compact' | 'flexible' | undefined, additionalProperties: values['forbid-additional'] ? 'forbid' : 'schema', strict: values.strict }).compile();
+    matcher = new TokenMatcher(grammar, vocab);
+    matcher.mask(matcher.initial);
+  } catch (e) {
+    // The schema's faults name its file (the message names the keyword and its JSON pointer).
+    if (e instanceof StructuredError) e.message = `schema ${values.schema}: ${e.message}`;
+    throw e;
+  }
   const compileMs = performance.now() - t0;
   if (values['print-grammar']) console.log(grammar.toString());
   const times: number[] = [];
