@@ -101,7 +101,13 @@ export function readAdapterConfig(dir: string): PeftLoraConfig {
   if (c.use_dora) bad('use_dora', 'is true; DoRA adapters are not supported');
   if ((c.bias ?? 'none') !== 'none') bad('bias', `is ${JSON.stringify(c.bias)}; only "none" is supported`);
   if (c.modules_to_save && (c.modules_to_save as unknown[]).length) bad('modules_to_save', 'is set; not supported');
-  for (const k of ['rank_pattern', 'alpha_pattern']) if (c[k] && Object.keys(c[k] as object).length) bad(k, 'is set; per-module ranks are not supported');
+  for (const k of ['rank_pattern', 'alpha_pattern']) {
+    const v = c[k];
+    if (v === undefined || v === null) continue;
+    // (Object.keys of a 10 MB string is ten million keys: half a minute and a gigabyte.)
+    if (typeof v !== 'object' || Array.isArray(v)) bad(k, `must be an object of module patterns, got ${typeof v === 'string' ? `a string of ${v.length} characters` : Array.isArray(v) ? 'an array' : typeof v}`);
+    for (const _ in v as object) bad(k, 'is set; per-module ranks are not supported');
+  }
   if (c.layers_to_transform !== undefined && c.layers_to_transform !== null) bad('layers_to_transform', 'is set; not supported');
   return {
     ...(c as object), peft_type: 'LORA', r: c.r as number, lora_alpha: c.lora_alpha as number, lora_dropout: Number(c.lora_dropout ?? 0),

@@ -83,6 +83,14 @@ test('PEFT adapters: NaN/Inf factors named; adapter_config.json errors by line/c
     await rejectsWith(loadAdapter(model, dir), { cls: LoraError, file: 'adapter_config.json', names: ['adapter config', /line 3, column 12/], not: ['SECRET', 'nope'] });
     writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(good), r: 1e9 }));
     await rejectsWith(loadAdapter(model, dir), { cls: LoraError, file: 'adapter_config.json', names: ['r is 1000000000, more than the limit'] });
+    // A 10 MB string where an object of patterns belongs: refused at once (its ten million
+    // characters were once listed as keys: half a minute and a gigabyte).
+    writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(good), rank_pattern: 'x'.repeat(10_000_000) }));
+    const t0 = performance.now();
+    await rejectsWith(loadAdapter(model, dir), { cls: LoraError, file: 'adapter_config.json', names: ['rank_pattern must be an object of module patterns, got a string of 10000000 characters'] });
+    assert.ok(performance.now() - t0 < 3000, `${(performance.now() - t0).toFixed(0)} ms`);
+    writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(good), alpha_pattern: { 'q_proj': 8 } }));
+    await rejectsWith(loadAdapter(model, dir), { cls: LoraError, file: 'adapter_config.json', names: ['alpha_pattern is set'] });
     rmSync(cfgFile);
     mkdirSync(cfgFile);
     await rejectsWith(loadAdapter(model, dir), { cls: LoraError, file: 'adapter_config.json', names: ['is a directory'] });
