@@ -70,8 +70,14 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const fmt: FormatOptions = { ...o.format, maxLength: maxLen };
   const seed = o.seed ?? 0;
   const { train: trainRows, val: valRows } = splitRows(rows, o.valFraction ?? 0.05, seed);
-  let train: SftExample[] = trainRows.map((r) => tokenizeRow(r, tokenizer, fmt));
-  const val = valRows.map((r) => tokenizeRow(r, tokenizer, fmt));
+  // A row whose response was cut away entirely (a prompt filling max-length) has nothing to learn
+  // or to measure: left out (a validation set of such rows gave a NaN loss).
+  const learnable = (e: SftExample) => e.labels.some((l) => l !== -100);
+  const trainAll = trainRows.map((r) => tokenizeRow(r, tokenizer, fmt)), valAll = valRows.map((r) => tokenizeRow(r, tokenizer, fmt));
+  let train: SftExample[] = trainAll.filter(learnable);
+  const val = valAll.filter(learnable);
+  const cut = trainAll.length - train.length + valAll.length - val.length;
+  if (cut) log(`${cut} row${cut === 1 ? '' : 's'} left out: no response token is left after cutting to ${maxLen} tokens (--max-length)`);
   if (o.packLength) {
     if (o.packLength + 1 > model.contextLength) throw new SftDataError(`--pack ${o.packLength} exceeds the model's context (max_position_embeddings ${model.contextLength}) − 1`);
     train = pack(train, o.packLength);

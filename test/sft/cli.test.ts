@@ -79,4 +79,11 @@ test('finetune (LoRA) → PEFT adapter; generate --adapter; merge-lora gives the
   const cut = run(['finetune', '--model', mdir, '--data', data, '--out', path.join(dir, 'x'), '--max-length', '3', '--steps', '1']);
   assert.equal(cut.status, 1, cut.stderr);
   assert.match(cut.stderr, /no response token is left to train on after cutting the rows to 3 tokens \(--max-length\)/);
+  // Rows whose prompt alone fills --max-length are left out (of the validation set too: its loss was NaN).
+  const long = rows.map((r, i) => (i % 2 ? { ...r, input: 'red blue green '.repeat(60) } : r));
+  writeFileSync(data, JSON.stringify(long));
+  const some = run(['finetune', '--model', mdir, '--data', data, '--out', path.join(dir, 'y'), '--max-length', '128', '--steps', '1', '--val-fraction', '0.5']);
+  assert.equal(some.status, 0, some.stderr);
+  assert.match(some.stderr, /12 rows left out: no response token is left after cutting to 128 tokens/);
+  assert.doesNotMatch(some.stderr, /NaN/);
 });
