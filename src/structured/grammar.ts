@@ -119,6 +119,7 @@ export class GrammarBuilder {
 
   /** The UTF-8 bytes of a string, one class per byte. */
   lit(s: string): Sym[] {
+    if (s.length > MAX_LITERAL) throw new ComplexityError('the length of one literal (a property name, a const)', MAX_LITERAL, `one of ${s.length} characters`);
     const out: Sym[] = [];
     for (const b of UTF8.encode(s)) out.push(this.cls([b]));
     return out;
@@ -294,6 +295,9 @@ function encodeCp(c: number): number[] {
 
 /** Alternatives of a lazy rule, produced on its first expansion (see GrammarBuilder.lazy). */
 export type LazyAlts = (g: Grammar) => Sym[][];
+
+/** Longest literal string (in UTF-16 units) a grammar spells out symbol by symbol. */
+export const MAX_LITERAL = 100_000;
 
 /** A Grammar as plain data (see Grammar.toData). */
 export interface GrammarData {

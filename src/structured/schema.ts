@@ -84,6 +84,8 @@ type JType = typeof TYPES[number] | 'integer';
 const MAX_ANY_ORDER = 1000;
 /** Most optional properties in a row (below the matcher's 5,000 parallel parses, with room for the rest of a state). */
 const MAX_OPTIONAL_RUN = 4000;
+/** Longest property name (characters) an object may declare or require. */
+const MAX_NAME = 2048;
 /** Integers and integer parts have at most 15 digits (exact in a double). */
 const LIM = 999_999_999_999_999;
 
@@ -1078,6 +1080,10 @@ export class SchemaCompiler {
       if (badReq !== undefined) return this.never(ptr, `required property '${badReq}' is not allowed by propertyNames`);
       names = names.filter((n) => !bad.includes(n));
     }
+    // A name too long to spell out is refused before any trie or literal is built from it.
+    // (The trie of names that undeclared keys must avoid is built one level per character.)
+    const long = names.find((n) => n.length > MAX_NAME);
+    if (long !== undefined) throw new ComplexityError('the length of one property name', MAX_NAME, `at ${ptr || '#'}: one of ${long.length} characters`);
     // Optional members in a row are each a parse of its own at a key, and the matcher holds at
     // most MAX_PARALLEL: refused before anything is built (50,000 optional properties built a
     // grammar of hundreds of MB first, then failed at the first mask).

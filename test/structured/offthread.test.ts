@@ -182,6 +182,13 @@ test('declared sizes past the grammar limit are refused before anything is built
     assert.throws(() => compileJsonSchema(s), (e: unknown) => e instanceof ComplexityError && want.test(e.message), JSON.stringify(s));
     assert.ok(performance.now() - t0 < 1000, `${JSON.stringify(s)}: ${(performance.now() - t0).toFixed(0)} ms`);
   }
+  // A property name too long to spell out (a 10 MB required name overflowed the stack after 15 s).
+  const t1 = performance.now();
+  assert.throws(() => compileJsonSchema({ type: 'object', required: ['x'.repeat(10_000_000)] }), (e: unknown) => e instanceof ComplexityError && /length of one property name exceeds 2048 \(at #: one of 10000000 characters\)/.test(e.message));
+  assert.ok(performance.now() - t1 < 2000);
+  assert.throws(() => compileJsonSchema({ const: 'y'.repeat(200_000) }), (e: unknown) => e instanceof ComplexityError && /length of one literal/.test(e.message));
+  const long = 'k'.repeat(2048);
+  assert.ok(acceptor(compileJsonSchema({ type: 'object', properties: { [long]: { type: 'integer' } }, required: [long] }))(JSON.stringify({ [long]: 5, z: 1 })));
   let deep: JsonSchema = { type: 'integer' };
   for (let i = 0; i < 5000; i++) deep = { anyOf: [deep] };
   assert.throws(() => compileJsonSchema(deep), (e: unknown) => e instanceof ComplexityError && e.message.length < 600 && /nesting depth exceeds 200/.test(e.message));
