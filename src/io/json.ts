@@ -8,6 +8,7 @@
 // Node-free (safetensors_bytes.ts uses it in the browser); the file readers are in json_file.ts.
 import { FormatError } from './errors.js';
 import type { IoError } from './errors.js';
+import { lineColumn } from '../tokenizers/guard.js';
 
 /** Nesting deeper than this is refused (HF configs nest 3 or 4 levels). */
 export const JSON_MAX_DEPTH = 64;
@@ -21,12 +22,8 @@ export interface JsonParseOptions {
   errorClass?: new (file: string, field: string, detail: string) => FormatError | IoError;
 }
 
-/** Line and column (1-based, in characters) of a position in a text. */
-export function lineColumn(text: string, pos: number): { line: number; column: number } {
-  let line = 1, lineStart = 0;
-  for (let i = 0; i < pos && i < text.length; i++) if (text.charCodeAt(i) === 10) { line++; lineStart = i + 1; }
-  return { line, column: pos - lineStart + 1 };
-}
+/** Line and column (1-based, in characters) of a position in a text (shared with the tokenizers' reader). */
+export { lineColumn };
 
 interface ScanError { pos: number; what: string }
 

@@ -68,6 +68,16 @@ export function jsonSyntaxError(text: string): { offset: number; reason: string 
     i = m.lastIndex;
     return null;
   };
+  // An object's key and its ':' (at the key's opening quote, whitespace skipped before).
+  const key = (): string | null => {
+    if (text.charCodeAt(i) !== 34) return 'expected a string key';
+    const e = str();
+    if (e) return e;
+    ws();
+    if (text.charCodeAt(i) !== 58) return "expected ':'";
+    i++;
+    return null;
+  };
   // state: expecting a value (after '[', ',' in array, ':' or at the top)
   for (;;) {
     ws();
@@ -80,12 +90,8 @@ export function jsonSyntaxError(text: string): { offset: number; reason: string 
       if (text.charCodeAt(i) === 125) i++;
       else {
         stack.push(123);
-        if (text.charCodeAt(i) !== 34) return fail('expected a string key');
-        const e = str();
+        const e = key();
         if (e) return fail(e);
-        ws();
-        if (text.charCodeAt(i) !== 58) return fail("expected ':'");
-        i++;
         valueDone = false;
       }
     } else if (c === 91 /* [ */) {
@@ -118,12 +124,8 @@ export function jsonSyntaxError(text: string): { offset: number; reason: string 
         i++;
         if (top === 123) {
           ws();
-          if (text.charCodeAt(i) !== 34) return fail('expected a string key');
-          const e = str();
+          const e = key();
           if (e) return fail(e);
-          ws();
-          if (text.charCodeAt(i) !== 58) return fail("expected ':'");
-          i++;
         }
         break;
       }
