@@ -6,12 +6,11 @@
 import { Worker } from 'node:worker_threads';
 import { cpus } from 'node:os';
 import { Grammar, type GrammarData } from './grammar.js';
-import { compileConstraint, type Constraint } from './constraint.js';
-import { compileJsonSchema, type JsonSchema, type SchemaOptions } from './schema.js';
+import { compileTask, type CompileTask, type Constraint } from './constraint.js';
+import type { JsonSchema, SchemaOptions } from './schema.js';
 import {
   StructuredError, UnsupportedKeywordError, InvalidSchemaError, UnsatisfiableError, RegexError, GrammarError, ComplexityError,
 } from './errors.js';
-import type { CompileTask } from './compile_thread.js';
 
 export interface OffThreadOptions {
   /** Longest a compilation may run, from when a thread starts it (default 10,000 ms). */
@@ -86,7 +85,7 @@ export class CompilePool {
       if (!m.ok) job.reject(rebuildError(m.name!, m.message!, m.fields ?? {}));
       else if (m.lazy) {
         // Finished within the budget on the thread: compiling here again is bounded by it.
-        try { job.resolve(job.task.kind === 'schema' ? compileJsonSchema(JSON.parse(job.task.json) as JsonSchema, job.task.options) : compileConstraint(job.task.constraint)); } catch (e) { job.reject(e as Error); }
+        try { job.resolve(compileTask(job.task)); } catch (e) { job.reject(e as Error); }
       } else job.resolve(new Grammar(m.data!));
     });
     worker.on('error', (e: Error & { code?: string }) => {

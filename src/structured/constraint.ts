@@ -35,3 +35,13 @@ export function compileConstraint(c: Constraint): Grammar {
   return b.build(b.rule('root', choices.map((s) => b.lit(s))));
 }
 
+/** A schema travels as JSON text: posting the text is cheap, cloning a big schema object is not (60 ms for 30,000 consts). */
+export type CompileTask = { kind: 'schema'; json: string; options: SchemaOptions } | { kind: 'constraint'; constraint: Constraint };
+
+/** The grammar of a compile task (see compile_worker.ts: run on its thread, or here for lazy grammars). */
+export function compileTask(task: CompileTask): Grammar {
+  if (task.kind === 'constraint') return compileConstraint(task.constraint);
+  let schema: JsonSchema;
+  try { schema = JSON.parse(task.json) as JsonSchema; } catch (e) { throw new StructuredError(`the schema is not valid JSON (${(e as Error).message.replace(/,? ?".*$/s, '')})`); }
+  return compileJsonSchema(schema, task.options);
+}
