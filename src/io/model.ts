@@ -29,9 +29,14 @@ function weightsFileOf(dir: string): string {
 
 export type ModelFormat = 'hf' | 'llama2c' | 'gguf';
 
+/** A tokenizer's file (read again with loadTokenizer), or its bytes in a tokenizer file's format and a name for them. */
+export type TokenizerSource = { path: string } | { bytes: Uint8Array; path: string };
+
 export interface LoadedModel {
   model: CausalLM;
   tokenizer: Tokenizer | null;
+  /** Where the tokenizer came from, so that another thread can build the same one (null without a tokenizer). */
+  tokenizerSource: TokenizerSource | null;
   format: ModelFormat;
   /** The HF config.json object the model was built from. */
   config: Record<string, unknown>;
@@ -56,7 +61,7 @@ function loadWeights(model: CausalLM, tensors: RawTensor[], source: string): voi
   model.loadStateDict(f32StateDict(tensors, source, { allowNonFinite: true }), { source });
 }
 
-function ggufTokenizer(t: GgufTokenizer | null): Tokenizer | null {
+function ggufTokenizer(t: GgufTokenizer | null): Llama2cTokenizer | null {
   if (!t || t.model !== 'llama' || !t.scores) return null;
   const vocab = t.tokens.map((s) => s.replace(/\u2581/g, ' '));
   const maxLen = vocab.reduce((m, s) => Math.max(m, new TextEncoder().encode(s).length), 0);
@@ -70,7 +75,7 @@ function ggufTokenizer(t: GgufTokenizer | null): Tokenizer | null {
  */
 export async function loadModel(p: string, opts: { tokenizer?: string } & FiniteOptions = {}): Promise<LoadedModel> {
   const format = detectModelFormat(p);
-  let config: Record<string, unknown>, tensors: RawTensor[], tok: Tokenizer | null = null;
+  let config: Record<string, unknown>, tensors: RawTensor[], tok: Tokenizer | null = null, source: TokenizerSource | null = null;
   if (format === 'hf') {
     const cfg = await readHfConfig(p);
     if (isSequenceClassificationConfig(cfg)) {
@@ -81,21 +86,26 @@ export async function loadModel(p: string, opts: { tokenizer?: string } & Finite
     tensors = ck.tensors;
     for (const name of ['tokenizer.json', 'tokenizer.model']) {
       const f = path.join(p, name);
-      if (!opts.tokenizer && existsSync(f)) { tok = loadTokenizer(f); break; }
+      if (!opts.tokenizer && existsSync(f)) { tok = loadTokenizer(f); source = { path: f }; break; }
     }
   } else if (format === 'llama2c') {
     const ck = await readLlama2c(p);
     config = ck.config;
     tensors = ck.tensors;
     const beside = path.join(path.dirname(p), 'tokenizer.bin');
-    if (!opts.tokenizer && existsSync(beside)) tok = loadTokenizer(beside);
+    if (!opts.tokenizer && existsSync(beside)) { tok = loadTokenizer(beside); source = { path: beside }; }
   } else {
     const ck = await readModelGguf(p);
     config = ck.config;
     tensors = ck.tensors;
-    if (!opts.tokenizer) tok = ggufTokenizer(ck.tokenizer);
+    if (!opts.tokenizer) {
+      const t = ggufTokenizer(ck.tokenizer);
+      tok = t;
+      // The embedded vocabulary travels as the tokenizer.bin it is equivalent to.
+      if (t) source = { bytes: t.serialize(), path: `${p} (vocabulary).bin` };
+    }
   }
-  if (opts.tokenizer) tok = loadTokenizer(opts.tokenizer);
+  if (opts.tokenizer) { tok = loadTokenizer(opts.tokenizer); source = { path: opts.tokenizer }; }
   // NaN or ±Inf in a weight: refused (naming the tensor) before the model is built, unless allowed.
   checkFiniteTensors(tensors, format === 'hf' ? weightsFileOf(p) : p, opts);
   // Every parameter comes from the file (loadStateDict is strict): no random initialisation.
@@ -107,7 +117,7 @@ export async function loadModel(p: string, opts: { tokenizer?: string } & Finite
     model.dispose();
     throw e;
   }
-  return { model, tokenizer: tok, format, config };
+  return { model, tokenizer: tok, tokenizerSource: source, format, config };
 }
 
 /** The model's weights as HF-named raw tensors (tied weights once). */

@@ -6,7 +6,9 @@ import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { loadModel } from '../io/model.js';
 import type { CausalLM } from '../models/causal.js';
-import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import type { Tokenizer, EncodeOptions } from '../tokenizers/tokenizer.js';
+import type { TokenizerSource } from '../io/model.js';
+import { TokenizerThread, encodeTexts } from './tokenize.js';
 import { chatTemplateFromConfig, CHATML_TEMPLATE } from '../tokenizers/chat.js';
 import { readTokenizerConfig } from '../tokenizers/load.js';
 import { TokenVocab, tokenBytes } from '../structured/vocab.js';
@@ -46,7 +48,21 @@ export class ServedModel {
     readonly chat: ChatFormat,
     /** The HF directory the model was read from (the playground's in-browser mode fetches it). */
     readonly hfDir: string | null,
+    /** Where the tokenizer came from: long prompts are tokenised by a copy of it on a worker thread. */
+    readonly tokenizerSource: TokenizerSource | null = null,
   ) {}
+
+  private thread_: TokenizerThread | null = null;
+  /** The worker thread that tokenises this model's long texts (started on first use; null without a tokenizer source). */
+  get tokenizerThread(): TokenizerThread | null {
+    if (!this.thread_ && this.tokenizerSource) this.thread_ = new TokenizerThread(this.tokenizerSource);
+    return this.thread_;
+  }
+
+  /** `tokenizer.encode` of each text, on the worker thread when they are long (see tokenize.ts). */
+  encode(texts: string[], opts: EncodeOptions = {}): Promise<number[][]> {
+    return encodeTexts(this.tokenizer!, this.tokenizerThread, texts, opts);
+  }
 
   get contextLength(): number { return this.model.contextLength; }
 
@@ -125,6 +141,7 @@ export class ServedModel {
   }
 
   dispose(): void {
+    void this.thread_?.close();
     this.batch_?.dispose();
     this.model.dispose();
   }
@@ -252,7 +269,7 @@ export class ModelRegistry {
   }
 
   private async loadFrom(name: string, p: string): Promise<ServedModel> {
-    const { model, tokenizer, format } = await loadModel(p, name === this.defaultId && this.opts.tokenizer ? { tokenizer: this.opts.tokenizer } : {});
+    const { model, tokenizer, tokenizerSource, format } = await loadModel(p, name === this.defaultId && this.opts.tokenizer ? { tokenizer: this.opts.tokenizer } : {});
     model.eval();
     const dir = format === 'hf' ? p : path.dirname(p);
     const cfgFile = path.join(dir, 'tokenizer_config.json');
@@ -261,7 +278,7 @@ export class ModelRegistry {
       const c = readTokenizerConfig(cfgFile);
       if (c.chat_template) chat = { ...chatTemplateFromConfig(c, 'default', cfgFile), own: true };
     }
-    const m = new ServedModel(name, p, model, tokenizer, chat, format === 'hf' ? p : null);
+    const m = new ServedModel(name, p, model, tokenizer, chat, format === 'hf' ? p : null, tokenizerSource);
     // The vocabulary as constraints see it (token bytes, trie, plain-token index) is built now,
     // with the model: built by the first request with a schema, it held up every other request
     // (0.4–0.8 s for a 32K vocabulary).

@@ -14,8 +14,10 @@ import { ConstraintProcessor } from '../structured/processor.js';
 import type { JsonSchema, SchemaOptions } from '../structured/schema.js';
 import { ComplexityError, StructuredError } from '../structured/errors.js';
 import { compileSchemaAsync } from './compile.js';
-import { applyChatTemplate } from '../tokenizers/chat.js';
-import type { ChatMessage } from '../tokenizers/chat.js';
+import { applyChatTemplate, chatTemplateFile } from '../tokenizers/chat.js';
+import type { ChatMessage, ChatTemplateOptions } from '../tokenizers/chat.js';
+import type { EncodeOptions } from '../tokenizers/tokenizer.js';
+import { TokenizeError, OFF_THREAD_CHARS, OFF_THREAD_MESSAGES } from './tokenize.js';
 import { noGrad } from '../tensor/autograd.js';
 import { scope } from '../tensor/storage.js';
 import * as T from '../tensor/ops.js';
@@ -440,21 +442,50 @@ function needTokenizer(m: ServedModel): void {
  * event loop that every request shares).
  */
 function checkPromptBytes(ctx: Ctx, m: ServedModel, text: string, param: string): void {
+  // Cheap bound first: a UTF-16 unit is at most 3 UTF-8 bytes.
+  if (text.length * 3 <= promptByteBound(ctx, m)) return;
+  const bytes = Buffer.byteLength(text);
+  if (bytes > promptByteBound(ctx, m)) throw promptTooLong(ctx, m, bytes, param);
+}
+
+/** The most UTF-8 bytes a prompt can have and still fit: prompt tokens × the longest token's bytes. */
+function promptByteBound(ctx: Ctx, m: ServedModel): number {
+  return Math.min(ctx.limits.maxPromptTokens ?? m.contextLength, m.contextLength) * m.maxTokenBytes;
+}
+
+function promptTooLong(ctx: Ctx, m: ServedModel, bytes: number, param: string): ApiError {
   const ctxLen = m.contextLength;
   const maxPrompt = Math.min(ctx.limits.maxPromptTokens ?? ctxLen, ctxLen);
-  // Cheap bound first: a UTF-16 unit is at most 3 UTF-8 bytes.
-  if (text.length * 3 <= maxPrompt * m.maxTokenBytes) return;
-  const bytes = Buffer.byteLength(text);
-  const bound = maxPrompt * m.maxTokenBytes;
-  if (bytes > bound) {
-    throw new ApiError(400, `This model's maximum context length is ${ctxLen} tokens${maxPrompt < ctxLen ? ` (prompts are limited to ${maxPrompt})` : ''}; the prompt is ${bytes} bytes, more than ${maxPrompt} tokens of at most ${m.maxTokenBytes} bytes each can hold.`, 'invalid_request_error', param, 'context_length_exceeded');
+  return new ApiError(400, `This model's maximum context length is ${ctxLen} tokens${maxPrompt < ctxLen ? ` (prompts are limited to ${maxPrompt})` : ''}; the prompt is ${bytes} bytes, more than ${maxPrompt} tokens of at most ${m.maxTokenBytes} bytes each can hold.`, 'invalid_request_error', param, 'context_length_exceeded');
+}
+
+/** The ApiError for a failure of the tokenizer thread (a 500 when it is not the request's fault). */
+function threadError(ctx: Ctx, m: ServedModel, e: unknown, param: string): unknown {
+  if (!(e instanceof TokenizeError)) return e;
+  if (e.kind === 'timeout') return new ApiError(400, `the ${param} could not be tokenised within the time limit (${e.message})`, 'invalid_request_error', param);
+  if (e.kind === 'bytes') return promptTooLong(ctx, m, e.bytes, param);
+  if (e.kind === 'render') return new ApiError(400, `cannot render the messages with the model's chat template: ${e.message}`, 'invalid_request_error', param);
+  return e;
+}
+
+/**
+ * Token ids of texts, each after its size check: long texts are tokenised on the model's tokenizer
+ * thread, so that the event loop stays free for other requests. A text the thread cannot finish
+ * within its time budget is refused (400).
+ */
+async function encodeChecked(ctx: Ctx, m: ServedModel, texts: string[], param: string, opts: EncodeOptions = {}): Promise<number[][]> {
+  for (const t of texts) checkPromptBytes(ctx, m, t, param);
+  try {
+    return await m.encode(texts, opts);
+  } catch (e) {
+    throw threadError(ctx, m, e, param);
   }
 }
 
-function promptIds(ctx: Ctx, m: ServedModel, text: string, param: string): number[] {
-  checkPromptBytes(ctx, m, text, param);
-  const t = m.tokenizer!;
-  return [t.bosId ?? m.model.config.bos_token_id ?? 1, ...t.encode(text)];
+/** Prompt ids (BOS first) of prompt texts. */
+async function promptIds(ctx: Ctx, m: ServedModel, texts: string[], param: string): Promise<number[][]> {
+  const bos = m.tokenizer!.bosId ?? m.model.config.bos_token_id ?? 1;
+  return (await encodeChecked(ctx, m, texts, param)).map((ids) => [bos, ...ids]);
 }
 
 // ---- /v1/chat/completions --------------------------------------------------------------------
@@ -483,14 +514,25 @@ export async function chatCompletions(ctx: Ctx, body: unknown, res: ServerRespon
     let contentChars = 0;
     for (const x of msgs) contentChars += x.content.length;
     if (contentChars * 3 > m.contextLength * m.maxTokenBytes) checkPromptBytes(ctx, m, msgs.map((x) => x.content).join(''), 'messages');
-    let text: string;
-    try {
-      text = applyChatTemplate(msgs, { template: m.chat.template, addGenerationPrompt: true, bosToken: m.chat.bosToken, eosToken: m.chat.eosToken, tools: t ? t.raw : undefined });
-    } catch (e) {
-      throw new ApiError(400, `cannot render the messages with the model's chat template: ${(e as Error).message}`, 'invalid_request_error', 'messages');
+    const template: ChatTemplateOptions = { template: m.chat.template, addGenerationPrompt: true, bosToken: m.chat.bosToken, eosToken: m.chat.eosToken, tools: t ? t.raw : undefined, file: chatTemplateFile(m.chat.template) };
+    let ids: number[];
+    const thread = m.tokenizerThread;
+    if (thread && (msgs.length > OFF_THREAD_MESSAGES || contentChars > OFF_THREAD_CHARS)) {
+      // Many or long messages: rendered and tokenised on the model's tokenizer thread.
+      try {
+        ids = await thread.chat(msgs, template, promptByteBound(ctx, m), { specials: true });
+      } catch (e) {
+        throw threadError(ctx, m, e, 'messages');
+      }
+    } else {
+      let text: string;
+      try {
+        text = applyChatTemplate(msgs, template);
+      } catch (e) {
+        throw new ApiError(400, `cannot render the messages with the model's chat template: ${(e as Error).message}`, 'invalid_request_error', 'messages');
+      }
+      [ids] = await encodeChecked(ctx, m, [text], 'messages', { specials: true });
     }
-    checkPromptBytes(ctx, m, text, 'messages');
-    const ids = m.tokenizer!.encode(text, { specials: true });
     const opts = sampling(b, m, ctx, ids.length, 'max_completion_tokens');
     const constraint = useTools ? toolsConstraint(t!.tools, t!.choice, answerFormat) : answerFormat;
     const procs = [...(opts.processors ?? [])];
@@ -577,7 +619,7 @@ function parseToolCall(text: string, ts: FunctionTool[]): { name: string; argume
 
 // ---- /v1/completions -------------------------------------------------------------------------
 
-function completionPrompts(ctx: Ctx, m: ServedModel, p: unknown): { ids: number[]; text: string }[] {
+async function completionPrompts(ctx: Ctx, m: ServedModel, p: unknown): Promise<{ ids: number[]; text: string }[]> {
   const V = m.model.config.vocab_size;
   const isIds = (x: unknown): x is number[] => Array.isArray(x) && x.length > 0 && x.every((y) => typeof y === 'number');
   let list: unknown[];
@@ -585,14 +627,18 @@ function completionPrompts(ctx: Ctx, m: ServedModel, p: unknown): { ids: number[
   else if (Array.isArray(p) && p.length > 0) list = p;
   else throw badParam('prompt', "'prompt' must be a string, an array of strings, an array of token ids or an array of such arrays", p === undefined ? 'missing_required_parameter' : 'invalid_type');
   if (list.length > 16) throw badParam('prompt', `at most 16 prompts per request, got ${list.length}`);
-  return list.map((x, i) => {
-    if (typeof x === 'string') return { ids: promptIds(ctx, m, x, 'prompt'), text: x };
+  const out = list.map((x, i) => {
+    if (typeof x === 'string') return { ids: [] as number[], text: x };
     if (isIds(x)) {
       for (const id of x) if (!Number.isInteger(id) || id < 0 || id >= V) throw badParam('prompt', `prompt ${i}: token id ${id} is outside the vocabulary (0…${V - 1})`);
       return { ids: x, text: m.tokenizer ? m.tokenizer.decode(x) : '' };
     }
     throw badParam('prompt', `prompt ${i} must be a string or an array of token ids`, 'invalid_type');
   });
+  const texts = list.flatMap((x, i) => (typeof x === 'string' ? [i] : []));
+  const ids = await promptIds(ctx, m, texts.map((i) => list[i] as string), 'prompt');
+  texts.forEach((i, k) => { out[i].ids = ids[k]; });
+  return out;
 }
 
 export async function completions(ctx: Ctx, body: unknown, res: ServerResponse, signal: AbortSignal): Promise<void> {
@@ -602,7 +648,7 @@ export async function completions(ctx: Ctx, body: unknown, res: ServerResponse, 
   try {
     needTokenizer(m);
     if (b.suffix !== undefined && b.suffix !== null) throw badParam('suffix', "'suffix' (insertion) is not supported");
-    const prompts = completionPrompts(ctx, m, b.prompt);
+    const prompts = await completionPrompts(ctx, m, b.prompt);
     const stream = optBool(b, 'stream') ?? false;
     const includeUsage = stream && isObj(b.stream_options) && b.stream_options.include_usage === true;
     const echo = optBool(b, 'echo') ?? false;
@@ -709,17 +755,22 @@ export async function embeddings(ctx: Ctx, body: unknown, res: ServerResponse, s
     if (list.length > ctx.limits.maxEmbeddingInputs) throw badParam('input', `at most ${ctx.limits.maxEmbeddingInputs} inputs per request, got ${list.length}`);
     const V = m.model.config.vocab_size, ctxLen = m.contextLength;
     const inputs = list.map((x, i) => {
-      let ids: number[];
       if (typeof x === 'string') {
         if (x.length === 0) throw badParam('input', `input ${i} is empty`);
         needTokenizer(m);
-        ids = promptIds(ctx, m, x, 'input');
+        return [] as number[];
       } else if (isIds(x)) {
         for (const id of x) if (!Number.isInteger(id) || id < 0 || id >= V) throw badParam('input', `input ${i}: token id ${id} is outside the vocabulary (0…${V - 1})`);
-        ids = x;
+        return x;
       } else throw badParam('input', `input ${i} must be a string or an array of token ids`, 'invalid_type');
+    });
+    const texts = list.flatMap((x, i) => (typeof x === 'string' ? [i] : []));
+    if (texts.length) {
+      const ids = await promptIds(ctx, m, texts.map((i) => list[i] as string), 'input');
+      texts.forEach((i, k) => { inputs[i] = ids[k]; });
+    }
+    inputs.forEach((ids, i) => {
       if (ids.length > ctxLen) throw new ApiError(400, `input ${i} has ${ids.length} tokens; the model's maximum context length is ${ctxLen}`, 'invalid_request_error', 'input', 'context_length_exceeded');
-      return ids;
     });
     const D = m.model.config.hidden_size;
     const dims = optNumber(b, 'dimensions', { min: 1, max: D, int: true });

@@ -93,6 +93,11 @@ function boundedRange(limit: number) {
 /** The file each template text came from (chatTemplateFromConfig records it), for messages. */
 const sources = new Map<string, string>();
 
+/** The file a template was read from (chatTemplateFromConfig), for error messages; undefined when not known. */
+export function chatTemplateFile(template: string): string | undefined {
+  return sources.get(template);
+}
+
 /** ChatML, for models without a template of their own (content may be null for tool calls). */
 export const CHATML_TEMPLATE = "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + (m['content'] or '') + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
