@@ -1,7 +1,7 @@
 // What a person watches during and after policy optimisation: a progress line per batch, and
 // report.html with the curves of reward, held-out accuracy, KL, completion length, entropy and
 // clip fraction (TRL's metric names), the options and a few held-out completions.
-import { esc, fmtTime } from '../train/report.js';
+import { esc, extent, fmtTime } from '../train/report.js';
 
 /** One batch's metrics (TRL's names where it has them). */
 export interface RlMetrics {
@@ -51,8 +51,8 @@ export function seriesSvg(series: { name: string; points: [number, number][] }[]
   const W = o.width ?? 560, Hh = o.height ?? 280, L = 64, R = 16, Tp = 34, B = 42;
   const live = series.map((s) => ({ ...s, points: s.points.filter(([, y]) => Number.isFinite(y)) })).filter((s) => s.points.length);
   const xs = live.flatMap((s) => s.points.map(([x]) => x)), ys = live.flatMap((s) => s.points.map(([, y]) => y));
-  const x0 = Math.min(0, ...xs), x1 = Math.max(1, ...xs);
-  let y0 = ys.length ? Math.min(...ys) : 0, y1 = ys.length ? Math.max(...ys) : 1;
+  const [x0, x1] = extent(xs, [0, 1]);
+  let [y0, y1] = ys.length ? extent(ys) : [0, 1];
   if (y1 - y0 < 1e-9) { y0 -= 0.5; y1 += 0.5; }
   const pad = (y1 - y0) * 0.05;
   y0 -= pad; y1 += pad;

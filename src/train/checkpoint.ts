@@ -162,9 +162,19 @@ export async function resumeCheckpoint<O, D, M extends { step: number }>(what: s
 
 /**
  * The metrics of steps 1…upTo from a metrics.jsonl, one per step (the last line written for a
- * step wins); lines that are not a JSON object with a numeric step (a line cut by a kill) are
- * skipped.
+ * step wins); lines that are not a JSON object with a numeric step (a line cut by a kill) or that
+ * hold anything but scalars and objects of scalars (a damaged file) are skipped.
  */
+/** An object of numbers, strings, booleans, nulls and objects of those (a metrics line's shape). */
+function flatRecord(v: object, depth = 0): boolean {
+  if (Array.isArray(v) || depth > 1) return false;
+  for (const x of Object.values(v)) {
+    if (x === null || typeof x === 'number' || typeof x === 'string' || typeof x === 'boolean') continue;
+    if (typeof x !== 'object' || !flatRecord(x, depth + 1)) return false;
+  }
+  return true;
+}
+
 export function readMetricsFile<M extends { step: number }>(file: string, upTo: number): M[] {
   if (!existsSync(file)) return [];
   const byStep = new Map<number, M>();
@@ -172,7 +182,7 @@ export function readMetricsFile<M extends { step: number }>(file: string, upTo: 
     if (!line.trim()) continue;
     let m: unknown;
     try { m = JSON.parse(line); } catch { continue; }
-    if (typeof m !== 'object' || m === null || !Number.isInteger((m as M).step)) continue;
+    if (typeof m !== 'object' || m === null || !Number.isInteger((m as M).step) || !flatRecord(m)) continue;
     const step = (m as M).step;
     if (step >= 1 && step <= upTo) byStep.set(step, m as M);
   }

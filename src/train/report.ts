@@ -50,14 +50,24 @@ export function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
+/**
+ * The smallest and largest of `values` and `init` (a loop: spreading a long run's hundreds of
+ * thousands of steps into Math.min overflows the stack).
+ */
+export function extent(values: readonly number[], init: [number, number] = [Infinity, -Infinity]): [number, number] {
+  let lo = init[0], hi = init[1];
+  for (const v of values) { if (v < lo) lo = v; if (v > hi) hi = v; }
+  return [lo, hi];
+}
+
 /** A loss-curve SVG: training loss per step and validation loss points, with labelled axes. */
 export function lossCurveSvg(metrics: StepMetrics[], opts: { width?: number; height?: number; title?: string } = {}): string {
   const W = opts.width ?? 720, Hh = opts.height ?? 360, L = 64, R = 20, Tp = 36, B = 44;
   const train = metrics.filter((m) => Number.isFinite(m.loss));
   const val = metrics.filter((m) => m.valLoss !== undefined && Number.isFinite(m.valLoss));
   const xs = train.map((m) => m.step), ys = [...train.map((m) => m.loss), ...val.map((m) => m.valLoss!)];
-  const x0 = Math.min(0, ...xs), x1 = Math.max(1, ...xs);
-  let y0 = ys.length ? Math.min(...ys) : 0, y1 = ys.length ? Math.max(...ys) : 1;
+  const [x0, x1] = extent(xs, [0, 1]);
+  let [y0, y1] = ys.length ? extent(ys) : [0, 1];
   if (y1 - y0 < 1e-9) { y0 -= 0.5; y1 += 0.5; }
   const pad = (y1 - y0) * 0.05;
   y0 -= pad; y1 += pad;
@@ -97,8 +107,8 @@ export function partsCurveSvg(metrics: StepMetrics[], opts: { width?: number; he
   if (!names.length) return '';
   const W = opts.width ?? 720, Hh = opts.height ?? 300, L = 64, R = 20, Tp = 36, B = 44;
   const xs = rows.map((m) => m.step), ys = rows.flatMap((m) => names.map((n) => m.parts![n]).filter((v) => Number.isFinite(v)));
-  const x0 = Math.min(0, ...xs), x1 = Math.max(1, ...xs);
-  let y0 = Math.min(...ys), y1 = Math.max(...ys);
+  const [x0, x1] = extent(xs, [0, 1]);
+  let [y0, y1] = extent(ys);
   if (y1 - y0 < 1e-9) { y0 -= 0.5; y1 += 0.5; }
   const sx = (x: number) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
   const sy = (y: number) => Tp + (1 - (y - y0) / (y1 - y0)) * (Hh - Tp - B);

@@ -12,7 +12,7 @@ import { loadTokenizer } from '../tokenizers/load.js';
 import { trainByteLevelBPE } from '../tokenizers/trainer.js';
 import { DataError, TokenFile, listDataFiles, readDocuments, splitBatchers, tokenizeToFile } from './data.js';
 import type { Batcher } from './data.js';
-import { DEFAULT_TRAIN_OPTIONS, createOptimizer, trainLoop } from './trainer.js';
+import { DEFAULT_TRAIN_OPTIONS, checkTrainOptions, createOptimizer, trainLoop } from './trainer.js';
 import type { TrainOptions, TrainState } from './trainer.js';
 import { appendMetrics, lossCurveSvg, progressLine, reportHtml, writeFileAtomic } from './report.js';
 import type { StepMetrics } from './report.js';
@@ -130,7 +130,11 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   rawConfig.vocab_size = tokenizer.vocabSize;
   if (tokenizer.bosId !== null) rawConfig.bos_token_id = tokenizer.bosId;
   if (tokenizer.eosId !== null) rawConfig.eos_token_id = tokenizer.eosId;
-  const opts: TrainOptions = { ...DEFAULT_TRAIN_OPTIONS, ...(prevState?.options ?? {}), ...definedOnly(o) };
+  const given = definedOnly(o) as Record<string, unknown>;
+  const stateOptions = prevState?.options && typeof prevState.options === 'object' && !Array.isArray(prevState.options) ? prevState.options : {};
+  const opts: TrainOptions = { ...DEFAULT_TRAIN_OPTIONS, ...stateOptions, ...definedOnly(o) };
+  // Options that come back from the checkpoint are checked as the command line's are.
+  checkTrainOptions(opts, (k) => (ckDir && !(k in given) && k in stateOptions ? `${path.join(ckDir, 'trainer_state.json')}: options` : 'options'));
   // The model (random weights from the run's seed); its config is checked here, before the data is read.
   const model = createModel(rawConfig, typeof o.config === 'string' ? o.config : 'config', { generator: new Generator(opts.seed) });
   const config = model.config;
@@ -147,6 +151,9 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     log(`data: ${r.documents} documents, ${r.tokens} tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
   const tokens = new TokenFile(tokFile);
+  // A token file kept from an earlier run must fit this tokenizer (a corrupt file, or one made
+  // with another tokenizer, would index past the embedding table).
+  if (ckDir) checkTokenIds(tokens, tokenizer.vocabSize);
   const { train, val } = splitBatchers(tokens, opts.seqLen, opts.batchSize, { valFraction: o.valFraction ?? 0.05, seed: opts.seed });
 
   const opt = createOptimizer(model, opts);
@@ -185,6 +192,19 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const extra = o.extraSummary?.({ tokens, train, val, vocab: tokenizer.vocabSize }) ?? [];
   writeReports(o, metrics, model, tokenizer, opts, state, lastVal, extra);
   return { model, tokenizer, metrics, valLoss: lastVal, state, tokens, options: opts, checkpoint };
+}
+
+/** Every id of a token file in [0, vocab), read in blocks; a DataError naming the first that is not. */
+export function checkTokenIds(tokens: TokenFile, vocab: number): void {
+  const block = 1 << 20;
+  for (let start = 0; start < tokens.length; start += block) {
+    const ids = tokens.read(start, Math.min(block, tokens.length - start));
+    for (let i = 0; i < ids.length; i++) {
+      if (ids[i] < 0 || ids[i] >= vocab) {
+        throw new DataError(`${tokens.file}: token ${start + i} is ${ids[i]}, outside the vocabulary (0…${vocab - 1}): the file is damaged or was made with another tokenizer; delete it and resume to tokenise the data again`);
+      }
+    }
+  }
 }
 
 /** The metrics of steps 1…upTo from a metrics.jsonl (see readMetricsFile). */

@@ -11,6 +11,7 @@ import { cosineWithWarmup } from './schedule.js';
 import type { Batcher } from './data.js';
 import type { StepMetrics } from './report.js';
 import type { LossParts } from '../models/causal.js';
+import { ConfigError } from '../models/config.js';
 
 /** What the trainer needs from a model: next-token loss of ids (B, T+1), and its parameters. */
 export interface TrainableLM {
@@ -49,6 +50,31 @@ export class TrainingDivergedError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'TrainingDivergedError';
+  }
+}
+
+/** Each option's allowed values: [integer?, min, max] (min and max inclusive). */
+const OPTION_RANGES: Record<Exclude<keyof TrainOptions, 'betas'>, [boolean, number, number]> = {
+  steps: [true, 1, 1e12], batchSize: [true, 1, 1e6], seqLen: [true, 1, 1e7], gradAccum: [true, 1, 1e5],
+  lr: [false, Number.MIN_VALUE, Number.MAX_VALUE], minLrRatio: [false, 0, 1], warmupSteps: [true, 0, 1e12], weightDecay: [false, 0, Number.MAX_VALUE],
+  gradClip: [false, 0, Number.MAX_VALUE], evalEvery: [true, 0, 1e12], evalBatches: [true, 0, 1e6], seed: [true, 0, Number.MAX_SAFE_INTEGER],
+};
+
+/**
+ * Checks trainer options (a checkpoint's trainer_state.json brings them back on --resume: a
+ * damaged one must not start a run with a NaN learning rate or a billion micro-batches). `where`
+ * names the options' source in the error.
+ */
+export function checkTrainOptions(o: TrainOptions, where: (field: string) => string): void {
+  for (const [k, [int, lo, hi]] of Object.entries(OPTION_RANGES)) {
+    const v = (o as unknown as Record<string, unknown>)[k];
+    if (typeof v !== 'number' || !Number.isFinite(v) || (int && !Number.isInteger(v)) || v < lo || v > hi) {
+      throw new ConfigError(where(k), `${k} must be ${int ? 'an integer' : 'a number'} from ${lo === Number.MIN_VALUE ? 'just above 0' : lo} to ${hi}, got ${JSON.stringify(v) ?? String(v)}`);
+    }
+  }
+  const b = o.betas as unknown;
+  if (!Array.isArray(b) || b.length !== 2 || !b.every((x) => typeof x === 'number' && x >= 0 && x < 1)) {
+    throw new ConfigError(where('betas'), `betas must be two numbers in [0, 1), got ${JSON.stringify(b)?.slice(0, 80) ?? String(b)}`);
   }
 }
 

@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { init, shutdown, runTraining, loadModel, Generator, TrainingDivergedError } from '../../src/index.js';
+import { lossCurveSvg } from '../../src/train/report.js';
 import type { RunOptions } from '../../src/index.js';
 
 let dir = '';
@@ -102,6 +103,34 @@ test('bad data, configs and resumes fail with clear errors', async () => {
   const r = await runTraining({ data, config: CONFIG, out, steps: 2, evalEvery: 2, ...quiet });
   r.model.dispose();
   await assert.rejects(runTraining({ data, config: { ...CONFIG, hidden_size: 48 }, out, resume: true, steps: 3, ...quiet }), /hidden_size = 32, this run's model has 48/);
+  // a damaged checkpoint: options from trainer_state.json are checked (naming the file), a token
+  // file kept from the run must fit the vocabulary, a metrics line that is not flat is skipped
+  const stFile = path.join(out, 'checkpoint', 'trainer_state.json');
+  const st = readFileSync(stFile, 'utf8');
+  const withOptions = (o: Record<string, unknown>): string => { const j = JSON.parse(st); Object.assign(j.options, o); return JSON.stringify(j); };
+  writeFileSync(stFile, withOptions({ gradAccum: 1e9 }));
+  await assert.rejects(runTraining({ data, config: CONFIG, out, resume: true, steps: 3, ...quiet }), /trainer_state\.json: options: gradAccum must be an integer from 1 to 100000, got 1000000000/);
+  writeFileSync(stFile, withOptions({ betas: -1.5 }));
+  await assert.rejects(runTraining({ data, config: CONFIG, out, resume: true, steps: 3, ...quiet }), /trainer_state\.json: options: betas must be two numbers in \[0, 1\), got -1\.5/);
+  writeFileSync(stFile, withOptions({ lr: 'x' }));
+  await assert.rejects(runTraining({ data, config: CONFIG, out, resume: true, steps: 3, ...quiet }), /trainer_state\.json: options: lr must be a number from just above 0 to [\d.e+]+, got "x"/);
+  writeFileSync(stFile, st);
+  const tokFile = path.join(out, 'tokens.bin');
+  const tokBytes = readFileSync(tokFile);
+  const bad = Buffer.from(tokBytes);
+  bad.writeInt32LE(99_999, 4 * 7);
+  writeFileSync(tokFile, bad);
+  await assert.rejects(runTraining({ data, config: CONFIG, out, resume: true, steps: 3, ...quiet }), /tokens\.bin: token 7 is 99999, outside the vocabulary \(0…\d+\)/);
+  writeFileSync(tokFile, tokBytes);
+  const metricsFile = path.join(out, 'metrics.jsonl');
+  writeFileSync(metricsFile, readFileSync(metricsFile, 'utf8') + JSON.stringify({ step: 2, loss: 1, deep: [[[1]]] }) + '\n' + '{"step": 1, "loss":' + '['.repeat(100_000) + ']'.repeat(100_000) + '}\n');
+  const resumed = await runTraining({ data, config: CONFIG, out, resume: true, steps: 3, ...quiet });
+  assert.deepEqual(resumed.metrics.map((m) => m.step), [1, 2, 3]);
+  assert.ok(resumed.metrics.every((m) => Number.isFinite(m.loss) && !('deep' in m)));
+  resumed.model.dispose();
+  // a long run's loss plot (hundreds of thousands of steps) is drawn without spreading them into Math.min
+  const many = Array.from({ length: 300_000 }, (_, i) => ({ step: i + 1, loss: 5 - i / 1e5, lr: 1e-3, tokens: 0, tokensPerSecond: 1, elapsedSeconds: 0 }));
+  assert.match(lossCurveSvg(many as never), /<svg/);
   // a learning rate that diverges stops with the step named
   await assert.rejects(runTraining({ data, config: CONFIG, out: path.join(dir, 'nan'), steps: 20, lr: 1e30, warmupSteps: 0, gradClip: 0, ...quiet }),
     (e: Error) => e instanceof TrainingDivergedError && /step \d+: /.test(e.message));
