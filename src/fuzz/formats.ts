@@ -69,6 +69,18 @@ const tokenizerModelType: Mutator = (b, r) => {
   return { kind: `tokenizer.json-model.type=${doc.model.type}`, expect: 'reject', data: new TextEncoder().encode(JSON.stringify(doc)) };
 };
 
+/** tokens.bin: one token id set out of the vocabulary (or to a huge value). */
+const tokenId: Mutator = (b, r) => {
+  if (b.length < 8) return null;
+  const out = new Uint8Array(b);
+  const dv = new DataView(out.buffer);
+  const width = 4; // a little-endian int32 per token (see TokenFile)
+  const i = r.int(Math.floor(out.length / width)) * width;
+  const v = r.pick([5000, 65535, 2 ** 31 - 1, 2 ** 32 - 1]); // the last is -1 as an int32
+  dv.setUint32(i, v, true);
+  return { kind: `tokens.bin id=${v} at byte ${i}`, expect: 'reject', data: out };
+};
+
 const textTarget = (extra: Record<string, Mutator>, truncExpect: Expect, emptyExpect: Expect): Record<string, Mutator> => ({ ...extra, ...TEXT_MUTATORS, ...generic(truncExpect, emptyExpect) });
 
 /** ARPA: cutting anywhere before the last line leaves declared n-grams missing. */
@@ -140,6 +152,21 @@ export const FORMATS: FormatSpec[] = [
     name: 'JSONL (train)', files: (b) => [[b.trainJsonl, 'train.jsonl'], [b.trainConfig, 'config.json'], [path.join(b.hf, 'tokenizer.json'), 'tokenizer.json']], checkOutput: true,
     targets: [{ file: 'train.jsonl', mutators: { ...jsonlLines, ...textTarget({}, 'any', 'any') } }],
     args: ['train', '--data', 'train.jsonl', '--config', 'config.json', '--tokenizer', 'tokenizer.json', '--out', 'out', '--steps', '1', '--batch-size', '2', '--seq-len', '16', '--eval-every', '0'],
+  },
+  {
+    // --resume reads the run's checkpoint (weights, optimizer moments, trainer state with the
+    // run's options and data-loader position), its token file and its metrics.
+    name: 'training checkpoint (resume)',
+    files: (b) => [[b.trainRun, 'run'], [b.trainJsonl, 'train.jsonl'], [b.trainConfig, 'config.json'], [path.join(b.hf, 'tokenizer.json'), 'tokenizer.json']],
+    checkOutput: true,
+    targets: [
+      { file: 'run/checkpoint/trainer_state.json', mutators: json({ 'state-field': jsonMutator('huge-number', 'any', /^\/(state|train|options|optimizerSteps)\//), 'state-type': jsonMutator('wrong-type', 'any', /^\/(state|train|options|optimizerSteps)\//), 'options-field': jsonMutator('huge-number', 'any', /^\/options\//), 'options-type': jsonMutator('wrong-type', 'any', /^\/options\//) }) },
+      { file: 'run/checkpoint/optimizer.safetensors', mutators: safetensors },
+      { file: 'run/checkpoint/model.safetensors', mutators: safetensors },
+      { file: 'run/tokens.bin', mutators: { ...generic('any', 'any'), 'token-id': tokenId } },
+      { file: 'run/metrics.jsonl', mutators: { ...jsonlLines, ...textTarget({}, 'any', 'any') } },
+    ],
+    args: ['train', '--data', 'train.jsonl', '--config', 'config.json', '--tokenizer', 'tokenizer.json', '--out', 'run', '--steps', '3', '--batch-size', '2', '--seq-len', '16', '--eval-every', '0', '--resume'],
   },
   {
     name: 'Alpaca (finetune)', files: (b) => [[b.hf, 'model'], [b.alpacaJson, 'alpaca.json'], [b.alpacaJsonl, 'alpaca.jsonl']], checkOutput: true,

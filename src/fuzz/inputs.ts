@@ -12,6 +12,7 @@ import { applyLora, saveAdapter } from '../lora/index.js';
 import { trainNgram, writeArpa, KeyedVectors } from '../classic/index.js';
 import type { CausalLM } from '../models/index.js';
 import { Rng } from './rng.js';
+import { runTraining } from '../train/run.js';
 
 export const CORPUS = [
   'the quick brown fox jumps over the lazy dog',
@@ -44,6 +45,8 @@ export interface BaseInputs {
   pairs: string;
   schema: string;
   instance: string;
+  /** A `tslm train` output folder after 2 steps: checkpoint/, tokens.bin, metrics.jsonl (what --resume reads). */
+  trainRun: string;
 }
 
 const LLAMA = { model_type: 'llama', hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 256, rms_norm_eps: 1e-5, rope_theta: 10000 };
@@ -73,8 +76,10 @@ export async function makeBaseInputs(dir: string): Promise<BaseInputs> {
   const p = (f: string): string => path.join(dir, f);
 
   // HF directory with a byte-level BPE tokenizer.json trained on the corpus
-  const tok = trainByteLevelBPE(CORPUS.join('\n'), { vocabSize: 300, specialTokens: ['<s>', '</s>'] });
-  const hfModel = createModel({ ...LLAMA, vocab_size: tok.vocabSize, bos_token_id: tok.bosId ?? 0, eos_token_id: tok.eosId ?? 1 });
+  // A long special token and a 4,096-token context, as large-vocabulary models have: a prompt of
+  // hundreds of kilobytes then passes the server's byte bound and has to be tokenised.
+  const tok = trainByteLevelBPE(CORPUS.join('\n'), { vocabSize: 300, specialTokens: ['<s>', '</s>', `<|${'long'.repeat(60)}|>`] });
+  const hfModel = createModel({ ...LLAMA, max_position_embeddings: 4096, vocab_size: tok.vocabSize, bos_token_id: tok.bosId ?? 0, eos_token_id: tok.eosId ?? 1 });
   weights(hfModel, 1);
   const hf = p('hf');
   await saveModel(hfModel, hf, { tokenizer: tok });
@@ -127,7 +132,14 @@ export async function makeBaseInputs(dir: string): Promise<BaseInputs> {
   const schema = p('schema.json'), instance = p('instance.json');
   writeFileSync(schema, JSON.stringify({ type: 'object', properties: { name: { type: 'string', maxLength: 20 }, age: { type: 'integer', minimum: 0 }, tags: { type: 'array', items: { enum: ['a', 'b'] } } }, required: ['name'] }));
   writeFileSync(instance, JSON.stringify({ name: 'cat', age: 3, tags: ['a'] }));
-  return { dir, hf, gguf, llama2c, llama2cTokenizer, peft, arpa, w2vText, w2vBin, trainJsonl, trainConfig, alpacaJson, alpacaJsonl, pairs, schema, instance };
+  // A training run to resume: 2 steps, checkpointed at the end.
+  const trainRun = p('run');
+  const run = await runTraining({
+    data: trainJsonl, config: trainConfig, tokenizer: path.join(hf, 'tokenizer.json'), out: trainRun,
+    steps: 2, batchSize: 2, seqLen: 16, evalEvery: 0, log: () => {}, progress: () => {},
+  });
+  run.model.dispose();
+  return { dir, hf, gguf, llama2c, llama2cTokenizer, peft, arpa, w2vText, w2vBin, trainJsonl, trainConfig, alpacaJson, alpacaJsonl, pairs, schema, instance, trainRun };
 }
 
 /** Copy a base directory (a mutant replaces one file in the copy). */

@@ -58,6 +58,10 @@ export function hostileRequests(): HostileRequest[] {
     post('10k messages', chat({ messages: Array.from({ length: 10_000 }, () => ({ role: 'user', content: 'hi' })) })),
     post('prompt 3.9 MB', JSON.stringify({ prompt: 'the quick brown fox '.repeat(195_000), max_tokens: 4 }), '/v1/completions'),
     post('chat content 3.9 MB', chat({ messages: [{ role: 'user', content: 'hello world '.repeat(325_000) }] })),
+    // Within the byte bound of the served model (4,096 positions × a 244-byte token): tokenised.
+    post('prompt 900 KB (tokenised)', JSON.stringify({ prompt: 'the quick brown fox '.repeat(46_000), max_tokens: 4 }), '/v1/completions'),
+    post('chat content 900 KB (tokenised)', chat({ messages: [{ role: 'user', content: 'hello world '.repeat(76_000) }] })),
+    post('embeddings 16 × 56 KB (tokenised)', JSON.stringify({ input: Array.from({ length: 16 }, () => 'hello world '.repeat(4_800)) }), '/v1/embeddings'),
     post('body 5 MB (over the limit)', chat({ messages: [{ role: 'user', content: 'x'.repeat(5 * 2 ** 20) }] })),
     post('deep nesting 100k', '{"messages":' + deepNesting(100_000, 'array') + '}'),
     post('50k properties', manyProperties(50_000)),
