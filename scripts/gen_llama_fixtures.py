@@ -37,6 +37,10 @@ VARIANTS = {
                            rope_theta=500000.0, rope_scaling={"type": "linear", "factor": 2.0}),
     "qwen2_bias": dict(BASE, model_type="qwen2", num_key_value_heads=1, tie_word_embeddings=True, rms_norm_eps=1e-6,
                        rope_theta=1000000.0),
+    # Sliding-window attention, with sequences longer than the window (9 inputs; 5 + 12 greedy).
+    "mistral_window": dict(BASE, model_type="mistral", num_key_value_heads=2, tie_word_embeddings=False, sliding_window=4),
+    "qwen2_window": dict(BASE, model_type="qwen2", num_key_value_heads=1, tie_word_embeddings=True, rms_norm_eps=1e-6,
+                         rope_theta=1000000.0, use_sliding_window=True, sliding_window=3, max_window_layers=1),
 }
 
 

@@ -73,15 +73,39 @@ def causal_mask(T):
     return torch.full((T, T), float("-inf")).triu(1)
 
 
+def sliding_window(cfg):
+    """The attention window in effect: Mistral's sliding_window, Qwen2's when use_sliding_window; else None."""
+    w = cfg.get("sliding_window")
+    if not w:
+        return None
+    if cfg["model_type"] == "mistral" or (cfg["model_type"] == "qwen2" and cfg.get("use_sliding_window")):
+        return w
+    return None
+
+
+def window_mask(T, window):
+    """(T, T) additive mask of Hugging Face's sliding-window attention: query i sees key j only if
+    i - window < j <= i (its own position and the window - 1 before it)."""
+    m = causal_mask(T)
+    if window is not None:
+        i = torch.arange(T).view(-1, 1)
+        j = torch.arange(T).view(1, -1)
+        m = m.masked_fill(j <= i - window, float("-inf"))
+    return m
+
+
 def forward(cfg, W, ids):
     """Logits (B, T, V) for token ids (B, T) (int64)."""
     B, T = ids.shape
     eps = cfg["rms_norm_eps"]
     cos, sin = rope_for(cfg, T)
     x = W["model.embed_tokens.weight"][ids]
-    mask = causal_mask(T)
+    full, windowed = causal_mask(T), window_mask(T, sliding_window(cfg))
+    # Qwen2: layers below max_window_layers (default 28) attend to everything; Mistral: none do.
+    first_windowed = cfg.get("max_window_layers", 28) if cfg["model_type"] == "qwen2" else 0
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
+        mask = windowed if i >= first_windowed else full
         x = x + attention(cfg, W, p, rms_norm(x, W[p + "input_layernorm.weight"], eps), cos, sin, mask)
         h = rms_norm(x, W[p + "post_attention_layernorm.weight"], eps)
         g = torch.nn.functional.silu(h @ W[p + "mlp.gate_proj.weight"].T)

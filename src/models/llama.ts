@@ -45,8 +45,13 @@ export interface LlamaConfig {
   initializer_range: number;
   bos_token_id: number | null;
   eos_token_id: number[] | null;
-  /** Mistral's sliding attention window; positions beyond it are refused (not implemented). */
+  /** The sliding attention window (a query sees itself and the window − 1 keys before it), or null. */
   sliding_window: number | null;
+  /**
+   * Qwen2 / Qwen2-MoE with a window: the layers below this index attend to the whole context, the
+   * others use the window (HF's default 28). Absent for the other families: every layer uses it.
+   */
+  max_window_layers?: number;
   // Mixture of experts (present for mixtral and qwen2_moe only; HF's field names):
   /** Mixtral: experts per layer. */
   num_local_experts?: number;
@@ -122,6 +127,7 @@ export function parseLlamaConfig(raw: Record<string, unknown>, source = 'config.
     sliding_window: typeof raw.sliding_window === 'number' && raw.sliding_window > 0 &&
       (modelType === 'mistral' || modelType === 'mixtral' || ((modelType === 'qwen2' || modelType === 'qwen2_moe') && raw.use_sliding_window === true)) ? raw.sliding_window : null,
   };
+  if (base.sliding_window !== null && (modelType === 'qwen2' || modelType === 'qwen2_moe')) base.max_window_layers = intField(raw, 'max_window_layers', source, 28);
   return modelType === 'mixtral' || modelType === 'qwen2_moe' ? { ...base, ...parseMoeFields(raw, modelType, base, source) } : base;
 }
 
@@ -185,6 +191,7 @@ export function llamaConfigToJson(c: LlamaConfig): Record<string, unknown> {
   if (qwen) delete out.attention_bias;
   if (c.sliding_window === null) delete out.sliding_window;
   else if (qwen) out.use_sliding_window = true;
+  if (c.max_window_layers === undefined) delete out.max_window_layers;
   if (c.eos_token_id && c.eos_token_id.length === 1) out.eos_token_id = c.eos_token_id[0];
   return out;
 }
@@ -347,6 +354,7 @@ class LlamaAttention extends Module {
     let k = T.transpose(applyRope(T.reshape(this.k_proj.forward(x), [B, Tn, Hkv, hd]), pos), 1, 2);
     let v = T.transpose(T.reshape(this.v_proj.forward(x), [B, Tn, Hkv, hd]), 1, 2);
     if (cache) [k, v] = cache.update(layer, k, v);
+    [k, v] = visible(k, v, pos);
     const a = attention(q, k, v, { causal: true, mask: pos.mask }); // (B, H, T, hd)
     return this.o_proj.forward(T.reshape(T.transpose(a, 1, 2), [B, Tn, H * hd]));
   }
@@ -373,6 +381,7 @@ class LlamaAttention extends Module {
       v = T.transpose(T.reshapeView(T.slice(qkv, 2, (H + Hkv) * hd), [B, Tn, Hkv, hd]), 1, 2);
       if (cache) [k, v] = cache.update(layer, k, v);
     }
+    [k, v] = visible(k, v, pos);
     const a = attention(q, k, v, { causal: true, mask: pos.mask }); // (B, H, T, hd)
     T.addLinearInPlace(h, T.reshape(T.transpose(a, 1, 2), [B, Tn, H * hd]), this.o_proj.weight);
   }
@@ -482,10 +491,6 @@ export class LlamaForCausalLM extends CausalLM {
     const [B, Tn] = ids.shape;
     const start = cache ? cache.length : 0;
     if (cache && cache.batch !== B) throw new ShapeError('LlamaForCausalLM', `cache batch ${cache.batch} differs from input batch ${B}`);
-    const window = this.config.sliding_window;
-    if (window !== null && start + Tn > window) {
-      throw new ShapeError('LlamaForCausalLM', `positions up to ${start + Tn} exceed the sliding_window ${window}; sliding-window attention is not implemented, so longer sequences would be computed wrongly`);
-    }
     if (start + Tn > this.config.max_position_embeddings) {
       throw new ShapeError('LlamaForCausalLM', `positions up to ${start + Tn} exceed max_position_embeddings ${this.config.max_position_embeddings}`);
     }
@@ -497,10 +502,14 @@ export class LlamaForCausalLM extends CausalLM {
       // A chain (every token the child of the one before) is plain causal attention.
       pos = isChain(opts.tree, Tn) ? this.positions(B, Tn, start) : this.treePositions(Tn, start, opts.tree);
     } else pos = this.positions(B, Tn, start, opts.padLeft);
+    // Sliding-window layers see the keys of their window (Qwen2's first max_window_layers see all).
+    const win = this.config.sliding_window, firstWindowed = this.config.max_window_layers ?? 0;
+    const posW = win !== null && firstWindowed < this.config.num_hidden_layers ? slidingWindow(pos, win, start, Tn, opts.tree?.depth) : pos;
+    const at = (i: number): Positions => (i >= firstWindowed ? posW : pos);
     let h = this.model.embed_tokens.forward(ids);
     // Without autograd the layers update the residual stream in place (fewer ops and copies).
-    if (!isGradEnabled() && !this._record) this.model.layers.forEach((layer, i) => layer.forwardInto_(h, pos, cache, i));
-    else this.model.layers.forEach((layer, i) => { h = layer.forward(h, pos, cache, i, this._record ?? undefined); });
+    if (!isGradEnabled() && !this._record) this.model.layers.forEach((layer, i) => layer.forwardInto_(h, at(i), cache, i));
+    else this.model.layers.forEach((layer, i) => { h = layer.forward(h, at(i), cache, i, this._record ?? undefined); });
     if (cache) cache.length += Tn;
     return this.model.norm.forward(h);
   }
@@ -611,8 +620,47 @@ interface Positions {
   cos: Tensor;
   sin: Tensor;
   rows: { cos: Tensor; sin: Tensor }[] | null;
-  /** Additive padding mask (B, 1, T, S) or null. */
+  /** Additive padding mask (B, 1, T, S) or null (S: keys from keyStart on). */
   mask: Tensor | null;
+  /** Keys before this index are outside every query's sliding window: attention leaves them out. */
+  keyStart?: number;
+}
+
+/**
+ * Sliding-window attention (Mistral; Qwen2 with use_sliding_window): a query at position p sees
+ * the keys at positions p − window + 1 … p, as HF's sliding-window causal mask. Keys before the
+ * first query's window are left out of the attention (for decoding that is the whole effect: one
+ * query, the last `window` keys, no mask); the band of further keys hidden from later queries
+ * of a prefill or a training sequence is added to the mask. In a token tree a token's position
+ * is start + its depth.
+ */
+function slidingWindow(pos: Positions, window: number, start: number, Tn: number, depth?: readonly number[]): Positions {
+  const S = start + Tn;
+  const qpos = (i: number): number => (depth ? start + depth[i] : start + i);
+  const kpos = (j: number): number => (depth && j >= start ? start + depth[j - start] : j);
+  let minQ = Infinity;
+  for (let i = 0; i < Tn; i++) minQ = Math.min(minQ, qpos(i));
+  const lo = Math.max(0, minQ - window + 1);
+  const W = S - lo;
+  let band: Float32Array | null = null;
+  for (let i = 0; i < Tn; i++) {
+    const edge = qpos(i) - window; // keys at or before this position are hidden
+    for (let j = lo; j < S && kpos(j) <= edge; j++) (band ??= new Float32Array(Tn * W))[i * W + j - lo] = -Infinity;
+  }
+  if (lo === 0 && !band) return pos;
+  let mask = pos.mask && lo > 0 ? T.slice(pos.mask, 3, lo, S) : pos.mask;
+  if (band) {
+    const b = T.tensor(band, [1, 1, Tn, W]);
+    mask = mask ? T.add(mask, b) : b;
+  }
+  return { ...pos, mask, keyStart: lo };
+}
+
+/** The keys and values attention sees: those from pos.keyStart on. */
+function visible(k: Tensor, v: Tensor, pos: Positions): [Tensor, Tensor] {
+  if (!pos.keyStart) return [k, v];
+  const S = k.shape[2];
+  return [T.slice(k, 2, pos.keyStart, S), T.slice(v, 2, pos.keyStart, S)];
 }
 
 /** Whether a (checked) token tree is a chain: depth i for token i, which sees every token before it. */

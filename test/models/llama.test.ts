@@ -13,7 +13,7 @@ after(async () => { await shutdown(); });
 
 interface Fx { config: Record<string, unknown>; input_ids: number[][]; logits_shape: number[]; logits: number[]; greedy: { prompt: number[]; ids: number[] } }
 
-for (const name of ['llama_gqa_untied', 'llama_mha_tied', 'qwen2_bias']) {
+for (const name of ['llama_gqa_untied', 'llama_mha_tied', 'qwen2_bias', 'mistral_window', 'qwen2_window']) {
   test(`${name}: logits and greedy tokens match the PyTorch reference`, () => {
     const fx = fixture<Fx>(`llama/${name}.json`);
     const model = new LlamaForCausalLM(parseLlamaConfig(fx.config, `${name}.json`));
@@ -56,15 +56,51 @@ test('config validation names the file and field', () => {
   assert.throws(() => parseLlamaConfig({ hidden_size: 32, num_attention_heads: 4, vocab_size: 10, intermediate_size: 8, num_hidden_layers: 1, rope_scaling: { type: 'yarn', factor: 4 } }), /rope_scaling type "yarn" is not supported/);
 });
 
-test("Mistral's sliding window: positions beyond it are refused, not computed wrongly", () => scope(() => {
-  const base = { hidden_size: 8, num_attention_heads: 2, vocab_size: 10, intermediate_size: 8, num_hidden_layers: 1, max_position_embeddings: 64 };
-  const m = new LlamaForCausalLM(parseLlamaConfig({ ...base, model_type: 'mistral', sliding_window: 4 }));
-  m.forward(T.tensor([[1, 2, 3, 4]], undefined, 'i32'));
-  assert.throws(() => m.forward(T.tensor([[1, 2, 3, 4, 5]], undefined, 'i32')), /exceed the sliding_window 4/);
-  m.dispose();
+test('sliding windows: which configs have one, batched and speculative paths agree with one sequence at a time', () => scope(() => noGrad(() => {
+  const base = { hidden_size: 8, num_attention_heads: 2, vocab_size: 10, intermediate_size: 8, num_hidden_layers: 2, max_position_embeddings: 64 };
   assert.equal(parseLlamaConfig({ ...base, model_type: 'qwen2', sliding_window: 4, use_sliding_window: false }).sliding_window, null);
   assert.equal(parseLlamaConfig({ ...base, model_type: 'mistral', sliding_window: null }).sliding_window, null);
-}));
+  const q = parseLlamaConfig({ ...base, model_type: 'qwen2', sliding_window: 4, use_sliding_window: true });
+  assert.deepEqual([q.sliding_window, q.max_window_layers], [4, 28], "Qwen2's default: the first 28 layers see everything");
+  assert.equal(parseLlamaConfig({ ...base, model_type: 'mistral', sliding_window: 4 }).max_window_layers, undefined);
+  // A window of 3 over 12 positions: the cached decode (keys sliced to the window), a prefill in
+  // two chunks, and the full recompute (a band mask) give the same logits.
+  const m = new LlamaForCausalLM(parseLlamaConfig({ ...base, model_type: 'mistral', sliding_window: 3 }));
+  const ids = [1, 5, 2, 7, 3, 3, 9, 4, 0, 6, 8, 2];
+  const V = 10;
+  /** A flat (B·T·V) logits array as its rows of V. */
+  const rows = (a: number[]): number[][] => Array.from({ length: a.length / V }, (_, i) => a.slice(i * V, (i + 1) * V));
+  const full = m.forward(T.tensor([ids], undefined, 'i32')).toArray() as number[];
+  const cache = m.newState(1, 32);
+  const chunk = m.forward(T.tensor([ids.slice(0, 5)], undefined, 'i32'), cache).toArray() as number[];
+  const rest = m.forward(T.tensor([ids.slice(5, 8)], undefined, 'i32'), cache).toArray() as number[];
+  const steps: number[][] = [];
+  for (const id of ids.slice(8)) steps.push(m.forward(T.tensor([[id]], undefined, 'i32'), cache).toArray() as number[]);
+  cache.dispose();
+  const got = [...rows(chunk), ...rows(rest), ...steps];
+  const F = rows(full);
+  got.forEach((row, t) => assertClose(row, F[t], 1e-5, 1e-5, `position ${t}`));
+  // Beyond the window the logits differ from full attention's (the window is in effect).
+  const wide = new LlamaForCausalLM(parseLlamaConfig({ ...base, model_type: 'llama' }));
+  wide.loadStateDict(m.stateDict());
+  const noWindow = wide.forward(T.tensor([ids], undefined, 'i32')).toArray() as number[];
+  assertClose(rows(noWindow)[2], F[2], 1e-5, 1e-5, 'within the window: the same');
+  assert.ok(Math.abs(rows(noWindow)[11][0] - F[11][0]) > 1e-4, 'beyond the window: different');
+  // Left-padded batch rows and a token tree (a chain of depths 0..3 after 6 positions) agree too.
+  const padded = m.forward(T.tensor([[0, 0, ...ids.slice(0, 10)], ids.slice(0, 12)], undefined, 'i32'), null, { padLeft: [2, 0] }).toArray() as number[];
+  const P = rows(padded);
+  for (let t = 0; t < 10; t++) assertClose(P[t + 2], P[12 + t], 1e-5, 1e-5, `padded row, position ${t}`);
+  const c2 = m.newState(1, 32);
+  m.forward(T.tensor([ids.slice(0, 6)], undefined, 'i32'), c2);
+  const tree = { depth: [0, 1, 1, 2], mask: Uint8Array.from([1, 0, 0, 0, 1, 1, 0, 0, 1, 0, 1, 0, 1, 1, 0, 1]) };
+  const tl = m.forward(T.tensor([[ids[6], ids[7], 4, ids[8]]], undefined, 'i32'), c2, { tree }).toArray() as number[];
+  c2.dispose();
+  const L = rows(tl);
+  assertClose(L[0], F[6], 1e-5, 1e-5, 'tree root');
+  assertClose(L[1], F[7], 1e-5, 1e-5, 'tree depth 1');
+  assertClose(L[3], F[8], 1e-5, 1e-5, 'tree depth 2 on the first branch');
+  m.dispose(); wide.dispose();
+})));
 
 test('loadStateDict reports missing, unexpected and mis-shaped tensors by name', () => scope(() => {
   const cfg = parseLlamaConfig({ hidden_size: 8, num_attention_heads: 2, vocab_size: 10, intermediate_size: 8, num_hidden_layers: 1 });
