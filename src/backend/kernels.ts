@@ -131,6 +131,13 @@ export const KERNEL_ARGS = {
   // row is the token row of x and h (N, D) contiguous; scale holds the f32 bits of the slot's
   // routing weight. act (Σ width, contiguous) holds slot s's activations after those of slots < s.
   // moe_swiglu: act_s[i] = scale_s · silu(gate_s[i,:]·x[row_s]) · (up_s[i,:]·x[row_s]), i < width_s.
+  // Image patches as columns (the im2col of a 2-d convolution): x (planes, H, W) contiguous,
+  // planes = B·C; cols (planes, kh, kw, OH·OW) — for one image (C·kh·kw, OH·OW) — with
+  // cols[p, i, j, oh·OW + ow] = x[p, oh·sh − ph + i·dh, ow·sw − pw + j·dw], 0 outside the image.
+  im2col: ['cols', 'x', 'planes', 'H', 'W', 'kh', 'kw', 'sh', 'sw', 'ph', 'pw', 'dh', 'dw', 'OH', 'OW'],
+  // The adjoint: x[p, …] += every column entry im2col would read from it (x is accumulated into;
+  // threads split the planes, so no two write the same element).
+  col2im: ['x', 'cols', 'planes', 'H', 'W', 'kh', 'kw', 'sh', 'sw', 'ph', 'pw', 'dh', 'dw', 'OH', 'OW'],
   moe_swiglu: ['act', 'x', 'meta', 'slots', 'D'],
   // moe_down: h[row_s, d] += down_s[d,:]·act_s for every slot, in slot order (each row of h sees
   // its slots' sums added one after another, whatever the thread split).

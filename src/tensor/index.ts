@@ -6,5 +6,6 @@ export type { GradFn } from './autograd.js';
 export * from './ops.js';
 export * from './nn.js';
 export * from './ssm.js';
+export * from './conv.js';
 export { Generator, defaultGenerator, manualSeed } from './random.js';
 export { ShapeError, DTypeError, IndexError, NonFiniteError } from './errors.js';

@@ -75,6 +75,11 @@ const cases: Case[] = [
   ['attention kv-cache + mask', (q, k, v, m) => T.attention(q, k, v, { causal: true, mask: m }), () => [param([1, 2, 2, 4]), param([1, 1, 4, 4]), param([1, 1, 4, 3]), param([2, 4])]],
   // (last: a case draws from the shared generator, so new cases go at the end)
   ['sin cos', (a) => T.add(T.sin(a), T.mul(T.cos(a), 0.7)), () => [param([9], -8, 8)]],
+  ['conv2d stride 2 pad 1 groups 2', (x, w, b) => T.conv2d(x, w, b, { stride: 2, padding: 1, groups: 2 }), () => [param([1, 4, 5, 4]), param([2, 2, 3, 2]), param([2])]],
+  ['conv2d dilation 2', (x, w) => T.conv2d(x, w, null, { dilation: 2, padding: [1, 2] }), () => [param([2, 2, 5, 5]), param([3, 2, 2, 3])]],
+  ['convTranspose2d stride 2 out-pad 1', (x, w, b) => T.convTranspose2d(x, w, b, { stride: 2, padding: 1, outputPadding: 1 }), () => [param([1, 2, 3, 2]), param([2, 3, 3, 3]), param([3])]],
+  ['groupNorm', (x, w, b) => T.groupNorm(x, 2, w, b), () => [param([2, 4, 3, 2]), param([4]), param([4])]],
+  ['upsampleNearest2d then avgPool2d', (x) => T.avgPool2d(T.upsampleNearest2d(x, 3), 2), () => [param([1, 2, 2, 3])]],
 ];
 
 for (const [name, f, mk, opts] of cases) {
