@@ -43,6 +43,43 @@ def rn(*shape):
     return torch.tensor([r9(v) for v in torch.randn(*shape, dtype=torch.float64).reshape(-1).tolist()], dtype=torch.float64).reshape(shape)
 
 
+def vq_case(name, decay, beta=0.25, eps=1e-5):
+    """Vector quantisation as the VQ-VAE paper defines it (nearest code by squared distance,
+    straight-through gradient, commitment loss, and either the codebook loss or the appendix's
+    EMA update with Laplace-smoothed counts), on a (2, 4, 3, 3) grid and 6 codes."""
+    z0, e0 = rn(2, 4, 3, 3), rn(6, 4) * 0.8
+    z = z0.clone().requires_grad_(True)
+    e = e0.clone().requires_grad_(decay is None)
+    K, D = e.shape
+    flat = z.permute(0, 2, 3, 1).reshape(-1, D)
+    dist = ((flat[:, None, :] - e[None, :, :]) ** 2).sum(-1)
+    codes = dist.argmin(1)
+    q = e[codes]
+    loss = beta * ((flat - q.detach()) ** 2).mean()
+    if decay is None:
+        loss = loss + ((flat.detach() - q) ** 2).mean()
+    zq = (flat + (q - flat).detach()).reshape(2, 3, 3, D).permute(0, 3, 1, 2)
+    r = rn(*zq.shape)
+    ((zq * r).sum() + loss).backward()
+    out = {"name": name, "decay": decay, "beta": beta, "eps": eps, "z": T(z0), "codebook": T(e0), "r": T(r),
+           "codes": codes.reshape(2, 3, 3).reshape(-1).tolist(), "zq": T(zq), "loss": r9(loss.item()), "grad_z": T(z.grad)}
+    if decay is None:
+        out["grad_codebook"] = T(e.grad)
+    else:
+        with torch.no_grad():
+            f = flat.detach()
+            n = torch.bincount(codes, minlength=K).double()
+            s = torch.zeros(K, D, dtype=torch.float64).index_add_(0, codes, f)
+            count = decay * torch.ones(K, dtype=torch.float64) + (1 - decay) * n
+            total = count.sum()
+            summ = decay * e0 + (1 - decay) * s
+            smoothed = (count + eps) / (total + K * eps) * total
+            out["ema_count"] = T(count)
+            out["ema_sum"] = T(summ)
+            out["codebook_after"] = T(summ / smoothed[:, None])
+    return out
+
+
 def main():
     torch.manual_seed(19)
     cases = []
@@ -83,9 +120,10 @@ def main():
                           lambda x, s=s: F.interpolate(x, scale_factor=s, mode="nearest")))
     for k, xs in [(2, (2, 3, 7, 6)), (3, (1, 2, 9, 10))]:
         cases.append(case(f"avgPool {k}", "avgPool2d", {"k": k}, {"x": rn(*xs)}, lambda x, k=k: F.avg_pool2d(x, k)))
+    vq = [vq_case("vq ema decay 0.9", 0.9), vq_case("vq learned codebook", None)]
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
-        json.dump({"torch": torch.__version__, "cases": cases}, f, allow_nan=False, separators=(",", ":"))
+        json.dump({"torch": torch.__version__, "cases": cases, "vq": vq}, f, allow_nan=False, separators=(",", ":"))
         f.write("\n")
     print(f"wrote {os.path.relpath(OUT)} ({os.path.getsize(OUT)} bytes, {len(cases)} cases)")
 

@@ -9,3 +9,5 @@ export {
 export type { Discretization, Measure, S4DInit } from './hippo.js';
 export { MedusaHeads, MedusaHead, ResBlock, MedusaConfigError, baseHeadWeight, checkMedusaConfig, checkHeadsFitBase } from './medusa.js';
 export type { MedusaHeadsConfig, MedusaBase } from './medusa.js';
+export { VectorQuantizer } from './vq.js';
+export type { VectorQuantizerOptions, Quantized } from './vq.js';
