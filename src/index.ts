@@ -13,3 +13,4 @@ export * from './structured/index.js';
 export * from './lora/index.js';
 export * from './sft/index.js';
 export * from './align/index.js';
+export * from './vision/index.js';

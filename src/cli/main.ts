@@ -29,6 +29,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   reward: () => import('./commands/reward.js'),
   dpo: () => import('./commands/dpo.js'),
   rlhf: () => import('./commands/rlhf.js'),
+  'image-tokenizer': () => import('./commands/image-tokenizer.js'),
 };
 
 async function usage(): Promise<string> {

@@ -11,3 +11,4 @@ export { MedusaHeads, MedusaHead, ResBlock, MedusaConfigError, baseHeadWeight, c
 export type { MedusaHeadsConfig, MedusaBase } from './medusa.js';
 export { VectorQuantizer } from './vq.js';
 export type { VectorQuantizerOptions, Quantized } from './vq.js';
+export { Conv2d, ConvTranspose2d } from './conv.js';

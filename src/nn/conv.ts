@@ -1,0 +1,44 @@
+// Convolution layers with PyTorch's parameter layouts and default initialisation
+// (kaiming_uniform with a = √5: weights and biases uniform in ±1/√fan_in).
+import { Tensor } from '../tensor/tensor.js';
+import { conv2d, convTranspose2d } from '../tensor/conv.js';
+import type { Conv2dOptions } from '../tensor/conv.js';
+import { defaultGenerator } from '../tensor/random.js';
+import { Module, parameter, initialUniform } from './module.js';
+import type { InitOptions } from './layers.js';
+
+type ConvOpts = InitOptions & { stride?: number; padding?: number; bias?: boolean };
+
+/** nn.Conv2d: weight (out, in, k, k), bias (out). */
+export class Conv2d extends Module {
+  weight: Tensor;
+  bias: Tensor | null;
+  private readonly opts: Conv2dOptions;
+  constructor(readonly inChannels: number, readonly outChannels: number, readonly kernel: number, o: ConvOpts = {}) {
+    super();
+    const g = o.generator ?? defaultGenerator, bound = 1 / Math.sqrt(inChannels * kernel * kernel);
+    this.weight = parameter(() => initialUniform([outChannels, inChannels, kernel, kernel], { generator: g, bound }));
+    this.bias = (o.bias ?? true) ? parameter(() => initialUniform([outChannels], { generator: g, bound })) : null;
+    this.opts = { stride: o.stride ?? 1, padding: o.padding ?? 0 };
+  }
+  forward(x: Tensor): Tensor {
+    return conv2d(x, this.weight, this.bias, this.opts);
+  }
+}
+
+/** nn.ConvTranspose2d: weight (in, out, k, k), bias (out); fan-in as PyTorch computes it (out·k·k). */
+export class ConvTranspose2d extends Module {
+  weight: Tensor;
+  bias: Tensor | null;
+  private readonly opts: Conv2dOptions;
+  constructor(readonly inChannels: number, readonly outChannels: number, readonly kernel: number, o: ConvOpts = {}) {
+    super();
+    const g = o.generator ?? defaultGenerator, bound = 1 / Math.sqrt(outChannels * kernel * kernel);
+    this.weight = parameter(() => initialUniform([inChannels, outChannels, kernel, kernel], { generator: g, bound }));
+    this.bias = (o.bias ?? true) ? parameter(() => initialUniform([outChannels], { generator: g, bound })) : null;
+    this.opts = { stride: o.stride ?? 1, padding: o.padding ?? 0 };
+  }
+  forward(x: Tensor): Tensor {
+    return convTranspose2d(x, this.weight, this.bias, this.opts);
+  }
+}
