@@ -19,7 +19,7 @@ import os
 
 import torch
 
-from ref_llama import forward, make_weights, write_safetensors
+from ref_llama import forward, make_weights, next_token_loss, write_safetensors, z_loss
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "llama")
 
@@ -41,6 +41,9 @@ VARIANTS = {
     "mistral_window": dict(BASE, model_type="mistral", num_key_value_heads=2, tie_word_embeddings=False, sliding_window=4),
     "qwen2_window": dict(BASE, model_type="qwen2", num_key_value_heads=1, tie_word_embeddings=True, rms_norm_eps=1e-6,
                          rope_theta=1000000.0, use_sliding_window=True, sliding_window=3, max_window_layers=1),
+    # Chameleon's stability options: QK-norm (always), norm reordering (swin_norm), z-loss.
+    "chameleon_qknorm": dict(BASE, model_type="chameleon", num_key_value_heads=2, tie_word_embeddings=False, z_loss_coef=1e-3),
+    "chameleon_swin": dict(BASE, model_type="chameleon", num_key_value_heads=4, tie_word_embeddings=False, swin_norm=True, z_loss_coef=1e-3),
 }
 
 
@@ -57,11 +60,16 @@ def main():
             for _ in range(12):
                 nxt = forward(cfg, W, seq)[:, -1].argmax(-1, keepdim=True)
                 seq = torch.cat([seq, nxt], dim=1)
+            extra = {}
+            if cfg.get("z_loss_coef"):
+                # The training loss: next-token cross-entropy + z_loss_coef * z-loss, on input_ids.
+                z = z_loss(cfg, W, ids)
+                extra = {"loss": float(f"{(next_token_loss(cfg, W, ids) + cfg['z_loss_coef'] * z).item():.9g}"), "z_loss": float(f"{z.item():.9g}")}
         write_safetensors(os.path.join(OUT, name + ".safetensors"), W)
         with open(os.path.join(OUT, name + ".json"), "w") as f:
             json.dump({"config": cfg, "input_ids": ids.tolist(), "logits_shape": list(logits.shape),
                        "logits": r9(logits.flatten().tolist()),
-                       "greedy": {"prompt": prompt[0].tolist(), "ids": seq[0, 5:].tolist()}}, f)
+                       "greedy": {"prompt": prompt[0].tolist(), "ids": seq[0, 5:].tolist()}, **extra}, f)
         print(name, "written")
 
 

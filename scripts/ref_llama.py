@@ -49,8 +49,14 @@ def attention(cfg, W, p, h, cos, sin, mask):
         b = W.get(p + f"self_attn.{name}.bias")
         return y + b if b is not None else y
 
-    q = proj("q_proj").view(B, T, H, hd).transpose(1, 2)      # (B, H, T, hd)
-    k = proj("k_proj").view(B, T, Hkv, hd).transpose(1, 2)    # (B, Hkv, T, hd)
+    q = proj("q_proj").view(B, T, H, hd)
+    k = proj("k_proj").view(B, T, Hkv, hd)
+    if cfg["model_type"] == "chameleon":
+        # QK-norm (Chameleon): layer norm of each head over head_dim, then weight and bias per (head, dim).
+        q = torch.nn.functional.layer_norm(q, (hd,)) * W[p + "self_attn.q_norm.weight"] + W[p + "self_attn.q_norm.bias"]
+        k = torch.nn.functional.layer_norm(k, (hd,)) * W[p + "self_attn.k_norm.weight"] + W[p + "self_attn.k_norm.bias"]
+    q = q.transpose(1, 2)      # (B, H, T, hd)
+    k = k.transpose(1, 2)      # (B, Hkv, T, hd)
     v = proj("v_proj").view(B, T, Hkv, hd).transpose(1, 2)
     q = q * cos + rotate_half(q) * sin
     k = k * cos + rotate_half(k) * sin
@@ -106,11 +112,17 @@ def forward(cfg, W, ids):
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
         mask = windowed if i >= first_windowed else full
+
+        def mlp(h):
+            g = torch.nn.functional.silu(h @ W[p + "mlp.gate_proj.weight"].T)
+            return (g * (h @ W[p + "mlp.up_proj.weight"].T)) @ W[p + "mlp.down_proj.weight"].T
+        if cfg.get("swin_norm"):
+            # Chameleon's norm reordering: the norms on the blocks' outputs.
+            x = x + rms_norm(attention(cfg, W, p, x, cos, sin, mask), W[p + "input_layernorm.weight"], eps)
+            x = x + rms_norm(mlp(x), W[p + "post_attention_layernorm.weight"], eps)
+            continue
         x = x + attention(cfg, W, p, rms_norm(x, W[p + "input_layernorm.weight"], eps), cos, sin, mask)
-        h = rms_norm(x, W[p + "post_attention_layernorm.weight"], eps)
-        g = torch.nn.functional.silu(h @ W[p + "mlp.gate_proj.weight"].T)
-        u = h @ W[p + "mlp.up_proj.weight"].T
-        x = x + (g * u) @ W[p + "mlp.down_proj.weight"].T
+        x = x + mlp(rms_norm(x, W[p + "post_attention_layernorm.weight"], eps))
     x = rms_norm(x, W["model.norm.weight"], eps)
     head = W["model.embed_tokens.weight"] if cfg["tie_word_embeddings"] else W["lm_head.weight"]
     return x @ head.T
@@ -121,6 +133,12 @@ def next_token_loss(cfg, W, ids):
     logits = forward(cfg, W, ids[:, :-1])
     V = logits.shape[-1]
     return torch.nn.functional.cross_entropy(logits.reshape(-1, V), ids[:, 1:].reshape(-1))
+
+
+def z_loss(cfg, W, ids):
+    """Chameleon's z-loss of ids (B, T+1): mean over the predicting positions of logsumexp(logits)^2."""
+    logits = forward(cfg, W, ids[:, :-1])
+    return (torch.logsumexp(logits, -1) ** 2).mean()
 
 
 def make_weights(cfg):
@@ -140,6 +158,11 @@ def make_weights(cfg):
             W[p + "self_attn.q_proj.bias"] = 0.1 * torch.randn(H * hd)
             W[p + "self_attn.k_proj.bias"] = 0.1 * torch.randn(Hkv * hd)
             W[p + "self_attn.v_proj.bias"] = 0.1 * torch.randn(Hkv * hd)
+        if cfg["model_type"] == "chameleon":
+            W[p + "self_attn.q_norm.weight"] = 1 + 0.1 * torch.randn(H, hd)
+            W[p + "self_attn.q_norm.bias"] = 0.1 * torch.randn(H, hd)
+            W[p + "self_attn.k_norm.weight"] = 1 + 0.1 * torch.randn(Hkv, hd)
+            W[p + "self_attn.k_norm.bias"] = 0.1 * torch.randn(Hkv, hd)
         W[p + "self_attn.o_proj.weight"] = torch.randn(D, H * hd) / math.sqrt(H * hd)
         W[p + "post_attention_layernorm.weight"] = 1 + 0.1 * torch.randn(D)
         W[p + "mlp.gate_proj.weight"] = torch.randn(I, D) / math.sqrt(D)

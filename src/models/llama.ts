@@ -9,12 +9,12 @@
 //   logits = lm_head(norm(h))                                    // (B, T, V)
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
-import { attention, embedding, rope, ropeQkvToCache, ropeTables, softmax, swiglu } from '../tensor/nn.js';
+import { attention, crossEntropy, embedding, layerNorm, rope, ropeQkvToCache, ropeTables, softmax, swiglu } from '../tensor/nn.js';
 import { scope, unscoped } from '../tensor/storage.js';
 import { isGradEnabled } from '../tensor/autograd.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
 import { ShapeError, fmtShape } from '../tensor/errors.js';
-import { Module } from '../nn/module.js';
+import { Module, parameter } from '../nn/module.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
 import { fusedRows, plainLinear, shareStorage } from '../nn/fused.js';
 import { SparseMoeBlock } from '../nn/moe.js';
@@ -24,7 +24,7 @@ import { CausalLM, DecodeStateError, checkRows, treeInputError } from './causal.
 import type { DecodeState, ForwardOptions, LossParts } from './causal.js';
 
 export interface LlamaConfig {
-  model_type: 'llama' | 'mistral' | 'qwen2' | 'mixtral' | 'qwen2_moe';
+  model_type: 'llama' | 'mistral' | 'qwen2' | 'mixtral' | 'qwen2_moe' | 'chameleon';
   vocab_size: number;
   hidden_size: number;
   intermediate_size: number;
@@ -76,9 +76,16 @@ export interface LlamaConfig {
   router_z_loss_coef?: number;
   /** Training only: assignments per expert at most ⌈cf · tokens · k / E⌉, in token order (tslm's field; 0: no limit). */
   moe_capacity_factor?: number;
+  // Chameleon's stability options (model_type chameleon; HF's field names where HF has them):
+  /** Layer norm of each query and key head over head_dim, with per-(head, dim) weight and bias (Chameleon always). */
+  qk_norm?: boolean;
+  /** Chameleon's norm reordering (HF's swin_norm): h = x + norm(attn(x)), out = h + norm(mlp(h)). */
+  swin_norm?: boolean;
+  /** Training adds z_loss_coef × mean(logsumexp(logits)²), the z-loss on the output softmax's normaliser (tslm's field; Chameleon uses 1e-5; 0: off). */
+  z_loss_coef?: number;
 }
 
-export const LLAMA_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'mixtral', 'qwen2_moe'] as const;
+export const LLAMA_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'mixtral', 'qwen2_moe', 'chameleon'] as const;
 
 /** Validate an HF config.json object for the LLaMA graph; `source` names the file in errors. */
 export function parseLlamaConfig(raw: Record<string, unknown>, source = 'config.json'): LlamaConfig {
@@ -128,6 +135,16 @@ export function parseLlamaConfig(raw: Record<string, unknown>, source = 'config.
       (modelType === 'mistral' || modelType === 'mixtral' || ((modelType === 'qwen2' || modelType === 'qwen2_moe') && raw.use_sliding_window === true)) ? raw.sliding_window : null,
   };
   if (base.sliding_window !== null && (modelType === 'qwen2' || modelType === 'qwen2_moe')) base.max_window_layers = intField(raw, 'max_window_layers', source, 28);
+  if (modelType === 'chameleon') {
+    base.qk_norm = true;
+    base.swin_norm = boolField(raw, 'swin_norm', source, false);
+  }
+  if (raw.z_loss_coef !== undefined) {
+    const z = numField(raw, 'z_loss_coef', source, 0);
+    if (!(z >= 0)) throw new ConfigError(source, `z_loss_coef must be ≥ 0, got ${z}`);
+    if (z > 0 && (modelType === 'mixtral' || modelType === 'qwen2_moe')) throw new ConfigError(source, 'z_loss_coef (the output z-loss) is not available with a mixture of experts yet; router_z_loss_coef is');
+    if (z > 0) base.z_loss_coef = z;
+  }
   return modelType === 'mixtral' || modelType === 'qwen2_moe' ? { ...base, ...parseMoeFields(raw, modelType, base, source) } : base;
 }
 
@@ -185,13 +202,15 @@ export function moeLayer(c: LlamaConfig, i: number): Omit<MoeOptions, 'generator
 
 /** The config as an HF config.json object (with architectures), for saving. */
 export function llamaConfigToJson(c: LlamaConfig): Record<string, unknown> {
-  const arch = { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', mixtral: 'MixtralForCausalLM', qwen2_moe: 'Qwen2MoeForCausalLM' }[c.model_type];
+  const arch = { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', mixtral: 'MixtralForCausalLM', qwen2_moe: 'Qwen2MoeForCausalLM', chameleon: 'ChameleonForConditionalGeneration' }[c.model_type];
   const out: Record<string, unknown> = { architectures: [arch], ...c, torch_dtype: 'float32' };
   const qwen = c.model_type === 'qwen2' || c.model_type === 'qwen2_moe';
   if (qwen) delete out.attention_bias;
   if (c.sliding_window === null) delete out.sliding_window;
   else if (qwen) out.use_sliding_window = true;
   if (c.max_window_layers === undefined) delete out.max_window_layers;
+  if (c.model_type === 'chameleon') delete out.qk_norm; // implied by the model type
+  else delete out.swin_norm;
   if (c.eos_token_id && c.eos_token_id.length === 1) out.eos_token_id = c.eos_token_id[0];
   return out;
 }
@@ -331,11 +350,31 @@ export class KVCache implements DecodeState {
   }
 }
 
+/**
+ * Chameleon's QK-norm: each head's vector normalised over head_dim (no affine), then scaled and
+ * shifted by a weight and bias per (head, dim), as HF's ChameleonLayerNorm((heads, head_dim)).
+ */
+class HeadNorm extends Module {
+  weight: Tensor;
+  bias: Tensor;
+  constructor(heads: number, headDim: number, private readonly eps = 1e-5) {
+    super();
+    this.weight = parameter(() => T.ones([heads, headDim]));
+    this.bias = parameter(() => T.zeros([heads, headDim]));
+  }
+  /** x (B, T, heads, head_dim). */
+  forward(x: Tensor): Tensor {
+    return T.add(T.mul(layerNorm(x, null, null, this.eps), this.weight), this.bias);
+  }
+}
+
 class LlamaAttention extends Module {
   q_proj: Linear;
   k_proj: Linear;
   v_proj: Linear;
   o_proj: Linear;
+  q_norm?: HeadNorm;
+  k_norm?: HeadNorm;
   constructor(private readonly c: LlamaConfig, g: Generator) {
     super();
     const D = c.hidden_size, hd = c.head_dim, std = c.initializer_range;
@@ -345,13 +384,19 @@ class LlamaAttention extends Module {
     this.v_proj = new Linear(D, c.num_key_value_heads * hd, { bias: qkvBias, generator: g, std });
     this.o_proj = new Linear(c.num_attention_heads * hd, D, { bias: c.attention_bias && c.model_type !== 'qwen2' && c.model_type !== 'qwen2_moe', generator: g, std });
     shareStorage([this.q_proj, this.k_proj, this.v_proj]);
+    if (c.qk_norm) {
+      this.q_norm = new HeadNorm(c.num_attention_heads, hd);
+      this.k_norm = new HeadNorm(c.num_key_value_heads, hd);
+    }
   }
   forward(x: Tensor, pos: Positions, cache: KVCache | null, layer: number): Tensor {
     const [B, Tn] = x.shape;
     const { num_attention_heads: H, num_key_value_heads: Hkv, head_dim: hd } = this.c;
     // rope on the (B, T, heads, hd) layout the projections produce, then heads first.
-    const q = T.transpose(applyRope(T.reshape(this.q_proj.forward(x), [B, Tn, H, hd]), pos), 1, 2);
-    let k = T.transpose(applyRope(T.reshape(this.k_proj.forward(x), [B, Tn, Hkv, hd]), pos), 1, 2);
+    let qh = T.reshape(this.q_proj.forward(x), [B, Tn, H, hd]), kh = T.reshape(this.k_proj.forward(x), [B, Tn, Hkv, hd]);
+    if (this.q_norm && this.k_norm) { qh = this.q_norm.forward(qh); kh = this.k_norm.forward(kh); }
+    const q = T.transpose(applyRope(qh, pos), 1, 2);
+    let k = T.transpose(applyRope(kh, pos), 1, 2);
     let v = T.transpose(T.reshape(this.v_proj.forward(x), [B, Tn, Hkv, hd]), 1, 2);
     if (cache) [k, v] = cache.update(layer, k, v);
     [k, v] = visible(k, v, pos);
@@ -365,7 +410,7 @@ class LlamaAttention extends Module {
    */
   forwardInto_(h: Tensor, x: Tensor, pos: Positions, cache: KVCache | null, layer: number): void {
     const w = fusedRows([this.q_proj, this.k_proj, this.v_proj]);
-    if (!w || !plainLinear(this.o_proj)) { T.addInPlace(h, this.forward(x, pos, cache, layer)); return; }
+    if (!w || !plainLinear(this.o_proj) || this.q_norm) { T.addInPlace(h, this.forward(x, pos, cache, layer)); return; }
     const [B, Tn] = x.shape;
     const { num_attention_heads: H, num_key_value_heads: Hkv, head_dim: hd } = this.c;
     const qkv = T.linear(x, w); // (B, T, (H + 2·Hkv)·hd)
@@ -419,8 +464,10 @@ class LlamaDecoderLayer extends Module {
   mlp?: LlamaMLP | SparseMoeBlock;
   block_sparse_moe?: SparseMoeBlock;
   private readonly _ffn: LlamaMLP | SparseMoeBlock;
+  private readonly _swin: boolean;
   constructor(c: LlamaConfig, g: Generator, i: number) {
     super();
+    this._swin = c.swin_norm === true;
     this.input_layernorm = new RMSNorm(c.hidden_size, c.rms_norm_eps);
     this.self_attn = new LlamaAttention(c, g);
     this.post_attention_layernorm = new RMSNorm(c.hidden_size, c.rms_norm_eps);
@@ -432,12 +479,18 @@ class LlamaDecoderLayer extends Module {
   }
   /** `record` collects the router logits and load of MoE layers (for the auxiliary losses). */
   forward(h: Tensor, pos: Positions, cache: KVCache | null, layer: number, record?: RouterRecord[]): Tensor {
+    const ffn = (x: Tensor): Tensor => (this._ffn instanceof SparseMoeBlock ? this._ffn.forward(x, record) : this._ffn.forward(x));
+    if (this._swin) {
+      // Chameleon's reordering: the norms on the blocks' outputs, the residual stream left raw.
+      h = T.add(h, this.input_layernorm.forward(this.self_attn.forward(h, pos, cache, layer)));
+      return T.add(h, this.post_attention_layernorm.forward(ffn(h)));
+    }
     h = T.add(h, this.self_attn.forward(this.input_layernorm.forward(h), pos, cache, layer));
-    const x = this.post_attention_layernorm.forward(h);
-    return T.add(h, this._ffn instanceof SparseMoeBlock ? this._ffn.forward(x, record) : this._ffn.forward(x));
+    return T.add(h, ffn(this.post_attention_layernorm.forward(h)));
   }
   /** Inference (no autograd): the same as forward, updating h in place. */
   forwardInto_(h: Tensor, pos: Positions, cache: KVCache | null, layer: number): void {
+    if (this._swin) { T.copyInto(h, this.forward(h, pos, cache, layer)); return; }
     this.self_attn.forwardInto_(h, this.input_layernorm.forward(h), pos, cache, layer);
     const x = this.post_attention_layernorm.forward(h);
     this._ffn.forwardInto_(h, x);
@@ -559,6 +612,7 @@ export class LlamaForCausalLM extends CausalLM {
    * mean(logsumexp(logits)²), added as router_z_loss_coef × z).
    */
   override loss(ids: Tensor, targets?: Tensor, opts: { ignoreIndex?: number } = {}): Tensor {
+    if (this.config.z_loss_coef) return this.zLoss(ids, targets, opts.ignoreIndex);
     if (!this.config.num_local_experts && !this.config.num_experts) return super.loss(ids, targets, opts);
     this._record = [];
     let ce: Tensor, rec: RouterRecord[];
@@ -584,6 +638,23 @@ export class LlamaForCausalLM extends CausalLM {
       expertLoad: rec.map((r) => { const n = r.load.reduce((a, b) => a + b, 0); return r.load.map((x) => x / n); }),
     };
     return total;
+  }
+
+  /**
+   * The cross-entropy plus Chameleon's z-loss, z_loss_coef × mean over positions of
+   * logsumexp(logits)² (it keeps the output softmax's normaliser near 1, which the paper found
+   * needed for stable mixed-modal training), reported as the part z_loss.
+   */
+  private zLoss(ids: Tensor, targets: Tensor | undefined, ignoreIndex?: number): Tensor {
+    const Tn = ids.shape[1];
+    const logits = targets ? this.forward(ids) : this.forward(T.contiguous(T.slice(ids, 1, 0, Tn - 1)));
+    const tgt = targets ?? T.contiguous(T.slice(ids, 1, 1, Tn));
+    const V = logits.shape[logits.ndim - 1];
+    const flat = T.reshape(logits, [-1, V]);
+    const ce = crossEntropy(flat, T.reshape(tgt, [-1]), { ignoreIndex });
+    const z = T.mean(T.pow(T.logsumexp(flat, -1), 2));
+    this._parts = { values: { z_loss: z.item() } };
+    return T.add(ce, T.mul(z, this.config.z_loss_coef!));
   }
 
   override lossParts(): LossParts | null {

@@ -11,9 +11,9 @@ before(async () => { await init({ threads: 2 }); });
 after(async () => { await shutdown(); });
 
 
-interface Fx { config: Record<string, unknown>; input_ids: number[][]; logits_shape: number[]; logits: number[]; greedy: { prompt: number[]; ids: number[] } }
+interface Fx { config: Record<string, unknown>; input_ids: number[][]; logits_shape: number[]; logits: number[]; greedy: { prompt: number[]; ids: number[] }; loss?: number; z_loss?: number }
 
-for (const name of ['llama_gqa_untied', 'llama_mha_tied', 'qwen2_bias', 'mistral_window', 'qwen2_window']) {
+for (const name of ['llama_gqa_untied', 'llama_mha_tied', 'qwen2_bias', 'mistral_window', 'qwen2_window', 'chameleon_qknorm', 'chameleon_swin']) {
   test(`${name}: logits and greedy tokens match the PyTorch reference`, () => {
     const fx = fixture<Fx>(`llama/${name}.json`);
     const model = new LlamaForCausalLM(parseLlamaConfig(fx.config, `${name}.json`));
@@ -42,6 +42,12 @@ for (const name of ['llama_gqa_untied', 'llama_mha_tied', 'qwen2_bias', 'mistral
         }
         cache.dispose();
         assert.deepEqual(out, fx.greedy.ids, `${name} [${b}] greedy ids (KV cache)`);
+        if (fx.loss !== undefined) {
+          // The training loss with Chameleon's z-loss: cross-entropy + z_loss_coef × mean(logsumexp²).
+          const loss = model.loss(ids);
+          assertClose([loss.item()], [fx.loss], 1e-4, 1e-5, `${name} [${b}] loss with z-loss`);
+          assertClose([model.lossParts()!.values.z_loss], [fx.z_loss!], 1e-3, 1e-5, `${name} [${b}] z-loss part`);
+        }
       })));
     }
     model.dispose();
