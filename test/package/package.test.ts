@@ -21,8 +21,12 @@ const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as
   name: string; version: string; dependencies: Record<string, string>; bin: Record<string, string>; exports: Record<string, string | Record<string, string>>;
 };
 
-/** The environment without the npm_* variables of the `npm test` that runs us (they would configure the child npm). */
-const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
+/**
+ * The environment less what `npm test` sets about the repository's own package (npm_config_local_prefix
+ * would make a child npm treat the repository as its project); the npm configuration (cache,
+ * registry, certificates) stays.
+ */
+const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_(package_|lifecycle_|command$|config_local_prefix$)/i.test(k)));
 function run(cmd: string, args: string[], cwd: string, timeout = 120000): string {
   try {
     return execFileSync(cmd, args, { cwd, env, encoding: 'utf8', timeout, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -122,7 +126,9 @@ test('the tarball holds the runtime (entry points, types, kernels, playground, c
 });
 
 test('npx tslm quickstart --steps 5 trains in the installed package', () => {
-  const out = run('npx', ['--offline', 'tslm', 'quickstart', '--steps', '5', '--out', 'qs'], app, 180000);
+  // The issue's command; --brown-files 20 (of 500) keeps the tokenizer, data and validation small:
+  // the same code path in a quarter of the time on a loaded 2-core machine.
+  const out = run('npx', ['--offline', 'tslm', 'quickstart', '--steps', '5', '--brown-files', '20', '--out', 'qs'], app, 180000);
   const m = /validation loss (\d+\.\d+) nats\/token/.exec(out);
   assert.ok(m && Number.isFinite(Number(m[1])), `no validation loss in the output:\n${out}`);
   for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) assert.ok(existsSync(path.join(app, 'qs', 'checkpoint', f)), `qs/checkpoint/${f} missing`);
