@@ -5,7 +5,7 @@
 // headless Chromium, with and without cross-origin isolation.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -134,6 +134,33 @@ test('npx tslm quickstart --steps 5 trains in the installed package', () => {
   for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) assert.ok(existsSync(path.join(app, 'qs', 'checkpoint', f)), `qs/checkpoint/${f} missing`);
   // What the package leaves out says so instead of failing to import.
   assert.throws(() => run('npx', ['--offline', 'tslm', 'bench', 'matmul'], app), /benchmarks are not in the npm package/);
+});
+
+test('tslm serve from the installed package serves the playground, its modules, the kernels and vendor modules', async () => {
+  const model = path.join(root, 'test', 'fixtures', 'interop', 'llama_gqa_tied');
+  const child = spawn(path.join(app, 'node_modules', '.bin', 'tslm'), ['serve', '--model', model, '--port', '0', '--threads', '1'], { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    let log = '';
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`tslm serve did not start:\n${log}`)), 60000);
+      const onData = (d: Buffer) => {
+        log += d;
+        const m = /listening on (http:\/\/\S+)/.exec(log);
+        if (m) { clearTimeout(timer); resolve(m[1]); }
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+      child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`tslm serve exited with ${code}:\n${log}`)); });
+    });
+    for (const p of ['/', '/playground/app.js', '/dist/src/browser.js', '/dist/src/backend/wasm/worker.js', '/dist/wasm/kernels-simd.wasm', '/vendor/@huggingface/jinja/index.js', '/playground/model/config.json']) {
+      const r = await fetch(url + p);
+      assert.equal(r.status, 200, `GET ${p}`);
+      assert.equal(r.headers.get('cross-origin-embedder-policy'), 'require-corp', `GET ${p}`);
+      assert.ok((await r.arrayBuffer()).byteLength > 0, `GET ${p} is empty`);
+    }
+  } finally {
+    child.kill();
+  }
 });
 
 test('a TypeScript program imports tslm (type-checked with node16 resolution) and runs', () => {
