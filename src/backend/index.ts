@@ -2,7 +2,7 @@
 // forced globally (setBackend('ref') or TSLM_BACKEND=ref) so tests can compare the two.
 import type { Backend } from './kernels.js';
 import { refBackend } from './ref/index.js';
-import { WasmBackend, defaultThreads } from './wasm/index.js';
+import { WasmBackend, defaultThreads, kernelAssets } from './wasm/index.js';
 import { platform } from './wasm/platform.js';
 import { alloc } from './heap.js';
 
@@ -21,14 +21,28 @@ export interface InitOptions {
   threads?: number;
   /** Backend to make current (default: TSLM_BACKEND or 'wasm'). */
   backend?: 'ref' | 'wasm';
+  /**
+   * For a page that bundles tslm with a bundler that does not copy the files modules load at run
+   * time (esbuild): the URL (absolute, or relative to the page) of a folder holding
+   * kernels-relaxed.wasm and kernels-simd.wasm (from node_modules/tslm/dist/wasm/) and worker.js
+   * (a bundle of `tslm/worker`). Default: where the package's own modules find them.
+   */
+  assets?: string | URL;
 }
+
+let asked: { threads: number; assets: string } | null = null;
 
 /** Start the wasm backend (compiles the kernels, starts worker threads) and select a backend. */
 export async function init(opts: InitOptions = {}): Promise<Backend> {
   const threads = opts.threads ?? defaultThreads();
-  if (!wasm || wasm.threads !== threads) {
+  const assets = opts.assets === undefined ? '' : String(opts.assets);
+  if (!wasm || asked?.threads !== threads || asked.assets !== assets) {
     if (wasm) await wasm.dispose();
-    wasm = await WasmBackend.create(threads);
+    wasm = null;
+    wasm = await WasmBackend.create(threads, kernelAssets(opts.assets));
+    asked = { threads, assets };
+    // A page without cross-origin isolation runs single-threaded: say so once, where a developer looks.
+    if (wasm.threadsUnavailable) console.warn(`tslm: running on 1 thread instead of ${threads}: ${wasm.threadsUnavailable}`);
   }
   const want = opts.backend ?? (platform.env('TSLM_BACKEND') === 'ref' ? 'ref' : 'wasm');
   current = want === 'ref' ? refBackend : wasm;

@@ -167,6 +167,8 @@ export interface Backend {
   readonly name: 'ref' | 'wasm';
   /** Number of threads the backend may use (1 for ref). */
   readonly threads: number;
+  /** Why fewer threads run than init() asked for (a page that is not cross-origin isolated); null or absent otherwise. */
+  readonly threadsUnavailable?: string | null;
   /**
    * Run a kernel. `work` is a rough count of scalar operations; small jobs run on the calling
    * thread only, large ones are split over all threads.

@@ -11,15 +11,44 @@ import type { WorkerHandle } from './platform.js';
 /** Work (scalar operations) below which a kernel runs on the calling thread only. */
 export const PARALLEL_THRESHOLD = 1 << 16;
 
-async function loadModule(): Promise<{ module: WebAssembly.Module; variant: string }> {
+/**
+ * Where the kernel files are: kernels-{relaxed,simd}.wasm and the kernel worker. By default the
+ * package's own layout (dist/wasm/ and this module's worker.js); `assets` names one folder holding
+ * all three, for a page whose bundler does not copy files that modules load at run time.
+ */
+export interface KernelAssets {
+  wasm(variant: string): URL;
+  worker(): URL;
+}
+
+export function kernelAssets(assets?: string | URL): KernelAssets {
+  if (assets === undefined) {
+    return {
+      wasm: (variant) => new URL(`../../../wasm/kernels-${variant}.wasm`, import.meta.url),
+      worker: () => new URL('./worker.js', import.meta.url),
+    };
+  }
+  const here = (globalThis as { location?: { href: string } }).location?.href;
+  let base: URL;
+  try {
+    base = new URL(String(assets), here);
+  } catch {
+    throw new Error(`tslm: init({ assets }) must be a URL of the folder holding the kernel files, got '${String(assets)}'`);
+  }
+  if (!base.pathname.endsWith('/')) base = new URL(`${base.pathname}/${base.search}`, base);
+  return { wasm: (variant) => new URL(`kernels-${variant}.wasm`, base), worker: () => new URL('worker.js', base) };
+}
+
+async function loadModule(assets: KernelAssets): Promise<{ module: WebAssembly.Module; variant: string }> {
   await platform.enableRelaxedSimd();
   for (const variant of ['relaxed', 'simd']) {
-    const url = new URL(`../../../wasm/kernels-${variant}.wasm`, import.meta.url);
+    const url = assets.wasm(variant);
     let bytes: Uint8Array<ArrayBuffer>;
     try {
       bytes = await platform.loadBytes(url);
-    } catch {
-      throw new Error(`tslm: kernel module ${url.pathname} is missing; run \`npm run build\``);
+    } catch (e) {
+      throw new Error(`tslm: cannot load the kernel module ${url.href} (${e instanceof Error ? e.message : String(e)}); `
+        + (platform.name === 'node' ? 'run `npm run build`' : 'serve node_modules/tslm/dist/wasm/ there, or pass init({ assets }) the URL where it is'));
     }
     if (WebAssembly.validate(bytes)) return { module: await WebAssembly.compile(bytes), variant };
   }
@@ -54,18 +83,28 @@ export class WasmBackend implements Backend {
   private scratchBytes: number;
   private module: WebAssembly.Module;
 
-  /** Create the backend and start `threads - 1` worker threads (default: available cores). */
-  static async create(threads = defaultThreads()): Promise<WasmBackend> {
-    const { module, variant } = await loadModule();
-    const be = new WasmBackend(Math.max(1, threads | 0), module, variant);
-    if (be.threads > 1) await be.startWorkers();
+  /**
+   * Create the backend and start `threads - 1` worker threads (default: available cores). Where
+   * threads are impossible (a page that is not cross-origin isolated) it runs on one thread and
+   * `threadsUnavailable` says why.
+   */
+  static async create(threads = defaultThreads(), assets: KernelAssets = kernelAssets()): Promise<WasmBackend> {
+    const { module, variant } = await loadModule(assets);
+    let n = Math.max(1, threads | 0);
+    const why = n > 1 ? platform.threadsUnavailable() : null;
+    if (why) n = 1;
+    const be = new WasmBackend(n, module, variant);
+    be.threadsUnavailable = why;
+    if (be.threads > 1) await be.startWorkers(assets.worker());
     return be;
   }
 
-  private async startWorkers(): Promise<void> {
+  /** Why fewer threads run than were asked for (null when all run). */
+  threadsUnavailable: string | null = null;
+
+  private async startWorkers(url: URL): Promise<void> {
     const ctrl = alloc(CTRL.BYTES);
     new Int32Array(H.memory.buffer, ctrl, 16).fill(0);
-    const url = new URL('./worker.js', import.meta.url);
     const starts: Promise<WorkerHandle>[] = [];
     for (let w = 1; w < this.threads; w++) {
       starts.push(platform.startWorker(url, { module: this.module, memory: H.memory, scratch: alloc(this.scratchBytes), ctrl, names: KERNEL_NAMES }));

@@ -1,7 +1,7 @@
 // A kernel thread (Node worker_threads or a browser module Web Worker): instantiates the kernel
 // module over the shared heap and runs its share of each job posted in the control block.
 import { runJobLoop } from './pool.js';
-import { isNode } from './platform.js';
+import { isNode, nodeImport } from './platform.js';
 
 interface Init { module: WebAssembly.Module; memory: WebAssembly.Memory; scratch: number; ctrl: number; names: string[] }
 
@@ -15,9 +15,9 @@ function start(d: Init, ready: () => void): void {
 }
 
 if (isNode) {
-  const v8 = await import('node:v8');
+  const v8 = await nodeImport<typeof import('node:v8')>('node:v8');
   v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
-  const { parentPort, workerData } = await import('node:worker_threads');
+  const { parentPort, workerData } = await nodeImport<typeof import('node:worker_threads')>('node:worker_threads');
   start(workerData as Init, () => parentPort!.postMessage('ready'));
 } else {
   const scope = globalThis as unknown as { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: unknown): void };

@@ -1,4 +1,5 @@
 // `tslm bench [matmul|ops]`: kernel throughput beside numpy.
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { shutdown } from '../../backend/index.js';
 
@@ -51,6 +52,12 @@ export async function run(args: string[]): Promise<number> {
       corpus: { type: 'string' }, every: { type: 'string' }, limit: { type: 'string' }, filter: { type: 'string' }, slowest: { type: 'string' }, generating: { type: 'boolean' } },
   });
   if (positionals[0] === 'fuzz') return (await import('../../fuzz/cli.js')).benchFuzz(values);
+  // The benchmarks (bench/) are left out of the npm package: they compare against peers that a
+  // clone of the repository installs (devDependencies, python3's numpy/torch).
+  if (!existsSync(new URL('../../../bench/matmul.js', import.meta.url))) {
+    console.error('tslm bench: the benchmarks are not in the npm package; run them from a clone of the tslm repository (npm ci, then npm run bench)');
+    return 2;
+  }
   if (values.fuzz !== undefined) {
     // `tslm bench structured --fuzz N [--seed S]`: the token engine against ajv on N random schemas.
     const n = Number(values.fuzz), seed = values.seed === undefined ? 1 : Number(values.seed);
