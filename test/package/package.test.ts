@@ -61,6 +61,12 @@ function appLock(spec: string): object {
     if (!found) throw new Error(`${name} (a dependency of ${from || pkg.name}) is not in package-lock.json`);
     if (packages[found]) continue;
     const { dev: _dev, devOptional: _devOptional, peer: _peer, ...entry } = lock.packages[found];
+    // The registry's tarball URL where the lock leaves it out: with it and the integrity, npm reads
+    // the tarball from its cache without asking the registry for the package's metadata.
+    if (!entry.resolved && typeof entry.version === 'string') {
+      const full = found.slice(found.lastIndexOf('node_modules/') + 'node_modules/'.length);
+      entry.resolved = `https://registry.npmjs.org/${full}/-/${full.split('/').pop()}-${entry.version}.tgz`;
+    }
     packages[found] = entry;
     for (const d of Object.keys({ ...(entry.dependencies as object), ...(entry.optionalDependencies as object) })) todo.push([found, d]);
   }
