@@ -135,6 +135,16 @@ export const KERNEL_ARGS = {
   // moe_down: h[row_s, d] += down_s[d,:]·act_s for every slot, in slot order (each row of h sees
   // its slots' sums added one after another, whatever the thread split).
   moe_down: ['h', 'act', 'meta', 'slots', 'D'],
+  // Q8_0 weights (inference; ref/quant.ts, wasm/as/quant.ts, ops in tensor/ops.ts linear and
+  // tensor/nn.ts embedding). A Q8_0 matrix W (N×K, K a multiple of 32) is N contiguous rows of
+  // K/32 blocks of 34 bytes: an f16 scale d (little-endian), then 32 int8 q; element j of a block
+  // is f32(d)·q[j] (ggml's dequantize_row_q8_0).
+  // out (M×N, row stride ldo) = x (M×K f32, row stride ldx) · Wᵀ (+ out when beta = 1); threads
+  // split N.
+  q8_0_matmul: ['out', 'x', 'w', 'M', 'N', 'K', 'ldx', 'ldo', 'beta'],
+  // out[i, :] (n×K f32, contiguous) = row idx[i] of W dequantised, for n i32 indices (checked by
+  // the caller): the gather of a Q8_0 embedding table, bit for bit ggml's dequantisation.
+  q8_0_rows: ['out', 'w', 'idx', 'n', 'K'],
 } as const;
 
 export const enum BinaryOp { ADD = 0, SUB = 1, MUL = 2, DIV = 3, POW = 4, MAX = 5, MIN = 6, EQ = 7, GT = 8, LT = 9, GE = 10, LE = 11 }

@@ -10,3 +10,4 @@ export * from './attention';
 export * from './optim';
 export * from './ssm';
 export * from './moe';
+export * from './quant';
