@@ -822,6 +822,7 @@ function checkQuantizedLinear(op: string, x: Tensor, w: Tensor): void {
   requireF32(op, x);
   if (w.ndim !== 2 || !w.isContiguous()) throw new ShapeError(op, `a q8_0 weight must be a contiguous (N, K) matrix, got ${fmtShape(w.shape)}`);
   if (x.ndim < 1 || x.shape[x.ndim - 1] !== w.shape[1]) throw new ShapeError(op, `x ${fmtShape(x.shape)} @ wᵀ with w ${fmtShape(w.shape)}: last dimensions differ`);
+  if (w.shape[1] > 131072) throw new ShapeError(op, `q8_0 weight ${w.name ? `${w.name} ` : ''}${fmtShape(w.shape)}: rows longer than 131072 values are not supported`);
   if (needsGrad(x)) throw new DTypeError(op, `${w.name ? `${w.name} ` : ''}${fmtShape(w.shape)} is a q8_0 (quantised) weight, for inference only: no gradient flows through it (run under noGrad(), or load the model with dtype f32 to train)`);
 }
 

@@ -1,6 +1,7 @@
-// Reference Q8_0 kernels (contracts: q8_0_matmul, q8_0_rows in ../kernels.ts): every weight
-// dequantised element by element as ggml's dequantize_row_q8_0 does (f32(d)·q in f32), products
-// summed in f64 as the reference sgemm does.
+// Reference Q8_0 kernels (contracts: q8_0_matmul, q8_0_rows in ../kernels.ts), element by element
+// and summed in f64 as the reference sgemm: weights dequantised as ggml's dequantize_row_q8_0
+// (f32(d)·q in f32); for a few rows of x (decoding) x rounded to Q8_0 blocks first and the block
+// products taken as exact integer dot products, as llama.cpp's vec_dot_q8_0_q8_0.
 import { H } from '../heap.js';
 import { shareOf } from '../kernels.js';
 
@@ -22,15 +23,49 @@ function q8At(u8: Uint8Array, row: number, k: number): number {
   return Math.fround(d * q);
 }
 
+/** Rows of x from which q8_0_matmul multiplies exact f32 products (below: x rounded to Q8_0 blocks first). */
+export const Q8_PANEL_M = 8;
+
+/** Ties to even, as wasm's f32x4.nearest. */
+function nearestEven(v: number): number {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * The K values of row m of x rounded to Q8_0 blocks as llama.cpp's quantize_row_q8_0 (x86):
+ * per block dx = amax/127 (kept f32), qx = nearest-even(x·(127/amax)).
+ */
+function quantizeRow(f: Float32Array, xb: number, K: number): { q: Int8Array; d: Float32Array } {
+  const q = new Int8Array(K), d = new Float32Array(K / BLOCK);
+  for (let b = 0; b < K / BLOCK; b++) {
+    let amax = 0;
+    for (let j = 0; j < BLOCK; j++) amax = Math.max(amax, Math.abs(f[xb + b * BLOCK + j]));
+    d[b] = Math.fround(amax / 127);
+    const id = amax > 0 ? Math.fround(127 / amax) : 0;
+    for (let j = 0; j < BLOCK; j++) q[b * BLOCK + j] = Math.max(-128, Math.min(127, nearestEven(Math.fround(f[xb + b * BLOCK + j] * id))));
+  }
+  return { q, d };
+}
+
 export function q8_0_matmul(out: number, x: number, w: number, M: number, N: number, K: number, ldx: number, ldo: number, beta: number, tid: number, nt: number): void {
   const f = H.f32, u8 = H.u8, rowBytes = (K / BLOCK) * BYTES;
   const [n0, n1] = shareOf(N, tid, nt);
+  // A few rows (decoding): llama.cpp's vec_dot_q8_0_q8_0, Σ_b f32(d·dx)·(Σ_j q·qx) with exact integer dots.
+  const xq = M < Q8_PANEL_M ? Array.from({ length: M }, (_, m) => quantizeRow(f, (x >>> 2) + m * ldx, K)) : null;
   for (let n = n0; n < n1; n++) {
     const row = w + n * rowBytes;
     for (let m = 0; m < M; m++) {
       let s = 0;
       const xb = (x >>> 2) + m * ldx;
-      for (let k = 0; k < K; k++) s += f[xb + k] * q8At(u8, row, k);
+      if (xq) {
+        for (let b = 0; b < K / BLOCK; b++) {
+          const o = row + b * BYTES;
+          let isum = 0;
+          for (let j = 0; j < BLOCK; j++) isum += ((u8[o + 2 + j] << 24) >> 24) * xq[m].q[b * BLOCK + j];
+          s += Math.fround(f16ToF32(u8[o] | (u8[o + 1] << 8)) * xq[m].d[b]) * isum;
+        }
+      } else for (let k = 0; k < K; k++) s += f[xb + k] * q8At(u8, row, k);
       const oi = (out >>> 2) + m * ldo + n;
       f[oi] = beta ? f[oi] + s : s;
     }

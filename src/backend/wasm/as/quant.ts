@@ -4,19 +4,19 @@
 // step reads 34 bytes per 32 weights instead of 128.
 //
 // Paths for out (M×N) = x (M×K) · Wᵀ:
-//  - M = 1 (decoding one token): gemvQ8 streams the weight rows in memory order as gemvRows does
-//    (matmul.ts): per block the 32 int8 are widened to f32 (i8 → i16 → i32 → f32) and multiplied
-//    with x by f32x4 multiply-adds, and the block's partial sums scaled by d into the row's
-//    accumulators. The activations stay f32 (llama.cpp instead rounds them to Q8_0 blocks and
-//    takes integer dot products: its results differ from the f32 reference by that rounding).
-//  - 2 ≤ M < PANEL_M (batched decoding): each weight row is dequantised once into this thread's
-//    scratch (stays in L1) and dotted with the M rows of x.
-//  - M ≥ PANEL_M (prefill): a panel of weight rows is dequantised into scratch and multiplied by
-//    matmul.ts's blocked GEMM (packing and register-blocked micro-kernel), so the dequantisation
-//    costs O(N·K) per call, amortised over the M rows.
+//  - M < PANEL_M (decoding: one token, or a few sequences): the rows of x are first rounded to
+//    Q8_0 blocks as llama.cpp's quantize_row_q8_0 does (per block dx = amax/127, qx =
+//    nearest(x·127/amax)), into this thread's scratch; then each weight row is streamed in memory
+//    order (as gemvRows streams f32 rows, matmul.ts) and every block's integer dot product Σ q·qx
+//    (i8 × i8 → i16 products, added pairwise into i32 lanes) is scaled by d·dx into f32
+//    accumulators: llama.cpp's vec_dot_q8_0_q8_0. Widening the int8 weights to f32 instead costs
+//    twice the instructions per weight, and decoding on a busy machine is bound by them.
+//  - M ≥ PANEL_M (prefill): a panel of weight rows is dequantised into scratch (f32(d)·q, as
+//    ggml) and multiplied by matmul.ts's blocked GEMM (packing and register-blocked
+//    micro-kernel): exact f32 products, the dequantisation O(N·K) per call amortised over M rows.
 // Threads split the N weight rows (by whole panels on the panel path); every output element is
 // computed the same way whatever the split.
-import { fma4, rowDot4, rowSum } from './simd';
+import { fma4, rowSum } from './simd';
 import { scratch, SCRATCH_BYTES } from './scratch';
 import { gemmBlock, GEMM_SCRATCH_END } from './matmul';
 import { shareStart } from './vmath';
@@ -50,27 +50,53 @@ const PANEL_ROWS: i32 = 64;
   store<f32>(p, beta ? load<f32>(p) + v : v);
 }
 
-// Σ_k x[k]·W[row, k] for one Q8_0 row of nb blocks.
+// Round the row x (nb·32 f32) to Q8_0 blocks: int8 qx (32 per block) at xq, f32 scales dx at ds.
+// Per block: amax = max |x|, dx = amax/127, qx = nearest(x·(127/amax)) (ties to even, as
+// llama.cpp's x86 quantize_row_q8_0; 0 when amax = 0). dx stays f32 (llama.cpp rounds it to f16).
 // @ts-ignore: decorator
-@inline function rowDotQ8(x: usize, p: usize, nb: i32): f32 {
-  let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
+@inline function quantRow(x: usize, xq: usize, ds: usize, nb: i32): void {
   for (let b = 0; b < nb; b++) {
-    const d = f32x4.splat(h2f(<u32>load<u16>(p)));
-    const qa = v128.load(p, 2), qb = v128.load(p, 18);
-    const a0 = i16x8.extend_low_i8x16_s(qa), a1 = i16x8.extend_high_i8x16_s(qa);
-    const b0 = i16x8.extend_low_i8x16_s(qb), b1 = i16x8.extend_high_i8x16_s(qb);
-    let s0 = f32x4.mul(lo(a0), v128.load(x));
-    let s1 = f32x4.mul(hi(a0), v128.load(x, 16));
-    s0 = fma4(lo(a1), v128.load(x, 32), s0);
-    s1 = fma4(hi(a1), v128.load(x, 48), s1);
-    s0 = fma4(lo(b0), v128.load(x, 64), s0);
-    s1 = fma4(hi(b0), v128.load(x, 80), s1);
-    s0 = fma4(lo(b1), v128.load(x, 96), s0);
-    s1 = fma4(hi(b1), v128.load(x, 112), s1);
-    acc0 = fma4(s0, d, acc0);
-    acc1 = fma4(s1, d, acc1);
-    p += QBYTES;
-    x += 128;
+    const v0 = v128.load(x), v1 = v128.load(x, 16), v2 = v128.load(x, 32), v3 = v128.load(x, 48);
+    const v4 = v128.load(x, 64), v5 = v128.load(x, 80), v6 = v128.load(x, 96), v7 = v128.load(x, 112);
+    let m = f32x4.max(f32x4.max(f32x4.max(f32x4.abs(v0), f32x4.abs(v1)), f32x4.max(f32x4.abs(v2), f32x4.abs(v3))),
+      f32x4.max(f32x4.max(f32x4.abs(v4), f32x4.abs(v5)), f32x4.max(f32x4.abs(v6), f32x4.abs(v7))));
+    m = f32x4.max(m, v128.shuffle<f32>(m, m, 2, 3, 0, 1));
+    const amax = max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1));
+    store<f32>(ds, amax / 127);
+    const id = f32x4.splat(amax > 0 ? <f32>127 / amax : 0);
+    const q0 = i16x8.narrow_i32x4_s(qi(v0, id), qi(v1, id)), q1 = i16x8.narrow_i32x4_s(qi(v2, id), qi(v3, id));
+    const q2 = i16x8.narrow_i32x4_s(qi(v4, id), qi(v5, id)), q3 = i16x8.narrow_i32x4_s(qi(v6, id), qi(v7, id));
+    v128.store(xq, i8x16.narrow_i16x8_s(q0, q1));
+    v128.store(xq, i8x16.narrow_i16x8_s(q2, q3), 16);
+    x += 128; xq += 32; ds += 4;
+  }
+}
+
+// nearest(v·id) as i32 lanes.
+// @ts-ignore: decorator
+@inline function qi(v: v128, id: v128): v128 { return i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v, id))); }
+
+// Σ over the 16 int8 lane pairs of a and b, as four i32 lanes (i8·i8 fits i16; pairs added in i32).
+// @ts-ignore: decorator
+@inline function dot16(a: v128, b: v128): v128 {
+  return i32x4.add(i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_low_i8x16_s(a, b)), i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_high_i8x16_s(a, b)));
+}
+
+// Σ_b d_b·dx_b·(Σ_j q[b,j]·qx[b,j]) for one Q8_0 weight row of nb blocks against a quantised x row.
+// @ts-ignore: decorator
+@inline function rowDotQ8(xq: usize, ds: usize, p: usize, nb: i32): f32 {
+  let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
+  let b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    const s0 = i32x4.add(dot16(v128.load(p, 2), v128.load(xq)), dot16(v128.load(p, 18), v128.load(xq, 16)));
+    const s1 = i32x4.add(dot16(v128.load(p, 36), v128.load(xq, 32)), dot16(v128.load(p, 52), v128.load(xq, 48)));
+    acc0 = fma4(f32x4.convert_i32x4_s(s0), f32x4.splat(h2f(<u32>load<u16>(p)) * load<f32>(ds)), acc0);
+    acc1 = fma4(f32x4.convert_i32x4_s(s1), f32x4.splat(h2f(<u32>load<u16>(p, 34)) * load<f32>(ds, 4)), acc1);
+    p += 2 * QBYTES; xq += 64; ds += 8;
+  }
+  if (b < nb) {
+    const s0 = i32x4.add(dot16(v128.load(p, 2), v128.load(xq)), dot16(v128.load(p, 18), v128.load(xq, 16)));
+    acc0 = fma4(f32x4.convert_i32x4_s(s0), f32x4.splat(h2f(<u32>load<u16>(p)) * load<f32>(ds)), acc0);
   }
   return rowSum(f32x4.add(acc0, acc1));
 }
@@ -114,16 +140,15 @@ export function q8_0_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: i
     }
     return;
   }
+  // Quantised rows of x: M·K int8, then M·nb f32 scales (each thread quantises all of x: M·K is
+  // small beside N·K).
+  const xq = buf, ds = buf + <usize>M * <usize>K;
+  if (<i64>M * <i64>(K + 4 * nb) > <i64>room * 4) unreachable(); // the caller keeps M·K small (see ops)
+  for (let m = 0; m < M; m++) quantRow(x + off(m * ldx), xq + <usize>(m * K), ds + off(m * nb), nb);
   const n0 = shareStart(N, tid, nt, 1), n1 = shareStart(N, tid + 1, nt, 1);
-  if (M == 1 || K > room) {
-    for (let n = n0; n < n1; n++) {
-      for (let m = 0; m < M; m++) put(out + off(m * ldo + n), rowDotQ8(x + off(m * ldx), w + <usize>n * rowBytes, nb), beta);
-    }
-    return;
-  }
   for (let n = n0; n < n1; n++) {
-    dequantRow(buf, w + <usize>n * rowBytes, nb);
-    for (let m = 0; m < M; m++) put(out + off(m * ldo + n), rowSum(rowDot4(x + off(m * ldx), buf, K)), beta);
+    const row = w + <usize>n * rowBytes;
+    for (let m = 0; m < M; m++) put(out + off(m * ldo + n), rowDotQ8(xq + <usize>(m * K), ds + off(m * nb), row, nb), beta);
   }
 }
 
