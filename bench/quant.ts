@@ -8,7 +8,7 @@
 //
 // Run: node bin/tslm.js bench quant [--threads 1,2]
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,7 +73,10 @@ function llamaCppGenerate(file: string, threads: number): Omit<Row, 'model' | 'e
     const out = await llamaCppRun(ctx, { prefill: ids, decode: ids }, ${DECODE});
     console.log('result ' + JSON.stringify({ prefill: out.prefill, decode: out.decode }));
     await ctx.dispose(); await model.dispose(); await r.llama.dispose();`;
-  const r = fresh(['--input-type=module', '-e', script]);
+  // A script file, not `node -e`: node-llama-cpp tests its binary in a child that inherits execArgv.
+  const file2 = path.join(path.dirname(file), 'llamacpp-run.mjs');
+  writeFileSync(file2, script);
+  const r = fresh([file2]);
   const m = /result (\{.*\})/.exec(r.out);
   if (!m) return { threads, prefill: null, decode: null, rss_mb: r.rss, note: /error: (.*)/.exec(r.out)?.[1] ?? `failed: ${r.out.trim().split('\n').slice(-2).join(' | ')}` };
   const v = JSON.parse(m[1]) as { prefill: number; decode: number };

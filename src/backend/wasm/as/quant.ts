@@ -8,9 +8,10 @@
 //    Q8_0 blocks as llama.cpp's quantize_row_q8_0 does (per block dx = amax/127, qx =
 //    nearest(x·127/amax)), into this thread's scratch; then each weight row is streamed in memory
 //    order (as gemvRows streams f32 rows, matmul.ts) and every block's integer dot product Σ q·qx
-//    (i8 × i8 → i16 products, added pairwise into i32 lanes) is scaled by d·dx into f32
-//    accumulators: llama.cpp's vec_dot_q8_0_q8_0. Widening the int8 weights to f32 instead costs
-//    twice the instructions per weight, and decoding on a busy machine is bound by them.
+//    (the weights sign-extended to i16, i32x4.dot_i16x8_s against qx kept as i16) is scaled by
+//    d·dx into f32 accumulators: llama.cpp's vec_dot_q8_0_q8_0. Widening the int8 weights to f32
+//    instead costs about twice the instructions per weight (i8x16 extended multiplies with
+//    pairwise adds: 1.5×), and decoding on a busy machine is bound by them.
 //  - M ≥ PANEL_M (prefill): a panel of weight rows is dequantised into scratch (f32(d)·q, as
 //    ggml) and multiplied by matmul.ts's blocked GEMM (packing and register-blocked
 //    micro-kernel): exact f32 products, the dequantisation O(N·K) per call amortised over M rows.
@@ -50,7 +51,8 @@ const PANEL_ROWS: i32 = 64;
   store<f32>(p, beta ? load<f32>(p) + v : v);
 }
 
-// Round the row x (nb·32 f32) to Q8_0 blocks: int8 qx (32 per block) at xq, f32 scales dx at ds.
+// Round the row x (nb·32 f32) to Q8_0 blocks: qx (32 per block, in [−127, 127], stored as i16
+// lanes ready for i32x4.dot_i16x8_s) at xq, f32 scales dx at ds.
 // Per block: amax = max |x|, dx = amax/127, qx = nearest(x·(127/amax)) (ties to even, as
 // llama.cpp's x86 quantize_row_q8_0; 0 when amax = 0). dx stays f32 (llama.cpp rounds it to f16).
 // @ts-ignore: decorator
@@ -64,11 +66,11 @@ const PANEL_ROWS: i32 = 64;
     const amax = max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1));
     store<f32>(ds, amax / 127);
     const id = f32x4.splat(amax > 0 ? <f32>127 / amax : 0);
-    const q0 = i16x8.narrow_i32x4_s(qi(v0, id), qi(v1, id)), q1 = i16x8.narrow_i32x4_s(qi(v2, id), qi(v3, id));
-    const q2 = i16x8.narrow_i32x4_s(qi(v4, id), qi(v5, id)), q3 = i16x8.narrow_i32x4_s(qi(v6, id), qi(v7, id));
-    v128.store(xq, i8x16.narrow_i16x8_s(q0, q1));
-    v128.store(xq, i8x16.narrow_i16x8_s(q2, q3), 16);
-    x += 128; xq += 32; ds += 4;
+    v128.store(xq, i16x8.narrow_i32x4_s(qi(v0, id), qi(v1, id)));
+    v128.store(xq, i16x8.narrow_i32x4_s(qi(v2, id), qi(v3, id)), 16);
+    v128.store(xq, i16x8.narrow_i32x4_s(qi(v4, id), qi(v5, id)), 32);
+    v128.store(xq, i16x8.narrow_i32x4_s(qi(v6, id), qi(v7, id)), 48);
+    x += 128; xq += 64; ds += 4;
   }
 }
 
@@ -76,10 +78,19 @@ const PANEL_ROWS: i32 = 64;
 // @ts-ignore: decorator
 @inline function qi(v: v128, id: v128): v128 { return i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v, id))); }
 
-// Σ over the 16 int8 lane pairs of a and b, as four i32 lanes (i8·i8 fits i16; pairs added in i32).
+// Σ_j w[j]·qx[j] over 16 int8 weights at p and 16 i16 activations at xq, as four i32 lanes: the
+// weights sign-extended to i16, then i32x4.dot_i16x8_s (x86's pmaddwd).
 // @ts-ignore: decorator
-@inline function dot16(a: v128, b: v128): v128 {
-  return i32x4.add(i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_low_i8x16_s(a, b)), i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_high_i8x16_s(a, b)));
+@inline function dot16(p: usize, xq: usize): v128 {
+  const w = v128.load(p);
+  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w), v128.load(xq)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w), v128.load(xq, 16)));
+}
+
+// A finite half's value (h2f without the inf/NaN case, cheaper in the hot loop: the loaders refuse
+// non-finite scales unless told to allow them; such a scale reads as a large finite number here).
+// @ts-ignore: decorator
+@inline function h2fFinite(h: u32): f32 {
+  return reinterpret<f32>(((h & 0x8000) << 16) | ((h & 0x7fff) << 13)) * reinterpret<f32>(<u32>0x77800000);
 }
 
 // Σ_b d_b·dx_b·(Σ_j q[b,j]·qx[b,j]) for one Q8_0 weight row of nb blocks against a quantised x row.
@@ -88,15 +99,15 @@ const PANEL_ROWS: i32 = 64;
   let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
   let b = 0;
   for (; b + 2 <= nb; b += 2) {
-    const s0 = i32x4.add(dot16(v128.load(p, 2), v128.load(xq)), dot16(v128.load(p, 18), v128.load(xq, 16)));
-    const s1 = i32x4.add(dot16(v128.load(p, 36), v128.load(xq, 32)), dot16(v128.load(p, 52), v128.load(xq, 48)));
-    acc0 = fma4(f32x4.convert_i32x4_s(s0), f32x4.splat(h2f(<u32>load<u16>(p)) * load<f32>(ds)), acc0);
-    acc1 = fma4(f32x4.convert_i32x4_s(s1), f32x4.splat(h2f(<u32>load<u16>(p, 34)) * load<f32>(ds, 4)), acc1);
-    p += 2 * QBYTES; xq += 64; ds += 8;
+    const s0 = i32x4.add(dot16(p + 2, xq), dot16(p + 18, xq + 32));
+    const s1 = i32x4.add(dot16(p + 36, xq + 64), dot16(p + 52, xq + 96));
+    acc0 = fma4(f32x4.convert_i32x4_s(s0), f32x4.splat(h2fFinite(<u32>load<u16>(p)) * load<f32>(ds)), acc0);
+    acc1 = fma4(f32x4.convert_i32x4_s(s1), f32x4.splat(h2fFinite(<u32>load<u16>(p, 34)) * load<f32>(ds, 4)), acc1);
+    p += 2 * QBYTES; xq += 128; ds += 8;
   }
   if (b < nb) {
-    const s0 = i32x4.add(dot16(v128.load(p, 2), v128.load(xq)), dot16(v128.load(p, 18), v128.load(xq, 16)));
-    acc0 = fma4(f32x4.convert_i32x4_s(s0), f32x4.splat(h2f(<u32>load<u16>(p)) * load<f32>(ds)), acc0);
+    const s0 = i32x4.add(dot16(p + 2, xq), dot16(p + 18, xq + 32));
+    acc0 = fma4(f32x4.convert_i32x4_s(s0), f32x4.splat(h2fFinite(<u32>load<u16>(p)) * load<f32>(ds)), acc0);
   }
   return rowSum(f32x4.add(acc0, acc1));
 }
@@ -140,15 +151,15 @@ export function q8_0_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: i
     }
     return;
   }
-  // Quantised rows of x: M·K int8, then M·nb f32 scales (each thread quantises all of x: M·K is
+  // Quantised rows of x: M·K i16, then M·nb f32 scales (each thread quantises all of x: M·K is
   // small beside N·K).
-  const xq = buf, ds = buf + <usize>M * <usize>K;
-  if (<i64>M * <i64>(K + 4 * nb) > <i64>room * 4) unreachable(); // the caller keeps M·K small (see ops)
-  for (let m = 0; m < M; m++) quantRow(x + off(m * ldx), xq + <usize>(m * K), ds + off(m * nb), nb);
+  const xq = buf, ds = buf + <usize>M * <usize>K * 2;
+  if (<i64>M * <i64>(2 * K + 4 * nb) > <i64>room * 4) unreachable(); // ops keeps K ≤ 131072
+  for (let m = 0; m < M; m++) quantRow(x + off(m * ldx), xq + <usize>(m * K * 2), ds + off(m * nb), nb);
   const n0 = shareStart(N, tid, nt, 1), n1 = shareStart(N, tid + 1, nt, 1);
   for (let n = n0; n < n1; n++) {
     const row = w + <usize>n * rowBytes;
-    for (let m = 0; m < M; m++) put(out + off(m * ldo + n), rowDotQ8(xq + <usize>(m * K), ds + off(m * nb), row, nb), beta);
+    for (let m = 0; m < M; m++) put(out + off(m * ldo + n), rowDotQ8(xq + <usize>(m * K * 2), ds + off(m * nb), row, nb), beta);
   }
 }
 
