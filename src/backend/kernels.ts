@@ -143,7 +143,8 @@ export const KERNEL_ARGS = {
   // split N. For M ≥ 8 (prefill) the products are exact f32 ones of the dequantised weights; for
   // M < 8 (decoding) each row of x is first rounded to Q8_0 blocks as llama.cpp does (per block dx
   // = amax/127 in f32, qx = x·(127/amax) rounded to nearest, ties to even) and every block adds
-  // f32(d·dx)·Σ q·qx (an exact integer dot product): llama.cpp's vec_dot_q8_0_q8_0. K ≤ 131072.
+  // f32(d·dx)·Σ q·qx (an exact integer dot product): llama.cpp's vec_dot_q8_0_q8_0 (the wasm
+  // kernel assumes finite scales there: loaders refuse NaN/±inf ones unless allowed). K ≤ 131072.
   q8_0_matmul: ['out', 'x', 'w', 'M', 'N', 'K', 'ldx', 'ldo', 'beta'],
   // out[i, :] (n×K f32, contiguous) = row idx[i] of W dequantised, for n i32 indices (checked by
   // the caller): the gather of a Q8_0 embedding table, bit for bit ggml's dequantisation.
