@@ -142,6 +142,20 @@ export const KERNEL_ARGS = {
   // moe_down: h[row_s, d] += down_s[d,:]·act_s for every slot, in slot order (each row of h sees
   // its slots' sums added one after another, whatever the thread split).
   moe_down: ['h', 'act', 'meta', 'slots', 'D'],
+  // Q8_0 weights (inference; ref/quant.ts, wasm/as/quant.ts, ops in tensor/ops.ts linear and
+  // tensor/nn.ts embedding). A Q8_0 matrix W (N×K, K a multiple of 32) is N contiguous rows of
+  // K/32 blocks of 34 bytes: an f16 scale d (little-endian), then 32 int8 q; element j of a block
+  // is f32(d)·q[j] (ggml's dequantize_row_q8_0).
+  // out (M×N, row stride ldo) = x (M×K f32, row stride ldx) · Wᵀ (+ out when beta = 1); threads
+  // split N. For M ≥ 8 (prefill) the products are exact f32 ones of the dequantised weights; for
+  // M < 8 (decoding) each row of x is first rounded to Q8_0 blocks as llama.cpp does (per block dx
+  // = amax/127 in f32, qx = x·(127/amax) rounded to nearest, ties to even) and every block adds
+  // f32(d·dx)·Σ q·qx (an exact integer dot product): llama.cpp's vec_dot_q8_0_q8_0 (the wasm
+  // kernel assumes finite scales there: loaders refuse NaN/±inf ones unless allowed). K ≤ 131072.
+  q8_0_matmul: ['out', 'x', 'w', 'M', 'N', 'K', 'ldx', 'ldo', 'beta'],
+  // out[i, :] (n×K f32, contiguous) = row idx[i] of W dequantised, for n i32 indices (checked by
+  // the caller): the gather of a Q8_0 embedding table, bit for bit ggml's dequantisation.
+  q8_0_rows: ['out', 'w', 'idx', 'n', 'K'],
 } as const;
 
 export const enum BinaryOp { ADD = 0, SUB = 1, MUL = 2, DIV = 3, POW = 4, MAX = 5, MIN = 6, EQ = 7, GT = 8, LT = 9, GE = 10, LE = 11 }

@@ -220,13 +220,19 @@ export function float32Values(t: RawTensor, file = '<memory>'): Float32Array {
 
 /**
  * A name → f32 values map of raw tensors for Module.loadStateDict (host memory, views where
- * possible). Weights holding NaN or ±Inf are refused (a NonFiniteWeightError naming the tensor and
+ * possible); Q8_0 tensors named in keepQ8_0 come as their blocks instead. Weights holding NaN or ±Inf are refused (a NonFiniteWeightError naming the tensor and
  * the first bad element) unless allowNonFinite (or setAllowNonFinite) says otherwise.
  */
-export function f32StateDict(tensors: readonly RawTensor[], file = '<memory>', opts: FiniteOptions = {}): Record<string, { shape: number[]; data: Float32Array }> {
+export function f32StateDict(tensors: readonly RawTensor[], file = '<memory>', opts: FiniteOptions & { keepQ8_0?: ReadonlySet<string> } = {}): Record<string, { shape: number[]; data: Float32Array } | { shape: number[]; blocks: Uint8Array }> {
   checkFiniteTensors(tensors, file, opts);
-  const sd: Record<string, { shape: number[]; data: Float32Array }> = {};
-  for (const t of tensors) sd[t.name] = { shape: [...t.shape], data: float32Values(t, file) };
+  const sd: Record<string, { shape: number[]; data: Float32Array } | { shape: number[]; blocks: Uint8Array }> = {};
+  for (const t of tensors) {
+    // Q8_0 weights the model keeps quantised (keepQ8_0): their blocks as stored, not dequantised.
+    if (t.dtype === 'Q8_0' && opts.keepQ8_0?.has(t.name)) {
+      checkRawTensor(t, file);
+      sd[t.name] = { shape: [...t.shape], blocks: t.data };
+    } else sd[t.name] = { shape: [...t.shape], data: float32Values(t, file) };
+  }
   return sd;
 }
 

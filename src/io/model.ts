@@ -4,6 +4,9 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Tensor } from '../tensor/tensor.js';
+import { scope } from '../tensor/storage.js';
+import { dequantize } from '../tensor/ops.js';
+import { useQuantizedWeights } from '../nn/quantized.js';
 import { LlamaForCausalLM } from '../models/index.js';
 import type { CausalLM } from '../models/index.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
@@ -55,10 +58,35 @@ export function detectModelFormat(p: string): ModelFormat {
   return 'llama2c';
 }
 
-/** Turn raw (any dtype) HF-named tensors into f32 model weights (already checked for non-finite values). */
-function loadWeights(model: CausalLM, tensors: RawTensor[], source: string): void {
+/** Turn raw (any dtype) HF-named tensors into model weights (already checked for non-finite values): f32, or Q8_0 blocks kept as they are for the names in keepQ8_0. */
+function loadWeights(model: CausalLM, tensors: RawTensor[], source: string, keepQ8_0?: ReadonlySet<string>): void {
   // A tied model has no lm_head; an untied checkpoint of a tied config is an error (strict).
-  model.loadStateDict(f32StateDict(tensors, source, { allowNonFinite: true }), { source });
+  model.loadStateDict(f32StateDict(tensors, source, { allowNonFinite: true, keepQ8_0 }), { source });
+}
+
+/** The weights of a dense LLaMA's linear layers and embedding (the ones that stay quantised). */
+const QUANTIZABLE = /^(model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight|lm_head\.weight|model\.embed_tokens\.weight)$/;
+
+/**
+ * Q8_0 matrices of a dense LLaMA GGUF that stay quantised in memory: the attention and MLP
+ * projections, the output head and the token embedding. Other tensors (norms; every tensor of
+ * other architectures) are dequantised as before.
+ */
+export function quantizedWeightNames(modelType: string, tensors: readonly RawTensor[]): Set<string> {
+  const out = new Set<string>();
+  if (modelType !== 'llama') return out;
+  for (const t of tensors) if (t.dtype === 'Q8_0' && t.shape.length === 2 && QUANTIZABLE.test(t.name)) out.add(t.name);
+  return out;
+}
+
+export interface LoadModelOptions extends FiniteOptions {
+  tokenizer?: string;
+  /**
+   * Weights in memory: 'native' (default) keeps a GGUF's Q8_0 matrices of linear layers quantised
+   * (fused dequantise-and-dot kernels, inference only); 'f32' dequantises every weight (to train,
+   * or to compare).
+   */
+  dtype?: 'native' | 'f32';
 }
 
 function ggufTokenizer(t: GgufTokenizer | null): Llama2cTokenizer | null {
@@ -73,9 +101,11 @@ function ggufTokenizer(t: GgufTokenizer | null): Llama2cTokenizer | null {
  * tokenizer is tokenizer.json or tokenizer.model inside it; for llama2.c a tokenizer.bin beside
  * the checkpoint; for GGUF its embedded SentencePiece vocabulary.
  */
-export async function loadModel(p: string, opts: { tokenizer?: string } & FiniteOptions = {}): Promise<LoadedModel> {
+export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
+  if (opts.dtype !== undefined && opts.dtype !== 'native' && opts.dtype !== 'f32') throw new IoError(p, `dtype ${JSON.stringify(opts.dtype)} is not one of native, f32`);
   const format = detectModelFormat(p);
   let config: Record<string, unknown>, tensors: RawTensor[], tok: Tokenizer | null = null, source: TokenizerSource | null = null;
+  let keep = new Set<string>();
   if (format === 'hf') {
     const cfg = await readHfConfig(p);
     if (isSequenceClassificationConfig(cfg)) {
@@ -98,6 +128,7 @@ export async function loadModel(p: string, opts: { tokenizer?: string } & Finite
     const ck = await readModelGguf(p);
     config = ck.config;
     tensors = ck.tensors;
+    if (opts.dtype !== 'f32') keep = quantizedWeightNames(ck.modelType, tensors);
     if (!opts.tokenizer) {
       const t = ggufTokenizer(ck.tokenizer);
       tok = t;
@@ -112,7 +143,9 @@ export async function loadModel(p: string, opts: { tokenizer?: string } & Finite
   // Built within the heap the weights justify: a config describing a far larger model is refused first.
   const model = buildModelForWeights(config, format === 'hf' ? path.join(p, 'config.json') : p, format === 'hf' ? weightsFileOf(p) : p, tensors);
   try {
-    loadWeights(model, tensors, p);
+    // Q8_0 weights replace their (never filled) f32 parameters before the file's blocks are copied in.
+    const kept = keep.size ? useQuantizedWeights(model, keep) : keep;
+    loadWeights(model, tensors, p, kept);
   } catch (e) {
     model.dispose();
     throw e;
@@ -127,7 +160,9 @@ export function modelTensors(model: CausalLM, dtype: 'F32' | 'F16' | 'BF16' = 'F
   for (const [name, t] of model.namedTensors()) {
     if (seen.has(t)) continue;
     seen.add(t);
-    out.push(fromFloat32(name, [...t.shape], t.data() as Float32Array, t.ndim >= 2 ? dtype : 'F32'));
+    // A quantised (q8_0) weight is dequantised explicitly: the formats written here hold floats.
+    const values = t.dtype === 'q8_0' ? scope(() => dequantize(t).data() as Float32Array) : t.data() as Float32Array;
+    out.push(fromFloat32(name, [...t.shape], values, t.ndim >= 2 ? dtype : 'F32'));
   }
   return out;
 }

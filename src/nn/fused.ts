@@ -6,15 +6,19 @@ import * as T from '../tensor/ops.js';
 import { unscoped } from '../tensor/storage.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Linear } from './layers.js';
+import { initEnabled } from './module.js';
 
-/** A Linear layer as constructed (not a subclass or an adapter in its place), without bias, with a contiguous f32 weight. */
+/** A Linear layer as constructed (not a subclass or an adapter in its place), without bias, with a contiguous f32 (or q8_0) weight. */
 export function plainLinear(l: unknown): l is Linear {
-  return l instanceof Linear && l.constructor === Linear && !l.bias && l.weight.dtype === 'f32' && l.weight.isContiguous();
+  return l instanceof Linear && l.constructor === Linear && !l.bias && (l.weight.dtype === 'f32' || l.weight.dtype === 'q8_0') && l.weight.isContiguous();
 }
 
 /** Put the weights of linear layers with the same input size in one storage, adjacent rows, each weight staying a parameter (a view). */
 export function shareStorage(ls: Linear[]): void {
-  const all = unscoped(() => noGrad(() => T.concat(ls.map((l) => l.weight), 0)));
+  // Without initialisation (a checkpoint fills the weights next) the values need no copying: the
+  // pages stay untouched (a loader that replaces these weights by quantised ones never uses them).
+  const rowsAll = ls.reduce((s, l) => s + l.weight.shape[0], 0);
+  const all = unscoped(() => noGrad(() => initEnabled() ? T.concat(ls.map((l) => l.weight), 0) : T.empty([rowsAll, ls[0].weight.shape[1]])));
   let row = 0;
   for (const l of ls) {
     const n = l.weight.shape[0];
@@ -36,8 +40,8 @@ export function fusedRows(ls: unknown[]): Tensor | null {
   for (const l of ls) {
     if (!plainLinear(l)) return null;
     const w = l.weight;
-    if (w.storage !== first.storage || w.offset !== first.offset + rows * cols || w.shape[1] !== cols) return null;
+    if (w.storage !== first.storage || w.dtype !== first.dtype || w.offset !== first.offset + rows * cols || w.shape[1] !== cols) return null;
     rows += w.shape[0];
   }
-  return new Tensor(first.storage, [rows, cols], [cols, 1], first.offset, 'f32');
+  return new Tensor(first.storage, [rows, cols], [cols, 1], first.offset, first.dtype);
 }

@@ -1,4 +1,6 @@
 export { Module, StateDictError, parameter, withoutInit } from './module.js';
+export type { HostValues, HostBlocks } from './module.js';
+export { useQuantizedWeights } from './quantized.js';
 export { Linear, Embedding, RMSNorm, LayerNorm, Dropout } from './layers.js';
 export type { InitOptions } from './layers.js';
 export { S4D, S4DKernel, s4dConv, s4dScan } from './s4d.js';

@@ -1,7 +1,7 @@
 // Modules: objects that own parameters, named by the path of fields that reach them, so that a
 // LLaMA built from fields named like Hugging Face's classes (model.layers[0].self_attn.q_proj)
 // has HF's tensor names (model.layers.0.self_attn.q_proj.weight) with no translation table.
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, storageBytes } from '../tensor/tensor.js';
 import { unscoped, scope } from '../tensor/storage.js';
 import { copyInto, empty, rand, randn, tensor } from '../tensor/ops.js';
 import type { Generator } from '../tensor/random.js';
@@ -64,7 +64,7 @@ export abstract class Module {
    * bytes): it is copied straight into the parameter, without a temporary tensor in the heap (so
    * loading needs the heap for the model once, not twice).
    */
-  loadStateDict(sd: Record<string, Tensor | HostValues>, opts: { strict?: boolean; source?: string } = {}): void {
+  loadStateDict(sd: Record<string, Tensor | HostValues | HostBlocks>, opts: { strict?: boolean; source?: string } = {}): void {
     const strict = opts.strict ?? true, src = opts.source ? `${opts.source}: ` : '';
     const own = this.stateDict();
     const missing = Object.keys(own).filter((k) => !(k in sd));
@@ -82,6 +82,13 @@ export abstract class Module {
       if (v instanceof Tensor) {
         if (v.dtype !== t.dtype) throw new StateDictError(`${src}tensor ${k} has dtype ${v.dtype}, the model expects ${t.dtype}`);
         copyInto(t, v);
+        continue;
+      }
+      if ('blocks' in v) {
+        if (t.dtype !== 'q8_0') throw new StateDictError(`${src}tensor ${k} has q8_0 blocks, the model expects ${t.dtype}`);
+        const bytes = storageBytes(t.size, 'q8_0');
+        if (v.blocks.length !== bytes) throw new StateDictError(`${src}tensor ${k}: ${v.blocks.length} bytes of q8_0 blocks for shape ${fmtShape(v.shape)} (${bytes} expected)`);
+        H.u8.set(v.blocks, t.ptr);
         continue;
       }
       if (t.dtype !== 'f32') throw new StateDictError(`${src}tensor ${k} has f32 values, the model expects ${t.dtype}`);
@@ -127,6 +134,8 @@ export abstract class Module {
 
 /** Values in host memory for loadStateDict: row-major f32 of the given shape. */
 export interface HostValues { readonly shape: readonly number[]; readonly data: Float32Array }
+/** A q8_0 weight's blocks in host memory (ggml's Q8_0 layout, row-major) for loadStateDict: copied as they are. */
+export interface HostBlocks { readonly shape: readonly number[]; readonly blocks: Uint8Array }
 
 /** A parameter: a tensor outside every memory scope, requiring grad. */
 export function parameter(make: () => Tensor): Tensor {

@@ -112,6 +112,12 @@ export function embedding(table: Tensor, indices: Tensor): Tensor {
   const [V, D] = table.shape;
   const idx = contiguous(indices);
   checkIndices('embedding', idx, V);
+  if (table.dtype === 'q8_0') {
+    // A quantised table (inference): the rows are dequantised as they are gathered.
+    const out = Tensor.empty([...indices.shape, D]);
+    if (out.size) kernel('q8_0_rows', [out.ptr, table.ptr, idx.ptr, idx.size, D], out.size);
+    return out;
+  }
   const w = contiguous(table);
   const out = Tensor.empty([...indices.shape, D]);
   if (out.size) kernel('embedding', [out.ptr, w.ptr, idx.ptr, idx.size, D], out.size);

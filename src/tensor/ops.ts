@@ -5,7 +5,7 @@ import { H } from '../backend/heap.js';
 import { META, backend } from '../backend/index.js';
 import { BinaryOp, ReduceOp, UnaryOp } from '../backend/kernels.js';
 import type { KernelName } from '../backend/kernels.js';
-import { Tensor, contiguousStrides, numel, checkShape } from './tensor.js';
+import { Tensor, contiguousStrides, numel, checkShape, quantizedError } from './tensor.js';
 import type { DType, NestedArray, Shape } from './tensor.js';
 import { Storage } from './storage.js';
 import { needsGrad, needsGradOf, record, runBackward } from './autograd.js';
@@ -86,6 +86,7 @@ function copyRaw(t: Tensor): Tensor {
 
 /** dst[...] = src[...] for equal shapes, any strides. */
 function copyStrided(dst: Tensor, src: Tensor): void {
+  if (dst.dtype === 'q8_0' || src.dtype === 'q8_0') throw quantizedError('copy', dst.dtype === 'q8_0' ? dst : src);
   if (dst.shape.join() !== src.shape.join()) throw new ShapeError('copy', `shapes ${fmtShape(dst.shape)} and ${fmtShape(src.shape)} differ`);
   const n = src.size;
   if (n === 0) return;
@@ -805,8 +806,64 @@ function gemmInto(out: Tensor, a: Tensor, b: Tensor, batch: number[], accumulate
 
 /** x @ wᵀ (+ b): a linear layer with PyTorch's (out_features, in_features) weight layout. */
 export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
-  const y = matmul(x, transpose(w));
+  const y = w.dtype === 'q8_0' ? quantizedLinear(x, w) : matmul(x, transpose(w));
   return b ? add(y, b) : y;
+}
+
+/** x (…, K) as a (M, K) tensor whose rows are contiguous (a view when possible). */
+function rowsOf(x: Tensor, K: number): Tensor {
+  const M = x.size / Math.max(K, 1);
+  if (x.ndim >= 2 && foldable(x) && x.strides[x.ndim - 1] === 1) return reshapeView(x, [M, K]);
+  return reshape(cont(x), [M, K]);
+}
+
+/** Check x (…, K) against a q8_0 weight (N, K) for op; inference only. */
+function checkQuantizedLinear(op: string, x: Tensor, w: Tensor): void {
+  requireF32(op, x);
+  if (w.ndim !== 2 || !w.isContiguous()) throw new ShapeError(op, `a q8_0 weight must be a contiguous (N, K) matrix, got ${fmtShape(w.shape)}`);
+  if (x.ndim < 1 || x.shape[x.ndim - 1] !== w.shape[1]) throw new ShapeError(op, `x ${fmtShape(x.shape)} @ wᵀ with w ${fmtShape(w.shape)}: last dimensions differ`);
+  if (w.shape[1] > 131072) throw new ShapeError(op, `q8_0 weight ${w.name ? `${w.name} ` : ''}${fmtShape(w.shape)}: rows longer than 131072 values are not supported`);
+  if (needsGrad(x)) throw new DTypeError(op, `${w.name ? `${w.name} ` : ''}${fmtShape(w.shape)} is a q8_0 (quantised) weight, for inference only: no gradient flows through it (run under noGrad(), or load the model with dtype f32 to train)`);
+}
+
+/** out (M, N) (+)= x (M, K) · wᵀ for a q8_0 w (N, K): the fused dequantise-and-dot kernel. */
+function quantizedGemmInto(out: Tensor, x2: Tensor, w: Tensor, accumulate: boolean): void {
+  const [M, K] = x2.shape, N = w.shape[0];
+  if (M === 0 || N === 0) return;
+  if (K === 0) { if (!accumulate) kernel('fill', [out.ptr, out.size, 0], out.size); return; }
+  kernel('q8_0_matmul', [out.ptr, x2.ptr, w.ptr, M, N, K, x2.strides[0], out.strides[0], accumulate ? 1 : 0], M * N * K);
+}
+
+function quantizedLinear(x: Tensor, w: Tensor): Tensor {
+  checkQuantizedLinear('linear', x, w);
+  const K = w.shape[1], N = w.shape[0];
+  const x2 = rowsOf(x, K);
+  const out = Tensor.empty([...x.shape.slice(0, -1), N]);
+  quantizedGemmInto(view(out, [x2.shape[0], N], [N, 1], 0), x2, w, false);
+  return out;
+}
+
+/** A q8_0 matrix (N, K) as an f32 tensor: every block dequantised as ggml does (f32(d)·q). */
+export function dequantize(w: Tensor): Tensor {
+  if (w.dtype !== 'q8_0') throw new DTypeError('dequantize', `expected a q8_0 tensor, got ${w.dtype} ${fmtShape(w.shape)}`);
+  const [N, K] = w.shape;
+  const idx = Tensor.empty([N], 'i32');
+  for (let i = 0; i < N; i++) H.i32[(idx.ptr >>> 2) + i] = i;
+  const out = Tensor.empty([N, K]);
+  if (out.size) kernel('q8_0_rows', [out.ptr, w.ptr, idx.ptr, N, K], out.size);
+  idx.dispose();
+  return out;
+}
+
+/** A q8_0 matrix (N, K) from Q8_0 blocks (N·K/32 blocks of 34 bytes, ggml's layout), copied into the heap. */
+export function fromQ8_0(blocks: Uint8Array, shape: Shape): Tensor {
+  const t = Tensor.empty(shape, 'q8_0');
+  if (blocks.length !== t.storage.bytes) {
+    t.dispose();
+    throw new ShapeError('fromQ8_0', `${blocks.length} bytes do not hold a q8_0 matrix ${fmtShape(shape)} (${t.storage.bytes} bytes)`);
+  }
+  H.u8.set(blocks, t.ptr);
+  return t;
 }
 
 /**
@@ -815,6 +872,16 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
  * without an add op and a temporary).
  */
 export function addLinearInPlace(out: Tensor, x: Tensor, w: Tensor): void {
+  if (w.dtype === 'q8_0') {
+    requireF32('addLinearInPlace', out);
+    checkQuantizedLinear('addLinearInPlace', x, w);
+    if (!out.isContiguous() || out.shape.slice(0, -1).join() !== x.shape.slice(0, -1).join() || out.shape[out.ndim - 1] !== w.shape[0]) {
+      throw new ShapeError('addLinearInPlace', `out ${fmtShape(out.shape)} += x ${fmtShape(x.shape)} @ wᵀ with w ${fmtShape(w.shape)}: expected a contiguous out with x's leading shape and ${w.shape[0]} columns`);
+    }
+    const x2 = rowsOf(x, w.shape[1]);
+    quantizedGemmInto(view(out, [x2.shape[0], w.shape[0]], [w.shape[0], 1], out.offset), x2, w, true);
+    return;
+  }
   requireF32('addLinearInPlace', out, x, w);
   const K = x.shape[x.ndim - 1], N = out.shape[out.ndim - 1];
   if (w.ndim !== 2 || w.shape[0] !== N || w.shape[1] !== K || x.shape.slice(0, -1).join() !== out.shape.slice(0, -1).join()) {

@@ -2,11 +2,25 @@
 // gradient and the autograd node that produced it.
 import { H } from '../backend/heap.js';
 import { Storage, keepStorage } from './storage.js';
-import { ShapeError, fmtShape } from './errors.js';
+import { DTypeError, ShapeError, fmtShape } from './errors.js';
 import type { GradFn } from './autograd.js';
 import * as ops from './ops.js';
 
-export type DType = 'f32' | 'i32';
+/**
+ * Element types: f32 for compute, i32 for indices, and q8_0 for stored inference weights in
+ * ggml's Q8_0 block layout (rows of K = 32·n values stored as n blocks of 34 bytes: an f16 scale
+ * d, then 32 int8 q; value = d·q). A q8_0 tensor is a contiguous (N, K) matrix consumed by linear
+ * layers and embeddings through fused dequantise-and-dot kernels; it has no gradient.
+ */
+export type DType = 'f32' | 'i32' | 'q8_0';
+/** Values per Q8_0 block and bytes per block. */
+export const Q8_0_BLOCK = 32;
+export const Q8_0_BYTES = 34;
+
+/** Bytes of storage that `count` elements of dtype take. */
+export function storageBytes(count: number, dtype: DType): number {
+  return dtype === 'q8_0' ? (count / Q8_0_BLOCK) * Q8_0_BYTES : count * 4;
+}
 export type Shape = readonly number[];
 /** A nested array of numbers, as accepted by tensor(). */
 export type NestedArray = number | NestedArray[];
@@ -33,6 +47,11 @@ export function checkShape(op: string, shape: Shape): void {
   }
 }
 
+/** What a q8_0 tensor cannot do (read as f32 values, train): says so and how to get f32. */
+export function quantizedError(op: string, t: { name?: string; shape: Shape }): DTypeError {
+  return new DTypeError(op, `${t.name ? `${t.name} ` : ''}${fmtShape(t.shape)} is a q8_0 (quantised) inference weight: it has no f32 values to read, write or train; dequantize() it explicitly, or load the model with dtype f32 (CLI: --dtype f32)`);
+}
+
 export class Tensor {
   requiresGrad = false;
   /** Accumulated gradient (leaf tensors that require grad). */
@@ -54,7 +73,10 @@ export class Tensor {
   static empty(shape: Shape, dtype: DType = 'f32'): Tensor {
     checkShape('empty', shape);
     const n = numel(shape);
-    return new Tensor(new Storage(n * 4), [...shape], contiguousStrides(shape), 0, dtype);
+    if (dtype === 'q8_0' && (shape.length !== 2 || shape[1] % Q8_0_BLOCK !== 0)) {
+      throw new ShapeError('empty', `a q8_0 tensor is a matrix (N, K) with K a multiple of ${Q8_0_BLOCK}, got ${fmtShape(shape)}`);
+    }
+    return new Tensor(new Storage(storageBytes(n, dtype)), [...shape], contiguousStrides(shape), 0, dtype);
   }
 
   get ndim(): number { return this.shape.length; }
@@ -62,7 +84,8 @@ export class Tensor {
   /** Byte address of the first element. */
   get ptr(): number {
     if (this.storage.freed) throw new Error(`tensor${this.name ? ` ${this.name}` : ''} ${fmtShape(this.shape)} was used after its memory scope ended (or after dispose())`);
-    return this.storage.ptr + this.offset * 4;
+    // q8_0: offsets count values and always fall on a block boundary (a row start).
+    return this.storage.ptr + (this.dtype === 'q8_0' ? (this.offset / Q8_0_BLOCK) * Q8_0_BYTES : this.offset * 4);
   }
   get isLeaf(): boolean { return this.gradFn === null; }
 
@@ -77,6 +100,7 @@ export class Tensor {
 
   /** Copy of the values as a Float32Array (Int32Array for i32 tensors), row-major. */
   data(): Float32Array | Int32Array {
+    if (this.dtype === 'q8_0') throw quantizedError('data()', this);
     const c = this.isContiguous() ? this : ops.contiguous(this);
     const p = c.ptr >>> 2;
     const out = this.dtype === 'i32' ? H.i32.slice(p, p + this.size) : H.f32.slice(p, p + this.size);
@@ -97,6 +121,7 @@ export class Tensor {
   }
   /** The single value of a one-element tensor. */
   item(): number {
+    if (this.dtype === 'q8_0') throw quantizedError('item()', this);
     if (this.size !== 1) throw new ShapeError('item', `tensor of shape ${fmtShape(this.shape)} has ${this.size} elements, not 1`);
     return this.dtype === 'i32' ? H.i32[this.ptr >>> 2] : H.f32[this.ptr >>> 2];
   }

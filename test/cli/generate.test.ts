@@ -82,3 +82,25 @@ test('tslm generate on Mixtral and Qwen2-MoE directories without a tokenizer (th
     assert.deepEqual(r.stdout.trim().split('\n').pop()!.split(' ').map(Number), expected, name);
   }
 });
+
+test('generate on a Q8_0 GGUF: weights kept quantised by default, --dtype f32 dequantises; other --dtype values get the usage message', async () => {
+  const { writeLlamaGguf, loadModel } = await import('../../src/index.js');
+  const { tinyLlamaConfig, tinyLlamaTensors } = await import('../io/util.js');
+  const { tinySpmTokenizer } = await import('../io/tiny_llama.js');
+  const cfg = tinyLlamaConfig();
+  const f = path.join(dir, 'q8.gguf');
+  await writeLlamaGguf(f, { config: cfg, tensors: tinyLlamaTensors(cfg, 5), tokenizer: tinySpmTokenizer(300), dtype: 'Q8_0' });
+  for (const dtype of ['native', 'f32'] as const) {
+    const l = await loadModel(f, { dtype });
+    assert.equal(l.model.stateDict()['model.layers.0.mlp.down_proj.weight'].dtype, dtype === 'native' ? 'q8_0' : 'f32');
+    const expected = generate(l.model, [1], { maxNewTokens: 8, stopIds: [] }).ids[0];
+    l.model.dispose();
+    const r = run(['generate', '--model', f, '--max-tokens', '8', '--print-ids', ...(dtype === 'f32' ? ['--dtype', 'f32'] : [])]);
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.deepEqual(lines[lines.length - 1].split(' ').map(Number), expected, dtype);
+  }
+  const bad = run(['generate', '--model', f, '--dtype', 'q4_0']);
+  assert.equal(bad.status, 2, bad.stderr);
+  assert.match(bad.stderr, /--dtype: invalid value 'q4_0'/);
+});

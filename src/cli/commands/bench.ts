@@ -16,6 +16,7 @@ const SUITES: Record<string, { module: string; fn: string; what: string; threads
   speculative: { module: 'speculative.js', fn: 'benchSpeculative', what: 'speculative decoding on a stories15M-shape model trained on the quickstart corpus (trained once, cached under bench/.cache): plain vs Medusa heads vs a quickstart-size draft model vs prompt lookup, greedy (identical output) and sampled, 1 and 2 threads: decode speedup, mean accepted length', threads: 'list' },
   rl: { module: 'rl.js', fn: 'benchRl', what: 'rollout throughput for RL (G = 8 samples of 8 prompts with log-probabilities, continuous batching) beside plain batched generation of the same 64 sequences, rl demo and stories15M shapes', threads: 'one' },
   vision: { module: 'vision.js', fn: 'benchVision', what: 'image ops: conv2d and conv_transpose2d forward and forward + backward GFLOP/s on an MNIST tokenizer\'s shapes, beside PyTorch', threads: 'one' },
+  quant: { module: 'quant.js', fn: 'benchQuant', what: 'GGUF Q8_0 weights kept quantised vs dequantised to f32 (--dtype f32) in `tslm generate`, beside llama.cpp on the same file: prefill and decode tokens/s and peak RSS, 15M and 110M shapes, 1 and 2 threads, each run a fresh process', threads: 'list' },
   runtime: { module: 'runtime.js', fn: 'benchRuntime', what: 'model load time, per-draw sampling cost, and 2-thread decode with one core busy, beside llama.cpp', threads: 'none' },
 };
 

@@ -14,7 +14,7 @@ import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculative
 
 export const usage = `tslm generate --model <hf-dir|file.bin|file.gguf> [--prompt "…"] [--max-tokens N]
       [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R]
-      [--seed S] [--stop STR]… [--tokenizer FILE] [--adapter DIR] [--print-ids] [--threads N]
+      [--seed S] [--stop STR]… [--tokenizer FILE] [--adapter DIR] [--print-ids] [--threads N] [--dtype f32]
       [--schema FILE.json [--strict] [--allow-extra-keys] | --regex RE | --grammar FILE.gbnf]
 ${speculativeUsage}
     Generate from a prompt (from BOS when none is given); text streams to stdout, prefill and
@@ -23,7 +23,8 @@ ${speculativeUsage}
     With --schema an object without additionalProperties gets only its declared properties
     (--allow-extra-keys: extra keys as JSON Schema allows them, non-empty and not declared
     names); unknown keywords and formats are ignored (--strict refuses them).
-    --adapter applies a LoRA adapter (PEFT directory) to the model.
+    --adapter applies a LoRA adapter (PEFT directory) to the model. A GGUF's Q8_0 weights stay
+    quantised in memory (fused dequantise-and-dot kernels); --dtype f32 dequantises them on load.
 ${speculativeHelp}`;
 
 export const samplingOptions = {
@@ -51,11 +52,12 @@ export function samplingFrom(values: Record<string, unknown>): GenerateOptions {
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args: normalizeSpeculativeArgs(args),
-    options: { model: { type: 'string' }, prompt: { type: 'string' }, tokenizer: { type: 'string' }, adapter: { type: 'string' }, 'print-ids': { type: 'boolean', default: false }, ...samplingOptions,
+    options: { model: { type: 'string' }, prompt: { type: 'string' }, tokenizer: { type: 'string' }, adapter: { type: 'string' }, dtype: { type: 'string' }, 'print-ids': { type: 'boolean', default: false }, ...samplingOptions,
       schema: { type: 'string' }, regex: { type: 'string' }, grammar: { type: 'string' }, strict: { type: 'boolean', default: false }, 'allow-extra-keys': { type: 'boolean', default: false }, ...speculativeOptions },
   });
   if (!values.model) { console.error('tslm generate: --model is required'); return 2; }
   const opts = samplingFrom(values);
+  if (values.dtype !== undefined && values.dtype !== 'f32') throw new UsageError(`--dtype: invalid value '${values.dtype}' (f32 dequantises a quantised model; without --dtype its weights load as stored)`);
   if ([values.schema, values.regex, values.grammar].filter((x) => x !== undefined).length > 1) throw new UsageError('give at most one of --schema, --regex, --grammar');
   const readArg = (path: string, flag: string) => { try { return readFileSync(path, 'utf8'); } catch (e) { throw new UsageError(`--${flag} ${path}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); } };
   if ((values.strict || values['allow-extra-keys']) && values.schema === undefined) throw new UsageError('--strict and --allow-extra-keys apply to --schema');
@@ -63,7 +65,7 @@ export async function run(args: string[]): Promise<number> {
   const constraint = values.schema !== undefined ? { schema: parseJson(readArg(values.schema, 'schema'), (d) => new Error(`--schema ${values.schema}: not valid JSON: ${d}`)) as JsonSchema, schemaOptions } : values.regex !== undefined ? { regex: values.regex } : values.grammar !== undefined ? { grammar: readArg(values.grammar, 'grammar') } : null;
   await init({ threads: num(values.threads, 'threads', (x) => Number.isInteger(x) && x > 0) });
   try {
-    const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer });
+    const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer, dtype: values.dtype === 'f32' ? 'f32' : 'native' });
     if (values.adapter) await loadAdapter(model, values.adapter);
     model.eval();
     const bos = tokenizer?.bosId ?? model.config.bos_token_id ?? 1;

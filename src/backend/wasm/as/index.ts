@@ -11,3 +11,4 @@ export * from './optim';
 export * from './ssm';
 export * from './moe';
 export * from './conv';
+export * from './quant';

@@ -30,6 +30,9 @@ const PB_OFF: usize = 0;
 const PA_OFF: usize = PB_OFF + <usize>(KC * NC * 4);
 const TILE_OFF: usize = PA_OFF + <usize>(MC * KC * 4);
 const ROWS_OFF: usize = TILE_OFF + <usize>(MR * NR * 4);
+// gemmBlock uses the scratch below ROWS_OFF only: a caller may keep its own data above it (the
+// Q8_0 kernels dequantise a weight panel there, see quant.ts).
+export const GEMM_SCRATCH_END: usize = ROWS_OFF;
 // The small-M path handles at most this many rows per matrix.
 const SMALL_M: i32 = 4;
 // The small-M path copies A rows with non-unit K stride into scratch: at most this K.
@@ -99,7 +102,7 @@ export function sgemm(
 }
 
 // C[m0:m1, n0:n1] (+)= A[m0:m1, :] · B[:, n0:n1] for one matrix of the batch.
-function gemmBlock(
+export function gemmBlock(
   a: usize, b: usize, c: usize, m0: i32, m1: i32, n0: i32, n1: i32, K: i32,
   sAm: i32, sAk: i32, sBk: i32, sBn: i32, ldc: i32, beta: i32,
 ): void {

@@ -1,0 +1,125 @@
+// `tslm bench quant`: decode and prefill tokens/s of a GGUF's Q8_0 weights kept quantised in
+// tslm (fused dequantise-and-dot kernels) against the same weights dequantised to f32
+// (`--dtype f32`), beside llama.cpp (node-llama-cpp) on the same file, for llama2.c's 15M and
+// 110M shapes (seeded random weights, exported by tslm as Q8_0), on 1 and 2 threads. Every run is
+// a fresh process, as a user runs it: tslm through its CLI (`tslm generate`, whose printed
+// prefill/decode rates are read), llama.cpp through a small node-llama-cpp script; /usr/bin/time
+// reports each process's peak RSS.
+//
+// Run: node bin/tslm.js bench quant [--threads 1,2]
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { init, shutdown, exportGguf, randn, scope, Generator, LlamaForCausalLM, parseLlamaConfig } from '../src/index.js';
+import type { Tensor } from '../src/index.js';
+import { loadNodeLlamaCpp } from './peers/nlc.js';
+import { LLAMA_15M, spmVocab } from './llama.js';
+
+export interface Row { model: string; threads: number; engine: string; prefill: number | null; decode: number | null; rss_mb: number | null; note: string }
+
+const LLAMA_110M = {
+  ...LLAMA_15M, hidden_size: 768, intermediate_size: 2048, num_hidden_layers: 12, num_attention_heads: 12, num_key_value_heads: 12, max_position_embeddings: 1024,
+};
+const PROMPT_LETTERS = 96;
+const DECODE = 128;
+
+/** Seeded random weights that do not degenerate (as bench/llama.ts's randomLlama15M). */
+function randomLlama(cfg: Record<string, unknown>, seed: number): LlamaForCausalLM {
+  const model = new LlamaForCausalLM(parseLlamaConfig(cfg), { generator: new Generator(seed) });
+  const g = new Generator(seed + 1);
+  for (const [name, t] of model.namedTensors()) {
+    if (t.ndim !== 2 || name.includes('embed_tokens')) continue;
+    scope(() => model.loadStateDict({ [name]: randn(t.shape, { generator: g, std: 1 / Math.sqrt(t.shape[1]) }) as Tensor }, { strict: false }));
+  }
+  return model;
+}
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const cli = path.join(root, 'bin', 'tslm.js');
+const hasTime = existsSync('/usr/bin/time');
+
+/** Run a command in a fresh process; its stdout+stderr and peak RSS (MB, from /usr/bin/time). */
+function fresh(args: string[], env: NodeJS.ProcessEnv = {}): { out: string; rss: number | null; status: number | null } {
+  const cmd = hasTime ? '/usr/bin/time' : process.execPath;
+  const full = hasTime ? ['-f', 'maxrss_kb=%M', process.execPath, ...args] : args;
+  const r = spawnSync(cmd, full, { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 64 << 20, timeout: 600_000 });
+  const out = `${r.stdout ?? ''}\n${r.stderr ?? ''}`;
+  const m = /maxrss_kb=(\d+)/.exec(out);
+  return { out, rss: m ? Number(m[1]) / 1024 : null, status: r.status };
+}
+
+function tslmGenerate(file: string, threads: number, dtype: 'q8_0' | 'f32'): Omit<Row, 'model' | 'engine'> {
+  const prompt = 'abcdefghij'.repeat(PROMPT_LETTERS / 10 + 1).slice(0, PROMPT_LETTERS);
+  const args = [cli, 'generate', '--model', file, '--prompt', prompt, '--max-tokens', String(DECODE), '--threads', String(threads)];
+  if (dtype === 'f32') args.push('--dtype', 'f32');
+  const r = fresh(args);
+  const m = /prefill: (\d+) tokens, ([\d.]+) tok\/s; decode: (\d+) tokens, ([\d.]+) tok\/s/.exec(r.out);
+  if (!m) return { threads, prefill: null, decode: null, rss_mb: r.rss, note: `failed: ${r.out.trim().split('\n').slice(-3).join(' | ')}` };
+  return { threads, prefill: Number(m[2]), decode: Number(m[4]), rss_mb: r.rss, note: `tslm generate: ${m[1]}-token prompt, ${m[3]} tokens` };
+}
+
+function llamaCppGenerate(file: string, threads: number): Omit<Row, 'model' | 'engine'> {
+  // The same token ids tslm's tokenizer gives the letters (BOS, then byte-fallback-free single letters).
+  const script = `
+    const { loadNodeLlamaCpp } = await import(${JSON.stringify(path.join(root, 'dist', 'bench', 'peers', 'nlc.js'))});
+    const { llamaCppRun } = await import(${JSON.stringify(path.join(root, 'dist', 'bench', 'llama.js'))});
+    const r = await loadNodeLlamaCpp({ maxThreads: ${threads} });
+    if ('error' in r) { console.log('error: ' + r.error); process.exit(0); }
+    const model = await r.llama.loadModel({ modelPath: ${JSON.stringify(file)}, gpuLayers: 0 });
+    const ctx = await model.createContext({ contextSize: 512, batchSize: 512, threads: ${threads} });
+    const ids = [1, ...Array.from({ length: ${PROMPT_LETTERS} }, (_, i) => 259 + (i % 10))];
+    const out = await llamaCppRun(ctx, { prefill: ids, decode: ids }, ${DECODE});
+    console.log('result ' + JSON.stringify({ prefill: out.prefill, decode: out.decode }));
+    await ctx.dispose(); await model.dispose(); await r.llama.dispose();`;
+  // A script file, not `node -e`: node-llama-cpp tests its binary in a child that inherits execArgv.
+  const file2 = path.join(path.dirname(file), 'llamacpp-run.mjs');
+  writeFileSync(file2, script);
+  const r = fresh([file2]);
+  const m = /result (\{.*\})/.exec(r.out);
+  if (!m) return { threads, prefill: null, decode: null, rss_mb: r.rss, note: /error: (.*)/.exec(r.out)?.[1] ?? `failed: ${r.out.trim().split('\n').slice(-2).join(' | ')}` };
+  const v = JSON.parse(m[1]) as { prefill: number; decode: number };
+  return { threads, prefill: v.prefill, decode: v.decode, rss_mb: r.rss, note: `node-llama-cpp: ${PROMPT_LETTERS + 1}-token prompt, ${DECODE} tokens` };
+}
+
+export async function benchQuant(opts: { threads?: number[]; log?: (line: string) => void; models?: string[] } = {}): Promise<Row[]> {
+  const log = opts.log ?? (() => {});
+  const threads = opts.threads ?? [1, 2];
+  const rows: Row[] = [];
+  const dir = mkdtempSync(path.join(tmpdir(), 'tslm-bench-quant-'));
+  const peer = await loadNodeLlamaCpp();
+  if ('error' in peer) log(`llama.cpp: ${peer.error}; tslm only`);
+  else await peer.llama.dispose();
+  const f = (x: number | null, w = 9) => (x === null ? '—' : x.toFixed(1)).padStart(w);
+  log(`${'model'.padEnd(6)} ${'thr'.padStart(3)}  ${'engine'.padEnd(22)} ${'prefill'.padStart(9)} ${'decode'.padStart(9)} ${'peak RSS'.padStart(9)}  note`);
+  log(`${''.padEnd(6)} ${''.padStart(3)}  ${''.padEnd(22)} ${'tok/s'.padStart(9)} ${'tok/s'.padStart(9)} ${'MB'.padStart(9)}`);
+  try {
+    const sizes: [string, Record<string, unknown>][] = [['15M', LLAMA_15M], ['110M', LLAMA_110M]];
+    for (const [name, cfg] of sizes) {
+      if (opts.models && !opts.models.includes(name)) continue;
+      const file = path.join(dir, `${name}-q8_0.gguf`);
+      await init({ threads: 2, backend: 'wasm' });
+      const model = randomLlama(cfg, 1234);
+      await exportGguf(model, file, spmVocab(LLAMA_15M.vocab_size), 'Q8_0');
+      model.dispose();
+      await shutdown();
+      log(`${name}: ${file} (${(statSync(file).size / 1e6).toFixed(1)} MB, Q8_0 written by tslm)`);
+      for (const t of threads) {
+        const runs: [string, () => Omit<Row, 'model' | 'engine'>][] = [
+          ['tslm f32 (--dtype f32)', () => tslmGenerate(file, t, 'f32')],
+          ['tslm q8_0', () => tslmGenerate(file, t, 'q8_0')],
+        ];
+        if (!('error' in peer)) runs.push(['llama.cpp q8_0', () => llamaCppGenerate(file, t)]);
+        for (const [engine, go] of runs) {
+          const r = { model: name, engine, ...go() };
+          rows.push(r);
+          log(`${name.padEnd(6)} ${String(t).padStart(3)}  ${engine.padEnd(22)} ${f(r.prefill)} ${f(r.decode)} ${f(r.rss_mb)}  ${r.note}`);
+        }
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return rows;
+}

@@ -1,0 +1,250 @@
+// The Q8_0 weight kernels (q8_0_matmul, q8_0_rows) and the ops that run them (linear,
+// addLinearInPlace, embedding on a q8_0 tensor, dequantize).
+// - Dequantisation is ggml's dequantize_row_q8_0 bit for bit: y = f32(d)·q in f32, with d's f16 →
+//   f32 conversion written independently here (io's table), over scales that are subnormal,
+//   negative, zero and the largest half (65504) and q over the whole int8 range (−128 included).
+// - The matmul on both backends against dequantise-then-f64 matmul, on awkward shapes: K = 32, 96,
+//   160 (multiples of 32, not of 64 or 128) and 1568 (the panel path with several panels), N odd
+//   (1, 7, 67, 131), M = 1 (decode), 3 (a few rows), 17 (the panel path: dequantised panel + the
+//   blocked GEMM); accumulate (beta = 1), strided x rows and output rows. Each wasm case runs
+//   through backend.call (threaded when large, forced both ways) and share by share with nt = 1, 3
+//   and 7 (outputs start from different sentinels, so every share must be covered once).
+//   For M < 8 the kernel first rounds x to Q8_0 blocks (llama.cpp's scheme, see kernels.ts): the
+//   result may differ from the f32 product by that rounding, whose bound Σ_b (amax_b/254)·Σ|w| is
+//   computed per element; wasm and ref round x the same way and agree to f32 summation.
+// Tolerance: |got − want| ≤ 2e-6·Σ_k |x_k·w_k| (+ the rounding bound for M < 8); |wasm − ref| ≤
+// 4e-6 of that scale.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { alloc, release, views } from '../../src/backend/heap.js';
+import { PARALLEL_THRESHOLD, WasmBackend } from '../../src/backend/wasm/index.js';
+import { refBackend } from '../../src/backend/ref/index.js';
+import type { KernelName } from '../../src/backend/kernels.js';
+import * as T from '../../src/index.js';
+import { init, shutdown, noGrad, scope, withBackend } from '../../src/index.js';
+import { quantizeQ8_0, dequantizeQ8_0, f16BitsToF32, f32ToF16Bits } from '../../src/io/dtypes.js';
+import { uniformRng } from '../helpers.js';
+
+const R = uniformRng(4242);
+function uniform(n: number, lo = -1, hi = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = lo + (hi - lo) * R();
+  return a;
+}
+function putBytes(b: Uint8Array): number {
+  const p = alloc(Math.max(16, b.length));
+  views().u8.set(b, p);
+  return p;
+}
+function putF32(a: Float32Array | Int32Array): number {
+  const p = alloc(Math.max(16, a.length * 4));
+  if (a instanceof Int32Array) views().i32.set(a, p >>> 2);
+  else views().f32.set(a, p >>> 2);
+  return p;
+}
+const getF32 = (p: number, n: number): Float32Array => views().f32.slice(p >>> 2, (p >>> 2) + n);
+
+let be: WasmBackend;
+let exportsObj: Record<string, (...a: number[]) => void>;
+before(async () => {
+  be = await WasmBackend.create(2);
+  exportsObj = (be as unknown as { exportsObj: Record<string, (...a: number[]) => void> }).exportsObj;
+  await init({ threads: 2 });
+});
+after(async () => { await be.dispose(); await shutdown(); });
+
+type Mode = 'ref' | 'call' | 'call-parallel' | 'call-serial' | 'nt1' | 'nt3' | 'nt7';
+const MODES: Mode[] = ['ref', 'call', 'call-parallel', 'call-serial', 'nt1', 'nt3', 'nt7'];
+function run(kernel: KernelName, args: number[], work: number, mode: Mode): void {
+  if (mode === 'ref') refBackend.call(kernel, args, work);
+  else if (mode === 'call') be.call(kernel, args, work);
+  else if (mode === 'call-parallel') be.call(kernel, args, Math.max(work, PARALLEL_THRESHOLD));
+  else if (mode === 'call-serial') be.call(kernel, args, 0);
+  else {
+    const nt = Number(mode.slice(2));
+    for (let t = nt - 1; t >= 0; t--) exportsObj[kernel](...args, t, nt);
+  }
+}
+
+/** Random Q8_0 rows: N rows of K values quantised by ggml's reference quantiser (io's twin). */
+function randomBlocks(N: number, K: number): Uint8Array {
+  return quantizeQ8_0(uniform(N * K, -0.8, 0.8));
+}
+
+/** Blocks with chosen scales (f16 bits) and every int8 value, −128 included. */
+function specialBlocks(): Uint8Array {
+  const scales = [0x0001, 0x03ff, 0x0400, 0x3c00, 0xbc00, 0x7bff, 0xfbff, 0x0000, 0x8000, 0x2e66, 0x8123, f32ToF16Bits(0.0123)];
+  const out = new Uint8Array(scales.length * 8 * 34);
+  let o = 0, v = -128;
+  for (let i = 0; i < scales.length * 8; i++) {
+    out[o] = scales[i % scales.length] & 0xff;
+    out[o + 1] = scales[i % scales.length] >> 8;
+    for (let j = 0; j < 32; j++) { out[o + 2 + j] = v & 0xff; v = v === 127 ? -128 : v + 1; }
+    o += 34;
+  }
+  return out;
+}
+
+/** ggml's dequantize_row_q8_0 written out: y[j] = (float)d · q[j], d from its f16 bits. */
+function ggmlDequant(b: Uint8Array): Float32Array {
+  const out = new Float32Array((b.length / 34) * 32);
+  for (let i = 0; i < b.length / 34; i++) {
+    const d = f16BitsToF32(b[i * 34] | (b[i * 34 + 1] << 8));
+    for (let j = 0; j < 32; j++) out[i * 32 + j] = Math.fround(d * ((b[i * 34 + 2 + j] << 24) >> 24));
+  }
+  return out;
+}
+
+function sameBits(a: Float32Array, b: Float32Array, what: string): void {
+  assert.equal(a.length, b.length, what);
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length), ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < a.length; i++) if (ua[i] !== ub[i]) assert.fail(`${what}: element ${i}: ${a[i]} vs ${b[i]} (bits ${ua[i].toString(16)} vs ${ub[i].toString(16)})`);
+}
+
+describe('q8_0 kernels', () => {
+  it('are exported by the wasm module', () => {
+    for (const k of ['q8_0_matmul', 'q8_0_rows'] as const) assert.ok(!be.missing.includes(k), `${k} missing from the wasm module`);
+  });
+
+  it('q8_0_rows dequantises bit for bit as ggml (subnormal, negative, zero and largest scales; q = −128…127)', () => {
+    for (const [K, blocks] of [[32, specialBlocks()], [96, specialBlocks()], [160, randomBlocks(9, 160)]] as const) {
+      const V = blocks.length / 34 / (K / 32);
+      const want = ggmlDequant(blocks);
+      sameBits(dequantizeQ8_0(blocks), want, 'io dequantizeQ8_0');
+      const idx = Int32Array.from({ length: V + 3 }, (_, i) => (i * 5 + 2) % V); // rows out of order, repeated
+      const w = putBytes(blocks), ip = putF32(idx);
+      try {
+        for (const mode of MODES) {
+          const out = putF32(new Float32Array(idx.length * K).fill(mode === 'ref' ? -7 : 9));
+          run('q8_0_rows', [out, w, ip, idx.length, K], idx.length * K, mode);
+          const got = getF32(out, idx.length * K);
+          release(out);
+          const exp = new Float32Array(idx.length * K);
+          idx.forEach((r, i) => exp.set(want.subarray(r * K, (r + 1) * K), i * K));
+          sameBits(got, exp, `q8_0_rows K${K} ${mode}`);
+        }
+      } finally { release(w); release(ip); }
+    }
+  });
+
+  function checkMatmul(M: number, N: number, K: number, opts: { beta?: 0 | 1; ldx?: number; ldo?: number; blocks?: Uint8Array } = {}): void {
+    const beta = opts.beta ?? 0, ldx = opts.ldx ?? K, ldo = opts.ldo ?? N;
+    const blocks = opts.blocks ?? randomBlocks(N, K);
+    const wf = dequantizeQ8_0(blocks);
+    const xs = uniform(M * ldx, -2, 2), o0 = uniform(M * ldo);
+    // want: dequantise-then-matmul in f64; bound: f32 summation, plus for M < 8 the rounding of x
+    // to Q8_0 blocks (|x − dx·qx| ≤ amax/254 per element of a block).
+    const want = new Float64Array(M * ldo), bound = new Float64Array(M * ldo), scale = new Float64Array(M * ldo);
+    for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+      let s = 0, a = 0, r = 0;
+      for (let b = 0; b < K / 32; b++) {
+        let amax = 0, wsum = 0;
+        for (let k = b * 32; k < b * 32 + 32; k++) {
+          const p = xs[m * ldx + k] * wf[n * K + k];
+          s += p; a += Math.abs(p); wsum += Math.abs(wf[n * K + k]); amax = Math.max(amax, Math.abs(xs[m * ldx + k]));
+        }
+        r += (amax / 254) * wsum;
+      }
+      const i = m * ldo + n;
+      want[i] = (beta ? o0[i] : 0) + s;
+      scale[i] = a + (beta ? Math.abs(o0[i]) : 0) + r;
+      bound[i] = 2e-6 * scale[i] + (M < 8 ? 1.001 * r : 0) + 1e-30;
+    }
+    const w = putBytes(blocks), x = putF32(xs);
+    let ref: Float32Array | null = null;
+    try {
+      for (const mode of MODES) {
+        const init0 = beta ? o0 : new Float32Array(M * ldo).fill(mode === 'ref' ? -3 : 5);
+        const out = putF32(Float32Array.from(init0));
+        run('q8_0_matmul', [out, x, w, M, N, K, ldx, ldo, beta], M * N * K, mode);
+        const got = getF32(out, M * ldo);
+        release(out);
+        if (mode === 'ref') ref = got;
+        for (let m = 0; m < M; m++) for (let n = 0; n < ldo; n++) {
+          const i = m * ldo + n, what = `M${M} N${N} K${K} beta${beta} ${mode}: (${m}, ${n})`;
+          if (n >= N) { assert.equal(got[i], init0[i], `${what}: written outside the output`); continue; }
+          assert.ok(Math.abs(got[i] - want[i]) <= bound[i], `${what} got ${got[i]} want ${want[i]} (bound ${bound[i]})`);
+          // wasm and ref compute the same products (the same rounding of x): they differ by f32 summation only
+          assert.ok(Math.abs(got[i] - ref![i]) <= 4e-6 * scale[i] + 1e-30, `${what} got ${got[i]}, ref ${ref![i]} (scale ${scale[i]})`);
+        }
+      }
+    } finally { release(w); release(x); }
+  }
+
+  it('q8_0_matmul with x rounded to Q8_0 (M < 8) is llama.cpp\'s vec_dot_q8_0_q8_0: integer block dots, d·dx', () => {
+    // one block, values chosen so that the rounding of x is visible and exactly known
+    const wq = new Uint8Array(34);
+    wq[0] = 0x00; wq[1] = 0x3c; // d = 1
+    for (let j = 0; j < 32; j++) wq[2 + j] = (j - 16) & 0xff;
+    const xs = Float32Array.from({ length: 32 }, (_, j) => (j === 5 ? 127 : 0.5 + j * 0.25)); // amax 127: dx = 1, qx = nearest-even(x)
+    let want = 0;
+    for (let j = 0; j < 32; j++) {
+      const v = xs[j], r = Math.round(v), qx = r - v === 0.5 && r % 2 ? r - 1 : r;
+      want += (j - 16) * qx;
+    }
+    const w = putBytes(wq), x = putF32(xs);
+    try {
+      for (const mode of MODES) {
+        const out = putF32(new Float32Array(1));
+        run('q8_0_matmul', [out, x, w, 1, 1, 32, 32, 1, 0], 32, mode);
+        assert.equal(getF32(out, 1)[0], want, mode);
+        release(out);
+      }
+    } finally { release(w); release(x); }
+  });
+
+  it('q8_0_matmul against dequantise-then-matmul: M = 1, 3, 17; K = 32, 96, 160; N odd', () => {
+    for (const M of [1, 3, 17]) for (const K of [32, 96, 160]) for (const N of [1, 7, 67]) checkMatmul(M, N, K);
+  });
+  it('q8_0_matmul: several panels (K = 1568, N = 131), accumulate, strided rows, special blocks', () => {
+    for (const M of [1, 2, 9]) checkMatmul(M, 131, 1568);
+    for (const M of [1, 4, 17]) checkMatmul(M, 33, 96, { beta: 1, ldx: 100, ldo: 40 });
+    checkMatmul(17, 12, 96, { blocks: specialBlocks() });
+    checkMatmul(1, 12, 96, { blocks: specialBlocks() });
+  });
+});
+
+describe('q8_0 tensors in ops', () => {
+  const N = 45, K = 96;
+  const blocks = randomBlocks(N, K);
+  for (const be of ['ref', 'wasm'] as const) {
+    it(`linear, addLinearInPlace and embedding equal their f32 forms on the dequantised weight (${be})`, () => withBackend(be, () => scope(() => noGrad(() => {
+      const w = T.fromQ8_0(blocks, [N, K]);
+      const wf = T.dequantize(w);
+      assert.deepEqual(Array.from(wf.data()), Array.from(dequantizeQ8_0(blocks)));
+      for (const lead of [[1, 1], [2, 3], [1, 17]]) {
+        const x = T.randn([...lead, K]);
+        const got = T.linear(x, w, T.ones([N])), want = T.linear(x, wf, T.ones([N]));
+        assert.deepEqual(got.shape, want.shape);
+        const g = got.data(), e = want.data();
+        // decoding shapes (fewer than 8 rows) round x to Q8_0 blocks (bounded exactly in the kernel
+        // tests above): here a few percent of the output's scale; 8 rows or more: f32 products
+        const big = Array.from(e).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        const tol = lead[0] * lead[1] < 8 ? 5e-2 * big : 1e-4 * (1 + big);
+        for (let i = 0; i < g.length; i++) assert.ok(Math.abs(g[i] - e[i]) <= tol, `linear ${lead}: ${g[i]} vs ${e[i]}`);
+        const h = T.randn([...lead, N]), h2 = T.clone(h);
+        T.addLinearInPlace(h, x, w);
+        T.linear(x, w).data().forEach((v, i) => { assert.ok(Math.abs(h.data()[i] - h2.data()[i] - v) <= 1e-5 * (1 + Math.abs(v)), `addLinearInPlace ${lead}`); });
+      }
+      // a transposed (strided) input is made contiguous first
+      const xt = T.transpose(T.randn([K, 3]), 0, 1);
+      const a = T.linear(xt, w).data(), b = T.linear(xt, wf).data();
+      const big = Array.from(b).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 5e-2 * big, `transposed x: ${a[i]} vs ${b[i]}`);
+      const ids = T.tensor([3, 0, 44, 3], [2, 2], 'i32');
+      assert.deepEqual(Array.from(T.embedding(w, ids).data()), Array.from(T.embedding(wf, ids).data()));
+    }))));
+  }
+
+  it('is inference only: no grad through it, no f32 reads, a clear error naming it', () => scope(() => {
+    const w = T.fromQ8_0(blocks, [N, K]);
+    w.name = 'model.layers.0.mlp.up_proj.weight';
+    const x = T.randn([2, K]).requiresGrad_();
+    assert.throws(() => T.linear(x, w), /up_proj\.weight \[45, 96\] is a q8_0 \(quantised\) weight, for inference only.*dtype f32/);
+    assert.throws(() => w.data(), /q8_0 \(quantised\) inference weight.*dequantize\(\)/);
+    assert.throws(() => w.requiresGrad_(), /only f32 tensors can require grad/);
+    assert.throws(() => T.matmul(x, w), /expected f32 tensor, got q8_0/);
+    assert.throws(() => T.empty([3, 40], 'q8_0'), /multiple of 32/);
+    assert.throws(() => T.fromQ8_0(blocks.subarray(1), [N, K]), /bytes do not hold/);
+  }));
+});
