@@ -1,0 +1,664 @@
+// N-gram features of texts: word / character n-grams counted into a sparse document-term matrix,
+// with the options and the results of scikit-learn's CountVectorizer, TfidfVectorizer and
+// HashingVectorizer (checked against Debian's python3-sklearn 1.2.1 by test/classic/features.test.ts
+// on fixtures written by scripts/sklearn-fixtures.py).
+//
+// What "the same results" covers:
+//  - Analyzers 'word', 'char', 'char_wb' cut a text exactly as sklearn does: character n-grams are
+//    over Unicode code points (so a Chinese character, or an emoji outside the BMP, is one
+//    character), 'char' first folds runs of two or more whitespace characters into one space,
+//    'char_wb' pads each whitespace-separated word with a space on both sides. Whitespace is
+//    Python's (str.isspace), not JavaScript's \s.
+//  - The default word token pattern is sklearn's `(?u)\b\w\w+\b`: maximal runs of two or more
+//    word characters, a word character being a letter, a number or '_' (Python's \w). Chinese has
+//    no spaces, so under that pattern a whole run of Han characters is ONE token (sklearn's
+//    behaviour, kept for identical matrices). For Chinese, use the char analyzers, or
+//    `tokenPattern: HAN_TOKEN_PATTERN`, which makes every Han character its own token (word
+//    n-grams then span neighbouring characters) and keeps sklearn's rule for everything else.
+//    A custom tokenPattern is a JavaScript regular expression (the 'u' flag is added).
+//  - The vocabulary is sorted by code point (Python's sorted()); column j is the j-th term.
+//  - min_df / max_df: an integer is a document count, a non-integer (or {proportion}) a fraction
+//    of the documents, resolved and checked as sklearn does; max_features keeps the most frequent
+//    terms (total count over the corpus) and breaks ties as numpy's default argsort (introsort)
+//    does on the sorted vocabulary, which is what sklearn's result depends on.
+//  - TF-IDF: idf = ln((1 + n) / (1 + df)) + 1 (smooth_idf) or ln(n / df) + 1; sublinear tf
+//    1 + ln(tf); then rows normalised (l2, l1 or none), in float64.
+//  - Hashing: MurmurHash3_x86_32 (seed 0) of the UTF-8 bytes of each gram, index |h| mod n,
+//    sign of h when alternateSign — the same indices and signs as sklearn's HashingVectorizer.
+// Output is CSR (indptr / indices / data typed arrays), each row's indices ascending. Explicit
+// zeros are kept where sklearn keeps them (hashed collisions of opposite signs).
+import { ClassicInputError } from './errors.js';
+
+/** A sparse matrix in compressed sparse row form (scipy's csr_matrix layout). */
+export interface CsrMatrix {
+  rows: number;
+  cols: number;
+  /** Row i's entries are indices/data[indptr[i] .. indptr[i+1]). */
+  indptr: Int32Array;
+  indices: Int32Array;
+  data: Float64Array;
+}
+
+export type Analyzer = 'word' | 'char' | 'char_wb';
+export type Norm = 'l1' | 'l2' | null;
+/** A document-frequency threshold: an integer count of documents, or a proportion of them. */
+export type DocFrequency = number | { proportion: number };
+
+export interface AnalyzerOptions {
+  /** 'word' (default), 'char', or 'char_wb' (character n-grams inside word boundaries). */
+  analyzer?: Analyzer;
+  /** Smallest and largest n (default [1, 1]). */
+  ngramRange?: [number, number];
+  /** Lower-case the text first (default true). */
+  lowercase?: boolean;
+  /** Word mode's token pattern: a JavaScript RegExp or its source (default: sklearn's, see SKLEARN_TOKEN_PATTERN). */
+  tokenPattern?: string | RegExp;
+}
+
+export interface VectorizerOptions extends AnalyzerOptions {
+  /** Drop terms in fewer documents than this (default 1). */
+  minDf?: DocFrequency;
+  /** Drop terms in more documents than this (default: no limit, sklearn's 1.0). */
+  maxDf?: DocFrequency;
+  /** Keep only the most frequent terms. */
+  maxFeatures?: number;
+  /** Count presence (1) instead of occurrences. */
+  binary?: boolean;
+}
+
+export interface TfidfOptions {
+  /** Row normalisation (default 'l2'). */
+  norm?: Norm;
+  useIdf?: boolean;
+  smoothIdf?: boolean;
+  sublinearTf?: boolean;
+}
+
+/** sklearn's default token pattern, as sklearn spells it. */
+export const SKLEARN_TOKEN_PATTERN = '(?u)\\b\\w\\w+\\b';
+/** Every Han character is a token; other text as sklearn's default (runs of ≥ 2 letters, digits or '_'). */
+export const HAN_TOKEN_PATTERN = '\\p{Script=Han}|(?:(?!\\p{Script=Han})[\\p{L}\\p{N}_]){2,}';
+
+// Python's str.isspace() characters (JavaScript's \s differs: it has U+FEFF and lacks U+001C–U+001F, U+0085).
+const PY_WS = '\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const WS_RUN = new RegExp(`[${PY_WS}]{2,}`, 'g');
+const WS_SPLIT = new RegExp(`[${PY_WS}]+`);
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/** A term sink: called once per n-gram occurrence. */
+export type GramSink = (gram: string) => void;
+
+function checkRange(r: [number, number] | undefined): [number, number] {
+  const [lo, hi] = r ?? [1, 1];
+  if (!Number.isInteger(lo) || !Number.isInteger(hi) || lo < 1) throw new ClassicInputError(`ngram range must be positive integers, got ${lo}-${hi}`);
+  if (lo > hi) throw new ClassicInputError(`ngram range ${lo}-${hi}: the lower bound is larger than the upper bound`);
+  return [lo, hi];
+}
+
+function compilePattern(p: string | RegExp | undefined): RegExp {
+  if (p === undefined || p === SKLEARN_TOKEN_PATTERN) return /[\p{L}\p{N}_]{2,}/gu;
+  if (p instanceof RegExp) return new RegExp(p.source, p.flags.includes('g') ? p.flags : p.flags + 'g');
+  try {
+    return new RegExp(p, 'gu');
+  } catch (e) {
+    throw new ClassicInputError(`token pattern '${p}' is not a valid JavaScript regular expression: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * The analyzer of a vectorizer: a function that feeds each n-gram of a text to `sink`, in
+ * sklearn's order (which matters only for hashing collisions, not for counts).
+ */
+export function ngramAnalyzer(opts: AnalyzerOptions = {}): (text: string, sink: GramSink) => void {
+  const analyzer = opts.analyzer ?? 'word';
+  if (analyzer !== 'word' && analyzer !== 'char' && analyzer !== 'char_wb') throw new ClassicInputError(`analyzer must be 'word', 'char' or 'char_wb', got '${analyzer as string}'`);
+  const [lo, hi] = checkRange(opts.ngramRange);
+  const lower = opts.lowercase ?? true;
+  if (analyzer === 'word') {
+    const re = compilePattern(opts.tokenPattern);
+    // sklearn: a pattern with one capturing group yields the group, more than one is refused.
+    const groups = new RegExp(`(?:${re.source})|`, re.flags.replace('g', '')).exec('')!.length - 1;
+    if (groups > 1) throw new ClassicInputError(`token pattern '${re.source}' has ${groups} capturing groups; at most one is allowed`);
+    const group = groups === 1;
+    const toks: string[] = [];
+    return (text, sink) => {
+      if (lower) text = text.toLowerCase();
+      toks.length = 0;
+      re.lastIndex = 0;
+      for (let m: RegExpExecArray | null; (m = re.exec(text)) !== null; ) {
+        if (m[0] === '') { re.lastIndex++; continue; }
+        toks.push(group ? m[1] ?? '' : m[0]);
+      }
+      const n = toks.length;
+      if (lo === 1) for (let i = 0; i < n; i++) sink(toks[i]);
+      for (let k = Math.max(lo, 2); k <= Math.min(hi, n); k++) {
+        for (let i = 0; i + k <= n; i++) {
+          let g = toks[i];
+          for (let j = 1; j < k; j++) g += ' ' + toks[i + j];
+          sink(g);
+        }
+      }
+    };
+  }
+  // Character n-grams over code points: `at` maps a code point index to its UTF-16 offset
+  // (identity when the text has no surrogate pairs).
+  let offs = new Int32Array(1024);
+  const codePoints = (s: string): number => {
+    if (!SURROGATE.test(s)) return -1;
+    let n = 0;
+    if (offs.length < s.length + 1) offs = new Int32Array(s.length + 1);
+    for (let i = 0; i < s.length; i++) {
+      offs[n++] = i;
+      const c = s.charCodeAt(i);
+      if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length) { const d = s.charCodeAt(i + 1); if (d >= 0xdc00 && d < 0xe000) i++; }
+    }
+    offs[n] = s.length;
+    return n;
+  };
+  if (analyzer === 'char') {
+    return (text, sink) => {
+      if (lower) text = text.toLowerCase();
+      text = text.replace(WS_RUN, ' ');
+      const cp = codePoints(text), len = cp < 0 ? text.length : cp;
+      for (let k = lo; k <= Math.min(hi, len); k++) {
+        if (cp < 0) for (let i = 0; i + k <= len; i++) sink(text.slice(i, i + k));
+        else for (let i = 0; i + k <= len; i++) sink(text.slice(offs[i], offs[i + k]));
+      }
+    };
+  }
+  return (text, sink) => {
+    if (lower) text = text.toLowerCase();
+    for (const w0 of text.split(WS_SPLIT)) {
+      if (w0 === '') continue;
+      const w = ' ' + w0 + ' ';
+      const cp = codePoints(w), len = cp < 0 ? w.length : cp;
+      const sl = cp < 0 ? (a: number, b: number) => w.slice(a, Math.min(b, len)) : (a: number, b: number) => w.slice(offs[a], offs[Math.min(b, len)]);
+      for (let k = lo; k <= hi; k++) {
+        // sklearn: a word shorter than n (padded) gives one gram, itself, and ends the word.
+        let off = 0;
+        sink(sl(off, off + k));
+        while (off + k < len) { off++; sink(sl(off, off + k)); }
+        if (off === 0) break;
+      }
+    }
+  };
+}
+
+/** Python's string order (by code point; JavaScript's < orders UTF-16 units, which differs above U+FFFF). */
+export function compareCodePoints(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i), y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) { x = x >= 0xe000 ? x - 0x800 : x + 0x2000; y = y >= 0xe000 ? y - 0x800 : y + 0x2000; }
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+/** numpy's default argsort (introsort: median-of-3 quicksort, insertion sort below 17, heapsort past the depth limit) of `v`; ties come out as numpy's. */
+export function argsortNumpy(v: ArrayLike<number>): Int32Array {
+  const num = v.length, a = new Int32Array(num);
+  for (let i = 0; i < num; i++) a[i] = i;
+  if (num < 2) return a;
+  const swap = (i: number, j: number): void => { const t = a[i]; a[i] = a[j]; a[j] = t; };
+  const heapsort = (start: number, n: number): void => {
+    // 1-based heap over a[start .. start+n-1].
+    const A = (k: number): number => a[start + k - 1];
+    const set = (k: number, x: number): void => { a[start + k - 1] = x; };
+    const sift = (l: number, n2: number, tmp: number): void => {
+      let i = l, j = l << 1;
+      while (j <= n2) {
+        if (j < n2 && v[A(j)] < v[A(j + 1)]) j++;
+        if (v[tmp] < v[A(j)]) { set(i, A(j)); i = j; j += j; } else break;
+      }
+      set(i, tmp);
+    };
+    for (let l = n >> 1; l > 0; l--) sift(l, n, A(l));
+    while (n > 1) { const tmp = A(n); set(n, A(1)); n--; sift(1, n, tmp); }
+  };
+  let depthLimit = 0;
+  for (let n = num; (n >>= 1) > 0; ) depthLimit++;
+  let pl = 0, pr = num - 1, cdepth = depthLimit * 2;
+  const stack: number[] = [];
+  for (;;) {
+    if (cdepth < 0) {
+      heapsort(pl, pr - pl + 1);
+    } else {
+      while (pr - pl > 16) {
+        const pm = pl + ((pr - pl) >> 1);
+        if (v[a[pm]] < v[a[pl]]) swap(pm, pl);
+        if (v[a[pr]] < v[a[pm]]) swap(pr, pm);
+        if (v[a[pm]] < v[a[pl]]) swap(pm, pl);
+        const vp = v[a[pm]];
+        let pi = pl, pj = pr - 1;
+        swap(pm, pj);
+        for (;;) {
+          do pi++; while (v[a[pi]] < vp);
+          do pj--; while (vp < v[a[pj]]);
+          if (pi >= pj) break;
+          swap(pi, pj);
+        }
+        swap(pi, pr - 1);
+        if (pi - pl < pr - pi) { stack.push(pi + 1, pr, --cdepth); pr = pi - 1; } else { stack.push(pl, pi - 1, --cdepth); pl = pi + 1; }
+      }
+      for (let pi = pl + 1; pi <= pr; pi++) {
+        const vi = a[pi], x = v[vi];
+        let pj = pi;
+        while (pj > pl && x < v[a[pj - 1]]) { a[pj] = a[pj - 1]; pj--; }
+        a[pj] = vi;
+      }
+    }
+    if (stack.length === 0) break;
+    cdepth = stack.pop()!; pr = stack.pop()!; pl = stack.pop()!;
+  }
+  return a;
+}
+
+function resolveDf(name: string, d: DocFrequency | undefined, nDocs: number, def: number): number {
+  if (d === undefined) return def;
+  if (typeof d === 'object') {
+    if (!(d.proportion >= 0 && d.proportion <= 1)) throw new ClassicInputError(`${name} proportion must be in [0, 1], got ${d.proportion}`);
+    return d.proportion * nDocs;
+  }
+  if (!(Number.isFinite(d) && d >= 0)) throw new ClassicInputError(`${name} must be a document count ≥ 0 or a proportion in [0, 1], got ${d}`);
+  if (Number.isInteger(d)) return d;
+  if (d > 1) throw new ClassicInputError(`${name} must be an integer count or a proportion in [0, 1], got ${d}`);
+  return d * nDocs;
+}
+
+const FORMAT = 'tslm-ngram-vocabulary';
+
+/** The saved form of a fitted vectorizer (JSON): options, terms in column order, idf if any. */
+export interface VocabularyFile {
+  format: typeof FORMAT;
+  version: 1;
+  options: { analyzer: Analyzer; ngramRange: [number, number]; lowercase: boolean; tokenPattern: string; binary: boolean; tfidf: Required<TfidfOptions> | null };
+  /** Column j is vocabulary[j] (sklearn accepts this list as CountVectorizer(vocabulary=…)). */
+  vocabulary: string[];
+  idf?: number[];
+}
+
+/**
+ * Counts of word or character n-grams (sklearn's CountVectorizer). `fitTransform` learns the
+ * vocabulary; `transform` maps new texts onto it (unknown grams are dropped).
+ */
+export class CountVectorizer {
+  readonly options: Required<Omit<VectorizerOptions, 'minDf' | 'maxDf' | 'maxFeatures' | 'tokenPattern'>> & Pick<VectorizerOptions, 'minDf' | 'maxDf' | 'maxFeatures'> & { tokenPattern: string };
+  /** Terms in column order (sorted by code point); empty until fitted. */
+  vocabulary: string[] = [];
+  /** Terms dropped by minDf / maxDf / maxFeatures at fit time (sklearn's stop_words_), counted. */
+  prunedTerms = 0;
+  protected index = new Map<string, number>();
+  protected analyze: (text: string, sink: GramSink) => void;
+
+  constructor(opts: VectorizerOptions = {}) {
+    const pattern = opts.tokenPattern === undefined ? SKLEARN_TOKEN_PATTERN : typeof opts.tokenPattern === 'string' ? opts.tokenPattern : opts.tokenPattern.source;
+    this.options = {
+      analyzer: opts.analyzer ?? 'word', ngramRange: checkRange(opts.ngramRange), lowercase: opts.lowercase ?? true, tokenPattern: pattern,
+      binary: opts.binary ?? false, minDf: opts.minDf, maxDf: opts.maxDf, maxFeatures: opts.maxFeatures,
+    };
+    if (opts.maxFeatures !== undefined && !(Number.isInteger(opts.maxFeatures) && opts.maxFeatures >= 1)) throw new ClassicInputError(`maxFeatures must be a positive integer, got ${opts.maxFeatures}`);
+    this.analyze = ngramAnalyzer({ ...this.options });
+  }
+
+  get fitted(): boolean { return this.vocabulary.length > 0; }
+  get nFeatures(): number { return this.vocabulary.length; }
+  /** Column of a term, or -1. */
+  columnOf(term: string): number { return this.index.get(term) ?? -1; }
+
+  /** Learn the vocabulary from `docs` and return their count matrix. */
+  fitTransform(docs: readonly string[]): CsrMatrix {
+    if (docs.length === 0) throw new ClassicInputError('no documents to fit the vocabulary on');
+    const o = this.options, n = docs.length;
+    // Count with provisional ids (first-seen order).
+    const ids = new Map<string, number>();
+    const terms: string[] = [];
+    const rows = this.countRows(docs, (g) => {
+      let id = ids.get(g);
+      if (id === undefined) { id = terms.length; ids.set(g, id); terms.push(g); }
+      return id;
+    });
+    if (terms.length === 0) throw new ClassicInputError('empty vocabulary: the documents contain no n-grams (only stop words, or no token the pattern matches)');
+    if (o.binary) rows.data.fill(1);
+    const maxDoc = resolveDf('maxDf', o.maxDf, n, n), minDoc = resolveDf('minDf', o.minDf, n, 1);
+    if (maxDoc < minDoc) throw new ClassicInputError(`maxDf (${fmtDf(o.maxDf)} → ${maxDoc} documents) is below minDf (${fmtDf(o.minDf)} → ${minDoc} documents) for ${n} documents`);
+    // Sorted order of the provisional ids.
+    const order = new Int32Array(terms.length);
+    for (let i = 0; i < order.length; i++) order[i] = i;
+    // Native string sort is UTF-16 order, which is code point order unless a term has a character at or above U+D800.
+    const high = terms.some((t) => /[\uD800-\uFFFF]/.test(t));
+    const sortedIds = high ? Array.from(order).sort((x, y) => compareCodePoints(terms[x], terms[y])) : terms.slice().sort().map((t) => ids.get(t)!);
+    // Document and total frequencies.
+    const df = new Float64Array(terms.length), tf = new Float64Array(terms.length);
+    for (let k = 0; k < rows.indices.length; k++) { df[rows.indices[k]]++; tf[rows.indices[k]] += rows.data[k]; }
+    const keep = new Uint8Array(terms.length);
+    let kept = 0;
+    for (const id of sortedIds) if (df[id] <= maxDoc && df[id] >= minDoc) { keep[id] = 1; kept++; }
+    if (o.maxFeatures !== undefined && kept > o.maxFeatures) {
+      // sklearn: argsort(-tf) over the kept terms in sorted order, first maxFeatures.
+      const cand = sortedIds.filter((id) => keep[id]);
+      const neg = new Float64Array(cand.length);
+      for (let i = 0; i < cand.length; i++) neg[i] = -tf[cand[i]];
+      const ord = argsortNumpy(neg);
+      keep.fill(0);
+      for (let i = 0; i < o.maxFeatures; i++) keep[cand[ord[i]]] = 1;
+      kept = o.maxFeatures;
+    }
+    if (kept === 0) throw new ClassicInputError(`after pruning, no terms remain (minDf ${fmtDf(o.minDf)}, maxDf ${fmtDf(o.maxDf)}): try a lower minDf or a higher maxDf`);
+    const col = new Int32Array(terms.length).fill(-1);
+    this.vocabulary = [];
+    for (const id of sortedIds) if (keep[id]) { col[id] = this.vocabulary.length; this.vocabulary.push(terms[id]); }
+    this.prunedTerms = terms.length - kept;
+    this.index = new Map(this.vocabulary.map((t, i) => [t, i]));
+    return remapColumns(rows, col, this.vocabulary.length);
+  }
+
+  /** Learn the vocabulary (the matrix is discarded). */
+  fit(docs: readonly string[]): this { this.fitTransform(docs); return this; }
+
+  /** Count matrix of `docs` over the fitted vocabulary. */
+  transform(docs: readonly string[]): CsrMatrix {
+    if (!this.fitted) throw new ClassicInputError('the vectorizer is not fitted: call fit/fitTransform or load a vocabulary first');
+    const rows = this.countRows(docs, (g) => this.index.get(g) ?? -1);
+    rows.cols = this.vocabulary.length;
+    sortRowIndices(rows);
+    if (this.options.binary) rows.data.fill(1);
+    return rows;
+  }
+
+  /** The rows of `docs` with columns from `idOf` (-1 drops the gram), indices in first-seen order. */
+  protected countRows(docs: readonly string[], idOf: (gram: string) => number): CsrMatrix {
+    const indptr = new Int32Array(docs.length + 1);
+    let indices = new Int32Array(1 << 16), data = new Float64Array(1 << 16), nnz = 0;
+    let slot = new Int32Array(1 << 16).fill(-1); // id → position in the current row, or -1
+    let rowStart = 0;
+    const sink = (g: string): void => {
+      const id = idOf(g);
+      if (id < 0) return;
+      if (id >= slot.length) { const s = new Int32Array(Math.max(id + 1, slot.length * 2)).fill(-1); s.set(slot); slot = s; }
+      const p = slot[id];
+      if (p >= rowStart) { data[p]++; return; }
+      if (nnz === indices.length) { const i2 = new Int32Array(nnz * 2); i2.set(indices); indices = i2; const d2 = new Float64Array(nnz * 2); d2.set(data); data = d2; }
+      slot[id] = nnz; indices[nnz] = id; data[nnz] = 1; nnz++;
+    };
+    for (let d = 0; d < docs.length; d++) {
+      rowStart = nnz;
+      this.analyze(docs[d], sink);
+      indptr[d + 1] = nnz;
+    }
+    return { rows: docs.length, cols: 0, indptr, indices: indices.slice(0, nnz), data: data.slice(0, nnz) };
+  }
+
+  /** The fitted vectorizer as JSON-ready data (see VocabularyFile). */
+  toJSON(): VocabularyFile {
+    const o = this.options;
+    return { format: FORMAT, version: 1, options: { analyzer: o.analyzer, ngramRange: o.ngramRange, lowercase: o.lowercase, tokenPattern: o.tokenPattern, binary: o.binary, tfidf: null }, vocabulary: this.vocabulary };
+  }
+
+  /** A fitted CountVectorizer or TfidfVectorizer from saved JSON data (`where` names the file in errors). */
+  static fromJSON(json: unknown, where = 'vocabulary'): CountVectorizer {
+    const j = json as Partial<VocabularyFile> | null;
+    if (!j || typeof j !== 'object' || j.format !== FORMAT) throw new ClassicInputError(`${where}: not a tslm n-gram vocabulary (expected "format": "${FORMAT}")`);
+    if (j.version !== 1) throw new ClassicInputError(`${where}: unsupported vocabulary version ${String(j.version)}`);
+    const o = j.options;
+    if (!o || !Array.isArray(j.vocabulary) || !j.vocabulary.every((t) => typeof t === 'string')) throw new ClassicInputError(`${where}: "options" and a "vocabulary" array of strings are required`);
+    if (j.vocabulary.length === 0) throw new ClassicInputError(`${where}: the vocabulary is empty`);
+    const base = { analyzer: o.analyzer, ngramRange: o.ngramRange, lowercase: o.lowercase, tokenPattern: o.tokenPattern, binary: o.binary };
+    let v: CountVectorizer;
+    if (o.tfidf) {
+      const t = new TfidfVectorizer({ ...base, ...o.tfidf });
+      if (o.tfidf.useIdf) {
+        if (!Array.isArray(j.idf) || j.idf.length !== j.vocabulary.length || !j.idf.every((x) => typeof x === 'number')) throw new ClassicInputError(`${where}: "idf" must have one number per term`);
+        t.idf = Float64Array.from(j.idf);
+      }
+      v = t;
+    } else v = new CountVectorizer(base);
+    v.vocabulary = j.vocabulary.slice();
+    v.index = new Map(v.vocabulary.map((t, i) => [t, i]));
+    if (v.index.size !== v.vocabulary.length) throw new ClassicInputError(`${where}: the vocabulary has duplicate terms`);
+    return v;
+  }
+}
+
+function fmtDf(d: DocFrequency | undefined): string {
+  return d === undefined ? 'default' : typeof d === 'object' ? `${d.proportion} of documents` : String(d);
+}
+
+/** Replace column ids by col[id] (dropping -1), then sort each row's indices. */
+function remapColumns(m: CsrMatrix, col: Int32Array, cols: number): CsrMatrix {
+  const indptr = new Int32Array(m.rows + 1), indices = new Int32Array(m.indices.length), data = new Float64Array(m.indices.length);
+  let nnz = 0;
+  for (let r = 0; r < m.rows; r++) {
+    for (let k = m.indptr[r]; k < m.indptr[r + 1]; k++) {
+      const c = col[m.indices[k]];
+      if (c >= 0) { indices[nnz] = c; data[nnz] = m.data[k]; nnz++; }
+    }
+    indptr[r + 1] = nnz;
+  }
+  const out = { rows: m.rows, cols, indptr, indices: indices.slice(0, nnz), data: data.slice(0, nnz) };
+  sortRowIndices(out);
+  return out;
+}
+
+/** Sort each row's (index, value) pairs by index, in place. */
+export function sortRowIndices(m: CsrMatrix): void {
+  let perm = new Int32Array(64), ti = new Int32Array(64), td = new Float64Array(64);
+  for (let r = 0; r < m.rows; r++) {
+    const a = m.indptr[r], b = m.indptr[r + 1], n = b - a;
+    let sorted = true;
+    for (let k = a + 1; k < b; k++) if (m.indices[k - 1] > m.indices[k]) { sorted = false; break; }
+    if (sorted) continue;
+    if (perm.length < n) { perm = new Int32Array(n * 2); ti = new Int32Array(n * 2); td = new Float64Array(n * 2); }
+    for (let k = 0; k < n; k++) { perm[k] = k; ti[k] = m.indices[a + k]; td[k] = m.data[a + k]; }
+    const p = perm.subarray(0, n).sort((x, y) => ti[x] - ti[y]);
+    for (let k = 0; k < n; k++) { m.indices[a + k] = ti[p[k]]; m.data[a + k] = td[p[k]]; }
+  }
+}
+
+/** sklearn's TfidfTransformer: idf weights learned from a count matrix, then tf-idf rows. */
+export class TfidfTransformer {
+  readonly norm: Norm;
+  readonly useIdf: boolean;
+  readonly smoothIdf: boolean;
+  readonly sublinearTf: boolean;
+  /** idf per column (when useIdf), set by fit. */
+  idf: Float64Array | null = null;
+  constructor(o: TfidfOptions = {}) {
+    this.norm = o.norm === undefined ? 'l2' : o.norm;
+    if (this.norm !== null && this.norm !== 'l1' && this.norm !== 'l2') throw new ClassicInputError(`norm must be 'l1', 'l2' or none, got '${String(this.norm)}'`);
+    this.useIdf = o.useIdf ?? true;
+    this.smoothIdf = o.smoothIdf ?? true;
+    this.sublinearTf = o.sublinearTf ?? false;
+  }
+  get settings(): Required<TfidfOptions> { return { norm: this.norm, useIdf: this.useIdf, smoothIdf: this.smoothIdf, sublinearTf: this.sublinearTf }; }
+  fit(x: CsrMatrix): this {
+    if (!this.useIdf) return this;
+    const df = new Float64Array(x.cols);
+    for (let k = 0; k < x.indices.length; k++) df[x.indices[k]]++; // stored entries, as sklearn's bincount(indices)
+    const s = this.smoothIdf ? 1 : 0, n = x.rows + s;
+    this.idf = new Float64Array(x.cols);
+    for (let j = 0; j < x.cols; j++) this.idf[j] = Math.log(n / (df[j] + s)) + 1;
+    return this;
+  }
+  /** tf-idf of a count matrix (a new matrix; `x` is unchanged). */
+  transform(x: CsrMatrix): CsrMatrix {
+    const data = Float64Array.from(x.data);
+    if (this.sublinearTf) for (let k = 0; k < data.length; k++) data[k] = Math.log(data[k]) + 1;
+    if (this.useIdf) {
+      if (!this.idf) throw new ClassicInputError('the tf-idf transformer is not fitted');
+      if (this.idf.length !== x.cols) throw new ClassicInputError(`the matrix has ${x.cols} columns but the idf has ${this.idf.length}`);
+      for (let k = 0; k < data.length; k++) data[k] *= this.idf[x.indices[k]];
+    }
+    const out = { ...x, indptr: x.indptr, indices: x.indices, data };
+    if (this.norm) normalizeRows(out, this.norm);
+    return out;
+  }
+  fitTransform(x: CsrMatrix): CsrMatrix { return this.fit(x).transform(x); }
+}
+
+/** Scale each row to unit l1 or l2 norm, in place (rows of zeros stay zero), as sklearn's normalize. */
+export function normalizeRows(m: CsrMatrix, norm: 'l1' | 'l2'): void {
+  for (let r = 0; r < m.rows; r++) {
+    let s = 0;
+    const a = m.indptr[r], b = m.indptr[r + 1];
+    if (norm === 'l2') { for (let k = a; k < b; k++) s += m.data[k] * m.data[k]; s = Math.sqrt(s); } else for (let k = a; k < b; k++) s += Math.abs(m.data[k]);
+    if (s === 0) continue;
+    for (let k = a; k < b; k++) m.data[k] /= s;
+  }
+}
+
+/** Counts weighted by tf-idf (sklearn's TfidfVectorizer = CountVectorizer + TfidfTransformer). */
+export class TfidfVectorizer extends CountVectorizer {
+  readonly tfidf: TfidfTransformer;
+  constructor(opts: VectorizerOptions & TfidfOptions = {}) {
+    super(opts);
+    this.tfidf = new TfidfTransformer(opts);
+  }
+  get idf(): Float64Array | null { return this.tfidf.idf; }
+  set idf(v: Float64Array | null) { this.tfidf.idf = v; }
+  override fitTransform(docs: readonly string[]): CsrMatrix { return this.tfidf.fitTransform(super.fitTransform(docs)); }
+  override transform(docs: readonly string[]): CsrMatrix { return this.tfidf.transform(super.transform(docs)); }
+  /** The count matrix of `docs` (no tf-idf weighting). */
+  counts(docs: readonly string[]): CsrMatrix { return super.transform(docs); }
+  override toJSON(): VocabularyFile {
+    const j = super.toJSON();
+    j.options.tfidf = this.tfidf.settings;
+    if (this.idf) j.idf = Array.from(this.idf);
+    return j;
+  }
+}
+
+const C1 = 0xcc9e2d51, C2 = 0x1b873593;
+let utf8 = new Uint8Array(256);
+
+/** MurmurHash3_x86_32 of a string's UTF-8 bytes, as a signed 32-bit integer (sklearn's murmurhash3_32(s, seed, positive=False)). */
+export function murmurhash3(s: string, seed = 0): number {
+  // UTF-8 encode into a scratch buffer.
+  if (utf8.length < s.length * 3) utf8 = new Uint8Array(s.length * 3 + 16);
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i);
+    if (c < 0x80) utf8[n++] = c;
+    else if (c < 0x800) { utf8[n++] = 0xc0 | (c >> 6); utf8[n++] = 0x80 | (c & 63); }
+    else {
+      if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length) {
+        const d = s.charCodeAt(i + 1);
+        if (d >= 0xdc00 && d < 0xe000) {
+          c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00); i++;
+          utf8[n++] = 0xf0 | (c >> 18); utf8[n++] = 0x80 | ((c >> 12) & 63); utf8[n++] = 0x80 | ((c >> 6) & 63); utf8[n++] = 0x80 | (c & 63);
+          continue;
+        }
+      }
+      if (c >= 0xd800 && c < 0xe000) c = 0xfffd; // a lone surrogate (Python would refuse to encode it)
+      utf8[n++] = 0xe0 | (c >> 12); utf8[n++] = 0x80 | ((c >> 6) & 63); utf8[n++] = 0x80 | (c & 63);
+    }
+  }
+  return murmurhash3Bytes(utf8, n, seed);
+}
+
+/** MurmurHash3_x86_32 of bytes[0..len), signed. */
+export function murmurhash3Bytes(b: Uint8Array, len: number, seed = 0): number {
+  let h = seed | 0;
+  const blocks = len & ~3;
+  for (let i = 0; i < blocks; i += 4) {
+    let k = b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24);
+    k = Math.imul(k, C1); k = (k << 15) | (k >>> 17); k = Math.imul(k, C2);
+    h ^= k; h = (h << 13) | (h >>> 19); h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  let k = 0;
+  switch (len & 3) {
+    case 3: k ^= b[blocks + 2] << 16; // falls through
+    case 2: k ^= b[blocks + 1] << 8; // falls through
+    case 1: k ^= b[blocks]; k = Math.imul(k, C1); k = (k << 15) | (k >>> 17); k = Math.imul(k, C2); h ^= k;
+  }
+  h ^= len;
+  h ^= h >>> 16; h = Math.imul(h, 0x85ebca6b); h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35); h ^= h >>> 16;
+  return h | 0;
+}
+
+export interface HashingOptions extends AnalyzerOptions {
+  /** Number of columns (default 2^20, as sklearn). */
+  nFeatures?: number;
+  /** Sign each gram's contribution by its hash's sign, so collisions tend to cancel (default true). */
+  alternateSign?: boolean;
+  binary?: boolean;
+  /** Row normalisation (default 'l2', as sklearn's HashingVectorizer). */
+  norm?: Norm;
+}
+
+/**
+ * The hashing trick (sklearn's HashingVectorizer): no vocabulary; gram g goes to column
+ * |murmurhash3(g)| mod nFeatures with sign(murmurhash3(g)) when alternateSign.
+ */
+export class HashingVectorizer {
+  readonly nFeatures: number;
+  readonly alternateSign: boolean;
+  readonly binary: boolean;
+  readonly norm: Norm;
+  private analyze: (text: string, sink: GramSink) => void;
+  constructor(o: HashingOptions = {}) {
+    this.nFeatures = o.nFeatures ?? 1 << 20;
+    if (!(Number.isInteger(this.nFeatures) && this.nFeatures >= 1 && this.nFeatures <= 2 ** 31 - 1)) throw new ClassicInputError(`hashing: the number of features must be an integer in [1, 2^31 - 1], got ${o.nFeatures}`);
+    this.alternateSign = o.alternateSign ?? true;
+    this.binary = o.binary ?? false;
+    this.norm = o.norm === undefined ? 'l2' : o.norm;
+    this.analyze = ngramAnalyzer(o);
+  }
+  /** Column and sign of one gram. */
+  column(gram: string): { index: number; sign: number } {
+    const h = murmurhash3(gram);
+    const index = h === -2147483648 ? (2147483647 - (this.nFeatures - 1)) % this.nFeatures : Math.abs(h) % this.nFeatures;
+    return { index, sign: this.alternateSign && h < 0 ? -1 : 1 };
+  }
+  transform(docs: readonly string[]): CsrMatrix {
+    if (docs.length === 0) throw new ClassicInputError('no documents to vectorize');
+    const nf = this.nFeatures, alt = this.alternateSign;
+    const indptr = new Int32Array(docs.length + 1);
+    let indices = new Int32Array(1 << 16), data = new Float64Array(1 << 16), nnz = 0, rowStart = 0;
+    const slot = new Map<number, number>();
+    const sink = (g: string): void => {
+      const h = murmurhash3(g);
+      const idx = h === -2147483648 ? (2147483647 - (nf - 1)) % nf : Math.abs(h) % nf;
+      const v = alt && h < 0 ? -1 : 1;
+      const p = slot.get(idx);
+      if (p !== undefined) { data[p] += v; return; }
+      if (nnz === indices.length) { const i2 = new Int32Array(nnz * 2); i2.set(indices); indices = i2; const d2 = new Float64Array(nnz * 2); d2.set(data); data = d2; }
+      slot.set(idx, nnz); indices[nnz] = idx; data[nnz] = v; nnz++;
+    };
+    for (let d = 0; d < docs.length; d++) {
+      rowStart = nnz;
+      slot.clear();
+      this.analyze(docs[d], sink);
+      indptr[d + 1] = nnz;
+    }
+    void rowStart;
+    const m: CsrMatrix = { rows: docs.length, cols: nf, indptr, indices: indices.slice(0, nnz), data: data.slice(0, nnz) };
+    sortRowIndices(m);
+    if (this.binary) m.data.fill(1);
+    if (this.norm) normalizeRows(m, this.norm);
+    return m;
+  }
+}
+
+/** Matrix Market text (coordinate, 1-based; 'integer' when every value is an integer) of a CSR matrix. */
+export function toMatrixMarket(m: CsrMatrix, comment?: string): string {
+  const integer = m.data.every((x) => Number.isInteger(x));
+  const parts: string[] = [`%%MatrixMarket matrix coordinate ${integer ? 'integer' : 'real'} general\n`];
+  if (comment) for (const l of comment.split('\n')) parts.push(`% ${l}\n`);
+  parts.push(`${m.rows} ${m.cols} ${m.indices.length}\n`);
+  let chunk = '';
+  for (let r = 0; r < m.rows; r++) {
+    for (let k = m.indptr[r]; k < m.indptr[r + 1]; k++) {
+      chunk += `${r + 1} ${m.indices[k] + 1} ${m.data[k]}\n`;
+      if (chunk.length > 1 << 16) { parts.push(chunk); chunk = ''; }
+    }
+  }
+  parts.push(chunk);
+  return parts.join('');
+}
+
+/** A CSR matrix as a JSON-ready object ({format: "csr", shape, indptr, indices, data}). */
+export function csrToJSON(m: CsrMatrix): { format: 'csr'; shape: [number, number]; indptr: number[]; indices: number[]; data: number[] } {
+  return { format: 'csr', shape: [m.rows, m.cols], indptr: Array.from(m.indptr), indices: Array.from(m.indices), data: Array.from(m.data) };
+}
