@@ -83,7 +83,22 @@ export const HAN_TOKEN_PATTERN = '\\p{Script=Han}|(?:(?!\\p{Script=Han})[\\p{L}\
 const PY_WS = '\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
 const WS_RUN = new RegExp(`[${PY_WS}]{2,}`, 'g');
 const WS_SPLIT = new RegExp(`[${PY_WS}]+`);
-const SURROGATE = /[\uD800-\uDFFF]/;
+
+// Word characters of sklearn's default pattern (Python's \w: letters, numbers, '_'), ASCII by table.
+const ASCII_WORD = new Uint8Array(128);
+for (let c = 0; c < 128; c++) ASCII_WORD[c] = /[A-Za-z0-9_]/.test(String.fromCharCode(c)) ? 1 : 0;
+const WORD_CHAR = /^[\p{L}\p{N}_]$/u;
+const BMP_WORD = new Int8Array(0x10000); // 0 unknown, 1 word character, -1 not (filled lazily)
+function isWordAt(s: string, i: number): boolean {
+  const c = s.charCodeAt(i);
+  if (c < 128) return ASCII_WORD[c] === 1;
+  if (c < 0xd800 || c >= 0xe000) {
+    let w = BMP_WORD[c];
+    if (w === 0) w = BMP_WORD[c] = WORD_CHAR.test(String.fromCharCode(c)) ? 1 : -1;
+    return w === 1;
+  }
+  return WORD_CHAR.test(String.fromCodePoint(s.codePointAt(i)!));
+}
 
 /** A term sink: called once per n-gram occurrence. */
 export type GramSink = (gram: string) => void;
@@ -106,82 +121,230 @@ function compilePattern(p: string | RegExp | undefined): RegExp {
 }
 
 /**
- * The analyzer of a vectorizer: a function that feeds each n-gram of a text to `sink`, in
- * sklearn's order (which matters only for hashing collisions, not for counts).
+ * The n-grams of texts as nodes of a trie held in one open-addressing hash table: node =
+ * (parent node, symbol), the symbol a code point (char analyzers) or a token id (word analyzer).
+ * Walking a text costs one table probe per gram and builds each distinct gram's string once, when
+ * it is first seen — no string is made or hashed per occurrence, which is what makes counting fast.
+ * Nodes are numbered 0, 1, 2, … in order of first sight; `gram(node)` is the gram's text (sklearn's
+ * term: tokens joined by one space, or the characters).
  */
-export function ngramAnalyzer(opts: AnalyzerOptions = {}): (text: string, sink: GramSink) => void {
-  const analyzer = opts.analyzer ?? 'word';
-  if (analyzer !== 'word' && analyzer !== 'char' && analyzer !== 'char_wb') throw new ClassicInputError(`analyzer must be 'word', 'char' or 'char_wb', got '${analyzer as string}'`);
-  const [lo, hi] = checkRange(opts.ngramRange);
-  const lower = opts.lowercase ?? true;
-  if (analyzer === 'word') {
-    const re = compilePattern(opts.tokenPattern);
-    // sklearn: a pattern with one capturing group yields the group, more than one is refused.
-    const groups = new RegExp(`(?:${re.source})|`, re.flags.replace('g', '')).exec('')!.length - 1;
-    if (groups > 1) throw new ClassicInputError(`token pattern '${re.source}' has ${groups} capturing groups; at most one is allowed`);
-    const group = groups === 1;
-    const toks: string[] = [];
-    return (text, sink) => {
-      if (lower) text = text.toLowerCase();
-      toks.length = 0;
+export class GramIndex {
+  readonly analyzer: Analyzer;
+  readonly lo: number;
+  readonly hi: number;
+  private readonly lower: boolean;
+  private readonly re: RegExp | null;
+  private readonly group: boolean;
+  private ka = new Int32Array(1 << 12);
+  private kb = new Int32Array(1 << 12);
+  private val = new Int32Array(1 << 12).fill(-1);
+  private mask = (1 << 12) - 1;
+  private parents = new Int32Array(1 << 12);
+  private symsOf = new Int32Array(1 << 12);
+  private nodes = 0;
+  private readonly defaultPattern: boolean;
+  private readonly tokIds = new Map<string, number>();
+  private readonly tokStrs: string[] = [];
+  private syms = new Int32Array(1024);
+
+  constructor(opts: AnalyzerOptions = {}) {
+    const analyzer = opts.analyzer ?? 'word';
+    if (analyzer !== 'word' && analyzer !== 'char' && analyzer !== 'char_wb') throw new ClassicInputError(`analyzer must be 'word', 'char' or 'char_wb', got '${analyzer as string}'`);
+    this.analyzer = analyzer;
+    [this.lo, this.hi] = checkRange(opts.ngramRange);
+    this.lower = opts.lowercase ?? true;
+    this.re = null;
+    this.group = false;
+    this.defaultPattern = analyzer === 'word' && (opts.tokenPattern === undefined || opts.tokenPattern === SKLEARN_TOKEN_PATTERN);
+    if (analyzer === 'word') {
+      this.re = compilePattern(opts.tokenPattern);
+      // sklearn: a pattern with one capturing group yields the group, more than one is refused.
+      const groups = new RegExp(`(?:${this.re.source})|`, this.re.flags.replace('g', '')).exec('')!.length - 1;
+      if (groups > 1) throw new ClassicInputError(`token pattern '${this.re.source}' has ${groups} capturing groups; at most one is allowed`);
+      this.group = groups === 1;
+    }
+  }
+
+  /** Number of distinct grams (and prefixes of them) seen so far. */
+  get size(): number { return this.nodes; }
+  /** The text of a node (built from its path; call once per node). */
+  gram(node: number): string {
+    const path: number[] = [];
+    for (let n = node; n >= 0; n = this.parents[n]) path.push(this.symsOf[n]);
+    path.reverse();
+    return this.re ? path.map((t) => this.tokStrs[t]).join(' ') : String.fromCodePoint(...path);
+  }
+
+  /**
+   * All nodes in the order of their texts by code point (Python's sorted()): a depth-first walk
+   * of the trie, children in symbol order. Word n-grams join tokens with ' ', which sorts below
+   * every token character, so token-sequence order is text order — unless a custom pattern
+   * yields tokens with characters at or below ' ', when the texts themselves are sorted.
+   */
+  sortedNodes(): Int32Array {
+    const n = this.nodes, out = new Int32Array(n);
+    let rank: Int32Array | null = null; // symbol → rank (word mode: tokens sorted as strings)
+    if (this.re) {
+      const toks = this.tokStrs;
+      if (toks.some((t) => /[\0- ]/.test(t))) {
+        const strs = Array.from({ length: n }, (_, i) => this.gram(i));
+        const ids = Array.from(strs.keys()).sort((a, b) => compareCodePoints(strs[a], strs[b]));
+        out.set(ids);
+        return out;
+      }
+      const high = toks.some((t) => /[\uD800-\uFFFF]/.test(t));
+      const order = high ? Array.from(toks.keys()).sort((a, b) => compareCodePoints(toks[a], toks[b])) : toks.slice().sort().map((t) => this.tokIds.get(t)!);
+      rank = new Int32Array(toks.length);
+      order.forEach((t, r) => { rank![t] = r; });
+    }
+    // Children lists (CSR over parents; roots under parent -1 → slot n), each sorted by symbol rank.
+    const start = new Int32Array(n + 2);
+    for (let i = 0; i < n; i++) start[(this.parents[i] < 0 ? n : this.parents[i]) + 1]++;
+    for (let i = 0; i <= n; i++) start[i + 1] += start[i];
+    const kids = new Int32Array(n), fill = start.slice(0, n + 1);
+    for (let i = 0; i < n; i++) kids[fill[this.parents[i] < 0 ? n : this.parents[i]]++] = i;
+    const key = new Float64Array(n);
+    for (let i = 0; i < n; i++) key[i] = rank ? rank[this.symsOf[i]] : this.symsOf[i];
+    for (let p = 0; p <= n; p++) {
+      const a = start[p], b = start[p + 1];
+      if (b - a > 1) kids.subarray(a, b).sort((x, y) => key[x] - key[y]);
+    }
+    // Pre-order walk: a node, then its subtree.
+    const stack: number[] = [];
+    for (let k = start[n + 1] - 1; k >= start[n]; k--) stack.push(kids[k]);
+    let o = 0;
+    while (stack.length) {
+      const v = stack.pop()!;
+      out[o++] = v;
+      for (let k = start[v + 1] - 1; k >= start[v]; k--) stack.push(kids[k]);
+    }
+    return out;
+  }
+
+  /** The node (parent, sym), created if new. */
+  private child(parent: number, sym: number): number {
+    let h = (Math.imul(parent, 0x9e3779b1) ^ Math.imul(sym + 0x7f4a7c15, 0x85ebca77)) | 0;
+    h = (h ^ (h >>> 15)) & this.mask;
+    const ka = this.ka, kb = this.kb, val = this.val;
+    for (;;) {
+      const v = val[h];
+      if (v < 0) break;
+      if (ka[h] === parent && kb[h] === sym) return v;
+      h = (h + 1) & this.mask;
+    }
+    const node = this.nodes++;
+    if (node === this.parents.length) {
+      const p2 = new Int32Array(node * 2); p2.set(this.parents); this.parents = p2;
+      const s2 = new Int32Array(node * 2); s2.set(this.symsOf); this.symsOf = s2;
+    }
+    this.parents[node] = parent; this.symsOf[node] = sym;
+    ka[h] = parent; kb[h] = sym; val[h] = node;
+    if (node * 2 > this.mask) this.grow();
+    return node;
+  }
+
+  private grow(): void {
+    const { ka, kb, val } = this;
+    const cap = (this.mask + 1) * 2;
+    this.ka = new Int32Array(cap); this.kb = new Int32Array(cap); this.val = new Int32Array(cap).fill(-1); this.mask = cap - 1;
+    for (let i = 0; i < val.length; i++) {
+      if (val[i] < 0) continue;
+      let h = (Math.imul(ka[i], 0x9e3779b1) ^ Math.imul(kb[i] + 0x7f4a7c15, 0x85ebca77)) | 0;
+      h = (h ^ (h >>> 15)) & this.mask;
+      while (this.val[h] >= 0) h = (h + 1) & this.mask;
+      this.ka[h] = ka[i]; this.kb[h] = kb[i]; this.val[h] = val[i];
+    }
+  }
+
+  private push(n: number, sym: number): void {
+    if (n === this.syms.length) { const s = new Int32Array(n * 2); s.set(this.syms); this.syms = s; }
+    this.syms[n] = sym;
+  }
+
+  /** Symbols of `text` from `start` to `end` (code points) into this.syms[from..]; returns the new length. */
+  private codePoints(text: string, start: number, end: number, from: number): number {
+    let n = from;
+    for (let i = start; i < end; i++) {
+      let c = text.charCodeAt(i);
+      if (c >= 0xd800 && c < 0xdc00 && i + 1 < end) { const d = text.charCodeAt(i + 1); if (d >= 0xdc00 && d < 0xe000) { c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00); i++; } }
+      this.push(n++, c);
+    }
+    return n;
+  }
+
+  /** Grams of n = lo..hi over syms[a..b), each start position walking its n-grams down the trie. */
+  private emitRange(a: number, b: number, emit: (node: number) => void): void {
+    const { lo, hi, syms } = this;
+    for (let i = a; i < b; i++) {
+      let node = -1;
+      const top = Math.min(hi, b - i);
+      for (let k = 1; k <= top; k++) {
+        node = this.child(node, syms[i + k - 1]);
+        if (k >= lo) emit(node);
+      }
+    }
+  }
+
+  /** Feed each n-gram occurrence of `text` (as a node) to `emit`, by start position, then by n. */
+  walk(text: string, emit: (node: number) => void): void {
+    if (this.lower) text = text.toLowerCase();
+    if (this.defaultPattern) {
+      // sklearn's default pattern: maximal runs of ≥ 2 word characters, scanned without a regex.
+      let n = 0;
+      const L = text.length;
+      for (let i = 0; i < L; ) {
+        if (!isWordAt(text, i)) { i += text.codePointAt(i)! > 0xffff ? 2 : 1; continue; }
+        const a = i;
+        let cps = 0;
+        while (i < L && isWordAt(text, i)) { i += text.codePointAt(i)! > 0xffff ? 2 : 1; cps++; }
+        if (cps < 2) continue;
+        const t = text.slice(a, i);
+        let id = this.tokIds.get(t);
+        if (id === undefined) { id = this.tokStrs.length; this.tokIds.set(t, id); this.tokStrs.push(t); }
+        this.push(n++, id);
+      }
+      this.emitRange(0, n, emit);
+      return;
+    }
+    if (this.re) {
+      const re = this.re;
+      let n = 0;
       re.lastIndex = 0;
       for (let m: RegExpExecArray | null; (m = re.exec(text)) !== null; ) {
         if (m[0] === '') { re.lastIndex++; continue; }
-        toks.push(group ? m[1] ?? '' : m[0]);
+        const t = this.group ? m[1] ?? '' : m[0];
+        let id = this.tokIds.get(t);
+        if (id === undefined) { id = this.tokStrs.length; this.tokIds.set(t, id); this.tokStrs.push(t); }
+        this.push(n++, id);
       }
-      const n = toks.length;
-      if (lo === 1) for (let i = 0; i < n; i++) sink(toks[i]);
-      for (let k = Math.max(lo, 2); k <= Math.min(hi, n); k++) {
-        for (let i = 0; i + k <= n; i++) {
-          let g = toks[i];
-          for (let j = 1; j < k; j++) g += ' ' + toks[i + j];
-          sink(g);
-        }
-      }
-    };
-  }
-  // Character n-grams over code points: `at` maps a code point index to its UTF-16 offset
-  // (identity when the text has no surrogate pairs).
-  let offs = new Int32Array(1024);
-  const codePoints = (s: string): number => {
-    if (!SURROGATE.test(s)) return -1;
-    let n = 0;
-    if (offs.length < s.length + 1) offs = new Int32Array(s.length + 1);
-    for (let i = 0; i < s.length; i++) {
-      offs[n++] = i;
-      const c = s.charCodeAt(i);
-      if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length) { const d = s.charCodeAt(i + 1); if (d >= 0xdc00 && d < 0xe000) i++; }
+      this.emitRange(0, n, emit);
+      return;
     }
-    offs[n] = s.length;
-    return n;
-  };
-  if (analyzer === 'char') {
-    return (text, sink) => {
-      if (lower) text = text.toLowerCase();
+    if (this.analyzer === 'char') {
       text = text.replace(WS_RUN, ' ');
-      const cp = codePoints(text), len = cp < 0 ? text.length : cp;
-      for (let k = lo; k <= Math.min(hi, len); k++) {
-        if (cp < 0) for (let i = 0; i + k <= len; i++) sink(text.slice(i, i + k));
-        else for (let i = 0; i + k <= len; i++) sink(text.slice(offs[i], offs[i + k]));
-      }
-    };
-  }
-  return (text, sink) => {
-    if (lower) text = text.toLowerCase();
-    for (const w0 of text.split(WS_SPLIT)) {
-      if (w0 === '') continue;
-      const w = ' ' + w0 + ' ';
-      const cp = codePoints(w), len = cp < 0 ? w.length : cp;
-      const sl = cp < 0 ? (a: number, b: number) => w.slice(a, Math.min(b, len)) : (a: number, b: number) => w.slice(offs[a], offs[Math.min(b, len)]);
-      for (let k = lo; k <= hi; k++) {
-        // sklearn: a word shorter than n (padded) gives one gram, itself, and ends the word.
-        let off = 0;
-        sink(sl(off, off + k));
-        while (off + k < len) { off++; sink(sl(off, off + k)); }
-        if (off === 0) break;
-      }
+      this.emitRange(0, this.codePoints(text, 0, text.length, 0), emit);
+      return;
     }
-  };
+    // char_wb: each whitespace-separated word padded with a space each side; a padded word
+    // shorter than lo gives one gram, itself (sklearn's rule for short words).
+    for (const w of text.split(WS_SPLIT)) {
+      if (w === '') continue;
+      this.push(0, 32);
+      const len = this.codePoints(w, 0, w.length, 1) + 1;
+      this.push(len - 1, 32);
+      if (this.lo > len) {
+        let node = -1;
+        for (let k = 0; k < len; k++) node = this.child(node, this.syms[k]);
+        emit(node);
+      } else this.emitRange(0, len, emit);
+    }
+  }
+}
+
+/** The analyzer of a vectorizer: feeds each n-gram of a text to `sink` as a string — the grams of sklearn's build_analyzer(), by start position rather than by n. */
+export function ngramAnalyzer(opts: AnalyzerOptions = {}): (text: string, sink: GramSink) => void {
+  const index = new GramIndex(opts);
+  return (text, sink) => index.walk(text, (node) => sink(index.gram(node)));
 }
 
 /** Python's string order (by code point; JavaScript's < orders UTF-16 units, which differs above U+FFFF). */
@@ -280,6 +443,43 @@ export interface VocabularyFile {
 }
 
 /**
+ * Rows of counts: each gram occurrence adds `weight(node)` (1, or ±1 for hashing) to column
+ * `col(node)`, resolved once per distinct node by `resolve` (-1: dropped). Row indices are in
+ * first-seen order (sortRowIndices makes them ascending).
+ */
+function countMatrix(docs: readonly string[], grams: GramIndex, resolve: (node: number) => number, cols: number, sign?: (node: number) => number): CsrMatrix {
+  const indptr = new Int32Array(docs.length + 1);
+  let indices = new Int32Array(1 << 16), data = new Float64Array(1 << 16), nnz = 0, rowStart = 0;
+  let col = new Int32Array(1 << 14).fill(-2); // node → column, -1 dropped, -2 not yet resolved
+  let sg = new Float64Array(sign ? 1 << 14 : 0);
+  let slot = new Int32Array(1 << 14).fill(-1); // column → its position in the current row
+  const emit = (node: number): void => {
+    if (node >= col.length) {
+      const c2 = new Int32Array(Math.max(node + 1, col.length * 2)).fill(-2); c2.set(col); col = c2;
+      if (sign) { const s2 = new Float64Array(c2.length); s2.set(sg); sg = s2; }
+    }
+    let c = col[node];
+    if (c === -2) {
+      c = col[node] = resolve(node);
+      if (sign) sg[node] = sign(node);
+      if (c >= slot.length) { const s2 = new Int32Array(Math.max(c + 1, slot.length * 2)).fill(-1); s2.set(slot); slot = s2; }
+    }
+    if (c < 0) return;
+    const w = sign ? sg[node] : 1;
+    const p = slot[c];
+    if (p >= rowStart) { data[p] += w; return; }
+    if (nnz === indices.length) { const i2 = new Int32Array(nnz * 2); i2.set(indices); indices = i2; const d2 = new Float64Array(nnz * 2); d2.set(data); data = d2; }
+    slot[c] = nnz; indices[nnz] = c; data[nnz] = w; nnz++;
+  };
+  for (let d = 0; d < docs.length; d++) {
+    rowStart = nnz;
+    grams.walk(docs[d], emit);
+    indptr[d + 1] = nnz;
+  }
+  return { rows: docs.length, cols, indptr, indices: indices.slice(0, nnz), data: data.slice(0, nnz) };
+}
+
+/**
  * Counts of word or character n-grams (sklearn's CountVectorizer). `fitTransform` learns the
  * vocabulary; `transform` maps new texts onto it (unknown grams are dropped).
  */
@@ -290,8 +490,6 @@ export class CountVectorizer {
   /** Terms dropped by minDf / maxDf / maxFeatures at fit time (sklearn's stop_words_), counted. */
   prunedTerms = 0;
   protected index = new Map<string, number>();
-  protected analyze: (text: string, sink: GramSink) => void;
-
   constructor(opts: VectorizerOptions = {}) {
     const pattern = opts.tokenPattern === undefined ? SKLEARN_TOKEN_PATTERN : typeof opts.tokenPattern === 'string' ? opts.tokenPattern : opts.tokenPattern.source;
     this.options = {
@@ -299,7 +497,7 @@ export class CountVectorizer {
       binary: opts.binary ?? false, minDf: opts.minDf, maxDf: opts.maxDf, maxFeatures: opts.maxFeatures,
     };
     if (opts.maxFeatures !== undefined && !(Number.isInteger(opts.maxFeatures) && opts.maxFeatures >= 1)) throw new ClassicInputError(`maxFeatures must be a positive integer, got ${opts.maxFeatures}`);
-    this.analyze = ngramAnalyzer({ ...this.options });
+    new GramIndex(this.options); // validates the analyzer options now
   }
 
   get fitted(): boolean { return this.vocabulary.length > 0; }
@@ -311,28 +509,23 @@ export class CountVectorizer {
   fitTransform(docs: readonly string[]): CsrMatrix {
     if (docs.length === 0) throw new ClassicInputError('no documents to fit the vocabulary on');
     const o = this.options, n = docs.length;
-    // Count with provisional ids (first-seen order).
-    const ids = new Map<string, number>();
-    const terms: string[] = [];
-    const rows = this.countRows(docs, (g) => {
-      let id = ids.get(g);
-      if (id === undefined) { id = terms.length; ids.set(g, id); terms.push(g); }
-      return id;
-    });
-    if (terms.length === 0) throw new ClassicInputError('empty vocabulary: the documents contain no n-grams (only stop words, or no token the pattern matches)');
+    // Count with the gram index's node numbers as provisional columns.
+    const grams = new GramIndex(this.options);
+    const isTerm: number[] = [];
+    const rows = this.countRows(docs, grams, (node) => { isTerm.push(node); return node; });
+    const nNodes = grams.size, nTerms = isTerm.length;
+    if (nTerms === 0) throw new ClassicInputError('empty vocabulary: the documents contain no n-grams (no token the pattern matches)');
+    const term = new Uint8Array(nNodes);
+    for (const v of isTerm) term[v] = 1;
     if (o.binary) rows.data.fill(1);
     const maxDoc = resolveDf('maxDf', o.maxDf, n, n), minDoc = resolveDf('minDf', o.minDf, n, 1);
     if (maxDoc < minDoc) throw new ClassicInputError(`maxDf (${fmtDf(o.maxDf)} → ${maxDoc} documents) is below minDf (${fmtDf(o.minDf)} → ${minDoc} documents) for ${n} documents`);
-    // Sorted order of the provisional ids.
-    const order = new Int32Array(terms.length);
-    for (let i = 0; i < order.length; i++) order[i] = i;
-    // Native string sort is UTF-16 order, which is code point order unless a term has a character at or above U+D800.
-    const high = terms.some((t) => /[\uD800-\uFFFF]/.test(t));
-    const sortedIds = high ? Array.from(order).sort((x, y) => compareCodePoints(terms[x], terms[y])) : terms.slice().sort().map((t) => ids.get(t)!);
+    // Terms in sorted order (Python's sorted() of the strings).
+    const sortedIds = grams.sortedNodes().filter((v) => term[v] === 1);
     // Document and total frequencies.
-    const df = new Float64Array(terms.length), tf = new Float64Array(terms.length);
+    const df = new Float64Array(nNodes), tf = new Float64Array(nNodes);
     for (let k = 0; k < rows.indices.length; k++) { df[rows.indices[k]]++; tf[rows.indices[k]] += rows.data[k]; }
-    const keep = new Uint8Array(terms.length);
+    const keep = new Uint8Array(nNodes);
     let kept = 0;
     for (const id of sortedIds) if (df[id] <= maxDoc && df[id] >= minDoc) { keep[id] = 1; kept++; }
     if (o.maxFeatures !== undefined && kept > o.maxFeatures) {
@@ -346,10 +539,10 @@ export class CountVectorizer {
       kept = o.maxFeatures;
     }
     if (kept === 0) throw new ClassicInputError(`after pruning, no terms remain (minDf ${fmtDf(o.minDf)}, maxDf ${fmtDf(o.maxDf)}): try a lower minDf or a higher maxDf`);
-    const col = new Int32Array(terms.length).fill(-1);
+    const col = new Int32Array(nNodes).fill(-1);
     this.vocabulary = [];
-    for (const id of sortedIds) if (keep[id]) { col[id] = this.vocabulary.length; this.vocabulary.push(terms[id]); }
-    this.prunedTerms = terms.length - kept;
+    for (const id of sortedIds) if (keep[id]) { col[id] = this.vocabulary.length; this.vocabulary.push(grams.gram(id)); }
+    this.prunedTerms = nTerms - kept;
     this.index = new Map(this.vocabulary.map((t, i) => [t, i]));
     return remapColumns(rows, col, this.vocabulary.length);
   }
@@ -360,34 +553,17 @@ export class CountVectorizer {
   /** Count matrix of `docs` over the fitted vocabulary. */
   transform(docs: readonly string[]): CsrMatrix {
     if (!this.fitted) throw new ClassicInputError('the vectorizer is not fitted: call fit/fitTransform or load a vocabulary first');
-    const rows = this.countRows(docs, (g) => this.index.get(g) ?? -1);
+    const grams = new GramIndex(this.options);
+    const rows = this.countRows(docs, grams, (node) => this.index.get(grams.gram(node)) ?? -1);
     rows.cols = this.vocabulary.length;
     sortRowIndices(rows);
     if (this.options.binary) rows.data.fill(1);
     return rows;
   }
 
-  /** The rows of `docs` with columns from `idOf` (-1 drops the gram), indices in first-seen order. */
-  protected countRows(docs: readonly string[], idOf: (gram: string) => number): CsrMatrix {
-    const indptr = new Int32Array(docs.length + 1);
-    let indices = new Int32Array(1 << 16), data = new Float64Array(1 << 16), nnz = 0;
-    let slot = new Int32Array(1 << 16).fill(-1); // id → position in the current row, or -1
-    let rowStart = 0;
-    const sink = (g: string): void => {
-      const id = idOf(g);
-      if (id < 0) return;
-      if (id >= slot.length) { const s = new Int32Array(Math.max(id + 1, slot.length * 2)).fill(-1); s.set(slot); slot = s; }
-      const p = slot[id];
-      if (p >= rowStart) { data[p]++; return; }
-      if (nnz === indices.length) { const i2 = new Int32Array(nnz * 2); i2.set(indices); indices = i2; const d2 = new Float64Array(nnz * 2); d2.set(data); data = d2; }
-      slot[id] = nnz; indices[nnz] = id; data[nnz] = 1; nnz++;
-    };
-    for (let d = 0; d < docs.length; d++) {
-      rowStart = nnz;
-      this.analyze(docs[d], sink);
-      indptr[d + 1] = nnz;
-    }
-    return { rows: docs.length, cols: 0, indptr, indices: indices.slice(0, nnz), data: data.slice(0, nnz) };
+  /** The rows of `docs` over the grams of `grams`, a gram's column given by `resolve` the first time it is seen (-1 drops it); indices in first-seen order. */
+  protected countRows(docs: readonly string[], grams: GramIndex, resolve: (node: number) => number): CsrMatrix {
+    return countMatrix(docs, grams, resolve, 0);
   }
 
   /** The fitted vectorizer as JSON-ready data (see VocabularyFile). */
@@ -444,15 +620,25 @@ function remapColumns(m: CsrMatrix, col: Int32Array, cols: number): CsrMatrix {
 /** Sort each row's (index, value) pairs by index, in place. */
 export function sortRowIndices(m: CsrMatrix): void {
   let perm = new Int32Array(64), ti = new Int32Array(64), td = new Float64Array(64);
+  const ix = m.indices, dx = m.data;
   for (let r = 0; r < m.rows; r++) {
     const a = m.indptr[r], b = m.indptr[r + 1], n = b - a;
+    if (n <= 32) {
+      for (let k = a + 1; k < b; k++) {
+        const i = ix[k], d = dx[k];
+        let j = k - 1;
+        while (j >= a && ix[j] > i) { ix[j + 1] = ix[j]; dx[j + 1] = dx[j]; j--; }
+        ix[j + 1] = i; dx[j + 1] = d;
+      }
+      continue;
+    }
     let sorted = true;
-    for (let k = a + 1; k < b; k++) if (m.indices[k - 1] > m.indices[k]) { sorted = false; break; }
+    for (let k = a + 1; k < b; k++) if (ix[k - 1] > ix[k]) { sorted = false; break; }
     if (sorted) continue;
     if (perm.length < n) { perm = new Int32Array(n * 2); ti = new Int32Array(n * 2); td = new Float64Array(n * 2); }
-    for (let k = 0; k < n; k++) { perm[k] = k; ti[k] = m.indices[a + k]; td[k] = m.data[a + k]; }
+    for (let k = 0; k < n; k++) { perm[k] = k; ti[k] = ix[a + k]; td[k] = dx[a + k]; }
     const p = perm.subarray(0, n).sort((x, y) => ti[x] - ti[y]);
-    for (let k = 0; k < n; k++) { m.indices[a + k] = ti[p[k]]; m.data[a + k] = td[p[k]]; }
+    for (let k = 0; k < n; k++) { ix[a + k] = ti[p[k]]; dx[a + k] = td[p[k]]; }
   }
 }
 
@@ -596,48 +782,35 @@ export class HashingVectorizer {
   readonly alternateSign: boolean;
   readonly binary: boolean;
   readonly norm: Norm;
-  private analyze: (text: string, sink: GramSink) => void;
+  private readonly opts: AnalyzerOptions;
   constructor(o: HashingOptions = {}) {
     this.nFeatures = o.nFeatures ?? 1 << 20;
     if (!(Number.isInteger(this.nFeatures) && this.nFeatures >= 1 && this.nFeatures <= 2 ** 31 - 1)) throw new ClassicInputError(`hashing: the number of features must be an integer in [1, 2^31 - 1], got ${o.nFeatures}`);
     this.alternateSign = o.alternateSign ?? true;
     this.binary = o.binary ?? false;
     this.norm = o.norm === undefined ? 'l2' : o.norm;
-    this.analyze = ngramAnalyzer(o);
+    this.opts = { analyzer: o.analyzer, ngramRange: o.ngramRange, lowercase: o.lowercase, tokenPattern: o.tokenPattern };
+    new GramIndex(this.opts); // validates the analyzer options now
   }
   /** Column and sign of one gram. */
   column(gram: string): { index: number; sign: number } {
     const h = murmurhash3(gram);
-    const index = h === -2147483648 ? (2147483647 - (this.nFeatures - 1)) % this.nFeatures : Math.abs(h) % this.nFeatures;
-    return { index, sign: this.alternateSign && h < 0 ? -1 : 1 };
+    return { index: this.columnOfHash(h), sign: this.alternateSign && h < 0 ? -1 : 1 };
   }
   transform(docs: readonly string[]): CsrMatrix {
     if (docs.length === 0) throw new ClassicInputError('no documents to vectorize');
-    const nf = this.nFeatures, alt = this.alternateSign;
-    const indptr = new Int32Array(docs.length + 1);
-    let indices = new Int32Array(1 << 16), data = new Float64Array(1 << 16), nnz = 0, rowStart = 0;
-    const slot = new Map<number, number>();
-    const sink = (g: string): void => {
-      const h = murmurhash3(g);
-      const idx = h === -2147483648 ? (2147483647 - (nf - 1)) % nf : Math.abs(h) % nf;
-      const v = alt && h < 0 ? -1 : 1;
-      const p = slot.get(idx);
-      if (p !== undefined) { data[p] += v; return; }
-      if (nnz === indices.length) { const i2 = new Int32Array(nnz * 2); i2.set(indices); indices = i2; const d2 = new Float64Array(nnz * 2); d2.set(data); data = d2; }
-      slot.set(idx, nnz); indices[nnz] = idx; data[nnz] = v; nnz++;
-    };
-    for (let d = 0; d < docs.length; d++) {
-      rowStart = nnz;
-      slot.clear();
-      this.analyze(docs[d], sink);
-      indptr[d + 1] = nnz;
-    }
-    void rowStart;
-    const m: CsrMatrix = { rows: docs.length, cols: nf, indptr, indices: indices.slice(0, nnz), data: data.slice(0, nnz) };
+    const grams = new GramIndex(this.opts);
+    const hash = new Int32Array(1);
+    // One hash per distinct gram: its column, and its sign remembered for the weight.
+    const m = countMatrix(docs, grams, (node) => { hash[0] = murmurhash3(grams.gram(node)); return this.columnOfHash(hash[0]); }, this.nFeatures,
+      this.alternateSign ? () => (hash[0] < 0 ? -1 : 1) : undefined);
     sortRowIndices(m);
     if (this.binary) m.data.fill(1);
     if (this.norm) normalizeRows(m, this.norm);
     return m;
+  }
+  private columnOfHash(h: number): number {
+    return h === -2147483648 ? (2147483647 - (this.nFeatures - 1)) % this.nFeatures : Math.abs(h) % this.nFeatures;
   }
 }
 
