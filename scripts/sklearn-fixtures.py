@@ -186,13 +186,13 @@ def classifiers():
     cases = []
     for name, kw, vec in [
         ("word counts", {}, CountVectorizer()),
-        ("char_wb 1-3 counts", {"analyzer": "char_wb", "ngram_range": [1, 3]}, CountVectorizer(analyzer="char_wb", ngram_range=(1, 3))),
-        ("char 1-2 tfidf", {"analyzer": "char", "ngram_range": [1, 2], "tfidf": True}, TfidfVectorizer(analyzer="char", ngram_range=(1, 2))),
+        ("char_wb 1-3 counts", {"analyzer": "char_wb", "ngramRange": [1, 3]}, CountVectorizer(analyzer="char_wb", ngram_range=(1, 3))),
+        ("char 1-2 tfidf", {"analyzer": "char", "ngramRange": [1, 2], "tfidf": True}, TfidfVectorizer(analyzer="char", ngram_range=(1, 2))),
     ]:
         Xtr = vec.fit_transform(docs[train])
         Xte = vec.transform(docs[test])
         ytr = labels[train]
-        case = {"name": name, "features": kw}
+        case = {"name": name, "features": kw}  # tslm option names
         for alpha in (1.0, 0.1):
             nb = MultinomialNB(alpha=alpha).fit(Xtr, ytr)
             case[f"nb_alpha_{alpha}"] = {

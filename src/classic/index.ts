@@ -9,3 +9,4 @@ export * from './vectors.js';
 export * from './word2vec.js';
 // n-gram features (sklearn's Count/Tfidf/HashingVectorizer) and classifiers on them (#23 items 1 and 3)
 export * from './features.js';
+export * from './classify.js';
