@@ -443,37 +443,62 @@ export interface VocabularyFile {
 }
 
 /**
- * Rows of counts: each gram occurrence adds `weight(node)` (1, or ±1 for hashing) to column
- * `col(node)`, resolved once per distinct node by `resolve` (-1: dropped). Row indices are in
- * first-seen order (sortRowIndices makes them ascending).
+ * Rows of counts: each gram occurrence adds 1 (or its sign, for hashing) to column `col(node)`,
+ * resolved once per distinct node by `resolve` (-1: dropped). A row's occurrences are gathered,
+ * sorted by column and merged, so row indices come out ascending (no per-column scratch array:
+ * those are random accesses over the whole vocabulary, slow once it outgrows the caches).
  */
-function countMatrix(docs: readonly string[], grams: GramIndex, resolve: (node: number) => number, cols: number, sign?: (node: number) => number): CsrMatrix {
+function countMatrix(docs: readonly string[], grams: GramIndex, resolve: (node: number) => number, cols: number, sign?: (node: number) => number, sortRows = true): CsrMatrix {
   const indptr = new Int32Array(docs.length + 1);
-  let indices = new Int32Array(1 << 16), data = new Float64Array(1 << 16), nnz = 0, rowStart = 0;
-  let col = new Int32Array(1 << 14).fill(-2); // node → column, -1 dropped, -2 not yet resolved
-  let sg = new Float64Array(sign ? 1 << 14 : 0);
-  let slot = new Int32Array(1 << 14).fill(-1); // column → its position in the current row
+  let indices = new Int32Array(1 << 16), data = new Float64Array(1 << 16), nnz = 0;
+  let col = new Int32Array(1 << 14).fill(-2); // node → column (sign-tagged for hashing: ~column when negative weight), -1 dropped, -2 not yet resolved
+  let row = new Int32Array(256), len = 0; // this row's occurrences, as columns (or −3 − column for a −1)
+  // Counting through a column-indexed scratch array is fastest while it stays in cache (char
+  // n-grams, fitting); over a wide column space (hashing, a large fixed vocabulary) random
+  // accesses to it miss, so rows are gathered, sorted and merged instead.
+  const dense = !sign && cols <= 1 << 17;
+  let slot = new Int32Array(dense ? 1 << 14 : 0).fill(-1), rowStart = 0;
   const emit = (node: number): void => {
-    if (node >= col.length) {
-      const c2 = new Int32Array(Math.max(node + 1, col.length * 2)).fill(-2); c2.set(col); col = c2;
-      if (sign) { const s2 = new Float64Array(c2.length); s2.set(sg); sg = s2; }
-    }
+    if (node >= col.length) { const c2 = new Int32Array(Math.max(node + 1, col.length * 2)).fill(-2); c2.set(col); col = c2; }
     let c = col[node];
     if (c === -2) {
-      c = col[node] = resolve(node);
-      if (sign) sg[node] = sign(node);
-      if (c >= slot.length) { const s2 = new Int32Array(Math.max(c + 1, slot.length * 2)).fill(-1); s2.set(slot); slot = s2; }
+      c = resolve(node);
+      if (c >= 0 && sign && sign(node) < 0) c = -3 - c; // negative weight: stored as −3 − column
+      col[node] = c;
     }
-    if (c < 0) return;
-    const w = sign ? sg[node] : 1;
-    const p = slot[c];
-    if (p >= rowStart) { data[p] += w; return; }
-    if (nnz === indices.length) { const i2 = new Int32Array(nnz * 2); i2.set(indices); indices = i2; const d2 = new Float64Array(nnz * 2); d2.set(data); data = d2; }
-    slot[c] = nnz; indices[nnz] = c; data[nnz] = w; nnz++;
+    if (c === -1) return;
+    if (dense) {
+      // A small column space: count in place through a column → position scratch array.
+      if (c >= slot.length) { const s2 = new Int32Array(Math.max(c + 1, slot.length * 2)).fill(-1); s2.set(slot); slot = s2; }
+      const p = slot[c];
+      if (p >= rowStart) { data[p]++; return; }
+      if (nnz === indices.length) { const i2 = new Int32Array(nnz * 2); i2.set(indices); indices = i2; const d2 = new Float64Array(nnz * 2); d2.set(data); data = d2; }
+      slot[c] = nnz; indices[nnz] = c; data[nnz] = 1; nnz++;
+      return;
+    }
+    if (len === row.length) { const r2 = new Int32Array(len * 2); r2.set(row); row = r2; }
+    row[len++] = c;
   };
   for (let d = 0; d < docs.length; d++) {
-    rowStart = nnz;
+    len = 0; rowStart = nnz;
     grams.walk(docs[d], emit);
+    if (dense) { if (sortRows) sortRowRange(indices, data, rowStart, nnz); }
+    else if (len > 0) {
+      // Sort the occurrences by column, then merge runs into (column, count).
+      if (sign) for (let i = 0; i < len; i++) row[i] = row[i] < 0 ? ((-3 - row[i]) << 1) | 1 : row[i] << 1;
+      const r = row.subarray(0, len);
+      if (len <= 24) { for (let i = 1; i < len; i++) { const v = r[i]; let j = i - 1; while (j >= 0 && r[j] > v) { r[j + 1] = r[j]; j--; } r[j + 1] = v; } } else r.sort();
+      if (nnz + len > indices.length) {
+        const cap = Math.max(indices.length * 2, nnz + len);
+        const i2 = new Int32Array(cap); i2.set(indices); indices = i2; const d2 = new Float64Array(cap); d2.set(data); data = d2;
+      }
+      let last = -1;
+      for (let i = 0; i < len; i++) {
+        const v = r[i], c = sign ? v >> 1 : v, w = sign && (v & 1) ? -1 : 1;
+        if (c === last) data[nnz - 1] += w;
+        else { indices[nnz] = c; data[nnz] = w; nnz++; last = c; }
+      }
+    }
     indptr[d + 1] = nnz;
   }
   return { rows: docs.length, cols, indptr, indices: indices.slice(0, nnz), data: data.slice(0, nnz) };
@@ -512,7 +537,7 @@ export class CountVectorizer {
     // Count with the gram index's node numbers as provisional columns.
     const grams = new GramIndex(this.options);
     const isTerm: number[] = [];
-    const rows = this.countRows(docs, grams, (node) => { isTerm.push(node); return node; });
+    const rows = this.countRows(docs, grams, (node) => { isTerm.push(node); return node; }, 0, false); // sorted after the columns are renumbered
     const nNodes = grams.size, nTerms = isTerm.length;
     if (nTerms === 0) throw new ClassicInputError('empty vocabulary: the documents contain no n-grams (no token the pattern matches)');
     const term = new Uint8Array(nNodes);
@@ -554,16 +579,14 @@ export class CountVectorizer {
   transform(docs: readonly string[]): CsrMatrix {
     if (!this.fitted) throw new ClassicInputError('the vectorizer is not fitted: call fit/fitTransform or load a vocabulary first');
     const grams = new GramIndex(this.options);
-    const rows = this.countRows(docs, grams, (node) => this.index.get(grams.gram(node)) ?? -1);
-    rows.cols = this.vocabulary.length;
-    sortRowIndices(rows);
+    const rows = this.countRows(docs, grams, (node) => this.index.get(grams.gram(node)) ?? -1, this.vocabulary.length, true);
     if (this.options.binary) rows.data.fill(1);
     return rows;
   }
 
-  /** The rows of `docs` over the grams of `grams`, a gram's column given by `resolve` the first time it is seen (-1 drops it); indices in first-seen order. */
-  protected countRows(docs: readonly string[], grams: GramIndex, resolve: (node: number) => number): CsrMatrix {
-    return countMatrix(docs, grams, resolve, 0);
+  /** The rows of `docs` over the grams of `grams`, a gram's column given by `resolve` the first time it is seen (-1 drops it); each row's indices ascending when `sortRows`. */
+  protected countRows(docs: readonly string[], grams: GramIndex, resolve: (node: number) => number, cols: number, sortRows: boolean): CsrMatrix {
+    return countMatrix(docs, grams, resolve, cols, undefined, sortRows);
   }
 
   /** The fitted vectorizer as JSON-ready data (see VocabularyFile). */
@@ -619,27 +642,29 @@ function remapColumns(m: CsrMatrix, col: Int32Array, cols: number): CsrMatrix {
 
 /** Sort each row's (index, value) pairs by index, in place. */
 export function sortRowIndices(m: CsrMatrix): void {
-  let perm = new Int32Array(64), ti = new Int32Array(64), td = new Float64Array(64);
-  const ix = m.indices, dx = m.data;
-  for (let r = 0; r < m.rows; r++) {
-    const a = m.indptr[r], b = m.indptr[r + 1], n = b - a;
-    if (n <= 32) {
-      for (let k = a + 1; k < b; k++) {
-        const i = ix[k], d = dx[k];
-        let j = k - 1;
-        while (j >= a && ix[j] > i) { ix[j + 1] = ix[j]; dx[j + 1] = dx[j]; j--; }
-        ix[j + 1] = i; dx[j + 1] = d;
-      }
-      continue;
+  for (let r = 0; r < m.rows; r++) sortRowRange(m.indices, m.data, m.indptr[r], m.indptr[r + 1]);
+}
+
+let perm = new Int32Array(64), ti = new Int32Array(64), td = new Float64Array(64);
+/** Sort the (index, value) pairs [a, b) by index, in place. */
+function sortRowRange(ix: Int32Array, dx: Float64Array, a: number, b: number): void {
+  const n = b - a;
+  if (n <= 32) {
+    for (let k = a + 1; k < b; k++) {
+      const i = ix[k], d = dx[k];
+      let j = k - 1;
+      while (j >= a && ix[j] > i) { ix[j + 1] = ix[j]; dx[j + 1] = dx[j]; j--; }
+      ix[j + 1] = i; dx[j + 1] = d;
     }
-    let sorted = true;
-    for (let k = a + 1; k < b; k++) if (ix[k - 1] > ix[k]) { sorted = false; break; }
-    if (sorted) continue;
-    if (perm.length < n) { perm = new Int32Array(n * 2); ti = new Int32Array(n * 2); td = new Float64Array(n * 2); }
-    for (let k = 0; k < n; k++) { perm[k] = k; ti[k] = ix[a + k]; td[k] = dx[a + k]; }
-    const p = perm.subarray(0, n).sort((x, y) => ti[x] - ti[y]);
-    for (let k = 0; k < n; k++) { ix[a + k] = ti[p[k]]; dx[a + k] = td[p[k]]; }
+    return;
   }
+  let sorted = true;
+  for (let k = a + 1; k < b; k++) if (ix[k - 1] > ix[k]) { sorted = false; break; }
+  if (sorted) return;
+  if (perm.length < n) { perm = new Int32Array(n * 2); ti = new Int32Array(n * 2); td = new Float64Array(n * 2); }
+  for (let k = 0; k < n; k++) { perm[k] = k; ti[k] = ix[a + k]; td[k] = dx[a + k]; }
+  const p = perm.subarray(0, n).sort((x, y) => ti[x] - ti[y]);
+  for (let k = 0; k < n; k++) { ix[a + k] = ti[p[k]]; dx[a + k] = td[p[k]]; }
 }
 
 /** sklearn's TfidfTransformer: idf weights learned from a count matrix, then tf-idf rows. */
@@ -785,7 +810,7 @@ export class HashingVectorizer {
   private readonly opts: AnalyzerOptions;
   constructor(o: HashingOptions = {}) {
     this.nFeatures = o.nFeatures ?? 1 << 20;
-    if (!(Number.isInteger(this.nFeatures) && this.nFeatures >= 1 && this.nFeatures <= 2 ** 31 - 1)) throw new ClassicInputError(`hashing: the number of features must be an integer in [1, 2^31 - 1], got ${o.nFeatures}`);
+    if (!(Number.isInteger(this.nFeatures) && this.nFeatures >= 1 && this.nFeatures <= 2 ** 30)) throw new ClassicInputError(`hashing: the number of features must be an integer in [1, 2^30], got ${o.nFeatures}`);
     this.alternateSign = o.alternateSign ?? true;
     this.binary = o.binary ?? false;
     this.norm = o.norm === undefined ? 'l2' : o.norm;
@@ -804,7 +829,6 @@ export class HashingVectorizer {
     // One hash per distinct gram: its column, and its sign remembered for the weight.
     const m = countMatrix(docs, grams, (node) => { hash[0] = murmurhash3(grams.gram(node)); return this.columnOfHash(hash[0]); }, this.nFeatures,
       this.alternateSign ? () => (hash[0] < 0 ? -1 : 1) : undefined);
-    sortRowIndices(m);
     if (this.binary) m.data.fill(1);
     if (this.norm) normalizeRows(m, this.norm);
     return m;
