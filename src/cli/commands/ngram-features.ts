@@ -80,8 +80,9 @@ export function readDocuments(file: string): string[] {
   }
   let text = buf.toString('utf8');
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  if (text === '') return [];
   const lines = text.split('\n');
-  if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
+  if (lines[lines.length - 1] === '') lines.pop();
   for (let i = 0; i < lines.length; i++) if (lines[i].endsWith('\r')) lines[i] = lines[i].slice(0, -1);
   if (/\.jsonl$/i.test(file)) {
     return lines.map((l, i) => {
