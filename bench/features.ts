@@ -5,7 +5,8 @@
 // classifiers' accuracy and fit time beside sklearn's MultinomialNB / LogisticRegression on the
 // same features (Brown genres, Chinese classics by source). sklearn runs through
 // bench/peers/sklearn_features.py with Debian's /usr/bin/python3, and is skipped when absent.
-// Each configuration takes the best of `reps` runs on each side (TSLM_BENCH_REPS, default 2).
+// Each configuration takes the best of `reps` runs on each side, alternating tslm and sklearn
+// (TSLM_BENCH_REPS, default 3), so that a burst of load from other jobs hits both.
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -76,7 +77,7 @@ function compare(x: CsrMatrix, vocabulary: string[] | null, dir: string, exact: 
 }
 
 export async function benchFeatures(opts: { log?: (line: string) => void; reps?: number } = {}): Promise<Row[]> {
-  const reps = opts.reps ?? (Number(process.env.TSLM_BENCH_REPS) || 2);
+  const reps = opts.reps ?? (Number(process.env.TSLM_BENCH_REPS) || 3);
   const log = opts.log ?? (() => {});
   const rows: Row[] = [];
   const emit = (r: Row): void => {
@@ -95,21 +96,21 @@ export async function benchFeatures(opts: { log?: (line: string) => void; reps?:
     const mb = Buffer.byteLength(docs.join('\n')) / 1e6;
     log(`corpus: ${docs.length} documents, ${mb.toFixed(1)} MB (Brown sentences + Chinese classics lines)`);
     for (const c of CONFIGS) {
-      let best = Infinity, res: { x: CsrMatrix; vocabulary: string[] | null } | null = null;
+      // Alternate: one tslm run, one sklearn run (a fresh process, timing only its fit), reps times.
+      let best = Infinity, peer: number | null = null, res: { x: CsrMatrix; vocabulary: string[] | null } | null = null, peerErr = '';
       for (let r = 0; r < reps; r++) {
+        res = null;
         const t = performance.now();
         res = vectorize(c, docs);
         best = Math.min(best, (performance.now() - t) / 1000);
+        if (!py || peerErr) continue;
+        const out = spawnSync(py, [peerScript, 'vectorize', JSON.stringify({ corpus: file, kind: c.kind, params: c.sk, reps: 1, out: tmp })], { encoding: 'utf8', maxBuffer: 1 << 24 });
+        if (out.status !== 0) peerErr = out.stderr.trim().split('\n').pop() ?? 'failed';
+        else peer = Math.min(peer ?? Infinity, (JSON.parse(out.stdout) as { best_s: number }).best_s);
       }
-      let peer: number | null = null, note = `${res!.x.cols} features, ${res!.x.indices.length} non-zeros`;
-      if (py) {
-        const out = spawnSync(py, [peerScript, 'vectorize', JSON.stringify({ corpus: file, kind: c.kind, params: c.sk, reps, out: tmp })], { encoding: 'utf8', maxBuffer: 1 << 24 });
-        if (out.status !== 0) note += `; sklearn failed: ${out.stderr.trim().split('\n').pop()}`;
-        else {
-          peer = (JSON.parse(out.stdout) as { best_s: number }).best_s;
-          note += `; vs sklearn: ${compare(res!.x, res!.vocabulary, tmp, c.kind === 'count')}`;
-        }
-      }
+      let note = `${res!.x.cols} features, ${res!.x.indices.length} non-zeros`;
+      if (peerErr) note += `; sklearn failed: ${peerErr}`;
+      else if (peer !== null) note += `; vs sklearn: ${compare(res!.x, res!.vocabulary, tmp, c.kind === 'count')}`;
       emit({ task: c.name, metric: 'docs/s', tslm: docs.length / best, peer: peer === null ? null : docs.length / peer, unit: 'docs/s', note: `${peer === null ? '' : `×${(peer / best).toFixed(2)} sklearn's speed; `}${mb.toFixed(1)} MB: ${(mb / best).toFixed(1)} MB/s; ${note}` });
       res = null;
     }

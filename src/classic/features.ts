@@ -100,6 +100,11 @@ function isWordAt(s: string, i: number): boolean {
   return WORD_CHAR.test(String.fromCodePoint(s.codePointAt(i)!));
 }
 
+/** UTF-16 units of the code point at i (c = its first unit): 2 for a surrogate pair. */
+function width(s: string, i: number, c: number): number {
+  return (c & 0xfc00) === 0xd800 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
+}
+
 /** A term sink: called once per n-gram occurrence. */
 export type GramSink = (gram: string) => void;
 
@@ -167,12 +172,16 @@ export class GramIndex {
 
   /** Number of distinct grams (and prefixes of them) seen so far. */
   get size(): number { return this.nodes; }
-  /** The text of a node (built from its path; call once per node). */
+  private texts: (string | undefined)[] = [];
+  /** The text of a node (its parent's text, a space for word grams, its last symbol; memoised). */
   gram(node: number): string {
-    const path: number[] = [];
-    for (let n = node; n >= 0; n = this.parents[n]) path.push(this.symsOf[n]);
-    path.reverse();
-    return this.re ? path.map((t) => this.tokStrs[t]).join(' ') : String.fromCodePoint(...path);
+    let t = this.texts[node];
+    if (t !== undefined) return t;
+    const p = this.parents[node], sym = this.symsOf[node];
+    const piece = this.re ? this.tokStrs[sym] : String.fromCodePoint(sym);
+    t = p < 0 ? piece : this.re ? this.gram(p) + ' ' + piece : this.gram(p) + piece;
+    this.texts[node] = t;
+    return t;
   }
 
   /**
@@ -293,10 +302,18 @@ export class GramIndex {
       let n = 0;
       const L = text.length;
       for (let i = 0; i < L; ) {
-        if (!isWordAt(text, i)) { i += text.codePointAt(i)! > 0xffff ? 2 : 1; continue; }
+        // Skip non-word characters, then take the run of word characters (cps: its code points).
+        let c = text.charCodeAt(i);
+        if (c < 128 ? ASCII_WORD[c] === 0 : !isWordAt(text, i)) { i += width(text, i, c); continue; }
         const a = i;
         let cps = 0;
-        while (i < L && isWordAt(text, i)) { i += text.codePointAt(i)! > 0xffff ? 2 : 1; cps++; }
+        while (i < L) {
+          c = text.charCodeAt(i);
+          if (c < 128) { if (ASCII_WORD[c] === 0) break; i++; cps++; continue; }
+          if (!isWordAt(text, i)) break;
+          i += width(text, i, c);
+          cps++;
+        }
         if (cps < 2) continue;
         const t = text.slice(a, i);
         let id = this.tokIds.get(t);
@@ -514,7 +531,12 @@ export class CountVectorizer {
   vocabulary: string[] = [];
   /** Terms dropped by minDf / maxDf / maxFeatures at fit time (sklearn's stop_words_), counted. */
   prunedTerms = 0;
-  protected index = new Map<string, number>();
+  private indexOf: Map<string, number> | null = null;
+  /** Term → column, built on first use (fitting alone does not need it). */
+  protected get index(): Map<string, number> {
+    if (!this.indexOf || this.indexOf.size !== this.vocabulary.length) this.indexOf = new Map(this.vocabulary.map((t, i) => [t, i]));
+    return this.indexOf;
+  }
   constructor(opts: VectorizerOptions = {}) {
     const pattern = opts.tokenPattern === undefined ? SKLEARN_TOKEN_PATTERN : typeof opts.tokenPattern === 'string' ? opts.tokenPattern : opts.tokenPattern.source;
     this.options = {
@@ -568,7 +590,7 @@ export class CountVectorizer {
     this.vocabulary = [];
     for (const id of sortedIds) if (keep[id]) { col[id] = this.vocabulary.length; this.vocabulary.push(grams.gram(id)); }
     this.prunedTerms = nTerms - kept;
-    this.index = new Map(this.vocabulary.map((t, i) => [t, i]));
+    this.indexOf = null;
     return remapColumns(rows, col, this.vocabulary.length);
   }
 
@@ -614,8 +636,7 @@ export class CountVectorizer {
       v = t;
     } else v = new CountVectorizer(base);
     v.vocabulary = j.vocabulary.slice();
-    v.index = new Map(v.vocabulary.map((t, i) => [t, i]));
-    if (v.index.size !== v.vocabulary.length) throw new ClassicInputError(`${where}: the vocabulary has duplicate terms`);
+    if (new Set(v.vocabulary).size !== v.vocabulary.length) throw new ClassicInputError(`${where}: the vocabulary has duplicate terms`);
     return v;
   }
 }
