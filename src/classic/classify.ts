@@ -154,6 +154,8 @@ export class LogisticRegression {
   intercept = new Float64Array(0);
   /** Iterations taken and the final gradient norm (∞-norm, mean loss) of the last fit. */
   iterations = 0;
+  /** Loss-and-gradient evaluations of the last fit. */
+  evaluations = 0;
   gradNorm = NaN;
 
   constructor(o: LogisticRegressionOptions = {}) {
@@ -201,14 +203,15 @@ export class LogisticRegression {
         }
       }
       f /= n;
-      for (let q = 0; q < dim; q++) g[q] /= n;
+      const inv = 1 / n;
       let r = 0;
-      for (let q = 0; q < d * k; q++) { r += w[q] * w[q]; g[q] += lam * w[q]; }
+      for (let q = 0; q < d * k; q++) { const wq = w[q]; r += wq * wq; g[q] = g[q] * inv + lam * wq; }
+      for (let q = d * k; q < dim; q++) g[q] *= inv;
       return f + 0.5 * lam * r;
     };
     const w = new Float64Array(dim);
-    const { iterations, gradNorm } = lbfgs(fg, w, { maxIter: this.maxIter, tol: this.tol, memory: this.memory });
-    this.iterations = iterations; this.gradNorm = gradNorm;
+    const { iterations, evaluations, gradNorm } = lbfgs(fg, w, { maxIter: this.maxIter, tol: this.tol, memory: this.memory });
+    this.iterations = iterations; this.evaluations = evaluations; this.gradNorm = gradNorm;
     this.classes = classes; this.nFeatures = d;
     this.coef = w.slice(0, d * k); this.intercept = w.slice(d * k);
     return this;
@@ -234,10 +237,13 @@ export class LogisticRegression {
 }
 
 /** Minimise f by L-BFGS from w (updated in place); fg(w, g) returns f(w) and writes ∇f into g. */
-export function lbfgs(fg: (w: Float64Array, g: Float64Array) => number, w: Float64Array, o: { maxIter: number; tol: number; memory: number }): { iterations: number; gradNorm: number; f: number } {
+export function lbfgs(fg0: (w: Float64Array, g: Float64Array) => number, w: Float64Array, o: { maxIter: number; tol: number; memory: number }): { iterations: number; evaluations: number; gradNorm: number; f: number } {
   const dim = w.length, m = o.memory;
+  let evaluations = 0;
+  const fg = (x: Float64Array, g: Float64Array): number => { evaluations++; return fg0(x, g); };
   const g = new Float64Array(dim), gNew = new Float64Array(dim), wNew = new Float64Array(dim), dir = new Float64Array(dim);
   const S: Float64Array[] = [], Y: Float64Array[] = [], rho: number[] = [];
+  let sNext: Float64Array = new Float64Array(dim), yNext: Float64Array = new Float64Array(dim);
   const dot = (a: Float64Array, b: Float64Array): number => { let s = 0; for (let i = 0; i < dim; i++) s += a[i] * b[i]; return s; };
   const infNorm = (a: Float64Array): number => { let s = 0; for (let i = 0; i < dim; i++) s = Math.max(s, Math.abs(a[i])); return s; };
   let f = fg(w, g), it = 0;
@@ -290,16 +296,19 @@ export function lbfgs(fg: (w: Float64Array, g: Float64Array) => number, w: Float
       if (!found && Number.isNaN(lo)) { const [ft] = phi(step); fNew = ft; }
     }
     if (!(fNew <= f)) break; // no progress possible at this precision
-    const s = new Float64Array(dim), yv = new Float64Array(dim);
-    for (let i = 0; i < dim; i++) { s[i] = wNew[i] - w[i]; yv[i] = gNew[i] - g[i]; }
-    const sy = dot(s, yv);
-    if (sy > 1e-12) { S.push(s); Y.push(yv); rho.push(1 / sy); if (S.length > m) { S.shift(); Y.shift(); rho.shift(); } }
+    // The new (s, y) pair goes into scratch storage; once kept, the dropped oldest pair's storage becomes the scratch.
+    let sy = 0;
+    for (let i = 0; i < dim; i++) { const a = wNew[i] - w[i], b = gNew[i] - g[i]; sNext[i] = a; yNext[i] = b; sy += a * b; }
+    if (sy > 1e-12) {
+      S.push(sNext); Y.push(yNext); rho.push(1 / sy);
+      if (S.length > m) { sNext = S.shift()!; yNext = Y.shift()!; rho.shift(); } else { sNext = new Float64Array(dim); yNext = new Float64Array(dim); }
+    }
     w.set(wNew); g.set(gNew);
     const df = f - fNew;
     f = fNew;
     if (df <= 1e-16 * Math.max(1, Math.abs(f))) { it++; break; }
   }
-  return { iterations: it, gradNorm: infNorm(g), f };
+  return { iterations: it, evaluations, gradNorm: infNorm(g), f };
 }
 
 /** A labelled text. */

@@ -213,7 +213,7 @@ async function classify(v: Values): Promise<number> {
     tasks.push({ name: 'Brown genres', ...brownGenres(), features: { minDf: 2 }, tfidfForLr: true, C: positive('C', v.C, 10) });
     tasks.push({ name: 'Chinese classics', ...chineseClassics(), features: { analyzer: 'char', ngramRange: [1, 2] }, tfidfForLr: true, C: positive('C', v.C, 10) });
   }
-  console.log(`${'task'.padEnd(28)} ${'model'.padEnd(34)} ${'features'.padStart(8)} ${'train'.padStart(5)} ${'test'.padStart(5)} ${'accuracy'.padStart(8)} ${'fit s'.padStart(7)}`);
+  console.log(`${'task'.padEnd(28)} ${'model'.padEnd(46)} ${'features'.padStart(8)} ${'train'.padStart(5)} ${'test'.padStart(5)} ${'accuracy'.padStart(8)} ${'fit s'.padStart(7)}`);
   for (const t of tasks) {
     const ytr = t.train.map((d) => d.label), yte = t.test.map((d) => d.label);
     const run = (label: string, tfidf: boolean, fit: (x: CsrMatrix) => { predict(x: CsrMatrix): string[] }): void => {
@@ -227,7 +227,7 @@ async function classify(v: Values): Promise<number> {
       const m = fit(xtr);
       const acc = accuracy(m.predict(xte), yte);
       const desc = `${label} (${tfidf ? 'tf-idf' : 'counts'}, ${t.features.analyzer ?? 'word'} ${(t.features.ngramRange ?? [1, 1]).join('-')})`;
-      console.log(`${t.name.slice(0, 28).padEnd(28)} ${desc.padEnd(34)} ${String(xtr.cols).padStart(8)} ${String(xtr.rows).padStart(5)} ${String(xte.rows).padStart(5)} ${acc.toFixed(3).padStart(8)} ${((performance.now() - t0) / 1000).toFixed(2).padStart(7)}`);
+      console.log(`${t.name.slice(0, 28).padEnd(28)} ${desc.padEnd(46)} ${String(xtr.cols).padStart(8)} ${String(xtr.rows).padStart(5)} ${String(xte.rows).padStart(5)} ${acc.toFixed(3).padStart(8)} ${((performance.now() - t0) / 1000).toFixed(2).padStart(7)}`);
     };
     if (model !== 'lr') run(`naive Bayes α=${alpha}`, v.tfidf && tasks.length === 1, (x) => new MultinomialNB({ alpha }).fit(x, ytr));
     if (model !== 'nb') run(`logistic regression C=${t.C}`, t.tfidfForLr, (x) => new LogisticRegression({ C: t.C, maxIter }).fit(x, ytr));
