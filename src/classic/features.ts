@@ -126,6 +126,55 @@ function compilePattern(p: string | RegExp | undefined): RegExp {
 }
 
 /**
+ * A trie whose edges live in one open-addressing hash table: node = (parent node, symbol),
+ * roots have parent -1. Nodes are numbered 0, 1, 2, … in order of creation.
+ */
+class PairTrie {
+  private ka = new Int32Array(1 << 12);
+  private kb = new Int32Array(1 << 12);
+  private val = new Int32Array(1 << 12).fill(-1);
+  private mask = (1 << 12) - 1;
+  parents = new Int32Array(1 << 12);
+  syms = new Int32Array(1 << 12);
+  size = 0;
+
+  /** The node (parent, sym), created if new. */
+  child(parent: number, sym: number): number {
+    let h = (Math.imul(parent, 0x9e3779b1) ^ Math.imul(sym + 0x7f4a7c15, 0x85ebca77)) | 0;
+    h = (h ^ (h >>> 15)) & this.mask;
+    const ka = this.ka, kb = this.kb, val = this.val;
+    for (;;) {
+      const v = val[h];
+      if (v < 0) break;
+      if (ka[h] === parent && kb[h] === sym) return v;
+      h = (h + 1) & this.mask;
+    }
+    const node = this.size++;
+    if (node === this.parents.length) {
+      const p2 = new Int32Array(node * 2); p2.set(this.parents); this.parents = p2;
+      const s2 = new Int32Array(node * 2); s2.set(this.syms); this.syms = s2;
+    }
+    this.parents[node] = parent; this.syms[node] = sym;
+    ka[h] = parent; kb[h] = sym; val[h] = node;
+    if (node * 2 > this.mask) this.grow();
+    return node;
+  }
+
+  private grow(): void {
+    const { ka, kb, val } = this;
+    const cap = (this.mask + 1) * 2;
+    this.ka = new Int32Array(cap); this.kb = new Int32Array(cap); this.val = new Int32Array(cap).fill(-1); this.mask = cap - 1;
+    for (let i = 0; i < val.length; i++) {
+      if (val[i] < 0) continue;
+      let h = (Math.imul(ka[i], 0x9e3779b1) ^ Math.imul(kb[i] + 0x7f4a7c15, 0x85ebca77)) | 0;
+      h = (h ^ (h >>> 15)) & this.mask;
+      while (this.val[h] >= 0) h = (h + 1) & this.mask;
+      this.ka[h] = ka[i]; this.kb[h] = kb[i]; this.val[h] = val[i];
+    }
+  }
+}
+
+/**
  * The n-grams of texts as nodes of a trie held in one open-addressing hash table: node =
  * (parent node, symbol), the symbol a code point (char analyzers) or a token id (word analyzer).
  * Walking a text costs one table probe per gram and builds each distinct gram's string once, when
@@ -140,16 +189,12 @@ export class GramIndex {
   private readonly lower: boolean;
   private readonly re: RegExp | null;
   private readonly group: boolean;
-  private ka = new Int32Array(1 << 12);
-  private kb = new Int32Array(1 << 12);
-  private val = new Int32Array(1 << 12).fill(-1);
-  private mask = (1 << 12) - 1;
-  private parents = new Int32Array(1 << 12);
-  private symsOf = new Int32Array(1 << 12);
-  private nodes = 0;
+  /** Grams: symbols are code points (char analyzers) or token nodes of `toks` (word). */
+  private readonly g = new PairTrie();
+  /** Word mode: tokens as paths of UTF-16 units (a token's id is its node here: no string is made or hashed per token). */
+  private readonly toks = new PairTrie();
+  private readonly tokTexts = new Map<number, string>();
   private readonly defaultPattern: boolean;
-  private readonly tokIds = new Map<string, number>();
-  private readonly tokStrs: string[] = [];
   private syms = new Int32Array(1024);
 
   constructor(opts: AnalyzerOptions = {}) {
@@ -171,14 +216,14 @@ export class GramIndex {
   }
 
   /** Number of distinct grams (and prefixes of them) seen so far. */
-  get size(): number { return this.nodes; }
+  get size(): number { return this.g.size; }
   private texts: (string | undefined)[] = [];
   /** The text of a node (its parent's text, a space for word grams, its last symbol; memoised). */
   gram(node: number): string {
     let t = this.texts[node];
     if (t !== undefined) return t;
-    const p = this.parents[node], sym = this.symsOf[node];
-    const piece = this.re ? this.tokStrs[sym] : String.fromCodePoint(sym);
+    const p = this.g.parents[node], sym = this.g.syms[node];
+    const piece = this.re ? this.tokText(sym) : String.fromCodePoint(sym);
     t = p < 0 ? piece : this.re ? this.gram(p) + ' ' + piece : this.gram(p) + piece;
     this.texts[node] = t;
     return t;
@@ -190,11 +235,26 @@ export class GramIndex {
    * every token character, so token-sequence order is text order — unless a custom pattern
    * yields tokens with characters at or below ' ', when the texts themselves are sorted.
    */
+  /** The text of a token node. */
+  private tokText(t: number): string {
+    let s = this.tokTexts.get(t);
+    if (s !== undefined) return s;
+    const units: number[] = [];
+    for (let v = t; v >= 0; v = this.toks.parents[v]) units.push(this.toks.syms[v]);
+    s = String.fromCharCode(...units.reverse());
+    this.tokTexts.set(t, s);
+    return s;
+  }
+
   sortedNodes(): Int32Array {
-    const n = this.nodes, out = new Int32Array(n);
+    const n = this.g.size, out = new Int32Array(n);
+    const parents = this.g.parents, symsOf = this.g.syms;
     let rank: Int32Array | null = null; // symbol → rank (word mode: tokens sorted as strings)
     if (this.re) {
-      const toks = this.tokStrs;
+      // The distinct tokens are the symbols of the root nodes (every token is a unigram node).
+      const ids: number[] = [];
+      for (let i = 0; i < n; i++) if (parents[i] < 0) ids.push(symsOf[i]);
+      const toks = ids.map((t) => this.tokText(t));
       if (toks.some((t) => /[\0- ]/.test(t))) {
         const strs = Array.from({ length: n }, (_, i) => this.gram(i));
         const ids = Array.from(strs.keys()).sort((a, b) => compareCodePoints(strs[a], strs[b]));
@@ -202,18 +262,19 @@ export class GramIndex {
         return out;
       }
       const high = toks.some((t) => /[\uD800-\uFFFF]/.test(t));
-      const order = high ? Array.from(toks.keys()).sort((a, b) => compareCodePoints(toks[a], toks[b])) : toks.slice().sort().map((t) => this.tokIds.get(t)!);
-      rank = new Int32Array(toks.length);
-      order.forEach((t, r) => { rank![t] = r; });
+      const pos = new Map(toks.map((t, i) => [t, i]));
+      const order = high ? Array.from(toks.keys()).sort((a, b) => compareCodePoints(toks[a], toks[b])) : toks.slice().sort().map((t) => pos.get(t)!);
+      rank = new Int32Array(this.toks.size);
+      order.forEach((i, r) => { rank![ids[i]] = r; });
     }
     // Children lists (CSR over parents; roots under parent -1 → slot n), each sorted by symbol rank.
     const start = new Int32Array(n + 2);
-    for (let i = 0; i < n; i++) start[(this.parents[i] < 0 ? n : this.parents[i]) + 1]++;
+    for (let i = 0; i < n; i++) start[(parents[i] < 0 ? n : parents[i]) + 1]++;
     for (let i = 0; i <= n; i++) start[i + 1] += start[i];
     const kids = new Int32Array(n), fill = start.slice(0, n + 1);
-    for (let i = 0; i < n; i++) kids[fill[this.parents[i] < 0 ? n : this.parents[i]]++] = i;
+    for (let i = 0; i < n; i++) kids[fill[parents[i] < 0 ? n : parents[i]]++] = i;
     const key = new Float64Array(n);
-    for (let i = 0; i < n; i++) key[i] = rank ? rank[this.symsOf[i]] : this.symsOf[i];
+    for (let i = 0; i < n; i++) key[i] = rank ? rank[symsOf[i]] : symsOf[i];
     for (let p = 0; p <= n; p++) {
       const a = start[p], b = start[p + 1];
       if (b - a > 1) kids.subarray(a, b).sort((x, y) => key[x] - key[y]);
@@ -230,40 +291,7 @@ export class GramIndex {
     return out;
   }
 
-  /** The node (parent, sym), created if new. */
-  private child(parent: number, sym: number): number {
-    let h = (Math.imul(parent, 0x9e3779b1) ^ Math.imul(sym + 0x7f4a7c15, 0x85ebca77)) | 0;
-    h = (h ^ (h >>> 15)) & this.mask;
-    const ka = this.ka, kb = this.kb, val = this.val;
-    for (;;) {
-      const v = val[h];
-      if (v < 0) break;
-      if (ka[h] === parent && kb[h] === sym) return v;
-      h = (h + 1) & this.mask;
-    }
-    const node = this.nodes++;
-    if (node === this.parents.length) {
-      const p2 = new Int32Array(node * 2); p2.set(this.parents); this.parents = p2;
-      const s2 = new Int32Array(node * 2); s2.set(this.symsOf); this.symsOf = s2;
-    }
-    this.parents[node] = parent; this.symsOf[node] = sym;
-    ka[h] = parent; kb[h] = sym; val[h] = node;
-    if (node * 2 > this.mask) this.grow();
-    return node;
-  }
-
-  private grow(): void {
-    const { ka, kb, val } = this;
-    const cap = (this.mask + 1) * 2;
-    this.ka = new Int32Array(cap); this.kb = new Int32Array(cap); this.val = new Int32Array(cap).fill(-1); this.mask = cap - 1;
-    for (let i = 0; i < val.length; i++) {
-      if (val[i] < 0) continue;
-      let h = (Math.imul(ka[i], 0x9e3779b1) ^ Math.imul(kb[i] + 0x7f4a7c15, 0x85ebca77)) | 0;
-      h = (h ^ (h >>> 15)) & this.mask;
-      while (this.val[h] >= 0) h = (h + 1) & this.mask;
-      this.ka[h] = ka[i]; this.kb[h] = kb[i]; this.val[h] = val[i];
-    }
-  }
+  private child(parent: number, sym: number): number { return this.g.child(parent, sym); }
 
   private push(n: number, sym: number): void {
     if (n === this.syms.length) { const s = new Int32Array(n * 2); s.set(this.syms); this.syms = s; }
@@ -299,26 +327,25 @@ export class GramIndex {
     if (this.lower) text = text.toLowerCase();
     if (this.defaultPattern) {
       // sklearn's default pattern: maximal runs of ≥ 2 word characters, scanned without a regex.
+      const toks = this.toks;
       let n = 0;
       const L = text.length;
       for (let i = 0; i < L; ) {
         // Skip non-word characters, then take the run of word characters (cps: its code points).
         let c = text.charCodeAt(i);
         if (c < 128 ? ASCII_WORD[c] === 0 : !isWordAt(text, i)) { i += width(text, i, c); continue; }
-        const a = i;
-        let cps = 0;
+        let cps = 0, tok = -1;
         while (i < L) {
           c = text.charCodeAt(i);
-          if (c < 128) { if (ASCII_WORD[c] === 0) break; i++; cps++; continue; }
+          if (c < 128) { if (ASCII_WORD[c] === 0) break; tok = toks.child(tok, c); i++; cps++; continue; }
           if (!isWordAt(text, i)) break;
-          i += width(text, i, c);
+          tok = toks.child(tok, c);
+          if (width(text, i, c) === 2) tok = toks.child(tok, text.charCodeAt(++i));
+          i++;
           cps++;
         }
         if (cps < 2) continue;
-        const t = text.slice(a, i);
-        let id = this.tokIds.get(t);
-        if (id === undefined) { id = this.tokStrs.length; this.tokIds.set(t, id); this.tokStrs.push(t); }
-        this.push(n++, id);
+        this.push(n++, tok);
       }
       this.emitRange(0, n, emit);
       return;
@@ -330,9 +357,10 @@ export class GramIndex {
       for (let m: RegExpExecArray | null; (m = re.exec(text)) !== null; ) {
         if (m[0] === '') { re.lastIndex++; continue; }
         const t = this.group ? m[1] ?? '' : m[0];
-        let id = this.tokIds.get(t);
-        if (id === undefined) { id = this.tokStrs.length; this.tokIds.set(t, id); this.tokStrs.push(t); }
-        this.push(n++, id);
+        let tok = -1;
+        for (let j = 0; j < t.length; j++) tok = this.toks.child(tok, t.charCodeAt(j));
+        if (tok < 0) continue; // an empty group: no token
+        this.push(n++, tok);
       }
       this.emitRange(0, n, emit);
       return;
