@@ -80,6 +80,7 @@ test('ngram features: bad input names the option or file', async () => {
     [['--data', data, '--hashing', '64', '--min-df', '2', '--out', o], /--hashing has no vocabulary/],
     [['--data', data, '--norm', 'l3', '--tfidf', '--out', o], /--norm must be l2, l1 or none/],
     [['--data', data, '--vocab', data, '--out', o], /--vocab .*docs\.txt/],
+    [['--data', data, '--vocab', data, '--n', '2', '--out', o], /come from the saved vocabulary; drop --n/],
   ];
   for (const [args, re] of cases) await assert.rejects(ngram.run(['features', ...args]), re, args.join(' '));
 });

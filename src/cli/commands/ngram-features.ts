@@ -160,6 +160,9 @@ async function features(v: Values): Promise<number> {
   if (!v.tfidf && (v.norm !== undefined || v['no-idf'] || v['no-smooth-idf'] || v['sublinear-tf']) && v.hashing === undefined) throw new ClassicInputError('--norm, --no-idf, --no-smooth-idf and --sublinear-tf go with --tfidf');
   try {
     if (v.vocab !== undefined) {
+      const fixed = (['n', 'char', 'char-wb', 'min-df', 'max-df', 'max-features', 'tfidf', 'binary', 'hashing', 'han', 'token-pattern', 'no-lowercase', 'vocab-out'] as const)
+        .filter((k) => v[k] !== undefined && v[k] !== false);
+      if (fixed.length) throw new ClassicInputError(`--vocab ${v.vocab}: the analyzer, n range and weighting come from the saved vocabulary; drop ${fixed.map((k) => `--${k}`).join(', ')}`);
       let json: unknown;
       try { json = JSON.parse(readFileSync(v.vocab, 'utf8')); } catch (e) { throw new ClassicInputError(`--vocab ${v.vocab}: ${(e as Error).message}`); }
       const vec = CountVectorizer.fromJSON(json, `--vocab ${v.vocab}`);
