@@ -235,6 +235,19 @@ export class GramIndex {
    * every token character, so token-sequence order is text order — unless a custom pattern
    * yields tokens with characters at or below ' ', when the texts themselves are sorted.
    */
+  /** The symbols of the current segment (see segments). */
+  get symbols(): Int32Array { return this.syms; }
+  /** Word mode? (symbols are token nodes, else code points.) */
+  get words(): boolean { return this.re !== null; }
+
+  private tokBytes: (Uint8Array | undefined)[] = [];
+  /** The UTF-8 bytes of a token node (cached). */
+  tokenBytes(t: number): Uint8Array {
+    let b = this.tokBytes[t];
+    if (b === undefined) b = this.tokBytes[t] = new TextEncoder().encode(this.tokText(t));
+    return b;
+  }
+
   /** The text of a token node. */
   private tokText(t: number): string {
     let s = this.tokTexts.get(t);
@@ -324,6 +337,20 @@ export class GramIndex {
 
   /** Feed each n-gram occurrence of `text` (as a node) to `emit`, by start position, then by n. */
   walk(text: string, emit: (node: number) => void): void {
+    this.segments(text, (n, whole) => {
+      if (!whole) { this.emitRange(0, n, emit); return; }
+      let node = -1;
+      for (let k = 0; k < n; k++) node = this.child(node, this.syms[k]);
+      emit(node);
+    });
+  }
+
+  /**
+   * Cut `text` into symbol sequences (left in `symbols`): word mode, one sequence of token nodes;
+   * char, one of code points; char_wb, one per padded word. `range(n, whole)` is called for each:
+   * its n-grams are those of symbols[0..n), or, when `whole`, the one gram symbols[0..n).
+   */
+  segments(text: string, range: (n: number, whole: boolean) => void): void {
     if (this.lower) text = text.toLowerCase();
     if (this.defaultPattern) {
       // sklearn's default pattern: maximal runs of ≥ 2 word characters, scanned without a regex.
@@ -347,7 +374,7 @@ export class GramIndex {
         if (cps < 2) continue;
         this.push(n++, tok);
       }
-      this.emitRange(0, n, emit);
+      range(n, false);
       return;
     }
     if (this.re) {
@@ -362,12 +389,12 @@ export class GramIndex {
         if (tok < 0) continue; // an empty group: no token
         this.push(n++, tok);
       }
-      this.emitRange(0, n, emit);
+      range(n, false);
       return;
     }
     if (this.analyzer === 'char') {
       text = text.replace(WS_RUN, ' ');
-      this.emitRange(0, this.codePoints(text, 0, text.length, 0), emit);
+      range(this.codePoints(text, 0, text.length, 0), false);
       return;
     }
     // char_wb: each whitespace-separated word padded with a space each side; a padded word
@@ -377,11 +404,7 @@ export class GramIndex {
       this.push(0, 32);
       const len = this.codePoints(w, 0, w.length, 1) + 1;
       this.push(len - 1, 32);
-      if (this.lo > len) {
-        let node = -1;
-        for (let k = 0; k < len; k++) node = this.child(node, this.syms[k]);
-        emit(node);
-      } else this.emitRange(0, len, emit);
+      range(len, this.lo > len);
     }
   }
 }
@@ -848,6 +871,82 @@ export interface HashingOptions extends AnalyzerOptions {
 }
 
 /**
+ * Hashed rows: MurmurHash3_x86_32 of each gram's UTF-8 bytes, streamed token by token (word) or
+ * code point by code point (char), so that no gram string is built and no vocabulary is kept:
+ * extending a gram by one symbol feeds only that symbol's bytes, and each n in [lo, hi] reads
+ * the hash off a copy of the running state.
+ */
+function hashMatrix(docs: readonly string[], grams: GramIndex, nFeatures: number, alternateSign: boolean): CsrMatrix {
+  const indptr = new Int32Array(docs.length + 1);
+  let indices = new Int32Array(1 << 16), data = new Float64Array(1 << 16), nnz = 0;
+  let row = new Int32Array(256), len = 0; // column << 1 | (1 for a −1)
+  const { lo, hi } = grams, words = grams.words;
+  const C1 = 0xcc9e2d51, C2 = 0x1b873593;
+  // Running MurmurHash3 state: h, the pending bytes of the current 4-byte block (acc, cnt), total length.
+  let h = 0, acc = 0, cnt = 0, total = 0;
+  const byte = (b: number): void => {
+    acc |= b << (cnt << 3);
+    if (++cnt === 4) {
+      let k = Math.imul(acc, C1); k = (k << 15) | (k >>> 17); k = Math.imul(k, C2);
+      h ^= k; h = (h << 13) | (h >>> 19); h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+      acc = 0; cnt = 0;
+    }
+    total++;
+  };
+  const push = (): void => {
+    // Finish a copy of the state (tail block, length, final mix) and record the column.
+    let x = h;
+    if (cnt > 0) { let k = Math.imul(acc, C1); k = (k << 15) | (k >>> 17); k = Math.imul(k, C2); x ^= k; }
+    x ^= total;
+    x ^= x >>> 16; x = Math.imul(x, 0x85ebca6b); x ^= x >>> 13; x = Math.imul(x, 0xc2b2ae35); x ^= x >>> 16;
+    x |= 0;
+    const col = x === -2147483648 ? (2147483647 - (nFeatures - 1)) % nFeatures : Math.abs(x) % nFeatures;
+    if (len === row.length) { const r2 = new Int32Array(len * 2); r2.set(row); row = r2; }
+    row[len++] = (col << 1) | (alternateSign && x < 0 ? 1 : 0);
+  };
+  const feed = (sym: number): void => {
+    if (words) { const b = grams.tokenBytes(sym); for (let i = 0; i < b.length; i++) byte(b[i]); return; }
+    if (sym < 0x80) byte(sym);
+    else if (sym < 0x800) { byte(0xc0 | (sym >> 6)); byte(0x80 | (sym & 63)); }
+    else if (sym < 0x10000) { if (sym >= 0xd800 && sym < 0xe000) sym = 0xfffd; byte(0xe0 | (sym >> 12)); byte(0x80 | ((sym >> 6) & 63)); byte(0x80 | (sym & 63)); }
+    else { byte(0xf0 | (sym >> 18)); byte(0x80 | ((sym >> 12) & 63)); byte(0x80 | ((sym >> 6) & 63)); byte(0x80 | (sym & 63)); }
+  };
+  const range = (n: number, whole: boolean): void => {
+    const syms = grams.symbols;
+    if (whole) { h = 0; acc = 0; cnt = 0; total = 0; for (let k = 0; k < n; k++) feed(syms[k]); push(); return; }
+    for (let i = 0; i < n; i++) {
+      h = 0; acc = 0; cnt = 0; total = 0;
+      const top = Math.min(hi, n - i);
+      for (let k = 1; k <= top; k++) {
+        if (words && k > 1) byte(32);
+        feed(syms[i + k - 1]);
+        if (k >= lo) push();
+      }
+    }
+  };
+  for (let d = 0; d < docs.length; d++) {
+    len = 0;
+    grams.segments(docs[d], range);
+    if (len > 0) {
+      const r = row.subarray(0, len);
+      if (len <= 24) { for (let i = 1; i < len; i++) { const v = r[i]; let j = i - 1; while (j >= 0 && r[j] > v) { r[j + 1] = r[j]; j--; } r[j + 1] = v; } } else r.sort();
+      if (nnz + len > indices.length) {
+        const cap = Math.max(indices.length * 2, nnz + len);
+        const i2 = new Int32Array(cap); i2.set(indices); indices = i2; const d2 = new Float64Array(cap); d2.set(data); data = d2;
+      }
+      let last = -1;
+      for (let i = 0; i < len; i++) {
+        const v = r[i], c = v >> 1, w = v & 1 ? -1 : 1;
+        if (c === last) data[nnz - 1] += w;
+        else { indices[nnz] = c; data[nnz] = w; nnz++; last = c; }
+      }
+    }
+    indptr[d + 1] = nnz;
+  }
+  return { rows: docs.length, cols: nFeatures, indptr, indices: indices.slice(0, nnz), data: data.slice(0, nnz) };
+}
+
+/**
  * The hashing trick (sklearn's HashingVectorizer): no vocabulary; gram g goes to column
  * |murmurhash3(g)| mod nFeatures with sign(murmurhash3(g)) when alternateSign.
  */
@@ -873,11 +972,7 @@ export class HashingVectorizer {
   }
   transform(docs: readonly string[]): CsrMatrix {
     if (docs.length === 0) throw new ClassicInputError('no documents to vectorize');
-    const grams = new GramIndex(this.opts);
-    const hash = new Int32Array(1);
-    // One hash per distinct gram: its column, and its sign remembered for the weight.
-    const m = countMatrix(docs, grams, (node) => { hash[0] = murmurhash3(grams.gram(node)); return this.columnOfHash(hash[0]); }, this.nFeatures,
-      this.alternateSign ? () => (hash[0] < 0 ? -1 : 1) : undefined);
+    const m = hashMatrix(docs, new GramIndex(this.opts), this.nFeatures, this.alternateSign);
     if (this.binary) m.data.fill(1);
     if (this.norm) normalizeRows(m, this.norm);
     return m;
