@@ -911,16 +911,53 @@ function hashMatrix(docs: readonly string[], grams: GramIndex, nFeatures: number
     else if (sym < 0x10000) { if (sym >= 0xd800 && sym < 0xe000) sym = 0xfffd; byte(0xe0 | (sym >> 12)); byte(0x80 | ((sym >> 6) & 63)); byte(0x80 | (sym & 63)); }
     else { byte(0xf0 | (sym >> 18)); byte(0x80 | ((sym >> 12) & 63)); byte(0x80 | ((sym >> 6) & 63)); byte(0x80 | (sym & 63)); }
   };
+  let bytes = new Uint8Array(256);
   const range = (n: number, whole: boolean): void => {
     const syms = grams.symbols;
     if (whole) { h = 0; acc = 0; cnt = 0; total = 0; for (let k = 0; k < n; k++) feed(syms[k]); push(); return; }
+    if (!words) {
+      for (let i = 0; i < n; i++) {
+        h = 0; acc = 0; cnt = 0; total = 0;
+        const top = Math.min(hi, n - i);
+        for (let k = 1; k <= top; k++) { feed(syms[i + k - 1]); if (k >= lo) push(); }
+      }
+      return;
+    }
+    // Word grams, the hot case: the segment's bytes (tokens joined by spaces) in one array, each
+    // gram a byte range of it, hashed with the state in local variables.
+    let nb = 0;
+    const starts = new Int32Array(n + 1);
+    for (let t = 0; t < n; t++) {
+      const tb = grams.tokenBytes(syms[t]);
+      if (nb + tb.length + 1 > bytes.length) { const b2 = new Uint8Array((nb + tb.length + 1) * 2); b2.set(bytes); bytes = b2; }
+      starts[t] = nb;
+      bytes.set(tb, nb); nb += tb.length;
+      bytes[nb++] = 32;
+    }
+    starts[n] = nb;
     for (let i = 0; i < n; i++) {
-      h = 0; acc = 0; cnt = 0; total = 0;
+      let hh = 0, a = 0, c = 0, p = starts[i];
       const top = Math.min(hi, n - i);
       for (let k = 1; k <= top; k++) {
-        if (words && k > 1) byte(32);
-        feed(syms[i + k - 1]);
-        if (k >= lo) push();
+        const end = starts[i + k] - 1; // this gram's bytes: [starts[i], end), the space before token i+k-1 included
+        for (; p < end; p++) {
+          a |= bytes[p] << (c << 3);
+          if (++c === 4) {
+            let x = Math.imul(a, C1); x = (x << 15) | (x >>> 17); x = Math.imul(x, C2);
+            hh ^= x; hh = (hh << 13) | (hh >>> 19); hh = (Math.imul(hh, 5) + 0xe6546b64) | 0;
+            a = 0; c = 0;
+          }
+        }
+        if (k >= lo) {
+          let x = hh;
+          if (c > 0) { let y = Math.imul(a, C1); y = (y << 15) | (y >>> 17); y = Math.imul(y, C2); x ^= y; }
+          x ^= end - starts[i];
+          x ^= x >>> 16; x = Math.imul(x, 0x85ebca6b); x ^= x >>> 13; x = Math.imul(x, 0xc2b2ae35); x ^= x >>> 16;
+          x |= 0;
+          const col = x === -2147483648 ? (2147483647 - (nFeatures - 1)) % nFeatures : Math.abs(x) % nFeatures;
+          if (len === row.length) { const r2 = new Int32Array(len * 2); r2.set(row); row = r2; }
+          row[len++] = (col << 1) | (alternateSign && x < 0 ? 1 : 0);
+        }
       }
     }
   };
