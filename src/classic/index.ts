@@ -7,3 +7,6 @@ export * from './ngram.js';
 export * from './arpa.js';
 export * from './vectors.js';
 export * from './word2vec.js';
+// n-gram features (sklearn's Count/Tfidf/HashingVectorizer) and classifiers on them (#23 items 1 and 3)
+export * from './features.js';
+export * from './classify.js';
