@@ -7,3 +7,6 @@ export * from './ngram.js';
 export * from './arpa.js';
 export * from './vectors.js';
 export * from './word2vec.js';
+// Q-gram distances and similarities, fuzzy matching through an inverted index of grams.
+export * from './qgram.js';
+export * from './match.js';
