@@ -25,6 +25,12 @@ export interface MatchOptions {
   top?: number;
   /** Similarity metrics: keep score >= threshold; 'qgram': keep distance <= threshold. */
   threshold?: number;
+  /**
+   * Candidate generation with a threshold: 'prefix' probes only the rarest grams and verifies,
+   * 'full' accumulates over every posting list of the query, 'auto' (default) picks the one with
+   * fewer estimated memory touches. Results are the same.
+   */
+  strategy?: 'auto' | 'prefix' | 'full';
 }
 
 export interface Match {
@@ -121,26 +127,30 @@ function checkOptions(opts: MatchOptions): { metric: QgramMetric; top: number | 
 }
 
 const SLACK = 1e-9;
+/** Cost of verifying one candidate, in posting-list entries (measured: ~10–20). */
+const VERIFY_COST = 16;
 
 export class QgramIndex {
   readonly encoder: QgramEncoder;
   /** Number of candidates. */
   n = 0;
   /** Forward profiles: candidate c's grams are fwdIds[fwdOff[c] .. fwdOff[c+1]). */
-  fwdOff: Float64Array = new Float64Array(1);
+  fwdOff: Int32Array = new Int32Array(1);
   fwdIds: Int32Array = new Int32Array(0);
   fwdCnt: Uint16Array | Int32Array = new Int32Array(0);
   /** Per candidate: distinct grams, grams with multiplicity, sum of squared counts. */
   total: Int32Array = new Int32Array(0);
   sumSq: Float64Array = new Float64Array(0);
   /** Posting lists: gram g's candidates are postDoc[postOff[g] .. postOff[g+1]), ascending. */
-  postOff: Float64Array = new Float64Array(1);
+  postOff: Int32Array = new Int32Array(1);
   postDoc: Int32Array = new Int32Array(0);
   postCnt: Uint16Array | Int32Array = new Int32Array(0);
   /** Candidates in order of total gram count, ascending (ties by index). */
   private byTotal: Int32Array = new Int32Array(0);
   private acc: Float64Array = new Float64Array(0);
   private touched: Int32Array = new Int32Array(0);
+  /** Query gram counts by gram id during a search (0 elsewhere), for verifying candidates. */
+  private qcount: Int32Array = new Int32Array(0);
   /** Counters of the last search. */
   stats: SearchStats = { probed: 0, grams: 0, postings: 0, touched: 0, verified: 0 };
 
@@ -157,7 +167,7 @@ export class QgramIndex {
     const idx = new QgramIndex(opts);
     const enc = idx.encoder;
     let ids: Int32Array = new Int32Array(1 << 16), cnt: Int32Array = new Int32Array(1 << 16), df: Int32Array = new Int32Array(1 << 12);
-    let off: number[] | Float64Array = [0];
+    const off: number[] = [0];
     const totals: number[] = [], sumSqs: number[] = [];
     let m = 0, maxCount = 0;
     for (const t of texts) {
@@ -176,25 +186,26 @@ export class QgramIndex {
         if (c > maxCount) maxCount = c;
         i = j;
       }
-      (off as number[]).push(m); totals.push(g.length); sumSqs.push(sq);
+      if (m > 0x7fffffff - 0x100000) throw new ClassicInputError(`too many grams to index (over 2^31 postings) after ${totals.length} candidates`);
+      off.push(m); totals.push(g.length); sumSqs.push(sq);
     }
     const n = totals.length, G = enc.grams.size;
-    off = Float64Array.from(off as number[]);
     idx.n = n;
-    idx.fwdOff = off;
+    idx.fwdOff = Int32Array.from(off);
+    const fwdOff = idx.fwdOff;
     idx.fwdIds = ids.slice(0, m);
     const narrow = maxCount <= 0xffff;
     idx.fwdCnt = narrow ? Uint16Array.from(cnt.subarray(0, m)) : cnt.slice(0, m);
     idx.total = Int32Array.from(totals);
     idx.sumSq = Float64Array.from(sumSqs);
     // Posting lists, filled in candidate order (so each is ascending).
-    const postOff = new Float64Array(G + 1);
+    const postOff = new Int32Array(G + 1);
     for (let gi = 0; gi < G; gi++) postOff[gi + 1] = postOff[gi] + df[gi];
-    const cursor = Float64Array.from(postOff.subarray(0, G));
+    const cursor = postOff.slice(0, G);
     const postDoc = new Int32Array(m), postCnt = narrow ? new Uint16Array(m) : new Int32Array(m);
     const fIds = idx.fwdIds, fCnt = idx.fwdCnt;
     for (let c = 0; c < n; c++) {
-      for (let p = off[c], e = off[c + 1]; p < e; p++) {
+      for (let p = fwdOff[c], e = fwdOff[c + 1]; p < e; p++) {
         const gi = fIds[p], at = cursor[gi]++;
         postDoc[at] = c; postCnt[at] = fCnt[p];
       }
@@ -203,6 +214,7 @@ export class QgramIndex {
     idx.byTotal = Int32Array.from({ length: n }, (_, i) => i).sort((a, b) => idx.total[a] - idx.total[b] || a - b);
     idx.acc = new Float64Array(n);
     idx.touched = new Int32Array(n);
+    idx.qcount = new Int32Array(G);
     return idx;
   }
 
@@ -259,7 +271,9 @@ export class QgramIndex {
   search(query: string | Profile, opts: MatchOptions = {}): Match[] {
     const o = checkOptions(opts);
     const p = typeof query === 'string' ? this.queryProfile(query) : query;
-    return this.searchProfile(p, o.metric, o.top, o.threshold, -1);
+    if (opts.strategy !== undefined && !['auto', 'prefix', 'full'].includes(opts.strategy)) throw new ClassicInputError(`strategy must be auto, prefix or full, got '${opts.strategy}'`);
+    const strategy = opts.strategy ?? 'auto';
+    return this.searchProfile(p, o.metric, o.top, o.threshold, -1, strategy);
   }
 
   /**
@@ -300,7 +314,7 @@ export class QgramIndex {
   }
 
   /** The search proper. Candidates with index <= `after` are skipped (self-join). */
-  private searchProfile(p: Profile, metric: QgramMetric, top: number | undefined, t: number | undefined, after: number): Match[] {
+  private searchProfile(p: Profile, metric: QgramMetric, top: number | undefined, t: number | undefined, after: number, strategy: 'auto' | 'prefix' | 'full'): Match[] {
     const dist = isDistance(metric);
     const sel = top === undefined ? new All(dist) : new TopK(top, dist);
     const G = this.grams;
@@ -312,7 +326,14 @@ export class QgramIndex {
     order.sort((a, b) => df(a) - df(b) || a - b);
     let probe = this.probeCount(metric, p, order, known, t);
     const fill = probe < 0;
-    if (fill) probe = known;
+    if (fill || strategy === 'full') probe = known;
+    else if (strategy === 'auto' && probe < known) {
+      // Verifying a candidate reads its forward profile at a random place: count it as
+      // VERIFY_COST postings, and at most one candidate per probed posting.
+      let all = 0, some = 0;
+      for (let k = 0; k < known; k++) { const len = df(order[k]); all += len; if (k < probe) some += len; }
+      if (some * VERIFY_COST >= all) probe = known;
+    }
     const full = probe === known;
     const acc = this.acc, touched = this.touched, postDoc = this.postDoc, postCnt = this.postCnt, postOff = this.postOff;
     let nt = 0, postings = 0;
@@ -338,6 +359,12 @@ export class QgramIndex {
       lo = lo * (1 - SLACK) - SLACK; hi = hi * (1 + SLACK) + SLACK;
     }
     let verified = 0;
+    const qcount = this.qcount, fwdIds = this.fwdIds, fwdCnt = this.fwdCnt, sums = new Float64Array(3);
+    if (!full) {
+      for (let k = 0; k < known; k++) qcount[p.ids[k]] = p.counts[k];
+      // Verify in candidate order: the forward profiles are then read front to back.
+      touched.subarray(0, nt).sort();
+    }
     for (let k = 0; k < nt; k++) {
       const c = touched[k];
       const v = acc[c];
@@ -348,14 +375,19 @@ export class QgramIndex {
         const cs = this.fwdOff[c + 1] - this.fwdOff[c];
         s = measureRaw(metric, v, v, v, p.size, p.total, p.sumSq, cs, this.total[c], this.sumSq[c]);
       } else {
-        const len = metric === 'qgram' ? this.total[c] : this.fwdOff[c + 1] - this.fwdOff[c];
+        const a = this.fwdOff[c], b = this.fwdOff[c + 1];
+        const len = metric === 'qgram' ? this.total[c] : b - a;
         if (len < lo || len > hi) continue;
         verified++;
-        s = this.scoreAgainst(metric, p, c);
+        // Verify: the candidate's grams looked up in the query's counts (no merge branches).
+        verifyInto(sums, qcount, fwdIds, fwdCnt, a, b);
+        const common = sums[0], sumMin = sums[1], dot = sums[2];
+        s = measureRaw(metric, common, sumMin, dot, p.size, p.total, p.sumSq, b - a, this.total[c], this.sumSq[c]);
       }
       if (t !== undefined && (dist ? s > t : s < t)) continue;
       sel.push(s, c);
     }
+    if (!full) for (let k = 0; k < known; k++) qcount[p.ids[k]] = 0;
     if (fill || (dist && t === undefined)) {
       // 'qgram': candidates sharing no gram are at |Q| + |C|; take them shortest first. (The
       // touched ones were scored above; acc was cleared, so mark them again to skip them.)
@@ -387,10 +419,20 @@ export class QgramIndex {
     for (let c = 0; c < this.n; c++) {
       const p = this.profileOf(c);
       if (p.size === 0) continue;
-      for (const m of this.searchProfile(p, metric, undefined, threshold, c)) out.push({ a: c, b: m.index, score: m.score });
+      for (const m of this.searchProfile(p, metric, undefined, threshold, c, 'auto')) out.push({ a: c, b: m.index, score: m.score });
     }
     return out;
   }
+}
+
+/** Overlap of one candidate's grams fwdIds[a..b) with the query's counts by gram id, into out[0..3). */
+function verifyInto(out: Float64Array, qcount: Int32Array, fwdIds: Int32Array, fwdCnt: Uint16Array | Int32Array, a: number, b: number): void {
+  let common = 0, sumMin = 0, dot = 0;
+  for (let x = a; x < b; x++) {
+    const qc = qcount[fwdIds[x]];
+    if (qc !== 0) { const cc = fwdCnt[x]; common++; sumMin += qc < cc ? qc : cc; dot += qc * cc; }
+  }
+  out[0] = common; out[1] = sumMin; out[2] = dot;
 }
 
 /** Candidate lines of a text file: non-blank lines with their 1-based line numbers. */
