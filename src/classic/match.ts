@@ -339,7 +339,13 @@ export class QgramIndex {
     let nt = 0, postings = 0;
     for (let k = 0; k < probe; k++) {
       const pos = order[k], g = p.ids[pos], qc = p.counts[pos];
-      const a = postOff[g], b = postOff[g + 1];
+      const b = postOff[g + 1];
+      let a = postOff[g];
+      if (after >= 0) {
+        // Self-join: only candidates after `after` (posting lists are ascending).
+        let hi = b;
+        while (a < hi) { const mid = (a + hi) >>> 1; if (postDoc[mid] <= after) a = mid + 1; else hi = mid; }
+      }
       postings += b - a;
       // Accumulate what the metric needs: distinct grams shared, Σmin, or the dot product.
       if (metric === 'qgram') {
