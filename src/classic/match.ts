@@ -127,8 +127,8 @@ function checkOptions(opts: MatchOptions): { metric: QgramMetric; top: number | 
 }
 
 const SLACK = 1e-9;
-/** Cost of verifying one candidate, in posting-list entries (measured: ~10–20). */
-const VERIFY_COST = 16;
+/** Cost of verifying one candidate, in posting-list entries (measured: ~15–30). */
+const VERIFY_COST = 24;
 
 export class QgramIndex {
   readonly encoder: QgramEncoder;
@@ -211,7 +211,16 @@ export class QgramIndex {
       }
     }
     idx.postOff = postOff; idx.postDoc = postDoc; idx.postCnt = postCnt;
-    idx.byTotal = Int32Array.from({ length: n }, (_, i) => i).sort((a, b) => idx.total[a] - idx.total[b] || a - b);
+    // Counting sort by total (stable: ties stay in index order).
+    const tot = idx.total;
+    let maxTotal = 0;
+    for (let c = 0; c < n; c++) if (tot[c] > maxTotal) maxTotal = tot[c];
+    const start = new Int32Array(maxTotal + 2);
+    for (let c = 0; c < n; c++) start[tot[c] + 1]++;
+    for (let v = 0; v <= maxTotal; v++) start[v + 1] += start[v];
+    const byTotal = new Int32Array(n);
+    for (let c = 0; c < n; c++) byTotal[start[tot[c]]++] = c;
+    idx.byTotal = byTotal;
     idx.acc = new Float64Array(n);
     idx.touched = new Int32Array(n);
     idx.qcount = new Int32Array(G);
@@ -273,6 +282,9 @@ export class QgramIndex {
     const p = typeof query === 'string' ? this.queryProfile(query) : query;
     if (opts.strategy !== undefined && !['auto', 'prefix', 'full'].includes(opts.strategy)) throw new ClassicInputError(`strategy must be auto, prefix or full, got '${opts.strategy}'`);
     const strategy = opts.strategy ?? 'auto';
+    if (o.top !== undefined && strategy === 'auto' && o.metric !== 'overlap') {
+      return this.searchTopK(p, o.metric, o.top, o.threshold);
+    }
     return this.searchProfile(p, o.metric, o.top, o.threshold, -1, strategy);
   }
 
@@ -398,19 +410,110 @@ export class QgramIndex {
       // 'qgram': candidates sharing no gram are at |Q| + |C|; take them shortest first. (The
       // touched ones were scored above; acc was cleared, so mark them again to skip them.)
       for (let k = 0; k < nt; k++) acc[touched[k]] = 1;
-      for (let k = 0; k < this.n; k++) {
-        const c = this.byTotal[k];
-        const s = p.total + this.total[c];
-        if (t !== undefined && s > t) break;
-        const w = sel.worst();
-        if (w !== undefined && s > w) break;
-        if (acc[c] !== 0 || c <= after) continue;
-        sel.push(measureRaw(metric, 0, 0, 0, p.size, p.total, p.sumSq, this.size(c), this.total[c], this.sumSq[c]), c);
-      }
+      this.fillUnshared(sel, p, metric, t, after);
       for (let k = 0; k < nt; k++) acc[touched[k]] = 0;
     }
     this.stats = { probed: probe, grams: p.size, postings, touched: nt, verified };
     return sel.result();
+  }
+
+  /**
+   * Top-K, rarest grams first with a rising bar. Phase 1 verifies every candidate of a probed
+   * posting list at once (exact score), and the K-th best so far (or the threshold, whichever is
+   * stricter) bounds how many of the query's grams need probing at all (`probeCount`) and which
+   * candidate sizes can still enter (length filter: the bar only rises). When the next list is
+   * too long to verify its candidates one by one, phase 2 accumulates the remaining lists
+   * (ScanCount) for the candidates phase 1 never saw: their overlap lies entirely in those grams,
+   * so their scores are exact too. Every candidate left out scores strictly worse than the K-th.
+   */
+  private searchTopK(p: Profile, metric: QgramMetric, top: number, t: number | undefined): Match[] {
+    const dist = isDistance(metric);
+    const sel = new TopK(top, dist);
+    const G = this.grams;
+    let known = 0;
+    while (known < p.size && p.ids[known] < G) known++;
+    const postOff = this.postOff, postDoc = this.postDoc, postCnt = this.postCnt, fwdOff = this.fwdOff, fwdIds = this.fwdIds, fwdCnt = this.fwdCnt;
+    const order = Int32Array.from({ length: known }, (_, k) => k);
+    const df = (k: number): number => postOff[p.ids[k] + 1] - postOff[p.ids[k]];
+    order.sort((a, b) => df(a) - df(b) || a - b);
+    let total = 0;
+    for (let k = 0; k < known; k++) total += df(k);
+    const acc = this.acc, touched = this.touched, qcount = this.qcount, sums = new Float64Array(3);
+    for (let k = 0; k < known; k++) qcount[p.ids[k]] = p.counts[k];
+    let nt = 0, postings = 0, verified = 0, k = 0, stopped = false;
+    // Phase 1: acc = -1 marks a candidate resolved (verified, or out by its size).
+    for (; k < known; k++) {
+      const w = sel.worst();
+      const bar = w === undefined ? t : t === undefined ? w : dist ? Math.min(w, t) : Math.max(w, t);
+      let lo = 0, hi = Infinity;
+      if (bar !== undefined) {
+        const need = this.probeCount(metric, p, order, known, bar);
+        if (need >= 0 && k >= need) { stopped = true; break; }
+        if (metric === 'jaccard' && bar > 0) { lo = bar * p.size; hi = p.size / bar; }
+        else if (metric === 'dice' && bar > 0) { lo = (bar * p.size) / (2 - bar); hi = ((2 - bar) * p.size) / bar; }
+        else if (metric === 'qgram') { lo = p.total - bar; hi = p.total + bar; }
+        lo = lo * (1 - SLACK) - SLACK; hi = hi * (1 + SLACK) + SLACK;
+      }
+      // Verifying a list pays only if it lets us stop early: spend at most an eighth of what a full
+      // ScanCount costs on it.
+      if ((postings + df(order[k])) * VERIFY_COST > total / 8) break;
+      const g = p.ids[order[k]], a = postOff[g], b = postOff[g + 1];
+      postings += b - a;
+      for (let x = a; x < b; x++) {
+        const c = postDoc[x];
+        if (acc[c] !== 0) continue;
+        acc[c] = -1; touched[nt++] = c;
+        const ca = fwdOff[c], cb = fwdOff[c + 1];
+        const len = metric === 'qgram' ? this.total[c] : cb - ca;
+        if (len < lo || len > hi) continue;
+        verified++;
+        verifyInto(sums, qcount, fwdIds, fwdCnt, ca, cb);
+        const s = measureRaw(metric, sums[0], sums[1], sums[2], p.size, p.total, p.sumSq, cb - ca, this.total[c], this.sumSq[c]);
+        if (t !== undefined && (dist ? s > t : s < t)) continue;
+        sel.push(s, c);
+      }
+    }
+    const probed = k;
+    if (!stopped && k < known) {
+      // Phase 2: ScanCount over the remaining grams for candidates not resolved in phase 1.
+      const first = nt;
+      for (; k < known; k++) {
+        const pos = order[k], g = p.ids[pos], qc = p.counts[pos], a = postOff[g], b = postOff[g + 1];
+        postings += b - a;
+        if (metric === 'qgram') {
+          for (let x = a; x < b; x++) { const d = postDoc[x], v = acc[d]; if (v < 0) continue; if (v === 0) touched[nt++] = d; const c = postCnt[x]; acc[d] = v + (c < qc ? c : qc); }
+        } else if (metric === 'cosine') {
+          for (let x = a; x < b; x++) { const d = postDoc[x], v = acc[d]; if (v < 0) continue; if (v === 0) touched[nt++] = d; acc[d] = v + postCnt[x] * qc; }
+        } else {
+          for (let x = a; x < b; x++) { const d = postDoc[x], v = acc[d]; if (v < 0) continue; if (v === 0) touched[nt++] = d; acc[d] = v + 1; }
+        }
+      }
+      for (let i = first; i < nt; i++) {
+        const c = touched[i], v = acc[c];
+        const s = measureRaw(metric, v, v, v, p.size, p.total, p.sumSq, fwdOff[c + 1] - fwdOff[c], this.total[c], this.sumSq[c]);
+        if (t !== undefined && (dist ? s > t : s < t)) continue;
+        sel.push(s, c);
+      }
+    }
+    if (dist && !stopped) this.fillUnshared(sel, p, metric, t, -1);
+    for (let i = 0; i < nt; i++) acc[touched[i]] = 0;
+    for (let i = 0; i < known; i++) qcount[p.ids[i]] = 0;
+    this.stats = { probed, grams: p.size, postings, touched: nt, verified };
+    return sel.result();
+  }
+
+  /** 'qgram': candidates sharing no gram with the query (acc 0) are at |Q| + |C|; shortest first. */
+  private fillUnshared(sel: TopK | All, p: Profile, metric: QgramMetric, t: number | undefined, after: number): void {
+    const acc = this.acc;
+    for (let k = 0; k < this.n; k++) {
+      const c = this.byTotal[k];
+      const s = p.total + this.total[c];
+      if (t !== undefined && s > t) break;
+      const w = sel.worst();
+      if (w !== undefined && s > w) break;
+      if (acc[c] !== 0 || c <= after) continue;
+      sel.push(measureRaw(metric, 0, 0, 0, p.size, p.total, p.sumSq, this.size(c), this.total[c], this.sumSq[c]), c);
+    }
   }
 
   /**
