@@ -473,7 +473,37 @@ export class QgramIndex {
         sel.push(s, c);
       }
     }
-    const probed = k;
+    let probed = k;
+    if (!stopped && k < known) {
+      // With a bar, only the first `need` grams can bring a candidate that reaches it: if their
+      // lists are short beside the rest, walk them and verify each new candidate instead.
+      const w = sel.worst();
+      const bar = w === undefined ? t : t === undefined ? w : dist ? Math.min(w, t) : Math.max(w, t);
+      const need = bar === undefined ? -1 : this.probeCount(metric, p, order, known, bar);
+      if (need >= 0 && need < known) {
+        let mid = 0, all = 0;
+        for (let j = k; j < known; j++) { const l = df(order[j]); all += l; if (j < need) mid += l; }
+        if (mid * (1 + VERIFY_COST) < all) {
+          for (; k < need; k++) {
+            const g = p.ids[order[k]], a = postOff[g], b = postOff[g + 1];
+            postings += b - a;
+            for (let x = a; x < b; x++) {
+              const c = postDoc[x];
+              if (acc[c] !== 0) continue;
+              acc[c] = -1; touched[nt++] = c;
+              const ca = fwdOff[c], cb = fwdOff[c + 1];
+              verified++;
+              verifyInto(sums, qcount, fwdIds, fwdCnt, ca, cb);
+              const s = measureRaw(metric, sums[0], sums[1], sums[2], p.size, p.total, p.sumSq, cb - ca, this.total[c], this.sumSq[c]);
+              if (t !== undefined && (dist ? s > t : s < t)) continue;
+              sel.push(s, c);
+            }
+          }
+          probed = k;
+          stopped = true;
+        }
+      }
+    }
     if (!stopped && k < known) {
       // Phase 2: ScanCount over the remaining grams for candidates not resolved in phase 1.
       const first = nt;
