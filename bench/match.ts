@@ -11,7 +11,7 @@ import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import path from 'node:path';
-import { QgramIndex, type QgramMetric, type Match } from '../src/classic/index.js';
+import { QgramIndex, type QgramMetric, type QgramMatch } from '../src/classic/index.js';
 import { Rng } from '../src/classic/text.js';
 import { brownText } from '../src/train/quickstart.js';
 
@@ -102,8 +102,8 @@ export async function benchMatch(opts: { log?: (line: string) => void; candidate
     note: `${idx.grams.toLocaleString('en-US')} distinct 3-grams, ${idx.postDoc.length.toLocaleString('en-US')} postings; ${peer ? 'peer: fit_transform + transpose' : peerNote}` });
   emit({ task: 'index memory', metric: 'typed arrays', tslm: bytes / 2 ** 20, peer: null, unit: 'MiB', note: `forward + inverted profiles, 20 B/candidate of sizes and order; process RSS +${((rss - rss0) / 2 ** 20).toFixed(0)} MiB during build (with the strings)` });
 
-  const timeQueries = (qs: string[], f: (s: string) => Match[]): { qps: number; res: Match[][] } => {
-    const res: Match[][] = [];
+  const timeQueries = (qs: string[], f: (s: string) => QgramMatch[]): { qps: number; res: QgramMatch[][] } => {
+    const res: QgramMatch[][] = [];
     const t = performance.now();
     for (const s of qs) res.push(f(s));
     return { qps: qs.length / ((performance.now() - t) / 1000), res };

@@ -16,9 +16,9 @@
 import { existsSync, statSync, openSync, readSync, closeSync } from 'node:fs';
 import { ClassicInputError, ClassicFormatError } from './errors.js';
 import { readLines } from './text.js';
-import { QgramEncoder, measureRaw, isDistance, QGRAM_METRICS, type Profile, type QgramMetric, type QgramOptions } from './qgram.js';
+import { QgramEncoder, qgramMeasureRaw, isQgramDistance, QGRAM_METRICS, type GramProfile, type QgramMetric, type QgramOptions } from './qgram.js';
 
-export interface MatchOptions {
+export interface QgramMatchOptions {
   /** Measure to rank by (default 'jaccard'). */
   metric?: QgramMetric;
   /** Keep the best K (default: all that pass the threshold). */
@@ -33,14 +33,14 @@ export interface MatchOptions {
   strategy?: 'auto' | 'prefix' | 'full';
 }
 
-export interface Match {
+export interface QgramMatch {
   /** Candidate number (0-based, in the order given). */
   index: number;
   score: number;
 }
 
 /** Counters of the last search (for benchmarks and tests of the filters). */
-export interface SearchStats { probed: number; grams: number; postings: number; touched: number; verified: number }
+export interface QgramSearchStats { probed: number; grams: number; postings: number; touched: number; verified: number }
 
 /** Growable typed array helpers. */
 function growI32(a: Int32Array, need: number): Int32Array {
@@ -92,8 +92,8 @@ class TopK {
     }
     s[c] = score; ix[c] = index;
   }
-  result(): Match[] {
-    const out: Match[] = [];
+  result(): QgramMatch[] {
+    const out: QgramMatch[] = [];
     for (let j = 0; j < this.n; j++) out.push({ index: this.i[j], score: this.s[j] });
     return sortMatches(out, this.dist);
   }
@@ -101,19 +101,19 @@ class TopK {
 
 /** Collects every passing candidate (no --top). */
 class All {
-  readonly out: Match[] = [];
+  readonly out: QgramMatch[] = [];
   constructor(private readonly dist: boolean) {}
   admits(): boolean { return true; }
   worst(): number | undefined { return undefined; }
   push(score: number, index: number): void { this.out.push({ index, score }); }
-  result(): Match[] { return sortMatches(this.out, this.dist); }
+  result(): QgramMatch[] { return sortMatches(this.out, this.dist); }
 }
 
-function sortMatches(m: Match[], dist: boolean): Match[] {
+function sortMatches(m: QgramMatch[], dist: boolean): QgramMatch[] {
   return m.sort((a, b) => (a.score === b.score ? a.index - b.index : dist ? a.score - b.score : b.score - a.score));
 }
 
-function checkOptions(opts: MatchOptions): { metric: QgramMetric; top: number | undefined; threshold: number | undefined } {
+function checkOptions(opts: QgramMatchOptions): { metric: QgramMetric; top: number | undefined; threshold: number | undefined } {
   const metric = opts.metric ?? 'jaccard';
   if (!QGRAM_METRICS.includes(metric)) throw new ClassicInputError(`metric must be one of ${QGRAM_METRICS.join(', ')}, got '${metric}'`);
   const top = opts.top;
@@ -152,7 +152,7 @@ export class QgramIndex {
   /** Query gram counts by gram id during a search (0 elsewhere), for verifying candidates. */
   private qcount: Int32Array = new Int32Array(0);
   /** Counters of the last search. */
-  stats: SearchStats = { probed: 0, grams: 0, postings: 0, touched: 0, verified: 0 };
+  stats: QgramSearchStats = { probed: 0, grams: 0, postings: 0, touched: 0, verified: 0 };
 
   private constructor(opts: QgramOptions) {
     this.encoder = new QgramEncoder(opts);
@@ -228,14 +228,14 @@ export class QgramIndex {
   }
 
   /** The profile of candidate c (views into the index's arrays). */
-  profileOf(c: number): Profile {
+  profileOf(c: number): GramProfile {
     const a = this.fwdOff[c], b = this.fwdOff[c + 1];
     const counts = this.fwdCnt instanceof Int32Array ? this.fwdCnt.subarray(a, b) : Int32Array.from(this.fwdCnt.subarray(a, b));
     return { ids: this.fwdIds.subarray(a, b), counts, size: b - a, total: this.total[c], sumSq: this.sumSq[c] };
   }
 
   /** The profile of a query string (grams the index has never seen get ids >= this.grams). */
-  queryProfile(query: string): Profile {
+  queryProfile(query: string): GramProfile {
     const p = this.encoder.profile(query, false);
     if (p.size === 0) {
       throw new ClassicInputError(query.trim() === ''
@@ -245,8 +245,8 @@ export class QgramIndex {
     return p;
   }
 
-  /** Overlap of profile p with candidate c, by merging (the verification step and the scan). */
-  private scoreAgainst(metric: QgramMetric, p: Profile, c: number): number {
+  /** GramOverlap of profile p with candidate c, by merging (the verification step and the scan). */
+  private scoreAgainst(metric: QgramMetric, p: GramProfile, c: number): number {
     const ids = this.fwdIds, cnt = this.fwdCnt, pi = p.ids, pc = p.counts;
     let i = 0, j = this.fwdOff[c];
     const ie = pi.length, je = this.fwdOff[c + 1];
@@ -257,15 +257,15 @@ export class QgramIndex {
       else if (x > y) j++;
       else { const a = pc[i++], b = cnt[j++]; common++; sumMin += a < b ? a : b; dot += a * b; }
     }
-    if (common === 0 && !isDistance(metric)) return 0;
-    return measureRaw(metric, common, sumMin, dot, p.size, p.total, p.sumSq, je - this.fwdOff[c], this.total[c], this.sumSq[c]);
+    if (common === 0 && !isQgramDistance(metric)) return 0;
+    return qgramMeasureRaw(metric, common, sumMin, dot, p.size, p.total, p.sumSq, je - this.fwdOff[c], this.total[c], this.sumSq[c]);
   }
 
   /** Brute force: score every candidate by merging profiles (the reference the index must equal). */
-  scan(query: string | Profile, opts: MatchOptions = {}): Match[] {
+  scan(query: string | GramProfile, opts: QgramMatchOptions = {}): QgramMatch[] {
     const { metric, top, threshold } = checkOptions(opts);
     const p = typeof query === 'string' ? this.queryProfile(query) : query;
-    const dist = isDistance(metric);
+    const dist = isQgramDistance(metric);
     const sel = top === undefined ? new All(dist) : new TopK(top, dist);
     for (let c = 0; c < this.n; c++) {
       const s = this.scoreAgainst(metric, p, c);
@@ -277,7 +277,7 @@ export class QgramIndex {
   }
 
   /** Ranked matches of `query` through the inverted index; identical to `scan`. */
-  search(query: string | Profile, opts: MatchOptions = {}): Match[] {
+  search(query: string | GramProfile, opts: QgramMatchOptions = {}): QgramMatch[] {
     const o = checkOptions(opts);
     const p = typeof query === 'string' ? this.queryProfile(query) : query;
     if (opts.strategy !== undefined && !['auto', 'prefix', 'full'].includes(opts.strategy)) throw new ClassicInputError(`strategy must be auto, prefix or full, got '${opts.strategy}'`);
@@ -292,7 +292,7 @@ export class QgramIndex {
    * The number of the query's known grams (rarest first) to probe so that every candidate meeting
    * the threshold shares at least one of them; `known` grams is all of them (no filtering).
    */
-  private probeCount(metric: QgramMetric, p: Profile, order: Int32Array, known: number, t: number | undefined): number {
+  private probeCount(metric: QgramMetric, p: GramProfile, order: Int32Array, known: number, t: number | undefined): number {
     if (t === undefined) return known;
     switch (metric) {
       case 'jaccard': case 'dice': case 'overlap': {
@@ -326,8 +326,8 @@ export class QgramIndex {
   }
 
   /** The search proper. Candidates with index <= `after` are skipped (self-join). */
-  private searchProfile(p: Profile, metric: QgramMetric, top: number | undefined, t: number | undefined, after: number, strategy: 'auto' | 'prefix' | 'full'): Match[] {
-    const dist = isDistance(metric);
+  private searchProfile(p: GramProfile, metric: QgramMetric, top: number | undefined, t: number | undefined, after: number, strategy: 'auto' | 'prefix' | 'full'): QgramMatch[] {
+    const dist = isQgramDistance(metric);
     const sel = top === undefined ? new All(dist) : new TopK(top, dist);
     const G = this.grams;
     let known = 0;
@@ -391,7 +391,7 @@ export class QgramIndex {
       let s: number;
       if (full) {
         const cs = this.fwdOff[c + 1] - this.fwdOff[c];
-        s = measureRaw(metric, v, v, v, p.size, p.total, p.sumSq, cs, this.total[c], this.sumSq[c]);
+        s = qgramMeasureRaw(metric, v, v, v, p.size, p.total, p.sumSq, cs, this.total[c], this.sumSq[c]);
       } else {
         const a = this.fwdOff[c], b = this.fwdOff[c + 1];
         const len = metric === 'qgram' ? this.total[c] : b - a;
@@ -400,7 +400,7 @@ export class QgramIndex {
         // Verify: the candidate's grams looked up in the query's counts (no merge branches).
         verifyInto(sums, qcount, fwdIds, fwdCnt, a, b);
         const common = sums[0], sumMin = sums[1], dot = sums[2];
-        s = measureRaw(metric, common, sumMin, dot, p.size, p.total, p.sumSq, b - a, this.total[c], this.sumSq[c]);
+        s = qgramMeasureRaw(metric, common, sumMin, dot, p.size, p.total, p.sumSq, b - a, this.total[c], this.sumSq[c]);
       }
       if (t !== undefined && (dist ? s > t : s < t)) continue;
       sel.push(s, c);
@@ -426,8 +426,8 @@ export class QgramIndex {
    * (ScanCount) for the candidates phase 1 never saw: their overlap lies entirely in those grams,
    * so their scores are exact too. Every candidate left out scores strictly worse than the K-th.
    */
-  private searchTopK(p: Profile, metric: QgramMetric, top: number, t: number | undefined): Match[] {
-    const dist = isDistance(metric);
+  private searchTopK(p: GramProfile, metric: QgramMetric, top: number, t: number | undefined): QgramMatch[] {
+    const dist = isQgramDistance(metric);
     const sel = new TopK(top, dist);
     const G = this.grams;
     let known = 0;
@@ -468,7 +468,7 @@ export class QgramIndex {
         if (len < lo || len > hi) continue;
         verified++;
         verifyInto(sums, qcount, fwdIds, fwdCnt, ca, cb);
-        const s = measureRaw(metric, sums[0], sums[1], sums[2], p.size, p.total, p.sumSq, cb - ca, this.total[c], this.sumSq[c]);
+        const s = qgramMeasureRaw(metric, sums[0], sums[1], sums[2], p.size, p.total, p.sumSq, cb - ca, this.total[c], this.sumSq[c]);
         if (t !== undefined && (dist ? s > t : s < t)) continue;
         sel.push(s, c);
       }
@@ -494,7 +494,7 @@ export class QgramIndex {
               const ca = fwdOff[c], cb = fwdOff[c + 1];
               verified++;
               verifyInto(sums, qcount, fwdIds, fwdCnt, ca, cb);
-              const s = measureRaw(metric, sums[0], sums[1], sums[2], p.size, p.total, p.sumSq, cb - ca, this.total[c], this.sumSq[c]);
+              const s = qgramMeasureRaw(metric, sums[0], sums[1], sums[2], p.size, p.total, p.sumSq, cb - ca, this.total[c], this.sumSq[c]);
               if (t !== undefined && (dist ? s > t : s < t)) continue;
               sel.push(s, c);
             }
@@ -520,7 +520,7 @@ export class QgramIndex {
       }
       for (let i = first; i < nt; i++) {
         const c = touched[i], v = acc[c];
-        const s = measureRaw(metric, v, v, v, p.size, p.total, p.sumSq, fwdOff[c + 1] - fwdOff[c], this.total[c], this.sumSq[c]);
+        const s = qgramMeasureRaw(metric, v, v, v, p.size, p.total, p.sumSq, fwdOff[c + 1] - fwdOff[c], this.total[c], this.sumSq[c]);
         if (t !== undefined && (dist ? s > t : s < t)) continue;
         sel.push(s, c);
       }
@@ -533,7 +533,7 @@ export class QgramIndex {
   }
 
   /** 'qgram': candidates sharing no gram with the query (acc 0) are at |Q| + |C|; shortest first. */
-  private fillUnshared(sel: TopK | All, p: Profile, metric: QgramMetric, t: number | undefined, after: number): void {
+  private fillUnshared(sel: TopK | All, p: GramProfile, metric: QgramMetric, t: number | undefined, after: number): void {
     const acc = this.acc;
     for (let k = 0; k < this.n; k++) {
       const c = this.byTotal[k];
@@ -542,7 +542,7 @@ export class QgramIndex {
       const w = sel.worst();
       if (w !== undefined && s > w) break;
       if (acc[c] !== 0 || c <= after) continue;
-      sel.push(measureRaw(metric, 0, 0, 0, p.size, p.total, p.sumSq, this.size(c), this.total[c], this.sumSq[c]), c);
+      sel.push(qgramMeasureRaw(metric, 0, 0, 0, p.size, p.total, p.sumSq, this.size(c), this.total[c], this.sumSq[c]), c);
     }
   }
 
@@ -553,7 +553,7 @@ export class QgramIndex {
   pairs(opts: { metric?: QgramMetric; threshold: number }): { a: number; b: number; score: number }[] {
     const { metric, threshold } = checkOptions(opts);
     if (threshold === undefined) throw new ClassicInputError('pairs needs a threshold');
-    if (!isDistance(metric) && threshold <= 0) throw new ClassicInputError(`threshold for ${metric} pairs must be above 0, got ${threshold}`);
+    if (!isQgramDistance(metric) && threshold <= 0) throw new ClassicInputError(`threshold for ${metric} pairs must be above 0, got ${threshold}`);
     const out: { a: number; b: number; score: number }[] = [];
     for (let c = 0; c < this.n; c++) {
       const p = this.profileOf(c);
@@ -564,7 +564,7 @@ export class QgramIndex {
   }
 }
 
-/** Overlap of one candidate's grams fwdIds[a..b) with the query's counts by gram id, into out[0..3). */
+/** GramOverlap of one candidate's grams fwdIds[a..b) with the query's counts by gram id, into out[0..3). */
 function verifyInto(out: Float64Array, qcount: Int32Array, fwdIds: Int32Array, fwdCnt: Uint16Array | Int32Array, a: number, b: number): void {
   let common = 0, sumMin = 0, dot = 0;
   for (let x = a; x < b; x++) {
@@ -575,13 +575,13 @@ function verifyInto(out: Float64Array, qcount: Int32Array, fwdIds: Int32Array, f
 }
 
 /** Candidate lines of a text file: non-blank lines with their 1-based line numbers. */
-export interface CandidateFile { texts: string[]; lines: Int32Array }
+export interface MatchCandidates { texts: string[]; lines: Int32Array }
 
 /**
  * Read candidate lines from `file` (UTF-8, one per line; blank lines skipped). Missing files,
  * directories and binary files (a NUL byte in the first 64 KiB) are errors naming the file.
  */
-export function readCandidates(file: string, what = '--file'): CandidateFile {
+export function readMatchCandidates(file: string, what = '--file'): MatchCandidates {
   if (!existsSync(file)) throw new ClassicInputError(`${what}: no such file '${file}'`);
   if (statSync(file).isDirectory()) throw new ClassicInputError(`${what}: '${file}' is a directory, not a text file`);
   const fd = openSync(file, 'r');

