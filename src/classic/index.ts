@@ -10,3 +10,6 @@ export * from './word2vec.js';
 // n-gram features (sklearn's Count/Tfidf/HashingVectorizer) and classifiers on them (#23 items 1 and 3)
 export * from './features.js';
 export * from './classify.js';
+// Q-gram distances and similarities, fuzzy matching through an inverted index of grams.
+export * from './qgram.js';
+export * from './match.js';

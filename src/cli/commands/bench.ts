@@ -9,6 +9,7 @@ const SUITES: Record<string, { module: string; fn: string; what: string; threads
   train: { module: 'train.js', fn: 'benchTrain', what: 'training tokens/s and peak RSS of the 260K and 15M configs beside PyTorch', threads: 'one' },
   classic: { module: 'classic.js', fn: 'benchClassic', what: 'n-gram build time and word2vec words/s beside gensim', threads: 'none' },
   features: { module: 'features.js', fn: 'benchFeatures', what: 'n-gram feature vectorising (docs/s, MB/s) beside scikit-learn with an identical-matrix check, and naive Bayes / logistic regression accuracy beside sklearn on the same features', threads: 'none' },
+  match: { module: 'match.js', fn: 'benchMatch', what: 'q-gram fuzzy matching over 1M candidates (Brown snippets with edits): index build time and memory, top-10 queries/s by metric and with thresholds, beside a brute-force scan and scikit-learn + scipy sparse Jaccard (TSLM_BENCH_MATCH_N sets the count)', threads: 'none' },
   sft: { module: 'sft.js', fn: 'benchSft', what: 'LoRA SFT on a quickstart model: held-out exact match before/after, memory vs full fine-tuning', threads: 'none' },
   serve: { module: 'serve.js', fn: 'benchServe', what: 'tslm serve under 1, 4 and 8 concurrent streaming clients: latency p50/p99, time to first token, tokens/s', threads: 'one' },
   structured: { module: 'structured.js', fn: 'benchStructured', what: 'schema compile time and per-token mask time (32K and 128K vocabularies)', threads: 'none' },

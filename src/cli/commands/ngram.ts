@@ -1,5 +1,6 @@
 // `tslm ngram train|score|generate`: n-gram language models (thin wrapper over src/classic).
 import { parseArgs } from 'node:util';
+import { usage as matchUsage } from './ngram-match.js';
 import { readArpa, writeArpa, trainNgramFile, readLines, ClassicInputError, type Estimator, type TokenMode } from '../../classic/index.js';
 import { usage as featuresUsage } from './ngram-features.js';
 
@@ -9,13 +10,15 @@ export const usage = `tslm ngram train --order N --data <text> --out model.arpa 
         total log10 probability, OOVs and perplexity as KenLM's query computes them
   tslm ngram generate --model model.arpa [--prompt "…"] [--n 5] [--max-tokens 50] [--temperature 1] [--top-k K] [--seed S] [--char]
   tslm ngram next --model model.arpa --text "…" [--k 10] [--char]
-  ${featuresUsage}`;
+  ${featuresUsage}
+  ${matchUsage}`;
 
 const err = (s: string): void => { process.stderr.write(s + '\n'); };
 
 export async function run(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === 'features' || sub === 'classify') return (await import('./ngram-features.js')).run(sub, rest);
+  if (sub === 'match' || sub === 'dedup') return (await import('./ngram-match.js')).run(sub, rest);
   const { values } = parseArgs({
     args: rest,
     allowPositionals: false,
