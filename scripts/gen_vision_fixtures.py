@@ -8,25 +8,14 @@ non-square kernels, strides, padding, dilation, groups, output padding), written
 test/fixtures/vision/ops.json. Float64 arithmetic, rounded to 9 significant digits.
 """
 import json
-import math
 import os
 
 import torch
 import torch.nn.functional as F
 
+from fixture_json import enc as T, r9
+
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "vision", "ops.json")
-
-
-def r9(x):
-    x = float(x)
-    if not math.isfinite(x):
-        raise ValueError("non-finite value in fixture")
-    return float(f"{x:.9g}")
-
-
-def T(t):
-    t = t.detach()
-    return {"shape": list(t.shape), "data": [r9(v) for v in t.reshape(-1).tolist()]}
 
 
 def case(name, op, opts, inputs, fn):

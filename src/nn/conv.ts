@@ -9,17 +9,24 @@ import type { InitOptions } from './layers.js';
 
 type ConvOpts = InitOptions & { stride?: number; padding?: number; bias?: boolean };
 
-/** nn.Conv2d: weight (out, in, k, k), bias (out). */
-export class Conv2d extends Module {
+/** Weight of `shape`, bias of `outChannels`, both uniform in ±1/√fanIn; stride and padding. */
+abstract class ConvLayer extends Module {
   weight: Tensor;
   bias: Tensor | null;
-  private readonly opts: Conv2dOptions;
-  constructor(readonly inChannels: number, readonly outChannels: number, readonly kernel: number, o: ConvOpts = {}) {
+  protected readonly opts: Conv2dOptions;
+  constructor(shape: number[], outChannels: number, fanIn: number, o: ConvOpts) {
     super();
-    const g = o.generator ?? defaultGenerator, bound = 1 / Math.sqrt(inChannels * kernel * kernel);
-    this.weight = parameter(() => initialUniform([outChannels, inChannels, kernel, kernel], { generator: g, bound }));
+    const g = o.generator ?? defaultGenerator, bound = 1 / Math.sqrt(fanIn);
+    this.weight = parameter(() => initialUniform(shape, { generator: g, bound }));
     this.bias = (o.bias ?? true) ? parameter(() => initialUniform([outChannels], { generator: g, bound })) : null;
     this.opts = { stride: o.stride ?? 1, padding: o.padding ?? 0 };
+  }
+}
+
+/** nn.Conv2d: weight (out, in, k, k), bias (out). */
+export class Conv2d extends ConvLayer {
+  constructor(readonly inChannels: number, readonly outChannels: number, readonly kernel: number, o: ConvOpts = {}) {
+    super([outChannels, inChannels, kernel, kernel], outChannels, inChannels * kernel * kernel, o);
   }
   forward(x: Tensor): Tensor {
     return conv2d(x, this.weight, this.bias, this.opts);
@@ -27,16 +34,9 @@ export class Conv2d extends Module {
 }
 
 /** nn.ConvTranspose2d: weight (in, out, k, k), bias (out); fan-in as PyTorch computes it (out·k·k). */
-export class ConvTranspose2d extends Module {
-  weight: Tensor;
-  bias: Tensor | null;
-  private readonly opts: Conv2dOptions;
+export class ConvTranspose2d extends ConvLayer {
   constructor(readonly inChannels: number, readonly outChannels: number, readonly kernel: number, o: ConvOpts = {}) {
-    super();
-    const g = o.generator ?? defaultGenerator, bound = 1 / Math.sqrt(outChannels * kernel * kernel);
-    this.weight = parameter(() => initialUniform([inChannels, outChannels, kernel, kernel], { generator: g, bound }));
-    this.bias = (o.bias ?? true) ? parameter(() => initialUniform([outChannels], { generator: g, bound })) : null;
-    this.opts = { stride: o.stride ?? 1, padding: o.padding ?? 0 };
+    super([inChannels, outChannels, kernel, kernel], outChannels, outChannels * kernel * kernel, o);
   }
   forward(x: Tensor): Tensor {
     return convTranspose2d(x, this.weight, this.bias, this.opts);
