@@ -5,3 +5,4 @@ export type { ImageSet } from './mnist.js';
 export { readPng, writePng, tile, ImageError } from './png.js';
 export type { GreyImage } from './png.js';
 export { loadPngFolder } from './folder.js';
+export { MixedVocab, ImageSpanProcessor, MixedVocabError } from './mixed.js';
