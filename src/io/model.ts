@@ -16,7 +16,7 @@ import { readHfConfig, readHfDir, writeHfDir } from './hf.js';
 import { readLlama2c, writeLlama2c } from './llama2c.js';
 import { readModelGguf, writeModelGguf, GGUF_MODEL_TYPES } from './gguf_model.js';
 import type { GgufTokenizer } from './gguf_llama.js';
-import { fromFloat32, f32StateDict } from './dtypes.js';
+import { fromFloat32, f32StateDict, float32Values, quantizeQ8_0, QK8_0 } from './dtypes.js';
 import type { RawTensor } from './dtypes.js';
 import { IoError } from './errors.js';
 import { isSequenceClassificationConfig } from './families.js';
@@ -84,9 +84,20 @@ export interface LoadModelOptions extends FiniteOptions {
   /**
    * Weights in memory: 'native' (default) keeps a GGUF's Q8_0 matrices of linear layers quantised
    * (fused dequantise-and-dot kernels, inference only); 'f32' dequantises every weight (to train,
-   * or to compare).
+   * or to compare); 'q8_0' quantises the linear layers' and embedding's f32/f16/bf16 weights of a
+   * dense LLaMA to Q8_0 as they load (ggml's quantize_row_q8_0, as `exportGguf` writes them), so an
+   * HF or llama2.c model decodes as its Q8_0 GGUF would. Weights whose rows are not whole 32-value
+   * blocks stay f32.
    */
-  dtype?: 'native' | 'f32';
+  dtype?: 'native' | 'f32' | 'q8_0';
+}
+
+/** Q8_0 blocks in place of the f32/f16/bf16 weights of a dense LLaMA's linear layers and embedding. */
+function quantizeOnLoad(modelType: string, tensors: RawTensor[], file: string): RawTensor[] {
+  if (modelType !== 'llama') return tensors;
+  return tensors.map((t) => (QUANTIZABLE.test(t.name) && t.shape.length === 2 && t.shape[1] % QK8_0 === 0 && (t.dtype === 'F32' || t.dtype === 'F16' || t.dtype === 'BF16')
+    ? { name: t.name, dtype: 'Q8_0', shape: [...t.shape], data: quantizeQ8_0(float32Values(t, file)) }
+    : t));
 }
 
 function ggufTokenizer(t: GgufTokenizer | null): Llama2cTokenizer | null {
@@ -102,7 +113,7 @@ function ggufTokenizer(t: GgufTokenizer | null): Llama2cTokenizer | null {
  * the checkpoint; for GGUF its embedded SentencePiece vocabulary.
  */
 export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
-  if (opts.dtype !== undefined && opts.dtype !== 'native' && opts.dtype !== 'f32') throw new IoError(p, `dtype ${JSON.stringify(opts.dtype)} is not one of native, f32`);
+  if (opts.dtype !== undefined && opts.dtype !== 'native' && opts.dtype !== 'f32' && opts.dtype !== 'q8_0') throw new IoError(p, `dtype ${JSON.stringify(opts.dtype)} is not one of native, f32, q8_0`);
   const format = detectModelFormat(p);
   let config: Record<string, unknown>, tensors: RawTensor[], tok: Tokenizer | null = null, source: TokenizerSource | null = null;
   let keep = new Set<string>();
@@ -139,6 +150,11 @@ export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise
   if (opts.tokenizer) { tok = loadTokenizer(opts.tokenizer); source = { path: opts.tokenizer }; }
   // NaN or ±Inf in a weight: refused (naming the tensor) before the model is built, unless allowed.
   checkFiniteTensors(tensors, format === 'hf' ? weightsFileOf(p) : p, opts);
+  if (opts.dtype === 'q8_0') {
+    const type = String(config.model_type ?? 'llama');
+    tensors = quantizeOnLoad(type, tensors, format === 'hf' ? weightsFileOf(p) : p);
+    keep = quantizedWeightNames(type, tensors);
+  }
   // Every parameter comes from the file (loadStateDict is strict): no random initialisation.
   // Built within the heap the weights justify: a config describing a far larger model is refused first.
   const model = buildModelForWeights(config, format === 'hf' ? path.join(p, 'config.json') : p, format === 'hf' ? weightsFileOf(p) : p, tensors);

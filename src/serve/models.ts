@@ -155,6 +155,8 @@ export interface RegistryOptions {
   modelsDir?: string;
   /** Tokenizer file for --model (when it has none of its own). */
   tokenizer?: string;
+  /** Weights in memory for every model (loadModel's dtype: as stored, f32, or quantised to q8_0 on load). */
+  dtype?: 'native' | 'f32' | 'q8_0';
   /**
    * Models kept in memory at once (least recently used unloaded first; default 2). The --model
    * model counts, but is never unloaded.
@@ -269,7 +271,7 @@ export class ModelRegistry {
   }
 
   private async loadFrom(name: string, p: string): Promise<ServedModel> {
-    const { model, tokenizer, tokenizerSource, format } = await loadModel(p, name === this.defaultId && this.opts.tokenizer ? { tokenizer: this.opts.tokenizer } : {});
+    const { model, tokenizer, tokenizerSource, format } = await loadModel(p, { dtype: this.opts.dtype, ...(name === this.defaultId && this.opts.tokenizer ? { tokenizer: this.opts.tokenizer } : {}) });
     model.eval();
     const dir = format === 'hf' ? p : path.dirname(p);
     const cfgFile = path.join(dir, 'tokenizer_config.json');

@@ -9,10 +9,10 @@ import { generate } from '../../generate/generate.js';
 import { applyChatTemplate, chatTemplateFromConfig, CHATML_TEMPLATE } from '../../tokenizers/chat.js';
 import type { ChatMessage } from '../../tokenizers/chat.js';
 import { readTokenizerConfig } from '../../tokenizers/load.js';
-import { num, samplingFrom, samplingOptions } from './generate.js';
+import { dtypeOption, num, samplingFrom, samplingOptions } from './generate.js';
 import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculativeLine, speculativeOptions, speculativeUsage } from '../speculative.js';
 
-export const usage = `tslm chat --model <hf-dir|file.bin|file.gguf> [--system "…"] [--tokenizer FILE]
+export const usage = `tslm chat --model <hf-dir|file.bin|file.gguf> [--system "…"] [--tokenizer FILE] [--dtype f32|q8_0]
       [--max-tokens N] [--temperature T] [--top-p P] … [--threads N]
 ${speculativeUsage}
     Interactive chat (one message per line; /reset clears the history, /exit or EOF quits).
@@ -23,7 +23,7 @@ ${speculativeHelp}`;
 export const DEFAULT_CHAT_TEMPLATE = CHATML_TEMPLATE;
 
 export async function run(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args: normalizeSpeculativeArgs(args), options: { model: { type: 'string' }, system: { type: 'string' }, tokenizer: { type: 'string' }, ...samplingOptions, ...speculativeOptions } });
+  const { values } = parseArgs({ args: normalizeSpeculativeArgs(args), options: { model: { type: 'string' }, system: { type: 'string' }, tokenizer: { type: 'string' }, dtype: { type: 'string' }, ...samplingOptions, ...speculativeOptions } });
   if (!values.model) { console.error('tslm chat: --model is required'); return 2; }
   const opts = samplingFrom(values);
   await init({ threads: num(values.threads, 'threads', (x) => Number.isInteger(x) && x > 0) });
@@ -31,7 +31,7 @@ export async function run(args: string[]): Promise<number> {
   // Start buffering lines now: piped input may arrive (and end) while the model loads.
   const lines = rl[Symbol.asyncIterator]();
   try {
-    const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer });
+    const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer, dtype: dtypeOption(values.dtype) });
     if (!tokenizer) throw new Error(`${values.model}: chat needs a tokenizer; pass --tokenizer`);
     model.eval();
     const speculative = await speculativeFrom(values, model);

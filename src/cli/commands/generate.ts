@@ -14,7 +14,7 @@ import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculative
 
 export const usage = `tslm generate --model <hf-dir|file.bin|file.gguf> [--prompt "…"] [--max-tokens N]
       [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R]
-      [--seed S] [--stop STR]… [--tokenizer FILE] [--adapter DIR] [--print-ids] [--threads N] [--dtype f32]
+      [--seed S] [--stop STR]… [--tokenizer FILE] [--adapter DIR] [--print-ids] [--threads N] [--dtype f32|q8_0]
       [--schema FILE.json [--strict] [--allow-extra-keys] | --regex RE | --grammar FILE.gbnf]
 ${speculativeUsage}
     Generate from a prompt (from BOS when none is given); text streams to stdout, prefill and
@@ -24,8 +24,16 @@ ${speculativeUsage}
     (--allow-extra-keys: extra keys as JSON Schema allows them, non-empty and not declared
     names); unknown keywords and formats are ignored (--strict refuses them).
     --adapter applies a LoRA adapter (PEFT directory) to the model. A GGUF's Q8_0 weights stay
-    quantised in memory (fused dequantise-and-dot kernels); --dtype f32 dequantises them on load.
+    quantised in memory (fused dequantise-and-dot kernels); --dtype f32 dequantises them on load;
+    --dtype q8_0 quantises a LLaMA's f32/f16/bf16 linear weights to Q8_0 as they load.
 ${speculativeHelp}`;
+
+/** --dtype: f32 (dequantise), q8_0 (quantise on load) or absent (as stored). */
+export function dtypeOption(v: string | undefined): 'native' | 'f32' | 'q8_0' {
+  if (v === undefined) return 'native';
+  if (v === 'f32' || v === 'q8_0') return v;
+  throw new UsageError(`--dtype: invalid value '${v}' (f32 dequantises a quantised model, q8_0 quantises an f32 one as it loads; without --dtype the weights load as stored)`);
+}
 
 export const samplingOptions = {
   'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' },
@@ -57,7 +65,8 @@ export async function run(args: string[]): Promise<number> {
   });
   if (!values.model) { console.error('tslm generate: --model is required'); return 2; }
   const opts = samplingFrom(values);
-  if (values.dtype !== undefined && values.dtype !== 'f32') throw new UsageError(`--dtype: invalid value '${values.dtype}' (f32 dequantises a quantised model; without --dtype its weights load as stored)`);
+  const dtype = dtypeOption(values.dtype);
+  if (dtype === 'q8_0' && values.adapter) throw new UsageError('--adapter with --dtype q8_0 is not supported yet (apply the adapter to the f32 model, or merge it first with tslm merge-lora)');
   if ([values.schema, values.regex, values.grammar].filter((x) => x !== undefined).length > 1) throw new UsageError('give at most one of --schema, --regex, --grammar');
   const readArg = (path: string, flag: string) => { try { return readFileSync(path, 'utf8'); } catch (e) { throw new UsageError(`--${flag} ${path}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); } };
   if ((values.strict || values['allow-extra-keys']) && values.schema === undefined) throw new UsageError('--strict and --allow-extra-keys apply to --schema');
@@ -65,7 +74,7 @@ export async function run(args: string[]): Promise<number> {
   const constraint = values.schema !== undefined ? { schema: parseJson(readArg(values.schema, 'schema'), (d) => new Error(`--schema ${values.schema}: not valid JSON: ${d}`)) as JsonSchema, schemaOptions } : values.regex !== undefined ? { regex: values.regex } : values.grammar !== undefined ? { grammar: readArg(values.grammar, 'grammar') } : null;
   await init({ threads: num(values.threads, 'threads', (x) => Number.isInteger(x) && x > 0) });
   try {
-    const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer, dtype: values.dtype === 'f32' ? 'f32' : 'native' });
+    const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer, dtype });
     if (values.adapter) await loadAdapter(model, values.adapter);
     model.eval();
     const bos = tokenizer?.bosId ?? model.config.bos_token_id ?? 1;

@@ -1,0 +1,54 @@
+// --dtype q8_0: an f32 model (HF directory or GGUF) quantised to Q8_0 as it loads decodes exactly
+// as the Q8_0 GGUF that `exportGguf` would write of it (the same quantizer, ggml's
+// quantize_row_q8_0): bit-identical logits, the same tensors kept quantised, and the CLI flag.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import * as T from '../../src/index.js';
+import { init, shutdown, scope, noGrad, loadModel, writeLlamaGguf, writeHfDir } from '../../src/index.js';
+import type { CausalLM } from '../../src/index.js';
+import { tempDir, tinyLlamaConfig, tinyLlamaTensors } from './util.js';
+import { tinySpmTokenizer } from './tiny_llama.js';
+
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'tslm.js');
+before(async () => { await init({ threads: 2 }); });
+after(async () => { await shutdown(); });
+
+const PROMPT = [1, 270, 5, 290, 100, 33, 261, 299];
+const logitsOf = (m: CausalLM) => noGrad(() => scope(() => m.forward(T.tensor([PROMPT], undefined, 'i32')).toArray() as number[]));
+
+test('an f32 HF directory or GGUF loaded with dtype q8_0 equals the Q8_0 GGUF of the same weights, bit for bit', async (t) => {
+  const dir = tempDir(t);
+  const cfg = tinyLlamaConfig();
+  const tensors = tinyLlamaTensors(cfg, 5);
+  const tok = tinySpmTokenizer(cfg.vocab_size as number);
+  const q8 = path.join(dir, 'q8.gguf'), f32 = path.join(dir, 'f32.gguf'), hf = path.join(dir, 'hf');
+  await writeLlamaGguf(q8, { config: cfg, tensors, tokenizer: tok, dtype: 'Q8_0' });
+  await writeLlamaGguf(f32, { config: cfg, tensors, tokenizer: tok, dtype: 'F32' });
+  await writeHfDir(hf, { config: cfg, tensors });
+  const ref = await loadModel(q8);
+  const want = logitsOf(ref.model);
+  const kinds = (m: CausalLM) => Object.fromEntries(Object.entries(m.stateDict()).map(([k, v]) => [k, v.dtype]));
+  for (const src of [f32, hf]) {
+    const m = await loadModel(src, { dtype: 'q8_0' });
+    assert.deepEqual(kinds(m.model), kinds(ref.model), `${path.basename(src)}: the same tensors quantised`);
+    assert.deepEqual(logitsOf(m.model), want, `${path.basename(src)}: the same logits`);
+    m.model.dispose();
+  }
+  const plain = await loadModel(hf);
+  assert.ok(Object.values(plain.model.stateDict()).every((v) => v.dtype === 'f32'), 'without dtype an f32 model stays f32');
+  plain.model.dispose();
+  ref.model.dispose();
+
+});
+
+test('--dtype accepts f32 and q8_0 and names the choices otherwise', () => {
+  const r = spawnSync(process.execPath, [BIN, 'generate', '--model', 'x', '--dtype', 'q4_0'], { encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--dtype: invalid value 'q4_0' \(f32 dequantises a quantised model, q8_0 quantises an f32 one as it loads/);
+  const s = spawnSync(process.execPath, [BIN, 'serve', '--model', 'x', '--dtype', 'bf16'], { encoding: 'utf8' });
+  assert.equal(s.status, 2);
+  assert.match(s.stderr, /--dtype: invalid value 'bf16'/);
+});
