@@ -510,6 +510,40 @@ export interface VocabularyFile {
   idf?: number[];
 }
 
+/** CSR column indices and values, grown as rows are appended. */
+interface CsrSink { indices: Int32Array; data: Float64Array; nnz: number }
+
+function newSink(): CsrSink {
+  return { indices: new Int32Array(1 << 16), data: new Float64Array(1 << 16), nnz: 0 };
+}
+
+/** Room for `n` more entries. */
+function reserve(out: CsrSink, n: number): void {
+  if (out.nnz + n <= out.indices.length) return;
+  const cap = Math.max(out.indices.length * 2, out.nnz + n);
+  const i2 = new Int32Array(cap); i2.set(out.indices); out.indices = i2;
+  const d2 = new Float64Array(cap); d2.set(out.data); out.data = d2;
+}
+
+/**
+ * Append one row given as its gram occurrences `r`: each a column, or with `signed` a column
+ * << 1 | 1 for a −1 (0 for a +1). Sorted in place by column (insertion sort for short rows), then
+ * runs merged into (column, summed weight), so the row's indices come out ascending.
+ */
+function appendMergedRow(out: CsrSink, r: Int32Array, signed: boolean): void {
+  const len = r.length;
+  if (len <= 24) { for (let i = 1; i < len; i++) { const v = r[i]; let j = i - 1; while (j >= 0 && r[j] > v) { r[j + 1] = r[j]; j--; } r[j + 1] = v; } } else r.sort();
+  reserve(out, len);
+  const { indices, data } = out;
+  let nnz = out.nnz, last = -1;
+  for (let i = 0; i < len; i++) {
+    const v = r[i], c = signed ? v >> 1 : v, w = signed && (v & 1) ? -1 : 1;
+    if (c === last) data[nnz - 1] += w;
+    else { indices[nnz] = c; data[nnz] = w; nnz++; last = c; }
+  }
+  out.nnz = nnz;
+}
+
 /**
  * Rows of counts: each gram occurrence adds 1 (or its sign, for hashing) to column `col(node)`,
  * resolved once per distinct node by `resolve` (-1: dropped). A row's occurrences are gathered,
@@ -518,7 +552,7 @@ export interface VocabularyFile {
  */
 function countMatrix(docs: readonly string[], grams: GramIndex, resolve: (node: number) => number, cols: number, sign?: (node: number) => number, sortRows = true): CsrMatrix {
   const indptr = new Int32Array(docs.length + 1);
-  let indices = new Int32Array(1 << 16), data = new Float64Array(1 << 16), nnz = 0;
+  const out = newSink();
   let col = new Int32Array(1 << 14).fill(-2); // node → column (sign-tagged for hashing: ~column when negative weight), -1 dropped, -2 not yet resolved
   let row = new Int32Array(256), len = 0; // this row's occurrences, as columns (or −3 − column for a −1)
   // Counting through a column-indexed scratch array is fastest while it stays in cache (char
@@ -539,37 +573,26 @@ function countMatrix(docs: readonly string[], grams: GramIndex, resolve: (node: 
       // A small column space: count in place through a column → position scratch array.
       if (c >= slot.length) { const s2 = new Int32Array(Math.max(c + 1, slot.length * 2)).fill(-1); s2.set(slot); slot = s2; }
       const p = slot[c];
-      if (p >= rowStart) { data[p]++; return; }
-      if (nnz === indices.length) { const i2 = new Int32Array(nnz * 2); i2.set(indices); indices = i2; const d2 = new Float64Array(nnz * 2); d2.set(data); data = d2; }
-      slot[c] = nnz; indices[nnz] = c; data[nnz] = 1; nnz++;
+      if (p >= rowStart) { out.data[p]++; return; }
+      reserve(out, 1);
+      slot[c] = out.nnz; out.indices[out.nnz] = c; out.data[out.nnz] = 1; out.nnz++;
       return;
     }
     if (len === row.length) { const r2 = new Int32Array(len * 2); r2.set(row); row = r2; }
     row[len++] = c;
   };
   for (let d = 0; d < docs.length; d++) {
-    len = 0; rowStart = nnz;
+    len = 0; rowStart = out.nnz;
     grams.walk(docs[d], emit);
-    if (dense) { if (sortRows) sortRowRange(indices, data, rowStart, nnz); }
+    if (dense) { if (sortRows) sortRowRange(out.indices, out.data, rowStart, out.nnz); }
     else if (len > 0) {
       // Sort the occurrences by column, then merge runs into (column, count).
       if (sign) for (let i = 0; i < len; i++) row[i] = row[i] < 0 ? ((-3 - row[i]) << 1) | 1 : row[i] << 1;
-      const r = row.subarray(0, len);
-      if (len <= 24) { for (let i = 1; i < len; i++) { const v = r[i]; let j = i - 1; while (j >= 0 && r[j] > v) { r[j + 1] = r[j]; j--; } r[j + 1] = v; } } else r.sort();
-      if (nnz + len > indices.length) {
-        const cap = Math.max(indices.length * 2, nnz + len);
-        const i2 = new Int32Array(cap); i2.set(indices); indices = i2; const d2 = new Float64Array(cap); d2.set(data); data = d2;
-      }
-      let last = -1;
-      for (let i = 0; i < len; i++) {
-        const v = r[i], c = sign ? v >> 1 : v, w = sign && (v & 1) ? -1 : 1;
-        if (c === last) data[nnz - 1] += w;
-        else { indices[nnz] = c; data[nnz] = w; nnz++; last = c; }
-      }
+      appendMergedRow(out, row.subarray(0, len), !!sign);
     }
-    indptr[d + 1] = nnz;
+    indptr[d + 1] = out.nnz;
   }
-  return { rows: docs.length, cols, indptr, indices: indices.slice(0, nnz), data: data.slice(0, nnz) };
+  return { rows: docs.length, cols, indptr, indices: out.indices.slice(0, out.nnz), data: out.data.slice(0, out.nnz) };
 }
 
 /**
@@ -878,7 +901,7 @@ export interface HashingOptions extends AnalyzerOptions {
  */
 function hashMatrix(docs: readonly string[], grams: GramIndex, nFeatures: number, alternateSign: boolean): CsrMatrix {
   const indptr = new Int32Array(docs.length + 1);
-  let indices = new Int32Array(1 << 16), data = new Float64Array(1 << 16), nnz = 0;
+  const out = newSink();
   let row = new Int32Array(256), len = 0; // column << 1 | (1 for a −1)
   const { lo, hi } = grams, words = grams.words;
   const C1 = 0xcc9e2d51, C2 = 0x1b873593;
@@ -964,23 +987,10 @@ function hashMatrix(docs: readonly string[], grams: GramIndex, nFeatures: number
   for (let d = 0; d < docs.length; d++) {
     len = 0;
     grams.segments(docs[d], range);
-    if (len > 0) {
-      const r = row.subarray(0, len);
-      if (len <= 24) { for (let i = 1; i < len; i++) { const v = r[i]; let j = i - 1; while (j >= 0 && r[j] > v) { r[j + 1] = r[j]; j--; } r[j + 1] = v; } } else r.sort();
-      if (nnz + len > indices.length) {
-        const cap = Math.max(indices.length * 2, nnz + len);
-        const i2 = new Int32Array(cap); i2.set(indices); indices = i2; const d2 = new Float64Array(cap); d2.set(data); data = d2;
-      }
-      let last = -1;
-      for (let i = 0; i < len; i++) {
-        const v = r[i], c = v >> 1, w = v & 1 ? -1 : 1;
-        if (c === last) data[nnz - 1] += w;
-        else { indices[nnz] = c; data[nnz] = w; nnz++; last = c; }
-      }
-    }
-    indptr[d + 1] = nnz;
+    if (len > 0) appendMergedRow(out, row.subarray(0, len), true);
+    indptr[d + 1] = out.nnz;
   }
-  return { rows: docs.length, cols: nFeatures, indptr, indices: indices.slice(0, nnz), data: data.slice(0, nnz) };
+  return { rows: docs.length, cols: nFeatures, indptr, indices: out.indices.slice(0, out.nnz), data: out.data.slice(0, out.nnz) };
 }
 
 /**
