@@ -441,6 +441,24 @@ export class QgramIndex {
     const acc = this.acc, touched = this.touched, qcount = this.qcount, sums = new Float64Array(3);
     for (let k = 0; k < known; k++) qcount[p.ids[k]] = p.counts[k];
     let nt = 0, postings = 0, verified = 0, k = 0, stopped = false;
+    /** Every candidate of gram g's posting list not yet resolved: marked resolved, and verified (exact score) when its size is in [lo, hi]. */
+    const verifyList = (g: number, lo: number, hi: number): void => {
+      const a = postOff[g], b = postOff[g + 1];
+      postings += b - a;
+      for (let x = a; x < b; x++) {
+        const c = postDoc[x];
+        if (acc[c] !== 0) continue;
+        acc[c] = -1; touched[nt++] = c;
+        const ca = fwdOff[c], cb = fwdOff[c + 1];
+        const len = metric === 'qgram' ? this.total[c] : cb - ca;
+        if (len < lo || len > hi) continue;
+        verified++;
+        verifyInto(sums, qcount, fwdIds, fwdCnt, ca, cb);
+        const s = qgramMeasureRaw(metric, sums[0], sums[1], sums[2], p.size, p.total, p.sumSq, cb - ca, this.total[c], this.sumSq[c]);
+        if (t !== undefined && (dist ? s > t : s < t)) continue;
+        sel.push(s, c);
+      }
+    };
     // Phase 1: acc = -1 marks a candidate resolved (verified, or out by its size).
     for (; k < known; k++) {
       const w = sel.worst();
@@ -457,21 +475,7 @@ export class QgramIndex {
       // Verifying a list pays only if it lets us stop early: spend at most an eighth of what a full
       // ScanCount costs on it.
       if ((postings + df(order[k])) * VERIFY_COST > total / 8) break;
-      const g = p.ids[order[k]], a = postOff[g], b = postOff[g + 1];
-      postings += b - a;
-      for (let x = a; x < b; x++) {
-        const c = postDoc[x];
-        if (acc[c] !== 0) continue;
-        acc[c] = -1; touched[nt++] = c;
-        const ca = fwdOff[c], cb = fwdOff[c + 1];
-        const len = metric === 'qgram' ? this.total[c] : cb - ca;
-        if (len < lo || len > hi) continue;
-        verified++;
-        verifyInto(sums, qcount, fwdIds, fwdCnt, ca, cb);
-        const s = qgramMeasureRaw(metric, sums[0], sums[1], sums[2], p.size, p.total, p.sumSq, cb - ca, this.total[c], this.sumSq[c]);
-        if (t !== undefined && (dist ? s > t : s < t)) continue;
-        sel.push(s, c);
-      }
+      verifyList(p.ids[order[k]], lo, hi);
     }
     let probed = k;
     if (!stopped && k < known) {
@@ -484,21 +488,7 @@ export class QgramIndex {
         let mid = 0, all = 0;
         for (let j = k; j < known; j++) { const l = df(order[j]); all += l; if (j < need) mid += l; }
         if (mid * (1 + VERIFY_COST) < all) {
-          for (; k < need; k++) {
-            const g = p.ids[order[k]], a = postOff[g], b = postOff[g + 1];
-            postings += b - a;
-            for (let x = a; x < b; x++) {
-              const c = postDoc[x];
-              if (acc[c] !== 0) continue;
-              acc[c] = -1; touched[nt++] = c;
-              const ca = fwdOff[c], cb = fwdOff[c + 1];
-              verified++;
-              verifyInto(sums, qcount, fwdIds, fwdCnt, ca, cb);
-              const s = qgramMeasureRaw(metric, sums[0], sums[1], sums[2], p.size, p.total, p.sumSq, cb - ca, this.total[c], this.sumSq[c]);
-              if (t !== undefined && (dist ? s > t : s < t)) continue;
-              sel.push(s, c);
-            }
-          }
+          for (; k < need; k++) verifyList(p.ids[order[k]], -Infinity, Infinity);
           probed = k;
           stopped = true;
         }
