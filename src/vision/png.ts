@@ -1,6 +1,7 @@
 // PNG in and out (pngjs): grey images as Float32Array levels in [0, 1]. Colour PNGs are read as
 // their luminance (Rec. 601 weights); alpha is composited on black (MNIST digits are white on black).
-import { readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../train/report.js';
 import pngjs from 'pngjs';
 
 export class ImageError extends Error {
@@ -34,9 +35,7 @@ export function writePng(file: string, img: GreyImage): void {
   const data = Buffer.alloc(img.width * img.height);
   for (let i = 0; i < data.length; i++) data[i] = Math.round(255 * Math.min(1, Math.max(0, img.pixels[i])));
   png.data = data;
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, pngjs.PNG.sync.write(png, { colorType: 0, inputColorType: 0, inputHasAlpha: false }));
-  renameSync(tmp, file);
+  writeFileAtomic(file, pngjs.PNG.sync.write(png, { colorType: 0, inputColorType: 0, inputHasAlpha: false }));
 }
 
 /** Square images (n × size × size) tiled in rows of `cols`, with a 1-pixel grey gutter. */

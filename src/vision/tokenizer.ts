@@ -3,7 +3,7 @@
 // decoder back to pixels — so that an image becomes a grid of code ids (28×28 → 7×7 of 256 codes
 // by default) and code ids become an image. Trained on reconstruction (mean squared error) plus
 // the quantiser's commitment loss, with the codebook as an EMA of its vectors.
-import { mkdirSync, existsSync, readFileSync, writeFileSync, renameSync, appendFileSync, rmSync } from 'node:fs';
+import { mkdirSync, existsSync, readFileSync, appendFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
@@ -14,6 +14,7 @@ import { Module } from '../nn/module.js';
 import { Conv2d, ConvTranspose2d } from '../nn/conv.js';
 import { VectorQuantizer } from '../nn/vq.js';
 import { AdamW } from '../train/optim.js';
+import { writeFileAtomic } from '../train/report.js';
 import { writeSafetensors, readSafetensors } from '../io/safetensors.js';
 import { fromFloat32, f32StateDict } from '../io/dtypes.js';
 import { loadMnist, type ImageSet } from './mnist.js';
@@ -141,12 +142,8 @@ export class ImageTokenizer extends Module {
 export async function saveImageTokenizer(m: ImageTokenizer, dir: string): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const tensors = m.namedTensors().map(([name, t]) => fromFloat32(name, [...t.shape], t.data() as Float32Array));
-  const tmp = path.join(dir, `model.safetensors.tmp-${process.pid}`);
-  await writeSafetensors(tmp, tensors, { format: 'pt' });
-  renameSync(tmp, path.join(dir, 'model.safetensors'));
-  const cfgTmp = path.join(dir, `config.json.tmp-${process.pid}`);
-  writeFileSync(cfgTmp, JSON.stringify(m.config, null, 2) + '\n');
-  renameSync(cfgTmp, path.join(dir, 'config.json'));
+  await writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' }); // (atomic itself)
+  writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(m.config, null, 2) + '\n');
 }
 
 export async function loadImageTokenizer(dir: string): Promise<ImageTokenizer> {
@@ -249,7 +246,7 @@ export async function trainImageTokenizer(o: TrainImageTokenizerOptions): Promis
   const both = new Float32Array(2 * n * px);
   both.set(orig, 0); both.set(Float32Array.from(recon), n * px);
   writePng(path.join(o.out, 'reconstructions.png'), tile(both, 2 * n, S, n));
-  writeFileSync(path.join(o.out, 'report.json'), JSON.stringify(report, null, 2) + '\n');
+  writeFileAtomic(path.join(o.out, 'report.json'), JSON.stringify(report, null, 2) + '\n');
   log(`held-out reconstruction: MSE ${ev.mse.toFixed(5)}, PSNR ${ev.psnr.toFixed(2)} dB; codebook: ${ev.used} of ${cfg.num_codes} codes used (perplexity ${ev.perplexity.toFixed(1)}), ${m.quantizer.restarts} restarts; ${report.seconds.toFixed(1)} s`);
   log(`wrote ${path.join(o.out, 'config.json')}, model.safetensors, reconstructions.png, metrics.jsonl, report.json`);
   return { model: m, report };
