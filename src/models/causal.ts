@@ -175,11 +175,16 @@ export abstract class CausalLM extends Module {
    * tokens for instruction tuning), ids (B, T) are the inputs.
    */
   loss(ids: Tensor, targets?: Tensor, opts: { ignoreIndex?: number } = {}): Tensor {
-    if (targets) return crossEntropyFlat(this.forward(ids), targets, opts.ignoreIndex);
-    const Tn = ids.shape[1];
-    const logits = this.forward(T.contiguous(T.slice(ids, 1, 0, Tn - 1)));
-    return crossEntropyFlat(logits, T.contiguous(T.slice(ids, 1, 1, Tn)), opts.ignoreIndex);
+    const pair = nextTokenPair(ids, targets);
+    return crossEntropyFlat(this.forward(pair.inputs), pair.targets, opts.ignoreIndex);
   }
+}
+
+/** What loss() predicts from what: ids and the given targets, or ids (B, T) shifted (positions 0…T−2 predict 1…T−1). */
+export function nextTokenPair(ids: Tensor, targets?: Tensor): { inputs: Tensor; targets: Tensor } {
+  if (targets) return { inputs: ids, targets };
+  const Tn = ids.shape[1];
+  return { inputs: T.contiguous(T.slice(ids, 1, 0, Tn - 1)), targets: T.contiguous(T.slice(ids, 1, 1, Tn)) };
 }
 
 function crossEntropyFlat(logits: Tensor, targets: Tensor, ignoreIndex?: number): Tensor {

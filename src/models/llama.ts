@@ -20,7 +20,7 @@ import { fusedRows, plainLinear, shareStorage } from '../nn/fused.js';
 import { SparseMoeBlock } from '../nn/moe.js';
 import type { MoeOptions, RouterRecord } from '../nn/moe.js';
 import { ConfigError, boolField, idsField, intField, numField } from './config.js';
-import { CausalLM, DecodeStateError, checkRows, treeInputError } from './causal.js';
+import { CausalLM, DecodeStateError, checkRows, nextTokenPair, treeInputError } from './causal.js';
 import type { DecodeState, ForwardOptions, LossParts } from './causal.js';
 
 export interface LlamaConfig {
@@ -646,12 +646,11 @@ export class LlamaForCausalLM extends CausalLM {
    * needed for stable mixed-modal training), reported as the part z_loss.
    */
   private zLoss(ids: Tensor, targets: Tensor | undefined, ignoreIndex?: number): Tensor {
-    const Tn = ids.shape[1];
-    const logits = targets ? this.forward(ids) : this.forward(T.contiguous(T.slice(ids, 1, 0, Tn - 1)));
-    const tgt = targets ?? T.contiguous(T.slice(ids, 1, 1, Tn));
+    const pair = nextTokenPair(ids, targets);
+    const logits = this.forward(pair.inputs);
     const V = logits.shape[logits.ndim - 1];
     const flat = T.reshape(logits, [-1, V]);
-    const ce = crossEntropy(flat, T.reshape(tgt, [-1]), { ignoreIndex });
+    const ce = crossEntropy(flat, T.reshape(pair.targets, [-1]), { ignoreIndex });
     const z = T.mean(T.pow(T.logsumexp(flat, -1), 2));
     this._parts = { values: { z_loss: z.item() } };
     return T.add(ce, T.mul(z, this.config.z_loss_coef!));
