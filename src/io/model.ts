@@ -93,8 +93,7 @@ export interface LoadModelOptions extends FiniteOptions {
 }
 
 /** Q8_0 blocks in place of the f32/f16/bf16 weights of a dense LLaMA's linear layers and embedding. */
-function quantizeOnLoad(modelType: string, tensors: RawTensor[], file: string): RawTensor[] {
-  if (modelType !== 'llama') return tensors;
+function quantizeOnLoad(tensors: RawTensor[], file: string): RawTensor[] {
   return tensors.map((t) => (QUANTIZABLE.test(t.name) && t.shape.length === 2 && t.shape[1] % QK8_0 === 0 && (t.dtype === 'F32' || t.dtype === 'F16' || t.dtype === 'BF16')
     ? { name: t.name, dtype: 'Q8_0', shape: [...t.shape], data: quantizeQ8_0(float32Values(t, file)) }
     : t));
@@ -152,7 +151,8 @@ export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise
   checkFiniteTensors(tensors, format === 'hf' ? weightsFileOf(p) : p, opts);
   if (opts.dtype === 'q8_0') {
     const type = String(config.model_type ?? 'llama');
-    tensors = quantizeOnLoad(type, tensors, format === 'hf' ? weightsFileOf(p) : p);
+    if (type !== 'llama') throw new IoError(p, `dtype q8_0 (quantising on load) is available for dense LLaMA models (model_type llama); this one is ${type}: load it without --dtype`);
+    tensors = quantizeOnLoad(tensors, format === 'hf' ? weightsFileOf(p) : p);
     keep = quantizedWeightNames(type, tensors);
   }
   // Every parameter comes from the file (loadStateDict is strict): no random initialisation.

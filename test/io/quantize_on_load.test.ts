@@ -37,6 +37,9 @@ test('an f32 HF directory or GGUF loaded with dtype q8_0 equals the Q8_0 GGUF of
     assert.deepEqual(logitsOf(m.model), want, `${path.basename(src)}: the same logits`);
     m.model.dispose();
   }
+  const mistral = path.join(dir, 'mistral');
+  await writeHfDir(mistral, { config: { ...cfg, model_type: 'mistral', architectures: ['MistralForCausalLM'] }, tensors });
+  await assert.rejects(loadModel(mistral, { dtype: 'q8_0' }), /mistral: dtype q8_0 \(quantising on load\) is available for dense LLaMA models \(model_type llama\); this one is mistral/);
   const plain = await loadModel(hf);
   assert.ok(Object.values(plain.model.stateDict()).every((v) => v.dtype === 'f32'), 'without dtype an f32 model stays f32');
   plain.model.dispose();
