@@ -30,6 +30,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   dpo: () => import('./commands/dpo.js'),
   rlhf: () => import('./commands/rlhf.js'),
   'image-tokenizer': () => import('./commands/image-tokenizer.js'),
+  convert: () => import('./commands/convert.js'),
 };
 
 async function usage(): Promise<string> {

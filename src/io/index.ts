@@ -42,3 +42,5 @@ export * from './medusa.js';
 export * from './finite.js';
 export * from './json.js';
 export * from './json_file.js';
+export * from './tokenizer_convert.js';
+export * from './convert.js';

@@ -12,6 +12,8 @@ import type { CausalLM } from '../models/index.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { loadTokenizer } from '../tokenizers/load.js';
 import { Llama2cTokenizer } from '../tokenizers/llama2c.js';
+import type { HFTokenizer } from '../tokenizers/hf.js';
+import { tokenizerFromGguf } from './tokenizer_convert.js';
 import { readHfConfig, readHfDir, writeHfDir } from './hf.js';
 import { readLlama2c, writeLlama2c } from './llama2c.js';
 import { readModelGguf, writeModelGguf, GGUF_MODEL_TYPES } from './gguf_model.js';
@@ -99,11 +101,17 @@ function quantizeOnLoad(tensors: RawTensor[], file: string): RawTensor[] {
     : t));
 }
 
-function ggufTokenizer(t: GgufTokenizer | null): Llama2cTokenizer | null {
-  if (!t || t.model !== 'llama' || !t.scores) return null;
-  const vocab = t.tokens.map((s) => s.replace(/\u2581/g, ' '));
-  const maxLen = vocab.reduce((m, s) => Math.max(m, new TextEncoder().encode(s).length), 0);
-  return new Llama2cTokenizer(vocab, Float32Array.from(t.scores), maxLen);
+/** tslm's tokenizer for a GGUF's vocabulary (llama: run.c's encoder; gpt2: byte-level BPE), null when it has none. */
+function ggufTokenizer(t: GgufTokenizer | null, file: string): { tok: Tokenizer; source: TokenizerSource } | null {
+  if (!t) return null;
+  if (t.model === 'llama' && !t.scores) return null;
+  if (t.model !== 'llama' && t.model !== 'gpt2') return null;
+  const tok = tokenizerFromGguf(t, file);
+  // The embedded vocabulary travels as the tokenizer.bin or tokenizer.json it is equivalent to.
+  const source = tok instanceof Llama2cTokenizer
+    ? { bytes: tok.serialize(), path: `${file} (vocabulary).bin` }
+    : { bytes: new TextEncoder().encode(JSON.stringify((tok as HFTokenizer).toJSON())), path: `${file} (vocabulary).json` };
+  return { tok, source };
 }
 
 /**
@@ -140,10 +148,8 @@ export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise
     tensors = ck.tensors;
     if (opts.dtype !== 'f32') keep = quantizedWeightNames(ck.modelType, tensors);
     if (!opts.tokenizer) {
-      const t = ggufTokenizer(ck.tokenizer);
-      tok = t;
-      // The embedded vocabulary travels as the tokenizer.bin it is equivalent to.
-      if (t) source = { bytes: t.serialize(), path: `${p} (vocabulary).bin` };
+      const t = ggufTokenizer(ck.tokenizer, p);
+      if (t) ({ tok, source } = t);
     }
   }
   if (opts.tokenizer) { tok = loadTokenizer(opts.tokenizer); source = { path: opts.tokenizer }; }

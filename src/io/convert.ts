@@ -1,0 +1,145 @@
+// `tslm convert`: a model (HF directory, llama2.c checkpoint or GGUF) written in another of those
+// formats, with its tokenizer turned into the target's form (tokenizer_convert.ts).
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { loadModel, saveModel, exportGguf, exportLlama2c } from './model.js';
+import type { ModelFormat } from './model.js';
+import { openGguf, readGgufTokenizer } from './gguf_arch.js';
+import type { GgufTokenizer } from './gguf_arch.js';
+import { GGUF_FILE_TYPE } from './gguf_arch.js';
+import type { GgufMatrixDType } from './gguf_arch.js';
+import { IoError } from './errors.js';
+import { writeAtomic, writeAll } from './bytes.js';
+import { ggufTokenizerOf, llama2cTokenizerOf, tokenizerConfigFromGguf, tokenizerJsonFromGguf } from './tokenizer_convert.js';
+import type { TokenizerExtras } from './tokenizer_convert.js';
+import { HFTokenizer } from '../tokenizers/hf.js';
+import { readTokenizerConfig } from '../tokenizers/load.js';
+
+export type ConvertTarget = 'hf' | 'gguf' | 'llama2c';
+export const CONVERT_TARGETS: readonly ConvertTarget[] = ['hf', 'gguf', 'llama2c'];
+
+/** The weights' types each target can hold (lower case, as the CLI spells them). */
+export const CONVERT_DTYPES: Record<ConvertTarget, readonly string[]> = {
+  hf: ['f32', 'f16', 'bf16'],
+  gguf: Object.keys(GGUF_FILE_TYPE).map((d) => d.toLowerCase()),
+  llama2c: ['f32'],
+};
+
+export interface ConvertOptions {
+  /** The source: an HF directory, a llama2.c .bin or a .gguf. */
+  model: string;
+  to: ConvertTarget;
+  /** Where to write: a directory for hf, a file for gguf and llama2c. */
+  out: string;
+  /** The weights' type in the output (default f32). */
+  dtype?: string;
+  /** A tokenizer file to use instead of the one found with the model. */
+  tokenizer?: string;
+}
+
+export interface ConvertResult {
+  from: ModelFormat;
+  to: ConvertTarget;
+  /** Files written. */
+  files: string[];
+  /** What the user should know (a tokenizer that could not be carried over, …). */
+  notes: string[];
+}
+
+/** tokenizer_config.json's chat template and add_bos_token beside an HF directory's model. */
+function hfExtras(dir: string): TokenizerExtras & { file?: string; config?: Record<string, unknown> } {
+  const f = path.join(dir, 'tokenizer_config.json');
+  if (!existsSync(f)) return {};
+  const c = readTokenizerConfig(f);
+  const ct = typeof c.chat_template === 'string' ? c.chat_template : Array.isArray(c.chat_template) ? (c.chat_template as Array<{ name: string; template: string }>).find((t) => t.name === 'default')?.template : undefined;
+  return { chatTemplate: ct, addBos: typeof c.add_bos_token === 'boolean' ? c.add_bos_token : undefined, file: f, config: c as Record<string, unknown> };
+}
+
+async function writeJson(file: string, value: unknown): Promise<void> {
+  const bytes = new TextEncoder().encode(JSON.stringify(value, null, 2) + '\n');
+  await writeAtomic(file, (fh) => writeAll(fh, bytes));
+}
+
+/** Convert a model file or directory to another format (see ConvertOptions). */
+export async function convertModel(opts: ConvertOptions): Promise<ConvertResult> {
+  const { to, out } = opts;
+  if (!CONVERT_TARGETS.includes(to)) throw new IoError(out, `--to ${JSON.stringify(to)} is not one of ${CONVERT_TARGETS.join(', ')}`);
+  const dtype = (opts.dtype ?? 'f32').toLowerCase();
+  if (!CONVERT_DTYPES[to].includes(dtype)) {
+    throw new IoError(out, `dtype ${JSON.stringify(opts.dtype)} cannot be written to ${to} (it holds ${CONVERT_DTYPES[to].join(', ')})`);
+  }
+  if (path.resolve(out) === path.resolve(opts.model)) throw new IoError(out, 'is the model being converted: write to another path');
+  // Every weight as f32: the writers quantise or round to the target's type from there.
+  const { model, tokenizer, format, tokenizerSource } = await loadModel(opts.model, { tokenizer: opts.tokenizer, dtype: 'f32' });
+  const notes: string[] = [];
+  const files: string[] = [];
+  try {
+    // What the source says beside the vocabulary: an HF directory's tokenizer_config.json, a GGUF's metadata.
+    const hfx = format === 'hf' ? hfExtras(opts.model) : {};
+    let extras: TokenizerExtras = hfx;
+    let sourceGguf: GgufTokenizer | null = null;
+    if (format === 'gguf' && !opts.tokenizer) {
+      const f = await openGguf(opts.model);
+      try {
+        sourceGguf = readGgufTokenizer(f);
+      } finally {
+        await f.close();
+      }
+      if (sourceGguf) extras = { chatTemplate: sourceGguf.chatTemplate, addBos: sourceGguf.addBos };
+    }
+    const tokFile = tokenizerSource?.path ?? opts.tokenizer ?? opts.model;
+    if (!tokenizer) notes.push(`no tokenizer found with ${opts.model}: the output has none (pass --tokenizer FILE)`);
+
+    if (to === 'gguf') {
+      if (!tokenizer) throw new IoError(opts.model, 'has no tokenizer, and a GGUF must carry one: pass --tokenizer FILE');
+      const gtok = sourceGguf ?? ggufTokenizerOf(tokenizer, tokFile, extras);
+      mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+      await exportGguf(model, out, gtok, dtype.toUpperCase() as GgufMatrixDType);
+      files.push(out);
+    } else if (to === 'hf') {
+      await saveModel(model, out, { dtype: dtype.toUpperCase() as 'F32' | 'F16' | 'BF16' });
+      files.push(path.join(out, 'config.json'), path.join(out, 'model.safetensors'));
+      if (tokenizer) {
+        const gtok = sourceGguf ?? (tokenizer instanceof HFTokenizer ? null : ggufTokenizerOf(tokenizer, tokFile, extras));
+        const json = gtok ? tokenizerJsonFromGguf(gtok, tokFile) : (tokenizer as HFTokenizer).toJSON();
+        await writeJson(path.join(out, 'tokenizer.json'), json);
+        files.push(path.join(out, 'tokenizer.json'));
+        const cfg = gtok ? tokenizerConfigFromGguf(gtok) : hfTokenizerConfig(tokenizer as HFTokenizer, hfx);
+        await writeJson(path.join(out, 'tokenizer_config.json'), cfg);
+        files.push(path.join(out, 'tokenizer_config.json'));
+      }
+    } else {
+      mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+      await exportLlama2c(model, out);
+      files.push(out);
+      if (tokenizer) {
+        let l2c;
+        try {
+          l2c = llama2cTokenizerOf(tokenizer, tokFile);
+        } catch (e) {
+          notes.push(`${(e as Error).message}: no tokenizer.bin written`);
+        }
+        if (l2c) {
+          const tb = path.join(path.dirname(out), 'tokenizer.bin');
+          const bytes = l2c.serialize();
+          await writeAtomic(tb, (fh) => writeAll(fh, bytes));
+          files.push(tb);
+        }
+      }
+    }
+  } finally {
+    model.dispose();
+  }
+  return { from: format, to, files, notes };
+}
+
+/** tokenizer_config.json for a tokenizer.json source: the one beside it, else its special tokens. */
+function hfTokenizerConfig(tok: HFTokenizer, extras: ReturnType<typeof hfExtras>): Record<string, unknown> {
+  if (extras.config) return extras.config;
+  const name = (id: number | null) => (id === null ? undefined : tok.idToToken(id));
+  const out: Record<string, unknown> = { tokenizer_class: 'PreTrainedTokenizerFast' };
+  const bos = name(tok.bosId), eos = name(tok.eosId);
+  if (bos !== undefined) out.bos_token = bos;
+  if (eos !== undefined) out.eos_token = eos;
+  return out;
+}
