@@ -31,6 +31,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   rlhf: () => import('./commands/rlhf.js'),
   'image-tokenizer': () => import('./commands/image-tokenizer.js'),
   convert: () => import('./commands/convert.js'),
+  'mixed-modal': () => import('./commands/mixed-modal.js'),
 };
 
 async function usage(): Promise<string> {

@@ -29,13 +29,18 @@ export function readPng(file: string): GreyImage {
   return { width, height, pixels };
 }
 
-/** Write a grey image (levels clamped to [0, 1]) as an 8-bit PNG, atomically. */
-export function writePng(file: string, img: GreyImage): void {
+/** A grey image (levels clamped to [0, 1]) as the bytes of an 8-bit PNG. */
+export function pngBytes(img: GreyImage): Buffer {
   const png = new pngjs.PNG({ width: img.width, height: img.height, colorType: 0, inputColorType: 0, bitDepth: 8, inputHasAlpha: false });
   const data = Buffer.alloc(img.width * img.height);
   for (let i = 0; i < data.length; i++) data[i] = Math.round(255 * Math.min(1, Math.max(0, img.pixels[i])));
   png.data = data;
-  writeFileAtomic(file, pngjs.PNG.sync.write(png, { colorType: 0, inputColorType: 0, inputHasAlpha: false }));
+  return pngjs.PNG.sync.write(png, { colorType: 0, inputColorType: 0, inputHasAlpha: false });
+}
+
+/** Write a grey image (levels clamped to [0, 1]) as an 8-bit PNG, atomically. */
+export function writePng(file: string, img: GreyImage): void {
+  writeFileAtomic(file, pngBytes(img));
 }
 
 /** Square images (n × size × size) tiled in rows of `cols`, with a 1-pixel grey gutter. */

@@ -10,12 +10,16 @@ import { readFileSync } from 'node:fs';
 import { constraintProcessor, TokenVocab } from '../../structured/index.js';
 import type { JsonSchema } from '../../structured/index.js';
 import { parseJson } from '../../tokenizers/guard.js';
+import { loadMixedModal, imagePromptTokens, imageFromTokens, MIXED_MODAL_FILE } from '../../vision/mixed_train.js';
+import { ImageSpanProcessor } from '../../vision/mixed.js';
+import { readPng, writePng } from '../../vision/png.js';
 import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculativeLine, speculativeOptions, speculativeUsage } from '../speculative.js';
 
 export const usage = `tslm generate --model <hf-dir|file.bin|file.gguf> [--prompt "…"] [--max-tokens N]
       [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R]
       [--seed S] [--stop STR]… [--tokenizer FILE] [--adapter DIR] [--print-ids] [--threads N] [--dtype f32|q8_0]
       [--schema FILE.json [--strict] [--allow-extra-keys] | --regex RE | --grammar FILE.gbnf]
+      [--image IN.png] [--image-out OUT.png]
 ${speculativeUsage}
     Generate from a prompt (from BOS when none is given); text streams to stdout, prefill and
     decode tokens/s go to stderr. --print-ids prints the generated ids on the last line.
@@ -26,6 +30,9 @@ ${speculativeUsage}
     --adapter applies a LoRA adapter (PEFT directory) to the model. A GGUF's Q8_0 weights stay
     quantised in memory (fused dequantise-and-dot kernels); --dtype f32 dequantises them on load;
     --dtype q8_0 quantises a LLaMA's f32/f16/bf16 linear weights to Q8_0 as they load.
+    A mixed-modal model (tslm mixed-modal train) reads and writes images: --image puts a PNG
+    into the prompt (as its image tokens, before the text; the answer is text: a caption),
+    --image-out makes the continuation an image (its tokens decoded to a PNG).
 ${speculativeHelp}`;
 
 /** --dtype: f32 (dequantise), q8_0 (quantise on load) or absent (as stored). */
@@ -61,7 +68,7 @@ export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args: normalizeSpeculativeArgs(args),
     options: { model: { type: 'string' }, prompt: { type: 'string' }, tokenizer: { type: 'string' }, adapter: { type: 'string' }, dtype: { type: 'string' }, 'print-ids': { type: 'boolean', default: false }, ...samplingOptions,
-      schema: { type: 'string' }, regex: { type: 'string' }, grammar: { type: 'string' }, strict: { type: 'boolean', default: false }, 'allow-extra-keys': { type: 'boolean', default: false }, ...speculativeOptions },
+      schema: { type: 'string' }, regex: { type: 'string' }, grammar: { type: 'string' }, image: { type: 'string' }, 'image-out': { type: 'string' }, strict: { type: 'boolean', default: false }, 'allow-extra-keys': { type: 'boolean', default: false }, ...speculativeOptions },
   });
   if (!values.model) { console.error('tslm generate: --model is required'); return 2; }
   const opts = samplingFrom(values);
@@ -85,6 +92,17 @@ export async function run(args: string[]): Promise<number> {
     } else prompt = [bos];
     if (values.prompt) process.stdout.write(values.prompt);
     let eos = tokenizer?.eosId !== null && tokenizer?.eosId !== undefined ? [tokenizer.eosId] : model.config.eos_token_id ?? [];
+    // Images in and out: a mixed-modal model's image tokens, kept well-formed by ImageSpanProcessor.
+    const mixed = await loadMixedModal(values.model);
+    if ((values.image !== undefined || values['image-out'] !== undefined) && !mixed) {
+      throw new UsageError(`--image and --image-out need a mixed-modal model (text and image tokens, made by tslm mixed-modal train); ${values.model} is text-only (no ${MIXED_MODAL_FILE})`);
+    }
+    if (mixed) {
+      if (constraint) throw new UsageError('--schema/--regex/--grammar are not available with a mixed-modal model');
+      if (values.image !== undefined) prompt = [prompt[0], ...imagePromptTokens(mixed.imageTokenizer, mixed.vocab, readPng(values.image), values.image), ...prompt.slice(1)];
+      opts.processors = [new ImageSpanProcessor(mixed.vocab, { images: values['image-out'] !== undefined ? 'only' : values.image !== undefined ? false : true })];
+      if (values['image-out'] !== undefined) { opts.maxNewTokens = mixed.vocab.codesPerImage + 2; eos = []; }
+    }
     if (constraint) {
       if (!tokenizer) throw new Error(`${values.model}: a constraint needs the tokenizer; pass --tokenizer <tokenizer.json|tokenizer.model|tokenizer.bin>`);
       opts.processors = [constraintProcessor(constraint, tokenizer)];
@@ -93,12 +111,21 @@ export async function run(args: string[]): Promise<number> {
     const speculative = await speculativeFrom(values, model);
     const r = generate(model, prompt, {
       ...opts, stopIds: eos, stopStrings: values.stop, tokenizer: tokenizer ?? undefined,
-      onToken: tokenizer ? (e) => process.stdout.write(e.text) : undefined, speculative: speculative ?? undefined,
+      // A mixed-modal model's image tokens are not text: they are shown as one [image] mark.
+      onToken: tokenizer ? (e) => process.stdout.write(mixed && e.id >= mixed.vocab.imageStart ? (e.id === mixed.vocab.imageEnd ? '[image]' : '') : e.text) : undefined,
+      speculative: speculative ?? undefined,
     });
     if (tokenizer) process.stdout.write('\n');
     const s = r.stats;
     console.error(`prefill: ${s.promptTokens} tokens, ${s.prefillTokensPerSecond.toFixed(1)} tok/s; decode: ${s.decodeTokens} tokens, ${s.decodeTokensPerSecond.toFixed(1)} tok/s; finish: ${r.finishReason[0]}`);
     if (s.speculative) console.error(speculativeLine(s.speculative));
+    if (mixed && values['image-out'] !== undefined) {
+      const px = imageFromTokens(mixed.imageTokenizer, mixed.vocab, r.ids[0]);
+      if (!px) throw new Error(`the model did not complete an image in ${r.ids[0].length} tokens`);
+      const S = mixed.imageTokenizer.config.image_size;
+      writePng(values['image-out'], { width: S, height: S, pixels: px });
+      console.error(`image: ${values['image-out']} (${S}×${S}, ${mixed.vocab.codesPerImage} image tokens)`);
+    }
     if (values['print-ids'] || !tokenizer) console.log(r.ids[0].join(' '));
     model.dispose();
   } finally {

@@ -1,0 +1,101 @@
+// The mixed-modal model's pieces (src/vision/mixed_train.ts): the tokenizer.json of the shared
+// vocabulary, the two kinds of documents, and a whole (tiny) run as a user starts it, then
+// tslm generate --image-out / --image on what it wrote, with the errors a user can meet.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { init, shutdown } from '../../src/index.js';
+import { HFTokenizer, trainByteLevelBPE } from '../../src/tokenizers/index.js';
+import { MixedVocab, mixedTokenizerJson, mixedDocuments, caption, readPng, writePng, loadMnist, readMixedModal } from '../../src/vision/index.js';
+import { main } from '../../src/cli/main.js';
+import { tempDir, tinyLlamaConfig, tinyLlamaTensors } from '../io/util.js';
+import { writeHfDir } from '../../src/io/index.js';
+
+before(async () => { await init({ threads: 1 }); });
+after(async () => { await shutdown(); });
+
+const textTok = trainByteLevelBPE(Array(5).fill(Array.from({ length: 10 }, (_, d) => caption(d)).join('\n')).join('\n'), { vocabSize: 270, specialTokens: ['<|endoftext|>'] });
+
+test('the mixed tokenizer.json: text ids as before, then <image>, </image> and one token per code where MixedVocab puts them', () => {
+  const v = new MixedVocab(textTok.vocabSize, 16, 2);
+  const tok = new HFTokenizer(mixedTokenizerJson(textTok, 16));
+  assert.equal(tok.vocabSize, v.size);
+  assert.equal(tok.tokenToId('<image>'), v.imageStart);
+  assert.equal(tok.tokenToId('</image>'), v.imageEnd);
+  for (const c of [0, 7, 15]) assert.equal(tok.tokenToId(`<img_${c}>`), v.codeOffset + c);
+  for (const d of [0, 7]) assert.deepEqual(tok.encode(caption(d)), textTok.encode(caption(d)));
+  assert.deepEqual(tok.encode(`${caption(3)}<image><img_1><img_2><img_3><img_4></image>`), [...textTok.encode(caption(3)), ...v.imageTokens([1, 2, 3, 4])]);
+});
+
+test('documents: per image one drawing (caption, image, eos) and one captioning (image, caption, eos), shuffled', () => {
+  const v = new MixedVocab(textTok.vocabSize, 16, 2);
+  const codes = Int32Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+  const labels = Int32Array.from([3, 8, 0]);
+  const docs = mixedDocuments(codes, labels, v, (s) => textTok.encode(s), 0, 1);
+  assert.equal(docs.length, 6);
+  const seen = new Set<string>();
+  for (const d of docs) {
+    assert.equal(d[d.length - 1], 0);
+    const img = v.images(d);
+    assert.equal(img.length, 1);
+    const i = [0, 1, 2].find((k) => img[0].codes.join() === [...codes.subarray(4 * k, 4 * k + 4)].join())!;
+    assert.ok(i !== undefined);
+    const text = textTok.decode(d.filter((t) => t < v.textSize && t !== 0));
+    assert.equal(text, caption(labels[i]));
+    const kind = d[0] === v.imageStart ? 'caption' : 'draw';
+    seen.add(`${kind}${i}`);
+  }
+  assert.equal(seen.size, 6, 'each image once as each kind');
+});
+
+test('tslm mixed-modal train (tiny), then tslm generate --image-out and --image on its model; errors named', async (t) => {
+  const dir = tempDir(t);
+  const out = path.join(dir, 'run');
+  const logs: string[] = [];
+  const err = console.error, log = console.log, write = process.stderr.write;
+  console.error = (...a: unknown[]) => logs.push(a.join(' '));
+  (process.stderr as { write: unknown }).write = (s: string) => { logs.push(String(s)); return true; };
+  try {
+    const rc = await main(['mixed-modal', 'train', '--out', out, '--steps', '3', '--batch-size', '2', '--seq-len', '64', '--image-tokenizer-steps', '2', '--eval-per-class', '1', '--threads', '1',
+      '--limit-images', '90', '--classifier-steps', '5']);
+    assert.equal(rc, 0, logs.join('\n'));
+  } finally {
+    console.error = err; console.log = log; (process.stderr as { write: unknown }).write = write;
+  }
+  const ck = path.join(out, 'checkpoint');
+  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'mixed_modal.json', 'image_tokenizer/config.json', 'image_tokenizer/model.safetensors']) assert.ok(existsSync(path.join(ck, f)), f);
+  const report = JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8'));
+  for (const k of ['captionAccuracy', 'drawAgreement', 'classifierAccuracy']) assert.ok(report[k] >= 0 && report[k] <= 1, k);
+  assert.match(readFileSync(path.join(out, 'report.html'), 'utf8'), /data:image\/png;base64/);
+  const mm = readMixedModal(ck)!;
+  assert.equal(JSON.parse(readFileSync(path.join(ck, 'config.json'), 'utf8')).vocab_size, mm.vocab.size);
+  assert.equal(JSON.parse(readFileSync(path.join(ck, 'config.json'), 'utf8')).model_type, 'chameleon');
+
+  // As a user runs it, in a fresh process.
+  const cli = path.join(process.cwd(), 'bin', 'tslm.js');
+  const png = path.join(dir, 'seven.png');
+  let r = spawnSync(process.execPath, [cli, 'generate', '--model', ck, '--prompt', caption(7), '--image-out', png, '--temperature', '1', '--threads', '1'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /a handwritten 7\[image\]/);
+  const img = readPng(png);
+  assert.deepEqual([img.width, img.height], [28, 28]);
+  const digit = path.join(dir, 'digit.png');
+  const { test: held } = loadMnist();
+  writePng(digit, { width: 28, height: 28, pixels: held.pixels.slice(0, 784) });
+  r = spawnSync(process.execPath, [cli, 'generate', '--model', ck, '--image', digit, '--max-tokens', '6', '--threads', '1'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.doesNotMatch(r.stdout, /image/, 'a caption is text only');
+  // Errors: a picture of the wrong size; an image asked of a text-only model.
+  writePng(path.join(dir, 'big.png'), { width: 32, height: 32, pixels: new Float32Array(32 * 32) });
+  r = spawnSync(process.execPath, [cli, 'generate', '--model', ck, '--image', path.join(dir, 'big.png'), '--threads', '1'], { encoding: 'utf8' });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /big\.png: the image is 32×32, the image tokenizer takes 28×28 grey images/);
+  const textOnly = path.join(dir, 'text-only');
+  await writeHfDir(textOnly, { config: tinyLlamaConfig({ vocab_size: textTok.vocabSize }), tensors: tinyLlamaTensors(tinyLlamaConfig({ vocab_size: textTok.vocabSize }), 1) });
+  textTok.save(path.join(textOnly, 'tokenizer.json'));
+  r = spawnSync(process.execPath, [cli, 'generate', '--model', textOnly, '--prompt', 'draw a 7', '--image-out', png, '--threads', '1'], { encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--image and --image-out need a mixed-modal model .*text-only \(no mixed_modal\.json\)/);
+});
