@@ -18,7 +18,8 @@ import type { CausalLM } from '../models/index.js';
 import { HFTokenizer } from '../tokenizers/hf.js';
 import { trainByteLevelBPE } from '../tokenizers/trainer.js';
 import { TokenFile, Batcher } from '../train/data.js';
-import { trainLoop, createOptimizer, DEFAULT_TRAIN_OPTIONS } from '../train/trainer.js';
+import { trainLoop, createOptimizer, DEFAULT_TRAIN_OPTIONS, TrainingDivergedError } from '../train/trainer.js';
+import { seriesSvg } from '../align/report.js';
 import type { TrainOptions, TrainState } from '../train/trainer.js';
 import { saveCheckpoint, findCheckpoint, loadCheckpoint } from '../train/checkpoint.js';
 import { lossCurveSvg, writeFileAtomic } from '../train/report.js';
@@ -128,6 +129,13 @@ export interface MixedModalOptions {
   config?: Record<string, unknown>;
   /** Held-out images per class judged for captioning, and images drawn per class. */
   evalPerClass?: number;
+  /**
+   * Steps of the stability comparison (default 150; 0: none): the same model trained at a high
+   * learning rate (stabilityLr, default 1e-2) with QK-norm + z-loss and without either, their
+   * loss curves side by side in report.html.
+   */
+  stabilitySteps?: number;
+  stabilityLr?: number;
   /** Steps of the judge's training (default 600). */
   classifierSteps?: number;
   /** Use only the first N training and N/9 held-out images (quick runs and tests). */
@@ -146,6 +154,39 @@ export interface MixedModalReport {
   classifierAccuracy: number;
   seconds: number;
   checkpoint: string;
+  /** The stability comparison: per variant its losses and the step it diverged at (null: finite throughout). */
+  stability?: StabilityRun[];
+}
+
+export interface StabilityRun { name: string; qkNorm: boolean; zLoss: number; lr: number; losses: number[]; divergedAt: number | null }
+
+/**
+ * The same model, data and seed trained at learning rate `lr` for `steps` steps with QK-norm and
+ * z-loss and without them: the losses of each, and the step where a loss stopped being finite.
+ */
+export async function compareStability(base: Record<string, unknown>, train: () => Batcher, o: { steps: number; lr: number; seed: number; batchSize: number; seqLen: number; log: (l: string) => void }): Promise<StabilityRun[]> {
+  const variants = [{ name: 'QK-norm + z-loss', qkNorm: true, zLoss: 1e-5 }, { name: 'neither', qkNorm: false, zLoss: 0 }];
+  const out: StabilityRun[] = [];
+  for (const v of variants) {
+    const cfg: Record<string, unknown> = { ...base, model_type: v.qkNorm ? 'chameleon' : 'llama' };
+    delete cfg.z_loss_coef;
+    if (v.zLoss > 0) cfg.z_loss_coef = v.zLoss;
+    const model = createModel(cfg, 'stability config', { generator: new Generator(o.seed) });
+    const opts: TrainOptions = { ...DEFAULT_TRAIN_OPTIONS, steps: o.steps, batchSize: o.batchSize, seqLen: o.seqLen, lr: o.lr, warmupSteps: Math.min(20, o.steps), evalEvery: 1 << 30, seed: o.seed };
+    const losses: number[] = [];
+    let divergedAt: number | null = null;
+    try {
+      await trainLoop(model, createOptimizer(model, opts), { train: train(), val: null }, opts, { step: 0, tokens: 0, elapsedSeconds: 0 }, { onStep(m) { losses.push(m.loss); } });
+    } catch (e) {
+      if (!(e instanceof TrainingDivergedError)) throw e;
+      divergedAt = losses.length + 1;
+    } finally {
+      model.dispose();
+    }
+    o.log(`stability at lr ${o.lr}: ${v.name}: ${divergedAt === null ? `finite for ${o.steps} steps, last loss ${losses[losses.length - 1]?.toFixed(3)}` : `diverged at step ${divergedAt}`}`);
+    out.push({ ...v, lr: o.lr, losses, divergedAt });
+  }
+  return out;
 }
 
 /** Train the mixed-modal model (and what it needs: image tokenizer, judge), then evaluate it and write report.html. */
@@ -234,9 +275,13 @@ export async function trainMixedModal(o: MixedModalOptions): Promise<MixedModalR
     // 6. Evaluation.
     const per = o.evalPerClass ?? 20;
     const ev = evaluateMixedModal(model, vocab, it, judge.model, data.test, testCodes, { encode: text, decode: (ids) => textTok.decode(ids) }, eos, { perClass: per, seed });
+    const sSteps = o.stabilitySteps ?? 150;
+    const stability = sSteps > 0
+      ? await compareStability(rawConfig, () => new Batcher(trainTokens, opts.seqLen, opts.batchSize, chunks(trainTokens), seed + 2), { steps: sSteps, lr: o.stabilityLr ?? 1e-2, seed, batchSize: opts.batchSize, seqLen: opts.seqLen, log })
+      : undefined;
     const report: MixedModalReport = {
       steps: state.step, valLoss, captionAccuracy: ev.captionAccuracy, drawAgreement: ev.drawAgreement, drawPerClass: ev.drawPerClass,
-      classifierAccuracy: judge.accuracy, seconds: (performance.now() - t0) / 1000, checkpoint,
+      classifierAccuracy: judge.accuracy, seconds: (performance.now() - t0) / 1000, checkpoint, stability,
     };
     writeFileAtomic(path.join(o.out, 'report.json'), JSON.stringify(report, null, 2) + '\n');
     writeFileAtomic(path.join(o.out, 'loss.svg'), lossCurveSvg(metrics, { title: 'mixed-modal training' }));
@@ -313,6 +358,14 @@ export function evaluateMixedModal(
   };
 }
 
+function stabilityHtml(runs: StabilityRun[] | undefined): string {
+  if (!runs?.length) return '';
+  const svg = seriesSvg(runs.map((r) => ({ name: `${r.name}${r.divergedAt !== null ? ` (diverged at step ${r.divergedAt})` : ''}`, points: r.losses.map((l, i) => [i + 1, l] as [number, number]) })),
+    { title: `training loss at learning rate ${runs[0].lr}`, yLabel: 'loss', width: 720, height: 320 });
+  const rows = runs.map((r) => `<li>${esc(r.name)}: ${r.divergedAt === null ? `finite for all ${r.losses.length} steps (last loss ${r.losses[r.losses.length - 1]?.toFixed(3)})` : `the loss stopped being finite at step ${r.divergedAt}`}</li>`).join('');
+  return `<h2>Stability: QK-norm + z-loss against neither</h2><p>The same model, data and seed at a high learning rate.</p><ul>${rows}</ul>${svg}`;
+}
+
 function img64(p: ReturnType<typeof tile>): string {
   return `data:image/png;base64,${pngBytes(p).toString('base64')}`;
 }
@@ -340,7 +393,7 @@ function mixedReportHtml(r: MixedModalReport, metrics: StepMetrics[], ev: MixedE
 <h1>One model over text and image tokens (MNIST)</h1><table>${summary.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('')}</table>
 <h2>Loss</h2>${lossCurveSvg(metrics, { title: 'mixed-modal training' })}
 <h2>Drawing: text → image tokens → pixels</h2><table>${rows}</table>
-<h2>Captioning: image → text</h2>${caps}</body></html>`;
+<h2>Captioning: image → text</h2>${caps}${stabilityHtml(r.stability)}</body></html>`;
 }
 
 /** A mixed-modal model directory's vocabulary and image tokenizer (null for a text-only model). */

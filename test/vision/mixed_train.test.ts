@@ -59,7 +59,7 @@ test('tslm mixed-modal train (tiny), then tslm generate --image-out and --image 
   (process.stderr as { write: unknown }).write = (s: string) => { logs.push(String(s)); return true; };
   try {
     const rc = await main(['mixed-modal', 'train', '--out', out, '--steps', '3', '--batch-size', '2', '--seq-len', '64', '--image-tokenizer-steps', '2', '--eval-per-class', '1', '--threads', '1',
-      '--limit-images', '90', '--classifier-steps', '5']);
+      '--limit-images', '90', '--classifier-steps', '5', '--stability-steps', '2']);
     assert.equal(rc, 0, logs.join('\n'));
   } finally {
     console.error = err; console.log = log; (process.stderr as { write: unknown }).write = write;
@@ -69,6 +69,8 @@ test('tslm mixed-modal train (tiny), then tslm generate --image-out and --image 
   const report = JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8'));
   for (const k of ['captionAccuracy', 'drawAgreement', 'classifierAccuracy']) assert.ok(report[k] >= 0 && report[k] <= 1, k);
   assert.match(readFileSync(path.join(out, 'report.html'), 'utf8'), /data:image\/png;base64/);
+  assert.deepEqual(report.stability.map((r: { name: string; losses: number[] }) => [r.name, r.losses.length]), [['QK-norm + z-loss', 2], ['neither', 2]]);
+  assert.match(readFileSync(path.join(out, 'report.html'), 'utf8'), /Stability: QK-norm \+ z-loss against neither/);
   const mm = readMixedModal(ck)!;
   assert.equal(JSON.parse(readFileSync(path.join(ck, 'config.json'), 'utf8')).vocab_size, mm.vocab.size);
   assert.equal(JSON.parse(readFileSync(path.join(ck, 'config.json'), 'utf8')).model_type, 'chameleon');
