@@ -17,6 +17,9 @@ import type { Grammar } from '../structured/grammar.js';
 import { DecodeBatch } from '../generate/batch.js';
 import type { SpeculativeOptions } from '../generate/stepped.js';
 import { ApiError, internalError } from './errors.js';
+import { loadMixedModal } from '../vision/mixed_train.js';
+import type { MixedVocab } from '../vision/mixed.js';
+import type { ImageTokenizer } from '../vision/tokenizer.js';
 
 export interface ChatFormat {
   template: string;
@@ -39,6 +42,8 @@ export class ServedModel {
   private readonly compiling = new Map<string, Promise<TokenMatcher>>();
   /** The speculative decoding the model is served with (RegistryOptions.speculative), or null. */
   speculative: SpeculativeOptions | null = null;
+  /** A mixed-modal model's vocabulary layout and image tokenizer (image content parts in and out), or null. */
+  mixed: { vocab: MixedVocab; imageTokenizer: ImageTokenizer } | null = null;
 
   constructor(
     readonly id: string,
@@ -281,6 +286,7 @@ export class ModelRegistry {
       if (c.chat_template) chat = { ...chatTemplateFromConfig(c, 'default', cfgFile), own: true };
     }
     const m = new ServedModel(name, p, model, tokenizer, chat, format === 'hf' ? p : null, tokenizerSource);
+    if (format === 'hf') m.mixed = await loadMixedModal(p);
     // The vocabulary as constraints see it (token bytes, trie, plain-token index) is built now,
     // with the model: built by the first request with a schema, it held up every other request
     // (0.4–0.8 s for a 32K vocabulary).

@@ -22,6 +22,10 @@ import { noGrad } from '../tensor/autograd.js';
 import { scope } from '../tensor/storage.js';
 import * as T from '../tensor/ops.js';
 import { H } from '../backend/heap.js';
+import { decodePng } from '../vision/png.js';
+import type { GreyImage } from '../vision/png.js';
+import { ImageSpanProcessor } from '../vision/mixed.js';
+import { imageTokenText, contentParts } from '../vision/mixed_train.js';
 import { ApiError, badParam, internalError } from './errors.js';
 import type { ModelRegistry, ServedModel } from './models.js';
 import type { Job, Scheduler } from './scheduler.js';
@@ -258,26 +262,54 @@ function toolsPrompt(ts: FunctionTool[], choice: string): string {
 
 // ---- chat messages ---------------------------------------------------------------------------
 
-function textContent(c: unknown, where: string): string | null {
+/** Where an image part stood in a message's text, until the model (mixed-modal or not) is known. */
+const IMAGE_MARK = (k: number) => `\u{F0000}${k}\u{F0001}`;
+const IMAGE_MARK_RE = /\u{F0000}(\d+)\u{F0001}/gu;
+
+/** An image content part: a PNG as a data: URL (nothing is fetched). */
+function imagePart(p: Obj, where: string, images: Array<{ image: GreyImage; where: string }>): string {
+  const url = isObj(p.image_url) ? p.image_url.url : undefined;
+  if (typeof url !== 'string') throw badParam(`${where}.image_url.url`, `'${where}.image_url.url' must be a string`, 'invalid_type');
+  const m = /^data:image\/png;base64,([A-Za-z0-9+/=\s]*)$/.exec(url);
+  if (!m) throw badParam(`${where}.image_url.url`, `'${where}.image_url.url' must be a PNG as a data: URL (data:image/png;base64,…); nothing is fetched`);
+  let image: GreyImage;
+  try { image = decodePng(Buffer.from(m[1], 'base64'), `${where}.image_url`); } catch (e) { throw badParam(`${where}.image_url.url`, (e as Error).message); }
+  images.push({ image, where });
+  return IMAGE_MARK(images.length - 1);
+}
+
+function textContent(c: unknown, where: string, images: Array<{ image: GreyImage; where: string }>): string | null {
   if (c === null || c === undefined) return null;
-  if (typeof c === 'string') return c;
+  if (typeof c === 'string') return c.replace(/[\u{F0000}\u{F0001}]/gu, '');
   if (Array.isArray(c)) {
     return c.map((p, i) => {
-      if (isObj(p) && p.type === 'text' && typeof p.text === 'string') return p.text;
-      throw badParam(`${where}[${i}]`, `'${where}[${i}]': only text content parts are supported (got ${isObj(p) ? JSON.stringify(p.type) : typeof p})`);
+      if (isObj(p) && p.type === 'text' && typeof p.text === 'string') return p.text.replace(/[\u{F0000}\u{F0001}]/gu, '');
+      if (isObj(p) && p.type === 'image_url') return imagePart(p, `${where}[${i}]`, images);
+      throw badParam(`${where}[${i}]`, `'${where}[${i}]': only text and image_url content parts are supported (got ${isObj(p) ? JSON.stringify(p.type) : typeof p})`);
     }).join('');
   }
   throw badParam(where, `'${where}' must be a string or an array of content parts`, 'invalid_type');
 }
 
-function chatMessages(b: Obj): ChatMessage[] {
+/** Image parts into the model's image tokens (as special-token text), or a 400 for a text-only model. */
+function placeImages(m: ServedModel, msgs: ChatMessage[], images: Array<{ image: GreyImage; where: string }>): ChatMessage[] {
+  if (images.length === 0) return msgs;
+  if (!m.mixed) throw badParam(images[0].where, `model '${m.id}' is text-only: image content parts need a mixed-modal model (tslm mixed-modal train)`);
+  const mixed = m.mixed;
+  const text = images.map((x) => {
+    try { return imageTokenText(mixed.imageTokenizer, mixed.vocab, x.image, x.where); } catch (e) { throw badParam(x.where, (e as Error).message); }
+  });
+  return msgs.map((x) => ({ ...x, content: x.content.replace(IMAGE_MARK_RE, (_, k: string) => text[Number(k)]) }));
+}
+
+function chatMessages(b: Obj, images: Array<{ image: GreyImage; where: string }>): ChatMessage[] {
   const ms = b.messages;
   if (!Array.isArray(ms) || ms.length === 0) throw badParam('messages', "'messages' must be a non-empty array", ms === undefined ? 'missing_required_parameter' : 'invalid_type');
   return ms.map((m, i) => {
     if (!isObj(m) || typeof m.role !== 'string') throw badParam(`messages[${i}]`, `'messages[${i}]' must be an object with a 'role'`, 'invalid_type');
     const role = m.role === 'developer' ? 'system' : m.role;
     if (!['system', 'user', 'assistant', 'tool'].includes(role)) throw badParam(`messages[${i}].role`, `'messages[${i}].role' must be system, developer, user, assistant or tool, got ${JSON.stringify(m.role)}`);
-    let content = textContent(m.content, `messages[${i}].content`);
+    let content = textContent(m.content, `messages[${i}].content`, images);
     const out: ChatMessage = { role, content: content ?? '' };
     if (role === 'assistant' && Array.isArray(m.tool_calls)) {
       // Earlier calls are shown to the model in the format it is asked to produce.
@@ -493,10 +525,12 @@ async function promptIds(ctx: Ctx, m: ServedModel, texts: string[], param: strin
 export async function chatCompletions(ctx: Ctx, body: unknown, res: ServerResponse, signal: AbortSignal): Promise<void> {
   const b = bodyObject(body);
   if (b.model !== undefined && typeof b.model !== 'string') throw badParam('model', "'model' must be a string", 'invalid_type');
-  const messages = chatMessages(b);
+  const images: Array<{ image: GreyImage; where: string }> = [];
+  const parsed = chatMessages(b, images);
   const m = await ctx.registry.acquire(b.model as string | undefined);
   try {
     needTokenizer(m);
+    const messages = placeImages(m, parsed, images);
     const stream = optBool(b, 'stream') ?? false;
     const includeUsage = stream && isObj(b.stream_options) && b.stream_options.include_usage === true;
     const wantLogprobs = optBool(b, 'logprobs') ?? false;
@@ -537,6 +571,10 @@ export async function chatCompletions(ctx: Ctx, body: unknown, res: ServerRespon
     const constraint = useTools ? toolsConstraint(t!.tools, t!.choice, answerFormat) : answerFormat;
     const procs = [...(opts.processors ?? [])];
     if (constraint) procs.push(await constraintProcessor(ctx, m, constraint, opts.maxNewTokens!));
+    if (m.mixed) {
+      if (constraint) throw badParam(constraint.param ?? 'response_format', `model '${m.id}' is mixed-modal: response_format and tools are not available with it`);
+      procs.push(new ImageSpanProcessor(m.mixed.vocab));
+    }
     const id = newId('chatcmpl'), created = now(), model = m.id;
     const n = opts.n;
     let events: EventStream | null = null;
@@ -551,7 +589,8 @@ export async function chatCompletions(ctx: Ctx, body: unknown, res: ServerRespon
         if (!events) return;
         const delta: Obj = {};
         if (!started.has(ev.sequence)) { started.add(ev.sequence); delta.role = 'assistant'; }
-        if (ev.text) delta.content = ev.text;
+        // A mixed-modal model's image tokens are not text: the image comes whole in the last chunk.
+        if (ev.text && !(m.mixed && ev.id >= m.mixed.vocab.imageStart)) delta.content = ev.text;
         let lp: unknown = null;
         if (wantLogprobs && ev.id >= 0) {
           const r = gen.result();
@@ -574,6 +613,9 @@ export async function chatCompletions(ctx: Ctx, body: unknown, res: ServerRespon
     const choices = r.ids.map((_, i) => {
       const content = r.text![i];
       let message: Obj = { role: 'assistant', content, refusal: null };
+      // A mixed-modal answer with images: content parts (text, and each image as a PNG data URL).
+      const mixed = m.mixed;
+      if (mixed && mixed.vocab.images(r.ids[i]).length) message.content = contentParts(mixed.imageTokenizer, mixed.vocab, r.ids[i], (x) => m.tokenizer!.decode(x));
       let finish: string = r.finishReason[i];
       if (useTools) {
         const call = parseToolCall(content, t!.tools);
@@ -592,6 +634,8 @@ export async function chatCompletions(ctx: Ctx, body: unknown, res: ServerRespon
       for (const c of choices) {
         const delta: Obj = {};
         if (!started.has(c.index)) delta.role = 'assistant';
+        const parts = (c.message as { content: unknown }).content;
+        if (Array.isArray(parts)) delta.images = parts.filter((x: Obj) => x.type === 'image_url');
         if (useTools) {
           const msg = c.message as { content: string | null; tool_calls?: unknown[] };
           if (msg.tool_calls) delta.tool_calls = (msg.tool_calls as Obj[]).map((tc, k) => ({ index: k, ...tc }));

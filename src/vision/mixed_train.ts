@@ -49,6 +49,8 @@ export interface MixedModalConfig {
 }
 
 export const CAPTION_TEMPLATE = 'a handwritten {digit}';
+/** The chat template of a mixed-modal model: the documents it learned start after <|endoftext|>, with no roles. */
+export const MIXED_CHAT_TEMPLATE = "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}";
 export const caption = (d: number): string => CAPTION_TEMPLATE.replace('{digit}', String(d));
 
 /** The mixed vocabulary's tokenizer.json: the text tokenizer's, then <image>, </image>, <img_0>… as special added tokens. */
@@ -257,6 +259,8 @@ export async function trainMixedModal(o: MixedModalOptions): Promise<MixedModalR
   const mm: MixedModalConfig = { format: 'tslm-mixed-modal', version: 1, text_vocab_size: textTok.vocabSize, num_codes: K, grid, image_tokenizer: IMAGE_TOKENIZER_DIR, caption_template: CAPTION_TEMPLATE };
   const also = async (dir: string) => {
     writeFileSync(path.join(dir, MIXED_MODAL_FILE), JSON.stringify(mm, null, 2) + '\n');
+    // Documents follow <|endoftext|>: a chat is that, then the messages' contents as they are.
+    writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', chat_template: MIXED_CHAT_TEMPLATE }, null, 2) + '\n');
     mkdirSync(path.join(dir, IMAGE_TOKENIZER_DIR), { recursive: true });
     for (const f of ['config.json', 'model.safetensors']) copyFileSync(path.join(itDir, f), path.join(dir, IMAGE_TOKENIZER_DIR, f));
   };
@@ -420,4 +424,27 @@ export function imageFromTokens(it: ImageTokenizer, vocab: MixedVocab, ids: read
   const img = vocab.images(ids)[0];
   if (!img) return null;
   return scope(() => Float32Array.from(it.decode(T.tensor(img.codes, [1, it.grid, it.grid], 'i32')).toArray() as number[]));
+}
+
+/** The special-token text of an image (<image><img_12>…</image>), which the mixed tokenizer encodes as the image's tokens. */
+export function imageTokenText(it: ImageTokenizer, vocab: MixedVocab, img: { width: number; height: number; pixels: Float32Array }, where: string): string {
+  const ids = imagePromptTokens(it, vocab, img, where);
+  return ids.map((t) => (t === vocab.imageStart ? '<image>' : t === vocab.imageEnd ? '</image>' : `<img_${t - vocab.codeOffset}>`)).join('');
+}
+
+/** Generated ids as content parts: text between images, and each complete image as a PNG data URL. */
+export function contentParts(it: ImageTokenizer, vocab: MixedVocab, ids: readonly number[], decode: (ids: number[]) => string): Array<{ type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string } }> {
+  const out: Array<{ type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string } }> = [];
+  const S = it.config.image_size;
+  let from = 0;
+  for (const img of vocab.images(ids)) {
+    const text = decode(ids.slice(from, img.at).filter((t) => t < vocab.textSize));
+    if (text) out.push({ type: 'text', text });
+    const px = scope(() => Float32Array.from(it.decode(T.tensor(img.codes, [1, it.grid, it.grid], 'i32')).toArray() as number[]));
+    out.push({ type: 'image_url', image_url: { url: `data:image/png;base64,${pngBytes({ width: S, height: S, pixels: px }).toString('base64')}` } });
+    from = img.at + vocab.codesPerImage + 2;
+  }
+  const rest = decode(ids.slice(from).filter((t) => t < vocab.textSize));
+  if (rest) out.push({ type: 'text', text: rest });
+  return out;
 }

@@ -16,6 +16,11 @@ export interface GreyImage { width: number; height: number; pixels: Float32Array
 export function readPng(file: string): GreyImage {
   let buf: Buffer;
   try { buf = readFileSync(file); } catch (e) { throw new ImageError(file, `cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
+  return decodePng(buf, file);
+}
+
+/** A PNG's bytes as a grey image; `file` names it in errors. */
+export function decodePng(buf: Buffer, file: string): GreyImage {
   if (buf.length < 8 || buf.readUInt32BE(0) !== 0x89504e47) throw new ImageError(file, 'is not a PNG file (no PNG signature)');
   let png: pngjs.PNG;
   try { png = pngjs.PNG.sync.read(buf); } catch (e) { throw new ImageError(file, `is not a readable PNG (${(e as Error).message})`); }

@@ -12,6 +12,9 @@ import { MixedVocab, mixedTokenizerJson, mixedDocuments, caption, readPng, write
 import { main } from '../../src/cli/main.js';
 import { tempDir, tinyLlamaConfig, tinyLlamaTensors } from '../io/util.js';
 import { writeHfDir } from '../../src/io/index.js';
+import { decodePng } from '../../src/vision/index.js';
+import OpenAI from 'openai';
+import { serveProcess } from '../serve/fixture.js';
 
 before(async () => { await init({ threads: 1 }); });
 after(async () => { await shutdown(); });
@@ -100,4 +103,26 @@ test('tslm mixed-modal train (tiny), then tslm generate --image-out and --image 
   r = spawnSync(process.execPath, [cli, 'generate', '--model', textOnly, '--prompt', 'draw a 7', '--image-out', png, '--threads', '1'], { encoding: 'utf8' });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--image and --image-out need a mixed-modal model .*text-only \(no mixed_modal\.json\)/);
+
+  // The server's chat API: an image part in (as a PNG data URL), image parts out; a text-only model refuses image parts.
+  const { proc, url } = await serveProcess(['--model', ck, '--models-dir', dir, '--threads', '1']);
+  try {
+    const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'x' });
+    const pngUrl = `data:image/png;base64,${readFileSync(digit).toString('base64')}`;
+    const cap = await client.chat.completions.create({ model: 'checkpoint', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: pngUrl } }] }], max_tokens: 6 });
+    assert.equal(typeof cap.choices[0].message.content, 'string', 'a caption is text');
+    assert.ok(cap.usage!.prompt_tokens >= 51, `the image's 51 tokens are in the prompt (${cap.usage!.prompt_tokens})`);
+    // Asking for a drawing: sampled until an image is complete (the tiny model may write text first).
+    const draw = await client.chat.completions.create({ model: 'checkpoint', messages: [{ role: 'user', content: caption(4) }], max_tokens: 120, temperature: 1, seed: 3 });
+    const content = draw.choices[0].message.content as unknown;
+    if (Array.isArray(content)) {
+      const img = content.find((x: { type: string }) => x.type === 'image_url') as { image_url: { url: string } };
+      const got = decodePng(Buffer.from(img.image_url.url.split(',')[1], 'base64'), 'answer');
+      assert.deepEqual([got.width, got.height], [28, 28]);
+    } else assert.equal(typeof content, 'string');
+    await assert.rejects(client.chat.completions.create({ model: 'text-only', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: pngUrl } }] }] }), /text-only: image content parts need a mixed-modal model/);
+    await assert.rejects(client.chat.completions.create({ model: 'checkpoint', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://example.com/x.png' } }] }] }), /must be a PNG as a data: URL/);
+  } finally {
+    proc.kill();
+  }
 });
