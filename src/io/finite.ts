@@ -36,6 +36,23 @@ export interface FiniteOptions {
   allowNonFinite?: boolean;
 }
 
+/**
+ * The index of the first f32 bit pattern with an all-ones exponent (NaN, ±Inf), or -1. A small
+ * function of its own over Int32Array: written inline in the dtype switch over a Uint32Array, the
+ * scan of a 15M model's weights took 200–660 ms in a fresh process, against 40–70 ms like this
+ * (the first, and usually only, call of a loader runs before V8 optimises a large function).
+ */
+function scanF32Bits(u: Int32Array): number {
+  for (let i = 0; i < u.length; i++) if ((u[i] & 0x7f800000) === 0x7f800000) return i;
+  return -1;
+}
+
+/** The index of the first 16-bit pattern whose exponent bits (`mask`) are all ones, or -1. */
+function scanHalfBits(h: Uint16Array, mask: number): number {
+  for (let i = 0; i < h.length; i++) if ((h[i] & mask) === mask) return i;
+  return -1;
+}
+
 /** The first non-finite element of a raw tensor (flat index and value), or null. Types without one: null. */
 export function firstNonFinite(t: RawTensor): { index: number; value: number } | null {
   const d = t.data;
@@ -44,9 +61,8 @@ export function firstNonFinite(t: RawTensor): { index: number; value: number } |
     case 'F32': {
       const n = d.length >>> 2;
       if (aligned(4)) {
-        const u = new Uint32Array(d.buffer, d.byteOffset, n);
-        for (let i = 0; i < n; i++) if ((u[i] & 0x7f800000) === 0x7f800000) return { index: i, value: new Float32Array(d.buffer, d.byteOffset + 4 * i, 1)[0] };
-        return null;
+        const i = scanF32Bits(new Int32Array(d.buffer, d.byteOffset, n));
+        return i < 0 ? null : { index: i, value: new Float32Array(d.buffer, d.byteOffset + 4 * i, 1)[0] };
       }
       for (let i = 0; i < n; i++) {
         if ((d[4 * i + 3] & 0x7f) === 0x7f && (d[4 * i + 2] & 0x80) !== 0) return { index: i, value: new DataView(d.buffer, d.byteOffset).getFloat32(4 * i, true) };
@@ -59,8 +75,8 @@ export function firstNonFinite(t: RawTensor): { index: number; value: number } |
       const val = (h: number) => (t.dtype === 'F16' ? f16BitsToF32(h) : bf16BitsToF32(h));
       if (aligned(2)) {
         const h = new Uint16Array(d.buffer, d.byteOffset, n);
-        for (let i = 0; i < n; i++) if ((h[i] & mask) === mask) return { index: i, value: val(h[i]) };
-        return null;
+        const i = scanHalfBits(h, mask);
+        return i < 0 ? null : { index: i, value: val(h[i]) };
       }
       for (let i = 0; i < n; i++) {
         const h = d[2 * i] | (d[2 * i + 1] << 8);

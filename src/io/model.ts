@@ -108,9 +108,15 @@ function ggufTokenizer(t: GgufTokenizer | null, file: string): { tok: Tokenizer;
   if (t.model !== 'llama' && t.model !== 'gpt2') return null;
   const tok = tokenizerFromGguf(t, file);
   // The embedded vocabulary travels as the tokenizer.bin or tokenizer.json it is equivalent to.
-  const source = tok instanceof Llama2cTokenizer
-    ? { bytes: tok.serialize(), path: `${file} (vocabulary).bin` }
-    : { bytes: new TextEncoder().encode(JSON.stringify((tok as HFTokenizer).toJSON())), path: `${file} (vocabulary).json` };
+  // Serialised only when a tokenizer thread asks for it (most runs never do).
+  let bytes: Uint8Array | null = null;
+  const source = {
+    path: `${file} (vocabulary).${tok instanceof Llama2cTokenizer ? 'bin' : 'json'}`,
+    get bytes(): Uint8Array {
+      bytes ??= tok instanceof Llama2cTokenizer ? tok.serialize() : new TextEncoder().encode(JSON.stringify((tok as HFTokenizer).toJSON()));
+      return bytes;
+    },
+  };
   return { tok, source };
 }
 
