@@ -150,7 +150,7 @@ async function responseError(res) {
   return e;
 }
 
-async function runServer(input, p, onText, rate) {
+async function runServer(input, p, onText, rate, onImage = () => {}) {
   const controller = new AbortController();
   state.abort = () => controller.abort();
   if (state.stopRequested) controller.abort();
@@ -174,6 +174,8 @@ async function runServer(input, p, onText, rate) {
       const text = completion ? choice?.text : choice?.delta?.content;
       // One chunk per token, except where the server held text back (a partial UTF-8 character).
       if (text) { rate.token(); onText(text); }
+      // A mixed-modal model's images come whole in the last chunk (PNG data URLs).
+      for (const im of choice?.delta?.images ?? []) if (im?.image_url?.url) onImage(im.image_url.url);
       if (choice?.finish_reason) finish = choice.finish_reason;
       if (chunk.usage) usage = chunk.usage;
     }
@@ -286,7 +288,8 @@ async function send() {
     for (;;) {
       try {
         const input = buildInput();
-        r = state.mode === 'server' ? await runServer(input, p, onText, rate) : await runBrowser(input, p, onText, rate);
+        const onImage = (url) => { const img = document.createElement('img'); img.src = url; img.className = 'generated-image'; img.alt = 'generated image'; div.append(img); };
+        r = state.mode === 'server' ? await runServer(input, p, onText, rate, onImage) : await runBrowser(input, p, onText, rate);
         break;
       } catch (e) {
         if (e.code !== 'context_length_exceeded' || format !== 'chat' || reply !== '' || state.history.length < 2) throw e;
