@@ -13,6 +13,8 @@ import { writeAtomic, writeAll } from './bytes.js';
 import { ggufTokenizerOf, llama2cTokenizerOf, tokenizerConfigFromGguf, tokenizerJsonFromGguf } from './tokenizer_convert.js';
 import type { TokenizerExtras } from './tokenizer_convert.js';
 import { HFTokenizer } from '../tokenizers/hf.js';
+import { SentencePieceTokenizer } from '../tokenizers/sentencepiece.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { readTokenizerConfig } from '../tokenizers/load.js';
 
 export type ConvertTarget = 'hf' | 'gguf' | 'llama2c';
@@ -87,12 +89,20 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
       }
       if (sourceGguf) extras = { chatTemplate: sourceGguf.chatTemplate, addBos: sourceGguf.addBos };
     }
-    const tokFile = tokenizerSource?.path ?? opts.tokenizer ?? opts.model;
+    let tokFile = tokenizerSource?.path ?? opts.tokenizer ?? opts.model;
+    // A SentencePiece-style tokenizer.json (LLaMA-2's) has no scores, which GGUF's llama vocabulary
+    // and tokenizer.bin need: the tokenizer.model beside it has them.
+    const spBeside = path.join(opts.model, 'tokenizer.model');
+    let vocabTok: Tokenizer | null = tokenizer;
+    if (format === 'hf' && !opts.tokenizer && tokenizer instanceof HFTokenizer && to !== 'hf' && existsSync(spBeside)) {
+      const json = tokenizer.toJSON();
+      if ((json.model as Record<string, unknown>).byte_fallback === true) { vocabTok = SentencePieceTokenizer.fromFile(spBeside); tokFile = spBeside; }
+    }
     if (!tokenizer) notes.push(`no tokenizer found with ${opts.model}: the output has none (pass --tokenizer FILE)`);
 
     if (to === 'gguf') {
       if (!tokenizer) throw new IoError(opts.model, 'has no tokenizer, and a GGUF must carry one: pass --tokenizer FILE');
-      const gtok = sourceGguf ?? ggufTokenizerOf(tokenizer, tokFile, extras);
+      const gtok = sourceGguf ?? ggufTokenizerOf(vocabTok!, tokFile, extras);
       mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
       await exportGguf(model, out, gtok, dtype.toUpperCase() as GgufMatrixDType);
       files.push(out);
@@ -115,7 +125,7 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
       if (tokenizer) {
         let l2c;
         try {
-          l2c = llama2cTokenizerOf(tokenizer, tokFile);
+          l2c = llama2cTokenizerOf(vocabTok!, tokFile);
         } catch (e) {
           notes.push(`${(e as Error).message}: no tokenizer.bin written`);
         }

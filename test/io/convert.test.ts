@@ -191,6 +191,25 @@ test('llama2.c ⇄ HF ⇄ GGUF: weights identical after every hop, tokenizer.bin
   }
 });
 
+test('an HF directory with a SentencePiece-style tokenizer.json (no scores) takes the vocabulary for GGUF from the tokenizer.model beside it', async (t) => {
+  const dir = tempDir(t);
+  const sp = path.join(FIX, 'sp_bpe.model');
+  const spTok = SentencePieceTokenizer.fromFile(sp);
+  const cfg = tinyLlamaConfig({ vocab_size: spTok.vocabSize });
+  const hf = path.join(dir, 'hf');
+  await writeHfDir(hf, { config: cfg, tensors: tinyLlamaTensors(cfg, 9) });
+  writeFileSync(path.join(hf, 'tokenizer.json'), JSON.stringify(tokenizerJsonFromGguf(ggufTokenizerOf(spTok, sp), sp)));
+  const gguf = path.join(dir, 'm.gguf');
+  // Without tokenizer.model: refused, naming what to do.
+  await assert.rejects(convertModel({ model: hf, to: 'gguf', out: gguf }), /SentencePiece-style tokenizer\.json .*convert from its tokenizer\.model/);
+  writeFileSync(path.join(hf, 'tokenizer.model'), readFileSync(sp));
+  await convertModel({ model: hf, to: 'gguf', out: gguf });
+  const g = (await readModelGguf(gguf)).tokenizer!;
+  assert.equal(g.model, 'llama');
+  assert.deepEqual(g.tokens, spTok.proto.pieces.map((p) => p.piece));
+  assert.deepEqual(Array.from(g.scores!), spTok.proto.pieces.map((p) => Math.fround(p.score)));
+});
+
 test('a Q8_0 GGUF converted to Q8_0 again holds the same blocks (re-quantising dequantised blocks is exact)', async (t) => {
   const dir = tempDir(t);
   const src = await byteLevelModel(dir);
