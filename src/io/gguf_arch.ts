@@ -119,6 +119,11 @@ export function ggufMetadataTail(md: Map<string, GgufValue>, arch: string, input
   for (const [k, v] of Object.entries(input.extraMetadata ?? {})) md.set(k, v);
 }
 
+/** `o` without its undefined fields. */
+export function definedFields<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
 /** The tokenizer a GGUF file carries, or null when it has no tokenizer.ggml.model + tokens. */
 export function readGgufTokenizer(f: GgufFile): GgufTokenizer | null {
   const model = f.get('tokenizer.ggml.model');
@@ -126,8 +131,7 @@ export function readGgufTokenizer(f: GgufFile): GgufTokenizer | null {
   if (typeof model !== 'string' || !tokens) return null;
   const num = (k: string) => { const v = f.get(k); return v === undefined ? undefined : Number(v); };
   const bool = (k: string) => { const v = f.get(k); return typeof v === 'boolean' ? v : undefined; };
-  const drop = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
-  return drop({
+  return definedFields({
     model,
     pre: f.get('tokenizer.ggml.pre') as string | undefined,
     tokens,

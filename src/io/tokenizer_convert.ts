@@ -16,7 +16,7 @@ import { SentencePieceTokenizer } from '../tokenizers/sentencepiece.js';
 import { utf8Encoder } from '../tokenizers/tokenizer.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { GPT2_PATTERN, LLAMA3_PATTERN } from '../tokenizers/bytelevel.js';
-import { GgufTokenType } from './gguf_arch.js';
+import { GgufTokenType, definedFields } from './gguf_arch.js';
 import type { GgufTokenizer } from './gguf_arch.js';
 import { IoError } from './errors.js';
 
@@ -76,11 +76,11 @@ export function ggufTokenizerOf(tok: Tokenizer, file: string, extras: TokenizerE
       types.push(added ? (added.special ? GgufTokenType.CONTROL : GgufTokenType.USER_DEFINED) : GgufTokenType.NORMAL);
     }
     const merges = ((model.merges as unknown[]) ?? []).map((m) => (typeof m === 'string' ? m : (m as string[]).join(' ')));
-    return drop({ model: 'gpt2', pre, tokens, tokenTypes: Int32Array.from(types), merges, ...common, addBos: extras.addBos ?? false, addEos: false });
+    return definedFields({ model: 'gpt2', pre, tokens, tokenTypes: Int32Array.from(types), merges, ...common, addBos: extras.addBos ?? false, addEos: false });
   }
   if (tok instanceof SentencePieceTokenizer) {
     const p = tok.proto.pieces;
-    return drop({
+    return definedFields({
       model: 'llama', pre: 'default', tokens: p.map((x) => x.piece), scores: Float32Array.from(p, (x) => x.score),
       // sentencepiece's piece types are numbered as llama.cpp's token types.
       tokenTypes: Int32Array.from(p, (x) => x.type as number), unkId: tok.unkId ?? undefined, ...common, addBos: extras.addBos ?? true, addEos: false,
@@ -90,13 +90,9 @@ export function ggufTokenizerOf(tok: Tokenizer, file: string, extras: TokenizerE
     // llama2.c's export spells BOS/EOS "\n<s>\n" / "\n</s>\n" and ▁ as a space.
     const tokens = tok.vocab.map((v, i) => (i === tok.bosId ? '<s>' : i === tok.eosId ? '</s>' : v.replaceAll(' ', SPACE)));
     const types = tokens.map((t, i) => (i === 0 ? GgufTokenType.UNKNOWN : i === tok.bosId || i === tok.eosId ? GgufTokenType.CONTROL : BYTE_PIECE.test(t) ? GgufTokenType.BYTE : GgufTokenType.NORMAL));
-    return drop({ model: 'llama', pre: 'default', tokens, scores: Float32Array.from(tok.scores), tokenTypes: Int32Array.from(types), unkId: 0, ...common, addBos: extras.addBos ?? true, addEos: false });
+    return definedFields({ model: 'llama', pre: 'default', tokens, scores: Float32Array.from(tok.scores), tokenTypes: Int32Array.from(types), unkId: 0, ...common, addBos: extras.addBos ?? true, addEos: false });
   }
   throw new IoError(file, `a ${(tok as Tokenizer).kind} tokenizer cannot be written to GGUF`);
-}
-
-function drop<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
 /** The token types of a GGUF vocabulary (NORMAL where the file has none). */
@@ -180,7 +176,7 @@ function isMergeable(type: number): boolean {
 /** tokenizer_config.json for a GGUF vocabulary: the BOS/EOS/UNK tokens, add_bos_token and the chat template. */
 export function tokenizerConfigFromGguf(t: GgufTokenizer): Record<string, unknown> {
   const name = (id: number | undefined) => (id === undefined ? undefined : t.tokens[id]);
-  return drop({
+  return definedFields({
     bos_token: name(t.bosId), eos_token: name(t.eosId), unk_token: name(t.unkId), pad_token: name(t.padId),
     add_bos_token: t.addBos ?? (t.model === 'llama'), add_eos_token: t.addEos ?? false, chat_template: t.chatTemplate,
     tokenizer_class: t.model === 'llama' ? 'LlamaTokenizerFast' : 'PreTrainedTokenizerFast',

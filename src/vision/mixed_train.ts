@@ -24,7 +24,7 @@ import type { TrainOptions, TrainState } from '../train/trainer.js';
 import { saveCheckpoint, findCheckpoint, loadCheckpoint } from '../train/checkpoint.js';
 import { lossCurveSvg, writeFileAtomic } from '../train/report.js';
 import type { StepMetrics } from '../train/report.js';
-import { progressPrinter, paramsText } from '../train/run.js';
+import { progressPrinter, paramsText, readMetrics } from '../train/run.js';
 import { generate } from '../generate/generate.js';
 import { loadMnist } from './mnist.js';
 import type { ImageSet } from './mnist.js';
@@ -250,9 +250,7 @@ export async function trainMixedModal(o: MixedModalOptions): Promise<MixedModalR
     const st = await loadCheckpoint(ck, model, opt);
     train.restore(st.train as never);
     state = st.state;
-    for (const line of existsSync(metricsFile) ? readFileSync(metricsFile, 'utf8').split('\n') : []) {
-      try { const m = JSON.parse(line) as StepMetrics; if (m.step <= state.step) metrics.push(m); } catch { /* a cut last line */ }
-    }
+    metrics.push(...readMetrics(metricsFile, state.step));
     writeFileAtomic(metricsFile, metrics.map((m) => JSON.stringify(m) + '\n').join(''));
     log(`resumed from ${ck} at step ${state.step}`);
   } else rmSync(metricsFile, { force: true });
