@@ -8,7 +8,7 @@
 //
 //   node dist/bench/speculative.js [--threads 1,2] [--reps N] [--tokens N] [--lookup-draft N] [--medusa-dtype q8_0|f32] [--json]
 //   node dist/bench/speculative.js <model dir> [draft dir] [medusa dir]   (other models)
-//   node dist/bench/speculative.js --cost-shapes 42m,110m [--threads 1,2] [--dtype q8_0]  (forward cost of T tokens and of the heads, random weights)
+//   node dist/bench/speculative.js --cost-shapes 42m,110m [--threads 1,2] [--dtype q8_0] [--reps N]  (forward cost of T tokens and of the heads, random weights; best of N interleaved rounds)
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
@@ -112,7 +112,7 @@ export async function benchSpeculativeModels(opts: {
       await shutdown();
     }
   }
-  log(`\nwhat a step costs (ms, best of 30 after 60 positions of context; × one decoding step): T tokens verified in one forward (a chain), the Medusa heads on one position`);
+  log(`\nwhat a step costs (ms, best of 30 interleaved rounds after 60 positions of context; × one decoding step): T tokens verified in one forward (a chain), the Medusa heads on one position`);
   for (const c of costs) {
     log(`${c.threads} thread(s): ${c.rows.map((r) => `T=${r.tokens} ${r.ms.toFixed(2)} (${(r.ms / c.rows[0].ms).toFixed(2)}×)`).join('  ')}${c.headsMs !== null ? `  heads ${c.headsMs.toFixed(2)} (${(c.headsMs / c.rows[0].ms).toFixed(2)}×)` : ''}`);
   }
@@ -123,23 +123,28 @@ export async function benchSpeculativeModels(opts: {
  * The forward of T = 1, 2, 4, 5, 8 tokens (logits of every one) after 60 positions, and the
  * heads on one hidden state: the cost side of speculative decoding.
  */
-function verificationCost(model: CausalLM, heads: MedusaHeads | null): { rows: { tokens: number; ms: number }[]; headsMs: number | null } {
+function verificationCost(model: CausalLM, heads: MedusaHeads | null, rounds = 30): { rows: { tokens: number; ms: number }[]; headsMs: number | null } {
   const st = model.newState(1, 128);
-  const time = (f: () => void): number => {
-    let b = Infinity;
-    for (let i = 0; i < 30; i++) {
-      const t0 = performance.now();
-      noGrad(() => scope(f));
-      b = Math.min(b, performance.now() - t0);
-      st.truncate(60);
-    }
-    return b;
-  };
+  // Every measurement takes its turn in each round (best of `rounds` each): on a shared machine
+  // the load changes during a run, and ratios between rows measured minutes apart would carry it.
+  const jobs: (() => void)[] = [1, 2, 4, 5, 8].map((n) => () => { model.forward(T.tensor([Array.from({ length: n }, (_, i) => 5 + i)], [1, n], 'i32'), st).data(); });
+  if (heads) {
+    jobs.push(() => { const x = model.hidden(T.tensor([[5]], [1, 1], 'i32'), st); for (const t of heads.forward(x)) t.data(); });
+    jobs.push(() => { model.hidden(T.tensor([[5]], [1, 1], 'i32'), st).data(); });
+  }
+  const best = jobs.map(() => Infinity);
   try {
     noGrad(() => scope(() => { model.forward(T.tensor([Array.from({ length: 60 }, (_, i) => 3 + i)], [1, 60], 'i32'), st); }));
-    const rows = [1, 2, 4, 5, 8].map((n) => ({ tokens: n, ms: time(() => { model.forward(T.tensor([Array.from({ length: n }, (_, i) => 5 + i)], [1, n], 'i32'), st).data(); }) }));
-    const h = heads ? time(() => { const x = model.hidden(T.tensor([[5]], [1, 1], 'i32'), st); for (const t of heads.forward(x)) t.data(); }) - time(() => { model.hidden(T.tensor([[5]], [1, 1], 'i32'), st).data(); }) : null;
-    return { rows, headsMs: h };
+    for (let r = 0; r < rounds; r++) {
+      jobs.forEach((f, j) => {
+        const t0 = performance.now();
+        noGrad(() => scope(f));
+        best[j] = Math.min(best[j], performance.now() - t0);
+        st.truncate(60);
+      });
+    }
+    const rows = [1, 2, 4, 5, 8].map((n, i) => ({ tokens: n, ms: best[i] }));
+    return { rows, headsMs: heads ? best[5] - best[6] : null };
   } finally {
     st.dispose();
   }
@@ -235,7 +240,7 @@ function cliRuns(base: string, medusa: string, threads: number, tokens: number, 
  * one-layer Medusa heads made from the base: the cost side at other sizes. dtype 'q8_0': the
  * model quantised as `--dtype q8_0` loads it (saved, then loaded back), and the heads too.
  */
-export async function verificationCostAtShapes(shapes: string[], threads: number[], log: (l: string) => void, dtype: 'f32' | 'q8_0' = 'f32'): Promise<void> {
+export async function verificationCostAtShapes(shapes: string[], threads: number[], log: (l: string) => void, dtype: 'f32' | 'q8_0' = 'f32', rounds = 30): Promise<void> {
   for (const th of threads) {
     await init({ threads: th });
     try {
@@ -253,9 +258,12 @@ export async function verificationCostAtShapes(shapes: string[], threads: number
         }
         m.eval();
         const heads = MedusaHeads.fromBase(m, { heads: 4, layers: 1 });
-        if (dtype === 'q8_0') quantizeMedusaHeads(heads);
-        const c = verificationCost(m, heads);
-        log(`${shape} (random weights, ${dtype}), ${th} thread(s): ${c.rows.map((r) => `T=${r.tokens} ${r.ms.toFixed(2)} ms (${(r.ms / c.rows[0].ms).toFixed(2)}×)`).join('  ')}  heads ${c.headsMs!.toFixed(2)} ms (${(c.headsMs! / c.rows[0].ms).toFixed(2)}×)`);
+        // The heads in f32 (an f32 model only), then quantised as decoding loads them.
+        const f32Heads = dtype === 'f32' ? verificationCost(m, heads, rounds).headsMs! : null;
+        quantizeMedusaHeads(heads);
+        const c = verificationCost(m, heads, rounds);
+        const ratio = (ms: number) => `${ms.toFixed(2)} ms (${(ms / c.rows[0].ms).toFixed(2)}×)`;
+        log(`${shape} (random weights, ${dtype}), ${th} thread(s): ${c.rows.map((r) => `T=${r.tokens} ${ratio(r.ms)}`).join('  ')}  heads q8_0 ${ratio(c.headsMs!)}${f32Heads !== null ? `, f32 ${ratio(f32Heads)}` : ''}`);
         heads.dispose();
         m.dispose();
       }
@@ -271,7 +279,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   if (values['cost-shapes']) {
     const dtype = values.dtype ?? 'f32';
     if (dtype !== 'f32' && dtype !== 'q8_0') throw new Error(`--dtype: expected f32 or q8_0, got ${dtype}`);
-    await verificationCostAtShapes(values['cost-shapes'].split(','), threads ?? [1, 2], (l) => console.log(l), dtype);
+    await verificationCostAtShapes(values['cost-shapes'].split(','), threads ?? [1, 2], (l) => console.log(l), dtype, values.reps ? Number(values.reps) : 30);
     process.exit(0);
   }
   const common = {
