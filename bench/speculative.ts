@@ -6,16 +6,17 @@
 // and on an open prompt (little to copy), greedy (outputs checked identical to plain) and sampled,
 // at 1 and 2 threads; mean accepted length and acceptance rate.
 //
-//   node dist/bench/speculative.js [--threads 1,2] [--reps N] [--tokens N] [--lookup-draft N] [--json]
+//   node dist/bench/speculative.js [--threads 1,2] [--reps N] [--tokens N] [--lookup-draft N] [--medusa-dtype q8_0|f32] [--json]
 //   node dist/bench/speculative.js <model dir> [draft dir] [medusa dir]   (other models)
-//   node dist/bench/speculative.js --cost-shapes 42m,110m [--threads 1,2]  (forward cost of T tokens, random weights)
-import { existsSync, writeFileSync } from 'node:fs';
+//   node dist/bench/speculative.js --cost-shapes 42m,110m [--threads 1,2] [--dtype q8_0] [--reps N]  (forward cost of T tokens and of the heads, random weights; best of N interleaved rounds)
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { init, shutdown } from '../src/backend/index.js';
-import { loadModel } from '../src/io/model.js';
+import { loadModel, saveModel } from '../src/io/model.js';
 import { generate } from '../src/generate/generate.js';
 import * as T from '../src/tensor/ops.js';
 import { noGrad } from '../src/tensor/autograd.js';
@@ -25,8 +26,8 @@ import { createModel } from '../src/models/index.js';
 import { PRESETS } from '../src/train/presets.js';
 import { Generator } from '../src/tensor/random.js';
 import type { SpeculativeOptions, SpeculativeStats } from '../src/generate/stepped.js';
-import { loadMedusaHeads } from '../src/io/medusa.js';
-import type { MedusaHeads } from '../src/nn/medusa.js';
+import { loadMedusaHeads, quantizeMedusaHeads } from '../src/io/medusa.js';
+import { MedusaHeads } from '../src/nn/medusa.js';
 import { trainMedusa } from '../src/train/medusa.js';
 import { CACHE, prepareModels } from './speculative_models.js';
 import type { GenerateOptions, GenerationResult } from '../src/generate/generate.js';
@@ -55,6 +56,8 @@ export const GROUNDED_TEXT = 'Mr. Johnson, the new director of the museum, told 
 export async function benchSpeculativeModels(opts: {
   model: string; draft?: string; medusa?: string; threads?: number[]; tokens?: number; reps?: number; log?: (line: string) => void;
   grounded?: string; open?: string; lookup?: { ngram?: number; numDraft?: number }; numDraft?: number; choices?: number[][];
+  /** The heads' weights in memory (default q8_0, as `tslm generate --medusa`). */
+  medusaDtype?: 'f32' | 'q8_0';
 }): Promise<ChainRow[]> {
   const log = opts.log ?? (() => {});
   const rows: ChainRow[] = [];
@@ -64,7 +67,7 @@ export async function benchSpeculativeModels(opts: {
     try {
       const { model, tokenizer } = await loadModel(opts.model);
       const draft = opts.draft ? (await loadModel(opts.draft)).model : null;
-      const heads: MedusaHeads | null = opts.medusa ? (await loadMedusaHeads(opts.medusa, { base: model })).heads : null;
+      const heads: MedusaHeads | null = opts.medusa ? (await loadMedusaHeads(opts.medusa, { base: model, dtype: opts.medusaDtype ?? 'q8_0' })).heads : null;
       model.eval();
       draft?.eval();
       if (!tokenizer) throw new Error(`bench speculative: no tokenizer in ${opts.model}`);
@@ -109,7 +112,7 @@ export async function benchSpeculativeModels(opts: {
       await shutdown();
     }
   }
-  log(`\nwhat a step costs (ms, best of 30 after 60 positions of context; × one decoding step): T tokens verified in one forward (a chain), the Medusa heads on one position`);
+  log(`\nwhat a step costs (ms, best of 30 interleaved rounds after 60 positions of context; × one decoding step): T tokens verified in one forward (a chain), the Medusa heads on one position`);
   for (const c of costs) {
     log(`${c.threads} thread(s): ${c.rows.map((r) => `T=${r.tokens} ${r.ms.toFixed(2)} (${(r.ms / c.rows[0].ms).toFixed(2)}×)`).join('  ')}${c.headsMs !== null ? `  heads ${c.headsMs.toFixed(2)} (${(c.headsMs / c.rows[0].ms).toFixed(2)}×)` : ''}`);
   }
@@ -120,23 +123,28 @@ export async function benchSpeculativeModels(opts: {
  * The forward of T = 1, 2, 4, 5, 8 tokens (logits of every one) after 60 positions, and the
  * heads on one hidden state: the cost side of speculative decoding.
  */
-function verificationCost(model: CausalLM, heads: MedusaHeads | null): { rows: { tokens: number; ms: number }[]; headsMs: number | null } {
+function verificationCost(model: CausalLM, heads: MedusaHeads | null, rounds = 30): { rows: { tokens: number; ms: number }[]; headsMs: number | null } {
   const st = model.newState(1, 128);
-  const time = (f: () => void): number => {
-    let b = Infinity;
-    for (let i = 0; i < 30; i++) {
-      const t0 = performance.now();
-      noGrad(() => scope(f));
-      b = Math.min(b, performance.now() - t0);
-      st.truncate(60);
-    }
-    return b;
-  };
+  // Every measurement takes its turn in each round (best of `rounds` each): on a shared machine
+  // the load changes during a run, and ratios between rows measured minutes apart would carry it.
+  const jobs: (() => void)[] = [1, 2, 4, 5, 8].map((n) => () => { model.forward(T.tensor([Array.from({ length: n }, (_, i) => 5 + i)], [1, n], 'i32'), st).data(); });
+  if (heads) {
+    jobs.push(() => { const x = model.hidden(T.tensor([[5]], [1, 1], 'i32'), st); for (const t of heads.forward(x)) t.data(); });
+    jobs.push(() => { model.hidden(T.tensor([[5]], [1, 1], 'i32'), st).data(); });
+  }
+  const best = jobs.map(() => Infinity);
   try {
     noGrad(() => scope(() => { model.forward(T.tensor([Array.from({ length: 60 }, (_, i) => 3 + i)], [1, 60], 'i32'), st); }));
-    const rows = [1, 2, 4, 5, 8].map((n) => ({ tokens: n, ms: time(() => { model.forward(T.tensor([Array.from({ length: n }, (_, i) => 5 + i)], [1, n], 'i32'), st).data(); }) }));
-    const h = heads ? time(() => { const x = model.hidden(T.tensor([[5]], [1, 1], 'i32'), st); for (const t of heads.forward(x)) t.data(); }) - time(() => { model.hidden(T.tensor([[5]], [1, 1], 'i32'), st).data(); }) : null;
-    return { rows, headsMs: h };
+    for (let r = 0; r < rounds; r++) {
+      jobs.forEach((f, j) => {
+        const t0 = performance.now();
+        noGrad(() => scope(f));
+        best[j] = Math.min(best[j], performance.now() - t0);
+        st.truncate(60);
+      });
+    }
+    const rows = [1, 2, 4, 5, 8].map((n, i) => ({ tokens: n, ms: best[i] }));
+    return { rows, headsMs: heads ? best[5] - best[6] : null };
   } finally {
     st.dispose();
   }
@@ -169,7 +177,7 @@ export const HEADER = `${'threads'.padStart(7)}  ${'prompt'.padEnd(8)} ${'mode'.
  * The benchmark on the cached models (trained on first use: see speculative_models.ts), with
  * Medusa heads trained on the base (cached too).
  */
-export async function benchSpeculative(opts: { threads?: number[] | number; reps?: number; tokens?: number; lookup?: { numDraft?: number }; log?: (line: string) => void } = {}): Promise<ChainRow[]> {
+export async function benchSpeculative(opts: { threads?: number[] | number; reps?: number; tokens?: number; lookup?: { numDraft?: number }; medusaDtype?: 'f32' | 'q8_0'; log?: (line: string) => void } = {}): Promise<ChainRow[]> {
   const log = opts.log ?? (() => {});
   const threads = typeof opts.threads === 'number' ? [opts.threads] : opts.threads ?? [1, 2];
   await init({ threads: Math.max(...threads) });
@@ -189,7 +197,7 @@ export async function benchSpeculative(opts: { threads?: number[] | number; reps
   }
   log(`\nbase ${models.base} (stories15M shape), draft ${models.draft} (quickstart), Medusa heads ${medusa}; best of ${opts.reps ?? 8} interleaved runs after a warm-up; speedup: decode tokens/s over plain decoding's; accepted: tokens per target call`);
   log(HEADER);
-  const rows = await benchSpeculativeModels({ model: models.base, draft: models.draft, medusa, threads, reps: opts.reps, tokens: opts.tokens ?? 96, lookup: opts.lookup, log });
+  const rows = await benchSpeculativeModels({ model: models.base, draft: models.draft, medusa, threads, reps: opts.reps, tokens: opts.tokens ?? 96, lookup: opts.lookup, medusaDtype: opts.medusaDtype, log });
   rows.push(...cliRuns(models.base, medusa, Math.max(...threads), opts.tokens ?? 96, log));
   return rows;
 }
@@ -227,16 +235,36 @@ function cliRuns(base: string, medusa: string, threads: number, tokens: number, 
   });
 }
 
-/** verificationCost on random-weight models of preset shapes (the quickstart vocabulary): the cost side at other sizes. */
-export async function verificationCostAtShapes(shapes: string[], threads: number[], log: (l: string) => void): Promise<void> {
+/**
+ * verificationCost on random-weight models of preset shapes (the quickstart vocabulary) with 4
+ * one-layer Medusa heads made from the base: the cost side at other sizes. dtype 'q8_0': the
+ * model quantised as `--dtype q8_0` loads it (saved, then loaded back), and the heads too.
+ */
+export async function verificationCostAtShapes(shapes: string[], threads: number[], log: (l: string) => void, dtype: 'f32' | 'q8_0' = 'f32', rounds = 30): Promise<void> {
   for (const th of threads) {
     await init({ threads: th });
     try {
       for (const shape of shapes) {
-        const m = createModel({ ...PRESETS[shape], vocab_size: 2048 }, shape, { generator: new Generator(1) });
+        let m = createModel({ ...PRESETS[shape], vocab_size: 2048 }, shape, { generator: new Generator(1) });
+        if (dtype === 'q8_0') {
+          const dir = mkdtempSync(path.join(tmpdir(), 'tslm-cost-'));
+          try {
+            await saveModel(m, dir);
+            m.dispose();
+            m = (await loadModel(dir, { dtype: 'q8_0' })).model;
+          } finally {
+            rmSync(dir, { recursive: true, force: true });
+          }
+        }
         m.eval();
-        const c = verificationCost(m, null);
-        log(`${shape} (random weights), ${th} thread(s): ${c.rows.map((r) => `T=${r.tokens} ${r.ms.toFixed(2)} ms (${(r.ms / c.rows[0].ms).toFixed(2)}×)`).join('  ')}`);
+        const heads = MedusaHeads.fromBase(m, { heads: 4, layers: 1 });
+        // The heads in f32 (an f32 model only), then quantised as decoding loads them.
+        const f32Heads = dtype === 'f32' ? verificationCost(m, heads, rounds).headsMs! : null;
+        quantizeMedusaHeads(heads);
+        const c = verificationCost(m, heads, rounds);
+        const ratio = (ms: number) => `${ms.toFixed(2)} ms (${(ms / c.rows[0].ms).toFixed(2)}×)`;
+        log(`${shape} (random weights, ${dtype}), ${th} thread(s): ${c.rows.map((r) => `T=${r.tokens} ${ratio(r.ms)}`).join('  ')}  heads q8_0 ${ratio(c.headsMs!)}${f32Heads !== null ? `, f32 ${ratio(f32Heads)}` : ''}`);
+        heads.dispose();
         m.dispose();
       }
     } finally {
@@ -246,15 +274,18 @@ export async function verificationCostAtShapes(shapes: string[], threads: number
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string' }, reps: { type: 'string' }, tokens: { type: 'string' }, json: { type: 'boolean', default: false }, 'cost-shapes': { type: 'string' }, 'lookup-draft': { type: 'string' } } });
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string' }, reps: { type: 'string' }, tokens: { type: 'string' }, json: { type: 'boolean', default: false }, 'cost-shapes': { type: 'string' }, dtype: { type: 'string' }, 'medusa-dtype': { type: 'string' }, 'lookup-draft': { type: 'string' } } });
   const threads = values.threads?.split(',').map(Number);
   if (values['cost-shapes']) {
-    await verificationCostAtShapes(values['cost-shapes'].split(','), threads ?? [1, 2], (l) => console.log(l));
+    const dtype = values.dtype ?? 'f32';
+    if (dtype !== 'f32' && dtype !== 'q8_0') throw new Error(`--dtype: expected f32 or q8_0, got ${dtype}`);
+    await verificationCostAtShapes(values['cost-shapes'].split(','), threads ?? [1, 2], (l) => console.log(l), dtype, values.reps ? Number(values.reps) : 30);
     process.exit(0);
   }
   const common = {
     threads, reps: values.reps ? Number(values.reps) : undefined, tokens: values.tokens ? Number(values.tokens) : undefined, log: values.json ? undefined : (l: string) => console.log(l),
     lookup: values['lookup-draft'] ? { numDraft: Number(values['lookup-draft']) } : undefined,
+    medusaDtype: values['medusa-dtype'] === 'f32' ? 'f32' as const : 'q8_0' as const,
   };
   const rows = positionals.length
     ? (console.log(HEADER), await benchSpeculativeModels({ model: positionals[0], draft: positionals[1], medusa: positionals[2], ...common }))

@@ -147,8 +147,8 @@ export const KERNEL_ARGS = {
   // K/32 blocks of 34 bytes: an f16 scale d (little-endian), then 32 int8 q; element j of a block
   // is f32(d)·q[j] (ggml's dequantize_row_q8_0).
   // out (M×N, row stride ldo) = x (M×K f32, row stride ldx) · Wᵀ (+ out when beta = 1); threads
-  // split N. For M ≥ 8 (prefill) the products are exact f32 ones of the dequantised weights; for
-  // M < 8 (decoding) each row of x is first rounded to Q8_0 blocks as llama.cpp does (per block dx
+  // split N. For M ≥ 9 (prefill) the products are exact f32 ones of the dequantised weights; for
+  // M ≤ 8 (decoding, verifying up to 8 speculative tokens) each row of x is first rounded to Q8_0 blocks as llama.cpp does (per block dx
   // = amax/127 in f32, qx = x·(127/amax) rounded to nearest, ties to even) and every block adds
   // f32(d·dx)·Σ q·qx (an exact integer dot product): llama.cpp's vec_dot_q8_0_q8_0 (the wasm
   // kernel assumes finite scales there: loaders refuse NaN/±inf ones unless allowed). K ≤ 131072.

@@ -1,6 +1,6 @@
 // The speculative decoding flags shared by `tslm generate`, `tslm chat` and `tslm serve`:
 //   --medusa DIR [--medusa-choices JSON|FILE] [--medusa-acceptance exact|typical]
-//                [--posterior-threshold P] [--posterior-alpha A]
+//                [--posterior-threshold P] [--posterior-alpha A] [--medusa-dtype q8_0|f32]
 //   --draft-model DIR [--num-draft N] [--draft-schedule constant|heuristic]
 //   --lookup [N] [--lookup-ngram N]          (N: tokens proposed per step, default 7)
 import { existsSync, readFileSync } from 'node:fs';
@@ -12,20 +12,22 @@ import type { SpeculativeOptions, SpeculativeStats } from '../generate/stepped.j
 import { LOOKUP_NUM_DRAFT } from '../generate/speculative.js';
 
 export const speculativeUsage = `      [--medusa DIR [--medusa-choices JSON|FILE] [--medusa-acceptance exact|typical]
-       [--posterior-threshold P] [--posterior-alpha A]
+       [--posterior-threshold P] [--posterior-alpha A] [--medusa-dtype q8_0|f32]
        | --draft-model DIR [--num-draft N] [--draft-schedule constant|heuristic]
        | --lookup [N] [--lookup-ngram N]]`;
 
 export const speculativeHelp = `    Speculative decoding (one sequence at a time; greedy output is plain greedy output, sampled
     output keeps plain sampling's distribution, except --medusa-acceptance typical):
-    --medusa DIR    Medusa heads (tslm medusa train) verified as a tree in one forward;
+    --medusa DIR    Medusa heads (tslm medusa train) verified as a tree in one forward; their
+                    weights are quantised to Q8_0 as they load (--medusa-dtype q8_0, the
+                    default: they only propose tokens, and read 3.8× fewer bytes; f32 keeps them);
     --draft-model DIR  a small model of the same vocabulary proposes --num-draft tokens (4);
     --lookup [N]    up to N tokens (7) copied from the prompt where its last --lookup-ngram
                     tokens (3, down to 1) occurred before.`;
 
 export const speculativeOptions = {
   medusa: { type: 'string' }, 'medusa-choices': { type: 'string' }, 'medusa-acceptance': { type: 'string' },
-  'posterior-threshold': { type: 'string' }, 'posterior-alpha': { type: 'string' },
+  'posterior-threshold': { type: 'string' }, 'posterior-alpha': { type: 'string' }, 'medusa-dtype': { type: 'string' },
   'draft-model': { type: 'string' }, 'num-draft': { type: 'string' }, 'draft-schedule': { type: 'string' },
   lookup: { type: 'string' }, 'lookup-ngram': { type: 'string' },
 } as const;
@@ -83,11 +85,13 @@ export async function speculativeFrom(values: Record<string, unknown>, model: Ca
   const stray = (flags: string[], owner: string) => {
     for (const f of flags) if (v[f] !== undefined && v[owner] === undefined) throw new UsageError(`--${f} needs --${owner}`);
   };
-  stray(['medusa-choices', 'medusa-acceptance', 'posterior-threshold', 'posterior-alpha'], 'medusa');
+  stray(['medusa-choices', 'medusa-acceptance', 'posterior-threshold', 'posterior-alpha', 'medusa-dtype'], 'medusa');
   stray(['num-draft', 'draft-schedule'], 'draft-model');
   stray(['lookup-ngram'], 'lookup');
   if (v.medusa !== undefined) {
-    const { heads } = await loadMedusaHeads(v.medusa, { base: model });
+    const dtype = v['medusa-dtype'] ?? 'q8_0';
+    if (dtype !== 'q8_0' && dtype !== 'f32') throw new UsageError(`--medusa-dtype: q8_0 or f32, got '${dtype}'`);
+    const { heads } = await loadMedusaHeads(v.medusa, { base: model, dtype });
     const acceptance = v['medusa-acceptance'];
     if (acceptance !== undefined && acceptance !== 'exact' && acceptance !== 'typical') throw new UsageError(`--medusa-acceptance: exact or typical, got '${acceptance}'`);
     return {

@@ -187,10 +187,10 @@ test('wasm sgemm: GEMV path (M = 1, weight rows contiguous) on awkward K and N, 
 });
 
 test('wasm sgemm: 2–8 rows against contiguous weight rows (batched decoding) on awkward K and N, any thread count', () => {
-  // A (M, K) · Wᵀ with W (N, K) row-major and 1 < M ≤ 8: gemvRowsPairs for M ≤ 4 (pairs of A
-  // rows, an odd last row, 8-float main loop, 4-float and scalar tails), gemmRowsSmallM above
-  // (pairs of weight rows, 4×2 register blocks, a remainder of single A rows, an odd last
-  // weight row, 4-float and scalar tails). Share by share with nt = 3 and 7 too.
+  // A (M, K) · Wᵀ with W (N, K) row-major and 1 < M ≤ 8: gemmFewRows for M < 8 (blocks of 3 and
+  // 2 rows in two passes, a last single row, 16-float main loop, 4-float and scalar tails),
+  // gemmRowsSmallM for 8 (pairs of weight rows, 4×2 register blocks, an odd last weight row).
+  // Share by share with nt = 3 and 7 too.
   const bytes = readFileSync(new URL('../../wasm/kernels-relaxed.wasm', import.meta.url));
   const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: H.memory, abort: () => { throw new Error('wasm abort'); } } });
   const exp = inst.exports as Record<string, (...a: number[]) => void> & { SCRATCH_BYTES: WebAssembly.Global };
@@ -210,6 +210,27 @@ test('wasm sgemm: 2–8 rows against contiguous weight rows (batched decoding) o
     check(be2, c, true);
     check(shares(3), c, false);
     check(shares(7), c, false);
+  }
+});
+
+test('wasm sgemm: 2–7 rows against weight rows give each row exactly what one row alone (a decoding step) gives', () => {
+  // Speculative verification feeds T tokens where plain decoding feeds one: with gemmFewRows
+  // every row of the T-row product equals, bit for bit, the M = 1 product (gemvRows) of that row.
+  for (const [M, N, K] of [[2, 7, 288], [3, 5, 301], [4, 33, 17], [5, 9, 768], [6, 3, 64], [7, 4, 771], [5, 64, 12], [3, 2, 3]] as const) {
+    const f = H.f32;
+    const a = alloc(4 * M * K), b = alloc(4 * N * K), c = alloc(4 * M * N), c1 = alloc(4 * N);
+    for (let i = 0; i < M * K; i++) f[(a >>> 2) + i] = rand() * 2 - 1;
+    for (let i = 0; i < N * K; i++) f[(b >>> 2) + i] = rand() * 2 - 1;
+    for (const be of [be1, be2]) {
+      be.call('sgemm', [a, b, c, M, N, K, K, 1, 1, K, N, 1, M * K, N * K, M * N, 0], M * N * K);
+      for (let m = 0; m < M; m++) {
+        be.call('sgemm', [a + 4 * m * K, b, c1, 1, N, K, K, 1, 1, K, N, 1, K, N * K, N, 0], N * K);
+        const many = Array.from(f.subarray((c >>> 2) + m * N, (c >>> 2) + (m + 1) * N));
+        const one = Array.from(f.subarray(c1 >>> 2, (c1 >>> 2) + N));
+        assert.deepEqual(many, one, `M=${M} N=${N} K=${K} row ${m} on ${be.threads} thread(s)`);
+      }
+    }
+    for (const p of [a, b, c, c1]) release(p);
   }
 });
 

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, readFileSync, writeFileSync, cpSync, renameSync } 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as T from '../../src/index.js';
-import { init, shutdown, scope, MedusaHeads, loadMedusaHeads, saveMedusaHeads, SafetensorsFile, readSafetensors, writeSafetensors, Generator } from '../../src/index.js';
+import { init, shutdown, scope, noGrad, MedusaHeads, loadMedusaHeads, saveMedusaHeads, quantizeMedusaHeads, SafetensorsFile, readSafetensors, writeSafetensors, Generator, createModel, generate } from '../../src/index.js';
 import { assertClose, fixture, fixturePath, randArray } from '../helpers.js';
 
 before(async () => { await init({ threads: 2 }); });
@@ -119,6 +119,48 @@ test('bad input: mismatched hidden size or vocabulary, missing/extra/misshapen t
     await assert.rejects(loadMedusaHeads(dir), /medusa_lm_head\.pt: a PyTorch pickle, which tslm does not read; convert it once with Python/);
     rmSync(path.join(dir, 'medusa_lm_head.pt'));
     await assert.rejects(loadMedusaHeads(dir), /no medusa_lm_head\.safetensors/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('dtype q8_0: the heads\' matrices become Q8_0 blocks (rows of whole blocks only), their logits stay near f32, greedy Medusa output stays plain greedy', async () => {
+  const dir = tmp();
+  try {
+    const V = 67, D = 64;
+    const base = createModel({ model_type: 'llama', vocab_size: V, hidden_size: D, intermediate_size: 96, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 96, initializer_range: 0.5, tie_word_embeddings: false }, 'tiny', { generator: new Generator(3) });
+    base.eval();
+    const heads = MedusaHeads.fromBase(base, { heads: 4, layers: 1 });
+    const g = new Generator(4);
+    for (const [n, p] of heads.namedTensors()) if (n.includes('block')) T.copyInto(p, T.tensor(randArray(p.size, g).map((x) => x * 0.2), [...p.shape]));
+    await saveMedusaHeads(heads, dir);
+    const q = (await loadMedusaHeads(dir, { base, dtype: 'q8_0' })).heads;
+    try {
+      for (const [n, t] of q.namedTensors()) assert.equal(t.dtype, n.endsWith('.weight') ? 'q8_0' : 'f32', n);
+      const h = T.tensor(randArray(3 * D, g), [1, 3, D]);
+      noGrad(() => scope(() => {
+        const want = heads.forward(h), got = q.forward(h);
+        want.forEach((w, k) => assertClose(got[k].toArray(), w.toArray(), 0.05, 0.05, `head ${k}`));
+      }));
+      for (const prompt of [[1, 2, 3], [40, 7]]) {
+        const plain = generate(base, prompt, { maxNewTokens: 30, stopIds: [] }).ids[0];
+        const med = generate(base, prompt, { maxNewTokens: 30, stopIds: [], speculative: { medusa: { heads: q } } });
+        assert.deepEqual(med.ids[0], plain);
+      }
+    } finally {
+      q.dispose();
+    }
+    // Rows that are not whole 32-value blocks stay f32.
+    const odd = new MedusaHeads({ medusa_num_heads: 2, medusa_num_layers: 1, hidden_size: 7, vocab_size: 13 });
+    try {
+      assert.equal(quantizeMedusaHeads(odd).size, 0);
+      for (const [, t] of odd.namedTensors()) assert.equal(t.dtype, 'f32');
+    } finally {
+      odd.dispose();
+    }
+    await assert.rejects(loadMedusaHeads(dir, { dtype: 'q4' as 'q8_0' }), /dtype "q4" is not one of f32, q8_0/);
+    heads.dispose();
+    base.dispose();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

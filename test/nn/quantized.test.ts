@@ -12,7 +12,9 @@ before(async () => { await init({ threads: 2 }); });
 after(async () => { await shutdown(); });
 
 const cfg = { model_type: 'llama', hidden_size: 64, intermediate_size: 96, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 80, max_position_embeddings: 32 };
-const PROMPT = [1, 5, 9, 33, 2, 70, 11, 4];
+// 9 positions: the q8_0 matmuls take the panel path (exact f32 products of the dequantised
+// weights; up to 8 rows round x to Q8_0 blocks first)
+const PROMPT = [1, 5, 9, 33, 2, 70, 11, 4, 6];
 
 test('a quantised subset of a fused group, and a whole group, give the logits of the dequantised values', () => {
   const g = new T.Generator(3);

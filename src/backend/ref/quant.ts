@@ -24,7 +24,7 @@ function q8At(u8: Uint8Array, row: number, k: number): number {
 }
 
 /** Rows of x from which q8_0_matmul multiplies exact f32 products (below: x rounded to Q8_0 blocks first). */
-export const Q8_PANEL_M = 8;
+export const Q8_PANEL_M = 9;
 
 /** Ties to even, as wasm's f32x4.nearest. */
 function nearestEven(v: number): number {

@@ -3,8 +3,9 @@
 // Paths:
 //  - GEMV (M = 1, B stored transposed, A row contiguous: a decode step's x · Wᵀ): gemvRows
 //    streams the weight rows in memory order (see the comment there);
-//  - a few rows against B stored transposed (batched decoding): gemvRowsPairs for 2–4 rows,
-//    gemmRowsSmallM for 5–8;
+//  - a few rows against B stored transposed (verifying speculative tokens, batched decoding):
+//    gemmFewRows for 2–7 rows (every element bit for bit what gemvRows gives that row alone),
+//    gemmRowsSmallM for 8;
 //  - the blocked path (BLIS-style): pack a KC×NC panel of B into NR-wide strips and an MC×KC
 //    block of A into MR-tall strips in this thread's scratch, then run a register-blocked
 //    MR×NR micro-kernel (f32x4 accumulators) over the tiles; edge tiles go through a small
@@ -37,8 +38,6 @@ export const GEMM_SCRATCH_END: usize = ROWS_OFF;
 const SMALL_M: i32 = 4;
 // The small-M path copies A rows with non-unit K stride into scratch: at most this K.
 const ROWS_MAX_K: i32 = 32768;
-// The pair-row path (gemvRowsPairs) takes batched decoding steps of 2 to PAIRS_M rows.
-const PAIRS_M: i32 = 4;
 
 // @ts-ignore: decorator
 @inline function off(x: i32): usize { return (<usize>x) << 2; }
@@ -65,11 +64,11 @@ export function sgemm(
     gemvRows(a, b, c, N, K, sBn, batch, sAb, sBb, sCb, beta, tid, nt);
     return;
   }
-  if (M <= PAIRS_M && sBk == 1 && sAk == 1) {
-    gemvRowsPairs(a, b, c, M, N, K, sAm, sBn, ldc, batch, sAb, sBb, sCb, beta, tid, nt);
+  if (M < ROWS_M && sBk == 1 && sAk == 1) {
+    gemmFewRows(a, b, c, M, N, K, sAm, sBn, ldc, batch, sAb, sBb, sCb, beta, tid, nt);
     return;
   }
-  if (M > PAIRS_M && M <= ROWS_M && sBk == 1 && sAk == 1) {
+  if (M == ROWS_M && sBk == 1 && sAk == 1) {
     gemmRowsSmallM(a, b, c, M, N, K, sAm, sBn, ldc, batch, sAb, sBb, sCb, beta, tid, nt);
     return;
   }
@@ -356,66 +355,12 @@ function gemvRows(
   }
 }
 
-// ---- a few rows against contiguous weight rows (batched decoding: M sequences · Wᵀ) ----
-
-// C[m, n] (+)= A[m, :] · B[n, :] for 2 ≤ M ≤ PAIRS_M, B's rows contiguous (sBk = 1), A's rows
-// too. Weight rows are streamed in memory order as in gemvRows (one stream: reading two weight
-// rows side by side halves the rate from DRAM); each row is read from memory once and stays in
-// L1 while the A rows are multiplied with it two at a time, a weight vector loaded once serving
-// both. Two accumulators per A row: measured faster here than four (on a 73 MB matrix, one
-// thread: M = 2 at 27 GFLOP/s against 20 with four and 15 for the dot-product small-M path;
-// M = 4 at 29 against 17.5 for gemmRowsSmallM's two weight-row streams). An odd last row goes
-// through rowDot4. (With M = 1 this computes what gemvRows does, but serving M = 1 from here
-// measured ~8% slower decoding: gemvRows stays the lean one-row loop.)
-function gemvRowsPairs(
-  a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, sAm: i32, sBn: i32, ldc: i32,
-  batch: i32, sAb: i32, sBb: i32, sCb: i32, beta: i32, tid: i32, nt: i32,
-): void {
-  const units = batch * N;
-  const u0 = <i32>((<i64>units * tid) / nt), u1 = <i32>((<i64>units * (tid + 1)) / nt);
-  const e8 = off(K & ~7), e4 = off(K & ~3);
-  const tail = (K & 3) != 0;
-  for (let u = u0; u < u1; u++) {
-    const bt = u / N;
-    const n = u - bt * N;
-    const ab = a + off(bt * sAb);
-    const w = b + off(bt * sBb + n * sBn);
-    const cp = c + off(bt * sCb + n);
-    let m = 0;
-    for (; m + 2 <= M; m += 2) {
-      const x0 = ab + off(m * sAm), x1 = x0 + off(sAm);
-      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), t0 = f32x4.splat(0), t1 = f32x4.splat(0);
-      for (let o: usize = 0; o < e8; o += 32) {
-        let v = v128.load(w + o);
-        s0 = fma4(v128.load(x0 + o), v, s0); t0 = fma4(v128.load(x1 + o), v, t0);
-        v = v128.load(w + o, 16);
-        s1 = fma4(v128.load(x0 + o, 16), v, s1); t1 = fma4(v128.load(x1 + o, 16), v, t1);
-      }
-      if (e8 < e4) {
-        const v = v128.load(w + e8);
-        s0 = fma4(v128.load(x0 + e8), v, s0); t0 = fma4(v128.load(x1 + e8), v, t0);
-      }
-      let r0 = rowSum(f32x4.add(s0, s1)), r1 = rowSum(f32x4.add(t0, t1));
-      if (tail) { r0 += rowTail(x0, w, K); r1 += rowTail(x1, w, K); }
-      put(cp + off(m * ldc), r0, beta);
-      put(cp + off((m + 1) * ldc), r1, beta);
-    }
-    if (m < M) {
-      const x = ab + off(m * sAm);
-      let r = rowSum(rowDot4(x, w, K));
-      if (tail) r += rowTail(x, w, K);
-      put(cp + off(m * ldc), r, beta);
-    }
-  }
-}
-
-// The most rows of A gemmRowsSmallM takes (a decode batch of 5–8); weight rows are streamed once.
-const ROWS_M: i32 = 8;
-
-// C[m, n] (+)= A[m, :] · B[n, :] for PAIRS_M < M ≤ ROWS_M, B's rows contiguous (sBk = 1), A's rows too.
+// C[m, n] (+)= A[m, :] · B[n, :] for M = ROWS_M (8), B's rows contiguous (sBk = 1), A's rows too.
 // Threads take pairs of weight rows; each pair is read from memory once and stays in L1 while
 // every group of 4 A rows is multiplied with it (4×2 register block: 8 accumulators, 6 loads
-// per 8 fused multiply-adds).
+// per 8 fused multiply-adds). Its sums are ordered otherwise than gemvRows': at 8 rows it ran
+// 1.1–1.4× faster than gemmFewRows' blocks of 3 (two weight rows side by side cost little when
+// each is used 8 times), so it keeps M = 8.
 function gemmRowsSmallM(
   a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, sAm: i32, sBn: i32, ldc: i32,
   batch: i32, sAb: i32, sBb: i32, sCb: i32, beta: i32, tid: i32, nt: i32,
@@ -467,6 +412,102 @@ function gemmRowsSmallM(
 @inline function putRow(cp: usize, r0: f32, r1: f32, two: bool, beta: i32): void {
   put(cp, r0, beta);
   if (two) put(cp + 4, r1, beta);
+}
+
+// ---- a few rows against contiguous weight rows (speculative verification, batched decoding) ----
+
+// gemmFewRows takes M < ROWS_M rows; gemmRowsSmallM takes M = ROWS_M.
+const ROWS_M: i32 = 8;
+
+// C[m, n] (+)= A[m, :] · B[n, :] for 2 ≤ M < ROWS_M, B's rows contiguous (sBk = 1), A's rows too.
+// Every element is computed exactly as gemvRows computes it for one row (rowDot4's four
+// accumulators over 16-float strides, the 4-float tail into the first, (s0 + s1) + (s2 + s3),
+// rowSum, then the scalar tail): verifying T tokens in one call gives the logits of T plain
+// decoding steps bit for bit. Weight rows are streamed one at a time in memory order, as gemvRows
+// does (two rows read side by side measured slower here); each stays in L1 while the rows of A
+// are multiplied with it in blocks of 3 rows (then 2, or a last single row through rowDot4).
+// A block takes rowDot4's accumulators 0–1 in one pass over the weight row and 2–3 in a second
+// (from L1): 6 independent FMA chains. Wider blocks (4 rows × 2 accumulators, 2 rows × 4) need
+// 8 accumulators, and the engine (V8, which also unrolls the loop) then spilled accumulators to
+// the stack inside the loop: 1.5–2× slower than blocks of 3.
+function gemmFewRows(
+  a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, sAm: i32, sBn: i32, ldc: i32,
+  batch: i32, sAb: i32, sBb: i32, sCb: i32, beta: i32, tid: i32, nt: i32,
+): void {
+  const units = batch * N;
+  const u0 = <i32>((<i64>units * tid) / nt), u1 = <i32>((<i64>units * (tid + 1)) / nt);
+  const ldcb = off(ldc);
+  const tail = (K & 3) != 0;
+  for (let u = u0; u < u1; u++) {
+    const bt = u / N;
+    const n = u - bt * N;
+    const x = a + off(bt * sAb);
+    const w = b + off(bt * sBb + n * sBn);
+    const cp = c + off(bt * sCb + n);
+    let m = 0;
+    for (; m + 3 <= M; m += 3) fewRows(3, x + off(m * sAm), sAm, w, K, cp + <usize>m * ldcb, ldcb, beta);
+    if (m + 2 == M) {
+      fewRows(2, x + off(m * sAm), sAm, w, K, cp + <usize>m * ldcb, ldcb, beta);
+    } else if (m + 1 == M) {
+      const xm = x + off(m * sAm);
+      let v = rowSum(rowDot4(xm, w, K));
+      if (tail) v += rowTail(xm, w, K);
+      put(cp + <usize>m * ldcb, v, beta);
+    }
+  }
+}
+
+// R rows of A (2 or 3, a constant after inlining) from x (row stride sAm) against the weight row w:
+// C[r] at cp + r·ldcb. The first pass's sums s0 + s1 wait in this thread's scratch (kept in
+// registers across the second pass, they too made the engine spill).
+// @ts-ignore: decorator
+@inline function fewRows(R: i32, x: usize, sAm: i32, w: usize, K: i32, cp: usize, ldcb: usize, beta: i32): void {
+  const x0 = x, x1 = x0 + off(sAm), x2 = x1 + off(sAm);
+  const e16 = off(K & ~15), e4 = off(K & ~3);
+  const tail = (K & 3) != 0;
+  const stash = scratch() + ROWS_OFF;
+  {
+    // Accumulators 0 (a?0) and 1 (a?1): chunks at 0 and 16 bytes of every 64; the 4-float tail into 0.
+    let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
+    let a20 = f32x4.splat(0), a21 = f32x4.splat(0);
+    for (let o: usize = 0; o < e16; o += 64) {
+      let v = v128.load(w + o);
+      a00 = fma4(v128.load(x0 + o), v, a00); a10 = fma4(v128.load(x1 + o), v, a10);
+      if (R == 3) a20 = fma4(v128.load(x2 + o), v, a20);
+      v = v128.load(w + o, 16);
+      a01 = fma4(v128.load(x0 + o, 16), v, a01); a11 = fma4(v128.load(x1 + o, 16), v, a11);
+      if (R == 3) a21 = fma4(v128.load(x2 + o, 16), v, a21);
+    }
+    for (let o = e16; o < e4; o += 16) {
+      const v = v128.load(w + o);
+      a00 = fma4(v128.load(x0 + o), v, a00); a10 = fma4(v128.load(x1 + o), v, a10);
+      if (R == 3) a20 = fma4(v128.load(x2 + o), v, a20);
+    }
+    v128.store(stash, f32x4.add(a00, a01)); v128.store(stash, f32x4.add(a10, a11), 16);
+    if (R == 3) v128.store(stash, f32x4.add(a20, a21), 32);
+  }
+  // Accumulators 2 and 3: chunks at 32 and 48 bytes of every 64.
+  let a02 = f32x4.splat(0), a03 = f32x4.splat(0), a12 = f32x4.splat(0), a13 = f32x4.splat(0);
+  let a22 = f32x4.splat(0), a23 = f32x4.splat(0);
+  for (let o: usize = 32; o < e16; o += 64) {
+    let v = v128.load(w + o);
+    a02 = fma4(v128.load(x0 + o), v, a02); a12 = fma4(v128.load(x1 + o), v, a12);
+    if (R == 3) a22 = fma4(v128.load(x2 + o), v, a22);
+    v = v128.load(w + o, 16);
+    a03 = fma4(v128.load(x0 + o, 16), v, a03); a13 = fma4(v128.load(x1 + o, 16), v, a13);
+    if (R == 3) a23 = fma4(v128.load(x2 + o, 16), v, a23);
+  }
+  finishRow(x0, w, K, tail, f32x4.add(v128.load(stash), f32x4.add(a02, a03)), cp, beta);
+  finishRow(x1, w, K, tail, f32x4.add(v128.load(stash, 16), f32x4.add(a12, a13)), cp + ldcb, beta);
+  if (R == 3) finishRow(x2, w, K, tail, f32x4.add(v128.load(stash, 32), f32x4.add(a22, a23)), cp + 2 * ldcb, beta);
+}
+
+// One element as gemvRows finishes it: rowSum of the accumulators, then the scalar tail.
+// @ts-ignore: decorator
+@inline function finishRow(x: usize, w: usize, K: i32, tail: bool, s: v128, cp: usize, beta: i32): void {
+  let r = rowSum(s);
+  if (tail) r += rowTail(x, w, K);
+  put(cp, r, beta);
 }
 
 // ---- small-M path (GEMV and a few rows) ----
