@@ -88,7 +88,7 @@ function onMessage(m) {
       paint();
       break;
     case 'step':
-      st.metrics.push(m.m);
+      st.metrics.push({ ...m.m, receivedAt: performance.now() });
       if (!st.frame) st.frame = requestAnimationFrame(paint);
       break;
     case 'state': setState(m.state); break;

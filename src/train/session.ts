@@ -127,9 +127,12 @@ export class TrainSession {
     }
     const ids: number[] = [];
     for (const d of docs) { for (const t of tokenizer.encode(d)) ids.push(t); if (tokenizer.eosId !== null) ids.push(tokenizer.eosId); }
-    const need = 2 * o.seqLen + 1;
+    // splitBatchers holds out every stride-th sequence: one of them at least is wanted for validation.
+    const stride = Math.max(2, Math.round(1 / Math.min(0.5, Math.max(o.valFraction, 1e-6))));
+    const need = stride * o.seqLen + 1;
     if (ids.length < need) {
-      throw new DataError(`the corpus is ${ids.length} tokens long after tokenising, too few for sequences of ${o.seqLen} (at least ${need} are needed): give more text or a shorter sequence length`);
+      throw new DataError(`the corpus is ${ids.length} tokens long after tokenising, too few for sequences of ${o.seqLen} (at least ${need} are needed: ` +
+        `${stride} sequences, one held out for validation): give more text or a shorter sequence length`);
     }
     return TrainSession.build(o, tokenizer, Int32Array.from(ids), null, docs.length);
   }

@@ -1,0 +1,96 @@
+// TrainSession (what the playground's Train tab runs in a worker) in Node: uploads read or refused
+// with messages naming the file and line, a corpus too small for the vocabulary or the sequence
+// length refused, a snapshot (cloned as IndexedDB stores it) resumed bit for bit, and the HF files
+// and the GGUF it writes loaded back with the same logits and tokenizer.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { init, shutdown } from '../../src/backend/index.js';
+import { TrainSession, documentsFromBytes, documentsFromText, DataError } from '../../src/train/index.js';
+import { modelFromBytes, readLlamaGguf, ggufTokenizerFromHf } from '../../src/io/index.js';
+import { HFTokenizer } from '../../src/tokenizers/index.js';
+import { createModel } from '../../src/models/index.js';
+import { f32StateDict } from '../../src/io/dtypes.js';
+
+before(async () => { await init({ threads: 1 }); });
+after(async () => { await shutdown(); });
+
+const TEXT = [
+  'The quick brown fox jumps over the lazy dog. A language model predicts the next token of a text.',
+  '床前明月光，疑是地上霜。举头望明月，低头思故乡。学而时习之，不亦说乎？',
+  'Servers answer requests from many clients at once; the page stays responsive while a worker trains.',
+].join('\n').repeat(12);
+const TINY = {
+  config: { model_type: 'llama', hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, vocab_size: 300, max_position_embeddings: 32, rms_norm_eps: 1e-5, tie_word_embeddings: true },
+  steps: 8, batchSize: 2, seqLen: 16, lr: 1e-2, warmupSteps: 1, seed: 3,
+};
+const enc = new TextEncoder();
+
+test('uploads: text and JSONL documents; empty, binary, non-UTF-8 and bad JSONL lines are DataErrors naming the file', () => {
+  assert.deepEqual(documentsFromBytes('a.txt', enc.encode('中文 text')), ['中文 text']);
+  assert.deepEqual(documentsFromBytes('rows.jsonl', enc.encode('{"text": "one"}\n\n{"text": "二"}\r\n')), ['one', '二']);
+  const bad: [string, Uint8Array, RegExp][] = [
+    ['e.txt', new Uint8Array(0), /^e\.txt: the file is empty$/],
+    ['b.txt', Uint8Array.from({ length: 500 }, (_, i) => i % 256), /^b\.txt: looks like a binary file/],
+    ['l1.txt', Uint8Array.from([0x61, 0xff, 0xfe, 0x62]), /^l1\.txt: is not UTF-8 text$/],
+    ['w.txt', enc.encode(' \n\t '), /^w\.txt: there is no text/],
+    ['r.jsonl', enc.encode('{"text": "ok"}\n{"text": 3}\n'), /^r\.jsonl:2: expected an object with a string "text" field$/],
+    ['j.jsonl', enc.encode('{"text": "ok"}\n\n{oops\n'), /^j\.jsonl:3: not valid JSON$/],
+  ];
+  for (const [name, bytes, re] of bad) assert.throws(() => documentsFromBytes(name, bytes), (e: unknown) => e instanceof DataError && re.test((e as Error).message), name);
+  assert.throws(() => documentsFromText('x.jsonl', '\n\n'), /x\.jsonl: no line has any text/);
+});
+
+test('a corpus too small for the vocabulary, or for 20 sequences (one for validation), is refused with what to change', () => {
+  assert.throws(() => TrainSession.create(['tiny text, tiny text'], { ...TINY, config: { ...TINY.config, vocab_size: 2048 } }),
+    (e: unknown) => e instanceof DataError && /too small for a 2048-token vocabulary: only \d+ tokens could be learnt/.test((e as Error).message));
+  assert.throws(() => TrainSession.create([TEXT.slice(0, 200)], { ...TINY, config: { ...TINY.config, vocab_size: 260 }, seqLen: 32 }),
+    (e: unknown) => e instanceof DataError && /is \d+ tokens long after tokenising, too few for sequences of 32 \(at least 641 are needed: 20 sequences, one held out/.test((e as Error).message));
+});
+
+test('a snapshot, cloned as IndexedDB keeps it, resumes bit for bit; the loss falls', async () => {
+  const a = TrainSession.create([TEXT], TINY);
+  for (let i = 0; i < 3; i++) await a.step();
+  const snap = structuredClone(a.snapshot());
+  while (!a.done) await a.step();
+  const b = TrainSession.resume(snap);
+  assert.equal(b.state.step, 3);
+  while (!b.done) await b.step();
+  assert.deepEqual(b.metrics.map((m) => m.loss), a.metrics.map((m) => m.loss));
+  assert.ok(Buffer.from(b.hfFiles()['model.safetensors']).equals(Buffer.from(a.hfFiles()['model.safetensors'])), 'the weights differ');
+  const l = a.metrics.map((m) => m.loss);
+  assert.ok(l[l.length - 1] < l[0] - 0.3, `loss ${l[0]} → ${l[l.length - 1]}`);
+  assert.equal(typeof a.sample('The ', { maxNewTokens: 5 }), 'string');
+  assert.throws(() => TrainSession.resume({ ...snap, format: 'other' } as never), /not a tslm training session/);
+  a.dispose();
+  b.dispose();
+});
+
+test('the HF files and the GGUF load back with the session\'s logits and tokenizer', async () => {
+  const s = TrainSession.create([TEXT], TINY);
+  for (let i = 0; i < 2; i++) await s.step();
+  const ids = [0, 3, 100, 200, 7];
+  const want = s.logits(ids);
+  const f = s.hfFiles();
+  const config = JSON.parse(new TextDecoder().decode(f['config.json']));
+  const tok = HFTokenizer.fromText(new TextDecoder().decode(f['tokenizer.json']));
+  assert.deepEqual(tok.encode('举头望明月 fox'), s.tokenizer.encode('举头望明月 fox'));
+  const hf = modelFromBytes(config, f['model.safetensors']);
+  const g = await readLlamaGguf(s.gguf());
+  const fromGguf = createModel(g.config, 'gguf');
+  fromGguf.loadStateDict(f32StateDict(g.tensors));
+  for (const [what, m] of [['HF', hf], ['GGUF', fromGguf]] as const) {
+    const got = (m as typeof hf).forward(
+      (await import('../../src/tensor/index.js')).tensor(Int32Array.from(ids), [1, ids.length], 'i32'),
+    ).data() as Float32Array;
+    assert.deepEqual(Array.from(got), Array.from(want), what);
+    m.dispose();
+  }
+  // The GGUF's tokenizer: GPT-2 BPE with every token and merge, <|endoftext|> as a control token.
+  const gt = ggufTokenizerFromHf(s.tokenizer.toJSON());
+  assert.equal(gt.tokens.length, s.tokenizer.vocabSize);
+  assert.equal(gt.tokens[gt.eosId!], '<|endoftext|>');
+  assert.equal(gt.tokenTypes![gt.eosId!], 3);
+  assert.equal(g.tokenizer?.model, 'gpt2');
+  assert.deepEqual(g.tokenizer?.merges, gt.merges);
+  s.dispose();
+});
