@@ -7,17 +7,20 @@
 // In:  {type: 'init', threads} · {type: 'start', sources: [{name, text} | {name, bytes}], options}
 //      {type: 'pause'} · {type: 'resume'} · {type: 'stop'} · {type: 'sample', id, prompt, params}
 //      {type: 'save', id} · {type: 'probe', id} · {type: 'restore', id} · {type: 'export', id, what: 'hf' | 'gguf'}
-//      {type: 'logits', id, ids} · {type: 'snapshotHash', id}
+//      {type: 'logits', id, ids} · {type: 'pauseAt', id, step} (pause once the run reaches that step)
+//      {type: 'lora', model: {name, files?}, rows: {name, bytes}, options}
 // Out: {type: 'ready', threads, crossOriginIsolated} · {type: 'progress', text} · {type: 'created', info, metrics, state}
 //      {type: 'step', m, done} · {type: 'state', state: 'running' | 'paused' | 'stopped' | 'done'}
 //      {type: 'reply', id, ...} · {type: 'error', message, id?}
 
 /** @type {typeof import('../dist/src/browser.js')} */
 let T = null;
-let S = null; // the TrainSession
+let S = null; // the running session: a TrainSession, or a LoraSession (kind 'lora')
+let kind = 'train';
 let running = false; // wanted: the loop goes on while this is true
 let looping = false; // the loop is between two steps (a pause and a resume can both land there)
 let stopped = false;
+let pauseAt = 0; // pause when the run reaches this step (0: never)
 
 const DB = 'tslm-playground', STORE = 'checkpoints', KEY = 'train', META = 'train-meta';
 
@@ -27,6 +30,7 @@ let queue = Promise.resolve();
 self.onmessage = (e) => {
   const m = e.data;
   if (m.type === 'pause') { running = false; return; }
+  if (m.type === 'pauseAt') { pauseAt = m.step; postMessage({ type: 'reply', id: m.id }); return; }
   if (m.type === 'stop') { stopped = true; if (!looping) postMessage({ type: 'state', state: 'stopped' }); running = false; return; }
   queue = queue.then(() => handle(m)).catch((err) => postMessage({ type: 'error', id: m.id, message: String(err?.message ?? err) }));
 };
@@ -35,6 +39,7 @@ async function handle(m) {
   switch (m.type) {
     case 'init': return init(m.threads);
     case 'start': return start(m.sources, m.options);
+    case 'lora': return startLora(m.model, m.rows, m.options);
     case 'resume': if (S && !S.done && !stopped) run(); return;
     case 'sample': return reply(m.id, { text: need().sample(m.prompt, m.params) });
     case 'logits': return reply(m.id, { logits: need().logits(m.ids) });
@@ -70,6 +75,7 @@ async function start(sources, options) {
   S?.dispose();
   S = null;
   S = T.TrainSession.create(docs, options);
+  kind = 'train';
   stopped = false;
   postMessage({ type: 'created', info: S.info, metrics: [], state: S.state });
   run();
@@ -90,6 +96,7 @@ async function run() {
     while (running && !S.done) {
       const m = await S.step();
       postMessage({ type: 'step', m, done: S.done });
+      if (pauseAt && m.step >= pauseAt) { pauseAt = 0; running = false; }
       await yieldToMessages();
     }
   } catch (e) {
@@ -118,6 +125,7 @@ function idb(mode, fn) {
 }
 
 async function save() {
+  if (kind === 'lora') throw new Error('checkpoints hold full training runs; download the adapter instead');
   const snap = need().snapshot();
   const meta = { step: snap.state.step, steps: snap.options.steps, savedAt: new Date().toISOString(), bytes: snap.weights.length + snap.optimizer.length + snap.tokens.byteLength };
   await idb('readwrite', (s) => { s.put(snap, KEY); s.put(meta, META); });
@@ -131,6 +139,7 @@ async function restore(id) {
   S?.dispose();
   S = null;
   S = T.TrainSession.resume(snap);
+  kind = 'train';
   stopped = false;
   postMessage({ type: 'created', info: S.info, metrics: S.metrics, state: S.state, options: S.options });
   reply(id, { step: S.state.step });
@@ -139,6 +148,54 @@ async function restore(id) {
 
 function exportFiles(id, what) {
   const s = need();
-  const files = what === 'gguf' ? { 'model.gguf': s.gguf() } : s.hfFiles();
+  const files = kind === 'lora' ? s.adapterFiles(S.baseName) : what === 'gguf' ? { 'model.gguf': s.gguf() } : s.hfFiles();
   postMessage({ type: 'reply', id, files }, Object.values(files).map((b) => b.buffer));
+}
+
+// ---- LoRA fine-tuning of a loaded model -----------------------------------------------------
+
+const utf8 = new TextDecoder();
+function json(bytes, name) {
+  try { return JSON.parse(utf8.decode(bytes)); } catch (e) { throw new Error(`${name}: not valid JSON (${e.message})`); }
+}
+
+/** The model's files: from the server (/playground/model/) or chosen by the user ({name: bytes}). */
+async function modelFiles(source) {
+  if (source.files) return source.files;
+  const out = {};
+  for (const name of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']) {
+    const r = await fetch(`/playground/model/${name}`);
+    if (r.ok) out[name] = await r.arrayBuffer();
+    else if (name !== 'tokenizer_config.json') throw new Error(`/playground/model/${name}: HTTP ${r.status} (the server must serve a Hugging Face model directory)`);
+  }
+  return out;
+}
+
+async function startLora(source, rowsFile, options) {
+  if (running || looping) throw new Error('a run is in progress: stop it first');
+  postMessage({ type: 'progress', text: 'loading the model…' });
+  const f = await modelFiles(source);
+  for (const n of ['config.json', 'model.safetensors', 'tokenizer.json']) if (!f[n]) throw new Error(`the model needs ${n} (choose config.json, model.safetensors and tokenizer.json together)`);
+  const rows = T.instructionRowsFromBytes(rowsFile.name, new Uint8Array(rowsFile.bytes));
+  const tokConfig = f['tokenizer_config.json'] ? json(new Uint8Array(f['tokenizer_config.json']), 'tokenizer_config.json') : null;
+  const tokenizer = T.tokenizerFromBytes(new Uint8Array(f['tokenizer.json']), 'tokenizer.json', { config: tokConfig });
+  const model = T.modelFromBytes(json(new Uint8Array(f['config.json']), 'config.json'), new Uint8Array(f['model.safetensors']));
+  const format = {};
+  if (tokConfig?.chat_template) {
+    const t = T.chatTemplateFromConfig(tokConfig);
+    Object.assign(format, { chatTemplate: t.template, bosToken: t.bosToken, eosToken: t.eosToken });
+  }
+  S?.dispose();
+  S = null;
+  try {
+    S = T.LoraSession.create(model, tokenizer, rows, { ...options, format });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  S.baseName = source.name ?? null;
+  kind = 'lora';
+  stopped = false;
+  postMessage({ type: 'created', kind, info: S.info, metrics: [], state: S.state, options: { steps: S.options.steps } });
+  run();
 }

@@ -12,11 +12,14 @@ const els = {
   steps: $('train-steps'), batch: $('train-batch'), seq: $('train-seq'), lr: $('train-lr'), warmup: $('train-warmup'), seed: $('train-seed'),
   start: $('train-start'), pause: $('train-pause'), resume: $('train-resume'), stop: $('train-stop'), save: $('train-save'),
   restore: $('train-restore'), saved: $('train-saved'), status: $('train-status'), canvas: $('train-loss'), stats: $('train-stats'),
+  loraRows: $('lora-rows'), loraModel: $('lora-model'), loraR: $('lora-r'), loraAlpha: $('lora-alpha'), loraSteps: $('lora-steps'),
+  loraBatch: $('lora-batch'), loraLr: $('lora-lr'), loraSeed: $('lora-seed'), loraStart: $('lora-start'),
   prompt: $('train-prompt'), sample: $('train-sample'), samples: $('train-samples'), exportBtn: $('train-export'), downloads: $('train-downloads'),
 };
 
 const st = {
   worker: null, ready: null, threads: 0, state: 'idle', // idle | preparing | running | paused | stopped | done
+  kind: 'train', // 'train' (a model from text) | 'lora' (an adapter on a loaded model)
   metrics: [], steps: 0, nextId: 1, pending: new Map(), frame: 0, urls: [], info: null, call: (msg) => call(msg),
 };
 window.__train = st; // for the console and the tests (st.call(msg) asks the worker)
@@ -79,10 +82,11 @@ function onMessage(m) {
     case 'ready': st.onReady(m); break;
     case 'progress': setStatus(m.text, 'busy'); break;
     case 'created':
+      st.kind = m.kind ?? 'train';
       st.info = m.info;
       st.metrics = m.metrics.slice();
       st.steps = m.options?.steps ?? st.steps;
-      if (m.options) fillOptions(m.options);
+      if (m.options?.config) fillOptions(m.options);
       clearDownloads();
       setStatus(describe(m.info), 'ready');
       paint();
@@ -109,6 +113,9 @@ function onMessage(m) {
 }
 
 function describe(info) {
+  if (st.kind === 'lora') {
+    return `LoRA on a ${(info.parameters / 1e6).toFixed(2)}M-parameter model: ${info.trainable.toLocaleString()} trainable parameters; ${info.rows} rows; ${st.threads} thread${st.threads === 1 ? '' : 's'}`;
+  }
   return `model: ${(info.parameters / 1e6).toFixed(2)}M parameters, vocabulary ${info.vocab}; corpus: ${info.tokens.toLocaleString()} tokens`
     + `${info.documents >= 0 ? ` in ${info.documents} document${info.documents === 1 ? '' : 's'}` : ''} (${info.trainSequences} training / ${info.valSequences} validation sequences); ${st.threads} thread${st.threads === 1 ? '' : 's'}`;
 }
@@ -118,10 +125,11 @@ function setState(s) {
   document.body.dataset.trainState = s;
   const has = st.info !== null;
   els.start.disabled = s === 'preparing' || s === 'running';
+  els.loraStart.disabled = els.start.disabled;
   els.pause.disabled = s !== 'running';
   els.resume.disabled = s !== 'paused';
   els.stop.disabled = !(s === 'running' || s === 'paused');
-  els.save.disabled = !has || s === 'preparing' || s === 'idle';
+  els.save.disabled = !has || s === 'preparing' || s === 'idle' || st.kind === 'lora';
   els.sample.disabled = !has || s === 'preparing' || s === 'idle';
   els.exportBtn.disabled = !has || s === 'preparing' || s === 'idle';
   els.restore.disabled = s === 'running' || s === 'preparing' || !st.savedMeta;
@@ -190,6 +198,39 @@ async function start() {
 }
 
 els.start.addEventListener('click', start);
+
+async function startLora() {
+  let options;
+  try {
+    options = {
+      r: num(els.loraR, 'rank r', { min: 1, max: 256 }), loraAlpha: num(els.loraAlpha, 'alpha', { min: 1, max: 1024, int: false }),
+      steps: num(els.loraSteps, 'steps', { min: 1, max: 1e5 }), batchSize: num(els.loraBatch, 'batch', { min: 1, max: 256 }),
+      lr: num(els.loraLr, 'learning rate', { min: 1e-7, max: 1, int: false }), seed: num(els.loraSeed, 'seed', { min: 0, max: 2 ** 31 }),
+    };
+  } catch (e) { setStatus(e.message, 'error'); return; }
+  const rowsFile = els.loraRows.files[0];
+  if (!rowsFile) { setStatus('choose a .jsonl file of Alpaca or chat rows to fine-tune on', 'error'); return; }
+  const transfer = [];
+  const rows = { name: rowsFile.name, bytes: await rowsFile.arrayBuffer() };
+  transfer.push(rows.bytes);
+  let model = { name: null };
+  if (els.loraModel.files.length) {
+    const files = {};
+    for (const f of els.loraModel.files) { files[f.name] = await f.arrayBuffer(); transfer.push(files[f.name]); }
+    model = { name: null, files };
+  } else {
+    model = { name: document.getElementById('model-name')?.textContent || null };
+  }
+  await startWorker();
+  st.metrics = [];
+  st.steps = options.steps;
+  st.info = null;
+  els.samples.textContent = '';
+  clearDownloads();
+  setState('preparing');
+  st.worker.postMessage({ type: 'lora', model, rows, options }, transfer);
+}
+els.loraStart.addEventListener('click', startLora);
 els.pause.addEventListener('click', () => st.worker?.postMessage({ type: 'pause' }));
 els.resume.addEventListener('click', () => st.worker?.postMessage({ type: 'resume' }));
 els.stop.addEventListener('click', () => st.worker?.postMessage({ type: 'stop' }));
@@ -233,7 +274,8 @@ els.exportBtn.addEventListener('click', async () => {
   clearDownloads();
   try {
     const step = st.metrics.length ? st.metrics[st.metrics.length - 1].step : 0;
-    const files = { ...(await call({ type: 'export', what: 'hf' })).files, ...(await call({ type: 'export', what: 'gguf' })).files };
+    const files = {};
+    for (const what of st.kind === 'lora' ? ['adapter'] : ['hf', 'gguf']) Object.assign(files, (await call({ type: 'export', what })).files);
     for (const [name, bytes] of Object.entries(files)) {
       const url = URL.createObjectURL(new Blob([bytes], { type: name.endsWith('.json') ? 'application/json' : 'application/octet-stream' }));
       st.urls.push(url);
@@ -291,7 +333,7 @@ function drawCurve(ms) {
   g.strokeRect(L, Tp, W - L - R, H - Tp - B);
   if (!ms.length) { g.fillText('the training loss appears here', L + 10, Tp + 20); return; }
   let lo = Infinity, hi = -Infinity;
-  for (const m of ms) { if (m.loss < lo) lo = m.loss; if (m.loss > hi) hi = m.loss; }
+  for (const m of ms) { if (m.loss < lo) lo = m.loss; if (m.loss > hi) hi = m.loss; } // (NaN compares false)
   if (hi - lo < 1e-6) { hi += 0.5; lo -= 0.5; }
   const n = Math.max(st.steps, ms[ms.length - 1].step);
   const x = (s) => L + ((s - 1) / Math.max(1, n - 1)) * (W - L - R);
@@ -306,12 +348,15 @@ function drawCurve(ms) {
   g.beginPath();
   // At most ~2 points per pixel column: a long run stays cheap to draw.
   const stride = Math.max(1, Math.floor(ms.length / (2 * (W - L - R))));
+  let started = false;
   for (let i = 0; i < ms.length; i += stride) {
     const m = ms[i];
-    if (i === 0) g.moveTo(x(m.step), y(m.loss)); else g.lineTo(x(m.step), y(m.loss));
+    if (!Number.isFinite(m.loss)) continue; // (a fine-tuning batch with no response token)
+    if (!started) g.moveTo(x(m.step), y(m.loss)); else g.lineTo(x(m.step), y(m.loss));
+    started = true;
   }
   const lastM = ms[ms.length - 1];
-  g.lineTo(x(lastM.step), y(lastM.loss));
+  if (started && Number.isFinite(lastM.loss)) g.lineTo(x(lastM.step), y(lastM.loss));
   g.stroke();
 }
 

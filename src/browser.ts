@@ -16,6 +16,10 @@ export type { SessionOptions, SessionSnapshot, SessionInfo } from './train/sessi
 export { DataError, MemoryTokens, Batcher, splitBatchers } from './train/batcher.js';
 export type { BatcherState, TokenSource } from './train/batcher.js';
 export { PRESETS } from './train/presets.js';
+// LoRA fine-tuning of a loaded model on Alpaca/chat rows, step by step; the adapter as PEFT's files.
+export { LoraSession, LORA_SESSION_DEFAULTS, instructionRowsFromBytes } from './sft/session.js';
+export type { LoraSessionOptions } from './sft/session.js';
+export { adapterFiles, peftConfig } from './lora/peft_bytes.js';
 export type { StepMetrics } from './train/report.js';
 export * from './nn/index.js';
 export * from './models/index.js';
