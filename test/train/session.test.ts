@@ -94,3 +94,36 @@ test('the HF files and the GGUF load back with the session\'s logits and tokeniz
   assert.deepEqual(g.tokenizer?.merges, gt.merges);
   s.dispose();
 });
+
+test('LoraSession: Alpaca rows, steps, and an adapter (PEFT files) that loadAdapter puts on the same base model with the same logits', async () => {
+  const { LoraSession, instructionRowsFromBytes } = await import('../../src/sft/index.js');
+  const { loadAdapter } = await import('../../src/lora/index.js');
+  const { Generator, tensor } = await import('../../src/tensor/index.js');
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const path = (await import('node:path')).default;
+  assert.throws(() => instructionRowsFromBytes('r.jsonl', new Uint8Array(0)), /r\.jsonl: the file is empty/);
+  assert.throws(() => instructionRowsFromBytes('r.jsonl', enc.encode('{"instruction": "a"}\n')), /r\.jsonl:1/);
+  const rows = instructionRowsFromBytes('rows.jsonl', enc.encode(Array.from({ length: 8 }, (_, i) => JSON.stringify({ instruction: `Say ${i}`, output: `答 ${i}` })).join('\n')));
+  const tok = TrainSession.create([TEXT], TINY).tokenizer;
+  const config = { ...TINY.config, vocab_size: tok.vocabSize, max_position_embeddings: 512 };
+  const base = () => createModel(config, 'tiny', { generator: new Generator(9) });
+  const s = LoraSession.create(base(), tok, rows, { r: 2, loraAlpha: 4, steps: 6, batchSize: 4, lr: 0.02, seed: 1 });
+  assert.equal(s.info.trainable, 2 * (32 + 32) + 2 * (32 + 16)); // r·(in + out) of q_proj (32→32) and v_proj (32→16), r = 2
+  while (!s.done) await s.step();
+  assert.equal(s.metrics.length, 6);
+  assert.equal(typeof s.sample('Say 3'), 'string');
+  const dir = mkdtempSync(path.join(tmpdir(), 'tslm-lora-session-'));
+  try {
+    for (const [name, bytes] of Object.entries(s.adapterFiles('tiny'))) writeFileSync(path.join(dir, name), bytes);
+    const m = base();
+    const cfg = await loadAdapter(m, dir);
+    assert.equal(cfg.base_model_name_or_path, 'tiny');
+    const ids = [1, 2, 3, 40, 50];
+    assert.deepEqual(Array.from(m.forward(tensor(Int32Array.from(ids), [1, ids.length], 'i32')).data() as Float32Array), Array.from(s.logits(ids)));
+    m.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    s.dispose();
+  }
+});
