@@ -62,8 +62,12 @@ function startWorker() {
     st.threads = r.threads;
     const iso = r.crossOriginIsolated ? '' : ' (the page is not cross-origin isolated, so no SharedArrayBuffer: 1 thread; serve it with COOP same-origin + COEP require-corp for more)';
     setStatus(`ready: wasm backend, ${r.threads} thread${r.threads === 1 ? '' : 's'}${iso}`, 'ready');
-    const { meta } = await call({ type: 'probe' });
-    showSaved(meta);
+    try {
+      showSaved((await call({ type: 'probe' })).meta);
+    } catch (e) {
+      showSaved(null);
+      els.saved.textContent = `checkpoints unavailable: ${e.message}`;
+    }
   }).catch((e) => setStatus(e.message, 'error'));
   return st.ready;
 }

@@ -195,7 +195,7 @@ export class TrainSession {
     }
   }
 
-  /** Logits (T, V) of the last position… of every position of `ids`, row-major (for checks against other tools). */
+  /** Logits (T, V) at every position of `ids`, row-major (for checks against other tools). */
   logits(ids: number[]): Float32Array {
     this.model.train(false);
     try {
