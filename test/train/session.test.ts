@@ -127,3 +127,35 @@ test('LoraSession: Alpaca rows, steps, and an adapter (PEFT files) that loadAdap
     s.dispose();
   }
 });
+
+test('the GGUF download in llama.cpp (node-llama-cpp): our tokens for English and Chinese, our logits within 2e-3 of the logit scale', { timeout: 120000 }, async (t) => {
+  const { loadNodeLlamaCpp } = await import('../../bench/peers/nlc.js');
+  const { evalWithLlamaCpp, logitGap } = await import('../io/llamacpp_util.js');
+  const r = await loadNodeLlamaCpp({ maxThreads: 2 });
+  if ('error' in r) return t.skip(r.error);
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const path = (await import('node:path')).default;
+  const dir = mkdtempSync(path.join(tmpdir(), 'tslm-session-gguf-'));
+  const s = TrainSession.create([TEXT], TINY);
+  try {
+    for (let i = 0; i < 3; i++) await s.step();
+    const file = path.join(dir, 'model.gguf');
+    writeFileSync(file, s.gguf());
+    const text = 'The quick fox, "at once"; 举头望明月 42';
+    const ids = s.tokenizer.encode(text);
+    const m = await r.llama.loadModel({ modelPath: file, gpuLayers: 0 });
+    try { assert.deepEqual(Array.from(m.tokenize(text) as number[]), ids, 'llama.cpp tokenises the GGUF\'s tokenizer differently'); } finally { await m.dispose(); }
+    const V = s.tokenizer.vocabSize, n = Math.min(ids.length, 12);
+    const mine = s.logits(ids.slice(0, n));
+    const theirs = await evalWithLlamaCpp(r.llama, file, ids.slice(0, n), 2, V);
+    for (let p = 0; p < n; p++) {
+      const { worst, scale } = logitGap(Float64Array.from(mine.subarray(p * V, (p + 1) * V)), theirs.logits[p]);
+      assert.ok(worst <= 2e-3 * Math.max(1, scale), `position ${p}: max |Δlogit| ${worst} (logit scale ${scale})`);
+    }
+  } finally {
+    s.dispose();
+    await r.llama.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
