@@ -7,7 +7,7 @@
 // directory files and GGUF) load in Node and give the page's logits; the served model fine-tuned
 // with LoRA on Alpaca rows, its adapter (PEFT's files) on the same model in Node gives the page's logits.
 // Screenshot: $TSLM_PLAYGROUND_SHOTS/playground-train.png, else a tslm-train-shots-* temporary folder
-// (printed as a test diagnostic).
+// (printed as a test diagnostic). Without the isolation headers, the tab says so and trains on 1 thread.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -251,5 +251,45 @@ test('the Train tab: bad input, training in a worker, pause/save/reload/resume b
     await shutdown();
     rmSync(modelDir, { recursive: true, force: true });
     rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test('the Train tab without cross-origin isolation: says so and trains on 1 thread (headless Chromium)', { skip: !existsSync(CHROMIUM) && 'chromium is not installed', timeout: 120000 }, async (t) => {
+  const { chromium } = await import('playwright-core');
+  const modelDir = await makeTinyModelDir();
+  const server = await startServer({ model: modelDir, port: 0 });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+    // The server's responses without the COOP/COEP headers, as a host that does not send them.
+    await page.route('**/*', async (route) => {
+      const res = await route.fetch();
+      const headers = { ...res.headers() };
+      delete headers['cross-origin-opener-policy'];
+      delete headers['cross-origin-embedder-policy'];
+      await route.fulfill({ response: res, headers });
+    });
+    await page.goto(`${server.url}/?threads=2#train`);
+    assert.equal(await page.evaluate(() => window.crossOriginIsolated), false);
+    await page.waitForFunction(() => /^ready|error/.test(document.getElementById('train-status')!.textContent ?? '') || document.getElementById('train-status')!.dataset.state === 'error', null, { timeout: 30000 });
+    const status = await page.textContent('#train-status') ?? '';
+    t.diagnostic(status);
+    assert.match(status, /^ready: wasm backend, 1 thread \(the page is not cross-origin isolated, so no SharedArrayBuffer/);
+    await fillOptions(page);
+    await page.fill('#train-steps', '2');
+    await page.fill('#train-text', CORPUS.slice(0, 8000));
+    await page.click('#train-start');
+    await waitState(page, 'done');
+    assert.equal((await losses(page)).length, 2);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    await server.close();
+    rmSync(modelDir, { recursive: true, force: true });
   }
 });
