@@ -10,6 +10,17 @@ export type { InitOptions } from './backend/index.js';
 export { SGD, AdamW, clipGradNorm } from './train/optim.js';
 export type { SGDOptions, AdamWOptions, ParamGroup } from './train/optim.js';
 export * from './train/schedule.js';
+// Training from text in memory, step by step (the playground's Train tab), and its downloads.
+export { TrainSession, SESSION_DEFAULTS, documentsFromBytes, documentsFromText } from './train/session.js';
+export type { SessionOptions, SessionSnapshot, SessionInfo } from './train/session.js';
+export { DataError, MemoryTokens, Batcher, splitBatchers } from './train/batcher.js';
+export type { BatcherState, TokenSource } from './train/batcher.js';
+export { PRESETS } from './train/presets.js';
+// LoRA fine-tuning of a loaded model on Alpaca/chat rows, step by step; the adapter as PEFT's files.
+export { LoraSession, LORA_SESSION_DEFAULTS, instructionRowsFromBytes } from './sft/session.js';
+export type { LoraSessionOptions } from './sft/session.js';
+export { adapterFiles, peftConfig } from './lora/peft_bytes.js';
+export type { StepMetrics } from './train/report.js';
 export * from './nn/index.js';
 export * from './models/index.js';
 export * from './generate/index.js';
@@ -39,6 +50,12 @@ export type { SafetensorsEntry, SafetensorsHeader, SafetensorsContents } from '.
 export { modelFromBytes } from './io/hf_bytes.js';
 export type { ModelFromBytesOptions } from './io/hf_bytes.js';
 export { llamaDims, checkLlamaTensors, permuteQK, unpermuteQK, convertQKLayout } from './io/llama.js';
+export { modelTensors } from './io/model_tensors.js';
+export { serializeGguf, readGguf, gv } from './io/gguf.js';
+export type { GgufValue, GgufContents } from './io/gguf.js';
+export { serializeLlamaGguf } from './io/gguf_llama.js';
+export { ggufTokenizerFromHf } from './io/gguf_arch.js';
+export type { GgufTokenizer } from './io/gguf_arch.js';
 export type { LlamaDims, QKLayout } from './io/llama.js';
 
 // Structured generation without the schema validator (Ajv) and YAML of the Node entry point:

@@ -1,12 +1,18 @@
 // Small file helpers (Node.js): reading a header prefix by prefix, exact reads, atomic writes.
-// The bounds-checked reader itself is Node-free, in reader.ts.
-import { open, rename, rm, stat } from 'node:fs/promises';
+// The bounds-checked reader itself is Node-free, in reader.ts. node:fs/promises is imported when a
+// helper first runs, not statically: the formats that import these helpers (GGUF, llama2.c) also
+// serialise to bytes in a page (tslm/browser), where the file helpers are never called.
 import type { FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { FormatError, IoError, TruncatedError } from './errors.js';
 import { NeedMoreBytes } from './reader.js';
 
 export { NeedMoreBytes, ByteReader } from './reader.js';
+
+// (a variable specifier, so that bundlers leave the import alone)
+const FS_PROMISES = 'node:fs/promises';
+let fsp: Promise<typeof import('node:fs/promises')> | null = null;
+const fs = () => (fsp ??= import(/* webpackIgnore: true */ /* @vite-ignore */ FS_PROMISES) as Promise<typeof import('node:fs/promises')>);
 
 /**
  * Parse a header from the start of a file without reading the whole file: read a prefix, and
@@ -59,6 +65,7 @@ export function checkRegularFile(file: string, st: Stats, maxBytes: number, fiel
  */
 export async function openRegularFile(file: string): Promise<{ fh: FileHandle; size: number }> {
   let fh: FileHandle;
+  const { open, stat } = await fs();
   try {
     checkRegularFile(file, await stat(file), Number.MAX_SAFE_INTEGER, 'file');
     fh = await open(file, 'r');
@@ -77,7 +84,7 @@ export async function openRegularFile(file: string): Promise<{ fh: FileHandle; s
 }
 
 export async function fileSizeOf(path: string): Promise<number> {
-  return (await stat(path)).size;
+  return (await (await fs()).stat(path)).size;
 }
 
 let tmpCounter = 0;
@@ -91,6 +98,7 @@ export function tmpPathFor(path: string): string {
  */
 export async function writeAtomic(path: string, write: (fh: FileHandle) => Promise<void>): Promise<void> {
   const tmp = tmpPathFor(path);
+  const { open, rename, rm } = await fs();
   const fh = await open(tmp, 'w');
   try {
     await write(fh);

@@ -3,9 +3,6 @@
 // bytes and names; the models layer builds the graph (createModel) and takes the weights.
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { Tensor } from '../tensor/tensor.js';
-import { scope } from '../tensor/storage.js';
-import { dequantize } from '../tensor/ops.js';
 import { useQuantizedWeights } from '../nn/quantized.js';
 import { LlamaForCausalLM } from '../models/index.js';
 import type { CausalLM } from '../models/index.js';
@@ -18,13 +15,16 @@ import { readHfConfig, readHfDir, writeHfDir } from './hf.js';
 import { readLlama2c, writeLlama2c } from './llama2c.js';
 import { readModelGguf, writeModelGguf, GGUF_MODEL_TYPES } from './gguf_model.js';
 import type { GgufTokenizer } from './gguf_llama.js';
-import { fromFloat32, f32StateDict, float32Values, quantizeQ8_0, QK8_0 } from './dtypes.js';
+import { f32StateDict, float32Values, quantizeQ8_0, QK8_0 } from './dtypes.js';
 import type { RawTensor } from './dtypes.js';
 import { IoError } from './errors.js';
 import { isSequenceClassificationConfig } from './families.js';
 import { checkFiniteTensors } from './finite.js';
 import { buildModelForWeights } from './build_model.js';
+import { modelTensors } from './model_tensors.js';
 import type { FiniteOptions } from './finite.js';
+
+export { modelTensors };
 
 /** The weights file of an HF directory, for messages. */
 function weightsFileOf(dir: string): string {
@@ -181,19 +181,6 @@ export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise
   return { model, tokenizer: tok, tokenizerSource: source, format, config };
 }
 
-/** The model's weights as HF-named raw tensors (tied weights once). */
-export function modelTensors(model: CausalLM, dtype: 'F32' | 'F16' | 'BF16' = 'F32'): RawTensor[] {
-  const seen = new Set<Tensor>();
-  const out: RawTensor[] = [];
-  for (const [name, t] of model.namedTensors()) {
-    if (seen.has(t)) continue;
-    seen.add(t);
-    // A quantised (q8_0) weight is dequantised explicitly: the formats written here hold floats.
-    const values = t.dtype === 'q8_0' ? scope(() => dequantize(t).data() as Float32Array) : t.data() as Float32Array;
-    out.push(fromFloat32(name, [...t.shape], values, t.ndim >= 2 ? dtype : 'F32'));
-  }
-  return out;
-}
 
 /** Save as an HF directory (config.json, model.safetensors, and the tokenizer if it can be saved). */
 export async function saveModel(model: CausalLM, dir: string, opts: { tokenizer?: Tokenizer | null; dtype?: 'F32' | 'F16' | 'BF16' } = {}): Promise<void> {

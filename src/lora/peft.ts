@@ -10,77 +10,29 @@ import type { Module } from '../nn/module.js';
 import { LoRALinear, LoraError } from '../nn/lora.js';
 import { copyInto, tensor } from '../tensor/ops.js';
 import { scope } from '../tensor/storage.js';
-import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
-import { fromFloat32, float32Values } from '../io/dtypes.js';
+import { readSafetensors } from '../io/safetensors.js';
+import { float32Values } from '../io/dtypes.js';
 import { checkFiniteTensors } from '../io/finite.js';
 import type { FiniteOptions } from '../io/finite.js';
 import { readJsonObjectFileSync } from '../io/json_file.js';
 import { IoError } from '../io/errors.js';
 import { applyLora, loraLayers, selectTargets, setAdapter } from './model.js';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, PEFT_PREFIX, adapterFiles } from './peft_bytes.js';
+import type { PeftLoraConfig } from './peft_bytes.js';
 import type { LoraSpec } from './model.js';
 
-export const PEFT_PREFIX = 'base_model.model.';
-export const ADAPTER_CONFIG = 'adapter_config.json';
-export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
-
-/** adapter_config.json as PEFT writes it for LoRA (the fields we read and write). */
-export interface PeftLoraConfig {
-  peft_type: 'LORA';
-  task_type: string | null;
-  r: number;
-  lora_alpha: number;
-  lora_dropout: number;
-  target_modules: string[] | string;
-  use_rslora: boolean;
-  base_model_name_or_path: string | null;
-  bias: 'none' | 'all' | 'lora_only';
-  fan_in_fan_out: boolean;
-  inference_mode: boolean;
-  init_lora_weights: boolean;
-  modules_to_save: string[] | null;
-  rank_pattern: Record<string, number>;
-  alpha_pattern: Record<string, number>;
-  use_dora: boolean;
-  layers_to_transform: number[] | number | null;
-  layers_pattern: string | null;
-  revision: string | null;
-  [k: string]: unknown;
-}
-
-export function peftConfig(spec: LoraSpec, baseModel: string | null): PeftLoraConfig {
-  return {
-    alpha_pattern: {}, auto_mapping: null, base_model_name_or_path: baseModel, bias: 'none', fan_in_fan_out: false,
-    inference_mode: true, init_lora_weights: true, layers_pattern: null, layers_to_transform: null,
-    lora_alpha: spec.lora_alpha, lora_dropout: spec.lora_dropout ?? 0, modules_to_save: null, peft_type: 'LORA',
-    r: spec.r, rank_pattern: {}, revision: null,
-    target_modules: Array.isArray(spec.target_modules) ? [...spec.target_modules].sort() : spec.target_modules,
-    task_type: 'CAUSAL_LM', use_dora: false, use_rslora: spec.use_rslora ?? false,
-  };
-}
+export { PEFT_PREFIX, ADAPTER_CONFIG, ADAPTER_WEIGHTS, peftConfig, adapterFiles } from './peft_bytes.js';
+export type { PeftLoraConfig } from './peft_bytes.js';
 
 /**
  * Save adapter `name` (default: the active one) of a model as a PEFT directory. Only the
  * adapter's tensors are written (F32), named as PEFT names them.
  */
 export async function saveAdapter(model: Module, dir: string, opts: { name?: string; baseModel?: string | null } = {}): Promise<void> {
-  const layers = loraLayers(model);
-  const name = opts.name ?? layers.find((l) => l.layer.activeAdapter !== null)?.layer.activeAdapter;
-  if (!name) throw new LoraError('the model has no active LoRA adapter to save');
-  const withIt = layers.filter((l) => l.layer.adapterNames.includes(name));
-  if (!withIt.length) throw new LoraError(`no adapter "${name}" on the model`);
-  const first = withIt[0].layer.adapter(name)!.options;
-  const keys = [...new Set(withIt.map((l) => l.name.split('.').pop()!))];
-  const raws = [];
-  for (const { name: mod, layer } of withIt) {
-    const ad = layer.adapter(name)!;
-    if (ad.options.r !== first.r || ad.options.lora_alpha !== first.lora_alpha) throw new LoraError(`${mod}: adapter "${name}" has r/alpha different from the other layers (rank_pattern is not written)`);
-    raws.push(fromFloat32(`${PEFT_PREFIX}${mod}.lora_A.weight`, [...ad.lora_A.weight.shape], ad.lora_A.weight.data() as Float32Array));
-    raws.push(fromFloat32(`${PEFT_PREFIX}${mod}.lora_B.weight`, [...ad.lora_B.weight.shape], ad.lora_B.weight.data() as Float32Array));
-  }
+  const files = adapterFiles(model, opts);
   mkdirSync(dir, { recursive: true });
-  await writeSafetensors(path.join(dir, ADAPTER_WEIGHTS), raws, { format: 'pt' });
-  const cfg = peftConfig({ ...first, target_modules: keys }, opts.baseModel ?? null);
-  writeFileSync(path.join(dir, ADAPTER_CONFIG), JSON.stringify(cfg, null, 2) + '\n');
+  writeFileSync(path.join(dir, ADAPTER_WEIGHTS), files[ADAPTER_WEIGHTS]);
+  writeFileSync(path.join(dir, ADAPTER_CONFIG), files[ADAPTER_CONFIG]);
 }
 
 /** Read and check adapter_config.json. */

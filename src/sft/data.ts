@@ -2,12 +2,12 @@
 // or JSONL, and chat rows ({messages: [{role, content}, …]}); Stanford Alpaca's prompt template
 // (with and without input) or a chat template; token ids with labels that are −100 (ignored by
 // the loss) everywhere but on response tokens; batches padded per batch, or packed.
-import { readFileSync } from 'node:fs';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { applyChatTemplate } from '../tokenizers/chat.js';
 import type { ChatMessage } from '../tokenizers/chat.js';
 import { Generator } from '../tensor/random.js';
 import { describeValue, parseJson, quoteShort } from '../tokenizers/guard.js';
+import { nodeFs } from '../tokenizers/tokenizer.js';
 
 export class SftDataError extends Error {
   constructor(message: string) {
@@ -95,8 +95,9 @@ export const MAX_DATA_BYTES = 256 * 1024 * 1024;
 
 /** A data file's text (a UTF-8 BOM dropped); an unreadable or too large file throws makeError naming it. */
 export function readDataText(file: string, makeError: (message: string) => Error): string {
+  // (node:fs when called: the row parsers here are Node-free, for tslm/browser)
   let buf: Buffer;
-  try { buf = readFileSync(file); } catch (e) { throw makeError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
+  try { buf = nodeFs('readDataText').readFileSync(file) as Buffer; } catch (e) { throw makeError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
   if (buf.length > MAX_DATA_BYTES) throw makeError(`${file}: ${buf.length} bytes is larger than the ${MAX_DATA_BYTES} bytes a data file read whole may have (split it)`);
   const text = buf.toString('utf8');
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;

@@ -3,7 +3,9 @@ export {
   parseInstructionData, readInstructionData, rowSegments, tokenizeRow, promptIds, collate, pack, SftBatcher,
 } from './data.js';
 export type { AlpacaRow, ChatRow, InstructionRow, SftExample, FormatOptions, SftBatch } from './data.js';
-export { sftTrain, responseLoss, exactMatch, DEFAULT_SFT_OPTIONS } from './train.js';
+export { sftTrain, sftStep, responseLoss, exactMatch, DEFAULT_SFT_OPTIONS } from './train.js';
+export { LoraSession, LORA_SESSION_DEFAULTS, instructionRowsFromBytes } from './session.js';
+export type { LoraSessionOptions } from './session.js';
 export type { SftOptions, SftStep } from './train.js';
 export { withInstruction, parseGattDialogs, readGattDialogs, gattSamplingMessages, gattSample, gattTrainingRows } from './gatt.js';
 export type { GattDialog, GattRow, GattPlacement, GattSampleOptions } from './gatt.js';

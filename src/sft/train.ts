@@ -47,6 +47,30 @@ export function responseLoss(model: CausalLM, examples: SftExample[], batchSize 
   return count ? total / count : NaN;
 }
 
+/**
+ * One optimizer step on the batcher's next batch at learning rate lr: loss over the response
+ * tokens, backward, clip, AdamW. null for a batch without response tokens (nothing learnt).
+ */
+export function sftStep(model: CausalLM, opt: AdamW, batcher: SftBatcher, lr: number, gradClip: number, step: number): { loss: number; gradNorm: number; tokens: number } | null {
+  opt.setLr(lr);
+  const b = batcher.next();
+  const loss = scope(() => {
+    const l = model.loss(T.tensor(b.ids, [b.batch, b.length], 'i32'), T.tensor(b.targets, [b.batch, b.length], 'i32'));
+    const v = l.item();
+    if (Number.isFinite(v)) l.backward();
+    return v;
+  });
+  if (!Number.isFinite(loss)) {
+    opt.zeroGrad();
+    if (b.responseTokens === 0) return null;
+    throw new TrainingDivergedError(`step ${step}: the loss is ${loss}; lower the learning rate (${lr.toExponential(2)})`);
+  }
+  const gradNorm = clipGradNorm(opt.params, gradClip > 0 ? gradClip : Infinity);
+  opt.step();
+  opt.zeroGrad();
+  return { loss, gradNorm, tokens: b.batch * b.length };
+}
+
 /** Fine-tune on examples; only parameters that require grad are optimized. */
 export function sftTrain(model: CausalLM, train: SftExample[], opts: Partial<SftOptions> & {
   val?: SftExample[]; padId?: number; onStep?: (s: SftStep) => void;
@@ -57,7 +81,6 @@ export function sftTrain(model: CausalLM, train: SftExample[], opts: Partial<Sft
   const groups = paramGroups(model, o.weightDecay);
   if (!groups.length) throw new TrainingDivergedError('the model has no trainable parameters (frozen without adapters?)');
   const opt = new AdamW(groups, { lr: o.lr, betas: [0.9, 0.999], eps: 1e-8 });
-  const params = opt.params;
   const sched = cosineWithWarmup(o.warmupSteps, o.steps, o.minLrRatio);
   const batcher = new SftBatcher(train, o.batchSize, opts.padId ?? 0, o.seed);
   const log: SftStep[] = [];
@@ -66,22 +89,9 @@ export function sftTrain(model: CausalLM, train: SftExample[], opts: Partial<Sft
   try {
     for (let step = 0; step < o.steps; step++) {
       const lr = o.lr * sched(step);
-      opt.setLr(lr);
-      const b = batcher.next();
-      const loss = scope(() => {
-        const l = model.loss(T.tensor(b.ids, [b.batch, b.length], 'i32'), T.tensor(b.targets, [b.batch, b.length], 'i32'));
-        const v = l.item();
-        if (Number.isFinite(v)) l.backward();
-        return v;
-      });
-      if (!Number.isFinite(loss)) {
-        if (b.responseTokens === 0) { opt.zeroGrad(); continue; } // a batch of fully truncated responses
-        opt.zeroGrad();
-        throw new TrainingDivergedError(`step ${step}: the loss is ${loss}; lower the learning rate (${lr.toExponential(2)})`);
-      }
-      const gradNorm = clipGradNorm(params, o.gradClip > 0 ? o.gradClip : Infinity);
-      opt.step();
-      opt.zeroGrad();
+      const r = sftStep(model, opt, batcher, lr, o.gradClip, step);
+      if (!r) continue; // a batch of fully truncated responses
+      const { loss, gradNorm } = r;
       const s: SftStep = { step: step + 1, loss, lr, gradNorm, seconds: (performance.now() - t0) / 1000 };
       if (opts.val?.length && ((o.evalEvery > 0 && s.step % o.evalEvery === 0) || s.step === o.steps)) {
         s.valLoss = responseLoss(model, opts.val, o.batchSize, opts.padId ?? 0);

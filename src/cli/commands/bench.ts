@@ -19,6 +19,7 @@ const SUITES: Record<string, { module: string; fn: string; what: string; threads
   rl: { module: 'rl.js', fn: 'benchRl', what: 'rollout throughput for RL (G = 8 samples of 8 prompts with log-probabilities, continuous batching) beside plain batched generation of the same 64 sequences, rl demo and stories15M shapes', threads: 'one' },
   vision: { module: 'vision.js', fn: 'benchVision', what: 'image ops: conv2d and conv_transpose2d forward and forward + backward GFLOP/s on an MNIST tokenizer\'s shapes, beside PyTorch', threads: 'one' },
   quant: { module: 'quant.js', fn: 'benchQuant', what: 'GGUF Q8_0 weights kept quantised vs dequantised to f32 (--dtype f32) in `tslm generate`, beside llama.cpp on the same file: prefill and decode tokens/s and peak RSS, 15M and 110M shapes, 1 and 2 threads, each run a fresh process', threads: 'list' },
+  browser: { module: 'browser_train.js', fn: 'benchBrowser', what: 'training tokens/s of the quickstart LLaMA in the playground\'s Train tab (headless Chromium, Web Workers) beside the same TrainSession in Node, same threads, one run', threads: 'one' },
   runtime: { module: 'runtime.js', fn: 'benchRuntime', what: 'model load time, per-draw sampling cost, and 2-thread decode with one core busy, beside llama.cpp', threads: 'none' },
 };
 
