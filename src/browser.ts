@@ -54,7 +54,7 @@ export { modelTensors } from './io/model_tensors.js';
 export { serializeGguf, readGguf, gv } from './io/gguf.js';
 export type { GgufValue, GgufContents } from './io/gguf.js';
 export { serializeLlamaGguf } from './io/gguf_llama.js';
-export { ggufTokenizerFromHf } from './io/gguf_arch.js';
+export { ggufTokenizerOf, tokenizerJsonFromGguf, tokenizerFromGguf } from './io/tokenizer_convert.js';
 export type { GgufTokenizer } from './io/gguf_arch.js';
 export type { LlamaDims, QKLayout } from './io/llama.js';
 

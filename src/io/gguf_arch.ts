@@ -259,28 +259,3 @@ export function ggufTransformerConfig(f: GgufFile, arch: string): HfConfig {
   return config;
 }
 
-/**
- * A byte-level BPE tokenizer.json (GPT-2 style, as trainByteLevelBPE writes it) as GGUF's
- * tokenizer.ggml.* ("gpt2" model: tokens by id, merges as "a b", added special tokens as
- * CONTROL); <|endoftext|> or the one special token is BOS and EOS, as GPT-2's is.
- */
-export function ggufTokenizerFromHf(json: Record<string, unknown>, file = 'tokenizer.json'): GgufTokenizer {
-  const model = json.model as { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] } | undefined;
-  if (!model || model.type !== 'BPE' || !model.vocab || !Array.isArray(model.merges)) throw new ConfigFieldError(file, 'model', 'GGUF export takes a byte-level BPE tokenizer (model.type "BPE" with vocab and merges)');
-  const added = (Array.isArray(json.added_tokens) ? json.added_tokens : []) as { id: number; content: string; special?: boolean }[];
-  const byId = new Map<number, string>();
-  for (const [t, id] of Object.entries(model.vocab)) byId.set(id, t);
-  for (const a of added) byId.set(a.id, a.content);
-  const n = byId.size === 0 ? 0 : Math.max(...byId.keys()) + 1;
-  const tokens: string[] = [], types: number[] = [];
-  const special = new Set(added.filter((a) => a.special).map((a) => a.id));
-  for (let i = 0; i < n; i++) {
-    const t = byId.get(i);
-    if (t === undefined) throw new ConfigFieldError(file, 'model.vocab', `has no token with id ${i} (ids must be 0…${n - 1})`);
-    tokens.push(t);
-    types.push(special.has(i) ? GgufTokenType.CONTROL : GgufTokenType.NORMAL);
-  }
-  const merges = model.merges.map((m) => (Array.isArray(m) ? `${m[0]} ${m[1]}` : m));
-  const eos = added.find((a) => a.content === '<|endoftext|>')?.id ?? (special.size === 1 ? [...special][0] : undefined);
-  return { model: 'gpt2', pre: 'gpt-2', tokens, tokenTypes: types, merges, bosId: eos, eosId: eos, addBos: false, addEos: false };
-}

@@ -17,7 +17,7 @@ import { serializeSafetensors, parseSafetensorsBytes } from '../io/safetensors_b
 import { fromFloat32, float32Values, f32StateDict } from '../io/dtypes.js';
 import { modelTensors } from '../io/model_tensors.js';
 import { serializeLlamaGguf } from '../io/gguf_llama.js';
-import { ggufTokenizerFromHf } from '../io/gguf_arch.js';
+import { ggufTokenizerOf } from '../io/tokenizer_convert.js';
 import { DataError, MemoryTokens, looksBinary, splitBatchers } from './batcher.js';
 import type { Batcher, BatcherState } from './batcher.js';
 import { DEFAULT_TRAIN_OPTIONS, checkTrainOptions, createOptimizer, evaluate, trainLoop } from './trainer.js';
@@ -255,7 +255,7 @@ export class TrainSession {
 
   /** The model as one GGUF file (F32, the tokenizer inside as llama.cpp's "gpt2" BPE). */
   gguf(name = 'tslm-browser'): Uint8Array {
-    return serializeLlamaGguf({ config: this.model.configJson(), tensors: modelTensors(this.model), tokenizer: ggufTokenizerFromHf(this.tokenizer.toJSON()), name });
+    return serializeLlamaGguf({ config: this.model.configJson(), tensors: modelTensors(this.model), tokenizer: ggufTokenizerOf(this.tokenizer, 'tokenizer.json'), name });
   }
 
   dispose(): void {

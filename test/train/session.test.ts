@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { init, shutdown } from '../../src/backend/index.js';
 import { TrainSession, documentsFromBytes, documentsFromText, DataError } from '../../src/train/index.js';
-import { modelFromBytes, readLlamaGguf, ggufTokenizerFromHf } from '../../src/io/index.js';
+import { modelFromBytes, readLlamaGguf, ggufTokenizerOf } from '../../src/io/index.js';
 import { HFTokenizer } from '../../src/tokenizers/index.js';
 import { createModel } from '../../src/models/index.js';
 import { f32StateDict } from '../../src/io/dtypes.js';
@@ -86,7 +86,7 @@ test('the HF files and the GGUF load back with the session\'s logits and tokeniz
     m.dispose();
   }
   // The GGUF's tokenizer: GPT-2 BPE with every token and merge, <|endoftext|> as a control token.
-  const gt = ggufTokenizerFromHf(s.tokenizer.toJSON());
+  const gt = ggufTokenizerOf(s.tokenizer, 'tokenizer.json');
   assert.equal(gt.tokens.length, s.tokenizer.vocabSize);
   assert.equal(gt.tokens[gt.eosId!], '<|endoftext|>');
   assert.equal(gt.tokenTypes![gt.eosId!], 3);
