@@ -241,7 +241,7 @@ function addToRows(C: i32): void {
 @inline function nls(x: f64): f64 {
   if (x >= MAX_EXP) return log1pSmall(Math.exp(-x));
   if (x <= -MAX_EXP) return -x + log1pSmall(Math.exp(x));
-  const i = <i32>Math.floor((x + MAX_EXP) * (LOSS_TABLE_SIZE / (2 * MAX_EXP)) + 0.5);
+  const i = <i32>((x + MAX_EXP) * (LOSS_TABLE_SIZE / (2 * MAX_EXP)) + 0.5);   // ≥ 0: truncation is the floor
   return load<f64>(lossTab + ((<usize>i) << 3));
 }
 
