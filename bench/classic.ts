@@ -3,7 +3,7 @@
 // corpus and hyperparameters, in the same run (gensim via bench/peers/gensim_word2vec.py when
 // Debian's python3 has it). Each word2vec configuration runs `reps` times, ours and gensim's
 // alternating, and reports the best of each, so that a burst of load from other jobs on the
-// machine does not decide the comparison.
+// machine does not decide the comparison. TSLM_BENCH_CLASSIC=word2vec (or ngram) runs one half.
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -51,7 +51,9 @@ export async function benchClassic(opts: { log?: (line: string) => void; reps?: 
   };
   log(`${'task'.padEnd(44)} ${'metric'.padEnd(14)} ${'tslm'.padStart(10)} ${'peer'.padStart(10)}  ${'unit'.padEnd(8)} note`);
 
-  // N-gram: count + estimate a trigram modified-KN model of the whole Brown corpus.
+  // N-gram: count + estimate a trigram modified-KN model of the whole Brown corpus (TSLM_BENCH_CLASSIC=word2vec skips it).
+  const only = process.env.TSLM_BENCH_CLASSIC;
+  if (only !== 'word2vec') {
   const sents = brown(false);
   const words = sents.reduce((a, s) => a + s.length, 0);
   let best = Infinity, model: BackoffNgramModel | null = null;
@@ -65,6 +67,8 @@ export async function benchClassic(opts: { log?: (line: string) => void; reps?: 
   const t1 = performance.now();
   const arpa = toArpa(model!);
   emit({ task: 'ngram: write ARPA text', metric: 'time', tslm: (performance.now() - t1) / 1000, peer: null, unit: 's', note: `${(arpa.length / 1e6).toFixed(1)} MB` });
+  }
+  if (only === 'ngram') return rows;
 
   // word2vec: same corpus file, same hyperparameters, 2 threads / 2 workers.
   const lower = brown(true);
@@ -81,6 +85,8 @@ export async function benchClassic(opts: { log?: (line: string) => void; reps?: 
     { name: 'CBOW, negative 5 (word2vec.c defaults)', cbow: 1, hs: 0, negative: 5, alpha: 0.05 },
     { name: 'skip-gram, negative 5', cbow: 0, hs: 0, negative: 5, alpha: 0.025 },
     { name: 'skip-gram, hierarchical softmax', cbow: 0, hs: 1, negative: 0, alpha: 0.025 },
+    // Our option, beside gensim's word2vec.c-exact skip-gram: one set of negatives per position.
+    { name: 'skip-gram, negative 5, shared negatives', cbow: 0, hs: 0, negative: 5, alpha: 0.025, shared: true },
   ];
   try {
     for (const c of configs) {
@@ -91,7 +97,7 @@ export async function benchClassic(opts: { log?: (line: string) => void; reps?: 
       let best: Awaited<ReturnType<typeof trainWord2VecCorpus>> | null = null;
       let peerSims: (number | null)[] = [];
       for (let rep = 0; rep < reps; rep++) {
-        const r = await trainWord2VecCorpus(corpus, { cbow: c.cbow === 1, hs: c.hs === 1, negative: c.negative, alpha: c.alpha, size: hp.size, window: hp.window, sample: hp.sample, iter: hp.iter, threads: 2 });
+        const r = await trainWord2VecCorpus(corpus, { cbow: c.cbow === 1, hs: c.hs === 1, negative: c.negative, sharedNegatives: c.shared === true, alpha: c.alpha, size: hp.size, window: hp.window, sample: hp.sample, iter: hp.iter, threads: 2 });
         const wps = (rawWords * hp.iter) / r.seconds;
         oursRuns.push(wps);
         if (wps > ours) { ours = wps; best = r; }
@@ -112,7 +118,7 @@ export async function benchClassic(opts: { log?: (line: string) => void; reps?: 
       } else note += '; gensim not installed';
       emit({ task: `word2vec: ${c.name}, dim 100, 1 epoch`, metric: 'train speed', tslm: ours, peer, unit: 'words/s', note });
       if (reference) {
-        const j = await trainWord2VecCorpus(corpus, { cbow: c.cbow === 1, hs: c.hs === 1, negative: c.negative, alpha: c.alpha, size: hp.size, window: hp.window, sample: hp.sample, iter: hp.iter, threads: 2, kernel: 'js' });
+        const j = await trainWord2VecCorpus(corpus, { cbow: c.cbow === 1, hs: c.hs === 1, negative: c.negative, sharedNegatives: c.shared === true, alpha: c.alpha, size: hp.size, window: hp.window, sample: hp.sample, iter: hp.iter, threads: 2, kernel: 'js' });
         let jnote = `scalar JS reference kernel, 1 run; loss ${j.epochs[0].meanLoss.toFixed(3)}`;
         if (py) jnote += `; ρ(its cosines, gensim's) = ${spearman(pairs.map(([a, b]) => j.vectors.similarity(a, b)), peerSims.map((x) => x ?? 0)).toFixed(3)}`;
         emit({ task: `word2vec: ${c.name} (js reference)`, metric: 'train speed', tslm: (rawWords * hp.iter) / j.seconds, peer, unit: 'words/s', note: jnote });
