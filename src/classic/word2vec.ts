@@ -1,5 +1,5 @@
 // word2vec (Mikolov et al. 2013), as the original word2vec.c: skip-gram or CBOW, negative
-// sampling over a unigram^0.75 table and/or hierarchical softmax over a Huffman tree,
+// sampling (unigram^0.75, drawn from an alias table) and/or hierarchical softmax over a Huffman tree,
 // subsampling of frequent words, a window shrunk at random, linearly decaying learning rate,
 // multi-threaded over worker threads that update shared weights without locks. The inner loops
 // run in a WebAssembly SIMD kernel (word2vec-wasm.ts, wasm/word2vec.ts) over one shared
@@ -55,6 +55,8 @@ export interface Word2VecResult {
   kernel: string;
   /** Seconds to start the worker threads and the kernel instances (not in `seconds`). */
   startSeconds: number;
+  /** CPU seconds of the process (all threads, user + system) while training: the same span as `seconds`. */
+  cpuSeconds: number;
 }
 
 /** A corpus encoded as vocabulary ids (rare words already dropped). */
@@ -300,6 +302,7 @@ export async function trainWord2VecCorpus(corpus: Word2VecCorpus, opts: Word2Vec
   const local = threads === 1 && sh.wasm ? new W2VWasmThread(sh, 0) : null;
   const startSeconds = (performance.now() - ts) / 1000;
   const epochs: EpochStats[] = [];
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const report = opts.onProgress;
   try {
@@ -340,8 +343,9 @@ export async function trainWord2VecCorpus(corpus: Word2VecCorpus, opts: Word2Vec
     await Promise.all(workers.map((w) => w.terminate()));
   }
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   const vectors = new KeyedVectors(corpus.words, dim, new Float32Array(syn0));
-  return { vectors, epochs, trainWords, seconds, wordsPerSec: (trainWords * iter) / seconds, kernel, startSeconds };
+  return { vectors, epochs, trainWords, seconds, wordsPerSec: (trainWords * iter) / seconds, kernel, startSeconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
 }
 
 /** Train word2vec on tokenised sentences. */
