@@ -3,7 +3,7 @@
 // corpus and hyperparameters, in the same run (gensim via bench/peers/gensim_word2vec.py when
 // Debian's python3 has it). Each word2vec configuration runs `reps` times, ours and gensim's
 // alternating, and reports the best of each, so that a burst of load from other jobs on the
-// machine does not decide the comparison.
+// machine does not decide the comparison. TSLM_BENCH_CLASSIC=word2vec (or ngram) runs one half.
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -51,7 +51,9 @@ export async function benchClassic(opts: { log?: (line: string) => void; reps?: 
   };
   log(`${'task'.padEnd(44)} ${'metric'.padEnd(14)} ${'tslm'.padStart(10)} ${'peer'.padStart(10)}  ${'unit'.padEnd(8)} note`);
 
-  // N-gram: count + estimate a trigram modified-KN model of the whole Brown corpus.
+  // N-gram: count + estimate a trigram modified-KN model of the whole Brown corpus (TSLM_BENCH_CLASSIC=word2vec skips it).
+  const only = process.env.TSLM_BENCH_CLASSIC;
+  if (only !== 'word2vec') {
   const sents = brown(false);
   const words = sents.reduce((a, s) => a + s.length, 0);
   let best = Infinity, model: BackoffNgramModel | null = null;
@@ -65,6 +67,8 @@ export async function benchClassic(opts: { log?: (line: string) => void; reps?: 
   const t1 = performance.now();
   const arpa = toArpa(model!);
   emit({ task: 'ngram: write ARPA text', metric: 'time', tslm: (performance.now() - t1) / 1000, peer: null, unit: 's', note: `${(arpa.length / 1e6).toFixed(1)} MB` });
+  }
+  if (only === 'ngram') return rows;
 
   // word2vec: same corpus file, same hyperparameters, 2 threads / 2 workers.
   const lower = brown(true);
@@ -81,25 +85,31 @@ export async function benchClassic(opts: { log?: (line: string) => void; reps?: 
     { name: 'CBOW, negative 5 (word2vec.c defaults)', cbow: 1, hs: 0, negative: 5, alpha: 0.05 },
     { name: 'skip-gram, negative 5', cbow: 0, hs: 0, negative: 5, alpha: 0.025 },
     { name: 'skip-gram, hierarchical softmax', cbow: 0, hs: 1, negative: 0, alpha: 0.025 },
+    // Our option, beside gensim's word2vec.c-exact skip-gram: one set of negatives per position.
+    { name: 'skip-gram, negative 5, shared negatives', cbow: 0, hs: 0, negative: 5, alpha: 0.025, shared: true },
   ];
   try {
     for (const c of configs) {
       const hp = { size: 100, window: 5, sample: 1e-3, min_count: 5, iter: 1, threads: 2 };
       // Same words/s definition as the peer: raw corpus words × epochs / training seconds.
       let ours = 0, peer: number | null = null;
+      // Also words per CPU-second (all threads, same span): less at the mercy of the scheduler on a loaded machine.
+      let oursCpu = 0, peerCpu = 0;
       const oursRuns: number[] = [], peerRuns: number[] = [];
       let best: Awaited<ReturnType<typeof trainWord2VecCorpus>> | null = null;
       let peerSims: (number | null)[] = [];
       for (let rep = 0; rep < reps; rep++) {
-        const r = await trainWord2VecCorpus(corpus, { cbow: c.cbow === 1, hs: c.hs === 1, negative: c.negative, alpha: c.alpha, size: hp.size, window: hp.window, sample: hp.sample, iter: hp.iter, threads: 2 });
+        const r = await trainWord2VecCorpus(corpus, { cbow: c.cbow === 1, hs: c.hs === 1, negative: c.negative, sharedNegatives: c.shared === true, alpha: c.alpha, size: hp.size, window: hp.window, sample: hp.sample, iter: hp.iter, threads: 2 });
         const wps = (rawWords * hp.iter) / r.seconds;
         oursRuns.push(wps);
+        oursCpu = Math.max(oursCpu, (rawWords * hp.iter) / r.cpuSeconds);
         if (wps > ours) { ours = wps; best = r; }
         if (py) {
           const out = spawnSync(py, [peerScript, JSON.stringify({ corpus: corpusFile, cbow: c.cbow, hs: c.hs, negative: c.negative, alpha: c.alpha, ...hp, pairs })], { encoding: 'utf8', maxBuffer: 1 << 26 });
           if (out.status !== 0) throw new Error(`gensim peer failed: ${out.stderr}`);
-          const g = JSON.parse(out.stdout) as { words_per_sec: number; similarities: (number | null)[] };
+          const g = JSON.parse(out.stdout) as { words_per_sec: number; cpu_seconds: number; similarities: (number | null)[] };
           peerRuns.push(g.words_per_sec);
+          peerCpu = Math.max(peerCpu, (rawWords * hp.iter) / g.cpu_seconds);
           if (peer === null || g.words_per_sec > peer) { peer = g.words_per_sec; peerSims = g.similarities; }
         }
       }
@@ -109,10 +119,11 @@ export async function benchClassic(opts: { log?: (line: string) => void; reps?: 
       if (py) {
         const ourSims = pairs.map(([a, b]) => r.vectors.similarity(a, b));
         note += `; gensim 2 workers (${runs(peerRuns)}); ρ(our cosines, gensim's) = ${spearman(ourSims, peerSims.map((x) => x ?? 0)).toFixed(3)}`;
+        note += `; per CPU-second ${Math.round(oursCpu / 1000)}k vs ${Math.round(peerCpu / 1000)}k (${(oursCpu / peerCpu).toFixed(2)}×)`;
       } else note += '; gensim not installed';
       emit({ task: `word2vec: ${c.name}, dim 100, 1 epoch`, metric: 'train speed', tslm: ours, peer, unit: 'words/s', note });
       if (reference) {
-        const j = await trainWord2VecCorpus(corpus, { cbow: c.cbow === 1, hs: c.hs === 1, negative: c.negative, alpha: c.alpha, size: hp.size, window: hp.window, sample: hp.sample, iter: hp.iter, threads: 2, kernel: 'js' });
+        const j = await trainWord2VecCorpus(corpus, { cbow: c.cbow === 1, hs: c.hs === 1, negative: c.negative, sharedNegatives: c.shared === true, alpha: c.alpha, size: hp.size, window: hp.window, sample: hp.sample, iter: hp.iter, threads: 2, kernel: 'js' });
         let jnote = `scalar JS reference kernel, 1 run; loss ${j.epochs[0].meanLoss.toFixed(3)}`;
         if (py) jnote += `; ρ(its cosines, gensim's) = ${spearman(pairs.map(([a, b]) => j.vectors.similarity(a, b)), peerSims.map((x) => x ?? 0)).toFixed(3)}`;
         emit({ task: `word2vec: ${c.name} (js reference)`, metric: 'train speed', tslm: (rawWords * hp.iter) / j.seconds, peer, unit: 'words/s', note: jnote });

@@ -20,7 +20,7 @@ export interface W2VShared {
   syn0: Float32Array;
   syn1: Float32Array | null;      // hierarchical softmax output weights (vocabSize - 1 inner nodes)
   syn1neg: Float32Array | null;   // negative sampling output weights
-  table: Int32Array | null;       // unigram^0.75 table
+  table: Int32Array | null;       // unigram^0.75 alias table: (threshold, alias) per word (aliasTable in word2vec.ts)
   codes: Uint8Array | null;       // Huffman codes, MAX_CODE_LENGTH per word
   points: Int32Array | null;      // Huffman inner-node indices, MAX_CODE_LENGTH per word
   codeLen: Uint8Array | null;
@@ -50,6 +50,8 @@ export interface W2VParams {
   window: number;
   negative: number;
   hs: boolean;
+  /** Skip-gram: one set of negatives per position, shared by its context words (see Word2VecOptions). */
+  sharedNegatives: boolean;
   alpha: number;
   iter: number;
   trainWords: number;   // corpus words (after min_count) in one epoch
@@ -73,6 +75,13 @@ function nls(x: number): number {
   if (x >= MAX_EXP) return Math.log1p(Math.exp(-x));
   if (x <= -MAX_EXP) return -x + Math.log1p(Math.exp(x));
   return lossTable[Math.round(((x + MAX_EXP) / (2 * MAX_EXP)) * LOSS_TABLE_SIZE)];
+}
+
+/** A negative drawn from the alias table (aliasTable in word2vec.ts) with one 32-bit random number r. */
+export function aliasDraw(table: Int32Array, r: number): number {
+  const V = table.length >> 1;
+  const p = r * V, i = Math.floor(p / 4294967296);   // exact: r·V < 2^53
+  return p - i * 4294967296 < (table[2 * i] >>> 0) ? i : table[2 * i + 1];
 }
 
 /** xorshift32 random numbers per thread. */
@@ -174,11 +183,22 @@ export function trainRange(sh: W2VShared, p: W2VParams, tid: number, from: numbe
           for (let j = 0; j < dim; j++) syn0[off + j] += neu1e[j];
         }
       } else {
+        // Shared negatives: `negative` draws per position with any context, a draw equal to the
+        // target or to an earlier draw of the position left out.
+        let negs: number[] | null = null;
+        if (p.sharedNegatives && p.negative > 0 && hi > lo) {
+          const table = sh.table!;
+          negs = [];
+          for (let d = 0; d < p.negative; d++) {
+            const t = aliasDraw(table, rng.next());
+            if (t !== word && !negs.includes(t)) negs.push(t);
+          }
+        }
         for (let c = lo; c <= hi; c++) {
           if (c === pos) continue;
           const l1 = sen[c] * dim;
           neu1e.fill(0);
-          loss += predict(sh, p, rng, syn0, l1, word, neu1e, alpha);
+          loss += predict(sh, p, rng, syn0, l1, word, neu1e, alpha, negs);
           pairs++;
           for (let j = 0; j < dim; j++) syn0[l1 + j] += neu1e[j];
         }
@@ -191,9 +211,10 @@ export function trainRange(sh: W2VShared, p: W2VParams, tid: number, from: numbe
 
 /**
  * One prediction of `target` from the input vector inp[l1 .. l1+dim): accumulates the input
- * gradient into neu1e, updates the output weights, returns the loss -log p.
+ * gradient into neu1e, updates the output weights, returns the loss -log p. The negatives are
+ * drawn here, or given (`negs`, shared negatives).
  */
-function predict(sh: W2VShared, p: W2VParams, rng: W2VRng, inp: Float32Array, l1: number, target: number, neu1e: Float32Array, alpha: number): number {
+function predict(sh: W2VShared, p: W2VParams, rng: W2VRng, inp: Float32Array, l1: number, target: number, neu1e: Float32Array, alpha: number, negs: number[] | null = null): number {
   const dim = sh.dim;
   let loss = 0;
   if (p.hs) {
@@ -216,12 +237,14 @@ function predict(sh: W2VShared, p: W2VParams, rng: W2VRng, inp: Float32Array, l1
   }
   const negative = p.negative;
   if (negative > 0) {
-    const syn1neg = sh.syn1neg!, table = sh.table!, tableSize = table.length;
-    for (let d = 0; d <= negative; d++) {
+    const syn1neg = sh.syn1neg!, table = sh.table!;
+    const draws = negs ? negs.length : negative;
+    for (let d = 0; d <= draws; d++) {
       let t: number, label: number;
       if (d === 0) { t = target; label = 1; }
+      else if (negs) { t = negs[d - 1]; label = 0; }
       else {
-        t = table[rng.next() % tableSize];
+        t = aliasDraw(table, rng.next());
         if (t === target) continue;
         label = 0;
       }

@@ -12,12 +12,11 @@ import { LearningRate, MAX_CODE_LENGTH, expTable, lossTable, subsample, type Ran
 export const DRAW_BLOCK = 8;
 /** i32 slots of a thread's draw-ahead buffer: DRAW_BLOCK window shrinks, the block's negatives,
  *  the (row, kind) list of one prediction (Huffman path, target, negatives), and the scratch of
- *  skip-gram hierarchical softmax by position (hsPosition in wasm/word2vec.ts): the target's path
- *  (rows, codes) and, for 2·window contexts, their rows, dot products with a row, gradients for
+ *  predictions by position (hsPosition in wasm/word2vec.ts): for 2·window contexts, their rows, dot products with a row, gradients for
  *  two rows, Gram matrix and (16-byte aligned) input gradients of dim floats. */
 export const drawSlots = (window: number, negative: number, dim: number): number =>
   DRAW_BLOCK * (1 + 2 * window * negative) + 2 * (MAX_CODE_LENGTH + negative + 1) +
-  2 * MAX_CODE_LENGTH + 4 * (2 * window) + (2 * window) ** 2 + 4 + 2 * window * dim;
+  4 * (2 * window) + (2 * window) ** 2 + 4 + 2 * window * dim;
 
 /** Bytes at the bottom of the memory left to the module's own static data. */
 export const RESERVED_BYTES = 65536;
@@ -76,7 +75,7 @@ interface Exports {
   takePairs(): number;
   heapBase(): number;
   drawBlock(): number;
-  trainSentence(n: number, alpha: number, window: number, negative: number, hs: number, cbow: number): number;
+  trainSentence(n: number, alpha: number, window: number, negative: number, hs: number, cbow: number, sharedNegatives: number): number;
 }
 
 /** One thread's instance of the kernel over the shared memory. */
@@ -92,7 +91,7 @@ export class W2VWasmThread {
     if (this.ex.heapBase() > RESERVED_BYTES) throw new Error(`tslm: word2vec kernel's static data (${this.ex.heapBase()} bytes) exceeds the reserved ${RESERVED_BYTES}`);
     const s = w.scratch[tid];
     const off = (a: { byteOffset: number } | null): number => (a ? a.byteOffset : 0);
-    this.ex.setup(sh.dim, off(sh.syn0), off(sh.syn1), off(sh.syn1neg), off(sh.table), sh.table ? sh.table.length : 0,
+    this.ex.setup(sh.dim, off(sh.syn0), off(sh.syn1), off(sh.syn1neg), off(sh.table), sh.table ? sh.table.length >> 1 : 0,
       off(sh.codes), off(sh.points), off(sh.codeLen), w.expTable, w.lossTable, s.neu1, s.neu1e, s.sen, s.negs);
     this.sen = new Int32Array(w.memory.buffer, s.sen, s.senCap);
   }
@@ -101,7 +100,7 @@ export class W2VWasmThread {
   trainRange(p: W2VParams, tid: number, from: number, to: number, rng: W2VRng): RangeResult {
     const { corpus, sentStarts, keep, progress } = this.sh;
     const ex = this.ex, sen = this.sen;
-    const hs = p.hs ? 1 : 0, cbow = p.cbow ? 1 : 0;
+    const hs = p.hs ? 1 : 0, cbow = p.cbow ? 1 : 0, sharedNeg = p.sharedNegatives ? 1 : 0;
     const lr = new LearningRate(p, progress, tid);
     let loss = 0;
     ex.takePairs();
@@ -112,7 +111,7 @@ export class W2VWasmThread {
       lr.advance(b - a);
       if (n === 0) continue;
       ex.setRng(rng.s);
-      loss += ex.trainSentence(n, lr.alpha, p.window, p.negative, hs, cbow);
+      loss += ex.trainSentence(n, lr.alpha, p.window, p.negative, hs, cbow, sharedNeg);
       rng.s = ex.getRng() >>> 0;
     }
     lr.flush();

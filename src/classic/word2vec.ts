@@ -1,5 +1,5 @@
 // word2vec (Mikolov et al. 2013), as the original word2vec.c: skip-gram or CBOW, negative
-// sampling over a unigram^0.75 table and/or hierarchical softmax over a Huffman tree,
+// sampling (unigram^0.75, drawn from an alias table) and/or hierarchical softmax over a Huffman tree,
 // subsampling of frequent words, a window shrunk at random, linearly decaying learning rate,
 // multi-threaded over worker threads that update shared weights without locks. The inner loops
 // run in a WebAssembly SIMD kernel (word2vec-wasm.ts, wasm/word2vec.ts) over one shared
@@ -22,6 +22,13 @@ export interface Word2VecOptions {
   negative?: number;
   /** Hierarchical softmax (default false). */
   hs?: boolean;
+  /** Skip-gram with negative sampling: draw one set of `negative` negatives per position and
+   *  share it among the position's context words (as Ji et al., "Parallelizing word2vec in shared
+   *  and distributed memory"), instead of a fresh set per context word as word2vec.c; a draw equal
+   *  to the target or to an earlier draw of the position is left out. Fewer random rows per
+   *  position, so faster; default false (word2vec.c's draws). No effect on CBOW, whose one
+   *  prediction per position already has one set. */
+  sharedNegatives?: boolean;
   /** Subsampling threshold (default 1e-3; 0 = off). */
   sample?: number;
   /** Ignore words rarer than this (default 5). */
@@ -48,6 +55,8 @@ export interface Word2VecResult {
   kernel: string;
   /** Seconds to start the worker threads and the kernel instances (not in `seconds`). */
   startSeconds: number;
+  /** CPU seconds of the process (all threads, user + system) while training: the same span as `seconds`. */
+  cpuSeconds: number;
 }
 
 /** A corpus encoded as vocabulary ids (rare words already dropped). */
@@ -143,17 +152,33 @@ function huffman(counts: number[], alloc: Alloc = shared): { codes: Uint8Array; 
   return { codes, points, codeLen };
 }
 
-/** unigram^0.75 sampling table. */
-function unigramTable(counts: number[], size: number, alloc: Alloc = shared): Int32Array {
-  const table = alloc(Int32Array, size);
+/**
+ * The unigram^0.75 distribution of negatives as an alias table (Walker; Vose's construction):
+ * for word i, table[2i] is a threshold (u32) and table[2i + 1] an alias. A draw maps one 32-bit
+ * random number r to i = ⌊r·V / 2³²⌋ and keeps i when the fraction r·V mod 2³² is below the
+ * threshold, else takes the alias (aliasDraw in word2vec-kernel.ts). word2vec.c looks the draw up
+ * in a table of 1e8 slots filled in proportion (we had V·200): the same distribution, but that
+ * table (12 MB for Brown) missed the cache on nearly every draw, and this one (8 bytes a word)
+ * stays in it.
+ */
+export function aliasTable(counts: number[], alloc: Alloc = shared): Int32Array {
+  const V = counts.length;
+  const table = alloc(Int32Array, 2 * V);
   let total = 0;
   for (const c of counts) total += Math.pow(c, 0.75);
-  let i = 0, d1 = Math.pow(counts[0], 0.75) / total;
-  for (let a = 0; a < size; a++) {
-    table[a] = i;
-    if (a / size > d1) { i++; d1 += Math.pow(counts[Math.min(i, counts.length - 1)], 0.75) / total; }
-    if (i >= counts.length) i = counts.length - 1;
+  const q = new Float64Array(V);
+  for (let i = 0; i < V; i++) q[i] = (Math.pow(counts[i], 0.75) / total) * V;
+  const small: number[] = [], large: number[] = [];
+  for (let i = 0; i < V; i++) (q[i] < 1 ? small : large).push(i);
+  const thr = (x: number): number => Math.min(4294967295, Math.max(0, Math.round(x * 4294967296))) | 0;
+  while (small.length && large.length) {
+    const s = small.pop()!, l = large[large.length - 1];
+    table[2 * s] = thr(q[s]); table[2 * s + 1] = l;
+    q[l] -= 1 - q[s];
+    if (q[l] < 1) { large.pop(); small.push(l); }
   }
+  // What is left has probability 1 (up to rounding): always kept.
+  for (const i of [...small, ...large]) { table[2 * i] = -1; table[2 * i + 1] = i; }
   return table;
 }
 
@@ -174,6 +199,7 @@ export interface Word2VecSetup {
 export async function prepareWord2Vec(corpus: Word2VecCorpus, opts: Word2VecOptions = {}): Promise<Word2VecSetup> {
   const cbow = opts.cbow ?? true, dim = opts.size ?? 100, window = opts.window ?? 5;
   const negative = opts.negative ?? 5, hs = opts.hs ?? false, sample = opts.sample ?? 1e-3;
+  const sharedNegatives = opts.sharedNegatives ?? false;
   const iter = opts.iter ?? 5, threads = opts.threads ?? 2, alpha = opts.alpha ?? (cbow ? 0.05 : 0.025);
   const check = (ok: boolean, what: string): void => { if (!ok) throw new ClassicInputError(`word2vec: ${what}`); };
   check(Number.isInteger(dim) && dim >= 1, `size must be an integer >= 1, got ${dim}`);
@@ -190,7 +216,6 @@ export async function prepareWord2Vec(corpus: Word2VecCorpus, opts: Word2VecOpti
   check(trainWords > 0, 'empty corpus (no words after min_count)');
   check(!hs || V >= 2, `hierarchical softmax needs at least 2 words in the vocabulary, got ${V}`);
   const S = corpus.sentStarts.length - 1;
-  const tableSize = negative > 0 ? Math.min(1e8, Math.max(1e6, V * 200)) : 0;
 
   // Where the inner loops' arrays live: one wasm memory (planned here, then viewed) or own buffers.
   const mod = kernelOpt === 'wasm' ? await loadWord2VecModule() : null;
@@ -206,7 +231,7 @@ export async function prepareWord2Vec(corpus: Word2VecCorpus, opts: Word2VecOpti
     // The same sequence of allocations as below, in bytes.
     plan(V * dim * 4);                                       // syn0
     if (hs) { plan(V * MAX_CODE_LENGTH); plan(V * MAX_CODE_LENGTH * 4); plan(V); plan(V * dim * 4); } // codes, points, codeLen, syn1
-    if (negative > 0) { plan(V * dim * 4); plan(tableSize * 4); } // syn1neg, table
+    if (negative > 0) { plan(V * dim * 4); plan(2 * V * 4); } // syn1neg, alias table
     const expAt = L.take((EXP_TABLE_SIZE + 1) * 4), lossAt = L.take((LOSS_TABLE_SIZE + 1) * 8);
     const scratch = Array.from({ length: threads }, () => ({ neu1: L.take(dim * 4), neu1e: L.take(dim * 4), sen: L.take(senCap * 4), senCap, negs: L.take(drawSlots(window, negative, dim) * 4) }));
     const memory = w2vMemory(L);
@@ -221,7 +246,7 @@ export async function prepareWord2Vec(corpus: Word2VecCorpus, opts: Word2VecOpti
   const tree = hs ? huffman(corpus.counts, alloc) : null;
   const syn1 = hs ? alloc(Float32Array, V * dim) : null;
   const syn1neg = negative > 0 ? alloc(Float32Array, V * dim) : null;
-  const table = negative > 0 ? unigramTable(corpus.counts, tableSize, alloc) : null;
+  const table = negative > 0 ? aliasTable(corpus.counts, alloc) : null;
   if (wasm && k !== at.length) throw new Error(`word2vec: planned ${at.length} regions of the wasm memory, allocated ${k}`);
   const keep = shared(Float32Array, V);
   for (let i = 0; i < V; i++) {
@@ -238,7 +263,7 @@ export async function prepareWord2Vec(corpus: Word2VecCorpus, opts: Word2VecOpti
     nextChunk: shared(Int32Array, 1),
     wasm,
   };
-  const params: W2VParams = { cbow, window, negative, hs, alpha, iter, trainWords };
+  const params: W2VParams = { cbow, window, negative, hs, sharedNegatives: sharedNegatives && !cbow && negative > 0, alpha, iter, trainWords };
   // Chunks of whole sentences of about CHUNK_WORDS words, which the threads take in turn from a
   // shared counter (as gensim's job queue), so that a thread slowed by other load on the machine
   // does not hold up the epoch.
@@ -277,6 +302,7 @@ export async function trainWord2VecCorpus(corpus: Word2VecCorpus, opts: Word2Vec
   const local = threads === 1 && sh.wasm ? new W2VWasmThread(sh, 0) : null;
   const startSeconds = (performance.now() - ts) / 1000;
   const epochs: EpochStats[] = [];
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const report = opts.onProgress;
   try {
@@ -317,8 +343,9 @@ export async function trainWord2VecCorpus(corpus: Word2VecCorpus, opts: Word2Vec
     await Promise.all(workers.map((w) => w.terminate()));
   }
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   const vectors = new KeyedVectors(corpus.words, dim, new Float32Array(syn0));
-  return { vectors, epochs, trainWords, seconds, wordsPerSec: (trainWords * iter) / seconds, kernel, startSeconds };
+  return { vectors, epochs, trainWords, seconds, wordsPerSec: (trainWords * iter) / seconds, kernel, startSeconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
 }
 
 /** Train word2vec on tokenised sentences. */

@@ -108,6 +108,27 @@ for (const [variant, module] of VARIANTS) {
   }
 }
 
+// Skip-gram with negatives shared by a position's contexts (sharedNegatives) also trains by
+// position; a small vocabulary makes repeated draws (left out) and repeated context words (one by
+// one) common, and HS + shared negatives lists the path's rows before the negatives'.
+for (const [variant, module] of VARIANTS) {
+  for (const [dim, window, vocab, negative, hs] of [[100, 5, 300, 5, false], [17, 8, 300, 7, false], [3, 2, 12, 5, false], [31, 5, 40, 3, true]] as const) {
+    test(`word2vec wasm kernel (${variant}) = scalar reference: skip-gram shared negatives${hs ? ' + HS' : ''}, dim ${dim}, window ${window}, vocabulary ~${vocab}`, async () => {
+      let s = 777 + dim;
+      const rand = (): number => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 4294967296; };
+      const sents = Array.from({ length: 6 }, (_, i) => Array.from({ length: 10 + 7 * i }, () => `v${Math.floor(Math.exp(rand() * Math.log(vocab)))}`));
+      const corpus = buildCorpus(sents, 1);
+      const opts: Word2VecOptions = { cbow: false, negative, hs, sharedNegatives: true, size: dim, window, sample: 0, iter: 1, threads: 1, seed: 5, alpha: 0.1 };
+      const js = await prepareWord2Vec(corpus, { ...opts, kernel: 'js' });
+      const wa = await prepareWord2Vec(corpus, { ...opts, kernel: 'wasm' });
+      assert.ok(js.params.sharedNegatives);
+      wa.sh.wasm!.module = module;
+      passesAgree(js, wa);
+      assert.ok(wa.sh.syn1neg!.some((x) => x !== 0), 'output weights were updated');
+    });
+  }
+}
+
 test('word2vec trains with both kernels to similar loss (threads 1 and 2)', async () => {
   const { trainWord2Vec } = await import('../../src/classic/index.js');
   const sents = corpusOf(400, 20, 11);

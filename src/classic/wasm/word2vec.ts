@@ -6,9 +6,10 @@
 // the weights in the imported shared memory, which every worker thread updates without locks
 // (Hogwild, as word2vec.c). Reference: trainRange/predict in ../word2vec-kernel.ts; the two
 // draw the same random numbers in the same order (xorshift32: window shrink, then negatives).
-// Skip-gram with hierarchical softmax alone goes row by row through a position's predictions
-// (hsPosition): the same updates in the same order, with far less traffic on the tree's top rows
-// that all threads share.
+// Skip-gram with hierarchical softmax alone, or with negatives shared by a position's contexts
+// (the sharedNegatives option), goes row by row through a position's predictions (hsPosition):
+// the same updates in the same order, with far less traffic on the tree's top rows that all
+// threads share and on the random rows of the negatives.
 //
 // Module globals are per instance, so per thread: the layout (byte offsets set by `setup`),
 // this thread's scratch (neu1, neu1e, sentence), its random state and its pair count.
@@ -24,7 +25,7 @@ let syn0: usize = 0;
 let syn1: usize = 0;
 let syn1neg: usize = 0;
 let table: usize = 0;
-let tableSize: u32 = 0;
+let tableSize: u32 = 0;   // words in the alias table (8 bytes each: threshold u32, alias i32)
 let codes: usize = 0;
 let points: usize = 0;
 let codeLen: usize = 0;
@@ -68,6 +69,15 @@ export function heapBase(): usize { return __heap_base; }
   x ^= x << 13; x ^= x >> 17; x ^= x << 5;
   rngState = x;
   return x;
+}
+
+/** A negative from the alias table with one random number (aliasDraw in ../word2vec-kernel.ts). */
+// @ts-ignore: decorator
+@inline function drawNegative(): i32 {
+  const p = (<u64>nextRand()) * (<u64>tableSize);
+  const i = <usize>(p >> 32);
+  const e = table + (i << 3);
+  return <u32>p < load<u32>(e) ? <i32>i : load<i32>(e, 4);
 }
 
 // @ts-ignore: decorator
@@ -158,18 +168,67 @@ export function heapBase(): usize { return __heap_base; }
   }
 }
 
-/** p /= d over dim floats (division, not a reciprocal multiply: the reference's rounding). */
-// @ts-ignore: decorator
-@inline function scaleDiv(p: usize, d: f32): void {
-  const dv = f32x4.splat(d), n = dim;
+/**
+ * neu1 = (Σ of the C rows at ctxA) / C, the sum taken in their order from zero as the reference's
+ * neu1 += row, then divided (not multiplied by a reciprocal: the reference's rounding); one pass
+ * with the partial sums in registers.
+ */
+function meanRows(C: i32): void {
+  const n = dim, p = neu1, cv = f32x4.splat(<f32>C), cf = <f32>C;
   let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const o = (<usize>i) << 2;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let j = 0; j < C; j++) {
+      const x = (<usize>load<i32>(ctxA + ((<usize>j) << 2))) + o;
+      a0 = f32x4.add(a0, v128.load(x)); a1 = f32x4.add(a1, v128.load(x, 16));
+      a2 = f32x4.add(a2, v128.load(x, 32)); a3 = f32x4.add(a3, v128.load(x, 48));
+    }
+    v128.store(p + o, f32x4.div(a0, cv)); v128.store(p + o, f32x4.div(a1, cv), 16);
+    v128.store(p + o, f32x4.div(a2, cv), 32); v128.store(p + o, f32x4.div(a3, cv), 48);
+  }
   for (; i + 4 <= n; i += 4) {
     const o = (<usize>i) << 2;
-    v128.store(p + o, f32x4.div(v128.load(p + o), dv));
+    let a0 = f32x4.splat(0);
+    for (let j = 0; j < C; j++) a0 = f32x4.add(a0, v128.load((<usize>load<i32>(ctxA + ((<usize>j) << 2))) + o));
+    v128.store(p + o, f32x4.div(a0, cv));
   }
   for (; i < n; i++) {
     const o = (<usize>i) << 2;
-    store<f32>(p + o, load<f32>(p + o) / d);
+    let a: f32 = 0;
+    for (let j = 0; j < C; j++) a += load<f32>((<usize>load<i32>(ctxA + ((<usize>j) << 2))) + o);
+    store<f32>(p + o, a / cf);
+  }
+}
+
+/** Each of the C rows at ctxA += neu1e, in their order (a row listed twice takes it twice); neu1e read once. */
+function addToRows(C: i32): void {
+  const n = dim, e = neu1e;
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const o = (<usize>i) << 2;
+    const e0 = v128.load(e + o), e1 = v128.load(e + o, 16), e2 = v128.load(e + o, 32), e3 = v128.load(e + o, 48);
+    for (let j = 0; j < C; j++) {
+      const x = (<usize>load<i32>(ctxA + ((<usize>j) << 2))) + o;
+      v128.store(x, f32x4.add(v128.load(x), e0)); v128.store(x, f32x4.add(v128.load(x, 16), e1), 16);
+      v128.store(x, f32x4.add(v128.load(x, 32), e2), 32); v128.store(x, f32x4.add(v128.load(x, 48), e3), 48);
+    }
+  }
+  for (; i + 4 <= n; i += 4) {
+    const o = (<usize>i) << 2;
+    const e0 = v128.load(e + o);
+    for (let j = 0; j < C; j++) {
+      const x = (<usize>load<i32>(ctxA + ((<usize>j) << 2))) + o;
+      v128.store(x, f32x4.add(v128.load(x), e0));
+    }
+  }
+  for (; i < n; i++) {
+    const o = (<usize>i) << 2;
+    const ei = load<f32>(e + o);
+    for (let j = 0; j < C; j++) {
+      const x = (<usize>load<i32>(ctxA + ((<usize>j) << 2))) + o;
+      store<f32>(x, load<f32>(x) + ei);
+    }
   }
 }
 
@@ -178,10 +237,11 @@ export function heapBase(): usize { return __heap_base; }
 @inline function log1pSmall(e: f64): f64 { return e * (1 - e * (0.5 - e * (1.0 / 3.0))); }
 
 /** -log σ(x), as nls() in ../word2vec-kernel.ts. */
-function nls(x: f64): f64 {
+// @ts-ignore: decorator
+@inline function nls(x: f64): f64 {
   if (x >= MAX_EXP) return log1pSmall(Math.exp(-x));
   if (x <= -MAX_EXP) return -x + log1pSmall(Math.exp(x));
-  const i = <i32>Math.floor((x + MAX_EXP) * (LOSS_TABLE_SIZE / (2 * MAX_EXP)) + 0.5);
+  const i = <i32>((x + MAX_EXP) * (LOSS_TABLE_SIZE / (2 * MAX_EXP)) + 0.5);   // ≥ 0: truncation is the floor
   return load<f64>(lossTab + ((<usize>i) << 3));
 }
 
@@ -242,12 +302,14 @@ const NS0: i32 = 0, NS1: i32 = 1, HS0: i32 = 2, HS1: i32 = 3;   // negative samp
 let chain: usize = 0;   // (row address, kind) pairs of the current prediction
 
 /**
- * One prediction of `target` from the input vector at `inp`: accumulates the input gradient
- * into neu1e, updates the output weights, returns the loss -log p. The output rows (the
- * Huffman path, then the target and the negatives, as the reference visits them) are listed
- * first; then each row's update runs in one pass with the next row's dot product.
+ * List the output rows of one prediction of `target` in chain, as the reference visits them: the
+ * Huffman path, then the target and the negatives. The negatives are read from negAt: drawn
+ * ahead for this prediction (which then advances negAt past them, skipping only the target, as
+ * word2vec.c), or with `shared` the position's one set for all its predictions (negAt is left
+ * where it is; a draw equal to the target or to an earlier draw is skipped, so that the rows are
+ * distinct). Returns the number of rows.
  */
-function predict(inp: usize, target: i32, negative: i32, hs: bool, alpha: f32): f64 {
+function buildChain(target: i32, negative: i32, hs: bool, shared: bool): i32 {
   let m: usize = 0;
   if (hs) {
     const base = <usize>(target * MAX_CODE_LENGTH);
@@ -259,18 +321,35 @@ function predict(inp: usize, target: i32, negative: i32, hs: bool, alpha: f32): 
     }
   }
   if (negative > 0) {
+    const first = m;
     store<i32>(chain + (m << 3), <i32>(syn1neg + <usize>target * rowBytes));
     store<i32>(chain + (m << 3), NS1, 4);
     m++;
     for (let d = 0; d < negative; d++) {
-      const t = load<i32>(negAt);   // drawn ahead, in the reference's order (see trainSentence)
-      negAt += 4;
+      const t = load<i32>(negAt + ((<usize>d) << 2));
       if (t == target) continue;
-      store<i32>(chain + (m << 3), <i32>(syn1neg + <usize>t * rowBytes));
+      const row = <i32>(syn1neg + <usize>t * rowBytes);
+      if (shared) {
+        let seen = false;
+        for (let q = first + 1; q < m; q++) if (load<i32>(chain + (q << 3)) == row) seen = true;
+        if (seen) continue;
+      }
+      store<i32>(chain + (m << 3), row);
       store<i32>(chain + (m << 3), NS0, 4);
       m++;
     }
+    if (!shared) negAt += (<usize>negative) << 2;
   }
+  return <i32>m;
+}
+
+/**
+ * One prediction from the input vector at `inp` of the m output rows listed in chain (buildChain):
+ * accumulates the input gradient into neu1e, updates the output weights, returns the loss -log p.
+ * Each row's update runs in one pass with the next row's dot product.
+ */
+function runChain(inp: usize, m_: i32, alpha: f32): f64 {
+  const m = <usize>m_;
   let loss: f64 = 0;
   let w = <usize>load<i32>(chain);
   let f = dot(inp, w);
@@ -296,24 +375,6 @@ function predict(inp: usize, target: i32, negative: i32, hs: bool, alpha: f32): 
     } else if (upd) update(inp, w, g);
   }
   return loss;
-}
-
-// The Huffman path of the current target for hsPosition: hsN rows at hsRows (addresses, i32)
-// with their codes at hsCodes (i32), MAX_CODE_LENGTH each.
-let hsRows: usize = 0, hsCodes: usize = 0;
-let hsN: i32 = 0;
-
-/** List the Huffman path of `target` (its inner nodes' rows of syn1 and its code bits). */
-// @ts-ignore: decorator
-@inline function hsPath(target: i32): void {
-  const base = <usize>(target * MAX_CODE_LENGTH);
-  const len = <i32>load<u8>(codeLen + <usize>target);
-  for (let d = 0; d < len; d++) {
-    const o = (<usize>d) << 2;
-    store<i32>(hsRows + o, <i32>(syn1 + <usize>load<i32>(points + ((base + <usize>d) << 2)) * rowBytes));
-    store<i32>(hsCodes + o, <i32>load<u8>(codes + base + <usize>d));
-  }
-  hsN = len;
 }
 
 let dotB: f32 = 0;   // second result of dot2
@@ -417,8 +478,9 @@ let ctxCap: i32 = 0;
     j += 2;
   }
   if (j < C) store<f32>(hsD + ((<usize>j) << 2), dot(w, <usize>load<i32>(ctxA + ((<usize>j) << 2))));
-  const code = load<i32>(hsCodes + ((<usize>k) << 2));
-  const y: f32 = code ? <f32>0 : <f32>1, sgn: f64 = code ? -1 : 1;
+  const kind = load<i32>(chain + ((<usize>k) << 3), 4);
+  const ns = kind < HS0, label = ns ? kind : 1 - (kind - HS0);
+  const y: f32 = <f32>label, sgn: f64 = label ? 1 : -1;
   const GS = (<usize>ctxCap) << 2;
   let loss: f64 = 0;
   for (j = 0; j < C; j++) {
@@ -426,15 +488,19 @@ let ctxCap: i32 = 0;
     const gr = hsGram + (<usize>j) * GS;
     for (let q = 0; q < j; q++) f += load<f32>(gs + ((<usize>q) << 2)) * load<f32>(gr + ((<usize>q) << 2));
     loss += nls(sgn * <f64>f);
-    store<f32>(gs + ((<usize>j) << 2), f > <f32>-MAX_EXP && f < <f32>MAX_EXP ? (y - sigmoid(f)) * alpha : <f32>0);
+    let g: f32;
+    if (ns) g = f > <f32>MAX_EXP ? (y - 1) * alpha : f < <f32>-MAX_EXP ? y * alpha : (y - sigmoid(f)) * alpha;
+    else g = f > <f32>-MAX_EXP && f < <f32>MAX_EXP ? (y - sigmoid(f)) * alpha : <f32>0;
+    store<f32>(gs + ((<usize>j) << 2), g);
   }
   return loss;
 }
 
 /**
- * The C skip-gram predictions of one position, the target's Huffman path listed by hsPath and the
+ * The C skip-gram predictions of one position, its K output rows (distinct: the target's Huffman
+ * path and/or the target and the position's shared negatives) listed by buildChain and the
  * contexts' input rows (distinct) at ctxA, as the one-by-one loop in trainSentence makes them
- * (predict, then the input row takes neu1e, context after context), but row by row instead of
+ * (runChain, then the input row takes neu1e, context after context), but row by row instead of
  * context by context. That order gives the same arithmetic:
  * each row takes the contexts' updates in their order, each context's input gradient sums over the
  * rows in their order, and no input row changes before the end. Only the dot products are formed
@@ -444,10 +510,11 @@ let ctxCap: i32 = 0;
  * the contexts' Gram matrix, so that each row is read and written in one burst per position. The
  * rows near the top of the tree are on every path and every thread writes them: a burst per
  * position instead of two per prediction is what keeps their cache lines from bouncing between
- * cores (with two threads that traffic, not arithmetic, was most of the time).
+ * cores (with two threads that traffic, not arithmetic, was most of the time). With shared
+ * negatives the position reads K + 1 random rows instead of C·(K + 1).
  */
-function hsPosition(C: i32, alpha: f32): f64 {
-  const K = hsN, n = dim, GS = (<usize>ctxCap) << 2;
+function hsPosition(C: i32, K: i32, alpha: f32): f64 {
+  const n = dim, GS = (<usize>ctxCap) << 2;
   let loss: f64 = 0;
   // Gram matrix of the contexts, and their input gradients zeroed.
   for (let j = 0; j < C; j++) {
@@ -465,11 +532,11 @@ function hsPosition(C: i32, alpha: f32): f64 {
     // Two rows at a time: their dot products and gradients, then the updates with the contexts'
     // inputs and input gradients loaded once for both. An odd last row is paired with neu1
     // (zero, unused in skip-gram) with zero gradients, which leaves it and the sums unchanged.
-    const w = <usize>load<i32>(hsRows + ((<usize>k) << 2));
+    const w = <usize>load<i32>(chain + ((<usize>k) << 3));
     loss += hsRowGrad(C, w, k, hsGM, alpha);
     let v = neu1;
     if (k + 1 < K) {
-      v = <usize>load<i32>(hsRows + ((<usize>k) << 2), 4);
+      v = <usize>load<i32>(chain + ((<usize>(k + 1)) << 3));
       loss += hsRowGrad(C, v, k + 1, hsGM2, alpha);
     } else for (let j = 0; j < C; j++) store<f32>(hsGM2 + ((<usize>j) << 2), 0);
     let i = 0;
@@ -536,28 +603,28 @@ function hsPosition(C: i32, alpha: f32): f64 {
  * Train on the n word ids at `sen` (this thread's sentence buffer, subsampled by the caller).
  * Returns the summed loss; the number of predictions accumulates for takePairs().
  *
- * The reference draws, for each position, the window shrink and then `negative` table samples
- * per prediction (one prediction per context word in skip-gram, one per position with any
- * context in CBOW). That count is known once the shrink is, so the draws for a block of
- * positions are made first, in the same order, and the rows they pick are touched before the
- * updates: the cache misses of the random rows then overlap instead of queueing one by one.
+ * The reference draws, for each position, the window shrink and then the negatives of its
+ * predictions (`negative` per context word in skip-gram, or per position with any context in
+ * CBOW and with shared negatives). That count is known once the shrink is, so the draws for a
+ * block of positions are made first, in the same order, and the rows they pick are touched before
+ * the updates: the cache misses of the random rows then overlap instead of queueing one by one.
  */
-export function trainSentence(n: i32, alpha: f32, window: i32, negative: i32, hs: bool, cbow: bool): f64 {
+export function trainSentence(n: i32, alpha: f32, window: i32, negative: i32, hs: bool, cbow: bool, sharedNeg: bool): f64 {
   let loss: f64 = 0;
   const reds = negs, drawn = negs + ((<usize>DRAW_BLOCK) << 2);
   chain = drawn + ((<usize>(DRAW_BLOCK * 2 * window * negative)) << 2);
-  hsRows = chain + ((<usize>(2 * (MAX_CODE_LENGTH + negative + 1))) << 2);
-  hsCodes = hsRows + ((<usize>MAX_CODE_LENGTH) << 2);
   ctxCap = 2 * window;
-  ctxA = hsCodes + ((<usize>MAX_CODE_LENGTH) << 2);
+  ctxA = chain + ((<usize>(2 * (MAX_CODE_LENGTH + negative + 1))) << 2);
   hsD = ctxA + ((<usize>ctxCap) << 2);
   hsGM = hsD + ((<usize>ctxCap) << 2);
   hsGM2 = hsGM + ((<usize>ctxCap) << 2);
   hsGram = hsGM2 + ((<usize>ctxCap) << 2);
   hsE = (hsGram + ((<usize>(ctxCap * ctxCap)) << 2) + 15) & ~15;
-  // Skip-gram with hierarchical softmax alone trains a position's predictions together (hsPosition).
-  const hsOnly = hs && negative == 0 && !cbow;
-  if (hsOnly) zero(neu1);   // hsPosition's stand-in for a missing second row
+  // Skip-gram trains a position's predictions together (hsPosition) when they share their output
+  // rows: hierarchical softmax alone, or negatives shared by the position's contexts.
+  const shared = sharedNeg && !cbow && negative > 0;
+  const byPosition = !cbow && (negative == 0 || shared);
+  if (byPosition) zero(neu1);   // hsPosition's stand-in for a missing second row
   for (let b0 = 0; b0 < n; b0 += DRAW_BLOCK) {
     const b1 = min(n, b0 + DRAW_BLOCK);
     // Draw ahead: window shrinks, then the negatives of every prediction of the block.
@@ -567,9 +634,9 @@ export function trainSentence(n: i32, alpha: f32, window: i32, negative: i32, hs
       store<i32>(reds + ((<usize>(pos - b0)) << 2), red);
       if (negative > 0) {
         const lo = max(0, pos - window + red), hi = min(n - 1, pos + window - red);
-        const k = cbow ? (hi > lo ? negative : 0) : (hi - lo) * negative;
+        const k = cbow || shared ? (hi > lo ? negative : 0) : (hi - lo) * negative;
         for (let q = 0; q < k; q++) {
-          store<i32>(at, load<i32>(table + ((<usize>(nextRand() % tableSize)) << 2)));
+          store<i32>(at, drawNegative());
           at += 4;
         }
       }
@@ -593,22 +660,26 @@ export function trainSentence(n: i32, alpha: f32, window: i32, negative: i32, hs
       const word = load<i32>(sen + ((<usize>pos) << 2));
       const red = load<i32>(reds + ((<usize>(pos - b0)) << 2));
       const lo = max(0, pos - window + red), hi = min(n - 1, pos + window - red);
+      if (hi == lo) continue;   // no context (and no draws)
       if (cbow) {
-        if (hi == lo) continue;
-        zero(neu1); zero(neu1e);
+        // neu1 = mean of the context rows, summed in the reference's order in one pass.
+        let C = 0;
         for (let c = lo; c <= hi; c++) {
           if (c == pos) continue;
-          addTo(neu1, syn0 + <usize>load<i32>(sen + ((<usize>c) << 2)) * rowBytes);
+          store<i32>(ctxA + ((<usize>C) << 2), <i32>(syn0 + <usize>load<i32>(sen + ((<usize>c) << 2)) * rowBytes));
+          C++;
         }
-        scaleDiv(neu1, <f32>(hi - lo));
-        loss += predict(neu1, word, negative, hs, alpha);
+        meanRows(C);
+        zero(neu1e);
+        loss += runChain(neu1, buildChain(word, negative, hs, false), alpha);
         pairs++;
-        for (let c = lo; c <= hi; c++) {
-          if (c == pos) continue;
-          addTo(syn0 + <usize>load<i32>(sen + ((<usize>c) << 2)) * rowBytes, neu1e);
-        }
+        addToRows(C);
       } else {
-        if (hsOnly) {
+        let m = 0;
+        if (byPosition) {
+          // One list of output rows for all the position's predictions.
+          m = buildChain(word, negative, hs, true);
+          if (shared) negAt += (<usize>negative) << 2;
           // The position's predictions row by row (hsPosition) when its context words are distinct
           // (a word twice would see its own first update: then one by one, below).
           let C = 0, distinct = true;
@@ -619,10 +690,8 @@ export function trainSentence(n: i32, alpha: f32, window: i32, negative: i32, hs
             store<i32>(ctxA + ((<usize>C) << 2), <i32>(syn0 + <usize>w * rowBytes));
             C++;
           }
-          if (C == 0) continue;
           if (distinct) {
-            hsPath(word);
-            loss += hsPosition(C, alpha);
+            loss += hsPosition(C, m, alpha);
             pairs += C;
             continue;
           }
@@ -631,7 +700,7 @@ export function trainSentence(n: i32, alpha: f32, window: i32, negative: i32, hs
           if (c == pos) continue;
           const l1 = syn0 + <usize>load<i32>(sen + ((<usize>c) << 2)) * rowBytes;
           zero(neu1e);
-          loss += predict(l1, word, negative, hs, alpha);
+          loss += runChain(l1, byPosition ? m : buildChain(word, negative, hs, false), alpha);
           pairs++;
           addTo(l1, neu1e);
         }
