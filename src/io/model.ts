@@ -3,7 +3,7 @@
 // bytes and names; the models layer builds the graph (createModel) and takes the weights.
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, isQuantized } from '../tensor/tensor.js';
 import { scope } from '../tensor/storage.js';
 import { dequantize } from '../tensor/ops.js';
 import { useQuantizedWeights } from '../nn/quantized.js';
@@ -16,7 +16,8 @@ import { readHfConfig, readHfDir, writeHfDir } from './hf.js';
 import { readLlama2c, writeLlama2c } from './llama2c.js';
 import { readModelGguf, writeModelGguf, GGUF_MODEL_TYPES } from './gguf_model.js';
 import type { GgufTokenizer } from './gguf_llama.js';
-import { fromFloat32, f32StateDict, float32Values, quantizeQ8_0, QK8_0 } from './dtypes.js';
+import { fromFloat32, f32StateDict, float32Values, quantizeQ8_0, QK8_0, QUANT_RAW, isQuantRaw } from './dtypes.js';
+import type { QuantDType } from '../tensor/tensor.js';
 import type { RawTensor } from './dtypes.js';
 import { IoError } from './errors.js';
 import { isSequenceClassificationConfig } from './families.js';
@@ -58,24 +59,25 @@ export function detectModelFormat(p: string): ModelFormat {
   return 'llama2c';
 }
 
-/** Turn raw (any dtype) HF-named tensors into model weights (already checked for non-finite values): f32, or Q8_0 blocks kept as they are for the names in keepQ8_0. */
-function loadWeights(model: CausalLM, tensors: RawTensor[], source: string, keepQ8_0?: ReadonlySet<string>): void {
+/** Turn raw (any dtype) HF-named tensors into model weights (already checked for non-finite values): f32, or quantised blocks kept as they are for the names in keep. */
+function loadWeights(model: CausalLM, tensors: RawTensor[], source: string, keep?: ReadonlySet<string>): void {
   // A tied model has no lm_head; an untied checkpoint of a tied config is an error (strict).
-  model.loadStateDict(f32StateDict(tensors, source, { allowNonFinite: true, keepQ8_0 }), { source });
+  model.loadStateDict(f32StateDict(tensors, source, { allowNonFinite: true, keepQuantized: keep }), { source });
 }
 
 /** The weights of a dense LLaMA's linear layers and embedding (the ones that stay quantised). */
 const QUANTIZABLE = /^(model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight|lm_head\.weight|model\.embed_tokens\.weight)$/;
 
 /**
- * Q8_0 matrices of a dense LLaMA GGUF that stay quantised in memory: the attention and MLP
- * projections, the output head and the token embedding. Other tensors (norms; every tensor of
- * other architectures) are dequantised as before.
+ * Quantised matrices (Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K, Q6_K) of a dense LLaMA GGUF that stay
+ * quantised in memory, with the dtype each keeps: the attention and MLP projections, the output
+ * head and the token embedding. Other tensors (norms; every tensor of other architectures) are
+ * dequantised as before.
  */
-export function quantizedWeightNames(modelType: string, tensors: readonly RawTensor[]): Set<string> {
-  const out = new Set<string>();
+export function quantizedWeightNames(modelType: string, tensors: readonly RawTensor[]): Map<string, QuantDType> {
+  const out = new Map<string, QuantDType>();
   if (modelType !== 'llama') return out;
-  for (const t of tensors) if (t.dtype === 'Q8_0' && t.shape.length === 2 && QUANTIZABLE.test(t.name)) out.add(t.name);
+  for (const t of tensors) if (isQuantRaw(t.dtype) && t.shape.length === 2 && QUANTIZABLE.test(t.name)) out.set(t.name, QUANT_RAW[t.dtype]);
   return out;
 }
 
@@ -115,7 +117,7 @@ export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise
   if (opts.dtype !== undefined && opts.dtype !== 'native' && opts.dtype !== 'f32' && opts.dtype !== 'q8_0') throw new IoError(p, `dtype ${JSON.stringify(opts.dtype)} is not one of native, f32, q8_0`);
   const format = detectModelFormat(p);
   let config: Record<string, unknown>, tensors: RawTensor[], tok: Tokenizer | null = null, source: TokenizerSource | null = null;
-  let keep = new Set<string>();
+  let keep = new Map<string, QuantDType>();
   if (format === 'hf') {
     const cfg = await readHfConfig(p);
     if (isSequenceClassificationConfig(cfg)) {
@@ -159,8 +161,8 @@ export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise
   // Built within the heap the weights justify: a config describing a far larger model is refused first.
   const model = buildModelForWeights(config, format === 'hf' ? path.join(p, 'config.json') : p, format === 'hf' ? weightsFileOf(p) : p, tensors);
   try {
-    // Q8_0 weights replace their (never filled) f32 parameters before the file's blocks are copied in.
-    const kept = keep.size ? useQuantizedWeights(model, keep) : keep;
+    // Quantised weights replace their (never filled) f32 parameters before the file's blocks are copied in.
+    const kept = keep.size ? useQuantizedWeights(model, keep) : new Set<string>();
     loadWeights(model, tensors, p, kept);
   } catch (e) {
     model.dispose();
@@ -177,7 +179,7 @@ export function modelTensors(model: CausalLM, dtype: 'F32' | 'F16' | 'BF16' = 'F
     if (seen.has(t)) continue;
     seen.add(t);
     // A quantised (q8_0) weight is dequantised explicitly: the formats written here hold floats.
-    const values = t.dtype === 'q8_0' ? scope(() => dequantize(t).data() as Float32Array) : t.data() as Float32Array;
+    const values = isQuantized(t.dtype) ? scope(() => dequantize(t).data() as Float32Array) : t.data() as Float32Array;
     out.push(fromFloat32(name, [...t.shape], values, t.ndim >= 2 ? dtype : 'F32'));
   }
   return out;
