@@ -3,6 +3,7 @@
 import { MissingTensorError, TensorError, UnexpectedTensorError, UnsupportedDTypeError } from './errors.js';
 import { checkFiniteTensors } from './finite.js';
 import type { FiniteOptions } from './finite.js';
+import { quantizeQ4_0, quantizeQ4_K, quantizeQ6_K } from './quantize.js';
 import { GGML_QUANT, dequantizeBlocks } from '../backend/ref/ggml_blocks.js';
 import type { GgmlQuantName } from '../backend/ref/ggml_blocks.js';
 import type { QuantDType } from '../tensor/tensor.js';
@@ -293,7 +294,7 @@ export function toFloat32(t: RawTensor, file = '<memory>'): Float32Array {
   }
 }
 
-/** Encode f32 values as a RawTensor of a float dtype (F32, F16, BF16, F64 or Q8_0). */
+/** Encode f32 values as a RawTensor of a float dtype (F32, F16, BF16, F64) or quantised with ggml's reference quantisers (Q8_0, Q4_0, Q4_K, Q6_K). */
 export function fromFloat32(name: string, shape: number[], values: Float32Array, dtype: RawDType = 'F32'): RawTensor {
   const n = elementCount(shape);
   if (values.length !== n) throw new TensorError('<memory>', name, `shape [${shape.join(', ')}] needs ${n} values, got ${values.length}`);
@@ -318,7 +319,12 @@ export function fromFloat32(name: string, shape: number[], values: Float32Array,
       data = quantizeQ8_0(values);
       break;
     }
-    default: throw new UnsupportedDTypeError('<memory>', name, dtype, 'fromFloat32 writes F32, F64, F16, BF16 or Q8_0');
+    case 'Q4_0': case 'Q4_K': case 'Q6_K': {
+      byteSize(dtype, shape, '<memory>', name); // rows must be whole blocks
+      data = dtype === 'Q4_0' ? quantizeQ4_0(values) : dtype === 'Q4_K' ? quantizeQ4_K(values) : quantizeQ6_K(values);
+      break;
+    }
+    default: throw new UnsupportedDTypeError('<memory>', name, dtype, 'fromFloat32 writes F32, F64, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K');
   }
   return { name, dtype, shape: [...shape], data };
 }

@@ -42,3 +42,4 @@ export * from './medusa.js';
 export * from './finite.js';
 export * from './json.js';
 export * from './json_file.js';
+export * from './quantize.js';
