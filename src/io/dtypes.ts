@@ -3,7 +3,8 @@
 import { MissingTensorError, TensorError, UnexpectedTensorError, UnsupportedDTypeError } from './errors.js';
 import { checkFiniteTensors } from './finite.js';
 import type { FiniteOptions } from './finite.js';
-import { quantizeQ4_0, quantizeQ4_K, quantizeQ6_K } from './quantize.js';
+import { quantizeQ4_0, quantizeQ4_1, quantizeQ5_0, quantizeQ4_K, quantizeQ5_K, quantizeQ6_K } from './quantize.js';
+const QUANTIZERS = { Q4_0: quantizeQ4_0, Q4_1: quantizeQ4_1, Q5_0: quantizeQ5_0, Q4_K: quantizeQ4_K, Q5_K: quantizeQ5_K, Q6_K: quantizeQ6_K };
 import { GGML_QUANT, dequantizeBlocks } from '../backend/ref/ggml_blocks.js';
 import type { GgmlQuantName } from '../backend/ref/ggml_blocks.js';
 import type { QuantDType } from '../tensor/tensor.js';
@@ -294,7 +295,7 @@ export function toFloat32(t: RawTensor, file = '<memory>'): Float32Array {
   }
 }
 
-/** Encode f32 values as a RawTensor of a float dtype (F32, F16, BF16, F64) or quantised with ggml's reference quantisers (Q8_0, Q4_0, Q4_K, Q6_K). */
+/** Encode f32 values as a RawTensor of a float dtype (F32, F16, BF16, F64) or quantised with ggml's reference quantisers (Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K, Q6_K). */
 export function fromFloat32(name: string, shape: number[], values: Float32Array, dtype: RawDType = 'F32'): RawTensor {
   const n = elementCount(shape);
   if (values.length !== n) throw new TensorError('<memory>', name, `shape [${shape.join(', ')}] needs ${n} values, got ${values.length}`);
@@ -319,12 +320,12 @@ export function fromFloat32(name: string, shape: number[], values: Float32Array,
       data = quantizeQ8_0(values);
       break;
     }
-    case 'Q4_0': case 'Q4_K': case 'Q6_K': {
+    case 'Q4_0': case 'Q4_1': case 'Q5_0': case 'Q4_K': case 'Q5_K': case 'Q6_K': {
       byteSize(dtype, shape, '<memory>', name); // rows must be whole blocks
-      data = dtype === 'Q4_0' ? quantizeQ4_0(values) : dtype === 'Q4_K' ? quantizeQ4_K(values) : quantizeQ6_K(values);
+      data = QUANTIZERS[dtype](values);
       break;
     }
-    default: throw new UnsupportedDTypeError('<memory>', name, dtype, 'fromFloat32 writes F32, F64, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K');
+    default: throw new UnsupportedDTypeError('<memory>', name, dtype, 'fromFloat32 writes F32, F64, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K or Q6_K');
   }
   return { name, dtype, shape: [...shape], data };
 }

@@ -1,6 +1,6 @@
-// Quantisers for ggml's Q4_0, Q4_K and Q6_K blocks, following ggml's reference quantisers
-// (quantize_row_q4_0_ref, quantize_row_q4_K_ref with make_qkx2_quants, quantize_row_q6_K_ref
-// with make_qx_quants) step by step in f32 arithmetic (every operation rounded by Math.fround,
+// Quantisers for ggml's Q4_0, Q4_1, Q5_0, Q4_K, Q5_K and Q6_K blocks, following ggml's reference
+// quantisers (quantize_row_q4_0_ref, _q4_1_ref, _q5_0_ref, quantize_row_q4_K_ref and _q5_K_ref
+// with make_qkx2_quants, quantize_row_q6_K_ref with make_qx_quants) step by step in f32 arithmetic (every operation rounded by Math.fround,
 // nearest_int's ties to even). Layouts: backend/ref/ggml_blocks.ts. Node-free.
 import { f32ToF16Bits, f16BitsToF32 } from './dtypes.js';
 
@@ -33,6 +33,47 @@ export function quantizeQ4_0(x: Float32Array): Uint8Array {
       const q0 = Math.min(15, Math.trunc(fr(x0 + 8.5))), q1 = Math.min(15, Math.trunc(fr(x1 + 8.5)));
       out[i * 18 + 2 + j] = (q0 & 15) | ((q1 & 15) << 4);
     }
+  }
+  return out;
+}
+
+/** Q4_1 blocks (20 bytes per 32 values): d = (max − min)/15, m = min, q = min(15, trunc((x − min)/d + 0.5)). */
+export function quantizeQ4_1(x: Float32Array): Uint8Array {
+  const nb = check(x, 32, 'quantizeQ4_1');
+  const out = new Uint8Array(nb * 20);
+  for (let i = 0; i < nb; i++) {
+    const o = i * 32, y = i * 20;
+    let min = Infinity, max = -Infinity;
+    for (let j = 0; j < 32; j++) { if (x[o + j] < min) min = x[o + j]; if (x[o + j] > max) max = x[o + j]; }
+    const d = fr(fr(max - min) / 15), id = d ? fr(1 / d) : 0;
+    const dh = f32ToF16Bits(d), mh = f32ToF16Bits(min);
+    out[y] = dh & 0xff; out[y + 1] = dh >> 8; out[y + 2] = mh & 0xff; out[y + 3] = mh >> 8;
+    for (let j = 0; j < 16; j++) {
+      const q0 = Math.min(15, Math.trunc(fr(fr(fr(x[o + j] - min) * id) + 0.5))), q1 = Math.min(15, Math.trunc(fr(fr(fr(x[o + 16 + j] - min) * id) + 0.5)));
+      out[y + 4 + j] = (q0 & 15) | ((q1 & 15) << 4);
+    }
+  }
+  return out;
+}
+
+/** Q5_0 blocks (22 bytes per 32 values): d = max/−16, q = min(31, trunc(x/d + 16.5)), the fifth bits in a 32-bit qh. */
+export function quantizeQ5_0(x: Float32Array): Uint8Array {
+  const nb = check(x, 32, 'quantizeQ5_0');
+  const out = new Uint8Array(nb * 22);
+  for (let i = 0; i < nb; i++) {
+    const o = i * 32, y = i * 22;
+    let amax = 0, max = 0;
+    for (let j = 0; j < 32; j++) if (amax < Math.abs(x[o + j])) { amax = Math.abs(x[o + j]); max = x[o + j]; }
+    const d = fr(max / -16), id = d ? fr(1 / d) : 0;
+    const h = f32ToF16Bits(d);
+    out[y] = h & 0xff; out[y + 1] = h >> 8;
+    let qh = 0;
+    for (let j = 0; j < 16; j++) {
+      const q0 = Math.min(31, Math.trunc(fr(fr(x[o + j] * id) + 16.5))), q1 = Math.min(31, Math.trunc(fr(fr(x[o + 16 + j] * id) + 16.5)));
+      out[y + 6 + j] = (q0 & 15) | ((q1 & 15) << 4);
+      qh |= ((q0 >> 4) << j) | ((q1 >> 4) << (j + 16));
+    }
+    out[y + 2] = qh & 0xff; out[y + 3] = (qh >>> 8) & 0xff; out[y + 4] = (qh >>> 16) & 0xff; out[y + 5] = (qh >>> 24) & 0xff;
   }
   return out;
 }
@@ -89,19 +130,25 @@ function makeQkx2(n: number, nmax: number, x: Float32Array, xo: number, w: Float
 }
 
 /** Q4_K blocks (144 bytes per 256 values), as quantize_row_q4_K_ref. */
-export function quantizeQ4_K(x: Float32Array): Uint8Array {
-  const nb = check(x, 256, 'quantizeQ4_K');
-  const out = new Uint8Array(nb * 144);
+export function quantizeQ4_K(x: Float32Array): Uint8Array { return quantizeK45(x, 4); }
+/** Q5_K blocks (176 bytes per 256 values), as quantize_row_q5_K_ref. */
+export function quantizeQ5_K(x: Float32Array): Uint8Array { return quantizeK45(x, 5); }
+
+/** Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins (make_qkx2_quants per sub-block), levels 0…15 or 0…31. */
+function quantizeK45(x: Float32Array, bits: 4 | 5): Uint8Array {
+  const nb = check(x, 256, bits === 4 ? 'quantizeQ4_K' : 'quantizeQ5_K');
+  const bytes = bits === 4 ? 144 : 176, nmax = bits === 4 ? 15 : 31;
+  const out = new Uint8Array(nb * bytes);
   const L = new Uint8Array(256), w = new Float32Array(32), scales = new Float32Array(8), mins = new Float32Array(8);
   for (let i = 0; i < nb; i++) {
-    const xo = i * 256, y = i * 144;
+    const xo = i * 256, y = i * bytes;
     let maxScale = 0, maxMin = 0;
     for (let j = 0; j < 8; j++) {
       let sumX2 = 0;
       for (let l = 0; l < 32; l++) sumX2 = fr(sumX2 + fr(x[xo + 32 * j + l] * x[xo + 32 * j + l]));
       const avX = fr(Math.sqrt(fr(sumX2 / 32)));
       for (let l = 0; l < 32; l++) w[l] = fr(avX + Math.abs(x[xo + 32 * j + l]));
-      const r = makeQkx2(32, 15, x, xo + 32 * j, w, L, 32 * j, -1, fr(0.1), 20);
+      const r = bits === 4 ? makeQkx2(32, 15, x, xo + 32 * j, w, L, 32 * j, -1, fr(0.1), 20) : makeQkx2(32, 31, x, xo + 32 * j, w, L, 32 * j, -0.5, fr(0.1), 15);
       scales[j] = r.scale; mins[j] = r.min;
       if (r.scale > maxScale) maxScale = r.scale;
       if (r.min > maxMin) maxMin = r.min;
@@ -125,9 +172,20 @@ export function quantizeQ4_K(x: Float32Array): Uint8Array {
       const d = fr(d0 * sc);
       if (!d) continue;
       const dm = fr(m0 * m);
-      for (let ii = 0; ii < 32; ii++) L[32 * j + ii] = clamp(nearestInt(fr(fr(x[xo + 32 * j + ii] + dm) / d)), 0, 15);
+      for (let ii = 0; ii < 32; ii++) L[32 * j + ii] = clamp(nearestInt(fr(fr(x[xo + 32 * j + ii] + dm) / d)), 0, nmax);
     }
-    for (let j = 0, q = y + 16; j < 256; j += 64, q += 32) for (let l = 0; l < 32; l++) out[q + l] = L[j + l] | (L[j + l + 32] << 4);
+    if (bits === 4) {
+      for (let j = 0, q = y + 16; j < 256; j += 64, q += 32) for (let l = 0; l < 32; l++) out[q + l] = L[j + l] | (L[j + l + 32] << 4);
+    } else {
+      // low nibbles in qs (as Q4_K), the fifth bits in qh: bit 2g (low half of group g) and 2g + 1 (high half) of qh[l]
+      for (let j = 0, q = y + 48, g = 0; j < 256; j += 64, q += 32, g++) {
+        for (let l = 0; l < 32; l++) {
+          const a = L[j + l], b = L[j + l + 32];
+          out[q + l] = (a & 15) | ((b & 15) << 4);
+          out[y + 16 + l] |= ((a >> 4) << (2 * g)) | ((b >> 4) << (2 * g + 1));
+        }
+      }
+    }
   }
   return out;
 }
