@@ -303,6 +303,20 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
   return rowSum(f32x4.add(acc0, acc1)) + mins;
 }
 
+// Q4_K/Q5_K's 8 six-bit scales (scalesK) and mins (minsK) of the 12 bytes at s, byte j of the
+// result for sub-block j (get_scale_min_k4 on whole words: bytes 0–3 hold sub-blocks 0–3's low
+// six bits, bytes 8–11 the low four of 4–7 and the top two bits of 4–7 sit in bytes 0–7).
+// @ts-ignore: decorator
+@inline function scalesK(s: usize): u64 {
+  const a = load<u32>(s), c = load<u32>(s, 8);
+  return <u64>(a & 0x3f3f3f3f) | (<u64>((c & 0x0f0f0f0f) | (((a >> 6) & 0x03030303) << 4)) << 32);
+}
+// @ts-ignore: decorator
+@inline function minsK(s: usize): u64 {
+  const b = load<u32>(s, 4), c = load<u32>(s, 8);
+  return <u64>(b & 0x3f3f3f3f) | (<u64>(((c >> 4) & 0x0f0f0f0f) | (((b >> 6) & 0x03030303) << 4)) << 32);
+}
+
 // One weight row of K-type super-blocks against the Q8_K-rounded x.
 // @ts-ignore: decorator
 @inline function rowDotK(t: i32, xq: usize, ds: usize, ss: usize, p: usize, nb: i32): f32 {
@@ -339,6 +353,7 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
       acc = fma4(f32x4.convert_i32x4_s(isum), f32x4.splat(h2fFinite(<u32>load<u16>(p, 208)) * dy), acc);
     } else {
       const s = p + 4, qs = p + (t == T_Q4_K ? 16 : 48);
+      const scs = scalesK(s), mns = minsK(s);
       let msum: i32 = 0;
       let hA = i8x16.splat(0), hB = i8x16.splat(0);
       if (t == T_Q5_K) { hA = v128.load(p, 16); hB = v128.load(p, 32); }
@@ -355,12 +370,9 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
         }
         const x = xq + <usize>(128 * g);
         // 6-bit scales and mins of sub-blocks 2g and 2g + 1 (get_scale_min_k4).
-        const j0 = 2 * g, j1 = 2 * g + 1;
-        let sc0: i32, m0: i32, sc1: i32, m1: i32;
-        if (j0 < 4) { sc0 = load<u8>(s + <usize>j0) & 63; m0 = load<u8>(s + <usize>(j0 + 4)) & 63; }
-        else { sc0 = (load<u8>(s + <usize>(j0 + 4)) & 0xf) | ((load<u8>(s + <usize>(j0 - 4)) >> 6) << 4); m0 = (load<u8>(s + <usize>(j0 + 4)) >> 4) | ((load<u8>(s + <usize>j0) >> 6) << 4); }
-        if (j1 < 4) { sc1 = load<u8>(s + <usize>j1) & 63; m1 = load<u8>(s + <usize>(j1 + 4)) & 63; }
-        else { sc1 = (load<u8>(s + <usize>(j1 + 4)) & 0xf) | ((load<u8>(s + <usize>(j1 - 4)) >> 6) << 4); m1 = (load<u8>(s + <usize>(j1 + 4)) >> 4) | ((load<u8>(s + <usize>j1) >> 6) << 4); }
+        const sh = <u64>(16 * g);
+        const sc0 = <i32>((scs >> sh) & 0xff), sc1 = <i32>((scs >> (sh + 8)) & 0xff);
+        const m0 = <i32>((mns >> sh) & 0xff), m1 = <i32>((mns >> (sh + 8)) & 0xff);
         const d0 = i32x4.add(dotS(a0, x), dotS(a1, x + 32));
         const d1 = i32x4.add(dotS(b0, x + 64), dotS(b1, x + 96));
         isum = i32x4.add(isum, i32x4.add(i32x4.mul(d0, i32x4.splat(sc0)), i32x4.mul(d1, i32x4.splat(sc1))));
@@ -425,6 +437,7 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
       }
     } else {
       const d = half(p), dmin = half(p + 2), s = p + 4, qs = p + (t == T_Q4_K ? 16 : 48);
+      const scs = scalesK(s), mns = minsK(s);
       let hA = i8x16.splat(0), hB = i8x16.splat(0);
       if (t == T_Q5_K) { hA = v128.load(p, 16); hB = v128.load(p, 32); }
       const one = i8x16.splat(1);
@@ -438,12 +451,9 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
           b0 = v128.or(b0, i8x16.shl(v128.and(i8x16.shr_u(hA, 2 * g + 1), one), 4));
           b1 = v128.or(b1, i8x16.shl(v128.and(i8x16.shr_u(hB, 2 * g + 1), one), 4));
         }
-        const j0 = 2 * g, j1 = 2 * g + 1;
-        let sc0: i32, m0: i32, sc1: i32, m1: i32;
-        if (j0 < 4) { sc0 = load<u8>(s + <usize>j0) & 63; m0 = load<u8>(s + <usize>(j0 + 4)) & 63; }
-        else { sc0 = (load<u8>(s + <usize>(j0 + 4)) & 0xf) | ((load<u8>(s + <usize>(j0 - 4)) >> 6) << 4); m0 = (load<u8>(s + <usize>(j0 + 4)) >> 4) | ((load<u8>(s + <usize>j0) >> 6) << 4); }
-        if (j1 < 4) { sc1 = load<u8>(s + <usize>j1) & 63; m1 = load<u8>(s + <usize>(j1 + 4)) & 63; }
-        else { sc1 = (load<u8>(s + <usize>(j1 + 4)) & 0xf) | ((load<u8>(s + <usize>(j1 - 4)) >> 6) << 4); m1 = (load<u8>(s + <usize>(j1 + 4)) >> 4) | ((load<u8>(s + <usize>j1) >> 6) << 4); }
+        const sh = <u64>(16 * g);
+        const sc0 = <i32>((scs >> sh) & 0xff), sc1 = <i32>((scs >> (sh + 8)) & 0xff);
+        const m0 = <i32>((mns >> sh) & 0xff), m1 = <i32>((mns >> (sh + 8)) & 0xff);
         const da = f32x4.splat(d * <f32>sc0), ma = f32x4.splat(dmin * <f32>m0);
         const db = f32x4.splat(d * <f32>sc1), mb = f32x4.splat(dmin * <f32>m1);
         put16(dst, a0, da, ma); put16(dst + 64, a1, da, ma);
