@@ -1,19 +1,23 @@
-// `tslm bench quant`: decode and prefill tokens/s of a GGUF's Q8_0 weights kept quantised in
-// tslm (fused dequantise-and-dot kernels) against the same weights dequantised to f32
-// (`--dtype f32`), beside llama.cpp (node-llama-cpp) on the same file, for llama2.c's 15M and
-// 110M shapes (seeded random weights, exported by tslm as Q8_0), on 1 and 2 threads. Every run is
-// a fresh process, as a user runs it: tslm through its CLI (`tslm generate`, whose printed
-// prefill/decode rates are read), llama.cpp through a small node-llama-cpp script; /usr/bin/time
-// reports each process's peak RSS.
+// `tslm bench quant`: decode and prefill tokens/s of a GGUF's quantised weights (Q8_0, Q4_0,
+// Q4_K, Q6_K) kept quantised in tslm (fused dequantise-and-dot kernels) against the same weights
+// dequantised to f32 (`--dtype f32`), beside llama.cpp (node-llama-cpp) on the same file, for
+// llama2.c's 15M and 110M shapes (seeded random weights, exported by tslm), on 1 and 2 threads.
+// Every run is a fresh process, as a user runs it: tslm through its CLI (`tslm generate`, whose
+// printed prefill/decode rates are read), llama.cpp through a small node-llama-cpp script;
+// /usr/bin/time reports each process's peak RSS. Then the perplexity of each file's model
+// (loaded as stored) beside the f32 model on a held-out English paragraph (byte tokens).
+// The 15M shape has rows of 288 values, not whole 256-blocks: its K-quant files would be Q8_0
+// almost throughout, so it runs Q8_0 and Q4_0 only unless asked.
 //
 // Run: node bin/tslm.js bench quant [--threads 1,2]
+//   TSLM_BENCH_QUANT_MODELS=15M,110M  TSLM_BENCH_QUANT_DTYPES=q8_0,q4_0,q4_k,q6_k
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { init, shutdown, exportGguf, randn, scope, Generator, LlamaForCausalLM, parseLlamaConfig } from '../src/index.js';
-import type { Tensor } from '../src/index.js';
+import { init, shutdown, exportGguf, randn, scope, noGrad, tensor, loadModel, Generator, LlamaForCausalLM, parseLlamaConfig } from '../src/index.js';
+import type { Tensor, CausalLM } from '../src/index.js';
 import { loadNodeLlamaCpp } from './peers/nlc.js';
 import { LLAMA_15M, spmVocab } from './llama.js';
 
@@ -50,7 +54,7 @@ function fresh(args: string[], env: NodeJS.ProcessEnv = {}): { out: string; rss:
   return { out, rss: m ? Number(m[1]) / 1024 : null, status: r.status };
 }
 
-function tslmGenerate(file: string, threads: number, dtype: 'q8_0' | 'f32'): Omit<Row, 'model' | 'engine'> {
+function tslmGenerate(file: string, threads: number, dtype: 'native' | 'f32'): Omit<Row, 'model' | 'engine'> {
   const prompt = 'abcdefghij'.repeat(PROMPT_LETTERS / 10 + 1).slice(0, PROMPT_LETTERS);
   const args = [cli, 'generate', '--model', file, '--prompt', prompt, '--max-tokens', String(DECODE), '--threads', String(threads)];
   if (dtype === 'f32') args.push('--dtype', 'f32');
@@ -83,7 +87,11 @@ function llamaCppGenerate(file: string, threads: number): Omit<Row, 'model' | 'e
   return { threads, prefill: v.prefill, decode: v.decode, rss_mb: r.rss, note: `node-llama-cpp: ${PROMPT_LETTERS + 1}-token prompt, ${DECODE} tokens` };
 }
 
-export async function benchQuant(opts: { threads?: number[]; log?: (line: string) => void; models?: string[] } = {}): Promise<Row[]> {
+type QuantFile = 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k';
+const HELD_OUT = 'The old lighthouse keeper climbed the stairs every evening, counting the steps as his father had taught him. '
+  + 'Far below, the sea folded itself against the rocks, patient and grey, and the gulls argued over the last light of the day.';
+
+export async function benchQuant(opts: { threads?: number[]; log?: (line: string) => void; models?: string[]; dtypes?: QuantFile[] } = {}): Promise<Row[]> {
   const log = opts.log ?? (() => {});
   const threads = opts.threads ?? [1, 2];
   const rows: Row[] = [];
@@ -92,29 +100,50 @@ export async function benchQuant(opts: { threads?: number[]; log?: (line: string
   if ('error' in peer) log(`llama.cpp: ${peer.error}; tslm only`);
   else await peer.llama.dispose();
   const f = (x: number | null, w = 9) => (x === null ? '—' : x.toFixed(1)).padStart(w);
-  log(`${'model'.padEnd(6)} ${'thr'.padStart(3)}  ${'engine'.padEnd(22)} ${'prefill'.padStart(9)} ${'decode'.padStart(9)} ${'peak RSS'.padStart(9)}  note`);
-  log(`${''.padEnd(6)} ${''.padStart(3)}  ${''.padEnd(22)} ${'tok/s'.padStart(9)} ${'tok/s'.padStart(9)} ${'MB'.padStart(9)}`);
+  log(`${'model'.padEnd(6)} ${'thr'.padStart(3)}  ${'engine'.padEnd(30)} ${'prefill'.padStart(9)} ${'decode'.padStart(9)} ${'peak RSS'.padStart(9)}  note`);
+  log(`${''.padEnd(6)} ${''.padStart(3)}  ${''.padEnd(30)} ${'tok/s'.padStart(9)} ${'tok/s'.padStart(9)} ${'MB'.padStart(9)}`);
   try {
     const sizes: [string, Record<string, unknown>][] = [['15M', LLAMA_15M], ['110M', LLAMA_110M]];
+    const models = opts.models ?? process.env.TSLM_BENCH_QUANT_MODELS?.split(',');
+    const asked = (opts.dtypes ?? process.env.TSLM_BENCH_QUANT_DTYPES?.split(',')) as QuantFile[] | undefined;
     for (const [name, cfg] of sizes) {
-      if (opts.models && !opts.models.includes(name)) continue;
-      const file = path.join(dir, `${name}-q8_0.gguf`);
+      if (models && !models.includes(name)) continue;
+      const dtypes = asked ?? (name === '15M' ? ['q8_0', 'q4_0'] : ['q8_0', 'q4_0', 'q4_k', 'q6_k']) as QuantFile[];
       await init({ threads: 2, backend: 'wasm' });
       const model = randomLlama(cfg, 1234);
-      await exportGguf(model, file, spmVocab(LLAMA_15M.vocab_size), 'Q8_0');
+      const files = new Map<QuantFile, string>();
+      for (const dt of dtypes) {
+        const file = path.join(dir, `${name}-${dt}.gguf`);
+        const t0 = performance.now();
+        await exportGguf(model, file, spmVocab(LLAMA_15M.vocab_size), dt.toUpperCase() as 'Q8_0');
+        files.set(dt, file);
+        log(`${name}: ${path.basename(file)} (${(statSync(file).size / 1e6).toFixed(1)} MB, written by tslm in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+      }
+      // perplexity on a held-out paragraph: the f32 model, then each file loaded as stored
+      const ids = [1, ...Array.from(new TextEncoder().encode(HELD_OUT), (b) => 3 + b)];
+      const ppl = (m: CausalLM) => noGrad(() => scope(() => Math.exp(m.loss(tensor([ids], undefined, 'i32')).item())));
+      const base = ppl(model);
       model.dispose();
+      log(`${name}: perplexity on a held-out paragraph (${ids.length} byte tokens): f32 ${base.toFixed(3)}`);
+      for (const [dt, file] of files) {
+        const q = await loadModel(file);
+        const v = ppl(q.model);
+        q.model.dispose();
+        rows.push({ model: name, threads: 0, engine: `perplexity ${dt}`, prefill: null, decode: null, rss_mb: null, note: `${v.toFixed(3)} (f32 ${base.toFixed(3)}, ×${(v / base).toFixed(4)})` });
+        log(`${name}: perplexity ${dt} ${v.toFixed(3)} (×${(v / base).toFixed(4)} of f32)`);
+      }
       await shutdown();
-      log(`${name}: ${file} (${(statSync(file).size / 1e6).toFixed(1)} MB, Q8_0 written by tslm)`);
       for (const t of threads) {
-        const runs: [string, () => Omit<Row, 'model' | 'engine'>][] = [
-          ['tslm f32 (--dtype f32)', () => tslmGenerate(file, t, 'f32')],
-          ['tslm q8_0', () => tslmGenerate(file, t, 'q8_0')],
-        ];
-        if (!('error' in peer)) runs.push(['llama.cpp q8_0', () => llamaCppGenerate(file, t)]);
+        const first = files.get(dtypes[0])!;
+        const runs: [string, () => Omit<Row, 'model' | 'engine'>][] = [[`tslm f32 (${dtypes[0]} file, --dtype f32)`, () => tslmGenerate(first, t, 'f32')]];
+        for (const [dt, file] of files) {
+          runs.push([`tslm ${dt}`, () => tslmGenerate(file, t, 'native')]);
+          if (!('error' in peer)) runs.push([`llama.cpp ${dt}`, () => llamaCppGenerate(file, t)]);
+        }
         for (const [engine, go] of runs) {
           const r = { model: name, engine, ...go() };
           rows.push(r);
-          log(`${name.padEnd(6)} ${String(t).padStart(3)}  ${engine.padEnd(22)} ${f(r.prefill)} ${f(r.decode)} ${f(r.rss_mb)}  ${r.note}`);
+          log(`${name.padEnd(6)} ${String(t).padStart(3)}  ${engine.padEnd(30)} ${f(r.prefill)} ${f(r.decode)} ${f(r.rss_mb)}  ${r.note}`);
         }
       }
     }

@@ -156,6 +156,16 @@ export const KERNEL_ARGS = {
   // out[i, :] (n×K f32, contiguous) = row idx[i] of W dequantised, for n i32 indices (checked by
   // the caller): the gather of a Q8_0 embedding table, bit for bit ggml's dequantisation.
   q8_0_rows: ['out', 'w', 'idx', 'n', 'K'],
+  // The other ggml block types kept in memory, named by their ggml type id `type` (Q4_0 2, Q4_1 3,
+  // Q5_0 6, Q4_K 12, Q5_K 13, Q6_K 14; layouts and dequantisation in ref/ggml_blocks.ts). W (N×K,
+  // K a multiple of the block: 32, or 256 for the K types) is N rows of K/block blocks.
+  // quant_matmul: as q8_0_matmul. For M ≥ 8 (prefill) exact f32 products of the dequantised
+  // weights; for M < 8 (decoding) x rounded as llama.cpp's CPU path rounds it for the type (Q8_0
+  // blocks for Q4_0/Q4_1/Q5_0, Q8_K blocks of 256 for the K types) and every block's exact integer
+  // sums scaled in f32 (ggml's vec_dot_<type>_q8_<0|K>); the wasm kernel assumes finite scales.
+  quant_matmul: ['out', 'x', 'w', 'M', 'N', 'K', 'ldx', 'ldo', 'beta', 'type'],
+  // quant_rows: as q8_0_rows, bit for bit ggml's dequantize_row_<type>.
+  quant_rows: ['out', 'w', 'idx', 'n', 'K', 'type'],
 } as const;
 
 export const enum BinaryOp { ADD = 0, SUB = 1, MUL = 2, DIV = 3, POW = 4, MAX = 5, MIN = 6, EQ = 7, GT = 8, LT = 9, GE = 10, LE = 11 }

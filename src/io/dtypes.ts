@@ -3,13 +3,31 @@
 import { MissingTensorError, TensorError, UnexpectedTensorError, UnsupportedDTypeError } from './errors.js';
 import { checkFiniteTensors } from './finite.js';
 import type { FiniteOptions } from './finite.js';
+import { quantizeQ4_0, quantizeQ4_1, quantizeQ5_0, quantizeQ4_K, quantizeQ5_K, quantizeQ6_K } from './quantize.js';
+const QUANTIZERS = { Q4_0: quantizeQ4_0, Q4_1: quantizeQ4_1, Q5_0: quantizeQ5_0, Q4_K: quantizeQ4_K, Q5_K: quantizeQ5_K, Q6_K: quantizeQ6_K };
+import { GGML_QUANT, dequantizeBlocks } from '../backend/ref/ggml_blocks.js';
+import type { GgmlQuantName } from '../backend/ref/ggml_blocks.js';
+import type { QuantDType } from '../tensor/tensor.js';
 
-/** Element types a checkpoint can hold. Q8_0 is ggml's block type: 32 int8 + one f16 scale. */
+/**
+ * Element types a checkpoint can hold. Q8_0 is ggml's block type of 32 int8 + one f16 scale;
+ * Q4_0, Q4_1, Q5_0 (32 values) and Q4_K, Q5_K, Q6_K (256) its other block types read and kept
+ * (layouts in backend/ref/ggml_blocks.ts).
+ */
 export type RawDType =
   | 'F64' | 'F32' | 'F16' | 'BF16'
   | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8' | 'BOOL'
   | 'F8_E4M3' | 'F8_E5M2'
-  | 'Q8_0';
+  | 'Q8_0' | GgmlBlockDType;
+/** ggml block types other than Q8_0, by their names in GGUF. */
+export type GgmlBlockDType = 'Q4_0' | 'Q4_1' | 'Q5_0' | 'Q4_K' | 'Q5_K' | 'Q6_K';
+/** The quantised RawDTypes and the in-memory (tensor) dtype each one loads as. */
+export const QUANT_RAW: Readonly<Record<'Q8_0' | GgmlBlockDType, QuantDType>> = {
+  Q8_0: 'q8_0', Q4_0: 'q4_0', Q4_1: 'q4_1', Q5_0: 'q5_0', Q4_K: 'q4_k', Q5_K: 'q5_k', Q6_K: 'q6_k',
+};
+export function isQuantRaw(d: RawDType): d is 'Q8_0' | GgmlBlockDType {
+  return Object.prototype.hasOwnProperty.call(QUANT_RAW, d);
+}
 
 /**
  * A tensor as the formats hold it. `shape` is row-major (last dim fastest, PyTorch/HF order,
@@ -26,6 +44,7 @@ export interface RawTensor {
 const ELEMENT_BYTES: Record<RawDType, number> = {
   F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,
   F8_E4M3: 1, F8_E5M2: 1, Q8_0: 34,
+  Q4_0: 18, Q4_1: 20, Q5_0: 22, Q4_K: 144, Q5_K: 176, Q6_K: 210,
 };
 export const QK8_0 = 32;
 
@@ -33,8 +52,10 @@ export function isDType(s: unknown): s is RawDType {
   return typeof s === 'string' && Object.prototype.hasOwnProperty.call(ELEMENT_BYTES, s);
 }
 
-/** Elements per block: 32 for Q8_0, 1 otherwise. */
-export function blockSize(dtype: RawDType): number { return dtype === 'Q8_0' ? QK8_0 : 1; }
+/** Elements per block: 32 for Q8_0, Q4_0, Q4_1, Q5_0; 256 for Q4_K, Q5_K, Q6_K; 1 otherwise. */
+export function blockSize(dtype: RawDType): number {
+  return dtype === 'Q8_0' ? QK8_0 : isQuantRaw(dtype) ? GGML_QUANT[QUANT_RAW[dtype] as GgmlQuantName].block : 1;
+}
 export function elementBytes(dtype: RawDType): number { return ELEMENT_BYTES[dtype]; }
 
 export function elementCount(shape: readonly number[]): number {
@@ -223,14 +244,15 @@ export function float32Values(t: RawTensor, file = '<memory>'): Float32Array {
  * possible); Q8_0 tensors named in keepQ8_0 come as their blocks instead. Weights holding NaN or ±Inf are refused (a NonFiniteWeightError naming the tensor and
  * the first bad element) unless allowNonFinite (or setAllowNonFinite) says otherwise.
  */
-export function f32StateDict(tensors: readonly RawTensor[], file = '<memory>', opts: FiniteOptions & { keepQ8_0?: ReadonlySet<string> } = {}): Record<string, { shape: number[]; data: Float32Array } | { shape: number[]; blocks: Uint8Array }> {
+export function f32StateDict(tensors: readonly RawTensor[], file = '<memory>', opts: FiniteOptions & { keepQ8_0?: ReadonlySet<string>; keepQuantized?: ReadonlySet<string> } = {}): Record<string, { shape: number[]; data: Float32Array } | { shape: number[]; blocks: Uint8Array; dtype: QuantDType }> {
   checkFiniteTensors(tensors, file, opts);
-  const sd: Record<string, { shape: number[]; data: Float32Array } | { shape: number[]; blocks: Uint8Array }> = {};
+  const sd: Record<string, { shape: number[]; data: Float32Array } | { shape: number[]; blocks: Uint8Array; dtype: QuantDType }> = {};
   for (const t of tensors) {
-    // Q8_0 weights the model keeps quantised (keepQ8_0): their blocks as stored, not dequantised.
-    if (t.dtype === 'Q8_0' && opts.keepQ8_0?.has(t.name)) {
+    // Quantised weights the model keeps quantised (keepQuantized, or keepQ8_0 for Q8_0 ones):
+    // their blocks as stored, not dequantised.
+    if (isQuantRaw(t.dtype) && (opts.keepQuantized?.has(t.name) || (t.dtype === 'Q8_0' && opts.keepQ8_0?.has(t.name)))) {
       checkRawTensor(t, file);
-      sd[t.name] = { shape: [...t.shape], blocks: t.data };
+      sd[t.name] = { shape: [...t.shape], blocks: t.data, dtype: QUANT_RAW[t.dtype] };
     } else sd[t.name] = { shape: [...t.shape], data: float32Values(t, file) };
   }
   return sd;
@@ -259,6 +281,8 @@ export function toFloat32(t: RawTensor, file = '<memory>'): Float32Array {
       return out;
     }
     case 'Q8_0': return dequantizeQ8_0(d, n);
+    case 'Q4_0': case 'Q4_1': case 'Q5_0': case 'Q4_K': case 'Q5_K': case 'Q6_K':
+      return dequantizeBlocks(QUANT_RAW[t.dtype] as GgmlQuantName, d.subarray(0, (n / blockSize(t.dtype)) * ELEMENT_BYTES[t.dtype]), n);
     case 'I8': return Float32Array.from(new Int8Array(aligned(d, n)));
     case 'U8': case 'BOOL': return Float32Array.from(d.subarray(0, n));
     case 'I16': return Float32Array.from(new Int16Array(aligned(d, n * 2)));
@@ -271,7 +295,7 @@ export function toFloat32(t: RawTensor, file = '<memory>'): Float32Array {
   }
 }
 
-/** Encode f32 values as a RawTensor of a float dtype (F32, F16, BF16, F64 or Q8_0). */
+/** Encode f32 values as a RawTensor of a float dtype (F32, F16, BF16, F64) or quantised with ggml's reference quantisers (Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K, Q6_K). */
 export function fromFloat32(name: string, shape: number[], values: Float32Array, dtype: RawDType = 'F32'): RawTensor {
   const n = elementCount(shape);
   if (values.length !== n) throw new TensorError('<memory>', name, `shape [${shape.join(', ')}] needs ${n} values, got ${values.length}`);
@@ -296,7 +320,12 @@ export function fromFloat32(name: string, shape: number[], values: Float32Array,
       data = quantizeQ8_0(values);
       break;
     }
-    default: throw new UnsupportedDTypeError('<memory>', name, dtype, 'fromFloat32 writes F32, F64, F16, BF16 or Q8_0');
+    case 'Q4_0': case 'Q4_1': case 'Q5_0': case 'Q4_K': case 'Q5_K': case 'Q6_K': {
+      byteSize(dtype, shape, '<memory>', name); // rows must be whole blocks
+      data = QUANTIZERS[dtype](values);
+      break;
+    }
+    default: throw new UnsupportedDTypeError('<memory>', name, dtype, 'fromFloat32 writes F32, F64, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K or Q6_K');
   }
   return { name, dtype, shape: [...shape], data };
 }

@@ -4,7 +4,9 @@
 // the first bad element. Refusing is the default; `allowNonFinite` (the CLI's --allow-nonfinite,
 // or setAllowNonFinite for a whole process) lets such a file load. Node-free.
 import { TensorError } from './errors.js';
-import { QK8_0, bf16BitsToF32, f16BitsToF32 } from './dtypes.js';
+import { QK8_0, QUANT_RAW, bf16BitsToF32, f16BitsToF32 } from './dtypes.js';
+import { GGML_QUANT, scaleOffsets } from '../backend/ref/ggml_blocks.js';
+import type { GgmlQuantName } from '../backend/ref/ggml_blocks.js';
 import type { RawTensor } from './dtypes.js';
 
 /** A tensor holds NaN or ±Inf: names the file, the tensor and the first bad element. */
@@ -91,6 +93,19 @@ export function firstNonFinite(t: RawTensor): { index: number; value: number } |
       for (let i = 0; i < n; i++) {
         const x = dv.getFloat64(8 * i, true);
         if (!Number.isFinite(Math.fround(x))) return { index: i, value: Math.fround(x) };
+      }
+      return null;
+    }
+    case 'Q4_0': case 'Q4_1': case 'Q5_0': case 'Q4_K': case 'Q5_K': case 'Q6_K': {
+      // A non-finite f16 scale (d, or the min m/dmin) makes its block's values non-finite.
+      const { block, bytes } = GGML_QUANT[QUANT_RAW[t.dtype] as GgmlQuantName];
+      const offs = scaleOffsets(QUANT_RAW[t.dtype] as GgmlQuantName);
+      const nb = Math.floor(d.length / bytes);
+      for (let b = 0; b < nb; b++) {
+        for (const o of offs) {
+          const h = d[bytes * b + o] | (d[bytes * b + o + 1] << 8);
+          if ((h & 0x7c00) === 0x7c00) return { index: b * block, value: f16BitsToF32(h) };
+        }
       }
       return null;
     }

@@ -77,17 +77,17 @@ interface GgmlTypeInfo { name: string; id: number; blockSize: number; typeSize: 
 export const GGML_TYPES: readonly GgmlTypeInfo[] = [
   { name: 'F32', id: 0, blockSize: 1, typeSize: 4, dtype: 'F32' },
   { name: 'F16', id: 1, blockSize: 1, typeSize: 2, dtype: 'F16' },
-  { name: 'Q4_0', id: 2, blockSize: 32, typeSize: 18 },
-  { name: 'Q4_1', id: 3, blockSize: 32, typeSize: 20 },
-  { name: 'Q5_0', id: 6, blockSize: 32, typeSize: 22 },
+  { name: 'Q4_0', id: 2, blockSize: 32, typeSize: 18, dtype: 'Q4_0' },
+  { name: 'Q4_1', id: 3, blockSize: 32, typeSize: 20, dtype: 'Q4_1' },
+  { name: 'Q5_0', id: 6, blockSize: 32, typeSize: 22, dtype: 'Q5_0' },
   { name: 'Q5_1', id: 7, blockSize: 32, typeSize: 24 },
   { name: 'Q8_0', id: 8, blockSize: 32, typeSize: 34, dtype: 'Q8_0' },
   { name: 'Q8_1', id: 9, blockSize: 32, typeSize: 36 },
   { name: 'Q2_K', id: 10, blockSize: 256, typeSize: 84 },
   { name: 'Q3_K', id: 11, blockSize: 256, typeSize: 110 },
-  { name: 'Q4_K', id: 12, blockSize: 256, typeSize: 144 },
-  { name: 'Q5_K', id: 13, blockSize: 256, typeSize: 176 },
-  { name: 'Q6_K', id: 14, blockSize: 256, typeSize: 210 },
+  { name: 'Q4_K', id: 12, blockSize: 256, typeSize: 144, dtype: 'Q4_K' },
+  { name: 'Q5_K', id: 13, blockSize: 256, typeSize: 176, dtype: 'Q5_K' },
+  { name: 'Q6_K', id: 14, blockSize: 256, typeSize: 210, dtype: 'Q6_K' },
   { name: 'Q8_K', id: 15, blockSize: 256, typeSize: 292 },
   { name: 'I8', id: 24, blockSize: 1, typeSize: 1, dtype: 'I8' },
   { name: 'I16', id: 25, blockSize: 1, typeSize: 2, dtype: 'I16' },
@@ -272,7 +272,7 @@ export class GgufFile {
   async read(name: string): Promise<RawTensor> {
     const t = this.info(name);
     const dtype = GGML_BY_ID.get(t.ggmlType)!.dtype;
-    if (!dtype) throw new UnsupportedDTypeError(this.file, name, t.typeName, 'tslm reads F32, F16, BF16, Q8_0, F64 and integer tensors');
+    if (!dtype) throw new UnsupportedDTypeError(this.file, name, t.typeName, 'tslm reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K, Q6_K, F64 and integer tensors');
     const at = this.header.dataStart + t.offset;
     let data: Uint8Array;
     if (this.buf) data = this.buf.subarray(at, at + t.nbytes);
@@ -379,7 +379,7 @@ function writeValue(o: Out, v: GgufValue, key: string): void {
 export interface GgufWriteInput {
   /** Ordered metadata (insertion order is file order). general.alignment, if present, is used. */
   metadata: Map<string, GgufValue> | Record<string, GgufValue>;
-  /** Tensors with row-major shapes; dtypes F32, F16, BF16, Q8_0, F64, I8, I16, I32, I64. */
+  /** Tensors with row-major shapes; dtypes F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K, Q6_K, F64, I8, I16, I32, I64. */
   tensors: readonly RawTensor[];
 }
 

@@ -31,19 +31,23 @@ export interface GgufTokenizer {
 }
 
 /** Types the architecture writers offer for their matrices. */
-export type GgufMatrixDType = 'F32' | 'F16' | 'BF16' | 'Q8_0';
+export type GgufMatrixDType = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_0' | 'Q4_1' | 'Q5_0' | 'Q4_K' | 'Q5_K' | 'Q6_K';
 
-/** llama_ftype values for general.file_type. */
-export const GGUF_FILE_TYPE: Record<GgufMatrixDType, number> = { F32: 0, F16: 1, Q8_0: 7, BF16: 32 };
+/** llama_ftype values for general.file_type (Q4_K, Q5_K: MOSTLY_Q4_K_S, MOSTLY_Q5_K_S, every matrix of that type). */
+export const GGUF_FILE_TYPE: Record<GgufMatrixDType, number> = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, Q5_0: 8, Q4_K: 14, Q5_K: 16, Q6_K: 18, BF16: 32 };
 
 /**
  * The type a tensor is stored with: F32 when `keepF32` (1-D tensors, norms, and what llama.cpp's
- * kernels only take in F32), else `dtype`; Q8_0 rows that are not whole 32-blocks fall back to
- * F16, as convert_hf_to_gguf.py does.
+ * kernels only take in F32), else `dtype`; Q8_0, Q4_0, Q4_1 and Q5_0 rows that are not whole
+ * 32-blocks fall back to F16, as convert_hf_to_gguf.py does; Q4_K, Q5_K and Q6_K rows that are not
+ * whole 256-blocks to Q8_0 (F16 when not whole 32-blocks either). (llama-quantize's fallbacks are
+ * Q5_0 for Q4_K, Q5_1 for Q5_K and Q8_0 for Q6_K.)
  */
 export function storedDType(shape: readonly number[], dtype: GgufMatrixDType, keepF32: boolean): RawDType {
   if (keepF32 || shape.length <= 1) return 'F32';
-  if (dtype === 'Q8_0' && shape[shape.length - 1] % 32 !== 0) return 'F16';
+  const cols = shape[shape.length - 1];
+  if ((dtype === 'Q4_K' || dtype === 'Q5_K' || dtype === 'Q6_K') && cols % 256 !== 0) return cols % 32 === 0 ? 'Q8_0' : 'F16';
+  if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16' && cols % 32 !== 0) return 'F16';
   return dtype;
 }
 
@@ -92,7 +96,7 @@ export interface GgufModelInput {
 /** The matrices' type a writer was asked for (default F32), checked. */
 export function ggufMatrixDType(input: GgufModelInput, file: string): GgufMatrixDType {
   const dtype = input.dtype ?? 'F32';
-  if (!(dtype in GGUF_FILE_TYPE)) throw new ConfigFieldError(file, 'dtype', `must be F32, F16, BF16 or Q8_0, got ${JSON.stringify(dtype)}`);
+  if (!(dtype in GGUF_FILE_TYPE)) throw new ConfigFieldError(file, 'dtype', `must be F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K or Q6_K, got ${JSON.stringify(dtype)}`);
   return dtype;
 }
 

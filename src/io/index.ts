@@ -6,7 +6,7 @@
 //   hf.ts           HF directories: config.json + weights, atomic writes
 //   hf_bytes.ts     a model from a config object + safetensors bytes (Node-free)
 //   llama2c.ts      llama2.c legacy .bin and "ak42" v1, shared or unshared classifier
-//   gguf.ts         GGUF v2/v3 reader, v3 writer: typed metadata, F32/F16/BF16/Q8_0 (+ ints, F64)
+//   gguf.ts         GGUF v2/v3 reader, v3 writer: typed metadata, F32/F16/BF16, Q8_0/Q4_0/Q4_1/Q5_0/Q4_K/Q5_K/Q6_K (+ ints, F64)
 //   gguf_arch.ts    what the GGUF architecture mappings share: tokenizer.ggml.*, typed metadata reads, stored dtypes
 //   gguf_llama.ts   LLaMA in GGUF as llama.cpp expects it (keys, tensor names, q/k permutation)
 //   gguf_mamba.ts   Mamba in GGUF as llama.cpp's `mamba` architecture expects it (ssm_* tensors, A = −exp(A_log))
@@ -15,7 +15,8 @@
 //   llama.ts        LLaMA config dims + tensor checks, permuteQK/unpermuteQK (RoPE layouts)
 //   mamba.ts        Mamba config dims (MambaConfig defaults) + HF tensor names/shapes + checks
 //   moe.ts          mixtral / qwen2_moe config dims (HF defaults) + HF tensor names/shapes (expert by expert) + checks
-//   dtypes.ts       RawTensor, f16/bf16 (round to nearest even), Q8_0 (as ggml)
+//   dtypes.ts       RawTensor, f16/bf16 (round to nearest even), Q8_0 (as ggml), the other block types' dequantisation
+//   quantize.ts     ggml's reference quantisers for Q4_0, Q4_1, Q5_0, Q4_K, Q5_K, Q6_K
 //   finite.ts       non-finite weights (NaN, ±Inf) refused at load unless allowNonFinite
 //   json.ts         JSON parsed with bounded nesting, errors by line/column without the text (json_file.ts: files)
 //   errors.ts       error classes; messages start with the file and name the field or tensor
@@ -44,3 +45,4 @@ export * from './json.js';
 export * from './json_file.js';
 export * from './tokenizer_convert.js';
 export * from './convert.js';
+export * from './quantize.js';

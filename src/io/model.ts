@@ -15,7 +15,10 @@ import { readHfConfig, readHfDir, writeHfDir } from './hf.js';
 import { readLlama2c, writeLlama2c } from './llama2c.js';
 import { readModelGguf, writeModelGguf, GGUF_MODEL_TYPES } from './gguf_model.js';
 import type { GgufTokenizer } from './gguf_llama.js';
-import { f32StateDict, float32Values, quantizeQ8_0, QK8_0 } from './dtypes.js';
+import { fromFloat32, f32StateDict, float32Values, QUANT_RAW, isQuantRaw } from './dtypes.js';
+import type { QuantDType } from '../tensor/tensor.js';
+import type { GgufMatrixDType } from './gguf_arch.js';
+import { storedDType } from './gguf_arch.js';
 import type { RawTensor } from './dtypes.js';
 import { IoError } from './errors.js';
 import { isSequenceClassificationConfig } from './families.js';
@@ -60,45 +63,55 @@ export function detectModelFormat(p: string): ModelFormat {
   return 'llama2c';
 }
 
-/** Turn raw (any dtype) HF-named tensors into model weights (already checked for non-finite values): f32, or Q8_0 blocks kept as they are for the names in keepQ8_0. */
-function loadWeights(model: CausalLM, tensors: RawTensor[], source: string, keepQ8_0?: ReadonlySet<string>): void {
+/** Turn raw (any dtype) HF-named tensors into model weights (already checked for non-finite values): f32, or quantised blocks kept as they are for the names in keep. */
+function loadWeights(model: CausalLM, tensors: RawTensor[], source: string, keep?: ReadonlySet<string>): void {
   // A tied model has no lm_head; an untied checkpoint of a tied config is an error (strict).
-  model.loadStateDict(f32StateDict(tensors, source, { allowNonFinite: true, keepQ8_0 }), { source });
+  model.loadStateDict(f32StateDict(tensors, source, { allowNonFinite: true, keepQuantized: keep }), { source });
 }
 
 /** The weights of a dense LLaMA's linear layers and embedding (the ones that stay quantised). */
 const QUANTIZABLE = /^(model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight|lm_head\.weight|model\.embed_tokens\.weight)$/;
 
 /**
- * Q8_0 matrices of a dense LLaMA GGUF that stay quantised in memory: the attention and MLP
- * projections, the output head and the token embedding. Other tensors (norms; every tensor of
- * other architectures) are dequantised as before.
+ * Quantised matrices (Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K, Q6_K) of a dense LLaMA GGUF that stay
+ * quantised in memory, with the dtype each keeps: the attention and MLP projections, the output
+ * head and the token embedding. Other tensors (norms; every tensor of other architectures) are
+ * dequantised as before.
  */
-export function quantizedWeightNames(modelType: string, tensors: readonly RawTensor[]): Set<string> {
-  const out = new Set<string>();
+export function quantizedWeightNames(modelType: string, tensors: readonly RawTensor[]): Map<string, QuantDType> {
+  const out = new Map<string, QuantDType>();
   if (modelType !== 'llama') return out;
-  for (const t of tensors) if (t.dtype === 'Q8_0' && t.shape.length === 2 && QUANTIZABLE.test(t.name)) out.add(t.name);
+  for (const t of tensors) if (isQuantRaw(t.dtype) && t.shape.length === 2 && QUANTIZABLE.test(t.name)) out.set(t.name, QUANT_RAW[t.dtype]);
   return out;
 }
 
 export interface LoadModelOptions extends FiniteOptions {
   tokenizer?: string;
   /**
-   * Weights in memory: 'native' (default) keeps a GGUF's Q8_0 matrices of linear layers quantised
-   * (fused dequantise-and-dot kernels, inference only); 'f32' dequantises every weight (to train,
-   * or to compare); 'q8_0' quantises the linear layers' and embedding's f32/f16/bf16 weights of a
-   * dense LLaMA to Q8_0 as they load (ggml's quantize_row_q8_0, as `exportGguf` writes them), so an
-   * HF or llama2.c model decodes as its Q8_0 GGUF would. Weights whose rows are not whole 32-value
-   * blocks stay f32.
+   * Weights in memory: 'native' (default) keeps a GGUF's quantised matrices (Q8_0, Q4_0, Q4_1,
+   * Q5_0, Q4_K, Q5_K, Q6_K) of linear layers quantised (fused dequantise-and-dot kernels,
+   * inference only); 'f32' dequantises every weight (to train, or to compare); 'q8_0', 'q4_0',
+   * 'q4_k' and 'q6_k' quantise the linear layers' and embedding's f32/f16/bf16 weights of a dense
+   * LLaMA as they load (ggml's reference quantisers, as `exportGguf` writes them), so an HF or
+   * llama2.c model decodes as its GGUF of that type would. Rows that are not whole blocks: q4_k and
+   * q6_k fall back to q8_0 for rows of whole 32-value blocks; other rows stay f32.
    */
-  dtype?: 'native' | 'f32' | 'q8_0';
+  dtype?: LoadDType;
 }
+/** loadModel's dtype choices. */
+export type LoadDType = 'native' | 'f32' | 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k';
+const LOAD_DTYPES: readonly LoadDType[] = ['native', 'f32', 'q8_0', 'q4_0', 'q4_k', 'q6_k'];
+/** The dtypes loadModel quantises to as it loads. */
+export const QUANTIZE_ON_LOAD = ['q8_0', 'q4_0', 'q4_k', 'q6_k'] as const;
 
-/** Q8_0 blocks in place of the f32/f16/bf16 weights of a dense LLaMA's linear layers and embedding. */
-function quantizeOnLoad(tensors: RawTensor[], file: string): RawTensor[] {
-  return tensors.map((t) => (QUANTIZABLE.test(t.name) && t.shape.length === 2 && t.shape[1] % QK8_0 === 0 && (t.dtype === 'F32' || t.dtype === 'F16' || t.dtype === 'BF16')
-    ? { name: t.name, dtype: 'Q8_0', shape: [...t.shape], data: quantizeQ8_0(float32Values(t, file)) }
-    : t));
+/** Quantised blocks in place of the f32/f16/bf16 weights of a dense LLaMA's linear layers and embedding. */
+function quantizeOnLoad(tensors: RawTensor[], file: string, target: 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k'): RawTensor[] {
+  return tensors.map((t) => {
+    if (!(QUANTIZABLE.test(t.name) && t.shape.length === 2 && (t.dtype === 'F32' || t.dtype === 'F16' || t.dtype === 'BF16'))) return t;
+    const stored = storedDType(t.shape, target.toUpperCase() as GgufMatrixDType, false);
+    if (stored === 'F16') return t; // rows that are not whole 32-value blocks stay f32
+    return fromFloat32(t.name, [...t.shape], float32Values(t, file), stored);
+  });
 }
 
 /** tslm's tokenizer for a GGUF's vocabulary (llama: run.c's encoder; gpt2: byte-level BPE), null when it has none. */
@@ -126,10 +139,10 @@ function ggufTokenizer(t: GgufTokenizer | null, file: string): { tok: Tokenizer;
  * the checkpoint; for GGUF its embedded SentencePiece vocabulary.
  */
 export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
-  if (opts.dtype !== undefined && opts.dtype !== 'native' && opts.dtype !== 'f32' && opts.dtype !== 'q8_0') throw new IoError(p, `dtype ${JSON.stringify(opts.dtype)} is not one of native, f32, q8_0`);
+  if (opts.dtype !== undefined && !LOAD_DTYPES.includes(opts.dtype)) throw new IoError(p, `dtype ${JSON.stringify(opts.dtype)} is not one of ${LOAD_DTYPES.join(', ')}`);
   const format = detectModelFormat(p);
   let config: Record<string, unknown>, tensors: RawTensor[], tok: Tokenizer | null = null, source: TokenizerSource | null = null;
-  let keep = new Set<string>();
+  let keep = new Map<string, QuantDType>();
   if (format === 'hf') {
     const cfg = await readHfConfig(p);
     if (isSequenceClassificationConfig(cfg)) {
@@ -161,18 +174,18 @@ export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise
   if (opts.tokenizer) { tok = loadTokenizer(opts.tokenizer); source = { path: opts.tokenizer }; }
   // NaN or ±Inf in a weight: refused (naming the tensor) before the model is built, unless allowed.
   checkFiniteTensors(tensors, format === 'hf' ? weightsFileOf(p) : p, opts);
-  if (opts.dtype === 'q8_0') {
+  if (opts.dtype === 'q8_0' || opts.dtype === 'q4_0' || opts.dtype === 'q4_k' || opts.dtype === 'q6_k') {
     const type = String(config.model_type ?? 'llama');
-    if (type !== 'llama') throw new IoError(p, `dtype q8_0 (quantising on load) is available for dense LLaMA models (model_type llama); this one is ${type}: load it without --dtype`);
-    tensors = quantizeOnLoad(tensors, format === 'hf' ? weightsFileOf(p) : p);
+    if (type !== 'llama') throw new IoError(p, `dtype ${opts.dtype} (quantising on load) is available for dense LLaMA models (model_type llama); this one is ${type}: load it without --dtype`);
+    tensors = quantizeOnLoad(tensors, format === 'hf' ? weightsFileOf(p) : p, opts.dtype);
     keep = quantizedWeightNames(type, tensors);
   }
   // Every parameter comes from the file (loadStateDict is strict): no random initialisation.
   // Built within the heap the weights justify: a config describing a far larger model is refused first.
   const model = buildModelForWeights(config, format === 'hf' ? path.join(p, 'config.json') : p, format === 'hf' ? weightsFileOf(p) : p, tensors);
   try {
-    // Q8_0 weights replace their (never filled) f32 parameters before the file's blocks are copied in.
-    const kept = keep.size ? useQuantizedWeights(model, keep) : keep;
+    // Quantised weights replace their (never filled) f32 parameters before the file's blocks are copied in.
+    const kept = keep.size ? useQuantizedWeights(model, keep) : new Set<string>();
     loadWeights(model, tensors, p, kept);
   } catch (e) {
     model.dispose();
@@ -189,8 +202,12 @@ export async function saveModel(model: CausalLM, dir: string, opts: { tokenizer?
   if (tk && typeof tk.save === 'function' && tk.kind === 'hf') tk.save(path.join(dir, 'tokenizer.json'));
 }
 
-/** Export a GGUF that llama.cpp loads (llama, Mixtral-layout and Qwen2-MoE, or mamba; F32, F16, BF16 or Q8_0 matrices). */
-export async function exportGguf(model: CausalLM, file: string, tokenizer: GgufTokenizer, dtype: 'F32' | 'F16' | 'BF16' | 'Q8_0' = 'F32'): Promise<void> {
+/**
+ * Export a GGUF that llama.cpp loads (llama, Mixtral-layout and Qwen2-MoE, or mamba; F32, F16, BF16,
+ * Q8_0, Q4_0, Q4_K or Q6_K matrices, quantised by ggml's reference quantisers; see storedDType for
+ * rows that are not whole blocks).
+ */
+export async function exportGguf(model: CausalLM, file: string, tokenizer: GgufTokenizer, dtype: GgufMatrixDType = 'F32'): Promise<void> {
   const config = model.configJson();
   const type = String(config.model_type);
   // mistral and qwen2 configs are the plain llama graph, which llama.cpp reads as llama.

@@ -1,5 +1,5 @@
 // A model's weights as raw HF-named tensors, for the writers (safetensors, GGUF, llama2.c); Node-free.
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, isQuantized } from '../tensor/tensor.js';
 import { scope } from '../tensor/storage.js';
 import { dequantize } from '../tensor/ops.js';
 import type { CausalLM } from '../models/index.js';
@@ -13,8 +13,8 @@ export function modelTensors(model: CausalLM, dtype: 'F32' | 'F16' | 'BF16' = 'F
   for (const [name, t] of model.namedTensors()) {
     if (seen.has(t)) continue;
     seen.add(t);
-    // A quantised (q8_0) weight is dequantised explicitly: the formats written here hold floats.
-    const values = t.dtype === 'q8_0' ? scope(() => dequantize(t).data() as Float32Array) : t.data() as Float32Array;
+    // A quantised weight (ggml blocks) is dequantised explicitly: the formats written here hold floats.
+    const values = isQuantized(t.dtype) ? scope(() => dequantize(t).data() as Float32Array) : t.data() as Float32Array;
     out.push(fromFloat32(name, [...t.shape], values, t.ndim >= 2 ? dtype : 'F32'));
   }
   return out;

@@ -1,16 +1,16 @@
 // Linear layers run as one matmul at inference: weights of layers with the same input size kept
 // as adjacent rows of one storage (each still a parameter of its own, a view), and read back as
 // one matrix while they stay that way (q/k/v, gate/up, a router and a shared expert's gate).
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, isQuantized } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
 import { unscoped } from '../tensor/storage.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Linear } from './layers.js';
 import { initEnabled } from './module.js';
 
-/** A Linear layer as constructed (not a subclass or an adapter in its place), without bias, with a contiguous f32 (or q8_0) weight. */
+/** A Linear layer as constructed (not a subclass or an adapter in its place), without bias, with a contiguous f32 (or quantised) weight. */
 export function plainLinear(l: unknown): l is Linear {
-  return l instanceof Linear && l.constructor === Linear && !l.bias && (l.weight.dtype === 'f32' || l.weight.dtype === 'q8_0') && l.weight.isContiguous();
+  return l instanceof Linear && l.constructor === Linear && !l.bias && (l.weight.dtype === 'f32' || isQuantized(l.weight.dtype)) && l.weight.isContiguous();
 }
 
 /** Put the weights of linear layers with the same input size in one storage, adjacent rows, each weight staying a parameter (a view). */

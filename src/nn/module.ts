@@ -2,6 +2,7 @@
 // LLaMA built from fields named like Hugging Face's classes (model.layers[0].self_attn.q_proj)
 // has HF's tensor names (model.layers.0.self_attn.q_proj.weight) with no translation table.
 import { Tensor, storageBytes } from '../tensor/tensor.js';
+import type { QuantDType } from '../tensor/tensor.js';
 import { unscoped, scope } from '../tensor/storage.js';
 import { copyInto, empty, rand, randn, tensor } from '../tensor/ops.js';
 import type { Generator } from '../tensor/random.js';
@@ -85,9 +86,10 @@ export abstract class Module {
         continue;
       }
       if ('blocks' in v) {
-        if (t.dtype !== 'q8_0') throw new StateDictError(`${src}tensor ${k} has q8_0 blocks, the model expects ${t.dtype}`);
-        const bytes = storageBytes(t.size, 'q8_0');
-        if (v.blocks.length !== bytes) throw new StateDictError(`${src}tensor ${k}: ${v.blocks.length} bytes of q8_0 blocks for shape ${fmtShape(v.shape)} (${bytes} expected)`);
+        const bd = v.dtype ?? 'q8_0';
+        if (t.dtype !== bd) throw new StateDictError(`${src}tensor ${k} has ${bd} blocks, the model expects ${t.dtype}`);
+        const bytes = storageBytes(t.size, bd);
+        if (v.blocks.length !== bytes) throw new StateDictError(`${src}tensor ${k}: ${v.blocks.length} bytes of ${bd} blocks for shape ${fmtShape(v.shape)} (${bytes} expected)`);
         H.u8.set(v.blocks, t.ptr);
         continue;
       }
@@ -134,8 +136,8 @@ export abstract class Module {
 
 /** Values in host memory for loadStateDict: row-major f32 of the given shape. */
 export interface HostValues { readonly shape: readonly number[]; readonly data: Float32Array }
-/** A q8_0 weight's blocks in host memory (ggml's Q8_0 layout, row-major) for loadStateDict: copied as they are. */
-export interface HostBlocks { readonly shape: readonly number[]; readonly blocks: Uint8Array }
+/** A quantised weight's blocks in host memory (ggml's layout of `dtype`, q8_0 when absent; row-major) for loadStateDict: copied as they are. */
+export interface HostBlocks { readonly shape: readonly number[]; readonly blocks: Uint8Array; readonly dtype?: QuantDType }
 
 /** A parameter: a tensor outside every memory scope, requiring grad. */
 export function parameter(make: () => Tensor): Tensor {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { loadModel } from '../io/model.js';
 import type { CausalLM } from '../models/causal.js';
 import type { Tokenizer, EncodeOptions } from '../tokenizers/tokenizer.js';
-import type { TokenizerSource } from '../io/model.js';
+import type { TokenizerSource, LoadDType } from '../io/model.js';
 import { TokenizerThread, encodeTexts } from './tokenize.js';
 import { chatTemplateFromConfig, CHATML_TEMPLATE } from '../tokenizers/chat.js';
 import { readTokenizerConfig } from '../tokenizers/load.js';
@@ -160,8 +160,8 @@ export interface RegistryOptions {
   modelsDir?: string;
   /** Tokenizer file for --model (when it has none of its own). */
   tokenizer?: string;
-  /** Weights in memory for every model (loadModel's dtype: as stored, f32, or quantised to q8_0 on load). */
-  dtype?: 'native' | 'f32' | 'q8_0';
+  /** Weights in memory for every model (loadModel's dtype: as stored, f32, or quantised on load). */
+  dtype?: LoadDType;
   /**
    * Models kept in memory at once (least recently used unloaded first; default 2). The --model
    * model counts, but is never unloaded.

@@ -1,5 +1,6 @@
 export { Tensor, contiguousStrides, numel } from './tensor.js';
-export type { DType, Shape, NestedArray } from './tensor.js';
+export type { DType, QuantDType, Shape, NestedArray } from './tensor.js';
+export { isQuantized, QUANT_BLOCKS } from './tensor.js';
 export { scope, unscoped, Storage } from './storage.js';
 export { noGrad, isGradEnabled } from './autograd.js';
 export type { GradFn } from './autograd.js';

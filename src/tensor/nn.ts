@@ -2,14 +2,14 @@
 // attention, dropout, top-k. Fused kernels where they exist (backend/kernels.ts), composites of
 // ops.ts otherwise; every op has its gradient.
 import { H } from '../backend/heap.js';
-import { Tensor, numel } from './tensor.js';
+import { Tensor, numel, isQuantized } from './tensor.js';
 import type { Shape } from './tensor.js';
 import { needsGrad, record } from './autograd.js';
 import { DTypeError, IndexError, ShapeError, fmtShape } from './errors.js';
 import { Generator, defaultGenerator } from './random.js';
 import {
   add, contiguous, expand, full, gt, kernel, matmul, mul, normDim, permute, reshape, tensor, transpose, where, zeros, rand, sumTo,
-  silu, slice,
+  silu, slice, gatherQuantizedRows,
 } from './ops.js';
 
 function moveLast(t: Tensor, d: number): Tensor {
@@ -112,10 +112,10 @@ export function embedding(table: Tensor, indices: Tensor): Tensor {
   const [V, D] = table.shape;
   const idx = contiguous(indices);
   checkIndices('embedding', idx, V);
-  if (table.dtype === 'q8_0') {
+  if (isQuantized(table.dtype)) {
     // A quantised table (inference): the rows are dequantised as they are gathered.
     const out = Tensor.empty([...indices.shape, D]);
-    if (out.size) kernel('q8_0_rows', [out.ptr, table.ptr, idx.ptr, idx.size, D], out.size);
+    gatherQuantizedRows(out, table, idx);
     return out;
   }
   const w = contiguous(table);

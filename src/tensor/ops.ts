@@ -5,8 +5,10 @@ import { H } from '../backend/heap.js';
 import { META, backend } from '../backend/index.js';
 import { BinaryOp, ReduceOp, UnaryOp } from '../backend/kernels.js';
 import type { KernelName } from '../backend/kernels.js';
-import { Tensor, contiguousStrides, numel, checkShape, quantizedError } from './tensor.js';
-import type { DType, NestedArray, Shape } from './tensor.js';
+import { Tensor, contiguousStrides, numel, checkShape, quantizedError, isQuantized, QUANT_BLOCKS } from './tensor.js';
+import type { DType, NestedArray, QuantDType, Shape } from './tensor.js';
+import { GGML_QUANT } from '../backend/ref/ggml_blocks.js';
+import type { GgmlQuantName } from '../backend/ref/ggml_blocks.js';
 import { Storage } from './storage.js';
 import { needsGrad, needsGradOf, record, runBackward } from './autograd.js';
 import { DTypeError, IndexError, NonFiniteError, ShapeError, fmtShape } from './errors.js';
@@ -86,7 +88,7 @@ function copyRaw(t: Tensor): Tensor {
 
 /** dst[...] = src[...] for equal shapes, any strides. */
 function copyStrided(dst: Tensor, src: Tensor): void {
-  if (dst.dtype === 'q8_0' || src.dtype === 'q8_0') throw quantizedError('copy', dst.dtype === 'q8_0' ? dst : src);
+  if (isQuantized(dst.dtype) || isQuantized(src.dtype)) throw quantizedError('copy', isQuantized(dst.dtype) ? dst : src);
   if (dst.shape.join() !== src.shape.join()) throw new ShapeError('copy', `shapes ${fmtShape(dst.shape)} and ${fmtShape(src.shape)} differ`);
   const n = src.size;
   if (n === 0) return;
@@ -806,7 +808,7 @@ function gemmInto(out: Tensor, a: Tensor, b: Tensor, batch: number[], accumulate
 
 /** x @ wᵀ (+ b): a linear layer with PyTorch's (out_features, in_features) weight layout. */
 export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
-  const y = w.dtype === 'q8_0' ? quantizedLinear(x, w) : matmul(x, transpose(w));
+  const y = isQuantized(w.dtype) ? quantizedLinear(x, w) : matmul(x, transpose(w));
   return b ? add(y, b) : y;
 }
 
@@ -817,21 +819,22 @@ function rowsOf(x: Tensor, K: number): Tensor {
   return reshape(cont(x), [M, K]);
 }
 
-/** Check x (…, K) against a q8_0 weight (N, K) for op; inference only. */
+/** Check x (…, K) against a quantised weight (N, K) for op; inference only. */
 function checkQuantizedLinear(op: string, x: Tensor, w: Tensor): void {
   requireF32(op, x);
-  if (w.ndim !== 2 || !w.isContiguous()) throw new ShapeError(op, `a q8_0 weight must be a contiguous (N, K) matrix, got ${fmtShape(w.shape)}`);
+  if (w.ndim !== 2 || !w.isContiguous()) throw new ShapeError(op, `a ${w.dtype} weight must be a contiguous (N, K) matrix, got ${fmtShape(w.shape)}`);
   if (x.ndim < 1 || x.shape[x.ndim - 1] !== w.shape[1]) throw new ShapeError(op, `x ${fmtShape(x.shape)} @ wᵀ with w ${fmtShape(w.shape)}: last dimensions differ`);
-  if (w.shape[1] > 131072) throw new ShapeError(op, `q8_0 weight ${w.name ? `${w.name} ` : ''}${fmtShape(w.shape)}: rows longer than 131072 values are not supported`);
-  if (needsGrad(x)) throw new DTypeError(op, `${w.name ? `${w.name} ` : ''}${fmtShape(w.shape)} is a q8_0 (quantised) weight, for inference only: no gradient flows through it (run under noGrad(), or load the model with dtype f32 to train)`);
+  if (w.shape[1] > 131072) throw new ShapeError(op, `${w.dtype} weight ${w.name ? `${w.name} ` : ''}${fmtShape(w.shape)}: rows longer than 131072 values are not supported`);
+  if (needsGrad(x)) throw new DTypeError(op, `${w.name ? `${w.name} ` : ''}${fmtShape(w.shape)} is a ${w.dtype} (quantised) weight, for inference only: no gradient flows through it (run under noGrad(), or load the model with dtype f32 to train)`);
 }
 
-/** out (M, N) (+)= x (M, K) · wᵀ for a q8_0 w (N, K): the fused dequantise-and-dot kernel. */
+/** out (M, N) (+)= x (M, K) · wᵀ for a quantised w (N, K): the fused dequantise-and-dot kernel. */
 function quantizedGemmInto(out: Tensor, x2: Tensor, w: Tensor, accumulate: boolean): void {
   const [M, K] = x2.shape, N = w.shape[0];
   if (M === 0 || N === 0) return;
   if (K === 0) { if (!accumulate) kernel('fill', [out.ptr, out.size, 0], out.size); return; }
-  kernel('q8_0_matmul', [out.ptr, x2.ptr, w.ptr, M, N, K, x2.strides[0], out.strides[0], accumulate ? 1 : 0], M * N * K);
+  if (w.dtype === 'q8_0') kernel('q8_0_matmul', [out.ptr, x2.ptr, w.ptr, M, N, K, x2.strides[0], out.strides[0], accumulate ? 1 : 0], M * N * K);
+  else kernel('quant_matmul', [out.ptr, x2.ptr, w.ptr, M, N, K, x2.strides[0], out.strides[0], accumulate ? 1 : 0, ggmlTypeId(w.dtype)], M * N * K);
 }
 
 function quantizedLinear(x: Tensor, w: Tensor): Tensor {
@@ -843,27 +846,45 @@ function quantizedLinear(x: Tensor, w: Tensor): Tensor {
   return out;
 }
 
-/** A q8_0 matrix (N, K) as an f32 tensor: every block dequantised as ggml does (f32(d)·q). */
+/** The ggml type id of a quantised dtype other than q8_0 (the quant_* kernels' `type`). */
+function ggmlTypeId(dtype: DType): number {
+  return GGML_QUANT[dtype as GgmlQuantName].id;
+}
+
+/** Gather rows idx (i32, checked by the caller) of a quantised matrix (V, K) into out (n, K) f32, dequantised as ggml does. */
+export function gatherQuantizedRows(out: Tensor, w: Tensor, idx: Tensor): void {
+  const K = w.shape[1];
+  if (!out.size) return;
+  if (w.dtype === 'q8_0') kernel('q8_0_rows', [out.ptr, w.ptr, idx.ptr, idx.size, K], out.size);
+  else kernel('quant_rows', [out.ptr, w.ptr, idx.ptr, idx.size, K, ggmlTypeId(w.dtype)], out.size);
+}
+
+/** A quantised matrix (N, K) as an f32 tensor: every block dequantised as ggml does (e.g. f32(d)·q for Q8_0). */
 export function dequantize(w: Tensor): Tensor {
-  if (w.dtype !== 'q8_0') throw new DTypeError('dequantize', `expected a q8_0 tensor, got ${w.dtype} ${fmtShape(w.shape)}`);
+  if (!isQuantized(w.dtype)) throw new DTypeError('dequantize', `expected a quantised tensor (${Object.keys(QUANT_BLOCKS).join(', ')}), got ${w.dtype} ${fmtShape(w.shape)}`);
   const [N, K] = w.shape;
   const idx = Tensor.empty([N], 'i32');
   for (let i = 0; i < N; i++) H.i32[(idx.ptr >>> 2) + i] = i;
   const out = Tensor.empty([N, K]);
-  if (out.size) kernel('q8_0_rows', [out.ptr, w.ptr, idx.ptr, N, K], out.size);
+  gatherQuantizedRows(out, w, idx);
   idx.dispose();
   return out;
 }
 
-/** A q8_0 matrix (N, K) from Q8_0 blocks (N·K/32 blocks of 34 bytes, ggml's layout), copied into the heap. */
-export function fromQ8_0(blocks: Uint8Array, shape: Shape): Tensor {
-  const t = Tensor.empty(shape, 'q8_0');
+/** A quantised matrix (N, K) of `dtype` from its blocks in ggml's layout, copied into the heap. */
+export function fromBlocks(blocks: Uint8Array, shape: Shape, dtype: QuantDType): Tensor {
+  const t = Tensor.empty(shape, dtype);
   if (blocks.length !== t.storage.bytes) {
     t.dispose();
-    throw new ShapeError('fromQ8_0', `${blocks.length} bytes do not hold a q8_0 matrix ${fmtShape(shape)} (${t.storage.bytes} bytes)`);
+    throw new ShapeError('fromBlocks', `${blocks.length} bytes do not hold a ${dtype} matrix ${fmtShape(shape)} (${t.storage.bytes} bytes)`);
   }
   H.u8.set(blocks, t.ptr);
   return t;
+}
+
+/** A q8_0 matrix (N, K) from Q8_0 blocks (N·K/32 blocks of 34 bytes, ggml's layout), copied into the heap. */
+export function fromQ8_0(blocks: Uint8Array, shape: Shape): Tensor {
+  return fromBlocks(blocks, shape, 'q8_0');
 }
 
 /**
@@ -872,7 +893,7 @@ export function fromQ8_0(blocks: Uint8Array, shape: Shape): Tensor {
  * without an add op and a temporary).
  */
 export function addLinearInPlace(out: Tensor, x: Tensor, w: Tensor): void {
-  if (w.dtype === 'q8_0') {
+  if (isQuantized(w.dtype)) {
     requireF32('addLinearInPlace', out);
     checkQuantizedLinear('addLinearInPlace', x, w);
     if (!out.isContiguous() || out.shape.slice(0, -1).join() !== x.shape.slice(0, -1).join() || out.shape[out.ndim - 1] !== w.shape[0]) {

@@ -5,21 +5,31 @@ import { Storage, keepStorage } from './storage.js';
 import { DTypeError, ShapeError, fmtShape } from './errors.js';
 import type { GradFn } from './autograd.js';
 import * as ops from './ops.js';
+import { GGML_QUANT } from '../backend/ref/ggml_blocks.js';
+import type { GgmlQuantName } from '../backend/ref/ggml_blocks.js';
 
 /**
- * Element types: f32 for compute, i32 for indices, and q8_0 for stored inference weights in
- * ggml's Q8_0 block layout (rows of K = 32·n values stored as n blocks of 34 bytes: an f16 scale
- * d, then 32 int8 q; value = d·q). A q8_0 tensor is a contiguous (N, K) matrix consumed by linear
- * layers and embeddings through fused dequantise-and-dot kernels; it has no gradient.
+ * Element types: f32 for compute, i32 for indices, and ggml's quantised block types for stored
+ * inference weights (QuantDType): q8_0 (rows of K = 32·n values stored as n blocks of 34 bytes: an
+ * f16 scale d, then 32 int8 q; value = d·q), q4_0, q4_1, q5_0 (blocks of 32) and q4_k, q5_k,
+ * q6_k (blocks of 256), each in ggml's layout (backend/ref/ggml_blocks.ts). A quantised tensor is
+ * a contiguous (N, K) matrix consumed by linear layers and embeddings through fused
+ * dequantise-and-dot kernels; it has no gradient.
  */
-export type DType = 'f32' | 'i32' | 'q8_0';
+export type QuantDType = 'q8_0' | GgmlQuantName;
+export type DType = 'f32' | 'i32' | QuantDType;
 /** Values per Q8_0 block and bytes per block. */
 export const Q8_0_BLOCK = 32;
 export const Q8_0_BYTES = 34;
+/** Values per block and bytes per block of every quantised dtype. */
+export const QUANT_BLOCKS: Readonly<Record<QuantDType, { block: number; bytes: number }>> = { q8_0: { block: Q8_0_BLOCK, bytes: Q8_0_BYTES }, ...GGML_QUANT };
+export function isQuantized(dtype: string): dtype is QuantDType {
+  return Object.prototype.hasOwnProperty.call(QUANT_BLOCKS, dtype);
+}
 
 /** Bytes of storage that `count` elements of dtype take. */
 export function storageBytes(count: number, dtype: DType): number {
-  return dtype === 'q8_0' ? (count / Q8_0_BLOCK) * Q8_0_BYTES : count * 4;
+  return isQuantized(dtype) ? (count / QUANT_BLOCKS[dtype].block) * QUANT_BLOCKS[dtype].bytes : count * 4;
 }
 export type Shape = readonly number[];
 /** A nested array of numbers, as accepted by tensor(). */
@@ -48,8 +58,8 @@ export function checkShape(op: string, shape: Shape): void {
 }
 
 /** What a q8_0 tensor cannot do (read as f32 values, train): says so and how to get f32. */
-export function quantizedError(op: string, t: { name?: string; shape: Shape }): DTypeError {
-  return new DTypeError(op, `${t.name ? `${t.name} ` : ''}${fmtShape(t.shape)} is a q8_0 (quantised) inference weight: it has no f32 values to read, write or train; dequantize() it explicitly, or load the model with dtype f32 (CLI: --dtype f32)`);
+export function quantizedError(op: string, t: { name?: string; shape: Shape; dtype?: DType }): DTypeError {
+  return new DTypeError(op, `${t.name ? `${t.name} ` : ''}${fmtShape(t.shape)} is a ${t.dtype ?? 'q8_0'} (quantised) inference weight: it has no f32 values to read, write or train; dequantize() it explicitly, or load the model with dtype f32 (CLI: --dtype f32)`);
 }
 
 export class Tensor {
@@ -73,8 +83,8 @@ export class Tensor {
   static empty(shape: Shape, dtype: DType = 'f32'): Tensor {
     checkShape('empty', shape);
     const n = numel(shape);
-    if (dtype === 'q8_0' && (shape.length !== 2 || shape[1] % Q8_0_BLOCK !== 0)) {
-      throw new ShapeError('empty', `a q8_0 tensor is a matrix (N, K) with K a multiple of ${Q8_0_BLOCK}, got ${fmtShape(shape)}`);
+    if (isQuantized(dtype) && (shape.length !== 2 || shape[1] % QUANT_BLOCKS[dtype].block !== 0)) {
+      throw new ShapeError('empty', `a ${dtype} tensor is a matrix (N, K) with K a multiple of ${QUANT_BLOCKS[dtype].block}, got ${fmtShape(shape)}`);
     }
     return new Tensor(new Storage(storageBytes(n, dtype)), [...shape], contiguousStrides(shape), 0, dtype);
   }
@@ -84,8 +94,8 @@ export class Tensor {
   /** Byte address of the first element. */
   get ptr(): number {
     if (this.storage.freed) throw new Error(`tensor${this.name ? ` ${this.name}` : ''} ${fmtShape(this.shape)} was used after its memory scope ended (or after dispose())`);
-    // q8_0: offsets count values and always fall on a block boundary (a row start).
-    return this.storage.ptr + (this.dtype === 'q8_0' ? (this.offset / Q8_0_BLOCK) * Q8_0_BYTES : this.offset * 4);
+    // Quantised: offsets count values and always fall on a block boundary (a row start).
+    return this.storage.ptr + storageBytes(this.offset, this.dtype);
   }
   get isLeaf(): boolean { return this.gradFn === null; }
 
@@ -100,7 +110,7 @@ export class Tensor {
 
   /** Copy of the values as a Float32Array (Int32Array for i32 tensors), row-major. */
   data(): Float32Array | Int32Array {
-    if (this.dtype === 'q8_0') throw quantizedError('data()', this);
+    if (isQuantized(this.dtype)) throw quantizedError('data()', this);
     const c = this.isContiguous() ? this : ops.contiguous(this);
     const p = c.ptr >>> 2;
     const out = this.dtype === 'i32' ? H.i32.slice(p, p + this.size) : H.f32.slice(p, p + this.size);
@@ -121,7 +131,7 @@ export class Tensor {
   }
   /** The single value of a one-element tensor. */
   item(): number {
-    if (this.dtype === 'q8_0') throw quantizedError('item()', this);
+    if (isQuantized(this.dtype)) throw quantizedError('item()', this);
     if (this.size !== 1) throw new ShapeError('item', `tensor of shape ${fmtShape(this.shape)} has ${this.size} elements, not 1`);
     return this.dtype === 'i32' ? H.i32[this.ptr >>> 2] : H.f32[this.ptr >>> 2];
   }

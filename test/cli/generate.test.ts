@@ -100,7 +100,24 @@ test('generate on a Q8_0 GGUF: weights kept quantised by default, --dtype f32 de
     const lines = r.stdout.trim().split('\n');
     assert.deepEqual(lines[lines.length - 1].split(' ').map(Number), expected, dtype);
   }
-  const bad = run(['generate', '--model', f, '--dtype', 'q4_0']);
+  const bad = run(['generate', '--model', f, '--dtype', 'q2_k']);
   assert.equal(bad.status, 2, bad.stderr);
-  assert.match(bad.stderr, /--dtype: invalid value 'q4_0'/);
+  assert.match(bad.stderr, /--dtype: invalid value 'q2_k'/);
+});
+
+test('generate --dtype q4_0 quantises an f32 model as it loads (the ids of loadModel with dtype q4_0)', async () => {
+  const { writeLlamaGguf, loadModel } = await import('../../src/index.js');
+  const { tinyLlamaConfig, tinyLlamaTensors } = await import('../io/util.js');
+  const { tinySpmTokenizer } = await import('../io/tiny_llama.js');
+  const cfg = tinyLlamaConfig();
+  const f = path.join(dir, 'f32-for-q4.gguf');
+  await writeLlamaGguf(f, { config: cfg, tensors: tinyLlamaTensors(cfg, 5), tokenizer: tinySpmTokenizer(300), dtype: 'F32' });
+  const l = await loadModel(f, { dtype: 'q4_0' });
+  assert.equal(l.model.stateDict()['model.layers.0.mlp.down_proj.weight'].dtype, 'q4_0');
+  const expected = generate(l.model, [1], { maxNewTokens: 8, stopIds: [] }).ids[0];
+  l.model.dispose();
+  const r = run(['generate', '--model', f, '--max-tokens', '8', '--print-ids', '--dtype', 'q4_0']);
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.deepEqual(lines[lines.length - 1].split(' ').map(Number), expected);
 });

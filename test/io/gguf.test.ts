@@ -183,8 +183,8 @@ test('bad GGUF: each a clear error naming the file and the field or tensor, no h
   bad(info(info(head(2, 0), 'a', [4]), 'a', [4], 0, 32).pad().zeros(64).bytes, TensorError, /tensor 'a': duplicate tensor name/);
   bad(info(head(1, 0), 'w', [4]).bytes.subarray(0, 50), TruncatedError, /truncated: offset of tensor 'w' needs 8 byte\(s\) at offset 49, but the file has 50 bytes/);
   // unsupported but known types list fine and fail on read
-  const q4 = GgufFile.fromBuffer(info(head(1, 0), 'q4', [32], 2).pad().zeros(32).bytes, 'q4.gguf');
-  await assert.rejects(q4.read('q4'), /q4\.gguf: tensor 'q4': unsupported dtype Q4_0/);
+  const q2 = GgufFile.fromBuffer(info(head(1, 0), 'q2', [256], 10).pad().zeros(96).bytes, 'q2.gguf');
+  await assert.rejects(q2.read('q2'), /q2\.gguf: tensor 'q2': unsupported dtype Q2_K/);
 
   // a truncated file on disk: the path and the tensor
   const dir = tempDir(t);

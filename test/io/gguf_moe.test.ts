@@ -277,7 +277,7 @@ test('bad MoE input: tensors against the config, GGUF metadata and tensors, and 
     /<memory>: tensor 'model\.layers\.1\.block_sparse_moe\.experts\.2\.w3\.weight': missing/);
   assert.throws(() => serializeMoeGguf({ config: mixtral, tensors: mts, tokenizer: tinySpmTokenizer(299) }), /tokenizer\.ggml\.tokens: has 299 tokens but vocab_size is 300/);
   assert.throws(() => serializeMoeGguf({ config: { ...mixtral, model_type: 'llama' }, tensors: mts, tokenizer }), /<memory>: model_type: expected "mixtral" or "qwen2_moe", got "llama"/);
-  assert.throws(() => serializeMoeGguf({ config: mixtral, tensors: mts, tokenizer, dtype: 'Q4_0' as any }), /dtype: must be F32, F16, BF16 or Q8_0/);
+  assert.throws(() => serializeMoeGguf({ config: mixtral, tensors: mts, tokenizer, dtype: 'Q2_K' as any }), /dtype: must be F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K or Q6_K, got "Q2_K"/);
 
   const rewrite = async (c: Record<string, unknown>, edit: (md: Map<string, GgufValue>, ts: RawTensor[]) => void) => {
     const g = await readGguf(serializeMoeGguf({ config: c, tensors: tinyMoeTensors(c, 3), tokenizer }));

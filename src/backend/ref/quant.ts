@@ -4,6 +4,8 @@
 // products taken as exact integer dot products, as llama.cpp's vec_dot_q8_0_q8_0.
 import { H } from '../heap.js';
 import { shareOf } from '../kernels.js';
+import { halfToF32, quantAt, quantById, scaleMinK4, valueAt } from './ggml_blocks.js';
+import type { GgmlQuantName } from './ggml_blocks.js';
 
 const BLOCK = 32, BYTES = 34;
 
@@ -78,5 +80,91 @@ export function q8_0_rows(out: number, w: number, idx: number, n: number, K: num
   for (let i = i0; i < i1; i++) {
     const row = w + H.i32[(idx >>> 2) + i] * rowBytes;
     for (let k = 0; k < K; k++) f[(out >>> 2) + i * K + k] = q8At(u8, row, k);
+  }
+}
+
+// ---- Q4_0, Q4_1, Q5_0, Q4_K, Q5_K, Q6_K (contracts: quant_matmul, quant_rows) -------------
+// Weights dequantised value by value by ggml_blocks.ts (ggml's formulas). For a few rows of x
+// (decoding) x is first rounded as llama.cpp's CPU path rounds it for that weight type: Q8_0
+// blocks for the 32-value types (Q4_1 also uses each block's Σ qx, as its Q8_1 partner does),
+// Q8_K blocks of 256 for the K types (quantize_row_q8_K: iscale = −127/max, the value of largest
+// magnitude, first one on ties; qx = nearest(iscale·x) ≤ 127; dy = 1/iscale); every block then
+// adds its exact integer sums times f32 scale products, as ggml's vec_dot_<type>_q8_<0|K>.
+
+/** Rows of x rounded to Q8_K blocks: per 256 values qx (int8) and dy. */
+function quantizeRowK(f: Float32Array, xb: number, K: number): { q: Int8Array; d: Float32Array } {
+  const q = new Int8Array(K), d = new Float32Array(K / 256);
+  for (let b = 0; b < K / 256; b++) {
+    let amax = 0, max = 0;
+    for (let j = 0; j < 256; j++) {
+      const v = f[xb + b * 256 + j];
+      if (Math.abs(v) > amax) { amax = Math.abs(v); max = v; }
+    }
+    if (!amax) continue; // d = 0, qx = 0
+    const iscale = Math.fround(-127 / max);
+    d[b] = Math.fround(1 / iscale);
+    for (let j = 0; j < 256; j++) q[b * 256 + j] = Math.max(-127, Math.min(127, nearestEven(Math.fround(iscale * f[xb + b * 256 + j]))));
+  }
+  return { q, d };
+}
+
+/** Σ over one weight block (at byte o) against the rounded x (qx from index xo, scale dx): ggml's vec_dot for the type. */
+function blockDot(type: GgmlQuantName, u8: Uint8Array, o: number, qx: Int8Array, xo: number, dx: number): number {
+  const fr = Math.fround;
+  const h = (p: number): number => halfToF32(u8[p] | (u8[p + 1] << 8));
+  if (type === 'q4_0' || type === 'q5_0' || type === 'q4_1') {
+    let isum = 0, xsum = 0;
+    for (let j = 0; j < 32; j++) { isum += quantAt(type, u8, o, j) * qx[xo + j]; xsum += qx[xo + j]; }
+    const s = fr(h(o) * dx) * isum;
+    return type === 'q4_1' ? s + fr(h(o + 2) * dx) * xsum : s;
+  }
+  if (type === 'q6_k') {
+    let isum = 0;
+    for (let g = 0; g < 16; g++) {
+      let t = 0;
+      for (let j = 16 * g; j < 16 * g + 16; j++) t += quantAt(type, u8, o, j) * qx[xo + j];
+      isum += ((u8[o + 192 + g] << 24) >> 24) * t;
+    }
+    return fr(h(o + 208) * dx) * isum;
+  }
+  let isum = 0, msum = 0; // q4_k, q5_k
+  for (let g = 0; g < 8; g++) {
+    const [sc, m] = scaleMinK4(u8, o + 4, g);
+    let t = 0, xs = 0;
+    for (let j = 32 * g; j < 32 * g + 32; j++) { t += quantAt(type, u8, o, j) * qx[xo + j]; xs += qx[xo + j]; }
+    isum += sc * t;
+    msum += m * xs;
+  }
+  return fr(h(o) * dx) * isum - fr(h(o + 2) * dx) * msum;
+}
+
+export function quant_matmul(out: number, x: number, w: number, M: number, N: number, K: number, ldx: number, ldo: number, beta: number, type: number, tid: number, nt: number): void {
+  const f = H.f32, u8 = H.u8;
+  const t = quantById(type), nb = K / t.block, rowBytes = nb * t.bytes;
+  const [n0, n1] = shareOf(N, tid, nt);
+  const xq = M < Q8_PANEL_M ? Array.from({ length: M }, (_, m) => (t.block === 256 ? quantizeRowK : quantizeRow)(f, (x >>> 2) + m * ldx, K)) : null;
+  for (let n = n0; n < n1; n++) {
+    const row = w + n * rowBytes;
+    for (let m = 0; m < M; m++) {
+      let s = 0;
+      if (xq) {
+        for (let b = 0; b < nb; b++) s += blockDot(t.name, u8, row + b * t.bytes, xq[m].q, b * t.block, xq[m].d[b]);
+      } else {
+        const xb = (x >>> 2) + m * ldx;
+        for (let k = 0; k < K; k++) s += f[xb + k] * valueAt(t.name, u8, row + Math.floor(k / t.block) * t.bytes, k % t.block);
+      }
+      const oi = (out >>> 2) + m * ldo + n;
+      f[oi] = beta ? f[oi] + s : s;
+    }
+  }
+}
+
+export function quant_rows(out: number, w: number, idx: number, n: number, K: number, type: number, tid: number, nt: number): void {
+  const f = H.f32, u8 = H.u8;
+  const t = quantById(type), rowBytes = (K / t.block) * t.bytes;
+  const [i0, i1] = shareOf(n, tid, nt);
+  for (let i = i0; i < i1; i++) {
+    const row = w + H.i32[(idx >>> 2) + i] * rowBytes;
+    for (let k = 0; k < K; k++) f[(out >>> 2) + i * K + k] = valueAt(t.name, u8, row + Math.floor(k / t.block) * t.bytes, k % t.block);
   }
 }

@@ -2,7 +2,8 @@
 import { parseArgs } from 'node:util';
 import { UsageError, num } from '../args.js';
 import { init, shutdown } from '../../backend/index.js';
-import { loadModel } from '../../io/model.js';
+import { loadModel, QUANTIZE_ON_LOAD } from '../../io/model.js';
+import type { LoadDType } from '../../io/model.js';
 import { generate } from '../../generate/generate.js';
 import { loadAdapter } from '../../lora/peft.js';
 import type { GenerateOptions } from '../../generate/generate.js';
@@ -17,7 +18,7 @@ import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculative
 
 export const usage = `tslm generate --model <hf-dir|file.bin|file.gguf> [--prompt "…"] [--max-tokens N]
       [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R]
-      [--seed S] [--stop STR]… [--tokenizer FILE] [--adapter DIR] [--print-ids] [--threads N] [--dtype f32|q8_0]
+      [--seed S] [--stop STR]… [--tokenizer FILE] [--adapter DIR] [--print-ids] [--threads N] [--dtype f32|q8_0|q4_0|q4_k|q6_k]
       [--schema FILE.json [--strict] [--allow-extra-keys] | --regex RE | --grammar FILE.gbnf]
       [--image IN.png] [--image-out OUT.png]
 ${speculativeUsage}
@@ -27,19 +28,20 @@ ${speculativeUsage}
     With --schema an object without additionalProperties gets only its declared properties
     (--allow-extra-keys: extra keys as JSON Schema allows them, non-empty and not declared
     names); unknown keywords and formats are ignored (--strict refuses them).
-    --adapter applies a LoRA adapter (PEFT directory) to the model. A GGUF's Q8_0 weights stay
-    quantised in memory (fused dequantise-and-dot kernels); --dtype f32 dequantises them on load;
-    --dtype q8_0 quantises a LLaMA's f32/f16/bf16 linear weights to Q8_0 as they load.
+    --adapter applies a LoRA adapter (PEFT directory) to the model. A GGUF's quantised weights
+    (Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K, Q6_K) stay quantised in memory (fused dequantise-and-dot
+    kernels); --dtype f32 dequantises them on load; --dtype q8_0|q4_0|q4_k|q6_k quantises a
+    LLaMA's f32/f16/bf16 linear weights and embedding as they load (llama.cpp's quantisers).
     A mixed-modal model (tslm mixed-modal train) reads and writes images: --image puts a PNG
     into the prompt (as its image tokens, before the text; the answer is text: a caption),
     --image-out makes the continuation an image (its tokens decoded to a PNG).
 ${speculativeHelp}`;
 
-/** --dtype: f32 (dequantise), q8_0 (quantise on load) or absent (as stored). */
-export function dtypeOption(v: string | undefined): 'native' | 'f32' | 'q8_0' {
+/** --dtype: f32 (dequantise), q8_0, q4_0, q4_k, q6_k (quantise on load) or absent (as stored). */
+export function dtypeOption(v: string | undefined): LoadDType {
   if (v === undefined) return 'native';
-  if (v === 'f32' || v === 'q8_0') return v;
-  throw new UsageError(`--dtype: invalid value '${v}' (f32 dequantises a quantised model, q8_0 quantises an f32 one as it loads; without --dtype the weights load as stored)`);
+  if (v === 'f32' || (QUANTIZE_ON_LOAD as readonly string[]).includes(v)) return v as LoadDType;
+  throw new UsageError(`--dtype: invalid value '${v}' (f32 dequantises a quantised model, ${QUANTIZE_ON_LOAD.join(', ')} quantise an f32 one as it loads; without --dtype the weights load as stored)`);
 }
 
 export const samplingOptions = {
@@ -73,7 +75,7 @@ export async function run(args: string[]): Promise<number> {
   if (!values.model) { console.error('tslm generate: --model is required'); return 2; }
   const opts = samplingFrom(values);
   const dtype = dtypeOption(values.dtype);
-  if (dtype === 'q8_0' && values.adapter) throw new UsageError('--adapter with --dtype q8_0 is not supported yet (apply the adapter to the f32 model, or merge it first with tslm merge-lora)');
+  if (dtype !== 'native' && dtype !== 'f32' && values.adapter) throw new UsageError(`--adapter with --dtype ${dtype} is not supported yet (apply the adapter to the f32 model, or merge it first with tslm merge-lora)`);
   if ([values.schema, values.regex, values.grammar].filter((x) => x !== undefined).length > 1) throw new UsageError('give at most one of --schema, --regex, --grammar');
   const readArg = (path: string, flag: string) => { try { return readFileSync(path, 'utf8'); } catch (e) { throw new UsageError(`--${flag} ${path}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); } };
   if ((values.strict || values['allow-extra-keys']) && values.schema === undefined) throw new UsageError('--strict and --allow-extra-keys apply to --schema');

@@ -232,3 +232,379 @@ export function q8_0_rows(out: usize, w: usize, idx: usize, n: i32, K: i32, tid:
   const i0 = shareStart(n, tid, nt, 1), i1 = shareStart(n, tid + 1, nt, 1);
   for (let i = i0; i < i1; i++) dequantRow(out + <usize>i * off(K), w + <usize>load<i32>(idx + off(i)) * rowBytes, nb);
 }
+
+// ---- Q4_0, Q4_1, Q5_0 (blocks of 32), Q4_K, Q5_K, Q6_K (blocks of 256) ---------------------
+// Contracts: quant_matmul, quant_rows in ../../kernels.ts, `type` the ggml type id; layouts and
+// reference values in ../../ref/ggml_blocks.ts. Same paths as Q8_0's:
+//  - M < PANEL_M (decoding): x rounded as llama.cpp's CPU path rounds it for the type (Q8_0 blocks
+//    for the 32-value types, Q8_K blocks of 256 for the K types) into this thread's scratch, as
+//    i16 lanes with their f32 scales and, for the types with a min (Q4_1, Q4_K, Q5_K), the sum of
+//    each 32 qx; each weight block's quants are unpacked to int8 lanes (nibbles masked and
+//    shifted, fifth/sixth bits spread from qh) and dotted with i32x4.dot_i16x8_s; the K types
+//    scale each sub-block's i32 lanes by its integer scale (i32x4.mul) and convert once per
+//    super-block: ggml's vec_dot_<type>_q8_<0|K> with its integer sums exact.
+//  - M ≥ PANEL_M (prefill): panels of weight rows dequantised into scratch as ggml does, then
+//    matmul.ts's blocked GEMM (exact f32 products).
+const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_K: i32 = 13, T_Q6_K: i32 = 14;
+
+// @ts-ignore: decorator
+@inline function typeBlock(t: i32): i32 { return t >= T_Q4_K ? 256 : 32; }
+// @ts-ignore: decorator
+@inline function typeBytes(t: i32): i32 {
+  return t == T_Q4_0 ? 18 : t == T_Q4_1 ? 20 : t == T_Q5_0 ? 22 : t == T_Q4_K ? 144 : t == T_Q5_K ? 176 : 210;
+}
+// @ts-ignore: decorator
+@inline function hasMin(t: i32): bool { return t == T_Q4_1 || t == T_Q4_K || t == T_Q5_K; }
+
+// @ts-ignore: decorator
+@inline function half(p: usize): f32 { return h2f(<u32>load<u16>(p)); }
+
+// Round the row x (nb·256 f32) to Q8_K blocks (quantize_row_q8_K): per block the value of
+// largest magnitude `max` (the first one on ties), iscale = −127/max, qx = nearest(iscale·x)
+// (ties to even, clamped to ±127) as i16 lanes at xq, dy = 1/iscale at ds (0 and qx = 0 when the
+// block is all zeros).
+// @ts-ignore: decorator
+@inline function quantRowK(x: usize, xq: usize, ds: usize, nb: i32): void {
+  for (let b = 0; b < nb; b++) {
+    let m = f32x4.splat(0);
+    for (let j = 0; j < 256; j += 4) m = f32x4.max(m, f32x4.abs(v128.load(x + off(j))));
+    m = f32x4.max(m, v128.shuffle<f32>(m, m, 2, 3, 0, 1));
+    const amax = max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1));
+    if (amax == 0) {
+      for (let j = 0; j < 256; j += 8) v128.store(xq + <usize>(2 * j), i16x8.splat(0));
+      store<f32>(ds, 0);
+    } else {
+      let mx: f32 = 0;
+      for (let j = 0; j < 256; j++) {
+        const v = load<f32>(x + off(j));
+        if (abs(v) == amax) { mx = v; break; }
+      }
+      const iscale: f32 = <f32>-127 / mx;
+      store<f32>(ds, <f32>1 / iscale);
+      const id = f32x4.splat(iscale), lo = i32x4.splat(-127), hi = i32x4.splat(127);
+      for (let j = 0; j < 256; j += 8) {
+        const a = i32x4.max_s(i32x4.min_s(qi(v128.load(x + off(j)), id), hi), lo);
+        const c = i32x4.max_s(i32x4.min_s(qi(v128.load(x + off(j), 16), id), hi), lo);
+        v128.store(xq + <usize>(2 * j), i16x8.narrow_i32x4_s(a, c));
+      }
+    }
+    x += 1024; xq += 512; ds += 4;
+  }
+}
+
+// ss[i] (i32) = Σ of the 32 qx of sub-block i, for nsub sub-blocks of xq.
+// @ts-ignore: decorator
+@inline function subSums(xq: usize, ss: usize, nsub: i32): void {
+  const one = i16x8.splat(1);
+  for (let i = 0; i < nsub; i++) {
+    let s = i32x4.dot_i16x8_s(v128.load(xq), one);
+    s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load(xq, 16), one));
+    s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load(xq, 32), one));
+    s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load(xq, 48), one));
+    store<i32>(ss, i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3));
+    xq += 64; ss += 4;
+  }
+}
+
+// Σ_j q[j]·qx[j] over 16 signed int8 lanes q and 16 i16 activations at xq, as four i32 lanes.
+// @ts-ignore: decorator
+@inline function dotS(q: v128, xq: usize): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), v128.load(xq)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), v128.load(xq, 16)));
+}
+
+// Q5_0/Q5_K: 16 lanes holding 0x10 where bit `bit` of the matching qh byte (Q5_K, at p) or bit
+// (lane + shift) of the 32-bit qh (Q5_0) is set.
+// @ts-ignore: decorator
+@inline function bits16(qh: u32): v128 {
+  const v = i8x16.swizzle(i32x4.splat(qh), i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+  const sel = v128.and(v, i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128));
+  return v128.and(i8x16.ne(sel, i8x16.splat(0)), i8x16.splat(0x10));
+}
+
+// Σ q·qx of one 32-value block at p against 32 i16 activations at xq, as four i32 lanes.
+// @ts-ignore: decorator
+@inline function block32(t: i32, p: usize, xq: usize): v128 {
+  const mask = i8x16.splat(0x0f);
+  let lo: v128, hi: v128;
+  if (t == T_Q4_0) {
+    const v = v128.load(p, 2);
+    lo = i8x16.sub(v128.and(v, mask), i8x16.splat(8));
+    hi = i8x16.sub(i8x16.shr_u(v, 4), i8x16.splat(8));
+  } else if (t == T_Q4_1) {
+    const v = v128.load(p, 4);
+    lo = v128.and(v, mask);
+    hi = i8x16.shr_u(v, 4);
+  } else {
+    const v = v128.load(p, 6), qh = load<u32>(p, 2);
+    lo = i8x16.sub(v128.or(v128.and(v, mask), bits16(qh & 0xffff)), i8x16.splat(16));
+    hi = i8x16.sub(v128.or(i8x16.shr_u(v, 4), bits16(qh >> 16)), i8x16.splat(16));
+  }
+  return i32x4.add(dotS(lo, xq), dotS(hi, xq + 32));
+}
+
+// One weight row (nb blocks at p) against the rounded x: 32-value types; two blocks per step
+// into two accumulators.
+// @ts-ignore: decorator
+@inline function rowDot32(t: i32, xq: usize, ds: usize, ss: usize, p: usize, nb: i32): f32 {
+  const bytes = <usize>typeBytes(t);
+  let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
+  let mins: f32 = 0;
+  let b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    const s0 = block32(t, p, xq), s1 = block32(t, p + bytes, xq + 64);
+    const dx0 = load<f32>(ds), dx1 = load<f32>(ds, 4);
+    acc0 = fma4(f32x4.convert_i32x4_s(s0), f32x4.splat(h2fFinite(<u32>load<u16>(p)) * dx0), acc0);
+    acc1 = fma4(f32x4.convert_i32x4_s(s1), f32x4.splat(h2fFinite(<u32>load<u16>(p + bytes)) * dx1), acc1);
+    if (t == T_Q4_1) mins += h2fFinite(<u32>load<u16>(p, 2)) * dx0 * <f32>load<i32>(ss) + h2fFinite(<u32>load<u16>(p + bytes, 2)) * dx1 * <f32>load<i32>(ss, 4);
+    p += 2 * bytes; xq += 128; ds += 8; ss += 8;
+  }
+  if (b < nb) {
+    const dx = load<f32>(ds);
+    acc0 = fma4(f32x4.convert_i32x4_s(block32(t, p, xq)), f32x4.splat(h2fFinite(<u32>load<u16>(p)) * dx), acc0);
+    if (t == T_Q4_1) mins += h2fFinite(<u32>load<u16>(p, 2)) * dx * <f32>load<i32>(ss);
+  }
+  return rowSum(f32x4.add(acc0, acc1)) + mins;
+}
+
+// Q4_K/Q5_K's 8 six-bit scales (scalesK) and mins (minsK) of the 12 bytes at s, byte j of the
+// result for sub-block j (get_scale_min_k4 on whole words: bytes 0–3 hold sub-blocks 0–3's low
+// six bits, bytes 8–11 the low four of 4–7 and the top two bits of 4–7 sit in bytes 0–7).
+// @ts-ignore: decorator
+@inline function scalesK(s: usize): u64 {
+  const a = load<u32>(s), c = load<u32>(s, 8);
+  return <u64>(a & 0x3f3f3f3f) | (<u64>((c & 0x0f0f0f0f) | (((a >> 6) & 0x03030303) << 4)) << 32);
+}
+// @ts-ignore: decorator
+@inline function minsK(s: usize): u64 {
+  const b = load<u32>(s, 4), c = load<u32>(s, 8);
+  return <u64>(b & 0x3f3f3f3f) | (<u64>(((c >> 4) & 0x0f0f0f0f) | (((b >> 6) & 0x03030303) << 4)) << 32);
+}
+
+// One weight row of K-type super-blocks against the Q8_K-rounded x.
+// @ts-ignore: decorator
+@inline function rowDotK(t: i32, xq: usize, ds: usize, ss: usize, p: usize, nb: i32): f32 {
+  const bytes = <usize>typeBytes(t);
+  const mask = i8x16.splat(0x0f), three = i8x16.splat(3), k32 = i8x16.splat(32);
+  let acc = f32x4.splat(0);
+  let mins: f32 = 0;
+  for (let b = 0; b < nb; b++) {
+    let isum = i32x4.splat(0);
+    const dy = load<f32>(ds);
+    if (t == T_Q6_K) {
+      for (let h = 0; h < 2; h++) {
+        const ql = p + <usize>(64 * h), qh = p + 128 + <usize>(32 * h), sc = p + 192 + <usize>(8 * h);
+        const x = xq + <usize>(256 * h);
+        const l0 = v128.load(ql), l1 = v128.load(ql, 16), l2 = v128.load(ql, 32), l3 = v128.load(ql, 48);
+        const h0 = v128.load(qh), h1 = v128.load(qh, 16);
+        const q0 = i8x16.sub(v128.or(v128.and(l0, mask), i8x16.shl(v128.and(h0, three), 4)), k32);
+        const q1 = i8x16.sub(v128.or(v128.and(l1, mask), i8x16.shl(v128.and(h1, three), 4)), k32);
+        const q2 = i8x16.sub(v128.or(v128.and(l2, mask), i8x16.shl(v128.and(i8x16.shr_u(h0, 2), three), 4)), k32);
+        const q3 = i8x16.sub(v128.or(v128.and(l3, mask), i8x16.shl(v128.and(i8x16.shr_u(h1, 2), three), 4)), k32);
+        const q4 = i8x16.sub(v128.or(i8x16.shr_u(l0, 4), i8x16.shl(v128.and(i8x16.shr_u(h0, 4), three), 4)), k32);
+        const q5 = i8x16.sub(v128.or(i8x16.shr_u(l1, 4), i8x16.shl(v128.and(i8x16.shr_u(h1, 4), three), 4)), k32);
+        const q6 = i8x16.sub(v128.or(i8x16.shr_u(l2, 4), i8x16.shl(i8x16.shr_u(h0, 6), 4)), k32);
+        const q7 = i8x16.sub(v128.or(i8x16.shr_u(l3, 4), i8x16.shl(i8x16.shr_u(h1, 6), 4)), k32);
+        isum = i32x4.add(isum, i32x4.mul(dotS(q0, x), i32x4.splat(<i32>load<i8>(sc))));
+        isum = i32x4.add(isum, i32x4.mul(dotS(q1, x + 32), i32x4.splat(<i32>load<i8>(sc, 1))));
+        isum = i32x4.add(isum, i32x4.mul(dotS(q2, x + 64), i32x4.splat(<i32>load<i8>(sc, 2))));
+        isum = i32x4.add(isum, i32x4.mul(dotS(q3, x + 96), i32x4.splat(<i32>load<i8>(sc, 3))));
+        isum = i32x4.add(isum, i32x4.mul(dotS(q4, x + 128), i32x4.splat(<i32>load<i8>(sc, 4))));
+        isum = i32x4.add(isum, i32x4.mul(dotS(q5, x + 160), i32x4.splat(<i32>load<i8>(sc, 5))));
+        isum = i32x4.add(isum, i32x4.mul(dotS(q6, x + 192), i32x4.splat(<i32>load<i8>(sc, 6))));
+        isum = i32x4.add(isum, i32x4.mul(dotS(q7, x + 224), i32x4.splat(<i32>load<i8>(sc, 7))));
+      }
+      acc = fma4(f32x4.convert_i32x4_s(isum), f32x4.splat(h2fFinite(<u32>load<u16>(p, 208)) * dy), acc);
+    } else {
+      const s = p + 4, qs = p + (t == T_Q4_K ? 16 : 48);
+      const scs = scalesK(s), mns = minsK(s);
+      let msum: i32 = 0;
+      let hA = i8x16.splat(0), hB = i8x16.splat(0);
+      if (t == T_Q5_K) { hA = v128.load(p, 16); hB = v128.load(p, 32); }
+      for (let g = 0; g < 4; g++) {
+        const v0 = v128.load(qs + <usize>(32 * g)), v1 = v128.load(qs + <usize>(32 * g), 16);
+        let a0 = v128.and(v0, mask), a1 = v128.and(v1, mask);
+        let b0 = i8x16.shr_u(v0, 4), b1 = i8x16.shr_u(v1, 4);
+        if (t == T_Q5_K) {
+          const one = i8x16.splat(1);
+          a0 = v128.or(a0, i8x16.shl(v128.and(i8x16.shr_u(hA, 2 * g), one), 4));
+          a1 = v128.or(a1, i8x16.shl(v128.and(i8x16.shr_u(hB, 2 * g), one), 4));
+          b0 = v128.or(b0, i8x16.shl(v128.and(i8x16.shr_u(hA, 2 * g + 1), one), 4));
+          b1 = v128.or(b1, i8x16.shl(v128.and(i8x16.shr_u(hB, 2 * g + 1), one), 4));
+        }
+        const x = xq + <usize>(128 * g);
+        // 6-bit scales and mins of sub-blocks 2g and 2g + 1 (get_scale_min_k4).
+        const sh = <u64>(16 * g);
+        const sc0 = <i32>((scs >> sh) & 0xff), sc1 = <i32>((scs >> (sh + 8)) & 0xff);
+        const m0 = <i32>((mns >> sh) & 0xff), m1 = <i32>((mns >> (sh + 8)) & 0xff);
+        const d0 = i32x4.add(dotS(a0, x), dotS(a1, x + 32));
+        const d1 = i32x4.add(dotS(b0, x + 64), dotS(b1, x + 96));
+        isum = i32x4.add(isum, i32x4.add(i32x4.mul(d0, i32x4.splat(sc0)), i32x4.mul(d1, i32x4.splat(sc1))));
+        msum += m0 * load<i32>(ss + <usize>(8 * g)) + m1 * load<i32>(ss + <usize>(8 * g + 4));
+      }
+      acc = fma4(f32x4.convert_i32x4_s(isum), f32x4.splat(h2fFinite(<u32>load<u16>(p)) * dy), acc);
+      mins += h2fFinite(<u32>load<u16>(p, 2)) * dy * <f32>msum;
+    }
+    p += bytes; xq += 512; ds += 4; ss += 32;
+  }
+  return rowSum(acc) - mins;
+}
+
+// dst (16 f32) = q (16 signed int8 lanes)·d − m, each product and difference rounded to f32.
+// @ts-ignore: decorator
+@inline function put16(dst: usize, q: v128, d: v128, m: v128): void {
+  const a = i16x8.extend_low_i8x16_s(q), b = i16x8.extend_high_i8x16_s(q);
+  v128.store(dst, f32x4.sub(f32x4.mul(lo(a), d), m));
+  v128.store(dst, f32x4.sub(f32x4.mul(hi(a), d), m), 16);
+  v128.store(dst, f32x4.sub(f32x4.mul(lo(b), d), m), 32);
+  v128.store(dst, f32x4.sub(f32x4.mul(hi(b), d), m), 48);
+}
+
+// dst (nb·block f32) = the row at p dequantised as ggml's dequantize_row_<type>.
+// @ts-ignore: decorator
+@inline function dequantRowT(t: i32, dst: usize, p: usize, nb: i32): void {
+  const bytes = <usize>typeBytes(t);
+  const mask = i8x16.splat(0x0f), three = i8x16.splat(3), k32 = i8x16.splat(32), zero = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    if (t == T_Q4_0 || t == T_Q4_1 || t == T_Q5_0) {
+      const d = f32x4.splat(half(p));
+      let m = zero, lo: v128, hi: v128;
+      if (t == T_Q4_0) {
+        const v = v128.load(p, 2);
+        lo = i8x16.sub(v128.and(v, mask), i8x16.splat(8)); hi = i8x16.sub(i8x16.shr_u(v, 4), i8x16.splat(8));
+      } else if (t == T_Q4_1) {
+        const v = v128.load(p, 4);
+        lo = v128.and(v, mask); hi = i8x16.shr_u(v, 4);
+        m = f32x4.splat(-half(p + 2)); // q·d + m = q·d − (−m), the same rounding
+      } else {
+        const v = v128.load(p, 6), qh = load<u32>(p, 2);
+        lo = i8x16.sub(v128.or(v128.and(v, mask), bits16(qh & 0xffff)), i8x16.splat(16));
+        hi = i8x16.sub(v128.or(i8x16.shr_u(v, 4), bits16(qh >> 16)), i8x16.splat(16));
+      }
+      put16(dst, lo, d, m); put16(dst + 64, hi, d, m);
+      dst += 128;
+    } else if (t == T_Q6_K) {
+      const d = half(p + 208);
+      for (let h = 0; h < 2; h++) {
+        const ql = p + <usize>(64 * h), qh = p + 128 + <usize>(32 * h), sc = p + 192 + <usize>(8 * h);
+        const l0 = v128.load(ql), l1 = v128.load(ql, 16), l2 = v128.load(ql, 32), l3 = v128.load(ql, 48);
+        const h0 = v128.load(qh), h1 = v128.load(qh, 16);
+        put16(dst, i8x16.sub(v128.or(v128.and(l0, mask), i8x16.shl(v128.and(h0, three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc)), zero);
+        put16(dst + 64, i8x16.sub(v128.or(v128.and(l1, mask), i8x16.shl(v128.and(h1, three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 1)), zero);
+        put16(dst + 128, i8x16.sub(v128.or(v128.and(l2, mask), i8x16.shl(v128.and(i8x16.shr_u(h0, 2), three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 2)), zero);
+        put16(dst + 192, i8x16.sub(v128.or(v128.and(l3, mask), i8x16.shl(v128.and(i8x16.shr_u(h1, 2), three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 3)), zero);
+        put16(dst + 256, i8x16.sub(v128.or(i8x16.shr_u(l0, 4), i8x16.shl(v128.and(i8x16.shr_u(h0, 4), three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 4)), zero);
+        put16(dst + 320, i8x16.sub(v128.or(i8x16.shr_u(l1, 4), i8x16.shl(v128.and(i8x16.shr_u(h1, 4), three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 5)), zero);
+        put16(dst + 384, i8x16.sub(v128.or(i8x16.shr_u(l2, 4), i8x16.shl(i8x16.shr_u(h0, 6), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 6)), zero);
+        put16(dst + 448, i8x16.sub(v128.or(i8x16.shr_u(l3, 4), i8x16.shl(i8x16.shr_u(h1, 6), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 7)), zero);
+        dst += 512;
+      }
+    } else {
+      const d = half(p), dmin = half(p + 2), s = p + 4, qs = p + (t == T_Q4_K ? 16 : 48);
+      const scs = scalesK(s), mns = minsK(s);
+      let hA = i8x16.splat(0), hB = i8x16.splat(0);
+      if (t == T_Q5_K) { hA = v128.load(p, 16); hB = v128.load(p, 32); }
+      const one = i8x16.splat(1);
+      for (let g = 0; g < 4; g++) {
+        const v0 = v128.load(qs + <usize>(32 * g)), v1 = v128.load(qs + <usize>(32 * g), 16);
+        let a0 = v128.and(v0, mask), a1 = v128.and(v1, mask);
+        let b0 = i8x16.shr_u(v0, 4), b1 = i8x16.shr_u(v1, 4);
+        if (t == T_Q5_K) {
+          a0 = v128.or(a0, i8x16.shl(v128.and(i8x16.shr_u(hA, 2 * g), one), 4));
+          a1 = v128.or(a1, i8x16.shl(v128.and(i8x16.shr_u(hB, 2 * g), one), 4));
+          b0 = v128.or(b0, i8x16.shl(v128.and(i8x16.shr_u(hA, 2 * g + 1), one), 4));
+          b1 = v128.or(b1, i8x16.shl(v128.and(i8x16.shr_u(hB, 2 * g + 1), one), 4));
+        }
+        const sh = <u64>(16 * g);
+        const sc0 = <i32>((scs >> sh) & 0xff), sc1 = <i32>((scs >> (sh + 8)) & 0xff);
+        const m0 = <i32>((mns >> sh) & 0xff), m1 = <i32>((mns >> (sh + 8)) & 0xff);
+        const da = f32x4.splat(d * <f32>sc0), ma = f32x4.splat(dmin * <f32>m0);
+        const db = f32x4.splat(d * <f32>sc1), mb = f32x4.splat(dmin * <f32>m1);
+        put16(dst, a0, da, ma); put16(dst + 64, a1, da, ma);
+        put16(dst + 128, b0, db, mb); put16(dst + 192, b1, db, mb);
+        dst += 256;
+      }
+    }
+    p += bytes;
+  }
+}
+
+// One specialised copy of the row kernels per type (t a constant after inlining: the type tests
+// fold away; with t a runtime value they cost Q4_0 decoding 1.6× the time of Q8_0's).
+function dqQ4_0(dst: usize, p: usize, nb: i32): void { dequantRowT(T_Q4_0, dst, p, nb); }
+function dqQ4_1(dst: usize, p: usize, nb: i32): void { dequantRowT(T_Q4_1, dst, p, nb); }
+function dqQ5_0(dst: usize, p: usize, nb: i32): void { dequantRowT(T_Q5_0, dst, p, nb); }
+function dqQ4_K(dst: usize, p: usize, nb: i32): void { dequantRowT(T_Q4_K, dst, p, nb); }
+function dqQ5_K(dst: usize, p: usize, nb: i32): void { dequantRowT(T_Q5_K, dst, p, nb); }
+function dqQ6_K(dst: usize, p: usize, nb: i32): void { dequantRowT(T_Q6_K, dst, p, nb); }
+function dequantRow2(t: i32, dst: usize, p: usize, nb: i32): void {
+  if (t == T_Q4_0) dqQ4_0(dst, p, nb);
+  else if (t == T_Q4_1) dqQ4_1(dst, p, nb);
+  else if (t == T_Q5_0) dqQ5_0(dst, p, nb);
+  else if (t == T_Q4_K) dqQ4_K(dst, p, nb);
+  else if (t == T_Q5_K) dqQ5_K(dst, p, nb);
+  else dqQ6_K(dst, p, nb);
+}
+function dotQ4_0(xq: usize, ds: usize, ss: usize, p: usize, nb: i32): f32 { return rowDot32(T_Q4_0, xq, ds, ss, p, nb); }
+function dotQ4_1(xq: usize, ds: usize, ss: usize, p: usize, nb: i32): f32 { return rowDot32(T_Q4_1, xq, ds, ss, p, nb); }
+function dotQ5_0(xq: usize, ds: usize, ss: usize, p: usize, nb: i32): f32 { return rowDot32(T_Q5_0, xq, ds, ss, p, nb); }
+function dotQ4_K(xq: usize, ds: usize, ss: usize, p: usize, nb: i32): f32 { return rowDotK(T_Q4_K, xq, ds, ss, p, nb); }
+function dotQ5_K(xq: usize, ds: usize, ss: usize, p: usize, nb: i32): f32 { return rowDotK(T_Q5_K, xq, ds, ss, p, nb); }
+function dotQ6_K(xq: usize, ds: usize, ss: usize, p: usize, nb: i32): f32 { return rowDotK(T_Q6_K, xq, ds, ss, p, nb); }
+function rowDot(t: i32, xq: usize, ds: usize, ss: usize, p: usize, nb: i32): f32 {
+  if (t == T_Q4_0) return dotQ4_0(xq, ds, ss, p, nb);
+  if (t == T_Q4_1) return dotQ4_1(xq, ds, ss, p, nb);
+  if (t == T_Q5_0) return dotQ5_0(xq, ds, ss, p, nb);
+  if (t == T_Q4_K) return dotQ4_K(xq, ds, ss, p, nb);
+  if (t == T_Q5_K) return dotQ5_K(xq, ds, ss, p, nb);
+  return dotQ6_K(xq, ds, ss, p, nb);
+}
+
+export function quant_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx: i32, ldo: i32, beta: i32, type: i32, tid: i32, nt: i32): void {
+  if (M <= 0 || N <= 0) return;
+  const QB = typeBlock(type);
+  const nb = K / QB;
+  const rowBytes = <usize>(nb * typeBytes(type));
+  const buf = scratch() + GEMM_SCRATCH_END;
+  const room = <i32>((<usize>SCRATCH_BYTES - GEMM_SCRATCH_END) >> 2);
+  let rows = min(PANEL_ROWS, room / max(K, 1));
+  if (rows >= 8) rows &= ~7;
+  if (M >= PANEL_M && rows >= 1) {
+    const panels = (N + rows - 1) / rows;
+    const p0 = shareStart(panels, tid, nt, 1), p1 = shareStart(panels, tid + 1, nt, 1);
+    for (let pi = p0; pi < p1; pi++) {
+      const n0 = pi * rows, r = min(rows, N - n0);
+      for (let j = 0; j < r; j++) dequantRow2(type, buf + off(j * K), w + <usize>(n0 + j) * rowBytes, nb);
+      gemmBlock(x, buf, out + off(n0), 0, M, 0, r, K, ldx, 1, 1, K, ldo, beta);
+    }
+    return;
+  }
+  // Per row of x: K i16 qx, nb f32 scales, K/32 i32 sub-block sums; as many rows at a time as fit.
+  const per = 2 * K + 4 * nb + 4 * (K >> 5);
+  const mc = max(1, min(M, (room * 4) / per));
+  if (per > room * 4) unreachable(); // ops keeps K ≤ 131072
+  const n0 = shareStart(N, tid, nt, 1), n1 = shareStart(N, tid + 1, nt, 1);
+  for (let m0 = 0; m0 < M; m0 += mc) {
+    const mr = min(mc, M - m0);
+    for (let m = 0; m < mr; m++) {
+      const xq = buf + <usize>(m * per), ds = xq + <usize>(2 * K), ss = ds + off(nb);
+      if (QB == 256) quantRowK(x + off((m0 + m) * ldx), xq, ds, nb);
+      else quantRow(x + off((m0 + m) * ldx), xq, ds, nb);
+      if (hasMin(type)) subSums(xq, ss, K >> 5);
+    }
+    for (let n = n0; n < n1; n++) {
+      const row = w + <usize>n * rowBytes;
+      for (let m = 0; m < mr; m++) {
+        const xq = buf + <usize>(m * per), ds = xq + <usize>(2 * K), ss = ds + off(nb);
+        const v = rowDot(type, xq, ds, ss, row, nb);
+        put(out + off((m0 + m) * ldo + n), v, beta);
+      }
+    }
+  }
+}
+
+export function quant_rows(out: usize, w: usize, idx: usize, n: i32, K: i32, type: i32, tid: i32, nt: i32): void {
+  const nb = K / typeBlock(type);
+  const rowBytes = <usize>(nb * typeBytes(type));
+  const i0 = shareStart(n, tid, nt, 1), i1 = shareStart(n, tid + 1, nt, 1);
+  for (let i = i0; i < i1; i++) dequantRow2(type, out + <usize>i * off(K), w + <usize>load<i32>(idx + off(i)) * rowBytes, nb);
+}

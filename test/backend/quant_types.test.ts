@@ -1,0 +1,230 @@
+// The kernels of ggml's other block types kept in memory (quant_matmul, quant_rows: Q4_0, Q4_1,
+// Q5_0, Q4_K, Q5_K, Q6_K) and the ops that run them.
+// - Dequantisation equals ggml's formulas bit for bit: golden values written by numpy
+//   (scripts/gen_ggml_quant_fixtures.py, an independent unpacking of the layouts) over random
+//   blocks with subnormal, negative, zero and largest f16 scales; checked for io's toFloat32, the
+//   ref kernel and the wasm kernel (serial, threaded, and share by share).
+// - quant_matmul on both backends against dequantise-then-f64 matmul on awkward shapes: K one
+//   block, a few blocks, and many (several 64-row panels with K = 2304); N odd (1, 7, 67); M = 1,
+//   3 (decoding: x rounded to Q8_0 / Q8_K blocks first, as llama.cpp) and 9, 17 (the panel path);
+//   accumulate and strided rows. For M < 8 the bound adds the rounding of x: Σ_b (amax_b/254)·Σ|w|
+//   over each activation block (32 values, or 256 for the K types). wasm and ref round x the same
+//   way and take the same integer sums: they agree to f32 summation.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { alloc, release, views } from '../../src/backend/heap.js';
+import { PARALLEL_THRESHOLD, WasmBackend } from '../../src/backend/wasm/index.js';
+import { refBackend } from '../../src/backend/ref/index.js';
+import { GGML_QUANT, dequantizeBlocks } from '../../src/backend/ref/ggml_blocks.js';
+import type { GgmlQuantName } from '../../src/backend/ref/ggml_blocks.js';
+import type { KernelName } from '../../src/backend/kernels.js';
+import * as T from '../../src/index.js';
+import { init, shutdown, noGrad, scope, withBackend } from '../../src/index.js';
+import { toFloat32 } from '../../src/io/dtypes.js';
+import type { RawDType } from '../../src/io/dtypes.js';
+import { uniformRng } from '../helpers.js';
+
+const FIXTURE = JSON.parse(readFileSync(new URL('../../../test/fixtures/quant/ggml_blocks.json', import.meta.url), 'utf8')) as Record<string, { block: number; bytes: string; values: string }>;
+const TYPES = Object.keys(GGML_QUANT) as GgmlQuantName[];
+const R = uniformRng(1515);
+
+function uniform(n: number, lo = -1, hi = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = lo + (hi - lo) * R();
+  return a;
+}
+function hex(s: string): Uint8Array { return Uint8Array.from(s.match(/../g)!.map((h) => parseInt(h, 16))); }
+function putBytes(b: Uint8Array): number {
+  const p = alloc(Math.max(16, b.length));
+  views().u8.set(b, p);
+  return p;
+}
+function putF32(a: Float32Array | Int32Array): number {
+  const p = alloc(Math.max(16, a.length * 4));
+  if (a instanceof Int32Array) views().i32.set(a, p >>> 2);
+  else views().f32.set(a, p >>> 2);
+  return p;
+}
+const getF32 = (p: number, n: number): Float32Array => views().f32.slice(p >>> 2, (p >>> 2) + n);
+
+/** Random blocks of `type` for N rows of K values: random quant bytes, f16 scales in [2^-9, 2^-6). */
+function randomBlocks(type: GgmlQuantName, N: number, K: number): Uint8Array {
+  const { block, bytes } = GGML_QUANT[type];
+  const nb = (N * K) / block, out = new Uint8Array(nb * bytes);
+  for (let i = 0; i < out.length; i++) out[i] = Math.floor(R() * 256);
+  const offs = type === 'q6_k' ? [208] : type === 'q4_0' || type === 'q5_0' ? [0] : [0, 2];
+  for (let b = 0; b < nb; b++) for (const o of offs) {
+    const h = 0x1800 + Math.floor(R() * 0xc00) + (R() < 0.3 ? 0x8000 : 0);
+    out[b * bytes + o] = h & 0xff; out[b * bytes + o + 1] = h >> 8;
+  }
+  return out;
+}
+
+function sameBits(a: Float32Array, b: Float32Array, what: string): void {
+  assert.equal(a.length, b.length, what);
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length), ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < a.length; i++) if (ua[i] !== ub[i]) assert.fail(`${what}: element ${i}: ${a[i]} vs ${b[i]} (bits ${ua[i].toString(16)} vs ${ub[i].toString(16)})`);
+}
+
+let be: WasmBackend;
+let exportsObj: Record<string, (...a: number[]) => void>;
+before(async () => {
+  be = await WasmBackend.create(2);
+  exportsObj = (be as unknown as { exportsObj: Record<string, (...a: number[]) => void> }).exportsObj;
+  await init({ threads: 2 });
+});
+after(async () => { await be.dispose(); await shutdown(); });
+
+type Mode = 'ref' | 'call' | 'call-parallel' | 'call-serial' | 'nt3' | 'nt7';
+const MODES: Mode[] = ['ref', 'call', 'call-parallel', 'call-serial', 'nt3', 'nt7'];
+function run(kernel: KernelName, args: number[], work: number, mode: Mode): void {
+  if (mode === 'ref') refBackend.call(kernel, args, work);
+  else if (mode === 'call') be.call(kernel, args, work);
+  else if (mode === 'call-parallel') be.call(kernel, args, Math.max(work, PARALLEL_THRESHOLD));
+  else if (mode === 'call-serial') be.call(kernel, args, 0);
+  else {
+    const nt = Number(mode.slice(2));
+    for (let t = nt - 1; t >= 0; t--) exportsObj[kernel](...args, t, nt);
+  }
+}
+
+describe('ggml block types: dequantisation', () => {
+  it('are exported by the wasm module', () => {
+    for (const k of ['quant_matmul', 'quant_rows'] as const) assert.ok(!be.missing.includes(k), `${k} missing from the wasm module`);
+  });
+  for (const type of TYPES) {
+    it(`${type}: io, ref and wasm dequantise bit for bit as the numpy reference`, () => {
+      const fx = FIXTURE[type];
+      const blocks = hex(fx.bytes);
+      const vb = hex(fx.values), want = new Float32Array(vb.length / 4);
+      const dv = new DataView(vb.buffer);
+      for (let i = 0; i < want.length; i++) want[i] = dv.getFloat32(4 * i, false);
+      sameBits(dequantizeBlocks(type, blocks, want.length), want, `${type} ggml_blocks`);
+      sameBits(toFloat32({ name: 'w', dtype: type.toUpperCase() as RawDType, shape: [want.length / fx.block, fx.block], data: blocks }), want, `${type} io toFloat32`);
+      // rows of two blocks each (one for the K types if odd), gathered out of order and repeated
+      const K = fx.block * (want.length / fx.block % 2 === 0 ? 2 : 1), V = want.length / K;
+      const idx = Int32Array.from({ length: V + 3 }, (_, i) => (i * 5 + 2) % V);
+      const w = putBytes(blocks), ip = putF32(idx);
+      try {
+        for (const mode of MODES) {
+          const out = putF32(new Float32Array(idx.length * K).fill(mode === 'ref' ? -7 : 9));
+          run('quant_rows', [out, w, ip, idx.length, K, GGML_QUANT[type].id], idx.length * K, mode);
+          const got = getF32(out, idx.length * K);
+          release(out);
+          const exp = new Float32Array(idx.length * K);
+          idx.forEach((r, i) => exp.set(want.subarray(r * K, (r + 1) * K), i * K));
+          sameBits(got, exp, `${type} quant_rows ${mode}`);
+        }
+      } finally { release(w); release(ip); }
+    });
+  }
+});
+
+function checkMatmul(type: GgmlQuantName, M: number, N: number, K: number, opts: { beta?: 0 | 1; ldx?: number; ldo?: number } = {}): void {
+  const beta = opts.beta ?? 0, ldx = opts.ldx ?? K, ldo = opts.ldo ?? N;
+  const blocks = randomBlocks(type, N, K);
+  const wf = dequantizeBlocks(type, blocks, N * K);
+  const xs = uniform(M * ldx, -2, 2), o0 = uniform(M * ldo);
+  const AB = GGML_QUANT[type].block; // activation block: Q8_0 (32) or Q8_K (256)
+  const want = new Float64Array(M * ldo), bound = new Float64Array(M * ldo), scale = new Float64Array(M * ldo);
+  for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+    let s = 0, a = 0, r = 0;
+    for (let b = 0; b < K / AB; b++) {
+      let amax = 0, wsum = 0;
+      for (let k = b * AB; k < b * AB + AB; k++) {
+        const p = xs[m * ldx + k] * wf[n * K + k];
+        s += p; a += Math.abs(p); wsum += Math.abs(wf[n * K + k]); amax = Math.max(amax, Math.abs(xs[m * ldx + k]));
+      }
+      r += (amax / 254) * wsum;
+    }
+    const i = m * ldo + n;
+    want[i] = (beta ? o0[i] : 0) + s;
+    scale[i] = a + (beta ? Math.abs(o0[i]) : 0) + r;
+    bound[i] = 3e-6 * scale[i] + (M < 8 ? 1.001 * r : 0) + 1e-30;
+  }
+  const w = putBytes(blocks), x = putF32(xs);
+  let ref: Float32Array | null = null;
+  try {
+    for (const mode of MODES) {
+      const init0 = beta ? o0 : new Float32Array(M * ldo).fill(mode === 'ref' ? -3 : 5);
+      const out = putF32(Float32Array.from(init0));
+      run('quant_matmul', [out, x, w, M, N, K, ldx, ldo, beta, GGML_QUANT[type].id], M * N * K, mode);
+      const got = getF32(out, M * ldo);
+      release(out);
+      if (mode === 'ref') ref = got;
+      for (let m = 0; m < M; m++) for (let n = 0; n < ldo; n++) {
+        const i = m * ldo + n, what = `${type} M${M} N${N} K${K} beta${beta} ${mode}: (${m}, ${n})`;
+        if (n >= N) { assert.equal(got[i], init0[i], `${what}: written outside the output`); continue; }
+        assert.ok(Math.abs(got[i] - want[i]) <= bound[i], `${what} got ${got[i]} want ${want[i]} (bound ${bound[i]})`);
+        assert.ok(Math.abs(got[i] - ref![i]) <= 4e-6 * scale[i] + 1e-30, `${what} got ${got[i]}, ref ${ref![i]} (scale ${scale[i]})`);
+      }
+    }
+  } finally { release(w); release(x); }
+}
+
+describe('ggml block types: quant_matmul', () => {
+  for (const type of TYPES) {
+    const B = GGML_QUANT[type].block;
+    it(`${type}: M = 1, 3, 9; K = 1, 3 blocks; N = 1, 7, 67; accumulate, strided rows; several panels`, () => {
+      for (const M of [1, 3, 9]) for (const K of [B, 3 * B]) for (const N of [1, 7, 67]) checkMatmul(type, M, N, K);
+      for (const M of [2, 17]) checkMatmul(type, M, 13, 2 * B, { beta: 1, ldx: 2 * B + 4, ldo: 20 });
+      for (const M of [1, 8]) checkMatmul(type, M, 131, B === 256 ? 2304 : 1568);
+    });
+  }
+
+  it('q4_0 decoding is llama.cpp\'s vec_dot_q4_0_q8_0 on a block with known rounding', () => {
+    // one Q4_0 block with d = 1 and quants j − 8 (nibble j mod 16); x with amax 127 so dx = 1, qx = nearest-even(x)
+    const wq = new Uint8Array(18);
+    wq[0] = 0x00; wq[1] = 0x3c;
+    for (let j = 0; j < 16; j++) wq[2 + j] = (j & 15) | (((15 - j) & 15) << 4);
+    const xs = Float32Array.from({ length: 32 }, (_, j) => (j === 5 ? 127 : 0.5 + j * 0.25));
+    let want = 0;
+    for (let j = 0; j < 32; j++) {
+      const q = (j < 16 ? j : 15 - (j - 16)) - 8;
+      const v = xs[j], r = Math.round(v), qx = r - v === 0.5 && r % 2 ? r - 1 : r;
+      want += q * qx;
+    }
+    const w = putBytes(wq), x = putF32(xs);
+    try {
+      for (const mode of MODES) {
+        const out = putF32(new Float32Array(1));
+        run('quant_matmul', [out, x, w, 1, 1, 32, 32, 1, 0, 2], 32, mode);
+        assert.equal(getF32(out, 1)[0], want, mode);
+        release(out);
+      }
+    } finally { release(w); release(x); }
+  });
+});
+
+describe('ggml block types in ops', () => {
+  for (const type of ['q4_0', 'q4_k', 'q6_k'] as const) {
+    const B = GGML_QUANT[type].block, N = 37, K = 2 * B;
+    const blocks = randomBlocks(type, N, K);
+    const wf = dequantizeBlocks(type, blocks, N * K);
+    for (const bk of ['ref', 'wasm'] as const) {
+      it(`${type} (${bk}): linear, addLinearInPlace and embedding match the dequantised f32 weight; no gradient, no data()`, () => withBackend(bk, () => scope(() => {
+        const w = T.fromBlocks(blocks, [N, K], type);
+        assert.equal(w.dtype, type);
+        const wd = T.dequantize(w);
+        assert.deepEqual(Array.from(wd.data()), Array.from(wf));
+        const x = T.tensor(Array.from(uniform(9 * K)), [9, K]);
+        noGrad(() => {
+          const y = T.linear(x, w).data(), yf = T.linear(x, wd).data();
+          for (let i = 0; i < y.length; i++) assert.ok(Math.abs(y[i] - yf[i]) <= 1e-4 * (1 + Math.abs(yf[i])), `linear ${i}: ${y[i]} vs ${yf[i]}`);
+          const out = T.zeros([9, N]);
+          T.addLinearInPlace(out, x, w);
+          const o = out.data();
+          for (let i = 0; i < o.length; i++) assert.ok(Math.abs(o[i] - yf[i]) <= 1e-4 * (1 + Math.abs(yf[i])));
+          const e = T.embedding(w, T.tensor([3, 0, 36, 3], [4], 'i32')).data();
+          assert.deepEqual(Array.from(e.subarray(K, 2 * K)), Array.from(wf.subarray(0, K)));
+          assert.deepEqual(Array.from(e.subarray(2 * K, 3 * K)), Array.from(wf.subarray(36 * K, 37 * K)));
+        });
+        assert.throws(() => w.data(), new RegExp(`is a ${type} \\(quantised\\)`));
+        assert.throws(() => T.linear(x.requiresGrad_(), w), /inference only/);
+        assert.throws(() => T.fromBlocks(blocks.subarray(1), [N, K], type), /do not hold/);
+        assert.throws(() => T.empty([3, B / 2], type), new RegExp(`multiple of ${B}`));
+      })));
+    }
+  }
+});
