@@ -7,7 +7,8 @@
 // - quant_matmul on both backends against dequantise-then-f64 matmul on awkward shapes: K one
 //   block, a few blocks, and many (several 64-row panels with K = 2304); N odd (1, 7, 67); M = 1,
 //   3 (decoding: x rounded to Q8_0 / Q8_K blocks first, as llama.cpp) and 9, 17 (the panel path);
-//   accumulate and strided rows. For M < 8 the bound adds the rounding of x: Σ_b (amax_b/254)·Σ|w|
+//   accumulate and strided rows. For M < Q8_PANEL_M (9: up to 8 rows, a speculative verification
+//   of 8 tokens, decode row by row as one token does) the bound adds the rounding of x: Σ_b (amax_b/254)·Σ|w|
 //   over each activation block (32 values, or 256 for the K types). wasm and ref round x the same
 //   way and take the same integer sums: they agree to f32 summation.
 import { after, before, describe, it } from 'node:test';
@@ -16,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import { alloc, release, views } from '../../src/backend/heap.js';
 import { PARALLEL_THRESHOLD, WasmBackend } from '../../src/backend/wasm/index.js';
 import { refBackend } from '../../src/backend/ref/index.js';
+import { Q8_PANEL_M } from '../../src/backend/ref/quant.js';
 import { GGML_QUANT, dequantizeBlocks } from '../../src/backend/ref/ggml_blocks.js';
 import type { GgmlQuantName } from '../../src/backend/ref/ggml_blocks.js';
 import type { KernelName } from '../../src/backend/kernels.js';
@@ -141,7 +143,7 @@ function checkMatmul(type: GgmlQuantName, M: number, N: number, K: number, opts:
     const i = m * ldo + n;
     want[i] = (beta ? o0[i] : 0) + s;
     scale[i] = a + (beta ? Math.abs(o0[i]) : 0) + r;
-    bound[i] = 3e-6 * scale[i] + (M < 8 ? 1.001 * r : 0) + 1e-30;
+    bound[i] = 3e-6 * scale[i] + (M < Q8_PANEL_M ? 1.001 * r : 0) + 1e-30;
   }
   const w = putBytes(blocks), x = putF32(xs);
   let ref: Float32Array | null = null;
@@ -169,7 +171,7 @@ describe('ggml block types: quant_matmul', () => {
     it(`${type}: M = 1, 3, 9; K = 1, 3 blocks; N = 1, 7, 67; accumulate, strided rows; several panels`, () => {
       for (const M of [1, 3, 9]) for (const K of [B, 3 * B]) for (const N of [1, 7, 67]) checkMatmul(type, M, N, K);
       for (const M of [2, 17]) checkMatmul(type, M, 13, 2 * B, { beta: 1, ldx: 2 * B + 4, ldo: 20 });
-      for (const M of [1, 8]) checkMatmul(type, M, 131, B === 256 ? 2304 : 1568);
+      for (const M of [1, 8, 9]) checkMatmul(type, M, 131, B === 256 ? 2304 : 1568);
     });
   }
 
