@@ -99,10 +99,15 @@ test('the Train tab: bad input, training in a worker, pause/save/reload/resume b
 
     // Bad input: a message in the page, no crash.
     const bad = async (files: { name: string; mimeType: string; buffer: Buffer }[], text: string, expect: RegExp) => {
+      // The status still shows the last case's error: wait for this case's own message.
+      const before = await page.textContent('#train-status');
       await page.setInputFiles('#train-file', files);
       await page.fill('#train-text', text);
       await page.click('#train-start');
-      await page.waitForFunction(() => document.getElementById('train-status')!.dataset.state === 'error', null, { timeout: 30000 });
+      await page.waitForFunction((prev) => {
+        const el = document.getElementById('train-status')!;
+        return el.dataset.state === 'error' && el.textContent !== prev;
+      }, before, { timeout: 30000 });
       const msg = await page.textContent('#train-status') ?? '';
       assert.match(msg, expect);
       assert.equal(await page.evaluate(() => document.body.dataset.trainState), 'idle', msg);

@@ -21,6 +21,7 @@ import { loadTest } from '../../src/serve/loadtest.js';
 import type { CausalLM } from '../../src/models/causal.js';
 import type { Tokenizer } from '../../src/tokenizers/tokenizer.js';
 import { makeTinyModelDir, serveProcess, CHATML } from './fixture.js';
+import { pngBytes } from '../../src/vision/png.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 let dir = '', work = '', url = '', proc: ChildProcess | null = null;
@@ -279,7 +280,9 @@ test('bad requests get OpenAI-style 4xx errors and the server keeps serving', as
     [{ model: 'tiny', messages: msg, n: 0 }, 400, 'n'],
     [{ model: 'tiny', messages: [] }, 400, 'messages'],
     [{ model: 'tiny', messages: [{ role: 'wizard', content: 'x' }] }, 400, 'messages[0].role'],
-    [{ model: 'tiny', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }, 400, 'messages[0].content[0]'],
+    [{ model: 'tiny', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }, 400, 'messages[0].content[0].image_url.url'],
+    [{ model: 'tiny', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/png;base64,${pngBytes({ width: 2, height: 2, pixels: new Float32Array(4) }).toString('base64')}` } }] }] }, 400, 'messages[0].content[0]'],
+    [{ model: 'tiny', messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: { data: '' } }] }] }, 400, 'messages[0].content[0]'],
     [{ model: 'tiny', messages: msg, response_format: { type: 'json_schema', json_schema: { name: 's', schema: { type: 'string', not: { format: 'email' } } } } }, 400, 'response_format.json_schema.schema'],
     [{ model: 'tiny', messages: msg, response_format: { type: 'json_schema', json_schema: { name: 's', schema: { type: 'bogus' } } } }, 400, 'response_format.json_schema.schema'],
     [{ model: 'tiny', messages: msg, response_format: { type: 'xml' } }, 400, 'response_format.type'],
