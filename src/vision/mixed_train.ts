@@ -138,6 +138,8 @@ export interface MixedModalOptions {
    */
   stabilitySteps?: number;
   stabilityLr?: number;
+  /** Sampling temperature of the judged drawings (default 1: the model's own distribution). */
+  drawTemperature?: number;
   /** Steps of the judge's training (default 600). */
   classifierSteps?: number;
   /** Use only the first N training and N/9 held-out images (quick runs and tests). */
@@ -276,7 +278,7 @@ export async function trainMixedModal(o: MixedModalOptions): Promise<MixedModalR
     if (!checkpoint || state.step !== opts.steps) checkpoint = await saveCheckpoint(o.out, { model, tokenizer, opt, state, options: opts, train: train.state(), also });
     // 6. Evaluation.
     const per = o.evalPerClass ?? 20;
-    const ev = evaluateMixedModal(model, vocab, it, judge.model, data.test, testCodes, { encode: text, decode: (ids) => textTok.decode(ids) }, eos, { perClass: per, seed });
+    const ev = evaluateMixedModal(model, vocab, it, judge.model, data.test, testCodes, { encode: text, decode: (ids) => textTok.decode(ids) }, eos, { perClass: per, seed, drawTemperature: o.drawTemperature });
     const sSteps = o.stabilitySteps ?? 150;
     const stability = sSteps > 0
       ? await compareStability(rawConfig, () => new Batcher(trainTokens, opts.seqLen, opts.batchSize, chunks(trainTokens), seed + 2), { steps: sSteps, lr: o.stabilityLr ?? 1e-2, seed, batchSize: opts.batchSize, seqLen: opts.seqLen, log })
@@ -315,7 +317,7 @@ export interface MixedEval {
 /** Caption held-out images (greedy) and draw each digit (sampled, temperature 1); the judge reads the drawings. */
 export function evaluateMixedModal(
   model: CausalLM, vocab: MixedVocab, it: ImageTokenizer, judge: DigitClassifier, test: ImageSet, testCodes: Int32Array,
-  text: { encode: (s: string) => number[]; decode: (ids: number[]) => string }, eos: number, o: { perClass: number; seed: number },
+  text: { encode: (s: string) => number[]; decode: (ids: number[]) => string }, eos: number, o: { perClass: number; seed: number; drawTemperature?: number },
 ): MixedEval {
   const g2 = vocab.codesPerImage, S = test.size, px = S * S;
   // Captioning: perClass held-out images of each class.
@@ -342,7 +344,7 @@ export function evaluateMixedModal(
   const perClass: number[] = [];
   for (let d = 0; d < 10; d++) {
     const prompts = Array.from({ length: o.perClass }, () => [eos, ...text.encode(caption(d))]);
-    const r = generate(model, prompts, { maxNewTokens: g2 + 2, temperature: 1, seed: o.seed * 10 + d, stopIds: [], processors: [new ImageSpanProcessor(vocab, { images: 'only' })] });
+    const r = generate(model, prompts, { maxNewTokens: g2 + 2, temperature: o.drawTemperature ?? 1, seed: o.seed * 10 + d, stopIds: [], processors: [new ImageSpanProcessor(vocab, { images: 'only' })] });
     const codes: number[] = [];
     for (const ids of r.ids) {
       const img = vocab.images([...ids])[0];
