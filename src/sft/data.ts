@@ -264,8 +264,7 @@ export class SftBatcher {
     this.reshuffle();
   }
   private reshuffle(): void {
-    this.order = this.examples.map((_, i) => i);
-    for (let i = this.order.length - 1; i > 0; i--) { const j = this.g.int(i + 1); [this.order[i], this.order[j]] = [this.order[j], this.order[i]]; }
+    this.order = this.g.shuffle(this.examples.map((_, i) => i));
     this.pos = 0;
   }
   next(): SftBatch {

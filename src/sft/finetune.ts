@@ -50,9 +50,7 @@ export interface FinetuneResult {
 
 /** Split rows into train / validation with a seeded shuffle. */
 export function splitRows<T>(rows: T[], valFraction: number, seed: number): { train: T[]; val: T[] } {
-  const idx = rows.map((_, i) => i);
-  const g = new Generator(seed);
-  for (let i = idx.length - 1; i > 0; i--) { const j = g.int(i + 1); [idx[i], idx[j]] = [idx[j], idx[i]]; }
+  const idx = new Generator(seed).shuffle(rows.map((_, i) => i));
   const nVal = valFraction > 0 && rows.length >= 10 ? Math.max(1, Math.round(rows.length * valFraction)) : 0;
   return { val: idx.slice(0, nVal).map((i) => rows[i]), train: idx.slice(nVal).map((i) => rows[i]) };
 }

@@ -58,6 +58,16 @@ export class Generator {
   int(n: number): number {
     return Math.floor(this.uniform() * n);
   }
+  /** Shuffles `a` in place (Fisher–Yates from the end, one int(i + 1) draw per position) and returns it. */
+  shuffle<A extends { length: number; [i: number]: unknown }>(a: A): A {
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      const t = a[i];
+      a[i] = a[j];
+      a[j] = t;
+    }
+    return a;
+  }
   /** The generator's state, to save in a checkpoint. */
   getState(): number[] {
     return [...this.s, this.spare === null ? NaN : this.spare];

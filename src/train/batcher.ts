@@ -54,9 +54,7 @@ export class Batcher {
     const p = new Uint32Array(this.count);
     for (let i = 0; i < p.length; i++) p[i] = i;
     if (!this.shuffle) return p;
-    const g = new Generator(this.seed * 1000003 + epoch);
-    for (let i = p.length - 1; i > 0; i--) { const j = g.int(i + 1); const t = p[i]; p[i] = p[j]; p[j] = t; }
-    return p;
+    return new Generator(this.seed * 1000003 + epoch).shuffle(p);
   }
   /** The next batch: batchSize rows of seqLen+1 token ids. */
   next(): Int32Array {

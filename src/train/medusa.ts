@@ -244,9 +244,7 @@ export interface DistillOptions {
  * of a line), the base's continuation to rowLength tokens (no stop token: every row is full).
  */
 export function selfDistill(base: CausalLM, tokenizer: Tokenizer, lines: readonly string[], o: DistillOptions): Int32Array[] {
-  const g = new Generator(o.seed);
-  const order = lines.map((_, i) => i);
-  for (let i = order.length - 1; i > 0; i--) { const j = g.int(i + 1); [order[i], order[j]] = [order[j], order[i]]; }
+  const order = new Generator(o.seed).shuffle(lines.map((_, i) => i));
   const bos = tokenizer.bosId ?? tokenizer.eosId ?? base.config.bos_token_id;
   const prompts: number[][] = [];
   for (const i of order) {
@@ -279,9 +277,7 @@ class RowBatcher extends Batcher {
   private rowOrder(epoch: number): Uint32Array {
     const p = Uint32Array.from({ length: this.count }, (_, i) => i);
     if (!this.shuffle) return p;
-    const g = new Generator(this.seed * 1000003 + epoch);
-    for (let i = p.length - 1; i > 0; i--) { const j = g.int(i + 1); const t = p[i]; p[i] = p[j]; p[j] = t; }
-    return p;
+    return new Generator(this.seed * 1000003 + epoch).shuffle(p);
   }
   override next(): Int32Array {
     const L = this.seqLen + 1, out = new Int32Array(this.batchSize * L);

@@ -94,9 +94,7 @@ export function mixedDocuments(codes: Int32Array, labels: Int32Array, v: MixedVo
     const cap = text(caption(labels[i]));
     docs.push([...cap, ...img, eos], [...img, ...cap, eos]);
   }
-  const g = new Generator(seed);
-  for (let i = docs.length - 1; i > 0; i--) { const j = g.int(i + 1); [docs[i], docs[j]] = [docs[j], docs[i]]; }
-  return docs;
+  return new Generator(seed).shuffle(docs);
 }
 
 /** The first n training images and n/9 held-out ones (MNIST's sets interleave the classes, so a prefix is balanced). */
