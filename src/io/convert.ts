@@ -4,8 +4,6 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { loadModel, saveModel, exportGguf, exportLlama2c } from './model.js';
 import type { ModelFormat } from './model.js';
-import { openGguf, readGgufTokenizer } from './gguf_arch.js';
-import type { GgufTokenizer } from './gguf_arch.js';
 import { GGUF_FILE_TYPE } from './gguf_arch.js';
 import type { GgufMatrixDType } from './gguf_arch.js';
 import { IoError } from './errors.js';
@@ -72,23 +70,16 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
   }
   if (path.resolve(out) === path.resolve(opts.model)) throw new IoError(out, 'is the model being converted: write to another path');
   // Every weight as f32: the writers quantise or round to the target's type from there.
-  const { model, tokenizer, format, tokenizerSource } = await loadModel(opts.model, { tokenizer: opts.tokenizer, dtype: 'f32' });
+  const { model, tokenizer, format, tokenizerSource, ggufTokenizer } = await loadModel(opts.model, { tokenizer: opts.tokenizer, dtype: 'f32' });
   const notes: string[] = [];
   const files: string[] = [];
   try {
     // What the source says beside the vocabulary: an HF directory's tokenizer_config.json, a GGUF's metadata.
     const hfx = format === 'hf' ? hfExtras(opts.model) : {};
     let extras: TokenizerExtras = hfx;
-    let sourceGguf: GgufTokenizer | null = null;
-    if (format === 'gguf' && !opts.tokenizer) {
-      const f = await openGguf(opts.model);
-      try {
-        sourceGguf = readGgufTokenizer(f);
-      } finally {
-        await f.close();
-      }
-      if (sourceGguf) extras = { chatTemplate: sourceGguf.chatTemplate, addBos: sourceGguf.addBos };
-    }
+    // A GGUF's own vocabulary is written as it is (unless --tokenizer replaces it).
+    const sourceGguf = opts.tokenizer ? null : ggufTokenizer;
+    if (sourceGguf) extras = { chatTemplate: sourceGguf.chatTemplate, addBos: sourceGguf.addBos };
     let tokFile = tokenizerSource?.path ?? opts.tokenizer ?? opts.model;
     // A SentencePiece-style tokenizer.json (LLaMA-2's) has no scores, which GGUF's llama vocabulary
     // and tokenizer.bin need: the tokenizer.model beside it has them.

@@ -48,6 +48,8 @@ export interface LoadedModel {
   format: ModelFormat;
   /** The HF config.json object the model was built from. */
   config: Record<string, unknown>;
+  /** A GGUF's vocabulary and tokenizer keys as the file stores them (null for other formats, or a GGUF without them). */
+  ggufTokenizer: GgufTokenizer | null;
 }
 
 export function detectModelFormat(p: string): ModelFormat {
@@ -143,6 +145,7 @@ export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise
   const format = detectModelFormat(p);
   let config: Record<string, unknown>, tensors: RawTensor[], tok: Tokenizer | null = null, source: TokenizerSource | null = null;
   let keep = new Map<string, QuantDType>();
+  let ggufTok: GgufTokenizer | null = null;
   if (format === 'hf') {
     const cfg = await readHfConfig(p);
     if (isSequenceClassificationConfig(cfg)) {
@@ -166,6 +169,7 @@ export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise
     config = ck.config;
     tensors = ck.tensors;
     if (opts.dtype !== 'f32') keep = quantizedWeightNames(ck.modelType, tensors);
+    ggufTok = ck.tokenizer;
     if (!opts.tokenizer) {
       const t = ggufTokenizer(ck.tokenizer, p);
       if (t) ({ tok, source } = t);
@@ -191,7 +195,7 @@ export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise
     model.dispose();
     throw e;
   }
-  return { model, tokenizer: tok, tokenizerSource: source, format, config };
+  return { model, tokenizer: tok, tokenizerSource: source, format, config, ggufTokenizer: ggufTok };
 }
 
 
