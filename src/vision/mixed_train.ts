@@ -10,8 +10,6 @@
 // image tokenizer in image_tokenizer/, so `tslm generate --image-out` can turn codes into a PNG.
 import { existsSync, mkdirSync, readFileSync, writeFileSync, copyFileSync, rmSync, appendFileSync } from 'node:fs';
 import path from 'node:path';
-import * as T from '../tensor/ops.js';
-import { scope } from '../tensor/storage.js';
 import { Generator } from '../tensor/random.js';
 import { createModel } from '../models/index.js';
 import type { CausalLM } from '../models/index.js';
@@ -22,7 +20,7 @@ import { trainLoop, createOptimizer, DEFAULT_TRAIN_OPTIONS, TrainingDivergedErro
 import { seriesSvg } from '../align/report.js';
 import type { TrainOptions, TrainState } from '../train/trainer.js';
 import { saveCheckpoint, findCheckpoint, loadCheckpoint } from '../train/checkpoint.js';
-import { lossCurveSvg, writeFileAtomic } from '../train/report.js';
+import { lossCurveSvg, writeFileAtomic, esc } from '../train/report.js';
 import type { StepMetrics } from '../train/report.js';
 import { progressPrinter, paramsText, readMetrics } from '../train/run.js';
 import { generate } from '../generate/generate.js';
@@ -31,7 +29,7 @@ import type { ImageSet } from './mnist.js';
 import { ImageTokenizer, trainImageTokenizer, loadImageTokenizer, saveImageTokenizer } from './tokenizer.js';
 import { MixedVocab, ImageSpanProcessor, MixedVocabError } from './mixed.js';
 import { trainDigitClassifier, loadDigitClassifier, saveDigitClassifier, DigitClassifier } from './classifier.js';
-import { tile, pngBytes } from './png.js';
+import { tile, pngDataUrl } from './png.js';
 
 export const MIXED_MODAL_FILE = 'mixed_modal.json';
 export const IMAGE_TOKENIZER_DIR = 'image_tokenizer';
@@ -80,8 +78,7 @@ export function encodeImages(it: ImageTokenizer, set: ImageSet): Int32Array {
   const out = new Int32Array(set.n * g2);
   for (let s = 0; s < set.n; s += 250) {
     const b = Math.min(250, set.n - s);
-    const codes = scope(() => it.encode(T.tensor(set.pixels.subarray(s * px, (s + b) * px), [b, 1, S, S])).toArray() as number[]);
-    out.set(codes, s * g2);
+    out.set(it.encodePixels(set.pixels.subarray(s * px, (s + b) * px), b), s * g2);
   }
   return out;
 }
@@ -348,7 +345,7 @@ export function evaluateMixedModal(
       const img = vocab.images([...ids])[0];
       codes.push(...(img ? img.codes : new Array(g2).fill(0)));
     }
-    const pixels = scope(() => Float32Array.from(it.decode(T.tensor(codes, [o.perClass, it.grid, it.grid], 'i32')).toArray() as number[]));
+    const pixels = it.decodePixels(codes, o.perClass);
     drawn.set(pixels, d * o.perClass * px);
     const v = judge.predict(pixels, o.perClass);
     verdicts.push(...v);
@@ -368,20 +365,14 @@ function stabilityHtml(runs: StabilityRun[] | undefined): string {
   return `<h2>Stability: QK-norm + z-loss against neither</h2><p>The same model, data and seed at a high learning rate.</p><ul>${rows}</ul>${svg}`;
 }
 
-function img64(p: ReturnType<typeof tile>): string {
-  return `data:image/png;base64,${pngBytes(p).toString('base64')}`;
-}
-
-function esc(s: string): string { return s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!); }
-
 function mixedReportHtml(r: MixedModalReport, metrics: StepMetrics[], ev: MixedEval, model: CausalLM): string {
   const S = ev.size, px = S * S;
   const rows = Array.from({ length: 10 }, (_, d) => {
     const imgs = ev.drawn.subarray(d * ev.perClass * px, (d + 1) * ev.perClass * px);
     const v = ev.verdicts.slice(d * ev.perClass, (d + 1) * ev.perClass);
-    return `<tr><th>"${esc(caption(d))}"</th><td><img src="${img64(tile(imgs, ev.perClass, S, ev.perClass))}" style="image-rendering:pixelated;height:${2 * (S + 1)}px"></td><td>${(r.drawPerClass[d] * 100).toFixed(0)}% read as ${d} (judge: ${v.join(' ')})</td></tr>`;
+    return `<tr><th>"${esc(caption(d))}"</th><td><img src="${pngDataUrl(tile(imgs, ev.perClass, S, ev.perClass))}" style="image-rendering:pixelated;height:${2 * (S + 1)}px"></td><td>${(r.drawPerClass[d] * 100).toFixed(0)}% read as ${d} (judge: ${v.join(' ')})</td></tr>`;
   }).join('');
-  const caps = ev.captions.map((c) => `<figure style="display:inline-block;margin:4px;text-align:center"><img src="${img64(tile(c.pixels, 1, S, 1))}" style="image-rendering:pixelated;width:56px"><figcaption>${esc(c.text)}</figcaption></figure>`).join('');
+  const caps = ev.captions.map((c) => `<figure style="display:inline-block;margin:4px;text-align:center"><img src="${pngDataUrl(tile(c.pixels, 1, S, 1))}" style="image-rendering:pixelated;width:56px"><figcaption>${esc(c.text)}</figcaption></figure>`).join('');
   const summary: [string, string][] = [
     ['model', `${model.config.model_type}, ${paramsText(model)}, ${model.config.num_hidden_layers} layers × ${model.config.hidden_size}`],
     ['steps', String(r.steps)], ['validation loss', r.valLoss === null ? '-' : r.valLoss.toFixed(4)],
@@ -413,15 +404,14 @@ export async function loadMixedModal(dir: string): Promise<{ vocab: MixedVocab; 
 export function imagePromptTokens(it: ImageTokenizer, vocab: MixedVocab, img: { width: number; height: number; pixels: Float32Array }, file: string): number[] {
   const S = it.config.image_size;
   if (img.width !== S || img.height !== S) throw new MixedVocabError(`${file}: the image is ${img.width}×${img.height}, the image tokenizer takes ${S}×${S} grey images`);
-  const codes = scope(() => it.encode(T.tensor(img.pixels, [1, 1, S, S])).toArray() as number[]);
-  return vocab.imageTokens(codes);
+  return vocab.imageTokens(it.encodePixels(img.pixels, 1));
 }
 
 /** The pixels (size × size) of the first complete image in generated ids, or null. */
 export function imageFromTokens(it: ImageTokenizer, vocab: MixedVocab, ids: readonly number[]): Float32Array | null {
   const img = vocab.images(ids)[0];
   if (!img) return null;
-  return scope(() => Float32Array.from(it.decode(T.tensor(img.codes, [1, it.grid, it.grid], 'i32')).toArray() as number[]));
+  return it.decodePixels(img.codes, 1);
 }
 
 /** The special-token text of an image (<image><img_12>…</image>), which the mixed tokenizer encodes as the image's tokens. */
@@ -438,8 +428,7 @@ export function contentParts(it: ImageTokenizer, vocab: MixedVocab, ids: readonl
   for (const img of vocab.images(ids)) {
     const text = decode(ids.slice(from, img.at).filter((t) => t < vocab.textSize));
     if (text) out.push({ type: 'text', text });
-    const px = scope(() => Float32Array.from(it.decode(T.tensor(img.codes, [1, it.grid, it.grid], 'i32')).toArray() as number[]));
-    out.push({ type: 'image_url', image_url: { url: `data:image/png;base64,${pngBytes({ width: S, height: S, pixels: px }).toString('base64')}` } });
+    out.push({ type: 'image_url', image_url: { url: pngDataUrl({ width: S, height: S, pixels: it.decodePixels(img.codes, 1) }) } });
     from = img.at + vocab.codesPerImage + 2;
   }
   const rest = decode(ids.slice(from).filter((t) => t < vocab.textSize));

@@ -43,6 +43,11 @@ export function pngBytes(img: GreyImage): Buffer {
   return pngjs.PNG.sync.write(png, { colorType: 0, inputColorType: 0, inputHasAlpha: false });
 }
 
+/** A grey image as a PNG data: URL (what the chat API and report.html carry). */
+export function pngDataUrl(img: GreyImage): string {
+  return `data:image/png;base64,${pngBytes(img).toString('base64')}`;
+}
+
 /** Write a grey image (levels clamped to [0, 1]) as an 8-bit PNG, atomically. */
 export function writePng(file: string, img: GreyImage): void {
   writeFileAtomic(file, pngBytes(img));

@@ -125,6 +125,18 @@ export class ImageTokenizer extends Module {
     });
   }
 
+  /** The code ids (n × g², row-major) of n images given as grey levels (n × S², row-major). */
+  encodePixels(pixels: Float32Array, n: number): number[] {
+    const S = this.config.image_size;
+    return scope(() => this.encode(T.tensor(pixels, [n, this.config.channels, S, S])).toArray() as number[]);
+  }
+
+  /** The grey levels (n × S², row-major) of n images given as code ids (n × g², row-major). */
+  decodePixels(codes: ArrayLike<number>, n: number): Float32Array {
+    const g = this.grid;
+    return scope(() => Float32Array.from(this.decode(T.tensor(Array.from(codes), [n, g, g], 'i32')).toArray() as number[]));
+  }
+
   /** Images (B, C, S, S) from code ids (B, g, g) (levels may stray a little outside [0, 1]; PNGs clamp them). */
   decode(codes: Tensor): Tensor {
     const K = this.config.num_codes, g = this.grid;
@@ -242,9 +254,8 @@ export async function trainImageTokenizer(o: TrainImageTokenizerOptions): Promis
   // Held-out originals (top rows) above their reconstructions (bottom rows).
   const n = Math.min(16, data.test.n);
   const orig = data.test.pixels.subarray(0, n * px);
-  const recon = scope(() => noGrad(() => m.decode(m.encode(T.tensor(orig, [n, 1, S, S]))).toArray() as number[]));
   const both = new Float32Array(2 * n * px);
-  both.set(orig, 0); both.set(Float32Array.from(recon), n * px);
+  both.set(orig, 0); both.set(m.decodePixels(m.encodePixels(orig, n), n), n * px);
   writePng(path.join(o.out, 'reconstructions.png'), tile(both, 2 * n, S, n));
   writeFileAtomic(path.join(o.out, 'report.json'), JSON.stringify(report, null, 2) + '\n');
   log(`held-out reconstruction: MSE ${ev.mse.toFixed(5)}, PSNR ${ev.psnr.toFixed(2)} dB; codebook: ${ev.used} of ${cfg.num_codes} codes used (perplexity ${ev.perplexity.toFixed(1)}), ${m.quantizer.restarts} restarts; ${report.seconds.toFixed(1)} s`);

@@ -2,8 +2,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { init, shutdown } from '../../backend/index.js';
-import * as T from '../../tensor/ops.js';
-import { scope } from '../../tensor/storage.js';
 import { trainImageTokenizer, loadImageTokenizer, readPng, writePng, loadPngFolder, ImageTokenizerError } from '../../vision/index.js';
 import { UsageError, num } from '../args.js';
 
@@ -50,7 +48,7 @@ export async function run(args: string[]): Promise<number> {
       if (!values.image) throw new UsageError('--image is required');
       const img = readPng(values.image);
       if (img.width !== S || img.height !== S) throw new ImageTokenizerError(`${values.image}: is ${img.width}×${img.height}; this tokenizer reads ${S}×${S} images`);
-      const grid = scope(() => m.encode(T.tensor(img.pixels, [1, 1, S, S])).toArray() as number[]);
+      const grid = m.encodePixels(img.pixels, 1);
       const rows = Array.from({ length: g }, (_, r) => grid.slice(r * g, (r + 1) * g));
       if (values.out) writeFileSync(values.out, JSON.stringify({ codes: rows }) + '\n');
       else console.log(rows.map((r) => r.join(' ')).join('\n'));
@@ -65,7 +63,7 @@ export async function run(args: string[]): Promise<number> {
     const K = m.config.num_codes;
     const bad = flat.findIndex((v) => typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= K);
     if (bad >= 0) throw new ImageTokenizerError(`${values.codes}: code ${JSON.stringify(flat[bad])} at row ${Math.floor(bad / g)}, column ${bad % g} is not a code id of this tokenizer (0…${K - 1})`);
-    const pixels = scope(() => Float32Array.from(m.decode(T.tensor(flat as number[], [1, g, g], 'i32')).toArray() as number[]));
+    const pixels = m.decodePixels(flat as number[], 1);
     writePng(values.out, { width: S, height: S, pixels });
     console.log(`wrote ${values.out}`);
     return 0;
