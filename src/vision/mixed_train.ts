@@ -8,7 +8,8 @@
 // The model directory is an ordinary HF checkpoint (config.json, model.safetensors, a
 // tokenizer.json whose added tokens name the sentinels and codes) plus mixed_modal.json and the
 // image tokenizer in image_tokenizer/, so `tslm generate --image-out` can turn codes into a PNG.
-import { existsSync, mkdirSync, readFileSync, writeFileSync, copyFileSync, rmSync, appendFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync, copyFileSync, rmSync, appendFileSync } from 'node:fs';
+import { readJsonObjectFileSync } from '../io/json_file.js';
 import path from 'node:path';
 import { Generator } from '../tensor/random.js';
 import { createModel } from '../models/index.js';
@@ -66,9 +67,8 @@ export function mixedTokenizerJson(text: HFTokenizer, numCodes: number): Record<
 export function readMixedModal(dir: string): { config: MixedModalConfig; vocab: MixedVocab } | null {
   const f = path.join(dir, MIXED_MODAL_FILE);
   if (!existsSync(f)) return null;
-  let c: MixedModalConfig;
-  try { c = JSON.parse(readFileSync(f, 'utf8')) as MixedModalConfig; } catch (e) { throw new MixedVocabError(`${f}: not valid JSON (${(e as Error).message.slice(0, 80)})`); }
-  if (!c || c.format !== 'tslm-mixed-modal') throw new MixedVocabError(`${f}: not a tslm mixed-modal description (format must be "tslm-mixed-modal")`);
+  const c = readJsonObjectFileSync(f, 'the mixed-modal layout') as unknown as MixedModalConfig;
+  if (c.format !== 'tslm-mixed-modal') throw new MixedVocabError(`${f}: not a tslm mixed-modal description (format must be "tslm-mixed-modal")`);
   return { config: c, vocab: new MixedVocab(c.text_vocab_size, c.num_codes, c.grid) };
 }
 

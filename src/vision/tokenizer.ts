@@ -3,7 +3,7 @@
 // decoder back to pixels — so that an image becomes a grid of code ids (28×28 → 7×7 of 256 codes
 // by default) and code ids become an image. Trained on reconstruction (mean squared error) plus
 // the quantiser's commitment loss, with the codebook as an EMA of its vectors.
-import { mkdirSync, existsSync, readFileSync, appendFileSync, rmSync } from 'node:fs';
+import { mkdirSync, existsSync, appendFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
@@ -17,6 +17,7 @@ import { AdamW } from '../train/optim.js';
 import { writeFileAtomic } from '../train/report.js';
 import { writeSafetensors, readSafetensors } from '../io/safetensors.js';
 import { fromFloat32, f32StateDict } from '../io/dtypes.js';
+import { readJsonObjectFileSync } from '../io/json_file.js';
 import { loadMnist, type ImageSet } from './mnist.js';
 import { tile, writePng } from './png.js';
 
@@ -161,10 +162,7 @@ export async function saveImageTokenizer(m: ImageTokenizer, dir: string): Promis
 export async function loadImageTokenizer(dir: string): Promise<ImageTokenizer> {
   const cfgFile = path.join(dir, 'config.json'), weights = path.join(dir, 'model.safetensors');
   if (!existsSync(cfgFile)) throw new ImageTokenizerError(`${dir}: no config.json (not an image tokenizer directory: make one with tslm image-tokenizer train)`);
-  let raw: unknown;
-  try { raw = JSON.parse(readFileSync(cfgFile, 'utf8')); } catch (e) { throw new ImageTokenizerError(`${cfgFile}: not valid JSON (${(e as Error).message.slice(0, 80)})`); }
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new ImageTokenizerError(`${cfgFile}: must be a JSON object`);
-  const m = new ImageTokenizer(checkConfig(raw as Record<string, unknown>, cfgFile));
+  const m = new ImageTokenizer(checkConfig(readJsonObjectFileSync(cfgFile, 'image tokenizer config'), cfgFile));
   const { tensors } = await readSafetensors(weights);
   m.loadStateDict(f32StateDict(tensors, weights), { source: weights });
   m.eval();

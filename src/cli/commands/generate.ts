@@ -83,6 +83,13 @@ export async function run(args: string[]): Promise<number> {
   const constraint = values.schema !== undefined ? { schema: parseJson(readArg(values.schema, 'schema'), (d) => new Error(`--schema ${values.schema}: not valid JSON: ${d}`)) as JsonSchema, schemaOptions } : values.regex !== undefined ? { regex: values.regex } : values.grammar !== undefined ? { grammar: readArg(values.grammar, 'grammar') } : null;
   await init({ threads: num(values.threads, 'threads', (x) => Number.isInteger(x) && x > 0) });
   try {
+    // Images in and out need a mixed-modal model: checked (and an input picture read) before the weights load.
+    const mixed = await loadMixedModal(values.model);
+    if ((values.image !== undefined || values['image-out'] !== undefined) && !mixed) {
+      throw new UsageError(`--image and --image-out need a mixed-modal model (text and image tokens, made by tslm mixed-modal train); ${values.model} is text-only (no ${MIXED_MODAL_FILE})`);
+    }
+    if (mixed && constraint) throw new UsageError('--schema/--regex/--grammar are not available with a mixed-modal model');
+    const imageIds = mixed && values.image !== undefined ? imagePromptTokens(mixed.imageTokenizer, mixed.vocab, readPng(values.image), values.image) : [];
     const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer, dtype });
     if (values.adapter) await loadAdapter(model, values.adapter);
     model.eval();
@@ -94,14 +101,9 @@ export async function run(args: string[]): Promise<number> {
     } else prompt = [bos];
     if (values.prompt) process.stdout.write(values.prompt);
     let eos = tokenizer?.eosId !== null && tokenizer?.eosId !== undefined ? [tokenizer.eosId] : model.config.eos_token_id ?? [];
-    // Images in and out: a mixed-modal model's image tokens, kept well-formed by ImageSpanProcessor.
-    const mixed = await loadMixedModal(values.model);
-    if ((values.image !== undefined || values['image-out'] !== undefined) && !mixed) {
-      throw new UsageError(`--image and --image-out need a mixed-modal model (text and image tokens, made by tslm mixed-modal train); ${values.model} is text-only (no ${MIXED_MODAL_FILE})`);
-    }
+    // A mixed-modal model's image tokens (the input picture's go before the text), kept well-formed by ImageSpanProcessor.
     if (mixed) {
-      if (constraint) throw new UsageError('--schema/--regex/--grammar are not available with a mixed-modal model');
-      if (values.image !== undefined) prompt = [prompt[0], ...imagePromptTokens(mixed.imageTokenizer, mixed.vocab, readPng(values.image), values.image), ...prompt.slice(1)];
+      prompt = [prompt[0], ...imageIds, ...prompt.slice(1)];
       opts.processors = [new ImageSpanProcessor(mixed.vocab, { images: values['image-out'] !== undefined ? 'only' : values.image !== undefined ? false : true })];
       if (values['image-out'] !== undefined) { opts.maxNewTokens = mixed.vocab.codesPerImage + 2; eos = []; }
     }
