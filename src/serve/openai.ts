@@ -569,12 +569,11 @@ export async function chatCompletions(ctx: Ctx, body: unknown, res: ServerRespon
     }
     const opts = sampling(b, m, ctx, ids.length, 'max_completion_tokens');
     const constraint = useTools ? toolsConstraint(t!.tools, t!.choice, answerFormat) : answerFormat;
+    // A mixed-modal model takes no constraint: refused before the schema is compiled.
+    if (m.mixed && constraint) throw badParam(constraint.param ?? 'response_format', `model '${m.id}' is mixed-modal: response_format and tools are not available with it`);
     const procs = [...(opts.processors ?? [])];
     if (constraint) procs.push(await constraintProcessor(ctx, m, constraint, opts.maxNewTokens!));
-    if (m.mixed) {
-      if (constraint) throw badParam(constraint.param ?? 'response_format', `model '${m.id}' is mixed-modal: response_format and tools are not available with it`);
-      procs.push(new ImageSpanProcessor(m.mixed.vocab));
-    }
+    if (m.mixed) procs.push(new ImageSpanProcessor(m.mixed.vocab));
     const id = newId('chatcmpl'), created = now(), model = m.id;
     const n = opts.n;
     let events: EventStream | null = null;
