@@ -122,6 +122,7 @@ test('tslm mixed-modal train (tiny), then tslm generate --image-out and --image 
     } else assert.equal(typeof content, 'string');
     await assert.rejects(client.chat.completions.create({ model: 'text-only', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: pngUrl } }] }] }), /text-only: image content parts need a mixed-modal model/);
     await assert.rejects(client.chat.completions.create({ model: 'checkpoint', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://example.com/x.png' } }] }] }), /must be a PNG as a data: URL/);
+    await assert.rejects(client.chat.completions.create({ model: 'checkpoint', messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_schema', json_schema: { name: 's', schema: { type: 'string' } } } }), /is mixed-modal: response_format and tools are not available with it/);
   } finally {
     proc.kill();
   }
