@@ -9,8 +9,8 @@
 // - SentencePiece-style BPE by scores (▁ for spaces, <0xXX> byte pieces) is GGUF's "llama"
 //   model, a llama2.c tokenizer.bin, and as a tokenizer.json a BPE model with byte_fallback whose
 //   merges are ranked by the merged piece's score (as transformers' LlamaConverter writes it).
-import { HFTokenizer } from '../tokenizers/hf.js';
-import type { TokenizerConfig } from '../tokenizers/hf.js';
+import { HFTokenizer, addedTokenJson } from '../tokenizers/hf.js';
+import type { TokenizerConfig, AddedToken } from '../tokenizers/hf.js';
 import { Llama2cTokenizer } from '../tokenizers/llama2c.js';
 import { SentencePieceTokenizer } from '../tokenizers/sentencepiece.js';
 import { utf8Encoder } from '../tokenizers/tokenizer.js';
@@ -101,12 +101,12 @@ function typesOf(t: GgufTokenizer): ArrayLike<number> {
 }
 
 /** tokenizer.json's added_tokens for a GGUF vocabulary's control (special) and user-defined tokens. */
-function addedTokens(t: GgufTokenizer, types: ArrayLike<number>): Record<string, unknown>[] {
-  const out: Record<string, unknown>[] = [];
+function addedTokens(t: GgufTokenizer, types: ArrayLike<number>): AddedToken[] {
+  const out: AddedToken[] = [];
   t.tokens.forEach((content, id) => {
     const ty = types[id];
     if (ty === GgufTokenType.CONTROL || ty === GgufTokenType.USER_DEFINED || (ty === GgufTokenType.UNKNOWN && t.model === 'llama')) {
-      out.push({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: ty === GgufTokenType.USER_DEFINED && t.model === 'llama', special: ty !== GgufTokenType.USER_DEFINED });
+      out.push(addedTokenJson(id, content, { normalized: ty === GgufTokenType.USER_DEFINED && t.model === 'llama', special: ty !== GgufTokenType.USER_DEFINED }));
     }
   });
   return out;

@@ -40,6 +40,11 @@ export interface TokenizerConfig {
   [k: string]: unknown;
 }
 
+/** An added_tokens entry of a tokenizer.json as HF writes one (not stripped, not a single word). */
+export function addedTokenJson(id: number, content: string, o: { special?: boolean; normalized?: boolean } = {}): AddedToken {
+  return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: o.normalized ?? false, special: o.special ?? true };
+}
+
 export function tokenContent(t: TokenizerConfig['bos_token']): string | null {
   if (t == null) return null;
   if (typeof t === 'string') return t;

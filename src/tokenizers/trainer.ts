@@ -4,7 +4,7 @@
 // with a lazy max-heap. The result is an HFTokenizer whose tokenizer.json HF tokenizers and
 // transformers.js load.
 import { BYTE_TO_CHAR, GPT2_PATTERN, LLAMA3_PATTERN, translateRegex } from './bytelevel.js';
-import { HFTokenizer } from './hf.js';
+import { HFTokenizer, addedTokenJson } from './hf.js';
 import { splitOnSpecials, TokenizerError, utf8Encoder } from './tokenizer.js';
 
 export interface TrainBPEOptions {
@@ -172,7 +172,7 @@ export function trainByteLevelBPE(texts: Iterable<string> | string, opts: TrainB
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    added_tokens: specials.map((content, id) => addedTokenJson(id, content)),
     normalizer: null,
     pre_tokenizer: preTokenizer,
     post_processor: { ...byteLevel, trim_offsets: false },

@@ -14,7 +14,8 @@ import path from 'node:path';
 import { Generator } from '../tensor/random.js';
 import { createModel } from '../models/index.js';
 import type { CausalLM } from '../models/index.js';
-import { HFTokenizer } from '../tokenizers/hf.js';
+import { HFTokenizer, addedTokenJson } from '../tokenizers/hf.js';
+import type { AddedToken } from '../tokenizers/hf.js';
 import { trainByteLevelBPE } from '../tokenizers/trainer.js';
 import { TokenFile, Batcher } from '../train/data.js';
 import { trainLoop, createOptimizer, DEFAULT_TRAIN_OPTIONS, TrainingDivergedError } from '../train/trainer.js';
@@ -52,14 +53,16 @@ export const CAPTION_TEMPLATE = 'a handwritten {digit}';
 export const MIXED_CHAT_TEMPLATE = "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}";
 export const caption = (d: number): string => CAPTION_TEMPLATE.replace('{digit}', String(d));
 
+/** The added token that stands for image code c in a mixed tokenizer.json. */
+const codeToken = (c: number): string => `<img_${c}>`;
+
 /** The mixed vocabulary's tokenizer.json: the text tokenizer's, then <image>, </image>, <img_0>… as special added tokens. */
 export function mixedTokenizerJson(text: HFTokenizer, numCodes: number): Record<string, unknown> {
   const json = structuredClone(text.toJSON());
-  const added = [...(json.added_tokens as Record<string, unknown>[])];
-  const tok = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const added = [...(json.added_tokens as AddedToken[])];
   const v = new MixedVocab(text.vocabSize, numCodes, 1);
-  added.push(tok(v.imageStart, '<image>'), tok(v.imageEnd, '</image>'));
-  for (let c = 0; c < numCodes; c++) added.push(tok(v.codeOffset + c, `<img_${c}>`));
+  added.push(addedTokenJson(v.imageStart, '<image>'), addedTokenJson(v.imageEnd, '</image>'));
+  for (let c = 0; c < numCodes; c++) added.push(addedTokenJson(v.codeOffset + c, codeToken(c)));
   return { ...json, added_tokens: added };
 }
 
@@ -417,7 +420,7 @@ export function imageFromTokens(it: ImageTokenizer, vocab: MixedVocab, ids: read
 /** The special-token text of an image (<image><img_12>…</image>), which the mixed tokenizer encodes as the image's tokens. */
 export function imageTokenText(it: ImageTokenizer, vocab: MixedVocab, img: { width: number; height: number; pixels: Float32Array }, where: string): string {
   const ids = imagePromptTokens(it, vocab, img, where);
-  return ids.map((t) => (t === vocab.imageStart ? '<image>' : t === vocab.imageEnd ? '</image>' : `<img_${t - vocab.codeOffset}>`)).join('');
+  return ids.map((t) => (t === vocab.imageStart ? '<image>' : t === vocab.imageEnd ? '</image>' : codeToken(t - vocab.codeOffset))).join('');
 }
 
 /** Generated ids as content parts: text between images, and each complete image as a PNG data URL. */
