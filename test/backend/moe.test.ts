@@ -10,14 +10,13 @@
 //
 // Tolerances (|wasm − ref| ≤ atol + rtol·|ref|; ref sums in f64): act rtol 1e-5, atol 1e-5·√D;
 // h rtol 1e-5, atol 1e-5·√(Σ width) (measured worst: below 1e-6 relative).
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { alloc, release, views } from '../../src/backend/heap.js';
-import { PARALLEL_THRESHOLD, WasmBackend } from '../../src/backend/wasm/index.js';
-import { refBackend } from '../../src/backend/ref/index.js';
-import type { KernelName } from '../../src/backend/kernels.js';
+import { release } from '../../src/backend/heap.js';
+import { putF32 as put, getF32 as get, wasmKernelHarness } from './kernel_harness.js';
+import type { KernelMode } from './kernel_harness.js';
 import * as T from '../../src/index.js';
-import { init, shutdown, noGrad, scope, withBackend } from '../../src/index.js';
+import { noGrad, scope, withBackend } from '../../src/index.js';
 import { MAX_MOE_SLOTS, moeExpertsInto_ } from '../../src/tensor/moe.js';
 import type { MoeSlot } from '../../src/tensor/moe.js';
 import { assertClose, uniformRng } from '../helpers.js';
@@ -28,35 +27,12 @@ function uniform(n: number, lo = -1, hi = 1): Float32Array {
   for (let i = 0; i < n; i++) a[i] = lo + (hi - lo) * R();
   return a;
 }
-function put(a: Float32Array | Int32Array): number {
-  const p = alloc(Math.max(16, a.length * 4));
-  if (a instanceof Int32Array) views().i32.set(a, p >>> 2);
-  else views().f32.set(a, p >>> 2);
-  return p;
-}
-const get = (p: number, n: number): Float32Array => views().f32.slice(p >>> 2, (p >>> 2) + n);
 
-let be: WasmBackend;
-let exportsObj: Record<string, (...a: number[]) => void>;
-before(async () => {
-  be = await WasmBackend.create(2);
-  exportsObj = (be as unknown as { exportsObj: Record<string, (...a: number[]) => void> }).exportsObj;
-  await init({ threads: 2 });
-});
-after(async () => { await be.dispose(); await shutdown(); });
+const harness = wasmKernelHarness();
+const run = harness.run;
 
-type Mode = 'ref' | 'call' | 'call-parallel' | 'call-serial' | 'nt1' | 'nt3' | 'nt7';
+type Mode = KernelMode;
 const MODES: Mode[] = ['call', 'call-parallel', 'call-serial', 'nt1', 'nt3', 'nt7'];
-function run(kernel: KernelName, args: number[], work: number, mode: Mode): void {
-  if (mode === 'ref') refBackend.call(kernel, args, work);
-  else if (mode === 'call') be.call(kernel, args, work);
-  else if (mode === 'call-parallel') be.call(kernel, args, Math.max(work, PARALLEL_THRESHOLD));
-  else if (mode === 'call-serial') be.call(kernel, args, 0);
-  else {
-    const nt = Number(mode.slice(2));
-    for (let t = nt - 1; t >= 0; t--) exportsObj[kernel](...args, t, nt);
-  }
-}
 
 interface Expert { gate: number; up: number; down: number; width: number }
 interface Slot { expert: number; row: number; scale: number }
@@ -124,7 +100,7 @@ function pick(E: number, k: number): number[] {
 
 describe('moe kernels (wasm against ref)', () => {
   it('are exported by the wasm module', () => {
-    for (const k of ['moe_swiglu', 'moe_down'] as const) assert.ok(!be.missing.includes(k), `${k} missing from the wasm module`);
+    for (const k of ['moe_swiglu', 'moe_down'] as const) assert.ok(!harness.backend.missing.includes(k), `${k} missing from the wasm module`);
   });
 
   it('one token: k of E experts in any order, awkward D and widths', () => {

@@ -14,14 +14,13 @@
 //   computed per element; wasm and ref round x the same way and agree to f32 summation.
 // Tolerance: |got − want| ≤ 2e-6·Σ_k |x_k·w_k| (+ the rounding bound for M ≤ 8); |wasm − ref| ≤
 // 4e-6 of that scale.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { alloc, release, views } from '../../src/backend/heap.js';
-import { PARALLEL_THRESHOLD, WasmBackend } from '../../src/backend/wasm/index.js';
-import { refBackend } from '../../src/backend/ref/index.js';
-import type { KernelName } from '../../src/backend/kernels.js';
+import { release } from '../../src/backend/heap.js';
+import { putBytes, putF32, getF32, wasmKernelHarness } from './kernel_harness.js';
+import type { KernelMode } from './kernel_harness.js';
 import * as T from '../../src/index.js';
-import { init, shutdown, noGrad, scope, withBackend } from '../../src/index.js';
+import { noGrad, scope, withBackend } from '../../src/index.js';
 import { quantizeQ8_0, dequantizeQ8_0, f16BitsToF32, f32ToF16Bits } from '../../src/io/dtypes.js';
 import { uniformRng } from '../helpers.js';
 
@@ -31,40 +30,12 @@ function uniform(n: number, lo = -1, hi = 1): Float32Array {
   for (let i = 0; i < n; i++) a[i] = lo + (hi - lo) * R();
   return a;
 }
-function putBytes(b: Uint8Array): number {
-  const p = alloc(Math.max(16, b.length));
-  views().u8.set(b, p);
-  return p;
-}
-function putF32(a: Float32Array | Int32Array): number {
-  const p = alloc(Math.max(16, a.length * 4));
-  if (a instanceof Int32Array) views().i32.set(a, p >>> 2);
-  else views().f32.set(a, p >>> 2);
-  return p;
-}
-const getF32 = (p: number, n: number): Float32Array => views().f32.slice(p >>> 2, (p >>> 2) + n);
 
-let be: WasmBackend;
-let exportsObj: Record<string, (...a: number[]) => void>;
-before(async () => {
-  be = await WasmBackend.create(2);
-  exportsObj = (be as unknown as { exportsObj: Record<string, (...a: number[]) => void> }).exportsObj;
-  await init({ threads: 2 });
-});
-after(async () => { await be.dispose(); await shutdown(); });
+const harness = wasmKernelHarness();
+const run = harness.run;
 
-type Mode = 'ref' | 'call' | 'call-parallel' | 'call-serial' | 'nt1' | 'nt3' | 'nt7';
+type Mode = KernelMode;
 const MODES: Mode[] = ['ref', 'call', 'call-parallel', 'call-serial', 'nt1', 'nt3', 'nt7'];
-function run(kernel: KernelName, args: number[], work: number, mode: Mode): void {
-  if (mode === 'ref') refBackend.call(kernel, args, work);
-  else if (mode === 'call') be.call(kernel, args, work);
-  else if (mode === 'call-parallel') be.call(kernel, args, Math.max(work, PARALLEL_THRESHOLD));
-  else if (mode === 'call-serial') be.call(kernel, args, 0);
-  else {
-    const nt = Number(mode.slice(2));
-    for (let t = nt - 1; t >= 0; t--) exportsObj[kernel](...args, t, nt);
-  }
-}
 
 /** Random Q8_0 rows: N rows of K values quantised by ggml's reference quantiser (io's twin). */
 function randomBlocks(N: number, K: number): Uint8Array {
@@ -103,7 +74,7 @@ function sameBits(a: Float32Array, b: Float32Array, what: string): void {
 
 describe('q8_0 kernels', () => {
   it('are exported by the wasm module', () => {
-    for (const k of ['q8_0_matmul', 'q8_0_rows'] as const) assert.ok(!be.missing.includes(k), `${k} missing from the wasm module`);
+    for (const k of ['q8_0_matmul', 'q8_0_rows'] as const) assert.ok(!harness.backend.missing.includes(k), `${k} missing from the wasm module`);
   });
 
   it('q8_0_rows dequantises bit for bit as ggml (subnormal, negative, zero and largest scales; q = −128…127)', () => {

@@ -11,18 +11,17 @@
 //   of 8 tokens, decode row by row as one token does) the bound adds the rounding of x: Σ_b (amax_b/254)·Σ|w|
 //   over each activation block (32 values, or 256 for the K types). wasm and ref round x the same
 //   way and take the same integer sums: they agree to f32 summation.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { alloc, release, views } from '../../src/backend/heap.js';
-import { PARALLEL_THRESHOLD, WasmBackend } from '../../src/backend/wasm/index.js';
-import { refBackend } from '../../src/backend/ref/index.js';
+import { release } from '../../src/backend/heap.js';
+import { putBytes, putF32, getF32, wasmKernelHarness } from './kernel_harness.js';
+import type { KernelMode } from './kernel_harness.js';
 import { Q8_PANEL_M } from '../../src/backend/ref/quant.js';
 import { GGML_QUANT, dequantizeBlocks } from '../../src/backend/ref/ggml_blocks.js';
 import type { GgmlQuantName } from '../../src/backend/ref/ggml_blocks.js';
-import type { KernelName } from '../../src/backend/kernels.js';
 import * as T from '../../src/index.js';
-import { init, shutdown, noGrad, scope, withBackend } from '../../src/index.js';
+import { noGrad, scope, withBackend } from '../../src/index.js';
 import { toFloat32 } from '../../src/io/dtypes.js';
 import type { RawDType } from '../../src/io/dtypes.js';
 import { uniformRng } from '../helpers.js';
@@ -37,18 +36,6 @@ function uniform(n: number, lo = -1, hi = 1): Float32Array {
   return a;
 }
 function hex(s: string): Uint8Array { return Uint8Array.from(s.match(/../g)!.map((h) => parseInt(h, 16))); }
-function putBytes(b: Uint8Array): number {
-  const p = alloc(Math.max(16, b.length));
-  views().u8.set(b, p);
-  return p;
-}
-function putF32(a: Float32Array | Int32Array): number {
-  const p = alloc(Math.max(16, a.length * 4));
-  if (a instanceof Int32Array) views().i32.set(a, p >>> 2);
-  else views().f32.set(a, p >>> 2);
-  return p;
-}
-const getF32 = (p: number, n: number): Float32Array => views().f32.slice(p >>> 2, (p >>> 2) + n);
 
 /** Random blocks of `type` for N rows of K values: random quant bytes, f16 scales in [2^-9, 2^-6). */
 function randomBlocks(type: GgmlQuantName, N: number, K: number): Uint8Array {
@@ -69,31 +56,15 @@ function sameBits(a: Float32Array, b: Float32Array, what: string): void {
   for (let i = 0; i < a.length; i++) if (ua[i] !== ub[i]) assert.fail(`${what}: element ${i}: ${a[i]} vs ${b[i]} (bits ${ua[i].toString(16)} vs ${ub[i].toString(16)})`);
 }
 
-let be: WasmBackend;
-let exportsObj: Record<string, (...a: number[]) => void>;
-before(async () => {
-  be = await WasmBackend.create(2);
-  exportsObj = (be as unknown as { exportsObj: Record<string, (...a: number[]) => void> }).exportsObj;
-  await init({ threads: 2 });
-});
-after(async () => { await be.dispose(); await shutdown(); });
+const harness = wasmKernelHarness();
+const run = harness.run;
 
-type Mode = 'ref' | 'call' | 'call-parallel' | 'call-serial' | 'nt3' | 'nt7';
+type Mode = KernelMode;
 const MODES: Mode[] = ['ref', 'call', 'call-parallel', 'call-serial', 'nt3', 'nt7'];
-function run(kernel: KernelName, args: number[], work: number, mode: Mode): void {
-  if (mode === 'ref') refBackend.call(kernel, args, work);
-  else if (mode === 'call') be.call(kernel, args, work);
-  else if (mode === 'call-parallel') be.call(kernel, args, Math.max(work, PARALLEL_THRESHOLD));
-  else if (mode === 'call-serial') be.call(kernel, args, 0);
-  else {
-    const nt = Number(mode.slice(2));
-    for (let t = nt - 1; t >= 0; t--) exportsObj[kernel](...args, t, nt);
-  }
-}
 
 describe('ggml block types: dequantisation', () => {
   it('are exported by the wasm module', () => {
-    for (const k of ['quant_matmul', 'quant_rows'] as const) assert.ok(!be.missing.includes(k), `${k} missing from the wasm module`);
+    for (const k of ['quant_matmul', 'quant_rows'] as const) assert.ok(!harness.backend.missing.includes(k), `${k} missing from the wasm module`);
   });
   for (const type of TYPES) {
     it(`${type}: io, ref and wasm dequantise bit for bit as the numpy reference`, () => {

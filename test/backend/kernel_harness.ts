@@ -1,0 +1,61 @@
+// What the kernel tests that call a kernel by name share: heap buffers in and out, and one kernel
+// call in a chosen mode — the ref backend, the wasm backend (as it schedules, forced onto its
+// worker pool, forced serial), or the wasm export called directly as N of N threads (ntN: every
+// thread's share of the work, last thread first). wasmKernelHarness() registers the file's
+// before/after hooks that start and stop the wasm backend (2 threads) and the default backend.
+import { before, after } from 'node:test';
+import { alloc, views } from '../../src/backend/heap.js';
+import { PARALLEL_THRESHOLD, WasmBackend } from '../../src/backend/wasm/index.js';
+import { refBackend } from '../../src/backend/ref/index.js';
+import type { KernelName } from '../../src/backend/kernels.js';
+import { init, shutdown } from '../../src/index.js';
+
+/** Bytes copied into a new heap buffer (at least 16 bytes); its address. */
+export function putBytes(b: Uint8Array): number {
+  const p = alloc(Math.max(16, b.length));
+  views().u8.set(b, p);
+  return p;
+}
+
+/** f32 or i32 values copied into a new heap buffer; its address. */
+export function putF32(a: Float32Array | Int32Array): number {
+  const p = alloc(Math.max(16, a.length * 4));
+  if (a instanceof Int32Array) views().i32.set(a, p >>> 2);
+  else views().f32.set(a, p >>> 2);
+  return p;
+}
+
+/** n f32 values read from the heap at p. */
+export const getF32 = (p: number, n: number): Float32Array => views().f32.slice(p >>> 2, (p >>> 2) + n);
+
+export type KernelMode = 'ref' | 'call' | 'call-parallel' | 'call-serial' | `nt${number}`;
+
+export interface KernelHarness {
+  run(kernel: KernelName, args: number[], work: number, mode: KernelMode): void;
+  /** The wasm backend (after the before hook ran). */
+  readonly backend: WasmBackend;
+}
+
+export function wasmKernelHarness(): KernelHarness {
+  let be: WasmBackend;
+  let exportsObj: Record<string, (...a: number[]) => void>;
+  before(async () => {
+    be = await WasmBackend.create(2);
+    exportsObj = (be as unknown as { exportsObj: Record<string, (...a: number[]) => void> }).exportsObj;
+    await init({ threads: 2 });
+  });
+  after(async () => { await be.dispose(); await shutdown(); });
+  return {
+    get backend() { return be; },
+    run(kernel, args, work, mode) {
+      if (mode === 'ref') refBackend.call(kernel, args, work);
+      else if (mode === 'call') be.call(kernel, args, work);
+      else if (mode === 'call-parallel') be.call(kernel, args, Math.max(work, PARALLEL_THRESHOLD));
+      else if (mode === 'call-serial') be.call(kernel, args, 0);
+      else {
+        const nt = Number(mode.slice(2));
+        for (let t = nt - 1; t >= 0; t--) exportsObj[kernel](...args, t, nt);
+      }
+    },
+  };
+}
