@@ -45,6 +45,17 @@ function setStatus(text, kind = 'idle') {
 
 // ---- the worker --------------------------------------------------------------------------------
 
+/** A new run (training or LoRA) in the worker: the worker started, the page's curve, samples and downloads cleared. */
+async function beginRun(steps) {
+  await startWorker();
+  st.metrics = [];
+  st.steps = steps;
+  st.info = null;
+  els.samples.textContent = '';
+  clearDownloads();
+  setState('preparing');
+}
+
 function startWorker() {
   if (st.ready) return st.ready;
   const q = Number(new URLSearchParams(location.search).get('threads'));
@@ -189,13 +200,7 @@ async function start() {
   if (els.text.value.trim()) sources.push({ name: 'the pasted text', text: els.text.value });
   else if (els.text.value.length && !sources.length) { setStatus('the pasted text is only white space', 'error'); return; }
   if (!sources.length) { setStatus('no text: paste some above or choose a .txt, .md or .jsonl file', 'error'); return; }
-  await startWorker();
-  st.metrics = [];
-  st.steps = options.steps;
-  st.info = null;
-  els.samples.textContent = '';
-  clearDownloads();
-  setState('preparing');
+  await beginRun(options.steps);
   try {
     st.worker.postMessage({ type: 'start', sources, options }, transfer);
   } catch (e) { setStatus(e.message, 'error'); setState('idle'); }
@@ -225,13 +230,7 @@ async function startLora() {
   } else {
     model = { name: document.getElementById('model-name')?.textContent || null };
   }
-  await startWorker();
-  st.metrics = [];
-  st.steps = options.steps;
-  st.info = null;
-  els.samples.textContent = '';
-  clearDownloads();
-  setState('preparing');
+  await beginRun(options.steps);
   st.worker.postMessage({ type: 'lora', model, rows, options }, transfer);
 }
 els.loraStart.addEventListener('click', startLora);
