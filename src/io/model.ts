@@ -100,14 +100,16 @@ export interface LoadModelOptions extends FiniteOptions {
    */
   dtype?: LoadDType;
 }
-/** loadModel's dtype choices. */
-export type LoadDType = 'native' | 'f32' | 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k';
-const LOAD_DTYPES: readonly LoadDType[] = ['native', 'f32', 'q8_0', 'q4_0', 'q4_k', 'q6_k'];
 /** The dtypes loadModel quantises to as it loads. */
 export const QUANTIZE_ON_LOAD = ['q8_0', 'q4_0', 'q4_k', 'q6_k'] as const;
+type QuantizeOnLoad = typeof QUANTIZE_ON_LOAD[number];
+/** loadModel's dtype choices. */
+export type LoadDType = 'native' | 'f32' | QuantizeOnLoad;
+const LOAD_DTYPES: readonly LoadDType[] = ['native', 'f32', ...QUANTIZE_ON_LOAD];
+const isQuantizeOnLoad = (d: LoadDType | undefined): d is QuantizeOnLoad => (QUANTIZE_ON_LOAD as readonly string[]).includes(d ?? '');
 
 /** Quantised blocks in place of the f32/f16/bf16 weights of a dense LLaMA's linear layers and embedding. */
-function quantizeOnLoad(tensors: RawTensor[], file: string, target: 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k'): RawTensor[] {
+function quantizeOnLoad(tensors: RawTensor[], file: string, target: QuantizeOnLoad): RawTensor[] {
   return tensors.map((t) => {
     if (!(QUANTIZABLE.test(t.name) && t.shape.length === 2 && (t.dtype === 'F32' || t.dtype === 'F16' || t.dtype === 'BF16'))) return t;
     const stored = storedDType(t.shape, target.toUpperCase() as GgufMatrixDType, false);
@@ -178,7 +180,7 @@ export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise
   if (opts.tokenizer) { tok = loadTokenizer(opts.tokenizer); source = { path: opts.tokenizer }; }
   // NaN or ±Inf in a weight: refused (naming the tensor) before the model is built, unless allowed.
   checkFiniteTensors(tensors, format === 'hf' ? weightsFileOf(p) : p, opts);
-  if (opts.dtype === 'q8_0' || opts.dtype === 'q4_0' || opts.dtype === 'q4_k' || opts.dtype === 'q6_k') {
+  if (isQuantizeOnLoad(opts.dtype)) {
     const type = String(config.model_type ?? 'llama');
     if (type !== 'llama') throw new IoError(p, `dtype ${opts.dtype} (quantising on load) is available for dense LLaMA models (model_type llama); this one is ${type}: load it without --dtype`);
     tensors = quantizeOnLoad(tensors, format === 'hf' ? weightsFileOf(p) : p, opts.dtype);
