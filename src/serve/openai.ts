@@ -262,54 +262,64 @@ function toolsPrompt(ts: FunctionTool[], choice: string): string {
 
 // ---- chat messages ---------------------------------------------------------------------------
 
-/** Where an image part stood in a message's text, until the model (mixed-modal or not) is known. */
-const IMAGE_MARK = (k: number) => `\u{F0000}${k}\u{F0001}`;
-const IMAGE_MARK_RE = /\u{F0000}(\d+)\u{F0001}/gu;
+/** An image content part, and where it stood (message, offset in the message's text) until the model is known. */
+interface ImagePart { image: GreyImage; where: string; message: number; at: number }
 
 /** An image content part: a PNG as a data: URL (nothing is fetched). */
-function imagePart(p: Obj, where: string, images: Array<{ image: GreyImage; where: string }>): string {
+function readImagePart(p: Obj, where: string): GreyImage {
   const url = isObj(p.image_url) ? p.image_url.url : undefined;
   if (typeof url !== 'string') throw badParam(`${where}.image_url.url`, `'${where}.image_url.url' must be a string`, 'invalid_type');
   const m = /^data:image\/png;base64,([A-Za-z0-9+/=\s]*)$/.exec(url);
   if (!m) throw badParam(`${where}.image_url.url`, `'${where}.image_url.url' must be a PNG as a data: URL (data:image/png;base64,…); nothing is fetched`);
-  let image: GreyImage;
-  try { image = decodePng(Buffer.from(m[1], 'base64'), `${where}.image_url`); } catch (e) { throw badParam(`${where}.image_url.url`, (e as Error).message); }
-  images.push({ image, where });
-  return IMAGE_MARK(images.length - 1);
+  try { return decodePng(Buffer.from(m[1], 'base64'), `${where}.image_url`); } catch (e) { throw badParam(`${where}.image_url.url`, (e as Error).message); }
 }
 
-function textContent(c: unknown, where: string, images: Array<{ image: GreyImage; where: string }>): string | null {
+/** A message's text; its image parts go to `images` with their offsets in that text. */
+function textContent(c: unknown, where: string, images: ImagePart[], message: number): string | null {
   if (c === null || c === undefined) return null;
-  if (typeof c === 'string') return c.replace(/[\u{F0000}\u{F0001}]/gu, '');
+  if (typeof c === 'string') return c;
   if (Array.isArray(c)) {
-    return c.map((p, i) => {
-      if (isObj(p) && p.type === 'text' && typeof p.text === 'string') return p.text.replace(/[\u{F0000}\u{F0001}]/gu, '');
-      if (isObj(p) && p.type === 'image_url') return imagePart(p, `${where}[${i}]`, images);
-      throw badParam(`${where}[${i}]`, `'${where}[${i}]': only text and image_url content parts are supported (got ${isObj(p) ? JSON.stringify(p.type) : typeof p})`);
-    }).join('');
+    let text = '';
+    c.forEach((p, i) => {
+      if (isObj(p) && p.type === 'text' && typeof p.text === 'string') text += p.text;
+      else if (isObj(p) && p.type === 'image_url') images.push({ image: readImagePart(p, `${where}[${i}]`), where: `${where}[${i}]`, message, at: text.length });
+      else throw badParam(`${where}[${i}]`, `'${where}[${i}]': only text and image_url content parts are supported (got ${isObj(p) ? JSON.stringify(p.type) : typeof p})`);
+    });
+    return text;
   }
   throw badParam(where, `'${where}' must be a string or an array of content parts`, 'invalid_type');
 }
 
-/** Image parts into the model's image tokens (as special-token text), or a 400 for a text-only model. */
-function placeImages(m: ServedModel, msgs: ChatMessage[], images: Array<{ image: GreyImage; where: string }>): ChatMessage[] {
+/** Image parts into the model's image tokens (as special-token text, where they stood), or a 400 for a text-only model. */
+function placeImages(m: ServedModel, msgs: ChatMessage[], images: ImagePart[]): ChatMessage[] {
   if (images.length === 0) return msgs;
   if (!m.mixed) throw badParam(images[0].where, `model '${m.id}' is text-only: image content parts need a mixed-modal model (tslm mixed-modal train)`);
   const mixed = m.mixed;
   const text = images.map((x) => {
     try { return imageTokenText(mixed.imageTokenizer, mixed.vocab, x.image, x.where); } catch (e) { throw badParam(x.where, (e as Error).message); }
   });
-  return msgs.map((x) => ({ ...x, content: x.content.replace(IMAGE_MARK_RE, (_, k: string) => text[Number(k)]) }));
+  return spliceAt(msgs, images, text);
 }
 
-function chatMessages(b: Obj, images: Array<{ image: GreyImage; where: string }>): ChatMessage[] {
+/** `texts[k]` inserted into message images[k].message at offset images[k].at (offsets in the message as parsed). */
+export function spliceAt(msgs: ChatMessage[], images: ReadonlyArray<{ message: number; at: number }>, texts: readonly string[]): ChatMessage[] {
+  const out = msgs.map((x) => ({ ...x }));
+  // Last first, so that earlier offsets in the same message stay where they were.
+  for (let k = images.length - 1; k >= 0; k--) {
+    const { message, at } = images[k], msg = out[message];
+    msg.content = msg.content.slice(0, at) + texts[k] + msg.content.slice(at);
+  }
+  return out;
+}
+
+function chatMessages(b: Obj, images: ImagePart[]): ChatMessage[] {
   const ms = b.messages;
   if (!Array.isArray(ms) || ms.length === 0) throw badParam('messages', "'messages' must be a non-empty array", ms === undefined ? 'missing_required_parameter' : 'invalid_type');
   return ms.map((m, i) => {
     if (!isObj(m) || typeof m.role !== 'string') throw badParam(`messages[${i}]`, `'messages[${i}]' must be an object with a 'role'`, 'invalid_type');
     const role = m.role === 'developer' ? 'system' : m.role;
     if (!['system', 'user', 'assistant', 'tool'].includes(role)) throw badParam(`messages[${i}].role`, `'messages[${i}].role' must be system, developer, user, assistant or tool, got ${JSON.stringify(m.role)}`);
-    let content = textContent(m.content, `messages[${i}].content`, images);
+    let content = textContent(m.content, `messages[${i}].content`, images, i);
     const out: ChatMessage = { role, content: content ?? '' };
     if (role === 'assistant' && Array.isArray(m.tool_calls)) {
       // Earlier calls are shown to the model in the format it is asked to produce.
@@ -525,7 +535,7 @@ async function promptIds(ctx: Ctx, m: ServedModel, texts: string[], param: strin
 export async function chatCompletions(ctx: Ctx, body: unknown, res: ServerResponse, signal: AbortSignal): Promise<void> {
   const b = bodyObject(body);
   if (b.model !== undefined && typeof b.model !== 'string') throw badParam('model', "'model' must be a string", 'invalid_type');
-  const images: Array<{ image: GreyImage; where: string }> = [];
+  const images: ImagePart[] = [];
   const parsed = chatMessages(b, images);
   const m = await ctx.registry.acquire(b.model as string | undefined);
   try {

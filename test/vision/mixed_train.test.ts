@@ -127,3 +127,12 @@ test('tslm mixed-modal train (tiny), then tslm generate --image-out and --image 
     proc.kill();
   }
 });
+
+test('image parts go back where they stood in their message: spliceAt', async () => {
+  const { spliceAt } = await import('../../src/serve/openai.js');
+  // message 0 was [text "a ", image, text " b", image]; message 1 was [image, text "c"]
+  const msgs = [{ role: 'user', content: 'a  b' }, { role: 'user', content: 'c' }];
+  const out = spliceAt(msgs, [{ message: 0, at: 2 }, { message: 0, at: 4 }, { message: 1, at: 0 }], ['<I1>', '<I2>', '<I3>']);
+  assert.deepEqual(out.map((m) => m.content), ['a <I1> b<I2>', '<I3>c']);
+  assert.deepEqual(msgs.map((m) => m.content), ['a  b', 'c'], 'the parsed messages are left as they were');
+});
