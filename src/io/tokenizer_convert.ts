@@ -68,11 +68,12 @@ export function ggufTokenizerOf(tok: Tokenizer, file: string, extras: TokenizerE
     }
     const tokens: string[] = [];
     const types: number[] = [];
+    const addedById = new Map(tok.addedTokens.map((a) => [a.id, a]));
     for (let id = 0; id < tok.vocabSize; id++) {
       const t = tok.idToToken(id);
       if (t === undefined) throw new IoError(file, `has no token with id ${id} (GGUF needs ids 0…${tok.vocabSize - 1} without gaps)`);
       tokens.push(t);
-      const added = tok.addedTokens.find((a) => a.id === id);
+      const added = addedById.get(id);
       types.push(added ? (added.special ? GgufTokenType.CONTROL : GgufTokenType.USER_DEFINED) : GgufTokenType.NORMAL);
     }
     const merges = ((model.merges as unknown[]) ?? []).map((m) => (typeof m === 'string' ? m : (m as string[]).join(' ')));
