@@ -60,6 +60,12 @@ export class MixedVocab {
     return out;
   }
 
+  /** What a streaming CLI shows for a generated token: its text, nothing inside an image span, and one [image] mark at its end. */
+  shown(id: number, text: string): string {
+    if (id < this.imageStart) return text;
+    return id === this.imageEnd ? '[image]' : '';
+  }
+
   /** Where a sequence stands: outside an image, or inside one with `emitted` codes so far. */
   state(ids: readonly number[]): { inImage: false } | { inImage: true; emitted: number } {
     for (let i = ids.length - 1, n = 0; i >= 0; i--, n++) {

@@ -49,8 +49,11 @@ export interface MixedModalConfig {
 }
 
 export const CAPTION_TEMPLATE = 'a handwritten {digit}';
-/** The chat template of a mixed-modal model: the documents it learned start after <|endoftext|>, with no roles. */
-export const MIXED_CHAT_TEMPLATE = "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}";
+/**
+ * The chat template of a mixed-modal model, in the documents' own form: <|endoftext|>, then each
+ * message's content with no roles, an answer (the assistant's) ending its document with <|endoftext|>.
+ */
+export const MIXED_CHAT_TEMPLATE = "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% if m['role'] == 'assistant' %}{{ eos_token }}{% endif %}{% endfor %}";
 export const caption = (d: number): string => CAPTION_TEMPLATE.replace('{digit}', String(d));
 
 /** The added token that stands for image code c in a mixed tokenizer.json. */

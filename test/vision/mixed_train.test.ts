@@ -103,6 +103,15 @@ test('tslm mixed-modal train (tiny), then tslm generate --image-out and --image 
   r = spawnSync(process.execPath, [cli, 'generate', '--model', textOnly, '--prompt', 'draw a 7', '--image-out', png, '--threads', '1'], { encoding: 'utf8' });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--image and --image-out need a mixed-modal model .*text-only \(no mixed_modal\.json\)/);
+  r = spawnSync(process.execPath, [cli, 'chat', '--model', textOnly, '--image-dir', path.join(dir, 'imgs'), '--threads', '1'], { encoding: 'utf8', input: 'x\n' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--image-dir needs a mixed-modal model/);
+  // tslm chat on the mixed-modal model: images shown as [image] and written to --image-dir; never raw image tokens.
+  r = spawnSync(process.execPath, [cli, 'chat', '--model', ck, '--image-dir', path.join(dir, 'imgs'), '--max-tokens', '60', '--temperature', '1', '--threads', '1'], { encoding: 'utf8', input: `${caption(2)}\n` });
+  assert.equal(r.status, 0, r.stderr);
+  assert.doesNotMatch(r.stdout, /<img_|<image>/);
+  const drawn = (r.stdout.match(/\[image\]/g) ?? []).length;
+  assert.equal(existsSync(path.join(dir, 'imgs', 'image-1.png')), drawn > 0);
 
   // The server's chat API: an image part in (as a PNG data URL), image parts out; a text-only model refuses image parts.
   const { proc, url } = await serveProcess(['--model', ck, '--models-dir', dir, '--threads', '1']);
@@ -135,4 +144,12 @@ test('image parts go back where they stood in their message: spliceAt', async ()
   const out = spliceAt(msgs, [{ message: 0, at: 2 }, { message: 0, at: 4 }, { message: 1, at: 0 }], ['<I1>', '<I2>', '<I3>']);
   assert.deepEqual(out.map((m) => m.content), ['a <I1> b<I2>', '<I3>c']);
   assert.deepEqual(msgs.map((m) => m.content), ['a  b', 'c'], 'the parsed messages are left as they were');
+});
+
+test('the mixed-modal chat template is the documents\' form: <|endoftext|>, contents without roles, each answer ending its document', async () => {
+  const { applyChatTemplate } = await import('../../src/tokenizers/chat.js');
+  const { MIXED_CHAT_TEMPLATE } = await import('../../src/vision/index.js');
+  const text = applyChatTemplate([{ role: 'user', content: caption(3) }, { role: 'assistant', content: '<image><img_1></image>' }, { role: 'user', content: caption(8) }],
+    { template: MIXED_CHAT_TEMPLATE, addGenerationPrompt: true, bosToken: '<|endoftext|>', eosToken: '<|endoftext|>' });
+  assert.equal(text, `<|endoftext|>${caption(3)}<image><img_1></image><|endoftext|>${caption(8)}`);
 });

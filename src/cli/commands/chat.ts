@@ -1,7 +1,7 @@
 // `tslm chat`: an interactive chat with a model, rendered with its chat template.
 import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { init, shutdown } from '../../backend/index.js';
 import { loadModel } from '../../io/model.js';
@@ -9,21 +9,27 @@ import { generate } from '../../generate/generate.js';
 import { applyChatTemplate, chatTemplateFromConfig, CHATML_TEMPLATE } from '../../tokenizers/chat.js';
 import type { ChatMessage } from '../../tokenizers/chat.js';
 import { readTokenizerConfig } from '../../tokenizers/load.js';
+import { loadMixedModal, MIXED_MODAL_FILE } from '../../vision/mixed_train.js';
+import { ImageSpanProcessor } from '../../vision/mixed.js';
+import { writePng } from '../../vision/png.js';
+import { UsageError } from '../args.js';
 import { dtypeOption, num, samplingFrom, samplingOptions } from './generate.js';
 import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculativeLine, speculativeOptions, speculativeUsage } from '../speculative.js';
 
 export const usage = `tslm chat --model <hf-dir|file.bin|file.gguf> [--system "…"] [--tokenizer FILE] [--dtype f32|q8_0|q4_0|q4_k|q6_k]
-      [--max-tokens N] [--temperature T] [--top-p P] … [--threads N]
+      [--max-tokens N] [--temperature T] [--top-p P] … [--threads N] [--image-dir DIR]
 ${speculativeUsage}
     Interactive chat (one message per line; /reset clears the history, /exit or EOF quits).
     Uses the chat template of tokenizer_config.json, or ChatML when the model has none.
+    A mixed-modal model's images are shown as [image]; with --image-dir each is also written
+    there as a PNG (image-1.png, …) and its path printed.
 ${speculativeHelp}`;
 
 /** ChatML, for models without a template of their own. */
 export const DEFAULT_CHAT_TEMPLATE = CHATML_TEMPLATE;
 
 export async function run(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args: normalizeSpeculativeArgs(args), options: { model: { type: 'string' }, system: { type: 'string' }, tokenizer: { type: 'string' }, dtype: { type: 'string' }, ...samplingOptions, ...speculativeOptions } });
+  const { values } = parseArgs({ args: normalizeSpeculativeArgs(args), options: { model: { type: 'string' }, system: { type: 'string' }, tokenizer: { type: 'string' }, dtype: { type: 'string' }, 'image-dir': { type: 'string' }, ...samplingOptions, ...speculativeOptions } });
   if (!values.model) { console.error('tslm chat: --model is required'); return 2; }
   const opts = samplingFrom(values);
   await init({ threads: num(values.threads, 'threads', (x) => Number.isInteger(x) && x > 0) });
@@ -35,6 +41,9 @@ export async function run(args: string[]): Promise<number> {
     if (!tokenizer) throw new Error(`${values.model}: chat needs a tokenizer; pass --tokenizer`);
     model.eval();
     const speculative = await speculativeFrom(values, model);
+    const mixed = await loadMixedModal(values.model);
+    if (values['image-dir'] !== undefined && !mixed) throw new UsageError(`--image-dir needs a mixed-modal model (tslm mixed-modal train); ${values.model} is text-only (no ${MIXED_MODAL_FILE})`);
+    let saved = 0;
     let template = DEFAULT_CHAT_TEMPLATE, bosToken = '', eosToken = '<|im_end|>';
     const cfgFile = path.join(existsSync(values.model) && !values.model.endsWith('.gguf') && !values.model.endsWith('.bin') ? values.model : path.dirname(values.model), 'tokenizer_config.json');
     if (existsSync(cfgFile)) {
@@ -54,11 +63,25 @@ export async function run(args: string[]): Promise<number> {
       history.push({ role: 'user', content: line });
       const text = applyChatTemplate(history, { template, addGenerationPrompt: true, bosToken, eosToken });
       const ids = tokenizer.encode(text, { specials: true });
-      const r = generate(model, ids, { ...opts, stopIds, stopStrings: eosToken ? [eosToken] : undefined, tokenizer, onToken: (e) => process.stdout.write(e.text), speculative: speculative ?? undefined });
+      const r = generate(model, ids, {
+        ...opts, stopIds, stopStrings: eosToken ? [eosToken] : undefined, tokenizer, speculative: speculative ?? undefined,
+        processors: mixed ? [new ImageSpanProcessor(mixed.vocab)] : undefined,
+        onToken: (e) => process.stdout.write(mixed ? mixed.vocab.shown(e.id, e.text) : e.text),
+      });
       process.stdout.write('\n');
+      if (mixed && values['image-dir'] !== undefined) {
+        mkdirSync(values['image-dir'], { recursive: true });
+        const S = mixed.imageTokenizer.config.image_size;
+        for (const img of mixed.vocab.images(r.ids[0])) {
+          const file = path.join(values['image-dir'], `image-${++saved}.png`);
+          writePng(file, { width: S, height: S, pixels: mixed.imageTokenizer.decodePixels(img.codes, 1) });
+          console.error(`[image: ${file}]`);
+        }
+      }
       console.error(`[prefill ${r.stats.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${r.stats.decodeTokensPerSecond.toFixed(1)} tok/s]`);
       if (r.stats.speculative) console.error(`[${speculativeLine(r.stats.speculative)}]`);
-      history.push({ role: 'assistant', content: r.text![0] });
+      // A mixed-modal answer keeps its image tokens in the history (as their special tokens' text).
+      history.push({ role: 'assistant', content: mixed ? tokenizer.decode(r.ids[0]) : r.text![0] });
       prompt();
     }
     model.dispose();

@@ -116,7 +116,7 @@ export async function run(args: string[]): Promise<number> {
     const r = generate(model, prompt, {
       ...opts, stopIds: eos, stopStrings: values.stop, tokenizer: tokenizer ?? undefined,
       // A mixed-modal model's image tokens are not text: they are shown as one [image] mark.
-      onToken: tokenizer ? (e) => process.stdout.write(mixed && e.id >= mixed.vocab.imageStart ? (e.id === mixed.vocab.imageEnd ? '[image]' : '') : e.text) : undefined,
+      onToken: tokenizer ? (e) => process.stdout.write(mixed ? mixed.vocab.shown(e.id, e.text) : e.text) : undefined,
       speculative: speculative ?? undefined,
     });
     if (tokenizer) process.stdout.write('\n');
