@@ -75,7 +75,9 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   let train: SftExample[] = trainAll.filter(learnable);
   const val = valAll.filter(learnable);
   const cut = trainAll.length - train.length + valAll.length - val.length;
-  if (cut) log(`${cut} row${cut === 1 ? '' : 's'} left out: no response token is left after cutting to ${maxLen} tokens (--max-length)`);
+  // What cut the rows: --max-length, or the model's own context when --max-length asks for more (or is not given).
+  const cutBy = `${maxLen} tokens (${maxLen < model.contextLength ? '--max-length' : "the model's context, max_position_embeddings"})`;
+  if (cut) log(`${cut} row${cut === 1 ? '' : 's'} left out: no response token is left after cutting to ${cutBy}`);
   if (o.packLength) {
     if (o.packLength + 1 > model.contextLength) throw new SftDataError(`--pack ${o.packLength} exceeds the model's context (max_position_embeddings ${model.contextLength}) − 1`);
     train = pack(train, o.packLength);
@@ -90,7 +92,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   // Nothing to learn from: every response was cut (the loss would be 0/0, NaN).
   if (respTokens === 0) {
     model.dispose();
-    throw new SftDataError(`${o.data}: no response token is left to train on after cutting the rows to ${maxLen} tokens (--max-length); the prompts fill it — raise --max-length or shorten the prompts`);
+    throw new SftDataError(`${o.data}: no response token is left to train on after cutting the rows to ${cutBy}; the prompts fill it — ${maxLen < model.contextLength ? 'raise --max-length or shorten the prompts' : 'shorten the prompts (or use a model with a longer context)'}`);
   }
   log(`data: ${rows.length} rows (${trainRows.length} train${o.packLength ? ` → ${train.length} packed rows of ${o.packLength}` : ''}, ${valRows.length} validation), ${respTokens} response tokens`);
   log(`${lora ? `LoRA r=${lora.r} alpha=${lora.lora_alpha}${lora.use_rslora ? ' (rsLoRA)' : ''} on ${lora.target_modules.join(',')}` : 'full fine-tuning'}: ` +
