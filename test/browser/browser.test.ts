@@ -9,13 +9,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { serveStatic } from '../../src/serve/static.js';
+import { launchChromium, noChromium, collectPageErrors } from '../chromium.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const CHROMIUM = '/usr/bin/chromium';
 const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.map': 'application/json' };
 
-test('wasm backend, autograd and generation run in headless Chromium', { skip: !existsSync(CHROMIUM) && 'chromium is not installed', timeout: 120000 }, async () => {
-  const { chromium } = await import('playwright-core');
+test('wasm backend, autograd and generation run in headless Chromium', { skip: noChromium, timeout: 120000 }, async () => {
   const server = createServer((req, res) => {
     // The package's browser modules as tslm serve sends them: a Web Worker has no import map, so
     // their bare imports (@huggingface/jinja) are rewritten to /vendor/ URLs.
@@ -35,14 +34,11 @@ test('wasm backend, autograd and generation run in headless Chromium', { skip: !
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(String(e)));
+    collectPageErrors(page, errors, { console: false });
     await page.goto(`http://127.0.0.1:${port}/page.html`);
     await page.waitForFunction(() => (window as unknown as { __result?: unknown }).__result, null, { timeout: 90000 });
     const r = await page.evaluate(() => (window as unknown as { __result: any }).__result);

@@ -13,10 +13,10 @@ import { builtinModules, createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { launchChromium, noChromium, collectPageErrors } from '../chromium.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const appSources = path.join(root, 'test', 'package', 'app');
-const CHROMIUM = '/usr/bin/chromium';
 const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as {
   name: string; version: string; dependencies: Record<string, string>; bin: Record<string, string>; exports: Record<string, string | Record<string, string>>;
 };
@@ -187,7 +187,7 @@ test('a TypeScript program imports tslm (type-checked with node16 resolution) an
 });
 
 test('a page bundled by esbuild from tslm/browser trains in headless Chromium; without cross-origin isolation it trains on 1 thread',
-  { skip: !existsSync(CHROMIUM) && 'chromium is not installed', timeout: 150000 }, async () => {
+  { skip: noChromium, timeout: 150000 }, async () => {
     // The browser sources type-check with bundler resolution and no Node.js types.
     const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
     writeFileSync(path.join(app, 'tsconfig.browser.json'), JSON.stringify({
@@ -222,17 +222,12 @@ test('a page bundled by esbuild from tslm/browser trains in headless Chromium; w
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as AddressInfo).port;
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
-    });
+    const browser = await launchChromium();
     type Result = { ok: boolean; error?: string; losses: number[]; threads: number; threadsUnavailable: string | null; crossOriginIsolated: boolean };
     const open = async (mode: string): Promise<{ r: Result; errors: string[] }> => {
       const page = await browser.newPage();
       const errors: string[] = [];
-      page.on('pageerror', (e) => errors.push(String(e)));
-      page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+      collectPageErrors(page, errors);
       await page.goto(`http://127.0.0.1:${port}/${mode}/`);
       // A frozen tab or a silent failure never sets __result: the wait times out.
       await page.waitForFunction(() => (window as unknown as { __result?: unknown }).__result, null, { timeout: 60000 });

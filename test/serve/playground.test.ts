@@ -6,14 +6,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PACKAGE_ROOT, startServer } from '../../src/serve/server.js';
 import { serveStatic } from '../../src/serve/static.js';
 import { makeTinyModelDir } from './fixture.js';
-
-const CHROMIUM = '/usr/bin/chromium';
+import { launchChromium, noChromium, collectPageErrors } from '../chromium.js';
 
 /** A raw GET/HEAD (fetch would normalise the `..` that these requests are about). */
 function get(port: number, rawPath: string, method = 'GET'): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
@@ -87,22 +86,17 @@ test('the playground routes: the page, browser modules, wasm, vendor modules, mo
 
 interface Turn { partials: string[]; final: string; finish: string; tps: string; tokens: number; status: string }
 
-test('the playground streams a reply in server mode and in in-browser mode (headless Chromium)', { skip: !existsSync(CHROMIUM) && 'chromium is not installed', timeout: 120000 }, async (t) => {
-  const { chromium } = await import('playwright-core');
+test('the playground streams a reply in server mode and in in-browser mode (headless Chromium)', { skip: noChromium, timeout: 120000 }, async (t) => {
   // A long context, so that a generation outlasts the click on Stop.
   const dir = await makeTinyModelDir(undefined, { maxPositions: 4096 });
   const server = await startServer({ model: dir, port: 0 });
   const keep = process.env.TSLM_PLAYGROUND_SHOTS;
   const shots = keep ? (mkdirSync(keep, { recursive: true }), keep) : mkdtempSync(path.join(tmpdir(), 'tslm-playground-shots-'));
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: { width: 1200, height: 760 } });
     const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+    collectPageErrors(page, errors);
     page.on('requestfailed', (r) => errors.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
     await page.goto(`${server.url}/`);
     await page.waitForFunction(() => document.getElementById('model-name')!.textContent !== '…', null, { timeout: 10000 });

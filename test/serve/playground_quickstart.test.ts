@@ -7,7 +7,7 @@
 // length and whether the model has a chat template; max_tokens_auto cuts max_tokens to the room.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { init, shutdown } from '../../src/backend/index.js';
@@ -18,8 +18,8 @@ import { createModel } from '../../src/models/index.js';
 import { saveModel } from '../../src/io/index.js';
 import { Generator } from '../../src/tensor/index.js';
 import { PRESETS } from '../../src/train/presets.js';
+import { launchChromium, noChromium, collectPageErrors } from '../chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 let work = '', server: RunningServer;
 
 /** The quickstart checkpoint's layout and size, with random weights: config, model.safetensors, tokenizer.json. */
@@ -81,17 +81,12 @@ test('/v1/models gives context_length and chat_template; max_tokens_auto cuts ma
   assert.equal(full.json.error.code, 'context_length_exceeded');
 });
 
-test('the playground on defaults with the quickstart-size model (headless Chromium): the first message gets a reply', { skip: !existsSync(CHROMIUM) && 'chromium is not installed', timeout: 120000 }, async (t) => {
-  const { chromium } = await import('playwright-core');
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
-  });
+test('the playground on defaults with the quickstart-size model (headless Chromium): the first message gets a reply', { skip: noChromium, timeout: 120000 }, async (t) => {
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 700 } });
     const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+    collectPageErrors(page, errors);
     await page.goto(`${server.url}/`);
     await page.waitForFunction(() => document.getElementById('model-name')!.textContent !== '…', null, { timeout: 10000 });
     // No chat template: the page picked the completion format; max_tokens is left to the context.

@@ -10,7 +10,7 @@
 // (printed as a test diagnostic). Without the isolation headers, the tab says so and trains on 1 thread.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
@@ -20,8 +20,7 @@ import { loadModel } from '../../src/io/index.js';
 import { loadAdapter } from '../../src/lora/index.js';
 import { noGrad, scope, tensor } from '../../src/tensor/index.js';
 import { makeTinyModelDir } from './fixture.js';
-
-const CHROMIUM = '/usr/bin/chromium';
+import { launchChromium, noChromium, collectPageErrors } from '../chromium.js';
 
 // The first 24,000 characters of the embedded Chinese classics (data/quickstart).
 const CORPUS = readFileSync(path.join(PACKAGE_ROOT, 'data', 'quickstart', 'zh-classics.txt'), 'utf8').slice(0, 24000);
@@ -66,24 +65,19 @@ const pageLogits = (page: Page, ids: number[]) => page.evaluate(async (x) => Arr
 
 const losses = (page: Page) => page.evaluate(() => (window as any).__train.metrics.map((m: { loss: number }) => m.loss) as number[]);
 
-test('the Train tab: bad input, training in a worker, pause/save/reload/resume bit for bit, downloads that Node loads (headless Chromium)', { skip: !existsSync(CHROMIUM) && 'chromium is not installed', timeout: 180000 }, async (t) => {
-  const { chromium } = await import('playwright-core');
+test('the Train tab: bad input, training in a worker, pause/save/reload/resume bit for bit, downloads that Node loads (headless Chromium)', { skip: noChromium, timeout: 180000 }, async (t) => {
   const modelDir = await makeTinyModelDir();
   const server = await startServer({ model: modelDir, port: 0 });
   const keep = process.env.TSLM_PLAYGROUND_SHOTS;
   const shots = keep ? (mkdirSync(keep, { recursive: true }), keep) : mkdtempSync(path.join(tmpdir(), 'tslm-train-shots-'));
   const work = mkdtempSync(path.join(tmpdir(), 'tslm-train-downloads-'));
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   await init({ threads: 1 });
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
     const page = await context.newPage();
     const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+    collectPageErrors(page, errors);
     // Long tasks (> 50 ms on the main thread) while the probe is on, and the longest gap of a 10 ms interval.
     await page.addInitScript(() => {
       const p = { on: false, long: [] as number[], maxGap: 0 };
@@ -259,18 +253,14 @@ test('the Train tab: bad input, training in a worker, pause/save/reload/resume b
   }
 });
 
-test('the Train tab without cross-origin isolation: says so and trains on 1 thread (headless Chromium)', { skip: !existsSync(CHROMIUM) && 'chromium is not installed', timeout: 120000 }, async (t) => {
-  const { chromium } = await import('playwright-core');
+test('the Train tab without cross-origin isolation: says so and trains on 1 thread (headless Chromium)', { skip: noChromium, timeout: 120000 }, async (t) => {
   const modelDir = await makeTinyModelDir();
   const server = await startServer({ model: modelDir, port: 0 });
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+    collectPageErrors(page, errors, { console: false });
     // The server's responses without the COOP/COEP headers, as a host that does not send them.
     await page.route('**/*', async (route) => {
       const res = await route.fetch();
