@@ -14,6 +14,7 @@ import { HFTokenizer } from '../tokenizers/hf.js';
 import { SentencePieceTokenizer } from '../tokenizers/sentencepiece.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { readTokenizerConfig } from '../tokenizers/load.js';
+import { chatTemplateFromConfig } from '../tokenizers/chat.js';
 
 export type ConvertTarget = 'hf' | 'gguf' | 'llama2c';
 export const CONVERT_TARGETS: readonly ConvertTarget[] = ['hf', 'gguf', 'llama2c'];
@@ -46,13 +47,20 @@ export interface ConvertResult {
   notes: string[];
 }
 
-/** tokenizer_config.json's chat template and add_bos_token beside an HF directory's model. */
-function hfExtras(dir: string): TokenizerExtras & { file?: string; config?: Record<string, unknown> } {
+/**
+ * tokenizer_config.json's chat template and add_bos_token beside an HF directory's model. A list
+ * of named templates gives its "default" one, as chat does; a list without one is a note, not an
+ * error (the weights still convert).
+ */
+function hfExtras(dir: string): TokenizerExtras & { file?: string; config?: Record<string, unknown>; note?: string } {
   const f = path.join(dir, 'tokenizer_config.json');
   if (!existsSync(f)) return {};
   const c = readTokenizerConfig(f);
-  const ct = typeof c.chat_template === 'string' ? c.chat_template : Array.isArray(c.chat_template) ? (c.chat_template as Array<{ name: string; template: string }>).find((t) => t.name === 'default')?.template : undefined;
-  return { chatTemplate: ct, addBos: typeof c.add_bos_token === 'boolean' ? c.add_bos_token : undefined, file: f, config: c as Record<string, unknown> };
+  let chatTemplate: string | undefined, note: string | undefined;
+  if (c.chat_template !== undefined) {
+    try { chatTemplate = chatTemplateFromConfig(c, 'default', f).template; } catch (e) { note = `${(e as Error).message}: no chat template carried over`; }
+  }
+  return { chatTemplate, addBos: typeof c.add_bos_token === 'boolean' ? c.add_bos_token : undefined, file: f, config: c as Record<string, unknown>, note };
 }
 
 async function writeJson(file: string, value: unknown): Promise<void> {
@@ -76,6 +84,7 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
   try {
     // What the source says beside the vocabulary: an HF directory's tokenizer_config.json, a GGUF's metadata.
     const hfx = format === 'hf' ? hfExtras(opts.model) : {};
+    if ('note' in hfx && hfx.note) notes.push(hfx.note);
     let extras: TokenizerExtras = hfx;
     // A GGUF's own vocabulary is written as it is (unless --tokenizer replaces it).
     const sourceGguf = opts.tokenizer ? null : ggufTokenizer;

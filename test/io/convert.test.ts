@@ -101,6 +101,26 @@ test('HF (byte-level BPE) → GGUF → HF: the same weights bit for bit, the sam
   }
 });
 
+test('a list of named chat templates: its "default" one goes into the GGUF; a list without one converts with a note and no template', async (t) => {
+  const dir = tempDir(t);
+  const src = await byteLevelModel(dir);
+  const cfgFile = path.join(src.dir, 'tokenizer_config.json');
+  const cfg = JSON.parse(readFileSync(cfgFile, 'utf8'));
+  const named = (names: string[]) => names.map((name) => ({ name, template: `{{ '${name}' }}{% for m in messages %}{{ m['content'] }}{% endfor %}` }));
+  writeFileSync(cfgFile, JSON.stringify({ ...cfg, chat_template: named(['tool_use', 'default']) }));
+  const a = path.join(dir, 'a.gguf');
+  const ra = await convertModel({ model: src.dir, to: 'gguf', out: a });
+  assert.match((await readModelGguf(a)).tokenizer!.chatTemplate!, /^\{\{ 'default' \}\}/);
+  assert.ok(!ra.notes.some((n) => /chat_template/.test(n)), ra.notes.join('; '));
+  writeFileSync(cfgFile, JSON.stringify({ ...cfg, chat_template: named(['tool_use', 'rag']) }));
+  const b = path.join(dir, 'b.gguf');
+  const rb = await convertModel({ model: src.dir, to: 'gguf', out: b });
+  assert.equal((await readModelGguf(b)).tokenizer!.chatTemplate, undefined);
+  const note = rb.notes.find((n) => /chat_template/.test(n));
+  assert.ok(note, `no note about the chat template in ${JSON.stringify(rb.notes)}`);
+  assert.match(note, /no template named "default".*"tool_use", "rag".*no chat template carried over/);
+});
+
 test('llama.cpp reads the gpt2 vocabulary we write: same ids for every text, and the same greedy tokens as tslm on the converted file', async (t) => {
   if (skipLlamaCpp) return t.skip(skipLlamaCpp);
   const dir = tempDir(t);
