@@ -408,9 +408,7 @@ export async function loadMixedModal(dir: string): Promise<{ vocab: MixedVocab; 
 
 /** The tokens of an image (<image>, codes, </image>) for the model: the picture is checked against the image tokenizer's size. */
 export function imagePromptTokens(it: ImageTokenizer, vocab: MixedVocab, img: { width: number; height: number; pixels: Float32Array }, file: string): number[] {
-  const S = it.config.image_size;
-  if (img.width !== S || img.height !== S) throw new MixedVocabError(`${file}: the image is ${img.width}×${img.height}, the image tokenizer takes ${S}×${S} grey images`);
-  return vocab.imageTokens(it.encodePixels(img.pixels, 1));
+  return vocab.imageTokens(it.encodeImage(img, file));
 }
 
 /** The pixels (size × size) of the first complete image in generated ids, or null. */

@@ -132,6 +132,13 @@ export class ImageTokenizer extends Module {
     return scope(() => this.encode(T.tensor(pixels, [n, this.config.channels, S, S])).toArray() as number[]);
   }
 
+  /** The code ids (g², row-major) of one picture read from `file`, refused naming the file when it is not S×S. */
+  encodeImage(img: { width: number; height: number; pixels: Float32Array }, file: string): number[] {
+    const S = this.config.image_size;
+    if (img.width !== S || img.height !== S) throw new ImageTokenizerError(`${file}: the image is ${img.width}×${img.height}; the image tokenizer takes ${S}×${S} grey images`);
+    return this.encodePixels(img.pixels, 1);
+  }
+
   /** The grey levels (n × S², row-major) of n images given as code ids (n × g², row-major). */
   decodePixels(codes: ArrayLike<number>, n: number): Float32Array {
     const g = this.grid;

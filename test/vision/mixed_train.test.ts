@@ -96,7 +96,7 @@ test('tslm mixed-modal train (tiny), then tslm generate --image-out and --image 
   writePng(path.join(dir, 'big.png'), { width: 32, height: 32, pixels: new Float32Array(32 * 32) });
   r = spawnSync(process.execPath, [cli, 'generate', '--model', ck, '--image', path.join(dir, 'big.png'), '--threads', '1'], { encoding: 'utf8' });
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /big\.png: the image is 32×32, the image tokenizer takes 28×28 grey images/);
+  assert.match(r.stderr, /big\.png: the image is 32×32; the image tokenizer takes 28×28 grey images/);
   const textOnly = path.join(dir, 'text-only');
   await writeHfDir(textOnly, { config: tinyLlamaConfig({ vocab_size: textTok.vocabSize }), tensors: tinyLlamaTensors(tinyLlamaConfig({ vocab_size: textTok.vocabSize }), 1) });
   textTok.save(path.join(textOnly, 'tokenizer.json'));

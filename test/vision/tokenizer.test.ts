@@ -101,7 +101,7 @@ test('CLI: train on a folder of PNGs, encode and decode; errors name the file or
   writePng(path.join(imgs, 'z-wide.png'), { width: 30, height: 28, pixels: new Float32Array(30 * 28) });
   assert.throws(() => loadPngFolder(imgs), /z-wide\.png: is 30×28; the first image \(d00\.png\) is 28×28/);
   const small = spawnSync(process.execPath, [BIN, 'image-tokenizer', 'encode', '--model', out, '--image', path.join(imgs, 'z-wide.png')], { encoding: 'utf8' });
-  assert.match(small.stderr, /z-wide\.png: is 30×28; this tokenizer reads 28×28 images/);
+  assert.match(small.stderr, /z-wide\.png: the image is 30×28; the image tokenizer takes 28×28 grey images/);
   const usage = spawnSync(process.execPath, [BIN, 'image-tokenizer', 'paint'], { encoding: 'utf8' });
   assert.equal(usage.status, 2);
   assert.match(usage.stderr, /expected train, encode or decode, got 'paint'/);

@@ -46,9 +46,7 @@ export async function run(args: string[]): Promise<number> {
     const S = m.config.image_size, g = m.grid;
     if (sub === 'encode') {
       if (!values.image) throw new UsageError('--image is required');
-      const img = readPng(values.image);
-      if (img.width !== S || img.height !== S) throw new ImageTokenizerError(`${values.image}: is ${img.width}×${img.height}; this tokenizer reads ${S}×${S} images`);
-      const grid = m.encodePixels(img.pixels, 1);
+      const grid = m.encodeImage(readPng(values.image), values.image);
       const rows = Array.from({ length: g }, (_, r) => grid.slice(r * g, (r + 1) * g));
       if (values.out) writeFileSync(values.out, JSON.stringify({ codes: rows }) + '\n');
       else console.log(rows.map((r) => r.join(' ')).join('\n'));
