@@ -16,6 +16,7 @@ const els = {
   model: $('model-name'), status: $('status'), messages: $('messages'), form: $('composer'), prompt: $('prompt'),
   send: $('send'), stop: $('stop'), clear: $('clear'), system: $('system'), temperature: $('temperature'),
   topP: $('top_p'), maxTokens: $('max_tokens'), seed: $('seed'), schema: $('schema'), tps: $('tps'), info: $('browser-info'),
+  attachRow: $('attach-row'), attach: $('attach'), attachment: $('attachment'),
 };
 
 const state = {
@@ -23,7 +24,9 @@ const state = {
   format: 'chat', // 'chat' | 'completion'
   modelId: null,
   contextLength: null, // tokens, from /v1/models (null: unknown)
-  history: [], // {role, content} of finished turns
+  history: [], // {role, content} of finished turns (content: a string, or text and image_url parts)
+  imageInput: false, // the server's model reads images (a mixed-modal model: /v1/models' modalities)
+  attachment: null, // the PNG to send with the next message, as a data: URL
   busy: false,
   abort: null, // function that stops the running generation
   stopRequested: false,
@@ -240,24 +243,67 @@ async function runBrowser(input, p, onText, rate) {
   });
 }
 
+// ---- an image to send (mixed-modal models) ------------------------------------------------
+
+/** Set (a PNG data: URL) or clear (null) the image that goes with the next message, and show it. */
+function setAttachment(url) {
+  state.attachment = url;
+  els.attachment.replaceChildren();
+  if (!url) { els.attach.value = ''; return; }
+  const img = document.createElement('img');
+  img.src = url; img.className = 'thumb'; img.alt = 'image to send';
+  const rm = document.createElement('button');
+  rm.type = 'button'; rm.textContent = '×'; rm.title = 'remove the image'; rm.dataset.testid = 'attachment-remove';
+  rm.addEventListener('click', () => setAttachment(null));
+  els.attachment.append(img, rm);
+}
+
+els.attach.addEventListener('change', () => {
+  const file = els.attach.files?.[0];
+  if (!file) { setAttachment(null); return; }
+  if (file.type !== 'image/png' && !/\.png$/i.test(file.name)) {
+    setAttachment(null);
+    setStatus(`${file.name}: the model reads PNG images`, 'error');
+    return;
+  }
+  const reader = new FileReader();
+  reader.onload = () => setAttachment(String(reader.result).replace(/^data:[^;,]*/, 'data:image/png'));
+  reader.onerror = () => setStatus(`${file.name}: cannot be read (${reader.error?.message ?? 'error'})`, 'error');
+  reader.readAsDataURL(file);
+});
+
 // ---- the chat loop ------------------------------------------------------------------------
 
 async function send() {
   if (state.busy) return;
   const text = els.prompt.value;
-  if (!text.trim()) return;
+  const image = state.attachment;
+  if (!text.trim() && !image) return;
   let p;
   try { p = readParams(); } catch (e) { setStatus(e.message, 'error'); return; }
   const format = state.format;
+  if (image && (format !== 'chat' || state.mode !== 'server')) {
+    setStatus('an image goes to the server\'s model as a chat message: choose the server mode and the chat format', 'error');
+    return;
+  }
+  // With an image, the message is content parts: the picture, then the text (if any).
+  const userContent = image ? [{ type: 'image_url', image_url: { url: image } }, ...(text ? [{ type: 'text', text }] : [])] : text;
   const buildInput = () => {
     if (format === 'completion') return { prompt: text };
     const messages = [];
     if (els.system.value.trim()) messages.push({ role: 'system', content: els.system.value });
-    messages.push(...state.history, { role: 'user', content: text });
+    messages.push(...state.history, { role: 'user', content: userContent });
     return { messages };
   };
   els.prompt.value = '';
-  addMessage(format === 'completion' ? 'prompt' : 'user', text);
+  const sent = addMessage(format === 'completion' ? 'prompt' : 'user', text);
+  if (image) {
+    const img = document.createElement('img');
+    img.src = image; img.className = 'sent-image'; img.alt = 'your image';
+    sent.div.append(img);
+    setAttachment(null);
+  }
+  const images = []; // the reply's images (PNG data URLs), kept in the history with its text
   const { div, content } = addMessage('assistant');
   div.classList.add('streaming');
   state.busy = true;
@@ -288,7 +334,7 @@ async function send() {
     for (;;) {
       try {
         const input = buildInput();
-        const onImage = (url) => { const img = document.createElement('img'); img.src = url; img.className = 'generated-image'; img.alt = 'generated image'; div.append(img); };
+        const onImage = (url) => { images.push(url); const img = document.createElement('img'); img.src = url; img.className = 'generated-image'; img.alt = 'generated image'; div.append(img); };
         r = state.mode === 'server' ? await runServer(input, p, onText, rate, onImage) : await runBrowser(input, p, onText, rate);
         break;
       } catch (e) {
@@ -299,7 +345,10 @@ async function send() {
     }
     paint();
     rate.render(true);
-    if (format === 'chat') state.history.push({ role: 'user', content: text }, { role: 'assistant', content: reply });
+    if (format === 'chat') {
+      const answer = images.length ? [...(reply ? [{ type: 'text', text: reply }] : []), ...images.map((url) => ({ type: 'image_url', image_url: { url } }))] : reply;
+      state.history.push({ role: 'user', content: userContent }, { role: 'assistant', content: answer });
+    }
     div.dataset.finish = r.finish ?? '';
     const n = r.usage?.completion_tokens ?? rate.n;
     addMeta(div, `${state.mode === 'server' ? 'server' : 'in-browser'} · ${n} tokens · ${rate.rate.toFixed(1)} tok/s · finish: ${r.finish ?? '?'}${dropped ? ` · ${dropped} earlier turn(s) left out to fit the context` : ''}`);
@@ -328,6 +377,7 @@ els.stop.addEventListener('click', () => { state.stopRequested = true; state.abo
 els.clear.addEventListener('click', () => {
   if (state.busy) return;
   state.history = [];
+  setAttachment(null);
   els.messages.replaceChildren();
   els.tps.textContent = '– tok/s';
 });
@@ -370,5 +420,8 @@ fetch('/v1/models').then(async (res) => {
   }
   // A model without a chat template of its own was trained on plain text: continue text.
   if (m?.chat_template === false) setFormat('completion');
+  // A model that reads images (mixed-modal): a PNG can go with a message.
+  state.imageInput = Array.isArray(m?.modalities) && m.modalities.includes('image');
+  els.attachRow.hidden = !state.imageInput;
   if (state.mode === 'server' && !state.busy) setStatus(`server: ${state.modelId}`, 'ready');
 }).catch((e) => { els.model.textContent = `(unavailable: ${e.message})`; });

@@ -859,11 +859,12 @@ export function listModels(ctx: Ctx): unknown {
 /**
  * OpenAI's model object; for a model in memory also tslm's `context_length` (tokens) and
  * `chat_template` (whether the model has its own; without one chat uses ChatML, which such a
- * model never saw, so plain completions suit it better).
+ * model never saw, so plain completions suit it better) and `modalities` (['text', 'image'] for a
+ * mixed-modal model, which takes image content parts and answers with them).
  */
 export function modelObject(ctx: Ctx, id: string): unknown {
   const m = ctx.registry.loadedModels.find((x) => x.id === id);
-  return { id, object: 'model', created: 0, owned_by: 'tslm', ...(m ? { context_length: m.contextLength, chat_template: m.chat.own } : {}) };
+  return { id, object: 'model', created: 0, owned_by: 'tslm', ...(m ? { context_length: m.contextLength, chat_template: m.chat.own, modalities: m.mixed ? ['text', 'image'] : ['text'] } : {}) };
 }
 
 export { sendJson };

@@ -15,6 +15,7 @@ import { writeHfDir } from '../../src/io/index.js';
 import { decodePng } from '../../src/vision/index.js';
 import OpenAI from 'openai';
 import { serveProcess } from '../serve/fixture.js';
+import { launchChromium, noChromium, collectPageErrors } from '../chromium.js';
 
 before(async () => { await init({ threads: 1 }); });
 after(async () => { await shutdown(); });
@@ -132,6 +133,62 @@ test('tslm mixed-modal train (tiny), then tslm generate --image-out and --image 
     await assert.rejects(client.chat.completions.create({ model: 'text-only', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: pngUrl } }] }] }), /text-only: image content parts need a mixed-modal model/);
     await assert.rejects(client.chat.completions.create({ model: 'checkpoint', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://example.com/x.png' } }] }] }), /must be a PNG as a data: URL/);
     await assert.rejects(client.chat.completions.create({ model: 'checkpoint', messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_schema', json_schema: { name: 's', schema: { type: 'string' } } } }), /is mixed-modal: response_format and tools are not available with it/);
+    const models = await (await fetch(`${url}/v1/models`)).json() as { data: Array<{ id: string; modalities?: string[] }> };
+    assert.deepEqual(models.data.find((m) => m.id === 'checkpoint')?.modalities, ['text', 'image']);
+
+    // The playground (headless Chromium): a PNG chosen in the page goes with the message as an
+    // image part; the images the model draws are shown, as many as the API gives for the same request.
+    if (noChromium) { t.diagnostic(`playground part skipped: ${noChromium}`); return; }
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      collectPageErrors(page, errors);
+      const bodies: string[] = [];
+      page.on('request', (q) => { if (q.url().endsWith('/v1/chat/completions')) bodies.push(q.postData() ?? ''); });
+      await page.goto(`${url}/`);
+      await page.waitForSelector('[data-testid=attach]', { state: 'visible', timeout: 10000 });
+      const finished = (n: number) => page.waitForFunction((k) => {
+        const d = document.querySelectorAll<HTMLElement>('[data-testid=assistant-message]')[k];
+        return d?.dataset.finish ? d.dataset.finish : null;
+      }, n, { timeout: 60000 }).then((h) => h.jsonValue());
+      await page.setInputFiles('[data-testid=attach]', digit);
+      await page.waitForSelector('[data-testid=attachment] img');
+      await page.fill('[data-testid=max_tokens]', '6');
+      await page.click('[data-testid=send]');
+      assert.notEqual(await finished(0), 'error', await page.textContent('[data-testid=assistant-message]') ?? '');
+      const sent = JSON.parse(bodies[0]).messages.at(-1);
+      assert.deepEqual(sent, { role: 'user', content: [{ type: 'image_url', image_url: { url: pngUrl } }] }, 'the image alone, as the file\'s bytes');
+      assert.equal(await page.locator('[data-testid=user-message] img.sent-image').count(), 1);
+      assert.equal(await page.locator('[data-testid=attachment] img').count(), 0, 'the attachment goes with one message');
+      // A drawing: the first seed with which the API's answer holds an image (the tiny model often
+      // writes text), asked again in the page, which must show as many images.
+      let drawSeed = 3, want = Array.isArray(content) ? content.filter((x: { type: string }) => x.type === 'image_url').length : 0;
+      for (let s = 4; s < 40 && want === 0; s++) {
+        const r = await client.chat.completions.create({ model: 'checkpoint', messages: [{ role: 'user', content: caption(4) }], max_tokens: 120, temperature: 1, seed: s });
+        const c = r.choices[0].message.content as unknown;
+        if (Array.isArray(c)) { drawSeed = s; want = c.filter((x: { type: string }) => x.type === 'image_url').length; }
+      }
+      await page.click('[data-testid=clear]');
+      await page.fill('[data-testid=max_tokens]', '120');
+      await page.fill('[data-testid=temperature]', '1');
+      await page.fill('[data-testid=top_p]', '1');
+      await page.fill('[data-testid=seed]', String(drawSeed));
+      await page.fill('[data-testid=prompt]', caption(4));
+      await page.click('[data-testid=send]');
+      assert.notEqual(await finished(0), 'error', await page.textContent('[data-testid=assistant-message]') ?? '');
+      assert.equal(await page.locator('[data-testid=assistant-message] img.generated-image').count(), want);
+      if (want) {
+        const size = await page.evaluate(() => { const i = document.querySelector<HTMLImageElement>('img.generated-image')!; return [i.naturalWidth, i.naturalHeight]; });
+        assert.deepEqual(size, [28, 28]);
+      }
+      const shots = process.env.TSLM_PLAYGROUND_SHOTS;
+      if (shots) await page.screenshot({ path: path.join(shots, 'playground-mixed-modal.png') });
+      t.diagnostic(`playground: the drawing request (seed ${drawSeed}) gave ${want} image(s)`);
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+    }
   } finally {
     proc.kill();
   }
