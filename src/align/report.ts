@@ -1,7 +1,7 @@
 // What a person watches during and after policy optimisation: a progress line per batch, and
 // report.html with the curves of reward, held-out accuracy, KL, completion length, entropy and
 // clip fraction (TRL's metric names), the options and a few held-out completions.
-import { esc, extent, fmtTime } from '../train/report.js';
+import { chartFrame, esc, fmtTime } from '../train/report.js';
 
 /** One batch's metrics (TRL's names where it has them). */
 export interface RlMetrics {
@@ -48,22 +48,10 @@ const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b
 
 /** A line chart of named series over the batch number (points drawn where a series is sparse). */
 export function seriesSvg(series: { name: string; points: [number, number][] }[], o: { title: string; yLabel: string; width?: number; height?: number }): string {
-  const W = o.width ?? 560, Hh = o.height ?? 280, L = 64, R = 16, Tp = 34, B = 42;
+  const box = { W: o.width ?? 560, H: o.height ?? 280, L: 64, R: 16, T: 34, B: 42 }, { L, T: Tp } = box;
   const live = series.map((s) => ({ ...s, points: s.points.filter(([, y]) => Number.isFinite(y)) })).filter((s) => s.points.length);
-  const xs = live.flatMap((s) => s.points.map(([x]) => x)), ys = live.flatMap((s) => s.points.map(([, y]) => y));
-  const [x0, x1] = extent(xs, [0, 1]);
-  let [y0, y1] = ys.length ? extent(ys) : [0, 1];
-  if (y1 - y0 < 1e-9) { y0 -= 0.5; y1 += 0.5; }
-  const pad = (y1 - y0) * 0.05;
-  y0 -= pad; y1 += pad;
-  const sx = (x: number) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
-  const sy = (y: number) => Tp + (1 - (y - y0) / (y1 - y0)) * (Hh - Tp - B);
-  const grid: string[] = [];
-  for (let k = 0; k <= 4; k++) {
-    const y = y0 + ((y1 - y0) * k) / 4, x = x0 + ((x1 - x0) * k) / 4;
-    grid.push(`<line x1="${L}" x2="${W - R}" y1="${sy(y).toFixed(1)}" y2="${sy(y).toFixed(1)}" stroke="#e5e5e5"/><text x="${L - 6}" y="${(sy(y) + 4).toFixed(1)}" text-anchor="end" font-size="11">${Math.abs(y) >= 1e-3 || y === 0 ? y.toFixed(3) : y.toExponential(1)}</text>`);
-    grid.push(`<text x="${sx(x).toFixed(1)}" y="${Hh - B + 16}" text-anchor="middle" font-size="11">${Math.round(x)}</text>`);
-  }
+  const { sx, sy, svg } = chartFrame(live.flatMap((s) => s.points.map(([x]) => x)), live.flatMap((s) => s.points.map(([, y]) => y)), box,
+    { yFmt: (y) => (Math.abs(y) >= 1e-3 || y === 0 ? y.toFixed(3) : y.toExponential(1)) });
   const lines = live.map((s, j) => {
     const c = PALETTE[j % PALETTE.length];
     const path = s.points.map(([x, y], k) => `${k ? 'L' : 'M'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
@@ -71,15 +59,7 @@ export function seriesSvg(series: { name: string; points: [number, number][] }[]
     return `<path d="${path}" fill="none" stroke="${c}" stroke-width="1.5"/>${dots}` +
       `<line x1="${L + 10}" x2="${L + 30}" y1="${Tp + 10 + 15 * j}" y2="${Tp + 10 + 15 * j}" stroke="${c}" stroke-width="2"/><text x="${L + 34}" y="${Tp + 14 + 15 * j}" font-size="11">${esc(s.name)}</text>`;
   }).join('\n');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${Hh}" viewBox="0 0 ${W} ${Hh}" font-family="sans-serif">
-<rect width="100%" height="100%" fill="white"/>
-<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${esc(o.title)}</text>
-${grid.join('\n')}
-<line x1="${L}" x2="${L}" y1="${Tp}" y2="${Hh - B}" stroke="#333"/><line x1="${L}" x2="${W - R}" y1="${Hh - B}" y2="${Hh - B}" stroke="#333"/>
-${lines}
-<text x="${W / 2}" y="${Hh - 6}" text-anchor="middle" font-size="12">batch</text>
-<text x="14" y="${Hh / 2}" text-anchor="middle" font-size="12" transform="rotate(-90 14 ${Hh / 2})">${esc(o.yLabel)}</text>
-</svg>`;
+  return svg(lines, { title: o.title, x: 'batch', y: o.yLabel });
 }
 
 export interface RlReport {

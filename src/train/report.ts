@@ -60,42 +60,56 @@ export function extent(values: readonly number[], init: [number, number] = [Infi
   return [lo, hi];
 }
 
-/** A loss-curve SVG: training loss per step and validation loss points, with labelled axes. */
-export function lossCurveSvg(metrics: StepMetrics[], opts: { width?: number; height?: number; title?: string } = {}): string {
-  const W = opts.width ?? 720, Hh = opts.height ?? 360, L = 64, R = 20, Tp = 36, B = 44;
-  const train = metrics.filter((m) => Number.isFinite(m.loss));
-  const val = metrics.filter((m) => m.valLoss !== undefined && Number.isFinite(m.valLoss));
-  const xs = train.map((m) => m.step), ys = [...train.map((m) => m.loss), ...val.map((m) => m.valLoss!)];
+/** A line chart's size and margins (pixels). */
+export interface ChartBox { W: number; H: number; L: number; R: number; T: number; B: number }
+
+/**
+ * What line charts share: x and y ranges from the data (y widened when flat, padded by 5% unless
+ * `pad` is false), the maps from data to pixels, and the SVG around the plot — title, grid lines
+ * with y (and x) tick labels, axes, axis labels. `body` is the chart's own paths and legend.
+ */
+export function chartFrame(xs: readonly number[], ys: readonly number[], box: ChartBox, o: { ticks?: number; pad?: boolean; xTicks?: boolean; yFmt?: (y: number) => string } = {}): {
+  sx: (x: number) => number; sy: (y: number) => number;
+  svg: (body: string, labels: { title: string; x: string; y?: string }) => string;
+} {
+  const { W, H, L, R, T, B } = box, ticks = o.ticks ?? 4, yFmt = o.yFmt ?? ((y: number) => y.toFixed(3));
   const [x0, x1] = extent(xs, [0, 1]);
   let [y0, y1] = ys.length ? extent(ys) : [0, 1];
   if (y1 - y0 < 1e-9) { y0 -= 0.5; y1 += 0.5; }
-  const pad = (y1 - y0) * 0.05;
-  y0 -= pad; y1 += pad;
+  if (o.pad !== false) { const pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad; }
   const sx = (x: number) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
-  const sy = (y: number) => Tp + (1 - (y - y0) / (y1 - y0)) * (Hh - Tp - B);
-  const path = train.map((m, i) => `${i ? 'L' : 'M'}${sx(m.step).toFixed(1)},${sy(m.loss).toFixed(1)}`).join(' ');
-  const ticks = 5;
+  const sy = (y: number) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
   const grid: string[] = [];
-  for (let i = 0; i <= ticks; i++) {
-    const y = y0 + ((y1 - y0) * i) / ticks, x = x0 + ((x1 - x0) * i) / ticks;
-    grid.push(`<line x1="${L}" x2="${W - R}" y1="${sy(y).toFixed(1)}" y2="${sy(y).toFixed(1)}" stroke="#e5e5e5"/>`);
-    grid.push(`<text x="${L - 6}" y="${(sy(y) + 4).toFixed(1)}" text-anchor="end" font-size="11">${y.toFixed(2)}</text>`);
-    grid.push(`<text x="${sx(x).toFixed(1)}" y="${Hh - B + 16}" text-anchor="middle" font-size="11">${Math.round(x)}</text>`);
+  for (let k = 0; k <= ticks; k++) {
+    const y = y0 + ((y1 - y0) * k) / ticks, x = x0 + ((x1 - x0) * k) / ticks;
+    grid.push(`<line x1="${L}" x2="${W - R}" y1="${sy(y).toFixed(1)}" y2="${sy(y).toFixed(1)}" stroke="#e5e5e5"/><text x="${L - 6}" y="${(sy(y) + 4).toFixed(1)}" text-anchor="end" font-size="11">${yFmt(y)}</text>`);
+    if (o.xTicks !== false) grid.push(`<text x="${sx(x).toFixed(1)}" y="${H - B + 16}" text-anchor="middle" font-size="11">${Math.round(x)}</text>`);
   }
-  const dots = val.map((m) => `<circle cx="${sx(m.step).toFixed(1)}" cy="${sy(m.valLoss!).toFixed(1)}" r="3.5" fill="#d62728"/>`).join('');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${Hh}" viewBox="0 0 ${W} ${Hh}" font-family="sans-serif">
+  const svg = (body: string, labels: { title: string; x: string; y?: string }) => `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">
 <rect width="100%" height="100%" fill="white"/>
-<text x="${W / 2}" y="22" text-anchor="middle" font-size="14">${esc(opts.title ?? 'Loss')}</text>
+<text x="${W / 2}" y="22" text-anchor="middle" font-size="14">${esc(labels.title)}</text>
 ${grid.join('\n')}
-<line x1="${L}" x2="${L}" y1="${Tp}" y2="${Hh - B}" stroke="#333"/><line x1="${L}" x2="${W - R}" y1="${Hh - B}" y2="${Hh - B}" stroke="#333"/>
-<path d="${path}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>
+<line x1="${L}" x2="${L}" y1="${T}" y2="${H - B}" stroke="#333"/><line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="#333"/>
+${body}
+<text x="${W / 2}" y="${H - 8}" text-anchor="middle" font-size="12">${esc(labels.x)}</text>${labels.y === undefined ? '' : `
+<text x="16" y="${H / 2}" text-anchor="middle" font-size="12" transform="rotate(-90 16 ${H / 2})">${esc(labels.y)}</text>`}
+</svg>`;
+  return { sx, sy, svg };
+}
+
+/** A loss-curve SVG: training loss per step and validation loss points, with labelled axes. */
+export function lossCurveSvg(metrics: StepMetrics[], opts: { width?: number; height?: number; title?: string } = {}): string {
+  const box = { W: opts.width ?? 720, H: opts.height ?? 360, L: 64, R: 20, T: 36, B: 44 }, { W, R, T: Tp } = box;
+  const train = metrics.filter((m) => Number.isFinite(m.loss));
+  const val = metrics.filter((m) => m.valLoss !== undefined && Number.isFinite(m.valLoss));
+  const { sx, sy, svg } = chartFrame(train.map((m) => m.step), [...train.map((m) => m.loss), ...val.map((m) => m.valLoss!)], box, { ticks: 5, yFmt: (y) => y.toFixed(2) });
+  const path = train.map((m, i) => `${i ? 'L' : 'M'}${sx(m.step).toFixed(1)},${sy(m.loss).toFixed(1)}`).join(' ');
+  const dots = val.map((m) => `<circle cx="${sx(m.step).toFixed(1)}" cy="${sy(m.valLoss!).toFixed(1)}" r="3.5" fill="#d62728"/>`).join('');
+  return svg(`<path d="${path}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>
 ${dots}
-<text x="${W / 2}" y="${Hh - 8}" text-anchor="middle" font-size="12">step</text>
-<text x="16" y="${Hh / 2}" text-anchor="middle" font-size="12" transform="rotate(-90 16 ${Hh / 2})">cross-entropy (nats/token)</text>
 <rect x="${W - R - 170}" y="${Tp + 4}" width="164" height="40" fill="white" stroke="#ccc"/>
 <line x1="${W - R - 160}" x2="${W - R - 136}" y1="${Tp + 18}" y2="${Tp + 18}" stroke="#1f77b4" stroke-width="2"/><text x="${W - R - 130}" y="${Tp + 22}" font-size="11">training loss</text>
-<circle cx="${W - R - 148}" cy="${Tp + 34}" r="3.5" fill="#d62728"/><text x="${W - R - 130}" y="${Tp + 38}" font-size="11">validation loss</text>
-</svg>`;
+<circle cx="${W - R - 148}" cy="${Tp + 34}" r="3.5" fill="#d62728"/><text x="${W - R - 130}" y="${Tp + 38}" font-size="11">validation loss</text>`, { title: opts.title ?? 'Loss', x: 'step', y: 'cross-entropy (nats/token)' });
 }
 
 const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#9467bd', '#8c564b', '#e377c2'];
@@ -105,32 +119,16 @@ export function partsCurveSvg(metrics: StepMetrics[], opts: { width?: number; he
   const rows = metrics.filter((m) => m.parts);
   const names = [...new Set(rows.flatMap((m) => Object.keys(m.parts!)))].filter((n) => rows.some((m) => (m.parts![n] ?? 0) !== 0));
   if (!names.length) return '';
-  const W = opts.width ?? 720, Hh = opts.height ?? 300, L = 64, R = 20, Tp = 36, B = 44;
-  const xs = rows.map((m) => m.step), ys = rows.flatMap((m) => names.map((n) => m.parts![n]).filter((v) => Number.isFinite(v)));
-  const [x0, x1] = extent(xs, [0, 1]);
-  let [y0, y1] = extent(ys);
-  if (y1 - y0 < 1e-9) { y0 -= 0.5; y1 += 0.5; }
-  const sx = (x: number) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
-  const sy = (y: number) => Tp + (1 - (y - y0) / (y1 - y0)) * (Hh - Tp - B);
-  const grid: string[] = [];
-  for (let i = 0; i <= 4; i++) {
-    const y = y0 + ((y1 - y0) * i) / 4;
-    grid.push(`<line x1="${L}" x2="${W - R}" y1="${sy(y).toFixed(1)}" y2="${sy(y).toFixed(1)}" stroke="#e5e5e5"/><text x="${L - 6}" y="${(sy(y) + 4).toFixed(1)}" text-anchor="end" font-size="11">${y.toFixed(3)}</text>`);
-  }
+  const box = { W: opts.width ?? 720, H: opts.height ?? 300, L: 64, R: 20, T: 36, B: 44 }, { W, R, T: Tp } = box;
+  const ys = rows.flatMap((m) => names.map((n) => m.parts![n]).filter((v) => Number.isFinite(v)));
+  const { sx, sy, svg } = chartFrame(rows.map((m) => m.step), ys, box, { pad: false, xTicks: false });
   const lines = names.map((n, j) => {
     const pts = rows.filter((m) => Number.isFinite(m.parts![n]));
     const d = pts.map((m, i) => `${i ? 'L' : 'M'}${sx(m.step).toFixed(1)},${sy(m.parts![n]).toFixed(1)}`).join(' ');
     return `<path d="${d}" fill="none" stroke="${PALETTE[j % PALETTE.length]}" stroke-width="1.5"/>` +
       `<line x1="${W - R - 160}" x2="${W - R - 136}" y1="${Tp + 14 + 16 * j}" y2="${Tp + 14 + 16 * j}" stroke="${PALETTE[j % PALETTE.length]}" stroke-width="2"/><text x="${W - R - 130}" y="${Tp + 18 + 16 * j}" font-size="11">${esc(n)}</text>`;
   }).join('\n');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${Hh}" viewBox="0 0 ${W} ${Hh}" font-family="sans-serif">
-<rect width="100%" height="100%" fill="white"/>
-<text x="${W / 2}" y="22" text-anchor="middle" font-size="14">${esc(opts.title ?? 'Auxiliary losses')}</text>
-${grid.join('\n')}
-<line x1="${L}" x2="${L}" y1="${Tp}" y2="${Hh - B}" stroke="#333"/><line x1="${L}" x2="${W - R}" y1="${Hh - B}" y2="${Hh - B}" stroke="#333"/>
-${lines}
-<text x="${W / 2}" y="${Hh - 8}" text-anchor="middle" font-size="12">step</text>
-</svg>`;
+  return svg(lines, { title: opts.title ?? 'Auxiliary losses', x: 'step' });
 }
 
 /**
