@@ -19,6 +19,7 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { AdamW, clipGradNorm } from '../train/optim.js';
 import { cosineWithWarmup } from '../train/schedule.js';
 import { paramGroups, TrainingDivergedError } from '../train/trainer.js';
+import type { OptimOptions } from '../train/trainer.js';
 import { resumeCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
 import { saveModel } from '../io/model.js';
 import { writeFileAtomic } from '../train/report.js';
@@ -39,7 +40,7 @@ import { withDefaults } from '../train/options.js';
 
 export type { RlMetrics } from './report.js';
 
-export interface GrpoOptions {
+export interface GrpoOptions extends OptimOptions {
   /** Batches of prompts (each: μ optimiser steps). */
   steps: number;
   /** Prompts per batch (each gives a group of groupSize completions). */
@@ -52,13 +53,6 @@ export interface GrpoOptions {
   topK: number;
   /** Text that ends a completion and stays in it. */
   stopTags: string[];
-  lr: number;
-  warmupSteps: number;
-  /** The learning rate decays (cosine) to lr·minLrRatio; 1 keeps it constant after warmup. */
-  minLrRatio: number;
-  weightDecay: number;
-  gradClip: number;
-  seed: number;
   loss: LossType;
   epsilonLow: number;
   epsilonHigh: number;

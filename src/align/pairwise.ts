@@ -14,23 +14,18 @@ import type { CausalLM } from '../models/causal.js';
 import { AdamW, clipGradNorm } from '../train/optim.js';
 import { cosineWithWarmup } from '../train/schedule.js';
 import { paramGroups, TrainingDivergedError } from '../train/trainer.js';
+import type { OptimOptions } from '../train/trainer.js';
 import { resumeCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { ShuffledOrder } from './data.js';
 import type { ShuffledOrderState } from './data.js';
 
-export interface PairwiseLoopOptions {
+export interface PairwiseLoopOptions extends OptimOptions {
   steps: number;
   /** Pairs per step. */
   batchSize: number;
   /** Pairs per forward/backward (gradients accumulate). */
   microBatch: number;
-  lr: number;
-  warmupSteps: number;
-  minLrRatio: number;
-  weightDecay: number;
-  gradClip: number;
-  seed: number;
   /** Held-out metrics every N steps (0: only before and after). */
   evalEvery: number;
   /** Write a checkpoint every N steps (0: only when stopped, failed and at the end). */

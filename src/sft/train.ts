@@ -9,20 +9,15 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { AdamW, clipGradNorm } from '../train/optim.js';
 import { cosineWithWarmup } from '../train/schedule.js';
 import { paramGroups, TrainingDivergedError } from '../train/trainer.js';
+import type { OptimOptions } from '../train/trainer.js';
 import { generate } from '../generate/generate.js';
 import { SftBatcher, collate, promptIds } from './data.js';
 import type { FormatOptions, InstructionRow, SftExample } from './data.js';
 import { withDefaults } from '../train/options.js';
 
-export interface SftOptions {
+export interface SftOptions extends OptimOptions {
   steps: number;
   batchSize: number;
-  lr: number;
-  warmupSteps: number;
-  minLrRatio: number;
-  weightDecay: number;
-  gradClip: number;
-  seed: number;
   /** Evaluate held-out loss every N steps (0: only at the end). */
   evalEvery: number;
 }

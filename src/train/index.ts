@@ -7,7 +7,7 @@ export type { BatcherState, TokenSource } from './data.js';
 export { TrainSession, SESSION_DEFAULTS, documentsFromBytes, documentsFromText } from './session.js';
 export type { SessionOptions, SessionSnapshot, SessionInfo } from './session.js';
 export { trainLoop, evaluate, createOptimizer, paramGroups, DEFAULT_TRAIN_OPTIONS, TrainingDivergedError } from './trainer.js';
-export type { TrainOptions, TrainState, TrainHooks, TrainableLM } from './trainer.js';
+export type { OptimOptions, TrainOptions, TrainState, TrainHooks, TrainableLM } from './trainer.js';
 export { saveCheckpoint, loadCheckpoint, findCheckpoint, readTrainerState, CheckpointError } from './checkpoint.js';
 export { runTraining, resolveConfig } from './run.js';
 export type { RunOptions, RunResult } from './run.js';

@@ -22,23 +22,28 @@ export interface TrainableLM {
   train(on?: boolean): unknown;
 }
 
-export interface TrainOptions {
+/** The optimiser and schedule options every training loop takes (pre-training, SFT, DPO, reward models, GRPO). */
+export interface OptimOptions {
+  /** Peak learning rate (AdamW), reached after warmupSteps of linear warmup. */
+  lr: number;
+  warmupSteps: number;
+  /** Final learning rate as a fraction of lr (cosine decay); 1 keeps it constant after warmup. */
+  minLrRatio: number;
+  weightDecay: number;
+  /** Clip the global gradient norm to this (0 = no clipping). */
+  gradClip: number;
+  seed: number;
+}
+
+export interface TrainOptions extends OptimOptions {
   steps: number;
   batchSize: number;
   seqLen: number;
   /** Micro-batches per optimizer step (each of batchSize rows). */
   gradAccum: number;
-  lr: number;
-  /** Final learning rate as a fraction of lr (cosine decay). */
-  minLrRatio: number;
-  warmupSteps: number;
-  weightDecay: number;
   betas: [number, number];
-  /** Clip the global gradient norm to this (0 = no clipping). */
-  gradClip: number;
   evalEvery: number;
   evalBatches: number;
-  seed: number;
 }
 
 export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
