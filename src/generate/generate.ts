@@ -66,6 +66,14 @@ export interface GenerateOptions {
    * carry `speculative` (SpeculativeStats).
    */
   speculative?: SpeculativeOptions;
+  /**
+   * Classifier-free guidance (HF's guidance_scale with negative_prompt_ids; Chameleon and
+   * Make-A-Scene draw images with it): the model also runs on `negative` (an unconditional or
+   * negative prompt: one for every sequence, or one per sequence), fed the same generated
+   * tokens, and each step's scores are s·(log p(·|prompt) − log p(·|negative)) + log p(·|negative)
+   * before the processors. scale 1 is plain decoding. Costs a second forward per step.
+   */
+  guidance?: { scale: number; negative: number[] | number[][] };
 }
 
 export interface GenerationResult {
@@ -277,6 +285,8 @@ export class Generation {
   private readonly maxLen: number;
   private decoding: DecodeState | null = null;
   private last: Float32Array[] | null = null;
+  /** Classifier-free guidance: the negative prompts (padded like the batch), their state and last logits. */
+  private readonly guide: { scale: number; batch: number[][]; maxLen: number; padLeft: number[]; state: DecodeState | null; last: Float32Array[] | null } | null;
   /** log Σ exp of each row's logits (when logprobs are asked for). */
   private lastLse: Float32Array | null = null;
   private state: 'new' | 'running' | 'finished' | 'cancelled' = 'new';
@@ -293,6 +303,36 @@ export class Generation {
     this.g = new Generator(opts.seed ?? 0);
     this.padLeft = batch.map((p) => maxLen - p.length);
     this.sequences = batch.map((p, b) => new Sequence(b, p, opts, stopIds, maxNew));
+    this.guide = null;
+    const gd = opts.guidance;
+    if (gd && gd.scale !== 1) {
+      if (!(Number.isFinite(gd.scale) && gd.scale >= 0)) throw new RangeError(`generate: guidance scale must be a finite number ≥ 0, got ${gd.scale}`);
+      const neg = gd.negative.length && Array.isArray(gd.negative[0]) ? (gd.negative as number[][]) : batch.map(() => gd.negative as number[]);
+      if (neg.length !== batch.length) throw new RangeError(`generate: guidance has ${neg.length} negative prompts for ${batch.length} sequences (give one, or one per sequence)`);
+      const V = this.V;
+      for (const [b, p] of neg.entries()) {
+        if (p.length === 0) throw new RangeError(`generate: guidance's negative prompt ${b} is empty (an unconditional prompt is the BOS id alone)`);
+        for (const id of p) if (!Number.isInteger(id) || id < 0 || id >= V) throw new RangeError(`generate: guidance's negative prompt ${b} has token id ${id} outside [0, ${V})`);
+      }
+      const nMax = Math.max(...neg.map((p) => p.length));
+      if (nMax + maxNew > model.contextLength) throw new RangeError(`generate: guidance's negative prompt of ${nMax} tokens and ${maxNew} new tokens exceed the model's context of ${model.contextLength} positions`);
+      this.guide = { scale: gd.scale, batch: neg, maxLen: nMax, padLeft: neg.map((p) => nMax - p.length), state: null, last: null };
+    }
+  }
+
+  /** Classifier-free guidance of the cond rows in `last` by the negative rows (as HF's UnbatchedClassifierFreeGuidanceLogitsProcessor). */
+  private guideRows(): void {
+    const gd = this.guide!, s = gd.scale;
+    for (let b = 0; b < this.batchSize; b++) {
+      if (this.sequences[b].done) continue;
+      const c = this.last![b], u = gd.last![b];
+      const lc = logSumExp(c), lu = logSumExp(u);
+      for (let i = 0; i < c.length; i++) {
+        const un = u[i] - lu;
+        c[i] = s * (c[i] - lc - un) + un;
+      }
+      if (this.lastLse) this.lastLse[b] = logSumExp(c);
+    }
   }
 
   /** Advance by one model call (the prefill, or one token per running sequence). */
@@ -312,6 +352,15 @@ export class Generation {
         this.lastLse = this.opts.logprobs ? logNormalisers(logits, B, V) : null;
         return rowsOf(logits, B, V);
       }));
+      const gd = this.guide;
+      if (gd) {
+        gd.state = model.newState(B, gd.maxLen + Math.max(this.maxNewTokens, 0));
+        gd.last = noGrad(() => scope(() => {
+          const ids = T.tensor(gd.batch.map((p, b) => [...new Array(gd.padLeft[b]).fill(0), ...p]), [B, gd.maxLen], 'i32');
+          return rowsOf(T.contiguous(model.forward(ids, gd.state!, { padLeft: gd.padLeft, lastOnly: true })), B, V);
+        }));
+        this.guideRows();
+      }
       this.prefillMs = performance.now() - t0;
       if (this.maxNewTokens <= 0) this.end();
       return this.state === 'running';
@@ -329,6 +378,11 @@ export class Generation {
       this.lastLse = this.opts.logprobs ? logNormalisers(logits, B, V) : null;
       return rowsOf(logits, B, V, this.last!);
     }));
+    const gd = this.guide;
+    if (gd) {
+      gd.last = noGrad(() => scope(() => rowsOf(T.contiguous(model.forward(T.tensor(next.map((x) => [x]), [B, 1], 'i32'), gd.state!, { padLeft: gd.padLeft })), B, V, gd.last!)));
+      this.guideRows();
+    }
     this.decodeMs += performance.now() - t1;
     return true;
   }
@@ -343,6 +397,11 @@ export class Generation {
     this.decoding?.dispose();
     this.decoding = null;
     this.last = null;
+    if (this.guide) {
+      this.guide.state?.dispose();
+      this.guide.state = null;
+      this.guide.last = null;
+    }
   }
 
   /** Stop now (a client went away) and free the decoding state; result() then reports what was made. */
@@ -356,6 +415,16 @@ export class Generation {
   result(): GenerationResult {
     return resultOf(this.sequences, this.opts, { prefillMs: this.prefillMs, decodeMs: this.decodeMs });
   }
+}
+
+/** log Σ exp of a row of logits (the largest taken out first). */
+function logSumExp(x: Float32Array): number {
+  let m = -Infinity;
+  for (let i = 0; i < x.length; i++) if (x[i] > m) m = x[i];
+  if (m === -Infinity) return m;
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += Math.exp(x[i] - m);
+  return m + Math.log(s);
 }
 
 /** The k most likely ids of a log-probability row, most likely first. */

@@ -72,6 +72,7 @@ export function newGeneration(model: CausalLM, prompts: number[] | number[][], o
   if (batch.length !== 1) throw new RangeError(`speculative decoding takes one prompt at a time, got ${batch.length}`);
   const methods = speculativeMethods(spec);
   if (methods.length !== 1) throw new RangeError(`speculative decoding: give one method of medusa, draft, lookup${methods.length ? `, got ${methods.join(' and ')}` : ''}`);
+  if (opts.guidance && opts.guidance.scale !== 1) throw new RangeError('classifier-free guidance is not available with speculative decoding: use one or the other');
   const plain: GenerateOptions = { ...opts, speculative: undefined };
   if (spec.medusa) return new MedusaGeneration(model, batch[0], { ...plain, medusa: spec.medusa });
   return new SpeculativeGeneration(model, batch[0], { ...plain, draft: spec.draft, lookup: spec.lookup, numDraft: spec.numDraft, draftSchedule: spec.draftSchedule });

@@ -6,7 +6,7 @@ export { readPng, writePng, decodePng, tile, ImageError } from './png.js';
 export type { GreyImage } from './png.js';
 export { loadPngFolder } from './folder.js';
 export { MixedVocab, ImageSpanProcessor, MixedVocabError } from './mixed.js';
-export { trainMixedModal, evaluateMixedModal, loadMixedModal, readMixedModal, mixedTokenizerJson, mixedDocuments, encodeImages, imagePromptTokens, imageFromTokens, imageTokenText, contentParts, MIXED_CHAT_TEMPLATE, caption, CAPTION_TEMPLATE, MIXED_MODAL_FILE } from './mixed_train.js';
+export { trainMixedModal, evaluateMixedModal, IMAGE_GUIDANCE, loadMixedModal, readMixedModal, mixedTokenizerJson, mixedDocuments, encodeImages, imagePromptTokens, imageFromTokens, imageTokenText, contentParts, MIXED_CHAT_TEMPLATE, caption, CAPTION_TEMPLATE, MIXED_MODAL_FILE } from './mixed_train.js';
 export type { MixedModalOptions, MixedModalReport, MixedModalConfig, MixedEval } from './mixed_train.js';
 export { DigitClassifier, trainDigitClassifier, saveDigitClassifier, loadDigitClassifier } from './classifier.js';
 export { pngBytes } from './png.js';

@@ -150,3 +150,32 @@ test('bad generation input is refused clearly', () => {
   assert.throws(() => generate(model, [1], { stopStrings: ['x'] }), /stop strings need a tokenizer/);
   model.dispose();
 });
+
+test('classifier-free guidance: the PyTorch reference\'s greedy tokens and guided log-probabilities (HF\'s rule), alone and in a left-padded batch with a negative prompt per sequence', () => {
+  const { model } = loadFixtureModel('llama_gqa_untied');
+  const gx = fixture<{ cases: { prompt: number[]; negative: number[]; scale: number; ids: number[]; logprobs: number[] }[] }>('llama/guidance.json');
+  for (const c of gx.cases) {
+    const r = generate(model, c.prompt, { maxNewTokens: c.ids.length, stopIds: [], logprobs: true, guidance: { scale: c.scale, negative: c.negative } });
+    assert.deepEqual(r.ids[0], c.ids, `scale ${c.scale}, negative ${c.negative}`);
+    r.logprobs![0].forEach((lp, i) => assert.ok(Math.abs(lp - c.logprobs[i]) < 1e-4, `scale ${c.scale} step ${i}: logprob ${lp} vs ${c.logprobs[i]}`));
+  }
+  // One batch: prompts of different lengths and negatives of different lengths, both left-padded.
+  const b = generate(model, gx.cases.map((c) => c.prompt), { maxNewTokens: 10, stopIds: [], guidance: { scale: 1, negative: [1] } });
+  assert.deepEqual(b.ids, gx.cases.map((c) => generate(model, c.prompt, { maxNewTokens: 10, stopIds: [] }).ids[0]), 'scale 1 is plain decoding');
+  const scales = [...new Set(gx.cases.map((c) => c.scale))];
+  for (const s of scales) {
+    const rows = gx.cases.filter((c) => c.scale === s);
+    const r = generate(model, rows.map((c) => c.prompt), { maxNewTokens: 10, stopIds: [], guidance: { scale: s, negative: rows.map((c) => c.negative) } });
+    assert.deepEqual(r.ids, rows.map((c) => c.ids));
+  }
+  const two = [gx.cases[0], gx.cases[2]].map((c) => ({ ...c, scale: 3 }));
+  const alone = two.map((c) => generate(model, c.prompt, { maxNewTokens: 10, stopIds: [], guidance: { scale: 3, negative: c.negative } }).ids[0]);
+  assert.deepEqual(generate(model, two.map((c) => c.prompt), { maxNewTokens: 10, stopIds: [], guidance: { scale: 3, negative: [1] } }).ids, alone, 'one negative for every sequence');
+  // Bad input.
+  assert.throws(() => generate(model, [1, 2], { guidance: { scale: 2, negative: [] } }), /negative prompt 0 is empty/);
+  assert.throws(() => generate(model, [[1, 2], [1, 3]], { guidance: { scale: 2, negative: [[1], [1], [1]] } }), /3 negative prompts for 2 sequences/);
+  assert.throws(() => generate(model, [1, 2], { guidance: { scale: 2, negative: [1, 999] } }), /token id 999 outside/);
+  assert.throws(() => generate(model, [1, 2], { guidance: { scale: NaN, negative: [1] } }), /guidance scale must be a finite number/);
+  assert.throws(() => generate(model, [1, 2], { guidance: { scale: 2, negative: [1] }, speculative: { lookup: {} } }), /not available with speculative decoding/);
+  model.dispose();
+});

@@ -71,7 +71,8 @@ test('tslm mixed-modal train (tiny), then tslm generate --image-out and --image 
   const ck = path.join(out, 'checkpoint');
   for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'mixed_modal.json', 'image_tokenizer/config.json', 'image_tokenizer/model.safetensors']) assert.ok(existsSync(path.join(ck, f)), f);
   const report = JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8'));
-  for (const k of ['captionAccuracy', 'drawAgreement', 'classifierAccuracy']) assert.ok(report[k] >= 0 && report[k] <= 1, k);
+  for (const k of ['captionAccuracy', 'drawAgreement', 'drawAgreementUnguided', 'classifierAccuracy']) assert.ok(report[k] >= 0 && report[k] <= 1, k);
+  assert.equal(report.guidance, 3);
   assert.match(readFileSync(path.join(out, 'report.html'), 'utf8'), /data:image\/png;base64/);
   assert.deepEqual(report.stability.map((r: { name: string; losses: number[] }) => [r.name, r.losses.length]), [['QK-norm + z-loss', 2], ['neither', 2]]);
   assert.match(readFileSync(path.join(out, 'report.html'), 'utf8'), /Stability: QK-norm \+ z-loss against neither/);
@@ -85,6 +86,7 @@ test('tslm mixed-modal train (tiny), then tslm generate --image-out and --image 
   let r = spawnSync(process.execPath, [cli, 'generate', '--model', ck, '--prompt', caption(7), '--image-out', png, '--temperature', '1', '--threads', '1'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /a handwritten 7\[image\]/);
+  assert.match(r.stderr, /image: .*seven\.png \(28×28, 49 image tokens, classifier-free guidance 3\)/);
   const img = readPng(png);
   assert.deepEqual([img.width, img.height], [28, 28]);
   const digit = path.join(dir, 'digit.png');
@@ -104,6 +106,9 @@ test('tslm mixed-modal train (tiny), then tslm generate --image-out and --image 
   r = spawnSync(process.execPath, [cli, 'generate', '--model', textOnly, '--prompt', 'draw a 7', '--image-out', png, '--threads', '1'], { encoding: 'utf8' });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--image and --image-out need a mixed-modal model .*text-only \(no mixed_modal\.json\)/);
+  r = spawnSync(process.execPath, [cli, 'generate', '--model', ck, '--prompt', caption(7), '--negative-prompt', 'x', '--threads', '1'], { encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--negative-prompt is the prompt --guidance pushes away from: give --guidance too/);
   r = spawnSync(process.execPath, [cli, 'chat', '--model', textOnly, '--image-dir', path.join(dir, 'imgs'), '--threads', '1'], { encoding: 'utf8', input: 'x\n' });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--image-dir needs a mixed-modal model/);

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { constraintProcessor, TokenVocab } from '../../structured/index.js';
 import type { JsonSchema } from '../../structured/index.js';
 import { parseJson } from '../../tokenizers/guard.js';
-import { loadMixedModal, imagePromptTokens, imageFromTokens, MIXED_MODAL_FILE } from '../../vision/mixed_train.js';
+import { loadMixedModal, imagePromptTokens, imageFromTokens, IMAGE_GUIDANCE, MIXED_MODAL_FILE } from '../../vision/mixed_train.js';
 import { ImageSpanProcessor } from '../../vision/mixed.js';
 import { readPng, writePng } from '../../vision/png.js';
 import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculativeLine, speculativeOptions, speculativeUsage } from '../speculative.js';
@@ -20,7 +20,7 @@ export const usage = `tslm generate --model <hf-dir|file.bin|file.gguf> [--promp
       [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R]
       [--seed S] [--stop STR]… [--tokenizer FILE] [--adapter DIR] [--print-ids] [--threads N] [--dtype f32|q8_0|q4_0|q4_k|q6_k]
       [--schema FILE.json [--strict] [--allow-extra-keys] | --regex RE | --grammar FILE.gbnf]
-      [--image IN.png] [--image-out OUT.png]
+      [--image IN.png] [--image-out OUT.png] [--guidance S [--negative-prompt "…"]]
 ${speculativeUsage}
     Generate from a prompt (from BOS when none is given); text streams to stdout, prefill and
     decode tokens/s go to stderr. --print-ids prints the generated ids on the last line.
@@ -34,7 +34,11 @@ ${speculativeUsage}
     LLaMA's f32/f16/bf16 linear weights and embedding as they load (llama.cpp's quantisers).
     A mixed-modal model (tslm mixed-modal train) reads and writes images: --image puts a PNG
     into the prompt (as its image tokens, before the text; the answer is text: a caption),
-    --image-out makes the continuation an image (its tokens decoded to a PNG).
+    --image-out makes the continuation an image (its tokens decoded to a PNG), drawn with
+    classifier-free guidance 3 unless --guidance says otherwise.
+    --guidance S: classifier-free guidance (HF's guidance_scale): each step's log-probabilities
+    are pushed away from those after --negative-prompt (default: BOS alone, the unconditional
+    continuation) by S·(log p(·|prompt) − log p(·|negative)); 1 is off. Two forwards per step.
 ${speculativeHelp}`;
 
 /** --dtype: f32 (dequantise), q8_0, q4_0, q4_k, q6_k (quantise on load) or absent (as stored). */
@@ -70,7 +74,7 @@ export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args: normalizeSpeculativeArgs(args),
     options: { model: { type: 'string' }, prompt: { type: 'string' }, tokenizer: { type: 'string' }, adapter: { type: 'string' }, dtype: { type: 'string' }, 'print-ids': { type: 'boolean', default: false }, ...samplingOptions,
-      schema: { type: 'string' }, regex: { type: 'string' }, grammar: { type: 'string' }, image: { type: 'string' }, 'image-out': { type: 'string' }, strict: { type: 'boolean', default: false }, 'allow-extra-keys': { type: 'boolean', default: false }, ...speculativeOptions },
+      schema: { type: 'string' }, regex: { type: 'string' }, grammar: { type: 'string' }, image: { type: 'string' }, 'image-out': { type: 'string' }, guidance: { type: 'string' }, 'negative-prompt': { type: 'string' }, strict: { type: 'boolean', default: false }, 'allow-extra-keys': { type: 'boolean', default: false }, ...speculativeOptions },
   });
   if (!values.model) { console.error('tslm generate: --model is required'); return 2; }
   const opts = samplingFrom(values);
@@ -113,8 +117,14 @@ export async function run(args: string[]): Promise<number> {
       eos = TokenVocab.fromTokenizer(tokenizer).eosIds;
     }
     const speculative = await speculativeFrom(values, model);
+    // Classifier-free guidance: asked for, or a mixed-modal model's default when it draws.
+    const scale = num(values.guidance, 'guidance', (x) => x >= 0) ?? (mixed && values['image-out'] !== undefined ? IMAGE_GUIDANCE : 1);
+    if (values['negative-prompt'] !== undefined && values.guidance === undefined) throw new UsageError('--negative-prompt is the prompt --guidance pushes away from: give --guidance too');
+    if (values['negative-prompt'] !== undefined && !tokenizer) throw new Error(`${values.model}: no tokenizer found for the negative prompt text; pass --tokenizer <tokenizer.json|tokenizer.model|tokenizer.bin>`);
+    const guidance = scale !== 1 ? { scale, negative: [bos, ...(values['negative-prompt'] ? tokenizer!.encode(values['negative-prompt']) : [])] } : undefined;
+    if (guidance && speculative) throw new UsageError('--guidance is not available with speculative decoding (--medusa, --draft-model, --lookup)');
     const r = generate(model, prompt, {
-      ...opts, stopIds: eos, stopStrings: values.stop, tokenizer: tokenizer ?? undefined,
+      ...opts, stopIds: eos, stopStrings: values.stop, tokenizer: tokenizer ?? undefined, guidance,
       // A mixed-modal model's image tokens are not text: they are shown as one [image] mark.
       onToken: tokenizer ? (e) => process.stdout.write(mixed ? mixed.vocab.shown(e.id, e.text) : e.text) : undefined,
       speculative: speculative ?? undefined,
@@ -128,7 +138,7 @@ export async function run(args: string[]): Promise<number> {
       if (!px) throw new Error(`the model did not complete an image in ${r.ids[0].length} tokens`);
       const S = mixed.imageTokenizer.config.image_size;
       writePng(values['image-out'], { width: S, height: S, pixels: px });
-      console.error(`image: ${values['image-out']} (${S}×${S}, ${mixed.vocab.codesPerImage} image tokens)`);
+      console.error(`image: ${values['image-out']} (${S}×${S}, ${mixed.vocab.codesPerImage} image tokens${guidance ? `, classifier-free guidance ${guidance.scale}` : ''})`);
     }
     if (values['print-ids'] || !tokenizer) console.log(r.ids[0].join(' '));
     model.dispose();
