@@ -93,6 +93,11 @@ export async function run(args: string[]): Promise<number> {
       throw new UsageError(`--image and --image-out need a mixed-modal model (text and image tokens, made by tslm mixed-modal train); ${values.model} is text-only (no ${MIXED_MODAL_FILE})`);
     }
     if (mixed && constraint) throw new UsageError('--schema/--regex/--grammar are not available with a mixed-modal model');
+    // Classifier-free guidance: asked for, or a mixed-modal model's default when it draws.
+    const speculating = (values.medusa ?? values['draft-model'] ?? values.lookup) !== undefined;
+    const scale = num(values.guidance, 'guidance', (x) => x >= 0) ?? (mixed && values['image-out'] !== undefined && !speculating ? IMAGE_GUIDANCE : 1);
+    if (values['negative-prompt'] !== undefined && values.guidance === undefined) throw new UsageError('--negative-prompt is the prompt --guidance pushes away from: give --guidance too');
+    if (scale !== 1 && speculating) throw new UsageError('--guidance is not available with speculative decoding (--medusa, --draft-model, --lookup)');
     const imageIds = mixed && values.image !== undefined ? imagePromptTokens(mixed.imageTokenizer, mixed.vocab, readPng(values.image), values.image) : [];
     const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer, dtype });
     if (values.adapter) await loadAdapter(model, values.adapter);
@@ -117,12 +122,8 @@ export async function run(args: string[]): Promise<number> {
       eos = TokenVocab.fromTokenizer(tokenizer).eosIds;
     }
     const speculative = await speculativeFrom(values, model);
-    // Classifier-free guidance: asked for, or a mixed-modal model's default when it draws.
-    const scale = num(values.guidance, 'guidance', (x) => x >= 0) ?? (mixed && values['image-out'] !== undefined ? IMAGE_GUIDANCE : 1);
-    if (values['negative-prompt'] !== undefined && values.guidance === undefined) throw new UsageError('--negative-prompt is the prompt --guidance pushes away from: give --guidance too');
     if (values['negative-prompt'] !== undefined && !tokenizer) throw new Error(`${values.model}: no tokenizer found for the negative prompt text; pass --tokenizer <tokenizer.json|tokenizer.model|tokenizer.bin>`);
     const guidance = scale !== 1 ? { scale, negative: [bos, ...(values['negative-prompt'] ? tokenizer!.encode(values['negative-prompt']) : [])] } : undefined;
-    if (guidance && speculative) throw new UsageError('--guidance is not available with speculative decoding (--medusa, --draft-model, --lookup)');
     const r = generate(model, prompt, {
       ...opts, stopIds: eos, stopStrings: values.stop, tokenizer: tokenizer ?? undefined, guidance,
       // A mixed-modal model's image tokens are not text: they are shown as one [image] mark.
