@@ -71,9 +71,11 @@ export interface GenerateOptions {
    * Make-A-Scene draw images with it): the model also runs on `negative` (an unconditional or
    * negative prompt: one for every sequence, or one per sequence), fed the same generated
    * tokens, and each step's scores are s·(log p(·|prompt) − log p(·|negative)) + log p(·|negative)
-   * before the processors. scale 1 is plain decoding. Costs a second forward per step.
+   * before the processors. scale 1 is plain decoding. Costs a second forward per step. `when`
+   * (optional) limits it to the steps where it holds for the sequence so far (Chameleon guides
+   * only the tokens inside an image span); the negative prompt is fed every token either way.
    */
-  guidance?: { scale: number; negative: number[] | number[][] };
+  guidance?: { scale: number; negative: number[] | number[][]; when?: (ids: readonly number[]) => boolean };
 }
 
 export interface GenerationResult {
@@ -286,7 +288,7 @@ export class Generation {
   private decoding: DecodeState | null = null;
   private last: Float32Array[] | null = null;
   /** Classifier-free guidance: the negative prompts (padded like the batch), their state and last logits. */
-  private readonly guide: { scale: number; batch: number[][]; maxLen: number; padLeft: number[]; state: DecodeState | null; last: Float32Array[] | null } | null;
+  private readonly guide: { scale: number; batch: number[][]; maxLen: number; padLeft: number[]; when?: (ids: readonly number[]) => boolean; state: DecodeState | null; last: Float32Array[] | null } | null;
   /** log Σ exp of each row's logits (when logprobs are asked for). */
   private lastLse: Float32Array | null = null;
   private state: 'new' | 'running' | 'finished' | 'cancelled' = 'new';
@@ -316,7 +318,7 @@ export class Generation {
       }
       const nMax = Math.max(...neg.map((p) => p.length));
       if (nMax + maxNew > model.contextLength) throw new RangeError(`generate: guidance's negative prompt of ${nMax} tokens and ${maxNew} new tokens exceed the model's context of ${model.contextLength} positions`);
-      this.guide = { scale: gd.scale, batch: neg, maxLen: nMax, padLeft: neg.map((p) => nMax - p.length), state: null, last: null };
+      this.guide = { scale: gd.scale, batch: neg, maxLen: nMax, padLeft: neg.map((p) => nMax - p.length), when: gd.when, state: null, last: null };
     }
   }
 
@@ -324,7 +326,8 @@ export class Generation {
   private guideRows(): void {
     const gd = this.guide!, s = gd.scale;
     for (let b = 0; b < this.batchSize; b++) {
-      if (this.sequences[b].done) continue;
+      const q = this.sequences[b];
+      if (q.done || (gd.when && !gd.when(q.ids))) continue;
       const c = this.last![b], u = gd.last![b];
       const lc = logSumExp(c), lu = logSumExp(u);
       for (let i = 0; i < c.length; i++) {

@@ -171,6 +171,11 @@ test('classifier-free guidance: the PyTorch reference\'s greedy tokens and guide
   const two = [gx.cases[0], gx.cases[2]].map((c) => ({ ...c, scale: 3 }));
   const alone = two.map((c) => generate(model, c.prompt, { maxNewTokens: 10, stopIds: [], guidance: { scale: 3, negative: c.negative } }).ids[0]);
   assert.deepEqual(generate(model, two.map((c) => c.prompt), { maxNewTokens: 10, stopIds: [], guidance: { scale: 3, negative: [1] } }).ids, alone, 'one negative for every sequence');
+  // `when`: guided only at the steps where it holds (the negative prompt is fed every token).
+  const c0 = gx.cases[0];
+  const plain = generate(model, c0.prompt, { maxNewTokens: 10, stopIds: [] }).ids[0];
+  assert.deepEqual(generate(model, c0.prompt, { maxNewTokens: 10, stopIds: [], guidance: { scale: c0.scale, negative: c0.negative, when: () => false } }).ids[0], plain);
+  assert.deepEqual(generate(model, c0.prompt, { maxNewTokens: 10, stopIds: [], guidance: { scale: c0.scale, negative: c0.negative, when: (ids) => ids.length >= c0.prompt.length } }).ids[0], c0.ids);
   // Bad input.
   assert.throws(() => generate(model, [1, 2], { guidance: { scale: 2, negative: [] } }), /negative prompt 0 is empty/);
   assert.throws(() => generate(model, [[1, 2], [1, 3]], { guidance: { scale: 2, negative: [[1], [1], [1]] } }), /3 negative prompts for 2 sequences/);

@@ -112,6 +112,9 @@ test('tslm mixed-modal train (tiny), then tslm generate --image-out and --image 
   r = spawnSync(process.execPath, [cli, 'chat', '--model', textOnly, '--image-dir', path.join(dir, 'imgs'), '--threads', '1'], { encoding: 'utf8', input: 'x\n' });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--image-dir needs a mixed-modal model/);
+  r = spawnSync(process.execPath, [cli, 'chat', '--model', textOnly, '--guidance', '2', '--threads', '1'], { encoding: 'utf8', input: 'x\n' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--guidance: chat guides the image codes of a mixed-modal model/);
   // tslm chat on the mixed-modal model: images shown as [image] and written to --image-dir; never raw image tokens.
   r = spawnSync(process.execPath, [cli, 'chat', '--model', ck, '--image-dir', path.join(dir, 'imgs'), '--max-tokens', '60', '--temperature', '1', '--threads', '1'], { encoding: 'utf8', input: `${caption(2)}\n` });
   assert.equal(r.status, 0, r.stderr);

@@ -9,7 +9,7 @@ import { generate } from '../../generate/generate.js';
 import { applyChatTemplate, chatTemplateFromConfig, CHATML_TEMPLATE } from '../../tokenizers/chat.js';
 import type { ChatMessage } from '../../tokenizers/chat.js';
 import { readTokenizerConfig } from '../../tokenizers/load.js';
-import { loadMixedModal, MIXED_MODAL_FILE } from '../../vision/mixed_train.js';
+import { loadMixedModal, IMAGE_GUIDANCE, MIXED_MODAL_FILE } from '../../vision/mixed_train.js';
 import { ImageSpanProcessor } from '../../vision/mixed.js';
 import { writePng } from '../../vision/png.js';
 import { UsageError } from '../args.js';
@@ -17,19 +17,20 @@ import { dtypeOption, num, samplingFrom, samplingOptions } from './generate.js';
 import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculativeLine, speculativeOptions, speculativeUsage } from '../speculative.js';
 
 export const usage = `tslm chat --model <hf-dir|file.bin|file.gguf> [--system "…"] [--tokenizer FILE] [--dtype f32|q8_0|q4_0|q4_k|q6_k]
-      [--max-tokens N] [--temperature T] [--top-p P] … [--threads N] [--image-dir DIR]
+      [--max-tokens N] [--temperature T] [--top-p P] … [--threads N] [--image-dir DIR] [--guidance S]
 ${speculativeUsage}
     Interactive chat (one message per line; /reset clears the history, /exit or EOF quits).
     Uses the chat template of tokenizer_config.json, or ChatML when the model has none.
     A mixed-modal model's images are shown as [image]; with --image-dir each is also written
-    there as a PNG (image-1.png, …) and its path printed.
+    there as a PNG (image-1.png, …) and its path printed. Its image codes are drawn with
+    classifier-free guidance (--guidance, default 3; 1: off; the text is not guided).
 ${speculativeHelp}`;
 
 /** ChatML, for models without a template of their own. */
 export const DEFAULT_CHAT_TEMPLATE = CHATML_TEMPLATE;
 
 export async function run(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args: normalizeSpeculativeArgs(args), options: { model: { type: 'string' }, system: { type: 'string' }, tokenizer: { type: 'string' }, dtype: { type: 'string' }, 'image-dir': { type: 'string' }, ...samplingOptions, ...speculativeOptions } });
+  const { values } = parseArgs({ args: normalizeSpeculativeArgs(args), options: { model: { type: 'string' }, system: { type: 'string' }, tokenizer: { type: 'string' }, dtype: { type: 'string' }, 'image-dir': { type: 'string' }, guidance: { type: 'string' }, ...samplingOptions, ...speculativeOptions } });
   if (!values.model) { console.error('tslm chat: --model is required'); return 2; }
   const opts = samplingFrom(values);
   await init({ threads: num(values.threads, 'threads', (x) => Number.isInteger(x) && x > 0) });
@@ -43,6 +44,9 @@ export async function run(args: string[]): Promise<number> {
     const speculative = await speculativeFrom(values, model);
     const mixed = await loadMixedModal(values.model);
     if (values['image-dir'] !== undefined && !mixed) throw new UsageError(`--image-dir needs a mixed-modal model (tslm mixed-modal train); ${values.model} is text-only (no ${MIXED_MODAL_FILE})`);
+    const guidanceScale = num(values.guidance, 'guidance', (x) => x >= 0) ?? (speculative ? 1 : IMAGE_GUIDANCE);
+    if (values.guidance !== undefined && !mixed) throw new UsageError('--guidance: chat guides the image codes of a mixed-modal model; for text, use tslm generate --guidance');
+    if (guidanceScale !== 1 && speculative) throw new UsageError('--guidance is not available with speculative decoding (--medusa, --draft-model, --lookup)');
     let saved = 0;
     let template = DEFAULT_CHAT_TEMPLATE, bosToken = '', eosToken = '<|im_end|>';
     const cfgFile = path.join(existsSync(values.model) && !values.model.endsWith('.gguf') && !values.model.endsWith('.bin') ? values.model : path.dirname(values.model), 'tokenizer_config.json');
@@ -66,6 +70,9 @@ export async function run(args: string[]): Promise<number> {
       const r = generate(model, ids, {
         ...opts, stopIds, stopStrings: eosToken ? [eosToken] : undefined, tokenizer, speculative: speculative ?? undefined,
         processors: mixed ? [new ImageSpanProcessor(mixed.vocab)] : undefined,
+        // A mixed-modal model's image codes are drawn with classifier-free guidance (negative: the
+        // document start; the text is not guided), as Chameleon draws.
+        guidance: mixed && guidanceScale !== 1 ? { scale: guidanceScale, negative: [ids[0]], when: (s) => mixed.vocab.state(s).inImage } : undefined,
         onToken: (e) => process.stdout.write(mixed ? mixed.vocab.shown(e.id, e.text) : e.text),
       });
       process.stdout.write('\n');
