@@ -60,6 +60,12 @@ for (const name of ['mistral_window', 'qwen2_window']) {
         }
       })));
     }
+    // With autograd on, the layers take the unfused path (KVCache.update instead of ropeAppend).
+    scope(() => {
+      const cache = model.newState(1);
+      assertClose(chunked(model, ids, [2, 5, 1, 9, 3], cache), fx.long.logits, 1e-4, 0, `${name} unfused path`);
+      cache.dispose();
+    });
     // Every layer windowed (Mistral): no context limit, a cache of Infinity positions; Qwen2 with
     // a full layer keeps max_position_embeddings.
     assert.equal(model.contextLength, name === 'mistral_window' ? Infinity : c.max_position_embeddings);
