@@ -251,9 +251,10 @@ export class KVCache implements DecodeState {
   private cols: number;
   constructor(readonly config: LlamaConfig, batch: number, readonly maxLength: number, readonly history = 0) {
     this.batch = this.capacity = batch;
-    const W = config.sliding_window, from = config.max_window_layers ?? 0;
-    this.window = W;
-    this.windowed = Array.from({ length: config.num_hidden_layers }, (_, i) => W !== null && i >= from);
+    const from = config.max_window_layers ?? 0;
+    this.windowed = Array.from({ length: config.num_hidden_layers }, (_, i) => config.sliding_window !== null && i >= from);
+    // (Qwen2's max_window_layers may leave no layer windowed: then the cache is a plain one.)
+    const W = this.window = this.windowed.some((w) => w) ? config.sliding_window : null;
     if (!Number.isInteger(history) || history < 0) throw new DecodeStateError(`KVCache: history ${history} is not a non-negative integer`);
     if (!(maxLength >= 0) || (!Number.isInteger(maxLength) && (maxLength !== Infinity || this.windowed.some((w) => !w)))) {
       throw new DecodeStateError(`KVCache: maxLength ${maxLength} is not a non-negative integer${maxLength === Infinity ? ' (only a model whose every layer has a sliding window has no length limit)' : ''}`);

@@ -143,3 +143,10 @@ test('a windowed model: generate(), speculative decoding (draft model, prompt lo
   other.dispose();
   model.dispose();
 });
+
+test('Qwen2 whose max_window_layers (default 28) covers every layer: a plain cache of the whole context', () => {
+  const m = new LlamaForCausalLM(parseLlamaConfig({ model_type: 'qwen2', hidden_size: 8, num_attention_heads: 2, vocab_size: 10, intermediate_size: 8, num_hidden_layers: 2, max_position_embeddings: 64, sliding_window: 4, use_sliding_window: true }));
+  const c = m.newState(1);
+  assert.deepEqual([c.window, c.room, c.k.map((t) => t.shape[2]), m.contextLength], [null, Infinity, [64, 64], 64]);
+  c.dispose(); m.dispose();
+});
