@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as T from '../../src/index.js';
-import { init, shutdown, scope, noGrad, withBackend, createModel, generate, DecodeStateError, Linear } from '../../src/index.js';
+import { init, shutdown, scope, noGrad, withBackend, createModel, generate, DecodeStateError, Linear, heapStats } from '../../src/index.js';
 import type { CausalLM, Tensor } from '../../src/index.js';
 import { LlamaForCausalLM, KVCache, parseLlamaConfig } from '../../src/models/llama.js';
 import { speculativeGenerate } from '../../src/generate/index.js';
@@ -149,4 +149,23 @@ test('Qwen2 whose max_window_layers (default 28) covers every layer: a plain cac
   const c = m.newState(1);
   assert.deepEqual([c.window, c.room, c.k.map((t) => t.shape[2]), m.contextLength], [null, Infinity, [64, 64], 64]);
   c.dispose(); m.dispose();
+});
+
+test('continuous batching in a finite cache (as the server sizes it): rows drop shared padding (dropLeading) on rolled buffers; memory is returned', () => {
+  const { model } = load('mistral_window');
+  const before = heapStats().inUse;
+  const batch = new DecodeBatch(model, 4, 24);
+  const o = { maxNewTokens: 16, stopIds: [] as number[] };
+  const p1 = [3, 9, 27, 17], p2 = [5, 6, 7, 8, 9, 10];
+  const r1 = batch.add([p1], o);
+  for (let i = 0; i < 8; i++) batch.step();
+  const r2 = batch.add([p2], o);
+  let guard = 0;
+  while (batch.step()) assert.ok(guard++ < 200);
+  assert.ok(batch.shifts.left > 0, 'the cache never shifted left');
+  assert.deepEqual(r1.result().ids[0], greedyNoCache(model, p1, 16), 'first request');
+  assert.deepEqual(r2.result().ids[0], greedyNoCache(model, p2, 16), 'second request');
+  batch.dispose();
+  assert.equal(heapStats().inUse, before);
+  model.dispose();
 });
