@@ -114,6 +114,8 @@ test('a windowed model: generate(), speculative decoding (draft model, prompt lo
   const opts = { maxNewTokens: n, stopIds: [] as number[] };
   assert.deepEqual(generate(model, prompt, opts).ids[0], want, 'generate');
   assert.deepEqual(speculativeGenerate(model, prompt, { ...opts, draft: model, numDraft: 3 }).ids[0], want, 'draft = target');
+  // The heuristic schedule grows the draft to 8: verifications longer than the buffer's room of 4.
+  assert.deepEqual(speculativeGenerate(model, prompt, { ...opts, draft: model, numDraft: 2, draftSchedule: 'heuristic' }).ids[0], want, 'heuristic schedule');
   const other = createModel({ ...model.config, model_type: 'llama', sliding_window: null }, 'draft', { generator: new T.Generator(3) });
   const sp = speculativeGenerate(model, prompt, { ...opts, draft: other, numDraft: 4 });
   assert.deepEqual(sp.ids[0], want, 'a wrong draft: rejections roll the target back');
