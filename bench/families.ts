@@ -105,7 +105,7 @@ function decodeAtContexts(spec: Extract<ChildSpec, { kind: 'decode' }>): Record<
   const model = createModel(spec.config, 'bench', { generator: new Generator(3) });
   model.eval();
   const g = new Generator(5), V = model.config.vocab_size;
-  const rows: { context: number; decode_tok_s: number; prefill_tok_s: number }[] = [];
+  const rows: { context: number; decode_tok_s: number; prefill_tok_s: number; state_kib: number }[] = [];
   // Steady state: V8 keeps optimising the decode path over the first ~1,000 tokens (more code on a MoE path).
   const warm = Array.from({ length: 64 }, () => g.int(V));
   for (let i = 0; i < 8; i++) noGrad(() => generate(model, warm, { maxNewTokens: 128, stopIds: [] }));
@@ -117,7 +117,10 @@ function decodeAtContexts(spec: Extract<ChildSpec, { kind: 'decode' }>): Record<
       best = Math.max(best, r.stats.decodeTokensPerSecond);
       prefill = Math.max(prefill, r.stats.prefillTokensPerSecond);
     }
-    rows.push({ context: ctx, decode_tok_s: best, prefill_tok_s: prefill });
+    // The decoding state generate() allocates for this run (heap bytes of a fresh one, batch 1).
+    const used = heapStats().inUse, st = model.newState(1, ctx + spec.tokens), stateBytes = heapStats().inUse - used;
+    st.dispose();
+    rows.push({ context: ctx, decode_tok_s: best, prefill_tok_s: prefill, state_kib: stateBytes / 1024 });
   }
   const res = { model_type: model.config.model_type, params: model.numParameters(), rows, heap_peak_mib: heapStats().peak / 2 ** 20 };
   model.dispose();

@@ -13,7 +13,10 @@
 //              each: peak RSS, and the wasm heap's peak).
 //  4. decode   greedy decoding tokens/s after a context of 256 and of 4,096 tokens, Mamba vs the
 //              LLaMA of the same size (its context raised to fit): a recurrent state costs the
-//              same per token at any length, attention grows with the context.
+//              same per token at any length, attention grows with the context; and that LLaMA
+//              with a sliding window of 256 (model_type mistral): its rolling KV cache holds
+//              2 × 256 − 1 positions, so state and per-token cost stop growing past the window.
+//              Each row also gives the heap bytes of the decoding state generate() allocates.
 //
 //   node dist/bench/ssm.js [--threads N] [--steps N] [--only scan,train,compare,decode] [--json]
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -85,19 +88,20 @@ export async function benchSsm(opts: { threads?: number; steps?: number; only?: 
     const contexts = [256, 4096], tokens = 128;
     log(`\n4. greedy decoding after a context of ${contexts.join(' and ')} tokens (${tokens} tokens, batch 1, ${threads} threads): recurrent state vs KV cache`);
     const llama = { ...PRESETS.quickstart, max_position_embeddings: 4096 + tokens };
-    log(`${'model'.padEnd(17)} ${'params'.padStart(9)} ${contexts.map((c) => `tok/s @${c}`.padStart(12)).join(' ')} ${'change'.padStart(7)}`);
-    for (const [name, config] of [['quickstart', llama], ['mamba-quickstart', PRESETS['mamba-quickstart']]] as const) {
+    const windowed = { ...llama, model_type: 'mistral', sliding_window: 256 };
+    log(`${'model'.padEnd(33)} ${'params'.padStart(9)} ${contexts.map((c) => `tok/s @${c}`.padStart(12)).join(' ')} ${'change'.padStart(7)} ${contexts.map((c) => `state KiB @${c}`.padStart(15)).join(' ')}`);
+    for (const [name, config] of [['quickstart', llama], ['quickstart, window 256', windowed], ['mamba-quickstart', PRESETS['mamba-quickstart']]] as const) {
       const r = runChild({ kind: 'decode', config, contexts, tokens, threads });
       const rates = (r.rows as { decode_tok_s: number }[]).map((x) => x.decode_tok_s);
       const change = rates[rates.length - 1] / rates[0] - 1;
       rows.push({ section: 'decode', preset: name, model_type: r.model_type, params: r.params, threads, contexts: r.rows, change });
-      log(`${`${name} (${r.model_type})`.padEnd(17)} ${String(r.params).padStart(9)} ${rates.map((x) => f0(x).padStart(12)).join(' ')} ${`${(change * 100).toFixed(0)}%`.padStart(7)}`);
+      log(`${`${name} (${r.model_type})`.padEnd(33)} ${String(r.params).padStart(9)} ${rates.map((x) => f0(x).padStart(12)).join(' ')} ${`${(change * 100).toFixed(0)}%`.padStart(7)} ${(r.rows as { state_kib: number }[]).map((x) => f0(x.state_kib).padStart(15)).join(' ')}`);
     }
     if (peer) {
       const p = runPython('torch_mamba.py', ['--decode', '--config', JSON.stringify(PRESETS['mamba-quickstart']), '--contexts', contexts.join(','), '--decode-steps', String(tokens)], threads);
       const rates = (p.decode as { decode_tokens_per_second: number }[]).map((x) => x.decode_tokens_per_second);
       rows.push({ section: 'decode', preset: 'mamba-quickstart', engine: 'pytorch', threads, contexts: p.decode, change: rates[rates.length - 1] / rates[0] - 1 });
-      log(`${'PyTorch Mamba'.padEnd(17)} ${String(p.params).padStart(9)} ${rates.map((x) => f0(x).padStart(12)).join(' ')} ${`${((rates[rates.length - 1] / rates[0] - 1) * 100).toFixed(0)}%`.padStart(7)}`);
+      log(`${'PyTorch Mamba'.padEnd(33)} ${String(p.params).padStart(9)} ${rates.map((x) => f0(x).padStart(12)).join(' ')} ${`${((rates[rates.length - 1] / rates[0] - 1) * 100).toFixed(0)}%`.padStart(7)}`);
     }
   }
   return rows;

@@ -11,7 +11,9 @@ tslm's code. For each variant it writes, under test/fixtures/llama/:
                       library following the safetensors spec
   <name>.json         {config, input_ids, logits (B,T,V flat), greedy: {prompt, ids}} where
                       `greedy` holds 12 tokens generated greedily by recomputing the full
-                      forward pass each step (no KV cache), so a cache bug cannot hide.
+                      forward pass each step (no KV cache), so a cache bug cannot hide;
+                      the sliding-window variants add `long`: {input_ids, logits} of one
+                      sequence of at least 3 windows (teacher-forced, full band-masked forward).
 Deterministic: torch.manual_seed per variant.
 """
 import json
@@ -45,6 +47,9 @@ VARIANTS = {
     "chameleon_qknorm": dict(BASE, model_type="chameleon", num_key_value_heads=2, tie_word_embeddings=False, z_loss_coef=1e-3),
     "chameleon_swin": dict(BASE, model_type="chameleon", num_key_value_heads=4, tie_word_embeddings=False, swin_norm=True, z_loss_coef=1e-3),
 }
+# Sequences of at least 3 windows for the rolling KV cache: Mistral's (every layer windowed, so no
+# context limit) runs past max_position_embeddings (64) too; Qwen2's (layer 0 full) stays within it.
+LONG = {"mistral_window": 70, "qwen2_window": 20}
 
 
 def main():
@@ -65,6 +70,10 @@ def main():
                 # The training loss: next-token cross-entropy + z_loss_coef * z-loss, on input_ids.
                 z = z_loss(cfg, W, ids)
                 extra = {"loss": float(f"{(next_token_loss(cfg, W, ids) + cfg['z_loss_coef'] * z).item():.9g}"), "z_loss": float(f"{z.item():.9g}")}
+            if name in LONG:
+                # Far beyond the window: teacher-forced logits of one sequence, full forward with the band mask.
+                long_ids = torch.randint(0, cfg["vocab_size"], (1, LONG[name]))
+                extra["long"] = {"input_ids": long_ids[0].tolist(), "logits": r9(forward(cfg, W, long_ids).flatten().tolist())}
         write_safetensors(os.path.join(OUT, name + ".safetensors"), W)
         with open(os.path.join(OUT, name + ".json"), "w") as f:
             json.dump({"config": cfg, "input_ids": ids.tolist(), "logits_shape": list(logits.shape),

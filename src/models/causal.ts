@@ -146,7 +146,8 @@ export abstract class CausalLM extends Module {
   /**
    * A decoding state for `batch` rows of up to maxLength positions (default: contextLength).
    * `history`: how many of the latest positions truncate() must be able to roll back (recurrent
-   * families keep a snapshot per position for that; a KV cache can always roll back).
+   * families keep a snapshot per position for that; a KV cache can always roll back, except on
+   * sliding-window layers, whose rolling buffer keeps `history` positions more than the window).
    */
   abstract newState(batch: number, maxLength?: number, opts?: { history?: number }): DecodeState;
 

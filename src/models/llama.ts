@@ -216,11 +216,22 @@ export function llamaConfigToJson(c: LlamaConfig): Record<string, unknown> {
 }
 
 /**
- * Keys and values of past positions, per layer: storage (capacity, n_kv_heads, maxLength,
- * head_dim), of which rows 0…batch−1 and positions 0…length−1 are in use. Passed into forward()
- * explicitly; truncate() rolls back (speculative decoding), select/append/dropLeading serve
- * continuous batching (rows right-aligned: every row ends at `length`, a shorter row's leading
- * columns are masked padding).
+ * Keys and values of past positions, per layer: storage (capacity, n_kv_heads, columns,
+ * head_dim), of which rows 0…batch−1 are in use. Passed into forward() explicitly; truncate()
+ * rolls back (speculative decoding), compact() keeps a verified token tree's path,
+ * select/append/dropLeading serve continuous batching (rows right-aligned: every row ends at
+ * `length`, a shorter row's leading columns are masked padding).
+ *
+ * A layer without a sliding window keeps every position: columns = maxLength, column p holds
+ * position p. A sliding-window layer (Mistral's, Qwen2's from max_window_layers on) keeps a
+ * rolling buffer of window − 1 + history + window columns whatever the length (maxLength may be
+ * Infinity): column c holds position `first` + c. When the next positions do not fit, the last
+ * window − 1 + history positions (all that a later query, or a rollback of `history`
+ * positions, can see) move to the front and the older ones are overwritten: about one
+ * position's copy per position decoded, and the keys stay in order, so attention, the fused
+ * RoPE-into-cache kernel and the band masks work on the buffer as on a full cache. A forward of
+ * more new positions than the buffer has room for is split into chunks by the model
+ * (LlamaForCausalLM.hidden); only a token tree larger than that grows the buffer.
  */
 export class KVCache implements DecodeState {
   readonly k: Tensor[];
@@ -228,44 +239,120 @@ export class KVCache implements DecodeState {
   length = 0;
   batch: number;
   readonly capacity: number;
-  constructor(readonly config: LlamaConfig, batch: number, readonly maxLength: number) {
+  /** The sliding window of the windowed layers, or null when every layer keeps the whole context. */
+  readonly window: number | null;
+  /** Positions before the newest that the rolling buffers keep when they roll: window − 1 + history. */
+  readonly keep: number;
+  /** The position held in column 0 of the sliding-window layers' buffers (always 0 for the others). */
+  first = 0;
+  /** Per layer: whether it has a sliding window (a rolling buffer). */
+  readonly windowed: readonly boolean[];
+  /** Columns of the rolling buffers. */
+  private cols: number;
+  constructor(readonly config: LlamaConfig, batch: number, readonly maxLength: number, readonly history = 0) {
     this.batch = this.capacity = batch;
-    const shape = [batch, config.num_key_value_heads, maxLength, config.head_dim];
-    this.k = unscoped(() => Array.from({ length: config.num_hidden_layers }, () => T.empty(shape)));
-    this.v = unscoped(() => Array.from({ length: config.num_hidden_layers }, () => T.empty(shape)));
+    const from = config.max_window_layers ?? 0;
+    this.windowed = Array.from({ length: config.num_hidden_layers }, (_, i) => config.sliding_window !== null && i >= from);
+    // (Qwen2's max_window_layers may leave no layer windowed: then the cache is a plain one.)
+    const W = this.window = this.windowed.some((w) => w) ? config.sliding_window : null;
+    if (!Number.isInteger(history) || history < 0) throw new DecodeStateError(`KVCache: history ${history} is not a non-negative integer`);
+    if (!(maxLength >= 0) || (!Number.isInteger(maxLength) && (maxLength !== Infinity || this.windowed.some((w) => !w)))) {
+      throw new DecodeStateError(`KVCache: maxLength ${maxLength} is not a non-negative integer${maxLength === Infinity ? ' (only a model whose every layer has a sliding window has no length limit)' : ''}`);
+    }
+    this.keep = W === null ? 0 : W - 1 + history;
+    this.cols = W === null ? maxLength : Math.min(maxLength, this.keep + W);
+    const shape = (l: number): number[] => [batch, config.num_key_value_heads, this.windowed[l] ? this.cols : maxLength, config.head_dim];
+    this.k = unscoped(() => Array.from({ length: config.num_hidden_layers }, (_, l) => T.empty(shape(l))));
+    this.v = unscoped(() => Array.from({ length: config.num_hidden_layers }, (_, l) => T.empty(shape(l))));
   }
-  /** Layer l's keys or values of the rows in use (batch, n_kv, maxLength, hd). */
+  /** The position held in layer l's column 0. */
+  firstOf(layer: number): number {
+    return this.windowed[layer] ? this.first : 0;
+  }
+  /** New positions one forward may add without growing a rolling buffer (Infinity: no limit but maxLength). */
+  get room(): number {
+    return this.window === null || this.cols >= this.maxLength ? Infinity : this.cols - this.keep;
+  }
+  /** Layer l's keys or values of the rows in use (batch, n_kv, columns, hd). */
   private rows(t: Tensor): Tensor {
     return this.batch === this.capacity ? t : T.slice(t, 0, 0, this.batch);
   }
-  /** Store this step's k/v (B, n_kv, T, hd) at positions length…length+T−1; return all keys/values so far. */
-  update(layer: number, k: Tensor, v: Tensor): [Tensor, Tensor] {
-    const t = k.shape[2], end = this.length + t;
+  /**
+   * Make room for t new positions (called by the model before its layers run): the rolling
+   * buffers drop what no later query can see (keeping `keep` positions), or grow when t is more
+   * than their room (a large token tree).
+   */
+  reserve(t: number): void {
+    const end = this.length + t;
     if (end > this.maxLength) throw new ShapeError('KVCache', `cache of ${this.maxLength} positions cannot hold ${end}`);
+    if (this.window === null || end - this.first <= this.cols) return;
+    const first = Math.max(this.first, this.length - this.keep);
+    if (first > this.first) {
+      const a = first - this.first, b = this.length - this.first;
+      scope(() => this.k.forEach((_, l) => {
+        if (!this.windowed[l]) return;
+        for (const t of [this.k[l], this.v[l]]) {
+          const r = this.rows(t), kept = T.clone(T.slice(r, 2, a, b));
+          T.copyInto(T.slice(r, 2, 0, b - a), kept);
+        }
+      }));
+      this.first = first;
+    }
+    if (end - first > this.cols) this.grow(end - first);
+  }
+  /** Reallocate the rolling buffers with `cols` columns, keeping the positions held. */
+  private grow(cols: number): void {
+    const n = this.length - this.first;
+    this.k.forEach((_, l) => {
+      if (!this.windowed[l]) return;
+      for (const arr of [this.k, this.v]) {
+        const old = arr[l], t = unscoped(() => T.empty([old.shape[0], old.shape[1], cols, old.shape[3]]));
+        if (n > 0 && this.batch > 0) scope(() => T.copyInto(T.slice(T.slice(t, 0, 0, this.batch), 2, 0, n), T.slice(T.slice(old, 0, 0, this.batch), 2, 0, n)));
+        arr[l] = t;
+        old.dispose();
+      }
+    });
+    this.cols = cols;
+  }
+  /** Store this step's k/v (B, n_kv, T, hd) at positions length…length+T−1; return the layer's keys/values from firstOf(layer) on. */
+  update(layer: number, k: Tensor, v: Tensor): [Tensor, Tensor] {
+    const f = this.firstOf(layer), a = this.length - f, end = a + k.shape[2];
+    this.checkFits(layer, end);
     const kc = this.rows(this.k[layer]), vc = this.rows(this.v[layer]);
-    T.copyInto(T.slice(kc, 2, this.length, end), k);
-    T.copyInto(T.slice(vc, 2, this.length, end), v);
+    T.copyInto(T.slice(kc, 2, a, end), k);
+    T.copyInto(T.slice(vc, 2, a, end), v);
     return [T.slice(kc, 2, 0, end), T.slice(vc, 2, 0, end)];
+  }
+  private checkFits(layer: number, end: number): void {
+    if (end + this.firstOf(layer) > this.maxLength) throw new ShapeError('KVCache', `cache of ${this.maxLength} positions cannot hold ${end + this.firstOf(layer)}`);
+    if (end > this.k[layer].shape[2]) throw new ShapeError('KVCache', `layer ${layer}'s rolling buffer of ${this.k[layer].shape[2]} columns cannot hold positions ${this.first}…${this.first + end - 1} (reserve() first)`);
   }
   /**
    * Inference: the fused q/k/v projection qkv (B, T, (Hq + 2·n_kv)·hd) of this step gets RoPE
    * (cos/sin (T, hd/2)): q in place, k and v written straight into the cache at positions
-   * length…length+T−1 (one kernel). Returns all keys/values so far, as update().
+   * length…length+T−1 (one kernel). Returns the layer's keys/values, as update().
    */
   ropeAppend(layer: number, qkv: Tensor, Hq: number, cos: Tensor, sin: Tensor): [Tensor, Tensor] {
-    const end = this.length + qkv.shape[1];
-    if (end > this.maxLength) throw new ShapeError('KVCache', `cache of ${this.maxLength} positions cannot hold ${end}`);
+    const a = this.length - this.firstOf(layer), end = a + qkv.shape[1];
+    this.checkFits(layer, end);
     const kc = this.rows(this.k[layer]), vc = this.rows(this.v[layer]);
-    ropeQkvToCache(qkv, kc, vc, this.length, cos, sin, Hq, this.config.num_key_value_heads);
+    ropeQkvToCache(qkv, kc, vc, a, cos, sin, Hq, this.config.num_key_value_heads);
     return [T.slice(kc, 2, 0, end), T.slice(vc, 2, 0, end)];
   }
   truncate(length: number): void {
     if (!Number.isInteger(length) || length < 0 || length > this.length) throw new DecodeStateError(`KVCache.truncate: length ${length} outside [0, ${this.length}]`);
+    if (length === 0) this.first = 0;
+    else if (this.window !== null && this.first > Math.max(0, length - this.window + 1)) {
+      throw new DecodeStateError(`KVCache.truncate: rolling back ${this.length - length} positions to ${length} needs the keys from position ${length - this.window + 1} on, ` +
+        `but the sliding-window layers' rolling buffer (window ${this.window}) has let them go (it holds ${this.first}…${this.length - 1}); ` +
+        `create the state with newState(batch, maxLength, { history: ${this.length - length} }) or more`);
+    }
     this.length = length;
   }
   compact(start: number, keep: readonly number[]): void {
     const n = this.length - start;
     if (!Number.isInteger(start) || start < 0 || n < 0) throw new DecodeStateError(`KVCache.compact: start ${start} outside [0, ${this.length}]`);
+    if (this.window !== null && start < this.first) throw new DecodeStateError(`KVCache.compact: start ${start} is before the positions the rolling buffer holds (${this.first}…${this.length - 1})`);
     keep.forEach((p, j) => {
       if (!Number.isInteger(p) || p < 0 || p >= n || (j > 0 && p <= keep[j - 1])) {
         throw new DecodeStateError(`KVCache.compact: keep must be strictly ascending offsets in [0, ${n}), got [${keep.join(', ')}]`);
@@ -285,9 +372,13 @@ export class KVCache implements DecodeState {
     });
     this.length = start + keep.length;
   }
-  /** Columns [from, to) of rows [r0, r1) of every layer's keys and values. */
+  /** Positions [from, to) of rows [r0, r1) of every layer's keys and values (from on the positions each layer holds). */
   private *blocks(r0: number, r1: number, from: number, to: number): IterableIterator<Tensor> {
-    for (const t of [...this.k, ...this.v]) yield T.slice(T.slice(t, 0, r0, r1), 2, from, to);
+    const L = this.k.length;
+    for (const [i, t] of [...this.k, ...this.v].entries()) {
+      const f = this.firstOf(i % L), a = Math.max(from, f);
+      yield T.slice(T.slice(t, 0, r0, r1), 2, a - f, Math.max(a, to) - f);
+    }
   }
   select(rows: readonly number[]): void {
     checkRows(rows, this.batch, 'KVCache');
@@ -301,27 +392,37 @@ export class KVCache implements DecodeState {
     this.batch = rows.length;
   }
   append(src: DecodeState): void {
-    if (!(src instanceof KVCache) || src.k.length !== this.k.length || src.k[0].shape.slice(1, 2).join() !== this.k[0].shape.slice(1, 2).join() || src.k[0].shape[3] !== this.k[0].shape[3]) {
+    if (!(src instanceof KVCache) || src.k.length !== this.k.length || src.k[0].shape.slice(1, 2).join() !== this.k[0].shape.slice(1, 2).join() || src.k[0].shape[3] !== this.k[0].shape[3] || src.window !== this.window) {
       throw new DecodeStateError('KVCache.append: the source is not a KV cache of the same model');
     }
     const n = src.batch, r0 = this.batch;
     if (r0 + n > this.capacity) throw new DecodeStateError(`KVCache.append: ${r0} + ${n} rows exceed the capacity of ${this.capacity}`);
     const L = Math.max(this.length, src.length);
     if (L > this.maxLength) throw new DecodeStateError(`KVCache.append: ${L} positions exceed the cache of ${this.maxLength}`);
-    scope(() => {
-      const d = L - this.length;
-      if (d > 0 && r0 > 0 && this.length > 0) {
-        // Shift the rows already here right by d; their new leading columns are padding.
-        const moved = [...this.blocks(0, r0, 0, this.length)].map((b) => T.clone(b));
-        [...this.blocks(0, r0, d, d + this.length)].forEach((b, i) => T.copyInto(b, moved[i]));
+    // Rows already here move right by d (their new leading columns are padding); the source's
+    // rows start c0 columns in. The rolling buffers hold from the first position either side holds,
+    // as far back as they have columns (older positions are outside every later query's window).
+    const d = L - this.length, c0 = L - src.length;
+    const first = this.window === null ? 0 : Math.max(Math.min(r0 > 0 ? this.first + d : L, src.first + c0), L - this.cols);
+    const zero = (b: Tensor): void => T.copyInto(b, T.zeros([...b.shape]));
+    scope(() => this.k.forEach((_, l) => {
+      const w = this.windowed[l], f0 = this.firstOf(l), f1 = w ? first : 0, sf = src.firstOf(l);
+      for (const [mine, theirs] of [[this.k[l], src.k[l]], [this.v[l], src.v[l]]]) {
+        if (r0 > 0) {
+          const rows = T.slice(mine, 0, 0, r0), a = Math.max(f0 + d, f1);
+          if (a < L && d + f0 !== f1) {
+            const moved = T.clone(T.slice(rows, 2, a - d - f0, L - d - f0));
+            T.copyInto(T.slice(rows, 2, a - f1, L - f1), moved);
+          }
+          if (a > f1) zero(T.slice(rows, 2, 0, Math.min(a, L) - f1));
+        }
+        const rows = T.slice(mine, 0, r0, r0 + n), b = Math.max(sf + c0, f1);
+        if (b < L) T.copyInto(T.slice(rows, 2, b - f1, L - f1), T.slice(T.slice(theirs, 0, 0, n), 2, b - c0 - sf, L - c0 - sf));
+        // Masked padding must still be finite (a masked NaN poisons the softmax).
+        if (b > f1) zero(T.slice(rows, 2, 0, Math.min(b, L) - f1));
       }
-      if (d > 0 && r0 > 0) for (const b of this.blocks(0, r0, 0, d)) T.copyInto(b, T.zeros([...b.shape]));
-      const c0 = L - src.length;
-      const srcBlocks = [...src.blocks(0, n, 0, src.length)];
-      [...this.blocks(r0, r0 + n, c0, L)].forEach((b, i) => T.copyInto(b, srcBlocks[i]));
-      // Masked padding must still be finite (a masked NaN poisons the softmax).
-      if (c0 > 0) for (const b of this.blocks(r0, r0 + n, 0, c0)) T.copyInto(b, T.zeros([...b.shape]));
-    });
+    }));
+    this.first = first;
     this.length = L;
     this.batch = r0 + n;
   }
@@ -329,16 +430,24 @@ export class KVCache implements DecodeState {
     if (!Number.isInteger(n) || n < 0 || n > this.length) throw new DecodeStateError(`KVCache.dropLeading: ${n} outside [0, ${this.length}]`);
     if (n === 0) return;
     const L = this.length;
-    scope(() => {
-      const kept = [...this.blocks(0, this.batch, n, L)].map((b) => T.clone(b));
-      [...this.blocks(0, this.batch, 0, L - n)].forEach((b, i) => T.copyInto(b, kept[i]));
-    });
+    // Layers whose column 0 is at or after position n only renumber; the others move left.
+    scope(() => this.k.forEach((_, l) => {
+      const f = this.firstOf(l);
+      if (f >= n) return;
+      for (const t of [this.k[l], this.v[l]]) {
+        const r = this.rows(t), kept = T.clone(T.slice(r, 2, n - f, L - f));
+        T.copyInto(T.slice(r, 2, 0, L - n), kept);
+      }
+    }));
+    this.first = Math.max(0, this.first - n);
     this.length = L - n;
   }
   clone(): KVCache {
-    const c = new KVCache(this.config, this.capacity, this.maxLength);
+    const c = new KVCache(this.config, this.capacity, this.maxLength, this.history);
+    if (c.cols < this.cols) c.grow(this.cols);
     c.batch = this.batch;
     c.length = this.length;
+    c.first = this.first;
     scope(() => {
       const mine = [...this.blocks(0, this.batch, 0, this.length)];
       [...c.blocks(0, c.batch, 0, c.length)].forEach((b, i) => T.copyInto(b, mine[i]));
@@ -399,7 +508,7 @@ class LlamaAttention extends Module {
     let k = T.transpose(applyRope(kh, pos), 1, 2);
     let v = T.transpose(T.reshape(this.v_proj.forward(x), [B, Tn, Hkv, hd]), 1, 2);
     if (cache) [k, v] = cache.update(layer, k, v);
-    [k, v] = visible(k, v, pos);
+    [k, v] = visible(k, v, pos, cache ? cache.firstOf(layer) : 0);
     const a = attention(q, k, v, { causal: true, mask: pos.mask }); // (B, H, T, hd)
     return this.o_proj.forward(T.reshape(T.transpose(a, 1, 2), [B, Tn, H * hd]));
   }
@@ -426,7 +535,7 @@ class LlamaAttention extends Module {
       v = T.transpose(T.reshapeView(T.slice(qkv, 2, (H + Hkv) * hd), [B, Tn, Hkv, hd]), 1, 2);
       if (cache) [k, v] = cache.update(layer, k, v);
     }
-    [k, v] = visible(k, v, pos);
+    [k, v] = visible(k, v, pos, cache ? cache.firstOf(layer) : 0);
     const a = attention(q, k, v, { causal: true, mask: pos.mask }); // (B, H, T, hd)
     T.addLinearInPlace(h, T.reshape(T.transpose(a, 1, 2), [B, Tn, H * hd]), this.o_proj.weight);
   }
@@ -530,7 +639,15 @@ export class LlamaForCausalLM extends CausalLM {
     });
   }
 
-  get contextLength(): number { return this.config.max_position_embeddings; }
+  /**
+   * max_position_embeddings; unbounded when every layer has a sliding window: its KV cache is a
+   * rolling buffer of the window, and RoPE is computed for any position (positions beyond the
+   * precomputed table get their own), as Hugging Face and llama.cpp do not refuse them either.
+   */
+  get contextLength(): number {
+    const c = this.config;
+    return c.sliding_window !== null && (c.max_window_layers ?? 0) === 0 ? Infinity : c.max_position_embeddings;
+  }
 
   /**
    * Hidden states after the final norm (B, T, D). With `padLeft` (batched prompts of unequal
@@ -544,19 +661,30 @@ export class LlamaForCausalLM extends CausalLM {
     const [B, Tn] = ids.shape;
     const start = cache ? cache.length : 0;
     if (cache && cache.batch !== B) throw new ShapeError('LlamaForCausalLM', `cache batch ${cache.batch} differs from input batch ${B}`);
-    if (start + Tn > this.config.max_position_embeddings) {
+    if (start + Tn > this.contextLength) {
       throw new ShapeError('LlamaForCausalLM', `positions up to ${start + Tn} exceed max_position_embeddings ${this.config.max_position_embeddings}`);
     }
+    const win = this.config.sliding_window, firstWindowed = this.config.max_window_layers ?? 0;
     let pos: Positions;
     if (opts.tree) {
       const err = treeInputError(opts.tree, Tn);
       if (err) throw new ShapeError('LlamaForCausalLM', err);
       if (opts.padLeft?.some((p) => p > 0)) throw new ShapeError('LlamaForCausalLM', 'a token tree cannot be combined with left padding');
+    } else if (cache && Tn > cache.room) {
+      // More new positions than the rolling buffers have room for: a prefill in chunks of the room.
+      const parts: Tensor[] = [];
+      for (let a = 0; a < Tn; a += cache.room) parts.push(this.hidden(T.contiguous(T.slice(ids, 1, a, Math.min(Tn, a + cache.room))), cache, { padLeft: opts.padLeft }));
+      return T.concat(parts, 1);
+    }
+    if (cache) cache.reserve(Tn);
+    // When every layer has a window, keys before the first query's window are never looked at:
+    // masks cover the keys from there on only (with a rolling cache the older ones are gone).
+    const from = win !== null && firstWindowed === 0 ? Math.max(0, start - win + 1) : 0;
+    if (opts.tree) {
       // A chain (every token the child of the one before) is plain causal attention.
-      pos = isChain(opts.tree, Tn) ? this.positions(B, Tn, start) : this.treePositions(Tn, start, opts.tree);
-    } else pos = this.positions(B, Tn, start, opts.padLeft);
+      pos = isChain(opts.tree, Tn) ? this.positions(B, Tn, start, undefined, from) : this.treePositions(Tn, start, opts.tree, from);
+    } else pos = this.positions(B, Tn, start, opts.padLeft, from);
     // Sliding-window layers see the keys of their window (Qwen2's first max_window_layers see all).
-    const win = this.config.sliding_window, firstWindowed = this.config.max_window_layers ?? 0;
     const posW = win !== null && firstWindowed < this.config.num_hidden_layers ? slidingWindow(pos, win, start, Tn, opts.tree?.depth) : pos;
     const at = (i: number): Positions => (i >= firstWindowed ? posW : pos);
     let h = this.model.embed_tokens.forward(ids);
@@ -567,22 +695,28 @@ export class LlamaForCausalLM extends CausalLM {
     return this.model.norm.forward(h);
   }
 
-  private positions(B: number, Tn: number, start: number, padLeft?: number[]): Positions {
+  /** RoPE tables for positions start…start+n−1: a slice of the precomputed ones, computed beyond them. */
+  private ropeRange(start: number, n: number): { cos: Tensor; sin: Tensor } {
     const c = this.config;
-    if (!padLeft || padLeft.every((p) => p === 0)) {
-      return { rows: null, cos: T.slice(this._rope.cos, 0, start, start + Tn), sin: T.slice(this._rope.sin, 0, start, start + Tn), mask: null };
-    }
+    if (start + n <= this._rope.cos.shape[0]) return { cos: T.slice(this._rope.cos, 0, start, start + n), sin: T.slice(this._rope.sin, 0, start, start + n) };
+    return ropeTables(n, c.head_dim, { theta: c.rope_theta, scaling: c.rope_scaling?.factor ?? 1, offset: start });
+  }
+
+  /** Positions of Tn new tokens after `start`; the mask (if any) covers the keys from column `from` on. */
+  private positions(B: number, Tn: number, start: number, padLeft?: number[], from = 0): Positions {
+    const c = this.config;
+    if (!padLeft || padLeft.every((p) => p === 0)) return { rows: null, ...this.ropeRange(start, Tn), mask: null, maskFrom: from };
     if (padLeft.length !== B) throw new ShapeError('LlamaForCausalLM', `padLeft has ${padLeft.length} entries for a batch of ${B}`);
-    const S = start + Tn;
+    const S = start + Tn, K = S - from;
     // Keys at padding positions are masked; a padding query would then see no key at all, so
     // it sees itself (finite values that nothing reads: real queries give padding weight 0).
-    const m = new Float32Array(B * Tn * S);
+    const m = new Float32Array(B * Tn * K);
     padLeft.forEach((p, b) => {
-      for (let i = 0; i < Tn; i++) for (let j = 0; j < Math.min(p, S); j++) if (j !== start + i) m[(b * Tn + i) * S + j] = -Infinity;
+      for (let i = 0; i < Tn; i++) for (let j = from; j < Math.min(p, S); j++) if (j !== start + i) m[(b * Tn + i) * K + j - from] = -Infinity;
     });
     const rows = padLeft.map((p) => ropeTables(Tn, c.head_dim, { theta: c.rope_theta, scaling: c.rope_scaling?.factor ?? 1, offset: start - p }));
     for (let b = 0; b < B; b++) if (padLeft[b] >= S) throw new ShapeError('LlamaForCausalLM', `row ${b} is all padding`);
-    return { rows, cos: rows[0].cos, sin: rows[0].sin, mask: T.tensor(m, [B, 1, Tn, S]) };
+    return { rows, cos: rows[0].cos, sin: rows[0].sin, mask: T.tensor(m, [B, 1, Tn, K]), maskFrom: from };
   }
 
   /**
@@ -590,11 +724,12 @@ export class LlamaForCausalLM extends CausalLM {
    * shows every earlier position and, among the new tokens, those of tree.mask (the causal mask
    * the attention adds as well hides nothing more: a token's ancestors precede it).
    */
-  private treePositions(Tn: number, start: number, tree: { depth: readonly number[]; mask: Uint8Array }): Positions {
-    const at = T.tensor(Int32Array.from(tree.depth, (d) => start + d), [Tn], 'i32');
-    const S = start + Tn, m = new Float32Array(Tn * S);
-    for (let i = 0; i < Tn; i++) for (let j = 0; j < Tn; j++) if (!tree.mask[i * Tn + j]) m[i * S + start + j] = -Infinity;
-    return { rows: null, cos: embedding(this._rope.cos, at), sin: embedding(this._rope.sin, at), mask: T.tensor(m, [1, 1, Tn, S]) };
+  private treePositions(Tn: number, start: number, tree: { depth: readonly number[]; mask: Uint8Array }, from = 0): Positions {
+    const table = this.ropeRange(start, Tn); // depth < Tn
+    const at = T.tensor(Int32Array.from(tree.depth), [Tn], 'i32');
+    const K = start + Tn - from, m = new Float32Array(Tn * K);
+    for (let i = 0; i < Tn; i++) for (let j = 0; j < Tn; j++) if (!tree.mask[i * Tn + j]) m[i * K + start - from + j] = -Infinity;
+    return { rows: null, cos: embedding(T.contiguous(table.cos), at), sin: embedding(T.contiguous(table.sin), at), mask: T.tensor(m, [1, 1, Tn, K]), maskFrom: from };
   }
   override get treeAttention(): boolean {
     return true;
@@ -670,8 +805,9 @@ export class LlamaForCausalLM extends CausalLM {
     return this.numParameters() - idle;
   }
 
-  newState(batch: number, maxLength = this.config.max_position_embeddings): KVCache {
-    return new KVCache(this.config, batch, maxLength);
+  /** A KV cache; `history`: positions truncate() can roll back on sliding-window layers (the others always can). */
+  newState(batch: number, maxLength = this.contextLength, opts: { history?: number } = {}): KVCache {
+    return new KVCache(this.config, batch, maxLength, opts.history ?? 0);
   }
 
   configJson(): Record<string, unknown> {
@@ -690,8 +826,10 @@ interface Positions {
   cos: Tensor;
   sin: Tensor;
   rows: { cos: Tensor; sin: Tensor }[] | null;
-  /** Additive padding mask (B, 1, T, S) or null (S: keys from keyStart on). */
+  /** Additive padding mask (B, 1, T, S − maskFrom) or null: keys from maskFrom on (S − keyStart after slidingWindow). */
   mask: Tensor | null;
+  /** The first key (position) the mask covers. */
+  maskFrom: number;
   /** Keys before this index are outside every query's sliding window: attention leaves them out. */
   keyStart?: number;
 }
@@ -718,7 +856,7 @@ function slidingWindow(pos: Positions, window: number, start: number, Tn: number
     for (let j = lo; j < S && kpos(j) <= edge; j++) (band ??= new Float32Array(Tn * W))[i * W + j - lo] = -Infinity;
   }
   if (lo === 0 && !band) return pos;
-  let mask = pos.mask && lo > 0 ? T.slice(pos.mask, 3, lo, S) : pos.mask;
+  let mask = pos.mask && lo > pos.maskFrom ? T.slice(pos.mask, 3, lo - pos.maskFrom, S - pos.maskFrom) : pos.mask;
   if (band) {
     const b = T.tensor(band, [1, 1, Tn, W]);
     mask = mask ? T.add(mask, b) : b;
@@ -726,11 +864,13 @@ function slidingWindow(pos: Positions, window: number, start: number, Tn: number
   return { ...pos, mask, keyStart: lo };
 }
 
-/** The keys and values attention sees: those from pos.keyStart on. */
-function visible(k: Tensor, v: Tensor, pos: Positions): [Tensor, Tensor] {
-  if (!pos.keyStart) return [k, v];
+/** The keys and values attention sees: those from pos.keyStart on, of k/v (B, n_kv, S − first, hd) holding the positions from `first` on. */
+function visible(k: Tensor, v: Tensor, pos: Positions, first: number): [Tensor, Tensor] {
+  const from = pos.keyStart ?? 0;
+  if (from === first) return [k, v];
+  if (from < first) throw new ShapeError('LlamaForCausalLM', `attention needs the keys from position ${from}, the cache holds them from ${first}`);
   const S = k.shape[2];
-  return [T.slice(k, 2, pos.keyStart, S), T.slice(v, 2, pos.keyStart, S)];
+  return [T.slice(k, 2, from - first, S), T.slice(v, 2, from - first, S)];
 }
 
 /** Whether a (checked) token tree is a chain: depth i for token i, which sees every token before it. */

@@ -121,3 +121,17 @@ test('generate --dtype q4_0 quantises an f32 model as it loads (the ids of loadM
   const lines = r.stdout.trim().split('\n');
   assert.deepEqual(lines[lines.length - 1].split(' ').map(Number), expected);
 });
+
+test('tslm generate on a sliding-window Mistral runs past the window and past max_position_embeddings (rolling KV cache): full recomputation\'s greedy ids', async () => {
+  const W = 4, n = 40;
+  const m = createModel({ model_type: 'mistral', vocab_size: 50, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, sliding_window: W, max_position_embeddings: 16, initializer_range: 0.5, bos_token_id: 1, eos_token_id: null, tie_word_embeddings: false }, 'cfg', { generator: new Generator(7) });
+  const dirM = path.join(dir, 'mistral');
+  await saveModel(m, dirM);
+  // The reference: every step recomputes the whole sequence (band-masked attention, no cache).
+  const seq = [1];
+  T.noGrad(() => { for (let i = 0; i < n; i++) T.scope(() => { seq.push(T.argmax(T.slice(m.forward(T.tensor([seq], undefined, 'i32')), 1, -1), -1).item()); }); });
+  m.dispose();
+  const r = run(['generate', '--model', dirM, '--temperature', '0', '--print-ids', '--max-tokens', String(n)]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(r.stdout.trim().split('\n').pop()!.split(' ').map(Number), seq.slice(1));
+});
