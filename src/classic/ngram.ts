@@ -138,13 +138,6 @@ export class NgramCounts {
     }
   }
 
-  /** Number of distinct n-grams per order (order 1: every word that occurred). */
-  get sizes(): number[] {
-    let u = 0;
-    for (let i = 0; i < this.vocab.size; i++) if (this.unigrams[i] > 0) u++;
-    return [u, ...this.grams.map((g) => g.size)];
-  }
-
   /** The word ids of entry `e` of order n into out[0 .. n). */
   wordsOf(n: number, e: number, out: Int32Array | number[]): void {
     for (let m = n; m >= 2; m--) {
