@@ -5,11 +5,11 @@
 // alternating, and reports the best of each, so that a burst of load from other jobs on the
 // machine does not decide the comparison. TSLM_BENCH_CLASSIC=word2vec (or ngram) runs one half.
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync, mkdtempSync, rmSync, openSync, closeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import path from 'node:path';
-import { countNgrams, estimate, toArpa, buildCorpus, trainWord2VecCorpus, spearman, type BackoffNgramModel } from '../src/classic/index.js';
+import { countNgrams, estimate, arpaBytes, buildCorpus, trainWord2VecCorpus, spearman, type BackoffNgramModel } from '../src/classic/index.js';
 
 export interface Row { task: string; metric: string; tslm: number; peer: number | null; unit: string; note: string }
 
@@ -63,10 +63,12 @@ export async function benchClassic(opts: { log?: (line: string) => void; reps?: 
     best = Math.min(best, (performance.now() - t0) / 1000);
     model = m;
   }
-  emit({ task: `ngram: trigram mod-KN build, Brown (${(words / 1e6).toFixed(2)}M words)`, metric: 'build time', tslm: best, peer: null, unit: 's', note: `count+estimate, best of 3; ${model!.counts.join('/')} n-grams; KenLM not installed` });
+  emit({ task: `ngram: trigram mod-KN build, Brown (${(words / 1e6).toFixed(2)}M words)`, metric: 'build time', tslm: best, peer: null, unit: 's', note: `count+estimate in process, best of 3; ${model!.counts.join('/')} n-grams` });
   const t1 = performance.now();
-  const arpa = toArpa(model!);
-  emit({ task: 'ngram: write ARPA text', metric: 'time', tslm: (performance.now() - t1) / 1000, peer: null, unit: 's', note: `${(arpa.length / 1e6).toFixed(1)} MB` });
+  let bytes = 0;
+  for (const c of arpaBytes(model!)) bytes += c.length;
+  emit({ task: 'ngram: write ARPA text', metric: 'time', tslm: (performance.now() - t1) / 1000, peer: null, unit: 's', note: `${(bytes / 1e6).toFixed(1)} MB, in memory` });
+  benchNgramCli(sents, emit);
   }
   if (only === 'ngram') return rows;
 
@@ -133,6 +135,48 @@ export async function benchClassic(opts: { log?: (line: string) => void; reps?: 
     rmSync(tmp, { recursive: true, force: true });
   }
   return rows;
+}
+
+/**
+ * Whole processes, as a user runs them: `tslm ngram train --order N` beside KenLM's
+ * `lmplz -o N` on the same file (Brown, one sentence per line), alternating, best of
+ * TSLM_BENCH_REPS (default 2). lmplz is an optional peer: used when on PATH (or TSLM_LMPLZ names
+ * it), with extra arguments from TSLM_LMPLZ_ARGS (e.g. "-S 1G"; lmplz's default -S 80% allocates
+ * most of the machine's memory); skipped with a note otherwise.
+ */
+function benchNgramCli(sents: string[][], emit: (r: Row) => void): void {
+  const reps = Number(process.env.TSLM_BENCH_REPS) || 2;
+  const lmplz = process.env.TSLM_LMPLZ ?? 'lmplz';
+  const lmplzArgs = (process.env.TSLM_LMPLZ_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const havePeer = spawnSync(lmplz, ['--help'], { stdio: 'ignore' }).error === undefined;
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'tslm-bench-ngram-'));
+  try {
+    const corpus = path.join(tmp, 'brown.txt');
+    writeFileSync(corpus, sents.map((s) => s.join(' ')).join('\n') + '\n');
+    const time = (cmd: string, args: string[], stdin?: string): number => {
+      const fdIn = stdin ? openSync(stdin, 'r') : 'ignore', fdOut = openSync(path.join(tmp, 'peer.arpa'), 'w');
+      const t0 = performance.now();
+      const r = spawnSync(cmd, args, { stdio: [fdIn, fdOut, 'pipe'], maxBuffer: 1 << 26 });
+      const sec = (performance.now() - t0) / 1000;
+      if (typeof fdIn === 'number') closeSync(fdIn);
+      closeSync(fdOut);
+      if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr?.toString().slice(-500)}`);
+      return sec;
+    };
+    for (const order of [3, 5]) {
+      let ours = Infinity, peer = Infinity;
+      for (let rep = 0; rep < reps; rep++) {
+        ours = Math.min(ours, time(process.execPath, [path.join(root, 'bin', 'tslm.js'), 'ngram', 'train', '--order', String(order), '--data', corpus, '--out', path.join(tmp, 'tslm.arpa')]));
+        if (havePeer) peer = Math.min(peer, time(lmplz, ['-o', String(order), ...lmplzArgs], corpus));
+      }
+      const note = havePeer
+        ? `whole process incl. start-up, best of ${reps}, alternating; lmplz -o ${order}${lmplzArgs.length ? ' ' + lmplzArgs.join(' ') : ''} (ratio ${(ours / peer).toFixed(2)}×)`
+        : `whole process incl. start-up, best of ${reps}; lmplz not on PATH (optional peer: KenLM built by hand, or TSLM_LMPLZ=/path/to/lmplz)`;
+      emit({ task: `ngram: tslm ngram train --order ${order}, Brown file`, metric: 'wall time', tslm: ours, peer: havePeer ? peer : null, unit: 's', note });
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 function fmt(x: number): string {

@@ -5,7 +5,9 @@
 // Conventions (KenLM's): a sentence w1..wn is scored as <s> w1 .. wn </s>; <s> is only ever a
 // context, never predicted (log10 p = -99 in ARPA); a word outside the vocabulary is <unk>.
 // Probabilities are log10 throughout, as in ARPA files.
+import { statSync } from 'node:fs';
 import { NgramTable } from './table.js';
+import { GramTable, ByteWordIndex, readWordIds } from './packed.js';
 import { ClassicInputError, DiscountError } from './errors.js';
 import { Rng, SPACE_TOKEN, tokenize, readLines, type TokenMode } from './text.js';
 
@@ -54,21 +56,32 @@ export interface NgramTrainOptions extends NgramCountOptions {
   mode?: TokenMode;
 }
 
-/** Raw n-gram counts of every order 1..N over <s> w1 .. wn </s>. */
+/**
+ * Raw n-gram counts of every order 1..N over <s> w1 .. wn </s>, packed: unigram counts by word
+ * id, and for each order n >= 2 a GramTable keyed by (order n-1 entry, last word id).
+ */
 export class NgramCounts {
   readonly vocab = new Vocab();
-  /** tables[n - 1] holds the n-grams of order n. */
-  readonly tables: NgramTable[];
+  /** Unigram counts by word id (the first vocab.size entries are meaningful). */
+  unigrams = new Float64Array(1 << 14);
+  /** grams[n - 2] holds the n-grams of order n >= 2. */
+  readonly grams: GramTable[];
   sentences = 0;
   /** Words counted, excluding <s> and </s>. */
   words = 0;
   private buf = new Int32Array(256);
+  private cur: Int32Array;
+  private prev: Int32Array;
   private t0 = performance.now();
   private lastReport = 0;
+  private cached: NgramTable[] | null = null;
 
-  constructor(readonly order: number, private onProgress?: (line: string) => void) {
+  /** `capacity`: expected distinct n-grams of an order (the tables grow past it). */
+  constructor(readonly order: number, private onProgress?: (line: string) => void, capacity = 1 << 16) {
     checkOrder(order);
-    this.tables = Array.from({ length: order }, (_, i) => new NgramTable(i + 1, i === 0 ? 1 << 14 : 1 << 16));
+    this.grams = Array.from({ length: order - 1 }, () => new GramTable(capacity));
+    this.cur = new Int32Array(order);
+    this.prev = new Int32Array(order);
   }
 
   /** Count one sentence (tokens without <s>/</s>); `where` names it in errors. */
@@ -76,19 +89,45 @@ export class NgramCounts {
     const len = tokens.length + 2;
     if (this.buf.length < len) this.buf = new Int32Array(len * 2);
     const ids = this.buf;
-    ids[0] = BOS_ID;
     for (let i = 0; i < tokens.length; i++) {
       const w = tokens[i];
       if (w === BOS || w === EOS) throw new ClassicInputError(`${where ?? `sentence ${this.sentences + 1}`}: the token '${w}' is reserved (sentence boundaries are added automatically)`);
       ids[i + 1] = this.vocab.add(w);
     }
+    this.addIds(ids, len);
+  }
+
+  /**
+   * Count one sentence of word ids: ids[1 .. len-2] are its words (vocabulary ids); ids[0] and
+   * ids[len-1] are overwritten with <s> and </s>.
+   */
+  addIds(ids: Int32Array, len: number): void {
+    ids[0] = BOS_ID;
     ids[len - 1] = EOS_ID;
-    for (let n = 1; n <= this.order; n++) {
-      const t = this.tables[n - 1];
-      for (let i = 0; i + n <= len; i++) t.add(ids, i, 1);
+    const N = this.order, G = this.grams;
+    if (this.unigrams.length < this.vocab.size) {
+      const u = new Float64Array(Math.max(this.vocab.size, this.unigrams.length * 2));
+      u.set(this.unigrams);
+      this.unigrams = u;
     }
+    const uni = this.unigrams;
+    let cur = this.cur, prev = this.prev;
+    // Right to left, so the suffix of an n-gram starting at i (the (n-1)-gram at i+1) is known.
+    for (let i = len - 1; i >= 0; i--) {
+      const w = ids[i];
+      uni[w]++;
+      cur[0] = w;
+      const top = Math.min(N, len - i);
+      for (let n = 2; n <= top; n++) {
+        const t = G[n - 2];
+        cur[n - 1] = t.add(cur[n - 2], ids[i + n - 1], prev[n - 2]);
+      }
+      const x = cur; cur = prev; prev = x;
+    }
+    this.cur = cur; this.prev = prev;
+    this.cached = null;
     this.sentences++;
-    this.words += tokens.length;
+    this.words += len - 2;
     if (this.onProgress && (this.sentences & 0x3fff) === 0) {
       const now = performance.now();
       if (now - this.lastReport > 1000) {
@@ -97,6 +136,32 @@ export class NgramCounts {
         this.onProgress(`counting: ${this.sentences} sentences, ${this.words} words, ${Math.round(this.words / sec)} words/s`);
       }
     }
+  }
+
+  /** The word ids of entry `e` of order n into out[0 .. n). */
+  wordsOf(n: number, e: number, out: Int32Array | number[]): void {
+    for (let m = n; m >= 2; m--) {
+      const g = this.grams[m - 2];
+      out[m - 1] = g.word[e];
+      e = g.ctx[e];
+    }
+    out[0] = e;
+  }
+
+  /** The counts as hash tables keyed by full n-grams (tables[n - 1]: order n; made on first use). */
+  get tables(): NgramTable[] {
+    if (this.cached) return this.cached;
+    const N = this.order, key = new Int32Array(N);
+    const out: NgramTable[] = [];
+    const uni = new NgramTable(1, this.vocab.size);
+    for (let id = 0; id < this.vocab.size; id++) if (this.unigrams[id] > 0) { key[0] = id; uni.val[uni.insert(key, 0)] = this.unigrams[id]; }
+    out.push(uni);
+    for (let n = 2; n <= N; n++) {
+      const g = this.grams[n - 2], t = new NgramTable(n, g.size);
+      for (let e = 0; e < g.size; e++) { this.wordsOf(n, e, key); t.val[t.insert(key, 0)] = g.count[e]; }
+      out.push(t);
+    }
+    return (this.cached = out);
   }
 }
 
@@ -111,9 +176,23 @@ export function countNgrams(sentences: Iterable<readonly string[]>, opts: NgramC
   return c;
 }
 
-/** Count n-grams over a UTF-8 text file, one sentence per line. */
+/**
+ * Count n-grams over a UTF-8 text file, one sentence per line, read in chunks (the file is never
+ * held whole; the counts are). Word mode splits bytes on whitespace without a string per token.
+ */
 export function countNgramsFile(file: string, opts: NgramCountOptions & { mode?: TokenMode }): NgramCounts {
-  const c = new NgramCounts(opts.order, opts.onProgress);
+  // Tables sized from the file (about one distinct n-gram per 8 bytes, up to 2M) grow less often.
+  let bytes = 0;
+  try { bytes = statSync(file).size; } catch (e) { throw new ClassicInputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
+  const c = new NgramCounts(opts.order, opts.onProgress, Math.max(1 << 12, Math.min(1 << 21, Math.floor(bytes / 8))));
+  if ((opts.mode ?? 'word') === 'word') {
+    const words = new ByteWordIndex((w, lineNo) => {
+      if (w === BOS || w === EOS) throw new ClassicInputError(`${file}:${lineNo}: the token '${w}' is reserved (sentence boundaries are added automatically)`);
+      return c.vocab.add(w);
+    });
+    readWordIds(file, words, (ids, len) => c.addIds(ids, len));
+    return c;
+  }
   for (const [line, no] of readLines(file)) {
     const t = tokenize(line, opts.mode ?? 'word');
     if (t.length > 0) c.add(t, `${file}:${no}`);
@@ -261,19 +340,55 @@ export abstract class NgramModel {
 }
 
 /**
+ * A model estimated here, in the packed form it was counted in: log10 probabilities prob[n - 1]
+ * and backoffs bo[n - 1] (null for the highest order) per entry; order 1 is indexed by word id,
+ * order n >= 2 by the entry of counts.grams[n - 2].
+ */
+export interface PackedBackoff {
+  counts: NgramCounts;
+  prob: Float64Array[];
+  bo: (Float64Array | null)[];
+}
+
+/**
  * A backoff model as in an ARPA file: for each stored n-gram a log10 probability and (below the
  * highest order) a log10 backoff weight. Kneser–Ney models and ARPA files load into this.
  */
 export class BackoffNgramModel extends NgramModel {
   private buf: Int32Array;
+  private _tables: NgramTable[] | null;
   /** Discounts used per order (index n-1: [D1, D2, D3+]), when estimated here. */
   discounts: [number, number, number][] = [];
   /**
-   * @param tables tables[n-1]: order-n n-grams, `val` = log10 p, `val2` = log10 backoff.
+   * @param tables tables[n-1]: order-n n-grams, `val` = log10 p, `val2` = log10 backoff; or null
+   *   with `packed` (the tables are then made from it on first use).
    */
-  constructor(order: number, vocab: Vocab, readonly tables: NgramTable[], mode: TokenMode = 'word') {
+  constructor(order: number, vocab: Vocab, tables: NgramTable[] | null, mode: TokenMode = 'word', readonly packed: PackedBackoff | null = null) {
     super(order, vocab, mode);
+    if (!tables && !packed) throw new ClassicInputError('BackoffNgramModel needs tables or a packed model');
+    this._tables = tables;
     this.buf = new Int32Array(order);
+  }
+
+  /** tables[n-1]: order-n n-grams keyed by their word ids, `val` = log10 p, `val2` = log10 backoff. */
+  get tables(): NgramTable[] {
+    if (this._tables) return this._tables;
+    const { counts, prob, bo } = this.packed!;
+    const N = this.order, V = this.vocab.size, key = new Int32Array(N);
+    const out: NgramTable[] = [];
+    for (let n = 1; n <= N; n++) {
+      const size = n === 1 ? V : counts.grams[n - 2].size;
+      const t = new NgramTable(n, size), p = prob[n - 1], b = bo[n - 1];
+      const val2 = b ? t.ensureVal2() : null;
+      for (let e = 0; e < size; e++) {
+        counts.wordsOf(n, e, key);
+        const s = t.insert(key, 0);
+        t.val[s] = p[e];
+        if (val2) val2[s] = b![e];
+      }
+      out.push(t);
+    }
+    return (this._tables = out);
   }
 
   logProbIds(hist: ArrayLike<number>, histLen: number, w: number): number {
@@ -297,7 +412,10 @@ export class BackoffNgramModel extends NgramModel {
   }
 
   /** Number of stored n-grams per order. */
-  get counts(): number[] { return this.tables.map((t) => t.size); }
+  get counts(): number[] {
+    if (this._tables) return this._tables.map((t) => t.size);
+    return [this.vocab.size, ...this.packed!.counts.grams.slice(0, this.order - 1).map((g) => g.size)];
+  }
 }
 
 /** Maximum likelihood and add-k estimates straight from raw counts (not interpolated). */
@@ -320,13 +438,14 @@ export class CountNgramModel extends NgramModel {
     for (let i = 0; i < c; i++) buf[i] = hist[histLen - c + i];
     buf[c] = w;
     this.lastLength = c + 1;
-    const t = this.counts.tables[c];
+    const tables = this.counts.tables;
+    const t = tables[c];
     const s = t.find(buf, 0);
     const num = s >= 0 ? t.val[s] : 0;
     let den: number;
     if (c === 0) den = this.unigramTotal;
     else {
-      const ct = this.counts.tables[c - 1];
+      const ct = tables[c - 1];
       const cs = ct.find(buf, 0);
       den = cs >= 0 ? ct.val[cs] : 0;
     }
@@ -378,8 +497,7 @@ function discountOf(d: [number, number, number], a: number): number {
 }
 
 /**
- * Interpolated (modified) Kneser–Ney from raw counts, in place (the count tables become the
- * model's probability tables), following lmplz:
+ * Interpolated (modified) Kneser–Ney from raw counts, following lmplz:
  *  - adjusted counts: highest order and n-grams that start with <s> keep their raw counts; other
  *    lower-order n-grams count their distinct left extensions;
  *  - per order, D1, D2, D3+ from the count-of-counts t1..t4 of adjusted counts (Chen & Goodman
@@ -387,67 +505,95 @@ function discountOf(d: [number, number, number], a: number): number {
  *  - p(w|ctx) = (a(ctx w) - D(a)) / Σ a(ctx ·) + γ(ctx) p(w|ctx'), γ(ctx) = Σ_k D_k N_k(ctx ·) / Σ a(ctx ·);
  *  - unigrams interpolate with the uniform distribution over the vocabulary without <s>
  *    (so <unk> gets γ(ε)/|V|).
+ * Every step is a pass over the packed arrays (an n-gram's context and suffix are entry indices).
+ * The counts are left as they were.
  */
 export function estimateKneserNey(counts: NgramCounts, modified: boolean, opts: Omit<NgramTrainOptions, 'order'> = {}): BackoffNgramModel {
-  const N = counts.order, T = counts.tables;
+  const N = counts.order, G = counts.grams, V = counts.vocab.size;
   if (counts.words === 0) throw new ClassicInputError('cannot estimate an n-gram model from an empty corpus (no words)');
-  T[0].insert([UNK_ID], 0); // <unk> is in every model, with adjusted count 0 unless the text had it
-  // 1. Adjusted counts, top-down (only the keys of order n+1 are needed, so in place).
-  for (let n = N - 1; n >= 1; n--) {
-    const lo = T[n - 1], hi = T[n];
-    for (const s of lo.slots()) if (lo.keys[s * n] !== BOS_ID) lo.val[s] = 0;
-    for (const s of hi.slots()) lo.val[lo.find(hi.keys, s * (n + 1) + 1)] += 1;
+  const size = (n: number): number => (n === 1 ? V : G[n - 2].size);
+  // 1. Adjusted counts a[n - 1], top-down; <s>-initial n-grams keep their raw counts.
+  const a: Float64Array[] = new Array(N);
+  a[N - 1] = N === 1 ? counts.unigrams.slice(0, V) : G[N - 2].count.slice(0, G[N - 2].size);
+  // bos[n - 1][e]: entry e of order n starts with <s>.
+  const bos: Uint8Array[] = [new Uint8Array(V)];
+  bos[0][BOS_ID] = 1;
+  for (let n = 2; n <= N; n++) {
+    const g = G[n - 2], b = new Uint8Array(g.size), pb = bos[n - 2];
+    for (let e = 0; e < g.size; e++) b[e] = pb[g.ctx[e]];
+    bos.push(b);
   }
-  const bosSlot = T[0].find([BOS_ID], 0);
-  T[0].val[bosSlot] = 0;
+  for (let n = N - 1; n >= 1; n--) {
+    const an = new Float64Array(size(n)), raw = n === 1 ? counts.unigrams : G[n - 2].count, b = bos[n - 1];
+    for (let e = 0; e < an.length; e++) if (b[e]) an[e] = raw[e];
+    const hi = G[n - 1], suf = hi.suffix;
+    for (let e = 0; e < hi.size; e++) an[suf[e]] += 1;
+    a[n - 1] = an;
+  }
+  a[0][BOS_ID] = 0;
   // 2. Count-of-counts and discounts.
-  const coc = T.map((t) => {
+  const coc = a.map((an) => {
     const c = [0, 0, 0, 0, 0];
-    for (const s of t.slots()) { const a = t.val[s]; if (a >= 1 && a <= 4) c[a]++; }
+    for (let e = 0; e < an.length; e++) { const x = an[e]; if (x >= 1 && x <= 4) c[x]++; }
     return c;
   });
   const D = estimateDiscounts(coc, modified, opts);
-  // 3. Per-context denominators Σ a(ctx ·) and γ numerators Σ D(a(ctx w)); the context of an
-  //    order-n n-gram is an order-(n-1) n-gram, so its stats live at that table's slot.
+  // 3. Per context: Σ a(ctx ·) and how many continuations have a = 1, 2, 3+ (γ's numerator is
+  //    D1 N1 + D2 N2 + D3+ N3+). Contexts of order n live at the order n-1 entry.
   const den: Float64Array[] = [], gam: Float64Array[] = [];
-  let den0 = 0, gam0 = 0;
-  for (const s of T[0].slots()) { const a = T[0].val[s]; den0 += a; gam0 += discountOf(D[0], a); }
+  {
+    let d = 0, n1 = 0, n2 = 0, n3 = 0;
+    const a1 = a[0];
+    for (let e = 0; e < V; e++) { const x = a1[e]; d += x; if (x >= 3) n3++; else if (x === 2) n2++; else if (x === 1) n1++; }
+    den.push(Float64Array.of(d));
+    gam.push(Float64Array.of(D[0][0] * n1 + D[0][1] * n2 + D[0][2] * n3));
+  }
   for (let n = 2; n <= N; n++) {
-    const t = T[n - 1], ct = T[n - 2];
-    const dn = new Float64Array(ct.capacity), gn = new Float64Array(ct.capacity);
-    for (const s of t.slots()) {
-      const a = t.val[s], c = ct.find(t.keys, s * n);
-      dn[c] += a; gn[c] += discountOf(D[n - 1], a);
+    const g = G[n - 2], an = a[n - 1], ctx = g.ctx, cs = size(n - 1);
+    const dn = new Float64Array(cs), k1 = new Int32Array(cs), k2 = new Int32Array(cs), k3 = new Int32Array(cs);
+    for (let e = 0; e < g.size; e++) {
+      const x = an[e], c = ctx[e];
+      dn[c] += x;
+      if (x >= 3) k3[c]++; else if (x === 2) k2[c]++; else if (x === 1) k1[c]++;
     }
+    const [d1, d2, d3] = D[n - 1], gn = new Float64Array(cs);
+    for (let c = 0; c < cs; c++) gn[c] = d1 * k1[c] + d2 * k2[c] + d3 * k3[c];
     den.push(dn); gam.push(gn);
   }
-  // 4. Interpolated probabilities, bottom-up (the lower order is already a probability).
-  const uniform = 1 / (T[0].size - 1);
-  for (const s of T[0].slots()) {
-    const a = T[0].val[s];
-    T[0].val[s] = Math.log10((a - discountOf(D[0], a)) / den0 + (gam0 / den0) * uniform);
+  // 4. Interpolated log10 probabilities, bottom-up (the lower order is already a probability).
+  const prob: Float64Array[] = [];
+  {
+    const p = new Float64Array(V), a1 = a[0], d0 = den[0][0], g0 = gam[0][0], uniform = 1 / (V - 1);
+    for (let e = 0; e < V; e++) { const x = a1[e]; p[e] = Math.log10((x - discountOf(D[0], x)) / d0 + (g0 / d0) * uniform); }
+    p[BOS_ID] = -99;
+    prob.push(p);
   }
-  T[0].val[bosSlot] = -99;
   for (let n = 2; n <= N; n++) {
-    const t = T[n - 1], ct = T[n - 2], lower = T[n - 2];
-    const dn = den[n - 2], gn = gam[n - 2];
-    for (const s of t.slots()) {
-      const a = t.val[s], c = ct.find(t.keys, s * n);
-      const ls = lower.find(t.keys, s * n + 1);
-      t.val[s] = Math.log10((a - discountOf(D[n - 1], a)) / dn[c] + (gn[c] / dn[c]) * Math.pow(10, lower.val[ls]));
+    const g = G[n - 2], an = a[n - 1], dn = den[n - 1], gn = gam[n - 1], Dn = D[n - 1];
+    // The lower order's probabilities, once each (an n-gram's suffix is shared by several n-grams).
+    const lowerLog = prob[n - 2], lower = new Float64Array(lowerLog.length);
+    for (let e = 0; e < lower.length; e++) lower[e] = Math.pow(10, lowerLog[e]);
+    const p = new Float64Array(g.size), ctx = g.ctx, suf = g.suffix;
+    for (let e = 0; e < g.size; e++) {
+      const x = an[e], c = ctx[e];
+      p[e] = Math.log10((x - discountOf(Dn, x)) / dn[c] + (gn[c] / dn[c]) * lower[suf[e]]);
     }
+    prob.push(p);
   }
-  // 5. Backoff weights: log10 γ(ctx) for every n-gram that is a context.
-  for (let n = 1; n < N; n++) {
-    const t = T[n - 1], bo = t.ensureVal2(), dn = den[n - 1], gn = gam[n - 1];
-    for (const s of t.slots()) bo[s] = dn[s] > 0 ? (gn[s] > 0 ? Math.log10(gn[s] / dn[s]) : -99) : 0;
+  // 5. Backoff weights: log10 γ(ctx) for every n-gram below the highest order.
+  const bo: (Float64Array | null)[] = [];
+  for (let n = 1; n <= N; n++) {
+    if (n === N) { bo.push(null); break; }
+    const dn = den[n], gn = gam[n], b = new Float64Array(size(n));
+    for (let e = 0; e < b.length; e++) b[e] = dn[e] > 0 ? (gn[e] > 0 ? Math.log10(gn[e] / dn[e]) : -99) : 0;
+    bo.push(b);
   }
-  const m = new BackoffNgramModel(N, counts.vocab, T, opts.mode ?? 'word');
+  const m = new BackoffNgramModel(N, counts.vocab, null, opts.mode ?? 'word', { counts, prob, bo });
   m.discounts = D;
   return m;
 }
 
-/** Build a model from counts with the chosen estimator (KN estimators consume the counts). */
+/** Build a model from counts with the chosen estimator. */
 export function estimate(counts: NgramCounts, opts: Omit<NgramTrainOptions, 'order'> = {}): NgramModel {
   const est = opts.estimator ?? 'mkn';
   if (counts.words === 0) throw new ClassicInputError('cannot estimate an n-gram model from an empty corpus (no words)');

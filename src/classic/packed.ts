@@ -1,0 +1,307 @@
+// Packed n-gram storage for counting and estimation: an n-gram of order n >= 2 is the pair
+// (index of its first n-1 words in the order n-1 table, id of its last word), so every key is
+// two int32 whatever the order or vocabulary size (nothing is packed into bits that could
+// overflow). Each entry also records its suffix (the index of its last n-1 words in the order
+// n-1 table), so Kneser–Ney's adjusted counts, context sums and lower-order lookups are plain
+// array passes, never hash lookups; and ARPA order comes from two counting sorts per order.
+//
+// Also a word-mode corpus reader that splits UTF-8 bytes on whitespace and maps word bytes to
+// ids without making a string per token (a string is decoded once per distinct byte sequence).
+import { openSync, readSync, closeSync } from 'node:fs';
+import { ClassicFormatError, ClassicInputError } from './errors.js';
+
+/**
+ * Open-addressing table of (ctx, word) → dense entry index, entries in insertion order. While
+ * counting, an occurrence touches one hash slot (key, entry and count side by side); `count`
+ * gathers the counts by entry when read.
+ */
+export class GramTable {
+  ctx: Int32Array;
+  word: Int32Array;
+  /** Index of the entry's last n-1 words in the order n-1 table (for n = 2: a word id). */
+  suffix: Int32Array;
+  size = 0;
+  /** Hash slots, 4 int32 each: ctx, word, entry index (-1: empty), count (uint32). */
+  private slots: Int32Array;
+  private mask: number;
+  private counts: Float64Array | null = null;
+
+  constructor(capacity = 1024) {
+    let cap = 16;
+    while (cap < capacity * 2) cap *= 2;
+    this.mask = cap - 1;
+    this.slots = GramTable.emptySlots(cap);
+    const n = Math.max(16, capacity);
+    this.ctx = new Int32Array(n);
+    this.word = new Int32Array(n);
+    this.suffix = new Int32Array(n);
+  }
+
+  private static emptySlots(cap: number): Int32Array<ArrayBuffer> {
+    const sl = new Int32Array(cap * 4);
+    for (let s = 2; s < sl.length; s += 4) sl[s] = -1;
+    return sl;
+  }
+
+  private static hash(ctx: number, word: number): number {
+    let h = Math.imul(ctx, 0x9e3779b1) ^ Math.imul(word + 0x7f4a7c15, 0x85ebca77);
+    h ^= h >>> 15;
+    h = Math.imul(h, 0x2c1b3c6d);
+    return h ^ (h >>> 12);
+  }
+
+  /** Raw counts by entry. */
+  get count(): Float64Array {
+    if (this.counts) return this.counts;
+    const c = new Float64Array(this.size), sl = this.slots;
+    for (let s = 0; s < sl.length; s += 4) if (sl[s + 2] >= 0) c[sl[s + 2]] = sl[s + 3] >>> 0;
+    return (this.counts = c);
+  }
+
+  /** Entry of (ctx, word), or -1. */
+  find(ctx: number, word: number): number {
+    const sl = this.slots, mask = this.mask;
+    let s = GramTable.hash(ctx, word) & mask;
+    for (;;) {
+      const e = sl[s * 4 + 2];
+      if (e < 0) return -1;
+      if (sl[s * 4] === ctx && sl[s * 4 + 1] === word) return e;
+      s = (s + 1) & mask;
+    }
+  }
+
+  /** Count one occurrence of (ctx, word); returns its entry (new ones get the given suffix). */
+  add(ctx: number, word: number, suffix: number): number {
+    let sl = this.slots, mask = this.mask;
+    let s = GramTable.hash(ctx, word) & mask;
+    for (;;) {
+      const i = s * 4, e = sl[i + 2];
+      if (e < 0) break;
+      if (sl[i] === ctx && sl[i + 1] === word) {
+        if (++sl[i + 3] === 0) throw new RangeError('an n-gram occurs 2^32 times: counts are 32-bit');
+        return e;
+      }
+      s = (s + 1) & mask;
+    }
+    this.counts = null;
+    if ((this.size + 1) * 4 > (mask + 1) * 3) {
+      this.grow();
+      sl = this.slots; mask = this.mask;
+      s = GramTable.hash(ctx, word) & mask;
+      while (sl[s * 4 + 2] >= 0) s = (s + 1) & mask;
+    }
+    const e = this.size++;
+    if (e === this.ctx.length) this.growEntries();
+    const i = s * 4;
+    sl[i] = ctx; sl[i + 1] = word; sl[i + 2] = e; sl[i + 3] = 1;
+    this.ctx[e] = ctx; this.word[e] = word; this.suffix[e] = suffix;
+    return e;
+  }
+
+  private grow(): void {
+    const cap = (this.mask + 1) * 2, mask = cap - 1, old = this.slots;
+    const sl = GramTable.emptySlots(cap);
+    for (let o = 0; o < old.length; o += 4) {
+      if (old[o + 2] < 0) continue;
+      let s = GramTable.hash(old[o], old[o + 1]) & mask;
+      while (sl[s * 4 + 2] >= 0) s = (s + 1) & mask;
+      const i = s * 4;
+      sl[i] = old[o]; sl[i + 1] = old[o + 1]; sl[i + 2] = old[o + 2]; sl[i + 3] = old[o + 3];
+    }
+    this.slots = sl;
+    this.mask = mask;
+  }
+
+  private growEntries(): void {
+    const n = this.ctx.length * 2;
+    const grow32 = (a: Int32Array): Int32Array<ArrayBuffer> => { const b = new Int32Array(n); b.set(a); return b; };
+    this.ctx = grow32(this.ctx); this.word = grow32(this.word); this.suffix = grow32(this.suffix);
+  }
+}
+
+/**
+ * Entries of `t` (order n >= 2) in lexicographic order of their word ids, given the rank of each
+ * order n-1 entry in that order (null for n = 2: the rank of a word is its id). Two stable
+ * counting sorts: by last word, then by the prefix's rank. Returns [order, rank].
+ */
+export function sortGrams(t: GramTable, vocabSize: number, prevRank: Int32Array | null, prevSize: number): [Int32Array, Int32Array] {
+  const n = t.size, ctx = t.ctx, word = t.word;
+  const byWord = new Int32Array(n), out = new Int32Array(n), rank = new Int32Array(n);
+  const cw = new Int32Array(vocabSize + 1);
+  for (let e = 0; e < n; e++) cw[word[e] + 1]++;
+  for (let i = 1; i <= vocabSize; i++) cw[i] += cw[i - 1];
+  for (let e = 0; e < n; e++) byWord[cw[word[e]]++] = e;
+  const cp = new Int32Array(prevSize + 1);
+  if (prevRank) {
+    for (let e = 0; e < n; e++) cp[prevRank[ctx[e]] + 1]++;
+    for (let i = 1; i <= prevSize; i++) cp[i] += cp[i - 1];
+    for (let j = 0; j < n; j++) { const e = byWord[j]; out[cp[prevRank[ctx[e]]]++] = e; }
+  } else {
+    for (let e = 0; e < n; e++) cp[ctx[e] + 1]++;
+    for (let i = 1; i <= prevSize; i++) cp[i] += cp[i - 1];
+    for (let j = 0; j < n; j++) { const e = byWord[j]; out[cp[ctx[e]]++] = e; }
+  }
+  for (let j = 0; j < n; j++) rank[out[j]] = j;
+  return [out, rank];
+}
+
+/** True for the UTF-8 encoding of a character that JavaScript's `\s` matches, starting at b[i] (< end). Returns its length, or 0. */
+export function utf8SpaceAt(b: Uint8Array, i: number, end: number): number {
+  const c = b[i];
+  if (c < 0x80) return c === 32 || (c >= 9 && c <= 13) ? 1 : 0;
+  if (c === 0xc2) return i + 1 < end && b[i + 1] === 0xa0 ? 2 : 0; // U+00A0
+  if (c < 0xe1 || c > 0xef || i + 2 >= end) return 0;
+  const c1 = b[i + 1], c2 = b[i + 2];
+  if (c === 0xe2) {
+    if (c1 === 0x80) return c2 <= 0x8a && c2 >= 0x80 || c2 === 0xa8 || c2 === 0xa9 || c2 === 0xaf ? 3 : 0; // U+2000–200A, 2028, 2029, 202F
+    return c1 === 0x81 && c2 === 0x9f ? 3 : 0; // U+205F
+  }
+  if (c === 0xe1) return c1 === 0x9a && c2 === 0x80 ? 3 : 0; // U+1680
+  if (c === 0xe3) return c1 === 0x80 && c2 === 0x80 ? 3 : 0; // U+3000
+  if (c === 0xef) return c1 === 0xbb && c2 === 0xbf ? 3 : 0; // U+FEFF (also a BOM)
+  return 0;
+}
+
+/**
+ * Word bytes → id, backed by a string-keyed vocabulary: a byte sequence seen for the first time
+ * is decoded (as TextDecoder decodes it: invalid bytes become U+FFFD) and given to `add`, which
+ * returns its id (or throws, e.g. for a reserved token); later occurrences are found by bytes.
+ */
+export class ByteWordIndex {
+  private slots = new Int32Array(1 << 16).fill(-1);
+  private mask = (1 << 16) - 1;
+  private size = 0;
+  private pool = new Uint8Array(1 << 20);
+  private poolLen = 0;
+  // Per interned byte sequence: its pool offset, length, hash and word id.
+  private off = new Int32Array(1 << 14);
+  private len = new Int32Array(1 << 14);
+  private hashes = new Int32Array(1 << 14);
+  private ids = new Int32Array(1 << 14);
+  private dec = new TextDecoder('utf-8');
+
+  /** The line being read (set by readWordIds; passed to `add` for its errors). */
+  line = 0;
+
+  constructor(private add: (word: string, line: number) => number) {}
+
+  /** Id of the word b[start, end) whose FNV-1a hash is h. */
+  id(b: Uint8Array, start: number, end: number, h: number): number {
+    const n = end - start, sl = this.slots, mask = this.mask, pool = this.pool;
+    let s = h & mask;
+    for (;;) {
+      const k = sl[s];
+      if (k < 0) break;
+      if (this.hashes[k] === h && this.len[k] === n) {
+        let o = this.off[k], i = start;
+        while (i < end && pool[o] === b[i]) { o++; i++; }
+        if (i === end) return this.ids[k];
+      }
+      s = (s + 1) & mask;
+    }
+    const id = this.add(this.dec.decode(b.subarray(start, end)), this.line);
+    this.insert(b, start, end, h, id, s);
+    return id;
+  }
+
+  private insert(b: Uint8Array, start: number, end: number, h: number, id: number, slot: number): void {
+    const k = this.size++, n = end - start;
+    if (k === this.off.length) {
+      const g = (a: Int32Array): Int32Array<ArrayBuffer> => { const x = new Int32Array(a.length * 2); x.set(a); return x; };
+      this.off = g(this.off); this.len = g(this.len); this.hashes = g(this.hashes); this.ids = g(this.ids);
+    }
+    if (this.poolLen + n > this.pool.length) {
+      const p = new Uint8Array(Math.max(this.pool.length * 2, this.poolLen + n));
+      p.set(this.pool.subarray(0, this.poolLen));
+      this.pool = p;
+    }
+    this.pool.set(b.subarray(start, end), this.poolLen);
+    this.off[k] = this.poolLen; this.len[k] = n; this.hashes[k] = h; this.ids[k] = id;
+    this.poolLen += n;
+    this.slots[slot] = k;
+    if (this.size * 2 > this.mask) {
+      const mask = this.mask * 2 + 1, sl = new Int32Array(mask + 1).fill(-1);
+      for (let j = 0; j < this.size; j++) {
+        let s = this.hashes[j] & mask;
+        while (sl[s] >= 0) s = (s + 1) & mask;
+        sl[s] = j;
+      }
+      this.slots = sl; this.mask = mask;
+    }
+  }
+}
+
+/** Most bytes a line may have in the byte-level reader (it holds one line's word ids at a time). */
+export const MAX_LINE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Read a UTF-8 text file in 1 MiB chunks, one sentence per line, split into words on the
+ * characters JavaScript's `\s` matches (exactly as `tokenize(line, 'word')`), and call
+ * `sentence(ids, len, lineNo)` for every line with at least one word: ids[0] is left for <s>,
+ * ids[1 .. len-2] are the word ids, ids[len-1] is left for </s>. Memory: the chunk, one line's
+ * ids and the word index; the file is never held whole.
+ */
+export function readWordIds(file: string, words: ByteWordIndex, sentence: (ids: Int32Array, len: number, lineNo: number) => void,
+  maxLineBytes = MAX_LINE_BYTES): void {
+  let fd: number;
+  try { fd = openSync(file, 'r'); } catch (e) { throw new ClassicInputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
+  try {
+    let buf = Buffer.allocUnsafe(1 << 20);
+    let ids = new Int32Array(1024);
+    let have = 0, lineNo = 0, eof = false;
+    while (!eof || have > 0) {
+      if (!eof) {
+        if (have === buf.length) {
+          if (buf.length > maxLineBytes) throw new ClassicFormatError(file, lineNo + 1, `line is longer than ${maxLineBytes} bytes`);
+          const nb = Buffer.allocUnsafe(buf.length * 2);
+          buf.copy(nb, 0, 0, have);
+          buf = nb;
+        }
+        const r = readSync(fd, buf, have, buf.length - have, null);
+        if (r <= 0) eof = true;
+        else have += r;
+      }
+      // Whole lines only (the last one at end of file).
+      let end = buf.lastIndexOf(10, have - 1);
+      if (end < 0 || have === 0) {
+        if (!eof) continue;
+        end = have;
+      } else end += 1;
+      let i = 0;
+      while (i < end) {
+        // One line: [i, le).
+        let le = buf.indexOf(10, i);
+        if (le < 0 || le >= end) le = end;
+        words.line = ++lineNo;
+        if (le - i > maxLineBytes) throw new ClassicFormatError(file, lineNo, `line is longer than ${maxLineBytes} bytes`);
+        let len = 1;
+        let p = i;
+        while (p < le) {
+          const c = buf[p];
+          if (c < 0x80) { if (c === 32 || (c >= 9 && c <= 13)) { p++; continue; } } else {
+            const sp = utf8SpaceAt(buf, p, le);
+            if (sp > 0) { p += sp; continue; }
+          }
+          // A word: up to the next whitespace character; FNV-1a hash on the way.
+          const ws = p;
+          let h = 0x811c9dc5;
+          for (;;) {
+            h = Math.imul(h ^ buf[p], 0x01000193);
+            p++;
+            if (p >= le) break;
+            const d = buf[p];
+            if (d < 0x80) { if (d === 32 || (d >= 9 && d <= 13)) break; } else if (utf8SpaceAt(buf, p, le) > 0) break;
+          }
+          if (len + 2 > ids.length) { const x = new Int32Array(ids.length * 2); x.set(ids); ids = x; }
+          ids[len++] = words.id(buf, ws, p, h);
+        }
+        if (len > 1) sentence(ids, len + 1, lineNo);
+        i = le + 1;
+      }
+      if (end < have) buf.copy(buf, 0, end, have);
+      have -= Math.min(end, have);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
