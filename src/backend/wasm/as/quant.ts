@@ -620,34 +620,33 @@ export function quant_rows(out: usize, w: usize, idx: usize, n: i32, K: i32, typ
 // Contracts: quant_matmul, quant_rows; reference ../../ref/quant.ts (halfMatmul). The weights are
 // widened to f32 exactly and x stays f32 (llama.cpp instead rounds x to f16/bf16 for these types):
 //  - M < PANEL_M (decoding): each weight row is streamed once, 16 values at a time, widened in
-//    registers and FMA'd into two f32x4 accumulators per row of x, for up to 3 rows of x at once
-//    (rowsDotHalf); the K % 16 tail in scalar code.
+//    registers and FMA'd into f32x4 accumulators (four for one row of x, two per row for 2 or 3
+//    rows at once: rowsDotHalf); the K % 16 tail in scalar code.
 //  - M ≥ PANEL_M (prefill): panels of weight rows widened into scratch, then the blocked GEMM.
-// F16 → f32 in SIMD: the half's exponent and mantissa moved up 13 bits into an f32 and multiplied
-// by 2^112 (exact for normal and subnormal halves), the sign ORed back. The decoding path assumes
-// finite weights (loaders keep an F16 matrix 16-bit only when every value is finite; an inf/NaN
+// F16 → f32 in SIMD (wideLo/wideHi): exponent and mantissa moved up 13 bits into an f32, with the
+// sign, times 2^112 (exact for normal and subnormal halves); BF16 → f32: a zero word below. The
+// decoding path assumes finite weights (loaders keep an F16 matrix 16-bit only when every value is finite; an inf/NaN
 // half would read as a large finite number there); the widening into panels and rows
 // (halfRow) maps inf and NaN exactly.
 const T_F16: i32 = 1, T_BF16: i32 = 30;
 
-// Lanes 0–3 (low) or 4–7 (high) of 8 halves/bf16s in v as f32x4, finite values.
+// Lanes 0–3 (low) or 4–7 (high) of 8 halves/bf16s in v as f32x4. BF16: each value with a zero
+// 16-bit word below it (punpcklwd/punpckhwd). F16 (finite): the f32 bits sign·2^31 + (h & 0x7fff)·2^13
+// built 16 bits at a time — the high word h >> 3 (arithmetic) with bits 12–14 (copies of the sign)
+// masked off, the low word h << 13 — interleaved, then times 2^112, which rebiases the exponent
+// (and normalises subnormal halves) exactly, keeping the sign.
 // @ts-ignore: decorator
 @inline function wideLo(v: v128, bf: bool): v128 {
-  if (bf) return i32x4.shl(i32x4.extend_low_i16x8_u(v), 16);
-  return halfToF32x4(i32x4.extend_low_i16x8_s(v));
+  if (bf) return i8x16.shuffle(i8x16.splat(0), v, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+  return f32x4.mul(i8x16.shuffle(i16x8.shl(v, 13), v128.and(i16x8.shr_s(v, 3), i16x8.splat(<i16>0x8fff)), 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23), f32x4.splat(reinterpret<f32>(<u32>0x77800000)));
 }
 // @ts-ignore: decorator
 @inline function wideHi(v: v128, bf: bool): v128 {
-  if (bf) return i32x4.shl(i32x4.extend_high_i16x8_u(v), 16);
-  return halfToF32x4(i32x4.extend_high_i16x8_s(v));
+  if (bf) return i8x16.shuffle(i8x16.splat(0), v, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
+  return f32x4.mul(i8x16.shuffle(i16x8.shl(v, 13), v128.and(i16x8.shr_s(v, 3), i16x8.splat(<i16>0x8fff)), 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), f32x4.splat(reinterpret<f32>(<u32>0x77800000)));
 }
-// Four sign-extended half bit patterns → f32 (finite halves): sign-extension puts the sign in bit 31.
-// @ts-ignore: decorator
-@inline function halfToF32x4(e: v128): v128 {
-  const mag = f32x4.mul(i32x4.shl(v128.and(e, i32x4.splat(0x7fff)), 13), f32x4.splat(reinterpret<f32>(<u32>0x77800000)));
-  return v128.or(mag, v128.and(e, i32x4.splat(0x80000000)));
-}
-// As halfToF32x4, with ±inf and NaN (exponent 31) mapped exactly (payload kept, as a C cast).
+// Four sign-extended half bit patterns → f32, ±inf and NaN (exponent 31) included, exactly (payload
+// kept, as a C cast): the finite rule above, the special lanes built directly.
 // @ts-ignore: decorator
 @inline function halfToF32x4Exact(e: v128): v128 {
   const em = v128.and(e, i32x4.splat(0x7fff));
@@ -681,6 +680,7 @@ function halfRow(bf: bool, dst: usize, p: usize, K: i32): void {
 // @ts-ignore: decorator
 @inline function rowsDotHalf(bf: bool, R: i32, x: usize, ldxb: usize, p: usize, K: i32, o: usize, ldob: usize, beta: i32): void {
   const x1 = x + ldxb, x2 = x1 + ldxb;
+  let c0 = f32x4.splat(0), d0 = f32x4.splat(0); // R = 1: four chains
   let a0 = f32x4.splat(0), b0 = f32x4.splat(0), a1 = f32x4.splat(0), b1 = f32x4.splat(0), a2 = f32x4.splat(0), b2 = f32x4.splat(0);
   let k = 0;
   for (; k + 16 <= K; k += 16) {
@@ -688,7 +688,8 @@ function halfRow(bf: bool, dst: usize, p: usize, K: i32): void {
     const w0 = wideLo(va, bf), w1 = wideHi(va, bf), w2 = wideLo(vb, bf), w3 = wideHi(vb, bf);
     const xo = off(k);
     a0 = fma4(w0, v128.load(x + xo), a0); b0 = fma4(w1, v128.load(x + xo, 16), b0);
-    a0 = fma4(w2, v128.load(x + xo, 32), a0); b0 = fma4(w3, v128.load(x + xo, 48), b0);
+    if (R == 1) { c0 = fma4(w2, v128.load(x + xo, 32), c0); d0 = fma4(w3, v128.load(x + xo, 48), d0); }
+    else { a0 = fma4(w2, v128.load(x + xo, 32), a0); b0 = fma4(w3, v128.load(x + xo, 48), b0); }
     if (R >= 2) {
       a1 = fma4(w0, v128.load(x1 + xo), a1); b1 = fma4(w1, v128.load(x1 + xo, 16), b1);
       a1 = fma4(w2, v128.load(x1 + xo, 32), a1); b1 = fma4(w3, v128.load(x1 + xo, 48), b1);
@@ -699,7 +700,7 @@ function halfRow(bf: bool, dst: usize, p: usize, K: i32): void {
     }
     p += 32;
   }
-  let s0 = rowSum(f32x4.add(a0, b0)), s1: f32 = 0, s2: f32 = 0;
+  let s0 = rowSum(R == 1 ? f32x4.add(f32x4.add(a0, b0), f32x4.add(c0, d0)) : f32x4.add(a0, b0)), s1: f32 = 0, s2: f32 = 0;
   if (R >= 2) s1 = rowSum(f32x4.add(a1, b1));
   if (R == 3) s2 = rowSum(f32x4.add(a2, b2));
   for (; k < K; k++) {
