@@ -156,6 +156,33 @@ describe('f16 / bf16 quant_matmul on awkward shapes', () => {
   }
 });
 
+describe('f16 / bf16 quant_matmul: a few rows of x give each row the one-row result bit for bit', () => {
+  for (const t of TYPES) {
+    it(`${t}: M = 2…8 against M = 1, K = 45 and 300`, () => {
+      for (const K of [45, 300]) {
+        const N = 11, wq = randomHalves(t, N * K), w = putBytes(new Uint8Array(wq.buffer));
+        const xs = Float32Array.from({ length: 8 * K }, () => 4 * R() - 2), x = putF32(xs);
+        try {
+          const one = new Float32Array(8 * N);
+          for (let m = 0; m < 8; m++) {
+            const out = putF32(new Float32Array(N));
+            run('quant_matmul', [out, x + 4 * m * K, w, 1, N, K, K, N, 0, ID[t]], N * K, 'call');
+            one.set(getF32(out, N), m * N);
+            release(out);
+          }
+          for (let M = 2; M <= 8; M++) {
+            const out = putF32(new Float32Array(M * N));
+            run('quant_matmul', [out, x, w, M, N, K, K, N, 0, ID[t]], M * N * K, 'call');
+            const got = getF32(out, M * N);
+            release(out);
+            for (let i = 0; i < M * N; i++) assert.equal(got[i], one[i], `${t} K${K} M${M}: row ${Math.floor(i / N)} column ${i % N}`);
+          }
+        } finally { release(w); release(x); }
+      }
+    });
+  }
+});
+
 describe('f16 / bf16 tensors in ops', () => {
   for (const t of TYPES) {
     const N = 37, K = 45;

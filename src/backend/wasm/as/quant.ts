@@ -620,8 +620,8 @@ export function quant_rows(out: usize, w: usize, idx: usize, n: i32, K: i32, typ
 // Contracts: quant_matmul, quant_rows; reference ../../ref/quant.ts (halfMatmul). The weights are
 // widened to f32 exactly and x stays f32 (llama.cpp instead rounds x to f16/bf16 for these types):
 //  - M < PANEL_M (decoding): each weight row is streamed once, 16 values at a time, widened in
-//    registers and FMA'd into f32x4 accumulators (four for one row of x, two per row for 2 or 3
-//    rows at once: rowsDotHalf); the K % 16 tail in scalar code.
+//    registers and FMA'd into four f32x4 accumulators per row of x, two rows of x at a time
+//    (rowsDotHalf: each row's sum in the one-row order); the K % 16 tail in scalar code.
 //  - M ≥ PANEL_M (prefill): panels of weight rows widened into scratch, then the blocked GEMM.
 // F16 → f32 in SIMD (wideLo/wideHi): exponent and mantissa moved up 13 bits into an f32, with the
 // sign, times 2^112 (exact for normal and subnormal halves); BF16 → f32: a zero word below. The
@@ -675,53 +675,45 @@ function halfRow(bf: bool, dst: usize, p: usize, K: i32): void {
   for (; k < K; k++) store<f32>(dst + off(k), wide1(<u32>load<u16>(p + <usize>(2 * k)), bf));
 }
 
-// R (1…3, a constant after inlining) rows of x (at x + r·ldxb) against one 16-bit weight row at p:
-// results at o + r·ldob.
+// R (1 or 2, a constant after inlining) rows of x (at x + r·ldxb) against one 16-bit weight row at
+// p: results at o + r·ldob. Every row's sum is taken in the same order whatever R (four f32x4
+// chains over 16 values a step, their lanes added as rowSum does, then the tail), so a row's result
+// is bit for bit the same decoded alone or beside another (speculative verification relies on it).
 // @ts-ignore: decorator
 @inline function rowsDotHalf(bf: bool, R: i32, x: usize, ldxb: usize, p: usize, K: i32, o: usize, ldob: usize, beta: i32): void {
-  const x1 = x + ldxb, x2 = x1 + ldxb;
-  let c0 = f32x4.splat(0), d0 = f32x4.splat(0); // R = 1: four chains
-  let a0 = f32x4.splat(0), b0 = f32x4.splat(0), a1 = f32x4.splat(0), b1 = f32x4.splat(0), a2 = f32x4.splat(0), b2 = f32x4.splat(0);
+  const x1 = x + ldxb;
+  let a0 = f32x4.splat(0), b0 = f32x4.splat(0), c0 = f32x4.splat(0), d0 = f32x4.splat(0);
+  let a1 = f32x4.splat(0), b1 = f32x4.splat(0), c1 = f32x4.splat(0), d1 = f32x4.splat(0);
   let k = 0;
   for (; k + 16 <= K; k += 16) {
     const va = v128.load(p), vb = v128.load(p, 16);
     const w0 = wideLo(va, bf), w1 = wideHi(va, bf), w2 = wideLo(vb, bf), w3 = wideHi(vb, bf);
     const xo = off(k);
     a0 = fma4(w0, v128.load(x + xo), a0); b0 = fma4(w1, v128.load(x + xo, 16), b0);
-    if (R == 1) { c0 = fma4(w2, v128.load(x + xo, 32), c0); d0 = fma4(w3, v128.load(x + xo, 48), d0); }
-    else { a0 = fma4(w2, v128.load(x + xo, 32), a0); b0 = fma4(w3, v128.load(x + xo, 48), b0); }
-    if (R >= 2) {
+    c0 = fma4(w2, v128.load(x + xo, 32), c0); d0 = fma4(w3, v128.load(x + xo, 48), d0);
+    if (R == 2) {
       a1 = fma4(w0, v128.load(x1 + xo), a1); b1 = fma4(w1, v128.load(x1 + xo, 16), b1);
-      a1 = fma4(w2, v128.load(x1 + xo, 32), a1); b1 = fma4(w3, v128.load(x1 + xo, 48), b1);
-    }
-    if (R == 3) {
-      a2 = fma4(w0, v128.load(x2 + xo), a2); b2 = fma4(w1, v128.load(x2 + xo, 16), b2);
-      a2 = fma4(w2, v128.load(x2 + xo, 32), a2); b2 = fma4(w3, v128.load(x2 + xo, 48), b2);
+      c1 = fma4(w2, v128.load(x1 + xo, 32), c1); d1 = fma4(w3, v128.load(x1 + xo, 48), d1);
     }
     p += 32;
   }
-  let s0 = rowSum(R == 1 ? f32x4.add(f32x4.add(a0, b0), f32x4.add(c0, d0)) : f32x4.add(a0, b0)), s1: f32 = 0, s2: f32 = 0;
-  if (R >= 2) s1 = rowSum(f32x4.add(a1, b1));
-  if (R == 3) s2 = rowSum(f32x4.add(a2, b2));
+  let s0 = rowSum(f32x4.add(f32x4.add(a0, b0), f32x4.add(c0, d0))), s1: f32 = 0;
+  if (R == 2) s1 = rowSum(f32x4.add(f32x4.add(a1, b1), f32x4.add(c1, d1)));
   for (; k < K; k++) {
     const w = wide1(<u32>load<u16>(p), bf);
     s0 += w * load<f32>(x + off(k));
-    if (R >= 2) s1 += w * load<f32>(x1 + off(k));
-    if (R == 3) s2 += w * load<f32>(x2 + off(k));
+    if (R == 2) s1 += w * load<f32>(x1 + off(k));
     p += 2;
   }
   put(o, s0, beta);
-  if (R >= 2) put(o + ldob, s1, beta);
-  if (R == 3) put(o + 2 * ldob, s2, beta);
+  if (R == 2) put(o + ldob, s1, beta);
 }
 
 // One copy per type and row count (bf and R constants after inlining).
 function dotF16x1(x: usize, l: usize, p: usize, K: i32, o: usize, lo: usize, beta: i32): void { rowsDotHalf(false, 1, x, l, p, K, o, lo, beta); }
 function dotF16x2(x: usize, l: usize, p: usize, K: i32, o: usize, lo: usize, beta: i32): void { rowsDotHalf(false, 2, x, l, p, K, o, lo, beta); }
-function dotF16x3(x: usize, l: usize, p: usize, K: i32, o: usize, lo: usize, beta: i32): void { rowsDotHalf(false, 3, x, l, p, K, o, lo, beta); }
 function dotBF16x1(x: usize, l: usize, p: usize, K: i32, o: usize, lo: usize, beta: i32): void { rowsDotHalf(true, 1, x, l, p, K, o, lo, beta); }
 function dotBF16x2(x: usize, l: usize, p: usize, K: i32, o: usize, lo: usize, beta: i32): void { rowsDotHalf(true, 2, x, l, p, K, o, lo, beta); }
-function dotBF16x3(x: usize, l: usize, p: usize, K: i32, o: usize, lo: usize, beta: i32): void { rowsDotHalf(true, 3, x, l, p, K, o, lo, beta); }
 
 function halfMatmul(bf: bool, out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx: i32, ldo: i32, beta: i32, tid: i32, nt: i32): void {
   const rowBytes = <usize>(2 * K);
@@ -744,14 +736,11 @@ function halfMatmul(bf: bool, out: usize, x: usize, w: usize, M: i32, N: i32, K:
   for (let n = n0; n < n1; n++) {
     const row = w + <usize>n * rowBytes;
     let m = 0;
-    for (; m + 3 <= M; m += 3) {
-      if (bf) dotBF16x3(x + <usize>m * lx, lx, row, K, out + off(m * ldo + n), lo, beta);
-      else dotF16x3(x + <usize>m * lx, lx, row, K, out + off(m * ldo + n), lo, beta);
-    }
-    if (m + 2 == M) {
+    for (; m + 2 <= M; m += 2) {
       if (bf) dotBF16x2(x + <usize>m * lx, lx, row, K, out + off(m * ldo + n), lo, beta);
       else dotF16x2(x + <usize>m * lx, lx, row, K, out + off(m * ldo + n), lo, beta);
-    } else if (m + 1 == M) {
+    }
+    if (m + 1 == M) {
       if (bf) dotBF16x1(x + <usize>m * lx, lx, row, K, out + off(m * ldo + n), lo, beta);
       else dotF16x1(x + <usize>m * lx, lx, row, K, out + off(m * ldo + n), lo, beta);
     }
