@@ -1,5 +1,5 @@
 // `tslm bench quant`: decode and prefill tokens/s of a GGUF's quantised weights (Q8_0, Q4_0,
-// Q4_K, Q6_K) kept quantised in tslm (fused dequantise-and-dot kernels) against the same weights
+// Q4_K, Q6_K) kept quantised, and of its F16/BF16 weights kept 16-bit, in tslm (fused dequantise-and-dot kernels) against the same weights
 // dequantised to f32 (`--dtype f32`), beside llama.cpp (node-llama-cpp) on the same file, for
 // llama2.c's 15M and 110M shapes (seeded random weights, exported by tslm), on 1 and 2 threads.
 // Every run is a fresh process, as a user runs it: tslm through its CLI (`tslm generate`, whose
@@ -10,7 +10,7 @@
 // almost throughout, so it runs Q8_0 and Q4_0 only unless asked.
 //
 // Run: node bin/tslm.js bench quant [--threads 1,2]
-//   TSLM_BENCH_QUANT_MODELS=15M,110M  TSLM_BENCH_QUANT_DTYPES=q8_0,q4_0,q4_k,q6_k
+//   TSLM_BENCH_QUANT_MODELS=15M,110M  TSLM_BENCH_QUANT_DTYPES=q8_0,q4_0,q4_k,q6_k,f16,bf16
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -87,7 +87,7 @@ function llamaCppGenerate(file: string, threads: number): Omit<Row, 'model' | 'e
   return { threads, prefill: v.prefill, decode: v.decode, rss_mb: r.rss, note: `node-llama-cpp: ${PROMPT_LETTERS + 1}-token prompt, ${DECODE} tokens` };
 }
 
-type QuantFile = 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k';
+type QuantFile = 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k' | 'f16' | 'bf16';
 const HELD_OUT = 'The old lighthouse keeper climbed the stairs every evening, counting the steps as his father had taught him. '
   + 'Far below, the sea folded itself against the rocks, patient and grey, and the gulls argued over the last light of the day.';
 
@@ -108,7 +108,7 @@ export async function benchQuant(opts: { threads?: number[]; log?: (line: string
     const asked = (opts.dtypes ?? process.env.TSLM_BENCH_QUANT_DTYPES?.split(',')) as QuantFile[] | undefined;
     for (const [name, cfg] of sizes) {
       if (models && !models.includes(name)) continue;
-      const dtypes = asked ?? (name === '15M' ? ['q8_0', 'q4_0'] : ['q8_0', 'q4_0', 'q4_k', 'q6_k']) as QuantFile[];
+      const dtypes = asked ?? (name === '15M' ? ['q8_0', 'q4_0', 'f16', 'bf16'] : ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'f16', 'bf16']) as QuantFile[];
       await init({ threads: 2, backend: 'wasm' });
       const model = randomLlama(cfg, 1234);
       const files = new Map<QuantFile, string>();

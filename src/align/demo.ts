@@ -113,7 +113,7 @@ export async function rlDemo(o: DemoOptions): Promise<DemoResult> {
     log(`SFT model: ${path.join(o.out, 'sft')} (step ${best.step} of ${steps}: held-out accuracy ${(100 * sft.accuracy).toFixed(1)}% sampled, ${(100 * sft.greedy).toFixed(1)}% greedy)`);
 
     // 2. GRPO against the verifier, with a small KL to the SFT model (its copy is the reference).
-    const ref = (await loadModel(path.join(o.out, 'sft'))).model;
+    const ref = (await loadModel(path.join(o.out, 'sft'), { dtype: 'f32' })).model;
     ref.eval();
     const options: Partial<GrpoOptions> = {
       steps: q ? 3 : 200, promptsPerStep: q ? 4 : 16, groupSize: 8, maxNewTokens: 40, temperature: 1, lr: 1e-4, beta: 0.02,

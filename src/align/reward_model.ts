@@ -204,7 +204,7 @@ export async function loadRewardModel(dir: string, opts: { tokenizer?: string; f
     }
   }
   if (!opts.fromCausalLM) throw new RewardModelError(`${dir}: not a reward model (config.json architectures should end in ForSequenceClassification; train one with tslm reward train)`);
-  const { model, tokenizer } = await loadModel(dir, { tokenizer: opts.tokenizer });
+  const { model, tokenizer } = await loadModel(dir, { tokenizer: opts.tokenizer, dtype: 'f32' });
   return { model: rewardModelFromCausalLM(model, { padTokenId: padTokenOf(tokenizer), seed: opts.seed }), tokenizer, newHead: true };
 }
 

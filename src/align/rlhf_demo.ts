@@ -199,7 +199,7 @@ export async function rlhfDemo(o: RlhfDemoOptions): Promise<RlhfDemoResult> {
 
   // 3. Reward model: the SFT model with a score head, Bradley–Terry with LLaMA 2's margin.
   const tr = performance.now();
-  const rm = rewardModelFromCausalLM((await loadModel(sftDir)).model, { padTokenId: tok.eosId!, seed });
+  const rm = rewardModelFromCausalLM((await loadModel(sftDir, { dtype: 'f32' })).model, { padTokenId: tok.eosId!, seed });
   const rmOut = path.join(o.out, 'reward_model');
   const rmRes = await rewardTrain(rm, pairs, {
     epochs: q ? 1 : 2, batchSize: 32, microBatch: 32, lr: 3e-4, warmupSteps: q ? 0 : 20, minLrRatio: 0.1, seed,
@@ -214,7 +214,7 @@ export async function rlhfDemo(o: RlhfDemoOptions): Promise<RlhfDemoResult> {
   ref.eval();
   // 4. PPO against the reward model (value model: a copy of the reward model).
   const tpp = performance.now();
-  const policyPpo = (await loadModel(sftDir)).model;
+  const policyPpo = (await loadModel(sftDir, { dtype: 'f32' })).model;
   const valueModel = (await loadRewardModel(rmOut)).model;
   const ppoOut = path.join(o.out, 'ppo');
   const ppoSteps = q ? 3 : 100;
@@ -235,7 +235,7 @@ export async function rlhfDemo(o: RlhfDemoOptions): Promise<RlhfDemoResult> {
 
   // 5. DPO on the preference pairs (reference: the SFT model).
   const td = performance.now();
-  const policyDpo = (await loadModel(sftDir)).model;
+  const policyDpo = (await loadModel(sftDir, { dtype: 'f32' })).model;
   const dpoOut = path.join(o.out, 'dpo');
   const dpoRes = await dpoTrain({
     model: policyDpo, tokenizer: tok, ref, train: pairs, eval: heldPairs, out: dpoOut, log,

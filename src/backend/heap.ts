@@ -33,6 +33,7 @@ export const H = {
   f32: new Float32Array(0),
   i32: new Int32Array(0),
   u8: new Uint8Array(0),
+  u16: new Uint16Array(0),
   f64: new Float64Array(0),
 };
 function refreshViews(): void {
@@ -41,6 +42,7 @@ function refreshViews(): void {
   H.f32 = new Float32Array(buf);
   H.i32 = new Int32Array(buf);
   H.u8 = new Uint8Array(buf);
+  H.u16 = new Uint16Array(buf);
   H.f64 = new Float64Array(buf);
 }
 refreshViews();

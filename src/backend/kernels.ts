@@ -164,6 +164,10 @@ export const KERNEL_ARGS = {
   // blocks for Q4_0/Q4_1/Q5_0, Q8_K blocks of 256 for the K types) and every block's exact integer
   // sums scaled in f32 (ggml's vec_dot_<type>_q8_<0|K>); the wasm kernel assumes finite scales.
   quant_matmul: ['out', 'x', 'w', 'M', 'N', 'K', 'ldx', 'ldo', 'beta', 'type'],
+  // F16 (type 1) and BF16 (type 30) weights (2 bytes a value, any K) go through the same two
+  // kernels: widened to f32 exactly, x kept f32 for every M (exact products, f32 sums); the wasm
+  // decoding path (M < 9) assumes finite F16 weights (loaders widen an F16 matrix with inf/NaN
+  // to f32); quant_rows widens every pattern exactly, inf and NaN payloads included.
   // quant_rows: as q8_0_rows, bit for bit ggml's dequantize_row_<type>.
   quant_rows: ['out', 'w', 'idx', 'n', 'K', 'type'],
 } as const;

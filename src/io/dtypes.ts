@@ -28,6 +28,11 @@ export const QUANT_RAW: Readonly<Record<'Q8_0' | GgmlBlockDType, QuantDType>> = 
 export function isQuantRaw(d: RawDType): d is 'Q8_0' | GgmlBlockDType {
   return Object.prototype.hasOwnProperty.call(QUANT_RAW, d);
 }
+/** The RawDTypes a weight can keep in memory as they are (the quantised ones and F16, BF16), and the tensor dtype each one keeps. */
+export const KEPT_RAW: Readonly<Record<'Q8_0' | GgmlBlockDType | 'F16' | 'BF16', QuantDType>> = { ...QUANT_RAW, F16: 'f16', BF16: 'bf16' };
+export function isKeptRaw(d: RawDType): d is keyof typeof KEPT_RAW {
+  return Object.prototype.hasOwnProperty.call(KEPT_RAW, d);
+}
 
 /**
  * A tensor as the formats hold it. `shape` is row-major (last dim fastest, PyTorch/HF order,
@@ -248,11 +253,11 @@ export function f32StateDict(tensors: readonly RawTensor[], file = '<memory>', o
   checkFiniteTensors(tensors, file, opts);
   const sd: Record<string, { shape: number[]; data: Float32Array } | { shape: number[]; blocks: Uint8Array; dtype: QuantDType }> = {};
   for (const t of tensors) {
-    // Quantised weights the model keeps quantised (keepQuantized, or keepQ8_0 for Q8_0 ones):
-    // their blocks as stored, not dequantised.
-    if (isQuantRaw(t.dtype) && (opts.keepQuantized?.has(t.name) || (t.dtype === 'Q8_0' && opts.keepQ8_0?.has(t.name)))) {
+    // Quantised (or F16/BF16) weights the model keeps as they are (keepQuantized, or keepQ8_0 for
+    // Q8_0 ones): their blocks as stored, not dequantised.
+    if (isKeptRaw(t.dtype) && (opts.keepQuantized?.has(t.name) || (t.dtype === 'Q8_0' && opts.keepQ8_0?.has(t.name)))) {
       checkRawTensor(t, file);
-      sd[t.name] = { shape: [...t.shape], blocks: t.data, dtype: QUANT_RAW[t.dtype] };
+      sd[t.name] = { shape: [...t.shape], blocks: t.data, dtype: KEPT_RAW[t.dtype] };
     } else sd[t.name] = { shape: [...t.shape], data: float32Values(t, file) };
   }
   return sd;

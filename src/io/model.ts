@@ -15,7 +15,7 @@ import { readHfConfig, readHfDir, writeHfDir } from './hf.js';
 import { readLlama2c, writeLlama2c } from './llama2c.js';
 import { readModelGguf, writeModelGguf, GGUF_MODEL_TYPES } from './gguf_model.js';
 import type { GgufTokenizer } from './gguf_llama.js';
-import { fromFloat32, f32StateDict, float32Values, QUANT_RAW, isQuantRaw } from './dtypes.js';
+import { fromFloat32, f32StateDict, float32Values, KEPT_RAW, isKeptRaw } from './dtypes.js';
 import type { QuantDType } from '../tensor/tensor.js';
 import type { GgufMatrixDType } from './gguf_arch.js';
 import { storedDType } from './gguf_arch.js';
@@ -74,34 +74,48 @@ function loadWeights(model: CausalLM, tensors: RawTensor[], source: string, keep
 /** The weights of a dense LLaMA's linear layers and embedding (the ones that stay quantised). */
 const QUANTIZABLE = /^(model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight|lm_head\.weight|model\.embed_tokens\.weight)$/;
 
+/** Whether an F16 tensor holds an inf or NaN (exponent 31): such a matrix is widened to f32 on load (the 16-bit decoding kernel assumes finite halves). */
+function f16HasNonFinite(t: RawTensor): boolean {
+  const d = t.data;
+  for (let i = 1; i < d.length; i += 2) if ((d[i] & 0x7c) === 0x7c) return true;
+  return false;
+}
+
 /**
- * Quantised matrices (Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K, Q6_K) of a dense LLaMA GGUF that stay
- * quantised in memory, with the dtype each keeps: the attention and MLP projections, the output
- * head and the token embedding. Other tensors (norms; every tensor of other architectures) are
- * dequantised as before.
+ * Quantised (Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K, Q6_K) and 16-bit (F16, BF16) matrices of a dense
+ * LLaMA (GGUF or HF safetensors) that stay as stored in memory, with the dtype each keeps: the
+ * attention and MLP projections, the output head and the token embedding. Other tensors (norms;
+ * every tensor of other architectures; an F16 matrix with inf/NaN, let through by allowNonFinite)
+ * are widened to f32 as before.
  */
 export function quantizedWeightNames(modelType: string, tensors: readonly RawTensor[]): Map<string, QuantDType> {
   const out = new Map<string, QuantDType>();
   if (modelType !== 'llama') return out;
-  for (const t of tensors) if (isQuantRaw(t.dtype) && t.shape.length === 2 && QUANTIZABLE.test(t.name)) out.set(t.name, QUANT_RAW[t.dtype]);
+  for (const t of tensors) {
+    if (!(isKeptRaw(t.dtype) && t.shape.length === 2 && QUANTIZABLE.test(t.name))) continue;
+    if (t.dtype === 'F16' && f16HasNonFinite(t)) continue;
+    out.set(t.name, KEPT_RAW[t.dtype]);
+  }
   return out;
 }
 
 export interface LoadModelOptions extends FiniteOptions {
   tokenizer?: string;
   /**
-   * Weights in memory: 'native' (default) keeps a GGUF's quantised matrices (Q8_0, Q4_0, Q4_1,
-   * Q5_0, Q4_K, Q5_K, Q6_K) of linear layers quantised (fused dequantise-and-dot kernels,
-   * inference only); 'f32' dequantises every weight (to train, or to compare); 'q8_0', 'q4_0',
-   * 'q4_k' and 'q6_k' quantise the linear layers' and embedding's f32/f16/bf16 weights of a dense
-   * LLaMA as they load (ggml's reference quantisers, as `exportGguf` writes them), so an HF or
-   * llama2.c model decodes as its GGUF of that type would. Rows that are not whole blocks: q4_k and
-   * q6_k fall back to q8_0 for rows of whole 32-value blocks; other rows stay f32.
+   * Weights in memory: 'native' (default) keeps a dense LLaMA's quantised (GGUF Q8_0, Q4_0, Q4_1,
+   * Q5_0, Q4_K, Q5_K, Q6_K) and 16-bit (GGUF or safetensors F16, BF16) matrices of linear layers
+   * and embedding as stored (fused dequantise-and-dot kernels, inference only); 'f32' widens every
+   * weight to f32 (to train, or to compare); 'q8_0', 'q4_0', 'q4_k' and 'q6_k' quantise the
+   * linear layers' and embedding's f32/f16/bf16 weights of a dense LLaMA as they load (ggml's
+   * reference quantisers, as `exportGguf` writes them), so an HF or llama2.c model decodes as its
+   * GGUF of that type would; 'f16' and 'bf16' round them to 16 bits (nearest, ties to even, as
+   * numpy / torch). Rows that are not whole blocks: q4_k and q6_k fall back to q8_0 for rows of
+   * whole 32-value blocks; other rows stay as stored (f32, or f16/bf16 kept 16-bit).
    */
   dtype?: LoadDType;
 }
 /** The dtypes loadModel quantises to as it loads. */
-export const QUANTIZE_ON_LOAD = ['q8_0', 'q4_0', 'q4_k', 'q6_k'] as const;
+export const QUANTIZE_ON_LOAD = ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'f16', 'bf16'] as const;
 type QuantizeOnLoad = typeof QUANTIZE_ON_LOAD[number];
 /** loadModel's dtype choices. */
 export type LoadDType = 'native' | 'f32' | QuantizeOnLoad;
@@ -112,6 +126,10 @@ const isQuantizeOnLoad = (d: LoadDType | undefined): d is QuantizeOnLoad => (QUA
 function quantizeOnLoad(tensors: RawTensor[], file: string, target: QuantizeOnLoad): RawTensor[] {
   return tensors.map((t) => {
     if (!(QUANTIZABLE.test(t.name) && t.shape.length === 2 && (t.dtype === 'F32' || t.dtype === 'F16' || t.dtype === 'BF16'))) return t;
+    if (target === 'f16' || target === 'bf16') {
+      const to = target === 'f16' ? 'F16' : 'BF16';
+      return t.dtype === to ? t : fromFloat32(t.name, [...t.shape], float32Values(t, file), to);
+    }
     const stored = storedDType(t.shape, target.toUpperCase() as GgufMatrixDType, false);
     if (stored === 'F16') return t; // rows that are not whole 32-value blocks stay f32
     return fromFloat32(t.name, [...t.shape], float32Values(t, file), stored);
@@ -170,7 +188,6 @@ export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise
     const ck = await readModelGguf(p);
     config = ck.config;
     tensors = ck.tensors;
-    if (opts.dtype !== 'f32') keep = quantizedWeightNames(ck.modelType, tensors);
     ggufTok = ck.tokenizer;
     if (!opts.tokenizer) {
       const t = ggufTokenizer(ck.tokenizer, p);
@@ -178,6 +195,8 @@ export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise
     }
   }
   if (opts.tokenizer) { tok = loadTokenizer(opts.tokenizer); source = { path: opts.tokenizer }; }
+  // Quantised and 16-bit matrices stay as stored unless widened to f32 (--dtype f32).
+  if (opts.dtype !== 'f32') keep = quantizedWeightNames(String(config.model_type ?? 'llama'), tensors);
   // NaN or ±Inf in a weight: refused (naming the tensor) before the model is built, unless allowed.
   checkFiniteTensors(tensors, format === 'hf' ? weightsFileOf(p) : p, opts);
   if (isQuantizeOnLoad(opts.dtype)) {

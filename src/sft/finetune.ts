@@ -62,7 +62,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     const bad = rows.findIndex((r) => !isChatRow(r));
     if (bad >= 0) throw new SftDataError(`${o.data}: row ${bad + 1} is not a chat row ({messages}); Ghost Attention (--gatt) trains multi-turn chats`);
   }
-  const { model, tokenizer } = await loadModel(o.model, { tokenizer: o.tokenizer });
+  const { model, tokenizer } = await loadModel(o.model, { tokenizer: o.tokenizer, dtype: 'f32' });
   if (!tokenizer) throw new SftDataError(`${o.model}: no tokenizer found; pass --tokenizer`);
   const maxLen = Math.min(o.format?.maxLength ?? model.contextLength, model.contextLength);
   const fmt: FormatOptions = { ...o.format, maxLength: maxLen };

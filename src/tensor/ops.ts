@@ -7,7 +7,7 @@ import { BinaryOp, ReduceOp, UnaryOp } from '../backend/kernels.js';
 import type { KernelName } from '../backend/kernels.js';
 import { Tensor, contiguousStrides, numel, checkShape, quantizedError, isQuantized, QUANT_BLOCKS } from './tensor.js';
 import type { DType, NestedArray, QuantDType, Shape } from './tensor.js';
-import { GGML_QUANT } from '../backend/ref/ggml_blocks.js';
+import { GGML_HALF, GGML_QUANT } from '../backend/ref/ggml_blocks.js';
 import type { GgmlQuantName } from '../backend/ref/ggml_blocks.js';
 import { Storage } from './storage.js';
 import { needsGrad, needsGradOf, record, runBackward } from './autograd.js';
@@ -846,8 +846,9 @@ function quantizedLinear(x: Tensor, w: Tensor): Tensor {
   return out;
 }
 
-/** The ggml type id of a quantised dtype other than q8_0 (the quant_* kernels' `type`). */
+/** The ggml type id of a quantised (or f16/bf16) dtype other than q8_0 (the quant_* kernels' `type`). */
 function ggmlTypeId(dtype: DType): number {
+  if (dtype === 'f16' || dtype === 'bf16') return GGML_HALF[dtype].id;
   return GGML_QUANT[dtype as GgmlQuantName].id;
 }
 

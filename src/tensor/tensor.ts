@@ -5,8 +5,8 @@ import { Storage, keepStorage } from './storage.js';
 import { DTypeError, ShapeError, fmtShape } from './errors.js';
 import type { GradFn } from './autograd.js';
 import * as ops from './ops.js';
-import { GGML_QUANT } from '../backend/ref/ggml_blocks.js';
-import type { GgmlQuantName } from '../backend/ref/ggml_blocks.js';
+import { GGML_HALF, GGML_QUANT } from '../backend/ref/ggml_blocks.js';
+import type { GgmlHalfName, GgmlQuantName } from '../backend/ref/ggml_blocks.js';
 
 /**
  * Element types: f32 for compute, i32 for indices, and ggml's quantised block types for stored
@@ -14,15 +14,17 @@ import type { GgmlQuantName } from '../backend/ref/ggml_blocks.js';
  * f16 scale d, then 32 int8 q; value = d·q), q4_0, q4_1, q5_0 (blocks of 32) and q4_k, q5_k,
  * q6_k (blocks of 256), each in ggml's layout (backend/ref/ggml_blocks.ts). A quantised tensor is
  * a contiguous (N, K) matrix consumed by linear layers and embeddings through fused
- * dequantise-and-dot kernels; it has no gradient.
+ * dequantise-and-dot kernels; it has no gradient. f16 and bf16 (2 bytes a value, any row length)
+ * are stored weights of the same kind (QuantDType too): kept 16-bit, widened to f32 exactly by
+ * the same kernels.
  */
-export type QuantDType = 'q8_0' | GgmlQuantName;
+export type QuantDType = 'q8_0' | GgmlQuantName | GgmlHalfName;
 export type DType = 'f32' | 'i32' | QuantDType;
 /** Values per Q8_0 block and bytes per block. */
 export const Q8_0_BLOCK = 32;
 export const Q8_0_BYTES = 34;
 /** Values per block and bytes per block of every quantised dtype. */
-export const QUANT_BLOCKS: Readonly<Record<QuantDType, { block: number; bytes: number }>> = { q8_0: { block: Q8_0_BLOCK, bytes: Q8_0_BYTES }, ...GGML_QUANT };
+export const QUANT_BLOCKS: Readonly<Record<QuantDType, { block: number; bytes: number }>> = { q8_0: { block: Q8_0_BLOCK, bytes: Q8_0_BYTES }, ...GGML_QUANT, ...GGML_HALF };
 export function isQuantized(dtype: string): dtype is QuantDType {
   return Object.prototype.hasOwnProperty.call(QUANT_BLOCKS, dtype);
 }
@@ -59,7 +61,7 @@ export function checkShape(op: string, shape: Shape): void {
 
 /** What a q8_0 tensor cannot do (read as f32 values, train): says so and how to get f32. */
 export function quantizedError(op: string, t: { name?: string; shape: Shape; dtype?: DType }): DTypeError {
-  return new DTypeError(op, `${t.name ? `${t.name} ` : ''}${fmtShape(t.shape)} is a ${t.dtype ?? 'q8_0'} (quantised) inference weight: it has no f32 values to read, write or train; dequantize() it explicitly, or load the model with dtype f32 (CLI: --dtype f32)`);
+  return new DTypeError(op, `${t.name ? `${t.name} ` : ''}${fmtShape(t.shape)} is a ${t.dtype ?? 'q8_0'} (${t.dtype === 'f16' || t.dtype === 'bf16' ? '16-bit' : 'quantised'}) inference weight: it has no f32 values to read, write or train; dequantize() it explicitly, or load the model with dtype f32 (CLI: --dtype f32)`);
 }
 
 export class Tensor {

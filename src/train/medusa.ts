@@ -354,7 +354,7 @@ export async function trainMedusa(o: MedusaTrainOptions): Promise<MedusaTrainRes
     headsCoefficient: o.headsCoefficient ?? DEFAULT_MEDUSA_LOSS.headsCoefficient, decay: o.decay ?? DEFAULT_MEDUSA_LOSS.decay,
     joint: o.joint ?? false, lmWeight: o.lmWeight ?? DEFAULT_MEDUSA_LOSS.lmWeight,
   };
-  const { model: base, tokenizer } = await loadModel(o.model, { tokenizer: o.tokenizer });
+  const { model: base, tokenizer } = await loadModel(o.model, { tokenizer: o.tokenizer, dtype: 'f32' });
   let heads: MedusaHeads | null = null;
   try {
     if (!tokenizer) throw new DataError(`${o.model}: no tokenizer found to encode the prompts; pass --tokenizer`);

@@ -47,11 +47,11 @@ test('an f32 HF directory or GGUF loaded with dtype q8_0 equals the Q8_0 GGUF of
 
 });
 
-test('--dtype accepts f32, q8_0, q4_0, q4_k, q6_k and names the choices otherwise', () => {
+test('--dtype accepts f32, q8_0, q4_0, q4_k, q6_k, f16, bf16 and names the choices otherwise', () => {
   const r = spawnSync(process.execPath, [BIN, 'generate', '--model', 'x', '--dtype', 'q5_k'], { encoding: 'utf8' });
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /--dtype: invalid value 'q5_k' \(f32 dequantises a quantised model, q8_0, q4_0, q4_k, q6_k quantise an f32 one as it loads/);
-  const s = spawnSync(process.execPath, [BIN, 'serve', '--model', 'x', '--dtype', 'bf16'], { encoding: 'utf8' });
+  assert.match(r.stderr, /--dtype: invalid value 'q5_k' \(f32 widens a quantised or 16-bit model to f32, q8_0, q4_0, q4_k, q6_k, f16, bf16 convert an f32 one as it loads/);
+  const s = spawnSync(process.execPath, [BIN, 'serve', '--model', 'x', '--dtype', 'f64'], { encoding: 'utf8' });
   assert.equal(s.status, 2);
-  assert.match(s.stderr, /--dtype: invalid value 'bf16'/);
+  assert.match(s.stderr, /--dtype: invalid value 'f64'/);
 });

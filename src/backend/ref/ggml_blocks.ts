@@ -35,6 +35,36 @@ export function quantById(id: number): { name: GgmlQuantName; id: number; block:
   return t;
 }
 
+/**
+ * 16-bit float weights kept in memory (F16: IEEE half; BF16: the top half of an f32), with their
+ * ggml type ids; one value per "block" of 2 bytes, so any row length. The quant_* kernels take
+ * them by id: weights widened to f32 exactly, x kept in f32 (no rounding of x).
+ */
+export const GGML_HALF = {
+  f16: { id: 1, block: 1, bytes: 2 },
+  bf16: { id: 30, block: 1, bytes: 2 },
+} as const;
+export type GgmlHalfName = keyof typeof GGML_HALF;
+export const GGML_F16 = GGML_HALF.f16.id, GGML_BF16 = GGML_HALF.bf16.id;
+
+const bfBuf = new Float32Array(1), bfBits = new Uint32Array(bfBuf.buffer);
+/** BF16 bits → the f32 value (exact: the bits are an f32's top half). */
+export function bf16ToF32(h: number): number {
+  bfBits[0] = (h & 0xffff) << 16;
+  return bfBuf[0];
+}
+
+/**
+ * The f32 bit pattern of a half (F16) or BF16 pattern, exactly as a C cast gives it: NaN payloads
+ * kept (a JS number would make every NaN the canonical one).
+ */
+export function halfToF32Bits(h: number): number {
+  if ((h & 0x7c00) === 0x7c00) return (((h & 0x8000) << 16) | 0x7f800000 | ((h & 0x3ff) << 13)) >>> 0;
+  bfBuf[0] = halfToF32(h);
+  return bfBits[0];
+}
+export function bf16ToF32Bits(h: number): number { return ((h & 0xffff) << 16) >>> 0; }
+
 /** IEEE half bits → the f32 value (exact: subnormals, ±inf and NaN included). */
 export function halfToF32(h: number): number {
   const s = h & 0x8000 ? -1 : 1, e = (h >>> 10) & 0x1f, m = h & 0x3ff;

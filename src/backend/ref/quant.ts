@@ -4,7 +4,7 @@
 // products taken as exact integer dot products, as llama.cpp's vec_dot_q8_0_q8_0.
 import { H } from '../heap.js';
 import { shareOf } from '../kernels.js';
-import { halfToF32, quantAt, quantById, scaleMinK4, valueAt } from './ggml_blocks.js';
+import { GGML_BF16, GGML_F16, bf16ToF32, bf16ToF32Bits, halfToF32, halfToF32Bits, quantAt, quantById, scaleMinK4, valueAt } from './ggml_blocks.js';
 import type { GgmlQuantName } from './ggml_blocks.js';
 
 const BLOCK = 32, BYTES = 34;
@@ -139,6 +139,7 @@ function blockDot(type: GgmlQuantName, u8: Uint8Array, o: number, qx: Int8Array,
 }
 
 export function quant_matmul(out: number, x: number, w: number, M: number, N: number, K: number, ldx: number, ldo: number, beta: number, type: number, tid: number, nt: number): void {
+  if (type === GGML_F16 || type === GGML_BF16) return halfMatmul(out, x, w, M, N, K, ldx, ldo, beta, type, tid, nt);
   const f = H.f32, u8 = H.u8;
   const t = quantById(type), nb = K / t.block, rowBytes = nb * t.bytes;
   const [n0, n1] = shareOf(N, tid, nt);
@@ -160,11 +161,41 @@ export function quant_matmul(out: number, x: number, w: number, M: number, N: nu
 }
 
 export function quant_rows(out: number, w: number, idx: number, n: number, K: number, type: number, tid: number, nt: number): void {
+  if (type === GGML_F16 || type === GGML_BF16) return halfRows(out, w, idx, n, K, type, tid, nt);
   const f = H.f32, u8 = H.u8;
   const t = quantById(type), rowBytes = (K / t.block) * t.bytes;
   const [i0, i1] = shareOf(n, tid, nt);
   for (let i = i0; i < i1; i++) {
     const row = w + H.i32[(idx >>> 2) + i] * rowBytes;
     for (let k = 0; k < K; k++) f[(out >>> 2) + i * K + k] = valueAt(t.name, u8, row + Math.floor(k / t.block) * t.bytes, k % t.block);
+  }
+}
+
+// ---- F16, BF16 (ggml ids 1, 30; contracts: quant_matmul, quant_rows) -------------------------
+// 16-bit weights widened to f32 exactly (halfToF32, or the BF16 bits as an f32's top half); x stays
+// f32 for every M (no rounding of x: exact f32 products summed in f64, as the reference sgemm).
+
+function halfMatmul(out: number, x: number, w: number, M: number, N: number, K: number, ldx: number, ldo: number, beta: number, type: number, tid: number, nt: number): void {
+  const f = H.f32, u16 = H.u16, wide = type === GGML_F16 ? halfToF32 : bf16ToF32;
+  const [n0, n1] = shareOf(N, tid, nt);
+  for (let n = n0; n < n1; n++) {
+    const row = (w >>> 1) + n * K;
+    for (let m = 0; m < M; m++) {
+      const xb = (x >>> 2) + m * ldx;
+      let s = 0;
+      for (let k = 0; k < K; k++) s += f[xb + k] * wide(u16[row + k]);
+      const oi = (out >>> 2) + m * ldo + n;
+      f[oi] = beta ? f[oi] + s : s;
+    }
+  }
+}
+
+/** Rows widened as bit patterns (inf and NaN payloads exact, as a C cast). */
+function halfRows(out: number, w: number, idx: number, n: number, K: number, type: number, tid: number, nt: number): void {
+  const i32 = H.i32, u16 = H.u16, bits = type === GGML_F16 ? halfToF32Bits : bf16ToF32Bits;
+  const [i0, i1] = shareOf(n, tid, nt);
+  for (let i = i0; i < i1; i++) {
+    const row = (w >>> 1) + H.i32[(idx >>> 2) + i] * K;
+    for (let k = 0; k < K; k++) i32[(out >>> 2) + i * K + k] = bits(u16[row + k]) | 0;
   }
 }

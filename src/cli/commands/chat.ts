@@ -16,7 +16,7 @@ import { UsageError } from '../args.js';
 import { dtypeOption, num, samplingFrom, samplingOptions } from './generate.js';
 import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculativeLine, speculativeOptions, speculativeUsage } from '../speculative.js';
 
-export const usage = `tslm chat --model <hf-dir|file.bin|file.gguf> [--system "…"] [--tokenizer FILE] [--dtype f32|q8_0|q4_0|q4_k|q6_k]
+export const usage = `tslm chat --model <hf-dir|file.bin|file.gguf> [--system "…"] [--tokenizer FILE] [--dtype f32|q8_0|q4_0|q4_k|q6_k|f16|bf16]
       [--max-tokens N] [--temperature T] [--top-p P] … [--threads N] [--image-dir DIR] [--guidance S]
 ${speculativeUsage}
     Interactive chat (one message per line; /reset clears the history, /exit or EOF quits).

@@ -63,11 +63,11 @@ export async function run(args: string[]): Promise<number> {
   await init({ threads: num(values.threads, 'threads', pos) });
   const stop = interruptible('step');
   try {
-    const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer });
+    const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer, dtype: 'f32' });
     if (!tokenizer) throw new UsageError(`${values.model}: no tokenizer found; pass --tokenizer`);
     let ref = null;
     if (values['ref-model']) {
-      const r = await loadModel(values['ref-model'], { tokenizer: values.tokenizer });
+      const r = await loadModel(values['ref-model'], { tokenizer: values.tokenizer, dtype: 'f32' });
       if (r.model.config.vocab_size !== model.config.vocab_size) throw new Error(`--ref-model ${values['ref-model']}: vocabulary of ${r.model.config.vocab_size} tokens, the policy's has ${model.config.vocab_size}: the reference must share the policy's tokenizer`);
       if (r.tokenizer) assertSameTokenizer(r.tokenizer, tokenizer, { a: `--ref-model ${values['ref-model']}`, b: `the policy ${values.model}` });
       ref = r.model;

@@ -18,7 +18,7 @@ import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculative
 
 export const usage = `tslm generate --model <hf-dir|file.bin|file.gguf> [--prompt "…"] [--max-tokens N]
       [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R]
-      [--seed S] [--stop STR]… [--tokenizer FILE] [--adapter DIR] [--print-ids] [--threads N] [--dtype f32|q8_0|q4_0|q4_k|q6_k]
+      [--seed S] [--stop STR]… [--tokenizer FILE] [--adapter DIR] [--print-ids] [--threads N] [--dtype f32|q8_0|q4_0|q4_k|q6_k|f16|bf16]
       [--schema FILE.json [--strict] [--allow-extra-keys] | --regex RE | --grammar FILE.gbnf]
       [--image IN.png] [--image-out OUT.png] [--guidance S [--negative-prompt "…"]]
 ${speculativeUsage}
@@ -29,9 +29,11 @@ ${speculativeUsage}
     (--allow-extra-keys: extra keys as JSON Schema allows them, non-empty and not declared
     names); unknown keywords and formats are ignored (--strict refuses them).
     --adapter applies a LoRA adapter (PEFT directory) to the model. A GGUF's quantised weights
-    (Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K, Q6_K) stay quantised in memory (fused dequantise-and-dot
-    kernels); --dtype f32 dequantises them on load; --dtype q8_0|q4_0|q4_k|q6_k quantises a
-    LLaMA's f32/f16/bf16 linear weights and embedding as they load (llama.cpp's quantisers).
+    (Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K, Q6_K) and a LLaMA's F16/BF16 weights (GGUF or
+    safetensors) stay as stored in memory (fused dequantise-and-dot kernels); --dtype f32 widens
+    them to f32 on load; --dtype q8_0|q4_0|q4_k|q6_k quantises a LLaMA's f32/f16/bf16 linear
+    weights and embedding as they load (llama.cpp's quantisers), --dtype f16|bf16 rounds them to
+    16 bits (nearest, ties to even).
     A mixed-modal model (tslm mixed-modal train) reads and writes images: --image puts a PNG
     into the prompt (as its image tokens, before the text; the answer is text: a caption),
     --image-out makes the continuation an image (its tokens decoded to a PNG), drawn with
@@ -41,11 +43,11 @@ ${speculativeUsage}
     continuation) by S·(log p(·|prompt) − log p(·|negative)); 1 is off. Two forwards per step.
 ${speculativeHelp}`;
 
-/** --dtype: f32 (dequantise), q8_0, q4_0, q4_k, q6_k (quantise on load) or absent (as stored). */
+/** --dtype: f32 (dequantise), q8_0, q4_0, q4_k, q6_k, f16, bf16 (convert on load) or absent (as stored). */
 export function dtypeOption(v: string | undefined): LoadDType {
   if (v === undefined) return 'native';
   if (v === 'f32' || (QUANTIZE_ON_LOAD as readonly string[]).includes(v)) return v as LoadDType;
-  throw new UsageError(`--dtype: invalid value '${v}' (f32 dequantises a quantised model, ${QUANTIZE_ON_LOAD.join(', ')} quantise an f32 one as it loads; without --dtype the weights load as stored)`);
+  throw new UsageError(`--dtype: invalid value '${v}' (f32 widens a quantised or 16-bit model to f32, ${QUANTIZE_ON_LOAD.join(', ')} convert an f32 one as it loads; without --dtype the weights load as stored)`);
 }
 
 export const samplingOptions = {

@@ -16,7 +16,7 @@ export async function run(args: string[]): Promise<number> {
   if (!['F32', 'F16', 'BF16'].includes(dtype)) { console.error(`tslm merge-lora: --dtype must be F32, F16 or BF16`); return 2; }
   await init();
   try {
-    const { model, tokenizer } = await loadModel(values.model!, { tokenizer: values.tokenizer });
+    const { model, tokenizer } = await loadModel(values.model!, { tokenizer: values.tokenizer, dtype: 'f32' });
     const cfg = await loadAdapter(model, values.adapter!);
     fuseLora(model);
     await saveModel(model, values.out!, { tokenizer, dtype: dtype as 'F32' | 'F16' | 'BF16' });

@@ -58,7 +58,7 @@ const nonNeg = (x: number) => Number.isInteger(x) && x >= 0;
 async function loadPolicy(values: Record<string, unknown>) {
   if (!values.model) throw new UsageError('--model is required');
   if (!values.data) throw new UsageError('--data is required');
-  const { model, tokenizer } = await loadModel(values.model as string, { tokenizer: values.tokenizer as string | undefined });
+  const { model, tokenizer } = await loadModel(values.model as string, { tokenizer: values.tokenizer as string | undefined, dtype: 'f32' });
   if (!tokenizer) throw new UsageError(`${values.model}: no tokenizer found; pass --tokenizer`);
   return { model, tokenizer };
 }
@@ -136,7 +136,7 @@ async function grpo(rest: string[]): Promise<number> {
     let ref = null;
     if (o.beta > 0) {
       const refDir = values['ref-model'] ?? values.model!;
-      const r = await loadModel(refDir, { tokenizer: values.tokenizer });
+      const r = await loadModel(refDir, { tokenizer: values.tokenizer, dtype: 'f32' });
       if (r.model.config.vocab_size !== model.config.vocab_size) throw new Error(`--ref-model ${refDir}: vocabulary of ${r.model.config.vocab_size} tokens, the policy's has ${model.config.vocab_size}: the reference must share the policy's tokenizer`);
       if (r.tokenizer && tokenizer && r.tokenizer.vocabSize !== tokenizer.vocabSize) throw new Error(`--ref-model ${refDir}: its tokenizer has ${r.tokenizer.vocabSize} tokens, the policy's ${tokenizer.vocabSize}`);
       ref = r.model;

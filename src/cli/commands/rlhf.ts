@@ -74,7 +74,7 @@ async function rejection(rest: string[]): Promise<number> {
   await init({ threads: num(values.threads, 'threads', pos) });
   let close: (() => Promise<void> | void) | undefined;
   try {
-    const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer });
+    const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer, dtype: 'f32' });
     if (!tokenizer) throw new UsageError(`${values.model}: no tokenizer found; pass --tokenizer`);
     let scorer: Scorer;
     if (values['reward-model']) {
@@ -132,10 +132,10 @@ async function ppo(rest: string[]): Promise<number> {
   await init({ threads: num(values.threads, 'threads', pos) });
   const stop = interruptible('batch');
   try {
-    const { model: policy, tokenizer } = await loadModel(values.model!, { tokenizer: values.tokenizer });
+    const { model: policy, tokenizer } = await loadModel(values.model!, { tokenizer: values.tokenizer, dtype: 'f32' });
     if (!tokenizer) throw new UsageError(`${values.model}: no tokenizer found; pass --tokenizer`);
     const refDir = values['ref-model'] ?? values.model!;
-    const { model: ref, tokenizer: refTok } = await loadModel(refDir, { tokenizer: values.tokenizer });
+    const { model: ref, tokenizer: refTok } = await loadModel(refDir, { tokenizer: values.tokenizer, dtype: 'f32' });
     if (refTok) assertSameTokenizer(tokenizer, refTok, { a: `the policy (${values.model})`, b: `the reference (${refDir})` });
     const rm = await loadRewardModel(values['reward-model']!);
     if (!rm.tokenizer) throw new Error(`${values['reward-model']}: the reward model has no tokenizer.json; it must share the policy's tokenizer`);

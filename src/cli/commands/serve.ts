@@ -8,7 +8,7 @@ import { dtypeOption } from './generate.js';
 import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculativeOptions, speculativeUsage } from '../speculative.js';
 
 export const usage = `tslm serve --model <hf-dir|file.bin|file.gguf> [--port 8080] [--host 127.0.0.1]
-      [--models-dir DIR] [--model-id ID] [--tokenizer FILE] [--threads N] [--dtype f32|q8_0|q4_0|q4_k|q6_k]
+      [--models-dir DIR] [--model-id ID] [--tokenizer FILE] [--threads N] [--dtype f32|q8_0|q4_0|q4_k|q6_k|f16|bf16]
       [--max-active 4] [--max-queue 64] [--max-tokens-limit 4096] [--max-prompt-tokens N]
       [--max-body-bytes 1048576] [--max-schema-bytes 262144] [--max-schema-ms 3000] [--max-mask-ms 100]
       [--batch-rows 8] [--batch-positions 4096] [--quiet]

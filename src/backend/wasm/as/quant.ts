@@ -561,6 +561,8 @@ function rowDot(t: i32, xq: usize, ds: usize, ss: usize, p: usize, nb: i32): f32
 
 export function quant_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx: i32, ldo: i32, beta: i32, type: i32, tid: i32, nt: i32): void {
   if (M <= 0 || N <= 0) return;
+  if (type == T_F16) { halfMatmul(false, out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
+  if (type == T_BF16) { halfMatmul(true, out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
   const QB = typeBlock(type);
   const nb = K / QB;
   const rowBytes = <usize>(nb * typeBytes(type));
@@ -603,8 +605,144 @@ export function quant_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: 
 }
 
 export function quant_rows(out: usize, w: usize, idx: usize, n: i32, K: i32, type: i32, tid: i32, nt: i32): void {
+  if (type == T_F16 || type == T_BF16) {
+    const j0 = shareStart(n, tid, nt, 1), j1 = shareStart(n, tid + 1, nt, 1);
+    for (let i = j0; i < j1; i++) halfRow(type == T_BF16, out + <usize>i * off(K), w + <usize>load<i32>(idx + off(i)) * <usize>(2 * K), K);
+    return;
+  }
   const nb = K / typeBlock(type);
   const rowBytes = <usize>(nb * typeBytes(type));
   const i0 = shareStart(n, tid, nt, 1), i1 = shareStart(n, tid + 1, nt, 1);
   for (let i = i0; i < i1; i++) dequantRow2(type, out + <usize>i * off(K), w + <usize>load<i32>(idx + off(i)) * rowBytes, nb);
+}
+
+// ---- F16 (ggml id 1), BF16 (30): 16-bit weights, any row length ---------------------------
+// Contracts: quant_matmul, quant_rows; reference ../../ref/quant.ts (halfMatmul). The weights are
+// widened to f32 exactly and x stays f32 (llama.cpp instead rounds x to f16/bf16 for these types):
+//  - M < PANEL_M (decoding): each weight row is streamed once, 16 values at a time, widened in
+//    registers and FMA'd into four f32x4 accumulators per row of x, two rows of x at a time
+//    (rowsDotHalf: each row's sum in the one-row order); the K % 16 tail in scalar code.
+//  - M ≥ PANEL_M (prefill): panels of weight rows widened into scratch, then the blocked GEMM.
+// F16 → f32 in SIMD (wideLo/wideHi): exponent and mantissa moved up 13 bits into an f32, with the
+// sign, times 2^112 (exact for normal and subnormal halves); BF16 → f32: a zero word below. The
+// decoding path assumes finite weights (loaders keep an F16 matrix 16-bit only when every value is finite; an inf/NaN
+// half would read as a large finite number there); the widening into panels and rows
+// (halfRow) maps inf and NaN exactly.
+const T_F16: i32 = 1, T_BF16: i32 = 30;
+
+// Lanes 0–3 (low) or 4–7 (high) of 8 halves/bf16s in v as f32x4. BF16: each value with a zero
+// 16-bit word below it (punpcklwd/punpckhwd). F16 (finite): the f32 bits sign·2^31 + (h & 0x7fff)·2^13
+// built 16 bits at a time — the high word h >> 3 (arithmetic) with bits 12–14 (copies of the sign)
+// masked off, the low word h << 13 — interleaved, then times 2^112, which rebiases the exponent
+// (and normalises subnormal halves) exactly, keeping the sign.
+// @ts-ignore: decorator
+@inline function wideLo(v: v128, bf: bool): v128 {
+  if (bf) return i8x16.shuffle(i8x16.splat(0), v, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+  return f32x4.mul(i8x16.shuffle(i16x8.shl(v, 13), v128.and(i16x8.shr_s(v, 3), i16x8.splat(<i16>0x8fff)), 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23), f32x4.splat(reinterpret<f32>(<u32>0x77800000)));
+}
+// @ts-ignore: decorator
+@inline function wideHi(v: v128, bf: bool): v128 {
+  if (bf) return i8x16.shuffle(i8x16.splat(0), v, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
+  return f32x4.mul(i8x16.shuffle(i16x8.shl(v, 13), v128.and(i16x8.shr_s(v, 3), i16x8.splat(<i16>0x8fff)), 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), f32x4.splat(reinterpret<f32>(<u32>0x77800000)));
+}
+// Four sign-extended half bit patterns → f32, ±inf and NaN (exponent 31) included, exactly (payload
+// kept, as a C cast): the finite rule above, the special lanes built directly.
+// @ts-ignore: decorator
+@inline function halfToF32x4Exact(e: v128): v128 {
+  const em = v128.and(e, i32x4.splat(0x7fff));
+  const special = v128.or(i32x4.splat(0x7f800000), i32x4.shl(v128.and(em, i32x4.splat(0x3ff)), 13));
+  const mag = v128.bitselect(special, f32x4.mul(i32x4.shl(em, 13), f32x4.splat(reinterpret<f32>(<u32>0x77800000))), i32x4.ge_s(em, i32x4.splat(0x7c00)));
+  return v128.or(mag, v128.and(e, i32x4.splat(0x80000000)));
+}
+// @ts-ignore: decorator
+@inline function wide1(h: u32, bf: bool): f32 {
+  return bf ? reinterpret<f32>(h << 16) : h2f(h);
+}
+
+// dst (K f32) = the 16-bit row at p widened exactly (inf and NaN included).
+function halfRow(bf: bool, dst: usize, p: usize, K: i32): void {
+  let k = 0;
+  for (; k + 8 <= K; k += 8) {
+    const v = v128.load(p + <usize>(2 * k));
+    if (bf) {
+      v128.store(dst + off(k), i32x4.shl(i32x4.extend_low_i16x8_u(v), 16));
+      v128.store(dst + off(k), i32x4.shl(i32x4.extend_high_i16x8_u(v), 16), 16);
+    } else {
+      v128.store(dst + off(k), halfToF32x4Exact(i32x4.extend_low_i16x8_s(v)));
+      v128.store(dst + off(k), halfToF32x4Exact(i32x4.extend_high_i16x8_s(v)), 16);
+    }
+  }
+  for (; k < K; k++) store<f32>(dst + off(k), wide1(<u32>load<u16>(p + <usize>(2 * k)), bf));
+}
+
+// R (1 or 2, a constant after inlining) rows of x (at x + r·ldxb) against one 16-bit weight row at
+// p: results at o + r·ldob. Every row's sum is taken in the same order whatever R (four f32x4
+// chains over 16 values a step, their lanes added as rowSum does, then the tail), so a row's result
+// is bit for bit the same decoded alone or beside another (speculative verification relies on it).
+// @ts-ignore: decorator
+@inline function rowsDotHalf(bf: bool, R: i32, x: usize, ldxb: usize, p: usize, K: i32, o: usize, ldob: usize, beta: i32): void {
+  const x1 = x + ldxb;
+  let a0 = f32x4.splat(0), b0 = f32x4.splat(0), c0 = f32x4.splat(0), d0 = f32x4.splat(0);
+  let a1 = f32x4.splat(0), b1 = f32x4.splat(0), c1 = f32x4.splat(0), d1 = f32x4.splat(0);
+  let k = 0;
+  for (; k + 16 <= K; k += 16) {
+    const va = v128.load(p), vb = v128.load(p, 16);
+    const w0 = wideLo(va, bf), w1 = wideHi(va, bf), w2 = wideLo(vb, bf), w3 = wideHi(vb, bf);
+    const xo = off(k);
+    a0 = fma4(w0, v128.load(x + xo), a0); b0 = fma4(w1, v128.load(x + xo, 16), b0);
+    c0 = fma4(w2, v128.load(x + xo, 32), c0); d0 = fma4(w3, v128.load(x + xo, 48), d0);
+    if (R == 2) {
+      a1 = fma4(w0, v128.load(x1 + xo), a1); b1 = fma4(w1, v128.load(x1 + xo, 16), b1);
+      c1 = fma4(w2, v128.load(x1 + xo, 32), c1); d1 = fma4(w3, v128.load(x1 + xo, 48), d1);
+    }
+    p += 32;
+  }
+  let s0 = rowSum(f32x4.add(f32x4.add(a0, b0), f32x4.add(c0, d0))), s1: f32 = 0;
+  if (R == 2) s1 = rowSum(f32x4.add(f32x4.add(a1, b1), f32x4.add(c1, d1)));
+  for (; k < K; k++) {
+    const w = wide1(<u32>load<u16>(p), bf);
+    s0 += w * load<f32>(x + off(k));
+    if (R == 2) s1 += w * load<f32>(x1 + off(k));
+    p += 2;
+  }
+  put(o, s0, beta);
+  if (R == 2) put(o + ldob, s1, beta);
+}
+
+// One copy per type and row count (bf and R constants after inlining).
+function dotF16x1(x: usize, l: usize, p: usize, K: i32, o: usize, lo: usize, beta: i32): void { rowsDotHalf(false, 1, x, l, p, K, o, lo, beta); }
+function dotF16x2(x: usize, l: usize, p: usize, K: i32, o: usize, lo: usize, beta: i32): void { rowsDotHalf(false, 2, x, l, p, K, o, lo, beta); }
+function dotBF16x1(x: usize, l: usize, p: usize, K: i32, o: usize, lo: usize, beta: i32): void { rowsDotHalf(true, 1, x, l, p, K, o, lo, beta); }
+function dotBF16x2(x: usize, l: usize, p: usize, K: i32, o: usize, lo: usize, beta: i32): void { rowsDotHalf(true, 2, x, l, p, K, o, lo, beta); }
+
+function halfMatmul(bf: bool, out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx: i32, ldo: i32, beta: i32, tid: i32, nt: i32): void {
+  const rowBytes = <usize>(2 * K);
+  const buf = scratch() + GEMM_SCRATCH_END;
+  const room = <i32>((<usize>SCRATCH_BYTES - GEMM_SCRATCH_END) >> 2);
+  let rows = min(PANEL_ROWS, room / max(K, 1));
+  if (rows >= 8) rows &= ~7;
+  if (M >= PANEL_M && rows >= 1) {
+    const panels = (N + rows - 1) / rows;
+    const p0 = shareStart(panels, tid, nt, 1), p1 = shareStart(panels, tid + 1, nt, 1);
+    for (let pi = p0; pi < p1; pi++) {
+      const n0 = pi * rows, r = min(rows, N - n0);
+      for (let j = 0; j < r; j++) halfRow(bf, buf + off(j * K), w + <usize>(n0 + j) * rowBytes, K);
+      gemmBlock(x, buf, out + off(n0), 0, M, 0, r, K, ldx, 1, 1, K, ldo, beta);
+    }
+    return;
+  }
+  const n0 = shareStart(N, tid, nt, 1), n1 = shareStart(N, tid + 1, nt, 1);
+  const lx = off(ldx), lo = off(ldo);
+  for (let n = n0; n < n1; n++) {
+    const row = w + <usize>n * rowBytes;
+    let m = 0;
+    for (; m + 2 <= M; m += 2) {
+      if (bf) dotBF16x2(x + <usize>m * lx, lx, row, K, out + off(m * ldo + n), lo, beta);
+      else dotF16x2(x + <usize>m * lx, lx, row, K, out + off(m * ldo + n), lo, beta);
+    }
+    if (m + 1 == M) {
+      if (bf) dotBF16x1(x + <usize>m * lx, lx, row, K, out + off(m * ldo + n), lo, beta);
+      else dotF16x1(x + <usize>m * lx, lx, row, K, out + off(m * ldo + n), lo, beta);
+    }
+  }
 }
