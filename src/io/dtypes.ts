@@ -61,6 +61,8 @@ export interface RawSource {
 
 /** Bytes read per step from a deferred tensor's file: a bounded buffer, never a whole tensor. */
 const FILL_CHUNK = 4 << 20;
+/** The buffer permuted rows go through, shared by every fill (at most FILL_CHUNK bytes). */
+let bounceBuf = new Uint8Array(0);
 
 /**
  * Read a deferred tensor's bytes into `into` (its length), in chunks of at most 4 MiB, each
@@ -73,7 +75,8 @@ export function fillFromSource(t: RawTensor, into: Uint8Array): void {
   const order = src.rowOrder;
   const rowBytes = order ? src.length / order.length : 0;
   const step = order ? Math.max(1, Math.floor(FILL_CHUNK / rowBytes)) * rowBytes : FILL_CHUNK;
-  const bounce = order ? new Uint8Array(Math.min(step, src.length)) : null;
+  if (order && bounceBuf.length < Math.min(step, src.length)) bounceBuf = new Uint8Array(Math.min(step, src.length));
+  const bounce = order ? bounceBuf : null;
   let done = 0;
   while (done < src.length) {
     const n = Math.min(step, src.length - done);
