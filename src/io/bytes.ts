@@ -14,6 +14,30 @@ const FS_PROMISES = 'node:fs/promises';
 let fsp: Promise<typeof import('node:fs/promises')> | null = null;
 const fs = () => (fsp ??= import(/* webpackIgnore: true */ /* @vite-ignore */ FS_PROMISES) as Promise<typeof import('node:fs/promises')>);
 
+// node:fs, for the synchronous reads of deferred tensors (loaded by the first openRegularFile).
+const FS = 'node:fs';
+let fsSync: typeof import('node:fs') | null = null;
+
+/**
+ * A synchronous reader of `file` at a position (RawSource.readAt: the bytes read, 0 at the end),
+ * for a tensor's bytes read straight into the heap after the header was parsed. Each call opens
+ * and closes the file (a call reads up to a few MiB), so nothing stays open after loading. Needs
+ * a previous openRegularFile (which loads node:fs).
+ */
+export function syncRangeReader(file: string): (into: Uint8Array, position: number) => number {
+  const f = fsSync;
+  if (!f) throw new Error('syncRangeReader: node:fs is not loaded (call openRegularFile first)');
+  return (into, position) => {
+    let fd: number;
+    try { fd = f.openSync(file, 'r'); } catch (e) { throw fsError(file, e); }
+    try {
+      return f.readSync(fd, into, 0, into.length, position);
+    } finally {
+      f.closeSync(fd);
+    }
+  };
+}
+
 /**
  * Parse a header from the start of a file without reading the whole file: read a prefix, and
  * read a longer one while the parser asks for more (NeedMoreBytes).
@@ -66,6 +90,7 @@ export function checkRegularFile(file: string, st: Stats, maxBytes: number, fiel
 export async function openRegularFile(file: string): Promise<{ fh: FileHandle; size: number }> {
   let fh: FileHandle;
   const { open, stat } = await fs();
+  fsSync ??= await (import(/* webpackIgnore: true */ /* @vite-ignore */ FS) as Promise<typeof import('node:fs')>);
   try {
     checkRegularFile(file, await stat(file), Number.MAX_SAFE_INTEGER, 'file');
     fh = await open(file, 'r');

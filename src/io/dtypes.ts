@@ -1,6 +1,6 @@
 // Raw tensors (bytes + dtype + shape) and exact conversions to and from Float32Array:
 // f16 and bf16 with round-to-nearest-even, Q8_0 exactly as ggml's quantize_row_q8_0_ref.
-import { MissingTensorError, TensorError, UnexpectedTensorError, UnsupportedDTypeError } from './errors.js';
+import { MissingTensorError, TensorError, TruncatedError, UnexpectedTensorError, UnsupportedDTypeError } from './errors.js';
 import { checkFiniteTensors } from './finite.js';
 import type { FiniteOptions } from './finite.js';
 import { quantizeQ4_0, quantizeQ4_1, quantizeQ5_0, quantizeQ4_K, quantizeQ5_K, quantizeQ6_K } from './quantize.js';
@@ -43,6 +43,84 @@ export interface RawTensor {
   dtype: RawDType;
   shape: number[];
   data: Uint8Array;
+  /**
+   * Where a deferred tensor's bytes lie in its file (see deferredTensor): a loader reads them
+   * straight into their place in the heap (fillFromSource) instead of through `data`.
+   */
+  source?: RawSource;
+}
+
+/**
+ * A tensor's bytes in a file, not read yet: `length` bytes at `offset`, read by `readAt` (which
+ * fills `into` from the file at `position` and returns the bytes it got, 0 at the end of the
+ * file). `rowOrder`, when present, gives the destination row of each stored row (a q/k
+ * permutation applied as the rows are read).
+ */
+export interface RawSource {
+  file: string;
+  offset: number;
+  length: number;
+  readAt(into: Uint8Array, position: number): number;
+  rowOrder?: Uint32Array;
+}
+
+/** Bytes read per step from a deferred tensor's file: a bounded buffer, never a whole tensor. */
+const FILL_CHUNK = 4 << 20;
+/** The buffer permuted rows go through, shared by every fill (at most FILL_CHUNK bytes). */
+let bounceBuf = new Uint8Array(0);
+
+/**
+ * Read a deferred tensor's bytes into `into` (its length), in chunks of at most 4 MiB, each
+ * straight into place; rows a permutation moves go through one chunk-sized buffer. A file that
+ * ends early is a TruncatedError naming the tensor.
+ */
+export function fillFromSource(t: RawTensor, into: Uint8Array): void {
+  const src = t.source!;
+  if (into.length !== src.length) throw new TensorError(src.file, t.name, `${src.length} bytes do not fit ${into.length}`);
+  const order = src.rowOrder;
+  const rowBytes = order ? src.length / order.length : 0;
+  const step = order ? Math.max(1, Math.floor(FILL_CHUNK / rowBytes)) * rowBytes : FILL_CHUNK;
+  if (order && bounceBuf.length < Math.min(step, src.length)) bounceBuf = new Uint8Array(Math.min(step, src.length));
+  const bounce = order ? bounceBuf : null;
+  let done = 0;
+  while (done < src.length) {
+    const n = Math.min(step, src.length - done);
+    const buf = bounce ? bounce.subarray(0, n) : into.subarray(done, done + n);
+    for (let got = 0; got < n;) {
+      const r = src.readAt(buf.subarray(got), src.offset + done + got);
+      if (r === 0) throw new TruncatedError(src.file, `tensor '${t.name}'`, src.offset, src.length, src.offset + done + got);
+      got += r;
+    }
+    if (bounce && order) {
+      for (let row = done / rowBytes, o = 0; o < n; row++, o += rowBytes) into.set(bounce.subarray(o, o + rowBytes), order[row] * rowBytes);
+    }
+    done += n;
+  }
+}
+
+/**
+ * A RawTensor whose bytes stay in the file until asked for: `data` reads them (once, kept), a
+ * loader that knows `source` reads them straight into their destination with fillFromSource.
+ * `source` is not enumerable, so a spread copy is an ordinary tensor (its bytes read).
+ */
+export function deferredTensor(name: string, dtype: RawDType, shape: number[], source: RawSource): RawTensor {
+  let data: Uint8Array | null = null;
+  const t: RawTensor = {
+    name, dtype, shape,
+    get data(): Uint8Array {
+      if (!data) { const d = new Uint8Array(source.length); fillFromSource(t, d); data = d; }
+      return data;
+    },
+  };
+  // Not enumerable: a spread ({ ...t, data: changed }) makes an ordinary tensor of the bytes, never
+  // one that a loader would fill from the file instead of from its data.
+  Object.defineProperty(t, 'source', { value: source, enumerable: false });
+  return t;
+}
+
+/** `t` under another name, still deferred when it was (a spread would read its bytes). */
+export function renamedTensor(t: RawTensor, name: string): RawTensor {
+  return t.source ? deferredTensor(name, t.dtype, [...t.shape], t.source) : { ...t, name };
 }
 
 /** Bytes per element (for block types: per block, see blockSize). */
@@ -244,23 +322,51 @@ export function float32Values(t: RawTensor, file = '<memory>'): Float32Array {
   return toFloat32(t, file);
 }
 
+/** A weight loadStateDict fills in place: `fill` writes its bytes (f32 values, or `dtype` blocks) into the parameter's heap bytes. */
+export interface FillEntry { shape: number[]; dtype: 'f32' | QuantDType; fill(dst: Uint8Array): void }
+type StateEntry = { shape: number[]; data: Float32Array } | { shape: number[]; blocks: Uint8Array; dtype: QuantDType } | FillEntry;
+
 /**
  * A name → f32 values map of raw tensors for Module.loadStateDict (host memory, views where
  * possible); Q8_0 tensors named in keepQ8_0 come as their blocks instead. Weights holding NaN or ±Inf are refused (a NonFiniteWeightError naming the tensor and
- * the first bad element) unless allowNonFinite (or setAllowNonFinite) says otherwise.
+ * the first bad element) unless allowNonFinite (or setAllowNonFinite) says otherwise. A deferred
+ * tensor (RawTensor.source) comes as a FillEntry: its bytes are read from the file straight into
+ * the parameter (converted through a buffer of that one tensor when the types differ) and scanned
+ * there for non-finite values; `checked` says the other tensors were scanned already.
  */
-export function f32StateDict(tensors: readonly RawTensor[], file = '<memory>', opts: FiniteOptions & { keepQ8_0?: ReadonlySet<string>; keepQuantized?: ReadonlySet<string> } = {}): Record<string, { shape: number[]; data: Float32Array } | { shape: number[]; blocks: Uint8Array; dtype: QuantDType }> {
-  checkFiniteTensors(tensors, file, opts);
-  const sd: Record<string, { shape: number[]; data: Float32Array } | { shape: number[]; blocks: Uint8Array; dtype: QuantDType }> = {};
+export function f32StateDict(tensors: readonly RawTensor[], file = '<memory>', opts: FiniteOptions & { keepQ8_0?: ReadonlySet<string>; keepQuantized?: ReadonlySet<string>; checked?: boolean } = {}): Record<string, StateEntry> {
+  if (!opts.checked) checkFiniteTensors(tensors.filter((t) => !t.source), file, opts);
+  const sd: Record<string, StateEntry> = {};
   for (const t of tensors) {
     // Quantised (or F16/BF16) weights the model keeps as they are (keepQuantized, or keepQ8_0 for
     // Q8_0 ones): their blocks as stored, not dequantised.
-    if (isKeptRaw(t.dtype) && (opts.keepQuantized?.has(t.name) || (t.dtype === 'Q8_0' && opts.keepQ8_0?.has(t.name)))) {
+    const keep = isKeptRaw(t.dtype) && !!(opts.keepQuantized?.has(t.name) || (t.dtype === 'Q8_0' && opts.keepQ8_0?.has(t.name)));
+    if (t.source) sd[t.name] = fillEntry(t, file, keep, opts);
+    else if (keep) {
       checkRawTensor(t, file);
-      sd[t.name] = { shape: [...t.shape], blocks: t.data, dtype: KEPT_RAW[t.dtype] };
+      sd[t.name] = { shape: [...t.shape], blocks: t.data, dtype: KEPT_RAW[t.dtype as 'Q8_0'] };
     } else sd[t.name] = { shape: [...t.shape], data: float32Values(t, file) };
   }
   return sd;
+}
+
+/** The FillEntry of a deferred tensor: its blocks as stored (keep), its F32 bytes as they are, else converted to f32 through a buffer of its own bytes. */
+function fillEntry(t: RawTensor, file: string, keep: boolean, opts: FiniteOptions): FillEntry {
+  byteSize(t.dtype, t.shape, file, t.name);
+  const scan = (raw: Uint8Array) => checkFiniteTensors([{ name: t.name, dtype: t.dtype, shape: t.shape, data: raw }], file, opts);
+  if (keep || t.dtype === 'F32') {
+    return { shape: [...t.shape], dtype: keep ? KEPT_RAW[t.dtype as 'Q8_0'] : 'f32', fill(dst) { fillFromSource(t, dst); scan(dst); } };
+  }
+  return {
+    shape: [...t.shape], dtype: 'f32',
+    fill(dst) {
+      const raw = new Uint8Array(t.source!.length);
+      fillFromSource(t, raw);
+      scan(raw);
+      const values = toFloat32({ name: t.name, dtype: t.dtype, shape: t.shape, data: raw }, file);
+      new Uint8Array(dst.buffer, dst.byteOffset, dst.length).set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+    },
+  };
 }
 
 /** Values of a float or integer tensor as f32 (exact for F32/F16/BF16/Q8_0; rounded for F64/I64…). */

@@ -8,9 +8,9 @@
 // an HF Linear weight [out, in] is stored with ne = [in, out]. RawTensor.shape here is always
 // row-major; the reader and writer reverse.
 import type { FileHandle } from 'node:fs/promises';
-import { ByteReader, openRegularFile, parsePrefix, readExactly, writeAll, writeAtomic } from './bytes.js';
+import { ByteReader, openRegularFile, parsePrefix, readExactly, syncRangeReader, writeAll, writeAtomic } from './bytes.js';
 import { FormatError, TensorError, TruncatedError, UnsupportedDTypeError } from './errors.js';
-import { byteSizeOrError, checkRawTensor } from './dtypes.js';
+import { byteSizeOrError, checkRawTensor, deferredTensor } from './dtypes.js';
 import type { RawDType, RawTensor } from './dtypes.js';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
@@ -240,15 +240,20 @@ export function parseGgufHeader(prefix: Uint8Array, fileSize: number, file: stri
 /** An open GGUF file (or buffer): header parsed and validated, tensors read on demand. */
 export class GgufFile {
   private readonly byName: Map<string, GgufTensorInfo>;
-  private constructor(readonly file: string, readonly header: GgufHeader, private readonly fh: FileHandle | null, private readonly buf: Uint8Array | null) {
+  private constructor(readonly file: string, readonly header: GgufHeader, private readonly fh: FileHandle | null, private readonly buf: Uint8Array | null, private readonly deferred = false) {
     this.byName = new Map(header.tensors.map((t) => [t.name, t]));
   }
 
-  static async open(path: string): Promise<GgufFile> {
+  /**
+   * Open a file: the header is read and checked now, tensors when read. `deferred`: read() gives
+   * tensors whose bytes stay in the file (RawTensor.source) until a loader reads them straight
+   * into its heap, or `data` is asked for.
+   */
+  static async open(path: string, opts: { deferred?: boolean } = {}): Promise<GgufFile> {
     const { fh, size } = await openRegularFile(path);
     try {
       const header = await parsePrefix(fh, size, (p) => parseGgufHeader(p, size, path), 4 << 20);
-      return new GgufFile(path, header, fh, null);
+      return new GgufFile(path, header, fh, null, opts.deferred ?? false);
     } catch (e) {
       await fh.close();
       throw e;
@@ -274,6 +279,7 @@ export class GgufFile {
     const dtype = GGML_BY_ID.get(t.ggmlType)!.dtype;
     if (!dtype) throw new UnsupportedDTypeError(this.file, name, t.typeName, 'tslm reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K, Q6_K, F64 and integer tensors');
     const at = this.header.dataStart + t.offset;
+    if (this.deferred && !this.buf) return deferredTensor(name, dtype, [...t.shape], { file: this.file, offset: at, length: t.nbytes, readAt: syncRangeReader(this.file) });
     let data: Uint8Array;
     if (this.buf) data = this.buf.subarray(at, at + t.nbytes);
     else {

@@ -201,9 +201,9 @@ export function shortF32(x: number): number {
   return x;
 }
 
-/** Open a GGUF from a path (lazy reads) or from bytes in memory (named `label` in errors). */
-export async function openGguf(src: string | Uint8Array, label?: string): Promise<GgufFile> {
-  return typeof src === 'string' ? GgufFile.open(src) : GgufFile.fromBuffer(src, label);
+/** Open a GGUF from a path (lazy reads; `deferred`: see GgufFile.open) or from bytes in memory (named `label` in errors). */
+export async function openGguf(src: string | Uint8Array, label?: string, opts: { deferred?: boolean } = {}): Promise<GgufFile> {
+  return typeof src === 'string' ? GgufFile.open(src, opts) : GgufFile.fromBuffer(src, label);
 }
 
 /**

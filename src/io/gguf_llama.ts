@@ -4,7 +4,7 @@
 // converter keeps 1-D tensors); matrices are F32, F16, BF16 or Q8_0 (Q8_0 rows that are not
 // whole 32-blocks fall back to F16, as the converter does).
 import { ConfigFieldError, UnexpectedTensorError } from './errors.js';
-import { convertDType } from './dtypes.js';
+import { convertDType, renamedTensor } from './dtypes.js';
 import type { RawTensor } from './dtypes.js';
 import { gv, writeGguf, serializeGguf } from './gguf.js';
 import type { GgufFile, GgufValue } from './gguf.js';
@@ -126,7 +126,7 @@ export async function llamaFromGguf(f: GgufFile, opts: Pick<ReadLlamaGgufOptions
     if (info.name === 'rope_freqs.weight') continue; // llama3 rope scaling factors: not part of the HF weights
     const hf = ggufToHfName(info.name);
     if (!hf) throw new UnexpectedTensorError(f.file, info.name, 'is not a llama tensor');
-    tensors.push({ ...(await f.read(info.name)), name: hf });
+    tensors.push(renamedTensor(await f.read(info.name), hf));
   }
   checkLlamaTensors(f.file, tensors, d);
   tensors.sort((a, b) => hfOrder(a.name, b.name));

@@ -29,10 +29,11 @@ export type ModelGgufCheckpoint =
 /**
  * Read a GGUF model of any supported architecture as an HF config (model_type "llama", "mamba",
  * "mixtral" or "qwen2_moe", also given as `modelType`) + HF-named tensors (q/k in HF rotate-half
- * layout) + tokenizer.
+ * layout) + tokenizer. `deferred` (a path only): the tensors' bytes stay in the file until read
+ * (RawTensor.source), so that loadModel reads them straight into the model's heap.
  */
-export async function readModelGguf(src: string | Uint8Array, opts: { label?: string } = {}): Promise<ModelGgufCheckpoint> {
-  const f = await openGguf(src, opts.label);
+export async function readModelGguf(src: string | Uint8Array, opts: { label?: string; deferred?: boolean } = {}): Promise<ModelGgufCheckpoint> {
+  const f = await openGguf(src, opts.label, { deferred: opts.deferred });
   try {
     const arch = f.get('general.architecture');
     switch (arch) {

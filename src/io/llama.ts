@@ -14,7 +14,7 @@
 import { ConfigFieldError, TensorError } from './errors.js';
 import { overLimit } from '../models/config.js';
 import { brief } from './json.js';
-import { checkTensorShapes } from './dtypes.js';
+import { checkTensorShapes, deferredTensor } from './dtypes.js';
 import type { RawTensor } from './dtypes.js';
 
 export type QKLayout = 'rotate-half' | 'interleaved';
@@ -116,9 +116,24 @@ function permuteRows(t: RawTensor, nHeads: number, toHf: boolean): RawTensor {
   if (t.shape.length !== 2 || rows % (2 * nHeads) !== 0) {
     throw new TensorError('<memory>', t.name, `cannot permute q/k rows: shape [${t.shape.join(', ')}] with ${nHeads} heads`);
   }
-  const rowBytes = t.data.length / rows;
   const headDim = rows / nHeads;
   const half = headDim / 2;
+  if (t.source) {
+    // Deferred: the permutation travels with the tensor and is applied as its rows are read.
+    const to = new Uint32Array(rows); // destination of each row
+    for (let h = 0; h < nHeads; h++) {
+      for (let i = 0; i < half; i++) {
+        for (let j = 0; j < 2; j++) {
+          const meta = h * headDim + 2 * i + j, hf = h * headDim + j * half + i;
+          if (toHf) to[meta] = hf; else to[hf] = meta;
+        }
+      }
+    }
+    const prev = t.source.rowOrder;
+    const rowOrder = prev ? prev.map((r) => to[r]) : to;
+    return deferredTensor(t.name, t.dtype, [...t.shape], { ...t.source, rowOrder });
+  }
+  const rowBytes = t.data.length / rows;
   const out = new Uint8Array(t.data.length);
   for (let h = 0; h < nHeads; h++) {
     for (let i = 0; i < half; i++) {

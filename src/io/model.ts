@@ -65,10 +65,14 @@ export function detectModelFormat(p: string): ModelFormat {
   return 'llama2c';
 }
 
-/** Turn raw (any dtype) HF-named tensors into model weights (already checked for non-finite values): f32, or quantised blocks kept as they are for the names in keep. */
-function loadWeights(model: CausalLM, tensors: RawTensor[], source: string, keep?: ReadonlySet<string>): void {
+/**
+ * Turn raw (any dtype) HF-named tensors into model weights: f32, or quantised blocks kept as they
+ * are for the names in keep. Tensors in memory were checked for non-finite values already; a
+ * deferred one (a GGUF's) is read from the file straight into its parameter and checked there.
+ */
+function loadWeights(model: CausalLM, tensors: RawTensor[], source: string, keep: ReadonlySet<string>, finite: FiniteOptions): void {
   // A tied model has no lm_head; an untied checkpoint of a tied config is an error (strict).
-  model.loadStateDict(f32StateDict(tensors, source, { allowNonFinite: true, keepQuantized: keep }), { source });
+  model.loadStateDict(f32StateDict(tensors, source, { ...finite, checked: true, keepQuantized: keep }), { source });
 }
 
 /** The weights of a dense LLaMA's linear layers and embedding (the ones that stay quantised). */
@@ -185,7 +189,8 @@ export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise
     const beside = path.join(path.dirname(p), 'tokenizer.bin');
     if (!opts.tokenizer && existsSync(beside)) { tok = loadTokenizer(beside); source = { path: beside }; }
   } else {
-    const ck = await readModelGguf(p);
+    // Deferred: each tensor's bytes go from the file straight into the model's heap (no second copy).
+    const ck = await readModelGguf(p, { deferred: true });
     config = ck.config;
     tensors = ck.tensors;
     ggufTok = ck.tokenizer;
@@ -198,7 +203,8 @@ export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise
   // Quantised and 16-bit matrices stay as stored unless widened to f32 (--dtype f32).
   if (opts.dtype !== 'f32') keep = quantizedWeightNames(String(config.model_type ?? 'llama'), tensors);
   // NaN or ±Inf in a weight: refused (naming the tensor) before the model is built, unless allowed.
-  checkFiniteTensors(tensors, format === 'hf' ? weightsFileOf(p) : p, opts);
+  // (A deferred tensor is checked as it is read into the heap; quantising on load reads them all first.)
+  checkFiniteTensors(isQuantizeOnLoad(opts.dtype) ? tensors : tensors.filter((t) => !t.source), format === 'hf' ? weightsFileOf(p) : p, opts);
   if (isQuantizeOnLoad(opts.dtype)) {
     const type = String(config.model_type ?? 'llama');
     if (type !== 'llama') throw new IoError(p, `dtype ${opts.dtype} (quantising on load) is available for dense LLaMA models (model_type llama); this one is ${type}: load it without --dtype`);
@@ -211,7 +217,7 @@ export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise
   try {
     // Quantised weights replace their (never filled) f32 parameters before the file's blocks are copied in.
     const kept = keep.size ? useQuantizedWeights(model, keep) : new Set<string>();
-    loadWeights(model, tensors, p, kept);
+    loadWeights(model, tensors, p, kept, { allowNonFinite: opts.allowNonFinite });
   } catch (e) {
     model.dispose();
     throw e;

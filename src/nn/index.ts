@@ -1,5 +1,5 @@
 export { Module, StateDictError, parameter, withoutInit } from './module.js';
-export type { HostValues, HostBlocks } from './module.js';
+export type { HostValues, HostBlocks, HostFill } from './module.js';
 export { useQuantizedWeights } from './quantized.js';
 export { Linear, Embedding, RMSNorm, LayerNorm, Dropout } from './layers.js';
 export type { InitOptions } from './layers.js';

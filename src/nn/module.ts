@@ -65,7 +65,7 @@ export abstract class Module {
    * bytes): it is copied straight into the parameter, without a temporary tensor in the heap (so
    * loading needs the heap for the model once, not twice).
    */
-  loadStateDict(sd: Record<string, Tensor | HostValues | HostBlocks>, opts: { strict?: boolean; source?: string } = {}): void {
+  loadStateDict(sd: Record<string, Tensor | HostValues | HostBlocks | HostFill>, opts: { strict?: boolean; source?: string } = {}): void {
     const strict = opts.strict ?? true, src = opts.source ? `${opts.source}: ` : '';
     const own = this.stateDict();
     const missing = Object.keys(own).filter((k) => !(k in sd));
@@ -83,6 +83,17 @@ export abstract class Module {
       if (v instanceof Tensor) {
         if (v.dtype !== t.dtype) throw new StateDictError(`${src}tensor ${k} has dtype ${v.dtype}, the model expects ${t.dtype}`);
         copyInto(t, v);
+        continue;
+      }
+      if ('fill' in v) {
+        if (t.dtype !== v.dtype) throw new StateDictError(`${src}tensor ${k} has ${v.dtype === 'f32' ? 'f32 values' : `${v.dtype} blocks`}, the model expects ${t.dtype}`);
+        const bytes = storageBytes(t.size, t.dtype);
+        if (t.isContiguous()) v.fill(H.u8.subarray(t.ptr, t.ptr + bytes));
+        else {
+          const tmp = new Uint8Array(bytes);
+          v.fill(tmp);
+          scope(() => copyInto(t, tensor(new Float32Array(tmp.buffer), [...v.shape])));
+        }
         continue;
       }
       if ('blocks' in v) {
@@ -138,6 +149,12 @@ export abstract class Module {
 export interface HostValues { readonly shape: readonly number[]; readonly data: Float32Array }
 /** A quantised weight's blocks in host memory (ggml's layout of `dtype`, q8_0 when absent; row-major) for loadStateDict: copied as they are. */
 export interface HostBlocks { readonly shape: readonly number[]; readonly blocks: Uint8Array; readonly dtype?: QuantDType }
+
+/**
+ * A weight that writes itself into the parameter's heap bytes (`dtype`: f32 values or quantised
+ * blocks): a loader reading a file straight into place, with no copy of the bytes in host memory.
+ */
+export interface HostFill { readonly shape: readonly number[]; readonly dtype: 'f32' | QuantDType; fill(dst: Uint8Array): void }
 
 /** A parameter: a tensor outside every memory scope, requiring grad. */
 export function parameter(make: () => Tensor): Tensor {
