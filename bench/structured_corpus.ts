@@ -82,6 +82,12 @@ export interface CorpusResult {
   masks: number[];
 }
 
+/** A result as one JSON line of `--record`: its figures without the masks (their count and p99 instead). */
+export function recordLine(r: CorpusResult): string {
+  const { masks, error, ...rest } = r;
+  return JSON.stringify({ ...rest, ...(error !== undefined ? { error: error.split('\n')[0].slice(0, 200) } : {}), ...(r.compileMs !== undefined ? { compileMs: +r.compileMs.toFixed(3) } : {}), nMasks: masks.length, p99: masks.length ? +pct(masks, 99).toFixed(1) : undefined });
+}
+
 /** One schema and its tests. */
 export function runCorpusFile(path: string, tok: HFTokenizer, vocab: TokenVocab, log: (l: string) => void, judgeOf: CorpusOptions['judge'] = ajvJudge, generating = false): CorpusResult {
   const file = basename(path);
