@@ -149,10 +149,10 @@ export class ByteAutomaton {
   readonly K: number;
   private readonly rep: Uint8Array;
   private readonly stateMin: number[] = [];
-  private readonly shapes = new Map<number, Array<{ tops: Int32Array; pidx: Int32Array; result: PlainShape }>>();
-  private readonly scratchPars = new Int32Array(32);
-  private readonly scratchPidx = new Int32Array(32);
-  private readonly scratchTops = new Int32Array(32);
+  private readonly shapes = new Map<number, Array<{ tops: Int32Array; pidx: Int32Array; result: PlainShape | null }>>();
+  private scratchPars = new Int32Array(32);
+  private scratchPidx = new Int32Array(32);
+  private scratchTops = new Int32Array(32);
   /** Per state: successors by the set of its stacks that accept a byte. */
   private readonly succ = new PairMap();
   private seen = new PairMap();
@@ -337,17 +337,27 @@ export class ByteAutomaton {
    */
   plainShape(s: number): PlainShape | null {
     const nodes = this.stateNodes[s];
-    if (nodes.length > 31) return null;
     const pos = this.nodePos.a, par = this.nodePar.a, prog = this.prog, cls = this.cls;
     // Scratch buffers: a shape seen before allocates nothing.
-    const L = nodes.length, pars = this.scratchPars, pidx0 = this.scratchPidx, tops0 = this.scratchTops;
+    const L = nodes.length;
+    if (this.scratchPidx.length < L) { this.scratchPars = new Int32Array(2 * L); this.scratchPidx = new Int32Array(2 * L); this.scratchTops = new Int32Array(2 * L); }
+    const pars = this.scratchPars, pidx0 = this.scratchPidx, tops0 = this.scratchTops;
+    // Parents numbered in order of first appearance (a map when there are many: a state of
+    // thousands of stacks is one of an ambiguous grammar, oneOf over objects).
+    const parMap = L > 32 ? new Map<number, number>() : null;
     let np = 0, h = L;
     for (let i = 0; i < L; i++) {
       const n = nodes[i];
       const p = n === 0 ? -1 : par[n];
-      let k = 0;
-      while (k < np && pars[k] !== p) k++;
-      if (k === np) pars[np++] = p;
+      let k: number;
+      if (parMap !== null) {
+        const got = parMap.get(p);
+        if (got === undefined) { k = np; parMap.set(p, np); pars[np++] = p; } else k = got;
+      } else {
+        k = 0;
+        while (k < np && pars[k] !== p) k++;
+        if (k === np) pars[np++] = p;
+      }
       pidx0[i] = k;
       tops0[i] = n === 0 ? -1 : pos[n];
       h = Math.imul(h ^ tops0[i], 0x9e3779b1) ^ Math.imul(k + 1, 0x85ebca6b) ^ (h >>> 13);
@@ -362,13 +372,23 @@ export class ByteAutomaton {
       }
     }
     const pidx = pidx0.slice(0, L), tops = tops0.slice(0, L);
-    // Byte → bit set of the accepting stacks.
-    const sub = new Int32Array(256);
-    for (let i = 0; i < nodes.length; i++) {
-      if (nodes[i] === 0) continue;
-      const c = cls[symClass(prog[pos[nodes[i]]])];
-      for (let b = 0; b < 256; b++) if (c[b]) sub[b] |= 1 << i;
+    // Byte → bit set of the accepting stacks, a bit per byte class of the grammar (stacks whose
+    // tops share a class accept the same bytes: equal sets of classes are equal sets of stacks),
+    // so that a state of many stacks over few classes has a shape too. Null past 31 classes.
+    const grp = new Int32Array(L), seenCls: number[] = [];
+    for (let i = 0; i < L; i++) {
+      if (nodes[i] === 0) { grp[i] = -1; continue; }
+      const c = symClass(prog[pos[nodes[i]]]);
+      let k = seenCls.indexOf(c);
+      if (k < 0) { if (seenCls.length === 31) { this.noShape(bucket, h, tops, pidx); return null; } k = seenCls.length; seenCls.push(c); }
+      grp[i] = k;
     }
+    const sub = new Int32Array(256);
+    for (let k = 0; k < seenCls.length; k++) {
+      const c = cls[seenCls[k]];
+      for (let b = 0; b < 256; b++) if (c[b]) sub[b] |= 1 << k;
+    }
+    const bit = (i: number): number => (grp[i] < 0 ? 0 : 1 << grp[i]);
     const alphabet = (): Omit<PlainShape, 'sub'> | null => {
       for (let b = 0x80; b < 256; b++) if (sub[b] !== 0) return null;
       const [M, best, rep] = mostCommon(sub, 0, 0x80, true);
@@ -399,7 +419,7 @@ export class ByteAutomaton {
       // strings or sets: a shape seen for the first time allocates little (GC pauses are p99).
       const seeds = (moved: number[]): number[] => {
         const out: number[] = [];
-        for (let j = 0; j < moved.length; j += 2) out.push(prog[moved[j]] === END ? -1 - moved[j + 1] : moved[j] * 32 + moved[j + 1]);
+        for (let j = 0; j < moved.length; j += 2) out.push(prog[moved[j]] === END ? -1 - moved[j + 1] : moved[j] * 65536 + moved[j + 1]);
         out.sort((x, y) => x - y);
         let n = 0;
         for (let j = 0; j < out.length; j++) if (n === 0 || out[n - 1] !== out[j]) out[n++] = out[j];
@@ -407,7 +427,7 @@ export class ByteAutomaton {
         return out;
       };
       const ascii: number[] = [];
-      for (let i = 0; i < nodes.length; i++) if (M & (1 << i)) ascii.push(pos[nodes[i]] + 1, pidx[i]);
+      for (let i = 0; i < nodes.length; i++) if (M & bit(i)) ascii.push(pos[nodes[i]] + 1, pidx[i]);
       const want = seeds(ascii);
       const sameSeeds = (moved: number[]): boolean => {
         const got = seeds(moved);
@@ -419,15 +439,23 @@ export class ByteAutomaton {
       const check = (cur: number[], conts: Array<[number, number]>, k: number): boolean => {
         const lo = conts[k][0], hi = conts[k][1];
         // Which of cur's stacks accept a byte decides where it leads: distinct selections only.
+        // (By class again: a bit per class of cur's stacks.)
+        const cc: number[] = [], cg: number[] = [];
+        for (let j = 0; j < cur.length; j += 2) {
+          const c = symClass(prog[cur[j]]);
+          let k = cc.indexOf(c);
+          if (k < 0) { if (cc.length === 31) return false; k = cc.length; cc.push(c); }
+          cg.push(k);
+        }
         const seen: number[] = [];
         for (let c = lo; c <= hi; c++) {
           let sel = 0;
-          for (let j = 0, q = 0; j < cur.length; j += 2, q++) if (cls[symClass(prog[cur[j]])][c]) sel |= 1 << q;
+          for (let k = 0; k < cc.length; k++) if (cls[cc[k]][c]) sel |= 1 << k;
           if (sel === 0) return false;
           if (seen.includes(sel)) continue;
           seen.push(sel);
           const moved: number[] = [];
-          for (let j = 0, q = 0; j < cur.length; j += 2, q++) if (sel & (1 << q)) moved.push(cur[j] + 1, cur[j + 1]);
+          for (let j = 0, q = 0; j < cur.length; j += 2, q++) if (sel & (1 << cg[q])) moved.push(cur[j] + 1, cur[j + 1]);
           if (k + 1 < conts.length) { if (!pure(moved) || !check(moved, conts, k + 1)) return false; }
           else if (!sameSeeds(moved)) return false;
         }
@@ -440,7 +468,7 @@ export class ByteAutomaton {
           if (seen.includes(sub[b])) continue;
           seen.push(sub[b]);
           const moved: number[] = [];
-          for (let i = 0; i < nodes.length; i++) if (sub[b] & (1 << i)) moved.push(pos[nodes[i]] + 1, pidx[i]);
+          for (let i = 0; i < nodes.length; i++) if (sub[b] & bit(i)) moved.push(pos[nodes[i]] + 1, pidx[i]);
           if (!pure(moved) || !check(moved, conts, 0)) return null;
         }
       }
@@ -449,6 +477,11 @@ export class ByteAutomaton {
     const result = { ...(plain !== null && !(plain.mode === 3 && plain.exc) ? plain : alphabet() ?? plain ?? { mode: 0, exc: null, rep: 0 }), sub };
     if (bucket) bucket.push({ tops, pidx, result }); else this.shapes.set(h, [{ tops, pidx, result }]);
     return result;
+  }
+
+  /** Remembers a shape without one (more than 31 byte classes among its tops). */
+  private noShape(bucket: Array<{ tops: Int32Array; pidx: Int32Array; result: PlainShape | null }> | undefined, h: number, tops: Int32Array, pidx: Int32Array): void {
+    if (bucket) bucket.push({ tops, pidx, result: null }); else this.shapes.set(h, [{ tops, pidx, result: null }]);
   }
 
   /**
@@ -572,7 +605,7 @@ export class ByteAutomaton {
    */
   private closureByStacks(s: number, most: number): number {
     const nodes = this.stateNodes[s];
-    if (nodes.length < 2 || nodes[0] === 0 || nodes.length > 31) return -1;
+    if (nodes.length < 2 || nodes[0] === 0) return -1;
     const pos = this.nodePos.a, par = this.nodePar.a;
     // Stacks by caller: a rule's alternatives are stacks of one frame.
     const groups = new Map<number, number[]>();
@@ -684,18 +717,23 @@ export class ByteAutomaton {
     const queue = [s], seen = new Set<number>(queue);
     this.closureSeen = seen;
     const K = this.K, rep = this.rep;
-    // Per state: each stack's byte class, and the successors found by selection of stacks.
+    // Per state: the byte classes of its stacks (each once: stacks of one class accept the same
+    // bytes), and the successors found by selection of classes.
     const tops: Uint8Array[] = [], keys: number[] = [], succs: number[] = [];
     let max = 0;
     for (let qi = 0; qi < queue.length; qi++) {
       const q = queue[qi], nodes = this.stateNodes[q];
-      if (nodes.length > 31 || (alone && nodes[0] === 0)) return -1;
+      if (alone && nodes[0] === 0) return -1;
       // Read here, not once before the loop: the steps below build stack nodes, and a node
       // table that grows is a new array (a state found by a step has nodes past the old one's end).
       // (prog too: a step may expand a lazy rule, which appends to a new array.)
       const pos = this.nodePos.a, prog = this.prog;
       tops.length = 0;
-      for (const n of nodes) if (n !== 0) tops.push(this.cls[symClass(prog[pos[n]])]);
+      for (const n of nodes) {
+        if (n === 0) continue;
+        const c = this.cls[symClass(prog[pos[n]])];
+        if (!tops.includes(c)) { if (tops.length === 31) return -1; tops.push(c); }
+      }
       for (const e of cl.kill) for (const c of tops) if (c[rep[e]]) return -1;
       // The successor depends only on which stacks accept the byte (as in computeStep): one
       // step per selection, written to the table for the classes that share it.
