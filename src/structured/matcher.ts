@@ -16,7 +16,7 @@
 // shortest completion in bytes, so that a token budget can be honoured by allowing only tokens
 // after which the output can still be closed in the tokens left.
 import type { Grammar } from './grammar.js';
-import { END, PENDING, symClass } from './grammar.js';
+import { END, FREE_KEY_NODE, PENDING, symClass } from './grammar.js';
 import type { TokenVocab } from './vocab.js';
 import { ComplexityError } from './errors.js';
 import type { PlainIndex, Trie } from './plain.js';
@@ -53,11 +53,16 @@ export interface PlainShape {
   /** Mode 4 (an ASCII alphabet, see PlainIndex.alphabetMask): byte → 1 (in the alphabet), 2 (exception), 0 (dead); and the alphabet's key. */
   alpha?: Uint8Array;
   key?: string;
-  /** Byte → bit set of the state's stacks that accept it (bit i: i-th stack). */
+  /** Byte → bit set of the state's stacks that accept it (a bit per byte class of their tops). */
   sub: Int32Array;
+  /** Mode 1 but U+2028 and U+2029 are refused (past a regex '.'). */
+  ls?: boolean;
 }
 
 const numeric = (x: number, y: number): number => x - y;
+
+/** Most states of one frame's plain closure (see ByteAutomaton.closureByStacks). */
+const FRAME_CLOSURE_MOST = 8192;
 
 const commonVals = new Int32Array(256), commonCounts = new Int32Array(256);
 
@@ -436,28 +441,38 @@ export class ByteAutomaton {
         return true;
       };
       const pure = (moved: number[]) => { for (let j = 0; j < moved.length; j += 2) if (prog[moved[j]] >= -1) return false; return true; };
-      const check = (cur: number[], conts: Array<[number, number]>, k: number): boolean => {
+      // U+2028 and U+2029 (E2 80 A8, E2 80 A9) may be refused where every other character leads
+      // on uniformly: a regex '.' leaves them out. The shape says so (`ls`) and the matcher checks
+      // the few tokens that hold them one by one (see TokenMatcher.fill). A selection whose walk
+      // relied on that is not shared with another byte (that would be another character refused).
+      let lsUsed = 0;
+      const check = (cur: number[], conts: Array<[number, number]>, k: number, lead: number, prev: number): boolean => {
         const lo = conts[k][0], hi = conts[k][1];
         // Which of cur's stacks accept a byte decides where it leads: distinct selections only.
         // (By class again: a bit per class of cur's stacks.)
         const cc: number[] = [], cg: number[] = [];
         for (let j = 0; j < cur.length; j += 2) {
           const c = symClass(prog[cur[j]]);
-          let k = cc.indexOf(c);
-          if (k < 0) { if (cc.length === 31) return false; k = cc.length; cc.push(c); }
-          cg.push(k);
+          let g = cc.indexOf(c);
+          if (g < 0) { if (cc.length === 31) return false; g = cc.length; cc.push(c); }
+          cg.push(g);
         }
         const seen: number[] = [];
         for (let c = lo; c <= hi; c++) {
           let sel = 0;
-          for (let k = 0; k < cc.length; k++) if (cls[cc[k]][c]) sel |= 1 << k;
-          if (sel === 0) return false;
+          for (let g = 0; g < cc.length; g++) if (cls[cc[g]][c]) sel |= 1 << g;
+          if (sel === 0) {
+            if (lead === 0xe2 && k === 1 && prev === 0x80 && (c === 0xa8 || c === 0xa9)) { lsUsed++; continue; }
+            return false;
+          }
           if (seen.includes(sel)) continue;
           seen.push(sel);
           const moved: number[] = [];
           for (let j = 0, q = 0; j < cur.length; j += 2, q++) if (sel & (1 << cg[q])) moved.push(cur[j] + 1, cur[j + 1]);
-          if (k + 1 < conts.length) { if (!pure(moved) || !check(moved, conts, k + 1)) return false; }
+          const before = lsUsed;
+          if (k + 1 < conts.length) { if (!pure(moved) || !check(moved, conts, k + 1, lead, c)) return false; }
           else if (!sameSeeds(moved)) return false;
+          if (lsUsed !== before) seen.pop();
         }
         return true;
       };
@@ -469,9 +484,12 @@ export class ByteAutomaton {
           seen.push(sub[b]);
           const moved: number[] = [];
           for (let i = 0; i < nodes.length; i++) if (sub[b] & bit(i)) moved.push(pos[nodes[i]] + 1, pidx[i]);
-          if (!pure(moved) || !check(moved, conts, 0)) return null;
+          const before = lsUsed;
+          if (!pure(moved) || !check(moved, conts, 0, b, -1)) return null;
+          if (lsUsed !== before) seen.pop();
         }
       }
+      if (lsUsed > 0) return { mode: 1, exc, rep, ls: true };
       return { mode: 1, exc, rep };
     })();
     const result = { ...(plain !== null && !(plain.mode === 3 && plain.exc) ? plain : alphabet() ?? plain ?? { mode: 0, exc: null, rep: 0 }), sub };
@@ -613,7 +631,9 @@ export class ByteAutomaton {
     if (groups.size < 2) return -1;
     let best = -1;
     for (const [p, g] of groups) {
-      const st = this.frameClosure(g, most);
+      // A frame's walk is done once per frame (memoised), and the undeclared keys' trie beside
+      // many declared names has a state per prefix of a name: a larger bound than a state's.
+      const st = this.frameClosure(g, Math.max(most, FRAME_CLOSURE_MOST));
       if (!st.clean) return -1;
       if (st.closes >= 0) {
         const bound = st.closes + this.nodeMinLen(p);
@@ -631,6 +651,14 @@ export class ByteAutomaton {
   private frameClosure(positions: number[], most: number): { closes: number; clean: boolean } {
     const key = positions.sort((a, b) => a - b).join(',');
     let r = this.frameClosures.get(key);
+    if (r === undefined && this.freeKeyFrame(positions)) {
+      // A node of an undeclared key's trie: every plain character leads to the free key or to
+      // another node, and after one the key ends in at most 2 bytes (a character and the quote,
+      // where a declared name was just completed).
+      r = { closes: 2, clean: true };
+      this.frameClosures.set(key, r);
+      return r;
+    }
     if (r === undefined) {
       // The stacks alone, returning to a frame of their own (position 1 holds the synthetic
       // start's END, so a return reaches the empty stack: node 0, which both walks refuse).
@@ -658,6 +686,41 @@ export class ByteAutomaton {
       }
     }
     return r;
+  }
+
+  /** Alternative start → its rule, for the rules of undeclared keys' tries (FREE_KEY_NODE), built on first use. */
+  private freeKeyAlts: Map<number, number> | undefined;
+
+  /**
+   * Whether positions are alternatives of one rule of an undeclared key's trie (schema.ts keyTrie)
+   * whose classes, together, accept every plain character and no refused byte: a frame closed
+   * under plain characters (each leads to the free key, `[…]* "`, or to a node's rule, tail-called).
+   */
+  private freeKeyFrame(positions: number[]): boolean {
+    const cl = this.asciiClassLists();
+    if (cl === null) return false;
+    if (this.freeKeyAlts === undefined) {
+      this.freeKeyAlts = new Map();
+      const names = this.grammar.names;
+      for (let r = 0; r < names.length; r++) {
+        const n = names[r];
+        if (n !== FREE_KEY_NODE && !(n.startsWith(FREE_KEY_NODE + '-') && /^\d+$/.test(n.slice(FREE_KEY_NODE.length + 1)))) continue;
+        for (const a of this.grammar.alts(r)) this.freeKeyAlts.set(a, r);
+      }
+    }
+    if (this.freeKeyAlts.size === 0) return false;
+    const prog = this.prog;
+    const rule = this.freeKeyAlts.get(positions[0]);
+    if (rule === undefined) return false;
+    const covered = new Uint8Array(this.K);
+    for (const q of positions) {
+      if (this.freeKeyAlts.get(q) !== rule || prog[q] >= -1) return false;
+      const c = this.cls[symClass(prog[q])];
+      for (const e of cl.kill) if (c[this.rep[e]]) return false;
+      for (const e of cl.plain) if (c[this.rep[e]]) covered[e] = 1;
+    }
+    for (const e of cl.plain) if (!covered[e]) return false;
+    return true;
   }
 
   /** Whether the byte class at grammar position pos accepts every plain character. */
@@ -866,6 +929,8 @@ interface Level {
   /** Mode 4 (ALPHA): the alphabet and its key (null otherwise: every Level has one hidden class). */
   alpha: Uint8Array | null;
   key: string | null;
+  /** MODE_F but U+2028 and U+2029 are refused (see PlainShape.ls): the tokens holding them are checked one by one. */
+  ls?: boolean;
 }
 interface Chain { n: number; dec: boolean; max: number }
 /** Settled levels of mode 4: the alphabet, the exception bytes (4 words of 32 byte bits each), the most bytes a token may take in the alphabet, the largest completion. */
@@ -969,6 +1034,21 @@ export class TokenMatcher {
 
   /** The unbudgeted mask of s; returns an upper bound of the largest shortest-completion over the allowed tokens. */
   private fill(s: number, mask: Uint32Array): number {
+    const max = this.fillLevels(s, mask);
+    if (this.level(s).mode !== MODE_F) return max;
+    // Levels of mode F may refuse U+2028 / U+2029 (PlainShape.ls), which the plain tables count
+    // as plain: the tokens that hold one are decided here, each by the automaton.
+    let m = max;
+    for (const id of this.plain.lineSeparatorTokens) {
+      const t = this.automaton.advanceBytes(s, this.vocab.bytes[id]!);
+      if (t < 0) { mask[id >>> 5] &= ~(1 << (id & 31)); continue; }
+      mask[id >>> 5] |= 1 << (id & 31);
+      m = Math.max(m, this.automaton.minComplete(t));
+    }
+    return m;
+  }
+
+  private fillLevels(s: number, mask: Uint32Array): number {
     const L = this.level(s);
     const v = this.vocab;
     if (L.mode === 0) return this.walk(s, Infinity, mask, v, 0, v.nodes, null, 0, null);
@@ -1099,7 +1179,7 @@ export class TokenMatcher {
       if (freeOK && freeEnd < 0 && !skipOK && (size > FREE_MIN_NODES || (size > FREE_SMALL && this.levels[t] !== undefined))) {
         const L = this.level(t);
         table = A.table;
-        if ((L.mode === MODE_F || L.mode === MODE_A) && L.exc === null && L.next === t) {
+        if ((L.mode === MODE_F || L.mode === MODE_A) && L.exc === null && L.next === t && !L.ls) {
           // t loops on plain characters: the subtree's tokens whose rest is plain are allowed,
           // those whose rest meets a dead byte first are not, the others are walked.
           freeEnd = ns[i]; freeDepth = d; freeWalk = this.plain.maxWalk[L.mode];
@@ -1248,7 +1328,7 @@ export class TokenMatcher {
     if (sh.mode === ALPHA) return { mode: ALPHA, next, exc: null, max: A.minComplete(next), alpha: sh.alpha!, key: sh.key! };
     // Inside a multi-byte character, at most 3 bytes lead to `next`.
     const mc = A.minComplete(next);
-    return { mode: sh.mode, next, exc: sh.exc, max: sh.mode === MODE_F ? mc + 3 : mc, alpha: null, key: null };
+    return { mode: sh.mode, next, exc: sh.exc, max: sh.mode === MODE_F ? mc + 3 : mc, alpha: null, key: null, ls: sh.ls };
   }
 
   /** Uniform levels (no exceptions, one mode) from state t: how many (≤ cap), whether the rest is settled, the largest completion met. */
