@@ -941,6 +941,8 @@ interface AlphaChain extends Chain { exc: Uint8Array }
 const NO_LEVEL: Level = { mode: 0, next: DEAD, exc: null, max: 0, alpha: null, key: null };
 /** Smallest alphabet of mode 4 (a smaller one is cheaper walked than tabled). */
 const ALPHABET_MIN = 20;
+/** Most levels with exceptions followed from a state to a loop, and most tokens holding an exception byte decided one by one (see fillToLoop). */
+const LOOP_LEVELS = 8, LOOP_TOKENS = 3000;
 /** Most uniform levels followed from one state (tokens with more characters are walked). */
 const CHAIN_LIMIT = 256;
 /** Most states of a plain closure (the prefixes of the declared names beside an undeclared key). */
@@ -1090,6 +1092,11 @@ export class TokenMatcher {
       excBytes = null;
     } else {
       const ch = this.tail(L.next, mode);
+      if (!ch.dec) {
+        // Not settled by uniform levels: levels with exceptions up to a loop may settle it.
+        const r = this.fillToLoop(s, L, mask);
+        if (r >= 0) return r;
+      }
       n = Math.min(P.cap[mode], ch.n + 1);
       dec = ch.dec;
       max = Math.max(L.max, ch.max);
@@ -1115,6 +1122,46 @@ export class TokenMatcher {
       if (j >= 0) max = Math.max(max, this.walk(s, Infinity, mask, v, j, v.nodeSkip[j], null, 0, null));
     }
     return max;
+  }
+
+  /**
+   * Levels of one mode from s up to one that loops (x* of a class that leaves out a few ASCII
+   * bytes: a pattern such as ^[^/]+$), each mapping every plain character but its exceptions to
+   * the next: every token of plain characters without an exception byte of any of them is
+   * allowed (it ends in one of them, or the loop), the tokens holding one (few) are decided one by
+   * one, and those that reach a quote or a backslash are walked. Returns the mask's bound, or −1
+   * (mask untouched) where the levels do not reach a loop within LOOP_LEVELS or hold too many
+   * exception tokens.
+   */
+  private fillToLoop(s: number, L: Level, mask: Uint32Array): number {
+    const P = this.plain, A = this.automaton, v = this.vocab, W = this.words, mode = L.mode;
+    const exc = new Set<number>();
+    let cur = s, C = L, max = 0;
+    for (let k = 0; ; k++) {
+      if (C.mode !== mode || k > LOOP_LEVELS) return -1;
+      if (C.exc) for (const e of C.exc) exc.add(e);
+      if (C.max > max) max = C.max;
+      if (C.next === cur) break;
+      if (C.next < 0) return -1;
+      cur = C.next;
+      C = this.level(cur);
+    }
+    let count = 0;
+    for (const e of exc) count += P.tokensWith(e).length;
+    if (count > LOOP_TOKENS) return -1;
+    const n = P.cap[mode];
+    mask.set(P.cum[mode].subarray(n * W, (n + 1) * W));
+    for (const e of exc) for (const id of P.tokensWith(e)) mask[id >>> 5] &= ~(1 << (id & 31));
+    for (const e of exc) {
+      for (const id of P.tokensWith(e)) {
+        const t = A.advanceBytes(s, v.bytes[id]!);
+        if (t < 0) continue;
+        mask[id >>> 5] |= 1 << (id & 31);
+        if (A.minComplete(t) > max) max = A.minComplete(t);
+      }
+    }
+    const X = P.walkTrie[mode];
+    return Math.max(max, this.walk(s, Infinity, mask, X, 0, X.nodeByte.length, null, 0, null));
   }
 
   /**
