@@ -985,6 +985,8 @@ export class TokenMatcher {
   private readonly settled: (AlphaSettled | null | undefined)[] = [];
   private readonly chains: (Chain | undefined)[][] = [[], [], []];
   private readonly alphaChains = new Map<string, (AlphaChain | undefined)[]>();
+  /** Whether a level refusing U+2028 / U+2029 has been analysed (PlainShape.ls; see fill). */
+  private lsLevels = false;
 
   /**
    * opts.maskTimeMs: the longest one mask may take to compute (a server keeps a costly grammar
@@ -1037,7 +1039,8 @@ export class TokenMatcher {
   /** The unbudgeted mask of s; returns an upper bound of the largest shortest-completion over the allowed tokens. */
   private fill(s: number, mask: Uint32Array): number {
     const max = this.fillLevels(s, mask);
-    if (this.level(s).mode !== MODE_F) return max;
+    // (Only once a level refusing them exists: other levels of mode F lead them on as any character.)
+    if (!this.lsLevels || this.level(s).mode !== MODE_F) return max;
     // Levels of mode F may refuse U+2028 / U+2029 (PlainShape.ls), which the plain tables count
     // as plain: the tokens that hold one are decided here, each by the automaton.
     let m = max;
@@ -1375,6 +1378,7 @@ export class TokenMatcher {
     if (sh.mode === ALPHA) return { mode: ALPHA, next, exc: null, max: A.minComplete(next), alpha: sh.alpha!, key: sh.key! };
     // Inside a multi-byte character, at most 3 bytes lead to `next`.
     const mc = A.minComplete(next);
+    if (sh.ls) this.lsLevels = true;
     return { mode: sh.mode, next, exc: sh.exc, max: sh.mode === MODE_F ? mc + 3 : mc, alpha: null, key: null, ls: sh.ls };
   }
 
