@@ -39,7 +39,8 @@ tslm bench structured --corpus <dir> [--every K] [--limit N] [--filter TEXT] [--
     compile mean and max, with cold caches per schema (LLaMA-2 32K vocabulary, one thread).
     --slowest N also lists the N slowest compiles and the N worst per-schema p99s; --record FILE
     writes one JSON line per schema (file, status, compile ms, mask count, p99 µs, acceptance
-    counts), to compare two runs schema by schema. Schemas are
+    counts, trie nodes walked and parser states built: work that load does not change), to
+    compare two runs schema by schema. Schemas are
     compiled as \`tslm schema check\` reads them (members in any order); --generating compiles them
     as generation does (additionalProperties 'declared': schema order, declared keys only), for
     the masks a server computes (its acceptance counts then leave out valid undeclared keys).
