@@ -80,6 +80,15 @@ export interface CorpusResult {
   /** Judged by ajv (ajvJudge) where it compiles the schema: valid, accepted; invalid, accepted (unsound); flags ajv disputes. */
   ajv?: { valid: number; validAccepted: number; invalid: number; invalidAccepted: number; disputed: number };
   masks: number[];
+  /** Work the masks did, which load does not change: trie nodes walked (TokenMatcher.stats) and parser states built. */
+  walked?: number;
+  states?: number;
+}
+
+/** A result as one JSON line of `--record`: its figures without the masks (their count and p99 instead). */
+export function recordLine(r: CorpusResult): string {
+  const { masks, error, ...rest } = r;
+  return JSON.stringify({ ...rest, ...(error !== undefined ? { error: error.split('\n')[0].slice(0, 200) } : {}), ...(r.compileMs !== undefined ? { compileMs: +r.compileMs.toFixed(3) } : {}), nMasks: masks.length, p99: masks.length ? +pct(masks, 99).toFixed(1) : undefined });
 }
 
 /** One schema and its tests. */
@@ -129,6 +138,8 @@ export function runCorpusFile(path: string, tok: HFTokenizer, vocab: TokenVocab,
       if (v) { r.ajv.valid++; if (ok) r.ajv.validAccepted++; else log(`rejected, valid by ajv: ${file}: ${text.slice(0, 300)}`); } else { r.ajv.invalid++; if (ok) { r.ajv.invalidAccepted++; log(`UNSOUND by ajv ${file}: accepts ${text.slice(0, 300)}`); } }
     }
   }
+  r.walked = m.stats.nodesVisited;
+  r.states = m.automaton.states;
   return r;
 }
 

@@ -14,6 +14,12 @@ export type Sym = number;
 export const END = -1;
 const clsSym = (k: number): Sym => -2 - k;
 export const symClass = (s: Sym): number => -2 - s;
+/**
+ * The name of the rules of an undeclared object key's trie (schema.ts keyTrie: one rule per node,
+ * every alternative a byte class followed by the free key or a node's rule): ByteAutomaton knows
+ * such a frame to be closed under plain characters without walking it.
+ */
+export const FREE_KEY_NODE = 'free-key-node';
 
 const UTF8 = new TextEncoder();
 

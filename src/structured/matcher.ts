@@ -16,7 +16,7 @@
 // shortest completion in bytes, so that a token budget can be honoured by allowing only tokens
 // after which the output can still be closed in the tokens left.
 import type { Grammar } from './grammar.js';
-import { END, PENDING, symClass } from './grammar.js';
+import { END, FREE_KEY_NODE, PENDING, symClass } from './grammar.js';
 import type { TokenVocab } from './vocab.js';
 import { ComplexityError } from './errors.js';
 import type { PlainIndex, Trie } from './plain.js';
@@ -53,11 +53,16 @@ export interface PlainShape {
   /** Mode 4 (an ASCII alphabet, see PlainIndex.alphabetMask): byte → 1 (in the alphabet), 2 (exception), 0 (dead); and the alphabet's key. */
   alpha?: Uint8Array;
   key?: string;
-  /** Byte → bit set of the state's stacks that accept it (bit i: i-th stack). */
+  /** Byte → bit set of the state's stacks that accept it (a bit per byte class of their tops). */
   sub: Int32Array;
+  /** Mode 1 but U+2028 and U+2029 are refused (past a regex '.'). */
+  ls?: boolean;
 }
 
 const numeric = (x: number, y: number): number => x - y;
+
+/** Most states of one frame's plain closure (see ByteAutomaton.closureByStacks). */
+const FRAME_CLOSURE_MOST = 8192;
 
 const commonVals = new Int32Array(256), commonCounts = new Int32Array(256);
 
@@ -149,10 +154,10 @@ export class ByteAutomaton {
   readonly K: number;
   private readonly rep: Uint8Array;
   private readonly stateMin: number[] = [];
-  private readonly shapes = new Map<number, Array<{ tops: Int32Array; pidx: Int32Array; result: PlainShape }>>();
-  private readonly scratchPars = new Int32Array(32);
-  private readonly scratchPidx = new Int32Array(32);
-  private readonly scratchTops = new Int32Array(32);
+  private readonly shapes = new Map<number, Array<{ tops: Int32Array; pidx: Int32Array; result: PlainShape | null }>>();
+  private scratchPars = new Int32Array(32);
+  private scratchPidx = new Int32Array(32);
+  private scratchTops = new Int32Array(32);
   /** Per state: successors by the set of its stacks that accept a byte. */
   private readonly succ = new PairMap();
   private seen = new PairMap();
@@ -337,17 +342,27 @@ export class ByteAutomaton {
    */
   plainShape(s: number): PlainShape | null {
     const nodes = this.stateNodes[s];
-    if (nodes.length > 31) return null;
     const pos = this.nodePos.a, par = this.nodePar.a, prog = this.prog, cls = this.cls;
     // Scratch buffers: a shape seen before allocates nothing.
-    const L = nodes.length, pars = this.scratchPars, pidx0 = this.scratchPidx, tops0 = this.scratchTops;
+    const L = nodes.length;
+    if (this.scratchPidx.length < L) { this.scratchPars = new Int32Array(2 * L); this.scratchPidx = new Int32Array(2 * L); this.scratchTops = new Int32Array(2 * L); }
+    const pars = this.scratchPars, pidx0 = this.scratchPidx, tops0 = this.scratchTops;
+    // Parents numbered in order of first appearance (a map when there are many: a state of
+    // thousands of stacks is one of an ambiguous grammar, oneOf over objects).
+    const parMap = L > 32 ? new Map<number, number>() : null;
     let np = 0, h = L;
     for (let i = 0; i < L; i++) {
       const n = nodes[i];
       const p = n === 0 ? -1 : par[n];
-      let k = 0;
-      while (k < np && pars[k] !== p) k++;
-      if (k === np) pars[np++] = p;
+      let k: number;
+      if (parMap !== null) {
+        const got = parMap.get(p);
+        if (got === undefined) { k = np; parMap.set(p, np); pars[np++] = p; } else k = got;
+      } else {
+        k = 0;
+        while (k < np && pars[k] !== p) k++;
+        if (k === np) pars[np++] = p;
+      }
       pidx0[i] = k;
       tops0[i] = n === 0 ? -1 : pos[n];
       h = Math.imul(h ^ tops0[i], 0x9e3779b1) ^ Math.imul(k + 1, 0x85ebca6b) ^ (h >>> 13);
@@ -362,13 +377,23 @@ export class ByteAutomaton {
       }
     }
     const pidx = pidx0.slice(0, L), tops = tops0.slice(0, L);
-    // Byte → bit set of the accepting stacks.
-    const sub = new Int32Array(256);
-    for (let i = 0; i < nodes.length; i++) {
-      if (nodes[i] === 0) continue;
-      const c = cls[symClass(prog[pos[nodes[i]]])];
-      for (let b = 0; b < 256; b++) if (c[b]) sub[b] |= 1 << i;
+    // Byte → bit set of the accepting stacks, a bit per byte class of the grammar (stacks whose
+    // tops share a class accept the same bytes: equal sets of classes are equal sets of stacks),
+    // so that a state of many stacks over few classes has a shape too. Null past 31 classes.
+    const grp = new Int32Array(L), seenCls: number[] = [];
+    for (let i = 0; i < L; i++) {
+      if (nodes[i] === 0) { grp[i] = -1; continue; }
+      const c = symClass(prog[pos[nodes[i]]]);
+      let k = seenCls.indexOf(c);
+      if (k < 0) { if (seenCls.length === 31) { this.noShape(bucket, h, tops, pidx); return null; } k = seenCls.length; seenCls.push(c); }
+      grp[i] = k;
     }
+    const sub = new Int32Array(256);
+    for (let k = 0; k < seenCls.length; k++) {
+      const c = cls[seenCls[k]];
+      for (let b = 0; b < 256; b++) if (c[b]) sub[b] |= 1 << k;
+    }
+    const bit = (i: number): number => (grp[i] < 0 ? 0 : 1 << grp[i]);
     const alphabet = (): Omit<PlainShape, 'sub'> | null => {
       for (let b = 0x80; b < 256; b++) if (sub[b] !== 0) return null;
       const [M, best, rep] = mostCommon(sub, 0, 0x80, true);
@@ -399,7 +424,7 @@ export class ByteAutomaton {
       // strings or sets: a shape seen for the first time allocates little (GC pauses are p99).
       const seeds = (moved: number[]): number[] => {
         const out: number[] = [];
-        for (let j = 0; j < moved.length; j += 2) out.push(prog[moved[j]] === END ? -1 - moved[j + 1] : moved[j] * 32 + moved[j + 1]);
+        for (let j = 0; j < moved.length; j += 2) out.push(prog[moved[j]] === END ? -1 - moved[j + 1] : moved[j] * 65536 + moved[j + 1]);
         out.sort((x, y) => x - y);
         let n = 0;
         for (let j = 0; j < out.length; j++) if (n === 0 || out[n - 1] !== out[j]) out[n++] = out[j];
@@ -407,7 +432,7 @@ export class ByteAutomaton {
         return out;
       };
       const ascii: number[] = [];
-      for (let i = 0; i < nodes.length; i++) if (M & (1 << i)) ascii.push(pos[nodes[i]] + 1, pidx[i]);
+      for (let i = 0; i < nodes.length; i++) if (M & bit(i)) ascii.push(pos[nodes[i]] + 1, pidx[i]);
       const want = seeds(ascii);
       const sameSeeds = (moved: number[]): boolean => {
         const got = seeds(moved);
@@ -416,20 +441,38 @@ export class ByteAutomaton {
         return true;
       };
       const pure = (moved: number[]) => { for (let j = 0; j < moved.length; j += 2) if (prog[moved[j]] >= -1) return false; return true; };
-      const check = (cur: number[], conts: Array<[number, number]>, k: number): boolean => {
+      // U+2028 and U+2029 (E2 80 A8, E2 80 A9) may be refused where every other character leads
+      // on uniformly: a regex '.' leaves them out. The shape says so (`ls`) and the matcher checks
+      // the few tokens that hold them one by one (see TokenMatcher.fill). A selection whose walk
+      // relied on that is not shared with another byte (that would be another character refused).
+      let lsUsed = 0;
+      const check = (cur: number[], conts: Array<[number, number]>, k: number, lead: number, prev: number): boolean => {
         const lo = conts[k][0], hi = conts[k][1];
         // Which of cur's stacks accept a byte decides where it leads: distinct selections only.
+        // (By class again: a bit per class of cur's stacks.)
+        const cc: number[] = [], cg: number[] = [];
+        for (let j = 0; j < cur.length; j += 2) {
+          const c = symClass(prog[cur[j]]);
+          let g = cc.indexOf(c);
+          if (g < 0) { if (cc.length === 31) return false; g = cc.length; cc.push(c); }
+          cg.push(g);
+        }
         const seen: number[] = [];
         for (let c = lo; c <= hi; c++) {
           let sel = 0;
-          for (let j = 0, q = 0; j < cur.length; j += 2, q++) if (cls[symClass(prog[cur[j]])][c]) sel |= 1 << q;
-          if (sel === 0) return false;
+          for (let g = 0; g < cc.length; g++) if (cls[cc[g]][c]) sel |= 1 << g;
+          if (sel === 0) {
+            if (lead === 0xe2 && k === 1 && prev === 0x80 && (c === 0xa8 || c === 0xa9)) { lsUsed++; continue; }
+            return false;
+          }
           if (seen.includes(sel)) continue;
           seen.push(sel);
           const moved: number[] = [];
-          for (let j = 0, q = 0; j < cur.length; j += 2, q++) if (sel & (1 << q)) moved.push(cur[j] + 1, cur[j + 1]);
-          if (k + 1 < conts.length) { if (!pure(moved) || !check(moved, conts, k + 1)) return false; }
+          for (let j = 0, q = 0; j < cur.length; j += 2, q++) if (sel & (1 << cg[q])) moved.push(cur[j] + 1, cur[j + 1]);
+          const before = lsUsed;
+          if (k + 1 < conts.length) { if (!pure(moved) || !check(moved, conts, k + 1, lead, c)) return false; }
           else if (!sameSeeds(moved)) return false;
+          if (lsUsed !== before) seen.pop();
         }
         return true;
       };
@@ -440,15 +483,23 @@ export class ByteAutomaton {
           if (seen.includes(sub[b])) continue;
           seen.push(sub[b]);
           const moved: number[] = [];
-          for (let i = 0; i < nodes.length; i++) if (sub[b] & (1 << i)) moved.push(pos[nodes[i]] + 1, pidx[i]);
-          if (!pure(moved) || !check(moved, conts, 0)) return null;
+          for (let i = 0; i < nodes.length; i++) if (sub[b] & bit(i)) moved.push(pos[nodes[i]] + 1, pidx[i]);
+          const before = lsUsed;
+          if (!pure(moved) || !check(moved, conts, 0, b, -1)) return null;
+          if (lsUsed !== before) seen.pop();
         }
       }
+      if (lsUsed > 0) return { mode: 1, exc, rep, ls: true };
       return { mode: 1, exc, rep };
     })();
     const result = { ...(plain !== null && !(plain.mode === 3 && plain.exc) ? plain : alphabet() ?? plain ?? { mode: 0, exc: null, rep: 0 }), sub };
     if (bucket) bucket.push({ tops, pidx, result }); else this.shapes.set(h, [{ tops, pidx, result }]);
     return result;
+  }
+
+  /** Remembers a shape without one (more than 31 byte classes among its tops). */
+  private noShape(bucket: Array<{ tops: Int32Array; pidx: Int32Array; result: PlainShape | null }> | undefined, h: number, tops: Int32Array, pidx: Int32Array): void {
+    if (bucket) bucket.push({ tops, pidx, result: null }); else this.shapes.set(h, [{ tops, pidx, result: null }]);
   }
 
   /**
@@ -572,7 +623,7 @@ export class ByteAutomaton {
    */
   private closureByStacks(s: number, most: number): number {
     const nodes = this.stateNodes[s];
-    if (nodes.length < 2 || nodes[0] === 0 || nodes.length > 31) return -1;
+    if (nodes.length < 2 || nodes[0] === 0) return -1;
     const pos = this.nodePos.a, par = this.nodePar.a;
     // Stacks by caller: a rule's alternatives are stacks of one frame.
     const groups = new Map<number, number[]>();
@@ -580,7 +631,9 @@ export class ByteAutomaton {
     if (groups.size < 2) return -1;
     let best = -1;
     for (const [p, g] of groups) {
-      const st = this.frameClosure(g, most);
+      // A frame's walk is done once per frame (memoised), and the undeclared keys' trie beside
+      // many declared names has a state per prefix of a name: a larger bound than a state's.
+      const st = this.frameClosure(g, Math.max(most, FRAME_CLOSURE_MOST));
       if (!st.clean) return -1;
       if (st.closes >= 0) {
         const bound = st.closes + this.nodeMinLen(p);
@@ -598,6 +651,14 @@ export class ByteAutomaton {
   private frameClosure(positions: number[], most: number): { closes: number; clean: boolean } {
     const key = positions.sort((a, b) => a - b).join(',');
     let r = this.frameClosures.get(key);
+    if (r === undefined && this.freeKeyFrame(positions)) {
+      // A node of an undeclared key's trie: every plain character leads to the free key or to
+      // another node, and after one the key ends in at most 2 bytes (a character and the quote,
+      // where a declared name was just completed).
+      r = { closes: 2, clean: true };
+      this.frameClosures.set(key, r);
+      return r;
+    }
     if (r === undefined) {
       // The stacks alone, returning to a frame of their own (position 1 holds the synthetic
       // start's END, so a return reaches the empty stack: node 0, which both walks refuse).
@@ -625,6 +686,41 @@ export class ByteAutomaton {
       }
     }
     return r;
+  }
+
+  /** Alternative start → its rule, for the rules of undeclared keys' tries (FREE_KEY_NODE), built on first use. */
+  private freeKeyAlts: Map<number, number> | undefined;
+
+  /**
+   * Whether positions are alternatives of one rule of an undeclared key's trie (schema.ts keyTrie)
+   * whose classes, together, accept every plain character and no refused byte: a frame closed
+   * under plain characters (each leads to the free key, `[…]* "`, or to a node's rule, tail-called).
+   */
+  private freeKeyFrame(positions: number[]): boolean {
+    const cl = this.asciiClassLists();
+    if (cl === null) return false;
+    if (this.freeKeyAlts === undefined) {
+      this.freeKeyAlts = new Map();
+      const names = this.grammar.names;
+      for (let r = 0; r < names.length; r++) {
+        const n = names[r];
+        if (n !== FREE_KEY_NODE && !(n.startsWith(FREE_KEY_NODE + '-') && /^\d+$/.test(n.slice(FREE_KEY_NODE.length + 1)))) continue;
+        for (const a of this.grammar.alts(r)) this.freeKeyAlts.set(a, r);
+      }
+    }
+    if (this.freeKeyAlts.size === 0) return false;
+    const prog = this.prog;
+    const rule = this.freeKeyAlts.get(positions[0]);
+    if (rule === undefined) return false;
+    const covered = new Uint8Array(this.K);
+    for (const q of positions) {
+      if (this.freeKeyAlts.get(q) !== rule || prog[q] >= -1) return false;
+      const c = this.cls[symClass(prog[q])];
+      for (const e of cl.kill) if (c[this.rep[e]]) return false;
+      for (const e of cl.plain) if (c[this.rep[e]]) covered[e] = 1;
+    }
+    for (const e of cl.plain) if (!covered[e]) return false;
+    return true;
   }
 
   /** Whether the byte class at grammar position pos accepts every plain character. */
@@ -684,18 +780,23 @@ export class ByteAutomaton {
     const queue = [s], seen = new Set<number>(queue);
     this.closureSeen = seen;
     const K = this.K, rep = this.rep;
-    // Per state: each stack's byte class, and the successors found by selection of stacks.
+    // Per state: the byte classes of its stacks (each once: stacks of one class accept the same
+    // bytes), and the successors found by selection of classes.
     const tops: Uint8Array[] = [], keys: number[] = [], succs: number[] = [];
     let max = 0;
     for (let qi = 0; qi < queue.length; qi++) {
       const q = queue[qi], nodes = this.stateNodes[q];
-      if (nodes.length > 31 || (alone && nodes[0] === 0)) return -1;
+      if (alone && nodes[0] === 0) return -1;
       // Read here, not once before the loop: the steps below build stack nodes, and a node
       // table that grows is a new array (a state found by a step has nodes past the old one's end).
       // (prog too: a step may expand a lazy rule, which appends to a new array.)
       const pos = this.nodePos.a, prog = this.prog;
       tops.length = 0;
-      for (const n of nodes) if (n !== 0) tops.push(this.cls[symClass(prog[pos[n]])]);
+      for (const n of nodes) {
+        if (n === 0) continue;
+        const c = this.cls[symClass(prog[pos[n]])];
+        if (!tops.includes(c)) { if (tops.length === 31) return -1; tops.push(c); }
+      }
       for (const e of cl.kill) for (const c of tops) if (c[rep[e]]) return -1;
       // The successor depends only on which stacks accept the byte (as in computeStep): one
       // step per selection, written to the table for the classes that share it.
@@ -828,6 +929,8 @@ interface Level {
   /** Mode 4 (ALPHA): the alphabet and its key (null otherwise: every Level has one hidden class). */
   alpha: Uint8Array | null;
   key: string | null;
+  /** MODE_F but U+2028 and U+2029 are refused (see PlainShape.ls): the tokens holding them are checked one by one. */
+  ls?: boolean;
 }
 interface Chain { n: number; dec: boolean; max: number }
 /** Settled levels of mode 4: the alphabet, the exception bytes (4 words of 32 byte bits each), the most bytes a token may take in the alphabet, the largest completion. */
@@ -838,6 +941,8 @@ interface AlphaChain extends Chain { exc: Uint8Array }
 const NO_LEVEL: Level = { mode: 0, next: DEAD, exc: null, max: 0, alpha: null, key: null };
 /** Smallest alphabet of mode 4 (a smaller one is cheaper walked than tabled). */
 const ALPHABET_MIN = 20;
+/** Most levels with exceptions followed from a state to a loop, and most tokens holding an exception byte decided one by one (see fillToLoop). */
+const LOOP_LEVELS = 8, LOOP_TOKENS = 3000;
 /** Most uniform levels followed from one state (tokens with more characters are walked). */
 const CHAIN_LIMIT = 256;
 /** Most states of a plain closure (the prefixes of the declared names beside an undeclared key). */
@@ -880,6 +985,8 @@ export class TokenMatcher {
   private readonly settled: (AlphaSettled | null | undefined)[] = [];
   private readonly chains: (Chain | undefined)[][] = [[], [], []];
   private readonly alphaChains = new Map<string, (AlphaChain | undefined)[]>();
+  /** Whether a level refusing U+2028 / U+2029 has been analysed (PlainShape.ls; see fill). */
+  private lsLevels = false;
 
   /**
    * opts.maskTimeMs: the longest one mask may take to compute (a server keeps a costly grammar
@@ -931,6 +1038,22 @@ export class TokenMatcher {
 
   /** The unbudgeted mask of s; returns an upper bound of the largest shortest-completion over the allowed tokens. */
   private fill(s: number, mask: Uint32Array): number {
+    const max = this.fillLevels(s, mask);
+    // (Only once a level refusing them exists: other levels of mode F lead them on as any character.)
+    if (!this.lsLevels || this.level(s).mode !== MODE_F) return max;
+    // Levels of mode F may refuse U+2028 / U+2029 (PlainShape.ls), which the plain tables count
+    // as plain: the tokens that hold one are decided here, each by the automaton.
+    let m = max;
+    for (const id of this.plain.lineSeparatorTokens) {
+      const t = this.automaton.advanceBytes(s, this.vocab.bytes[id]!);
+      if (t < 0) { mask[id >>> 5] &= ~(1 << (id & 31)); continue; }
+      mask[id >>> 5] |= 1 << (id & 31);
+      m = Math.max(m, this.automaton.minComplete(t));
+    }
+    return m;
+  }
+
+  private fillLevels(s: number, mask: Uint32Array): number {
     const L = this.level(s);
     const v = this.vocab;
     if (L.mode === 0) return this.walk(s, Infinity, mask, v, 0, v.nodes, null, 0, null);
@@ -972,6 +1095,11 @@ export class TokenMatcher {
       excBytes = null;
     } else {
       const ch = this.tail(L.next, mode);
+      if (!ch.dec) {
+        // Not settled by uniform levels: levels with exceptions up to a loop may settle it.
+        const r = this.fillToLoop(s, L, mask);
+        if (r >= 0) return r;
+      }
       n = Math.min(P.cap[mode], ch.n + 1);
       dec = ch.dec;
       max = Math.max(L.max, ch.max);
@@ -997,6 +1125,46 @@ export class TokenMatcher {
       if (j >= 0) max = Math.max(max, this.walk(s, Infinity, mask, v, j, v.nodeSkip[j], null, 0, null));
     }
     return max;
+  }
+
+  /**
+   * Levels of one mode from s up to one that loops (x* of a class that leaves out a few ASCII
+   * bytes: a pattern such as ^[^/]+$), each mapping every plain character but its exceptions to
+   * the next: every token of plain characters without an exception byte of any of them is
+   * allowed (it ends in one of them, or the loop), the tokens holding one (few) are decided one by
+   * one, and those that reach a quote or a backslash are walked. Returns the mask's bound, or −1
+   * (mask untouched) where the levels do not reach a loop within LOOP_LEVELS or hold too many
+   * exception tokens.
+   */
+  private fillToLoop(s: number, L: Level, mask: Uint32Array): number {
+    const P = this.plain, A = this.automaton, v = this.vocab, W = this.words, mode = L.mode;
+    const exc = new Set<number>();
+    let cur = s, C = L, max = 0;
+    for (let k = 0; ; k++) {
+      if (C.mode !== mode || k > LOOP_LEVELS) return -1;
+      if (C.exc) for (const e of C.exc) exc.add(e);
+      if (C.max > max) max = C.max;
+      if (C.next === cur) break;
+      if (C.next < 0) return -1;
+      cur = C.next;
+      C = this.level(cur);
+    }
+    let count = 0;
+    for (const e of exc) count += P.tokensWith(e).length;
+    if (count > LOOP_TOKENS) return -1;
+    const n = P.cap[mode];
+    mask.set(P.cum[mode].subarray(n * W, (n + 1) * W));
+    for (const e of exc) for (const id of P.tokensWith(e)) mask[id >>> 5] &= ~(1 << (id & 31));
+    for (const e of exc) {
+      for (const id of P.tokensWith(e)) {
+        const t = A.advanceBytes(s, v.bytes[id]!);
+        if (t < 0) continue;
+        mask[id >>> 5] |= 1 << (id & 31);
+        if (A.minComplete(t) > max) max = A.minComplete(t);
+      }
+    }
+    const X = P.walkTrie[mode];
+    return Math.max(max, this.walk(s, Infinity, mask, X, 0, X.nodeByte.length, null, 0, null));
   }
 
   /**
@@ -1061,7 +1229,7 @@ export class TokenMatcher {
       if (freeOK && freeEnd < 0 && !skipOK && (size > FREE_MIN_NODES || (size > FREE_SMALL && this.levels[t] !== undefined))) {
         const L = this.level(t);
         table = A.table;
-        if ((L.mode === MODE_F || L.mode === MODE_A) && L.exc === null && L.next === t) {
+        if ((L.mode === MODE_F || L.mode === MODE_A) && L.exc === null && L.next === t && !L.ls) {
           // t loops on plain characters: the subtree's tokens whose rest is plain are allowed,
           // those whose rest meets a dead byte first are not, the others are walked.
           freeEnd = ns[i]; freeDepth = d; freeWalk = this.plain.maxWalk[L.mode];
@@ -1210,7 +1378,8 @@ export class TokenMatcher {
     if (sh.mode === ALPHA) return { mode: ALPHA, next, exc: null, max: A.minComplete(next), alpha: sh.alpha!, key: sh.key! };
     // Inside a multi-byte character, at most 3 bytes lead to `next`.
     const mc = A.minComplete(next);
-    return { mode: sh.mode, next, exc: sh.exc, max: sh.mode === MODE_F ? mc + 3 : mc, alpha: null, key: null };
+    if (sh.ls) this.lsLevels = true;
+    return { mode: sh.mode, next, exc: sh.exc, max: sh.mode === MODE_F ? mc + 3 : mc, alpha: null, key: null, ls: sh.ls };
   }
 
   /** Uniform levels (no exceptions, one mode) from state t: how many (≤ cap), whether the rest is settled, the largest completion met. */

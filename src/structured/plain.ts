@@ -115,11 +115,36 @@ export class PlainIndex {
   readonly nodeRestSets: Uint32Array;
   /** Root child node of each first byte (−1: none). */
   readonly rootChild = new Int32Array(256).fill(-1);
+  private withByte: Int32Array[] | undefined;
+
+  /** Token ids whose bytes hold the ASCII byte b (built on first use). */
+  tokensWith(b: number): Int32Array {
+    if (this.withByte === undefined) {
+      const lists: number[][] = Array.from({ length: 128 }, () => []);
+      const v = this.vocab, seen = new Uint8Array(128);
+      for (let id = 0; id < v.size; id++) {
+        const t = v.bytes[id];
+        if (!t) continue;
+        seen.fill(0);
+        for (const x of t) if (x < 128 && !seen[x]) { seen[x] = 1; lists[x].push(id); }
+      }
+      this.withByte = lists.map((l) => Int32Array.from(l));
+    }
+    return this.withByte[b];
+  }
+
+  /** Token ids whose bytes hold U+2028 or U+2029 (E2 80 A8 / A9): decided one by one where a level refuses them (matcher.ts PlainShape.ls). */
+  readonly lineSeparatorTokens: number[] = [];
 
   constructor(readonly vocab: TokenVocab) {
     const v = vocab, n = v.nodes, toks = v.toks;
     this.words = (v.size + 31) >>> 5;
     for (let j = 0; j < n; j = v.nodeSkip[j]) this.rootChild[v.nodeByte[j]] = j;
+    for (let id = 0; id < v.size; id++) {
+      const b = v.bytes[id];
+      if (!b) continue;
+      for (let i = 0; i + 2 < b.length; i++) if (b[i] === 0xe2 && b[i + 1] === 0x80 && (b[i + 2] === 0xa8 || b[i + 2] === 0xa9)) { this.lineSeparatorTokens.push(id); break; }
+    }
     // Per token (by toks index) and mode: threshold, characters when plain, last non-plain, last walk.
     const T = toks.length;
     const tokThr = [new Int32Array(0), new Int32Array(T), new Int32Array(T)];

@@ -5,7 +5,7 @@
 // accepts only instances the schema accepts (sound, checked against ajv + ajv-formats); it may
 // leave some valid instances out (e.g. when generating, properties come in the schema's order —
 // checking, 'schema' mode, accepts any order), which the documentation of each construct below says.
-import { GrammarBuilder } from './grammar.js';
+import { GrammarBuilder, FREE_KEY_NODE } from './grammar.js';
 import type { Grammar, Sym } from './grammar.js';
 import { charsSym, regexSyms } from './regex.js';
 import { ajvMultipleOf, boundN, digitsInRange, floatMultipleAlts, floatMultiples, multipleDfa, multipleOfPlan } from './multiple.js';
@@ -1553,6 +1553,11 @@ export class SchemaCompiler {
     return this.b.cached(`extra-key:${nonEmpty}:${JSON.stringify(names)}`, () => this.keyTrie(names, nonEmpty));
   }
 
+  /**
+   * An undeclared key: any key of printable ASCII without escapes but the names (one rule per
+   * node of their trie, named FREE_KEY_NODE: ByteAutomaton recognises those frames as closed
+   * under plain characters without walking the trie, see closureByStacks).
+   */
   private keyTrie(names: string[], nonEmpty: boolean): Sym {
     const b = this.b;
     const enc = new TextEncoder();
@@ -1576,7 +1581,7 @@ export class SchemaCompiler {
       const others = b.cls((x) => ok(x) && !n.kids.has(x));
       alts.push([others, free]);
       for (const [x, kid] of n.kids) if (ok(x)) alts.push([b.cls([x]), node(kid)]);
-      return b.rule('key', alts);
+      return b.rule(FREE_KEY_NODE, alts);
     };
     return b.seq('extra-key', [quote, node(trie, true)]);
   }

@@ -218,6 +218,55 @@ test('object keys beside undeclared names: the plain closure holds where it shou
   }
 });
 
+test('fast paths of real-world shapes (many stacks, many names, search patterns, loops with exceptions) take the tables and equal a brute-force check', () => {
+  const cat = (...parts: string[]) => enc.encode(parts.join(''));
+  // 60 declared names (their trie: more than 256 states) beside undeclared keys.
+  const names = Array.from({ length: 60 }, (_, i) => `property${String.fromCharCode(97 + (i % 26))}${i}name`);
+  // anyOf over 40 object branches: a key position of 40 × (names + the free key) stacks.
+  const branches = Array.from({ length: 40 }, (_, i) => ({ type: 'object', properties: { [`k${i}`]: { type: 'string' }, shared: { type: 'integer' } } }));
+  const cases: Array<{ schema: Record<string, unknown>; prefixes: Uint8Array[]; check: (m: TokenMatcher, s: number, what: string) => void }> = [
+    {
+      schema: { type: 'object', properties: Object.fromEntries(names.map((n) => [n, { type: 'integer' }])) },
+      prefixes: [cat('{"'), cat('{"', names[3], '":1,"'), cat('{"x":1,"')],
+      check: (m, s, what) => assert.ok(m.automaton.plainClosure(s, 256) >= 0, `closure ${what}`),
+    },
+    {
+      schema: { anyOf: branches },
+      prefixes: [cat('{"'), cat('{"k7":"'), cat('{"k7":"x","')],
+      check: (m, s, what) => assert.ok(m.automaton.stateNodes[s].length > 31 && m.automaton.plainShape(s) !== null, `shape ${what}`),
+    },
+    {
+      // A regex '.' leaves out U+2028 and U+2029 (LLaMA-2's vocabulary has a token holding one).
+      schema: { type: 'object', properties: { f: { type: 'string', pattern: '^(.*?)\\.alfred3?workflow$' }, u: { type: 'string', pattern: '^https://.+$' } } },
+      prefixes: [cat('{"f":"My Work'), cat('{"f":"My Workflow.alfred'), cat('{"u":"https://'), cat('{"u":"https://a.b/c')],
+      check: (m, s, what) => assert.ok(m.automaton.plainShape(s)?.ls === true, `U+2028 refused at ${what}`),
+    },
+    {
+      // Loops of a class that leaves out a few ASCII bytes, reached after a level or two.
+      schema: { type: 'object', properties: { n: { type: 'string', pattern: '^[^/]+$' }, kv: { type: 'string', pattern: '^[^,:&]*:[^,&]*$' } } },
+      prefixes: [cat('{"n":"'), cat('{"n":"ab'), cat('{"kv":"'), cat('{"kv":"color'), cat('{"kv":"color:bl')],
+      check: () => {},
+    },
+  ];
+  for (const tok of [llama2, llama3]) {
+    const vocab = TokenVocab.fromTokenizer(tok);
+    for (const { schema, prefixes, check } of cases) {
+      const m = new TokenMatcher(compileJsonSchema(schema), vocab);
+      for (const p of prefixes) {
+        const what = JSON.stringify(new TextDecoder().decode(p));
+        const s = m.automaton.advanceBytes(m.initial, p);
+        assert.ok(s >= 0, what);
+        check(m, s, what);
+        const before = m.stats.nodesVisited;
+        assertMaskBrute(m, vocab, s, what);
+        // Settled from the tables: a small part of the trie walked (a full walk is the whole trie).
+        assert.ok(m.stats.nodesVisited - before < vocab.nodes / 4, `${what}: ${m.stats.nodesVisited - before} of ${vocab.nodes} trie nodes walked`);
+        assertMaskBrute(m, vocab, s, `${what}, budget 3`, 3);
+      }
+    }
+  }
+});
+
 test('bounded strings: levels skipped along the repetition chain are the states the bytes reach', () => {
   for (const tok of [llama3, llama2]) {
     const vocab = TokenVocab.fromTokenizer(tok);

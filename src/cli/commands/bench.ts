@@ -1,5 +1,5 @@
 // `tslm bench [matmul|ops]`: kernel throughput beside numpy.
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { shutdown } from '../../backend/index.js';
 
@@ -31,13 +31,16 @@ tslm bench fuzz [--per-format N (200)] [--seed S] [--format NAME]… [--keep DIR
 tslm bench structured --fuzz N [--seed S]
     The structured-generation engine against ajv on N random schemas (src/structured/fuzz.ts) and
     constrained sampling on N/10 of them; exit code 1 on any unsound acceptance, invalid sample or crash.
-tslm bench structured --corpus <dir> [--every K] [--limit N] [--filter TEXT] [--slowest N] [--generating]
+tslm bench structured --corpus <dir> [--every K] [--limit N] [--filter TEXT] [--slowest N] [--generating] [--record FILE]
     The engine on a folder of real-world schemas (MaskBench's {"schema", "tests"} files, or bare
     schemas): how many compile, are refused (and why) or crash; valid instances accepted and
     invalid ones accepted, by the files' own "valid" flags and as judged by ajv + ajv-formats in
     the schema's draft (with the flags ajv disputes); token-weighted mean mask, per-schema p99,
     compile mean and max, with cold caches per schema (LLaMA-2 32K vocabulary, one thread).
-    --slowest N also lists the N slowest compiles and the N worst per-schema p99s. Schemas are
+    --slowest N also lists the N slowest compiles and the N worst per-schema p99s; --record FILE
+    writes one JSON line per schema (file, status, compile ms, mask count, p99 µs, acceptance
+    counts, trie nodes walked and parser states built: work that load does not change), to
+    compare two runs schema by schema. Schemas are
     compiled as \`tslm schema check\` reads them (members in any order); --generating compiles them
     as generation does (additionalProperties 'declared': schema order, declared keys only), for
     the masks a server computes (its acceptance counts then leave out valid undeclared keys).
@@ -53,7 +56,7 @@ export async function run(args: string[]): Promise<number> {
     allowPositionals: true,
     options: { json: { type: 'boolean', default: false }, threads: { type: 'string' }, seconds: { type: 'string' }, fuzz: { type: 'string' }, seed: { type: 'string' },
       'per-format': { type: 'string' }, format: { type: 'string', multiple: true }, keep: { type: 'string' }, timeout: { type: 'string' }, jobs: { type: 'string' },
-      corpus: { type: 'string' }, every: { type: 'string' }, limit: { type: 'string' }, filter: { type: 'string' }, slowest: { type: 'string' }, generating: { type: 'boolean' } },
+      corpus: { type: 'string' }, every: { type: 'string' }, limit: { type: 'string' }, filter: { type: 'string' }, slowest: { type: 'string' }, generating: { type: 'boolean' }, record: { type: 'string' } },
   });
   if (positionals[0] === 'fuzz') return (await import('../../fuzz/cli.js')).benchFuzz(values);
   // The benchmarks (bench/) are left out of the npm package: they compare against peers that a
@@ -75,8 +78,13 @@ export async function run(args: string[]): Promise<number> {
     const every = values.every === undefined ? 1 : Number(values.every), limit = values.limit === undefined ? undefined : Number(values.limit);
     const slowest = values.slowest === undefined ? 0 : Number(values.slowest);
     if (!(Number.isInteger(every) && every >= 1) || (limit !== undefined && !(Number.isInteger(limit) && limit >= 1)) || !(Number.isInteger(slowest) && slowest >= 0)) { console.error('tslm bench: --every, --limit and --slowest must be positive integers'); return 2; }
-    const { corpusStructured } = await import('../../../bench/structured_corpus.js');
-    try { return (await corpusStructured({ dir: values.corpus, every, limit, filter: values.filter, slowest, generating: values.generating, log: (l) => console.log(l) })) ? 0 : 1; } finally { await shutdown(); }
+    const { corpusStructured, recordLine } = await import('../../../bench/structured_corpus.js');
+    let out: number | undefined;
+    if (values.record !== undefined) {
+      try { out = openSync(values.record, 'w'); } catch (e) { console.error(`tslm bench: --record: cannot write '${values.record}': ${(e as Error).message}`); return 2; }
+    }
+    const record = out === undefined ? undefined : (r: Parameters<typeof recordLine>[0]) => writeSync(out!, recordLine(r) + '\n');
+    try { return (await corpusStructured({ dir: values.corpus, every, limit, filter: values.filter, slowest, generating: values.generating, record, log: (l) => console.log(l) })) ? 0 : 1; } finally { if (out !== undefined) closeSync(out); await shutdown(); }
   }
   const which = positionals[0] ?? 'kernels';
   if (!['kernels', 'all', 'matmul', 'ops', ...Object.keys(SUITES)].includes(which)) {
