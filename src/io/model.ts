@@ -22,7 +22,7 @@ import { storedDType } from './gguf_arch.js';
 import type { RawTensor } from './dtypes.js';
 import { IoError } from './errors.js';
 import { isSequenceClassificationConfig } from './families.js';
-import { checkFiniteTensors } from './finite.js';
+import { checkFiniteTensors, allowNonFiniteByDefault } from './finite.js';
 import { buildModelForWeights } from './build_model.js';
 import { modelTensors } from './model_tensors.js';
 import type { FiniteOptions } from './finite.js';
@@ -92,12 +92,15 @@ function f16HasNonFinite(t: RawTensor): boolean {
  * every tensor of other architectures; an F16 matrix with inf/NaN, let through by allowNonFinite)
  * are widened to f32 as before.
  */
-export function quantizedWeightNames(modelType: string, tensors: readonly RawTensor[]): Map<string, QuantDType> {
+export function quantizedWeightNames(modelType: string, tensors: readonly RawTensor[], opts: FiniteOptions = {}): Map<string, QuantDType> {
   const out = new Map<string, QuantDType>();
   if (modelType !== 'llama') return out;
+  // Only when non-finite weights are let through can an F16 matrix hold one (else loading refuses
+  // it): only then are the F16 bytes read here (a deferred tensor's would be read twice).
+  const allowed = opts.allowNonFinite ?? allowNonFiniteByDefault();
   for (const t of tensors) {
     if (!(isKeptRaw(t.dtype) && t.shape.length === 2 && QUANTIZABLE.test(t.name))) continue;
-    if (t.dtype === 'F16' && f16HasNonFinite(t)) continue;
+    if (allowed && t.dtype === 'F16' && f16HasNonFinite(t)) continue;
     out.set(t.name, KEPT_RAW[t.dtype]);
   }
   return out;
@@ -201,7 +204,7 @@ export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise
   }
   if (opts.tokenizer) { tok = loadTokenizer(opts.tokenizer); source = { path: opts.tokenizer }; }
   // Quantised and 16-bit matrices stay as stored unless widened to f32 (--dtype f32).
-  if (opts.dtype !== 'f32') keep = quantizedWeightNames(String(config.model_type ?? 'llama'), tensors);
+  if (opts.dtype !== 'f32') keep = quantizedWeightNames(String(config.model_type ?? 'llama'), tensors, opts);
   // NaN or ±Inf in a weight: refused (naming the tensor) before the model is built, unless allowed.
   // (A deferred tensor is checked as it is read into the heap; quantising on load reads them all first.)
   checkFiniteTensors(isQuantizeOnLoad(opts.dtype) ? tensors : tensors.filter((t) => !t.source), format === 'hf' ? weightsFileOf(p) : p, opts);
@@ -209,7 +212,7 @@ export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise
     const type = String(config.model_type ?? 'llama');
     if (type !== 'llama') throw new IoError(p, `dtype ${opts.dtype} (quantising on load) is available for dense LLaMA models (model_type llama); this one is ${type}: load it without --dtype`);
     tensors = quantizeOnLoad(tensors, format === 'hf' ? weightsFileOf(p) : p, opts.dtype);
-    keep = quantizedWeightNames(type, tensors);
+    keep = quantizedWeightNames(type, tensors, opts);
   }
   // Every parameter comes from the file (loadStateDict is strict): no random initialisation.
   // Built within the heap the weights justify: a config describing a far larger model is refused first.

@@ -1,6 +1,7 @@
 // Loading a GGUF reads each tensor's bytes from the file straight into the model's heap: no
 // second copy of the file's weights exists in JavaScript memory while the model is filled.
-// A ~31 MB Q8_0 file (hand-made blocks: no quantising, so the test is quick) is loaded while
+// A ~31 MB Q8_0 file and a ~29 MB F16 one (hand-made values: no quantising, so the test is
+// quick; the F16 matrices stay 16-bit) are loaded while
 // Module.loadStateDict is watched: when it starts and when it ends (each time after a full
 // garbage collection, so only live buffers count), the ArrayBuffers held by the process have
 // grown by far less than the file (a loader holding the file's bytes holds them right then:
@@ -9,7 +10,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { statSync } from 'node:fs';
+import fs, { statSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { init, shutdown, loadModel, writeLlamaGguf, readModelGguf, Module } from '../../src/index.js';
@@ -38,27 +40,41 @@ function q8Tensor(name: string, shape: number[], seed: number): RawTensor {
   return { name, dtype: 'Q8_0', shape, data };
 }
 
+/** F16 values with random finite bit patterns (exponent below all ones). */
+function f16Tensor(name: string, shape: number[], seed: number): RawTensor {
+  const data = new Uint8Array(shape[0] * shape[1] * 2);
+  let x = seed >>> 0;
+  for (let i = 0; i < data.length; i += 2) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    data[i] = x >>> 24;
+    data[i + 1] = (x >>> 16) & 0xbb; // sign, exponent ≤ 0b11011: finite, |v| < 2^13
+  }
+  return { name, dtype: 'F16', shape, data };
+}
+
 function f32Tensor(name: string, n: number): RawTensor {
   const v = new Float32Array(n).fill(1);
   return { name, dtype: 'F32', shape: [n], data: new Uint8Array(v.buffer) };
 }
 
-test('loading a Q8_0 GGUF holds no second copy of its weights in JS memory', async (t) => {
-  const cfg = tinyLlamaConfig({ hidden_size: 512, intermediate_size: 1536, num_hidden_layers: 8, num_attention_heads: 8, num_key_value_heads: 8, vocab_size: 2048 });
+for (const kind of ['Q8_0', 'F16'] as const) test(`loading a ${kind} GGUF holds no second copy of its weights in JS memory`, async (t) => {
+  // F16 matrices are kept 16-bit, as Q8_0 blocks are kept: half the layers, for a file of the same size.
+  const L = kind === 'Q8_0' ? 8 : 4, mat = kind === 'Q8_0' ? q8Tensor : f16Tensor;
+  const cfg = tinyLlamaConfig({ hidden_size: 512, intermediate_size: 1536, num_hidden_layers: L, num_attention_heads: 8, num_key_value_heads: 8, vocab_size: 2048 });
   const h = 512, f = 1536, v = 2048;
-  const tensors: RawTensor[] = [q8Tensor('model.embed_tokens.weight', [v, h], 1), q8Tensor('lm_head.weight', [v, h], 2), f32Tensor('model.norm.weight', h)];
-  for (let i = 0; i < 8; i++) {
+  const tensors: RawTensor[] = [mat('model.embed_tokens.weight', [v, h], 1), mat('lm_head.weight', [v, h], 2), f32Tensor('model.norm.weight', h)];
+  for (let i = 0; i < L; i++) {
     const p = `model.layers.${i}.`;
     tensors.push(f32Tensor(`${p}input_layernorm.weight`, h), f32Tensor(`${p}post_attention_layernorm.weight`, h));
     for (const [k, shape] of [['self_attn.q_proj', [h, h]], ['self_attn.k_proj', [h, h]], ['self_attn.v_proj', [h, h]], ['self_attn.o_proj', [h, h]], ['mlp.gate_proj', [f, h]], ['mlp.up_proj', [f, h]], ['mlp.down_proj', [h, f]]] as const) {
-      tensors.push(q8Tensor(`${p}${k}.weight`, [...shape], 100 * i + k.length));
+      tensors.push(mat(`${p}${k}.weight`, [...shape], 100 * i + k.length));
     }
   }
   const file = path.join(tempDir(t), 'direct.gguf');
-  await writeLlamaGguf(file, { config: cfg, tensors, tokenizer: tinySpmTokenizer(v), dtype: 'Q8_0' });
+  await writeLlamaGguf(file, { config: cfg, tensors, tokenizer: tinySpmTokenizer(v), dtype: kind });
   tensors.length = 0;
   const size = statSync(file).size;
-  assert.ok(size > 30e6, `the file is ${size} bytes`);
+  assert.ok(size > 25e6, `the file is ${size} bytes`);
 
   const live = () => { gc(); return process.memoryUsage().arrayBuffers; };
   const growth: number[] = [];
@@ -69,12 +85,21 @@ test('loading a Q8_0 GGUF holds no second copy of its weights in JS memory', asy
     original.apply(this, args);
     growth.push(live() - base);
   };
+  // Every byte of the file is read once: the bytes node:fs's readSync hands over (the tensors'
+  // reads; the header comes through fs/promises) add up to no more than the file.
+  let readBytes = 0;
+  const readSync = fs.readSync;
+  fs.readSync = ((...a: Parameters<typeof fs.readSync>) => { const n = readSync(...a); readBytes += n; return n; }) as typeof fs.readSync;
+  syncBuiltinESMExports();
   let loaded;
   try {
     loaded = await loadModel(file);
   } finally {
     Module.prototype.loadStateDict = original;
+    fs.readSync = readSync;
+    syncBuiltinESMExports();
   }
+  assert.ok(readBytes > 0.9 * size && readBytes <= size, `${readBytes} bytes read for a ${size}-byte file`);
   assert.equal(growth.length, 2, 'loadStateDict ran once');
   for (const g of growth) assert.ok(g < size / 8, `JS buffers grew by ${g} bytes while loading a ${size}-byte file (limit ${size / 8})`);
 
@@ -85,7 +110,7 @@ test('loading a Q8_0 GGUF holds no second copy of its weights in JS memory', asy
   assert.equal(Object.keys(sd).length, byName.size);
   for (const [name, p] of Object.entries(sd)) {
     const e = byName.get(name)!;
-    assert.equal(p.dtype, e.dtype === 'Q8_0' ? 'q8_0' : 'f32', name);
+    assert.equal(p.dtype, e.dtype === 'Q8_0' ? 'q8_0' : e.dtype === 'F16' ? 'f16' : 'f32', name);
     const got = H.u8.slice(p.ptr, p.ptr + storageBytes(p.size, p.dtype));
     assert.ok(Buffer.from(got).equals(Buffer.from(e.data)), `${name} differs from the file's bytes`);
   }
