@@ -218,3 +218,31 @@ test('the mixed-modal chat template is the documents\' form: <|endoftext|>, cont
     { template: MIXED_CHAT_TEMPLATE, addGenerationPrompt: true, bosToken: '<|endoftext|>', eosToken: '<|endoftext|>' });
   assert.equal(text, `<|endoftext|>${caption(3)}<image><img_1></image><|endoftext|>${caption(8)}`);
 });
+
+test('shiftedCopies: each copy is its digit moved by at most 2 pixels (not 0), labels kept, nothing else changed', async () => {
+  const { shiftedCopies } = await import('../../src/vision/mixed_train.js');
+  const S = 6, n = 3;
+  const pixels = new Float32Array(n * S * S);
+  for (let i = 0; i < pixels.length; i++) pixels[i] = ((i * 7919) % 13) / 13 + 0.01; // no zeros
+  const set = { pixels, labels: Int32Array.from([4, 7, 1]), n, size: S };
+  const out = shiftedCopies(set, 2, 5);
+  assert.equal(out.n, 9);
+  assert.deepEqual(Array.from(out.labels), [4, 7, 1, 4, 7, 1, 4, 7, 1]);
+  assert.deepEqual(out.pixels.subarray(0, n * S * S), pixels, 'the originals come first, unchanged');
+  for (let k = n; k < out.n; k++) {
+    const src = pixels.subarray((k % n) * S * S, (k % n + 1) * S * S), img = out.pixels.subarray(k * S * S, (k + 1) * S * S);
+    // Find the shift that explains the copy: inside the frame every pixel is the source's, outside black.
+    const fits: [number, number][] = [];
+    for (let dy = -2; dy <= 2; dy++) for (let dx = -2; dx <= 2; dx++) {
+      let ok = true;
+      for (let y = 0; y < S && ok; y++) for (let x = 0; x < S && ok; x++) {
+        const sy = y - dy, sx = x - dx;
+        ok = img[y * S + x] === (sy >= 0 && sy < S && sx >= 0 && sx < S ? src[sy * S + sx] : 0);
+      }
+      if (ok) fits.push([dx, dy]);
+    }
+    assert.equal(fits.length, 1, `copy ${k}: shifts that fit ${JSON.stringify(fits)}`);
+    assert.notDeepEqual(fits[0], [0, 0], `copy ${k} is not shifted`);
+  }
+  assert.equal(shiftedCopies(set, 0, 5), set);
+});

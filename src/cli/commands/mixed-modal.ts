@@ -8,7 +8,7 @@ import { UsageError, num, interruptible } from '../args.js';
 export const usage = `tslm mixed-modal train [--out DIR] [--image-tokenizer DIR] [--steps N] [--batch-size B] [--seq-len L]
       [--lr LR] [--seed S] [--threads N] [--no-qk-norm] [--z-loss C] [--eval-per-class N] [--resume]
       [--image-tokenizer-steps N] [--classifier-steps N] [--limit-images N] [--stability-steps N] [--stability-lr LR]
-      [--draw-temperature T] [--guidance S]
+      [--draw-temperature T] [--guidance S] [--augment N]
     Train one transformer over text tokens and image tokens (Chameleon's early fusion) on the
     embedded MNIST digits: documents "a handwritten 7" + the digit's image tokens (drawing) and
     image + caption (captioning), packed side by side. The image tokenizer is trained first unless
@@ -18,6 +18,7 @@ export const usage = `tslm mixed-modal train [--out DIR] [--image-tokenizer DIR]
     classifier-free guidance --guidance, default 3, and again without guidance for comparison),
     held-out digits are captioned (greedy), and report.html shows both, with the loss curves of the same model trained at a high learning rate
     (--stability-lr, 1e-2) with QK-norm + z-loss and without them (--stability-steps, 150; 0: skip).
+    --augment N adds N copies of each training digit shifted by up to 2 pixels.
     The model (DIR/checkpoint) works with tslm generate --image-out / --image.`;
 
 export async function run(args: string[]): Promise<number> {
@@ -28,7 +29,7 @@ export async function run(args: string[]): Promise<number> {
     options: {
       out: { type: 'string' }, 'image-tokenizer': { type: 'string' }, steps: { type: 'string' }, 'batch-size': { type: 'string' }, 'seq-len': { type: 'string' },
       lr: { type: 'string' }, seed: { type: 'string' }, threads: { type: 'string' }, 'no-qk-norm': { type: 'boolean', default: false }, 'z-loss': { type: 'string' },
-      'eval-per-class': { type: 'string' }, resume: { type: 'boolean', default: false }, 'image-tokenizer-steps': { type: 'string' }, 'limit-images': { type: 'string' }, 'classifier-steps': { type: 'string' }, 'stability-steps': { type: 'string' }, 'stability-lr': { type: 'string' }, 'draw-temperature': { type: 'string' }, guidance: { type: 'string' },
+      'eval-per-class': { type: 'string' }, resume: { type: 'boolean', default: false }, 'image-tokenizer-steps': { type: 'string' }, 'limit-images': { type: 'string' }, 'classifier-steps': { type: 'string' }, 'stability-steps': { type: 'string' }, 'stability-lr': { type: 'string' }, 'draw-temperature': { type: 'string' }, guidance: { type: 'string' }, augment: { type: 'string' },
     },
   });
   const pos = (k: string) => num(values[k as keyof typeof values] as string | undefined, k, (x) => Number.isInteger(x) && x > 0);
@@ -38,7 +39,7 @@ export async function run(args: string[]): Promise<number> {
     await trainMixedModal({
       out: values.out ?? 'tslm-mixed-modal', imageTokenizer: values['image-tokenizer'], steps: pos('steps'), batchSize: pos('batch-size'), seqLen: pos('seq-len'),
       lr: num(values.lr, 'lr', (x) => x > 0), seed: num(values.seed, 'seed', Number.isInteger), qkNorm: !values['no-qk-norm'], zLoss: num(values['z-loss'], 'z-loss', (x) => x >= 0),
-      evalPerClass: pos('eval-per-class'), resume: values.resume, imageTokenizerSteps: pos('image-tokenizer-steps'), limitImages: pos('limit-images'), classifierSteps: pos('classifier-steps'), stabilitySteps: num(values['stability-steps'], 'stability-steps', (x) => Number.isInteger(x) && x >= 0), stabilityLr: num(values['stability-lr'], 'stability-lr', (x) => x > 0), drawTemperature: num(values['draw-temperature'], 'draw-temperature', (x) => x > 0), guidance: num(values.guidance, 'guidance', (x) => x >= 0), signal: stop.signal,
+      evalPerClass: pos('eval-per-class'), resume: values.resume, imageTokenizerSteps: pos('image-tokenizer-steps'), limitImages: pos('limit-images'), classifierSteps: pos('classifier-steps'), stabilitySteps: num(values['stability-steps'], 'stability-steps', (x) => Number.isInteger(x) && x >= 0), stabilityLr: num(values['stability-lr'], 'stability-lr', (x) => x > 0), drawTemperature: num(values['draw-temperature'], 'draw-temperature', (x) => x > 0), guidance: num(values.guidance, 'guidance', (x) => x >= 0), augment: num(values.augment, 'augment', (x) => Number.isInteger(x) && x >= 0), signal: stop.signal,
     });
   } finally {
     stop.release();
