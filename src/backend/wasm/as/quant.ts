@@ -143,20 +143,9 @@ export function q8_0_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: i
   if (M <= 0 || N <= 0) return;
   const nb = K >> 5;
   const rowBytes = <usize>(nb * QBYTES);
+  if (panelMatmul(T_Q8_0, out, x, w, M, N, K, ldx, ldo, beta, tid, nt)) return;
   const buf = scratch() + GEMM_SCRATCH_END;
   const room = <i32>((<usize>SCRATCH_BYTES - GEMM_SCRATCH_END) >> 2); // f32 slots above the GEMM's scratch
-  let rows = min(PANEL_ROWS, room / max(K, 1));
-  if (rows >= 8) rows &= ~7;
-  if (M >= PANEL_M && rows >= 1) {
-    const panels = (N + rows - 1) / rows;
-    const p0 = shareStart(panels, tid, nt, 1), p1 = shareStart(panels, tid + 1, nt, 1);
-    for (let pi = p0; pi < p1; pi++) {
-      const n0 = pi * rows, r = min(rows, N - n0);
-      for (let j = 0; j < r; j++) dequantRow(buf + off(j * K), w + <usize>(n0 + j) * rowBytes, nb);
-      gemmBlock(x, buf, out + off(n0), 0, M, 0, r, K, ldx, 1, 1, K, ldo, beta);
-    }
-    return;
-  }
   // Quantised rows of x: M·K i16, then M·nb f32 scales (each thread quantises all of x: M·K is
   // small beside N·K).
   const xq = buf, ds = buf + <usize>M * <usize>K * 2;
@@ -566,20 +555,9 @@ export function quant_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: 
   const QB = typeBlock(type);
   const nb = K / QB;
   const rowBytes = <usize>(nb * typeBytes(type));
+  if (panelMatmul(type, out, x, w, M, N, K, ldx, ldo, beta, tid, nt)) return;
   const buf = scratch() + GEMM_SCRATCH_END;
   const room = <i32>((<usize>SCRATCH_BYTES - GEMM_SCRATCH_END) >> 2);
-  let rows = min(PANEL_ROWS, room / max(K, 1));
-  if (rows >= 8) rows &= ~7;
-  if (M >= PANEL_M && rows >= 1) {
-    const panels = (N + rows - 1) / rows;
-    const p0 = shareStart(panels, tid, nt, 1), p1 = shareStart(panels, tid + 1, nt, 1);
-    for (let pi = p0; pi < p1; pi++) {
-      const n0 = pi * rows, r = min(rows, N - n0);
-      for (let j = 0; j < r; j++) dequantRow2(type, buf + off(j * K), w + <usize>(n0 + j) * rowBytes, nb);
-      gemmBlock(x, buf, out + off(n0), 0, M, 0, r, K, ldx, 1, 1, K, ldo, beta);
-    }
-    return;
-  }
   // Per row of x: K i16 qx, nb f32 scales, K/32 i32 sub-block sums; as many rows at a time as fit.
   const per = 2 * K + 4 * nb + 4 * (K >> 5);
   const mc = max(1, min(M, (room * 4) / per));
@@ -605,15 +583,50 @@ export function quant_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: 
 }
 
 export function quant_rows(out: usize, w: usize, idx: usize, n: i32, K: i32, type: i32, tid: i32, nt: i32): void {
-  if (type == T_F16 || type == T_BF16) {
-    const j0 = shareStart(n, tid, nt, 1), j1 = shareStart(n, tid + 1, nt, 1);
-    for (let i = j0; i < j1; i++) halfRow(type == T_BF16, out + <usize>i * off(K), w + <usize>load<i32>(idx + off(i)) * <usize>(2 * K), K);
-    return;
-  }
-  const nb = K / typeBlock(type);
-  const rowBytes = <usize>(nb * typeBytes(type));
+  const rowBytes = rowBytesOf(type, K);
   const i0 = shareStart(n, tid, nt, 1), i1 = shareStart(n, tid + 1, nt, 1);
-  for (let i = i0; i < i1; i++) dequantRow2(type, out + <usize>i * off(K), w + <usize>load<i32>(idx + off(i)) * rowBytes, nb);
+  for (let i = i0; i < i1; i++) widenRow(type, out + <usize>i * off(K), w + <usize>load<i32>(idx + off(i)) * rowBytes, K);
+}
+
+// ---- what every weight type shares ----------------------------------------------------------
+// (Q8_0's own kernels, q8_0_matmul and q8_0_rows, and the generic ones take the same panel path.)
+
+// Bytes of one weight row of K values of type t.
+// @ts-ignore: decorator
+@inline function rowBytesOf(t: i32, K: i32): usize {
+  if (t == T_F16 || t == T_BF16) return <usize>(2 * K);
+  if (t == T_Q8_0) return <usize>((K >> 5) * QBYTES);
+  return <usize>((K / typeBlock(t)) * typeBytes(t));
+}
+
+// dst (K f32) = the weight row of type t at p, widened as ggml dequantises it.
+function widenRow(t: i32, dst: usize, p: usize, K: i32): void {
+  if (t == T_F16 || t == T_BF16) halfRow(t == T_BF16, dst, p, K);
+  else if (t == T_Q8_0) dequantRow(dst, p, K >> 5);
+  else dequantRow2(t, dst, p, K / typeBlock(t));
+}
+
+/**
+ * The prefill path of every weight type: with M ≥ PANEL_M rows of x, panels of up to PANEL_ROWS
+ * weight rows are widened to f32 in this thread's scratch (widenRow) and multiplied by the
+ * blocked f32 GEMM; threads split the panels. False (nothing done) when x has fewer rows or
+ * scratch holds no row: the caller's decoding path then runs.
+ */
+function panelMatmul(t: i32, out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx: i32, ldo: i32, beta: i32, tid: i32, nt: i32): bool {
+  const buf = scratch() + GEMM_SCRATCH_END;
+  const room = <i32>((<usize>SCRATCH_BYTES - GEMM_SCRATCH_END) >> 2); // f32 slots above the GEMM's scratch
+  let rows = min(PANEL_ROWS, room / max(K, 1));
+  if (rows >= 8) rows &= ~7;
+  if (M < PANEL_M || rows < 1) return false;
+  const rowBytes = rowBytesOf(t, K);
+  const panels = (N + rows - 1) / rows;
+  const p0 = shareStart(panels, tid, nt, 1), p1 = shareStart(panels, tid + 1, nt, 1);
+  for (let pi = p0; pi < p1; pi++) {
+    const n0 = pi * rows, r = min(rows, N - n0);
+    for (let j = 0; j < r; j++) widenRow(t, buf + off(j * K), w + <usize>(n0 + j) * rowBytes, K);
+    gemmBlock(x, buf, out + off(n0), 0, M, 0, r, K, ldx, 1, 1, K, ldo, beta);
+  }
+  return true;
 }
 
 // ---- F16 (ggml id 1), BF16 (30): 16-bit weights, any row length ---------------------------
@@ -628,7 +641,7 @@ export function quant_rows(out: usize, w: usize, idx: usize, n: i32, K: i32, typ
 // decoding path assumes finite weights (loaders keep an F16 matrix 16-bit only when every value is finite; an inf/NaN
 // half would read as a large finite number there); the widening into panels and rows
 // (halfRow) maps inf and NaN exactly.
-const T_F16: i32 = 1, T_BF16: i32 = 30;
+const T_F16: i32 = 1, T_BF16: i32 = 30, T_Q8_0: i32 = 8;
 
 // Lanes 0–3 (low) or 4–7 (high) of 8 halves/bf16s in v as f32x4. BF16: each value with a zero
 // 16-bit word below it (punpcklwd/punpckhwd). F16 (finite): the f32 bits sign·2^31 + (h & 0x7fff)·2^13
@@ -716,21 +729,8 @@ function dotBF16x1(x: usize, l: usize, p: usize, K: i32, o: usize, lo: usize, be
 function dotBF16x2(x: usize, l: usize, p: usize, K: i32, o: usize, lo: usize, beta: i32): void { rowsDotHalf(true, 2, x, l, p, K, o, lo, beta); }
 
 function halfMatmul(bf: bool, out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx: i32, ldo: i32, beta: i32, tid: i32, nt: i32): void {
+  if (panelMatmul(bf ? T_BF16 : T_F16, out, x, w, M, N, K, ldx, ldo, beta, tid, nt)) return;
   const rowBytes = <usize>(2 * K);
-  const buf = scratch() + GEMM_SCRATCH_END;
-  const room = <i32>((<usize>SCRATCH_BYTES - GEMM_SCRATCH_END) >> 2);
-  let rows = min(PANEL_ROWS, room / max(K, 1));
-  if (rows >= 8) rows &= ~7;
-  if (M >= PANEL_M && rows >= 1) {
-    const panels = (N + rows - 1) / rows;
-    const p0 = shareStart(panels, tid, nt, 1), p1 = shareStart(panels, tid + 1, nt, 1);
-    for (let pi = p0; pi < p1; pi++) {
-      const n0 = pi * rows, r = min(rows, N - n0);
-      for (let j = 0; j < r; j++) halfRow(bf, buf + off(j * K), w + <usize>(n0 + j) * rowBytes, K);
-      gemmBlock(x, buf, out + off(n0), 0, M, 0, r, K, ldx, 1, 1, K, ldo, beta);
-    }
-    return;
-  }
   const n0 = shareStart(N, tid, nt, 1), n1 = shareStart(N, tid + 1, nt, 1);
   const lx = off(ldx), lo = off(ldo);
   for (let n = n0; n < n1; n++) {
