@@ -4,11 +4,14 @@
 // thread's share of the work, last thread first). wasmKernelHarness() registers the file's
 // before/after hooks that start and stop the wasm backend (2 threads) and the default backend.
 import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
 import { alloc, views } from '../../src/backend/heap.js';
 import { PARALLEL_THRESHOLD, WasmBackend } from '../../src/backend/wasm/index.js';
 import { refBackend } from '../../src/backend/ref/index.js';
 import type { KernelName } from '../../src/backend/kernels.js';
 import { init, shutdown } from '../../src/index.js';
+import * as T from '../../src/index.js';
+import type { Tensor } from '../../src/index.js';
 
 /** Bytes copied into a new heap buffer (at least 16 bytes); its address. */
 export function putBytes(b: Uint8Array): number {
@@ -58,4 +61,23 @@ export function wasmKernelHarness(): KernelHarness {
       }
     },
   };
+}
+
+/**
+ * A weight kept in a packed dtype (quantised blocks, F16/BF16) against its widened f32 twin `wd`:
+ * T.linear and T.addLinearInPlace on x agree with the dense product within tol (relative to
+ * 1 + |value|), and T.embedding returns the widened rows (`wf`: the widened values, rows of K).
+ * Call inside noGrad.
+ */
+export function checkKeptWeight(w: Tensor, wd: Tensor, wf: Float32Array, K: number, x: Tensor, tol: number, what: string): void {
+  const M = x.shape[0], N = w.shape[0];
+  const y = T.linear(x, w).data(), yf = T.linear(x, wd).data();
+  for (let i = 0; i < y.length; i++) assert.ok(Math.abs(y[i] - yf[i]) <= tol * (1 + Math.abs(yf[i])), `${what} linear ${i}: ${y[i]} vs ${yf[i]}`);
+  const out = T.zeros([M, N]);
+  T.addLinearInPlace(out, x, w);
+  const o = out.data();
+  for (let i = 0; i < o.length; i++) assert.ok(Math.abs(o[i] - yf[i]) <= tol * (1 + Math.abs(yf[i])), `${what} addLinearInPlace ${i}: ${o[i]} vs ${yf[i]}`);
+  const e = T.embedding(w, T.tensor([3, 0, 36, 3], [4], 'i32')).data();
+  assert.deepEqual(Array.from(e.subarray(K, 2 * K)), Array.from(wf.subarray(0, K)));
+  assert.deepEqual(Array.from(e.subarray(2 * K, 3 * K)), Array.from(wf.subarray(36 * K, 37 * K)));
 }

@@ -15,7 +15,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { release } from '../../src/backend/heap.js';
-import { putBytes, putF32, getF32, wasmKernelHarness } from './kernel_harness.js';
+import { putBytes, putF32, getF32, wasmKernelHarness, checkKeptWeight } from './kernel_harness.js';
 import type { KernelMode } from './kernel_harness.js';
 import { Q8_PANEL_M } from '../../src/backend/ref/quant.js';
 import { GGML_QUANT, dequantizeBlocks } from '../../src/backend/ref/ggml_blocks.js';
@@ -182,17 +182,7 @@ describe('ggml block types in ops', () => {
         const wd = T.dequantize(w);
         assert.deepEqual(Array.from(wd.data()), Array.from(wf));
         const x = T.tensor(Array.from(uniform(9 * K)), [9, K]);
-        noGrad(() => {
-          const y = T.linear(x, w).data(), yf = T.linear(x, wd).data();
-          for (let i = 0; i < y.length; i++) assert.ok(Math.abs(y[i] - yf[i]) <= 1e-4 * (1 + Math.abs(yf[i])), `linear ${i}: ${y[i]} vs ${yf[i]}`);
-          const out = T.zeros([9, N]);
-          T.addLinearInPlace(out, x, w);
-          const o = out.data();
-          for (let i = 0; i < o.length; i++) assert.ok(Math.abs(o[i] - yf[i]) <= 1e-4 * (1 + Math.abs(yf[i])));
-          const e = T.embedding(w, T.tensor([3, 0, 36, 3], [4], 'i32')).data();
-          assert.deepEqual(Array.from(e.subarray(K, 2 * K)), Array.from(wf.subarray(0, K)));
-          assert.deepEqual(Array.from(e.subarray(2 * K, 3 * K)), Array.from(wf.subarray(36 * K, 37 * K)));
-        });
+        noGrad(() => checkKeptWeight(w, wd, wf, K, x, 1e-4, type));
         assert.throws(() => w.data(), new RegExp(`is a ${type} \\(quantised\\)`));
         assert.throws(() => T.linear(x.requiresGrad_(), w), /inference only/);
         assert.throws(() => T.fromBlocks(blocks.subarray(1), [N, K], type), /do not hold/);
