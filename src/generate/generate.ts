@@ -287,8 +287,8 @@ export class Generation {
   private readonly maxLen: number;
   private decoding: DecodeState | null = null;
   private last: Float32Array[] | null = null;
-  /** Classifier-free guidance: the negative prompts (padded like the batch), their state and last logits. */
-  private readonly guide: { scale: number; batch: number[][]; maxLen: number; padLeft: number[]; when?: (ids: readonly number[]) => boolean; state: DecodeState | null; last: Float32Array[] | null } | null;
+  /** Classifier-free guidance: the negative prompts (padded like the batch), their state, last logits and their log Σ exp. */
+  private readonly guide: { scale: number; batch: number[][]; maxLen: number; padLeft: number[]; when?: (ids: readonly number[]) => boolean; state: DecodeState | null; last: Float32Array[] | null; lse: Float32Array | null } | null;
   /** log Σ exp of each row's logits (when logprobs are asked for). */
   private lastLse: Float32Array | null = null;
   private state: 'new' | 'running' | 'finished' | 'cancelled' = 'new';
@@ -318,24 +318,30 @@ export class Generation {
       }
       const nMax = Math.max(...neg.map((p) => p.length));
       if (nMax + maxNew > model.contextLength) throw new RangeError(`generate: guidance's negative prompt of ${nMax} tokens and ${maxNew} new tokens exceed the model's context of ${model.contextLength} positions`);
-      this.guide = { scale: gd.scale, batch: neg, maxLen: nMax, padLeft: neg.map((p) => nMax - p.length), when: gd.when, state: null, last: null };
+      this.guide = { scale: gd.scale, batch: neg, maxLen: nMax, padLeft: neg.map((p) => nMax - p.length), when: gd.when, state: null, last: null, lse: null };
     }
   }
 
-  /** Classifier-free guidance of the cond rows in `last` by the negative rows (as HF's UnbatchedClassifierFreeGuidanceLogitsProcessor). */
+  /**
+   * Classifier-free guidance of the cond rows in `last` by the negative rows (as HF's
+   * UnbatchedClassifierFreeGuidanceLogitsProcessor). `lastLse` and the guide's `lse` hold both
+   * rows' log Σ exp (the batch's wasm reduction); a guided row's is recomputed when logprobs are
+   * asked for, and dropped otherwise.
+   */
   private guideRows(): void {
-    const gd = this.guide!, s = gd.scale;
+    const gd = this.guide!, s = gd.scale, lse = this.lastLse!, ulse = gd.lse!;
     for (let b = 0; b < this.batchSize; b++) {
       const q = this.sequences[b];
       if (q.done || (gd.when && !gd.when(q.ids))) continue;
       const c = this.last![b], u = gd.last![b];
-      const lc = logSumExp(c), lu = logSumExp(u);
+      const lc = lse[b], lu = ulse[b];
       for (let i = 0; i < c.length; i++) {
         const un = u[i] - lu;
         c[i] = s * (c[i] - lc - un) + un;
       }
-      if (this.lastLse) this.lastLse[b] = logSumExp(c);
+      if (this.opts.logprobs) lse[b] = logSumExp(c);
     }
+    if (!this.opts.logprobs) this.lastLse = null;
   }
 
   /** Advance by one model call (the prefill, or one token per running sequence). */
@@ -352,7 +358,7 @@ export class Generation {
       this.last = noGrad(() => scope(() => {
         const ids = T.tensor(batch.map((p, b) => [...new Array(padLeft[b]).fill(0), ...p]), [B, maxLen], 'i32');
         const logits = T.contiguous(model.forward(ids, decoding, { padLeft, lastOnly: true }));
-        this.lastLse = this.opts.logprobs ? logNormalisers(logits, B, V) : null;
+        this.lastLse = this.opts.logprobs || this.guide ? logNormalisers(logits, B, V) : null;
         return rowsOf(logits, B, V);
       }));
       const gd = this.guide;
@@ -360,7 +366,9 @@ export class Generation {
         gd.state = model.newState(B, gd.maxLen + Math.max(this.maxNewTokens, 0));
         gd.last = noGrad(() => scope(() => {
           const ids = T.tensor(gd.batch.map((p, b) => [...new Array(gd.padLeft[b]).fill(0), ...p]), [B, gd.maxLen], 'i32');
-          return rowsOf(T.contiguous(model.forward(ids, gd.state!, { padLeft: gd.padLeft, lastOnly: true })), B, V);
+          const logits = T.contiguous(model.forward(ids, gd.state!, { padLeft: gd.padLeft, lastOnly: true }));
+          gd.lse = logNormalisers(logits, B, V);
+          return rowsOf(logits, B, V);
         }));
         this.guideRows();
       }
@@ -378,12 +386,16 @@ export class Generation {
     const { decoding, padLeft } = this;
     this.last = noGrad(() => scope(() => {
       const logits = T.contiguous(model.forward(T.tensor(next.map((x) => [x]), [B, 1], 'i32'), decoding, { padLeft }));
-      this.lastLse = this.opts.logprobs ? logNormalisers(logits, B, V) : null;
+      this.lastLse = this.opts.logprobs || this.guide ? logNormalisers(logits, B, V) : null;
       return rowsOf(logits, B, V, this.last!);
     }));
     const gd = this.guide;
     if (gd) {
-      gd.last = noGrad(() => scope(() => rowsOf(T.contiguous(model.forward(T.tensor(next.map((x) => [x]), [B, 1], 'i32'), gd.state!, { padLeft: gd.padLeft })), B, V, gd.last!)));
+      gd.last = noGrad(() => scope(() => {
+        const logits = T.contiguous(model.forward(T.tensor(next.map((x) => [x]), [B, 1], 'i32'), gd.state!, { padLeft: gd.padLeft }));
+        gd.lse = logNormalisers(logits, B, V);
+        return rowsOf(logits, B, V, gd.last!);
+      }));
       this.guideRows();
     }
     this.decodeMs += performance.now() - t1;
@@ -404,6 +416,7 @@ export class Generation {
       this.guide.state?.dispose();
       this.guide.state = null;
       this.guide.last = null;
+      this.guide.lse = null;
     }
   }
 
