@@ -245,13 +245,19 @@ async function runBrowser(input, p, onText, rate) {
 
 // ---- an image to send (mixed-modal models) ------------------------------------------------
 
+/** An <img> of a PNG data: URL. */
+function imageElement(url, className, alt) {
+  const img = document.createElement('img');
+  img.src = url; img.className = className; img.alt = alt;
+  return img;
+}
+
 /** Set (a PNG data: URL) or clear (null) the image that goes with the next message, and show it. */
 function setAttachment(url) {
   state.attachment = url;
   els.attachment.replaceChildren();
   if (!url) { els.attach.value = ''; return; }
-  const img = document.createElement('img');
-  img.src = url; img.className = 'thumb'; img.alt = 'image to send';
+  const img = imageElement(url, 'thumb', 'image to send');
   const rm = document.createElement('button');
   rm.type = 'button'; rm.textContent = '×'; rm.title = 'remove the image'; rm.dataset.testid = 'attachment-remove';
   rm.addEventListener('click', () => setAttachment(null));
@@ -298,9 +304,7 @@ async function send() {
   els.prompt.value = '';
   const sent = addMessage(format === 'completion' ? 'prompt' : 'user', text);
   if (image) {
-    const img = document.createElement('img');
-    img.src = image; img.className = 'sent-image'; img.alt = 'your image';
-    sent.div.append(img);
+    sent.div.append(imageElement(image, 'sent-image', 'your image'));
     setAttachment(null);
   }
   const images = []; // the reply's images (PNG data URLs), kept in the history with its text
@@ -334,7 +338,7 @@ async function send() {
     for (;;) {
       try {
         const input = buildInput();
-        const onImage = (url) => { images.push(url); const img = document.createElement('img'); img.src = url; img.className = 'generated-image'; img.alt = 'generated image'; div.append(img); };
+        const onImage = (url) => { images.push(url); div.append(imageElement(url, 'generated-image', 'generated image')); };
         r = state.mode === 'server' ? await runServer(input, p, onText, rate, onImage) : await runBrowser(input, p, onText, rate);
         break;
       } catch (e) {

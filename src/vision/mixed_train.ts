@@ -364,7 +364,7 @@ export interface MixedEval {
 
 /**
  * The classifier-free guidance scale mixed-modal models draw with by default (Chameleon's image
- * default): on the quickstart-size model it lifts the drawings the judge reads as requested from
+ * default): on the default mixed-modal model (4 × 192) it lifts the drawings the judge reads as requested from
  * about 60% to about 90% (BENCHMARKS.md).
  */
 export const IMAGE_GUIDANCE = 3;
