@@ -15,8 +15,8 @@ import { scope } from '../tensor/storage.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Generator } from '../tensor/random.js';
 import type { CausalLM, DecodeState } from '../models/causal.js';
-import { Sequence, logNormalisers, prepareRequest, resultOf, rowsOf } from './generate.js';
-import type { GenerateOptions, GenerationResult } from './generate.js';
+import { Sequence, guideRow, logNormalisers, logSumExp, prepareGuidance, prepareRequest, resultOf, rowsOf } from './generate.js';
+import type { GenerateOptions, GenerationResult, PreparedGuidance } from './generate.js';
 
 /** One request in a DecodeBatch: n sequences sharing a seeded generator (as in Generation). */
 let nextRequestId = 0;
@@ -30,9 +30,12 @@ export class BatchedRequest {
   decodeMs = 0;
   /** What a processor of this request threw (the request is then cancelled; others go on). */
   error: unknown = undefined;
-  constructor(readonly prompts: number[][], readonly maxLen: number, readonly opts: GenerateOptions, seqs: Sequence[]) {
+  /** Rows the request takes in the batch: one per sequence, two with classifier-free guidance (its negative prompt's). */
+  readonly rowCount: number;
+  constructor(readonly prompts: number[][], readonly maxLen: number, readonly opts: GenerateOptions, seqs: Sequence[], readonly guide: PreparedGuidance | null = null) {
     this.sequences = seqs;
     this.g = new Generator(opts.seed ?? 0);
+    this.rowCount = prompts.length * (guide ? 2 : 1);
   }
   get done(): boolean { return this.state === 'finished' || this.state === 'cancelled'; }
   result(): GenerationResult { return resultOf(this.sequences, this.opts, this); }
@@ -47,8 +50,11 @@ interface Row {
   logits: Float32Array;
   /** The token chosen this step. */
   next: number;
-  /** log Σ exp(logits), when the request asks for logprobs. */
+  /** log Σ exp(logits), when the request asks for logprobs (or guides). */
   lse?: number;
+  /** Classifier-free guidance: a sequence's row points to the row of its negative prompt, which points back (`of`) and is fed the same tokens. */
+  neg?: Row;
+  of?: Row;
 }
 
 export class DecodeBatch {
@@ -75,8 +81,10 @@ export class DecodeBatch {
     const req = this.tryCreate(prompts, opts);
     if (!req) {
       const { batch, maxLen, maxNew } = prepareRequest(this.model, prompts, opts);
-      if (batch.length > this.maxRows) throw new RangeError(`generate: ${batch.length} sequences exceed the batch's ${this.maxRows} rows`);
-      throw new RangeError(`generate: ${maxLen} prompt tokens + ${maxNew} new exceed the batch cache of ${this.maxLength} positions`);
+      const guide = prepareGuidance(this.model, batch, maxNew, opts);
+      const rows = batch.length * (guide ? 2 : 1);
+      if (rows > this.maxRows) throw new RangeError(`generate: ${batch.length} sequences${guide ? ' and their guidance rows' : ''} exceed the batch's ${this.maxRows} rows`);
+      throw new RangeError(`generate: ${Math.max(maxLen, guide?.maxLen ?? 0)} prompt tokens + ${maxNew} new exceed the batch cache of ${this.maxLength} positions`);
     }
     return req;
   }
@@ -84,8 +92,9 @@ export class DecodeBatch {
   /** As create(), or null when the request could never run in this batch (too many sequences or positions). */
   tryCreate(prompts: number[] | number[][], opts: GenerateOptions = {}): BatchedRequest | null {
     const { batch, maxLen, maxNew, stopIds } = prepareRequest(this.model, prompts, opts);
-    if (batch.length > this.maxRows || maxLen + maxNew > this.maxLength) return null;
-    return new BatchedRequest(batch, maxLen, opts, batch.map((p, b) => new Sequence(b, p, opts, stopIds, maxNew)));
+    const guide = prepareGuidance(this.model, batch, maxNew, opts);
+    if (batch.length * (guide ? 2 : 1) > this.maxRows || Math.max(maxLen, guide?.maxLen ?? 0) + maxNew > this.maxLength) return null;
+    return new BatchedRequest(batch, maxLen, opts, batch.map((p, b) => new Sequence(b, p, opts, stopIds, maxNew)), guide);
   }
 
   enqueue(req: BatchedRequest): BatchedRequest {
@@ -113,7 +122,7 @@ export class DecodeBatch {
    */
   step(): boolean {
     const next = this.pending[0];
-    if (next && this.rows.length + next.prompts.length <= this.maxRows) {
+    if (next && this.rows.length + next.rowCount <= this.maxRows) {
       this.pending.shift();
       this.prefill(next);
       return true;
@@ -134,19 +143,38 @@ export class DecodeBatch {
   private prefill(req: BatchedRequest): void {
     const t0 = performance.now();
     req.state = 'running';
-    const { model } = this;
-    const V = model.config.vocab_size, n = req.prompts.length, P = req.maxLen;
-    const padIn = req.prompts.map((p) => P - p.length);
+    const n = req.prompts.length, gd = req.guide;
     const state = this.ensureState();
+    if (this.rows.length === 0) state.truncate(0);
+    // The prompts, then (with guidance) the negative prompts, each prefilled as Generation does.
+    const own = this.prefillRows(req, req.prompts, req.maxLen, req.opts.logprobs || !!gd);
+    req.sequences.forEach((seq, b) => this.rows.push({ req, seq, pad: own.pad[b], logits: own.logits[b], next: 0, lse: own.lse?.[b] }));
+    if (gd) {
+      const neg = this.prefillRows(req, gd.batch, gd.maxLen, true);
+      const rows = this.rows.slice(this.rows.length - n);
+      rows.forEach((r, b) => {
+        r.neg = { req, seq: r.seq, pad: neg.pad[b], logits: neg.logits[b], next: 0, lse: neg.lse![b], of: r };
+        this.rows.push(r.neg);
+      });
+      this.guideRows(rows);
+    }
+    req.prefillMs = performance.now() - t0;
+    if (req.sequences.every((q) => q.maxNew <= 0)) { for (const q of req.sequences) q.done = true; this.removeFinished(); }
+  }
+
+  /** Prefill `prompts` (left-padded to P) and append their positions to the batch's state, right-aligned; each row's padding and last logits. */
+  private prefillRows(req: BatchedRequest, prompts: number[][], P: number, wantLse: boolean): { pad: number[]; logits: Float32Array[]; lse: Float32Array | null } {
+    const { model } = this, state = this.state!;
+    const V = model.config.vocab_size, n = prompts.length;
+    const padIn = prompts.map((p) => P - p.length);
     let lse: Float32Array | null = null;
     const logits = noGrad(() => scope(() => {
       const tmp = model.newState(n, P);
       try {
-        const ids = T.tensor(req.prompts.map((p, b) => [...new Array(padIn[b]).fill(0), ...p]), [n, P], 'i32');
+        const ids = T.tensor(prompts.map((p, b) => [...new Array(padIn[b]).fill(0), ...p]), [n, P], 'i32');
         const lg = T.contiguous(model.forward(ids, tmp, { padLeft: padIn, lastOnly: true }));
         const out = rowsOf(lg, n, V);
-        lse = req.opts.logprobs ? logNormalisers(lg, n, V) : null;
-        if (this.rows.length === 0) state.truncate(0);
+        lse = wantLse ? logNormalisers(lg, n, V) : null;
         // Right-aligned: rows already here get d more positions of padding.
         const d = Math.max(0, P - state.length);
         if (d > 0 && this.rows.length > 0 && state.length > 0) this.shifts.right++;
@@ -158,9 +186,22 @@ export class DecodeBatch {
       }
     }));
     this.calls++;
-    req.sequences.forEach((seq, b) => this.rows.push({ req, seq, pad: state.length - P + padIn[b], logits: logits[b], next: 0, lse: lse?.[b] }));
-    req.prefillMs = performance.now() - t0;
-    if (req.sequences.every((q) => q.maxNew <= 0)) { for (const q of req.sequences) q.done = true; this.removeFinished(); }
+    return { pad: padIn.map((p) => state.length - P + p), logits, lse };
+  }
+
+  /**
+   * Classifier-free guidance of these sequence rows by their negative rows (as Generation does):
+   * each guided row's logits become the guided scores; its lse is kept only for logprobs.
+   */
+  private guideRows(rows: Row[]): void {
+    for (const r of rows) {
+      const gd = r.req.guide!, q = r.seq, u = r.neg!;
+      if (!q.done && !(gd.when && !gd.when(q.ids))) {
+        guideRow(r.logits, u.logits, r.lse!, u.lse!, gd.scale);
+        if (r.req.opts.logprobs) r.lse = logSumExp(r.logits);
+      }
+      if (!r.req.opts.logprobs) r.lse = undefined;
+    }
   }
 
   /** Drop the padding every row has (when the state is full). */
@@ -180,7 +221,7 @@ export class DecodeBatch {
     const order = [...this.rows].sort((x, y) => x.req.id - y.req.id || x.seq.index - y.seq.index);
     for (const r of order) {
       touched.add(r.req);
-      if (r.req.state !== 'running') continue;
+      if (r.req.state !== 'running' || r.of) continue;
       try {
         r.next = r.seq.take(r.logits, r.req.g, r.lse);
       } catch (e) {
@@ -189,6 +230,8 @@ export class DecodeBatch {
         for (const q of r.req.sequences) if (!q.done) q.close(false);
       }
     }
+    // A negative prompt's row is fed its sequence's token.
+    for (const r of this.rows) if (r.of) r.next = r.of.next;
     // Finished rows leave the batch; the others get their chosen token fed back.
     this.removeFinished();
     if (this.rows.length > 0) {
@@ -197,14 +240,16 @@ export class DecodeBatch {
       const R = this.rows.length, V = this.model.config.vocab_size;
       const padLeft = this.rows.map((r) => r.pad);
       const ids = this.rows.map((r) => [r.next]);
-      const wantLse = this.rows.some((r) => r.req.opts.logprobs);
+      const wantLse = this.rows.some((r) => r.req.opts.logprobs || r.req.guide);
       noGrad(() => scope(() => {
         const lg = T.contiguous(this.model.forward(T.tensor(ids, [R, 1], 'i32'), state, { padLeft }));
         rowsOf(lg, R, V, this.rows.map((r) => r.logits));
         const lse = wantLse ? logNormalisers(lg, R, V) : null;
-        this.rows.forEach((r, k) => { r.lse = lse && r.req.opts.logprobs ? lse[k] : undefined; });
+        this.rows.forEach((r, k) => { r.lse = lse && (r.req.opts.logprobs || r.req.guide) ? lse[k] : undefined; });
       }));
       this.calls++;
+      const guided = this.rows.filter((r) => r.neg);
+      if (guided.length) this.guideRows(guided);
     }
     const ms = performance.now() - t0;
     for (const req of touched) req.decodeMs += ms;

@@ -288,7 +288,7 @@ export class Generation {
   private decoding: DecodeState | null = null;
   private last: Float32Array[] | null = null;
   /** Classifier-free guidance: the negative prompts (padded like the batch), their state, last logits and their log Σ exp. */
-  private readonly guide: { scale: number; batch: number[][]; maxLen: number; padLeft: number[]; when?: (ids: readonly number[]) => boolean; state: DecodeState | null; last: Float32Array[] | null; lse: Float32Array | null } | null;
+  private readonly guide: (PreparedGuidance & { state: DecodeState | null; last: Float32Array[] | null; lse: Float32Array | null }) | null;
   /** log Σ exp of each row's logits (when logprobs are asked for). */
   private lastLse: Float32Array | null = null;
   private state: 'new' | 'running' | 'finished' | 'cancelled' = 'new';
@@ -305,21 +305,8 @@ export class Generation {
     this.g = new Generator(opts.seed ?? 0);
     this.padLeft = batch.map((p) => maxLen - p.length);
     this.sequences = batch.map((p, b) => new Sequence(b, p, opts, stopIds, maxNew));
-    this.guide = null;
-    const gd = opts.guidance;
-    if (gd && gd.scale !== 1) {
-      if (!(Number.isFinite(gd.scale) && gd.scale >= 0)) throw new RangeError(`generate: guidance scale must be a finite number ≥ 0, got ${gd.scale}`);
-      const neg = gd.negative.length && Array.isArray(gd.negative[0]) ? (gd.negative as number[][]) : batch.map(() => gd.negative as number[]);
-      if (neg.length !== batch.length) throw new RangeError(`generate: guidance has ${neg.length} negative prompts for ${batch.length} sequences (give one, or one per sequence)`);
-      const V = this.V;
-      for (const [b, p] of neg.entries()) {
-        if (p.length === 0) throw new RangeError(`generate: guidance's negative prompt ${b} is empty (an unconditional prompt is the BOS id alone)`);
-        for (const id of p) if (!Number.isInteger(id) || id < 0 || id >= V) throw new RangeError(`generate: guidance's negative prompt ${b} has token id ${id} outside [0, ${V})`);
-      }
-      const nMax = Math.max(...neg.map((p) => p.length));
-      if (nMax + maxNew > model.contextLength) throw new RangeError(`generate: guidance's negative prompt of ${nMax} tokens and ${maxNew} new tokens exceed the model's context of ${model.contextLength} positions`);
-      this.guide = { scale: gd.scale, batch: neg, maxLen: nMax, padLeft: neg.map((p) => nMax - p.length), when: gd.when, state: null, last: null, lse: null };
-    }
+    const gd = prepareGuidance(model, batch, maxNew, opts);
+    this.guide = gd && { ...gd, state: null, last: null, lse: null };
   }
 
   /**
@@ -333,13 +320,8 @@ export class Generation {
     for (let b = 0; b < this.batchSize; b++) {
       const q = this.sequences[b];
       if (q.done || (gd.when && !gd.when(q.ids))) continue;
-      const c = this.last![b], u = gd.last![b];
-      const lc = lse[b], lu = ulse[b];
-      for (let i = 0; i < c.length; i++) {
-        const un = u[i] - lu;
-        c[i] = s * (c[i] - lc - un) + un;
-      }
-      if (this.opts.logprobs) lse[b] = logSumExp(c);
+      guideRow(this.last![b], gd.last![b], lse[b], ulse[b], s);
+      if (this.opts.logprobs) lse[b] = logSumExp(this.last![b]);
     }
     if (!this.opts.logprobs) this.lastLse = null;
   }
@@ -434,7 +416,38 @@ export class Generation {
 }
 
 /** log Σ exp of a row of logits (the largest taken out first). */
-function logSumExp(x: Float32Array): number {
+/** A request's classifier-free guidance, checked: the negative prompts (one per sequence), padded to the longest. */
+export interface PreparedGuidance { scale: number; batch: number[][]; maxLen: number; padLeft: number[]; when?: (ids: readonly number[]) => boolean }
+
+/** `opts.guidance` checked against the model and the request (null when absent or a scale of 1, which changes nothing). */
+export function prepareGuidance(model: CausalLM, batch: number[][], maxNew: number, opts: GenerateOptions): PreparedGuidance | null {
+  const gd = opts.guidance;
+  if (!gd || gd.scale === 1) return null;
+  if (!(Number.isFinite(gd.scale) && gd.scale >= 0)) throw new RangeError(`generate: guidance scale must be a finite number ≥ 0, got ${gd.scale}`);
+  const neg = gd.negative.length && Array.isArray(gd.negative[0]) ? (gd.negative as number[][]) : batch.map(() => gd.negative as number[]);
+  if (neg.length !== batch.length) throw new RangeError(`generate: guidance has ${neg.length} negative prompts for ${batch.length} sequences (give one, or one per sequence)`);
+  const V = model.config.vocab_size;
+  for (const [b, p] of neg.entries()) {
+    if (p.length === 0) throw new RangeError(`generate: guidance's negative prompt ${b} is empty (an unconditional prompt is the BOS id alone)`);
+    for (const id of p) if (!Number.isInteger(id) || id < 0 || id >= V) throw new RangeError(`generate: guidance's negative prompt ${b} has token id ${id} outside [0, ${V})`);
+  }
+  const nMax = Math.max(...neg.map((p) => p.length));
+  if (nMax + maxNew > model.contextLength) throw new RangeError(`generate: guidance's negative prompt of ${nMax} tokens and ${maxNew} new tokens exceed the model's context of ${model.contextLength} positions`);
+  return { scale: gd.scale, batch: neg, maxLen: nMax, padLeft: neg.map((p) => nMax - p.length), when: gd.when };
+}
+
+/**
+ * Guide one row in place: c ← s·(log p(·|prompt) − log p(·|negative)) + log p(·|negative), from
+ * the prompt's logits c and the negative's u and their log Σ exp lc and lu.
+ */
+export function guideRow(c: Float32Array, u: Float32Array, lc: number, lu: number, s: number): void {
+  for (let i = 0; i < c.length; i++) {
+    const un = u[i] - lu;
+    c[i] = s * (c[i] - lc - un) + un;
+  }
+}
+
+export function logSumExp(x: Float32Array): number {
   let m = -Infinity;
   for (let i = 0; i < x.length; i++) if (x[i] > m) m = x[i];
   if (m === -Infinity) return m;

@@ -25,7 +25,7 @@ import { H } from '../backend/heap.js';
 import { decodePng } from '../vision/png.js';
 import type { GreyImage } from '../vision/png.js';
 import { ImageSpanProcessor } from '../vision/mixed.js';
-import { imageTokenText, contentParts } from '../vision/mixed_train.js';
+import { imageTokenText, contentParts, IMAGE_GUIDANCE } from '../vision/mixed_train.js';
 import { ApiError, badParam, internalError } from './errors.js';
 import type { ModelRegistry, ServedModel } from './models.js';
 import type { Job, Scheduler } from './scheduler.js';
@@ -380,11 +380,11 @@ function startGeneration(ctx: Ctx, m: ServedModel, prompts: number[][], opts: Ge
   let speculative: Started['speculative'] = null;
   if (m.speculative) {
     const method = speculativeMethods(m.speculative).join(' and ');
-    if (prompts.length === 1) {
+    if (opts.guidance) speculative = { method: null, reason: `classifier-free guidance: ${method} decoding does not guide; this request decodes without it` };
+    else if (prompts.length === 1) {
       const gen = newGeneration(m.model, prompts, { ...opts, speculative: m.speculative });
       return { job: new GenerationJob(gen), result: () => gen.result(), speculative: { method } };
-    }
-    speculative = { method: null, reason: `n = ${prompts.length}: ${method} decoding runs one sequence at a time; this request decodes without it` };
+    } else speculative = { method: null, reason: `n = ${prompts.length}: ${method} decoding runs one sequence at a time; this request decodes without it` };
   }
   const rows = Math.max(ctx.limits.batchRows, ctx.limits.maxN);
   if (ctx.limits.batchRows > 0) {
@@ -584,6 +584,13 @@ export async function chatCompletions(ctx: Ctx, body: unknown, res: ServerRespon
     const procs = [...(opts.processors ?? [])];
     if (constraint) procs.push(await constraintProcessor(ctx, m, constraint, opts.maxNewTokens!));
     if (m.mixed) procs.push(new ImageSpanProcessor(m.mixed.vocab));
+    // A mixed-modal model's image codes are drawn with classifier-free guidance, as tslm chat draws
+    // them (`guidance_scale`, Hugging Face's name; default IMAGE_GUIDANCE, 1: off; negative: the
+    // document start; the text is not guided).
+    const scale = optNumber(b, 'guidance_scale', { min: 0, max: 100 });
+    if (scale !== undefined && !m.mixed) throw badParam('guidance_scale', `'guidance_scale' guides the image codes of a mixed-modal model; model '${m.id}' is text-only`);
+    const mixedVocab = m.mixed?.vocab;
+    const guidance = mixedVocab && (scale ?? IMAGE_GUIDANCE) !== 1 ? { scale: scale ?? IMAGE_GUIDANCE, negative: [ids[0]], when: (q: readonly number[]) => mixedVocab.state(q).inImage } : undefined;
     const id = newId('chatcmpl'), created = now(), model = m.id;
     const n = opts.n;
     let events: EventStream | null = null;
@@ -593,7 +600,7 @@ export async function chatCompletions(ctx: Ctx, body: unknown, res: ServerRespon
     const genOpts: GenerateOptions = {
       ...opts, processors: procs, tokenizer: m.tokenizer!, stopIds: m.stopIds,
       stopStrings: [...(opts.stopStrings ?? []), ...(m.chat.eosToken && !m.stopIds.includes(m.tokenizer!.specialTokens.get(m.chat.eosToken) ?? -1) ? [m.chat.eosToken] : [])],
-      logprobs: wantLogprobs, topLogprobs: topLogprobs || undefined,
+      logprobs: wantLogprobs, topLogprobs: topLogprobs || undefined, guidance,
       onToken: streamText ? (ev) => {
         if (!events) return;
         const delta: Obj = {};

@@ -26,7 +26,7 @@ import { lossCurveSvg, writeFileAtomic, esc } from '../train/report.js';
 import type { StepMetrics } from '../train/report.js';
 import { progressPrinter, paramsText, readMetrics } from '../train/run.js';
 import { generate } from '../generate/generate.js';
-import { loadMnist } from './mnist.js';
+import { loadMnist, shiftImage } from './mnist.js';
 import type { ImageSet } from './mnist.js';
 import { ImageTokenizer, trainImageTokenizer, loadImageTokenizer, saveImageTokenizer } from './tokenizer.js';
 import { MixedVocab, ImageSpanProcessor, MixedVocabError } from './mixed.js';
@@ -126,15 +126,8 @@ export function shiftedCopies(set: ImageSet, copies: number, seed: number): Imag
     for (let i = 0; i < set.n; i++) {
       let dx = 0, dy = 0;
       while (dx === 0 && dy === 0) { dx = g.int(5) - 2; dy = g.int(5) - 2; }
-      const src = set.pixels.subarray(i * px, (i + 1) * px), o = (c * set.n + i) * px;
-      for (let y = 0; y < S; y++) {
-        const sy = y - dy;
-        if (sy < 0 || sy >= S) continue;
-        for (let x = 0; x < S; x++) {
-          const sx = x - dx;
-          if (sx >= 0 && sx < S) pixels[o + y * S + x] = src[sy * S + sx];
-        }
-      }
+      const o = (c * set.n + i) * px;
+      shiftImage(set.pixels.subarray(i * px, (i + 1) * px), pixels.subarray(o, o + px), S, dx, dy);
       labels[c * set.n + i] = set.labels[i];
     }
   }

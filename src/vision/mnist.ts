@@ -42,3 +42,14 @@ export function loadMnist(): { train: ImageSet; test: ImageSet } {
   cache = { train: build(false), test: build(true) };
   return cache;
 }
+
+/**
+ * Copy one S×S image into `dst` moved by (dx, dy) pixels: what moves out of the frame is dropped,
+ * what moves in is black (0). `dst` must be zero where nothing lands.
+ */
+export function shiftImage(src: Float32Array, dst: Float32Array, S: number, dx: number, dy: number): void {
+  for (let y = Math.max(0, dy); y < Math.min(S, S + dy); y++) {
+    const sy = y - dy;
+    for (let x = Math.max(0, dx); x < Math.min(S, S + dx); x++) dst[y * S + x] = src[sy * S + x - dx];
+  }
+}

@@ -64,6 +64,39 @@ for (const backend of BACKENDS) {
   }));
 }
 
+test('classifier-free guidance in a running batch: the PyTorch reference alone, and guided requests (one with when) beside plain ones match solo generate()', () => {
+  // The reference's cases, one request at a time (each takes two rows: its prompt's and its negative's).
+  const gx = fixture<{ cases: { prompt: number[]; negative: number[]; scale: number; ids: number[]; logprobs: number[] }[] }>('llama/guidance.json');
+  const solo = new DecodeBatch(model, 2);
+  for (const c of gx.cases) {
+    const r = solo.add(c.prompt, { maxNewTokens: c.ids.length, stopIds: [], logprobs: true, guidance: { scale: c.scale, negative: c.negative } });
+    let guard = 0;
+    while (solo.step()) assert.ok(guard++ < 100);
+    const got = r.result();
+    assert.deepEqual(got.ids[0], c.ids, `scale ${c.scale}, negative ${c.negative}`);
+    got.logprobs![0].forEach((lp, i) => assert.ok(Math.abs(lp - c.logprobs[i]) < 1e-4, `scale ${c.scale} step ${i}: ${lp} vs ${c.logprobs[i]}`));
+  }
+  assert.throws(() => solo.create([prompt(1, 3), prompt(2, 3)], { guidance: { scale: 3, negative: [1] } }), /2 sequences and their guidance rows exceed the batch's 2 rows/);
+  solo.dispose();
+  // Overlapping requests: guided (two sequences, sampled), plain, guided only after the prompt's sixth new token.
+  const batch = new DecodeBatch(model, 8);
+  const a = { prompts: [prompt(6, 9), prompt(7, 4)], opts: { maxNewTokens: 14, logprobs: true, temperature: 0.8, seed: 3, stopIds: [], guidance: { scale: 2.5, negative: [[1], [1, 5, 9]] } } };
+  const b = { prompts: [prompt(8, 6)], opts: { maxNewTokens: 10, logprobs: true, stopIds: [] } };
+  const c = { prompts: [prompt(9, 12)], opts: { maxNewTokens: 12, logprobs: true, stopIds: [], guidance: { scale: 4, negative: [1], when: (ids: readonly number[]) => ids.length >= 18 } } };
+  const rb = batch.add(b.prompts, b.opts);
+  batch.step(); batch.step();
+  const ra = batch.add(a.prompts, a.opts);
+  batch.step(); batch.step(); batch.step();
+  const rc = batch.add(c.prompts, c.opts);
+  let guard = 0;
+  while (batch.step()) assert.ok(guard++ < 200);
+  checkSame(ra, a.prompts, a.opts, 'guided a');
+  checkSame(rb, b.prompts, b.opts, 'plain b');
+  checkSame(rc, c.prompts, c.opts, 'guided c');
+  assert.notDeepEqual(rc.result().ids[0], generate(model, c.prompts, { maxNewTokens: 12, stopIds: [] }).ids[0], 'guidance changed nothing in c');
+  batch.dispose();
+});
+
 test('a full cache shifts left; a cancelled request leaves the others intact; memory is returned', () => {
   const before = heapStats().inUse;
   const batch = new DecodeBatch(model, 4, 24);

@@ -6,9 +6,11 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { init, shutdown } from '../../src/index.js';
+import { init, shutdown, loadModel, generate } from '../../src/index.js';
+import { applyChatTemplate } from '../../src/tokenizers/chat.js';
 import { HFTokenizer, trainByteLevelBPE } from '../../src/tokenizers/index.js';
-import { MixedVocab, mixedTokenizerJson, mixedDocuments, caption, readPng, writePng, loadMnist, readMixedModal } from '../../src/vision/index.js';
+import { MixedVocab, mixedTokenizerJson, mixedDocuments, caption, readPng, writePng, loadMnist, readMixedModal, loadMixedModal, contentParts, MIXED_CHAT_TEMPLATE } from '../../src/vision/index.js';
+import { ImageSpanProcessor } from '../../src/vision/mixed.js';
 import { main } from '../../src/cli/main.js';
 import { tempDir, tinyLlamaConfig, tinyLlamaTensors } from '../io/util.js';
 import { writeHfDir } from '../../src/io/index.js';
@@ -141,6 +143,27 @@ test('tslm mixed-modal train (tiny), then tslm generate --image-out and --image 
     await assert.rejects(client.chat.completions.create({ model: 'text-only', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: pngUrl } }] }] }), /text-only: image content parts need a mixed-modal model/);
     await assert.rejects(client.chat.completions.create({ model: 'checkpoint', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://example.com/x.png' } }] }] }), /must be a PNG as a data: URL/);
     await assert.rejects(client.chat.completions.create({ model: 'checkpoint', messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_schema', json_schema: { name: 's', schema: { type: 'string' } } } }), /is mixed-modal: response_format and tools are not available with it/);
+    // Drawings are guided as tslm chat guides them (scale 3 on image codes, negative: the document
+    // start; guidance_scale 1: off): the server's answer is the library's for the same seed.
+    {
+      const { model, tokenizer } = await loadModel(ck);
+      const mm = (await loadMixedModal(ck))!;
+      const ids = tokenizer!.encode(applyChatTemplate([{ role: 'user', content: caption(4) }], { template: MIXED_CHAT_TEMPLATE, addGenerationPrompt: true, bosToken: '<|endoftext|>', eosToken: '<|endoftext|>' }), { specials: true });
+      const local = (seed: number, scale: number) => {
+        const r = generate(model, ids, { maxNewTokens: 100, temperature: 1, seed, stopIds: [tokenizer!.eosId!], tokenizer: tokenizer!, processors: [new ImageSpanProcessor(mm.vocab)],
+          guidance: scale !== 1 ? { scale, negative: [ids[0]], when: (q) => mm.vocab.state(q).inImage } : undefined });
+        return mm.vocab.images(r.ids[0]).length ? contentParts(mm.imageTokenizer, mm.vocab, r.ids[0], (x) => tokenizer!.decode(x)) : r.text![0];
+      };
+      let seed = 0;
+      while (!Array.isArray(local(seed, 3))) assert.ok(++seed < 60, 'no seed draws an image');
+      const guided = local(seed, 3), plain = local(seed, 1);
+      assert.notDeepEqual(guided, plain, 'guidance changed nothing');
+      const ask = async (extra: Record<string, unknown>) => (await client.chat.completions.create({ model: 'checkpoint', messages: [{ role: 'user', content: caption(4) }], max_tokens: 100, temperature: 1, seed, ...extra } as never)).choices[0].message.content as unknown;
+      assert.deepEqual(await ask({}), guided, `seed ${seed}: the server's drawing is the library's with guidance 3`);
+      assert.deepEqual(await ask({ guidance_scale: 1 }), plain, `seed ${seed}: guidance_scale 1 draws without guidance`);
+      await assert.rejects(client.chat.completions.create({ model: 'text-only', messages: [{ role: 'user', content: 'x' }], guidance_scale: 2 } as never), /'guidance_scale' guides the image codes of a mixed-modal model; model 'text-only' is text-only/);
+      model.dispose();
+    }
     const models = await (await fetch(`${url}/v1/models`)).json() as { data: Array<{ id: string; modalities?: string[] }> };
     assert.deepEqual(models.data.find((m) => m.id === 'checkpoint')?.modalities, ['text', 'image']);
 
