@@ -56,6 +56,9 @@ export interface NgramTrainOptions extends NgramCountOptions {
   mode?: TokenMode;
 }
 
+/** Tokens of sentences counted together above order 1 (a longer sentence gets a batch of its own). */
+const COUNT_BATCH = 1 << 14;
+
 /**
  * Raw n-gram counts of every order 1..N over <s> w1 .. wn </s>, packed: unigram counts by word
  * id, and for each order n >= 2 a GramTable keyed by (order n-1 entry, last word id).
@@ -64,14 +67,16 @@ export class NgramCounts {
   readonly vocab = new Vocab();
   /** Unigram counts by word id (the first vocab.size entries are meaningful). */
   unigrams = new Float64Array(1 << 14);
-  /** grams[n - 2] holds the n-grams of order n >= 2. */
-  readonly grams: GramTable[];
   sentences = 0;
   /** Words counted, excluding <s> and </s>. */
   words = 0;
   private buf = new Int32Array(256);
-  private cur: Int32Array;
-  private prev: Int32Array;
+  private readonly G: GramTable[];
+  /** Sentences not yet counted above order 1: <s> w1 .. wn </s> one after another, bl tokens. */
+  private batch: Int32Array = new Int32Array(COUNT_BATCH);
+  private bl = 0;
+  /** Per order n >= 2 (index n - 2): the entry of the n-gram starting at each batch position, or -1. */
+  private ent: Int32Array[];
   private t0 = performance.now();
   private lastReport = 0;
   private cached: NgramTable[] | null = null;
@@ -79,9 +84,14 @@ export class NgramCounts {
   /** `capacity`: expected distinct n-grams of an order (the tables grow past it). */
   constructor(readonly order: number, private onProgress?: (line: string) => void, capacity = 1 << 16) {
     checkOrder(order);
-    this.grams = Array.from({ length: order - 1 }, () => new GramTable(capacity));
-    this.cur = new Int32Array(order);
-    this.prev = new Int32Array(order);
+    this.G = Array.from({ length: order - 1 }, () => new GramTable(capacity));
+    this.ent = Array.from({ length: order - 1 }, () => new Int32Array(COUNT_BATCH));
+  }
+
+  /** grams[n - 2] holds the n-grams of order n >= 2. */
+  get grams(): GramTable[] {
+    this.flush();
+    return this.G;
   }
 
   /** Count one sentence (tokens without <s>/</s>); `where` names it in errors. */
@@ -99,32 +109,30 @@ export class NgramCounts {
 
   /**
    * Count one sentence of word ids: ids[1 .. len-2] are its words (vocabulary ids); ids[0] and
-   * ids[len-1] are overwritten with <s> and </s>.
+   * ids[len-1] are overwritten with <s> and </s>. Unigrams are counted at once; higher orders
+   * a batch of sentences at a time (order by order, see GramTable.addRun).
    */
   addIds(ids: Int32Array, len: number): void {
     ids[0] = BOS_ID;
     ids[len - 1] = EOS_ID;
-    const N = this.order, G = this.grams;
     if (this.unigrams.length < this.vocab.size) {
       const u = new Float64Array(Math.max(this.vocab.size, this.unigrams.length * 2));
       u.set(this.unigrams);
       this.unigrams = u;
     }
     const uni = this.unigrams;
-    let cur = this.cur, prev = this.prev;
-    // Right to left, so the suffix of an n-gram starting at i (the (n-1)-gram at i+1) is known.
-    for (let i = len - 1; i >= 0; i--) {
-      const w = ids[i];
-      uni[w]++;
-      cur[0] = w;
-      const top = Math.min(N, len - i);
-      for (let n = 2; n <= top; n++) {
-        const t = G[n - 2];
-        cur[n - 1] = t.add(cur[n - 2], ids[i + n - 1], prev[n - 2]);
+    for (let i = 0; i < len; i++) uni[ids[i]]++;
+    if (this.order > 1) {
+      if (this.bl + len > this.batch.length) {
+        this.flush();
+        if (len > this.batch.length) {
+          this.batch = new Int32Array(len);
+          this.ent = this.ent.map(() => new Int32Array(len));
+        }
       }
-      const x = cur; cur = prev; prev = x;
+      this.batch.set(ids.subarray(0, len), this.bl);
+      this.bl += len;
     }
-    this.cur = cur; this.prev = prev;
     this.cached = null;
     this.sentences++;
     this.words += len - 2;
@@ -138,10 +146,28 @@ export class NgramCounts {
     }
   }
 
+  /** Count the batched sentences above order 1. */
+  private flush(): void {
+    const L = this.bl;
+    if (L === 0) return;
+    this.bl = 0;
+    const T = this.batch;
+    // An n-gram at position i is (entry of the (n-1)-gram at i, word at i + n - 1), its suffix the
+    // (n-1)-gram at i + 1; bigrams stop at </s>, and a higher order wherever an (n-1)-gram is missing.
+    let prev = T;
+    for (let n = 2; n <= this.order; n++) {
+      const count = L - n + 1;
+      if (count <= 0) break;
+      const e = this.ent[n - 2];
+      this.G[n - 2].addRun(prev, T, n - 1, e, count, n === 2 ? EOS_ID : -1);
+      prev = e;
+    }
+  }
+
   /** The word ids of entry `e` of order n into out[0 .. n). */
   wordsOf(n: number, e: number, out: Int32Array | number[]): void {
     for (let m = n; m >= 2; m--) {
-      const g = this.grams[m - 2];
+      const g = this.G[m - 2];
       out[m - 1] = g.word[e];
       e = g.ctx[e];
     }
@@ -151,6 +177,7 @@ export class NgramCounts {
   /** The counts as hash tables keyed by full n-grams (tables[n - 1]: order n; made on first use). */
   get tables(): NgramTable[] {
     if (this.cached) return this.cached;
+    this.flush();
     const N = this.order, key = new Int32Array(N);
     const out: NgramTable[] = [];
     const uni = new NgramTable(1, this.vocab.size);

@@ -10,10 +10,15 @@
 import { openSync, readSync, closeSync } from 'node:fs';
 import { ClassicFormatError, ClassicInputError } from './errors.js';
 
+/** Hash-slot indices are precomputed for this many n-grams at a time, and their slots read once ahead of the probes. */
+const RUN = 256;
+
 /**
  * Open-addressing table of (ctx, word) → dense entry index, entries in insertion order. While
  * counting, an occurrence touches one hash slot (key, entry and count side by side); `count`
- * gathers the counts by entry when read.
+ * gathers the counts by entry when read. `addRun` counts many n-grams at a time: it first reads
+ * the slot of each of a run of them (independent loads, so their cache misses overlap), then
+ * probes, so the table's size costs little more than one miss per run of 256.
  */
 export class GramTable {
   ctx: Int32Array;
@@ -21,26 +26,21 @@ export class GramTable {
   /** Index of the entry's last n-1 words in the order n-1 table (for n = 2: a word id). */
   suffix: Int32Array;
   size = 0;
-  /** Hash slots, 4 int32 each: ctx, word, entry index (-1: empty), count (uint32). */
+  /** Hash slots, 4 int32 each: ctx, word, entry index + 1 (0: empty), count (uint32). */
   private slots: Int32Array;
   private mask: number;
   private counts: Float64Array | null = null;
+  private hashes = new Int32Array(RUN);
 
   constructor(capacity = 1024) {
     let cap = 16;
     while (cap < capacity * 2) cap *= 2;
     this.mask = cap - 1;
-    this.slots = GramTable.emptySlots(cap);
+    this.slots = new Int32Array(cap * 4);
     const n = Math.max(16, capacity);
     this.ctx = new Int32Array(n);
     this.word = new Int32Array(n);
     this.suffix = new Int32Array(n);
-  }
-
-  private static emptySlots(cap: number): Int32Array<ArrayBuffer> {
-    const sl = new Int32Array(cap * 4);
-    for (let s = 2; s < sl.length; s += 4) sl[s] = -1;
-    return sl;
   }
 
   private static hash(ctx: number, word: number): number {
@@ -54,7 +54,7 @@ export class GramTable {
   get count(): Float64Array {
     if (this.counts) return this.counts;
     const c = new Float64Array(this.size), sl = this.slots;
-    for (let s = 0; s < sl.length; s += 4) if (sl[s + 2] >= 0) c[sl[s + 2]] = sl[s + 3] >>> 0;
+    for (let s = 0; s < sl.length; s += 4) if (sl[s + 2] > 0) c[sl[s + 2] - 1] = sl[s + 3] >>> 0;
     return (this.counts = c);
   }
 
@@ -64,47 +64,79 @@ export class GramTable {
     let s = GramTable.hash(ctx, word) & mask;
     for (;;) {
       const e = sl[s * 4 + 2];
-      if (e < 0) return -1;
-      if (sl[s * 4] === ctx && sl[s * 4 + 1] === word) return e;
+      if (e === 0) return -1;
+      if (sl[s * 4] === ctx && sl[s * 4 + 1] === word) return e - 1;
       s = (s + 1) & mask;
     }
   }
 
   /** Count one occurrence of (ctx, word); returns its entry (new ones get the given suffix). */
   add(ctx: number, word: number, suffix: number): number {
-    let sl = this.slots, mask = this.mask;
-    let s = GramTable.hash(ctx, word) & mask;
+    if ((this.size + 1) * 4 > (this.mask + 1) * 3) this.grow();
+    return this.put(GramTable.hash(ctx, word), ctx, word, suffix);
+  }
+
+  /** add() once the table has room: the probe from hash h. */
+  private put(h: number, ctx: number, word: number, suffix: number): number {
+    const sl = this.slots, mask = this.mask;
+    let s = h & mask;
     for (;;) {
       const i = s * 4, e = sl[i + 2];
-      if (e < 0) break;
+      if (e === 0) break;
       if (sl[i] === ctx && sl[i + 1] === word) {
         if (++sl[i + 3] === 0) throw new RangeError('an n-gram occurs 2^32 times: counts are 32-bit');
-        return e;
+        return e - 1;
       }
       s = (s + 1) & mask;
     }
     this.counts = null;
-    if ((this.size + 1) * 4 > (mask + 1) * 3) {
-      this.grow();
-      sl = this.slots; mask = this.mask;
-      s = GramTable.hash(ctx, word) & mask;
-      while (sl[s * 4 + 2] >= 0) s = (s + 1) & mask;
-    }
     const e = this.size++;
     if (e === this.ctx.length) this.growEntries();
     const i = s * 4;
-    sl[i] = ctx; sl[i + 1] = word; sl[i + 2] = e; sl[i + 3] = 1;
+    sl[i] = ctx; sl[i + 1] = word; sl[i + 2] = e + 1; sl[i + 3] = 1;
     this.ctx[e] = ctx; this.word[e] = word; this.suffix[e] = suffix;
     return e;
   }
 
+  /**
+   * Count the n-grams of a run of positions: for i in [0, count), the n-gram (ctx[i], word[i + wordOff])
+   * with suffix ctx[i + 1]; out[i] gets its entry, or -1 where the position has none: where
+   * ctx[i] === stop (bigrams: the context word is </s>), or where ctx[i] or ctx[i + 1] is -1.
+   */
+  addRun(ctx: Int32Array, word: Int32Array, wordOff: number, out: Int32Array, count: number, stop: number): void {
+    const H = this.hashes;
+    for (let r0 = 0; r0 < count; r0 += RUN) {
+      const r1 = Math.min(count, r0 + RUN);
+      if ((this.size + (r1 - r0)) * 4 > (this.mask + 1) * 3) this.grow();
+      const sl = this.slots, mask = this.mask;
+      // Hashes, and a read of each first slot: these loads do not depend on each other.
+      let touch = 0;
+      for (let i = r0; i < r1; i++) {
+        const c = ctx[i];
+        if (c === stop || c < 0 || ctx[i + 1] < 0) { H[i - r0] = 0; continue; }
+        const h = GramTable.hash(c, word[i + wordOff]);
+        H[i - r0] = h;
+        touch += sl[(h & mask) * 4 + 2];
+      }
+      this.touched = touch;
+      for (let i = r0; i < r1; i++) {
+        const c = ctx[i];
+        if (c === stop || c < 0 || ctx[i + 1] < 0) { out[i] = -1; continue; }
+        out[i] = this.put(H[i - r0], c, word[i + wordOff], ctx[i + 1]);
+      }
+    }
+  }
+
+  /** Where addRun's slot reads go (so they are not optimised away). */
+  private touched = 0;
+
   private grow(): void {
     const cap = (this.mask + 1) * 2, mask = cap - 1, old = this.slots;
-    const sl = GramTable.emptySlots(cap);
+    const sl = new Int32Array(cap * 4);
     for (let o = 0; o < old.length; o += 4) {
-      if (old[o + 2] < 0) continue;
+      if (old[o + 2] === 0) continue;
       let s = GramTable.hash(old[o], old[o + 1]) & mask;
-      while (sl[s * 4 + 2] >= 0) s = (s + 1) & mask;
+      while (sl[s * 4 + 2] !== 0) s = (s + 1) & mask;
       const i = s * 4;
       sl[i] = old[o]; sl[i + 1] = old[o + 1]; sl[i + 2] = old[o + 2]; sl[i + 3] = old[o + 3];
     }
