@@ -84,7 +84,7 @@ export function* arpaBytes(model: NgramModel, chunkBytes = 1 << 20): Generator<U
     return;
   }
   const { counts, prob, bo } = model.packed, { vocab, order } = model, V = vocab.size;
-  // The words' UTF-8 bytes, one pool.
+  // The words' UTF-8 bytes, one pool: the word text of unigram line i.
   const enc = new TextEncoder();
   const wordBytes = vocab.words.map((w) => enc.encode(w));
   const wOff = new Int32Array(V + 1);
@@ -93,35 +93,34 @@ export function* arpaBytes(model: NgramModel, chunkBytes = 1 << 20): Generator<U
   for (let i = 0; i < V; i++) pool.set(wordBytes[i], wOff[i]);
   let buf = new Uint8Array(chunkBytes + 256);
   let pos = writeAscii(buf, 0, '\n\\data\\\n' + model.counts.map((c, i) => `ngram ${i + 1}=${c}\n`).join('') + '\n');
-  // rank[e]: the ARPA position of entry e of the previous order; words[k][j]: the k-th word of its j-th line.
-  let rank: Int32Array | null = null, words: Int32Array[] = [];
+  // rank[e]: the ARPA line of entry e of the previous order. text/textOff: the previous order's
+  // word text, line by line (a line of order n is its context's text, a space and its last word;
+  // lines are sorted by context, so the previous order's text is read front to back).
+  let rank: Int32Array | null = null, text: Uint8Array = pool, textOff: Int32Array = wOff;
   for (let n = 1; n <= order; n++) {
     pos = writeAscii(buf, pos, `\\${n}-grams:\n`);
     const g = n >= 2 ? counts.grams[n - 2] : null;
     // Gathered into ARPA order first (tight loops, so the random reads overlap).
-    let p = prob[n - 1], bb = bo[n - 1], ctxRank: Int32Array | null = null;
-    if (!g) {
-      const ids = new Int32Array(V);
-      for (let i = 0; i < V; i++) ids[i] = i;
-      words = [ids];
-    } else {
+    let p = prob[n - 1], bb = bo[n - 1], sw: Int32Array | null = null, sc: Int32Array | null = null;
+    if (g) {
       const prevRank = rank, [sorted, r] = sortGrams(g, V, prevRank, n === 2 ? V : counts.grams[n - 3].size);
       rank = r;
-      const m = g.size, sp = new Float64Array(m), sw = new Int32Array(m), sc = new Int32Array(m), ctx = g.ctx, word = g.word;
+      const m = g.size, sp = new Float64Array(m), ctx = g.ctx, word = g.word;
+      sw = new Int32Array(m); sc = new Int32Array(m);
       for (let j = 0; j < m; j++) sp[j] = p[sorted[j]];
       for (let j = 0; j < m; j++) sw[j] = word[sorted[j]];
       if (prevRank) for (let j = 0; j < m; j++) sc[j] = prevRank[ctx[sorted[j]]];
       else for (let j = 0; j < m; j++) sc[j] = ctx[sorted[j]];
       if (bb) { const sb = new Float64Array(m); for (let j = 0; j < m; j++) sb[j] = bb[sorted[j]]; bb = sb; }
-      const next: Int32Array[] = [];
-      for (const wk of words) { const x = new Int32Array(m); for (let j = 0; j < m; j++) x[j] = wk[sc[j]]; next.push(x); }
-      next.push(sw);
-      words = next;
-      p = sp; ctxRank = sc;
+      p = sp;
     }
+    const total = g ? g.size : V;
+    // This order's word text is kept for the next order (not for the highest, nor for unigrams: that is the pool).
+    const keep = g && n < order;
     const st: LineState = {
-      n, prob: p, bo: bb, words, ctxRank,
-      total: g ? g.size : V, j: 0, lastCtx: -1, prefix: new Uint8Array(1024), prefixLen: 0, pool, wOff,
+      prob: p, bo: bb, sw, sc, total, j: 0, pool, wOff, text, textOff,
+      out: keep ? new Uint8Array(Math.max(1024, Math.ceil((text.length / Math.max(1, textOff.length - 1) + 8) * total))) : null,
+      outLen: 0, outOff: keep ? new Int32Array(total + 1) : null,
     };
     for (;;) {
       pos = writeLines(st, buf, pos);
@@ -133,6 +132,7 @@ export function* arpaBytes(model: NgramModel, chunkBytes = 1 << 20): Generator<U
     }
     if (pos + 64 > buf.length) { yield buf.subarray(0, pos); pos = 0; }
     buf[pos++] = 10;
+    if (st.out) { text = st.out; textOff = st.outOff!; }
   }
   pos = writeAscii(buf, pos, '\\end\\\n');
   yield buf.subarray(0, pos);
@@ -140,45 +140,46 @@ export function* arpaBytes(model: NgramModel, chunkBytes = 1 << 20): Generator<U
 
 /** Where the ARPA lines of one order stand. */
 interface LineState {
-  n: number; prob: Float64Array; bo: Float64Array | null;
-  /** words[k][j]: the k-th word id of line j; ctxRank[j]: the line of its context in the order below (null for order 1). */
-  words: Int32Array[]; ctxRank: Int32Array | null;
+  prob: Float64Array; bo: Float64Array | null;
+  /** Line j's last word id and the line of its context in the order below (both null for unigrams: line j is word j). */
+  sw: Int32Array | null; sc: Int32Array | null;
   total: number; j: number;
-  /** The first n-1 words of the current line and a space, rebuilt when the context changes. */
-  lastCtx: number; prefix: Uint8Array; prefixLen: number;
+  /** The vocabulary's bytes (word i at wOff[i] .. wOff[i + 1]). */
   pool: Uint8Array; wOff: Int32Array;
+  /** The previous order's word text by line. */
+  text: Uint8Array; textOff: Int32Array;
+  /** This order's word text by line, when the next order needs it. */
+  out: Uint8Array | null; outLen: number; outOff: Int32Array | null;
 }
 
 /** Write lines st.j, st.j+1, … into b from pos while they fit; returns the end. (A plain function: a generator's loop ran twice as slow.) */
 function writeLines(st: LineState, b: Uint8Array, pos: number): number {
-  const { n, prob, bo, words, ctxRank, total, pool, wOff } = st;
-  const last = words[n - 1];
-  let { j, lastCtx, prefix, prefixLen } = st;
+  const { prob, bo, sw, sc, total, pool, wOff, text, textOff, outOff } = st;
+  let { j, out, outLen } = st;
   const cap = b.length;
   for (; j < total; j++) {
-    const w = last[j];
-    if (ctxRank && ctxRank[j] !== lastCtx) {
-      lastCtx = ctxRank[j];
-      prefixLen = 0;
-      for (let k = 0; k < n - 1; k++) {
-        const id = words[k][j], len = wOff[id + 1] - wOff[id];
-        if (prefixLen + len + 1 > prefix.length) { const x = new Uint8Array((prefixLen + len + 1) * 2); x.set(prefix.subarray(0, prefixLen)); prefix = x; }
-        for (let q = wOff[id], end = wOff[id + 1]; q < end; q++) prefix[prefixLen++] = pool[q];
-        prefix[prefixLen++] = 32;
-      }
-    }
-    const w0 = wOff[w], w1 = wOff[w + 1];
-    // Two numbers of at most 16 characters, two tabs, a newline.
-    if (pos + prefixLen + (w1 - w0) + 40 > cap) break;
+    const w = sw ? sw[j] : j, w0 = wOff[w], w1 = wOff[w + 1];
+    let c0 = 0, c1 = -1;
+    if (sc) { const c = sc[j]; c0 = textOff[c]; c1 = textOff[c + 1]; }
+    // The word text, two numbers of at most 16 characters, two tabs, a newline.
+    const len = c1 - c0 + 1 + w1 - w0;
+    if (pos + len + 40 > cap) break;
     pos = writeArpaNumber(b, pos, prob[j]);
     b[pos++] = 9;
     // Byte loops: these copies are short, and a subarray per line costs more than the copy.
-    for (let k = 0; k < prefixLen; k++) b[pos++] = prefix[k];
+    const start = pos;
+    for (let k = c0; k < c1; k++) b[pos++] = text[k];
+    if (sc) b[pos++] = 32;
     for (let k = w0; k < w1; k++) b[pos++] = pool[k];
+    if (out) {
+      if (outLen + len > out.length) { const x = new Uint8Array(Math.max(out.length * 2, outLen + len)); x.set(out.subarray(0, outLen)); out = x; }
+      for (let k = start; k < pos; k++) out[outLen++] = b[k];
+      outOff![j + 1] = outLen;
+    }
     if (bo) { b[pos++] = 9; pos = writeArpaNumber(b, pos, bo[j]); }
     b[pos++] = 10;
   }
-  st.j = j; st.lastCtx = lastCtx; st.prefix = prefix; st.prefixLen = prefixLen;
+  st.j = j; st.out = out; st.outLen = outLen;
   return pos;
 }
 
