@@ -1,8 +1,11 @@
 // ARPA back-off language model files: write, and read with the format's own checks (the
 // \data\ counts must agree with the sections; every malformed line is reported by number).
 import { openSync, writeSync, closeSync, statSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { NgramTable } from './table.js';
 import { sortGrams } from './packed.js';
+import { ArpaTextWriter, type ArpaOrder } from './arpa-text.js';
+export { writeArpaNumber } from './arpa-text.js';
 import { BackoffNgramModel, NgramModel, Vocab, UNK, BOS, EOS, UNK_ID } from './ngram.js';
 import { ClassicFormatError, ClassicInputError } from './errors.js';
 import { readLines, type TokenMode } from './text.js';
@@ -18,56 +21,45 @@ export function formatArpaNumber(x: number): string {
   return x.toPrecision(8);
 }
 
-// 10^k, exact as doubles for k <= 22.
-const POW10 = Array.from({ length: 23 }, (_, k) => Number(`1e${k}`));
-
 /**
- * Write formatArpaNumber(x) as ASCII into b at pos; returns the end. The digits come from one
- * exact power-of-ten multiplication and a rounding; when the scaled value is within 1e-6 of a
- * rounding tie (its error is below 1.2e-8), or the number needs exponent notation, it falls back
- * to toPrecision itself, so the text is always the same as formatArpaNumber's.
+ * The packed model's orders in ARPA order, one at a time (unigrams in vocabulary order, higher
+ * orders sorted by word id: two counting sorts per order), and the vocabulary's UTF-8 bytes.
  */
-export function writeArpaNumber(b: Uint8Array, pos: number, x: number): number {
-  if (x === 0) { b[pos] = 48; return pos + 1; }
-  if (!(x > -99) || x === Infinity) { b[pos] = 45; b[pos + 1] = 57; b[pos + 2] = 57; return pos + 3; } // -99 (also NaN, ±Inf)
-  const v = x < 0 ? -x : x;
-  if (v >= 1e-6 && v < 1e8) {
-    let e = Math.floor(Math.log10(v));
-    if (e > 7) e = 7; else if (e < -6) e = -6;
-    let scaled = v * POW10[7 - e];
-    if (scaled < 1e7 && e > -6) { e--; scaled = v * POW10[7 - e]; } else if (scaled >= 1e8 && e < 7) { e++; scaled = v * POW10[7 - e]; }
-    let n = Math.floor(scaled);
-    const frac = scaled - n;
-    if (n >= 1e7 && n < 1e8 && Math.abs(frac - 0.5) > 1e-6) {
-      if (frac > 0.5) n++;
-      if (n === 1e8) { n = 1e7; e++; }
-      if (e <= 7) {
-        if (x < 0) b[pos++] = 45;
-        if (e < 0) {
-          b[pos++] = 48; b[pos++] = 46;
-          for (let z = -e - 1; z > 0; z--) b[pos++] = 48;
-        }
-        // 8 digits, filled from the last, with the point after digit e (none when e = 7).
-        const end = pos + (e >= 0 && e < 7 ? 9 : 8);
-        let q = n | 0, at = end;
-        for (let i = 7; i >= 0; i--) {
-          const r = (q / 10) | 0;
-          b[--at] = 48 + q - r * 10;
-          q = r;
-          if (i === e + 1 && e >= 0) b[--at] = 46;
-        }
-        return end;
-      }
+function packedArpa(model: BackoffNgramModel): { pool: Uint8Array; wOff: Int32Array; orders: Generator<ArpaOrder> } {
+  const { counts, prob, bo } = model.packed!, { vocab, order } = model, V = vocab.size;
+  const enc = new TextEncoder();
+  const wordBytes = vocab.words.map((w) => enc.encode(w));
+  const wOff = new Int32Array(V + 1);
+  for (let i = 0; i < V; i++) wOff[i + 1] = wOff[i] + wordBytes[i].length;
+  const pool = new Uint8Array(wOff[V]);
+  for (let i = 0; i < V; i++) pool.set(wordBytes[i], wOff[i]);
+  function* orders(): Generator<ArpaOrder> {
+    yield { n: 1, prob: prob[0], bo: bo[0], sw: null, sc: null, total: V };
+    // rank[e]: the ARPA line of entry e of the previous order.
+    let rank: Int32Array | null = null;
+    for (let n = 2; n <= order; n++) {
+      const g = counts.grams[n - 2], prevRank = rank;
+      const [sorted, r] = sortGrams(g, V, prevRank, n === 2 ? V : counts.grams[n - 3].size);
+      rank = r;
+      // Gathered into ARPA order (tight loops, so the random reads overlap).
+      const m = g.size, p = prob[n - 1], b = bo[n - 1], ctx = g.ctx, word = g.word;
+      const sp = new Float64Array(m), sw = new Int32Array(m), sc = new Int32Array(m);
+      for (let j = 0; j < m; j++) sp[j] = p[sorted[j]];
+      for (let j = 0; j < m; j++) sw[j] = word[sorted[j]];
+      if (prevRank) for (let j = 0; j < m; j++) sc[j] = prevRank[ctx[sorted[j]]];
+      else for (let j = 0; j < m; j++) sc[j] = ctx[sorted[j]];
+      let sb: Float64Array | null = null;
+      if (b) { sb = new Float64Array(m); for (let j = 0; j < m; j++) sb[j] = b[sorted[j]]; }
+      yield { n, prob: sp, bo: sb, sw, sc, total: m };
     }
   }
-  const s = x.toPrecision(8);
-  for (let i = 0; i < s.length; i++) b[pos++] = s.charCodeAt(i);
-  return pos;
+  return { pool, wOff, orders: orders() };
 }
 
-function writeAscii(b: Uint8Array, pos: number, s: string): number {
-  for (let i = 0; i < s.length; i++) b[pos++] = s.charCodeAt(i);
-  return pos;
+function checkBackoff(model: NgramModel): asserts model is BackoffNgramModel {
+  if (!(model instanceof BackoffNgramModel)) {
+    throw new ClassicInputError('ARPA output needs a back-off model: train with the kn or mkn estimator (mle and add-k are not back-off models)');
+  }
 }
 
 /**
@@ -75,112 +67,21 @@ function writeAscii(b: Uint8Array, pos: number, s: string): number {
  * by word id). A chunk is a view of a reused buffer: consume it before asking for the next.
  */
 export function* arpaBytes(model: NgramModel, chunkBytes = 1 << 20): Generator<Uint8Array> {
-  if (!(model instanceof BackoffNgramModel)) {
-    throw new ClassicInputError('ARPA output needs a back-off model: train with the kn or mkn estimator (mle and add-k are not back-off models)');
-  }
+  checkBackoff(model);
   if (!model.packed) {
     const enc = new TextEncoder();
     for (const c of tableArpaChunks(model)) yield enc.encode(c);
     return;
   }
-  const { counts, prob, bo } = model.packed, { vocab, order } = model, V = vocab.size;
-  // The words' UTF-8 bytes, one pool: the word text of unigram line i.
-  const enc = new TextEncoder();
-  const wordBytes = vocab.words.map((w) => enc.encode(w));
-  const wOff = new Int32Array(V + 1);
-  for (let i = 0; i < V; i++) wOff[i + 1] = wOff[i] + wordBytes[i].length;
-  const pool = new Uint8Array(wOff[V]);
-  for (let i = 0; i < V; i++) pool.set(wordBytes[i], wOff[i]);
-  let buf = new Uint8Array(chunkBytes + 256);
-  let pos = writeAscii(buf, 0, '\n\\data\\\n' + model.counts.map((c, i) => `ngram ${i + 1}=${c}\n`).join('') + '\n');
-  // rank[e]: the ARPA line of entry e of the previous order. text/textOff: the previous order's
-  // word text, line by line (a line of order n is its context's text, a space and its last word;
-  // lines are sorted by context, so the previous order's text is read front to back).
-  let rank: Int32Array | null = null, text: Uint8Array = pool, textOff: Int32Array = wOff;
-  for (let n = 1; n <= order; n++) {
-    pos = writeAscii(buf, pos, `\\${n}-grams:\n`);
-    const g = n >= 2 ? counts.grams[n - 2] : null;
-    // Gathered into ARPA order first (tight loops, so the random reads overlap).
-    let p = prob[n - 1], bb = bo[n - 1], sw: Int32Array | null = null, sc: Int32Array | null = null;
-    if (g) {
-      const prevRank = rank, [sorted, r] = sortGrams(g, V, prevRank, n === 2 ? V : counts.grams[n - 3].size);
-      rank = r;
-      const m = g.size, sp = new Float64Array(m), ctx = g.ctx, word = g.word;
-      sw = new Int32Array(m); sc = new Int32Array(m);
-      for (let j = 0; j < m; j++) sp[j] = p[sorted[j]];
-      for (let j = 0; j < m; j++) sw[j] = word[sorted[j]];
-      if (prevRank) for (let j = 0; j < m; j++) sc[j] = prevRank[ctx[sorted[j]]];
-      else for (let j = 0; j < m; j++) sc[j] = ctx[sorted[j]];
-      if (bb) { const sb = new Float64Array(m); for (let j = 0; j < m; j++) sb[j] = bb[sorted[j]]; bb = sb; }
-      p = sp;
-    }
-    const total = g ? g.size : V;
-    // This order's word text is kept for the next order (not for the highest, nor for unigrams: that is the pool).
-    const keep = g && n < order;
-    const st: LineState = {
-      prob: p, bo: bb, sw, sc, total, j: 0, pool, wOff, text, textOff,
-      out: keep ? new Uint8Array(Math.max(1024, Math.ceil((text.length / Math.max(1, textOff.length - 1) + 8) * total))) : null,
-      outLen: 0, outOff: keep ? new Int32Array(total + 1) : null,
-    };
-    for (;;) {
-      pos = writeLines(st, buf, pos);
-      if (st.j === st.total) break;
-      // Full (or one line longer than the buffer): hand it out, then go on.
-      if (pos > 0) yield buf.subarray(0, pos);
-      else buf = new Uint8Array(buf.length * 2);
-      pos = 0;
-    }
-    if (pos + 64 > buf.length) { yield buf.subarray(0, pos); pos = 0; }
-    buf[pos++] = 10;
-    if (st.out) { text = st.out; textOff = st.outOff!; }
+  const { pool, wOff, orders } = packedArpa(model);
+  const w = new ArpaTextWriter(pool, wOff, model.order, chunkBytes);
+  let c = w.header(model.counts);
+  if (c) yield c;
+  for (const o of orders) {
+    if ((c = w.begin(o))) yield c;
+    while ((c = w.fill())) yield c;
   }
-  pos = writeAscii(buf, pos, '\\end\\\n');
-  yield buf.subarray(0, pos);
-}
-
-/** Where the ARPA lines of one order stand. */
-interface LineState {
-  prob: Float64Array; bo: Float64Array | null;
-  /** Line j's last word id and the line of its context in the order below (both null for unigrams: line j is word j). */
-  sw: Int32Array | null; sc: Int32Array | null;
-  total: number; j: number;
-  /** The vocabulary's bytes (word i at wOff[i] .. wOff[i + 1]). */
-  pool: Uint8Array; wOff: Int32Array;
-  /** The previous order's word text by line. */
-  text: Uint8Array; textOff: Int32Array;
-  /** This order's word text by line, when the next order needs it. */
-  out: Uint8Array | null; outLen: number; outOff: Int32Array | null;
-}
-
-/** Write lines st.j, st.j+1, … into b from pos while they fit; returns the end. (A plain function: a generator's loop ran twice as slow.) */
-function writeLines(st: LineState, b: Uint8Array, pos: number): number {
-  const { prob, bo, sw, sc, total, pool, wOff, text, textOff, outOff } = st;
-  let { j, out, outLen } = st;
-  const cap = b.length;
-  for (; j < total; j++) {
-    const w = sw ? sw[j] : j, w0 = wOff[w], w1 = wOff[w + 1];
-    let c0 = 0, c1 = -1;
-    if (sc) { const c = sc[j]; c0 = textOff[c]; c1 = textOff[c + 1]; }
-    // The word text, two numbers of at most 16 characters, two tabs, a newline.
-    const len = c1 - c0 + 1 + w1 - w0;
-    if (pos + len + 40 > cap) break;
-    pos = writeArpaNumber(b, pos, prob[j]);
-    b[pos++] = 9;
-    // Byte loops: these copies are short, and a subarray per line costs more than the copy.
-    const start = pos;
-    for (let k = c0; k < c1; k++) b[pos++] = text[k];
-    if (sc) b[pos++] = 32;
-    for (let k = w0; k < w1; k++) b[pos++] = pool[k];
-    if (out) {
-      if (outLen + len > out.length) { const x = new Uint8Array(Math.max(out.length * 2, outLen + len)); x.set(out.subarray(0, outLen)); out = x; }
-      for (let k = start; k < pos; k++) out[outLen++] = b[k];
-      outOff![j + 1] = outLen;
-    }
-    if (bo) { b[pos++] = 9; pos = writeArpaNumber(b, pos, bo[j]); }
-    b[pos++] = 10;
-  }
-  st.j = j; st.out = out; st.outLen = outLen;
-  return pos;
+  yield w.end();
 }
 
 /** ARPA text of a model held in full-key tables (e.g. one read from an ARPA file), chunk by chunk. */
@@ -223,6 +124,37 @@ export function writeArpa(model: NgramModel, file: string): void {
       while (off < c.length) off += writeSync(fd, c, off, c.length - off);
     }
   } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Write an ARPA file with a second thread: the main thread sorts each order into ARPA order and
+ * hands it over, the thread writes its text while the next order is sorted. The same bytes as
+ * writeArpa (which it uses for models not estimated here).
+ */
+export async function writeArpaParallel(model: NgramModel, file: string): Promise<void> {
+  checkBackoff(model);
+  if (!model.packed) { writeArpa(model, file); return; }
+  const fd = openSync(file, 'w');
+  let worker: Worker | null = null;
+  try {
+    const { pool, wOff, orders } = packedArpa(model);
+    const w = worker = new Worker(new URL('./arpa-worker.js', import.meta.url), { workerData: { fd, pool, wOff, order: model.order, counts: model.counts } });
+    const done = new Promise<void>((resolve, reject) => {
+      w.once('message', () => resolve());
+      w.once('error', reject);
+      w.once('exit', (code) => reject(new Error(`the ARPA writer thread stopped (exit code ${code}) before finishing ${file}`)));
+    });
+    for (const o of orders) {
+      // Unigrams are the model's own arrays: copied. The sorted arrays of higher orders move.
+      if (o.n === 1) w.postMessage({ ...o, prob: o.prob.slice(), bo: o.bo ? o.bo.slice() : null });
+      else w.postMessage(o, [o.prob.buffer, o.sw!.buffer, o.sc!.buffer, ...(o.bo ? [o.bo.buffer] : [])] as ArrayBuffer[]);
+    }
+    w.postMessage(null);
+    await done;
+  } finally {
+    if (worker) await worker.terminate();
     closeSync(fd);
   }
 }

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { usage as matchUsage } from './ngram-match.js';
 // The n-gram modules themselves, not classic/index.js (which loads word2vec, features, …): start-up counts in a build's wall time.
 import { trainNgramFile, type Estimator } from '../../classic/ngram.js';
-import { readArpa, writeArpa } from '../../classic/arpa.js';
+import { readArpa, writeArpaParallel } from '../../classic/arpa.js';
 import { readLines, type TokenMode } from '../../classic/text.js';
 import { ClassicInputError } from '../../classic/errors.js';
 import { usage as featuresUsage } from './ngram-features.js';
@@ -54,7 +54,7 @@ export async function run(args: string[]): Promise<number> {
         order, estimator: values.estimator as Estimator, k: values.k === undefined ? undefined : num('k', values.k), mode,
         discountFallback: values['discount-fallback'], onProgress: err, onWarning: (w) => err(`warning: ${w}`),
       });
-      writeArpa(model, out);
+      await writeArpaParallel(model, out);
       const counts = 'counts' in model && Array.isArray(model.counts) ? ` (${(model.counts as number[]).map((c, i) => `${i + 1}-grams: ${c}`).join(', ')})` : '';
       err(`wrote ${out}${counts} in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
       return 0;
