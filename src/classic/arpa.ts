@@ -146,6 +146,7 @@ export async function writeArpaParallel(model: NgramModel, file: string): Promis
       w.once('error', reject);
       w.once('exit', (code) => reject(new Error(`the ARPA writer thread stopped (exit code ${code}) before finishing ${file}`)));
     });
+    done.catch(() => {}); // awaited below unless sorting fails first (then the thread is stopped)
     for (const o of orders) {
       // Unigrams are the model's own arrays: copied. The sorted arrays of higher orders move.
       if (o.n === 1) w.postMessage({ ...o, prob: o.prob.slice(), bo: o.bo ? o.bo.slice() : null });

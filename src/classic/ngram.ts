@@ -7,7 +7,8 @@
 // Probabilities are log10 throughout, as in ARPA files.
 import { statSync } from 'node:fs';
 import { NgramTable } from './table.js';
-import { GramTable, ByteWordIndex, readWordIds } from './packed.js';
+import { GramTable, ByteWordIndex, readWordIds, type GramTableState } from './packed.js';
+import { Worker } from 'node:worker_threads';
 import { ClassicInputError, DiscountError } from './errors.js';
 import { Rng, SPACE_TOKEN, tokenize, readLines, type TokenMode } from './text.js';
 
@@ -80,6 +81,7 @@ export class NgramCounts {
   private t0 = performance.now();
   private lastReport = 0;
   private cached: NgramTable[] | null = null;
+  private split: { from: number; post: (T: Int32Array, E: Int32Array, L: number) => void } | null = null;
 
   /** `capacity`: expected distinct n-grams of an order (the tables grow past it). */
   constructor(readonly order: number, private onProgress?: (line: string) => void, capacity = 1 << 16) {
@@ -90,8 +92,27 @@ export class NgramCounts {
 
   /** grams[n - 2] holds the n-grams of order n >= 2. */
   get grams(): GramTable[] {
+    if (this.split) throw new Error('NgramCounts: the counts of a split count are read after finishSplit()');
     this.flush();
     return this.G;
+  }
+
+  /**
+   * Count orders above `from` elsewhere (another thread): each batch's tokens and the entries of
+   * its order-`from` n-grams go to `post`; finishSplit installs the tables counted there.
+   */
+  splitAbove(from: number, post: (T: Int32Array, E: Int32Array, L: number) => void): void {
+    if (this.sentences > 0 || from < 2 || from >= this.order) throw new Error(`NgramCounts.splitAbove(${from}): before any sentence, with 2 <= from < order`);
+    this.split = { from, post };
+  }
+
+  /** Flush the last batch to the other side, then install its tables (orders from+1..N, as GramTable.state gave them). */
+  async finishSplit(tables: (flushed: () => void) => Promise<GramTableState[]>): Promise<void> {
+    if (!this.split) return;
+    const from = this.split.from;
+    const states = await tables(() => this.flush());
+    states.forEach((st, i) => { this.G[from - 1 + i] = GramTable.fromState(st); });
+    this.split = null;
   }
 
   /** Count one sentence (tokens without <s>/</s>); `where` names it in errors. */
@@ -155,13 +176,15 @@ export class NgramCounts {
     // An n-gram at position i is (entry of the (n-1)-gram at i, word at i + n - 1), its suffix the
     // (n-1)-gram at i + 1; bigrams stop at </s>, and a higher order wherever an (n-1)-gram is missing.
     let prev = T;
-    for (let n = 2; n <= this.order; n++) {
+    const split = this.split, top = split ? split.from : this.order;
+    for (let n = 2; n <= top; n++) {
       const count = L - n + 1;
-      if (count <= 0) break;
+      if (count <= 0) return;
       const e = this.ent[n - 2];
       this.G[n - 2].addRun(prev, T, n - 1, e, count, n === 2 ? EOS_ID : -1);
       prev = e;
     }
+    if (split) split.post(T.slice(0, L), prev.slice(0, L - top + 1), L);
   }
 
   /** The word ids of entry `e` of order n into out[0 .. n). */
@@ -203,26 +226,64 @@ export function countNgrams(sentences: Iterable<readonly string[]>, opts: NgramC
   return c;
 }
 
+/** Expected distinct n-grams of an order for a file of this size: about one per 8 bytes, up to 2M (tables sized so grow less often). */
+function fileCapacity(bytes: number): number {
+  return Math.max(1 << 12, Math.min(1 << 21, Math.floor(bytes / 8)));
+}
+
+/** Count a file's lines, split into words on bytes, into c. */
+function countWordFile(file: string, c: NgramCounts): void {
+  const words = new ByteWordIndex((w, lineNo) => {
+    if (w === BOS || w === EOS) throw new ClassicInputError(`${file}:${lineNo}: the token '${w}' is reserved (sentence boundaries are added automatically)`);
+    return c.vocab.add(w);
+  });
+  readWordIds(file, words, (ids, len) => c.addIds(ids, len));
+}
+
 /**
  * Count n-grams over a UTF-8 text file, one sentence per line, read in chunks (the file is never
  * held whole; the counts are). Word mode splits bytes on whitespace without a string per token.
  */
 export function countNgramsFile(file: string, opts: NgramCountOptions & { mode?: TokenMode }): NgramCounts {
-  // Tables sized from the file (about one distinct n-gram per 8 bytes, up to 2M) grow less often.
   let bytes = 0;
   try { bytes = statSync(file).size; } catch (e) { throw new ClassicInputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
-  const c = new NgramCounts(opts.order, opts.onProgress, Math.max(1 << 12, Math.min(1 << 21, Math.floor(bytes / 8))));
+  const c = new NgramCounts(opts.order, opts.onProgress, fileCapacity(bytes));
   if ((opts.mode ?? 'word') === 'word') {
-    const words = new ByteWordIndex((w, lineNo) => {
-      if (w === BOS || w === EOS) throw new ClassicInputError(`${file}:${lineNo}: the token '${w}' is reserved (sentence boundaries are added automatically)`);
-      return c.vocab.add(w);
-    });
-    readWordIds(file, words, (ids, len) => c.addIds(ids, len));
+    countWordFile(file, c);
     return c;
   }
   for (const [line, no] of readLines(file)) {
     const t = tokenize(line, opts.mode ?? 'word');
     if (t.length > 0) c.add(t, `${file}:${no}`);
+  }
+  return c;
+}
+
+/**
+ * countNgramsFile with a second thread (word mode, order >= 3): this thread reads the file and
+ * counts the lower orders, the other counts the higher ones from each batch's entries. The same
+ * counts (entries may be numbered differently; every result made from them is the same).
+ */
+export async function countNgramsFileParallel(file: string, opts: NgramCountOptions & { mode?: TokenMode }): Promise<NgramCounts> {
+  const order = opts.order;
+  if ((opts.mode ?? 'word') !== 'word' || !Number.isInteger(order) || order < 3) return countNgramsFile(file, opts);
+  let bytes = 0;
+  try { bytes = statSync(file).size; } catch (e) { throw new ClassicInputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
+  const capacity = fileCapacity(bytes), from = Math.ceil(order / 2);
+  const c = new NgramCounts(order, opts.onProgress, capacity);
+  const w = new Worker(new URL('./ngram-count-worker.js', import.meta.url), { workerData: { from, order, capacity } });
+  const result = new Promise<GramTableState[]>((resolve, reject) => {
+    w.once('message', resolve);
+    w.once('error', reject);
+    w.once('exit', (code) => reject(new Error(`the counting thread stopped (exit code ${code}) before finishing ${file}`)));
+  });
+  result.catch(() => {}); // awaited below unless reading the file fails first (then the thread is stopped)
+  try {
+    c.splitAbove(from, (T, E, L) => w.postMessage({ T, E, L }, [T.buffer, E.buffer] as ArrayBuffer[]));
+    countWordFile(file, c);
+    await c.finishSplit((flushed) => { flushed(); w.postMessage(null); return result; });
+  } finally {
+    await w.terminate();
   }
   return c;
 }
@@ -636,6 +697,13 @@ export function estimate(counts: NgramCounts, opts: Omit<NgramTrainOptions, 'ord
 /** Count and estimate from tokenised sentences. */
 export function trainNgram(sentences: Iterable<readonly string[]>, opts: NgramTrainOptions): NgramModel {
   return estimate(countNgrams(sentences, opts), opts);
+}
+
+/** trainNgramFile with a second thread for counting (see countNgramsFileParallel). */
+export async function trainNgramFileParallel(file: string, opts: NgramTrainOptions): Promise<NgramModel> {
+  const counts = await countNgramsFileParallel(file, opts);
+  if (counts.words === 0) throw new ClassicInputError(`${file}: empty corpus (no tokens)`);
+  return estimate(counts, opts);
 }
 
 /** Count and estimate from a text file, one sentence per line (`mode` 'char' for Chinese). */

@@ -10,6 +10,9 @@
 import { openSync, readSync, closeSync } from 'node:fs';
 import { ClassicFormatError, ClassicInputError } from './errors.js';
 
+/** A GramTable's arrays (see GramTable.state). */
+export interface GramTableState { ctx: Int32Array; word: Int32Array; suffix: Int32Array; size: number; slots: Int32Array; mask: number }
+
 /** Hash-slot indices are precomputed for this many n-grams at a time, and their slots read once ahead of the probes. */
 const RUN = 256;
 
@@ -125,6 +128,17 @@ export class GramTable {
         out[i] = this.put(H[i - r0], c, word[i + wordOff], ctx[i + 1]);
       }
     }
+  }
+
+  /** The table's arrays, to move it to another thread (GramTable.fromState rebuilds it there). */
+  state(): GramTableState {
+    return { ctx: this.ctx, word: this.word, suffix: this.suffix, size: this.size, slots: this.slots, mask: this.mask };
+  }
+
+  static fromState(s: GramTableState): GramTable {
+    const t = new GramTable(1);
+    t.ctx = s.ctx; t.word = s.word; t.suffix = s.suffix; t.size = s.size; t.slots = s.slots; t.mask = s.mask;
+    return t;
   }
 
   /** Where addRun's slot reads go (so they are not optimised away). */

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { usage as matchUsage } from './ngram-match.js';
 // The n-gram modules themselves, not classic/index.js (which loads word2vec, features, …): start-up counts in a build's wall time.
-import { trainNgramFile, type Estimator } from '../../classic/ngram.js';
+import { trainNgramFileParallel, type Estimator } from '../../classic/ngram.js';
 import { readArpa, writeArpaParallel } from '../../classic/arpa.js';
 import { readLines, type TokenMode } from '../../classic/text.js';
 import { ClassicInputError } from '../../classic/errors.js';
@@ -50,7 +50,7 @@ export async function run(args: string[]): Promise<number> {
       const order = num('order', values.order, 3);
       const data = need('data', values.data), out = need('out', values.out);
       const t0 = performance.now();
-      const model = trainNgramFile(data, {
+      const model = await trainNgramFileParallel(data, {
         order, estimator: values.estimator as Estimator, k: values.k === undefined ? undefined : num('k', values.k), mode,
         discountFallback: values['discount-fallback'], onProgress: err, onWarning: (w) => err(`warning: ${w}`),
       });
