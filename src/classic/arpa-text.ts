@@ -3,8 +3,11 @@
 // for the CLI's build, by a worker thread that writes the file while the main thread sorts the
 // next order (arpa-worker.ts), so this module imports nothing.
 
-// 10^k, exact as doubles for k <= 22.
+// 10^k, exact as doubles for k <= 22; 10^-k (k <= 6) as the nearest doubles.
 const POW10 = Array.from({ length: 23 }, (_, k) => Number(`1e${k}`));
+const NEG10 = Float64Array.from({ length: 7 }, (_, k) => Number(`1e-${k}`));
+// The ASCII digits of 0..99, two bytes each.
+const PAIRS = Uint8Array.from({ length: 200 }, (_, i) => 48 + (i % 2 ? (i >> 1) % 10 : ((i >> 1) / 10) | 0));
 
 /**
  * Write formatArpaNumber(x) as ASCII into b at pos; returns the end. The digits come from one
@@ -17,8 +20,9 @@ export function writeArpaNumber(b: Uint8Array, pos: number, x: number): number {
   if (!(x > -99) || x === Infinity) { b[pos] = 45; b[pos + 1] = 57; b[pos + 2] = 57; return pos + 3; } // -99 (also NaN, ±Inf)
   const v = x < 0 ? -x : x;
   if (v >= 1e-6 && v < 1e8) {
-    let e = Math.floor(Math.log10(v));
-    if (e > 7) e = 7; else if (e < -6) e = -6;
+    // The decimal exponent, give or take one near a power of ten (the next step settles it).
+    let e = 0;
+    if (v >= 1) { while (e < 7 && v >= POW10[e + 1]) e++; } else { e = -1; while (e > -6 && v < NEG10[-e]) e--; }
     let scaled = v * POW10[7 - e];
     if (scaled < 1e7 && e > -6) { e--; scaled = v * POW10[7 - e]; } else if (scaled >= 1e8 && e < 7) { e++; scaled = v * POW10[7 - e]; }
     let n = Math.floor(scaled);
@@ -32,16 +36,21 @@ export function writeArpaNumber(b: Uint8Array, pos: number, x: number): number {
           b[pos++] = 48; b[pos++] = 46;
           for (let z = -e - 1; z > 0; z--) b[pos++] = 48;
         }
-        // 8 digits, filled from the last, with the point after digit e (none when e = 7).
-        const end = pos + (e >= 0 && e < 7 ? 9 : 8);
-        let q = n | 0, at = end;
-        for (let i = 7; i >= 0; i--) {
-          const r = (q / 10) | 0;
-          b[--at] = 48 + q - r * 10;
-          q = r;
-          if (i === e + 1 && e >= 0) b[--at] = 46;
+        // 8 digits as four pairs (two short divisions, not eight), the point after digit e (none when e = 7).
+        const q = n | 0, hi = (q / 10000) | 0, lo = q - hi * 10000;
+        const p0 = (hi / 100) | 0, p1 = hi - p0 * 100, p2 = (lo / 100) | 0, p3 = lo - p2 * 100;
+        if (e < 0 || e === 7) {
+          b[pos] = PAIRS[p0 * 2]; b[pos + 1] = PAIRS[p0 * 2 + 1]; b[pos + 2] = PAIRS[p1 * 2]; b[pos + 3] = PAIRS[p1 * 2 + 1];
+          b[pos + 4] = PAIRS[p2 * 2]; b[pos + 5] = PAIRS[p2 * 2 + 1]; b[pos + 6] = PAIRS[p3 * 2]; b[pos + 7] = PAIRS[p3 * 2 + 1];
+          return pos + 8;
         }
-        return end;
+        // Digit k goes to pos + k, or pos + k + 1 after the point.
+        const at = pos + e + 1;
+        b[at] = 46;
+        const put = (k: number, d: number): void => { b[k > e ? pos + k + 1 : pos + k] = d; };
+        put(0, PAIRS[p0 * 2]); put(1, PAIRS[p0 * 2 + 1]); put(2, PAIRS[p1 * 2]); put(3, PAIRS[p1 * 2 + 1]);
+        put(4, PAIRS[p2 * 2]); put(5, PAIRS[p2 * 2 + 1]); put(6, PAIRS[p3 * 2]); put(7, PAIRS[p3 * 2 + 1]);
+        return pos + 9;
       }
     }
   }
