@@ -1,13 +1,12 @@
 // `tslm ngram train|score|generate`: n-gram language models (thin wrapper over src/classic).
 import { parseArgs } from 'node:util';
 import os from 'node:os';
-import { usage as matchUsage } from './ngram-match.js';
 // The n-gram modules themselves, not classic/index.js (which loads word2vec, features, …): start-up counts in a build's wall time.
 import { trainNgramFile, trainNgramFileParallel, type Estimator } from '../../classic/ngram.js';
 import { readArpa, writeArpa, writeArpaParallel } from '../../classic/arpa.js';
 import { readLines, type TokenMode } from '../../classic/text.js';
 import { ClassicInputError } from '../../classic/errors.js';
-import { usage as featuresUsage } from './ngram-features.js';
+import { matchUsage, featuresUsage } from './ngram-usage.js';
 
 export const usage = `tslm ngram train --order N --data <text> --out model.arpa [--estimator mkn|kn|addk|mle] [--k K]
         [--char] [--discount-fallback] [--threads 1|2]
