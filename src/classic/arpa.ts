@@ -35,19 +35,16 @@ function packedArpa(model: BackoffNgramModel): { pool: Uint8Array; wOff: Int32Ar
   for (let i = 0; i < V; i++) pool.set(wordBytes[i], wOff[i]);
   function* orders(): Generator<ArpaOrder> {
     yield { n: 1, prob: prob[0], bo: bo[0], sw: null, sc: null, total: V };
-    // rank[e]: the ARPA line of entry e of the previous order.
-    let rank: Int32Array | null = null;
+    // The previous order's entries in ARPA order.
+    let prevSorted: Int32Array | null = null;
     for (let n = 2; n <= order; n++) {
-      const g = counts.grams[n - 2], prevRank = rank;
-      const [sorted, r] = sortGrams(g, V, prevRank, n === 2 ? V : counts.grams[n - 3].size);
-      rank = r;
+      const g = counts.grams[n - 2];
+      const { sorted, sw, sc } = sortGrams(g, V, prevSorted, n === 2 ? V : counts.grams[n - 3].size);
+      prevSorted = sorted;
       // Gathered into ARPA order (tight loops, so the random reads overlap).
-      const m = g.size, p = prob[n - 1], b = bo[n - 1], ctx = g.ctx, word = g.word;
-      const sp = new Float64Array(m), sw = new Int32Array(m), sc = new Int32Array(m);
+      const m = g.size, p = prob[n - 1], b = bo[n - 1];
+      const sp = new Float64Array(m);
       for (let j = 0; j < m; j++) sp[j] = p[sorted[j]];
-      for (let j = 0; j < m; j++) sw[j] = word[sorted[j]];
-      if (prevRank) for (let j = 0; j < m; j++) sc[j] = prevRank[ctx[sorted[j]]];
-      else for (let j = 0; j < m; j++) sc[j] = ctx[sorted[j]];
       let sb: Float64Array | null = null;
       if (b) { sb = new Float64Array(m); for (let j = 0; j < m; j++) sb[j] = b[sorted[j]]; }
       yield { n, prob: sp, bo: sb, sw, sc, total: m };

@@ -166,29 +166,35 @@ export class GramTable {
 }
 
 /**
- * Entries of `t` (order n >= 2) in lexicographic order of their word ids, given the rank of each
- * order n-1 entry in that order (null for n = 2: the rank of a word is its id). Two stable
- * counting sorts: by last word, then by the prefix's rank. Returns [order, rank].
+ * Entries of `t` (order n >= 2) in lexicographic order of their word ids, given the order n-1
+ * entries in that order (`prevSorted`; null for n = 2: a word's place is its id). A counting sort
+ * by last word, then a stable one by context, whose groups are laid out in the context's order.
+ * Returns the entries in order, each one's last word, and the place of its context in prevSorted.
  */
-export function sortGrams(t: GramTable, vocabSize: number, prevRank: Int32Array | null, prevSize: number): [Int32Array, Int32Array] {
+export function sortGrams(t: GramTable, vocabSize: number, prevSorted: Int32Array | null, prevSize: number): { sorted: Int32Array; sw: Int32Array; sc: Int32Array } {
   const n = t.size, ctx = t.ctx, word = t.word;
-  const byWord = new Int32Array(n), out = new Int32Array(n), rank = new Int32Array(n);
+  const byWord = new Int32Array(n), sorted = new Int32Array(n), sw = new Int32Array(n), sc = new Int32Array(n);
   const cw = new Int32Array(vocabSize + 1);
   for (let e = 0; e < n; e++) cw[word[e] + 1]++;
   for (let i = 1; i <= vocabSize; i++) cw[i] += cw[i - 1];
   for (let e = 0; e < n; e++) byWord[cw[word[e]]++] = e;
-  const cp = new Int32Array(prevSize + 1);
-  if (prevRank) {
-    for (let e = 0; e < n; e++) cp[prevRank[ctx[e]] + 1]++;
-    for (let i = 1; i <= prevSize; i++) cp[i] += cp[i - 1];
-    for (let j = 0; j < n; j++) { const e = byWord[j]; out[cp[prevRank[ctx[e]]]++] = e; }
-  } else {
-    for (let e = 0; e < n; e++) cp[ctx[e] + 1]++;
-    for (let i = 1; i <= prevSize; i++) cp[i] += cp[i - 1];
-    for (let j = 0; j < n; j++) { const e = byWord[j]; out[cp[ctx[e]]++] = e; }
+  // Group starts by context entry, the groups in the contexts' order (sc is filled group by group).
+  const start = new Int32Array(prevSize);
+  for (let e = 0; e < n; e++) start[ctx[e]]++;
+  for (let r = 0, at = 0; r < prevSize; r++) {
+    const c = prevSorted ? prevSorted[r] : r, k = start[c];
+    start[c] = at;
+    for (const end = at + k; at < end; at++) sc[at] = r;
   }
-  for (let j = 0; j < n; j++) rank[out[j]] = j;
-  return [out, rank];
+  // byWord runs through the words in order: cw[w] is now the end of word w's run.
+  for (let w = 0, j = 0; w < vocabSize; w++) {
+    for (const end = cw[w]; j < end; j++) {
+      const e = byWord[j], at = start[ctx[e]]++;
+      sorted[at] = e;
+      sw[at] = w;
+    }
+  }
+  return { sorted, sw, sc };
 }
 
 /** True for the UTF-8 encoding of a character that JavaScript's `\s` matches, starting at b[i] (< end). Returns its length, or 0. */
