@@ -19,14 +19,27 @@ export const UNK_ID = 0, BOS_ID = 1, EOS_ID = 2;
 export class Vocab {
   readonly words: string[] = [UNK, BOS, EOS];
   private readonly index = new Map<string, number>([[UNK, UNK_ID], [BOS, BOS_ID], [EOS, EOS_ID]]);
+  /** words[0 .. indexed) are in the index; later ones were pushed (known new) and are indexed on the next lookup. */
+  private indexed = 3;
   get size(): number { return this.words.length; }
   /** The id of a word, or UNK_ID when absent. */
-  id(w: string): number { return this.index.get(w) ?? UNK_ID; }
-  has(w: string): boolean { return this.index.has(w); }
+  id(w: string): number { return this.catchUp().get(w) ?? UNK_ID; }
+  has(w: string): boolean { return this.catchUp().has(w); }
   add(w: string): number {
-    let i = this.index.get(w);
-    if (i === undefined) { i = this.words.length; this.words.push(w); this.index.set(w, i); }
+    const index = this.catchUp();
+    let i = index.get(w);
+    if (i === undefined) { i = this.words.length; this.words.push(w); index.set(w, i); this.indexed++; }
     return i;
+  }
+  /** Add a word the caller knows is not in the vocabulary yet (no lookup now); returns its id. */
+  push(w: string): number {
+    this.words.push(w);
+    return this.words.length - 1;
+  }
+  private catchUp(): Map<string, number> {
+    const { words, index } = this;
+    for (; this.indexed < words.length; this.indexed++) index.set(words[this.indexed], this.indexed);
+    return index;
   }
 }
 
@@ -233,9 +246,14 @@ function fileCapacity(bytes: number): number {
 
 /** Count a file's lines, split into words on bytes, into c. */
 function countWordFile(file: string, c: NgramCounts): void {
+  // ByteWordIndex calls this once per distinct byte sequence. A word without U+FFFD decodes from
+  // exactly one byte sequence, so it is new to the vocabulary (<unk> is the one exception: reserved
+  // words are never counted from text, but '<unk>' may be); two sequences decode to the same word
+  // only through U+FFFD (invalid bytes), and only those words are looked up.
+  const vocab = c.vocab;
   const words = new ByteWordIndex((w, lineNo) => {
     if (w === BOS || w === EOS) throw new ClassicInputError(`${file}:${lineNo}: the token '${w}' is reserved (sentence boundaries are added automatically)`);
-    return c.vocab.add(w);
+    return w === UNK || w.includes('\ufffd') ? vocab.add(w) : vocab.push(w);
   });
   readWordIds(file, words, (ids, len) => c.addIds(ids, len));
 }

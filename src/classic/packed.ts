@@ -220,16 +220,12 @@ export function utf8SpaceAt(b: Uint8Array, i: number, end: number): number {
  * returns its id (or throws, e.g. for a reserved token); later occurrences are found by bytes.
  */
 export class ByteWordIndex {
-  private slots = new Int32Array(1 << 16).fill(-1);
+  /** Hash slots, 4 int32 each: FNV-1a hash, byte length, pool offset, word id + 1 (0: empty). One cache line per probe. */
+  private slots = new Int32Array(4 << 16);
   private mask = (1 << 16) - 1;
   private size = 0;
   private pool = new Uint8Array(1 << 20);
   private poolLen = 0;
-  // Per interned byte sequence: its pool offset, length, hash and word id.
-  private off = new Int32Array(1 << 14);
-  private len = new Int32Array(1 << 14);
-  private hashes = new Int32Array(1 << 14);
-  private ids = new Int32Array(1 << 14);
   private dec = new TextDecoder('utf-8');
 
   /** The line being read (set by readWordIds; passed to `add` for its errors). */
@@ -242,12 +238,12 @@ export class ByteWordIndex {
     const n = end - start, sl = this.slots, mask = this.mask, pool = this.pool;
     let s = h & mask;
     for (;;) {
-      const k = sl[s];
-      if (k < 0) break;
-      if (this.hashes[k] === h && this.len[k] === n) {
-        let o = this.off[k], i = start;
+      const q = s * 4, id1 = sl[q + 3];
+      if (id1 === 0) break;
+      if (sl[q] === h && sl[q + 1] === n) {
+        let o = sl[q + 2], i = start;
         while (i < end && pool[o] === b[i]) { o++; i++; }
-        if (i === end) return this.ids[k];
+        if (i === end) return id1 - 1;
       }
       s = (s + 1) & mask;
     }
@@ -257,26 +253,24 @@ export class ByteWordIndex {
   }
 
   private insert(b: Uint8Array, start: number, end: number, h: number, id: number, slot: number): void {
-    const k = this.size++, n = end - start;
-    if (k === this.off.length) {
-      const g = (a: Int32Array): Int32Array<ArrayBuffer> => { const x = new Int32Array(a.length * 2); x.set(a); return x; };
-      this.off = g(this.off); this.len = g(this.len); this.hashes = g(this.hashes); this.ids = g(this.ids);
-    }
+    const n = end - start;
+    this.size++;
     if (this.poolLen + n > this.pool.length) {
       const p = new Uint8Array(Math.max(this.pool.length * 2, this.poolLen + n));
       p.set(this.pool.subarray(0, this.poolLen));
       this.pool = p;
     }
     this.pool.set(b.subarray(start, end), this.poolLen);
-    this.off[k] = this.poolLen; this.len[k] = n; this.hashes[k] = h; this.ids[k] = id;
+    const q = slot * 4;
+    this.slots[q] = h; this.slots[q + 1] = n; this.slots[q + 2] = this.poolLen; this.slots[q + 3] = id + 1;
     this.poolLen += n;
-    this.slots[slot] = k;
     if (this.size * 2 > this.mask) {
-      const mask = this.mask * 2 + 1, sl = new Int32Array(mask + 1).fill(-1);
-      for (let j = 0; j < this.size; j++) {
-        let s = this.hashes[j] & mask;
-        while (sl[s] >= 0) s = (s + 1) & mask;
-        sl[s] = j;
+      const mask = this.mask * 2 + 1, old = this.slots, sl = new Int32Array((mask + 1) * 4);
+      for (let o = 0; o < old.length; o += 4) {
+        if (old[o + 3] === 0) continue;
+        let t = old[o] & mask;
+        while (sl[t * 4 + 3] !== 0) t = (t + 1) & mask;
+        sl.set(old.subarray(o, o + 4), t * 4);
       }
       this.slots = sl; this.mask = mask;
     }
