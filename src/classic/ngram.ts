@@ -289,7 +289,12 @@ export async function countNgramsFileParallel(file: string, opts: NgramCountOpti
   try { bytes = statSync(file).size; } catch (e) { throw new ClassicInputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
   const capacity = fileCapacity(bytes), from = Math.ceil(order / 2);
   const c = new NgramCounts(order, opts.onProgress, capacity);
-  const w = new Worker(new URL('./ngram-count-worker.js', import.meta.url), { workerData: { from, order, capacity } });
+  // Batches done by the worker, and a failure flag: the reader waits when it is more than
+  // MAX_AHEAD batches ahead, so memory stays bounded when the worker is the slower side.
+  const progress = new Int32Array(new SharedArrayBuffer(8));
+  const MAX_AHEAD = 32;
+  let posted = 0;
+  const w = new Worker(new URL('./ngram-count-worker.js', import.meta.url), { workerData: { from, order, capacity, progress } });
   const result = new Promise<GramTableState[]>((resolve, reject) => {
     w.once('message', resolve);
     w.once('error', reject);
@@ -297,7 +302,17 @@ export async function countNgramsFileParallel(file: string, opts: NgramCountOpti
   });
   result.catch(() => {}); // awaited below unless reading the file fails first (then the thread is stopped)
   try {
-    c.splitAbove(from, (T, E, L) => w.postMessage({ T, E, L }, [T.buffer, E.buffer] as ArrayBuffer[]));
+    c.splitAbove(from, (T, E, L) => {
+      w.postMessage({ T, E, L }, [T.buffer, E.buffer] as ArrayBuffer[]);
+      posted++;
+      // (A thread that stopped without a word is noticed after 30 s without progress; its exit is reported at the end.)
+      for (let idle = 0; idle < 30;) {
+        const done = Atomics.load(progress, 0);
+        if (posted - done <= MAX_AHEAD || Atomics.load(progress, 1)) break;
+        if (Atomics.wait(progress, 0, done, 1000) === 'timed-out') idle++;
+        else idle = 0;
+      }
+    });
     countWordFile(file, c);
     await c.finishSplit((flushed) => { flushed(); w.postMessage(null); return result; });
   } finally {
