@@ -1,8 +1,11 @@
 // ARPA back-off language model files: write, and read with the format's own checks (the
 // \data\ counts must agree with the sections; every malformed line is reported by number).
 import { openSync, writeSync, closeSync, statSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { NgramTable } from './table.js';
 import { sortGrams } from './packed.js';
+import { ArpaTextWriter, type ArpaOrder } from './arpa-text.js';
+export { writeArpaNumber } from './arpa-text.js';
 import { BackoffNgramModel, NgramModel, Vocab, UNK, BOS, EOS, UNK_ID } from './ngram.js';
 import { ClassicFormatError, ClassicInputError } from './errors.js';
 import { readLines, type TokenMode } from './text.js';
@@ -18,56 +21,42 @@ export function formatArpaNumber(x: number): string {
   return x.toPrecision(8);
 }
 
-// 10^k, exact as doubles for k <= 22.
-const POW10 = Array.from({ length: 23 }, (_, k) => Number(`1e${k}`));
-
 /**
- * Write formatArpaNumber(x) as ASCII into b at pos; returns the end. The digits come from one
- * exact power-of-ten multiplication and a rounding; when the scaled value is within 1e-6 of a
- * rounding tie (its error is below 1.2e-8), or the number needs exponent notation, it falls back
- * to toPrecision itself, so the text is always the same as formatArpaNumber's.
+ * The packed model's orders in ARPA order, one at a time (unigrams in vocabulary order, higher
+ * orders sorted by word id: two counting sorts per order), and the vocabulary's UTF-8 bytes.
  */
-export function writeArpaNumber(b: Uint8Array, pos: number, x: number): number {
-  if (x === 0) { b[pos] = 48; return pos + 1; }
-  if (!(x > -99) || x === Infinity) { b[pos] = 45; b[pos + 1] = 57; b[pos + 2] = 57; return pos + 3; } // -99 (also NaN, ±Inf)
-  const v = x < 0 ? -x : x;
-  if (v >= 1e-6 && v < 1e8) {
-    let e = Math.floor(Math.log10(v));
-    if (e > 7) e = 7; else if (e < -6) e = -6;
-    let scaled = v * POW10[7 - e];
-    if (scaled < 1e7 && e > -6) { e--; scaled = v * POW10[7 - e]; } else if (scaled >= 1e8 && e < 7) { e++; scaled = v * POW10[7 - e]; }
-    let n = Math.floor(scaled);
-    const frac = scaled - n;
-    if (n >= 1e7 && n < 1e8 && Math.abs(frac - 0.5) > 1e-6) {
-      if (frac > 0.5) n++;
-      if (n === 1e8) { n = 1e7; e++; }
-      if (e <= 7) {
-        if (x < 0) b[pos++] = 45;
-        if (e < 0) {
-          b[pos++] = 48; b[pos++] = 46;
-          for (let z = -e - 1; z > 0; z--) b[pos++] = 48;
-        }
-        // 8 digits, filled from the last, with the point after digit e (none when e = 7).
-        const end = pos + (e >= 0 && e < 7 ? 9 : 8);
-        let q = n | 0, at = end;
-        for (let i = 7; i >= 0; i--) {
-          const r = (q / 10) | 0;
-          b[--at] = 48 + q - r * 10;
-          q = r;
-          if (i === e + 1 && e >= 0) b[--at] = 46;
-        }
-        return end;
-      }
+function packedArpa(model: BackoffNgramModel): { pool: Uint8Array; wOff: Int32Array; orders: Generator<ArpaOrder> } {
+  const { counts, prob, bo } = model.packed!, { vocab, order } = model, V = vocab.size;
+  const enc = new TextEncoder();
+  const wordBytes = vocab.words.map((w) => enc.encode(w));
+  const wOff = new Int32Array(V + 1);
+  for (let i = 0; i < V; i++) wOff[i + 1] = wOff[i] + wordBytes[i].length;
+  const pool = new Uint8Array(wOff[V]);
+  for (let i = 0; i < V; i++) pool.set(wordBytes[i], wOff[i]);
+  function* orders(): Generator<ArpaOrder> {
+    yield { n: 1, prob: prob[0], bo: bo[0], sw: null, sc: null, total: V };
+    // The previous order's entries in ARPA order.
+    let prevSorted: Int32Array | null = null;
+    for (let n = 2; n <= order; n++) {
+      const g = counts.grams[n - 2];
+      const { sorted, sw, sc } = sortGrams(g, V, prevSorted, n === 2 ? V : counts.grams[n - 3].size);
+      prevSorted = sorted;
+      // Gathered into ARPA order (tight loops, so the random reads overlap).
+      const m = g.size, p = prob[n - 1], b = bo[n - 1];
+      const sp = new Float64Array(m);
+      for (let j = 0; j < m; j++) sp[j] = p[sorted[j]];
+      let sb: Float64Array | null = null;
+      if (b) { sb = new Float64Array(m); for (let j = 0; j < m; j++) sb[j] = b[sorted[j]]; }
+      yield { n, prob: sp, bo: sb, sw, sc, total: m };
     }
   }
-  const s = x.toPrecision(8);
-  for (let i = 0; i < s.length; i++) b[pos++] = s.charCodeAt(i);
-  return pos;
+  return { pool, wOff, orders: orders() };
 }
 
-function writeAscii(b: Uint8Array, pos: number, s: string): number {
-  for (let i = 0; i < s.length; i++) b[pos++] = s.charCodeAt(i);
-  return pos;
+function checkBackoff(model: NgramModel): asserts model is BackoffNgramModel {
+  if (!(model instanceof BackoffNgramModel)) {
+    throw new ClassicInputError('ARPA output needs a back-off model: train with the kn or mkn estimator (mle and add-k are not back-off models)');
+  }
 }
 
 /**
@@ -75,111 +64,21 @@ function writeAscii(b: Uint8Array, pos: number, s: string): number {
  * by word id). A chunk is a view of a reused buffer: consume it before asking for the next.
  */
 export function* arpaBytes(model: NgramModel, chunkBytes = 1 << 20): Generator<Uint8Array> {
-  if (!(model instanceof BackoffNgramModel)) {
-    throw new ClassicInputError('ARPA output needs a back-off model: train with the kn or mkn estimator (mle and add-k are not back-off models)');
-  }
+  checkBackoff(model);
   if (!model.packed) {
     const enc = new TextEncoder();
     for (const c of tableArpaChunks(model)) yield enc.encode(c);
     return;
   }
-  const { counts, prob, bo } = model.packed, { vocab, order } = model, V = vocab.size;
-  // The words' UTF-8 bytes, one pool.
-  const enc = new TextEncoder();
-  const wordBytes = vocab.words.map((w) => enc.encode(w));
-  const wOff = new Int32Array(V + 1);
-  for (let i = 0; i < V; i++) wOff[i + 1] = wOff[i] + wordBytes[i].length;
-  const pool = new Uint8Array(wOff[V]);
-  for (let i = 0; i < V; i++) pool.set(wordBytes[i], wOff[i]);
-  let buf = new Uint8Array(chunkBytes + 256);
-  let pos = writeAscii(buf, 0, '\n\\data\\\n' + model.counts.map((c, i) => `ngram ${i + 1}=${c}\n`).join('') + '\n');
-  // rank[e]: the ARPA position of entry e of the previous order; words[k][j]: the k-th word of its j-th line.
-  let rank: Int32Array | null = null, words: Int32Array[] = [];
-  for (let n = 1; n <= order; n++) {
-    pos = writeAscii(buf, pos, `\\${n}-grams:\n`);
-    const g = n >= 2 ? counts.grams[n - 2] : null;
-    // Gathered into ARPA order first (tight loops, so the random reads overlap).
-    let p = prob[n - 1], bb = bo[n - 1], ctxRank: Int32Array | null = null;
-    if (!g) {
-      const ids = new Int32Array(V);
-      for (let i = 0; i < V; i++) ids[i] = i;
-      words = [ids];
-    } else {
-      const prevRank = rank, [sorted, r] = sortGrams(g, V, prevRank, n === 2 ? V : counts.grams[n - 3].size);
-      rank = r;
-      const m = g.size, sp = new Float64Array(m), sw = new Int32Array(m), sc = new Int32Array(m), ctx = g.ctx, word = g.word;
-      for (let j = 0; j < m; j++) sp[j] = p[sorted[j]];
-      for (let j = 0; j < m; j++) sw[j] = word[sorted[j]];
-      if (prevRank) for (let j = 0; j < m; j++) sc[j] = prevRank[ctx[sorted[j]]];
-      else for (let j = 0; j < m; j++) sc[j] = ctx[sorted[j]];
-      if (bb) { const sb = new Float64Array(m); for (let j = 0; j < m; j++) sb[j] = bb[sorted[j]]; bb = sb; }
-      const next: Int32Array[] = [];
-      for (const wk of words) { const x = new Int32Array(m); for (let j = 0; j < m; j++) x[j] = wk[sc[j]]; next.push(x); }
-      next.push(sw);
-      words = next;
-      p = sp; ctxRank = sc;
-    }
-    const st: LineState = {
-      n, prob: p, bo: bb, words, ctxRank,
-      total: g ? g.size : V, j: 0, lastCtx: -1, prefix: new Uint8Array(1024), prefixLen: 0, pool, wOff,
-    };
-    for (;;) {
-      pos = writeLines(st, buf, pos);
-      if (st.j === st.total) break;
-      // Full (or one line longer than the buffer): hand it out, then go on.
-      if (pos > 0) yield buf.subarray(0, pos);
-      else buf = new Uint8Array(buf.length * 2);
-      pos = 0;
-    }
-    if (pos + 64 > buf.length) { yield buf.subarray(0, pos); pos = 0; }
-    buf[pos++] = 10;
+  const { pool, wOff, orders } = packedArpa(model);
+  const w = new ArpaTextWriter(pool, wOff, model.order, chunkBytes);
+  let c = w.header(model.counts);
+  if (c) yield c;
+  for (const o of orders) {
+    if ((c = w.begin(o))) yield c;
+    while ((c = w.fill())) yield c;
   }
-  pos = writeAscii(buf, pos, '\\end\\\n');
-  yield buf.subarray(0, pos);
-}
-
-/** Where the ARPA lines of one order stand. */
-interface LineState {
-  n: number; prob: Float64Array; bo: Float64Array | null;
-  /** words[k][j]: the k-th word id of line j; ctxRank[j]: the line of its context in the order below (null for order 1). */
-  words: Int32Array[]; ctxRank: Int32Array | null;
-  total: number; j: number;
-  /** The first n-1 words of the current line and a space, rebuilt when the context changes. */
-  lastCtx: number; prefix: Uint8Array; prefixLen: number;
-  pool: Uint8Array; wOff: Int32Array;
-}
-
-/** Write lines st.j, st.j+1, … into b from pos while they fit; returns the end. (A plain function: a generator's loop ran twice as slow.) */
-function writeLines(st: LineState, b: Uint8Array, pos: number): number {
-  const { n, prob, bo, words, ctxRank, total, pool, wOff } = st;
-  const last = words[n - 1];
-  let { j, lastCtx, prefix, prefixLen } = st;
-  const cap = b.length;
-  for (; j < total; j++) {
-    const w = last[j];
-    if (ctxRank && ctxRank[j] !== lastCtx) {
-      lastCtx = ctxRank[j];
-      prefixLen = 0;
-      for (let k = 0; k < n - 1; k++) {
-        const id = words[k][j], len = wOff[id + 1] - wOff[id];
-        if (prefixLen + len + 1 > prefix.length) { const x = new Uint8Array((prefixLen + len + 1) * 2); x.set(prefix.subarray(0, prefixLen)); prefix = x; }
-        for (let q = wOff[id], end = wOff[id + 1]; q < end; q++) prefix[prefixLen++] = pool[q];
-        prefix[prefixLen++] = 32;
-      }
-    }
-    const w0 = wOff[w], w1 = wOff[w + 1];
-    // Two numbers of at most 16 characters, two tabs, a newline.
-    if (pos + prefixLen + (w1 - w0) + 40 > cap) break;
-    pos = writeArpaNumber(b, pos, prob[j]);
-    b[pos++] = 9;
-    // Byte loops: these copies are short, and a subarray per line costs more than the copy.
-    for (let k = 0; k < prefixLen; k++) b[pos++] = prefix[k];
-    for (let k = w0; k < w1; k++) b[pos++] = pool[k];
-    if (bo) { b[pos++] = 9; pos = writeArpaNumber(b, pos, bo[j]); }
-    b[pos++] = 10;
-  }
-  st.j = j; st.lastCtx = lastCtx; st.prefix = prefix; st.prefixLen = prefixLen;
-  return pos;
+  yield w.end();
 }
 
 /** ARPA text of a model held in full-key tables (e.g. one read from an ARPA file), chunk by chunk. */
@@ -222,6 +121,38 @@ export function writeArpa(model: NgramModel, file: string): void {
       while (off < c.length) off += writeSync(fd, c, off, c.length - off);
     }
   } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Write an ARPA file with a second thread: the main thread sorts each order into ARPA order and
+ * hands it over, the thread writes its text while the next order is sorted. The same bytes as
+ * writeArpa (which it uses for models not estimated here).
+ */
+export async function writeArpaParallel(model: NgramModel, file: string): Promise<void> {
+  checkBackoff(model);
+  if (!model.packed) { writeArpa(model, file); return; }
+  const fd = openSync(file, 'w');
+  let worker: Worker | null = null;
+  try {
+    const { pool, wOff, orders } = packedArpa(model);
+    const w = worker = new Worker(new URL('./arpa-worker.js', import.meta.url), { workerData: { fd, pool, wOff, order: model.order, counts: model.counts } });
+    const done = new Promise<void>((resolve, reject) => {
+      w.once('message', () => resolve());
+      w.once('error', reject);
+      w.once('exit', (code) => reject(new Error(`the ARPA writer thread stopped (exit code ${code}) before finishing ${file}`)));
+    });
+    done.catch(() => {}); // awaited below unless sorting fails first (then the thread is stopped)
+    for (const o of orders) {
+      // Unigrams are the model's own arrays: copied. The sorted arrays of higher orders move.
+      if (o.n === 1) w.postMessage({ ...o, prob: o.prob.slice(), bo: o.bo ? o.bo.slice() : null });
+      else w.postMessage(o, [o.prob.buffer, o.sw!.buffer, o.sc!.buffer, ...(o.bo ? [o.bo.buffer] : [])] as ArrayBuffer[]);
+    }
+    w.postMessage(null);
+    await done;
+  } finally {
+    if (worker) await worker.terminate();
     closeSync(fd);
   }
 }

@@ -7,7 +7,8 @@
 // Probabilities are log10 throughout, as in ARPA files.
 import { statSync } from 'node:fs';
 import { NgramTable } from './table.js';
-import { GramTable, ByteWordIndex, readWordIds } from './packed.js';
+import { GramTable, ByteWordIndex, readWordIds, type GramTableState } from './packed.js';
+import { Worker } from 'node:worker_threads';
 import { ClassicInputError, DiscountError } from './errors.js';
 import { Rng, SPACE_TOKEN, tokenize, readLines, type TokenMode } from './text.js';
 
@@ -18,14 +19,27 @@ export const UNK_ID = 0, BOS_ID = 1, EOS_ID = 2;
 export class Vocab {
   readonly words: string[] = [UNK, BOS, EOS];
   private readonly index = new Map<string, number>([[UNK, UNK_ID], [BOS, BOS_ID], [EOS, EOS_ID]]);
+  /** words[0 .. indexed) are in the index; later ones were pushed (known new) and are indexed on the next lookup. */
+  private indexed = 3;
   get size(): number { return this.words.length; }
   /** The id of a word, or UNK_ID when absent. */
-  id(w: string): number { return this.index.get(w) ?? UNK_ID; }
-  has(w: string): boolean { return this.index.has(w); }
+  id(w: string): number { return this.catchUp().get(w) ?? UNK_ID; }
+  has(w: string): boolean { return this.catchUp().has(w); }
   add(w: string): number {
-    let i = this.index.get(w);
-    if (i === undefined) { i = this.words.length; this.words.push(w); this.index.set(w, i); }
+    const index = this.catchUp();
+    let i = index.get(w);
+    if (i === undefined) { i = this.words.length; this.words.push(w); index.set(w, i); this.indexed++; }
     return i;
+  }
+  /** Add a word the caller knows is not in the vocabulary yet (no lookup now); returns its id. */
+  push(w: string): number {
+    this.words.push(w);
+    return this.words.length - 1;
+  }
+  private catchUp(): Map<string, number> {
+    const { words, index } = this;
+    for (; this.indexed < words.length; this.indexed++) index.set(words[this.indexed], this.indexed);
+    return index;
   }
 }
 
@@ -56,6 +70,9 @@ export interface NgramTrainOptions extends NgramCountOptions {
   mode?: TokenMode;
 }
 
+/** Tokens of sentences counted together above order 1 (a longer sentence gets a batch of its own). */
+const COUNT_BATCH = 1 << 14;
+
 /**
  * Raw n-gram counts of every order 1..N over <s> w1 .. wn </s>, packed: unigram counts by word
  * id, and for each order n >= 2 a GramTable keyed by (order n-1 entry, last word id).
@@ -64,24 +81,51 @@ export class NgramCounts {
   readonly vocab = new Vocab();
   /** Unigram counts by word id (the first vocab.size entries are meaningful). */
   unigrams = new Float64Array(1 << 14);
-  /** grams[n - 2] holds the n-grams of order n >= 2. */
-  readonly grams: GramTable[];
   sentences = 0;
   /** Words counted, excluding <s> and </s>. */
   words = 0;
   private buf = new Int32Array(256);
-  private cur: Int32Array;
-  private prev: Int32Array;
+  private readonly G: GramTable[];
+  /** Sentences not yet counted above order 1: <s> w1 .. wn </s> one after another, bl tokens. */
+  private batch: Int32Array = new Int32Array(COUNT_BATCH);
+  private bl = 0;
+  /** Per order n >= 2 (index n - 2): the entry of the n-gram starting at each batch position, or -1. */
+  private ent: Int32Array[];
   private t0 = performance.now();
   private lastReport = 0;
   private cached: NgramTable[] | null = null;
+  private split: { from: number; post: (T: Int32Array, E: Int32Array, L: number) => void } | null = null;
 
   /** `capacity`: expected distinct n-grams of an order (the tables grow past it). */
   constructor(readonly order: number, private onProgress?: (line: string) => void, capacity = 1 << 16) {
     checkOrder(order);
-    this.grams = Array.from({ length: order - 1 }, () => new GramTable(capacity));
-    this.cur = new Int32Array(order);
-    this.prev = new Int32Array(order);
+    this.G = Array.from({ length: order - 1 }, () => new GramTable(capacity));
+    this.ent = Array.from({ length: order - 1 }, () => new Int32Array(COUNT_BATCH));
+  }
+
+  /** grams[n - 2] holds the n-grams of order n >= 2. */
+  get grams(): GramTable[] {
+    if (this.split) throw new Error('NgramCounts: the counts of a split count are read after finishSplit()');
+    this.flush();
+    return this.G;
+  }
+
+  /**
+   * Count orders above `from` elsewhere (another thread): each batch's tokens and the entries of
+   * its order-`from` n-grams go to `post`; finishSplit installs the tables counted there.
+   */
+  splitAbove(from: number, post: (T: Int32Array, E: Int32Array, L: number) => void): void {
+    if (this.sentences > 0 || from < 2 || from >= this.order) throw new Error(`NgramCounts.splitAbove(${from}): before any sentence, with 2 <= from < order`);
+    this.split = { from, post };
+  }
+
+  /** Flush the last batch to the other side, then install its tables (orders from+1..N, as GramTable.state gave them). */
+  async finishSplit(tables: (flushed: () => void) => Promise<GramTableState[]>): Promise<void> {
+    if (!this.split) return;
+    const from = this.split.from;
+    const states = await tables(() => this.flush());
+    states.forEach((st, i) => { this.G[from - 1 + i] = GramTable.fromState(st); });
+    this.split = null;
   }
 
   /** Count one sentence (tokens without <s>/</s>); `where` names it in errors. */
@@ -99,32 +143,30 @@ export class NgramCounts {
 
   /**
    * Count one sentence of word ids: ids[1 .. len-2] are its words (vocabulary ids); ids[0] and
-   * ids[len-1] are overwritten with <s> and </s>.
+   * ids[len-1] are overwritten with <s> and </s>. Unigrams are counted at once; higher orders
+   * a batch of sentences at a time (order by order, see GramTable.addRun).
    */
   addIds(ids: Int32Array, len: number): void {
     ids[0] = BOS_ID;
     ids[len - 1] = EOS_ID;
-    const N = this.order, G = this.grams;
     if (this.unigrams.length < this.vocab.size) {
       const u = new Float64Array(Math.max(this.vocab.size, this.unigrams.length * 2));
       u.set(this.unigrams);
       this.unigrams = u;
     }
     const uni = this.unigrams;
-    let cur = this.cur, prev = this.prev;
-    // Right to left, so the suffix of an n-gram starting at i (the (n-1)-gram at i+1) is known.
-    for (let i = len - 1; i >= 0; i--) {
-      const w = ids[i];
-      uni[w]++;
-      cur[0] = w;
-      const top = Math.min(N, len - i);
-      for (let n = 2; n <= top; n++) {
-        const t = G[n - 2];
-        cur[n - 1] = t.add(cur[n - 2], ids[i + n - 1], prev[n - 2]);
+    for (let i = 0; i < len; i++) uni[ids[i]]++;
+    if (this.order > 1) {
+      if (this.bl + len > this.batch.length) {
+        this.flush();
+        if (len > this.batch.length) {
+          this.batch = new Int32Array(len);
+          this.ent = this.ent.map(() => new Int32Array(len));
+        }
       }
-      const x = cur; cur = prev; prev = x;
+      this.batch.set(ids.subarray(0, len), this.bl);
+      this.bl += len;
     }
-    this.cur = cur; this.prev = prev;
     this.cached = null;
     this.sentences++;
     this.words += len - 2;
@@ -138,10 +180,30 @@ export class NgramCounts {
     }
   }
 
+  /** Count the batched sentences above order 1. */
+  private flush(): void {
+    const L = this.bl;
+    if (L === 0) return;
+    this.bl = 0;
+    const T = this.batch;
+    // An n-gram at position i is (entry of the (n-1)-gram at i, word at i + n - 1), its suffix the
+    // (n-1)-gram at i + 1; bigrams stop at </s>, and a higher order wherever an (n-1)-gram is missing.
+    let prev = T;
+    const split = this.split, top = split ? split.from : this.order;
+    for (let n = 2; n <= top; n++) {
+      const count = L - n + 1;
+      if (count <= 0) return;
+      const e = this.ent[n - 2];
+      this.G[n - 2].addRun(prev, T, n - 1, e, count, n === 2 ? EOS_ID : -1);
+      prev = e;
+    }
+    if (split) split.post(T.slice(0, L), prev.slice(0, L - top + 1), L);
+  }
+
   /** The word ids of entry `e` of order n into out[0 .. n). */
   wordsOf(n: number, e: number, out: Int32Array | number[]): void {
     for (let m = n; m >= 2; m--) {
-      const g = this.grams[m - 2];
+      const g = this.G[m - 2];
       out[m - 1] = g.word[e];
       e = g.ctx[e];
     }
@@ -151,6 +213,7 @@ export class NgramCounts {
   /** The counts as hash tables keyed by full n-grams (tables[n - 1]: order n; made on first use). */
   get tables(): NgramTable[] {
     if (this.cached) return this.cached;
+    this.flush();
     const N = this.order, key = new Int32Array(N);
     const out: NgramTable[] = [];
     const uni = new NgramTable(1, this.vocab.size);
@@ -176,26 +239,84 @@ export function countNgrams(sentences: Iterable<readonly string[]>, opts: NgramC
   return c;
 }
 
+/** Expected distinct n-grams of an order for a file of this size: about one per 8 bytes, up to 2M (tables sized so grow less often). */
+function fileCapacity(bytes: number): number {
+  return Math.max(1 << 12, Math.min(1 << 21, Math.floor(bytes / 8)));
+}
+
+/** Count a file's lines, split into words on bytes, into c. */
+function countWordFile(file: string, c: NgramCounts): void {
+  // ByteWordIndex calls this once per distinct byte sequence. A word without U+FFFD decodes from
+  // exactly one byte sequence, so it is new to the vocabulary (<unk> is the one exception: reserved
+  // words are never counted from text, but '<unk>' may be); two sequences decode to the same word
+  // only through U+FFFD (invalid bytes), and only those words are looked up.
+  const vocab = c.vocab;
+  const words = new ByteWordIndex((w, lineNo) => {
+    if (w === BOS || w === EOS) throw new ClassicInputError(`${file}:${lineNo}: the token '${w}' is reserved (sentence boundaries are added automatically)`);
+    return w === UNK || w.includes('\ufffd') ? vocab.add(w) : vocab.push(w);
+  });
+  readWordIds(file, words, (ids, len) => c.addIds(ids, len));
+}
+
 /**
  * Count n-grams over a UTF-8 text file, one sentence per line, read in chunks (the file is never
  * held whole; the counts are). Word mode splits bytes on whitespace without a string per token.
  */
 export function countNgramsFile(file: string, opts: NgramCountOptions & { mode?: TokenMode }): NgramCounts {
-  // Tables sized from the file (about one distinct n-gram per 8 bytes, up to 2M) grow less often.
   let bytes = 0;
   try { bytes = statSync(file).size; } catch (e) { throw new ClassicInputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
-  const c = new NgramCounts(opts.order, opts.onProgress, Math.max(1 << 12, Math.min(1 << 21, Math.floor(bytes / 8))));
+  const c = new NgramCounts(opts.order, opts.onProgress, fileCapacity(bytes));
   if ((opts.mode ?? 'word') === 'word') {
-    const words = new ByteWordIndex((w, lineNo) => {
-      if (w === BOS || w === EOS) throw new ClassicInputError(`${file}:${lineNo}: the token '${w}' is reserved (sentence boundaries are added automatically)`);
-      return c.vocab.add(w);
-    });
-    readWordIds(file, words, (ids, len) => c.addIds(ids, len));
+    countWordFile(file, c);
     return c;
   }
   for (const [line, no] of readLines(file)) {
     const t = tokenize(line, opts.mode ?? 'word');
     if (t.length > 0) c.add(t, `${file}:${no}`);
+  }
+  return c;
+}
+
+/**
+ * countNgramsFile with a second thread (word mode, order >= 3): this thread reads the file and
+ * counts the lower orders, the other counts the higher ones from each batch's entries. The same
+ * counts (entries may be numbered differently; every result made from them is the same).
+ */
+export async function countNgramsFileParallel(file: string, opts: NgramCountOptions & { mode?: TokenMode }): Promise<NgramCounts> {
+  const order = opts.order;
+  if ((opts.mode ?? 'word') !== 'word' || !Number.isInteger(order) || order < 3) return countNgramsFile(file, opts);
+  let bytes = 0;
+  try { bytes = statSync(file).size; } catch (e) { throw new ClassicInputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
+  const capacity = fileCapacity(bytes), from = Math.ceil(order / 2);
+  const c = new NgramCounts(order, opts.onProgress, capacity);
+  // Batches done by the worker, and a failure flag: the reader waits when it is more than
+  // MAX_AHEAD batches ahead, so memory stays bounded when the worker is the slower side.
+  const progress = new Int32Array(new SharedArrayBuffer(8));
+  const MAX_AHEAD = 32;
+  let posted = 0;
+  const w = new Worker(new URL('./ngram-count-worker.js', import.meta.url), { workerData: { from, order, capacity, progress } });
+  const result = new Promise<GramTableState[]>((resolve, reject) => {
+    w.once('message', resolve);
+    w.once('error', reject);
+    w.once('exit', (code) => reject(new Error(`the counting thread stopped (exit code ${code}) before finishing ${file}`)));
+  });
+  result.catch(() => {}); // awaited below unless reading the file fails first (then the thread is stopped)
+  try {
+    c.splitAbove(from, (T, E, L) => {
+      w.postMessage({ T, E, L }, [T.buffer, E.buffer] as ArrayBuffer[]);
+      posted++;
+      // (A thread that stopped without a word is noticed after 30 s without progress; its exit is reported at the end.)
+      for (let idle = 0; idle < 30;) {
+        const done = Atomics.load(progress, 0);
+        if (posted - done <= MAX_AHEAD || Atomics.load(progress, 1)) break;
+        if (Atomics.wait(progress, 0, done, 1000) === 'timed-out') idle++;
+        else idle = 0;
+      }
+    });
+    countWordFile(file, c);
+    await c.finishSplit((flushed) => { flushed(); w.postMessage(null); return result; });
+  } finally {
+    await w.terminate();
   }
   return c;
 }
@@ -609,6 +730,13 @@ export function estimate(counts: NgramCounts, opts: Omit<NgramTrainOptions, 'ord
 /** Count and estimate from tokenised sentences. */
 export function trainNgram(sentences: Iterable<readonly string[]>, opts: NgramTrainOptions): NgramModel {
   return estimate(countNgrams(sentences, opts), opts);
+}
+
+/** trainNgramFile with a second thread for counting (see countNgramsFileParallel). */
+export async function trainNgramFileParallel(file: string, opts: NgramTrainOptions): Promise<NgramModel> {
+  const counts = await countNgramsFileParallel(file, opts);
+  if (counts.words === 0) throw new ClassicInputError(`${file}: empty corpus (no tokens)`);
+  return estimate(counts, opts);
 }
 
 /** Count and estimate from a text file, one sentence per line (`mode` 'char' for Chinese). */

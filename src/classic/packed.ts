@@ -10,10 +10,18 @@
 import { openSync, readSync, closeSync } from 'node:fs';
 import { ClassicFormatError, ClassicInputError } from './errors.js';
 
+/** A GramTable's arrays (see GramTable.state). */
+export interface GramTableState { ctx: Int32Array; word: Int32Array; suffix: Int32Array; size: number; slots: Int32Array; mask: number }
+
+/** Hash-slot indices are precomputed for this many n-grams at a time, and their slots read once ahead of the probes. */
+const RUN = 256;
+
 /**
  * Open-addressing table of (ctx, word) → dense entry index, entries in insertion order. While
  * counting, an occurrence touches one hash slot (key, entry and count side by side); `count`
- * gathers the counts by entry when read.
+ * gathers the counts by entry when read. `addRun` counts many n-grams at a time: it first reads
+ * the slot of each of a run of them (independent loads, so their cache misses overlap), then
+ * probes, so the table's size costs little more than one miss per run of 256.
  */
 export class GramTable {
   ctx: Int32Array;
@@ -21,26 +29,21 @@ export class GramTable {
   /** Index of the entry's last n-1 words in the order n-1 table (for n = 2: a word id). */
   suffix: Int32Array;
   size = 0;
-  /** Hash slots, 4 int32 each: ctx, word, entry index (-1: empty), count (uint32). */
+  /** Hash slots, 4 int32 each: ctx, word, entry index + 1 (0: empty), count (uint32). */
   private slots: Int32Array;
   private mask: number;
   private counts: Float64Array | null = null;
+  private hashes = new Int32Array(RUN);
 
   constructor(capacity = 1024) {
     let cap = 16;
     while (cap < capacity * 2) cap *= 2;
     this.mask = cap - 1;
-    this.slots = GramTable.emptySlots(cap);
+    this.slots = new Int32Array(cap * 4);
     const n = Math.max(16, capacity);
     this.ctx = new Int32Array(n);
     this.word = new Int32Array(n);
     this.suffix = new Int32Array(n);
-  }
-
-  private static emptySlots(cap: number): Int32Array<ArrayBuffer> {
-    const sl = new Int32Array(cap * 4);
-    for (let s = 2; s < sl.length; s += 4) sl[s] = -1;
-    return sl;
   }
 
   private static hash(ctx: number, word: number): number {
@@ -54,7 +57,7 @@ export class GramTable {
   get count(): Float64Array {
     if (this.counts) return this.counts;
     const c = new Float64Array(this.size), sl = this.slots;
-    for (let s = 0; s < sl.length; s += 4) if (sl[s + 2] >= 0) c[sl[s + 2]] = sl[s + 3] >>> 0;
+    for (let s = 0; s < sl.length; s += 4) if (sl[s + 2] > 0) c[sl[s + 2] - 1] = sl[s + 3] >>> 0;
     return (this.counts = c);
   }
 
@@ -64,47 +67,90 @@ export class GramTable {
     let s = GramTable.hash(ctx, word) & mask;
     for (;;) {
       const e = sl[s * 4 + 2];
-      if (e < 0) return -1;
-      if (sl[s * 4] === ctx && sl[s * 4 + 1] === word) return e;
+      if (e === 0) return -1;
+      if (sl[s * 4] === ctx && sl[s * 4 + 1] === word) return e - 1;
       s = (s + 1) & mask;
     }
   }
 
   /** Count one occurrence of (ctx, word); returns its entry (new ones get the given suffix). */
   add(ctx: number, word: number, suffix: number): number {
-    let sl = this.slots, mask = this.mask;
-    let s = GramTable.hash(ctx, word) & mask;
+    if ((this.size + 1) * 4 > (this.mask + 1) * 3) this.grow();
+    return this.put(GramTable.hash(ctx, word), ctx, word, suffix);
+  }
+
+  /** add() once the table has room: the probe from hash h. */
+  private put(h: number, ctx: number, word: number, suffix: number): number {
+    const sl = this.slots, mask = this.mask;
+    let s = h & mask;
     for (;;) {
       const i = s * 4, e = sl[i + 2];
-      if (e < 0) break;
+      if (e === 0) break;
       if (sl[i] === ctx && sl[i + 1] === word) {
         if (++sl[i + 3] === 0) throw new RangeError('an n-gram occurs 2^32 times: counts are 32-bit');
-        return e;
+        return e - 1;
       }
       s = (s + 1) & mask;
     }
     this.counts = null;
-    if ((this.size + 1) * 4 > (mask + 1) * 3) {
-      this.grow();
-      sl = this.slots; mask = this.mask;
-      s = GramTable.hash(ctx, word) & mask;
-      while (sl[s * 4 + 2] >= 0) s = (s + 1) & mask;
-    }
     const e = this.size++;
     if (e === this.ctx.length) this.growEntries();
     const i = s * 4;
-    sl[i] = ctx; sl[i + 1] = word; sl[i + 2] = e; sl[i + 3] = 1;
+    sl[i] = ctx; sl[i + 1] = word; sl[i + 2] = e + 1; sl[i + 3] = 1;
     this.ctx[e] = ctx; this.word[e] = word; this.suffix[e] = suffix;
     return e;
   }
 
+  /**
+   * Count the n-grams of a run of positions: for i in [0, count), the n-gram (ctx[i], word[i + wordOff])
+   * with suffix ctx[i + 1]; out[i] gets its entry, or -1 where the position has none: where
+   * ctx[i] === stop (bigrams: the context word is </s>), or where ctx[i] or ctx[i + 1] is -1.
+   */
+  addRun(ctx: Int32Array, word: Int32Array, wordOff: number, out: Int32Array, count: number, stop: number): void {
+    const H = this.hashes;
+    for (let r0 = 0; r0 < count; r0 += RUN) {
+      const r1 = Math.min(count, r0 + RUN);
+      if ((this.size + (r1 - r0)) * 4 > (this.mask + 1) * 3) this.grow();
+      const sl = this.slots, mask = this.mask;
+      // Hashes, and a read of each first slot: these loads do not depend on each other.
+      let touch = 0;
+      for (let i = r0; i < r1; i++) {
+        const c = ctx[i];
+        if (c === stop || c < 0 || ctx[i + 1] < 0) { H[i - r0] = 0; continue; }
+        const h = GramTable.hash(c, word[i + wordOff]);
+        H[i - r0] = h;
+        touch += sl[(h & mask) * 4 + 2];
+      }
+      this.touched = touch;
+      for (let i = r0; i < r1; i++) {
+        const c = ctx[i];
+        if (c === stop || c < 0 || ctx[i + 1] < 0) { out[i] = -1; continue; }
+        out[i] = this.put(H[i - r0], c, word[i + wordOff], ctx[i + 1]);
+      }
+    }
+  }
+
+  /** The table's arrays, to move it to another thread (GramTable.fromState rebuilds it there). */
+  state(): GramTableState {
+    return { ctx: this.ctx, word: this.word, suffix: this.suffix, size: this.size, slots: this.slots, mask: this.mask };
+  }
+
+  static fromState(s: GramTableState): GramTable {
+    const t = new GramTable(1);
+    t.ctx = s.ctx; t.word = s.word; t.suffix = s.suffix; t.size = s.size; t.slots = s.slots; t.mask = s.mask;
+    return t;
+  }
+
+  /** Where addRun's slot reads go (so they are not optimised away). */
+  private touched = 0;
+
   private grow(): void {
     const cap = (this.mask + 1) * 2, mask = cap - 1, old = this.slots;
-    const sl = GramTable.emptySlots(cap);
+    const sl = new Int32Array(cap * 4);
     for (let o = 0; o < old.length; o += 4) {
-      if (old[o + 2] < 0) continue;
+      if (old[o + 2] === 0) continue;
       let s = GramTable.hash(old[o], old[o + 1]) & mask;
-      while (sl[s * 4 + 2] >= 0) s = (s + 1) & mask;
+      while (sl[s * 4 + 2] !== 0) s = (s + 1) & mask;
       const i = s * 4;
       sl[i] = old[o]; sl[i + 1] = old[o + 1]; sl[i + 2] = old[o + 2]; sl[i + 3] = old[o + 3];
     }
@@ -120,29 +166,35 @@ export class GramTable {
 }
 
 /**
- * Entries of `t` (order n >= 2) in lexicographic order of their word ids, given the rank of each
- * order n-1 entry in that order (null for n = 2: the rank of a word is its id). Two stable
- * counting sorts: by last word, then by the prefix's rank. Returns [order, rank].
+ * Entries of `t` (order n >= 2) in lexicographic order of their word ids, given the order n-1
+ * entries in that order (`prevSorted`; null for n = 2: a word's place is its id). A counting sort
+ * by last word, then a stable one by context, whose groups are laid out in the context's order.
+ * Returns the entries in order, each one's last word, and the place of its context in prevSorted.
  */
-export function sortGrams(t: GramTable, vocabSize: number, prevRank: Int32Array | null, prevSize: number): [Int32Array, Int32Array] {
+export function sortGrams(t: GramTable, vocabSize: number, prevSorted: Int32Array | null, prevSize: number): { sorted: Int32Array; sw: Int32Array; sc: Int32Array } {
   const n = t.size, ctx = t.ctx, word = t.word;
-  const byWord = new Int32Array(n), out = new Int32Array(n), rank = new Int32Array(n);
+  const byWord = new Int32Array(n), sorted = new Int32Array(n), sw = new Int32Array(n), sc = new Int32Array(n);
   const cw = new Int32Array(vocabSize + 1);
   for (let e = 0; e < n; e++) cw[word[e] + 1]++;
   for (let i = 1; i <= vocabSize; i++) cw[i] += cw[i - 1];
   for (let e = 0; e < n; e++) byWord[cw[word[e]]++] = e;
-  const cp = new Int32Array(prevSize + 1);
-  if (prevRank) {
-    for (let e = 0; e < n; e++) cp[prevRank[ctx[e]] + 1]++;
-    for (let i = 1; i <= prevSize; i++) cp[i] += cp[i - 1];
-    for (let j = 0; j < n; j++) { const e = byWord[j]; out[cp[prevRank[ctx[e]]]++] = e; }
-  } else {
-    for (let e = 0; e < n; e++) cp[ctx[e] + 1]++;
-    for (let i = 1; i <= prevSize; i++) cp[i] += cp[i - 1];
-    for (let j = 0; j < n; j++) { const e = byWord[j]; out[cp[ctx[e]]++] = e; }
+  // Group starts by context entry, the groups in the contexts' order (sc is filled group by group).
+  const start = new Int32Array(prevSize);
+  for (let e = 0; e < n; e++) start[ctx[e]]++;
+  for (let r = 0, at = 0; r < prevSize; r++) {
+    const c = prevSorted ? prevSorted[r] : r, k = start[c];
+    start[c] = at;
+    for (const end = at + k; at < end; at++) sc[at] = r;
   }
-  for (let j = 0; j < n; j++) rank[out[j]] = j;
-  return [out, rank];
+  // byWord runs through the words in order: cw[w] is now the end of word w's run.
+  for (let w = 0, j = 0; w < vocabSize; w++) {
+    for (const end = cw[w]; j < end; j++) {
+      const e = byWord[j], at = start[ctx[e]]++;
+      sorted[at] = e;
+      sw[at] = w;
+    }
+  }
+  return { sorted, sw, sc };
 }
 
 /** True for the UTF-8 encoding of a character that JavaScript's `\s` matches, starting at b[i] (< end). Returns its length, or 0. */
@@ -168,16 +220,12 @@ export function utf8SpaceAt(b: Uint8Array, i: number, end: number): number {
  * returns its id (or throws, e.g. for a reserved token); later occurrences are found by bytes.
  */
 export class ByteWordIndex {
-  private slots = new Int32Array(1 << 16).fill(-1);
+  /** Hash slots, 4 int32 each: FNV-1a hash, byte length, pool offset, word id + 1 (0: empty). One cache line per probe. */
+  private slots = new Int32Array(4 << 16);
   private mask = (1 << 16) - 1;
   private size = 0;
   private pool = new Uint8Array(1 << 20);
   private poolLen = 0;
-  // Per interned byte sequence: its pool offset, length, hash and word id.
-  private off = new Int32Array(1 << 14);
-  private len = new Int32Array(1 << 14);
-  private hashes = new Int32Array(1 << 14);
-  private ids = new Int32Array(1 << 14);
   private dec = new TextDecoder('utf-8');
 
   /** The line being read (set by readWordIds; passed to `add` for its errors). */
@@ -190,12 +238,12 @@ export class ByteWordIndex {
     const n = end - start, sl = this.slots, mask = this.mask, pool = this.pool;
     let s = h & mask;
     for (;;) {
-      const k = sl[s];
-      if (k < 0) break;
-      if (this.hashes[k] === h && this.len[k] === n) {
-        let o = this.off[k], i = start;
+      const q = s * 4, id1 = sl[q + 3];
+      if (id1 === 0) break;
+      if (sl[q] === h && sl[q + 1] === n) {
+        let o = sl[q + 2], i = start;
         while (i < end && pool[o] === b[i]) { o++; i++; }
-        if (i === end) return this.ids[k];
+        if (i === end) return id1 - 1;
       }
       s = (s + 1) & mask;
     }
@@ -205,26 +253,24 @@ export class ByteWordIndex {
   }
 
   private insert(b: Uint8Array, start: number, end: number, h: number, id: number, slot: number): void {
-    const k = this.size++, n = end - start;
-    if (k === this.off.length) {
-      const g = (a: Int32Array): Int32Array<ArrayBuffer> => { const x = new Int32Array(a.length * 2); x.set(a); return x; };
-      this.off = g(this.off); this.len = g(this.len); this.hashes = g(this.hashes); this.ids = g(this.ids);
-    }
+    const n = end - start;
+    this.size++;
     if (this.poolLen + n > this.pool.length) {
       const p = new Uint8Array(Math.max(this.pool.length * 2, this.poolLen + n));
       p.set(this.pool.subarray(0, this.poolLen));
       this.pool = p;
     }
     this.pool.set(b.subarray(start, end), this.poolLen);
-    this.off[k] = this.poolLen; this.len[k] = n; this.hashes[k] = h; this.ids[k] = id;
+    const q = slot * 4;
+    this.slots[q] = h; this.slots[q + 1] = n; this.slots[q + 2] = this.poolLen; this.slots[q + 3] = id + 1;
     this.poolLen += n;
-    this.slots[slot] = k;
     if (this.size * 2 > this.mask) {
-      const mask = this.mask * 2 + 1, sl = new Int32Array(mask + 1).fill(-1);
-      for (let j = 0; j < this.size; j++) {
-        let s = this.hashes[j] & mask;
-        while (sl[s] >= 0) s = (s + 1) & mask;
-        sl[s] = j;
+      const mask = this.mask * 2 + 1, old = this.slots, sl = new Int32Array((mask + 1) * 4);
+      for (let o = 0; o < old.length; o += 4) {
+        if (old[o + 3] === 0) continue;
+        let t = old[o] & mask;
+        while (sl[t * 4 + 3] !== 0) t = (t + 1) & mask;
+        sl.set(old.subarray(o, o + 4), t * 4);
       }
       this.slots = sl; this.mask = mask;
     }

@@ -1,7 +1,7 @@
 // The `tslm ngram` and `tslm word2vec` commands end to end on small files.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync, mkdtempSync, existsSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as ngram from '../../src/cli/commands/ngram.js';
@@ -39,6 +39,12 @@ test('ngram train → score → generate, KenLM query-style output', async () =>
   assert.equal(g.rc, 0);
   assert.equal(g.out.split('\n').length, 2);
   await assert.rejects(ngram.run(['train', '--order', '0', '--data', data, '--out', arpa]), /order must be an integer >= 1/);
+  // One thread or two: the same file.
+  const one = path.join(dir, 'one.arpa'), two = path.join(dir, 'two.arpa');
+  assert.equal((await capture(() => ngram.run(['train', '--order', '4', '--threads', '1', '--data', data, '--out', one]))).rc, 0);
+  assert.equal((await capture(() => ngram.run(['train', '--order', '4', '--threads', '2', '--data', data, '--out', two]))).rc, 0);
+  assert.ok(readFileSync(one).equals(readFileSync(two)), '--threads 1 and 2 write the same bytes');
+  await assert.rejects(ngram.run(['train', '--threads', '3', '--data', data, '--out', arpa]), /--threads must be 1 or 2, got '3'/);
 });
 
 test('word2vec train → similar / analogy / eval', async () => {

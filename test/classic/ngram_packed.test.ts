@@ -11,6 +11,7 @@ import path from 'node:path';
 import {
   BackoffNgramModel, ClassicFormatError, ClassicInputError, countNgrams, countNgramsFile, estimate, formatArpaNumber, readArpa,
   readSentences, toArpa, tokenize, trainNgram, trainNgramFile, writeArpaNumber,
+  countNgramsFileParallel, trainNgramFileParallel, writeArpaParallel,
 } from '../../src/classic/index.js';
 import { ByteWordIndex, readWordIds, utf8SpaceAt } from '../../src/classic/packed.js';
 import { brownSentences, fixtureFile, fixtureJson } from './common.js';
@@ -88,6 +89,36 @@ test('ARPA text is byte-identical to the previous build\'s (fixtures it wrote; B
       assert.equal(plainArpa(m), text, 'the plain writer over full-key tables');
     }
   }
+});
+
+test('two threads (counting split between threads, ARPA text written by a worker) give the same bytes', async () => {
+  const sents = brownSentences(golden.brown.files);
+  const f = write('brown2.txt', sents.map((s) => s.join(' ')).join('\n') + '\n');
+  const out = path.join(tmp, 'two.arpa');
+  for (const [order, estimator, want] of golden.brown.sha256 as [number, 'kn' | 'mkn', string][]) {
+    const counts = await countNgramsFileParallel(f, { order });
+    await writeArpaParallel(estimate(counts, { estimator }), out);
+    assert.equal(createHash('sha256').update(readFileSync(out)).digest('hex'), want, `Brown order ${order} ${estimator}`);
+  }
+  const zh = fixtureFile('zh.txt');
+  await writeArpaParallel(await trainNgramFileParallel(zh, { order: 6, discountFallback: true }), out);
+  assert.equal(readFileSync(out, 'utf8'), readFileSync(fixtureFile('ngram_zh_o6.arpa'), 'utf8'));
+  await writeArpaParallel(await trainNgramFileParallel(zh, { order: 4, mode: 'char', discountFallback: true }), out);
+  assert.equal(readFileSync(out, 'utf8'), readFileSync(fixtureFile('ngram_zh_char_o4.arpa'), 'utf8'));
+  // Lines longer than a counting batch (16,384 tokens), short ones between them, orders 3 and 7.
+  let seed = 3;
+  const rnd = (k: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % k; };
+  const lines = Array.from({ length: 40 }, (_, i) => Array.from({ length: i % 13 === 0 ? 20_000 + rnd(5000) : 1 + rnd(30) }, () => `w${rnd(300)}`).join(' '));
+  const g = write('long.txt', lines.join('\n') + '\n');
+  for (const order of [3, 7]) {
+    const opts = { order, discountFallback: true } as const;
+    await writeArpaParallel(await trainNgramFileParallel(g, opts), out);
+    assert.equal(readFileSync(out, 'utf8'), toArpa(trainNgram(lines.map((l) => l.split(' ')), opts)), `order ${order}`);
+  }
+  // Bad input is reported as by the one-thread build, and the threads are stopped.
+  const bad = write('bad.txt', 'a b c\nx </s> y\n');
+  await assert.rejects(countNgramsFileParallel(bad, { order: 3 }), (e: Error) => e instanceof ClassicInputError && /bad\.txt:2: the token '<\/s>' is reserved/.test(e.message));
+  await assert.rejects(countNgramsFileParallel(path.join(tmp, 'missing.txt'), { order: 5 }), /missing\.txt: cannot read/);
 });
 
 /** n-gram → [log10 p, backoff] of an ARPA text. */

@@ -4,12 +4,8 @@
 import { parseArgs } from 'node:util';
 import { QgramIndex, readMatchCandidates, isQgramDistance, QGRAM_METRICS, ClassicInputError, type QgramMetric, type GramUnit } from '../../classic/index.js';
 
-export const usage = `tslm ngram match --query "…" [--file <candidates>] [--q 3] [--metric jaccard|cosine|qgram|dice|overlap]
-        [--top 10] [--pad] [--threshold X] [--word] [--brute]
-        rank the lines of --file (default: the Brown corpus's sentences) by q-gram similarity to the
-        query (qgram: Ukkonen's distance, smaller is closer; --threshold is then a maximum distance)
-  tslm ngram dedup [--file <candidates>] [--threshold 0.8] [--metric jaccard] [--q 3] [--pad] [--word] [--limit N]
-        near-duplicate pairs among the lines: score, line numbers, texts`;
+export { matchUsage as usage } from './ngram-usage.js';
+import { matchUsage as usage } from './ngram-usage.js';
 
 const err = (s: string): void => { process.stderr.write(s + '\n'); };
 

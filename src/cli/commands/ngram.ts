@@ -1,15 +1,17 @@
 // `tslm ngram train|score|generate`: n-gram language models (thin wrapper over src/classic).
 import { parseArgs } from 'node:util';
-import { usage as matchUsage } from './ngram-match.js';
+import os from 'node:os';
 // The n-gram modules themselves, not classic/index.js (which loads word2vec, features, …): start-up counts in a build's wall time.
-import { trainNgramFile, type Estimator } from '../../classic/ngram.js';
-import { readArpa, writeArpa } from '../../classic/arpa.js';
+import { trainNgramFile, trainNgramFileParallel, type Estimator } from '../../classic/ngram.js';
+import { readArpa, writeArpa, writeArpaParallel } from '../../classic/arpa.js';
 import { readLines, type TokenMode } from '../../classic/text.js';
 import { ClassicInputError } from '../../classic/errors.js';
-import { usage as featuresUsage } from './ngram-features.js';
+import { matchUsage, featuresUsage } from './ngram-usage.js';
 
 export const usage = `tslm ngram train --order N --data <text> --out model.arpa [--estimator mkn|kn|addk|mle] [--k K]
-        [--char] [--discount-fallback]    one sentence per line; --char: character tokens (Chinese)
+        [--char] [--discount-fallback] [--threads 1|2]
+        one sentence per line; --char: character tokens (Chinese); --threads 2: count and write on
+        two threads (default when the load average leaves a core free, else 1)
   tslm ngram score --model model.arpa (--text "…" | --file <path>) [--char] [--verbose]
         total log10 probability, OOVs and perplexity as KenLM's query computes them
   tslm ngram generate --model model.arpa [--prompt "…"] [--n 5] [--max-tokens 50] [--temperature 1] [--top-k K] [--seed S] [--char]
@@ -31,7 +33,7 @@ export async function run(args: string[]): Promise<number> {
       k: { type: 'string' }, char: { type: 'boolean', default: false }, 'discount-fallback': { type: 'boolean', default: false },
       model: { type: 'string' }, text: { type: 'string' }, file: { type: 'string' }, verbose: { type: 'boolean', default: false },
       prompt: { type: 'string' }, n: { type: 'string', default: '1' }, 'max-tokens': { type: 'string', default: '50' },
-      temperature: { type: 'string', default: '1' }, 'top-k': { type: 'string' }, seed: { type: 'string', default: '1' },
+      threads: { type: 'string' }, temperature: { type: 'string', default: '1' }, 'top-k': { type: 'string' }, seed: { type: 'string', default: '1' },
     },
   });
   const mode: TokenMode = values.char ? 'char' : 'word';
@@ -50,11 +52,17 @@ export async function run(args: string[]): Promise<number> {
       const order = num('order', values.order, 3);
       const data = need('data', values.data), out = need('out', values.out);
       const t0 = performance.now();
-      const model = trainNgramFile(data, {
+      // Default: a second thread only when a core is free (on a busy machine the two threads cost
+      // more CPU than they save wall time: BENCHMARKS.md, n-gram build).
+      const threads = values.threads === undefined ? (os.loadavg()[0] < os.availableParallelism() - 1 ? 2 : 1) : num('threads', values.threads);
+      if (threads !== 1 && threads !== 2) throw new ClassicInputError(`--threads must be 1 or 2, got '${values.threads}'`);
+      const opts = {
         order, estimator: values.estimator as Estimator, k: values.k === undefined ? undefined : num('k', values.k), mode,
-        discountFallback: values['discount-fallback'], onProgress: err, onWarning: (w) => err(`warning: ${w}`),
-      });
-      writeArpa(model, out);
+        discountFallback: values['discount-fallback'], onProgress: err, onWarning: (w: string) => err(`warning: ${w}`),
+      };
+      const model = threads === 2 ? await trainNgramFileParallel(data, opts) : trainNgramFile(data, opts);
+      if (threads === 2) await writeArpaParallel(model, out);
+      else writeArpa(model, out);
       const counts = 'counts' in model && Array.isArray(model.counts) ? ` (${(model.counts as number[]).map((c, i) => `${i + 1}-grams: ${c}`).join(', ')})` : '';
       err(`wrote ${out}${counts} in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
       return 0;

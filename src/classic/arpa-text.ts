@@ -1,0 +1,196 @@
+// The text side of ARPA writing, on numbers and bytes only (no model): the digit writer and the
+// line writer of one order, given the order's n-grams already in ARPA order. Used by arpa.ts and,
+// for the CLI's build, by a worker thread that writes the file while the main thread sorts the
+// next order (arpa-worker.ts), so this module imports nothing.
+
+// 10^k, exact as doubles for k <= 22; 10^-k (k <= 6) as the nearest doubles.
+const POW10 = Array.from({ length: 23 }, (_, k) => Number(`1e${k}`));
+const NEG10 = Float64Array.from({ length: 7 }, (_, k) => Number(`1e-${k}`));
+// The ASCII digits of 0..99, two bytes each.
+const PAIRS = Uint8Array.from({ length: 200 }, (_, i) => 48 + (i % 2 ? (i >> 1) % 10 : ((i >> 1) / 10) | 0));
+
+/**
+ * Write formatArpaNumber(x) as ASCII into b at pos; returns the end. The digits come from one
+ * exact power-of-ten multiplication and a rounding; when the scaled value is within 1e-6 of a
+ * rounding tie (its error is below 1.2e-8), or the number needs exponent notation, it falls back
+ * to toPrecision itself, so the text is always the same as formatArpaNumber's.
+ */
+export function writeArpaNumber(b: Uint8Array, pos: number, x: number): number {
+  if (x === 0) { b[pos] = 48; return pos + 1; }
+  if (!(x > -99) || x === Infinity) { b[pos] = 45; b[pos + 1] = 57; b[pos + 2] = 57; return pos + 3; } // -99 (also NaN, ±Inf)
+  const v = x < 0 ? -x : x;
+  if (v >= 1e-6 && v < 1e8) {
+    // The decimal exponent, give or take one near a power of ten (the next step settles it).
+    let e = 0;
+    if (v >= 1) { while (e < 7 && v >= POW10[e + 1]) e++; } else { e = -1; while (e > -6 && v < NEG10[-e]) e--; }
+    let scaled = v * POW10[7 - e];
+    if (scaled < 1e7 && e > -6) { e--; scaled = v * POW10[7 - e]; } else if (scaled >= 1e8 && e < 7) { e++; scaled = v * POW10[7 - e]; }
+    let n = Math.floor(scaled);
+    const frac = scaled - n;
+    if (n >= 1e7 && n < 1e8 && Math.abs(frac - 0.5) > 1e-6) {
+      if (frac > 0.5) n++;
+      if (n === 1e8) { n = 1e7; e++; }
+      if (e <= 7) {
+        if (x < 0) b[pos++] = 45;
+        if (e < 0) {
+          b[pos++] = 48; b[pos++] = 46;
+          for (let z = -e - 1; z > 0; z--) b[pos++] = 48;
+        }
+        // 8 digits as four pairs (two short divisions, not eight), the point after digit e (none when e = 7).
+        const q = n | 0, hi = (q / 10000) | 0, lo = q - hi * 10000;
+        const p0 = (hi / 100) | 0, p1 = hi - p0 * 100, p2 = (lo / 100) | 0, p3 = lo - p2 * 100;
+        if (e < 0 || e === 7) {
+          b[pos] = PAIRS[p0 * 2]; b[pos + 1] = PAIRS[p0 * 2 + 1]; b[pos + 2] = PAIRS[p1 * 2]; b[pos + 3] = PAIRS[p1 * 2 + 1];
+          b[pos + 4] = PAIRS[p2 * 2]; b[pos + 5] = PAIRS[p2 * 2 + 1]; b[pos + 6] = PAIRS[p3 * 2]; b[pos + 7] = PAIRS[p3 * 2 + 1];
+          return pos + 8;
+        }
+        // Digit k goes to pos + k, or pos + k + 1 after the point.
+        const at = pos + e + 1;
+        b[at] = 46;
+        const put = (k: number, d: number): void => { b[k > e ? pos + k + 1 : pos + k] = d; };
+        put(0, PAIRS[p0 * 2]); put(1, PAIRS[p0 * 2 + 1]); put(2, PAIRS[p1 * 2]); put(3, PAIRS[p1 * 2 + 1]);
+        put(4, PAIRS[p2 * 2]); put(5, PAIRS[p2 * 2 + 1]); put(6, PAIRS[p3 * 2]); put(7, PAIRS[p3 * 2 + 1]);
+        return pos + 9;
+      }
+    }
+  }
+  const s = x.toPrecision(8);
+  for (let i = 0; i < s.length; i++) b[pos++] = s.charCodeAt(i);
+  return pos;
+}
+
+export function writeAscii(b: Uint8Array, pos: number, s: string): number {
+  for (let i = 0; i < s.length; i++) b[pos++] = s.charCodeAt(i);
+  return pos;
+}
+
+/** One order's n-grams in ARPA order (as arpa.ts's writer prepares them). */
+export interface ArpaOrder {
+  n: number;
+  /** log10 p and log10 backoff (null for the highest order) of line j. */
+  prob: Float64Array; bo: Float64Array | null;
+  /** Line j's last word id and the line of its context in the order below (both null for unigrams: line j is word j). */
+  sw: Int32Array | null; sc: Int32Array | null;
+  total: number;
+}
+
+/**
+ * ARPA text into a reused buffer, pulled chunk by chunk: `header`, then per order `begin` and
+ * `fill` until it returns null, then `end`. A chunk returned is a view of the buffer, whole lines;
+ * consume it before the next call.
+ */
+export class ArpaTextWriter {
+  private buf: Uint8Array;
+  private pos = 0;
+  private st: LineState | null = null;
+  /** The previous order's word text by line (for unigrams' successors: the vocabulary pool). */
+  private text: Uint8Array;
+  private textOff: Int32Array;
+
+  /** pool/wOff: the vocabulary's UTF-8 bytes, word i at wOff[i] .. wOff[i + 1]; `order`: the model's. */
+  constructor(private readonly pool: Uint8Array, private readonly wOff: Int32Array, private readonly order: number, chunkBytes = 1 << 20) {
+    this.buf = new Uint8Array(Math.max(chunkBytes, 256) + 256);
+    this.text = pool; this.textOff = wOff;
+  }
+
+  /** The \\data\\ section; returns a chunk when it did not fit. */
+  header(counts: readonly number[]): Uint8Array | null {
+    return this.ascii('\n\\data\\\n' + counts.map((c, i) => `ngram ${i + 1}=${c}\n`).join('') + '\n');
+  }
+
+  /** Start an order's section (orders in turn from 1). */
+  begin(o: ArpaOrder): Uint8Array | null {
+    const chunk = this.ascii(`\\${o.n}-grams:\n`);
+    // This order's word text is kept for the next order (not for the highest, nor for unigrams: that is the pool).
+    const keep = o.sc !== null && o.n < this.order;
+    const perLine = this.text.length / Math.max(1, this.textOff.length - 1) + 8;
+    this.st = {
+      prob: o.prob, bo: o.bo, sw: o.sw, sc: o.sc, total: o.total, j: 0, pool: this.pool, wOff: this.wOff, text: this.text, textOff: this.textOff,
+      out: keep ? new Uint8Array(Math.max(1024, Math.ceil(perLine * o.total))) : null, outLen: 0, outOff: keep ? new Int32Array(o.total + 1) : null,
+    };
+    return chunk;
+  }
+
+  /** Lines of the current order: a full chunk, or null once the order is written (its text then waits in the buffer). */
+  fill(): Uint8Array | null {
+    const st = this.st!;
+    for (;;) {
+      // 64 bytes stay free for the blank line after the section and the next header.
+      this.pos = writeLines(st, this.buf, this.pos, this.buf.length - 64);
+      if (st.j === st.total) break;
+      if (this.pos > 0) return this.take();
+      this.buf = new Uint8Array(this.buf.length * 2); // one line longer than the buffer
+    }
+    this.buf[this.pos++] = 10;
+    if (st.out) { this.text = st.out; this.textOff = st.outOff!; }
+    this.st = null;
+    return null;
+  }
+
+  /** \\end\\ and the last chunk. */
+  end(): Uint8Array {
+    this.ascii('\\end\\\n');
+    return this.take();
+  }
+
+  private take(): Uint8Array {
+    // The caller consumes the view before the next call, which writes from the start again.
+    const c = this.buf.subarray(0, this.pos);
+    this.pos = 0;
+    return c;
+  }
+
+  /** Write s; when it does not fit, hand out what is there first (returned) and write it after. */
+  private ascii(s: string): Uint8Array | null {
+    if (this.pos + s.length <= this.buf.length) { this.pos = writeAscii(this.buf, this.pos, s); return null; }
+    const old = this.buf.slice(0, this.pos);
+    if (s.length > this.buf.length) this.buf = new Uint8Array(s.length * 2);
+    this.pos = writeAscii(this.buf, 0, s);
+    return old;
+  }
+}
+
+/** Where the ARPA lines of one order stand. */
+export interface LineState {
+  prob: Float64Array; bo: Float64Array | null;
+  /** Line j's last word id and the line of its context in the order below (both null for unigrams: line j is word j). */
+  sw: Int32Array | null; sc: Int32Array | null;
+  total: number; j: number;
+  /** The vocabulary's bytes (word i at wOff[i] .. wOff[i + 1]). */
+  pool: Uint8Array; wOff: Int32Array;
+  /** The previous order's word text by line. */
+  text: Uint8Array; textOff: Int32Array;
+  /** This order's word text by line, when the next order needs it. */
+  out: Uint8Array | null; outLen: number; outOff: Int32Array | null;
+}
+
+/** Write lines st.j, st.j+1, … into b from pos while they fit; returns the end. (A plain function: a generator's loop ran twice as slow.) */
+export function writeLines(st: LineState, b: Uint8Array, pos: number, cap: number): number {
+  const { prob, bo, sw, sc, total, pool, wOff, text, textOff, outOff } = st;
+  let { j, out, outLen } = st;
+  for (; j < total; j++) {
+    const w = sw ? sw[j] : j, w0 = wOff[w], w1 = wOff[w + 1];
+    let c0 = 0, c1 = -1;
+    if (sc) { const c = sc[j]; c0 = textOff[c]; c1 = textOff[c + 1]; }
+    // The word text, two numbers of at most 16 characters, two tabs, a newline.
+    const len = c1 - c0 + 1 + w1 - w0;
+    if (pos + len + 40 > cap) break;
+    pos = writeArpaNumber(b, pos, prob[j]);
+    b[pos++] = 9;
+    // Byte loops: these copies are short, and a subarray per line costs more than the copy.
+    const start = pos;
+    for (let k = c0; k < c1; k++) b[pos++] = text[k];
+    if (sc) b[pos++] = 32;
+    for (let k = w0; k < w1; k++) b[pos++] = pool[k];
+    if (out) {
+      if (outLen + len > out.length) { const x = new Uint8Array(Math.max(out.length * 2, outLen + len)); x.set(out.subarray(0, outLen)); out = x; }
+      for (let k = start; k < pos; k++) out[outLen++] = b[k];
+      outOff![j + 1] = outLen;
+    }
+    if (bo) { b[pos++] = 9; pos = writeArpaNumber(b, pos, bo[j]); }
+    b[pos++] = 10;
+  }
+  st.j = j; st.out = out; st.outLen = outLen;
+  return pos;
+}
+
