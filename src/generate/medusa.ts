@@ -48,13 +48,17 @@ export class MedusaChoicesError extends Error {
 }
 
 /**
- * The default tree: the chain of the four heads' best guesses. On a CPU verifying a token costs
- * compute (a step of T tokens costs about T/2.5 decoding steps beyond the first few: the
- * matmuls stop being memory-bound), so the branches of a GPU tree cost more than they gain
- * (BENCHMARKS.md: on the stories15M-shape model a chain of 4 beat a 7-candidate tree); pass
- * medusa_choices for another.
+ * The default tree: the chain of the first three heads' best guesses (a fourth head, if any, is
+ * not run). On a CPU verifying a token costs compute (a step of T tokens costs about T/2.5
+ * decoding steps beyond the first few: the matmuls stop being memory-bound), so the branches of
+ * a GPU tree cost more than they gain, and so does the end of a long chain: on the
+ * stories15M-shape model a chain of 4 beat a 7-candidate tree, and a chain of 3 (T = 4, ≈ 1.87
+ * decoding steps with its heads) beat the chain of 4 (T = 5, ≈ 2.25) by 5–8% on the bench's
+ * grounded prompt and matched it on the open one, accepting 2.82 / 3.31 tokens per call against
+ * 3.00 / 3.84 (BENCHMARKS.md). Pass medusa_choices for another, e.g. [[0], [0, 0], [0, 0, 0],
+ * [0, 0, 0, 0]] for the chain of 4 (heads that guess better deeper down may repay it).
  */
-export const DEFAULT_MEDUSA_CHOICES: readonly (readonly number[])[] = [[0], [0, 0], [0, 0, 0], [0, 0, 0, 0]];
+export const DEFAULT_MEDUSA_CHOICES: readonly (readonly number[])[] = [[0], [0, 0], [0, 0, 0]];
 
 /** A validated candidate tree (node 0 is the root: the pending token). */
 export interface MedusaTree {

@@ -137,7 +137,7 @@ test('confidence cut: the heads run in depth order until the product of their to
   let cut = 0;
   const run = (c: number) => {
     cut = c; emitted = 0; firstCall = true; calls.fill(0);
-    const r = medusaGenerate(m, prompt, { maxNewTokens: 40, stopIds: [], onToken: (ev) => { if (ev.id >= 0) emitted++; }, medusa: { heads, cut: c } });
+    const r = medusaGenerate(m, prompt, { maxNewTokens: 40, stopIds: [], onToken: (ev) => { if (ev.id >= 0) emitted++; }, medusa: { heads, cut: c, choices: [[0], [0, 0], [0, 0, 0], [0, 0, 0, 0]] } });
     assert.deepEqual(r.ids[0], want, `cut ${c}`);
     return r.stats.speculative;
   };
