@@ -148,7 +148,8 @@ export interface MedusaOptions {
    * (a tree of the root alone is a plain step). A verified token costs compute on a CPU, so a
    * candidate that will likely be rejected may cost more than it is expected to gain; on the
    * speculative bench's model, cuts of 0.1–0.3 did not beat the whole chain (BENCHMARKS.md).
-   * Proposals only: the output does not depend on it.
+   * Proposals only: the output does not depend on it. Needs heads that run one by one
+   * (MedusaHeadsLike.forwardHead, as MedusaHeads do); others ignore it.
    */
   cut?: number;
 }
