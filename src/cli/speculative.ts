@@ -2,7 +2,7 @@
 //   --medusa DIR [--medusa-choices JSON|FILE] [--medusa-acceptance exact|typical]
 //                [--posterior-threshold P] [--posterior-alpha A] [--medusa-dtype q8_0|f32]
 //   --draft-model DIR [--num-draft N] [--draft-schedule constant|heuristic]
-//   --lookup [N] [--lookup-ngram N]          (N: tokens proposed per step, default 7)
+//   --lookup [N] [--lookup-ngram N] [--lookup-match longest|first]   (N: tokens proposed per step, default 7)
 import { existsSync, readFileSync } from 'node:fs';
 import { UsageError } from './args.js';
 import { loadModel } from '../io/model.js';
@@ -14,7 +14,7 @@ import { LOOKUP_NUM_DRAFT } from '../generate/speculative.js';
 export const speculativeUsage = `      [--medusa DIR [--medusa-choices JSON|FILE] [--medusa-acceptance exact|typical]
        [--posterior-threshold P] [--posterior-alpha A] [--medusa-dtype q8_0|f32]
        | --draft-model DIR [--num-draft N] [--draft-schedule constant|heuristic]
-       | --lookup [N] [--lookup-ngram N]]`;
+       | --lookup [N] [--lookup-ngram N] [--lookup-match longest|first]]`;
 
 export const speculativeHelp = `    Speculative decoding (one sequence at a time; greedy output is plain greedy output, sampled
     output keeps plain sampling's distribution, except --medusa-acceptance typical):
@@ -23,13 +23,15 @@ export const speculativeHelp = `    Speculative decoding (one sequence at a time
                     default: they only propose tokens, and read 3.8× fewer bytes; f32 keeps them);
     --draft-model DIR  a small model of the same vocabulary proposes --num-draft tokens (4);
     --lookup [N]    up to N tokens (7) copied from the prompt where its last --lookup-ngram
-                    tokens (3, down to 1) occurred before.`;
+                    tokens (3, down to 1) occurred before: of several occurrences, the one whose
+                    preceding tokens agree longest with the text (--lookup-match longest, the
+                    default; first: the first occurrence, as Hugging Face's prompt lookup).`;
 
 export const speculativeOptions = {
   medusa: { type: 'string' }, 'medusa-choices': { type: 'string' }, 'medusa-acceptance': { type: 'string' },
   'posterior-threshold': { type: 'string' }, 'posterior-alpha': { type: 'string' }, 'medusa-dtype': { type: 'string' },
   'draft-model': { type: 'string' }, 'num-draft': { type: 'string' }, 'draft-schedule': { type: 'string' },
-  lookup: { type: 'string' }, 'lookup-ngram': { type: 'string' },
+  lookup: { type: 'string' }, 'lookup-ngram': { type: 'string' }, 'lookup-match': { type: 'string' },
 } as const;
 
 /** `--lookup` takes an optional value: give it the default when none follows. */
@@ -87,7 +89,7 @@ export async function speculativeFrom(values: Record<string, unknown>, model: Ca
   };
   stray(['medusa-choices', 'medusa-acceptance', 'posterior-threshold', 'posterior-alpha', 'medusa-dtype'], 'medusa');
   stray(['num-draft', 'draft-schedule'], 'draft-model');
-  stray(['lookup-ngram'], 'lookup');
+  stray(['lookup-ngram', 'lookup-match'], 'lookup');
   if (v.medusa !== undefined) {
     const dtype = v['medusa-dtype'] ?? 'q8_0';
     if (dtype !== 'q8_0' && dtype !== 'f32') throw new UsageError(`--medusa-dtype: q8_0 or f32, got '${dtype}'`);
@@ -109,7 +111,9 @@ export async function speculativeFrom(values: Record<string, unknown>, model: Ca
     return { draft, numDraft: posInt(v['num-draft'], 'num-draft'), draftSchedule: schedule };
   }
   if (v.lookup !== undefined) {
-    return { lookup: { numDraft: posInt(v.lookup, 'lookup'), ngram: posInt(v['lookup-ngram'], 'lookup-ngram') } };
+    const match = v['lookup-match'];
+    if (match !== undefined && match !== 'longest' && match !== 'first') throw new UsageError(`--lookup-match: longest or first, got '${match}'`);
+    return { lookup: { numDraft: posInt(v.lookup, 'lookup'), ngram: posInt(v['lookup-ngram'], 'lookup-ngram'), match } };
   }
   return null;
 }

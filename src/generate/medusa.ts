@@ -48,13 +48,17 @@ export class MedusaChoicesError extends Error {
 }
 
 /**
- * The default tree: the chain of the four heads' best guesses. On a CPU verifying a token costs
- * compute (a step of T tokens costs about T/2.5 decoding steps beyond the first few: the
- * matmuls stop being memory-bound), so the branches of a GPU tree cost more than they gain
- * (BENCHMARKS.md: on the stories15M-shape model a chain of 4 beat a 7-candidate tree); pass
- * medusa_choices for another.
+ * The default tree: the chain of the first three heads' best guesses (a fourth head, if any, is
+ * not run). On a CPU verifying a token costs compute (a step of T tokens costs about T/2.5
+ * decoding steps beyond the first few: the matmuls stop being memory-bound), so the branches of
+ * a GPU tree cost more than they gain, and so does the end of a long chain: on the
+ * stories15M-shape model a chain of 4 beat a 7-candidate tree, and a chain of 3 (T = 4, ≈ 1.87
+ * decoding steps with its heads) beat the chain of 4 (T = 5, ≈ 2.25) by 5–8% on the bench's
+ * grounded prompt and matched it on the open one, accepting 2.82 / 3.31 tokens per call against
+ * 3.00 / 3.84 (BENCHMARKS.md). Pass medusa_choices for another, e.g. [[0], [0, 0], [0, 0, 0],
+ * [0, 0, 0, 0]] for the chain of 4 (heads that guess better deeper down may repay it).
  */
-export const DEFAULT_MEDUSA_CHOICES: readonly (readonly number[])[] = [[0], [0, 0], [0, 0, 0], [0, 0, 0, 0]];
+export const DEFAULT_MEDUSA_CHOICES: readonly (readonly number[])[] = [[0], [0, 0], [0, 0, 0]];
 
 /** A validated candidate tree (node 0 is the root: the pending token). */
 export interface MedusaTree {
@@ -137,6 +141,17 @@ export interface MedusaOptions {
    * (default true; false: a tree every step, as the Medusa repo).
    */
   backoff?: boolean;
+  /**
+   * Confidence cut (default 0: off): the heads run one after another on the last accepted
+   * node, and once the product of their top-1 probabilities (softmax of their logits) falls
+   * below `cut`, the later heads are not run and the next tree keeps only the depths before
+   * (a tree of the root alone is a plain step). A verified token costs compute on a CPU, so a
+   * candidate that will likely be rejected may cost more than it is expected to gain; on the
+   * speculative bench's model, cuts of 0.1–0.3 did not beat the whole chain (BENCHMARKS.md).
+   * Proposals only: the output does not depend on it. Needs heads that run one by one
+   * (MedusaHeadsLike.forwardHead, as MedusaHeads do); others ignore it.
+   */
+  cut?: number;
 }
 
 /** Medusa decoding of one prompt; the result's stats carry `speculative`. */
@@ -180,6 +195,11 @@ export class MedusaGeneration implements SteppedGeneration {
   private failures = 0;
   private skip = 0;
   private readonly backoff: boolean;
+  private readonly cut: number;
+  /** Nodes of the next tree (after the confidence cut: the nodes of the depths kept, a prefix). */
+  private nodes = 0;
+  /** Per depth d (1…), the tree's nodes of depth ≤ d (nodes are ordered by depth). */
+  private readonly upToDepth: number[];
 
   constructor(private readonly model: CausalLM, prompt: number[], private readonly opts: GenerateOptions & { medusa: MedusaOptions }) {
     const m = opts.medusa;
@@ -192,6 +212,10 @@ export class MedusaGeneration implements SteppedGeneration {
     if (this.typical && !opts.temperature) throw new RangeError('typical acceptance samples: give a temperature > 0 (greedy Medusa decoding is exact)');
     this.chain = buildProcessors({ ...opts, processors: undefined }, prompt.length).chain;
     this.backoff = m.backoff ?? true;
+    this.cut = m.cut ?? 0;
+    if (!(this.cut >= 0 && this.cut <= 1)) throw new RangeError(`medusa.cut must be a number in [0, 1], got ${String(m.cut)}`);
+    this.upToDepth = [1];
+    for (let d = 1; d <= this.tree.maxDepth; d++) this.upToDepth.push(this.tree.depth.filter((x) => x <= d).length);
     this.threshold = m.posteriorThreshold ?? 0.09;
     this.alpha = m.posteriorAlpha ?? 0.3;
     const { batch, maxNew, stopIds } = prepareRequest(model, prompt, opts);
@@ -213,7 +237,8 @@ export class MedusaGeneration implements SteppedGeneration {
       // Prefill: the base model's next-token logits and the heads' guesses at the last position.
       const [base, guesses] = noGrad(() => scope(() => {
         const h = model.hidden(T.tensor([this.prompt], [1, maxLen], 'i32'), st);
-        return readOut(model, heads, T.slice(h, 1, -1), V, this.tree.topk);
+        const last = T.slice(h, 1, -1);
+        return [rowsOf(T.contiguous(model.project(last)), 1, V)[0], this.headGuesses(last)] as const;
       }));
       this.prefillMs = performance.now() - t0;
       if (this.maxNewTokens <= 0) { this.end(); return false; }
@@ -237,7 +262,7 @@ export class MedusaGeneration implements SteppedGeneration {
     // The tree's tokens: the pending root, then each node's rank-th guess of its head (cut where the context ends).
     // During a back-off (see below) the step is plain decoding: the root alone.
     const plain = this.skip > 0;
-    const n = plain ? 1 : Math.max(1, Math.min(tree.size, model.contextLength - st.length)), tokens = new Int32Array(n);
+    const n = plain ? 1 : Math.max(1, Math.min(this.nodes, model.contextLength - st.length)), tokens = new Int32Array(n);
     tokens[0] = this.pending;
     const top = plain ? [] : tree.topk.map((k, d) => (k ? topIndices(this.guesses[d], k) : []));
     for (let i = 1; i < n; i++) tokens[i] = top[tree.head[i]][tree.rank[i]];
@@ -279,15 +304,48 @@ export class MedusaGeneration implements SteppedGeneration {
       if (n > 1) st.compact(start, path);
       // Back-off: after a tree with nothing accepted (the heads guessed for another branch, e.g.
       // sampling away from their greedy training text), the next 1, 3, 7, 15, then 31 steps are
-      // plain decoding, so that a method that is not working costs about what plain decoding does.
-      if (!plain && this.backoff) {
+      // plain decoding, so that a method that is not working costs about what plain decoding does
+      // (a tree the confidence cut left empty is a plain step, not a failure).
+      if (!plain && n > 1 && this.backoff) {
         if (path.length > 1) this.failures = 0;
         else this.skip = Math.min(31, 2 ** ++this.failures - 1);
       }
       if (seq.done) return [];
       const last = T.slice(h, 1, cur, cur + 1);
-      return this.skip > 0 ? [] : readOut(model, heads, last, V, tree.topk)[1];
+      // The heads only: the base's logits at this node are already in rows[cur].
+      return this.skip > 0 ? [] : this.headGuesses(last);
     }));
+  }
+
+  /**
+   * The heads' logits (host rows) for one hidden state (1, 1, D), and the next tree's size
+   * (this.nodes). Only the heads the tree uses run when they can run one by one; with the
+   * confidence cut they run in order of depth, and stop once the product of their top-1
+   * probabilities falls below the cut (the next tree ends before that depth).
+   */
+  private headGuesses(h: Tensor): Float32Array[] {
+    const { heads, tree } = this, V = this.model.config.vocab_size;
+    const rows = (t: Tensor) => rowsOf(T.contiguous(t), 1, V)[0];
+    const one = heads.forwardHead?.bind(heads);
+    const none = new Float32Array(0);
+    if (!one) {
+      this.nodes = tree.size;
+      return heads.forward(h).map(rows);
+    }
+    const out: Float32Array[] = [];
+    let p = 1, depth = 0;
+    for (let d = 0; d < tree.topk.length; d++) {
+      if (tree.topk[d] === 0 || depth < d) { out.push(none); continue; }
+      const g = rows(one(h, d));
+      out.push(g);
+      if (this.cut > 0) {
+        p *= top1Probability(g);
+        if (p < this.cut) continue;
+      }
+      depth = d + 1;
+    }
+    this.nodes = this.upToDepth[Math.min(depth, tree.maxDepth)];
+    return out;
   }
 
   /**
@@ -349,16 +407,15 @@ export class MedusaGeneration implements SteppedGeneration {
   }
 }
 
-/**
- * The base model's logits and the heads' logits (host rows) for one hidden state (1, 1, D); of
- * the heads, only those the tree uses (topk[k] > 0) run when they can run one by one.
- */
-function readOut(model: CausalLM, heads: MedusaHeadsLike, h: Tensor, V: number, topk: readonly number[]): [Float32Array, Float32Array[]] {
-  const base = rowsOf(T.contiguous(model.project(h)), 1, V)[0];
-  const one = heads.forwardHead?.bind(heads);
-  const out = one ? topk.map((k, d) => (k > 0 ? one(h, d) : null)) : heads.forward(h);
-  const guesses = out.map((t) => (t ? rowsOf(T.contiguous(t), 1, V)[0] : new Float32Array(0)));
-  return [base, guesses];
+/** Top-1 probability of logits x: 1 / Σ exp(x − max) (terms below max − 16, each under 1.2e-7, left out). */
+export function top1Probability(x: Float32Array): number {
+  let m = -Infinity;
+  for (let i = 0; i < x.length; i++) if (x[i] > m) m = x[i];
+  if (m === -Infinity || Number.isNaN(m)) return 0;
+  const floor = m - 16;
+  let z = 0;
+  for (let i = 0; i < x.length; i++) if (x[i] > floor) z += Math.exp(x[i] - m);
+  return 1 / z;
 }
 
 /** Indices of the k largest values, largest first (ties to the lower index). */

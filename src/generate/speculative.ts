@@ -48,9 +48,10 @@ export interface ChainSpeculativeOptions extends GenerateOptions {
    * next 1, 3, 7, 15, then 31 steps (after 1, 2, 3, 4, 5+ such steps in a row) propose nothing —
    * plain steps — and then one token only, until a proposal is accepted again: text with nothing
    * worth copying decodes at about plain speed; false: HF's behaviour (propose whenever
-   * something matches).
+   * something matches). `match` (default 'longest'): which earlier occurrence of the n-gram
+   * is copied (see lookupDraft); 'first' is HF's.
    */
-  lookup?: { ngram?: number; numDraft?: number; backoff?: boolean };
+  lookup?: { ngram?: number; numDraft?: number; backoff?: boolean; match?: 'longest' | 'first' };
   /** Draft tokens per step (draft model: default 4; lookup: lookup.numDraft wins). */
   numDraft?: number;
   /**
@@ -90,21 +91,36 @@ export function canRollBack(model: CausalLM): boolean {
   return ok;
 }
 
+/** How far back lookupDraft's 'longest' matching compares the context of a match (tokens). */
+export const LOOKUP_CONTEXT = 32;
+
 /**
- * The prompt-lookup proposal (HF PromptLookupCandidateGenerator): for n from `ngram` down to 1,
- * the first earlier occurrence of the last n ids that is followed by something; up to `numDraft`
- * of the ids that follow it. Empty when nothing matches.
+ * The prompt-lookup proposal: for n from `ngram` down to 1, the earlier occurrences of the last
+ * n ids that are followed by something; up to `numDraft` of the ids that follow the chosen one.
+ * Empty when nothing matches. Which occurrence:
+ *   'longest' (the default) the one whose preceding ids agree longest with the ids before the
+ *             tail (compared up to LOOKUP_CONTEXT ids back; ties: the most recent) — the
+ *             occurrence in the same context, e.g. the sentence being copied rather than an
+ *             earlier one that shares its last words, or the last turn of a loop;
+ *   'first'   the first occurrence (HF PromptLookupCandidateGenerator).
  */
-export function lookupDraft(ids: readonly number[], ngram: number, numDraft: number): number[] {
+export function lookupDraft(ids: readonly number[], ngram: number, numDraft: number, match: 'longest' | 'first' = 'longest'): number[] {
   const n = ids.length;
   if (numDraft <= 0) return [];
   for (let ng = Math.min(ngram, n - 1); ng >= 1; ng--) {
     const tail = n - ng;
+    let best = -1, bestLen = -1;
     for (let i = 0; i + ng < n; i++) {
       let j = 0;
       while (j < ng && ids[i + j] === ids[tail + j]) j++;
-      if (j === ng) return ids.slice(i + ng, Math.min(i + ng + numDraft, n));
+      if (j < ng) continue;
+      if (match === 'first') { best = i; break; }
+      // The agreement before the n-gram: ids[i − 1 − l] against ids[tail − 1 − l].
+      let l = 0;
+      while (l < LOOKUP_CONTEXT && i - 1 - l >= 0 && ids[i - 1 - l] === ids[tail - 1 - l]) l++;
+      if (l >= bestLen) { best = i; bestLen = l; }
     }
+    if (best >= 0) return ids.slice(best + ng, Math.min(best + ng + numDraft, n));
   }
   return [];
 }
@@ -196,6 +212,7 @@ export class SpeculativeGeneration implements SteppedGeneration {
   private readonly seq: Sequence;
   private readonly draft: CausalLM | null;
   private readonly ngram: number;
+  private readonly match: 'longest' | 'first';
   private readonly numDraft: number;
   private readonly maxDraft: number;
   private readonly heuristic: boolean;
@@ -229,6 +246,9 @@ export class SpeculativeGeneration implements SteppedGeneration {
     this.method = draft ? 'draft' : 'lookup';
     this.draft = draft ?? null;
     this.ngram = positiveInt(lookup?.ngram ?? 3, 'lookup.ngram');
+    const match = lookup?.match ?? 'longest';
+    if (match !== 'longest' && match !== 'first') throw new SpeculativeError(`lookup.match must be 'longest' or 'first', got ${String(match)}`);
+    this.match = match;
     this.numDraft = this.k = positiveInt(lookup ? lookup.numDraft ?? opts.numDraft ?? LOOKUP_NUM_DRAFT : opts.numDraft ?? 4, lookup ? 'lookup.numDraft' : 'numDraft');
     const schedule = opts.draftSchedule ?? 'constant';
     if (schedule !== 'constant' && schedule !== 'heuristic') throw new SpeculativeError(`draftSchedule must be 'constant' or 'heuristic', got ${String(schedule)}`);
@@ -304,7 +324,7 @@ export class SpeculativeGeneration implements SteppedGeneration {
       if (this.skip > 0) { this.skip--; return { tokens: [], qs: null }; }
       // After rejections, probe with one token until a proposal is accepted again.
       if (this.failures) m = Math.min(m, 1);
-      return { tokens: m > 0 ? lookupDraft(all, this.ngram, m) : [], qs: null };
+      return { tokens: m > 0 ? lookupDraft(all, this.ngram, m, this.match) : [], qs: null };
     }
     m = Math.min(m, this.dmax - all.length + 1);
     const tokens: number[] = [];

@@ -114,6 +114,44 @@ test('greedy Medusa decoding is plain greedy decoding, token for token (random h
   }
 });
 
+test('confidence cut: the heads run in depth order until the product of their top-1 probabilities falls below it; the tree ends there; output unchanged', () => {
+  const m = tiny(4), prompt = [3, 17, 42, 8];
+  const want = generate(m, prompt, { maxNewTokens: 40, stopIds: [] }).ids[0];
+  // Oracle heads one by one (forwardHead): heads 0 and 1 sure of the right token (p ≈ 0.997),
+  // head 2 right but unsure (p ≈ 0.03), head 3 sure.
+  let emitted = 0, firstCall = true;
+  const calls = [0, 0, 0, 0];
+  const forwardHead = (_h: Tensor, d: number): Tensor => {
+    calls[d]++;
+    const want0 = cont(d);
+    const row = new Float32Array(V).map((_, i) => -i * 0.01);
+    if (want0 !== undefined) row[want0] = d === 2 ? 0.5 : 10;
+    return T.tensor(row, [1, 1, V]);
+  };
+  const cont = (d: number) => want[(firstCall ? 1 : emitted) + d];
+  const heads: MedusaHeadsLike = {
+    numHeads: 4,
+    forward: (h: Tensor) => [0, 1, 2, 3].map((d) => forwardHead(h, d)),
+    forwardHead: (h: Tensor, d: number) => { const t = forwardHead(h, d); if (d === 3 || (d === 2 && cut > 0)) firstCall = false; return t; },
+  };
+  let cut = 0;
+  const run = (c: number) => {
+    cut = c; emitted = 0; firstCall = true; calls.fill(0);
+    const r = medusaGenerate(m, prompt, { maxNewTokens: 40, stopIds: [], onToken: (ev) => { if (ev.id >= 0) emitted++; }, medusa: { heads, cut: c, choices: [[0], [0, 0], [0, 0, 0], [0, 0, 0, 0]] } });
+    assert.deepEqual(r.ids[0], want, `cut ${c}`);
+    return r.stats.speculative;
+  };
+  const whole = run(0);
+  assert.equal(whole.steps, Math.ceil(39 / 5), 'no cut: the chain of 4, 5 tokens per step');
+  assert.ok(calls[3] > 0);
+  const cutRun = run(0.5);
+  assert.equal(cutRun.steps, Math.ceil(39 / 3), 'cut below head 2: chains of 2, 3 tokens per step');
+  assert.equal(calls[3], 0, 'head 3 never runs');
+  assert.ok(calls[2] > 0);
+  assert.throws(() => medusaGenerate(m, prompt, { medusa: { heads, cut: 2 } }), /medusa.cut must be a number in \[0, 1\]/);
+  m.dispose();
+});
+
 test('greedy Medusa decoding on other members of the LLaMA family (Qwen2 with q/k/v biases, a Mixtral MoE): plain greedy, token for token', () => {
   for (const over of [{ model_type: 'qwen2' }, { model_type: 'mixtral', num_local_experts: 4, num_experts_per_tok: 2, intermediate_size: 24 }]) {
     const m = tiny(9, over);

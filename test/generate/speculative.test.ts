@@ -38,17 +38,35 @@ before(async () => {
   mamba = (await loadModel(fixturePath('mamba/tied'))).model;
 });
 
-test('lookupDraft follows HF prompt lookup: longest n-gram first, earliest match with a continuation, up to numDraft', () => {
+test('lookupDraft match first follows HF prompt lookup: longest n-gram first, earliest match with a continuation, up to numDraft', () => {
   // the last 2 ids [5, 6] occurred at 1 (followed by 7, 8, 5, 6 …)
-  assert.deepEqual(lookupDraft([4, 5, 6, 7, 8, 5, 6], 3, 3), [7, 8, 5]);
+  assert.deepEqual(lookupDraft([4, 5, 6, 7, 8, 5, 6], 3, 3, 'first'), [7, 8, 5]);
   // the 3-gram [9, 5, 6] never occurred before; the 2-gram [5, 6] did
-  assert.deepEqual(lookupDraft([5, 6, 1, 2, 9, 5, 6], 3, 10), [1, 2, 9, 5, 6]);
+  assert.deepEqual(lookupDraft([5, 6, 1, 2, 9, 5, 6], 3, 10, 'first'), [1, 2, 9, 5, 6]);
   // the earliest match wins over a later, longer-continued one; the continuation stops at the end
-  assert.deepEqual(lookupDraft([3, 1, 3, 2, 3], 1, 10), [1, 3, 2, 3]);
-  assert.deepEqual(lookupDraft([3, 1, 3, 2, 3], 2, 10), [1, 3, 2, 3], 'n = 2 finds nothing: n = 1');
+  assert.deepEqual(lookupDraft([3, 1, 3, 2, 3], 1, 10, 'first'), [1, 3, 2, 3]);
+  assert.deepEqual(lookupDraft([3, 1, 3, 2, 3], 2, 10, 'first'), [1, 3, 2, 3], 'n = 2 finds nothing: n = 1');
+  assert.deepEqual(lookupDraft([1, 2, 3, 4], 3, 10, 'first'), [], 'no id repeats');
+  assert.deepEqual(lookupDraft([7, 7], 3, 10, 'first'), [7], 'a match that ends right before the tail');
+  assert.deepEqual(lookupDraft([7], 3, 10, 'first'), []);
+});
+
+test('lookupDraft match longest (the default): the occurrence whose preceding ids agree longest with the text, ties to the most recent', () => {
+  // a single occurrence: as HF
+  assert.deepEqual(lookupDraft([4, 5, 6, 7, 8, 5, 6], 3, 3), [7, 8, 5]);
+  assert.deepEqual(lookupDraft([5, 6, 1, 2, 9, 5, 6], 3, 10), [1, 2, 9, 5, 6]);
+  // [3] at 0 and 2, neither preceded by what precedes the tail (2): the most recent
+  assert.deepEqual(lookupDraft([3, 1, 3, 2, 3], 1, 10), [2, 3]);
+  // [1, 2] at 0 (after nothing) and at 6 (after 9, as the tail is): 6, though 0 comes first
+  assert.deepEqual(lookupDraft([1, 2, 5, 5, 0, 9, 1, 2, 7, 7, 0, 9, 1, 2], 2, 3), [7, 7, 0]);
+  // the earlier occurrence agrees further back (8, 9 before [1, 2]) than the later one (only 9)
+  assert.deepEqual(lookupDraft([8, 9, 1, 2, 4, 4, 6, 9, 1, 2, 5, 5, 8, 9, 1, 2], 2, 2), [4, 4]);
+  // the n-gram size still comes first: a 2-gram match beats any 1-gram context
+  assert.deepEqual(lookupDraft([5, 6, 1, 0, 0, 6, 2, 5, 6], 2, 2), [1, 0]);
   assert.deepEqual(lookupDraft([1, 2, 3, 4], 3, 10), [], 'no id repeats');
-  assert.deepEqual(lookupDraft([7, 7], 3, 10), [7], 'a match that ends right before the tail');
+  assert.deepEqual(lookupDraft([7, 7], 3, 10), [7]);
   assert.deepEqual(lookupDraft([7], 3, 10), []);
+  assert.deepEqual(lookupDraft([3, 1, 3, 2, 3], 1, 0), [], 'numDraft 0');
 });
 
 const same = (a: CausalLM, b: CausalLM, name: string) => ({ a, b, name });
@@ -63,7 +81,7 @@ test('greedy: draft-model and prompt-lookup decoding give plain greedy decoding\
             const opts = { maxNewTokens: 24, stopIds: [], logprobs: true, ...extra };
             const plain = generate(target, prompt, opts);
             const what = `${backend} ${name} prompt ${pi} ${JSON.stringify(extra)}`;
-            for (const spec of [{ draft, numDraft: 3 }, { draft, numDraft: 5, draftSchedule: 'heuristic' as const }, { lookup: { ngram: 2, numDraft: 4 } }]) {
+            for (const spec of [{ draft, numDraft: 3 }, { draft, numDraft: 5, draftSchedule: 'heuristic' as const }, { lookup: { ngram: 2, numDraft: 4 } }, { lookup: { ngram: 2, numDraft: 4, match: 'first' as const } }]) {
               const r = speculativeGenerate(target, prompt, { ...opts, ...spec });
               assert.deepEqual(r.ids[0], plain.ids[0], `${what} ${Object.keys(spec)[0]}`);
               r.logprobs![0].forEach((lp, i) => assert.ok(Math.abs(lp - plain.logprobs![0][i]) < 1e-4, `${what}: logprob ${i}`));
@@ -241,6 +259,7 @@ test('bad input: clear errors before decoding; a target that cannot roll back de
   assert.throws(() => speculativeGenerate(gqa, prompt, {}), /give a draft model/);
   assert.throws(() => speculativeGenerate(gqa, prompt, { draft: mha, numDraft: 0 }), /numDraft must be a positive integer, got 0/);
   assert.throws(() => speculativeGenerate(gqa, prompt, { lookup: { ngram: 1.5 } }), /lookup.ngram must be a positive integer/);
+  assert.throws(() => speculativeGenerate(gqa, prompt, { lookup: { match: 'last' as 'first' } }), /lookup.match must be 'longest' or 'first'/);
   assert.throws(() => speculativeGenerate(gqa, prompt, { draft: noRollback(mha) }), /draft model's decoding state \(llama\) cannot roll back/);
   const plain = generate(gqa, prompt, { maxNewTokens: 10, stopIds: [] });
   const r = speculativeGenerate(noRollback(gqa), prompt, { maxNewTokens: 10, stopIds: [], draft: mha });
