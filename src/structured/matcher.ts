@@ -20,7 +20,7 @@ import { END, FREE_KEY_NODE, PENDING, symClass } from './grammar.js';
 import type { TokenVocab } from './vocab.js';
 import { ComplexityError } from './errors.js';
 import type { PlainIndex, Trie } from './plain.js';
-import { MODE_A, MODE_F, DECIDED } from './plain.js';
+import { MODE_A, MODE_F, DECIDED, SPECIAL_CHARS } from './plain.js';
 
 export const DEAD = -2;
 const UNKNOWN = -1;
@@ -55,8 +55,19 @@ export interface PlainShape {
   key?: string;
   /** Byte → bit set of the state's stacks that accept it (a bit per byte class of their tops). */
   sub: Int32Array;
-  /** Mode 1 but U+2028 and U+2029 are refused (past a regex '.'). */
+  /**
+   * Mode 1 but some of the characters regular expressions single out (plain.ts SPECIAL_CHARS:
+   * U+2028, U+2029, the multi-byte white space) are refused or lead elsewhere (past a regex '.',
+   * in `[^\s]`, in a search): the tokens holding one are decided one by one.
+   */
   ls?: boolean;
+  /**
+   * Mode 2 with exceptions (printable ASCII, some bytes leading elsewhere or refused) that is
+   * also an ASCII alphabet: the alphabet's shape (mode 4), for the matcher to settle the state
+   * from the per-alphabet tables where refused bytes are too common to walk their tokens (a
+   * pattern such as ^[a-zA-Z0-9_./-]+$ refuses the space, which begins most tokens).
+   */
+  alt?: Omit<PlainShape, 'sub'>;
 }
 
 const numeric = (x: number, y: number): number => x - y;
@@ -408,14 +419,25 @@ export class ByteAutomaton {
       const [M, , rep] = mostCommon(sub, 0x20, 0x7f, false);
       let exc: number[] | null = null;
       for (let b = 0x20; b < 0x7f; b++) if (b !== 0x22 && b !== 0x5c && sub[b] !== M) (exc ??= []).push(b);
-      if (exc && exc.length > 32) return null;
       let leadsDead = true;
       for (let b = 0xc2; b <= 0xf4; b++) if (sub[b] !== 0) leadsDead = false;
       if (M === 0 || sub[0x7f] === 0) {
-        if (sub[0x7f] !== 0 || !leadsDead) return null;
+        if ((exc && exc.length > 32) || sub[0x7f] !== 0 || !leadsDead) return null;
         return { mode: M === 0 ? 3 : 2, exc, rep };
       }
-      if (sub[0x7f] !== M) return null;
+      // Mode F takes any number of ASCII exceptions, 0x7F among them: a search whose next
+      // character may begin a match, beside a key of any characters. The selection the
+      // multi-byte characters follow need not be the most common among ASCII bytes (a search
+      // for [A-Za-z]: the letters lead elsewhere), so 0x7F's selection is tried next.
+      const f = modeF(M, rep);
+      if (f !== null || sub[0x7f] === M) return f;
+      let rep2 = 0x7f;
+      for (let b = 0x20; b < 0x7f; b++) if (b !== 0x22 && b !== 0x5c && sub[b] === sub[0x7f]) { rep2 = b; break; }
+      return modeF(sub[0x7f], rep2);
+    })();
+    function modeF(M: number, rep: number): Omit<PlainShape, 'sub'> | null {
+      let exc: number[] | null = null;
+      for (let b = 0x20; b <= 0x7f; b++) if (b !== 0x22 && b !== 0x5c && sub[b] !== M) (exc ??= []).push(b);
       // Mode F: a multi-byte character passes through states that are exactly the accepting
       // stacks moved along their alternatives (no call, no return) and ends where an ASCII
       // character does: the same stacks to resume (a return to the same parent counts as one).
@@ -441,12 +463,15 @@ export class ByteAutomaton {
         return true;
       };
       const pure = (moved: number[]) => { for (let j = 0; j < moved.length; j += 2) if (prog[moved[j]] >= -1) return false; return true; };
-      // U+2028 and U+2029 (E2 80 A8, E2 80 A9) may be refused where every other character leads
-      // on uniformly: a regex '.' leaves them out. The shape says so (`ls`) and the matcher checks
-      // the few tokens that hold them one by one (see TokenMatcher.fill). A selection whose walk
-      // relied on that is not shared with another byte (that would be another character refused).
+      // The special characters (SPECIAL_CHARS: U+2028 and U+2029, which a regex '.' leaves out,
+      // and the multi-byte white space of '\s') may be refused or lead elsewhere where every
+      // other character leads on uniformly. The shape says so (`ls`) and the matcher decides the
+      // few tokens that hold one, one by one (see TokenMatcher.fill). Only a character's last
+      // byte is exempted (its prefix is shared with ordinary characters, and so checked); a
+      // selection whose walk relied on an exemption is not shared with another byte (that would
+      // be another character exempted). `cp`: the code point's bits so far.
       let lsUsed = 0;
-      const check = (cur: number[], conts: Array<[number, number]>, k: number, lead: number, prev: number): boolean => {
+      const check = (cur: number[], conts: Array<[number, number]>, k: number, cp: number): boolean => {
         const lo = conts[k][0], hi = conts[k][1];
         // Which of cur's stacks accept a byte decides where it leads: distinct selections only.
         // (By class again: a bit per class of cur's stacks.)
@@ -458,19 +483,26 @@ export class ByteAutomaton {
           cg.push(g);
         }
         const seen: number[] = [];
+        const last = k + 1 === conts.length;
         for (let c = lo; c <= hi; c++) {
+          const special = last && SPECIAL_CHARS.has((cp << 6) | (c & 0x3f));
           let sel = 0;
           for (let g = 0; g < cc.length; g++) if (cls[cc[g]][c]) sel |= 1 << g;
           if (sel === 0) {
-            if (lead === 0xe2 && k === 1 && prev === 0x80 && (c === 0xa8 || c === 0xa9)) { lsUsed++; continue; }
+            if (special) { lsUsed++; continue; }
             return false;
           }
           if (seen.includes(sel)) continue;
-          seen.push(sel);
           const moved: number[] = [];
           for (let j = 0, q = 0; j < cur.length; j += 2, q++) if (sel & (1 << cg[q])) moved.push(cur[j] + 1, cur[j + 1]);
+          if (special) {
+            // Not shared: a later character of this selection is checked for itself.
+            if (!sameSeeds(moved)) lsUsed++;
+            continue;
+          }
+          seen.push(sel);
           const before = lsUsed;
-          if (k + 1 < conts.length) { if (!pure(moved) || !check(moved, conts, k + 1, lead, c)) return false; }
+          if (!last) { if (!pure(moved) || !check(moved, conts, k + 1, (cp << 6) | (c & 0x3f))) return false; }
           else if (!sameSeeds(moved)) return false;
           if (lsUsed !== before) seen.pop();
         }
@@ -485,14 +517,19 @@ export class ByteAutomaton {
           const moved: number[] = [];
           for (let i = 0; i < nodes.length; i++) if (sub[b] & bit(i)) moved.push(pos[nodes[i]] + 1, pidx[i]);
           const before = lsUsed;
-          if (!pure(moved) || !check(moved, conts, 0, b, -1)) return null;
+          if (!pure(moved) || !check(moved, conts, 0, b & (conts.length === 1 ? 0x1f : conts.length === 2 ? 0x0f : 0x07))) return null;
           if (lsUsed !== before) seen.pop();
         }
       }
       if (lsUsed > 0) return { mode: 1, exc, rep, ls: true };
       return { mode: 1, exc, rep };
-    })();
-    const result = { ...(plain !== null && !(plain.mode === 3 && plain.exc) ? plain : alphabet() ?? plain ?? { mode: 0, exc: null, rep: 0 }), sub };
+    }
+    let chosen = plain !== null && !(plain.mode === 3 && plain.exc) ? plain : alphabet() ?? plain ?? { mode: 0, exc: null, rep: 0 };
+    if (chosen.mode === 2 && chosen.exc) {
+      const alt = alphabet();
+      if (alt) chosen = { ...chosen, alt };
+    }
+    const result = { ...chosen, sub };
     if (bucket) bucket.push({ tops, pidx, result }); else this.shapes.set(h, [{ tops, pidx, result }]);
     return result;
   }
@@ -929,8 +966,10 @@ interface Level {
   /** Mode 4 (ALPHA): the alphabet and its key (null otherwise: every Level has one hidden class). */
   alpha: Uint8Array | null;
   key: string | null;
-  /** MODE_F but U+2028 and U+2029 are refused (see PlainShape.ls): the tokens holding them are checked one by one. */
+  /** MODE_F but special characters are refused or lead elsewhere (see PlainShape.ls): the tokens holding them are checked one by one. */
   ls?: boolean;
+  /** MODE_A with exceptions: the state's shape as an ASCII alphabet (PlainShape.alt), for alphaSettled. */
+  alt?: Omit<PlainShape, 'sub'>;
 }
 interface Chain { n: number; dec: boolean; max: number }
 /** Settled levels of mode 4: the alphabet, the exception bytes (4 words of 32 byte bits each), the most bytes a token may take in the alphabet, the largest completion. */
@@ -985,7 +1024,7 @@ export class TokenMatcher {
   private readonly settled: (AlphaSettled | null | undefined)[] = [];
   private readonly chains: (Chain | undefined)[][] = [[], [], []];
   private readonly alphaChains = new Map<string, (AlphaChain | undefined)[]>();
-  /** Whether a level refusing U+2028 / U+2029 has been analysed (PlainShape.ls; see fill). */
+  /** Whether a level singling out a special character has been analysed (PlainShape.ls; see fill). */
   private lsLevels = false;
 
   /**
@@ -1039,12 +1078,12 @@ export class TokenMatcher {
   /** The unbudgeted mask of s; returns an upper bound of the largest shortest-completion over the allowed tokens. */
   private fill(s: number, mask: Uint32Array): number {
     const max = this.fillLevels(s, mask);
-    // (Only once a level refusing them exists: other levels of mode F lead them on as any character.)
+    // (Only once a level singling them out exists: other levels of mode F lead them on as any character.)
     if (!this.lsLevels || this.level(s).mode !== MODE_F) return max;
-    // Levels of mode F may refuse U+2028 / U+2029 (PlainShape.ls), which the plain tables count
-    // as plain: the tokens that hold one are decided here, each by the automaton.
+    // Levels of mode F may single out the special characters (PlainShape.ls), which the plain
+    // tables count as plain: the tokens that hold one are decided here, each by the automaton.
     let m = max;
-    for (const id of this.plain.lineSeparatorTokens) {
+    for (const id of this.plain.specialTokens) {
       const t = this.automaton.advanceBytes(s, this.vocab.bytes[id]!);
       if (t < 0) { mask[id >>> 5] &= ~(1 << (id & 31)); continue; }
       mask[id >>> 5] |= 1 << (id & 31);
@@ -1060,29 +1099,8 @@ export class TokenMatcher {
     const P = this.plain, W = this.words;
     this.stats.plainMasks = (this.stats.plainMasks ?? 0) + 1;
     if (L.mode === ALPHA) {
-      // Levels of one ASCII alphabet C: when they settle every token, the tokens of C that fit
-      // are allowed, those whose first byte outside C is dead at its level are not, and the
-      // subtrees holding an exception byte (live at some level) are walked — except that below a
-      // first byte that is an exception leading to settled levels of their own (an email's '.' or
-      // '@'), the tokens whose rest is in that alphabet come from a table and only the subtrees
-      // holding one of its exception bytes are walked. (Every exception first byte is stepped:
-      // the walk allows the token of that byte alone and bounds its completion.)
       const a = this.alphaSettled(s);
-      if (!a) return this.walk(s, Infinity, mask, v, 0, v.nodes, null, 0, null);
-      mask.set(P.alphabetMask(a.c, a.n));
-      let max = a.max;
-      const exc = new Uint32Array(256 * 4), visit = new Uint8Array(256);
-      for (let x = 0; x < 256; x++) {
-        if (x >= 0x80 || !((a.e[x >>> 5] >>> (x & 31)) & 1)) { exc.set(a.e, x * 4); continue; }
-        visit[x] = 1;
-        const t = this.automaton.step(s, x);
-        const b = t >= 0 ? this.alphaSettled(t) : null;
-        if (!b) { exc.fill(-1, x * 4, x * 4 + 4); continue; }
-        for (const id of P.prefixTokens(x, b.c, b.n)) mask[id >>> 5] |= 1 << (id & 31);
-        exc.set(b.e, x * 4);
-        max = Math.max(max, b.max);
-      }
-      return Math.max(max, this.walk(s, Infinity, mask, v, 0, v.nodes, null, 0, null, { rest: P.nodeRestSets, exc, visit }));
+      return a ? this.fillAlpha(s, a, mask) : this.walk(s, Infinity, mask, v, 0, v.nodes, null, 0, null);
     }
     let mode = L.mode, n = 0, dec = true, max = 0, excBytes = L.exc;
     const closed = excBytes === null ? -1 : mode === MODE_A ? this.closure(s) : mode === MODE_F ? this.closureF(s) : -1;
@@ -1096,9 +1114,14 @@ export class TokenMatcher {
     } else {
       const ch = this.tail(L.next, mode);
       if (!ch.dec) {
-        // Not settled by uniform levels: levels with exceptions up to a loop may settle it.
+        // Not settled by uniform levels: levels with exceptions up to a loop may settle it, or
+        // (printable ASCII with exceptions) the levels of an ASCII alphabet.
         const r = this.fillToLoop(s, L, mask);
         if (r >= 0) return r;
+        if (L.alt) {
+          const a = this.alphaSettled(s);
+          if (a) return this.fillAlpha(s, a, mask);
+        }
       }
       n = Math.min(P.cap[mode], ch.n + 1);
       dec = ch.dec;
@@ -1128,6 +1151,33 @@ export class TokenMatcher {
   }
 
   /**
+   * Levels of one ASCII alphabet C (a settles them): the tokens of C that fit are allowed, those
+   * whose first byte outside C is dead at its level are not, and the subtrees holding an
+   * exception byte (live at some level) are walked — except that below a first byte that is an
+   * exception leading to settled levels of their own (an email's '.' or '@'), the tokens whose
+   * rest is in that alphabet come from a table and only the subtrees holding one of its exception
+   * bytes are walked. (Every exception first byte is stepped: the walk allows the token of that
+   * byte alone and bounds its completion.)
+   */
+  private fillAlpha(s: number, a: AlphaSettled, mask: Uint32Array): number {
+    const P = this.plain, v = this.vocab;
+    mask.set(P.alphabetMask(a.c, a.n));
+    let max = a.max;
+    const exc = new Uint32Array(256 * 4), visit = new Uint8Array(256);
+    for (let x = 0; x < 256; x++) {
+      if (x >= 0x80 || !((a.e[x >>> 5] >>> (x & 31)) & 1)) { exc.set(a.e, x * 4); continue; }
+      visit[x] = 1;
+      const t = this.automaton.step(s, x);
+      const b = t >= 0 ? this.alphaSettled(t) : null;
+      if (!b) { exc.fill(-1, x * 4, x * 4 + 4); continue; }
+      for (const id of P.prefixTokens(x, b.c, b.n)) mask[id >>> 5] |= 1 << (id & 31);
+      exc.set(b.e, x * 4);
+      max = Math.max(max, b.max);
+    }
+    return Math.max(max, this.walk(s, Infinity, mask, v, 0, v.nodes, null, 0, null, { rest: P.nodeRestSets, exc, visit }));
+  }
+
+  /**
    * Levels of one mode from s up to one that loops (x* of a class that leaves out a few ASCII
    * bytes: a pattern such as ^[^/]+$), each mapping every plain character but its exceptions to
    * the next: every token of plain characters without an exception byte of any of them is
@@ -1138,22 +1188,32 @@ export class TokenMatcher {
    */
   private fillToLoop(s: number, L: Level, mask: Uint32Array): number {
     const P = this.plain, A = this.automaton, v = this.vocab, W = this.words, mode = L.mode;
-    const exc = new Set<number>();
+    const exc = new Set<number>(), states: number[] = [], lvls: Level[] = [];
     let cur = s, C = L, max = 0;
     for (let k = 0; ; k++) {
       if (C.mode !== mode || k > LOOP_LEVELS) return -1;
       if (C.exc) for (const e of C.exc) exc.add(e);
       if (C.max > max) max = C.max;
+      states.push(cur); lvls.push(C);
       if (C.next === cur) break;
       if (C.next < 0) return -1;
       cur = C.next;
       C = this.level(cur);
+    }
+    // A byte refused at every level (the space of [^\s]: most tokens hold one) refuses every
+    // plain token that holds it, from a table; the others are decided one by one.
+    const dead: number[] = [];
+    for (const e of exc) {
+      let d = true;
+      for (let k = 0; k < states.length && d; k++) d = (lvls[k].exc?.includes(e) ?? false) && A.step(states[k], e) === DEAD;
+      if (d) { dead.push(e); exc.delete(e); }
     }
     let count = 0;
     for (const e of exc) count += P.tokensWith(e).length;
     if (count > LOOP_TOKENS) return -1;
     const n = P.cap[mode];
     mask.set(P.cum[mode].subarray(n * W, (n + 1) * W));
+    for (const e of dead) { const h = P.tokensWithMask(e); for (let w = 0; w < W; w++) mask[w] &= ~h[w]; }
     for (const e of exc) for (const id of P.tokensWith(e)) mask[id >>> 5] &= ~(1 << (id & 31));
     for (const e of exc) {
       for (const id of P.tokensWith(e)) {
@@ -1263,8 +1323,8 @@ export class TokenMatcher {
     let r = this.settled[t];
     if (r === undefined) {
       r = null;
-      const L = this.level(t);
-      if (L.mode === ALPHA) {
+      const L = this.alphaLevel(t);
+      if (L !== null) {
         const C = new Uint8Array(0x80);
         for (let b = 0; b < 0x80; b++) C[b] = L.alpha![b] === 1 ? 1 : 0;
         const ch = this.tailAlpha(L.next, C, L.key!);
@@ -1362,6 +1422,22 @@ export class TokenMatcher {
     return [...out];
   }
 
+  private readonly altLevels: (Level | undefined)[] = [];
+
+  /** State t's level as an ASCII alphabet: its level of mode 4, or the alternative of one of mode A (Level.alt); null when neither. */
+  private alphaLevel(t: number): Level | null {
+    const L = this.level(t);
+    if (L.mode === ALPHA) return L;
+    if (!L.alt) return null;
+    let M = this.altLevels[t];
+    if (!M) {
+      const next = this.automaton.step(t, L.alt.rep);
+      M = { mode: ALPHA, next, exc: null, max: this.automaton.minComplete(next), alpha: L.alt.alpha!, key: L.alt.key! };
+      this.altLevels[t] = M;
+    }
+    return M;
+  }
+
   /** The level analysis of state s (memoised). */
   private level(s: number): Level {
     let L = this.levels[s];
@@ -1379,7 +1455,7 @@ export class TokenMatcher {
     // Inside a multi-byte character, at most 3 bytes lead to `next`.
     const mc = A.minComplete(next);
     if (sh.ls) this.lsLevels = true;
-    return { mode: sh.mode, next, exc: sh.exc, max: sh.mode === MODE_F ? mc + 3 : mc, alpha: null, key: null, ls: sh.ls };
+    return { mode: sh.mode, next, exc: sh.exc, max: sh.mode === MODE_F ? mc + 3 : mc, alpha: null, key: null, ls: sh.ls, alt: sh.alt };
   }
 
   /** Uniform levels (no exceptions, one mode) from state t: how many (≤ cap), whether the rest is settled, the largest completion met. */
@@ -1467,7 +1543,13 @@ export class TokenMatcher {
         memo[cur] = base;
         break;
       }
-      if (path.length >= Math.min(cap, CHAIN_LIMIT)) { base = unsettled(); truncated = true; break; }
+      if (path.length >= Math.min(cap, CHAIN_LIMIT)) {
+        // As many levels as the longest token has bytes (a cycle: base64's groups of four) settle
+        // every token; the states on the path are not memoised (entered there, they have fewer).
+        base = path.length >= cap ? { n: 0, dec: true, max: 0, exc: new Uint8Array(0x80) } : unsettled();
+        truncated = true;
+        break;
+      }
       path.push(cur);
       nexts.push(next);
       cur = next;
