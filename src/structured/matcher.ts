@@ -1118,7 +1118,7 @@ export class TokenMatcher {
         // (printable ASCII with exceptions) the levels of an ASCII alphabet.
         const r = this.fillToLoop(s, L, mask);
         if (r >= 0) return r;
-        if (L.alt) {
+        if (L.alt && this.altCheap(L.alt)) {
           const a = this.alphaSettled(s);
           if (a) return this.fillAlpha(s, a, mask);
         }
@@ -1423,6 +1423,24 @@ export class TokenMatcher {
   }
 
   private readonly altLevels: (Level | undefined)[] = [];
+  private readonly altCheapness = new Map<string, boolean>();
+
+  /**
+   * Whether an alphabet's walk is cheap at its first level: the bytes outside it that lead on
+   * (walked, with their subtrees) are held by few tokens (a key position where declared names
+   * begin with common letters is not: there the levels of mode A walk less).
+   */
+  private altCheap(alt: Omit<PlainShape, 'sub'>): boolean {
+    const key = alt.alpha!.join('');
+    let r = this.altCheapness.get(key);
+    if (r === undefined) {
+      let count = 0;
+      for (let b = 0; b < 0x80; b++) if (alt.alpha![b] === 2 && b !== 0x22) count += this.plain.tokensWith(b).length;
+      r = count <= LOOP_TOKENS;
+      this.altCheapness.set(key, r);
+    }
+    return r;
+  }
 
   /** State t's level as an ASCII alphabet: its level of mode 4, or the alternative of one of mode A (Level.alt); null when neither. */
   private alphaLevel(t: number): Level | null {
