@@ -68,6 +68,12 @@ export interface PlainShape {
    * pattern such as ^[a-zA-Z0-9_./-]+$ refuses the space, which begins most tokens).
    */
   alt?: Omit<PlainShape, 'sub'>;
+  /**
+   * Printable ASCII whose bytes lead to more than 32 places (a key position where keys matching a
+   * pattern, ^[0-9a-z]+$, and the others part): the state's mode-A shape, taken by the matcher
+   * where every state its printable characters reach allows them all (a free key's closure).
+   */
+  wide?: Omit<PlainShape, 'sub'>;
 }
 
 const numeric = (x: number, y: number): number => x - y;
@@ -414,6 +420,7 @@ export class ByteAutomaton {
       for (let b = 0; b < 0x80; b++) { alpha[b] = sub[b] === M ? 1 : sub[b] !== 0 ? 2 : 0; key += alpha[b] === 1 ? '1' : '0'; }
       return { mode: 4, exc: null, rep, alpha, key };
     };
+    let wide: Omit<PlainShape, 'sub'> | undefined;
     const plain = ((): Omit<PlainShape, 'sub'> | null => {
       for (let b = 0; b < 256; b++) if (sub[b] !== 0 && (b < 0x20 || (b >= 0x80 && b < 0xc2) || b >= 0xf5)) return null;
       const [M, , rep] = mostCommon(sub, 0x20, 0x7f, false);
@@ -422,7 +429,11 @@ export class ByteAutomaton {
       let leadsDead = true;
       for (let b = 0xc2; b <= 0xf4; b++) if (sub[b] !== 0) leadsDead = false;
       if (M === 0 || sub[0x7f] === 0) {
-        if ((exc && exc.length > 32) || sub[0x7f] !== 0 || !leadsDead) return null;
+        if (sub[0x7f] !== 0 || !leadsDead) return null;
+        if (exc && exc.length > 32) {
+          if (M !== 0) wide = { mode: 2, exc, rep };
+          return null;
+        }
         return { mode: M === 0 ? 3 : 2, exc, rep };
       }
       // Mode F takes any number of ASCII exceptions, 0x7F among them: a search whose next
@@ -529,6 +540,7 @@ export class ByteAutomaton {
       const alt = alphabet();
       if (alt) chosen = { ...chosen, alt };
     }
+    if (wide && (chosen.mode === 0 || chosen.mode === 4)) chosen = { ...chosen, wide };
     const result = { ...chosen, sub };
     if (bucket) bucket.push({ tops, pidx, result }); else this.shapes.set(h, [{ tops, pidx, result }]);
     return result;
@@ -1466,6 +1478,11 @@ export class TokenMatcher {
   private analyse(s: number): Level {
     const A = this.automaton;
     const sh = A.plainShape(s);
+    if (sh?.wide && this.closure(s) >= 0) {
+      // Every printable character leads on to states that allow them all: settled as a free key.
+      const next = A.step(s, sh.wide.rep);
+      return { mode: MODE_A, next, exc: sh.wide.exc, max: A.minComplete(next), alpha: null, key: null };
+    }
     if (!sh || sh.mode === 0) return NO_LEVEL;
     if (sh.mode === CLOSED) return { mode: CLOSED, next: DEAD, exc: sh.exc, max: 0, alpha: null, key: null };
     const next = A.step(s, sh.rep);

@@ -263,6 +263,13 @@ test('fast paths of real-world shapes (many stacks, many names, search patterns,
       check: (m, s, what) => assert.equal(m.automaton.plainShape(s)?.mode, 1, `mode F at ${what}`),
     },
     {
+      // A key position where keys matching a pattern and the others part at more than 32 bytes,
+      // every key allowed: settled as a free key (PlainShape.wide).
+      schema: { type: 'object', properties: { u: { type: 'object', patternProperties: { '^[0-9a-z]+$': { type: 'integer' } } } } },
+      prefixes: [cat('{"u":{"'), cat('{"u":{"ab'), cat('{"u":{"x":1,"A-')],
+      check: (m, s, what) => { if (what === JSON.stringify('{"u":{"')) assert.ok(m.automaton.plainShape(s)?.wide !== undefined, `wide shape at ${what}`); },
+    },
+    {
       // Base64: levels cycling over four states of one alphabet ('=' live at two of them).
       schema: { type: 'object', properties: { d: { type: 'string', pattern: '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$' } } },
       prefixes: [cat('{"d":"'), cat('{"d":"QUJD'), cat('{"d":"QUJDR')],
