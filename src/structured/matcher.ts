@@ -496,25 +496,25 @@ export class ByteAutomaton {
         const seen: number[] = [];
         const last = k + 1 === conts.length;
         for (let c = lo; c <= hi; c++) {
-          const special = last && SPECIAL_CHARS.has((cp << 6) | (c & 0x3f));
           let sel = 0;
           for (let g = 0; g < cc.length; g++) if (cls[cc[g]][c]) sel |= 1 << g;
           if (sel === 0) {
-            if (special) { lsUsed++; continue; }
+            if (last && SPECIAL_CHARS.has((cp << 6) | (c & 0x3f))) { lsUsed++; continue; }
             return false;
           }
           if (seen.includes(sel)) continue;
           const moved: number[] = [];
           for (let j = 0, q = 0; j < cur.length; j += 2, q++) if (sel & (1 << cg[q])) moved.push(cur[j] + 1, cur[j + 1]);
-          if (special) {
-            // Not shared: a later character of this selection is checked for itself.
-            if (!sameSeeds(moved)) lsUsed++;
-            continue;
+          if (last) {
+            if (sameSeeds(moved)) { seen.push(sel); continue; }
+            // A special character leading elsewhere: exempted, its selection not shared (a later
+            // character of this selection is checked for itself).
+            if (SPECIAL_CHARS.has((cp << 6) | (c & 0x3f))) { lsUsed++; continue; }
+            return false;
           }
           seen.push(sel);
           const before = lsUsed;
-          if (!last) { if (!pure(moved) || !check(moved, conts, k + 1, (cp << 6) | (c & 0x3f))) return false; }
-          else if (!sameSeeds(moved)) return false;
+          if (!pure(moved) || !check(moved, conts, k + 1, (cp << 6) | (c & 0x3f))) return false;
           if (lsUsed !== before) seen.pop();
         }
         return true;
@@ -982,6 +982,8 @@ interface Level {
   ls?: boolean;
   /** MODE_A with exceptions: the state's shape as an ASCII alphabet (PlainShape.alt), for alphaSettled. */
   alt?: Omit<PlainShape, 'sub'>;
+  /** Whether alt's walk is cheap (TokenMatcher.altCheap), once known. */
+  altCheap?: boolean;
 }
 interface Chain { n: number; dec: boolean; max: number }
 /** Settled levels of mode 4: the alphabet, the exception bytes (4 words of 32 byte bits each), the most bytes a token may take in the alphabet, the largest completion. */
@@ -1130,7 +1132,7 @@ export class TokenMatcher {
         // (printable ASCII with exceptions) the levels of an ASCII alphabet.
         const r = this.fillToLoop(s, L, mask);
         if (r >= 0) return r;
-        if (L.alt && this.altCheap(L.alt)) {
+        if (L.alt && (L.altCheap ??= this.altCheap(L.alt))) {
           const a = this.alphaSettled(s);
           if (a) return this.fillAlpha(s, a, mask);
         }
