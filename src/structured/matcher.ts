@@ -62,13 +62,6 @@ export interface PlainShape {
    */
   ls?: boolean;
   /**
-   * Mode 2 with exceptions (printable ASCII, some bytes leading elsewhere or refused) that is
-   * also an ASCII alphabet: the alphabet's shape (mode 4), for the matcher to settle the state
-   * from the per-alphabet tables where refused bytes are too common to walk their tokens (a
-   * pattern such as ^[a-zA-Z0-9_./-]+$ refuses the space, which begins most tokens).
-   */
-  alt?: Omit<PlainShape, 'sub'>;
-  /**
    * Printable ASCII whose bytes lead to more than 32 places (a key position where keys matching a
    * pattern, ^[0-9a-z]+$, and the others part): the state's mode-A shape, taken by the matcher
    * where every state its printable characters reach allows them all (a free key's closure).
@@ -82,6 +75,20 @@ const numeric = (x: number, y: number): number => x - y;
 const FRAME_CLOSURE_MOST = 8192;
 
 const commonVals = new Int32Array(256), commonCounts = new Int32Array(256);
+
+/**
+ * The shape of mode 4 (an ASCII alphabet) of a state's byte → selection map, or null: every byte
+ * ≥ 0x80 refused and at least ALPHABET_MIN bytes of one selection.
+ */
+function alphabetOf(sub: Int32Array): Omit<PlainShape, 'sub'> | null {
+  for (let b = 0x80; b < 256; b++) if (sub[b] !== 0) return null;
+  const [M, best, rep] = mostCommon(sub, 0, 0x80, true);
+  if (best < ALPHABET_MIN) return null;
+  const alpha = new Uint8Array(256);
+  let key = '';
+  for (let b = 0; b < 0x80; b++) { alpha[b] = sub[b] === M ? 1 : sub[b] !== 0 ? 2 : 0; key += alpha[b] === 1 ? '1' : '0'; }
+  return { mode: 4, exc: null, rep, alpha, key };
+}
 
 /**
  * The most common value of sub[b] over bytes [lo, hi) but '"' and '\' (and, with `live`, but
@@ -411,15 +418,7 @@ export class ByteAutomaton {
       for (let b = 0; b < 256; b++) if (c[b]) sub[b] |= 1 << k;
     }
     const bit = (i: number): number => (grp[i] < 0 ? 0 : 1 << grp[i]);
-    const alphabet = (): Omit<PlainShape, 'sub'> | null => {
-      for (let b = 0x80; b < 256; b++) if (sub[b] !== 0) return null;
-      const [M, best, rep] = mostCommon(sub, 0, 0x80, true);
-      if (best < ALPHABET_MIN) return null;
-      const alpha = new Uint8Array(256);
-      let key = '';
-      for (let b = 0; b < 0x80; b++) { alpha[b] = sub[b] === M ? 1 : sub[b] !== 0 ? 2 : 0; key += alpha[b] === 1 ? '1' : '0'; }
-      return { mode: 4, exc: null, rep, alpha, key };
-    };
+    const alphabet = (): Omit<PlainShape, 'sub'> | null => alphabetOf(sub);
     let wide: Omit<PlainShape, 'sub'> | undefined;
     const plain = ((): Omit<PlainShape, 'sub'> | null => {
       for (let b = 0; b < 256; b++) if (sub[b] !== 0 && (b < 0x20 || (b >= 0x80 && b < 0xc2) || b >= 0xf5)) return null;
@@ -536,10 +535,6 @@ export class ByteAutomaton {
       return { mode: 1, exc, rep };
     }
     let chosen = plain !== null && !(plain.mode === 3 && plain.exc) ? plain : alphabet() ?? plain ?? { mode: 0, exc: null, rep: 0 };
-    if (chosen.mode === 2 && chosen.exc) {
-      const alt = alphabet();
-      if (alt) chosen = { ...chosen, alt };
-    }
     if (wide && (chosen.mode === 0 || chosen.mode === 4)) chosen = { ...chosen, wide };
     const result = { ...chosen, sub };
     if (bucket) bucket.push({ tops, pidx, result }); else this.shapes.set(h, [{ tops, pidx, result }]);
@@ -980,8 +975,13 @@ interface Level {
   key: string | null;
   /** MODE_F but special characters are refused or lead elsewhere (see PlainShape.ls): the tokens holding them are checked one by one. */
   ls?: boolean;
-  /** MODE_A with exceptions: the state's shape as an ASCII alphabet (PlainShape.alt), for alphaSettled. */
-  alt?: Omit<PlainShape, 'sub'>;
+  /**
+   * MODE_A with exceptions (printable ASCII, some bytes leading elsewhere or refused): the state's
+   * shape as an ASCII alphabet, built on first use (null: none), for the matcher to settle the
+   * state from the per-alphabet tables where refused bytes are too common to walk their tokens (a
+   * pattern such as ^[a-zA-Z0-9_./-]+$ refuses the space, which begins most tokens).
+   */
+  alt?: Omit<PlainShape, 'sub'> | null;
   /** Whether alt's walk is cheap (TokenMatcher.altCheap), once known. */
   altCheap?: boolean;
 }
@@ -991,6 +991,8 @@ interface AlphaSettled { c: Uint32Array; e: Uint32Array; n: number; max: number 
 /** A walk under settled mode-4 levels: per trie node the bytes below its first (PlainIndex.nodeRestSets); per first byte, the exception bytes below it (4 words) and whether the node itself is stepped. */
 interface AlphaWalk { rest: Uint32Array; exc: Uint32Array; visit: Uint8Array }
 interface AlphaChain extends Chain { exc: Uint8Array }
+/** Level.alt not built yet (see TokenMatcher.altOf). */
+const PENDING_ALT: Omit<PlainShape, 'sub'> = { mode: 0, exc: null, rep: 0 };
 const NO_LEVEL: Level = { mode: 0, next: DEAD, exc: null, max: 0, alpha: null, key: null };
 /** Smallest alphabet of mode 4 (a smaller one is cheaper walked than tabled). */
 const ALPHABET_MIN = 20;
@@ -1132,7 +1134,8 @@ export class TokenMatcher {
         // (printable ASCII with exceptions) the levels of an ASCII alphabet.
         const r = this.fillToLoop(s, L, mask);
         if (r >= 0) return r;
-        if (L.alt && (L.altCheap ??= this.altCheap(L.alt))) {
+        const alt = this.altOf(s, L);
+        if (alt && (L.altCheap ??= this.altCheap(alt))) {
           const a = this.alphaSettled(s);
           if (a) return this.fillAlpha(s, a, mask);
         }
@@ -1460,14 +1463,23 @@ export class TokenMatcher {
   private alphaLevel(t: number): Level | null {
     const L = this.level(t);
     if (L.mode === ALPHA) return L;
-    if (!L.alt) return null;
+    const alt = this.altOf(t, L);
+    if (!alt) return null;
     let M = this.altLevels[t];
     if (!M) {
-      const next = this.automaton.step(t, L.alt.rep);
-      M = { mode: ALPHA, next, exc: null, max: this.automaton.minComplete(next), alpha: L.alt.alpha!, key: L.alt.key! };
+      const next = this.automaton.step(t, alt.rep);
+      M = { mode: ALPHA, next, exc: null, max: this.automaton.minComplete(next), alpha: alt.alpha!, key: alt.key! };
       this.altLevels[t] = M;
     }
     return M;
+  }
+
+  /** Level L of state t as an ASCII alphabet (Level.alt, built on first use), or null. */
+  private altOf(t: number, L: Level): Omit<PlainShape, 'sub'> | null {
+    if (L.alt === undefined) return null;
+    if (L.alt === null || L.alt.mode === 4) return L.alt;
+    L.alt = alphabetOf(this.automaton.plainShape(t)!.sub);
+    return L.alt;
   }
 
   /** The level analysis of state s (memoised). */
@@ -1492,7 +1504,7 @@ export class TokenMatcher {
     // Inside a multi-byte character, at most 3 bytes lead to `next`.
     const mc = A.minComplete(next);
     if (sh.ls) this.lsLevels = true;
-    return { mode: sh.mode, next, exc: sh.exc, max: sh.mode === MODE_F ? mc + 3 : mc, alpha: null, key: null, ls: sh.ls, alt: sh.alt };
+    return { mode: sh.mode, next, exc: sh.exc, max: sh.mode === MODE_F ? mc + 3 : mc, alpha: null, key: null, ls: sh.ls, ...(sh.mode === MODE_A && sh.exc ? { alt: PENDING_ALT } : {}) };
   }
 
   /** Uniform levels (no exceptions, one mode) from state t: how many (≤ cap), whether the rest is settled, the largest completion met. */
