@@ -20,7 +20,7 @@ import { END, FREE_KEY_NODE, PENDING, symClass } from './grammar.js';
 import type { TokenVocab } from './vocab.js';
 import { ComplexityError } from './errors.js';
 import type { PlainIndex, Trie } from './plain.js';
-import { MODE_A, MODE_F, DECIDED } from './plain.js';
+import { MODE_A, MODE_F, DECIDED, SPECIAL_CHARS } from './plain.js';
 
 export const DEAD = -2;
 const UNKNOWN = -1;
@@ -55,8 +55,18 @@ export interface PlainShape {
   key?: string;
   /** Byte → bit set of the state's stacks that accept it (a bit per byte class of their tops). */
   sub: Int32Array;
-  /** Mode 1 but U+2028 and U+2029 are refused (past a regex '.'). */
+  /**
+   * Mode 1 but some of the characters regular expressions single out (plain.ts SPECIAL_CHARS:
+   * U+2028, U+2029, the multi-byte white space) are refused or lead elsewhere (past a regex '.',
+   * in `[^\s]`, in a search): the tokens holding one are decided one by one.
+   */
   ls?: boolean;
+  /**
+   * Printable ASCII whose bytes lead to more than 32 places (a key position where keys matching a
+   * pattern, ^[0-9a-z]+$, and the others part): the state's mode-A shape, taken by the matcher
+   * where every state its printable characters reach allows them all (a free key's closure).
+   */
+  wide?: Omit<PlainShape, 'sub'>;
 }
 
 const numeric = (x: number, y: number): number => x - y;
@@ -65,6 +75,20 @@ const numeric = (x: number, y: number): number => x - y;
 const FRAME_CLOSURE_MOST = 8192;
 
 const commonVals = new Int32Array(256), commonCounts = new Int32Array(256);
+
+/**
+ * The shape of mode 4 (an ASCII alphabet) of a state's byte → selection map, or null: every byte
+ * ≥ 0x80 refused and at least ALPHABET_MIN bytes of one selection.
+ */
+function alphabetOf(sub: Int32Array): Omit<PlainShape, 'sub'> | null {
+  for (let b = 0x80; b < 256; b++) if (sub[b] !== 0) return null;
+  const [M, best, rep] = mostCommon(sub, 0, 0x80, true);
+  if (best < ALPHABET_MIN) return null;
+  const alpha = new Uint8Array(256);
+  let key = '';
+  for (let b = 0; b < 0x80; b++) { alpha[b] = sub[b] === M ? 1 : sub[b] !== 0 ? 2 : 0; key += alpha[b] === 1 ? '1' : '0'; }
+  return { mode: 4, exc: null, rep, alpha, key };
+}
 
 /**
  * The most common value of sub[b] over bytes [lo, hi) but '"' and '\' (and, with `live`, but
@@ -394,28 +418,36 @@ export class ByteAutomaton {
       for (let b = 0; b < 256; b++) if (c[b]) sub[b] |= 1 << k;
     }
     const bit = (i: number): number => (grp[i] < 0 ? 0 : 1 << grp[i]);
-    const alphabet = (): Omit<PlainShape, 'sub'> | null => {
-      for (let b = 0x80; b < 256; b++) if (sub[b] !== 0) return null;
-      const [M, best, rep] = mostCommon(sub, 0, 0x80, true);
-      if (best < ALPHABET_MIN) return null;
-      const alpha = new Uint8Array(256);
-      let key = '';
-      for (let b = 0; b < 0x80; b++) { alpha[b] = sub[b] === M ? 1 : sub[b] !== 0 ? 2 : 0; key += alpha[b] === 1 ? '1' : '0'; }
-      return { mode: 4, exc: null, rep, alpha, key };
-    };
+    const alphabet = (): Omit<PlainShape, 'sub'> | null => alphabetOf(sub);
+    let wide: Omit<PlainShape, 'sub'> | undefined;
     const plain = ((): Omit<PlainShape, 'sub'> | null => {
       for (let b = 0; b < 256; b++) if (sub[b] !== 0 && (b < 0x20 || (b >= 0x80 && b < 0xc2) || b >= 0xf5)) return null;
       const [M, , rep] = mostCommon(sub, 0x20, 0x7f, false);
       let exc: number[] | null = null;
       for (let b = 0x20; b < 0x7f; b++) if (b !== 0x22 && b !== 0x5c && sub[b] !== M) (exc ??= []).push(b);
-      if (exc && exc.length > 32) return null;
       let leadsDead = true;
       for (let b = 0xc2; b <= 0xf4; b++) if (sub[b] !== 0) leadsDead = false;
       if (M === 0 || sub[0x7f] === 0) {
         if (sub[0x7f] !== 0 || !leadsDead) return null;
+        if (exc && exc.length > 32) {
+          if (M !== 0) wide = { mode: 2, exc, rep };
+          return null;
+        }
         return { mode: M === 0 ? 3 : 2, exc, rep };
       }
-      if (sub[0x7f] !== M) return null;
+      // Mode F takes any number of ASCII exceptions, 0x7F among them: a search whose next
+      // character may begin a match, beside a key of any characters. The selection the
+      // multi-byte characters follow need not be the most common among ASCII bytes (a search
+      // for [A-Za-z]: the letters lead elsewhere), so 0x7F's selection is tried next.
+      const f = modeF(M, rep);
+      if (f !== null || sub[0x7f] === M) return f;
+      let rep2 = 0x7f;
+      for (let b = 0x20; b < 0x7f; b++) if (b !== 0x22 && b !== 0x5c && sub[b] === sub[0x7f]) { rep2 = b; break; }
+      return modeF(sub[0x7f], rep2);
+    })();
+    function modeF(M: number, rep: number): Omit<PlainShape, 'sub'> | null {
+      let exc: number[] | null = null;
+      for (let b = 0x20; b <= 0x7f; b++) if (b !== 0x22 && b !== 0x5c && sub[b] !== M) (exc ??= []).push(b);
       // Mode F: a multi-byte character passes through states that are exactly the accepting
       // stacks moved along their alternatives (no call, no return) and ends where an ASCII
       // character does: the same stacks to resume (a return to the same parent counts as one).
@@ -441,12 +473,15 @@ export class ByteAutomaton {
         return true;
       };
       const pure = (moved: number[]) => { for (let j = 0; j < moved.length; j += 2) if (prog[moved[j]] >= -1) return false; return true; };
-      // U+2028 and U+2029 (E2 80 A8, E2 80 A9) may be refused where every other character leads
-      // on uniformly: a regex '.' leaves them out. The shape says so (`ls`) and the matcher checks
-      // the few tokens that hold them one by one (see TokenMatcher.fill). A selection whose walk
-      // relied on that is not shared with another byte (that would be another character refused).
+      // The special characters (SPECIAL_CHARS: U+2028 and U+2029, which a regex '.' leaves out,
+      // and the multi-byte white space of '\s') may be refused or lead elsewhere where every
+      // other character leads on uniformly. The shape says so (`ls`) and the matcher decides the
+      // few tokens that hold one, one by one (see TokenMatcher.fill). Only a character's last
+      // byte is exempted (its prefix is shared with ordinary characters, and so checked); a
+      // selection whose walk relied on an exemption is not shared with another byte (that would
+      // be another character exempted). `cp`: the code point's bits so far.
       let lsUsed = 0;
-      const check = (cur: number[], conts: Array<[number, number]>, k: number, lead: number, prev: number): boolean => {
+      const check = (cur: number[], conts: Array<[number, number]>, k: number, cp: number): boolean => {
         const lo = conts[k][0], hi = conts[k][1];
         // Which of cur's stacks accept a byte decides where it leads: distinct selections only.
         // (By class again: a bit per class of cur's stacks.)
@@ -458,20 +493,27 @@ export class ByteAutomaton {
           cg.push(g);
         }
         const seen: number[] = [];
+        const last = k + 1 === conts.length;
         for (let c = lo; c <= hi; c++) {
           let sel = 0;
           for (let g = 0; g < cc.length; g++) if (cls[cc[g]][c]) sel |= 1 << g;
           if (sel === 0) {
-            if (lead === 0xe2 && k === 1 && prev === 0x80 && (c === 0xa8 || c === 0xa9)) { lsUsed++; continue; }
+            if (last && SPECIAL_CHARS.has((cp << 6) | (c & 0x3f))) { lsUsed++; continue; }
             return false;
           }
           if (seen.includes(sel)) continue;
-          seen.push(sel);
           const moved: number[] = [];
           for (let j = 0, q = 0; j < cur.length; j += 2, q++) if (sel & (1 << cg[q])) moved.push(cur[j] + 1, cur[j + 1]);
+          if (last) {
+            if (sameSeeds(moved)) { seen.push(sel); continue; }
+            // A special character leading elsewhere: exempted, its selection not shared (a later
+            // character of this selection is checked for itself).
+            if (SPECIAL_CHARS.has((cp << 6) | (c & 0x3f))) { lsUsed++; continue; }
+            return false;
+          }
+          seen.push(sel);
           const before = lsUsed;
-          if (k + 1 < conts.length) { if (!pure(moved) || !check(moved, conts, k + 1, lead, c)) return false; }
-          else if (!sameSeeds(moved)) return false;
+          if (!pure(moved) || !check(moved, conts, k + 1, (cp << 6) | (c & 0x3f))) return false;
           if (lsUsed !== before) seen.pop();
         }
         return true;
@@ -485,14 +527,16 @@ export class ByteAutomaton {
           const moved: number[] = [];
           for (let i = 0; i < nodes.length; i++) if (sub[b] & bit(i)) moved.push(pos[nodes[i]] + 1, pidx[i]);
           const before = lsUsed;
-          if (!pure(moved) || !check(moved, conts, 0, b, -1)) return null;
+          if (!pure(moved) || !check(moved, conts, 0, b & (conts.length === 1 ? 0x1f : conts.length === 2 ? 0x0f : 0x07))) return null;
           if (lsUsed !== before) seen.pop();
         }
       }
       if (lsUsed > 0) return { mode: 1, exc, rep, ls: true };
       return { mode: 1, exc, rep };
-    })();
-    const result = { ...(plain !== null && !(plain.mode === 3 && plain.exc) ? plain : alphabet() ?? plain ?? { mode: 0, exc: null, rep: 0 }), sub };
+    }
+    let chosen = plain !== null && !(plain.mode === 3 && plain.exc) ? plain : alphabet() ?? plain ?? { mode: 0, exc: null, rep: 0 };
+    if (wide && (chosen.mode === 0 || chosen.mode === 4)) chosen = { ...chosen, wide };
+    const result = { ...chosen, sub };
     if (bucket) bucket.push({ tops, pidx, result }); else this.shapes.set(h, [{ tops, pidx, result }]);
     return result;
   }
@@ -929,8 +973,17 @@ interface Level {
   /** Mode 4 (ALPHA): the alphabet and its key (null otherwise: every Level has one hidden class). */
   alpha: Uint8Array | null;
   key: string | null;
-  /** MODE_F but U+2028 and U+2029 are refused (see PlainShape.ls): the tokens holding them are checked one by one. */
+  /** MODE_F but special characters are refused or lead elsewhere (see PlainShape.ls): the tokens holding them are checked one by one. */
   ls?: boolean;
+  /**
+   * MODE_A with exceptions (printable ASCII, some bytes leading elsewhere or refused): the state's
+   * shape as an ASCII alphabet, built on first use (null: none), for the matcher to settle the
+   * state from the per-alphabet tables where refused bytes are too common to walk their tokens (a
+   * pattern such as ^[a-zA-Z0-9_./-]+$ refuses the space, which begins most tokens).
+   */
+  alt?: Omit<PlainShape, 'sub'> | null;
+  /** Whether alt's walk is cheap (TokenMatcher.altCheap), once known. */
+  altCheap?: boolean;
 }
 interface Chain { n: number; dec: boolean; max: number }
 /** Settled levels of mode 4: the alphabet, the exception bytes (4 words of 32 byte bits each), the most bytes a token may take in the alphabet, the largest completion. */
@@ -938,6 +991,8 @@ interface AlphaSettled { c: Uint32Array; e: Uint32Array; n: number; max: number 
 /** A walk under settled mode-4 levels: per trie node the bytes below its first (PlainIndex.nodeRestSets); per first byte, the exception bytes below it (4 words) and whether the node itself is stepped. */
 interface AlphaWalk { rest: Uint32Array; exc: Uint32Array; visit: Uint8Array }
 interface AlphaChain extends Chain { exc: Uint8Array }
+/** Level.alt not built yet (see TokenMatcher.altOf). */
+const PENDING_ALT: Omit<PlainShape, 'sub'> = { mode: 0, exc: null, rep: 0 };
 const NO_LEVEL: Level = { mode: 0, next: DEAD, exc: null, max: 0, alpha: null, key: null };
 /** Smallest alphabet of mode 4 (a smaller one is cheaper walked than tabled). */
 const ALPHABET_MIN = 20;
@@ -985,7 +1040,7 @@ export class TokenMatcher {
   private readonly settled: (AlphaSettled | null | undefined)[] = [];
   private readonly chains: (Chain | undefined)[][] = [[], [], []];
   private readonly alphaChains = new Map<string, (AlphaChain | undefined)[]>();
-  /** Whether a level refusing U+2028 / U+2029 has been analysed (PlainShape.ls; see fill). */
+  /** Whether a level singling out a special character has been analysed (PlainShape.ls; see fill). */
   private lsLevels = false;
 
   /**
@@ -1039,12 +1094,12 @@ export class TokenMatcher {
   /** The unbudgeted mask of s; returns an upper bound of the largest shortest-completion over the allowed tokens. */
   private fill(s: number, mask: Uint32Array): number {
     const max = this.fillLevels(s, mask);
-    // (Only once a level refusing them exists: other levels of mode F lead them on as any character.)
+    // (Only once a level singling them out exists: other levels of mode F lead them on as any character.)
     if (!this.lsLevels || this.level(s).mode !== MODE_F) return max;
-    // Levels of mode F may refuse U+2028 / U+2029 (PlainShape.ls), which the plain tables count
-    // as plain: the tokens that hold one are decided here, each by the automaton.
+    // Levels of mode F may single out the special characters (PlainShape.ls), which the plain
+    // tables count as plain: the tokens that hold one are decided here, each by the automaton.
     let m = max;
-    for (const id of this.plain.lineSeparatorTokens) {
+    for (const id of this.plain.specialTokens) {
       const t = this.automaton.advanceBytes(s, this.vocab.bytes[id]!);
       if (t < 0) { mask[id >>> 5] &= ~(1 << (id & 31)); continue; }
       mask[id >>> 5] |= 1 << (id & 31);
@@ -1060,29 +1115,8 @@ export class TokenMatcher {
     const P = this.plain, W = this.words;
     this.stats.plainMasks = (this.stats.plainMasks ?? 0) + 1;
     if (L.mode === ALPHA) {
-      // Levels of one ASCII alphabet C: when they settle every token, the tokens of C that fit
-      // are allowed, those whose first byte outside C is dead at its level are not, and the
-      // subtrees holding an exception byte (live at some level) are walked — except that below a
-      // first byte that is an exception leading to settled levels of their own (an email's '.' or
-      // '@'), the tokens whose rest is in that alphabet come from a table and only the subtrees
-      // holding one of its exception bytes are walked. (Every exception first byte is stepped:
-      // the walk allows the token of that byte alone and bounds its completion.)
       const a = this.alphaSettled(s);
-      if (!a) return this.walk(s, Infinity, mask, v, 0, v.nodes, null, 0, null);
-      mask.set(P.alphabetMask(a.c, a.n));
-      let max = a.max;
-      const exc = new Uint32Array(256 * 4), visit = new Uint8Array(256);
-      for (let x = 0; x < 256; x++) {
-        if (x >= 0x80 || !((a.e[x >>> 5] >>> (x & 31)) & 1)) { exc.set(a.e, x * 4); continue; }
-        visit[x] = 1;
-        const t = this.automaton.step(s, x);
-        const b = t >= 0 ? this.alphaSettled(t) : null;
-        if (!b) { exc.fill(-1, x * 4, x * 4 + 4); continue; }
-        for (const id of P.prefixTokens(x, b.c, b.n)) mask[id >>> 5] |= 1 << (id & 31);
-        exc.set(b.e, x * 4);
-        max = Math.max(max, b.max);
-      }
-      return Math.max(max, this.walk(s, Infinity, mask, v, 0, v.nodes, null, 0, null, { rest: P.nodeRestSets, exc, visit }));
+      return a ? this.fillAlpha(s, a, mask) : this.walk(s, Infinity, mask, v, 0, v.nodes, null, 0, null);
     }
     let mode = L.mode, n = 0, dec = true, max = 0, excBytes = L.exc;
     const closed = excBytes === null ? -1 : mode === MODE_A ? this.closure(s) : mode === MODE_F ? this.closureF(s) : -1;
@@ -1096,9 +1130,15 @@ export class TokenMatcher {
     } else {
       const ch = this.tail(L.next, mode);
       if (!ch.dec) {
-        // Not settled by uniform levels: levels with exceptions up to a loop may settle it.
+        // Not settled by uniform levels: levels with exceptions up to a loop may settle it, or
+        // (printable ASCII with exceptions) the levels of an ASCII alphabet.
         const r = this.fillToLoop(s, L, mask);
         if (r >= 0) return r;
+        const alt = this.altOf(s, L);
+        if (alt && (L.altCheap ??= this.altCheap(alt))) {
+          const a = this.alphaSettled(s);
+          if (a) return this.fillAlpha(s, a, mask);
+        }
       }
       n = Math.min(P.cap[mode], ch.n + 1);
       dec = ch.dec;
@@ -1128,6 +1168,33 @@ export class TokenMatcher {
   }
 
   /**
+   * Levels of one ASCII alphabet C (a settles them): the tokens of C that fit are allowed, those
+   * whose first byte outside C is dead at its level are not, and the subtrees holding an
+   * exception byte (live at some level) are walked — except that below a first byte that is an
+   * exception leading to settled levels of their own (an email's '.' or '@'), the tokens whose
+   * rest is in that alphabet come from a table and only the subtrees holding one of its exception
+   * bytes are walked. (Every exception first byte is stepped: the walk allows the token of that
+   * byte alone and bounds its completion.)
+   */
+  private fillAlpha(s: number, a: AlphaSettled, mask: Uint32Array): number {
+    const P = this.plain, v = this.vocab;
+    mask.set(P.alphabetMask(a.c, a.n));
+    let max = a.max;
+    const exc = new Uint32Array(256 * 4), visit = new Uint8Array(256);
+    for (let x = 0; x < 256; x++) {
+      if (x >= 0x80 || !((a.e[x >>> 5] >>> (x & 31)) & 1)) { exc.set(a.e, x * 4); continue; }
+      visit[x] = 1;
+      const t = this.automaton.step(s, x);
+      const b = t >= 0 ? this.alphaSettled(t) : null;
+      if (!b) { exc.fill(-1, x * 4, x * 4 + 4); continue; }
+      for (const id of P.prefixTokens(x, b.c, b.n)) mask[id >>> 5] |= 1 << (id & 31);
+      exc.set(b.e, x * 4);
+      max = Math.max(max, b.max);
+    }
+    return Math.max(max, this.walk(s, Infinity, mask, v, 0, v.nodes, null, 0, null, { rest: P.nodeRestSets, exc, visit }));
+  }
+
+  /**
    * Levels of one mode from s up to one that loops (x* of a class that leaves out a few ASCII
    * bytes: a pattern such as ^[^/]+$), each mapping every plain character but its exceptions to
    * the next: every token of plain characters without an exception byte of any of them is
@@ -1138,22 +1205,32 @@ export class TokenMatcher {
    */
   private fillToLoop(s: number, L: Level, mask: Uint32Array): number {
     const P = this.plain, A = this.automaton, v = this.vocab, W = this.words, mode = L.mode;
-    const exc = new Set<number>();
+    const exc = new Set<number>(), states: number[] = [], lvls: Level[] = [];
     let cur = s, C = L, max = 0;
     for (let k = 0; ; k++) {
       if (C.mode !== mode || k > LOOP_LEVELS) return -1;
       if (C.exc) for (const e of C.exc) exc.add(e);
       if (C.max > max) max = C.max;
+      states.push(cur); lvls.push(C);
       if (C.next === cur) break;
       if (C.next < 0) return -1;
       cur = C.next;
       C = this.level(cur);
+    }
+    // A byte refused at every level (the space of [^\s]: most tokens hold one) refuses every
+    // plain token that holds it, from a table; the others are decided one by one.
+    const dead: number[] = [];
+    for (const e of exc) {
+      let d = true;
+      for (let k = 0; k < states.length && d; k++) d = (lvls[k].exc?.includes(e) ?? false) && A.step(states[k], e) === DEAD;
+      if (d) { dead.push(e); exc.delete(e); }
     }
     let count = 0;
     for (const e of exc) count += P.tokensWith(e).length;
     if (count > LOOP_TOKENS) return -1;
     const n = P.cap[mode];
     mask.set(P.cum[mode].subarray(n * W, (n + 1) * W));
+    for (const e of dead) { const h = P.tokensWithMask(e); for (let w = 0; w < W; w++) mask[w] &= ~h[w]; }
     for (const e of exc) for (const id of P.tokensWith(e)) mask[id >>> 5] &= ~(1 << (id & 31));
     for (const e of exc) {
       for (const id of P.tokensWith(e)) {
@@ -1263,8 +1340,8 @@ export class TokenMatcher {
     let r = this.settled[t];
     if (r === undefined) {
       r = null;
-      const L = this.level(t);
-      if (L.mode === ALPHA) {
+      const L = this.alphaLevel(t);
+      if (L !== null) {
         const C = new Uint8Array(0x80);
         for (let b = 0; b < 0x80; b++) C[b] = L.alpha![b] === 1 ? 1 : 0;
         const ch = this.tailAlpha(L.next, C, L.key!);
@@ -1362,6 +1439,49 @@ export class TokenMatcher {
     return [...out];
   }
 
+  private readonly altLevels: (Level | undefined)[] = [];
+  private readonly altCheapness = new Map<string, boolean>();
+
+  /**
+   * Whether an alphabet's walk is cheap at its first level: the bytes outside it that lead on
+   * (walked, with their subtrees) are held by few tokens (a key position where declared names
+   * begin with common letters is not: there the levels of mode A walk less).
+   */
+  private altCheap(alt: Omit<PlainShape, 'sub'>): boolean {
+    const key = alt.alpha!.join('');
+    let r = this.altCheapness.get(key);
+    if (r === undefined) {
+      let count = 0;
+      for (let b = 0; b < 0x80; b++) if (alt.alpha![b] === 2 && b !== 0x22) count += this.plain.tokensWith(b).length;
+      r = count <= LOOP_TOKENS;
+      this.altCheapness.set(key, r);
+    }
+    return r;
+  }
+
+  /** State t's level as an ASCII alphabet: its level of mode 4, or the alternative of one of mode A (Level.alt); null when neither. */
+  private alphaLevel(t: number): Level | null {
+    const L = this.level(t);
+    if (L.mode === ALPHA) return L;
+    const alt = this.altOf(t, L);
+    if (!alt) return null;
+    let M = this.altLevels[t];
+    if (!M) {
+      const next = this.automaton.step(t, alt.rep);
+      M = { mode: ALPHA, next, exc: null, max: this.automaton.minComplete(next), alpha: alt.alpha!, key: alt.key! };
+      this.altLevels[t] = M;
+    }
+    return M;
+  }
+
+  /** Level L of state t as an ASCII alphabet (Level.alt, built on first use), or null. */
+  private altOf(t: number, L: Level): Omit<PlainShape, 'sub'> | null {
+    if (L.alt === undefined) return null;
+    if (L.alt === null || L.alt.mode === 4) return L.alt;
+    L.alt = alphabetOf(this.automaton.plainShape(t)!.sub);
+    return L.alt;
+  }
+
   /** The level analysis of state s (memoised). */
   private level(s: number): Level {
     let L = this.levels[s];
@@ -1372,6 +1492,11 @@ export class TokenMatcher {
   private analyse(s: number): Level {
     const A = this.automaton;
     const sh = A.plainShape(s);
+    if (sh?.wide && this.closure(s) >= 0) {
+      // Every printable character leads on to states that allow them all: settled as a free key.
+      const next = A.step(s, sh.wide.rep);
+      return { mode: MODE_A, next, exc: sh.wide.exc, max: A.minComplete(next), alpha: null, key: null };
+    }
     if (!sh || sh.mode === 0) return NO_LEVEL;
     if (sh.mode === CLOSED) return { mode: CLOSED, next: DEAD, exc: sh.exc, max: 0, alpha: null, key: null };
     const next = A.step(s, sh.rep);
@@ -1379,7 +1504,7 @@ export class TokenMatcher {
     // Inside a multi-byte character, at most 3 bytes lead to `next`.
     const mc = A.minComplete(next);
     if (sh.ls) this.lsLevels = true;
-    return { mode: sh.mode, next, exc: sh.exc, max: sh.mode === MODE_F ? mc + 3 : mc, alpha: null, key: null, ls: sh.ls };
+    return { mode: sh.mode, next, exc: sh.exc, max: sh.mode === MODE_F ? mc + 3 : mc, alpha: null, key: null, ls: sh.ls, ...(sh.mode === MODE_A && sh.exc ? { alt: PENDING_ALT } : {}) };
   }
 
   /** Uniform levels (no exceptions, one mode) from state t: how many (≤ cap), whether the rest is settled, the largest completion met. */
@@ -1467,7 +1592,13 @@ export class TokenMatcher {
         memo[cur] = base;
         break;
       }
-      if (path.length >= Math.min(cap, CHAIN_LIMIT)) { base = unsettled(); truncated = true; break; }
+      if (path.length >= Math.min(cap, CHAIN_LIMIT)) {
+        // As many levels as the longest token has bytes (a cycle: base64's groups of four) settle
+        // every token; the states on the path are not memoised (entered there, they have fewer).
+        base = path.length >= cap ? { n: 0, dec: true, max: 0, exc: new Uint8Array(0x80) } : unsettled();
+        truncated = true;
+        break;
+      }
       path.push(cur);
       nexts.push(next);
       cur = next;

@@ -20,6 +20,15 @@
 import type { TokenVocab } from './vocab.js';
 
 export const INF = 0x7fffffff;
+
+/**
+ * The multi-byte characters a regular expression's classes single out: U+2028 and U+2029 (which
+ * '.' leaves out) and the rest of the white space of '\s' beyond ASCII (regex.ts SPACE). A level
+ * of mode F may treat these otherwise than its other characters (refuse them, or lead elsewhere:
+ * `[^,:&\s]`, a search for `[0-9]+.[0-9]`): the few tokens holding one are then decided one by one
+ * (matcher.ts PlainShape.ls, PlainIndex.specialTokens).
+ */
+export const SPECIAL_CHARS: ReadonlySet<number> = new Set([0xa0, 0x1680, 0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000, 0xfeff]);
 /** Larger than every finite threshold, smaller than INF. */
 export const DECIDED = 0x7ffffffe;
 
@@ -133,17 +142,38 @@ export class PlainIndex {
     return this.withByte[b];
   }
 
-  /** Token ids whose bytes hold U+2028 or U+2029 (E2 80 A8 / A9): decided one by one where a level refuses them (matcher.ts PlainShape.ls). */
-  readonly lineSeparatorTokens: number[] = [];
+  private withByteMask: (Uint32Array | undefined)[] = [];
+
+  /** tokensWith(b) as a bit mask (built on first use). */
+  tokensWithMask(b: number): Uint32Array {
+    let m = this.withByteMask[b];
+    if (m === undefined) {
+      m = new Uint32Array(this.words);
+      for (const id of this.tokensWith(b)) m[id >>> 5] |= 1 << (id & 31);
+      this.withByteMask[b] = m;
+    }
+    return m;
+  }
+
+  /** Token ids whose bytes hold one of SPECIAL_CHARS: decided one by one where a level singles them out (matcher.ts PlainShape.ls). */
+  readonly specialTokens: number[] = [];
 
   constructor(readonly vocab: TokenVocab) {
     const v = vocab, n = v.nodes, toks = v.toks;
     this.words = (v.size + 31) >>> 5;
     for (let j = 0; j < n; j = v.nodeSkip[j]) this.rootChild[v.nodeByte[j]] = j;
+    const special = [...SPECIAL_CHARS].map((c) => new TextEncoder().encode(String.fromCodePoint(c)));
     for (let id = 0; id < v.size; id++) {
       const b = v.bytes[id];
       if (!b) continue;
-      for (let i = 0; i + 2 < b.length; i++) if (b[i] === 0xe2 && b[i + 1] === 0x80 && (b[i + 2] === 0xa8 || b[i + 2] === 0xa9)) { this.lineSeparatorTokens.push(id); break; }
+      const holds = special.some((c) => {
+        outer: for (let i = 0; i + c.length <= b.length; i++) {
+          for (let j = 0; j < c.length; j++) if (b[i + j] !== c[j]) continue outer;
+          return true;
+        }
+        return false;
+      });
+      if (holds) this.specialTokens.push(id);
     }
     // Per token (by toks index) and mode: threshold, characters when plain, last non-plain, last walk.
     const T = toks.length;

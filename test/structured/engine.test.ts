@@ -242,6 +242,40 @@ test('fast paths of real-world shapes (many stacks, many names, search patterns,
       check: (m, s, what) => assert.ok(m.automaton.plainShape(s)?.ls === true, `U+2028 refused at ${what}`),
     },
     {
+      // Multi-byte white space (what '\s' holds beyond ASCII) refused, or leading elsewhere than
+      // the other characters (a search: after a digit, '.' may not be U+2028).
+      schema: { type: 'object', properties: { t: { type: 'string', pattern: '^[^,:&\\s]+$' }, v: { type: 'string', pattern: '[0-9]+.[0-9]+.[0-9]+$' } } },
+      prefixes: [cat('{"t":"'), cat('{"t":"ab'), cat('{"v":"1'), cat('{"v":"release 1.2')],
+      check: (m, s, what) => assert.ok(m.automaton.plainShape(s)?.ls === true, `special characters singled out at ${what}`),
+    },
+    {
+      // An ASCII alphabet that refuses the space (which begins most tokens): mode A with
+      // exceptions, settled as the alphabet.
+      schema: { type: 'object', properties: { p: { type: 'string', pattern: '^[a-zA-Z0-9_\\-\\./]+$' } } },
+      prefixes: [cat('{"p":"'), cat('{"p":"src/ma')],
+      check: (m, s, what) => assert.equal(m.automaton.plainShape(s)?.mode, 2, `mode A with exceptions at ${what}`),
+    },
+    {
+      // Key positions where multi-byte characters follow another selection than most ASCII bytes
+      // (a patternProperties search for [a-zA-Z]+: letters, more than 32 bytes, lead into the match).
+      schema: { type: 'object', properties: { a: { type: 'object', patternProperties: { '[a-zA-Z]+': { type: 'integer' } }, additionalProperties: false } } },
+      prefixes: [cat('{"a":{"'), cat('{"a":{"1-'), cat('{"a":{"x-1')],
+      check: (m, s, what) => assert.equal(m.automaton.plainShape(s)?.mode, 1, `mode F at ${what}`),
+    },
+    {
+      // A key position where keys matching a pattern and the others part at more than 32 bytes,
+      // every key allowed: settled as a free key (PlainShape.wide).
+      schema: { type: 'object', properties: { u: { type: 'object', patternProperties: { '^[0-9a-z]+$': { type: 'integer' } } } } },
+      prefixes: [cat('{"u":{"'), cat('{"u":{"ab'), cat('{"u":{"x":1,"A-')],
+      check: (m, s, what) => { if (what === JSON.stringify('{"u":{"')) assert.ok(m.automaton.plainShape(s)?.wide !== undefined, `wide shape at ${what}`); },
+    },
+    {
+      // Base64: levels cycling over four states of one alphabet ('=' live at two of them).
+      schema: { type: 'object', properties: { d: { type: 'string', pattern: '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$' } } },
+      prefixes: [cat('{"d":"'), cat('{"d":"QUJD'), cat('{"d":"QUJDR')],
+      check: () => {},
+    },
+    {
       // Loops of a class that leaves out a few ASCII bytes, reached after a level or two.
       schema: { type: 'object', properties: { n: { type: 'string', pattern: '^[^/]+$' }, kv: { type: 'string', pattern: '^[^,:&]*:[^,&]*$' } } },
       prefixes: [cat('{"n":"'), cat('{"n":"ab'), cat('{"kv":"'), cat('{"kv":"color'), cat('{"kv":"color:bl')],
