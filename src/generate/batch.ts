@@ -30,12 +30,13 @@ export class BatchedRequest {
   decodeMs = 0;
   /** What a processor of this request threw (the request is then cancelled; others go on). */
   error: unknown = undefined;
-  /** Rows the request takes in the batch: one per sequence, two with classifier-free guidance (its negative prompt's). */
-  readonly rowCount: number;
-  constructor(readonly prompts: number[][], readonly maxLen: number, readonly opts: GenerateOptions, seqs: Sequence[], readonly guide: PreparedGuidance | null = null) {
+  /**
+   * `rowCount`: rows the request takes in the batch (one per sequence, two with classifier-free
+   * guidance: its negative prompt's).
+   */
+  constructor(readonly prompts: number[][], readonly maxLen: number, readonly opts: GenerateOptions, seqs: Sequence[], readonly guide: PreparedGuidance | null, readonly rowCount: number) {
     this.sequences = seqs;
     this.g = new Generator(opts.seed ?? 0);
-    this.rowCount = prompts.length * (guide ? 2 : 1);
   }
   get done(): boolean { return this.state === 'finished' || this.state === 'cancelled'; }
   result(): GenerationResult { return resultOf(this.sequences, this.opts, this); }
@@ -78,23 +79,31 @@ export class DecodeBatch {
 
   /** A checked request, not yet queued (enqueue it when it may start). */
   create(prompts: number[] | number[][], opts: GenerateOptions = {}): BatchedRequest {
-    const req = this.tryCreate(prompts, opts);
-    if (!req) {
-      const { batch, maxLen, maxNew } = prepareRequest(this.model, prompts, opts);
-      const guide = prepareGuidance(this.model, batch, maxNew, opts);
-      const rows = batch.length * (guide ? 2 : 1);
-      if (rows > this.maxRows) throw new RangeError(`generate: ${batch.length} sequences${guide ? ' and their guidance rows' : ''} exceed the batch's ${this.maxRows} rows`);
-      throw new RangeError(`generate: ${Math.max(maxLen, guide?.maxLen ?? 0)} prompt tokens + ${maxNew} new exceed the batch cache of ${this.maxLength} positions`);
-    }
-    return req;
+    const p = this.plan(prompts, opts);
+    if (p.rows > this.maxRows) throw new RangeError(`generate: ${p.batch.length} sequences${p.guide ? ' and their guidance rows' : ''} exceed the batch's ${this.maxRows} rows`);
+    if (p.positions > this.maxLength) throw new RangeError(`generate: ${p.positions - p.maxNew} prompt tokens + ${p.maxNew} new exceed the batch cache of ${this.maxLength} positions`);
+    return this.request(p, opts);
   }
 
   /** As create(), or null when the request could never run in this batch (too many sequences or positions). */
   tryCreate(prompts: number[] | number[][], opts: GenerateOptions = {}): BatchedRequest | null {
-    const { batch, maxLen, maxNew, stopIds } = prepareRequest(this.model, prompts, opts);
-    const guide = prepareGuidance(this.model, batch, maxNew, opts);
-    if (batch.length * (guide ? 2 : 1) > this.maxRows || Math.max(maxLen, guide?.maxLen ?? 0) + maxNew > this.maxLength) return null;
-    return new BatchedRequest(batch, maxLen, opts, batch.map((p, b) => new Sequence(b, p, opts, stopIds, maxNew)), guide);
+    const p = this.plan(prompts, opts);
+    return p.rows > this.maxRows || p.positions > this.maxLength ? null : this.request(p, opts);
+  }
+
+  /**
+   * A request's prompts and options checked (bad ones throw), with the rows it takes (one per
+   * sequence, two with classifier-free guidance: its negative prompt's) and the positions it needs.
+   */
+  private plan(prompts: number[] | number[][], opts: GenerateOptions) {
+    const r = prepareRequest(this.model, prompts, opts);
+    const guide = prepareGuidance(this.model, r.batch, r.maxNew, opts);
+    return { ...r, guide, rows: r.batch.length * (guide ? 2 : 1), positions: Math.max(r.maxLen, guide?.maxLen ?? 0) + r.maxNew };
+  }
+
+  /** The request of a plan that fits (its sequences' processors learn their prompts now). */
+  private request(p: ReturnType<DecodeBatch['plan']>, opts: GenerateOptions): BatchedRequest {
+    return new BatchedRequest(p.batch, p.maxLen, opts, p.batch.map((q, b) => new Sequence(b, q, opts, p.stopIds, p.maxNew)), p.guide, p.rows);
   }
 
   enqueue(req: BatchedRequest): BatchedRequest {

@@ -415,7 +415,6 @@ export class Generation {
   }
 }
 
-/** log Σ exp of a row of logits (the largest taken out first). */
 /** A request's classifier-free guidance, checked: the negative prompts (one per sequence), padded to the longest. */
 export interface PreparedGuidance { scale: number; batch: number[][]; maxLen: number; padLeft: number[]; when?: (ids: readonly number[]) => boolean }
 
@@ -447,6 +446,7 @@ export function guideRow(c: Float32Array, u: Float32Array, lc: number, lu: numbe
   }
 }
 
+/** log Σ exp of a row of logits (the largest taken out first). */
 export function logSumExp(x: Float32Array): number {
   let m = -Infinity;
   for (let i = 0; i < x.length; i++) if (x[i] > m) m = x[i];
