@@ -25,7 +25,7 @@ import { scope } from '../tensor/storage.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Generator } from '../tensor/random.js';
 import type { CausalLM, DecodeState } from '../models/causal.js';
-import { Sequence, buildProcessors, prepareRequest, resultOf, rowsOf } from './generate.js';
+import { Sequence, buildProcessors, logSumExp, prepareRequest, resultOf, rowsOf } from './generate.js';
 import type { LogitsProcessor } from './processors.js';
 import type { GenerateOptions, GenerationResult } from './generate.js';
 import { sampleFrom } from './sample.js';
@@ -407,15 +407,11 @@ export class MedusaGeneration implements SteppedGeneration {
   }
 }
 
-/** Top-1 probability of logits x: 1 / Σ exp(x − max) (terms below max − 16, each under 1.2e-7, left out). */
-export function top1Probability(x: Float32Array): number {
+/** Top-1 probability of logits x: exp(max − log Σ exp x) (0 for an empty or NaN row). */
+function top1Probability(x: Float32Array): number {
   let m = -Infinity;
   for (let i = 0; i < x.length; i++) if (x[i] > m) m = x[i];
-  if (m === -Infinity || Number.isNaN(m)) return 0;
-  const floor = m - 16;
-  let z = 0;
-  for (let i = 0; i < x.length; i++) if (x[i] > floor) z += Math.exp(x[i] - m);
-  return 1 / z;
+  return m === -Infinity || Number.isNaN(m) ? 0 : Math.exp(m - logSumExp(x));
 }
 
 /** Indices of the k largest values, largest first (ties to the lower index). */
