@@ -5,7 +5,7 @@
 // message) its tables move back to the main thread. progress[0] counts the batches done,
 // progress[1] is set when counting failed.
 import { parentPort, workerData } from 'node:worker_threads';
-import { GramTable } from './packed.js';
+import { GramTable, addOrders } from './packed.js';
 
 const { from, order, capacity, progress } = workerData as { from: number; order: number; capacity: number; progress: Int32Array };
 const G = Array.from({ length: order - from }, () => new GramTable(capacity));
@@ -20,14 +20,7 @@ parentPort!.on('message', (m: { T: Int32Array; E: Int32Array; L: number } | null
   try {
     const { T, E, L } = m;
     if (ent[0].length < L) ent = G.map(() => new Int32Array(L));
-    let prev = E;
-    for (let n = from + 1; n <= order; n++) {
-      const count = L - n + 1;
-      if (count <= 0) break;
-      const e = ent[n - from - 1];
-      G[n - from - 1].addRun(prev, T, n - 1, e, count, -1);
-      prev = e;
-    }
+    addOrders(G, ent, T, E, L, from + 1, order, -1);
   } catch (e) {
     Atomics.store(progress, 1, 1); // the reader stops waiting for this thread
     throw e;

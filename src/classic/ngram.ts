@@ -7,7 +7,7 @@
 // Probabilities are log10 throughout, as in ARPA files.
 import { statSync } from 'node:fs';
 import { NgramTable } from './table.js';
-import { GramTable, ByteWordIndex, readWordIds, type GramTableState } from './packed.js';
+import { GramTable, ByteWordIndex, addOrders, readWordIds, type GramTableState } from './packed.js';
 import { Worker } from 'node:worker_threads';
 import { ClassicInputError, DiscountError } from './errors.js';
 import { Rng, SPACE_TOKEN, tokenize, readLines, type TokenMode } from './text.js';
@@ -186,18 +186,10 @@ export class NgramCounts {
     if (L === 0) return;
     this.bl = 0;
     const T = this.batch;
-    // An n-gram at position i is (entry of the (n-1)-gram at i, word at i + n - 1), its suffix the
-    // (n-1)-gram at i + 1; bigrams stop at </s>, and a higher order wherever an (n-1)-gram is missing.
-    let prev = T;
     const split = this.split, top = split ? split.from : this.order;
-    for (let n = 2; n <= top; n++) {
-      const count = L - n + 1;
-      if (count <= 0) return;
-      const e = this.ent[n - 2];
-      this.G[n - 2].addRun(prev, T, n - 1, e, count, n === 2 ? EOS_ID : -1);
-      prev = e;
-    }
-    if (split) split.post(T.slice(0, L), prev.slice(0, L - top + 1), L);
+    const prev = addOrders(this.G, this.ent, T, T, L, 2, top, EOS_ID);
+    if (!prev) return;
+    split?.post(T.slice(0, L), prev.slice(0, L - top + 1), L);
   }
 
   /** The word ids of entry `e` of order n into out[0 .. n). */
@@ -239,8 +231,10 @@ export function countNgrams(sentences: Iterable<readonly string[]>, opts: NgramC
   return c;
 }
 
-/** Expected distinct n-grams of an order for a file of this size: about one per 8 bytes, up to 2M (tables sized so grow less often). */
-function fileCapacity(bytes: number): number {
+/** Expected distinct n-grams of an order for a file: about one per 8 bytes, up to 2M (tables sized so grow less often); a file that cannot be read is named. */
+function fileCapacity(file: string): number {
+  let bytes = 0;
+  try { bytes = statSync(file).size; } catch (e) { throw new ClassicInputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
   return Math.max(1 << 12, Math.min(1 << 21, Math.floor(bytes / 8)));
 }
 
@@ -263,9 +257,7 @@ function countWordFile(file: string, c: NgramCounts): void {
  * held whole; the counts are). Word mode splits bytes on whitespace without a string per token.
  */
 export function countNgramsFile(file: string, opts: NgramCountOptions & { mode?: TokenMode }): NgramCounts {
-  let bytes = 0;
-  try { bytes = statSync(file).size; } catch (e) { throw new ClassicInputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
-  const c = new NgramCounts(opts.order, opts.onProgress, fileCapacity(bytes));
+  const c = new NgramCounts(opts.order, opts.onProgress, fileCapacity(file));
   if ((opts.mode ?? 'word') === 'word') {
     countWordFile(file, c);
     return c;
@@ -285,9 +277,7 @@ export function countNgramsFile(file: string, opts: NgramCountOptions & { mode?:
 export async function countNgramsFileParallel(file: string, opts: NgramCountOptions & { mode?: TokenMode }): Promise<NgramCounts> {
   const order = opts.order;
   if ((opts.mode ?? 'word') !== 'word' || !Number.isInteger(order) || order < 3) return countNgramsFile(file, opts);
-  let bytes = 0;
-  try { bytes = statSync(file).size; } catch (e) { throw new ClassicInputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
-  const capacity = fileCapacity(bytes), from = Math.ceil(order / 2);
+  const capacity = fileCapacity(file), from = Math.ceil(order / 2);
   const c = new NgramCounts(order, opts.onProgress, capacity);
   // Batches done by the worker, and a failure flag: the reader waits when it is more than
   // MAX_AHEAD batches ahead, so memory stays bounded when the worker is the slower side.

@@ -166,6 +166,24 @@ export class GramTable {
 }
 
 /**
+ * Count orders first..last of a batch of L tokens T: the n-gram at position i is (entry of the
+ * (n-1)-gram at i, word at i + n - 1), so each order is one addRun over the previous order's
+ * entries `prev` (of order first - 1), into tables[n - first], its entries into ents[n - first].
+ * Order 2 stops at the token `bigramStop` (</s>); a higher order wherever an (n-1)-gram is
+ * missing. The last order's entries, or null when the batch is shorter than some order.
+ */
+export function addOrders(tables: GramTable[], ents: Int32Array[], T: Int32Array, prev: Int32Array, L: number, first: number, last: number, bigramStop: number): Int32Array | null {
+  for (let n = first; n <= last; n++) {
+    const count = L - n + 1;
+    if (count <= 0) return null;
+    const e = ents[n - first];
+    tables[n - first].addRun(prev, T, n - 1, e, count, n === 2 ? bigramStop : -1);
+    prev = e;
+  }
+  return prev;
+}
+
+/**
  * Entries of `t` (order n >= 2) in lexicographic order of their word ids, given the order n-1
  * entries in that order (`prevSorted`; null for n = 2: a word's place is its id). A counting sort
  * by last word, then a stable one by context, whose groups are laid out in the context's order.
