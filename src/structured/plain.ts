@@ -18,6 +18,7 @@
 // alphabet, those of one first byte followed by the alphabet, and the subtrees that hold a byte
 // needing the automaton.
 import type { TokenVocab } from './vocab.js';
+import { SPACE } from './regex.js';
 
 export const INF = 0x7fffffff;
 
@@ -28,7 +29,7 @@ export const INF = 0x7fffffff;
  * `[^,:&\s]`, a search for `[0-9]+.[0-9]`): the few tokens holding one are then decided one by one
  * (matcher.ts PlainShape.ls, PlainIndex.specialTokens).
  */
-export const SPECIAL_CHARS: ReadonlySet<number> = new Set([0xa0, 0x1680, 0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000, 0xfeff]);
+export const SPECIAL_CHARS: ReadonlySet<number> = new Set(SPACE.filter(([lo]) => lo >= 0x80).flatMap(([lo, hi]) => Array.from({ length: hi - lo + 1 }, (_, i) => lo + i)));
 /** Larger than every finite threshold, smaller than INF. */
 export const DECIDED = 0x7ffffffe;
 
