@@ -18,6 +18,8 @@ import { Module, parameter } from '../nn/module.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
 import { fusedRows, plainLinear, shareStorage } from '../nn/fused.js';
 import { SparseMoeBlock } from '../nn/moe.js';
+import { DecodePlan } from './llama_decode.js';
+import type { PlanLayer, PlanSpec } from './llama_decode.js';
 import type { MoeOptions, RouterRecord } from '../nn/moe.js';
 import { ConfigError, boolField, idsField, intField, numField } from './config.js';
 import { CausalLM, DecodeStateError, checkRows, nextTokenPair, treeInputError } from './causal.js';
@@ -539,6 +541,16 @@ class LlamaAttention extends Module {
     const a = attention(q, k, v, { causal: true, mask: pos.mask }); // (B, H, T, hd)
     T.addLinearInPlace(h, T.reshape(T.transpose(a, 1, 2), [B, Tn, H * hd]), this.o_proj.weight);
   }
+  /** The fused q/k/v rows and o_proj's weight when forwardInto_ takes its fused path (for a DecodePlan); else null. */
+  planWeights(): { qkv: Tensor; o: Tensor } | null {
+    const w = fusedRows([this.q_proj, this.k_proj, this.v_proj]);
+    return w && plainLinear(this.o_proj) && !this.q_norm ? { qkv: w, o: this.o_proj.weight } : null;
+  }
+  /** What planWeights depends on (compared by identity to know a plan is still valid). */
+  planRefs(out: unknown[]): void {
+    for (const l of [this.q_proj, this.k_proj, this.v_proj, this.o_proj]) out.push(l, l.weight, l.weight.storage, l.bias);
+    out.push(this.q_norm);
+  }
 }
 
 class LlamaMLP extends Module {
@@ -563,6 +575,19 @@ class LlamaMLP extends Module {
     const gu = T.linear(x, w); // (B, T, 2·I)
     T.addLinearInPlace(h, swiglu(gu), this.down_proj.weight); // silu(gate) ⊙ up, one kernel
   }
+  /** The fused gate/up rows and down_proj's weight when forwardInto_ takes its fused path; else null. */
+  planWeights(): { gu: Tensor; down: Tensor } | null {
+    const w = fusedRows([this.gate_proj, this.up_proj]);
+    return w && plainLinear(this.down_proj) ? { gu: w, down: this.down_proj.weight } : null;
+  }
+  planRefs(out: unknown[]): void {
+    for (const l of [this.gate_proj, this.up_proj, this.down_proj]) out.push(l, l.weight, l.weight.storage, l.bias);
+  }
+}
+
+/** An RMSNorm as constructed with the model's eps and a contiguous f32 weight (a DecodePlan runs its kernel directly). */
+function plainNorm(n: RMSNorm, eps: number): boolean {
+  return n instanceof RMSNorm && n.constructor === RMSNorm && n.eps === eps && n.weight.dtype === 'f32' && n.weight.isContiguous();
 }
 
 class LlamaDecoderLayer extends Module {
@@ -597,6 +622,17 @@ class LlamaDecoderLayer extends Module {
     h = T.add(h, this.self_attn.forward(this.input_layernorm.forward(h), pos, cache, layer));
     return T.add(h, ffn(this.post_attention_layernorm.forward(h)));
   }
+  /** This layer's weights for a DecodePlan, or null when it is not the plain graph (swin norm, MoE, q/k norms, biases, adapters). */
+  planLayer(eps: number): PlanLayer | null {
+    if (this._swin || !(this._ffn instanceof LlamaMLP) || !plainNorm(this.input_layernorm, eps) || !plainNorm(this.post_attention_layernorm, eps)) return null;
+    const a = this.self_attn.planWeights(), m = this._ffn.planWeights();
+    return a && m ? { inNorm: this.input_layernorm.weight, postNorm: this.post_attention_layernorm.weight, ...a, ...m } : null;
+  }
+  planRefs(out: unknown[]): void {
+    out.push(this.self_attn, this._ffn, this.input_layernorm, this.input_layernorm.weight, this.post_attention_layernorm, this.post_attention_layernorm.weight);
+    this.self_attn.planRefs(out);
+    if (this._ffn instanceof LlamaMLP) this._ffn.planRefs(out);
+  }
   /** Inference (no autograd): the same as forward, updating h in place. */
   forwardInto_(h: Tensor, pos: Positions, cache: KVCache | null, layer: number): void {
     if (this._swin) { T.copyInto(h, this.forward(h, pos, cache, layer)); return; }
@@ -627,6 +663,11 @@ export class LlamaForCausalLM extends CausalLM {
   /** While loss() runs on a mixture of experts: what each MoE layer's router did. */
   private _record: RouterRecord[] | null = null;
   private _parts: LossParts | null = null;
+  /** Whether decoding steps may run as a DecodePlan (false: always the generic layers; for tests and benchmarks). */
+  static decodePlans = true;
+  /** Decoding plans by batch size (llama_decode.ts), with the objects each was built from. */
+  private _plans = new Map<number, { plan: DecodePlan | null; refs: unknown[] }>();
+  private _refs: unknown[] = [];
 
   constructor(readonly config: LlamaConfig, opts: { generator?: Generator } = {}) {
     super();
@@ -676,6 +717,11 @@ export class LlamaForCausalLM extends CausalLM {
       for (let a = 0; a < Tn; a += cache.room) parts.push(this.hidden(T.contiguous(T.slice(ids, 1, a, Math.min(Tn, a + cache.room))), cache, { padLeft: opts.padLeft }));
       return T.concat(parts, 1);
     }
+    if (cache && Tn === 1 && LlamaForCausalLM.decodePlans && cache.window === null && !opts.tree && !opts.padLeft?.some((p) => p > 0) && !isGradEnabled() && !this._record) {
+      // One new token per row: the layers as a plan of kernel calls (the same values as below).
+      const plan = this.decodePlan(B);
+      if (plan) return this.model.norm.forward(plan.run(ids, cache));
+    }
     if (cache) cache.reserve(Tn);
     // When every layer has a window, keys before the first query's window are never looked at:
     // masks cover the keys from there on only (with a rolling cache the older ones are gone).
@@ -693,6 +739,31 @@ export class LlamaForCausalLM extends CausalLM {
     else this.model.layers.forEach((layer, i) => { h = layer.forward(h, at(i), cache, i, this._record ?? undefined); });
     if (cache) cache.length += Tn;
     return this.model.norm.forward(h);
+  }
+
+  /**
+   * The decoding plan for B rows, or null when a layer is not the plain graph. Plans are kept
+   * while the layers, their weights and norms are the same objects (a LoRA adapter wrapping a
+   * projection, or weights replaced by quantised ones, makes a new plan).
+   */
+  private decodePlan(B: number): DecodePlan | null {
+    const refs = this._refs;
+    refs.length = 0;
+    refs.push(this.model.embed_tokens, this.model.embed_tokens.weight, this.model.embed_tokens.weight.storage, this.model.layers.length, this._rope.cos);
+    for (const layer of this.model.layers) { refs.push(layer); layer.planRefs(refs); }
+    const got = this._plans.get(B);
+    if (got && got.refs.length === refs.length && got.refs.every((r, i) => r === refs[i])) return got.plan;
+    got?.plan?.dispose();
+    const c = this.config, layers = this.model.layers.map((l) => l.planLayer(c.rms_norm_eps));
+    const ok = layers.every((l): l is PlanLayer => l !== null) && c.head_dim % 2 === 0 && 2 * c.head_dim <= 8192 && this.model.embed_tokens.weight.isContiguous();
+    const spec: PlanSpec | null = ok ? {
+      layers: layers as PlanLayer[], embed: this.model.embed_tokens.weight, D: c.hidden_size, Hq: c.num_attention_heads, Hkv: c.num_key_value_heads,
+      hd: c.head_dim, I: c.intermediate_size, eps: c.rms_norm_eps, cos: this._rope.cos, sin: this._rope.sin,
+    } : null;
+    const plan = spec ? new DecodePlan(spec, B) : null;
+    if (this._plans.size >= 4) { for (const p of this._plans.values()) p.plan?.dispose(); this._plans.clear(); }
+    this._plans.set(B, { plan, refs: [...refs] });
+    return plan;
   }
 
   /** RoPE tables for positions start…start+n−1: a slice of the precomputed ones, computed beyond them. */
@@ -816,6 +887,8 @@ export class LlamaForCausalLM extends CausalLM {
 
   override dispose(): void {
     super.dispose();
+    for (const p of this._plans.values()) p.plan?.dispose();
+    this._plans.clear();
     this._rope.cos.dispose();
     this._rope.sin.dispose();
   }

@@ -833,8 +833,14 @@ function quantizedGemmInto(out: Tensor, x2: Tensor, w: Tensor, accumulate: boole
   const [M, K] = x2.shape, N = w.shape[0];
   if (M === 0 || N === 0) return;
   if (K === 0) { if (!accumulate) kernel('fill', [out.ptr, out.size, 0], out.size); return; }
-  if (w.dtype === 'q8_0') kernel('q8_0_matmul', [out.ptr, x2.ptr, w.ptr, M, N, K, x2.strides[0], out.strides[0], accumulate ? 1 : 0], M * N * K);
-  else kernel('quant_matmul', [out.ptr, x2.ptr, w.ptr, M, N, K, x2.strides[0], out.strides[0], accumulate ? 1 : 0, ggmlTypeId(w.dtype)], M * N * K);
+  quantizedMatmulInto(out.ptr, x2.ptr, w, M, x2.strides[0], out.strides[0], accumulate);
+}
+
+/** The kernel of quantizedGemmInto on raw pointers: rows of x and out ldx and ldo values apart (M, K > 0). */
+export function quantizedMatmulInto(out: number, x: number, w: Tensor, M: number, ldx: number, ldo: number, accumulate: boolean): void {
+  const [N, K] = w.shape;
+  if (w.dtype === 'q8_0') kernel('q8_0_matmul', [out, x, w.ptr, M, N, K, ldx, ldo, accumulate ? 1 : 0], M * N * K);
+  else kernel('quant_matmul', [out, x, w.ptr, M, N, K, ldx, ldo, accumulate ? 1 : 0, ggmlTypeId(w.dtype)], M * N * K);
 }
 
 function quantizedLinear(x: Tensor, w: Tensor): Tensor {

@@ -1,0 +1,134 @@
+// Decoding plans (src/models/llama_decode.ts): a step of one token per row through the plan gives
+// exactly (bit for bit) the logits of the generic layers, for f32, quantised and 16-bit weights,
+// one and two rows, both backends; a plan is rebuilt when the layers change (a LoRA adapter);
+// models it cannot run (sliding windows, q/k norms, biases, MoE) keep the generic path. The
+// generic path itself is checked against PyTorch and llama.cpp elsewhere (llama.test.ts, the
+// GGUF tests); this makes the plan answer to it.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import * as T from '../../src/index.js';
+import { init, shutdown, scope, noGrad, withBackend, loadModel, writeHfDir } from '../../src/index.js';
+import type { CausalLM, DecodeState } from '../../src/index.js';
+import { LlamaForCausalLM, parseLlamaConfig } from '../../src/models/llama.js';
+import { applyLora } from '../../src/lora/model.js';
+import { tempDir, tinyLlamaConfig, tinyLlamaTensors } from '../io/util.js';
+
+before(async () => { await init({ threads: 2 }); });
+after(async () => { await shutdown(); });
+
+const PROMPT = [1, 270, 5, 290, 100, 33, 261, 299];
+
+/** Logits (as bytes) of a prefill then `steps` one-token steps for B rows, with plans on or off. */
+function decodeBytes(m: CausalLM, B: number, steps: number, plans: boolean): Buffer[] {
+  const was = LlamaForCausalLM.decodePlans;
+  LlamaForCausalLM.decodePlans = plans;
+  try {
+    return noGrad(() => {
+      const out: Buffer[] = [];
+      let state: DecodeState | null = null;
+      try {
+        state = m.newState(B, 64);
+        const prompt = Array.from({ length: B }, (_, b) => PROMPT.map((t) => (t + 7 * b) % 300));
+        let next = scope(() => {
+          const l = m.forward(T.tensor(prompt, undefined, 'i32'), state);
+          return Array.from({ length: B }, (_, b) => argmaxLast(l, b));
+        });
+        for (let s = 0; s < steps; s++) {
+          next = scope(() => {
+            const l = m.forward(T.tensor(next.map((t) => [t]), undefined, 'i32'), state);
+            const d = l.data() as Float32Array;
+            out.push(Buffer.from(d.buffer.slice(d.byteOffset, d.byteOffset + d.byteLength)));
+            return Array.from({ length: B }, (_, b) => argmaxLast(l, b));
+          });
+        }
+        return out;
+      } finally {
+        state?.dispose?.();
+      }
+    });
+  } finally {
+    LlamaForCausalLM.decodePlans = was;
+  }
+}
+
+function argmaxLast(logits: T.Tensor, b: number): number {
+  const [, Tn, V] = logits.shape;
+  const d = T.slice(T.slice(logits, 0, b, b + 1), 1, Tn - 1, Tn).data();
+  let best = 0;
+  for (let i = 1; i < V; i++) if (d[i] > d[best]) best = i;
+  // Vary the tokens a little so that rows and steps differ.
+  return (best + b) % V;
+}
+
+/** How many decoding plans the model holds (white-box: the plan must really be taken, or not). */
+function plansOf(m: CausalLM): number {
+  return [...(m as LlamaForCausalLM)['_plans'].values()].filter((p) => p.plan !== null).length;
+}
+
+function assertSame(a: Buffer[], b: Buffer[], what: string): void {
+  assert.equal(a.length, b.length, what);
+  a.forEach((x, i) => assert.ok(x.equals(b[i]), `${what}: step ${i}: the plan's logits differ from the generic layers'`));
+}
+
+async function tiny(dir: string, over: Record<string, unknown> = {}, name = 'm'): Promise<string> {
+  const cfg = tinyLlamaConfig(over), d = path.join(dir, name);
+  await writeHfDir(d, { config: cfg, tensors: tinyLlamaTensors(cfg, 5) });
+  return d;
+}
+
+test('a plan step equals the generic layers bit for bit: f32, Q8_0, Q4_0, F16, BF16 weights; one and two rows; wasm and ref', async (t) => {
+  const dir = await tiny(tempDir(t));
+  for (const dtype of ['f32', 'q8_0', 'q4_0', 'f16', 'bf16'] as const) {
+    const { model } = await loadModel(dir, { dtype });
+    try {
+      for (const B of [1, 2]) assertSame(decodeBytes(model, B, 6, true), decodeBytes(model, B, 6, false), `${dtype}, ${B} row(s)`);
+      if (dtype === 'f32' || dtype === 'q8_0') withBackend('ref', () => assertSame(decodeBytes(model, 1, 3, true), decodeBytes(model, 1, 3, false), `${dtype} on ref`));
+    } finally {
+      model.dispose();
+    }
+  }
+});
+
+test('K-quants (256-value blocks) through the plan: Q4_K and Q6_K equal the generic layers', async (t) => {
+  const dir = await tiny(tempDir(t), { hidden_size: 256, intermediate_size: 256, num_attention_heads: 4, num_key_value_heads: 1 });
+  for (const dtype of ['q4_k', 'q6_k'] as const) {
+    const { model } = await loadModel(dir, { dtype });
+    try {
+      assertSame(decodeBytes(model, 1, 4, true), decodeBytes(model, 1, 4, false), dtype);
+    } finally {
+      model.dispose();
+    }
+  }
+});
+
+test('the plan is actually taken, and rebuilt when a projection is wrapped by a LoRA adapter', async (t) => {
+  const dir = await tiny(tempDir(t));
+  const { model } = await loadModel(dir);
+  try {
+    decodeBytes(model, 1, 2, true);
+    assert.equal(plansOf(model), 1, 'a plan was made for one row');
+    const plain = decodeBytes(model, 1, 4, true);
+    applyLora(model, { r: 2, lora_alpha: 4, lora_dropout: 0, use_rslora: false, target_modules: ['v_proj'] });
+    // Give the adapter non-zero weights (B starts at zero).
+    for (const [name, p] of Object.entries(model.stateDict())) if (name.includes('lora_B')) noGrad(() => T.copyInto(p, T.full(p.shape, 0.05)));
+    const lora = decodeBytes(model, 1, 4, true);
+    assertSame(lora, decodeBytes(model, 1, 4, false), 'with a LoRA adapter');
+    assert.ok(!lora[0].equals(plain[0]), 'the adapter changes the logits (the old plan was not reused)');
+  } finally {
+    model.dispose();
+  }
+});
+
+test('models the plan does not cover decode as before: sliding window, attention biases, q/k norms (Chameleon), mixture of experts', () => {
+  for (const over of [{ sliding_window: 4, model_type: 'mistral' }, { attention_bias: true }, { model_type: 'chameleon' }, { model_type: 'mixtral', num_local_experts: 4, num_experts_per_tok: 2 }]) {
+    const model = new LlamaForCausalLM(parseLlamaConfig(tinyLlamaConfig(over)));
+    try {
+      const got = decodeBytes(model, 1, 4, true);
+      assert.equal(plansOf(model), 0, `${JSON.stringify(over)}: no plan was made`);
+      assertSame(got, decodeBytes(model, 1, 4, false), JSON.stringify(over));
+    } finally {
+      model.dispose();
+    }
+  }
+});
