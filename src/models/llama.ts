@@ -18,7 +18,7 @@ import { Module, parameter } from '../nn/module.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
 import { fusedRows, plainLinear, shareStorage } from '../nn/fused.js';
 import { SparseMoeBlock } from '../nn/moe.js';
-import { DecodePlan } from './llama_decode.js';
+import { DecodePlan, MAX_PLAN_TOKENS } from './llama_decode.js';
 import type { PlanLayer, PlanSpec } from './llama_decode.js';
 import type { MoeOptions, RouterRecord } from '../nn/moe.js';
 import { ConfigError, boolField, idsField, intField, numField } from './config.js';
@@ -665,8 +665,8 @@ export class LlamaForCausalLM extends CausalLM {
   private _parts: LossParts | null = null;
   /** Whether decoding steps may run as a DecodePlan (false: always the generic layers; for tests and benchmarks). */
   static decodePlans = true;
-  /** Decoding plans by batch size (llama_decode.ts), with the objects each was built from. */
-  private _plans = new Map<number, { plan: DecodePlan | null; refs: unknown[] }>();
+  /** Decoding plans by rows × tokens (llama_decode.ts), with the objects each was built from. */
+  private _plans = new Map<string, { plan: DecodePlan | null; refs: unknown[] }>();
   private _refs: unknown[] = [];
 
   constructor(readonly config: LlamaConfig, opts: { generator?: Generator } = {}) {
@@ -717,9 +717,10 @@ export class LlamaForCausalLM extends CausalLM {
       for (let a = 0; a < Tn; a += cache.room) parts.push(this.hidden(T.contiguous(T.slice(ids, 1, a, Math.min(Tn, a + cache.room))), cache, { padLeft: opts.padLeft }));
       return T.concat(parts, 1);
     }
-    if (cache && Tn === 1 && LlamaForCausalLM.decodePlans && cache.window === null && !opts.tree && !opts.padLeft?.some((p) => p > 0) && !isGradEnabled() && !this._record) {
-      // One new token per row: the layers as a plan of kernel calls (the same values as below).
-      const plan = this.decodePlan(B);
+    if (cache && Tn <= MAX_PLAN_TOKENS && LlamaForCausalLM.decodePlans && cache.window === null && (!opts.tree || isChain(opts.tree, Tn)) &&
+      !opts.padLeft?.some((p) => p > 0) && !isGradEnabled() && !this._record) {
+      // A decoding step (or a short chain to verify): the layers as a plan of kernel calls (the same values as below).
+      const plan = this.decodePlan(B, Tn);
       if (plan) return this.model.norm.forward(plan.run(ids, cache));
     }
     if (cache) cache.reserve(Tn);
@@ -742,16 +743,16 @@ export class LlamaForCausalLM extends CausalLM {
   }
 
   /**
-   * The decoding plan for B rows, or null when a layer is not the plain graph. Plans are kept
+   * The decoding plan for B rows of Tn tokens, or null when a layer is not the plain graph. Plans are kept
    * while the layers, their weights and norms are the same objects (a LoRA adapter wrapping a
    * projection, or weights replaced by quantised ones, makes a new plan).
    */
-  private decodePlan(B: number): DecodePlan | null {
+  private decodePlan(B: number, Tn: number): DecodePlan | null {
     const refs = this._refs;
     refs.length = 0;
     refs.push(this.model.embed_tokens, this.model.embed_tokens.weight, this.model.embed_tokens.weight.storage, this.model.layers.length, this._rope.cos);
     for (const layer of this.model.layers) { refs.push(layer); layer.planRefs(refs); }
-    const got = this._plans.get(B);
+    const key = `${B}x${Tn}`, got = this._plans.get(key);
     if (got && got.refs.length === refs.length && got.refs.every((r, i) => r === refs[i])) return got.plan;
     got?.plan?.dispose();
     const c = this.config, layers = this.model.layers.map((l) => l.planLayer(c.rms_norm_eps));
@@ -760,9 +761,10 @@ export class LlamaForCausalLM extends CausalLM {
       layers: layers as PlanLayer[], embed: this.model.embed_tokens.weight, D: c.hidden_size, Hq: c.num_attention_heads, Hkv: c.num_key_value_heads,
       hd: c.head_dim, I: c.intermediate_size, eps: c.rms_norm_eps, cos: this._rope.cos, sin: this._rope.sin,
     } : null;
-    const plan = spec ? new DecodePlan(spec, B) : null;
-    if (this._plans.size >= 4) { for (const p of this._plans.values()) p.plan?.dispose(); this._plans.clear(); }
-    this._plans.set(B, { plan, refs: [...refs] });
+    if (got) this._plans.delete(key);
+    const plan = spec ? new DecodePlan(spec, B, Tn) : null;
+    if (this._plans.size >= 8) { for (const p of this._plans.values()) p.plan?.dispose(); this._plans.clear(); }
+    this._plans.set(key, { plan, refs: [...refs] });
     return plan;
   }
 

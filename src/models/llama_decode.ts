@@ -1,4 +1,4 @@
-// Decoding one token per row through a dense LLaMA as a fixed list of kernel calls.
+// Decoding a few tokens per row through a dense LLaMA as a fixed list of kernel calls.
 //
 // The generic layer code (LlamaDecoderLayer.forwardInto_) builds a dozen tensors, views and
 // shape checks per layer and step; for a small model that JavaScript is a fifth of a decoding
@@ -7,9 +7,11 @@
 // dimensions, scratch buffers — and a step is then the same kernels with the same arguments as
 // the generic path, in the same order (so the same values, bit for bit), plus the position.
 //
-// Used by LlamaForCausalLM.hidden for T = 1 with a plain KV cache (no sliding window), no
-// padding, no token tree and no autograd, when every layer is the plain graph (fused q/k/v and
-// gate/up rows, no biases, no q/k norms, a dense SwiGLU MLP); anything else takes the generic path.
+// Used by LlamaForCausalLM.hidden for steps of T ≤ MAX_PLAN_TOKENS tokens (a decoding step, or
+// the chain of drafted tokens a speculative step verifies) with a plain KV cache (no sliding
+// window), no padding, no token tree other than a chain, and no autograd, when every layer is the
+// plain graph (fused q/k/v and gate/up rows, no biases, no q/k norms, a dense SwiGLU MLP);
+// anything else takes the generic path.
 import { Tensor, isQuantized } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
 import { kernel, gatherQuantizedRows, quantizedMatmulInto } from '../tensor/ops.js';
@@ -45,20 +47,21 @@ export interface PlanSpec {
 }
 
 
+/** The most new tokens per row a plan takes (speculative verification sizes; a prefill is longer). */
+export const MAX_PLAN_TOKENS = 16;
+
 /**
- * out (M, N) (+)= x (M, K) · wᵀ as the generic ops compute it: `linear` of x (B, 1, K) for an f32
- * w is a batched matmul (M = 1, B batches), `addLinearInPlace` one of M = B rows; the quantised
- * kernels take M = B rows either way.
+ * out (M, N) (+)= x (M, K) · wᵀ for M rows, as the generic ops compute it (`linear` and
+ * `addLinearInPlace` fold (B, T) into M rows: one GEMM with w read transposed in place).
  */
-function matmul(out: number, x: number, w: Tensor, B: number, accumulate: boolean): void {
+function matmul(out: number, x: number, w: Tensor, M: number, accumulate: boolean): void {
   const [N, K] = w.shape;
-  if (isQuantized(w.dtype)) { quantizedMatmulInto(out, x, w, B, K, N, accumulate); return; }
-  if (accumulate) kernel('sgemm', [x, w.ptr, out, B, N, K, K, 1, 1, K, N, 1, 0, 0, 0, 1], B * N * K);
-  else kernel('sgemm', [x, w.ptr, out, 1, N, K, K, 1, 1, K, N, B, B > 1 ? K : 0, 0, B > 1 ? N : 0, 0], B * N * K);
+  if (isQuantized(w.dtype)) quantizedMatmulInto(out, x, w, M, K, N, accumulate);
+  else kernel('sgemm', [x, w.ptr, out, M, N, K, K, 1, 1, K, N, 1, 0, 0, 0, accumulate ? 1 : 0], M * N * K);
 }
 
 export class DecodePlan {
-  /** The residual stream (B, 1, D): the embedding, updated in place by every layer. */
+  /** The residual stream (B, T, D): the embedding, updated in place by every layer. */
   readonly h: Tensor;
   private readonly x: Tensor;
   private readonly rstd: Tensor;
@@ -67,51 +70,62 @@ export class DecodePlan {
   private readonly lse: Tensor;
   private readonly gu: Tensor;
   private readonly act: Tensor;
+  /** With T > 1: att as (B, T, Hq, hd) (a view), and its contiguous copy, o_proj's input rows. */
+  private readonly attT: Tensor | null = null;
+  private readonly attRows: Tensor | null = null;
 
-  constructor(readonly s: PlanSpec, readonly B: number) {
-    const { D, Hq, Hkv, hd, I } = s;
+  constructor(readonly s: PlanSpec, readonly B: number, readonly Tn: number) {
+    const { D, Hq, Hkv, hd, I } = s, n = B * Tn;
     [this.h, this.x, this.rstd, this.qkv, this.att, this.lse, this.gu, this.act] = unscoped(() => [
-      [B, 1, D], [B, D], [B], [B, (Hq + 2 * Hkv) * hd], [B, Hq, hd], [B, Hq], [B, 2 * I], [B, I],
+      [B, Tn, D], [n, D], [n], [n, (Hq + 2 * Hkv) * hd], [B, Hq, Tn, hd], [B, Hq, Tn], [n, 2 * I], [n, I],
     ].map((shape) => T.empty(shape)));
+    if (Tn > 1) [this.attT, this.attRows] = unscoped(() => [T.transpose(this.att, 1, 2), T.empty([B, Tn, Hq, hd])]);
   }
 
-  /** Embed ids (B, 1) and run every layer at position cache.length, appending to the cache; returns h (before the final norm). */
+  private rowsOfAttention(): number {
+    T.copyInto(this.attRows!, this.attT!);
+    return this.attRows!.ptr;
+  }
+
+  /** Embed ids (B, T) and run every layer at positions cache.length…, appending to the cache; returns h (before the final norm). */
   run(ids: Tensor, cache: KVCache): Tensor {
-    const { s, B } = this, { D, Hq, Hkv, hd, I, eps } = s;
-    const start = cache.length, S = start + 1;
+    const { s, B, Tn } = this, { D, Hq, Hkv, hd, I, eps } = s, n = B * Tn;
+    const start = cache.length, S = start + Tn;
     if (S > cache.k[0].shape[2]) throw new ShapeError('KVCache', `cache of ${cache.maxLength} positions cannot hold ${S}`);
     if (S > s.cos.shape[0]) throw new ShapeError('LlamaForCausalLM', `position ${start} is beyond the RoPE table of ${s.cos.shape[0]}`);
     if (ids.dtype !== 'i32' || !ids.isContiguous()) ids = T.contiguous(ids);
     const V = s.embed.shape[0], ip = ids.ptr >>> 2;
-    for (let i = 0; i < B; i++) {
+    for (let i = 0; i < n; i++) {
       const v = H.i32[ip + i];
       if (!(v >= 0 && v < V)) throw new IndexError('embedding', `index ${v} at position ${i} is out of range [0, ${V})`);
     }
     const h = this.h.ptr, x = this.x.ptr, rstd = this.rstd.ptr, qkv = this.qkv.ptr, att = this.att.ptr, lse = this.lse.ptr, gu = this.gu.ptr, act = this.act.ptr;
     if (isQuantized(s.embed.dtype)) gatherQuantizedRows(this.h, s.embed, ids);
-    else kernel('embedding', [h, s.embed.ptr, ids.ptr, B, D], B * D);
+    else kernel('embedding', [h, s.embed.ptr, ids.ptr, n, D], n * D);
     const half = hd / 2, cos = s.cos.ptr + 4 * start * half, sin = s.sin.ptr + 4 * start * half;
     const W = (Hq + 2 * Hkv) * hd, scale = 1 / Math.sqrt(hd);
     for (let l = 0; l < s.layers.length; l++) {
       const L = s.layers[l], kc = cache.k[l], vc = cache.v[l];
       const [sKb, sKh, sKs] = kc.strides;
-      kernel('rmsnorm', [x, rstd, h, L.inNorm.ptr, B, D, eps], B * D);
-      matmul(qkv, x, L.qkv, B, false);
-      kernel('rope_qkv', [qkv, kc.ptr + 4 * start * sKs, vc.ptr + 4 * start * sKs, cos, sin, B, 1, Hq, Hkv, hd, sKb, sKh, sKs, 0], B * W);
-      // q heads (B, Hq, 1, hd) strided in qkv; keys and values (B, Hkv, S, hd) of the cache.
-      kernel('attention_fwd', [att, lse, qkv, kc.ptr, vc.ptr, B, Hq, Hkv, 1, S, hd, hd, W, hd, W, sKb, sKh, sKs, sKb, sKh, sKs, scale, 1],
-        B * Hq * S * (2 * hd + 8));
-      matmul(h, att, L.o, B, true);
-      kernel('rmsnorm', [x, rstd, h, L.postNorm.ptr, B, D, eps], B * D);
-      matmul(gu, x, L.gu, B, false);
-      kernel('swiglu', [act, gu, B, I], B * I * 4);
-      matmul(h, act, L.down, B, true);
+      kernel('rmsnorm', [x, rstd, h, L.inNorm.ptr, n, D, eps], n * D);
+      matmul(qkv, x, L.qkv, n, false);
+      kernel('rope_qkv', [qkv, kc.ptr + 4 * start * sKs, vc.ptr + 4 * start * sKs, cos, sin, B, Tn, Hq, Hkv, hd, sKb, sKh, sKs, 0], n * W);
+      // q heads (B, Hq, T, hd) strided in qkv; keys and values (B, Hkv, S, hd) of the cache.
+      kernel('attention_fwd', [att, lse, qkv, kc.ptr, vc.ptr, B, Hq, Hkv, Tn, S, hd, hd, Tn * W, hd, W, sKb, sKh, sKs, sKb, sKh, sKs, scale, 1],
+        B * Hq * Tn * S * (2 * hd + 8) / (Tn > 1 ? 2 : 1));
+      // The attention output (B, Hq, T, hd) as rows (B·T, Hq·hd): with T > 1 a transposed copy.
+      const o = Tn === 1 ? att : this.rowsOfAttention();
+      matmul(h, o, L.o, n, true);
+      kernel('rmsnorm', [x, rstd, h, L.postNorm.ptr, n, D, eps], n * D);
+      matmul(gu, x, L.gu, n, false);
+      kernel('swiglu', [act, gu, n, I], n * I * 4);
+      matmul(h, act, L.down, n, true);
     }
     cache.length = S;
     return this.h;
   }
 
   dispose(): void {
-    for (const t of [this.h, this.x, this.rstd, this.qkv, this.att, this.lse, this.gu, this.act]) t.dispose();
+    for (const t of [this.h, this.x, this.rstd, this.qkv, this.att, this.lse, this.gu, this.act, this.attRows]) t?.dispose();
   }
 }

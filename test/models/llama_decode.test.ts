@@ -19,8 +19,12 @@ after(async () => { await shutdown(); });
 
 const PROMPT = [1, 270, 5, 290, 100, 33, 261, 299];
 
-/** Logits (as bytes) of a prefill then `steps` one-token steps for B rows, with plans on or off. */
-function decodeBytes(m: CausalLM, B: number, steps: number, plans: boolean): Buffer[] {
+/**
+ * Logits (as bytes) of a prefill then `steps` steps of Tn tokens per row (the next token and
+ * Tn − 1 others, as a speculative step verifies a chain; `chain`: passed as a token tree that is a
+ * chain) for B rows, with plans on or off.
+ */
+function decodeBytes(m: CausalLM, B: number, steps: number, plans: boolean, Tn = 1, chain = false): Buffer[] {
   const was = LlamaForCausalLM.decodePlans;
   LlamaForCausalLM.decodePlans = plans;
   try {
@@ -36,7 +40,9 @@ function decodeBytes(m: CausalLM, B: number, steps: number, plans: boolean): Buf
         });
         for (let s = 0; s < steps; s++) {
           next = scope(() => {
-            const l = m.forward(T.tensor(next.map((t) => [t]), undefined, 'i32'), state);
+            const ids = next.map((t, b) => [t, ...Array.from({ length: Tn - 1 }, (_, i) => (t * 3 + 11 * i + b) % 300)]);
+            const tree = chain ? { depth: ids[0].map((_, i) => i), mask: chainMask(Tn) } : undefined;
+            const l = m.forward(T.tensor(ids, undefined, 'i32'), state, { tree });
             const d = l.data() as Float32Array;
             out.push(Buffer.from(d.buffer.slice(d.byteOffset, d.byteOffset + d.byteLength)));
             return Array.from({ length: B }, (_, b) => argmaxLast(l, b));
@@ -50,6 +56,12 @@ function decodeBytes(m: CausalLM, B: number, steps: number, plans: boolean): Buf
   } finally {
     LlamaForCausalLM.decodePlans = was;
   }
+}
+
+function chainMask(n: number): Uint8Array {
+  const m = new Uint8Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) m[i * n + j] = 1;
+  return m;
 }
 
 function argmaxLast(logits: T.Tensor, b: number): number {
@@ -77,12 +89,15 @@ async function tiny(dir: string, over: Record<string, unknown> = {}, name = 'm')
   return d;
 }
 
-test('a plan step equals the generic layers bit for bit: f32, Q8_0, Q4_0, F16, BF16 weights; one and two rows; wasm and ref', async (t) => {
+test('a plan step equals the generic layers bit for bit: f32, Q8_0, Q4_0, F16, BF16 weights; one and two rows; 1, 4 (a chain tree) and 8 tokens; wasm and ref', async (t) => {
   const dir = await tiny(tempDir(t));
   for (const dtype of ['f32', 'q8_0', 'q4_0', 'f16', 'bf16'] as const) {
     const { model } = await loadModel(dir, { dtype });
     try {
       for (const B of [1, 2]) assertSame(decodeBytes(model, B, 6, true), decodeBytes(model, B, 6, false), `${dtype}, ${B} row(s)`);
+      // Several tokens per row (speculative verification): 4 as a chain tree, 8 plain.
+      assertSame(decodeBytes(model, 1, 3, true, 4, true), decodeBytes(model, 1, 3, false, 4, true), `${dtype}, a chain of 4`);
+      assertSame(decodeBytes(model, 2, 3, true, 8), decodeBytes(model, 2, 3, false, 8), `${dtype}, 2 rows of 8`);
       if (dtype === 'f32' || dtype === 'q8_0') withBackend('ref', () => assertSame(decodeBytes(model, 1, 3, true), decodeBytes(model, 1, 3, false), `${dtype} on ref`));
     } finally {
       model.dispose();
@@ -107,7 +122,7 @@ test('the plan is actually taken, and rebuilt when a projection is wrapped by a 
   const { model } = await loadModel(dir);
   try {
     decodeBytes(model, 1, 2, true);
-    assert.equal(plansOf(model), 1, 'a plan was made for one row');
+    assert.equal(plansOf(model), 2, 'plans for one row: the 8-token prompt, then one token per step');
     const plain = decodeBytes(model, 1, 4, true);
     applyLora(model, { r: 2, lora_alpha: 4, lora_dropout: 0, use_rslora: false, target_modules: ['v_proj'] });
     // Give the adapter non-zero weights (B starts at zero).
