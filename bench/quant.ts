@@ -6,6 +6,8 @@
 // printed prefill/decode rates are read), llama.cpp through a small node-llama-cpp script;
 // /usr/bin/time reports each process's peak RSS. Then the perplexity of each file's model
 // (loaded as stored) beside the f32 model on a held-out English paragraph (byte tokens).
+// Last, per model and thread count, the first run: the CLI's rate (its one generation in a fresh
+// process) against a warmed process's (the third of three generations in one process).
 // The 15M shape has rows of 288 values, not whole 256-blocks: its K-quant files would be Q8_0
 // almost throughout, so it runs Q8_0 and Q4_0 only unless asked.
 //
@@ -62,6 +64,35 @@ function tslmGenerate(file: string, threads: number, dtype: 'native' | 'f32'): O
   const m = /prefill: (\d+) tokens, ([\d.]+) tok\/s; decode: (\d+) tokens, ([\d.]+) tok\/s/.exec(r.out);
   if (!m) return { threads, prefill: null, decode: null, rss_mb: r.rss, note: `failed: ${r.out.trim().split('\n').slice(-3).join(' | ')}` };
   return { threads, prefill: Number(m[2]), decode: Number(m[4]), rss_mb: r.rss, note: `tslm generate: ${m[1]}-token prompt, ${m[3]} tokens` };
+}
+
+/**
+ * The same generation as tslmGenerate, three times in one fresh process (the library, as the CLI
+ * calls it): the first generation's decode rate and the third's, a warmed process. Beside the
+ * CLI's rate this gives the first-run ratio (the CLI's first generation ÷ a warmed one).
+ */
+function tslmWarmed(file: string, threads: number): Omit<Row, 'model' | 'engine'> & { first: number | null } {
+  const prompt = 'abcdefghij'.repeat(PROMPT_LETTERS / 10 + 1).slice(0, PROMPT_LETTERS);
+  const script = `
+    const { init, shutdown, loadModel, generate } = await import(${JSON.stringify(path.join(root, 'dist', 'src', 'index.js'))});
+    await init({ threads: ${threads} });
+    const { model, tokenizer } = await loadModel(${JSON.stringify(file)});
+    model.eval();
+    const prompt = [tokenizer.bosId ?? 1, ...tokenizer.encode(${JSON.stringify(prompt)})];
+    const rates = [];
+    for (let i = 0; i < 3; i++) {
+      const r = generate(model, prompt, { maxNewTokens: ${DECODE}, stopIds: tokenizer.eosId !== null ? [tokenizer.eosId] : [], tokenizer, onToken: () => {} });
+      rates.push(r.stats.decodeTokensPerSecond);
+    }
+    console.log('result ' + JSON.stringify(rates));
+    await shutdown();`;
+  const file2 = path.join(path.dirname(file), 'tslm-warmed.mjs');
+  writeFileSync(file2, script);
+  const r = fresh([file2]);
+  const m = /result (\[.*\])/.exec(r.out);
+  if (!m) return { threads, prefill: null, decode: null, rss_mb: r.rss, first: null, note: `failed: ${r.out.trim().split('\n').slice(-3).join(' | ')}` };
+  const v = JSON.parse(m[1]) as number[];
+  return { threads, prefill: null, decode: v[2], rss_mb: r.rss, first: v[0], note: `one process, generations 1/2/3: ${v.map((x) => x.toFixed(1)).join(' / ')} tok/s` };
 }
 
 function llamaCppGenerate(file: string, threads: number): Omit<Row, 'model' | 'engine'> {
@@ -144,6 +175,16 @@ export async function benchQuant(opts: { threads?: number[]; log?: (line: string
           const r = { model: name, engine, ...go() };
           rows.push(r);
           log(`${name.padEnd(6)} ${String(t).padStart(3)}  ${engine.padEnd(30)} ${f(r.prefill)} ${f(r.decode)} ${f(r.rss_mb)}  ${r.note}`);
+        }
+        // The first run (item 4 of the issue): the CLI's first generation in a fresh process
+        // against a warmed process's third, each measured twice, alternating, on the first file.
+        for (let rep = 0; rep < 2; rep++) {
+          const cliRow = tslmGenerate(first, t, 'native'), w = tslmWarmed(first, t);
+          const { first: _, ...warm } = w;
+          const ratio = cliRow.decode !== null && w.decode ? cliRow.decode / w.decode : null;
+          const r = { model: name, engine: `tslm ${dtypes[0]} warmed (3rd gen.)`, ...warm, note: `${warm.note}; CLI first run ${cliRow.decode?.toFixed(1) ?? '—'} tok/s = ${ratio?.toFixed(2) ?? '—'}× warmed` };
+          rows.push(r);
+          log(`${name.padEnd(6)} ${String(t).padStart(3)}  ${r.engine.padEnd(30)} ${f(r.prefill)} ${f(r.decode)} ${f(r.rss_mb)}  ${r.note}`);
         }
       }
     }
