@@ -717,7 +717,8 @@ export class LlamaForCausalLM extends CausalLM {
       for (let a = 0; a < Tn; a += cache.room) parts.push(this.hidden(T.contiguous(T.slice(ids, 1, a, Math.min(Tn, a + cache.room))), cache, { padLeft: opts.padLeft }));
       return T.concat(parts, 1);
     }
-    if (cache && Tn <= MAX_PLAN_TOKENS && LlamaForCausalLM.decodePlans && cache.window === null && (!opts.tree || isChain(opts.tree, Tn)) &&
+    if (cache && Tn <= MAX_PLAN_TOKENS && LlamaForCausalLM.decodePlans && (cache.window === null || Tn === 1) && (!opts.tree || isChain(opts.tree, Tn)) &&
+      start + Tn <= this._rope.cos.shape[0] &&
       !opts.padLeft?.some((p) => p > 0) && !isGradEnabled() && !this._record) {
       // A decoding step (or a short chain to verify): the layers as a plan of kernel calls (the same values as below).
       const plan = this.decodePlan(B, Tn);

@@ -8,8 +8,8 @@
 // the generic path, in the same order (so the same values, bit for bit), plus the position.
 //
 // Used by LlamaForCausalLM.hidden for steps of T ≤ MAX_PLAN_TOKENS tokens (a decoding step, or
-// the chain of drafted tokens a speculative step verifies) with a plain KV cache (no sliding
-// window), no padding, no token tree other than a chain, and no autograd, when every layer is the
+// the chain of drafted tokens a speculative step verifies; one token per row with sliding-window
+// layers) with no padding, no token tree other than a chain, and no autograd, when every layer is the
 // plain graph (fused q/k/v and gate/up rows, no biases, no q/k norms, a dense SwiGLU MLP);
 // anything else takes the generic path.
 import { Tensor, isQuantized } from '../tensor/tensor.js';
@@ -90,9 +90,12 @@ export class DecodePlan {
   /** Embed ids (B, T) and run every layer at positions cache.length…, appending to the cache; returns h (before the final norm). */
   run(ids: Tensor, cache: KVCache): Tensor {
     const { s, B, Tn } = this, { D, Hq, Hkv, hd, I, eps } = s, n = B * Tn;
-    const start = cache.length, S = start + Tn;
-    if (S > cache.k[0].shape[2]) throw new ShapeError('KVCache', `cache of ${cache.maxLength} positions cannot hold ${S}`);
-    if (S > s.cos.shape[0]) throw new ShapeError('LlamaForCausalLM', `position ${start} is beyond the RoPE table of ${s.cos.shape[0]}`);
+    const start = cache.length, end = start + Tn, win = cache.window;
+    if (win !== null && Tn > 1) throw new ShapeError('DecodePlan', 'sliding-window layers take one token per row');
+    if (end > cache.maxLength) throw new ShapeError('KVCache', `cache of ${cache.maxLength} positions cannot hold ${end}`);
+    if (end > s.cos.shape[0]) throw new ShapeError('LlamaForCausalLM', `position ${end - 1} is beyond the RoPE table of ${s.cos.shape[0]}`);
+    // A rolling buffer drops what no later query sees when the new position does not fit.
+    if (win !== null) cache.reserve(Tn);
     if (ids.dtype !== 'i32' || !ids.isContiguous()) ids = T.contiguous(ids);
     const V = s.embed.shape[0], ip = ids.ptr >>> 2;
     for (let i = 0; i < n; i++) {
@@ -107,11 +110,15 @@ export class DecodePlan {
     for (let l = 0; l < s.layers.length; l++) {
       const L = s.layers[l], kc = cache.k[l], vc = cache.v[l];
       const [sKb, sKh, sKs] = kc.strides;
+      // Column a of this layer's buffer takes the new position; attention reads the keys from
+      // column c on: the query's window on a sliding-window layer, else every key.
+      const f = cache.firstOf(l), a = start - f, c = cache.windowed[l] ? Math.max(0, start - win! + 1) - f : 0, S = end - f - c;
+      if (a + Tn > kc.shape[2]) throw new ShapeError('KVCache', `layer ${l}'s buffer of ${kc.shape[2]} columns cannot hold positions ${f}…${end - 1}`);
       kernel('rmsnorm', [x, rstd, h, L.inNorm.ptr, n, D, eps], n * D);
       matmul(qkv, x, L.qkv, n, false);
-      kernel('rope_qkv', [qkv, kc.ptr + 4 * start * sKs, vc.ptr + 4 * start * sKs, cos, sin, B, Tn, Hq, Hkv, hd, sKb, sKh, sKs, 0], n * W);
+      kernel('rope_qkv', [qkv, kc.ptr + 4 * a * sKs, vc.ptr + 4 * a * sKs, cos, sin, B, Tn, Hq, Hkv, hd, sKb, sKh, sKs, 0], n * W);
       // q heads (B, Hq, T, hd) strided in qkv; keys and values (B, Hkv, S, hd) of the cache.
-      kernel('attention_fwd', [att, lse, qkv, kc.ptr, vc.ptr, B, Hq, Hkv, Tn, S, hd, hd, Tn * W, hd, W, sKb, sKh, sKs, sKb, sKh, sKs, scale, 1],
+      kernel('attention_fwd', [att, lse, qkv, kc.ptr + 4 * c * sKs, vc.ptr + 4 * c * sKs, B, Hq, Hkv, Tn, S, hd, hd, Tn * W, hd, W, sKb, sKh, sKs, sKb, sKh, sKs, scale, 1],
         B * Hq * Tn * S * (2 * hd + 8) / (Tn > 1 ? 2 : 1));
       // The attention output (B, Hq, T, hd) as rows (B·T, Hq·hd): with T > 1 a transposed copy.
       const o = Tn === 1 ? att : this.rowsOfAttention();
@@ -121,7 +128,7 @@ export class DecodePlan {
       kernel('swiglu', [act, gu, n, I], n * I * 4);
       matmul(h, act, L.down, n, true);
     }
-    cache.length = S;
+    cache.length = end;
     return this.h;
   }
 

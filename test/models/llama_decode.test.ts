@@ -135,8 +135,21 @@ test('the plan is actually taken, and rebuilt when a projection is wrapped by a 
   }
 });
 
-test('models the plan does not cover decode as before: sliding window, attention biases, q/k norms (Chameleon), mixture of experts', () => {
-  for (const over of [{ sliding_window: 4, model_type: 'mistral' }, { attention_bias: true }, { model_type: 'chameleon' }, { model_type: 'mixtral', num_local_experts: 4, num_experts_per_tok: 2 }]) {
+test('sliding-window layers (Mistral, window 4): one-token steps through the plan equal the generic layers as the rolling buffer rolls', () => {
+  const model = new LlamaForCausalLM(parseLlamaConfig(tinyLlamaConfig({ sliding_window: 4, model_type: 'mistral' })));
+  try {
+    for (const B of [1, 2]) {
+      const got = decodeBytes(model, B, 20, true);
+      assert.ok(plansOf(model) >= 1, 'a plan was made');
+      assertSame(got, decodeBytes(model, B, 20, false), `window 4, ${B} row(s)`);
+    }
+  } finally {
+    model.dispose();
+  }
+});
+
+test('models the plan does not cover decode as before: attention biases, q/k norms (Chameleon), mixture of experts', () => {
+  for (const over of [{ attention_bias: true }, { model_type: 'chameleon' }, { model_type: 'mixtral', num_local_experts: 4, num_experts_per_tok: 2 }]) {
     const model = new LlamaForCausalLM(parseLlamaConfig(tinyLlamaConfig(over)));
     try {
       const got = decodeBytes(model, 1, 4, true);

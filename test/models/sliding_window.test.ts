@@ -154,8 +154,9 @@ test('Qwen2 whose max_window_layers (default 28) covers every layer: a plain cac
 });
 
 test('continuous batching in a finite cache (as the server sizes it): rows drop shared padding (dropLeading) on rolled buffers; memory is returned', () => {
-  const { model } = load('mistral_window');
+  // Measured around the model too: it keeps its decoding plans' buffers (llama_decode.ts) until disposed.
   const before = heapStats().inUse;
+  const { model } = load('mistral_window');
   const batch = new DecodeBatch(model, 4, 24);
   const o = { maxNewTokens: 16, stopIds: [] as number[] };
   const p1 = [3, 9, 27, 17], p2 = [5, 6, 7, 8, 9, 10];
@@ -168,6 +169,6 @@ test('continuous batching in a finite cache (as the server sizes it): rows drop 
   assert.deepEqual(r1.result().ids[0], greedyNoCache(model, p1, 16), 'first request');
   assert.deepEqual(r2.result().ids[0], greedyNoCache(model, p2, 16), 'second request');
   batch.dispose();
-  assert.equal(heapStats().inUse, before);
   model.dispose();
+  assert.equal(heapStats().inUse, before);
 });
