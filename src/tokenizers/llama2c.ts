@@ -30,13 +30,28 @@ export class Llama2cTokenizer implements Tokenizer {
   readonly unkId: number | null = 0;
   readonly specialTokens: Map<string, number>;
   private readonly lookup = new Map<string, number>();
-  private readonly rawBytes: Uint8Array[];
+  /** Every token's UTF-8 bytes end to end (one buffer: 32K small arrays would cost ~10 MB of heap), token i at starts[i]…starts[i+1]. */
+  private readonly packed: Uint8Array;
+  private readonly starts: Int32Array;
   private readonly byteValue: Int16Array;
   /** Byte b's token: the "<0xXX>" piece; run.c assumes b + 3, which is the same in LLaMA's vocabulary. */
   private readonly byteIds: Int32Array;
 
   constructor(readonly vocab: string[], readonly scores: Float32Array, readonly maxTokenLength: number, readonly file = 'tokenizer.bin') {
-    this.rawBytes = vocab.map((v) => utf8Encoder.encode(v));
+    const starts = new Int32Array(vocab.length + 1);
+    let buf = new Uint8Array(Math.max(1024, 8 * vocab.length)), n = 0;
+    vocab.forEach((v, i) => {
+      starts[i] = n;
+      if (n + 3 * v.length > buf.length) {
+        const grown = new Uint8Array(Math.max(2 * buf.length, n + 3 * v.length));
+        grown.set(buf.subarray(0, n));
+        buf = grown;
+      }
+      n += utf8Encoder.encodeInto(v, buf.subarray(n)).written;
+    });
+    starts[vocab.length] = n;
+    this.packed = buf.slice(0, n);
+    this.starts = starts;
     // llama2.c's str_lookup is a bsearch over the sorted vocabulary; with duplicate strings it can
     // find either, so we take the first, as the sentencepiece export never has duplicates.
     vocab.forEach((v, i) => {
@@ -108,18 +123,24 @@ export class Llama2cTokenizer implements Tokenizer {
 
   /** The tokenizer.bin bytes. */
   serialize(): Uint8Array {
-    const total = 4 + this.rawBytes.reduce((s, b) => s + 8 + b.length, 0);
-    const out = new Uint8Array(total);
+    const V = this.vocab.length;
+    const out = new Uint8Array(4 + 8 * V + this.packed.length);
     const dv = new DataView(out.buffer);
     dv.setInt32(0, this.maxTokenLength, true);
     let pos = 4;
-    this.rawBytes.forEach((b, i) => {
+    for (let i = 0; i < V; i++) {
+      const b = this.raw(i);
       dv.setFloat32(pos, this.scores[i], true);
       dv.setInt32(pos + 4, b.length, true);
       out.set(b, pos + 8);
       pos += 8 + b.length;
-    });
+    }
     return out;
+  }
+
+  /** Token id's UTF-8 bytes (a view). */
+  private raw(id: number): Uint8Array {
+    return this.packed.subarray(this.starts[id], this.starts[id + 1]);
   }
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
@@ -189,7 +210,7 @@ export class Llama2cTokenizer implements Tokenizer {
       const b = this.byteValue[id];
       if (b >= 0) bytes.push(b);
       else {
-        let raw = this.rawBytes[id];
+        let raw = this.raw(id);
         if (atStart && raw[0] === 0x20) raw = raw.subarray(1);
         for (const x of raw) bytes.push(x);
       }
