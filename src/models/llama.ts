@@ -717,12 +717,13 @@ export class LlamaForCausalLM extends CausalLM {
       for (let a = 0; a < Tn; a += cache.room) parts.push(this.hidden(T.contiguous(T.slice(ids, 1, a, Math.min(Tn, a + cache.room))), cache, { padLeft: opts.padLeft }));
       return T.concat(parts, 1);
     }
+    const padded = opts.padLeft?.some((p) => p > 0) ?? false;
     if (cache && Tn <= MAX_PLAN_TOKENS && LlamaForCausalLM.decodePlans && (cache.window === null || Tn === 1) && (!opts.tree || isChain(opts.tree, Tn)) &&
-      start + Tn <= this._rope.cos.shape[0] &&
-      !opts.padLeft?.some((p) => p > 0) && !isGradEnabled() && !this._record) {
-      // A decoding step (or a short chain to verify): the layers as a plan of kernel calls (the same values as below).
+      start + Tn <= this._rope.cos.shape[0] && (!padded || (Tn === 1 && cache.window === null)) && !isGradEnabled() && !this._record) {
+      // A decoding step (or a short chain to verify): the layers as a plan of kernel calls (the
+      // same values as below; with left padding, attention over each row's own keys instead of a mask).
       const plan = this.decodePlan(B, Tn);
-      if (plan) return this.model.norm.forward(plan.run(ids, cache));
+      if (plan) return this.model.norm.forward(plan.run(ids, cache, padded ? opts.padLeft! : null));
     }
     if (cache) cache.reserve(Tn);
     // When every layer has a window, keys before the first query's window are never looked at:
@@ -888,10 +889,15 @@ export class LlamaForCausalLM extends CausalLM {
     return llamaConfigToJson(this.config);
   }
 
-  override dispose(): void {
-    super.dispose();
+  /** Free the buffers of the decoding plans made so far (they are made again when next needed). */
+  releaseDecodePlans(): void {
     for (const p of this._plans.values()) p.plan?.dispose();
     this._plans.clear();
+  }
+
+  override dispose(): void {
+    super.dispose();
+    this.releaseDecodePlans();
     this._rope.cos.dispose();
     this._rope.sin.dispose();
   }

@@ -87,11 +87,19 @@ export class DecodePlan {
     return this.attRows!.ptr;
   }
 
-  /** Embed ids (B, T) and run every layer at positions cache.length…, appending to the cache; returns h (before the final norm). */
-  run(ids: Tensor, cache: KVCache): Tensor {
+  /**
+   * Embed ids (B, T) and run every layer at positions cache.length…, appending to the cache;
+   * returns h (before the final norm). `padLeft` (one token per row, no sliding window): row b's
+   * first padLeft[b] positions are padding (continuous batching): its RoPE positions start after
+   * them and its attention reads the keys from there on, row by row (the generic path masks them).
+   */
+  run(ids: Tensor, cache: KVCache, padLeft: readonly number[] | null = null): Tensor {
     const { s, B, Tn } = this, { D, Hq, Hkv, hd, I, eps } = s, n = B * Tn;
     const start = cache.length, end = start + Tn, win = cache.window;
     if (win !== null && Tn > 1) throw new ShapeError('DecodePlan', 'sliding-window layers take one token per row');
+    if (padLeft && (Tn > 1 || win !== null)) throw new ShapeError('DecodePlan', 'left padding takes one token per row and no sliding window');
+    if (padLeft && padLeft.length !== B) throw new ShapeError('LlamaForCausalLM', `padLeft has ${padLeft.length} entries for a batch of ${B}`);
+    if (padLeft) for (let b = 0; b < B; b++) if (!(padLeft[b] >= 0 && padLeft[b] < end)) throw new ShapeError('LlamaForCausalLM', `row ${b} is all padding`);
     if (end > cache.maxLength) throw new ShapeError('KVCache', `cache of ${cache.maxLength} positions cannot hold ${end}`);
     if (end > s.cos.shape[0]) throw new ShapeError('LlamaForCausalLM', `position ${end - 1} is beyond the RoPE table of ${s.cos.shape[0]}`);
     // A rolling buffer drops what no later query sees when the new position does not fit.
@@ -116,10 +124,20 @@ export class DecodePlan {
       if (a + Tn > kc.shape[2]) throw new ShapeError('KVCache', `layer ${l}'s buffer of ${kc.shape[2]} columns cannot hold positions ${f}…${end - 1}`);
       kernel('rmsnorm', [x, rstd, h, L.inNorm.ptr, n, D, eps], n * D);
       matmul(qkv, x, L.qkv, n, false);
-      kernel('rope_qkv', [qkv, kc.ptr + 4 * a * sKs, vc.ptr + 4 * a * sKs, cos, sin, B, Tn, Hq, Hkv, hd, sKb, sKh, sKs, 0], n * W);
-      // q heads (B, Hq, T, hd) strided in qkv; keys and values (B, Hkv, S, hd) of the cache.
-      kernel('attention_fwd', [att, lse, qkv, kc.ptr + 4 * c * sKs, vc.ptr + 4 * c * sKs, B, Hq, Hkv, Tn, S, hd, hd, Tn * W, hd, W, sKb, sKh, sKs, sKb, sKh, sKs, scale, 1],
-        B * Hq * Tn * S * (2 * hd + 8) / (Tn > 1 ? 2 : 1));
+      if (padLeft) {
+        // Row by row: row b's token is at position start − pad, its keys from column pad on.
+        for (let b = 0; b < B; b++) {
+          const p = padLeft[b], q = qkv + 4 * b * W, k = kc.ptr + 4 * b * sKb, v = vc.ptr + 4 * b * sKb, r = 4 * (start - p) * half;
+          kernel('rope_qkv', [q, k + 4 * a * sKs, v + 4 * a * sKs, s.cos.ptr + r, s.sin.ptr + r, 1, 1, Hq, Hkv, hd, sKb, sKh, sKs, 0], W);
+          kernel('attention_fwd', [att + 4 * b * Hq * hd, lse + 4 * b * Hq, q, k + 4 * p * sKs, v + 4 * p * sKs, 1, Hq, Hkv, 1, end - p, hd, hd, W, hd, W, sKb, sKh, sKs, sKb, sKh, sKs, scale, 1],
+            Hq * (end - p) * (2 * hd + 8));
+        }
+      } else {
+        kernel('rope_qkv', [qkv, kc.ptr + 4 * a * sKs, vc.ptr + 4 * a * sKs, cos, sin, B, Tn, Hq, Hkv, hd, sKb, sKh, sKs, 0], n * W);
+        // q heads (B, Hq, T, hd) strided in qkv; keys and values (B, Hkv, S, hd) of the cache.
+        kernel('attention_fwd', [att, lse, qkv, kc.ptr + 4 * c * sKs, vc.ptr + 4 * c * sKs, B, Hq, Hkv, Tn, S, hd, hd, Tn * W, hd, W, sKb, sKh, sKs, sKb, sKh, sKs, scale, 1],
+          B * Hq * Tn * S * (2 * hd + 8) / (Tn > 1 ? 2 : 1));
+      }
       // The attention output (B, Hq, T, hd) as rows (B·T, Hq·hd): with T > 1 a transposed copy.
       const o = Tn === 1 ? att : this.rowsOfAttention();
       matmul(h, o, L.o, n, true);
