@@ -301,6 +301,7 @@ function addToRows(C: i32): void {
 const NS0: i32 = 0, NS1: i32 = 1, HS0: i32 = 2, HS1: i32 = 3;   // negative sampling label 0/1, HS code 0/1
 let chain: usize = 0;   // (row address, kind) pairs of the current prediction
 let chainRepeats = false;   // set by buildChain: a negative's row listed twice in the chain
+let chainG: usize = 0;      // the gradients of the chain's rows (f32), runChainFused's
 
 /**
  * List the output rows of one prediction of `target` in chain, as the reference visits them: the
@@ -462,7 +463,7 @@ let ctxCap: i32 = 0;
   return r;
 }
 
-/** Row k of the chain: its loss and gradient from its dot product f, the gradient stored as f32 over its kind. */
+/** Row k of the chain: its loss and gradient from its dot product f, the gradient stored at chainG. */
 // @ts-ignore: decorator
 @inline function chainGrad(k: usize, f: f32, alpha: f32): f64 {
   const slot = chain + (k << 3);
@@ -479,7 +480,7 @@ let ctxCap: i32 = 0;
     else if (f < <f32>-MAX_EXP) g = label * alpha;
     else g = (label - sigmoid(f)) * alpha;
   }
-  store<f32>(slot, g, 4);
+  store<f32>(chainG + (k << 2), g);
   return loss;
 }
 
@@ -491,7 +492,8 @@ let ctxCap: i32 = 0;
  * order as runChain sums neu1e — the same arithmetic as runChain with about half the loads and
  * stores, and no neu1e in memory. At the end of the pass the input row takes the gradient
  * (`addInto`, skip-gram: the reference's syn0[l1] += neu1e), or the gradient is stored in neu1e
- * (CBOW adds it to every context row). The gradients overwrite the chain's kinds.
+ * (CBOW adds it to every context row). The rows' gradients go to chainG; the chain is left as
+ * it is (skip-gram by position reuses it for the position's contexts).
  */
 function runChainFused(inp: usize, m_: i32, alpha: f32, addInto: bool): f64 {
   const m = <usize>m_;
@@ -522,7 +524,7 @@ function runChainFused(inp: usize, m_: i32, alpha: f32, addInto: bool): f64 {
     let e0 = f32x4.splat(0), e1 = f32x4.splat(0), e2 = f32x4.splat(0), e3 = f32x4.splat(0);
     for (let q = chain; q < end; q += 8) {
       const w = (<usize>load<i32>(q)) + o;
-      const gv = v128.load32_splat(q, 4);
+      const gv = v128.load32_splat(chainG + ((q - chain) >> 1));
       const w0 = v128.load(w), w1 = v128.load(w, 16), w2 = v128.load(w, 32), w3 = v128.load(w, 48);
       e0 = fma4(gv, w0, e0); e1 = fma4(gv, w1, e1); e2 = fma4(gv, w2, e2); e3 = fma4(gv, w3, e3);
       v128.store(w, fma4(gv, x0, w0)); v128.store(w, fma4(gv, x1, w1), 16);
@@ -541,7 +543,7 @@ function runChainFused(inp: usize, m_: i32, alpha: f32, addInto: bool): f64 {
     let e0 = f32x4.splat(0);
     for (let q = chain; q < end; q += 8) {
       const w = (<usize>load<i32>(q)) + o;
-      const gv = v128.load32_splat(q, 4);
+      const gv = v128.load32_splat(chainG + ((q - chain) >> 1));
       const w0 = v128.load(w);
       e0 = fma4(gv, w0, e0);
       v128.store(w, fma4(gv, x0, w0));
@@ -555,7 +557,7 @@ function runChainFused(inp: usize, m_: i32, alpha: f32, addInto: bool): f64 {
     let e: f32 = 0;
     for (let q = chain; q < end; q += 8) {
       const w = (<usize>load<i32>(q)) + o;
-      const g = load<f32>(q, 4), wi = load<f32>(w);
+      const g = load<f32>(chainG + ((q - chain) >> 1)), wi = load<f32>(w);
       e += g * wi;
       store<f32>(w, wi + g * x);
     }
@@ -729,7 +731,8 @@ export function trainSentence(n: i32, alpha: f32, window: i32, negative: i32, hs
   hsGM = hsD + ((<usize>ctxCap) << 2);
   hsGM2 = hsGM + ((<usize>ctxCap) << 2);
   hsGram = hsGM2 + ((<usize>ctxCap) << 2);
-  hsE = (hsGram + ((<usize>(ctxCap * ctxCap)) << 2) + 15) & ~15;
+  chainG = hsGram + ((<usize>(ctxCap * ctxCap)) << 2);
+  hsE = (chainG + ((<usize>(MAX_CODE_LENGTH + negative + 1)) << 2) + 15) & ~15;
   // Skip-gram trains a position's predictions together (hsPosition) when they share their output
   // rows: hierarchical softmax alone, or negatives shared by the position's contexts.
   const shared = sharedNeg && !cbow && negative > 0;
@@ -813,12 +816,10 @@ export function trainSentence(n: i32, alpha: f32, window: i32, negative: i32, hs
           if (c == pos) continue;
           const l1 = syn0 + <usize>load<i32>(sen + ((<usize>c) << 2)) * rowBytes;
           pairs++;
-          if (!byPosition) {
-            m = buildChain(word, negative, hs, false);
-            if (!chainRepeats) {
-              loss += runChainFused(l1, m, alpha, true);
-              continue;
-            }
+          if (!byPosition) m = buildChain(word, negative, hs, false);
+          if (byPosition || !chainRepeats) {   // the rows are distinct
+            loss += runChainFused(l1, m, alpha, true);
+            continue;
           }
           zero(neu1e);
           loss += runChain(l1, m, alpha);
