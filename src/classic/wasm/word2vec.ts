@@ -6,6 +6,9 @@
 // the weights in the imported shared memory, which every worker thread updates without locks
 // (Hogwild, as word2vec.c). Reference: trainRange/predict in ../word2vec-kernel.ts; the two
 // draw the same random numbers in the same order (xorshift32: window shrink, then negatives).
+// A prediction whose output rows are distinct (unless a negative was drawn twice) takes all its
+// dot products first and then updates its rows in one pass, the input gradient in registers
+// (runChainFused); otherwise one row after the other (runChain).
 // Skip-gram with hierarchical softmax alone, or with negatives shared by a position's contexts
 // (the sharedNegatives option), goes row by row through a position's predictions (hsPosition):
 // the same updates in the same order, with far less traffic on the tree's top rows that all
