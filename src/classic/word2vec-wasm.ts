@@ -13,10 +13,10 @@ export const DRAW_BLOCK = 8;
 /** i32 slots of a thread's draw-ahead buffer: DRAW_BLOCK window shrinks, the block's negatives,
  *  the (row, kind) list of one prediction (Huffman path, target, negatives), and the scratch of
  *  predictions by position (hsPosition in wasm/word2vec.ts): for 2·window contexts, their rows, dot products with a row, gradients for
- *  two rows, Gram matrix and (16-byte aligned) input gradients of dim floats. */
+ *  two rows, Gram matrix, the gradients of one prediction's rows (runChainFused) and (16-byte aligned) input gradients of dim floats. */
 export const drawSlots = (window: number, negative: number, dim: number): number =>
   DRAW_BLOCK * (1 + 2 * window * negative) + 2 * (MAX_CODE_LENGTH + negative + 1) +
-  4 * (2 * window) + (2 * window) ** 2 + 4 + 2 * window * dim;
+  4 * (2 * window) + (2 * window) ** 2 + (MAX_CODE_LENGTH + negative + 1) + 4 + 2 * window * dim;
 
 /** Bytes at the bottom of the memory left to the module's own static data. */
 export const RESERVED_BYTES = 65536;

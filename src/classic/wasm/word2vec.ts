@@ -6,6 +6,9 @@
 // the weights in the imported shared memory, which every worker thread updates without locks
 // (Hogwild, as word2vec.c). Reference: trainRange/predict in ../word2vec-kernel.ts; the two
 // draw the same random numbers in the same order (xorshift32: window shrink, then negatives).
+// A prediction whose output rows are distinct (unless a negative was drawn twice) takes all its
+// dot products first and then updates its rows in one pass, the input gradient in registers
+// (runChainFused); otherwise one row after the other (runChain).
 // Skip-gram with hierarchical softmax alone, or with negatives shared by a position's contexts
 // (the sharedNegatives option), goes row by row through a position's predictions (hsPosition):
 // the same updates in the same order, with far less traffic on the tree's top rows that all
@@ -300,6 +303,8 @@ function addToRows(C: i32): void {
 // Kinds of output rows in a prediction's chain.
 const NS0: i32 = 0, NS1: i32 = 1, HS0: i32 = 2, HS1: i32 = 3;   // negative sampling label 0/1, HS code 0/1
 let chain: usize = 0;   // (row address, kind) pairs of the current prediction
+let chainRepeats = false;   // set by buildChain: a negative's row listed twice in the chain
+let chainG: usize = 0;      // the gradients of the chain's rows (f32), runChainFused's
 
 /**
  * List the output rows of one prediction of `target` in chain, as the reference visits them: the
@@ -311,6 +316,7 @@ let chain: usize = 0;   // (row address, kind) pairs of the current prediction
  */
 function buildChain(target: i32, negative: i32, hs: bool, shared: bool): i32 {
   let m: usize = 0;
+  chainRepeats = false;
   if (hs) {
     const base = <usize>(target * MAX_CODE_LENGTH);
     const len = <usize>load<u8>(codeLen + <usize>target);
@@ -329,10 +335,11 @@ function buildChain(target: i32, negative: i32, hs: bool, shared: bool): i32 {
       const t = load<i32>(negAt + ((<usize>d) << 2));
       if (t == target) continue;
       const row = <i32>(syn1neg + <usize>t * rowBytes);
-      if (shared) {
-        let seen = false;
-        for (let q = first + 1; q < m; q++) if (load<i32>(chain + (q << 3)) == row) seen = true;
-        if (seen) continue;
+      let seen = false;
+      for (let q = first + 1; q < m; q++) if (load<i32>(chain + (q << 3)) == row) seen = true;
+      if (seen) {
+        if (shared) continue;
+        chainRepeats = true;
       }
       store<i32>(chain + (m << 3), row);
       store<i32>(chain + (m << 3), NS0, 4);
@@ -457,6 +464,110 @@ let ctxCap: i32 = 0;
     r = fma4(wi, x, r);
   }
   return r;
+}
+
+/** Row k of the chain: its loss and gradient from its dot product f, the gradient stored at chainG. */
+// @ts-ignore: decorator
+@inline function chainGrad(k: usize, f: f32, alpha: f32): f64 {
+  const slot = chain + (k << 3);
+  const kind = load<i32>(slot, 4);
+  let g: f32 = 0, loss: f64 = 0;
+  if (kind >= HS0) {
+    const code = kind - HS0;
+    loss = nls(code ? -<f64>f : <f64>f);
+    if (f > <f32>-MAX_EXP && f < <f32>MAX_EXP) g = ((code ? <f32>0 : <f32>1) - sigmoid(f)) * alpha;
+  } else {
+    const label = <f32>kind;
+    loss = nls(kind ? <f64>f : -<f64>f);
+    if (f > <f32>MAX_EXP) g = (label - 1) * alpha;
+    else if (f < <f32>-MAX_EXP) g = label * alpha;
+    else g = (label - sigmoid(f)) * alpha;
+  }
+  store<f32>(chainG + (k << 2), g);
+  return loss;
+}
+
+/**
+ * runChain when the chain's rows are distinct (no negative drawn twice, which buildChain reports
+ * in chainRepeats): then no row's update changes another row's dot product, so all the dot
+ * products are taken first, four rows to one pass over the input, and every row is then updated
+ * in a second pass that keeps the input gradient in registers, summed over the rows in chain
+ * order as runChain sums neu1e — the same arithmetic as runChain with about half the loads and
+ * stores, and no neu1e in memory. At the end of the pass the input row takes the gradient
+ * (`addInto`, skip-gram: the reference's syn0[l1] += neu1e), or the gradient is stored in neu1e
+ * (CBOW adds it to every context row). The rows' gradients go to chainG; the chain is left as
+ * it is (skip-gram by position reuses it for the position's contexts).
+ */
+function runChainFused(inp: usize, m_: i32, alpha: f32, addInto: bool): f64 {
+  const m = <usize>m_;
+  let loss: f64 = 0;
+  let k: usize = 0;
+  for (; k + 4 <= m; k += 4) {
+    const q = chain + (k << 3);
+    const d = dot4(inp, <usize>load<i32>(q), <usize>load<i32>(q, 8), <usize>load<i32>(q, 16), <usize>load<i32>(q, 24));
+    loss += chainGrad(k, f32x4.extract_lane(d, 0), alpha);
+    loss += chainGrad(k + 1, f32x4.extract_lane(d, 1), alpha);
+    loss += chainGrad(k + 2, f32x4.extract_lane(d, 2), alpha);
+    loss += chainGrad(k + 3, f32x4.extract_lane(d, 3), alpha);
+  }
+  if (k + 2 <= m) {
+    const q = chain + (k << 3);
+    const f = dot2(inp, <usize>load<i32>(q), <usize>load<i32>(q, 8));
+    loss += chainGrad(k, f, alpha);
+    loss += chainGrad(k + 1, dotB, alpha);
+    k += 2;
+  }
+  if (k < m) loss += chainGrad(k, dot(inp, <usize>load<i32>(chain + (k << 3))), alpha);
+
+  const n = dim, out = neu1e, end = chain + (m << 3);
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const o = (<usize>i) << 2;
+    const x0 = v128.load(inp + o), x1 = v128.load(inp + o, 16), x2 = v128.load(inp + o, 32), x3 = v128.load(inp + o, 48);
+    let e0 = f32x4.splat(0), e1 = f32x4.splat(0), e2 = f32x4.splat(0), e3 = f32x4.splat(0);
+    for (let q = chain; q < end; q += 8) {
+      const w = (<usize>load<i32>(q)) + o;
+      const gv = v128.load32_splat(chainG + ((q - chain) >> 1));
+      const w0 = v128.load(w), w1 = v128.load(w, 16), w2 = v128.load(w, 32), w3 = v128.load(w, 48);
+      e0 = fma4(gv, w0, e0); e1 = fma4(gv, w1, e1); e2 = fma4(gv, w2, e2); e3 = fma4(gv, w3, e3);
+      v128.store(w, fma4(gv, x0, w0)); v128.store(w, fma4(gv, x1, w1), 16);
+      v128.store(w, fma4(gv, x2, w2), 32); v128.store(w, fma4(gv, x3, w3), 48);
+    }
+    if (addInto) {
+      v128.store(inp + o, f32x4.add(x0, e0)); v128.store(inp + o, f32x4.add(x1, e1), 16);
+      v128.store(inp + o, f32x4.add(x2, e2), 32); v128.store(inp + o, f32x4.add(x3, e3), 48);
+    } else {
+      v128.store(out + o, e0); v128.store(out + o, e1, 16); v128.store(out + o, e2, 32); v128.store(out + o, e3, 48);
+    }
+  }
+  for (; i + 4 <= n; i += 4) {
+    const o = (<usize>i) << 2;
+    const x0 = v128.load(inp + o);
+    let e0 = f32x4.splat(0);
+    for (let q = chain; q < end; q += 8) {
+      const w = (<usize>load<i32>(q)) + o;
+      const gv = v128.load32_splat(chainG + ((q - chain) >> 1));
+      const w0 = v128.load(w);
+      e0 = fma4(gv, w0, e0);
+      v128.store(w, fma4(gv, x0, w0));
+    }
+    if (addInto) v128.store(inp + o, f32x4.add(x0, e0));
+    else v128.store(out + o, e0);
+  }
+  for (; i < n; i++) {
+    const o = (<usize>i) << 2;
+    const x = load<f32>(inp + o);
+    let e: f32 = 0;
+    for (let q = chain; q < end; q += 8) {
+      const w = (<usize>load<i32>(q)) + o;
+      const g = load<f32>(chainG + ((q - chain) >> 1)), wi = load<f32>(w);
+      e += g * wi;
+      store<f32>(w, wi + g * x);
+    }
+    if (addInto) store<f32>(inp + o, x + e);
+    else store<f32>(out + o, e);
+  }
+  return loss;
 }
 
 /**
@@ -595,7 +706,11 @@ function hsPosition(C: i32, K: i32, alpha: f32): f64 {
 /** Read one word of each 64-byte line of a row, so that its cache misses overlap. */
 // @ts-ignore: decorator
 @inline function touch(row: usize, acc: i32): i32 {
-  for (let o: usize = 0; o < rowBytes; o += 64) acc ^= load<i32>(row + o);
+  // Four lines a step: fewer instructions between the loads, so more of them are in flight.
+  const rb = rowBytes;
+  let o: usize = 0;
+  for (; o + 256 <= rb; o += 256) acc ^= load<i32>(row + o) ^ load<i32>(row + o, 64) ^ load<i32>(row + o, 128) ^ load<i32>(row + o, 192);
+  for (; o < rb; o += 64) acc ^= load<i32>(row + o);
   return acc;
 }
 
@@ -619,7 +734,8 @@ export function trainSentence(n: i32, alpha: f32, window: i32, negative: i32, hs
   hsGM = hsD + ((<usize>ctxCap) << 2);
   hsGM2 = hsGM + ((<usize>ctxCap) << 2);
   hsGram = hsGM2 + ((<usize>ctxCap) << 2);
-  hsE = (hsGram + ((<usize>(ctxCap * ctxCap)) << 2) + 15) & ~15;
+  chainG = hsGram + ((<usize>(ctxCap * ctxCap)) << 2);
+  hsE = (chainG + ((<usize>(MAX_CODE_LENGTH + negative + 1)) << 2) + 15) & ~15;
   // Skip-gram trains a position's predictions together (hsPosition) when they share their output
   // rows: hierarchical softmax alone, or negatives shared by the position's contexts.
   const shared = sharedNeg && !cbow && negative > 0;
@@ -670,8 +786,11 @@ export function trainSentence(n: i32, alpha: f32, window: i32, negative: i32, hs
           C++;
         }
         meanRows(C);
-        zero(neu1e);
-        loss += runChain(neu1, buildChain(word, negative, hs, false), alpha);
+        const m = buildChain(word, negative, hs, false);
+        if (chainRepeats) {
+          zero(neu1e);
+          loss += runChain(neu1, m, alpha);
+        } else loss += runChainFused(neu1, m, alpha, false);
         pairs++;
         addToRows(C);
       } else {
@@ -699,9 +818,14 @@ export function trainSentence(n: i32, alpha: f32, window: i32, negative: i32, hs
         for (let c = lo; c <= hi; c++) {
           if (c == pos) continue;
           const l1 = syn0 + <usize>load<i32>(sen + ((<usize>c) << 2)) * rowBytes;
-          zero(neu1e);
-          loss += runChain(l1, byPosition ? m : buildChain(word, negative, hs, false), alpha);
           pairs++;
+          if (!byPosition) m = buildChain(word, negative, hs, false);
+          if (byPosition || !chainRepeats) {   // the rows are distinct
+            loss += runChainFused(l1, m, alpha, true);
+            continue;
+          }
+          zero(neu1e);
+          loss += runChain(l1, m, alpha);
           addTo(l1, neu1e);
         }
       }
