@@ -27,12 +27,7 @@ export function formatArpaNumber(x: number): string {
  */
 function packedArpa(model: BackoffNgramModel): { pool: Uint8Array; wOff: Int32Array; orders: Generator<ArpaOrder> } {
   const { counts, prob, bo } = model.packed!, { vocab, order } = model, V = vocab.size;
-  const enc = new TextEncoder();
-  const wordBytes = vocab.words.map((w) => enc.encode(w));
-  const wOff = new Int32Array(V + 1);
-  for (let i = 0; i < V; i++) wOff[i + 1] = wOff[i] + wordBytes[i].length;
-  const pool = new Uint8Array(wOff[V]);
-  for (let i = 0; i < V; i++) pool.set(wordBytes[i], wOff[i]);
+  const { pool, wOff } = vocabBytes(vocab.words);
   function* orders(): Generator<ArpaOrder> {
     yield { n: 1, prob: prob[0], bo: bo[0], sw: null, sc: null, total: V };
     // The previous order's entries in ARPA order.
@@ -51,6 +46,29 @@ function packedArpa(model: BackoffNgramModel): { pool: Uint8Array; wOff: Int32Ar
     }
   }
   return { pool, wOff, orders: orders() };
+}
+
+/**
+ * The UTF-8 bytes of words, word i at pool[wOff[i] .. wOff[i + 1]): one encoding of the words
+ * joined by newlines (one call instead of one per word), or word by word when a word itself
+ * holds a newline.
+ */
+export function vocabBytes(words: readonly string[]): { pool: Uint8Array; wOff: Int32Array } {
+  const V = words.length, wOff = new Int32Array(V + 1);
+  const joined = new TextEncoder().encode(words.join('\n'));
+  const pool = new Uint8Array(joined.length);
+  let k = 0, p = 0;
+  for (let i = 0; i < joined.length; i++) {
+    const c = joined[i];
+    if (c === 10) { if (++k < V) wOff[k] = p; } else pool[p++] = c;
+  }
+  if (k === Math.max(0, V - 1)) { wOff[V] = p; return { pool: pool.subarray(0, p), wOff }; }
+  // A word holds a newline: word by word.
+  const enc = new TextEncoder(), wordBytes = words.map((w) => enc.encode(w));
+  for (let i = 0; i < V; i++) wOff[i + 1] = wOff[i] + wordBytes[i].length;
+  const whole = new Uint8Array(wOff[V]);
+  for (let i = 0; i < V; i++) whole.set(wordBytes[i], wOff[i]);
+  return { pool: whole, wOff };
 }
 
 function checkBackoff(model: NgramModel): asserts model is BackoffNgramModel {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import {
   BackoffNgramModel, ClassicFormatError, ClassicInputError, countNgrams, countNgramsFile, estimate, formatArpaNumber, readArpa,
   readSentences, toArpa, tokenize, trainNgram, trainNgramFile, writeArpaNumber,
-  countNgramsFileParallel, trainNgramFileParallel, writeArpaParallel,
+  countNgramsFileParallel, trainNgramFileParallel, writeArpaParallel, vocabBytes,
 } from '../../src/classic/index.js';
 import { ByteWordIndex, readWordIds, utf8SpaceAt } from '../../src/classic/packed.js';
 import { brownSentences, fixtureFile, fixtureJson } from './common.js';
@@ -191,6 +191,16 @@ test('awkward models: order 1, order 7, more than 65,536 words, Chinese characte
   const back = readArpa(write('zh.arpa', toArpa(mz)), { mode: 'char' });
   const a = mz.scoreText(zh[1]).logProb, b = back.scoreText(zh[1]).logProb;
   assert.ok(Math.abs(a - b) < 1e-6 * Math.abs(a), `${a} vs ${b}`);
+});
+
+test('vocabulary bytes in one encoding equal each word\'s own (Chinese, a lone surrogate, a word holding a newline)', () => {
+  const enc = new TextEncoder();
+  for (const words of [['<unk>', '<s>', '</s>', '中文', 'a\ud800', '', 'é'], ['<unk>', 'a\nb', '\n', 'x'], ['<unk>']]) {
+    const { pool, wOff } = vocabBytes(words);
+    assert.equal(wOff.length, words.length + 1);
+    words.forEach((w, i) => assert.deepEqual(Array.from(pool.subarray(wOff[i], wOff[i + 1])), Array.from(enc.encode(w)), JSON.stringify(w)));
+    assert.equal(wOff[words.length], words.reduce((n, w) => n + enc.encode(w).length, 0));
+  }
 });
 
 test('bad input: missing file, reserved tokens and over-long lines name the file and line', () => {
