@@ -626,18 +626,33 @@ function countOfCounts(an: Float64Array): number[] {
 }
 
 /**
- * Per context c of `cs` (the context of entry e is ctx[e], or 0 for all when ctx is null): Σ a(ctx ·)
- * and γ = D1 N1 + D2 N2 + D3+ N3+ (N_k: continuations with adjusted count k, 3+). Four numbers
- * side by side per context (one cache line for the random reads here and in `interpolate`):
- * Σ a, γ / Σ a, γ, and a spare (N1..N3+ while counting).
+ * Per context c < cs (the context of entry e is ctx[e]): Σ a(ctx ·) and γ = D1 N1 + D2 N2 + D3+ N3+
+ * (N_k: continuations with adjusted count k, 3+). Four numbers side by side per context (one
+ * cache line for the random reads here and in `interpolate`): Σ a, γ / Σ a, γ, and a spare
+ * (N1..N3+ while counting).
  */
-function contextStats(an: Float64Array, ctx: Int32Array | null, size: number, cs: number, D: [number, number, number]): Float64Array {
+function contextStats(an: Float64Array, ctx: Int32Array, size: number, cs: number, D: [number, number, number]): Float64Array {
   const st = new Float64Array(cs * 4);
   for (let e = 0; e < size; e++) {
-    const x = an[e], q = ctx ? ctx[e] * 4 : 0;
+    const x = an[e], q = ctx[e] * 4;
     st[q] += x;
     if (x >= 3) st[q + 3]++; else if (x === 2) st[q + 2]++; else if (x === 1) st[q + 1]++;
   }
+  return gammas(st, D);
+}
+
+/** contextStats for unigrams: their one (empty) context. */
+function unigramStats(an: Float64Array, D: [number, number, number]): Float64Array {
+  const st = new Float64Array(4);
+  for (let e = 0; e < an.length; e++) {
+    const x = an[e];
+    st[0] += x;
+    if (x >= 3) st[3]++; else if (x === 2) st[2]++; else if (x === 1) st[1]++;
+  }
+  return gammas(st, D);
+}
+
+function gammas(st: Float64Array, D: [number, number, number]): Float64Array {
   const [d1, d2, d3] = D;
   for (let q = 0; q < st.length; q += 4) {
     const g = d1 * st[q + 1] + d2 * st[q + 2] + d3 * st[q + 3];
@@ -653,17 +668,24 @@ function pow10(logs: Float64Array): Float64Array {
   return out;
 }
 
-/**
- * log10 of (a - D(a)) / Σ a(ctx ·) + γ(ctx) / Σ a(ctx ·) · p_lower for each entry: p_lower is
- * lower[suffix[e]], or `uniform` when lower is null (unigrams; ctx null: the one empty context).
- */
-function interpolate(an: Float64Array, ctx: Int32Array | null, suf: Int32Array | null, size: number, st: Float64Array,
-  lower: Float64Array | null, D: [number, number, number], uniform: number): Float64Array {
+/** log10 of (a - D(a)) / Σ a(ctx ·) + γ(ctx) / Σ a(ctx ·) · lower[suffix[e]] for each entry. */
+function interpolate(an: Float64Array, ctx: Int32Array, suf: Int32Array, size: number, st: Float64Array, lower: Float64Array, D: [number, number, number]): Float64Array {
   const p = new Float64Array(size), [d1, d2, d3] = D;
   for (let e = 0; e < size; e++) {
-    const x = an[e], q = ctx ? ctx[e] * 4 : 0;
+    const x = an[e], q = ctx[e] * 4;
     const d = x >= 3 ? d3 : x === 2 ? d2 : x === 1 ? d1 : 0;
-    p[e] = Math.log10((x - d) / st[q] + st[q + 1] * (lower ? lower[suf![e]] : uniform));
+    p[e] = Math.log10((x - d) / st[q] + st[q + 1] * lower[suf[e]]);
+  }
+  return p;
+}
+
+/** interpolate for unigrams: one context, and the uniform distribution below. */
+function interpolateUnigrams(an: Float64Array, st: Float64Array, D: [number, number, number], uniform: number): Float64Array {
+  const p = new Float64Array(an.length), [d1, d2, d3] = D;
+  for (let e = 0; e < an.length; e++) {
+    const x = an[e];
+    const d = x >= 3 ? d3 : x === 2 ? d2 : x === 1 ? d1 : 0;
+    p[e] = Math.log10((x - d) / st[0] + st[1] * uniform);
   }
   return p;
 }
@@ -707,21 +729,21 @@ export function estimateKneserNey(counts: NgramCounts, modified: boolean, opts: 
   const D = estimateDiscounts(a.map(countOfCounts), modified, opts);
   // 3. Per context: Σ a(ctx ·) and γ(ctx) (see contextStats). Contexts of order n live at the
   //    order n-1 entry; the unigrams' one context is the empty one.
-  const uni = contextStats(a[0], null, V, 1, D[0]);
+  const uni = unigramStats(a[0], D[0]);
   const stat: Float64Array[] = [];
   for (let n = 2; n <= N; n++) stat.push(contextStats(a[n - 1], G[n - 2].ctx, G[n - 2].size, size(n - 1), D[n - 1]));
   // 4. Interpolated log10 probabilities, bottom-up (the lower order is already a probability);
   //    unigrams interpolate with the uniform distribution over the vocabulary without <s>.
   const prob: Float64Array[] = [];
   {
-    const p = interpolate(a[0], null, null, V, uni, null, D[0], 1 / (V - 1));
+    const p = interpolateUnigrams(a[0], uni, D[0], 1 / (V - 1));
     p[BOS_ID] = -99;
     prob.push(p);
   }
   for (let n = 2; n <= N; n++) {
     const g = G[n - 2];
     // The lower order's probabilities, once each (an n-gram's suffix is shared by several n-grams).
-    prob.push(interpolate(a[n - 1], g.ctx, g.suffix, g.size, stat[n - 2], pow10(prob[n - 2]), D[n - 1], 0));
+    prob.push(interpolate(a[n - 1], g.ctx, g.suffix, g.size, stat[n - 2], pow10(prob[n - 2]), D[n - 1]));
   }
   // 5. Backoff weights: log10 γ(ctx) for every n-gram below the highest order.
   const bo: (Float64Array | null)[] = [];
