@@ -37,15 +37,18 @@ function packedArpa(model: BackoffNgramModel): { pool: Uint8Array; wOff: Int32Ar
       const { sorted, sw, sc } = sortGrams(g, V, prevSorted, n === 2 ? V : counts.grams[n - 3].size);
       prevSorted = sorted;
       // Gathered into ARPA order (tight loops, so the random reads overlap).
-      const m = g.size, p = prob[n - 1], b = bo[n - 1];
-      const sp = new Float64Array(m);
-      for (let j = 0; j < m; j++) sp[j] = p[sorted[j]];
-      let sb: Float64Array | null = null;
-      if (b) { sb = new Float64Array(m); for (let j = 0; j < m; j++) sb[j] = b[sorted[j]]; }
-      yield { n, prob: sp, bo: sb, sw, sc, total: m };
+      const b = bo[n - 1];
+      yield { n, prob: gather(prob[n - 1], sorted), bo: b ? gather(b, sorted) : null, sw, sc, total: g.size };
     }
   }
   return { pool, wOff, orders: orders() };
+}
+
+/** out[j] = x[index[j]]. */
+function gather(x: Float64Array, index: Int32Array): Float64Array {
+  const out = new Float64Array(index.length);
+  for (let j = 0; j < index.length; j++) out[j] = x[index[j]];
+  return out;
 }
 
 /**

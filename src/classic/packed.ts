@@ -190,13 +190,28 @@ export function addOrders(tables: GramTable[], ents: Int32Array[], T: Int32Array
  * Returns the entries in order, each one's last word, and the place of its context in prevSorted.
  */
 export function sortGrams(t: GramTable, vocabSize: number, prevSorted: Int32Array | null, prevSize: number): { sorted: Int32Array; sw: Int32Array; sc: Int32Array } {
+  // Each pass is a function of its own, so V8 optimises it once for every order.
   const n = t.size, ctx = t.ctx, word = t.word;
-  const byWord = new Int32Array(n), sorted = new Int32Array(n), sw = new Int32Array(n), sc = new Int32Array(n);
-  const cw = new Int32Array(vocabSize + 1);
+  const { byWord, ends } = sortByWord(word, n, vocabSize);
+  // Group starts by context entry, the groups in the contexts' order (sc is filled group by group).
+  const sc = new Int32Array(n);
+  const start = groupStarts(ctx, n, prevSorted, prevSize, sc);
+  const sorted = new Int32Array(n), sw = new Int32Array(n);
+  scatterByContext(byWord, ends, vocabSize, ctx, start, sorted, sw);
+  return { sorted, sw, sc };
+}
+
+/** Entries 0..n-1 by word (a counting sort); ends[w]: the end of word w's run in byWord. */
+function sortByWord(word: Int32Array, n: number, vocabSize: number): { byWord: Int32Array; ends: Int32Array } {
+  const byWord = new Int32Array(n), cw = new Int32Array(vocabSize + 1);
   for (let e = 0; e < n; e++) cw[word[e] + 1]++;
   for (let i = 1; i <= vocabSize; i++) cw[i] += cw[i - 1];
   for (let e = 0; e < n; e++) byWord[cw[word[e]]++] = e;
-  // Group starts by context entry, the groups in the contexts' order (sc is filled group by group).
+  return { byWord, ends: cw };
+}
+
+/** Where each context's group starts (groups in the order prevSorted gives the contexts); sc[j]: the place in prevSorted of line j's context. */
+function groupStarts(ctx: Int32Array, n: number, prevSorted: Int32Array | null, prevSize: number, sc: Int32Array): Int32Array {
   const start = new Int32Array(prevSize);
   for (let e = 0; e < n; e++) start[ctx[e]]++;
   for (let r = 0, at = 0; r < prevSize; r++) {
@@ -204,15 +219,18 @@ export function sortGrams(t: GramTable, vocabSize: number, prevSorted: Int32Arra
     start[c] = at;
     for (const end = at + k; at < end; at++) sc[at] = r;
   }
-  // byWord runs through the words in order: cw[w] is now the end of word w's run.
+  return start;
+}
+
+/** Entries taken in word order, each put next in its context's group: sorted (the entry) and sw (its word). */
+function scatterByContext(byWord: Int32Array, ends: Int32Array, vocabSize: number, ctx: Int32Array, start: Int32Array, sorted: Int32Array, sw: Int32Array): void {
   for (let w = 0, j = 0; w < vocabSize; w++) {
-    for (const end = cw[w]; j < end; j++) {
+    for (const end = ends[w]; j < end; j++) {
       const e = byWord[j], at = start[ctx[e]]++;
       sorted[at] = e;
       sw[at] = w;
     }
   }
-  return { sorted, sw, sc };
 }
 
 /** True for the UTF-8 encoding of a character that JavaScript's `\s` matches, starting at b[i] (< end). Returns its length, or 0. */
