@@ -1,25 +1,30 @@
-// The ARPA writer's thread (writeArpaParallel in arpa.ts): it receives each order's n-grams
-// already in ARPA order, writes their text to the open file, and says 'done' after \end\.
-// Meanwhile the main thread sorts the next order.
+// The ARPA writer's thread (ArpaWriterThread in arpa.ts). It starts from the counts' keys (each
+// order's context entries and last words) and sorts them into ARPA order while the main thread
+// estimates the model; then it receives the model's numbers and the open file, writes the text,
+// and says 'done' after \end\.
 import { parentPort, workerData } from 'node:worker_threads';
 import { writeSync } from 'node:fs';
-import { ArpaTextWriter, type ArpaOrder } from './arpa-text.js';
+import { ArpaTextWriter } from './arpa-text.js';
+import { arpaSorts, type ArpaSort } from './packed.js';
 
-const { fd, pool, wOff, order, counts } = workerData as { fd: number; pool: Uint8Array; wOff: Int32Array; order: number; counts: number[] };
-const w = new ArpaTextWriter(pool, wOff, order);
-const put = (c: Uint8Array | null): void => {
-  if (!c) return;
-  let off = 0;
-  while (off < c.length) off += writeSync(fd, c, off, c.length - off);
-};
-put(w.header(counts));
-parentPort!.on('message', (o: ArpaOrder | null) => {
-  if (o === null) {
-    put(w.end());
-    parentPort!.postMessage('done');
-    parentPort!.close();
-    return;
+const { pool, wOff, grams } = workerData as { pool: Uint8Array; wOff: Int32Array; grams: { ctx: Int32Array; word: Int32Array; size: number }[] };
+const order = grams.length + 1;
+const sorts: ArpaSort[] = Array.from(arpaSorts(grams, wOff.length - 1));
+grams.length = 0; // the keys are not needed any more
+
+parentPort!.once('message', (m: { fd: number; counts: number[]; prob: Float64Array[]; bo: (Float64Array | null)[] }) => {
+  const put = (c: Uint8Array | null): void => {
+    if (!c) return;
+    let off = 0;
+    while (off < c.length) off += writeSync(m.fd, c, off, c.length - off);
+  };
+  const w = new ArpaTextWriter(pool, wOff, order);
+  put(w.header(m.counts));
+  for (const s of sorts) {
+    put(w.begin({ n: s.n, prob: m.prob[s.n - 1], bo: m.bo[s.n - 1], at: s.sorted, sw: s.sw, sc: s.sc, total: s.total }));
+    for (let c = w.fill(); c; c = w.fill()) put(c);
   }
-  put(w.begin(o));
-  for (let c = w.fill(); c; c = w.fill()) put(c);
+  put(w.end());
+  parentPort!.postMessage('done');
+  parentPort!.close();
 });

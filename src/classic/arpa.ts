@@ -3,10 +3,10 @@
 import { openSync, writeSync, closeSync, statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { NgramTable } from './table.js';
-import { sortGrams } from './packed.js';
+import { arpaSorts } from './packed.js';
 import { ArpaTextWriter, type ArpaOrder } from './arpa-text.js';
 export { writeArpaNumber } from './arpa-text.js';
-import { BackoffNgramModel, NgramModel, Vocab, UNK, BOS, EOS, UNK_ID } from './ngram.js';
+import { BackoffNgramModel, NgramModel, Vocab, UNK, BOS, EOS, UNK_ID, type NgramCounts } from './ngram.js';
 import { ClassicFormatError, ClassicInputError } from './errors.js';
 import { readLines, type TokenMode } from './text.js';
 import { quoteShort } from '../tokenizers/guard.js';
@@ -26,29 +26,12 @@ export function formatArpaNumber(x: number): string {
  * orders sorted by word id: two counting sorts per order), and the vocabulary's UTF-8 bytes.
  */
 function packedArpa(model: BackoffNgramModel): { pool: Uint8Array; wOff: Int32Array; orders: Generator<ArpaOrder> } {
-  const { counts, prob, bo } = model.packed!, { vocab, order } = model, V = vocab.size;
-  const { pool, wOff } = vocabBytes(vocab.words);
+  const { counts, prob, bo } = model.packed!;
+  const { pool, wOff } = vocabBytes(model.vocab.words);
   function* orders(): Generator<ArpaOrder> {
-    yield { n: 1, prob: prob[0], bo: bo[0], sw: null, sc: null, total: V };
-    // The previous order's entries in ARPA order.
-    let prevSorted: Int32Array | null = null;
-    for (let n = 2; n <= order; n++) {
-      const g = counts.grams[n - 2];
-      const { sorted, sw, sc } = sortGrams(g, V, prevSorted, n === 2 ? V : counts.grams[n - 3].size);
-      prevSorted = sorted;
-      // Gathered into ARPA order (tight loops, so the random reads overlap).
-      const b = bo[n - 1];
-      yield { n, prob: gather(prob[n - 1], sorted), bo: b ? gather(b, sorted) : null, sw, sc, total: g.size };
-    }
+    for (const s of arpaSorts(counts.grams, model.vocab.size)) yield { n: s.n, prob: prob[s.n - 1], bo: bo[s.n - 1], at: s.sorted, sw: s.sw, sc: s.sc, total: s.total };
   }
   return { pool, wOff, orders: orders() };
-}
-
-/** out[j] = x[index[j]]. */
-function gather(x: Float64Array, index: Int32Array): Float64Array {
-  const out = new Float64Array(index.length);
-  for (let j = 0; j < index.length; j++) out[j] = x[index[j]];
-  return out;
 }
 
 /**
@@ -147,34 +130,66 @@ export function writeArpa(model: NgramModel, file: string): void {
 }
 
 /**
- * Write an ARPA file with a second thread: the main thread sorts each order into ARPA order and
- * hands it over, the thread writes its text while the next order is sorted. The same bytes as
- * writeArpa (which it uses for models not estimated here).
+ * Write an ARPA file with a second thread: the same bytes as writeArpa (which it uses for models
+ * not estimated here). See ArpaWriterThread.
  */
 export async function writeArpaParallel(model: NgramModel, file: string): Promise<void> {
   checkBackoff(model);
   if (!model.packed) { writeArpa(model, file); return; }
-  const fd = openSync(file, 'w');
-  let worker: Worker | null = null;
-  try {
-    const { pool, wOff, orders } = packedArpa(model);
-    const w = worker = new Worker(new URL('./arpa-worker.js', import.meta.url), { workerData: { fd, pool, wOff, order: model.order, counts: model.counts } });
-    const done = new Promise<void>((resolve, reject) => {
-      w.once('message', () => resolve());
-      w.once('error', reject);
-      w.once('exit', (code) => reject(new Error(`the ARPA writer thread stopped (exit code ${code}) before finishing ${file}`)));
+  await ArpaWriterThread.start(model.packed.counts, file).write(model);
+}
+
+/**
+ * An ARPA file written by a second thread that starts from the counts, before the model is
+ * estimated: it sorts every order into ARPA order (sortGrams) while this thread estimates; then
+ * `write` hands it the model's numbers and it writes the text. The same bytes as writeArpa.
+ * Call `write` with the model estimated from these counts, or `close` to stop the thread.
+ */
+export class ArpaWriterThread {
+  private closed = false;
+  private constructor(private readonly worker: Worker, private readonly done: Promise<void>, private readonly counts: NgramCounts, private readonly file: string) {}
+
+  static start(counts: NgramCounts, file: string): ArpaWriterThread {
+    const { pool, wOff } = vocabBytes(counts.vocab.words);
+    // The thread's own copies of the keys (the counts stay whole here).
+    const grams = counts.grams.map((g) => ({ ctx: g.ctx.slice(0, g.size), word: g.word.slice(0, g.size), size: g.size }));
+    const worker = new Worker(new URL('./arpa-worker.js', import.meta.url), {
+      workerData: { pool, wOff, grams }, transferList: grams.flatMap((g) => [g.ctx.buffer, g.word.buffer]) as ArrayBuffer[],
     });
-    done.catch(() => {}); // awaited below unless sorting fails first (then the thread is stopped)
-    for (const o of orders) {
-      // Unigrams are the model's own arrays: copied. The sorted arrays of higher orders move.
-      if (o.n === 1) w.postMessage({ ...o, prob: o.prob.slice(), bo: o.bo ? o.bo.slice() : null });
-      else w.postMessage(o, [o.prob.buffer, o.sw!.buffer, o.sc!.buffer, ...(o.bo ? [o.bo.buffer] : [])] as ArrayBuffer[]);
+    const done = new Promise<void>((resolve, reject) => {
+      worker.once('message', () => resolve());
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`the ARPA writer thread stopped (exit code ${code}) before finishing ${file}`)));
+    });
+    done.catch(() => {}); // awaited in write (close stops the thread otherwise)
+    return new ArpaWriterThread(worker, done, counts, file);
+  }
+
+  /** Write the model (estimated from the counts the thread started with) and stop the thread. */
+  async write(model: NgramModel): Promise<void> {
+    try {
+      checkBackoff(model);
+      if (model.packed?.counts !== this.counts) throw new ClassicInputError('ArpaWriterThread.write: the model was not estimated from the counts this writer started with');
+      const fd = openSync(this.file, 'w');
+      try {
+        // Copies of the numbers move to the thread (the model keeps its own).
+        const prob = model.packed.prob.map((p) => p.slice()), bo = model.packed.bo.map((b) => (b ? b.slice() : null));
+        this.worker.postMessage({ fd, counts: model.counts, prob, bo }, [...prob, ...bo].flatMap((a) => (a ? [a.buffer] : [])) as ArrayBuffer[]);
+        await this.done;
+      } finally {
+        await this.close();
+        closeSync(fd);
+      }
+    } finally {
+      await this.close();
     }
-    w.postMessage(null);
-    await done;
-  } finally {
-    if (worker) await worker.terminate();
-    closeSync(fd);
+  }
+
+  /** Stop the thread (after write, or instead of it). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.worker.terminate();
   }
 }
 

@@ -184,14 +184,14 @@ export function addOrders(tables: GramTable[], ents: Int32Array[], T: Int32Array
 }
 
 /**
- * Entries of `t` (order n >= 2) in lexicographic order of their word ids, given the order n-1
- * entries in that order (`prevSorted`; null for n = 2: a word's place is its id). A counting sort
- * by last word, then a stable one by context, whose groups are laid out in the context's order.
- * Returns the entries in order, each one's last word, and the place of its context in prevSorted.
+ * Entries 0..n-1 of an order n >= 2 (entry e: context entry ctx[e] of order n-1, last word
+ * word[e]) in lexicographic order of their word ids, given the order n-1 entries in that order
+ * (`prevSorted`; null for n = 2: a word's place is its id). A counting sort by last word, then
+ * a stable one by context, whose groups are laid out in the context's order. Returns the entries
+ * in order, each one's last word, and the place of its context in prevSorted.
  */
-export function sortGrams(t: GramTable, vocabSize: number, prevSorted: Int32Array | null, prevSize: number): { sorted: Int32Array; sw: Int32Array; sc: Int32Array } {
+export function sortGrams(ctx: Int32Array, word: Int32Array, n: number, vocabSize: number, prevSorted: Int32Array | null, prevSize: number): { sorted: Int32Array; sw: Int32Array; sc: Int32Array } {
   // Each pass is a function of its own, so V8 optimises it once for every order.
-  const n = t.size, ctx = t.ctx, word = t.word;
   const { byWord, ends } = sortByWord(word, n, vocabSize);
   // Group starts by context entry, the groups in the contexts' order (sc is filled group by group).
   const sc = new Int32Array(n);
@@ -199,6 +199,21 @@ export function sortGrams(t: GramTable, vocabSize: number, prevSorted: Int32Arra
   const sorted = new Int32Array(n), sw = new Int32Array(n);
   scatterByContext(byWord, ends, vocabSize, ctx, start, sorted, sw);
   return { sorted, sw, sc };
+}
+
+/** One order's ARPA order: line j is entry sorted[j] (null for unigrams: entry j), its last word sw[j], its context's line sc[j]. */
+export interface ArpaSort { n: number; sorted: Int32Array | null; sw: Int32Array | null; sc: Int32Array | null; total: number }
+
+/** ARPA order of every order, one at a time: unigrams by id, then the n-grams of grams[n - 2] sorted (sortGrams). */
+export function* arpaSorts(grams: readonly { ctx: Int32Array; word: Int32Array; size: number }[], V: number): Generator<ArpaSort> {
+  yield { n: 1, sorted: null, sw: null, sc: null, total: V };
+  let prevSorted: Int32Array | null = null;
+  for (let n = 2; n <= grams.length + 1; n++) {
+    const g = grams[n - 2];
+    const { sorted, sw, sc } = sortGrams(g.ctx, g.word, g.size, V, prevSorted, n === 2 ? V : grams[n - 3].size);
+    prevSorted = sorted;
+    yield { n, sorted, sw, sc, total: g.size };
+  }
 }
 
 /** Entries 0..n-1 by word (a counting sort); ends[w]: the end of word w's run in byWord. */
