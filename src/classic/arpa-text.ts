@@ -65,8 +65,6 @@ export interface ArpaOrder {
   n: number;
   /** log10 p and log10 backoff (null for the highest order) of line j. */
   prob: Float64Array; bo: Float64Array | null;
-  /** Where line j's numbers are in prob and bo: at[j] (null: at j). */
-  at: Int32Array | null;
   /** Line j's last word id and the line of its context in the order below (both null for unigrams: line j is word j). */
   sw: Int32Array | null; sc: Int32Array | null;
   total: number;
@@ -103,7 +101,7 @@ export class ArpaTextWriter {
     const keep = o.sc !== null && o.n < this.order;
     const perLine = this.text.length / Math.max(1, this.textOff.length - 1) + 8;
     this.st = {
-      prob: o.prob, bo: o.bo, at: o.at, sw: o.sw, sc: o.sc, total: o.total, j: 0, pool: this.pool, wOff: this.wOff, text: this.text, textOff: this.textOff,
+      prob: o.prob, bo: o.bo, sw: o.sw, sc: o.sc, total: o.total, j: 0, pool: this.pool, wOff: this.wOff, text: this.text, textOff: this.textOff,
       out: keep ? new Uint8Array(Math.max(1024, Math.ceil(perLine * o.total))) : null, outLen: 0, outOff: keep ? new Int32Array(o.total + 1) : null,
     };
     return chunk;
@@ -150,7 +148,7 @@ export class ArpaTextWriter {
 
 /** Where the ARPA lines of one order stand. */
 export interface LineState {
-  prob: Float64Array; bo: Float64Array | null; at: Int32Array | null;
+  prob: Float64Array; bo: Float64Array | null;
   /** Line j's last word id and the line of its context in the order below (both null for unigrams: line j is word j). */
   sw: Int32Array | null; sc: Int32Array | null;
   total: number; j: number;
@@ -164,7 +162,7 @@ export interface LineState {
 
 /** Write lines st.j, st.j+1, … into b from pos while they fit; returns the end. (A plain function: a generator's loop ran twice as slow.) */
 export function writeLines(st: LineState, b: Uint8Array, pos: number, cap: number): number {
-  const { prob, bo, at, sw, sc, total, pool, wOff, text, textOff, outOff } = st;
+  const { prob, bo, sw, sc, total, pool, wOff, text, textOff, outOff } = st;
   let { j, out, outLen } = st;
   for (; j < total; j++) {
     const w = sw ? sw[j] : j, w0 = wOff[w], w1 = wOff[w + 1];
@@ -173,8 +171,7 @@ export function writeLines(st: LineState, b: Uint8Array, pos: number, cap: numbe
     // The word text, two numbers of at most 16 characters, two tabs, a newline.
     const len = c1 - c0 + 1 + w1 - w0;
     if (pos + len + 40 > cap) break;
-    const k = at ? at[j] : j;
-    pos = writeArpaNumber(b, pos, prob[k]);
+    pos = writeArpaNumber(b, pos, prob[j]);
     b[pos++] = 9;
     // Byte loops: these copies are short, and a subarray per line costs more than the copy.
     const start = pos;
@@ -186,7 +183,7 @@ export function writeLines(st: LineState, b: Uint8Array, pos: number, cap: numbe
       for (let k = start; k < pos; k++) out[outLen++] = b[k];
       outOff![j + 1] = outLen;
     }
-    if (bo) { b[pos++] = 9; pos = writeArpaNumber(b, pos, bo[k]); }
+    if (bo) { b[pos++] = 9; pos = writeArpaNumber(b, pos, bo[j]); }
     b[pos++] = 10;
   }
   st.j = j; st.out = out; st.outLen = outLen;

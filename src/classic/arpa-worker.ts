@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { writeSync } from 'node:fs';
 import { ArpaTextWriter } from './arpa-text.js';
-import { arpaSorts, type ArpaSort } from './packed.js';
+import { arpaSorts, gather, type ArpaSort } from './packed.js';
 
 const { pool, wOff, grams } = workerData as { pool: Uint8Array; wOff: Int32Array; grams: { ctx: Int32Array; word: Int32Array; size: number }[] };
 const order = grams.length + 1;
@@ -21,7 +21,8 @@ parentPort!.once('message', (m: { fd: number; counts: number[]; prob: Float64Arr
   const w = new ArpaTextWriter(pool, wOff, order);
   put(w.header(m.counts));
   for (const s of sorts) {
-    put(w.begin({ n: s.n, prob: m.prob[s.n - 1], bo: m.bo[s.n - 1], at: s.sorted, sw: s.sw, sc: s.sc, total: s.total }));
+    const p = m.prob[s.n - 1], b = m.bo[s.n - 1];
+    put(w.begin(s.sorted ? { n: s.n, prob: gather(p, s.sorted), bo: b ? gather(b, s.sorted) : null, sw: s.sw, sc: s.sc, total: s.total } : { n: 1, prob: p, bo: b, sw: null, sc: null, total: s.total }));
     for (let c = w.fill(); c; c = w.fill()) put(c);
   }
   put(w.end());

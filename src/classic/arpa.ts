@@ -3,7 +3,7 @@
 import { openSync, writeSync, closeSync, statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { NgramTable } from './table.js';
-import { arpaSorts } from './packed.js';
+import { arpaSorts, gather } from './packed.js';
 import { ArpaTextWriter, type ArpaOrder } from './arpa-text.js';
 export { writeArpaNumber } from './arpa-text.js';
 import { BackoffNgramModel, NgramModel, Vocab, UNK, BOS, EOS, UNK_ID, type NgramCounts } from './ngram.js';
@@ -29,7 +29,11 @@ function packedArpa(model: BackoffNgramModel): { pool: Uint8Array; wOff: Int32Ar
   const { counts, prob, bo } = model.packed!;
   const { pool, wOff } = vocabBytes(model.vocab.words);
   function* orders(): Generator<ArpaOrder> {
-    for (const s of arpaSorts(counts.grams, model.vocab.size)) yield { n: s.n, prob: prob[s.n - 1], bo: bo[s.n - 1], at: s.sorted, sw: s.sw, sc: s.sc, total: s.total };
+    for (const s of arpaSorts(counts.grams, model.vocab.size)) {
+      const p = prob[s.n - 1], b = bo[s.n - 1];
+      if (!s.sorted) yield { n: 1, prob: p, bo: b, sw: null, sc: null, total: s.total };
+      else yield { n: s.n, prob: gather(p, s.sorted), bo: b ? gather(b, s.sorted) : null, sw: s.sw, sc: s.sc, total: s.total };
+    }
   }
   return { pool, wOff, orders: orders() };
 }

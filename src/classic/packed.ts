@@ -216,6 +216,13 @@ export function* arpaSorts(grams: readonly { ctx: Int32Array; word: Int32Array; 
   }
 }
 
+/** out[j] = x[index[j]] (a tight loop, so the random reads overlap; the text writer reads the result in order). */
+export function gather(x: Float64Array, index: Int32Array): Float64Array {
+  const out = new Float64Array(index.length);
+  for (let j = 0; j < index.length; j++) out[j] = x[index[j]];
+  return out;
+}
+
 /** Entries 0..n-1 by word (a counting sort); ends[w]: the end of word w's run in byWord. */
 function sortByWord(word: Int32Array, n: number, vocabSize: number): { byWord: Int32Array; ends: Int32Array } {
   const byWord = new Int32Array(n), cw = new Int32Array(vocabSize + 1);
