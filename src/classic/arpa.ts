@@ -145,13 +145,21 @@ export async function writeArpaParallel(model: NgramModel, file: string): Promis
 
 /**
  * An ARPA file written by a second thread that starts from the counts, before the model is
- * estimated: it sorts every order into ARPA order (sortGrams) while this thread estimates; then
- * `write` hands it the model's numbers and it writes the text. The same bytes as writeArpa.
+ * estimated: it sorts every order into ARPA order (sortGrams) while this thread estimates and
+ * hands each order's sort back; then `write` gathers the model's numbers into line order, order
+ * by order, while the thread writes the text of the order before. The same bytes as writeArpa.
  * Call `write` with the model estimated from these counts, or `close` to stop the thread.
  */
 export class ArpaWriterThread {
   private closed = false;
-  private constructor(private readonly worker: Worker, private readonly done: Promise<void>, private readonly counts: NgramCounts, private readonly file: string) {}
+  /** Per order n >= 2 (index n - 2): its entries in ARPA order, once the thread has sent them. */
+  private readonly sorts: Promise<Int32Array>[];
+
+  private constructor(private readonly worker: Worker, private readonly done: Promise<void>, private readonly counts: NgramCounts, private readonly file: string) {
+    const waiting: ((s: Int32Array) => void)[] = [];
+    this.sorts = counts.grams.map((_, i) => new Promise<Int32Array>((resolve) => { waiting[i] = resolve; }));
+    worker.on('message', (m: { n: number; sorted: Int32Array } | 'done') => { if (m !== 'done') waiting[m.n - 2](m.sorted); });
+  }
 
   static start(counts: NgramCounts, file: string): ArpaWriterThread {
     const { pool, wOff } = vocabBytes(counts.vocab.words);
@@ -161,7 +169,7 @@ export class ArpaWriterThread {
       workerData: { pool, wOff, grams }, transferList: grams.flatMap((g) => [g.ctx.buffer, g.word.buffer]) as ArrayBuffer[],
     });
     const done = new Promise<void>((resolve, reject) => {
-      worker.once('message', () => resolve());
+      worker.on('message', (m) => { if (m === 'done') resolve(); });
       worker.once('error', reject);
       worker.once('exit', (code) => reject(new Error(`the ARPA writer thread stopped (exit code ${code}) before finishing ${file}`)));
     });
@@ -174,11 +182,20 @@ export class ArpaWriterThread {
     try {
       checkBackoff(model);
       if (model.packed?.counts !== this.counts) throw new ClassicInputError('ArpaWriterThread.write: the model was not estimated from the counts this writer started with');
+      const { prob, bo } = model.packed;
       const fd = openSync(this.file, 'w');
       try {
-        // Copies of the numbers move to the thread (the model keeps its own).
-        const prob = model.packed.prob.map((p) => p.slice()), bo = model.packed.bo.map((b) => (b ? b.slice() : null));
-        this.worker.postMessage({ fd, counts: model.counts, prob, bo }, [...prob, ...bo].flatMap((a) => (a ? [a.buffer] : [])) as ArrayBuffer[]);
+        const post = (n: number, p: Float64Array, b: Float64Array | null): void => {
+          this.worker.postMessage({ n, prob: p, bo: b }, (b ? [p.buffer, b.buffer] : [p.buffer]) as ArrayBuffer[]);
+        };
+        this.worker.postMessage({ fd, counts: model.counts });
+        // Unigrams: copies of the model's own arrays; higher orders: gathered into line order (new arrays, moved).
+        post(1, prob[0].slice(), bo[0] ? bo[0].slice() : null);
+        for (let n = 2; n <= model.order; n++) {
+          const sorted = await Promise.race([this.sorts[n - 2], this.done.then(() => { throw new Error('the ARPA writer thread finished early'); })]);
+          const b = bo[n - 1];
+          post(n, gather(prob[n - 1], sorted), b ? gather(b, sorted) : null);
+        }
         await this.done;
       } finally {
         await this.close();
