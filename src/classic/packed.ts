@@ -40,11 +40,16 @@ export class GramTable {
     while (cap < capacity * 2) cap *= 2;
     this.mask = cap - 1;
     this.slots = new Int32Array(cap * 4);
-    const n = Math.max(16, capacity);
+    // Room for as many entries as the slots take before they grow (pages not yet written cost
+    // nothing), so the entry arrays grow only with the slots (in grow).
+    const n = GramTable.maxEntries(cap);
     this.ctx = new Int32Array(n);
     this.word = new Int32Array(n);
     this.suffix = new Int32Array(n);
   }
+
+  /** The most entries `cap` slots hold before they grow (load 3/4). */
+  private static maxEntries(cap: number): number { return Math.floor(cap * 3 / 4); }
 
   private static hash(ctx: number, word: number): number {
     let h = Math.imul(ctx, 0x9e3779b1) ^ Math.imul(word + 0x7f4a7c15, 0x85ebca77);
@@ -156,10 +161,10 @@ export class GramTable {
     }
     this.slots = sl;
     this.mask = mask;
+    if (this.ctx.length < GramTable.maxEntries(cap)) this.growEntries(GramTable.maxEntries(cap));
   }
 
-  private growEntries(): void {
-    const n = this.ctx.length * 2;
+  private growEntries(n = this.ctx.length * 2): void {
     const grow32 = (a: Int32Array): Int32Array<ArrayBuffer> => { const b = new Int32Array(n); b.set(a); return b; };
     this.ctx = grow32(this.ctx); this.word = grow32(this.word); this.suffix = grow32(this.suffix);
   }
