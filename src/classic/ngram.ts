@@ -164,8 +164,9 @@ export class NgramCounts {
           this.ent = this.ent.map(() => new Int32Array(len));
         }
       }
-      this.batch.set(ids.subarray(0, len), this.bl);
-      this.bl += len;
+      const batch = this.batch, bl = this.bl;
+      for (let i = 0; i < len; i++) batch[bl + i] = ids[i]; // (no subarray: an object per sentence)
+      this.bl = bl + len;
     }
     this.cached = null;
     this.sentences++;

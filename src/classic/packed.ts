@@ -310,7 +310,8 @@ export class ByteWordIndex {
       }
       s = (s + 1) & mask;
     }
-    const id = this.add(this.dec.decode(b.subarray(start, end)), this.line);
+    // A plain view for the decoder (b.subarray of a Buffer makes a Buffer: a costly constructor, once per distinct word).
+    const id = this.add(this.dec.decode(new Uint8Array(b.buffer, b.byteOffset + start, end - start)), this.line);
     this.insert(b, start, end, h, id, s);
     return id;
   }
@@ -323,7 +324,8 @@ export class ByteWordIndex {
       p.set(this.pool.subarray(0, this.poolLen));
       this.pool = p;
     }
-    this.pool.set(b.subarray(start, end), this.poolLen);
+    const pool = this.pool;
+    for (let i = start, o = this.poolLen; i < end; i++, o++) pool[o] = b[i];
     const q = slot * 4;
     this.slots[q] = h; this.slots[q + 1] = n; this.slots[q + 2] = this.poolLen; this.slots[q + 3] = id + 1;
     this.poolLen += n;
@@ -333,7 +335,8 @@ export class ByteWordIndex {
         if (old[o + 3] === 0) continue;
         let t = old[o] & mask;
         while (sl[t * 4 + 3] !== 0) t = (t + 1) & mask;
-        sl.set(old.subarray(o, o + 4), t * 4);
+        const q = t * 4;
+        sl[q] = old[o]; sl[q + 1] = old[o + 1]; sl[q + 2] = old[o + 2]; sl[q + 3] = old[o + 3];
       }
       this.slots = sl; this.mask = mask;
     }
