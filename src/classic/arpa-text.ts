@@ -39,17 +39,13 @@ export function writeArpaNumber(b: Uint8Array, pos: number, x: number): number {
         // 8 digits as four pairs (two short divisions, not eight), the point after digit e (none when e = 7).
         const q = n | 0, hi = (q / 10000) | 0, lo = q - hi * 10000;
         const p0 = (hi / 100) | 0, p1 = hi - p0 * 100, p2 = (lo / 100) | 0, p3 = lo - p2 * 100;
-        if (e < 0 || e === 7) {
-          b[pos] = PAIRS[p0 * 2]; b[pos + 1] = PAIRS[p0 * 2 + 1]; b[pos + 2] = PAIRS[p1 * 2]; b[pos + 3] = PAIRS[p1 * 2 + 1];
-          b[pos + 4] = PAIRS[p2 * 2]; b[pos + 5] = PAIRS[p2 * 2 + 1]; b[pos + 6] = PAIRS[p3 * 2]; b[pos + 7] = PAIRS[p3 * 2 + 1];
-          return pos + 8;
-        }
-        // Digit k goes to pos + k, or pos + k + 1 after the point.
-        const at = pos + e + 1;
-        b[at] = 46;
-        const put = (k: number, d: number): void => { b[k > e ? pos + k + 1 : pos + k] = d; };
-        put(0, PAIRS[p0 * 2]); put(1, PAIRS[p0 * 2 + 1]); put(2, PAIRS[p1 * 2]); put(3, PAIRS[p1 * 2 + 1]);
-        put(4, PAIRS[p2 * 2]); put(5, PAIRS[p2 * 2 + 1]); put(6, PAIRS[p3 * 2]); put(7, PAIRS[p3 * 2 + 1]);
+        b[pos] = PAIRS[p0 * 2]; b[pos + 1] = PAIRS[p0 * 2 + 1]; b[pos + 2] = PAIRS[p1 * 2]; b[pos + 3] = PAIRS[p1 * 2 + 1];
+        b[pos + 4] = PAIRS[p2 * 2]; b[pos + 5] = PAIRS[p2 * 2 + 1]; b[pos + 6] = PAIRS[p3 * 2]; b[pos + 7] = PAIRS[p3 * 2 + 1];
+        if (e < 0 || e === 7) return pos + 8;
+        // The point after digit e: the digits after it move up by one. (A closure placing each
+        // digit made every call allocate, pos being captured.)
+        for (let k = pos + 7; k > pos + e; k--) b[k + 1] = b[k];
+        b[pos + e + 1] = 46;
         return pos + 9;
       }
     }

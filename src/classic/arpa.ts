@@ -3,10 +3,10 @@
 import { openSync, writeSync, closeSync, statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { NgramTable } from './table.js';
-import { sortGrams } from './packed.js';
+import { arpaSorts, gather } from './packed.js';
 import { ArpaTextWriter, type ArpaOrder } from './arpa-text.js';
 export { writeArpaNumber } from './arpa-text.js';
-import { BackoffNgramModel, NgramModel, Vocab, UNK, BOS, EOS, UNK_ID } from './ngram.js';
+import { BackoffNgramModel, NgramModel, Vocab, UNK, BOS, EOS, UNK_ID, type NgramCounts } from './ngram.js';
 import { ClassicFormatError, ClassicInputError } from './errors.js';
 import { readLines, type TokenMode } from './text.js';
 import { quoteShort } from '../tokenizers/guard.js';
@@ -26,31 +26,39 @@ export function formatArpaNumber(x: number): string {
  * orders sorted by word id: two counting sorts per order), and the vocabulary's UTF-8 bytes.
  */
 function packedArpa(model: BackoffNgramModel): { pool: Uint8Array; wOff: Int32Array; orders: Generator<ArpaOrder> } {
-  const { counts, prob, bo } = model.packed!, { vocab, order } = model, V = vocab.size;
-  const enc = new TextEncoder();
-  const wordBytes = vocab.words.map((w) => enc.encode(w));
-  const wOff = new Int32Array(V + 1);
-  for (let i = 0; i < V; i++) wOff[i + 1] = wOff[i] + wordBytes[i].length;
-  const pool = new Uint8Array(wOff[V]);
-  for (let i = 0; i < V; i++) pool.set(wordBytes[i], wOff[i]);
+  const { counts, prob, bo } = model.packed!;
+  const { pool, wOff } = vocabBytes(model.vocab.words);
   function* orders(): Generator<ArpaOrder> {
-    yield { n: 1, prob: prob[0], bo: bo[0], sw: null, sc: null, total: V };
-    // The previous order's entries in ARPA order.
-    let prevSorted: Int32Array | null = null;
-    for (let n = 2; n <= order; n++) {
-      const g = counts.grams[n - 2];
-      const { sorted, sw, sc } = sortGrams(g, V, prevSorted, n === 2 ? V : counts.grams[n - 3].size);
-      prevSorted = sorted;
-      // Gathered into ARPA order (tight loops, so the random reads overlap).
-      const m = g.size, p = prob[n - 1], b = bo[n - 1];
-      const sp = new Float64Array(m);
-      for (let j = 0; j < m; j++) sp[j] = p[sorted[j]];
-      let sb: Float64Array | null = null;
-      if (b) { sb = new Float64Array(m); for (let j = 0; j < m; j++) sb[j] = b[sorted[j]]; }
-      yield { n, prob: sp, bo: sb, sw, sc, total: m };
+    for (const s of arpaSorts(counts.grams, model.vocab.size)) {
+      const p = prob[s.n - 1], b = bo[s.n - 1];
+      if (!s.sorted) yield { n: 1, prob: p, bo: b, sw: null, sc: null, total: s.total };
+      else yield { n: s.n, prob: gather(p, s.sorted), bo: b ? gather(b, s.sorted) : null, sw: s.sw, sc: s.sc, total: s.total };
     }
   }
   return { pool, wOff, orders: orders() };
+}
+
+/**
+ * The UTF-8 bytes of words, word i at pool[wOff[i] .. wOff[i + 1]): one encoding of the words
+ * joined by newlines (one call instead of one per word), or word by word when a word itself
+ * holds a newline.
+ */
+export function vocabBytes(words: readonly string[]): { pool: Uint8Array; wOff: Int32Array } {
+  const V = words.length, wOff = new Int32Array(V + 1);
+  const joined = new TextEncoder().encode(words.join('\n'));
+  const pool = new Uint8Array(joined.length);
+  let k = 0, p = 0;
+  for (let i = 0; i < joined.length; i++) {
+    const c = joined[i];
+    if (c === 10) { if (++k < V) wOff[k] = p; } else pool[p++] = c;
+  }
+  if (k === Math.max(0, V - 1)) { wOff[V] = p; return { pool: pool.subarray(0, p), wOff }; }
+  // A word holds a newline: word by word.
+  const enc = new TextEncoder(), wordBytes = words.map((w) => enc.encode(w));
+  for (let i = 0; i < V; i++) wOff[i + 1] = wOff[i] + wordBytes[i].length;
+  const whole = new Uint8Array(wOff[V]);
+  for (let i = 0; i < V; i++) whole.set(wordBytes[i], wOff[i]);
+  return { pool: whole, wOff };
 }
 
 function checkBackoff(model: NgramModel): asserts model is BackoffNgramModel {
@@ -126,34 +134,83 @@ export function writeArpa(model: NgramModel, file: string): void {
 }
 
 /**
- * Write an ARPA file with a second thread: the main thread sorts each order into ARPA order and
- * hands it over, the thread writes its text while the next order is sorted. The same bytes as
- * writeArpa (which it uses for models not estimated here).
+ * Write an ARPA file with a second thread: the same bytes as writeArpa (which it uses for models
+ * not estimated here). See ArpaWriterThread.
  */
 export async function writeArpaParallel(model: NgramModel, file: string): Promise<void> {
   checkBackoff(model);
   if (!model.packed) { writeArpa(model, file); return; }
-  const fd = openSync(file, 'w');
-  let worker: Worker | null = null;
-  try {
-    const { pool, wOff, orders } = packedArpa(model);
-    const w = worker = new Worker(new URL('./arpa-worker.js', import.meta.url), { workerData: { fd, pool, wOff, order: model.order, counts: model.counts } });
-    const done = new Promise<void>((resolve, reject) => {
-      w.once('message', () => resolve());
-      w.once('error', reject);
-      w.once('exit', (code) => reject(new Error(`the ARPA writer thread stopped (exit code ${code}) before finishing ${file}`)));
+  await ArpaWriterThread.start(model.packed.counts, file).write(model);
+}
+
+/**
+ * An ARPA file written by a second thread that starts from the counts, before the model is
+ * estimated: it sorts every order into ARPA order (sortGrams) while this thread estimates and
+ * hands each order's sort back; then `write` gathers the model's numbers into line order, order
+ * by order, while the thread writes the text of the order before. The same bytes as writeArpa.
+ * Call `write` with the model estimated from these counts, or `close` to stop the thread.
+ */
+export class ArpaWriterThread {
+  private closed = false;
+  /** Per order n >= 2 (index n - 2): its entries in ARPA order, once the thread has sent them. */
+  private readonly sorts: Promise<Int32Array>[];
+
+  private constructor(private readonly worker: Worker, private readonly done: Promise<void>, private readonly counts: NgramCounts, private readonly file: string) {
+    const waiting: ((s: Int32Array) => void)[] = [];
+    this.sorts = counts.grams.map((_, i) => new Promise<Int32Array>((resolve) => { waiting[i] = resolve; }));
+    worker.on('message', (m: { n: number; sorted: Int32Array } | 'done') => { if (m !== 'done') waiting[m.n - 2](m.sorted); });
+  }
+
+  static start(counts: NgramCounts, file: string): ArpaWriterThread {
+    const { pool, wOff } = vocabBytes(counts.vocab.words);
+    // The thread's own copies of the keys (the counts stay whole here).
+    const grams = counts.grams.map((g) => ({ ctx: g.ctx.slice(0, g.size), word: g.word.slice(0, g.size), size: g.size }));
+    const worker = new Worker(new URL('./arpa-worker.js', import.meta.url), {
+      workerData: { pool, wOff, grams }, transferList: grams.flatMap((g) => [g.ctx.buffer, g.word.buffer]) as ArrayBuffer[],
     });
-    done.catch(() => {}); // awaited below unless sorting fails first (then the thread is stopped)
-    for (const o of orders) {
-      // Unigrams are the model's own arrays: copied. The sorted arrays of higher orders move.
-      if (o.n === 1) w.postMessage({ ...o, prob: o.prob.slice(), bo: o.bo ? o.bo.slice() : null });
-      else w.postMessage(o, [o.prob.buffer, o.sw!.buffer, o.sc!.buffer, ...(o.bo ? [o.bo.buffer] : [])] as ArrayBuffer[]);
+    const done = new Promise<void>((resolve, reject) => {
+      worker.on('message', (m) => { if (m === 'done') resolve(); });
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`the ARPA writer thread stopped (exit code ${code}) before finishing ${file}`)));
+    });
+    done.catch(() => {}); // awaited in write (close stops the thread otherwise)
+    return new ArpaWriterThread(worker, done, counts, file);
+  }
+
+  /** Write the model (estimated from the counts the thread started with) and stop the thread. */
+  async write(model: NgramModel): Promise<void> {
+    try {
+      checkBackoff(model);
+      if (model.packed?.counts !== this.counts) throw new ClassicInputError('ArpaWriterThread.write: the model was not estimated from the counts this writer started with');
+      const { prob, bo } = model.packed;
+      const fd = openSync(this.file, 'w');
+      try {
+        const post = (n: number, p: Float64Array, b: Float64Array | null): void => {
+          this.worker.postMessage({ n, prob: p, bo: b }, (b ? [p.buffer, b.buffer] : [p.buffer]) as ArrayBuffer[]);
+        };
+        this.worker.postMessage({ fd, counts: model.counts });
+        // Unigrams: copies of the model's own arrays; higher orders: gathered into line order (new arrays, moved).
+        post(1, prob[0].slice(), bo[0] ? bo[0].slice() : null);
+        for (let n = 2; n <= model.order; n++) {
+          const sorted = await Promise.race([this.sorts[n - 2], this.done.then(() => { throw new Error('the ARPA writer thread finished early'); })]);
+          const b = bo[n - 1];
+          post(n, gather(prob[n - 1], sorted), b ? gather(b, sorted) : null);
+        }
+        await this.done;
+      } finally {
+        await this.close();
+        closeSync(fd);
+      }
+    } finally {
+      await this.close();
     }
-    w.postMessage(null);
-    await done;
-  } finally {
-    if (worker) await worker.terminate();
-    closeSync(fd);
+  }
+
+  /** Stop the thread (after write, or instead of it). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.worker.terminate();
   }
 }
 

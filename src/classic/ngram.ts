@@ -164,8 +164,9 @@ export class NgramCounts {
           this.ent = this.ent.map(() => new Int32Array(len));
         }
       }
-      this.batch.set(ids.subarray(0, len), this.bl);
-      this.bl += len;
+      const batch = this.batch, bl = this.bl;
+      for (let i = 0; i < len; i++) batch[bl + i] = ids[i]; // (no subarray: an object per sentence)
+      this.bl = bl + len;
     }
     this.cached = null;
     this.sentences++;
@@ -603,8 +604,98 @@ export function estimateDiscounts(countOfCounts: number[][], modified: boolean, 
   });
 }
 
-function discountOf(d: [number, number, number], a: number): number {
-  return a >= 3 ? d[2] : a >= 1 ? d[a - 1] : 0;
+/** out[e] = flags[ctx[e]] for e < size. */
+function gatherFlags(flags: Uint8Array, ctx: Int32Array, size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  for (let e = 0; e < size; e++) out[e] = flags[ctx[e]];
+  return out;
+}
+
+/** Adjusted counts of an order below the highest: raw counts where `bos` is set, plus one per distinct left extension (an entry of the order above with this suffix). */
+function adjustedCounts(raw: Float64Array, bos: Uint8Array, size: number, hiSuffix: Int32Array, hiSize: number): Float64Array {
+  const an = new Float64Array(size);
+  for (let e = 0; e < size; e++) if (bos[e]) an[e] = raw[e];
+  for (let e = 0; e < hiSize; e++) an[hiSuffix[e]] += 1;
+  return an;
+}
+
+/** How many entries have adjusted count 1, 2, 3, 4 (index = count). */
+function countOfCounts(an: Float64Array): number[] {
+  const c = [0, 0, 0, 0, 0];
+  for (let e = 0; e < an.length; e++) { const x = an[e]; if (x >= 1 && x <= 4) c[x]++; }
+  return c;
+}
+
+/**
+ * Per context c < cs (the context of entry e is ctx[e]): Σ a(ctx ·) and γ = D1 N1 + D2 N2 + D3+ N3+
+ * (N_k: continuations with adjusted count k, 3+). Four numbers side by side per context (one
+ * cache line for the random reads here and in `interpolate`): Σ a, γ / Σ a, γ, and a spare
+ * (N1..N3+ while counting).
+ */
+function contextStats(an: Float64Array, ctx: Int32Array, size: number, cs: number, D: [number, number, number]): Float64Array {
+  const st = new Float64Array(cs * 4);
+  for (let e = 0; e < size; e++) {
+    const x = an[e], q = ctx[e] * 4;
+    st[q] += x;
+    if (x >= 3) st[q + 3]++; else if (x === 2) st[q + 2]++; else if (x === 1) st[q + 1]++;
+  }
+  return gammas(st, D);
+}
+
+/** contextStats for unigrams: their one (empty) context. */
+function unigramStats(an: Float64Array, D: [number, number, number]): Float64Array {
+  const st = new Float64Array(4);
+  for (let e = 0; e < an.length; e++) {
+    const x = an[e];
+    st[0] += x;
+    if (x >= 3) st[3]++; else if (x === 2) st[2]++; else if (x === 1) st[1]++;
+  }
+  return gammas(st, D);
+}
+
+function gammas(st: Float64Array, D: [number, number, number]): Float64Array {
+  const [d1, d2, d3] = D;
+  for (let q = 0; q < st.length; q += 4) {
+    const g = d1 * st[q + 1] + d2 * st[q + 2] + d3 * st[q + 3];
+    st[q + 1] = g / st[q]; st[q + 2] = g; st[q + 3] = 0;
+  }
+  return st;
+}
+
+/** 10^x of each x. */
+function pow10(logs: Float64Array): Float64Array {
+  const out = new Float64Array(logs.length);
+  for (let e = 0; e < logs.length; e++) out[e] = Math.pow(10, logs[e]);
+  return out;
+}
+
+/** log10 of (a - D(a)) / Σ a(ctx ·) + γ(ctx) / Σ a(ctx ·) · lower[suffix[e]] for each entry. */
+function interpolate(an: Float64Array, ctx: Int32Array, suf: Int32Array, size: number, st: Float64Array, lower: Float64Array, D: [number, number, number]): Float64Array {
+  const p = new Float64Array(size), [d1, d2, d3] = D;
+  for (let e = 0; e < size; e++) {
+    const x = an[e], q = ctx[e] * 4;
+    const d = x >= 3 ? d3 : x === 2 ? d2 : x === 1 ? d1 : 0;
+    p[e] = Math.log10((x - d) / st[q] + st[q + 1] * lower[suf[e]]);
+  }
+  return p;
+}
+
+/** interpolate for unigrams: one context, and the uniform distribution below. */
+function interpolateUnigrams(an: Float64Array, st: Float64Array, D: [number, number, number], uniform: number): Float64Array {
+  const p = new Float64Array(an.length), [d1, d2, d3] = D;
+  for (let e = 0; e < an.length; e++) {
+    const x = an[e];
+    const d = x >= 3 ? d3 : x === 2 ? d2 : x === 1 ? d1 : 0;
+    p[e] = Math.log10((x - d) / st[0] + st[1] * uniform);
+  }
+  return p;
+}
+
+/** log10 γ(ctx) / Σ a(ctx ·) for each context: -99 when γ is 0, 0 when the context has no continuation. */
+function backoffs(st: Float64Array, size: number): Float64Array {
+  const b = new Float64Array(size);
+  for (let e = 0, q = 0; e < size; e++, q += 4) b[e] = st[q] > 0 ? (st[q + 2] > 0 ? Math.log10(st[q + 1]) : -99) : 0;
+  return b;
 }
 
 /**
@@ -623,82 +714,42 @@ export function estimateKneserNey(counts: NgramCounts, modified: boolean, opts: 
   const N = counts.order, G = counts.grams, V = counts.vocab.size;
   if (counts.words === 0) throw new ClassicInputError('cannot estimate an n-gram model from an empty corpus (no words)');
   const size = (n: number): number => (n === 1 ? V : G[n - 2].size);
-  // 1. Adjusted counts a[n - 1], top-down; <s>-initial n-grams keep their raw counts.
+  // Each pass is a small function of its own: V8 then optimises it once for all orders (a loop
+  // in one large function had the whole function recompiled for each loop and order).
+  // 1. Adjusted counts a[n - 1], top-down; <s>-initial n-grams keep their raw counts (the
+  //    highest order's are its raw counts, not copied: nothing below writes to them).
   const a: Float64Array[] = new Array(N);
-  a[N - 1] = N === 1 ? counts.unigrams.slice(0, V) : G[N - 2].count.slice(0, G[N - 2].size);
+  a[N - 1] = N === 1 ? counts.unigrams.slice(0, V) : G[N - 2].count;
   // bos[n - 1][e]: entry e of order n starts with <s>.
   const bos: Uint8Array[] = [new Uint8Array(V)];
   bos[0][BOS_ID] = 1;
-  for (let n = 2; n <= N; n++) {
-    const g = G[n - 2], b = new Uint8Array(g.size), pb = bos[n - 2];
-    for (let e = 0; e < g.size; e++) b[e] = pb[g.ctx[e]];
-    bos.push(b);
-  }
-  for (let n = N - 1; n >= 1; n--) {
-    const an = new Float64Array(size(n)), raw = n === 1 ? counts.unigrams : G[n - 2].count, b = bos[n - 1];
-    for (let e = 0; e < an.length; e++) if (b[e]) an[e] = raw[e];
-    const hi = G[n - 1], suf = hi.suffix;
-    for (let e = 0; e < hi.size; e++) an[suf[e]] += 1;
-    a[n - 1] = an;
-  }
+  for (let n = 2; n <= N; n++) bos.push(gatherFlags(bos[n - 2], G[n - 2].ctx, G[n - 2].size));
+  for (let n = N - 1; n >= 1; n--) a[n - 1] = adjustedCounts(n === 1 ? counts.unigrams : G[n - 2].count, bos[n - 1], size(n), G[n - 1].suffix, G[n - 1].size);
   a[0][BOS_ID] = 0;
   // 2. Count-of-counts and discounts.
-  const coc = a.map((an) => {
-    const c = [0, 0, 0, 0, 0];
-    for (let e = 0; e < an.length; e++) { const x = an[e]; if (x >= 1 && x <= 4) c[x]++; }
-    return c;
-  });
-  const D = estimateDiscounts(coc, modified, opts);
-  // 3. Per context: Σ a(ctx ·) and how many continuations have a = 1, 2, 3+ (γ's numerator is
-  //    D1 N1 + D2 N2 + D3+ N3+). Contexts of order n live at the order n-1 entry.
-  const den: Float64Array[] = [], gam: Float64Array[] = [];
-  {
-    let d = 0, n1 = 0, n2 = 0, n3 = 0;
-    const a1 = a[0];
-    for (let e = 0; e < V; e++) { const x = a1[e]; d += x; if (x >= 3) n3++; else if (x === 2) n2++; else if (x === 1) n1++; }
-    den.push(Float64Array.of(d));
-    gam.push(Float64Array.of(D[0][0] * n1 + D[0][1] * n2 + D[0][2] * n3));
-  }
-  for (let n = 2; n <= N; n++) {
-    const g = G[n - 2], an = a[n - 1], ctx = g.ctx, cs = size(n - 1);
-    const dn = new Float64Array(cs), k1 = new Int32Array(cs), k2 = new Int32Array(cs), k3 = new Int32Array(cs);
-    for (let e = 0; e < g.size; e++) {
-      const x = an[e], c = ctx[e];
-      dn[c] += x;
-      if (x >= 3) k3[c]++; else if (x === 2) k2[c]++; else if (x === 1) k1[c]++;
-    }
-    const [d1, d2, d3] = D[n - 1], gn = new Float64Array(cs);
-    for (let c = 0; c < cs; c++) gn[c] = d1 * k1[c] + d2 * k2[c] + d3 * k3[c];
-    den.push(dn); gam.push(gn);
-  }
-  // 4. Interpolated log10 probabilities, bottom-up (the lower order is already a probability).
+  const D = estimateDiscounts(a.map(countOfCounts), modified, opts);
+  // 3. Per context: Σ a(ctx ·) and γ(ctx) (see contextStats). Contexts of order n live at the
+  //    order n-1 entry; the unigrams' one context is the empty one.
+  const uni = unigramStats(a[0], D[0]);
+  const stat: Float64Array[] = [];
+  for (let n = 2; n <= N; n++) stat.push(contextStats(a[n - 1], G[n - 2].ctx, G[n - 2].size, size(n - 1), D[n - 1]));
+  // 4. Interpolated log10 probabilities, bottom-up (the lower order is already a probability);
+  //    unigrams interpolate with the uniform distribution over the vocabulary without <s>.
   const prob: Float64Array[] = [];
   {
-    const p = new Float64Array(V), a1 = a[0], d0 = den[0][0], g0 = gam[0][0], uniform = 1 / (V - 1);
-    for (let e = 0; e < V; e++) { const x = a1[e]; p[e] = Math.log10((x - discountOf(D[0], x)) / d0 + (g0 / d0) * uniform); }
+    const p = interpolateUnigrams(a[0], uni, D[0], 1 / (V - 1));
     p[BOS_ID] = -99;
     prob.push(p);
   }
   for (let n = 2; n <= N; n++) {
-    const g = G[n - 2], an = a[n - 1], dn = den[n - 1], gn = gam[n - 1], Dn = D[n - 1];
+    const g = G[n - 2];
     // The lower order's probabilities, once each (an n-gram's suffix is shared by several n-grams).
-    const lowerLog = prob[n - 2], lower = new Float64Array(lowerLog.length);
-    for (let e = 0; e < lower.length; e++) lower[e] = Math.pow(10, lowerLog[e]);
-    const p = new Float64Array(g.size), ctx = g.ctx, suf = g.suffix;
-    for (let e = 0; e < g.size; e++) {
-      const x = an[e], c = ctx[e];
-      p[e] = Math.log10((x - discountOf(Dn, x)) / dn[c] + (gn[c] / dn[c]) * lower[suf[e]]);
-    }
-    prob.push(p);
+    prob.push(interpolate(a[n - 1], g.ctx, g.suffix, g.size, stat[n - 2], pow10(prob[n - 2]), D[n - 1]));
   }
   // 5. Backoff weights: log10 γ(ctx) for every n-gram below the highest order.
   const bo: (Float64Array | null)[] = [];
-  for (let n = 1; n <= N; n++) {
-    if (n === N) { bo.push(null); break; }
-    const dn = den[n], gn = gam[n], b = new Float64Array(size(n));
-    for (let e = 0; e < b.length; e++) b[e] = dn[e] > 0 ? (gn[e] > 0 ? Math.log10(gn[e] / dn[e]) : -99) : 0;
-    bo.push(b);
-  }
+  for (let n = 1; n < N; n++) bo.push(backoffs(stat[n - 1], size(n)));
+  bo.push(null);
   const m = new BackoffNgramModel(N, counts.vocab, null, opts.mode ?? 'word', { counts, prob, bo });
   m.discounts = D;
   return m;

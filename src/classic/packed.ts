@@ -40,11 +40,16 @@ export class GramTable {
     while (cap < capacity * 2) cap *= 2;
     this.mask = cap - 1;
     this.slots = new Int32Array(cap * 4);
-    const n = Math.max(16, capacity);
+    // Room for as many entries as the slots take before they grow (pages not yet written cost
+    // nothing), so the entry arrays grow only with the slots (in grow).
+    const n = GramTable.maxEntries(cap);
     this.ctx = new Int32Array(n);
     this.word = new Int32Array(n);
     this.suffix = new Int32Array(n);
   }
+
+  /** The most entries `cap` slots hold before they grow (load 3/4). */
+  private static maxEntries(cap: number): number { return Math.floor(cap * 3 / 4); }
 
   private static hash(ctx: number, word: number): number {
     let h = Math.imul(ctx, 0x9e3779b1) ^ Math.imul(word + 0x7f4a7c15, 0x85ebca77);
@@ -156,10 +161,10 @@ export class GramTable {
     }
     this.slots = sl;
     this.mask = mask;
+    if (this.ctx.length < GramTable.maxEntries(cap)) this.growEntries(GramTable.maxEntries(cap));
   }
 
-  private growEntries(): void {
-    const n = this.ctx.length * 2;
+  private growEntries(n = this.ctx.length * 2): void {
     const grow32 = (a: Int32Array): Int32Array<ArrayBuffer> => { const b = new Int32Array(n); b.set(a); return b; };
     this.ctx = grow32(this.ctx); this.word = grow32(this.word); this.suffix = grow32(this.suffix);
   }
@@ -184,19 +189,56 @@ export function addOrders(tables: GramTable[], ents: Int32Array[], T: Int32Array
 }
 
 /**
- * Entries of `t` (order n >= 2) in lexicographic order of their word ids, given the order n-1
- * entries in that order (`prevSorted`; null for n = 2: a word's place is its id). A counting sort
- * by last word, then a stable one by context, whose groups are laid out in the context's order.
- * Returns the entries in order, each one's last word, and the place of its context in prevSorted.
+ * Entries 0..n-1 of an order n >= 2 (entry e: context entry ctx[e] of order n-1, last word
+ * word[e]) in lexicographic order of their word ids, given the order n-1 entries in that order
+ * (`prevSorted`; null for n = 2: a word's place is its id). A counting sort by last word, then
+ * a stable one by context, whose groups are laid out in the context's order. Returns the entries
+ * in order, each one's last word, and the place of its context in prevSorted.
  */
-export function sortGrams(t: GramTable, vocabSize: number, prevSorted: Int32Array | null, prevSize: number): { sorted: Int32Array; sw: Int32Array; sc: Int32Array } {
-  const n = t.size, ctx = t.ctx, word = t.word;
-  const byWord = new Int32Array(n), sorted = new Int32Array(n), sw = new Int32Array(n), sc = new Int32Array(n);
-  const cw = new Int32Array(vocabSize + 1);
+export function sortGrams(ctx: Int32Array, word: Int32Array, n: number, vocabSize: number, prevSorted: Int32Array | null, prevSize: number): { sorted: Int32Array; sw: Int32Array; sc: Int32Array } {
+  // Each pass is a function of its own, so V8 optimises it once for every order.
+  const { byWord, ends } = sortByWord(word, n, vocabSize);
+  // Group starts by context entry, the groups in the contexts' order (sc is filled group by group).
+  const sc = new Int32Array(n);
+  const start = groupStarts(ctx, n, prevSorted, prevSize, sc);
+  const sorted = new Int32Array(n), sw = new Int32Array(n);
+  scatterByContext(byWord, ends, vocabSize, ctx, start, sorted, sw);
+  return { sorted, sw, sc };
+}
+
+/** One order's ARPA order: line j is entry sorted[j] (null for unigrams: entry j), its last word sw[j], its context's line sc[j]. */
+export interface ArpaSort { n: number; sorted: Int32Array | null; sw: Int32Array | null; sc: Int32Array | null; total: number }
+
+/** ARPA order of every order, one at a time: unigrams by id, then the n-grams of grams[n - 2] sorted (sortGrams). */
+export function* arpaSorts(grams: readonly { ctx: Int32Array; word: Int32Array; size: number }[], V: number): Generator<ArpaSort> {
+  yield { n: 1, sorted: null, sw: null, sc: null, total: V };
+  let prevSorted: Int32Array | null = null;
+  for (let n = 2; n <= grams.length + 1; n++) {
+    const g = grams[n - 2];
+    const { sorted, sw, sc } = sortGrams(g.ctx, g.word, g.size, V, prevSorted, n === 2 ? V : grams[n - 3].size);
+    prevSorted = sorted;
+    yield { n, sorted, sw, sc, total: g.size };
+  }
+}
+
+/** out[j] = x[index[j]] (a tight loop, so the random reads overlap; the text writer reads the result in order). */
+export function gather(x: Float64Array, index: Int32Array): Float64Array {
+  const out = new Float64Array(index.length);
+  for (let j = 0; j < index.length; j++) out[j] = x[index[j]];
+  return out;
+}
+
+/** Entries 0..n-1 by word (a counting sort); ends[w]: the end of word w's run in byWord. */
+function sortByWord(word: Int32Array, n: number, vocabSize: number): { byWord: Int32Array; ends: Int32Array } {
+  const byWord = new Int32Array(n), cw = new Int32Array(vocabSize + 1);
   for (let e = 0; e < n; e++) cw[word[e] + 1]++;
   for (let i = 1; i <= vocabSize; i++) cw[i] += cw[i - 1];
   for (let e = 0; e < n; e++) byWord[cw[word[e]]++] = e;
-  // Group starts by context entry, the groups in the contexts' order (sc is filled group by group).
+  return { byWord, ends: cw };
+}
+
+/** Where each context's group starts (groups in the order prevSorted gives the contexts); sc[j]: the place in prevSorted of line j's context. */
+function groupStarts(ctx: Int32Array, n: number, prevSorted: Int32Array | null, prevSize: number, sc: Int32Array): Int32Array {
   const start = new Int32Array(prevSize);
   for (let e = 0; e < n; e++) start[ctx[e]]++;
   for (let r = 0, at = 0; r < prevSize; r++) {
@@ -204,15 +246,18 @@ export function sortGrams(t: GramTable, vocabSize: number, prevSorted: Int32Arra
     start[c] = at;
     for (const end = at + k; at < end; at++) sc[at] = r;
   }
-  // byWord runs through the words in order: cw[w] is now the end of word w's run.
+  return start;
+}
+
+/** Entries taken in word order, each put next in its context's group: sorted (the entry) and sw (its word). */
+function scatterByContext(byWord: Int32Array, ends: Int32Array, vocabSize: number, ctx: Int32Array, start: Int32Array, sorted: Int32Array, sw: Int32Array): void {
   for (let w = 0, j = 0; w < vocabSize; w++) {
-    for (const end = cw[w]; j < end; j++) {
+    for (const end = ends[w]; j < end; j++) {
       const e = byWord[j], at = start[ctx[e]]++;
       sorted[at] = e;
       sw[at] = w;
     }
   }
-  return { sorted, sw, sc };
 }
 
 /** True for the UTF-8 encoding of a character that JavaScript's `\s` matches, starting at b[i] (< end). Returns its length, or 0. */
@@ -265,7 +310,8 @@ export class ByteWordIndex {
       }
       s = (s + 1) & mask;
     }
-    const id = this.add(this.dec.decode(b.subarray(start, end)), this.line);
+    // A plain view for the decoder (b.subarray of a Buffer makes a Buffer: a costly constructor, once per distinct word).
+    const id = this.add(this.dec.decode(new Uint8Array(b.buffer, b.byteOffset + start, end - start)), this.line);
     this.insert(b, start, end, h, id, s);
     return id;
   }
@@ -278,7 +324,8 @@ export class ByteWordIndex {
       p.set(this.pool.subarray(0, this.poolLen));
       this.pool = p;
     }
-    this.pool.set(b.subarray(start, end), this.poolLen);
+    const pool = this.pool;
+    for (let i = start, o = this.poolLen; i < end; i++, o++) pool[o] = b[i];
     const q = slot * 4;
     this.slots[q] = h; this.slots[q + 1] = n; this.slots[q + 2] = this.poolLen; this.slots[q + 3] = id + 1;
     this.poolLen += n;
@@ -288,7 +335,8 @@ export class ByteWordIndex {
         if (old[o + 3] === 0) continue;
         let t = old[o] & mask;
         while (sl[t * 4 + 3] !== 0) t = (t + 1) & mask;
-        sl.set(old.subarray(o, o + 4), t * 4);
+        const q = t * 4;
+        sl[q] = old[o]; sl[q + 1] = old[o + 1]; sl[q + 2] = old[o + 2]; sl[q + 3] = old[o + 3];
       }
       this.slots = sl; this.mask = mask;
     }

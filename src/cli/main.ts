@@ -5,7 +5,6 @@ import { readFileSync } from 'node:fs';
 interface Command { usage: string; run(args: string[]): Promise<number> }
 
 import { UsageError } from './args.js';
-import { setAllowNonFinite } from '../io/finite.js';
 
 export { UsageError };
 
@@ -57,7 +56,11 @@ export async function main(argv: string[]): Promise<number> {
   }
   const mod = await load();
   // --allow-nonfinite, for every command that loads a model: weights holding NaN/Inf load instead of being refused.
-  while (rest.includes('--allow-nonfinite')) { setAllowNonFinite(true); rest.splice(rest.indexOf('--allow-nonfinite'), 1); }
+  // (io/finite.js is loaded only then: start-up time counts in short commands such as an n-gram build.)
+  if (rest.includes('--allow-nonfinite')) {
+    const { setAllowNonFinite } = await import('../io/finite.js');
+    while (rest.includes('--allow-nonfinite')) { setAllowNonFinite(true); rest.splice(rest.indexOf('--allow-nonfinite'), 1); }
+  }
   if (rest.includes('--help') || rest[0] === '-h') {
     console.log(`Usage:\n  ${mod.usage.replace(/\n/g, '\n  ')}`);
     return 0;

@@ -5,13 +5,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
   BackoffNgramModel, ClassicFormatError, ClassicInputError, countNgrams, countNgramsFile, estimate, formatArpaNumber, readArpa,
   readSentences, toArpa, tokenize, trainNgram, trainNgramFile, writeArpaNumber,
-  countNgramsFileParallel, trainNgramFileParallel, writeArpaParallel,
+  countNgramsFileParallel, trainNgramFileParallel, writeArpaParallel, vocabBytes, ArpaWriterThread,
 } from '../../src/classic/index.js';
 import { ByteWordIndex, readWordIds, utf8SpaceAt } from '../../src/classic/packed.js';
 import { brownSentences, fixtureFile, fixtureJson } from './common.js';
@@ -119,6 +119,16 @@ test('two threads (counting split between threads, ARPA text written by a worker
   const bad = write('bad.txt', 'a b c\nx </s> y\n');
   await assert.rejects(countNgramsFileParallel(bad, { order: 3 }), (e: Error) => e instanceof ClassicInputError && /bad\.txt:2: the token '<\/s>' is reserved/.test(e.message));
   await assert.rejects(countNgramsFileParallel(path.join(tmp, 'missing.txt'), { order: 5 }), /missing\.txt: cannot read/);
+  // A writer thread started before estimating: closed unused it leaves no file; a model of other counts, or not a back-off model, is refused.
+  const small = countNgrams(brownSentences(['ca01']), { order: 3 });
+  const unused = path.join(tmp, 'unused.arpa');
+  await ArpaWriterThread.start(small, unused).close();
+  assert.ok(!existsSync(unused), 'no file from a writer that was not used');
+  await assert.rejects(ArpaWriterThread.start(small, unused).write(estimate(countNgrams(brownSentences(['ca01']), { order: 3 }))), /not estimated from the counts this writer started with/);
+  await assert.rejects(ArpaWriterThread.start(small, unused).write(estimate(small, { estimator: 'mle' })), ClassicInputError);
+  const early = ArpaWriterThread.start(small, out);
+  await early.write(estimate(small));
+  assert.equal(readFileSync(out, 'utf8'), toArpa(estimate(small)));
 });
 
 /** n-gram → [log10 p, backoff] of an ARPA text. */
@@ -191,6 +201,16 @@ test('awkward models: order 1, order 7, more than 65,536 words, Chinese characte
   const back = readArpa(write('zh.arpa', toArpa(mz)), { mode: 'char' });
   const a = mz.scoreText(zh[1]).logProb, b = back.scoreText(zh[1]).logProb;
   assert.ok(Math.abs(a - b) < 1e-6 * Math.abs(a), `${a} vs ${b}`);
+});
+
+test('vocabulary bytes in one encoding equal each word\'s own (Chinese, a lone surrogate, a word holding a newline)', () => {
+  const enc = new TextEncoder();
+  for (const words of [['<unk>', '<s>', '</s>', '中文', 'a\ud800', '', 'é'], ['<unk>', 'a\nb', '\n', 'x'], ['<unk>']]) {
+    const { pool, wOff } = vocabBytes(words);
+    assert.equal(wOff.length, words.length + 1);
+    words.forEach((w, i) => assert.deepEqual(Array.from(pool.subarray(wOff[i], wOff[i + 1])), Array.from(enc.encode(w)), JSON.stringify(w)));
+    assert.equal(wOff[words.length], words.reduce((n, w) => n + enc.encode(w).length, 0));
+  }
 });
 
 test('bad input: missing file, reserved tokens and over-long lines name the file and line', () => {

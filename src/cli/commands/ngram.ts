@@ -2,8 +2,8 @@
 import { parseArgs } from 'node:util';
 import os from 'node:os';
 // The n-gram modules themselves, not classic/index.js (which loads word2vec, features, …): start-up counts in a build's wall time.
-import { trainNgramFile, trainNgramFileParallel, type Estimator } from '../../classic/ngram.js';
-import { readArpa, writeArpa, writeArpaParallel } from '../../classic/arpa.js';
+import { trainNgramFile, countNgramsFileParallel, estimate, type Estimator, type NgramModel } from '../../classic/ngram.js';
+import { readArpa, writeArpa, ArpaWriterThread } from '../../classic/arpa.js';
 import { readLines, type TokenMode } from '../../classic/text.js';
 import { ClassicInputError } from '../../classic/errors.js';
 import { matchUsage, featuresUsage } from './ngram-usage.js';
@@ -60,9 +60,22 @@ export async function run(args: string[]): Promise<number> {
         order, estimator: values.estimator as Estimator, k: values.k === undefined ? undefined : num('k', values.k), mode,
         discountFallback: values['discount-fallback'], onProgress: err, onWarning: (w: string) => err(`warning: ${w}`),
       };
-      const model = threads === 2 ? await trainNgramFileParallel(data, opts) : trainNgramFile(data, opts);
-      if (threads === 2) await writeArpaParallel(model, out);
-      else writeArpa(model, out);
+      let model: NgramModel;
+      if (threads === 2) {
+        // The writer thread sorts the counts into ARPA order while this thread estimates.
+        const counts = await countNgramsFileParallel(data, opts);
+        if (counts.words === 0) throw new ClassicInputError(`${data}: empty corpus (no tokens)`);
+        const writer = ArpaWriterThread.start(counts, out);
+        try {
+          model = estimate(counts, opts);
+          await writer.write(model);
+        } finally {
+          await writer.close();
+        }
+      } else {
+        model = trainNgramFile(data, opts);
+        writeArpa(model, out);
+      }
       const counts = 'counts' in model && Array.isArray(model.counts) ? ` (${(model.counts as number[]).map((c, i) => `${i + 1}-grams: ${c}`).join(', ')})` : '';
       err(`wrote ${out}${counts} in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
       return 0;
