@@ -28,6 +28,11 @@ export const DFA_MAX_STATES = 10_000;
 const NFA_MAX_STATES = 100_000;
 
 export class Dfa {
+  /** Known to be trimmed (trim returns it as it is); a DFA is never changed once made. */
+  trimmed = false;
+  /** Its minimal DFA, once `minimize` has computed it. */
+  minimal: Dfa | undefined;
+
   constructor(
     /** Per state, sorted disjoint edges. */
     readonly trans: Edge[][],
@@ -182,6 +187,9 @@ export function nodeDfa(tree: RegexNode, search: boolean, limits: DfaLimits = {}
   const sets: number[][] = [];
   const startSet = closure([start], true, false);
   table.intern('S' + startSet.join(','), startSet, sets, accepting([start], true));
+  // The state of a set of moves (NFA states entered on a character), across all states: a
+  // search's states share most of their moves (the `.*` and every branch's start).
+  const byMoves = new Map<string, number>();
   for (let q = table.next(); q >= 0; q = table.next()) {
     const set = sets[q];
     // Sweep over the edges' boundaries; the targets active on each interval.
@@ -199,8 +207,15 @@ export function nodeDfa(tree: RegexNode, search: boolean, limits: DfaLimits = {}
       }
       if (active.size === 0 || at > MAX_CP) continue;
       const next = i < events.length ? events[i][0] - 1 : MAX_CP;
-      const tset = closure([...active.keys()], false, false);
-      const t = table.intern(tset.join(','), tset, sets, accepting(tset, false));
+      const moves = [...active.keys()].sort((x, y) => x - y);
+      const mk = moves.join(',');
+      let t = byMoves.get(mk);
+      if (t === undefined) {
+        const tset = closure(moves, false, false);
+        const key = tset.join(',');
+        t = table.ids.get(key) ?? table.intern(key, tset, sets, accepting(tset, false));
+        byMoves.set(mk, t);
+      }
       edges.push([at, Math.min(next, MAX_CP), t]);
     }
     table.trans[q] = mergeEdges(edges);
@@ -368,6 +383,13 @@ export function lengthRange(a0: Dfa): [number, number] {
 
 /** States that reach an accepting state, reachable from the start; the rest removed (an empty language is one rejecting state). */
 export function trim(a: Dfa): Dfa {
+  if (a.trimmed) return a;
+  const t = trimmed(a);
+  t.trimmed = true;
+  return t;
+}
+
+function trimmed(a: Dfa): Dfa {
   const n = a.size;
   const rev: number[][] = Array.from({ length: n }, () => []);
   for (let q = 0; q < n; q++) for (const e of a.trans[q]) rev[e[2]].push(q);
@@ -396,6 +418,11 @@ export function isEmpty(a: Dfa): boolean {
  * its alphabet: the code point intervals that no edge boundary splits).
  */
 export function minimize(a0: Dfa): Dfa {
+  if (a0.minimal === undefined) { a0.minimal = minimal(a0); a0.minimal.minimal = a0.minimal; }
+  return a0.minimal;
+}
+
+function minimal(a0: Dfa): Dfa {
   const a = trim(a0);
   const n = a.size;
   // Large automata, products with counters, are returned trimmed, as they are.
@@ -561,7 +588,28 @@ export function uniformChain(a0: Dfa): { chars: Ranges; lo: number; hi: number }
   // trimmed, and minimising it takes a round per state: 100 ms); only others are minimised first.
   const t = trim(a0);
   if (isEmpty(t)) return null;
-  return chainShape(t) ?? chainShape(minimize(t));
+  return chainShape(t) ?? (oneClass(t) ? chainShape(minimize(t)) : null);
+}
+
+/**
+ * Whether every state of a trimmed DFA leads on by the same characters (or by none): true of
+ * every automaton of a language C^{lo..hi} (after n characters the rest is C^{lo−n..hi−n}), so
+ * where it fails, no minimising is needed to tell that the language is not one.
+ */
+function oneClass(a: Dfa): boolean {
+  let C: Edge[] | null = null;
+  for (const es0 of a.trans) {
+    if (es0.length === 0) continue;
+    // The state's characters as merged ranges (its edges are sorted and disjoint).
+    const es: Edge[] = [];
+    for (const e of es0) {
+      const last = es[es.length - 1];
+      if (last && last[1] + 1 === e[0]) last[1] = e[1]; else es.push([e[0], e[1], 0]);
+    }
+    if (C === null) { C = es; continue; }
+    if (es.length !== C.length || es.some((e, i) => e[0] !== C![i][0] || e[1] !== C![i][1])) return false;
+  }
+  return true;
 }
 
 /** uniformChain of an automaton, read as it is: the bounds when it is a chain of states on one class, else null. */
