@@ -15,6 +15,7 @@ import { ComplexityError, RegexError } from './errors.js';
 import type { GrammarBuilder, Sym } from './grammar.js';
 import { normalizeRanges } from './grammar.js';
 import { parseRegex, charsSym } from './regex.js';
+import { refinePartition } from './partition.js';
 import type { RegexNode, CharMode } from './regex.js';
 
 export type Ranges = Array<[number, number]>;
@@ -461,63 +462,14 @@ function nerodeBlocks(a: Dfa): Int32Array {
     while (lo < hi) { const m = (lo + hi) >> 1; if (bounds[m] < c) lo = m + 1; else hi = m; }
     return lo;
   };
-  // Total transition table (the dead state, last, loops) and its inverse per (atom, target).
+  // Total transition table (the dead state, last, loops); accepting states against the rest.
   const delta = new Int32Array(N * A).fill(dead);
   for (let q = 0; q < n; q++) for (const [lo, hi, t] of a.trans[q]) for (let x = atom(lo); x < A && bounds[x] <= hi; x++) delta[q * A + x] = t;
-  const invStart = new Int32Array(A * N + 1), inv = new Int32Array(N * A);
-  for (let q = 0; q < N; q++) for (let x = 0; x < A; x++) invStart[x * N + delta[q * A + x] + 1]++;
-  for (let k = 0; k < A * N; k++) invStart[k + 1] += invStart[k];
-  const fill = invStart.slice(0, A * N);
-  for (let q = 0; q < N; q++) for (let x = 0; x < A; x++) inv[fill[x * N + delta[q * A + x]]++] = q;
-  // The partition: block b is elems[bStart[b] .. bEnd[b]); accepting states first.
-  const elems = new Int32Array(N), loc = new Int32Array(N), blk = new Int32Array(N);
-  const bStart = new Int32Array(N), bEnd = new Int32Array(N), marked = new Int32Array(N);
-  let k = 0;
-  for (let q = 0; q < n; q++) if (a.accept[q]) { elems[k] = q; loc[q] = k++; }
-  const nAcc = k;
-  for (let q = 0; q < N; q++) if (q === dead || !a.accept[q]) { elems[k] = q; loc[q] = k++; }
-  let nb = 0;
-  if (nAcc > 0) { bStart[nb] = 0; bEnd[nb] = nAcc; nb++; }
-  if (nAcc < N) { bStart[nb] = nAcc; bEnd[nb] = N; nb++; }
-  for (let b = 0; b < nb; b++) for (let i = bStart[b]; i < bEnd[b]; i++) blk[elems[i]] = b;
-  // Splitters (block, atom): the smaller initial block on every atom.
-  const inW = new Uint8Array(N * A);
-  const W: number[] = [];
-  if (nb === 2) { const S = nAcc <= N - nAcc ? 0 : 1; for (let x = 0; x < A; x++) { inW[S * A + x] = 1; W.push(S, x); } }
-  const X: number[] = [], touched: number[] = [];
-  while (W.length) {
-    const x = W.pop()!, C = W.pop()!;
-    inW[C * A + x] = 0;
-    // X: the states whose atom-x successor is in C.
-    X.length = 0;
-    for (let i = bStart[C]; i < bEnd[C]; i++) {
-      const t = elems[i];
-      for (let j = invStart[x * N + t]; j < invStart[x * N + t + 1]; j++) X.push(inv[j]);
-    }
-    touched.length = 0;
-    for (const p of X) {
-      const B = blk[p];
-      if (marked[B] === 0) touched.push(B);
-      const j = bStart[B] + marked[B], i = loc[p], q = elems[j];
-      elems[j] = p; loc[p] = j; elems[i] = q; loc[q] = i;
-      marked[B]++;
-    }
-    for (const B of touched) {
-      const m = marked[B], size = bEnd[B] - bStart[B];
-      marked[B] = 0;
-      if (m === size) continue;
-      // The marked part becomes block B2; B keeps the rest.
-      const B2 = nb++;
-      bStart[B2] = bStart[B]; bEnd[B2] = bStart[B] + m; bStart[B] += m;
-      for (let i = bStart[B2]; i < bEnd[B2]; i++) blk[elems[i]] = B2;
-      const S = m <= size - m ? B2 : B;
-      for (let y = 0; y < A; y++) {
-        if (inW[B * A + y]) { inW[B2 * A + y] = 1; W.push(B2, y); }
-        else { inW[S * A + y] = 1; W.push(S, y); }
-      }
-    }
-  }
-  return blk;
+  const anyAccepting = a.accept.some((x) => x);
+  const initial = new Int32Array(N);
+  for (let q = 0; q < n; q++) initial[q] = anyAccepting && !a.accept[q] ? 1 : 0;
+  initial[dead] = anyAccepting ? 1 : 0;
+  return refinePartition(N, A, delta, initial);
 }
 
 /** A shortest accepted string (breadth first), or null for the empty language. */
