@@ -91,8 +91,8 @@ const LIM = 999_999_999_999_999;
 
 type Obj = Record<string, unknown>;
 const isObj = (x: unknown): x is Obj => typeof x === 'object' && x !== null && !Array.isArray(x);
-const esc = (k: string) => k.replace(/~/g, '~0').replace(/\//g, '~1');
-const jp = (ptr: string, ...keys: (string | number)[]) => ptr + keys.map((k) => '/' + esc(String(k))).join('');
+const esc = (k: string) => (k.includes('~') || k.includes('/') ? k.replace(/~/g, '~0').replace(/\//g, '~1') : k);
+const jp = (ptr: string, ...keys: (string | number)[]) => { let out = ptr; for (const k of keys) out += '/' + esc(String(k)); return out; };
 
 /** Compiles a JSON Schema to a grammar (JSON text, or YAML with output: 'yaml'). */
 export function compileJsonSchema(schema: JsonSchema, opts: SchemaOptions = {}): Grammar {
@@ -211,6 +211,14 @@ export class SchemaCompiler {
     this.refRules.set(key, id);
     this.b.define(id, [[this.once(() => (yamlIndent < 0 ? this.value(t.schema, t.ptr) : this.yamlValue(t.schema, t.ptr, yamlIndent)))]]);
     return id;
+  }
+
+  private readonly memberKeys = new Map<string, Sym[]>();
+  /** `"name":` with the whitespace around the colon (shared: not to be changed). */
+  private memberKey(name: string): Sym[] {
+    let k = this.memberKeys.get(name);
+    if (k === undefined) { k = [...this.lit(JSON.stringify(name)), ...this.ws, ...this.lit(':'), ...this.ws]; this.memberKeys.set(name, k); }
+    return k;
   }
 
   /** Runs what a later compile of the same schema finds done (a $ref target, a cached rule): its `never`s are not repeated then. */
@@ -1178,13 +1186,16 @@ export class SchemaCompiler {
     const entries = names.map((name) => {
       const own = Object.prototype.hasOwnProperty.call(props, name);
       // A name matching patterns of patternProperties satisfies their schemas too (and is not additional).
-      const matched = pats.filter((x) => x.re.test(name));
+      const matched = pats.length ? pats.filter((x) => x.re.test(name)) : pats;
       const p = own ? jp(ptr, 'properties', name) : matched.length ? jp(ptr, 'patternProperties', matched[0].p) : jp(ptr, 'additionalProperties');
-      const parts = [...(own ? [props[name] as JsonSchema] : []), ...matched.map((x) => x.schema)];
-      const schema = parts.length === 0 ? apRequired ?? true : parts.length === 1 ? parts[0] : { allOf: parts };
+      const schema = matched.length === 0 ? (own ? props[name] as JsonSchema : apRequired ?? true)
+        : own || matched.length > 1 ? { allOf: [...(own ? [props[name] as JsonSchema] : []), ...matched.map((x) => x.schema)] } : matched[0].schema;
       const value = this.value(schema, p);
-      const key = [...this.lit(JSON.stringify(name)), ...ws, ...this.lit(':'), ...ws];
-      return { name, required: req.has(name), schema, ptr: p, key, kv: [...key, value, ...ws] };
+      const key = this.memberKey(name);
+      const kv = key.slice();
+      kv.push(value);
+      for (const w of ws) kv.push(w);
+      return { name, required: req.has(name), schema, ptr: p, key, kv };
     });
     // Extra properties: keys that are not declared (ASCII, unescaped), values of additionalProperties.
     let extra: Sym[] | null = null;
@@ -1680,6 +1691,9 @@ export class SchemaCompiler {
    * node of their trie, named FREE_KEY_NODE: ByteAutomaton recognises those frames as closed
    * under plain characters without walking the trie, see closureByStacks).
    */
+  /** keyTrie's node rules by their rest (see there). */
+  private readonly trieNodes = new Map<string, Sym>();
+
   private keyTrie(names: string[], nonEmpty: boolean): Sym {
     const b = this.b;
     const enc = new TextEncoder();
@@ -1699,16 +1713,28 @@ export class SchemaCompiler {
     const free = b.cached('key-free', () => b.seq('key-free', [...b.repeat('key-char', [b.cls(ok)], 0, Infinity), quote]));
     const okBits = new Uint16Array(16), bits = new Uint16Array(16);
     for (let x = 0; x < 256; x++) if (ok(x)) okBits[x >>> 4] |= 1 << (x & 15);
+    // Nodes with the same rest (whether a name ends there, and the same children) are one rule,
+    // in this trie and the tries of other objects: the names' tails are shared.
     const node = (n: Node, root = false): Sym => {
+      const kids: Array<[number, Sym]> = [];
+      for (const [x, kid] of n.kids) if (ok(x)) kids.push([x, node(kid)]);
+      const quoted = !n.end && !(root && nonEmpty);
+      let key = quoted ? 'q' : 'n';
+      for (const [x, k] of kids) key += `,${x}:${k}`;
+      for (const x of n.kids.keys()) if (!ok(x)) key += `,${x}!`;
+      const known = this.trieNodes.get(key);
+      if (known !== undefined) return known;
       const alts: Sym[][] = [];
-      if (!n.end && !(root && nonEmpty)) alts.push([quote]);
+      if (quoted) alts.push([quote]);
       // The plain characters but the node's children.
       bits.set(okBits);
       for (const x of n.kids.keys()) bits[x >>> 4] &= ~(1 << (x & 15));
       const others = b.clsOfBits(bits);
       alts.push([others, free]);
-      for (const [x, kid] of n.kids) if (ok(x)) alts.push([b.cls([x]), node(kid)]);
-      return b.rule(FREE_KEY_NODE, alts);
+      for (const [x, k] of kids) alts.push([b.cls([x]), k]);
+      const r = b.rule(FREE_KEY_NODE, alts);
+      this.trieNodes.set(key, r);
+      return r;
     };
     return b.seq('extra-key', [quote, node(trie, true)]);
   }
