@@ -540,7 +540,25 @@ export function uniformChain(a0: Dfa): { chars: Ranges; lo: number; hi: number }
   // trimmed, and minimising it takes a round per state: 100 ms); only others are minimised first.
   const t = trim(a0);
   if (isEmpty(t)) return null;
-  return chainShape(t) ?? (oneClass(t) ? chainShape(minimize(t)) : null);
+  return chainShape(t) ?? (oneClass(t) && lengthOnly(t, 64) ? chainShape(minimize(t)) : null);
+}
+
+/**
+ * False when two strings of one length (of at most `levels` characters) end one in an accepting
+ * state and one not: a language C^{lo..hi} accepts by length alone, so such an automaton needs no
+ * minimising to be told apart from one (the keys outside patterns: thousands of states).
+ */
+function lengthOnly(a: Dfa, levels: number): boolean {
+  const stamp = new Int32Array(a.size).fill(-1);
+  let cur = [0];
+  for (let d = 0; d < levels && cur.length; d++) {
+    const acc = a.accept[cur[0]];
+    for (const q of cur) if (a.accept[q] !== acc) return false;
+    const next: number[] = [];
+    for (const q of cur) for (const e of a.trans[q]) if (stamp[e[2]] !== d) { stamp[e[2]] = d; next.push(e[2]); }
+    cur = next;
+  }
+  return true;
 }
 
 /**
