@@ -1462,6 +1462,8 @@ export class SchemaCompiler {
     // excludes others; a trigger whose names cannot all be present never is.
     const index = new Map(entries.map((e, i) => [e.name, i]));
     const never = new Set<number>(), needs: number[][] = entries.map(() => []), bans: number[][] = entries.map(() => []);
+    // What the rules built while matching need of the entries (the closures below keep only this).
+    const required = entries.map((e) => e.required);
     for (const d of deps) {
       const t = index.get(d.trigger);
       if (t === undefined) continue;
@@ -1473,7 +1475,7 @@ export class SchemaCompiler {
     // present triggers need; null when a present trigger excludes one of them (or a never-trigger is seen).
     const forced = (seen: Uint8Array): Set<number> | null => {
       const all = new Set<number>();
-      for (let i = 0; i < n; i++) if (seen[i] || entries[i].required) all.add(i);
+      for (let i = 0; i < n; i++) if (seen[i] || required[i]) all.add(i);
       for (let grew = true; grew;) {
         grew = false;
         for (const i of [...all]) for (const j of needs[i]) if (!all.has(j)) { all.add(j); grew = true; }
@@ -1495,7 +1497,7 @@ export class SchemaCompiler {
       if (deps.length && must === null) return Infinity;
       for (let i = 0; i < n; i++) {
         if (seen[i]) continue;
-        if (must ? must.has(i) : entries[i].required) { len += g.ruleMinLen(kv[i]); count++; } else pool.push(g.ruleMinLen(kv[i]));
+        if (must ? must.has(i) : required[i]) { len += g.ruleMinLen(kv[i]); count++; } else pool.push(g.ruleMinLen(kv[i]));
       }
       if (maxP !== undefined && c + count > maxP) return Infinity;
       const more = Math.max(0, minP - c - count);
@@ -1511,7 +1513,7 @@ export class SchemaCompiler {
     const alts = (g: Grammar, seen: Uint8Array, c: number): Sym[][] => {
       const out: Sym[][] = [];
       const must = deps.length ? forced(seen) : null;
-      if (c >= minP && (deps.length ? must !== null && [...must].every((i) => seen[i]) : entries.every((e, i) => !e.required || seen[i]))) out.push([]);
+      if (c >= minP && (deps.length ? must !== null && [...must].every((i) => seen[i]) : required.every((r, i) => !r || seen[i]))) out.push([]);
       if (maxP !== undefined && c >= maxP) return out;
       const lead = c > 0 ? [sep] : [];
       for (let i = 0; i < n; i++) {
@@ -1533,7 +1535,7 @@ export class SchemaCompiler {
       return r;
     };
     // Without `ordered`: the required members, comma-separated, derive what the members in any order derive shortest.
-    const req = kv.filter((_, i) => entries[i].required);
+    const req = kv.filter((_, i) => required[i]);
     const root = b.lazy('members-any-order', [ordered !== null ? [ordered] : req.flatMap((m, i) => (i ? [sep, m] : [m]))], (g) => alts(g, new Uint8Array(n), 0));
     states.set(`0:${'0'.repeat(n)}`, root);
     return root;
