@@ -15,6 +15,7 @@ import { ComplexityError, RegexError } from './errors.js';
 import type { GrammarBuilder, Sym } from './grammar.js';
 import { normalizeRanges } from './grammar.js';
 import { parseRegex, charsSym } from './regex.js';
+import { refinePartition } from './partition.js';
 import type { RegexNode, CharMode } from './regex.js';
 
 export type Ranges = Array<[number, number]>;
@@ -28,6 +29,11 @@ export const DFA_MAX_STATES = 10_000;
 const NFA_MAX_STATES = 100_000;
 
 export class Dfa {
+  /** Known to be trimmed (trim returns it as it is); a DFA is never changed once made. */
+  trimmed = false;
+  /** Its minimal DFA, once `minimize` has computed it. */
+  minimal: Dfa | undefined;
+
   constructor(
     /** Per state, sorted disjoint edges. */
     readonly trans: Edge[][],
@@ -182,6 +188,9 @@ export function nodeDfa(tree: RegexNode, search: boolean, limits: DfaLimits = {}
   const sets: number[][] = [];
   const startSet = closure([start], true, false);
   table.intern('S' + startSet.join(','), startSet, sets, accepting([start], true));
+  // The state of a set of moves (NFA states entered on a character), across all states: a
+  // search's states share most of their moves (the `.*` and every branch's start).
+  const byMoves = new Map<string, number>();
   for (let q = table.next(); q >= 0; q = table.next()) {
     const set = sets[q];
     // Sweep over the edges' boundaries; the targets active on each interval.
@@ -199,8 +208,15 @@ export function nodeDfa(tree: RegexNode, search: boolean, limits: DfaLimits = {}
       }
       if (active.size === 0 || at > MAX_CP) continue;
       const next = i < events.length ? events[i][0] - 1 : MAX_CP;
-      const tset = closure([...active.keys()], false, false);
-      const t = table.intern(tset.join(','), tset, sets, accepting(tset, false));
+      const moves = [...active.keys()].sort((x, y) => x - y);
+      const mk = moves.join(',');
+      let t = byMoves.get(mk);
+      if (t === undefined) {
+        const tset = closure(moves, false, false);
+        const key = tset.join(',');
+        t = table.ids.get(key) ?? table.intern(key, tset, sets, accepting(tset, false));
+        byMoves.set(mk, t);
+      }
       edges.push([at, Math.min(next, MAX_CP), t]);
     }
     table.trans[q] = mergeEdges(edges);
@@ -368,6 +384,13 @@ export function lengthRange(a0: Dfa): [number, number] {
 
 /** States that reach an accepting state, reachable from the start; the rest removed (an empty language is one rejecting state). */
 export function trim(a: Dfa): Dfa {
+  if (a.trimmed) return a;
+  const t = trimmed(a);
+  t.trimmed = true;
+  return t;
+}
+
+function trimmed(a: Dfa): Dfa {
   const n = a.size;
   const rev: number[][] = Array.from({ length: n }, () => []);
   for (let q = 0; q < n; q++) for (const e of a.trans[q]) rev[e[2]].push(q);
@@ -396,6 +419,11 @@ export function isEmpty(a: Dfa): boolean {
  * its alphabet: the code point intervals that no edge boundary splits).
  */
 export function minimize(a0: Dfa): Dfa {
+  if (a0.minimal === undefined) { a0.minimal = minimal(a0); a0.minimal.minimal = a0.minimal; }
+  return a0.minimal;
+}
+
+function minimal(a0: Dfa): Dfa {
   const a = trim(a0);
   const n = a.size;
   // Large automata, products with counters, are returned trimmed, as they are.
@@ -434,63 +462,14 @@ function nerodeBlocks(a: Dfa): Int32Array {
     while (lo < hi) { const m = (lo + hi) >> 1; if (bounds[m] < c) lo = m + 1; else hi = m; }
     return lo;
   };
-  // Total transition table (the dead state, last, loops) and its inverse per (atom, target).
+  // Total transition table (the dead state, last, loops); accepting states against the rest.
   const delta = new Int32Array(N * A).fill(dead);
   for (let q = 0; q < n; q++) for (const [lo, hi, t] of a.trans[q]) for (let x = atom(lo); x < A && bounds[x] <= hi; x++) delta[q * A + x] = t;
-  const invStart = new Int32Array(A * N + 1), inv = new Int32Array(N * A);
-  for (let q = 0; q < N; q++) for (let x = 0; x < A; x++) invStart[x * N + delta[q * A + x] + 1]++;
-  for (let k = 0; k < A * N; k++) invStart[k + 1] += invStart[k];
-  const fill = invStart.slice(0, A * N);
-  for (let q = 0; q < N; q++) for (let x = 0; x < A; x++) inv[fill[x * N + delta[q * A + x]]++] = q;
-  // The partition: block b is elems[bStart[b] .. bEnd[b]); accepting states first.
-  const elems = new Int32Array(N), loc = new Int32Array(N), blk = new Int32Array(N);
-  const bStart = new Int32Array(N), bEnd = new Int32Array(N), marked = new Int32Array(N);
-  let k = 0;
-  for (let q = 0; q < n; q++) if (a.accept[q]) { elems[k] = q; loc[q] = k++; }
-  const nAcc = k;
-  for (let q = 0; q < N; q++) if (q === dead || !a.accept[q]) { elems[k] = q; loc[q] = k++; }
-  let nb = 0;
-  if (nAcc > 0) { bStart[nb] = 0; bEnd[nb] = nAcc; nb++; }
-  if (nAcc < N) { bStart[nb] = nAcc; bEnd[nb] = N; nb++; }
-  for (let b = 0; b < nb; b++) for (let i = bStart[b]; i < bEnd[b]; i++) blk[elems[i]] = b;
-  // Splitters (block, atom): the smaller initial block on every atom.
-  const inW = new Uint8Array(N * A);
-  const W: number[] = [];
-  if (nb === 2) { const S = nAcc <= N - nAcc ? 0 : 1; for (let x = 0; x < A; x++) { inW[S * A + x] = 1; W.push(S, x); } }
-  const X: number[] = [], touched: number[] = [];
-  while (W.length) {
-    const x = W.pop()!, C = W.pop()!;
-    inW[C * A + x] = 0;
-    // X: the states whose atom-x successor is in C.
-    X.length = 0;
-    for (let i = bStart[C]; i < bEnd[C]; i++) {
-      const t = elems[i];
-      for (let j = invStart[x * N + t]; j < invStart[x * N + t + 1]; j++) X.push(inv[j]);
-    }
-    touched.length = 0;
-    for (const p of X) {
-      const B = blk[p];
-      if (marked[B] === 0) touched.push(B);
-      const j = bStart[B] + marked[B], i = loc[p], q = elems[j];
-      elems[j] = p; loc[p] = j; elems[i] = q; loc[q] = i;
-      marked[B]++;
-    }
-    for (const B of touched) {
-      const m = marked[B], size = bEnd[B] - bStart[B];
-      marked[B] = 0;
-      if (m === size) continue;
-      // The marked part becomes block B2; B keeps the rest.
-      const B2 = nb++;
-      bStart[B2] = bStart[B]; bEnd[B2] = bStart[B] + m; bStart[B] += m;
-      for (let i = bStart[B2]; i < bEnd[B2]; i++) blk[elems[i]] = B2;
-      const S = m <= size - m ? B2 : B;
-      for (let y = 0; y < A; y++) {
-        if (inW[B * A + y]) { inW[B2 * A + y] = 1; W.push(B2, y); }
-        else { inW[S * A + y] = 1; W.push(S, y); }
-      }
-    }
-  }
-  return blk;
+  const anyAccepting = a.accept.some((x) => x);
+  const initial = new Int32Array(N);
+  for (let q = 0; q < n; q++) initial[q] = anyAccepting && !a.accept[q] ? 1 : 0;
+  initial[dead] = anyAccepting ? 1 : 0;
+  return refinePartition(N, A, delta, initial);
 }
 
 /** A shortest accepted string (breadth first), or null for the empty language. */
@@ -561,7 +540,46 @@ export function uniformChain(a0: Dfa): { chars: Ranges; lo: number; hi: number }
   // trimmed, and minimising it takes a round per state: 100 ms); only others are minimised first.
   const t = trim(a0);
   if (isEmpty(t)) return null;
-  return chainShape(t) ?? chainShape(minimize(t));
+  return chainShape(t) ?? (oneClass(t) && lengthOnly(t, 64) ? chainShape(minimize(t)) : null);
+}
+
+/**
+ * False when two strings of one length (of at most `levels` characters) end one in an accepting
+ * state and one not: a language C^{lo..hi} accepts by length alone, so such an automaton needs no
+ * minimising to be told apart from one (the keys outside patterns: thousands of states).
+ */
+function lengthOnly(a: Dfa, levels: number): boolean {
+  const stamp = new Int32Array(a.size).fill(-1);
+  let cur = [0];
+  for (let d = 0; d < levels && cur.length; d++) {
+    const acc = a.accept[cur[0]];
+    for (const q of cur) if (a.accept[q] !== acc) return false;
+    const next: number[] = [];
+    for (const q of cur) for (const e of a.trans[q]) if (stamp[e[2]] !== d) { stamp[e[2]] = d; next.push(e[2]); }
+    cur = next;
+  }
+  return true;
+}
+
+/**
+ * Whether every state of a trimmed DFA leads on by the same characters (or by none): true of
+ * every automaton of a language C^{lo..hi} (after n characters the rest is C^{lo−n..hi−n}), so
+ * where it fails, no minimising is needed to tell that the language is not one.
+ */
+function oneClass(a: Dfa): boolean {
+  let C: Edge[] | null = null;
+  for (const es0 of a.trans) {
+    if (es0.length === 0) continue;
+    // The state's characters as merged ranges (its edges are sorted and disjoint).
+    const es: Edge[] = [];
+    for (const e of es0) {
+      const last = es[es.length - 1];
+      if (last && last[1] + 1 === e[0]) last[1] = e[1]; else es.push([e[0], e[1], 0]);
+    }
+    if (C === null) { C = es; continue; }
+    if (es.length !== C.length || es.some((e, i) => e[0] !== C![i][0] || e[1] !== C![i][1])) return false;
+  }
+  return true;
 }
 
 /** uniformChain of an automaton, read as it is: the bounds when it is a chain of states on one class, else null. */

@@ -105,6 +105,13 @@ export class GrammarBuilder {
     bits.fill(0);
     if (typeof bytes === 'function') { for (let b = 0; b < 256; b++) if (bytes(b)) bits[b >>> 4] |= 1 << (b & 15); }
     else for (const b of bytes) bits[b >>> 4] |= 1 << (b & 15);
+    const k = this.clsOfBits(bits);
+    if (Array.isArray(bytes) && bytes.length === 1) this.singleClass[bytes[0]] = symClass(k);
+    return k;
+  }
+
+  /** A byte class from its bit set: byte b is in it when bit (b & 15) of bits[b >>> 4] is set. */
+  clsOfBits(bits: Uint16Array): Sym {
     const key = String.fromCharCode(bits[0], bits[1], bits[2], bits[3], bits[4], bits[5], bits[6], bits[7], bits[8], bits[9], bits[10], bits[11], bits[12], bits[13], bits[14], bits[15]);
     let k = this.classKey.get(key);
     if (k === undefined) {
@@ -112,7 +119,6 @@ export class GrammarBuilder {
       for (let b = 0; b < 256; b++) if ((bits[b >>> 4] >>> (b & 15)) & 1) set[b] = 1;
       k = this.classes.length; this.classes.push(set); this.classKey.set(key, k);
     }
-    if (Array.isArray(bytes) && bytes.length === 1) this.singleClass[bytes[0]] = k;
     return clsSym(k);
   }
 
@@ -126,10 +132,15 @@ export class GrammarBuilder {
   /** The UTF-8 bytes of a string, one class per byte. */
   lit(s: string): Sym[] {
     if (s.length > MAX_LITERAL) throw new ComplexityError('the length of one literal (a property name, a const)', MAX_LITERAL, `one of ${s.length} characters`);
+    // Short literals (keys, punctuation) recur: their classes are kept (a copy is returned).
+    const known = s.length <= 64 ? this.lits.get(s) : undefined;
+    if (known !== undefined) return known.slice();
     const out: Sym[] = [];
     for (const b of UTF8.encode(s)) out.push(this.cls([b]));
+    if (s.length <= 64) this.lits.set(s, out.slice());
     return out;
   }
+  private readonly lits = new Map<string, Sym[]>();
 
   /** One rule matching any sequence of the alternatives. */
   alt(name: string, alts: Sym[][]): Sym {

@@ -6,6 +6,7 @@
 import { GrammarBuilder, END, complementRanges, normalizeRanges } from './grammar.js';
 import type { Sym } from './grammar.js';
 import { RegexError } from './errors.js';
+import { refinePartition } from './partition.js';
 
 export type RegexNode =
   | { t: 'chars'; ranges: Array<[number, number]> }
@@ -307,7 +308,7 @@ const SEARCH_NFA_MAX = 4000, SEARCH_DFA_MAX = 600;
  * automaton over characters, written as right-linear rules: one rule per (minimal) DFA state,
  * Q ::= C1 Q1 | C2 Q2 | … (| ε when accepting), Ci the characters (in `mode`) that lead to Qi.
  * Tail calls keep the parser at one parse per state. Built by Thompson's construction, subset
- * construction and Moore's partition refinement over the character classes' atoms (maximal code
+ * construction and Hopcroft's partition refinement over the character classes' atoms (maximal code
  * point ranges no class of the regex splits). Null when the automaton would be too large.
  */
 function searchDfa(b: GrammarBuilder, branches: RegexNode[], mode: CharMode, src: string): Sym | null {
@@ -442,24 +443,17 @@ function searchDfa(b: GrammarBuilder, branches: RegexNode[], mode: CharMode, src
     if (e instanceof TooLarge) return null;
     throw e;
   }
-  // Moore's minimisation: blocks refined by (accepting, block of the successor on every atom).
+  // Minimisation (partition.ts): blocks of states with the same future, the missing transitions
+  // going to a dead state of their own (kept apart from states that cannot accept: as written).
   const Q = sets.length;
   const accepting = sets.map((s) => s.includes(final));
-  let block: number[] = accepting.map((a) => (a ? 1 : 0));
-  for (let nb = -1; ;) {
-    const sig = new Map<string, number>();
-    const next = new Array<number>(Q);
-    for (let q = 0; q < Q; q++) {
-      let k = String(block[q]);
-      for (let a = 0; a < NA; a++) k += ',' + (trans[q][a] < 0 ? -1 : block[trans[q][a]]);
-      let id = sig.get(k);
-      if (id === undefined) { id = sig.size; sig.set(k, id); }
-      next[q] = id;
-    }
-    block = next;
-    if (sig.size === nb) break;
-    nb = sig.size;
-  }
+  const delta = new Int32Array((Q + 1) * NA).fill(Q);
+  for (let q = 0; q < Q; q++) for (let a = 0; a < NA; a++) if (trans[q][a] >= 0) delta[q * NA + a] = trans[q][a];
+  const anyAccepting = accepting.some((x) => x), anyOther = accepting.some((x) => !x);
+  const initial = new Int32Array(Q + 1);
+  for (let q = 0; q < Q; q++) initial[q] = accepting[q] || !anyAccepting ? 0 : 1;
+  initial[Q] = +anyAccepting + +anyOther;
+  const block = refinePartition(Q + 1, NA, delta, initial);
   // Rules: one per block (states of a block behave alike: any one represents it).
   const rep = new Map<number, number>();
   for (let q = 0; q < Q; q++) if (!rep.has(block[q])) rep.set(block[q], q);

@@ -91,8 +91,8 @@ const LIM = 999_999_999_999_999;
 
 type Obj = Record<string, unknown>;
 const isObj = (x: unknown): x is Obj => typeof x === 'object' && x !== null && !Array.isArray(x);
-const esc = (k: string) => k.replace(/~/g, '~0').replace(/\//g, '~1');
-const jp = (ptr: string, ...keys: (string | number)[]) => ptr + keys.map((k) => '/' + esc(String(k))).join('');
+const esc = (k: string) => (k.includes('~') || k.includes('/') ? k.replace(/~/g, '~0').replace(/\//g, '~1') : k);
+const jp = (ptr: string, ...keys: (string | number)[]) => { let out = ptr; for (const k of keys) out += '/' + esc(String(k)); return out; };
 
 /** Compiles a JSON Schema to a grammar (JSON text, or YAML with output: 'yaml'). */
 export function compileJsonSchema(schema: JsonSchema, opts: SchemaOptions = {}): Grammar {
@@ -110,6 +110,24 @@ export class SchemaCompiler {
   private readonly negRefs = new Map<string, JsonSchema>();
   private readonly negRules = new WeakMap<object, Sym>();
   private readonly negRefObjs = new WeakSet<object>();
+  /**
+   * Compiled values by the schema's content (see keyOf): a sub-schema met again — a property
+   * schema in each of a oneOf's branches, the branches' products with negations, items repeated
+   * over definitions — is one rule instead of a grammar of its own each time (semgrep compiled
+   * 43,000 values of 2,000 distinct contents). `height`: the nesting depth its compile reached
+   * below the caller, so that a reuse deeper down still meets maxDepth as compiling it again would;
+   * `unsat`: how many `never`s compiling it again would add (the message's count stays the same).
+   */
+  private readonly valueMemo = new Map<string, { sym: Sym; height: number; unsat: number }>();
+  /** Content keys of objects and arrays (by identity: the compiler never changes a schema object once made). */
+  private readonly contentKeys = new WeakMap<object, string>();
+  private readonly interned = new Map<string, string>();
+  private readonly strKeys = new Map<string, string>();
+  /** The deepest `depth` reached (for valueMemo's height). */
+  private reach = 0;
+  private unique = 0;
+  /** `never`s added while compiling what a second compile finds done ($ref targets, cached rules): not repeated by one. */
+  private hiddenUnsat = 0;
   private readonly ws: Sym[];
   private readonly yaml: boolean;
 
@@ -146,6 +164,7 @@ export class SchemaCompiler {
   private enter<T>(ptr: string, f: () => T): T {
     const max = this.opts.maxDepth ?? 200;
     if (++this.depth > max) throw new ComplexityError('schema nesting depth', max, `at ${ptr}`);
+    if (this.depth > this.reach) this.reach = this.depth;
     try { return f(); } finally { this.depth--; }
   }
 
@@ -190,8 +209,65 @@ export class SchemaCompiler {
     const t = this.resolve(ref, jp(ptr, '$ref'));
     const id = this.b.rule('ref');
     this.refRules.set(key, id);
-    this.b.define(id, [[yamlIndent < 0 ? this.value(t.schema, t.ptr) : this.yamlValue(t.schema, t.ptr, yamlIndent)]]);
+    this.b.define(id, [[this.once(() => (yamlIndent < 0 ? this.value(t.schema, t.ptr) : this.yamlValue(t.schema, t.ptr, yamlIndent)))]]);
     return id;
+  }
+
+  private readonly memberKeys = new Map<string, Sym[]>();
+  /** `"name":` with the whitespace around the colon (shared: not to be changed). */
+  private memberKey(name: string): Sym[] {
+    let k = this.memberKeys.get(name);
+    if (k === undefined) { k = [...this.lit(JSON.stringify(name)), ...this.ws, ...this.lit(':'), ...this.ws]; this.memberKeys.set(name, k); }
+    return k;
+  }
+
+  /** Runs what a later compile of the same schema finds done (a $ref target, a cached rule): its `never`s are not repeated then. */
+  private once<T>(f: () => T): T {
+    const u0 = this.unsat.length;
+    try { return f(); } finally { this.hiddenUnsat += this.unsat.length - u0; }
+  }
+
+  /**
+   * A key equal for schemas of equal content (JSON values, key order kept, -0, undefined and
+   * non-finite numbers told apart): one short interned name per object or array, built from its
+   * members' keys, so a key is as long as its object's own members.
+   */
+  private keyOf(x: unknown, depth = 0): string {
+    switch (typeof x) {
+      case 'boolean': return x ? 't' : 'f';
+      case 'string': {
+        // Interned: the same string (a description copied into each merged object) is hashed once.
+        let id = this.strKeys.get(x);
+        if (id === undefined) { id = `s${this.strKeys.size}`; this.strKeys.set(x, id); }
+        return id;
+      }
+      case 'number': return Object.is(x, -0) ? 'n-0' : `n${x}`;
+      case 'undefined': return 'u';
+      case 'object': {
+        if (x === null) return 'z';
+        const known = this.contentKeys.get(x);
+        if (known !== undefined) return known;
+        // Deeper than any schema the compiler follows (maxDepth): a key of its own, equal to no other.
+        if (depth > 256) { const id = `x${this.unique++}`; this.contentKeys.set(x, id); return id; }
+        let local: string;
+        if (Array.isArray(x)) {
+          local = '[';
+          for (let i = 0; i < x.length; i++) local += (i ? ',' : '') + (i in x ? this.keyOf(x[i], depth + 1) : 'h');
+          local += ']';
+        } else {
+          local = '{';
+          let first = true;
+          for (const k of Object.keys(x)) { local += (first ? '' : ',') + this.keyOf(k) + ':' + this.keyOf((x as Obj)[k], depth + 1); first = false; }
+          local += '}';
+        }
+        let id = this.interned.get(local);
+        if (id === undefined) { id = `#${this.interned.size}`; this.interned.set(local, id); }
+        this.contentKeys.set(x, id);
+        return id;
+      }
+      // Not JSON (functions, symbols, bigints): never equal to another.
+      default: return `x${this.unique++}`;
+    }
   }
 
   /**
@@ -384,13 +460,28 @@ export class SchemaCompiler {
 
   value(s0: JsonSchema, ptr: string): Sym {
     if (isObj(s0) && this.negRules.has(s0)) return this.negRules.get(s0)!;
-    if (isObj(s0) && this.negRefObjs.has(s0)) {
-      const id = this.b.rule('not-ref');
-      this.negRules.set(s0, id);
-      this.b.define(id, [[this.valueOf(s0, ptr)]]);
-      return id;
+    const key = this.keyOf(s0);
+    const hit = this.valueMemo.get(key);
+    if (hit !== undefined && this.depth + hit.height <= (this.opts.maxDepth ?? 200)) {
+      for (let i = 0; i < hit.unsat; i++) this.unsat.push(this.unsat[0]);
+      if (this.depth + hit.height > this.reach) this.reach = this.depth + hit.height;
+      return hit.sym;
     }
-    return this.valueOf(s0, ptr);
+    const d0 = this.depth, r0 = this.reach, u0 = this.unsat.length, h0 = this.hiddenUnsat;
+    this.reach = d0;
+    let sym: Sym, height: number;
+    try {
+      if (isObj(s0) && this.negRefObjs.has(s0)) {
+        sym = this.b.rule('not-ref');
+        this.negRules.set(s0, sym);
+        this.b.define(sym, [[this.once(() => this.valueOf(s0, ptr))]]);
+      } else sym = this.valueOf(s0, ptr);
+    } finally {
+      height = this.reach - d0;
+      if (r0 > this.reach) this.reach = r0;
+    }
+    if (hit === undefined) this.valueMemo.set(key, { sym, height, unsat: this.unsat.length - u0 - (this.hiddenUnsat - h0) });
+    return sym;
   }
 
   private valueOf(s0: JsonSchema, ptr: string): Sym {
@@ -1073,7 +1164,7 @@ export class SchemaCompiler {
     if (apRequired !== false) for (const n of depNames) if (!names.includes(n)) names.push(n);
     // patternProperties and propertyNames: the keys' languages (DFAs); names outside propertyNames cannot occur.
     const pats = this.patternProps(s, ptr);
-    const keyLang = s.propertyNames === undefined || s.propertyNames === true ? null : this.keyLanguage(s.propertyNames as JsonSchema, jp(ptr, 'propertyNames'));
+    const keyLang = s.propertyNames === undefined || s.propertyNames === true ? null : this.keyLanguageOf(s.propertyNames as JsonSchema, jp(ptr, 'propertyNames'));
     if (keyLang) {
       const bad = names.filter((n) => !keyLang.matches(n));
       const badReq = bad.find((n) => req.has(n));
@@ -1095,12 +1186,16 @@ export class SchemaCompiler {
     const entries = names.map((name) => {
       const own = Object.prototype.hasOwnProperty.call(props, name);
       // A name matching patterns of patternProperties satisfies their schemas too (and is not additional).
-      const matched = pats.filter((x) => x.re.test(name));
+      const matched = pats.length ? pats.filter((x) => x.re.test(name)) : pats;
       const p = own ? jp(ptr, 'properties', name) : matched.length ? jp(ptr, 'patternProperties', matched[0].p) : jp(ptr, 'additionalProperties');
-      const parts = [...(own ? [props[name] as JsonSchema] : []), ...matched.map((x) => x.schema)];
-      const schema = parts.length === 0 ? apRequired ?? true : parts.length === 1 ? parts[0] : { allOf: parts };
+      const schema = matched.length === 0 ? (own ? props[name] as JsonSchema : apRequired ?? true)
+        : own || matched.length > 1 ? { allOf: [...(own ? [props[name] as JsonSchema] : []), ...matched.map((x) => x.schema)] } : matched[0].schema;
       const value = this.value(schema, p);
-      return { name, required: req.has(name), schema, ptr: p, key: [...this.lit(JSON.stringify(name)), ...ws, ...this.lit(':'), ...ws], kv: [...this.lit(JSON.stringify(name)), ...ws, ...this.lit(':'), ...ws, value, ...ws] };
+      const key = this.memberKey(name);
+      const kv = key.slice();
+      kv.push(value);
+      for (const w of ws) kv.push(w);
+      return { name, required: req.has(name), schema, ptr: p, key, kv };
     });
     // Extra properties: keys that are not declared (ASCII, unescaped), values of additionalProperties.
     let extra: Sym[] | null = null;
@@ -1116,6 +1211,17 @@ export class SchemaCompiler {
       members: entries.map((e) => (!x.names.includes(e.name) ? [...e.key, this.value({ allOf: [e.schema, x.schema] }, e.ptr), ...ws] : null)),
       extra: ap === false ? null : [this.keyExcluding([...names, ...x.names], mode !== 'schema'), ...ws, ...this.lit(':'), ...ws, this.value({ allOf: [ap ?? true, x.schema] }, jp(ptr, 'additionalProperties')), ...ws],
     };
+    // Checking instances ('schema' mode): the members in any order (the schema's order is kept
+    // when generating, and where dependencies or a witness member are tracked).
+    const anyOrder = mode === 'schema' && !this.yaml && (entries.length >= 2 || (entries.length === 1 && extra !== null)) && entries.length <= MAX_ANY_ORDER && witness === undefined;
+    if (anyOrder && this.dependencies(s, ptr).length === 0) {
+      const { minP, maxP } = propertyCount(s, ptr, entries, extra);
+      // Without counts or dependencies, the members in the schema's order (which the any-order
+      // rule needs only for its shortest derivation and productivity) are the required ones:
+      // that sequence stands for them, instead of a grammar of the ordered members that nothing
+      // would match with.
+      if (minP === 0 && maxP === undefined) return b.seq('object', [...this.lit('{'), ...ws, this.anyOrderMembers(s, ptr, entries, extra, null, []), ...this.lit('}')]);
+    }
     let members = this.objectMembers(s, ptr, entries, extra, witness);
     // 'declared' mode: where only extra keys can meet minProperties, they are allowed (non-empty, as the schema allows them).
     // (Not with patternProperties / propertyNames, whose keys are in `extra` already and constrain the others.)
@@ -1126,7 +1232,7 @@ export class SchemaCompiler {
     if (members === null) return this.never(ptr, 'no object satisfies minProperties / maxProperties / dependencies');
     // Checking instances ('schema' mode): the members in any order (the schema's order is kept
     // when generating, and where dependencies or a witness member are tracked).
-    if (mode === 'schema' && !this.yaml && (entries.length >= 2 || (entries.length === 1 && extra !== null)) && entries.length <= MAX_ANY_ORDER && witness === undefined) {
+    if (anyOrder) {
       // Dependencies on names (present or absent) are checked when the object ends; dependent
       // schemas constraining values keep the schema's order (objectMembers guesses at them).
       const deps = this.dependencies(s, ptr);
@@ -1348,7 +1454,7 @@ export class SchemaCompiler {
    * they are built lazily (GrammarBuilder.lazy), only those a parse meets. `ordered`, the same
    * members in the entries' order, has the same shortest derivation and serves the build's analyses.
    */
-  private anyOrderMembers(s: Obj, ptr: string, entries: Array<{ name: string; required: boolean; kv: Sym[] }>, extra: Sym[] | null, ordered: Sym,
+  private anyOrderMembers(s: Obj, ptr: string, entries: Array<{ name: string; required: boolean; kv: Sym[] }>, extra: Sym[] | null, ordered: Sym | null,
     deps: Array<{ trigger: string; reqs: string[]; forbids: string[]; never: boolean }> = []): Sym {
     const b = this.b, n = entries.length;
     const { minP, maxP, next } = propertyCount(s, ptr, entries, extra);
@@ -1356,6 +1462,8 @@ export class SchemaCompiler {
     // excludes others; a trigger whose names cannot all be present never is.
     const index = new Map(entries.map((e, i) => [e.name, i]));
     const never = new Set<number>(), needs: number[][] = entries.map(() => []), bans: number[][] = entries.map(() => []);
+    // What the rules built while matching need of the entries (the closures below keep only this).
+    const required = entries.map((e) => e.required);
     for (const d of deps) {
       const t = index.get(d.trigger);
       if (t === undefined) continue;
@@ -1367,7 +1475,7 @@ export class SchemaCompiler {
     // present triggers need; null when a present trigger excludes one of them (or a never-trigger is seen).
     const forced = (seen: Uint8Array): Set<number> | null => {
       const all = new Set<number>();
-      for (let i = 0; i < n; i++) if (seen[i] || entries[i].required) all.add(i);
+      for (let i = 0; i < n; i++) if (seen[i] || required[i]) all.add(i);
       for (let grew = true; grew;) {
         grew = false;
         for (const i of [...all]) for (const j of needs[i]) if (!all.has(j)) { all.add(j); grew = true; }
@@ -1375,9 +1483,10 @@ export class SchemaCompiler {
       for (const i of all) if (never.has(i) || bans[i].some((j) => all.has(j))) return null;
       return all;
     };
-    const kv = entries.map((e) => b.seq('member', e.kv));
-    const ex = extra === null ? null : b.seq('extra-member', extra);
-    const sep = b.rule('comma', [[...this.lit(','), ...this.ws]]);
+    // One rule per member (name and value) and one per extra member, shared by the objects that have it.
+    const kv = entries.map((e) => b.cached(`member:${e.kv.join(',')}`, () => b.seq('member', e.kv)));
+    const ex = extra === null ? null : b.cached(`extra-member:${extra.join(',')}`, () => b.seq('extra-member', extra));
+    const sep = b.cached('comma', () => b.rule('comma', [[...this.lit(','), ...this.ws]]));
     const states = new Map<string, number>();
     // The shortest rest from (seen, c): the required entries not seen, and as many of the cheapest
     // other members (entries not seen, extra members) as minProperties still needs.
@@ -1388,7 +1497,7 @@ export class SchemaCompiler {
       if (deps.length && must === null) return Infinity;
       for (let i = 0; i < n; i++) {
         if (seen[i]) continue;
-        if (must ? must.has(i) : entries[i].required) { len += g.ruleMinLen(kv[i]); count++; } else pool.push(g.ruleMinLen(kv[i]));
+        if (must ? must.has(i) : required[i]) { len += g.ruleMinLen(kv[i]); count++; } else pool.push(g.ruleMinLen(kv[i]));
       }
       if (maxP !== undefined && c + count > maxP) return Infinity;
       const more = Math.max(0, minP - c - count);
@@ -1404,7 +1513,7 @@ export class SchemaCompiler {
     const alts = (g: Grammar, seen: Uint8Array, c: number): Sym[][] => {
       const out: Sym[][] = [];
       const must = deps.length ? forced(seen) : null;
-      if (c >= minP && (deps.length ? must !== null && [...must].every((i) => seen[i]) : entries.every((e, i) => !e.required || seen[i]))) out.push([]);
+      if (c >= minP && (deps.length ? must !== null && [...must].every((i) => seen[i]) : required.every((r, i) => !r || seen[i]))) out.push([]);
       if (maxP !== undefined && c >= maxP) return out;
       const lead = c > 0 ? [sep] : [];
       for (let i = 0; i < n; i++) {
@@ -1425,7 +1534,9 @@ export class SchemaCompiler {
       }
       return r;
     };
-    const root = b.lazy('members-any-order', [[ordered]], (g) => alts(g, new Uint8Array(n), 0));
+    // Without `ordered`: the required members, comma-separated, derive what the members in any order derive shortest.
+    const req = kv.filter((_, i) => required[i]);
+    const root = b.lazy('members-any-order', [ordered !== null ? [ordered] : req.flatMap((m, i) => (i ? [sep, m] : [m]))], (g) => alts(g, new Uint8Array(n), 0));
     states.set(`0:${'0'.repeat(n)}`, root);
     return root;
   }
@@ -1451,6 +1562,25 @@ export class SchemaCompiler {
    * additionalProperties absent) only the keys of patterns. In every mode but 'schema' the keys are
    * non-empty.
    */
+  /** keyedMembers' partitions of the keys, by patterns, names, propertyNames and mode. */
+  private readonly keyClasses = new Map<string, Array<{ set: number[]; d: Dfa }>>();
+  /** The grammar symbols of a key language (keyedMembers), by automaton. */
+  private readonly dfaSymsOf = new WeakMap<Dfa, Sym[]>();
+  private readonly dfaIds = new WeakMap<Dfa, number>();
+  private dfaId(d: Dfa): number {
+    let id = this.dfaIds.get(d);
+    if (id === undefined) { id = this.unique++; this.dfaIds.set(d, id); }
+    return id;
+  }
+  /** keyLanguage of a propertyNames schema, once per content. */
+  private readonly keyLangs = new Map<string, Dfa | null>();
+  private keyLanguageOf(s: JsonSchema, ptr: string): Dfa | null {
+    const k = this.keyOf(s);
+    let d = this.keyLangs.get(k);
+    if (d === undefined) { d = this.keyLanguage(s, ptr); this.keyLangs.set(k, d); }
+    return d;
+  }
+
   private keyedMembers(ptr: string, pats: Array<{ p: string; schema: JsonSchema }>, keyLang: Dfa | null, names: string[], mode: string, ap: JsonSchema | undefined): Sym[] | null {
     if (mode === 'forbid') return null;
     const b = this.b, ws = this.ws;
@@ -1459,8 +1589,10 @@ export class SchemaCompiler {
       if (e instanceof ComplexityError || e instanceof RegexError) throw new UnsupportedKeywordError(pats.length ? 'patternProperties' : 'propertyNames', jp(ptr, pats.length ? 'patternProperties' : 'propertyNames'), e.message);
       throw e;
     };
-    let classes: Array<{ set: number[]; d: Dfa }> = [];
-    try {
+    // Objects with the same patterns, names and propertyNames (a definition inlined in many places) share the partition.
+    const memoKey = `${JSON.stringify(pats.map((x) => x.p))}|${keyLang === null ? '' : this.dfaId(keyLang)}|${JSON.stringify(names)}|${mode}|${ap === false}`;
+    let classes: Array<{ set: number[]; d: Dfa }> = this.keyClasses.get(memoKey) ?? [];
+    if (!this.keyClasses.has(memoKey)) try {
       let universe = keyLang ?? charsDfa();
       if (mode !== 'schema') universe = intersect(universe, charsDfa(undefined, 1), limits);
       classes = [{ set: [], d: universe }];
@@ -1482,6 +1614,7 @@ export class SchemaCompiler {
         const own = names.filter((n) => c.d.matches(n));
         if (own.length) c.d = minus(c.d, stringsDfa(own), limits);
       }
+      this.keyClasses.set(memoKey, classes);
     } catch (e) { refuse(e); }
     const alts: Sym[][] = [];
     for (const { set, d } of classes) {
@@ -1496,7 +1629,9 @@ export class SchemaCompiler {
           throw e;
         }
       }
-      alts.push([...this.lit('"'), ...languageSyms(b, d, 'json'), ...this.lit('"'), ...ws, ...this.lit(':'), ...ws, v, ...ws]);
+      let keySyms = this.dfaSymsOf.get(d);
+      if (keySyms === undefined) { keySyms = languageSyms(b, d, 'json'); this.dfaSymsOf.set(d, keySyms); }
+      alts.push([...this.lit('"'), ...keySyms, ...this.lit('"'), ...ws, ...this.lit(':'), ...ws, v, ...ws]);
     }
     return alts.length ? [b.alt('extra-member', alts)] : null;
   }
@@ -1558,6 +1693,9 @@ export class SchemaCompiler {
    * node of their trie, named FREE_KEY_NODE: ByteAutomaton recognises those frames as closed
    * under plain characters without walking the trie, see closureByStacks).
    */
+  /** keyTrie's node rules by their rest (see there). */
+  private readonly trieNodes = new Map<string, Sym>();
+
   private keyTrie(names: string[], nonEmpty: boolean): Sym {
     const b = this.b;
     const enc = new TextEncoder();
@@ -1575,13 +1713,30 @@ export class SchemaCompiler {
     const ok = (x: number) => x >= 0x20 && x < 0x7f && x !== 0x22 && x !== 0x5c;
     const quote = b.cls([0x22]);
     const free = b.cached('key-free', () => b.seq('key-free', [...b.repeat('key-char', [b.cls(ok)], 0, Infinity), quote]));
+    const okBits = new Uint16Array(16), bits = new Uint16Array(16);
+    for (let x = 0; x < 256; x++) if (ok(x)) okBits[x >>> 4] |= 1 << (x & 15);
+    // Nodes with the same rest (whether a name ends there, and the same children) are one rule,
+    // in this trie and the tries of other objects: the names' tails are shared.
     const node = (n: Node, root = false): Sym => {
+      const kids: Array<[number, Sym]> = [];
+      for (const [x, kid] of n.kids) if (ok(x)) kids.push([x, node(kid)]);
+      const quoted = !n.end && !(root && nonEmpty);
+      let key = quoted ? 'q' : 'n';
+      for (const [x, k] of kids) key += `,${x}:${k}`;
+      for (const x of n.kids.keys()) if (!ok(x)) key += `,${x}!`;
+      const known = this.trieNodes.get(key);
+      if (known !== undefined) return known;
       const alts: Sym[][] = [];
-      if (!n.end && !(root && nonEmpty)) alts.push([quote]);
-      const others = b.cls((x) => ok(x) && !n.kids.has(x));
+      if (quoted) alts.push([quote]);
+      // The plain characters but the node's children.
+      bits.set(okBits);
+      for (const x of n.kids.keys()) bits[x >>> 4] &= ~(1 << (x & 15));
+      const others = b.clsOfBits(bits);
       alts.push([others, free]);
-      for (const [x, kid] of n.kids) if (ok(x)) alts.push([b.cls([x]), node(kid)]);
-      return b.rule(FREE_KEY_NODE, alts);
+      for (const [x, k] of kids) alts.push([b.cls([x]), k]);
+      const r = b.rule(FREE_KEY_NODE, alts);
+      this.trieNodes.set(key, r);
+      return r;
     };
     return b.seq('extra-key', [quote, node(trie, true)]);
   }

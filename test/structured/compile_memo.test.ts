@@ -1,0 +1,96 @@
+// Compile-time sharing (issue #20's compile target) that must not change a language: Hopcroft's
+// partition refinement (src/structured/partition.ts) against Moore's rounds written out plainly,
+// on random automata; a schema whose sub-schemas recur (oneOf branches each excluding the others,
+// as semgrep's rules do) builds each distinct sub-schema once and still agrees with ajv; objects
+// whose key tries share tails accept exactly their own undeclared keys.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { refinePartition } from '../../src/structured/partition.js';
+import { Rng } from '../../src/structured/fuzz.js';
+import { compileJsonSchema } from '../../src/structured/index.js';
+import type { JsonSchema } from '../../src/structured/index.js';
+import { ajvValid, acceptor } from './suite_util.js';
+
+/** Moore's refinement: blocks split by (block, blocks of the successors) until stable. */
+function moore(N: number, A: number, delta: Int32Array, initial: Int32Array): Int32Array {
+  let block = Int32Array.from(initial);
+  for (let count = -1; ;) {
+    const sig = new Map<string, number>();
+    const next = new Int32Array(N);
+    for (let q = 0; q < N; q++) {
+      let k = String(block[q]);
+      for (let a = 0; a < A; a++) k += ',' + block[delta[q * A + a]];
+      let id = sig.get(k);
+      if (id === undefined) { id = sig.size; sig.set(k, id); }
+      next[q] = id;
+    }
+    block = next;
+    if (sig.size === count) return block;
+    count = sig.size;
+  }
+}
+
+test('refinePartition: the same blocks as Moore\'s rounds on random automata and initial partitions', () => {
+  const r = new Rng(20);
+  for (let t = 0; t < 400; t++) {
+    const N = r.int(1, 40), A = r.int(1, 5), k = r.int(1, Math.min(N, 4));
+    const delta = new Int32Array(N * A);
+    // Chains (counters) as well as random graphs: the shapes minimisation meets.
+    const chain = r.chance(0.3);
+    for (let q = 0; q < N; q++) for (let a = 0; a < A; a++) delta[q * A + a] = chain && a === 0 ? Math.min(q + 1, N - 1) : r.int(0, N - 1);
+    const initial = new Int32Array(N);
+    for (let q = 0; q < N; q++) initial[q] = q < k ? q : r.int(0, k - 1);
+    const got = refinePartition(N, A, delta, initial), want = moore(N, A, delta, initial);
+    for (let p = 0; p < N; p++) for (let q = 0; q < N; q++) {
+      assert.equal(got[p] === got[q], want[p] === want[q], `automaton ${t}: states ${p} and ${q}`);
+    }
+  }
+});
+
+test('recurring sub-schemas are built once, and the grammar still agrees with ajv', () => {
+  // Each definition is an object whose members must be exactly one of four (oneOf of required +
+  // not required): every branch is compiled with the negations of the others, and the objects'
+  // property schemas recur in every combination.
+  const props = { a: { type: 'string' }, b: { type: 'integer' }, c: { $ref: '#/$defs/inner' }, d: { type: 'array', items: { $ref: '#/$defs/inner' } } };
+  const one = (k: string) => ({ required: [k], not: { anyOf: Object.keys(props).filter((x) => x !== k).map((x) => ({ required: [x] })) } });
+  const schema: JsonSchema = {
+    $defs: {
+      inner: { type: 'object', properties: { x: { type: 'boolean' }, y: { enum: ['p', 'q'] } }, additionalProperties: false },
+      rule: { type: 'object', properties: props, additionalProperties: false, oneOf: Object.keys(props).map(one) },
+    },
+    type: 'array',
+    items: { anyOf: [{ $ref: '#/$defs/rule' }, { type: 'object', properties: { rules: { type: 'array', items: { $ref: '#/$defs/rule' } } }, oneOf: Object.keys(props).map(one) }] },
+  };
+  const g = compileJsonSchema(schema);
+  // Without sharing this grammar was 10,245 rules (each combination rebuilding every property
+  // and an ordered-members grammar beside each any-order one); 862 with it.
+  assert.ok(g.rules < 1500, `${g.rules} rules`);
+  const accepts = acceptor(g);
+  const instances: unknown[] = [
+    [], [{ a: 'x' }], [{ b: 1 }], [{ c: { x: true } }], [{ d: [{ y: 'p' }, {}] }], [{ a: 'x', b: 1 }], [{}], [{ c: { x: 1 } }], [{ d: [{ z: 1 }] }],
+    [{ rules: [{ a: 'x' }], b: 2 }], [{ rules: [{ a: 'x', c: {} }], b: 2 }], [{ rules: [], a: 'y' }], [{ rules: [] }], [{ a: 'x' }, { b: 3 }, { c: {} }],
+    [{ d: [] }, { d: [], a: '' }], [{ b: 1.5 }], [{ rules: [{ d: [{ x: false, y: 'q' }] }], c: { y: 'p' } }],
+  ];
+  for (const v of instances) assert.equal(accepts(JSON.stringify(v)), ajvValid(schema, v), JSON.stringify(v));
+});
+
+test('objects whose undeclared-key tries share tails accept exactly their own undeclared keys', () => {
+  // Two objects with overlapping names (the tails "Name", "Version" recur): each object's extra
+  // keys are every key but its own declared names.
+  const schema: JsonSchema = {
+    type: 'object',
+    properties: {
+      first: { type: 'object', properties: { apiName: { type: 'integer' }, apiVersion: { type: 'integer' }, kind: { type: 'integer' } }, additionalProperties: { type: 'string' } },
+      second: { type: 'object', properties: { apiName: { type: 'integer' }, fileName: { type: 'integer' }, version: { type: 'integer' } }, additionalProperties: { type: 'string' } },
+    },
+  };
+  const accepts = acceptor(compileJsonSchema(schema));
+  for (const key of ['apiName', 'apiVersion', 'kind', 'fileName', 'version', 'Name', 'api', 'apiNam', 'apiNames', 'kinds', 'versio', 'x', '']) {
+    for (const where of ['first', 'second']) {
+      for (const value of [1, 's']) {
+        const v = { [where]: { [key]: value } };
+        assert.equal(accepts(JSON.stringify(v)), ajvValid(schema, v), JSON.stringify(v));
+      }
+    }
+  }
+});
