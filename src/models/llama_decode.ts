@@ -6,12 +6,15 @@
 // resolves everything that does not change from one step to the next once — weight pointers,
 // dimensions, scratch buffers — and a step is then the same kernels with the same arguments as
 // the generic path, in the same order (so the same values, bit for bit), plus the position.
+// Left-padded rows (continuous batching) are the exception: the generic path masks the padding
+// and runs composite attention; a plan runs the fused kernel row by row over each row's own keys
+// (the same values to rounding, and what the row decoded alone computes).
 //
-// Used by LlamaForCausalLM.hidden for steps of T ≤ MAX_PLAN_TOKENS tokens (a decoding step, or
-// the chain of drafted tokens a speculative step verifies; one token per row with sliding-window
-// layers) with no padding, no token tree other than a chain, and no autograd, when every layer is the
-// plain graph (fused q/k/v and gate/up rows, no biases, no q/k norms, a dense SwiGLU MLP);
-// anything else takes the generic path.
+// Used by LlamaForCausalLM.hidden for steps of T ≤ MAX_PLAN_TOKENS tokens (a decoding step, the
+// chain of drafted tokens a speculative step verifies, a short prompt; one token per row with
+// left padding or sliding-window layers), no token tree other than a chain, and no autograd,
+// when every layer is the plain graph (fused q/k/v and gate/up rows, no biases, no q/k norms, a
+// dense SwiGLU MLP); anything else takes the generic path.
 import { Tensor, isQuantized } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
 import { kernel, gatherQuantizedRows, quantizedMatmulInto } from '../tensor/ops.js';
@@ -45,7 +48,6 @@ export interface PlanSpec {
   cos: Tensor;
   sin: Tensor;
 }
-
 
 /** The most new tokens per row a plan takes (speculative verification sizes; a prefill is longer). */
 export const MAX_PLAN_TOKENS = 16;
