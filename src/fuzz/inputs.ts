@@ -98,7 +98,7 @@ export async function makeBaseInputs(dir: string): Promise<BaseInputs> {
   const llama2c = path.join(l2c, 'model.bin');
   await exportLlama2c(spModel, llama2c);
   const l2cVocab = v.tokens.map((t, i) => (i === 1 ? '\n<s>\n' : i === 2 ? '\n</s>\n' : t.replaceAll('▁', ' ')));
-  const l2ct = new Llama2cTokenizer(l2cVocab, Float32Array.from(v.scores), Math.max(...l2cVocab.map((s) => Buffer.byteLength(s))));
+  const l2ct = new Llama2cTokenizer(l2cVocab, Float32Array.from(v.scores));
   const llama2cTokenizer = path.join(l2c, 'tokenizer.bin');
   writeFileSync(llama2cTokenizer, l2ct.serialize());
 

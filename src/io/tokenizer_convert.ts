@@ -13,7 +13,6 @@ import { HFTokenizer, addedTokenJson } from '../tokenizers/hf.js';
 import type { TokenizerConfig, AddedToken } from '../tokenizers/hf.js';
 import { Llama2cTokenizer } from '../tokenizers/llama2c.js';
 import { SentencePieceTokenizer } from '../tokenizers/sentencepiece.js';
-import { utf8Encoder, utf8Length } from '../tokenizers/tokenizer.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { GPT2_PATTERN, LLAMA3_PATTERN } from '../tokenizers/bytelevel.js';
 import { GgufTokenType, definedFields } from './gguf_arch.js';
@@ -189,9 +188,7 @@ export function tokenizerFromGguf(t: GgufTokenizer, file: string): Tokenizer {
   if (t.model === 'llama') {
     if (!t.scores) throw new IoError(file, 'tokenizer.ggml.scores is missing (a llama tokenizer merges by score)');
     const vocab = t.tokens.map((s) => s.replace(/\u2581/g, ' '));
-    let maxLen = 0;
-    for (const s of vocab) maxLen = Math.max(maxLen, utf8Length(s));
-    return new Llama2cTokenizer(vocab, Float32Array.from(t.scores), maxLen, file);
+    return new Llama2cTokenizer(vocab, Float32Array.from(t.scores), undefined, file);
   }
   return new HFTokenizer(tokenizerJsonFromGguf(t, file), `${file} (vocabulary)`, tokenizerConfigFromGguf(t) as TokenizerConfig);
 }

@@ -9,7 +9,7 @@
 //   logits = lm_head(norm(h))                                    // (B, T, V)
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
-import { attention, crossEntropy, embedding, layerNorm, rope, ropeQkvToCache, ropeTables, softmax, swiglu } from '../tensor/nn.js';
+import { MAX_FUSED_HEAD_DIMS, attention, crossEntropy, embedding, layerNorm, rope, ropeQkvToCache, ropeTables, softmax, swiglu } from '../tensor/nn.js';
 import { scope, unscoped } from '../tensor/storage.js';
 import { isGradEnabled } from '../tensor/autograd.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
@@ -758,7 +758,7 @@ export class LlamaForCausalLM extends CausalLM {
     if (got && got.refs.length === refs.length && got.refs.every((r, i) => r === refs[i])) return got.plan;
     got?.plan?.dispose();
     const c = this.config, layers = this.model.layers.map((l) => l.planLayer(c.rms_norm_eps));
-    const ok = layers.every((l): l is PlanLayer => l !== null) && c.head_dim % 2 === 0 && 2 * c.head_dim <= 8192 && this.model.embed_tokens.weight.isContiguous();
+    const ok = layers.every((l): l is PlanLayer => l !== null) && c.head_dim % 2 === 0 && 2 * c.head_dim <= MAX_FUSED_HEAD_DIMS && this.model.embed_tokens.weight.isContiguous();
     const spec: PlanSpec | null = ok ? {
       layers: layers as PlanLayer[], embed: this.model.embed_tokens.weight, D: c.hidden_size, Hq: c.num_attention_heads, Hkv: c.num_key_value_heads,
       hd: c.head_dim, I: c.intermediate_size, eps: c.rms_norm_eps, cos: this._rope.cos, sin: this._rope.sin,

@@ -321,7 +321,7 @@ export interface AttentionOptions {
 }
 
 /** Head dimensions (D + Dv) above which attention uses the composite (kernel scratch bound). */
-const MAX_FUSED_HEAD_DIMS = 8192;
+export const MAX_FUSED_HEAD_DIMS = 8192;
 
 function checkAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): void {
   if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4) throw new ShapeError('attention', `expected 4-d q, k, v (B, H, T, D); got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`);

@@ -37,7 +37,10 @@ export class Llama2cTokenizer implements Tokenizer {
   /** Byte b's token: the "<0xXX>" piece; run.c assumes b + 3, which is the same in LLaMA's vocabulary. */
   private readonly byteIds: Int32Array;
 
-  constructor(readonly vocab: string[], readonly scores: Float32Array, readonly maxTokenLength: number, readonly file = 'tokenizer.bin') {
+  /** max_token_length as tokenizer.bin stores it (by default the longest token's UTF-8 bytes). */
+  readonly maxTokenLength: number;
+
+  constructor(readonly vocab: string[], readonly scores: Float32Array, maxTokenLength?: number, readonly file = 'tokenizer.bin') {
     const starts = new Int32Array(vocab.length + 1);
     let buf = new Uint8Array(Math.max(1024, 8 * vocab.length)), n = 0;
     vocab.forEach((v, i) => {
@@ -52,6 +55,11 @@ export class Llama2cTokenizer implements Tokenizer {
     starts[vocab.length] = n;
     this.packed = buf.slice(0, n);
     this.starts = starts;
+    if (maxTokenLength === undefined) {
+      maxTokenLength = 0;
+      for (let i = 0; i < vocab.length; i++) maxTokenLength = Math.max(maxTokenLength, starts[i + 1] - starts[i]);
+    }
+    this.maxTokenLength = maxTokenLength;
     // llama2.c's str_lookup is a bsearch over the sorted vocabulary; with duplicate strings it can
     // find either, so we take the first, as the sentencepiece export never has duplicates.
     vocab.forEach((v, i) => {
@@ -116,9 +124,7 @@ export class Llama2cTokenizer implements Tokenizer {
       vocab.push(t.replaceAll('\u2581', ' '));
       scores.push(sp.score(i));
     }
-    let maxLen = 0;
-    for (const v of vocab) maxLen = Math.max(maxLen, utf8Encoder.encode(v).length);
-    return new Llama2cTokenizer(vocab, Float32Array.from(scores), maxLen, sp.file.replace(/[^/]*$/, 'tokenizer.bin'));
+    return new Llama2cTokenizer(vocab, Float32Array.from(scores), undefined, sp.file.replace(/[^/]*$/, 'tokenizer.bin'));
   }
 
   /** The tokenizer.bin bytes. */

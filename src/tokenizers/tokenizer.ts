@@ -87,18 +87,6 @@ export class StreamDecoder {
 
 export const utf8Encoder = new TextEncoder();
 
-/** Bytes of s in UTF-8 as utf8Encoder writes it (a lone surrogate becomes U+FFFD, 3 bytes), without encoding it. */
-export function utf8Length(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) { n += 4; i++; }
-    else n += 3;
-  }
-  return n;
-}
 export const utf8Decoder = new TextDecoder('utf-8', { fatal: false });
 
 /** "<0x0A>" → 10, anything else → -1. */

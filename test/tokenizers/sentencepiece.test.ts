@@ -123,17 +123,11 @@ test('bad SentencePiece / tokenizer.bin files: errors name the file and field, n
   assert.throws(() => sp.decode([sp.vocabSize]), /out of range/);
 });
 
-test('utf8Length counts what TextEncoder writes: ASCII, 2- and 3-byte characters, Chinese, astral pairs, lone surrogates', async () => {
-  const { utf8Length } = await import('../../src/tokenizers/tokenizer.js');
-  const enc = new TextEncoder();
-  for (const s of ['', 'a', '▁the', 'é', '中文分词', '😀', 'a😀b', '\ud800', 'x\udc00y', '\ud83d\ud83d\ude00', '\u07ff\u0800\uffff']) {
-    assert.equal(utf8Length(s), enc.encode(s).length, JSON.stringify(s));
-  }
-});
-
 test('tokenizer.bin with Chinese and emoji pieces: serialize() gives back the bytes parse() read, and decoding uses each piece\'s bytes', () => {
   const vocab = ['<unk>', '\n<s>\n', '\n</s>\n', ...Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`), ' 中文', '分词', '😀', ' a'];
-  const tok = new Llama2cTokenizer(vocab, new Float32Array(vocab.length).map((_, i) => -i), 8, 'mem');
+  const tok = new Llama2cTokenizer(vocab, new Float32Array(vocab.length).map((_, i) => -i), undefined, 'mem');
+  // max_token_length by default: the longest token's UTF-8 bytes (' 中文': 7).
+  assert.equal(tok.maxTokenLength, 7);
   const again = Llama2cTokenizer.parse(tok.serialize(), 'again');
   assert.deepEqual(again.vocab, vocab);
   assert.deepEqual(Buffer.from(again.serialize()), Buffer.from(tok.serialize()));
