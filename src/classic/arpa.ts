@@ -10,6 +10,7 @@ import { BackoffNgramModel, NgramModel, Vocab, UNK, BOS, EOS, UNK_ID, type Ngram
 import { ClassicFormatError, ClassicInputError } from './errors.js';
 import { readLines, type TokenMode } from './text.js';
 import { quoteShort } from '../tokenizers/guard.js';
+import { packUtf8 } from '../tokenizers/tokenizer.js';
 
 /** Most n-grams of one order an ARPA file may declare (the tables are typed arrays). */
 export const MAX_ARPA_NGRAMS = 1 << 28;
@@ -38,27 +39,10 @@ function packedArpa(model: BackoffNgramModel): { pool: Uint8Array; wOff: Int32Ar
   return { pool, wOff, orders: orders() };
 }
 
-/**
- * The UTF-8 bytes of words, word i at pool[wOff[i] .. wOff[i + 1]): one encoding of the words
- * joined by newlines (one call instead of one per word), or word by word when a word itself
- * holds a newline.
- */
+/** The UTF-8 bytes of words, word i at pool[wOff[i] .. wOff[i + 1]) (packUtf8). */
 export function vocabBytes(words: readonly string[]): { pool: Uint8Array; wOff: Int32Array } {
-  const V = words.length, wOff = new Int32Array(V + 1);
-  const joined = new TextEncoder().encode(words.join('\n'));
-  const pool = new Uint8Array(joined.length);
-  let k = 0, p = 0;
-  for (let i = 0; i < joined.length; i++) {
-    const c = joined[i];
-    if (c === 10) { if (++k < V) wOff[k] = p; } else pool[p++] = c;
-  }
-  if (k === Math.max(0, V - 1)) { wOff[V] = p; return { pool: pool.subarray(0, p), wOff }; }
-  // A word holds a newline: word by word.
-  const enc = new TextEncoder(), wordBytes = words.map((w) => enc.encode(w));
-  for (let i = 0; i < V; i++) wOff[i + 1] = wOff[i] + wordBytes[i].length;
-  const whole = new Uint8Array(wOff[V]);
-  for (let i = 0; i < V; i++) whole.set(wordBytes[i], wOff[i]);
-  return { pool: whole, wOff };
+  const { bytes, starts } = packUtf8(words);
+  return { pool: bytes, wOff: starts };
 }
 
 function checkBackoff(model: NgramModel): asserts model is BackoffNgramModel {

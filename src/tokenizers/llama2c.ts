@@ -14,6 +14,7 @@ import {
   splitOnSpecials,
   StreamDecoder,
   TokenizerFormatError,
+  packUtf8,
   utf8Encoder,
   type DecodeOptions,
   type EncodeOptions,
@@ -41,19 +42,8 @@ export class Llama2cTokenizer implements Tokenizer {
   readonly maxTokenLength: number;
 
   constructor(readonly vocab: string[], readonly scores: Float32Array, maxTokenLength?: number, readonly file = 'tokenizer.bin') {
-    const starts = new Int32Array(vocab.length + 1);
-    let buf = new Uint8Array(Math.max(1024, 8 * vocab.length)), n = 0;
-    vocab.forEach((v, i) => {
-      starts[i] = n;
-      if (n + 3 * v.length > buf.length) {
-        const grown = new Uint8Array(Math.max(2 * buf.length, n + 3 * v.length));
-        grown.set(buf.subarray(0, n));
-        buf = grown;
-      }
-      n += utf8Encoder.encodeInto(v, buf.subarray(n)).written;
-    });
-    starts[vocab.length] = n;
-    this.packed = buf.slice(0, n);
+    const { bytes, starts } = packUtf8(vocab);
+    this.packed = bytes.slice(); // (a copy the exact size: the packing buffer can be larger)
     this.starts = starts;
     if (maxTokenLength === undefined) {
       maxTokenLength = 0;

@@ -87,6 +87,35 @@ export class StreamDecoder {
 
 export const utf8Encoder = new TextEncoder();
 
+/**
+ * The UTF-8 bytes of strings end to end, string i at bytes[starts[i] .. starts[i + 1]) (one
+ * buffer instead of a small array per string): one encoding of the strings joined by newlines,
+ * or string by string into the buffer when one of them holds a newline.
+ */
+export function packUtf8(strings: readonly string[]): { bytes: Uint8Array; starts: Int32Array } {
+  const V = strings.length, starts = new Int32Array(V + 1);
+  const joined = utf8Encoder.encode(strings.join('\n'));
+  let k = 0, p = 0;
+  for (let i = 0; i < joined.length; i++) {
+    const c = joined[i];
+    if (c === 10) { if (++k < V) starts[k] = p; } else joined[p++] = c;
+  }
+  if (k === Math.max(0, V - 1)) { starts[V] = p; return { bytes: joined.subarray(0, p), starts }; }
+  // A string holds a newline: one by one (at most 3 bytes per UTF-16 unit).
+  let buf = new Uint8Array(Math.max(1024, 8 * V)), n = 0;
+  strings.forEach((v, i) => {
+    starts[i] = n;
+    if (n + 3 * v.length > buf.length) {
+      const grown = new Uint8Array(Math.max(2 * buf.length, n + 3 * v.length));
+      grown.set(buf.subarray(0, n));
+      buf = grown;
+    }
+    n += utf8Encoder.encodeInto(v, buf.subarray(n)).written;
+  });
+  starts[V] = n;
+  return { bytes: buf.subarray(0, n), starts };
+}
+
 export const utf8Decoder = new TextDecoder('utf-8', { fatal: false });
 
 /** "<0x0A>" → 10, anything else → -1. */
