@@ -362,19 +362,10 @@ function runChain(inp: usize, m_: i32, alpha: f32): f64 {
   let f = dot(inp, w);
   for (let k: usize = 0; k < m; k++) {
     const kind = load<i32>(chain + (k << 3), 4);
-    let g: f32 = 0, upd = true;
-    if (kind >= HS0) {
-      const code = kind - HS0;
-      loss += nls(code ? -<f64>f : <f64>f);
-      if (f <= <f32>-MAX_EXP || f >= <f32>MAX_EXP) upd = false;
-      else g = ((code ? <f32>0 : <f32>1) - sigmoid(f)) * alpha;
-    } else {
-      const label = <f32>kind;
-      loss += nls(kind ? <f64>f : -<f64>f);
-      if (f > <f32>MAX_EXP) g = (label - 1) * alpha;
-      else if (f < <f32>-MAX_EXP) g = label * alpha;
-      else g = (label - sigmoid(f)) * alpha;
-    }
+    loss += kindLoss(kind, f);
+    const g = kindGrad(kind, f, alpha);
+    // A Huffman node outside the sigmoid table's range is not updated (word2vec.c).
+    const upd = kind < HS0 || (f > <f32>-MAX_EXP && f < <f32>MAX_EXP);
     if (k + 1 < m) {
       const wn = <usize>load<i32>(chain + ((k + 1) << 3));
       f = upd ? updateDot(inp, w, g, wn) : dot(inp, wn);
@@ -466,25 +457,32 @@ let ctxCap: i32 = 0;
   return r;
 }
 
+/** A chain row's loss −log p from its dot product f (kind: HS0 + the Huffman code bit, or the NS label). */
+// @ts-ignore: decorator
+@inline function kindLoss(kind: i32, f: f32): f64 {
+  if (kind >= HS0) return nls(kind - HS0 ? -<f64>f : <f64>f);
+  return nls(kind ? <f64>f : -<f64>f);
+}
+
+/** A chain row's gradient (times alpha) from its dot product f: 0 for a Huffman node outside the sigmoid table's range, clipped labels for negative sampling (word2vec.c). */
+// @ts-ignore: decorator
+@inline function kindGrad(kind: i32, f: f32, alpha: f32): f32 {
+  if (kind >= HS0) {
+    if (f <= <f32>-MAX_EXP || f >= <f32>MAX_EXP) return 0;
+    return ((kind - HS0 ? <f32>0 : <f32>1) - sigmoid(f)) * alpha;
+  }
+  const label = <f32>kind;
+  if (f > <f32>MAX_EXP) return (label - 1) * alpha;
+  if (f < <f32>-MAX_EXP) return label * alpha;
+  return (label - sigmoid(f)) * alpha;
+}
+
 /** Row k of the chain: its loss and gradient from its dot product f, the gradient stored at chainG. */
 // @ts-ignore: decorator
 @inline function chainGrad(k: usize, f: f32, alpha: f32): f64 {
-  const slot = chain + (k << 3);
-  const kind = load<i32>(slot, 4);
-  let g: f32 = 0, loss: f64 = 0;
-  if (kind >= HS0) {
-    const code = kind - HS0;
-    loss = nls(code ? -<f64>f : <f64>f);
-    if (f > <f32>-MAX_EXP && f < <f32>MAX_EXP) g = ((code ? <f32>0 : <f32>1) - sigmoid(f)) * alpha;
-  } else {
-    const label = <f32>kind;
-    loss = nls(kind ? <f64>f : -<f64>f);
-    if (f > <f32>MAX_EXP) g = (label - 1) * alpha;
-    else if (f < <f32>-MAX_EXP) g = label * alpha;
-    else g = (label - sigmoid(f)) * alpha;
-  }
-  store<f32>(chainG + (k << 2), g);
-  return loss;
+  const kind = load<i32>(chain + (k << 3), 4);
+  store<f32>(chainG + (k << 2), kindGrad(kind, f, alpha));
+  return kindLoss(kind, f);
 }
 
 /**
