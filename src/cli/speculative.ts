@@ -6,7 +6,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { UsageError } from './args.js';
 import { loadModel } from '../io/model.js';
-import { loadMedusaHeads } from '../io/medusa.js';
 import type { CausalLM } from '../models/causal.js';
 import type { SpeculativeOptions, SpeculativeStats } from '../generate/stepped.js';
 import { LOOKUP_NUM_DRAFT } from '../generate/speculative.js';
@@ -93,6 +92,7 @@ export async function speculativeFrom(values: Record<string, unknown>, model: Ca
   if (v.medusa !== undefined) {
     const dtype = v['medusa-dtype'] ?? 'q8_0';
     if (dtype !== 'q8_0' && dtype !== 'f32') throw new UsageError(`--medusa-dtype: q8_0 or f32, got '${dtype}'`);
+    const { loadMedusaHeads } = await import('../io/medusa.js');
     const { heads } = await loadMedusaHeads(v.medusa, { base: model, dtype });
     const acceptance = v['medusa-acceptance'];
     if (acceptance !== undefined && acceptance !== 'exact' && acceptance !== 'typical') throw new UsageError(`--medusa-acceptance: exact or typical, got '${acceptance}'`);

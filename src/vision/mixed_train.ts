@@ -32,8 +32,9 @@ import { ImageTokenizer, trainImageTokenizer, loadImageTokenizer, saveImageToken
 import { MixedVocab, ImageSpanProcessor, MixedVocabError } from './mixed.js';
 import { trainDigitClassifier, loadDigitClassifier, saveDigitClassifier, DigitClassifier } from './classifier.js';
 import { tile, pngDataUrl } from './png.js';
+import { MIXED_MODAL_FILE } from './mixed_file.js';
 
-export const MIXED_MODAL_FILE = 'mixed_modal.json';
+export { MIXED_MODAL_FILE };
 export const IMAGE_TOKENIZER_DIR = 'image_tokenizer';
 
 /** mixed_modal.json: how the vocabulary is laid out, and where the image tokenizer is. */

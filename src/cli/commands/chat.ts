@@ -9,9 +9,7 @@ import { generate } from '../../generate/generate.js';
 import { applyChatTemplate, chatTemplateFromConfig, CHATML_TEMPLATE } from '../../tokenizers/chat.js';
 import type { ChatMessage } from '../../tokenizers/chat.js';
 import { readTokenizerConfig } from '../../tokenizers/load.js';
-import { loadMixedModal, IMAGE_GUIDANCE, MIXED_MODAL_FILE } from '../../vision/mixed_train.js';
-import { ImageSpanProcessor } from '../../vision/mixed.js';
-import { writePng } from '../../vision/png.js';
+import { isMixedModalDir, MIXED_MODAL_FILE } from '../../vision/mixed_file.js';
 import { UsageError } from '../args.js';
 import { dtypeOption, num, samplingFrom, samplingOptions } from './generate.js';
 import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculativeLine, speculativeOptions, speculativeUsage } from '../speculative.js';
@@ -42,9 +40,11 @@ export async function run(args: string[]): Promise<number> {
     if (!tokenizer) throw new Error(`${values.model}: chat needs a tokenizer; pass --tokenizer`);
     model.eval();
     const speculative = await speculativeFrom(values, model);
-    const mixed = await loadMixedModal(values.model);
+    // The image code loads only for a mixed-modal model (as in tslm generate).
+    const vision = isMixedModalDir(values.model) ? await import('../../vision/mixed_cli.js') : null;
+    const mixed = vision ? await vision.loadMixedModal(values.model) : null;
     if (values['image-dir'] !== undefined && !mixed) throw new UsageError(`--image-dir needs a mixed-modal model (tslm mixed-modal train); ${values.model} is text-only (no ${MIXED_MODAL_FILE})`);
-    const guidanceScale = num(values.guidance, 'guidance', (x) => x >= 0) ?? (speculative ? 1 : IMAGE_GUIDANCE);
+    const guidanceScale = num(values.guidance, 'guidance', (x) => x >= 0) ?? (speculative || !vision ? 1 : vision.IMAGE_GUIDANCE);
     if (values.guidance !== undefined && !mixed) throw new UsageError('--guidance: chat guides the image codes of a mixed-modal model; for text, use tslm generate --guidance');
     if (guidanceScale !== 1 && speculative) throw new UsageError('--guidance is not available with speculative decoding (--medusa, --draft-model, --lookup)');
     let saved = 0;
@@ -69,19 +69,19 @@ export async function run(args: string[]): Promise<number> {
       const ids = tokenizer.encode(text, { specials: true });
       const r = generate(model, ids, {
         ...opts, stopIds, stopStrings: eosToken ? [eosToken] : undefined, tokenizer, speculative: speculative ?? undefined,
-        processors: mixed ? [new ImageSpanProcessor(mixed.vocab)] : undefined,
+        processors: vision && mixed ? [new vision.ImageSpanProcessor(mixed.vocab)] : undefined,
         // A mixed-modal model's image codes are drawn with classifier-free guidance (negative: the
         // document start; the text is not guided), as Chameleon draws.
         guidance: mixed && guidanceScale !== 1 ? { scale: guidanceScale, negative: [ids[0]], when: (s) => mixed.vocab.state(s).inImage } : undefined,
         onToken: (e) => process.stdout.write(mixed ? mixed.vocab.shown(e.id, e.text) : e.text),
       });
       process.stdout.write('\n');
-      if (mixed && values['image-dir'] !== undefined) {
+      if (vision && mixed && values['image-dir'] !== undefined) {
         mkdirSync(values['image-dir'], { recursive: true });
         const S = mixed.imageTokenizer.config.image_size;
         for (const img of mixed.vocab.images(r.ids[0])) {
           const file = path.join(values['image-dir'], `image-${++saved}.png`);
-          writePng(file, { width: S, height: S, pixels: mixed.imageTokenizer.decodePixels(img.codes, 1) });
+          vision.writePng(file, { width: S, height: S, pixels: mixed.imageTokenizer.decodePixels(img.codes, 1) });
           console.error(`[image: ${file}]`);
         }
       }

@@ -5,15 +5,11 @@ import { init, shutdown } from '../../backend/index.js';
 import { loadModel, QUANTIZE_ON_LOAD } from '../../io/model.js';
 import type { LoadDType } from '../../io/model.js';
 import { generate } from '../../generate/generate.js';
-import { loadAdapter } from '../../lora/peft.js';
 import type { GenerateOptions } from '../../generate/generate.js';
 import { readFileSync } from 'node:fs';
-import { constraintProcessor, TokenVocab } from '../../structured/index.js';
 import type { JsonSchema } from '../../structured/index.js';
 import { parseJson } from '../../tokenizers/guard.js';
-import { loadMixedModal, imagePromptTokens, imageFromTokens, IMAGE_GUIDANCE, MIXED_MODAL_FILE } from '../../vision/mixed_train.js';
-import { ImageSpanProcessor } from '../../vision/mixed.js';
-import { readPng, writePng } from '../../vision/png.js';
+import { isMixedModalDir, MIXED_MODAL_FILE } from '../../vision/mixed_file.js';
 import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculativeLine, speculativeOptions, speculativeUsage } from '../speculative.js';
 
 export const usage = `tslm generate --model <hf-dir|file.bin|file.gguf> [--prompt "…"] [--max-tokens N]
@@ -90,19 +86,22 @@ export async function run(args: string[]): Promise<number> {
   await init({ threads: num(values.threads, 'threads', (x) => Number.isInteger(x) && x > 0) });
   try {
     // Images in and out need a mixed-modal model: checked (and an input picture read) before the weights load.
-    const mixed = await loadMixedModal(values.model);
+    // The modules of images, constraints and adapters load only when asked for: importing them
+    // costs a fresh process ~0.3 s and ~10 MB before the model is read.
+    const vision = isMixedModalDir(values.model) ? await import('../../vision/mixed_cli.js') : null;
+    const mixed = vision ? await vision.loadMixedModal(values.model) : null;
     if ((values.image !== undefined || values['image-out'] !== undefined) && !mixed) {
       throw new UsageError(`--image and --image-out need a mixed-modal model (text and image tokens, made by tslm mixed-modal train); ${values.model} is text-only (no ${MIXED_MODAL_FILE})`);
     }
     if (mixed && constraint) throw new UsageError('--schema/--regex/--grammar are not available with a mixed-modal model');
     // Classifier-free guidance: asked for, or a mixed-modal model's default when it draws.
     const speculating = (values.medusa ?? values['draft-model'] ?? values.lookup) !== undefined;
-    const scale = num(values.guidance, 'guidance', (x) => x >= 0) ?? (mixed && values['image-out'] !== undefined && !speculating ? IMAGE_GUIDANCE : 1);
+    const scale = num(values.guidance, 'guidance', (x) => x >= 0) ?? (vision && values['image-out'] !== undefined && !speculating ? vision.IMAGE_GUIDANCE : 1);
     if (values['negative-prompt'] !== undefined && values.guidance === undefined) throw new UsageError('--negative-prompt is the prompt --guidance pushes away from: give --guidance too');
     if (scale !== 1 && speculating) throw new UsageError('--guidance is not available with speculative decoding (--medusa, --draft-model, --lookup)');
-    const imageIds = mixed && values.image !== undefined ? imagePromptTokens(mixed.imageTokenizer, mixed.vocab, readPng(values.image), values.image) : [];
+    const imageIds = vision && mixed && values.image !== undefined ? vision.imagePromptTokens(mixed.imageTokenizer, mixed.vocab, vision.readPng(values.image), values.image) : [];
     const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer, dtype });
-    if (values.adapter) await loadAdapter(model, values.adapter);
+    if (values.adapter) await (await import('../../lora/peft.js')).loadAdapter(model, values.adapter);
     model.eval();
     const bos = tokenizer?.bosId ?? model.config.bos_token_id ?? 1;
     let prompt: number[];
@@ -113,13 +112,14 @@ export async function run(args: string[]): Promise<number> {
     if (values.prompt) process.stdout.write(values.prompt);
     let eos = tokenizer?.eosId !== null && tokenizer?.eosId !== undefined ? [tokenizer.eosId] : model.config.eos_token_id ?? [];
     // A mixed-modal model's image tokens (the input picture's go before the text), kept well-formed by ImageSpanProcessor.
-    if (mixed) {
+    if (vision && mixed) {
       prompt = [prompt[0], ...imageIds, ...prompt.slice(1)];
-      opts.processors = [new ImageSpanProcessor(mixed.vocab, { images: values['image-out'] !== undefined ? 'only' : values.image !== undefined ? false : true })];
+      opts.processors = [new vision.ImageSpanProcessor(mixed.vocab, { images: values['image-out'] !== undefined ? 'only' : values.image !== undefined ? false : true })];
       if (values['image-out'] !== undefined) { opts.maxNewTokens = mixed.vocab.codesPerImage + 2; eos = []; }
     }
     if (constraint) {
       if (!tokenizer) throw new Error(`${values.model}: a constraint needs the tokenizer; pass --tokenizer <tokenizer.json|tokenizer.model|tokenizer.bin>`);
+      const { constraintProcessor, TokenVocab } = await import('../../structured/index.js');
       opts.processors = [constraintProcessor(constraint, tokenizer)];
       eos = TokenVocab.fromTokenizer(tokenizer).eosIds;
     }
@@ -136,11 +136,11 @@ export async function run(args: string[]): Promise<number> {
     const s = r.stats;
     console.error(`prefill: ${s.promptTokens} tokens, ${s.prefillTokensPerSecond.toFixed(1)} tok/s; decode: ${s.decodeTokens} tokens, ${s.decodeTokensPerSecond.toFixed(1)} tok/s; finish: ${r.finishReason[0]}`);
     if (s.speculative) console.error(speculativeLine(s.speculative));
-    if (mixed && values['image-out'] !== undefined) {
-      const px = imageFromTokens(mixed.imageTokenizer, mixed.vocab, r.ids[0]);
+    if (vision && mixed && values['image-out'] !== undefined) {
+      const px = vision.imageFromTokens(mixed.imageTokenizer, mixed.vocab, r.ids[0]);
       if (!px) throw new Error(`the model did not complete an image in ${r.ids[0].length} tokens`);
       const S = mixed.imageTokenizer.config.image_size;
-      writePng(values['image-out'], { width: S, height: S, pixels: px });
+      vision.writePng(values['image-out'], { width: S, height: S, pixels: px });
       console.error(`image: ${values['image-out']} (${S}×${S}, ${mixed.vocab.codesPerImage} image tokens${guidance ? `, classifier-free guidance ${guidance.scale}` : ''})`);
     }
     if (values['print-ids'] || !tokenizer) console.log(r.ids[0].join(' '));
