@@ -129,6 +129,30 @@ function readString(r: ByteReader, field: string): string {
   return r.utf8(n, field);
 }
 
+/**
+ * `count` strings (a vocabulary: 32K–256K of them). Each item whose length and bytes lie in the
+ * prefix held is decoded directly; any other (truncated, too long, bad UTF-8, past the prefix)
+ * goes through readString, which names the item in its error or asks for more bytes. No
+ * per-item field name or value object is made on the way.
+ */
+function readStrings(r: ByteReader, count: number, field: string): string[] {
+  const items: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const at = r.pos;
+    if (r.holds(8)) {
+      let n: number;
+      try { n = r.u64n(field); } catch { n = -1; } // (thrown again below, naming the item)
+      if (n >= 0 && r.holds(n)) {
+        const s = r.utf8Or(n);
+        if (s !== null) { items.push(s); continue; }
+      }
+      r.pos = at;
+    }
+    items.push(readString(r, `${field}[${i}]`));
+  }
+  return items;
+}
+
 function readValue(r: ByteReader, type: GgufType, field: string, depth = 0): GgufValue {
   switch (type) {
     case 'u8': return { type, value: r.u8(field) };
@@ -163,6 +187,7 @@ function readValue(r: ByteReader, type: GgufType, field: string, depth = 0): Ggu
         const ctor = { u8: Uint8Array, i8: Int8Array, u16: Uint16Array, i16: Int16Array, u32: Uint32Array, i32: Int32Array, f32: Float32Array, f64: Float64Array, u64: BigUint64Array, i64: BigInt64Array }[itemType as 'u8'];
         return { type: 'array', itemType, value: new ctor(copy) };
       }
+      if (itemType === 'string') return { type: 'array', itemType, value: readStrings(r, count, field) };
       const items: unknown[] = [];
       for (let i = 0; i < count; i++) {
         const v = readValue(r, itemType, `${field}[${i}]`, depth + 1);

@@ -36,16 +36,30 @@ export class ByteReader {
   i64(field: string): bigint { this.need(8, field); const v = this.dv.getBigInt64(this.pos, true); this.pos += 8; return v; }
   /** A u64 used as a count, length or offset: must fit a JS safe integer. */
   u64n(field: string): number {
-    const at = this.pos;
-    const v = this.u64(field);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new FormatError(this.file, field, `value ${v} at offset ${at} is absurdly large`);
-    return Number(v);
+    this.need(8, field);
+    // Two u32 halves: no BigInt per call (a GGUF vocabulary reads one length per token).
+    const lo = this.dv.getUint32(this.pos, true), hi = this.dv.getUint32(this.pos + 4, true);
+    if (hi > 0x1fffff) throw new FormatError(this.file, field, `value ${this.dv.getBigUint64(this.pos, true)} at offset ${this.pos} is absurdly large`);
+    this.pos += 8;
+    return hi * 0x100000000 + lo;
   }
+  /** Whether the next n bytes are in the prefix held (n ≥ 0). */
+  holds(n: number): boolean { return this.pos + n <= this.buf.length; }
   bytes(n: number, field: string): Uint8Array {
     this.need(n, field);
     const b = this.buf.subarray(this.pos, this.pos + n);
     this.pos += n;
     return b;
+  }
+  /** The next n bytes (in the prefix: see holds) as UTF-8, or null where they are not valid UTF-8 (nothing read then). */
+  utf8Or(n: number): string | null {
+    try {
+      const s = ByteReader.utf8.decode(this.buf.subarray(this.pos, this.pos + n));
+      this.pos += n;
+      return s;
+    } catch {
+      return null;
+    }
   }
   utf8(n: number, field: string): string {
     const at = this.pos;

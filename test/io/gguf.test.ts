@@ -172,6 +172,10 @@ test('bad GGUF: each a clear error naming the file and the field or tensor, no h
   bad(head(0, 1).str('general.alignment').u32(4).u32(48).bytes, FormatError, /general\.alignment: must be a u32 power of two, got 48/);
   bad(head(0, 1).str('general.alignment').u32(5).u32(32).bytes, FormatError, /general\.alignment: must be a u32 power of two/);
   bad(head(0, 1).str('k').u32(8).u64(2).raw(0xff, 0xfe).bytes, FormatError, /k: invalid UTF-8 at offset/);
+  // string arrays (vocabularies) name the item at fault
+  bad(head(0, 1).str('t').u32(9).u32(8).u64(3).str('a').u64(2).raw(0xff, 0xfe).str('c').bytes, FormatError, /t\[1\]: invalid UTF-8 at offset 66/);
+  bad(head(0, 1).str('t').u32(9).u32(8).u64(2).str('a').u64(2n ** 62n).zeros(8).bytes, FormatError, /t\[1\] \(string length\): value 4611686018427387904 at offset 58 is absurdly large/);
+  bad(head(0, 1).str('t').u32(9).u32(8).u64(2).str('a').u64(40).raw(65).bytes, TruncatedError, /t\[1\] \(string of 40 bytes\) needs 40 byte/);
   bad(info(head(1, 0), 'w', [4], 99).pad().zeros(16).bytes, UnsupportedDTypeError, /tensor 'w': unsupported dtype ggml type 99/);
   bad(info(head(1, 0), 'w', [1, 1, 1, 1, 1]).pad().bytes, TensorError, /tensor 'w': n_dims 5 exceeds 4/);
   bad(info(head(1, 0), 'w', [4], 0, 8).pad().zeros(48).bytes, TensorError, /tensor 'w': offset 8 is not a multiple of the alignment 32/);
