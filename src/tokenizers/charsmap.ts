@@ -1,7 +1,7 @@
 // SentencePiece's precompiled normalization map (e.g. nmt_nfkc): a darts-clone double-array trie
 // over UTF-8 bytes whose leaves index NUL-terminated replacement strings.
 // Blob layout: uint32 LE trie size in bytes, the trie (uint32 units), then the strings.
-import { TokenizerFormatError } from './tokenizer.js';
+import { TokenizerFormatError, utf8Decoder } from './tokenizer.js';
 
 const REPLACEMENT = new Uint8Array([0xef, 0xbf, 0xbd]);
 
@@ -59,7 +59,7 @@ export class PrecompiledCharsMap {
       for (const b of rep) out.push(b);
       pos += n;
     }
-    return new TextDecoder().decode(new Uint8Array(out));
+    return utf8Decoder.decode(new Uint8Array(out));
   }
 
   /** SentencePiece's normalize_prefix without user-defined symbols. */

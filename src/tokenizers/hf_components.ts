@@ -2,7 +2,7 @@
 // Mistral and GPT-2 families. Each is built from its JSON object; an unknown type is an error
 // that names the field.
 import { BYTE_TO_CHAR, CHAR_TO_BYTE, GPT2_PATTERN, translateRegex, toByteLevel } from './bytelevel.js';
-import { byteFallbackValue, TokenizerFormatError, utf8Encoder } from './tokenizer.js';
+import { byteFallbackValue, TokenizerFormatError, utf8Decoder, utf8Encoder } from './tokenizer.js';
 import { PrecompiledCharsMap } from './charsmap.js';
 import { describeValue, MAX_JSON_DEPTH } from './guard.js';
 
@@ -267,7 +267,7 @@ export function buildDecoder(file: string, field: string, v: unknown, depth = 0)
           if (ok) for (const ch of t) bytes.push(CHAR_TO_BYTE.get(ch)!);
           else for (const b of utf8Encoder.encode(t)) bytes.push(b);
         }
-        return [new TextDecoder().decode(new Uint8Array(bytes))];
+        return [utf8Decoder.decode(new Uint8Array(bytes))];
       };
     case 'Metaspace': {
       const rep = str(file, `${field}.replacement`, d.replacement ?? '▁');

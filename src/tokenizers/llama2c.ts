@@ -15,6 +15,7 @@ import {
   StreamDecoder,
   TokenizerFormatError,
   packUtf8,
+  utf8Decoder,
   utf8Encoder,
   type DecodeOptions,
   type EncodeOptions,
@@ -194,25 +195,36 @@ export class Llama2cTokenizer implements Tokenizer {
   /** run.c's decode: byte tokens are raw bytes; the space after BOS (or at the start) is dropped.
    *  BOS/EOS decode to nothing. */
   decode(ids: readonly number[], _opts: DecodeOptions = {}): string {
-    const bytes: number[] = [];
-    let atStart = true;
-    for (const id of ids) {
-      checkId(id, this.vocabSize);
-      if (id === BOS) {
-        atStart = true;
-        continue;
+    // Two passes over the ids, the bytes' length then the bytes: one array, no per-byte pushes
+    // (a streaming decoder calls this twice per generated token).
+    let n = 0;
+    for (let pass = 0; pass < 2; pass++) {
+      const out = pass === 1 ? new Uint8Array(n) : null;
+      let at = 0, atStart = true;
+      for (const id of ids) {
+        if (pass === 0) checkId(id, this.vocabSize);
+        if (id === BOS) {
+          atStart = true;
+          continue;
+        }
+        if (id === EOS) continue;
+        const b = this.byteValue[id];
+        if (b >= 0) {
+          if (out) out[at] = b;
+          at++;
+        } else {
+          let from = this.starts[id];
+          const to = this.starts[id + 1];
+          if (atStart && from < to && this.packed[from] === 0x20) from++;
+          if (out) for (let k = from; k < to; k++) out[at + k - from] = this.packed[k];
+          at += to - from;
+        }
+        atStart = false;
       }
-      if (id === EOS) continue;
-      const b = this.byteValue[id];
-      if (b >= 0) bytes.push(b);
-      else {
-        let raw = this.raw(id);
-        if (atStart && raw[0] === 0x20) raw = raw.subarray(1);
-        for (const x of raw) bytes.push(x);
-      }
-      atStart = false;
+      if (out) return utf8Decoder.decode(out);
+      n = at;
     }
-    return new TextDecoder().decode(new Uint8Array(bytes));
+    return '';
   }
 
   decodeStream(opts: DecodeOptions = {}): StreamDecoder {
