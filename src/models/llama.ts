@@ -547,9 +547,10 @@ class LlamaAttention extends Module {
     return w && plainLinear(this.o_proj) && !this.q_norm ? { qkv: w, o: this.o_proj.weight } : null;
   }
   /** What planWeights depends on (compared by identity to know a plan is still valid). */
-  planRefs(out: unknown[]): void {
-    for (const l of [this.q_proj, this.k_proj, this.v_proj, this.o_proj]) out.push(l, l.weight, l.weight.storage, l.bias);
-    out.push(this.q_norm);
+  planRefs(out: unknown[], n: number): number {
+    n = linearRefs(out, n, this.q_proj); n = linearRefs(out, n, this.k_proj); n = linearRefs(out, n, this.v_proj); n = linearRefs(out, n, this.o_proj);
+    out[n++] = this.q_norm;
+    return n;
   }
 }
 
@@ -580,9 +581,25 @@ class LlamaMLP extends Module {
     const w = fusedRows([this.gate_proj, this.up_proj]);
     return w && plainLinear(this.down_proj) ? { gu: w, down: this.down_proj.weight } : null;
   }
-  planRefs(out: unknown[]): void {
-    for (const l of [this.gate_proj, this.up_proj, this.down_proj]) out.push(l, l.weight, l.weight.storage, l.bias);
+  planRefs(out: unknown[], n: number): number {
+    return linearRefs(out, linearRefs(out, linearRefs(out, n, this.gate_proj), this.up_proj), this.down_proj);
   }
+}
+
+/**
+ * What a plan depends on of a projection, written at out[n…] (the next index returned). The refs
+ * are listed every decoding step into one array that is overwritten, not rebuilt: no garbage.
+ */
+function linearRefs(out: unknown[], n: number, l: Linear): number {
+  out[n] = l; out[n + 1] = l.weight; out[n + 2] = l.weight.storage; out[n + 3] = l.bias;
+  return n + 4;
+}
+
+/** a and b hold the same objects in the same order. */
+function sameRefs(a: readonly unknown[], b: readonly unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** An RMSNorm as constructed with the model's eps and a contiguous f32 weight (a DecodePlan runs its kernel directly). */
@@ -628,10 +645,11 @@ class LlamaDecoderLayer extends Module {
     const a = this.self_attn.planWeights(), m = this._ffn.planWeights();
     return a && m ? { inNorm: this.input_layernorm.weight, postNorm: this.post_attention_layernorm.weight, ...a, ...m } : null;
   }
-  planRefs(out: unknown[]): void {
-    out.push(this.self_attn, this._ffn, this.input_layernorm, this.input_layernorm.weight, this.post_attention_layernorm, this.post_attention_layernorm.weight);
-    this.self_attn.planRefs(out);
-    if (this._ffn instanceof LlamaMLP) this._ffn.planRefs(out);
+  planRefs(out: unknown[], n: number): number {
+    out[n] = this.self_attn; out[n + 1] = this._ffn; out[n + 2] = this.input_layernorm; out[n + 3] = this.input_layernorm.weight;
+    out[n + 4] = this.post_attention_layernorm; out[n + 5] = this.post_attention_layernorm.weight;
+    n = this.self_attn.planRefs(out, n + 6);
+    return this._ffn instanceof LlamaMLP ? this._ffn.planRefs(out, n) : n;
   }
   /** Inference (no autograd): the same as forward, updating h in place. */
   forwardInto_(h: Tensor, pos: Positions, cache: KVCache | null, layer: number): void {
@@ -666,7 +684,8 @@ export class LlamaForCausalLM extends CausalLM {
   /** Whether decoding steps may run as a DecodePlan (false: always the generic layers; for tests and benchmarks). */
   static decodePlans = true;
   /** Decoding plans by rows × tokens (llama_decode.ts), with the objects each was built from. */
-  private _plans = new Map<string, { plan: DecodePlan | null; refs: unknown[] }>();
+  /** Plans by B·65536 + Tn. */
+  private _plans = new Map<number, { plan: DecodePlan | null; refs: unknown[] }>();
   private _refs: unknown[] = [];
 
   constructor(readonly config: LlamaConfig, opts: { generator?: Generator } = {}) {
@@ -750,12 +769,14 @@ export class LlamaForCausalLM extends CausalLM {
    * projection, or weights replaced by quantised ones, makes a new plan).
    */
   private decodePlan(B: number, Tn: number): DecodePlan | null {
-    const refs = this._refs;
-    refs.length = 0;
-    refs.push(this.model.embed_tokens, this.model.embed_tokens.weight, this.model.embed_tokens.weight.storage, this.model.layers.length, this._rope.cos);
-    for (const layer of this.model.layers) { refs.push(layer); layer.planRefs(refs); }
-    const key = `${B}x${Tn}`, got = this._plans.get(key);
-    if (got && got.refs.length === refs.length && got.refs.every((r, i) => r === refs[i])) return got.plan;
+    const refs = this._refs, layersNow = this.model.layers;
+    refs[0] = this.model.embed_tokens; refs[1] = this.model.embed_tokens.weight; refs[2] = this.model.embed_tokens.weight.storage;
+    refs[3] = layersNow.length; refs[4] = this._rope.cos;
+    let n = 5;
+    for (let i = 0; i < layersNow.length; i++) { refs[n] = layersNow[i]; n = layersNow[i].planRefs(refs, n + 1); }
+    if (refs.length !== n) refs.length = n;
+    const key = B * 0x10000 + Tn, got = this._plans.get(key);
+    if (got && sameRefs(got.refs, refs)) return got.plan;
     got?.plan?.dispose();
     const c = this.config, layers = this.model.layers.map((l) => l.planLayer(c.rms_norm_eps));
     const ok = layers.every((l): l is PlanLayer => l !== null) && c.head_dim % 2 === 0 && 2 * c.head_dim <= MAX_FUSED_HEAD_DIMS && this.model.embed_tokens.weight.isContiguous();

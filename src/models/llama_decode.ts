@@ -57,7 +57,7 @@ export const MAX_PLAN_TOKENS = 16;
  * `addLinearInPlace` fold (B, T) into M rows: one GEMM with w read transposed in place).
  */
 function matmul(out: number, x: number, w: Tensor, M: number, accumulate: boolean): void {
-  const [N, K] = w.shape;
+  const N = w.shape[0], K = w.shape[1]; // (not destructured: no iterator per call)
   if (isQuantized(w.dtype)) quantizedMatmulInto(out, x, w, M, K, N, accumulate);
   else kernel('sgemm', [x, w.ptr, out, M, N, K, K, 1, 1, K, N, 1, 0, 0, 0, accumulate ? 1 : 0], M * N * K);
 }

@@ -838,7 +838,7 @@ function quantizedGemmInto(out: Tensor, x2: Tensor, w: Tensor, accumulate: boole
 
 /** The kernel of quantizedGemmInto on raw pointers: rows of x and out ldx and ldo values apart (M, K > 0). */
 export function quantizedMatmulInto(out: number, x: number, w: Tensor, M: number, ldx: number, ldo: number, accumulate: boolean): void {
-  const [N, K] = w.shape;
+  const N = w.shape[0], K = w.shape[1]; // (not destructured: no iterator per call on the decoding path)
   if (w.dtype === 'q8_0') kernel('q8_0_matmul', [out, x, w.ptr, M, N, K, ldx, ldo, accumulate ? 1 : 0], M * N * K);
   else kernel('quant_matmul', [out, x, w.ptr, M, N, K, ldx, ldo, accumulate ? 1 : 0, ggmlTypeId(w.dtype)], M * N * K);
 }

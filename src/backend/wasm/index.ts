@@ -3,7 +3,7 @@
 import { H, alloc } from '../heap.js';
 import type { Backend, KernelName } from '../kernels.js';
 import { KERNEL_ARGS, KERNEL_NAMES, KernelArgumentError } from '../kernels.js';
-import { CTRL, JobPoster } from './pool.js';
+import { CTRL, JobPoster, invoke } from './pool.js';
 import { refKernels } from '../ref/index.js';
 import { platform } from './platform.js';
 import type { WorkerHandle } from './platform.js';
@@ -119,7 +119,7 @@ export class WasmBackend implements Backend {
     if (args.length !== spec.length) throw new KernelArgumentError(kernel, spec.length, args.length);
     const idx = this.index.get(kernel)!;
     if (this.poster && work >= PARALLEL_THRESHOLD && !this.missing.includes(kernel)) this.poster.run(idx, this.fns[idx], args, this.threads);
-    else this.fns[idx](...args, 0, 1);
+    else invoke(this.fns[idx], args, args.length, 0, 1);
   }
 
   /** Stop the worker threads. */

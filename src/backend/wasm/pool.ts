@@ -60,7 +60,8 @@ export function runJobLoop(memory: WebAssembly.Memory, ctrl: number, fns: ((...a
   // SEQ instead would race with a job posted before this thread got here (the worker reports
   // ready before entering this loop) and lose that job, hanging the poster.
   let seen = 0;
-  const args: number[] = [];
+  // Arguments of the current job in args[0, n): the array keeps its size (32), no allocation per job.
+  const args: number[] = new Array<number>(32).fill(0);
   for (;;) {
     let s = Atomics.load(i32, CTRL.SEQ);
     let spins = 0;
@@ -84,10 +85,8 @@ export function runJobLoop(memory: WebAssembly.Memory, ctrl: number, fns: ((...a
     for (let share = claim(i32, s, i32[CTRL.NT]); share >= 0; share = claim(i32, s, i32[CTRL.NT])) {
       const nt = i32[CTRL.NT];
       const n = i32[CTRL.NARGS];
-      args.length = n;
       for (let i = 0; i < n; i++) args[i] = f64[i];
-      args.push(share, nt);
-      try { fns[i32[CTRL.KERNEL]](...args); } catch { Atomics.store(i32, CTRL.ERROR, share); }
+      try { invoke(fns[i32[CTRL.KERNEL]], args, n, share, nt); } catch { Atomics.store(i32, CTRL.ERROR, share); }
       if (Atomics.sub(i32, CTRL.PENDING, 1) === 1 && Atomics.load(i32, CTRL.WAITING)) Atomics.notify(i32, CTRL.PENDING);
     }
   }
@@ -119,7 +118,7 @@ export class JobPoster {
     if (nt > 1 && Atomics.load(i32, CTRL.SLEEPERS)) Atomics.notify(i32, CTRL.SEQ);
     let failure: { e: unknown } | null = null;
     try {
-      fn(...args, 0, nt);
+      invoke(fn, args, args.length, 0, nt);
     } catch (e) {
       failure = { e };
     }
@@ -127,7 +126,7 @@ export class JobPoster {
     for (let share = claim(i32, seq, nt); share >= 0; share = claim(i32, seq, nt)) {
       if (!failure) {
         try {
-          fn(...args, share, nt);
+          invoke(fn, args, args.length, share, nt);
         } catch (e) {
           failure = { e };
         }
@@ -164,3 +163,37 @@ export class JobPoster {
     Atomics.notify(this.i32, CTRL.SEQ);
   }
 }
+
+// A kernel's call with its share: fn(...args[0, n), tid, nt) without the spread. A spread followed by
+// more arguments makes V8 build a new array for every call (≈ 150 bytes; a decoding step makes
+// ~50 calls per token, and the young generation fills with them); a call with the arguments
+// listed makes none. The cases are the argument counts of KERNEL_ARGS (backend/kernels.ts; a
+// test checks that each has one); any other count takes the spread.
+// (Here, not in a module of its own: a kernel worker's files are worker.js, pool.js and platform.js.)
+type Fn = (...a: number[]) => void;
+
+export function invoke(fn: Fn, a: readonly number[], n: number, tid: number, nt: number): void {
+  switch (n) {
+    case 3: return fn(a[0], a[1], a[2], tid, nt);
+    case 4: return fn(a[0], a[1], a[2], a[3], tid, nt);
+    case 5: return fn(a[0], a[1], a[2], a[3], a[4], tid, nt);
+    case 6: return fn(a[0], a[1], a[2], a[3], a[4], a[5], tid, nt);
+    case 7: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], tid, nt);
+    case 8: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], tid, nt);
+    case 9: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], tid, nt);
+    case 10: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], tid, nt);
+    case 11: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], tid, nt);
+    case 13: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], tid, nt);
+    case 14: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], tid, nt);
+    case 15: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], tid, nt);
+    case 16: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], tid, nt);
+    case 18: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], tid, nt);
+    case 23: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], tid, nt);
+    case 26: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23], a[24], a[25], tid, nt);
+    case 27: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23], a[24], a[25], a[26], tid, nt);
+    default: return fn(...a.slice(0, n), tid, nt);
+  }
+}
+
+/** The argument counts invoke lists (the test compares them with KERNEL_ARGS). */
+export const INVOKE_COUNTS: readonly number[] = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 18, 23, 26, 27];
