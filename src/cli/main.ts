@@ -54,6 +54,9 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`tslm: unknown command '${cmd}'\n\n${await usage()}`);
     return 2;
   }
+  // Commands that load a model to decode with it keep V8's young generation small (see heap.ts),
+  // set before their modules load: the imports' survivors grow it too.
+  if (cmd === 'generate' || cmd === 'chat') (await import('./heap.js')).steadyYoungGeneration();
   const mod = await load();
   // --allow-nonfinite, for every command that loads a model: weights holding NaN/Inf load instead of being refused.
   // (io/finite.js is loaded only then: start-up time counts in short commands such as an n-gram build.)
