@@ -67,6 +67,15 @@ function tslmGenerate(file: string, threads: number, dtype: 'native' | 'f32'): O
 }
 
 /**
+ * Peak RSS (MB) of the CLI up to the model: `tslm generate` on a file that does not exist loads
+ * the same modules and starts the same threads, then stops where the model would be read. A
+ * model's own memory is a generate run's peak above this.
+ */
+function cliWithoutModelRss(dir: string, threads: number): number | null {
+  return fresh([cli, 'generate', '--model', path.join(dir, 'no-such-model.gguf'), '--threads', String(threads)]).rss;
+}
+
+/**
  * The same generation as tslmGenerate, three times in one fresh process (the library, as the CLI
  * calls it): the first generation's decode rate and the third's, a warmed process. Beside the
  * CLI's rate this gives the first-run ratio (the CLI's first generation ÷ a warmed one).
@@ -166,9 +175,13 @@ export async function benchQuant(opts: { threads?: number[]; log?: (line: string
       await shutdown();
       for (const t of threads) {
         const first = files.get(dtypes[0])!;
+        const base = cliWithoutModelRss(dir, t);
+        if (base !== null) log(`${name.padEnd(6)} ${String(t).padStart(3)}  ${'tslm CLI without a model'.padEnd(30)} ${f(null)} ${f(null)} ${f(base)}  peak RSS up to reading the model (tslm generate on a missing file)`);
+        /** A tslm run's RSS above the CLI's own, against the file's size (MB = 2^20 bytes, as /usr/bin/time's). */
+        const above = (rss: number | null, file: string) => (rss === null || base === null ? '' : `; RSS above the CLI without a model ${(rss - base).toFixed(1)} MB = ${((rss - base) / (statSync(file).size / 2 ** 20)).toFixed(2)}× the file`);
         const runs: [string, () => Omit<Row, 'model' | 'engine'>][] = [[`tslm f32 (${dtypes[0]} file, --dtype f32)`, () => tslmGenerate(first, t, 'f32')]];
         for (const [dt, file] of files) {
-          runs.push([`tslm ${dt}`, () => tslmGenerate(file, t, 'native')]);
+          runs.push([`tslm ${dt}`, () => { const r = tslmGenerate(file, t, 'native'); return { ...r, note: r.note + above(r.rss_mb, file) }; }]);
           if (!('error' in peer)) runs.push([`llama.cpp ${dt}`, () => llamaCppGenerate(file, t)]);
         }
         for (const [engine, go] of runs) {
