@@ -10,6 +10,7 @@ import { applyChatTemplate, chatTemplateFromConfig, CHATML_TEMPLATE } from '../.
 import type { ChatMessage } from '../../tokenizers/chat.js';
 import { readTokenizerConfig } from '../../tokenizers/load.js';
 import { isMixedModalDir, MIXED_MODAL_FILE } from '../../vision/mixed_file.js';
+import { steadyYoungGeneration } from '../heap.js';
 import { UsageError } from '../args.js';
 import { dtypeOption, num, samplingFrom, samplingOptions } from './generate.js';
 import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculativeLine, speculativeOptions, speculativeUsage } from '../speculative.js';
@@ -32,6 +33,7 @@ export async function run(args: string[]): Promise<number> {
   if (!values.model) { console.error('tslm chat: --model is required'); return 2; }
   const opts = samplingFrom(values);
   await init({ threads: num(values.threads, 'threads', (x) => Number.isInteger(x) && x > 0) });
+  steadyYoungGeneration(); // again: starting the kernel threads reset V8's flags (see heap.ts)
   const rl = createInterface({ input: process.stdin, terminal: false });
   // Start buffering lines now: piped input may arrive (and end) while the model loads.
   const lines = rl[Symbol.asyncIterator]();

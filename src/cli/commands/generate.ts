@@ -1,5 +1,6 @@
 // `tslm generate`: text (or token ids) from a model file, streamed, with speed on stderr.
 import { parseArgs } from 'node:util';
+import { steadyYoungGeneration } from '../heap.js';
 import { UsageError, num } from '../args.js';
 import { init, shutdown } from '../../backend/index.js';
 import { loadModel, QUANTIZE_ON_LOAD } from '../../io/model.js';
@@ -84,6 +85,7 @@ export async function run(args: string[]): Promise<number> {
   const schemaOptions = { strict: values.strict, additionalProperties: values['allow-extra-keys'] ? 'allow' as const : 'declared' as const };
   const constraint = values.schema !== undefined ? { schema: parseJson(readArg(values.schema, 'schema'), (d) => new Error(`--schema ${values.schema}: not valid JSON: ${d}`)) as JsonSchema, schemaOptions } : values.regex !== undefined ? { regex: values.regex } : values.grammar !== undefined ? { grammar: readArg(values.grammar, 'grammar') } : null;
   await init({ threads: num(values.threads, 'threads', (x) => Number.isInteger(x) && x > 0) });
+  steadyYoungGeneration(); // again: starting the kernel threads reset V8's flags (see heap.ts)
   try {
     // Images in and out need a mixed-modal model: checked (and an input picture read) before the weights load.
     // The modules of images, constraints and adapters load only when asked for: importing them
