@@ -36,6 +36,11 @@ export interface ConvertOptions {
   dtype?: string;
   /** A tokenizer file to use instead of the one found with the model. */
   tokenizer?: string;
+  /**
+   * llama2.c's file version: 0 (default, as llama2.c's export.py: the legacy header that run.c
+   * reads) or 1 (the "ak42" header, which run.c does not read).
+   */
+  llama2cVersion?: 0 | 1;
 }
 
 export interface ConvertResult {
@@ -120,7 +125,7 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
       }
     } else {
       mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
-      await exportLlama2c(model, out);
+      await exportLlama2c(model, out, { version: opts.llama2cVersion ?? 0 });
       files.push(out);
       if (tokenizer) {
         let l2c;

@@ -252,9 +252,12 @@ export async function exportGguf(model: CausalLM, file: string, tokenizer: GgufT
   await writeModelGguf(file, { config: { ...config, model_type: as }, tensors: modelTensors(model), tokenizer, dtype });
 }
 
-/** Export a llama2.c checkpoint (version 1 "ak42", or the legacy headerless format). */
+/**
+ * Export a llama2.c checkpoint: the legacy headerless format by default (version 0, export.py's
+ * default and the one run.c reads), or version 1 ("ak42").
+ */
 export async function exportLlama2c(model: CausalLM, file: string, opts: { version?: 0 | 1 } = {}): Promise<void> {
   const config = model.configJson();
   if (!(model instanceof LlamaForCausalLM)) throw new IoError(file, `llama2.c checkpoints hold LLaMA models, not model_type "${String(config.model_type)}"`);
-  await writeLlama2c(file, { config, tensors: modelTensors(model) }, { version: opts.version ?? 1 });
+  await writeLlama2c(file, { config, tensors: modelTensors(model) }, { version: opts.version ?? 0 });
 }

@@ -196,6 +196,13 @@ test('llama2.c ⇄ HF ⇄ GGUF: weights identical after every hop, tokenizer.bin
   const r = await convertModel({ model: hf, to: 'llama2c', out: bin, tokenizer: sp });
   assert.deepEqual(r.files, [bin, path.join(dir, 'l2c', 'tokenizer.bin')]);
   sameTensors(tensors, (await readLlama2c(bin)).tensors);
+  // export.py's default and what run.c reads: the legacy header (7 int32, dim first), not "ak42"
+  const head = new Int32Array(readFileSync(bin).buffer.slice(0, 28));
+  assert.deepEqual([...head], [cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.tie_word_embeddings === false ? -Number(cfg.vocab_size) : cfg.vocab_size, cfg.max_position_embeddings]);
+  const v1 = path.join(dir, 'l2c', 'v1.bin');
+  await convertModel({ model: hf, to: 'llama2c', out: v1, llama2cVersion: 1 });
+  assert.equal(readFileSync(v1).readUInt32LE(0), 0x616b3432);
+  sameTensors(tensors, (await readLlama2c(v1)).tensors);
   assert.deepEqual(readFileSync(path.join(dir, 'l2c', 'tokenizer.bin')), readFileSync(path.join(FIX, 'tokenizer.bin')), 'the tokenizer.bin llama2.c\'s tokenizer.py writes');
   const gguf = path.join(dir, 'm.gguf');
   await convertModel({ model: bin, to: 'gguf', out: gguf });
