@@ -331,6 +331,66 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
   return i32x4.add(dotS(lo, xq), dotS(hi, xq + 32));
 }
 
+// ---- the relaxed build: quants as the unsigned operand of an 8-bit dot product ----
+// Where the engine has relaxed SIMD, a block's Σ (q − o)·qx is computed as Σ q·qx − o·Σ qx: the
+// quants q as stored (0…63, before the type's offset o: 8 for Q4_0, 16 for Q5_0, 32 for Q6_K, 0
+// for the types with a min) are the unsigned 7-bit operand of i16x8.relaxed_dot_i8x16_i7x16_s
+// (x86's pmaddubsw), qx (int8) the signed one, and o·Σ qx is computed once per row of x (prepX8).
+// Both operands go through the byte order qperm, which makes the i32 lanes (extadd_pairwise of
+// the i16 dots) group the same positions as dotS's: lane j holds positions 2j, 2j+1, 8+2j, 9+2j
+// of each 16. The integer lanes are therefore exactly dotS's, and every result bit for bit the
+// plain build's. (i16 lanes hold at most 2 · 2 · 31 · 127 or 2 · 63 · 127: no saturation. The
+// fused i32x4.relaxed_dot_i8x16_i7x16_add_s is not used: V8 11.3 returns twice the dot and drops
+// the addend.)
+// @ts-ignore: decorator
+@inline function qperm(v: v128): v128 { return i8x16.swizzle(v, i8x16(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15)); }
+
+/** The offset o of type t's quants as 2^shift, or −1 for the types without one (prepX8's s is then not written). */
+// @ts-ignore: decorator
+@inline function offsetShift(t: i32): i32 { return t == T_Q4_0 ? 3 : t == T_Q5_0 ? 4 : t == T_Q6_K ? 5 : -1; }
+
+// From the rounded row (nc chunks of 16 i16 qx at xq): x8 (16 int8 per chunk, in qperm order)
+// and, when shift ≥ 0, s (per chunk, i32x4: Σ qx over each lane group, times 2^shift).
+// @ts-ignore: decorator
+@inline function prepX8(xq: usize, x8: usize, s: usize, nc: i32, shift: i32): void {
+  const one = i16x8.splat(1);
+  for (let c = 0; c < nc; c++) {
+    const c0 = v128.load(xq), c1 = v128.load(xq, 16);
+    v128.store(x8, qperm(i8x16.narrow_i16x8_s(c0, c1)));
+    if (shift >= 0) v128.store(s, i32x4.shl(i32x4.add(i32x4.dot_i16x8_s(c0, one), i32x4.dot_i16x8_s(c1, one)), shift));
+    xq += 32; x8 += 16; s += 16;
+  }
+}
+
+// Σ u·qx over one chunk of 16 quants u (unsigned, natural order) and 16 prepared qx at x8: i16x8.
+// @ts-ignore: decorator
+@inline function dotU(u: v128, x8: usize): v128 { return i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x8), qperm(u)); }
+
+// One Q6_K chunk's dotS lanes on the relaxed build: u the 16 quants before the offset 32, x8 and
+// s (prepX8) of the same chunk.
+// @ts-ignore: decorator
+@inline function q6Lanes(u: v128, x8: usize, s: usize): v128 {
+  return i32x4.sub(i32x4.extadd_pairwise_i16x8_s(dotU(u, x8)), v128.load(s));
+}
+
+// block32 on the relaxed build: x8 and s (prepX8) of the same block.
+// @ts-ignore: decorator
+@inline function block32R(t: i32, p: usize, x8: usize, s: usize): v128 {
+  const mask = i8x16.splat(0x0f);
+  let lo: v128, hi: v128;
+  if (t == T_Q4_0 || t == T_Q4_1) {
+    const v = t == T_Q4_0 ? v128.load(p, 2) : v128.load(p, 4);
+    lo = v128.and(v, mask);
+    hi = i8x16.shr_u(v, 4);
+  } else {
+    const v = v128.load(p, 6), qh = load<u32>(p, 2);
+    lo = v128.or(v128.and(v, mask), bits16(qh & 0xffff));
+    hi = v128.or(i8x16.shr_u(v, 4), bits16(qh >> 16));
+  }
+  const d = i32x4.extadd_pairwise_i16x8_s(i16x8.add(dotU(lo, x8), dotU(hi, x8 + 16)));
+  return t == T_Q4_1 ? d : i32x4.sub(d, i32x4.add(v128.load(s), v128.load(s, 16)));
+}
+
 // One weight row (nb blocks at p) against the rounded x: 32-value types; two blocks per step
 // into two accumulators.
 // @ts-ignore: decorator
@@ -338,18 +398,22 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
   const bytes = <usize>typeBytes(t);
   let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
   let mins: f32 = 0;
+  // the relaxed build's prepared x (see prepX8; quant_matmul lays it out after ss)
+  let x8 = ss + off(nb), xs = x8 + <usize>(32 * nb);
   let b = 0;
   for (; b + 2 <= nb; b += 2) {
-    const s0 = block32(t, p, xq), s1 = block32(t, p + bytes, xq + 64);
+    const s0 = ASC_FEATURE_RELAXED_SIMD ? block32R(t, p, x8, xs) : block32(t, p, xq);
+    const s1 = ASC_FEATURE_RELAXED_SIMD ? block32R(t, p + bytes, x8 + 32, xs + 32) : block32(t, p + bytes, xq + 64);
     const dx0 = load<f32>(ds), dx1 = load<f32>(ds, 4);
     acc0 = fma4(f32x4.convert_i32x4_s(s0), f32x4.splat(h2fFinite(<u32>load<u16>(p)) * dx0), acc0);
     acc1 = fma4(f32x4.convert_i32x4_s(s1), f32x4.splat(h2fFinite(<u32>load<u16>(p + bytes)) * dx1), acc1);
     if (t == T_Q4_1) mins += h2fFinite(<u32>load<u16>(p, 2)) * dx0 * <f32>load<i32>(ss) + h2fFinite(<u32>load<u16>(p + bytes, 2)) * dx1 * <f32>load<i32>(ss, 4);
-    p += 2 * bytes; xq += 128; ds += 8; ss += 8;
+    p += 2 * bytes; xq += 128; ds += 8; ss += 8; x8 += 64; xs += 64;
   }
   if (b < nb) {
     const dx = load<f32>(ds);
-    acc0 = fma4(f32x4.convert_i32x4_s(block32(t, p, xq)), f32x4.splat(h2fFinite(<u32>load<u16>(p)) * dx), acc0);
+    const s0 = ASC_FEATURE_RELAXED_SIMD ? block32R(t, p, x8, xs) : block32(t, p, xq);
+    acc0 = fma4(f32x4.convert_i32x4_s(s0), f32x4.splat(h2fFinite(<u32>load<u16>(p)) * dx), acc0);
     if (t == T_Q4_1) mins += h2fFinite(<u32>load<u16>(p, 2)) * dx * <f32>load<i32>(ss);
   }
   return rowSum(f32x4.add(acc0, acc1)) + mins;
@@ -376,31 +440,45 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
   const mask = i8x16.splat(0x0f), three = i8x16.splat(3), k32 = i8x16.splat(32);
   let acc = f32x4.splat(0);
   let mins: f32 = 0;
+  // the relaxed build's prepared x (see prepX8; quant_matmul lays it out after ss)
+  let x8 = ss + off(8 * nb), xs = x8 + <usize>(256 * nb);
   for (let b = 0; b < nb; b++) {
     let isum = i32x4.splat(0);
     const dy = load<f32>(ds);
     if (t == T_Q6_K) {
       for (let h = 0; h < 2; h++) {
         const ql = p + <usize>(64 * h), qh = p + 128 + <usize>(32 * h), sc = p + 192 + <usize>(8 * h);
-        const x = xq + <usize>(256 * h);
+        const x = xq + <usize>(256 * h), y = x8 + <usize>(128 * h), ys = xs + <usize>(128 * h);
         const l0 = v128.load(ql), l1 = v128.load(ql, 16), l2 = v128.load(ql, 32), l3 = v128.load(ql, 48);
         const h0 = v128.load(qh), h1 = v128.load(qh, 16);
-        const q0 = i8x16.sub(v128.or(v128.and(l0, mask), i8x16.shl(v128.and(h0, three), 4)), k32);
-        const q1 = i8x16.sub(v128.or(v128.and(l1, mask), i8x16.shl(v128.and(h1, three), 4)), k32);
-        const q2 = i8x16.sub(v128.or(v128.and(l2, mask), i8x16.shl(v128.and(i8x16.shr_u(h0, 2), three), 4)), k32);
-        const q3 = i8x16.sub(v128.or(v128.and(l3, mask), i8x16.shl(v128.and(i8x16.shr_u(h1, 2), three), 4)), k32);
-        const q4 = i8x16.sub(v128.or(i8x16.shr_u(l0, 4), i8x16.shl(v128.and(i8x16.shr_u(h0, 4), three), 4)), k32);
-        const q5 = i8x16.sub(v128.or(i8x16.shr_u(l1, 4), i8x16.shl(v128.and(i8x16.shr_u(h1, 4), three), 4)), k32);
-        const q6 = i8x16.sub(v128.or(i8x16.shr_u(l2, 4), i8x16.shl(i8x16.shr_u(h0, 6), 4)), k32);
-        const q7 = i8x16.sub(v128.or(i8x16.shr_u(l3, 4), i8x16.shl(i8x16.shr_u(h1, 6), 4)), k32);
-        isum = i32x4.add(isum, i32x4.mul(dotS(q0, x), i32x4.splat(<i32>load<i8>(sc))));
-        isum = i32x4.add(isum, i32x4.mul(dotS(q1, x + 32), i32x4.splat(<i32>load<i8>(sc, 1))));
-        isum = i32x4.add(isum, i32x4.mul(dotS(q2, x + 64), i32x4.splat(<i32>load<i8>(sc, 2))));
-        isum = i32x4.add(isum, i32x4.mul(dotS(q3, x + 96), i32x4.splat(<i32>load<i8>(sc, 3))));
-        isum = i32x4.add(isum, i32x4.mul(dotS(q4, x + 128), i32x4.splat(<i32>load<i8>(sc, 4))));
-        isum = i32x4.add(isum, i32x4.mul(dotS(q5, x + 160), i32x4.splat(<i32>load<i8>(sc, 5))));
-        isum = i32x4.add(isum, i32x4.mul(dotS(q6, x + 192), i32x4.splat(<i32>load<i8>(sc, 6))));
-        isum = i32x4.add(isum, i32x4.mul(dotS(q7, x + 224), i32x4.splat(<i32>load<i8>(sc, 7))));
+        // the six-bit quants before the offset 32
+        const u0 = v128.or(v128.and(l0, mask), i8x16.shl(v128.and(h0, three), 4));
+        const u1 = v128.or(v128.and(l1, mask), i8x16.shl(v128.and(h1, three), 4));
+        const u2 = v128.or(v128.and(l2, mask), i8x16.shl(v128.and(i8x16.shr_u(h0, 2), three), 4));
+        const u3 = v128.or(v128.and(l3, mask), i8x16.shl(v128.and(i8x16.shr_u(h1, 2), three), 4));
+        const u4 = v128.or(i8x16.shr_u(l0, 4), i8x16.shl(v128.and(i8x16.shr_u(h0, 4), three), 4));
+        const u5 = v128.or(i8x16.shr_u(l1, 4), i8x16.shl(v128.and(i8x16.shr_u(h1, 4), three), 4));
+        const u6 = v128.or(i8x16.shr_u(l2, 4), i8x16.shl(i8x16.shr_u(h0, 6), 4));
+        const u7 = v128.or(i8x16.shr_u(l3, 4), i8x16.shl(i8x16.shr_u(h1, 6), 4));
+        if (ASC_FEATURE_RELAXED_SIMD) {
+          isum = i32x4.add(isum, i32x4.mul(q6Lanes(u0, y, ys), i32x4.splat(<i32>load<i8>(sc))));
+          isum = i32x4.add(isum, i32x4.mul(q6Lanes(u1, y + 16, ys + 16), i32x4.splat(<i32>load<i8>(sc, 1))));
+          isum = i32x4.add(isum, i32x4.mul(q6Lanes(u2, y + 32, ys + 32), i32x4.splat(<i32>load<i8>(sc, 2))));
+          isum = i32x4.add(isum, i32x4.mul(q6Lanes(u3, y + 48, ys + 48), i32x4.splat(<i32>load<i8>(sc, 3))));
+          isum = i32x4.add(isum, i32x4.mul(q6Lanes(u4, y + 64, ys + 64), i32x4.splat(<i32>load<i8>(sc, 4))));
+          isum = i32x4.add(isum, i32x4.mul(q6Lanes(u5, y + 80, ys + 80), i32x4.splat(<i32>load<i8>(sc, 5))));
+          isum = i32x4.add(isum, i32x4.mul(q6Lanes(u6, y + 96, ys + 96), i32x4.splat(<i32>load<i8>(sc, 6))));
+          isum = i32x4.add(isum, i32x4.mul(q6Lanes(u7, y + 112, ys + 112), i32x4.splat(<i32>load<i8>(sc, 7))));
+        } else {
+          isum = i32x4.add(isum, i32x4.mul(dotS(i8x16.sub(u0, k32), x), i32x4.splat(<i32>load<i8>(sc))));
+          isum = i32x4.add(isum, i32x4.mul(dotS(i8x16.sub(u1, k32), x + 32), i32x4.splat(<i32>load<i8>(sc, 1))));
+          isum = i32x4.add(isum, i32x4.mul(dotS(i8x16.sub(u2, k32), x + 64), i32x4.splat(<i32>load<i8>(sc, 2))));
+          isum = i32x4.add(isum, i32x4.mul(dotS(i8x16.sub(u3, k32), x + 96), i32x4.splat(<i32>load<i8>(sc, 3))));
+          isum = i32x4.add(isum, i32x4.mul(dotS(i8x16.sub(u4, k32), x + 128), i32x4.splat(<i32>load<i8>(sc, 4))));
+          isum = i32x4.add(isum, i32x4.mul(dotS(i8x16.sub(u5, k32), x + 160), i32x4.splat(<i32>load<i8>(sc, 5))));
+          isum = i32x4.add(isum, i32x4.mul(dotS(i8x16.sub(u6, k32), x + 192), i32x4.splat(<i32>load<i8>(sc, 6))));
+          isum = i32x4.add(isum, i32x4.mul(dotS(i8x16.sub(u7, k32), x + 224), i32x4.splat(<i32>load<i8>(sc, 7))));
+        }
       }
       acc = fma4(f32x4.convert_i32x4_s(isum), f32x4.splat(h2fFinite(<u32>load<u16>(p, 208)) * dy), acc);
     } else {
@@ -420,20 +498,20 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
           b0 = v128.or(b0, i8x16.shl(v128.and(i8x16.shr_u(hA, 2 * g + 1), one), 4));
           b1 = v128.or(b1, i8x16.shl(v128.and(i8x16.shr_u(hB, 2 * g + 1), one), 4));
         }
-        const x = xq + <usize>(128 * g);
+        const x = xq + <usize>(128 * g), y = x8 + <usize>(64 * g);
         // 6-bit scales and mins of sub-blocks 2g and 2g + 1 (get_scale_min_k4).
         const sh = <u64>(16 * g);
         const sc0 = <i32>((scs >> sh) & 0xff), sc1 = <i32>((scs >> (sh + 8)) & 0xff);
         const m0 = <i32>((mns >> sh) & 0xff), m1 = <i32>((mns >> (sh + 8)) & 0xff);
-        const d0 = i32x4.add(dotS(a0, x), dotS(a1, x + 32));
-        const d1 = i32x4.add(dotS(b0, x + 64), dotS(b1, x + 96));
+        const d0 = ASC_FEATURE_RELAXED_SIMD ? i32x4.extadd_pairwise_i16x8_s(i16x8.add(dotU(a0, y), dotU(a1, y + 16))) : i32x4.add(dotS(a0, x), dotS(a1, x + 32));
+        const d1 = ASC_FEATURE_RELAXED_SIMD ? i32x4.extadd_pairwise_i16x8_s(i16x8.add(dotU(b0, y + 32), dotU(b1, y + 48))) : i32x4.add(dotS(b0, x + 64), dotS(b1, x + 96));
         isum = i32x4.add(isum, i32x4.add(i32x4.mul(d0, i32x4.splat(sc0)), i32x4.mul(d1, i32x4.splat(sc1))));
         msum += m0 * load<i32>(ss + <usize>(8 * g)) + m1 * load<i32>(ss + <usize>(8 * g + 4));
       }
       acc = fma4(f32x4.convert_i32x4_s(isum), f32x4.splat(h2fFinite(<u32>load<u16>(p)) * dy), acc);
       mins += h2fFinite(<u32>load<u16>(p, 2)) * dy * <f32>msum;
     }
-    p += bytes; xq += 512; ds += 4; ss += 32;
+    p += bytes; xq += 512; ds += 4; ss += 32; x8 += 256; xs += 256;
   }
   return rowSum(acc) - mins;
 }
@@ -558,8 +636,9 @@ export function quant_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: 
   if (panelMatmul(type, out, x, w, M, N, K, ldx, ldo, beta, tid, nt)) return;
   const buf = scratch() + GEMM_SCRATCH_END;
   const room = <i32>((<usize>SCRATCH_BYTES - GEMM_SCRATCH_END) >> 2);
-  // Per row of x: K i16 qx, nb f32 scales, K/32 i32 sub-block sums; as many rows at a time as fit.
-  const per = 2 * K + 4 * nb + 4 * (K >> 5);
+  // Per row of x: K i16 qx, nb f32 scales, K/32 i32 sub-block sums, then on the relaxed build
+  // prepX8's K int8 and K/16 i32x4 sums; as many rows at a time as fit.
+  const per = 2 * K + 4 * nb + 4 * (K >> 5) + (ASC_FEATURE_RELAXED_SIMD ? 2 * K : 0);
   const mc = max(1, min(M, (room * 4) / per));
   if (per > room * 4) unreachable(); // ops keeps K ≤ 131072
   const n0 = shareStart(N, tid, nt, 1), n1 = shareStart(N, tid + 1, nt, 1);
@@ -570,6 +649,7 @@ export function quant_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: 
       if (QB == 256) quantRowK(x + off((m0 + m) * ldx), xq, ds, nb);
       else quantRow(x + off((m0 + m) * ldx), xq, ds, nb);
       if (hasMin(type)) subSums(xq, ss, K >> 5);
+      if (ASC_FEATURE_RELAXED_SIMD) { const x8 = ss + off(K >> 5); prepX8(xq, x8, x8 + <usize>K, K >> 4, offsetShift(type)); }
     }
     for (let n = n0; n < n1; n++) {
       const row = w + <usize>n * rowBytes;
