@@ -91,15 +91,19 @@ class StateTable {
   dfa(): Dfa { return new Dfa(this.trans, this.accept); }
 }
 
-/** Adjacent edges to the same target merged. */
+/**
+ * Adjacent edges to the same target merged, in place: every caller passes edges it has just made
+ * (no copies: a DFA construction's garbage is mostly its edges).
+ */
 function mergeEdges(es: Edge[]): Edge[] {
-  const out: Edge[] = [];
-  for (const e of es) {
-    const last = out[out.length - 1];
-    if (last && last[2] === e[2] && last[1] + 1 === e[0]) last[1] = e[1];
-    else out.push([e[0], e[1], e[2]]);
+  let n = 0;
+  for (let i = 0; i < es.length; i++) {
+    const e = es[i], last = n > 0 ? es[n - 1] : undefined;
+    if (last !== undefined && last[2] === e[2] && last[1] + 1 === e[0]) last[1] = e[1];
+    else es[n++] = e;
   }
-  return out;
+  es.length = n;
+  return es;
 }
 
 // ---- regex → DFA ------------------------------------------------------------------------------
@@ -158,6 +162,10 @@ export function regexDfa(src: string, search: boolean, limits: DfaLimits = {}): 
 }
 
 export function nodeDfa(tree: RegexNode, search: boolean, limits: DfaLimits = {}, src = '?'): Dfa {
+  // A search for ^X$ (the usual pattern) is a whole-string match of it: ^ holds only at the start
+  // and $ only at the end, so a match spans the string. Built without the search's loops at both
+  // ends, which every subset would otherwise carry (the same language, fewer and smaller sets).
+  if (search && tree.t === 'seq' && tree.items.length >= 2 && tree.items[0].t === 'bol' && tree.items[tree.items.length - 1].t === 'eol') search = false;
   const nfa = new Nfa(src);
   const start = nfa.state();
   let s0 = start;

@@ -1564,6 +1564,8 @@ export class SchemaCompiler {
    */
   /** keyedMembers' partitions of the keys, by patterns, names, propertyNames and mode. */
   private readonly keyClasses = new Map<string, Array<{ set: number[]; d: Dfa }>>();
+  /** keyedMembers' automata of patternProperties' patterns, by source. */
+  private readonly patternDfas = new Map<string, Dfa>();
   /** The grammar symbols of a key language (keyedMembers), by automaton. */
   private readonly dfaSymsOf = new WeakMap<Dfa, Sym[]>();
   private readonly dfaIds = new WeakMap<Dfa, number>();
@@ -1593,14 +1595,18 @@ export class SchemaCompiler {
     const memoKey = `${JSON.stringify(pats.map((x) => x.p))}|${keyLang === null ? '' : this.dfaId(keyLang)}|${JSON.stringify(names)}|${mode}|${ap === false}`;
     let classes: Array<{ set: number[]; d: Dfa }> = this.keyClasses.get(memoKey) ?? [];
     if (!this.keyClasses.has(memoKey)) try {
-      let universe = keyLang ?? charsDfa();
+      const all = keyLang === null && mode === 'schema' ? charsDfa() : null;
+      let universe = keyLang ?? all ?? charsDfa();
       if (mode !== 'schema') universe = intersect(universe, charsDfa(undefined, 1), limits);
       classes = [{ set: [], d: universe }];
       pats.forEach(({ p }, i) => {
-        const P = regexDfa(p, true, limits);
+        // A pattern met in several objects (a definition's patternProperties inlined) is one automaton.
+        let P = this.patternDfas.get(p);
+        if (P === undefined) { P = regexDfa(p, true, limits); this.patternDfas.set(p, P); }
         const next: typeof classes = [];
         for (const c of classes) {
-          const inP = intersect(c.d, P, limits), outP = minus(c.d, P, limits);
+          // (Every string ∩ P is P itself: the same automaton, its grammar symbols shared.)
+          const inP = c.d === all ? P : intersect(c.d, P, limits), outP = minus(c.d, P, limits);
           if (!isEmpty(inP)) next.push({ set: [...c.set, i], d: inP });
           if (!isEmpty(outP)) next.push({ set: c.set, d: outP });
         }
