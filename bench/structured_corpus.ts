@@ -83,6 +83,8 @@ export interface CorpusResult {
   /** Work the masks did, which load does not change: trie nodes walked (TokenMatcher.stats) and parser states built. */
   walked?: number;
   states?: number;
+  /** Stacks expanded building those states (ByteAutomaton.expansions): load does not change it either. */
+  expanded?: number;
   /** Per mask (as `masks`): its work, trie nodes walked + 20 × parser states built (load does not change it). */
   work?: number[];
 }
@@ -147,6 +149,7 @@ export function runCorpusFile(path: string, tok: HFTokenizer, vocab: TokenVocab,
   }
   r.walked = m.stats.nodesVisited;
   r.states = m.automaton.states;
+  r.expanded = m.automaton.expansions;
   return r;
 }
 
@@ -200,6 +203,8 @@ export async function corpusStructured(opts: CorpusOptions): Promise<boolean> {
     // The same rank by work, which load does not change: a full walk of the 32K trie is over 20,000.
     const w99 = compiled.filter((r) => r.work?.length).map((r) => pct(r.work!, 99));
     log(`per-schema p99 of mask work (trie nodes walked + ${WORK_PER_STATE} × parser states built): median ${pct(w99, 50).toFixed(0)}; schemas over 2,000: ${w99.filter((x) => x > 2000).length}, over 5,000: ${w99.filter((x) => x > 5000).length}, over 20,000: ${w99.filter((x) => x > 20000).length}`);
+    const tot = (f: (r: CorpusResult) => number | undefined) => compiled.reduce((a, r) => a + (f(r) ?? 0), 0);
+    log(`work of all schemas (compile included): trie nodes walked ${(tot((r) => r.walked) / 1e6).toFixed(2)} M, parser states built ${(tot((r) => r.states) / 1e6).toFixed(3)} M, stacks expanded ${(tot((r) => r.expanded) / 1e6).toFixed(2)} M`);
   }
   if (cms.length) log(`compile: mean ${(cms.reduce((a, b) => a + b, 0) / cms.length).toFixed(2)} ms, p50 ${pct(cms, 50).toFixed(2)} ms, max ${cms[cms.length - 1].toFixed(1)} ms (${compiled.find((r) => r.compileMs === cms[cms.length - 1])?.file}); over 50 ms: ${cms.filter((x) => x > 50).length}`);
   const k = opts.slowest ?? 0;

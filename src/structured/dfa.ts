@@ -91,15 +91,19 @@ class StateTable {
   dfa(): Dfa { return new Dfa(this.trans, this.accept); }
 }
 
-/** Adjacent edges to the same target merged. */
+/**
+ * Adjacent edges to the same target merged, in place: every caller passes edges it has just made
+ * (no copies: a DFA construction's garbage is mostly its edges).
+ */
 function mergeEdges(es: Edge[]): Edge[] {
-  const out: Edge[] = [];
-  for (const e of es) {
-    const last = out[out.length - 1];
-    if (last && last[2] === e[2] && last[1] + 1 === e[0]) last[1] = e[1];
-    else out.push([e[0], e[1], e[2]]);
+  let n = 0;
+  for (let i = 0; i < es.length; i++) {
+    const e = es[i], last = n > 0 ? es[n - 1] : undefined;
+    if (last !== undefined && last[2] === e[2] && last[1] + 1 === e[0]) last[1] = e[1];
+    else es[n++] = e;
   }
-  return out;
+  es.length = n;
+  return es;
 }
 
 // ---- regex → DFA ------------------------------------------------------------------------------
@@ -158,6 +162,10 @@ export function regexDfa(src: string, search: boolean, limits: DfaLimits = {}): 
 }
 
 export function nodeDfa(tree: RegexNode, search: boolean, limits: DfaLimits = {}, src = '?'): Dfa {
+  // A search for ^X$ (the usual pattern) is a whole-string match of it: ^ holds only at the start
+  // and $ only at the end, so a match spans the string. Built without the search's loops at both
+  // ends, which every subset would otherwise carry (the same language, fewer and smaller sets).
+  if (search && tree.t === 'seq' && tree.items.length >= 2 && tree.items[0].t === 'bol' && tree.items[tree.items.length - 1].t === 'eol') search = false;
   const nfa = new Nfa(src);
   const start = nfa.state();
   let s0 = start;
@@ -392,12 +400,21 @@ export function trim(a: Dfa): Dfa {
 
 function trimmed(a: Dfa): Dfa {
   const n = a.size;
-  const rev: number[][] = Array.from({ length: n }, () => []);
-  for (let q = 0; q < n; q++) for (const e of a.trans[q]) rev[e[2]].push(q);
+  // Predecessors in typed arrays (those of q: rev[rs[q] .. rs[q + 1])): a length-bound product has
+  // thousands of states, an array each was most of its garbage.
+  const rs = new Int32Array(n + 1);
+  for (let q = 0; q < n; q++) for (const e of a.trans[q]) rs[e[2] + 1]++;
+  for (let q = 0; q < n; q++) rs[q + 1] += rs[q];
+  const at = rs.slice(0, n), rev = new Int32Array(rs[n]);
+  for (let q = 0; q < n; q++) for (const e of a.trans[q]) rev[at[e[2]]++] = q;
   const live = new Uint8Array(n);
-  const st: number[] = [];
-  for (let q = 0; q < n; q++) if (a.accept[q]) { live[q] = 1; st.push(q); }
-  while (st.length) for (const p of rev[st.pop()!]) if (!live[p]) { live[p] = 1; st.push(p); }
+  const st = new Int32Array(n);
+  let top = 0;
+  for (let q = 0; q < n; q++) if (a.accept[q]) { live[q] = 1; st[top++] = q; }
+  while (top > 0) {
+    const t = st[--top];
+    for (let j = rs[t]; j < rs[t + 1]; j++) { const p = rev[j]; if (!live[p]) { live[p] = 1; st[top++] = p; } }
+  }
   if (!live[0]) return emptyDfa();
   const id = new Int32Array(n).fill(-1);
   const order: number[] = [0];
@@ -406,7 +423,11 @@ function trimmed(a: Dfa): Dfa {
     for (const e of a.trans[order[i]]) if (live[e[2]] && id[e[2]] < 0) { id[e[2]] = order.length; order.push(e[2]); }
   }
   if (order.length === n && live.every((x) => x === 1)) return a;
-  return new Dfa(order.map((q) => mergeEdges(a.trans[q].filter((e) => live[e[2]]).map(([lo, hi, t]) => [lo, hi, id[t]] as Edge))), order.map((q) => a.accept[q]));
+  return new Dfa(order.map((q) => {
+    const out: Edge[] = [];
+    for (const e of a.trans[q]) if (live[e[2]]) out.push([e[0], e[1], id[e[2]]]);
+    return mergeEdges(out);
+  }), order.map((q) => a.accept[q]));
 }
 
 export function isEmpty(a: Dfa): boolean {
@@ -508,16 +529,24 @@ export function dfaSyms(b: GrammarBuilder, a: Dfa, mode: CharMode, key?: string)
   const make = (): Sym => {
     const d = minimize(a);
     const ids = d.trans.map(() => b.rule('dfa'));
-    const classes = new Map<string, Sym>();
+    const classes = new Map<string, Sym>(), single = new Map<number, Sym>();
     d.trans.forEach((es, q) => {
       const byTarget = new Map<number, Ranges>();
       for (const [lo, hi, t] of es) { let r = byTarget.get(t); if (!r) byTarget.set(t, (r = [])); r.push([lo, hi]); }
       const alts: Sym[][] = [];
       for (const [t, r] of byTarget) {
-        // (Edges are sorted, disjoint and merged: the ranges are normal already; one symbol per class.)
-        const k = r.map(([x, y]) => `${x}-${y}`).join(',');
-        let c = classes.get(k);
-        if (c === undefined) { c = charsSym(b, r, mode); classes.set(k, c); }
+        // (Edges are sorted, disjoint and merged: the ranges are normal already; one symbol per
+        // class, a class of one range keyed by a number: a counter has thousands of states.)
+        let c: Sym | undefined;
+        if (r.length === 1) {
+          const k = r[0][0] * 0x110000 + r[0][1];
+          c = single.get(k);
+          if (c === undefined) { c = charsSym(b, r, mode); single.set(k, c); }
+        } else {
+          const k = r.map(([x, y]) => `${x}-${y}`).join(',');
+          c = classes.get(k);
+          if (c === undefined) { c = charsSym(b, r, mode); classes.set(k, c); }
+        }
         alts.push([c, ids[t]]);
       }
       // (The empty alternative last, as GrammarBuilder.repeat writes a loop: the matcher knows that shape.)

@@ -196,6 +196,12 @@ export class ByteAutomaton {
    */
   deadline = Infinity;
   timeLimitMs = 0;
+  /**
+   * Stacks expanded so far (closures computed: a transition's accepting stacks, moved on): the work
+   * of building states besides their count, which load does not change (a state of 80 stacks
+   * costs more than one of 3).
+   */
+  expansions = 0;
 
   constructor(readonly grammar: Grammar, limits: AutomatonLimits = {}) {
     this.limits = { maxStates: limits.maxStates ?? 200_000, maxStacks: limits.maxStacks ?? 5_000, maxNodes: limits.maxNodes ?? 4_000_000 };
@@ -231,6 +237,7 @@ export class ByteAutomaton {
    * class, appended to `out` once. Calls with the same `epoch` share what they have seen.
    */
   private expand(pos0: number, par0: number, out: number[], epoch: number): void {
+    this.expansions++;
     // A lazy rule expanded (here or by another automaton on the same grammar) may have grown prog.
     if (this.grammarVersion !== this.grammar.version) { this.prog = this.grammar.prog; this.grammarVersion = this.grammar.version; }
     let prog = this.prog;
@@ -325,17 +332,26 @@ export class ByteAutomaton {
     const b = this.rep[e];
     const nodes = this.stateNodes[s];
     // The successor depends only on which of the state's stacks accept the byte: byte classes
-    // that select the same stacks share it (computed once).
+    // that select the same stacks share it (computed once). The selection is keyed by a bit per
+    // stack (up to 31 stacks), else by a bit per byte class of the stacks' tops (stacks whose tops
+    // are one class accept the same bytes), where there are at most 31 such classes.
     let key = 0, any = false;
     const small = nodes.length <= 31;
-    for (let i = 0; i < nodes.length; i++) {
-      const n = nodes[i];
-      if (n === 0) continue;
-      if (this.cls[symClass(this.prog[this.nodePos.a[n]])][b]) { any = true; if (small) key |= 1 << i; }
+    const groups = small ? null : this.topClasses(s);
+    if (groups !== null) {
+      for (let k = 0; k < groups.length; k++) if (this.cls[groups[k]][b]) key |= 1 << k;
+      any = key !== 0;
+    } else {
+      for (let i = 0; i < nodes.length; i++) {
+        const n = nodes[i];
+        if (n === 0) continue;
+        if (this.cls[symClass(this.prog[this.nodePos.a[n]])][b]) { any = true; if (small) key |= 1 << i; }
+      }
     }
+    const keyed = small || groups !== null;
     let t = DEAD;
     if (any) {
-      const known = small ? this.succ.get(s, key) : -1;
+      const known = keyed ? this.succ.get(s, key) : -1;
       if (known >= 0) t = known === 0x7fffffff ? DEAD : known;
       else {
         const out: number[] = [];
@@ -349,11 +365,30 @@ export class ByteAutomaton {
           if (this.cls[symClass(this.prog[pos])][b]) this.expand(pos + 1, this.nodePar.a[n], out, epoch);
         }
         t = out.length === 0 ? DEAD : this.intern(out);
-        if (small) this.succ.set(s, key, t === DEAD ? 0x7fffffff : t);
+        if (keyed) this.succ.set(s, key, t === DEAD ? 0x7fffffff : t);
       }
     }
     this.trans.a[s * this.K + e] = t;
     return t;
+  }
+
+  /** Per state of more than 31 stacks: the distinct byte classes of its stacks' tops (null past 31; undefined: not yet computed). */
+  private readonly topCls: Array<Int32Array | null | undefined> = [];
+
+  /** The distinct byte classes of state s's stacks' tops, in order of first appearance, or null when more than 31. */
+  private topClasses(s: number): Int32Array | null {
+    const got = this.topCls[s];
+    if (got !== undefined) return got;
+    const nodes = this.stateNodes[s], seen: number[] = [];
+    let res: Int32Array | null = null;
+    for (let i = 0; i < nodes.length; i++) {
+      if (nodes[i] === 0) continue;
+      const c = symClass(this.prog[this.nodePos.a[nodes[i]]]);
+      if (seen.indexOf(c) < 0) { if (seen.length === 31) { seen.length = 0; break; } seen.push(c); }
+    }
+    if (seen.length > 0) res = Int32Array.from(seen);
+    this.topCls[s] = res;
+    return res;
   }
 
   /**
@@ -885,6 +920,33 @@ export class ByteAutomaton {
     return this.stateMin[s];
   }
 
+  /**
+   * Frames of s (its stacks with one parent: the alternatives of one rule call) whose top byte
+   * classes together accept every plain character's first byte (printable ASCII but '"' and '\\',
+   * 0x7F, and the UTF-8 lead bytes C2–F4) — candidates for a frame that loops on every plain
+   * character by itself (TokenMatcher.closureF) —, each as the state of that frame alone (built
+   * here); at most `most` of them.
+   */
+  plainLoopCandidates(s: number, most: number): number[] {
+    const out: number[] = [];
+    const nodes = this.stateNodes[s], par = this.nodePar.a, pos = this.nodePos.a;
+    const frames = new Map<number, number[]>();
+    for (const n of nodes) {
+      if (n === 0) continue;
+      const f = frames.get(par[n]);
+      if (f) f.push(n); else frames.set(par[n], [n]);
+    }
+    for (const f of frames.values()) {
+      if (out.length >= most) break;
+      const covers = (b: number): boolean => { for (const n of f) if (this.cls[symClass(this.prog[pos[n]])][b]) return true; return false; };
+      let all = true;
+      for (let b = 0x20; b <= 0x7f && all; b++) if (b !== 0x22 && b !== 0x5c && !covers(b)) all = false;
+      for (let b = 0xc2; b <= 0xf4 && all; b++) if (!covers(b)) all = false;
+      if (all) out.push(this.intern([...f]));
+    }
+    return out;
+  }
+
   private nodeMinLen(n: number): number {
     // Sum of the rest of each frame, up the stack; memoised per node.
     const NM = this.nodeMin;
@@ -1380,6 +1442,23 @@ export class TokenMatcher {
     const c = this.closures[s];
     if (c !== undefined) return c;
     const A = this.automaton;
+    // Without the walk where one frame of s alone (its stacks with one parent) passes through
+    // levels of mode F without exceptions into one that leads back to itself — a string of any
+    // characters: the key of a free JSON value beside declared names, in a key position of anyOf
+    // branches. A state's successor holds the successor of each of its stacks (the same nodes:
+    // stacks are hash-consed), so every state reached from s by plain characters holds one of
+    // that frame's levels: every plain character is live at each, and none completes later than
+    // those levels allow. The walk below would build a state for every prefix of every name.
+    for (const one of A.plainLoopCandidates(s, 4)) {
+      let q = one, bound = 0;
+      for (let k = 0; k < 4; k++) {
+        const L = this.level(q);
+        if (L.mode !== MODE_F || L.exc !== null || L.ls) break;
+        bound = Math.max(bound, L.max);
+        if (L.next === q) { this.closures[s] = bound; return bound; }
+        q = L.next;
+      }
+    }
     const queue = [s], seen = new Set<number>(queue);
     let max = 0, ok = true;
     const add = (t: number): boolean => {

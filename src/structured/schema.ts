@@ -1564,6 +1564,10 @@ export class SchemaCompiler {
    */
   /** keyedMembers' partitions of the keys, by patterns, names, propertyNames and mode. */
   private readonly keyClasses = new Map<string, Array<{ set: number[]; d: Dfa }>>();
+  /** keyedMembers' automata of patternProperties' patterns, by source. */
+  private readonly patternDfas = new Map<string, Dfa>();
+  /** keyPartition's classes, by patterns, propertyNames, mode and whether additionalProperties is false. */
+  private readonly keyParts = new Map<string, Array<{ set: number[]; d: Dfa }>>();
   /** The grammar symbols of a key language (keyedMembers), by automaton. */
   private readonly dfaSymsOf = new WeakMap<Dfa, Sym[]>();
   private readonly dfaIds = new WeakMap<Dfa, number>();
@@ -1581,6 +1585,34 @@ export class SchemaCompiler {
     return d;
   }
 
+  /**
+   * The keys partitioned by the patterns they match (keyedMembers, before the declared names are
+   * taken out): a class per set of patterns, with its language; keys matching no pattern (when
+   * additionalProperties is not false) written as printable ASCII without escapes.
+   */
+  private keyPartition(pats: Array<{ p: string; schema: JsonSchema }>, keyLang: Dfa | null, mode: string, ap: JsonSchema | undefined, limits: { maxStates: number; what: string }, ptr: string): Array<{ set: number[]; d: Dfa }> {
+    const all = keyLang === null && mode === 'schema' ? charsDfa() : null;
+    let universe = keyLang ?? all ?? charsDfa();
+    if (mode !== 'schema') universe = intersect(universe, charsDfa(undefined, 1), limits);
+    let classes = [{ set: [] as number[], d: universe }];
+    pats.forEach(({ p }, i) => {
+      // A pattern met in several objects (a definition's patternProperties inlined) is one automaton.
+      let P = this.patternDfas.get(p);
+      if (P === undefined) { P = regexDfa(p, true, limits); this.patternDfas.set(p, P); }
+      const next: typeof classes = [];
+      for (const c of classes) {
+        // (Every string ∩ P is P itself: the same automaton, its grammar symbols shared.)
+        const inP = c.d === all ? P : intersect(c.d, P, limits), outP = minus(c.d, P, limits);
+        if (!isEmpty(inP)) next.push({ set: [...c.set, i], d: inP });
+        if (!isEmpty(outP)) next.push({ set: c.set, d: outP });
+      }
+      if (next.length > 32) throw new UnsupportedKeywordError('patternProperties', jp(ptr, 'patternProperties'), `${next.length} combinations of overlapping patterns (at most 32)`);
+      classes = next;
+    });
+    // Keys matching no pattern follow additionalProperties; when written: printable ASCII, unescaped.
+    return classes.filter((c) => c.set.length > 0 || ap !== false).map((c) => (c.set.length === 0 ? { set: c.set, d: intersect(c.d, charsDfa([[0x20, 0x21], [0x23, 0x5b], [0x5d, 0x7e]]), limits) } : c));
+  }
+
   private keyedMembers(ptr: string, pats: Array<{ p: string; schema: JsonSchema }>, keyLang: Dfa | null, names: string[], mode: string, ap: JsonSchema | undefined): Sym[] | null {
     if (mode === 'forbid') return null;
     const b = this.b, ws = this.ws;
@@ -1593,27 +1625,15 @@ export class SchemaCompiler {
     const memoKey = `${JSON.stringify(pats.map((x) => x.p))}|${keyLang === null ? '' : this.dfaId(keyLang)}|${JSON.stringify(names)}|${mode}|${ap === false}`;
     let classes: Array<{ set: number[]; d: Dfa }> = this.keyClasses.get(memoKey) ?? [];
     if (!this.keyClasses.has(memoKey)) try {
-      let universe = keyLang ?? charsDfa();
-      if (mode !== 'schema') universe = intersect(universe, charsDfa(undefined, 1), limits);
-      classes = [{ set: [], d: universe }];
-      pats.forEach(({ p }, i) => {
-        const P = regexDfa(p, true, limits);
-        const next: typeof classes = [];
-        for (const c of classes) {
-          const inP = intersect(c.d, P, limits), outP = minus(c.d, P, limits);
-          if (!isEmpty(inP)) next.push({ set: [...c.set, i], d: inP });
-          if (!isEmpty(outP)) next.push({ set: c.set, d: outP });
-        }
-        if (next.length > 32) throw new UnsupportedKeywordError('patternProperties', jp(ptr, 'patternProperties'), `${next.length} combinations of overlapping patterns (at most 32)`);
-        classes = next;
-      });
-      // Keys matching no pattern follow additionalProperties; when written: printable ASCII, unescaped.
-      classes = classes.filter((c) => c.set.length > 0 || ap !== false);
-      for (const c of classes) {
-        if (c.set.length === 0) c.d = intersect(c.d, charsDfa([[0x20, 0x21], [0x23, 0x5b], [0x5d, 0x7e]]), limits);
+      // The partition by the patterns alone is shared by objects with other names (a definition's
+      // patternProperties inlined beside different properties): only the names are taken out here.
+      const partKey = `${JSON.stringify(pats.map((x) => x.p))}|${keyLang === null ? '' : this.dfaId(keyLang)}|${mode}|${ap === false}`;
+      let parts = this.keyParts.get(partKey);
+      if (parts === undefined) { parts = this.keyPartition(pats, keyLang, mode, ap, limits, ptr); this.keyParts.set(partKey, parts); }
+      classes = parts.map((c) => {
         const own = names.filter((n) => c.d.matches(n));
-        if (own.length) c.d = minus(c.d, stringsDfa(own), limits);
-      }
+        return { set: c.set, d: own.length ? minus(c.d, stringsDfa(own), limits) : c.d };
+      });
       this.keyClasses.set(memoKey, classes);
     } catch (e) { refuse(e); }
     const alts: Sym[][] = [];

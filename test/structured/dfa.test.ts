@@ -10,11 +10,15 @@ import { Rng } from '../../src/structured/fuzz.js';
 import { GrammarBuilder } from '../../src/structured/grammar.js';
 import { ByteAutomaton, DEAD, ComplexityError, RegexError } from '../../src/structured/index.js';
 
+/** A language tag (BCP 47) after a prefix: the patternProperties of the corpus's slowest compiles. */
+const BCP47 = '^(title_(((([A-Za-z]{2,3}(-([A-Za-z]{3}(-[A-Za-z]{3}){0,2}))?)|[A-Za-z]{4}|[A-Za-z]{5,8})(-([A-Za-z]{4}))?(-([A-Za-z]{2}|[0-9]{3}))?(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*(-([0-9A-WY-Za-wy-z](-[A-Za-z0-9]{2,8})+))*(-(x(-[A-Za-z0-9]{1,8})+))?)|(x(-[A-Za-z0-9]{1,8})+)))$';
 const PATTERNS = [
   'a', '^a', 'a$', '^a$', '^$', '', 'ab|cd', '^ab|cd$', '^(ab|cd)$', '^[a-z]+$', '^[a-z0-9_-]{2,5}$', '\\d{2}', '^\\d+(\\.\\d+)?$',
   '^x-', '_id$', '[^a]', '^[^ab]*$', '^.$', '.', '^a*b?c{1,3}$', '(a|b)*c', '^(?:a|ab)(?:c|bcd)$', '^\\w+@\\w+\\.com$', '\\s',
   '^é+$', '😀', '^[😀-😂]{2}$', '^\\S+$', '^(a+)+$', 'a{0,3}b', '^[A-Z][a-zA-Z0-9]*$', '^(?!)?', 'x|^y|z$', '(^a|b$)', 'a$b', '^\\$ref$',
   '^[\\u0041-\\u0043]$', '\\n', '^(?<n>ab)+$', '^[\\d-]+$', '^(?:[0-9]{3}-){2}[0-9]{4}$',
+  // Anchored at both ends (built as a whole-string match), with anchors inside too.
+  '^(^a|b)c$', '^a(b$|c)$', '^(x(-[a-z0-9]{1,3})+)$',
 ].filter((p) => { try { new RegExp(p, 'u'); return p !== '^(?!)?'; } catch { return false; } });
 const ALPHABET = ['a', 'b', 'c', 'd', 'x', 'y', 'z', 'A', 'Z', '0', '5', '9', '-', '_', '.', '@', ' ', '\n', '\t', 'é', '😀', '😁', '$', 'r', 'e', 'f', 'com'];
 
@@ -65,6 +69,19 @@ test('regexDfa: search and whole-string semantics agree with RegExp (u) on rando
     }
   }
   assert.ok(checked > 10_000 && members > 2000, `${checked} strings, ${members} members`);
+});
+
+test('a search for ^X$ (built as a whole-string match of X) has the language of the search built with its loops', () => {
+  // `|[]` (an empty class) puts the anchors inside an alternation: the general construction.
+  for (const p of ['^a$', '^$', '^(ab|cd)$', '^[a-z]+$', '^(^a|b)c$', '^a(b$|c)$', '^(x(-[a-z0-9]{1,3})+)$', BCP47]) {
+    const a = regexDfa(p, true), b = regexDfa(`${p}|[]`, true);
+    assert.ok(isEmpty(minus(a, b)) && isEmpty(minus(b, a)), `/${p}/`);
+    assert.equal(minimize(a).size, minimize(b).size, `/${p}/ minimal sizes`);
+  }
+  // Members and non-members of the tag pattern against RegExp.
+  const re = new RegExp(BCP47, 'u'), d = regexDfa(BCP47, true);
+  for (const s of ['title_en', 'title_en-US', 'title_zh-Hant-TW', 'title_x-private', 'title_de-CH-1996', 'title_', 'title_e', 'title_en--US', 'xtitle_en', 'title_en-US-'])
+    assert.equal(d.matches(s), re.test(s), s);
 });
 
 test('products, complement, differences, length bounds and minimisation agree with RegExp', () => {

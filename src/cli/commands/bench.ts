@@ -39,8 +39,8 @@ tslm bench structured --corpus <dir> [--every K] [--limit N] [--filter TEXT] [--
     compile mean and max, with cold caches per schema (LLaMA-2 32K vocabulary, one thread).
     --slowest N also lists the N slowest compiles and the N worst per-schema p99s; --record FILE
     writes one JSON line per schema (file, status, compile ms, mask count, p99 µs, acceptance
-    counts, trie nodes walked and parser states built: work that load does not change, and
-    p99Work, the work of the mask at the p99 rank by work), to compare two runs schema by schema.
+    counts, trie nodes walked, parser states built and stacks expanded building them: work
+    that load does not change, and p99Work, the work of the mask at the p99 rank by work), to compare two runs schema by schema.
     The summary also gives the per-schema p99 of that work (trie nodes walked + 20 × parser
     states built; a full walk of the 32K trie is over 20,000). Schemas are
     compiled as \`tslm schema check\` reads them (members in any order); --generating compiles them
