@@ -117,15 +117,15 @@ export class GramTable {
       const r1 = Math.min(count, r0 + RUN);
       if ((this.size + (r1 - r0)) * 4 > (this.mask + 1) * 3) this.grow();
       const sl = this.slots, mask = this.mask;
-      // Hashes, and a read of each first slot: these loads do not depend on each other.
-      let touch = 0;
+      // Hashes, then a read of each first slot in a loop of its own: these loads do not depend on
+      // each other, and a loop of a few instructions each keeps many of them in flight (with the
+      // hashing in the same loop, fewer: counting took 1.5x the CPU time).
       for (let i = r0; i < r1; i++) {
         const c = ctx[i];
-        if (c === stop || c < 0 || ctx[i + 1] < 0) { H[i - r0] = 0; continue; }
-        const h = GramTable.hash(c, word[i + wordOff]);
-        H[i - r0] = h;
-        touch += sl[(h & mask) * 4 + 2];
+        H[i - r0] = c === stop || c < 0 || ctx[i + 1] < 0 ? 0 : GramTable.hash(c, word[i + wordOff]);
       }
+      let touch = 0;
+      for (let k = 0, m = r1 - r0; k < m; k++) touch += sl[(H[k] & mask) * 4 + 2];
       this.touched = touch;
       for (let i = r0; i < r1; i++) {
         const c = ctx[i];
