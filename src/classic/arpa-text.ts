@@ -73,10 +73,13 @@ export interface ArpaOrder {
 /**
  * ARPA text into a reused buffer, pulled chunk by chunk: `header`, then per order `begin` and
  * `fill` until it returns null, then `end`. A chunk returned is a view of the buffer, whole lines;
- * consume it before the next call.
+ * consume it before the next call (with `buffers` 2, before the call after next: chunks alternate
+ * between two buffers, so one can be written out while the next is filled).
  */
 export class ArpaTextWriter {
   private buf: Uint8Array;
+  /** The other buffer (with `buffers` 2): the next chunk goes there. */
+  private spare: Uint8Array | null;
   private pos = 0;
   private st: LineState | null = null;
   /** The previous order's word text by line (for unigrams' successors: the vocabulary pool). */
@@ -84,8 +87,9 @@ export class ArpaTextWriter {
   private textOff: Int32Array;
 
   /** pool/wOff: the vocabulary's UTF-8 bytes, word i at wOff[i] .. wOff[i + 1]; `order`: the model's. */
-  constructor(private readonly pool: Uint8Array, private readonly wOff: Int32Array, private readonly order: number, chunkBytes = 1 << 20) {
+  constructor(private readonly pool: Uint8Array, private readonly wOff: Int32Array, private readonly order: number, chunkBytes = 1 << 20, buffers: 1 | 2 = 1) {
     this.buf = new Uint8Array(Math.max(chunkBytes, 256) + 256);
+    this.spare = buffers === 2 ? new Uint8Array(this.buf.length) : null;
     this.text = pool; this.textOff = wOff;
   }
 
@@ -130,9 +134,10 @@ export class ArpaTextWriter {
   }
 
   private take(): Uint8Array {
-    // The caller consumes the view before the next call, which writes from the start again.
+    // The caller consumes the view before the next call (the call after next with two buffers), which writes from the start again.
     const c = this.buf.subarray(0, this.pos);
     this.pos = 0;
+    if (this.spare) { const b = this.spare; this.spare = this.buf; this.buf = b; }
     return c;
   }
 

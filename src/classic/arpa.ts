@@ -1,6 +1,7 @@
 // ARPA back-off language model files: write, and read with the format's own checks (the
 // \data\ counts must agree with the sections; every malformed line is reported by number).
 import { openSync, writeSync, closeSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { NgramTable } from './table.js';
 import { arpaSorts, gather } from './packed.js';
@@ -53,9 +54,10 @@ function checkBackoff(model: NgramModel): asserts model is BackoffNgramModel {
 
 /**
  * ARPA text as UTF-8 chunks of whole lines (unigrams in vocabulary order, higher orders sorted
- * by word id). A chunk is a view of a reused buffer: consume it before asking for the next.
+ * by word id). A chunk is a view of a reused buffer: consume it before asking for the next
+ * (with `buffers` 2, before asking for the one after it: chunks alternate between two buffers).
  */
-export function* arpaBytes(model: NgramModel, chunkBytes = 1 << 20): Generator<Uint8Array> {
+export function* arpaBytes(model: NgramModel, chunkBytes = 1 << 20, buffers: 1 | 2 = 1): Generator<Uint8Array> {
   checkBackoff(model);
   if (!model.packed) {
     const enc = new TextEncoder();
@@ -63,7 +65,7 @@ export function* arpaBytes(model: NgramModel, chunkBytes = 1 << 20): Generator<U
     return;
   }
   const { pool, wOff, orders } = packedArpa(model);
-  const w = new ArpaTextWriter(pool, wOff, model.order, chunkBytes);
+  const w = new ArpaTextWriter(pool, wOff, model.order, chunkBytes, buffers);
   let c = w.header(model.counts);
   if (c) yield c;
   for (const o of orders) {
@@ -114,6 +116,33 @@ export function writeArpa(model: NgramModel, file: string): void {
     }
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * writeArpa with the file's writes handed to libuv's thread pool: this thread makes the next
+ * chunk of text while the one before is copied to the file (no second JavaScript thread, so
+ * nothing more to start or compile). The same bytes as writeArpa.
+ */
+export async function writeArpaAsync(model: NgramModel, file: string): Promise<void> {
+  checkBackoff(model);
+  const fh = await open(file, 'w');
+  let pending: Promise<void> | null = null;
+  try {
+    const writeAll = async (c: Uint8Array): Promise<void> => {
+      for (let off = 0; off < c.length;) off += (await fh.write(c, off, c.length - off)).bytesWritten;
+    };
+    // Two buffers: the chunk being written and the one being filled.
+    for (const c of arpaBytes(model, 1 << 20, 2)) {
+      if (pending) await pending;
+      pending = writeAll(c);
+    }
+    const last = pending;
+    pending = null;
+    await last;
+  } finally {
+    if (pending) await pending.catch(() => {}); // the text failed first: its error is the one thrown
+    await fh.close();
   }
 }
 
