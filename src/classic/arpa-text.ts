@@ -4,7 +4,7 @@
 // next order (arpa-worker.ts), so this module imports nothing.
 
 // 10^k, exact as doubles for k <= 22; 10^-k (k <= 6) as the nearest doubles.
-const POW10 = Array.from({ length: 23 }, (_, k) => Number(`1e${k}`));
+const POW10 = Float64Array.from({ length: 23 }, (_, k) => Number(`1e${k}`));
 const NEG10 = Float64Array.from({ length: 7 }, (_, k) => Number(`1e-${k}`));
 // The ASCII digits of 0..99, two bytes each.
 const PAIRS = Uint8Array.from({ length: 200 }, (_, i) => 48 + (i % 2 ? (i >> 1) % 10 : ((i >> 1) / 10) | 0));
@@ -25,10 +25,11 @@ export function writeArpaNumber(b: Uint8Array, pos: number, x: number): number {
     if (v >= 1) { while (e < 7 && v >= POW10[e + 1]) e++; } else { e = -1; while (e > -6 && v < NEG10[-e]) e--; }
     let scaled = v * POW10[7 - e];
     if (scaled < 1e7 && e > -6) { e--; scaled = v * POW10[7 - e]; } else if (scaled >= 1e8 && e < 7) { e++; scaled = v * POW10[7 - e]; }
-    let n = Math.floor(scaled);
-    const frac = scaled - n;
-    if (n >= 1e7 && n < 1e8 && Math.abs(frac - 0.5) > 1e-6) {
-      if (frac > 0.5) n++;
+    const n0 = Math.floor(scaled), frac = scaled - n0;
+    if (n0 >= 1e7 && n0 < 1e8 && Math.abs(frac - 0.5) > 1e-6) {
+      // Rounded to nearest without a branch (half the numbers round up): scaled + 0.5 is exact
+      // here, or off by less than 2e-9 where it crosses a power of two, and frac is not near 0.5.
+      let n = Math.floor(scaled + 0.5);
       if (n === 1e8) { n = 1e7; e++; }
       if (e <= 7) {
         if (x < 0) b[pos++] = 45;
@@ -39,12 +40,13 @@ export function writeArpaNumber(b: Uint8Array, pos: number, x: number): number {
         // 8 digits as four pairs (two short divisions, not eight), the point after digit e (none when e = 7).
         const q = n | 0, hi = (q / 10000) | 0, lo = q - hi * 10000;
         const p0 = (hi / 100) | 0, p1 = hi - p0 * 100, p2 = (lo / 100) | 0, p3 = lo - p2 * 100;
-        b[pos] = PAIRS[p0 * 2]; b[pos + 1] = PAIRS[p0 * 2 + 1]; b[pos + 2] = PAIRS[p1 * 2]; b[pos + 3] = PAIRS[p1 * 2 + 1];
-        b[pos + 4] = PAIRS[p2 * 2]; b[pos + 5] = PAIRS[p2 * 2 + 1]; b[pos + 6] = PAIRS[p3 * 2]; b[pos + 7] = PAIRS[p3 * 2 + 1];
-        if (e < 0 || e === 7) return pos + 8;
-        // The point after digit e: the digits after it move up by one. (A closure placing each
-        // digit made every call allocate, pos being captured.)
-        for (let k = pos + 7; k > pos + e; k--) b[k + 1] = b[k];
+        // With a point, the digits go one place further and the e + 1 before the point move back
+        // (one for most numbers, which are below 10; a closure placing each digit made every call allocate).
+        const at = e < 0 || e === 7 ? pos : pos + 1;
+        b[at] = PAIRS[p0 * 2]; b[at + 1] = PAIRS[p0 * 2 + 1]; b[at + 2] = PAIRS[p1 * 2]; b[at + 3] = PAIRS[p1 * 2 + 1];
+        b[at + 4] = PAIRS[p2 * 2]; b[at + 5] = PAIRS[p2 * 2 + 1]; b[at + 6] = PAIRS[p3 * 2]; b[at + 7] = PAIRS[p3 * 2 + 1];
+        if (at === pos) return pos + 8;
+        for (let k = pos; k <= pos + e; k++) b[k] = b[k + 1];
         b[pos + e + 1] = 46;
         return pos + 9;
       }
