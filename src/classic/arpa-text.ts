@@ -75,13 +75,13 @@ export interface ArpaOrder {
 /**
  * ARPA text into a reused buffer, pulled chunk by chunk: `header`, then per order `begin` and
  * `fill` until it returns null, then `end`. A chunk returned is a view of the buffer, whole lines;
- * consume it before the next call (with `buffers` 2, before the call after next: chunks alternate
- * between two buffers, so one can be written out while the next is filled).
+ * consume it before the next call (with `buffers` k > 1, before the k-th call after it: chunks take
+ * k buffers in turn, so some can be written out while the next is filled).
  */
 export class ArpaTextWriter {
   private buf: Uint8Array;
-  /** The other buffer (with `buffers` 2): the next chunk goes there. */
-  private spare: Uint8Array | null;
+  /** The other buffers (with `buffers` > 1), in the order the next chunks take them. */
+  private spare: Uint8Array[];
   private pos = 0;
   private st: LineState | null = null;
   /** The previous order's word text by line (for unigrams' successors: the vocabulary pool). */
@@ -91,9 +91,9 @@ export class ArpaTextWriter {
   private readonly pool: Uint8Array;
 
   /** pool/wOff: the vocabulary's UTF-8 bytes, word i at wOff[i] .. wOff[i + 1]; `order`: the model's. */
-  constructor(pool: Uint8Array, private readonly wOff: Int32Array, private readonly order: number, chunkBytes = 1 << 20, buffers: 1 | 2 = 1) {
+  constructor(pool: Uint8Array, private readonly wOff: Int32Array, private readonly order: number, chunkBytes = 1 << 20, buffers = 1) {
     this.buf = new Uint8Array(Math.max(chunkBytes, 256) + 256);
-    this.spare = buffers === 2 ? new Uint8Array(this.buf.length) : null;
+    this.spare = Array.from({ length: Math.max(0, buffers - 1) }, () => new Uint8Array(this.buf.length));
     this.pool = new Uint8Array(wOff[wOff.length - 1] + COPY_SLACK);
     this.pool.set(pool.subarray(0, wOff[wOff.length - 1]));
     this.text = this.pool; this.textOff = wOff;
@@ -142,10 +142,10 @@ export class ArpaTextWriter {
   }
 
   private take(): Uint8Array {
-    // The caller consumes the view before the next call (the call after next with two buffers), which writes from the start again.
+    // The caller consumes the view before the next call (the k-th with k buffers), which writes from the start again.
     const c = this.buf.subarray(0, this.pos);
     this.pos = 0;
-    if (this.spare) { const b = this.spare; this.spare = this.buf; this.buf = b; }
+    if (this.spare.length > 0) { this.spare.push(this.buf); this.buf = this.spare.shift()!; }
     return c;
   }
 

@@ -55,9 +55,9 @@ function checkBackoff(model: NgramModel): asserts model is BackoffNgramModel {
 /**
  * ARPA text as UTF-8 chunks of whole lines (unigrams in vocabulary order, higher orders sorted
  * by word id). A chunk is a view of a reused buffer: consume it before asking for the next
- * (with `buffers` 2, before asking for the one after it: chunks alternate between two buffers).
+ * (with `buffers` k > 1, before asking for the k-th after it: chunks take k buffers in turn).
  */
-export function* arpaBytes(model: NgramModel, chunkBytes = 1 << 20, buffers: 1 | 2 = 1): Generator<Uint8Array> {
+export function* arpaBytes(model: NgramModel, chunkBytes = 1 << 20, buffers = 1): Generator<Uint8Array> {
   checkBackoff(model);
   if (!model.packed) {
     const enc = new TextEncoder();
@@ -119,29 +119,35 @@ export function writeArpa(model: NgramModel, file: string): void {
   }
 }
 
+/** Chunks of ARPA text writeArpaAsync fills ahead of the file's writes (one buffer each). */
+const WRITE_BUFFERS = 4;
+
 /**
  * writeArpa with the file's writes handed to libuv's thread pool: this thread makes the next
- * chunk of text while the one before is copied to the file (no second JavaScript thread, so
- * nothing more to start or compile). The same bytes as writeArpa.
+ * chunks of text while those before are copied to the file, in order (no second JavaScript
+ * thread, so nothing more to start or compile). The same bytes as writeArpa.
  */
 export async function writeArpaAsync(model: NgramModel, file: string): Promise<void> {
   checkBackoff(model);
   const fh = await open(file, 'w');
-  let pending: Promise<void> | null = null;
+  const writeAll = async (c: Uint8Array): Promise<void> => {
+    for (let off = 0; off < c.length;) off += (await fh.write(c, off, c.length - off)).bytesWritten;
+  };
+  // The writes one after another (`tail`: the last); `queued`: those of chunks whose buffer the
+  // writer has not taken back. Before asking for the next chunk, at most WRITE_BUFFERS - 1 stay queued.
+  let tail: Promise<void> = Promise.resolve();
+  const queued: Promise<void>[] = [];
+  let ok = false;
   try {
-    const writeAll = async (c: Uint8Array): Promise<void> => {
-      for (let off = 0; off < c.length;) off += (await fh.write(c, off, c.length - off)).bytesWritten;
-    };
-    // Two buffers: the chunk being written and the one being filled.
-    for (const c of arpaBytes(model, 1 << 20, 2)) {
-      if (pending) await pending;
-      pending = writeAll(c);
+    for (const c of arpaBytes(model, 1 << 20, WRITE_BUFFERS)) {
+      tail = tail.then(() => writeAll(c));
+      queued.push(tail);
+      while (queued.length > WRITE_BUFFERS - 1) await queued.shift();
     }
-    const last = pending;
-    pending = null;
-    await last;
+    await tail;
+    ok = true;
   } finally {
-    if (pending) await pending.catch(() => {}); // the text failed first: its error is the one thrown
+    if (!ok) await tail.catch(() => {}); // the error thrown is the first one
     await fh.close();
   }
 }
