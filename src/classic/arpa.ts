@@ -4,7 +4,7 @@ import { openSync, writeSync, closeSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { NgramTable } from './table.js';
-import { arpaSorts, gather } from './packed.js';
+import { arpaSorts, gather, gatherInto } from './packed.js';
 import { ArpaTextWriter, type ArpaOrder } from './arpa-text.js';
 export { writeArpaNumber } from './arpa-text.js';
 import { BackoffNgramModel, NgramModel, Vocab, UNK, BOS, EOS, UNK_ID, type NgramCounts } from './ngram.js';
@@ -31,10 +31,17 @@ function packedArpa(model: BackoffNgramModel): { pool: Uint8Array; wOff: Int32Ar
   const { counts, prob, bo } = model.packed!;
   const { pool, wOff } = vocabBytes(model.vocab.words);
   function* orders(): Generator<ArpaOrder> {
+    // One pair of arrays holds every order's numbers in line order: the writer is done with an
+    // order before it asks for the next (fewer fresh pages than a pair per order).
+    const most = counts.grams.reduce((m, g) => Math.max(m, g.size), 0);
+    let P: Float64Array | null = null, B: Float64Array | null = null;
     for (const s of arpaSorts(counts.grams, model.vocab.size)) {
       const p = prob[s.n - 1], b = bo[s.n - 1];
-      if (!s.sorted) yield { n: 1, prob: p, bo: b, sw: null, sc: null, total: s.total };
-      else yield { n: s.n, prob: gather(p, s.sorted), bo: b ? gather(b, s.sorted) : null, sw: s.sw, sc: s.sc, total: s.total };
+      if (!s.sorted) { yield { n: 1, prob: p, bo: b, sw: null, sc: null, total: s.total }; continue; }
+      P ??= new Float64Array(most);
+      if (b) B ??= new Float64Array(most);
+      gatherInto(P, p, b ? B : null, b, s.sorted);
+      yield { n: s.n, prob: P, bo: b ? B : null, sw: s.sw, sc: s.sc, total: s.total };
     }
   }
   return { pool, wOff, orders: orders() };

@@ -221,6 +221,16 @@ export function* arpaSorts(grams: readonly { ctx: Int32Array; word: Int32Array; 
   }
 }
 
+/** outP[j] = p[index[j]], and outB[j] = b[index[j]] when b is given, for j < index.length (gather into given arrays, both in one loop). */
+export function gatherInto(outP: Float64Array, p: Float64Array, outB: Float64Array | null, b: Float64Array | null, index: Int32Array): void {
+  const n = index.length;
+  if (b && outB) {
+    for (let j = 0; j < n; j++) { const e = index[j]; outP[j] = p[e]; outB[j] = b[e]; }
+  } else {
+    for (let j = 0; j < n; j++) outP[j] = p[index[j]];
+  }
+}
+
 /** out[j] = x[index[j]] (a tight loop, so the random reads overlap; the text writer reads the result in order). */
 export function gather(x: Float64Array, index: Int32Array): Float64Array {
   const out = new Float64Array(index.length);
