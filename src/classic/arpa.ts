@@ -1,9 +1,10 @@
 // ARPA back-off language model files: write, and read with the format's own checks (the
 // \data\ counts must agree with the sections; every malformed line is reported by number).
 import { openSync, writeSync, closeSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { NgramTable } from './table.js';
-import { arpaSorts, gather } from './packed.js';
+import { arpaSorts, gather, gatherInto } from './packed.js';
 import { ArpaTextWriter, type ArpaOrder } from './arpa-text.js';
 export { writeArpaNumber } from './arpa-text.js';
 import { BackoffNgramModel, NgramModel, Vocab, UNK, BOS, EOS, UNK_ID, type NgramCounts } from './ngram.js';
@@ -30,10 +31,17 @@ function packedArpa(model: BackoffNgramModel): { pool: Uint8Array; wOff: Int32Ar
   const { counts, prob, bo } = model.packed!;
   const { pool, wOff } = vocabBytes(model.vocab.words);
   function* orders(): Generator<ArpaOrder> {
+    // One pair of arrays holds every order's numbers in line order: the writer is done with an
+    // order before it asks for the next (fewer fresh pages than a pair per order).
+    const most = counts.grams.reduce((m, g) => Math.max(m, g.size), 0);
+    let P: Float64Array | null = null, B: Float64Array | null = null;
     for (const s of arpaSorts(counts.grams, model.vocab.size)) {
       const p = prob[s.n - 1], b = bo[s.n - 1];
-      if (!s.sorted) yield { n: 1, prob: p, bo: b, sw: null, sc: null, total: s.total };
-      else yield { n: s.n, prob: gather(p, s.sorted), bo: b ? gather(b, s.sorted) : null, sw: s.sw, sc: s.sc, total: s.total };
+      if (!s.sorted) { yield { n: 1, prob: p, bo: b, sw: null, sc: null, total: s.total }; continue; }
+      P ??= new Float64Array(most);
+      if (b) B ??= new Float64Array(most);
+      gatherInto(P, p, b ? B : null, b, s.sorted);
+      yield { n: s.n, prob: P, bo: b ? B : null, sw: s.sw, sc: s.sc, total: s.total };
     }
   }
   return { pool, wOff, orders: orders() };
@@ -53,9 +61,10 @@ function checkBackoff(model: NgramModel): asserts model is BackoffNgramModel {
 
 /**
  * ARPA text as UTF-8 chunks of whole lines (unigrams in vocabulary order, higher orders sorted
- * by word id). A chunk is a view of a reused buffer: consume it before asking for the next.
+ * by word id). A chunk is a view of a reused buffer: consume it before asking for the next
+ * (with `buffers` k > 1, before asking for the k-th after it: chunks take k buffers in turn).
  */
-export function* arpaBytes(model: NgramModel, chunkBytes = 1 << 20): Generator<Uint8Array> {
+export function* arpaBytes(model: NgramModel, chunkBytes = 1 << 20, buffers = 1): Generator<Uint8Array> {
   checkBackoff(model);
   if (!model.packed) {
     const enc = new TextEncoder();
@@ -63,7 +72,7 @@ export function* arpaBytes(model: NgramModel, chunkBytes = 1 << 20): Generator<U
     return;
   }
   const { pool, wOff, orders } = packedArpa(model);
-  const w = new ArpaTextWriter(pool, wOff, model.order, chunkBytes);
+  const w = new ArpaTextWriter(pool, wOff, model.order, chunkBytes, buffers);
   let c = w.header(model.counts);
   if (c) yield c;
   for (const o of orders) {
@@ -114,6 +123,39 @@ export function writeArpa(model: NgramModel, file: string): void {
     }
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Chunks of ARPA text writeArpaAsync fills ahead of the file's writes (one buffer each). */
+const WRITE_BUFFERS = 4;
+
+/**
+ * writeArpa with the file's writes handed to libuv's thread pool: this thread makes the next
+ * chunks of text while those before are copied to the file, in order (no second JavaScript
+ * thread, so nothing more to start or compile). The same bytes as writeArpa.
+ */
+export async function writeArpaAsync(model: NgramModel, file: string): Promise<void> {
+  checkBackoff(model);
+  const fh = await open(file, 'w');
+  const writeAll = async (c: Uint8Array): Promise<void> => {
+    for (let off = 0; off < c.length;) off += (await fh.write(c, off, c.length - off)).bytesWritten;
+  };
+  // The writes one after another (`tail`: the last); `queued`: those of chunks whose buffer the
+  // writer has not taken back. Before asking for the next chunk, at most WRITE_BUFFERS - 1 stay queued.
+  let tail: Promise<void> = Promise.resolve();
+  const queued: Promise<void>[] = [];
+  let ok = false;
+  try {
+    for (const c of arpaBytes(model, 1 << 20, WRITE_BUFFERS)) {
+      tail = tail.then(() => writeAll(c));
+      queued.push(tail);
+      while (queued.length > WRITE_BUFFERS - 1) await queued.shift();
+    }
+    await tail;
+    ok = true;
+  } finally {
+    if (!ok) await tail.catch(() => {}); // the error thrown is the first one
+    await fh.close();
   }
 }
 

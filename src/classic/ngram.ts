@@ -669,13 +669,30 @@ function pow10(logs: Float64Array): Float64Array {
   return out;
 }
 
-/** log10 of (a - D(a)) / Σ a(ctx ·) + γ(ctx) / Σ a(ctx ·) · lower[suffix[e]] for each entry. */
+/** Entries interpolated at a time, and their context's Σ a, γ / Σ a and lower-order probability (see interpolate). */
+const IBLOCK = 512;
+const blockSum = new Float64Array(IBLOCK), blockGamma = new Float64Array(IBLOCK), blockLower = new Float64Array(IBLOCK);
+
+/**
+ * log10 of (a - D(a)) / Σ a(ctx ·) + γ(ctx) / Σ a(ctx ·) · lower[suffix[e]] for each entry. A block
+ * of entries at a time: first the reads at random places (context statistics, lower order) in a
+ * loop of their own, so many are in flight, then the arithmetic and log10 (a loop that also did
+ * the reads had few in flight: 1.2-1.4x the time on a table larger than the cache).
+ */
 function interpolate(an: Float64Array, ctx: Int32Array, suf: Int32Array, size: number, st: Float64Array, lower: Float64Array, D: [number, number, number]): Float64Array {
   const p = new Float64Array(size), [d1, d2, d3] = D;
-  for (let e = 0; e < size; e++) {
-    const x = an[e], q = ctx[e] * 4;
-    const d = x >= 3 ? d3 : x === 2 ? d2 : x === 1 ? d1 : 0;
-    p[e] = Math.log10((x - d) / st[q] + st[q + 1] * lower[suf[e]]);
+  const S = blockSum, G = blockGamma, L = blockLower;
+  for (let e0 = 0; e0 < size; e0 += IBLOCK) {
+    const m = Math.min(IBLOCK, size - e0);
+    for (let k = 0; k < m; k++) {
+      const e = e0 + k, q = ctx[e] * 4;
+      S[k] = st[q]; G[k] = st[q + 1]; L[k] = lower[suf[e]];
+    }
+    for (let k = 0; k < m; k++) {
+      const x = an[e0 + k];
+      const d = x >= 3 ? d3 : x === 2 ? d2 : x === 1 ? d1 : 0;
+      p[e0 + k] = Math.log10((x - d) / S[k] + G[k] * L[k]);
+    }
   }
   return p;
 }

@@ -11,7 +11,7 @@ import path from 'node:path';
 import {
   BackoffNgramModel, ClassicFormatError, ClassicInputError, countNgrams, countNgramsFile, estimate, formatArpaNumber, readArpa,
   readSentences, toArpa, tokenize, trainNgram, trainNgramFile, writeArpaNumber,
-  countNgramsFileParallel, trainNgramFileParallel, writeArpaParallel, vocabBytes, ArpaWriterThread,
+  countNgramsFileParallel, trainNgramFileParallel, writeArpaParallel, vocabBytes, ArpaWriterThread, writeArpaAsync, arpaBytes,
 } from '../../src/classic/index.js';
 import { ByteWordIndex, readWordIds, utf8SpaceAt } from '../../src/classic/packed.js';
 import { brownSentences, fixtureFile, fixtureJson } from './common.js';
@@ -129,6 +129,34 @@ test('two threads (counting split between threads, ARPA text written by a worker
   const early = ArpaWriterThread.start(small, out);
   await early.write(estimate(small));
   assert.equal(readFileSync(out, 'utf8'), toArpa(estimate(small)));
+});
+
+test('writeArpaAsync (writes on libuv\'s pool while the next chunks are made) and chunks in several buffers give the same bytes', async () => {
+  const zh = fixtureFile('zh.txt');
+  const out = path.join(tmp, 'async.arpa');
+  const m = trainNgramFile(zh, { order: 6, discountFallback: true });
+  await writeArpaAsync(m, out);
+  assert.equal(readFileSync(out, 'utf8'), readFileSync(fixtureFile('ngram_zh_o6.arpa'), 'utf8'));
+  const sents = brownSentences(golden.brown.files.slice(0, 4));
+  const b = trainNgram(sents, { order: 4 });
+  const want = toArpa(b);
+  await writeArpaAsync(b, out);
+  assert.equal(readFileSync(out, 'utf8'), want);
+  // Small chunks (hundreds of them, each line in one): every chunk stays whole until the
+  // (buffers)-th chunk after it is asked for.
+  for (const buffers of [2, 3, 4]) {
+    const chunks: Uint8Array[] = [], copies: Buffer[] = [];
+    for (const c of arpaBytes(b, 4096, buffers)) {
+      chunks.push(c); copies.push(Buffer.from(c));
+      const i = chunks.length - buffers; // the oldest chunk that must still be whole
+      if (i >= 0) assert.ok(Buffer.from(chunks[i]).equals(copies[i]), `buffers ${buffers}: chunk ${i} was overwritten`);
+    }
+    assert.ok(copies.length > 100);
+    assert.equal(Buffer.concat(copies).toString('utf8'), want, `buffers ${buffers}`);
+  }
+  // A file that cannot be written is an error (and nothing is left running).
+  await assert.rejects(writeArpaAsync(b, path.join(tmp, 'no-such-dir', 'x.arpa')), /ENOENT/);
+  await assert.rejects(writeArpaAsync(estimate(countNgrams(sents, { order: 2 }), { estimator: 'mle' }), out), ClassicInputError);
 });
 
 /** n-gram → [log10 p, backoff] of an ARPA text. */

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import os from 'node:os';
 // The n-gram modules themselves, not classic/index.js (which loads word2vec, features, …): start-up counts in a build's wall time.
 import { trainNgramFile, countNgramsFileParallel, estimate, type Estimator, type NgramModel } from '../../classic/ngram.js';
-import { readArpa, writeArpa, ArpaWriterThread } from '../../classic/arpa.js';
+import { readArpa, writeArpaAsync, ArpaWriterThread } from '../../classic/arpa.js';
 import { readLines, type TokenMode } from '../../classic/text.js';
 import { ClassicInputError } from '../../classic/errors.js';
 import { matchUsage, featuresUsage } from './ngram-usage.js';
@@ -74,7 +74,7 @@ export async function run(args: string[]): Promise<number> {
         }
       } else {
         model = trainNgramFile(data, opts);
-        writeArpa(model, out);
+        await writeArpaAsync(model, out);
       }
       const counts = 'counts' in model && Array.isArray(model.counts) ? ` (${(model.counts as number[]).map((c, i) => `${i + 1}-grams: ${c}`).join(', ')})` : '';
       err(`wrote ${out}${counts} in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
