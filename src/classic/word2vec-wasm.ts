@@ -75,6 +75,8 @@ interface Exports {
   takePairs(): number;
   heapBase(): number;
   drawBlock(): number;
+  setHot(n: number, at: number): void;
+  syncHot(): void;
   trainSentence(n: number, alpha: number, window: number, negative: number, hs: number, cbow: number, sharedNegatives: number): number;
 }
 
@@ -82,6 +84,8 @@ interface Exports {
 export class W2VWasmThread {
   private ex: Exports;
   private sen: Int32Array;
+  private hot: boolean;
+  private sinceSync = 0;
 
   constructor(private sh: W2VShared, tid: number) {
     const w: W2VWasmState = sh.wasm!;
@@ -94,6 +98,23 @@ export class W2VWasmThread {
     this.ex.setup(sh.dim, off(sh.syn0), off(sh.syn1), off(sh.syn1neg), off(sh.table), sh.table ? sh.table.length >> 1 : 0,
       off(sh.codes), off(sh.points), off(sh.codeLen), w.expTable, w.lossTable, s.neu1, s.neu1e, s.sen, s.negs);
     this.sen = new Int32Array(w.memory.buffer, s.sen, s.senCap);
+    this.hot = s.hot !== 0 && w.hotWords > 0;
+    if (this.hot) {
+      this.ex.setHot(w.hotWords, s.hot);
+      this.syncHot();   // copies := shared rows
+    }
+  }
+
+  /** Merge this thread's hot rows into the shared ones (one thread at a time: no merged update is lost). */
+  syncHot(): void {
+    const lock = this.sh.wasm!.hotLock;
+    while (Atomics.compareExchange(lock, 0, 0, 1) !== 0);
+    try {
+      this.ex.syncHot();
+    } finally {
+      Atomics.store(lock, 0, 0);
+    }
+    this.sinceSync = 0;
   }
 
   /** As trainRange (word2vec-kernel.ts): train on sentences [from, to) once. */
@@ -109,12 +130,14 @@ export class W2VWasmThread {
       if (b - a > sen.length) throw new Error(`word2vec: sentence ${s} has ${b - a} words, over the kernel's buffer of ${sen.length}`);
       const n = subsample(corpus, a, b, keep, rng, sen);
       lr.advance(b - a);
+      if (this.hot && (this.sinceSync += b - a) >= this.sh.wasm!.syncWords) this.syncHot();
       if (n === 0) continue;
       ex.setRng(rng.s);
       loss += ex.trainSentence(n, lr.alpha, p.window, p.negative, hs, cbow, sharedNeg);
       rng.s = ex.getRng() >>> 0;
     }
     lr.flush();
+    if (this.hot) this.syncHot();
     return { loss, pairs: ex.takePairs(), words: lr.words };
   }
 }
