@@ -58,7 +58,7 @@ export class W2VLayout {
 /** A shared memory big enough for `layout`, with the sigmoid and loss tables written in. */
 export function w2vMemory(layout: W2VLayout): WebAssembly.Memory {
   const pages = Math.ceil(layout.end / PAGE);
-  if (pages > MAX_PAGES) throw new ClassicInputError(`word2vec: the weights need ${(layout.end / 2 ** 30).toFixed(1)} GiB, over WebAssembly's 4 GiB (lower size or the vocabulary)`);
+  if (pages > MAX_PAGES) throw new ClassicInputError(`word2vec: the weights need ${(layout.end / 2 ** 30).toFixed(1)} GiB, over WebAssembly's 4 GiB (lower size, the vocabulary or hotWords)`);
   return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
 }
 
