@@ -1,7 +1,8 @@
 // word2vec (Mikolov et al. 2013), as the original word2vec.c: skip-gram or CBOW, negative
 // sampling (unigram^0.75, drawn from an alias table) and/or hierarchical softmax over a Huffman tree,
 // subsampling of frequent words, a window shrunk at random, linearly decaying learning rate,
-// multi-threaded over worker threads that update shared weights without locks. The inner loops
+// multi-threaded over worker threads that update shared weights without locks (with the hotWords
+// option, each thread's own copies of the frequent words' rows, merged periodically). The inner loops
 // run in a WebAssembly SIMD kernel (word2vec-wasm.ts, wasm/word2vec.ts) over one shared
 // WebAssembly.Memory; the scalar reference in word2vec-kernel.ts is the fallback and the test oracle.
 import { Worker } from 'node:worker_threads';

@@ -15,7 +15,9 @@
 // threads share and on the random rows of the negatives.
 //
 // Module globals are per instance, so per thread: the layout (byte offsets set by `setup`),
-// this thread's scratch (neu1, neu1e, sentence), its random state and its pair count.
+// this thread's scratch (neu1, neu1e, sentence), its random state and its pair count, and
+// (threads > 1, the hotWords option) where its own copies of the frequent words' rows are: input
+// and output rows of those words are addressed through inRow/outRow, and syncHot merges them.
 
 const MAX_EXP: f64 = 6;
 const EXP_SCALE: f64 = 1000.0 / 12.0;   // EXP_TABLE_SIZE / MAX_EXP / 2
