@@ -117,14 +117,18 @@ export class W2VWasmThread {
     this.sinceSync = 0;
   }
 
-  /** As trainRange (word2vec-kernel.ts): train on sentences [from, to) once. */
-  trainRange(p: W2VParams, tid: number, from: number, to: number, rng: W2VRng): RangeResult {
+  /** As trainRange (word2vec-kernel.ts): train on sentences [from, to) once. With hot rows the
+   *  copies are refreshed from the shared rows first (the other threads have merged since this
+   *  thread's last range: without it a thread idle for an epoch would start from old copies);
+   *  `refresh` false skips that (tests only). */
+  trainRange(p: W2VParams, tid: number, from: number, to: number, rng: W2VRng, refresh = true): RangeResult {
     const { corpus, sentStarts, keep, progress } = this.sh;
     const ex = this.ex, sen = this.sen;
     const hs = p.hs ? 1 : 0, cbow = p.cbow ? 1 : 0, sharedNeg = p.sharedNegatives ? 1 : 0;
     const lr = new LearningRate(p, progress, tid);
     let loss = 0;
     ex.takePairs();
+    if (this.hot && refresh) this.syncHot();
     for (let s = from; s < to; s++) {
       const a = sentStarts[s], b = sentStarts[s + 1];
       if (b - a > sen.length) throw new Error(`word2vec: sentence ${s} has ${b - a} words, over the kernel's buffer of ${sen.length}`);

@@ -37,8 +37,11 @@ export interface Word2VecOptions {
    *  into the shared rows (shared += copy − copy at its last merge; one thread at a time, so no
    *  merged update is lost) every `hotSync` words it reads and at the end of each chunk of work,
    *  and then copies the shared rows back: it sees the other threads' changes to those rows at its
-   *  merges instead of as they happen (Hogwild). Default 0 (off: word2vec.c's shared rows); one
-   *  thread, or the js kernel, never uses copies. Hierarchical softmax's rows are always shared. */
+   *  merges instead of as they happen (Hogwild). Default 128 for skip-gram with negative sampling
+   *  and word2vec.c's per-context negatives (on two idle cores about 15% more words/s on Brown, see
+   *  BENCHMARKS.md), else 0 (CBOW: no gain measured; HS alone, shared negatives: not measured);
+   *  0 = off (word2vec.c's shared rows). One thread, or the js kernel, never uses copies, so one thread
+   *  stays deterministic. Hierarchical softmax's rows are always shared. */
   hotWords?: number;
   /** Words a thread reads between merges of its hot rows (default 1000; see hotWords). */
   hotSync?: number;
@@ -78,8 +81,9 @@ export interface Word2VecCorpus { words: string[]; counts: number[]; ids: Int32A
 const MAX_SENTENCE = 10000;
 /** Words per unit of work the threads share out (gensim's batch_words). */
 const CHUNK_WORDS = 10000;
-/** Defaults of hotWords and hotSync (see Word2VecOptions). */
-const HOT_WORDS = 0;
+/** Defaults of hotWords (skip-gram with per-context negatives; anything else) and hotSync (see Word2VecOptions). */
+const HOT_WORDS_SG = 128;
+const HOT_WORDS_OTHER = 0;
 const HOT_SYNC_WORDS = 1000;
 
 /** Build the vocabulary (min_count, sorted by frequency like word2vec.c) and encode the corpus. */
@@ -217,7 +221,7 @@ export async function prepareWord2Vec(corpus: Word2VecCorpus, opts: Word2VecOpti
   const negative = opts.negative ?? 5, hs = opts.hs ?? false, sample = opts.sample ?? 1e-3;
   const sharedNegatives = opts.sharedNegatives ?? false;
   const iter = opts.iter ?? 5, threads = opts.threads ?? 2, alpha = opts.alpha ?? (cbow ? 0.05 : 0.025);
-  const hotWordsOpt = opts.hotWords ?? HOT_WORDS, syncWords = opts.hotSync ?? HOT_SYNC_WORDS;
+  const hotWordsOpt = opts.hotWords ?? (!cbow && negative > 0 && !sharedNegatives ? HOT_WORDS_SG : HOT_WORDS_OTHER), syncWords = opts.hotSync ?? HOT_SYNC_WORDS;
   const check = (ok: boolean, what: string): void => { if (!ok) throw new ClassicInputError(`word2vec: ${what}`); };
   check(Number.isInteger(dim) && dim >= 1, `size must be an integer >= 1, got ${dim}`);
   check(Number.isInteger(window) && window >= 1, `window must be an integer >= 1, got ${window}`);

@@ -146,7 +146,7 @@ for (const [name, cbow] of [['skip-gram', false], ['CBOW', true]] as const) {
     const a = new W2VWasmThread(hot.sh, 0), b = new W2VWasmThread(hot.sh, 1);   // both copy the initial rows
     a.trainRange(hot.params, 0, 0, half, new W2VRng(101));
     const wordsA = hot.sh.progress[0];
-    b.trainRange(hot.params, 1, half, hot.sentences, new W2VRng(202));
+    b.trainRange(hot.params, 1, half, hot.sentences, new W2VRng(202), false);   // not refreshed: as if it had started with the first
     // Each range alone from the initial weights, shared rows (hotWords 0); the second thread's
     // learning rate counts the first one's words, as in the two-thread run.
     const alone = async (tid: number, from: number, to: number, seed: number): Promise<[Float32Array, Float32Array]> => {

@@ -4,7 +4,7 @@ import { trainWord2VecFile, KeyedVectors, evaluateAnalogies, evaluateSimilarity,
 
 export const usage = `tslm word2vec train --data <text> --out vectors.bin [--cbow 0|1 (1)] [--size 100] [--window 5] [--negative 5]
         [--hs 0|1 (0)] [--sample 1e-3] [--min-count 5] [--iter 5] [--alpha A] [--threads 2] [--binary 0|1 (0)] [--seed S]
-        [--shared-negatives 0|1 (0)] [--hot-words N (0)] [--hot-sync 1000]
+        [--shared-negatives 0|1 (0)] [--hot-words N (128 skip-gram NS, else 0)] [--hot-sync 1000]
         word2vec.c's options and defaults; one sentence per line, whitespace-separated tokens (any script).
         --shared-negatives 1: skip-gram draws one set of negatives per position for all its context
         words instead of one per context word (about twice as fast, same quality on Brown)
