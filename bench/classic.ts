@@ -35,7 +35,7 @@ function findPython(): string | null {
   return null;
 }
 
-const PAIR_WORDS = ['man', 'woman', 'king', 'house', 'home', 'city', 'state', 'year', 'day', 'week', 'time', 'money', 'school', 'church',
+export const PAIR_WORDS = ['man', 'woman', 'king', 'house', 'home', 'city', 'state', 'year', 'day', 'week', 'time', 'money', 'school', 'church',
   'government', 'president', 'war', 'people', 'men', 'women', 'child', 'children', 'father', 'mother', 'good', 'new', 'old', 'big', 'small',
   'first', 'last', 'said', 'told', 'asked', 'two', 'three', 'four', 'monday', 'friday', 'water', 'car', 'business', 'law', 'court'];
 
@@ -89,6 +89,10 @@ export async function benchClassic(opts: { log?: (line: string) => void; reps?: 
     { name: 'skip-gram, hierarchical softmax', cbow: 0, hs: 1, negative: 0, alpha: 0.025 },
     // Our option, beside gensim's word2vec.c-exact skip-gram: one set of negatives per position.
     { name: 'skip-gram, negative 5, shared negatives', cbow: 0, hs: 0, negative: 5, alpha: 0.025, shared: true },
+    // hotWords (each thread's own copies of the most frequent words' rows, merged every 1000 words)
+    // against each default: skip-gram uses 128 by default, CBOW 0.
+    { name: 'CBOW, negative 5, hotWords 128', cbow: 1, hs: 0, negative: 5, alpha: 0.05, hot: 128 },
+    { name: 'skip-gram, negative 5, hotWords 0 (shared rows)', cbow: 0, hs: 0, negative: 5, alpha: 0.025, hot: 0 },
   ];
   try {
     for (const c of configs) {
@@ -101,7 +105,7 @@ export async function benchClassic(opts: { log?: (line: string) => void; reps?: 
       let best: Awaited<ReturnType<typeof trainWord2VecCorpus>> | null = null;
       let peerSims: (number | null)[] = [];
       for (let rep = 0; rep < reps; rep++) {
-        const r = await trainWord2VecCorpus(corpus, { cbow: c.cbow === 1, hs: c.hs === 1, negative: c.negative, sharedNegatives: c.shared === true, alpha: c.alpha, size: hp.size, window: hp.window, sample: hp.sample, iter: hp.iter, threads: 2 });
+        const r = await trainWord2VecCorpus(corpus, { cbow: c.cbow === 1, hs: c.hs === 1, negative: c.negative, sharedNegatives: c.shared === true, hotWords: c.hot, alpha: c.alpha, size: hp.size, window: hp.window, sample: hp.sample, iter: hp.iter, threads: 2 });
         const wps = (rawWords * hp.iter) / r.seconds;
         oursRuns.push(wps);
         oursCpu = Math.max(oursCpu, (rawWords * hp.iter) / r.cpuSeconds);
@@ -125,7 +129,7 @@ export async function benchClassic(opts: { log?: (line: string) => void; reps?: 
       } else note += '; gensim not installed';
       emit({ task: `word2vec: ${c.name}, dim 100, 1 epoch`, metric: 'train speed', tslm: ours, peer, unit: 'words/s', note });
       if (reference) {
-        const j = await trainWord2VecCorpus(corpus, { cbow: c.cbow === 1, hs: c.hs === 1, negative: c.negative, sharedNegatives: c.shared === true, alpha: c.alpha, size: hp.size, window: hp.window, sample: hp.sample, iter: hp.iter, threads: 2, kernel: 'js' });
+        const j = await trainWord2VecCorpus(corpus, { cbow: c.cbow === 1, hs: c.hs === 1, negative: c.negative, sharedNegatives: c.shared === true, hotWords: c.hot, alpha: c.alpha, size: hp.size, window: hp.window, sample: hp.sample, iter: hp.iter, threads: 2, kernel: 'js' });
         let jnote = `scalar JS reference kernel, 1 run; loss ${j.epochs[0].meanLoss.toFixed(3)}`;
         if (py) jnote += `; ρ(its cosines, gensim's) = ${spearman(pairs.map(([a, b]) => j.vectors.similarity(a, b)), peerSims.map((x) => x ?? 0)).toFixed(3)}`;
         emit({ task: `word2vec: ${c.name} (js reference)`, metric: 'train speed', tslm: (rawWords * hp.iter) / j.seconds, peer, unit: 'words/s', note: jnote });

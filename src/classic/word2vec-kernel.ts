@@ -42,7 +42,14 @@ export interface W2VWasmState {
   expTable: number;   // byte offsets in memory: sigmoid table (f32), loss table (f64)
   lossTable: number;
   /** Per thread: neu1, neu1e (dim f32 each), a sentence buffer of senCap i32 and the draw-ahead buffer. */
-  scratch: { neu1: number; neu1e: number; sen: number; senCap: number; negs: number }[];
+  scratch: { neu1: number; neu1e: number; sen: number; senCap: number; negs: number; hot: number }[];
+  /** Threads > 1: words (0..hotWords-1, the most frequent) whose input and output rows each thread
+   *  trains in its own copy at scratch.hot, merged into the shared rows every syncWords words read
+   *  and at the end of each chunk; 0 = none. */
+  hotWords: number;
+  syncWords: number;
+  /** A lock (0 free, 1 held) that makes the threads' merges of their hot rows one at a time. */
+  hotLock: Int32Array;
 }
 
 export interface W2VParams {

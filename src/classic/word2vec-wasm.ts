@@ -58,7 +58,7 @@ export class W2VLayout {
 /** A shared memory big enough for `layout`, with the sigmoid and loss tables written in. */
 export function w2vMemory(layout: W2VLayout): WebAssembly.Memory {
   const pages = Math.ceil(layout.end / PAGE);
-  if (pages > MAX_PAGES) throw new ClassicInputError(`word2vec: the weights need ${(layout.end / 2 ** 30).toFixed(1)} GiB, over WebAssembly's 4 GiB (lower size or the vocabulary)`);
+  if (pages > MAX_PAGES) throw new ClassicInputError(`word2vec: the weights need ${(layout.end / 2 ** 30).toFixed(1)} GiB, over WebAssembly's 4 GiB (lower size, the vocabulary or hotWords)`);
   return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
 }
 
@@ -75,6 +75,8 @@ interface Exports {
   takePairs(): number;
   heapBase(): number;
   drawBlock(): number;
+  setHot(n: number, at: number): void;
+  syncHot(): void;
   trainSentence(n: number, alpha: number, window: number, negative: number, hs: number, cbow: number, sharedNegatives: number): number;
 }
 
@@ -82,6 +84,8 @@ interface Exports {
 export class W2VWasmThread {
   private ex: Exports;
   private sen: Int32Array;
+  private hot: boolean;
+  private sinceSync = 0;
 
   constructor(private sh: W2VShared, tid: number) {
     const w: W2VWasmState = sh.wasm!;
@@ -94,27 +98,50 @@ export class W2VWasmThread {
     this.ex.setup(sh.dim, off(sh.syn0), off(sh.syn1), off(sh.syn1neg), off(sh.table), sh.table ? sh.table.length >> 1 : 0,
       off(sh.codes), off(sh.points), off(sh.codeLen), w.expTable, w.lossTable, s.neu1, s.neu1e, s.sen, s.negs);
     this.sen = new Int32Array(w.memory.buffer, s.sen, s.senCap);
+    this.hot = s.hot !== 0 && w.hotWords > 0;
+    if (this.hot) {
+      this.ex.setHot(w.hotWords, s.hot);
+      this.syncHot();   // copies := shared rows
+    }
   }
 
-  /** As trainRange (word2vec-kernel.ts): train on sentences [from, to) once. */
-  trainRange(p: W2VParams, tid: number, from: number, to: number, rng: W2VRng): RangeResult {
+  /** Merge this thread's hot rows into the shared ones (one thread at a time: no merged update is lost). */
+  syncHot(): void {
+    const lock = this.sh.wasm!.hotLock;
+    while (Atomics.compareExchange(lock, 0, 0, 1) !== 0);
+    try {
+      this.ex.syncHot();
+    } finally {
+      Atomics.store(lock, 0, 0);
+    }
+    this.sinceSync = 0;
+  }
+
+  /** As trainRange (word2vec-kernel.ts): train on sentences [from, to) once. With hot rows the
+   *  copies are refreshed from the shared rows first (the other threads have merged since this
+   *  thread's last range: without it a thread idle for an epoch would start from old copies);
+   *  `refresh` false skips that (tests only). */
+  trainRange(p: W2VParams, tid: number, from: number, to: number, rng: W2VRng, refresh = true): RangeResult {
     const { corpus, sentStarts, keep, progress } = this.sh;
     const ex = this.ex, sen = this.sen;
     const hs = p.hs ? 1 : 0, cbow = p.cbow ? 1 : 0, sharedNeg = p.sharedNegatives ? 1 : 0;
     const lr = new LearningRate(p, progress, tid);
     let loss = 0;
     ex.takePairs();
+    if (this.hot && refresh) this.syncHot();
     for (let s = from; s < to; s++) {
       const a = sentStarts[s], b = sentStarts[s + 1];
       if (b - a > sen.length) throw new Error(`word2vec: sentence ${s} has ${b - a} words, over the kernel's buffer of ${sen.length}`);
       const n = subsample(corpus, a, b, keep, rng, sen);
       lr.advance(b - a);
+      if (this.hot && (this.sinceSync += b - a) >= this.sh.wasm!.syncWords) this.syncHot();
       if (n === 0) continue;
       ex.setRng(rng.s);
       loss += ex.trainSentence(n, lr.alpha, p.window, p.negative, hs, cbow, sharedNeg);
       rng.s = ex.getRng() >>> 0;
     }
     lr.flush();
+    if (this.hot) this.syncHot();
     return { loss, pairs: ex.takePairs(), words: lr.words };
   }
 }

@@ -1,7 +1,8 @@
 // word2vec (Mikolov et al. 2013), as the original word2vec.c: skip-gram or CBOW, negative
 // sampling (unigram^0.75, drawn from an alias table) and/or hierarchical softmax over a Huffman tree,
 // subsampling of frequent words, a window shrunk at random, linearly decaying learning rate,
-// multi-threaded over worker threads that update shared weights without locks. The inner loops
+// multi-threaded over worker threads that update shared weights without locks (with the hotWords
+// option, each thread's own copies of the frequent words' rows, merged periodically). The inner loops
 // run in a WebAssembly SIMD kernel (word2vec-wasm.ts, wasm/word2vec.ts) over one shared
 // WebAssembly.Memory; the scalar reference in word2vec-kernel.ts is the fallback and the test oracle.
 import { Worker } from 'node:worker_threads';
@@ -29,6 +30,21 @@ export interface Word2VecOptions {
    *  position, so faster; default false (word2vec.c's draws). No effect on CBOW, whose one
    *  prediction per position already has one set. */
   sharedNegatives?: boolean;
+  /** With threads > 1 and the wasm kernel: the number of most frequent words whose input and
+   *  negative-sampling output rows each thread trains in its own copy instead of the shared rows
+   *  (every thread writes those words' rows most often: with two threads on two cores their cache
+   *  lines otherwise move between the cores on nearly every update). A thread merges its copies
+   *  into the shared rows (shared += copy − copy at its last merge; one thread at a time, so no
+   *  merged update is lost) every `hotSync` words it reads and at the end of each chunk of work,
+   *  and then copies the shared rows back: it sees the other threads' changes to those rows at its
+   *  merges instead of as they happen (Hogwild). Default 128 for skip-gram with negative sampling
+   *  and word2vec.c's per-context negatives (on two idle cores about 15% more words/s on Brown, see
+   *  BENCHMARKS.md), else 0 (CBOW: no gain measured; HS alone, shared negatives: not measured);
+   *  0 = off (word2vec.c's shared rows). One thread, or the js kernel, never uses copies, so one thread
+   *  stays deterministic. Hierarchical softmax's rows are always shared. */
+  hotWords?: number;
+  /** Words a thread reads between merges of its hot rows (default 1000; see hotWords). */
+  hotSync?: number;
   /** Subsampling threshold (default 1e-3; 0 = off). */
   sample?: number;
   /** Ignore words rarer than this (default 5). */
@@ -65,6 +81,10 @@ export interface Word2VecCorpus { words: string[]; counts: number[]; ids: Int32A
 const MAX_SENTENCE = 10000;
 /** Words per unit of work the threads share out (gensim's batch_words). */
 const CHUNK_WORDS = 10000;
+/** Defaults of hotWords (skip-gram with per-context negatives; anything else) and hotSync (see Word2VecOptions). */
+const HOT_WORDS_SG = 128;
+const HOT_WORDS_OTHER = 0;
+const HOT_SYNC_WORDS = 1000;
 
 /** Build the vocabulary (min_count, sorted by frequency like word2vec.c) and encode the corpus. */
 export function buildCorpus(sentences: Iterable<readonly string[]>, minCount = 5): Word2VecCorpus {
@@ -201,6 +221,7 @@ export async function prepareWord2Vec(corpus: Word2VecCorpus, opts: Word2VecOpti
   const negative = opts.negative ?? 5, hs = opts.hs ?? false, sample = opts.sample ?? 1e-3;
   const sharedNegatives = opts.sharedNegatives ?? false;
   const iter = opts.iter ?? 5, threads = opts.threads ?? 2, alpha = opts.alpha ?? (cbow ? 0.05 : 0.025);
+  const hotWordsOpt = opts.hotWords ?? (!cbow && negative > 0 && !sharedNegatives ? HOT_WORDS_SG : HOT_WORDS_OTHER), syncWords = opts.hotSync ?? HOT_SYNC_WORDS;
   const check = (ok: boolean, what: string): void => { if (!ok) throw new ClassicInputError(`word2vec: ${what}`); };
   check(Number.isInteger(dim) && dim >= 1, `size must be an integer >= 1, got ${dim}`);
   check(Number.isInteger(window) && window >= 1, `window must be an integer >= 1, got ${window}`);
@@ -209,6 +230,8 @@ export async function prepareWord2Vec(corpus: Word2VecCorpus, opts: Word2VecOpti
   check(Number.isInteger(iter) && iter >= 1, `iter must be an integer >= 1, got ${iter}`);
   check(Number.isInteger(threads) && threads >= 1, `threads must be an integer >= 1, got ${threads}`);
   check(alpha > 0, `alpha must be > 0, got ${alpha}`);
+  check(Number.isInteger(hotWordsOpt) && hotWordsOpt >= 0, `hotWords must be an integer >= 0, got ${hotWordsOpt}`);
+  check(Number.isInteger(syncWords) && syncWords >= 1, `hotSync must be an integer >= 1, got ${syncWords}`);
   check(sample >= 0, `sample must be >= 0, got ${sample}`);
   const kernelOpt = opts.kernel ?? (process.env.TSLM_BACKEND === 'ref' ? 'js' : 'wasm');
   check(kernelOpt === 'wasm' || kernelOpt === 'js', `kernel must be 'wasm' or 'js', got ${String(kernelOpt)}`);
@@ -233,11 +256,12 @@ export async function prepareWord2Vec(corpus: Word2VecCorpus, opts: Word2VecOpti
     if (hs) { plan(V * MAX_CODE_LENGTH); plan(V * MAX_CODE_LENGTH * 4); plan(V); plan(V * dim * 4); } // codes, points, codeLen, syn1
     if (negative > 0) { plan(V * dim * 4); plan(2 * V * 4); } // syn1neg, alias table
     const expAt = L.take((EXP_TABLE_SIZE + 1) * 4), lossAt = L.take((LOSS_TABLE_SIZE + 1) * 8);
-    const scratch = Array.from({ length: threads }, () => ({ neu1: L.take(dim * 4), neu1e: L.take(dim * 4), sen: L.take(senCap * 4), senCap, negs: L.take(drawSlots(window, negative, dim) * 4) }));
+    const hotWords = threads > 1 ? Math.min(V, hotWordsOpt) : 0;
+    const scratch = Array.from({ length: threads }, () => ({ neu1: L.take(dim * 4), neu1e: L.take(dim * 4), sen: L.take(senCap * 4), senCap, negs: L.take(drawSlots(window, negative, dim) * 4), hot: hotWords ? L.take(4 * hotWords * dim * 4) : 0 }));
     const memory = w2vMemory(L);
     writeTables(memory, expAt, lossAt);
     alloc = <T extends SharedArray>(C: ArrayCtor<T>, n: number): T => new C(memory.buffer as unknown as SharedArrayBuffer, at[k++], n);
-    wasm = { module: mod.module, variant: mod.variant, memory, expTable: expAt, lossTable: lossAt, scratch };
+    wasm = { module: mod.module, variant: mod.variant, memory, expTable: expAt, lossTable: lossAt, scratch, hotWords, syncWords, hotLock: shared(Int32Array, 1) };
   }
 
   const rng = new W2VRng(opts.seed ?? 1);

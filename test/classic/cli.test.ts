@@ -65,4 +65,10 @@ test('word2vec train → similar / analogy / eval', async () => {
   assert.match(e.out, /analogies \(3cosadd\): [\d.]+% \(\d\/1\), 0 questions skipped/);
   assert.match(e.out, /similarity: Spearman ρ -?[\d.]+/);
   await assert.rejects(w2v.run(['similar', 'zzzz-not-a-word', '--vectors', vec]), /'zzzz-not-a-word' is not in the vocabulary/);
+  // Two threads with hot rows.
+  const hot = path.join(dir, 'hot.txt');
+  assert.equal((await capture(() => w2v.run(['train', '--data', data, '--out', hot, '--size', '20', '--iter', '1', '--threads', '2', '--hot-words', '50', '--hot-sync', '500']))).rc, 0);
+  assert.equal((await capture(() => w2v.run(['similar', 'the', '--vectors', hot, '--topn', '3']))).out.split('\n').length, 3);
+  await assert.rejects(w2v.run(['train', '--data', data, '--out', hot, '--hot-words', 'many']), /--hot-words must be a number, got 'many'/);
+  await assert.rejects(w2v.run(['train', '--data', data, '--out', hot, '--hot-sync', '0']), /hotSync must be an integer >= 1, got 0/);
 });

@@ -129,6 +129,53 @@ for (const [variant, module] of VARIANTS) {
   }
 }
 
+// Hot rows (threads > 1): each thread trains its own copies of the frequent words' input and
+// output rows and merges shared += copy − copy at the last merge. With every word hot and no merge
+// until the end of its range, each of two threads trains in isolation from the initial weights,
+// so after both have merged the weights must be the initial ones plus each thread's changes,
+// which single-thread runs from the same weights, random streams and learning rates give.
+for (const [name, cbow] of [['skip-gram', false], ['CBOW', true]] as const) {
+  test(`word2vec hot rows: two threads' merged updates = initial weights + each thread's own (${name}, negative 5)`, async () => {
+    const { W2VRng } = await import('../../src/classic/word2vec-kernel.js');
+    const corpus = buildCorpus(corpusOf(40, 20, 21), 1);
+    const V = corpus.words.length, half = 20;
+    const opts: Word2VecOptions = { cbow, negative: 5, size: 37, window: 4, sample: 0, iter: 1, threads: 2, seed: 9, alpha: 0.05 };
+    const hot = await prepareWord2Vec(corpus, { ...opts, hotWords: V, hotSync: 1e9 });
+    assert.equal(hot.sh.wasm!.hotWords, V);
+    const init0 = new Float32Array(hot.sh.syn0), init1 = new Float32Array(hot.sh.syn1neg!);
+    const a = new W2VWasmThread(hot.sh, 0), b = new W2VWasmThread(hot.sh, 1);   // both copy the initial rows
+    a.trainRange(hot.params, 0, 0, half, new W2VRng(101));
+    const wordsA = hot.sh.progress[0];
+    b.trainRange(hot.params, 1, half, hot.sentences, new W2VRng(202), false);   // not refreshed: as if it had started with the first
+    // Each range alone from the initial weights, shared rows (hotWords 0); the second thread's
+    // learning rate counts the first one's words, as in the two-thread run.
+    const alone = async (tid: number, from: number, to: number, seed: number): Promise<[Float32Array, Float32Array]> => {
+      const r = await prepareWord2Vec(corpus, { ...opts, hotWords: 0 });
+      assert.equal(r.sh.wasm!.hotWords, 0);
+      if (tid === 1) r.sh.progress[0] = wordsA;
+      new W2VWasmThread(r.sh, tid).trainRange(r.params, tid, from, to, new W2VRng(seed));
+      return [r.sh.syn0.map((x, i) => x - init0[i]), r.sh.syn1neg!.map((x, i) => x - init1[i])];
+    };
+    const [a0, a1] = await alone(0, 0, half, 101), [b0, b1] = await alone(1, half, hot.sentences, 202);
+    const expect0 = init0.map((x, i) => x + a0[i] + b0[i]), expect1 = init1.map((x, i) => x + a1[i] + b1[i]);
+    const d0 = maxDiff(expect0, hot.sh.syn0), d1 = maxDiff(expect1, hot.sh.syn1neg);
+    assert.ok(d0 <= 1e-5 && d1 <= 1e-5, `max |Δ|/max(1,|x|) syn0 ${d0}, syn1neg ${d1}`);
+    // Both threads' changes are in (not only the last merge's): each moved the weights.
+    assert.ok(maxDiff(init0.map((x, i) => x + b0[i]), hot.sh.syn0) > 1e-3, 'the first thread\'s changes are kept');
+    assert.ok(maxDiff(init0.map((x, i) => x + a0[i]), hot.sh.syn0) > 1e-3, 'the second thread\'s changes are kept');
+  });
+}
+
+test('word2vec hot rows: off with one thread, and bad values are rejected', async () => {
+  const corpus = buildCorpus(corpusOf(10, 20, 5), 1);
+  const one = await prepareWord2Vec(corpus, { threads: 1, hotWords: 64 });
+  assert.equal(one.sh.wasm!.hotWords, 0);
+  const two = await prepareWord2Vec(corpus, { threads: 2, hotWords: 1e6 });
+  assert.equal(two.sh.wasm!.hotWords, corpus.words.length);
+  await assert.rejects(prepareWord2Vec(corpus, { threads: 2, hotWords: -1 }), /hotWords must be an integer >= 0/);
+  await assert.rejects(prepareWord2Vec(corpus, { threads: 2, hotSync: 0 }), /hotSync must be an integer >= 1/);
+});
+
 test('word2vec trains with both kernels to similar loss (threads 1 and 2)', async () => {
   const { trainWord2Vec } = await import('../../src/classic/index.js');
   const sents = corpusOf(400, 20, 11);

@@ -15,7 +15,9 @@
 // threads share and on the random rows of the negatives.
 //
 // Module globals are per instance, so per thread: the layout (byte offsets set by `setup`),
-// this thread's scratch (neu1, neu1e, sentence), its random state and its pair count.
+// this thread's scratch (neu1, neu1e, sentence), its random state and its pair count, and
+// (threads > 1, the hotWords option) where its own copies of the frequent words' rows are: input
+// and output rows of those words are addressed through inRow/outRow, and syncHot merges them.
 
 const MAX_EXP: f64 = 6;
 const EXP_SCALE: f64 = 1000.0 / 12.0;   // EXP_TABLE_SIZE / MAX_EXP / 2
@@ -42,6 +44,14 @@ let negAt: usize = 0;     // next one to use
 let sink: i32 = 0;
 let rngState: u32 = 1;
 let pairs: i32 = 0;
+// Hot rows (threads > 1; see setHot): this thread's own copies of the input (syn0) and output
+// (syn1neg) rows of words 0..hotN-1, the most frequent, at hotIn and hotOut, and the shared rows'
+// values at the last merge at hotIn0 and hotOut0. hotN = 0: every row is the shared one.
+let hotN: u32 = 0;
+let hotIn: usize = 0;
+let hotOut: usize = 0;
+let hotIn0: usize = 0;
+let hotOut0: usize = 0;
 
 /** Where everything lives (byte offsets into the shared memory; 0 = absent). */
 export function setup(
@@ -54,6 +64,53 @@ export function setup(
   codes = codes_; points = points_; codeLen = codeLen_; expTab = expTab_; lossTab = lossTab_;
   neu1 = neu1_; neu1e = neu1e_; sen = sen_; negs = negs_;
 }
+/**
+ * Give this thread its own copies of the input and output rows of words 0..n-1 (the vocabulary is
+ * sorted by frequency: the words whose rows every thread reads and writes most), in 4·n rows at
+ * `at`: copy of syn0, copy of syn1neg (when present), then the two snapshots. With two threads on
+ * two cores the shared rows of those words moved between the cores' caches on nearly every update;
+ * the copies stay in this core's cache, and syncHot merges them into the shared rows. Call
+ * syncHot once before training (it fills the copies); n = 0 turns the copies off.
+ */
+export function setHot(n: u32, at: usize): void {
+  hotN = n;
+  const block = (<usize>n) * rowBytes;
+  hotIn = at; hotOut = at + block; hotIn0 = at + 2 * block; hotOut0 = at + 3 * block;
+}
+
+/** Each hot row: shared += copy − snapshot (this thread's updates since the last merge), then copy = snapshot = shared. */
+function mergeRows(shared: usize, copy: usize, snap: usize, bytes: usize): void {
+  let o: usize = 0;
+  for (; o + 16 <= bytes; o += 16) {
+    const v = f32x4.add(v128.load(shared + o), f32x4.sub(v128.load(copy + o), v128.load(snap + o)));
+    v128.store(shared + o, v); v128.store(copy + o, v); v128.store(snap + o, v);
+  }
+  for (; o < bytes; o += 4) {
+    const v = load<f32>(shared + o) + (load<f32>(copy + o) - load<f32>(snap + o));
+    store<f32>(shared + o, v); store<f32>(copy + o, v); store<f32>(snap + o, v);
+  }
+}
+
+/** Merge this thread's hot copies into the shared rows and refresh them (a no-op without hot rows). */
+export function syncHot(): void {
+  if (hotN == 0) return;
+  const bytes = (<usize>hotN) * rowBytes;
+  mergeRows(syn0, hotIn, hotIn0, bytes);
+  if (syn1neg) mergeRows(syn1neg, hotOut, hotOut0, bytes);
+}
+
+/** Address of word w's input row: this thread's copy for a hot word, else the shared row. */
+// @ts-ignore: decorator
+@inline function inRow(w: i32): usize {
+  return (<u32>w < hotN ? hotIn : syn0) + <usize>w * rowBytes;
+}
+
+/** Address of word w's negative-sampling output row (as inRow). */
+// @ts-ignore: decorator
+@inline function outRow(w: i32): usize {
+  return (<u32>w < hotN ? hotOut : syn1neg) + <usize>w * rowBytes;
+}
+
 /** Positions whose random draws are made ahead at once. The buffer at `negs` holds
  *  DRAW_BLOCK window shrinks, DRAW_BLOCK × 2·window × negative draws, and the chain of one
  *  prediction: 2 × (MAX_CODE_LENGTH + negative + 1) i32. */
@@ -328,13 +385,13 @@ function buildChain(target: i32, negative: i32, hs: bool, shared: bool): i32 {
   }
   if (negative > 0) {
     const first = m;
-    store<i32>(chain + (m << 3), <i32>(syn1neg + <usize>target * rowBytes));
+    store<i32>(chain + (m << 3), <i32>outRow(target));
     store<i32>(chain + (m << 3), NS1, 4);
     m++;
     for (let d = 0; d < negative; d++) {
       const t = load<i32>(negAt + ((<usize>d) << 2));
       if (t == target) continue;
-      const row = <i32>(syn1neg + <usize>t * rowBytes);
+      const row = <i32>outRow(t);
       let seen = false;
       for (let q = first + 1; q < m; q++) if (load<i32>(chain + (q << 3)) == row) seen = true;
       if (seen) {
@@ -757,9 +814,9 @@ export function trainSentence(n: i32, alpha: f32, window: i32, negative: i32, hs
     }
     // Touch the rows the block will read: negatives' output rows, the window's input rows.
     let acc = 0;
-    for (let q = drawn; q < at; q += 4) acc = touch(syn1neg + <usize>load<i32>(q) * rowBytes, acc);
+    for (let q = drawn; q < at; q += 4) acc = touch(outRow(load<i32>(q)), acc);
     const c0 = max(0, b0 - window), c1 = min(n, b1 + window);
-    for (let c = c0; c < c1; c++) acc = touch(syn0 + <usize>load<i32>(sen + ((<usize>c) << 2)) * rowBytes, acc);
+    for (let c = c0; c < c1; c++) acc = touch(inRow(load<i32>(sen + ((<usize>c) << 2))), acc);
     if (hs) {
       for (let pos = b0; pos < b1; pos++) {
         const base = <usize>(load<i32>(sen + ((<usize>pos) << 2)) * MAX_CODE_LENGTH);
@@ -780,7 +837,7 @@ export function trainSentence(n: i32, alpha: f32, window: i32, negative: i32, hs
         let C = 0;
         for (let c = lo; c <= hi; c++) {
           if (c == pos) continue;
-          store<i32>(ctxA + ((<usize>C) << 2), <i32>(syn0 + <usize>load<i32>(sen + ((<usize>c) << 2)) * rowBytes));
+          store<i32>(ctxA + ((<usize>C) << 2), <i32>inRow(load<i32>(sen + ((<usize>c) << 2))));
           C++;
         }
         meanRows(C);
@@ -804,7 +861,7 @@ export function trainSentence(n: i32, alpha: f32, window: i32, negative: i32, hs
             if (c == pos) continue;
             const w = load<i32>(sen + ((<usize>c) << 2));
             for (let q = lo; q < c; q++) if (load<i32>(sen + ((<usize>q) << 2)) == w && q != pos) distinct = false;
-            store<i32>(ctxA + ((<usize>C) << 2), <i32>(syn0 + <usize>w * rowBytes));
+            store<i32>(ctxA + ((<usize>C) << 2), <i32>inRow(w));
             C++;
           }
           if (distinct) {
@@ -815,7 +872,7 @@ export function trainSentence(n: i32, alpha: f32, window: i32, negative: i32, hs
         }
         for (let c = lo; c <= hi; c++) {
           if (c == pos) continue;
-          const l1 = syn0 + <usize>load<i32>(sen + ((<usize>c) << 2)) * rowBytes;
+          const l1 = inRow(load<i32>(sen + ((<usize>c) << 2)));
           pairs++;
           if (!byPosition) m = buildChain(word, negative, hs, false);
           if (byPosition || !chainRepeats) {   // the rows are distinct

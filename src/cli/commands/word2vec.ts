@@ -4,10 +4,12 @@ import { trainWord2VecFile, KeyedVectors, evaluateAnalogies, evaluateSimilarity,
 
 export const usage = `tslm word2vec train --data <text> --out vectors.bin [--cbow 0|1 (1)] [--size 100] [--window 5] [--negative 5]
         [--hs 0|1 (0)] [--sample 1e-3] [--min-count 5] [--iter 5] [--alpha A] [--threads 2] [--binary 0|1 (0)] [--seed S]
-        [--shared-negatives 0|1 (0)]
+        [--shared-negatives 0|1 (0)] [--hot-words N (128 skip-gram NS, else 0)] [--hot-sync 1000]
         word2vec.c's options and defaults; one sentence per line, whitespace-separated tokens (any script).
         --shared-negatives 1: skip-gram draws one set of negatives per position for all its context
         words instead of one per context word (about twice as fast, same quality on Brown)
+        --hot-words N (with --threads > 1): each thread trains its own copies of the N most frequent
+        words' rows and merges its changes into the shared rows every --hot-sync words it reads
   tslm word2vec similar <word> --vectors <file> [--topn 10]
   tslm word2vec analogy <a> <b> <c> --vectors <file> [--topn 10] [--method 3cosadd|3cosmul]    a : b :: c : ?
   tslm word2vec eval --vectors <file> [--analogies questions-words.txt] [--similarity pairs.txt] [--method 3cosadd|3cosmul]`;
@@ -24,6 +26,7 @@ export async function run(args: string[]): Promise<number> {
       alpha: { type: 'string' }, threads: { type: 'string', default: '2' }, binary: { type: 'string', default: '0' }, seed: { type: 'string', default: '1' },
       vectors: { type: 'string' }, topn: { type: 'string', default: '10' }, method: { type: 'string', default: '3cosadd' },
       analogies: { type: 'string' }, similarity: { type: 'string' }, 'shared-negatives': { type: 'string', default: '0' },
+      'hot-words': { type: 'string' }, 'hot-sync': { type: 'string' },
     },
   });
   const num = (name: string, v: string | undefined): number => {
@@ -49,6 +52,8 @@ export async function run(args: string[]): Promise<number> {
         cbow: flag('cbow', values.cbow), size: num('size', values.size), window: num('window', values.window), negative: num('negative', values.negative),
         hs: flag('hs', values.hs), sharedNegatives: flag('shared-negatives', values['shared-negatives']), sample: num('sample', values.sample), minCount: num('min-count', values['min-count']), iter: num('iter', values.iter),
         alpha: values.alpha === undefined ? undefined : num('alpha', values.alpha), threads: num('threads', values.threads), seed: num('seed', values.seed),
+        hotWords: values['hot-words'] === undefined ? undefined : num('hot-words', values['hot-words']),
+        hotSync: values['hot-sync'] === undefined ? undefined : num('hot-sync', values['hot-sync']),
         onProgress: (s) => process.stderr.write(s + '\n'),
       });
       r.vectors.save(out, { binary: flag('binary', values.binary) });
