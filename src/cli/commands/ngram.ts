@@ -1,6 +1,5 @@
 // `tslm ngram train|score|generate`: n-gram language models (thin wrapper over src/classic).
 import { parseArgs } from 'node:util';
-import os from 'node:os';
 // The n-gram modules themselves, not classic/index.js (which loads word2vec, features, …): start-up counts in a build's wall time.
 import { trainNgramFile, countNgramsFileParallel, estimate, type Estimator, type NgramModel } from '../../classic/ngram.js';
 import { readArpa, writeArpaAsync, ArpaWriterThread } from '../../classic/arpa.js';
@@ -11,7 +10,7 @@ import { matchUsage, featuresUsage } from './ngram-usage.js';
 export const usage = `tslm ngram train --order N --data <text> --out model.arpa [--estimator mkn|kn|addk|mle] [--k K]
         [--char] [--discount-fallback] [--threads 1|2]
         one sentence per line; --char: character tokens (Chinese); --threads 2: count and write on
-        two threads (default when the load average leaves a core free, else 1)
+        two threads (default 1: on two cores the second thread costs more than it saves)
   tslm ngram score --model model.arpa (--text "…" | --file <path>) [--char] [--verbose]
         total log10 probability, OOVs and perplexity as KenLM's query computes them
   tslm ngram generate --model model.arpa [--prompt "…"] [--n 5] [--max-tokens 50] [--temperature 1] [--top-k K] [--seed S] [--char]
@@ -52,9 +51,10 @@ export async function run(args: string[]): Promise<number> {
       const order = num('order', values.order, 3);
       const data = need('data', values.data), out = need('out', values.out);
       const t0 = performance.now();
-      // Default: a second thread only when a core is free (on a busy machine the two threads cost
-      // more CPU than they save wall time: BENCHMARKS.md, n-gram build).
-      const threads = values.threads === undefined ? (os.loadavg()[0] < os.availableParallelism() - 1 ? 2 : 1) : num('threads', values.threads);
+      // Default: one thread, which writes the file through libuv while it makes the text. Two
+      // threads were slower than one at orders 3 and 5 on Brown, idle as well as loaded (the
+      // second thread's counting and sorting cost more than they save: BENCHMARKS.md, n-gram build).
+      const threads = values.threads === undefined ? 1 : num('threads', values.threads);
       if (threads !== 1 && threads !== 2) throw new ClassicInputError(`--threads must be 1 or 2, got '${values.threads}'`);
       const opts = {
         order, estimator: values.estimator as Estimator, k: values.k === undefined ? undefined : num('k', values.k), mode,
