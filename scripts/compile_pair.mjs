@@ -9,27 +9,17 @@
 // The schemas: the files named (comma-separated), or those of a `--record` file whose compile
 // took at least minMs (default 15). Both checkouts must be built (dist/); the vocabulary is read
 // by the test helpers of each.
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { resolve, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { writeFileSync } from 'node:fs';
+import { loadCheckout, schemaFiles, readCorpusFile } from './pair_checkout.mjs';
 
 const [a, b, dir, list, minMs = '15', reps = '3', out] = process.argv.slice(2);
 if (!a || !b || !dir || !list) {
   console.error('usage: node scripts/compile_pair.mjs <checkout A> <checkout B> <corpus dir> <record.jsonl | a,b,c> [minMs] [reps] [out.jsonl]');
   process.exit(2);
 }
-const files = existsSync(list)
-  ? readFileSync(list, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.compileMs >= +minMs).map((r) => r.file)
-  : list.split(',');
+const files = schemaFiles(list, (r) => r.compileMs >= +minMs);
 const load = async (root) => {
-  const at = (p) => pathToFileURL(join(resolve(root), 'dist', p)).href;
-  const { HFTokenizer } = await import(at('src/tokenizers/hf.js'));
-  const S = await import(at('src/structured/index.js'));
-  const { llama2Json } = await import(at('test/tokenizers/real_vocabs.js'));
-  const { warmUp } = await import(at('bench/structured.js'));
-  await (await import(at('src/index.js'))).init({ threads: 1 });
-  const vocab = S.TokenVocab.fromTokenizer(new HFTokenizer(await llama2Json()));
-  warmUp();
+  const { S, vocab } = await loadCheckout(root);
   return (schema) => {
     const c0 = process.cpuUsage(), t0 = performance.now();
     let status = 'compiled';
@@ -41,8 +31,7 @@ const load = async (root) => {
 const A = await load(a), B = await load(b);
 const rows = [];
 for (const f of files) {
-  const doc = JSON.parse(readFileSync(join(dir, f), 'utf8'));
-  const schema = doc && typeof doc === 'object' && 'schema' in doc ? doc.schema : doc;
+  const { schema } = readCorpusFile(dir, f);
   const best = { a: { cpu: Infinity, wall: Infinity }, b: { cpu: Infinity, wall: Infinity } };
   for (let r = 0; r < +reps; r++) {
     for (const [k, run] of [['a', A], ['b', B]]) {

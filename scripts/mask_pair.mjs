@@ -10,29 +10,17 @@
 //
 // The schemas: the files named (comma-separated), or those of a `--record` file whose per-schema
 // p99 was at least minP99Us (default 500).
-import { readFileSync, existsSync } from 'node:fs';
-import { resolve, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { loadCheckout, schemaFiles, readCorpusFile } from './pair_checkout.mjs';
 
 const [a, b, dir, list, minUs = '500', reps = '3'] = process.argv.slice(2);
 if (!a || !b || !dir || !list) {
   console.error('usage: node scripts/mask_pair.mjs <checkout A> <checkout B> <corpus dir> <record.jsonl | a,b,c> [minP99Us] [reps]');
   process.exit(2);
 }
-const files = existsSync(list)
-  ? readFileSync(list, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.status === 'compiled' && r.p99 >= +minUs).map((r) => r.file)
-  : list.split(',');
+const files = schemaFiles(list, (r) => r.status === 'compiled' && r.p99 >= +minUs);
 const pct = (xs, p) => { const s = [...xs].sort((x, y) => x - y); return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : 0; };
 const load = async (root) => {
-  const at = (p) => pathToFileURL(join(resolve(root), 'dist', p)).href;
-  const { HFTokenizer } = await import(at('src/tokenizers/hf.js'));
-  const S = await import(at('src/structured/index.js'));
-  const { llama2Json } = await import(at('test/tokenizers/real_vocabs.js'));
-  const { warmUp } = await import(at('bench/structured.js'));
-  await (await import(at('src/index.js'))).init({ threads: 1 });
-  const tok = new HFTokenizer(await llama2Json());
-  const vocab = S.TokenVocab.fromTokenizer(tok);
-  warmUp();
+  const { S, tok, vocab } = await loadCheckout(root);
   return (schema, tests) => {
     let m;
     try { m = new S.TokenMatcher(new S.SchemaCompiler(schema, {}).compile(), vocab); m.mask(m.initial); } catch { return null; }
@@ -57,9 +45,7 @@ const load = async (root) => {
 const A = await load(a), B = await load(b);
 const rows = [];
 for (const f of files) {
-  const doc = JSON.parse(readFileSync(join(dir, f), 'utf8'));
-  const schema = doc && typeof doc === 'object' && 'schema' in doc ? doc.schema : doc;
-  const tests = Array.isArray(doc?.tests) ? doc.tests : [];
+  const { schema, tests } = readCorpusFile(dir, f);
   const best = { a: null, b: null };
   for (let r = 0; r < +reps; r++) {
     for (const [k, run] of [['a', A], ['b', B]]) {
