@@ -277,6 +277,12 @@ test('tslm convert as a user runs it, and its errors', async (t) => {
     assert.equal(await main(['convert', '--model', src.dir, '--to', 'llama2c', '--out', path.join(dir, 'l', 'model.bin')]), 0);
     assert.match(logs.join('\n'), /no llama2.c tokenizer.bin form.*no tokenizer.bin written/);
     logs.length = 0;
+    assert.equal(await main(['convert', '--model', src.dir, '--to', 'llama2c', '--llama2c-version', '2', '--out', path.join(dir, 'l', 'v2.bin')]), 2);
+    assert.match(logs.join('\n'), /--llama2c-version: 0 or 1, got '2'/);
+    logs.length = 0;
+    assert.equal(await main(['convert', '--model', src.dir, '--to', 'gguf', '--llama2c-version', '1', '--out', path.join(dir, 'z.gguf')]), 2);
+    assert.match(logs.join('\n'), /--llama2c-version applies to --to llama2c/);
+    logs.length = 0;
     assert.equal(await main(['convert', '--model', path.join(dir, 'missing'), '--to', 'gguf', '--out', path.join(dir, 'y.gguf')]), 1);
     assert.match(logs.join('\n'), /missing: no such file or directory/);
   } finally {
