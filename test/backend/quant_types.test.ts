@@ -14,7 +14,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { release } from '../../src/backend/heap.js';
+import { H, alloc, release } from '../../src/backend/heap.js';
 import { putBytes, putF32, getF32, wasmKernelHarness, checkKeptWeight } from './kernel_harness.js';
 import type { KernelMode } from './kernel_harness.js';
 import { Q8_PANEL_M } from '../../src/backend/ref/quant.js';
@@ -167,6 +167,50 @@ describe('ggml block types: quant_matmul', () => {
         release(out);
       }
     } finally { release(w); release(x); }
+  });
+
+  it('the plain-SIMD build (no relaxed SIMD) agrees with the relaxed build: decoding rows, panels, dequantisation', () => {
+    // The two builds take each block's integer dot differently (i16x8.relaxed_dot_i8x16_i7x16_s
+    // on the quants as stored vs sign-extended i32x4.dot_i16x8_s; their i32 lanes group other
+    // positions) and fma4 is fused on the relaxed build only: the results agree to f32 summation;
+    // dequantisation is bit for bit. The harness above runs the build Node picks (relaxed).
+    const inst = (v: string): Record<string, (...a: number[]) => void> => {
+      const bytes = readFileSync(new URL(`../../wasm/kernels-${v}.wasm`, import.meta.url));
+      const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: H.memory, abort: () => { throw new Error('wasm abort'); } } }).exports as Record<string, unknown>;
+      const f = e as Record<string, (...a: number[]) => void>;
+      f.setScratch(alloc((e.SCRATCH_BYTES as WebAssembly.Global).value as number));
+      f.setHalfTable(alloc((e.HALF_TABLE_BYTES as WebAssembly.Global).value as number), 1);
+      return f;
+    };
+    const relaxed = inst('relaxed'), plain = inst('simd');
+    for (const type of TYPES) {
+      const B = GGML_QUANT[type].block, K = 3 * B, N = 13;
+      const blocks = randomBlocks(type, N, K), wf = dequantizeBlocks(type, blocks, N * K), w = putBytes(blocks);
+      try {
+        for (const M of [1, 2, 3, 5, 9]) {
+          const xs = uniform(M * K, -2, 2), x = putF32(xs);
+          const [a, b] = [relaxed, plain].map((e) => {
+            const o = putF32(new Float32Array(M * N));
+            e.quant_matmul(o, x, w, M, N, K, K, N, 0, GGML_QUANT[type].id, 0, 1);
+            const got = getF32(o, M * N); release(o); return got;
+          });
+          release(x);
+          for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+            let scale = 0;
+            for (let k = 0; k < K; k++) scale += Math.abs(xs[m * K + k] * wf[n * K + k]);
+            const i = m * N + n;
+            assert.ok(Math.abs(a[i] - b[i]) <= 4e-6 * scale + 1e-30, `${type} M${M} (${m}, ${n}): relaxed ${a[i]}, plain ${b[i]} (scale ${scale})`);
+          }
+        }
+        const idx = putF32(Int32Array.from([3, 0, 12])), rows = [relaxed, plain].map((e) => {
+          const o = putF32(new Float32Array(3 * K));
+          e.quant_rows(o, w, idx, 3, K, GGML_QUANT[type].id, 0, 1);
+          const got = getF32(o, 3 * K); release(o); return got;
+        });
+        release(idx);
+        sameBits(rows[1], rows[0], `${type} quant_rows: plain vs relaxed`);
+      } finally { release(w); }
+    }
   });
 });
 

@@ -73,6 +73,8 @@ export class WasmBackend implements Backend {
     const exp = instance.exports as Record<string, (...a: number[]) => void>;
     const scratchBytes = (instance.exports.SCRATCH_BYTES as WebAssembly.Global).value as number;
     exp.setScratch(alloc(scratchBytes));
+    this.halfTable = alloc((instance.exports.HALF_TABLE_BYTES as WebAssembly.Global).value as number);
+    exp.setHalfTable(this.halfTable, 1);
     // A kernel the module lacks runs on the reference implementation, single-threaded; tests
     // assert that `missing` is empty.
     this.missing = KERNEL_NAMES.filter((n) => typeof exp[n] !== 'function');
@@ -81,6 +83,8 @@ export class WasmBackend implements Backend {
     this.module = module;
   }
   private scratchBytes: number;
+  /** The f16 → f32 table the quantised kernels read scales through (quant.ts), shared by every thread. */
+  private halfTable: number;
   private module: WebAssembly.Module;
 
   /**
@@ -107,7 +111,7 @@ export class WasmBackend implements Backend {
     new Int32Array(H.memory.buffer, ctrl, 16).fill(0);
     const starts: Promise<WorkerHandle>[] = [];
     for (let w = 1; w < this.threads; w++) {
-      starts.push(platform.startWorker(url, { module: this.module, memory: H.memory, scratch: alloc(this.scratchBytes), ctrl, names: KERNEL_NAMES }));
+      starts.push(platform.startWorker(url, { module: this.module, memory: H.memory, scratch: alloc(this.scratchBytes), halfTable: this.halfTable, ctrl, names: KERNEL_NAMES }));
     }
     this.workers = await Promise.all(starts);
     for (const w of this.workers) w.unref();

@@ -3,12 +3,13 @@
 import { runJobLoop } from './pool.js';
 import { isNode, nodeImport } from './platform.js';
 
-interface Init { module: WebAssembly.Module; memory: WebAssembly.Memory; scratch: number; ctrl: number; names: string[] }
+interface Init { module: WebAssembly.Module; memory: WebAssembly.Memory; scratch: number; halfTable: number; ctrl: number; names: string[] }
 
 function start(d: Init, ready: () => void): void {
   const instance = new WebAssembly.Instance(d.module, { env: { memory: d.memory, abort: () => { throw new Error('wasm abort'); } } });
   const exp = instance.exports as Record<string, (...a: number[]) => void>;
   exp.setScratch(d.scratch);
+  exp.setHalfTable(d.halfTable, 0);
   const fns = d.names.map((n) => exp[n]);
   ready();
   runJobLoop(d.memory, d.ctrl, fns);

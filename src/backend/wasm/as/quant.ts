@@ -92,11 +92,21 @@ const PANEL_ROWS: i32 = 64;
   return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w), v128.load(xq)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w), v128.load(xq, 16)));
 }
 
-// A finite half's value (h2f without the inf/NaN case, cheaper in the hot loop: the loaders refuse
-// non-finite scales unless told to allow them; such a scale reads as a large finite number here).
+// The 65,536 halves' f32 values (h2f of every bit pattern, 256 KiB in the shared memory), as
+// llama.cpp's ggml_table_f32_f16: a block's scale in the dot-product loops is one load instead of
+// eight integer and float instructions (decoding is bound by instructions, not by memory). One
+// table per backend, filled by the thread that creates it; every thread's instance points at it.
+let halfTable: usize = 0;
+export const HALF_TABLE_BYTES: i32 = 65536 * 4;
+export function setHalfTable(ptr: usize, fill: i32): void {
+  halfTable = ptr;
+  if (fill) for (let h: u32 = 0; h < 65536; h++) store<f32>(ptr + (<usize>h << 2), h2f(h));
+}
+
+// A half's value from the table (exact, as h2f).
 // @ts-ignore: decorator
-@inline function h2fFinite(h: u32): f32 {
-  return reinterpret<f32>(((h & 0x8000) << 16) | ((h & 0x7fff) << 13)) * reinterpret<f32>(<u32>0x77800000);
+@inline function h2fTab(h: u32): f32 {
+  return load<f32>(halfTable + (<usize>h << 2));
 }
 
 // Σ_b d_b·dx_b·(Σ_j q[b,j]·qx[b,j]) for one Q8_0 weight row of nb blocks against a quantised x row.
@@ -107,13 +117,13 @@ const PANEL_ROWS: i32 = 64;
   for (; b + 2 <= nb; b += 2) {
     const s0 = i32x4.add(dot16(p + 2, xq), dot16(p + 18, xq + 32));
     const s1 = i32x4.add(dot16(p + 36, xq + 64), dot16(p + 52, xq + 96));
-    acc0 = fma4(f32x4.convert_i32x4_s(s0), f32x4.splat(h2fFinite(<u32>load<u16>(p)) * load<f32>(ds)), acc0);
-    acc1 = fma4(f32x4.convert_i32x4_s(s1), f32x4.splat(h2fFinite(<u32>load<u16>(p, 34)) * load<f32>(ds, 4)), acc1);
+    acc0 = fma4(f32x4.convert_i32x4_s(s0), f32x4.splat(h2fTab(<u32>load<u16>(p)) * load<f32>(ds)), acc0);
+    acc1 = fma4(f32x4.convert_i32x4_s(s1), f32x4.splat(h2fTab(<u32>load<u16>(p, 34)) * load<f32>(ds, 4)), acc1);
     p += 2 * QBYTES; xq += 128; ds += 8;
   }
   if (b < nb) {
     const s0 = i32x4.add(dot16(p + 2, xq), dot16(p + 18, xq + 32));
-    acc0 = fma4(f32x4.convert_i32x4_s(s0), f32x4.splat(h2fFinite(<u32>load<u16>(p)) * load<f32>(ds)), acc0);
+    acc0 = fma4(f32x4.convert_i32x4_s(s0), f32x4.splat(h2fTab(<u32>load<u16>(p)) * load<f32>(ds)), acc0);
   }
   return rowSum(f32x4.add(acc0, acc1));
 }
@@ -180,14 +190,14 @@ export function q8_0_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: i
     let wa = v128.load(p, 2), wb = v128.load(p, 18);
     let w0 = i16x8.extend_low_i8x16_s(wa), w1 = i16x8.extend_high_i8x16_s(wa);
     let w2 = i16x8.extend_low_i8x16_s(wb), w3 = i16x8.extend_high_i8x16_s(wb);
-    let d = h2fFinite(<u32>load<u16>(p));
+    let d = h2fTab(<u32>load<u16>(p));
     a00 = fma4(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, q0 + x)), f32x4.splat(d * load<f32>(d0 + sc)), a00);
     a10 = fma4(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, q1 + x)), f32x4.splat(d * load<f32>(d1 + sc)), a10);
     if (R == 3) a20 = fma4(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, q2 + x)), f32x4.splat(d * load<f32>(d2 + sc)), a20);
     wa = v128.load(p, 36); wb = v128.load(p, 52);
     w0 = i16x8.extend_low_i8x16_s(wa); w1 = i16x8.extend_high_i8x16_s(wa);
     w2 = i16x8.extend_low_i8x16_s(wb); w3 = i16x8.extend_high_i8x16_s(wb);
-    d = h2fFinite(<u32>load<u16>(p, 34));
+    d = h2fTab(<u32>load<u16>(p, 34));
     a01 = fma4(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, q0 + x + 64)), f32x4.splat(d * load<f32>(d0 + sc, 4)), a01);
     a11 = fma4(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, q1 + x + 64)), f32x4.splat(d * load<f32>(d1 + sc, 4)), a11);
     if (R == 3) a21 = fma4(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, q2 + x + 64)), f32x4.splat(d * load<f32>(d2 + sc, 4)), a21);
@@ -197,7 +207,7 @@ export function q8_0_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: i
     const wa = v128.load(p, 2), wb = v128.load(p, 18);
     const w0 = i16x8.extend_low_i8x16_s(wa), w1 = i16x8.extend_high_i8x16_s(wa);
     const w2 = i16x8.extend_low_i8x16_s(wb), w3 = i16x8.extend_high_i8x16_s(wb);
-    const d = h2fFinite(<u32>load<u16>(p));
+    const d = h2fTab(<u32>load<u16>(p));
     a00 = fma4(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, q0 + x)), f32x4.splat(d * load<f32>(d0 + sc)), a00);
     a10 = fma4(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, q1 + x)), f32x4.splat(d * load<f32>(d1 + sc)), a10);
     if (R == 3) a20 = fma4(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, q2 + x)), f32x4.splat(d * load<f32>(d2 + sc)), a20);
@@ -301,6 +311,13 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
   return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), v128.load(xq)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), v128.load(xq, 16)));
 }
 
+// The high nibble of each byte: i8x16.shr_u(v, 4) without its per-use mask (x86 has no byte shift,
+// and V8 builds the mask anew at every i8x16 shift); mask = i8x16.splat(0x0f). The other byte shifts
+// below are 16-bit shifts for the same reason, each followed by a mask that drops the bits that
+// cross from the neighbouring byte (or, for i16x8.shl by 4 of values below 16, with none to drop).
+// @ts-ignore: decorator
+@inline function hi4(v: v128, mask: v128): v128 { return v128.and(i16x8.shr_u(v, 4), mask); }
+
 // Q5_0/Q5_K: 16 lanes holding 0x10 where bit `bit` of the matching qh byte (Q5_K, at p) or bit
 // (lane + shift) of the 32-bit qh (Q5_0) is set.
 // @ts-ignore: decorator
@@ -318,15 +335,15 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
   if (t == T_Q4_0) {
     const v = v128.load(p, 2);
     lo = i8x16.sub(v128.and(v, mask), i8x16.splat(8));
-    hi = i8x16.sub(i8x16.shr_u(v, 4), i8x16.splat(8));
+    hi = i8x16.sub(hi4(v, mask), i8x16.splat(8));
   } else if (t == T_Q4_1) {
     const v = v128.load(p, 4);
     lo = v128.and(v, mask);
-    hi = i8x16.shr_u(v, 4);
+    hi = hi4(v, mask);
   } else {
     const v = v128.load(p, 6), qh = load<u32>(p, 2);
     lo = i8x16.sub(v128.or(v128.and(v, mask), bits16(qh & 0xffff)), i8x16.splat(16));
-    hi = i8x16.sub(v128.or(i8x16.shr_u(v, 4), bits16(qh >> 16)), i8x16.splat(16));
+    hi = i8x16.sub(v128.or(hi4(v, mask), bits16(qh >> 16)), i8x16.splat(16));
   }
   return i32x4.add(dotS(lo, xq), dotS(hi, xq + 32));
 }
@@ -336,42 +353,38 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
 // quants q as stored (0…63, before the type's offset o: 8 for Q4_0, 16 for Q5_0, 32 for Q6_K, 0
 // for the types with a min) are the unsigned 7-bit operand of i16x8.relaxed_dot_i8x16_i7x16_s
 // (x86's pmaddubsw), qx (int8) the signed one, and o·Σ qx is computed once per row of x (prepX8).
-// Both operands go through the byte order qperm, which makes the i32 lanes (extadd_pairwise of
-// the i16 dots) group the same positions as dotS's: lane j holds positions 2j, 2j+1, 8+2j, 9+2j
-// of each 16. The integer lanes are therefore exactly dotS's, and every result bit for bit the
-// plain build's. (i16 lanes hold at most 2 · 2 · 31 · 127 or 2 · 63 · 127: no saturation. The
-// fused i32x4.relaxed_dot_i8x16_i7x16_add_s is not used: V8 11.3 returns twice the dot and drops
-// the addend.)
-// @ts-ignore: decorator
-@inline function qperm(v: v128): v128 { return i8x16.swizzle(v, i8x16(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15)); }
+// Both operands stay in memory order: the i32 lanes (extadd_pairwise of the i16 dots) hold
+// positions 4j…4j+3 of each 16, where the plain build's dotS holds 2j, 2j+1, 8+2j, 9+2j (a swizzle
+// of both operands that kept dotS's lanes cost two shuffles per block; the builds' results differ
+// in their last bits anyway, as fma4 is fused on this build only). (i16 lanes hold at most
+// 2 · 2 · 31 · 127 or 2 · 63 · 127: no saturation. The fused i32x4.relaxed_dot_i8x16_i7x16_add_s
+// is not used: V8 11.3 returns twice the dot and drops the addend.)
 
-/** The offset o of type t's quants as 2^shift, or −1 for the types without one (prepX8's s is then not written). */
+/** The offset o of a 32-value type's quants as 2^shift, or −1 for the types without one (prepX8's s is then not written). */
 // @ts-ignore: decorator
-@inline function offsetShift(t: i32): i32 { return t == T_Q4_0 ? 3 : t == T_Q5_0 ? 4 : t == T_Q6_K ? 5 : -1; }
+@inline function offsetShift(t: i32): i32 { return t == T_Q4_0 ? 3 : t == T_Q5_0 ? 4 : -1; }
 
-// From the rounded row (nc chunks of 16 i16 qx at xq): x8 (16 int8 per chunk, in qperm order)
-// and, when shift ≥ 0, s (per chunk, i32x4: Σ qx over each lane group, times 2^shift).
+// From the rounded row (nc chunks of 16 i16 qx at xq): x8 (16 int8 per chunk) and, when
+// shift ≥ 0, s (per chunk, i32x4: Σ qx over each lane group of 4 positions, times 2^shift). With
+// `pair` (the 32-value types) the two chunks of a block share one s, their sum, at the first
+// chunk's place: a block then subtracts its offset with one load.
 // @ts-ignore: decorator
-@inline function prepX8(xq: usize, x8: usize, s: usize, nc: i32, shift: i32): void {
-  const one = i16x8.splat(1);
+@inline function prepX8(xq: usize, x8: usize, s: usize, nc: i32, shift: i32, pair: bool): void {
   for (let c = 0; c < nc; c++) {
-    const c0 = v128.load(xq), c1 = v128.load(xq, 16);
-    v128.store(x8, qperm(i8x16.narrow_i16x8_s(c0, c1)));
-    if (shift >= 0) v128.store(s, i32x4.shl(i32x4.add(i32x4.dot_i16x8_s(c0, one), i32x4.dot_i16x8_s(c1, one)), shift));
+    const q = i8x16.narrow_i16x8_s(v128.load(xq), v128.load(xq, 16));
+    v128.store(x8, q);
+    if (shift >= 0) {
+      const v = i32x4.shl(i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(q)), shift);
+      if (pair && (c & 1)) v128.store(s - 16, i32x4.add(v128.load(s - 16), v));
+      else v128.store(s, v);
+    }
     xq += 32; x8 += 16; s += 16;
   }
 }
 
 // Σ u·qx over one chunk of 16 quants u (unsigned, natural order) and 16 prepared qx at x8: i16x8.
 // @ts-ignore: decorator
-@inline function dotU(u: v128, x8: usize): v128 { return i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x8), qperm(u)); }
-
-// One Q6_K chunk's dotS lanes on the relaxed build: u the 16 quants before the offset 32, x8 and
-// s (prepX8) of the same chunk.
-// @ts-ignore: decorator
-@inline function q6Lanes(u: v128, x8: usize, s: usize): v128 {
-  return i32x4.sub(i32x4.extadd_pairwise_i16x8_s(dotU(u, x8)), v128.load(s));
-}
+@inline function dotU(u: v128, x8: usize): v128 { return i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x8), u); }
 
 // block32 on the relaxed build: x8 and s (prepX8) of the same block.
 // @ts-ignore: decorator
@@ -381,14 +394,14 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
   if (t == T_Q4_0 || t == T_Q4_1) {
     const v = t == T_Q4_0 ? v128.load(p, 2) : v128.load(p, 4);
     lo = v128.and(v, mask);
-    hi = i8x16.shr_u(v, 4);
+    hi = hi4(v, mask);
   } else {
     const v = v128.load(p, 6), qh = load<u32>(p, 2);
     lo = v128.or(v128.and(v, mask), bits16(qh & 0xffff));
-    hi = v128.or(i8x16.shr_u(v, 4), bits16(qh >> 16));
+    hi = v128.or(hi4(v, mask), bits16(qh >> 16));
   }
   const d = i32x4.extadd_pairwise_i16x8_s(i16x8.add(dotU(lo, x8), dotU(hi, x8 + 16)));
-  return t == T_Q4_1 ? d : i32x4.sub(d, i32x4.add(v128.load(s), v128.load(s, 16)));
+  return t == T_Q4_1 ? d : i32x4.sub(d, v128.load(s));
 }
 
 // One weight row (nb blocks at p) against the rounded x: 32-value types; two blocks per step
@@ -405,16 +418,16 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
     const s0 = ASC_FEATURE_RELAXED_SIMD ? block32R(t, p, x8, xs) : block32(t, p, xq);
     const s1 = ASC_FEATURE_RELAXED_SIMD ? block32R(t, p + bytes, x8 + 32, xs + 32) : block32(t, p + bytes, xq + 64);
     const dx0 = load<f32>(ds), dx1 = load<f32>(ds, 4);
-    acc0 = fma4(f32x4.convert_i32x4_s(s0), f32x4.splat(h2fFinite(<u32>load<u16>(p)) * dx0), acc0);
-    acc1 = fma4(f32x4.convert_i32x4_s(s1), f32x4.splat(h2fFinite(<u32>load<u16>(p + bytes)) * dx1), acc1);
-    if (t == T_Q4_1) mins += h2fFinite(<u32>load<u16>(p, 2)) * dx0 * <f32>load<i32>(ss) + h2fFinite(<u32>load<u16>(p + bytes, 2)) * dx1 * <f32>load<i32>(ss, 4);
+    acc0 = fma4(f32x4.convert_i32x4_s(s0), f32x4.splat(h2fTab(<u32>load<u16>(p)) * dx0), acc0);
+    acc1 = fma4(f32x4.convert_i32x4_s(s1), f32x4.splat(h2fTab(<u32>load<u16>(p + bytes)) * dx1), acc1);
+    if (t == T_Q4_1) mins += h2fTab(<u32>load<u16>(p, 2)) * dx0 * <f32>load<i32>(ss) + h2fTab(<u32>load<u16>(p + bytes, 2)) * dx1 * <f32>load<i32>(ss, 4);
     p += 2 * bytes; xq += 128; ds += 8; ss += 8; x8 += 64; xs += 64;
   }
   if (b < nb) {
     const dx = load<f32>(ds);
     const s0 = ASC_FEATURE_RELAXED_SIMD ? block32R(t, p, x8, xs) : block32(t, p, xq);
-    acc0 = fma4(f32x4.convert_i32x4_s(s0), f32x4.splat(h2fFinite(<u32>load<u16>(p)) * dx), acc0);
-    if (t == T_Q4_1) mins += h2fFinite(<u32>load<u16>(p, 2)) * dx * <f32>load<i32>(ss);
+    acc0 = fma4(f32x4.convert_i32x4_s(s0), f32x4.splat(h2fTab(<u32>load<u16>(p)) * dx), acc0);
+    if (t == T_Q4_1) mins += h2fTab(<u32>load<u16>(p, 2)) * dx * <f32>load<i32>(ss);
   }
   return rowSum(f32x4.add(acc0, acc1)) + mins;
 }
@@ -433,14 +446,45 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
   return <u64>(b & 0x3f3f3f3f) | (<u64>(((c >> 4) & 0x0f0f0f0f) | (((b >> 6) & 0x03030303) << 4)) << 32);
 }
 
+// Q4_K/Q5_K: sub-blocks 2g and 2g + 1 of the super-block whose quants are at qs (Q5_K's fifth
+// bits in hA, hB), against the rounded x (xq, or x8 on the relaxed build): Σ sc_j · Σ q·qx over
+// the two, as i32x4 lanes (get_scale_min_k4's 6-bit scales in scs). g is a constant after inlining.
+// @ts-ignore: decorator
+@inline function kPair(t: i32, g: i32, qs: usize, hA: v128, hB: v128, xq: usize, x8: usize, scs: u64, mask: v128): v128 {
+  const v0 = v128.load(qs + <usize>(32 * g)), v1 = v128.load(qs + <usize>(32 * g), 16);
+  let a0 = v128.and(v0, mask), a1 = v128.and(v1, mask);
+  let b0 = hi4(v0, mask), b1 = hi4(v1, mask);
+  if (t == T_Q5_K) {
+    const one = i8x16.splat(1);
+    a0 = v128.or(a0, i16x8.shl(v128.and(i16x8.shr_u(hA, 2 * g), one), 4));
+    a1 = v128.or(a1, i16x8.shl(v128.and(i16x8.shr_u(hB, 2 * g), one), 4));
+    b0 = v128.or(b0, i16x8.shl(v128.and(i16x8.shr_u(hA, 2 * g + 1), one), 4));
+    b1 = v128.or(b1, i16x8.shl(v128.and(i16x8.shr_u(hB, 2 * g + 1), one), 4));
+  }
+  const sh = <u64>(16 * g);
+  const sc0 = <i32>((scs >> sh) & 0xff), sc1 = <i32>((scs >> (sh + 8)) & 0xff);
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    // The i16 dots (each lane at most 2 · 2 · 31 · 127) times the sub-block's scale, pairs of
+    // lanes summed, in one i32x4.dot_i16x8_s (extadd_pairwise, then i32x4.mul, in one).
+    const y = x8 + <usize>(64 * g);
+    return i32x4.add(
+      i32x4.dot_i16x8_s(i16x8.add(dotU(a0, y), dotU(a1, y + 16)), i16x8.splat(<i16>sc0)),
+      i32x4.dot_i16x8_s(i16x8.add(dotU(b0, y + 32), dotU(b1, y + 48)), i16x8.splat(<i16>sc1)));
+  }
+  const x = xq + <usize>(128 * g);
+  const d0 = i32x4.add(dotS(a0, x), dotS(a1, x + 32)), d1 = i32x4.add(dotS(b0, x + 64), dotS(b1, x + 96));
+  return i32x4.add(i32x4.mul(d0, i32x4.splat(sc0)), i32x4.mul(d1, i32x4.splat(sc1)));
+}
+
 // One weight row of K-type super-blocks against the Q8_K-rounded x.
 // @ts-ignore: decorator
 @inline function rowDotK(t: i32, xq: usize, ds: usize, ss: usize, p: usize, nb: i32): f32 {
   const bytes = <usize>typeBytes(t);
   const mask = i8x16.splat(0x0f), three = i8x16.splat(3), k32 = i8x16.splat(32);
-  let acc = f32x4.splat(0);
+  let acc = f32x4.splat(0), macc = f32x4.splat(0);
   let mins: f32 = 0;
-  // the relaxed build's prepared x (see prepX8; quant_matmul lays it out after ss)
+  // the relaxed build's prepared x (see prepX8; quant_matmul lays it out after ss): x8, then per
+  // super-block 256 bytes at xs (Q6_K: the 16 chunk sums as i16; Q4_K/Q5_K: the 8 sub-block sums)
   let x8 = ss + off(8 * nb), xs = x8 + <usize>(256 * nb);
   for (let b = 0; b < nb; b++) {
     let isum = i32x4.splat(0);
@@ -448,27 +492,29 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
     if (t == T_Q6_K) {
       for (let h = 0; h < 2; h++) {
         const ql = p + <usize>(64 * h), qh = p + 128 + <usize>(32 * h), sc = p + 192 + <usize>(8 * h);
-        const x = xq + <usize>(256 * h), y = x8 + <usize>(128 * h), ys = xs + <usize>(128 * h);
+        const x = xq + <usize>(256 * h), y = x8 + <usize>(128 * h);
         const l0 = v128.load(ql), l1 = v128.load(ql, 16), l2 = v128.load(ql, 32), l3 = v128.load(ql, 48);
         const h0 = v128.load(qh), h1 = v128.load(qh, 16);
         // the six-bit quants before the offset 32
-        const u0 = v128.or(v128.and(l0, mask), i8x16.shl(v128.and(h0, three), 4));
-        const u1 = v128.or(v128.and(l1, mask), i8x16.shl(v128.and(h1, three), 4));
-        const u2 = v128.or(v128.and(l2, mask), i8x16.shl(v128.and(i8x16.shr_u(h0, 2), three), 4));
-        const u3 = v128.or(v128.and(l3, mask), i8x16.shl(v128.and(i8x16.shr_u(h1, 2), three), 4));
-        const u4 = v128.or(i8x16.shr_u(l0, 4), i8x16.shl(v128.and(i8x16.shr_u(h0, 4), three), 4));
-        const u5 = v128.or(i8x16.shr_u(l1, 4), i8x16.shl(v128.and(i8x16.shr_u(h1, 4), three), 4));
-        const u6 = v128.or(i8x16.shr_u(l2, 4), i8x16.shl(i8x16.shr_u(h0, 6), 4));
-        const u7 = v128.or(i8x16.shr_u(l3, 4), i8x16.shl(i8x16.shr_u(h1, 6), 4));
+        const u0 = v128.or(v128.and(l0, mask), i16x8.shl(v128.and(h0, three), 4));
+        const u1 = v128.or(v128.and(l1, mask), i16x8.shl(v128.and(h1, three), 4));
+        const u2 = v128.or(v128.and(l2, mask), i16x8.shl(v128.and(i16x8.shr_u(h0, 2), three), 4));
+        const u3 = v128.or(v128.and(l3, mask), i16x8.shl(v128.and(i16x8.shr_u(h1, 2), three), 4));
+        const u4 = v128.or(hi4(l0, mask), i16x8.shl(v128.and(i16x8.shr_u(h0, 4), three), 4));
+        const u5 = v128.or(hi4(l1, mask), i16x8.shl(v128.and(i16x8.shr_u(h1, 4), three), 4));
+        const u6 = v128.or(hi4(l2, mask), i16x8.shl(v128.and(i16x8.shr_u(h0, 6), three), 4));
+        const u7 = v128.or(hi4(l3, mask), i16x8.shl(v128.and(i16x8.shr_u(h1, 6), three), 4));
         if (ASC_FEATURE_RELAXED_SIMD) {
-          isum = i32x4.add(isum, i32x4.mul(q6Lanes(u0, y, ys), i32x4.splat(<i32>load<i8>(sc))));
-          isum = i32x4.add(isum, i32x4.mul(q6Lanes(u1, y + 16, ys + 16), i32x4.splat(<i32>load<i8>(sc, 1))));
-          isum = i32x4.add(isum, i32x4.mul(q6Lanes(u2, y + 32, ys + 32), i32x4.splat(<i32>load<i8>(sc, 2))));
-          isum = i32x4.add(isum, i32x4.mul(q6Lanes(u3, y + 48, ys + 48), i32x4.splat(<i32>load<i8>(sc, 3))));
-          isum = i32x4.add(isum, i32x4.mul(q6Lanes(u4, y + 64, ys + 64), i32x4.splat(<i32>load<i8>(sc, 4))));
-          isum = i32x4.add(isum, i32x4.mul(q6Lanes(u5, y + 80, ys + 80), i32x4.splat(<i32>load<i8>(sc, 5))));
-          isum = i32x4.add(isum, i32x4.mul(q6Lanes(u6, y + 96, ys + 96), i32x4.splat(<i32>load<i8>(sc, 6))));
-          isum = i32x4.add(isum, i32x4.mul(q6Lanes(u7, y + 112, ys + 112), i32x4.splat(<i32>load<i8>(sc, 7))));
+          // Σ sc_j · Σ u·qx over the chunk (i16 dots times the scale, pairs summed, in one
+          // i32x4.dot_i16x8_s); the offset 32 comes off once per super-block below.
+          isum = i32x4.add(isum, i32x4.dot_i16x8_s(dotU(u0, y), i16x8.splat(<i16>load<i8>(sc))));
+          isum = i32x4.add(isum, i32x4.dot_i16x8_s(dotU(u1, y + 16), i16x8.splat(<i16>load<i8>(sc, 1))));
+          isum = i32x4.add(isum, i32x4.dot_i16x8_s(dotU(u2, y + 32), i16x8.splat(<i16>load<i8>(sc, 2))));
+          isum = i32x4.add(isum, i32x4.dot_i16x8_s(dotU(u3, y + 48), i16x8.splat(<i16>load<i8>(sc, 3))));
+          isum = i32x4.add(isum, i32x4.dot_i16x8_s(dotU(u4, y + 64), i16x8.splat(<i16>load<i8>(sc, 4))));
+          isum = i32x4.add(isum, i32x4.dot_i16x8_s(dotU(u5, y + 80), i16x8.splat(<i16>load<i8>(sc, 5))));
+          isum = i32x4.add(isum, i32x4.dot_i16x8_s(dotU(u6, y + 96), i16x8.splat(<i16>load<i8>(sc, 6))));
+          isum = i32x4.add(isum, i32x4.dot_i16x8_s(dotU(u7, y + 112), i16x8.splat(<i16>load<i8>(sc, 7))));
         } else {
           isum = i32x4.add(isum, i32x4.mul(dotS(i8x16.sub(u0, k32), x), i32x4.splat(<i32>load<i8>(sc))));
           isum = i32x4.add(isum, i32x4.mul(dotS(i8x16.sub(u1, k32), x + 32), i32x4.splat(<i32>load<i8>(sc, 1))));
@@ -480,40 +526,36 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
           isum = i32x4.add(isum, i32x4.mul(dotS(i8x16.sub(u7, k32), x + 224), i32x4.splat(<i32>load<i8>(sc, 7))));
         }
       }
-      acc = fma4(f32x4.convert_i32x4_s(isum), f32x4.splat(h2fFinite(<u32>load<u16>(p, 208)) * dy), acc);
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        // 32 · Σ_j sc_j · Σ qx over chunk j: the 16 scales against the 16 chunk sums (i16, at xs).
+        const scv = v128.load(p, 192);
+        const o = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(scv), v128.load(xs)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(scv), v128.load(xs, 16)));
+        isum = i32x4.sub(isum, i32x4.shl(o, 5));
+      }
+      acc = fma4(f32x4.convert_i32x4_s(isum), f32x4.splat(h2fTab(<u32>load<u16>(p, 208)) * dy), acc);
     } else {
       const s = p + 4, qs = p + (t == T_Q4_K ? 16 : 48);
       const scs = scalesK(s), mns = minsK(s);
-      let msum: i32 = 0;
       let hA = i8x16.splat(0), hB = i8x16.splat(0);
       if (t == T_Q5_K) { hA = v128.load(p, 16); hB = v128.load(p, 32); }
-      for (let g = 0; g < 4; g++) {
-        const v0 = v128.load(qs + <usize>(32 * g)), v1 = v128.load(qs + <usize>(32 * g), 16);
-        let a0 = v128.and(v0, mask), a1 = v128.and(v1, mask);
-        let b0 = i8x16.shr_u(v0, 4), b1 = i8x16.shr_u(v1, 4);
-        if (t == T_Q5_K) {
-          const one = i8x16.splat(1);
-          a0 = v128.or(a0, i8x16.shl(v128.and(i8x16.shr_u(hA, 2 * g), one), 4));
-          a1 = v128.or(a1, i8x16.shl(v128.and(i8x16.shr_u(hB, 2 * g), one), 4));
-          b0 = v128.or(b0, i8x16.shl(v128.and(i8x16.shr_u(hA, 2 * g + 1), one), 4));
-          b1 = v128.or(b1, i8x16.shl(v128.and(i8x16.shr_u(hB, 2 * g + 1), one), 4));
-        }
-        const x = xq + <usize>(128 * g), y = x8 + <usize>(64 * g);
-        // 6-bit scales and mins of sub-blocks 2g and 2g + 1 (get_scale_min_k4).
-        const sh = <u64>(16 * g);
-        const sc0 = <i32>((scs >> sh) & 0xff), sc1 = <i32>((scs >> (sh + 8)) & 0xff);
-        const m0 = <i32>((mns >> sh) & 0xff), m1 = <i32>((mns >> (sh + 8)) & 0xff);
-        const d0 = ASC_FEATURE_RELAXED_SIMD ? i32x4.extadd_pairwise_i16x8_s(i16x8.add(dotU(a0, y), dotU(a1, y + 16))) : i32x4.add(dotS(a0, x), dotS(a1, x + 32));
-        const d1 = ASC_FEATURE_RELAXED_SIMD ? i32x4.extadd_pairwise_i16x8_s(i16x8.add(dotU(b0, y + 32), dotU(b1, y + 48))) : i32x4.add(dotS(b0, x + 64), dotS(b1, x + 96));
-        isum = i32x4.add(isum, i32x4.add(i32x4.mul(d0, i32x4.splat(sc0)), i32x4.mul(d1, i32x4.splat(sc1))));
-        msum += m0 * load<i32>(ss + <usize>(8 * g)) + m1 * load<i32>(ss + <usize>(8 * g + 4));
+      // the four pairs of sub-blocks, unrolled (a loop kept the masks and scales in memory)
+      isum = i32x4.add(i32x4.add(kPair(t, 0, qs, hA, hB, xq, x8, scs, mask), kPair(t, 1, qs, hA, hB, xq, x8, scs, mask)),
+        i32x4.add(kPair(t, 2, qs, hA, hB, xq, x8, scs, mask), kPair(t, 3, qs, hA, hB, xq, x8, scs, mask)));
+      acc = fma4(f32x4.convert_i32x4_s(isum), f32x4.splat(h2fTab(<u32>load<u16>(p)) * dy), acc);
+      const dm = h2fTab(<u32>load<u16>(p, 2)) * dy;
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        // Σ_j m_j · Σ qx over sub-block j: the 8 mins and the 8 sums (i16, at xs) in one dot.
+        const mv = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(i64x2.splat(<i64>mns)), v128.load(xs));
+        macc = fma4(f32x4.convert_i32x4_s(mv), f32x4.splat(dm), macc);
+      } else {
+        let msum: i32 = 0;
+        for (let j = 0; j < 8; j++) msum += <i32>((mns >> (<u64>(8 * j))) & 0xff) * load<i32>(ss + <usize>(4 * j));
+        mins += dm * <f32>msum;
       }
-      acc = fma4(f32x4.convert_i32x4_s(isum), f32x4.splat(h2fFinite(<u32>load<u16>(p)) * dy), acc);
-      mins += h2fFinite(<u32>load<u16>(p, 2)) * dy * <f32>msum;
     }
     p += bytes; xq += 512; ds += 4; ss += 32; x8 += 256; xs += 256;
   }
-  return rowSum(acc) - mins;
+  return rowSum(acc) - (mins + rowSum(macc));
 }
 
 // dst (16 f32) = q (16 signed int8 lanes)·d − m, each product and difference rounded to f32.
@@ -537,15 +579,15 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
       let m = zero, lo: v128, hi: v128;
       if (t == T_Q4_0) {
         const v = v128.load(p, 2);
-        lo = i8x16.sub(v128.and(v, mask), i8x16.splat(8)); hi = i8x16.sub(i8x16.shr_u(v, 4), i8x16.splat(8));
+        lo = i8x16.sub(v128.and(v, mask), i8x16.splat(8)); hi = i8x16.sub(hi4(v, mask), i8x16.splat(8));
       } else if (t == T_Q4_1) {
         const v = v128.load(p, 4);
-        lo = v128.and(v, mask); hi = i8x16.shr_u(v, 4);
+        lo = v128.and(v, mask); hi = hi4(v, mask);
         m = f32x4.splat(-half(p + 2)); // q·d + m = q·d − (−m), the same rounding
       } else {
         const v = v128.load(p, 6), qh = load<u32>(p, 2);
         lo = i8x16.sub(v128.or(v128.and(v, mask), bits16(qh & 0xffff)), i8x16.splat(16));
-        hi = i8x16.sub(v128.or(i8x16.shr_u(v, 4), bits16(qh >> 16)), i8x16.splat(16));
+        hi = i8x16.sub(v128.or(hi4(v, mask), bits16(qh >> 16)), i8x16.splat(16));
       }
       put16(dst, lo, d, m); put16(dst + 64, hi, d, m);
       dst += 128;
@@ -555,14 +597,14 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
         const ql = p + <usize>(64 * h), qh = p + 128 + <usize>(32 * h), sc = p + 192 + <usize>(8 * h);
         const l0 = v128.load(ql), l1 = v128.load(ql, 16), l2 = v128.load(ql, 32), l3 = v128.load(ql, 48);
         const h0 = v128.load(qh), h1 = v128.load(qh, 16);
-        put16(dst, i8x16.sub(v128.or(v128.and(l0, mask), i8x16.shl(v128.and(h0, three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc)), zero);
-        put16(dst + 64, i8x16.sub(v128.or(v128.and(l1, mask), i8x16.shl(v128.and(h1, three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 1)), zero);
-        put16(dst + 128, i8x16.sub(v128.or(v128.and(l2, mask), i8x16.shl(v128.and(i8x16.shr_u(h0, 2), three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 2)), zero);
-        put16(dst + 192, i8x16.sub(v128.or(v128.and(l3, mask), i8x16.shl(v128.and(i8x16.shr_u(h1, 2), three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 3)), zero);
-        put16(dst + 256, i8x16.sub(v128.or(i8x16.shr_u(l0, 4), i8x16.shl(v128.and(i8x16.shr_u(h0, 4), three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 4)), zero);
-        put16(dst + 320, i8x16.sub(v128.or(i8x16.shr_u(l1, 4), i8x16.shl(v128.and(i8x16.shr_u(h1, 4), three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 5)), zero);
-        put16(dst + 384, i8x16.sub(v128.or(i8x16.shr_u(l2, 4), i8x16.shl(i8x16.shr_u(h0, 6), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 6)), zero);
-        put16(dst + 448, i8x16.sub(v128.or(i8x16.shr_u(l3, 4), i8x16.shl(i8x16.shr_u(h1, 6), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 7)), zero);
+        put16(dst, i8x16.sub(v128.or(v128.and(l0, mask), i16x8.shl(v128.and(h0, three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc)), zero);
+        put16(dst + 64, i8x16.sub(v128.or(v128.and(l1, mask), i16x8.shl(v128.and(h1, three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 1)), zero);
+        put16(dst + 128, i8x16.sub(v128.or(v128.and(l2, mask), i16x8.shl(v128.and(i16x8.shr_u(h0, 2), three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 2)), zero);
+        put16(dst + 192, i8x16.sub(v128.or(v128.and(l3, mask), i16x8.shl(v128.and(i16x8.shr_u(h1, 2), three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 3)), zero);
+        put16(dst + 256, i8x16.sub(v128.or(hi4(l0, mask), i16x8.shl(v128.and(i16x8.shr_u(h0, 4), three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 4)), zero);
+        put16(dst + 320, i8x16.sub(v128.or(hi4(l1, mask), i16x8.shl(v128.and(i16x8.shr_u(h1, 4), three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 5)), zero);
+        put16(dst + 384, i8x16.sub(v128.or(hi4(l2, mask), i16x8.shl(v128.and(i16x8.shr_u(h0, 6), three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 6)), zero);
+        put16(dst + 448, i8x16.sub(v128.or(hi4(l3, mask), i16x8.shl(v128.and(i16x8.shr_u(h1, 6), three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 7)), zero);
         dst += 512;
       }
     } else {
@@ -574,12 +616,12 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
       for (let g = 0; g < 4; g++) {
         const v0 = v128.load(qs + <usize>(32 * g)), v1 = v128.load(qs + <usize>(32 * g), 16);
         let a0 = v128.and(v0, mask), a1 = v128.and(v1, mask);
-        let b0 = i8x16.shr_u(v0, 4), b1 = i8x16.shr_u(v1, 4);
+        let b0 = hi4(v0, mask), b1 = hi4(v1, mask);
         if (t == T_Q5_K) {
-          a0 = v128.or(a0, i8x16.shl(v128.and(i8x16.shr_u(hA, 2 * g), one), 4));
-          a1 = v128.or(a1, i8x16.shl(v128.and(i8x16.shr_u(hB, 2 * g), one), 4));
-          b0 = v128.or(b0, i8x16.shl(v128.and(i8x16.shr_u(hA, 2 * g + 1), one), 4));
-          b1 = v128.or(b1, i8x16.shl(v128.and(i8x16.shr_u(hB, 2 * g + 1), one), 4));
+          a0 = v128.or(a0, i16x8.shl(v128.and(i16x8.shr_u(hA, 2 * g), one), 4));
+          a1 = v128.or(a1, i16x8.shl(v128.and(i16x8.shr_u(hB, 2 * g), one), 4));
+          b0 = v128.or(b0, i16x8.shl(v128.and(i16x8.shr_u(hA, 2 * g + 1), one), 4));
+          b1 = v128.or(b1, i16x8.shl(v128.and(i16x8.shr_u(hB, 2 * g + 1), one), 4));
         }
         const sh = <u64>(16 * g);
         const sc0 = <i32>((scs >> sh) & 0xff), sc1 = <i32>((scs >> (sh + 8)) & 0xff);
@@ -649,7 +691,18 @@ export function quant_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: 
       if (QB == 256) quantRowK(x + off((m0 + m) * ldx), xq, ds, nb);
       else quantRow(x + off((m0 + m) * ldx), xq, ds, nb);
       if (hasMin(type)) subSums(xq, ss, K >> 5);
-      if (ASC_FEATURE_RELAXED_SIMD) { const x8 = ss + off(K >> 5); prepX8(xq, x8, x8 + <usize>K, K >> 4, offsetShift(type)); }
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        const x8 = ss + off(K >> 5);
+        prepX8(xq, x8, x8 + <usize>K, K >> 4, offsetShift(type), QB == 32);
+        // Q4_K/Q5_K: each super-block's 8 sub-block sums as i16 (|Σ| ≤ 32 · 127)
+        if (QB == 256 && hasMin(type)) for (let b = 0; b < nb; b++) v128.store(x8 + <usize>(K + 256 * b), i16x8.narrow_i32x4_s(v128.load(ss + <usize>(32 * b)), v128.load(ss + <usize>(32 * b + 16))));
+        // Q6_K: each super-block's 16 chunk sums (16 values each) as i16
+        if (type == T_Q6_K) for (let c = 0; c < (K >> 4); c++) {
+          const q = v128.load(x8 + <usize>(16 * c));
+          const v = i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(q));
+          store<i16>(x8 + <usize>(K + 256 * (c >> 4) + 2 * (c & 15)), <i16>(i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3)));
+        }
+      }
     }
     for (let n = n0; n < n1; n++) {
       const row = w + <usize>n * rowBytes;
