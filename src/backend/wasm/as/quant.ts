@@ -132,7 +132,7 @@ export function setHalfTable(ptr: usize, fill: i32): void {
 // @ts-ignore: decorator
 @inline function dequantRow(dst: usize, p: usize, nb: i32): void {
   for (let b = 0; b < nb; b++) {
-    const d = f32x4.splat(h2f(<u32>load<u16>(p)));
+    const d = f32x4.splat(h2fTab(<u32>load<u16>(p)));
     const qa = v128.load(p, 2), qb = v128.load(p, 18);
     const a0 = i16x8.extend_low_i8x16_s(qa), a1 = i16x8.extend_high_i8x16_s(qa);
     const b0 = i16x8.extend_low_i8x16_s(qb), b1 = i16x8.extend_high_i8x16_s(qb);
@@ -256,7 +256,7 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
 @inline function hasMin(t: i32): bool { return t == T_Q4_1 || t == T_Q4_K || t == T_Q5_K; }
 
 // @ts-ignore: decorator
-@inline function half(p: usize): f32 { return h2f(<u32>load<u16>(p)); }
+@inline function half(p: usize): f32 { return h2fTab(<u32>load<u16>(p)); }
 
 // Round the row x (nb·256 f32) to Q8_K blocks (quantize_row_q8_K): per block the value of
 // largest magnitude `max` (the first one on ties), iscale = −127/max, qx = nearest(iscale·x)
@@ -352,7 +352,9 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
 // Where the engine has relaxed SIMD, a block's Σ (q − o)·qx is computed as Σ q·qx − o·Σ qx: the
 // quants q as stored (0…63, before the type's offset o: 8 for Q4_0, 16 for Q5_0, 32 for Q6_K, 0
 // for the types with a min) are the unsigned 7-bit operand of i16x8.relaxed_dot_i8x16_i7x16_s
-// (x86's pmaddubsw), qx (int8) the signed one, and o·Σ qx is computed once per row of x (prepX8).
+// (x86's pmaddubsw), qx (int8) the signed one, and the Σ qx that o multiplies are computed once
+// per row of x (prepX8 for the 32-value types; Q6_K's per chunk of 16, Q4_K/Q5_K's per 32 for
+// their mins, in quant_matmul).
 // Both operands stay in memory order: the i32 lanes (extadd_pairwise of the i16 dots) hold
 // positions 4j…4j+3 of each 16, where the plain build's dotS holds 2j, 2j+1, 8+2j, 9+2j (a swizzle
 // of both operands that kept dotS's lanes cost two shuffles per block; the builds' results differ
