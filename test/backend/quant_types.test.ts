@@ -189,12 +189,14 @@ describe('ggml block types: quant_matmul', () => {
       try {
         for (const M of [1, 2, 3, 5, 9]) {
           const xs = uniform(M * K, -2, 2), x = putF32(xs);
-          const [a, b] = [relaxed, plain].map((e) => {
+          const [a, b, c] = [[relaxed, 1], [plain, 1], [relaxed, 3]].map(([e, nt]) => {
             const o = putF32(new Float32Array(M * N));
-            e.quant_matmul(o, x, w, M, N, K, K, N, 0, GGML_QUANT[type].id, 0, 1);
+            for (let t = 0; t < (nt as number); t++) (e as typeof relaxed).quant_matmul(o, x, w, M, N, K, K, N, 0, GGML_QUANT[type].id, t, nt as number);
             const got = getF32(o, M * N); release(o); return got;
           });
           release(x);
+          // a row's result does not depend on which rows a thread takes with it (pairs of rows)
+          sameBits(c, a, `${type} quant_matmul M${M}: 3 shares vs 1`);
           for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
             let scale = 0;
             for (let k = 0; k < K; k++) scale += Math.abs(xs[m * K + k] * wf[n * K + k]);

@@ -128,6 +128,40 @@ export function setHalfTable(ptr: usize, fill: i32): void {
   return rowSum(f32x4.add(acc0, acc1));
 }
 
+// dot16 with the 16 activations already loaded (xa: the first 8, xb: the next 8).
+// @ts-ignore: decorator
+@inline function dot16v(p: usize, xa: v128, xb: v128): v128 {
+  const w = v128.load(p);
+  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w), xa), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w), xb));
+}
+
+// rowDotQ8 for two weight rows (at p and q) against one quantised x row: each block's qx and dx
+// loaded once for both; each row's result is rowDotQ8's for it (the same operations in the same
+// order). Results at o and o + 4.
+// @ts-ignore: decorator
+@inline function rowPairQ8(xq: usize, ds: usize, p: usize, q: usize, nb: i32, o: usize, beta: i32): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), b0 = f32x4.splat(0), b1 = f32x4.splat(0);
+  let b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    const x0 = v128.load(xq), x1 = v128.load(xq, 16), x2 = v128.load(xq, 32), x3 = v128.load(xq, 48);
+    const dx0 = load<f32>(ds), dx1 = load<f32>(ds, 4);
+    a0 = fma4(f32x4.convert_i32x4_s(i32x4.add(dot16v(p + 2, x0, x1), dot16v(p + 18, x2, x3))), f32x4.splat(h2fTab(<u32>load<u16>(p)) * dx0), a0);
+    b0 = fma4(f32x4.convert_i32x4_s(i32x4.add(dot16v(q + 2, x0, x1), dot16v(q + 18, x2, x3))), f32x4.splat(h2fTab(<u32>load<u16>(q)) * dx0), b0);
+    const x4 = v128.load(xq, 64), x5 = v128.load(xq, 80), x6 = v128.load(xq, 96), x7 = v128.load(xq, 112);
+    a1 = fma4(f32x4.convert_i32x4_s(i32x4.add(dot16v(p + 36, x4, x5), dot16v(p + 52, x6, x7))), f32x4.splat(h2fTab(<u32>load<u16>(p, 34)) * dx1), a1);
+    b1 = fma4(f32x4.convert_i32x4_s(i32x4.add(dot16v(q + 36, x4, x5), dot16v(q + 52, x6, x7))), f32x4.splat(h2fTab(<u32>load<u16>(q, 34)) * dx1), b1);
+    p += 2 * QBYTES; q += 2 * QBYTES; xq += 128; ds += 8;
+  }
+  if (b < nb) {
+    const x0 = v128.load(xq), x1 = v128.load(xq, 16), x2 = v128.load(xq, 32), x3 = v128.load(xq, 48);
+    const dx = load<f32>(ds);
+    a0 = fma4(f32x4.convert_i32x4_s(i32x4.add(dot16v(p + 2, x0, x1), dot16v(p + 18, x2, x3))), f32x4.splat(h2fTab(<u32>load<u16>(p)) * dx), a0);
+    b0 = fma4(f32x4.convert_i32x4_s(i32x4.add(dot16v(q + 2, x0, x1), dot16v(q + 18, x2, x3))), f32x4.splat(h2fTab(<u32>load<u16>(q)) * dx), b0);
+  }
+  put(o, rowSum(f32x4.add(a0, a1)), beta);
+  put(o + 4, rowSum(f32x4.add(b0, b1)), beta);
+}
+
 // dst (nb·32 f32) = the Q8_0 row at p dequantised: f32(d)·q, one rounding, as ggml.
 // @ts-ignore: decorator
 @inline function dequantRow(dst: usize, p: usize, nb: i32): void {
@@ -163,7 +197,10 @@ export function q8_0_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: i
   for (let m = 0; m < M; m++) quantRow(x + off(m * ldx), xq + <usize>(m * K * 2), ds + off(m * nb), nb);
   const n0 = shareStart(N, tid, nt, 1), n1 = shareStart(N, tid + 1, nt, 1);
   const xs = <usize>(K * 2), dsS = off(nb);
-  for (let n = n0; n < n1; n++) {
+  let n = n0;
+  // one row of x (decoding): pairs of weight rows share each block's qx
+  if (M == 1) for (; n + 2 <= n1; n += 2) rowPairQ8(xq, ds, w + <usize>n * rowBytes, w + <usize>(n + 1) * rowBytes, nb, out + off(n), beta);
+  for (; n < n1; n++) {
     const row = w + <usize>n * rowBytes;
     // Rows of x in blocks of 3 (then 2, or 1) share each weight block's sign extension.
     let m = 0;
@@ -406,6 +443,68 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
   return t == T_Q4_1 ? d : i32x4.sub(d, v128.load(s));
 }
 
+// block32R with the block's prepared x already loaded (xl, xh: its two chunks of x8; sv: its s).
+// @ts-ignore: decorator
+@inline function block32V(t: i32, p: usize, xl: v128, xh: v128, sv: v128, mask: v128): v128 {
+  let lo: v128, hi: v128;
+  if (t == T_Q4_0 || t == T_Q4_1) {
+    const v = t == T_Q4_0 ? v128.load(p, 2) : v128.load(p, 4);
+    lo = v128.and(v, mask);
+    hi = hi4(v, mask);
+  } else {
+    const v = v128.load(p, 6), qh = load<u32>(p, 2);
+    lo = v128.or(v128.and(v, mask), bits16(qh & 0xffff));
+    hi = v128.or(hi4(v, mask), bits16(qh >> 16));
+  }
+  const d = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xl, lo), i16x8.relaxed_dot_i8x16_i7x16_s(xh, hi)));
+  return t == T_Q4_1 ? d : i32x4.sub(d, sv);
+}
+
+// rowDot32 for two weight rows (at p and q) on the relaxed build: each block's prepared x and
+// scale dx are loaded once for both. Each row's result is rowDot32's for it (the same float
+// operations in the same order). Results at o and o + 4.
+// @ts-ignore: decorator
+@inline function rowPair32(t: i32, ds: usize, ss: usize, p: usize, q: usize, nb: i32, o: usize, beta: i32): void {
+  const bytes = <usize>typeBytes(t);
+  const mask = i8x16.splat(0x0f);
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), b0 = f32x4.splat(0), b1 = f32x4.splat(0);
+  let ma: f32 = 0, mb: f32 = 0;
+  let x8 = ss + off(nb), xs = x8 + <usize>(32 * nb);
+  let b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    const xl0 = v128.load(x8), xh0 = v128.load(x8, 16), xl1 = v128.load(x8, 32), xh1 = v128.load(x8, 48);
+    const s0 = t == T_Q4_1 ? xl0 : v128.load(xs), s1 = t == T_Q4_1 ? xl0 : v128.load(xs, 32);
+    const dx0 = load<f32>(ds), dx1 = load<f32>(ds, 4);
+    a0 = fma4(f32x4.convert_i32x4_s(block32V(t, p, xl0, xh0, s0, mask)), f32x4.splat(h2fTab(<u32>load<u16>(p)) * dx0), a0);
+    a1 = fma4(f32x4.convert_i32x4_s(block32V(t, p + bytes, xl1, xh1, s1, mask)), f32x4.splat(h2fTab(<u32>load<u16>(p + bytes)) * dx1), a1);
+    b0 = fma4(f32x4.convert_i32x4_s(block32V(t, q, xl0, xh0, s0, mask)), f32x4.splat(h2fTab(<u32>load<u16>(q)) * dx0), b0);
+    b1 = fma4(f32x4.convert_i32x4_s(block32V(t, q + bytes, xl1, xh1, s1, mask)), f32x4.splat(h2fTab(<u32>load<u16>(q + bytes)) * dx1), b1);
+    if (t == T_Q4_1) {
+      const n0 = <f32>load<i32>(ss), n1 = <f32>load<i32>(ss, 4);
+      ma += h2fTab(<u32>load<u16>(p, 2)) * dx0 * n0 + h2fTab(<u32>load<u16>(p + bytes, 2)) * dx1 * n1;
+      mb += h2fTab(<u32>load<u16>(q, 2)) * dx0 * n0 + h2fTab(<u32>load<u16>(q + bytes, 2)) * dx1 * n1;
+    }
+    p += 2 * bytes; q += 2 * bytes; ds += 8; ss += 8; x8 += 64; xs += 64;
+  }
+  if (b < nb) {
+    const xl0 = v128.load(x8), xh0 = v128.load(x8, 16);
+    const s0 = t == T_Q4_1 ? xl0 : v128.load(xs);
+    const dx = load<f32>(ds);
+    a0 = fma4(f32x4.convert_i32x4_s(block32V(t, p, xl0, xh0, s0, mask)), f32x4.splat(h2fTab(<u32>load<u16>(p)) * dx), a0);
+    b0 = fma4(f32x4.convert_i32x4_s(block32V(t, q, xl0, xh0, s0, mask)), f32x4.splat(h2fTab(<u32>load<u16>(q)) * dx), b0);
+    if (t == T_Q4_1) {
+      const n0 = <f32>load<i32>(ss);
+      ma += h2fTab(<u32>load<u16>(p, 2)) * dx * n0;
+      mb += h2fTab(<u32>load<u16>(q, 2)) * dx * n0;
+    }
+  }
+  put(o, rowSum(f32x4.add(a0, a1)) + ma, beta);
+  put(o + 4, rowSum(f32x4.add(b0, b1)) + mb, beta);
+}
+function pairQ4_0(ds: usize, ss: usize, p: usize, q: usize, nb: i32, o: usize, beta: i32): void { rowPair32(T_Q4_0, ds, ss, p, q, nb, o, beta); }
+function pairQ4_1(ds: usize, ss: usize, p: usize, q: usize, nb: i32, o: usize, beta: i32): void { rowPair32(T_Q4_1, ds, ss, p, q, nb, o, beta); }
+function pairQ5_0(ds: usize, ss: usize, p: usize, q: usize, nb: i32, o: usize, beta: i32): void { rowPair32(T_Q5_0, ds, ss, p, q, nb, o, beta); }
+
 // One weight row (nb blocks at p) against the rounded x: 32-value types; two blocks per step
 // into two accumulators.
 // @ts-ignore: decorator
@@ -477,6 +576,68 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
   const d0 = i32x4.add(dotS(a0, x), dotS(a1, x + 32)), d1 = i32x4.add(dotS(b0, x + 64), dotS(b1, x + 96));
   return i32x4.add(i32x4.mul(d0, i32x4.splat(sc0)), i32x4.mul(d1, i32x4.splat(sc1)));
 }
+
+// kPair on the relaxed build with the pair's prepared x already loaded (y0…y3: the 64 qx of
+// sub-blocks 2g and 2g + 1 in four chunks).
+// @ts-ignore: decorator
+@inline function kPairV(t: i32, g: i32, qs: usize, hA: v128, hB: v128, y0: v128, y1: v128, y2: v128, y3: v128, scs: u64, mask: v128): v128 {
+  const v0 = v128.load(qs + <usize>(32 * g)), v1 = v128.load(qs + <usize>(32 * g), 16);
+  let a0 = v128.and(v0, mask), a1 = v128.and(v1, mask);
+  let b0 = hi4(v0, mask), b1 = hi4(v1, mask);
+  if (t == T_Q5_K) {
+    const one = i8x16.splat(1);
+    a0 = v128.or(a0, i16x8.shl(v128.and(i16x8.shr_u(hA, 2 * g), one), 4));
+    a1 = v128.or(a1, i16x8.shl(v128.and(i16x8.shr_u(hB, 2 * g), one), 4));
+    b0 = v128.or(b0, i16x8.shl(v128.and(i16x8.shr_u(hA, 2 * g + 1), one), 4));
+    b1 = v128.or(b1, i16x8.shl(v128.and(i16x8.shr_u(hB, 2 * g + 1), one), 4));
+  }
+  const sh = <u64>(16 * g);
+  const sc0 = <i32>((scs >> sh) & 0xff), sc1 = <i32>((scs >> (sh + 8)) & 0xff);
+  return i32x4.add(
+    i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(y0, a0), i16x8.relaxed_dot_i8x16_i7x16_s(y1, a1)), i16x8.splat(<i16>sc0)),
+    i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(y2, b0), i16x8.relaxed_dot_i8x16_i7x16_s(y3, b1)), i16x8.splat(<i16>sc1)));
+}
+
+// rowDotK for two Q4_K/Q5_K weight rows (at p and q) on the relaxed build: each super-block's
+// prepared x, sums and dy loaded once for both; each row's result is rowDotK's for it (the same
+// operations in the same order). Results at o and o + 4.
+// @ts-ignore: decorator
+@inline function rowPairK(t: i32, ds: usize, ss: usize, p: usize, q: usize, nb: i32, o: usize, beta: i32): void {
+  const bytes = <usize>typeBytes(t);
+  const mask = i8x16.splat(0x0f);
+  let accA = f32x4.splat(0), maccA = f32x4.splat(0), accB = f32x4.splat(0), maccB = f32x4.splat(0);
+  let x8 = ss + off(8 * nb), xs = x8 + <usize>(256 * nb);
+  const qo: usize = t == T_Q4_K ? 16 : 48;
+  for (let b = 0; b < nb; b++) {
+    const dy = load<f32>(ds), sums = v128.load(xs);
+    const scsA = scalesK(p + 4), scsB = scalesK(q + 4);
+    let hAa = i8x16.splat(0), hBa = i8x16.splat(0), hAb = i8x16.splat(0), hBb = i8x16.splat(0);
+    if (t == T_Q5_K) { hAa = v128.load(p, 16); hBa = v128.load(p, 32); hAb = v128.load(q, 16); hBb = v128.load(q, 32); }
+    const qa = p + qo, qb = q + qo;
+    let y0 = v128.load(x8), y1 = v128.load(x8, 16), y2 = v128.load(x8, 32), y3 = v128.load(x8, 48);
+    let ia = kPairV(t, 0, qa, hAa, hBa, y0, y1, y2, y3, scsA, mask), ib = kPairV(t, 0, qb, hAb, hBb, y0, y1, y2, y3, scsB, mask);
+    y0 = v128.load(x8, 64); y1 = v128.load(x8, 80); y2 = v128.load(x8, 96); y3 = v128.load(x8, 112);
+    const ia1 = kPairV(t, 1, qa, hAa, hBa, y0, y1, y2, y3, scsA, mask), ib1 = kPairV(t, 1, qb, hAb, hBb, y0, y1, y2, y3, scsB, mask);
+    y0 = v128.load(x8, 128); y1 = v128.load(x8, 144); y2 = v128.load(x8, 160); y3 = v128.load(x8, 176);
+    const ia2 = kPairV(t, 2, qa, hAa, hBa, y0, y1, y2, y3, scsA, mask), ib2 = kPairV(t, 2, qb, hAb, hBb, y0, y1, y2, y3, scsB, mask);
+    y0 = v128.load(x8, 192); y1 = v128.load(x8, 208); y2 = v128.load(x8, 224); y3 = v128.load(x8, 240);
+    const ia3 = kPairV(t, 3, qa, hAa, hBa, y0, y1, y2, y3, scsA, mask), ib3 = kPairV(t, 3, qb, hAb, hBb, y0, y1, y2, y3, scsB, mask);
+    // as rowDotK: (pair 0 + pair 1) + (pair 2 + pair 3)
+    ia = i32x4.add(i32x4.add(ia, ia1), i32x4.add(ia2, ia3));
+    ib = i32x4.add(i32x4.add(ib, ib1), i32x4.add(ib2, ib3));
+    accA = fma4(f32x4.convert_i32x4_s(ia), f32x4.splat(h2fTab(<u32>load<u16>(p)) * dy), accA);
+    accB = fma4(f32x4.convert_i32x4_s(ib), f32x4.splat(h2fTab(<u32>load<u16>(q)) * dy), accB);
+    const mvA = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(i64x2.splat(<i64>minsK(p + 4))), sums);
+    const mvB = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(i64x2.splat(<i64>minsK(q + 4))), sums);
+    maccA = fma4(f32x4.convert_i32x4_s(mvA), f32x4.splat(h2fTab(<u32>load<u16>(p, 2)) * dy), maccA);
+    maccB = fma4(f32x4.convert_i32x4_s(mvB), f32x4.splat(h2fTab(<u32>load<u16>(q, 2)) * dy), maccB);
+    p += bytes; q += bytes; ds += 4; x8 += 256; xs += 256;
+  }
+  put(o, rowSum(accA) - (<f32>0 + rowSum(maccA)), beta);
+  put(o + 4, rowSum(accB) - (<f32>0 + rowSum(maccB)), beta);
+}
+function pairQ4_K(ds: usize, ss: usize, p: usize, q: usize, nb: i32, o: usize, beta: i32): void { rowPairK(T_Q4_K, ds, ss, p, q, nb, o, beta); }
+function pairQ5_K(ds: usize, ss: usize, p: usize, q: usize, nb: i32, o: usize, beta: i32): void { rowPairK(T_Q5_K, ds, ss, p, q, nb, o, beta); }
 
 // One weight row of K-type super-blocks against the Q8_K-rounded x.
 // @ts-ignore: decorator
@@ -706,7 +867,30 @@ export function quant_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: 
         }
       }
     }
-    for (let n = n0; n < n1; n++) {
+    let n = n0;
+    if (ASC_FEATURE_RELAXED_SIMD && (type == T_Q4_K || type == T_Q5_K)) {
+      for (; n + 2 <= n1; n += 2) {
+        const row = w + <usize>n * rowBytes;
+        for (let m = 0; m < mr; m++) {
+          const xq = buf + <usize>(m * per), ds = xq + <usize>(2 * K), ss = ds + off(nb), o = out + off((m0 + m) * ldo + n);
+          if (type == T_Q4_K) pairQ4_K(ds, ss, row, row + rowBytes, nb, o, beta);
+          else pairQ5_K(ds, ss, row, row + rowBytes, nb, o, beta);
+        }
+      }
+    }
+    if (ASC_FEATURE_RELAXED_SIMD && QB == 32) {
+      // pairs of weight rows share each block's prepared x (rowPair32)
+      for (; n + 2 <= n1; n += 2) {
+        const row = w + <usize>n * rowBytes;
+        for (let m = 0; m < mr; m++) {
+          const xq = buf + <usize>(m * per), ds = xq + <usize>(2 * K), ss = ds + off(nb), o = out + off((m0 + m) * ldo + n);
+          if (type == T_Q4_0) pairQ4_0(ds, ss, row, row + rowBytes, nb, o, beta);
+          else if (type == T_Q4_1) pairQ4_1(ds, ss, row, row + rowBytes, nb, o, beta);
+          else pairQ5_0(ds, ss, row, row + rowBytes, nb, o, beta);
+        }
+      }
+    }
+    for (; n < n1; n++) {
       const row = w + <usize>n * rowBytes;
       for (let m = 0; m < mr; m++) {
         const xq = buf + <usize>(m * per), ds = xq + <usize>(2 * K), ss = ds + off(nb);
