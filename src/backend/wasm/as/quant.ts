@@ -128,40 +128,6 @@ export function setHalfTable(ptr: usize, fill: i32): void {
   return rowSum(f32x4.add(acc0, acc1));
 }
 
-// dot16 with the 16 activations already loaded (xa: the first 8, xb: the next 8).
-// @ts-ignore: decorator
-@inline function dot16v(p: usize, xa: v128, xb: v128): v128 {
-  const w = v128.load(p);
-  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w), xa), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w), xb));
-}
-
-// rowDotQ8 for two weight rows (at p and q) against one quantised x row: each block's qx and dx
-// loaded once for both; each row's result is rowDotQ8's for it (the same operations in the same
-// order). Results at o and o + 4.
-// @ts-ignore: decorator
-@inline function rowPairQ8(xq: usize, ds: usize, p: usize, q: usize, nb: i32, o: usize, beta: i32): void {
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), b0 = f32x4.splat(0), b1 = f32x4.splat(0);
-  let b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    const x0 = v128.load(xq), x1 = v128.load(xq, 16), x2 = v128.load(xq, 32), x3 = v128.load(xq, 48);
-    const dx0 = load<f32>(ds), dx1 = load<f32>(ds, 4);
-    a0 = fma4(f32x4.convert_i32x4_s(i32x4.add(dot16v(p + 2, x0, x1), dot16v(p + 18, x2, x3))), f32x4.splat(h2fTab(<u32>load<u16>(p)) * dx0), a0);
-    b0 = fma4(f32x4.convert_i32x4_s(i32x4.add(dot16v(q + 2, x0, x1), dot16v(q + 18, x2, x3))), f32x4.splat(h2fTab(<u32>load<u16>(q)) * dx0), b0);
-    const x4 = v128.load(xq, 64), x5 = v128.load(xq, 80), x6 = v128.load(xq, 96), x7 = v128.load(xq, 112);
-    a1 = fma4(f32x4.convert_i32x4_s(i32x4.add(dot16v(p + 36, x4, x5), dot16v(p + 52, x6, x7))), f32x4.splat(h2fTab(<u32>load<u16>(p, 34)) * dx1), a1);
-    b1 = fma4(f32x4.convert_i32x4_s(i32x4.add(dot16v(q + 36, x4, x5), dot16v(q + 52, x6, x7))), f32x4.splat(h2fTab(<u32>load<u16>(q, 34)) * dx1), b1);
-    p += 2 * QBYTES; q += 2 * QBYTES; xq += 128; ds += 8;
-  }
-  if (b < nb) {
-    const x0 = v128.load(xq), x1 = v128.load(xq, 16), x2 = v128.load(xq, 32), x3 = v128.load(xq, 48);
-    const dx = load<f32>(ds);
-    a0 = fma4(f32x4.convert_i32x4_s(i32x4.add(dot16v(p + 2, x0, x1), dot16v(p + 18, x2, x3))), f32x4.splat(h2fTab(<u32>load<u16>(p)) * dx), a0);
-    b0 = fma4(f32x4.convert_i32x4_s(i32x4.add(dot16v(q + 2, x0, x1), dot16v(q + 18, x2, x3))), f32x4.splat(h2fTab(<u32>load<u16>(q)) * dx), b0);
-  }
-  put(o, rowSum(f32x4.add(a0, a1)), beta);
-  put(o + 4, rowSum(f32x4.add(b0, b1)), beta);
-}
-
 // dst (nb·32 f32) = the Q8_0 row at p dequantised: f32(d)·q, one rounding, as ggml.
 // @ts-ignore: decorator
 @inline function dequantRow(dst: usize, p: usize, nb: i32): void {
@@ -197,10 +163,7 @@ export function q8_0_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: i
   for (let m = 0; m < M; m++) quantRow(x + off(m * ldx), xq + <usize>(m * K * 2), ds + off(m * nb), nb);
   const n0 = shareStart(N, tid, nt, 1), n1 = shareStart(N, tid + 1, nt, 1);
   const xs = <usize>(K * 2), dsS = off(nb);
-  let n = n0;
-  // one row of x (decoding): pairs of weight rows share each block's qx
-  if (M == 1) for (; n + 2 <= n1; n += 2) rowPairQ8(xq, ds, w + <usize>n * rowBytes, w + <usize>(n + 1) * rowBytes, nb, out + off(n), beta);
-  for (; n < n1; n++) {
+  for (let n = n0; n < n1; n++) {
     const row = w + <usize>n * rowBytes;
     // Rows of x in blocks of 3 (then 2, or 1) share each weight block's sign extension.
     let m = 0;
@@ -577,68 +540,6 @@ function pairQ5_0(ds: usize, ss: usize, p: usize, q: usize, nb: i32, o: usize, b
   return i32x4.add(i32x4.mul(d0, i32x4.splat(sc0)), i32x4.mul(d1, i32x4.splat(sc1)));
 }
 
-// kPair on the relaxed build with the pair's prepared x already loaded (y0…y3: the 64 qx of
-// sub-blocks 2g and 2g + 1 in four chunks).
-// @ts-ignore: decorator
-@inline function kPairV(t: i32, g: i32, qs: usize, hA: v128, hB: v128, y0: v128, y1: v128, y2: v128, y3: v128, scs: u64, mask: v128): v128 {
-  const v0 = v128.load(qs + <usize>(32 * g)), v1 = v128.load(qs + <usize>(32 * g), 16);
-  let a0 = v128.and(v0, mask), a1 = v128.and(v1, mask);
-  let b0 = hi4(v0, mask), b1 = hi4(v1, mask);
-  if (t == T_Q5_K) {
-    const one = i8x16.splat(1);
-    a0 = v128.or(a0, i16x8.shl(v128.and(i16x8.shr_u(hA, 2 * g), one), 4));
-    a1 = v128.or(a1, i16x8.shl(v128.and(i16x8.shr_u(hB, 2 * g), one), 4));
-    b0 = v128.or(b0, i16x8.shl(v128.and(i16x8.shr_u(hA, 2 * g + 1), one), 4));
-    b1 = v128.or(b1, i16x8.shl(v128.and(i16x8.shr_u(hB, 2 * g + 1), one), 4));
-  }
-  const sh = <u64>(16 * g);
-  const sc0 = <i32>((scs >> sh) & 0xff), sc1 = <i32>((scs >> (sh + 8)) & 0xff);
-  return i32x4.add(
-    i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(y0, a0), i16x8.relaxed_dot_i8x16_i7x16_s(y1, a1)), i16x8.splat(<i16>sc0)),
-    i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(y2, b0), i16x8.relaxed_dot_i8x16_i7x16_s(y3, b1)), i16x8.splat(<i16>sc1)));
-}
-
-// rowDotK for two Q4_K/Q5_K weight rows (at p and q) on the relaxed build: each super-block's
-// prepared x, sums and dy loaded once for both; each row's result is rowDotK's for it (the same
-// operations in the same order). Results at o and o + 4.
-// @ts-ignore: decorator
-@inline function rowPairK(t: i32, ds: usize, ss: usize, p: usize, q: usize, nb: i32, o: usize, beta: i32): void {
-  const bytes = <usize>typeBytes(t);
-  const mask = i8x16.splat(0x0f);
-  let accA = f32x4.splat(0), maccA = f32x4.splat(0), accB = f32x4.splat(0), maccB = f32x4.splat(0);
-  let x8 = ss + off(8 * nb), xs = x8 + <usize>(256 * nb);
-  const qo: usize = t == T_Q4_K ? 16 : 48;
-  for (let b = 0; b < nb; b++) {
-    const dy = load<f32>(ds), sums = v128.load(xs);
-    const scsA = scalesK(p + 4), scsB = scalesK(q + 4);
-    let hAa = i8x16.splat(0), hBa = i8x16.splat(0), hAb = i8x16.splat(0), hBb = i8x16.splat(0);
-    if (t == T_Q5_K) { hAa = v128.load(p, 16); hBa = v128.load(p, 32); hAb = v128.load(q, 16); hBb = v128.load(q, 32); }
-    const qa = p + qo, qb = q + qo;
-    let y0 = v128.load(x8), y1 = v128.load(x8, 16), y2 = v128.load(x8, 32), y3 = v128.load(x8, 48);
-    let ia = kPairV(t, 0, qa, hAa, hBa, y0, y1, y2, y3, scsA, mask), ib = kPairV(t, 0, qb, hAb, hBb, y0, y1, y2, y3, scsB, mask);
-    y0 = v128.load(x8, 64); y1 = v128.load(x8, 80); y2 = v128.load(x8, 96); y3 = v128.load(x8, 112);
-    const ia1 = kPairV(t, 1, qa, hAa, hBa, y0, y1, y2, y3, scsA, mask), ib1 = kPairV(t, 1, qb, hAb, hBb, y0, y1, y2, y3, scsB, mask);
-    y0 = v128.load(x8, 128); y1 = v128.load(x8, 144); y2 = v128.load(x8, 160); y3 = v128.load(x8, 176);
-    const ia2 = kPairV(t, 2, qa, hAa, hBa, y0, y1, y2, y3, scsA, mask), ib2 = kPairV(t, 2, qb, hAb, hBb, y0, y1, y2, y3, scsB, mask);
-    y0 = v128.load(x8, 192); y1 = v128.load(x8, 208); y2 = v128.load(x8, 224); y3 = v128.load(x8, 240);
-    const ia3 = kPairV(t, 3, qa, hAa, hBa, y0, y1, y2, y3, scsA, mask), ib3 = kPairV(t, 3, qb, hAb, hBb, y0, y1, y2, y3, scsB, mask);
-    // as rowDotK: (pair 0 + pair 1) + (pair 2 + pair 3)
-    ia = i32x4.add(i32x4.add(ia, ia1), i32x4.add(ia2, ia3));
-    ib = i32x4.add(i32x4.add(ib, ib1), i32x4.add(ib2, ib3));
-    accA = fma4(f32x4.convert_i32x4_s(ia), f32x4.splat(h2fTab(<u32>load<u16>(p)) * dy), accA);
-    accB = fma4(f32x4.convert_i32x4_s(ib), f32x4.splat(h2fTab(<u32>load<u16>(q)) * dy), accB);
-    const mvA = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(i64x2.splat(<i64>minsK(p + 4))), sums);
-    const mvB = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(i64x2.splat(<i64>minsK(q + 4))), sums);
-    maccA = fma4(f32x4.convert_i32x4_s(mvA), f32x4.splat(h2fTab(<u32>load<u16>(p, 2)) * dy), maccA);
-    maccB = fma4(f32x4.convert_i32x4_s(mvB), f32x4.splat(h2fTab(<u32>load<u16>(q, 2)) * dy), maccB);
-    p += bytes; q += bytes; ds += 4; x8 += 256; xs += 256;
-  }
-  put(o, rowSum(accA) - (<f32>0 + rowSum(maccA)), beta);
-  put(o + 4, rowSum(accB) - (<f32>0 + rowSum(maccB)), beta);
-}
-function pairQ4_K(ds: usize, ss: usize, p: usize, q: usize, nb: i32, o: usize, beta: i32): void { rowPairK(T_Q4_K, ds, ss, p, q, nb, o, beta); }
-function pairQ5_K(ds: usize, ss: usize, p: usize, q: usize, nb: i32, o: usize, beta: i32): void { rowPairK(T_Q5_K, ds, ss, p, q, nb, o, beta); }
-
 // One weight row of K-type super-blocks against the Q8_K-rounded x.
 // @ts-ignore: decorator
 @inline function rowDotK(t: i32, xq: usize, ds: usize, ss: usize, p: usize, nb: i32): f32 {
@@ -868,18 +769,9 @@ export function quant_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: 
       }
     }
     let n = n0;
-    if (ASC_FEATURE_RELAXED_SIMD && (type == T_Q4_K || type == T_Q5_K)) {
-      for (; n + 2 <= n1; n += 2) {
-        const row = w + <usize>n * rowBytes;
-        for (let m = 0; m < mr; m++) {
-          const xq = buf + <usize>(m * per), ds = xq + <usize>(2 * K), ss = ds + off(nb), o = out + off((m0 + m) * ldo + n);
-          if (type == T_Q4_K) pairQ4_K(ds, ss, row, row + rowBytes, nb, o, beta);
-          else pairQ5_K(ds, ss, row, row + rowBytes, nb, o, beta);
-        }
-      }
-    }
     if (ASC_FEATURE_RELAXED_SIMD && QB == 32) {
-      // pairs of weight rows share each block's prepared x (rowPair32)
+      // pairs of weight rows share each block's prepared x (rowPair32). (The same pairing measured
+      // no gain for Q4_K and a loss for Q8_0 on matrices beyond L2: its rows are 2.1× longer.)
       for (; n + 2 <= n1; n += 2) {
         const row = w + <usize>n * rowBytes;
         for (let m = 0; m < mr; m++) {
