@@ -170,7 +170,7 @@ export interface MedusaOptions {
 /**
  * MedusaOptions.lookup's default agreement for a copy to replace the heads' tree: on the
  * speculative bench's model, 6 tokens predicted the most tokens per unit of verification cost
- * over six prompts (4–8 were within a few percent; 1–2 copied too eagerly; BENCHMARKS.md).
+ * over six prompts (4–8 within 7%; 1–2 copied too eagerly; BENCHMARKS.md).
  */
 export const MEDUSA_LOOKUP_MIN_CONTEXT = 6;
 
