@@ -269,7 +269,7 @@ test('stop ids, the token budget and the end of the context', () => {
   m.dispose();
 });
 
-test('sampling with exact acceptance keeps the distribution of plain sampling (chi-square on the first three tokens)', () => {
+test('sampling with exact acceptance keeps the distribution of plain sampling, with and without lookup copies (chi-square on the first three tokens)', () => {
   // A tiny vocabulary so that every triple of first tokens can be enumerated (the third is the
   // first drawn at a tree node that was accepted, or not).
   const Vs = 4;
@@ -289,23 +289,32 @@ test('sampling with exact acceptance keeps the distribution of plain sampling (c
   // Heads whose guesses are confident and often wrong: accepted only when the draw agrees.
   const g = new T.Generator(3);
   const heads: MedusaHeadsLike = { numHeads: 2, forward: () => [0, 1].map(() => T.tensor(Array.from({ length: Vs }, () => g.int(5)), [1, 1, Vs])) };
-  const N = 3000, counts = new Array(Vs ** 3).fill(0);
-  let accepted = 0;
-  for (let i = 0; i < N; i++) {
-    const r = medusaGenerate(m, prompt, { maxNewTokens: 3, temperature: temp, seed: i + 1, stopIds: [], medusa: { heads, choices: [[0], [1], [0, 0]] } });
-    const [a, b, c] = r.ids[0];
-    counts[(a * Vs + b) * Vs + c]++;
-    accepted += r.stats.speculative.accepted;
+  // The heads alone, then with prompt lookup's copies at any agreement (ngram 1: [1, 3, a] copies when a is 1 or 3).
+  const draftedBy: number[] = [];
+  for (const lookup of [undefined, { ngram: 1, minContext: 1, numDraft: 2 }]) {
+    const N = 3000, counts = new Array(Vs ** 3).fill(0);
+    let accepted = 0, drafted = 0;
+    for (let i = 0; i < N; i++) {
+      const r = medusaGenerate(m, prompt, { maxNewTokens: 3, temperature: temp, seed: i + 1, stopIds: [], medusa: { heads, choices: [[0], [1], [0, 0]], lookup } });
+      const [a, b, c] = r.ids[0];
+      counts[(a * Vs + b) * Vs + c]++;
+      accepted += r.stats.speculative.accepted;
+      drafted += r.stats.speculative.drafted;
+    }
+    let chi2 = 0, dof = -1;
+    // pool cells expected below 5 draws
+    let poolO = 0, poolE = 0;
+    expect.forEach((p, c) => { const e = p * N; if (e < 5) { poolO += counts[c]; poolE += e; } else { chi2 += (counts[c] - e) ** 2 / e; dof++; } });
+    if (poolE > 0) { chi2 += (poolO - poolE) ** 2 / poolE; dof++; }
+    // 99.9th percentile of chi-square: ≈ dof + 3.1·√(2·dof) + 5 (conservative for dof 10–40)
+    const limit = dof + 3.1 * Math.sqrt(2 * dof) + 5;
+    const what = lookup ? 'with lookup copies' : 'heads alone';
+    assert.ok(chi2 < limit, `${what}: chi-square ${chi2.toFixed(1)} ≥ ${limit.toFixed(1)} (dof ${dof})`);
+    assert.ok(accepted > N * 0.05, `${what}: candidates were accepted (${accepted}), so the test exercises acceptance`);
+    draftedBy.push(drafted);
   }
-  let chi2 = 0, dof = -1;
-  // pool cells expected below 5 draws
-  let poolO = 0, poolE = 0;
-  expect.forEach((p, c) => { const e = p * N; if (e < 5) { poolO += counts[c]; poolE += e; } else { chi2 += (counts[c] - e) ** 2 / e; dof++; } });
-  if (poolE > 0) { chi2 += (poolO - poolE) ** 2 / poolE; dof++; }
-  // 99.9th percentile of chi-square: ≈ dof + 3.1·√(2·dof) + 5 (conservative for dof 10–40)
-  const limit = dof + 3.1 * Math.sqrt(2 * dof) + 5;
-  assert.ok(chi2 < limit, `chi-square ${chi2.toFixed(1)} ≥ ${limit.toFixed(1)} (dof ${dof})`);
-  assert.ok(accepted > N * 0.05, `candidates were accepted (${accepted}), so the test exercises acceptance`);
+  // a copy here is one token (the budget leaves room for one) where the tree drafts 2: copies were verified
+  assert.ok(draftedBy[1] < draftedBy[0], `copies were proposed (${draftedBy[1]} drafted against ${draftedBy[0]})`);
   m.dispose();
 });
 
