@@ -4,7 +4,8 @@
 // speculative_models.ts under bench/.cache/speculative): wall-clock decode tokens/s on an
 // input-grounded prompt (a passage twice, then its beginning again: the continuation can copy it)
 // and on an open prompt (little to copy), greedy (outputs checked identical to plain) and sampled,
-// at 1 and 2 threads; mean accepted length and acceptance rate.
+// at 1 and 2 threads; mean accepted length and acceptance rate. Medusa with prompt lookup's
+// copies as candidates (medusa+lookup: `--medusa DIR --lookup`) runs beside them.
 //
 //   node dist/bench/speculative.js [--threads 1,2] [--reps N] [--tokens N] [--lookup-draft N] [--medusa-dtype q8_0|f32] [--json]
 //   node dist/bench/speculative.js <model dir> [draft dir] [medusa dir]   (other models)
@@ -36,7 +37,7 @@ export interface ChainRow {
   threads: number;
   prompt: 'grounded' | 'open';
   mode: 'greedy' | 'sampled';
-  method: 'plain' | 'medusa' | 'lookup' | 'draft';
+  method: 'plain' | 'medusa' | 'lookup' | 'draft' | 'medusa+lookup';
   prompt_tokens: number;
   tokens: number;
   decode_tokens_per_s: number;
@@ -84,6 +85,8 @@ export async function benchSpeculativeModels(opts: {
           if (heads) methods.push(['medusa', { medusa: { heads, choices: opts.choices } }]);
           if (draft) methods.push(['draft', { draft, numDraft: opts.numDraft }]);
           methods.push(['lookup', { lookup: opts.lookup ?? {} }]);
+          // Medusa with prompt lookup's copies as candidates (`--medusa DIR --lookup`).
+          if (heads) methods.push(['medusa+lookup', { medusa: { heads, choices: opts.choices, lookup: { ...opts.lookup } } }]);
           let plainRate = 0, plainIds: number[] = [];
           // The methods' runs interleaved (a warm-up round, then reps rounds), the fastest of each kept.
           const runs = methods.map(([, spec]) => (): GenerationResult => generate(model, prompt, spec ? { ...base, speculative: spec } : base));
@@ -100,7 +103,7 @@ export async function benchSpeculativeModels(opts: {
               identical: mode === 'greedy' ? JSON.stringify(r.ids[0]) === JSON.stringify(plainIds) : null,
             };
             rows.push(row);
-            log(`${String(threads).padStart(7)}  ${name.padEnd(8)} ${mode.padEnd(7)} ${method.padEnd(6)} ${String(row.tokens).padStart(6)} ${row.decode_tokens_per_s.toFixed(1).padStart(9)} ${`${row.speedup.toFixed(2)}×`.padStart(8)}` +
+            log(`${String(threads).padStart(7)}  ${name.padEnd(8)} ${mode.padEnd(7)} ${method.padEnd(13)} ${String(row.tokens).padStart(6)} ${row.decode_tokens_per_s.toFixed(1).padStart(9)} ${`${row.speedup.toFixed(2)}×`.padStart(8)}` +
               (s ? ` ${row.mean_accepted_length!.toFixed(2).padStart(9)} ${row.acceptance_rate!.toFixed(2).padStart(11)}` : `${'-'.padStart(10)}${'-'.padStart(12)}`) + (row.identical === false ? '  OUTPUT DIFFERS' : row.identical ? '  identical' : ''));
           }
         }
@@ -171,7 +174,7 @@ function round(x: number): number {
 /** Medusa-1 steps (16 rows of 128 tokens) for the bench's heads. */
 export const MEDUSA_STEPS = 250;
 
-export const HEADER = `${'threads'.padStart(7)}  ${'prompt'.padEnd(8)} ${'mode'.padEnd(7)} ${'method'.padEnd(6)} ${'tokens'.padStart(6)} ${'tok/s'.padStart(9)} ${'speedup'.padStart(8)} ${'accepted'.padStart(9)} ${'acceptance'.padStart(11)}`;
+export const HEADER = `${'threads'.padStart(7)}  ${'prompt'.padEnd(8)} ${'mode'.padEnd(7)} ${'method'.padEnd(13)} ${'tokens'.padStart(6)} ${'tok/s'.padStart(9)} ${'speedup'.padStart(8)} ${'accepted'.padStart(9)} ${'acceptance'.padStart(11)}`;
 
 /**
  * The benchmark on the cached models (trained on first use: see speculative_models.ts), with
@@ -209,7 +212,7 @@ export async function benchSpeculative(opts: { threads?: number[] | number; reps
  */
 function cliRuns(base: string, medusa: string, threads: number, tokens: number, log: (l: string) => void): ChainRow[] {
   const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'tslm.js');
-  const methods: [ChainRow['method'], string[]][] = [['plain', []], ['medusa', ['--medusa', medusa]], ['lookup', ['--lookup']]];
+  const methods: [ChainRow['method'], string[]][] = [['plain', []], ['medusa', ['--medusa', medusa]], ['lookup', ['--lookup']], ['medusa+lookup', ['--medusa', medusa, '--lookup']]];
   const runs: { wall: number; rate: number; ids: string }[][] = methods.map(() => []);
   for (let round = 0; round < 5; round++) {
     methods.forEach(([, flags], i) => {
@@ -227,7 +230,7 @@ function cliRuns(base: string, medusa: string, threads: number, tokens: number, 
   return methods.map(([method], i) => {
     const rate = median(runs[i].map((r) => r.rate)), wall = median(runs[i].map((r) => r.wall));
     const identical = runs[i].every((r) => r.ids === runs[0][0].ids);
-    log(`  ${method.padEnd(7)} ${wall.toFixed(2)} s (${(plainWall / wall).toFixed(2)}× plain's)  decode ${rate.toFixed(1)} tok/s (${(rate / plainRate).toFixed(2)}×)${identical ? '  identical' : '  OUTPUT DIFFERS'}`);
+    log(`  ${method.padEnd(13)} ${wall.toFixed(2)} s (${(plainWall / wall).toFixed(2)}× plain's)  decode ${rate.toFixed(1)} tok/s (${(rate / plainRate).toFixed(2)}×)${identical ? '  identical' : '  OUTPUT DIFFERS'}`);
     return {
       threads, prompt: 'open', mode: 'greedy', method, prompt_tokens: -1, tokens, decode_tokens_per_s: round(rate),
       speedup: round(rate / plainRate), mean_accepted_length: null, acceptance_rate: null, identical, cli_wall_s: round(wall),

@@ -3,6 +3,7 @@
 //                [--posterior-threshold P] [--posterior-alpha A] [--medusa-dtype q8_0|f32]
 //   --draft-model DIR [--num-draft N] [--draft-schedule constant|heuristic]
 //   --lookup [N] [--lookup-ngram N] [--lookup-match longest|first]   (N: tokens proposed per step, default 7)
+//   --medusa DIR --lookup [N] [--lookup-context N]   (Medusa with prompt lookup's copies as candidates)
 import { existsSync, readFileSync } from 'node:fs';
 import { UsageError } from './args.js';
 import { loadModel } from '../io/model.js';
@@ -13,7 +14,8 @@ import { LOOKUP_NUM_DRAFT } from '../generate/speculative.js';
 export const speculativeUsage = `      [--medusa DIR [--medusa-choices JSON|FILE] [--medusa-acceptance exact|typical]
        [--posterior-threshold P] [--posterior-alpha A] [--medusa-dtype q8_0|f32]
        | --draft-model DIR [--num-draft N] [--draft-schedule constant|heuristic]
-       | --lookup [N] [--lookup-ngram N] [--lookup-match longest|first]]`;
+       | --lookup [N] [--lookup-ngram N] [--lookup-match longest|first]
+       | --medusa DIR --lookup [N] [--lookup-context N]]`;
 
 export const speculativeHelp = `    Speculative decoding (one sequence at a time; greedy output is plain greedy output, sampled
     output keeps plain sampling's distribution, except --medusa-acceptance typical):
@@ -24,13 +26,16 @@ export const speculativeHelp = `    Speculative decoding (one sequence at a time
     --lookup [N]    up to N tokens (7) copied from the prompt where its last --lookup-ngram
                     tokens (3, down to 1) occurred before: of several occurrences, the one whose
                     preceding tokens agree longest with the text (--lookup-match longest, the
-                    default; first: the first occurrence, as Hugging Face's prompt lookup).`;
+                    default; first: the first occurrence, as Hugging Face's prompt lookup);
+    --medusa DIR --lookup [N]  both: a step verifies lookup's copy (up to N tokens) instead of the
+                    heads' tree when the copied occurrence agrees with the end of the text over
+                    at least --lookup-context tokens (6): the text is copying or looping.`;
 
 export const speculativeOptions = {
   medusa: { type: 'string' }, 'medusa-choices': { type: 'string' }, 'medusa-acceptance': { type: 'string' },
   'posterior-threshold': { type: 'string' }, 'posterior-alpha': { type: 'string' }, 'medusa-dtype': { type: 'string' },
   'draft-model': { type: 'string' }, 'num-draft': { type: 'string' }, 'draft-schedule': { type: 'string' },
-  lookup: { type: 'string' }, 'lookup-ngram': { type: 'string' }, 'lookup-match': { type: 'string' },
+  lookup: { type: 'string' }, 'lookup-ngram': { type: 'string' }, 'lookup-match': { type: 'string' }, 'lookup-context': { type: 'string' },
 } as const;
 
 /** `--lookup` takes an optional value: give it the default when none follows. */
@@ -82,13 +87,16 @@ function readChoices(v: string): number[][] {
 export async function speculativeFrom(values: Record<string, unknown>, model: CausalLM): Promise<SpeculativeOptions | null> {
   const v = values as Record<string, string | undefined>;
   const given = ['medusa', 'draft-model', 'lookup'].filter((k) => v[k] !== undefined);
-  if (given.length > 1) throw new UsageError(`give one of --medusa, --draft-model, --lookup (got ${given.map((k) => `--${k}`).join(' and ')})`);
+  const medusaLookup = given.length === 2 && v.medusa !== undefined && v.lookup !== undefined;
+  if (given.length > 1 && !medusaLookup) throw new UsageError(`give one of --medusa, --draft-model, --lookup, or --medusa with --lookup (got ${given.map((k) => `--${k}`).join(' and ')})`);
   const stray = (flags: string[], owner: string) => {
     for (const f of flags) if (v[f] !== undefined && v[owner] === undefined) throw new UsageError(`--${f} needs --${owner}`);
   };
   stray(['medusa-choices', 'medusa-acceptance', 'posterior-threshold', 'posterior-alpha', 'medusa-dtype'], 'medusa');
   stray(['num-draft', 'draft-schedule'], 'draft-model');
   stray(['lookup-ngram', 'lookup-match'], 'lookup');
+  if (v['lookup-context'] !== undefined && !medusaLookup) throw new UsageError('--lookup-context needs --medusa and --lookup');
+  if (medusaLookup && v['lookup-match'] !== undefined) throw new UsageError('--lookup-match is not available with --medusa (its copies take the longest agreement)');
   if (v.medusa !== undefined) {
     const dtype = v['medusa-dtype'] ?? 'q8_0';
     if (dtype !== 'q8_0' && dtype !== 'f32') throw new UsageError(`--medusa-dtype: q8_0 or f32, got '${dtype}'`);
@@ -96,10 +104,14 @@ export async function speculativeFrom(values: Record<string, unknown>, model: Ca
     const { heads } = await loadMedusaHeads(v.medusa, { base: model, dtype });
     const acceptance = v['medusa-acceptance'];
     if (acceptance !== undefined && acceptance !== 'exact' && acceptance !== 'typical') throw new UsageError(`--medusa-acceptance: exact or typical, got '${acceptance}'`);
+    const lookup = medusaLookup
+      ? { numDraft: posInt(v.lookup, 'lookup'), ngram: posInt(v['lookup-ngram'], 'lookup-ngram'), minContext: posInt(v['lookup-context'], 'lookup-context') }
+      : undefined;
     return {
       medusa: {
         heads, acceptance, choices: v['medusa-choices'] !== undefined ? readChoices(v['medusa-choices']) : undefined,
         posteriorThreshold: unit(v['posterior-threshold'], 'posterior-threshold'), posteriorAlpha: unit(v['posterior-alpha'], 'posterior-alpha'),
+        lookup: lookup && (Object.fromEntries(Object.entries(lookup).filter(([, x]) => x !== undefined)) as typeof lookup),
       },
     };
   }

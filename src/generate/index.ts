@@ -7,5 +7,5 @@ export { newGeneration } from './stepped.js';
 export type { SpeculativeOptions, SpeculativeStats, SpeculativeResult, SteppedGeneration } from './stepped.js';
 export { medusaGenerate, MedusaGeneration, buildMedusaTree, MedusaChoicesError, DEFAULT_MEDUSA_CHOICES } from './medusa.js';
 export type { MedusaOptions, MedusaHeadsLike, MedusaTree } from './medusa.js';
-export { speculativeGenerate, SpeculativeGeneration, lookupDraft, acceptOrResample, canRollBack, SpeculativeError } from './speculative.js';
+export { speculativeGenerate, SpeculativeGeneration, lookupDraft, lookupMatch, acceptOrResample, canRollBack, SpeculativeError } from './speculative.js';
 export type { ChainSpeculativeOptions } from './speculative.js';

@@ -29,6 +29,7 @@ import { Sequence, buildProcessors, logSumExp, prepareRequest, resultOf, rowsOf 
 import type { LogitsProcessor } from './processors.js';
 import type { GenerateOptions, GenerationResult } from './generate.js';
 import { sampleFrom } from './sample.js';
+import { lookupMatch, LOOKUP_NUM_DRAFT } from './speculative.js';
 import type { SpeculativeStats, SpeculativeResult, SteppedGeneration } from './stepped.js';
 
 /** What tree decoding needs of Medusa heads: K heads mapping hidden states (…, D) to logits (…, V). */
@@ -152,7 +153,26 @@ export interface MedusaOptions {
    * (MedusaHeadsLike.forwardHead, as MedusaHeads do); others ignore it.
    */
   cut?: number;
+  /**
+   * Prompt-lookup candidates beside the heads (default off): before each step, the text so far
+   * (prompt and output) is matched as prompt lookup matches it (lookupMatch: the last `ngram`
+   * tokens, 3 down to 1, at the earlier occurrence whose preceding tokens agree longest); when
+   * the occurrence agrees with the end of the text over at least `minContext` tokens (default
+   * MEDUSA_LOOKUP_MIN_CONTEXT, 6), the step verifies the up to `numDraft` (7) tokens that
+   * followed it as a chain instead of the heads' tree, and the heads do not run for it. A long
+   * agreement means the text is copying or looping, where a copy goes on further than the
+   * heads' guesses reach; after a copy with nothing accepted the next step is the heads'.
+   * Proposals only: the output does not depend on it.
+   */
+  lookup?: { ngram?: number; numDraft?: number; minContext?: number };
 }
+
+/**
+ * MedusaOptions.lookup's default agreement for a copy to replace the heads' tree: on the
+ * speculative bench's model, 6 tokens predicted the most tokens per unit of verification cost
+ * over six prompts (4–8 within 7%; 1–2 copied too eagerly; BENCHMARKS.md).
+ */
+export const MEDUSA_LOOKUP_MIN_CONTEXT = 6;
 
 /** Medusa decoding of one prompt; the result's stats carry `speculative`. */
 export function medusaGenerate(model: CausalLM, prompt: number[], opts: GenerateOptions & { medusa: MedusaOptions }): SpeculativeResult {
@@ -200,6 +220,11 @@ export class MedusaGeneration implements SteppedGeneration {
   private nodes = 0;
   /** Per depth d (1…), the tree's nodes of depth ≤ d (nodes are ordered by depth). */
   private readonly upToDepth: number[];
+  /** Prompt-lookup candidates (MedusaOptions.lookup; null: off), and the copy the next step verifies (null: the heads' tree). */
+  private readonly lookup: { ngram: number; numDraft: number; minContext: number } | null;
+  private copy: number[] | null = null;
+  /** Chain trees for lookup copies, by node count. */
+  private readonly chains = new Map<number, MedusaTree>();
 
   constructor(private readonly model: CausalLM, prompt: number[], private readonly opts: GenerateOptions & { medusa: MedusaOptions }) {
     const m = opts.medusa;
@@ -216,6 +241,13 @@ export class MedusaGeneration implements SteppedGeneration {
     if (!(this.cut >= 0 && this.cut <= 1)) throw new RangeError(`medusa.cut must be a number in [0, 1], got ${String(m.cut)}`);
     this.upToDepth = [1];
     for (let d = 1; d <= this.tree.maxDepth; d++) this.upToDepth.push(this.tree.depth.filter((x) => x <= d).length);
+    if (m.lookup) {
+      const { ngram = 3, numDraft = LOOKUP_NUM_DRAFT, minContext = MEDUSA_LOOKUP_MIN_CONTEXT } = m.lookup;
+      for (const [k, v] of [['ngram', ngram], ['numDraft', numDraft], ['minContext', minContext]] as const) {
+        if (!Number.isInteger(v) || v < 1) throw new RangeError(`medusa.lookup.${k} must be a positive integer, got ${String(v)}`);
+      }
+      this.lookup = { ngram, numDraft, minContext };
+    } else this.lookup = null;
     this.threshold = m.posteriorThreshold ?? 0.09;
     this.alpha = m.posteriorAlpha ?? 0.3;
     const { batch, maxNew, stopIds } = prepareRequest(model, prompt, opts);
@@ -233,7 +265,8 @@ export class MedusaGeneration implements SteppedGeneration {
       this.phase = 'running';
       const t0 = performance.now();
       const maxLen = this.prompt.length;
-      const st = this.st = model.newState(1, Math.min(model.contextLength, maxLen + Math.max(this.maxNewTokens, 0) + this.tree.size));
+      const nodes = Math.max(this.tree.size, this.lookup ? this.lookup.numDraft + 1 : 0);
+      const st = this.st = model.newState(1, Math.min(model.contextLength, maxLen + Math.max(this.maxNewTokens, 0) + nodes));
       // Prefill: the base model's next-token logits and the heads' guesses at the last position.
       const [base, guesses] = noGrad(() => scope(() => {
         const h = model.hidden(T.tensor([this.prompt], [1, maxLen], 'i32'), st);
@@ -245,6 +278,7 @@ export class MedusaGeneration implements SteppedGeneration {
       const t1 = performance.now();
       this.pending = seq.take(base, this.g);
       this.guesses = guesses;
+      if (!seq.done) this.copy = this.lookupCopy();
       this.decodeMs += performance.now() - t1;
       if (seq.done) { this.end(); return false; }
       return true;
@@ -258,14 +292,21 @@ export class MedusaGeneration implements SteppedGeneration {
 
   /** One tree: build it from the pending token and the heads' guesses, verify it in one forward, keep the accepted path. */
   private verify(): void {
-    const { model, heads, seq, tree, stats } = this, st = this.st!, V = model.config.vocab_size;
-    // The tree's tokens: the pending root, then each node's rank-th guess of its head (cut where the context ends).
-    // During a back-off (see below) the step is plain decoding: the root alone.
-    const plain = this.skip > 0;
-    const n = plain ? 1 : Math.max(1, Math.min(this.nodes, model.contextLength - st.length)), tokens = new Int32Array(n);
+    const { model, seq, stats } = this, st = this.st!, V = model.config.vocab_size;
+    // The tree's tokens: the pending root, then each node's rank-th guess of its head (cut where
+    // the context ends) — or, when lookup found a copy, the root and the copied tokens as a chain.
+    // During a back-off (see below) a step of the heads is plain decoding: the root alone.
+    const copy = this.copy;
+    this.copy = null;
+    const tree = copy ? this.chainTree(copy.length + 1) : this.tree;
+    const plain = !copy && this.skip > 0;
+    const n = plain ? 1 : Math.max(1, Math.min(copy ? tree.size : this.nodes, model.contextLength - st.length)), tokens = new Int32Array(n);
     tokens[0] = this.pending;
-    const top = plain ? [] : tree.topk.map((k, d) => (k ? topIndices(this.guesses[d], k) : []));
-    for (let i = 1; i < n; i++) tokens[i] = top[tree.head[i]][tree.rank[i]];
+    if (copy) for (let i = 1; i < n; i++) tokens[i] = copy[i - 1];
+    else {
+      const top = plain ? [] : tree.topk.map((k, d) => (k ? topIndices(this.guesses[d], k) : []));
+      for (let i = 1; i < n; i++) tokens[i] = top[tree.head[i]][tree.rank[i]];
+    }
     const depth = Array.from(tree.depth.subarray(0, n));
     const mask = n === tree.size ? tree.mask : subMask(tree.mask, tree.size, n);
     const start = st.length;
@@ -278,7 +319,7 @@ export class MedusaGeneration implements SteppedGeneration {
       if (this.typical) {
         // Medusa's typical acceptance: the longest accepted path (ties: the likeliest), then its
         // tokens, then a draw at its last node.
-        for (const c of this.typicalPath(rows, tokens, n).slice(1)) {
+        for (const c of this.typicalPath(tree, rows, tokens, n).slice(1)) {
           const raw = seq.process(rows[cur]);
           seq.emit(tokens[c], raw);
           if (seq.done) break;
@@ -306,11 +347,14 @@ export class MedusaGeneration implements SteppedGeneration {
       // sampling away from their greedy training text), the next 1, 3, 7, 15, then 31 steps are
       // plain decoding, so that a method that is not working costs about what plain decoding does
       // (a tree the confidence cut left empty is a plain step, not a failure).
-      if (!plain && n > 1 && this.backoff) {
+      if (!copy && !plain && n > 1 && this.backoff) {
         if (path.length > 1) this.failures = 0;
         else this.skip = Math.min(31, 2 ** ++this.failures - 1);
       }
       if (seq.done) return [];
+      // A copy to verify next (not right after a copy that failed): then the heads need not run.
+      if (!(copy && path.length === 1)) this.copy = this.lookupCopy();
+      if (this.copy) return [];
       const last = T.slice(h, 1, cur, cur + 1);
       // The heads only: the base's logits at this node are already in rows[cur].
       return this.skip > 0 ? [] : this.headGuesses(last);
@@ -354,8 +398,7 @@ export class MedusaGeneration implements SteppedGeneration {
    * p(tokens[c]) > min(posterior_threshold, posterior_alpha · exp(−entropy)). Returns the root-to-
    * node path of the deepest node whose every edge is accepted (ties: the largest Σ log p).
    */
-  private typicalPath(rows: Float32Array[], tokens: Int32Array, n: number): number[] {
-    const { tree } = this;
+  private typicalPath(tree: MedusaTree, rows: Float32Array[], tokens: Int32Array, n: number): number[] {
     const ok = new Uint8Array(n), score = new Float64Array(n), ids = new Map<number, number[]>([[0, [...this.seq.ids]]]);
     ok[0] = 1;
     let best = 0;
@@ -378,6 +421,33 @@ export class MedusaGeneration implements SteppedGeneration {
     const path: number[] = [];
     for (let a = best; a >= 0; a = tree.parent[a]) path.unshift(a);
     return path;
+  }
+
+  /** Prompt lookup's copy for the next step (MedusaOptions.lookup), or null (off, no match, too short an agreement, no budget). */
+  private lookupCopy(): number[] | null {
+    const lk = this.lookup;
+    if (!lk) return null;
+    const room = Math.min(lk.numDraft, this.maxNewTokens - this.seq.out.length - 1);
+    if (room < 1) return null;
+    const m = lookupMatch(this.seq.ids, lk.ngram, room);
+    return m.tokens.length && m.context >= lk.minContext ? m.tokens : null;
+  }
+
+  /** The chain of `size` nodes (the root and size − 1 copied tokens) as a tree. */
+  private chainTree(size: number): MedusaTree {
+    let t = this.chains.get(size);
+    if (!t) {
+      const parent = Int32Array.from({ length: size }, (_, i) => i - 1), depth = Int32Array.from({ length: size }, (_, i) => i);
+      const mask = new Uint8Array(size * size);
+      for (let i = 0; i < size; i++) for (let j = 0; j <= i; j++) mask[i * size + j] = 1;
+      t = {
+        choices: Array.from({ length: size - 1 }, (_, i) => new Array<number>(i + 1).fill(0)), size, parent, depth,
+        head: Int32Array.from({ length: size }, (_, i) => i - 1), rank: new Int32Array(size),
+        children: Array.from({ length: size }, (_, i) => (i + 1 < size ? [i + 1] : [])), topk: [], mask, maxDepth: size - 1,
+      };
+      this.chains.set(size, t);
+    }
+    return t;
   }
 
   private end(): void {

@@ -49,9 +49,10 @@ export interface ChainSpeculativeOptions extends GenerateOptions {
    * plain steps — and then one token only, until a proposal is accepted again: text with nothing
    * worth copying decodes at about plain speed; false: HF's behaviour (propose whenever
    * something matches). `match` (default 'longest'): which earlier occurrence of the n-gram
-   * is copied (see lookupDraft); 'first' is HF's.
+   * is copied (see lookupDraft); 'first' is HF's. `minContext` applies with Medusa heads only
+   * (SpeculativeOptions medusa + lookup: MedusaOptions.lookup).
    */
-  lookup?: { ngram?: number; numDraft?: number; backoff?: boolean; match?: 'longest' | 'first' };
+  lookup?: { ngram?: number; numDraft?: number; backoff?: boolean; match?: 'longest' | 'first'; minContext?: number };
   /** Draft tokens per step (draft model: default 4; lookup: lookup.numDraft wins). */
   numDraft?: number;
   /**
@@ -105,8 +106,19 @@ export const LOOKUP_CONTEXT = 32;
  *   'first'   the first occurrence (HF PromptLookupCandidateGenerator).
  */
 export function lookupDraft(ids: readonly number[], ngram: number, numDraft: number, match: 'longest' | 'first' = 'longest'): number[] {
+  return lookupMatch(ids, ngram, numDraft, match).tokens;
+}
+
+/**
+ * lookupDraft's proposal and how far the chosen occurrence agrees with the end of the text:
+ * `context` = the matched n-gram's length plus the ids before it that agree ('longest'; up to
+ * LOOKUP_CONTEXT of them), or the n-gram's length alone ('first'); 0 when nothing matches. A long
+ * agreement means the text is copying (or looping over) an earlier stretch, and the copy is
+ * likely to go on.
+ */
+export function lookupMatch(ids: readonly number[], ngram: number, numDraft: number, match: 'longest' | 'first' = 'longest'): { tokens: number[]; context: number } {
   const n = ids.length;
-  if (numDraft <= 0) return [];
+  if (numDraft <= 0) return { tokens: [], context: 0 };
   for (let ng = Math.min(ngram, n - 1); ng >= 1; ng--) {
     const tail = n - ng;
     let best = -1, bestLen = -1;
@@ -114,15 +126,15 @@ export function lookupDraft(ids: readonly number[], ngram: number, numDraft: num
       let j = 0;
       while (j < ng && ids[i + j] === ids[tail + j]) j++;
       if (j < ng) continue;
-      if (match === 'first') { best = i; break; }
+      if (match === 'first') { best = i; bestLen = 0; break; }
       // The agreement before the n-gram: ids[i − 1 − l] against ids[tail − 1 − l].
       let l = 0;
       while (l < LOOKUP_CONTEXT && i - 1 - l >= 0 && ids[i - 1 - l] === ids[tail - 1 - l]) l++;
       if (l >= bestLen) { best = i; bestLen = l; }
     }
-    if (best >= 0) return ids.slice(best + ng, Math.min(best + ng + numDraft, n));
+    if (best >= 0) return { tokens: ids.slice(best + ng, Math.min(best + ng + numDraft, n)), context: ng + bestLen };
   }
-  return [];
+  return { tokens: [], context: 0 };
 }
 
 /** softmax of processed logits in f64 (−Infinity → 0). */

@@ -71,9 +71,18 @@ export function newGeneration(model: CausalLM, prompts: number[] | number[][], o
   const batch = Array.isArray(prompts[0]) ? (prompts as number[][]) : [prompts as number[]];
   if (batch.length !== 1) throw new RangeError(`speculative decoding takes one prompt at a time, got ${batch.length}`);
   const methods = speculativeMethods(spec);
-  if (methods.length !== 1) throw new RangeError(`speculative decoding: give one method of medusa, draft, lookup${methods.length ? `, got ${methods.join(' and ')}` : ''}`);
+  // Medusa takes prompt lookup's copies as candidates too (MedusaOptions.lookup): medusa + lookup is one method.
+  const medusaLookup = methods.length === 2 && spec.medusa !== undefined && spec.lookup !== undefined;
+  if (methods.length !== 1 && !medusaLookup) throw new RangeError(`speculative decoding: give one method of medusa, draft, lookup (or medusa with lookup)${methods.length ? `, got ${methods.join(' and ')}` : ''}`);
   if (opts.guidance && opts.guidance.scale !== 1) throw new RangeError('classifier-free guidance is not available with speculative decoding: use one or the other');
   const plain: GenerateOptions = { ...opts, speculative: undefined };
-  if (spec.medusa) return new MedusaGeneration(model, batch[0], { ...plain, medusa: spec.medusa });
+  if (spec.medusa) {
+    const lookup = spec.lookup ? { ngram: spec.lookup.ngram, numDraft: spec.lookup.numDraft, minContext: spec.lookup.minContext } : undefined;
+    return new MedusaGeneration(model, batch[0], { ...plain, medusa: lookup ? { ...spec.medusa, lookup: { ...spec.medusa.lookup, ...defined(lookup) } } : spec.medusa });
+  }
   return new SpeculativeGeneration(model, batch[0], { ...plain, draft: spec.draft, lookup: spec.lookup, numDraft: spec.numDraft, draftSchedule: spec.draftSchedule });
+}
+
+function defined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

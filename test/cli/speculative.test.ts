@@ -1,5 +1,5 @@
 // Speculative decoding as a user runs it: `tslm generate|chat --medusa DIR | --draft-model DIR |
-// --lookup [N]` in child processes print plain greedy decoding's ids and a line of what the
+// --lookup [N]` (and --medusa with --lookup) in child processes print plain greedy decoding's ids and a line of what the
 // method achieved; bad combinations are usage errors (exit 2) and heads of another model are
 // refused naming the field before decoding; `tslm serve --medusa DIR` answers a real HTTP client
 // with plain decoding's text and reports usage.speculative (n > 1 falls back and says why).
@@ -50,7 +50,7 @@ test('generate --medusa / --draft-model / --lookup: plain greedy ids, and the me
   assert.equal(plain.status, 0, plain.stderr);
   const want = ids(plain.stdout);
   assert.equal(want.length, 24);
-  for (const [flags, method] of [[['--medusa', heads], 'medusa'], [['--draft-model', draft, '--num-draft', '3'], 'draft'], [['--lookup'], 'lookup'], [['--lookup', '5', '--lookup-ngram', '2'], 'lookup']] as [string[], string][]) {
+  for (const [flags, method] of [[['--medusa', heads], 'medusa'], [['--draft-model', draft, '--num-draft', '3'], 'draft'], [['--lookup'], 'lookup'], [['--lookup', '5', '--lookup-ngram', '2'], 'lookup'], [['--medusa', heads, '--lookup', '--lookup-context', '2'], 'medusa']] as [string[], string][]) {
     const r = run([...base, ...flags]);
     assert.equal(r.status, 0, `${flags.join(' ')}: ${r.stderr}`);
     assert.deepEqual(ids(r.stdout), want, `${flags.join(' ')}: the ids of plain greedy decoding`);
@@ -65,7 +65,10 @@ test('generate --medusa / --draft-model / --lookup: plain greedy ids, and the me
 test('bad speculative flags: usage errors before loading, heads of another model named', () => {
   const base = ['generate', '--model', model, '--max-tokens', '4'];
   for (const [flags, re] of [
-    [['--medusa', heads, '--lookup'], /give one of --medusa, --draft-model, --lookup/],
+    [['--medusa', heads, '--draft-model', draft], /give one of --medusa, --draft-model, --lookup, or --medusa with --lookup/],
+    [['--lookup', '--lookup-context', '4'], /--lookup-context needs --medusa and --lookup/],
+    [['--medusa', heads, '--lookup', '--lookup-match', 'first'], /--lookup-match is not available with --medusa/],
+    [['--medusa', heads, '--lookup', '--lookup-context', '0'], /--lookup-context: expected a positive integer/],
     [['--num-draft', '3'], /--num-draft needs --draft-model/],
     [['--lookup', '--lookup-ngram', '0'], /--lookup-ngram: expected a positive integer/],
     [['--medusa', heads, '--medusa-acceptance', 'fast'], /--medusa-acceptance: exact or typical/],

@@ -114,6 +114,89 @@ test('greedy Medusa decoding is plain greedy decoding, token for token (random h
   }
 });
 
+/**
+ * A model whose greedy next token is perm[current token] (a cycle of `period` tokens through the
+ * vocabulary): attention and MLP outputs scaled down to a small perturbation, the LM head's row
+ * perm[x] set to the embedding of x. Its greedy text loops, so prompt lookup's copies are right.
+ */
+function looper(seed: number, period: number): CausalLM {
+  const m = tiny(seed);
+  const perm = Array.from({ length: V }, (_, x) => x);
+  for (let i = 0; i < period; i++) perm[i] = (i + 1) % period; // 0 → 1 → … → period − 1 → 0
+  noGrad(() => {
+    for (const [name, t] of m.namedParameters()) {
+      if (/o_proj|down_proj/.test(name)) T.copyInto(t, T.tensor((t.data() as Float32Array).map((v) => v * 1e-3), t.shape));
+    }
+    const params = new Map(m.namedParameters());
+    const e = params.get('model.embed_tokens.weight')!.data() as Float32Array, D = 32;
+    const head = new Float32Array(V * D);
+    for (let x = 0; x < V; x++) head.set(e.subarray(x * D, x * D + D), perm[x] * D);
+    T.copyInto(params.get('lm_head.weight')!, T.tensor(head, [V, D]));
+  });
+  return m;
+}
+
+test('Medusa with prompt lookup\'s copies (medusa.lookup): plain greedy output; a looping text is copied in chains longer than the heads\' tree, the heads skipped for them', () => {
+  for (const [seed, period, prompt] of [[1, 7, [3, 40, 2]], [2, 8, [50, 51, 0]], [3, 11, [9]]] as [number, number, number[]][]) {
+    const m = looper(seed, period);
+    const want = generate(m, prompt, { maxNewTokens: 40, stopIds: [] }).ids[0];
+    assert.deepEqual(want.slice(period, 2 * period), want.slice(0, period), `seed ${seed}: the text loops`);
+    let calls = 0;
+    const inner = randomHeads(3, 32, seed);
+    const heads: MedusaHeadsLike = { numHeads: 3, forward: (h: Tensor) => { calls++; return inner.forward(h); } };
+    const alone = medusaGenerate(m, prompt, { maxNewTokens: 40, stopIds: [], medusa: { heads } });
+    assert.deepEqual(alone.ids[0], want);
+    const aloneCalls = calls;
+    calls = 0;
+    const r = medusaGenerate(m, prompt, { maxNewTokens: 40, stopIds: [], medusa: { heads, lookup: {} } });
+    assert.deepEqual(r.ids[0], want, `seed ${seed}: plain greedy`);
+    const s = r.stats.speculative;
+    assert.ok(calls < aloneCalls && calls < s.steps && s.steps < alone.stats.speculative.steps, `seed ${seed}: the heads skipped for copies (${calls} calls in ${s.steps} steps; alone ${aloneCalls} in ${alone.stats.speculative.steps})`);
+    // a prompt that has gone round the loop twice: every step copies 7 tokens (a loop of at least
+    // 7: the copy ends where the text does) and accepts them (8
+    // tokens a call, the first from the prefill), and the heads run only at the prefill
+    const looped = [...prompt, ...want.slice(0, 2 * period)];
+    const want2 = generate(m, looped, { maxNewTokens: 40, stopIds: [] }).ids[0];
+    calls = 0;
+    const r2 = medusaGenerate(m, looped, { maxNewTokens: 40, stopIds: [], medusa: { heads, lookup: {} } });
+    assert.deepEqual(r2.ids[0], want2);
+    assert.equal(r2.stats.speculative.steps, Math.ceil(39 / 8), `seed ${seed}: 8 tokens a call`);
+    assert.equal(r2.stats.speculative.accepted, 39 - r2.stats.speculative.steps);
+    assert.equal(calls, 1, 'the heads ran at the prefill only');
+    // an agreement no match reaches (the n-gram and 32 ids before it): Medusa alone, step for step
+    calls = 0;
+    const never = medusaGenerate(m, prompt, { maxNewTokens: 40, stopIds: [], medusa: { heads, lookup: { minContext: 36 } } });
+    assert.deepEqual(never.ids[0], want);
+    assert.equal(never.stats.speculative.steps, alone.stats.speculative.steps);
+    assert.equal(calls, aloneCalls);
+    // short copies, copies at any agreement, and generate() with medusa and lookup together
+    for (const lookup of [{ numDraft: 2, ngram: 1 }, { minContext: 1 }]) {
+      assert.deepEqual(medusaGenerate(m, prompt, { maxNewTokens: 40, stopIds: [], medusa: { heads, lookup } }).ids[0], want, `seed ${seed}: ${JSON.stringify(lookup)}`);
+    }
+    const viaGenerate = generate(m, prompt, { maxNewTokens: 40, stopIds: [], speculative: { medusa: { heads }, lookup: {} } });
+    assert.deepEqual(viaGenerate.ids[0], want);
+    assert.equal(viaGenerate.stats.speculative?.method, 'medusa');
+    assert.equal(viaGenerate.stats.speculative?.steps, s.steps);
+    calls = 0;
+    m.dispose();
+  }
+  // a random model (copies mostly wrong), the end of the context and the token budget
+  const m = tiny(4, { max_position_embeddings: 24 });
+  const heads = randomHeads(3, 32, 2);
+  const plain = generate(m, [7, 7, 3], { maxNewTokens: 100, stopIds: [] }).ids[0];
+  assert.deepEqual(medusaGenerate(m, [7, 7, 3], { maxNewTokens: 100, stopIds: [], medusa: { heads, lookup: { minContext: 1 } } }).ids[0], plain);
+  assert.deepEqual(medusaGenerate(m, [7, 7, 3], { maxNewTokens: 9, stopIds: [], medusa: { heads, lookup: { minContext: 1 } } }).ids[0], plain.slice(0, 9));
+  assert.throws(() => medusaGenerate(m, [1, 2], { medusa: { heads, lookup: { minContext: 0 } } }), /medusa.lookup.minContext must be a positive integer, got 0/);
+  m.dispose();
+  // a looping text with a stop id inside the loop
+  const l = looper(1, 7);
+  const stopWant = generate(l, [3], { maxNewTokens: 40, stopIds: [2] });
+  const stopped = medusaGenerate(l, [3], { maxNewTokens: 40, stopIds: [2], medusa: { heads: randomHeads(3, 32, 1), lookup: { minContext: 1 } } });
+  assert.deepEqual(stopped.ids[0], stopWant.ids[0]);
+  assert.deepEqual(stopped.finishReason, stopWant.finishReason);
+  l.dispose();
+});
+
 test('confidence cut: the heads run in depth order until the product of their top-1 probabilities falls below it; the tree ends there; output unchanged', () => {
   const m = tiny(4), prompt = [3, 17, 42, 8];
   const want = generate(m, prompt, { maxNewTokens: 40, stopIds: [] }).ids[0];
@@ -186,7 +269,7 @@ test('stop ids, the token budget and the end of the context', () => {
   m.dispose();
 });
 
-test('sampling with exact acceptance keeps the distribution of plain sampling (chi-square on the first three tokens)', () => {
+test('sampling with exact acceptance keeps the distribution of plain sampling, with and without lookup copies (chi-square on the first three tokens)', () => {
   // A tiny vocabulary so that every triple of first tokens can be enumerated (the third is the
   // first drawn at a tree node that was accepted, or not).
   const Vs = 4;
@@ -206,23 +289,32 @@ test('sampling with exact acceptance keeps the distribution of plain sampling (c
   // Heads whose guesses are confident and often wrong: accepted only when the draw agrees.
   const g = new T.Generator(3);
   const heads: MedusaHeadsLike = { numHeads: 2, forward: () => [0, 1].map(() => T.tensor(Array.from({ length: Vs }, () => g.int(5)), [1, 1, Vs])) };
-  const N = 3000, counts = new Array(Vs ** 3).fill(0);
-  let accepted = 0;
-  for (let i = 0; i < N; i++) {
-    const r = medusaGenerate(m, prompt, { maxNewTokens: 3, temperature: temp, seed: i + 1, stopIds: [], medusa: { heads, choices: [[0], [1], [0, 0]] } });
-    const [a, b, c] = r.ids[0];
-    counts[(a * Vs + b) * Vs + c]++;
-    accepted += r.stats.speculative.accepted;
+  // The heads alone, then with prompt lookup's copies at any agreement (ngram 1: [1, 3, a] copies when a is 1 or 3).
+  const draftedBy: number[] = [];
+  for (const lookup of [undefined, { ngram: 1, minContext: 1, numDraft: 2 }]) {
+    const N = 3000, counts = new Array(Vs ** 3).fill(0);
+    let accepted = 0, drafted = 0;
+    for (let i = 0; i < N; i++) {
+      const r = medusaGenerate(m, prompt, { maxNewTokens: 3, temperature: temp, seed: i + 1, stopIds: [], medusa: { heads, choices: [[0], [1], [0, 0]], lookup } });
+      const [a, b, c] = r.ids[0];
+      counts[(a * Vs + b) * Vs + c]++;
+      accepted += r.stats.speculative.accepted;
+      drafted += r.stats.speculative.drafted;
+    }
+    let chi2 = 0, dof = -1;
+    // pool cells expected below 5 draws
+    let poolO = 0, poolE = 0;
+    expect.forEach((p, c) => { const e = p * N; if (e < 5) { poolO += counts[c]; poolE += e; } else { chi2 += (counts[c] - e) ** 2 / e; dof++; } });
+    if (poolE > 0) { chi2 += (poolO - poolE) ** 2 / poolE; dof++; }
+    // 99.9th percentile of chi-square: ≈ dof + 3.1·√(2·dof) + 5 (conservative for dof 10–40)
+    const limit = dof + 3.1 * Math.sqrt(2 * dof) + 5;
+    const what = lookup ? 'with lookup copies' : 'heads alone';
+    assert.ok(chi2 < limit, `${what}: chi-square ${chi2.toFixed(1)} ≥ ${limit.toFixed(1)} (dof ${dof})`);
+    assert.ok(accepted > N * 0.05, `${what}: candidates were accepted (${accepted}), so the test exercises acceptance`);
+    draftedBy.push(drafted);
   }
-  let chi2 = 0, dof = -1;
-  // pool cells expected below 5 draws
-  let poolO = 0, poolE = 0;
-  expect.forEach((p, c) => { const e = p * N; if (e < 5) { poolO += counts[c]; poolE += e; } else { chi2 += (counts[c] - e) ** 2 / e; dof++; } });
-  if (poolE > 0) { chi2 += (poolO - poolE) ** 2 / poolE; dof++; }
-  // 99.9th percentile of chi-square: ≈ dof + 3.1·√(2·dof) + 5 (conservative for dof 10–40)
-  const limit = dof + 3.1 * Math.sqrt(2 * dof) + 5;
-  assert.ok(chi2 < limit, `chi-square ${chi2.toFixed(1)} ≥ ${limit.toFixed(1)} (dof ${dof})`);
-  assert.ok(accepted > N * 0.05, `candidates were accepted (${accepted}), so the test exercises acceptance`);
+  // a copy here is one token (the budget leaves room for one) where the tree drafts 2: copies were verified
+  assert.ok(draftedBy[1] < draftedBy[0], `copies were proposed (${draftedBy[1]} drafted against ${draftedBy[0]})`);
   m.dispose();
 });
 

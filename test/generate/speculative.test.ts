@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as T from '../../src/index.js';
 import { init, shutdown, scope, noGrad, withBackend, Tensor, Generator, createModel, loadModel, generate, DecodeStateError } from '../../src/index.js';
 import type { CausalLM, DecodeState } from '../../src/index.js';
-import { speculativeGenerate, SpeculativeGeneration, lookupDraft, canRollBack, SpeculativeError, Temperature, TopK } from '../../src/generate/index.js';
+import { speculativeGenerate, SpeculativeGeneration, lookupDraft, lookupMatch, canRollBack, SpeculativeError, Temperature, TopK } from '../../src/generate/index.js';
 import type { ChainSpeculativeOptions } from '../../src/generate/index.js';
 import { BACKENDS, fixture, fixturePath, readF32Safetensors } from '../helpers.js';
 
@@ -49,6 +49,19 @@ test('lookupDraft match first follows HF prompt lookup: longest n-gram first, ea
   assert.deepEqual(lookupDraft([1, 2, 3, 4], 3, 10, 'first'), [], 'no id repeats');
   assert.deepEqual(lookupDraft([7, 7], 3, 10, 'first'), [7], 'a match that ends right before the tail');
   assert.deepEqual(lookupDraft([7], 3, 10, 'first'), []);
+});
+
+test('lookupMatch: the proposal and how far the occurrence agrees with the end of the text (the n-gram and the ids before it)', () => {
+  // [8, 9, 1, 2] agrees at 0 (4 ids: the 2-gram and 8, 9 before it) — lookupDraft's proposal
+  assert.deepEqual(lookupMatch([8, 9, 1, 2, 4, 4, 6, 9, 1, 2, 5, 5, 8, 9, 1, 2], 2, 2), { tokens: [4, 4], context: 4 });
+  // a loop: the last turn (at 10) agrees as far back as the text goes (10 ids before the 3-gram)
+  const loop = [1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2, 3];
+  assert.deepEqual(lookupMatch(loop, 3, 4), { tokens: [4, 5, 1, 2], context: 13 });
+  assert.equal(lookupMatch([...Array(80)].map((_, i) => i % 7), 3, 2).context, 3 + 32, 'at most LOOKUP_CONTEXT ids before the n-gram');
+  // 'first': the n-gram alone
+  assert.deepEqual(lookupMatch([8, 9, 1, 2, 4, 4, 6, 9, 1, 2, 5, 5, 8, 9, 1, 2], 2, 2, 'first'), { tokens: [4, 4], context: 2 });
+  assert.deepEqual(lookupMatch([1, 2, 3, 4], 3, 10), { tokens: [], context: 0 }, 'nothing matches');
+  assert.deepEqual(lookupMatch([3, 1, 3], 1, 0), { tokens: [], context: 0 }, 'numDraft 0');
 });
 
 test('lookupDraft match longest (the default): the occurrence whose preceding ids agree longest with the text, ties to the most recent', () => {
