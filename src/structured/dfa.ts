@@ -12,7 +12,7 @@
 // subsets) costs bounded time. `dfaSyms` writes a DFA as grammar rules (one per state, right
 // recursive), in regex.ts's character modes: 'json' for the contents of a JSON string.
 import { ComplexityError, RegexError } from './errors.js';
-import type { GrammarBuilder, Sym } from './grammar.js';
+import type { GrammarBuilder, Grammar, Sym } from './grammar.js';
 import { normalizeRanges } from './grammar.js';
 import { parseRegex, charsSym } from './regex.js';
 import { refinePartition } from './partition.js';
@@ -556,6 +556,114 @@ export function dfaSyms(b: GrammarBuilder, a: Dfa, mode: CharMode, key?: string)
     return ids[0];
   };
   return key === undefined ? make() : b.cached(`dfa:${mode}:${key}`, make);
+}
+
+/** Least product of states and counter values that lazyLengthSyms writes lazily (smaller ones: one rule per state, as before). */
+export const LAZY_PRODUCT_MIN = 512;
+
+/**
+ * Fewest bytes one code point of `ranges` takes written in `mode` (UTF-8; in 'json', the
+ * characters JSON must escape as JSON.stringify escapes them); Infinity when none can be written
+ * (surrogates only).
+ */
+export function charMinBytes(ranges: Ranges, mode: CharMode): number {
+  const utf8 = (c: number) => (c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4);
+  let best = Infinity;
+  for (const [lo, hi] of ranges) {
+    // The least code point of the range that has an encoding (surrogates have none).
+    const c = lo >= 0xd800 && lo <= 0xdfff ? (hi >= 0xe000 ? 0xe000 : -1) : lo;
+    if (c < 0) continue;
+    if (mode === 'raw') { best = Math.min(best, utf8(c)); continue; }
+    // JSON: the first character of the range JSON leaves as it is, and its escaped ones.
+    for (let x = c; x <= hi; x++) {
+      if (x === 0x22 || x === 0x5c || x === 8 || x === 9 || x === 10 || x === 12 || x === 13) best = Math.min(best, 2);
+      else if (x < 0x20) best = Math.min(best, 6);
+      else { best = Math.min(best, utf8(x)); break; }
+    }
+  }
+  return best;
+}
+
+/**
+ * Grammar symbols for a's strings of min..max code points (the language of
+ * dfaSyms(lengthBounded(a, min, max))), where the product of a's states with a counter is large:
+ * one rule per (state, count) that a parse reaches, built while matching (GrammarBuilder.lazy),
+ * instead of the product automaton and a rule per state of it (a pattern under maxLength 254 was
+ * thousands of rules: most of the compile, and of the grammar's analyses). The shortest rest of
+ * every pair is computed up front (counts × states numbers). Null where the bounds leave a's
+ * language as it is, empty it, or the product is small or past DFA_MAX_STATES: the caller builds
+ * the automaton as before.
+ */
+export function lazyLengthSyms(b: GrammarBuilder, a0: Dfa, min: number, max: number, mode: CharMode): Sym | null {
+  const [short, long] = lengthRange(a0);
+  if (min <= short) min = 0;
+  if (max >= long) max = Infinity;
+  if ((min === 0 && max === Infinity) || min > long || max < short) return null;
+  const a = minimize(a0);
+  const cap = max === Infinity ? min : max, K = cap + 1, n = a.size;
+  if (n * K < LAZY_PRODUCT_MIN || n * K > DFA_MAX_STATES) return null;
+  // Per state, its edges grouped by target: the class's symbol, its fewest bytes, the target.
+  const syms = new Map<string, [Sym, number]>();
+  const groups = a.trans.map((es) => {
+    const byTarget = new Map<number, Ranges>();
+    for (const [lo, hi, t] of es) { let r = byTarget.get(t); if (!r) byTarget.set(t, (r = [])); r.push([lo, hi]); }
+    return [...byTarget].map(([t, r]) => {
+      const key = r.map(([x, y]) => `${x}-${y}`).join(',');
+      let s = syms.get(key);
+      if (s === undefined) { s = [charsSym(b, r, mode), charMinBytes(r, mode)]; syms.set(key, s); }
+      return { to: t, sym: s[0], bytes: s[1] };
+    });
+  });
+  const acc = (p: number, k: number) => a.accept[p] && k >= min;
+  // Fewest bytes from (p, k) to the end (Infinity: none). At k = cap the count stays (max
+  // unbounded: shortest paths in a, by rounds) or nothing follows (max bounded).
+  const best = new Float64Array(n * K).fill(Infinity);
+  for (let p = 0; p < n; p++) if (acc(p, cap)) best[p * K + cap] = 0;
+  if (max === Infinity) {
+    for (let changed = true; changed;) {
+      changed = false;
+      for (let p = 0; p < n; p++) for (const e of groups[p]) {
+        const v = e.bytes + best[e.to * K + cap];
+        if (v < best[p * K + cap]) { best[p * K + cap] = v; changed = true; }
+      }
+    }
+  }
+  for (let k = cap - 1; k >= 0; k--) {
+    for (let p = 0; p < n; p++) {
+      let v = acc(p, k) ? 0 : Infinity;
+      for (const e of groups[p]) v = Math.min(v, e.bytes + best[e.to * K + k + 1]);
+      best[p * K + k] = v;
+    }
+  }
+  if (best[0] === Infinity) return null;
+  const next = (k: number) => Math.min(k + 1, cap);
+  const rules = new Map<number, number>();
+  const alts = (g: Grammar, p: number, k: number): Sym[][] => {
+    const out: Sym[][] = [];
+    if (max === Infinity || k < max) {
+      const k2 = next(k);
+      for (const e of groups[p]) if (e.bytes + best[e.to * K + k2] < Infinity) out.push([e.sym, state(g, e.to, k2)]);
+    }
+    // (The empty alternative last, as dfaSyms writes it.)
+    if (acc(p, k)) out.push([]);
+    return out;
+  };
+  const state = (g: Grammar, p: number, k: number): number => {
+    let r = rules.get(p * K + k);
+    if (r === undefined) { r = g.lazyRule('dfa', best[p * K + k], (gg) => alts(gg, p, k)); rules.set(p * K + k, r); }
+    return r;
+  };
+  // The static alternative, for the grammar's analyses: one shortest string, class by class.
+  const path: Sym[] = [];
+  for (let p = 0, k = 0; best[p * K + k] > 0 || !acc(p, k);) {
+    const k2 = next(k);
+    const e = groups[p].find((x) => best[x.to * K + k2] + x.bytes === best[p * K + k])!;
+    path.push(e.sym);
+    p = e.to; k = k2;
+  }
+  const root = b.lazy('dfa', [path], (g) => alts(g, 0, 0));
+  rules.set(0, root);
+  return root;
 }
 
 /**

@@ -5,13 +5,13 @@
 // accepts only instances the schema accepts (sound, checked against ajv + ajv-formats); it may
 // leave some valid instances out (e.g. when generating, properties come in the schema's order —
 // checking, 'schema' mode, accepts any order), which the documentation of each construct below says.
-import { GrammarBuilder, FREE_KEY_NODE } from './grammar.js';
+import { GrammarBuilder, FREE_KEY_NODE, END } from './grammar.js';
 import type { Grammar, Sym } from './grammar.js';
 import { charsSym, regexSyms } from './regex.js';
 import { ajvMultipleOf, boundN, digitsInRange, floatMultipleAlts, floatMultiples, multipleDfa, multipleOfPlan } from './multiple.js';
 import type { MultiplePlan } from './multiple.js';
 import { ComplexityError, InvalidSchemaError, RegexError, StructuredError, UnsatisfiableError, UnsupportedKeywordError } from './errors.js';
-import { Dfa, regexDfa, intersect, union, minus, lengthBounded, charsDfa, stringsDfa, emptyDfa, isEmpty, languageSyms, uniformChain, minimize, minusStrings, DFA_MAX_STATES } from './dfa.js';
+import { Dfa, regexDfa, intersect, union, minus, lengthBounded, lazyLengthSyms, charsDfa, stringsDfa, emptyDfa, isEmpty, languageSyms, uniformChain, minimize, minusStrings, DFA_MAX_STATES } from './dfa.js';
 
 export type JsonSchema = boolean | { [k: string]: unknown };
 
@@ -831,9 +831,15 @@ export class SchemaCompiler {
         if (u.chars.length === 1 && u.chars[0][0] === 0 && u.chars[0][1] === 0x10ffff) return this.plainString(lo, hi);
         return b.seq('string', [...this.lit('"'), ...(u.chars.length ? b.repeat('chars', [charsSym(b, u.chars, 'json')], lo, hi) : []), ...this.lit('"')]);
       }
+      const key = JSON.stringify([s.pattern, strFormat, minL, maxL]);
+      if (base && lengthBound) {
+        // A large product of the pattern / format's automaton with the length counter: its rules
+        // built while matching (the same language as the product's, see lazyLengthSyms).
+        const lazy = b.cached(`strlazy:${key}`, () => lazyLengthSyms(b, base, minL, loweredMax(base, minL, maxL), 'json') ?? END);
+        if (lazy !== END) return b.cached(`strlazy-q:${key}`, () => b.seq('string', [...this.lit('"'), lazy, ...this.lit('"')]));
+      }
       const d = this.stringLanguage(s, ptr)!;
       if (isEmpty(d)) return this.never(ptr, `no string satisfies ${['pattern', 'format', 'minLength', 'maxLength'].filter((k) => s[k] !== undefined).join(' + ')}`);
-      const key = JSON.stringify([s.pattern, strFormat, minL, maxL]);
       return b.cached(`strdfa:${key}`, () => this.dfaString(d));
     }
     let body: Sym[];
@@ -2050,12 +2056,16 @@ const LOWERED_STATES = 2000;
  * ComplexityError stands.
  */
 function boundedLanguage(d: Dfa, minL: number, maxL: number, what: string): Dfa {
+  return lengthBounded(minimize(d), minL, loweredMax(d, minL, maxL), { what });
+}
+
+/** The maxLength boundedLanguage applies to d's strings: maxL, or lower where the product would be too large. */
+function loweredMax(d: Dfa, minL: number, maxL: number): number {
   const m = minimize(d);
   // (The product has at most m.size × (maxL + 1) states; where that is past the bound, lowered at once.)
-  if (maxL === Infinity || m.size * (maxL + 1) <= DFA_MAX_STATES) return lengthBounded(m, minL, maxL, { what });
+  if (maxL === Infinity || m.size * (maxL + 1) <= DFA_MAX_STATES) return maxL;
   const k = Math.floor(LOWERED_STATES / m.size) - 1;
-  if (k < Math.max(minL, 64) || k >= maxL) return lengthBounded(m, minL, maxL, { what });
-  return lengthBounded(m, minL, k, { what });
+  return k < Math.max(minL, 64) || k >= maxL ? maxL : k;
 }
 
 /**
