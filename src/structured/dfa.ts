@@ -64,7 +64,17 @@ export class Dfa {
 }
 
 /** Options of the constructions: the state bound and the name of the construct for the error. */
-export interface DfaLimits { maxStates?: number; what?: string }
+export interface DfaLimits {
+  maxStates?: number;
+  what?: string;
+  /**
+   * Minimal whole-string automata of regex tails, by their syntax tree (nodeDfa): patterns that
+   * differ only in a literal before a shared tail (a schema's patternProperties keys
+   * `^(title_TAG)$`, `^(description_TAG)$`, … with one BCP47-tag TAG) build the tail once. One
+   * map per compiler.
+   */
+  tails?: Map<string, Dfa>;
+}
 
 class StateTable {
   readonly ids = new Map<string | number, number>();
@@ -166,6 +176,7 @@ export function nodeDfa(tree: RegexNode, search: boolean, limits: DfaLimits = {}
   // and $ only at the end, so a match spans the string. Built without the search's loops at both
   // ends, which every subset would otherwise carry (the same language, fewer and smaller sets).
   if (search && tree.t === 'seq' && tree.items.length >= 2 && tree.items[0].t === 'bol' && tree.items[tree.items.length - 1].t === 'eol') search = false;
+  if (!search && limits.tails) { const d = literalThenTail(tree, limits, src); if (d) return d; }
   const nfa = new Nfa(src);
   const start = nfa.state();
   let s0 = start;
@@ -230,6 +241,46 @@ export function nodeDfa(tree: RegexNode, search: boolean, limits: DfaLimits = {}
     table.trans[q] = mergeEdges(edges);
   }
   return trim(table.dfa());
+}
+
+/** Whether a regex tree holds ^ or $ anywhere. */
+const hasAnchor = (n: RegexNode): boolean => n.t === 'bol' || n.t === 'eol' || ((n.t === 'seq' || n.t === 'alt') && n.items.some(hasAnchor)) || (n.t === 'rep' && hasAnchor(n.item));
+
+/**
+ * The whole-string automaton of a regex that is a literal followed by a tail without anchors
+ * (^ and $ only at the ends): a chain of states for the literal, then the tail's minimal
+ * automaton, built once per tree in limits.tails. Null where the regex has no such shape.
+ */
+function literalThenTail(tree: RegexNode, limits: DfaLimits, src: string): Dfa | null {
+  const items: RegexNode[] = [];
+  const flat = (n: RegexNode): void => { if (n.t === 'seq') n.items.forEach(flat); else items.push(n); };
+  flat(tree);
+  let i = 0, j = items.length;
+  while (i < j && items[i].t === 'bol') i++;
+  while (j > i && items[j - 1].t === 'eol') j--;
+  const lit: number[] = [];
+  for (let k = i; k < j; k++) {
+    const n = items[k];
+    if (n.t !== 'chars' || n.ranges.length !== 1 || n.ranges[0][0] !== n.ranges[0][1]) break;
+    lit.push(n.ranges[0][0]);
+  }
+  const rest = items.slice(i + lit.length, j);
+  if (lit.length === 0 || rest.length === 0 || rest.some(hasAnchor)) return null;
+  const key = JSON.stringify(rest);
+  let tail = limits.tails!.get(key);
+  if (tail === undefined) {
+    tail = minimize(nodeDfa(rest.length === 1 ? rest[0] : { t: 'seq', items: rest }, false, { ...limits, tails: undefined }, src));
+    limits.tails!.set(key, tail);
+  }
+  if (isEmpty(tail)) return emptyDfa();
+  const L = lit.length, limit = limits.maxStates ?? DFA_MAX_STATES;
+  if (L + tail.size > limit) throw new ComplexityError(`DFA states of ${limits.what ?? 'regex'}`, limit);
+  const trans: Edge[][] = lit.map((c, k) => [[c, c, k + 1]]);
+  for (const es of tail.trans) trans.push(es.map(([lo, hi, t]) => [lo, hi, t + L] as Edge));
+  const d = new Dfa(trans, [...lit.map(() => false), ...tail.accept]);
+  // (Every state reaches the tail's start, which is live; the tail is trimmed.)
+  d.trimmed = true;
+  return d;
 }
 
 // ---- constructions ----------------------------------------------------------------------------

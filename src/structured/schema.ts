@@ -885,7 +885,7 @@ export class SchemaCompiler {
     let d: Dfa | null = null;
     try {
       if (pattern !== undefined) {
-        try { d = regexDfa(pattern, true); }
+        try { d = regexDfa(pattern, true, { tails: this.regexTails }); }
         catch (e) { if (e instanceof RegexError) throw new UnsupportedKeywordError('pattern', jp(ptr, 'pattern'), e.message); throw e; }
       }
       if (strFormat !== undefined) { const f = formatDfa(strFormat); d = d ? intersect(d, f, { what: `pattern and format '${strFormat}'` }) : f; }
@@ -1570,6 +1570,8 @@ export class SchemaCompiler {
    */
   /** keyedMembers' partitions of the keys, by patterns, names, propertyNames and mode. */
   private readonly keyClasses = new Map<string, Array<{ set: number[]; d: Dfa }>>();
+  /** Tails of patterns after a literal, shared by the patterns' automata (see DfaLimits.tails). */
+  private readonly regexTails = new Map<string, Dfa>();
   /** keyedMembers' automata of patternProperties' patterns, by source. */
   private readonly patternDfas = new Map<string, Dfa>();
   /** keyPartition's classes, by patterns, propertyNames, mode and whether additionalProperties is false. */
@@ -1604,7 +1606,7 @@ export class SchemaCompiler {
     pats.forEach(({ p }, i) => {
       // A pattern met in several objects (a definition's patternProperties inlined) is one automaton.
       let P = this.patternDfas.get(p);
-      if (P === undefined) { P = regexDfa(p, true, limits); this.patternDfas.set(p, P); }
+      if (P === undefined) { P = regexDfa(p, true, { ...limits, tails: this.regexTails }); this.patternDfas.set(p, P); }
       const next: typeof classes = [];
       for (const c of classes) {
         // (Every string ∩ P is P itself: the same automaton, its grammar symbols shared.)
