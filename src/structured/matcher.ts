@@ -1273,9 +1273,11 @@ export class TokenMatcher {
     // A bounded repetition (`[^,"]{1,255}`) has no loop, but where as many levels follow as the
     // longest plain token has characters (P.cap), every token ends within them (at the last level's
     // `next` at most, whose shortest completion its `max` counts): they settle it as a loop does.
-    const enough = P.cap[mode];
+    // (Only from a level with exceptions: uniform levels are the plain tables' (tail), which skip
+    // a bounded repetition's levels without building their states.)
+    const enough = L.exc !== null ? P.cap[mode] : Infinity;
     for (let k = 0; ; k++) {
-      if (C.mode !== mode || k > Math.max(LOOP_LEVELS, enough)) return -1;
+      if (C.mode !== mode || k > Math.max(LOOP_LEVELS, enough === Infinity ? 0 : enough)) return -1;
       if (C.exc) for (const e of C.exc) exc.add(e);
       if (C.max > max) max = C.max;
       states.push(cur); lvls.push(C);
