@@ -12,7 +12,7 @@
 // subsets) costs bounded time. `dfaSyms` writes a DFA as grammar rules (one per state, right
 // recursive), in regex.ts's character modes: 'json' for the contents of a JSON string.
 import { ComplexityError, RegexError } from './errors.js';
-import type { GrammarBuilder, Sym } from './grammar.js';
+import type { GrammarBuilder, Grammar, Sym } from './grammar.js';
 import { normalizeRanges } from './grammar.js';
 import { parseRegex, charsSym } from './regex.js';
 import { refinePartition } from './partition.js';
@@ -64,7 +64,17 @@ export class Dfa {
 }
 
 /** Options of the constructions: the state bound and the name of the construct for the error. */
-export interface DfaLimits { maxStates?: number; what?: string }
+export interface DfaLimits {
+  maxStates?: number;
+  what?: string;
+  /**
+   * Minimal whole-string automata of regex tails, by their syntax tree (nodeDfa): patterns that
+   * differ only in a literal before a shared tail (a schema's patternProperties keys
+   * `^(title_TAG)$`, `^(description_TAG)$`, … with one BCP47-tag TAG) build the tail once. One
+   * map per compiler.
+   */
+  tails?: Map<string, Dfa>;
+}
 
 class StateTable {
   readonly ids = new Map<string | number, number>();
@@ -166,6 +176,7 @@ export function nodeDfa(tree: RegexNode, search: boolean, limits: DfaLimits = {}
   // and $ only at the end, so a match spans the string. Built without the search's loops at both
   // ends, which every subset would otherwise carry (the same language, fewer and smaller sets).
   if (search && tree.t === 'seq' && tree.items.length >= 2 && tree.items[0].t === 'bol' && tree.items[tree.items.length - 1].t === 'eol') search = false;
+  if (!search && limits.tails) { const d = literalThenTail(tree, limits, src); if (d) return d; }
   const nfa = new Nfa(src);
   const start = nfa.state();
   let s0 = start;
@@ -230,6 +241,46 @@ export function nodeDfa(tree: RegexNode, search: boolean, limits: DfaLimits = {}
     table.trans[q] = mergeEdges(edges);
   }
   return trim(table.dfa());
+}
+
+/** Whether a regex tree holds ^ or $ anywhere. */
+const hasAnchor = (n: RegexNode): boolean => n.t === 'bol' || n.t === 'eol' || ((n.t === 'seq' || n.t === 'alt') && n.items.some(hasAnchor)) || (n.t === 'rep' && hasAnchor(n.item));
+
+/**
+ * The whole-string automaton of a regex that is a literal followed by a tail without anchors
+ * (^ and $ only at the ends): a chain of states for the literal, then the tail's minimal
+ * automaton, built once per tree in limits.tails. Null where the regex has no such shape.
+ */
+function literalThenTail(tree: RegexNode, limits: DfaLimits, src: string): Dfa | null {
+  const items: RegexNode[] = [];
+  const flat = (n: RegexNode): void => { if (n.t === 'seq') n.items.forEach(flat); else items.push(n); };
+  flat(tree);
+  let i = 0, j = items.length;
+  while (i < j && items[i].t === 'bol') i++;
+  while (j > i && items[j - 1].t === 'eol') j--;
+  const lit: number[] = [];
+  for (let k = i; k < j; k++) {
+    const n = items[k];
+    if (n.t !== 'chars' || n.ranges.length !== 1 || n.ranges[0][0] !== n.ranges[0][1]) break;
+    lit.push(n.ranges[0][0]);
+  }
+  const rest = items.slice(i + lit.length, j);
+  if (lit.length === 0 || rest.length === 0 || rest.some(hasAnchor)) return null;
+  const key = JSON.stringify(rest);
+  let tail = limits.tails!.get(key);
+  if (tail === undefined) {
+    tail = minimize(nodeDfa(rest.length === 1 ? rest[0] : { t: 'seq', items: rest }, false, { ...limits, tails: undefined }, src));
+    limits.tails!.set(key, tail);
+  }
+  if (isEmpty(tail)) return emptyDfa();
+  const L = lit.length, limit = limits.maxStates ?? DFA_MAX_STATES;
+  if (L + tail.size > limit) throw new ComplexityError(`DFA states of ${limits.what ?? 'regex'}`, limit);
+  const trans: Edge[][] = lit.map((c, k) => [[c, c, k + 1]]);
+  for (const es of tail.trans) trans.push(es.map(([lo, hi, t]) => [lo, hi, t + L] as Edge));
+  const d = new Dfa(trans, [...lit.map(() => false), ...tail.accept]);
+  // (Every state reaches the tail's start, which is live; the tail is trimmed.)
+  d.trimmed = true;
+  return d;
 }
 
 // ---- constructions ----------------------------------------------------------------------------
@@ -472,9 +523,13 @@ function minimal(a0: Dfa): Dfa {
 function nerodeBlocks(a: Dfa): Int32Array {
   const n = a.size, N = n + 1, dead = n;
   // Atoms: [bounds[i], bounds[i + 1]).
-  const cuts: number[] = [];
-  for (const es of a.trans) for (const e of es) cuts.push(e[0], e[1] + 1);
-  cuts.sort((x, y) => x - y);
+  let E = 0;
+  for (const es of a.trans) E += es.length;
+  // (A typed array sorts numbers without a comparator call per step.)
+  const cuts = new Int32Array(2 * E);
+  E = 0;
+  for (const es of a.trans) for (const e of es) { cuts[E++] = e[0]; cuts[E++] = e[1] + 1; }
+  cuts.sort();
   const bounds: number[] = [];
   for (const c of cuts) if (bounds.length === 0 || bounds[bounds.length - 1] !== c) bounds.push(c);
   const A = Math.max(0, bounds.length - 1);
@@ -556,6 +611,114 @@ export function dfaSyms(b: GrammarBuilder, a: Dfa, mode: CharMode, key?: string)
     return ids[0];
   };
   return key === undefined ? make() : b.cached(`dfa:${mode}:${key}`, make);
+}
+
+/** Least product of states and counter values that lazyLengthSyms writes lazily (smaller ones: one rule per state, as before). */
+export const LAZY_PRODUCT_MIN = 512;
+
+/**
+ * Fewest bytes one code point of `ranges` takes written in `mode` (UTF-8; in 'json', the
+ * characters JSON must escape as JSON.stringify escapes them); Infinity when none can be written
+ * (surrogates only).
+ */
+export function charMinBytes(ranges: Ranges, mode: CharMode): number {
+  const utf8 = (c: number) => (c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4);
+  let best = Infinity;
+  for (const [lo, hi] of ranges) {
+    // The least code point of the range that has an encoding (surrogates have none).
+    const c = lo >= 0xd800 && lo <= 0xdfff ? (hi >= 0xe000 ? 0xe000 : -1) : lo;
+    if (c < 0) continue;
+    if (mode === 'raw') { best = Math.min(best, utf8(c)); continue; }
+    // JSON: the first character of the range JSON leaves as it is, and its escaped ones.
+    for (let x = c; x <= hi; x++) {
+      if (x === 0x22 || x === 0x5c || x === 8 || x === 9 || x === 10 || x === 12 || x === 13) best = Math.min(best, 2);
+      else if (x < 0x20) best = Math.min(best, 6);
+      else { best = Math.min(best, utf8(x)); break; }
+    }
+  }
+  return best;
+}
+
+/**
+ * Grammar symbols for a's strings of min..max code points (the language of
+ * dfaSyms(lengthBounded(a, min, max))), where the product of a's states with a counter is large:
+ * one rule per (state, count) that a parse reaches, built while matching (GrammarBuilder.lazy),
+ * instead of the product automaton and a rule per state of it (a pattern under maxLength 254 was
+ * thousands of rules: most of the compile, and of the grammar's analyses). The shortest rest of
+ * every pair is computed up front (counts × states numbers). Null where the bounds leave a's
+ * language as it is, empty it, or the product is small or past DFA_MAX_STATES: the caller builds
+ * the automaton as before.
+ */
+export function lazyLengthSyms(b: GrammarBuilder, a0: Dfa, min: number, max: number, mode: CharMode): Sym | null {
+  const [short, long] = lengthRange(a0);
+  if (min <= short) min = 0;
+  if (max >= long) max = Infinity;
+  if ((min === 0 && max === Infinity) || min > long || max < short) return null;
+  const a = minimize(a0);
+  const cap = max === Infinity ? min : max, K = cap + 1, n = a.size;
+  if (n * K < LAZY_PRODUCT_MIN || n * K > DFA_MAX_STATES) return null;
+  // Per state, its edges grouped by target: the class's symbol, its fewest bytes, the target.
+  const syms = new Map<string, [Sym, number]>();
+  const groups = a.trans.map((es) => {
+    const byTarget = new Map<number, Ranges>();
+    for (const [lo, hi, t] of es) { let r = byTarget.get(t); if (!r) byTarget.set(t, (r = [])); r.push([lo, hi]); }
+    return [...byTarget].map(([t, r]) => {
+      const key = r.map(([x, y]) => `${x}-${y}`).join(',');
+      let s = syms.get(key);
+      if (s === undefined) { s = [charsSym(b, r, mode), charMinBytes(r, mode)]; syms.set(key, s); }
+      return { to: t, sym: s[0], bytes: s[1] };
+    });
+  });
+  const acc = (p: number, k: number) => a.accept[p] && k >= min;
+  // Fewest bytes from (p, k) to the end (Infinity: none). At k = cap the count stays (max
+  // unbounded: shortest paths in a, by rounds) or nothing follows (max bounded).
+  const best = new Float64Array(n * K).fill(Infinity);
+  for (let p = 0; p < n; p++) if (acc(p, cap)) best[p * K + cap] = 0;
+  if (max === Infinity) {
+    for (let changed = true; changed;) {
+      changed = false;
+      for (let p = 0; p < n; p++) for (const e of groups[p]) {
+        const v = e.bytes + best[e.to * K + cap];
+        if (v < best[p * K + cap]) { best[p * K + cap] = v; changed = true; }
+      }
+    }
+  }
+  for (let k = cap - 1; k >= 0; k--) {
+    for (let p = 0; p < n; p++) {
+      let v = acc(p, k) ? 0 : Infinity;
+      for (const e of groups[p]) v = Math.min(v, e.bytes + best[e.to * K + k + 1]);
+      best[p * K + k] = v;
+    }
+  }
+  if (best[0] === Infinity) return null;
+  const next = (k: number) => Math.min(k + 1, cap);
+  const rules = new Map<number, number>();
+  const alts = (g: Grammar, p: number, k: number): Sym[][] => {
+    const out: Sym[][] = [];
+    if (max === Infinity || k < max) {
+      const k2 = next(k);
+      for (const e of groups[p]) if (e.bytes + best[e.to * K + k2] < Infinity) out.push([e.sym, state(g, e.to, k2)]);
+    }
+    // (The empty alternative last, as dfaSyms writes it.)
+    if (acc(p, k)) out.push([]);
+    return out;
+  };
+  const state = (g: Grammar, p: number, k: number): number => {
+    let r = rules.get(p * K + k);
+    if (r === undefined) { r = g.lazyRule('dfa', best[p * K + k], (gg) => alts(gg, p, k)); rules.set(p * K + k, r); }
+    return r;
+  };
+  // The static alternative, for the grammar's analyses: one shortest string, class by class.
+  const path: Sym[] = [];
+  for (let p = 0, k = 0; best[p * K + k] > 0 || !acc(p, k);) {
+    const k2 = next(k);
+    const e = groups[p].find((x) => best[x.to * K + k2] + x.bytes === best[p * K + k])!;
+    path.push(e.sym);
+    p = e.to; k = k2;
+  }
+  const root = b.lazy('dfa', [path], (g) => alts(g, 0, 0));
+  rules.set(0, root);
+  return root;
 }
 
 /**

@@ -1258,7 +1258,8 @@ export class TokenMatcher {
 
   /**
    * Levels of one mode from s up to one that loops (x* of a class that leaves out a few ASCII
-   * bytes: a pattern such as ^[^/]+$), each mapping every plain character but its exceptions to
+   * bytes: a pattern such as ^[^/]+$) or up to as many levels as the longest plain token has
+   * characters (a bounded repetition), each mapping every plain character but its exceptions to
    * the next: every token of plain characters without an exception byte of any of them is
    * allowed (it ends in one of them, or the loop), the tokens holding one (few) are decided one by
    * one, and those that reach a quote or a backslash are walked. Returns the mask's bound, or −1
@@ -1269,12 +1270,18 @@ export class TokenMatcher {
     const P = this.plain, A = this.automaton, v = this.vocab, W = this.words, mode = L.mode;
     const exc = new Set<number>(), states: number[] = [], lvls: Level[] = [];
     let cur = s, C = L, max = 0;
+    // A bounded repetition (`[^,"]{1,255}`) has no loop, but where as many levels follow as the
+    // longest plain token has characters (P.cap), every token ends within them (at the last level's
+    // `next` at most, whose shortest completion its `max` counts): they settle it as a loop does.
+    // (Only from a level with exceptions: uniform levels are the plain tables' (tail), which skip
+    // a bounded repetition's levels without building their states.)
+    const enough = L.exc !== null ? P.cap[mode] : Infinity;
     for (let k = 0; ; k++) {
-      if (C.mode !== mode || k > LOOP_LEVELS) return -1;
+      if (C.mode !== mode || k > Math.max(LOOP_LEVELS, enough === Infinity ? 0 : enough)) return -1;
       if (C.exc) for (const e of C.exc) exc.add(e);
       if (C.max > max) max = C.max;
       states.push(cur); lvls.push(C);
-      if (C.next === cur) break;
+      if (C.next === cur || (k === enough - 1 && C.next >= 0)) break;
       if (C.next < 0) return -1;
       cur = C.next;
       C = this.level(cur);

@@ -28,29 +28,35 @@ export function refinePartition(N: number, A: number, delta: Int32Array, initial
   for (let q = 0; q < N; q++) { const b = initial[q]; elems[bEnd[b]] = q; loc[q] = bEnd[b]++; blk[q] = b; }
   // Splitters (block, letter): every initial block but a largest, on every letter.
   const inW = new Uint8Array(N * A);
-  const W: number[] = [];
+  // The splitters to process, a stack of (block, letter) pairs: each pair is on it at most once
+  // (inW), so it holds at most N · A of them. Typed arrays with a count, here and for X and the
+  // touched blocks: a JS array emptied by `length = 0` at every splitter gave its store back and
+  // grew it again (a third of a 200-state minimisation).
+  const W = new Int32Array(2 * N * A);
+  let wn = 0;
   let largest = 0;
   for (let b = 1; b < nb; b++) if (size[b] > size[largest]) largest = b;
-  for (let b = 0; b < nb; b++) if (b !== largest) for (let x = 0; x < A; x++) { inW[b * A + x] = 1; W.push(b, x); }
-  const X: number[] = [], touched: number[] = [];
-  while (W.length) {
-    const x = W.pop()!, C = W.pop()!;
+  for (let b = 0; b < nb; b++) if (b !== largest) for (let x = 0; x < A; x++) { inW[b * A + x] = 1; W[wn++] = b; W[wn++] = x; }
+  const X = new Int32Array(N), touched = new Int32Array(N);
+  while (wn > 0) {
+    const x = W[--wn], C = W[--wn];
     inW[C * A + x] = 0;
-    // X: the states whose letter-x successor is in C.
-    X.length = 0;
+    // X: the states whose letter-x successor is in C (each state once: delta is a function).
+    let xn = 0;
     for (let i = bStart[C]; i < bEnd[C]; i++) {
       const t = elems[i];
-      for (let j = invStart[x * N + t]; j < invStart[x * N + t + 1]; j++) X.push(inv[j]);
+      for (let j = invStart[x * N + t]; j < invStart[x * N + t + 1]; j++) X[xn++] = inv[j];
     }
-    touched.length = 0;
-    for (const p of X) {
-      const B = blk[p];
-      if (marked[B] === 0) touched.push(B);
+    let tn = 0;
+    for (let k = 0; k < xn; k++) {
+      const p = X[k], B = blk[p];
+      if (marked[B] === 0) touched[tn++] = B;
       const j = bStart[B] + marked[B], i = loc[p], q = elems[j];
       elems[j] = p; loc[p] = j; elems[i] = q; loc[q] = i;
       marked[B]++;
     }
-    for (const B of touched) {
+    for (let k = 0; k < tn; k++) {
+      const B = touched[k];
       const m = marked[B], sz = bEnd[B] - bStart[B];
       marked[B] = 0;
       if (m === sz) continue;
@@ -60,8 +66,8 @@ export function refinePartition(N: number, A: number, delta: Int32Array, initial
       for (let i = bStart[B2]; i < bEnd[B2]; i++) blk[elems[i]] = B2;
       const S = m <= sz - m ? B2 : B;
       for (let y = 0; y < A; y++) {
-        if (inW[B * A + y]) { inW[B2 * A + y] = 1; W.push(B2, y); }
-        else { inW[S * A + y] = 1; W.push(S, y); }
+        if (inW[B * A + y]) { inW[B2 * A + y] = 1; W[wn++] = B2; W[wn++] = y; }
+        else { inW[S * A + y] = 1; W[wn++] = S; W[wn++] = y; }
       }
     }
   }

@@ -181,6 +181,56 @@ test('maxLength / maxItems in the hundreds of thousands are lazy chains: few rul
   assert.equal(new Set(names).size, names.length);
 });
 
+test('a pattern under a large maxLength: the product with the length counter is built while matching (was: thousands of rules, 100+ ms to compile)', async () => {
+  const schema = {
+    type: 'object', additionalProperties: false,
+    properties: {
+      to: { type: 'string', pattern: '^[a-zA-Z0-9_.+-]+@[a-zA-Z0-9-]+\\.[a-zA-Z0-9-.]+$', minLength: 5, maxLength: 254 },
+      from: { type: 'string', pattern: '^[^@^\\s]+@[^@^\\.^\\s]+(\\.[^@^\\.^\\s]*)*.gov.uk', minLength: 12, maxLength: 120 },
+      // No maxLength: the counter stops at minLength.
+      long: { type: 'string', pattern: '^(ab|c)+$', minLength: 300 },
+    },
+  };
+  const g = compileJsonSchema(schema);
+  assert.ok(g.ruleAlts.length < 400, `${g.ruleAlts.length} rules built`);
+  const to = (n: number, tail = '@b.co') => 'x'.repeat(Math.max(0, n - tail.length)) + tail;
+  const from = (n: number, tail = '@x.gov.uk') => 'é'.repeat(Math.max(0, n - tail.length)) + tail;
+  agree(schema, [
+    ...[4, 5, 6, 253, 254, 255].flatMap((n) => [{ to: to(n) }, { to: to(n, '@b.') }, { to: to(n, '@b_c.d') }]),
+    ...[8, 11, 12, 13, 119, 120, 121].flatMap((n) => [{ from: from(n) }, { from: from(n, '"@x.gov.ukz') }, { from: from(n, '@x.y.gov.uk') }, { from: from(n, '@x.gov.u') }, { from: from(n, 'a b@x.gov.uk') }]),
+    ...[298, 299, 300, 301, 302, 400].flatMap((n) => [{ long: 'ab'.repeat(n >> 1) + 'c'.repeat(n & 1) }, { long: 'c'.repeat(n) }, { long: 'ab'.repeat(n >> 1).slice(1) + 'c' }]),
+    { to: to(20), from: from(30), long: 'c'.repeat(310) },
+  ], g);
+  // The shortest completion (the lazily built rules' declared lengths) is the least number of bytes
+  // that completes, found breadth first over every byte.
+  const A = new ByteAutomaton(g);
+  const least = (s0: number): number => {
+    let level = [s0];
+    const seen = new Set(level);
+    for (let d = 0; level.length; d++) {
+      if (level.some((s) => A.accepting(s))) return d;
+      const next: number[] = [];
+      for (const s of level) for (let x = 0; x < 256; x++) { const t = A.step(s, x); if (t !== DEAD && !seen.has(t)) { seen.add(t); next.push(t); } }
+      level = next;
+    }
+    return Infinity;
+  };
+  for (const prefix of ['{"to":"', '{"to":"a@', `{"to":"${'x'.repeat(240)}`, '{"from":"', '{"from":"é@x.', '{"from":"\\"@x.gov', '{"long":"', `{"long":"${'ab'.repeat(147)}a`]) {
+    const s = A.advanceBytes(A.initial, enc.encode(prefix));
+    assert.notEqual(s, DEAD, prefix);
+    assert.equal(A.minComplete(s), least(s), `shortest completion after ${prefix}`);
+  }
+  // Masks equal a brute-force check of every token (LLaMA-2's vocabulary).
+  const { HFTokenizer } = await import('../../src/tokenizers/hf.js');
+  const { llama2Json } = await import('../tokenizers/real_vocabs.js');
+  const { TokenVocab, TokenMatcher } = await import('../../src/structured/index.js');
+  const vocab = TokenVocab.fromTokenizer(new HFTokenizer(await llama2Json()));
+  const m = new TokenMatcher(g, vocab);
+  for (const prefix of ['{"to":"', '{"to":"ab.c', `{"to":"${'x'.repeat(246)}@b.`, '{"from":"é', '{"from":"j@x.gov.uk', `{"long":"${'ab'.repeat(149)}`]) {
+    assertMaskBrute(m, vocab, m.automaton.advanceBytes(m.initial, enc.encode(prefix)), `prefix ${prefix.slice(0, 40)}`);
+  }
+});
+
 test('left recursion through the levels of a bounded repetition is refused; a repetition after a byte is not left recursion', () => {
   assert.throws(() => parseGbnf('root ::= a{0,4} "b"\na ::= root "c" | "d"'), (e: unknown) => e instanceof GrammarError && /left-recursive/.test(e.message));
   assert.throws(() => parseGbnf('root ::= "x" | a{2,9} "b"\na ::= "y"? root'), (e: unknown) => e instanceof GrammarError && /left-recursive/.test(e.message));

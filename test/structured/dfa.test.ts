@@ -84,6 +84,23 @@ test('a search for ^X$ (built as a whole-string match of X) has the language of 
     assert.equal(d.matches(s), re.test(s), s);
 });
 
+test('patterns of a literal then a shared tail: the tail built once (DfaLimits.tails), the language of the regex built whole', () => {
+  const tails = new Map<string, Dfa>();
+  const tag = BCP47.slice('^(title_'.length, -2);
+  const pats = ['title', 'description', 'x', 'ab_c'].map((n) => `^(${n}_${tag})$`)
+    .concat(['^ab(c|d)*$', '^é😀[a-z]{1,3}$', '^abc$', '^ab^c$', '^a(b$|c)$', '^ab[a-z]$|^q$', 'ab(c|d)*$', '^x-(y|[]z)$']);
+  const r = new Rng(5);
+  for (const p of pats) {
+    const a = regexDfa(p, true, { tails }), b = regexDfa(p, true);
+    assert.ok(isEmpty(minus(a, b)) && isEmpty(minus(b, a)), `/${p}/`);
+    const re = new RegExp(p, 'u');
+    for (const s of [...randomStrings(r, 60, ['title_en', 'x_en-US', 'abcd', 'é😀ab', 'ab', 'abc']), ...walks(r, b, 20)]) assert.equal(a.matches(s), re.test(s), `/${p}/ on ${JSON.stringify(s)}`);
+  }
+  // One tail for the four tag patterns; the tag patterns' automata are the tail's, after the literal.
+  assert.equal([...tails.keys()].filter((k) => k.length > 500).length, 1);
+  assert.equal(regexDfa(pats[0], true, { tails }).size, 'title_'.length + minimize(regexDfa(`^${tag}$`, true)).size);
+});
+
 test('products, complement, differences, length bounds and minimisation agree with RegExp', () => {
   const r = new Rng(5);
   const pick = () => r.pick(PATTERNS);

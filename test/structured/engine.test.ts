@@ -10,6 +10,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { init, shutdown, LlamaForCausalLM, parseLlamaConfig, generate } from '../../src/index.js';
 import { HFTokenizer } from '../../src/tokenizers/hf.js';
+import { PlainIndex, MODE_F } from '../../src/structured/plain.js';
 import {
   compileRegex, parseGbnf, compileJsonSchema, ByteAutomaton, TokenVocab, TokenMatcher, DEAD, RegexError, GrammarError,
   InvalidSchemaError, UnsatisfiableError, UnsupportedKeywordError, ComplexityError, TokenBudgetError, generateStructured,
@@ -297,6 +298,27 @@ test('fast paths of real-world shapes (many stacks, many names, search patterns,
         assert.ok(m.stats.nodesVisited - before < vocab.nodes / 4, `${what}: ${m.stats.nodesVisited - before} of ${vocab.nodes} trie nodes walked`);
         assertMaskBrute(m, vocab, s, `${what}, budget 3`, 3);
       }
+    }
+  }
+});
+
+test('bounded repetitions of a class leaving out ASCII bytes: settled once the levels outnumber the longest token\'s characters, masks equal a brute-force check', () => {
+  // `^[^,"]+$` under maxLength 255 (a name in a corpus schema) has no loop: each mask was a walk of the whole trie.
+  const schema = { type: 'object', properties: { f: { type: 'string', pattern: '^[^,"]+$', maxLength: 255 }, k: { type: 'string', pattern: '^[^/ ]{2,200}$' } } };
+  for (const tok of [llama2, llama3]) {
+    const vocab = TokenVocab.fromTokenizer(tok);
+    const m = new TokenMatcher(compileJsonSchema(schema), vocab);
+    // Prefixes with at least as many levels left as the longest plain token has characters (cap),
+    // and nearer the end (walked as before).
+    const cap = PlainIndex.of(vocab).cap[MODE_F];
+    for (const [p, settled] of [['{"f":"', true], ['{"f":"Do', true], [`{"f":"${'x'.repeat(255 - cap)}`, true], [`{"f":"${'x'.repeat(256 - cap)}`, false],
+      ['{"k":"', true], ['{"k":"a', true], [`{"k":"${'b'.repeat(200 - cap)}`, true], [`{"k":"${'b'.repeat(201 - cap)}`, false]] as const) {
+      const s = m.automaton.advanceBytes(m.initial, enc.encode(p));
+      assert.ok(s >= 0, p);
+      const before = m.stats.nodesVisited;
+      assertMaskBrute(m, vocab, s, `${vocab.size} vocab, ${p.slice(0, 12)}… (${p.length} bytes)`);
+      if (settled) assert.ok(m.stats.nodesVisited - before < vocab.nodes / 4, `${p.slice(0, 12)}… (${p.length}): ${m.stats.nodesVisited - before} of ${vocab.nodes} trie nodes walked`);
+      assertMaskBrute(m, vocab, s, `${p.slice(0, 12)}…, budget 3`, 3);
     }
   }
 });
