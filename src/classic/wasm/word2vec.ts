@@ -123,21 +123,16 @@ export function takePairs(): i32 { const p = pairs; pairs = 0; return p; }
 /** End of the module's own static data: the layout must start above it. */
 export function heapBase(): usize { return __heap_base; }
 
-// @ts-ignore: decorator
-@inline function nextRand(): u32 {
-  let x = rngState;
-  x ^= x << 13; x ^= x >> 17; x ^= x << 5;
-  rngState = x;
-  return x;
-}
 
-/** A negative from the alias table with one random number (aliasDraw in ../word2vec-kernel.ts). */
+/** A negative from the alias table with the random number r (aliasDraw in ../word2vec-kernel.ts):
+ *  the entry (threshold, alias) read in one load and the choice made without a branch (the
+ *  comparison is a coin toss for most words, which a branch would mispredict). */
 // @ts-ignore: decorator
-@inline function drawNegative(): i32 {
-  const p = (<u64>nextRand()) * (<u64>tableSize);
-  const i = <usize>(p >> 32);
-  const e = table + (i << 3);
-  return <u32>p < load<u32>(e) ? <i32>i : load<i32>(e, 4);
+@inline function aliasDraw(r: u32, tab: usize, size: u32): i32 {
+  const p = (<u64>r) * (<u64>size);
+  const i = p >> 32;
+  const e = load<u64>(tab + ((<usize>i) << 3));
+  return select<i32>(<i32>i, <i32>(e >> 32), <u32>p < <u32>e);
 }
 
 // @ts-ignore: decorator
@@ -543,6 +538,78 @@ let ctxCap: i32 = 0;
 }
 
 /**
+ * runChainFused's update pass for a chain of six rows (negative sampling with 5 negatives: the
+ * target and five distinct negatives, nearly every prediction): the same arithmetic in the same
+ * order (each lane's input gradient summed over the rows in chain order), with the rows' addresses
+ * and gradients held in locals instead of reloaded from the chain for every chunk of every row,
+ * 8 floats a step so that everything stays in the 16 vector registers.
+ */
+function update6(inp: usize, addInto: bool): void {
+  const q = chain, gq = chainG;
+  const r0 = <usize>load<i32>(q), r1 = <usize>load<i32>(q, 8), r2 = <usize>load<i32>(q, 16);
+  const r3 = <usize>load<i32>(q, 24), r4 = <usize>load<i32>(q, 32), r5 = <usize>load<i32>(q, 40);
+  const g0 = v128.load32_splat(gq), g1 = v128.load32_splat(gq, 4), g2 = v128.load32_splat(gq, 8);
+  const g3 = v128.load32_splat(gq, 12), g4 = v128.load32_splat(gq, 16), g5 = v128.load32_splat(gq, 20);
+  const n = dim, out = neu1e, z = f32x4.splat(0);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const o = (<usize>i) << 2;
+    const x0 = v128.load(inp + o), x1 = v128.load(inp + o, 16);
+    let a = v128.load(r0 + o), b = v128.load(r0 + o, 16);
+    let e0 = fma4(g0, a, z), e1 = fma4(g0, b, z);
+    v128.store(r0 + o, fma4(g0, x0, a)); v128.store(r0 + o, fma4(g0, x1, b), 16);
+    a = v128.load(r1 + o); b = v128.load(r1 + o, 16);
+    e0 = fma4(g1, a, e0); e1 = fma4(g1, b, e1);
+    v128.store(r1 + o, fma4(g1, x0, a)); v128.store(r1 + o, fma4(g1, x1, b), 16);
+    a = v128.load(r2 + o); b = v128.load(r2 + o, 16);
+    e0 = fma4(g2, a, e0); e1 = fma4(g2, b, e1);
+    v128.store(r2 + o, fma4(g2, x0, a)); v128.store(r2 + o, fma4(g2, x1, b), 16);
+    a = v128.load(r3 + o); b = v128.load(r3 + o, 16);
+    e0 = fma4(g3, a, e0); e1 = fma4(g3, b, e1);
+    v128.store(r3 + o, fma4(g3, x0, a)); v128.store(r3 + o, fma4(g3, x1, b), 16);
+    a = v128.load(r4 + o); b = v128.load(r4 + o, 16);
+    e0 = fma4(g4, a, e0); e1 = fma4(g4, b, e1);
+    v128.store(r4 + o, fma4(g4, x0, a)); v128.store(r4 + o, fma4(g4, x1, b), 16);
+    a = v128.load(r5 + o); b = v128.load(r5 + o, 16);
+    e0 = fma4(g5, a, e0); e1 = fma4(g5, b, e1);
+    v128.store(r5 + o, fma4(g5, x0, a)); v128.store(r5 + o, fma4(g5, x1, b), 16);
+    if (addInto) {
+      v128.store(inp + o, f32x4.add(x0, e0)); v128.store(inp + o, f32x4.add(x1, e1), 16);
+    } else {
+      v128.store(out + o, e0); v128.store(out + o, e1, 16);
+    }
+  }
+  for (; i + 4 <= n; i += 4) {
+    const o = (<usize>i) << 2;
+    const x0 = v128.load(inp + o);
+    let a = v128.load(r0 + o);
+    let e0 = fma4(g0, a, z);
+    v128.store(r0 + o, fma4(g0, x0, a));
+    a = v128.load(r1 + o); e0 = fma4(g1, a, e0); v128.store(r1 + o, fma4(g1, x0, a));
+    a = v128.load(r2 + o); e0 = fma4(g2, a, e0); v128.store(r2 + o, fma4(g2, x0, a));
+    a = v128.load(r3 + o); e0 = fma4(g3, a, e0); v128.store(r3 + o, fma4(g3, x0, a));
+    a = v128.load(r4 + o); e0 = fma4(g4, a, e0); v128.store(r4 + o, fma4(g4, x0, a));
+    a = v128.load(r5 + o); e0 = fma4(g5, a, e0); v128.store(r5 + o, fma4(g5, x0, a));
+    if (addInto) v128.store(inp + o, f32x4.add(x0, e0));
+    else v128.store(out + o, e0);
+  }
+  const h0 = f32x4.extract_lane(g0, 0), h1 = f32x4.extract_lane(g1, 0), h2 = f32x4.extract_lane(g2, 0);
+  const h3 = f32x4.extract_lane(g3, 0), h4 = f32x4.extract_lane(g4, 0), h5 = f32x4.extract_lane(g5, 0);
+  for (; i < n; i++) {
+    const o = (<usize>i) << 2;
+    const x = load<f32>(inp + o);
+    let w = load<f32>(r0 + o), e: f32 = h0 * w; store<f32>(r0 + o, w + h0 * x);
+    w = load<f32>(r1 + o); e += h1 * w; store<f32>(r1 + o, w + h1 * x);
+    w = load<f32>(r2 + o); e += h2 * w; store<f32>(r2 + o, w + h2 * x);
+    w = load<f32>(r3 + o); e += h3 * w; store<f32>(r3 + o, w + h3 * x);
+    w = load<f32>(r4 + o); e += h4 * w; store<f32>(r4 + o, w + h4 * x);
+    w = load<f32>(r5 + o); e += h5 * w; store<f32>(r5 + o, w + h5 * x);
+    if (addInto) store<f32>(inp + o, x + e);
+    else store<f32>(out + o, e);
+  }
+}
+
+/**
  * runChain when the chain's rows are distinct (no negative drawn twice, which buildChain reports
  * in chainRepeats): then no row's update changes another row's dot product, so all the dot
  * products are taken first, four rows to one pass over the input, and every row is then updated
@@ -574,6 +641,10 @@ function runChainFused(inp: usize, m_: i32, alpha: f32, addInto: bool): f64 {
   }
   if (k < m) loss += chainGrad(k, dot(inp, <usize>load<i32>(chain + (k << 3))), alpha);
 
+  if (m == 6) {
+    update6(inp, addInto);
+    return loss;
+  }
   const n = dim, out = neu1e, end = chain + (m << 3);
   let i = 0;
   for (; i + 16 <= n; i += 16) {
@@ -799,19 +870,26 @@ export function trainSentence(n: i32, alpha: f32, window: i32, negative: i32, hs
   for (let b0 = 0; b0 < n; b0 += DRAW_BLOCK) {
     const b1 = min(n, b0 + DRAW_BLOCK);
     // Draw ahead: window shrinks, then the negatives of every prediction of the block.
+    // (The random state and the table in locals: as globals they would be loaded and stored
+    // around every draw.)
     let at = drawn;
+    let x = rngState;
+    const tab = table, size = tableSize;
     for (let pos = b0; pos < b1; pos++) {
-      const red = <i32>(nextRand() % <u32>window);
+      x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+      const red = <i32>(x % <u32>window);
       store<i32>(reds + ((<usize>(pos - b0)) << 2), red);
       if (negative > 0) {
         const lo = max(0, pos - window + red), hi = min(n - 1, pos + window - red);
         const k = cbow || shared ? (hi > lo ? negative : 0) : (hi - lo) * negative;
         for (let q = 0; q < k; q++) {
-          store<i32>(at, drawNegative());
+          x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+          store<i32>(at, aliasDraw(x, tab, size));
           at += 4;
         }
       }
     }
+    rngState = x;
     // Touch the rows the block will read: negatives' output rows, the window's input rows.
     let acc = 0;
     for (let q = drawn; q < at; q += 4) acc = touch(outRow(load<i32>(q)), acc);
