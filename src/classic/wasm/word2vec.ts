@@ -538,6 +538,52 @@ let ctxCap: i32 = 0;
 }
 
 /**
+ * chainGrad for rows k..k+3 of the chain, their dot products the lanes of d, added to `loss` in
+ * row order: in SIMD when the four are negative-sampling rows with |f| < MAX_EXP (nearly every
+ * time), else row by row. The same values as chainGrad: the table indices from the same f64
+ * arithmetic as sigmoid() and nls(), the gradients (label − σ)·alpha in f32, the four losses
+ * added one after the other.
+ */
+// @ts-ignore: decorator
+@inline function chainGrad4(k: usize, d: v128, alpha: f32, loss: f64): f64 {
+  const q = chain + (k << 3);
+  const k0 = load<i32>(q, 4), k1 = load<i32>(q, 12), k2 = load<i32>(q, 20), k3 = load<i32>(q, 28);
+  if (((k0 | k1 | k2 | k3) & HS0) != 0 || !i32x4.all_true(f32x4.lt(f32x4.abs(d), f32x4.splat(<f32>MAX_EXP)))) {
+    loss += chainGrad(k, f32x4.extract_lane(d, 0), alpha);
+    loss += chainGrad(k + 1, f32x4.extract_lane(d, 1), alpha);
+    loss += chainGrad(k + 2, f32x4.extract_lane(d, 2), alpha);
+    loss += chainGrad(k + 3, f32x4.extract_lane(d, 3), alpha);
+    return loss;
+  }
+  const lo = f64x2.promote_low_f32x4(d), hi = f64x2.promote_low_f32x4(v128.shuffle<f32>(d, d, 2, 3, 0, 1));
+  // Sigmoid table indices, as sigmoid(): ⌊(f + MAX_EXP)·EXP_SCALE⌋ (≥ 0).
+  const six = f64x2.splat(MAX_EXP), es = f64x2.splat(EXP_SCALE);
+  const sl = i32x4.trunc_sat_f64x2_s_zero(f64x2.mul(f64x2.add(lo, six), es));
+  const sh = i32x4.trunc_sat_f64x2_s_zero(f64x2.mul(f64x2.add(hi, six), es));
+  const et = expTab;
+  let sig = f32x4.splat(load<f32>(et + ((<usize>i32x4.extract_lane(sl, 0)) << 2)));
+  sig = f32x4.replace_lane(sig, 1, load<f32>(et + ((<usize>i32x4.extract_lane(sl, 1)) << 2)));
+  sig = f32x4.replace_lane(sig, 2, load<f32>(et + ((<usize>i32x4.extract_lane(sh, 0)) << 2)));
+  sig = f32x4.replace_lane(sig, 3, load<f32>(et + ((<usize>i32x4.extract_lane(sh, 1)) << 2)));
+  const kinds = i32x4.replace_lane(i32x4.replace_lane(i32x4.replace_lane(i32x4.splat(k0), 1, k1), 2, k2), 3, k3);
+  const label = f32x4.convert_i32x4_s(kinds);
+  v128.store(chainG + (k << 2), f32x4.mul(f32x4.sub(label, sig), f32x4.splat(alpha)));
+  // Losses, as nls(label ? f : −f): the table at ⌊(x + MAX_EXP)·LOSS_TABLE_SIZE/(2·MAX_EXP) + 0.5⌋.
+  const one = f64x2.splat(1), neg = f64x2.splat(-1);
+  const sgnLo = v128.bitselect(one, neg, i64x2.ne(i64x2.extend_low_i32x4_s(kinds), i64x2.splat(0)));
+  const sgnHi = v128.bitselect(one, neg, i64x2.ne(i64x2.extend_high_i32x4_s(kinds), i64x2.splat(0)));
+  const ls = f64x2.splat(LOSS_TABLE_SIZE / (2 * MAX_EXP)), half = f64x2.splat(0.5);
+  const ll = i32x4.trunc_sat_f64x2_s_zero(f64x2.add(f64x2.mul(f64x2.add(f64x2.mul(lo, sgnLo), six), ls), half));
+  const lh = i32x4.trunc_sat_f64x2_s_zero(f64x2.add(f64x2.mul(f64x2.add(f64x2.mul(hi, sgnHi), six), ls), half));
+  const lt = lossTab;
+  loss += load<f64>(lt + ((<usize>i32x4.extract_lane(ll, 0)) << 3));
+  loss += load<f64>(lt + ((<usize>i32x4.extract_lane(ll, 1)) << 3));
+  loss += load<f64>(lt + ((<usize>i32x4.extract_lane(lh, 0)) << 3));
+  loss += load<f64>(lt + ((<usize>i32x4.extract_lane(lh, 1)) << 3));
+  return loss;
+}
+
+/**
  * runChainFused's update pass for a chain of six rows (negative sampling with 5 negatives: the
  * target and five distinct negatives, nearly every prediction): the same arithmetic in the same
  * order (each lane's input gradient summed over the rows in chain order), with the rows' addresses
@@ -627,10 +673,7 @@ function runChainFused(inp: usize, m_: i32, alpha: f32, addInto: bool): f64 {
   for (; k + 4 <= m; k += 4) {
     const q = chain + (k << 3);
     const d = dot4(inp, <usize>load<i32>(q), <usize>load<i32>(q, 8), <usize>load<i32>(q, 16), <usize>load<i32>(q, 24));
-    loss += chainGrad(k, f32x4.extract_lane(d, 0), alpha);
-    loss += chainGrad(k + 1, f32x4.extract_lane(d, 1), alpha);
-    loss += chainGrad(k + 2, f32x4.extract_lane(d, 2), alpha);
-    loss += chainGrad(k + 3, f32x4.extract_lane(d, 3), alpha);
+    loss = chainGrad4(k, d, alpha, loss);
   }
   if (k + 2 <= m) {
     const q = chain + (k << 3);
