@@ -583,6 +583,30 @@ let ctxCap: i32 = 0;
   return loss;
 }
 
+/** chainGrad4 for the two rows k, k+1 (dot products f0, f1). */
+// @ts-ignore: decorator
+@inline function chainGrad2(k: usize, f0: f32, f1: f32, alpha: f32, loss: f64): f64 {
+  const q = chain + (k << 3);
+  const k0 = load<i32>(q, 4), k1 = load<i32>(q, 12);
+  if (((k0 | k1) & HS0) != 0 || !(Mathf.abs(f0) < <f32>MAX_EXP) || !(Mathf.abs(f1) < <f32>MAX_EXP)) {
+    loss += chainGrad(k, f0, alpha);
+    loss += chainGrad(k + 1, f1, alpha);
+    return loss;
+  }
+  const x = f64x2.replace_lane(f64x2.splat(<f64>f0), 1, <f64>f1);
+  const six = f64x2.splat(MAX_EXP);
+  const si = i32x4.trunc_sat_f64x2_s_zero(f64x2.mul(f64x2.add(x, six), f64x2.splat(EXP_SCALE)));
+  const s0 = load<f32>(expTab + ((<usize>i32x4.extract_lane(si, 0)) << 2));
+  const s1 = load<f32>(expTab + ((<usize>i32x4.extract_lane(si, 1)) << 2));
+  store<f32>(chainG + (k << 2), (<f32>k0 - s0) * alpha);
+  store<f32>(chainG + (k << 2), (<f32>k1 - s1) * alpha, 4);
+  const sgn = f64x2.replace_lane(f64x2.splat(k0 ? 1.0 : -1.0), 1, k1 ? 1.0 : -1.0);
+  const li = i32x4.trunc_sat_f64x2_s_zero(f64x2.add(f64x2.mul(f64x2.add(f64x2.mul(x, sgn), six), f64x2.splat(LOSS_TABLE_SIZE / (2 * MAX_EXP))), f64x2.splat(0.5)));
+  loss += load<f64>(lossTab + ((<usize>i32x4.extract_lane(li, 0)) << 3));
+  loss += load<f64>(lossTab + ((<usize>i32x4.extract_lane(li, 1)) << 3));
+  return loss;
+}
+
 /**
  * runChainFused's update pass for a chain of six rows (negative sampling with 5 negatives: the
  * target and five distinct negatives, nearly every prediction): the same arithmetic in the same
@@ -678,8 +702,7 @@ function runChainFused(inp: usize, m_: i32, alpha: f32, addInto: bool): f64 {
   if (k + 2 <= m) {
     const q = chain + (k << 3);
     const f = dot2(inp, <usize>load<i32>(q), <usize>load<i32>(q, 8));
-    loss += chainGrad(k, f, alpha);
-    loss += chainGrad(k + 1, dotB, alpha);
+    loss = chainGrad2(k, f, dotB, alpha, loss);
     k += 2;
   }
   if (k < m) loss += chainGrad(k, dot(inp, <usize>load<i32>(chain + (k << 3))), alpha);
