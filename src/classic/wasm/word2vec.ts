@@ -8,7 +8,7 @@
 // draw the same random numbers in the same order (xorshift32: window shrink, then negatives).
 // A prediction whose output rows are distinct (unless a negative was drawn twice) takes all its
 // dot products first and then updates its rows in one pass, the input gradient in registers
-// (runChainFused); otherwise one row after the other (runChain).
+// (runChainFused; update6 for the six rows of negative 5); otherwise one row after the other (runChain).
 // Skip-gram with hierarchical softmax alone, or with negatives shared by a position's contexts
 // (the sharedNegatives option), goes row by row through a position's predictions (hsPosition):
 // the same updates in the same order, with far less traffic on the tree's top rows that all
@@ -122,7 +122,6 @@ export function getRng(): u32 { return rngState; }
 export function takePairs(): i32 { const p = pairs; pairs = 0; return p; }
 /** End of the module's own static data: the layout must start above it. */
 export function heapBase(): usize { return __heap_base; }
-
 
 /** A negative from the alias table with the random number r (aliasDraw in ../word2vec-kernel.ts):
  *  the entry (threshold, alias) read in one load and the choice made without a branch (the
