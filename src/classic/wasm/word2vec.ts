@@ -8,7 +8,7 @@
 // draw the same random numbers in the same order (xorshift32: window shrink, then negatives).
 // A prediction whose output rows are distinct (unless a negative was drawn twice) takes all its
 // dot products first and then updates its rows in one pass, the input gradient in registers
-// (runChainFused); otherwise one row after the other (runChain).
+// (runChainFused; update6 for the six rows of negative 5); otherwise one row after the other (runChain).
 // Skip-gram with hierarchical softmax alone, or with negatives shared by a position's contexts
 // (the sharedNegatives option), goes row by row through a position's predictions (hsPosition):
 // the same updates in the same order, with far less traffic on the tree's top rows that all
@@ -123,21 +123,15 @@ export function takePairs(): i32 { const p = pairs; pairs = 0; return p; }
 /** End of the module's own static data: the layout must start above it. */
 export function heapBase(): usize { return __heap_base; }
 
+/** A negative from the alias table with the random number r (aliasDraw in ../word2vec-kernel.ts):
+ *  the entry (threshold, alias) read in one load and the choice made without a branch (the
+ *  comparison is a coin toss for most words, which a branch would mispredict). */
 // @ts-ignore: decorator
-@inline function nextRand(): u32 {
-  let x = rngState;
-  x ^= x << 13; x ^= x >> 17; x ^= x << 5;
-  rngState = x;
-  return x;
-}
-
-/** A negative from the alias table with one random number (aliasDraw in ../word2vec-kernel.ts). */
-// @ts-ignore: decorator
-@inline function drawNegative(): i32 {
-  const p = (<u64>nextRand()) * (<u64>tableSize);
-  const i = <usize>(p >> 32);
-  const e = table + (i << 3);
-  return <u32>p < load<u32>(e) ? <i32>i : load<i32>(e, 4);
+@inline function aliasDraw(r: u32, tab: usize, size: u32): i32 {
+  const p = (<u64>r) * (<u64>size);
+  const i = p >> 32;
+  const e = load<u64>(tab + ((<usize>i) << 3));
+  return select<i32>(<i32>i, <i32>(e >> 32), <u32>p < <u32>e);
 }
 
 // @ts-ignore: decorator
@@ -543,6 +537,148 @@ let ctxCap: i32 = 0;
 }
 
 /**
+ * chainGrad for rows k..k+3 of the chain, their dot products the lanes of d, added to `loss` in
+ * row order: in SIMD when the four are negative-sampling rows with |f| < MAX_EXP (nearly every
+ * time), else row by row. The same values as chainGrad: the table indices from the same f64
+ * arithmetic as sigmoid() and nls(), the gradients (label − σ)·alpha in f32, the four losses
+ * added one after the other.
+ */
+// @ts-ignore: decorator
+@inline function chainGrad4(k: usize, d: v128, alpha: f32, loss: f64): f64 {
+  const q = chain + (k << 3);
+  const k0 = load<i32>(q, 4), k1 = load<i32>(q, 12), k2 = load<i32>(q, 20), k3 = load<i32>(q, 28);
+  if (((k0 | k1 | k2 | k3) & HS0) != 0 || !i32x4.all_true(f32x4.lt(f32x4.abs(d), f32x4.splat(<f32>MAX_EXP)))) {
+    loss += chainGrad(k, f32x4.extract_lane(d, 0), alpha);
+    loss += chainGrad(k + 1, f32x4.extract_lane(d, 1), alpha);
+    loss += chainGrad(k + 2, f32x4.extract_lane(d, 2), alpha);
+    loss += chainGrad(k + 3, f32x4.extract_lane(d, 3), alpha);
+    return loss;
+  }
+  const lo = f64x2.promote_low_f32x4(d), hi = f64x2.promote_low_f32x4(v128.shuffle<f32>(d, d, 2, 3, 0, 1));
+  // Sigmoid table indices, as sigmoid(): ⌊(f + MAX_EXP)·EXP_SCALE⌋ (≥ 0).
+  const six = f64x2.splat(MAX_EXP), es = f64x2.splat(EXP_SCALE);
+  const sl = i32x4.trunc_sat_f64x2_s_zero(f64x2.mul(f64x2.add(lo, six), es));
+  const sh = i32x4.trunc_sat_f64x2_s_zero(f64x2.mul(f64x2.add(hi, six), es));
+  const et = expTab;
+  let sig = f32x4.splat(load<f32>(et + ((<usize>i32x4.extract_lane(sl, 0)) << 2)));
+  sig = f32x4.replace_lane(sig, 1, load<f32>(et + ((<usize>i32x4.extract_lane(sl, 1)) << 2)));
+  sig = f32x4.replace_lane(sig, 2, load<f32>(et + ((<usize>i32x4.extract_lane(sh, 0)) << 2)));
+  sig = f32x4.replace_lane(sig, 3, load<f32>(et + ((<usize>i32x4.extract_lane(sh, 1)) << 2)));
+  const kinds = i32x4.replace_lane(i32x4.replace_lane(i32x4.replace_lane(i32x4.splat(k0), 1, k1), 2, k2), 3, k3);
+  const label = f32x4.convert_i32x4_s(kinds);
+  v128.store(chainG + (k << 2), f32x4.mul(f32x4.sub(label, sig), f32x4.splat(alpha)));
+  // Losses, as nls(label ? f : −f): the table at ⌊(x + MAX_EXP)·LOSS_TABLE_SIZE/(2·MAX_EXP) + 0.5⌋.
+  const one = f64x2.splat(1), neg = f64x2.splat(-1);
+  const sgnLo = v128.bitselect(one, neg, i64x2.ne(i64x2.extend_low_i32x4_s(kinds), i64x2.splat(0)));
+  const sgnHi = v128.bitselect(one, neg, i64x2.ne(i64x2.extend_high_i32x4_s(kinds), i64x2.splat(0)));
+  const ls = f64x2.splat(LOSS_TABLE_SIZE / (2 * MAX_EXP)), half = f64x2.splat(0.5);
+  const ll = i32x4.trunc_sat_f64x2_s_zero(f64x2.add(f64x2.mul(f64x2.add(f64x2.mul(lo, sgnLo), six), ls), half));
+  const lh = i32x4.trunc_sat_f64x2_s_zero(f64x2.add(f64x2.mul(f64x2.add(f64x2.mul(hi, sgnHi), six), ls), half));
+  const lt = lossTab;
+  loss += load<f64>(lt + ((<usize>i32x4.extract_lane(ll, 0)) << 3));
+  loss += load<f64>(lt + ((<usize>i32x4.extract_lane(ll, 1)) << 3));
+  loss += load<f64>(lt + ((<usize>i32x4.extract_lane(lh, 0)) << 3));
+  loss += load<f64>(lt + ((<usize>i32x4.extract_lane(lh, 1)) << 3));
+  return loss;
+}
+
+/** chainGrad4 for the two rows k, k+1 (dot products f0, f1). */
+// @ts-ignore: decorator
+@inline function chainGrad2(k: usize, f0: f32, f1: f32, alpha: f32, loss: f64): f64 {
+  const q = chain + (k << 3);
+  const k0 = load<i32>(q, 4), k1 = load<i32>(q, 12);
+  if (((k0 | k1) & HS0) != 0 || !(Mathf.abs(f0) < <f32>MAX_EXP) || !(Mathf.abs(f1) < <f32>MAX_EXP)) {
+    loss += chainGrad(k, f0, alpha);
+    loss += chainGrad(k + 1, f1, alpha);
+    return loss;
+  }
+  const x = f64x2.replace_lane(f64x2.splat(<f64>f0), 1, <f64>f1);
+  const six = f64x2.splat(MAX_EXP);
+  const si = i32x4.trunc_sat_f64x2_s_zero(f64x2.mul(f64x2.add(x, six), f64x2.splat(EXP_SCALE)));
+  const s0 = load<f32>(expTab + ((<usize>i32x4.extract_lane(si, 0)) << 2));
+  const s1 = load<f32>(expTab + ((<usize>i32x4.extract_lane(si, 1)) << 2));
+  store<f32>(chainG + (k << 2), (<f32>k0 - s0) * alpha);
+  store<f32>(chainG + (k << 2), (<f32>k1 - s1) * alpha, 4);
+  const sgn = f64x2.replace_lane(f64x2.splat(k0 ? 1.0 : -1.0), 1, k1 ? 1.0 : -1.0);
+  const li = i32x4.trunc_sat_f64x2_s_zero(f64x2.add(f64x2.mul(f64x2.add(f64x2.mul(x, sgn), six), f64x2.splat(LOSS_TABLE_SIZE / (2 * MAX_EXP))), f64x2.splat(0.5)));
+  loss += load<f64>(lossTab + ((<usize>i32x4.extract_lane(li, 0)) << 3));
+  loss += load<f64>(lossTab + ((<usize>i32x4.extract_lane(li, 1)) << 3));
+  return loss;
+}
+
+/**
+ * runChainFused's update pass for a chain of six rows (negative sampling with 5 negatives: the
+ * target and five distinct negatives, nearly every prediction): the same arithmetic in the same
+ * order (each lane's input gradient summed over the rows in chain order), with the rows' addresses
+ * and gradients held in locals instead of reloaded from the chain for every chunk of every row,
+ * 8 floats a step so that everything stays in the 16 vector registers.
+ */
+function update6(inp: usize, addInto: bool): void {
+  const q = chain, gq = chainG;
+  const r0 = <usize>load<i32>(q), r1 = <usize>load<i32>(q, 8), r2 = <usize>load<i32>(q, 16);
+  const r3 = <usize>load<i32>(q, 24), r4 = <usize>load<i32>(q, 32), r5 = <usize>load<i32>(q, 40);
+  const g0 = v128.load32_splat(gq), g1 = v128.load32_splat(gq, 4), g2 = v128.load32_splat(gq, 8);
+  const g3 = v128.load32_splat(gq, 12), g4 = v128.load32_splat(gq, 16), g5 = v128.load32_splat(gq, 20);
+  const n = dim, out = neu1e, z = f32x4.splat(0);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const o = (<usize>i) << 2;
+    const x0 = v128.load(inp + o), x1 = v128.load(inp + o, 16);
+    let a = v128.load(r0 + o), b = v128.load(r0 + o, 16);
+    let e0 = fma4(g0, a, z), e1 = fma4(g0, b, z);
+    v128.store(r0 + o, fma4(g0, x0, a)); v128.store(r0 + o, fma4(g0, x1, b), 16);
+    a = v128.load(r1 + o); b = v128.load(r1 + o, 16);
+    e0 = fma4(g1, a, e0); e1 = fma4(g1, b, e1);
+    v128.store(r1 + o, fma4(g1, x0, a)); v128.store(r1 + o, fma4(g1, x1, b), 16);
+    a = v128.load(r2 + o); b = v128.load(r2 + o, 16);
+    e0 = fma4(g2, a, e0); e1 = fma4(g2, b, e1);
+    v128.store(r2 + o, fma4(g2, x0, a)); v128.store(r2 + o, fma4(g2, x1, b), 16);
+    a = v128.load(r3 + o); b = v128.load(r3 + o, 16);
+    e0 = fma4(g3, a, e0); e1 = fma4(g3, b, e1);
+    v128.store(r3 + o, fma4(g3, x0, a)); v128.store(r3 + o, fma4(g3, x1, b), 16);
+    a = v128.load(r4 + o); b = v128.load(r4 + o, 16);
+    e0 = fma4(g4, a, e0); e1 = fma4(g4, b, e1);
+    v128.store(r4 + o, fma4(g4, x0, a)); v128.store(r4 + o, fma4(g4, x1, b), 16);
+    a = v128.load(r5 + o); b = v128.load(r5 + o, 16);
+    e0 = fma4(g5, a, e0); e1 = fma4(g5, b, e1);
+    v128.store(r5 + o, fma4(g5, x0, a)); v128.store(r5 + o, fma4(g5, x1, b), 16);
+    if (addInto) {
+      v128.store(inp + o, f32x4.add(x0, e0)); v128.store(inp + o, f32x4.add(x1, e1), 16);
+    } else {
+      v128.store(out + o, e0); v128.store(out + o, e1, 16);
+    }
+  }
+  for (; i + 4 <= n; i += 4) {
+    const o = (<usize>i) << 2;
+    const x0 = v128.load(inp + o);
+    let a = v128.load(r0 + o);
+    let e0 = fma4(g0, a, z);
+    v128.store(r0 + o, fma4(g0, x0, a));
+    a = v128.load(r1 + o); e0 = fma4(g1, a, e0); v128.store(r1 + o, fma4(g1, x0, a));
+    a = v128.load(r2 + o); e0 = fma4(g2, a, e0); v128.store(r2 + o, fma4(g2, x0, a));
+    a = v128.load(r3 + o); e0 = fma4(g3, a, e0); v128.store(r3 + o, fma4(g3, x0, a));
+    a = v128.load(r4 + o); e0 = fma4(g4, a, e0); v128.store(r4 + o, fma4(g4, x0, a));
+    a = v128.load(r5 + o); e0 = fma4(g5, a, e0); v128.store(r5 + o, fma4(g5, x0, a));
+    if (addInto) v128.store(inp + o, f32x4.add(x0, e0));
+    else v128.store(out + o, e0);
+  }
+  const h0 = f32x4.extract_lane(g0, 0), h1 = f32x4.extract_lane(g1, 0), h2 = f32x4.extract_lane(g2, 0);
+  const h3 = f32x4.extract_lane(g3, 0), h4 = f32x4.extract_lane(g4, 0), h5 = f32x4.extract_lane(g5, 0);
+  for (; i < n; i++) {
+    const o = (<usize>i) << 2;
+    const x = load<f32>(inp + o);
+    let w = load<f32>(r0 + o), e: f32 = h0 * w; store<f32>(r0 + o, w + h0 * x);
+    w = load<f32>(r1 + o); e += h1 * w; store<f32>(r1 + o, w + h1 * x);
+    w = load<f32>(r2 + o); e += h2 * w; store<f32>(r2 + o, w + h2 * x);
+    w = load<f32>(r3 + o); e += h3 * w; store<f32>(r3 + o, w + h3 * x);
+    w = load<f32>(r4 + o); e += h4 * w; store<f32>(r4 + o, w + h4 * x);
+    w = load<f32>(r5 + o); e += h5 * w; store<f32>(r5 + o, w + h5 * x);
+    if (addInto) store<f32>(inp + o, x + e);
+    else store<f32>(out + o, e);
+  }
+}
+
+/**
  * runChain when the chain's rows are distinct (no negative drawn twice, which buildChain reports
  * in chainRepeats): then no row's update changes another row's dot product, so all the dot
  * products are taken first, four rows to one pass over the input, and every row is then updated
@@ -560,20 +696,20 @@ function runChainFused(inp: usize, m_: i32, alpha: f32, addInto: bool): f64 {
   for (; k + 4 <= m; k += 4) {
     const q = chain + (k << 3);
     const d = dot4(inp, <usize>load<i32>(q), <usize>load<i32>(q, 8), <usize>load<i32>(q, 16), <usize>load<i32>(q, 24));
-    loss += chainGrad(k, f32x4.extract_lane(d, 0), alpha);
-    loss += chainGrad(k + 1, f32x4.extract_lane(d, 1), alpha);
-    loss += chainGrad(k + 2, f32x4.extract_lane(d, 2), alpha);
-    loss += chainGrad(k + 3, f32x4.extract_lane(d, 3), alpha);
+    loss = chainGrad4(k, d, alpha, loss);
   }
   if (k + 2 <= m) {
     const q = chain + (k << 3);
     const f = dot2(inp, <usize>load<i32>(q), <usize>load<i32>(q, 8));
-    loss += chainGrad(k, f, alpha);
-    loss += chainGrad(k + 1, dotB, alpha);
+    loss = chainGrad2(k, f, dotB, alpha, loss);
     k += 2;
   }
   if (k < m) loss += chainGrad(k, dot(inp, <usize>load<i32>(chain + (k << 3))), alpha);
 
+  if (m == 6) {
+    update6(inp, addInto);
+    return loss;
+  }
   const n = dim, out = neu1e, end = chain + (m << 3);
   let i = 0;
   for (; i + 16 <= n; i += 16) {
@@ -799,19 +935,26 @@ export function trainSentence(n: i32, alpha: f32, window: i32, negative: i32, hs
   for (let b0 = 0; b0 < n; b0 += DRAW_BLOCK) {
     const b1 = min(n, b0 + DRAW_BLOCK);
     // Draw ahead: window shrinks, then the negatives of every prediction of the block.
+    // (The random state and the table in locals: as globals they would be loaded and stored
+    // around every draw.)
     let at = drawn;
+    let x = rngState;
+    const tab = table, size = tableSize;
     for (let pos = b0; pos < b1; pos++) {
-      const red = <i32>(nextRand() % <u32>window);
+      x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+      const red = <i32>(x % <u32>window);
       store<i32>(reds + ((<usize>(pos - b0)) << 2), red);
       if (negative > 0) {
         const lo = max(0, pos - window + red), hi = min(n - 1, pos + window - red);
         const k = cbow || shared ? (hi > lo ? negative : 0) : (hi - lo) * negative;
         for (let q = 0; q < k; q++) {
-          store<i32>(at, drawNegative());
+          x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+          store<i32>(at, aliasDraw(x, tab, size));
           at += 4;
         }
       }
     }
+    rngState = x;
     // Touch the rows the block will read: negatives' output rows, the window's input rows.
     let acc = 0;
     for (let q = drawn; q < at; q += 4) acc = touch(outRow(load<i32>(q)), acc);
