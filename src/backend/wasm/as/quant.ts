@@ -406,68 +406,6 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
   return t == T_Q4_1 ? d : i32x4.sub(d, v128.load(s));
 }
 
-// block32R with the block's prepared x already loaded (xl, xh: its two chunks of x8; sv: its s).
-// @ts-ignore: decorator
-@inline function block32V(t: i32, p: usize, xl: v128, xh: v128, sv: v128, mask: v128): v128 {
-  let lo: v128, hi: v128;
-  if (t == T_Q4_0 || t == T_Q4_1) {
-    const v = t == T_Q4_0 ? v128.load(p, 2) : v128.load(p, 4);
-    lo = v128.and(v, mask);
-    hi = hi4(v, mask);
-  } else {
-    const v = v128.load(p, 6), qh = load<u32>(p, 2);
-    lo = v128.or(v128.and(v, mask), bits16(qh & 0xffff));
-    hi = v128.or(hi4(v, mask), bits16(qh >> 16));
-  }
-  const d = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xl, lo), i16x8.relaxed_dot_i8x16_i7x16_s(xh, hi)));
-  return t == T_Q4_1 ? d : i32x4.sub(d, sv);
-}
-
-// rowDot32 for two weight rows (at p and q) on the relaxed build: each block's prepared x and
-// scale dx are loaded once for both. Each row's result is rowDot32's for it (the same float
-// operations in the same order). Results at o and o + 4.
-// @ts-ignore: decorator
-@inline function rowPair32(t: i32, ds: usize, ss: usize, p: usize, q: usize, nb: i32, o: usize, beta: i32): void {
-  const bytes = <usize>typeBytes(t);
-  const mask = i8x16.splat(0x0f);
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), b0 = f32x4.splat(0), b1 = f32x4.splat(0);
-  let ma: f32 = 0, mb: f32 = 0;
-  let x8 = ss + off(nb), xs = x8 + <usize>(32 * nb);
-  let b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    const xl0 = v128.load(x8), xh0 = v128.load(x8, 16), xl1 = v128.load(x8, 32), xh1 = v128.load(x8, 48);
-    const s0 = t == T_Q4_1 ? xl0 : v128.load(xs), s1 = t == T_Q4_1 ? xl0 : v128.load(xs, 32);
-    const dx0 = load<f32>(ds), dx1 = load<f32>(ds, 4);
-    a0 = fma4(f32x4.convert_i32x4_s(block32V(t, p, xl0, xh0, s0, mask)), f32x4.splat(h2fTab(<u32>load<u16>(p)) * dx0), a0);
-    a1 = fma4(f32x4.convert_i32x4_s(block32V(t, p + bytes, xl1, xh1, s1, mask)), f32x4.splat(h2fTab(<u32>load<u16>(p + bytes)) * dx1), a1);
-    b0 = fma4(f32x4.convert_i32x4_s(block32V(t, q, xl0, xh0, s0, mask)), f32x4.splat(h2fTab(<u32>load<u16>(q)) * dx0), b0);
-    b1 = fma4(f32x4.convert_i32x4_s(block32V(t, q + bytes, xl1, xh1, s1, mask)), f32x4.splat(h2fTab(<u32>load<u16>(q + bytes)) * dx1), b1);
-    if (t == T_Q4_1) {
-      const n0 = <f32>load<i32>(ss), n1 = <f32>load<i32>(ss, 4);
-      ma += h2fTab(<u32>load<u16>(p, 2)) * dx0 * n0 + h2fTab(<u32>load<u16>(p + bytes, 2)) * dx1 * n1;
-      mb += h2fTab(<u32>load<u16>(q, 2)) * dx0 * n0 + h2fTab(<u32>load<u16>(q + bytes, 2)) * dx1 * n1;
-    }
-    p += 2 * bytes; q += 2 * bytes; ds += 8; ss += 8; x8 += 64; xs += 64;
-  }
-  if (b < nb) {
-    const xl0 = v128.load(x8), xh0 = v128.load(x8, 16);
-    const s0 = t == T_Q4_1 ? xl0 : v128.load(xs);
-    const dx = load<f32>(ds);
-    a0 = fma4(f32x4.convert_i32x4_s(block32V(t, p, xl0, xh0, s0, mask)), f32x4.splat(h2fTab(<u32>load<u16>(p)) * dx), a0);
-    b0 = fma4(f32x4.convert_i32x4_s(block32V(t, q, xl0, xh0, s0, mask)), f32x4.splat(h2fTab(<u32>load<u16>(q)) * dx), b0);
-    if (t == T_Q4_1) {
-      const n0 = <f32>load<i32>(ss);
-      ma += h2fTab(<u32>load<u16>(p, 2)) * dx * n0;
-      mb += h2fTab(<u32>load<u16>(q, 2)) * dx * n0;
-    }
-  }
-  put(o, rowSum(f32x4.add(a0, a1)) + ma, beta);
-  put(o + 4, rowSum(f32x4.add(b0, b1)) + mb, beta);
-}
-function pairQ4_0(ds: usize, ss: usize, p: usize, q: usize, nb: i32, o: usize, beta: i32): void { rowPair32(T_Q4_0, ds, ss, p, q, nb, o, beta); }
-function pairQ4_1(ds: usize, ss: usize, p: usize, q: usize, nb: i32, o: usize, beta: i32): void { rowPair32(T_Q4_1, ds, ss, p, q, nb, o, beta); }
-function pairQ5_0(ds: usize, ss: usize, p: usize, q: usize, nb: i32, o: usize, beta: i32): void { rowPair32(T_Q5_0, ds, ss, p, q, nb, o, beta); }
-
 // One weight row (nb blocks at p) against the rounded x: 32-value types; two blocks per step
 // into two accumulators.
 // @ts-ignore: decorator
@@ -768,21 +706,7 @@ export function quant_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: 
         }
       }
     }
-    let n = n0;
-    if (ASC_FEATURE_RELAXED_SIMD && QB == 32) {
-      // pairs of weight rows share each block's prepared x (rowPair32). (The same pairing measured
-      // no gain for Q4_K and a loss for Q8_0 on matrices beyond L2: its rows are 2.1× longer.)
-      for (; n + 2 <= n1; n += 2) {
-        const row = w + <usize>n * rowBytes;
-        for (let m = 0; m < mr; m++) {
-          const xq = buf + <usize>(m * per), ds = xq + <usize>(2 * K), ss = ds + off(nb), o = out + off((m0 + m) * ldo + n);
-          if (type == T_Q4_0) pairQ4_0(ds, ss, row, row + rowBytes, nb, o, beta);
-          else if (type == T_Q4_1) pairQ4_1(ds, ss, row, row + rowBytes, nb, o, beta);
-          else pairQ5_0(ds, ss, row, row + rowBytes, nb, o, beta);
-        }
-      }
-    }
-    for (; n < n1; n++) {
+    for (let n = n0; n < n1; n++) {
       const row = w + <usize>n * rowBytes;
       for (let m = 0; m < mr; m++) {
         const xq = buf + <usize>(m * per), ds = xq + <usize>(2 * K), ss = ds + off(nb);
