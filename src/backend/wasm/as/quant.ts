@@ -448,21 +448,23 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
   return <u64>(b & 0x3f3f3f3f) | (<u64>(((c >> 4) & 0x0f0f0f0f) | (((b >> 6) & 0x03030303) << 4)) << 32);
 }
 
+// Q4_K/Q5_K: 16 quants of a sub-block, as stored (before the min): the low (or, with `high`, the
+// high) nibbles of the 16 bytes v, and for Q5_K the fifth bit, bit `bit` of the matching bytes of h.
+// mask = i8x16.splat(0x0f), one = i8x16.splat(1).
+// @ts-ignore: decorator
+@inline function kQuants(t: i32, v: v128, h: v128, bit: i32, high: bool, mask: v128, one: v128): v128 {
+  const q = high ? hi4(v, mask) : v128.and(v, mask);
+  return t == T_Q5_K ? v128.or(q, i16x8.shl(v128.and(i16x8.shr_u(h, bit), one), 4)) : q;
+}
+
 // Q4_K/Q5_K: sub-blocks 2g and 2g + 1 of the super-block whose quants are at qs (Q5_K's fifth
 // bits in hA, hB), against the rounded x (xq, or x8 on the relaxed build): Σ sc_j · Σ q·qx over
 // the two, as i32x4 lanes (get_scale_min_k4's 6-bit scales in scs). g is a constant after inlining.
 // @ts-ignore: decorator
 @inline function kPair(t: i32, g: i32, qs: usize, hA: v128, hB: v128, xq: usize, x8: usize, scs: u64, mask: v128): v128 {
-  const v0 = v128.load(qs + <usize>(32 * g)), v1 = v128.load(qs + <usize>(32 * g), 16);
-  let a0 = v128.and(v0, mask), a1 = v128.and(v1, mask);
-  let b0 = hi4(v0, mask), b1 = hi4(v1, mask);
-  if (t == T_Q5_K) {
-    const one = i8x16.splat(1);
-    a0 = v128.or(a0, i16x8.shl(v128.and(i16x8.shr_u(hA, 2 * g), one), 4));
-    a1 = v128.or(a1, i16x8.shl(v128.and(i16x8.shr_u(hB, 2 * g), one), 4));
-    b0 = v128.or(b0, i16x8.shl(v128.and(i16x8.shr_u(hA, 2 * g + 1), one), 4));
-    b1 = v128.or(b1, i16x8.shl(v128.and(i16x8.shr_u(hB, 2 * g + 1), one), 4));
-  }
+  const v0 = v128.load(qs + <usize>(32 * g)), v1 = v128.load(qs + <usize>(32 * g), 16), one = i8x16.splat(1);
+  const a0 = kQuants(t, v0, hA, 2 * g, false, mask, one), a1 = kQuants(t, v1, hB, 2 * g, false, mask, one);
+  const b0 = kQuants(t, v0, hA, 2 * g + 1, true, mask, one), b1 = kQuants(t, v1, hB, 2 * g + 1, true, mask, one);
   const sh = <u64>(16 * g);
   const sc0 = <i32>((scs >> sh) & 0xff), sc1 = <i32>((scs >> (sh + 8)) & 0xff);
   if (ASC_FEATURE_RELAXED_SIMD) {
@@ -617,14 +619,8 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
       const one = i8x16.splat(1);
       for (let g = 0; g < 4; g++) {
         const v0 = v128.load(qs + <usize>(32 * g)), v1 = v128.load(qs + <usize>(32 * g), 16);
-        let a0 = v128.and(v0, mask), a1 = v128.and(v1, mask);
-        let b0 = hi4(v0, mask), b1 = hi4(v1, mask);
-        if (t == T_Q5_K) {
-          a0 = v128.or(a0, i16x8.shl(v128.and(i16x8.shr_u(hA, 2 * g), one), 4));
-          a1 = v128.or(a1, i16x8.shl(v128.and(i16x8.shr_u(hB, 2 * g), one), 4));
-          b0 = v128.or(b0, i16x8.shl(v128.and(i16x8.shr_u(hA, 2 * g + 1), one), 4));
-          b1 = v128.or(b1, i16x8.shl(v128.and(i16x8.shr_u(hB, 2 * g + 1), one), 4));
-        }
+        const a0 = kQuants(t, v0, hA, 2 * g, false, mask, one), a1 = kQuants(t, v1, hB, 2 * g, false, mask, one);
+        const b0 = kQuants(t, v0, hA, 2 * g + 1, true, mask, one), b1 = kQuants(t, v1, hB, 2 * g + 1, true, mask, one);
         const sh = <u64>(16 * g);
         const sc0 = <i32>((scs >> sh) & 0xff), sc1 = <i32>((scs >> (sh + 8)) & 0xff);
         const m0 = <i32>((mns >> sh) & 0xff), m1 = <i32>((mns >> (sh + 8)) & 0xff);
