@@ -239,9 +239,11 @@ export function q8_0_rows(out: usize, w: usize, idx: usize, n: i32, K: i32, tid:
 //    for the 32-value types, Q8_K blocks of 256 for the K types) into this thread's scratch, as
 //    i16 lanes with their f32 scales and, for the types with a min (Q4_1, Q4_K, Q5_K), the sum of
 //    each 32 qx; each weight block's quants are unpacked to int8 lanes (nibbles masked and
-//    shifted, fifth/sixth bits spread from qh) and dotted with i32x4.dot_i16x8_s; the K types
-//    scale each sub-block's i32 lanes by its integer scale (i32x4.mul) and convert once per
-//    super-block: ggml's vec_dot_<type>_q8_<0|K> with its integer sums exact.
+//    shifted, fifth/sixth bits spread from qh) and dotted with i32x4.dot_i16x8_s (on the relaxed
+//    build: i16x8.relaxed_dot_i8x16_i7x16_s, below); the K types scale each sub-block's lanes by
+//    its integer scale (i32x4.mul; on the relaxed build i32x4.dot_i16x8_s on the i16 dots) and
+//    convert once per super-block: ggml's vec_dot_<type>_q8_<0|K> with its integer sums exact.
+//    Block scales (f16) are read through the table (h2fTab).
 //  - M ≥ PANEL_M (prefill): panels of weight rows dequantised into scratch as ggml does, then
 //    matmul.ts's blocked GEMM (exact f32 products).
 const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_K: i32 = 13, T_Q6_K: i32 = 14;
