@@ -5,7 +5,8 @@
 // before/after hooks that start and stop the wasm backend (2 threads) and the default backend.
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { alloc, views } from '../../src/backend/heap.js';
+import { readFileSync } from 'node:fs';
+import { H, alloc, views } from '../../src/backend/heap.js';
 import { PARALLEL_THRESHOLD, WasmBackend } from '../../src/backend/wasm/index.js';
 import { refBackend } from '../../src/backend/ref/index.js';
 import type { KernelName } from '../../src/backend/kernels.js';
@@ -30,6 +31,20 @@ export function putF32(a: Float32Array | Int32Array): number {
 
 /** n f32 values read from the heap at p. */
 export const getF32 = (p: number, n: number): Float32Array => views().f32.slice(p >>> 2, (p >>> 2) + n);
+
+/**
+ * The kernel module's exports for one build ('relaxed' or 'simd'), instantiated on this thread over
+ * the shared heap as a backend sets it up: its own scratch, and the f16 table the quantised kernels
+ * read scales through (filled here).
+ */
+export function kernelExports(variant: 'relaxed' | 'simd'): Record<string, (...a: number[]) => void> {
+  const bytes = readFileSync(new URL(`../../wasm/kernels-${variant}.wasm`, import.meta.url));
+  const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: H.memory, abort: () => { throw new Error('wasm abort'); } } }).exports as Record<string, unknown>;
+  const f = e as Record<string, (...a: number[]) => void>;
+  f.setScratch(alloc((e.SCRATCH_BYTES as WebAssembly.Global).value as number));
+  f.setHalfTable(alloc((e.HALF_TABLE_BYTES as WebAssembly.Global).value as number), 1);
+  return f;
+}
 
 export type KernelMode = 'ref' | 'call' | 'call-parallel' | 'call-serial' | `nt${number}`;
 

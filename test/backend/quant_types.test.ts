@@ -14,8 +14,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { H, alloc, release } from '../../src/backend/heap.js';
-import { putBytes, putF32, getF32, wasmKernelHarness, checkKeptWeight } from './kernel_harness.js';
+import { release } from '../../src/backend/heap.js';
+import { putBytes, putF32, getF32, wasmKernelHarness, checkKeptWeight, kernelExports } from './kernel_harness.js';
 import type { KernelMode } from './kernel_harness.js';
 import { Q8_PANEL_M } from '../../src/backend/ref/quant.js';
 import { GGML_QUANT, dequantizeBlocks } from '../../src/backend/ref/ggml_blocks.js';
@@ -174,15 +174,7 @@ describe('ggml block types: quant_matmul', () => {
     // on the quants as stored vs sign-extended i32x4.dot_i16x8_s; their i32 lanes group other
     // positions) and fma4 is fused on the relaxed build only: the results agree to f32 summation;
     // dequantisation is bit for bit. The harness above runs the build Node picks (relaxed).
-    const inst = (v: string): Record<string, (...a: number[]) => void> => {
-      const bytes = readFileSync(new URL(`../../wasm/kernels-${v}.wasm`, import.meta.url));
-      const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: H.memory, abort: () => { throw new Error('wasm abort'); } } }).exports as Record<string, unknown>;
-      const f = e as Record<string, (...a: number[]) => void>;
-      f.setScratch(alloc((e.SCRATCH_BYTES as WebAssembly.Global).value as number));
-      f.setHalfTable(alloc((e.HALF_TABLE_BYTES as WebAssembly.Global).value as number), 1);
-      return f;
-    };
-    const relaxed = inst('relaxed'), plain = inst('simd');
+    const relaxed = kernelExports('relaxed'), plain = kernelExports('simd');
     for (const type of TYPES) {
       const B = GGML_QUANT[type].block, K = 3 * B, N = 13;
       const blocks = randomBlocks(type, N, K), wf = dequantizeBlocks(type, blocks, N * K), w = putBytes(blocks);

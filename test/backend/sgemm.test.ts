@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { WasmBackend } from '../../src/backend/wasm/index.js';
 import { refBackend } from '../../src/backend/ref/index.js';
 import { alloc, release, H } from '../../src/backend/heap.js';
-import { readFileSync } from 'node:fs';
+import { kernelExports } from './kernel_harness.js';
 import type { Backend } from '../../src/backend/kernels.js';
 
 const SIZES = [1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 32, 33, 64, 65, 127, 129, 300];
@@ -150,10 +150,7 @@ test('wasm sgemm gives bitwise the same result on 1 and 2 threads', () => {
 });
 
 test('plain-SIMD build (no relaxed SIMD) matches ref too', () => {
-  const bytes = readFileSync(new URL('../../wasm/kernels-simd.wasm', import.meta.url));
-  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: H.memory, abort: () => { throw new Error('wasm abort'); } } });
-  const exp = inst.exports as Record<string, (...a: number[]) => void> & { SCRATCH_BYTES: WebAssembly.Global };
-  exp.setScratch(alloc(exp.SCRATCH_BYTES.value as number));
+  const exp = kernelExports('simd');
   const simd: Backend = { name: 'wasm', threads: 1, call: (_k, args) => exp.sgemm(...args, 0, 1) };
   for (const c of ALL.filter((_, i) => i % 3 === 0)) check(simd, c, false);
 });
@@ -162,10 +159,7 @@ test('wasm sgemm: GEMV path (M = 1, weight rows contiguous) on awkward K and N, 
   // x (1, K) · Wᵀ with W (N, K) row-major: the decode-step shape, served by gemvRows (one row
   // at a time, 16-float main loop, 4-float and scalar tails). Also run share by share with
   // nt = 3 and 7 on this thread, so the shares must cover C exactly once for any count.
-  const bytes = readFileSync(new URL('../../wasm/kernels-relaxed.wasm', import.meta.url));
-  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: H.memory, abort: () => { throw new Error('wasm abort'); } } });
-  const exp = inst.exports as Record<string, (...a: number[]) => void> & { SCRATCH_BYTES: WebAssembly.Global };
-  exp.setScratch(alloc(exp.SCRATCH_BYTES.value as number));
+  const exp = kernelExports('relaxed');
   const shares = (nt: number): Backend => ({ name: 'wasm', threads: nt, call: (_k, args) => { for (let t = 0; t < nt; t++) exp.sgemm(...args, t, nt); } });
   const gemv: Case[] = [];
   for (const K of [1, 3, 4, 5, 15, 16, 17, 20, 31, 32, 33, 63, 64, 65, 127, 288, 300, 771]) {
@@ -191,10 +185,7 @@ test('wasm sgemm: 2–8 rows against contiguous weight rows (batched decoding) o
   // 2 rows in two passes, a last single row, 16-float main loop, 4-float and scalar tails),
   // gemmRowsSmallM for 8 (pairs of weight rows, 4×2 register blocks, an odd last weight row).
   // Share by share with nt = 3 and 7 too.
-  const bytes = readFileSync(new URL('../../wasm/kernels-relaxed.wasm', import.meta.url));
-  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: H.memory, abort: () => { throw new Error('wasm abort'); } } });
-  const exp = inst.exports as Record<string, (...a: number[]) => void> & { SCRATCH_BYTES: WebAssembly.Global };
-  exp.setScratch(alloc(exp.SCRATCH_BYTES.value as number));
+  const exp = kernelExports('relaxed');
   const shares = (nt: number): Backend => ({ name: 'wasm', threads: nt, call: (_k, args) => { for (let t = 0; t < nt; t++) exp.sgemm(...args, t, nt); } });
   const cases: Case[] = [];
   for (const M of [2, 3, 4, 5, 6, 7, 8]) {
