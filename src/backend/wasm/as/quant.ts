@@ -450,6 +450,15 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
   return <u64>(b & 0x3f3f3f3f) | (<u64>(((c >> 4) & 0x0f0f0f0f) | (((b >> 6) & 0x03030303) << 4)) << 32);
 }
 
+// Q6_K: 16 six-bit quants of a chunk, as stored (before the offset 32): the low (or, with `high`,
+// the high) nibbles of the 16 bytes l, with bits shift…shift + 1 of the matching bytes of h above
+// them. mask = i8x16.splat(0x0f), three = i8x16.splat(3); shift is a constant after inlining.
+// @ts-ignore: decorator
+@inline function q6Quants(l: v128, h: v128, shift: i32, high: bool, mask: v128, three: v128): v128 {
+  const hs = shift == 0 ? h : i16x8.shr_u(h, shift);
+  return v128.or(high ? hi4(l, mask) : v128.and(l, mask), i16x8.shl(v128.and(hs, three), 4));
+}
+
 // Q4_K/Q5_K: 16 quants of a sub-block, as stored (before the min): the low (or, with `high`, the
 // high) nibbles of the 16 bytes v, and for Q5_K the fifth bit, bit `bit` of the matching bytes of h.
 // mask = i8x16.splat(0x0f), one = i8x16.splat(1).
@@ -502,14 +511,10 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
         const l0 = v128.load(ql), l1 = v128.load(ql, 16), l2 = v128.load(ql, 32), l3 = v128.load(ql, 48);
         const h0 = v128.load(qh), h1 = v128.load(qh, 16);
         // the six-bit quants before the offset 32
-        const u0 = v128.or(v128.and(l0, mask), i16x8.shl(v128.and(h0, three), 4));
-        const u1 = v128.or(v128.and(l1, mask), i16x8.shl(v128.and(h1, three), 4));
-        const u2 = v128.or(v128.and(l2, mask), i16x8.shl(v128.and(i16x8.shr_u(h0, 2), three), 4));
-        const u3 = v128.or(v128.and(l3, mask), i16x8.shl(v128.and(i16x8.shr_u(h1, 2), three), 4));
-        const u4 = v128.or(hi4(l0, mask), i16x8.shl(v128.and(i16x8.shr_u(h0, 4), three), 4));
-        const u5 = v128.or(hi4(l1, mask), i16x8.shl(v128.and(i16x8.shr_u(h1, 4), three), 4));
-        const u6 = v128.or(hi4(l2, mask), i16x8.shl(v128.and(i16x8.shr_u(h0, 6), three), 4));
-        const u7 = v128.or(hi4(l3, mask), i16x8.shl(v128.and(i16x8.shr_u(h1, 6), three), 4));
+        const u0 = q6Quants(l0, h0, 0, false, mask, three), u1 = q6Quants(l1, h1, 0, false, mask, three);
+        const u2 = q6Quants(l2, h0, 2, false, mask, three), u3 = q6Quants(l3, h1, 2, false, mask, three);
+        const u4 = q6Quants(l0, h0, 4, true, mask, three), u5 = q6Quants(l1, h1, 4, true, mask, three);
+        const u6 = q6Quants(l2, h0, 6, true, mask, three), u7 = q6Quants(l3, h1, 6, true, mask, three);
         if (ASC_FEATURE_RELAXED_SIMD) {
           // Σ sc_j · Σ u·qx over the chunk (i16 dots times the scale, pairs summed, in one
           // i32x4.dot_i16x8_s); the offset 32 comes off once per super-block below.
@@ -603,14 +608,14 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
         const ql = p + <usize>(64 * h), qh = p + 128 + <usize>(32 * h), sc = p + 192 + <usize>(8 * h);
         const l0 = v128.load(ql), l1 = v128.load(ql, 16), l2 = v128.load(ql, 32), l3 = v128.load(ql, 48);
         const h0 = v128.load(qh), h1 = v128.load(qh, 16);
-        put16(dst, i8x16.sub(v128.or(v128.and(l0, mask), i16x8.shl(v128.and(h0, three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc)), zero);
-        put16(dst + 64, i8x16.sub(v128.or(v128.and(l1, mask), i16x8.shl(v128.and(h1, three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 1)), zero);
-        put16(dst + 128, i8x16.sub(v128.or(v128.and(l2, mask), i16x8.shl(v128.and(i16x8.shr_u(h0, 2), three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 2)), zero);
-        put16(dst + 192, i8x16.sub(v128.or(v128.and(l3, mask), i16x8.shl(v128.and(i16x8.shr_u(h1, 2), three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 3)), zero);
-        put16(dst + 256, i8x16.sub(v128.or(hi4(l0, mask), i16x8.shl(v128.and(i16x8.shr_u(h0, 4), three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 4)), zero);
-        put16(dst + 320, i8x16.sub(v128.or(hi4(l1, mask), i16x8.shl(v128.and(i16x8.shr_u(h1, 4), three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 5)), zero);
-        put16(dst + 384, i8x16.sub(v128.or(hi4(l2, mask), i16x8.shl(v128.and(i16x8.shr_u(h0, 6), three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 6)), zero);
-        put16(dst + 448, i8x16.sub(v128.or(hi4(l3, mask), i16x8.shl(v128.and(i16x8.shr_u(h1, 6), three), 4)), k32), f32x4.splat(d * <f32>load<i8>(sc, 7)), zero);
+        put16(dst, i8x16.sub(q6Quants(l0, h0, 0, false, mask, three), k32), f32x4.splat(d * <f32>load<i8>(sc)), zero);
+        put16(dst + 64, i8x16.sub(q6Quants(l1, h1, 0, false, mask, three), k32), f32x4.splat(d * <f32>load<i8>(sc, 1)), zero);
+        put16(dst + 128, i8x16.sub(q6Quants(l2, h0, 2, false, mask, three), k32), f32x4.splat(d * <f32>load<i8>(sc, 2)), zero);
+        put16(dst + 192, i8x16.sub(q6Quants(l3, h1, 2, false, mask, three), k32), f32x4.splat(d * <f32>load<i8>(sc, 3)), zero);
+        put16(dst + 256, i8x16.sub(q6Quants(l0, h0, 4, true, mask, three), k32), f32x4.splat(d * <f32>load<i8>(sc, 4)), zero);
+        put16(dst + 320, i8x16.sub(q6Quants(l1, h1, 4, true, mask, three), k32), f32x4.splat(d * <f32>load<i8>(sc, 5)), zero);
+        put16(dst + 384, i8x16.sub(q6Quants(l2, h0, 6, true, mask, three), k32), f32x4.splat(d * <f32>load<i8>(sc, 6)), zero);
+        put16(dst + 448, i8x16.sub(q6Quants(l3, h1, 6, true, mask, three), k32), f32x4.splat(d * <f32>load<i8>(sc, 7)), zero);
         dst += 512;
       }
     } else {
