@@ -433,18 +433,14 @@ export class MedusaGeneration implements SteppedGeneration {
     return m.tokens.length && m.context >= lk.minContext ? m.tokens : null;
   }
 
-  /** The chain of `size` nodes (the root and size − 1 copied tokens) as a tree. */
+  /**
+   * The chain of `size` nodes (the root and size − 1 copied tokens) as a tree: medusa_choices
+   * [[0], [0, 0], …] (as many "heads" as copied tokens; only its shape and mask are used).
+   */
   private chainTree(size: number): MedusaTree {
     let t = this.chains.get(size);
     if (!t) {
-      const parent = Int32Array.from({ length: size }, (_, i) => i - 1), depth = Int32Array.from({ length: size }, (_, i) => i);
-      const mask = new Uint8Array(size * size);
-      for (let i = 0; i < size; i++) for (let j = 0; j <= i; j++) mask[i * size + j] = 1;
-      t = {
-        choices: Array.from({ length: size - 1 }, (_, i) => new Array<number>(i + 1).fill(0)), size, parent, depth,
-        head: Int32Array.from({ length: size }, (_, i) => i - 1), rank: new Int32Array(size),
-        children: Array.from({ length: size }, (_, i) => (i + 1 < size ? [i + 1] : [])), topk: [], mask, maxDepth: size - 1,
-      };
+      t = buildMedusaTree(Array.from({ length: size - 1 }, (_, i) => new Array<number>(i + 1).fill(0)), size - 1, this.model.config.vocab_size);
       this.chains.set(size, t);
     }
     return t;
