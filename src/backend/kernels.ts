@@ -65,8 +65,10 @@ export const KERNEL_ARGS = {
   // contiguous), query head h uses KV head ⌊h/(Hq/Hkv)⌋. causal = 1: query i sits at position
   // S−T+i and sees keys 0 … S−T+i (S ≥ T). Writes o (B, Hq, T, Dv) contiguous and the per-row
   // logsumexp of the scaled scores lse (B, Hq, T) (−inf and o = 0 for a row that sees no key).
+  // kvHalf = 1: k and v hold bfloat16 values (2 bytes each: element k[b,h,j,c] at
+  // k + 2·(b·sKb + h·sKh + j·sKs + c)), widened exactly (a bf16 KV cache).
   attention_fwd: ['o', 'lse', 'q', 'k', 'v', 'B', 'Hq', 'Hkv', 'T', 'S', 'D', 'Dv',
-    'sQb', 'sQh', 'sQt', 'sKb', 'sKh', 'sKs', 'sVb', 'sVh', 'sVs', 'scale', 'causal'],
+    'sQb', 'sQh', 'sQt', 'sKb', 'sKh', 'sKs', 'sVb', 'sVh', 'sVs', 'scale', 'causal', 'kvHalf'],
   // Its backward from o, lse and dout (B, Hq, T, Dv) contiguous: dq (B, Hq, T, D), dk (B, Hkv, S, D)
   // and dv (B, Hkv, S, Dv), all contiguous and overwritten (dk/dv summed over the query heads
   // that share a KV head). Probabilities are recomputed from lse.
@@ -89,8 +91,13 @@ export const KERNEL_ARGS = {
   // row b·T + t). Rotates the q heads in place (rope with sign 1; interleaved as for rope) and
   // writes the rotated k heads and the v heads to kc and vc: head h of row (b, t) goes to element
   // offset b·sKb + h·sKh + t·sKs of each (a KV cache slice that starts at the step's first
-  // position). Position t uses cos/sin row t (T, D/2).
-  rope_qkv: ['x', 'kc', 'vc', 'cos', 'sin', 'B', 'T', 'Hq', 'Hkv', 'D', 'sKb', 'sKh', 'sKs', 'interleaved'],
+  // position). Position t uses cos/sin row t (T, D/2). kvHalf = 1: kc and vc hold bfloat16 (2
+  // bytes an element, offsets as above), each value rounded to nearest even (NaN kept a NaN).
+  rope_qkv: ['x', 'kc', 'vc', 'cos', 'sin', 'B', 'T', 'Hq', 'Hkv', 'D', 'sKb', 'sKh', 'sKs', 'interleaved', 'kvHalf'],
+  // dst (n bfloat16, 2 bytes each) = src (n f32), rounded to nearest even, NaN kept a (quiet) NaN.
+  bf16_pack: ['dst', 'src', 'n'],
+  // dst (n f32) = src (n bfloat16), exactly.
+  bf16_widen: ['dst', 'src', 'n'],
   // State-space-model kernels (ref/ssm.ts, wasm/as/ssm.ts; ops in tensor/ssm.ts).
   // Depthwise causal convolution along time (Mamba's conv1d, S4D's long convolution): x (B, L, C)
   // with strided rows (x[b,l,c] at x + 4·(b·sXb + l·sXl + c)), w (C, K), bias (C) or 0, init

@@ -5,7 +5,7 @@ import { checkFiniteTensors } from './finite.js';
 import type { FiniteOptions } from './finite.js';
 import { quantizeQ4_0, quantizeQ4_1, quantizeQ5_0, quantizeQ4_K, quantizeQ5_K, quantizeQ6_K } from './quantize.js';
 const QUANTIZERS = { Q4_0: quantizeQ4_0, Q4_1: quantizeQ4_1, Q5_0: quantizeQ5_0, Q4_K: quantizeQ4_K, Q5_K: quantizeQ5_K, Q6_K: quantizeQ6_K };
-import { GGML_QUANT, dequantizeBlocks } from '../backend/ref/ggml_blocks.js';
+import { GGML_QUANT, dequantizeBlocks, f32ToBf16Bits } from '../backend/ref/ggml_blocks.js';
 import type { GgmlQuantName } from '../backend/ref/ggml_blocks.js';
 import type { QuantDType } from '../tensor/tensor.js';
 
@@ -251,13 +251,7 @@ function f16ToF32Table(): Float32Array {
 }
 export function f16BitsToF32(h: number): number { return f16ToF32Table()[h & 0xffff]; }
 
-/** f32 → bfloat16 bits, round to nearest even; NaN stays a quiet NaN (as ggml and torch). */
-export function f32ToBf16Bits(x: number): number {
-  f32buf[0] = x;
-  const b = u32buf[0];
-  if ((b & 0x7fffffff) > 0x7f800000) return ((b >>> 16) | 0x40) & 0xffff;
-  return Math.floor((b + 0x7fff + ((b >>> 16) & 1)) / 65536) & 0xffff;
-}
+export { f32ToBf16Bits };
 export function bf16BitsToF32(h: number): number {
   u32buf[0] = (h & 0xffff) << 16;
   return f32buf[0];

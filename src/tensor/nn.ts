@@ -357,7 +357,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const o = Tensor.empty([B, Hq, T, Dv]), lse = Tensor.empty([B, Hq, T]);
   // Scores and products: T·S·(D + Dv) per head, about half of it when causal.
   const work = B * Hq * T * S * (D + Dv + 8) / (causal && T > 1 ? 2 : 1);
-  if (o.size || lse.size) kernel('attention_fwd', [o.ptr, lse.ptr, qc.ptr, kc.ptr, vc.ptr, B, Hq, Hkv, T, S, D, Dv, ...strides, scale, causal], work);
+  if (o.size || lse.size) kernel('attention_fwd', [o.ptr, lse.ptr, qc.ptr, kc.ptr, vc.ptr, B, Hq, Hkv, T, S, D, Dv, ...strides, scale, causal, 0], work);
   if (needsGrad(qc, kc, vc)) {
     record(o, 'attention', [qc, kc, vc], (g) => {
       const dO = contiguous(g);
@@ -420,14 +420,41 @@ export function swiglu(gu: Tensor): Tensor {
 }
 
 /**
+ * f32 values (…, D), D even, as bfloat16 pairs: an f32 tensor (…, D/2) whose elements hold two
+ * bf16 values each (low half first), rounded to nearest even (the bf16 KV cache's layout).
+ */
+export function toBf16Pairs(x: Tensor): Tensor {
+  requireF32Tensor('toBf16Pairs', x);
+  const D = x.shape[x.ndim - 1];
+  if (x.ndim === 0 || D % 2) throw new ShapeError('toBf16Pairs', `the last dimension of ${fmtShape(x.shape)} must be even`);
+  const c = contiguous(x), out = Tensor.empty([...x.shape.slice(0, -1), D / 2]);
+  if (c.size) kernel('bf16_pack', [out.ptr, c.ptr, c.size], c.size);
+  return out;
+}
+
+/** The f32 values (…, 2·P) of bfloat16 pairs (…, P) (toBf16Pairs), exactly. */
+export function fromBf16Pairs(p: Tensor): Tensor {
+  requireF32Tensor('fromBf16Pairs', p);
+  const c = contiguous(p), out = Tensor.empty([...p.shape.slice(0, -1), 2 * p.shape[p.ndim - 1]]);
+  if (out.size) kernel('bf16_widen', [out.ptr, c.ptr, out.size], out.size);
+  return out;
+}
+
+function requireF32Tensor(op: string, t: Tensor): void {
+  if (t.dtype !== 'f32') throw new DTypeError(op, `expected an f32 tensor, got ${t.dtype} ${fmtShape(t.shape)}`);
+}
+
+/**
  * Inference only (no autograd), in place: rotary embedding of the q and k heads of a fused q/k/v
  * projection qkv (B, T, (Hq + 2·Hkv)·D), contiguous, whose positions use the tables cos/sin
  * (T, D/2) (ropeTables); the q heads are rotated where they are, the rotated k heads and the v
  * heads go to the caches kCache/vCache (B, Hkv, L, D) at positions start … start+T−1. One kernel
- * instead of rope, two copies and their views.
+ * instead of rope, two copies and their views. With `bf16` the caches hold bfloat16 pairs: f32
+ * tensors (B, Hkv, L, D/2) whose 4 bytes are two bf16 values each (KVCache's bf16 layout); the
+ * values are rounded to nearest even.
  */
 export function ropeQkvToCache(qkv: Tensor, kCache: Tensor, vCache: Tensor, start: number, cos: Tensor, sin: Tensor,
-  Hq: number, Hkv: number, opts: { layout?: 'half' | 'interleaved' } = {}): void {
+  Hq: number, Hkv: number, opts: { layout?: 'half' | 'interleaved'; bf16?: boolean } = {}): void {
   if (needsGrad(qkv)) throw new Error('ropeQkvToCache: inference only (call it under noGrad)');
   for (const [n, t] of [['qkv', qkv], ['kCache', kCache], ['vCache', vCache], ['cos', cos], ['sin', sin]] as const) {
     if (t.dtype !== 'f32') throw new DTypeError('ropeQkvToCache', `${n} must be f32, got ${t.dtype}`);
@@ -435,7 +462,7 @@ export function ropeQkvToCache(qkv: Tensor, kCache: Tensor, vCache: Tensor, star
   if (kCache.ndim !== 4 || kCache.shape.join() !== vCache.shape.join() || kCache.strides.join() !== vCache.strides.join() || kCache.strides[3] !== 1) {
     throw new ShapeError('ropeQkvToCache', `caches ${fmtShape(kCache.shape)} / ${fmtShape(vCache.shape)} must be (B, Hkv, L, D) with equal layouts and contiguous rows`);
   }
-  const [B, H2, L, D] = kCache.shape;
+  const [B, H2, L, D0] = kCache.shape, D = opts.bf16 ? 2 * D0 : D0;
   if (qkv.ndim !== 3 || qkv.shape[0] !== B || qkv.shape[2] !== (Hq + 2 * Hkv) * D || H2 !== Hkv || !qkv.isContiguous()) {
     throw new ShapeError('ropeQkvToCache', `qkv ${fmtShape(qkv.shape)} must be contiguous (${B}, T, ${(Hq + 2 * Hkv) * D}) for ${Hq} q heads and ${Hkv} k/v heads of ${D}`);
   }
@@ -447,7 +474,8 @@ export function ropeQkvToCache(qkv: Tensor, kCache: Tensor, vCache: Tensor, star
   }
   if (qkv.size === 0) return;
   const c = contiguous(cos), s = contiguous(sin);
-  const [sKb, sKh, sKs] = kCache.strides;
-  kernel('rope_qkv', [qkv.ptr, kCache.ptr + 4 * start * sKs, vCache.ptr + 4 * start * sKs, c.ptr, s.ptr, B, T, Hq, Hkv, D, sKb, sKh, sKs,
-    opts.layout === 'interleaved' ? 1 : 0], qkv.size);
+  // (The kernel's bf16 strides count values: two per element of the pair tensors.)
+  const [sKb, sKh, sKs] = kCache.strides, e = opts.bf16 ? 2 : 1;
+  kernel('rope_qkv', [qkv.ptr, kCache.ptr + 4 * start * sKs, vCache.ptr + 4 * start * sKs, c.ptr, s.ptr, B, T, Hq, Hkv, D, e * sKb, e * sKh, e * sKs,
+    opts.layout === 'interleaved' ? 1 : 0, opts.bf16 ? 1 : 0], qkv.size);
 }

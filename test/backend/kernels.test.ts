@@ -22,6 +22,7 @@ import { BinaryOp, ReduceOp, UnaryOp, type KernelName } from '../../src/backend/
 import { refBackend } from '../../src/backend/ref/index.js';
 import { WasmBackend } from '../../src/backend/wasm/index.js';
 import { uniformRng as rng } from '../helpers.js';
+import { bf16BitsToF32, f32ToBf16Bits } from '../../src/io/dtypes.js';
 
 // --- seeded random numbers (mulberry32) ----------------------------------------------------
 const R = rng(12345);
@@ -481,9 +482,74 @@ describe('wasm kernels', () => {
       check({
         kernel: 'rope_qkv', label: `B${B} T${T} Hq${Hq} Hkv${Hkv} D${D} L${L}@${start} il=${interleaved}`,
         inputs: { cos, sin }, outputs: { x, kc, vc },
-        args: (p) => [p.x, at(p.kc), at(p.vc), p.cos, p.sin, B, T, Hq, Hkv, D, Hkv * L * D, L * D, D, interleaved],
+        args: (p) => [p.x, at(p.kc), at(p.vc), p.cos, p.sin, B, T, Hq, Hkv, D, Hkv * L * D, L * D, D, interleaved, 0],
         work: B * T * R, tol: ARITH, exact: ['vc'],
       });
+    }
+  });
+
+  it('rope_qkv into a bf16 cache: v rounded to nearest even (bit for bit), k within one bf16 step of the f32 rotation, the rest untouched', () => {
+    // [B, T, Hq, Hkv, D, L, start]
+    for (const [B, T, Hq, Hkv, D, L, start] of [[1, 1, 1, 1, 2, 1, 0], [2, 3, 4, 2, 6, 8, 5], [1, 5, 3, 1, 14, 7, 1], [1, 2, 6, 6, 64, 9, 5]]) {
+      const R = (Hq + 2 * Hkv) * D, n = B * Hkv * L * D;
+      const x = uniform(B * T * R, -2, 2), ang = uniform(T * (D / 2), -3, 3);
+      sprinkle(x, [0, -0, 1e-40, 3.0e38, -3.4e38, NaN, Infinity], 1);
+      const cos = ang.map(Math.cos), sin = ang.map(Math.sin);
+      const init = new Uint16Array(n).map((_, i) => (i * 7919) & 0xffff);
+      const run = (mode: 'ref' | 'call' | 'nt3'): { x: Float32Array; kc: Uint16Array; vc: Uint16Array } => {
+        const px = put(x), pc = put(cos), ps = put(sin), kc = alloc(2 * n + 4), vc = alloc(2 * n + 4);
+        const H = views();
+        H.u16.set(init, kc >>> 1); H.u16.set(init, vc >>> 1);
+        const at = (p: number): number => p + 2 * start * D;
+        const args = [px, at(kc), at(vc), pc, ps, B, T, Hq, Hkv, D, Hkv * L * D, L * D, D, 0, 1];
+        if (mode === 'ref') refBackend.call('rope_qkv', args, B * T * R);
+        else if (mode === 'call') be.call('rope_qkv', args, B * T * R);
+        else for (let t = 2; t >= 0; t--) exportsObj.rope_qkv(...args, t, 3);
+        const V = views();
+        const out = { x: V.f32.slice(px >>> 2, (px >>> 2) + x.length), kc: V.u16.slice(kc >>> 1, (kc >>> 1) + n), vc: V.u16.slice(vc >>> 1, (vc >>> 1) + n) };
+        for (const p of [px, pc, ps, kc, vc]) release(p);
+        return out;
+      };
+      const ref = run('ref'), label = `B${B} T${T} Hq${Hq} Hkv${Hkv} D${D} L${L}@${start}`;
+      // The outside check: v as f32ToBf16Bits rounds it (the rule checked against torch in the dtypes tests).
+      for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) for (let h = 0; h < Hkv; h++) for (let i = 0; i < D; i++) {
+        const o = b * Hkv * L * D + h * L * D + (start + t) * D + i;
+        assert.equal(ref.vc[o], f32ToBf16Bits(x[(b * T + t) * R + (Hq + Hkv + h) * D + i]), `${label}: ref v[${o}]`);
+      }
+      for (const mode of ['call', 'nt3'] as const) {
+        const got = run(mode);
+        assert.deepEqual(got.vc, ref.vc, `${label} ${mode}: v`);
+        for (let i = 0; i < n; i++) {
+          const w = bf16BitsToF32(got.kc[i]), r = bf16BitsToF32(ref.kc[i]);
+          const ok = got.kc[i] === ref.kc[i] || (Number.isNaN(w) && Number.isNaN(r)) || Math.abs(w - r) <= 2 ** -7 * Math.abs(r) + 1e-5;
+          assert.ok(ok, `${label} ${mode}: k[${i}] wasm ${w} ref ${r}`);
+          if (ref.kc[i] === init[i]) assert.equal(got.kc[i], init[i], `${label} ${mode}: k[${i}] outside the step changed`);
+        }
+        for (let i = 0; i < x.length; i++) assert.ok(close(got.x[i], ref.x[i], ARITH), `${label} ${mode}: q/x[${i}]`);
+      }
+    }
+  });
+
+  it('bf16_pack / bf16_widen: f32ToBf16Bits rounding bit for bit, exact widening (NaN payloads kept)', () => {
+    for (const n of [1, 7, 8, 9, 33, 1000, 65537]) {
+      const x = uniform(n, -1e3, 1e3);
+      sprinkle(x, [0, -0, 1e-40, -1e-45, 3.4e38, -3.4e38, NaN, Infinity, -Infinity, 1.00390625, 1.01171875], 1);
+      for (const mode of ['ref', 'call', 'nt3'] as const) {
+        const src = put(x), dst = alloc(2 * n + 4), back = alloc(4 * n + 4);
+        const call = (k: 'bf16_pack' | 'bf16_widen', args: number[]): void => {
+          if (mode === 'ref') refBackend.call(k, args, n);
+          else if (mode === 'call') be.call(k, args, n);
+          else for (let t = 2; t >= 0; t--) exportsObj[k](...args, t, 3);
+        };
+        call('bf16_pack', [dst, src, n]);
+        call('bf16_widen', [back, dst, n]);
+        const H = views(), h = H.u16.slice(dst >>> 1, (dst >>> 1) + n), w = H.i32.slice(back >>> 2, (back >>> 2) + n);
+        for (let i = 0; i < n; i++) {
+          assert.equal(h[i], f32ToBf16Bits(x[i]), `${mode} n=${n}: pack[${i}] of ${x[i]}`);
+          assert.equal(w[i], h[i] << 16, `${mode} n=${n}: widen[${i}]`);
+        }
+        for (const p of [src, dst, back]) release(p);
+      }
     }
   });
 

@@ -21,6 +21,7 @@ import { alloc, release, views } from '../../src/backend/heap.js';
 import { refBackend } from '../../src/backend/ref/index.js';
 import { wasmBackend } from '../../src/backend/index.js';
 import type { WasmBackend } from '../../src/backend/wasm/index.js';
+import { bf16BitsToF32, f32ToBf16Bits } from '../../src/io/dtypes.js';
 
 before(async () => { await init({ threads: 2 }); });
 after(async () => { await shutdown(); });
@@ -171,7 +172,7 @@ test('wasm attention kernels match the ref kernels (awkward sizes, strided k/v, 
       const out: Record<string, number> = {};
       for (const [n, len] of Object.entries(sizes)) out[n] = put(new Float32Array(len).fill(fill));
       // The backward uses the ref forward's o and lse in every mode (so only the bwd differs).
-      const fwdArgs = [out.o, out.lse, q, k, v, ...dims, ...strides, scale, causal];
+      const fwdArgs = [out.o, out.lse, q, k, v, ...dims, ...strides, scale, causal, 0];
       const work = B * Hq * Tq * S * (D + Dv) + 1e6;
       const call = (name: 'attention_fwd' | 'attention_bwd', args: number[]): void => {
         if (mode === 'ref') refBackend.call(name, args, work);
@@ -197,6 +198,48 @@ test('wasm attention kernels match the ref kernels (awkward sizes, strided k/v, 
         assertClose(got.o, refOut.o, FWD.atol, FWD.rtol, `${what} o`);
         assertClose(got.lse, refOut.lse, FWD.atol, FWD.rtol, `${what} lse`);
         for (const n of ['dq', 'dk', 'dv']) assertClose(got[n], refOut[n], GRAD.atol, GRAD.rtol, `${what} ${n}`);
+      }
+    } finally {
+      for (const p of ptrs) release(p);
+    }
+  }
+});
+
+test('attention_fwd over a bf16 KV cache (kvHalf) equals f32 attention over the widened keys and values: ref and wasm, nt = 3 shares', () => {
+  const be = wasmBackend() as WasmBackend;
+  const exp = (be as unknown as { exportsObj: Record<string, (...a: number[]) => void> }).exportsObj;
+  const g = new Generator(7);
+  for (const c of KCASES) {
+    const { B, Hq, Hkv, T: Tq, S, D, Dv, causal, pad } = c;
+    const ptrs: number[] = [];
+    const put = (a: ArrayLike<number>): number => { const p = alloc(Math.max(4, a.length * 4)); views().f32.set(a, p >>> 2); ptrs.push(p); return p; };
+    // k and v as bf16 in a (B, S+pad, Hkv, D+pad) layout (strides count values), and the same values widened to f32.
+    const kw = D + pad, vw = Dv + pad, Sp = S + pad;
+    const bf = (n: number, lo: number, hi: number): { h: number; f: number } => {
+      const x = randArray(n, g, lo, hi), bits = new Uint16Array(n).map((_, i) => f32ToBf16Bits(x[i]));
+      const h = alloc(Math.max(4, 2 * n)); ptrs.push(h);
+      views().u16.set(bits, h >>> 1);
+      return { h, f: put(Array.from(bits, bf16BitsToF32)) };
+    };
+    const q = put(randArray(B * Hq * Tq * D, g, -2, 2)), k = bf(B * Sp * Hkv * kw, -2, 2), v = bf(B * Sp * Hkv * vw, -1, 1);
+    const strides = [Hq * Tq * D, Tq * D, D, Sp * Hkv * kw, kw, Hkv * kw, Sp * Hkv * vw, vw, Hkv * vw];
+    const dims = [B, Hq, Hkv, Tq, S, D, Dv];
+    const no = B * Hq * Tq * Dv, nl = B * Hq * Tq, work = B * Hq * Tq * S * (D + Dv) + 1e6;
+    const run = (mode: 'f32' | 'ref' | 'call' | 'nt3'): Float32Array[] => {
+      const o = put(new Float32Array(no).fill(mode === 'f32' ? -777.25 : 1234.5)), lse = put(new Float32Array(nl).fill(-1));
+      const args = [o, lse, q, mode === 'f32' ? k.f : k.h, mode === 'f32' ? v.f : v.h, ...dims, ...strides, 1 / Math.sqrt(D), causal, mode === 'f32' ? 0 : 1];
+      if (mode === 'f32' || mode === 'ref') refBackend.call('attention_fwd', args, work);
+      else if (mode === 'call') be.call('attention_fwd', args, work);
+      else for (let t = 2; t >= 0; t--) exp.attention_fwd(...args, t, 3);
+      const H = views();
+      return [H.f32.slice(o >>> 2, (o >>> 2) + no), H.f32.slice(lse >>> 2, (lse >>> 2) + nl)];
+    };
+    try {
+      const [o32, l32] = run('f32');
+      for (const mode of ['ref', 'call', 'nt3'] as const) {
+        const [o, l] = run(mode), what = `${JSON.stringify(c)} ${mode}`;
+        assertClose(o, o32, FWD.atol, FWD.rtol, `${what} o`);
+        assertClose(l, l32, FWD.atol, FWD.rtol, `${what} lse`);
       }
     } finally {
       for (const p of ptrs) release(p);

@@ -2,6 +2,7 @@
 // attention_bwd in ../kernels.ts). Plain f64 arithmetic, one query row at a time, the whole
 // score row materialised: obviously correct, not fast.
 import { H } from '../heap.js';
+import { bf16ToF32 } from './ggml_blocks.js';
 
 /** Keys seen by query row i: causal puts query i at position S−T+i. */
 function keysSeen(i: number, T: number, S: number, causal: number): number {
@@ -12,20 +13,23 @@ export function attention_fwd(
   o: number, lse: number, q: number, k: number, v: number,
   B: number, Hq: number, Hkv: number, T: number, S: number, D: number, Dv: number,
   sQb: number, sQh: number, sQt: number, sKb: number, sKh: number, sKs: number, sVb: number, sVh: number, sVs: number,
-  scale: number, causal: number,
+  scale: number, causal: number, kvHalf: number,
 ): void {
   const f = H.f32, G = Hq / Hkv;
   const s = new Float64Array(S), acc = new Float64Array(Dv);
+  // Keys and values: f32, or bf16 (kvHalf) at 2-byte elements.
+  const kv: (i: number) => number = kvHalf ? (i) => bf16ToF32(H.u16[i]) : (i) => f[i];
+  const sh = kvHalf ? 1 : 2;
   for (let b = 0; b < B; b++) for (let h = 0; h < Hq; h++) {
     const kh = Math.floor(h / G);
-    const K = (k >>> 2) + b * sKb + kh * sKh, V = (v >>> 2) + b * sVb + kh * sVh;
+    const K = (k >>> sh) + b * sKb + kh * sKh, V = (v >>> sh) + b * sVb + kh * sVh;
     for (let i = 0; i < T; i++) {
       const Q = (q >>> 2) + b * sQb + h * sQh + i * sQt, row = (b * Hq + h) * T + i, O = (o >>> 2) + row * Dv;
       const n = keysSeen(i, T, S, causal);
       let m = -Infinity;
       for (let j = 0; j < n; j++) {
         let d = 0;
-        for (let c = 0; c < D; c++) d += f[Q + c] * f[K + j * sKs + c];
+        for (let c = 0; c < D; c++) d += f[Q + c] * kv(K + j * sKs + c);
         s[j] = d * scale;
         m = Math.max(m, s[j]);
       }
@@ -34,7 +38,7 @@ export function attention_fwd(
       for (let j = 0; j < n; j++) {
         const p = Math.exp(s[j] - m);
         l += p;
-        for (let c = 0; c < Dv; c++) acc[c] += p * f[V + j * sVs + c];
+        for (let c = 0; c < Dv; c++) acc[c] += p * kv(V + j * sVs + c);
       }
       for (let c = 0; c < Dv; c++) f[O + c] = n ? acc[c] / l : 0;
       f[(lse >>> 2) + row] = n ? m + Math.log(l) : -Infinity;

@@ -65,6 +65,14 @@ export function halfToF32Bits(h: number): number {
 }
 export function bf16ToF32Bits(h: number): number { return ((h & 0xffff) << 16) >>> 0; }
 
+/** f32 → bfloat16 bits, round to nearest even; NaN stays a quiet NaN (as ggml and torch). */
+export function f32ToBf16Bits(x: number): number {
+  bfBuf[0] = x;
+  const b = bfBits[0];
+  if ((b & 0x7fffffff) > 0x7f800000) return ((b >>> 16) | 0x40) & 0xffff;
+  return Math.floor((b + 0x7fff + ((b >>> 16) & 1)) / 65536) & 0xffff;
+}
+
 /** IEEE half bits → the f32 value (exact: subnormals, ±inf and NaN included). */
 export function halfToF32(h: number): number {
   const s = h & 0x8000 ? -1 : 1, e = (h >>> 10) & 0x1f, m = h & 0x3ff;

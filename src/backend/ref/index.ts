@@ -18,7 +18,7 @@ export const refKernels: KernelTable = {
   embedding: nn.embedding, embedding_bwd: nn.embedding_bwd, rmsnorm: nn.rmsnorm, rmsnorm_bwd: nn.rmsnorm_bwd,
   rmsnorm_bwd_w: nn.rmsnorm_bwd_w, layernorm: nn.layernorm, layernorm_bwd: nn.layernorm_bwd,
   layernorm_bwd_wb: nn.layernorm_bwd_wb, rope: nn.rope, attention_fwd, attention_bwd,
-  swiglu: nn.swiglu, rope_qkv: nn.rope_qkv,
+  swiglu: nn.swiglu, rope_qkv: nn.rope_qkv, bf16_pack: nn.bf16_pack, bf16_widen: nn.bf16_widen,
   causal_conv1d_fwd, causal_conv1d_bwd, selective_scan_fwd, selective_scan_bwd,
   moe_swiglu, moe_down, im2col, col2im, q8_0_matmul, q8_0_rows, quant_matmul, quant_rows,
 };

@@ -1,5 +1,6 @@
 // Reference kernels for the fused neural-network ops (see KERNEL_ARGS for the contracts).
 import { H } from '../heap.js';
+import { f32ToBf16Bits } from './ggml_blocks.js';
 
 export function softmax(out: number, a: number, rows: number, cols: number, log: number): void {
   const f = H.f32;
@@ -183,17 +184,36 @@ export function swiglu(out: number, gu: number, rows: number, n: number): void {
 }
 
 export function rope_qkv(x: number, kc: number, vc: number, cos: number, sin: number, B: number, T: number, Hq: number, Hkv: number, D: number,
-  sKb: number, sKh: number, sKs: number, interleaved: number): void {
+  sKb: number, sKh: number, sKs: number, interleaved: number, kvHalf: number): void {
   const f = H.f32, half = D / 2, R = (Hq + 2 * Hkv) * D;
-  const rot = (dst: number, src: number, t: number): void => {
+  const tmp = new Float32Array(D);
+  const rot = (dst: number, src: number, t: number, out: Float32Array = f): void => {
     for (let i = 0; i < half; i++) {
       const c = f[(cos >>> 2) + t * half + i], s = f[(sin >>> 2) + t * half + i];
       const i1 = interleaved ? 2 * i : i, i2 = interleaved ? 2 * i + 1 : i + half;
       const x1 = f[src + i1], x2 = f[src + i2];
-      f[dst + i1] = x1 * c - x2 * s;
-      f[dst + i2] = x2 * c + x1 * s;
+      out[dst + i1] = x1 * c - x2 * s;
+      out[dst + i2] = x2 * c + x1 * s;
     }
   };
+  if (kvHalf) {
+    // The cache holds bf16 (2-byte elements): k rotated in f32, then both rows rounded.
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < T; t++) {
+        const X = (x >>> 2) + (b * T + t) * R;
+        for (let h = 0; h < Hq; h++) rot(X + h * D, X + h * D, t);
+        for (let h = 0; h < Hkv; h++) {
+          const o = b * sKb + h * sKh + t * sKs;
+          rot(0, X + (Hq + h) * D, t, tmp);
+          for (let i = 0; i < D; i++) {
+            H.u16[(kc >>> 1) + o + i] = f32ToBf16Bits(tmp[i]);
+            H.u16[(vc >>> 1) + o + i] = f32ToBf16Bits(f[X + (Hq + Hkv + h) * D + i]);
+          }
+        }
+      }
+    }
+    return;
+  }
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
       const X = (x >>> 2) + (b * T + t) * R;
@@ -205,4 +225,14 @@ export function rope_qkv(x: number, kc: number, vc: number, cos: number, sin: nu
       }
     }
   }
+}
+
+/** dst (n bf16) = src (n f32), rounded to nearest even (NaN kept a quiet NaN). */
+export function bf16_pack(dst: number, src: number, n: number): void {
+  for (let i = 0; i < n; i++) H.u16[(dst >>> 1) + i] = f32ToBf16Bits(H.f32[(src >>> 2) + i]);
+}
+
+/** dst (n f32) = src (n bf16), exactly (bit for bit: NaN payloads kept). */
+export function bf16_widen(dst: number, src: number, n: number): void {
+  for (let i = 0; i < n; i++) H.i32[(dst >>> 2) + i] = H.u16[(src >>> 1) + i] << 16;
 }

@@ -184,11 +184,10 @@ export function invoke(fn: Fn, a: readonly number[], n: number, tid: number, nt:
     case 10: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], tid, nt);
     case 11: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], tid, nt);
     case 13: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], tid, nt);
-    case 14: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], tid, nt);
     case 15: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], tid, nt);
     case 16: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], tid, nt);
     case 18: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], tid, nt);
-    case 23: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], tid, nt);
+    case 24: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23], tid, nt);
     case 26: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23], a[24], a[25], tid, nt);
     case 27: return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23], a[24], a[25], a[26], tid, nt);
     default: return fn(...a.slice(0, n), tid, nt);
@@ -196,4 +195,4 @@ export function invoke(fn: Fn, a: readonly number[], n: number, tid: number, nt:
 }
 
 /** The argument counts invoke lists (the test compares them with KERNEL_ARGS). */
-export const INVOKE_COUNTS: readonly number[] = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 18, 23, 26, 27];
+export const INVOKE_COUNTS: readonly number[] = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 16, 18, 24, 26, 27];

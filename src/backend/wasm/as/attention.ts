@@ -22,6 +22,7 @@
 import { fma4, hsum4 } from './simd';
 import { loadN, storeN, vexp, hsum64 } from './vmath';
 import { scratch } from './scratch';
+import { bf4, bfLo, bfHi, bfN } from './bf16';
 
 const BK: i32 = 64; // keys per block
 const RB: i32 = 8; // query rows per forward work item
@@ -41,14 +42,44 @@ const RG: i32 = 4; // query rows whose dK/dV updates are done together (backward
 }
 
 // Dot products of a (n floats, zero-padded to a multiple of 4) with the four rows b + r·bs
-// (bs in bytes; rows are n floats, not padded: the last n & 3 are loaded lane by lane).
+// (bs in bytes; rows are n floats, or n bf16 with `half`, not padded: the last n & 3 are loaded
+// lane by lane).
 // @ts-ignore: decorator
-@inline function dot4(a: usize, b: usize, bs: usize, n: i32): v128 {
+@inline function dot4(half: bool, a: usize, b: usize, bs: usize, n: i32): v128 {
   const z = f32x4.splat(0);
   let s0 = z, s1 = z, s2 = z, s3 = z;
   const b1 = b + bs, b2 = b1 + bs, b3 = b2 + bs;
-  const end = (<usize>(n & ~3)) << 2;
   let o: usize = 0;
+  if (half) {
+    // o counts values: a at 4·o, the rows at 2·o.
+    const end8 = <usize>(n & ~7);
+    for (; o < end8; o += 8) {
+      const x0 = v128.load(a + (o << 2)), x1 = v128.load(a + (o << 2), 16);
+      const k0 = v128.load(b + (o << 1)), k1 = v128.load(b1 + (o << 1)), k2 = v128.load(b2 + (o << 1)), k3 = v128.load(b3 + (o << 1));
+      s0 = fma4(x1, bfHi(k0), fma4(x0, bfLo(k0), s0));
+      s1 = fma4(x1, bfHi(k1), fma4(x0, bfLo(k1), s1));
+      s2 = fma4(x1, bfHi(k2), fma4(x0, bfLo(k2), s2));
+      s3 = fma4(x1, bfHi(k3), fma4(x0, bfLo(k3), s3));
+    }
+    if (o + 4 <= <usize>n) {
+      const x = v128.load(a + (o << 2));
+      s0 = fma4(x, bf4(b + (o << 1)), s0);
+      s1 = fma4(x, bf4(b1 + (o << 1)), s1);
+      s2 = fma4(x, bf4(b2 + (o << 1)), s2);
+      s3 = fma4(x, bf4(b3 + (o << 1)), s3);
+      o += 4;
+    }
+    const t = n & 3;
+    if (t) {
+      const x = v128.load(a + (o << 2));
+      s0 = fma4(x, bfN(b + (o << 1), t), s0);
+      s1 = fma4(x, bfN(b1 + (o << 1), t), s1);
+      s2 = fma4(x, bfN(b2 + (o << 1), t), s2);
+      s3 = fma4(x, bfN(b3 + (o << 1), t), s3);
+    }
+    return hsum4x4(s0, s1, s2, s3);
+  }
+  const end = (<usize>(n & ~3)) << 2;
   for (; o < end; o += 16) {
     const x = v128.load(a + o);
     s0 = fma4(x, v128.load(b + o), s0);
@@ -69,11 +100,23 @@ const RG: i32 = 4; // query rows whose dK/dV updates are done together (backward
 
 // One dot product, as dot4.
 // @ts-ignore: decorator
-@inline function dot1(a: usize, b: usize, n: i32): f32 {
+@inline function dot1(half: bool, a: usize, b: usize, n: i32): f32 {
   const z = f32x4.splat(0);
   let s0 = z, s1 = z;
-  const end = (<usize>(n & ~3)) << 2;
   let o: usize = 0;
+  if (half) {
+    const end8 = <usize>(n & ~7);
+    for (; o < end8; o += 8) {
+      const k = v128.load(b + (o << 1));
+      s0 = fma4(v128.load(a + (o << 2)), bfLo(k), s0);
+      s1 = fma4(v128.load(a + (o << 2), 16), bfHi(k), s1);
+    }
+    if (o + 4 <= <usize>n) { s0 = fma4(v128.load(a + (o << 2)), bf4(b + (o << 1)), s0); o += 4; }
+    const t = n & 3;
+    if (t) s1 = fma4(v128.load(a + (o << 2)), bfN(b + (o << 1), t), s1);
+    return hsum4(f32x4.add(s0, s1));
+  }
+  const end = (<usize>(n & ~3)) << 2;
   for (; o + 16 < end; o += 32) {
     s0 = fma4(v128.load(a + o), v128.load(b + o), s0);
     s1 = fma4(v128.load(a + o, 16), v128.load(b + o, 16), s1);
@@ -92,39 +135,51 @@ function padRow(dst: usize, src: usize, n: i32, c: f32): void {
   if (j < n) v128.store(fp(dst, j), f32x4.mul(cv, loadN(fp(src, j), n - j, f32x4.splat(0))));
 }
 
-// acc[0, len) += Σ_{j<n} w[j]·x_j, x_j = the len floats at xp + j·xs (xs in bytes); acc is
-// padded to r4(len). Columns in strips of 16 (four registers) then 4, keys innermost.
-function axpyRows(acc: usize, w: usize, xp: usize, xs: usize, n: i32, len: i32): void {
+// acc[0, len) += Σ_{j<n} w[j]·x_j, x_j = the len floats (bf16 with `half`) at xp + j·xs (xs in
+// bytes); acc is padded to r4(len). Columns in strips of 16 (four registers) then 4, keys
+// innermost.
+// @ts-ignore: decorator
+@inline function axpyRowsT(half: bool, acc: usize, w: usize, xp: usize, xs: usize, n: i32, len: i32): void {
   const z = f32x4.splat(0);
   let c = 0;
   for (; c + 16 <= len; c += 16) {
     const a = fp(acc, c);
     let r0 = v128.load(a), r1 = v128.load(a, 16), r2 = v128.load(a, 32), r3 = v128.load(a, 48);
-    let x = fp(xp, c);
+    let x = half ? xp + ((<usize>c) << 1) : fp(xp, c);
     for (let j = 0; j < n; j++, x += xs) {
       const p = v128.load32_splat(fp(w, j));
-      r0 = fma4(p, v128.load(x), r0);
-      r1 = fma4(p, v128.load(x, 16), r1);
-      r2 = fma4(p, v128.load(x, 32), r2);
-      r3 = fma4(p, v128.load(x, 48), r3);
+      if (half) {
+        const v0 = v128.load(x), v1 = v128.load(x, 16);
+        r0 = fma4(p, bfLo(v0), r0);
+        r1 = fma4(p, bfHi(v0), r1);
+        r2 = fma4(p, bfLo(v1), r2);
+        r3 = fma4(p, bfHi(v1), r3);
+      } else {
+        r0 = fma4(p, v128.load(x), r0);
+        r1 = fma4(p, v128.load(x, 16), r1);
+        r2 = fma4(p, v128.load(x, 32), r2);
+        r3 = fma4(p, v128.load(x, 48), r3);
+      }
     }
     v128.store(a, r0); v128.store(a, r1, 16); v128.store(a, r2, 32); v128.store(a, r3, 48);
   }
   for (; c + 4 <= len; c += 4) {
     const a = fp(acc, c);
     let r0 = v128.load(a);
-    let x = fp(xp, c);
-    for (let j = 0; j < n; j++, x += xs) r0 = fma4(v128.load32_splat(fp(w, j)), v128.load(x), r0);
+    let x = half ? xp + ((<usize>c) << 1) : fp(xp, c);
+    for (let j = 0; j < n; j++, x += xs) r0 = fma4(v128.load32_splat(fp(w, j)), half ? bf4(x) : v128.load(x), r0);
     v128.store(a, r0);
   }
   if (c < len) {
     const t = len - c, a = fp(acc, c);
     let r0 = v128.load(a);
-    let x = fp(xp, c);
-    for (let j = 0; j < n; j++, x += xs) r0 = fma4(v128.load32_splat(fp(w, j)), loadN(x, t, z), r0);
+    let x = half ? xp + ((<usize>c) << 1) : fp(xp, c);
+    for (let j = 0; j < n; j++, x += xs) r0 = fma4(v128.load32_splat(fp(w, j)), half ? bfN(x, t) : loadN(x, t, z), r0);
     v128.store(a, r0);
   }
 }
+function axpyRows(acc: usize, w: usize, xp: usize, xs: usize, n: i32, len: i32): void { axpyRowsT(false, acc, w, xp, xs, n, len); }
+function axpyRowsH(acc: usize, w: usize, xp: usize, xs: usize, n: i32, len: i32): void { axpyRowsT(true, acc, w, xp, xs, n, len); }
 
 // y[0, n4) += c·x[0, n4) (both padded).
 // @ts-ignore: decorator
@@ -144,8 +199,9 @@ function axpyRows(acc: usize, w: usize, xp: usize, xs: usize, n: i32, len: i32):
 // forward
 
 // One query row: o[0, Dv) and its logsumexp. kp/vp: the KV head's first key/value row;
-// ks/vs: their row strides in bytes; n keys.
-function fwdRow(orow: usize, lsep: usize, qrow: usize, kp: usize, ks: usize, vp: usize, vs: usize, n: i32, D: i32, Dv: i32, scale: f32): void {
+// ks/vs: their row strides in bytes; n keys (f32, or bf16 with `half`).
+// @ts-ignore: decorator
+@inline function fwdRowT(half: bool, orow: usize, lsep: usize, qrow: usize, kp: usize, ks: usize, vp: usize, vs: usize, n: i32, D: i32, Dv: i32, scale: f32): void {
   const qs = scratch(), acc = fp(qs, r4(D)), sb = fp(acc, r4(Dv));
   if (n == 0) {
     for (let c = 0; c < Dv; c++) store<f32>(fp(orow, c), 0);
@@ -161,12 +217,12 @@ function fwdRow(orow: usize, lsep: usize, qrow: usize, kp: usize, ks: usize, vp:
     // Scores of the block and their max.
     let mv = f32x4.splat(-Infinity), j = 0;
     for (; j + 4 <= nb; j += 4) {
-      const s = dot4(qs, kb + <usize>j * ks, ks, D);
+      const s = dot4(half, qs, kb + <usize>j * ks, ks, D);
       v128.store(fp(sb, j), s);
       mv = f32x4.max(mv, s);
     }
     for (; j < nb; j++) {
-      const s = dot1(qs, kb + <usize>j * ks, D);
+      const s = dot1(half, qs, kb + <usize>j * ks, D);
       store<f32>(fp(sb, j), s);
       mv = f32x4.max(mv, f32x4.splat(s));
     }
@@ -195,7 +251,8 @@ function fwdRow(orow: usize, lsep: usize, qrow: usize, kp: usize, ks: usize, vp:
       m = mNew;
     }
     l += hsum64(ps);
-    axpyRows(acc, sb, vb, vs, nb, Dv);
+    if (half) axpyRowsH(acc, sb, vb, vs, nb, Dv);
+    else axpyRows(acc, sb, vb, vs, nb, Dv);
   }
   const inv = f32x4.splat(<f32>(1.0 / l));
   let c = 0;
@@ -203,26 +260,35 @@ function fwdRow(orow: usize, lsep: usize, qrow: usize, kp: usize, ks: usize, vp:
   if (c < Dv) storeN(fp(orow, c), f32x4.mul(inv, v128.load(fp(acc, c))), Dv - c);
   store<f32>(lsep, <f32>(<f64>m + Math.log(l)));
 }
+function fwdRow(orow: usize, lsep: usize, qrow: usize, kp: usize, ks: usize, vp: usize, vs: usize, n: i32, D: i32, Dv: i32, scale: f32): void {
+  fwdRowT(false, orow, lsep, qrow, kp, ks, vp, vs, n, D, Dv, scale);
+}
+function fwdRowH(orow: usize, lsep: usize, qrow: usize, kp: usize, ks: usize, vp: usize, vs: usize, n: i32, D: i32, Dv: i32, scale: f32): void {
+  fwdRowT(true, orow, lsep, qrow, kp, ks, vp, vs, n, D, Dv, scale);
+}
 
 export function attention_fwd(
   o: usize, lse: usize, q: usize, k: usize, v: usize,
   B: i32, Hq: i32, Hkv: i32, T: i32, S: i32, D: i32, Dv: i32,
   sQb: i32, sQh: i32, sQt: i32, sKb: i32, sKh: i32, sKs: i32, sVb: i32, sVh: i32, sVs: i32,
-  scale: f64, causal: i32, tid: i32, nt: i32,
+  scale: f64, causal: i32, kvHalf: i32, tid: i32, nt: i32,
 ): void {
   const G = Hq / Hkv, nblk = (T + RB - 1) / RB;
   const items = B * Hq * nblk;
-  const ks = (<usize>sKs) << 2, vs = (<usize>sVs) << 2;
+  const e = kvHalf ? 1 : 2; // log2 of the bytes of a key/value element
+  const ks = (<usize>sKs) << e, vs = (<usize>sVs) << e;
   for (let it = tid; it < items; it += nt) {
     const bh = it / nblk, i0 = (it - bh * nblk) * RB;
     const b = bh / Hq, h = bh - b * Hq, kh = h / G;
-    const kp = k + ((<usize>b * <usize>sKb + <usize>kh * <usize>sKh) << 2);
-    const vp = v + ((<usize>b * <usize>sVb + <usize>kh * <usize>sVh) << 2);
+    const kp = k + ((<usize>b * <usize>sKb + <usize>kh * <usize>sKh) << e);
+    const vp = v + ((<usize>b * <usize>sVb + <usize>kh * <usize>sVh) << e);
     const qh = q + ((<usize>b * <usize>sQb + <usize>h * <usize>sQh) << 2);
     const i1 = min(T, i0 + RB);
     for (let i = i0; i < i1; i++) {
       const row = bh * T + i;
-      fwdRow(o + (<usize>row * <usize>Dv << 2), fp(lse, row), qh + (<usize>i * <usize>sQt << 2), kp, ks, vp, vs, keysSeen(i, T, S, causal), D, Dv, <f32>scale);
+      const orow = o + (<usize>row * <usize>Dv << 2), qrow = qh + (<usize>i * <usize>sQt << 2);
+      if (kvHalf) fwdRowH(orow, fp(lse, row), qrow, kp, ks, vp, vs, keysSeen(i, T, S, causal), D, Dv, <f32>scale);
+      else fwdRow(orow, fp(lse, row), qrow, kp, ks, vp, vs, keysSeen(i, T, S, causal), D, Dv, <f32>scale);
     }
   }
 }
@@ -293,18 +359,18 @@ export function attention_bwd(
             const qr = fp(qs, r * D4), dr = fp(dob, r * Dv4), pr = fp(pb, r * BK), dsr = fp(dsb, r * BK);
             padRow(qr, qh + (<usize>i * <usize>sQt << 2), D, sc);
             padRow(dr, dout + (<usize>row * <usize>Dv << 2), Dv, 1);
-            const delta = f32x4.splat(dot1(dr, o + (<usize>row * <usize>Dv << 2), Dv));
+            const delta = f32x4.splat(dot1(false, dr, o + (<usize>row * <usize>Dv << 2), Dv));
             const L = f32x4.splat(load<f32>(fp(lse, row)));
             let j = 0;
             for (; j + 4 <= n; j += 4) {
-              const s = dot4(qr, kb + <usize>j * ks, ks, D);
-              const dp = dot4(dr, vb + <usize>j * vs, vs, Dv);
+              const s = dot4(false, qr, kb + <usize>j * ks, ks, D);
+              const dp = dot4(false, dr, vb + <usize>j * vs, vs, Dv);
               const p = vexp(f32x4.sub(s, L));
               v128.store(fp(pr, j), p);
               v128.store(fp(dsr, j), f32x4.mul(p, f32x4.sub(dp, delta)));
             }
             for (; j < n; j++) {
-              const s = dot1(qr, kb + <usize>j * ks, D), dp = dot1(dr, vb + <usize>j * vs, Dv);
+              const s = dot1(false, qr, kb + <usize>j * ks, D), dp = dot1(false, dr, vb + <usize>j * vs, Dv);
               const p = f32x4.extract_lane(vexp(f32x4.sub(f32x4.splat(s), L)), 0);
               store<f32>(fp(pr, j), p);
               store<f32>(fp(dsr, j), p * (dp - f32x4.extract_lane(delta, 0)));

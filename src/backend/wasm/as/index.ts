@@ -12,3 +12,4 @@ export * from './ssm';
 export * from './moe';
 export * from './conv';
 export * from './quant';
+export { bf16_pack, bf16_widen } from './bf16';

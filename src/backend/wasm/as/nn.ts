@@ -5,6 +5,8 @@
 // (row, column) output range; embedding_bwd, rmsnorm_bwd_w and layernorm_bwd_wb split columns
 // (every thread walks all rows for its own columns, so repeated indices never race).
 // Row sums go through f32x4 partial sums over blocks of ≤ 256 elements added in f64.
+import { toBf16 } from './bf16';
+import { scratch } from './scratch';
 import { shareStart, loadN, storeN, hsum64, addLo64, addHi64, pack64, vexp, vsigmoid, rowSum, rowMax, rowSumExp } from './vmath';
 
 // @ts-ignore: decorator
@@ -455,21 +457,33 @@ export function swiglu(out: usize, gu: usize, rows: i32, n: i32, tid: i32, nt: i
 
 // Rows of x (B·T rows of (Hq + 2·Hkv)·D floats: q heads, k heads, v heads): rotate the q heads
 // in place; write the rotated k heads and the v heads to kc/vc at [b, h, t] (element offset
-// b·sKb + h·sKh + t·sKs, the same strides for both). Position t uses cos/sin row t.
+// b·sKb + h·sKh + t·sKs, the same strides for both; with kvHalf the cache holds bf16, rounded as
+// toBf16, its elements 2 bytes). Position t uses cos/sin row t.
 export function rope_qkv(
   x: usize, kc: usize, vc: usize, cos: usize, sin: usize, B: i32, T: i32, Hq: i32, Hkv: i32, D: i32,
-  sKb: i32, sKh: i32, sKs: i32, interleaved: i32, tid: i32, nt: i32,
+  sKb: i32, sKh: i32, sKs: i32, interleaved: i32, kvHalf: i32, tid: i32, nt: i32,
 ): void {
   const rows = B * T, half = D >> 1, R = (Hq + 2 * Hkv) * D;
   const s = shareStart(rows, tid, nt, 1), e = shareStart(rows, tid + 1, nt, 1);
+  const tmp = scratch();
   for (let r = s; r < e; r++) {
     const b = r / T, t = r - b * T;
     const X = row(x, r, R), C = row(cos, t, half), S = row(sin, t, half);
     for (let h = 0; h < Hq; h++) ropeRow(ptr(X, h * D), ptr(X, h * D), C, S, D, interleaved, 1);
     for (let h = 0; h < Hkv; h++) {
       const o = b * sKb + h * sKh + t * sKs;
-      ropeRow(ptr(kc, o), ptr(X, (Hq + h) * D), C, S, D, interleaved, 1);
-      memory.copy(ptr(vc, o), ptr(X, (Hq + Hkv + h) * D), (<usize>D) << 2);
+      if (kvHalf) {
+        // The rotated k row in scratch, then both rows narrowed to bf16.
+        ropeRow(tmp, ptr(X, (Hq + h) * D), C, S, D, interleaved, 1);
+        const kd = kc + ((<usize>o) << 1), vd = vc + ((<usize>o) << 1), vs = ptr(X, (Hq + Hkv + h) * D);
+        for (let i = 0; i < D; i++) {
+          store<u16>(kd + ((<usize>i) << 1), toBf16(load<f32>(ptr(tmp, i))));
+          store<u16>(vd + ((<usize>i) << 1), toBf16(load<f32>(ptr(vs, i))));
+        }
+      } else {
+        ropeRow(ptr(kc, o), ptr(X, (Hq + h) * D), C, S, D, interleaved, 1);
+        memory.copy(ptr(vc, o), ptr(X, (Hq + Hkv + h) * D), (<usize>D) << 2);
+      }
     }
   }
 }
