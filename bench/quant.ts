@@ -18,7 +18,8 @@ import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { init, shutdown, exportGguf, randn, scope, noGrad, tensor, loadModel, Generator, LlamaForCausalLM, parseLlamaConfig } from '../src/index.js';
+import { init, shutdown, exportGguf, randn, scope, noGrad, tensor, loadModel, Generator, LlamaForCausalLM, parseLlamaConfig, crossEntropy } from '../src/index.js';
+import * as T from '../src/index.js';
 import type { Tensor, CausalLM } from '../src/index.js';
 import { loadNodeLlamaCpp } from './peers/nlc.js';
 import { LLAMA_15M, spmVocab } from './llama.js';
@@ -56,10 +57,11 @@ function fresh(args: string[], env: NodeJS.ProcessEnv = {}): { out: string; rss:
   return { out, rss: m ? Number(m[1]) / 1024 : null, status: r.status };
 }
 
-function tslmGenerate(file: string, threads: number, dtype: 'native' | 'f32'): Omit<Row, 'model' | 'engine'> {
+function tslmGenerate(file: string, threads: number, dtype: 'native' | 'f32', extra: string[] = []): Omit<Row, 'model' | 'engine'> {
   const prompt = 'abcdefghij'.repeat(PROMPT_LETTERS / 10 + 1).slice(0, PROMPT_LETTERS);
   const args = [cli, 'generate', '--model', file, '--prompt', prompt, '--max-tokens', String(DECODE), '--threads', String(threads)];
   if (dtype === 'f32') args.push('--dtype', 'f32');
+  args.push(...extra);
   const r = fresh(args);
   const m = /prefill: (\d+) tokens, ([\d.]+) tok\/s; decode: (\d+) tokens, ([\d.]+) tok\/s/.exec(r.out);
   if (!m) return { threads, prefill: null, decode: null, rss_mb: r.rss, note: `failed: ${r.out.trim().split('\n').slice(-3).join(' | ')}` };
@@ -162,12 +164,30 @@ export async function benchQuant(opts: { threads?: number[]; log?: (line: string
       // perplexity on a held-out paragraph: the f32 model, then each file loaded as stored
       const ids = [1, ...Array.from(new TextEncoder().encode(HELD_OUT), (b) => 3 + b)];
       const ppl = (m: CausalLM) => noGrad(() => scope(() => Math.exp(m.loss(tensor([ids], undefined, 'i32')).item())));
+      // The same through a KV cache (one prefill: every position attends to the cache's keys and
+      // values), f32 and bf16 caches: what --kv-dtype bf16 costs in perplexity.
+      const pplCached = (m: LlamaForCausalLM, kv: 'f32' | 'bf16') => noGrad(() => scope(() => {
+        m.kvDtype = kv;
+        const st = m.newState(1, ids.length);
+        try {
+          const logits = m.forward(tensor([ids.slice(0, -1)], undefined, 'i32'), st);
+          return Math.exp(crossEntropy(T.reshape(logits, [ids.length - 1, logits.shape[2]]), tensor(ids.slice(1), undefined, 'i32')).item());
+        } finally {
+          st.dispose();
+          m.kvDtype = 'f32';
+        }
+      }));
       const base = ppl(model);
       model.dispose();
       log(`${name}: perplexity on a held-out paragraph (${ids.length} byte tokens): f32 ${base.toFixed(3)}`);
       for (const [dt, file] of files) {
         const q = await loadModel(file);
         const v = ppl(q.model);
+        if (dt === dtypes[0] && q.model instanceof LlamaForCausalLM) {
+          const [c32, c16] = [pplCached(q.model, 'f32'), pplCached(q.model, 'bf16')];
+          rows.push({ model: name, threads: 0, engine: `perplexity ${dt} kv bf16`, prefill: null, decode: null, rss_mb: null, note: `${c16.toFixed(3)} through a bf16 KV cache (f32 cache ${c32.toFixed(3)}, ×${(c16 / c32).toFixed(4)})` });
+          log(`${name}: perplexity ${dt} through a KV cache: f32 cache ${c32.toFixed(3)}, bf16 cache ${c16.toFixed(3)} (×${(c16 / c32).toFixed(4)})`);
+        }
         q.model.dispose();
         rows.push({ model: name, threads: 0, engine: `perplexity ${dt}`, prefill: null, decode: null, rss_mb: null, note: `${v.toFixed(3)} (f32 ${base.toFixed(3)}, ×${(v / base).toFixed(4)})` });
         log(`${name}: perplexity ${dt} ${v.toFixed(3)} (×${(v / base).toFixed(4)} of f32)`);
@@ -182,6 +202,8 @@ export async function benchQuant(opts: { threads?: number[]; log?: (line: string
         const runs: [string, () => Omit<Row, 'model' | 'engine'>][] = [[`tslm f32 (${dtypes[0]} file, --dtype f32)`, () => tslmGenerate(first, t, 'f32')]];
         for (const [dt, file] of files) {
           runs.push([`tslm ${dt}`, () => { const r = tslmGenerate(file, t, 'native'); return { ...r, note: r.note + above(r.rss_mb, file) }; }]);
+          // The first file again with a bf16 KV cache (half the cache's bytes).
+          if (file === first) runs.push([`tslm ${dt} --kv-dtype bf16`, () => { const r = tslmGenerate(file, t, 'native', ['--kv-dtype', 'bf16']); return { ...r, note: r.note + above(r.rss_mb, file) }; }]);
           if (!('error' in peer)) runs.push([`llama.cpp ${dt}`, () => llamaCppGenerate(file, t)]);
         }
         for (const [engine, go] of runs) {

@@ -5,6 +5,8 @@ import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { useQuantizedWeights } from '../nn/quantized.js';
 import { LlamaForCausalLM } from '../models/index.js';
+import { KV_DTYPES } from '../models/llama.js';
+import type { KVDType } from '../models/llama.js';
 import type { CausalLM } from '../models/index.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { loadTokenizer } from '../tokenizers/load.js';
@@ -120,6 +122,14 @@ export interface LoadModelOptions extends FiniteOptions {
    * whole 32-value blocks; other rows stay as stored (f32, or f16/bf16 kept 16-bit).
    */
   dtype?: LoadDType;
+  /**
+   * The element type of the model's KV caches (a LLaMA-family model's `kvDtype`): 'f32', 'bf16'
+   * (half the cache's memory and of the bytes attention reads per step; each key and value
+   * rounded to nearest even), or 'auto' (the default): bf16 when the weights stay quantised
+   * (Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K, Q6_K: a 16-bit cache, as llama.cpp's default F16 one),
+   * f32 for f32, F16 and BF16 weights.
+   */
+  kvDtype?: KVDType | 'auto';
 }
 /** The dtypes loadModel quantises to as it loads. */
 export const QUANTIZE_ON_LOAD = ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'f16', 'bf16'] as const;
@@ -169,6 +179,7 @@ function ggufTokenizer(t: GgufTokenizer | null, file: string): { tok: Tokenizer;
  */
 export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
   if (opts.dtype !== undefined && !LOAD_DTYPES.includes(opts.dtype)) throw new IoError(p, `dtype ${JSON.stringify(opts.dtype)} is not one of ${LOAD_DTYPES.join(', ')}`);
+  if (opts.kvDtype !== undefined && opts.kvDtype !== 'auto' && !KV_DTYPES.includes(opts.kvDtype)) throw new IoError(p, `kvDtype ${JSON.stringify(opts.kvDtype)} is not one of ${KV_DTYPES.join(', ')}`);
   const format = detectModelFormat(p);
   let config: Record<string, unknown>, tensors: RawTensor[], tok: Tokenizer | null = null, source: TokenizerSource | null = null;
   let keep = new Map<string, QuantDType>();
@@ -221,6 +232,12 @@ export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise
     // Quantised weights replace their (never filled) f32 parameters before the file's blocks are copied in.
     const kept = keep.size ? useQuantizedWeights(model, keep) : new Set<string>();
     loadWeights(model, tensors, p, kept, { allowNonFinite: opts.allowNonFinite });
+    if (opts.kvDtype === undefined || opts.kvDtype === 'auto') {
+      if (model instanceof LlamaForCausalLM && [...kept].some((n) => !['f16', 'bf16'].includes(keep.get(n)!))) model.kvDtype = 'bf16';
+    } else if (opts.kvDtype !== 'f32') {
+      if (!(model instanceof LlamaForCausalLM)) throw new IoError(p, `kvDtype ${opts.kvDtype}: a ${model.constructor.name} has no KV cache (its decoding state stays f32)`);
+      model.kvDtype = opts.kvDtype;
+    }
   } catch (e) {
     model.dispose();
     throw e;

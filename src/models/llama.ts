@@ -9,7 +9,7 @@
 //   logits = lm_head(norm(h))                                    // (B, T, V)
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
-import { MAX_FUSED_HEAD_DIMS, attention, crossEntropy, embedding, layerNorm, rope, ropeQkvToCache, ropeTables, softmax, swiglu } from '../tensor/nn.js';
+import { MAX_FUSED_HEAD_DIMS, attention, crossEntropy, embedding, fromBf16Pairs, layerNorm, rope, ropeQkvToCache, ropeTables, softmax, swiglu, toBf16Pairs } from '../tensor/nn.js';
 import { scope, unscoped } from '../tensor/storage.js';
 import { isGradEnabled } from '../tensor/autograd.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
@@ -235,9 +235,19 @@ export function llamaConfigToJson(c: LlamaConfig): Record<string, unknown> {
  * more new positions than the buffer has room for is split into chunks by the model
  * (LlamaForCausalLM.hidden); only a token tree larger than that grows the buffer.
  */
+/** The element types a KVCache stores its keys and values in. */
+export type KVDType = 'f32' | 'bf16';
+export const KV_DTYPES: readonly KVDType[] = ['f32', 'bf16'];
+
 export class KVCache implements DecodeState {
+  /**
+   * Per layer: keys and values (batch, n_kv, columns, hd); with dtype bf16, bfloat16 pairs: f32
+   * tensors (batch, n_kv, columns, hd/2) whose 4-byte elements hold two bf16 values each.
+   */
   readonly k: Tensor[];
   readonly v: Tensor[];
+  /** The element type the keys and values are stored in: f32, or bf16 (half the memory; rounded to nearest even). */
+  readonly dtype: KVDType;
   length = 0;
   batch: number;
   readonly capacity: number;
@@ -251,8 +261,11 @@ export class KVCache implements DecodeState {
   readonly windowed: readonly boolean[];
   /** Columns of the rolling buffers. */
   private cols: number;
-  constructor(readonly config: LlamaConfig, batch: number, readonly maxLength: number, readonly history = 0) {
+  constructor(readonly config: LlamaConfig, batch: number, readonly maxLength: number, readonly history = 0, dtype: KVDType = 'f32') {
     this.batch = this.capacity = batch;
+    if (dtype !== 'f32' && dtype !== 'bf16') throw new DecodeStateError(`KVCache: dtype ${JSON.stringify(dtype)} is not one of f32, bf16`);
+    if (dtype === 'bf16' && config.head_dim % 2) throw new DecodeStateError(`KVCache: a bf16 cache needs an even head dimension, got ${config.head_dim}`);
+    this.dtype = dtype;
     const from = config.max_window_layers ?? 0;
     this.windowed = Array.from({ length: config.num_hidden_layers }, (_, i) => config.sliding_window !== null && i >= from);
     // (Qwen2's max_window_layers may leave no layer windowed: then the cache is a plain one.)
@@ -263,7 +276,7 @@ export class KVCache implements DecodeState {
     }
     this.keep = W === null ? 0 : W - 1 + history;
     this.cols = W === null ? maxLength : Math.min(maxLength, this.keep + W);
-    const shape = (l: number): number[] => [batch, config.num_key_value_heads, this.windowed[l] ? this.cols : maxLength, config.head_dim];
+    const shape = (l: number): number[] => [batch, config.num_key_value_heads, this.windowed[l] ? this.cols : maxLength, dtype === 'bf16' ? config.head_dim / 2 : config.head_dim];
     this.k = unscoped(() => Array.from({ length: config.num_hidden_layers }, (_, l) => T.empty(shape(l))));
     this.v = unscoped(() => Array.from({ length: config.num_hidden_layers }, (_, l) => T.empty(shape(l))));
   }
@@ -321,9 +334,15 @@ export class KVCache implements DecodeState {
     const f = this.firstOf(layer), a = this.length - f, end = a + k.shape[2];
     this.checkFits(layer, end);
     const kc = this.rows(this.k[layer]), vc = this.rows(this.v[layer]);
-    T.copyInto(T.slice(kc, 2, a, end), k);
-    T.copyInto(T.slice(vc, 2, a, end), v);
-    return [T.slice(kc, 2, 0, end), T.slice(vc, 2, 0, end)];
+    const half = this.dtype === 'bf16';
+    T.copyInto(T.slice(kc, 2, a, end), half ? toBf16Pairs(k) : k);
+    T.copyInto(T.slice(vc, 2, a, end), half ? toBf16Pairs(v) : v);
+    return this.values(kc, vc, end);
+  }
+  /** Columns [0, end) of a layer's keys and values as f32 (views of an f32 cache; widened copies of a bf16 one). */
+  private values(kc: Tensor, vc: Tensor, end: number): [Tensor, Tensor] {
+    const k = T.slice(kc, 2, 0, end), v = T.slice(vc, 2, 0, end);
+    return this.dtype === 'bf16' ? [fromBf16Pairs(k), fromBf16Pairs(v)] : [k, v];
   }
   private checkFits(layer: number, end: number): void {
     if (end + this.firstOf(layer) > this.maxLength) throw new ShapeError('KVCache', `cache of ${this.maxLength} positions cannot hold ${end + this.firstOf(layer)}`);
@@ -338,8 +357,8 @@ export class KVCache implements DecodeState {
     const a = this.length - this.firstOf(layer), end = a + qkv.shape[1];
     this.checkFits(layer, end);
     const kc = this.rows(this.k[layer]), vc = this.rows(this.v[layer]);
-    ropeQkvToCache(qkv, kc, vc, a, cos, sin, Hq, this.config.num_key_value_heads);
-    return [T.slice(kc, 2, 0, end), T.slice(vc, 2, 0, end)];
+    ropeQkvToCache(qkv, kc, vc, a, cos, sin, Hq, this.config.num_key_value_heads, { bf16: this.dtype === 'bf16' });
+    return this.values(kc, vc, end);
   }
   truncate(length: number): void {
     if (!Number.isInteger(length) || length < 0 || length > this.length) throw new DecodeStateError(`KVCache.truncate: length ${length} outside [0, ${this.length}]`);
@@ -397,6 +416,7 @@ export class KVCache implements DecodeState {
     if (!(src instanceof KVCache) || src.k.length !== this.k.length || src.k[0].shape.slice(1, 2).join() !== this.k[0].shape.slice(1, 2).join() || src.k[0].shape[3] !== this.k[0].shape[3] || src.window !== this.window) {
       throw new DecodeStateError('KVCache.append: the source is not a KV cache of the same model');
     }
+    if (src.dtype !== this.dtype) throw new DecodeStateError(`KVCache.append: the source holds ${src.dtype} keys and values, this cache ${this.dtype}`);
     const n = src.batch, r0 = this.batch;
     if (r0 + n > this.capacity) throw new DecodeStateError(`KVCache.append: ${r0} + ${n} rows exceed the capacity of ${this.capacity}`);
     const L = Math.max(this.length, src.length);
@@ -445,7 +465,7 @@ export class KVCache implements DecodeState {
     this.length = L - n;
   }
   clone(): KVCache {
-    const c = new KVCache(this.config, this.capacity, this.maxLength, this.history);
+    const c = new KVCache(this.config, this.capacity, this.maxLength, this.history, this.dtype);
     if (c.cols < this.cols) c.grow(this.cols);
     c.batch = this.batch;
     c.length = this.length;
@@ -903,9 +923,16 @@ export class LlamaForCausalLM extends CausalLM {
     return this.numParameters() - idle;
   }
 
-  /** A KV cache; `history`: positions truncate() can roll back on sliding-window layers (the others always can). */
+  /**
+   * The element type of the KV caches newState makes: f32 (the default), or bf16 (half the
+   * memory and half the bytes attention reads per step; each key and value rounded to nearest
+   * even). CLI: --kv-dtype.
+   */
+  kvDtype: KVDType = 'f32';
+
+  /** A KV cache (of kvDtype); `history`: positions truncate() can roll back on sliding-window layers (the others always can). */
   newState(batch: number, maxLength = this.contextLength, opts: { history?: number } = {}): KVCache {
-    return new KVCache(this.config, batch, maxLength, opts.history ?? 0);
+    return new KVCache(this.config, batch, maxLength, opts.history ?? 0, this.kvDtype);
   }
 
   configJson(): Record<string, unknown> {

@@ -117,9 +117,12 @@ export class DecodePlan {
     else kernel('embedding', [h, s.embed.ptr, ids.ptr, n, D], n * D);
     const half = hd / 2, cos = s.cos.ptr + 4 * start * half, sin = s.sin.ptr + 4 * start * half;
     const W = (Hq + 2 * Hkv) * hd, scale = 1 / Math.sqrt(hd);
+    const kvHalf = cache.dtype === 'bf16' ? 1 : 0, e = kvHalf ? 2 : 1;
     for (let l = 0; l < s.layers.length; l++) {
       const L = s.layers[l], kc = cache.k[l], vc = cache.v[l];
-      const [sKb, sKh, sKs] = kc.strides;
+      // Pointers step by kc's (f32) elements; the kernels' strides count stored values (two per
+      // element of a bf16 cache's pair tensors).
+      const [sKb, sKh, sKs] = kc.strides, kb = e * sKb, kh = e * sKh, ks = e * sKs;
       // Column a of this layer's buffer takes the new position; attention reads the keys from
       // column c on: the query's window on a sliding-window layer, else every key.
       const f = cache.firstOf(l), a = start - f, c = cache.windowed[l] ? Math.max(0, start - win! + 1) - f : 0, S = end - f - c;
@@ -130,14 +133,14 @@ export class DecodePlan {
         // Row by row: row b's token is at position start − pad, its keys from column pad on.
         for (let b = 0; b < B; b++) {
           const p = padLeft[b], q = qkv + 4 * b * W, k = kc.ptr + 4 * b * sKb, v = vc.ptr + 4 * b * sKb, r = 4 * (start - p) * half;
-          kernel('rope_qkv', [q, k + 4 * a * sKs, v + 4 * a * sKs, s.cos.ptr + r, s.sin.ptr + r, 1, 1, Hq, Hkv, hd, sKb, sKh, sKs, 0], W);
-          kernel('attention_fwd', [att + 4 * b * Hq * hd, lse + 4 * b * Hq, q, k + 4 * p * sKs, v + 4 * p * sKs, 1, Hq, Hkv, 1, end - p, hd, hd, W, hd, W, sKb, sKh, sKs, sKb, sKh, sKs, scale, 1],
+          kernel('rope_qkv', [q, k + 4 * a * sKs, v + 4 * a * sKs, s.cos.ptr + r, s.sin.ptr + r, 1, 1, Hq, Hkv, hd, kb, kh, ks, 0, kvHalf], W);
+          kernel('attention_fwd', [att + 4 * b * Hq * hd, lse + 4 * b * Hq, q, k + 4 * p * sKs, v + 4 * p * sKs, 1, Hq, Hkv, 1, end - p, hd, hd, W, hd, W, kb, kh, ks, kb, kh, ks, scale, 1, kvHalf],
             Hq * (end - p) * (2 * hd + 8));
         }
       } else {
-        kernel('rope_qkv', [qkv, kc.ptr + 4 * a * sKs, vc.ptr + 4 * a * sKs, cos, sin, B, Tn, Hq, Hkv, hd, sKb, sKh, sKs, 0], n * W);
+        kernel('rope_qkv', [qkv, kc.ptr + 4 * a * sKs, vc.ptr + 4 * a * sKs, cos, sin, B, Tn, Hq, Hkv, hd, kb, kh, ks, 0, kvHalf], n * W);
         // q heads (B, Hq, T, hd) strided in qkv; keys and values (B, Hkv, S, hd) of the cache.
-        kernel('attention_fwd', [att, lse, qkv, kc.ptr + 4 * c * sKs, vc.ptr + 4 * c * sKs, B, Hq, Hkv, Tn, S, hd, hd, Tn * W, hd, W, sKb, sKh, sKs, sKb, sKh, sKs, scale, 1],
+        kernel('attention_fwd', [att, lse, qkv, kc.ptr + 4 * c * sKs, vc.ptr + 4 * c * sKs, B, Hq, Hkv, Tn, S, hd, hd, Tn * W, hd, W, kb, kh, ks, kb, kh, ks, scale, 1, kvHalf],
           B * Hq * Tn * S * (2 * hd + 8) / (Tn > 1 ? 2 : 1));
       }
       // The attention output (B, Hq, T, hd) as rows (B·T, Hq·hd): with T > 1 a transposed copy.

@@ -8,6 +8,7 @@ import { loadModel } from '../io/model.js';
 import type { CausalLM } from '../models/causal.js';
 import type { Tokenizer, EncodeOptions } from '../tokenizers/tokenizer.js';
 import type { TokenizerSource, LoadDType } from '../io/model.js';
+import type { KVDType } from '../models/llama.js';
 import { TokenizerThread, encodeTexts } from './tokenize.js';
 import { chatTemplateFromConfig, CHATML_TEMPLATE } from '../tokenizers/chat.js';
 import { readTokenizerConfig } from '../tokenizers/load.js';
@@ -162,6 +163,8 @@ export interface RegistryOptions {
   tokenizer?: string;
   /** Weights in memory for every model (loadModel's dtype: as stored, f32, or quantised on load). */
   dtype?: LoadDType;
+  /** The KV caches' element type for every model (loadModel's kvDtype). */
+  kvDtype?: KVDType;
   /**
    * Models kept in memory at once (least recently used unloaded first; default 2). The --model
    * model counts, but is never unloaded.
@@ -276,7 +279,7 @@ export class ModelRegistry {
   }
 
   private async loadFrom(name: string, p: string): Promise<ServedModel> {
-    const { model, tokenizer, tokenizerSource, format } = await loadModel(p, { dtype: this.opts.dtype, ...(name === this.defaultId && this.opts.tokenizer ? { tokenizer: this.opts.tokenizer } : {}) });
+    const { model, tokenizer, tokenizerSource, format } = await loadModel(p, { dtype: this.opts.dtype, kvDtype: this.opts.kvDtype, ...(name === this.defaultId && this.opts.tokenizer ? { tokenizer: this.opts.tokenizer } : {}) });
     model.eval();
     const dir = format === 'hf' ? p : path.dirname(p);
     const cfgFile = path.join(dir, 'tokenizer_config.json');

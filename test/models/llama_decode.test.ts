@@ -10,7 +10,7 @@ import path from 'node:path';
 import * as T from '../../src/index.js';
 import { init, shutdown, scope, noGrad, withBackend, loadModel, writeHfDir } from '../../src/index.js';
 import type { CausalLM, DecodeState } from '../../src/index.js';
-import { LlamaForCausalLM, parseLlamaConfig } from '../../src/models/llama.js';
+import { KVCache, LlamaForCausalLM, parseLlamaConfig } from '../../src/models/llama.js';
 import { applyLora } from '../../src/lora/model.js';
 import { tempDir, tinyLlamaConfig, tinyLlamaTensors } from '../io/util.js';
 import { assertClose } from '../helpers.js';
@@ -103,6 +103,51 @@ test('a plan step equals the generic layers bit for bit: f32, Q8_0, Q4_0, F16, B
     } finally {
       model.dispose();
     }
+  }
+});
+
+test('a bf16 KV cache: the plan equals the generic layers bit for bit (f32 and Q8_0 weights, 1 and 2 rows, a chain of 4, 8 tokens, a sliding window), within bf16 rounding of an f32 cache, in half the bytes', async (t) => {
+  const dir = await tiny(tempDir(t));
+  for (const dtype of ['f32', 'q8_0'] as const) {
+    const { model } = await loadModel(dir, { dtype });
+    const m = model as LlamaForCausalLM;
+    try {
+      // (Quantised weights get a bf16 cache by default: loadModel's kvDtype 'auto'.)
+      assert.equal(m.kvDtype, dtype === 'f32' ? 'f32' : 'bf16', 'the default cache');
+      m.kvDtype = 'f32';
+      const f32 = decodeBytes(model, 2, 6, true);
+      m.kvDtype = 'bf16';
+      for (const B of [1, 2]) assertSame(decodeBytes(model, B, 6, true), decodeBytes(model, B, 6, false), `${dtype}, bf16 cache, ${B} row(s)`);
+      assertSame(decodeBytes(model, 1, 3, true, 4, true), decodeBytes(model, 1, 3, false, 4, true), `${dtype}, bf16 cache, a chain of 4`);
+      assertSame(decodeBytes(model, 2, 3, true, 8), decodeBytes(model, 2, 3, false, 8), `${dtype}, bf16 cache, 2 rows of 8`);
+      if (dtype === 'f32') withBackend('ref', () => assertSame(decodeBytes(model, 1, 3, true), decodeBytes(model, 1, 3, false), 'bf16 cache on ref'));
+      // The same greedy path as the f32 cache here, the logits within bf16's rounding of the keys and values.
+      const half = decodeBytes(model, 2, 6, true);
+      half.forEach((b, i) => {
+        const a = new Float32Array(f32[i].buffer.slice(f32[i].byteOffset, f32[i].byteOffset + f32[i].byteLength));
+        const h = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+        // (Q8_0's decoding rounds x to int8, which turns a small change into a quantisation step.)
+        const tol = dtype === 'f32' ? 1e-2 : 1e-1;
+        assertClose(Array.from(h), Array.from(a), tol, tol, `${dtype} step ${i}: bf16 cache vs f32 cache`);
+        assert.ok(!b.equals(f32[i]) || i > 0, 'the bf16 cache rounds (the logits are not the f32 cache\'s bit for bit)');
+      });
+      const st = m.newState(2, 64), st32 = new KVCache(m.config, 2, 64);
+      try {
+        assert.equal(st.k[0].size * 2, st32.k[0].size, 'a bf16 cache takes half the bytes');
+      } finally {
+        st.dispose(); st32.dispose();
+      }
+    } finally {
+      m.kvDtype = 'f32';
+      model.dispose();
+    }
+  }
+  const mistral = new LlamaForCausalLM(parseLlamaConfig(tinyLlamaConfig({ sliding_window: 4, model_type: 'mistral' })));
+  try {
+    mistral.kvDtype = 'bf16';
+    assertSame(decodeBytes(mistral, 2, 20, true), decodeBytes(mistral, 2, 20, false), 'bf16 cache, window 4, 2 rows');
+  } finally {
+    mistral.dispose();
   }
 });
 

@@ -12,10 +12,10 @@ import { readTokenizerConfig } from '../../tokenizers/load.js';
 import { isMixedModalDir, MIXED_MODAL_FILE } from '../../vision/mixed_file.js';
 import { steadyYoungGeneration } from '../heap.js';
 import { UsageError } from '../args.js';
-import { dtypeOption, num, samplingFrom, samplingOptions } from './generate.js';
+import { dtypeOption, kvDtypeOption, num, samplingFrom, samplingOptions } from './generate.js';
 import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculativeLine, speculativeOptions, speculativeUsage } from '../speculative.js';
 
-export const usage = `tslm chat --model <hf-dir|file.bin|file.gguf> [--system "…"] [--tokenizer FILE] [--dtype f32|q8_0|q4_0|q4_k|q6_k|f16|bf16]
+export const usage = `tslm chat --model <hf-dir|file.bin|file.gguf> [--system "…"] [--tokenizer FILE] [--dtype f32|q8_0|q4_0|q4_k|q6_k|f16|bf16] [--kv-dtype f32|bf16]
       [--max-tokens N] [--temperature T] [--top-p P] … [--threads N] [--image-dir DIR] [--guidance S]
 ${speculativeUsage}
     Interactive chat (one message per line; /reset clears the history, /exit or EOF quits).
@@ -29,7 +29,7 @@ ${speculativeHelp}`;
 export const DEFAULT_CHAT_TEMPLATE = CHATML_TEMPLATE;
 
 export async function run(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args: normalizeSpeculativeArgs(args), options: { model: { type: 'string' }, system: { type: 'string' }, tokenizer: { type: 'string' }, dtype: { type: 'string' }, 'image-dir': { type: 'string' }, guidance: { type: 'string' }, ...samplingOptions, ...speculativeOptions } });
+  const { values } = parseArgs({ args: normalizeSpeculativeArgs(args), options: { model: { type: 'string' }, system: { type: 'string' }, tokenizer: { type: 'string' }, dtype: { type: 'string' }, 'kv-dtype': { type: 'string' }, 'image-dir': { type: 'string' }, guidance: { type: 'string' }, ...samplingOptions, ...speculativeOptions } });
   if (!values.model) { console.error('tslm chat: --model is required'); return 2; }
   const opts = samplingFrom(values);
   await init({ threads: num(values.threads, 'threads', (x) => Number.isInteger(x) && x > 0) });
@@ -38,7 +38,7 @@ export async function run(args: string[]): Promise<number> {
   // Start buffering lines now: piped input may arrive (and end) while the model loads.
   const lines = rl[Symbol.asyncIterator]();
   try {
-    const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer, dtype: dtypeOption(values.dtype) });
+    const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer, dtype: dtypeOption(values.dtype), kvDtype: kvDtypeOption(values['kv-dtype']) });
     if (!tokenizer) throw new Error(`${values.model}: chat needs a tokenizer; pass --tokenizer`);
     model.eval();
     const speculative = await speculativeFrom(values, model);

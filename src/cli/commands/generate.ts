@@ -4,6 +4,8 @@ import { steadyYoungGeneration } from '../heap.js';
 import { UsageError, num } from '../args.js';
 import { init, shutdown } from '../../backend/index.js';
 import { loadModel, QUANTIZE_ON_LOAD } from '../../io/model.js';
+import { KV_DTYPES } from '../../models/llama.js';
+import type { KVDType } from '../../models/llama.js';
 import type { LoadDType } from '../../io/model.js';
 import { generate } from '../../generate/generate.js';
 import type { GenerateOptions } from '../../generate/generate.js';
@@ -15,7 +17,7 @@ import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculative
 
 export const usage = `tslm generate --model <hf-dir|file.bin|file.gguf> [--prompt "…"] [--max-tokens N]
       [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R]
-      [--seed S] [--stop STR]… [--tokenizer FILE] [--adapter DIR] [--print-ids] [--threads N] [--dtype f32|q8_0|q4_0|q4_k|q6_k|f16|bf16]
+      [--seed S] [--stop STR]… [--tokenizer FILE] [--adapter DIR] [--print-ids] [--threads N] [--dtype f32|q8_0|q4_0|q4_k|q6_k|f16|bf16] [--kv-dtype f32|bf16]
       [--schema FILE.json [--strict] [--allow-extra-keys] | --regex RE | --grammar FILE.gbnf]
       [--image IN.png] [--image-out OUT.png] [--guidance S [--negative-prompt "…"]]
 ${speculativeUsage}
@@ -30,7 +32,10 @@ ${speculativeUsage}
     safetensors) stay as stored in memory (fused dequantise-and-dot kernels); --dtype f32 widens
     them to f32 on load; --dtype q8_0|q4_0|q4_k|q6_k quantises a LLaMA's f32/f16/bf16 linear
     weights and embedding as they load (llama.cpp's quantisers), --dtype f16|bf16 rounds them to
-    16 bits (nearest, ties to even).
+    16 bits (nearest, ties to even). --kv-dtype bf16 keeps a LLaMA's KV cache in bfloat16 (each
+    key and value rounded to nearest even): half the cache's memory and of the bytes attention
+    reads per token; f32 keeps it exact. Without --kv-dtype the cache is bf16 for quantised
+    weights (as llama.cpp's default 16-bit cache) and f32 for f32, F16 and BF16 weights.
     A mixed-modal model (tslm mixed-modal train) reads and writes images: --image puts a PNG
     into the prompt (as its image tokens, before the text; the answer is text: a caption),
     --image-out makes the continuation an image (its tokens decoded to a PNG), drawn with
@@ -39,6 +44,12 @@ ${speculativeUsage}
     are pushed away from those after --negative-prompt (default: BOS alone, the unconditional
     continuation) by S·(log p(·|prompt) − log p(·|negative)); 1 is off. Two forwards per step.
 ${speculativeHelp}`;
+
+/** --kv-dtype: the KV cache's element type, f32 or bf16 (absent: bf16 for quantised weights, else f32). */
+export function kvDtypeOption(v: string | undefined): KVDType | undefined {
+  if (v === undefined || (KV_DTYPES as readonly string[]).includes(v)) return v as KVDType | undefined;
+  throw new UsageError(`--kv-dtype: invalid value '${v}' (${KV_DTYPES.join(' or ')}: the KV cache's element type; bf16 halves its memory; without --kv-dtype, bf16 for quantised weights and f32 otherwise)`);
+}
 
 /** --dtype: f32 (dequantise), q8_0, q4_0, q4_k, q6_k, f16, bf16 (convert on load) or absent (as stored). */
 export function dtypeOption(v: string | undefined): LoadDType {
@@ -72,12 +83,12 @@ export function samplingFrom(values: Record<string, unknown>): GenerateOptions {
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args: normalizeSpeculativeArgs(args),
-    options: { model: { type: 'string' }, prompt: { type: 'string' }, tokenizer: { type: 'string' }, adapter: { type: 'string' }, dtype: { type: 'string' }, 'print-ids': { type: 'boolean', default: false }, ...samplingOptions,
+    options: { model: { type: 'string' }, prompt: { type: 'string' }, tokenizer: { type: 'string' }, adapter: { type: 'string' }, dtype: { type: 'string' }, 'kv-dtype': { type: 'string' }, 'print-ids': { type: 'boolean', default: false }, ...samplingOptions,
       schema: { type: 'string' }, regex: { type: 'string' }, grammar: { type: 'string' }, image: { type: 'string' }, 'image-out': { type: 'string' }, guidance: { type: 'string' }, 'negative-prompt': { type: 'string' }, strict: { type: 'boolean', default: false }, 'allow-extra-keys': { type: 'boolean', default: false }, ...speculativeOptions },
   });
   if (!values.model) { console.error('tslm generate: --model is required'); return 2; }
   const opts = samplingFrom(values);
-  const dtype = dtypeOption(values.dtype);
+  const dtype = dtypeOption(values.dtype), kvDtype = kvDtypeOption(values['kv-dtype']);
   if (dtype !== 'native' && dtype !== 'f32' && values.adapter) throw new UsageError(`--adapter with --dtype ${dtype} is not supported yet (apply the adapter to the f32 model, or merge it first with tslm merge-lora)`);
   if ([values.schema, values.regex, values.grammar].filter((x) => x !== undefined).length > 1) throw new UsageError('give at most one of --schema, --regex, --grammar');
   const readArg = (path: string, flag: string) => { try { return readFileSync(path, 'utf8'); } catch (e) { throw new UsageError(`--${flag} ${path}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); } };
@@ -102,7 +113,7 @@ export async function run(args: string[]): Promise<number> {
     if (values['negative-prompt'] !== undefined && values.guidance === undefined) throw new UsageError('--negative-prompt is the prompt --guidance pushes away from: give --guidance too');
     if (scale !== 1 && speculating) throw new UsageError('--guidance is not available with speculative decoding (--medusa, --draft-model, --lookup)');
     const imageIds = vision && mixed && values.image !== undefined ? vision.imagePromptTokens(mixed.imageTokenizer, mixed.vocab, vision.readPng(values.image), values.image) : [];
-    const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer, dtype });
+    const { model, tokenizer } = await loadModel(values.model, { tokenizer: values.tokenizer, dtype, kvDtype });
     if (values.adapter) await (await import('../../lora/peft.js')).loadAdapter(model, values.adapter);
     model.eval();
     const bos = tokenizer?.bosId ?? model.config.bos_token_id ?? 1;

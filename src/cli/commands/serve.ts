@@ -4,11 +4,11 @@ import { UsageError } from '../args.js';
 import { init, shutdown } from '../../backend/index.js';
 import { startServer } from '../../serve/server.js';
 import { num } from '../args.js';
-import { dtypeOption } from './generate.js';
+import { dtypeOption, kvDtypeOption } from './generate.js';
 import { normalizeSpeculativeArgs, speculativeFrom, speculativeHelp, speculativeOptions, speculativeUsage } from '../speculative.js';
 
 export const usage = `tslm serve --model <hf-dir|file.bin|file.gguf> [--port 8080] [--host 127.0.0.1]
-      [--models-dir DIR] [--model-id ID] [--tokenizer FILE] [--threads N] [--dtype f32|q8_0|q4_0|q4_k|q6_k|f16|bf16]
+      [--models-dir DIR] [--model-id ID] [--tokenizer FILE] [--threads N] [--dtype f32|q8_0|q4_0|q4_k|q6_k|f16|bf16] [--kv-dtype f32|bf16]
       [--max-active 4] [--max-queue 64] [--max-tokens-limit 4096] [--max-prompt-tokens N]
       [--max-body-bytes 1048576] [--max-schema-bytes 262144] [--max-schema-ms 3000] [--max-mask-ms 100]
       [--batch-rows 8] [--batch-positions 4096] [--quiet]
@@ -29,7 +29,7 @@ export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args: normalizeSpeculativeArgs(args),
     options: {
-      model: { type: 'string' }, 'models-dir': { type: 'string' }, 'model-id': { type: 'string' }, tokenizer: { type: 'string' }, dtype: { type: 'string' },
+      model: { type: 'string' }, 'models-dir': { type: 'string' }, 'model-id': { type: 'string' }, tokenizer: { type: 'string' }, dtype: { type: 'string' }, 'kv-dtype': { type: 'string' },
       port: { type: 'string' }, host: { type: 'string' }, threads: { type: 'string' },
       'max-active': { type: 'string' }, 'max-queue': { type: 'string' }, 'max-tokens-limit': { type: 'string' }, 'max-prompt-tokens': { type: 'string' }, 'max-body-bytes': { type: 'string' }, 'max-schema-bytes': { type: 'string' }, 'max-schema-ms': { type: 'string' }, 'max-mask-ms': { type: 'string' }, 'batch-rows': { type: 'string' }, 'batch-positions': { type: 'string' },
       quiet: { type: 'boolean' }, ...speculativeOptions,
@@ -47,10 +47,10 @@ export async function run(args: string[]): Promise<number> {
   const maxMaskMs = int(values['max-mask-ms'], 'max-mask-ms', 1);
   const batchRows = int(values['batch-rows'], 'batch-rows', 0);
   const batchPositions = int(values['batch-positions'], 'batch-positions', 1);
-  const dtype = dtypeOption(values.dtype);
+  const dtype = dtypeOption(values.dtype), kvDtype = kvDtypeOption(values['kv-dtype']);
   await init({ threads: int(values.threads, 'threads', 1) });
   const server = await startServer({
-    model: values.model, modelsDir: values['models-dir'], modelId: values['model-id'], tokenizer: values.tokenizer, dtype,
+    model: values.model, modelsDir: values['models-dir'], modelId: values['model-id'], tokenizer: values.tokenizer, dtype, kvDtype,
     port, host: values.host ?? '127.0.0.1',
     maxActive: int(values['max-active'], 'max-active', 1), maxQueue: int(values['max-queue'], 'max-queue', 0),
     limits: { ...(maxTokens ? { maxTokens } : {}), ...(maxBody ? { maxBodyBytes: maxBody } : {}), ...(maxPrompt ? { maxPromptTokens: maxPrompt } : {}),
