@@ -196,32 +196,23 @@ export function rope_qkv(x: number, kc: number, vc: number, cos: number, sin: nu
       out[dst + i2] = x2 * c + x1 * s;
     }
   };
-  if (kvHalf) {
-    // The cache holds bf16 (2-byte elements): k rotated in f32, then both rows rounded.
-    for (let b = 0; b < B; b++) {
-      for (let t = 0; t < T; t++) {
-        const X = (x >>> 2) + (b * T + t) * R;
-        for (let h = 0; h < Hq; h++) rot(X + h * D, X + h * D, t);
-        for (let h = 0; h < Hkv; h++) {
-          const o = b * sKb + h * sKh + t * sKs;
-          rot(0, X + (Hq + h) * D, t, tmp);
-          for (let i = 0; i < D; i++) {
-            H.u16[(kc >>> 1) + o + i] = f32ToBf16Bits(tmp[i]);
-            H.u16[(vc >>> 1) + o + i] = f32ToBf16Bits(f[X + (Hq + Hkv + h) * D + i]);
-          }
-        }
-      }
-    }
-    return;
-  }
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
       const X = (x >>> 2) + (b * T + t) * R;
       for (let h = 0; h < Hq; h++) rot(X + h * D, X + h * D, t);
       for (let h = 0; h < Hkv; h++) {
-        const o = b * sKb + h * sKh + t * sKs;
-        rot((kc >>> 2) + o, X + (Hq + h) * D, t);
-        for (let i = 0; i < D; i++) f[(vc >>> 2) + o + i] = f[X + (Hq + Hkv + h) * D + i];
+        const o = b * sKb + h * sKh + t * sKs, V = X + (Hq + Hkv + h) * D;
+        if (kvHalf) {
+          // The cache holds bf16 (2-byte elements): k rotated in f32, then both rows rounded.
+          rot(0, X + (Hq + h) * D, t, tmp);
+          for (let i = 0; i < D; i++) {
+            H.u16[(kc >>> 1) + o + i] = f32ToBf16Bits(tmp[i]);
+            H.u16[(vc >>> 1) + o + i] = f32ToBf16Bits(f[V + i]);
+          }
+        } else {
+          rot((kc >>> 2) + o, X + (Hq + h) * D, t);
+          for (let i = 0; i < D; i++) f[(vc >>> 2) + o + i] = f[V + i];
+        }
       }
     }
   }
