@@ -104,6 +104,8 @@ export async function benchClassic(opts: { log?: (line: string) => void; reps?: 
       const oursRuns: number[] = [], peerRuns: number[] = [];
       let best: Awaited<ReturnType<typeof trainWord2VecCorpus>> | null = null;
       let peerSims: (number | null)[] = [];
+      // Every gensim run's cosines (each repetition with its own seed), for gensim's own spread.
+      const peerAll: number[][] = [];
       for (let rep = 0; rep < reps; rep++) {
         const r = await trainWord2VecCorpus(corpus, { cbow: c.cbow === 1, hs: c.hs === 1, negative: c.negative, sharedNegatives: c.shared === true, hotWords: c.hot, alpha: c.alpha, size: hp.size, window: hp.window, sample: hp.sample, iter: hp.iter, threads: 2 });
         const wps = (rawWords * hp.iter) / r.seconds;
@@ -111,10 +113,11 @@ export async function benchClassic(opts: { log?: (line: string) => void; reps?: 
         oursCpu = Math.max(oursCpu, (rawWords * hp.iter) / r.cpuSeconds);
         if (wps > ours) { ours = wps; best = r; }
         if (py) {
-          const out = spawnSync(py, [peerScript, JSON.stringify({ corpus: corpusFile, cbow: c.cbow, hs: c.hs, negative: c.negative, alpha: c.alpha, ...hp, pairs })], { encoding: 'utf8', maxBuffer: 1 << 26 });
+          const out = spawnSync(py, [peerScript, JSON.stringify({ corpus: corpusFile, cbow: c.cbow, hs: c.hs, negative: c.negative, alpha: c.alpha, ...hp, pairs, seed: 1 + rep })], { encoding: 'utf8', maxBuffer: 1 << 26 });
           if (out.status !== 0) throw new Error(`gensim peer failed: ${out.stderr}`);
           const g = JSON.parse(out.stdout) as { words_per_sec: number; cpu_seconds: number; similarities: (number | null)[] };
           peerRuns.push(g.words_per_sec);
+          peerAll.push(g.similarities.map((x) => x ?? 0));
           peerCpu = Math.max(peerCpu, (rawWords * hp.iter) / g.cpu_seconds);
           if (peer === null || g.words_per_sec > peer) { peer = g.words_per_sec; peerSims = g.similarities; }
         }
@@ -125,6 +128,7 @@ export async function benchClassic(opts: { log?: (line: string) => void; reps?: 
       if (py) {
         const ourSims = pairs.map(([a, b]) => r.vectors.similarity(a, b));
         note += `; gensim 2 workers (${runs(peerRuns)}); ρ(our cosines, gensim's) = ${spearman(ourSims, peerSims.map((x) => x ?? 0)).toFixed(3)}`;
+        note += `; ${seedSpread(ourSims, peerAll)}`;
         note += `; per CPU-second ${Math.round(oursCpu / 1000)}k vs ${Math.round(peerCpu / 1000)}k (${(oursCpu / peerCpu).toFixed(2)}×)`;
       } else note += '; gensim not installed';
       emit({ task: `word2vec: ${c.name}, dim 100, 1 epoch`, metric: 'train speed', tslm: ours, peer, unit: 'words/s', note });
@@ -139,6 +143,21 @@ export async function benchClassic(opts: { log?: (line: string) => void; reps?: 
     rmSync(tmp, { recursive: true, force: true });
   }
   return rows;
+}
+
+/**
+ * The quality yardstick beside ρ(ours, gensim's): the mean ρ of our best run's cosines against
+ * every gensim run's, and the mean ρ between gensim's runs themselves (each repetition has its own
+ * seed, so this is how far gensim agrees with gensim). Ours at or near gensim's own agreement is
+ * quality held.
+ */
+export function seedSpread(ours: number[], peers: number[][]): string {
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const vsOurs = mean(peers.map((p) => spearman(ours, p)));
+  const between: number[] = [];
+  for (let i = 0; i < peers.length; i++) for (let j = i + 1; j < peers.length; j++) between.push(spearman(peers[i], peers[j]));
+  if (between.length === 0) return `ρ(ours, each gensim run) = ${vsOurs.toFixed(3)}; gensim vs gensim needs 2+ repetitions (TSLM_BENCH_REPS)`;
+  return `mean ρ(ours, each gensim seed) = ${vsOurs.toFixed(3)} vs gensim seed against seed ${mean(between).toFixed(3)} (${between.length} pairs)`;
 }
 
 /**

@@ -16,6 +16,19 @@ const PAIRS = Uint8Array.from({ length: 200 }, (_, i) => 48 + (i % 2 ? (i >> 1) 
  * to toPrecision itself, so the text is always the same as formatArpaNumber's.
  */
 export function writeArpaNumber(b: Uint8Array, pos: number, x: number): number {
+  ONE[0] = x;
+  return writeArpaNumberAt(b, pos, ONE, 0);
+}
+
+const ONE = new Float64Array(1);
+
+/**
+ * writeArpaNumber of xs[i]. The line writer calls this one: a double passed to a function that
+ * is not inlined is boxed (a heap number per call: ~6M per order-5 build, a scavenge every few
+ * milliseconds), an array and an index are not.
+ */
+export function writeArpaNumberAt(b: Uint8Array, pos: number, xs: Float64Array, i: number): number {
+  const x = xs[i];
   if (x === 0) { b[pos] = 48; return pos + 1; }
   if (!(x > -99) || x === Infinity) { b[pos] = 45; b[pos + 1] = 57; b[pos + 2] = 57; return pos + 3; } // -99 (also NaN, ±Inf)
   const v = x < 0 ? -x : x;
@@ -203,7 +216,7 @@ export function writeLines(st: LineState, b: Uint8Array, pos: number, cap: numbe
     // The word text, two numbers of at most 16 characters, two tabs, a newline.
     const len = c1 - c0 + 1 + w1 - w0;
     if (pos + len + 40 > cap) break;
-    pos = writeArpaNumber(b, pos, prob[j]);
+    pos = writeArpaNumberAt(b, pos, prob, j);
     b[pos++] = 9;
     // Four bytes at a time through DataViews: these copies are short, and a subarray per line costs more than the copy.
     const start = pos;
@@ -218,7 +231,7 @@ export function writeLines(st: LineState, b: Uint8Array, pos: number, cap: numbe
       outLen = copyBytes(outView!, outLen, bv, start, pos);
       outOff![j + 1] = outLen;
     }
-    if (bo) { b[pos++] = 9; pos = writeArpaNumber(b, pos, bo[j]); }
+    if (bo) { b[pos++] = 9; pos = writeArpaNumberAt(b, pos, bo, j); }
     b[pos++] = 10;
   }
   st.j = j; st.out = out; st.outView = outView; st.outLen = outLen;

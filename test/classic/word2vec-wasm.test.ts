@@ -38,8 +38,11 @@ function maxDiff(a: Float32Array | null, b: Float32Array | null): number {
 
 type Prepared = Awaited<ReturnType<typeof prepareWord2Vec>>;
 
-/** Three training passes of the scalar reference (js) and the wasm kernel (wa) give the same counts, random stream, loss and weights. */
-function passesAgree(js: Prepared, wa: Prepared): void {
+/**
+ * Three training passes of the scalar reference (js) and the wasm kernel (wa) give the same counts,
+ * random stream, loss and weights (to `tol`, relative to max(1, |x|)).
+ */
+function passesAgree(js: Prepared, wa: Prepared, tol = 1e-6): void {
   const thread = new W2VWasmThread(wa.sh, 0);
   for (let rep = 0; rep < 3; rep++) {
     const rj = trainRange(js.sh, js.params, 0, 0, js.sentences, js.rng);
@@ -49,7 +52,7 @@ function passesAgree(js: Prepared, wa: Prepared): void {
     assert.equal(wa.rng.s, js.rng.s, 'random stream state');
     assert.ok(Math.abs(rw.loss - rj.loss) <= 1e-4 * Math.max(1, rj.loss), `loss ${rw.loss} vs ${rj.loss}`);
     const d0 = maxDiff(js.sh.syn0, wa.sh.syn0), d1 = maxDiff(js.sh.syn1, wa.sh.syn1), dn = maxDiff(js.sh.syn1neg, wa.sh.syn1neg);
-    assert.ok(d0 <= 1e-6 && d1 <= 1e-6 && dn <= 1e-6, `pass ${rep}: max |Δ|/max(1,|x|) syn0 ${d0}, syn1 ${d1}, syn1neg ${dn}`);
+    assert.ok(d0 <= tol && d1 <= tol && dn <= tol, `pass ${rep}: max |Δ|/max(1,|x|) syn0 ${d0}, syn1 ${d1}, syn1neg ${dn}`);
   }
 }
 
@@ -126,6 +129,63 @@ for (const [variant, module] of VARIANTS) {
       passesAgree(js, wa);
       assert.ok(wa.sh.syn1neg!.some((x) => x !== 0), 'output weights were updated');
     });
+  }
+}
+
+// Large weights: the SIMD gradients of a dot-product pass (chainGrad4 / chainGrad2 in the kernel)
+// are taken only when every row's |dot| is below the sigmoid table's edge (6); a pass with one row
+// beyond it goes row by row, where the gradient is (label − 1)·alpha or label·alpha and the loss
+// comes from exp. Both start from the same weights drawn so that about a third of the dot products
+// are beyond ±6 (so passes with and without such a row are both common), and must still agree.
+for (const [variant, module] of VARIANTS) {
+  for (const dim of [100, 31]) {
+    for (const [name, cfg] of [
+      ['skip-gram, negative 5', { cbow: false, negative: 5, hs: false }],
+      ['CBOW, negative 5', { cbow: true, negative: 5, hs: false }],
+      ['skip-gram, HS + negative 3', { cbow: false, negative: 3, hs: true }],
+    ] as [string, Word2VecOptions][]) {
+      test(`word2vec wasm kernel (${variant}) = scalar reference with |dot| beyond 6: ${name}, dim ${dim}`, async () => {
+        const corpus = buildCorpus(corpusOf(2, 24, 11 + dim), 1);
+        // alpha small: with rows this large a larger step would throw the weights far in one pass.
+        const opts: Word2VecOptions = { ...cfg, size: dim, window: 5, sample: 0, iter: 1, threads: 1, seed: 9, alpha: 0.01 };
+        const js = await prepareWord2Vec(corpus, { ...opts, kernel: 'js' });
+        const wa = await prepareWord2Vec(corpus, { ...opts, kernel: 'wasm' });
+        wa.sh.wasm!.module = module;
+        // Uniform in ±a: the dot of two rows has standard deviation √dim·a²/3, here about 6 (about
+        // a third of them beyond ±6); CBOW's input, the mean of up to 10 context rows, gets rows
+        // √8 times larger in a² for the same spread.
+        const a = Math.sqrt((cfg.cbow ? Math.sqrt(8) : 1) * 18 / Math.sqrt(dim));
+        let s = 4242 + dim;
+        const rand = (): number => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return (s / 4294967296) * 2 - 1; };
+        for (const key of ['syn0', 'syn1neg', 'syn1'] as const) {
+          const x = js.sh[key];
+          if (!x) continue;
+          for (let i = 0; i < x.length; i++) x[i] = Math.fround(a * rand());
+          wa.sh[key]!.set(x);
+        }
+        // The inputs of the first pass's predictions (skip-gram: each word's row; CBOW: the mean of
+        // its full window) against every output row: both sides of ±6 common at the start.
+        const V = corpus.words.length, ids = corpus.ids, syn0 = js.sh.syn0, out = js.sh.syn1neg ?? js.sh.syn1!;
+        let beyond = 0, all = 0;
+        const inp = new Float64Array(dim);
+        for (let p = 0; p < ids.length; p++) {
+          inp.fill(0);
+          const ctx = cfg.cbow ? ids.filter((_, q) => q !== p && Math.abs(q - p) <= 5) : [ids[p]];
+          for (const w of ctx) for (let k = 0; k < dim; k++) inp[k] += syn0[w * dim + k] / ctx.length;
+          for (let j = 0; j < V; j++) {
+            let d = 0;
+            for (let k = 0; k < dim; k++) d += inp[k] * out[j * dim + k];
+            if (Math.abs(d) > 6) beyond++;
+            all++;
+          }
+        }
+        assert.ok(beyond / all > 0.15 && beyond / all < 0.6, `share of |dot| > 6 at the start: ${beyond / all}`);
+        // Rows ~20x the usual size: the dot products' rounding (summed in another order) is as
+        // much larger, so 3e-6 here; a saturated gradient taken from the table's edge instead
+        // (σ(6) = 0.9975) would move a weight by ~5e-5.
+        passesAgree(js, wa, 3e-6);
+      });
+    }
   }
 }
 
