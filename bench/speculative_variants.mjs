@@ -7,6 +7,7 @@
 //
 //   node bench/speculative_variants.mjs [--threads 1] [--reps 8] [--tokens 96] [--medusa-dtype q8_0|f32] [--medusa DIR] [--model DIR]
 //        [--variants '[["name", {"medusa": {...}} | {"lookup": {...}}], …]'] [--prompts '{"name": "text", …}']
+// (a variant's "medusa": {"dir": DIR, …} decodes with the heads in DIR instead of --medusa's)
 // (after `npm run build`)
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,13 +27,17 @@ await init({ threads, backend: 'wasm' });
 try {
   const { model, tokenizer } = await loadModel(values.model ?? path.join(cache, 'base', 'checkpoint'));
   const dtype = values['medusa-dtype'] === 'f32' ? 'f32' : 'q8_0';
-  const needHeads = variants.some(([, v]) => v.medusa);
-  const heads = needHeads ? (await loadMedusaHeads(values.medusa ?? path.join(cache, 'medusa'), { base: model, dtype })).heads : null;
+  // A variant's heads: its medusa.dir, else --medusa, else the bench's cached heads.
+  const headsOf = new Map();
+  for (const [, v] of variants) {
+    const dir = v.medusa ? v.medusa.dir ?? values.medusa ?? path.join(cache, 'medusa') : null;
+    if (dir && !headsOf.has(dir)) headsOf.set(dir, (await loadMedusaHeads(dir, { base: model, dtype })).heads);
+  }
   model.eval();
   console.log(`${threads} thread(s), best of ${reps} interleaved rounds after a warm-up; speedup over plain greedy decoding by wall clock and by CPU time; tokens per model call`);
   for (const [name, text] of Object.entries(texts)) {
     const prompt = tokenizer.encode(text);
-    const runs = [['plain', null], ...variants.map(([n, v]) => [n, v.medusa ? { medusa: { ...v.medusa, heads } } : v])];
+    const runs = [['plain', null], ...variants.map(([n, v]) => [n, v.medusa ? { medusa: { ...v.medusa, heads: headsOf.get(v.medusa.dir ?? values.medusa ?? path.join(cache, 'medusa')) } } : v])];
     const best = runs.map(() => null), cpu = runs.map(() => Infinity);
     for (let r = 0; r <= reps; r++) {
       runs.forEach(([, spec], i) => {
@@ -52,7 +57,7 @@ try {
     });
   }
   model.dispose();
-  heads?.dispose();
+  for (const h of headsOf.values()) h.dispose();
 } finally {
   await shutdown();
 }
