@@ -10,7 +10,7 @@
 //   node dist/bench/speculative.js [--threads 1,2] [--reps N] [--tokens N] [--lookup-draft N] [--medusa-dtype q8_0|f32] [--json]
 //   node dist/bench/speculative.js <model dir> [draft dir] [medusa dir]   (other models)
 //   node dist/bench/speculative.js --cost-shapes 42m,110m [--threads 1,2] [--dtype q8_0] [--reps N]  (forward cost of T tokens and of the heads, random weights; best of N interleaved rounds)
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -30,7 +30,7 @@ import type { SpeculativeOptions, SpeculativeStats } from '../src/generate/stepp
 import { loadMedusaHeads, quantizeMedusaHeads } from '../src/io/medusa.js';
 import { MedusaHeads } from '../src/nn/medusa.js';
 import { trainMedusa } from '../src/train/medusa.js';
-import { CACHE, prepareModels } from './speculative_models.js';
+import { CACHE, prepareModels, ready } from './speculative_models.js';
 import type { GenerateOptions, GenerationResult } from '../src/generate/generate.js';
 
 export interface ChainRow {
@@ -171,8 +171,12 @@ function round(x: number): number {
   return Math.round(x * 100) / 100;
 }
 
-/** Medusa-1 steps (16 rows of 128 tokens) for the bench's heads. */
+/**
+ * The bench's Medusa heads: Medusa-1 steps (16 rows of 128 tokens) on the base's greedy
+ * continuations of MEDUSA_PROMPTS prompts. Heads cached with other settings are trained again.
+ */
 export const MEDUSA_STEPS = 250;
+export const MEDUSA_PROMPTS = 1024;
 
 export const HEADER = `${'threads'.padStart(7)}  ${'prompt'.padEnd(8)} ${'mode'.padEnd(7)} ${'method'.padEnd(13)} ${'tokens'.padStart(6)} ${'tok/s'.padStart(9)} ${'speedup'.padStart(8)} ${'accepted'.padStart(9)} ${'acceptance'.padStart(11)}`;
 
@@ -188,10 +192,14 @@ export async function benchSpeculative(opts: { threads?: number[] | number; reps
   const medusa = path.join(CACHE, 'medusa');
   try {
     models = await prepareModels({ log });
-    if (!existsSync(path.join(medusa, 'done.json'))) {
-      log(`training Medusa heads on the base (4 heads × 1 layer, Medusa-1, ${MEDUSA_STEPS} steps on its own greedy text) → ${medusa}`);
-      const r = await trainMedusa({ model: models.base, out: medusa, heads: 4, layers: 1, steps: MEDUSA_STEPS, log });
-      writeFileSync(path.join(medusa, 'done.json'), JSON.stringify({ accuracy: r.after }) + '\n');
+    const settings = { steps: MEDUSA_STEPS, prompts: MEDUSA_PROMPTS };
+    if (!ready(medusa, settings)) {
+      log(`training Medusa heads on the base (4 heads × 1 layer, Medusa-1, ${MEDUSA_STEPS} steps on its own greedy continuations of ${MEDUSA_PROMPTS} prompts) → ${medusa}`);
+      const t0 = performance.now();
+      const r = await trainMedusa({ model: models.base, out: medusa, heads: 4, layers: 1, steps: MEDUSA_STEPS, prompts: MEDUSA_PROMPTS, log });
+      const seconds = Math.round((performance.now() - t0) / 1000);
+      log(`Medusa heads trained in ${seconds} s`);
+      writeFileSync(path.join(medusa, 'done.json'), JSON.stringify({ ...settings, seconds, accuracy: r.after }) + '\n');
       r.base.dispose();
       r.heads.dispose();
     }

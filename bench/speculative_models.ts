@@ -56,11 +56,14 @@ export async function prepareModels(o: { baseSteps?: number; draftSteps?: number
   return { base: path.join(base, 'checkpoint'), draft: path.join(draft, 'checkpoint'), tokenizer, data };
 }
 
-function ready(dir: string, steps: number): boolean {
+/** Whether dir's done.json records a finished run with these settings (e.g. { steps: 1000 }). */
+export function ready(dir: string, settings: number | Record<string, number>): boolean {
+  const want = typeof settings === 'number' ? { steps: settings } : settings;
   const f = path.join(dir, 'done.json');
   if (!existsSync(f)) return false;
   try {
-    return (JSON.parse(readFileSync(f, 'utf8')) as { steps: number }).steps === steps;
+    const done = JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>;
+    return Object.entries(want).every(([k, v]) => done[k] === v);
   } catch {
     return false;
   }
