@@ -92,6 +92,29 @@ const LIM = 999_999_999_999_999;
 type Obj = Record<string, unknown>;
 const isObj = (x: unknown): x is Obj => typeof x === 'object' && x !== null && !Array.isArray(x);
 const esc = (k: string) => (k.includes('~') || k.includes('/') ? k.replace(/~/g, '~0').replace(/\//g, '~1') : k);
+/**
+ * A declared member of an object: its name's key (`"name":`), its value's symbol, and kv, the
+ * member's symbols (key, value, white space), built when a rule needs them — the any-order member
+ * rules are shared by name and value symbol (kvKey), so most objects never do (semgrep: 30,000
+ * entries of 1,453 objects).
+ */
+class MemberEntry {
+  private kvSyms: Sym[] | undefined;
+  readonly kvKey: string;
+  constructor(readonly name: string, readonly required: boolean, readonly schema: JsonSchema, readonly ptr: string, readonly key: Sym[], readonly value: Sym, private readonly ws: Sym[]) {
+    this.kvKey = `${value}\u0001${name}`;
+  }
+  get kv(): Sym[] {
+    if (this.kvSyms === undefined) {
+      const kv = this.key.slice();
+      kv.push(this.value);
+      for (const w of this.ws) kv.push(w);
+      this.kvSyms = kv;
+    }
+    return this.kvSyms;
+  }
+}
+
 /** An undeclared key's characters (printable ASCII but '"' and '\\'), as a predicate and as keyTrie's 16 × 16 bits. */
 const keyChar = (x: number) => x >= 0x20 && x < 0x7f && x !== 0x22 && x !== 0x5c;
 const KEY_CHAR_BITS = new Uint16Array(16);
@@ -1204,12 +1227,7 @@ export class SchemaCompiler {
       const schema = matched.length === 0 ? (own ? props[name] as JsonSchema : apRequired ?? true)
         : own || matched.length > 1 ? { allOf: [...(own ? [props[name] as JsonSchema] : []), ...matched.map((x) => x.schema)] } : matched[0].schema;
       const value = this.value(schema, p);
-      const key = this.memberKey(name);
-      const kv = key.slice();
-      kv.push(value);
-      for (const w of ws) kv.push(w);
-      // (kv is the name's key, the value and white space: the name and the value's symbol name it.)
-      return { name, required: req.has(name), schema, ptr: p, key, kv, kvKey: `${value}\u0001${name}` };
+      return new MemberEntry(name, req.has(name), schema, p, this.memberKey(name), value, ws);
     });
     // Extra properties: keys that are not declared (ASCII, unescaped), values of additionalProperties.
     let extra: Sym[] | null = null;
@@ -1474,8 +1492,9 @@ export class SchemaCompiler {
     const { minP, maxP, next } = propertyCount(s, ptr, entries, extra);
     // Dependencies by entry index (minProperties is 0 here): a present trigger needs its names and
     // excludes others; a trigger whose names cannot all be present never is.
-    const index = new Map(entries.map((e, i) => [e.name, i]));
-    const never = new Set<number>(), needs: number[][] = entries.map(() => []), bans: number[][] = entries.map(() => []);
+    // (Only built where there are dependencies: most objects have none.)
+    const index = new Map(deps.length ? entries.map((e, i) => [e.name, i]) : []);
+    const never = new Set<number>(), needs: number[][] = deps.length ? entries.map(() => []) : [], bans: number[][] = deps.length ? entries.map(() => []) : [];
     // What the rules built while matching need of the entries (the closures below keep only this).
     const required = entries.map((e) => e.required);
     for (const d of deps) {
