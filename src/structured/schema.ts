@@ -1771,25 +1771,39 @@ export class SchemaCompiler {
     const bits = new Uint16Array(16);
     // Nodes with the same rest (whether a name ends there, and the same children) are one rule,
     // in this trie and the tries of other objects: the names' tails are shared.
-    const node = (lo: number, hi: number, d: number, root = false): Sym => {
-      let i = lo, end = false;
-      while (i < hi && keys[i].k.length === d) { end = true; i++; }
-      // One child, a key character (most nodes: the rest of one long name): keyed by a number.
-      if (i < hi && keys[hi - 1].k[d] === keys[i].k[d] && keyChar(keys[i].k[d])) {
-        const x = keys[i].k[d];
-        const k = node(i, hi, d + 1);
-        const quoted = !end && !(root && nonEmpty);
+    const node = (lo: number, hi: number, d0: number, root = false): Sym => {
+      // Nodes of one child, a key character (most nodes: the rest of one long name), followed
+      // down without recursion (a name of 2,048 characters is as many levels), then built from
+      // the bottom up, each keyed by a number.
+      const chain: number[] = [];
+      let i = lo, d = d0, end = false;
+      for (;;) {
+        end = false;
+        while (i < hi && keys[i].k.length === d) { end = true; i++; }
+        if (!(i < hi && keys[hi - 1].k[d] === keys[i].k[d] && keyChar(keys[i].k[d]))) break;
+        chain.push(d, end ? 1 : 0, keys[i].k[d]);
+        d++;
+      }
+      let k = branch(i, hi, d, end, root && chain.length === 0);
+      for (let c = chain.length - 3; c >= 0; c -= 3) {
+        const x = chain[c + 2];
+        const quoted = chain[c + 1] === 0 && !(root && c === 0 && nonEmpty);
         const nk = (k * 256 + x) * 2 + (quoted ? 1 : 0);
         const known = this.trieChains.get(nk);
-        if (known !== undefined) return known;
+        if (known !== undefined) { k = known; continue; }
         bits.set(KEY_CHAR_BITS);
         bits[x >>> 4] &= ~(1 << (x & 15));
         const alts: Sym[][] = quoted ? [[quote]] : [];
         alts.push([b.clsOfBits(bits), free], [b.cls([x]), k]);
         const r = b.rule(FREE_KEY_NODE, alts);
         this.trieChains.set(nk, r);
-        return r;
+        k = r;
       }
+      return k;
+    };
+    // A node of no child, of several, or of one that is not a key character (names [i, hi) at
+    // depth d, past those that end there).
+    const branch = (i: number, hi: number, d: number, end: boolean, root: boolean): Sym => {
       const groups: Array<{ x: number; lo: number; hi: number; first: number }> = [];
       while (i < hi) {
         const x = keys[i].k[d];
