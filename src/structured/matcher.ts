@@ -77,13 +77,20 @@ const FRAME_CLOSURE_MOST = 8192;
 const commonVals = new Int32Array(256), commonCounts = new Int32Array(256);
 
 /**
- * The shape of mode 4 (an ASCII alphabet) of a state's byte → selection map, or null: every byte
- * ≥ 0x80 refused and at least ALPHABET_MIN bytes of one selection.
+ * The shape of mode 4 (an ASCII alphabet) of a state's byte → selection map, or null: at least
+ * ALPHABET_MIN ASCII bytes of one selection, and every byte ≥ 0x80 refused but lead bytes of a few
+ * multi-byte characters (the white space of `\s`, a `£` in a class: the matcher decides the
+ * tokens holding a live one one by one, see TokenMatcher.alphaSettled).
  */
 function alphabetOf(sub: Int32Array): Omit<PlainShape, 'sub'> | null {
-  for (let b = 0x80; b < 256; b++) if (sub[b] !== 0) return null;
+  for (let b = 0x80; b < 256; b++) if (sub[b] !== 0 && (b < 0xc2 || b > 0xf4)) return null;
   const [M, best, rep] = mostCommon(sub, 0, 0x80, true);
   if (best < ALPHABET_MIN) return null;
+  return alphabetFor(sub, M, rep);
+}
+
+/** The ASCII alphabet of the bytes of selection M (rep one of them), the other live bytes its exceptions. */
+function alphabetFor(sub: Int32Array, M: number, rep: number): Omit<PlainShape, 'sub'> {
   const alpha = new Uint8Array(256);
   let key = '';
   for (let b = 0; b < 0x80; b++) { alpha[b] = sub[b] === M ? 1 : sub[b] !== 0 ? 2 : 0; key += alpha[b] === 1 ? '1' : '0'; }
@@ -1048,11 +1055,16 @@ interface Level {
   altCheap?: boolean;
 }
 interface Chain { n: number; dec: boolean; max: number }
-/** Settled levels of mode 4: the alphabet, the exception bytes (4 words of 32 byte bits each), the most bytes a token may take in the alphabet, the largest completion. */
-interface AlphaSettled { c: Uint32Array; e: Uint32Array; n: number; max: number }
+/**
+ * Settled levels of mode 4: the alphabet, the exception bytes (4 words of 32 byte bits each), the
+ * most bytes a token may take in the alphabet, the largest completion; and the lead bytes ≥ 0x80
+ * live at some level (null: none), whose tokens are decided one by one.
+ */
+interface AlphaSettled { c: Uint32Array; e: Uint32Array; n: number; max: number; hi: number[] | null }
 /** A walk under settled mode-4 levels: per trie node the bytes below its first (PlainIndex.nodeRestSets); per first byte, the exception bytes below it (4 words) and whether the node itself is stepped. */
 interface AlphaWalk { rest: Uint32Array; exc: Uint32Array; visit: Uint8Array }
-interface AlphaChain extends Chain { exc: Uint8Array }
+/** exc: byte → 1 where live at some level outside the alphabet (ASCII: walked; a lead byte ≥ 0x80: its tokens decided one by one). */
+interface AlphaChain extends Chain { exc: Uint8Array; split?: Uint8Array }
 /** Level.alt not built yet (see TokenMatcher.altOf). */
 const PENDING_ALT: Omit<PlainShape, 'sub'> = { mode: 0, exc: null, rep: 0 };
 const NO_LEVEL: Level = { mode: 0, next: DEAD, exc: null, max: 0, alpha: null, key: null };
@@ -1243,6 +1255,7 @@ export class TokenMatcher {
     mask.set(P.alphabetMask(a.c, a.n));
     let max = a.max;
     const exc = new Uint32Array(256 * 4), visit = new Uint8Array(256);
+    let hi = a.hi;
     for (let x = 0; x < 256; x++) {
       if (x >= 0x80 || !((a.e[x >>> 5] >>> (x & 31)) & 1)) { exc.set(a.e, x * 4); continue; }
       visit[x] = 1;
@@ -1252,8 +1265,29 @@ export class TokenMatcher {
       for (const id of P.prefixTokens(x, b.c, b.n)) mask[id >>> 5] |= 1 << (id & 31);
       exc.set(b.e, x * 4);
       max = Math.max(max, b.max);
+      if (b.hi) hi = hi ? [...new Set([...hi, ...b.hi])] : b.hi;
     }
-    return Math.max(max, this.walk(s, Infinity, mask, v, 0, v.nodes, null, 0, null, { rest: P.nodeRestSets, exc, visit }));
+    max = Math.max(max, this.walk(s, Infinity, mask, v, 0, v.nodes, null, 0, null, { rest: P.nodeRestSets, exc, visit }));
+    // The tables and the walk count every byte ≥ 0x80 as dead: the tokens holding a lead byte
+    // live at some level are decided here, each by the automaton (its bytes stepped counted as
+    // nodes walked).
+    if (hi) {
+      const A = this.automaton;
+      let stepped = 0;
+      for (const x of hi) {
+        for (const id of P.tokensWith(x)) {
+          const bytes = v.bytes[id]!;
+          let t = s, k = 0;
+          while (k < bytes.length && t >= 0) t = A.step(t, bytes[k++]);
+          stepped += k;
+          if (t < 0) { mask[id >>> 5] &= ~(1 << (id & 31)); continue; }
+          mask[id >>> 5] |= 1 << (id & 31);
+          if (A.minComplete(t) > max) max = A.minComplete(t);
+        }
+      }
+      this.stats.nodesVisited += stepped;
+    }
+    return max;
   }
 
   /**
@@ -1413,14 +1447,30 @@ export class TokenMatcher {
       if (L !== null) {
         const C = new Uint8Array(0x80);
         for (let b = 0; b < 0x80; b++) C[b] = L.alpha![b] === 1 ? 1 : 0;
-        const ch = this.tailAlpha(L.next, C, L.key!);
-        if (ch.dec) {
+        let ch = this.tailAlpha(L.next, C, L.key!);
+        // A later level that parts the alphabet (a URL's host [a-z0-9.-]: after a character, '.'
+        // leads elsewhere than the letters): the bytes apart become exceptions, walked (few
+        // tokens hold them), while the alphabet keeps ALPHABET_MIN bytes; a few tries.
+        for (let k = 0; k < 4 && !ch.dec && ch.split; k++) {
+          let n = 0;
+          for (let b = 0; b < 0x80; b++) if (C[b] && !ch.split[b]) n++;
+          if (n < ALPHABET_MIN) break;
+          let key = '';
+          for (let b = 0; b < 0x80; b++) { if (ch.split[b]) C[b] = 0; key += C[b] ? '1' : '0'; }
+          ch = this.tailAlpha(L.next, C, key);
+        }
+        // Lead bytes ≥ 0x80 live at t or a later level: the tokens holding one are decided one
+        // by one, where their bytes are fewer than a quarter of the trie's nodes (a walk).
+        let hi: number[] | null = null, count = 0;
+        const sub = this.automaton.plainShape(t)!.sub;
+        for (let b = 0xc2; b <= 0xf4; b++) if (sub[b] !== 0 || ch.exc[b]) { (hi ??= []).push(b); count += this.plain.bytesWith(b); }
+        if (ch.dec && count <= this.vocab.nodes / 4) {
           const c = new Uint32Array(4), e = new Uint32Array(4);
           for (let b = 0; b < 0x80; b++) {
             if (C[b]) c[b >>> 5] |= 1 << (b & 31);
-            else if (L.alpha![b] === 2 || ch.exc[b]) e[b >>> 5] |= 1 << (b & 31);
+            else if (L.alpha![b] !== 0 || ch.exc[b]) e[b >>> 5] |= 1 << (b & 31);
           }
-          r = { c, e, n: Math.min(this.vocab.maxDepth, ch.n + 1), max: Math.max(L.max, ch.max) };
+          r = { c, e, n: Math.min(this.vocab.maxDepth, ch.n + 1), max: Math.max(L.max, ch.max), hi };
         }
       }
       this.settled[t] = r;
@@ -1568,6 +1618,37 @@ export class TokenMatcher {
     return L.alt;
   }
 
+  /**
+   * Of the alphabets a state of mode 4 offers (each selection of at least ALPHABET_MIN ASCII
+   * bytes), the one whose exceptions the fewest tokens hold after their first byte: those are the
+   * tokens the walk visits (a first byte that is an exception is settled by its own levels). The
+   * most common selection is not always it: in a URL pattern's host, after a letter, the path's
+   * characters (space, A–Z, '_': 28 bytes) lead elsewhere than the 26 lowercase letters, which
+   * most tokens hold.
+   */
+  private leastWalked(sh: PlainShape): PlainShape | Omit<PlainShape, 'sub'> {
+    const sub = sh.sub, P = this.plain;
+    const cost = (M: number): number => {
+      let c = 0;
+      for (let b = 0; b < 0x80; b++) if (sub[b] !== 0 && sub[b] !== M && b !== 0x22) c += P.restCount(b);
+      return c;
+    };
+    const M0 = sub[sh.rep];
+    let best: PlainShape | Omit<PlainShape, 'sub'> = sh, least = cost(M0);
+    const tried: number[] = [M0, 0];
+    for (let b = 0; b < 0x80; b++) {
+      const M = sub[b];
+      if (tried.includes(M)) continue;
+      tried.push(M);
+      let n = 0;
+      for (let x = 0; x < 0x80; x++) if (sub[x] === M && x !== 0x22 && x !== 0x5c) n++;
+      if (n < ALPHABET_MIN) continue;
+      const c = cost(M);
+      if (c < least) { least = c; best = alphabetFor(sub, M, b); }
+    }
+    return best;
+  }
+
   /** The level analysis of state s (memoised). */
   private level(s: number): Level {
     let L = this.levels[s];
@@ -1586,7 +1667,14 @@ export class TokenMatcher {
     if (!sh || sh.mode === 0) return NO_LEVEL;
     if (sh.mode === CLOSED) return { mode: CLOSED, next: DEAD, exc: sh.exc, max: 0, alpha: null, key: null };
     const next = A.step(s, sh.rep);
-    if (sh.mode === ALPHA) return { mode: ALPHA, next, exc: null, max: A.minComplete(next), alpha: sh.alpha!, key: sh.key! };
+    if (sh.mode === ALPHA) {
+      const best = this.leastWalked(sh);
+      if (best !== sh) {
+        const nx = A.step(s, best.rep);
+        return { mode: ALPHA, next: nx, exc: null, max: A.minComplete(nx), alpha: best.alpha!, key: best.key! };
+      }
+      return { mode: ALPHA, next, exc: null, max: A.minComplete(next), alpha: sh.alpha!, key: sh.key! };
+    }
     // Inside a multi-byte character, at most 3 bytes lead to `next`.
     const mc = A.minComplete(next);
     if (sh.ls) this.lsLevels = true;
@@ -1640,8 +1728,9 @@ export class TokenMatcher {
 
   /**
    * Levels on alphabet C (key `key`) from state t: every byte of C leads to one same state, bytes
-   * ≥ 0x80 are dead, other live ASCII bytes are exceptions (the union is returned: walked). A level
-   * where every byte of C is dead settles the rest.
+   * ≥ 0x80 are dead but lead bytes of multi-byte characters, other live ASCII bytes and those lead
+   * bytes are exceptions (the union is returned: the ASCII ones walked, the tokens holding a lead
+   * byte decided one by one). A level where every byte of C is dead settles the rest.
    */
   private tailAlpha(t: number, C: Uint8Array, key: string): AlphaChain {
     let memo = this.alphaChains.get(key);
@@ -1651,20 +1740,36 @@ export class TokenMatcher {
     while (!C[c0]) c0++;
     const path: number[] = [], nexts: number[] = [];
     let cur = t, base: AlphaChain, truncated = false;
-    const excOf = (sub: Int32Array, into: Uint8Array) => { for (let b = 0; b < 0x80; b++) if (sub[b] !== 0 && !C[b]) into[b] = 1; };
+    const excOf = (sub: Int32Array, into: Uint8Array) => { for (let b = 0; b < 0xf5; b++) if (sub[b] !== 0 && !(b < 0x80 && C[b])) into[b] = 1; };
     for (;;) {
       const m = memo[cur];
       if (m) { base = m; break; }
       const sh = A.plainShape(cur);
-      const unsettled = () => ({ n: 0, dec: false, max: 0, exc: new Uint8Array(0x80) });
+      const unsettled = () => ({ n: 0, dec: false, max: 0, exc: new Uint8Array(256) });
       if (!sh) { base = unsettled(); break; }
-      const sub = sh.sub, M = sub[c0];
+      const sub = sh.sub;
       let ok = true;
-      for (let b = 0x80; b < 256 && ok; b++) if (sub[b] !== 0) ok = false;
-      for (let b = 0; b < 0x80 && ok; b++) if (C[b] && sub[b] !== M) ok = false;
+      for (let b = 0x80; b < 256 && ok; b++) if (sub[b] !== 0 && (b < 0xc2 || b > 0xf4)) ok = false;
       if (!ok) { base = unsettled(); break; }
+      const M = sub[c0];
+      for (let b = 0; b < 0x80 && ok; b++) if (C[b] && sub[b] !== M) ok = false;
+      if (!ok) {
+        // The level parts C: the bytes outside its most common selection among C's, for the
+        // caller to try C without them (alphaSettled).
+        let best = M, most = 0;
+        for (let b = 0; b < 0x80; b++) {
+          if (!C[b]) continue;
+          let n = 0;
+          for (let x = 0; x < 0x80; x++) if (C[x] && sub[x] === sub[b]) n++;
+          if (n > most) { most = n; best = sub[b]; }
+        }
+        const split = new Uint8Array(0x80);
+        for (let b = 0; b < 0x80; b++) if (C[b] && sub[b] !== best) split[b] = 1;
+        base = { ...unsettled(), split };
+        break;
+      }
       if (M === 0) {
-        const exc = new Uint8Array(0x80);
+        const exc = new Uint8Array(256);
         excOf(sub, exc);
         base = { n: 0, dec: true, max: 0, exc };
         memo[cur] = base;
@@ -1672,7 +1777,7 @@ export class TokenMatcher {
       }
       const next = A.step(cur, c0);
       if (next === cur) {
-        const exc = new Uint8Array(0x80);
+        const exc = new Uint8Array(256);
         excOf(sub, exc);
         base = { n: cap, dec: true, max: A.minComplete(cur), exc };
         memo[cur] = base;
@@ -1681,7 +1786,7 @@ export class TokenMatcher {
       if (path.length >= Math.min(cap, CHAIN_LIMIT)) {
         // As many levels as the longest token has bytes (a cycle: base64's groups of four) settle
         // every token; the states on the path are not memoised (entered there, they have fewer).
-        base = path.length >= cap ? { n: 0, dec: true, max: 0, exc: new Uint8Array(0x80) } : unsettled();
+        base = path.length >= cap ? { n: 0, dec: true, max: 0, exc: new Uint8Array(256) } : unsettled();
         truncated = true;
         break;
       }
@@ -1692,7 +1797,7 @@ export class TokenMatcher {
     for (let k = path.length - 1; k >= 0; k--) {
       const exc = Uint8Array.from(base.exc);
       excOf(A.plainShape(path[k])!.sub, exc);
-      base = { n: Math.min(cap, base.n + 1), dec: base.dec, max: Math.max(A.minComplete(nexts[k]), base.max), exc };
+      base = { n: Math.min(cap, base.n + 1), dec: base.dec, max: Math.max(A.minComplete(nexts[k]), base.max), exc, ...(base.split ? { split: base.split } : {}) };
       if (!truncated) memo[path[k]] = base;
     }
     return base;

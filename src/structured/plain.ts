@@ -127,16 +127,16 @@ export class PlainIndex {
   readonly rootChild = new Int32Array(256).fill(-1);
   private withByte: Int32Array[] | undefined;
 
-  /** Token ids whose bytes hold the ASCII byte b (built on first use). */
+  /** Token ids whose bytes hold the byte b (built on first use). */
   tokensWith(b: number): Int32Array {
     if (this.withByte === undefined) {
-      const lists: number[][] = Array.from({ length: 128 }, () => []);
-      const v = this.vocab, seen = new Uint8Array(128);
+      const lists: number[][] = Array.from({ length: 256 }, () => []);
+      const v = this.vocab, seen = new Uint8Array(256);
       for (let id = 0; id < v.size; id++) {
         const t = v.bytes[id];
         if (!t) continue;
         seen.fill(0);
-        for (const x of t) if (x < 128 && !seen[x]) { seen[x] = 1; lists[x].push(id); }
+        for (const x of t) if (!seen[x]) { seen[x] = 1; lists[x].push(id); }
       }
       this.withByte = lists.map((l) => Int32Array.from(l));
     }
@@ -144,6 +144,32 @@ export class PlainIndex {
   }
 
   private withByteMask: (Uint32Array | undefined)[] = [];
+  private withByteBytes: number[] = [];
+
+  private restCounts: Int32Array | undefined;
+
+  /** How many tokens hold the ASCII byte b after their first byte (built on first use). */
+  restCount(b: number): number {
+    if (this.restCounts === undefined) {
+      const c = new Int32Array(128), sets = this.restSets;
+      for (let k = 0; k * 5 < sets.length; k++) {
+        for (let w = 0; w < 4; w++) for (let x = sets[k * 5 + w]; x !== 0; x &= x - 1) c[(w << 5) | (31 - Math.clz32(x & -x))]++;
+      }
+      this.restCounts = c;
+    }
+    return this.restCounts[b];
+  }
+
+  /** The bytes of the tokens tokensWith(b) lists, summed (what deciding them one by one steps). */
+  bytesWith(b: number): number {
+    let n = this.withByteBytes[b];
+    if (n === undefined) {
+      n = 0;
+      for (const id of this.tokensWith(b)) n += this.vocab.bytes[id]!.length;
+      this.withByteBytes[b] = n;
+    }
+    return n;
+  }
 
   /** tokensWith(b) as a bit mask (built on first use). */
   tokensWithMask(b: number): Uint32Array {

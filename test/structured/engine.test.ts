@@ -277,6 +277,24 @@ test('fast paths of real-world shapes (many stacks, many names, search patterns,
       check: () => {},
     },
     {
+      // ASCII alphabets holding a few multi-byte characters (the white space of '\s', '£', 'é'):
+      // mode 4, the tokens holding a live lead byte decided one by one.
+      schema: { type: 'object', properties: { w: { type: 'string', pattern: '^[\\w\\s-]+$' }, c: { type: 'string', pattern: "^[A-Za-z0-9 &'()*,\\-./@£]{1,32}$" }, e: { type: 'string', pattern: '^[a-zA-Zéèàç ]+$' } } },
+      prefixes: [cat('{"w":"'), cat('{"w":"a b'), cat('{"w":"x\u3000y'), cat('{"c":"'), cat('{"c":"£ 12'), cat('{"e":"'), cat('{"e":"caf')],
+      check: (m, s, what) => {
+        const sh = m.automaton.plainShape(s);
+        assert.ok(sh?.mode === 4 && sh.sub.subarray(0xc2, 0xf5).some((x) => x !== 0), `an alphabet with live lead bytes at ${what}`);
+      },
+    },
+    {
+      // A URL pattern: after a letter of the host the path's characters (space, A-Z, '_': 28
+      // bytes) lead elsewhere than the 26 lowercase letters, and after "https://" the host's '.'
+      // parts from its letters one level on: the alphabet the fewest tokens leave is taken.
+      schema: { type: 'object', properties: { u: { type: 'string', pattern: '^(https?:\\/\\/)?([\\da-z\\.-]+)\\.([a-z\\.]{2,6})([\\/\\w \\.-]*)*\\/?$' } } },
+      prefixes: [cat('{"u":"https://'), cat('{"u":"https://www.example.'), cat('{"u":"https://www.example.co'), cat('{"u":"a.b.c')],
+      check: (m, s, what) => assert.equal(m.automaton.plainShape(s)?.mode, 4, `an alphabet at ${what}`),
+    },
+    {
       // Loops of a class that leaves out a few ASCII bytes, reached after a level or two.
       schema: { type: 'object', properties: { n: { type: 'string', pattern: '^[^/]+$' }, kv: { type: 'string', pattern: '^[^,:&]*:[^,&]*$' } } },
       prefixes: [cat('{"n":"'), cat('{"n":"ab'), cat('{"kv":"'), cat('{"kv":"color'), cat('{"kv":"color:bl')],
