@@ -202,8 +202,12 @@ export async function benchQuant(opts: { threads?: number[]; log?: (line: string
         const runs: [string, () => Omit<Row, 'model' | 'engine'>][] = [[`tslm f32 (${dtypes[0]} file, --dtype f32)`, () => tslmGenerate(first, t, 'f32')]];
         for (const [dt, file] of files) {
           runs.push([`tslm ${dt}`, () => { const r = tslmGenerate(file, t, 'native'); return { ...r, note: r.note + above(r.rss_mb, file) }; }]);
-          // The first file again with a bf16 KV cache (half the cache's bytes).
-          if (file === first) runs.push([`tslm ${dt} --kv-dtype bf16`, () => { const r = tslmGenerate(file, t, 'native', ['--kv-dtype', 'bf16']); return { ...r, note: r.note + above(r.rss_mb, file) }; }]);
+          // The first file again with the other KV cache: f32 for quantised weights (whose default
+          // is a bf16 cache), bf16 for 16-bit ones (whose default is f32).
+          if (file === first) {
+            const kv = dt === 'f16' || dt === 'bf16' ? 'bf16' : 'f32';
+            runs.push([`tslm ${dt} --kv-dtype ${kv}`, () => { const r = tslmGenerate(file, t, 'native', ['--kv-dtype', kv]); return { ...r, note: r.note + above(r.rss_mb, file) }; }]);
+          }
           if (!('error' in peer)) runs.push([`llama.cpp ${dt}`, () => llamaCppGenerate(file, t)]);
         }
         for (const [engine, go] of runs) {
