@@ -105,6 +105,44 @@ test('generate on a Q8_0 GGUF: weights kept quantised by default, --dtype f32 de
   assert.match(bad.stderr, /--dtype: invalid value 'q2_k'/);
 });
 
+test('the KV cache\'s element type: bf16 by default for quantised weights, f32 otherwise, --kv-dtype either way; bad values and models without a KV cache refused', async () => {
+  const { writeLlamaGguf, loadModel } = await import('../../src/index.js');
+  const { tinyLlamaConfig, tinyLlamaTensors } = await import('../io/util.js');
+  const { tinySpmTokenizer } = await import('../io/tiny_llama.js');
+  const { tinyMambaConfig } = await import('../io/tiny_mamba.js');
+  const cfg = tinyLlamaConfig();
+  const f = path.join(dir, 'q8-kv.gguf');
+  await writeLlamaGguf(f, { config: cfg, tensors: tinyLlamaTensors(cfg, 5), tokenizer: tinySpmTokenizer(300), dtype: 'Q8_0' });
+  const kvOf = async (opts: Record<string, string>): Promise<string> => {
+    const l = await loadModel(f, opts);
+    try { return (l.model as unknown as { kvDtype: string }).kvDtype; } finally { l.model.dispose(); }
+  };
+  assert.equal(await kvOf({}), 'bf16', 'quantised weights: a bf16 cache');
+  assert.equal(await kvOf({ dtype: 'f32' }), 'f32', 'widened to f32: an f32 cache');
+  assert.equal(await kvOf({ kvDtype: 'f32' }), 'f32');
+  assert.equal(await kvOf({ dtype: 'f32', kvDtype: 'bf16' }), 'bf16');
+  // The CLI's flag reaches the model: an f32 cache's greedy ids are loadModel's with kvDtype f32.
+  const l = await loadModel(f, { kvDtype: 'f32' });
+  const expected = generate(l.model, [1], { maxNewTokens: 8, stopIds: [] }).ids[0];
+  l.model.dispose();
+  const r = run(['generate', '--model', f, '--max-tokens', '8', '--print-ids', '--kv-dtype', 'f32']);
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.deepEqual(lines[lines.length - 1].split(' ').map(Number), expected);
+  const bad = run(['generate', '--model', f, '--kv-dtype', 'f16']);
+  assert.equal(bad.status, 2, bad.stderr);
+  assert.match(bad.stderr, /--kv-dtype: invalid value 'f16' \(f32 or bf16/);
+  await assert.rejects(loadModel(f, { kvDtype: 'q8_0' as never }), /kvDtype "q8_0" is not one of f32, bf16/);
+  // A state-space model has no KV cache to keep in bf16.
+  const m = createModel(tinyMambaConfig());
+  const md = path.join(dir, 'mamba-kv');
+  await saveModel(m, md);
+  m.dispose();
+  await assert.rejects(loadModel(md, { kvDtype: 'bf16' }), /kvDtype bf16: a MambaForCausalLM has no KV cache/);
+  const ok = await loadModel(md);
+  ok.model.dispose();
+});
+
 test('generate --dtype q4_0 quantises an f32 model as it loads (the ids of loadModel with dtype q4_0)', async () => {
   const { writeLlamaGguf, loadModel } = await import('../../src/index.js');
   const { tinyLlamaConfig, tinyLlamaTensors } = await import('../io/util.js');
