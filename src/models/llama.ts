@@ -9,7 +9,7 @@
 //   logits = lm_head(norm(h))                                    // (B, T, V)
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
-import { MAX_FUSED_HEAD_DIMS, attention, crossEntropy, embedding, fromBf16Pairs, layerNorm, rope, ropeQkvToCache, ropeTables, softmax, swiglu, toBf16Pairs } from '../tensor/nn.js';
+import { MAX_FUSED_HEAD_DIMS, attention, crossEntropy, embedding, layerNorm, rope, ropeQkvToCache, ropeTables, softmax, swiglu, toBf16Pairs } from '../tensor/nn.js';
 import { scope, unscoped } from '../tensor/storage.js';
 import { isGradEnabled } from '../tensor/autograd.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
@@ -329,7 +329,10 @@ export class KVCache implements DecodeState {
     });
     this.cols = cols;
   }
-  /** Store this step's k/v (B, n_kv, T, hd) at positions length…length+T−1; return the layer's keys/values from firstOf(layer) on. */
+  /**
+   * Store this step's k/v (B, n_kv, T, hd) at positions length…length+T−1; return the layer's
+   * keys/values from firstOf(layer) on, as stored (bf16 pairs in a bf16 cache: attention's kvBf16).
+   */
   update(layer: number, k: Tensor, v: Tensor): [Tensor, Tensor] {
     const f = this.firstOf(layer), a = this.length - f, end = a + k.shape[2];
     this.checkFits(layer, end);
@@ -337,12 +340,7 @@ export class KVCache implements DecodeState {
     const half = this.dtype === 'bf16';
     T.copyInto(T.slice(kc, 2, a, end), half ? toBf16Pairs(k) : k);
     T.copyInto(T.slice(vc, 2, a, end), half ? toBf16Pairs(v) : v);
-    return this.values(kc, vc, end);
-  }
-  /** Columns [0, end) of a layer's keys and values as f32 (views of an f32 cache; widened copies of a bf16 one). */
-  private values(kc: Tensor, vc: Tensor, end: number): [Tensor, Tensor] {
-    const k = T.slice(kc, 2, 0, end), v = T.slice(vc, 2, 0, end);
-    return this.dtype === 'bf16' ? [fromBf16Pairs(k), fromBf16Pairs(v)] : [k, v];
+    return [T.slice(kc, 2, 0, end), T.slice(vc, 2, 0, end)];
   }
   private checkFits(layer: number, end: number): void {
     if (end + this.firstOf(layer) > this.maxLength) throw new ShapeError('KVCache', `cache of ${this.maxLength} positions cannot hold ${end + this.firstOf(layer)}`);
@@ -358,7 +356,7 @@ export class KVCache implements DecodeState {
     this.checkFits(layer, end);
     const kc = this.rows(this.k[layer]), vc = this.rows(this.v[layer]);
     ropeQkvToCache(qkv, kc, vc, a, cos, sin, Hq, this.config.num_key_value_heads, { bf16: this.dtype === 'bf16' });
-    return this.values(kc, vc, end);
+    return [T.slice(kc, 2, 0, end), T.slice(vc, 2, 0, end)];
   }
   truncate(length: number): void {
     if (!Number.isInteger(length) || length < 0 || length > this.length) throw new DecodeStateError(`KVCache.truncate: length ${length} outside [0, ${this.length}]`);
@@ -531,7 +529,7 @@ class LlamaAttention extends Module {
     let v = T.transpose(T.reshape(this.v_proj.forward(x), [B, Tn, Hkv, hd]), 1, 2);
     if (cache) [k, v] = cache.update(layer, k, v);
     [k, v] = visible(k, v, pos, cache ? cache.firstOf(layer) : 0);
-    const a = attention(q, k, v, { causal: true, mask: pos.mask }); // (B, H, T, hd)
+    const a = attention(q, k, v, { causal: true, mask: pos.mask, kvBf16: cache?.dtype === 'bf16' }); // (B, H, T, hd)
     return this.o_proj.forward(T.reshape(T.transpose(a, 1, 2), [B, Tn, H * hd]));
   }
   /**
@@ -558,7 +556,7 @@ class LlamaAttention extends Module {
       if (cache) [k, v] = cache.update(layer, k, v);
     }
     [k, v] = visible(k, v, pos, cache ? cache.firstOf(layer) : 0);
-    const a = attention(q, k, v, { causal: true, mask: pos.mask }); // (B, H, T, hd)
+    const a = attention(q, k, v, { causal: true, mask: pos.mask, kvBf16: cache?.dtype === 'bf16' }); // (B, H, T, hd)
     T.addLinearInPlace(h, T.reshape(T.transpose(a, 1, 2), [B, Tn, H * hd]), this.o_proj.weight);
   }
   /** The fused q/k/v rows and o_proj's weight when forwardInto_ takes its fused path (for a DecodePlan); else null. */

@@ -318,6 +318,12 @@ export interface AttentionOptions {
   mask?: Tensor | null;
   /** Default 1/sqrt(D). */
   scale?: number;
+  /**
+   * k and v are bfloat16 pairs (toBf16Pairs' layout, a bf16 KV cache's: (B, Hkv, S, D/2) and
+   * (B, Hkv, S, Dv/2)); inference only. The fused kernel reads them as stored; the composite path
+   * widens them first.
+   */
+  kvBf16?: boolean;
 }
 
 /** Head dimensions (D + Dv) above which attention uses the composite (kernel scratch bound). */
@@ -325,7 +331,7 @@ export const MAX_FUSED_HEAD_DIMS = 8192;
 
 function checkAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): void {
   if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4) throw new ShapeError('attention', `expected 4-d q, k, v (B, H, T, D); got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`);
-  const [B, Hq, T, D] = q.shape, [B2, Hkv, S, D2] = k.shape, [B3, Hv, S2] = v.shape;
+  const [B, Hq, T, D] = q.shape, [B2, Hkv, S, Dk] = k.shape, [B3, Hv, S2] = v.shape, D2 = opts.kvBf16 ? 2 * Dk : Dk;
   if (B2 !== B || B3 !== B || D2 !== D || Hv !== Hkv || S2 !== S || Hkv === 0 || Hq % Hkv !== 0) {
     throw new ShapeError('attention', `incompatible q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)} (need equal B, equal D for q/k, equal S for k/v, Hq a multiple of Hkv)`);
   }
@@ -345,19 +351,24 @@ function checkAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions)
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   checkAttention(q, k, v, opts);
-  if (opts.mask || q.shape[3] + v.shape[3] > MAX_FUSED_HEAD_DIMS) return attentionComposite(q, k, v, opts);
-  const [B, Hq, T, D] = q.shape, [, Hkv, S] = k.shape, Dv = v.shape[3];
+  // bf16 pairs count two values an element (the kernel's strides count values).
+  const e = opts.kvBf16 ? 2 : 1;
+  if (opts.kvBf16 && needsGrad(q, k, v)) throw new Error('attention: bf16 keys and values (kvBf16) are inference only');
+  if (opts.mask || q.shape[3] + e * v.shape[3] > MAX_FUSED_HEAD_DIMS) {
+    return opts.kvBf16 ? attentionComposite(q, fromBf16Pairs(k), fromBf16Pairs(v), { ...opts, kvBf16: false }) : attentionComposite(q, k, v, opts);
+  }
+  const [B, Hq, T, D] = q.shape, [, Hkv, S] = k.shape, Dv = e * v.shape[3];
   const scale = opts.scale ?? 1 / Math.sqrt(D);
   const causal = opts.causal ? 1 : 0;
   // The kernels take strides for the first three dims; the last must be contiguous.
   const rows = (t: Tensor): Tensor => (t.shape[3] <= 1 || t.strides[3] === 1 ? t : contiguous(t));
   const qc = rows(q), kc = rows(k), vc = rows(v);
-  const st = (t: Tensor): number[] => [t.strides[0], t.strides[1], t.strides[2]];
-  const strides = [...st(qc), ...st(kc), ...st(vc)];
+  const st = (t: Tensor, m: number): number[] => [m * t.strides[0], m * t.strides[1], m * t.strides[2]];
+  const strides = [...st(qc, 1), ...st(kc, e), ...st(vc, e)];
   const o = Tensor.empty([B, Hq, T, Dv]), lse = Tensor.empty([B, Hq, T]);
   // Scores and products: T·S·(D + Dv) per head, about half of it when causal.
   const work = B * Hq * T * S * (D + Dv + 8) / (causal && T > 1 ? 2 : 1);
-  if (o.size || lse.size) kernel('attention_fwd', [o.ptr, lse.ptr, qc.ptr, kc.ptr, vc.ptr, B, Hq, Hkv, T, S, D, Dv, ...strides, scale, causal, 0], work);
+  if (o.size || lse.size) kernel('attention_fwd', [o.ptr, lse.ptr, qc.ptr, kc.ptr, vc.ptr, B, Hq, Hkv, T, S, D, Dv, ...strides, scale, causal, e - 1], work);
   if (needsGrad(qc, kc, vc)) {
     record(o, 'attention', [qc, kc, vc], (g) => {
       const dO = contiguous(g);

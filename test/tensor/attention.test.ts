@@ -115,6 +115,24 @@ for (const c of CASES) {
   });
 }
 
+test('attention over bf16 pairs (kvBf16, a bf16 KV cache) equals attention over the widened keys and values: fused, strided, masked; inference only', () => {
+  for (const b of BACKENDS) withBackend(b, () => scope(() => {
+    const g = new Generator(17);
+    // A cache-like layout: k/v (B, Hkv, 9, D/2) pairs, of which the first S = 7 positions are used.
+    const q = tensor(randArray(2 * 4 * 3 * 6, g), [2, 4, 3, 6]);
+    const k = T.slice(T.toBf16Pairs(tensor(randArray(2 * 2 * 9 * 6, g), [2, 2, 9, 6])), 2, 0, 7);
+    const v = T.slice(T.toBf16Pairs(tensor(randArray(2 * 2 * 9 * 4, g), [2, 2, 9, 4])), 2, 0, 7);
+    const kw = T.fromBf16Pairs(k), vw = T.fromBf16Pairs(v);
+    const mask = tensor(randArray(7, g), [1, 7]);
+    for (const opts of [{ causal: true }, {}, { mask }]) {
+      assertClose(T.attention(q, k, v, { ...opts, kvBf16: true }).toArray(), T.attention(q, kw, vw, opts).toArray(), FWD.atol, FWD.rtol, `[${b}] ${JSON.stringify(Object.keys(opts))}`);
+    }
+    assert.throws(() => T.attention(q, T.slice(k, 3, 0, 2), v, { kvBf16: true }), /incompatible/);
+    const ql = tensor(randArray(2 * 4 * 3 * 6, g), [2, 4, 3, 6]).requiresGrad_();
+    assert.throws(() => T.attention(ql, k, v, { kvBf16: true }), /inference only/);
+  }));
+});
+
 test('a mask falls back to the composite; causal T = 1 equals non-causal', () => {
   for (const b of BACKENDS) withBackend(b, () => scope(() => {
     const g = new Generator(5);
