@@ -9,7 +9,7 @@ import { DTypeError, IndexError, ShapeError, fmtShape } from './errors.js';
 import { Generator, defaultGenerator } from './random.js';
 import {
   add, contiguous, expand, full, gt, kernel, matmul, mul, normDim, permute, reshape, tensor, transpose, where, zeros, rand, sumTo,
-  silu, slice, gatherQuantizedRows,
+  silu, slice, gatherQuantizedRows, requireF32,
 } from './ops.js';
 
 function moveLast(t: Tensor, d: number): Tensor {
@@ -435,7 +435,7 @@ export function swiglu(gu: Tensor): Tensor {
  * bf16 values each (low half first), rounded to nearest even (the bf16 KV cache's layout).
  */
 export function toBf16Pairs(x: Tensor): Tensor {
-  requireF32Tensor('toBf16Pairs', x);
+  requireF32('toBf16Pairs', x);
   const D = x.shape[x.ndim - 1];
   if (x.ndim === 0 || D % 2) throw new ShapeError('toBf16Pairs', `the last dimension of ${fmtShape(x.shape)} must be even`);
   const c = contiguous(x), out = Tensor.empty([...x.shape.slice(0, -1), D / 2]);
@@ -445,14 +445,10 @@ export function toBf16Pairs(x: Tensor): Tensor {
 
 /** The f32 values (…, 2·P) of bfloat16 pairs (…, P) (toBf16Pairs), exactly. */
 export function fromBf16Pairs(p: Tensor): Tensor {
-  requireF32Tensor('fromBf16Pairs', p);
+  requireF32('fromBf16Pairs', p);
   const c = contiguous(p), out = Tensor.empty([...p.shape.slice(0, -1), 2 * p.shape[p.ndim - 1]]);
   if (out.size) kernel('bf16_widen', [out.ptr, c.ptr, out.size], out.size);
   return out;
-}
-
-function requireF32Tensor(op: string, t: Tensor): void {
-  if (t.dtype !== 'f32') throw new DTypeError(op, `expected an f32 tensor, got ${t.dtype} ${fmtShape(t.shape)}`);
 }
 
 /**

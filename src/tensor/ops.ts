@@ -32,7 +32,8 @@ export function normDim(op: string, dim: number, ndim: number): number {
   return d;
 }
 
-function requireF32(op: string, ...ts: Tensor[]): void {
+/** Refuses any tensor that is not f32 (a DTypeError naming op and the tensor's dtype and shape). */
+export function requireF32(op: string, ...ts: Tensor[]): void {
   for (const t of ts) if (t.dtype !== 'f32') throw new DTypeError(op, `expected f32 tensor, got ${t.dtype} ${fmtShape(t.shape)}`);
 }
 
