@@ -682,20 +682,12 @@ function interpolate(an: Float64Array, ctx: Int32Array, suf: Int32Array, size: n
       const e = e0 + k, q = ctx[e] * 4;
       S[k] = st[q]; G[k] = st[q + 1]; L[k] = lower[suf[e]];
     }
-    if (lin) {
-      for (let k = 0; k < m; k++) {
-        const x = an[e0 + k];
-        const d = x >= 3 ? d3 : x === 2 ? d2 : x === 1 ? d1 : 0;
-        const q = (x - d) / S[k] + G[k] * L[k];
-        lin[e0 + k] = q;
-        p[e0 + k] = Math.log10(q);
-      }
-    } else {
-      for (let k = 0; k < m; k++) {
-        const x = an[e0 + k];
-        const d = x >= 3 ? d3 : x === 2 ? d2 : x === 1 ? d1 : 0;
-        p[e0 + k] = Math.log10((x - d) / S[k] + G[k] * L[k]);
-      }
+    for (let k = 0; k < m; k++) {
+      const x = an[e0 + k];
+      const d = x >= 3 ? d3 : x === 2 ? d2 : x === 1 ? d1 : 0;
+      const q = (x - d) / S[k] + G[k] * L[k];
+      if (lin) lin[e0 + k] = q;
+      p[e0 + k] = Math.log10(q);
     }
   }
   return p;
