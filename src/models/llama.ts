@@ -263,7 +263,7 @@ export class KVCache implements DecodeState {
   private cols: number;
   constructor(readonly config: LlamaConfig, batch: number, readonly maxLength: number, readonly history = 0, dtype: KVDType = 'f32') {
     this.batch = this.capacity = batch;
-    if (dtype !== 'f32' && dtype !== 'bf16') throw new DecodeStateError(`KVCache: dtype ${JSON.stringify(dtype)} is not one of f32, bf16`);
+    if (!KV_DTYPES.includes(dtype)) throw new DecodeStateError(`KVCache: dtype ${JSON.stringify(dtype)} is not one of ${KV_DTYPES.join(', ')}`);
     if (dtype === 'bf16' && config.head_dim % 2) throw new DecodeStateError(`KVCache: a bf16 cache needs an even head dimension, got ${config.head_dim}`);
     this.dtype = dtype;
     const from = config.max_window_layers ?? 0;
