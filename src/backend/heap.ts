@@ -241,6 +241,11 @@ export interface HeapStats {
   memoryBytes: number;
   liveBlocks: number;
 }
+/** Measure heapStats().peak again from the heap in use now (the peak of one operation: a load, a step). */
+export function resetHeapPeak(): void {
+  peak = inUse;
+}
+
 export function heapStats(): HeapStats {
   flushCache();
   return { inUse, peak, reserved: top - HEAP_BASE, memoryBytes: H.memory.buffer.byteLength, liveBlocks: sizeOf.size - cachedBlocks };

@@ -5,8 +5,9 @@
 import { createModel } from '../models/index.js';
 import type { CausalLM } from '../models/index.js';
 import { withoutInit } from '../nn/module.js';
-import { HeapBudgetError, withHeapBudget } from '../backend/heap.js';
-import { releaseOnThrow } from '../tensor/storage.js';
+import { HeapBudgetError, heapStats, withHeapBudget } from '../backend/heap.js';
+import { deferAllocation, releaseOnThrow } from '../tensor/storage.js';
+import type { Storage } from '../tensor/storage.js';
 import { ConfigFieldError } from './errors.js';
 import { elementCount } from './dtypes.js';
 import type { RawTensor } from './dtypes.js';
@@ -18,15 +19,31 @@ export function modelBudget(tensors: readonly Pick<RawTensor, 'shape'>[]): { wei
   return { weightBytes, budget: weightBytes + Math.max(64 << 20, Math.ceil(weightBytes / 4)) };
 }
 
-/** createModel (without initialisation) for weights `tensors` of `weightsFile`, within modelBudget. */
+/**
+ * createModel (without initialisation) for weights `tensors` of `weightsFile`, within modelBudget.
+ * The parameters' storage is deferred (deferAllocation): each takes its heap when loadStateDict
+ * writes it, so weights replaced by quantised ones (useQuantizedWeights) never take f32 heap. The
+ * caller loads every parameter (a strict loadStateDict) or disposes of the model.
+ */
 export function buildModelForWeights(config: Record<string, unknown>, configSource: string, weightsFile: string, tensors: readonly Pick<RawTensor, 'shape'>[]): CausalLM {
   const { weightBytes, budget } = modelBudget(tensors);
+  const tooLarge = () => new ConfigFieldError(configSource, 'config', `describes a model larger than the weights in ${weightsFile}: building it needs more than ${budget} bytes of heap, the weights hold ${weightBytes} bytes as f32 (a damaged config, or the wrong weights)`);
+  const before = heapStats().inUse;
+  let model: CausalLM;
   try {
-    return releaseOnThrow(() => withHeapBudget(budget, () => withoutInit(() => createModel(config, configSource))));
+    model = releaseOnThrow(() => withHeapBudget(budget, () => deferAllocation(() => withoutInit(() => createModel(config, configSource)))));
   } catch (e) {
-    if (e instanceof HeapBudgetError) {
-      throw new ConfigFieldError(configSource, 'config', `describes a model larger than the weights in ${weightsFile}: building it needs more than ${budget} bytes of heap, the weights hold ${weightBytes} bytes as f32 (a damaged config, or the wrong weights)`);
-    }
+    if (e instanceof HeapBudgetError) throw tooLarge();
     throw e;
   }
+  // What the model would take once loaded as f32: the heap it took plus its deferred storage.
+  const deferred = new Set<Storage>();
+  for (const [, t] of model.namedTensors()) if (!t.storage.allocated) deferred.add(t.storage);
+  let bytes = heapStats().inUse - before;
+  for (const st of deferred) bytes += st.bytes;
+  if (bytes > budget) {
+    model.dispose();
+    throw tooLarge();
+  }
+  return model;
 }

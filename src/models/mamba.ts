@@ -9,7 +9,7 @@
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
-import { Module } from '../nn/module.js';
+import { Module, initEnabled } from '../nn/module.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
 import { MambaMixer } from '../nn/mamba.js';
 import { ConfigError, boolField, idsField, intField, numField } from './config.js';
@@ -144,8 +144,9 @@ export class MambaForCausalLM extends RecurrentLM {
     const g = opts.generator ?? defaultGenerator;
     this.backbone = new MambaModel(config, g);
     this.lm_head = config.tie_word_embeddings ? null : new Linear(config.hidden_size, config.vocab_size, { generator: g, std: config.initializer_range });
-    if (config.rescale_prenorm_residual) {
-      // GPT-2's scheme as mamba_ssm applies it: out_proj weights scaled by 1/√n_layer.
+    if (config.rescale_prenorm_residual && initEnabled()) {
+      // GPT-2's scheme as mamba_ssm applies it: out_proj weights scaled by 1/√n_layer (at
+      // initialisation: weights a checkpoint fills next are left alone).
       const s = 1 / Math.sqrt(config.num_hidden_layers);
       for (const l of this.backbone.layers) T.scaleInPlace(l.mixer.out_proj.weight, s);
     }

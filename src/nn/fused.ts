@@ -15,10 +15,11 @@ export function plainLinear(l: unknown): l is Linear {
 
 /** Put the weights of linear layers with the same input size in one storage, adjacent rows, each weight staying a parameter (a view). */
 export function shareStorage(ls: Linear[]): void {
-  // Without initialisation (a checkpoint fills the weights next) the values need no copying: the
-  // pages stay untouched (a loader that replaces these weights by quantised ones never uses them).
+  // Without initialisation (a checkpoint fills the weights next) the values need no copying, and a
+  // loader's storage (deferAllocation) takes no heap until filled: one that replaces these weights
+  // by quantised ones never allocates it.
   const rowsAll = ls.reduce((s, l) => s + l.weight.shape[0], 0);
-  const all = unscoped(() => noGrad(() => initEnabled() ? T.concat(ls.map((l) => l.weight), 0) : T.empty([rowsAll, ls[0].weight.shape[1]])));
+  const all = unscoped(() => noGrad(() => initEnabled() ? T.concat(ls.map((l) => l.weight), 0) : Tensor.unfilled([rowsAll, ls[0].weight.shape[1]])));
   let row = 0;
   for (const l of ls) {
     const n = l.weight.shape[0];

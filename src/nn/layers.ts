@@ -18,8 +18,8 @@ export class Linear extends Module {
     super();
     const g = opts.generator ?? defaultGenerator, std = opts.std ?? 0.02;
     this.weight = parameter(() => opts.bound !== undefined
-      ? initialUniform([outFeatures, inFeatures], { generator: g, bound: opts.bound })
-      : initialNormal([outFeatures, inFeatures], { generator: g, std }));
+      ? initialUniform([outFeatures, inFeatures], { generator: g, bound: opts.bound, deferrable: true })
+      : initialNormal([outFeatures, inFeatures], { generator: g, std, deferrable: true }));
     this.bias = opts.bias ? parameter(() => T.zeros([outFeatures])) : null;
   }
   forward(x: Tensor): Tensor {
@@ -32,7 +32,7 @@ export class Embedding extends Module {
   constructor(readonly numEmbeddings: number, readonly dim: number, opts: InitOptions = {}) {
     super();
     const g = opts.generator ?? defaultGenerator;
-    this.weight = parameter(() => initialNormal([numEmbeddings, dim], { generator: g, std: opts.std ?? 0.02 }));
+    this.weight = parameter(() => initialNormal([numEmbeddings, dim], { generator: g, std: opts.std ?? 0.02, deferrable: true }));
   }
   forward(ids: Tensor): Tensor {
     return embedding(this.weight, ids);

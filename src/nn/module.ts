@@ -80,6 +80,8 @@ export abstract class Module {
       const v = sd[k];
       if (!v) continue;
       if (v.shape.join() !== t.shape.join()) throw new StateDictError(`${src}tensor ${k} has shape ${fmtShape(v.shape)}, the model expects ${fmtShape(t.shape)}`);
+      // A parameter built under deferAllocation takes its heap now (before H's views are read below: allocating may grow the memory).
+      t.storage.materialise();
       if (v instanceof Tensor) {
         if (v.dtype !== t.dtype) throw new StateDictError(`${src}tensor ${k} has dtype ${v.dtype}, the model expects ${t.dtype}`);
         copyInto(t, v);
@@ -183,15 +185,21 @@ export function initEnabled(): boolean {
   return noInit === 0;
 }
 
-/** A parameter's initial value drawn from N(0, std²), or an unfilled tensor inside withoutInit. */
-export function initialNormal(shape: readonly number[], opts: { generator: Generator; std: number }): Tensor {
-  return noInit > 0 ? empty([...shape]) : randn([...shape], opts);
+/**
+ * A parameter's initial value drawn from N(0, std²), or an unfilled tensor inside withoutInit.
+ * With `deferrable` (a Linear's or an Embedding's matrix, which nothing touches before a loader
+ * fills or replaces it), an unfilled tensor takes no heap until filled (Tensor.unfilled).
+ */
+export function initialNormal(shape: readonly number[], opts: { generator: Generator; std: number; deferrable?: boolean }): Tensor {
+  return noInit > 0 ? unfilled(shape, opts.deferrable) : randn([...shape], opts);
 }
 
-/** A parameter's initial value drawn from U(−bound, bound), or an unfilled tensor inside withoutInit. */
-export function initialUniform(shape: readonly number[], opts: { generator: Generator; bound: number }): Tensor {
-  return noInit > 0 ? empty([...shape]) : rand([...shape], { generator: opts.generator, low: -opts.bound, high: opts.bound });
+/** A parameter's initial value drawn from U(−bound, bound), or an unfilled tensor inside withoutInit (`deferrable`: as initialNormal). */
+export function initialUniform(shape: readonly number[], opts: { generator: Generator; bound: number; deferrable?: boolean }): Tensor {
+  return noInit > 0 ? unfilled(shape, opts.deferrable) : rand([...shape], { generator: opts.generator, low: -opts.bound, high: opts.bound });
 }
+
+const unfilled = (shape: readonly number[], deferrable = false): Tensor => (deferrable ? Tensor.unfilled([...shape]) : empty([...shape]));
 
 export function checkSameShape(op: string, a: Tensor, shape: readonly number[]): void {
   if (a.shape.join() !== shape.join()) throw new ShapeError(op, `expected ${fmtShape(shape)}, got ${fmtShape(a.shape)}`);

@@ -7,23 +7,66 @@
 import { alloc, release } from '../backend/heap.js';
 
 let nextSerial = 0;
+let deferring = 0;
+
+/**
+ * Run `build` (a loader building the model its file's weights go into) with the storage of
+ * unfilled parameters (`unallocatedIn`) not allocated until first written: the loader then
+ * materialises each one as it copies a weight in, and a parameter that is replaced instead (an f32
+ * weight whose quantised blocks stay as stored) never takes heap at all. A 1.1B-parameter Q4_0
+ * model then needs its 0.6 GB of blocks, not 4.4 GB of f32 parameters first (more than the wasm32
+ * heap can hold).
+ */
+export function deferAllocation<T>(build: () => T): T {
+  deferring++;
+  try {
+    return build();
+  } finally {
+    deferring--;
+  }
+}
+
+/** Whether an unfilled parameter made now should wait for its first write (inside deferAllocation). */
+export function allocationDeferred(): boolean {
+  return deferring > 0;
+}
 
 export class Storage {
   freed = false;
   owner: Scope | null;
-  readonly ptr: number;
+  /** The heap address, or −1 while a deferred storage waits for materialise(). */
+  private at: number;
   /** Creation order: storages with a larger serial were created later. */
   readonly serial = nextSerial++;
-  constructor(readonly bytes: number) {
-    this.ptr = alloc(bytes);
+  /** With `deferred`, no heap is taken until materialise() (see deferAllocation). */
+  constructor(readonly bytes: number, deferred = false) {
+    this.at = deferred ? -1 : alloc(bytes);
     this.owner = currentScope;
     if (currentScope) currentScope.items.push(this);
     if (tracking) tracking.push(this);
   }
+  /** Byte address in the heap. */
+  get ptr(): number {
+    const p = this.at;
+    if (p < 0) throw new Error(`a ${this.bytes}-byte storage was read before it was allocated (a parameter of a model still being loaded: call materialise() first)`);
+    return p;
+  }
+  /** False for a deferred storage not yet materialised. */
+  get allocated(): boolean {
+    return this.at >= 0;
+  }
+  /** Take the heap a deferred storage waits for (its contents undefined); nothing for one already allocated. */
+  materialise(): this {
+    if (this.at < 0) {
+      if (this.freed) throw new Error('materialise: the storage was freed');
+      this.at = alloc(this.bytes);
+    }
+    return this;
+  }
   free(): void {
     if (this.freed) return;
     this.freed = true;
-    release(this.ptr);
+    if (this.at >= 0) release(this.at);
   }
 }
 

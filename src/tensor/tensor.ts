@@ -1,7 +1,7 @@
 // Tensor: a shape and strides over a Storage block in the shared heap, with an optional
 // gradient and the autograd node that produced it.
 import { H } from '../backend/heap.js';
-import { Storage, keepStorage } from './storage.js';
+import { Storage, keepStorage, allocationDeferred } from './storage.js';
 import { DTypeError, ShapeError, fmtShape } from './errors.js';
 import type { GradFn } from './autograd.js';
 import * as ops from './ops.js';
@@ -89,6 +89,16 @@ export class Tensor {
       throw new ShapeError('empty', `a ${dtype} tensor is a matrix (N, K) with K a multiple of ${QUANT_BLOCKS[dtype].block}, got ${fmtShape(shape)}`);
     }
     return new Tensor(new Storage(storageBytes(n, dtype)), [...shape], contiguousStrides(shape), 0, dtype);
+  }
+
+  /**
+   * An f32 tensor for a parameter a loader fills next: inside deferAllocation its storage takes no
+   * heap until materialised (a weight replaced by quantised blocks never does); else Tensor.empty.
+   */
+  static unfilled(shape: Shape): Tensor {
+    if (!allocationDeferred()) return Tensor.empty(shape);
+    checkShape('unfilled', shape);
+    return new Tensor(new Storage(storageBytes(numel(shape), 'f32'), true), [...shape], contiguousStrides(shape), 0, 'f32');
   }
 
   get ndim(): number { return this.shape.length; }

@@ -64,3 +64,36 @@ test('scope releases everything when the function throws', () => {
   assert.throws(() => scope(() => { T.ones([1000]); throw new Error('boom'); }), /boom/);
   assert.equal(heapStats().inUse, before);
 });
+
+test('deferred storage: no heap until materialised, none at all when freed first; reads before it are refused', async () => {
+  const { deferAllocation, Storage } = await import('../../src/tensor/storage.js');
+  const { Tensor } = await import('../../src/tensor/tensor.js');
+  const { initialNormal, withoutInit } = await import('../../src/nn/module.js');
+  const heap0 = heapStats().inUse;
+  // Outside deferAllocation an unfilled parameter is allocated at once, as before.
+  const now = unscoped(() => withoutInit(() => initialNormal([64, 64], { generator: new Generator(1), std: 1 })));
+  assert.ok(now.storage.allocated);
+  assert.equal(heapStats().inUse - heap0, 64 * 64 * 4);
+  now.dispose();
+  const [a, b, c] = unscoped(() => deferAllocation(() => withoutInit(() => [
+    initialNormal([256, 64], { generator: new Generator(1), std: 1, deferrable: true }), Tensor.unfilled([128, 32]),
+    initialNormal([8], { generator: new Generator(1), std: 1 }), // not deferrable: allocated at once
+  ])));
+  assert.equal(heapStats().inUse - heap0, 64, 'only the small non-deferrable parameter taken (64 bytes, aligned)');
+  assert.ok(c.storage.allocated);
+  c.dispose();
+  assert.ok(!a.storage.allocated && !b.storage.allocated);
+  assert.throws(() => a.ptr, /read before it was allocated/);
+  a.storage.materialise();
+  assert.equal(heapStats().inUse - heap0, 256 * 64 * 4);
+  a.ptr; // now readable
+  b.dispose(); // freed without ever taking heap
+  assert.throws(() => b.storage.materialise(), /freed/);
+  a.dispose();
+  assert.equal(heapStats().inUse, heap0);
+  // A plain Storage is allocated whatever the mode.
+  const s = deferAllocation(() => new Storage(1024));
+  assert.ok(s.allocated);
+  s.free();
+  assert.equal(heapStats().inUse, heap0);
+});
