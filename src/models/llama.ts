@@ -239,6 +239,13 @@ export function llamaConfigToJson(c: LlamaConfig): Record<string, unknown> {
 export type KVDType = 'f32' | 'bf16';
 export const KV_DTYPES: readonly KVDType[] = ['f32', 'bf16'];
 
+/**
+ * Most new positions a forward with a cache and no autograd computes at once (a longer prompt is
+ * prefilled in chunks): bounds a prefill's activations (110M shape: about 46 KB per position)
+ * while keeping each chunk's matrix products large enough to run at full speed.
+ */
+export const PREFILL_CHUNK = 256;
+
 export class KVCache implements DecodeState {
   /**
    * Per layer: keys and values (batch, n_kv, columns, hd); with dtype bf16, bfloat16 pairs: f32
@@ -748,10 +755,12 @@ export class LlamaForCausalLM extends CausalLM {
       const err = treeInputError(opts.tree, Tn);
       if (err) throw new ShapeError('LlamaForCausalLM', err);
       if (opts.padLeft?.some((p) => p > 0)) throw new ShapeError('LlamaForCausalLM', 'a token tree cannot be combined with left padding');
-    } else if (cache && Tn > cache.room) {
-      // More new positions than the rolling buffers have room for: a prefill in chunks of the room.
-      const parts: Tensor[] = [];
-      for (let a = 0; a < Tn; a += cache.room) parts.push(this.hidden(T.contiguous(T.slice(ids, 1, a, Math.min(Tn, a + cache.room))), cache, { padLeft: opts.padLeft }));
+    } else if (cache && Tn > Math.min(cache.room, isGradEnabled() || this._record ? Infinity : PREFILL_CHUNK)) {
+      // A prefill in chunks, each attending to the cache the ones before it filled: no more new
+      // positions at once than the rolling buffers have room for, and (without autograd) at most
+      // PREFILL_CHUNK positions' activations at a time, as llama.cpp's micro-batches.
+      const step = Math.min(cache.room, isGradEnabled() || this._record ? Infinity : PREFILL_CHUNK), parts: Tensor[] = [];
+      for (let a = 0; a < Tn; a += step) parts.push(this.hidden(T.contiguous(T.slice(ids, 1, a, Math.min(Tn, a + step))), cache, { padLeft: opts.padLeft }));
       return T.concat(parts, 1);
     }
     const padded = opts.padLeft?.some((p) => p > 0) ?? false;

@@ -254,3 +254,54 @@ test('models the plan does not cover decode as before: attention biases, q/k nor
     }
   }
 });
+
+test('a prompt longer than PREFILL_CHUNK is prefilled in chunks: the logits of one pass without a cache, a left-padded row as alone, the activations of one chunk', async () => {
+  const { PREFILL_CHUNK } = await import('../../src/models/llama.js');
+  const { heapStats, resetHeapPeak } = await import('../../src/backend/heap.js');
+  const L = 549;
+  assert.ok(PREFILL_CHUNK <= 256, `chunks of ${PREFILL_CHUNK}: the prompt of ${L} positions makes at least two`);
+  const model = new LlamaForCausalLM(parseLlamaConfig(tinyLlamaConfig({ max_position_embeddings: 1024 })));
+  try {
+    noGrad(() => {
+      const ids = Array.from({ length: L }, (_, i) => (i * 37 + 11) % 300);
+      // Without a cache: one pass over all L positions (no chunks).
+      const full = scope(() => T.contiguous(model.forward(T.tensor([ids], undefined, 'i32'))).data() as Float32Array);
+      const state = model.newState(1, L);
+      try {
+        resetHeapPeak();
+        const before = heapStats().inUse;
+        const got = scope(() => T.contiguous(model.forward(T.tensor([ids], undefined, 'i32'), state)).data() as Float32Array);
+        // One layer's activations for a chunk, not for all L positions: the peak above the cache
+        // is less than half what the unchunked pass needs (its per-layer temporaries scale with L).
+        const peak = heapStats().peak - before;
+        assert.equal(state.length, L);
+        assertClose(got, full, 2e-5, 1e-4, 'chunked prefill vs one pass');
+        resetHeapPeak();
+        const b0 = heapStats().inUse;
+        scope(() => model.forward(T.tensor([ids], undefined, 'i32')));
+        const unchunked = heapStats().peak - b0;
+        assert.ok(peak < unchunked / 2, `the chunked prefill peaked at ${peak} bytes, one pass at ${unchunked}`);
+      } finally {
+        state.dispose();
+      }
+      // A left-padded batch: the padded row's last logits equal the row prefilled alone.
+      const short = ids.slice(0, L - 50);
+      const pad = [50, 0];
+      const two = model.newState(2, L), one = model.newState(1, L);
+      try {
+        const lastOf = (l: T.Tensor, b: number): Float32Array => {
+          const V = l.shape[2], Tn = l.shape[1], d = T.contiguous(l).data() as Float32Array;
+          return d.slice((b * Tn + Tn - 1) * V, (b * Tn + Tn) * V);
+        };
+        const batch = scope(() => lastOf(model.forward(T.tensor([[...new Array(50).fill(0), ...short], ids], undefined, 'i32'), two, { padLeft: pad }), 0));
+        const alone = scope(() => lastOf(model.forward(T.tensor([short], undefined, 'i32'), one), 0));
+        assertClose(batch, alone, 2e-5, 1e-4, 'left-padded row vs alone');
+      } finally {
+        two.dispose();
+        one.dispose();
+      }
+    });
+  } finally {
+    model.dispose();
+  }
+});
