@@ -12,13 +12,15 @@
 // almost throughout, so it runs Q8_0 and Q4_0 only unless asked.
 //
 // Run: node bin/tslm.js bench quant [--threads 1,2]
-//   TSLM_BENCH_QUANT_MODELS=15M,110M  TSLM_BENCH_QUANT_DTYPES=q8_0,q4_0,q4_k,q6_k,f16,bf16
+//   TSLM_BENCH_QUANT_MODELS=15M,110M[,1.1B]  TSLM_BENCH_QUANT_DTYPES=q8_0,q4_0,q4_k,q6_k,f16,bf16
+//   (1.1B: TinyLlama-1.1B's shape, from random Q8_0/Q4_0 blocks; asked for only)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { init, shutdown, exportGguf, randn, scope, noGrad, tensor, loadModel, Generator, LlamaForCausalLM, parseLlamaConfig, crossEntropy } from '../src/index.js';
+import { init, shutdown, exportGguf, randn, scope, noGrad, tensor, loadModel, Generator, LlamaForCausalLM, parseLlamaConfig, crossEntropy, writeLlamaGguf } from '../src/index.js';
+import type { RawTensor } from '../src/io/index.js';
 import * as T from '../src/index.js';
 import type { Tensor, CausalLM } from '../src/index.js';
 import { loadNodeLlamaCpp } from './peers/nlc.js';
@@ -28,6 +30,14 @@ export interface Row { model: string; threads: number; engine: string; prefill: 
 
 const LLAMA_110M = {
   ...LLAMA_15M, hidden_size: 768, intermediate_size: 2048, num_hidden_layers: 12, num_attention_heads: 12, num_key_value_heads: 12, max_position_embeddings: 1024,
+};
+/**
+ * TinyLlama-1.1B's shape (grouped-query attention, 4 KV heads): the size of the small GGUFs users
+ * download. Its f32 model (4.4 GB) does not fit the wasm32 heap, so its files are written straight
+ * from seeded random blocks (Q8_0, Q4_0 only), with no f32 row and no perplexity.
+ */
+const LLAMA_1B = {
+  ...LLAMA_15M, hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 22, num_attention_heads: 32, num_key_value_heads: 4, max_position_embeddings: 2048,
 };
 const PROMPT_LETTERS = 96;
 const DECODE = 128;
@@ -41,6 +51,33 @@ function randomLlama(cfg: Record<string, unknown>, seed: number): LlamaForCausal
     scope(() => model.loadStateDict({ [name]: randn(t.shape, { generator: g, std: 1 / Math.sqrt(t.shape[1]) }) as Tensor }, { strict: false }));
   }
   return model;
+}
+
+/**
+ * HF-named tensors of a LLaMA of shape cfg with seeded random Q8_0 or Q4_0 blocks (each block's
+ * scale 2^-7, its quants uniform), norms 1: decoding speed and memory do not depend on the values.
+ */
+function randomBlockTensors(cfg: typeof LLAMA_1B, dtype: 'Q8_0' | 'Q4_0', seed: number): RawTensor[] {
+  const [D, F, V, L] = [cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size, cfg.num_hidden_layers];
+  const kv = (D / cfg.num_attention_heads) * cfg.num_key_value_heads;
+  const bytes = dtype === 'Q8_0' ? 34 : 18;
+  let x = seed >>> 0;
+  const mat = (name: string, shape: [number, number]): RawTensor => {
+    const blocks = (shape[0] * shape[1]) / 32, data = new Uint8Array(blocks * bytes);
+    const w = new Uint32Array(data.buffer, 0, data.length >>> 2);
+    for (let i = 0; i < w.length; i++) { x = (Math.imul(x, 1103515245) + 12345) >>> 0; w[i] = x ^ (x >>> 15) ^ (i << 7); }
+    for (let b = 0; b < blocks; b++) { data[b * bytes] = 0x00; data[b * bytes + 1] = 0x20; } // f16 2^-7
+    return { name, dtype, shape, data };
+  };
+  const ones = (name: string): RawTensor => ({ name, dtype: 'F32', shape: [D], data: new Uint8Array(new Float32Array(D).fill(1).buffer) });
+  const out = [mat('model.embed_tokens.weight', [V, D]), mat('lm_head.weight', [V, D]), ones('model.norm.weight')];
+  for (let i = 0; i < L; i++) {
+    const p = `model.layers.${i}.`;
+    out.push(ones(`${p}input_layernorm.weight`), ones(`${p}post_attention_layernorm.weight`));
+    out.push(mat(`${p}self_attn.q_proj.weight`, [D, D]), mat(`${p}self_attn.k_proj.weight`, [kv, D]), mat(`${p}self_attn.v_proj.weight`, [kv, D]), mat(`${p}self_attn.o_proj.weight`, [D, D]));
+    out.push(mat(`${p}mlp.gate_proj.weight`, [F, D]), mat(`${p}mlp.up_proj.weight`, [F, D]), mat(`${p}mlp.down_proj.weight`, [D, F]));
+  }
+  return out;
 }
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -144,12 +181,68 @@ export async function benchQuant(opts: { threads?: number[]; log?: (line: string
   const f = (x: number | null, w = 9) => (x === null ? '—' : x.toFixed(1)).padStart(w);
   log(`${'model'.padEnd(6)} ${'thr'.padStart(3)}  ${'engine'.padEnd(30)} ${'prefill'.padStart(9)} ${'decode'.padStart(9)} ${'peak RSS'.padStart(9)}  note`);
   log(`${''.padEnd(6)} ${''.padStart(3)}  ${''.padEnd(30)} ${'tok/s'.padStart(9)} ${'tok/s'.padStart(9)} ${'MB'.padStart(9)}`);
+  /**
+   * Per thread count, each file in a fresh process: tslm (and, with withF32, the first file widened
+   * to f32), its first file again with the other KV cache, llama.cpp; then the first run against a
+   * warmed process on the first file.
+   */
+  const runEngines = async (name: string, files: [QuantFile, string][], withF32: boolean): Promise<void> => {
+    const [dt0, first] = files[0];
+    for (const t of threads) {
+      const base = cliWithoutModelRss(dir, t);
+      if (base !== null) log(`${name.padEnd(6)} ${String(t).padStart(3)}  ${'tslm CLI without a model'.padEnd(30)} ${f(null)} ${f(null)} ${f(base)}  peak RSS up to reading the model (tslm generate on a missing file)`);
+      /** A tslm run's RSS above the CLI's own, against the file's size (MB = 2^20 bytes, as /usr/bin/time's). */
+      const above = (rss: number | null, file: string) => (rss === null || base === null ? '' : `; RSS above the CLI without a model ${(rss - base).toFixed(1)} MB = ${((rss - base) / (statSync(file).size / 2 ** 20)).toFixed(2)}× the file`);
+      const runs: [string, () => Omit<Row, 'model' | 'engine'>][] = withF32 ? [[`tslm f32 (${dt0} file, --dtype f32)`, () => tslmGenerate(first, t, 'f32')]] : [];
+      for (const [dt, file] of files) {
+        runs.push([`tslm ${dt}`, () => { const r = tslmGenerate(file, t, 'native'); return { ...r, note: r.note + above(r.rss_mb, file) }; }]);
+        // The first file again with the other KV cache: f32 for quantised weights (whose default
+        // is a bf16 cache), bf16 for 16-bit ones (whose default is f32).
+        if (file === first) {
+          const kv = dt === 'f16' || dt === 'bf16' ? 'bf16' : 'f32';
+          runs.push([`tslm ${dt} --kv-dtype ${kv}`, () => { const r = tslmGenerate(file, t, 'native', ['--kv-dtype', kv]); return { ...r, note: r.note + above(r.rss_mb, file) }; }]);
+        }
+        if (!('error' in peer)) runs.push([`llama.cpp ${dt}`, () => llamaCppGenerate(file, t)]);
+      }
+      for (const [engine, go] of runs) {
+        const r = { model: name, engine, ...go() };
+        rows.push(r);
+        log(`${name.padEnd(6)} ${String(t).padStart(3)}  ${engine.padEnd(30)} ${f(r.prefill)} ${f(r.decode)} ${f(r.rss_mb)}  ${r.note}`);
+      }
+      // The first run (item 4 of the issue): the CLI's first generation in a fresh process
+      // against a warmed process's third, each measured twice, alternating, on the first file.
+      for (let rep = 0; rep < 2; rep++) {
+        const cliRow = tslmGenerate(first, t, 'native'), w = tslmWarmed(first, t);
+        const { first: _, ...warm } = w;
+        const ratio = cliRow.decode !== null && w.decode ? cliRow.decode / w.decode : null;
+        const r = { model: name, engine: `tslm ${dt0} warmed (3rd gen.)`, ...warm, note: `${warm.note}; CLI first run ${cliRow.decode?.toFixed(1) ?? '—'} tok/s = ${ratio?.toFixed(2) ?? '—'}× warmed` };
+        rows.push(r);
+        log(`${name.padEnd(6)} ${String(t).padStart(3)}  ${r.engine.padEnd(30)} ${f(r.prefill)} ${f(r.decode)} ${f(r.rss_mb)}  ${r.note}`);
+      }
+    }
+  };
   try {
-    const sizes: [string, Record<string, unknown>][] = [['15M', LLAMA_15M], ['110M', LLAMA_110M]];
-    const models = opts.models ?? process.env.TSLM_BENCH_QUANT_MODELS?.split(',');
+    const sizes: [string, Record<string, unknown>][] = [['15M', LLAMA_15M], ['110M', LLAMA_110M], ['1.1B', LLAMA_1B]];
+    const models = opts.models ?? process.env.TSLM_BENCH_QUANT_MODELS?.split(',') ?? ['15M', '110M'];
     const asked = (opts.dtypes ?? process.env.TSLM_BENCH_QUANT_DTYPES?.split(',')) as QuantFile[] | undefined;
     for (const [name, cfg] of sizes) {
-      if (models && !models.includes(name)) continue;
+      if (!models.includes(name)) continue;
+      if (name === '1.1B') {
+        // Written from random blocks (no f32 model: it would not fit the heap): Q8_0 and Q4_0 only.
+        const dtypes = (asked ?? ['q4_0', 'q8_0']).filter((d): d is 'q8_0' | 'q4_0' => d === 'q8_0' || d === 'q4_0');
+        const files = new Map<QuantFile, string>();
+        for (const dt of dtypes) {
+          const file = path.join(dir, `${name}-${dt}.gguf`);
+          const t0 = performance.now();
+          const D = dt.toUpperCase() as 'Q8_0' | 'Q4_0';
+          await writeLlamaGguf(file, { config: cfg, tensors: randomBlockTensors(LLAMA_1B, D, 1234), tokenizer: spmVocab(LLAMA_15M.vocab_size), dtype: D });
+          files.set(dt, file);
+          log(`${name}: ${path.basename(file)} (${(statSync(file).size / 1e6).toFixed(1)} MB of random blocks, written in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+        }
+        await runEngines(name, [...files], false);
+        for (const file of files.values()) rmSync(file, { force: true });
+        continue;
+      }
       const dtypes = asked ?? (name === '15M' ? ['q8_0', 'q4_0', 'f16', 'bf16'] : ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'f16', 'bf16']) as QuantFile[];
       await init({ threads: 2, backend: 'wasm' });
       const model = randomLlama(cfg, 1234);
@@ -193,39 +286,7 @@ export async function benchQuant(opts: { threads?: number[]; log?: (line: string
         log(`${name}: perplexity ${dt} ${v.toFixed(3)} (×${(v / base).toFixed(4)} of f32)`);
       }
       await shutdown();
-      for (const t of threads) {
-        const first = files.get(dtypes[0])!;
-        const base = cliWithoutModelRss(dir, t);
-        if (base !== null) log(`${name.padEnd(6)} ${String(t).padStart(3)}  ${'tslm CLI without a model'.padEnd(30)} ${f(null)} ${f(null)} ${f(base)}  peak RSS up to reading the model (tslm generate on a missing file)`);
-        /** A tslm run's RSS above the CLI's own, against the file's size (MB = 2^20 bytes, as /usr/bin/time's). */
-        const above = (rss: number | null, file: string) => (rss === null || base === null ? '' : `; RSS above the CLI without a model ${(rss - base).toFixed(1)} MB = ${((rss - base) / (statSync(file).size / 2 ** 20)).toFixed(2)}× the file`);
-        const runs: [string, () => Omit<Row, 'model' | 'engine'>][] = [[`tslm f32 (${dtypes[0]} file, --dtype f32)`, () => tslmGenerate(first, t, 'f32')]];
-        for (const [dt, file] of files) {
-          runs.push([`tslm ${dt}`, () => { const r = tslmGenerate(file, t, 'native'); return { ...r, note: r.note + above(r.rss_mb, file) }; }]);
-          // The first file again with the other KV cache: f32 for quantised weights (whose default
-          // is a bf16 cache), bf16 for 16-bit ones (whose default is f32).
-          if (file === first) {
-            const kv = dt === 'f16' || dt === 'bf16' ? 'bf16' : 'f32';
-            runs.push([`tslm ${dt} --kv-dtype ${kv}`, () => { const r = tslmGenerate(file, t, 'native', ['--kv-dtype', kv]); return { ...r, note: r.note + above(r.rss_mb, file) }; }]);
-          }
-          if (!('error' in peer)) runs.push([`llama.cpp ${dt}`, () => llamaCppGenerate(file, t)]);
-        }
-        for (const [engine, go] of runs) {
-          const r = { model: name, engine, ...go() };
-          rows.push(r);
-          log(`${name.padEnd(6)} ${String(t).padStart(3)}  ${engine.padEnd(30)} ${f(r.prefill)} ${f(r.decode)} ${f(r.rss_mb)}  ${r.note}`);
-        }
-        // The first run (item 4 of the issue): the CLI's first generation in a fresh process
-        // against a warmed process's third, each measured twice, alternating, on the first file.
-        for (let rep = 0; rep < 2; rep++) {
-          const cliRow = tslmGenerate(first, t, 'native'), w = tslmWarmed(first, t);
-          const { first: _, ...warm } = w;
-          const ratio = cliRow.decode !== null && w.decode ? cliRow.decode / w.decode : null;
-          const r = { model: name, engine: `tslm ${dtypes[0]} warmed (3rd gen.)`, ...warm, note: `${warm.note}; CLI first run ${cliRow.decode?.toFixed(1) ?? '—'} tok/s = ${ratio?.toFixed(2) ?? '—'}× warmed` };
-          rows.push(r);
-          log(`${name.padEnd(6)} ${String(t).padStart(3)}  ${r.engine.padEnd(30)} ${f(r.prefill)} ${f(r.decode)} ${f(r.rss_mb)}  ${r.note}`);
-        }
-      }
+      await runEngines(name, [...files], true);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
