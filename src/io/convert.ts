@@ -82,8 +82,10 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
     throw new IoError(out, `dtype ${JSON.stringify(opts.dtype)} cannot be written to ${to} (it holds ${CONVERT_DTYPES[to].join(', ')})`);
   }
   if (path.resolve(out) === path.resolve(opts.model)) throw new IoError(out, 'is the model being converted: write to another path');
-  // Every weight as f32: the writers quantise or round to the target's type from there.
-  const { model, tokenizer, format, tokenizerSource, ggufTokenizer } = await loadModel(opts.model, { tokenizer: opts.tokenizer, dtype: 'f32' });
+  // The weights as stored (quantised and 16-bit matrices kept: a 1.1B-parameter Q4_0 model does
+  // not fit the heap as f32); the writers take each as f32 values, one tensor at a time (lazy),
+  // and quantise or round to the target's type from there.
+  const { model, tokenizer, format, tokenizerSource, ggufTokenizer } = await loadModel(opts.model, { tokenizer: opts.tokenizer });
   const notes: string[] = [];
   const files: string[] = [];
   try {
@@ -109,10 +111,10 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
       if (!tokenizer) throw new IoError(opts.model, 'has no tokenizer, and a GGUF must carry one: pass --tokenizer FILE');
       const gtok = sourceGguf ?? ggufTokenizerOf(vocabTok!, tokFile, extras);
       mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
-      await exportGguf(model, out, gtok, dtype.toUpperCase() as GgufMatrixDType);
+      await exportGguf(model, out, gtok, dtype.toUpperCase() as GgufMatrixDType, { lazy: true });
       files.push(out);
     } else if (to === 'hf') {
-      await saveModel(model, out, { dtype: dtype.toUpperCase() as 'F32' | 'F16' | 'BF16' });
+      await saveModel(model, out, { dtype: dtype.toUpperCase() as 'F32' | 'F16' | 'BF16', lazy: true });
       files.push(path.join(out, 'config.json'), path.join(out, 'model.safetensors'));
       if (tokenizer) {
         const gtok = sourceGguf ?? (tokenizer instanceof HFTokenizer ? null : ggufTokenizerOf(tokenizer, tokFile, extras));
@@ -125,7 +127,7 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
       }
     } else {
       mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
-      await exportLlama2c(model, out, { version: opts.llama2cVersion ?? 0 });
+      await exportLlama2c(model, out, { version: opts.llama2cVersion ?? 0, lazy: true });
       files.push(out);
       if (tokenizer) {
         let l2c;

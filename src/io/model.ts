@@ -246,9 +246,14 @@ export async function loadModel(p: string, opts: LoadModelOptions = {}): Promise
 }
 
 
-/** Save as an HF directory (config.json, model.safetensors, and the tokenizer if it can be saved). */
-export async function saveModel(model: CausalLM, dir: string, opts: { tokenizer?: Tokenizer | null; dtype?: 'F32' | 'F16' | 'BF16' } = {}): Promise<void> {
-  await writeHfDir(dir, { config: model.configJson(), tensors: modelTensors(model, opts.dtype) });
+/**
+ * Save as an HF directory (config.json, model.safetensors, and the tokenizer if it can be saved).
+ * `lazy` (here and in exportGguf, exportLlama2c): each tensor's bytes are made from the model as
+ * they are written, not all first (no f32 copy of the whole model in host memory); the model must
+ * not change until the returned promise settles.
+ */
+export async function saveModel(model: CausalLM, dir: string, opts: { tokenizer?: Tokenizer | null; dtype?: 'F32' | 'F16' | 'BF16'; lazy?: boolean } = {}): Promise<void> {
+  await writeHfDir(dir, { config: model.configJson(), tensors: modelTensors(model, opts.dtype, { lazy: opts.lazy }) });
   const tk = opts.tokenizer as (Tokenizer & { save?: (p: string) => void }) | null | undefined;
   if (tk && typeof tk.save === 'function' && tk.kind === 'hf') tk.save(path.join(dir, 'tokenizer.json'));
 }
@@ -258,7 +263,7 @@ export async function saveModel(model: CausalLM, dir: string, opts: { tokenizer?
  * Q8_0, Q4_0, Q4_K or Q6_K matrices, quantised by ggml's reference quantisers; see storedDType for
  * rows that are not whole blocks).
  */
-export async function exportGguf(model: CausalLM, file: string, tokenizer: GgufTokenizer, dtype: GgufMatrixDType = 'F32'): Promise<void> {
+export async function exportGguf(model: CausalLM, file: string, tokenizer: GgufTokenizer, dtype: GgufMatrixDType = 'F32', opts: { lazy?: boolean } = {}): Promise<void> {
   const config = model.configJson();
   const type = String(config.model_type);
   // mistral and qwen2 configs are the plain llama graph, which llama.cpp reads as llama.
@@ -266,15 +271,15 @@ export async function exportGguf(model: CausalLM, file: string, tokenizer: GgufT
   if (!(GGUF_MODEL_TYPES as readonly string[]).includes(as)) {
     throw new IoError(file, `GGUF export of model_type "${type}" is not supported (GGUF writes ${GGUF_MODEL_TYPES.join(', ')})`);
   }
-  await writeModelGguf(file, { config: { ...config, model_type: as }, tensors: modelTensors(model), tokenizer, dtype });
+  await writeModelGguf(file, { config: { ...config, model_type: as }, tensors: modelTensors(model, 'F32', opts), tokenizer, dtype });
 }
 
 /**
  * Export a llama2.c checkpoint: the legacy headerless format by default (version 0, export.py's
  * default and the one run.c reads), or version 1 ("ak42").
  */
-export async function exportLlama2c(model: CausalLM, file: string, opts: { version?: 0 | 1 } = {}): Promise<void> {
+export async function exportLlama2c(model: CausalLM, file: string, opts: { version?: 0 | 1; lazy?: boolean } = {}): Promise<void> {
   const config = model.configJson();
   if (!(model instanceof LlamaForCausalLM)) throw new IoError(file, `llama2.c checkpoints hold LLaMA models, not model_type "${String(config.model_type)}"`);
-  await writeLlama2c(file, { config, tensors: modelTensors(model) }, { version: opts.version ?? 0 });
+  await writeLlama2c(file, { config, tensors: modelTensors(model, 'F32', { lazy: opts.lazy }) }, { version: opts.version ?? 0 });
 }

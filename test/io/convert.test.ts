@@ -9,6 +9,7 @@ import path from 'node:path';
 import { readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { Tokenizer as RefTokenizer } from '@huggingface/tokenizers';
 import { init } from '../../src/backend/index.js';
+import { heapStats, resetHeapPeak } from '../../src/backend/heap.js';
 import {
   convertModel, loadModel, writeHfDir, readHfDir, readLlama2c, readModelGguf, ggufTokenizerOf, tokenizerJsonFromGguf, tokenizerFromGguf, toFloat32,
 } from '../../src/io/index.js';
@@ -243,9 +244,16 @@ test('a Q8_0 GGUF converted to Q8_0 again holds the same blocks (re-quantising d
   const q1 = path.join(dir, 'q1.gguf');
   const q2 = path.join(dir, 'q2.gguf');
   await convertModel({ model: src.dir, to: 'gguf', out: q1, dtype: 'q8_0' });
+  // The source's blocks stay quantised in the heap while converting (the writers take one tensor
+  // at a time as f32): the heap's peak is far below the model's f32 size.
+  resetHeapPeak();
+  const heap0 = heapStats().inUse;
   await convertModel({ model: q1, to: 'gguf', out: q2, dtype: 'q8_0' });
+  const peak = heapStats().peak - heap0;
   const a = await readModelGguf(q1);
   const b = await readModelGguf(q2);
+  const f32Bytes = a.tensors.reduce((n, x) => n + 4 * x.shape.reduce((p, d) => p * d, 1), 0);
+  assert.ok(peak < 0.5 * f32Bytes, `the heap peaked ${peak} bytes above its start converting a model of ${f32Bytes} f32 bytes`);
   const quantised = a.tensors.filter((x) => x.dtype === 'Q8_0');
   assert.ok(quantised.length >= 8);
   for (const x of a.tensors) {
