@@ -319,7 +319,8 @@ export class ByteAutomaton {
     const id = this.stateNodes.length;
     if (id >= this.limits.maxStates) throw new ComplexityError('parser states', this.limits.maxStates);
     if (this.deadline !== Infinity && performance.now() > this.deadline) throw new ComplexityError('time to compute one token mask', `${this.timeLimitMs} ms`, 'the grammar is too costly to match');
-    const arr = nodes.slice(0, len);
+    const arr = new Int32Array(len);
+    for (let k = 0; k < len; k++) arr[k] = nodes[k];
     this.stateNodes.push(arr);
     if (bucket === undefined) this.stateIds.set(h, id);
     else if (typeof bucket === 'number') this.stateIds.set(h, [bucket, id]);
