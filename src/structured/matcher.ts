@@ -69,7 +69,6 @@ export interface PlainShape {
   wide?: Omit<PlainShape, 'sub'>;
 }
 
-const numeric = (x: number, y: number): number => x - y;
 
 /** Most states of one frame's plain closure (see ByteAutomaton.closureByStacks). */
 const FRAME_CLOSURE_MOST = 8192;
@@ -193,6 +192,11 @@ export class ByteAutomaton {
   private readonly succ = new PairMap();
   private seen = new PairMap();
   private readonly outMark = new Grow(i32, 1024);
+  /** The stacks expand emits (outN of them): one buffer for every step, so that a step allocates only the state it interns. */
+  private readonly outBuf = new Grow(i32, 256);
+  private outN = 0;
+  /** nodeMinLen's chain of nodes up the stack (scratch). */
+  private readonly chainBuf = new Grow(i32, 64);
   private readonly work = new Grow(i32, 256);
   private epoch = 0;
   readonly initial: number;
@@ -219,9 +223,9 @@ export class ByteAutomaton {
     this.trans = new Grow(i32, this.K * 64, UNKNOWN);
     // Node 0 is the empty stack: the output is complete.
     this.nodePos.a[0] = -1; this.nodePar.a[0] = -1; this.nodePos.n = this.nodePar.n = 1; this.nodeMin.a[0] = 0;
-    const out: number[] = [];
-    this.expand(0, 0, out, ++this.epoch);
-    this.initial = this.intern(out);
+    this.outN = 0;
+    this.expand(0, 0, ++this.epoch);
+    this.initial = this.intern();
   }
 
   get states(): number { return this.stateNodes.length; }
@@ -243,7 +247,7 @@ export class ByteAutomaton {
    * Closure: every stack reachable from (pos, parent) without reading a byte, whose top is a byte
    * class, appended to `out` once. Calls with the same `epoch` share what they have seen.
    */
-  private expand(pos0: number, par0: number, out: number[], epoch: number): void {
+  private expand(pos0: number, par0: number, epoch: number): void {
     this.expansions++;
     // A lazy rule expanded (here or by another automaton on the same grammar) may have grown prog.
     if (this.grammarVersion !== this.grammar.version) { this.prog = this.grammar.prog; this.grammarVersion = this.grammar.version; }
@@ -259,7 +263,7 @@ export class ByteAutomaton {
       seen.set(pos, par, epoch);
       const s = prog[pos];
       if (s === END) {
-        if (par === 0) this.emit(0, out, epoch);
+        if (par === 0) this.emit(0, epoch);
         else { if (top + 2 > w.length) { W.ensure(top + 2); w = W.a; } w[top++] = this.nodePos.a[par]; w[top++] = this.nodePar.a[par]; }
       } else if (s >= 0) {
         const ret = prog[pos + 1] === END ? par : this.node(pos + 1, par);
@@ -270,43 +274,53 @@ export class ByteAutomaton {
         if (top + 2 * alts.length > w.length) { W.ensure(top + 2 * alts.length); w = W.a; }
         for (let i = alts.length - 1; i >= 0; i--) { w[top++] = alts[i]; w[top++] = ret; }
       } else {
-        this.emit(this.node(pos, par), out, epoch);
+        this.emit(this.node(pos, par), epoch);
       }
     }
   }
 
-  private emit(n: number, out: number[], epoch: number): void {
+  private emit(n: number, epoch: number): void {
     this.outMark.ensure(n + 1);
     if (this.outMark.a[n] === epoch) return;
     this.outMark.a[n] = epoch;
-    out.push(n);
+    const O = this.outBuf;
+    if (this.outN >= O.a.length) O.ensure(this.outN + 1);
+    O.a[this.outN++] = n;
   }
 
-  private intern(nodes: number[]): number {
-    if (nodes.length > this.limits.maxStacks) throw new ComplexityError('parallel parses in one state', this.limits.maxStacks, 'the grammar is too ambiguous');
-    // Sorted in place (nodes is the caller's scratch); a state seen before allocates nothing.
-    if (nodes.length <= 64) {
-      // Insertion sort: Array.prototype.sort copies to a work array on every call.
-      for (let i = 1; i < nodes.length; i++) {
+  /** The state of the given stacks (copied to the emit buffer, as intern takes them). */
+  private internOf(nodes: ArrayLike<number>): number {
+    this.outBuf.ensure(nodes.length);
+    for (let i = 0; i < nodes.length; i++) this.outBuf.a[i] = nodes[i];
+    this.outN = nodes.length;
+    return this.intern();
+  }
+
+  /** The state of the outN stacks in outBuf (sorted there in place); a state seen before allocates nothing. */
+  private intern(): number {
+    const len = this.outN, nodes = this.outBuf.a;
+    if (len > this.limits.maxStacks) throw new ComplexityError('parallel parses in one state', this.limits.maxStacks, 'the grammar is too ambiguous');
+    if (len <= 64) {
+      for (let i = 1; i < len; i++) {
         const x = nodes[i];
         let j = i - 1;
         while (j >= 0 && nodes[j] > x) { nodes[j + 1] = nodes[j]; j--; }
         nodes[j + 1] = x;
       }
-    } else nodes.sort(numeric);
+    } else nodes.subarray(0, len).sort();
     // Hash-consed by a hash of the sorted stacks; equal hashes compare the arrays.
-    let h = nodes.length | 0;
-    for (let k = 0; k < nodes.length; k++) h = Math.imul(h ^ nodes[k], 0x9e3779b1) ^ (h >>> 15);
+    let h = len | 0;
+    for (let k = 0; k < len; k++) h = Math.imul(h ^ nodes[k], 0x9e3779b1) ^ (h >>> 15);
     const bucket = this.stateIds.get(h);
     if (bucket !== undefined) {
-      if (typeof bucket === 'number') { if (this.sameNodes(bucket, nodes)) return bucket; }
-      else for (let j = 0; j < bucket.length; j++) if (this.sameNodes(bucket[j], nodes)) return bucket[j];
+      if (typeof bucket === 'number') { if (this.sameNodes(bucket, nodes, len)) return bucket; }
+      else for (let j = 0; j < bucket.length; j++) if (this.sameNodes(bucket[j], nodes, len)) return bucket[j];
     }
     const id = this.stateNodes.length;
     if (id >= this.limits.maxStates) throw new ComplexityError('parser states', this.limits.maxStates);
     if (this.deadline !== Infinity && performance.now() > this.deadline) throw new ComplexityError('time to compute one token mask', `${this.timeLimitMs} ms`, 'the grammar is too costly to match');
-    const arr = new Int32Array(nodes.length);
-    for (let k = 0; k < nodes.length; k++) arr[k] = nodes[k];
+    const arr = new Int32Array(len);
+    for (let k = 0; k < len; k++) arr[k] = nodes[k];
     this.stateNodes.push(arr);
     if (bucket === undefined) this.stateIds.set(h, id);
     else if (typeof bucket === 'number') this.stateIds.set(h, [bucket, id]);
@@ -318,9 +332,9 @@ export class ByteAutomaton {
     return id;
   }
 
-  private sameNodes(c: number, nodes: number[]): boolean {
+  private sameNodes(c: number, nodes: Int32Array, len: number): boolean {
     const o = this.stateNodes[c];
-    if (o.length !== nodes.length) return false;
+    if (o.length !== len) return false;
     for (let k = 0; k < o.length; k++) if (o[k] !== nodes[k]) return false;
     return true;
   }
@@ -361,7 +375,7 @@ export class ByteAutomaton {
       const known = keyed ? this.succ.get(s, key) : -1;
       if (known >= 0) t = known === 0x7fffffff ? DEAD : known;
       else {
-        const out: number[] = [];
+        this.outN = 0;
         const epoch = ++this.epoch;
         // What expansions have seen is only needed within one step: bound its memory.
         if (this.seen.size > 1 << 20) this.seen = new PairMap();
@@ -369,9 +383,9 @@ export class ByteAutomaton {
           const n = nodes[i];
           if (n === 0) continue;
           const pos = this.nodePos.a[n];
-          if (this.cls[symClass(this.prog[pos])][b]) this.expand(pos + 1, this.nodePar.a[n], out, epoch);
+          if (this.cls[symClass(this.prog[pos])][b]) this.expand(pos + 1, this.nodePar.a[n], epoch);
         }
-        t = out.length === 0 ? DEAD : this.intern(out);
+        t = this.outN === 0 ? DEAD : this.intern();
         if (keyed) this.succ.set(s, key, t === DEAD ? 0x7fffffff : t);
       }
     }
@@ -630,7 +644,7 @@ export class ByteAutomaton {
     const nodes: number[] = [];
     // (pos and par may be the arrays from before node() grew them: they still hold nb's nodes.)
     for (let i = 0; i < nb.length; i++) nodes.push(par[nb[i]] === Nb && nb[i] > 0 ? this.node(pos[nb[i]], N) : nb[i]);
-    this.jumped = this.intern(nodes);
+    this.jumped = this.internOf(nodes);
     return count;
   }
 
@@ -756,7 +770,7 @@ export class ByteAutomaton {
         return r;
       }
       const halt = this.node(1, 0);
-      const s1 = this.intern(positions.map((q) => this.node(q, halt)));
+      const s1 = this.internOf(positions.map((q) => this.node(q, halt)));
       const closes = this.closureOf(s1, most, true);
       r = { closes, clean: closes >= 0 || (positions.length === 1 && this.literalClean(positions[0])) || this.cleanOf(s1, most) };
       this.frameClosures.set(key, r);
@@ -949,7 +963,7 @@ export class ByteAutomaton {
       let all = true;
       for (let b = 0x20; b <= 0x7f && all; b++) if (b !== 0x22 && b !== 0x5c && !covers(b)) all = false;
       for (let b = 0xc2; b <= 0xf4 && all; b++) if (!covers(b)) all = false;
-      if (all) out.push(this.intern([...f]));
+      if (all) out.push(this.internOf(f));
     }
     return out;
   }
@@ -960,11 +974,12 @@ export class ByteAutomaton {
     NM.ensure(this.nodePos.n);
     const nm = NM.a;
     if (nm[n] >= 0) return nm[n];
-    const chain: number[] = [];
-    let x = n;
-    while (nm[x] < 0) { chain.push(x); x = this.nodePar.a[x]; }
+    const C = this.chainBuf;
+    let x = n, k = 0;
+    while (nm[x] < 0) { if (k >= C.a.length) C.ensure(k + 1); C.a[k++] = x; x = this.nodePar.a[x]; }
     let acc = nm[x];
-    for (let i = chain.length - 1; i >= 0; i--) {
+    const chain = C.a;
+    for (let i = k - 1; i >= 0; i--) {
       acc += this.grammar.minRest[this.nodePos.a[chain[i]]];
       nm[chain[i]] = acc;
     }

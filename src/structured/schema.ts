@@ -212,8 +212,21 @@ export class SchemaCompiler {
     }
   }
 
+  /** resolve's targets by reference (the root is never changed: a reference met again resolves to the same schema). */
+  private readonly resolved = new Map<string, { schema: JsonSchema; ptr: string }>();
+
   /** Resolves a local $ref ("#", "#/$defs/x", "#/definitions/x", any JSON pointer). */
   resolve(ref: unknown, ptr: string): { schema: JsonSchema; ptr: string } {
+    if (typeof ref === 'string') {
+      const known = this.resolved.get(ref);
+      if (known !== undefined) return { schema: known.schema, ptr: known.ptr };
+    }
+    const t = this.resolveOnce(ref, ptr);
+    this.resolved.set(ref as string, t);
+    return { schema: t.schema, ptr: t.ptr };
+  }
+
+  private resolveOnce(ref: unknown, ptr: string): { schema: JsonSchema; ptr: string } {
     if (typeof ref !== 'string') throw new InvalidSchemaError('$ref', ptr, 'must be a string');
     if (!ref.startsWith('#')) throw new UnsupportedKeywordError('$ref', ptr, `remote reference '${ref}' (only local '#/…' references are supported)`);
     let frag: string;

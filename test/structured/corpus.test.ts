@@ -10,7 +10,7 @@ import { init, shutdown } from '../../src/index.js';
 import { HFTokenizer } from '../../src/tokenizers/hf.js';
 import { TokenVocab } from '../../src/structured/index.js';
 import { llama2Json } from '../tokenizers/real_vocabs.js';
-import { runCorpusFile, corpusStructured } from '../../bench/structured_corpus.js';
+import { runCorpusFile, corpusStructured, timeCorpusFile, GcLog } from '../../bench/structured_corpus.js';
 
 let dir: string;
 let tok: HFTokenizer;
@@ -45,6 +45,16 @@ test('corpus: per-file verdicts from the files\' valid flags, refusals and unrea
   assert.ok(lines.some((l) => l.startsWith('UNSOUND a_person.json') && l.includes('"Bo"')));
   assert.deepEqual(a.ajv, { valid: 3, validAccepted: 3, invalid: 2, invalidAccepted: 0, disputed: 1 });
   assert.ok(lines.some((l) => l.startsWith('ajv disputes the flag (invalid) of a_person.json') && l.includes('"Bo"')));
+  // Each mask's start and allocation: the first (the initial state, its mask cached by the compile)
+  // allocates nothing of note; a new state's mask at least its 32K-bit array (4,000 bytes).
+  assert.equal(a.at!.length, a.masks.length);
+  assert.equal(a.alloc!.length, a.masks.length);
+  assert.ok(a.alloc![0] < 1024, `a cached mask allocated ${a.alloc![0]} B`);
+  assert.ok(a.alloc!.some((x) => x >= 4000));
+  // Timed again from a fresh compile: the same masks, in the same order.
+  const t = timeCorpusFile(join(dir, 'a_person.json'), tok, vocab)!;
+  assert.equal(t.masks.length, a.masks.length);
+  assert.ok(t.at.every((x, i) => i === 0 || x >= t.at[i - 1]) && t.at[0] >= t.start + t.compileMs);
   const b = runCorpusFile(join(dir, 'b_bare.json'), tok, vocab, () => {});
   assert.equal(b.status, 'compiled');
   assert.equal(b.valid + b.invalid, 0);
@@ -52,6 +62,18 @@ test('corpus: per-file verdicts from the files\' valid flags, refusals and unrea
   assert.equal(c.status, 'refused');
   assert.match(c.error!, /UnsupportedKeywordError.*\$ref/);
   assert.equal(runCorpusFile(join(dir, 'd_broken.json'), tok, vocab, () => {}).status, 'unreadable');
+});
+
+test('corpus: a collection overlaps the masks whose span it meets', () => {
+  const g = new GcLog();
+  try {
+    g.spans.length = 0;
+    g.spans.push({ start: 10, end: 10.5, major: false }, { start: 20, end: 21, major: true });
+    // Masks at 9.0–9.9, 9.9–10.2, 10.6–11.0, 19.0–20.0, 21.5–22.0 (start ms, duration µs).
+    assert.deepEqual(g.overlaps([9, 9.9, 10.6, 19, 21.5], [900, 300, 400, 1000, 500]), [false, true, false, true, false]);
+    g.forget(15);
+    assert.equal(g.spans.length, 1);
+  } finally { g.close(); }
 });
 
 test('corpus: the summary counts; an acceptance ajv judges invalid fails the run (the files\' flags where no ajv compiles the schema)', async () => {
@@ -62,6 +84,11 @@ test('corpus: the summary counts; an acceptance ajv judges invalid fails the run
   assert.match(text, /schemas 3: compiled 2 \(66\.7%\), refused 1 \(33\.3%\), crashed 0, unreadable 1/);
   assert.match(text, /valid 2, accepted 2 \(100\.0%\); invalid 3, accepted \(unsound\) 1/);
   assert.match(text, /judged by ajv \(\+ ajv-formats; 1 of 1 schemas with tests\): valid 3, accepted 3 \(100\.0%\); invalid 2, accepted \(unsound\) 0; corpus flags ajv disputes: 1/);
+  // Pauses apart from work: collections seen, what the masks allocate, the p99s without pauses.
+  assert.match(text, /pauses: \d+ garbage collections while the schemas ran \(\d+ mark-compact, \d+ ms\), \d+ masks overlapped one \([\d.]+%\); allocation per mask: mean [\d.]+ KB/);
+  assert.match(text, /per-schema p99, masks a collection overlapped left out: median [\d.]+ µs/);
+  assert.match(text, /per-schema p99 without pauses \(the \d+ schemas over 500 µs re-timed/);
+  assert.match(text, /compile re-timed \(the \d+ over 50 ms: least of 3 fresh compiles\): max [\d.]+ ms/);
   // A validator that calls every instance invalid: the acceptances are unsound.
   assert.equal(await corpusStructured({ dir, judge: () => () => false, log: () => {} }), false);
   // No validator for the schema: the files' flags judge it.
