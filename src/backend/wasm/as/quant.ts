@@ -116,16 +116,16 @@ export function setHalfTable(ptr: usize, fill: i32): void {
   let b = 0;
   for (; b + 2 <= nb; b += 2) {
     acc0 = fma4(f32x4.convert_i32x4_s(q8Block(v128.load(p, 2), v128.load(p, 18), v128.load(xq), v128.load(xq, 16), v128.load(xq, 32), v128.load(xq, 48))),
-      f32x4.splat(load<f32>(tab + (<usize>load<u16>(p) << 2)) * load<f32>(ds)), acc0);
+      f32x4.mul(v128.load32_splat(tab + (<usize>load<u16>(p) << 2)), v128.load32_splat(ds)), acc0);
     v128.store(sink, acc0);
     acc1 = fma4(f32x4.convert_i32x4_s(q8Block(v128.load(p, 36), v128.load(p, 52), v128.load(xq, 64), v128.load(xq, 80), v128.load(xq, 96), v128.load(xq, 112))),
-      f32x4.splat(load<f32>(tab + (<usize>load<u16>(p, 34) << 2)) * load<f32>(ds, 4)), acc1);
+      f32x4.mul(v128.load32_splat(tab + (<usize>load<u16>(p, 34) << 2)), v128.load32_splat(ds, 4)), acc1);
     v128.store(sink, acc1);
     p += 2 * QBYTES; xq += 128; ds += 8;
   }
   if (b < nb) {
     acc0 = fma4(f32x4.convert_i32x4_s(q8Block(v128.load(p, 2), v128.load(p, 18), v128.load(xq), v128.load(xq, 16), v128.load(xq, 32), v128.load(xq, 48))),
-      f32x4.splat(load<f32>(tab + (<usize>load<u16>(p) << 2)) * load<f32>(ds)), acc0);
+      f32x4.mul(v128.load32_splat(tab + (<usize>load<u16>(p) << 2)), v128.load32_splat(ds)), acc0);
   }
   return rowSum(f32x4.add(acc0, acc1));
 }
@@ -460,22 +460,22 @@ function rowDotQ4_0R(ds: usize, x8: usize, p: usize, nb: i32): f32 {
   let b = 0;
   for (; b + 4 <= nb; b += 4) {
     acc0 = fma4(f32x4.convert_i32x4_s(q4Block(v128.load(p, 2), v128.load(x8), v128.load(x8, 16), v128.load(xs), mask, ones)),
-      f32x4.splat(load<f32>(tab + (<usize>load<u16>(p) << 2)) * load<f32>(ds)), acc0);
+      f32x4.mul(v128.load32_splat(tab + (<usize>load<u16>(p) << 2)), v128.load32_splat(ds)), acc0);
     v128.store(sink, acc0);
     acc1 = fma4(f32x4.convert_i32x4_s(q4Block(v128.load(p, 20), v128.load(x8, 32), v128.load(x8, 48), v128.load(xs, 32), mask, ones)),
-      f32x4.splat(load<f32>(tab + (<usize>load<u16>(p, 18) << 2)) * load<f32>(ds, 4)), acc1);
+      f32x4.mul(v128.load32_splat(tab + (<usize>load<u16>(p, 18) << 2)), v128.load32_splat(ds, 4)), acc1);
     v128.store(sink, acc1);
     acc0 = fma4(f32x4.convert_i32x4_s(q4Block(v128.load(p, 38), v128.load(x8, 64), v128.load(x8, 80), v128.load(xs, 64), mask, ones)),
-      f32x4.splat(load<f32>(tab + (<usize>load<u16>(p, 36) << 2)) * load<f32>(ds, 8)), acc0);
+      f32x4.mul(v128.load32_splat(tab + (<usize>load<u16>(p, 36) << 2)), v128.load32_splat(ds, 8)), acc0);
     v128.store(sink, acc0);
     acc1 = fma4(f32x4.convert_i32x4_s(q4Block(v128.load(p, 56), v128.load(x8, 96), v128.load(x8, 112), v128.load(xs, 96), mask, ones)),
-      f32x4.splat(load<f32>(tab + (<usize>load<u16>(p, 54) << 2)) * load<f32>(ds, 12)), acc1);
+      f32x4.mul(v128.load32_splat(tab + (<usize>load<u16>(p, 54) << 2)), v128.load32_splat(ds, 12)), acc1);
     v128.store(sink, acc1);
     p += 72; x8 += 128; xs += 128; ds += 16;
   }
   for (; b < nb; b++) {
     const v = fma4(f32x4.convert_i32x4_s(q4Block(v128.load(p, 2), v128.load(x8), v128.load(x8, 16), v128.load(xs), mask, ones)),
-      f32x4.splat(load<f32>(tab + (<usize>load<u16>(p) << 2)) * load<f32>(ds)), (b & 1) ? acc1 : acc0);
+      f32x4.mul(v128.load32_splat(tab + (<usize>load<u16>(p) << 2)), v128.load32_splat(ds)), (b & 1) ? acc1 : acc0);
     if (b & 1) acc1 = v; else acc0 = v;
     p += 18; x8 += 32; xs += 32; ds += 4;
   }
