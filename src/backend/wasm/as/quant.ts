@@ -451,7 +451,8 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
 // acc0, odd ones into acc1; each block's integer sum exact): four blocks a step with every address
 // a base pointer plus a constant offset, the half table's address in a local, and pairs of i16
 // lanes summed by i32x4.dot_i16x8_s with a hoisted vector of ones (V8 builds extadd_pairwise's
-// constant anew at each use). x8 and s as prepX8 lays them out (x8 at x8, s 32·nb bytes above).
+// constant anew at each use), each block's accumulator stored to an unread scratch slot (sink: see
+// rowDotQ8). x8 and s as prepX8 lays them out (x8 at x8, s 32·nb bytes above).
 function rowDotQ4_0R(ds: usize, x8: usize, p: usize, nb: i32): f32 {
   const tab = halfTable, sink = scratch();
   const mask = i8x16.splat(0x0f), ones = i16x8.splat(1);
