@@ -84,14 +84,6 @@ const PANEL_ROWS: i32 = 64;
 // @ts-ignore: decorator
 @inline function qi(v: v128, id: v128): v128 { return i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v, id))); }
 
-// Σ_j w[j]·qx[j] over 16 int8 weights at p and 16 i16 activations at xq, as four i32 lanes: the
-// weights sign-extended to i16, then i32x4.dot_i16x8_s (x86's pmaddwd).
-// @ts-ignore: decorator
-@inline function dot16(p: usize, xq: usize): v128 {
-  const w = v128.load(p);
-  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w), v128.load(xq)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w), v128.load(xq, 16)));
-}
-
 // The 65,536 halves' f32 values (h2f of every bit pattern, 256 KiB in the shared memory), as
 // llama.cpp's ggml_table_f32_f16: a block's scale in the dot-product loops is one load instead of
 // eight integer and float instructions (decoding is bound by instructions, not by memory). One
@@ -110,22 +102,41 @@ export function setHalfTable(ptr: usize, fill: i32): void {
 }
 
 // Σ_b d_b·dx_b·(Σ_j q[b,j]·qx[b,j]) for one Q8_0 weight row of nb blocks against a quantised x row.
+// Even blocks accumulate into acc0, odd ones into acc1. Every address is a base pointer plus a
+// constant offset (V8 folds a load's constant offset into the x86 address, not an added constant:
+// each `p + 18` cost a lea), the half table's address a local (a global is re-read from the
+// instance at every use), and each block's accumulator is stored to a scratch slot nobody reads
+// (sink): the next block's loads come after that store, so TurboFan cannot schedule the loads of
+// several blocks first, which ran out of registers and kept an accumulator on the stack (its
+// store-to-load latency then in the loop's dependency chain).
 // @ts-ignore: decorator
-@inline function rowDotQ8(xq: usize, ds: usize, p: usize, nb: i32): f32 {
+@inline function rowDotQ8(xq: usize, ds: usize, p: usize, nb: i32, sink: usize): f32 {
+  const tab = halfTable;
   let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
   let b = 0;
   for (; b + 2 <= nb; b += 2) {
-    const s0 = i32x4.add(dot16(p + 2, xq), dot16(p + 18, xq + 32));
-    const s1 = i32x4.add(dot16(p + 36, xq + 64), dot16(p + 52, xq + 96));
-    acc0 = fma4(f32x4.convert_i32x4_s(s0), f32x4.splat(h2fTab(<u32>load<u16>(p)) * load<f32>(ds)), acc0);
-    acc1 = fma4(f32x4.convert_i32x4_s(s1), f32x4.splat(h2fTab(<u32>load<u16>(p, 34)) * load<f32>(ds, 4)), acc1);
+    acc0 = fma4(f32x4.convert_i32x4_s(q8Block(v128.load(p, 2), v128.load(p, 18), v128.load(xq), v128.load(xq, 16), v128.load(xq, 32), v128.load(xq, 48))),
+      f32x4.mul(v128.load32_splat(tab + (<usize>load<u16>(p) << 2)), v128.load32_splat(ds)), acc0);
+    v128.store(sink, acc0);
+    acc1 = fma4(f32x4.convert_i32x4_s(q8Block(v128.load(p, 36), v128.load(p, 52), v128.load(xq, 64), v128.load(xq, 80), v128.load(xq, 96), v128.load(xq, 112))),
+      f32x4.mul(v128.load32_splat(tab + (<usize>load<u16>(p, 34) << 2)), v128.load32_splat(ds, 4)), acc1);
+    v128.store(sink, acc1);
     p += 2 * QBYTES; xq += 128; ds += 8;
   }
   if (b < nb) {
-    const s0 = i32x4.add(dot16(p + 2, xq), dot16(p + 18, xq + 32));
-    acc0 = fma4(f32x4.convert_i32x4_s(s0), f32x4.splat(h2fTab(<u32>load<u16>(p)) * load<f32>(ds)), acc0);
+    acc0 = fma4(f32x4.convert_i32x4_s(q8Block(v128.load(p, 2), v128.load(p, 18), v128.load(xq), v128.load(xq, 16), v128.load(xq, 32), v128.load(xq, 48))),
+      f32x4.mul(v128.load32_splat(tab + (<usize>load<u16>(p) << 2)), v128.load32_splat(ds)), acc0);
   }
   return rowSum(f32x4.add(acc0, acc1));
+}
+
+// Σ_j w[j]·qx[j] over one Q8_0 block: its 32 int8 weights (wa, wb) sign-extended to i16 against
+// its 32 i16 activations (x0…x3), i32x4.dot_i16x8_s (x86's pmaddwd), as four i32 lanes.
+// @ts-ignore: decorator
+@inline function q8Block(wa: v128, wb: v128, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(wa), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(wa), x1)),
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(wb), x2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(wb), x3)));
 }
 
 // dst (nb·32 f32) = the Q8_0 row at p dequantised: f32(d)·q, one rounding, as ggml.
@@ -169,7 +180,7 @@ export function q8_0_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: i
     let m = 0;
     for (; m + 3 <= M; m += 3) rowsDotQ8(3, xq + <usize>m * xs, xs, ds + <usize>m * dsS, dsS, row, nb, out + off(m * ldo + n), off(ldo), beta);
     if (m + 2 == M) rowsDotQ8(2, xq + <usize>m * xs, xs, ds + <usize>m * dsS, dsS, row, nb, out + off(m * ldo + n), off(ldo), beta);
-    else if (m + 1 == M) put(out + off(m * ldo + n), rowDotQ8(xq + <usize>m * xs, ds + <usize>m * dsS, row, nb), beta);
+    else if (m + 1 == M) put(out + off(m * ldo + n), rowDotQ8(xq + <usize>m * xs, ds + <usize>m * dsS, row, nb, scratch()), beta);
   }
 }
 
@@ -436,6 +447,50 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
   return rowSum(f32x4.add(acc0, acc1)) + mins;
 }
 
+// rowDot32 for Q4_0 on the relaxed build, the same sums in the same order (even blocks into
+// acc0, odd ones into acc1; each block's integer sum exact): four blocks a step with every address
+// a base pointer plus a constant offset, the half table's address in a local, and pairs of i16
+// lanes summed by i32x4.dot_i16x8_s with a hoisted vector of ones (V8 builds extadd_pairwise's
+// constant anew at each use), each block's accumulator stored to an unread scratch slot (sink: see
+// rowDotQ8). x8 and s as prepX8 lays them out (x8 at x8, s 32·nb bytes above).
+function rowDotQ4_0R(ds: usize, x8: usize, p: usize, nb: i32): f32 {
+  const tab = halfTable, sink = scratch();
+  const mask = i8x16.splat(0x0f), ones = i16x8.splat(1);
+  let xs = x8 + <usize>(32 * nb);
+  let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
+  let b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    acc0 = fma4(f32x4.convert_i32x4_s(q4Block(v128.load(p, 2), v128.load(x8), v128.load(x8, 16), v128.load(xs), mask, ones)),
+      f32x4.mul(v128.load32_splat(tab + (<usize>load<u16>(p) << 2)), v128.load32_splat(ds)), acc0);
+    v128.store(sink, acc0);
+    acc1 = fma4(f32x4.convert_i32x4_s(q4Block(v128.load(p, 20), v128.load(x8, 32), v128.load(x8, 48), v128.load(xs, 32), mask, ones)),
+      f32x4.mul(v128.load32_splat(tab + (<usize>load<u16>(p, 18) << 2)), v128.load32_splat(ds, 4)), acc1);
+    v128.store(sink, acc1);
+    acc0 = fma4(f32x4.convert_i32x4_s(q4Block(v128.load(p, 38), v128.load(x8, 64), v128.load(x8, 80), v128.load(xs, 64), mask, ones)),
+      f32x4.mul(v128.load32_splat(tab + (<usize>load<u16>(p, 36) << 2)), v128.load32_splat(ds, 8)), acc0);
+    v128.store(sink, acc0);
+    acc1 = fma4(f32x4.convert_i32x4_s(q4Block(v128.load(p, 56), v128.load(x8, 96), v128.load(x8, 112), v128.load(xs, 96), mask, ones)),
+      f32x4.mul(v128.load32_splat(tab + (<usize>load<u16>(p, 54) << 2)), v128.load32_splat(ds, 12)), acc1);
+    v128.store(sink, acc1);
+    p += 72; x8 += 128; xs += 128; ds += 16;
+  }
+  for (; b < nb; b++) {
+    const v = fma4(f32x4.convert_i32x4_s(q4Block(v128.load(p, 2), v128.load(x8), v128.load(x8, 16), v128.load(xs), mask, ones)),
+      f32x4.mul(v128.load32_splat(tab + (<usize>load<u16>(p) << 2)), v128.load32_splat(ds)), (b & 1) ? acc1 : acc0);
+    if (b & 1) acc1 = v; else acc0 = v;
+    p += 18; x8 += 32; xs += 32; ds += 4;
+  }
+  return rowSum(f32x4.add(acc0, acc1));
+}
+
+// One Q4_0 block on the relaxed build: Σ q·qx − 8·Σ qx as four i32 lanes, from its 16 bytes of
+// nibbles w, its prepared x8 halves xa, xb and its offset sums s (see block32R).
+// @ts-ignore: decorator
+@inline function q4Block(w: v128, xa: v128, xb: v128, s: v128, mask: v128, ones: v128): v128 {
+  const d = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xa, v128.and(w, mask)), i16x8.relaxed_dot_i8x16_i7x16_s(xb, hi4(w, mask)));
+  return i32x4.sub(i32x4.dot_i16x8_s(d, ones), s);
+}
+
 // Q4_K/Q5_K's 8 six-bit scales (scalesK) and mins (minsK) of the 12 bytes at s, byte j of the
 // result for sub-block j (get_scale_min_k4 on whole words: bytes 0–3 hold sub-blocks 0–3's low
 // six bits, bytes 8–11 the low four of 4–7 and the top two bits of 4–7 sit in bytes 0–7).
@@ -494,6 +549,7 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
 // One weight row of K-type super-blocks against the Q8_K-rounded x.
 // @ts-ignore: decorator
 @inline function rowDotK(t: i32, xq: usize, ds: usize, ss: usize, p: usize, nb: i32): f32 {
+  const sink = scratch(); // (the GEMM's scratch, unused while decoding)
   const bytes = <usize>typeBytes(t);
   const mask = i8x16.splat(0x0f), three = i8x16.splat(3), k32 = i8x16.splat(32);
   let acc = f32x4.splat(0), macc = f32x4.splat(0);
@@ -522,10 +578,12 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
           isum = i32x4.add(isum, i32x4.dot_i16x8_s(dotU(u1, y + 16), i16x8.splat(<i16>load<i8>(sc, 1))));
           isum = i32x4.add(isum, i32x4.dot_i16x8_s(dotU(u2, y + 32), i16x8.splat(<i16>load<i8>(sc, 2))));
           isum = i32x4.add(isum, i32x4.dot_i16x8_s(dotU(u3, y + 48), i16x8.splat(<i16>load<i8>(sc, 3))));
+          v128.store(sink, isum); // (see the Q4_K/Q5_K branch below)
           isum = i32x4.add(isum, i32x4.dot_i16x8_s(dotU(u4, y + 64), i16x8.splat(<i16>load<i8>(sc, 4))));
           isum = i32x4.add(isum, i32x4.dot_i16x8_s(dotU(u5, y + 80), i16x8.splat(<i16>load<i8>(sc, 5))));
           isum = i32x4.add(isum, i32x4.dot_i16x8_s(dotU(u6, y + 96), i16x8.splat(<i16>load<i8>(sc, 6))));
           isum = i32x4.add(isum, i32x4.dot_i16x8_s(dotU(u7, y + 112), i16x8.splat(<i16>load<i8>(sc, 7))));
+          v128.store(sink, isum);
         } else {
           isum = i32x4.add(isum, i32x4.mul(dotS(i8x16.sub(u0, k32), x), i32x4.splat(<i32>load<i8>(sc))));
           isum = i32x4.add(isum, i32x4.mul(dotS(i8x16.sub(u1, k32), x + 32), i32x4.splat(<i32>load<i8>(sc, 1))));
@@ -550,8 +608,16 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
       let hA = i8x16.splat(0), hB = i8x16.splat(0);
       if (t == T_Q5_K) { hA = v128.load(p, 16); hB = v128.load(p, 32); }
       // the four pairs of sub-blocks, unrolled (a loop kept the masks and scales in memory)
-      isum = i32x4.add(i32x4.add(kPair(t, 0, qs, hA, hB, xq, x8, scs, mask), kPair(t, 1, qs, hA, hB, xq, x8, scs, mask)),
-        i32x4.add(kPair(t, 2, qs, hA, hB, xq, x8, scs, mask), kPair(t, 3, qs, hA, hB, xq, x8, scs, mask)));
+      // Each pair's sum is stored to a scratch slot nobody reads (sink): the next pair's loads
+      // come after that store, so TurboFan cannot schedule all 24 loads of a super-block first
+      // (it did, and spilled most of them to the stack).
+      isum = kPair(t, 0, qs, hA, hB, xq, x8, scs, mask);
+      v128.store(sink, isum);
+      isum = i32x4.add(isum, kPair(t, 1, qs, hA, hB, xq, x8, scs, mask));
+      v128.store(sink, isum);
+      isum = i32x4.add(isum, kPair(t, 2, qs, hA, hB, xq, x8, scs, mask));
+      v128.store(sink, isum);
+      isum = i32x4.add(isum, kPair(t, 3, qs, hA, hB, xq, x8, scs, mask));
       acc = fma4(f32x4.convert_i32x4_s(isum), f32x4.splat(h2fTab(<u32>load<u16>(p)) * dy), acc);
       const dm = h2fTab(<u32>load<u16>(p, 2)) * dy;
       if (ASC_FEATURE_RELAXED_SIMD) {
@@ -658,7 +724,10 @@ function dequantRow2(t: i32, dst: usize, p: usize, nb: i32): void {
   else if (t == T_Q5_K) dqQ5_K(dst, p, nb);
   else dqQ6_K(dst, p, nb);
 }
-function dotQ4_0(xq: usize, ds: usize, ss: usize, p: usize, nb: i32): f32 { return rowDot32(T_Q4_0, xq, ds, ss, p, nb); }
+function dotQ4_0(xq: usize, ds: usize, ss: usize, p: usize, nb: i32): f32 {
+  if (ASC_FEATURE_RELAXED_SIMD) return rowDotQ4_0R(ds, ss + off(nb), p, nb);
+  return rowDot32(T_Q4_0, xq, ds, ss, p, nb);
+}
 function dotQ4_1(xq: usize, ds: usize, ss: usize, p: usize, nb: i32): f32 { return rowDot32(T_Q4_1, xq, ds, ss, p, nb); }
 function dotQ5_0(xq: usize, ds: usize, ss: usize, p: usize, nb: i32): f32 { return rowDot32(T_Q5_0, xq, ds, ss, p, nb); }
 function dotQ4_K(xq: usize, ds: usize, ss: usize, p: usize, nb: i32): f32 { return rowDotK(T_Q4_K, xq, ds, ss, p, nb); }
