@@ -362,9 +362,10 @@ function gemvRows(
 // C[m, n] (+)= A[m, :] · B[n, :] for M = ROWS_M (8), B's rows contiguous (sBk = 1), A's rows too.
 // Threads take pairs of weight rows; each pair is read from memory once and stays in L1 while
 // every group of 4 A rows is multiplied with it (4×2 register block: 8 accumulators, 6 loads
-// per 8 fused multiply-adds). Its sums are ordered otherwise than gemvRows': at 8 rows it ran
-// 1.1–1.4× faster than gemmFewRows' blocks of 3 (two weight rows side by side cost little when
-// each is used 8 times), so it keeps M = 8.
+// per 8 fused multiply-adds; the groups of A rows are read from a chunk-interleaved copy in
+// scratch, packRows, so that their loads need one pointer). Its sums are ordered otherwise than
+// gemvRows': at 8 rows it ran 1.1–1.4× faster than gemmFewRows' blocks of 3 (two weight rows
+// side by side cost little when each is used 8 times), so it keeps M = 8.
 function gemmRowsSmallM(
   a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, sAm: i32, sBn: i32, ldc: i32,
   batch: i32, sAb: i32, sBb: i32, sCb: i32, beta: i32, tid: i32, nt: i32,
@@ -373,6 +374,10 @@ function gemmRowsSmallM(
   const units = batch * pairs;
   const u0 = <i32>((<i64>units * tid) / nt), u1 = <i32>((<i64>units * (tid + 1)) / nt);
   const K4 = K & ~3;
+  const block = off(4 * K4); // bytes of one packed group of 4 rows
+  const packed = scratch() + PACK_OFF;
+  const packOk = <usize>(M >> 2) * block <= PACK_MAX;
+  let lastBt = -1;
   for (let u = u0; u < u1; u++) {
     const bt = u / pairs;
     const n = (u - bt * pairs) << 1;
@@ -380,19 +385,36 @@ function gemmRowsSmallM(
     const w0 = b + off(bt * sBb + n * sBn);
     const two = n + 1 < N;
     const w1 = two ? w0 + off(sBn) : w0;
+    if (packOk && bt != lastBt) {
+      for (let m = 0; m + 4 <= M; m += 4) packRows(ab + off(m * sAm), sAm, 4, K, packed + <usize>(m >> 2) * block);
+      lastBt = bt;
+    }
     let m = 0;
     for (; m + 4 <= M; m += 4) {
       const x0 = ab + off(m * sAm), x1 = x0 + off(sAm), x2 = x1 + off(sAm), x3 = x2 + off(sAm);
       let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s10 = f32x4.splat(0), s11 = f32x4.splat(0);
       let s20 = f32x4.splat(0), s21 = f32x4.splat(0), s30 = f32x4.splat(0), s31 = f32x4.splat(0);
-      for (let o: usize = 0, e = off(K4); o < e; o += 16) {
-        const v0 = v128.load(w0 + o), v1 = v128.load(w1 + o);
-        const y0 = v128.load(x0 + o), y1 = v128.load(x1 + o);
-        s00 = fma4(y0, v0, s00); s01 = fma4(y0, v1, s01);
-        s10 = fma4(y1, v0, s10); s11 = fma4(y1, v1, s11);
-        const y2 = v128.load(x2 + o), y3 = v128.load(x3 + o);
-        s20 = fma4(y2, v0, s20); s21 = fma4(y2, v1, s21);
-        s30 = fma4(y3, v0, s30); s31 = fma4(y3, v1, s31);
+      if (packOk) {
+        let xq = packed + <usize>(m >> 2) * block, wa = w0, wb = w1;
+        for (const we = w0 + off(K4); wa < we; wa += 16, wb += 16, xq += 64) {
+          const v0 = v128.load(wa), v1 = v128.load(wb);
+          const y0 = v128.load(xq), y1 = v128.load(xq, 16);
+          s00 = fma4(y0, v0, s00); s01 = fma4(y0, v1, s01);
+          s10 = fma4(y1, v0, s10); s11 = fma4(y1, v1, s11);
+          const y2 = v128.load(xq, 32), y3 = v128.load(xq, 48);
+          s20 = fma4(y2, v0, s20); s21 = fma4(y2, v1, s21);
+          s30 = fma4(y3, v0, s30); s31 = fma4(y3, v1, s31);
+        }
+      } else {
+        for (let o: usize = 0, e = off(K4); o < e; o += 16) {
+          const v0 = v128.load(w0 + o), v1 = v128.load(w1 + o);
+          const y0 = v128.load(x0 + o), y1 = v128.load(x1 + o);
+          s00 = fma4(y0, v0, s00); s01 = fma4(y0, v1, s01);
+          s10 = fma4(y1, v0, s10); s11 = fma4(y1, v1, s11);
+          const y2 = v128.load(x2 + o), y3 = v128.load(x3 + o);
+          s20 = fma4(y2, v0, s20); s21 = fma4(y2, v1, s21);
+          s30 = fma4(y3, v0, s30); s31 = fma4(y3, v1, s31);
+        }
       }
       putRow(cb + off(m * ldc + n), hsum4(s00) + rowTail(x0, w0, K), hsum4(s01) + rowTail(x0, w1, K), two, beta);
       putRow(cb + off((m + 1) * ldc + n), hsum4(s10) + rowTail(x1, w0, K), hsum4(s11) + rowTail(x1, w1, K), two, beta);
