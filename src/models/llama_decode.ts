@@ -20,7 +20,7 @@ import * as T from '../tensor/ops.js';
 import { kernel, gatherQuantizedRows, quantizedMatmulInto } from '../tensor/ops.js';
 import { unscoped } from '../tensor/storage.js';
 import { IndexError, ShapeError } from '../tensor/errors.js';
-import { H } from '../backend/heap.js';
+import { H, alloc, release } from '../backend/heap.js';
 import type { KVCache } from './llama.js';
 
 /** The weights of one decoder layer as the plan uses them. */
@@ -72,21 +72,31 @@ export class DecodePlan {
   private readonly lse: Tensor;
   private readonly gu: Tensor;
   private readonly act: Tensor;
-  /** With T > 1: att as (B, T, Hq, hd) (a view), and its contiguous copy, o_proj's input rows. */
-  private readonly attT: Tensor | null = null;
+  /**
+   * With T > 1: att's contiguous copy as (B, T, Hq, hd), o_proj's input rows, and the copy
+   * kernel's meta block for it (shape and strides, written once: the copy runs every layer).
+   */
   private readonly attRows: Tensor | null = null;
+  private copyMeta = 0;
 
   constructor(readonly s: PlanSpec, readonly B: number, readonly Tn: number) {
     const { D, Hq, Hkv, hd, I } = s, n = B * Tn;
     [this.h, this.x, this.rstd, this.qkv, this.att, this.lse, this.gu, this.act] = unscoped(() => [
       [B, Tn, D], [n, D], [n], [n, (Hq + 2 * Hkv) * hd], [B, Hq, Tn, hd], [B, Hq, Tn], [n, 2 * I], [n, I],
     ].map((shape) => T.empty(shape)));
-    if (Tn > 1) [this.attT, this.attRows] = unscoped(() => [T.transpose(this.att, 1, 2), T.empty([B, Tn, Hq, hd])]);
+    if (Tn > 1) {
+      this.attRows = unscoped(() => T.empty([B, Tn, Hq, hd]));
+      // copy's meta: the shape (B, T, Hq, hd), the destination's strides, then att's read as (B, T, Hq, hd).
+      const meta = [B, Tn, Hq, hd, Tn * Hq * hd, Hq * hd, hd, 1, Hq * Tn * hd, hd, Tn * hd, 1];
+      this.copyMeta = alloc(4 * meta.length);
+      H.i32.set(meta, this.copyMeta >>> 2);
+    }
   }
 
   private rowsOfAttention(): number {
-    T.copyInto(this.attRows!, this.attT!);
-    return this.attRows!.ptr;
+    const rows = this.attRows!;
+    kernel('copy', [rows.ptr, this.att.ptr, 4, this.copyMeta, rows.size], rows.size);
+    return rows.ptr;
   }
 
   /**
@@ -157,5 +167,7 @@ export class DecodePlan {
 
   dispose(): void {
     for (const t of [this.h, this.x, this.rstd, this.qkv, this.att, this.lse, this.gu, this.act, this.attRows]) t?.dispose();
+    if (this.copyMeta) release(this.copyMeta);
+    this.copyMeta = 0;
   }
 }

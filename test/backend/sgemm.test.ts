@@ -225,6 +225,34 @@ test('wasm sgemm: 2–7 rows against weight rows give each row exactly what one 
   }
 });
 
+test('wasm sgemm: 2–7 rows with strided rows of A, batches and beta = 1 still give each row what one row alone gives', () => {
+  // gemmFewRows copies rows of A into scratch (blocks of 4 and 2, again for each matrix of a
+  // batch): rows that are not contiguous with each other, a second matrix whose rows differ,
+  // and accumulation into C must all keep each element exactly the one-row product's.
+  for (const [M, N, K, pad, batch, beta] of [[4, 9, 288, 5, 2, 0], [5, 6, 67, 3, 2, 1], [6, 7, 300, 1, 3, 0], [7, 5, 64, 8, 2, 1], [2, 11, 771, 2, 2, 1], [4, 3, 3, 1, 1, 1], [6, 4, 18, 0, 2, 0]] as const) {
+    const f = H.f32;
+    const lda = K + pad;
+    const a = alloc(4 * batch * M * lda), b = alloc(4 * batch * N * K), c = alloc(4 * batch * M * N), c1 = alloc(4 * N);
+    for (let i = 0; i < batch * M * lda; i++) f[(a >>> 2) + i] = rand() * 2 - 1;
+    for (let i = 0; i < batch * N * K; i++) f[(b >>> 2) + i] = rand() * 2 - 1;
+    const init = Array.from({ length: batch * M * N }, () => rand() * 2 - 1);
+    for (const be of [be1, be2]) {
+      f.set(init, c >>> 2);
+      be.call('sgemm', [a, b, c, M, N, K, lda, 1, 1, K, N, batch, M * lda, N * K, M * N, beta], batch * M * N * K);
+      for (let bt = 0; bt < batch; bt++) {
+        for (let m = 0; m < M; m++) {
+          f.set(init.slice((bt * M + m) * N, (bt * M + m + 1) * N), c1 >>> 2);
+          be.call('sgemm', [a + 4 * (bt * M * lda + m * lda), b + 4 * bt * N * K, c1, 1, N, K, K, 1, 1, K, N, 1, K, N * K, N, beta], N * K);
+          const many = Array.from(f.subarray((c >>> 2) + (bt * M + m) * N, (c >>> 2) + (bt * M + m + 1) * N));
+          const one = Array.from(f.subarray(c1 >>> 2, (c1 >>> 2) + N));
+          assert.deepEqual(many, one, `M=${M} N=${N} K=${K} lda=${lda} batch ${bt} row ${m} beta=${beta} on ${be.threads} thread(s)`);
+        }
+      }
+    }
+    for (const p of [a, b, c, c1]) release(p);
+  }
+});
+
 test('wasm sgemm: large blocked shapes cross the KC/MC/NC block edges', () => {
   const big: Case[] = [
     { M: 257, N: 2100, K: 260, transA: false, transB: false, batch: 1, bcastA: false, bcastB: false, beta: 1, padA: 1, padB: 0, padC: 3 },

@@ -16,7 +16,7 @@
 // Work is split over threads by MR-row tiles of C (over batch×M) when there are enough,
 // otherwise by NR-column strips.
 import { fma4, hsum4, rowDot4, rowSum, rowTail } from './simd';
-import { scratch } from './scratch';
+import { scratch, SCRATCH_BYTES } from './scratch';
 
 // Micro-tile and cache blocking.
 // 6×8 needs 15 xmm registers (12 accumulators, 2 B vectors, 1 broadcast) with fused multiply-add;
@@ -34,6 +34,10 @@ const ROWS_OFF: usize = TILE_OFF + <usize>(MR * NR * 4);
 // gemmBlock uses the scratch below ROWS_OFF only: a caller may keep its own data above it (the
 // Q8_0 kernels dequantise a weight panel there, see quant.ts).
 export const GEMM_SCRATCH_END: usize = ROWS_OFF;
+// gemmFewRows' packed blocks: rows4's first-pass sums wait at ROWS_OFF (64 bytes), the write-only
+// slot of rows4 and rows2 follows (16 bytes), then the packed rows of A.
+const PACK_OFF: usize = ROWS_OFF + 128;
+const PACK_MAX: usize = <usize>SCRATCH_BYTES - PACK_OFF;
 // The small-M path handles at most this many rows per matrix.
 const SMALL_M: i32 = 4;
 // The small-M path copies A rows with non-unit K stride into scratch: at most this K.
@@ -358,9 +362,10 @@ function gemvRows(
 // C[m, n] (+)= A[m, :] · B[n, :] for M = ROWS_M (8), B's rows contiguous (sBk = 1), A's rows too.
 // Threads take pairs of weight rows; each pair is read from memory once and stays in L1 while
 // every group of 4 A rows is multiplied with it (4×2 register block: 8 accumulators, 6 loads
-// per 8 fused multiply-adds). Its sums are ordered otherwise than gemvRows': at 8 rows it ran
-// 1.1–1.4× faster than gemmFewRows' blocks of 3 (two weight rows side by side cost little when
-// each is used 8 times), so it keeps M = 8.
+// per 8 fused multiply-adds; the groups of A rows are read from a chunk-interleaved copy in
+// scratch, packRows, so that their loads need one pointer). Its sums are ordered otherwise than
+// gemvRows': at 8 rows it ran 1.1–1.4× faster than gemmFewRows' blocks of 3 (two weight rows
+// side by side cost little when each is used 8 times), so it keeps M = 8.
 function gemmRowsSmallM(
   a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, sAm: i32, sBn: i32, ldc: i32,
   batch: i32, sAb: i32, sBb: i32, sCb: i32, beta: i32, tid: i32, nt: i32,
@@ -369,6 +374,10 @@ function gemmRowsSmallM(
   const units = batch * pairs;
   const u0 = <i32>((<i64>units * tid) / nt), u1 = <i32>((<i64>units * (tid + 1)) / nt);
   const K4 = K & ~3;
+  const block = off(4 * K4); // bytes of one packed group of 4 rows
+  const packed = scratch() + PACK_OFF;
+  const packOk = <usize>(M >> 2) * block <= PACK_MAX;
+  let lastBt = -1;
   for (let u = u0; u < u1; u++) {
     const bt = u / pairs;
     const n = (u - bt * pairs) << 1;
@@ -376,19 +385,36 @@ function gemmRowsSmallM(
     const w0 = b + off(bt * sBb + n * sBn);
     const two = n + 1 < N;
     const w1 = two ? w0 + off(sBn) : w0;
+    if (packOk && bt != lastBt) {
+      for (let m = 0; m + 4 <= M; m += 4) packRows(ab + off(m * sAm), sAm, 4, K, packed + <usize>(m >> 2) * block);
+      lastBt = bt;
+    }
     let m = 0;
     for (; m + 4 <= M; m += 4) {
       const x0 = ab + off(m * sAm), x1 = x0 + off(sAm), x2 = x1 + off(sAm), x3 = x2 + off(sAm);
       let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s10 = f32x4.splat(0), s11 = f32x4.splat(0);
       let s20 = f32x4.splat(0), s21 = f32x4.splat(0), s30 = f32x4.splat(0), s31 = f32x4.splat(0);
-      for (let o: usize = 0, e = off(K4); o < e; o += 16) {
-        const v0 = v128.load(w0 + o), v1 = v128.load(w1 + o);
-        const y0 = v128.load(x0 + o), y1 = v128.load(x1 + o);
-        s00 = fma4(y0, v0, s00); s01 = fma4(y0, v1, s01);
-        s10 = fma4(y1, v0, s10); s11 = fma4(y1, v1, s11);
-        const y2 = v128.load(x2 + o), y3 = v128.load(x3 + o);
-        s20 = fma4(y2, v0, s20); s21 = fma4(y2, v1, s21);
-        s30 = fma4(y3, v0, s30); s31 = fma4(y3, v1, s31);
+      if (packOk) {
+        let xq = packed + <usize>(m >> 2) * block, wa = w0, wb = w1;
+        for (const we = w0 + off(K4); wa < we; wa += 16, wb += 16, xq += 64) {
+          const v0 = v128.load(wa), v1 = v128.load(wb);
+          const y0 = v128.load(xq), y1 = v128.load(xq, 16);
+          s00 = fma4(y0, v0, s00); s01 = fma4(y0, v1, s01);
+          s10 = fma4(y1, v0, s10); s11 = fma4(y1, v1, s11);
+          const y2 = v128.load(xq, 32), y3 = v128.load(xq, 48);
+          s20 = fma4(y2, v0, s20); s21 = fma4(y2, v1, s21);
+          s30 = fma4(y3, v0, s30); s31 = fma4(y3, v1, s31);
+        }
+      } else {
+        for (let o: usize = 0, e = off(K4); o < e; o += 16) {
+          const v0 = v128.load(w0 + o), v1 = v128.load(w1 + o);
+          const y0 = v128.load(x0 + o), y1 = v128.load(x1 + o);
+          s00 = fma4(y0, v0, s00); s01 = fma4(y0, v1, s01);
+          s10 = fma4(y1, v0, s10); s11 = fma4(y1, v1, s11);
+          const y2 = v128.load(x2 + o), y3 = v128.load(x3 + o);
+          s20 = fma4(y2, v0, s20); s21 = fma4(y2, v1, s21);
+          s30 = fma4(y3, v0, s30); s31 = fma4(y3, v1, s31);
+        }
       }
       putRow(cb + off(m * ldc + n), hsum4(s00) + rowTail(x0, w0, K), hsum4(s01) + rowTail(x0, w1, K), two, beta);
       putRow(cb + off((m + 1) * ldc + n), hsum4(s10) + rowTail(x1, w0, K), hsum4(s11) + rowTail(x1, w1, K), two, beta);
@@ -424,12 +450,12 @@ const ROWS_M: i32 = 8;
 // accumulators over 16-float strides, the 4-float tail into the first, (s0 + s1) + (s2 + s3),
 // rowSum, then the scalar tail): verifying T tokens in one call gives the logits of T plain
 // decoding steps bit for bit. Weight rows are streamed one at a time in memory order, as gemvRows
-// does (two rows read side by side measured slower here); each stays in L1 while the rows of A
-// are multiplied with it in blocks of 3 rows (then 2, or a last single row through rowDot4).
-// A block takes rowDot4's accumulators 0–1 in one pass over the weight row and 2–3 in a second
-// (from L1): 6 independent FMA chains. Wider blocks (4 rows × 2 accumulators, 2 rows × 4) need
-// 8 accumulators, and the engine (V8, which also unrolls the loop) then spilled accumulators to
-// the stack inside the loop: 1.5–2× slower than blocks of 3.
+// does (two rows read side by side measured slower here, and slower still for blocks of rows of
+// A: the weights then come from L3 as two streams); each stays in L1 while the rows of A are
+// multiplied with it: the first 4 rows as one block (rows4), then 2 (rows2) or 3 (fewRows) or
+// a last single row through rowDot4. rows4 and rows2 run 8 independent FMA chains and read the
+// rows of A from a copy in this thread's scratch, interleaved chunk by chunk (packRows), so that
+// every load of their inner loops is a constant offset from one pointer.
 function gemmFewRows(
   a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, sAm: i32, sBn: i32, ldc: i32,
   batch: i32, sAb: i32, sBb: i32, sCb: i32, beta: i32, tid: i32, nt: i32,
@@ -438,13 +464,32 @@ function gemmFewRows(
   const u0 = <i32>((<i64>units * tid) / nt), u1 = <i32>((<i64>units * (tid + 1)) / nt);
   const ldcb = off(ldc);
   const tail = (K & 3) != 0;
+  // The packed blocks: 4 rows, then 2, of K & ~3 floats each (without the room: the plain blocks).
+  const packOk = off(6 * (K & ~3)) <= PACK_MAX;
+  const m4 = packOk && M >= 4 ? 4 : 0;
+  const two = packOk && M - m4 == 2;
+  const p4 = scratch() + PACK_OFF, p2 = p4 + off(4 * (K & ~3));
+  let lastBt = -1;
   for (let u = u0; u < u1; u++) {
     const bt = u / N;
     const n = u - bt * N;
     const x = a + off(bt * sAb);
     const w = b + off(bt * sBb + n * sBn);
     const cp = c + off(bt * sCb + n);
+    if (bt != lastBt) {
+      if (m4) packRows(x, sAm, 4, K, p4);
+      if (two) packRows(x + off(m4 * sAm), sAm, 2, K, p2);
+      lastBt = bt;
+    }
     let m = 0;
+    if (m4) {
+      rows4(p4, x, sAm, w, K, cp, ldcb, beta);
+      m = 4;
+    }
+    if (two) {
+      rows2(p2, x + off(m * sAm), sAm, w, K, cp + <usize>m * ldcb, ldcb, beta);
+      continue;
+    }
     for (; m + 3 <= M; m += 3) fewRows(3, x + off(m * sAm), sAm, w, K, cp + <usize>m * ldcb, ldcb, beta);
     if (m + 2 == M) {
       fewRows(2, x + off(m * sAm), sAm, w, K, cp + <usize>m * ldcb, ldcb, beta);
@@ -455,6 +500,107 @@ function gemmFewRows(
       put(cp + <usize>m * ldcb, v, beta);
     }
   }
+}
+
+// R rows of A (row stride sAm), their K & ~3 first elements, into dst chunk by chunk:
+// dst[16·(R·c + r)] = the 4 floats of row r at 4c.
+function packRows(x: usize, sAm: i32, R: i32, K: i32, dst: usize): void {
+  const chunks = K >> 2;
+  const step = <usize>R << 4;
+  for (let r = 0; r < R; r++) {
+    const src = x + off(r * sAm);
+    let d = dst + (<usize>r << 4);
+    for (let i = 0; i < chunks; i++, d += step) v128.store(d, v128.load(src + (<usize>i << 4)));
+  }
+}
+
+// The engine (V8) schedules every load of a loop iteration before its multiply-adds, so a loop
+// with 8 accumulators and 10 loads per iteration would not fit its 15 vector registers (such
+// blocks spilled accumulators to the stack and ran 1.5–2× slower). In rows4 and rows2 a store
+// of the first group's sums to a scratch slot (`sink`, never read) in the middle of an
+// iteration orders the next group's loads after that group's multiply-adds (memory operations
+// keep their order): 13 vector registers live at most. The sums are those of rowDot4.
+
+// Rows 2 of A (packed at p by packRows with R = 2; x is the first row unpacked, for the scalar
+// tail) against the weight row w, rowDot4's four accumulators in one pass: C[0] at cp, C[1] at
+// cp + ldcb.
+// @ts-ignore: decorator
+@inline function rows2(p: usize, x: usize, sAm: i32, w: usize, K: i32, cp: usize, ldcb: usize, beta: i32): void {
+  const e16 = off(K & ~15), e4 = off(K & ~3);
+  const tail = (K & 3) != 0;
+  const sink = scratch() + ROWS_OFF + 64;
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+  let wq = w, xq = p;
+  for (const we = w + e16; wq < we; wq += 64, xq += 128) {
+    let v = v128.load(wq);
+    a0 = fma4(v128.load(xq), v, a0); b0 = fma4(v128.load(xq, 16), v, b0);
+    v128.store(sink, f32x4.add(a0, b0));
+    v = v128.load(wq, 16);
+    a1 = fma4(v128.load(xq, 32), v, a1); b1 = fma4(v128.load(xq, 48), v, b1);
+    v128.store(sink, f32x4.add(a1, b1));
+    v = v128.load(wq, 32);
+    a2 = fma4(v128.load(xq, 64), v, a2); b2 = fma4(v128.load(xq, 80), v, b2);
+    v128.store(sink, f32x4.add(a2, b2));
+    v = v128.load(wq, 48);
+    a3 = fma4(v128.load(xq, 96), v, a3); b3 = fma4(v128.load(xq, 112), v, b3);
+  }
+  for (const we4 = w + e4; wq < we4; wq += 16, xq += 32) {
+    const v = v128.load(wq);
+    a0 = fma4(v128.load(xq), v, a0); b0 = fma4(v128.load(xq, 16), v, b0);
+  }
+  finishRow(x, w, K, tail, f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)), cp, beta);
+  finishRow(x + off(sAm), w, K, tail, f32x4.add(f32x4.add(b0, b1), f32x4.add(b2, b3)), cp + ldcb, beta);
+}
+
+// Rows 0–3 of A (packed at p by packRows with R = 4; x is the first row unpacked, for the scalar
+// tails) against the weight row w: C[r] at cp + r·ldcb. Accumulators 0–1 of the 4 rows in one pass
+// over the weight row (8 chains), 2–3 in a second (from L1), as fewRows does for 3 rows.
+// @ts-ignore: decorator
+@inline function rows4(p: usize, x: usize, sAm: i32, w: usize, K: i32, cp: usize, ldcb: usize, beta: i32): void {
+  const e16 = off(K & ~15), e4 = off(K & ~3);
+  const tail = (K & 3) != 0;
+  const stash = scratch() + ROWS_OFF, sink = stash + 64;
+  {
+    // Accumulators 0 (a?0) and 1 (a?1): chunks at 0 and 16 bytes of every 64; the 4-float tail into 0.
+    let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
+    let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
+    let wq = w, xq = p;
+    for (const we = w + e16; wq < we; wq += 64, xq += 256) {
+      let v = v128.load(wq);
+      a00 = fma4(v128.load(xq), v, a00); a10 = fma4(v128.load(xq, 16), v, a10);
+      a20 = fma4(v128.load(xq, 32), v, a20); a30 = fma4(v128.load(xq, 48), v, a30);
+      v128.store(sink, f32x4.add(f32x4.add(a00, a10), f32x4.add(a20, a30)));
+      v = v128.load(wq, 16);
+      a01 = fma4(v128.load(xq, 64), v, a01); a11 = fma4(v128.load(xq, 80), v, a11);
+      a21 = fma4(v128.load(xq, 96), v, a21); a31 = fma4(v128.load(xq, 112), v, a31);
+    }
+    for (const we4 = w + e4; wq < we4; wq += 16, xq += 64) {
+      const v = v128.load(wq);
+      a00 = fma4(v128.load(xq), v, a00); a10 = fma4(v128.load(xq, 16), v, a10);
+      a20 = fma4(v128.load(xq, 32), v, a20); a30 = fma4(v128.load(xq, 48), v, a30);
+    }
+    v128.store(stash, f32x4.add(a00, a01)); v128.store(stash, f32x4.add(a10, a11), 16);
+    v128.store(stash, f32x4.add(a20, a21), 32); v128.store(stash, f32x4.add(a30, a31), 48);
+  }
+  // Accumulators 2 and 3: chunks at 32 and 48 bytes of every 64.
+  let a02 = f32x4.splat(0), a03 = f32x4.splat(0), a12 = f32x4.splat(0), a13 = f32x4.splat(0);
+  let a22 = f32x4.splat(0), a23 = f32x4.splat(0), a32 = f32x4.splat(0), a33 = f32x4.splat(0);
+  let wq = w + 32, xq = p + 128;
+  for (const we = w + e16; wq < we; wq += 64, xq += 256) {
+    let v = v128.load(wq);
+    a02 = fma4(v128.load(xq), v, a02); a12 = fma4(v128.load(xq, 16), v, a12);
+    a22 = fma4(v128.load(xq, 32), v, a22); a32 = fma4(v128.load(xq, 48), v, a32);
+    v128.store(sink, f32x4.add(f32x4.add(a02, a12), f32x4.add(a22, a32)));
+    v = v128.load(wq, 16);
+    a03 = fma4(v128.load(xq, 64), v, a03); a13 = fma4(v128.load(xq, 80), v, a13);
+    a23 = fma4(v128.load(xq, 96), v, a23); a33 = fma4(v128.load(xq, 112), v, a33);
+  }
+  const x1 = x + off(sAm), x2 = x1 + off(sAm), x3 = x2 + off(sAm);
+  finishRow(x, w, K, tail, f32x4.add(v128.load(stash), f32x4.add(a02, a03)), cp, beta);
+  finishRow(x1, w, K, tail, f32x4.add(v128.load(stash, 16), f32x4.add(a12, a13)), cp + ldcb, beta);
+  finishRow(x2, w, K, tail, f32x4.add(v128.load(stash, 32), f32x4.add(a22, a23)), cp + 2 * ldcb, beta);
+  finishRow(x3, w, K, tail, f32x4.add(v128.load(stash, 48), f32x4.add(a32, a33)), cp + 3 * ldcb, beta);
 }
 
 // R rows of A (2 or 3, a constant after inlining) from x (row stride sAm) against the weight row w:
