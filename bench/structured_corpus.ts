@@ -125,19 +125,32 @@ export function recordLine(r: CorpusResult): string {
   return JSON.stringify({ ...rest, ...(gc ? { gcMasks: gc.filter(Boolean).length } : {}), ...(fin.length ? { allocMean: Math.round(fin.reduce((a, b) => a + b, 0) / fin.length) } : {}), ...(least ? { p99Least: +pct(least, 99).toFixed(1) } : {}), ...(error !== undefined ? { error: error.split('\n')[0].slice(0, 200) } : {}), ...(r.compileMs !== undefined ? { compileMs: +r.compileMs.toFixed(3) } : {}), nMasks: masks.length, p99: masks.length ? +pct(masks, 99).toFixed(1) : undefined, p99Work: work?.length ? pct(work, 99) : undefined });
 }
 
+/** A corpus file: a schema with its test instances ({ schema, tests }), or a bare schema. */
+interface CorpusDoc { schema: JsonSchema; tests: Array<{ data: unknown; valid: boolean }> }
+function readCorpusDoc(path: string): CorpusDoc {
+  const doc = JSON.parse(readFileSync(path, 'utf8')) as { schema?: JsonSchema; tests?: CorpusDoc['tests'] };
+  const schema = (doc && typeof doc === 'object' && 'schema' in doc ? doc.schema : doc) as JsonSchema;
+  return { schema, tests: Array.isArray(doc?.tests) ? doc.tests : [] };
+}
+
+/** The schema's matcher as a server meets it (generating: only the declared keys), with its first mask made (part of the compile time). */
+function compileCorpusSchema(schema: JsonSchema, vocab: TokenVocab, generating: boolean): TokenMatcher {
+  const m = new TokenMatcher(new SchemaCompiler(schema, generating ? { additionalProperties: 'declared' } : {}).compile(), vocab);
+  m.mask(m.initial);
+  return m;
+}
+
 /** One schema and its tests. */
 export function runCorpusFile(path: string, tok: HFTokenizer, vocab: TokenVocab, log: (l: string) => void, judgeOf: CorpusOptions['judge'] = ajvJudge, generating = false): CorpusResult {
   const file = basename(path);
   const r: CorpusResult = { file, status: 'compiled', valid: 0, validAccepted: 0, invalid: 0, invalidAccepted: 0, crashes: 0, masks: [] };
-  let doc: { schema?: JsonSchema; tests?: Array<{ data: unknown; valid: boolean }> };
-  try { doc = JSON.parse(readFileSync(path, 'utf8')); } catch (e) { r.status = 'unreadable'; r.error = (e as Error).message; return r; }
-  const schema = (doc && typeof doc === 'object' && 'schema' in doc ? doc.schema : doc) as JsonSchema;
-  const tests = Array.isArray(doc?.tests) ? doc.tests : [];
+  let doc: CorpusDoc;
+  try { doc = readCorpusDoc(path); } catch (e) { r.status = 'unreadable'; r.error = (e as Error).message; return r; }
+  const { schema, tests } = doc;
   let m: TokenMatcher;
   const t0 = performance.now();
   try {
-    m = new TokenMatcher(new SchemaCompiler(schema, generating ? { additionalProperties: 'declared' } : {}).compile(), vocab);
-    m.mask(m.initial);
+    m = compileCorpusSchema(schema, vocab, generating);
   } catch (e) {
     if (e instanceof StructuredError) { r.status = 'refused'; r.error = `${e.constructor.name}: ${e.message}`; return r; }
     r.status = 'crash'; r.error = (e as Error).stack ?? String(e); log(`CRASH compiling ${file}: ${r.error.split('\n').slice(0, 4).join(' | ')}`); return r;
@@ -190,14 +203,11 @@ export function runCorpusFile(path: string, tok: HFTokenizer, vocab: TokenVocab,
  * does not compile.
  */
 export function timeCorpusFile(path: string, tok: HFTokenizer, vocab: TokenVocab, generating = false): { start: number; compileMs: number; masks: number[]; at: number[] } | null {
-  const doc = JSON.parse(readFileSync(path, 'utf8')) as { schema?: JsonSchema; tests?: Array<{ data: unknown }> };
-  const schema = (doc && typeof doc === 'object' && 'schema' in doc ? doc.schema : doc) as JsonSchema;
-  const tests = Array.isArray(doc?.tests) ? doc.tests : [];
+  const { schema, tests } = readCorpusDoc(path);
   let m: TokenMatcher;
   const t0 = performance.now();
   try {
-    m = new TokenMatcher(new SchemaCompiler(schema, generating ? { additionalProperties: 'declared' } : {}).compile(), vocab);
-    m.mask(m.initial);
+    m = compileCorpusSchema(schema, vocab, generating);
   } catch { return null; }
   const out = { start: t0, compileMs: performance.now() - t0, masks: [] as number[], at: [] as number[] };
   for (const t of tests) {
