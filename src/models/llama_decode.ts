@@ -86,8 +86,10 @@ export class DecodePlan {
     ].map((shape) => T.empty(shape)));
     if (Tn > 1) {
       this.attRows = unscoped(() => T.empty([B, Tn, Hq, hd]));
-      // copy's meta: the shape (B, T, Hq, hd), the destination's strides, then att's read as (B, T, Hq, hd).
-      const meta = [B, Tn, Hq, hd, Tn * Hq * hd, Hq * hd, hd, 1, Hq * Tn * hd, hd, Tn * hd, 1];
+      // copy's meta (as copyInto writes it): the shape, the destination's strides, then the strides
+      // of att read as (B, T, Hq, hd) (a transposed view: no storage of its own).
+      const src = T.transpose(this.att, 1, 2);
+      const meta = [...src.shape, ...this.attRows.strides, ...src.strides];
       this.copyMeta = alloc(4 * meta.length);
       H.i32.set(meta, this.copyMeta >>> 2);
     }
