@@ -755,11 +755,9 @@ export class LlamaForCausalLM extends CausalLM {
       const err = treeInputError(opts.tree, Tn);
       if (err) throw new ShapeError('LlamaForCausalLM', err);
       if (opts.padLeft?.some((p) => p > 0)) throw new ShapeError('LlamaForCausalLM', 'a token tree cannot be combined with left padding');
-    } else if (cache && Tn > Math.min(cache.room, isGradEnabled() || this._record ? Infinity : PREFILL_CHUNK)) {
-      // A prefill in chunks, each attending to the cache the ones before it filled: no more new
-      // positions at once than the rolling buffers have room for, and (without autograd) at most
-      // PREFILL_CHUNK positions' activations at a time, as llama.cpp's micro-batches.
-      const step = Math.min(cache.room, isGradEnabled() || this._record ? Infinity : PREFILL_CHUNK), parts: Tensor[] = [];
+    } else if (cache && Tn > this.chunkOf(cache)) {
+      // A prefill in chunks, each attending to the cache the ones before it filled.
+      const step = this.chunkOf(cache), parts: Tensor[] = [];
       for (let a = 0; a < Tn; a += step) parts.push(this.hidden(T.contiguous(T.slice(ids, 1, a, Math.min(Tn, a + step))), cache, { padLeft: opts.padLeft }));
       return T.concat(parts, 1);
     }
@@ -790,6 +788,15 @@ export class LlamaForCausalLM extends CausalLM {
     else this.model.layers.forEach((layer, i) => { h = layer.forward(h, at(i), cache, i, this._record ?? undefined); });
     if (cache) cache.length += Tn;
     return this.model.norm.forward(h);
+  }
+
+  /**
+   * Most new positions one forward through `cache` takes at once: no more than the rolling buffers
+   * have room for, and (without autograd) at most PREFILL_CHUNK positions' activations at a time,
+   * as llama.cpp's micro-batches.
+   */
+  private chunkOf(cache: KVCache): number {
+    return Math.min(cache.room, isGradEnabled() || this._record ? Infinity : PREFILL_CHUNK);
   }
 
   /**

@@ -11,7 +11,7 @@ let deferring = 0;
 
 /**
  * Run `build` (a loader building the model its file's weights go into) with the storage of
- * unfilled parameters (`unallocatedIn`) not allocated until first written: the loader then
+ * unfilled parameters (`Tensor.unfilled`) not allocated until first written: the loader then
  * materialises each one as it copies a weight in, and a parameter that is replaced instead (an f32
  * weight whose quantised blocks stay as stored) never takes heap at all. A 1.1B-parameter Q4_0
  * model then needs its 0.6 GB of blocks, not 4.4 GB of f32 parameters first (more than the wasm32
