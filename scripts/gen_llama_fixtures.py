@@ -13,7 +13,9 @@ tslm's code. For each variant it writes, under test/fixtures/llama/:
                       `greedy` holds 12 tokens generated greedily by recomputing the full
                       forward pass each step (no KV cache), so a cache bug cannot hide;
                       the sliding-window variants add `long`: {input_ids, logits} of one
-                      sequence of at least 3 windows (teacher-forced, full band-masked forward).
+                      sequence of at least 3 windows (teacher-forced, full band-masked forward);
+                      llama_long_prompt adds `long_prompt`: {input_ids (600), positions, logits at
+                      those positions, greedy: 8 tokens after it by full recomputation}.
 Deterministic: torch.manual_seed per variant.
 """
 import json
@@ -46,10 +48,17 @@ VARIANTS = {
     # Chameleon's stability options: QK-norm (always), norm reordering (swin_norm), z-loss.
     "chameleon_qknorm": dict(BASE, model_type="chameleon", num_key_value_heads=2, tie_word_embeddings=False, z_loss_coef=1e-3),
     "chameleon_swin": dict(BASE, model_type="chameleon", num_key_value_heads=4, tie_word_embeddings=False, swin_norm=True, z_loss_coef=1e-3),
+    # A prompt longer than tslm's prefill chunk (256 positions): prefilled in three chunks.
+    "llama_long_prompt": dict(BASE, model_type="llama", num_key_value_heads=2, tie_word_embeddings=False,
+                              max_position_embeddings=640),
 }
 # Sequences of at least 3 windows for the rolling KV cache: Mistral's (every layer windowed, so no
 # context limit) runs past max_position_embeddings (64) too; Qwen2's (layer 0 full) stays within it.
 LONG = {"mistral_window": 70, "qwen2_window": 20}
+# A prompt of 600 positions: the logits at PROMPT_POSITIONS (around the chunks' edges and the end;
+# the full 600 × V would make a large file) and 8 greedy tokens after it, by full recomputation.
+PROMPT = {"llama_long_prompt": 600}
+PROMPT_POSITIONS = [0, 1, 127, 254, 255, 256, 257, 300, 420, 510, 511, 512, 513, 555, 598, 599]
 
 
 def main():
@@ -74,6 +83,16 @@ def main():
                 # Far beyond the window: teacher-forced logits of one sequence, full forward with the band mask.
                 long_ids = torch.randint(0, cfg["vocab_size"], (1, LONG[name]))
                 extra["long"] = {"input_ids": long_ids[0].tolist(), "logits": r9(forward(cfg, W, long_ids).flatten().tolist())}
+            if name in PROMPT:
+                p_ids = torch.randint(0, cfg["vocab_size"], (1, PROMPT[name]))
+                p_logits = forward(cfg, W, p_ids)[0]
+                seq = p_ids.clone()
+                for _ in range(8):
+                    nxt = forward(cfg, W, seq)[:, -1].argmax(-1, keepdim=True)
+                    seq = torch.cat([seq, nxt], dim=1)
+                extra["long_prompt"] = {"input_ids": p_ids[0].tolist(), "positions": PROMPT_POSITIONS,
+                                        "logits": r9(p_logits[PROMPT_POSITIONS].flatten().tolist()),
+                                        "greedy": seq[0, PROMPT[name]:].tolist()}
         write_safetensors(os.path.join(OUT, name + ".safetensors"), W)
         with open(os.path.join(OUT, name + ".json"), "w") as f:
             json.dump({"config": cfg, "input_ids": ids.tolist(), "logits_shape": list(logits.shape),

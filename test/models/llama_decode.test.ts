@@ -305,3 +305,35 @@ test('a prompt longer than PREFILL_CHUNK is prefilled in chunks: the logits of o
     model.dispose();
   }
 });
+
+test('a 600-token prompt prefilled in chunks of PREFILL_CHUNK: the logits at the chunks\' edges and the greedy continuation equal PyTorch\'s (scripts/gen_llama_fixtures.py, llama_long_prompt)', async () => {
+  const { PREFILL_CHUNK } = await import('../../src/models/llama.js');
+  const { BACKENDS, fixture, fixturePath, readF32Safetensors } = await import('../helpers.js');
+  const { generate } = await import('../../src/generate/generate.js');
+  interface Fx { config: Record<string, unknown>; long_prompt: { input_ids: number[]; positions: number[]; logits: number[]; greedy: number[] } }
+  const fx = fixture<Fx>('llama/llama_long_prompt.json');
+  const { input_ids: ids, positions, logits: want, greedy } = fx.long_prompt;
+  assert.ok(ids.length > 2 * PREFILL_CHUNK, `${ids.length} positions make at least three chunks of ${PREFILL_CHUNK}`);
+  const model = new LlamaForCausalLM(parseLlamaConfig(fx.config, 'llama_long_prompt.json'));
+  try {
+    scope(() => model.loadStateDict(readF32Safetensors(fixturePath('llama/llama_long_prompt.safetensors'))));
+    model.eval();
+    const V = model.config.vocab_size;
+    for (const b of BACKENDS) {
+      withBackend(b, () => noGrad(() => {
+        const state = model.newState(1, ids.length + 8);
+        try {
+          const got = scope(() => T.contiguous(model.forward(T.tensor([ids], undefined, 'i32'), state)).data() as Float32Array);
+          assert.equal(state.length, ids.length);
+          const at = positions.flatMap((p) => Array.from(got.subarray(p * V, (p + 1) * V)));
+          assertClose(at, want, 1e-4, 1e-4, `[${b}] logits at positions ${positions.join(', ')}`);
+        } finally {
+          state.dispose();
+        }
+        assert.deepEqual(generate(model, ids, { maxNewTokens: greedy.length, stopIds: [] }).ids[0], greedy, `[${b}] greedy tokens after the prompt`);
+      }));
+    }
+  } finally {
+    model.dispose();
+  }
+});
