@@ -4,7 +4,7 @@
 // products taken as exact integer dot products, as llama.cpp's vec_dot_q8_0_q8_0.
 import { H } from '../heap.js';
 import { shareOf } from '../kernels.js';
-import { GGML_BF16, GGML_F16, bf16ToF32, bf16ToF32Bits, halfToF32, halfToF32Bits, quantAt, quantById, scaleMinK4, valueAt } from './ggml_blocks.js';
+import { GGML_BF16, GGML_F16, GGML_QUANT, bf16ToF32, bf16ToF32Bits, halfToF32, halfToF32Bits, quantAt, quantById, scaleMinK4, valueAt } from './ggml_blocks.js';
 import type { GgmlQuantName } from './ggml_blocks.js';
 
 const BLOCK = 32, BYTES = 34;
@@ -143,7 +143,8 @@ export function quant_matmul(out: number, x: number, w: number, M: number, N: nu
   const f = H.f32, u8 = H.u8;
   const t = quantById(type), nb = K / t.block, rowBytes = nb * t.bytes;
   const [n0, n1] = shareOf(N, tid, nt);
-  const xq = M < Q8_PANEL_M ? Array.from({ length: M }, (_, m) => (t.block === 256 ? quantizeRowK : quantizeRow)(f, (x >>> 2) + m * ldx, K)) : null;
+  // Q4_0 rounds x for every M (the wasm kernel's integer prefill); the other types below Q8_PANEL_M only.
+  const xq = M < Q8_PANEL_M || type === GGML_QUANT.q4_0.id ? Array.from({ length: M }, (_, m) => (t.block === 256 ? quantizeRowK : quantizeRow)(f, (x >>> 2) + m * ldx, K)) : null;
   for (let n = n0; n < n1; n++) {
     const row = w + n * rowBytes;
     for (let m = 0; m < M; m++) {
