@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const MACS = { fma: 32, dot16: 64, dot8: 128, dot8w: 128 };
+const MACS = { fma: 32, dot16: 64, dot8: 128, dot8w: 128, q4tile: 64 * 128 };
 
 if (process.argv[2] === '--child') {
   // Runs the loops (in a child with the relaxed-SIMD flag, as the kernels' loader sets it).
@@ -19,15 +19,19 @@ if (process.argv[2] === '--child') {
   const e = m.instance.exports;
   new Uint8Array(e.memory.buffer, 0, 512).forEach((_, i, a) => { a[i] = (i * 7) % 100; });
   new Float32Array(e.memory.buffer, 1024, 128).fill(0.999); // normal floats (denormals are slow)
+  new Uint8Array(e.memory.buffer, 32768, 24576).forEach((_, i, a) => { a[i] = (i * 5) % 16; });
   const n = Number(process.argv[4] ?? 2e7), best = {};
   for (let r = 0; r < 5; r++) {
     for (const k of Object.keys(MACS)) {
-      const base = k === 'fma' ? 1024 : 0;
-      e[k](base, 1000);
+      // q4tile: rows of 64 blocks (a 2,048-wide row), its data at 32 KiB (bytes 0…15 in memory).
+      const base = k === 'fma' ? 1024 : k === 'q4tile' ? 32768 : 0;
+      const call = (m) => (k === 'q4tile' ? e[k](base, 64, Math.ceil(m / 64)) : e[k](base, m));
+      call(1000);
       const c0 = process.cpuUsage();
-      e[k](base, n);
+      call(n);
       const c = process.cpuUsage(c0), s = (c.user + c.system) / 1e6;
-      best[k] = Math.max(best[k] ?? 0, (MACS[k] * n) / s / 1e9);
+      const calls = k === 'q4tile' ? Math.ceil(n / 64) : n;
+      best[k] = Math.max(best[k] ?? 0, (MACS[k] * calls) / s / 1e9);
     }
   }
   console.log(JSON.stringify(best));
@@ -54,6 +58,7 @@ try {
   line('dot16', 'i32x4.dot_i16x8_s + i32x4.add');
   line('dot8', `i32x4.relaxed_dot_i8x16_i7x16_add_s, emitted as: ${ops.join(', ') || '(not found)'}`);
   line('dot8w', 'i16x8.relaxed_dot_i8x16_i7x16_s into i16, widened every 4');
+  line('q4tile', '4-bit weights (unpacked) × 4 rows of 8-bit x, per block of 32: dots, widen, transpose, offset, convert, scale');
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

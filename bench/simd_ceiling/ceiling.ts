@@ -64,3 +64,33 @@ export function dot8w(p: usize, iters: i32): i32 {
   }
   return i32x4.extract_lane(i32x4.add(a0, a1), 0);
 }
+
+// The inner loop of an integer GEMM for 4-bit weights as a prefill would run it, with everything it
+// needs per block and nothing else: one weight row's blocks of 32 already unpacked to bytes 0…15
+// (two v128, amortised over the rows of x in a real kernel) and its f32 scale d, against 4 rows of x
+// rounded to 8-bit blocks (two v128 each) with their scales dx and offsets 8·Σx (one v128 each per
+// block for the 4 rows). Per block: 8 pmaddubsw, 4 i16 adds, 4 widenings, the 4 rows' sums
+// transposed into one vector, minus the offsets, converted, times dx·d, added: 4 × 32 multiply-adds.
+// Data: weights at p (nb·32 bytes), d at p + 4096 (nb f32), x at p + 8192 (nb × 4 rows × 32 bytes),
+// dx at p + 16384 and offsets at p + 20480 (nb × 16 bytes each); returns the 4 rows' sums.
+export function q4tile(p: usize, nb: i32, iters: i32): f32 {
+  let acc = f32x4.splat(0);
+  const ones = i16x8.splat(1);
+  for (let it = 0; it < iters; it++) {
+    for (let b = 0; b < nb; b++) {
+      const w = p + <usize>(b * 32), x = p + 8192 + <usize>(b * 128);
+      const w0 = v128.load(w), w1 = v128.load(w, 16);
+      const s0 = i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 16), w1)), ones);
+      const s1 = i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 32), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 48), w1)), ones);
+      const s2 = i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 64), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 80), w1)), ones);
+      const s3 = i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 96), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 112), w1)), ones);
+      const t0 = i32x4.add(i32x4.shuffle(s0, s1, 0, 4, 1, 5), i32x4.shuffle(s0, s1, 2, 6, 3, 7));
+      const t1 = i32x4.add(i32x4.shuffle(s2, s3, 0, 4, 1, 5), i32x4.shuffle(s2, s3, 2, 6, 3, 7));
+      const s = i32x4.add(i32x4.shuffle(t0, t1, 0, 1, 4, 5), i32x4.shuffle(t0, t1, 2, 3, 6, 7));
+      const o = p + <usize>(b * 16);
+      const f = f32x4.convert_i32x4_s(i32x4.sub(s, v128.load(o, 20480)));
+      acc = f32x4.relaxed_madd(f32x4.mul(f, v128.load(o, 16384)), v128.load32_splat(p + 4096 + <usize>(b * 4)), acc);
+    }
+  }
+  return f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 3);
+}
