@@ -17,6 +17,9 @@
 //  - M ≥ PANEL_M (prefill): a panel of weight rows is dequantised into scratch (f32(d)·q, as
 //    ggml) and multiplied by matmul.ts's blocked GEMM (packing and register-blocked
 //    micro-kernel): exact f32 products, the dequantisation O(N·K) per call amortised over M rows.
+//    (An integer GEMM as Q4_0's, intPrefill below, measured no faster for Q8_0: its signed 8-bit
+//    weights cannot be the unsigned operand of the 8-bit dot, and the i16 dots run at the f32
+//    GEMM's rate, 19.8 against 20.2 GMAC/s at M = 97.)
 // Threads split the N weight rows (by whole panels on the panel path); every output element is
 // computed the same way whatever the split.
 import { fma4, rowSum } from './simd';
@@ -257,7 +260,7 @@ export function q8_0_rows(out: usize, w: usize, idx: usize, n: i32, K: i32, tid:
 //    Block scales (f16) are read through the table (h2fTab).
 //  - M ≥ PANEL_M (prefill): panels of weight rows dequantised into scratch as ggml does, then
 //    matmul.ts's blocked GEMM (exact f32 products); Q4_0 instead: an integer GEMM on x rounded to
-//    Q8_0 blocks (q4_0Prefill, below).
+//    Q8_0 blocks (intPrefill, below).
 const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_K: i32 = 13, T_Q6_K: i32 = 14;
 
 // @ts-ignore: decorator
@@ -750,7 +753,7 @@ export function quant_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: 
   const QB = typeBlock(type);
   const nb = K / QB;
   const rowBytes = <usize>(nb * typeBytes(type));
-  if (type == T_Q4_0 && M >= PANEL_M) { q4_0Prefill(out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
+  if (type == T_Q4_0 && M >= PANEL_M) { intPrefill(out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
   if (panelMatmul(type, out, x, w, M, N, K, ldx, ldo, beta, tid, nt)) return;
   const buf = scratch() + GEMM_SCRATCH_END;
   const room = <i32>((<usize>SCRATCH_BYTES - GEMM_SCRATCH_END) >> 2);
@@ -838,24 +841,25 @@ function panelMatmul(t: i32, out: usize, x: usize, w: usize, M: i32, N: i32, K: 
   return true;
 }
 
-// ---- Q4_0 prefill: an integer GEMM -----------------------------------------------------------
-// With M ≥ PANEL_M rows of x (a prompt), Q4_0 takes llama.cpp's path for every M: x rounded to
-// Q8_0 blocks (quantRow), each block's products summed exactly in integers, scaled by f32(d)·dx.
-// A 128-bit f32 GEMM on the dequantised weights reaches ~27 GMAC/s here; the same multiply-adds as
-// 8-bit dots run 1.8× faster (bench/simd_ceiling.mjs, q4tile), the unpacking of the nibbles paid
-// once per weight row for all rows of x.
+// ---- Q4_0 prefill: an integer GEMM ------------------------------------------------------------
+// With M ≥ PANEL_M rows of x (a prompt), Q4_0 takes llama.cpp's path for every M: x
+// rounded to Q8_0 blocks (quantRow), each block's products summed exactly in integers, scaled by
+// f32(d)·dx. A 128-bit f32 GEMM on the dequantised weights reaches ~27 GMAC/s here; the same
+// multiply-adds as integer dots run up to 1.8× faster (bench/simd_ceiling.mjs, q4tile), the
+// unpacking of each weight row paid once for all rows of x.
 //  - x, mc rows at a time (a multiple of 4; zero rows pad the last 4): each row rounded, then laid
-//    out in tiles of 4 rows, per block the 4 rows' 32 quants (relaxed build: int8, 128 bytes;
-//    SIMD128 build: i16, 256 bytes), their scales dx (f32x4) and, on the relaxed build, their
-//    offsets 8·Σ qx (i32x4);
-//  - per weight row of this thread's share: its blocks unpacked into scratch (relaxed: the
-//    nibbles as bytes 0…15, the unsigned operand of the 8-bit dot; SIMD128: q − 8 as i16) and its
-//    scales d as f32; then for each tile, per block, the 4 rows' integer sums (one i32x4 each,
-//    lanes added across by a transposition into one i32x4 of the 4 rows' sums), minus the offsets,
-//    converted, times dx·d and added in f32, block after block.
-// The integer sum of each (row, block) is exact, so both builds give the same results; the f32 sum
-// over blocks runs in block order (ref/quant.ts quant_matmul: the same formula, its own rounding).
-const Q4P_OFF: usize = 64; // past the unread slot (sink) at the start of scratch
+//    out in tiles of 4 rows, per block the 4 rows' 32 quants, their scales dx (f32x4) and their
+//    offsets 8·Σ qx (i32x4). Two forms: `narrow` (the relaxed build: int8 quants, 128 bytes a
+//    block, against the nibbles as bytes 0…15, the unsigned operand of the 8-bit dot, then minus
+//    the offsets) and `wide` (the SIMD128 build: i16 quants, 256 bytes, against the weights as
+//    q − 8 in i16 with i32x4.dot_i16x8_s; no offsets);
+//  - per weight row of this thread's share: its blocks unpacked into scratch, its scales d as
+//    f32; then for each tile, per block, the 4 rows' integer sums (one i32x4 each, their lanes
+//    added across by a transposition into one i32x4 of the 4 rows' sums), converted, times dx·d
+//    and added in f32, block after block.
+// The integer sum of each (row, block) is exact, so both forms and both builds give the same
+// results; the f32 sum runs in block order (ref/quant.ts: the same formula, its own rounding).
+const INTP_OFF: usize = 64; // past the unread slot (sink) at the start of scratch
 
 // @ts-ignore: decorator
 @inline function tileSum(s0: v128, s1: v128, s2: v128, s3: v128): v128 {
@@ -864,14 +868,22 @@ const Q4P_OFF: usize = 64; // past the unread slot (sink) at the start of scratc
   return i32x4.add(v128.shuffle<i32>(t0, t1, 0, 1, 4, 5), v128.shuffle<i32>(t0, t1, 2, 3, 6, 7));
 }
 
-// One weight row (unpacked at wu, its f32 scales at wd) against one tile of 4 rows of x (quants at
+// Σ over one block of the four i16 weight vectors w0…w3 against 32 i16 quants at q, as i32x4.
+// @ts-ignore: decorator
+@inline function dot32w(q: usize, w0: v128, w1: v128, w2: v128, w3: v128): v128 {
+  return i32x4.add(i32x4.add(i32x4.dot_i16x8_s(v128.load(q), w0), i32x4.dot_i16x8_s(v128.load(q, 16), w1)),
+    i32x4.add(i32x4.dot_i16x8_s(v128.load(q, 32), w2), i32x4.dot_i16x8_s(v128.load(q, 48), w3)));
+}
+
+// One unpacked weight row (at wu, its f32 scales at wd) against one tile of 4 rows of x (quants at
 // xt, scales at dt, offsets at ot): the 4 rows' results as f32x4.
-function q4TileRow(wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i32): v128 {
+// @ts-ignore: decorator
+@inline function tileRowT(wide: bool, wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i32): v128 {
   let acc = f32x4.splat(0);
   const ones = i16x8.splat(1);
   for (let b = 0; b < nb; b++) {
     let S: v128;
-    if (ASC_FEATURE_RELAXED_SIMD) {
+    if (ASC_FEATURE_RELAXED_SIMD && !wide) {
       const w0 = v128.load(wu), w1 = v128.load(wu, 16);
       const s0 = i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xt), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xt, 16), w1)), ones);
       const s1 = i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xt, 32), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xt, 48), w1)), ones);
@@ -881,11 +893,7 @@ function q4TileRow(wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i3
       wu += 32; xt += 128; ot += 16;
     } else {
       const w0 = v128.load(wu), w1 = v128.load(wu, 16), w2 = v128.load(wu, 32), w3 = v128.load(wu, 48);
-      const s0 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(v128.load(xt), w0), i32x4.dot_i16x8_s(v128.load(xt, 16), w1)), i32x4.add(i32x4.dot_i16x8_s(v128.load(xt, 32), w2), i32x4.dot_i16x8_s(v128.load(xt, 48), w3)));
-      const s1 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(v128.load(xt, 64), w0), i32x4.dot_i16x8_s(v128.load(xt, 80), w1)), i32x4.add(i32x4.dot_i16x8_s(v128.load(xt, 96), w2), i32x4.dot_i16x8_s(v128.load(xt, 112), w3)));
-      const s2 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(v128.load(xt, 128), w0), i32x4.dot_i16x8_s(v128.load(xt, 144), w1)), i32x4.add(i32x4.dot_i16x8_s(v128.load(xt, 160), w2), i32x4.dot_i16x8_s(v128.load(xt, 176), w3)));
-      const s3 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(v128.load(xt, 192), w0), i32x4.dot_i16x8_s(v128.load(xt, 208), w1)), i32x4.add(i32x4.dot_i16x8_s(v128.load(xt, 224), w2), i32x4.dot_i16x8_s(v128.load(xt, 240), w3)));
-      S = tileSum(s0, s1, s2, s3);
+      S = tileSum(dot32w(xt, w0, w1, w2, w3), dot32w(xt + 64, w0, w1, w2, w3), dot32w(xt + 128, w0, w1, w2, w3), dot32w(xt + 192, w0, w1, w2, w3));
       wu += 64; xt += 256;
     }
     acc = fma4(f32x4.convert_i32x4_s(S), f32x4.mul(v128.load(dt), v128.load32_splat(wd)), acc);
@@ -893,65 +901,65 @@ function q4TileRow(wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i3
   }
   return acc;
 }
+function tileRowNarrow(wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i32): v128 { return tileRowT(false, wu, wd, xt, dt, ot, nb); }
+function tileRowWide(wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i32): v128 { return tileRowT(true, wu, wd, xt, dt, ot, nb); }
 
-function q4_0Prefill(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx: i32, ldo: i32, beta: i32, tid: i32, nt: i32): void {
-  const nb = K >> 5, rowBytes = <usize>(nb * 18);
-  const relaxed = ASC_FEATURE_RELAXED_SIMD;
-  const wBytes = (relaxed ? 32 : 64) * nb + 4 * nb;         // one unpacked weight row and its scales
+// out (M×N) = x · Wᵀ for a Q4_0 W, as described above.
+function intPrefill(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx: i32, ldo: i32, beta: i32, tid: i32, nt: i32): void {
+  const nb = K >> 5, bytes = 18, rowBytes = <usize>(nb * bytes);
+  const wide = !ASC_FEATURE_RELAXED_SIMD;
+  const qb = wide ? 64 : 32;                                 // bytes of one block's weights or of one row's quants
+  const wBytes = (qb + 4) * nb;                              // one unpacked weight row and its scales
   const rowTmp = 2 * K + 4 * nb;                             // one row of x rounded (quantRow's i16 and dx)
-  const tileBytes = ((relaxed ? 128 : 256) + (relaxed ? 32 : 16)) * nb; // quants, dx (and offsets) of 4 rows
-  const base = scratch() + Q4P_OFF;
-  const wu = base, wd = wu + <usize>((relaxed ? 32 : 64) * nb), tmp = wu + <usize>wBytes, tiles = tmp + <usize>rowTmp;
-  const room = <i32>(<usize>SCRATCH_BYTES - Q4P_OFF) - wBytes - rowTmp;
+  const tileBytes = (4 * qb + 32) * nb;                      // quants, dx and offsets of 4 rows
+  const base = scratch() + INTP_OFF;
+  const wu = base, wd = wu + <usize>(qb * nb), tmp = wu + <usize>wBytes, tiles = tmp + <usize>rowTmp;
+  const room = <i32>(<usize>SCRATCH_BYTES - INTP_OFF) - wBytes - rowTmp;
   if (room < tileBytes) unreachable(); // ops keeps K ≤ 131072
   const mc = min((M + 3) & ~3, (room / tileBytes) << 2);
   const n0 = shareStart(N, tid, nt, 1), n1 = shareStart(N, tid + 1, nt, 1);
-  const mask = i8x16.splat(0x0f), eight = i8x16.splat(8);
+  const mask = i8x16.splat(0x0f), eight = i8x16.splat(8), zero = i8x16.splat(0);
   for (let m0 = 0; m0 < M; m0 += mc) {
     const mr = min(mc, M - m0), nTiles = (mr + 3) >> 2;
     // x's rows m0 … m0 + mr − 1 rounded and laid out in tiles (rows past mr: zeros).
     for (let r = 0; r < nTiles << 2; r++) {
-      const tile = tiles + <usize>((r >> 2) * tileBytes), lane = r & 3;
-      const xt = tile, dt = xt + <usize>((relaxed ? 128 : 256) * nb), ot = dt + <usize>(16 * nb);
+      const xt = tiles + <usize>((r >> 2) * tileBytes), lane = r & 3;
+      const dt = xt + <usize>(4 * qb * nb), ot = dt + <usize>(16 * nb);
       if (r < mr) quantRow(x + off((m0 + r) * ldx), tmp, tmp + <usize>(2 * K), nb);
       for (let b = 0; b < nb; b++) {
         const q = tmp + <usize>(64 * b);
-        const dx = r < mr ? load<f32>(tmp + <usize>(2 * K + 4 * b)) : 0;
-        store<f32>(dt + <usize>(16 * b + 4 * lane), dx);
-        if (relaxed) {
-          const a = r < mr ? i8x16.narrow_i16x8_s(v128.load(q), v128.load(q, 16)) : i8x16.splat(0);
-          const c = r < mr ? i8x16.narrow_i16x8_s(v128.load(q, 32), v128.load(q, 48)) : i8x16.splat(0);
+        store<f32>(dt + <usize>(16 * b + 4 * lane), r < mr ? load<f32>(tmp + <usize>(2 * K + 4 * b)) : 0);
+        if (!wide) {
+          const a = r < mr ? i8x16.narrow_i16x8_s(v128.load(q), v128.load(q, 16)) : zero;
+          const c = r < mr ? i8x16.narrow_i16x8_s(v128.load(q, 32), v128.load(q, 48)) : zero;
           v128.store(xt + <usize>(128 * b + 32 * lane), a);
           v128.store(xt + <usize>(128 * b + 32 * lane + 16), c);
           const sum = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extadd_pairwise_i8x16_s(a), i16x8.extadd_pairwise_i8x16_s(c)));
           store<i32>(ot + <usize>(16 * b + 4 * lane), (i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3)) << 3);
         } else {
-          for (let j = 0; j < 64; j += 16) v128.store(xt + <usize>(256 * b + 64 * lane + j), r < mr ? v128.load(q + <usize>j) : i16x8.splat(0));
+          for (let j = 0; j < 64; j += 16) v128.store(xt + <usize>(256 * b + 64 * lane + j), r < mr ? v128.load(q + <usize>j) : zero);
         }
       }
     }
     for (let n = n0; n < n1; n++) {
-      // The weight row unpacked: nibbles (low ones are values 0…15 of the block, high ones 16…31).
+      // The weight row unpacked (the low nibbles are values 0…15 of a block, the high ones 16…31).
       const p = w + <usize>n * rowBytes;
       for (let b = 0; b < nb; b++) {
-        const v = v128.load(p + <usize>(18 * b), 2);
+        const pb = p + <usize>(bytes * b), ub = wu + <usize>(qb * b);
+        store<f32>(wd + <usize>(4 * b), h2fTab(<u32>load<u16>(pb)));
+        const v = v128.load(pb, 2);
         const lo = v128.and(v, mask), hi = hi4(v, mask);
-        store<f32>(wd + <usize>(4 * b), h2fTab(<u32>load<u16>(p + <usize>(18 * b))));
-        if (relaxed) {
-          v128.store(wu + <usize>(32 * b), lo);
-          v128.store(wu + <usize>(32 * b + 16), hi);
-        } else {
+        if (!wide) { v128.store(ub, lo); v128.store(ub, hi, 16); }
+        else {
           const l = i8x16.sub(lo, eight), h = i8x16.sub(hi, eight);
-          v128.store(wu + <usize>(64 * b), i16x8.extend_low_i8x16_s(l));
-          v128.store(wu + <usize>(64 * b + 16), i16x8.extend_high_i8x16_s(l));
-          v128.store(wu + <usize>(64 * b + 32), i16x8.extend_low_i8x16_s(h));
-          v128.store(wu + <usize>(64 * b + 48), i16x8.extend_high_i8x16_s(h));
+          v128.store(ub, i16x8.extend_low_i8x16_s(l)); v128.store(ub, i16x8.extend_high_i8x16_s(l), 16);
+          v128.store(ub, i16x8.extend_low_i8x16_s(h), 32); v128.store(ub, i16x8.extend_high_i8x16_s(h), 48);
         }
       }
-      for (let t = 0; t < nTiles; t++) {
-        const xt = tiles + <usize>(t * tileBytes), dt = xt + <usize>((relaxed ? 128 : 256) * nb), ot = dt + <usize>(16 * nb);
-        const v = q4TileRow(wu, wd, xt, dt, ot, nb);
-        const m = m0 + 4 * t;
+      for (let ti = 0; ti < nTiles; ti++) {
+        const xt = tiles + <usize>(ti * tileBytes), dt = xt + <usize>(4 * qb * nb), ot = dt + <usize>(16 * nb);
+        const v = wide ? tileRowWide(wu, wd, xt, dt, ot, nb) : tileRowNarrow(wu, wd, xt, dt, ot, nb);
+        const m = m0 + 4 * ti;
         put(out + off(m * ldo + n), f32x4.extract_lane(v, 0), beta);
         if (m + 1 < m0 + mr) put(out + off((m + 1) * ldo + n), f32x4.extract_lane(v, 1), beta);
         if (m + 2 < m0 + mr) put(out + off((m + 2) * ldo + n), f32x4.extract_lane(v, 2), beta);
