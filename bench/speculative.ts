@@ -126,13 +126,17 @@ export async function benchSpeculativeModels(opts: {
  * The forward of T = 1, 2, 4, 5, 8 tokens (logits of every one) after 60 positions, and the
  * heads on one hidden state: the cost side of speculative decoding.
  */
-function verificationCost(model: CausalLM, heads: MedusaHeads | null, rounds = 30): { rows: { tokens: number; ms: number }[]; headsMs: number | null } {
+function verificationCost(model: CausalLM, heads: MedusaHeads | null, rounds = 30, others: MedusaHeads[] = []): { rows: { tokens: number; ms: number }[]; headsMs: number | null; othersMs: number[] } {
   const st = model.newState(1, 128);
   // Every measurement takes its turn in each round (best of `rounds` each): on a shared machine
   // the load changes during a run, and ratios between rows measured minutes apart would carry it.
   const jobs: (() => void)[] = [1, 2, 4, 5, 8].map((n) => () => { model.forward(T.tensor([Array.from({ length: n }, (_, i) => 5 + i)], [1, n], 'i32'), st).data(); });
   if (heads) {
-    jobs.push(() => { const x = model.hidden(T.tensor([[5]], [1, 1], 'i32'), st); for (const t of heads.forward(x)) t.data(); });
+    // All K heads on one position as decoding runs them (forwardMany: tied heads in one product with the base head).
+    for (const hs of [heads, ...others]) {
+      const ks = hs.heads.map((_, k) => k);
+      jobs.push(() => { const x = model.hidden(T.tensor([[5]], [1, 1], 'i32'), st); hs.forwardMany(x, ks).data(); });
+    }
     jobs.push(() => { model.hidden(T.tensor([[5]], [1, 1], 'i32'), st).data(); });
   }
   const best = jobs.map(() => Infinity);
@@ -147,7 +151,8 @@ function verificationCost(model: CausalLM, heads: MedusaHeads | null, rounds = 3
       });
     }
     const rows = [1, 2, 4, 5, 8].map((n, i) => ({ tokens: n, ms: best[i] }));
-    return { rows, headsMs: heads ? best[5] - best[6] : null };
+    const hidden = best[best.length - 1];
+    return { rows, headsMs: heads ? best[5] - hidden : null, othersMs: heads ? others.map((_, i) => best[6 + i] - hidden) : [] };
   } finally {
     st.dispose();
   }
@@ -272,10 +277,15 @@ export async function verificationCostAtShapes(shapes: string[], threads: number
         // The heads in f32 (an f32 model only), then quantised as decoding loads them.
         const f32Heads = dtype === 'f32' ? verificationCost(m, heads, rounds).headsMs! : null;
         quantizeMedusaHeads(heads);
-        const c = verificationCost(m, heads, rounds);
+        // Beside them, heads tied to the base's output head (ResBlocks q8_0; the LM products: one K-row product with the base head).
+        const tied = MedusaHeads.fromBase(m, { heads: 4, layers: 1 }).tie(m);
+        quantizeMedusaHeads(tied);
+        const c = verificationCost(m, heads, rounds, [tied]);
+        const tiedMs = c.othersMs[0];
         const ratio = (ms: number) => `${ms.toFixed(2)} ms (${(ms / c.rows[0].ms).toFixed(2)}×)`;
-        log(`${shape} (random weights, ${dtype}), ${th} thread(s): ${c.rows.map((r) => `T=${r.tokens} ${ratio(r.ms)}`).join('  ')}  heads q8_0 ${ratio(c.headsMs!)}${f32Heads !== null ? `, f32 ${ratio(f32Heads)}` : ''}`);
+        log(`${shape} (random weights, ${dtype}), ${th} thread(s): ${c.rows.map((r) => `T=${r.tokens} ${ratio(r.ms)}`).join('  ')}  heads q8_0 ${ratio(c.headsMs!)}${f32Heads !== null ? `, f32 ${ratio(f32Heads)}` : ''}, tied ${ratio(tiedMs)}`);
         heads.dispose();
+        tied.dispose();
         m.dispose();
       }
     } finally {
