@@ -7,7 +7,7 @@
 // at 1 and 2 threads; mean accepted length and acceptance rate. Medusa with prompt lookup's
 // copies as candidates (medusa+lookup: `--medusa DIR --lookup`) runs beside them.
 //
-//   node dist/bench/speculative.js [--threads 1,2] [--reps N] [--tokens N] [--lookup-draft N] [--medusa-dtype q8_0|f32] [--json]
+//   node dist/bench/speculative.js [--threads 1,2] [--reps N] [--tokens N] [--lookup-draft N] [--medusa-dtype q8_0|f32] [--tie-lm-head] [--json]
 //   node dist/bench/speculative.js <model dir> [draft dir] [medusa dir]   (other models)
 //   node dist/bench/speculative.js --cost-shapes 42m,110m [--threads 1,2] [--dtype q8_0] [--reps N]  (forward cost of T tokens and of the heads, random weights; best of N interleaved rounds)
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -189,19 +189,20 @@ export const HEADER = `${'threads'.padStart(7)}  ${'prompt'.padEnd(8)} ${'mode'.
  * The benchmark on the cached models (trained on first use: see speculative_models.ts), with
  * Medusa heads trained on the base (cached too).
  */
-export async function benchSpeculative(opts: { threads?: number[] | number; reps?: number; tokens?: number; lookup?: { numDraft?: number }; medusaDtype?: 'f32' | 'q8_0'; log?: (line: string) => void } = {}): Promise<ChainRow[]> {
+export async function benchSpeculative(opts: { threads?: number[] | number; reps?: number; tokens?: number; lookup?: { numDraft?: number }; medusaDtype?: 'f32' | 'q8_0'; tieLmHead?: boolean; log?: (line: string) => void } = {}): Promise<ChainRow[]> {
   const log = opts.log ?? (() => {});
   const threads = typeof opts.threads === 'number' ? [opts.threads] : opts.threads ?? [1, 2];
   await init({ threads: Math.max(...threads) });
   let models;
-  const medusa = path.join(CACHE, 'medusa');
+  // --tie-lm-head: heads whose LM head is the base's (trained with tieLmHead), cached apart.
+  const medusa = path.join(CACHE, opts.tieLmHead ? 'medusa-tied' : 'medusa');
   try {
     models = await prepareModels({ log });
     const settings = { steps: MEDUSA_STEPS, prompts: MEDUSA_PROMPTS };
     if (!ready(medusa, settings)) {
-      log(`training Medusa heads on the base (4 heads × 1 layer, Medusa-1, ${MEDUSA_STEPS} steps on its own greedy continuations of ${MEDUSA_PROMPTS} prompts) → ${medusa}`);
+      log(`training Medusa heads on the base (4 heads × 1 layer, Medusa-1${opts.tieLmHead ? ', LM heads tied to the base head' : ''}, ${MEDUSA_STEPS} steps on its own greedy continuations of ${MEDUSA_PROMPTS} prompts) → ${medusa}`);
       const t0 = performance.now();
-      const r = await trainMedusa({ model: models.base, out: medusa, heads: 4, layers: 1, steps: MEDUSA_STEPS, prompts: MEDUSA_PROMPTS, log });
+      const r = await trainMedusa({ model: models.base, out: medusa, heads: 4, layers: 1, steps: MEDUSA_STEPS, prompts: MEDUSA_PROMPTS, tieLmHead: opts.tieLmHead, log });
       const seconds = Math.round((performance.now() - t0) / 1000);
       log(`Medusa heads trained in ${seconds} s`);
       writeFileSync(path.join(medusa, 'done.json'), JSON.stringify({ ...settings, seconds, accuracy: r.after }) + '\n');
@@ -295,7 +296,7 @@ export async function verificationCostAtShapes(shapes: string[], threads: number
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string' }, reps: { type: 'string' }, tokens: { type: 'string' }, json: { type: 'boolean', default: false }, 'cost-shapes': { type: 'string' }, dtype: { type: 'string' }, 'medusa-dtype': { type: 'string' }, 'lookup-draft': { type: 'string' } } });
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string' }, reps: { type: 'string' }, tokens: { type: 'string' }, json: { type: 'boolean', default: false }, 'cost-shapes': { type: 'string' }, dtype: { type: 'string' }, 'medusa-dtype': { type: 'string' }, 'lookup-draft': { type: 'string' }, 'tie-lm-head': { type: 'boolean', default: false } } });
   const threads = values.threads?.split(',').map(Number);
   if (values['cost-shapes']) {
     const dtype = values.dtype ?? 'f32';
@@ -308,8 +309,9 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     lookup: values['lookup-draft'] ? { numDraft: Number(values['lookup-draft']) } : undefined,
     medusaDtype: values['medusa-dtype'] === 'f32' ? 'f32' as const : 'q8_0' as const,
   };
+  const tieLmHead = values['tie-lm-head'];
   const rows = positionals.length
     ? (console.log(HEADER), await benchSpeculativeModels({ model: positionals[0], draft: positionals[1], medusa: positionals[2], ...common }))
-    : await benchSpeculative(common);
+    : await benchSpeculative({ ...common, tieLmHead });
   if (values.json) console.log(JSON.stringify(rows));
 }
