@@ -14,7 +14,9 @@
 // says how to convert it) and "version": "2" heads (no LM head per head: they reuse the base's).
 // Tied heads (MedusaHeads.tie: the LM head is the base's output head) are written in the same
 // layout, their LM weight a copy of the base head's, so that any reader loads them; given a base
-// model, loading ties every head whose LM weight equals the base head bit for bit.
+// model, loading ties every head whose LM weight equals the base head bit for bit (the base head
+// is read through project(), so only for bases up to TIED_CHECK_MAX_WORK; a base loaded quantised
+// gives dequantised values, which do not match: such heads run untied, with the same output).
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile, rename } from 'node:fs/promises';
 import path from 'node:path';
@@ -227,8 +229,17 @@ export async function loadMedusaHeads(dir: string, opts: { base?: MedusaBaseSize
   }
 }
 
+/**
+ * Most multiply-adds (hidden² · vocabulary) spent reading a base's output head through project()
+ * to find tied heads at load (about a second on a CPU); past it, heads load untied (still exact,
+ * only without the shared product).
+ */
+export const TIED_CHECK_MAX_WORK = 2 ** 31;
+
 /** The indices of the LM weights (V·D values each) that equal the base's output head bit for bit. */
 export function tiedHeads(lmWeights: readonly Float32Array[], base: MedusaBase): number[] {
+  const { hidden_size: D, vocab_size: V } = base.config;
+  if (D * D * V > TIED_CHECK_MAX_WORK) return [];
   const w = noGrad(() => baseHeadWeight(base));
   try {
     const b = new Uint32Array((w.data() as Float32Array).slice().buffer);

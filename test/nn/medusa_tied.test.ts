@@ -17,6 +17,7 @@ import * as T from '../../src/index.js';
 import { init, shutdown, scope, MedusaHeads, loadMedusaHeads, saveMedusaHeads, SafetensorsFile, Generator, createModel, generate } from '../../src/index.js';
 import type { CausalLM } from '../../src/models/causal.js';
 import { baseHeadWeight } from '../../src/nn/medusa.js';
+import { tiedHeads, TIED_CHECK_MAX_WORK } from '../../src/io/medusa.js';
 import { medusaGenerate } from '../../src/generate/medusa.js';
 import { assertClose, onBackends, randArray } from '../helpers.js';
 
@@ -204,4 +205,12 @@ test('greedy Medusa decoding with tied heads is plain greedy decoding, token for
       m.dispose();
     }
   }
+});
+
+test('tied-head detection reads the base head through project() only for bases up to TIED_CHECK_MAX_WORK (larger ones load untied)', () => {
+  let calls = 0;
+  const big = { config: { hidden_size: 4096, vocab_size: 131072 }, project: () => { calls++; throw new Error('not to be called'); } };
+  assert.deepEqual(tiedHeads([new Float32Array(4)], big as never), []);
+  assert.equal(calls, 0);
+  assert.ok(16 * 16 * V <= TIED_CHECK_MAX_WORK);
 });
