@@ -7,7 +7,7 @@
 // at 1 and 2 threads; mean accepted length and acceptance rate. Medusa with prompt lookup's
 // copies as candidates (medusa+lookup: `--medusa DIR --lookup`) runs beside them.
 //
-//   node dist/bench/speculative.js [--threads 1,2] [--reps N] [--tokens N] [--lookup-draft N] [--medusa-dtype q8_0|f32] [--json]
+//   node dist/bench/speculative.js [--threads 1,2] [--reps N] [--tokens N] [--lookup-draft N] [--medusa-dtype q8_0|f32] [--tie-lm-head] [--json]
 //   node dist/bench/speculative.js <model dir> [draft dir] [medusa dir]   (other models)
 //   node dist/bench/speculative.js --cost-shapes 42m,110m [--threads 1,2] [--dtype q8_0] [--reps N]  (forward cost of T tokens and of the heads, random weights; best of N interleaved rounds)
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -126,13 +126,17 @@ export async function benchSpeculativeModels(opts: {
  * The forward of T = 1, 2, 4, 5, 8 tokens (logits of every one) after 60 positions, and the
  * heads on one hidden state: the cost side of speculative decoding.
  */
-function verificationCost(model: CausalLM, heads: MedusaHeads | null, rounds = 30): { rows: { tokens: number; ms: number }[]; headsMs: number | null } {
+function verificationCost(model: CausalLM, heads: MedusaHeads | null, rounds = 30, others: MedusaHeads[] = []): { rows: { tokens: number; ms: number }[]; headsMs: number | null; othersMs: number[] } {
   const st = model.newState(1, 128);
   // Every measurement takes its turn in each round (best of `rounds` each): on a shared machine
   // the load changes during a run, and ratios between rows measured minutes apart would carry it.
   const jobs: (() => void)[] = [1, 2, 4, 5, 8].map((n) => () => { model.forward(T.tensor([Array.from({ length: n }, (_, i) => 5 + i)], [1, n], 'i32'), st).data(); });
   if (heads) {
-    jobs.push(() => { const x = model.hidden(T.tensor([[5]], [1, 1], 'i32'), st); for (const t of heads.forward(x)) t.data(); });
+    // All K heads on one position as decoding runs them (forwardMany: tied heads in one product with the base head).
+    for (const hs of [heads, ...others]) {
+      const ks = hs.heads.map((_, k) => k);
+      jobs.push(() => { const x = model.hidden(T.tensor([[5]], [1, 1], 'i32'), st); hs.forwardMany(x, ks).data(); });
+    }
     jobs.push(() => { model.hidden(T.tensor([[5]], [1, 1], 'i32'), st).data(); });
   }
   const best = jobs.map(() => Infinity);
@@ -147,7 +151,8 @@ function verificationCost(model: CausalLM, heads: MedusaHeads | null, rounds = 3
       });
     }
     const rows = [1, 2, 4, 5, 8].map((n, i) => ({ tokens: n, ms: best[i] }));
-    return { rows, headsMs: heads ? best[5] - best[6] : null };
+    const hidden = best[best.length - 1];
+    return { rows, headsMs: heads ? best[5] - hidden : null, othersMs: heads ? others.map((_, i) => best[6 + i] - hidden) : [] };
   } finally {
     st.dispose();
   }
@@ -184,19 +189,20 @@ export const HEADER = `${'threads'.padStart(7)}  ${'prompt'.padEnd(8)} ${'mode'.
  * The benchmark on the cached models (trained on first use: see speculative_models.ts), with
  * Medusa heads trained on the base (cached too).
  */
-export async function benchSpeculative(opts: { threads?: number[] | number; reps?: number; tokens?: number; lookup?: { numDraft?: number }; medusaDtype?: 'f32' | 'q8_0'; log?: (line: string) => void } = {}): Promise<ChainRow[]> {
+export async function benchSpeculative(opts: { threads?: number[] | number; reps?: number; tokens?: number; lookup?: { numDraft?: number }; medusaDtype?: 'f32' | 'q8_0'; tieLmHead?: boolean; log?: (line: string) => void } = {}): Promise<ChainRow[]> {
   const log = opts.log ?? (() => {});
   const threads = typeof opts.threads === 'number' ? [opts.threads] : opts.threads ?? [1, 2];
   await init({ threads: Math.max(...threads) });
   let models;
-  const medusa = path.join(CACHE, 'medusa');
+  // --tie-lm-head: heads whose LM head is the base's (trained with tieLmHead), cached apart.
+  const medusa = path.join(CACHE, opts.tieLmHead ? 'medusa-tied' : 'medusa');
   try {
     models = await prepareModels({ log });
     const settings = { steps: MEDUSA_STEPS, prompts: MEDUSA_PROMPTS };
     if (!ready(medusa, settings)) {
-      log(`training Medusa heads on the base (4 heads × 1 layer, Medusa-1, ${MEDUSA_STEPS} steps on its own greedy continuations of ${MEDUSA_PROMPTS} prompts) → ${medusa}`);
+      log(`training Medusa heads on the base (4 heads × 1 layer, Medusa-1${opts.tieLmHead ? ', LM heads tied to the base head' : ''}, ${MEDUSA_STEPS} steps on its own greedy continuations of ${MEDUSA_PROMPTS} prompts) → ${medusa}`);
       const t0 = performance.now();
-      const r = await trainMedusa({ model: models.base, out: medusa, heads: 4, layers: 1, steps: MEDUSA_STEPS, prompts: MEDUSA_PROMPTS, log });
+      const r = await trainMedusa({ model: models.base, out: medusa, heads: 4, layers: 1, steps: MEDUSA_STEPS, prompts: MEDUSA_PROMPTS, tieLmHead: opts.tieLmHead, log });
       const seconds = Math.round((performance.now() - t0) / 1000);
       log(`Medusa heads trained in ${seconds} s`);
       writeFileSync(path.join(medusa, 'done.json'), JSON.stringify({ ...settings, seconds, accuracy: r.after }) + '\n');
@@ -272,10 +278,15 @@ export async function verificationCostAtShapes(shapes: string[], threads: number
         // The heads in f32 (an f32 model only), then quantised as decoding loads them.
         const f32Heads = dtype === 'f32' ? verificationCost(m, heads, rounds).headsMs! : null;
         quantizeMedusaHeads(heads);
-        const c = verificationCost(m, heads, rounds);
+        // Beside them, heads tied to the base's output head (ResBlocks q8_0; the LM products: one K-row product with the base head).
+        const tied = MedusaHeads.fromBase(m, { heads: 4, layers: 1 }).tie(m);
+        quantizeMedusaHeads(tied);
+        const c = verificationCost(m, heads, rounds, [tied]);
+        const tiedMs = c.othersMs[0];
         const ratio = (ms: number) => `${ms.toFixed(2)} ms (${(ms / c.rows[0].ms).toFixed(2)}×)`;
-        log(`${shape} (random weights, ${dtype}), ${th} thread(s): ${c.rows.map((r) => `T=${r.tokens} ${ratio(r.ms)}`).join('  ')}  heads q8_0 ${ratio(c.headsMs!)}${f32Heads !== null ? `, f32 ${ratio(f32Heads)}` : ''}`);
+        log(`${shape} (random weights, ${dtype}), ${th} thread(s): ${c.rows.map((r) => `T=${r.tokens} ${ratio(r.ms)}`).join('  ')}  heads q8_0 ${ratio(c.headsMs!)}${f32Heads !== null ? `, f32 ${ratio(f32Heads)}` : ''}, tied ${ratio(tiedMs)}`);
         heads.dispose();
+        tied.dispose();
         m.dispose();
       }
     } finally {
@@ -285,7 +296,7 @@ export async function verificationCostAtShapes(shapes: string[], threads: number
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string' }, reps: { type: 'string' }, tokens: { type: 'string' }, json: { type: 'boolean', default: false }, 'cost-shapes': { type: 'string' }, dtype: { type: 'string' }, 'medusa-dtype': { type: 'string' }, 'lookup-draft': { type: 'string' } } });
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string' }, reps: { type: 'string' }, tokens: { type: 'string' }, json: { type: 'boolean', default: false }, 'cost-shapes': { type: 'string' }, dtype: { type: 'string' }, 'medusa-dtype': { type: 'string' }, 'lookup-draft': { type: 'string' }, 'tie-lm-head': { type: 'boolean', default: false } } });
   const threads = values.threads?.split(',').map(Number);
   if (values['cost-shapes']) {
     const dtype = values.dtype ?? 'f32';
@@ -298,8 +309,9 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     lookup: values['lookup-draft'] ? { numDraft: Number(values['lookup-draft']) } : undefined,
     medusaDtype: values['medusa-dtype'] === 'f32' ? 'f32' as const : 'q8_0' as const,
   };
+  const tieLmHead = values['tie-lm-head'];
   const rows = positionals.length
     ? (console.log(HEADER), await benchSpeculativeModels({ model: positionals[0], draft: positionals[1], medusa: positionals[2], ...common }))
-    : await benchSpeculative(common);
+    : await benchSpeculative({ ...common, tieLmHead });
   if (values.json) console.log(JSON.stringify(rows));
 }

@@ -38,6 +38,11 @@ export interface MedusaHeadsLike {
   forward(h: Tensor): Tensor[];
   /** Head k alone (optional: lets decoding skip the heads its tree does not use). */
   forwardHead?(h: Tensor, k: number): Tensor;
+  /**
+   * Heads ks on one hidden state, (ks.length, V) (optional: one call for the heads a tree uses;
+   * MedusaHeads run their tied heads through one product with the base head).
+   */
+  forwardMany?(h: Tensor, ks: readonly number[]): Tensor;
 }
 
 /** A malformed medusa_choices (named entry and fault). */
@@ -372,6 +377,13 @@ export class MedusaGeneration implements SteppedGeneration {
     const rows = (t: Tensor) => rowsOf(T.contiguous(t), 1, V)[0];
     const one = heads.forwardHead?.bind(heads);
     const none = new Float32Array(0);
+    if (heads.forwardMany && this.cut === 0) {
+      // Every head the tree uses, in one call (with tied LM heads: one product with the base head).
+      const ks = tree.topk.flatMap((k, d) => (k ? [d] : []));
+      const got = rowsOf(T.contiguous(heads.forwardMany(h, ks)), ks.length, V);
+      this.nodes = tree.size;
+      return tree.topk.map((k, d) => (k ? got[ks.indexOf(d)] : none));
+    }
     if (!one) {
       this.nodes = tree.size;
       return heads.forward(h).map(rows);

@@ -12,13 +12,20 @@
 // "medusa_head.{i}.…", config.json the base's with the medusa_* fields), and F16/BF16 weights
 // (the hub's checkpoints are float16). Not read: medusa_lm_head.pt (a PyTorch pickle; the error
 // says how to convert it) and "version": "2" heads (no LM head per head: they reuse the base's).
+// Tied heads (MedusaHeads.tie: the LM head is the base's output head) are written in the same
+// layout, their LM weight a copy of the base head's, so that any reader loads them; given a base
+// model, loading ties every head whose LM weight equals the base head bit for bit (the base head
+// is read through project(), so only for bases up to TIED_CHECK_MAX_WORK; a base loaded quantised
+// gives dequantised values, which do not match: such heads run untied, with the same output).
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { Tensor } from '../tensor/tensor.js';
-import { MedusaHeads, checkMedusaConfig } from '../nn/medusa.js';
-import type { MedusaHeadsConfig } from '../nn/medusa.js';
+import { MedusaHeads, checkMedusaConfig, baseHeadWeight } from '../nn/medusa.js';
+import type { MedusaBase, MedusaHeadsConfig } from '../nn/medusa.js';
+import { noGrad } from '../tensor/autograd.js';
 import { withoutInit } from '../nn/module.js';
+import { Linear } from '../nn/layers.js';
 import { readHfConfig, openHfWeights } from './hf.js';
 import { SafetensorsFile, writeSafetensors } from './safetensors.js';
 import { ConfigFieldError, IoError, MissingTensorError, TensorError, UnexpectedTensorError } from './errors.js';
@@ -45,11 +52,17 @@ export function medusaHeadTensorNames(i: number, L: number): { layers: { weight:
 export function medusaTensors(heads: MedusaHeads, dtype: 'F32' | 'F16' | 'BF16' = 'F32'): RawTensor[] {
   const L = heads.numLayers, out: RawTensor[] = [];
   const raw = (name: string, t: Tensor) => fromFloat32(name, [...t.shape], t.data() as Float32Array, dtype);
-  heads.heads.forEach((h, i) => {
-    const names = medusaHeadTensorNames(i, L);
-    for (const n of names.layers) out.push(raw(n.weight, h.block!.linear.weight), raw(n.bias, h.block!.linear.bias!));
-    out.push(raw(names.lmHead, h.lm_head.weight));
-  });
+  // A tied head's LM weight is the base head (read now: joint training may have changed it).
+  const base = heads.tiedBase && heads.heads.some((_, i) => heads.isTied(i)) ? baseHeadWeight(heads.tiedBase) : null;
+  try {
+    heads.heads.forEach((h, i) => {
+      const names = medusaHeadTensorNames(i, L);
+      for (const n of names.layers) out.push(raw(n.weight, h.block!.linear.weight), raw(n.bias, h.block!.linear.bias!));
+      out.push(raw(names.lmHead, heads.isTied(i) ? base! : h.lm_head.weight));
+    });
+  } finally {
+    base?.dispose();
+  }
   return out;
 }
 
@@ -79,8 +92,8 @@ export async function saveMedusaHeads(heads: MedusaHeads, dir: string, opts: Sav
   await rename(tmp, file);
 }
 
-/** Sizes a base model offers the heads (a CausalLM's config has them). */
-export interface MedusaBaseSizes { config: { hidden_size: number; vocab_size: number } }
+/** Sizes a base model offers the heads (a CausalLM's config has them); with project(), heads can be tied to it. */
+export interface MedusaBaseSizes { config: { hidden_size: number; vocab_size: number }; project?: MedusaBase['project'] }
 
 export interface LoadedMedusaHeads {
   heads: MedusaHeads;
@@ -88,6 +101,8 @@ export interface LoadedMedusaHeads {
   config: Record<string, unknown>;
   /** The weights file read. */
   file: string;
+  /** The heads tied to the base's output head (their LM weight equals it bit for bit). */
+  tied: number[];
 }
 
 function intField(config: Record<string, unknown>, field: string, file: string, min: number): number {
@@ -107,7 +122,7 @@ function intField(config: Record<string, unknown>, field: string, file: string, 
  * copied. Everything else that can be wrong — a missing or extra tensor, a shape, layer copies
  * that differ — is an error naming the tensor.
  */
-export async function loadMedusaHeads(dir: string, opts: { base?: MedusaBaseSizes; dtype?: 'f32' | 'q8_0' } & FiniteOptions = {}): Promise<LoadedMedusaHeads> {
+export async function loadMedusaHeads(dir: string, opts: { base?: MedusaBaseSizes; dtype?: 'f32' | 'q8_0'; tie?: boolean } & FiniteOptions = {}): Promise<LoadedMedusaHeads> {
   if (opts.dtype !== undefined && opts.dtype !== 'f32' && opts.dtype !== 'q8_0') throw new IoError(dir, `dtype ${JSON.stringify(opts.dtype)} is not one of f32, q8_0`);
   if (!existsSync(dir)) throw new IoError(dir, 'no such directory (expected Medusa heads: config.json + medusa_lm_head.safetensors)');
   const cfgFile = path.join(dir, 'config.json');
@@ -194,16 +209,50 @@ export async function loadMedusaHeads(dir: string, opts: { base?: MedusaBaseSize
       sd[`heads.${i}.lm_head.weight`] = { shape: [V, D], data: await values(n.lmHead) };
     }
     const heads = withoutInit(() => new MedusaHeads(cfg));
+    let tied: number[] = [];
     try {
       heads.loadStateDict(sd, { source: file });
+      // Tied heads: those whose LM weight is the base's output head, bit for bit (opts.tie false: none).
+      const base = opts.base;
+      if (base?.project && opts.tie !== false) {
+        tied = tiedHeads(Array.from({ length: K }, (_, i) => sd[`heads.${i}.lm_head.weight`].data), base as MedusaBase);
+        if (tied.length) heads.tie(base as MedusaBase, tied);
+      }
       if (opts.dtype === 'q8_0') quantizeMedusaHeads(heads);
     } catch (e) {
       heads.dispose();
       throw e;
     }
-    return { heads, config, file };
+    return { heads, config, file, tied };
   } finally {
     await w.close();
+  }
+}
+
+/**
+ * Most multiply-adds (hidden² · vocabulary) spent reading a base's output head through project()
+ * to find tied heads at load (about a second on a CPU); past it, heads load untied (still exact,
+ * only without the shared product).
+ */
+export const TIED_CHECK_MAX_WORK = 2 ** 31;
+
+/** The indices of the LM weights (V·D values each) that equal the base's output head bit for bit. */
+export function tiedHeads(lmWeights: readonly Float32Array[], base: MedusaBase): number[] {
+  const { hidden_size: D, vocab_size: V } = base.config;
+  if (D * D * V > TIED_CHECK_MAX_WORK) return [];
+  const w = noGrad(() => baseHeadWeight(base));
+  try {
+    const b = new Uint32Array((w.data() as Float32Array).slice().buffer);
+    const out: number[] = [];
+    lmWeights.forEach((v, i) => {
+      if (v.length !== b.length) return;
+      const u = new Uint32Array(v.buffer, v.byteOffset, v.length);
+      for (let j = 0; j < b.length; j++) if (u[j] !== b[j]) return;
+      out.push(i);
+    });
+    return out;
+  } finally {
+    w.dispose();
   }
 }
 
@@ -213,16 +262,38 @@ export async function loadMedusaHeads(dir: string, opts: { base?: MedusaBaseSize
  * The heads only propose candidates that the base model verifies, so decoding's output is what
  * it was (exact acceptance); a step reads 3.8× fewer bytes of head weights (on a CPU the 4 heads
  * of a stories15M-shape model cost almost half a decoding step in f32). Returns the names
- * quantised (matrices whose rows are not whole 32-value blocks stay f32).
+ * quantised (matrices whose rows are not whole 32-value blocks stay f32). Tied heads (MedusaHeads.tie)
+ * get a Q8_0 copy of the base head for their one product (setTiedProjection; not among the names).
  */
 export function quantizeMedusaHeads(heads: MedusaHeads): Set<string> {
   const sd: Record<string, HostBlocks> = {};
   for (const [name, t] of heads.namedTensors()) {
+    // A tied head's own LM weight is not read (the base head is): left as it is.
+    const m = /^heads\.(\d+)\.lm_head\./.exec(name);
+    if (m && heads.isTied(Number(m[1]))) continue;
     if (t.dtype !== 'f32' || t.ndim !== 2 || t.shape[1] % QK8_0 !== 0 || !t.isContiguous()) continue;
     sd[name] = { shape: [...t.shape], blocks: quantizeQ8_0(t.data() as Float32Array) };
   }
   const done = useQuantizedWeights(heads, new Set(Object.keys(sd)));
   for (const name of Object.keys(sd)) if (!done.has(name)) delete sd[name];
   heads.loadStateDict(sd, { strict: false });
+  // Tied heads: their one product with the base head reads a Q8_0 copy of it, as untied heads read
+  // their own Q8_0 LM heads (proposals only: decoding's output does not depend on it).
+  const base = heads.tiedBase;
+  if (base && heads.heads.some((_, k) => heads.isTied(k)) && heads.config.hidden_size % QK8_0 === 0) {
+    const { hidden_size: D, vocab_size: V } = heads.config;
+    const w = baseHeadWeight(base);
+    const lm = withoutInit(() => new Linear(D, V, { bias: false }));
+    try {
+      useQuantizedWeights(lm, new Set(['weight']));
+      lm.loadStateDict({ weight: { shape: [V, D], blocks: quantizeQ8_0(w.data() as Float32Array) } });
+    } catch (e) {
+      lm.dispose();
+      throw e;
+    } finally {
+      w.dispose();
+    }
+    heads.setTiedProjection(lm);
+  }
   return done;
 }

@@ -11,6 +11,14 @@
 // Heads do not share anything with each other. With W = 0 a fresh head is x ↦ x + SiLU(b) = x
 // (b = 0) followed by a copy of the base head: before training, every head predicts what the
 // base predicts for the next token.
+//
+// Tied LM heads (tie(base)): a head whose U_k IS the base's output head (Medusa-1 with the LM
+// head frozen: only the ResBlocks train) computes its logits through base.project(), and the
+// heads a decoding step needs go through ONE product with the base head (forwardMany: K rows,
+// which the few-row matmul kernels run for little more than one row) instead of K products with
+// K matrices of the base head's size. The files keep the Medusa repo's layout: a tied head's LM
+// weight is written as a copy of the base head, and loadMedusaHeads ties a head again when its
+// LM weight equals the base's head bit for bit.
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
 import { noGrad } from '../tensor/autograd.js';
@@ -70,6 +78,18 @@ export class MedusaHead extends Module {
 export class MedusaHeads extends Module {
   heads: MedusaHead[];
   readonly config: MedusaHeadsConfig;
+  /**
+   * The base whose output head the tied heads use (null: none tied): a private field, which
+   * Module does not walk (the base's tensors are not the heads' to list, save or dispose).
+   */
+  #shared: MedusaBase | null = null;
+  /** Per head, whether its LM head is the base's (tie()). */
+  #tied: boolean[] = [];
+  /**
+   * For inference, the tied heads' product can use a copy of the base head in another dtype
+   * (quantizeMedusaHeads: Q8_0, as the untied heads' own LM heads) instead of base.project.
+   */
+  #projection: Linear | null = null;
 
   /**
    * Heads for a base of this hidden size and vocabulary. `lmHead` (V, D), e.g. the base's untied
@@ -106,19 +126,102 @@ export class MedusaHeads extends Module {
   get numHeads(): number { return this.config.medusa_num_heads; }
   get numLayers(): number { return this.config.medusa_num_layers; }
 
+  /**
+   * Tie heads' LM heads to the base's output head (default every head): their logits become
+   * base.project(x_L), and their own lm_head weights stop training (requiresGrad false; they
+   * are not read while tied). The base must fit the heads (hidden size, vocabulary).
+   */
+  tie(base: MedusaBase, which: readonly number[] = this.heads.map((_, k) => k)): this {
+    this.checkBase(base, 'MedusaHeads.tie');
+    for (const k of which) {
+      if (!Number.isInteger(k) || k < 0 || k >= this.heads.length) throw new RangeError(`MedusaHeads.tie: head ${k} outside [0, ${this.heads.length})`);
+    }
+    this.#shared = base;
+    this.#tied = this.heads.map((_, k) => which.includes(k) || (this.#tied[k] ?? false));
+    this.heads.forEach((h, k) => { if (this.#tied[k]) h.lm_head.weight.requiresGrad = false; });
+    return this;
+  }
+
+  /**
+   * The tied heads' LM product through `lm` (a copy of the base head, e.g. quantised; null: the
+   * base's project()). The heads own it from then on (dispose() frees it).
+   */
+  setTiedProjection(lm: Linear | null): void {
+    if (lm && (lm.weight.shape[0] !== this.config.vocab_size || lm.weight.shape[1] !== this.config.hidden_size)) {
+      throw new ShapeError('MedusaHeads.setTiedProjection', `weight ${fmtShape(lm.weight.shape)}, expected [${this.config.vocab_size}, ${this.config.hidden_size}]`);
+    }
+    this.#projection?.dispose();
+    this.#projection = lm;
+  }
+
+  override dispose(): void {
+    this.#projection?.dispose();
+    this.#projection = null;
+    super.dispose();
+  }
+
+  /** Whether head k's LM head is the base's output head. */
+  isTied(k: number): boolean { return this.#tied[k] ?? false; }
+  /** The base the tied heads project with (null when none is tied). */
+  get tiedBase(): MedusaBase | null { return this.#shared; }
+
   /** K logits tensors (…, V), head k's guess for the token k+2 positions after each of h's (…, D). */
   forward(h: Tensor): Tensor[] {
-    const D = this.config.hidden_size;
-    if (h.ndim < 1 || h.shape[h.ndim - 1] !== D) throw new ShapeError('MedusaHeads.forward', `hidden states of shape ${fmtShape(h.shape)}, expected (…, ${D}) (hidden_size)`);
-    return this.heads.map((head) => head.forward(h));
+    this.checkHidden(h, 'MedusaHeads.forward');
+    return this.heads.map((_, k) => this.headLogits(h, k));
   }
 
   /** Head k's logits (…, V) alone. */
   forwardHead(h: Tensor, k: number): Tensor {
+    this.checkHidden(h, 'MedusaHeads.forwardHead');
+    this.checkHead(k, 'MedusaHeads.forwardHead');
+    return this.headLogits(h, k);
+  }
+
+  /**
+   * The logits of heads ks on ONE hidden state h (…, D) of one position: (ks.length, V), row i
+   * head ks[i]'s. The tied heads' last hidden states go through one product with the base head
+   * (the point of tying: on a CPU a few rows cost little more than one); the others through
+   * their own LM heads.
+   */
+  forwardMany(h: Tensor, ks: readonly number[]): Tensor {
+    this.checkHidden(h, 'MedusaHeads.forwardMany');
+    const D = this.config.hidden_size, V = this.config.vocab_size;
+    if (h.size !== D) throw new ShapeError('MedusaHeads.forwardMany', `one hidden state expected, got shape ${fmtShape(h.shape)}`);
+    if (ks.length === 0) throw new RangeError('MedusaHeads.forwardMany: no heads given');
+    for (const k of ks) this.checkHead(k, 'MedusaHeads.forwardMany');
+    const x = T.reshape(h, [1, D]);
+    const tied = ks.filter((k) => this.isTied(k));
+    let shared: Tensor | null = null;
+    if (tied.length) {
+      const xs = tied.map((k) => this.heads[k].hidden(x));
+      shared = this.tiedProject(xs.length === 1 ? xs[0] : T.concat(xs, 0));
+      shared = T.reshape(shared, [tied.length, V]);
+      if (tied.length === ks.length) return shared;
+    }
+    const rows = ks.map((k) => {
+      const i = tied.indexOf(k);
+      return i >= 0 ? T.slice(shared!, 0, i, i + 1) : T.reshape(this.heads[k].forward(x), [1, V]);
+    });
+    return rows.length === 1 ? rows[0] : T.concat(rows, 0);
+  }
+
+  private headLogits(h: Tensor, k: number): Tensor {
+    const head = this.heads[k];
+    return this.isTied(k) ? this.tiedProject(head.hidden(h)) : head.forward(h);
+  }
+
+  private tiedProject(x: Tensor): Tensor {
+    return this.#projection ? this.#projection.forward(x) : this.#shared!.project(x);
+  }
+
+  private checkHidden(h: Tensor, op: string): void {
     const D = this.config.hidden_size;
-    if (h.ndim < 1 || h.shape[h.ndim - 1] !== D) throw new ShapeError('MedusaHeads.forwardHead', `hidden states of shape ${fmtShape(h.shape)}, expected (…, ${D}) (hidden_size)`);
-    if (!Number.isInteger(k) || k < 0 || k >= this.heads.length) throw new RangeError(`MedusaHeads.forwardHead: head ${k} outside [0, ${this.heads.length})`);
-    return this.heads[k].forward(h);
+    if (h.ndim < 1 || h.shape[h.ndim - 1] !== D) throw new ShapeError(op, `hidden states of shape ${fmtShape(h.shape)}, expected (…, ${D}) (hidden_size)`);
+  }
+
+  private checkHead(k: number, op: string): void {
+    if (!Number.isInteger(k) || k < 0 || k >= this.heads.length) throw new RangeError(`${op}: head ${k} outside [0, ${this.heads.length})`);
   }
 
   /** Error (naming the field) unless these heads fit a base of this hidden size and vocabulary. */

@@ -312,6 +312,12 @@ export interface MedusaTrainOptions extends Partial<TrainOptions>, Partial<Medus
   layers?: number;
   /** Continue from heads saved earlier (a Medusa directory) instead of fresh ones. */
   init?: string;
+  /**
+   * Tie the heads' LM heads to the base's output head (MedusaHeads.tie): only the ResBlocks
+   * train, and decoding runs the heads' LM products as one few-row product with the base head.
+   * Saved in the same layout (each LM weight a copy of the base head).
+   */
+  tieLmHead?: boolean;
   tokenizer?: string;
   textField?: string;
   prompts?: number;
@@ -361,6 +367,10 @@ export async function trainMedusa(o: MedusaTrainOptions): Promise<MedusaTrainRes
     heads = o.init
       ? (await loadMedusaHeads(o.init, { base })).heads
       : MedusaHeads.fromBase(base, { heads: o.heads ?? D.heads, layers: o.layers ?? D.layers });
+    if (o.tieLmHead) {
+      if (heads.numLayers === 0) throw new MedusaTrainError('tied LM heads with 0 layers would leave nothing to train: every head would be the base head (use --layers ≥ 1)');
+      heads.tie(base);
+    }
     const rowLength = Math.min((o.seqLen ?? 127) + 1, base.contextLength);
     const opts: TrainOptions = { ...DEFAULT_TRAIN_OPTIONS, ...D.train, ...definedOnly(o), seqLen: rowLength - 1 };
     if (rowLength < heads.numHeads + 3) throw new MedusaTrainError(`rows of ${rowLength} tokens are too short for ${heads.numHeads} heads (need ${heads.numHeads + 3})`);
@@ -391,7 +401,7 @@ export async function trainMedusa(o: MedusaTrainOptions): Promise<MedusaTrainRes
     const before = headAccuracy(base, heads, valRows, { ranks });
     const nParams = heads.numParameters();
     log(`Medusa-${lossOpts.joint ? `2 (joint: the base trains too, its loss × ${lossOpts.lmWeight})` : '1 (base frozen)'}: ${heads.numHeads} heads × ${heads.numLayers} layer(s), ` +
-      `${(nParams / 1e6).toFixed(2)}M head parameters; loss weights ${trainee.weights.map((w) => w.toFixed(4)).join(', ')}; ${opts.steps} steps of ${opts.batchSize}×${opts.seqLen + 1} tokens`);
+      `${(nParams / 1e6).toFixed(2)}M head parameters${o.tieLmHead ? ' (LM heads tied to the base head)' : ''}; loss weights ${trainee.weights.map((w) => w.toFixed(4)).join(', ')}; ${opts.steps} steps of ${opts.batchSize}×${opts.seqLen + 1} tokens`);
     log(`held-out accuracy before training (each head a copy of the base head):\n${formatHeadAccuracy(before)}`);
 
     const opt = createOptimizer(trainee, opts);

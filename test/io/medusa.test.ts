@@ -134,7 +134,8 @@ test('dtype q8_0: the heads\' matrices become Q8_0 blocks (rows of whole blocks 
     const g = new Generator(4);
     for (const [n, p] of heads.namedTensors()) if (n.includes('block')) T.copyInto(p, T.tensor(randArray(p.size, g).map((x) => x * 0.2), [...p.shape]));
     await saveMedusaHeads(heads, dir);
-    const q = (await loadMedusaHeads(dir, { base, dtype: 'q8_0' })).heads;
+    // Their LM heads are still copies of the base head: tie: false keeps them the heads' own (tied heads: test/nn/medusa_tied.test.ts).
+    const q = (await loadMedusaHeads(dir, { base, dtype: 'q8_0', tie: false })).heads;
     try {
       for (const [n, t] of q.namedTensors()) assert.equal(t.dtype, n.endsWith('.weight') ? 'q8_0' : 'f32', n);
       const h = T.tensor(randArray(3 * D, g), [1, 3, D]);
@@ -149,6 +150,22 @@ test('dtype q8_0: the heads\' matrices become Q8_0 blocks (rows of whole blocks 
       }
     } finally {
       q.dispose();
+    }
+    // Loaded tied (the default): a Q8_0 copy of the base head serves them; logits near f32, output plain greedy.
+    const qt = await loadMedusaHeads(dir, { base, dtype: 'q8_0' });
+    try {
+      assert.deepEqual(qt.tied, [0, 1, 2, 3]);
+      const h = T.tensor(randArray(D, g), [1, 1, D]);
+      noGrad(() => scope(() => {
+        const want = heads.forward(h), got = qt.heads.forwardMany(h, [0, 1, 2, 3]).toArray();
+        want.forEach((w, k) => assertClose(got.slice(k * V, (k + 1) * V), w.toArray(), 0.05, 0.05, `tied head ${k}`));
+      }));
+      for (const prompt of [[1, 2, 3], [40, 7]]) {
+        const plain = generate(base, prompt, { maxNewTokens: 30, stopIds: [] }).ids[0];
+        assert.deepEqual(generate(base, prompt, { maxNewTokens: 30, stopIds: [], speculative: { medusa: { heads: qt.heads } } }).ids[0], plain);
+      }
+    } finally {
+      qt.heads.dispose();
     }
     // Rows that are not whole 32-value blocks stay f32.
     const odd = new MedusaHeads({ medusa_num_heads: 2, medusa_num_layers: 1, hidden_size: 7, vocab_size: 13 });

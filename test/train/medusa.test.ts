@@ -93,6 +93,34 @@ test('Medusa-1 training lowers every head\'s held-out loss and leaves the base u
   }
 });
 
+test('--tie-lm-head: only the ResBlocks train; the saved LM weights are the base head bit for bit, and load back tied', async () => {
+  const out = path.join(dir, 'tied');
+  const r = await trainMedusa({ model: modelDir, data, out, heads: 2, layers: 1, prompts: 64, promptTokens: 3, seqLen: 31, steps: 30, batchSize: 8, lr: 3e-3, warmupSteps: 2, evalEvery: 0, tieLmHead: true, log: () => {}, progress: () => {} });
+  try {
+    assert.ok([0, 1].every((k) => r.heads.isTied(k)));
+    for (let k = 0; k < 2; k++) assert.ok(r.after.loss[k] < r.before.loss[k] - 0.02, `head ${k}: held-out loss ${r.before.loss[k]} → ${r.after.loss[k]}`);
+    const base = noGrad(() => T.contiguous(T.transpose(r.base.project(T.tensor(Array.from({ length: 32 * 32 }, (_, i) => (i % 33 === 0 ? 1 : 0)), [32, 32]))))).toArray();
+    r.heads.heads.forEach((h, k) => {
+      assert.ok(h.block!.linear.weight.toArray().some((x) => x !== 0), `head ${k}'s ResBlock trained`);
+      assert.deepEqual(h.lm_head.weight.toArray(), base, `head ${k}'s own LM weight untouched`);
+    });
+    const back = await loadMedusaHeads(out, { base: r.base });
+    try {
+      assert.deepEqual(back.tied, [0, 1]);
+      noGrad(() => scope(() => {
+        const h = r.base.hidden(T.tensor([1, 2, 3, 4], [1, 4], 'i32'));
+        const x = r.heads.forward(h), y = back.heads.forward(h);
+        x.forEach((l, k) => assert.deepEqual(y[k].toArray(), l.toArray()));
+      }));
+    } finally {
+      back.heads.dispose();
+    }
+  } finally {
+    r.heads.dispose();
+    r.base.dispose();
+  }
+});
+
 test('Medusa-2 (joint) trains the base too and saves it beside the heads', async () => {
   const out = path.join(dir, 'm2');
   const r = await trainMedusa({ model: modelDir, data, out, heads: 2, layers: 1, prompts: 40, promptTokens: 3, seqLen: 23, steps: 4, batchSize: 4, lr: 1e-3, warmupSteps: 0, evalEvery: 0, joint: true, lmWeight: 0.5, log: () => {}, progress: () => {} });

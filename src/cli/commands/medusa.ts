@@ -9,7 +9,7 @@ import { num } from '../args.js';
 const D = DEFAULT_MEDUSA_TRAIN;
 
 export const usage = `tslm medusa train --model <dir> [--data <file|dir|jsonl>] [--out <dir>] [--heads ${D.heads}] [--layers ${D.layers}]
-      [--joint] [--lm-weight 1] [--heads-coefficient 0.2] [--decay 0.8] [--prompts ${D.prompts}]
+      [--tie-lm-head] [--joint] [--lm-weight 1] [--heads-coefficient 0.2] [--decay 0.8] [--prompts ${D.prompts}]
       [--prompt-tokens ${D.promptTokens}] [--temperature 0] [--field text] [--seq-len T] [--steps ${D.train.steps}]
       [--batch-size ${D.train.batchSize}] [--lr ${D.train.lr}] [--warmup N] [--eval-every N] [--val-fraction F]
       [--init <medusa dir>] [--seed S] [--tokenizer FILE] [--threads N]
@@ -17,6 +17,8 @@ export const usage = `tslm medusa train --model <dir> [--data <file|dir|jsonl>] 
     (the first --prompt-tokens tokens of each line of --data; default data: the quickstart
     corpus) greedily (or at --temperature), and head k learns the token k+2 ahead from its own
     last hidden state; losses weighted heads-coefficient·decay^(k+1) as the Medusa repo's recipe.
+    --tie-lm-head: every head's LM head is the model's output head (only the ResBlocks train;
+    decoding runs the heads' LM products as one few-row product; saved as copies, same layout).
     Medusa-1 (default) freezes the model; --joint (Medusa-2) trains it too, with its own
     next-token loss × --lm-weight, and saves it with the heads. Prints each head's held-out
     top-1…top-10 accuracy (medusa{i}_top{k}) before and after; writes config.json +
@@ -30,7 +32,7 @@ export async function run(args: string[]): Promise<number> {
     args: rest,
     options: {
       model: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, heads: { type: 'string' }, layers: { type: 'string' },
-      joint: { type: 'boolean', default: false }, 'lm-weight': { type: 'string' }, 'heads-coefficient': { type: 'string' }, decay: { type: 'string' },
+      joint: { type: 'boolean', default: false }, 'tie-lm-head': { type: 'boolean', default: false }, 'lm-weight': { type: 'string' }, 'heads-coefficient': { type: 'string' }, decay: { type: 'string' },
       prompts: { type: 'string' }, 'prompt-tokens': { type: 'string' }, temperature: { type: 'string' }, field: { type: 'string' },
       'seq-len': { type: 'string' }, steps: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' }, warmup: { type: 'string' },
       'eval-every': { type: 'string' }, 'val-fraction': { type: 'string' }, init: { type: 'string' }, seed: { type: 'string' },
@@ -46,7 +48,7 @@ export async function run(args: string[]): Promise<number> {
     const r = await trainMedusa({
       model: values.model, data: values.data, out, tokenizer: values.tokenizer, textField: values.field, init: values.init,
       heads: num(values.heads, 'heads', pos), layers: num(values.layers, 'layers', (x) => Number.isInteger(x) && x >= 0),
-      joint: values.joint, lmWeight: num(values['lm-weight'], 'lm-weight', (x) => x >= 0),
+      joint: values.joint, tieLmHead: values['tie-lm-head'], lmWeight: num(values['lm-weight'], 'lm-weight', (x) => x >= 0),
       headsCoefficient: num(values['heads-coefficient'], 'heads-coefficient', (x) => x > 0), decay: num(values.decay, 'decay', (x) => x > 0),
       prompts: num(values.prompts, 'prompts', pos), promptTokens: num(values['prompt-tokens'], 'prompt-tokens', pos),
       temperature: num(values.temperature, 'temperature', (x) => x >= 0),
