@@ -148,7 +148,7 @@ export class SchemaCompiler {
    */
   private readonly valueMemo = new Map<string, { sym: Sym; height: number; unsat: number }>();
   /** Content keys of objects and arrays (by identity: the compiler never changes a schema object once made). */
-  private readonly contentKeys = new WeakMap<object, string>();
+  private readonly contentKeys = new Map<object, string>();
   private readonly interned = new Map<string, string>();
   private readonly strKeys = new Map<string, string>();
   /** The deepest `depth` reached (for valueMemo's height). */
@@ -363,8 +363,24 @@ export class SchemaCompiler {
     };
     if (!add(rest, ptr, 0)) return false;
     for (const [i, br] of (s.allOf as JsonSchema[]).entries()) if (!add(br, jp(ptr, 'allOf', i), 0)) return false;
-    return mergeSchemas(parts, ptr);
+    return mergeSchemas(parts, ptr, this.both);
   }
+
+  /** `{ allOf: [x, y] }`, one object per pair (x and y by identity; see `both`). */
+  private readonly pairs = new Map<unknown, Map<unknown, Obj>>();
+  /**
+   * `{ allOf: [x, y] }` for mergeSchemas, the same object for the same x and y: a property merged
+   * again in each variant of an object (semgrep's rule object, ~1,500 variants of its if/then/else
+   * branches) is the same schema object each time, so its content key (keyOf) is found by identity
+   * instead of being built again for each variant, and it is allocated once.
+   */
+  private readonly both = (x: unknown, y: unknown): Obj => {
+    let m = this.pairs.get(x);
+    if (m === undefined) { m = new Map(); this.pairs.set(x, m); }
+    let o = m.get(y);
+    if (o === undefined) { o = { allOf: [x, y] }; m.set(y, o); }
+    return o;
+  };
 
   /** `not` and `if`/`then`/`else` as allOf parts: the negation (see negate) and (if ∧ then) ∨ (¬if ∧ else). */
   private expandLogic(x: Obj, p: string): Obj {
@@ -2504,7 +2520,7 @@ export function deepEqual(a: unknown, b: unknown): boolean {
 }
 
 /** Merges allOf parts (already flattened, no $ref/allOf) into one schema. */
-function mergeSchemas(parts: Obj[], ptr: string): JsonSchema {
+function mergeSchemas(parts: Obj[], ptr: string, both: (x: unknown, y: unknown) => Obj = (x, y) => ({ allOf: [x, y] })): JsonSchema {
   const out: Obj = {};
   const fail = (k: string, why = 'cannot be merged across allOf branches') => { throw new UnsupportedKeywordError('allOf', jp(ptr, 'allOf'), `'${k}' ${why}`); };
   for (const p of parts) {
@@ -2528,7 +2544,7 @@ function mergeSchemas(parts: Obj[], ptr: string): JsonSchema {
         }
         case 'properties': {
           const merged = cur as Obj;
-          for (const [n, sch] of Object.entries(v as Obj)) merged[n] = n in merged ? { allOf: [merged[n], sch] } : sch;
+          for (const [n, sch] of Object.entries(v as Obj)) merged[n] = n in merged ? both(merged[n], sch) : sch;
           break;
         }
         case 'required': out[k] = [...new Set([...(cur as string[]), ...(v as string[])])]; break;
@@ -2550,16 +2566,16 @@ function mergeSchemas(parts: Obj[], ptr: string): JsonSchema {
         case 'const': if (!deepEqual(cur, v)) out.enum = []; break;
         case 'items':
           if (Array.isArray(cur) || Array.isArray(v)) { if (!deepEqual(cur, v)) fail(k); }
-          else out[k] = { allOf: [cur, v] };
+          else out[k] = both(cur, v);
           break;
-        case 'additionalProperties': out[k] = deepEqual(cur, v) ? cur : { allOf: [cur, v] }; break;
+        case 'additionalProperties': out[k] = deepEqual(cur, v) ? cur : both(cur, v); break;
         case 'patternProperties': {
           const merged: Obj = { ...(cur as Obj) };
-          for (const [pat, sch] of Object.entries(v as Obj)) merged[pat] = pat in merged ? { allOf: [merged[pat], sch] } : sch;
+          for (const [pat, sch] of Object.entries(v as Obj)) merged[pat] = pat in merged ? both(merged[pat], sch) : sch;
           out[k] = merged;
           break;
         }
-        case 'propertyNames': out[k] = deepEqual(cur, v) ? cur : { allOf: [cur, v] }; break;
+        case 'propertyNames': out[k] = deepEqual(cur, v) ? cur : both(cur, v); break;
         case 'dependencies': case 'dependentRequired': case 'dependentSchemas': {
           // Both hold: names required by both (arrays), or both dependent schemas (allOf).
           if (!isObj(cur) || !isObj(v)) fail(k);
@@ -2575,7 +2591,7 @@ function mergeSchemas(parts: Obj[], ptr: string): JsonSchema {
         }
         case 'anyOf':
           if ((cur as JsonSchema[]).length * (v as JsonSchema[]).length > 256) throw new ComplexityError('alternatives of anyOf across allOf branches', 256, `at ${ptr}`);
-          out[k] = (cur as JsonSchema[]).flatMap((x) => (v as JsonSchema[]).map((y) => ({ allOf: [x, y] })));
+          out[k] = (cur as JsonSchema[]).flatMap((x) => (v as JsonSchema[]).map((y) => both(x, y)));
           break;
         // A second oneOf is kept as an allOf part, which the first one's branches each take in.
         case 'oneOf': out.allOf = [...((out.allOf as JsonSchema[] | undefined) ?? []), { oneOf: v }]; break;
@@ -2592,7 +2608,7 @@ function mergeSchemas(parts: Obj[], ptr: string): JsonSchema {
     const ownPats = Object.keys((p.patternProperties ?? {}) as Obj);
     if (Object.keys((out.patternProperties ?? {}) as Obj).some((x) => !ownPats.includes(x))) fail('patternProperties', 'of one allOf branch with additionalProperties in another');
     const own = new Set(Object.keys((p.properties ?? {}) as Obj));
-    if (allProps) for (const n of Object.keys(allProps)) if (!own.has(n)) allProps[n] = { allOf: [allProps[n], p.additionalProperties] };
+    if (allProps) for (const n of Object.keys(allProps)) if (!own.has(n)) allProps[n] = both(allProps[n], p.additionalProperties);
     for (const r of (out.required ?? []) as string[]) {
       if (!own.has(r) && !(allProps && r in allProps)) {
         out.properties = { ...(out.properties as Obj ?? {}), [r]: p.additionalProperties };
