@@ -432,6 +432,27 @@ export class SchemaCompiler {
    * Keywords whose complement it cannot express raise UnsupportedKeywordError('not', pointer).
    */
   negate(n: JsonSchema, ptr: string, depth = 0): JsonSchema {
+    if (!isObj(n)) return this.negateNew(n, ptr, depth);
+    // The complement of a schema object met again (a oneOf branch negated in each variant of an
+    // object): the same object as the first time, with the negations a second computation would
+    // count (its $ref targets' complements are then known); where those would pass the bound, it
+    // is computed again, to fail where it would have.
+    let m = this.negated.get(n);
+    const hit = m?.get(depth);
+    if (hit !== undefined && this.negations + hit.count <= 4000) { this.negations += hit.count; return hit.out; }
+    const n0 = this.negations, k0 = this.negKnown;
+    const out = this.negateNew(n, ptr, depth);
+    if (m === undefined) { m = new Map(); this.negated.set(n, m); }
+    m.set(depth, { out, count: this.negations - n0 - (this.negKnown - k0) });
+    return out;
+  }
+
+  /** negate's results by schema object and depth, with the negations computing one again counts. */
+  private readonly negated = new Map<object, Map<number, { out: JsonSchema; count: number }>>();
+  /** Negations made so far inside complements of $ref targets now in negRefs (a second computation does not make them). */
+  private negKnown = 0;
+
+  private negateNew(n: JsonSchema, ptr: string, depth: number): JsonSchema {
     if (n === true) return false;
     if (n === false) return true;
     if (!isObj(n)) throw new InvalidSchemaError('not', ptr, `must be a schema, got ${JSON.stringify(n)}`);
@@ -466,8 +487,9 @@ export class SchemaCompiler {
           const t = this.resolve(v, jp(ptr, k));
           let x = this.negRefs.get(t.ptr);
           if (x === undefined) {
-            x = this.negate(t.schema, t.ptr, depth + 1);
-            if (isObj(x)) { this.negRefs.set(t.ptr, x); this.negRefObjs.add(x); }
+            const n0 = this.negations, k0 = this.negKnown;
+            x = this.negateNew(t.schema, t.ptr, depth + 1);
+            if (isObj(x)) { this.negRefs.set(t.ptr, x); this.negRefObjs.add(x); this.negKnown = k0 + (this.negations - n0); }
           }
           out.push(x);
           break;

@@ -127,3 +127,24 @@ test('allOf merges of the same parts share what they build and change no part or
   assert.deepEqual(pqr, { type: 'object', properties: { a: { type: 'string' }, b: { allOf: [{ type: 'integer' }, { minimum: 0 }] }, c: { allOf: [{ allOf: [{ type: 'boolean' }, { type: 'boolean' }] }, false] }, d: { allOf: [{}, false] }, z: { type: 'number' }, w: { type: 'number' } }, additionalProperties: { allOf: [false, { type: 'number' }] }, required: ['a', 'z', 'w'] });
   assert.deepEqual(qrp, { properties: { b: { allOf: [{ minimum: 0 }, { type: 'integer' }] }, c: { allOf: [{ type: 'boolean' }, { type: 'boolean' }] }, d: { allOf: [{}, false] }, a: { allOf: [{ type: 'string' }, false] }, z: false, w: false }, additionalProperties: { allOf: [{ allOf: [false, { type: 'number' }] }, false] }, required: ['a', 'z', 'w'], type: 'object' });
 });
+
+test('a complement met again is the same object, and counts toward the bound on negations as computing it again would', () => {
+  // negate(x) makes 6 negations the first time (x, its two branches, the $ref target and its two
+  // parts) and 3 after (the target's complement is then known): 1 + 1,331 calls reach 3,999, the
+  // next one passes 4,000 and is refused, at the same place and count as without the memo.
+  const c = new SchemaCompiler({ $defs: { d: { allOf: [{ minimum: 1 }, { maximum: 5 }] } } });
+  const x = { anyOf: [{ $ref: '#/$defs/d' }, { required: ['b'] }] };
+  const first = c.negate(x, '#');
+  let ok = 1;
+  let error: unknown = null;
+  for (let i = 0; i < 5000 && error === null; i++) {
+    try { assert.equal(c.negate(x, '#'), first); ok++; } catch (e) { error = e; }
+  }
+  assert.equal(ok, 1332);
+  assert.ok(error instanceof Error && error.constructor.name === 'ComplexityError' && /negations .* exceeds 4000 \(at #\/anyOf\/0\)/.test(error.message), String(error));
+  // The complement itself: neither branch, by ajv, on a few values.
+  const schema = { $defs: { d: { allOf: [{ minimum: 1 }, { maximum: 5 }] } }, ...(first as object) };
+  for (const v of [0, 1, 3, 5, 6, { b: 1 }, { a: 1 }, 'x']) {
+    assert.equal(ajvValid(schema, v), !ajvValid({ $defs: schema.$defs, ...x }, v), JSON.stringify(v));
+  }
+});
