@@ -145,7 +145,7 @@ export class SchemaCompiler {
    */
   private readonly valueMemo = new Map<string, { sym: Sym; height: number; unsat: number }>();
   /** Content keys of objects and arrays (by identity: the compiler never changes a schema object once made). */
-  private readonly contentKeys = new Map<object, string>();
+  private readonly contentKeys = new WeakMap<object, string>();
   private readonly interned = new Map<string, string>();
   private readonly strKeys = new Map<string, string>();
   /** The deepest `depth` reached (for valueMemo's height). */
@@ -174,6 +174,10 @@ export class SchemaCompiler {
       if (e instanceof RangeError && /call stack/.test(e.message)) throw new ComplexityError('schema recursion', 'the call stack', 'the schema is too deeply nested or too large to compile');
       if (e instanceof UnsatisfiableError && this.unsat.length) throw new UnsatisfiableError(this.unsat[0].split(': ')[0], this.unsat[0].split(': ').slice(1).join(': ') + (this.unsat.length > 1 ? ` (and ${this.unsat.length - 1} more)` : ''));
       throw e;
+    } finally {
+      // The merges and complements kept for the compile (they hold schema objects strongly; the
+      // grammar's lazy rules keep this compiler as long as a matcher lives).
+      this.pairs.clear(); this.propMerges.clear(); this.propWraps.clear(); this.negated.clear();
     }
   }
 
