@@ -95,15 +95,12 @@ const esc = (k: string) => (k.includes('~') || k.includes('/') ? k.replace(/~/g,
 /**
  * A declared member of an object: its name's key (`"name":`), its value's symbol, and kv, the
  * member's symbols (key, value, white space), built when a rule needs them — the any-order member
- * rules are shared by name and value symbol (kvKey), so most objects never do (semgrep: 30,000
+ * rules are shared by name and value symbol (memberRule), so most objects never do (semgrep: 30,000
  * entries of 1,453 objects).
  */
 class MemberEntry {
   private kvSyms: Sym[] | undefined;
-  readonly kvKey: string;
-  constructor(readonly name: string, readonly required: boolean, readonly schema: JsonSchema, readonly ptr: string, readonly key: Sym[], readonly value: Sym, private readonly ws: Sym[]) {
-    this.kvKey = `${value}\u0001${name}`;
-  }
+  constructor(readonly name: string, readonly required: boolean, readonly schema: JsonSchema, readonly ptr: string, readonly key: Sym[], readonly value: Sym, private readonly ws: Sym[]) {}
   get kv(): Sym[] {
     if (this.kvSyms === undefined) {
       const kv = this.key.slice();
@@ -177,6 +174,10 @@ export class SchemaCompiler {
       if (e instanceof RangeError && /call stack/.test(e.message)) throw new ComplexityError('schema recursion', 'the call stack', 'the schema is too deeply nested or too large to compile');
       if (e instanceof UnsatisfiableError && this.unsat.length) throw new UnsatisfiableError(this.unsat[0].split(': ')[0], this.unsat[0].split(': ').slice(1).join(': ') + (this.unsat.length > 1 ? ` (and ${this.unsat.length - 1} more)` : ''));
       throw e;
+    } finally {
+      // The merges and complements kept for the compile (they hold schema objects strongly; the
+      // grammar's lazy rules keep this compiler as long as a matcher lives).
+      this.pairs.clear(); this.propMerges.clear(); this.propWraps.clear(); this.negated.clear();
     }
   }
 
@@ -363,8 +364,52 @@ export class SchemaCompiler {
     };
     if (!add(rest, ptr, 0)) return false;
     for (const [i, br] of (s.allOf as JsonSchema[]).entries()) if (!add(br, jp(ptr, 'allOf', i), 0)) return false;
-    return mergeSchemas(parts, ptr);
+    return mergeSchemas(parts, ptr, this.merger);
   }
+
+  /** `{ allOf: [x, y] }`, one object per pair (x and y by identity; see `both`). */
+  private readonly pairs = new Map<unknown, Map<unknown, Obj>>();
+  /**
+   * `{ allOf: [x, y] }` for mergeSchemas, the same object for the same x and y: a property merged
+   * again in each variant of an object (semgrep's rule object, ~1,500 variants of its if/then/else
+   * branches) is the same schema object each time, so its content key (keyOf) is found by identity
+   * instead of being built again for each variant, and it is allocated once.
+   */
+  private readonly both = (x: unknown, y: unknown): Obj => {
+    let m = this.pairs.get(x);
+    if (m === undefined) { m = new Map(); this.pairs.set(x, m); }
+    let o = m.get(y);
+    if (o === undefined) { o = { allOf: [x, y] }; m.set(y, o); }
+    return o;
+  };
+  private readonly propMerges = new Map<unknown, Map<unknown, Obj>>();
+  private readonly propWraps = new Map<unknown, Map<unknown, Map<unknown, Obj>>>();
+  /**
+   * What mergeSchemas builds of the parts' `properties`, each step a new object made once per
+   * inputs (by identity), so that an object's variants merged from the same parts share their
+   * `properties` (semgrep: 1,557 maps of 24 properties, keyed once each before): `props` adds
+   * another part's properties (a name in both: the allOf of its two schemas), `wrap` puts every
+   * property that `own` (a part's properties) does not declare under that part's additionalProperties.
+   */
+  private readonly merger: Merger = {
+    both: this.both,
+    props: (cur, v) => {
+      let m = this.propMerges.get(cur);
+      if (m === undefined) { m = new Map(); this.propMerges.set(cur, m); }
+      let o = m.get(v);
+      if (o === undefined) { o = mergeProps(cur, v, this.both); m.set(v, o); }
+      return o;
+    },
+    wrap: (cur, own, ap) => {
+      let m = this.propWraps.get(cur);
+      if (m === undefined) { m = new Map(); this.propWraps.set(cur, m); }
+      let m2 = m.get(own);
+      if (m2 === undefined) { m2 = new Map(); m.set(own, m2); }
+      let o = m2.get(ap);
+      if (o === undefined) { o = wrapProps(cur, own, ap, this.both); m2.set(ap, o); }
+      return o;
+    },
+  };
 
   /** `not` and `if`/`then`/`else` as allOf parts: the negation (see negate) and (if ∧ then) ∨ (¬if ∧ else). */
   private expandLogic(x: Obj, p: string): Obj {
@@ -391,6 +436,27 @@ export class SchemaCompiler {
    * Keywords whose complement it cannot express raise UnsupportedKeywordError('not', pointer).
    */
   negate(n: JsonSchema, ptr: string, depth = 0): JsonSchema {
+    if (!isObj(n)) return this.negateNew(n, ptr, depth);
+    // The complement of a schema object met again (a oneOf branch negated in each variant of an
+    // object): the same object as the first time, with the negations a second computation would
+    // count (its $ref targets' complements are then known); where those would pass the bound, it
+    // is computed again, to fail where it would have.
+    let m = this.negated.get(n);
+    const hit = m?.get(depth);
+    if (hit !== undefined && this.negations + hit.count <= 4000) { this.negations += hit.count; return hit.out; }
+    const n0 = this.negations, k0 = this.negKnown;
+    const out = this.negateNew(n, ptr, depth);
+    if (m === undefined) { m = new Map(); this.negated.set(n, m); }
+    m.set(depth, { out, count: this.negations - n0 - (this.negKnown - k0) });
+    return out;
+  }
+
+  /** negate's results by schema object and depth, with the negations computing one again counts. */
+  private readonly negated = new Map<object, Map<number, { out: JsonSchema; count: number }>>();
+  /** Negations made so far inside complements of $ref targets now in negRefs (a second computation does not make them). */
+  private negKnown = 0;
+
+  private negateNew(n: JsonSchema, ptr: string, depth: number): JsonSchema {
     if (n === true) return false;
     if (n === false) return true;
     if (!isObj(n)) throw new InvalidSchemaError('not', ptr, `must be a schema, got ${JSON.stringify(n)}`);
@@ -425,8 +491,9 @@ export class SchemaCompiler {
           const t = this.resolve(v, jp(ptr, k));
           let x = this.negRefs.get(t.ptr);
           if (x === undefined) {
-            x = this.negate(t.schema, t.ptr, depth + 1);
-            if (isObj(x)) { this.negRefs.set(t.ptr, x); this.negRefObjs.add(x); }
+            const n0 = this.negations, k0 = this.negKnown;
+            x = this.negateNew(t.schema, t.ptr, depth + 1);
+            if (isObj(x)) { this.negRefs.set(t.ptr, x); this.negRefObjs.add(x); this.negKnown = k0 + (this.negations - n0); }
           }
           out.push(x);
           break;
@@ -1499,7 +1566,7 @@ export class SchemaCompiler {
    * they are built lazily (GrammarBuilder.lazy), only those a parse meets. `ordered`, the same
    * members in the entries' order, has the same shortest derivation and serves the build's analyses.
    */
-  private anyOrderMembers(s: Obj, ptr: string, entries: Array<{ name: string; required: boolean; kv: Sym[]; kvKey?: string }>, extra: Sym[] | null, ordered: Sym | null,
+  private anyOrderMembers(s: Obj, ptr: string, entries: Array<{ name: string; required: boolean; kv: Sym[] }>, extra: Sym[] | null, ordered: Sym | null,
     deps: Array<{ trigger: string; reqs: string[]; forbids: string[]; never: boolean }> = []): Sym {
     const b = this.b, n = entries.length;
     const { minP, maxP, next } = propertyCount(s, ptr, entries, extra);
@@ -1532,7 +1599,7 @@ export class SchemaCompiler {
     // One rule per member (name and value) and one per extra member, shared by the objects that have it.
     // (Keyed by the name and the value's symbol where the entry has them: joining the symbols of
     // every entry of every object variant was 7% of semgrep's compile.)
-    const kv = entries.map((e) => b.cached(e.kvKey !== undefined ? `member-v:${e.kvKey}` : `member:${e.kv.join(',')}`, () => b.seq('member', e.kv)));
+    const kv = entries.map((e) => (e instanceof MemberEntry ? this.memberRule(e) : b.cached(`member:${e.kv.join(',')}`, () => b.seq('member', e.kv))));
     const ex = extra === null ? null : b.cached(`extra-member:${extra.join(',')}`, () => b.seq('extra-member', extra));
     const sep = b.cached('comma', () => b.rule('comma', [[...this.lit(','), ...this.ws]]));
     const states = new Map<string, number>();
@@ -1587,6 +1654,16 @@ export class SchemaCompiler {
     const root = b.lazy('members-any-order', [ordered !== null ? [ordered] : req.flatMap((m, i) => (i ? [sep, m] : [m]))], (g) => alts(g, new Uint8Array(n), 0));
     states.set(`0:${'0'.repeat(n)}`, root);
     return root;
+  }
+
+  /** The member rules of declared members, by value symbol and name (a rule each, made when first needed). */
+  private readonly memberRules = new Map<Sym, Map<string, Sym>>();
+  private memberRule(e: MemberEntry): Sym {
+    let m = this.memberRules.get(e.value);
+    if (m === undefined) { m = new Map(); this.memberRules.set(e.value, m); }
+    let r = m.get(e.name);
+    if (r === undefined) { r = this.b.seq('member', e.kv); m.set(e.name, r); }
+    return r;
   }
 
   /** patternProperties as a list of (pattern, RegExp as ajv compiles it, schema); [] when absent. */
@@ -2503,15 +2580,43 @@ export function deepEqual(a: unknown, b: unknown): boolean {
   return ka.length === kb.length && ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && deepEqual((a as Obj)[k], (b as Obj)[k]));
 }
 
-/** Merges allOf parts (already flattened, no $ref/allOf) into one schema. */
-function mergeSchemas(parts: Obj[], ptr: string): JsonSchema {
+/** How mergeSchemas makes its new schema objects (SchemaCompiler.merger: each once per inputs). */
+interface Merger {
+  /** `{ allOf: [x, y] }`. */
+  both(x: unknown, y: unknown): Obj;
+  /** `properties` cur with v's (mergeProps). */
+  props(cur: Obj, v: unknown): Obj;
+  /** `properties` cur with those `own` lacks under ap (wrapProps). */
+  wrap(cur: Obj, own: unknown, ap: unknown): Obj;
+}
+
+/** A copy of `properties` cur with v's added (a name in both: both(cur's, v's)). */
+function mergeProps(cur: Obj, v: unknown, both: Merger['both']): Obj {
+  const merged: Obj = { ...cur };
+  for (const [n, sch] of Object.entries(v as Obj)) merged[n] = n in merged ? both(merged[n], sch) : sch;
+  return merged;
+}
+
+/** A copy of `properties` cur with each name that `own` (another part's properties) lacks under ap: both(its schema, ap). */
+function wrapProps(cur: Obj, own: unknown, ap: unknown, both: Merger['both']): Obj {
+  const mine = new Set(Object.keys((own ?? {}) as Obj));
+  const out: Obj = { ...cur };
+  for (const n of Object.keys(cur)) if (!mine.has(n)) out[n] = both(cur[n], ap);
+  return out;
+}
+
+/** Merges allOf parts (already flattened, no $ref/allOf) into one schema (new objects made by `make`, which never changes one once made). */
+function mergeSchemas(parts: Obj[], ptr: string, make: Merger): JsonSchema {
+  const both = make.both;
   const out: Obj = {};
   const fail = (k: string, why = 'cannot be merged across allOf branches') => { throw new UnsupportedKeywordError('allOf', jp(ptr, 'allOf'), `'${k}' ${why}`); };
   for (const p of parts) {
-    for (const [k, v] of Object.entries(p)) {
+    for (const k of Object.keys(p)) {
+      const v = p[k];
       if (ignored(k)) { if (!(k in out)) out[k] = v; continue; }
       if (!(k in out)) {
-        out[k] = k === 'properties' ? { ...(v as Obj) } : v;
+        // (properties: the part's own object, never changed: a merge makes a new one, make.props.)
+        out[k] = k === 'properties' && !isObj(v) ? { ...(v as Obj) } : v;
         continue;
       }
       const cur = out[k];
@@ -2526,11 +2631,7 @@ function mergeSchemas(parts: Obj[], ptr: string): JsonSchema {
           out[k] = [...inter];
           break;
         }
-        case 'properties': {
-          const merged = cur as Obj;
-          for (const [n, sch] of Object.entries(v as Obj)) merged[n] = n in merged ? { allOf: [merged[n], sch] } : sch;
-          break;
-        }
+        case 'properties': out[k] = make.props(cur as Obj, v); break;
         case 'required': out[k] = [...new Set([...(cur as string[]), ...(v as string[])])]; break;
         case 'minLength': case 'minItems': case 'minProperties': out[k] = Math.max(cur as number, v as number); break;
         case 'maxLength': case 'maxItems': case 'maxProperties': out[k] = Math.min(cur as number, v as number); break;
@@ -2550,16 +2651,16 @@ function mergeSchemas(parts: Obj[], ptr: string): JsonSchema {
         case 'const': if (!deepEqual(cur, v)) out.enum = []; break;
         case 'items':
           if (Array.isArray(cur) || Array.isArray(v)) { if (!deepEqual(cur, v)) fail(k); }
-          else out[k] = { allOf: [cur, v] };
+          else out[k] = both(cur, v);
           break;
-        case 'additionalProperties': out[k] = deepEqual(cur, v) ? cur : { allOf: [cur, v] }; break;
+        case 'additionalProperties': out[k] = deepEqual(cur, v) ? cur : both(cur, v); break;
         case 'patternProperties': {
           const merged: Obj = { ...(cur as Obj) };
-          for (const [pat, sch] of Object.entries(v as Obj)) merged[pat] = pat in merged ? { allOf: [merged[pat], sch] } : sch;
+          for (const [pat, sch] of Object.entries(v as Obj)) merged[pat] = pat in merged ? both(merged[pat], sch) : sch;
           out[k] = merged;
           break;
         }
-        case 'propertyNames': out[k] = deepEqual(cur, v) ? cur : { allOf: [cur, v] }; break;
+        case 'propertyNames': out[k] = deepEqual(cur, v) ? cur : both(cur, v); break;
         case 'dependencies': case 'dependentRequired': case 'dependentSchemas': {
           // Both hold: names required by both (arrays), or both dependent schemas (allOf).
           if (!isObj(cur) || !isObj(v)) fail(k);
@@ -2575,7 +2676,7 @@ function mergeSchemas(parts: Obj[], ptr: string): JsonSchema {
         }
         case 'anyOf':
           if ((cur as JsonSchema[]).length * (v as JsonSchema[]).length > 256) throw new ComplexityError('alternatives of anyOf across allOf branches', 256, `at ${ptr}`);
-          out[k] = (cur as JsonSchema[]).flatMap((x) => (v as JsonSchema[]).map((y) => ({ allOf: [x, y] })));
+          out[k] = (cur as JsonSchema[]).flatMap((x) => (v as JsonSchema[]).map((y) => both(x, y)));
           break;
         // A second oneOf is kept as an allOf part, which the first one's branches each take in.
         case 'oneOf': out.allOf = [...((out.allOf as JsonSchema[] | undefined) ?? []), { oneOf: v }]; break;
@@ -2585,17 +2686,25 @@ function mergeSchemas(parts: Obj[], ptr: string): JsonSchema {
     }
   }
   // additionalProperties of a part also governs the properties other parts declare.
-  const allProps = out.properties as Obj | undefined;
+  // (`allProps`: the merged properties, wrapped part by part; `out.properties` follows it until a
+  // required name it lacks is added, a copy that later parts do not wrap.)
+  let allProps = out.properties as Obj | undefined;
+  let following = true;
   for (const p of parts) {
     if (p.additionalProperties === undefined || p.additionalProperties === true) continue;
     // … and the keys of other parts' patternProperties, which one object's grammar cannot say.
     const ownPats = Object.keys((p.patternProperties ?? {}) as Obj);
     if (Object.keys((out.patternProperties ?? {}) as Obj).some((x) => !ownPats.includes(x))) fail('patternProperties', 'of one allOf branch with additionalProperties in another');
-    const own = new Set(Object.keys((p.properties ?? {}) as Obj));
-    if (allProps) for (const n of Object.keys(allProps)) if (!own.has(n)) allProps[n] = { allOf: [allProps[n], p.additionalProperties] };
-    for (const r of (out.required ?? []) as string[]) {
-      if (!own.has(r) && !(allProps && r in allProps)) {
+    const req = (out.required ?? []) as string[];
+    const own = req.length ? new Set(Object.keys((p.properties ?? {}) as Obj)) : null;
+    if (allProps) {
+      allProps = make.wrap(allProps, p.properties, p.additionalProperties);
+      if (following) out.properties = allProps;
+    }
+    for (const r of req) {
+      if (!own!.has(r) && !(allProps && r in allProps)) {
         out.properties = { ...(out.properties as Obj ?? {}), [r]: p.additionalProperties };
+        following = false;
       }
     }
   }

@@ -2,12 +2,13 @@
 // partition refinement (src/structured/partition.ts) against Moore's rounds written out plainly,
 // on random automata; a schema whose sub-schemas recur (oneOf branches each excluding the others,
 // as semgrep's rules do) builds each distinct sub-schema once and still agrees with ajv; objects
-// whose key tries share tails accept exactly their own undeclared keys.
+// whose key tries share tails accept exactly their own undeclared keys; allOf merges of the same
+// parts share the objects they build and change none of their inputs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { refinePartition } from '../../src/structured/partition.js';
 import { Rng } from '../../src/structured/fuzz.js';
-import { compileJsonSchema } from '../../src/structured/index.js';
+import { compileJsonSchema, SchemaCompiler } from '../../src/structured/index.js';
 import type { JsonSchema } from '../../src/structured/index.js';
 import { ajvValid, acceptor } from './suite_util.js';
 
@@ -92,5 +93,58 @@ test('objects whose undeclared-key tries share tails accept exactly their own un
         assert.equal(accepts(JSON.stringify(v)), ajvValid(schema, v), JSON.stringify(v));
       }
     }
+  }
+});
+
+test('allOf merges of the same parts share what they build and change no part or earlier result', () => {
+  const P = { type: 'object', properties: { a: { type: 'string' }, b: { type: 'integer' } }, additionalProperties: false };
+  const Q = { properties: { b: { minimum: 0 }, c: { type: 'boolean' } }, additionalProperties: false, required: ['a', 'z'] };
+  const R = { properties: { c: { type: 'boolean' }, d: {} }, additionalProperties: { type: 'number' }, required: ['w'] };
+  const before = JSON.stringify([P, Q, R]);
+  const c = new SchemaCompiler({});
+  type M = { properties: Record<string, unknown> };
+  const pq = c.normalize({ allOf: [P, Q] }, '#') as M;
+  const pqJson = JSON.stringify(pq);
+  // The same parts in another allOf object (another variant of an object): its merged members the
+  // same objects, and so is the properties object where no required name had to be added to it.
+  const again = c.normalize({ allOf: [P, Q] }, '#') as M;
+  assert.notEqual(again, pq);
+  assert.equal(again.properties.b, pq.properties.b);
+  assert.equal(again.properties.c, pq.properties.c);
+  const Q2 = { ...Q, required: ['a'] };
+  const pq2 = c.normalize({ allOf: [P, Q2] }, '#') as M, pq2again = c.normalize({ allOf: [P, Q2] }, '#') as M;
+  assert.notEqual(pq2again, pq2);
+  assert.equal(pq2again.properties, pq2.properties);
+  // Merges that extend them (more parts, other orders) leave the parts and the earlier result as they were.
+  const pqr = c.normalize({ allOf: [P, Q, R] }, '#');
+  c.normalize({ allOf: [R, P] }, '#');
+  const qrp = c.normalize({ allOf: [Q, R, P] }, '#');
+  assert.equal(JSON.stringify([P, Q, R]), before);
+  assert.equal(JSON.stringify(pq), pqJson);
+  // What the merges are (additionalProperties of a part over the names other parts declare; a
+  // required name no part declares under the additionalProperties of the parts that lack it).
+  assert.deepEqual(JSON.parse(pqJson), { type: 'object', properties: { a: { type: 'string' }, b: { allOf: [{ type: 'integer' }, { minimum: 0 }] }, c: { allOf: [{ type: 'boolean' }, false] }, z: false }, additionalProperties: false, required: ['a', 'z'] });
+  assert.deepEqual(pqr, { type: 'object', properties: { a: { type: 'string' }, b: { allOf: [{ type: 'integer' }, { minimum: 0 }] }, c: { allOf: [{ allOf: [{ type: 'boolean' }, { type: 'boolean' }] }, false] }, d: { allOf: [{}, false] }, z: { type: 'number' }, w: { type: 'number' } }, additionalProperties: { allOf: [false, { type: 'number' }] }, required: ['a', 'z', 'w'] });
+  assert.deepEqual(qrp, { properties: { b: { allOf: [{ minimum: 0 }, { type: 'integer' }] }, c: { allOf: [{ type: 'boolean' }, { type: 'boolean' }] }, d: { allOf: [{}, false] }, a: { allOf: [{ type: 'string' }, false] }, z: false, w: false }, additionalProperties: { allOf: [{ allOf: [false, { type: 'number' }] }, false] }, required: ['a', 'z', 'w'], type: 'object' });
+});
+
+test('a complement met again is the same object, and counts toward the bound on negations as computing it again would', () => {
+  // negate(x) makes 6 negations the first time (x, its two branches, the $ref target and its two
+  // parts) and 3 after (the target's complement is then known): 1 + 1,331 calls reach 3,999, the
+  // next one passes 4,000 and is refused, at the same place and count as without the memo.
+  const c = new SchemaCompiler({ $defs: { d: { allOf: [{ minimum: 1 }, { maximum: 5 }] } } });
+  const x = { anyOf: [{ $ref: '#/$defs/d' }, { required: ['b'] }] };
+  const first = c.negate(x, '#');
+  let ok = 1;
+  let error: unknown = null;
+  for (let i = 0; i < 5000 && error === null; i++) {
+    try { assert.equal(c.negate(x, '#'), first); ok++; } catch (e) { error = e; }
+  }
+  assert.equal(ok, 1332);
+  assert.ok(error instanceof Error && error.constructor.name === 'ComplexityError' && /negations .* exceeds 4000 \(at #\/anyOf\/0\)/.test(error.message), String(error));
+  // The complement itself: neither branch, by ajv, on a few values.
+  const schema = { $defs: { d: { allOf: [{ minimum: 1 }, { maximum: 5 }] } }, ...(first as object) };
+  for (const v of [0, 1, 3, 5, 6, { b: 1 }, { a: 1 }, 'x']) {
+    assert.equal(ajvValid(schema, v), !ajvValid({ $defs: schema.$defs, ...x }, v), JSON.stringify(v));
   }
 });
