@@ -2686,27 +2686,28 @@ function mergeSchemas(parts: Obj[], ptr: string, make: Merger): JsonSchema {
     }
   }
   // additionalProperties of a part also governs the properties other parts declare.
-  // (`allProps`: the merged properties, wrapped part by part; `out.properties` follows it until a
-  // required name it lacks is added, a copy that later parts do not wrap.)
   let allProps = out.properties as Obj | undefined;
-  let following = true;
+  let restricting: unknown = undefined; // the parts' additionalProperties, all of them (both)
   for (const p of parts) {
     if (p.additionalProperties === undefined || p.additionalProperties === true) continue;
     // … and the keys of other parts' patternProperties, which one object's grammar cannot say.
     const ownPats = Object.keys((p.patternProperties ?? {}) as Obj);
     if (Object.keys((out.patternProperties ?? {}) as Obj).some((x) => !ownPats.includes(x))) fail('patternProperties', 'of one allOf branch with additionalProperties in another');
-    const req = (out.required ?? []) as string[];
-    const own = req.length ? new Set(Object.keys((p.properties ?? {}) as Obj)) : null;
-    if (allProps) {
-      allProps = make.wrap(allProps, p.properties, p.additionalProperties);
-      if (following) out.properties = allProps;
+    if (allProps) allProps = make.wrap(allProps, p.properties, p.additionalProperties);
+    restricting = restricting === undefined ? p.additionalProperties : both(restricting, p.additionalProperties);
+  }
+  if (allProps) out.properties = allProps;
+  // A required name no part declares is under every part's additionalProperties (as the merged
+  // additionalProperties says); it is declared with their conjunction, so that the grammar writes
+  // the required key.
+  if (restricting !== undefined) {
+    let withRequired: Obj | null = null;
+    for (const r of (out.required ?? []) as string[]) {
+      if (allProps && r in allProps) continue;
+      withRequired ??= { ...((out.properties ?? {}) as Obj) };
+      withRequired[r] = restricting;
     }
-    for (const r of req) {
-      if (!own!.has(r) && !(allProps && r in allProps)) {
-        out.properties = { ...(out.properties as Obj ?? {}), [r]: p.additionalProperties };
-        following = false;
-      }
-    }
+    if (withRequired) out.properties = withRequired;
   }
   if (out.enum !== undefined && out.const !== undefined) { out.enum = (out.enum as unknown[]).filter((x) => deepEqual(x, out.const)); delete out.const; }
   return out;

@@ -240,3 +240,25 @@ test('left recursion through the levels of a bounded repetition is refused; a re
   const g = parseGbnf('root ::= "x" a{0,4}\na ::= "d" | root "c"');
   for (const [s, ok] of [['x', true], ['xd', true], ['xxc', true], ['xdddd', true], ['xddddd', false], ['xxdcd', true], ['d', false]] as const) assert.equal(accepts(g, s), ok, s);
 });
+
+test('allOf: a required name no part declares is under every part\'s additionalProperties (was: only the first such part\'s, then replaced by a later one\'s — {"r":"s"} accepted)', () => {
+  const two = { allOf: [
+    { properties: { x: {} }, additionalProperties: { type: 'number' }, required: ['r'] },
+    { properties: { y: {} }, additionalProperties: { minimum: 3 } },
+  ] };
+  agree(two, [{ r: 5 }, { r: 's' }, { r: 1 }, { r: 5, x: 4 }, { r: 5, x: 2 }, { r: 5, y: 7 }, { r: 5, y: 'a' }, {}, { x: 4 }]);
+  const three = { allOf: [
+    { properties: { a: { type: 'integer' } }, additionalProperties: { type: 'integer' }, required: ['r'] },
+    { properties: { b: {} } },
+    { properties: { c: {} }, additionalProperties: { maximum: 10 }, required: ['s'] },
+  ] };
+  agree(three, [{ r: 1, s: 2 }, { r: 11, s: 2 }, { r: 1, s: 'x' }, { r: 1.5, s: 2 }, { r: 1, s: 2, b: 20 }, { r: 1, s: 2, b: 5 }, { r: 1, s: 2, c: 'z' }, { r: 1 }]);
+  // Parts whose additionalProperties cannot both hold: nothing with r is valid.
+  const none = { allOf: [
+    { properties: { x: {} }, additionalProperties: { type: 'number' }, required: ['r'] },
+    { properties: { y: {} }, additionalProperties: { type: 'string' } },
+  ] };
+  let g: Grammar | null = null;
+  try { g = compileJsonSchema(none); } catch (e) { assert.ok(e instanceof UnsatisfiableError, String(e)); }
+  if (g) for (const x of [{ r: 's' }, { r: 5 }, { r: 5, y: 'a' }]) assert.equal(accepts(g, JSON.stringify(x)), false, JSON.stringify(x));
+});
