@@ -884,7 +884,8 @@ export class ByteAutomaton {
         for (const t of this.closureSeen) {
           const ns = this.stateNodes[t];
           if (!ns.every((n) => n !== 0 && this.nodePar.a[n] === halt)) continue;
-          const k = Array.from(ns, (n) => this.nodePos.a[n]).sort((a, b) => a - b).join(',');
+          // (Under the same terms: a walk that allowed returns speaks for callers that allow them.)
+          const k = Array.from(ns, (n) => this.nodePos.a[n]).sort((a, b) => a - b).join(',') + (returns ? 'r' : '');
           if (!this.frameClosures.has(k)) this.frameClosures.set(k, r);
         }
       }
