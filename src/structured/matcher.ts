@@ -171,6 +171,8 @@ class Grow<A extends Int32Array | Float64Array> {
   }
 }
 const i32 = (n: number): Int32Array => new Int32Array(n);
+/** Least stacks of a state whose steps take their closures from ByteAutomaton's memo (afterAt). */
+const MEMO_MIN_STACKS = 32;
 /** Most stacks ByteAutomaton's memo of closures after a byte holds (4M: 16 MB). */
 const AFTER_POOL_MOST = 1 << 22;
 const f64 = (n: number): Float64Array => new Float64Array(n);
@@ -400,7 +402,8 @@ export class ByteAutomaton {
       else {
         this.outN = 0;
         const mark = ++this.stepEpoch;
-        if (!this.memoClosures) this.stepExpanding(nodes, b);
+        // (A state of few stacks is stepped in one walk: the memo pays where states are large.)
+        if (!this.memoClosures || nodes.length < MEMO_MIN_STACKS) this.stepExpanding(nodes, b);
         else for (let i = 0; i < nodes.length; i++) {
           const n = nodes[i];
           if (n === 0) continue;

@@ -76,10 +76,10 @@ test('steps from memoised closures equal steps that expand every stack anew: the
       }
       assert.ok(memo.accepting(a) && fresh.accepting(b), text);
     }
-    // The memo served most steps (else the test would not exercise it).
+    // The memo was used (states of many stacks) and served steps (else the test would not exercise it).
     const computed = (memo as unknown as { afterAt: { a: Int32Array } }).afterAt.a.reduce((c, x) => c + (x > 0 ? 1 : 0), 0);
     console.log(`# ${memo.expansions} stacks moved on, ${computed} closures computed`);
-    hits += memo.expansions > computed ? 1 : 0;
+    hits += computed > 100 && memo.expansions > computed ? 1 : 0;
   }
   assert.ok(compared > 300, `${compared} states compared`);
   assert.equal(hits, texts.length, 'the memo served steps in every schema');
