@@ -807,20 +807,29 @@ export class ByteAutomaton {
     for (const n of nodes) { const g = groups.get(par[n]); if (g) g.push(pos[n]); else groups.set(par[n], [pos[n]]); }
     if (groups.size < 2) return -1;
     let best = -1, fail = false;
+    const returning: number[][] = [];
     for (const [p, g] of groups) {
       // A frame's walk is done once per frame (memoised), and the undeclared keys' trie beside
       // many declared names has a state per prefix of a name: a larger bound than a state's.
-      const st = this.frameClosure(g, Math.max(most, FRAME_CLOSURE_MOST), this.harmlessReturn(p));
+      const ret = this.harmlessReturn(p);
+      const st = this.frameClosure(g, Math.max(most, FRAME_CLOSURE_MOST), ret);
       // A frame that reaches a refused byte by plain characters takes s's closure there too.
       if (st.kills) return -2;
       if (fail) continue;
-      if (!st.clean) { fail = true; continue; }
+      if (!st.clean) { if (ret) returning.push(g); else fail = true; continue; }
       if (st.closes >= 0) {
         const bound = st.closes + this.nodeMinLen(p);
         if (best < 0 || bound < best) best = bound;
       }
     }
-    return fail ? -1 : best;
+    if (fail) return -1;
+    // Frames that return to a harmless caller, only once some frame closes (their walk, past
+    // returns, may meet every state of a long grammar, as a URI's).
+    if (returning.length > 0) {
+      if (best < 0) return -1;
+      for (const g of returning) if (!this.cleanReturning(g, Math.max(most, FRAME_CLOSURE_MOST))) return -1;
+    }
+    return best;
   }
 
   /**
@@ -843,6 +852,21 @@ export class ByteAutomaton {
 
   /** The states the last closureOf walk met. */
   private closureSeen = new Set<number>();
+  /** Per frame (its stacks' grammar positions, sorted): cleanReturning's answer. */
+  private readonly framesCleanReturning = new Map<string, boolean>();
+
+  /** Whether the frame's stacks alone, a return allowed, never reach a stack that accepts a refused byte by plain characters (cleanOf past returns; memoised). */
+  private cleanReturning(positions: number[], most: number): boolean {
+    const key = positions.sort((a, b) => a - b).join(',');
+    let r = this.framesCleanReturning.get(key);
+    if (r === undefined) {
+      const halt = this.node(1, 0);
+      r = this.cleanOf(this.internOf(positions.map((q) => this.node(q, halt))), most, true);
+      this.framesCleanReturning.set(key, r);
+    }
+    return r;
+  }
+
   /** Whether the last cleanOf walk failed on a state that accepts a refused byte. */
   private cleanKilled = false;
   /** Per frame (its stacks' grammar positions, sorted): the plain closure of those stacks alone (see closureByStacks). */
@@ -878,7 +902,9 @@ export class ByteAutomaton {
       const closes = this.closureOf(s1, most, true, returns);
       let clean = closes >= 0, kills = false;
       if (!clean && positions.length === 1 && this.literalClean(positions[0])) clean = true;
-      else if (!clean) { this.cleanKilled = false; clean = this.cleanOf(s1, most, returns); kills = this.cleanKilled; }
+      // (Returns still stop this walk: past them it may meet every state of a long grammar, as a
+      // URI's, only to find it clean; a state's refused bytes are looked at before its return.)
+      else if (!clean) { this.cleanKilled = false; clean = this.cleanOf(s1, most); kills = this.cleanKilled; }
       r = { closes, clean, kills };
       this.frameClosures.set(key, r);
       // Every frame that walk met, returning to the same place, closes too (what it reaches the
@@ -970,9 +996,9 @@ export class ByteAutomaton {
     const queue = [s], seen = new Set<number>(queue);
     for (let qi = 0; qi < queue.length; qi++) {
       const q = queue[qi], nodes = this.stateNodes[q];
-      if (nodes[0] === 0 && !returns) return false;
       const pos = this.nodePos.a, prog = this.prog;
       for (const n of nodes) { if (n === 0) continue; const c = this.cls[symClass(prog[pos[n]])]; for (const e of cl.kill) if (c[this.rep[e]]) { this.cleanKilled = true; return false; } }
+      if (nodes[0] === 0 && !returns) return false;
       for (const e of cl.plain) {
         const t = this.step(q, this.rep[e]);
         if (t === DEAD || seen.has(t)) continue;
