@@ -145,6 +145,13 @@ class PairMap {
   }
 }
 
+/**
+ * A frame's plain closure (ByteAutomaton.frameClosure): the largest shortest-completion after a
+ * plain character when every state reached accepts every plain character (else −1), whether no
+ * state reached accepts a refused byte (a return allowed or not, as asked), and whether one does.
+ */
+interface FrameClosure { closes: number; clean: boolean; kills: boolean }
+
 /** A typed array that grows by doubling; new entries hold `fill`. */
 class Grow<A extends Int32Array | Float64Array> {
   a: A;
@@ -164,6 +171,10 @@ class Grow<A extends Int32Array | Float64Array> {
   }
 }
 const i32 = (n: number): Int32Array => new Int32Array(n);
+/** Least stacks of a state whose steps take their closures from ByteAutomaton's memo (afterAt). */
+const MEMO_MIN_STACKS = 32;
+/** Most stacks ByteAutomaton's memo of closures after a byte holds (4M: 16 MB). */
+const AFTER_POOL_MOST = 1 << 22;
 const f64 = (n: number): Float64Array => new Float64Array(n);
 
 export class ByteAutomaton {
@@ -199,6 +210,20 @@ export class ByteAutomaton {
   private readonly chainBuf = new Grow(i32, 64);
   private readonly work = new Grow(i32, 256);
   private epoch = 0;
+  /**
+   * Per stack n: its closure once its top byte is read — the stacks expand(pos + 1, parent)
+   * emits, which depend on n alone, not on the state n is in nor on the byte — memoised as
+   * afterPool[afterAt[n] − 1 ..] (afterLen[n] of them; afterAt 0: not yet known). The states
+   * of a trie walk share most of their stacks, so a step moves most of them on from here.
+   */
+  private readonly afterAt = new Grow(i32, 1024);
+  private readonly afterLen = new Grow(i32, 1024);
+  private afterPool = new Grow(i32, 1024);
+  /** Whether steps take closures from that memo (off: a step expands its accepting stacks together, as one walk; for tests). */
+  memoClosures = true;
+  /** computeStep's marks (which stacks the step being built holds already), by stepEpoch. */
+  private readonly stepMark = new Grow(i32, 1024);
+  private stepEpoch = 0;
   readonly initial: number;
   private readonly limits: Required<AutomatonLimits>;
   /**
@@ -376,14 +401,26 @@ export class ByteAutomaton {
       if (known >= 0) t = known === 0x7fffffff ? DEAD : known;
       else {
         this.outN = 0;
-        const epoch = ++this.epoch;
-        // What expansions have seen is only needed within one step: bound its memory.
-        if (this.seen.size > 1 << 20) this.seen = new PairMap();
-        for (let i = 0; i < nodes.length; i++) {
+        const mark = ++this.stepEpoch;
+        // (A state of few stacks is stepped in one walk: the memo pays where states are large.)
+        if (!this.memoClosures || nodes.length < MEMO_MIN_STACKS) this.stepExpanding(nodes, b);
+        else for (let i = 0; i < nodes.length; i++) {
           const n = nodes[i];
           if (n === 0) continue;
           const pos = this.nodePos.a[n];
-          if (this.cls[symClass(this.prog[pos])][b]) this.expand(pos + 1, this.nodePar.a[n], epoch);
+          if (!this.cls[symClass(this.prog[pos])][b]) continue;
+          // The step's stacks are the union of its accepting stacks' closures (each one's own).
+          this.expansions++;
+          let at = n < this.afterAt.a.length ? this.afterAt.a[n] : 0;
+          if (at === 0) at = this.closureAfter(n, pos);
+          const len = this.afterLen.a[n], pool = this.afterPool.a, M = this.stepMark;
+          this.outBuf.ensure(this.outN + len);
+          const O = this.outBuf.a;
+          for (let k = at - 1, z = at - 1 + len; k < z; k++) {
+            const m = pool[k];
+            if (m >= M.a.length) M.ensure(m + 1);
+            if (M.a[m] !== mark) { M.a[m] = mark; O[this.outN++] = m; }
+          }
         }
         t = this.outN === 0 ? DEAD : this.intern();
         if (keyed) this.succ.set(s, key, t === DEAD ? 0x7fffffff : t);
@@ -391,6 +428,43 @@ export class ByteAutomaton {
     }
     this.trans.a[s * this.K + e] = t;
     return t;
+  }
+
+  /** The step's stacks by expanding every accepting stack of `nodes` on byte b, with one epoch (memoClosures off). */
+  private stepExpanding(nodes: Int32Array, b: number): void {
+    const epoch = ++this.epoch;
+    if (this.seen.size > 1 << 20) this.seen = new PairMap();
+    for (let i = 0; i < nodes.length; i++) {
+      const n = nodes[i];
+      if (n === 0) continue;
+      const pos = this.nodePos.a[n];
+      if (this.cls[symClass(this.prog[pos])][b]) this.expand(pos + 1, this.nodePar.a[n], epoch);
+    }
+  }
+
+  /**
+   * Stack n's closure after its top byte (see afterAt), computed and memoised: expand from
+   * (pos + 1, parent) with an epoch of its own, emitted past the step's stacks in outBuf, moved
+   * to the pool. Returns afterAt[n].
+   */
+  private closureAfter(n: number, pos: number): number {
+    const base = this.outN;
+    // What an expansion has seen is only needed within it: bound its memory.
+    if (this.seen.size > 1 << 20) this.seen = new PairMap();
+    this.expand(pos + 1, this.nodePar.a[n], ++this.epoch);
+    this.expansions--;
+    const len = this.outN - base, P = this.afterPool;
+    // A bound on the memo's memory: past it, start it again.
+    if (P.n + len > AFTER_POOL_MOST && P.n > 0) { this.afterAt.a.fill(0); P.n = 0; }
+    P.ensure(P.n + len);
+    const O = this.outBuf.a, A = P.a;
+    for (let k = 0; k < len; k++) A[P.n + k] = O[base + k];
+    this.outN = base;
+    this.afterAt.ensure(n + 1); this.afterLen.ensure(n + 1);
+    this.afterAt.a[n] = P.n + 1;
+    this.afterLen.a[n] = len;
+    P.n += len;
+    return P.n - len + 1;
   }
 
   /** Per state of more than 31 stacks: the distinct byte classes of its stacks' tops (null past 31; undefined: not yet computed). */
@@ -707,7 +781,8 @@ export class ByteAutomaton {
    */
   plainClosure(s: number, most: number): number {
     const fast = this.closureByStacks(s, most);
-    return fast >= 0 ? fast : this.closureOf(s, most, false);
+    // (−2: the closure fails for certain, found without walking s's own states.)
+    return fast >= 0 ? fast : fast === -2 ? -1 : this.closureOf(s, most, false);
   }
 
   /**
@@ -719,7 +794,9 @@ export class ByteAutomaton {
    * ever accepts a refused byte. The bound returned, T's largest completion after a character, is
    * at least the largest shortest-completion plainClosure's walk would find (a state holding T
    * completes at least as soon as T does): masks cached with it are recomputed for tighter budgets.
-   * −1 when the condition does not hold or a stack may return to its caller within the walk.
+   * −1 when the condition does not hold or a stack may return to its caller within the walk; −2
+   * when a frame alone reaches, by plain characters, a stack that accepts a refused byte: s's walk
+   * reaches that stack too (its own parent below it), so plainClosure fails without building states.
    */
   private closureByStacks(s: number, most: number): number {
     const nodes = this.stateNodes[s];
@@ -729,33 +806,84 @@ export class ByteAutomaton {
     const groups = new Map<number, number[]>();
     for (const n of nodes) { const g = groups.get(par[n]); if (g) g.push(pos[n]); else groups.set(par[n], [pos[n]]); }
     if (groups.size < 2) return -1;
-    let best = -1;
+    let best = -1, fail = false;
+    const returning: number[][] = [];
     for (const [p, g] of groups) {
       // A frame's walk is done once per frame (memoised), and the undeclared keys' trie beside
       // many declared names has a state per prefix of a name: a larger bound than a state's.
-      const st = this.frameClosure(g, Math.max(most, FRAME_CLOSURE_MOST));
-      if (!st.clean) return -1;
+      const ret = this.harmlessReturn(p);
+      const st = this.frameClosure(g, Math.max(most, FRAME_CLOSURE_MOST), ret);
+      // A frame that reaches a refused byte by plain characters takes s's closure there too.
+      if (st.kills) return -2;
+      if (fail) continue;
+      if (!st.clean) { if (ret) returning.push(g); else fail = true; continue; }
       if (st.closes >= 0) {
         const bound = st.closes + this.nodeMinLen(p);
         if (best < 0 || bound < best) best = bound;
       }
     }
+    if (fail) return -1;
+    // Frames that return to a harmless caller, only once some frame closes (their walk, past
+    // returns, may meet every state of a long grammar, as a URI's).
+    if (returning.length > 0) {
+      if (best < 0) return -1;
+      for (const g of returning) if (!this.cleanReturning(g, Math.max(most, FRAME_CLOSURE_MOST))) return -1;
+    }
     return best;
+  }
+
+  /**
+   * Whether stack p, resumed (a frame it called returned), first reads a byte class that accepts
+   * neither a plain character nor a refused byte (the closing quote after a key): a frame's return
+   * to p then adds a stack that never accepts a refused byte and dies on the next plain character,
+   * so the frame's plain closure stands for p's part of a state as if it never returned. (Only a
+   * byte class on top is looked at: expanding a rule there could build lazy rules.)
+   */
+  private harmlessReturn(p: number): boolean {
+    const cl = this.asciiClassLists();
+    if (p === 0 || cl === null) return false;
+    const sym = this.prog[this.nodePos.a[p]];
+    if (sym >= END) return false;
+    const c = this.cls[symClass(sym)];
+    for (const e of cl.plain) if (c[this.rep[e]]) return false;
+    for (const e of cl.kill) if (c[this.rep[e]]) return false;
+    return true;
   }
 
   /** The states the last closureOf walk met. */
   private closureSeen = new Set<number>();
-  /** Per frame (its stacks' grammar positions, sorted): the plain closure of those stacks alone (see closureByStacks). */
-  private readonly frameClosures = new Map<string, { closes: number; clean: boolean }>();
+  /** Per frame (its stacks' grammar positions, sorted): cleanReturning's answer. */
+  private readonly framesCleanReturning = new Map<string, boolean>();
 
-  private frameClosure(positions: number[], most: number): { closes: number; clean: boolean } {
+  /** Whether the frame's stacks alone, a return allowed, never reach a stack that accepts a refused byte by plain characters (cleanOf past returns; memoised). */
+  private cleanReturning(positions: number[], most: number): boolean {
     const key = positions.sort((a, b) => a - b).join(',');
+    let r = this.framesCleanReturning.get(key);
+    if (r === undefined) {
+      const halt = this.node(1, 0);
+      r = this.cleanOf(this.internOf(positions.map((q) => this.node(q, halt))), most, true);
+      this.framesCleanReturning.set(key, r);
+    }
+    return r;
+  }
+
+  /** Whether the last cleanOf walk failed on a state that accepts a refused byte. */
+  private cleanKilled = false;
+  /** Per frame (its stacks' grammar positions, sorted): the plain closure of those stacks alone (see closureByStacks). */
+  private readonly frameClosures = new Map<string, FrameClosure>();
+
+  /**
+   * `returns`: the frame's caller resumes harmlessly (see harmlessReturn), so a return is no
+   * failure (an undeclared key's automaton ends where its state accepts, before the quote).
+   */
+  private frameClosure(positions: number[], most: number, returns: boolean): FrameClosure {
+    const key = positions.sort((a, b) => a - b).join(',') + (returns ? 'r' : '');
     let r = this.frameClosures.get(key);
     if (r === undefined && this.freeKeyFrame(positions)) {
       // A node of an undeclared key's trie: every plain character leads to the free key or to
       // another node, and after one the key ends in at most 2 bytes (a character and the quote,
       // where a declared name was just completed).
-      r = { closes: 2, clean: true };
+      r = { closes: 2, clean: true, kills: false };
       this.frameClosures.set(key, r);
       return r;
     }
@@ -765,14 +893,19 @@ export class ByteAutomaton {
       // One stack whose byte class refuses some plain character does not close: inside a literal
       // (a declared name), the scan decides without building states.
       if (positions.length === 1 && !this.allPlain(positions[0]) && this.literalClean(positions[0])) {
-        r = { closes: -1, clean: true };
+        r = { closes: -1, clean: true, kills: false };
         this.frameClosures.set(key, r);
         return r;
       }
       const halt = this.node(1, 0);
       const s1 = this.internOf(positions.map((q) => this.node(q, halt)));
-      const closes = this.closureOf(s1, most, true);
-      r = { closes, clean: closes >= 0 || (positions.length === 1 && this.literalClean(positions[0])) || this.cleanOf(s1, most) };
+      const closes = this.closureOf(s1, most, true, returns);
+      let clean = closes >= 0, kills = false;
+      if (!clean && positions.length === 1 && this.literalClean(positions[0])) clean = true;
+      // (Returns still stop this walk: past them it may meet every state of a long grammar, as a
+      // URI's, only to find it clean; a state's refused bytes are looked at before its return.)
+      else if (!clean) { this.cleanKilled = false; clean = this.cleanOf(s1, most); kills = this.cleanKilled; }
+      r = { closes, clean, kills };
       this.frameClosures.set(key, r);
       // Every frame that walk met, returning to the same place, closes too (what it reaches the
       // walk reached after a character): one walk from a trie's root serves all its nodes.
@@ -780,7 +913,8 @@ export class ByteAutomaton {
         for (const t of this.closureSeen) {
           const ns = this.stateNodes[t];
           if (!ns.every((n) => n !== 0 && this.nodePar.a[n] === halt)) continue;
-          const k = Array.from(ns, (n) => this.nodePos.a[n]).sort((a, b) => a - b).join(',');
+          // (Under the same terms: a walk that allowed returns speaks for callers that allow them.)
+          const k = Array.from(ns, (n) => this.nodePos.a[n]).sort((a, b) => a - b).join(',') + (returns ? 'r' : '');
           if (!this.frameClosures.has(k)) this.frameClosures.set(k, r);
         }
       }
@@ -852,16 +986,19 @@ export class ByteAutomaton {
     }
   }
 
-  /** Whether no state reachable from s by plain characters accepts a refused byte or returns (node 0). */
-  private cleanOf(s: number, most: number): boolean {
+  /**
+   * Whether no state reachable from s by plain characters accepts a refused byte or returns
+   * (node 0); with `returns` a return is allowed.
+   */
+  private cleanOf(s: number, most: number, returns = false): boolean {
     const cl = this.asciiClassLists();
     if (cl === null) return false;
     const queue = [s], seen = new Set<number>(queue);
     for (let qi = 0; qi < queue.length; qi++) {
       const q = queue[qi], nodes = this.stateNodes[q];
-      if (nodes[0] === 0) return false;
       const pos = this.nodePos.a, prog = this.prog;
-      for (const n of nodes) { const c = this.cls[symClass(prog[pos[n]])]; for (const e of cl.kill) if (c[this.rep[e]]) return false; }
+      for (const n of nodes) { if (n === 0) continue; const c = this.cls[symClass(prog[pos[n]])]; for (const e of cl.kill) if (c[this.rep[e]]) { this.cleanKilled = true; return false; } }
+      if (nodes[0] === 0 && !returns) return false;
       for (const e of cl.plain) {
         const t = this.step(q, this.rep[e]);
         if (t === DEAD || seen.has(t)) continue;
@@ -873,8 +1010,11 @@ export class ByteAutomaton {
     return true;
   }
 
-  /** plainClosure's walk; `alone`: s is one stack returning to its own frame, and a return fails. */
-  private closureOf(s: number, most: number, alone: boolean): number {
+  /**
+   * plainClosure's walk; `alone`: s is one stack returning to its own frame, and a return fails
+   * (with `returns`, it is allowed).
+   */
+  private closureOf(s: number, most: number, alone: boolean, returns = false): number {
     const cl = this.asciiClassLists();
     if (cl === null) return -1;
     const queue = [s], seen = new Set<number>(queue);
@@ -886,7 +1026,7 @@ export class ByteAutomaton {
     let max = 0;
     for (let qi = 0; qi < queue.length; qi++) {
       const q = queue[qi], nodes = this.stateNodes[q];
-      if (alone && nodes[0] === 0) return -1;
+      if (alone && nodes[0] === 0 && !returns) return -1;
       // Read here, not once before the loop: the steps below build stack nodes, and a node
       // table that grows is a new array (a state found by a step has nodes past the old one's end).
       // (prog too: a step may expand a lazy rule, which appends to a new array.)

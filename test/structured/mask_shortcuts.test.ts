@@ -1,0 +1,119 @@
+// The mask side's shortcuts against the work they skip, on the real LLaMA-2 32K vocabulary:
+//  - ByteAutomaton's memo of each stack's closure after its top byte (afterAt): the steps it
+//    makes, and so the masks, equal those of an automaton that expands every stack anew;
+//  - plainClosure decided from each frame alone (closureByStacks) where a frame returns to a
+//    caller that resumes with the closing quote (an undeclared key's automaton), and where a frame
+//    alone reaches a refused byte (−2): the same verdict as the walk over the state's own states,
+//    a bound at least the walk's, and masks equal to a brute-force check there.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { HFTokenizer } from '../../src/tokenizers/hf.js';
+import { TokenVocab, TokenMatcher, ByteAutomaton, DEAD, compileJsonSchema } from '../../src/structured/index.js';
+import { llama2Json } from '../tokenizers/real_vocabs.js';
+import { assertMaskBrute } from './suite_util.js';
+
+const enc = new TextEncoder();
+let vocab: TokenVocab;
+
+before(async () => {
+  vocab = TokenVocab.fromTokenizer(new HFTokenizer(await llama2Json()));
+});
+
+// A step list's items, one of several shapes: a name, a command, or an object of one member
+// (declared names beside pattern keys).
+const step = {
+  anyOf: [
+    { enum: ['checkout'] },
+    { type: 'string', pattern: '^[a-z][a-z0-9_-]+$' },
+    {
+      type: 'object', minProperties: 1, maxProperties: 1,
+      properties: { run: { type: 'string' }, save_cache: { type: 'object', properties: { key: { type: 'string' }, paths: { type: 'array', items: { type: 'string' } } } }, when: {} },
+      patternProperties: { '^[a-z][a-z0-9_-]+$': {}, '^[a-z]+/[a-z]+$': {} },
+    },
+  ],
+};
+// Jobs of several shapes that all hold steps: a key position inside a step is the same stacks
+// once per job shape still possible (states of hundreds of stacks).
+const job = {
+  anyOf: Array.from({ length: 6 }, (_, i) => ({
+    type: 'object',
+    properties: { [`executor${i}`]: { type: 'string' }, docker: { type: 'array', items: { type: 'object', properties: { image: { type: 'string' } } } }, steps: { type: 'array', items: step }, parallelism: { type: 'integer' } },
+  })),
+};
+const jobs = { type: 'object', properties: { version: { type: 'number' }, jobs: { type: 'object', additionalProperties: job } } };
+// Many declared names beside undeclared keys and a pattern key that takes any character after "x-".
+const names = Array.from({ length: 40 }, (_, i) => `Align${String.fromCharCode(65 + (i % 26))}${i}Option`);
+const style = { type: 'object', properties: Object.fromEntries(names.map((n, i) => [n, i % 2 ? { type: 'integer' } : { type: 'boolean' }])), patternProperties: { '^x-': {} }, additionalProperties: {} };
+
+const texts: Array<[Record<string, unknown>, string[]]> = [
+  [jobs, [
+    '{"version":2.1,"jobs":{"build":{"docker":[{"image":"cimg/node:20"}],"steps":["checkout",{"run":"npm ci"},{"save_cache":{"key":"v1-deps","paths":["node_modules"]}},{"my-orb/cmd":{"a":1}}]}}}',
+    '{"jobs":{"test":{"parallelism":4,"steps":[{"when":true},"custom_cmd",{"run":"make test"}]},"deploy":{"executor3":"x","steps":[]}}}',
+  ]],
+  [style, [
+    '{"AlignB1Option":1,"x-foo":2,"zzz":3,"AlignA0Option":true,"q":[1,{"a":2}],"AlignC2Option":false}',
+    '{"x-\u00e9t\u00e9":"v","Al":null,"AlignD3Option":7}',
+  ]],
+];
+
+test('steps from memoised closures equal steps that expand every stack anew: the same masks at every byte of real-world shapes', () => {
+  let compared = 0, hits = 0;
+  for (const [schema, list] of texts) {
+    const g = compileJsonSchema(schema as never);
+    const memo = new ByteAutomaton(g), fresh = new ByteAutomaton(g);
+    fresh.memoClosures = false;
+    const mm = new TokenMatcher(memo, vocab), mf = new TokenMatcher(fresh, vocab);
+    for (const text of list) {
+      const bytes = enc.encode(text);
+      let a = memo.initial, b = fresh.initial;
+      for (let i = 0; i <= bytes.length; i++) {
+        if (i > 0) { a = memo.step(a, bytes[i - 1]); b = fresh.step(b, bytes[i - 1]); }
+        const what = JSON.stringify(text.slice(0, i));
+        assert.ok(a !== DEAD && b !== DEAD, `dead at ${what}`);
+        assert.deepEqual(Array.from(memo.stateNodes[a]), Array.from(fresh.stateNodes[b]), `stacks at ${what}`);
+        assert.deepEqual(mm.mask(a), mf.mask(b), `mask at ${what}`);
+        compared++;
+      }
+      assert.ok(memo.accepting(a) && fresh.accepting(b), text);
+    }
+    // The memo was used (states of many stacks) and served steps (else the test would not exercise it).
+    const computed = (memo as unknown as { afterAt: { a: Int32Array } }).afterAt.a.reduce((c, x) => c + (x > 0 ? 1 : 0), 0);
+    console.log(`# ${memo.expansions} stacks moved on, ${computed} closures computed`);
+    hits += computed > 100 && memo.expansions > computed ? 1 : 0;
+  }
+  assert.ok(compared > 300, `${compared} states compared`);
+  assert.equal(hits, texts.length, 'the memo served steps in every schema');
+});
+
+test('plain closures decided frame by frame (a frame that returns before the quote, one that reaches a refused byte) agree with the walk over the state\'s own states, and masks equal a brute-force check', () => {
+  const m = new TokenMatcher(compileJsonSchema(style as never), vocab);
+  const A = m.automaton as unknown as { closureByStacks(s: number, most: number): number; closureOf(s: number, most: number, alone: boolean): number; plainClosure(s: number, most: number): number; initial: number; step(s: number, b: number): number };
+  const seen = new Map<string, number>();
+  const brute: Array<[number, string]> = [];
+  const prefixes = ['{"', '{"x-', '{"Al', '{"AlignB1Option":1,"', '{"AlignB1Option":1,"x-foo":2,"zzz":3,"AlignA0Option":true,"', '{"q":[1,{"a":2}],"AlignC2Option":false,"Ali'];
+  for (const p of prefixes) {
+    const bytes = enc.encode(p);
+    let s = A.initial;
+    for (let i = 0; i <= bytes.length; i++) {
+      if (i > 0) s = A.step(s, bytes[i - 1]);
+      assert.ok(s !== DEAD, p);
+      const what = JSON.stringify(p.slice(0, i));
+      const fast = A.closureByStacks(s, 256);
+      // The walk over s's own states, with room enough to finish where it holds.
+      const walk = A.closureOf(s, 8192, false);
+      if (fast === -2) assert.equal(walk, -1, `refused byte ahead at ${what}`);
+      else if (fast >= 0) assert.ok(walk >= 0 && walk <= fast, `bound ${fast} vs walk ${walk} at ${what}`);
+      assert.equal(A.plainClosure(s, 256) >= 0, fast >= 0 || (fast === -1 && A.closureOf(s, 256, false) >= 0), what);
+      const k = fast >= 0 ? 'holds' : String(fast);
+      seen.set(k, (seen.get(k) ?? 0) + 1);
+      if (i === bytes.length) brute.push([s, what]);
+    }
+  }
+  // Both shortcuts were taken: key positions whose undeclared-key frame returns before the quote
+  // hold frame by frame, and those where "x-" (any character after it) may still come fail so.
+  assert.ok((seen.get('holds') ?? 0) >= 10 && (seen.get('-2') ?? 0) >= 5, JSON.stringify([...seen]));
+  for (const [s, what] of brute) {
+    assertMaskBrute(m, vocab, s, what);
+    assertMaskBrute(m, vocab, s, `${what}, budget 4`, 4);
+  }
+});
