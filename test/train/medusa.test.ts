@@ -55,6 +55,21 @@ test('self-distilled rows are the base\'s greedy continuations of the prompts', 
   }
 });
 
+/** The heads saved in `out` load back (onto the trained base) with the trained heads' logits; `check` sees what loaded. */
+async function assertLoadsBack(out: string, r: Awaited<ReturnType<typeof trainMedusa>>, check: (back: Awaited<ReturnType<typeof loadMedusaHeads>>) => void): Promise<void> {
+  const back = await loadMedusaHeads(out, { base: r.base });
+  try {
+    check(back);
+    noGrad(() => scope(() => {
+      const h = r.base.hidden(T.tensor([1, 2, 3, 4], [1, 4], 'i32'));
+      const x = r.heads.forward(h), y = back.heads.forward(h);
+      x.forEach((l, k) => assert.deepEqual(y[k].toArray(), l.toArray()));
+    }));
+  } finally {
+    back.heads.dispose();
+  }
+}
+
 test('Medusa-1 training lowers every head\'s held-out loss and leaves the base untouched; the heads load back against it', async () => {
   const out = path.join(dir, 'm1');
   const lines: string[] = [];
@@ -76,17 +91,7 @@ test('Medusa-1 training lowers every head\'s held-out loss and leaves the base u
     const acc = JSON.parse(readFileSync(path.join(out, 'heads_accuracy.json'), 'utf8'));
     assert.equal(acc.after.medusa0_top1, r.after.topK[0][0]);
     assert.equal(acc.after.per_rank.length, 3);
-    const back = await loadMedusaHeads(out, { base: r.base });
-    try {
-      assert.equal(back.config.base_model_name_or_path, path.resolve(modelDir));
-      noGrad(() => scope(() => {
-        const h = r.base.hidden(T.tensor([1, 2, 3, 4], [1, 4], 'i32'));
-        const x = r.heads.forward(h), y = back.heads.forward(h);
-        x.forEach((l, k) => assert.deepEqual(y[k].toArray(), l.toArray()));
-      }));
-    } finally {
-      back.heads.dispose();
-    }
+    await assertLoadsBack(out, r, (back) => assert.equal(back.config.base_model_name_or_path, path.resolve(modelDir)));
   } finally {
     r.heads.dispose();
     r.base.dispose();
@@ -104,17 +109,7 @@ test('--tie-lm-head: only the ResBlocks train; the saved LM weights are the base
       assert.ok(h.block!.linear.weight.toArray().some((x) => x !== 0), `head ${k}'s ResBlock trained`);
       assert.deepEqual(h.lm_head.weight.toArray(), base, `head ${k}'s own LM weight untouched`);
     });
-    const back = await loadMedusaHeads(out, { base: r.base });
-    try {
-      assert.deepEqual(back.tied, [0, 1]);
-      noGrad(() => scope(() => {
-        const h = r.base.hidden(T.tensor([1, 2, 3, 4], [1, 4], 'i32'));
-        const x = r.heads.forward(h), y = back.heads.forward(h);
-        x.forEach((l, k) => assert.deepEqual(y[k].toArray(), l.toArray()));
-      }));
-    } finally {
-      back.heads.dispose();
-    }
+    await assertLoadsBack(out, r, (back) => assert.deepEqual(back.tied, [0, 1]));
   } finally {
     r.heads.dispose();
     r.base.dispose();
