@@ -114,8 +114,8 @@ function checkMatmul(type: GgmlQuantName, M: number, N: number, K: number, opts:
     const i = m * ldo + n;
     want[i] = (beta ? o0[i] : 0) + s;
     scale[i] = a + (beta ? Math.abs(o0[i]) : 0) + r;
-    // x rounded to 8-bit blocks: decoding (M < Q8_PANEL_M) for every type, and Q4_0's prefill (its integer GEMM)
-    bound[i] = 3e-6 * scale[i] + (M < Q8_PANEL_M || type === 'q4_0' ? 1.001 * r : 0) + 1e-30;
+    // x rounded to 8-bit blocks: decoding (M < Q8_PANEL_M) for every type, and Q4_0's and Q4_K's prefill (their integer GEMM)
+    bound[i] = 3e-6 * scale[i] + (M < Q8_PANEL_M || type === 'q4_0' || type === 'q4_k' ? 1.001 * r : 0) + 1e-30;
   }
   const w = putBytes(blocks), x = putF32(xs);
   let ref: Float32Array | null = null;
@@ -146,6 +146,7 @@ describe('ggml block types: quant_matmul', () => {
       for (const M of [1, 8, 9]) checkMatmul(type, M, 131, B === 256 ? 2304 : 1568);
       // Q4_0's integer prefill: tiles of 4 rows (M not a multiple of 4), x in several chunks (K = 32,768)
       if (type === 'q4_0') for (const [M, N, K] of [[10, 9, 96], [23, 70, 1568], [203, 5, 32768]]) checkMatmul(type, M, N, K, { beta: 1, ldx: K + 8, ldo: N + 3 });
+      if (type === 'q4_k') for (const [M, N, K] of [[10, 9, 256], [23, 70, 1536], [203, 5, 32768]]) checkMatmul(type, M, N, K, { beta: 1, ldx: K + 8, ldo: N + 3 });
     });
   }
 
@@ -223,8 +224,9 @@ describe('ggml block types in ops', () => {
         const wd = T.dequantize(w);
         assert.deepEqual(Array.from(wd.data()), Array.from(wf));
         const x = T.tensor(Array.from(uniform(9 * K)), [9, K]);
-        // 9 rows: the prefill path, exact f32 products except Q4_0's integer GEMM (x rounded to 8 bits, as llama.cpp)
-        noGrad(() => checkKeptWeight(w, wd, wf, K, x, type === 'q4_0' ? 3e-2 : 1e-4, type));
+        // 9 rows: the prefill path, exact f32 products except Q4_0's and Q4_K's integer GEMM (x rounded to 8 bits, as
+        // llama.cpp: Q4_K's one scale per 256 values rounds coarser; the kernel tests above bound both exactly)
+        noGrad(() => checkKeptWeight(w, wd, wf, K, x, type === 'q4_0' ? 3e-2 : type === 'q4_k' ? 0.25 : 1e-4, type));
         assert.throws(() => w.data(), new RegExp(`is a ${type} \\(quantised\\)`));
         assert.throws(() => T.linear(x.requiresGrad_(), w), /inference only/);
         assert.throws(() => T.fromBlocks(blocks.subarray(1), [N, K], type), /do not hold/);

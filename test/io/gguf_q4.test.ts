@@ -79,10 +79,10 @@ for (const [file, dtype] of [['Q4_0', 'q4_0'], ['Q4_K', 'q4_k'], ['Q6_K', 'q6_k'
       assert.ok(s('self_attn.q_proj') === s('self_attn.v_proj') && s('mlp.gate_proj') === s('mlp.up_proj'));
       assert.ok(qBytes < (dtype === 'q6_k' || dtype === 'q5_k' || dtype === 'q5_0' ? 0.3 : 0.25) * dBytes, `heap: ${dtype} model ${qBytes} bytes, f32 model ${dBytes}`);
       // prefill (19 positions) is exact f32 on the dequantised weights (the panel path), except
-      // Q4_0's: an integer GEMM with x rounded to 8-bit blocks as llama.cpp's (a few percent of a
+      // Q4_0's and Q4_K's: an integer GEMM with x rounded to 8-bit blocks as llama.cpp's (a few percent of a
       // logit at most; its greedy tokens and llama.cpp's are checked below)
       const long = [...PROMPT, ...PROMPT, 7, 9, 11];
-      if (dtype === 'q4_0') {
+      if (dtype === 'q4_0' || dtype === 'q4_k') {
         const a = logitsOf(q.model, long), b = logitsOf(d.model, long);
         const scale = Math.max(1, ...b.map(Math.abs)), worst = Math.max(...a.map((v, i) => Math.abs(v - b[i])));
         assert.ok(worst / scale < 0.05 && worst > 0, `prefill of 19: max |Δlogit| ${worst}, logit scale ${scale}`);

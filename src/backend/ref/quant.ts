@@ -143,8 +143,8 @@ export function quant_matmul(out: number, x: number, w: number, M: number, N: nu
   const f = H.f32, u8 = H.u8;
   const t = quantById(type), nb = K / t.block, rowBytes = nb * t.bytes;
   const [n0, n1] = shareOf(N, tid, nt);
-  // Q4_0 rounds x for every M (the wasm kernel's integer prefill); the other types below Q8_PANEL_M only.
-  const xq = M < Q8_PANEL_M || type === GGML_QUANT.q4_0.id ? Array.from({ length: M }, (_, m) => (t.block === 256 ? quantizeRowK : quantizeRow)(f, (x >>> 2) + m * ldx, K)) : null;
+  // Q4_0 and Q4_K round x for every M (the wasm kernel's integer prefill); the other types below Q8_PANEL_M only.
+  const xq = M < Q8_PANEL_M || type === GGML_QUANT.q4_0.id || type === GGML_QUANT.q4_k.id ? Array.from({ length: M }, (_, m) => (t.block === 256 ? quantizeRowK : quantizeRow)(f, (x >>> 2) + m * ldx, K)) : null;
   for (let n = n0; n < n1; n++) {
     const row = w + n * rowBytes;
     for (let m = 0; m < M; m++) {

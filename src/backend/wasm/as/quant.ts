@@ -259,8 +259,8 @@ export function q8_0_rows(out: usize, w: usize, idx: usize, n: i32, K: i32, tid:
 //    convert once per super-block: ggml's vec_dot_<type>_q8_<0|K> with its integer sums exact.
 //    Block scales (f16) are read through the table (h2fTab).
 //  - M ≥ PANEL_M (prefill): panels of weight rows dequantised into scratch as ggml does, then
-//    matmul.ts's blocked GEMM (exact f32 products); Q4_0 instead: an integer GEMM on x rounded to
-//    Q8_0 blocks (intPrefill, below).
+//    matmul.ts's blocked GEMM (exact f32 products); Q4_0 and Q4_K instead: an integer GEMM on x
+//    rounded to Q8_0 / Q8_K blocks (intPrefill, intPrefillK, below).
 const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_K: i32 = 13, T_Q6_K: i32 = 14;
 
 // @ts-ignore: decorator
@@ -754,6 +754,7 @@ export function quant_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: 
   const nb = K / QB;
   const rowBytes = <usize>(nb * typeBytes(type));
   if (type == T_Q4_0 && M >= PANEL_M) { intPrefill(out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
+  if (type == T_Q4_K && M >= PANEL_M) { intPrefillK(out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
   if (panelMatmul(type, out, x, w, M, N, K, ldx, ldo, beta, tid, nt)) return;
   const buf = scratch() + GEMM_SCRATCH_END;
   const room = <i32>((<usize>SCRATCH_BYTES - GEMM_SCRATCH_END) >> 2);
@@ -959,6 +960,128 @@ function intPrefill(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx:
       for (let ti = 0; ti < nTiles; ti++) {
         const xt = tiles + <usize>(ti * tileBytes), dt = xt + <usize>(4 * qb * nb), ot = dt + <usize>(16 * nb);
         const v = wide ? tileRowWide(wu, wd, xt, dt, ot, nb) : tileRowNarrow(wu, wd, xt, dt, ot, nb);
+        const m = m0 + 4 * ti;
+        put(out + off(m * ldo + n), f32x4.extract_lane(v, 0), beta);
+        if (m + 1 < m0 + mr) put(out + off((m + 1) * ldo + n), f32x4.extract_lane(v, 1), beta);
+        if (m + 2 < m0 + mr) put(out + off((m + 2) * ldo + n), f32x4.extract_lane(v, 2), beta);
+        if (m + 3 < m0 + mr) put(out + off((m + 3) * ldo + n), f32x4.extract_lane(v, 3), beta);
+      }
+    }
+  }
+}
+
+// ---- Q4_K prefill: the same integer GEMM on super-blocks ------------------------------------
+// As intPrefill, with x rounded to Q8_K blocks (quantRowK, one scale dx per 256) and, per
+// super-block of a weight row, its 8 sub-blocks' nibbles unpacked in x's order, their 6-bit
+// scales sc_j as i16 and their mins m_j as pairs: the 4 rows' Σ_j sc_j·Σ q·qx (i32, exact) are
+// transposed into one vector, the 4 rows' Σ_j m_j·Σ qx come from one i16 dot per pair of
+// sub-blocks (the sums X_j of 4 rows laid out pair by pair), and f32 adds d·dx·A − dmin·dx·B
+// super-block after super-block. `narrow` (relaxed build): int8 x against the nibbles as bytes;
+// `wide` (SIMD128 build): i16 x against i16 nibbles, times the scale.
+// @ts-ignore: decorator
+@inline function tileRowKT(wide: bool, wu: usize, xt: usize, nb: i32): v128 {
+  // per super-block of the unpacked row: nibbles (narrow 256, wide 512 bytes), 8 scales (i16,
+  // 16 bytes), 4 mins pairs (64 bytes), d and dmin (f32); of the tile: quants (narrow 1024, wide
+  // 2048 bytes), dx (f32x4), the pairs of X (64 bytes)
+  const qw = wide ? 512 : 256, wsb = qw + 88, xsb = 4 * qw + 80;
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const w = wu + <usize>(b * wsb), x = xt + <usize>(b * xsb), sc = w + <usize>qw, mn = sc + 16, dd = mn + 64;
+    let a0 = i32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+    for (let j = 0; j < 8; j++) {
+      if (ASC_FEATURE_RELAXED_SIMD && !wide) {
+        const s = v128.load16_splat(sc + <usize>(2 * j));
+        const w0 = v128.load(w + <usize>(32 * j)), w1 = v128.load(w + <usize>(32 * j), 16), xj = x + <usize>(32 * j);
+        a0 = i32x4.add(a0, i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xj), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xj, 16), w1)), s));
+        a1 = i32x4.add(a1, i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xj, 256), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xj, 272), w1)), s));
+        a2 = i32x4.add(a2, i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xj, 512), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xj, 528), w1)), s));
+        a3 = i32x4.add(a3, i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xj, 768), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xj, 784), w1)), s));
+      } else {
+        const s = i32x4.splat(<i32>load<i16>(sc + <usize>(2 * j)));
+        const wj = w + <usize>(64 * j), xj = x + <usize>(64 * j);
+        const w0 = v128.load(wj), w1 = v128.load(wj, 16), w2 = v128.load(wj, 32), w3 = v128.load(wj, 48);
+        a0 = i32x4.add(a0, i32x4.mul(dot32w(xj, w0, w1, w2, w3), s));
+        a1 = i32x4.add(a1, i32x4.mul(dot32w(xj + 512, w0, w1, w2, w3), s));
+        a2 = i32x4.add(a2, i32x4.mul(dot32w(xj + 1024, w0, w1, w2, w3), s));
+        a3 = i32x4.add(a3, i32x4.mul(dot32w(xj + 1536, w0, w1, w2, w3), s));
+      }
+    }
+    const A = tileSum(a0, a1, a2, a3);
+    const xs = x + <usize>(4 * qw + 16);
+    const B = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(v128.load(xs), v128.load(mn)), i32x4.dot_i16x8_s(v128.load(xs, 16), v128.load(mn, 16))),
+      i32x4.add(i32x4.dot_i16x8_s(v128.load(xs, 32), v128.load(mn, 32)), i32x4.dot_i16x8_s(v128.load(xs, 48), v128.load(mn, 48))));
+    const dx = v128.load(x + <usize>(4 * qw));
+    acc = fma4(f32x4.convert_i32x4_s(A), f32x4.mul(dx, v128.load32_splat(dd)), acc);
+    acc = fma4(f32x4.convert_i32x4_s(B), f32x4.neg(f32x4.mul(dx, v128.load32_splat(dd + 4))), acc);
+  }
+  return acc;
+}
+function tileRowKNarrow(wu: usize, xt: usize, nb: i32): v128 { return tileRowKT(false, wu, xt, nb); }
+function tileRowKWide(wu: usize, xt: usize, nb: i32): v128 { return tileRowKT(true, wu, xt, nb); }
+
+// out (M×N) = x · Wᵀ for a Q4_K W, as described above.
+function intPrefillK(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx: i32, ldo: i32, beta: i32, tid: i32, nt: i32): void {
+  const nb = K >> 8, rowBytes = <usize>(nb * 144);
+  const wide = !ASC_FEATURE_RELAXED_SIMD;
+  const qw = wide ? 512 : 256, wsb = qw + 88, xsb = 4 * qw + 80;
+  const wBytes = wsb * nb, rowTmp = 2 * K + 4 * nb + 32 * nb, tileBytes = xsb * nb;
+  const base = scratch() + INTP_OFF;
+  const wu = base, tmp = wu + <usize>wBytes, tiles = tmp + <usize>rowTmp;
+  const room = <i32>(<usize>SCRATCH_BYTES - INTP_OFF) - wBytes - rowTmp;
+  if (room < tileBytes) unreachable(); // ops keeps K ≤ 131072
+  const mc = min((M + 3) & ~3, (room / tileBytes) << 2);
+  const n0 = shareStart(N, tid, nt, 1), n1 = shareStart(N, tid + 1, nt, 1);
+  const mask = i8x16.splat(0x0f), zero = i8x16.splat(0);
+  const xq = tmp, ds = tmp + <usize>(2 * K), ss = ds + <usize>(4 * nb);
+  for (let m0 = 0; m0 < M; m0 += mc) {
+    const mr = min(mc, M - m0), nTiles = (mr + 3) >> 2;
+    for (let r = 0; r < nTiles << 2; r++) {
+      const xt = tiles + <usize>((r >> 2) * tileBytes), lane = r & 3;
+      if (r < mr) { quantRowK(x + off((m0 + r) * ldx), xq, ds, nb); subSums(xq, ss, K >> 5); }
+      for (let b = 0; b < nb; b++) {
+        const xb = xt + <usize>(b * xsb), q = xq + <usize>(512 * b);
+        store<f32>(xb + <usize>(4 * qw + 4 * lane), r < mr ? load<f32>(ds + <usize>(4 * b)) : 0);
+        // X_j pairs: at pair p, lanes (2·lane, 2·lane + 1) = X_2p, X_2p+1 of this row
+        for (let p = 0; p < 4; p++) for (let h = 0; h < 2; h++) {
+          store<i16>(xb + <usize>(4 * qw + 16 + 16 * p + 4 * lane + 2 * h), r < mr ? <i16>load<i32>(ss + <usize>(32 * b + 8 * p + 4 * h)) : 0);
+        }
+        if (!wide) {
+          for (let c = 0; c < 256; c += 16) v128.store(xb + <usize>(256 * lane + c), r < mr ? i8x16.narrow_i16x8_s(v128.load(q + <usize>(2 * c)), v128.load(q + <usize>(2 * c), 16)) : zero);
+        } else {
+          for (let c = 0; c < 512; c += 16) v128.store(xb + <usize>(512 * lane + c), r < mr ? v128.load(q + <usize>c) : zero);
+        }
+      }
+    }
+    for (let n = n0; n < n1; n++) {
+      const p = w + <usize>n * rowBytes;
+      for (let b = 0; b < nb; b++) {
+        const pb = p + <usize>(144 * b), ub = wu + <usize>(b * wsb);
+        const scs = scalesK(pb + 4), mns = minsK(pb + 4);
+        for (let g = 0; g < 4; g++) {
+          const v0 = v128.load(pb + <usize>(16 + 32 * g)), v1 = v128.load(pb + <usize>(16 + 32 * g), 16);
+          const lo0 = v128.and(v0, mask), lo1 = v128.and(v1, mask), hi0 = hi4(v0, mask), hi1 = hi4(v1, mask);
+          if (!wide) {
+            v128.store(ub + <usize>(64 * g), lo0); v128.store(ub + <usize>(64 * g), lo1, 16);
+            v128.store(ub + <usize>(64 * g), hi0, 32); v128.store(ub + <usize>(64 * g), hi1, 48);
+          } else {
+            const u = ub + <usize>(128 * g);
+            v128.store(u, i16x8.extend_low_i8x16_u(lo0)); v128.store(u, i16x8.extend_high_i8x16_u(lo0), 16);
+            v128.store(u, i16x8.extend_low_i8x16_u(lo1), 32); v128.store(u, i16x8.extend_high_i8x16_u(lo1), 48);
+            v128.store(u, i16x8.extend_low_i8x16_u(hi0), 64); v128.store(u, i16x8.extend_high_i8x16_u(hi0), 80);
+            v128.store(u, i16x8.extend_low_i8x16_u(hi1), 96); v128.store(u, i16x8.extend_high_i8x16_u(hi1), 112);
+          }
+        }
+        const sc = ub + <usize>qw, mn = sc + 16;
+        for (let j = 0; j < 8; j++) store<i16>(sc + <usize>(2 * j), <i16>((scs >> (<u64>(8 * j))) & 0xff));
+        for (let q = 0; q < 4; q++) for (let r = 0; r < 4; r++) {
+          store<i16>(mn + <usize>(16 * q + 4 * r), <i16>((mns >> (<u64>(16 * q))) & 0xff));
+          store<i16>(mn + <usize>(16 * q + 4 * r + 2), <i16>((mns >> (<u64>(16 * q + 8))) & 0xff));
+        }
+        store<f32>(mn + 64, h2fTab(<u32>load<u16>(pb)));
+        store<f32>(mn + 68, h2fTab(<u32>load<u16>(pb + 2)));
+      }
+      for (let ti = 0; ti < nTiles; ti++) {
+        const v = wide ? tileRowKWide(wu, tiles + <usize>(ti * tileBytes), nb) : tileRowKNarrow(wu, tiles + <usize>(ti * tileBytes), nb);
         const m = m0 + 4 * ti;
         put(out + off(m * ldo + n), f32x4.extract_lane(v, 0), beta);
         if (m + 1 < m0 + mr) put(out + off((m + 1) * ldo + n), f32x4.extract_lane(v, 1), beta);
