@@ -862,6 +862,24 @@ function panelMatmul(t: i32, out: usize, x: usize, w: usize, M: i32, N: i32, K: 
 // results; the f32 sum runs in block order (ref/quant.ts: the same formula, its own rounding).
 const INTP_OFF: usize = 64; // past the unread slot (sink) at the start of scratch
 
+// Rows of x laid out per pass of the integer prefills: a multiple of 4 (M rounded up, or as many
+// tiles of tileBytes as fit in scratch beside `used` bytes).
+// @ts-ignore: decorator
+@inline function tileChunk(M: i32, used: i32, tileBytes: i32): i32 {
+  const room = <i32>(<usize>SCRATCH_BYTES - INTP_OFF) - used;
+  if (room < tileBytes) unreachable(); // ops keeps K ≤ 131072
+  return min((M + 3) & ~3, (room / tileBytes) << 2);
+}
+
+// A tile's 4 results (rows m … m + 3 of one output column at o) put, the rows before mEnd only.
+// @ts-ignore: decorator
+@inline function putTile(o: usize, v: v128, m: i32, mEnd: i32, ldo: i32, beta: i32): void {
+  put(o + off(m * ldo), f32x4.extract_lane(v, 0), beta);
+  if (m + 1 < mEnd) put(o + off((m + 1) * ldo), f32x4.extract_lane(v, 1), beta);
+  if (m + 2 < mEnd) put(o + off((m + 2) * ldo), f32x4.extract_lane(v, 2), beta);
+  if (m + 3 < mEnd) put(o + off((m + 3) * ldo), f32x4.extract_lane(v, 3), beta);
+}
+
 // @ts-ignore: decorator
 @inline function tileSum(s0: v128, s1: v128, s2: v128, s3: v128): v128 {
   const t0 = i32x4.add(v128.shuffle<i32>(s0, s1, 0, 4, 1, 5), v128.shuffle<i32>(s0, s1, 2, 6, 3, 7));
@@ -915,9 +933,7 @@ function intPrefill(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx:
   const tileBytes = (4 * qb + 32) * nb;                      // quants, dx and offsets of 4 rows
   const base = scratch() + INTP_OFF;
   const wu = base, wd = wu + <usize>(qb * nb), tmp = wu + <usize>wBytes, tiles = tmp + <usize>rowTmp;
-  const room = <i32>(<usize>SCRATCH_BYTES - INTP_OFF) - wBytes - rowTmp;
-  if (room < tileBytes) unreachable(); // ops keeps K ≤ 131072
-  const mc = min((M + 3) & ~3, (room / tileBytes) << 2);
+  const mc = tileChunk(M, wBytes + rowTmp, tileBytes);
   const n0 = shareStart(N, tid, nt, 1), n1 = shareStart(N, tid + 1, nt, 1);
   const mask = i8x16.splat(0x0f), eight = i8x16.splat(8), zero = i8x16.splat(0);
   for (let m0 = 0; m0 < M; m0 += mc) {
@@ -959,12 +975,7 @@ function intPrefill(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx:
       }
       for (let ti = 0; ti < nTiles; ti++) {
         const xt = tiles + <usize>(ti * tileBytes), dt = xt + <usize>(4 * qb * nb), ot = dt + <usize>(16 * nb);
-        const v = wide ? tileRowWide(wu, wd, xt, dt, ot, nb) : tileRowNarrow(wu, wd, xt, dt, ot, nb);
-        const m = m0 + 4 * ti;
-        put(out + off(m * ldo + n), f32x4.extract_lane(v, 0), beta);
-        if (m + 1 < m0 + mr) put(out + off((m + 1) * ldo + n), f32x4.extract_lane(v, 1), beta);
-        if (m + 2 < m0 + mr) put(out + off((m + 2) * ldo + n), f32x4.extract_lane(v, 2), beta);
-        if (m + 3 < m0 + mr) put(out + off((m + 3) * ldo + n), f32x4.extract_lane(v, 3), beta);
+        putTile(out + off(n), wide ? tileRowWide(wu, wd, xt, dt, ot, nb) : tileRowNarrow(wu, wd, xt, dt, ot, nb), m0 + 4 * ti, m0 + mr, ldo, beta);
       }
     }
   }
@@ -1027,9 +1038,7 @@ function intPrefillK(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx
   const wBytes = wsb * nb, rowTmp = 2 * K + 4 * nb + 32 * nb, tileBytes = xsb * nb;
   const base = scratch() + INTP_OFF;
   const wu = base, tmp = wu + <usize>wBytes, tiles = tmp + <usize>rowTmp;
-  const room = <i32>(<usize>SCRATCH_BYTES - INTP_OFF) - wBytes - rowTmp;
-  if (room < tileBytes) unreachable(); // ops keeps K ≤ 131072
-  const mc = min((M + 3) & ~3, (room / tileBytes) << 2);
+  const mc = tileChunk(M, wBytes + rowTmp, tileBytes);
   const n0 = shareStart(N, tid, nt, 1), n1 = shareStart(N, tid + 1, nt, 1);
   const mask = i8x16.splat(0x0f), zero = i8x16.splat(0);
   const xq = tmp, ds = tmp + <usize>(2 * K), ss = ds + <usize>(4 * nb);
@@ -1081,12 +1090,8 @@ function intPrefillK(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx
         store<f32>(mn + 68, h2fTab(<u32>load<u16>(pb + 2)));
       }
       for (let ti = 0; ti < nTiles; ti++) {
-        const v = wide ? tileRowKWide(wu, tiles + <usize>(ti * tileBytes), nb) : tileRowKNarrow(wu, tiles + <usize>(ti * tileBytes), nb);
-        const m = m0 + 4 * ti;
-        put(out + off(m * ldo + n), f32x4.extract_lane(v, 0), beta);
-        if (m + 1 < m0 + mr) put(out + off((m + 1) * ldo + n), f32x4.extract_lane(v, 1), beta);
-        if (m + 2 < m0 + mr) put(out + off((m + 2) * ldo + n), f32x4.extract_lane(v, 2), beta);
-        if (m + 3 < m0 + mr) put(out + off((m + 3) * ldo + n), f32x4.extract_lane(v, 3), beta);
+        const xt = tiles + <usize>(ti * tileBytes);
+        putTile(out + off(n), wide ? tileRowKWide(wu, xt, nb) : tileRowKNarrow(wu, xt, nb), m0 + 4 * ti, m0 + mr, ldo, beta);
       }
     }
   }
