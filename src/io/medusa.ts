@@ -210,18 +210,23 @@ export async function loadMedusaHeads(dir: string, opts: { base?: MedusaBaseSize
     }
     const heads = withoutInit(() => new MedusaHeads(cfg));
     let tied: number[] = [];
+    // The base's output head, read once for the tie check and (q8_0) the tied heads' Q8_0 copy.
+    let baseHead: Tensor | null = null;
     try {
       heads.loadStateDict(sd, { source: file });
       // Tied heads: those whose LM weight is the base's output head, bit for bit (opts.tie false: none).
       const base = opts.base;
       if (base?.project && opts.tie !== false) {
-        tied = tiedHeads(Array.from({ length: K }, (_, i) => sd[`heads.${i}.lm_head.weight`].data), base as MedusaBase);
+        baseHead = readBaseHead(base as MedusaBase);
+        if (baseHead) tied = tiedHeads(Array.from({ length: K }, (_, i) => sd[`heads.${i}.lm_head.weight`].data), base as MedusaBase, baseHead);
         if (tied.length) heads.tie(base as MedusaBase, tied);
       }
-      if (opts.dtype === 'q8_0') quantizeMedusaHeads(heads);
+      if (opts.dtype === 'q8_0') quantizeMedusaHeads(heads, baseHead ?? undefined);
     } catch (e) {
       heads.dispose();
       throw e;
+    } finally {
+      baseHead?.dispose();
     }
     return { heads, config, file, tied };
   } finally {
@@ -236,11 +241,19 @@ export async function loadMedusaHeads(dir: string, opts: { base?: MedusaBaseSize
  */
 export const TIED_CHECK_MAX_WORK = 2 ** 31;
 
-/** The indices of the LM weights (V·D values each) that equal the base's output head bit for bit. */
-export function tiedHeads(lmWeights: readonly Float32Array[], base: MedusaBase): number[] {
+/** The base's output head (V, D) read through project(), or null past TIED_CHECK_MAX_WORK. An unscoped tensor. */
+export function readBaseHead(base: MedusaBase): Tensor | null {
   const { hidden_size: D, vocab_size: V } = base.config;
-  if (D * D * V > TIED_CHECK_MAX_WORK) return [];
-  const w = noGrad(() => baseHeadWeight(base));
+  return D * D * V > TIED_CHECK_MAX_WORK ? null : noGrad(() => baseHeadWeight(base));
+}
+
+/**
+ * The indices of the LM weights (V·D values each) that equal the base's output head bit for bit
+ * (`head`: that head already read by readBaseHead; otherwise read here, none past the limit).
+ */
+export function tiedHeads(lmWeights: readonly Float32Array[], base: MedusaBase, head?: Tensor): number[] {
+  const w = head ?? readBaseHead(base);
+  if (!w) return [];
   try {
     const b = new Uint32Array((w.data() as Float32Array).slice().buffer);
     const out: number[] = [];
@@ -252,7 +265,7 @@ export function tiedHeads(lmWeights: readonly Float32Array[], base: MedusaBase):
     });
     return out;
   } finally {
-    w.dispose();
+    if (w !== head) w.dispose();
   }
 }
 
@@ -263,9 +276,10 @@ export function tiedHeads(lmWeights: readonly Float32Array[], base: MedusaBase):
  * it was (exact acceptance); a step reads 3.8× fewer bytes of head weights (on a CPU the 4 heads
  * of a stories15M-shape model cost almost half a decoding step in f32). Returns the names
  * quantised (matrices whose rows are not whole 32-value blocks stay f32). Tied heads (MedusaHeads.tie)
- * get a Q8_0 copy of the base head for their one product (setTiedProjection; not among the names).
+ * get a Q8_0 copy of the base head for their one product (setTiedProjection; not among the names),
+ * from `baseHead` when the caller has read it already (readBaseHead), else read here.
  */
-export function quantizeMedusaHeads(heads: MedusaHeads): Set<string> {
+export function quantizeMedusaHeads(heads: MedusaHeads, baseHead?: Tensor): Set<string> {
   const sd: Record<string, HostBlocks> = {};
   for (const [name, t] of heads.namedTensors()) {
     // A tied head's own LM weight is not read (the base head is): left as it is.
@@ -282,7 +296,7 @@ export function quantizeMedusaHeads(heads: MedusaHeads): Set<string> {
   const base = heads.tiedBase;
   if (base && heads.heads.some((_, k) => heads.isTied(k)) && heads.config.hidden_size % QK8_0 === 0) {
     const { hidden_size: D, vocab_size: V } = heads.config;
-    const w = baseHeadWeight(base);
+    const w = baseHead ?? baseHeadWeight(base);
     const lm = withoutInit(() => new Linear(D, V, { bias: false }));
     try {
       useQuantizedWeights(lm, new Set(['weight']));
@@ -291,7 +305,7 @@ export function quantizeMedusaHeads(heads: MedusaHeads): Set<string> {
       lm.dispose();
       throw e;
     } finally {
-      w.dispose();
+      if (w !== baseHead) w.dispose();
     }
     heads.setTiedProjection(lm);
   }
