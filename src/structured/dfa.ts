@@ -346,23 +346,39 @@ type Op = 'and' | 'or' | 'diff';
  * (a without b). A missing transition is the dead state (-1).
  */
 export function product(a: Dfa, b: Dfa, op: Op, limits: DfaLimits = {}): Dfa {
-  const table = new StateTable(limits.maxStates ?? DFA_MAX_STATES, limits.what ?? `${op === 'and' ? 'an intersection' : op === 'or' ? 'a union' : 'a difference'} of string languages`);
-  const pairs: Array<[number, number]> = [];
-  const acc = (p: number, q: number) => {
-    const x = p >= 0 && a.accept[p], y = q >= 0 && b.accept[q];
-    return op === 'and' ? x && y : op === 'or' ? x || y : x && !y;
+  const limit = limits.maxStates ?? DFA_MAX_STATES;
+  const what = limits.what ?? `${op === 'and' ? 'an intersection' : op === 'or' ? 'a union' : 'a difference'} of string languages`;
+  // The state of pair (x, y) under key (x + 1) * B + y + 1 (-1: the dead state): in a table where
+  // the pairs are few (a map's lookups were most of a product's time), else in a map. States are
+  // numbered as met, and expanded in that order.
+  const B = b.size + 1, pairsN = (a.size + 1) * B;
+  const tab = pairsN <= PAIR_TABLE_MAX ? new Int32Array(pairsN).fill(-1) : null;
+  const map = tab === null ? new Map<number, number>() : null;
+  const px: number[] = [], py: number[] = [];
+  const trans: Edge[][] = [], accept: boolean[] = [];
+  const intern = (x: number, y: number): number => {
+    const k = (x + 1) * B + y + 1;
+    let id = tab !== null ? tab[k] : map!.get(k) ?? -1;
+    if (id >= 0) return id;
+    id = trans.length;
+    if (id >= limit) throw new ComplexityError(`DFA states of ${what}`, limit);
+    if (tab !== null) tab[k] = id; else map!.set(k, id);
+    px.push(x); py.push(y); trans.push([]);
+    const u = x >= 0 && a.accept[x], v = y >= 0 && b.accept[y];
+    accept.push(op === 'and' ? u && v : op === 'or' ? u || v : u && !v);
+    return id;
   };
-  const B = b.size + 1;
-  table.intern(B + 1, [0, 0], pairs, acc(0, 0));
-  for (let s = table.next(); s >= 0; s = table.next()) {
-    const [p, q] = pairs[s];
+  let edges: Edge[] = [];
+  const emit = (lo: number, hi: number, x: number, y: number) => {
+    if (lo > hi) return;
+    if (op === 'and' ? x < 0 || y < 0 : op === 'diff' ? x < 0 : x < 0 && y < 0) return;
+    edges.push([lo, hi, intern(x, y)]);
+  };
+  intern(0, 0);
+  for (let s = 0; s < trans.length; s++) {
+    const p = px[s], q = py[s];
     const ea = p >= 0 ? a.trans[p] : [], eb = q >= 0 ? b.trans[q] : [];
-    const edges: Edge[] = [];
-    const emit = (lo: number, hi: number, x: number, y: number) => {
-      if (lo > hi) return;
-      if (op === 'and' ? x < 0 || y < 0 : op === 'diff' ? x < 0 : x < 0 && y < 0) return;
-      edges.push([lo, hi, table.intern((x + 1) * B + y + 1, [x, y], pairs, acc(x, y))]);
-    };
+    edges = [];
     // Merge the two sorted range lists, gaps being the dead state.
     let i = 0, j = 0, at = 0;
     while (at <= MAX_CP) {
@@ -376,10 +392,13 @@ export function product(a: Dfa, b: Dfa, op: Op, limits: DfaLimits = {}): Dfa {
       emit(at, end, ina ? ea[i][2] : -1, inb ? eb[j][2] : -1);
       at = end + 1;
     }
-    table.trans[s] = mergeEdges(edges);
+    trans[s] = mergeEdges(edges);
   }
-  return trim(table.dfa());
+  return trim(new Dfa(trans, accept));
 }
+
+/** Most pairs of states whose product keeps its states in a table (beyond: a map). */
+const PAIR_TABLE_MAX = 1 << 17;
 
 export const intersect = (a: Dfa, b: Dfa, limits?: DfaLimits) => product(a, b, 'and', limits);
 export const union = (a: Dfa, b: Dfa, limits?: DfaLimits) => product(a, b, 'or', limits);
