@@ -498,7 +498,7 @@ function hashOf(a: ArrayLike<number>): number {
  * Lists of numbers to values, by hashOf and an exact comparison (searchDfa's subsets and moves:
  * a key string per list joined hundreds of numbers, most of a long search's construction).
  */
-class SetMap {
+export class SetMap {
   private readonly buckets = new Map<number, number[]>();
   private readonly keys: ArrayLike<number>[] = [];
   private readonly values: number[] = [];
