@@ -186,25 +186,26 @@ export function nodeDfa(tree: RegexNode, search: boolean, limits: DfaLimits = {}
   // Closure over ε edges; ^ only at the start; $ only for acceptance (nothing may follow it).
   const mark = new Int32Array(nfa.chars.length).fill(-1);
   let stamp = 0;
-  const closure = (seed: number[], atStart: boolean, withEol: boolean): number[] => {
+  // (Sets in typed arrays, sorted natively: a counted repetition's subsets hold hundreds of states.)
+  const st = new Int32Array(nfa.chars.length), buf = new Int32Array(nfa.chars.length);
+  const closure = (seed: ArrayLike<number>, atStart: boolean, withEol: boolean): Int32Array => {
     stamp++;
-    const out: number[] = [];
-    const st = [...seed];
-    for (const x of seed) mark[x] = stamp;
-    while (st.length) {
-      const x = st.pop()!;
-      out.push(x);
+    let top = 0, n = 0;
+    for (let i = 0; i < seed.length; i++) { const x = seed[i]; if (mark[x] !== stamp) { mark[x] = stamp; st[top++] = x; } }
+    while (top > 0) {
+      const x = st[--top];
+      buf[n++] = x;
       for (const [k, y] of nfa.eps[x]) {
         if (mark[y] === stamp || (k === BOL && !atStart) || (k === EOL && !withEol)) continue;
-        mark[y] = stamp; st.push(y);
+        mark[y] = stamp; st[top++] = y;
       }
     }
-    return out.sort((a, b) => a - b);
+    return buf.slice(0, n).sort();
   };
-  const accepting = (set: number[], atStart: boolean) => closure(set, atStart, true).includes(fin);
+  const accepting = (set: ArrayLike<number>, atStart: boolean) => closure(set, atStart, true).includes(fin);
   const limit = limits.maxStates ?? DFA_MAX_STATES;
   const table = new StateTable(limit, limits.what ?? 'regex');
-  const sets: number[][] = [];
+  const sets: Int32Array[] = [];
   const startSet = closure([start], true, false);
   table.intern('S' + startSet.join(','), startSet, sets, accepting([start], true));
   // The state of a set of moves (NFA states entered on a character), across all states: a
@@ -212,29 +213,48 @@ export function nodeDfa(tree: RegexNode, search: boolean, limits: DfaLimits = {}
   const byMoves = new Map<string, number>();
   for (let q = table.next(); q >= 0; q = table.next()) {
     const set = sets[q];
-    // Sweep over the edges' boundaries; the targets active on each interval.
+    // The set's character edges grouped by their class (the copies of a counted repetition share
+    // their operand's ranges: `[A-Za-z0-9-_.:]{1,255}` is one class of 255 targets, swept once,
+    // not 255 times); a target has one incoming edge, so the groups' targets are disjoint.
+    const groups = new Map<Ranges, number[]>();
+    for (const x of set) for (const [rs, y] of nfa.chars[x]) { const g = groups.get(rs); if (g === undefined) groups.set(rs, [y]); else g.push(y); }
+    const targets = [...groups.values()];
+    // Sweep over the classes' boundaries; the classes active on each interval.
     const events: Array<[number, number, number]> = [];
-    for (const x of set) for (const [rs, y] of nfa.chars[x]) for (const [lo, hi] of rs) { events.push([lo, 1, y]); events.push([hi + 1, -1, y]); }
+    let g = 0;
+    for (const rs of groups.keys()) { for (const [lo, hi] of rs) { events.push([lo, 1, g]); events.push([hi + 1, -1, g]); } g++; }
     events.sort((a, b) => a[0] - b[0]);
-    const active = new Map<number, number>();
+    const active = new Int32Array(targets.length);
+    let nActive = 0;
+    // The state reached by a selection of classes (the state's intervals repeat a few selections).
+    const bySel = new Map<string, number>();
     const edges: Edge[] = [];
     for (let i = 0; i < events.length;) {
       const at = events[i][0];
       while (i < events.length && events[i][0] === at) {
-        const [, d, y] = events[i++];
-        const n = (active.get(y) ?? 0) + d;
-        if (n === 0) active.delete(y); else active.set(y, n);
+        const [, d, k] = events[i++];
+        const was = active[k];
+        active[k] += d;
+        if (was === 0) nActive++; else if (active[k] === 0) nActive--;
       }
-      if (active.size === 0 || at > MAX_CP) continue;
+      if (nActive === 0 || at > MAX_CP) continue;
       const next = i < events.length ? events[i][0] - 1 : MAX_CP;
-      const moves = [...active.keys()].sort((x, y) => x - y);
-      const mk = moves.join(',');
-      let t = byMoves.get(mk);
+      let sel = '';
+      for (let k = 0; k < active.length; k++) if (active[k] !== 0) sel += k + ',';
+      let t = bySel.get(sel);
       if (t === undefined) {
-        const tset = closure(moves, false, false);
-        const key = tset.join(',');
-        t = table.ids.get(key) ?? table.intern(key, tset, sets, accepting(tset, false));
-        byMoves.set(mk, t);
+        let m = 0;
+        for (let k = 0; k < active.length; k++) if (active[k] !== 0) for (const y of targets[k]) buf[m++] = y;
+        const moves = buf.slice(0, m).sort();
+        const mk = moves.join(',');
+        t = byMoves.get(mk);
+        if (t === undefined) {
+          const tset = closure(moves, false, false);
+          const key = tset.join(',');
+          t = table.ids.get(key) ?? table.intern(key, tset, sets, accepting(tset, false));
+          byMoves.set(mk, t);
+        }
+        bySel.set(sel, t);
       }
       edges.push([at, Math.min(next, MAX_CP), t]);
     }
@@ -326,23 +346,39 @@ type Op = 'and' | 'or' | 'diff';
  * (a without b). A missing transition is the dead state (-1).
  */
 export function product(a: Dfa, b: Dfa, op: Op, limits: DfaLimits = {}): Dfa {
-  const table = new StateTable(limits.maxStates ?? DFA_MAX_STATES, limits.what ?? `${op === 'and' ? 'an intersection' : op === 'or' ? 'a union' : 'a difference'} of string languages`);
-  const pairs: Array<[number, number]> = [];
-  const acc = (p: number, q: number) => {
-    const x = p >= 0 && a.accept[p], y = q >= 0 && b.accept[q];
-    return op === 'and' ? x && y : op === 'or' ? x || y : x && !y;
+  const limit = limits.maxStates ?? DFA_MAX_STATES;
+  const what = limits.what ?? `${op === 'and' ? 'an intersection' : op === 'or' ? 'a union' : 'a difference'} of string languages`;
+  // The state of pair (x, y) under key (x + 1) * B + y + 1 (-1: the dead state): in a table where
+  // the pairs are few (a map's lookups were most of a product's time), else in a map. States are
+  // numbered as met, and expanded in that order.
+  const B = b.size + 1, pairsN = (a.size + 1) * B;
+  const tab = pairsN <= PAIR_TABLE_MAX ? new Int32Array(pairsN).fill(-1) : null;
+  const map = tab === null ? new Map<number, number>() : null;
+  const px: number[] = [], py: number[] = [];
+  const trans: Edge[][] = [], accept: boolean[] = [];
+  const intern = (x: number, y: number): number => {
+    const k = (x + 1) * B + y + 1;
+    let id = tab !== null ? tab[k] : map!.get(k) ?? -1;
+    if (id >= 0) return id;
+    id = trans.length;
+    if (id >= limit) throw new ComplexityError(`DFA states of ${what}`, limit);
+    if (tab !== null) tab[k] = id; else map!.set(k, id);
+    px.push(x); py.push(y); trans.push([]);
+    const u = x >= 0 && a.accept[x], v = y >= 0 && b.accept[y];
+    accept.push(op === 'and' ? u && v : op === 'or' ? u || v : u && !v);
+    return id;
   };
-  const B = b.size + 1;
-  table.intern(B + 1, [0, 0], pairs, acc(0, 0));
-  for (let s = table.next(); s >= 0; s = table.next()) {
-    const [p, q] = pairs[s];
+  let edges: Edge[] = [];
+  const emit = (lo: number, hi: number, x: number, y: number) => {
+    if (lo > hi) return;
+    if (op === 'and' ? x < 0 || y < 0 : op === 'diff' ? x < 0 : x < 0 && y < 0) return;
+    edges.push([lo, hi, intern(x, y)]);
+  };
+  intern(0, 0);
+  for (let s = 0; s < trans.length; s++) {
+    const p = px[s], q = py[s];
     const ea = p >= 0 ? a.trans[p] : [], eb = q >= 0 ? b.trans[q] : [];
-    const edges: Edge[] = [];
-    const emit = (lo: number, hi: number, x: number, y: number) => {
-      if (lo > hi) return;
-      if (op === 'and' ? x < 0 || y < 0 : op === 'diff' ? x < 0 : x < 0 && y < 0) return;
-      edges.push([lo, hi, table.intern((x + 1) * B + y + 1, [x, y], pairs, acc(x, y))]);
-    };
+    edges = [];
     // Merge the two sorted range lists, gaps being the dead state.
     let i = 0, j = 0, at = 0;
     while (at <= MAX_CP) {
@@ -356,10 +392,13 @@ export function product(a: Dfa, b: Dfa, op: Op, limits: DfaLimits = {}): Dfa {
       emit(at, end, ina ? ea[i][2] : -1, inb ? eb[j][2] : -1);
       at = end + 1;
     }
-    table.trans[s] = mergeEdges(edges);
+    trans[s] = mergeEdges(edges);
   }
-  return trim(table.dfa());
+  return trim(new Dfa(trans, accept));
 }
+
+/** Most pairs of states whose product keeps its states in a table (beyond: a map). */
+const PAIR_TABLE_MAX = 1 << 17;
 
 export const intersect = (a: Dfa, b: Dfa, limits?: DfaLimits) => product(a, b, 'and', limits);
 export const union = (a: Dfa, b: Dfa, limits?: DfaLimits) => product(a, b, 'or', limits);

@@ -397,27 +397,28 @@ function searchDfa(b: GrammarBuilder, branches: RegexNode[], mode: CharMode, src
   const N = eps.length;
   const mark = new Int32Array(N).fill(-1);
   let epoch = 0;
-  const closure = (seeds: number[]): number[] => {
+  // (Sets in typed arrays, sorted natively: a search's subsets hold every branch's start.)
+  const st = new Int32Array(N), buf = new Int32Array(N);
+  const closure = (seeds: ArrayLike<number>): Int32Array => {
     epoch++;
-    const out: number[] = [], st = [...seeds];
-    while (st.length) {
-      const x = st.pop()!;
-      if (mark[x] === epoch) continue;
-      mark[x] = epoch;
-      out.push(x);
-      for (const y of eps[x]) if (mark[y] !== epoch) st.push(y);
+    let top = 0, n = 0;
+    for (let i = 0; i < seeds.length; i++) { const x = seeds[i]; if (mark[x] !== epoch) { mark[x] = epoch; st[top++] = x; } }
+    while (top > 0) {
+      const x = st[--top];
+      buf[n++] = x;
+      for (const y of eps[x]) if (mark[y] !== epoch) { mark[y] = epoch; st[top++] = y; }
     }
-    return out.sort((x, y) => x - y);
+    return buf.slice(0, n).sort();
   };
-  const ids = new Map<string, number>();
-  const sets: number[][] = [];
+  const ids = new SetMap();
+  const sets: Int32Array[] = [];
   const trans: Int32Array[] = [];
-  const intern = (set: number[]): number => {
-    const key = set.join(',');
-    let id = ids.get(key);
+  const intern = (set: Int32Array): number => {
+    const h = hashOf(set);
+    let id = ids.get(set, h);
     if (id === undefined) {
       if (sets.length >= SEARCH_DFA_MAX) throw new TooLarge();
-      id = sets.length; ids.set(key, id); sets.push(set);
+      id = sets.length; ids.set(set, h, id); sets.push(set);
     }
     return id;
   };
@@ -425,16 +426,17 @@ function searchDfa(b: GrammarBuilder, branches: RegexNode[], mode: CharMode, src
     intern(closure([start]));
     // The state of a set of moves, across all states: a search's states share most of their moves
     // (the `.*` and every branch's start), so most closures are known.
-    const seen = new Map<string, number>();
+    const seen = new SetMap();
     for (let q = 0; q < sets.length; q++) {
       const moves: number[][] = Array.from({ length: NA }, () => []);
       for (const x of sets[q]) { const as = trAtoms[x]; if (as) for (const a of as) moves[a].push(trTo[x]); }
       const t = new Int32Array(NA).fill(-1);
       for (let a = 0; a < NA; a++) {
-        if (moves[a].length === 0) continue;
-        const k = moves[a].join(',');
-        let id = seen.get(k);
-        if (id === undefined) { id = intern(closure(moves[a])); seen.set(k, id); }
+        const m = moves[a];
+        if (m.length === 0) continue;
+        const h = hashOf(m);
+        let id = seen.get(m, h);
+        if (id === undefined) { id = intern(closure(m)); seen.set(m, h, id); }
         t[a] = id;
       }
       trans.push(t);
@@ -484,6 +486,40 @@ function searchDfa(b: GrammarBuilder, branches: RegexNode[], mode: CharMode, src
 }
 
 class TooLarge extends Error {}
+
+/** A hash of a list of numbers (FNV-1a over its elements). */
+function hashOf(a: ArrayLike<number>): number {
+  let h = 0x811c9dc5 ^ a.length;
+  for (let i = 0; i < a.length; i++) h = Math.imul(h ^ a[i], 0x01000193);
+  return h;
+}
+
+/**
+ * Lists of numbers to values, by hashOf and an exact comparison (searchDfa's subsets and moves:
+ * a key string per list joined hundreds of numbers, most of a long search's construction).
+ */
+export class SetMap {
+  private readonly buckets = new Map<number, number[]>();
+  private readonly keys: ArrayLike<number>[] = [];
+  private readonly values: number[] = [];
+  get(k: ArrayLike<number>, h: number): number | undefined {
+    const b = this.buckets.get(h);
+    if (b === undefined) return undefined;
+    for (const i of b) {
+      const x = this.keys[i];
+      if (x.length !== k.length) continue;
+      let j = 0;
+      while (j < k.length && x[j] === k[j]) j++;
+      if (j === k.length) return this.values[i];
+    }
+    return undefined;
+  }
+  set(k: ArrayLike<number>, h: number, v: number): void {
+    const b = this.buckets.get(h);
+    if (b === undefined) this.buckets.set(h, [this.keys.length]); else b.push(this.keys.length);
+    this.keys.push(k); this.values.push(v);
+  }
+}
 
 function compileNode(b: GrammarBuilder, n: RegexNode, mode: CharMode, src: string): Sym[] {
   switch (n.t) {

@@ -1625,34 +1625,44 @@ export class SchemaCompiler {
       }
       return len + (c > 0 ? count : Math.max(0, count - 1)) * g.ruleMinLen(sep);
     };
-    const alts = (g: Grammar, seen: Uint8Array, c: number): Sym[][] => {
+    // A state is keyed by its count and a digit per member (seen or not); sk, the digits, is kept
+    // with the state, and a successor's key is made from it (a join of the members per successor
+    // was quadratic in the members: kb_1161's objects of hundreds of properties).
+    const alts = (g: Grammar, seen: Uint8Array, c: number, sk: string): Sym[][] => {
       const out: Sym[][] = [];
       const must = deps.length ? forced(seen) : null;
       if (c >= minP && (deps.length ? must !== null && [...must].every((i) => seen[i]) : required.every((r, i) => !r || seen[i]))) out.push([]);
       if (maxP !== undefined && c >= maxP) return out;
       const lead = c > 0 ? [sep] : [];
+      const c2 = next(c);
       for (let i = 0; i < n; i++) {
         if (seen[i] || never.has(i)) continue;
-        const to = seen.slice();
-        to[i] = 1;
-        out.push([...lead, kv[i], state(g, to, next(c))]);
+        const tk = sk.slice(0, i) + '1' + sk.slice(i + 1);
+        let r = states.get(`${c2}:${tk}`);
+        if (r === undefined) {
+          const to = seen.slice();
+          to[i] = 1;
+          r = state(g, to, c2, tk);
+        }
+        out.push([...lead, kv[i], r]);
       }
-      if (ex !== null && true) out.push([...lead, ex, state(g, seen, next(c))]);
+      if (ex !== null) out.push([...lead, ex, state(g, seen, c2, sk)]);
       return out;
     };
-    const state = (g: Grammar, seen: Uint8Array, c: number): number => {
-      const key = `${c}:${seen.join('')}`;
+    const state = (g: Grammar, seen: Uint8Array, c: number, sk: string): number => {
+      const key = `${c}:${sk}`;
       let r = states.get(key);
       if (r === undefined) {
-        r = g.lazyRule('members-any-order', shortest(g, seen, c), (gg) => alts(gg, seen, c));
+        r = g.lazyRule('members-any-order', shortest(g, seen, c), (gg) => alts(gg, seen, c, sk));
         states.set(key, r);
       }
       return r;
     };
     // Without `ordered`: the required members, comma-separated, derive what the members in any order derive shortest.
     const req = kv.filter((_, i) => required[i]);
-    const root = b.lazy('members-any-order', [ordered !== null ? [ordered] : req.flatMap((m, i) => (i ? [sep, m] : [m]))], (g) => alts(g, new Uint8Array(n), 0));
-    states.set(`0:${'0'.repeat(n)}`, root);
+    const none = '0'.repeat(n);
+    const root = b.lazy('members-any-order', [ordered !== null ? [ordered] : req.flatMap((m, i) => (i ? [sep, m] : [m]))], (g) => alts(g, new Uint8Array(n), 0, none));
+    states.set(`0:${none}`, root);
     return root;
   }
 
