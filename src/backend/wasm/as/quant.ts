@@ -259,8 +259,8 @@ export function q8_0_rows(out: usize, w: usize, idx: usize, n: i32, K: i32, tid:
 //    convert once per super-block: ggml's vec_dot_<type>_q8_<0|K> with its integer sums exact.
 //    Block scales (f16) are read through the table (h2fTab).
 //  - M ≥ PANEL_M (prefill): panels of weight rows dequantised into scratch as ggml does, then
-//    matmul.ts's blocked GEMM (exact f32 products); Q4_0, Q4_K and Q6_K instead: an integer GEMM
-//    on x rounded to Q8_0 / Q8_K blocks (intPrefill, intPrefillK, intPrefill6, below).
+//    matmul.ts's blocked GEMM (exact f32 products); Q4_0, Q5_0, Q4_K, Q5_K and Q6_K instead: an
+//    integer GEMM on x rounded to Q8_0 / Q8_K blocks (intPrefill, intPrefillK, intPrefill6, below).
 const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_K: i32 = 13, T_Q6_K: i32 = 14;
 
 // @ts-ignore: decorator
@@ -753,8 +753,9 @@ export function quant_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: 
   const QB = typeBlock(type);
   const nb = K / QB;
   const rowBytes = <usize>(nb * typeBytes(type));
-  if (type == T_Q4_0 && M >= PANEL_M) { intPrefill(out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
-  if (type == T_Q4_K && M >= PANEL_M) { intPrefillK(out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
+  if ((type == T_Q4_0 || type == T_Q5_0) && M >= PANEL_M) { intPrefill(type, out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
+  if (type == T_Q4_K && M >= PANEL_M) { intPrefillK(T_Q4_K, out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
+  if (type == T_Q5_K && M >= PANEL_M) { intPrefillK(T_Q5_K, out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
   if (type == T_Q6_K && M >= PANEL_M) { intPrefill6(out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
   if (panelMatmul(type, out, x, w, M, N, K, ldx, ldo, beta, tid, nt)) return;
   const buf = scratch() + GEMM_SCRATCH_END;
@@ -843,7 +844,7 @@ function panelMatmul(t: i32, out: usize, x: usize, w: usize, M: i32, N: i32, K: 
   return true;
 }
 
-// ---- Q4_0 prefill: an integer GEMM ------------------------------------------------------------
+// ---- Q4_0 (and Q5_0) prefill: an integer GEMM --------------------------------------------------
 // With M ≥ PANEL_M rows of x (a prompt), Q4_0 takes llama.cpp's path for every M: x
 // rounded to Q8_0 blocks (quantRow), each block's products summed exactly in integers, scaled by
 // f32(d)·dx. A 128-bit f32 GEMM on the dequantised weights reaches ~27 GMAC/s here; the same
@@ -924,9 +925,10 @@ const INTP_OFF: usize = 64; // past the unread slot (sink) at the start of scrat
 function tileRowNarrow(wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i32): v128 { return tileRowT(false, wu, wd, xt, dt, ot, nb); }
 function tileRowWide(wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i32): v128 { return tileRowT(true, wu, wd, xt, dt, ot, nb); }
 
-// out (M×N) = x · Wᵀ for a Q4_0 W, as described above.
-function intPrefill(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx: i32, ldo: i32, beta: i32, tid: i32, nt: i32): void {
-  const nb = K >> 5, bytes = 18, rowBytes = <usize>(nb * bytes);
+// out (M×N) = x · Wᵀ for a Q4_0 or Q5_0 (t) W, as described above. Q5_0's quants (0…31, the fifth
+// bit from qh, offset 16) are unpacked the same way; its offsets are 16·Σ qx.
+function intPrefill(t: i32, out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx: i32, ldo: i32, beta: i32, tid: i32, nt: i32): void {
+  const nb = K >> 5, bytes = typeBytes(t), rowBytes = <usize>(nb * bytes), shift = offsetShift(t);
   const wide = !ASC_FEATURE_RELAXED_SIMD;
   const qb = wide ? 64 : 32;                                 // bytes of one block's weights or of one row's quants
   const wBytes = (qb + 4) * nb;                              // one unpacked weight row and its scales
@@ -936,7 +938,7 @@ function intPrefill(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx:
   const wu = base, wd = wu + <usize>(qb * nb), tmp = wu + <usize>wBytes, tiles = tmp + <usize>rowTmp;
   const mc = tileChunk(M, wBytes + rowTmp, tileBytes);
   const n0 = shareStart(N, tid, nt, 1), n1 = shareStart(N, tid + 1, nt, 1);
-  const mask = i8x16.splat(0x0f), eight = i8x16.splat(8), zero = i8x16.splat(0);
+  const mask = i8x16.splat(0x0f), o = i8x16.splat(t == T_Q4_0 ? 8 : 16), zero = i8x16.splat(0);
   for (let m0 = 0; m0 < M; m0 += mc) {
     const mr = min(mc, M - m0), nTiles = (mr + 3) >> 2;
     // x's rows m0 … m0 + mr − 1 rounded and laid out in tiles (rows past mr: zeros).
@@ -953,7 +955,7 @@ function intPrefill(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx:
           v128.store(xt + <usize>(128 * b + 32 * lane), a);
           v128.store(xt + <usize>(128 * b + 32 * lane + 16), c);
           const sum = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extadd_pairwise_i8x16_s(a), i16x8.extadd_pairwise_i8x16_s(c)));
-          store<i32>(ot + <usize>(16 * b + 4 * lane), (i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3)) << 3);
+          store<i32>(ot + <usize>(16 * b + 4 * lane), (i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3)) << shift);
         } else {
           for (let j = 0; j < 64; j += 16) v128.store(xt + <usize>(256 * b + 64 * lane + j), r < mr ? v128.load(q + <usize>j) : zero);
         }
@@ -965,11 +967,15 @@ function intPrefill(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx:
       for (let b = 0; b < nb; b++) {
         const pb = p + <usize>(bytes * b), ub = wu + <usize>(qb * b);
         store<f32>(wd + <usize>(4 * b), h2fTab(<u32>load<u16>(pb)));
-        const v = v128.load(pb, 2);
-        const lo = v128.and(v, mask), hi = hi4(v, mask);
+        let lo: v128, hi: v128;
+        if (t == T_Q4_0) { const v = v128.load(pb, 2); lo = v128.and(v, mask); hi = hi4(v, mask); }
+        else {
+          const v = v128.load(pb, 6), qh = load<u32>(pb, 2);
+          lo = v128.or(v128.and(v, mask), bits16(qh & 0xffff)); hi = v128.or(hi4(v, mask), bits16(qh >> 16));
+        }
         if (!wide) { v128.store(ub, lo); v128.store(ub, hi, 16); }
         else {
-          const l = i8x16.sub(lo, eight), h = i8x16.sub(hi, eight);
+          const l = i8x16.sub(lo, o), h = i8x16.sub(hi, o);
           v128.store(ub, i16x8.extend_low_i8x16_s(l)); v128.store(ub, i16x8.extend_high_i8x16_s(l), 16);
           v128.store(ub, i16x8.extend_low_i8x16_s(h), 32); v128.store(ub, i16x8.extend_high_i8x16_s(h), 48);
         }
@@ -982,7 +988,7 @@ function intPrefill(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx:
   }
 }
 
-// ---- Q4_K prefill: the same integer GEMM on super-blocks ------------------------------------
+// ---- Q4_K (and Q5_K) prefill: the same integer GEMM on super-blocks --------------------------
 // As intPrefill, with x rounded to Q8_K blocks (quantRowK, one scale dx per 256) and, per
 // super-block of a weight row, its 8 sub-blocks' nibbles unpacked in x's order, their 6-bit
 // scales sc_j as i16 and their mins m_j as pairs: the 4 rows' Σ_j sc_j·Σ q·qx (i32, exact) are
@@ -1031,9 +1037,11 @@ function intPrefill(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx:
 function tileRowKNarrow(wu: usize, xt: usize, nb: i32): v128 { return tileRowKT(false, wu, xt, nb); }
 function tileRowKWide(wu: usize, xt: usize, nb: i32): v128 { return tileRowKT(true, wu, xt, nb); }
 
-// out (M×N) = x · Wᵀ for a Q4_K W, as described above.
-function intPrefillK(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx: i32, ldo: i32, beta: i32, tid: i32, nt: i32): void {
-  const nb = K >> 8, rowBytes = <usize>(nb * 144);
+// out (M×N) = x · Wᵀ for a Q4_K or Q5_K (t) W, as described above. Q5_K's quants (0…31, the fifth
+// bit from qh) are unpacked the same way; its i16 dots stay below 2 · 2 · 31 · 127.
+function intPrefillK(t: i32, out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx: i32, ldo: i32, beta: i32, tid: i32, nt: i32): void {
+  const bytes = typeBytes(t), qsOff = t == T_Q5_K ? 48 : 16;
+  const nb = K >> 8, rowBytes = <usize>(nb * bytes);
   const wide = !ASC_FEATURE_RELAXED_SIMD;
   const qw = wide ? 512 : 256, wsb = qw + 88, xsb = 4 * qw + 80;
   const wBytes = wsb * nb, rowTmp = 2 * K + 4 * nb + 32 * nb, tileBytes = xsb * nb;
@@ -1041,7 +1049,7 @@ function intPrefillK(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx
   const wu = base, tmp = wu + <usize>wBytes, tiles = tmp + <usize>rowTmp;
   const mc = tileChunk(M, wBytes + rowTmp, tileBytes);
   const n0 = shareStart(N, tid, nt, 1), n1 = shareStart(N, tid + 1, nt, 1);
-  const mask = i8x16.splat(0x0f), zero = i8x16.splat(0);
+  const mask = i8x16.splat(0x0f), zero = i8x16.splat(0), one = i8x16.splat(1);
   const xq = tmp, ds = tmp + <usize>(2 * K), ss = ds + <usize>(4 * nb);
   for (let m0 = 0; m0 < M; m0 += mc) {
     const mr = min(mc, M - m0), nTiles = (mr + 3) >> 2;
@@ -1065,11 +1073,14 @@ function intPrefillK(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx
     for (let n = n0; n < n1; n++) {
       const p = w + <usize>n * rowBytes;
       for (let b = 0; b < nb; b++) {
-        const pb = p + <usize>(144 * b), ub = wu + <usize>(b * wsb);
+        const pb = p + <usize>(bytes * b), ub = wu + <usize>(b * wsb);
         const scs = scalesK(pb + 4), mns = minsK(pb + 4);
+        let hA = zero, hB = zero;
+        if (t == T_Q5_K) { hA = v128.load(pb, 16); hB = v128.load(pb, 32); }
         for (let g = 0; g < 4; g++) {
-          const v0 = v128.load(pb + <usize>(16 + 32 * g)), v1 = v128.load(pb + <usize>(16 + 32 * g), 16);
-          const lo0 = v128.and(v0, mask), lo1 = v128.and(v1, mask), hi0 = hi4(v0, mask), hi1 = hi4(v1, mask);
+          const v0 = v128.load(pb + <usize>(qsOff + 32 * g)), v1 = v128.load(pb + <usize>(qsOff + 32 * g), 16);
+          const lo0 = kQuants(t, v0, hA, 2 * g, false, mask, one), lo1 = kQuants(t, v1, hB, 2 * g, false, mask, one);
+          const hi0 = kQuants(t, v0, hA, 2 * g + 1, true, mask, one), hi1 = kQuants(t, v1, hB, 2 * g + 1, true, mask, one);
           if (!wide) {
             v128.store(ub + <usize>(64 * g), lo0); v128.store(ub + <usize>(64 * g), lo1, 16);
             v128.store(ub + <usize>(64 * g), hi0, 32); v128.store(ub + <usize>(64 * g), hi1, 48);
