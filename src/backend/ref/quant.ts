@@ -139,7 +139,7 @@ function blockDot(type: GgmlQuantName, u8: Uint8Array, o: number, qx: Int8Array,
 }
 
 /** The types whose prefill (M ≥ Q8_PANEL_M) is an integer GEMM in the wasm kernel: x rounded for every M, as llama.cpp does. */
-export const INT_PREFILL: ReadonlySet<number> = new Set([GGML_QUANT.q4_0.id, GGML_QUANT.q5_0.id, GGML_QUANT.q4_k.id, GGML_QUANT.q5_k.id, GGML_QUANT.q6_k.id]);
+export const INT_PREFILL: ReadonlySet<number> = new Set([GGML_QUANT.q4_0.id, GGML_QUANT.q4_1.id, GGML_QUANT.q5_0.id, GGML_QUANT.q4_k.id, GGML_QUANT.q5_k.id, GGML_QUANT.q6_k.id]);
 
 export function quant_matmul(out: number, x: number, w: number, M: number, N: number, K: number, ldx: number, ldo: number, beta: number, type: number, tid: number, nt: number): void {
   if (type === GGML_F16 || type === GGML_BF16) return halfMatmul(out, x, w, M, N, K, ldx, ldo, beta, type, tid, nt);

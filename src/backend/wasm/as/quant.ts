@@ -259,8 +259,8 @@ export function q8_0_rows(out: usize, w: usize, idx: usize, n: i32, K: i32, tid:
 //    convert once per super-block: ggml's vec_dot_<type>_q8_<0|K> with its integer sums exact.
 //    Block scales (f16) are read through the table (h2fTab).
 //  - M ≥ PANEL_M (prefill): panels of weight rows dequantised into scratch as ggml does, then
-//    matmul.ts's blocked GEMM (exact f32 products); Q4_0, Q5_0, Q4_K, Q5_K and Q6_K instead: an
-//    integer GEMM on x rounded to Q8_0 / Q8_K blocks (intPrefill, intPrefillK, intPrefill6, below).
+//    matmul.ts's blocked GEMM (exact f32 products); Q4_0, Q4_1, Q5_0, Q4_K, Q5_K and Q6_K instead:
+//    an integer GEMM on x rounded to Q8_0 / Q8_K blocks (intPrefill, intPrefillK, intPrefill6, below).
 const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_K: i32 = 13, T_Q6_K: i32 = 14;
 
 // @ts-ignore: decorator
@@ -753,7 +753,7 @@ export function quant_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: 
   const QB = typeBlock(type);
   const nb = K / QB;
   const rowBytes = <usize>(nb * typeBytes(type));
-  if ((type == T_Q4_0 || type == T_Q5_0) && M >= PANEL_M) { intPrefill(type, out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
+  if ((type == T_Q4_0 || type == T_Q5_0 || type == T_Q4_1) && M >= PANEL_M) { intPrefill(type, out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
   if (type == T_Q4_K && M >= PANEL_M) { intPrefillK(T_Q4_K, out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
   if (type == T_Q5_K && M >= PANEL_M) { intPrefillK(T_Q5_K, out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
   if (type == T_Q6_K && M >= PANEL_M) { intPrefill6(out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
@@ -844,7 +844,7 @@ function panelMatmul(t: i32, out: usize, x: usize, w: usize, M: i32, N: i32, K: 
   return true;
 }
 
-// ---- Q4_0 (and Q5_0) prefill: an integer GEMM --------------------------------------------------
+// ---- Q4_0 (and Q5_0, Q4_1) prefill: an integer GEMM ---------------------------------------------
 // With M ≥ PANEL_M rows of x (a prompt), Q4_0 takes llama.cpp's path for every M: x
 // rounded to Q8_0 blocks (quantRow), each block's products summed exactly in integers, scaled by
 // f32(d)·dx. A 128-bit f32 GEMM on the dequantised weights reaches ~27 GMAC/s here; the same
@@ -897,9 +897,12 @@ const INTP_OFF: usize = 64; // past the unread slot (sink) at the start of scrat
 }
 
 // One unpacked weight row (at wu, its f32 scales at wd) against one tile of 4 rows of x (quants at
-// xt, scales at dt, offsets at ot): the 4 rows' results as f32x4.
+// xt, scales at dt, offsets at ot): the 4 rows' results as f32x4. With `mn` (Q4_1) ot holds the
+// 4 rows' Σ qx, not subtracted but added times dx·m (the blocks' mins m, f32, at wd + 4·nb), as
+// ggml's vec_dot_q4_1_q8_1.
 // @ts-ignore: decorator
-@inline function tileRowT(wide: bool, wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i32): v128 {
+@inline function tileRowT(wide: bool, mn: bool, wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i32): v128 {
+  let wm = wd + <usize>(4 * nb);
   let acc = f32x4.splat(0);
   const ones = i16x8.splat(1);
   for (let b = 0; b < nb; b++) {
@@ -910,35 +913,41 @@ const INTP_OFF: usize = 64; // past the unread slot (sink) at the start of scrat
       const s1 = i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xt, 32), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xt, 48), w1)), ones);
       const s2 = i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xt, 64), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xt, 80), w1)), ones);
       const s3 = i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xt, 96), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xt, 112), w1)), ones);
-      S = i32x4.sub(tileSum(s0, s1, s2, s3), v128.load(ot));
-      wu += 32; xt += 128; ot += 16;
+      S = tileSum(s0, s1, s2, s3);
+      if (!mn) S = i32x4.sub(S, v128.load(ot));
+      wu += 32; xt += 128;
     } else {
       const w0 = v128.load(wu), w1 = v128.load(wu, 16), w2 = v128.load(wu, 32), w3 = v128.load(wu, 48);
       S = tileSum(dot32w(xt, w0, w1, w2, w3), dot32w(xt + 64, w0, w1, w2, w3), dot32w(xt + 128, w0, w1, w2, w3), dot32w(xt + 192, w0, w1, w2, w3));
       wu += 64; xt += 256;
     }
-    acc = fma4(f32x4.convert_i32x4_s(S), f32x4.mul(v128.load(dt), v128.load32_splat(wd)), acc);
-    dt += 16; wd += 4;
+    const dx = v128.load(dt);
+    acc = fma4(f32x4.convert_i32x4_s(S), f32x4.mul(dx, v128.load32_splat(wd)), acc);
+    if (mn) acc = fma4(f32x4.convert_i32x4_s(v128.load(ot)), f32x4.mul(dx, v128.load32_splat(wm)), acc);
+    dt += 16; wd += 4; wm += 4; ot += 16;
   }
   return acc;
 }
-function tileRowNarrow(wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i32): v128 { return tileRowT(false, wu, wd, xt, dt, ot, nb); }
-function tileRowWide(wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i32): v128 { return tileRowT(true, wu, wd, xt, dt, ot, nb); }
+function tileRowNarrow(wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i32): v128 { return tileRowT(false, false, wu, wd, xt, dt, ot, nb); }
+function tileRowWide(wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i32): v128 { return tileRowT(true, false, wu, wd, xt, dt, ot, nb); }
+function tileRowNarrowMin(wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i32): v128 { return tileRowT(false, true, wu, wd, xt, dt, ot, nb); }
+function tileRowWideMin(wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i32): v128 { return tileRowT(true, true, wu, wd, xt, dt, ot, nb); }
 
-// out (M×N) = x · Wᵀ for a Q4_0 or Q5_0 (t) W, as described above. Q5_0's quants (0…31, the fifth
-// bit from qh, offset 16) are unpacked the same way; its offsets are 16·Σ qx.
+// out (M×N) = x · Wᵀ for a Q4_0, Q5_0 or Q4_1 (t) W, as described above. Q5_0's quants (0…31, the
+// fifth bit from qh, offset 16) are unpacked the same way, its offsets 16·Σ qx; Q4_1's nibbles have
+// no offset (both forms take them as stored) and its mins m come in through Σ qx (tileRowT's mn).
 function intPrefill(t: i32, out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx: i32, ldo: i32, beta: i32, tid: i32, nt: i32): void {
-  const nb = K >> 5, bytes = typeBytes(t), rowBytes = <usize>(nb * bytes), shift = offsetShift(t);
+  const nb = K >> 5, bytes = typeBytes(t), rowBytes = <usize>(nb * bytes), mn = t == T_Q4_1, shift = mn ? 0 : offsetShift(t);
   const wide = !ASC_FEATURE_RELAXED_SIMD;
   const qb = wide ? 64 : 32;                                 // bytes of one block's weights or of one row's quants
-  const wBytes = (qb + 4) * nb;                              // one unpacked weight row and its scales
+  const wBytes = (qb + 8) * nb;                              // one unpacked weight row, its scales (and Q4_1's mins)
   const rowTmp = 2 * K + 4 * nb;                             // one row of x rounded (quantRow's i16 and dx)
   const tileBytes = (4 * qb + 32) * nb;                      // quants, dx and offsets of 4 rows
   const base = scratch() + INTP_OFF;
   const wu = base, wd = wu + <usize>(qb * nb), tmp = wu + <usize>wBytes, tiles = tmp + <usize>rowTmp;
   const mc = tileChunk(M, wBytes + rowTmp, tileBytes);
   const n0 = shareStart(N, tid, nt, 1), n1 = shareStart(N, tid + 1, nt, 1);
-  const mask = i8x16.splat(0x0f), o = i8x16.splat(t == T_Q4_0 ? 8 : 16), zero = i8x16.splat(0);
+  const mask = i8x16.splat(0x0f), o = i8x16.splat(t == T_Q4_0 ? 8 : t == T_Q5_0 ? 16 : 0), zero = i8x16.splat(0), ones = i16x8.splat(1);
   for (let m0 = 0; m0 < M; m0 += mc) {
     const mr = min(mc, M - m0), nTiles = (mr + 3) >> 2;
     // x's rows m0 … m0 + mr − 1 rounded and laid out in tiles (rows past mr: zeros).
@@ -958,6 +967,11 @@ function intPrefill(t: i32, out: usize, x: usize, w: usize, M: i32, N: i32, K: i
           store<i32>(ot + <usize>(16 * b + 4 * lane), (i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3)) << shift);
         } else {
           for (let j = 0; j < 64; j += 16) v128.store(xt + <usize>(256 * b + 64 * lane + j), r < mr ? v128.load(q + <usize>j) : zero);
+          if (mn) {
+            const sum = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(v128.load(q), ones), i32x4.dot_i16x8_s(v128.load(q, 16), ones)),
+              i32x4.add(i32x4.dot_i16x8_s(v128.load(q, 32), ones), i32x4.dot_i16x8_s(v128.load(q, 48), ones)));
+            store<i32>(ot + <usize>(16 * b + 4 * lane), r < mr ? i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3) : 0);
+          }
         }
       }
     }
@@ -967,8 +981,10 @@ function intPrefill(t: i32, out: usize, x: usize, w: usize, M: i32, N: i32, K: i
       for (let b = 0; b < nb; b++) {
         const pb = p + <usize>(bytes * b), ub = wu + <usize>(qb * b);
         store<f32>(wd + <usize>(4 * b), h2fTab(<u32>load<u16>(pb)));
+        if (mn) store<f32>(wd + <usize>(4 * (nb + b)), h2fTab(<u32>load<u16>(pb + 2)));
         let lo: v128, hi: v128;
         if (t == T_Q4_0) { const v = v128.load(pb, 2); lo = v128.and(v, mask); hi = hi4(v, mask); }
+        else if (t == T_Q4_1) { const v = v128.load(pb, 4); lo = v128.and(v, mask); hi = hi4(v, mask); }
         else {
           const v = v128.load(pb, 6), qh = load<u32>(pb, 2);
           lo = v128.or(v128.and(v, mask), bits16(qh & 0xffff)); hi = v128.or(hi4(v, mask), bits16(qh >> 16));
@@ -982,7 +998,9 @@ function intPrefill(t: i32, out: usize, x: usize, w: usize, M: i32, N: i32, K: i
       }
       for (let ti = 0; ti < nTiles; ti++) {
         const xt = tiles + <usize>(ti * tileBytes), dt = xt + <usize>(4 * qb * nb), ot = dt + <usize>(16 * nb);
-        putTile(out + off(n), wide ? tileRowWide(wu, wd, xt, dt, ot, nb) : tileRowNarrow(wu, wd, xt, dt, ot, nb), m0 + 4 * ti, m0 + mr, ldo, beta);
+        const v = mn ? (wide ? tileRowWideMin(wu, wd, xt, dt, ot, nb) : tileRowNarrowMin(wu, wd, xt, dt, ot, nb))
+          : (wide ? tileRowWide(wu, wd, xt, dt, ot, nb) : tileRowNarrow(wu, wd, xt, dt, ot, nb));
+        putTile(out + off(n), v, m0 + 4 * ti, m0 + mr, ldo, beta);
       }
     }
   }
