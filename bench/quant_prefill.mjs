@@ -1,8 +1,8 @@
 // Measures a prefill's quantised matmul (quant_matmul / q8_0_matmul with M rows of x) on one
 // thread, random blocks, one weight matrix called again and again: GMAC/s by CPU time, best of 5.
-// Q4_0 and Q4_K take the integer GEMM for M ≥ 9, Q8_0 the dequantise-then-f32-GEMM panel path.
+// Q4_0, Q4_K and Q6_K take the integer GEMM for M ≥ 9, Q8_0 (and the others) the dequantise-then-f32-GEMM panel path.
 // Usage (after `npm run build`):
-//   node bench/quant_prefill.mjs [--types q4_0,q4_k,q8_0] [--shapes 97x2048x768,256x768x2048] [--root DIR]
+//   node bench/quant_prefill.mjs [--types q4_0,q4_k,q8_0,q6_k,q5_k,q5_0,q4_1] [--shapes 97x2048x768,256x768x2048] [--root DIR]
 // --root DIR runs another checkout's build (an A/B of two builds, alternating runs).
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -15,7 +15,8 @@ const { alloc, release, H } = await import(pathToFileURL(path.join(root, 'dist/s
 const be = await WasmBackend.create(1);
 
 // ggml type id, values per block, bytes per block, offsets of the f16 scales in a block and their values
-const TYPES = { q4_0: [2, 32, 18, [[0, 0x2c00]]], q8_0: [8, 32, 34, [[0, 0x2c00]]], q4_k: [12, 256, 144, [[0, 0x2c00], [2, 0x2000]]] };
+const TYPES = { q4_0: [2, 32, 18, [[0, 0x2c00]]], q8_0: [8, 32, 34, [[0, 0x2c00]]], q4_k: [12, 256, 144, [[0, 0x2c00], [2, 0x2000]]],
+  q5_k: [13, 256, 176, [[0, 0x2c00], [2, 0x2000]]], q6_k: [14, 256, 210, [[208, 0x2000]]], q5_0: [6, 32, 22, [[0, 0x2c00]]], q4_1: [3, 32, 20, [[0, 0x2c00], [2, 0x2000]]] };
 const types = arg('--types', 'q4_0,q4_k,q8_0').split(',');
 for (const t of types) if (!TYPES[t]) throw new Error(`--types: unknown type ${t} (expected ${Object.keys(TYPES).join(', ')})`);
 const shapes = arg('--shapes', '97x2048x768,256x768x2048').split(',').map((s) => s.split('x').map(Number));

@@ -170,7 +170,8 @@ export const KERNEL_ARGS = {
   // weights; for M < 9 (decoding) x rounded as llama.cpp's CPU path rounds it for the type (Q8_0
   // blocks for Q4_0/Q4_1/Q5_0, Q8_K blocks of 256 for the K types) and every block's exact integer
   // sums scaled in f32 (ggml's vec_dot_<type>_q8_<0|K>); the wasm kernel assumes finite scales.
-  // Q4_0 and Q4_K take the rounded path for every M (their prefill is an integer GEMM, as llama.cpp's).
+  // Every type but Q8_0 (Q4_0, Q4_1, Q5_0, Q4_K, Q5_K, Q6_K) takes the rounded path for every M (its
+  // prefill is an integer GEMM, as llama.cpp's; ref/quant.ts INT_PREFILL lists them).
   quant_matmul: ['out', 'x', 'w', 'M', 'N', 'K', 'ldx', 'ldo', 'beta', 'type'],
   // F16 (type 1) and BF16 (type 30) weights (2 bytes a value, any K) go through the same two
   // kernels: widened to f32 exactly, x kept f32 for every M (exact products, f32 sums); the wasm

@@ -16,7 +16,8 @@ import * as T from '../../src/index.js';
 import { init, shutdown, scope, noGrad, generate, loadModel, writeLlamaGguf, readGguf, withBackend, heapStats } from '../../src/index.js';
 import type { CausalLM } from '../../src/index.js';
 import { quantizeQ4_0, quantizeQ4_1, quantizeQ5_0, quantizeQ4_K, quantizeQ5_K, quantizeQ6_K } from '../../src/io/quantize.js';
-import { dequantizeBlocks } from '../../src/backend/ref/ggml_blocks.js';
+import { GGML_QUANT, dequantizeBlocks } from '../../src/backend/ref/ggml_blocks.js';
+import { INT_PREFILL } from '../../src/backend/ref/quant.js';
 import { tempDir, tinyLlamaConfig, tinyLlamaTensors } from './util.js';
 import { tinySpmTokenizer } from './tiny_llama.js';
 import { evalWithLlamaCpp, logitGap } from './llamacpp_util.js';
@@ -78,11 +79,11 @@ for (const [file, dtype] of [['Q4_0', 'q4_0'], ['Q4_K', 'q4_k'], ['Q6_K', 'q6_k'
       const s = (n: string) => sd[`model.layers.1.${n}.weight`].storage;
       assert.ok(s('self_attn.q_proj') === s('self_attn.v_proj') && s('mlp.gate_proj') === s('mlp.up_proj'));
       assert.ok(qBytes < (dtype === 'q6_k' || dtype === 'q5_k' || dtype === 'q5_0' ? 0.3 : 0.25) * dBytes, `heap: ${dtype} model ${qBytes} bytes, f32 model ${dBytes}`);
-      // prefill (19 positions) is exact f32 on the dequantised weights (the panel path), except
-      // Q4_0's and Q4_K's: an integer GEMM with x rounded to 8-bit blocks as llama.cpp's (a few percent of a
-      // logit at most; its greedy tokens and llama.cpp's are checked below)
+      // prefill (19 positions): an integer GEMM with x rounded to 8-bit blocks as llama.cpp's for
+      // the types in INT_PREFILL (a few percent of a logit at most; its greedy tokens and
+      // llama.cpp's are checked below), exact f32 on the dequantised weights (the panel path) otherwise
       const long = [...PROMPT, ...PROMPT, 7, 9, 11];
-      if (dtype === 'q4_0' || dtype === 'q4_k') {
+      if (INT_PREFILL.has(GGML_QUANT[dtype].id)) {
         const a = logitsOf(q.model, long), b = logitsOf(d.model, long);
         const scale = Math.max(1, ...b.map(Math.abs)), worst = Math.max(...a.map((v, i) => Math.abs(v - b[i])));
         assert.ok(worst / scale < 0.05 && worst > 0, `prefill of 19: max |Δlogit| ${worst}, logit scale ${scale}`);
@@ -93,6 +94,10 @@ for (const [file, dtype] of [['Q4_0', 'q4_0'], ['Q4_K', 'q4_k'], ['Q6_K', 'q6_k'
       if (skipLlamaCpp) { t.diagnostic(`llama.cpp skipped: ${skipLlamaCpp}`); return; }
       const theirs = await evalWithLlamaCpp(llama!, f, PROMPT, 12, 300, { experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' });
       assert.deepEqual(theirs.greedy, a, 'greedy tokens, tslm vs llama.cpp');
+      // after the prompt of 19 (tslm's prefill takes the rows together: the integer GEMM; Q4_1's f32
+      // panel prefill, before it had one, gave another 7th token here)
+      const theirsLong = await evalWithLlamaCpp(llama!, f, long, 10, 300, { experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' });
+      assert.deepEqual(generate(q.model, long, { maxNewTokens: 10, stopIds: [] }).ids[0], theirsLong.greedy, 'greedy tokens after a prompt of 19, tslm vs llama.cpp');
       // logits at every prompt position (tslm's prefill: exact products of the dequantised weights;
       // llama.cpp rounds activations inside its matmuls): a misread layout would be off by the
       // logit scale, not by a few percent of it

@@ -138,13 +138,15 @@ function blockDot(type: GgmlQuantName, u8: Uint8Array, o: number, qx: Int8Array,
   return fr(h(o) * dx) * isum - fr(h(o + 2) * dx) * msum;
 }
 
+/** The types whose prefill (M ≥ Q8_PANEL_M) is an integer GEMM in the wasm kernel: x rounded for every M, as llama.cpp does. */
+export const INT_PREFILL: ReadonlySet<number> = new Set([GGML_QUANT.q4_0.id, GGML_QUANT.q4_1.id, GGML_QUANT.q5_0.id, GGML_QUANT.q4_k.id, GGML_QUANT.q5_k.id, GGML_QUANT.q6_k.id]);
+
 export function quant_matmul(out: number, x: number, w: number, M: number, N: number, K: number, ldx: number, ldo: number, beta: number, type: number, tid: number, nt: number): void {
   if (type === GGML_F16 || type === GGML_BF16) return halfMatmul(out, x, w, M, N, K, ldx, ldo, beta, type, tid, nt);
   const f = H.f32, u8 = H.u8;
   const t = quantById(type), nb = K / t.block, rowBytes = nb * t.bytes;
   const [n0, n1] = shareOf(N, tid, nt);
-  // Q4_0 and Q4_K round x for every M (the wasm kernel's integer prefill); the other types below Q8_PANEL_M only.
-  const xq = M < Q8_PANEL_M || type === GGML_QUANT.q4_0.id || type === GGML_QUANT.q4_k.id ? Array.from({ length: M }, (_, m) => (t.block === 256 ? quantizeRowK : quantizeRow)(f, (x >>> 2) + m * ldx, K)) : null;
+  const xq = M < Q8_PANEL_M || INT_PREFILL.has(type) ? Array.from({ length: M }, (_, m) => (t.block === 256 ? quantizeRowK : quantizeRow)(f, (x >>> 2) + m * ldx, K)) : null;
   for (let n = n0; n < n1; n++) {
     const row = w + n * rowBytes;
     for (let m = 0; m < M; m++) {

@@ -259,8 +259,8 @@ export function q8_0_rows(out: usize, w: usize, idx: usize, n: i32, K: i32, tid:
 //    convert once per super-block: ggml's vec_dot_<type>_q8_<0|K> with its integer sums exact.
 //    Block scales (f16) are read through the table (h2fTab).
 //  - M ≥ PANEL_M (prefill): panels of weight rows dequantised into scratch as ggml does, then
-//    matmul.ts's blocked GEMM (exact f32 products); Q4_0 and Q4_K instead: an integer GEMM on x
-//    rounded to Q8_0 / Q8_K blocks (intPrefill, intPrefillK, below).
+//    matmul.ts's blocked GEMM (exact f32 products); Q4_0, Q4_1, Q5_0, Q4_K, Q5_K and Q6_K instead:
+//    an integer GEMM on x rounded to Q8_0 / Q8_K blocks (intPrefill, intPrefillK, intPrefill6, below).
 const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_K: i32 = 13, T_Q6_K: i32 = 14;
 
 // @ts-ignore: decorator
@@ -753,8 +753,10 @@ export function quant_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: 
   const QB = typeBlock(type);
   const nb = K / QB;
   const rowBytes = <usize>(nb * typeBytes(type));
-  if (type == T_Q4_0 && M >= PANEL_M) { intPrefill(out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
-  if (type == T_Q4_K && M >= PANEL_M) { intPrefillK(out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
+  if ((type == T_Q4_0 || type == T_Q5_0 || type == T_Q4_1) && M >= PANEL_M) { intPrefill(type, out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
+  if (type == T_Q4_K && M >= PANEL_M) { intPrefillK(T_Q4_K, out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
+  if (type == T_Q5_K && M >= PANEL_M) { intPrefillK(T_Q5_K, out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
+  if (type == T_Q6_K && M >= PANEL_M) { intPrefill6(out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
   if (panelMatmul(type, out, x, w, M, N, K, ldx, ldo, beta, tid, nt)) return;
   const buf = scratch() + GEMM_SCRATCH_END;
   const room = <i32>((<usize>SCRATCH_BYTES - GEMM_SCRATCH_END) >> 2);
@@ -842,7 +844,7 @@ function panelMatmul(t: i32, out: usize, x: usize, w: usize, M: i32, N: i32, K: 
   return true;
 }
 
-// ---- Q4_0 prefill: an integer GEMM ------------------------------------------------------------
+// ---- Q4_0 (and Q5_0, Q4_1) prefill: an integer GEMM ---------------------------------------------
 // With M ≥ PANEL_M rows of x (a prompt), Q4_0 takes llama.cpp's path for every M: x
 // rounded to Q8_0 blocks (quantRow), each block's products summed exactly in integers, scaled by
 // f32(d)·dx. A 128-bit f32 GEMM on the dequantised weights reaches ~27 GMAC/s here; the same
@@ -895,9 +897,12 @@ const INTP_OFF: usize = 64; // past the unread slot (sink) at the start of scrat
 }
 
 // One unpacked weight row (at wu, its f32 scales at wd) against one tile of 4 rows of x (quants at
-// xt, scales at dt, offsets at ot): the 4 rows' results as f32x4.
+// xt, scales at dt, offsets at ot): the 4 rows' results as f32x4. With `mn` (Q4_1) ot holds the
+// 4 rows' Σ qx, not subtracted but added times dx·m (the blocks' mins m, f32, at wd + 4·nb), as
+// ggml's vec_dot_q4_1_q8_1.
 // @ts-ignore: decorator
-@inline function tileRowT(wide: bool, wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i32): v128 {
+@inline function tileRowT(wide: bool, mn: bool, wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i32): v128 {
+  let wm = wd + <usize>(4 * nb);
   let acc = f32x4.splat(0);
   const ones = i16x8.splat(1);
   for (let b = 0; b < nb; b++) {
@@ -908,34 +913,41 @@ const INTP_OFF: usize = 64; // past the unread slot (sink) at the start of scrat
       const s1 = i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xt, 32), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xt, 48), w1)), ones);
       const s2 = i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xt, 64), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xt, 80), w1)), ones);
       const s3 = i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xt, 96), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xt, 112), w1)), ones);
-      S = i32x4.sub(tileSum(s0, s1, s2, s3), v128.load(ot));
-      wu += 32; xt += 128; ot += 16;
+      S = tileSum(s0, s1, s2, s3);
+      if (!mn) S = i32x4.sub(S, v128.load(ot));
+      wu += 32; xt += 128;
     } else {
       const w0 = v128.load(wu), w1 = v128.load(wu, 16), w2 = v128.load(wu, 32), w3 = v128.load(wu, 48);
       S = tileSum(dot32w(xt, w0, w1, w2, w3), dot32w(xt + 64, w0, w1, w2, w3), dot32w(xt + 128, w0, w1, w2, w3), dot32w(xt + 192, w0, w1, w2, w3));
       wu += 64; xt += 256;
     }
-    acc = fma4(f32x4.convert_i32x4_s(S), f32x4.mul(v128.load(dt), v128.load32_splat(wd)), acc);
-    dt += 16; wd += 4;
+    const dx = v128.load(dt);
+    acc = fma4(f32x4.convert_i32x4_s(S), f32x4.mul(dx, v128.load32_splat(wd)), acc);
+    if (mn) acc = fma4(f32x4.convert_i32x4_s(v128.load(ot)), f32x4.mul(dx, v128.load32_splat(wm)), acc);
+    dt += 16; wd += 4; wm += 4; ot += 16;
   }
   return acc;
 }
-function tileRowNarrow(wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i32): v128 { return tileRowT(false, wu, wd, xt, dt, ot, nb); }
-function tileRowWide(wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i32): v128 { return tileRowT(true, wu, wd, xt, dt, ot, nb); }
+function tileRowNarrow(wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i32): v128 { return tileRowT(false, false, wu, wd, xt, dt, ot, nb); }
+function tileRowWide(wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i32): v128 { return tileRowT(true, false, wu, wd, xt, dt, ot, nb); }
+function tileRowNarrowMin(wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i32): v128 { return tileRowT(false, true, wu, wd, xt, dt, ot, nb); }
+function tileRowWideMin(wu: usize, wd: usize, xt: usize, dt: usize, ot: usize, nb: i32): v128 { return tileRowT(true, true, wu, wd, xt, dt, ot, nb); }
 
-// out (M×N) = x · Wᵀ for a Q4_0 W, as described above.
-function intPrefill(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx: i32, ldo: i32, beta: i32, tid: i32, nt: i32): void {
-  const nb = K >> 5, bytes = 18, rowBytes = <usize>(nb * bytes);
+// out (M×N) = x · Wᵀ for a Q4_0, Q5_0 or Q4_1 (t) W, as described above. Q5_0's quants (0…31, the
+// fifth bit from qh, offset 16) are unpacked the same way, its offsets 16·Σ qx; Q4_1's nibbles have
+// no offset (both forms take them as stored) and its mins m come in through Σ qx (tileRowT's mn).
+function intPrefill(t: i32, out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx: i32, ldo: i32, beta: i32, tid: i32, nt: i32): void {
+  const nb = K >> 5, bytes = typeBytes(t), rowBytes = <usize>(nb * bytes), mn = t == T_Q4_1, shift = mn ? 0 : offsetShift(t);
   const wide = !ASC_FEATURE_RELAXED_SIMD;
   const qb = wide ? 64 : 32;                                 // bytes of one block's weights or of one row's quants
-  const wBytes = (qb + 4) * nb;                              // one unpacked weight row and its scales
+  const wBytes = (qb + 8) * nb;                              // one unpacked weight row, its scales (and Q4_1's mins)
   const rowTmp = 2 * K + 4 * nb;                             // one row of x rounded (quantRow's i16 and dx)
   const tileBytes = (4 * qb + 32) * nb;                      // quants, dx and offsets of 4 rows
   const base = scratch() + INTP_OFF;
   const wu = base, wd = wu + <usize>(qb * nb), tmp = wu + <usize>wBytes, tiles = tmp + <usize>rowTmp;
   const mc = tileChunk(M, wBytes + rowTmp, tileBytes);
   const n0 = shareStart(N, tid, nt, 1), n1 = shareStart(N, tid + 1, nt, 1);
-  const mask = i8x16.splat(0x0f), eight = i8x16.splat(8), zero = i8x16.splat(0);
+  const mask = i8x16.splat(0x0f), o = i8x16.splat(t == T_Q4_0 ? 8 : t == T_Q5_0 ? 16 : 0), zero = i8x16.splat(0), ones = i16x8.splat(1);
   for (let m0 = 0; m0 < M; m0 += mc) {
     const mr = min(mc, M - m0), nTiles = (mr + 3) >> 2;
     // x's rows m0 … m0 + mr − 1 rounded and laid out in tiles (rows past mr: zeros).
@@ -952,9 +964,14 @@ function intPrefill(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx:
           v128.store(xt + <usize>(128 * b + 32 * lane), a);
           v128.store(xt + <usize>(128 * b + 32 * lane + 16), c);
           const sum = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extadd_pairwise_i8x16_s(a), i16x8.extadd_pairwise_i8x16_s(c)));
-          store<i32>(ot + <usize>(16 * b + 4 * lane), (i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3)) << 3);
+          store<i32>(ot + <usize>(16 * b + 4 * lane), (i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3)) << shift);
         } else {
           for (let j = 0; j < 64; j += 16) v128.store(xt + <usize>(256 * b + 64 * lane + j), r < mr ? v128.load(q + <usize>j) : zero);
+          if (mn) {
+            const sum = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(v128.load(q), ones), i32x4.dot_i16x8_s(v128.load(q, 16), ones)),
+              i32x4.add(i32x4.dot_i16x8_s(v128.load(q, 32), ones), i32x4.dot_i16x8_s(v128.load(q, 48), ones)));
+            store<i32>(ot + <usize>(16 * b + 4 * lane), r < mr ? i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3) : 0);
+          }
         }
       }
     }
@@ -964,24 +981,32 @@ function intPrefill(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx:
       for (let b = 0; b < nb; b++) {
         const pb = p + <usize>(bytes * b), ub = wu + <usize>(qb * b);
         store<f32>(wd + <usize>(4 * b), h2fTab(<u32>load<u16>(pb)));
-        const v = v128.load(pb, 2);
-        const lo = v128.and(v, mask), hi = hi4(v, mask);
+        if (mn) store<f32>(wd + <usize>(4 * (nb + b)), h2fTab(<u32>load<u16>(pb + 2)));
+        let lo: v128, hi: v128;
+        if (t == T_Q4_0) { const v = v128.load(pb, 2); lo = v128.and(v, mask); hi = hi4(v, mask); }
+        else if (t == T_Q4_1) { const v = v128.load(pb, 4); lo = v128.and(v, mask); hi = hi4(v, mask); }
+        else {
+          const v = v128.load(pb, 6), qh = load<u32>(pb, 2);
+          lo = v128.or(v128.and(v, mask), bits16(qh & 0xffff)); hi = v128.or(hi4(v, mask), bits16(qh >> 16));
+        }
         if (!wide) { v128.store(ub, lo); v128.store(ub, hi, 16); }
         else {
-          const l = i8x16.sub(lo, eight), h = i8x16.sub(hi, eight);
+          const l = i8x16.sub(lo, o), h = i8x16.sub(hi, o);
           v128.store(ub, i16x8.extend_low_i8x16_s(l)); v128.store(ub, i16x8.extend_high_i8x16_s(l), 16);
           v128.store(ub, i16x8.extend_low_i8x16_s(h), 32); v128.store(ub, i16x8.extend_high_i8x16_s(h), 48);
         }
       }
       for (let ti = 0; ti < nTiles; ti++) {
         const xt = tiles + <usize>(ti * tileBytes), dt = xt + <usize>(4 * qb * nb), ot = dt + <usize>(16 * nb);
-        putTile(out + off(n), wide ? tileRowWide(wu, wd, xt, dt, ot, nb) : tileRowNarrow(wu, wd, xt, dt, ot, nb), m0 + 4 * ti, m0 + mr, ldo, beta);
+        const v = mn ? (wide ? tileRowWideMin(wu, wd, xt, dt, ot, nb) : tileRowNarrowMin(wu, wd, xt, dt, ot, nb))
+          : (wide ? tileRowWide(wu, wd, xt, dt, ot, nb) : tileRowNarrow(wu, wd, xt, dt, ot, nb));
+        putTile(out + off(n), v, m0 + 4 * ti, m0 + mr, ldo, beta);
       }
     }
   }
 }
 
-// ---- Q4_K prefill: the same integer GEMM on super-blocks ------------------------------------
+// ---- Q4_K (and Q5_K) prefill: the same integer GEMM on super-blocks --------------------------
 // As intPrefill, with x rounded to Q8_K blocks (quantRowK, one scale dx per 256) and, per
 // super-block of a weight row, its 8 sub-blocks' nibbles unpacked in x's order, their 6-bit
 // scales sc_j as i16 and their mins m_j as pairs: the 4 rows' Σ_j sc_j·Σ q·qx (i32, exact) are
@@ -1030,9 +1055,11 @@ function intPrefill(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx:
 function tileRowKNarrow(wu: usize, xt: usize, nb: i32): v128 { return tileRowKT(false, wu, xt, nb); }
 function tileRowKWide(wu: usize, xt: usize, nb: i32): v128 { return tileRowKT(true, wu, xt, nb); }
 
-// out (M×N) = x · Wᵀ for a Q4_K W, as described above.
-function intPrefillK(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx: i32, ldo: i32, beta: i32, tid: i32, nt: i32): void {
-  const nb = K >> 8, rowBytes = <usize>(nb * 144);
+// out (M×N) = x · Wᵀ for a Q4_K or Q5_K (t) W, as described above. Q5_K's quants (0…31, the fifth
+// bit from qh) are unpacked the same way; its i16 dots stay below 2 · 2 · 31 · 127.
+function intPrefillK(t: i32, out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx: i32, ldo: i32, beta: i32, tid: i32, nt: i32): void {
+  const bytes = typeBytes(t), qsOff = t == T_Q5_K ? 48 : 16;
+  const nb = K >> 8, rowBytes = <usize>(nb * bytes);
   const wide = !ASC_FEATURE_RELAXED_SIMD;
   const qw = wide ? 512 : 256, wsb = qw + 88, xsb = 4 * qw + 80;
   const wBytes = wsb * nb, rowTmp = 2 * K + 4 * nb + 32 * nb, tileBytes = xsb * nb;
@@ -1040,7 +1067,7 @@ function intPrefillK(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx
   const wu = base, tmp = wu + <usize>wBytes, tiles = tmp + <usize>rowTmp;
   const mc = tileChunk(M, wBytes + rowTmp, tileBytes);
   const n0 = shareStart(N, tid, nt, 1), n1 = shareStart(N, tid + 1, nt, 1);
-  const mask = i8x16.splat(0x0f), zero = i8x16.splat(0);
+  const mask = i8x16.splat(0x0f), zero = i8x16.splat(0), one = i8x16.splat(1);
   const xq = tmp, ds = tmp + <usize>(2 * K), ss = ds + <usize>(4 * nb);
   for (let m0 = 0; m0 < M; m0 += mc) {
     const mr = min(mc, M - m0), nTiles = (mr + 3) >> 2;
@@ -1064,11 +1091,14 @@ function intPrefillK(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx
     for (let n = n0; n < n1; n++) {
       const p = w + <usize>n * rowBytes;
       for (let b = 0; b < nb; b++) {
-        const pb = p + <usize>(144 * b), ub = wu + <usize>(b * wsb);
+        const pb = p + <usize>(bytes * b), ub = wu + <usize>(b * wsb);
         const scs = scalesK(pb + 4), mns = minsK(pb + 4);
+        let hA = zero, hB = zero;
+        if (t == T_Q5_K) { hA = v128.load(pb, 16); hB = v128.load(pb, 32); }
         for (let g = 0; g < 4; g++) {
-          const v0 = v128.load(pb + <usize>(16 + 32 * g)), v1 = v128.load(pb + <usize>(16 + 32 * g), 16);
-          const lo0 = v128.and(v0, mask), lo1 = v128.and(v1, mask), hi0 = hi4(v0, mask), hi1 = hi4(v1, mask);
+          const v0 = v128.load(pb + <usize>(qsOff + 32 * g)), v1 = v128.load(pb + <usize>(qsOff + 32 * g), 16);
+          const lo0 = kQuants(t, v0, hA, 2 * g, false, mask, one), lo1 = kQuants(t, v1, hB, 2 * g, false, mask, one);
+          const hi0 = kQuants(t, v0, hA, 2 * g + 1, true, mask, one), hi1 = kQuants(t, v1, hB, 2 * g + 1, true, mask, one);
           if (!wide) {
             v128.store(ub + <usize>(64 * g), lo0); v128.store(ub + <usize>(64 * g), lo1, 16);
             v128.store(ub + <usize>(64 * g), hi0, 32); v128.store(ub + <usize>(64 * g), hi1, 48);
@@ -1092,6 +1122,152 @@ function intPrefillK(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx
       for (let ti = 0; ti < nTiles; ti++) {
         const xt = tiles + <usize>(ti * tileBytes);
         putTile(out + off(n), wide ? tileRowKWide(wu, xt, nb) : tileRowKNarrow(wu, xt, nb), m0 + 4 * ti, m0 + mr, ldo, beta);
+      }
+    }
+  }
+}
+
+// ---- Q6_K prefill: the same integer GEMM on Q6_K super-blocks --------------------------------
+// As intPrefillK, x rounded to Q8_K blocks (quantRowK); per super-block of a weight row its 16
+// chunks of 16 six-bit quants u (0…63; value d·sc_j·(u − 32)) and their int8 scales sc_j, unpacked
+// once; per (row of x, super-block) the exact Σ_j sc_j·Σ (u − 32)·qx, then d·dx in f32 as Q4_K's
+// (ggml's vec_dot_q6_K_q8_K). Two forms:
+//  - narrow (relaxed build): u as bytes, the unsigned operand of the 8-bit dot against int8 qx. The
+//    two chunks of each 32 values are interleaved by 8 bytes (the first vector holds values 0–7 of
+//    chunk 2p and of chunk 2p + 1, the second values 8–15 of each), in x's tile the same way: the
+//    sum of the two vectors' i16 dots (each lane at most 2 · 2 · 63 · 127) holds chunk 2p in lanes
+//    0–3 and chunk 2p + 1 in 4–7, and one i32x4.dot_i16x8_s against (sc_2p ×4, sc_2p+1 ×4) scales
+//    them and adds pairs. The offset comes off as Σ_j (−32·sc_j)·X_j, X_j = Σ qx over chunk j (i16
+//    in the tile): two i16 dots per row and super-block.
+//  - wide (SIMD128 build): the weights as i16 sc_j·(u − 32) (|·| ≤ 4096) against i16 qx: 32
+//    i32x4.dot_i16x8_s per row and super-block (lanes ≤ 2 · 4096 · 127), no offset.
+// @ts-ignore: decorator
+@inline function tileRow6T(wide: bool, wu: usize, xt: usize, nb: i32): v128 {
+  // per super-block of the unpacked row: narrow: quants (256 bytes), 8 scale vectors (i16, 128),
+  // −32·sc_j (i16, 32), d (f32, 16 with padding); wide: weights (i16, 512), d (16). Of the tile:
+  // narrow: 4 rows' int8 qx (1024), their X_j (i16, 128), dx (f32x4); wide: 4 rows' i16 qx (2048), dx.
+  const wsb = wide ? 528 : 432, xsb = wide ? 2064 : 1168;
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const w = wu + <usize>(b * wsb), x = xt + <usize>(b * xsb);
+    let a0 = i32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+    if (ASC_FEATURE_RELAXED_SIMD && !wide) {
+      for (let p = 0; p < 8; p++) {
+        const s = v128.load(w + <usize>(256 + 16 * p));
+        const w0 = v128.load(w + <usize>(32 * p)), w1 = v128.load(w + <usize>(32 * p), 16), xp = x + <usize>(32 * p);
+        a0 = i32x4.add(a0, i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xp), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xp, 16), w1)), s));
+        a1 = i32x4.add(a1, i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xp, 256), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xp, 272), w1)), s));
+        a2 = i32x4.add(a2, i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xp, 512), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xp, 528), w1)), s));
+        a3 = i32x4.add(a3, i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xp, 768), w0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xp, 784), w1)), s));
+      }
+      const c0 = v128.load(w, 384), c1 = v128.load(w, 400), X = x + 1024;
+      a0 = i32x4.add(a0, i32x4.add(i32x4.dot_i16x8_s(v128.load(X), c0), i32x4.dot_i16x8_s(v128.load(X, 16), c1)));
+      a1 = i32x4.add(a1, i32x4.add(i32x4.dot_i16x8_s(v128.load(X, 32), c0), i32x4.dot_i16x8_s(v128.load(X, 48), c1)));
+      a2 = i32x4.add(a2, i32x4.add(i32x4.dot_i16x8_s(v128.load(X, 64), c0), i32x4.dot_i16x8_s(v128.load(X, 80), c1)));
+      a3 = i32x4.add(a3, i32x4.add(i32x4.dot_i16x8_s(v128.load(X, 96), c0), i32x4.dot_i16x8_s(v128.load(X, 112), c1)));
+    } else {
+      for (let j = 0; j < 16; j++) {
+        const wj = w + <usize>(32 * j), xj = x + <usize>(32 * j);
+        const w0 = v128.load(wj), w1 = v128.load(wj, 16);
+        a0 = i32x4.add(a0, i32x4.add(i32x4.dot_i16x8_s(v128.load(xj), w0), i32x4.dot_i16x8_s(v128.load(xj, 16), w1)));
+        a1 = i32x4.add(a1, i32x4.add(i32x4.dot_i16x8_s(v128.load(xj, 512), w0), i32x4.dot_i16x8_s(v128.load(xj, 528), w1)));
+        a2 = i32x4.add(a2, i32x4.add(i32x4.dot_i16x8_s(v128.load(xj, 1024), w0), i32x4.dot_i16x8_s(v128.load(xj, 1040), w1)));
+        a3 = i32x4.add(a3, i32x4.add(i32x4.dot_i16x8_s(v128.load(xj, 1536), w0), i32x4.dot_i16x8_s(v128.load(xj, 1552), w1)));
+      }
+    }
+    const dx = v128.load(x + <usize>(wide ? 2048 : 1152));
+    acc = fma4(f32x4.convert_i32x4_s(tileSum(a0, a1, a2, a3)), f32x4.mul(dx, v128.load32_splat(w + <usize>(wide ? 512 : 416))), acc);
+  }
+  return acc;
+}
+function tileRow6Narrow(wu: usize, xt: usize, nb: i32): v128 { return tileRow6T(false, wu, xt, nb); }
+function tileRow6Wide(wu: usize, xt: usize, nb: i32): v128 { return tileRow6T(true, wu, xt, nb); }
+
+// Two 16-byte vectors a, b interleaved by 8 bytes: (a's low half, b's low half) and (a's high half, b's high half).
+// @ts-ignore: decorator
+@inline function lows(a: v128, b: v128): v128 { return i8x16.shuffle(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23); }
+// @ts-ignore: decorator
+@inline function highs(a: v128, b: v128): v128 { return i8x16.shuffle(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); }
+
+// Chunks c and c + 1 of a Q6_K super-block unpacked at u (ua, ub their quants as stored, sc the
+// address of sc_c): narrow, the interleaved bytes; wide, sc·(u − 32) as i16.
+// @ts-ignore: decorator
+@inline function put6(wide: bool, u: usize, ua: v128, ub: v128, sc: usize, k32: v128): void {
+  if (!wide) { v128.store(u, lows(ua, ub)); v128.store(u, highs(ua, ub), 16); return; }
+  const a = i8x16.sub(ua, k32), b = i8x16.sub(ub, k32);
+  const sa = i16x8.splat(<i16>load<i8>(sc)), sb = i16x8.splat(<i16>load<i8>(sc, 1));
+  v128.store(u, i16x8.mul(i16x8.extend_low_i8x16_s(a), sa)); v128.store(u, i16x8.mul(i16x8.extend_high_i8x16_s(a), sa), 16);
+  v128.store(u, i16x8.mul(i16x8.extend_low_i8x16_s(b), sb), 32); v128.store(u, i16x8.mul(i16x8.extend_high_i8x16_s(b), sb), 48);
+}
+
+// out (M×N) = x · Wᵀ for a Q6_K W, as described above.
+function intPrefill6(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx: i32, ldo: i32, beta: i32, tid: i32, nt: i32): void {
+  const nb = K >> 8, rowBytes = <usize>(nb * 210);
+  const wide = !ASC_FEATURE_RELAXED_SIMD;
+  const wsb = wide ? 528 : 432, xsb = wide ? 2064 : 1168;
+  const wBytes = wsb * nb, rowTmp = 2 * K + 4 * nb, tileBytes = xsb * nb;
+  const base = scratch() + INTP_OFF;
+  const wu = base, tmp = wu + <usize>wBytes, tiles = tmp + <usize>rowTmp;
+  const mc = tileChunk(M, wBytes + rowTmp, tileBytes);
+  const n0 = shareStart(N, tid, nt, 1), n1 = shareStart(N, tid + 1, nt, 1);
+  const mask = i8x16.splat(0x0f), three = i8x16.splat(3), k32 = i8x16.splat(32), zero = i8x16.splat(0);
+  const xq = tmp, ds = tmp + <usize>(2 * K);
+  for (let m0 = 0; m0 < M; m0 += mc) {
+    const mr = min(mc, M - m0), nTiles = (mr + 3) >> 2;
+    // x's rows rounded and laid out in tiles of 4 (rows past mr: zeros)
+    for (let r = 0; r < nTiles << 2; r++) {
+      const xt = tiles + <usize>((r >> 2) * tileBytes), lane = r & 3;
+      if (r < mr) quantRowK(x + off((m0 + r) * ldx), xq, ds, nb);
+      for (let b = 0; b < nb; b++) {
+        const xb = xt + <usize>(b * xsb), q = xq + <usize>(512 * b);
+        store<f32>(xb + <usize>((wide ? 2048 : 1152) + 4 * lane), r < mr ? load<f32>(ds + <usize>(4 * b)) : 0);
+        if (wide) {
+          for (let c = 0; c < 512; c += 16) v128.store(xb + <usize>(512 * lane + c), r < mr ? v128.load(q + <usize>c) : zero);
+          continue;
+        }
+        for (let p = 0; p < 8; p++) {
+          const qp = q + <usize>(64 * p);
+          const a = r < mr ? i8x16.narrow_i16x8_s(v128.load(qp), v128.load(qp, 16)) : zero;
+          const c = r < mr ? i8x16.narrow_i16x8_s(v128.load(qp, 32), v128.load(qp, 48)) : zero;
+          v128.store(xb + <usize>(256 * lane + 32 * p), lows(a, c));
+          v128.store(xb + <usize>(256 * lane + 32 * p + 16), highs(a, c));
+          // X_2p, X_2p+1 (|·| ≤ 16 · 127)
+          const sa = i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(a)), sc = i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(c));
+          const X = xb + <usize>(1024 + 32 * lane + 4 * p);
+          store<i16>(X, <i16>(i32x4.extract_lane(sa, 0) + i32x4.extract_lane(sa, 1) + i32x4.extract_lane(sa, 2) + i32x4.extract_lane(sa, 3)));
+          store<i16>(X, <i16>(i32x4.extract_lane(sc, 0) + i32x4.extract_lane(sc, 1) + i32x4.extract_lane(sc, 2) + i32x4.extract_lane(sc, 3)), 2);
+        }
+      }
+    }
+    for (let n = n0; n < n1; n++) {
+      const p = w + <usize>n * rowBytes;
+      for (let b = 0; b < nb; b++) {
+        const pb = p + <usize>(210 * b), ub = wu + <usize>(b * wsb);
+        for (let h = 0; h < 2; h++) {
+          const ql = pb + <usize>(64 * h), qh = pb + 128 + <usize>(32 * h), sc = pb + 192 + <usize>(8 * h);
+          const l0 = v128.load(ql), l1 = v128.load(ql, 16), l2 = v128.load(ql, 32), l3 = v128.load(ql, 48);
+          const h0 = v128.load(qh), h1 = v128.load(qh, 16);
+          // chunks 8h … 8h + 7 (values 128h + 16i …), their quants as stored
+          const u = ub + <usize>((wide ? 256 : 128) * h);
+          const cs = wide ? 64 : 32;
+          put6(wide, u, q6Quants(l0, h0, 0, false, mask, three), q6Quants(l1, h1, 0, false, mask, three), sc, k32);
+          put6(wide, u + <usize>cs, q6Quants(l2, h0, 2, false, mask, three), q6Quants(l3, h1, 2, false, mask, three), sc + 2, k32);
+          put6(wide, u + <usize>(2 * cs), q6Quants(l0, h0, 4, true, mask, three), q6Quants(l1, h1, 4, true, mask, three), sc + 4, k32);
+          put6(wide, u + <usize>(3 * cs), q6Quants(l2, h0, 6, true, mask, three), q6Quants(l3, h1, 6, true, mask, three), sc + 6, k32);
+        }
+        const d = h2fTab(<u32>load<u16>(pb + 208));
+        if (wide) { store<f32>(ub + 512, d); continue; }
+        for (let j = 0; j < 16; j++) {
+          const s = <i16>load<i8>(pb + 192 + <usize>j);
+          const sv = ub + <usize>(256 + 16 * (j >> 1) + 8 * (j & 1));
+          store<i16>(sv, s); store<i16>(sv, s, 2); store<i16>(sv, s, 4); store<i16>(sv, s, 6);
+          store<i16>(ub + <usize>(384 + 2 * j), <i16>(-32 * <i32>s));
+        }
+        store<f32>(ub + 416, d);
+      }
+      for (let ti = 0; ti < nTiles; ti++) {
+        const xt = tiles + <usize>(ti * tileBytes);
+        putTile(out + off(n), wide ? tileRow6Wide(wu, xt, nb) : tileRow6Narrow(wu, xt, nb), m0 + 4 * ti, m0 + mr, ldo, beta);
       }
     }
   }
