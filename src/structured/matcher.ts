@@ -922,8 +922,8 @@ export class ByteAutomaton {
     return r;
   }
 
-  /** Alternative start → its rule, for the rules of undeclared keys' tries (FREE_KEY_NODE), built on first use. */
-  private freeKeyAlts: Map<number, number> | undefined;
+  /** Per grammar position: 1 + the rule of an undeclared key's trie (FREE_KEY_NODE) whose alternative starts there, else 0 (freeKeyAltsOf). */
+  private freeKeyAlts: Int32Array | undefined;
 
   /**
    * Whether positions are alternatives of one rule of an undeclared key's trie (schema.ts keyTrie)
@@ -933,22 +933,13 @@ export class ByteAutomaton {
   private freeKeyFrame(positions: number[]): boolean {
     const cl = this.asciiClassLists();
     if (cl === null) return false;
-    if (this.freeKeyAlts === undefined) {
-      this.freeKeyAlts = new Map();
-      const names = this.grammar.names;
-      for (let r = 0; r < names.length; r++) {
-        const n = names[r];
-        if (n !== FREE_KEY_NODE && !(n.startsWith(FREE_KEY_NODE + '-') && /^\d+$/.test(n.slice(FREE_KEY_NODE.length + 1)))) continue;
-        for (const a of this.grammar.alts(r)) this.freeKeyAlts.set(a, r);
-      }
-    }
-    if (this.freeKeyAlts.size === 0) return false;
+    const fk = this.freeKeyAlts ??= freeKeyAltsOf(this.grammar);
     const prog = this.prog;
-    const rule = this.freeKeyAlts.get(positions[0]);
-    if (rule === undefined) return false;
+    const rule = positions[0] < fk.length ? fk[positions[0]] : 0;
+    if (rule === 0) return false;
     const covered = new Uint8Array(this.K);
     for (const q of positions) {
-      if (this.freeKeyAlts.get(q) !== rule || prog[q] >= -1) return false;
+      if (q >= fk.length || fk[q] !== rule || prog[q] >= -1) return false;
       const c = this.cls[symClass(prog[q])];
       for (const e of cl.kill) if (c[this.rep[e]]) return false;
       for (const e of cl.plain) if (c[this.rep[e]]) covered[e] = 1;
@@ -1149,6 +1140,38 @@ export class ByteAutomaton {
     }
     return Uint8Array.from(out);
   }
+}
+
+const freeKeyAltsMemo = new WeakMap<Grammar, Int32Array>();
+
+/**
+ * Per grammar position: 1 + the rule of an undeclared key's trie (a rule named FREE_KEY_NODE or
+ * FREE_KEY_NODE-<digits>) whose alternative starts there, else 0 (positions past the array: 0).
+ * Once per grammar (automata on one grammar share it): a schema of many objects has thousands of
+ * such rules, and a Map of their alternatives cost about a millisecond in the first mask at a key.
+ */
+export function freeKeyAltsOf(g: Grammar): Int32Array {
+  let fk = freeKeyAltsMemo.get(g);
+  if (fk !== undefined) return fk;
+  const names = g.names, L = FREE_KEY_NODE.length;
+  const rules: number[] = [];
+  let end = 0;
+  for (let r = 0; r < names.length; r++) {
+    const n = names[r];
+    if (!n.startsWith(FREE_KEY_NODE)) continue;
+    if (n.length !== L) {
+      if (n.length === L + 1 || n.charCodeAt(L) !== 0x2d) continue;
+      let digits = true;
+      for (let i = L + 1; i < n.length && digits; i++) { const c = n.charCodeAt(i); digits = c >= 0x30 && c <= 0x39; }
+      if (!digits) continue;
+    }
+    rules.push(r);
+    for (const a of g.alts(r)) if (a >= end) end = a + 1;
+  }
+  fk = new Int32Array(end);
+  for (const r of rules) for (const a of g.alts(r)) fk[a] = r + 1;
+  freeKeyAltsMemo.set(g, fk);
+  return fk;
 }
 
 /** Partition of byte values by membership in every class: [byte → class, count, class → a byte]. */
@@ -1633,6 +1656,9 @@ export class TokenMatcher {
     return r;
   }
 
+  /** Whether closureF looks no further than the longest plain token (see there; off: the whole closure, for tests). */
+  depthCut = true;
+
   /** ByteAutomaton.plainClosure of s, memoised (−1: does not hold). */
   private closure(s: number): number {
     let c = this.closures[s];
@@ -1649,6 +1675,14 @@ export class TokenMatcher {
    * string. Returns an upper bound of the largest shortest-completion after such a token (a
    * character cut by the token's end counts 3 bytes more), or −1. States in the closure share the
    * answer (their closures are subsets: the bound holds for them).
+   *
+   * Only the states within P.cap[MODE_F] − 1 characters of s are asked to be such levels (no
+   * token of plain characters has more characters than P.cap, so none reads a character past
+   * them); those at P.cap characters count for the bound alone. A bounded repetition (a key
+   * pattern `^.{1,255}$` beside the keys it leaves out, printable ASCII: an ASCII character
+   * leads elsewhere than the others for 256 levels) is settled so without walking its hundreds
+   * of states. Where the walk stopped there, the answer is s's alone (a state it met has fewer
+   * characters left below the cut). `depthCut: false` walks the whole closure (for tests).
    */
   private closureF(s: number): number {
     const c = this.closures[s];
@@ -1671,8 +1705,10 @@ export class TokenMatcher {
         q = L.next;
       }
     }
-    const queue = [s], seen = new Set<number>(queue);
-    let max = 0, ok = true;
+    // Breadth first: a state's depth (characters from s) is the least.
+    const queue = [s], depth = [0], seen = new Set<number>(queue);
+    const cut = this.depthCut ? this.plain.cap[MODE_F] : Infinity;
+    let max = 0, ok = true, d = 0, stopped = false;
     const add = (t: number): boolean => {
       if (t < 0) return false;
       if (A.minComplete(t) + 3 > max) max = A.minComplete(t) + 3;
@@ -1680,10 +1716,13 @@ export class TokenMatcher {
       if (seen.size >= CLOSURE_MOST) return false;
       seen.add(t);
       queue.push(t);
+      depth.push(d + 1);
       return true;
     };
     for (let qi = 0; qi < queue.length && ok; qi++) {
       const q = queue[qi];
+      d = depth[qi];
+      if (d >= cut) { stopped = true; continue; }
       const L = this.level(q);
       if (L.mode !== MODE_F) {
         // Not a level (a character of several bytes leads elsewhere than an ASCII one, as past a
@@ -1697,7 +1736,8 @@ export class TokenMatcher {
       if (L.exc) for (const b of L.exc) if (!add(A.step(q, b))) { ok = false; break; }
     }
     if (!ok) { this.closures[s] = -1; return -1; }
-    for (const q of queue) this.closures[q] = max;
+    if (stopped) this.closures[s] = max;
+    else for (const q of queue) this.closures[q] = max;
     return max;
   }
 

@@ -4,13 +4,19 @@
 //  - plainClosure decided from each frame alone (closureByStacks) where a frame returns to a
 //    caller that resumes with the closing quote (an undeclared key's automaton), and where a frame
 //    alone reaches a refused byte (−2): the same verdict as the walk over the state's own states,
-//    a bound at least the walk's, and masks equal to a brute-force check there.
+//    a bound at least the walk's, and masks equal to a brute-force check there;
+//  - the mode-F closure (TokenMatcher.closureF) cut at the longest plain token's characters: it
+//    settles key positions the whole closure cannot (a bounded repetition of hundreds of levels),
+//    and the masks equal those of a matcher that walks the whole closure, and a brute-force check;
+//  - the table of undeclared keys' trie rules (freeKeyAltsOf) equals the map of their names' rules.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { HFTokenizer } from '../../src/tokenizers/hf.js';
 import { TokenVocab, TokenMatcher, ByteAutomaton, DEAD, compileJsonSchema } from '../../src/structured/index.js';
 import { llama2Json } from '../tokenizers/real_vocabs.js';
 import { assertMaskBrute } from './suite_util.js';
+import { freeKeyAltsOf } from '../../src/structured/matcher.js';
+import { FREE_KEY_NODE } from '../../src/structured/grammar.js';
 
 const enc = new TextEncoder();
 let vocab: TokenVocab;
@@ -116,4 +122,67 @@ test('plain closures decided frame by frame (a frame that returns before the quo
     assertMaskBrute(m, vocab, s, what);
     assertMaskBrute(m, vocab, s, `${what}, budget 4`, 4);
   }
+});
+
+test('the mode-F closure cut at the longest plain token settles a bounded key pattern (^.{1,255}$) that the whole closure cannot, with masks equal to the uncut matcher\'s and a brute-force check', () => {
+  // Keys matching the pattern beside those it leaves out (additionalProperties: printable ASCII):
+  // an ASCII character leads elsewhere than the others for 256 levels. The short bound (20) has
+  // characters refused within a token's reach near its end: there the closure must fail.
+  for (const [pattern, texts2] of [
+    ['^.{1,255}$', ['{"key1":{},"key2":[1],"k\u00e9y3":"x","":2}', '{"a b c d e f g h i j k l m n o p q r s t u v w x y z 0123456789":true}']],
+    ['^.{1,20}$', ['{"0123456789abcdefghi":1,"\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9x":2,"abcdefghijklmnopqrstuvwxyz":3}']],
+  ] as const) {
+    const g = compileJsonSchema({ type: 'object', patternProperties: { [pattern]: {} } } as never);
+    const cut = new TokenMatcher(g, vocab), whole = new TokenMatcher(g, vocab);
+    (whole as unknown as { depthCut: boolean }).depthCut = false;
+    const closureF = (m: TokenMatcher, s: number) => (m as unknown as { closureF(s: number): number }).closureF(s);
+    let settled = 0;
+    for (const text of texts2) {
+      const bytes = enc.encode(text);
+      let a = cut.initial, b = whole.initial;
+      for (let i = 0; i <= bytes.length; i++) {
+        if (i > 0) { a = cut.automaton.step(a, bytes[i - 1]); b = whole.automaton.step(b, bytes[i - 1]); }
+        const what = `${pattern}: ${JSON.stringify(text.slice(0, i))}`;
+        assert.ok(a !== DEAD && b !== DEAD, what);
+        assert.deepEqual(cut.mask(a), whole.mask(b), `mask at ${what}`);
+        assert.deepEqual(cut.mask(a, 3), whole.mask(b, 3), `mask at ${what}, budget 3`);
+        // Inside a key: where the cut closure holds and the whole one does not, brute force too.
+        if (closureF(cut, a) >= 0 && closureF(whole, b) < 0) {
+          settled++;
+          if (settled % 7 === 1) assertMaskBrute(cut, vocab, a, what);
+        }
+      }
+    }
+    if (pattern === '^.{1,255}$') assert.ok(settled >= 20, `${settled} key positions settled by the cut`);
+  }
+  // The work the cut saves at the first key character: the tokens of plain characters from the
+  // tables, not a walk of the trie.
+  const g = compileJsonSchema({ type: 'object', patternProperties: { '^.{1,255}$': {} } } as never);
+  const cut = new TokenMatcher(g, vocab), whole = new TokenMatcher(g, vocab);
+  (whole as unknown as { depthCut: boolean }).depthCut = false;
+  const at = (m: TokenMatcher) => { const s = m.automaton.advanceBytes(m.initial, enc.encode('{"k')); m.mask(m.initial); const w = m.stats.nodesVisited; m.mask(s); return m.stats.nodesVisited - w; };
+  const wc = at(cut), ww = at(whole);
+  assert.ok(wc < 2000 && ww > 20000, `trie nodes walked: ${wc} cut, ${ww} whole`);
+});
+
+test('the table of undeclared keys\' trie rules equals the map of the rules their names give, and is built once per grammar', () => {
+  // Objects of several shapes (tries of their own, shared tails) beside a rule whose name only begins like theirs.
+  const objs = Array.from({ length: 12 }, (_, i) => ({ type: 'object', properties: Object.fromEntries(Array.from({ length: 3 + i }, (_, j) => [`name${i}_${j}`, { type: 'integer' }])) }));
+  let total = 0;
+  for (const schema of [style, jobs, { type: 'object', properties: { a: { anyOf: objs }, b: { type: 'array', items: objs[3] } } }]) {
+    const g = compileJsonSchema(schema as never);
+    const want = new Map<number, number>();
+    g.names.forEach((n, r) => {
+      if (n !== FREE_KEY_NODE && !(n.startsWith(FREE_KEY_NODE + '-') && /^\d+$/.test(n.slice(FREE_KEY_NODE.length + 1)))) return;
+      for (const a of g.alts(r)) want.set(a, r);
+    });
+    assert.ok(want.size > 0, 'alternatives of undeclared keys\' tries');
+    total += want.size;
+    const fk = freeKeyAltsOf(g);
+    const got = new Map<number, number>();
+    fk.forEach((x, q) => { if (x > 0) got.set(q, x - 1); });
+    assert.deepEqual(got, want);
+    assert.equal(freeKeyAltsOf(g), fk);
+  }
+  assert.ok(total > 50, `${total} alternatives of undeclared keys' tries`);
 });
