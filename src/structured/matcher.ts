@@ -922,8 +922,8 @@ export class ByteAutomaton {
     return r;
   }
 
-  /** Per grammar position: 1 + the rule of an undeclared key's trie (FREE_KEY_NODE) whose alternative starts there, else 0 (freeKeyAltsOf). */
-  private freeKeyAlts: Int32Array | undefined;
+  /** The grammar's rules by the start positions of their alternatives, and which are undeclared keys' trie nodes (see ruleStarts). */
+  private ruleStarts: { at: Int32Array; free: Int8Array } | undefined;
 
   /**
    * Whether positions are alternatives of one rule of an undeclared key's trie (schema.ts keyTrie)
@@ -933,13 +933,13 @@ export class ByteAutomaton {
   private freeKeyFrame(positions: number[]): boolean {
     const cl = this.asciiClassLists();
     if (cl === null) return false;
-    const fk = this.freeKeyAlts ??= freeKeyAltsOf(this.grammar);
+    const { at, free } = this.ruleStarts ??= ruleStarts(this.grammar);
     const prog = this.prog;
-    const rule = positions[0] < fk.length ? fk[positions[0]] : 0;
-    if (rule === 0) return false;
+    const rule = positions[0] < at.length ? at[positions[0]] : 0;
+    if (rule === 0 || !freeKeyRule(this.grammar, free, rule - 1)) return false;
     const covered = new Uint8Array(this.K);
     for (const q of positions) {
-      if (q >= fk.length || fk[q] !== rule || prog[q] >= -1) return false;
+      if (q >= at.length || at[q] !== rule || prog[q] >= -1) return false;
       const c = this.cls[symClass(prog[q])];
       for (const e of cl.kill) if (c[this.rep[e]]) return false;
       for (const e of cl.plain) if (c[this.rep[e]]) covered[e] = 1;
@@ -1142,36 +1142,38 @@ export class ByteAutomaton {
   }
 }
 
-const freeKeyAltsMemo = new WeakMap<Grammar, Int32Array>();
+const ruleAtMemo = new WeakMap<Grammar, { at: Int32Array; free: Int8Array }>();
 
 /**
- * Per grammar position: 1 + the rule of an undeclared key's trie (a rule named FREE_KEY_NODE or
- * FREE_KEY_NODE-<digits>) whose alternative starts there, else 0 (positions past the array: 0).
- * Once per grammar (automata on one grammar share it): a schema of many objects has thousands of
- * such rules, and a Map of their alternatives cost about a millisecond in the first mask at a key.
+ * Per grammar position: 1 + the rule whose alternative starts there (0: none), over the rules
+ * with names whose alternatives are built; and per rule whether it is a node of an undeclared
+ * key's trie (a name FREE_KEY_NODE or FREE_KEY_NODE-<digits>; 0: not yet known, 1 yes, 2 no).
+ * Once per grammar (automata on one grammar share it), from the alternatives' start positions
+ * alone: a schema of many objects has thousands of rules, and reading every name (or a Map of
+ * the trie rules' alternatives) cost about a millisecond in the first mask at a key.
  */
-export function freeKeyAltsOf(g: Grammar): Int32Array {
-  let fk = freeKeyAltsMemo.get(g);
-  if (fk !== undefined) return fk;
-  const names = g.names, L = FREE_KEY_NODE.length;
-  const rules: number[] = [];
+export function ruleStarts(g: Grammar): { at: Int32Array; free: Int8Array } {
+  let r = ruleAtMemo.get(g);
+  if (r !== undefined) return r;
+  const R = g.names.length, ra = g.ruleAlts;
   let end = 0;
-  for (let r = 0; r < names.length; r++) {
-    const n = names[r];
-    if (!n.startsWith(FREE_KEY_NODE)) continue;
-    if (n.length !== L) {
-      if (n.length === L + 1 || n.charCodeAt(L) !== 0x2d) continue;
-      let digits = true;
-      for (let i = L + 1; i < n.length && digits; i++) { const c = n.charCodeAt(i); digits = c >= 0x30 && c <= 0x39; }
-      if (!digits) continue;
-    }
-    rules.push(r);
-    for (const a of g.alts(r)) if (a >= end) end = a + 1;
+  for (let k = 0; k < R && k < ra.length; k++) { const a = ra[k]; if (a !== PENDING && a.length > 0 && a[a.length - 1] >= end) end = a[a.length - 1] + 1; }
+  const at = new Int32Array(end);
+  for (let k = 0; k < R && k < ra.length; k++) { const a = ra[k]; if (a !== PENDING) for (let i = 0; i < a.length; i++) at[a[i]] = k + 1; }
+  r = { at, free: new Int8Array(R) };
+  ruleAtMemo.set(g, r);
+  return r;
+}
+
+/** Whether rule r (< names.length) is a node of an undeclared key's trie (see ruleStarts), memoised there. */
+function freeKeyRule(g: Grammar, free: Int8Array, r: number): boolean {
+  if (free[r] === 0) {
+    const n = g.names[r], L = FREE_KEY_NODE.length;
+    let ok = n.startsWith(FREE_KEY_NODE) && (n.length === L || (n.length > L + 1 && n.charCodeAt(L) === 0x2d));
+    for (let i = L + 1; i < n.length && ok; i++) { const c = n.charCodeAt(i); ok = c >= 0x30 && c <= 0x39; }
+    free[r] = ok ? 1 : 2;
   }
-  fk = new Int32Array(end);
-  for (const r of rules) for (const a of g.alts(r)) fk[a] = r + 1;
-  freeKeyAltsMemo.set(g, fk);
-  return fk;
+  return free[r] === 1;
 }
 
 /** Partition of byte values by membership in every class: [byte → class, count, class → a byte]. */

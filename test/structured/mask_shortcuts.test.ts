@@ -15,8 +15,8 @@ import { HFTokenizer } from '../../src/tokenizers/hf.js';
 import { TokenVocab, TokenMatcher, ByteAutomaton, DEAD, compileJsonSchema } from '../../src/structured/index.js';
 import { llama2Json } from '../tokenizers/real_vocabs.js';
 import { assertMaskBrute } from './suite_util.js';
-import { freeKeyAltsOf } from '../../src/structured/matcher.js';
-import { FREE_KEY_NODE } from '../../src/structured/grammar.js';
+import { ruleStarts } from '../../src/structured/matcher.js';
+import { FREE_KEY_NODE, PENDING } from '../../src/structured/grammar.js';
 
 const enc = new TextEncoder();
 let vocab: TokenVocab;
@@ -165,12 +165,15 @@ test('the mode-F closure cut at the longest plain token settles a bounded key pa
   assert.ok(wc < 2000 && ww > 20000, `trie nodes walked: ${wc} cut, ${ww} whole`);
 });
 
-test('the table of undeclared keys\' trie rules equals the map of the rules their names give, and is built once per grammar', () => {
-  // Objects of several shapes (tries of their own, shared tails) beside a rule whose name only begins like theirs.
+test('the rules by their alternatives\' starts name the undeclared keys\' trie rules as the map of their names\' rules does, once per grammar', () => {
+  // Objects of several shapes (tries of their own, shared tails).
   const objs = Array.from({ length: 12 }, (_, i) => ({ type: 'object', properties: Object.fromEntries(Array.from({ length: 3 + i }, (_, j) => [`name${i}_${j}`, { type: 'integer' }])) }));
   let total = 0;
   for (const schema of [style, jobs, { type: 'object', properties: { a: { anyOf: objs }, b: { type: 'array', items: objs[3] } } }]) {
     const g = compileJsonSchema(schema as never);
+    const m = new TokenMatcher(g, vocab);
+    const A = m.automaton as unknown as { freeKeyFrame(positions: number[]): boolean };
+    // The reference: every alternative of a rule so named, by the names.
     const want = new Map<number, number>();
     g.names.forEach((n, r) => {
       if (n !== FREE_KEY_NODE && !(n.startsWith(FREE_KEY_NODE + '-') && /^\d+$/.test(n.slice(FREE_KEY_NODE.length + 1)))) return;
@@ -178,11 +181,27 @@ test('the table of undeclared keys\' trie rules equals the map of the rules thei
     });
     assert.ok(want.size > 0, 'alternatives of undeclared keys\' tries');
     total += want.size;
-    const fk = freeKeyAltsOf(g);
+    // (Lazy rules not built yet have no positions: ruleStarts leaves them out, and none is a trie rule.)
+    const lazy = new Set<number>();
+    for (let r = 0; r < g.names.length; r++) if (g.ruleAlts[r] === PENDING) lazy.add(r);
+    const { at } = ruleStarts(g);
     const got = new Map<number, number>();
-    fk.forEach((x, q) => { if (x > 0) got.set(q, x - 1); });
+    // Every alternative start of a named rule, asked one by one (as freeKeyFrame does).
+    for (let r = 0; r < g.names.length; r++) for (const a of g.alts(r)) {
+      if (lazy.has(r)) { assert.ok(!want.has(a) && (a >= at.length || at[a] === 0), `lazy rule ${g.names[r]}`); continue; }
+      assert.equal(at[a], r + 1, `rule of position ${a}`);
+      // A frame of one alternative of a trie rule is a free-key frame only when its class covers every plain character; its rule is found either way.
+      if (want.has(a)) got.set(a, r);
+    }
     assert.deepEqual(got, want);
-    assert.equal(freeKeyAltsOf(g), fk);
+    // freeKeyFrame agrees with the names: a trie rule's alternatives together, and none of another rule.
+    const byRule = new Map<number, number[]>();
+    for (const [a, r] of want) { const l = byRule.get(r); if (l) l.push(a); else byRule.set(r, [a]); }
+    let frames = 0;
+    for (const [, list] of byRule) if (A.freeKeyFrame([...list].filter((a) => g.prog[a] < -1))) frames++;
+    assert.ok(frames > 0, 'trie rules recognised as free-key frames');
+    for (let r = 0; r < g.names.length; r++) if (!byRule.has(r) && g.alts(r).length > 0) assert.equal(A.freeKeyFrame([...g.alts(r)]), false, g.names[r]);
+    assert.equal(ruleStarts(g), ruleStarts(g));
   }
   assert.ok(total > 50, `${total} alternatives of undeclared keys' tries`);
 });
