@@ -146,6 +146,51 @@ class PairMap {
 }
 
 /**
+ * A set of pairs of non-negative 32-bit integers (open addressing) that `clear` empties in time
+ * proportional to what it holds (the slots filled are listed): the pairs one closure has seen.
+ * Kept across closures, its table is as large as the largest one needs, not as all of them
+ * together (a map of every pair ever seen, marked by closure, grew to a million entries and
+ * rehashed on the way: a third of the time of building states in large schemas).
+ */
+class PairSet {
+  private ka = new Int32Array(1024);
+  private kb = new Int32Array(1024);
+  private used = new Uint8Array(1024);
+  private filled = new Int32Array(512);
+  private n = 0;
+  get size(): number { return this.n; }
+  get capacity(): number { return this.used.length; }
+  /** Adds (a, b); false when it was there already. */
+  add(a: number, b: number): boolean {
+    if ((this.n + 1) * 2 > this.used.length) this.grow();
+    const m = this.used.length - 1, ka = this.ka, kb = this.kb, used = this.used;
+    // The mixing of PairMap.
+    let h = Math.imul(a, 0x9e3779b1) ^ Math.imul(b + 0x7f4a7c15, 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
+    h = (h ^ (h >>> 15)) & m;
+    while (used[h] !== 0) {
+      if (ka[h] === a && kb[h] === b) return false;
+      h = (h + 1) & m;
+    }
+    used[h] = 1; ka[h] = a; kb[h] = b;
+    this.filled[this.n++] = h;
+    return true;
+  }
+  clear(): void {
+    const used = this.used, f = this.filled;
+    for (let i = 0; i < this.n; i++) used[f[i]] = 0;
+    this.n = 0;
+  }
+  private grow(): void {
+    const { ka, kb, filled, n } = this;
+    const c = this.used.length * 2;
+    this.ka = new Int32Array(c); this.kb = new Int32Array(c); this.used = new Uint8Array(c); this.filled = new Int32Array(c >>> 1);
+    this.n = 0;
+    for (let i = 0; i < n; i++) this.add(ka[filled[i]], kb[filled[i]]);
+  }
+}
+
+/**
  * A frame's plain closure (ByteAutomaton.frameClosure): the largest shortest-completion after a
  * plain character when every state reached accepts every plain character (else −1), whether no
  * state reached accepts a refused byte (a return allowed or not, as asked), and whether one does.
@@ -201,7 +246,8 @@ export class ByteAutomaton {
   private scratchTops = new Int32Array(32);
   /** Per state: successors by the set of its stacks that accept a byte. */
   private readonly succ = new PairMap();
-  private seen = new PairMap();
+  /** The (position, parent) pairs the closure being computed has seen (emptied as each begins: newEpoch). */
+  private readonly seen = new PairSet();
   private readonly outMark = new Grow(i32, 1024);
   /** The stacks expand emits (outN of them): one buffer for every step, so that a step allocates only the state it interns. */
   private readonly outBuf = new Grow(i32, 256);
@@ -249,7 +295,7 @@ export class ByteAutomaton {
     // Node 0 is the empty stack: the output is complete.
     this.nodePos.a[0] = -1; this.nodePar.a[0] = -1; this.nodePos.n = this.nodePar.n = 1; this.nodeMin.a[0] = 0;
     this.outN = 0;
-    this.expand(0, 0, ++this.epoch);
+    this.expand(0, 0, this.newEpoch());
     this.initial = this.intern();
   }
 
@@ -284,8 +330,7 @@ export class ByteAutomaton {
     w[top++] = pos0; w[top++] = par0;
     while (top > 0) {
       const par = w[--top], pos = w[--top];
-      if (seen.get(pos, par) === epoch) continue;
-      seen.set(pos, par, epoch);
+      if (!seen.add(pos, par)) continue;
       const s = prog[pos];
       if (s === END) {
         if (par === 0) this.emit(0, epoch);
@@ -302,6 +347,12 @@ export class ByteAutomaton {
         this.emit(this.node(pos, par), epoch);
       }
     }
+  }
+
+  /** A new epoch: a closure (or a step's closures, which share it) begins; what the last one saw is forgotten. */
+  private newEpoch(): number {
+    this.seen.clear();
+    return ++this.epoch;
   }
 
   private emit(n: number, epoch: number): void {
@@ -432,8 +483,7 @@ export class ByteAutomaton {
 
   /** The step's stacks by expanding every accepting stack of `nodes` on byte b, with one epoch (memoClosures off). */
   private stepExpanding(nodes: Int32Array, b: number): void {
-    const epoch = ++this.epoch;
-    if (this.seen.size > 1 << 20) this.seen = new PairMap();
+    const epoch = this.newEpoch();
     for (let i = 0; i < nodes.length; i++) {
       const n = nodes[i];
       if (n === 0) continue;
@@ -449,9 +499,7 @@ export class ByteAutomaton {
    */
   private closureAfter(n: number, pos: number): number {
     const base = this.outN;
-    // What an expansion has seen is only needed within it: bound its memory.
-    if (this.seen.size > 1 << 20) this.seen = new PairMap();
-    this.expand(pos + 1, this.nodePar.a[n], ++this.epoch);
+    this.expand(pos + 1, this.nodePar.a[n], this.newEpoch());
     this.expansions--;
     const len = this.outN - base, P = this.afterPool;
     // A bound on the memo's memory: past it, start it again.

@@ -1,6 +1,7 @@
 // The mask side's shortcuts against the work they skip, on the real LLaMA-2 32K vocabulary:
 //  - ByteAutomaton's memo of each stack's closure after its top byte (afterAt): the steps it
-//    makes, and so the masks, equal those of an automaton that expands every stack anew;
+//    makes, and so the masks, equal those of an automaton that expands every stack anew (and the
+//    set of pairs a closure has seen holds one closure's, not every closure's so far);
 //  - plainClosure decided from each frame alone (closureByStacks) where a frame returns to a
 //    caller that resumes with the closing quote (an undeclared key's automaton), and where a frame
 //    alone reaches a refused byte (−2): the same verdict as the walk over the state's own states,
@@ -69,6 +70,9 @@ test('steps from memoised closures equal steps that expand every stack anew: the
     const memo = new ByteAutomaton(g), fresh = new ByteAutomaton(g);
     fresh.memoClosures = false;
     const mm = new TokenMatcher(memo, vocab), mf = new TokenMatcher(fresh, vocab);
+    // What each closure saw is forgotten when the next begins: the set holds one closure's pairs.
+    const seenOf = (a: ByteAutomaton) => (a as unknown as { seen: { size: number; capacity: number } }).seen;
+    let most = 0, sum = 0;
     for (const text of list) {
       const bytes = enc.encode(text);
       let a = memo.initial, b = fresh.initial;
@@ -78,13 +82,15 @@ test('steps from memoised closures equal steps that expand every stack anew: the
         assert.ok(a !== DEAD && b !== DEAD, `dead at ${what}`);
         assert.deepEqual(Array.from(memo.stateNodes[a]), Array.from(fresh.stateNodes[b]), `stacks at ${what}`);
         assert.deepEqual(mm.mask(a), mf.mask(b), `mask at ${what}`);
+        for (const x of [memo, fresh]) { const n = seenOf(x).size; most = Math.max(most, n); sum += n; }
         compared++;
       }
       assert.ok(memo.accepting(a) && fresh.accepting(b), text);
     }
     // The memo was used (states of many stacks) and served steps (else the test would not exercise it).
     const computed = (memo as unknown as { afterAt: { a: Int32Array } }).afterAt.a.reduce((c, x) => c + (x > 0 ? 1 : 0), 0);
-    console.log(`# ${memo.expansions} stacks moved on, ${computed} closures computed`);
+    console.log(`# ${memo.expansions} stacks moved on, ${computed} closures computed; pairs seen: at most ${most} at once, ${sum} summed, table ${seenOf(memo).capacity} and ${seenOf(fresh).capacity}`);
+    for (const x of [memo, fresh]) assert.ok(seenOf(x).capacity <= 4 * Math.max(512, most), `table of ${seenOf(x).capacity} for at most ${most} pairs`);
     hits += computed > 100 && memo.expansions > computed ? 1 : 0;
   }
   assert.ok(compared > 300, `${compared} states compared`);
