@@ -150,7 +150,7 @@ class PairMap {
  * proportional to what it holds (the slots filled are listed): the pairs one closure has seen.
  * Kept across closures, its table is as large as the largest one needs, not as all of them
  * together (a map of every pair ever seen, marked by closure, grew to a million entries and
- * rehashed on the way: a third of the time of building states in large schemas).
+ * rehashed on the way; see BENCHMARKS, the mask side's pair set).
  */
 class PairSet {
   private ka = new Int32Array(1024);
