@@ -146,6 +146,51 @@ class PairMap {
 }
 
 /**
+ * A set of pairs of non-negative 32-bit integers (open addressing) that `clear` empties in time
+ * proportional to what it holds (the slots filled are listed): the pairs one closure has seen.
+ * Kept across closures, its table is as large as the largest one needs, not as all of them
+ * together (a map of every pair ever seen, marked by closure, grew to a million entries and
+ * rehashed on the way; see BENCHMARKS, the mask side's pair set).
+ */
+class PairSet {
+  private ka = new Int32Array(1024);
+  private kb = new Int32Array(1024);
+  private used = new Uint8Array(1024);
+  private filled = new Int32Array(512);
+  private n = 0;
+  get size(): number { return this.n; }
+  get capacity(): number { return this.used.length; }
+  /** Adds (a, b); false when it was there already. */
+  add(a: number, b: number): boolean {
+    if ((this.n + 1) * 2 > this.used.length) this.grow();
+    const m = this.used.length - 1, ka = this.ka, kb = this.kb, used = this.used;
+    // The mixing of PairMap.
+    let h = Math.imul(a, 0x9e3779b1) ^ Math.imul(b + 0x7f4a7c15, 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
+    h = (h ^ (h >>> 15)) & m;
+    while (used[h] !== 0) {
+      if (ka[h] === a && kb[h] === b) return false;
+      h = (h + 1) & m;
+    }
+    used[h] = 1; ka[h] = a; kb[h] = b;
+    this.filled[this.n++] = h;
+    return true;
+  }
+  clear(): void {
+    const used = this.used, f = this.filled;
+    for (let i = 0; i < this.n; i++) used[f[i]] = 0;
+    this.n = 0;
+  }
+  private grow(): void {
+    const { ka, kb, filled, n } = this;
+    const c = this.used.length * 2;
+    this.ka = new Int32Array(c); this.kb = new Int32Array(c); this.used = new Uint8Array(c); this.filled = new Int32Array(c >>> 1);
+    this.n = 0;
+    for (let i = 0; i < n; i++) this.add(ka[filled[i]], kb[filled[i]]);
+  }
+}
+
+/**
  * A frame's plain closure (ByteAutomaton.frameClosure): the largest shortest-completion after a
  * plain character when every state reached accepts every plain character (else −1), whether no
  * state reached accepts a refused byte (a return allowed or not, as asked), and whether one does.
@@ -201,7 +246,8 @@ export class ByteAutomaton {
   private scratchTops = new Int32Array(32);
   /** Per state: successors by the set of its stacks that accept a byte. */
   private readonly succ = new PairMap();
-  private seen = new PairMap();
+  /** The (position, parent) pairs the closure being computed has seen (emptied as each begins: newEpoch). */
+  private readonly seen = new PairSet();
   private readonly outMark = new Grow(i32, 1024);
   /** The stacks expand emits (outN of them): one buffer for every step, so that a step allocates only the state it interns. */
   private readonly outBuf = new Grow(i32, 256);
@@ -249,7 +295,7 @@ export class ByteAutomaton {
     // Node 0 is the empty stack: the output is complete.
     this.nodePos.a[0] = -1; this.nodePar.a[0] = -1; this.nodePos.n = this.nodePar.n = 1; this.nodeMin.a[0] = 0;
     this.outN = 0;
-    this.expand(0, 0, ++this.epoch);
+    this.expand(0, 0, this.newEpoch());
     this.initial = this.intern();
   }
 
@@ -284,8 +330,7 @@ export class ByteAutomaton {
     w[top++] = pos0; w[top++] = par0;
     while (top > 0) {
       const par = w[--top], pos = w[--top];
-      if (seen.get(pos, par) === epoch) continue;
-      seen.set(pos, par, epoch);
+      if (!seen.add(pos, par)) continue;
       const s = prog[pos];
       if (s === END) {
         if (par === 0) this.emit(0, epoch);
@@ -302,6 +347,12 @@ export class ByteAutomaton {
         this.emit(this.node(pos, par), epoch);
       }
     }
+  }
+
+  /** A new epoch: a closure (or a step's closures, which share it) begins; what the last one saw is forgotten. */
+  private newEpoch(): number {
+    this.seen.clear();
+    return ++this.epoch;
   }
 
   private emit(n: number, epoch: number): void {
@@ -432,8 +483,7 @@ export class ByteAutomaton {
 
   /** The step's stacks by expanding every accepting stack of `nodes` on byte b, with one epoch (memoClosures off). */
   private stepExpanding(nodes: Int32Array, b: number): void {
-    const epoch = ++this.epoch;
-    if (this.seen.size > 1 << 20) this.seen = new PairMap();
+    const epoch = this.newEpoch();
     for (let i = 0; i < nodes.length; i++) {
       const n = nodes[i];
       if (n === 0) continue;
@@ -449,9 +499,7 @@ export class ByteAutomaton {
    */
   private closureAfter(n: number, pos: number): number {
     const base = this.outN;
-    // What an expansion has seen is only needed within it: bound its memory.
-    if (this.seen.size > 1 << 20) this.seen = new PairMap();
-    this.expand(pos + 1, this.nodePar.a[n], ++this.epoch);
+    this.expand(pos + 1, this.nodePar.a[n], this.newEpoch());
     this.expansions--;
     const len = this.outN - base, P = this.afterPool;
     // A bound on the memo's memory: past it, start it again.
@@ -922,8 +970,8 @@ export class ByteAutomaton {
     return r;
   }
 
-  /** Alternative start → its rule, for the rules of undeclared keys' tries (FREE_KEY_NODE), built on first use. */
-  private freeKeyAlts: Map<number, number> | undefined;
+  /** The grammar's rules by the start positions of their alternatives, and which are undeclared keys' trie nodes (see ruleStarts). */
+  private ruleStarts: { at: Int32Array; free: Int8Array } | undefined;
 
   /**
    * Whether positions are alternatives of one rule of an undeclared key's trie (schema.ts keyTrie)
@@ -933,22 +981,13 @@ export class ByteAutomaton {
   private freeKeyFrame(positions: number[]): boolean {
     const cl = this.asciiClassLists();
     if (cl === null) return false;
-    if (this.freeKeyAlts === undefined) {
-      this.freeKeyAlts = new Map();
-      const names = this.grammar.names;
-      for (let r = 0; r < names.length; r++) {
-        const n = names[r];
-        if (n !== FREE_KEY_NODE && !(n.startsWith(FREE_KEY_NODE + '-') && /^\d+$/.test(n.slice(FREE_KEY_NODE.length + 1)))) continue;
-        for (const a of this.grammar.alts(r)) this.freeKeyAlts.set(a, r);
-      }
-    }
-    if (this.freeKeyAlts.size === 0) return false;
+    const { at, free } = this.ruleStarts ??= ruleStarts(this.grammar);
     const prog = this.prog;
-    const rule = this.freeKeyAlts.get(positions[0]);
-    if (rule === undefined) return false;
+    const rule = positions[0] < at.length ? at[positions[0]] : 0;
+    if (rule === 0 || !freeKeyRule(this.grammar, free, rule - 1)) return false;
     const covered = new Uint8Array(this.K);
     for (const q of positions) {
-      if (this.freeKeyAlts.get(q) !== rule || prog[q] >= -1) return false;
+      if (q >= at.length || at[q] !== rule || prog[q] >= -1) return false;
       const c = this.cls[symClass(prog[q])];
       for (const e of cl.kill) if (c[this.rep[e]]) return false;
       for (const e of cl.plain) if (c[this.rep[e]]) covered[e] = 1;
@@ -1149,6 +1188,40 @@ export class ByteAutomaton {
     }
     return Uint8Array.from(out);
   }
+}
+
+const ruleAtMemo = new WeakMap<Grammar, { at: Int32Array; free: Int8Array }>();
+
+/**
+ * Per grammar position: 1 + the rule whose alternative starts there (0: none), over the rules
+ * with names whose alternatives are built; and per rule whether it is a node of an undeclared
+ * key's trie (a name FREE_KEY_NODE or FREE_KEY_NODE-<digits>; 0: not yet known, 1 yes, 2 no).
+ * Once per grammar (automata on one grammar share it), from the alternatives' start positions
+ * alone: a schema of many objects has thousands of rules, and reading every name (or a Map of
+ * the trie rules' alternatives) cost about a millisecond in the first mask at a key.
+ */
+export function ruleStarts(g: Grammar): { at: Int32Array; free: Int8Array } {
+  let r = ruleAtMemo.get(g);
+  if (r !== undefined) return r;
+  const R = g.names.length, ra = g.ruleAlts;
+  let end = 0;
+  for (let k = 0; k < R && k < ra.length; k++) { const a = ra[k]; if (a !== PENDING && a.length > 0 && a[a.length - 1] >= end) end = a[a.length - 1] + 1; }
+  const at = new Int32Array(end);
+  for (let k = 0; k < R && k < ra.length; k++) { const a = ra[k]; if (a !== PENDING) for (let i = 0; i < a.length; i++) at[a[i]] = k + 1; }
+  r = { at, free: new Int8Array(R) };
+  ruleAtMemo.set(g, r);
+  return r;
+}
+
+/** Whether rule r (< names.length) is a node of an undeclared key's trie (see ruleStarts), memoised there. */
+function freeKeyRule(g: Grammar, free: Int8Array, r: number): boolean {
+  if (free[r] === 0) {
+    const n = g.names[r], L = FREE_KEY_NODE.length;
+    let ok = n.startsWith(FREE_KEY_NODE) && (n.length === L || (n.length > L + 1 && n.charCodeAt(L) === 0x2d));
+    for (let i = L + 1; i < n.length && ok; i++) { const c = n.charCodeAt(i); ok = c >= 0x30 && c <= 0x39; }
+    free[r] = ok ? 1 : 2;
+  }
+  return free[r] === 1;
 }
 
 /** Partition of byte values by membership in every class: [byte → class, count, class → a byte]. */
@@ -1633,6 +1706,9 @@ export class TokenMatcher {
     return r;
   }
 
+  /** Whether closureF looks no further than the longest plain token (see there; off: the whole closure, for tests). */
+  depthCut = true;
+
   /** ByteAutomaton.plainClosure of s, memoised (−1: does not hold). */
   private closure(s: number): number {
     let c = this.closures[s];
@@ -1649,6 +1725,14 @@ export class TokenMatcher {
    * string. Returns an upper bound of the largest shortest-completion after such a token (a
    * character cut by the token's end counts 3 bytes more), or −1. States in the closure share the
    * answer (their closures are subsets: the bound holds for them).
+   *
+   * Only the states within P.cap[MODE_F] − 1 characters of s are asked to be such levels (no
+   * token of plain characters has more characters than P.cap, so none reads a character past
+   * them); those at P.cap characters count for the bound alone. A bounded repetition (a key
+   * pattern `^.{1,255}$` beside the keys it leaves out, printable ASCII: an ASCII character
+   * leads elsewhere than the others for 256 levels) is settled so without walking its hundreds
+   * of states. Where the walk stopped there, the answer is s's alone (a state it met has fewer
+   * characters left below the cut). `depthCut: false` walks the whole closure (for tests).
    */
   private closureF(s: number): number {
     const c = this.closures[s];
@@ -1671,8 +1755,10 @@ export class TokenMatcher {
         q = L.next;
       }
     }
-    const queue = [s], seen = new Set<number>(queue);
-    let max = 0, ok = true;
+    // Breadth first: a state's depth (characters from s) is the least.
+    const queue = [s], depth = [0], seen = new Set<number>(queue);
+    const cut = this.depthCut ? this.plain.cap[MODE_F] : Infinity;
+    let max = 0, ok = true, d = 0, stopped = false;
     const add = (t: number): boolean => {
       if (t < 0) return false;
       if (A.minComplete(t) + 3 > max) max = A.minComplete(t) + 3;
@@ -1680,10 +1766,13 @@ export class TokenMatcher {
       if (seen.size >= CLOSURE_MOST) return false;
       seen.add(t);
       queue.push(t);
+      depth.push(d + 1);
       return true;
     };
     for (let qi = 0; qi < queue.length && ok; qi++) {
       const q = queue[qi];
+      d = depth[qi];
+      if (d >= cut) { stopped = true; continue; }
       const L = this.level(q);
       if (L.mode !== MODE_F) {
         // Not a level (a character of several bytes leads elsewhere than an ASCII one, as past a
@@ -1697,7 +1786,8 @@ export class TokenMatcher {
       if (L.exc) for (const b of L.exc) if (!add(A.step(q, b))) { ok = false; break; }
     }
     if (!ok) { this.closures[s] = -1; return -1; }
-    for (const q of queue) this.closures[q] = max;
+    if (stopped) this.closures[s] = max;
+    else for (const q of queue) this.closures[q] = max;
     return max;
   }
 

@@ -1,16 +1,23 @@
 // The mask side's shortcuts against the work they skip, on the real LLaMA-2 32K vocabulary:
 //  - ByteAutomaton's memo of each stack's closure after its top byte (afterAt): the steps it
-//    makes, and so the masks, equal those of an automaton that expands every stack anew;
+//    makes, and so the masks, equal those of an automaton that expands every stack anew (and the
+//    set of pairs a closure has seen holds one closure's, not every closure's so far);
 //  - plainClosure decided from each frame alone (closureByStacks) where a frame returns to a
 //    caller that resumes with the closing quote (an undeclared key's automaton), and where a frame
 //    alone reaches a refused byte (−2): the same verdict as the walk over the state's own states,
-//    a bound at least the walk's, and masks equal to a brute-force check there.
+//    a bound at least the walk's, and masks equal to a brute-force check there;
+//  - the mode-F closure (TokenMatcher.closureF) cut at the longest plain token's characters: it
+//    settles key positions the whole closure cannot (a bounded repetition of hundreds of levels),
+//    and the masks equal those of a matcher that walks the whole closure, and a brute-force check;
+//  - the table of undeclared keys' trie rules (freeKeyAltsOf) equals the map of their names' rules.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { HFTokenizer } from '../../src/tokenizers/hf.js';
 import { TokenVocab, TokenMatcher, ByteAutomaton, DEAD, compileJsonSchema } from '../../src/structured/index.js';
 import { llama2Json } from '../tokenizers/real_vocabs.js';
 import { assertMaskBrute } from './suite_util.js';
+import { ruleStarts } from '../../src/structured/matcher.js';
+import { FREE_KEY_NODE, PENDING } from '../../src/structured/grammar.js';
 
 const enc = new TextEncoder();
 let vocab: TokenVocab;
@@ -63,6 +70,9 @@ test('steps from memoised closures equal steps that expand every stack anew: the
     const memo = new ByteAutomaton(g), fresh = new ByteAutomaton(g);
     fresh.memoClosures = false;
     const mm = new TokenMatcher(memo, vocab), mf = new TokenMatcher(fresh, vocab);
+    // What each closure saw is forgotten when the next begins: the set holds one closure's pairs.
+    const seenOf = (a: ByteAutomaton) => (a as unknown as { seen: { size: number; capacity: number } }).seen;
+    let most = 0, sum = 0;
     for (const text of list) {
       const bytes = enc.encode(text);
       let a = memo.initial, b = fresh.initial;
@@ -72,13 +82,15 @@ test('steps from memoised closures equal steps that expand every stack anew: the
         assert.ok(a !== DEAD && b !== DEAD, `dead at ${what}`);
         assert.deepEqual(Array.from(memo.stateNodes[a]), Array.from(fresh.stateNodes[b]), `stacks at ${what}`);
         assert.deepEqual(mm.mask(a), mf.mask(b), `mask at ${what}`);
+        for (const x of [memo, fresh]) { const n = seenOf(x).size; most = Math.max(most, n); sum += n; }
         compared++;
       }
       assert.ok(memo.accepting(a) && fresh.accepting(b), text);
     }
     // The memo was used (states of many stacks) and served steps (else the test would not exercise it).
     const computed = (memo as unknown as { afterAt: { a: Int32Array } }).afterAt.a.reduce((c, x) => c + (x > 0 ? 1 : 0), 0);
-    console.log(`# ${memo.expansions} stacks moved on, ${computed} closures computed`);
+    console.log(`# ${memo.expansions} stacks moved on, ${computed} closures computed; pairs seen: at most ${most} at once, ${sum} summed, table ${seenOf(memo).capacity} and ${seenOf(fresh).capacity}`);
+    for (const x of [memo, fresh]) assert.ok(seenOf(x).capacity <= 4 * Math.max(512, most), `table of ${seenOf(x).capacity} for at most ${most} pairs`);
     hits += computed > 100 && memo.expansions > computed ? 1 : 0;
   }
   assert.ok(compared > 300, `${compared} states compared`);
@@ -116,4 +128,86 @@ test('plain closures decided frame by frame (a frame that returns before the quo
     assertMaskBrute(m, vocab, s, what);
     assertMaskBrute(m, vocab, s, `${what}, budget 4`, 4);
   }
+});
+
+test('the mode-F closure cut at the longest plain token settles a bounded key pattern (^.{1,255}$) that the whole closure cannot, with masks equal to the uncut matcher\'s and a brute-force check', () => {
+  // Keys matching the pattern beside those it leaves out (additionalProperties: printable ASCII):
+  // an ASCII character leads elsewhere than the others for 256 levels. The short bound (20) has
+  // characters refused within a token's reach near its end: there the closure must fail.
+  for (const [pattern, texts2] of [
+    ['^.{1,255}$', ['{"key1":{},"key2":[1],"k\u00e9y3":"x","":2}', '{"a b c d e f g h i j k l m n o p q r s t u v w x y z 0123456789":true}']],
+    ['^.{1,20}$', ['{"0123456789abcdefghi":1,"\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9x":2,"abcdefghijklmnopqrstuvwxyz":3}']],
+  ] as const) {
+    const g = compileJsonSchema({ type: 'object', patternProperties: { [pattern]: {} } } as never);
+    const cut = new TokenMatcher(g, vocab), whole = new TokenMatcher(g, vocab);
+    (whole as unknown as { depthCut: boolean }).depthCut = false;
+    const closureF = (m: TokenMatcher, s: number) => (m as unknown as { closureF(s: number): number }).closureF(s);
+    let settled = 0;
+    for (const text of texts2) {
+      const bytes = enc.encode(text);
+      let a = cut.initial, b = whole.initial;
+      for (let i = 0; i <= bytes.length; i++) {
+        if (i > 0) { a = cut.automaton.step(a, bytes[i - 1]); b = whole.automaton.step(b, bytes[i - 1]); }
+        const what = `${pattern}: ${JSON.stringify(text.slice(0, i))}`;
+        assert.ok(a !== DEAD && b !== DEAD, what);
+        assert.deepEqual(cut.mask(a), whole.mask(b), `mask at ${what}`);
+        assert.deepEqual(cut.mask(a, 3), whole.mask(b, 3), `mask at ${what}, budget 3`);
+        // Inside a key: where the cut closure holds and the whole one does not, brute force too.
+        if (closureF(cut, a) >= 0 && closureF(whole, b) < 0) {
+          settled++;
+          if (settled % 7 === 1) assertMaskBrute(cut, vocab, a, what);
+        }
+      }
+    }
+    if (pattern === '^.{1,255}$') assert.ok(settled >= 20, `${settled} key positions settled by the cut`);
+  }
+  // The work the cut saves at the first key character: the tokens of plain characters from the
+  // tables, not a walk of the trie.
+  const g = compileJsonSchema({ type: 'object', patternProperties: { '^.{1,255}$': {} } } as never);
+  const cut = new TokenMatcher(g, vocab), whole = new TokenMatcher(g, vocab);
+  (whole as unknown as { depthCut: boolean }).depthCut = false;
+  const at = (m: TokenMatcher) => { const s = m.automaton.advanceBytes(m.initial, enc.encode('{"k')); m.mask(m.initial); const w = m.stats.nodesVisited; m.mask(s); return m.stats.nodesVisited - w; };
+  const wc = at(cut), ww = at(whole);
+  assert.ok(wc < 2000 && ww > 20000, `trie nodes walked: ${wc} cut, ${ww} whole`);
+});
+
+test('the rules by their alternatives\' starts name the undeclared keys\' trie rules as the map of their names\' rules does, once per grammar', () => {
+  // Objects of several shapes (tries of their own, shared tails).
+  const objs = Array.from({ length: 12 }, (_, i) => ({ type: 'object', properties: Object.fromEntries(Array.from({ length: 3 + i }, (_, j) => [`name${i}_${j}`, { type: 'integer' }])) }));
+  let total = 0;
+  for (const schema of [style, jobs, { type: 'object', properties: { a: { anyOf: objs }, b: { type: 'array', items: objs[3] } } }]) {
+    const g = compileJsonSchema(schema as never);
+    const m = new TokenMatcher(g, vocab);
+    const A = m.automaton as unknown as { freeKeyFrame(positions: number[]): boolean };
+    // The reference: every alternative of a rule so named, by the names.
+    const want = new Map<number, number>();
+    g.names.forEach((n, r) => {
+      if (n !== FREE_KEY_NODE && !(n.startsWith(FREE_KEY_NODE + '-') && /^\d+$/.test(n.slice(FREE_KEY_NODE.length + 1)))) return;
+      for (const a of g.alts(r)) want.set(a, r);
+    });
+    assert.ok(want.size > 0, 'alternatives of undeclared keys\' tries');
+    total += want.size;
+    // (Lazy rules not built yet have no positions: ruleStarts leaves them out, and none is a trie rule.)
+    const lazy = new Set<number>();
+    for (let r = 0; r < g.names.length; r++) if (g.ruleAlts[r] === PENDING) lazy.add(r);
+    const { at } = ruleStarts(g);
+    const got = new Map<number, number>();
+    // Every alternative start of a named rule, asked one by one (as freeKeyFrame does).
+    for (let r = 0; r < g.names.length; r++) for (const a of g.alts(r)) {
+      if (lazy.has(r)) { assert.ok(!want.has(a) && (a >= at.length || at[a] === 0), `lazy rule ${g.names[r]}`); continue; }
+      assert.equal(at[a], r + 1, `rule of position ${a}`);
+      // A frame of one alternative of a trie rule is a free-key frame only when its class covers every plain character; its rule is found either way.
+      if (want.has(a)) got.set(a, r);
+    }
+    assert.deepEqual(got, want);
+    // freeKeyFrame agrees with the names: a trie rule's alternatives together, and none of another rule.
+    const byRule = new Map<number, number[]>();
+    for (const [a, r] of want) { const l = byRule.get(r); if (l) l.push(a); else byRule.set(r, [a]); }
+    let frames = 0;
+    for (const [, list] of byRule) if (A.freeKeyFrame([...list].filter((a) => g.prog[a] < -1))) frames++;
+    assert.ok(frames > 0, 'trie rules recognised as free-key frames');
+    for (let r = 0; r < g.names.length; r++) if (!byRule.has(r) && g.alts(r).length > 0) assert.equal(A.freeKeyFrame([...g.alts(r)]), false, g.names[r]);
+    assert.equal(ruleStarts(g), ruleStarts(g));
+  }
+  assert.ok(total > 50, `${total} alternatives of undeclared keys' tries`);
 });
