@@ -1,6 +1,6 @@
 // Measures a prefill's quantised matmul (quant_matmul / q8_0_matmul with M rows of x) on one
 // thread, random blocks, one weight matrix called again and again: GMAC/s by CPU time, best of 5.
-// Q4_0, Q4_K and Q6_K take the integer GEMM for M ≥ 9, Q8_0 (and the others) the dequantise-then-f32-GEMM panel path.
+// Every type but Q8_0 takes the integer GEMM for M ≥ 9 (Q4_0, Q4_1, Q5_0, Q4_K, Q5_K, Q6_K); Q8_0 the dequantise-then-f32-GEMM panel path.
 // Usage (after `npm run build`):
 //   node bench/quant_prefill.mjs [--types q4_0,q4_k,q8_0,q6_k,q5_k,q5_0,q4_1] [--shapes 97x2048x768,256x768x2048] [--root DIR]
 // --root DIR runs another checkout's build (an A/B of two builds, alternating runs).
