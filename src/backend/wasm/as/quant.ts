@@ -275,6 +275,16 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
 // @ts-ignore: decorator
 @inline function half(p: usize): f32 { return h2fTab(<u32>load<u16>(p)); }
 
+// The sum of an i32x4's four lanes.
+// @ts-ignore: decorator
+@inline function lanesSum(v: v128): i32 { return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3); }
+
+// n bytes (a multiple of 16) from src to dst, or zeros when !keep (a tile's rows past the last).
+// @ts-ignore: decorator
+@inline function copyOrZero(dst: usize, src: usize, n: i32, keep: bool): void {
+  for (let j = 0; j < n; j += 16) v128.store(dst + <usize>j, keep ? v128.load(src + <usize>j) : i8x16.splat(0));
+}
+
 // Round the row x (nb·256 f32) to Q8_K blocks (quantize_row_q8_K): per block the value of
 // largest magnitude `max` (the first one on ties), iscale = −127/max, qx = nearest(iscale·x)
 // (ties to even, clamped to ±127) as i16 lanes at xq, dy = 1/iscale at ds (0 and qx = 0 when the
@@ -317,7 +327,7 @@ const T_Q4_0: i32 = 2, T_Q4_1: i32 = 3, T_Q5_0: i32 = 6, T_Q4_K: i32 = 12, T_Q5_
     s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load(xq, 16), one));
     s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load(xq, 32), one));
     s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load(xq, 48), one));
-    store<i32>(ss, i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3));
+    store<i32>(ss, lanesSum(s));
     xq += 64; ss += 4;
   }
 }
@@ -753,10 +763,11 @@ export function quant_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: 
   const QB = typeBlock(type);
   const nb = K / QB;
   const rowBytes = <usize>(nb * typeBytes(type));
-  if ((type == T_Q4_0 || type == T_Q5_0 || type == T_Q4_1) && M >= PANEL_M) { intPrefill(type, out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
-  if (type == T_Q4_K && M >= PANEL_M) { intPrefillK(T_Q4_K, out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
-  if (type == T_Q5_K && M >= PANEL_M) { intPrefillK(T_Q5_K, out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
-  if (type == T_Q6_K && M >= PANEL_M) { intPrefill6(out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
+  if (M >= PANEL_M) {
+    if (type == T_Q4_0 || type == T_Q5_0 || type == T_Q4_1) { intPrefill(type, out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
+    if (type == T_Q4_K || type == T_Q5_K) { intPrefillK(type, out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
+    if (type == T_Q6_K) { intPrefill6(out, x, w, M, N, K, ldx, ldo, beta, tid, nt); return; }
+  }
   if (panelMatmul(type, out, x, w, M, N, K, ldx, ldo, beta, tid, nt)) return;
   const buf = scratch() + GEMM_SCRATCH_END;
   const room = <i32>((<usize>SCRATCH_BYTES - GEMM_SCRATCH_END) >> 2);
@@ -782,7 +793,7 @@ export function quant_matmul(out: usize, x: usize, w: usize, M: i32, N: i32, K: 
         if (type == T_Q6_K) for (let c = 0; c < (K >> 4); c++) {
           const q = v128.load(x8 + <usize>(16 * c));
           const v = i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(q));
-          store<i16>(x8 + <usize>(K + 256 * (c >> 4) + 2 * (c & 15)), <i16>(i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3)));
+          store<i16>(x8 + <usize>(K + 256 * (c >> 4) + 2 * (c & 15)), <i16>lanesSum(v));
         }
       }
     }
@@ -964,13 +975,13 @@ function intPrefill(t: i32, out: usize, x: usize, w: usize, M: i32, N: i32, K: i
           v128.store(xt + <usize>(128 * b + 32 * lane), a);
           v128.store(xt + <usize>(128 * b + 32 * lane + 16), c);
           const sum = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extadd_pairwise_i8x16_s(a), i16x8.extadd_pairwise_i8x16_s(c)));
-          store<i32>(ot + <usize>(16 * b + 4 * lane), (i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3)) << shift);
+          store<i32>(ot + <usize>(16 * b + 4 * lane), lanesSum(sum) << shift);
         } else {
-          for (let j = 0; j < 64; j += 16) v128.store(xt + <usize>(256 * b + 64 * lane + j), r < mr ? v128.load(q + <usize>j) : zero);
+          copyOrZero(xt + <usize>(256 * b + 64 * lane), q, 64, r < mr);
           if (mn) {
             const sum = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(v128.load(q), ones), i32x4.dot_i16x8_s(v128.load(q, 16), ones)),
               i32x4.add(i32x4.dot_i16x8_s(v128.load(q, 32), ones), i32x4.dot_i16x8_s(v128.load(q, 48), ones)));
-            store<i32>(ot + <usize>(16 * b + 4 * lane), r < mr ? i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3) : 0);
+            store<i32>(ot + <usize>(16 * b + 4 * lane), r < mr ? lanesSum(sum) : 0);
           }
         }
       }
@@ -980,8 +991,8 @@ function intPrefill(t: i32, out: usize, x: usize, w: usize, M: i32, N: i32, K: i
       const p = w + <usize>n * rowBytes;
       for (let b = 0; b < nb; b++) {
         const pb = p + <usize>(bytes * b), ub = wu + <usize>(qb * b);
-        store<f32>(wd + <usize>(4 * b), h2fTab(<u32>load<u16>(pb)));
-        if (mn) store<f32>(wd + <usize>(4 * (nb + b)), h2fTab(<u32>load<u16>(pb + 2)));
+        store<f32>(wd + <usize>(4 * b), half(pb));
+        if (mn) store<f32>(wd + <usize>(4 * (nb + b)), half(pb + 2));
         let lo: v128, hi: v128;
         if (t == T_Q4_0) { const v = v128.load(pb, 2); lo = v128.and(v, mask); hi = hi4(v, mask); }
         else if (t == T_Q4_1) { const v = v128.load(pb, 4); lo = v128.and(v, mask); hi = hi4(v, mask); }
@@ -1084,7 +1095,7 @@ function intPrefillK(t: i32, out: usize, x: usize, w: usize, M: i32, N: i32, K: 
         if (!wide) {
           for (let c = 0; c < 256; c += 16) v128.store(xb + <usize>(256 * lane + c), r < mr ? i8x16.narrow_i16x8_s(v128.load(q + <usize>(2 * c)), v128.load(q + <usize>(2 * c), 16)) : zero);
         } else {
-          for (let c = 0; c < 512; c += 16) v128.store(xb + <usize>(512 * lane + c), r < mr ? v128.load(q + <usize>c) : zero);
+          copyOrZero(xb + <usize>(512 * lane), q, 512, r < mr);
         }
       }
     }
@@ -1116,8 +1127,8 @@ function intPrefillK(t: i32, out: usize, x: usize, w: usize, M: i32, N: i32, K: 
           store<i16>(mn + <usize>(16 * q + 4 * r), <i16>((mns >> (<u64>(16 * q))) & 0xff));
           store<i16>(mn + <usize>(16 * q + 4 * r + 2), <i16>((mns >> (<u64>(16 * q + 8))) & 0xff));
         }
-        store<f32>(mn + 64, h2fTab(<u32>load<u16>(pb)));
-        store<f32>(mn + 68, h2fTab(<u32>load<u16>(pb + 2)));
+        store<f32>(mn + 64, half(pb));
+        store<f32>(mn + 68, half(pb + 2));
       }
       for (let ti = 0; ti < nTiles; ti++) {
         const xt = tiles + <usize>(ti * tileBytes);
@@ -1202,7 +1213,7 @@ function tileRow6Wide(wu: usize, xt: usize, nb: i32): v128 { return tileRow6T(tr
 
 // out (M×N) = x · Wᵀ for a Q6_K W, as described above.
 function intPrefill6(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx: i32, ldo: i32, beta: i32, tid: i32, nt: i32): void {
-  const nb = K >> 8, rowBytes = <usize>(nb * 210);
+  const bytes = typeBytes(T_Q6_K), nb = K >> 8, rowBytes = <usize>(nb * bytes);
   const wide = !ASC_FEATURE_RELAXED_SIMD;
   const wsb = wide ? 528 : 432, xsb = wide ? 2064 : 1168;
   const wBytes = wsb * nb, rowTmp = 2 * K + 4 * nb, tileBytes = xsb * nb;
@@ -1222,7 +1233,7 @@ function intPrefill6(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx
         const xb = xt + <usize>(b * xsb), q = xq + <usize>(512 * b);
         store<f32>(xb + <usize>((wide ? 2048 : 1152) + 4 * lane), r < mr ? load<f32>(ds + <usize>(4 * b)) : 0);
         if (wide) {
-          for (let c = 0; c < 512; c += 16) v128.store(xb + <usize>(512 * lane + c), r < mr ? v128.load(q + <usize>c) : zero);
+          copyOrZero(xb + <usize>(512 * lane), q, 512, r < mr);
           continue;
         }
         for (let p = 0; p < 8; p++) {
@@ -1234,15 +1245,15 @@ function intPrefill6(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx
           // X_2p, X_2p+1 (|·| ≤ 16 · 127)
           const sa = i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(a)), sc = i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(c));
           const X = xb + <usize>(1024 + 32 * lane + 4 * p);
-          store<i16>(X, <i16>(i32x4.extract_lane(sa, 0) + i32x4.extract_lane(sa, 1) + i32x4.extract_lane(sa, 2) + i32x4.extract_lane(sa, 3)));
-          store<i16>(X, <i16>(i32x4.extract_lane(sc, 0) + i32x4.extract_lane(sc, 1) + i32x4.extract_lane(sc, 2) + i32x4.extract_lane(sc, 3)), 2);
+          store<i16>(X, <i16>lanesSum(sa));
+          store<i16>(X, <i16>lanesSum(sc), 2);
         }
       }
     }
     for (let n = n0; n < n1; n++) {
       const p = w + <usize>n * rowBytes;
       for (let b = 0; b < nb; b++) {
-        const pb = p + <usize>(210 * b), ub = wu + <usize>(b * wsb);
+        const pb = p + <usize>(bytes * b), ub = wu + <usize>(b * wsb);
         for (let h = 0; h < 2; h++) {
           const ql = pb + <usize>(64 * h), qh = pb + 128 + <usize>(32 * h), sc = pb + 192 + <usize>(8 * h);
           const l0 = v128.load(ql), l1 = v128.load(ql, 16), l2 = v128.load(ql, 32), l3 = v128.load(ql, 48);
@@ -1255,7 +1266,7 @@ function intPrefill6(out: usize, x: usize, w: usize, M: i32, N: i32, K: i32, ldx
           put6(wide, u + <usize>(2 * cs), q6Quants(l0, h0, 4, true, mask, three), q6Quants(l1, h1, 4, true, mask, three), sc + 4, k32);
           put6(wide, u + <usize>(3 * cs), q6Quants(l2, h0, 6, true, mask, three), q6Quants(l3, h1, 6, true, mask, three), sc + 6, k32);
         }
-        const d = h2fTab(<u32>load<u16>(pb + 208));
+        const d = half(pb + 208);
         if (wide) { store<f32>(ub + 512, d); continue; }
         for (let j = 0; j < 16; j++) {
           const s = <i16>load<i8>(pb + 192 + <usize>j);
