@@ -87,9 +87,14 @@ class StateTable {
   intern<T>(key: string | number, payload: T, store: T[], acc: boolean): number {
     let id = this.ids.get(key);
     if (id !== undefined) return id;
-    id = this.trans.length;
-    if (id >= this.limit) throw new ComplexityError(`DFA states of ${this.what}`, this.limit);
+    id = this.add(payload, store, acc);
     this.ids.set(key, id);
+    return id;
+  }
+  /** A new state, queued with its payload, for a caller that keeps its own keys (product). */
+  add<T>(payload: T, store: T[], acc: boolean): number {
+    const id = this.trans.length;
+    if (id >= this.limit) throw new ComplexityError(`DFA states of ${this.what}`, this.limit);
     this.trans.push([]);
     this.accept.push(acc);
     store.push(payload);
@@ -346,26 +351,22 @@ type Op = 'and' | 'or' | 'diff';
  * (a without b). A missing transition is the dead state (-1).
  */
 export function product(a: Dfa, b: Dfa, op: Op, limits: DfaLimits = {}): Dfa {
-  const limit = limits.maxStates ?? DFA_MAX_STATES;
-  const what = limits.what ?? `${op === 'and' ? 'an intersection' : op === 'or' ? 'a union' : 'a difference'} of string languages`;
+  const table = new StateTable(limits.maxStates ?? DFA_MAX_STATES, limits.what ?? `${op === 'and' ? 'an intersection' : op === 'or' ? 'a union' : 'a difference'} of string languages`);
   // The state of pair (x, y) under key (x + 1) * B + y + 1 (-1: the dead state): in a table where
-  // the pairs are few (a map's lookups were most of a product's time), else in a map. States are
-  // numbered as met, and expanded in that order.
+  // the pairs are few (a map's lookups were most of a product's time), else in a map; the
+  // StateTable only numbers the states (as met) and queues them.
   const B = b.size + 1, pairsN = (a.size + 1) * B;
   const tab = pairsN <= PAIR_TABLE_MAX ? new Int32Array(pairsN).fill(-1) : null;
   const map = tab === null ? new Map<number, number>() : null;
   const px: number[] = [], py: number[] = [];
-  const trans: Edge[][] = [], accept: boolean[] = [];
   const intern = (x: number, y: number): number => {
     const k = (x + 1) * B + y + 1;
     let id = tab !== null ? tab[k] : map!.get(k) ?? -1;
     if (id >= 0) return id;
-    id = trans.length;
-    if (id >= limit) throw new ComplexityError(`DFA states of ${what}`, limit);
-    if (tab !== null) tab[k] = id; else map!.set(k, id);
-    px.push(x); py.push(y); trans.push([]);
     const u = x >= 0 && a.accept[x], v = y >= 0 && b.accept[y];
-    accept.push(op === 'and' ? u && v : op === 'or' ? u || v : u && !v);
+    id = table.add(x, px, op === 'and' ? u && v : op === 'or' ? u || v : u && !v);
+    py.push(y);
+    if (tab !== null) tab[k] = id; else map!.set(k, id);
     return id;
   };
   let edges: Edge[] = [];
@@ -375,7 +376,7 @@ export function product(a: Dfa, b: Dfa, op: Op, limits: DfaLimits = {}): Dfa {
     edges.push([lo, hi, intern(x, y)]);
   };
   intern(0, 0);
-  for (let s = 0; s < trans.length; s++) {
+  for (let s = table.next(); s >= 0; s = table.next()) {
     const p = px[s], q = py[s];
     const ea = p >= 0 ? a.trans[p] : [], eb = q >= 0 ? b.trans[q] : [];
     edges = [];
@@ -392,9 +393,9 @@ export function product(a: Dfa, b: Dfa, op: Op, limits: DfaLimits = {}): Dfa {
       emit(at, end, ina ? ea[i][2] : -1, inb ? eb[j][2] : -1);
       at = end + 1;
     }
-    trans[s] = mergeEdges(edges);
+    table.trans[s] = mergeEdges(edges);
   }
-  return trim(new Dfa(trans, accept));
+  return trim(table.dfa());
 }
 
 /** Most pairs of states whose product keeps its states in a table (beyond: a map). */
