@@ -7,8 +7,7 @@
 import { loadCheckout, readCorpusFile } from './pair_checkout.mjs';
 const [a, b, dir, list, reps = '5'] = process.argv.slice(2);
 if (!a || !b || !dir || !list) { console.error('usage: node scripts/mask_total_pair.mjs <checkout A> <checkout B> <corpus dir> <a,b,c> [reps]'); process.exit(2); }
-const load = async (root) => { const { S, tok, vocab } = await loadCheckout(root); return { S, tok, vocab }; };
-const A = await load(a), B = await load(b);
+const A = await loadCheckout(a), B = await loadCheckout(b);
 const run = ({ S, tok, vocab }, schema, enc) => {
   const c0 = process.cpuUsage(), t0 = performance.now();
   const m = new S.TokenMatcher(new S.SchemaCompiler(schema, {}).compile(), vocab);
