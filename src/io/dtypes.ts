@@ -1,68 +1,20 @@
-// Raw tensors (bytes + dtype + shape) and exact conversions to and from Float32Array:
-// f16 and bf16 with round-to-nearest-even, Q8_0 exactly as ggml's quantize_row_q8_0_ref.
+// Raw tensors (bytes + dtype + shape: raw.ts) and exact conversions to and from Float32Array:
+// f16 and bf16 with round-to-nearest-even (half.ts), Q8_0 exactly as ggml's quantize_row_q8_0_ref.
 import { MissingTensorError, TensorError, TruncatedError, UnexpectedTensorError, UnsupportedDTypeError } from './errors.js';
 import { checkFiniteTensors } from './finite.js';
 import type { FiniteOptions } from './finite.js';
 import { quantizeQ4_0, quantizeQ4_1, quantizeQ5_0, quantizeQ4_K, quantizeQ5_K, quantizeQ6_K } from './quantize.js';
 const QUANTIZERS = { Q4_0: quantizeQ4_0, Q4_1: quantizeQ4_1, Q5_0: quantizeQ5_0, Q4_K: quantizeQ4_K, Q5_K: quantizeQ5_K, Q6_K: quantizeQ6_K };
-import { GGML_QUANT, dequantizeBlocks, f32ToBf16Bits } from '../backend/ref/ggml_blocks.js';
+import { GGML_QUANT, dequantizeBlocks } from '../backend/ref/ggml_blocks.js';
 import type { GgmlQuantName } from '../backend/ref/ggml_blocks.js';
+import { KEPT_RAW, QK8_0, QUANT_RAW, isKeptRaw, isQuantRaw } from './raw.js';
+import type { RawDType, RawSource, RawTensor } from './raw.js';
+import { f16ToF32Table, f32ToBf16Bits, f32ToF16Bits } from './half.js';
 import type { QuantDType } from '../tensor/tensor.js';
 
-/**
- * Element types a checkpoint can hold. Q8_0 is ggml's block type of 32 int8 + one f16 scale;
- * Q4_0, Q4_1, Q5_0 (32 values) and Q4_K, Q5_K, Q6_K (256) its other block types read and kept
- * (layouts in backend/ref/ggml_blocks.ts).
- */
-export type RawDType =
-  | 'F64' | 'F32' | 'F16' | 'BF16'
-  | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8' | 'BOOL'
-  | 'F8_E4M3' | 'F8_E5M2'
-  | 'Q8_0' | GgmlBlockDType;
-/** ggml block types other than Q8_0, by their names in GGUF. */
-export type GgmlBlockDType = 'Q4_0' | 'Q4_1' | 'Q5_0' | 'Q4_K' | 'Q5_K' | 'Q6_K';
-/** The quantised RawDTypes and the in-memory (tensor) dtype each one loads as. */
-export const QUANT_RAW: Readonly<Record<'Q8_0' | GgmlBlockDType, QuantDType>> = {
-  Q8_0: 'q8_0', Q4_0: 'q4_0', Q4_1: 'q4_1', Q5_0: 'q5_0', Q4_K: 'q4_k', Q5_K: 'q5_k', Q6_K: 'q6_k',
-};
-export function isQuantRaw(d: RawDType): d is 'Q8_0' | GgmlBlockDType {
-  return Object.prototype.hasOwnProperty.call(QUANT_RAW, d);
-}
-/** The RawDTypes a weight can keep in memory as they are (the quantised ones and F16, BF16), and the tensor dtype each one keeps. */
-export const KEPT_RAW: Readonly<Record<'Q8_0' | GgmlBlockDType | 'F16' | 'BF16', QuantDType>> = { ...QUANT_RAW, F16: 'f16', BF16: 'bf16' };
-export function isKeptRaw(d: RawDType): d is keyof typeof KEPT_RAW {
-  return Object.prototype.hasOwnProperty.call(KEPT_RAW, d);
-}
-
-/**
- * A tensor as the formats hold it. `shape` is row-major (last dim fastest, PyTorch/HF order,
- * also for GGUF whose ne[] is the reverse); `data` is little-endian bytes.
- */
-export interface RawTensor {
-  name: string;
-  dtype: RawDType;
-  shape: number[];
-  data: Uint8Array;
-  /**
-   * Where a deferred tensor's bytes lie in its file (see deferredTensor): a loader reads them
-   * straight into their place in the heap (fillFromSource) instead of through `data`.
-   */
-  source?: RawSource;
-}
-
-/**
- * A tensor's bytes in a file, not read yet: `length` bytes at `offset`, read by `readAt` (which
- * fills `into` from the file at `position` and returns the bytes it got, 0 at the end of the
- * file). `rowOrder`, when present, gives the destination row of each stored row (a q/k
- * permutation applied as the rows are read).
- */
-export interface RawSource {
-  file: string;
-  offset: number;
-  length: number;
-  readAt(into: Uint8Array, position: number): number;
-  rowOrder?: Uint32Array;
-}
+// The raw tensor's types (raw.ts) and the half conversions (half.ts) are imported from here too.
+export * from './raw.js';
+export * from './half.js';
 
 /** Bytes read per step from a deferred tensor's file: a bounded buffer, never a whole tensor. */
 const FILL_CHUNK = 4 << 20;
@@ -129,7 +81,6 @@ const ELEMENT_BYTES: Record<RawDType, number> = {
   F8_E4M3: 1, F8_E5M2: 1, Q8_0: 34,
   Q4_0: 18, Q4_1: 20, Q5_0: 22, Q4_K: 144, Q5_K: 176, Q6_K: 210,
 };
-export const QK8_0 = 32;
 
 export function isDType(s: unknown): s is RawDType {
   return typeof s === 'string' && Object.prototype.hasOwnProperty.call(ELEMENT_BYTES, s);
@@ -201,60 +152,6 @@ export function checkTensorShapes(
     seen.add(t.name);
   }
   for (const name of want.keys()) if (!seen.has(name)) throw new MissingTensorError(file, name);
-}
-
-// ---- f16 / bf16 ---------------------------------------------------------------------------
-
-const f32buf = new Float32Array(1);
-const u32buf = new Uint32Array(f32buf.buffer);
-
-/** f32 → IEEE half bits, round to nearest even; overflow → ±inf; NaN stays a (quiet) NaN. */
-export function f32ToF16Bits(x: number): number {
-  f32buf[0] = x;
-  const b = u32buf[0];
-  const sign = (b >>> 16) & 0x8000;
-  const exp = (b >>> 23) & 0xff;
-  const mant = b & 0x7fffff;
-  if (exp === 0xff) return mant ? sign | 0x7e00 | (mant >>> 13) : sign | 0x7c00;
-  const e = exp - 112; // rebias 127 → 15
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign; // below half the smallest subnormal: ±0
-    const full = mant | 0x800000;
-    const shift = 14 - e; // 14..24
-    let r = full >>> shift;
-    const rem = full & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && (r & 1))) r++;
-    return sign | r;
-  }
-  let r = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (r & 1))) r++; // a carry rolls into the exponent (up to inf), as it should
-  return sign | r;
-}
-
-let f16Table: Float32Array | undefined;
-/** Lookup table of all 65536 half values as f32 (exact). */
-function f16ToF32Table(): Float32Array {
-  if (f16Table) return f16Table;
-  const t = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const s = h & 0x8000 ? -1 : 1;
-    const e = (h >>> 10) & 0x1f;
-    const m = h & 0x3ff;
-    if (e === 0) t[h] = s * m * 2 ** -24;
-    else if (e === 0x1f) t[h] = m ? NaN : s * Infinity;
-    else t[h] = s * (1 + m / 1024) * 2 ** (e - 15);
-  }
-  return (f16Table = t);
-}
-export function f16BitsToF32(h: number): number { return f16ToF32Table()[h & 0xffff]; }
-
-export { f32ToBf16Bits };
-export function bf16BitsToF32(h: number): number {
-  u32buf[0] = (h & 0xffff) << 16;
-  return f32buf[0];
 }
 
 // ---- Q8_0 ------------------------------------------------------------------------------

@@ -4,10 +4,11 @@
 // the first bad element. Refusing is the default; `allowNonFinite` (the CLI's --allow-nonfinite,
 // or setAllowNonFinite for a whole process) lets such a file load. Node-free.
 import { TensorError } from './errors.js';
-import { QK8_0, QUANT_RAW, bf16BitsToF32, f16BitsToF32 } from './dtypes.js';
+import { QK8_0, QUANT_RAW } from './raw.js';
+import { bf16BitsToF32, f16BitsToF32 } from './half.js';
 import { GGML_QUANT, scaleOffsets } from '../backend/ref/ggml_blocks.js';
 import type { GgmlQuantName } from '../backend/ref/ggml_blocks.js';
-import type { RawTensor } from './dtypes.js';
+import type { RawTensor } from './raw.js';
 
 /** A tensor holds NaN or ±Inf: names the file, the tensor and the first bad element. */
 export class NonFiniteWeightError extends TensorError {

@@ -2,7 +2,7 @@
 // quantisers (quantize_row_q4_0_ref, _q4_1_ref, _q5_0_ref, quantize_row_q4_K_ref and _q5_K_ref
 // with make_qkx2_quants, quantize_row_q6_K_ref with make_qx_quants) step by step in f32 arithmetic (every operation rounded by Math.fround,
 // nearest_int's ties to even). Layouts: backend/ref/ggml_blocks.ts. Node-free.
-import { f32ToF16Bits, f16BitsToF32 } from './dtypes.js';
+import { f32ToF16Bits, f16BitsToF32 } from './half.js';
 
 const fr = Math.fround;
 /** ggml's nearest_int: round to nearest, ties to even (the 1.5·2^23 trick). */
