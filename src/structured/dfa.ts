@@ -356,17 +356,23 @@ export function product(a: Dfa, b: Dfa, op: Op, limits: DfaLimits = {}): Dfa {
   // the pairs are few (a map's lookups were most of a product's time), else in a map; the
   // StateTable only numbers the states (as met) and queues them.
   const B = b.size + 1, pairsN = (a.size + 1) * B;
-  const tab = pairsN <= PAIR_TABLE_MAX ? new Int32Array(pairsN).fill(-1) : null;
-  const map = tab === null ? new Map<number, number>() : null;
+  // The table is shared by all products, entries of this one told by their stamp (a table of the
+  // pairs allocated and filled per product was 512 KB for two automata of 360 states, most of the
+  // memory a compile of patternProperties allocated).
+  const useTab = pairsN <= PAIR_TABLE_MAX;
+  const map = useTab ? null : new Map<number, number>();
+  if (useTab && pairStamps === null) { pairStamps = new Int32Array(PAIR_TABLE_MAX); pairIds = new Int32Array(PAIR_TABLE_MAX); }
+  if (useTab && ++pairStamp === 0x7fffffff) { pairStamps!.fill(0); pairStamp = 1; }
+  const stamp = pairStamp, stamps = pairStamps!, pairId = pairIds!;
   const px: number[] = [], py: number[] = [];
   const intern = (x: number, y: number): number => {
     const k = (x + 1) * B + y + 1;
-    let id = tab !== null ? tab[k] : map!.get(k) ?? -1;
+    let id = useTab ? (stamps[k] === stamp ? pairId[k] : -1) : map!.get(k) ?? -1;
     if (id >= 0) return id;
     const u = x >= 0 && a.accept[x], v = y >= 0 && b.accept[y];
     id = table.add(x, px, op === 'and' ? u && v : op === 'or' ? u || v : u && !v);
     py.push(y);
-    if (tab !== null) tab[k] = id; else map!.set(k, id);
+    if (useTab) { stamps[k] = stamp; pairId[k] = id; } else map!.set(k, id);
     return id;
   };
   let edges: Edge[] = [];
@@ -400,6 +406,12 @@ export function product(a: Dfa, b: Dfa, op: Op, limits: DfaLimits = {}): Dfa {
 
 /** Most pairs of states whose product keeps its states in a table (beyond: a map). */
 const PAIR_TABLE_MAX = 1 << 17;
+/**
+ * product's table (1 MB, made by the first product that uses it): pair k's state is pairIds[k]
+ * where pairStamps[k] is the running product's stamp (products do not nest).
+ */
+let pairStamps: Int32Array | null = null, pairIds: Int32Array | null = null;
+let pairStamp = 0;
 
 export const intersect = (a: Dfa, b: Dfa, limits?: DfaLimits) => product(a, b, 'and', limits);
 export const union = (a: Dfa, b: Dfa, limits?: DfaLimits) => product(a, b, 'or', limits);

@@ -197,3 +197,11 @@ test('a search of many literal branches past the automaton bound is written as a
   for (let k = 0; k < 200; k++) { const z = r.pick(zones); const cut = r.int(0, z.length); tries.push(r.pick(['', 'x', 'use1-']) + z.slice(0, cut) + r.pick(['', '-', 'az1', z.slice(cut)])); }
   for (const s of tries) assert.equal(accepts(s), re.test(s), JSON.stringify(s));
 });
+
+test('product after a product refused at its state bound: the same automaton as the reference (the shared pair table holds nothing of the refused one)', () => {
+  const a = charsDfa([[0x61, 0x7a]], 2, 300), b = charsDfa([[0x20, 0x7e]], 0, 200), c = regexDfa(`^(title_${TAG})$`, true);
+  assert.equal(outcome(() => intersect(a, b, { maxStates: 50 })), 'refused');
+  same(intersect(a, b), referenceProduct(a, b, 'and'), 'after a refusal');
+  const d = charsDfa([[0x20, 0x7e]], 0, 12);
+  same(minus(d, c), referenceProduct(d, c, 'diff'), 'a second product');
+});
