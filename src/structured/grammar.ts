@@ -167,6 +167,9 @@ export class GrammarBuilder {
       }
       if (ends) alts.push([]);
       for (const [x, g] of next) {
+        // One sequence left: its rest is one alternative of its symbols (the levels below make no
+        // rule), taken as it is instead of prepending a symbol at each level (quadratic in its length).
+        if (g.length === 1) { alts.push(g[0].slice(i)); continue; }
         const rest = at(g, i + 1);
         alts.push(rest.length === 1 ? [x, ...rest[0]] : [x, this.rule(name, rest)]);
       }

@@ -120,3 +120,42 @@ test('Grammar build: bounded repetitions (chain levels) keep their shortest leng
     assert.deepEqual([...lengths].sort((x, y) => x - y), [...want].sort((x, y) => x - y), `trial ${trial}: min ${min} max ${max} unit ${unitOk}`);
   }
 });
+
+/** GrammarBuilder.trie as first written: one level per symbol, each rest prepended with its symbol. */
+function referenceTrie(b: GrammarBuilder, name: string, seqs: Sym[][]): Sym {
+  const at = (qs: Sym[][], i: number): Sym[][] => {
+    const alts: Sym[][] = [];
+    const next = new Map<Sym, Sym[][]>();
+    let ends = false;
+    for (const q of qs) {
+      if (q.length === i) { ends = true; continue; }
+      let g = next.get(q[i]);
+      if (!g) next.set(q[i], g = []);
+      g.push(q);
+    }
+    if (ends) alts.push([]);
+    for (const [x, g] of next) {
+      const rest = at(g, i + 1);
+      alts.push(rest.length === 1 ? [x, ...rest[0]] : [x, b.rule(name, rest)]);
+    }
+    return alts;
+  };
+  return b.alt(name, at(seqs, 0));
+}
+
+test('GrammarBuilder.trie: the rules of the plain trie (enum values: shared prefixes, values that are prefixes of others, duplicates, the empty value)', () => {
+  const rng = new Rng(5);
+  for (let trial = 0; trial < 400; trial++) {
+    const words: string[] = [];
+    for (let k = rng.int(1, 60); k > 0; k--) {
+      const w = rng.chance(0.3) && words.length ? rng.pick(words) : '';
+      words.push(w.slice(0, rng.int(0, w.length)) + Array.from({ length: rng.int(0, 6) }, () => rng.pick(['a', 'b', 'c', '-', 'é'])).join(''));
+    }
+    const b1 = new GrammarBuilder(), b2 = new GrammarBuilder();
+    const r1 = b1.trie('enum', words.map((w) => b1.lit(JSON.stringify(w))));
+    const r2 = referenceTrie(b2, 'enum', words.map((w) => b2.lit(JSON.stringify(w))));
+    assert.equal(r1, r2, `trial ${trial}: root`);
+    assert.deepEqual(b1.names, b2.names, `trial ${trial}: names`);
+    assert.deepEqual(b1.alts, b2.alts, `trial ${trial}: alternatives`);
+  }
+});
