@@ -356,17 +356,23 @@ export function product(a: Dfa, b: Dfa, op: Op, limits: DfaLimits = {}): Dfa {
   // the pairs are few (a map's lookups were most of a product's time), else in a map; the
   // StateTable only numbers the states (as met) and queues them.
   const B = b.size + 1, pairsN = (a.size + 1) * B;
-  const tab = pairsN <= PAIR_TABLE_MAX ? new Int32Array(pairsN).fill(-1) : null;
-  const map = tab === null ? new Map<number, number>() : null;
+  // The table is shared by all products, entries of this one told by their stamp (a table of the
+  // pairs allocated and filled per product was 512 KB for two automata of 360 states, most of the
+  // memory a compile of patternProperties allocated).
+  const useTab = pairsN <= PAIR_TABLE_MAX;
+  const map = useTab ? null : new Map<number, number>();
+  if (useTab && pairStamps === null) { pairStamps = new Int32Array(PAIR_TABLE_MAX); pairIds = new Int32Array(PAIR_TABLE_MAX); }
+  if (useTab && ++pairStamp === 0x7fffffff) { pairStamps!.fill(0); pairStamp = 1; }
+  const stamp = pairStamp, stamps = pairStamps!, pairId = pairIds!;
   const px: number[] = [], py: number[] = [];
   const intern = (x: number, y: number): number => {
     const k = (x + 1) * B + y + 1;
-    let id = tab !== null ? tab[k] : map!.get(k) ?? -1;
+    let id = useTab ? (stamps[k] === stamp ? pairId[k] : -1) : map!.get(k) ?? -1;
     if (id >= 0) return id;
     const u = x >= 0 && a.accept[x], v = y >= 0 && b.accept[y];
     id = table.add(x, px, op === 'and' ? u && v : op === 'or' ? u || v : u && !v);
     py.push(y);
-    if (tab !== null) tab[k] = id; else map!.set(k, id);
+    if (useTab) { stamps[k] = stamp; pairId[k] = id; } else map!.set(k, id);
     return id;
   };
   let edges: Edge[] = [];
@@ -400,6 +406,12 @@ export function product(a: Dfa, b: Dfa, op: Op, limits: DfaLimits = {}): Dfa {
 
 /** Most pairs of states whose product keeps its states in a table (beyond: a map). */
 const PAIR_TABLE_MAX = 1 << 17;
+/**
+ * product's table (1 MB, made by the first product that uses it): pair k's state is pairIds[k]
+ * where pairStamps[k] is the running product's stamp (products do not nest).
+ */
+let pairStamps: Int32Array | null = null, pairIds: Int32Array | null = null;
+let pairStamp = 0;
 
 export const intersect = (a: Dfa, b: Dfa, limits?: DfaLimits) => product(a, b, 'and', limits);
 export const union = (a: Dfa, b: Dfa, limits?: DfaLimits) => product(a, b, 'or', limits);
@@ -623,31 +635,62 @@ export function shortestString(a: Dfa): string | null {
 export function dfaSyms(b: GrammarBuilder, a: Dfa, mode: CharMode, key?: string): Sym {
   const make = (): Sym => {
     const d = minimize(a);
-    const ids = d.trans.map(() => b.rule('dfa'));
-    const classes = new Map<string, Sym>(), single = new Map<number, Sym>();
-    d.trans.forEach((es, q) => {
-      const byTarget = new Map<number, Ranges>();
-      for (const [lo, hi, t] of es) { let r = byTarget.get(t); if (!r) byTarget.set(t, (r = [])); r.push([lo, hi]); }
+    const n = d.size;
+    const ids: Sym[] = new Array(n);
+    for (let q = 0; q < n; q++) ids[q] = b.rule('dfa');
+    // One symbol per class: a class of one range keyed by a number (a counter has thousands of
+    // states), one of several by a hash of its ranges, compared range by range within a bucket.
+    const single = new Map<number, Sym>(), multi = new Map<number, Array<{ ranges: Ranges; sym: Sym }>>();
+    // A state's edges grouped by target, the targets in the order of their first edge: group[t]
+    // is t's place among this state's groups (-1 between states), a typed array for the whole
+    // automaton instead of a map per state; a group is its first edge, its count and the hash of
+    // its ranges (no array of ranges nor a string key per state: the automata of
+    // patternProperties' keys have dozens of edges per state, into a few targets).
+    const group = new Int32Array(n).fill(-1);
+    const targets: number[] = [], first: Edge[] = [], count: number[] = [], hash: number[] = [];
+    const mix = (h: number, x: number): number => Math.imul(h ^ x, 0x9e3779b1) ^ (h >>> 15);
+    for (let q = 0; q < n; q++) {
+      const es = d.trans[q];
+      let ng = 0;
+      for (let i = 0; i < es.length; i++) {
+        const e = es[i], t = e[2];
+        const g = group[t];
+        if (g < 0) { group[t] = ng; targets[ng] = t; first[ng] = e; count[ng] = 1; hash[ng++] = mix(mix(0x811c9dc5, e[0]), e[1]); }
+        else { count[g]++; hash[g] = mix(mix(hash[g], e[0]), e[1]); }
+      }
       const alts: Sym[][] = [];
-      for (const [t, r] of byTarget) {
-        // (Edges are sorted, disjoint and merged: the ranges are normal already; one symbol per
-        // class, a class of one range keyed by a number: a counter has thousands of states.)
+      for (let g = 0; g < ng; g++) {
+        const t = targets[g];
+        group[t] = -1;
+        // (Edges are sorted, disjoint and merged: the ranges are normal already.)
         let c: Sym | undefined;
-        if (r.length === 1) {
-          const k = r[0][0] * 0x110000 + r[0][1];
+        if (count[g] === 1) {
+          const lo = first[g][0], hi = first[g][1], k = lo * 0x110000 + hi;
           c = single.get(k);
-          if (c === undefined) { c = charsSym(b, r, mode); single.set(k, c); }
+          if (c === undefined) { c = charsSym(b, [[lo, hi]], mode); single.set(k, c); }
         } else {
-          const k = r.map(([x, y]) => `${x}-${y}`).join(',');
-          c = classes.get(k);
-          if (c === undefined) { c = charsSym(b, r, mode); classes.set(k, c); }
+          let bucket = multi.get(hash[g]);
+          if (bucket === undefined) multi.set(hash[g], (bucket = []));
+          for (let j = 0; j < bucket.length && c === undefined; j++) {
+            const r = bucket[j].ranges;
+            if (r.length !== count[g]) continue;
+            let m = 0, same = true;
+            for (let i = 0; i < es.length && same; i++) if (es[i][2] === t) { same = r[m][0] === es[i][0] && r[m][1] === es[i][1]; m++; }
+            if (same) c = bucket[j].sym;
+          }
+          if (c === undefined) {
+            const r: Ranges = [];
+            for (let i = 0; i < es.length; i++) if (es[i][2] === t) r.push([es[i][0], es[i][1]]);
+            c = charsSym(b, r, mode);
+            bucket.push({ ranges: r, sym: c });
+          }
         }
         alts.push([c, ids[t]]);
       }
       // (The empty alternative last, as GrammarBuilder.repeat writes a loop: the matcher knows that shape.)
       if (d.accept[q]) alts.push([]);
       b.define(ids[q], alts);
-    });
+    }
     return ids[0];
   };
   return key === undefined ? make() : b.cached(`dfa:${mode}:${key}`, make);

@@ -167,6 +167,9 @@ export class GrammarBuilder {
       }
       if (ends) alts.push([]);
       for (const [x, g] of next) {
+        // One sequence left: its rest is one alternative of its symbols (the levels below make no
+        // rule), taken as it is instead of prepending a symbol at each level (quadratic in its length).
+        if (g.length === 1) { alts.push(g[0].slice(i)); continue; }
         const rest = at(g, i + 1);
         alts.push(rest.length === 1 ? [x, ...rest[0]] : [x, this.rule(name, rest)]);
       }
@@ -404,7 +407,18 @@ export class Grammar {
     const symLen = (s: Sym): number => (s >= R ? 0 : s >= 0 ? minLen[s] : classEmpty[symClass(s)] ? Infinity : 1);
     this.rules = R + V;
     if (minLen[start] === Infinity) throw new UnsatisfiableError(b.names[start], 'no string satisfies the constraint');
-    const kept = alts.map((as) => (as === CHAIN_ALTS ? as : as.filter((a) => a.every((s) => symLen(s) < Infinity))));
+    // A rule whose alternatives are all productive (nearly every rule) keeps its array as it is.
+    const productive = (a: Sym[]): boolean => {
+      for (let i = 0; i < a.length; i++) if (symLen(a[i]) === Infinity) return false;
+      return true;
+    };
+    const kept: Sym[][][] = new Array(R);
+    for (let r = 0; r < R; r++) {
+      const as = alts[r];
+      let all = true;
+      if (as !== CHAIN_ALTS) for (let i = 0; i < as.length && all; i++) all = productive(as[i]);
+      kept[r] = all ? as : as.filter(productive);
+    }
     // A chain level keeps its alternative `unit O_(k−1)` when the unit is productive (O_(k−1) is).
     const unitOk = (u: Sym): boolean => symLen(u) < Infinity;
     checkLeftRecursion(b.names, kept, minLen, isChain, chainC, chainK, b.chains.map((c) => ({ unit: c.unit, ok: unitOk(c.unit), name: c.name })));
@@ -415,7 +429,7 @@ export class Grammar {
     let size = 0;
     for (let r = 0; r < R; r++) {
       if (isChain[r]) size += unitOk(chainUnit[r]) ? (chainPrev[r] < 0 ? 3 : 4) : 1;
-      else for (const a of kept[r]) size += a.length + 1;
+      else { const as = kept[r]; for (let i = 0; i < as.length; i++) size += as[i].length + 1; }
     }
     const chainSize = (ok: boolean, n: number): number => (ok ? (n > 0 ? 3 * n - 1 : 0) : n);
     for (const c of b.chains) size += chainSize(unitOk(c.unit), Math.max(0, c.top));
@@ -423,22 +437,27 @@ export class Grammar {
     const prog = new Int32Array(size + 2);
     prog[0] = start; prog[1] = END;
     let p = 2;
-    this.ruleAlts = kept.map((as, r) => {
+    const ruleAlts: Int32Array[] = new Array(R);
+    for (let r = 0; r < R; r++) {
       if (isChain[r]) {
         // unit O_(k−1) | ε (level 0: unit | ε), as the rule would be laid out.
         const starts = unitOk(chainUnit[r]) ? Int32Array.of(p, p + (chainPrev[r] < 0 ? 2 : 3)) : Int32Array.of(p);
         if (unitOk(chainUnit[r])) { prog[p++] = chainUnit[r]; if (chainPrev[r] >= 0) prog[p++] = chainPrev[r]; prog[p++] = END; }
         prog[p++] = END;
-        return starts;
+        ruleAlts[r] = starts;
+        continue;
       }
+      const as = kept[r];
       const starts = new Int32Array(as.length);
-      as.forEach((a, i) => {
+      for (let i = 0; i < as.length; i++) {
+        const a = as[i];
         starts[i] = p;
-        for (const s of a) prog[p++] = s;
+        for (let j = 0; j < a.length; j++) prog[p++] = a[j];
         prog[p++] = END;
-      });
-      return starts;
-    });
+      }
+      ruleAlts[r] = starts;
+    }
+    this.ruleAlts = ruleAlts;
     // The unnamed levels of each chain, in a block after the rules: level 0 is `u END`, level k
     // `u O_(k−1) END`, the END also being the ε alternative (returning is all it does).
     const minRest = new Float64Array(prog.length);
@@ -625,16 +644,22 @@ export class Grammar {
 function shortestDerivations(alts: Sym[][][], classEmpty: boolean[], isChain: Uint8Array): Float64Array {
   const R = alts.length;
   const minLen = new Float64Array(R).fill(Infinity);
+  // (Indexed loops throughout: it runs once per grammar over every symbol, and a for-of's
+  // iterator objects are allocated until the function is optimised.)
   // Per alternative: its rule, its terminal length, the rule symbols not yet settled.
   let nAlts = 0;
-  for (const as of alts) nAlts += as.length;
+  for (let r = 0; r < R; r++) nAlts += alts[r].length;
   const altRule = new Int32Array(nAlts), altLen = new Float64Array(nAlts), pending = new Int32Array(nAlts);
   let nextAlt = 0;
   // uses of rule r: the alternatives useAlt[useStart[r] .. useStart[r + 1]) (one per occurrence).
   const useStart = new Int32Array(R + 1);
-  for (const as of alts) for (const a of as) for (const s of a) if (s >= 0) useStart[s + 1]++;
+  for (let r = 0; r < R; r++) {
+    const as = alts[r];
+    for (let i = 0; i < as.length; i++) { const a = as[i]; for (let j = 0; j < a.length; j++) if (a[j] >= 0) useStart[a[j] + 1]++; }
+  }
   for (let r = 0; r < R; r++) useStart[r + 1] += useStart[r];
   const useAlt = new Int32Array(useStart[R]), fillAt = useStart.slice(0, R);
+  // A binary heap of (length, rule), smallest length on top, in two arrays.
   const heapL: number[] = [], heapR: number[] = [];
   const push = (l: number, r: number) => {
     let i = heapL.length;
@@ -646,8 +671,8 @@ function shortestDerivations(alts: Sym[][][], classEmpty: boolean[], isChain: Ui
     }
     heapL[i] = l; heapR[i] = r;
   };
-  const pop = (): [number, number] => {
-    const l0 = heapL[0], r0 = heapR[0];
+  /** Removes the top (read it from heapL[0], heapR[0] first). */
+  const pop = (): void => {
     const l = heapL.pop()!, r = heapR.pop()!;
     const n = heapL.length;
     if (n > 0) {
@@ -661,13 +686,15 @@ function shortestDerivations(alts: Sym[][][], classEmpty: boolean[], isChain: Ui
       }
       heapL[i] = l; heapR[i] = r;
     }
-    return [l0, r0];
   };
   for (let r = 0; r < R; r++) {
-    for (const a of alts[r]) {
+    const as = alts[r];
+    for (let i = 0; i < as.length; i++) {
+      const a = as[i];
       const id = nextAlt++;
       let len = 0, p = 0;
-      for (const s of a) {
+      for (let j = 0; j < a.length; j++) {
+        const s = a[j];
         if (s >= 0) { p++; useAlt[fillAt[s]++] = id; } else len += classEmpty[symClass(s)] ? Infinity : 1;
       }
       altRule[id] = r; altLen[id] = len; pending[id] = p;
@@ -687,7 +714,8 @@ function shortestDerivations(alts: Sym[][][], classEmpty: boolean[], isChain: Ui
   // A chain rule (no alternatives listed) derives ε: settled first, at 0.
   for (let r = 0; r < R; r++) if (isChain[r]) settle(r, 0);
   while (heapL.length) {
-    const [l, r] = pop();
+    const l = heapL[0], r = heapR[0];
+    pop();
     if (done[r]) continue;
     settle(r, l);
   }
@@ -725,7 +753,9 @@ function checkLeftRecursion(
     eStart[v] = eTo.length;
     if (v >= R0) { level((v - R0) >> 1, (v - R0) & 1); continue; }
     if (isChain[v]) { level(chainC[v], chainK[v]); continue; }
-    for (const a of alts[v]) {
+    const as = alts[v];
+    for (let k = 0; k < as.length; k++) {
+      const a = as[k];
       for (let i = 0; i < a.length; i++) {
         if (a[i] >= 0) { eTo.push(a[i]); eTail.push(i === a.length - 1 ? 1 : 0); }
         if (!nullable(a[i])) break;

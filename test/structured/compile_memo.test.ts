@@ -148,3 +148,22 @@ test('a complement met again is the same object, and counts toward the bound on 
     assert.equal(ajvValid(schema, v), !ajvValid({ $defs: schema.$defs, ...x }, v), JSON.stringify(v));
   }
 });
+
+test('the parts normalize copies without a keyword keep every other key as an own key, an own "__proto__" included, and agree with ajv', () => {
+  // JSON.parse makes "__proto__" an own key (a word outside the vocabulary: ignored). A copy that
+  // assigned it would set the copy's prototype, and `type` would then be read through it.
+  const schemas = [
+    JSON.parse('{"__proto__": {"type": "string"}, "allOf": [{"minimum": 2}]}'),
+    JSON.parse('{"__proto__": {"type": "string"}, "$defs": {"n": {"minimum": 2}}, "$ref": "#/$defs/n", "maximum": 9}'),
+    JSON.parse('{"__proto__": {"type": "string"}, "anyOf": [{"minimum": 2}, {"maxLength": 1}]}'),
+    JSON.parse('{"allOf": [{"__proto__": {"type": "string"}, "allOf": [{"minimum": 2}]}, {"maximum": 9}]}'),
+    JSON.parse('{"__proto__": {"type": "string"}, "if": {"minimum": 5}, "then": {"multipleOf": 2}, "else": {"maximum": 3}}'),
+    JSON.parse('{"__proto__": {"type": "string"}, "enum": [1, 4, "ab", "abc"], "minLength": 3}'),
+  ];
+  for (const [i, schema] of schemas.entries()) {
+    const accepts = acceptor(compileJsonSchema(schema));
+    for (const v of [0, 1, 2, 3, 4, 6, 7, 12, 'a', 'ab', 'abc', null, [], {}]) {
+      assert.equal(accepts(JSON.stringify(v)), ajvValid(schema, v), `schema ${i}, ${JSON.stringify(v)}`);
+    }
+  }
+});

@@ -6,11 +6,12 @@
 // order, so the automata, and the grammars written from them, are the same.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { regexDfa, intersect, union, minus, trim, charsDfa, stringsDfa, Dfa } from '../../src/structured/dfa.js';
+import { regexDfa, intersect, union, minus, trim, charsDfa, stringsDfa, complement, minimize, dfaSyms, Dfa } from '../../src/structured/dfa.js';
 import type { Edge } from '../../src/structured/dfa.js';
-import { parseRegex, SetMap, regexSyms } from '../../src/structured/regex.js';
-import type { RegexNode } from '../../src/structured/regex.js';
+import { parseRegex, SetMap, regexSyms, charsSym } from '../../src/structured/regex.js';
+import type { RegexNode, CharMode } from '../../src/structured/regex.js';
 import { GrammarBuilder } from '../../src/structured/grammar.js';
+import type { Sym } from '../../src/structured/grammar.js';
 import { ComplexityError } from '../../src/structured/index.js';
 import { Rng } from '../../src/structured/fuzz.js';
 import { acceptor } from './suite_util.js';
@@ -196,4 +197,61 @@ test('a search of many literal branches past the automaton bound is written as a
   const tries = ['use1-az1', 'xxusw2-lax1-az2yy', 'use1-az', 'apne1-bos1-az1-', 'usw3-az1', '', 'cac1-az4', 'ape1-den1-az'];
   for (let k = 0; k < 200; k++) { const z = r.pick(zones); const cut = r.int(0, z.length); tries.push(r.pick(['', 'x', 'use1-']) + z.slice(0, cut) + r.pick(['', '-', 'az1', z.slice(cut)])); }
   for (const s of tries) assert.equal(accepts(s), re.test(s), JSON.stringify(s));
+});
+
+/** dfaSyms as first written: per state a map of its targets' ranges, a class of several ranges keyed by their joined text. */
+function referenceDfaSyms(b: GrammarBuilder, a: Dfa, mode: CharMode): Sym {
+  const d = minimize(a);
+  const ids = d.trans.map(() => b.rule('dfa'));
+  const classes = new Map<string, Sym>();
+  d.trans.forEach((es, q) => {
+    const byTarget = new Map<number, Array<[number, number]>>();
+    for (const [lo, hi, t] of es) { let r = byTarget.get(t); if (!r) byTarget.set(t, (r = [])); r.push([lo, hi]); }
+    const alts: Sym[][] = [];
+    for (const [t, r] of byTarget) {
+      const k = r.map(([x, y]) => `${x}-${y}`).join(',');
+      let c = classes.get(k);
+      if (c === undefined) { c = charsSym(b, r, mode); classes.set(k, c); }
+      alts.push([c, ids[t]]);
+    }
+    if (d.accept[q]) alts.push([]);
+    b.define(ids[q], alts);
+  });
+  return ids[0];
+}
+
+test('dfaSyms: the rules, classes and names of the plain construction (a map per state, classes keyed by text), for key automata of patternProperties', () => {
+  const r = new Rng(11);
+  const base = REGEXES.map((p) => regexDfa(p, false)).concat([charsDfa([[0x61, 0x7a]], 2, 30), stringsDfa(['ab', 'abc', 'x-1', 'title_en'])]);
+  // What keyedMembers writes: patterns, their complements within printable ASCII (dozens of
+  // edges per state into few targets, classes of many ranges), differences of them and of names.
+  const ascii = charsDfa([[0x20, 0x21], [0x23, 0x5b], [0x5d, 0x7e]]);
+  const dfas = [...base, complement(regexDfa(`^(title_${TAG})$`, true)), minus(ascii, union(regexDfa(`^(title_${TAG})$`, true), regexDfa(`^(name_${TAG})$`, true)))];
+  for (let k = 0; k < 40; k++) {
+    const x = r.pick(base), y = r.pick(base);
+    dfas.push(r.chance(0.5) ? minus(ascii, union(x, y)) : minus(x, stringsDfa(['title', 'ab', 'name', 'x-1'])));
+  }
+  let manyRanges = 0;
+  for (const [i, d] of dfas.entries()) {
+    for (const mode of ['json', 'raw'] as const) {
+      const b1 = new GrammarBuilder(), b2 = new GrammarBuilder();
+      // Two automata in one builder: the second finds the first one's classes in the builder's memo.
+      const s1 = [dfaSyms(b1, d, mode), dfaSyms(b1, dfas[(i + 1) % dfas.length], mode)];
+      const s2 = [referenceDfaSyms(b2, d, mode), referenceDfaSyms(b2, dfas[(i + 1) % dfas.length], mode)];
+      assert.deepEqual(s1, s2, `automaton ${i} (${mode}): start rules`);
+      assert.deepEqual(b1.names, b2.names, `automaton ${i} (${mode}): rule names`);
+      assert.deepEqual(b1.alts, b2.alts, `automaton ${i} (${mode}): alternatives`);
+      assert.deepEqual(b1.classes, b2.classes, `automaton ${i} (${mode}): byte classes`);
+    }
+    if (minimize(d).trans.some((es) => es.length > es.reduce((n, e, j) => n + +(es.findIndex((f) => f[2] === e[2]) === j), 0))) manyRanges++;
+  }
+  assert.ok(manyRanges > 20, `${manyRanges} automata with a class of several ranges`);
+});
+
+test('product after a product refused at its state bound: the same automaton as the reference (the shared pair table holds nothing of the refused one)', () => {
+  const a = charsDfa([[0x61, 0x7a]], 2, 300), b = charsDfa([[0x20, 0x7e]], 0, 200), c = regexDfa(`^(title_${TAG})$`, true);
+  assert.equal(outcome(() => intersect(a, b, { maxStates: 50 })), 'refused');
+  same(intersect(a, b), referenceProduct(a, b, 'and'), 'after a refusal');
+  const d = charsDfa([[0x20, 0x7e]], 0, 12);
+  same(minus(d, c), referenceProduct(d, c, 'diff'), 'a second product');
 });
