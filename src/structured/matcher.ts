@@ -1754,6 +1754,16 @@ export class TokenMatcher {
         if (L.next === q) { this.closures[s] = bound; return bound; }
         q = L.next;
       }
+      // A frame that every plain character leads back to, with more stacks beside it — the `.*`
+      // of a search in grammar form (a pattern too large for its automaton, `(a|b|…)` of hundreds
+      // of names: the `.*` stays, the names' stacks come and go): every state reached holds the
+      // frame's stacks, so every plain character is live at each, and none completes later than
+      // the frame does, a cut character's 3 bytes aside.
+      if (this.framesLoop && this.reproduces(one)) {
+        const bound = A.minComplete(one) + 3;
+        this.closures[s] = bound;
+        return bound;
+      }
     }
     // Breadth first: a state's depth (characters from s) is the least.
     const queue = [s], depth = [0], seen = new Set<number>(queue);
@@ -1789,6 +1799,33 @@ export class TokenMatcher {
     if (stopped) this.closures[s] = max;
     else for (const q of queue) this.closures[q] = max;
     return max;
+  }
+
+  /** Whether closureF asks a frame whether every plain character leads back to it (see there; off: for tests). */
+  framesLoop = true;
+
+  /**
+   * Whether every plain character leads from state f to a state that holds all of f's stacks: f
+   * is a level of mode F (every non-ASCII character leads to its next state, none singled out)
+   * whose next state and the states after its exception bytes hold f's stacks.
+   */
+  private reproduces(f: number): boolean {
+    const L = this.level(f);
+    if (L.mode !== MODE_F || L.ls) return false;
+    const A = this.automaton, fn = A.stateNodes[f];
+    const holds = (t: number): boolean => {
+      if (t < 0) return false;
+      const tn = A.stateNodes[t];
+      let j = 0;
+      for (let i = 0; i < fn.length; i++) {
+        while (j < tn.length && tn[j] < fn[i]) j++;
+        if (j === tn.length || tn[j] !== fn[i]) return false;
+      }
+      return true;
+    };
+    if (!holds(L.next)) return false;
+    if (L.exc) for (const b of L.exc) if (!holds(A.step(f, b))) return false;
+    return true;
   }
 
   /**

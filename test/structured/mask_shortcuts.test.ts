@@ -211,3 +211,53 @@ test('the rules by their alternatives\' starts name the undeclared keys\' trie r
   }
   assert.ok(total > 50, `${total} alternatives of undeclared keys' tries`);
 });
+
+test('a search in grammar form (an alternation too large for its automaton) is settled by the `.*` frame every plain character leads back to: masks equal the matcher\'s without that shortcut and a brute-force check', () => {
+  // 400 names: the search automaton would exceed its state bound, so the pattern stays a grammar
+  // (`.*` then the names' alternatives): a state per position holds hundreds of stacks. Beside it,
+  // keys of a pattern whose frames cover every plain character but do not lead back to themselves
+  // (after a non-ASCII character a second '/' is refused), and strings of at most 3 characters
+  // beside those beginning with x (the first frame covers every plain character, and each leads
+  // on to a frame of one character less): there the shortcut must not hold.
+  const names = Array.from({ length: 400 }, (_, i) => `${['us', 'eu', 'ap', 'sa'][i % 4]}${['e', 'w', 'n', 's'][(i >> 2) % 4]}${1 + (i >> 4) % 5}-${['az', 'lz', 'wl'][i % 3]}${i % 7}`);
+  const schema = {
+    type: 'object',
+    properties: {
+      zones: { type: 'array', items: { type: 'string', pattern: `(${names.join('|')})` } },
+      vars: { type: 'object', patternProperties: { '^(/[^/]+)+$': { type: 'string' } } },
+      short: { type: 'array', items: { anyOf: [{ type: 'string', maxLength: 3 }, { type: 'string', pattern: '^x' }] } },
+    },
+  };
+  const g = compileJsonSchema(schema as never);
+  const on = new TokenMatcher(g, vocab), off = new TokenMatcher(g, vocab);
+  (off as unknown as { framesLoop: boolean }).framesLoop = false;
+  const closureF = (m: TokenMatcher, s: number) => (m as unknown as { closureF(s: number): number }).closureF(s);
+  let held = 0, most = 0;
+  for (const text of [`{"zones":["${names[17]}","x-\u00e9y ${names[200]}","${names[399]} and more","a ${names[64].slice(0, 6)}é${names[1]}"],"vars":{"/a/b\u00e9":"v","/\u00e9x/y":"w"},"short":["ab","xyzzy",""]}`]) {
+    const bytes = enc.encode(text);
+    let a = on.initial, b = off.initial;
+    for (let i = 0; i <= bytes.length; i++) {
+      if (i > 0) { a = on.automaton.step(a, bytes[i - 1]); b = off.automaton.step(b, bytes[i - 1]); }
+      const what = JSON.stringify(new TextDecoder().decode(bytes.subarray(0, i)));
+      assert.ok(a !== DEAD && b !== DEAD, what);
+      most = Math.max(most, on.automaton.stateNodes[a].length);
+      assert.deepEqual(on.mask(a), off.mask(b), `mask at ${what}`);
+      assert.deepEqual(on.mask(a, 3), off.mask(b, 3), `mask at ${what}, budget 3`);
+      const ca = closureF(on, a), cb = closureF(off, b);
+      // (Under a budget of the bound itself the cached mask is taken: every token it allows must complete within it.)
+      if (ca >= 0 && cb < 0) { held++; if (held % 5 === 1) { assertMaskBrute(on, vocab, a, what); assertMaskBrute(on, vocab, a, `${what}, budget ${ca}`, ca); } }
+      else if (i % 3 === 0 || ca >= 0 !== cb >= 0) assertMaskBrute(on, vocab, a, what);
+      // The bound is at least the whole closure's (cut at the longest token: see closureF).
+      if (ca >= 0 && cb >= 0) assert.ok(ca >= cb, `bound ${ca} < ${cb} at ${what}`);
+    }
+  }
+  assert.ok(most > 100, `${most} stacks at most: the search is in grammar form`);
+  assert.ok(held >= 10, `${held} positions settled by the frame`);
+  // The work it saves inside the searched string: the plain tables, not a walk of the trie.
+  const at = (m: TokenMatcher) => { const s = m.automaton.advanceBytes(m.initial, enc.encode('{"zones":["eu')); const w = m.stats.nodesVisited; m.mask(s); return m.stats.nodesVisited - w; };
+  const g2 = compileJsonSchema(schema as never);
+  const on2 = new TokenMatcher(g2, vocab), off2 = new TokenMatcher(g2, vocab);
+  (off2 as unknown as { framesLoop: boolean }).framesLoop = false;
+  const wOn = at(on2), wOff = at(off2);
+  assert.ok(wOn < 5000 && wOff > 20000, `trie nodes walked: ${wOn} with the frame, ${wOff} without`);
+});
