@@ -245,7 +245,7 @@ test('a search in grammar form (an alternation too large for its automaton) is s
       assert.deepEqual(on.mask(a, 3), off.mask(b, 3), `mask at ${what}, budget 3`);
       const ca = closureF(on, a), cb = closureF(off, b);
       // (Under a budget of the bound itself the cached mask is taken: every token it allows must complete within it.)
-      if (ca >= 0 && cb < 0) { held++; if (held % 5 === 1) { assertMaskBrute(on, vocab, a, what); assertMaskBrute(on, vocab, a, `${what}, budget ${ca}`, ca); } }
+      if (ca >= 0 && cb < 0) { held++; if (held % 5 === 1) { assertMaskBrute(on, vocab, a, what); assertMaskBrute(on, vocab, a, `${what}, budget ${ca}`, ca); assertPlainBound(on, a, ca, what); } }
       else if (i % 3 === 0 || ca >= 0 !== cb >= 0) assertMaskBrute(on, vocab, a, what);
       // The bound is at least the whole closure's (cut at the longest token: see closureF).
       if (ca >= 0 && cb >= 0) assert.ok(ca >= cb, `bound ${ca} < ${cb} at ${what}`);
@@ -260,4 +260,58 @@ test('a search in grammar form (an alternation too large for its automaton) is s
   (off2 as unknown as { framesLoop: boolean }).framesLoop = false;
   const wOn = at(on2), wOff = at(off2);
   assert.ok(wOn < 5000 && wOff > 20000, `trie nodes walked: ${wOn} with the frame, ${wOff} without`);
+});
+
+/** Whether closureF's bound at s holds: every token of plain characters (no quote, backslash or control byte) allowed from s completes within it. */
+function assertPlainBound(m: TokenMatcher, s: number, bound: number, what: string): void {
+  for (let id = 0; id < vocab.size; id++) {
+    const b = vocab.bytes[id];
+    if (b === null || b.length === 0 || b.some((x) => x < 0x20 || x === 0x22 || x === 0x5c)) continue;
+    const t = m.automaton.advanceBytes(s, b);
+    if (t >= 0) assert.ok(m.automaton.minComplete(t) <= bound, `${what}: token ${id} ${JSON.stringify(vocab.text([id]))} completes in ${m.automaton.minComplete(t)} > bound ${bound}`);
+  }
+}
+
+test('key positions of required names in any order beside an unanchored pattern key: the pattern\'s frames, rooted at a halt of their own, settle the closure once for every position — masks equal the matcher\'s without that shortcut and a brute-force check, with far fewer states', () => {
+  const names = ['Normal', 'Fighting', 'Flying', 'Poison', 'Ground', 'Rock', 'Bug', 'Ghost', 'Steel', 'Fire', 'Water', 'Grass'];
+  // Beside it, a key pattern whose frames cover every plain character and refuse "//": there the halted frames' closure fails.
+  const other = { type: 'object', patternProperties: { '^(/?[^/])*$': { type: 'number' } }, required: ['alpha', 'beta'], additionalProperties: false };
+  for (const [schema, text0] of [[other, '{"beta":1,"/x/y\u00e9":2,"alpha":3,"":4}'], [{ type: 'object', patternProperties: { [names.join('|')]: { type: 'number' } }, required: names, additionalProperties: false }, null]] as const) {
+  const g = compileJsonSchema(schema as never);
+  const on = new TokenMatcher(g, vocab), off = new TokenMatcher(g, vocab);
+  (off as unknown as { framesLoop: boolean }).framesLoop = false;
+  // The names in another order, with keys that hold a name among them (the pattern's).
+  const text = text0 ?? `{${[...names].reverse().map((n, i) => `"${n}":${i}${i % 3 === 0 ? `,"x\u00e9 ${n}${i % 2 ? 's' : ''}":${i}` : ''}`).join(',')}}`;
+  const bytes = enc.encode(text);
+  let a = on.initial, b = off.initial, keys = 0;
+  for (let i = 0; i <= bytes.length; i++) {
+    if (i > 0) { a = on.automaton.step(a, bytes[i - 1]); b = off.automaton.step(b, bytes[i - 1]); }
+    const what = JSON.stringify(text.slice(0, i));
+    assert.ok(a !== DEAD && b !== DEAD, what);
+    assert.deepEqual(on.mask(a), off.mask(b), `mask at ${what}`);
+    assert.deepEqual(on.mask(a, 5), off.mask(b, 5), `mask at ${what}, budget 5`);
+    // At each key's first character, and inside some keys: brute force too, under a budget of the mask's bound as well.
+    if (i > 0 && (bytes[i - 1] === 0x22 && bytes[i - 2] !== 0x3a) || i % 11 === 0) {
+      keys++;
+      assertMaskBrute(on, vocab, a, what);
+      const c = (on as unknown as { closureF(s: number): number }).closureF(a);
+      if (c >= 0) { assertMaskBrute(on, vocab, a, `${what}, budget ${c}`, c); assertPlainBound(on, a, c, what); }
+    }
+  }
+  if (text0 !== null) continue;
+  assert.ok(keys >= names.length, `${keys} positions checked by brute force`);
+  // The states the masks at the keys' starts build (fresh matchers: the bytes between are stepped, not masked).
+  const built = (frames: boolean) => {
+    const m = new TokenMatcher(compileJsonSchema(schema as never), vocab);
+    (m as unknown as { framesLoop: boolean }).framesLoop = frames;
+    let s = m.initial, n = 0;
+    for (let i = 0; i < bytes.length; i++) {
+      s = m.automaton.step(s, bytes[i]);
+      if (bytes[i] === 0x22 && (bytes[i - 1] === 0x7b || bytes[i - 1] === 0x2c)) { const k = m.automaton.states; m.mask(s); n += m.automaton.states - k; }
+    }
+    return n;
+  };
+  const withFrames = built(true), without = built(false);
+  assert.ok(withFrames * 3 < without, `states built by the key masks: ${withFrames} with the halted frames, ${without} without`);
+  }
 });
