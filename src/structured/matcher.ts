@@ -1148,13 +1148,13 @@ export class ByteAutomaton {
   }
 
   /**
-   * The frames of s but those of one stack whose byte class does not accept every plain
-   * character (a declared name's literal beside a pattern key's automaton, each name a frame of
-   * its own), rooted at a halt of their own in place of their nearest common caller (the
+   * The frames of s but those of one stack inside a literal (a declared name beside a pattern
+   * key's automaton, each name a frame of its own) and those that read no plain
+   * character (the closing quote), rooted at a halt of their own in place of their nearest common caller (the
    * automaton's character rules return into its own rules: they are rooted together): the state of
    * those stacks alone, the same wherever s returns to, so its closure is worked out once for
    * every key position of an object whose names come in any order; and how much longer the
-   * caller's completion is than the halt's. Null when no frame is left out or none is kept, when
+   * caller's completion is than the halt's. Null when no literal is left out or no frame is kept, when
    * the kept frames' classes do not accept every plain character's first byte together, or when
    * they have no common caller within a few levels.
    */
@@ -1169,7 +1169,11 @@ export class ByteAutomaton {
     const kept: number[] = [];
     let left = false;
     for (const f of frames.values()) {
-      if (f.length === 1 && !this.allPlainBytes(pos[f[0]])) { left = true; continue; }
+      if (f.length === 1) {
+        // (A stack that reads no plain character — a closing quote — adds nothing to the closure: left out, but no reason to try.)
+        if (!this.somePlainByte(pos[f[0]])) continue;
+        if (this.literal(pos[f[0]])) { left = true; continue; }
+      }
       for (const n of f) kept.push(n);
     }
     if (!left || kept.length === 0) return null;
@@ -1193,13 +1197,21 @@ export class ByteAutomaton {
     return { state: this.internOf(out), lift: this.nodeMinLen(root) - this.nodeMinLen(halt) };
   }
 
-  /** Whether the byte class at grammar position pos accepts every plain character's first byte (printable ASCII but '"' and '\\', 0x7F, C2–F4). */
-  private allPlainBytes(pos: number): boolean {
-    if (this.prog[pos] >= -1) return false;
+  /** Whether grammar position pos begins a run of byte classes, within one alternative, up to one that accepts no plain character (a declared name up to its closing quote). */
+  private literal(pos: number): boolean {
+    for (let q = pos; ; q++) {
+      if (this.prog[q] >= -1) return false;
+      if (!this.somePlainByte(q)) return true;
+    }
+  }
+
+  /** Whether grammar position pos holds a byte class that accepts some plain character's first byte (printable ASCII but '"' and '\\', 0x7F, C2–F4). */
+  private somePlainByte(pos: number): boolean {
+    if (this.prog[pos] >= -1) return true;
     const c = this.cls[symClass(this.prog[pos])];
-    for (let b = 0x20; b <= 0x7f; b++) if (b !== 0x22 && b !== 0x5c && !c[b]) return false;
-    for (let b = 0xc2; b <= 0xf4; b++) if (!c[b]) return false;
-    return true;
+    for (let b = 0x20; b <= 0x7f; b++) if (b !== 0x22 && b !== 0x5c && c[b]) return true;
+    for (let b = 0xc2; b <= 0xf4; b++) if (c[b]) return true;
+    return false;
   }
 
   private nodeMinLen(n: number): number {
