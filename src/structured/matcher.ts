@@ -1147,6 +1147,73 @@ export class ByteAutomaton {
     return out;
   }
 
+  /**
+   * The frames of s but those of one stack inside a literal (a declared name beside a pattern
+   * key's automaton, each name a frame of its own) and those that read no plain
+   * character (the closing quote), rooted at a halt of their own in place of their nearest common caller (the
+   * automaton's character rules return into its own rules: they are rooted together): the state of
+   * those stacks alone, the same wherever s returns to, so its closure is worked out once for
+   * every key position of an object whose names come in any order; and how much longer the
+   * caller's completion is than the halt's. Null when no literal is left out or no frame is kept, when
+   * the kept frames' classes do not accept every plain character's first byte together, or when
+   * they have no common caller within a few levels.
+   */
+  framesApart(s: number): { state: number; lift: number } | null {
+    const nodes = this.stateNodes[s], par = this.nodePar.a, pos = this.nodePos.a;
+    const frames = new Map<number, number[]>();
+    for (const n of nodes) {
+      if (n === 0) continue;
+      const f = frames.get(par[n]);
+      if (f) f.push(n); else frames.set(par[n], [n]);
+    }
+    const kept: number[] = [];
+    let left = false;
+    for (const f of frames.values()) {
+      if (f.length === 1) {
+        // (A stack that reads no plain character — a closing quote — adds nothing to the closure: left out, but no reason to try.)
+        if (!this.somePlainByte(pos[f[0]])) continue;
+        if (this.literal(pos[f[0]])) { left = true; continue; }
+      }
+      for (const n of f) kept.push(n);
+    }
+    if (!left || kept.length === 0) return null;
+    const covers = (b: number): boolean => { for (const n of kept) if (this.cls[symClass(this.prog[pos[n]])][b]) return true; return false; };
+    for (let b = 0x20; b <= 0x7f; b++) if (b !== 0x22 && b !== 0x5c && !covers(b)) return null;
+    for (let b = 0xc2; b <= 0xf4; b++) if (!covers(b)) return null;
+    // The nearest caller on every kept stack's chain (a few levels up).
+    const LEVELS = 8;
+    const under = (n: number, a: number): boolean => { for (let x = par[n], k = 0; x > 0 && k < LEVELS; x = par[x], k++) if (x === a) return true; return false; };
+    let root = -1;
+    for (let a = par[kept[0]], k = 0; a > 0 && k < LEVELS && root < 0; a = par[a], k++) if (kept.every((n) => under(n, a))) root = a;
+    if (root < 0) return null;
+    const halt = this.node(1, 0);
+    const moved = new Map<number, number>([[root, halt]]);
+    const move = (n: number): number => {
+      let m = moved.get(n);
+      if (m === undefined) { m = this.node(this.nodePos.a[n], move(this.nodePar.a[n])); moved.set(n, m); }
+      return m;
+    };
+    const out = kept.map(move);
+    return { state: this.internOf(out), lift: this.nodeMinLen(root) - this.nodeMinLen(halt) };
+  }
+
+  /** Whether grammar position pos begins a run of byte classes, within one alternative, up to one that accepts no plain character (a declared name up to its closing quote). */
+  private literal(pos: number): boolean {
+    for (let q = pos; ; q++) {
+      if (this.prog[q] >= -1) return false;
+      if (!this.somePlainByte(q)) return true;
+    }
+  }
+
+  /** Whether grammar position pos holds a byte class that accepts some plain character's first byte (printable ASCII but '"' and '\\', 0x7F, C2–F4). */
+  private somePlainByte(pos: number): boolean {
+    if (this.prog[pos] >= -1) return true;
+    const c = this.cls[symClass(this.prog[pos])];
+    for (let b = 0x20; b <= 0x7f; b++) if (b !== 0x22 && b !== 0x5c && c[b]) return true;
+    for (let b = 0xc2; b <= 0xf4; b++) if (c[b]) return true;
+    return false;
+  }
+
   private nodeMinLen(n: number): number {
     // Sum of the rest of each frame, up the stack; memoised per node.
     const NM = this.nodeMin;
@@ -1754,6 +1821,31 @@ export class TokenMatcher {
         if (L.next === q) { this.closures[s] = bound; return bound; }
         q = L.next;
       }
+      // A frame that every plain character leads back to, with more stacks beside it — the `.*`
+      // of a search in grammar form (a pattern too large for its automaton, `(a|b|…)` of hundreds
+      // of names: the `.*` stays, the names' stacks come and go): every state reached holds the
+      // frame's stacks, so every plain character is live at each, and none completes later than
+      // the frame does, a cut character's 3 bytes aside.
+      if (this.framesLoop && this.reproduces(one)) {
+        const bound = A.minComplete(one) + 3;
+        this.closures[s] = bound;
+        return bound;
+      }
+    }
+    // The frames of s but the literals of one stack (declared names beside a pattern key's
+    // automaton), rooted at a halt in place of their common caller (ByteAutomaton.framesApart):
+    // what they reach from s, s's states reach too (a state's successor holds each of its stacks'
+    // successors, and a frame's, up to its return, do not depend on its caller; past the return,
+    // the caller's stacks stand where the halt's end), so where every plain character is live at
+    // each state they reach, it is at s's, and s's states complete no later than theirs plus the
+    // caller's rest. The halted state is the same at every key position of the object: one walk,
+    // not one per position (18 required names in any order built ~140 states at each key).
+    if (this.framesLoop) {
+      const apart = A.framesApart(s);
+      if (apart !== null && apart.state !== s) {
+        const c = this.closureF(apart.state);
+        if (c >= 0) { this.closures[s] = c + apart.lift; return c + apart.lift; }
+      }
     }
     // Breadth first: a state's depth (characters from s) is the least.
     const queue = [s], depth = [0], seen = new Set<number>(queue);
@@ -1789,6 +1881,33 @@ export class TokenMatcher {
     if (stopped) this.closures[s] = max;
     else for (const q of queue) this.closures[q] = max;
     return max;
+  }
+
+  /** Whether closureF asks a frame whether every plain character leads back to it (see there; off: for tests). */
+  framesLoop = true;
+
+  /**
+   * Whether every plain character leads from state f to a state that holds all of f's stacks: f
+   * is a level of mode F (every non-ASCII character leads to its next state, none singled out)
+   * whose next state and the states after its exception bytes hold f's stacks.
+   */
+  private reproduces(f: number): boolean {
+    const L = this.level(f);
+    if (L.mode !== MODE_F || L.ls) return false;
+    const A = this.automaton, fn = A.stateNodes[f];
+    const holds = (t: number): boolean => {
+      if (t < 0) return false;
+      const tn = A.stateNodes[t];
+      let j = 0;
+      for (let i = 0; i < fn.length; i++) {
+        while (j < tn.length && tn[j] < fn[i]) j++;
+        if (j === tn.length || tn[j] !== fn[i]) return false;
+      }
+      return true;
+    };
+    if (!holds(L.next)) return false;
+    if (L.exc) for (const b of L.exc) if (!holds(A.step(f, b))) return false;
+    return true;
   }
 
   /**

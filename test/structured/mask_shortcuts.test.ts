@@ -211,3 +211,107 @@ test('the rules by their alternatives\' starts name the undeclared keys\' trie r
   }
   assert.ok(total > 50, `${total} alternatives of undeclared keys' tries`);
 });
+
+test('a search in grammar form (an alternation too large for its automaton) is settled by the `.*` frame every plain character leads back to: masks equal the matcher\'s without that shortcut and a brute-force check', () => {
+  // 400 names: the search automaton would exceed its state bound, so the pattern stays a grammar
+  // (`.*` then the names' alternatives): a state per position holds hundreds of stacks. Beside it,
+  // keys of a pattern whose frames cover every plain character but do not lead back to themselves
+  // (after a non-ASCII character a second '/' is refused), and strings of at most 3 characters
+  // beside those beginning with x (the first frame covers every plain character, and each leads
+  // on to a frame of one character less): there the shortcut must not hold.
+  const names = Array.from({ length: 400 }, (_, i) => `${['us', 'eu', 'ap', 'sa'][i % 4]}${['e', 'w', 'n', 's'][(i >> 2) % 4]}${1 + (i >> 4) % 5}-${['az', 'lz', 'wl'][i % 3]}${i % 7}`);
+  const schema = {
+    type: 'object',
+    properties: {
+      zones: { type: 'array', items: { type: 'string', pattern: `(${names.join('|')})` } },
+      vars: { type: 'object', patternProperties: { '^(/[^/]+)+$': { type: 'string' } } },
+      short: { type: 'array', items: { anyOf: [{ type: 'string', maxLength: 3 }, { type: 'string', pattern: '^x' }] } },
+    },
+  };
+  const g = compileJsonSchema(schema as never);
+  const on = new TokenMatcher(g, vocab), off = new TokenMatcher(g, vocab);
+  (off as unknown as { framesLoop: boolean }).framesLoop = false;
+  const closureF = (m: TokenMatcher, s: number) => (m as unknown as { closureF(s: number): number }).closureF(s);
+  let held = 0, most = 0;
+  for (const text of [`{"zones":["${names[17]}","x-\u00e9y ${names[200]}","${names[399]} and more","a ${names[64].slice(0, 6)}é${names[1]}"],"vars":{"/a/b\u00e9":"v","/\u00e9x/y":"w"},"short":["ab","xyzzy",""]}`]) {
+    const bytes = enc.encode(text);
+    let a = on.initial, b = off.initial;
+    for (let i = 0; i <= bytes.length; i++) {
+      if (i > 0) { a = on.automaton.step(a, bytes[i - 1]); b = off.automaton.step(b, bytes[i - 1]); }
+      const what = JSON.stringify(new TextDecoder().decode(bytes.subarray(0, i)));
+      assert.ok(a !== DEAD && b !== DEAD, what);
+      most = Math.max(most, on.automaton.stateNodes[a].length);
+      assert.deepEqual(on.mask(a), off.mask(b), `mask at ${what}`);
+      assert.deepEqual(on.mask(a, 3), off.mask(b, 3), `mask at ${what}, budget 3`);
+      const ca = closureF(on, a), cb = closureF(off, b);
+      // (Under a budget of the bound itself the cached mask is taken: every token it allows must complete within it.)
+      if (ca >= 0 && cb < 0) { held++; if (held % 5 === 1) { assertMaskBrute(on, vocab, a, what); assertMaskBrute(on, vocab, a, `${what}, budget ${ca}`, ca); assertPlainBound(on, a, ca, what); } }
+      else if (i % 3 === 0 || ca >= 0 !== cb >= 0) assertMaskBrute(on, vocab, a, what);
+      // The bound is at least the whole closure's (cut at the longest token: see closureF).
+      if (ca >= 0 && cb >= 0) assert.ok(ca >= cb, `bound ${ca} < ${cb} at ${what}`);
+    }
+  }
+  assert.ok(most > 100, `${most} stacks at most: the search is in grammar form`);
+  assert.ok(held >= 10, `${held} positions settled by the frame`);
+  // The work it saves inside the searched string: the plain tables, not a walk of the trie.
+  const at = (m: TokenMatcher) => { const s = m.automaton.advanceBytes(m.initial, enc.encode('{"zones":["eu')); const w = m.stats.nodesVisited; m.mask(s); return m.stats.nodesVisited - w; };
+  const g2 = compileJsonSchema(schema as never);
+  const on2 = new TokenMatcher(g2, vocab), off2 = new TokenMatcher(g2, vocab);
+  (off2 as unknown as { framesLoop: boolean }).framesLoop = false;
+  const wOn = at(on2), wOff = at(off2);
+  assert.ok(wOn < 5000 && wOff > 20000, `trie nodes walked: ${wOn} with the frame, ${wOff} without`);
+});
+
+/** Whether closureF's bound at s holds: every token of plain characters (no quote, backslash or control byte) allowed from s completes within it. */
+function assertPlainBound(m: TokenMatcher, s: number, bound: number, what: string): void {
+  for (let id = 0; id < vocab.size; id++) {
+    const b = vocab.bytes[id];
+    if (b === null || b.length === 0 || b.some((x) => x < 0x20 || x === 0x22 || x === 0x5c)) continue;
+    const t = m.automaton.advanceBytes(s, b);
+    if (t >= 0) assert.ok(m.automaton.minComplete(t) <= bound, `${what}: token ${id} ${JSON.stringify(vocab.text([id]))} completes in ${m.automaton.minComplete(t)} > bound ${bound}`);
+  }
+}
+
+test('key positions of required names in any order beside an unanchored pattern key: the pattern\'s frames, rooted at a halt of their own, settle the closure once for every position — masks equal the matcher\'s without that shortcut and a brute-force check, with far fewer states', () => {
+  const names = ['Normal', 'Fighting', 'Flying', 'Poison', 'Ground', 'Rock', 'Bug', 'Ghost', 'Steel', 'Fire', 'Water', 'Grass'];
+  // Beside it, a key pattern whose frames cover every plain character and refuse "//": there the halted frames' closure fails.
+  const other = { type: 'object', patternProperties: { '^(/?[^/])*$': { type: 'number' } }, required: ['alpha', 'beta'], additionalProperties: false };
+  for (const [schema, text0] of [[other, '{"beta":1,"/x/y\u00e9":2,"alpha":3,"":4}'], [{ type: 'object', patternProperties: { [names.join('|')]: { type: 'number' } }, required: names, additionalProperties: false }, null]] as const) {
+  const g = compileJsonSchema(schema as never);
+  const on = new TokenMatcher(g, vocab), off = new TokenMatcher(g, vocab);
+  (off as unknown as { framesLoop: boolean }).framesLoop = false;
+  // The names in another order, with keys that hold a name among them (the pattern's).
+  const text = text0 ?? `{${[...names].reverse().map((n, i) => `"${n}":${i}${i % 3 === 0 ? `,"x\u00e9 ${n}${i % 2 ? 's' : ''}":${i}` : ''}`).join(',')}}`;
+  const bytes = enc.encode(text);
+  let a = on.initial, b = off.initial, keys = 0;
+  for (let i = 0; i <= bytes.length; i++) {
+    if (i > 0) { a = on.automaton.step(a, bytes[i - 1]); b = off.automaton.step(b, bytes[i - 1]); }
+    const what = JSON.stringify(text.slice(0, i));
+    assert.ok(a !== DEAD && b !== DEAD, what);
+    assert.deepEqual(on.mask(a), off.mask(b), `mask at ${what}`);
+    assert.deepEqual(on.mask(a, 5), off.mask(b, 5), `mask at ${what}, budget 5`);
+    // At each key's first character, and inside some keys: brute force too, under a budget of the mask's bound as well.
+    if (i > 0 && (bytes[i - 1] === 0x22 && bytes[i - 2] !== 0x3a) || i % 11 === 0) {
+      keys++;
+      assertMaskBrute(on, vocab, a, what);
+      const c = (on as unknown as { closureF(s: number): number }).closureF(a);
+      if (c >= 0) { assertMaskBrute(on, vocab, a, `${what}, budget ${c}`, c); assertPlainBound(on, a, c, what); }
+    }
+  }
+  if (text0 !== null) continue;
+  assert.ok(keys >= names.length, `${keys} positions checked by brute force`);
+  // The states the masks at the keys' starts build (fresh matchers: the bytes between are stepped, not masked).
+  const built = (frames: boolean) => {
+    const m = new TokenMatcher(compileJsonSchema(schema as never), vocab);
+    (m as unknown as { framesLoop: boolean }).framesLoop = frames;
+    let s = m.initial, n = 0;
+    for (let i = 0; i < bytes.length; i++) {
+      s = m.automaton.step(s, bytes[i]);
+      if (bytes[i] === 0x22 && (bytes[i - 1] === 0x7b || bytes[i - 1] === 0x2c)) { const k = m.automaton.states; m.mask(s); n += m.automaton.states - k; }
+    }
+    return n;
+  };
+  const withFrames = built(true), without = built(false);
+  assert.ok(withFrames * 3 < without, `states built by the key masks: ${withFrames} with the halted frames, ${without} without`);
+  }
+});
