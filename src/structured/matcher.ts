@@ -72,6 +72,11 @@ export interface PlainShape {
 
 /** Most states of one frame's plain closure (see ByteAutomaton.closureByStacks). */
 const FRAME_CLOSURE_MOST = 8192;
+/** The first bytes of plain characters (inside a JSON string unescaped): printable ASCII but '"' and '\\', 0x7F, and the UTF-8 lead bytes C2–F4. */
+const PLAIN_FIRST_BYTES: readonly number[] = [
+  ...Array.from({ length: 0x60 }, (_, i) => 0x20 + i).filter((b) => b !== 0x22 && b !== 0x5c),
+  ...Array.from({ length: 0xf4 - 0xc2 + 1 }, (_, i) => 0xc2 + i),
+];
 
 const commonVals = new Int32Array(256), commonCounts = new Int32Array(256);
 
@@ -1129,22 +1134,33 @@ export class ByteAutomaton {
    */
   plainLoopCandidates(s: number, most: number): number[] {
     const out: number[] = [];
-    const nodes = this.stateNodes[s], par = this.nodePar.a, pos = this.nodePos.a;
-    const frames = new Map<number, number[]>();
-    for (const n of nodes) {
+    for (const f of this.framesOf(s).values()) {
+      if (out.length >= most) break;
+      if (this.coverPlainBytes(f)) out.push(this.internOf(f));
+    }
+    return out;
+  }
+
+  /** The stacks of state s (but the halt) by their parent: the frames of s, each the alternatives of one rule call. */
+  private framesOf(s: number): Map<number, number[]> {
+    const par = this.nodePar.a, frames = new Map<number, number[]>();
+    for (const n of this.stateNodes[s]) {
       if (n === 0) continue;
       const f = frames.get(par[n]);
       if (f) f.push(n); else frames.set(par[n], [n]);
     }
-    for (const f of frames.values()) {
-      if (out.length >= most) break;
-      const covers = (b: number): boolean => { for (const n of f) if (this.cls[symClass(this.prog[pos[n]])][b]) return true; return false; };
-      let all = true;
-      for (let b = 0x20; b <= 0x7f && all; b++) if (b !== 0x22 && b !== 0x5c && !covers(b)) all = false;
-      for (let b = 0xc2; b <= 0xf4 && all; b++) if (!covers(b)) all = false;
-      if (all) out.push(this.internOf(f));
+    return frames;
+  }
+
+  /** Whether the top byte classes of these stacks together accept every plain character's first byte (PLAIN_FIRST_BYTES). */
+  private coverPlainBytes(nodes: readonly number[]): boolean {
+    const pos = this.nodePos.a;
+    for (const b of PLAIN_FIRST_BYTES) {
+      let covered = false;
+      for (let i = 0; i < nodes.length && !covered; i++) covered = this.cls[symClass(this.prog[pos[nodes[i]]])][b] !== 0;
+      if (!covered) return false;
     }
-    return out;
+    return true;
   }
 
   /**
@@ -1159,16 +1175,10 @@ export class ByteAutomaton {
    * they have no common caller within a few levels.
    */
   framesApart(s: number): { state: number; lift: number } | null {
-    const nodes = this.stateNodes[s], par = this.nodePar.a, pos = this.nodePos.a;
-    const frames = new Map<number, number[]>();
-    for (const n of nodes) {
-      if (n === 0) continue;
-      const f = frames.get(par[n]);
-      if (f) f.push(n); else frames.set(par[n], [n]);
-    }
+    const par = this.nodePar.a, pos = this.nodePos.a;
     const kept: number[] = [];
     let left = false;
-    for (const f of frames.values()) {
+    for (const f of this.framesOf(s).values()) {
       if (f.length === 1) {
         // (A stack that reads no plain character — a closing quote — adds nothing to the closure: left out, but no reason to try.)
         if (!this.somePlainByte(pos[f[0]])) continue;
@@ -1176,10 +1186,7 @@ export class ByteAutomaton {
       }
       for (const n of f) kept.push(n);
     }
-    if (!left || kept.length === 0) return null;
-    const covers = (b: number): boolean => { for (const n of kept) if (this.cls[symClass(this.prog[pos[n]])][b]) return true; return false; };
-    for (let b = 0x20; b <= 0x7f; b++) if (b !== 0x22 && b !== 0x5c && !covers(b)) return null;
-    for (let b = 0xc2; b <= 0xf4; b++) if (!covers(b)) return null;
+    if (!left || kept.length === 0 || !this.coverPlainBytes(kept)) return null;
     // The nearest caller on every kept stack's chain (a few levels up).
     const LEVELS = 8;
     const under = (n: number, a: number): boolean => { for (let x = par[n], k = 0; x > 0 && k < LEVELS; x = par[x], k++) if (x === a) return true; return false; };
@@ -1209,8 +1216,7 @@ export class ByteAutomaton {
   private somePlainByte(pos: number): boolean {
     if (this.prog[pos] >= -1) return true;
     const c = this.cls[symClass(this.prog[pos])];
-    for (let b = 0x20; b <= 0x7f; b++) if (b !== 0x22 && b !== 0x5c && c[b]) return true;
-    for (let b = 0xc2; b <= 0xf4; b++) if (c[b]) return true;
+    for (const b of PLAIN_FIRST_BYTES) if (c[b]) return true;
     return false;
   }
 
