@@ -119,6 +119,16 @@ function mostCommon(sub: Int32Array, lo: number, hi: number, live: boolean): [nu
   return [M, best, rep];
 }
 
+/**
+ * The first slot of pair (a, b) in a table of m + 1 slots (a power of two): mixed to the low bits
+ * (a product's low bits see only its factor's low bits: clusters). PairMap's and PairSet's.
+ */
+function pairHome(a: number, b: number, m: number): number {
+  let h = Math.imul(a, 0x9e3779b1) ^ Math.imul(b + 0x7f4a7c15, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
+  return (h ^ (h >>> 15)) & m;
+}
+
 /** A hash map from pairs of non-negative 32-bit integers to non-negative integers (open addressing). */
 class PairMap {
   private ka = new Int32Array(1024);
@@ -127,10 +137,7 @@ class PairMap {
   private n = 0;
   private slot(a: number, b: number): number {
     const m = this.v.length - 1;
-    // Mixed to the low bits (a product's low bits see only its factor's low bits: clusters).
-    let h = Math.imul(a, 0x9e3779b1) ^ Math.imul(b + 0x7f4a7c15, 0x85ebca6b);
-    h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
-    h = (h ^ (h >>> 15)) & m;
+    let h = pairHome(a, b, m);
     while (this.v[h] >= 0 && (this.ka[h] !== a || this.kb[h] !== b)) h = (h + 1) & m;
     return h;
   }
@@ -169,10 +176,7 @@ class PairSet {
   add(a: number, b: number): boolean {
     if ((this.n + 1) * 2 > this.used.length) this.grow();
     const m = this.used.length - 1, ka = this.ka, kb = this.kb, used = this.used;
-    // The mixing of PairMap.
-    let h = Math.imul(a, 0x9e3779b1) ^ Math.imul(b + 0x7f4a7c15, 0x85ebca6b);
-    h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
-    h = (h ^ (h >>> 15)) & m;
+    let h = pairHome(a, b, m);
     while (used[h] !== 0) {
       if (ka[h] === a && kb[h] === b) return false;
       h = (h + 1) & m;
