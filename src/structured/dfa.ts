@@ -14,7 +14,7 @@
 import { ComplexityError, RegexError } from './errors.js';
 import type { GrammarBuilder, Grammar, Sym } from './grammar.js';
 import { normalizeRanges } from './grammar.js';
-import { parseRegex, charsSym } from './regex.js';
+import { parseRegex, charsSym, hashOf, SetMap } from './regex.js';
 import { refinePartition } from './partition.js';
 import type { RegexNode, CharMode } from './regex.js';
 
@@ -639,24 +639,23 @@ export function dfaSyms(b: GrammarBuilder, a: Dfa, mode: CharMode, key?: string)
     const ids: Sym[] = new Array(n);
     for (let q = 0; q < n; q++) ids[q] = b.rule('dfa');
     // One symbol per class: a class of one range keyed by a number (a counter has thousands of
-    // states), one of several by a hash of its ranges, compared range by range within a bucket.
-    const single = new Map<number, Sym>(), multi = new Map<number, Array<{ ranges: Ranges; sym: Sym }>>();
+    // states), one of several by its ranges' bounds as a list (SetMap: a hash and an exact comparison).
+    const single = new Map<number, Sym>(), multi = new SetMap();
     // A state's edges grouped by target, the targets in the order of their first edge: group[t]
     // is t's place among this state's groups (-1 between states), a typed array for the whole
-    // automaton instead of a map per state; a group is its first edge, its count and the hash of
-    // its ranges (no array of ranges nor a string key per state: the automata of
-    // patternProperties' keys have dozens of edges per state, into a few targets).
+    // automaton instead of a map per state; a group is its first edge and its count (no array of
+    // ranges nor a string key per state: the automata of patternProperties' keys have dozens of
+    // edges per state, into a few targets).
     const group = new Int32Array(n).fill(-1);
-    const targets: number[] = [], first: Edge[] = [], count: number[] = [], hash: number[] = [];
-    const mix = (h: number, x: number): number => Math.imul(h ^ x, 0x9e3779b1) ^ (h >>> 15);
+    const targets: number[] = [], first: Edge[] = [], count: number[] = [];
     for (let q = 0; q < n; q++) {
       const es = d.trans[q];
       let ng = 0;
       for (let i = 0; i < es.length; i++) {
         const e = es[i], t = e[2];
         const g = group[t];
-        if (g < 0) { group[t] = ng; targets[ng] = t; first[ng] = e; count[ng] = 1; hash[ng++] = mix(mix(0x811c9dc5, e[0]), e[1]); }
-        else { count[g]++; hash[g] = mix(mix(hash[g], e[0]), e[1]); }
+        if (g < 0) { group[t] = ng; targets[ng] = t; first[ng] = e; count[ng++] = 1; }
+        else count[g]++;
       }
       const alts: Sym[][] = [];
       for (let g = 0; g < ng; g++) {
@@ -669,20 +668,15 @@ export function dfaSyms(b: GrammarBuilder, a: Dfa, mode: CharMode, key?: string)
           c = single.get(k);
           if (c === undefined) { c = charsSym(b, [[lo, hi]], mode); single.set(k, c); }
         } else {
-          let bucket = multi.get(hash[g]);
-          if (bucket === undefined) multi.set(hash[g], (bucket = []));
-          for (let j = 0; j < bucket.length && c === undefined; j++) {
-            const r = bucket[j].ranges;
-            if (r.length !== count[g]) continue;
-            let m = 0, same = true;
-            for (let i = 0; i < es.length && same; i++) if (es[i][2] === t) { same = r[m][0] === es[i][0] && r[m][1] === es[i][1]; m++; }
-            if (same) c = bucket[j].sym;
-          }
+          const bounds = new Int32Array(2 * count[g]);
+          for (let i = 0, m = 0; i < es.length; i++) if (es[i][2] === t) { bounds[m++] = es[i][0]; bounds[m++] = es[i][1]; }
+          const h = hashOf(bounds);
+          c = multi.get(bounds, h);
           if (c === undefined) {
             const r: Ranges = [];
-            for (let i = 0; i < es.length; i++) if (es[i][2] === t) r.push([es[i][0], es[i][1]]);
+            for (let m = 0; m < bounds.length; m += 2) r.push([bounds[m], bounds[m + 1]]);
             c = charsSym(b, r, mode);
-            bucket.push({ ranges: r, sym: c });
+            multi.set(bounds, h, c);
           }
         }
         alts.push([c, ids[t]]);

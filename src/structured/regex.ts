@@ -488,7 +488,7 @@ function searchDfa(b: GrammarBuilder, branches: RegexNode[], mode: CharMode, src
 class TooLarge extends Error {}
 
 /** A hash of a list of numbers (FNV-1a over its elements). */
-function hashOf(a: ArrayLike<number>): number {
+export function hashOf(a: ArrayLike<number>): number {
   let h = 0x811c9dc5 ^ a.length;
   for (let i = 0; i < a.length; i++) h = Math.imul(h ^ a[i], 0x01000193);
   return h;
