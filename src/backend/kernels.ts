@@ -211,6 +211,60 @@ export interface Backend {
    * thread only, large ones are split over all threads.
    */
   call(kernel: KernelName, args: number[], work: number): void;
+  /**
+   * A batch of kernel calls run in order by one `run()` (a decoding step's kernels): the same
+   * kernels with the same shares as `call` would run one by one, posted to the threads as one job.
+   */
+  batch(): KernelBatch;
+}
+
+/**
+ * Kernel calls collected by `add` and run in order by `run` (see Backend.batch). The calls stay
+ * after a run: a caller that runs the same calls again with a few arguments changed (a decoding
+ * step at the next position) patches them with `set` and `setWork` instead of adding them again.
+ */
+export interface KernelBatch {
+  /** Appends a call; its arguments are checked as `call` checks them. */
+  add(kernel: KernelName, args: number[], work: number): void;
+  /** How many calls the batch holds. */
+  readonly length: number;
+  /** Argument j of call i. */
+  set(i: number, j: number, value: number): void;
+  /** The work of call i (which decides its threads, as `call`'s does). */
+  setWork(i: number, work: number): void;
+  /** Runs the calls in order. */
+  run(): void;
+  /** Drops every call. */
+  clear(): void;
+  dispose(): void;
+}
+
+/** A batch that runs its calls one by one through `call` (a backend without a list job). */
+export class SequentialBatch implements KernelBatch {
+  private calls: { kernel: KernelName; args: number[]; work: number }[] = [];
+  constructor(private backend: Pick<Backend, 'call'>) {}
+  add(kernel: KernelName, args: number[], work: number): void {
+    if (args.length !== KERNEL_ARGS[kernel].length) throw new KernelArgumentError(kernel, KERNEL_ARGS[kernel].length, args.length);
+    this.calls.push({ kernel, args, work });
+  }
+  get length(): number {
+    return this.calls.length;
+  }
+  set(i: number, j: number, value: number): void {
+    this.calls[i].args[j] = value;
+  }
+  setWork(i: number, work: number): void {
+    this.calls[i].work = work;
+  }
+  run(): void {
+    for (const c of this.calls) this.backend.call(c.kernel, c.args, c.work);
+  }
+  clear(): void {
+    this.calls = [];
+  }
+  dispose(): void {
+    this.calls = [];
+  }
 }
 
 export class KernelArgumentError extends Error {

@@ -4,7 +4,7 @@
 import { H } from '../backend/heap.js';
 import { META, backend } from '../backend/index.js';
 import { BinaryOp, ReduceOp, UnaryOp } from '../backend/kernels.js';
-import type { KernelName } from '../backend/kernels.js';
+import type { KernelBatch, KernelName } from '../backend/kernels.js';
 import { Tensor, contiguousStrides, numel, checkShape, quantizedError, isQuantized, QUANT_BLOCKS } from './tensor.js';
 import type { DType, NestedArray, QuantDType, Shape } from './tensor.js';
 import { GGML_HALF, GGML_QUANT } from '../backend/ref/ggml_blocks.js';
@@ -838,10 +838,12 @@ function quantizedGemmInto(out: Tensor, x2: Tensor, w: Tensor, accumulate: boole
 }
 
 /** The kernel of quantizedGemmInto on raw pointers: rows of x and out ldx and ldo values apart (M, K > 0). */
-export function quantizedMatmulInto(out: number, x: number, w: Tensor, M: number, ldx: number, ldo: number, accumulate: boolean): void {
+export function quantizedMatmulInto(out: number, x: number, w: Tensor, M: number, ldx: number, ldo: number, accumulate: boolean, to: KernelBatch | null = null): void {
   const N = w.shape[0], K = w.shape[1]; // (not destructured: no iterator per call on the decoding path)
-  if (w.dtype === 'q8_0') kernel('q8_0_matmul', [out, x, w.ptr, M, N, K, ldx, ldo, accumulate ? 1 : 0], M * N * K);
-  else kernel('quant_matmul', [out, x, w.ptr, M, N, K, ldx, ldo, accumulate ? 1 : 0, ggmlTypeId(w.dtype)], M * N * K);
+  const q8 = w.dtype === 'q8_0', name = q8 ? 'q8_0_matmul' : 'quant_matmul';
+  const args = q8 ? [out, x, w.ptr, M, N, K, ldx, ldo, accumulate ? 1 : 0] : [out, x, w.ptr, M, N, K, ldx, ldo, accumulate ? 1 : 0, ggmlTypeId(w.dtype)];
+  if (to) to.add(name, args, M * N * K);
+  else kernel(name, args, M * N * K);
 }
 
 function quantizedLinear(x: Tensor, w: Tensor): Tensor {
@@ -860,11 +862,13 @@ function ggmlTypeId(dtype: DType): number {
 }
 
 /** Gather rows idx (i32, checked by the caller) of a quantised matrix (V, K) into out (n, K) f32, dequantised as ggml does. */
-export function gatherQuantizedRows(out: Tensor, w: Tensor, idx: Tensor): void {
+export function gatherQuantizedRows(out: Tensor, w: Tensor, idx: Tensor, to: KernelBatch | null = null): void {
   const K = w.shape[1];
   if (!out.size) return;
-  if (w.dtype === 'q8_0') kernel('q8_0_rows', [out.ptr, w.ptr, idx.ptr, idx.size, K], out.size);
-  else kernel('quant_rows', [out.ptr, w.ptr, idx.ptr, idx.size, K, ggmlTypeId(w.dtype)], out.size);
+  const q8 = w.dtype === 'q8_0', name = q8 ? 'q8_0_rows' : 'quant_rows';
+  const args = q8 ? [out.ptr, w.ptr, idx.ptr, idx.size, K] : [out.ptr, w.ptr, idx.ptr, idx.size, K, ggmlTypeId(w.dtype)];
+  if (to) to.add(name, args, out.size);
+  else kernel(name, args, out.size);
 }
 
 /** A quantised matrix (N, K) as an f32 tensor: every block dequantised as ggml does (e.g. f32(d)·q for Q8_0). */

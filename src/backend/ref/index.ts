@@ -1,7 +1,7 @@
 // The reference backend: every kernel in plain TypeScript, written to be obviously correct
 // rather than fast. Tests compare the wasm backend against it.
 import type { Backend, KernelName, KernelTable } from '../kernels.js';
-import { KERNEL_ARGS, KernelArgumentError } from '../kernels.js';
+import { KERNEL_ARGS, KernelArgumentError, SequentialBatch } from '../kernels.js';
 import { sgemm } from './matmul.js';
 import { binary, copy, cumsum, fill, reduce, unary, unary_bwd, where } from './elementwise.js';
 import * as nn from './nn.js';
@@ -29,5 +29,8 @@ export const refBackend: Backend = {
   call(kernel: KernelName, args: number[]): void {
     if (args.length !== KERNEL_ARGS[kernel].length) throw new KernelArgumentError(kernel, KERNEL_ARGS[kernel].length, args.length);
     refKernels[kernel](...args, 0, 1);
+  },
+  batch() {
+    return new SequentialBatch(refBackend);
   },
 };

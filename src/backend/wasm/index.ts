@@ -1,9 +1,9 @@
 // The wasm backend: SIMD128 kernels compiled from AssemblyScript (wasm/as/), run on the main
 // thread and on worker threads that share the heap's WebAssembly.Memory.
-import { H, alloc } from '../heap.js';
-import type { Backend, KernelName } from '../kernels.js';
-import { KERNEL_ARGS, KERNEL_NAMES, KernelArgumentError } from '../kernels.js';
-import { CTRL, JobPoster, invoke } from './pool.js';
+import { H, alloc, release } from '../heap.js';
+import type { Backend, KernelBatch, KernelName } from '../kernels.js';
+import { KERNEL_ARGS, KERNEL_NAMES, KernelArgumentError, SequentialBatch } from '../kernels.js';
+import { CTRL, JobPoster, LIST, ListWalker, invoke } from './pool.js';
 import { refKernels } from '../ref/index.js';
 import { platform } from './platform.js';
 import type { WorkerHandle } from './platform.js';
@@ -116,6 +116,19 @@ export class WasmBackend implements Backend {
     this.workers = await Promise.all(starts);
     for (const w of this.workers) w.unref();
     this.poster = new JobPoster(H.memory, ctrl, platform.canBlock);
+    this.walker = new ListWalker(H.memory, ctrl, this.fns, platform.canBlock);
+  }
+  /** The main thread's side of list jobs (with worker threads). */
+  private walker: ListWalker | null = null;
+
+  /**
+   * With worker threads, a batch is one list job (pool.ts): the calls posted and shared as `call`
+   * would, without a post and a wait per call. Otherwise (one thread, or a kernel the module
+   * lacks, which only this thread can run) the calls run one by one.
+   */
+  batch(): KernelBatch {
+    if (!this.poster || this.missing.length) return new SequentialBatch(this);
+    return new ListBatch(this.poster, this.walker!, this.index, this.threads);
   }
 
   call(kernel: KernelName, args: number[], work: number): void {
@@ -138,4 +151,67 @@ export class WasmBackend implements Backend {
 /** TSLM_THREADS, else the available cores. */
 export function defaultThreads(): number {
   return platform.defaultThreads();
+}
+
+/** A batch written as a kernel list in the heap (pool.ts LIST) and run as one job. */
+class ListBatch implements KernelBatch {
+  private ptr = 0;
+  private capacity = 0;
+  private n = 0;
+  private readonly job: number[] = [0, 0];
+  constructor(private poster: JobPoster, private walker: ListWalker, private index: Map<string, number>, private threads: number) {}
+
+  add(kernel: KernelName, args: number[], work: number): void {
+    const spec = KERNEL_ARGS[kernel];
+    if (args.length !== spec.length) throw new KernelArgumentError(kernel, spec.length, args.length);
+    if (this.n === this.capacity) this.grow();
+    const at = this.ptr + this.n++ * LIST.STRIDE, w = at >>> 2, a = (at + LIST.ARGS_BYTE) >>> 3;
+    const i32 = H.i32, f64 = H.f64;
+    i32[w + LIST.KERNEL] = this.index.get(kernel)!;
+    i32[w + LIST.NARGS] = args.length;
+    i32[w + LIST.NT] = work >= PARALLEL_THRESHOLD ? this.threads : 1;
+    for (let i = 0; i < args.length; i++) f64[a + i] = args[i];
+  }
+
+  private grow(): void {
+    const capacity = Math.max(64, 2 * this.capacity), ptr = alloc(capacity * LIST.STRIDE);
+    if (this.n) H.u8.copyWithin(ptr, this.ptr, this.ptr + this.n * LIST.STRIDE);
+    if (this.ptr) release(this.ptr);
+    this.ptr = ptr;
+    this.capacity = capacity;
+  }
+
+  get length(): number {
+    return this.n;
+  }
+
+  set(i: number, j: number, value: number): void {
+    H.f64[((this.ptr + i * LIST.STRIDE + LIST.ARGS_BYTE) >>> 3) + j] = value;
+  }
+
+  setWork(i: number, work: number): void {
+    H.i32[((this.ptr + i * LIST.STRIDE) >>> 2) + LIST.NT] = work >= PARALLEL_THRESHOLD ? this.threads : 1;
+  }
+
+  run(): void {
+    const n = this.n;
+    if (!n) return;
+    // Every call's counters start at zero (no thread walks the list between two runs).
+    const i32 = H.i32;
+    for (let c = 0, w = this.ptr >>> 2; c < n; c++, w += LIST.STRIDE >>> 2) i32[w + LIST.CLAIM] = i32[w + LIST.DONE] = 0;
+    this.job[0] = this.ptr;
+    this.job[1] = n;
+    this.poster.run(KERNEL_NAMES.length, this.walker.job, this.job, this.threads);
+  }
+
+  clear(): void {
+    this.n = 0;
+  }
+
+  dispose(): void {
+    if (this.ptr) release(this.ptr);
+    this.ptr = 0;
+    this.capacity = 0;
+    this.n = 0;
+  }
 }

@@ -53,6 +53,7 @@ const SPIN_MS = 1;
 // Polls between two looks at the clock.
 const SPIN_CHECK = 256;
 
+/** A worker's loop: runs its shares of each job; `fns` are its kernels by index, then the list job's function. */
 export function runJobLoop(memory: WebAssembly.Memory, ctrl: number, fns: ((...a: number[]) => void)[]): void {
   const i32 = new Int32Array(memory.buffer, ctrl, 16);
   const f64 = new Float64Array(memory.buffer, ctrl + CTRL.ARGS_BYTE, 32);
@@ -88,6 +89,78 @@ export function runJobLoop(memory: WebAssembly.Memory, ctrl: number, fns: ((...a
       for (let i = 0; i < n; i++) args[i] = f64[i];
       try { invoke(fns[i32[CTRL.KERNEL]], args, n, share, nt); } catch { Atomics.store(i32, CTRL.ERROR, share); }
       if (Atomics.sub(i32, CTRL.PENDING, 1) === 1 && Atomics.load(i32, CTRL.WAITING)) Atomics.notify(i32, CTRL.PENDING);
+    }
+  }
+}
+
+// A kernel list: many kernel calls posted as one job (a decoding step's few dozen kernels), so the
+// poster does not post, wake and wait once per kernel. The calls lie in the heap at a fixed
+// stride: i32 kernel index, argument count, shares, then two words every thread counts on (the
+// next share to claim and the shares finished), then the f64 arguments. Every thread that holds a
+// share of the list job walks the whole list: it claims shares of a call while any are left, and
+// waits until all of the call's shares are finished before it goes to the next call (the next
+// call reads what this one wrote). A thread that comes late finds the calls before it claimed and
+// finished, and joins at the first one that is not. The poster resets the counters before it
+// posts the list, which is safe: a thread walks only while it holds a share of the list job, and
+// the poster returns from a job after every share of it is finished.
+export const LIST = { KERNEL: 0, NARGS: 1, NT: 2, CLAIM: 3, DONE: 4, ARGS_BYTE: 32, STRIDE: 32 + 8 * 32 };
+
+/** A thread's side of kernel lists: `walk(ptr, n)` runs list jobs as described above. */
+export class ListWalker {
+  private i32: Int32Array;
+  private f64: Float64Array;
+  private ctrl: Int32Array;
+  private args: number[] = new Array<number>(32).fill(0);
+  /** The thread's kernels by index (its own instance's exports). */
+  constructor(private memory: WebAssembly.Memory, ctrl: number, private fns: ((...a: number[]) => void)[], private canBlock = true) {
+    this.i32 = new Int32Array(memory.buffer);
+    this.f64 = new Float64Array(memory.buffer);
+    this.ctrl = new Int32Array(memory.buffer, ctrl, 16);
+  }
+  /** The list job's function: (ptr, n, tid, nt) → walk(ptr, n). */
+  readonly job = (ptr: number, n: number): void => this.walk(ptr, n);
+
+  walk(ptr: number, n: number): void {
+    // The heap grows from the main thread: views made before it see only the old length.
+    if (ptr + n * LIST.STRIDE > this.i32.byteLength) {
+      this.i32 = new Int32Array(this.memory.buffer);
+      this.f64 = new Float64Array(this.memory.buffer);
+    }
+    const { i32, f64, args, ctrl } = this;
+    let failure: { e: unknown } | null = null;
+    for (let c = 0; c < n; c++) {
+      const at = ptr + c * LIST.STRIDE, w = at >> 2, nt = i32[w + LIST.NT];
+      for (let share = Atomics.add(i32, w + LIST.CLAIM, 1); share < nt; share = Atomics.add(i32, w + LIST.CLAIM, 1)) {
+        // After a failure (any thread's) the rest is claimed and counted, not run.
+        if (Atomics.load(ctrl, CTRL.ERROR) < 0) {
+          const na = i32[w + LIST.NARGS], a = (at + LIST.ARGS_BYTE) >> 3;
+          for (let i = 0; i < na; i++) args[i] = f64[a + i];
+          try {
+            invoke(this.fns[i32[w + LIST.KERNEL]], args, na, share, nt);
+          } catch (e) {
+            failure ??= { e };
+            Atomics.store(ctrl, CTRL.ERROR, share);
+          }
+        }
+        Atomics.add(i32, w + LIST.DONE, 1);
+      }
+      this.waitDone(i32, w + LIST.DONE, nt);
+    }
+    if (failure) throw failure.e;
+  }
+
+  /** Until `nt` shares of a call are finished: spins, then waits in slices of 1 ms (nobody notifies). */
+  private waitDone(i32: Int32Array, at: number, nt: number): void {
+    let spins = 0;
+    let t0 = -1;
+    for (;;) {
+      const d = Atomics.load(i32, at);
+      if (d >= nt) return;
+      if (this.canBlock && ++spins % SPIN_CHECK === 0) {
+        const t = performance.now();
+        if (t0 < 0) t0 = t;
+        else if (t - t0 > SPIN_MS) Atomics.wait(i32, at, d, 1);
+      }
     }
   }
 }
@@ -168,12 +241,13 @@ export class JobPoster {
 // more arguments makes V8 build a new array for every call (≈ 150 bytes; a decoding step makes
 // ~50 calls per token, and the young generation fills with them); a call with the arguments
 // listed makes none. The cases are the argument counts of KERNEL_ARGS (backend/kernels.ts; a
-// test checks that each has one); any other count takes the spread.
+// test checks that each has one) and the list job's two; any other count takes the spread.
 // (Here, not in a module of its own: a kernel worker's files are worker.js, pool.js and platform.js.)
 type Fn = (...a: number[]) => void;
 
 export function invoke(fn: Fn, a: readonly number[], n: number, tid: number, nt: number): void {
   switch (n) {
+    case 2: return fn(a[0], a[1], tid, nt);
     case 3: return fn(a[0], a[1], a[2], tid, nt);
     case 4: return fn(a[0], a[1], a[2], a[3], tid, nt);
     case 5: return fn(a[0], a[1], a[2], a[3], a[4], tid, nt);
@@ -195,4 +269,4 @@ export function invoke(fn: Fn, a: readonly number[], n: number, tid: number, nt:
 }
 
 /** The argument counts invoke lists (the test compares them with KERNEL_ARGS). */
-export const INVOKE_COUNTS: readonly number[] = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 16, 18, 24, 26, 27];
+export const INVOKE_COUNTS: readonly number[] = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 16, 18, 24, 26, 27];

@@ -1,6 +1,6 @@
 // A kernel thread (Node worker_threads or a browser module Web Worker): instantiates the kernel
 // module over the shared heap and runs its share of each job posted in the control block.
-import { runJobLoop } from './pool.js';
+import { ListWalker, runJobLoop } from './pool.js';
 import { isNode, nodeImport } from './platform.js';
 
 interface Init { module: WebAssembly.Module; memory: WebAssembly.Memory; scratch: number; halfTable: number; ctrl: number; names: string[] }
@@ -11,6 +11,8 @@ function start(d: Init, ready: () => void): void {
   exp.setScratch(d.scratch);
   exp.setHalfTable(d.halfTable, 0);
   const fns = d.names.map((n) => exp[n]);
+  // The list job's function comes after the kernels (index names.length, as on the main thread).
+  fns.push(new ListWalker(d.memory, d.ctrl, fns).job);
   ready();
   runJobLoop(d.memory, d.ctrl, fns);
 }
