@@ -6,6 +6,10 @@
 // resolves everything that does not change from one step to the next once — weight pointers,
 // dimensions, scratch buffers — and a step is then the same kernels with the same arguments as
 // the generic path, in the same order (so the same values, bit for bit), plus the position.
+// The calls go into a kernel batch (Backend.batch: with worker threads, one job for the whole
+// step); the next step on the same cache runs the same batch with the ids and the
+// position-dependent arguments patched, so a step's JavaScript is a few dozen stores whatever
+// the model's depth, and a fresh process has little of it to compile while it decodes.
 // Left-padded rows (continuous batching) are the exception: the generic path masks the padding
 // and runs composite attention; a plan runs the fused kernel row by row over each row's own keys
 // (the same values to rounding, and what the row decoded alone computes).
