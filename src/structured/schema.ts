@@ -12,6 +12,7 @@ import { ajvMultipleOf, boundN, digitsInRange, floatMultipleAlts, floatMultiples
 import type { MultiplePlan } from './multiple.js';
 import { ComplexityError, InvalidSchemaError, RegexError, StructuredError, UnsatisfiableError, UnsupportedKeywordError } from './errors.js';
 import { Dfa, regexDfa, intersect, union, minus, lengthBounded, lazyLengthSyms, charsDfa, stringsDfa, emptyDfa, isEmpty, languageSyms, uniformChain, minimize, minusStrings, DFA_MAX_STATES } from './dfa.js';
+import { SeqInterner } from './intern.js';
 
 export type JsonSchema = boolean | { [k: string]: unknown };
 
@@ -158,11 +159,17 @@ export class SchemaCompiler {
    * below the caller, so that a reuse deeper down still meets maxDepth as compiling it again would;
    * `unsat`: how many `never`s compiling it again would add (the message's count stays the same).
    */
-  private readonly valueMemo = new Map<string, { sym: Sym; height: number; unsat: number }>();
-  /** Content keys of objects and arrays (by identity: the compiler never changes a schema object once made). */
-  private readonly contentKeys = new WeakMap<object, string>();
-  private readonly interned = new Map<string, string>();
-  private readonly strKeys = new Map<string, string>();
+  private readonly valueMemo = new Map<number, { sym: Sym; height: number; unsat: number }>();
+  /**
+   * Content keys of objects and arrays (by identity: the compiler never changes a schema object
+   * once made). A Map emptied when compile() ends (a WeakMap's insertions were the most of keyOf's
+   * time: circleciconfig keys 10,000 new objects a compile).
+   */
+  private readonly contentKeys = new Map<object, number>();
+  /** keyOf's ids: K_* below, then strings', numbers', and objects' and arrays' (sequences of their members' ids). */
+  private readonly contentIds = newContentIds();
+  private readonly strKeys = new Map<string, number>();
+  private readonly numKeys = new Map<number, number>();
   /** The deepest `depth` reached (for valueMemo's height). */
   private reach = 0;
   private unique = 0;
@@ -192,7 +199,7 @@ export class SchemaCompiler {
     } finally {
       // The merges and complements kept for the compile (they hold schema objects strongly; the
       // grammar's lazy rules keep this compiler as long as a matcher lives).
-      this.pairs.clear(); this.propMerges.clear(); this.propWraps.clear(); this.negated.clear();
+      this.pairs.clear(); this.propMerges.clear(); this.propWraps.clear(); this.negated.clear(); this.contentKeys.clear();
     }
   }
 
@@ -286,46 +293,49 @@ export class SchemaCompiler {
 
   /**
    * A key equal for schemas of equal content (JSON values, key order kept, -0, undefined and
-   * non-finite numbers told apart): one short interned name per object or array, built from its
-   * members' keys, so a key is as long as its object's own members. (Strings and objects are named
-   * by a tag and two UTF-16 units, shortId: semgrep's 43,000 merged objects were 13% of its
-   * compile in building and hashing their keys.)
+   * non-finite numbers told apart): a number, one per distinct content — strings and numbers by
+   * a map each, objects and arrays as the sequence of their members' keys, hash-consed (intern.ts),
+   * so a key costs as much as its object's own members. (semgrep's 43,000 merged objects were 13%
+   * of its compile in building and hashing text keys; joined text keys were still 15–19% of
+   * semgrep's and circleciconfig's.)
    */
-  private keyOf(x: unknown, depth = 0): string {
+  private keyOf(x: unknown, depth = 0): number {
+    const ids = this.contentIds;
     switch (typeof x) {
-      case 'boolean': return x ? 't' : 'f';
+      case 'boolean': return x ? K_TRUE : K_FALSE;
       case 'string': {
         // Interned: the same string (a description copied into each merged object) is hashed once.
         let id = this.strKeys.get(x);
-        if (id === undefined) { id = shortId('s', this.strKeys.size); this.strKeys.set(x, id); }
+        if (id === undefined) { id = ids.fresh(); this.strKeys.set(x, id); }
         return id;
       }
-      case 'number': return Object.is(x, -0) ? 'n-0' : `n${x}`;
-      case 'undefined': return 'u';
+      case 'number': {
+        if (Object.is(x, -0)) return K_MINUS_ZERO;
+        let id = this.numKeys.get(x);
+        if (id === undefined) { id = ids.fresh(); this.numKeys.set(x, id); }
+        return id;
+      }
+      case 'undefined': return K_UNDEFINED;
       case 'object': {
-        if (x === null) return 'z';
+        if (x === null) return K_NULL;
         const known = this.contentKeys.get(x);
         if (known !== undefined) return known;
         // Deeper than any schema the compiler follows (maxDepth): a key of its own, equal to no other.
-        if (depth > 256) { const id = `x${this.unique++}`; this.contentKeys.set(x, id); return id; }
-        let local: string;
+        if (depth > 256) { const id = ids.fresh(); this.contentKeys.set(x, id); return id; }
+        const at = ids.mark();
         if (Array.isArray(x)) {
-          local = '[';
-          for (let i = 0; i < x.length; i++) local += (i ? ',' : '') + (i in x ? this.keyOf(x[i], depth + 1) : 'h');
-          local += ']';
+          ids.push(TAG_ARRAY);
+          for (let i = 0; i < x.length; i++) ids.push(i in x ? this.keyOf(x[i], depth + 1) : TAG_HOLE);
         } else {
-          local = '{';
-          let first = true;
-          for (const k of Object.keys(x)) { local += (first ? '' : ',') + this.keyOf(k) + ':' + this.keyOf((x as Obj)[k], depth + 1); first = false; }
-          local += '}';
+          ids.push(TAG_OBJECT);
+          for (const k of Object.keys(x)) { ids.push(this.keyOf(k)); ids.push(this.keyOf((x as Obj)[k], depth + 1)); }
         }
-        let id = this.interned.get(local);
-        if (id === undefined) { id = shortId('#', this.interned.size); this.interned.set(local, id); }
+        const id = ids.intern(at);
         this.contentKeys.set(x, id);
         return id;
       }
       // Not JSON (functions, symbols, bigints): never equal to another.
-      default: return `x${this.unique++}`;
+      default: return ids.fresh();
     }
   }
 
@@ -1721,7 +1731,7 @@ export class SchemaCompiler {
     return id;
   }
   /** keyLanguage of a propertyNames schema, once per content. */
-  private readonly keyLangs = new Map<string, Dfa | null>();
+  private readonly keyLangs = new Map<number, Dfa | null>();
   private keyLanguageOf(s: JsonSchema, ptr: string): Dfa | null {
     const k = this.keyOf(s);
     let d = this.keyLangs.get(k);
@@ -2215,8 +2225,14 @@ export class SchemaCompiler {
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-/** A name of fixed length for id n (< 2^32) after a tag: the tag then n as two UTF-16 code units (any values; a key is read by position). */
-const shortId = (tag: string, n: number): string => tag + String.fromCharCode(n & 0xffff, n >>> 16);
+/** keyOf's ids of the constants (the first ids of newContentIds), and the tags that begin a sequence (negative: no id). */
+const K_TRUE = 0, K_FALSE = 1, K_NULL = 2, K_UNDEFINED = 3, K_MINUS_ZERO = 4;
+const TAG_ARRAY = -1, TAG_OBJECT = -2, TAG_HOLE = -3;
+function newContentIds(): SeqInterner {
+  const ids = new SeqInterner();
+  for (let k = 0; k <= K_MINUS_ZERO; k++) ids.fresh();
+  return ids;
+}
 /** Whether the schema's exclusions (NOT_IN) name the value. */
 const excludes = (s: Obj, v: unknown) => ((s[NOT_IN] ?? []) as unknown[]).some((e) => deepEqual(e, v));
 /** Keywords the normalizer rewrites into allOf parts. */
