@@ -1,12 +1,14 @@
 // Content keys of the schema compiler (issue #20's compile target): SeqInterner's hash-consing of
 // number sequences against a map of their text, and SchemaCompiler.keyOf against a plain
 // serialisation of JSON values (key order kept; -0, undefined, holes and non-finite numbers told
-// apart) — equal keys exactly for equal contents.
+// apart) — equal keys exactly for equal contents; uniqueConcat (allOf's merged required lists)
+// against the Set it stands for.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SeqInterner } from '../../src/structured/intern.js';
 import { Rng } from '../../src/structured/fuzz.js';
 import { SchemaCompiler } from '../../src/structured/index.js';
+import { uniqueConcat } from '../../src/structured/schema.js';
 
 test('SeqInterner: the same id exactly for the same sequence, nested sequences written above their parent, leaves equal to nothing', () => {
   const r = new Rng(9);
@@ -101,4 +103,16 @@ test('SchemaCompiler.keyOf: equal keys exactly for equal contents (order kept, -
   // Not JSON: a function's key equals no other, itself included.
   const f = () => 0;
   assert.notEqual(keyOf(f), keyOf(f));
+});
+
+test('uniqueConcat: the same list as [...new Set([...a, ...b])], short lists and long', () => {
+  const r = new Rng(12);
+  const pool: unknown[] = ['a', 'b', 'c', '', 'constructor', 0, -0, NaN, 1, null, undefined, true];
+  for (let t = 0; t < 5000; t++) {
+    const list = () => Array.from({ length: r.int(0, r.chance(0.1) ? 40 : 6) }, () => (r.chance(0.7) ? r.pick(pool) : `k${r.int(0, 30)}`));
+    const a = list(), b = list();
+    const got = uniqueConcat(a, b), want = [...new Set([...a, ...b])];
+    assert.equal(got.length, want.length, `${String(a)} + ${String(b)}`);
+    for (let i = 0; i < got.length; i++) assert.ok(Object.is(got[i], want[i]), `${String(a)} + ${String(b)}: at ${i}`);
+  }
 });
