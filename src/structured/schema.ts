@@ -133,6 +133,20 @@ const keyChar = (x: number) => x >= 0x20 && x < 0x7f && x !== 0x22 && x !== 0x5c
 const KEY_CHAR_BITS = new Uint16Array(16);
 for (let x = 0; x < 256; x++) if (keyChar(x)) KEY_CHAR_BITS[x >>> 4] |= 1 << (x & 15);
 const KEY_ENC = new TextEncoder();
+/**
+ * A name's bytes as keyTrie reads them, one character per byte: the UTF-8 of its JSON-escaped
+ * text; the name itself where every character is a key character (nearly every name: printable
+ * ASCII, which JSON writes as it is), without encoding or copying it.
+ */
+function keyBytes(n: string): string {
+  for (let i = 0; i < n.length; i++) {
+    if (keyChar(n.charCodeAt(i))) continue;
+    let out = '';
+    for (const x of KEY_ENC.encode(JSON.stringify(n).slice(1, -1))) out += String.fromCharCode(x);
+    return out;
+  }
+  return n;
+}
 const jp = (ptr: string, ...keys: (string | number)[]) => { let out = ptr; for (const k of keys) out += '/' + esc(String(k)); return out; };
 
 /** Compiles a JSON Schema to a grammar (JSON text, or YAML with output: 'yaml'). */
@@ -1873,8 +1887,11 @@ export class SchemaCompiler {
    * node of their trie, named FREE_KEY_NODE: ByteAutomaton recognises those frames as closed
    * under plain characters without walking the trie, see closureByStacks).
    */
-  /** keyTrie's node rules by their rest (see there). */
-  private readonly trieNodes = new Map<string, Sym>();
+  /** keyTrie's node rules by their rest (see there): by the id of its sequence in trieIds. */
+  private readonly trieNodes = new Map<number, Sym>();
+  private readonly trieIds = new SeqInterner();
+  /** Per byte x: the class of the key characters but x (0: not made yet). */
+  private readonly keyCharsBut = new Int32Array(256);
   /** keyTrie's node rules of one child (a key character) by a number: (child rule × 256 + byte) × 2 + quoted. */
   private readonly trieChains = new Map<number, Sym>();
 
@@ -1883,41 +1900,53 @@ export class SchemaCompiler {
     // The names' bytes sorted (a name before those it begins): the trie's nodes are ranges of
     // them, without a map per node (Kubernetes objects of many long names: 40,000 maps a schema).
     // Children are taken in the order the names first meet them, as a trie built name by name.
-    const keys = names.map((n, i) => ({ k: KEY_ENC.encode(JSON.stringify(n).slice(1, -1)), i }));
+    const keys = names.map((n, i) => ({ k: keyBytes(n), i }));
     keys.sort((x, y) => {
       const a = x.k, c = y.k, n = Math.min(a.length, c.length);
-      for (let j = 0; j < n; j++) if (a[j] !== c[j]) return a[j] - c[j];
+      for (let j = 0; j < n; j++) if (a.charCodeAt(j) !== c.charCodeAt(j)) return a.charCodeAt(j) - c.charCodeAt(j);
       return a.length - c.length || x.i - y.i;
     });
     const quote = b.cls([0x22]);
     const free = b.cached('key-free', () => b.seq('key-free', [...b.repeat('key-char', [b.cls(keyChar)], 0, Infinity), quote]));
     const bits = new Uint16Array(16);
+    const chain: number[] = [];
+    let top = 0;
     // Nodes with the same rest (whether a name ends there, and the same children) are one rule,
     // in this trie and the tries of other objects: the names' tails are shared.
     const node = (lo: number, hi: number, d0: number, root = false): Sym => {
       // Nodes of one child, a key character (most nodes: the rest of one long name), followed
       // down without recursion (a name of 2,048 characters is as many levels), then built from
       // the bottom up, each keyed by a number.
-      const chain: number[] = [];
+      // (The chain's levels, (whether a name ends there, byte) each, on one stack for the whole
+      // trie: the levels of the nodes below are above them, and popped before these are read.)
+      const base = top;
       let i = lo, d = d0, end = false;
       for (;;) {
         end = false;
         while (i < hi && keys[i].k.length === d) { end = true; i++; }
-        if (!(i < hi && keys[hi - 1].k[d] === keys[i].k[d] && keyChar(keys[i].k[d]))) break;
-        chain.push(d, end ? 1 : 0, keys[i].k[d]);
+        if (!(i < hi && keys[hi - 1].k.charCodeAt(d) === keys[i].k.charCodeAt(d) && keyChar(keys[i].k.charCodeAt(d)))) break;
+        chain[top++] = end ? 1 : 0; chain[top++] = keys[i].k.charCodeAt(d);
         d++;
       }
-      let k = branch(i, hi, d, end, root && chain.length === 0);
-      for (let c = chain.length - 3; c >= 0; c -= 3) {
-        const x = chain[c + 2];
-        const quoted = chain[c + 1] === 0 && !(root && c === 0 && nonEmpty);
+      const last = top;
+      let k = branch(i, hi, d, end, root && last === base);
+      top = base;
+      for (let c = last - 2; c >= base; c -= 2) {
+        const x = chain[c + 1];
+        const quoted = chain[c] === 0 && !(root && c === base && nonEmpty);
         const nk = (k * 256 + x) * 2 + (quoted ? 1 : 0);
         const known = this.trieChains.get(nk);
         if (known !== undefined) { k = known; continue; }
-        bits.set(KEY_CHAR_BITS);
-        bits[x >>> 4] &= ~(1 << (x & 15));
+        // (The class of the key characters but x: one lookup per byte.)
+        let but = this.keyCharsBut[x];
+        if (but === 0) {
+          bits.set(KEY_CHAR_BITS);
+          bits[x >>> 4] &= ~(1 << (x & 15));
+          but = this.keyCharsBut[x] = b.clsOfBits(bits);
+        }
+        const only = b.byteCls(x);
         const alts: Sym[][] = quoted ? [[quote]] : [];
-        alts.push([b.clsOfBits(bits), free], [b.cls([x]), k]);
+        alts.push([but, free], [only, k]);
         const r = b.rule(FREE_KEY_NODE, alts);
         this.trieChains.set(nk, r);
         k = r;
@@ -1929,9 +1958,9 @@ export class SchemaCompiler {
     const branch = (i: number, hi: number, d: number, end: boolean, root: boolean): Sym => {
       const groups: Array<{ x: number; lo: number; hi: number; first: number }> = [];
       while (i < hi) {
-        const x = keys[i].k[d];
+        const x = keys[i].k.charCodeAt(d);
         let j = i, first = keys[i].i;
-        while (j < hi && keys[j].k[d] === x) { if (keys[j].i < first) first = keys[j].i; j++; }
+        while (j < hi && keys[j].k.charCodeAt(d) === x) { if (keys[j].i < first) first = keys[j].i; j++; }
         groups.push({ x, lo: i, hi: j, first });
         i = j;
       }
@@ -1939,9 +1968,13 @@ export class SchemaCompiler {
       const kids: Array<[number, Sym]> = [];
       for (const g of groups) if (keyChar(g.x)) kids.push([g.x, node(g.lo, g.hi, d + 1)]);
       const quoted = !end && !(root && nonEmpty);
-      let key = quoted ? 'q' : 'n';
-      for (const [x, k] of kids) key += `,${x}:${k}`;
-      for (const g of groups) if (!keyChar(g.x)) key += `,${g.x}!`;
+      // Keyed by the sequence (quoted, then each child's byte and rule, then −1 − each byte that
+      // is not a key character), hash-consed: no text per node.
+      const ids = this.trieIds, at = ids.mark();
+      ids.push(quoted ? 1 : 0);
+      for (const [x, k] of kids) { ids.push(x); ids.push(k); }
+      for (const g of groups) if (!keyChar(g.x)) ids.push(-1 - g.x);
+      const key = ids.intern(at);
       const known = this.trieNodes.get(key);
       if (known !== undefined) return known;
       const alts: Sym[][] = [];
@@ -1951,7 +1984,7 @@ export class SchemaCompiler {
       for (const g of groups) bits[g.x >>> 4] &= ~(1 << (g.x & 15));
       const others = b.clsOfBits(bits);
       alts.push([others, free]);
-      for (const [x, k] of kids) alts.push([b.cls([x]), k]);
+      for (const [x, k] of kids) alts.push([b.byteCls(x), k]);
       const r = b.rule(FREE_KEY_NODE, alts);
       this.trieNodes.set(key, r);
       return r;
