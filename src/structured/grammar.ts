@@ -135,12 +135,23 @@ export class GrammarBuilder {
     // Short literals (keys, punctuation) recur: their classes are kept (a copy is returned).
     const known = s.length <= 64 ? this.lits.get(s) : undefined;
     if (known !== undefined) return known.slice();
+    // (ASCII, nearly every literal, read as it is: its bytes are its code units; a byte's class
+    // from singleClass without a list per byte.)
     const out: Sym[] = [];
-    for (const b of UTF8.encode(s)) out.push(this.cls([b]));
+    let ascii = true;
+    for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) { ascii = false; break; }
+    if (ascii) for (let i = 0; i < s.length; i++) out.push(this.byteCls(s.charCodeAt(i)));
+    else for (const b of UTF8.encode(s)) out.push(this.byteCls(b));
     if (s.length <= 64) this.lits.set(s, out.slice());
     return out;
   }
   private readonly lits = new Map<string, Sym[]>();
+
+  /** The class of byte x alone (cls([x]), found without a list once made). */
+  byteCls(x: number): Sym {
+    const k = this.singleClass[x];
+    return k >= 0 ? clsSym(k) : this.cls([x]);
+  }
 
   /** One rule matching any sequence of the alternatives. */
   alt(name: string, alts: Sym[][]): Sym {

@@ -12,6 +12,7 @@ import { ajvMultipleOf, boundN, digitsInRange, floatMultipleAlts, floatMultiples
 import type { MultiplePlan } from './multiple.js';
 import { ComplexityError, InvalidSchemaError, RegexError, StructuredError, UnsatisfiableError, UnsupportedKeywordError } from './errors.js';
 import { Dfa, regexDfa, intersect, union, minus, lengthBounded, lazyLengthSyms, charsDfa, stringsDfa, emptyDfa, isEmpty, languageSyms, uniformChain, minimize, minusStrings, DFA_MAX_STATES } from './dfa.js';
+import { SeqInterner } from './intern.js';
 
 export type JsonSchema = boolean | { [k: string]: unknown };
 
@@ -132,6 +133,20 @@ const keyChar = (x: number) => x >= 0x20 && x < 0x7f && x !== 0x22 && x !== 0x5c
 const KEY_CHAR_BITS = new Uint16Array(16);
 for (let x = 0; x < 256; x++) if (keyChar(x)) KEY_CHAR_BITS[x >>> 4] |= 1 << (x & 15);
 const KEY_ENC = new TextEncoder();
+/**
+ * A name's bytes as keyTrie reads them, one character per byte: the UTF-8 of its JSON-escaped
+ * text; the name itself where every character is a key character (nearly every name: printable
+ * ASCII, which JSON writes as it is), without encoding or copying it.
+ */
+function keyBytes(n: string): string {
+  for (let i = 0; i < n.length; i++) {
+    if (keyChar(n.charCodeAt(i))) continue;
+    let out = '';
+    for (const x of KEY_ENC.encode(JSON.stringify(n).slice(1, -1))) out += String.fromCharCode(x);
+    return out;
+  }
+  return n;
+}
 const jp = (ptr: string, ...keys: (string | number)[]) => { let out = ptr; for (const k of keys) out += '/' + esc(String(k)); return out; };
 
 /** Compiles a JSON Schema to a grammar (JSON text, or YAML with output: 'yaml'). */
@@ -158,11 +173,17 @@ export class SchemaCompiler {
    * below the caller, so that a reuse deeper down still meets maxDepth as compiling it again would;
    * `unsat`: how many `never`s compiling it again would add (the message's count stays the same).
    */
-  private readonly valueMemo = new Map<string, { sym: Sym; height: number; unsat: number }>();
-  /** Content keys of objects and arrays (by identity: the compiler never changes a schema object once made). */
-  private readonly contentKeys = new WeakMap<object, string>();
-  private readonly interned = new Map<string, string>();
-  private readonly strKeys = new Map<string, string>();
+  private readonly valueMemo = new Map<number, { sym: Sym; height: number; unsat: number }>();
+  /**
+   * Content keys of objects and arrays (by identity: the compiler never changes a schema object
+   * once made). A Map emptied when compile() ends (a WeakMap's insertions were the most of keyOf's
+   * time: circleciconfig keys 10,000 new objects a compile).
+   */
+  private readonly contentKeys = new Map<object, number>();
+  /** keyOf's ids: K_* below, then strings', numbers', and objects' and arrays' (sequences of their members' ids). */
+  private readonly contentIds = newContentIds();
+  private readonly strKeys = new Map<string, number>();
+  private readonly numKeys = new Map<number, number>();
   /** The deepest `depth` reached (for valueMemo's height). */
   private reach = 0;
   private unique = 0;
@@ -192,7 +213,7 @@ export class SchemaCompiler {
     } finally {
       // The merges and complements kept for the compile (they hold schema objects strongly; the
       // grammar's lazy rules keep this compiler as long as a matcher lives).
-      this.pairs.clear(); this.propMerges.clear(); this.propWraps.clear(); this.negated.clear();
+      this.pairs.clear(); this.propMerges.clear(); this.propWraps.clear(); this.negated.clear(); this.contentKeys.clear();
     }
   }
 
@@ -286,46 +307,49 @@ export class SchemaCompiler {
 
   /**
    * A key equal for schemas of equal content (JSON values, key order kept, -0, undefined and
-   * non-finite numbers told apart): one short interned name per object or array, built from its
-   * members' keys, so a key is as long as its object's own members. (Strings and objects are named
-   * by a tag and two UTF-16 units, shortId: semgrep's 43,000 merged objects were 13% of its
-   * compile in building and hashing their keys.)
+   * non-finite numbers told apart): a number, one per distinct content — strings and numbers by
+   * a map each, objects and arrays as the sequence of their members' keys, hash-consed (intern.ts),
+   * so a key costs as much as its object's own members. (semgrep's 43,000 merged objects were 13%
+   * of its compile in building and hashing text keys; joined text keys were still 15–19% of
+   * semgrep's and circleciconfig's.)
    */
-  private keyOf(x: unknown, depth = 0): string {
+  private keyOf(x: unknown, depth = 0): number {
+    const ids = this.contentIds;
     switch (typeof x) {
-      case 'boolean': return x ? 't' : 'f';
+      case 'boolean': return x ? K_TRUE : K_FALSE;
       case 'string': {
         // Interned: the same string (a description copied into each merged object) is hashed once.
         let id = this.strKeys.get(x);
-        if (id === undefined) { id = shortId('s', this.strKeys.size); this.strKeys.set(x, id); }
+        if (id === undefined) { id = ids.fresh(); this.strKeys.set(x, id); }
         return id;
       }
-      case 'number': return Object.is(x, -0) ? 'n-0' : `n${x}`;
-      case 'undefined': return 'u';
+      case 'number': {
+        if (Object.is(x, -0)) return K_MINUS_ZERO;
+        let id = this.numKeys.get(x);
+        if (id === undefined) { id = ids.fresh(); this.numKeys.set(x, id); }
+        return id;
+      }
+      case 'undefined': return K_UNDEFINED;
       case 'object': {
-        if (x === null) return 'z';
+        if (x === null) return K_NULL;
         const known = this.contentKeys.get(x);
         if (known !== undefined) return known;
         // Deeper than any schema the compiler follows (maxDepth): a key of its own, equal to no other.
-        if (depth > 256) { const id = `x${this.unique++}`; this.contentKeys.set(x, id); return id; }
-        let local: string;
+        if (depth > 256) { const id = ids.fresh(); this.contentKeys.set(x, id); return id; }
+        const at = ids.mark();
         if (Array.isArray(x)) {
-          local = '[';
-          for (let i = 0; i < x.length; i++) local += (i ? ',' : '') + (i in x ? this.keyOf(x[i], depth + 1) : 'h');
-          local += ']';
+          ids.push(TAG_ARRAY);
+          for (let i = 0; i < x.length; i++) ids.push(i in x ? this.keyOf(x[i], depth + 1) : TAG_HOLE);
         } else {
-          local = '{';
-          let first = true;
-          for (const k of Object.keys(x)) { local += (first ? '' : ',') + this.keyOf(k) + ':' + this.keyOf((x as Obj)[k], depth + 1); first = false; }
-          local += '}';
+          ids.push(TAG_OBJECT);
+          for (const k of Object.keys(x)) { ids.push(this.keyOf(k)); ids.push(this.keyOf((x as Obj)[k], depth + 1)); }
         }
-        let id = this.interned.get(local);
-        if (id === undefined) { id = shortId('#', this.interned.size); this.interned.set(local, id); }
+        const id = ids.intern(at);
         this.contentKeys.set(x, id);
         return id;
       }
       // Not JSON (functions, symbols, bigints): never equal to another.
-      default: return `x${this.unique++}`;
+      default: return ids.fresh();
     }
   }
 
@@ -1666,9 +1690,15 @@ export class SchemaCompiler {
       return r;
     };
     // Without `ordered`: the required members, comma-separated, derive what the members in any order derive shortest.
-    const req = kv.filter((_, i) => required[i]);
+    // (A loop, not flatMap: flatMap was most of this function's time in semgrep's 1,436 objects.)
+    let first: Sym[];
+    if (ordered !== null) first = [ordered];
+    else {
+      first = [];
+      for (let i = 0; i < n; i++) if (required[i]) { if (first.length) first.push(sep); first.push(kv[i]); }
+    }
     const none = '0'.repeat(n);
-    const root = b.lazy('members-any-order', [ordered !== null ? [ordered] : req.flatMap((m, i) => (i ? [sep, m] : [m]))], (g) => alts(g, new Uint8Array(n), 0, none));
+    const root = b.lazy('members-any-order', [first], (g) => alts(g, new Uint8Array(n), 0, none));
     states.set(`0:${none}`, root);
     return root;
   }
@@ -1721,7 +1751,7 @@ export class SchemaCompiler {
     return id;
   }
   /** keyLanguage of a propertyNames schema, once per content. */
-  private readonly keyLangs = new Map<string, Dfa | null>();
+  private readonly keyLangs = new Map<number, Dfa | null>();
   private keyLanguageOf(s: JsonSchema, ptr: string): Dfa | null {
     const k = this.keyOf(s);
     let d = this.keyLangs.get(k);
@@ -1857,8 +1887,11 @@ export class SchemaCompiler {
    * node of their trie, named FREE_KEY_NODE: ByteAutomaton recognises those frames as closed
    * under plain characters without walking the trie, see closureByStacks).
    */
-  /** keyTrie's node rules by their rest (see there). */
-  private readonly trieNodes = new Map<string, Sym>();
+  /** keyTrie's node rules by their rest (see there): by the id of its sequence in trieIds. */
+  private readonly trieNodes = new Map<number, Sym>();
+  private readonly trieIds = new SeqInterner();
+  /** Per byte x: the class of the key characters but x (0: not made yet). */
+  private readonly keyCharsBut = new Int32Array(256);
   /** keyTrie's node rules of one child (a key character) by a number: (child rule × 256 + byte) × 2 + quoted. */
   private readonly trieChains = new Map<number, Sym>();
 
@@ -1867,41 +1900,53 @@ export class SchemaCompiler {
     // The names' bytes sorted (a name before those it begins): the trie's nodes are ranges of
     // them, without a map per node (Kubernetes objects of many long names: 40,000 maps a schema).
     // Children are taken in the order the names first meet them, as a trie built name by name.
-    const keys = names.map((n, i) => ({ k: KEY_ENC.encode(JSON.stringify(n).slice(1, -1)), i }));
+    const keys = names.map((n, i) => ({ k: keyBytes(n), i }));
     keys.sort((x, y) => {
       const a = x.k, c = y.k, n = Math.min(a.length, c.length);
-      for (let j = 0; j < n; j++) if (a[j] !== c[j]) return a[j] - c[j];
+      for (let j = 0; j < n; j++) if (a.charCodeAt(j) !== c.charCodeAt(j)) return a.charCodeAt(j) - c.charCodeAt(j);
       return a.length - c.length || x.i - y.i;
     });
     const quote = b.cls([0x22]);
     const free = b.cached('key-free', () => b.seq('key-free', [...b.repeat('key-char', [b.cls(keyChar)], 0, Infinity), quote]));
     const bits = new Uint16Array(16);
+    const chain: number[] = [];
+    let top = 0;
     // Nodes with the same rest (whether a name ends there, and the same children) are one rule,
     // in this trie and the tries of other objects: the names' tails are shared.
     const node = (lo: number, hi: number, d0: number, root = false): Sym => {
       // Nodes of one child, a key character (most nodes: the rest of one long name), followed
       // down without recursion (a name of 2,048 characters is as many levels), then built from
       // the bottom up, each keyed by a number.
-      const chain: number[] = [];
+      // (The chain's levels, (whether a name ends there, byte) each, on one stack for the whole
+      // trie: the levels of the nodes below are above them, and popped before these are read.)
+      const base = top;
       let i = lo, d = d0, end = false;
       for (;;) {
         end = false;
         while (i < hi && keys[i].k.length === d) { end = true; i++; }
-        if (!(i < hi && keys[hi - 1].k[d] === keys[i].k[d] && keyChar(keys[i].k[d]))) break;
-        chain.push(d, end ? 1 : 0, keys[i].k[d]);
+        if (!(i < hi && keys[hi - 1].k.charCodeAt(d) === keys[i].k.charCodeAt(d) && keyChar(keys[i].k.charCodeAt(d)))) break;
+        chain[top++] = end ? 1 : 0; chain[top++] = keys[i].k.charCodeAt(d);
         d++;
       }
-      let k = branch(i, hi, d, end, root && chain.length === 0);
-      for (let c = chain.length - 3; c >= 0; c -= 3) {
-        const x = chain[c + 2];
-        const quoted = chain[c + 1] === 0 && !(root && c === 0 && nonEmpty);
+      const last = top;
+      let k = branch(i, hi, d, end, root && last === base);
+      top = base;
+      for (let c = last - 2; c >= base; c -= 2) {
+        const x = chain[c + 1];
+        const quoted = chain[c] === 0 && !(root && c === base && nonEmpty);
         const nk = (k * 256 + x) * 2 + (quoted ? 1 : 0);
         const known = this.trieChains.get(nk);
         if (known !== undefined) { k = known; continue; }
-        bits.set(KEY_CHAR_BITS);
-        bits[x >>> 4] &= ~(1 << (x & 15));
+        // (The class of the key characters but x: one lookup per byte.)
+        let but = this.keyCharsBut[x];
+        if (but === 0) {
+          bits.set(KEY_CHAR_BITS);
+          bits[x >>> 4] &= ~(1 << (x & 15));
+          but = this.keyCharsBut[x] = b.clsOfBits(bits);
+        }
+        const only = b.byteCls(x);
         const alts: Sym[][] = quoted ? [[quote]] : [];
-        alts.push([b.clsOfBits(bits), free], [b.cls([x]), k]);
+        alts.push([but, free], [only, k]);
         const r = b.rule(FREE_KEY_NODE, alts);
         this.trieChains.set(nk, r);
         k = r;
@@ -1913,9 +1958,9 @@ export class SchemaCompiler {
     const branch = (i: number, hi: number, d: number, end: boolean, root: boolean): Sym => {
       const groups: Array<{ x: number; lo: number; hi: number; first: number }> = [];
       while (i < hi) {
-        const x = keys[i].k[d];
+        const x = keys[i].k.charCodeAt(d);
         let j = i, first = keys[i].i;
-        while (j < hi && keys[j].k[d] === x) { if (keys[j].i < first) first = keys[j].i; j++; }
+        while (j < hi && keys[j].k.charCodeAt(d) === x) { if (keys[j].i < first) first = keys[j].i; j++; }
         groups.push({ x, lo: i, hi: j, first });
         i = j;
       }
@@ -1923,9 +1968,13 @@ export class SchemaCompiler {
       const kids: Array<[number, Sym]> = [];
       for (const g of groups) if (keyChar(g.x)) kids.push([g.x, node(g.lo, g.hi, d + 1)]);
       const quoted = !end && !(root && nonEmpty);
-      let key = quoted ? 'q' : 'n';
-      for (const [x, k] of kids) key += `,${x}:${k}`;
-      for (const g of groups) if (!keyChar(g.x)) key += `,${g.x}!`;
+      // Keyed by the sequence (quoted, then each child's byte and rule, then −1 − each byte that
+      // is not a key character), hash-consed: no text per node.
+      const ids = this.trieIds, at = ids.mark();
+      ids.push(quoted ? 1 : 0);
+      for (const [x, k] of kids) { ids.push(x); ids.push(k); }
+      for (const g of groups) if (!keyChar(g.x)) ids.push(-1 - g.x);
+      const key = ids.intern(at);
       const known = this.trieNodes.get(key);
       if (known !== undefined) return known;
       const alts: Sym[][] = [];
@@ -1935,7 +1984,7 @@ export class SchemaCompiler {
       for (const g of groups) bits[g.x >>> 4] &= ~(1 << (g.x & 15));
       const others = b.clsOfBits(bits);
       alts.push([others, free]);
-      for (const [x, k] of kids) alts.push([b.cls([x]), k]);
+      for (const [x, k] of kids) alts.push([b.byteCls(x), k]);
       const r = b.rule(FREE_KEY_NODE, alts);
       this.trieNodes.set(key, r);
       return r;
@@ -2215,8 +2264,14 @@ export class SchemaCompiler {
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-/** A name of fixed length for id n (< 2^32) after a tag: the tag then n as two UTF-16 code units (any values; a key is read by position). */
-const shortId = (tag: string, n: number): string => tag + String.fromCharCode(n & 0xffff, n >>> 16);
+/** keyOf's ids of the constants (the first ids of newContentIds), and the tags that begin a sequence (negative: no id). */
+const K_TRUE = 0, K_FALSE = 1, K_NULL = 2, K_UNDEFINED = 3, K_MINUS_ZERO = 4;
+const TAG_ARRAY = -1, TAG_OBJECT = -2, TAG_HOLE = -3;
+function newContentIds(): SeqInterner {
+  const ids = new SeqInterner();
+  for (let k = 0; k <= K_MINUS_ZERO; k++) ids.fresh();
+  return ids;
+}
 /** Whether the schema's exclusions (NOT_IN) name the value. */
 const excludes = (s: Obj, v: unknown) => ((s[NOT_IN] ?? []) as unknown[]).some((e) => deepEqual(e, v));
 /** Keywords the normalizer rewrites into allOf parts. */
@@ -2623,6 +2678,21 @@ function wrapProps(cur: Obj, own: unknown, ap: unknown, both: Merger['both']): O
 }
 
 /** Merges allOf parts (already flattened, no $ref/allOf) into one schema (new objects made by `make`, which never changes one once made). */
+/**
+ * The values of a then b, each once, in the order first met: [...new Set([...a, ...b])] without
+ * the copies and the set where the lists are short (required lists merged: the most of
+ * mergeSchemas' time in semgrep). includes and Set compare alike (SameValueZero).
+ */
+export function uniqueConcat<T>(a: readonly T[], b: readonly T[]): T[] {
+  if (a.length + b.length > 32) return [...new Set([...a, ...b])];
+  const out: T[] = [];
+  // (A Set keeps -0 as +0.)
+  const add = (x: T) => { if (!out.includes(x)) out.push((x === 0 ? 0 : x) as T); };
+  for (let i = 0; i < a.length; i++) add(a[i]);
+  for (let i = 0; i < b.length; i++) add(b[i]);
+  return out;
+}
+
 function mergeSchemas(parts: Obj[], ptr: string, make: Merger): JsonSchema {
   const both = make.both;
   const out: Obj = {};
@@ -2649,7 +2719,7 @@ function mergeSchemas(parts: Obj[], ptr: string, make: Merger): JsonSchema {
           break;
         }
         case 'properties': out[k] = make.props(cur as Obj, v); break;
-        case 'required': out[k] = [...new Set([...(cur as string[]), ...(v as string[])])]; break;
+        case 'required': out[k] = uniqueConcat(cur as string[], v as string[]); break;
         case 'minLength': case 'minItems': case 'minProperties': out[k] = Math.max(cur as number, v as number); break;
         case 'maxLength': case 'maxItems': case 'maxProperties': out[k] = Math.min(cur as number, v as number); break;
         case 'minimum': case 'maximum': {

@@ -167,3 +167,39 @@ test('the parts normalize copies without a keyword keep every other key as an ow
     }
   }
 });
+
+test('undeclared-key tries of random names (non-ASCII, escaped, prefixes of each other) accept exactly the undeclared printable keys, and the declared names with their values', () => {
+  // Names as keyTrie reads them: JSON-escaped UTF-8, a byte per level; printable ASCII names read
+  // as they are. The keys tried: the names, their prefixes and extensions, other ASCII keys.
+  const r = new Rng(77);
+  const alphabet = ['a', 'b', 'ab', 'é', '€', '😀', '"', '\\', '\n', '\u0001', '/', ' ', '~', 'A'];
+  const word = () => Array.from({ length: r.int(0, 4) }, () => r.pick(alphabet)).join('');
+  const printable = (k: string) => [...k].every((c) => c >= ' ' && c <= '~' && c !== '"' && c !== '\\');
+  // First: tries whose nodes have the same bytes below them but different subtrees (root {a, c}).
+  const fixed = [[['ab', 'cd'], ['ax', 'cd']], [['a', 'ab'], ['a', 'ax']]];
+  for (let t = 0; t < 30 + fixed.length; t++) {
+    const objects = (t < fixed.length ? fixed[t] : Array.from({ length: r.int(1, 3) }, () => [...new Set(Array.from({ length: r.int(1, 6) }, word))])).map((names) => {
+      return { type: 'object', properties: Object.fromEntries(names.map((n) => [n, { type: 'integer' }])), additionalProperties: { type: 'string' } } as JsonSchema;
+    });
+    const schema: JsonSchema = { type: 'object', properties: Object.fromEntries(objects.map((o, i) => [`o${i}`, o])) };
+    const accepts = acceptor(compileJsonSchema(schema));
+    const keys = new Set<string>();
+    for (const o of objects) for (const n of Object.keys((o as { properties: object }).properties)) {
+      keys.add(n);
+      for (let i = 0; i < n.length; i++) keys.add(n.slice(0, i));
+      keys.add(n + 'a'); keys.add(n + '~');
+    }
+    for (let i = 0; i < 10; i++) keys.add(word());
+    for (const [i, o] of objects.entries()) {
+      const declared = new Set(Object.keys((o as { properties: object }).properties));
+      for (const key of keys) {
+        // Undeclared keys the grammar writes are printable ASCII without escapes (a documented narrowing).
+        if (!declared.has(key) && !printable(key)) continue;
+        for (const value of [1, 's']) {
+          const v = { [`o${i}`]: { [key]: value } };
+          assert.equal(accepts(JSON.stringify(v)), ajvValid(schema, v), JSON.stringify(v));
+        }
+      }
+    }
+  }
+});
