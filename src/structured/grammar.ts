@@ -235,23 +235,59 @@ export class GrammarBuilder {
     return out;
   }
 
-  /** Any code point in the given inclusive ranges (surrogates excluded), as UTF-8 byte sequences. */
+  /**
+   * Any code point in the given inclusive ranges (surrogates excluded), as UTF-8 byte sequences:
+   * where many sequences share a lead byte range, a trie of their byte ranges under one
+   * alternative (see rangeTrie). A class of scattered code points (a pattern's \p{L} written out:
+   * hundreds of ranges) has hundreds of sequences but a few dozen lead bytes; one alternative per
+   * sequence was one parse per sequence at every character (497 stacks per state, each stepped
+   * and expanded at every byte of a token), the trie is one per lead byte range. Classes of whole
+   * blocks and regex escapes ('.', `[^\s]`) are written as before.
+   */
   codepoints(ranges: Array<[number, number]>): Sym {
     const norm = normalizeRanges(ranges);
     const key = 'cp:' + norm.map(([a, b]) => `${a}-${b}`).join(',');
     return this.cached(key, () => {
-      const alts: Sym[][] = [];
-      const single: number[] = [];
-      for (const [lo, hi] of norm) {
-        for (const seq of utf8Sequences(lo, hi)) {
-          if (seq.length === 1) { for (let b = seq[0][0]; b <= seq[0][1]; b++) single.push(b); continue; }
-          alts.push(seq.map(([a, b]) => this.byteRange(a, b)));
-        }
-      }
-      if (single.length) alts.unshift([this.cls(single)]);
+      const seqs: Array<Array<[number, number]>> = [];
+      for (const [lo, hi] of norm) for (const seq of utf8Sequences(lo, hi)) seqs.push(seq);
+      const alts = this.rangeTrie(seqs, 0);
       if (alts.length === 0) return this.rule('empty-class', []);
       return this.alt('chars', alts);
     });
+  }
+
+  /**
+   * The alternatives of a trie over byte-range sequences from position i on (codepoints): the
+   * sequences that end at i as one class first, then, in order, each sequence as it is, or where
+   * at least `min` share its range at i (TRIE_MIN at the first byte, 2 below it), at the first of
+   * them that range and the trie of their rests. (Few sequences under a lead byte — a regex '.',
+   * `[^\s]`: up to 6 — stay as they are: the matcher's plain shapes follow a multi-byte
+   * character's bytes along one alternative, which a rule for the rest would end.)
+   */
+  private rangeTrie(seqs: Array<Array<[number, number]>>, i: number): Sym[][] {
+    const min = i === 0 ? TRIE_MIN : 2;
+    const alts: Sym[][] = [];
+    const last: number[] = [];
+    const groups = new Map<number, Array<Array<[number, number]>>>();
+    for (const q of seqs) {
+      if (q.length === i + 1) continue;
+      const k = q[i][0] * 256 + q[i][1];
+      let g = groups.get(k);
+      if (!g) groups.set(k, g = []);
+      g.push(q);
+    }
+    for (const q of seqs) {
+      const [a, b] = q[i];
+      if (q.length === i + 1) { for (let x = a; x <= b; x++) last.push(x); continue; }
+      const g = groups.get(a * 256 + b)!;
+      if (g.length < min) { alts.push(q.slice(i).map(([x, y]) => this.byteRange(x, y))); continue; }
+      if (g[0] !== q) continue;
+      const first = this.byteRange(a, b), rest = this.rangeTrie(g, i + 1);
+      alts.push(rest.length === 1 ? [first, ...rest[0]] : [first, this.rule('chars', rest)]);
+    }
+    // (The class of the last bytes made last: a class without a trie numbers its byte classes as before.)
+    if (last.length) alts.unshift([this.cls(last)]);
+    return alts;
   }
 
   build(start: number): Grammar {
@@ -326,6 +362,12 @@ function encodeCp(c: number): number[] {
 
 /** Alternatives of a lazy rule, produced on its first expansion (see GrammarBuilder.lazy). */
 export type LazyAlts = (g: Grammar) => Sym[][];
+
+/**
+ * Least sequences of a class under one lead byte range that codepoints writes as a trie (see
+ * rangeTrie): more than the 6 of `[^\s]` under E2 (the classes of regex escapes keep their form).
+ */
+const TRIE_MIN = 7;
 
 /** Longest literal string (in UTF-16 units) a grammar spells out symbol by symbol. */
 export const MAX_LITERAL = 100_000;
