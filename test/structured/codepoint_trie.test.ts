@@ -13,21 +13,10 @@ import { TokenVocab, TokenMatcher, ByteAutomaton, DEAD, compileJsonSchema, utf8S
 import { GrammarBuilder, normalizeRanges } from '../../src/structured/grammar.js';
 import { llama2Json } from '../tokenizers/real_vocabs.js';
 import { assertMaskBrute } from './suite_util.js';
+import { uniformRng as rng } from '../helpers.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder('utf-8', { fatal: true });
-
-/** A small deterministic generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Scattered ranges: single code points and short runs in every UTF-8 length, a few whole blocks. */
 function randomRanges(r: () => number, n: number, letters = false): Array<[number, number]> {
