@@ -66,16 +66,18 @@ export function runJobLoop(memory: WebAssembly.Memory, ctrl: number, fns: ((...a
   for (;;) {
     let s = Atomics.load(i32, CTRL.SEQ);
     let spins = 0;
-    let t0 = -1;
+    let t0 = 0;
     while (s === seen) {
+      // Every look at the clock runs the same operations (the first one sets t0), so none of them
+      // is first run after V8 has optimised the loop: that would deoptimise it.
       if (++spins % SPIN_CHECK === 0) {
         const t = performance.now();
-        if (t0 < 0) t0 = t;
-        else if (t - t0 > SPIN_MS) {
+        if (spins === SPIN_CHECK) t0 = t;
+        if (t - t0 > SPIN_MS) {
           Atomics.add(i32, CTRL.SLEEPERS, 1);
           Atomics.wait(i32, CTRL.SEQ, seen);
           Atomics.sub(i32, CTRL.SLEEPERS, 1);
-          t0 = -1;
+          spins = 0;
         }
       }
       s = Atomics.load(i32, CTRL.SEQ);
@@ -113,8 +115,11 @@ export class ListWalker {
   private args: number[] = new Array<number>(32).fill(0);
   /** The thread's kernels by index (its own instance's exports). */
   constructor(private memory: WebAssembly.Memory, ctrl: number, private fns: ((...a: number[]) => void)[], private canBlock = true) {
-    this.i32 = new Int32Array(memory.buffer);
-    this.f64 = new Float64Array(memory.buffer);
+    // Views of the whole heap are made by the first walk (and again after the heap grows), so
+    // that path has run before V8 optimises walk: first taken later (a model loaded after the
+    // pool started grows the heap), it would deoptimise it.
+    this.i32 = new Int32Array(0);
+    this.f64 = new Float64Array(0);
     this.ctrl = new Int32Array(memory.buffer, ctrl, 16);
   }
   /** The list job's function: (ptr, n, tid, nt) → walk(ptr, n). */
@@ -152,14 +157,15 @@ export class ListWalker {
   /** Until `nt` shares of a call are finished: spins, then waits in slices of 1 ms (nobody notifies). */
   private waitDone(i32: Int32Array, at: number, nt: number): void {
     let spins = 0;
-    let t0 = -1;
+    let t0 = 0;
     for (;;) {
       const d = Atomics.load(i32, at);
       if (d >= nt) return;
+      // (The same operations at every look at the clock: see runJobLoop.)
       if (this.canBlock && ++spins % SPIN_CHECK === 0) {
         const t = performance.now();
-        if (t0 < 0) t0 = t;
-        else if (t - t0 > SPIN_MS) Atomics.wait(i32, at, d, 1);
+        if (spins === SPIN_CHECK) t0 = t;
+        if (t - t0 > SPIN_MS) Atomics.wait(i32, at, d, 1);
       }
     }
   }
@@ -215,14 +221,15 @@ export class JobPoster {
   private waitForShares(): void {
     const i32 = this.i32;
     let spins = 0;
-    let t0 = -1;
+    let t0 = 0;
     for (;;) {
       const p = Atomics.load(i32, CTRL.PENDING);
       if (p === 0) return;
+      // (The same operations at every look at the clock: see runJobLoop.)
       if (this.canBlock && ++spins % SPIN_CHECK === 0) {
         const t = performance.now();
-        if (t0 < 0) t0 = t;
-        else if (t - t0 > SPIN_MS) {
+        if (spins === SPIN_CHECK) t0 = t;
+        if (t - t0 > SPIN_MS) {
           Atomics.store(i32, CTRL.WAITING, 1);
           Atomics.wait(i32, CTRL.PENDING, p, 50);
           Atomics.store(i32, CTRL.WAITING, 0);
