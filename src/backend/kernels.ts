@@ -244,7 +244,7 @@ export class SequentialBatch implements KernelBatch {
   private calls: { kernel: KernelName; args: number[]; work: number }[] = [];
   constructor(private backend: Pick<Backend, 'call'>) {}
   add(kernel: KernelName, args: number[], work: number): void {
-    if (args.length !== KERNEL_ARGS[kernel].length) throw new KernelArgumentError(kernel, KERNEL_ARGS[kernel].length, args.length);
+    checkKernelArgs(kernel, args);
     this.calls.push({ kernel, args, work });
   }
   get length(): number {
@@ -265,6 +265,12 @@ export class SequentialBatch implements KernelBatch {
   dispose(): void {
     this.calls = [];
   }
+}
+
+/** Refuses a call whose argument count is not the kernel's (a KernelArgumentError). */
+export function checkKernelArgs(kernel: KernelName, args: readonly number[]): void {
+  const want = KERNEL_ARGS[kernel].length;
+  if (args.length !== want) throw new KernelArgumentError(kernel, want, args.length);
 }
 
 export class KernelArgumentError extends Error {

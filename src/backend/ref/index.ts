@@ -1,7 +1,7 @@
 // The reference backend: every kernel in plain TypeScript, written to be obviously correct
 // rather than fast. Tests compare the wasm backend against it.
 import type { Backend, KernelName, KernelTable } from '../kernels.js';
-import { KERNEL_ARGS, KernelArgumentError, SequentialBatch } from '../kernels.js';
+import { SequentialBatch, checkKernelArgs } from '../kernels.js';
 import { sgemm } from './matmul.js';
 import { binary, copy, cumsum, fill, reduce, unary, unary_bwd, where } from './elementwise.js';
 import * as nn from './nn.js';
@@ -27,7 +27,7 @@ export const refBackend: Backend = {
   name: 'ref',
   threads: 1,
   call(kernel: KernelName, args: number[]): void {
-    if (args.length !== KERNEL_ARGS[kernel].length) throw new KernelArgumentError(kernel, KERNEL_ARGS[kernel].length, args.length);
+    checkKernelArgs(kernel, args);
     refKernels[kernel](...args, 0, 1);
   },
   batch() {

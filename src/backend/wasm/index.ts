@@ -2,7 +2,7 @@
 // thread and on worker threads that share the heap's WebAssembly.Memory.
 import { H, alloc, release } from '../heap.js';
 import type { Backend, KernelBatch, KernelName } from '../kernels.js';
-import { KERNEL_ARGS, KERNEL_NAMES, KernelArgumentError, SequentialBatch } from '../kernels.js';
+import { KERNEL_NAMES, SequentialBatch, checkKernelArgs } from '../kernels.js';
 import { CTRL, JobPoster, LIST, ListWalker, invoke } from './pool.js';
 import { refKernels } from '../ref/index.js';
 import { platform } from './platform.js';
@@ -132,8 +132,7 @@ export class WasmBackend implements Backend {
   }
 
   call(kernel: KernelName, args: number[], work: number): void {
-    const spec = KERNEL_ARGS[kernel];
-    if (args.length !== spec.length) throw new KernelArgumentError(kernel, spec.length, args.length);
+    checkKernelArgs(kernel, args);
     const idx = this.index.get(kernel)!;
     if (this.poster && work >= PARALLEL_THRESHOLD && !this.missing.includes(kernel)) this.poster.run(idx, this.fns[idx], args, this.threads);
     else invoke(this.fns[idx], args, args.length, 0, 1);
@@ -162,14 +161,13 @@ class ListBatch implements KernelBatch {
   constructor(private poster: JobPoster, private walker: ListWalker, private index: Map<string, number>, private threads: number) {}
 
   add(kernel: KernelName, args: number[], work: number): void {
-    const spec = KERNEL_ARGS[kernel];
-    if (args.length !== spec.length) throw new KernelArgumentError(kernel, spec.length, args.length);
+    checkKernelArgs(kernel, args);
     if (this.n === this.capacity) this.grow();
     const at = this.ptr + this.n++ * LIST.STRIDE, w = at >>> 2, a = (at + LIST.ARGS_BYTE) >>> 3;
     const i32 = H.i32, f64 = H.f64;
     i32[w + LIST.KERNEL] = this.index.get(kernel)!;
     i32[w + LIST.NARGS] = args.length;
-    i32[w + LIST.NT] = work >= PARALLEL_THRESHOLD ? this.threads : 1;
+    i32[w + LIST.NT] = this.sharesOf(work);
     for (let i = 0; i < args.length; i++) f64[a + i] = args[i];
   }
 
@@ -190,7 +188,12 @@ class ListBatch implements KernelBatch {
   }
 
   setWork(i: number, work: number): void {
-    H.i32[((this.ptr + i * LIST.STRIDE) >>> 2) + LIST.NT] = work >= PARALLEL_THRESHOLD ? this.threads : 1;
+    H.i32[((this.ptr + i * LIST.STRIDE) >>> 2) + LIST.NT] = this.sharesOf(work);
+  }
+
+  /** A call's shares: all threads from PARALLEL_THRESHOLD on, as WasmBackend.call decides. */
+  private sharesOf(work: number): number {
+    return work >= PARALLEL_THRESHOLD ? this.threads : 1;
   }
 
   run(): void {
