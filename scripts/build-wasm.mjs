@@ -5,12 +5,15 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { writeDispatch } from './kernel-dispatch.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const asc = path.join(root, 'node_modules', 'assemblyscript', 'bin', 'asc.js');
 const entry = path.join(root, 'src', 'backend', 'wasm', 'as', 'index.ts');
 const outDir = path.join(root, 'dist', 'wasm');
 mkdirSync(outDir, { recursive: true });
+// The kernel-list walker's dispatch (wasm/as/dispatch.ts), generated from KERNEL_ARGS.
+writeDispatch(root);
 
 const common = [
   entry, '--runtime', 'stub', '-O3', '--noAssert', '--importMemory', '--sharedMemory',

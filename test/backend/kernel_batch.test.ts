@@ -8,7 +8,10 @@ import { init, shutdown, withBackend } from '../../src/index.js';
 import { backend } from '../../src/backend/index.js';
 import { H, alloc, release } from '../../src/backend/heap.js';
 import { CTRL, LIST, ListWalker } from '../../src/backend/wasm/pool.js';
+import type { ListExports } from '../../src/backend/wasm/pool.js';
+import { BinaryOp, KERNEL_NAMES } from '../../src/backend/kernels.js';
 import type { KernelBatch } from '../../src/backend/kernels.js';
+import { kernelExports } from './kernel_harness.js';
 
 before(async () => { await init({ threads: 2 }); });
 after(async () => { await shutdown(); });
@@ -96,55 +99,81 @@ test('a failing call in a batch is reported, the calls after it do not run, and 
   }
 }));
 
-// The walker alone, on this thread, over a list written by hand; the kernels are JavaScript
-// functions that record what they run.
-function list(memory: WebAssembly.Memory, at: number, calls: { kernel: number; nt: number; args: number[] }[]): void {
-  const i32 = new Int32Array(memory.buffer), f64 = new Float64Array(memory.buffer);
+test('a kernel call that traps on the threads is reported, and the worker goes on running jobs', { timeout: 60_000 }, () => withBackend('wasm', () => {
+  const n = 1 << 16, buf = alloc(4 * n);
+  try {
+    for (let i = 0; i < 20; i++) {
+      // out of bounds on both shares: this thread's error, or the worker's through the error word
+      assert.throws(() => backend().call('swiglu', [H.memory.buffer.byteLength + (1 << 20), buf, 64, n / 128], 1 << 20), /out of bounds|failed/);
+      backend().call('fill', [buf, n, i], 1 << 20);
+      assert.equal(H.f32[(buf >>> 2) + n - 1], i, 'a job after the failure');
+    }
+  } finally {
+    release(buf);
+  }
+}));
+
+// The walker alone (wasm/as/list.ts through pool.ts ListWalker), on this thread, in its own
+// kernel instance over the heap and with its own control block, over a list written by hand:
+// x ← x + x (2 shares), y ← x + x (1), x ← y + x (3 shares) on n elements. Every element's value
+// says which calls ran on it, how often and in which order.
+function list(at: number, calls: { nt: number; args: number[] }[]): void {
+  const add = KERNEL_NAMES.indexOf('binary');
   calls.forEach((c, i) => {
     const w = (at + i * LIST.STRIDE) >> 2;
-    i32[w + LIST.KERNEL] = c.kernel; i32[w + LIST.NARGS] = c.args.length; i32[w + LIST.NT] = c.nt;
-    i32[w + LIST.CLAIM] = 0; i32[w + LIST.DONE] = 0;
-    c.args.forEach((v, j) => { f64[((at + i * LIST.STRIDE + LIST.ARGS_BYTE) >> 3) + j] = v; });
+    H.i32[w + LIST.KERNEL] = add; H.i32[w + LIST.NARGS] = c.args.length; H.i32[w + LIST.NT] = c.nt;
+    H.i32[w + LIST.CLAIM] = 0; H.i32[w + LIST.DONE] = 0;
+    c.args.forEach((v, j) => { H.f64[((at + i * LIST.STRIDE + LIST.ARGS_BYTE) >> 3) + j] = v; });
   });
 }
 
+function walkerSetup(n: number): { walker: ListWalker; ctrl: number; at: number; x: number; y: number; meta: number; free(): void } {
+  const ctrl = alloc(CTRL.BYTES), at = alloc(4 * LIST.STRIDE), x = alloc(4 * n), y = alloc(4 * n), meta = alloc(12);
+  H.i32.fill(0, ctrl >>> 2, (ctrl + CTRL.BYTES) >>> 2);
+  H.i32[(ctrl >>> 2) + CTRL.ERROR] = -1;
+  H.i32.set([n, 1, 1], meta >>> 2);
+  const exp = kernelExports('simd') as unknown as ListExports;
+  return { walker: new ListWalker(H.memory, ctrl, exp), ctrl, at, x, y, meta, free: () => { for (const p of [ctrl, at, x, y, meta]) release(p); } };
+}
+
 test('ListWalker: every share of every call once, in order; a late walk runs nothing again; it joins at the first unfinished call', () => {
-  const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
-  const ctrl = 0, at = 1024;
-  new Int32Array(memory.buffer)[CTRL.ERROR] = -1;
-  const ran: string[] = [];
-  const fns = [
-    (a: number, b: number, share: number, nt: number) => { ran.push(`f(${a},${b}) ${share}/${nt}`); },
-    (a: number, share: number, nt: number) => { ran.push(`g(${a}) ${share}/${nt}`); },
-  ];
-  const walker = new ListWalker(memory, ctrl, fns);
-  const calls = [{ kernel: 0, nt: 2, args: [1, 2] }, { kernel: 1, nt: 1, args: [3] }, { kernel: 0, nt: 3, args: [4, 5] }];
-  list(memory, at, calls);
-  walker.walk(at, 3);
-  assert.deepEqual(ran, ['f(1,2) 0/2', 'f(1,2) 1/2', 'g(3) 0/1', 'f(4,5) 0/3', 'f(4,5) 1/3', 'f(4,5) 2/3']);
-  ran.length = 0;
-  walker.walk(at, 3); // a thread that comes when the list is done
-  assert.deepEqual(ran, []);
-  // Another thread has finished the first call: a walk runs from the second one on.
-  list(memory, at, calls);
-  const i32 = new Int32Array(memory.buffer);
-  i32[(at >> 2) + LIST.CLAIM] = 2;
-  i32[(at >> 2) + LIST.DONE] = 2;
-  walker.job(at, 3);
-  assert.deepEqual(ran, ['g(3) 0/1', 'f(4,5) 0/3', 'f(4,5) 1/3', 'f(4,5) 2/3']);
+  const n = 96; // three shares of 32 elements
+  const { walker, at, x, y, meta, free } = walkerSetup(n);
+  try {
+    const add = (out: number, a: number, b: number): number[] => [BinaryOp.ADD, out, a, b, 1, meta, n];
+    const calls = [{ nt: 2, args: add(x, x, x) }, { nt: 1, args: add(y, x, x) }, { nt: 3, args: add(x, y, x) }];
+    const start = (): void => { H.f32.fill(1, x >>> 2, (x >>> 2) + n); H.f32.fill(0, y >>> 2, (y >>> 2) + n); list(at, calls); };
+    const values = (p: number): number[] => [...new Set(H.f32.subarray(p >>> 2, (p >>> 2) + n))];
+    start();
+    walker.walk(at, 3);
+    assert.deepEqual([values(x), values(y)], [[6], [4]], 'x = 2x, y = 2x, x = y + x');
+    for (let c = 0; c < 3; c++) assert.equal(H.i32[((at + c * LIST.STRIDE) >> 2) + LIST.DONE], calls[c].nt, `call ${c}'s shares counted`);
+    walker.walk(at, 3); // a thread that comes when the list is done
+    assert.deepEqual([values(x), values(y)], [[6], [4]], 'a late walk ran something again');
+    // Another thread has finished the first call: a walk runs from the second one on.
+    start();
+    H.i32[(at >> 2) + LIST.CLAIM] = 2;
+    H.i32[(at >> 2) + LIST.DONE] = 2;
+    walker.job(at, 3);
+    assert.deepEqual([values(x), values(y)], [[3], [2]], 'y = 2x, x = y + x');
+  } finally {
+    free();
+  }
 });
 
-test('ListWalker: a call that throws is counted as done, the calls after it are claimed but not run, and the walk rethrows', () => {
-  const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
-  const at = 1024, i32 = new Int32Array(memory.buffer);
-  i32[CTRL.ERROR] = -1;
-  const ran: string[] = [];
-  const fns = [
-    (a: number, share: number) => { ran.push(`f(${a}) ${share}`); if (a === 2 && share === 1) throw new Error('boom'); },
-  ];
-  list(memory, at, [{ kernel: 0, nt: 2, args: [1] }, { kernel: 0, nt: 2, args: [2] }, { kernel: 0, nt: 2, args: [3] }]);
-  assert.throws(() => new ListWalker(memory, 0, fns).walk(at, 3), /boom/);
-  assert.deepEqual(ran, ['f(1) 0', 'f(1) 1', 'f(2) 0', 'f(2) 1']);
-  assert.equal(i32[CTRL.ERROR], 1);
-  for (let c = 0; c < 3; c++) assert.equal(i32[((at + c * LIST.STRIDE) >> 2) + LIST.DONE], 2, `call ${c} counted`);
+test('ListWalker: a call that traps is counted as done, the calls after it are claimed but not run, and the walk rethrows', () => {
+  const n = 96;
+  const { walker, ctrl, at, x, meta, free } = walkerSetup(n);
+  try {
+    const add = (out: number, a: number, b: number): number[] => [BinaryOp.ADD, out, a, b, 1, meta, n];
+    H.f32.fill(1, x >>> 2, (x >>> 2) + n);
+    // The second call writes outside the heap: both of its shares trap.
+    list(at, [{ nt: 2, args: add(x, x, x) }, { nt: 2, args: add(H.memory.buffer.byteLength + (1 << 20), x, x) }, { nt: 2, args: add(x, x, x) }]);
+    assert.throws(() => walker.walk(at, 3), /out of bounds/);
+    assert.deepEqual([...new Set(H.f32.subarray(x >>> 2, (x >>> 2) + n))], [2], 'the first call ran, the third did not');
+    assert.equal(H.i32[(ctrl >>> 2) + CTRL.ERROR], 0, 'the failing share is recorded');
+    for (let c = 0; c < 3; c++) assert.equal(H.i32[((at + c * LIST.STRIDE) >> 2) + LIST.DONE], 2, `call ${c} counted`);
+  } finally {
+    free();
+  }
 });

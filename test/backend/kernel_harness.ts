@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { H, alloc, views } from '../../src/backend/heap.js';
 import { PARALLEL_THRESHOLD, WasmBackend } from '../../src/backend/wasm/index.js';
+import { kernelImports } from '../../src/backend/wasm/pool.js';
 import { refBackend } from '../../src/backend/ref/index.js';
 import type { KernelName } from '../../src/backend/kernels.js';
 import { init, shutdown } from '../../src/index.js';
@@ -39,7 +40,7 @@ export const getF32 = (p: number, n: number): Float32Array => views().f32.slice(
  */
 export function kernelExports(variant: 'relaxed' | 'simd'): Record<string, (...a: number[]) => void> {
   const bytes = readFileSync(new URL(`../../wasm/kernels-${variant}.wasm`, import.meta.url));
-  const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: H.memory, abort: () => { throw new Error('wasm abort'); } } }).exports as Record<string, unknown>;
+  const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), kernelImports(H.memory)).exports as Record<string, unknown>;
   const f = e as Record<string, (...a: number[]) => void>;
   f.setScratch(alloc((e.SCRATCH_BYTES as WebAssembly.Global).value as number));
   f.setHalfTable(alloc((e.HALF_TABLE_BYTES as WebAssembly.Global).value as number), 1);

@@ -3,7 +3,8 @@
 import { H, alloc, release } from '../heap.js';
 import type { Backend, KernelBatch, KernelName } from '../kernels.js';
 import { KERNEL_NAMES, SequentialBatch, checkKernelArgs } from '../kernels.js';
-import { CTRL, JobPoster, LIST, ListWalker, invoke } from './pool.js';
+import { CTRL, JobPoster, LIST, ListWalker, invoke, kernelImports } from './pool.js';
+import type { ListExports } from './pool.js';
 import { refKernels } from '../ref/index.js';
 import { platform } from './platform.js';
 import type { WorkerHandle } from './platform.js';
@@ -68,7 +69,7 @@ export class WasmBackend implements Backend {
 
   private constructor(readonly threads: number, module: WebAssembly.Module, variant: string) {
     this.variant = variant;
-    const instance = new WebAssembly.Instance(module, { env: { memory: H.memory, abort: () => { throw new Error('wasm abort'); } } });
+    const instance = new WebAssembly.Instance(module, kernelImports(H.memory));
     this.exportsObj = instance.exports as Record<string, unknown>;
     const exp = instance.exports as Record<string, (...a: number[]) => void>;
     const scratchBytes = (instance.exports.SCRATCH_BYTES as WebAssembly.Global).value as number;
@@ -78,6 +79,10 @@ export class WasmBackend implements Backend {
     // A kernel the module lacks runs on the reference implementation, single-threaded; tests
     // assert that `missing` is empty.
     this.missing = KERNEL_NAMES.filter((n) => typeof exp[n] !== 'function');
+    // The list walker's dispatch numbers kernels as KERNEL_NAMES does when it was built.
+    if ((instance.exports.DISPATCH_NAMES_HASH as WebAssembly.Global).value >>> 0 !== namesHash(KERNEL_NAMES)) {
+      throw new Error('tslm: the kernel module was built for another kernel table (backend/kernels.ts); run `npm run build`');
+    }
     this.fns = KERNEL_NAMES.map((n) => (typeof exp[n] === 'function' ? exp[n] : refKernels[n]));
     this.scratchBytes = scratchBytes;
     this.module = module;
@@ -111,12 +116,12 @@ export class WasmBackend implements Backend {
     new Int32Array(H.memory.buffer, ctrl, 16).fill(0);
     const starts: Promise<WorkerHandle>[] = [];
     for (let w = 1; w < this.threads; w++) {
-      starts.push(platform.startWorker(url, { module: this.module, memory: H.memory, scratch: alloc(this.scratchBytes), halfTable: this.halfTable, ctrl, names: KERNEL_NAMES }));
+      starts.push(platform.startWorker(url, { module: this.module, memory: H.memory, scratch: alloc(this.scratchBytes), halfTable: this.halfTable, ctrl, listKernel: KERNEL_NAMES.length }));
     }
     this.workers = await Promise.all(starts);
     for (const w of this.workers) w.unref();
     this.poster = new JobPoster(H.memory, ctrl, platform.canBlock);
-    this.walker = new ListWalker(H.memory, ctrl, this.fns, platform.canBlock);
+    this.walker = new ListWalker(H.memory, ctrl, this.exportsObj as unknown as ListExports, platform.canBlock);
   }
   /** The main thread's side of list jobs (with worker threads). */
   private walker: ListWalker | null = null;
@@ -145,6 +150,14 @@ export class WasmBackend implements Backend {
     this.workers = [];
     this.poster = null;
   }
+}
+
+/** FNV-1a of the names joined by commas, as scripts/kernel-dispatch.mjs writes DISPATCH_NAMES_HASH. */
+function namesHash(names: readonly string[]): number {
+  const s = names.join(',');
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
 }
 
 /** TSLM_THREADS, else the available cores. */

@@ -22,6 +22,8 @@
 // notifies only when the other has said it sleeps. This is safe with sequentially consistent
 // atomics: a thread announces itself, then waits on the value it last saw; if the other side
 // read the announcement as 0, its write of that value came first and the wait returns at once.
+// The worker's side of this protocol (its loop, claims, the list walk) runs in the kernel module
+// (wasm/as/jobs.ts, wasm/as/list.ts, with the same layout), the poster's here.
 export const CTRL = { SEQ: 0, KERNEL: 1, NARGS: 2, PENDING: 3, NT: 4, STOP: 5, ERROR: 6, SLEEPERS: 7, WAITING: 8, CLAIM: 9, ARGS_BYTE: 64, BYTES: 64 + 8 * 32 };
 
 /** Most shares a job may have (the claim word keeps 8 bits for the share). */
@@ -53,44 +55,36 @@ const SPIN_MS = 1;
 // Polls between two looks at the clock.
 const SPIN_CHECK = 256;
 
-/** A worker's loop: runs its shares of each job; `fns` are its kernels by index, then the list job's function. */
-export function runJobLoop(memory: WebAssembly.Memory, ctrl: number, fns: ((...a: number[]) => void)[]): void {
+/** What a kernel instance exports for a worker's job loop (wasm/as/jobs.ts). */
+export interface JobExports extends ListExports {
+  jobLoop(ctrl: number, listKernel: number): void;
+  jobRunningShare(): number;
+  jobShareDone(ctrl: number): void;
+}
+
+/**
+ * A worker's loop: its instance's `jobLoop` (WebAssembly; it waits for jobs, claims shares and runs
+ * them as described above) until the pool stops. A kernel that traps or throws unwinds out of it:
+ * the share is then recorded in the error word (which the poster reports), a kernel list it was
+ * walking is finished (ListWalker.recover), the share is counted finished, and the loop goes on.
+ * listKernel: the kernel index of list jobs (their arguments: the list's address and length).
+ */
+export function runJobLoop(memory: WebAssembly.Memory, ctrl: number, exp: JobExports, listKernel: number): void {
   const i32 = new Int32Array(memory.buffer, ctrl, 16);
-  const f64 = new Float64Array(memory.buffer, ctrl + CTRL.ARGS_BYTE, 32);
-  // The control block starts zeroed and SEQ only counts up from there. Reading the current
-  // SEQ instead would race with a job posted before this thread got here (the worker reports
-  // ready before entering this loop) and lose that job, hanging the poster.
-  let seen = 0;
-  // Arguments of the current job in args[0, n): the array keeps its size (32), no allocation per job.
-  const args: number[] = new Array<number>(32).fill(0);
+  const f64 = new Float64Array(memory.buffer, ctrl + CTRL.ARGS_BYTE, 2);
+  const walker = new ListWalker(memory, ctrl, exp);
   for (;;) {
-    let s = Atomics.load(i32, CTRL.SEQ);
-    let spins = 0;
-    let t0 = 0;
-    while (s === seen) {
-      // Every look at the clock runs the same operations (the first one sets t0), so none of them
-      // is first run after V8 has optimised the loop: that would deoptimise it.
-      if (++spins % SPIN_CHECK === 0) {
-        const t = performance.now();
-        if (spins === SPIN_CHECK) t0 = t;
-        if (t - t0 > SPIN_MS) {
-          Atomics.add(i32, CTRL.SLEEPERS, 1);
-          Atomics.wait(i32, CTRL.SEQ, seen);
-          Atomics.sub(i32, CTRL.SLEEPERS, 1);
-          spins = 0;
-        }
+    try {
+      exp.jobLoop(ctrl, listKernel);
+      return;
+    } catch (e) {
+      const share = exp.jobRunningShare();
+      if (share < 0) throw e; // the loop itself failed, not a kernel
+      if (exp.listRunningCall() >= 0) {
+        try { walker.recover(f64[0], f64[1], e); } catch { /* reported through the error word */ }
       }
-      s = Atomics.load(i32, CTRL.SEQ);
-    }
-    seen = s;
-    if (Atomics.load(i32, CTRL.STOP)) return;
-    // A claim holds the job open (pending counts it), so the fields read after it are job s's.
-    for (let share = claim(i32, s, i32[CTRL.NT]); share >= 0; share = claim(i32, s, i32[CTRL.NT])) {
-      const nt = i32[CTRL.NT];
-      const n = i32[CTRL.NARGS];
-      for (let i = 0; i < n; i++) args[i] = f64[i];
-      try { invoke(fns[i32[CTRL.KERNEL]], args, n, share, nt); } catch { Atomics.store(i32, CTRL.ERROR, share); }
-      if (Atomics.sub(i32, CTRL.PENDING, 1) === 1 && Atomics.load(i32, CTRL.WAITING)) Atomics.notify(i32, CTRL.PENDING);
+      Atomics.store(i32, CTRL.ERROR, share);
+      exp.jobShareDone(ctrl);
     }
   }
 }
@@ -107,68 +101,54 @@ export function runJobLoop(memory: WebAssembly.Memory, ctrl: number, fns: ((...a
 // the poster returns from a job after every share of it is finished.
 export const LIST = { KERNEL: 0, NARGS: 1, NT: 2, CLAIM: 3, DONE: 4, ARGS_BYTE: 32, STRIDE: 32 + 8 * 32 };
 
-/** A thread's side of kernel lists: `walk(ptr, n)` runs list jobs as described above. */
+/** What a kernel instance exports for kernel lists (wasm/as/list.ts). */
+export interface ListExports {
+  listWalk(ptr: number, n: number, ctrl: number, canBlock: number): void;
+  listRunningCall(): number;
+  listRunningShare(): number;
+}
+
+/**
+ * A thread's side of kernel lists: `walk(ptr, n)` runs list jobs as described above, in its
+ * instance's `listWalk` (WebAssembly, compiled before the first call). A kernel that traps or
+ * throws unwinds out of it: its share is then counted done, the error word set, and the walk
+ * resumed, so that the rest is claimed and counted and no other thread waits forever; the first
+ * error is rethrown at the end.
+ */
 export class ListWalker {
-  private i32: Int32Array;
-  private f64: Float64Array;
-  private ctrl: Int32Array;
-  private args: number[] = new Array<number>(32).fill(0);
-  /** The thread's kernels by index (its own instance's exports). */
-  constructor(private memory: WebAssembly.Memory, ctrl: number, private fns: ((...a: number[]) => void)[], private canBlock = true) {
-    // Views of the whole heap are made by the first walk (and again after the heap grows), so
-    // that path has run before V8 optimises walk: first taken later (a model loaded after the
-    // pool started grows the heap), it would deoptimise it.
-    this.i32 = new Int32Array(0);
-    this.f64 = new Float64Array(0);
-    this.ctrl = new Int32Array(memory.buffer, ctrl, 16);
+  private ctrl32: Int32Array;
+  constructor(private memory: WebAssembly.Memory, private ctrl: number, private exp: ListExports, private canBlock = true) {
+    this.ctrl32 = new Int32Array(memory.buffer, ctrl, 16);
   }
   /** The list job's function: (ptr, n, tid, nt) → walk(ptr, n). */
   readonly job = (ptr: number, n: number): void => this.walk(ptr, n);
 
   walk(ptr: number, n: number): void {
-    // The heap grows from the main thread: views made before it see only the old length.
-    if (ptr + n * LIST.STRIDE > this.i32.byteLength) {
-      this.i32 = new Int32Array(this.memory.buffer);
-      this.f64 = new Float64Array(this.memory.buffer);
+    try {
+      this.exp.listWalk(ptr, n, this.ctrl, this.canBlock ? 1 : 0);
+    } catch (e) {
+      this.recover(ptr, n, e);
     }
-    const { i32, f64, args, ctrl } = this;
-    let failure: { e: unknown } | null = null;
-    for (let c = 0; c < n; c++) {
-      const at = ptr + c * LIST.STRIDE, w = at >> 2, nt = i32[w + LIST.NT];
-      for (let share = Atomics.add(i32, w + LIST.CLAIM, 1); share < nt; share = Atomics.add(i32, w + LIST.CLAIM, 1)) {
-        // After a failure (any thread's) the rest is claimed and counted, not run.
-        if (Atomics.load(ctrl, CTRL.ERROR) < 0) {
-          const na = i32[w + LIST.NARGS], a = (at + LIST.ARGS_BYTE) >> 3;
-          for (let i = 0; i < na; i++) args[i] = f64[a + i];
-          try {
-            invoke(this.fns[i32[w + LIST.KERNEL]], args, na, share, nt);
-          } catch (e) {
-            failure ??= { e };
-            Atomics.store(ctrl, CTRL.ERROR, share);
-          }
-        }
-        Atomics.add(i32, w + LIST.DONE, 1);
-      }
-      this.waitDone(i32, w + LIST.DONE, nt);
-    }
-    if (failure) throw failure.e;
   }
 
-  /** Until `nt` shares of a call are finished: spins, then waits in slices of 1 ms (nobody notifies). */
-  private waitDone(i32: Int32Array, at: number, nt: number): void {
-    let spins = 0;
-    let t0 = 0;
-    for (;;) {
-      const d = Atomics.load(i32, at);
-      if (d >= nt) return;
-      // (The same operations at every look at the clock: see runJobLoop.)
-      if (this.canBlock && ++spins % SPIN_CHECK === 0) {
-        const t = performance.now();
-        if (spins === SPIN_CHECK) t0 = t;
-        if (t - t0 > SPIN_MS) Atomics.wait(i32, at, d, 1);
-      }
-    }
+  /**
+   * After `listWalk` threw `first`: the failing share is counted done and recorded in the error
+   * word, and the walk resumed to the end (the rest claimed and counted, not run); then `first` is
+   * rethrown. Rethrown at once when the walk itself failed, not a kernel.
+   */
+  recover(ptr: number, n: number, first: unknown): never {
+    const c = this.exp.listRunningCall();
+    if (c < 0) throw first;
+    Atomics.store(this.ctrl32, CTRL.ERROR, this.exp.listRunningShare());
+    Atomics.add(new Int32Array(this.memory.buffer), ((ptr + c * LIST.STRIDE) >> 2) + LIST.DONE, 1);
+    this.exp.listWalk(ptr, n, this.ctrl, this.canBlock ? 1 : 0);
+    throw first;
   }
+}
+
+/** The imports of a kernel instance over `memory` (the list walker looks at the clock through `now`). */
+export function kernelImports(memory: WebAssembly.Memory): WebAssembly.Imports {
+  return { env: { memory, abort: () => { throw new Error('wasm abort'); }, now: () => performance.now() } };
 }
 
 /** Main-thread side: post a job, run share 0, wait for the others. */

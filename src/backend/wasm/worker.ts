@@ -1,20 +1,18 @@
 // A kernel thread (Node worker_threads or a browser module Web Worker): instantiates the kernel
 // module over the shared heap and runs its share of each job posted in the control block.
-import { ListWalker, runJobLoop } from './pool.js';
+import { kernelImports, runJobLoop } from './pool.js';
+import type { JobExports } from './pool.js';
 import { isNode, nodeImport } from './platform.js';
 
-interface Init { module: WebAssembly.Module; memory: WebAssembly.Memory; scratch: number; halfTable: number; ctrl: number; names: string[] }
+interface Init { module: WebAssembly.Module; memory: WebAssembly.Memory; scratch: number; halfTable: number; ctrl: number; listKernel: number }
 
 function start(d: Init, ready: () => void): void {
-  const instance = new WebAssembly.Instance(d.module, { env: { memory: d.memory, abort: () => { throw new Error('wasm abort'); } } });
+  const instance = new WebAssembly.Instance(d.module, kernelImports(d.memory));
   const exp = instance.exports as Record<string, (...a: number[]) => void>;
   exp.setScratch(d.scratch);
   exp.setHalfTable(d.halfTable, 0);
-  const fns = d.names.map((n) => exp[n]);
-  // The list job's function comes after the kernels (index names.length, as on the main thread).
-  fns.push(new ListWalker(d.memory, d.ctrl, fns).job);
   ready();
-  runJobLoop(d.memory, d.ctrl, fns);
+  runJobLoop(d.memory, d.ctrl, instance.exports as unknown as JobExports, d.listKernel);
 }
 
 if (isNode) {
