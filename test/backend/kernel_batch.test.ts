@@ -154,7 +154,7 @@ test('ListWalker: every share of every call once, in order; a late walk runs not
     start();
     H.i32[(at >> 2) + LIST.CLAIM] = 2;
     H.i32[(at >> 2) + LIST.DONE] = 2;
-    walker.job(at, 3);
+    walker.walk(at, 3);
     assert.deepEqual([values(x), values(y)], [[3], [2]], 'y = 2x, x = y + x');
   } finally {
     free();

@@ -3,8 +3,8 @@
 import { H, alloc, release } from '../heap.js';
 import type { Backend, KernelBatch, KernelName } from '../kernels.js';
 import { KERNEL_NAMES, SequentialBatch, checkKernelArgs } from '../kernels.js';
-import { CTRL, JobPoster, LIST, ListWalker, invoke, kernelImports } from './pool.js';
-import type { ListExports } from './pool.js';
+import { CTRL, JobPoster, LIST, invoke, kernelImports } from './pool.js';
+import type { PostExports } from './pool.js';
 import { refKernels } from '../ref/index.js';
 import { platform } from './platform.js';
 import type { WorkerHandle } from './platform.js';
@@ -120,11 +120,8 @@ export class WasmBackend implements Backend {
     }
     this.workers = await Promise.all(starts);
     for (const w of this.workers) w.unref();
-    this.poster = new JobPoster(H.memory, ctrl, platform.canBlock);
-    this.walker = new ListWalker(H.memory, ctrl, this.exportsObj as unknown as ListExports, platform.canBlock);
+    this.poster = new JobPoster(H.memory, ctrl, this.exportsObj as unknown as PostExports, KERNEL_NAMES.length, platform.canBlock);
   }
-  /** The main thread's side of list jobs (with worker threads). */
-  private walker: ListWalker | null = null;
 
   /**
    * With worker threads, a batch is one list job (pool.ts): the calls posted and shared as `call`
@@ -133,13 +130,13 @@ export class WasmBackend implements Backend {
    */
   batch(): KernelBatch {
     if (!this.poster || this.missing.length) return new SequentialBatch(this);
-    return new ListBatch(this.poster, this.walker!, this.index, this.threads);
+    return new ListBatch(this.poster, this.index, this.threads);
   }
 
   call(kernel: KernelName, args: number[], work: number): void {
     checkKernelArgs(kernel, args);
     const idx = this.index.get(kernel)!;
-    if (this.poster && work >= PARALLEL_THRESHOLD && !this.missing.includes(kernel)) this.poster.run(idx, this.fns[idx], args, this.threads);
+    if (this.poster && work >= PARALLEL_THRESHOLD && !this.missing.includes(kernel)) this.poster.run(idx, args, this.threads);
     else invoke(this.fns[idx], args, args.length, 0, 1);
   }
 
@@ -171,7 +168,7 @@ class ListBatch implements KernelBatch {
   private capacity = 0;
   private n = 0;
   private readonly job: number[] = [0, 0];
-  constructor(private poster: JobPoster, private walker: ListWalker, private index: Map<string, number>, private threads: number) {}
+  constructor(private poster: JobPoster, private index: Map<string, number>, private threads: number) {}
 
   add(kernel: KernelName, args: number[], work: number): void {
     checkKernelArgs(kernel, args);
@@ -217,7 +214,7 @@ class ListBatch implements KernelBatch {
     for (let c = 0, w = this.ptr >>> 2; c < n; c++, w += LIST.STRIDE >>> 2) i32[w + LIST.CLAIM] = i32[w + LIST.DONE] = 0;
     this.job[0] = this.ptr;
     this.job[1] = n;
-    this.poster.run(KERNEL_NAMES.length, this.walker.job, this.job, this.threads);
+    this.poster.run(KERNEL_NAMES.length, this.job, this.threads);
   }
 
   clear(): void {

@@ -22,38 +22,15 @@
 // notifies only when the other has said it sleeps. This is safe with sequentially consistent
 // atomics: a thread announces itself, then waits on the value it last saw; if the other side
 // read the announcement as 0, its write of that value came first and the wait returns at once.
-// The worker's side of this protocol (its loop, claims, the list walk) runs in the kernel module
-// (wasm/as/jobs.ts, wasm/as/list.ts, with the same layout), the poster's here.
+// Both sides' loops (the worker's job loop, the poster's run and wait, claims, the list walk) run
+// in the kernel module (wasm/as/jobs.ts, wasm/as/list.ts, with the same layout); here the poster
+// writes the job, and failures are handled.
 export const CTRL = { SEQ: 0, KERNEL: 1, NARGS: 2, PENDING: 3, NT: 4, STOP: 5, ERROR: 6, SLEEPERS: 7, WAITING: 8, CLAIM: 9, ARGS_BYTE: 64, BYTES: 64 + 8 * 32 };
 
 /** Most shares a job may have (the claim word keeps 8 bits for the share). */
 export const MAX_SHARES = 255;
 
 const claimBase = (seq: number): number => (seq & 0x7fffff) << 8;
-
-/**
- * Takes the next share of job `seq` (nt shares): its index, or −1 when none is left or the job is
- * gone. A worker reads nt before claiming; that is safe because the poster replaces the claim word
- * before it writes a new job's fields: a claim that succeeds on job seq's word happened before
- * any of the next job's fields were written, so nt was job seq's.
- */
-function claim(i32: Int32Array, seq: number, nt: number): number {
-  const base = claimBase(seq);
-  for (;;) {
-    const c = Atomics.load(i32, CTRL.CLAIM);
-    if ((c & ~0xff) !== base) return -1;
-    const share = c & 0xff;
-    if (share >= nt) return -1;
-    if (Atomics.compareExchange(i32, CTRL.CLAIM, c, c + 1) === c) return share;
-  }
-}
-
-// An idle thread polls for about SPIN_MS before it sleeps on Atomics.wait: waking a sleeping
-// thread costs tens of microseconds or more, while the gaps between parallel kernels in a
-// forward/backward pass (small ops run on the main thread) are usually shorter than this.
-const SPIN_MS = 1;
-// Polls between two looks at the clock.
-const SPIN_CHECK = 256;
 
 /** What a kernel instance exports for a worker's job loop (wasm/as/jobs.ts). */
 export interface JobExports extends ListExports {
@@ -120,9 +97,6 @@ export class ListWalker {
   constructor(private memory: WebAssembly.Memory, private ctrl: number, private exp: ListExports, private canBlock = true) {
     this.ctrl32 = new Int32Array(memory.buffer, ctrl, 16);
   }
-  /** The list job's function: (ptr, n, tid, nt) → walk(ptr, n). */
-  readonly job = (ptr: number, n: number): void => this.walk(ptr, n);
-
   walk(ptr: number, n: number): void {
     try {
       this.exp.listWalk(ptr, n, this.ctrl, this.canBlock ? 1 : 0);
@@ -151,20 +125,35 @@ export function kernelImports(memory: WebAssembly.Memory): WebAssembly.Imports {
   return { env: { memory, abort: () => { throw new Error('wasm abort'); }, now: () => performance.now() } };
 }
 
-/** Main-thread side: post a job, run share 0, wait for the others. */
+/** What a kernel instance exports for the poster's side (wasm/as/jobs.ts). */
+export interface PostExports extends ListExports {
+  postRun(ctrl: number, seq: number, listKernel: number, canBlock: number, from: number): void;
+  jobRunningShare(): number;
+}
+
+/**
+ * Main-thread side: writes a job into the control block, then its instance's `postRun`
+ * (WebAssembly) runs share 0, takes the shares no worker has claimed and waits for the others.
+ * A kernel that traps or throws on this thread unwinds out of it: the share is recorded in the
+ * error word, a kernel list it was walking is finished (ListWalker.recover), and `postRun` goes on
+ * from there (taking and counting the rest, running nothing), so that no worker waits forever;
+ * then the error is thrown. A worker's failure is thrown as "kernel failed on the thread…".
+ */
 export class JobPoster {
   private i32: Int32Array;
   private f64: Float64Array;
-  /** canBlock: whether this thread may Atomics.wait (a browser's main thread may not: it spins). */
-  constructor(memory: WebAssembly.Memory, ctrl: number, readonly canBlock = true) {
+  private walker: ListWalker;
+  /** listKernel: the kernel index of list jobs; canBlock: whether this thread may wait (a browser's main thread may not: it spins). */
+  constructor(memory: WebAssembly.Memory, private ctrl: number, private exp: PostExports, private listKernel: number, readonly canBlock = true) {
     this.i32 = new Int32Array(memory.buffer, ctrl, 16);
     this.f64 = new Float64Array(memory.buffer, ctrl + CTRL.ARGS_BYTE, 32);
+    this.walker = new ListWalker(memory, ctrl, exp, canBlock);
   }
-  run(kernelIndex: number, fn: (...a: number[]) => void, args: number[], nt: number): void {
+  run(kernelIndex: number, args: number[], nt: number): void {
     const { i32, f64 } = this;
     if (!(nt >= 1 && nt <= MAX_SHARES)) throw new RangeError(`thread pool: ${nt} shares (1…${MAX_SHARES})`);
     // The claim word first: from here on no thread can claim a share of the previous job, so no
-    // worker reads the fields below half-written (see claim()). SEQ last publishes the job.
+    // worker reads the fields below half-written (see jobs.ts claim). SEQ last publishes the job.
     const seq = i32[CTRL.SEQ] + 1;
     Atomics.store(i32, CTRL.CLAIM, claimBase(seq) | 1); // share 0 is this thread's
     for (let i = 0; i < args.length; i++) f64[i] = args[i];
@@ -175,47 +164,24 @@ export class JobPoster {
     Atomics.store(i32, CTRL.PENDING, nt - 1);
     Atomics.store(i32, CTRL.SEQ, seq);
     if (nt > 1 && Atomics.load(i32, CTRL.SLEEPERS)) Atomics.notify(i32, CTRL.SEQ);
-    let failure: { e: unknown } | null = null;
     try {
-      invoke(fn, args, args.length, 0, nt);
+      this.exp.postRun(this.ctrl, seq, this.listKernel, this.canBlock ? 1 : 0, 0);
     } catch (e) {
-      failure = { e };
+      this.recover(seq, e);
     }
-    // Shares no worker has taken yet (after a failure: taken and dropped, not run).
-    for (let share = claim(i32, seq, nt); share >= 0; share = claim(i32, seq, nt)) {
-      if (!failure) {
-        try {
-          invoke(fn, args, args.length, share, nt);
-        } catch (e) {
-          failure = { e };
-        }
-      }
-      Atomics.sub(i32, CTRL.PENDING, 1);
-    }
-    this.waitForShares();
-    if (failure) throw failure.e;
     const err = Atomics.load(i32, CTRL.ERROR);
     if (err >= 0) throw new Error(`kernel failed on the thread running share ${err}`);
   }
-  /** Until the workers have finished the shares they claimed: spins, then sleeps. */
-  private waitForShares(): void {
-    const i32 = this.i32;
-    let spins = 0;
-    let t0 = 0;
-    for (;;) {
-      const p = Atomics.load(i32, CTRL.PENDING);
-      if (p === 0) return;
-      // (The same operations at every look at the clock: see runJobLoop.)
-      if (this.canBlock && ++spins % SPIN_CHECK === 0) {
-        const t = performance.now();
-        if (spins === SPIN_CHECK) t0 = t;
-        if (t - t0 > SPIN_MS) {
-          Atomics.store(i32, CTRL.WAITING, 1);
-          Atomics.wait(i32, CTRL.PENDING, p, 50);
-          Atomics.store(i32, CTRL.WAITING, 0);
-        }
-      }
+  private recover(seq: number, first: unknown): never {
+    const share = this.exp.jobRunningShare();
+    if (share < 0) throw first; // postRun itself failed, not a kernel
+    if (this.exp.listRunningCall() >= 0) {
+      try { this.walker.recover(this.f64[0], this.f64[1], first); } catch { /* thrown below */ }
     }
+    Atomics.store(this.i32, CTRL.ERROR, share);
+    if (share > 0) Atomics.sub(this.i32, CTRL.PENDING, 1); // share 0 is not counted in pending
+    this.exp.postRun(this.ctrl, seq, this.listKernel, this.canBlock ? 1 : 0, 1);
+    throw first;
   }
   stop(): void {
     Atomics.store(this.i32, CTRL.STOP, 1);

@@ -14,5 +14,5 @@ export * from './conv';
 export * from './quant';
 export { bf16_pack, bf16_widen } from './bf16';
 export { listWalk, listRunningCall, listRunningShare } from './list';
-export { jobLoop, jobRunningShare, jobShareDone } from './jobs';
+export { jobLoop, jobRunningShare, jobShareDone, postRun } from './jobs';
 export { DISPATCH_NAMES_HASH } from './dispatch';

@@ -1,19 +1,22 @@
-// A worker thread's job loop (the thread side of pool.ts's protocol, see its header): waits for a
+// The thread pool's loops (pool.ts's protocol, see its header). A worker's `jobLoop` waits for a
 // job posted in the control block, claims shares of it while any are left, runs each (a kernel
-// through `dispatch`, or a kernel list through `listWalk`) and counts it finished. WebAssembly, so
-// that a fresh process runs it compiled from the first job: in JavaScript it ran unoptimised,
-// then took TurboFan's time, while the first generation decoded.
+// through `dispatch`, or a kernel list through `listWalk`) and counts it finished. The poster's
+// `postRun` runs share 0 of the job it has just written, takes every share no worker has claimed,
+// and waits until the workers' shares are finished. WebAssembly, so that a fresh process runs
+// them compiled from the first job: in JavaScript they ran unoptimised, then took TurboFan's
+// time, while the first generation decoded.
 import { dispatch } from './dispatch';
 import { listWalk, now, SPIN_CHECK, SPIN_MS } from './list';
 
 // The control block (pool.ts CTRL), in bytes.
-const SEQ: usize = 0, KERNEL: usize = 4, PENDING: usize = 12, NT: usize = 16, STOP: usize = 20, SLEEPERS: usize = 28, WAITING: usize = 32, CLAIM: usize = 36, ARGS: usize = 64;
+const SEQ: usize = 0, KERNEL: usize = 4, PENDING: usize = 12, NT: usize = 16, STOP: usize = 20, ERROR: usize = 24, SLEEPERS: usize = 28, WAITING: usize = 32, CLAIM: usize = 36, ARGS: usize = 64;
 
 // The last job this thread has seen (the control block starts zeroed and SEQ only counts up), and
 // the share it is running (−1 between shares: read by the JavaScript side after a kernel trapped).
 // Globals are per instance, so per thread.
 let seen: i32 = 0;
 let runningShare: i32 = -1;
+/** The share this thread is running (of a job, as a worker or as the poster), or −1. */
 export function jobRunningShare(): i32 { return runningShare; }
 
 /**
@@ -43,12 +46,49 @@ export function jobLoop(ctrl: usize, listKernel: i32): void {
     if (atomic.load<i32>(ctrl + STOP)) return;
     // A claim holds the job open (pending counts it), so the fields read after it are job s's.
     for (let share = claim(ctrl, s, load<i32>(ctrl + NT)); share >= 0; share = claim(ctrl, s, load<i32>(ctrl + NT))) {
-      const nt = load<i32>(ctrl + NT), k = load<i32>(ctrl + KERNEL);
-      runningShare = share;
-      if (k == listKernel) listWalk(<usize><i32><i64>load<f64>(ctrl + ARGS), <i32><i64>load<f64>(ctrl + ARGS + 8), ctrl, 1);
-      else dispatch(k, ctrl + ARGS, share, nt);
-      runningShare = -1;
+      runShare(ctrl, share, listKernel, 1);
       jobShareDone(ctrl);
+    }
+  }
+}
+
+/** Runs share `share` of the posted job: its kernel, or its kernel list. */
+function runShare(ctrl: usize, share: i32, listKernel: i32, canBlock: i32): void {
+  const nt = load<i32>(ctrl + NT), k = load<i32>(ctrl + KERNEL);
+  runningShare = share;
+  if (k == listKernel) listWalk(<usize><i32><i64>load<f64>(ctrl + ARGS), <i32><i64>load<f64>(ctrl + ARGS + 8), ctrl, canBlock);
+  else dispatch(k, ctrl + ARGS, share, nt);
+  runningShare = -1;
+}
+
+/**
+ * The poster's side of job seq, whose fields it has written (pool.ts JobPoster.run): runs share 0
+ * (from = 0; from = 1 after a failure, when share 0 has been run), then every share no worker has
+ * claimed, then waits until the shares the workers claimed are finished. After a failure (the
+ * error word ≥ 0, any thread's) shares are taken and counted, not run.
+ */
+export function postRun(ctrl: usize, seq: i32, listKernel: i32, canBlock: i32, from: i32): void {
+  runningShare = -1;
+  if (from == 0 && atomic.load<i32>(ctrl + ERROR) < 0) runShare(ctrl, 0, listKernel, canBlock);
+  for (let share = claim(ctrl, seq, load<i32>(ctrl + NT)); share >= 0; share = claim(ctrl, seq, load<i32>(ctrl + NT))) {
+    if (atomic.load<i32>(ctrl + ERROR) < 0) runShare(ctrl, share, listKernel, canBlock);
+    atomic.sub<i32>(ctrl + PENDING, 1);
+  }
+  // Until the workers have finished the shares they claimed: polls, then (where this thread may)
+  // sleeps, saying so in the waiting word so that the last worker wakes it.
+  let spins = 0;
+  let t0: f64 = 0;
+  for (;;) {
+    const p = atomic.load<i32>(ctrl + PENDING);
+    if (p == 0) return;
+    if (canBlock && ++spins % SPIN_CHECK == 0) {
+      const t = now();
+      if (spins == SPIN_CHECK) t0 = t;
+      if (t - t0 > SPIN_MS) {
+        atomic.store<i32>(ctrl + WAITING, 1);
+        memory.atomic.wait32(ctrl + PENDING, p, 50_000_000);
+        atomic.store<i32>(ctrl + WAITING, 0);
+      }
     }
   }
 }
