@@ -14,7 +14,10 @@ import { dispatch } from './dispatch';
 const L_NT: usize = 8, L_CLAIM: usize = 12, L_DONE: usize = 16, L_ARGS: usize = 32, STRIDE: usize = 32 + 8 * 32;
 // The control block's error word (pool.ts CTRL.ERROR, in bytes).
 const C_ERROR: usize = 24;
-// Polls between two looks at the clock, and how long a thread polls before it sleeps (ms), as pool.ts.
+// An idle thread polls for about SPIN_MS before it sleeps: waking a sleeping thread costs tens
+// of microseconds or more, while the gaps between parallel kernels in a forward/backward pass
+// (small ops run on the main thread) are usually shorter than this. SPIN_CHECK: polls between two
+// looks at the clock.
 export const SPIN_CHECK = 256;
 export const SPIN_MS: f64 = 1;
 
