@@ -3,8 +3,9 @@
 // between the start and the end of each, plus the deoptimisations with their source places
 // (--trace-deopt-verbose). A random stories15M-shape model in Q8_0, exported to a temporary GGUF.
 // Usage (after `npm run build`):
-//   node bench/first_run_jit.mjs [--threads 2] [--gens 250,250,250,250] [--prompt-tokens 5] [--v8 "--flag --flag"] [--runs 1]
-// One fresh child process per run; --v8 passes V8 flags to the child (e.g. inlining limits).
+//   node bench/first_run_jit.mjs [--threads 2] [--gens 250,250,250,250] [--prompt-tokens 5] [--v8 "--flag --flag"] [--runs 1] [--top N]
+// One fresh child process per run; --v8 passes V8 flags to the child (e.g. inlining limits);
+// --top N lists the N functions whose compiles took longest during generation 1.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,7 +33,7 @@ if (argv[0] === '--child') {
   await shutdown();
 } else {
   const threads = arg('--threads', '2'), gens = arg('--gens', '250,250,250,250'), promptTokens = arg('--prompt-tokens', '5');
-  const v8 = arg('--v8', '').split(' ').filter(Boolean), runs = Number(arg('--runs', '1'));
+  const v8 = arg('--v8', '').split(' ').filter(Boolean), runs = Number(arg('--runs', '1')), top = Number(arg('--top', '0'));
   const dir = mkdtempSync(path.join(tmpdir(), 'tslm-first-run-'));
   try {
     const file = path.join(dir, 'llama15m-q8_0.gguf');
@@ -49,11 +50,18 @@ if (argv[0] === '--child') {
       const r = spawnSync(process.execPath, [...v8, '--trace-opt', '--trace-deopt-verbose', fileURLToPath(import.meta.url), '--child', file, threads, gens, promptTokens], { encoding: 'utf8', maxBuffer: 1 << 28 });
       if (r.status !== 0) throw new Error(`child failed (${r.status}): ${r.stderr.slice(-2000)}`);
       let ms = 0, n = 0, gen = 0;
-      const rows = [], deopts = [];
+      const rows = [], deopts = [], first = new Map();
       let pending = null;
       for (const line of r.stdout.split('\n')) {
         const took = /completed compiling .*took ([\d.]+), ([\d.]+), ([\d.]+) ms/.exec(line);
-        if (took) { ms += Number(took[1]) + Number(took[2]) + Number(took[3]); n++; continue; }
+        if (took) {
+          const t = Number(took[1]) + Number(took[2]) + Number(took[3]);
+          ms += t;
+          n++;
+          const fn = /<JSFunction ([^ >]+)/.exec(line)?.[1] ?? '?';
+          if (gen === 1) first.set(fn, (first.get(fn) ?? 0) + t);
+          continue;
+        }
         const bail = /\[bailout \(kind: [^,]+, reason: ([^)]+)\).*<JSFunction (\S+)/.exec(line);
         if (bail) { pending = `${bail[2]}: ${bail[1]}`; continue; }
         const at = /;;; deoptimize at <([^>]+)>/.exec(line);
@@ -65,7 +73,12 @@ if (argv[0] === '--child') {
         const start = /^@@start (\d+)/.exec(line);
         if (start) { if (gen === 0) rows.push(`  before generation 1: compiles ${ms.toFixed(0)} ms in ${n}`); gen = Number(start[1]); ms = 0; n = 0; continue; }
         const end = /^@@end (\d+) ([\d.]+)/.exec(line);
-        if (end) { rows.push(`  generation ${end[1]}: ${end[2]} tok/s, compiles during it ${ms.toFixed(0)} ms in ${n}`); ms = 0; n = 0; }
+        if (end) {
+          rows.push(`  generation ${end[1]}: ${end[2]} tok/s, compiles during it ${ms.toFixed(0)} ms in ${n}`);
+          if (end[1] === '1' && top > 0) rows.push(`    longest: ${[...first].sort((a, b) => b[1] - a[1]).slice(0, top).map(([f, t]) => `${f} ${t.toFixed(0)} ms`).join(', ')}`);
+          ms = 0;
+          n = 0;
+        }
       }
       console.log(`run ${run}:\n${rows.join('\n')}\n deoptimisations in the project's code:\n${deopts.join('\n') || '  none'}`);
     }
