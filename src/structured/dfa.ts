@@ -731,7 +731,31 @@ function nerodeBlocks(a: Dfa): Int32Array {
   const initial = new Int32Array(N);
   for (let q = 0; q < n; q++) initial[q] = anyAccepting && !a.accept[q] ? 1 : 0;
   initial[dead] = anyAccepting ? 1 : 0;
-  return refinePartition(N, A, delta, initial);
+  const letters = distinctColumns(N, A, delta);
+  return refinePartition(N, letters.A, letters.delta, initial);
+}
+
+/**
+ * The transition table with one letter per class of letters that every state maps alike (the
+ * same partition refines it: two such letters split the same blocks). An edge's bounds cut the
+ * alphabet for every state: a patternProperties key automaton's atoms are dozens of letters of
+ * its names, most of which only one state tells apart from their neighbours. (Exported for its test.)
+ */
+export function distinctColumns(N: number, A: number, delta: Int32Array): { A: number; delta: Int32Array } {
+  const firstOf = new Map<number, number[]>();
+  const keep: number[] = [];
+  for (let x = 0; x < A; x++) {
+    let h = 0x811c9dc5;
+    for (let q = 0; q < N; q++) h = Math.imul(h ^ delta[q * A + x], 0x01000193);
+    const same = firstOf.get(h);
+    if (same !== undefined && same.some((y) => { for (let q = 0; q < N; q++) if (delta[q * A + x] !== delta[q * A + y]) return false; return true; })) continue;
+    if (same === undefined) firstOf.set(h, [x]); else same.push(x);
+    keep.push(x);
+  }
+  if (keep.length === A) return { A, delta };
+  const B = keep.length, out = new Int32Array(N * B);
+  for (let q = 0; q < N; q++) for (let i = 0; i < B; i++) out[q * B + i] = delta[q * A + keep[i]];
+  return { A: B, delta: out };
 }
 
 /** A shortest accepted string (breadth first), or null for the empty language. */

@@ -2,13 +2,16 @@
 // schema.ts's keyPartitionAtOnce) against the chain of two-automaton products they stand for, written
 // out plainly: the same classes in the same order, each the same automaton state for state (the
 // grammar is written from it), on random sets of patterns (disjoint, overlapping, nested, sharing
-// a tail) and universes; the refusal past 32 classes unchanged. normalizeRanges' shortcut for
-// normal ranges and oneClass's comparison without copies against plain references.
+// a tail) and universes; the refusal past 32 classes unchanged. Minimisation over the classes of
+// letters every state maps alike (distinctColumns) against the refinement over all letters;
+// normalizeRanges' shortcut for normal ranges and oneClass's comparison without copies against
+// plain references.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { regexDfa, intersect, minus, isEmpty, charsDfa, oneClass } from '../../src/structured/dfa.js';
+import { regexDfa, intersect, minus, isEmpty, charsDfa, oneClass, distinctColumns } from '../../src/structured/dfa.js';
 import type { Dfa } from '../../src/structured/dfa.js';
 import { normalizeRanges } from '../../src/structured/grammar.js';
+import { refinePartition } from '../../src/structured/partition.js';
 import { Rng } from '../../src/structured/fuzz.js';
 import { SchemaCompiler, UnsupportedKeywordError } from '../../src/structured/index.js';
 
@@ -147,4 +150,45 @@ test('oneClass: the same answer as merging every state\'s ranges', async () => {
     if (want) yes++;
   }
   assert.ok(yes > 500 && yes < 3500, `${yes} of 4000 with one class`);
+});
+
+/** Whether two block assignments are the same partition (ids aside). */
+function samePartition(a: Int32Array, b: Int32Array): boolean {
+  const ab = new Map<number, number>(), ba = new Map<number, number>();
+  for (let q = 0; q < a.length; q++) {
+    if ((ab.get(a[q]) ?? b[q]) !== b[q] || (ba.get(b[q]) ?? a[q]) !== a[q]) return false;
+    ab.set(a[q], b[q]); ba.set(b[q], a[q]);
+  }
+  return true;
+}
+
+test('distinctColumns: one letter per class of letters all states map alike; the same refinement as over every letter', () => {
+  const r = new Rng(19);
+  let dropped = 0;
+  for (let k = 0; k < 1500; k++) {
+    const N = r.int(1, 30), base = r.int(1, 8);
+    // Letters copied from others (the atoms an edge bound cuts for one state only), some changed in one state.
+    const cols: Int32Array[] = [];
+    for (let x = 0; x < base; x++) cols.push(Int32Array.from({ length: N }, () => r.int(0, N - 1)));
+    for (let x = r.int(0, 10); x > 0; x--) {
+      const c = Int32Array.from(r.pick(cols));
+      if (r.chance(0.3)) c[r.int(0, N - 1)] = r.int(0, N - 1);
+      cols.splice(r.int(0, cols.length), 0, c);
+    }
+    const A = cols.length, delta = new Int32Array(N * A);
+    for (let q = 0; q < N; q++) for (let x = 0; x < A; x++) delta[q * A + x] = cols[x][q];
+    const got = distinctColumns(N, A, delta);
+    // Its letters are distinct columns of delta, and every column is one of them.
+    const colOf = (d: Int32Array, W: number, x: number) => Array.from({ length: N }, (_, q) => d[q * W + x]).join(',');
+    const kept = new Set(Array.from({ length: got.A }, (_, x) => colOf(got.delta, got.A, x)));
+    assert.equal(kept.size, got.A);
+    assert.deepEqual(kept, new Set(Array.from({ length: A }, (_, x) => colOf(delta, A, x))));
+    dropped += A - got.A;
+    const initial = Int32Array.from({ length: N }, () => r.int(0, 1));
+    if (!initial.includes(0)) initial[0] = 0;
+    if (!initial.includes(1) && N > 1) initial[N - 1] = 1;
+    const init = initial.includes(1) ? initial : new Int32Array(N);
+    assert.ok(samePartition(refinePartition(N, got.A, got.delta, init), refinePartition(N, A, delta, init)));
+  }
+  assert.ok(dropped > 2000, `${dropped} letters dropped`);
 });
