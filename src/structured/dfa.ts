@@ -530,16 +530,18 @@ export function productClass(g: ProductGraph, want: number, over?: Ranges): Dfa 
     for (let j = rs[t]; j < rs[t + 1]; j++) { const p = rev[j]; if (!live[p]) { live[p] = 1; st[top++] = p; } }
   }
   if (!live[0]) { const e = emptyDfa(); e.trimmed = true; return e; }
-  const id = new Map<number, number>([[0, 0]]);
+  const id = new Int32Array(n).fill(-1);
+  id[0] = 0;
   const order: number[] = [0];
   const trans: Edge[][] = [];
   for (let i = 0; i < order.length; i++) {
     const out: Edge[] = [];
-    for (const e of g.trans[order[i]]) {
-      const t = e[2];
+    const es = g.trans[order[i]];
+    for (let k = 0; k < es.length; k++) {
+      const e = es[k], t = e[2];
       if (!live[t] || (over !== undefined && !meets(over, e[0], e[1]))) continue;
-      let j = id.get(t);
-      if (j === undefined) { j = order.length; id.set(t, j); order.push(t); }
+      let j = id[t];
+      if (j < 0) { j = order.length; id[t] = j; order.push(t); }
       if (over === undefined) out.push([e[0], e[1], j]);
       else for (const r of over) if (r[0] <= e[1] && r[1] >= e[0]) out.push([Math.max(r[0], e[0]), Math.min(r[1], e[1]), j]);
     }
@@ -707,27 +709,35 @@ function minimal(a0: Dfa): Dfa {
  * ids are arbitrary; states in one block are equivalent.
  */
 function nerodeBlocks(a: Dfa): Int32Array {
-  const n = a.size, N = n + 1, dead = n;
+  const n = a.size, N = n + 1, dead = n, trans = a.trans;
+  // (Indexed loops: for-of iterators over the edges and the cuts were most of what a
+  // minimisation allocated.)
   // Atoms: [bounds[i], bounds[i + 1]).
   let E = 0;
-  for (const es of a.trans) E += es.length;
+  for (let q = 0; q < n; q++) E += trans[q].length;
   // (A typed array sorts numbers without a comparator call per step.)
   const cuts = new Int32Array(2 * E);
   E = 0;
-  for (const es of a.trans) for (const e of es) { cuts[E++] = e[0]; cuts[E++] = e[1] + 1; }
+  for (let q = 0; q < n; q++) { const es = trans[q]; for (let i = 0; i < es.length; i++) { cuts[E++] = es[i][0]; cuts[E++] = es[i][1] + 1; } }
   cuts.sort();
-  const bounds: number[] = [];
-  for (const c of cuts) if (bounds.length === 0 || bounds[bounds.length - 1] !== c) bounds.push(c);
-  const A = Math.max(0, bounds.length - 1);
+  // The distinct cuts, in place.
+  let nb = 0;
+  for (let i = 0; i < cuts.length; i++) if (nb === 0 || cuts[nb - 1] !== cuts[i]) cuts[nb++] = cuts[i];
+  const bounds = cuts.subarray(0, nb);
+  const A = Math.max(0, nb - 1);
   const atom = (c: number): number => {
-    let lo = 0, hi = bounds.length - 1;
+    let lo = 0, hi = nb - 1;
     while (lo < hi) { const m = (lo + hi) >> 1; if (bounds[m] < c) lo = m + 1; else hi = m; }
     return lo;
   };
   // Total transition table (the dead state, last, loops); accepting states against the rest.
   const delta = new Int32Array(N * A).fill(dead);
-  for (let q = 0; q < n; q++) for (const [lo, hi, t] of a.trans[q]) for (let x = atom(lo); x < A && bounds[x] <= hi; x++) delta[q * A + x] = t;
-  const anyAccepting = a.accept.some((x) => x);
+  for (let q = 0; q < n; q++) {
+    const es = trans[q];
+    for (let i = 0; i < es.length; i++) { const e = es[i], hi = e[1], t = e[2]; for (let x = atom(e[0]); x < A && bounds[x] <= hi; x++) delta[q * A + x] = t; }
+  }
+  let anyAccepting = false;
+  for (let q = 0; q < n && !anyAccepting; q++) anyAccepting = a.accept[q];
   const initial = new Int32Array(N);
   for (let q = 0; q < n; q++) initial[q] = anyAccepting && !a.accept[q] ? 1 : 0;
   initial[dead] = anyAccepting ? 1 : 0;
