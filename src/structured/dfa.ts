@@ -417,6 +417,142 @@ export const intersect = (a: Dfa, b: Dfa, limits?: DfaLimits) => product(a, b, '
 export const union = (a: Dfa, b: Dfa, limits?: DfaLimits) => product(a, b, 'or', limits);
 export const minus = (a: Dfa, b: Dfa, limits?: DfaLimits) => product(a, b, 'diff', limits);
 
+/**
+ * The product of several DFAs at once, reachable tuples only, for languages that partition the
+ * strings of the first (a schema's keys by the patterns of patternProperties they match): state s
+ * is the tuple of the components' states (-1: that component's dead state); a code point leads
+ * nowhere where the first component rejects it. `acc[s]`: which components accept, a bit per
+ * component (at most 31 components). The states are numbered as met, breadth first with each
+ * state's edges in code point order, as `product` numbers them, so `productClass` reads from it
+ * the automaton a chain of products would build.
+ */
+export interface ProductGraph {
+  readonly trans: Edge[][];
+  readonly acc: number[];
+  /** Predecessors over all edges (those of q: rev[rs[q] .. rs[q + 1])), made by the first productClass that needs them. */
+  pred?: { rs: Int32Array; rev: Int32Array };
+}
+
+export function productGraph(ds: Dfa[], limits: DfaLimits = {}): ProductGraph {
+  const k = ds.length;
+  if (k > 31) throw new RangeError(`productGraph: ${k} components (at most 31)`);
+  const table = new StateTable(limits.maxStates ?? DFA_MAX_STATES, limits.what ?? 'a product of string languages');
+  const tuples: Int32Array[] = [], acc: number[] = [];
+  const tuple = new Int32Array(k);
+  // A tuple's key: a number (mixed radix, a state + 1 per digit) where the sizes allow, else its text.
+  let radix = 1;
+  for (const d of ds) radix *= d.size + 1;
+  const numeric = radix <= Number.MAX_SAFE_INTEGER;
+  const keyOf = (): number | string => {
+    if (!numeric) return tuple.join(',');
+    let key = 0;
+    for (let i = 0; i < k; i++) key = key * (ds[i].size + 1) + tuple[i] + 1;
+    return key;
+  };
+  const intern = (): number => {
+    const key = keyOf();
+    let id = table.ids.get(key);
+    if (id !== undefined) return id;
+    let bits = 0;
+    for (let i = 0; i < k; i++) if (tuple[i] >= 0 && ds[i].accept[tuple[i]]) bits |= 1 << i;
+    id = table.add(tuple.slice(), tuples, false);
+    table.ids.set(key, id);
+    acc.push(bits);
+    return id;
+  };
+  intern();
+  const at = new Int32Array(k);
+  for (let s = table.next(); s >= 0; s = table.next()) {
+    const cur = tuples[s];
+    at.fill(0);
+    const edges: Edge[] = [];
+    const e0 = ds[0].trans[cur[0]];
+    let c = 0;
+    while (c <= MAX_CP) {
+      // The first component decides whether there is an edge at all.
+      while (at[0] < e0.length && e0[at[0]][1] < c) at[0]++;
+      if (at[0] >= e0.length) break;
+      const f = e0[at[0]];
+      if (f[0] > c) c = f[0];
+      let end = f[1];
+      tuple[0] = f[2];
+      for (let i = 1; i < k; i++) {
+        const q = cur[i];
+        if (q < 0) { tuple[i] = -1; continue; }
+        const es = ds[i].trans[q];
+        let j = at[i];
+        while (j < es.length && es[j][1] < c) j++;
+        at[i] = j;
+        if (j < es.length && es[j][0] <= c) { tuple[i] = es[j][2]; if (es[j][1] < end) end = es[j][1]; }
+        else { tuple[i] = -1; if (j < es.length && es[j][0] - 1 < end) end = es[j][0] - 1; }
+      }
+      edges.push([c, end, intern()]);
+      c = end + 1;
+    }
+    table.trans[s] = mergeEdges(edges);
+  }
+  return { trans: table.trans, acc };
+}
+
+/** Whether [lo, hi] meets one of the sorted, disjoint ranges. */
+function meets(over: Ranges, lo: number, hi: number): boolean {
+  for (const r of over) { if (r[0] > hi) return false; if (r[1] >= lo) return true; }
+  return false;
+}
+
+/**
+ * The trimmed automaton of the strings whose state in g has exactly the accepting components
+ * `want` (acc[q] === want), over the code points of the sorted, disjoint ranges `over` only
+ * (default: all): breadth first over the states that reach an accepting one, so the same
+ * automaton, state for state, as the chain of `product`s (and the intersection with
+ * `charsDfa(over)`) it stands for.
+ */
+export function productClass(g: ProductGraph, want: number, over?: Ranges): Dfa {
+  const n = g.trans.length;
+  let rs: Int32Array, rev: Int32Array;
+  if (over === undefined && g.pred !== undefined) ({ rs, rev } = g.pred);
+  else {
+    // Predecessors over the edges that meet `over`.
+    rs = new Int32Array(n + 1);
+    for (let q = 0; q < n; q++) for (const e of g.trans[q]) if (over === undefined || meets(over, e[0], e[1])) rs[e[2] + 1]++;
+    for (let q = 0; q < n; q++) rs[q + 1] += rs[q];
+    const fill = rs.slice(0, n);
+    rev = new Int32Array(rs[n]);
+    for (let q = 0; q < n; q++) for (const e of g.trans[q]) if (over === undefined || meets(over, e[0], e[1])) rev[fill[e[2]]++] = q;
+    if (over === undefined) g.pred = { rs, rev };
+  }
+  // The states that reach an accepting one.
+  const live = new Uint8Array(n), st = new Int32Array(n);
+  let top = 0;
+  for (let q = 0; q < n; q++) if (g.acc[q] === want) { live[q] = 1; st[top++] = q; }
+  while (top > 0) {
+    const t = st[--top];
+    for (let j = rs[t]; j < rs[t + 1]; j++) { const p = rev[j]; if (!live[p]) { live[p] = 1; st[top++] = p; } }
+  }
+  if (!live[0]) { const e = emptyDfa(); e.trimmed = true; return e; }
+  const id = new Int32Array(n).fill(-1);
+  id[0] = 0;
+  const order: number[] = [0];
+  const trans: Edge[][] = [];
+  for (let i = 0; i < order.length; i++) {
+    const out: Edge[] = [];
+    const es = g.trans[order[i]];
+    for (let k = 0; k < es.length; k++) {
+      const e = es[k], t = e[2];
+      if (!live[t] || (over !== undefined && !meets(over, e[0], e[1]))) continue;
+      let j = id[t];
+      if (j < 0) { j = order.length; id[t] = j; order.push(t); }
+      if (over === undefined) out.push([e[0], e[1], j]);
+      else for (const r of over) if (r[0] <= e[1] && r[1] >= e[0]) out.push([Math.max(r[0], e[0]), Math.min(r[1], e[1]), j]);
+    }
+    // (g's edges are merged; leaving some out, or cutting them to `over`, joins none.)
+    trans.push(out);
+  }
+  const d = new Dfa(trans, order.map((q) => g.acc[q] === want));
+  d.trimmed = true;
+  return d;
+}
+
 /** The language without the given strings. */
 export function minusStrings(a: Dfa, strings: Iterable<string>, limits?: DfaLimits): Dfa {
   return minus(a, stringsDfa(strings), limits);
@@ -573,31 +709,63 @@ function minimal(a0: Dfa): Dfa {
  * ids are arbitrary; states in one block are equivalent.
  */
 function nerodeBlocks(a: Dfa): Int32Array {
-  const n = a.size, N = n + 1, dead = n;
+  const n = a.size, N = n + 1, dead = n, trans = a.trans;
+  // (Indexed loops: for-of iterators over the edges and the cuts were most of what a
+  // minimisation allocated.)
   // Atoms: [bounds[i], bounds[i + 1]).
   let E = 0;
-  for (const es of a.trans) E += es.length;
+  for (let q = 0; q < n; q++) E += trans[q].length;
   // (A typed array sorts numbers without a comparator call per step.)
   const cuts = new Int32Array(2 * E);
   E = 0;
-  for (const es of a.trans) for (const e of es) { cuts[E++] = e[0]; cuts[E++] = e[1] + 1; }
+  for (let q = 0; q < n; q++) { const es = trans[q]; for (let i = 0; i < es.length; i++) { cuts[E++] = es[i][0]; cuts[E++] = es[i][1] + 1; } }
   cuts.sort();
-  const bounds: number[] = [];
-  for (const c of cuts) if (bounds.length === 0 || bounds[bounds.length - 1] !== c) bounds.push(c);
-  const A = Math.max(0, bounds.length - 1);
+  // The distinct cuts, in place.
+  let nb = 0;
+  for (let i = 0; i < cuts.length; i++) if (nb === 0 || cuts[nb - 1] !== cuts[i]) cuts[nb++] = cuts[i];
+  const bounds = cuts.subarray(0, nb);
+  const A = Math.max(0, nb - 1);
   const atom = (c: number): number => {
-    let lo = 0, hi = bounds.length - 1;
+    let lo = 0, hi = nb - 1;
     while (lo < hi) { const m = (lo + hi) >> 1; if (bounds[m] < c) lo = m + 1; else hi = m; }
     return lo;
   };
   // Total transition table (the dead state, last, loops); accepting states against the rest.
   const delta = new Int32Array(N * A).fill(dead);
-  for (let q = 0; q < n; q++) for (const [lo, hi, t] of a.trans[q]) for (let x = atom(lo); x < A && bounds[x] <= hi; x++) delta[q * A + x] = t;
-  const anyAccepting = a.accept.some((x) => x);
+  for (let q = 0; q < n; q++) {
+    const es = trans[q];
+    for (let i = 0; i < es.length; i++) { const e = es[i], hi = e[1], t = e[2]; for (let x = atom(e[0]); x < A && bounds[x] <= hi; x++) delta[q * A + x] = t; }
+  }
+  let anyAccepting = false;
+  for (let q = 0; q < n && !anyAccepting; q++) anyAccepting = a.accept[q];
   const initial = new Int32Array(N);
   for (let q = 0; q < n; q++) initial[q] = anyAccepting && !a.accept[q] ? 1 : 0;
   initial[dead] = anyAccepting ? 1 : 0;
-  return refinePartition(N, A, delta, initial);
+  const letters = distinctColumns(N, A, delta);
+  return refinePartition(N, letters.A, letters.delta, initial);
+}
+
+/**
+ * The transition table with one letter per class of letters that every state maps alike (the
+ * same partition refines it: two such letters split the same blocks). An edge's bounds cut the
+ * alphabet for every state: a patternProperties key automaton's atoms are dozens of letters of
+ * its names, most of which only one state tells apart from their neighbours. (Exported for its test.)
+ */
+export function distinctColumns(N: number, A: number, delta: Int32Array): { A: number; delta: Int32Array } {
+  const firstOf = new Map<number, number[]>();
+  const keep: number[] = [];
+  for (let x = 0; x < A; x++) {
+    let h = 0x811c9dc5;
+    for (let q = 0; q < N; q++) h = Math.imul(h ^ delta[q * A + x], 0x01000193);
+    const same = firstOf.get(h);
+    if (same !== undefined && same.some((y) => { for (let q = 0; q < N; q++) if (delta[q * A + x] !== delta[q * A + y]) return false; return true; })) continue;
+    if (same === undefined) firstOf.set(h, [x]); else same.push(x);
+    keep.push(x);
+  }
+  if (keep.length === A) return { A, delta };
+  const B = keep.length, out = new Int32Array(N * B);
+  for (let q = 0; q < N; q++) for (let i = 0; i < B; i++) out[q * B + i] = delta[q * A + keep[i]];
+  return { A: B, delta: out };
 }
 
 /** A shortest accepted string (breadth first), or null for the empty language. */
@@ -833,20 +1001,31 @@ function lengthOnly(a: Dfa, levels: number): boolean {
 /**
  * Whether every state of a trimmed DFA leads on by the same characters (or by none): true of
  * every automaton of a language C^{lo..hi} (after n characters the rest is C^{lo−n..hi−n}), so
- * where it fails, no minimising is needed to tell that the language is not one.
+ * where it fails, no minimising is needed to tell that the language is not one. (Exported for its test.)
  */
-function oneClass(a: Dfa): boolean {
-  let C: Edge[] | null = null;
-  for (const es0 of a.trans) {
-    if (es0.length === 0) continue;
-    // The state's characters as merged ranges (its edges are sorted and disjoint).
-    const es: Edge[] = [];
-    for (const e of es0) {
-      const last = es[es.length - 1];
-      if (last && last[1] + 1 === e[0]) last[1] = e[1]; else es.push([e[0], e[1], 0]);
+export function oneClass(a: Dfa): boolean {
+  // The characters of the first state with edges, as merged ranges (its edges are sorted and
+  // disjoint); every other state's, merged as they are read, compared with them.
+  let C: Ranges | null = null;
+  for (const es of a.trans) {
+    if (es.length === 0) continue;
+    if (C === null) {
+      C = [];
+      for (const e of es) {
+        const last = C[C.length - 1];
+        if (last && last[1] + 1 === e[0]) last[1] = e[1]; else C.push([e[0], e[1]]);
+      }
+      continue;
     }
-    if (C === null) { C = es; continue; }
-    if (es.length !== C.length || es.some((e, i) => e[0] !== C![i][0] || e[1] !== C![i][1])) return false;
+    let k = -1, hi = -2;
+    for (const e of es) {
+      if (hi + 1 === e[0]) { hi = e[1]; continue; }
+      if (k >= 0 && C[k][1] !== hi) return false;
+      k++;
+      if (k >= C.length || C[k][0] !== e[0]) return false;
+      hi = e[1];
+    }
+    if (k !== C.length - 1 || C[k][1] !== hi) return false;
   }
   return true;
 }

@@ -297,6 +297,13 @@ export class GrammarBuilder {
 
 /** Sorted, merged code point ranges within [0, 0x10FFFF]. */
 export function normalizeRanges(ranges: Array<[number, number]>): Array<[number, number]> {
+  // Ranges normal already (an automaton's edges, grouped by target) are copied as they are.
+  let normal = true;
+  for (let i = 0; i < ranges.length && normal; i++) {
+    const [a, b] = ranges[i];
+    normal = a >= 0 && a <= b && b <= 0x10ffff && (i === 0 || a > ranges[i - 1][1] + 1);
+  }
+  if (normal) return ranges.map(([a, b]) => [a, b]);
   const r = ranges.map(([a, b]) => [Math.max(0, a), Math.min(0x10ffff, b)] as [number, number]).filter(([a, b]) => a <= b).sort((x, y) => x[0] - y[0]);
   const out: Array<[number, number]> = [];
   for (const [a, b] of r) {

@@ -11,7 +11,7 @@ import { charsSym, regexSyms } from './regex.js';
 import { ajvMultipleOf, boundN, digitsInRange, floatMultipleAlts, floatMultiples, multipleDfa, multipleOfPlan } from './multiple.js';
 import type { MultiplePlan } from './multiple.js';
 import { ComplexityError, InvalidSchemaError, RegexError, StructuredError, UnsatisfiableError, UnsupportedKeywordError } from './errors.js';
-import { Dfa, regexDfa, intersect, union, minus, lengthBounded, lazyLengthSyms, charsDfa, stringsDfa, emptyDfa, isEmpty, languageSyms, uniformChain, minimize, minusStrings, DFA_MAX_STATES } from './dfa.js';
+import { Dfa, regexDfa, intersect, union, minus, productGraph, productClass, lengthBounded, lazyLengthSyms, charsDfa, stringsDfa, emptyDfa, isEmpty, languageSyms, uniformChain, minimize, minusStrings, DFA_MAX_STATES } from './dfa.js';
 import { SeqInterner } from './intern.js';
 
 export type JsonSchema = boolean | { [k: string]: unknown };
@@ -87,6 +87,8 @@ const MAX_ANY_ORDER = 1000;
 const MAX_OPTIONAL_RUN = 4000;
 /** Longest property name (characters) an object may declare or require. */
 const MAX_NAME = 2048;
+/** The characters of keys matching no pattern of patternProperties, when written: printable ASCII without '"' and '\\'. */
+const UNESCAPED_KEY_CHARS: Array<[number, number]> = [[0x20, 0x21], [0x23, 0x5b], [0x5d, 0x7e]];
 /** Integers and integer parts have at most 15 digits (exact in a double). */
 const LIM = 999_999_999_999_999;
 
@@ -1768,11 +1770,16 @@ export class SchemaCompiler {
     const all = keyLang === null && mode === 'schema' ? charsDfa() : null;
     let universe = keyLang ?? all ?? charsDfa();
     if (mode !== 'schema') universe = intersect(universe, charsDfa(undefined, 1), limits);
+    // Two patterns or more: the classes read from one product of all the automata (the chain
+    // below builds a product per class and pattern, and one per class of the printable keys);
+    // where that product does not fit, or a construction fails, the chain decides (and names the
+    // error as it always has).
+    if (pats.length >= 2 && pats.length <= 30) {
+      try { const classes = this.keyPartitionAtOnce(pats, universe, ap, limits); if (classes) return classes; } catch { /* the chain below */ }
+    }
     let classes = [{ set: [] as number[], d: universe }];
     pats.forEach(({ p }, i) => {
-      // A pattern met in several objects (a definition's patternProperties inlined) is one automaton.
-      let P = this.patternDfas.get(p);
-      if (P === undefined) { P = regexDfa(p, true, { ...limits, tails: this.regexTails }); this.patternDfas.set(p, P); }
+      const P = this.patternDfa(p, limits);
       const next: typeof classes = [];
       for (const c of classes) {
         // (Every string ∩ P is P itself: the same automaton, its grammar symbols shared.)
@@ -1784,7 +1791,42 @@ export class SchemaCompiler {
       classes = next;
     });
     // Keys matching no pattern follow additionalProperties; when written: printable ASCII, unescaped.
-    return classes.filter((c) => c.set.length > 0 || ap !== false).map((c) => (c.set.length === 0 ? { set: c.set, d: intersect(c.d, charsDfa([[0x20, 0x21], [0x23, 0x5b], [0x5d, 0x7e]]), limits) } : c));
+    return classes.filter((c) => c.set.length > 0 || ap !== false).map((c) => (c.set.length === 0 ? { set: c.set, d: intersect(c.d, charsDfa(UNESCAPED_KEY_CHARS), limits) } : c));
+  }
+
+  /** A pattern's automaton; a pattern met in several objects (a definition's patternProperties inlined) is one. */
+  private patternDfa(p: string, limits: { maxStates: number; what: string }): Dfa {
+    let P = this.patternDfas.get(p);
+    if (P === undefined) { P = regexDfa(p, true, { ...limits, tails: this.regexTails }); this.patternDfas.set(p, P); }
+    return P;
+  }
+
+  /**
+   * keyPartition's classes from one product of the universe and every pattern (productGraph): a
+   * class per set of patterns that some key matches exactly, in the chain's order (a pattern's
+   * class before the rest, pattern by pattern), each the automaton the chain builds
+   * (productClass); null where the chain would refuse the classes (more than 32 after a pattern).
+   */
+  private keyPartitionAtOnce(pats: Array<{ p: string }>, universe: Dfa, ap: JsonSchema | undefined, limits: { maxStates: number; what: string }): Array<{ set: number[]; d: Dfa }> | null {
+    const Ps = pats.map(({ p }) => this.patternDfa(p, limits));
+    const g = productGraph([universe, ...Ps], limits);
+    // The sets of patterns keys match (bit i + 1: pattern i), each once.
+    const sigs = [...new Set(g.acc.filter((bits) => bits & 1).map((bits) => bits >>> 1))];
+    // The chain's count of classes after each pattern (its error past 32).
+    for (let i = 0; i < pats.length; i++) {
+      const mask = 2 ** (i + 1) - 1;
+      if (new Set(sigs.map((x) => x & mask)).size > 32) return null;
+    }
+    const setOf = (x: number): number[] => { const out: number[] = []; for (let i = 0; i < pats.length; i++) if (x & (1 << i)) out.push(i); return out; };
+    // The chain's order: pattern 0's classes first, within them pattern 1's, …; the rest last.
+    const bitRev = (x: number): number => { let r = 0; for (let i = 0; i < pats.length; i++) if (x & (1 << i)) r |= 1 << (pats.length - 1 - i); return r; };
+    sigs.sort((x, y) => bitRev(y) - bitRev(x));
+    const out: Array<{ set: number[]; d: Dfa }> = [];
+    for (const x of sigs) {
+      if (x === 0 && ap === false) continue;
+      out.push({ set: setOf(x), d: productClass(g, (x << 1) | 1, x === 0 ? UNESCAPED_KEY_CHARS : undefined) });
+    }
+    return out;
   }
 
   private keyedMembers(ptr: string, pats: Array<{ p: string; schema: JsonSchema }>, keyLang: Dfa | null, names: string[], mode: string, ap: JsonSchema | undefined): Sym[] | null {
