@@ -80,7 +80,8 @@ export class WasmBackend implements Backend {
     // assert that `missing` is empty.
     this.missing = KERNEL_NAMES.filter((n) => typeof exp[n] !== 'function');
     // The list walker's dispatch numbers kernels as KERNEL_NAMES does when it was built.
-    if ((instance.exports.DISPATCH_NAMES_HASH as WebAssembly.Global).value >>> 0 !== namesHash(KERNEL_NAMES)) {
+    const hash = instance.exports.DISPATCH_NAMES_HASH as WebAssembly.Global | undefined;
+    if (!hash || hash.value >>> 0 !== namesHash(KERNEL_NAMES)) {
       throw new Error('tslm: the kernel module was built for another kernel table (backend/kernels.ts); run `npm run build`');
     }
     this.fns = KERNEL_NAMES.map((n) => (typeof exp[n] === 'function' ? exp[n] : refKernels[n]));
