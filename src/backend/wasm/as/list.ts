@@ -21,7 +21,7 @@ const C_ERROR: usize = 24;
 export const SPIN_CHECK = 256;
 export const SPIN_MS: f64 = 1;
 
-/** performance.now() of the thread (the instance's import). */
+/** The clock in milliseconds (the instance's import: Date.now). */
 // @ts-ignore: decorator
 @external('env', 'now') export declare function now(): f64;
 
