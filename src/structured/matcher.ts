@@ -236,6 +236,8 @@ export interface StateTop { state: number; lift: number }
 const TOP_MIN_STACKS = 64;
 /** Bytes of a stack's frames kept by ByteAutomaton.top (the bytes needed to leave them, at most this). */
 const TOP_BYTES = 2;
+/** Most frames of a stack ByteAutomaton.top keeps (frames that may be left without a byte: a cut anywhere is exact, only further from the top). */
+const TOP_LEVELS = 8;
 
 export class ByteAutomaton {
   prog: Int32Array;
@@ -1126,7 +1128,7 @@ export class ByteAutomaton {
 
   /**
    * State s cut short: each stack's frames from the top while the bytes needed to leave them are
-   * at most TOP_BYTES (by the grammar's shortest derivations), over a halt of their own in place
+   * at most TOP_BYTES (by the grammar's shortest derivations; TOP_LEVELS frames at most), over a halt of their own in place
    * of the rest of the stack — the parses an anyOf of object shapes keeps open differ below the
    * member being read (circleciconfig's value after `"image":` is 1,830 stacks, 68 cut short).
    * A byte string read from s leads where it leads from that state, each stack over the rest it
@@ -1140,15 +1142,15 @@ export class ByteAutomaton {
     if (r !== undefined) return r;
     r = null;
     const nodes = this.stateNodes[s], L = nodes.length;
-    if (L >= TOP_MIN_STACKS && nodes[0] !== 0) {
+    if (L >= TOP_MIN_STACKS && nodes[0] !== 0 && this.topWorth(nodes)) {
       const halt = this.node(1, 0), hm = this.nodeMinLen(halt);
       const out = new Set<number>(), chain: number[] = [];
       let lift = 0;
-      for (let i = 0; i < L && out.size * 4 <= L; i++) {
+      for (let i = 0; i < L; i++) {
         const minRest = this.grammar.minRest;
         let x = nodes[i], c = 0;
         chain.length = 0;
-        while (x > 0 && c <= this.topBytes) { const q = this.nodePos.a[x]; chain.push(q); c += minRest[q]; x = this.nodePar.a[x]; }
+        while (x > 0 && c <= this.topBytes && chain.length < TOP_LEVELS) { const q = this.nodePos.a[x]; chain.push(q); c += minRest[q]; x = this.nodePar.a[x]; }
         // (A stack that ends within the bytes counted stays whole.)
         if (x <= 0) { out.add(nodes[i]); continue; }
         lift = Math.max(lift, this.nodeMinLen(x) - hm);
@@ -1160,6 +1162,24 @@ export class ByteAutomaton {
     }
     this.tops[s] = r;
     return r;
+  }
+
+  /**
+   * Whether top() cuts these stacks to at most a quarter, as far as a hash of each cut chain's
+   * positions tells (no nodes built: most large states of a grammar without parses to share, as
+   * clang-format's thousands, fail here); a collision only lets top() try and decide by nodes.
+   */
+  private topWorth(nodes: Int32Array): boolean {
+    const L = nodes.length, minRest = this.grammar.minRest, pos = this.nodePos.a, par = this.nodePar.a;
+    const seen = new Set<number>();
+    for (let i = 0; i < L; i++) {
+      let x = nodes[i], c = 0, h = 0;
+      for (let k = 0; x > 0 && c <= this.topBytes && k < TOP_LEVELS; k++) { const q = pos[x]; h = Math.imul(h ^ q, 0x9e3779b1) ^ (h >>> 15); c += minRest[q]; x = par[x]; }
+      // (A stack kept whole is its own chain.)
+      seen.add(x <= 0 ? -1 - nodes[i] : h);
+      if (seen.size * 4 > L) return false;
+    }
+    return true;
   }
 
   /** Whether the output may end here. */
