@@ -230,6 +230,14 @@ const MEMO_MIN_STACKS = 32;
 /** Most stacks ByteAutomaton's memo of closures after a byte holds (4M: 16 MB). */
 const AFTER_POOL_MOST = 1 << 22;
 const f64 = (n: number): Float64Array => new Float64Array(n);
+/** A state's top (ByteAutomaton.top): the state of its stacks cut short over a halt, and a bound on what the cut adds to a completion. */
+export interface StateTop { state: number; lift: number }
+/** Least stacks of a state that ByteAutomaton.top cuts short. */
+const TOP_MIN_STACKS = 64;
+/** Bytes of a stack's frames kept by ByteAutomaton.top (the bytes needed to leave them, at most this). */
+const TOP_BYTES = 2;
+/** Most frames of a stack ByteAutomaton.top keeps (frames that may be left without a byte: a cut anywhere is exact, only further from the top). */
+const TOP_LEVELS = 8;
 
 export class ByteAutomaton {
   prog: Int32Array;
@@ -1113,6 +1121,67 @@ export class ByteAutomaton {
     return max;
   }
 
+  /** The bytes of a stack's frames top() keeps (TOP_BYTES; fewer cut the stacks closer to their tops: for tests). */
+  topBytes = TOP_BYTES;
+  /** Per state: its top (see top; null: none worth it; undefined: not yet asked). */
+  private readonly tops: Array<StateTop | null | undefined> = [];
+
+  /**
+   * State s cut short: each stack's frames from the top while the bytes needed to leave them are
+   * at most TOP_BYTES (by the grammar's shortest derivations; TOP_LEVELS frames at most), over a halt of their own in place
+   * of the rest of the stack — the parses an anyOf of object shapes keeps open differ below the
+   * member being read (circleciconfig's value after `"image":` is 1,830 stacks, 68 cut short).
+   * A byte string read from s leads where it leads from that state, each stack over the rest it
+   * was cut from, until a return through a halt (node 0 in the state reached: the walk then goes
+   * on from s itself, see TokenMatcher.walk); its shortest completion is then at most that
+   * state's plus `lift`. Null below TOP_MIN_STACKS stacks, when s may end, and where the cut
+   * keeps more than a quarter of the stacks.
+   */
+  top(s: number): StateTop | null {
+    let r = this.tops[s];
+    if (r !== undefined) return r;
+    r = null;
+    const nodes = this.stateNodes[s], L = nodes.length;
+    if (L >= TOP_MIN_STACKS && nodes[0] !== 0 && this.topWorth(nodes)) {
+      const halt = this.node(1, 0), hm = this.nodeMinLen(halt);
+      const out = new Set<number>(), chain: number[] = [];
+      let lift = 0;
+      for (let i = 0; i < L; i++) {
+        const minRest = this.grammar.minRest;
+        let x = nodes[i], c = 0;
+        chain.length = 0;
+        while (x > 0 && c <= this.topBytes && chain.length < TOP_LEVELS) { const q = this.nodePos.a[x]; chain.push(q); c += minRest[q]; x = this.nodePar.a[x]; }
+        // (A stack that ends within the bytes counted stays whole.)
+        if (x <= 0) { out.add(nodes[i]); continue; }
+        lift = Math.max(lift, this.nodeMinLen(x) - hm);
+        let y = halt;
+        for (let k = chain.length - 1; k >= 0; k--) y = this.node(chain[k], y);
+        out.add(y);
+      }
+      if (out.size * 4 <= L) r = { state: this.internOf([...out]), lift };
+    }
+    this.tops[s] = r;
+    return r;
+  }
+
+  /**
+   * Whether top() cuts these stacks to at most a quarter, as far as a hash of each cut chain's
+   * positions tells (no nodes built: most large states of a grammar without parses to share, as
+   * clang-format's thousands, fail here); a collision only lets top() try and decide by nodes.
+   */
+  private topWorth(nodes: Int32Array): boolean {
+    const L = nodes.length, minRest = this.grammar.minRest, pos = this.nodePos.a, par = this.nodePar.a;
+    const seen = new Set<number>();
+    for (let i = 0; i < L; i++) {
+      let x = nodes[i], c = 0, h = 0;
+      for (let k = 0; x > 0 && c <= this.topBytes && k < TOP_LEVELS; k++) { const q = pos[x]; h = Math.imul(h ^ q, 0x9e3779b1) ^ (h >>> 15); c += minRest[q]; x = par[x]; }
+      // (A stack kept whole is its own chain.)
+      seen.add(x <= 0 ? -1 - nodes[i] : h);
+      if (seen.size * 4 > L) return false;
+    }
+    return true;
+  }
+
   /** Whether the output may end here. */
   accepting(s: number): boolean {
     return this.stateNodes[s][0] === 0;
@@ -1331,6 +1400,9 @@ export interface MaskStats {
   nodesVisited: number;
   /** Masks that started from the per-vocabulary plain-text tables (see `mask`). */
   plainMasks?: number;
+  /** Walks of a state's top (ByteAutomaton.top), and trie nodes below which they walked on from the state itself (a return through the top's halt). */
+  topWalks?: number;
+  topReturns?: number;
 }
 
 // Level analysis modes (MODE_F / MODE_A from plain.ts), plus: no byte but '"' and '\' continues.
@@ -1410,8 +1482,13 @@ const FREE_SMALL = 8;
 export class TokenMatcher {
   readonly automaton: ByteAutomaton;
   private readonly cache = new Map<number, { mask: Uint32Array; maxAfter: number }>();
-  readonly stats: MaskStats = { cacheHits: 0, walks: 0, nodesVisited: 0, plainMasks: 0 };
+  readonly stats: MaskStats = { cacheHits: 0, walks: 0, nodesVisited: 0, plainMasks: 0, topWalks: 0, topReturns: 0 };
   private readonly stk: Int32Array;
+  /** walk's states of s itself below a return through a top's halt, and the bytes of the path walked. */
+  private readonly stkS: Int32Array;
+  private readonly path: Uint8Array;
+  /** Whether walks of states of many parses walk their tops (ByteAutomaton.top; off: for tests). */
+  topStates = true;
   readonly words: number;
   private plainIdx: PlainIndex | null = null;
   private readonly levels: (Level | undefined)[] = [];
@@ -1430,6 +1507,8 @@ export class TokenMatcher {
   constructor(grammar: Grammar | ByteAutomaton, readonly vocab: TokenVocab, readonly opts: { maxCachedMasks?: number; limits?: AutomatonLimits; plain?: boolean; maskTimeMs?: number } = {}) {
     this.automaton = grammar instanceof ByteAutomaton ? grammar : new ByteAutomaton(grammar, opts.limits);
     this.stk = new Int32Array(vocab.maxDepth + 1);
+    this.stkS = new Int32Array(vocab.maxDepth + 1);
+    this.path = new Uint8Array(vocab.maxDepth + 1);
     this.words = (vocab.size + 31) >>> 5;
   }
 
@@ -1665,8 +1744,14 @@ export class TokenMatcher {
     alpha: AlphaWalk | null = null): number {
     const A = this.automaton, v = this.vocab;
     const nb = trie.nodeByte, nd = trie.nodeDepth, ns = trie.nodeSkip, ts = trie.nodeTokStart, te = trie.nodeTokEnd, toks = trie.toks;
-    const stk = this.stk;
-    stk[0] = s;
+    // A state of many parses walks its top instead (ByteAutomaton.top): the same tokens, but
+    // below a node where a return reaches the top's halt, which walks on from s itself (stkS:
+    // s's own states along the path, up to topEnd, the end of that node's subtree).
+    const top = budget === Infinity && this.topStates ? A.top(s) : null;
+    const stkT = this.stk, stkS = this.stkS, path = this.path;
+    stkT[0] = top !== null ? top.state : s;
+    let stk = stkT, topEnd = -1, lift = top !== null ? top.lift : 0;
+    if (top !== null) this.stats.topWalks!++;
     let table = A.table;
     const eq = A.eq, K = A.K;
     let maxAfter = 0;
@@ -1679,6 +1764,7 @@ export class TokenMatcher {
     let freeEnd = -1, freeDepth = 0, freeWalk: Int32Array | null = null, eo = 0;
     while (i < i1) {
       if (freeEnd >= 0 && i >= freeEnd) freeEnd = -1;
+      if (topEnd >= 0 && i >= topEnd) { topEnd = -1; stk = stkT; lift = top!.lift; }
       const d = nd[i];
       if (d === 1) {
         const x = exc !== null && exc[nb[i]] === 1;
@@ -1700,10 +1786,22 @@ export class TokenMatcher {
       let t = table[from * K + e];
       if (t === UNKNOWN) { t = A.computeStep(from, e); table = A.table; }
       if (t < 0) { i = ns[i]; continue; }
+      path[d] = nb[i];
+      if (top !== null && topEnd < 0 && A.stateNodes[t][0] === 0) {
+        // A return through the top's halt (or the end of a stack kept whole): from here to the end
+        // of this subtree, s's own states.
+        stkS[0] = s;
+        for (let k = 1; k <= d; k++) stkS[k] = stkS[k - 1] < 0 ? DEAD : A.step(stkS[k - 1], path[k]);
+        table = A.table;
+        t = stkS[d];
+        stk = stkS; topEnd = ns[i]; lift = 0;
+        this.stats.topReturns!++;
+        if (t < 0) { i = ns[i]; continue; }
+      }
       stk[d] = t;
       const a = ts[i], z = te[i];
       if (a < z) {
-        const mc = A.minComplete(t);
+        const mc = A.minComplete(t) + lift;
         if (mc <= budget) {
           if (mc > maxAfter) maxAfter = mc;
           for (let k = a; k < z; k++) { const id = toks[k]; mask[id >>> 5] |= 1 << (id & 31); }
@@ -1718,7 +1816,7 @@ export class TokenMatcher {
           // t loops on plain characters: the subtree's tokens whose rest is plain are allowed,
           // those whose rest meets a dead byte first are not, the others are walked.
           freeEnd = ns[i]; freeDepth = d; freeWalk = this.plain.maxWalk[L.mode];
-          if (L.max > maxAfter) maxAfter = L.max;
+          if (L.max + lift > maxAfter) maxAfter = L.max + lift;
           this.fillFree(i, d, L.mode, mask);
         }
       }
