@@ -571,11 +571,10 @@ class LlamaAttention extends Module {
     const w = fusedRows([this.q_proj, this.k_proj, this.v_proj]);
     return w && plainLinear(this.o_proj) && !this.q_norm ? { qkv: w, o: this.o_proj.weight } : null;
   }
-  /** What planWeights depends on (compared by identity to know a plan is still valid). */
-  planRefs(out: unknown[], n: number): number {
-    n = linearRefs(out, n, this.q_proj); n = linearRefs(out, n, this.k_proj); n = linearRefs(out, n, this.v_proj); n = linearRefs(out, n, this.o_proj);
-    out[n++] = this.q_norm;
-    return n;
+  /** What planWeights depends on, added to a plan's watch list. */
+  planWatch(w: PlanWatch): void {
+    watchLinear(w, this, 'q_proj'); watchLinear(w, this, 'k_proj'); watchLinear(w, this, 'v_proj'); watchLinear(w, this, 'o_proj');
+    w.see(this, 'q_norm');
   }
 }
 
@@ -606,25 +605,44 @@ class LlamaMLP extends Module {
     const w = fusedRows([this.gate_proj, this.up_proj]);
     return w && plainLinear(this.down_proj) ? { gu: w, down: this.down_proj.weight } : null;
   }
-  planRefs(out: unknown[], n: number): number {
-    return linearRefs(out, linearRefs(out, linearRefs(out, n, this.gate_proj), this.up_proj), this.down_proj);
+  planWatch(w: PlanWatch): void {
+    watchLinear(w, this, 'gate_proj'); watchLinear(w, this, 'up_proj'); watchLinear(w, this, 'down_proj');
   }
 }
 
 /**
- * What a plan depends on of a projection, written at out[n…] (the next index returned). The refs
- * are listed every decoding step into one array that is overwritten, not rebuilt: no garbage.
+ * What a decoding plan was made from: properties (holder, key) and the values they held then. The
+ * plan serves while every one still holds its value (compared by identity), checked every step —
+ * a LoRA adapter wrapping a projection, weights replaced by quantised ones or a layer swapped
+ * makes a new plan. Listed once when the plan is made; the check is one small loop (a fresh
+ * process compiles it in a moment, where walking the model every step took tens of milliseconds
+ * of compiles in its first generation).
  */
-function linearRefs(out: unknown[], n: number, l: Linear): number {
-  out[n] = l; out[n + 1] = l.weight; out[n + 2] = l.weight.storage; out[n + 3] = l.bias;
-  return n + 4;
+export class PlanWatch {
+  private holders: object[] = [];
+  private keys: (string | number)[] = [];
+  private values: unknown[] = [];
+  /** Watches holder[key] (a holder watched before it, so a replaced holder fails first); returns its value. */
+  see<V = unknown>(holder: object, key: string | number): V {
+    const v = (holder as Record<string | number, unknown>)[key];
+    this.holders.push(holder);
+    this.keys.push(key);
+    this.values.push(v);
+    return v as V;
+  }
+  /** Whether every watched property still holds the value it had. */
+  holds(): boolean {
+    const { holders, keys, values } = this;
+    for (let i = 0; i < holders.length; i++) if ((holders[i] as Record<string | number, unknown>)[keys[i]] !== values[i]) return false;
+    return true;
+  }
 }
 
-/** a and b hold the same objects in the same order. */
-function sameRefs(a: readonly unknown[], b: readonly unknown[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+/** What a plan depends on of the projection holder[key]: the module, its weight and storage, its bias. */
+function watchLinear(w: PlanWatch, holder: object, key: string): void {
+  const l = w.see<Linear>(holder, key);
+  w.see(w.see<Tensor>(l, 'weight'), 'storage');
+  w.see(l, 'bias');
 }
 
 /** An RMSNorm as constructed with the model's eps and a contiguous f32 weight (a DecodePlan runs its kernel directly). */
@@ -670,11 +688,12 @@ class LlamaDecoderLayer extends Module {
     const a = this.self_attn.planWeights(), m = this._ffn.planWeights();
     return a && m ? { inNorm: this.input_layernorm.weight, postNorm: this.post_attention_layernorm.weight, ...a, ...m } : null;
   }
-  planRefs(out: unknown[], n: number): number {
-    out[n] = this.self_attn; out[n + 1] = this._ffn; out[n + 2] = this.input_layernorm; out[n + 3] = this.input_layernorm.weight;
-    out[n + 4] = this.post_attention_layernorm; out[n + 5] = this.post_attention_layernorm.weight;
-    n = this.self_attn.planRefs(out, n + 6);
-    return this._ffn instanceof LlamaMLP ? this._ffn.planRefs(out, n) : n;
+  planWatch(w: PlanWatch): void {
+    const attn = w.see<LlamaAttention>(this, 'self_attn'), ffn = w.see(this, '_ffn');
+    w.see(w.see(this, 'input_layernorm'), 'weight');
+    w.see(w.see(this, 'post_attention_layernorm'), 'weight');
+    attn.planWatch(w);
+    if (ffn instanceof LlamaMLP) ffn.planWatch(w);
   }
   /** Inference (no autograd): the same as forward, updating h in place. */
   forwardInto_(h: Tensor, pos: Positions, cache: KVCache | null, layer: number): void {
@@ -708,10 +727,8 @@ export class LlamaForCausalLM extends CausalLM {
   private _parts: LossParts | null = null;
   /** Whether decoding steps may run as a DecodePlan (false: always the generic layers; for tests and benchmarks). */
   static decodePlans = true;
-  /** Decoding plans by rows × tokens (llama_decode.ts), with the objects each was built from. */
-  /** Plans by B·65536 + Tn. */
-  private _plans = new Map<number, { plan: DecodePlan | null; refs: unknown[] }>();
-  private _refs: unknown[] = [];
+  /** Decoding plans (llama_decode.ts) by B·65536 + Tn, with what each was made from. */
+  private _plans = new Map<number, { plan: DecodePlan | null; watch: PlanWatch }>();
 
   constructor(readonly config: LlamaConfig, opts: { generator?: Generator } = {}) {
     super();
@@ -805,15 +822,17 @@ export class LlamaForCausalLM extends CausalLM {
    * projection, or weights replaced by quantised ones, makes a new plan).
    */
   private decodePlan(B: number, Tn: number): DecodePlan | null {
-    const refs = this._refs, layersNow = this.model.layers;
-    refs[0] = this.model.embed_tokens; refs[1] = this.model.embed_tokens.weight; refs[2] = this.model.embed_tokens.weight.storage;
-    refs[3] = layersNow.length; refs[4] = this._rope.cos;
-    let n = 5;
-    for (let i = 0; i < layersNow.length; i++) { refs[n] = layersNow[i]; n = layersNow[i].planRefs(refs, n + 1); }
-    if (refs.length !== n) refs.length = n;
     const key = B * 0x10000 + Tn, got = this._plans.get(key);
-    if (got && sameRefs(got.refs, refs)) return got.plan;
+    if (got && got.watch.holds()) return got.plan;
     got?.plan?.dispose();
+    const watch = new PlanWatch(), model = watch.see<LlamaModel>(this, 'model');
+    watch.see(watch.see<Tensor>(watch.see<Embedding>(model, 'embed_tokens'), 'weight'), 'storage');
+    const layersNow = watch.see<LlamaDecoderLayer[]>(model, 'layers');
+    watch.see(layersNow, 'length');
+    const rope = watch.see<object>(this, '_rope');
+    watch.see(rope, 'cos');
+    watch.see(rope, 'sin');
+    for (let i = 0; i < layersNow.length; i++) watch.see<LlamaDecoderLayer>(layersNow, i).planWatch(watch);
     const c = this.config, layers = this.model.layers.map((l) => l.planLayer(c.rms_norm_eps));
     const ok = layers.every((l): l is PlanLayer => l !== null) && c.head_dim % 2 === 0 && 2 * c.head_dim <= MAX_FUSED_HEAD_DIMS && this.model.embed_tokens.weight.isContiguous();
     const spec: PlanSpec | null = ok ? {
@@ -823,7 +842,7 @@ export class LlamaForCausalLM extends CausalLM {
     if (got) this._plans.delete(key);
     const plan = spec ? new DecodePlan(spec, B, Tn) : null;
     if (this._plans.size >= 8) { for (const p of this._plans.values()) p.plan?.dispose(); this._plans.clear(); }
-    this._plans.set(key, { plan, refs: [...refs] });
+    this._plans.set(key, { plan, watch });
     return plan;
   }
 

@@ -181,6 +181,29 @@ test('the plan is actually taken, and rebuilt when a projection is wrapped by a 
   }
 });
 
+test('the plan is rebuilt when a norm weight, a projection weight or a layer is replaced (its watch list)', async (t) => {
+  const dir = await tiny(tempDir(t));
+  const { model } = await loadModel(dir);
+  try {
+    const m = model as LlamaForCausalLM;
+    let before = decodeBytes(m, 1, 3, true);
+    const changes: [string, () => void][] = [
+      ['a norm weight', () => { m.model.layers[1].post_attention_layernorm.weight = noGrad(() => T.full([m.config.hidden_size], 2)); }],
+      ['a projection weight', () => { const l = m.model.layers[0].mlp as unknown as { down_proj: { weight: T.Tensor } }; l.down_proj.weight = noGrad(() => T.mul(l.down_proj.weight, 0.5)); }],
+      ['a layer', () => { m.model.layers[0] = m.model.layers[1]; }],
+    ];
+    for (const [what, change] of changes) {
+      change();
+      const after = decodeBytes(m, 1, 3, true);
+      assertSame(after, decodeBytes(m, 1, 3, false), `after replacing ${what}`);
+      assert.ok(!after[0].equals(before[0]), `replacing ${what} changes the logits (the old plan was not reused)`);
+      before = after;
+    }
+  } finally {
+    model.dispose();
+  }
+});
+
 test('sliding-window layers (Mistral, window 4): one-token steps through the plan equal the generic layers as the rolling buffer rolls', () => {
   const model = new LlamaForCausalLM(parseLlamaConfig(tinyLlamaConfig({ sliding_window: 4, model_type: 'mistral' })));
   try {
