@@ -156,6 +156,8 @@ function keyBytes(n: string): string {
   return n;
 }
 const jp = (ptr: string, ...keys: (string | number)[]) => { let out = ptr; for (const k of keys) out += '/' + esc(String(k)); return out; };
+/** jp(ptr, kw, i) for a keyword kw (no '~' or '/' to escape) and an index: the allOf parts' pointers, built for every part flattened. */
+const jpAt = (ptr: string, kw: string, i: number) => ptr + '/' + kw + '/' + i;
 
 /** Compiles a JSON Schema to a grammar (JSON text, or YAML with output: 'yaml'). */
 export function compileJsonSchema(schema: JsonSchema, opts: SchemaOptions = {}): Grammar {
@@ -407,7 +409,7 @@ export class SchemaCompiler {
       if (x.allOf !== undefined) {
         if (!Array.isArray(x.allOf)) throw new InvalidSchemaError('allOf', p, 'must be an array');
         const list = x.allOf as JsonSchema[];
-        for (let i = 0; i < list.length; i++) if (!add(list[i], jp(p, 'allOf', i), depth + 1)) return false;
+        for (let i = 0; i < list.length; i++) if (!add(list[i], jpAt(p, 'allOf', i), depth + 1)) return false;
         // The rest of a pair `both` made (of any `{ allOf: [...] }`) is empty: a part without keys
         // merges to nothing (only the depth bound, checked first, sees it).
         return (onlyKey(x, 'allOf') && depth < 16) || add(without(x, 'allOf'), p, depth + 1);
@@ -417,7 +419,8 @@ export class SchemaCompiler {
       return true;
     };
     if (!add(rest, ptr, 0)) return false;
-    for (const [i, br] of (s.allOf as JsonSchema[]).entries()) if (!add(br, jp(ptr, 'allOf', i), 0)) return false;
+    const list = s.allOf as JsonSchema[];
+    for (let i = 0; i < list.length; i++) if (!add(list[i], jpAt(ptr, 'allOf', i), 0)) return false;
     return mergeSchemas(parts, ptr, this.merger);
   }
 
@@ -687,7 +690,7 @@ export class SchemaCompiler {
     const rest = without(s, kw);
     const hasRest = Object.keys(rest).some((k) => !ignored(k));
     const branches = (list as JsonSchema[]).map((br, i) => {
-      const p = jp(ptr, kw, i);
+      const p = jpAt(ptr, kw, i);
       return { p, schema: hasRest ? this.normalize({ allOf: [rest, br] }, p) : this.normalize(br, p) };
     });
     // Branches that only list values (const / enum): one enum, compiled as one trie of the values
