@@ -100,6 +100,12 @@ const isObj = (x: unknown): x is Obj => typeof x === 'object' && x !== null && !
  * and every later read of the part, merge and content key slower). An own `__proto__` key
  * (JSON.parse makes one) is copied as a key, as the spread copies it.
  */
+/** Whether `k` is x's only own key (what `without(x, k)` would leave empty). */
+function onlyKey(x: Obj, k: string): boolean {
+  const keys = Object.keys(x);
+  return keys.length === 1 && keys[0] === k;
+}
+
 function without(x: Obj, ...drop: string[]): Obj {
   const out: Obj = {};
   for (const k of Object.keys(x)) {
@@ -150,6 +156,8 @@ function keyBytes(n: string): string {
   return n;
 }
 const jp = (ptr: string, ...keys: (string | number)[]) => { let out = ptr; for (const k of keys) out += '/' + esc(String(k)); return out; };
+/** jp(ptr, kw, i) for a keyword kw (no '~' or '/' to escape) and an index: the allOf parts' pointers, built for every part flattened. */
+const jpAt = (ptr: string, kw: string, i: number) => ptr + '/' + kw + '/' + i;
 
 /** Compiles a JSON Schema to a grammar (JSON text, or YAML with output: 'yaml'). */
 export function compileJsonSchema(schema: JsonSchema, opts: SchemaOptions = {}): Grammar {
@@ -215,7 +223,7 @@ export class SchemaCompiler {
     } finally {
       // The merges and complements kept for the compile (they hold schema objects strongly; the
       // grammar's lazy rules keep this compiler as long as a matcher lives).
-      this.pairs.clear(); this.propMerges.clear(); this.propWraps.clear(); this.negated.clear(); this.contentKeys.clear();
+      this.pairs.clear(); this.propMerges.clear(); this.propWraps.clear(); this.negated.clear(); this.contentKeys.clear(); this.checked.clear();
     }
   }
 
@@ -235,7 +243,16 @@ export class SchemaCompiler {
     try { return f(); } finally { this.depth--; }
   }
 
+  /** Schema objects checkKeywords passed (an allOf part met again in each variant of an object is not read again). */
+  private readonly checked = new Set<Obj>();
+
   private checkKeywords(s: Obj, ptr: string): void {
+    if (this.checked.has(s)) return;
+    this.checkKeywordsOf(s, ptr);
+    this.checked.add(s);
+  }
+
+  private checkKeywordsOf(s: Obj, ptr: string): void {
     for (const k of Object.keys(s)) {
       if (ANNOTATIONS.has(k) || SUPPORTED.has(k)) continue;
       if (KNOWN_UNSUPPORTED.has(k)) throw new UnsupportedKeywordError(k, jp(ptr, k));
@@ -385,22 +402,25 @@ export class SchemaCompiler {
       this.checkKeywords(x, p);
       if (x.$ref !== undefined) {
         const t = this.resolve(x.$ref, jp(p, '$ref'));
-        const r = without(x, '$ref');
         if (!add(t.schema, t.ptr, depth + 1)) return false;
-        return add(r, p, depth + 1);
+        return (onlyKey(x, '$ref') && depth < 16) || add(without(x, '$ref'), p, depth + 1);
       }
       if (hasLogic(x)) return add(this.expandLogic(x, p), p, depth + 1);
       if (x.allOf !== undefined) {
         if (!Array.isArray(x.allOf)) throw new InvalidSchemaError('allOf', p, 'must be an array');
-        const r = without(x, 'allOf');
-        for (const [i, br] of (x.allOf as JsonSchema[]).entries()) if (!add(br, jp(p, 'allOf', i), depth + 1)) return false;
-        return add(r, p, depth + 1);
+        const list = x.allOf as JsonSchema[];
+        for (let i = 0; i < list.length; i++) if (!add(list[i], jpAt(p, 'allOf', i), depth + 1)) return false;
+        // The rest of a pair `both` made (of any `{ allOf: [...] }`) is empty: a part without keys
+        // merges to nothing (only the depth bound, checked first, sees it).
+        return (onlyKey(x, 'allOf') && depth < 16) || add(without(x, 'allOf'), p, depth + 1);
       }
-      parts.push(x);
+      // A part without keys (an empty rest of expandLogic) changes no merge.
+      if (Object.keys(x).length > 0) parts.push(x);
       return true;
     };
     if (!add(rest, ptr, 0)) return false;
-    for (const [i, br] of (s.allOf as JsonSchema[]).entries()) if (!add(br, jp(ptr, 'allOf', i), 0)) return false;
+    const list = s.allOf as JsonSchema[];
+    for (let i = 0; i < list.length; i++) if (!add(list[i], jpAt(ptr, 'allOf', i), 0)) return false;
     return mergeSchemas(parts, ptr, this.merger);
   }
 
@@ -670,7 +690,7 @@ export class SchemaCompiler {
     const rest = without(s, kw);
     const hasRest = Object.keys(rest).some((k) => !ignored(k));
     const branches = (list as JsonSchema[]).map((br, i) => {
-      const p = jp(ptr, kw, i);
+      const p = jpAt(ptr, kw, i);
       return { p, schema: hasRest ? this.normalize({ allOf: [rest, br] }, p) : this.normalize(br, p) };
     });
     // Branches that only list values (const / enum): one enum, compiled as one trie of the values
@@ -2713,10 +2733,15 @@ function mergeProps(cur: Obj, v: unknown, both: Merger['both']): Obj {
 
 /** A copy of `properties` cur with each name that `own` (another part's properties) lacks under ap: both(its schema, ap). */
 function wrapProps(cur: Obj, own: unknown, ap: unknown, both: Merger['both']): Obj {
-  const mine = new Set(Object.keys((own ?? {}) as Obj));
-  const out: Obj = { ...cur };
-  for (const n of Object.keys(cur)) if (!mine.has(n)) out[n] = both(cur[n], ap);
-  return out;
+  const mine = isObj(own) ? own : Object.fromEntries(Object.keys(own ?? {}).map((n) => [n, true]));
+  let out: Obj | null = null;
+  for (const n of Object.keys(cur)) {
+    if (Object.prototype.hasOwnProperty.call(mine, n)) continue;
+    out ??= { ...cur };
+    out[n] = both(cur[n], ap);
+  }
+  // (Every name declared by `own`: cur itself, never changed, as the copy would be.)
+  return out ?? cur;
 }
 
 /** Merges allOf parts (already flattened, no $ref/allOf) into one schema (new objects made by `make`, which never changes one once made). */

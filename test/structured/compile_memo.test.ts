@@ -203,3 +203,52 @@ test('undeclared-key tries of random names (non-ASCII, escaped, prefixes of each
     }
   }
 });
+
+test('allOf flattening leaves out parts without keys, and refuses nesting past its bound where it did with them', () => {
+  // n allOf objects around `inner`, under a root allOf: the empty rest each wrapper leaves is not
+  // a part, but the bound on nesting (16) still counts it: an empty allOf at the bottom is refused
+  // one level sooner than a keyword there, as its empty rest was.
+  const nest = (inner: JsonSchema, n: number): JsonSchema => {
+    let x = inner;
+    for (let i = 0; i < n; i++) x = { allOf: [x] };
+    return { $defs: { d: { maximum: 3 } }, allOf: [x] };
+  };
+  const at = (n: number) => '#' + '/allOf/0'.repeat(n);
+  const outcome = (schema: JsonSchema) => { try { compileJsonSchema(schema); return 'ok'; } catch (e) { return `${(e as Error).constructor.name}: ${(e as Error).message}`; } };
+  const refused = (ptr: string) => `UnsupportedKeywordError: unsupported JSON Schema keyword 'allOf' at ${ptr}: recursive reference inside allOf`;
+  for (let n = 12; n <= 19; n++) {
+    assert.equal(outcome(nest({ allOf: [] }, n)), n < 16 ? 'ok' : refused(at(n === 16 ? 17 : 18)), `empty allOf, ${n}`);
+    assert.equal(outcome(nest({ minimum: 1 }, n)), n < 17 ? 'ok' : refused(at(18)), `minimum, ${n}`);
+    assert.equal(outcome(nest({ $ref: '#/$defs/d' }, n)), n < 16 ? 'ok' : n === 16 ? refused('#/$defs/d') : refused(at(18)), `$ref, ${n}`);
+  }
+  // Parts without keys (the empty rests of pairs, $refs and if/then/else) beside ones with keys: as ajv.
+  const schemas: JsonSchema[] = [
+    { $defs: { d: { maximum: 9 } }, allOf: [{ allOf: [{ $ref: '#/$defs/d' }, { allOf: [{}, { minimum: 2 }] }] }, { not: { enum: [3, 6] } }] },
+    { allOf: [{ if: { minimum: 5 }, then: { multipleOf: 2 }, else: { maximum: 3 } }, { allOf: [{ allOf: [{}] }, { not: { const: 4 } }] }] },
+  ];
+  for (const [i, schema] of schemas.entries()) {
+    const accepts = acceptor(compileJsonSchema(schema));
+    for (const v of [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 'a', null]) assert.equal(accepts(JSON.stringify(v)), ajvValid(schema, v), `schema ${i}, ${JSON.stringify(v)}`);
+  }
+});
+
+test('additionalProperties of a part that declares every merged name leaves the merged properties object as it is', () => {
+  const P = { type: 'object', properties: { a: { type: 'string' }, b: { type: 'integer' } }, additionalProperties: false };
+  const c = new SchemaCompiler({});
+  type M = { properties: Record<string, unknown> };
+  // Only P declares names: its own properties object, not a copy of it.
+  const one = c.normalize({ allOf: [P, { required: ['a'] }] }, '#') as M;
+  assert.equal(one.properties, P.properties);
+  // Another part's names within P's: the merge's object, wrapped by nothing.
+  const two = c.normalize({ allOf: [{ properties: { a: { minLength: 2 } } }, P] }, '#') as M;
+  assert.deepEqual(two.properties, { a: { allOf: [{ minLength: 2 }, { type: 'string' }] }, b: { type: 'integer' } });
+  assert.deepEqual(P, { type: 'object', properties: { a: { type: 'string' }, b: { type: 'integer' } }, additionalProperties: false });
+  // A name P lacks: wrapped under P's additionalProperties (a copy; P unchanged).
+  const three = c.normalize({ allOf: [P, { properties: { z: {} } }] }, '#') as M;
+  assert.notEqual(three.properties, P.properties);
+  assert.deepEqual(three.properties, { a: { type: 'string' }, b: { type: 'integer' }, z: { allOf: [{}, false] } });
+  for (const schema of [{ allOf: [P, { required: ['a'] }] }, { allOf: [{ properties: { a: { minLength: 2 } } }, P] }, { allOf: [P, { properties: { z: {} } }] }] as JsonSchema[]) {
+    const accepts = acceptor(compileJsonSchema(schema));
+    for (const v of [{}, { a: 'x' }, { a: 'xy' }, { a: 'x', b: 1 }, { b: 1 }, { z: 1 }, { a: 'xy', z: 1 }, { a: 1 }]) assert.equal(accepts(JSON.stringify(v)), ajvValid(schema, v), `${JSON.stringify(schema)}, ${JSON.stringify(v)}`);
+  }
+});
