@@ -198,13 +198,12 @@ export class JobPoster {
 // more arguments makes V8 build a new array for every call (≈ 150 bytes; a decoding step makes
 // ~50 calls per token, and the young generation fills with them); a call with the arguments
 // listed makes none. The cases are the argument counts of KERNEL_ARGS (backend/kernels.ts; a
-// test checks that each has one) and the list job's two; any other count takes the spread.
-// (Here, not in a module of its own: a kernel worker's files are worker.js, pool.js and platform.js.)
+// test checks that each has one); any other count takes the spread. (Threads run their shares in
+// the kernel module; this is the calling thread's path for a call it runs alone.)
 type Fn = (...a: number[]) => void;
 
 export function invoke(fn: Fn, a: readonly number[], n: number, tid: number, nt: number): void {
   switch (n) {
-    case 2: return fn(a[0], a[1], tid, nt);
     case 3: return fn(a[0], a[1], a[2], tid, nt);
     case 4: return fn(a[0], a[1], a[2], a[3], tid, nt);
     case 5: return fn(a[0], a[1], a[2], a[3], a[4], tid, nt);
@@ -226,4 +225,4 @@ export function invoke(fn: Fn, a: readonly number[], n: number, tid: number, nt:
 }
 
 /** The argument counts invoke lists (the test compares them with KERNEL_ARGS). */
-export const INVOKE_COUNTS: readonly number[] = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 16, 18, 24, 26, 27];
+export const INVOKE_COUNTS: readonly number[] = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 16, 18, 24, 26, 27];
