@@ -121,7 +121,7 @@ function list(at: number, calls: { nt: number; args: number[] }[]): void {
   const add = KERNEL_NAMES.indexOf('binary');
   calls.forEach((c, i) => {
     const w = (at + i * LIST.STRIDE) >> 2;
-    H.i32[w + LIST.KERNEL] = add; H.i32[w + LIST.NARGS] = c.args.length; H.i32[w + LIST.NT] = c.nt;
+    H.i32[w + LIST.KERNEL] = add; H.i32[w + LIST.NT] = c.nt;
     H.i32[w + LIST.CLAIM] = 0; H.i32[w + LIST.DONE] = 0;
     c.args.forEach((v, j) => { H.f64[((at + i * LIST.STRIDE + LIST.ARGS_BYTE) >> 3) + j] = v; });
   });

@@ -177,7 +177,6 @@ class ListBatch implements KernelBatch {
     const at = this.ptr + this.n++ * LIST.STRIDE, w = at >>> 2, a = (at + LIST.ARGS_BYTE) >>> 3;
     const i32 = H.i32, f64 = H.f64;
     i32[w + LIST.KERNEL] = this.index.get(kernel)!;
-    i32[w + LIST.NARGS] = args.length;
     i32[w + LIST.NT] = this.sharesOf(work);
     for (let i = 0; i < args.length; i++) f64[a + i] = args[i];
   }

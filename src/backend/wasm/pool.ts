@@ -2,7 +2,7 @@
 // instance of the kernel module. A job is posted through a control block in the heap:
 //   i32[0] seq      incremented for every job (workers wait on it)
 //   i32[1] kernel   index into the sorted kernel-name list
-//   i32[2] nargs
+//   i32[2] (unused)
 //   i32[3] pending  shares 1…nt−1 of the current job not finished yet
 //   i32[4] nt       shares of the job (a kernel runs share tid of nt)
 //   i32[5] stop     set to make workers exit
@@ -23,9 +23,9 @@
 // atomics: a thread announces itself, then waits on the value it last saw; if the other side
 // read the announcement as 0, its write of that value came first and the wait returns at once.
 // Both sides' loops (the worker's job loop, the poster's run and wait, claims, the list walk) run
-// in the kernel module (wasm/as/jobs.ts, wasm/as/list.ts, with the same layout); here the poster
+// in the kernel module (wasm/as/jobs.ts, wasm/as/list.ts; the layout in bytes in wasm/as/pool_layout.ts); here the poster
 // writes the job, and failures are handled.
-export const CTRL = { SEQ: 0, KERNEL: 1, NARGS: 2, PENDING: 3, NT: 4, STOP: 5, ERROR: 6, SLEEPERS: 7, WAITING: 8, CLAIM: 9, ARGS_BYTE: 64, BYTES: 64 + 8 * 32 };
+export const CTRL = { SEQ: 0, KERNEL: 1, PENDING: 3, NT: 4, STOP: 5, ERROR: 6, SLEEPERS: 7, WAITING: 8, CLAIM: 9, ARGS_BYTE: 64, BYTES: 64 + 8 * 32 };
 
 /** Most shares a job may have (the claim word keeps 8 bits for the share). */
 export const MAX_SHARES = 255;
@@ -68,7 +68,7 @@ export function runJobLoop(memory: WebAssembly.Memory, ctrl: number, exp: JobExp
 
 // A kernel list: many kernel calls posted as one job (a decoding step's few dozen kernels), so the
 // poster does not post, wake and wait once per kernel. The calls lie in the heap at a fixed
-// stride: i32 kernel index, argument count, shares, then two words every thread counts on (the
+// stride: i32 kernel index, a word unused, shares, then two words every thread counts on (the
 // next share to claim and the shares finished), then the f64 arguments. Every thread that holds a
 // share of the list job walks the whole list: it claims shares of a call while any are left, and
 // waits until all of the call's shares are finished before it goes to the next call (the next
@@ -76,7 +76,7 @@ export function runJobLoop(memory: WebAssembly.Memory, ctrl: number, exp: JobExp
 // finished, and joins at the first one that is not. The poster resets the counters before it
 // posts the list, which is safe: a thread walks only while it holds a share of the list job, and
 // the poster returns from a job after every share of it is finished.
-export const LIST = { KERNEL: 0, NARGS: 1, NT: 2, CLAIM: 3, DONE: 4, ARGS_BYTE: 32, STRIDE: 32 + 8 * 32 };
+export const LIST = { KERNEL: 0, NT: 2, CLAIM: 3, DONE: 4, ARGS_BYTE: 32, STRIDE: 32 + 8 * 32 };
 
 /** What a kernel instance exports for kernel lists (wasm/as/list.ts). */
 export interface ListExports {
@@ -162,7 +162,6 @@ export class JobPoster {
     Atomics.store(i32, CTRL.CLAIM, claimBase(seq) | 1); // share 0 is this thread's
     for (let i = 0; i < args.length; i++) f64[i] = args[i];
     i32[CTRL.KERNEL] = kernelIndex;
-    i32[CTRL.NARGS] = args.length;
     i32[CTRL.NT] = nt;
     i32[CTRL.ERROR] = -1;
     Atomics.store(i32, CTRL.PENDING, nt - 1);

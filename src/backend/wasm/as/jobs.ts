@@ -6,10 +6,8 @@
 // them compiled from the first job: in JavaScript they ran unoptimised, then took TurboFan's
 // time, while the first generation decoded.
 import { dispatch } from './dispatch';
-import { listWalk, now, SPIN_CHECK, SPIN_MS } from './list';
-
-// The control block (pool.ts CTRL), in bytes.
-const SEQ: usize = 0, KERNEL: usize = 4, PENDING: usize = 12, NT: usize = 16, STOP: usize = 20, ERROR: usize = 24, SLEEPERS: usize = 28, WAITING: usize = 32, CLAIM: usize = 36, ARGS: usize = 64;
+import { listWalk } from './list';
+import { C_ARGS, C_CLAIM, C_ERROR, C_KERNEL, C_NT, C_PENDING, C_SEQ, C_SLEEPERS, C_STOP, C_WAITING, SPIN_CHECK, SPIN_MS, now } from './pool_layout';
 
 // The last job this thread has seen (the control block starts zeroed and SEQ only counts up), and
 // the share it is running (−1 between shares: read by the JavaScript side after a kernel trapped).
@@ -26,7 +24,7 @@ export function jobRunningShare(): i32 { return runningShare; }
 export function jobLoop(ctrl: usize, listKernel: i32): void {
   runningShare = -1;
   for (;;) {
-    let s = atomic.load<i32>(ctrl + SEQ);
+    let s = atomic.load<i32>(ctrl + C_SEQ);
     let spins = 0;
     let t0: f64 = 0;
     while (s == seen) {
@@ -34,18 +32,18 @@ export function jobLoop(ctrl: usize, listKernel: i32): void {
         const t = now();
         if (spins == SPIN_CHECK) t0 = t;
         if (t - t0 > SPIN_MS) {
-          atomic.add<i32>(ctrl + SLEEPERS, 1);
-          memory.atomic.wait32(ctrl + SEQ, seen, -1);
-          atomic.sub<i32>(ctrl + SLEEPERS, 1);
+          atomic.add<i32>(ctrl + C_SLEEPERS, 1);
+          memory.atomic.wait32(ctrl + C_SEQ, seen, -1);
+          atomic.sub<i32>(ctrl + C_SLEEPERS, 1);
           spins = 0;
         }
       }
-      s = atomic.load<i32>(ctrl + SEQ);
+      s = atomic.load<i32>(ctrl + C_SEQ);
     }
     seen = s;
-    if (atomic.load<i32>(ctrl + STOP)) return;
+    if (atomic.load<i32>(ctrl + C_STOP)) return;
     // A claim holds the job open (pending counts it), so the fields read after it are job s's.
-    for (let share = claim(ctrl, s, load<i32>(ctrl + NT)); share >= 0; share = claim(ctrl, s, load<i32>(ctrl + NT))) {
+    for (let share = claim(ctrl, s, load<i32>(ctrl + C_NT)); share >= 0; share = claim(ctrl, s, load<i32>(ctrl + C_NT))) {
       runShare(ctrl, share, listKernel, 1);
       jobShareDone(ctrl);
     }
@@ -54,10 +52,10 @@ export function jobLoop(ctrl: usize, listKernel: i32): void {
 
 /** Runs share `share` of the posted job: its kernel, or its kernel list. */
 function runShare(ctrl: usize, share: i32, listKernel: i32, canBlock: i32): void {
-  const nt = load<i32>(ctrl + NT), k = load<i32>(ctrl + KERNEL);
+  const nt = load<i32>(ctrl + C_NT), k = load<i32>(ctrl + C_KERNEL);
   runningShare = share;
-  if (k == listKernel) listWalk(<usize><i32><i64>load<f64>(ctrl + ARGS), <i32><i64>load<f64>(ctrl + ARGS + 8), ctrl, canBlock);
-  else dispatch(k, ctrl + ARGS, share, nt);
+  if (k == listKernel) listWalk(<usize><i32><i64>load<f64>(ctrl + C_ARGS), <i32><i64>load<f64>(ctrl + C_ARGS + 8), ctrl, canBlock);
+  else dispatch(k, ctrl + C_ARGS, share, nt);
   runningShare = -1;
 }
 
@@ -69,25 +67,25 @@ function runShare(ctrl: usize, share: i32, listKernel: i32, canBlock: i32): void
  */
 export function postRun(ctrl: usize, seq: i32, listKernel: i32, canBlock: i32, from: i32): void {
   runningShare = -1;
-  if (from == 0 && atomic.load<i32>(ctrl + ERROR) < 0) runShare(ctrl, 0, listKernel, canBlock);
-  for (let share = claim(ctrl, seq, load<i32>(ctrl + NT)); share >= 0; share = claim(ctrl, seq, load<i32>(ctrl + NT))) {
-    if (atomic.load<i32>(ctrl + ERROR) < 0) runShare(ctrl, share, listKernel, canBlock);
-    atomic.sub<i32>(ctrl + PENDING, 1);
+  if (from == 0 && atomic.load<i32>(ctrl + C_ERROR) < 0) runShare(ctrl, 0, listKernel, canBlock);
+  for (let share = claim(ctrl, seq, load<i32>(ctrl + C_NT)); share >= 0; share = claim(ctrl, seq, load<i32>(ctrl + C_NT))) {
+    if (atomic.load<i32>(ctrl + C_ERROR) < 0) runShare(ctrl, share, listKernel, canBlock);
+    atomic.sub<i32>(ctrl + C_PENDING, 1);
   }
   // Until the workers have finished the shares they claimed: polls, then (where this thread may)
   // sleeps, saying so in the waiting word so that the last worker wakes it.
   let spins = 0;
   let t0: f64 = 0;
   for (;;) {
-    const p = atomic.load<i32>(ctrl + PENDING);
+    const p = atomic.load<i32>(ctrl + C_PENDING);
     if (p == 0) return;
     if (canBlock && ++spins % SPIN_CHECK == 0) {
       const t = now();
       if (spins == SPIN_CHECK) t0 = t;
       if (t - t0 > SPIN_MS) {
-        atomic.store<i32>(ctrl + WAITING, 1);
-        memory.atomic.wait32(ctrl + PENDING, p, 50_000_000);
-        atomic.store<i32>(ctrl + WAITING, 0);
+        atomic.store<i32>(ctrl + C_WAITING, 1);
+        memory.atomic.wait32(ctrl + C_PENDING, p, 50_000_000);
+        atomic.store<i32>(ctrl + C_WAITING, 0);
       }
     }
   }
@@ -95,18 +93,23 @@ export function postRun(ctrl: usize, seq: i32, listKernel: i32, canBlock: i32, f
 
 /** A share of the current job is finished: wakes the poster if it sleeps waiting for the last one. */
 export function jobShareDone(ctrl: usize): void {
-  if (atomic.sub<i32>(ctrl + PENDING, 1) == 1 && atomic.load<i32>(ctrl + WAITING)) atomic.notify(ctrl + PENDING);
+  if (atomic.sub<i32>(ctrl + C_PENDING, 1) == 1 && atomic.load<i32>(ctrl + C_WAITING)) atomic.notify(ctrl + C_PENDING);
 }
 
-/** The next share of job seq (nt shares), or −1 when none is left or the job is gone (pool.ts claim). */
+/**
+ * The next share of job seq (nt shares), or −1 when none is left or the job is gone. A worker reads
+ * nt before claiming; that is safe because the poster replaces the claim word before it writes a
+ * new job's fields: a claim that succeeds on job seq's word happened before any of the next job's
+ * fields were written, so nt was job seq's.
+ */
 function claim(ctrl: usize, seq: i32, nt: i32): i32 {
   const base = (seq & 0x7fffff) << 8;
   for (;;) {
-    const c = atomic.load<i32>(ctrl + CLAIM);
+    const c = atomic.load<i32>(ctrl + C_CLAIM);
     if ((c & ~0xff) != base) return -1;
     const share = c & 0xff;
     if (share >= nt) return -1;
-    if (atomic.cmpxchg<i32>(ctrl + CLAIM, c, c + 1) == c) return share;
+    if (atomic.cmpxchg<i32>(ctrl + C_CLAIM, c, c + 1) == c) return share;
   }
   return -1; // (not reached)
 }

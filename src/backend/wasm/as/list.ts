@@ -8,22 +8,7 @@
 // The walk is WebAssembly so that a fresh process runs it compiled from its first call; written
 // in JavaScript it ran unoptimised, and then took TurboFan's time, through the first generation.
 import { dispatch } from './dispatch';
-
-// The list's layout (pool.ts LIST, in bytes): i32 kernel, argument count, shares, claim, done;
-// the f64 arguments from byte 32; one call every STRIDE bytes.
-const L_NT: usize = 8, L_CLAIM: usize = 12, L_DONE: usize = 16, L_ARGS: usize = 32, STRIDE: usize = 32 + 8 * 32;
-// The control block's error word (pool.ts CTRL.ERROR, in bytes).
-const C_ERROR: usize = 24;
-// An idle thread polls for about SPIN_MS before it sleeps: waking a sleeping thread costs tens
-// of microseconds or more, while the gaps between parallel kernels in a forward/backward pass
-// (small ops run on the main thread) are usually shorter than this. SPIN_CHECK: polls between two
-// looks at the clock.
-export const SPIN_CHECK = 256;
-export const SPIN_MS: f64 = 1;
-
-/** The clock in milliseconds (the instance's import: Date.now). */
-// @ts-ignore: decorator
-@external('env', 'now') export declare function now(): f64;
+import { C_ERROR, L_ARGS, L_CLAIM, L_DONE, L_KERNEL, L_NT, L_STRIDE, SPIN_CHECK, SPIN_MS, now } from './pool_layout';
 
 // The call and share this thread is running (−1 between calls): read by the JavaScript side
 // after a kernel trapped, to count that share done and go on. Globals are per instance, so per thread.
@@ -36,13 +21,13 @@ export function listRunningShare(): i32 { return runningShare; }
 export function listWalk(ptr: usize, n: i32, ctrl: usize, canBlock: i32): void {
   runningCall = -1;
   for (let c = 0; c < n; c++) {
-    const at = ptr + <usize>c * STRIDE;
+    const at = ptr + <usize>c * L_STRIDE;
     const nt = load<i32>(at + L_NT);
     for (let share = atomic.add<i32>(at + L_CLAIM, 1); share < nt; share = atomic.add<i32>(at + L_CLAIM, 1)) {
       if (atomic.load<i32>(ctrl + C_ERROR) < 0) {
         runningCall = c;
         runningShare = share;
-        dispatch(load<i32>(at), at + L_ARGS, share, nt);
+        dispatch(load<i32>(at + L_KERNEL), at + L_ARGS, share, nt);
         runningCall = -1;
       }
       atomic.add<i32>(at + L_DONE, 1);
