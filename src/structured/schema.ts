@@ -1792,10 +1792,15 @@ export class SchemaCompiler {
     if (mode !== 'schema') universe = intersect(universe, charsDfa(undefined, 1), limits);
     // Two patterns or more: the classes read from one product of all the automata (the chain
     // below builds a product per class and pattern, and one per class of the printable keys);
-    // where that product does not fit, or a construction fails, the chain decides (and names the
-    // error as it always has).
+    // where that product does not fit, or a pattern is refused (a schema error), the chain decides
+    // (and names the error as it always has); any other error is a bug and is not hidden.
     if (pats.length >= 2 && pats.length <= 30) {
-      try { const classes = this.keyPartitionAtOnce(pats, universe, ap, limits); if (classes) return classes; } catch { /* the chain below */ }
+      try {
+        const classes = this.keyPartitionAtOnce(pats, universe, ap, limits);
+        if (classes) return classes;
+      } catch (e) {
+        if (!(e instanceof StructuredError)) throw e;
+      }
     }
     let classes = [{ set: [] as number[], d: universe }];
     pats.forEach(({ p }, i) => {
