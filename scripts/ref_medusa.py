@@ -16,11 +16,14 @@ medusa_model_legacy.py before its "version 2"; the axolotl fork's medusa_utils.p
 - loss: head i's logits at positions t < T-(i+2) against labels[t+i+2] (mean cross-entropy),
   weighted medusa_heads_coefficient * medusa_decay_coefficient ** (i+1) (0.2, 0.8 in every
   example config); with the base trained jointly (Medusa-2) the base's next-token loss is added
-  with its own weight (1 in the repo).
+  with its own weight (1 in the repo): the cross-entropy, or with self-distillation the repo's
+  F.kl_div(log_softmax(base logits), softmax(original model's logits), reduction="sum") over the
+  positions whose label is not ignored, divided by all positions.
 
 Outputs, in test/fixtures/medusa/:
 - cases.json: for each case the config, hidden states h (B, T, D), ids (B, T), head weights
-  (state-dict names), the base head (V, D) when the case has an LM term, the loss weights, the
+  (state-dict names), the base head (V, D) when the case has an LM term (and the teacher's logits
+  (B, T, V) when that term is the self-distillation loss), the loss weights, the
   K heads' logits, per-head losses, the total loss, and the gradient of the total loss with
   respect to every head parameter (state-dict names; a shared ResBlock's gradient listed once,
   under layer 0) and to h.
@@ -77,7 +80,7 @@ def unique_params(heads):
     return out
 
 
-def case(name, K, L, D, V, B, T, seed, lm_weight=None, heads_coef=0.2, decay=0.8):
+def case(name, K, L, D, V, B, T, seed, lm_weight=None, heads_coef=0.2, decay=0.8, distill=False):
     g = torch.Generator().manual_seed(seed)
     heads = make_heads(K, L, D, V)
     with torch.no_grad():
@@ -87,6 +90,7 @@ def case(name, K, L, D, V, B, T, seed, lm_weight=None, heads_coef=0.2, decay=0.8
     ids = torch.randint(0, V, (B, T), generator=g)
     ids[0, -1] = -100  # an ignored label (the repo's IGNORE_TOKEN_ID): it leaves the mean
     base_w = torch.randn(V, D, generator=g) * 0.5 if lm_weight is not None else None
+    teacher = torch.randn(B, T, V, generator=g) * 2 if distill else None
 
     logits = [heads[i](h) for i in range(K)]
     weights = [heads_coef * decay ** (i + 1) for i in range(K)]
@@ -99,7 +103,13 @@ def case(name, K, L, D, V, B, T, seed, lm_weight=None, heads_coef=0.2, decay=0.8
     lm_loss = None
     if base_w is not None:
         base_logits = h @ base_w.t()
-        lm_loss = F.cross_entropy(base_logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1), ignore_index=-100)
+        if teacher is not None:
+            lg = base_logits[:, :-1].reshape(-1, V)
+            mask = ids[:, 1:].reshape(-1).ne(-100)
+            soft = F.softmax(teacher[:, :-1].reshape(-1, V)[mask], dim=-1)
+            lm_loss = F.kl_div(F.log_softmax(lg[mask], dim=-1), soft, reduction="sum") / lg.shape[0]
+        else:
+            lm_loss = F.cross_entropy(base_logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1), ignore_index=-100)
         total = total + lm_weight * lm_loss
     params = unique_params(heads)
     grads = torch.autograd.grad(total, [p for _, p in params] + [h])
@@ -110,6 +120,7 @@ def case(name, K, L, D, V, B, T, seed, lm_weight=None, heads_coef=0.2, decay=0.8
         "weights": {n: enc(p) for n, p in params},
         "loss_weights": weights, "lm_weight": lm_weight,
         "base_head": enc(base_w) if base_w is not None else None,
+        "teacher": enc(teacher) if teacher is not None else None,
         "logits": [enc(l) for l in logits],
         "head_losses": [float(l) for l in losses],
         "lm_loss": float(lm_loss) if lm_loss is not None else None,
@@ -144,6 +155,9 @@ def main():
     cases.append(c3)
     c4, _, _ = case("k2_l3_unweighted", K=2, L=3, D=3, V=7, B=1, T=6, seed=4, heads_coef=1.0, decay=1.0)
     cases.append(c4)
+    c5, _, _ = case("k3_l1_joint_distill", K=3, L=1, D=5, V=11, B=2, T=8, seed=5, lm_weight=0.6, distill=True)
+
+    cases.append(c5)
     with open(os.path.join(OUT, "cases.json"), "w") as f:
         json.dump({"cases": cases}, f)
         f.write("\n")

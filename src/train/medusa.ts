@@ -8,7 +8,11 @@
 //              L = Σ_k λ_k · CE_k,   λ_k = medusa_heads_coefficient · medusa_decay_coefficient^(k+1)
 //            (0.2 and 0.8 in every config of the repo's recipe; 1 and 1 give the original
 //            train_legacy.py's plain sum). Medusa-1: the base is frozen. Medusa-2 (joint): the
-//            base trains too, and its next-token loss joins with weight lmWeight (1 in the repo).
+//            base trains too, and its loss joins with weight lmWeight (1 in the repo): by default
+//            the KL divergence from the original model's next-token distribution (the repo's
+//            medusa_self_distillation: the training text is the model's own, and fitting its
+//            greedy tokens as hard labels sharpens the model away from its distribution), or
+//            lmLoss 'ce' for the plain next-token cross-entropy.
 //   report   per-head accuracy on held-out continuations as the repo's eval reports it
 //            (medusa/eval/heads_accuracy.py: for head i, how often its rank-j guess is the token
 //            i+2 ahead; the training logs' medusa{i}_top{k} are the cumulative top-k rates).
@@ -20,7 +24,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tensor } from '../tensor/tensor.js';
 import * as T from '../tensor/ops.js';
-import { crossEntropy } from '../tensor/nn.js';
+import { crossEntropy, logSoftmax, softmax } from '../tensor/nn.js';
 import { noGrad } from '../tensor/autograd.js';
 import { scope } from '../tensor/storage.js';
 import { Generator } from '../tensor/random.js';
@@ -77,16 +81,51 @@ export function medusaLoss(logits: Tensor[], labels: Tensor, weights: readonly n
 }
 
 /**
- * The whole training objective on the base's hidden states h (B, L, D) of ids (B, L): the
- * heads' weighted Medusa loss, plus lm.weight × the base's next-token loss (its logits
- * lm.project(h) at t against ids[t+1]) when `lm` is given (Medusa-2).
+ * The Medusa repo's self-distillation loss for the base (medusa_self_distillation):
+ * F.kl_div(log_softmax(student), softmax(teacher), reduction='sum') over the rows whose label is
+ * not ignoreIndex, divided by the number of rows N (ignored ones included, as the repo divides by
+ * its logits' rows). student and teacher are (N, V) logits, labels (N) i32; the teacher is a
+ * constant (no gradient flows to it).
  */
-export function medusaObjective(h: Tensor, ids: Tensor, heads: MedusaHeads, weights: readonly number[], lm?: { project: (h: Tensor) => Tensor; weight: number }): { loss: Tensor; headLosses: Tensor[]; lmLoss: Tensor | null } {
+export function selfDistillationLoss(student: Tensor, teacher: Tensor, labels: Tensor, opts: { ignoreIndex?: number } = {}): Tensor {
+  if (student.ndim !== 2 || teacher.shape.join() !== student.shape.join()) {
+    throw new MedusaTrainError(`selfDistillationLoss: student [${student.shape.join(', ')}] and teacher [${teacher.shape.join(', ')}] must be the same (N, V)`);
+  }
+  const [N, V] = student.shape;
+  if (labels.ndim !== 1 || labels.shape[0] !== N) throw new MedusaTrainError(`selfDistillationLoss: labels [${labels.shape.join(', ')}] must be (${N})`);
+  const ignore = opts.ignoreIndex ?? -100;
+  const lab = labels.data() as Int32Array;
+  const mask = new Float32Array(N);
+  // The soft labels p (ignored rows zeroed) and Σ p·log p, the constant part of the divergence.
+  const { w, plogp } = noGrad(() => {
+    const p = T.contiguous(softmax(teacher));
+    const pv = p.data() as Float32Array;
+    let plogp = 0;
+    for (let n = 0; n < N; n++) {
+      if (lab[n] === ignore) continue;
+      mask[n] = 1;
+      for (let v = n * V; v < (n + 1) * V; v++) if (pv[v] > 0) plogp += pv[v] * Math.log(pv[v]);
+    }
+    return { w: T.mul(p, T.tensor(mask, [N, 1])), plogp };
+  });
+  return T.mul(T.sub(plogp, T.sum(T.mul(w, logSoftmax(student)))), 1 / N);
+}
+
+/**
+ * The whole training objective on the base's hidden states h (B, L, D) of ids (B, L): the
+ * heads' weighted Medusa loss, plus lm.weight × the base's loss on its logits lm.project(h) at
+ * t when `lm` is given (Medusa-2): the cross-entropy against ids[t+1], or with lm.teacher (the
+ * original model's logits (B, L, V) on the same ids) the self-distillation loss against its
+ * distribution at t.
+ */
+export function medusaObjective(h: Tensor, ids: Tensor, heads: MedusaHeads, weights: readonly number[], lm?: { project: (h: Tensor) => Tensor; weight: number; teacher?: Tensor }): { loss: Tensor; headLosses: Tensor[]; lmLoss: Tensor | null } {
   const { loss, headLosses } = medusaLoss(heads.forward(h), ids, weights);
   if (!lm) return { loss, headLosses, lmLoss: null };
   const L = ids.shape[1], V = heads.config.vocab_size;
-  const lg = lm.project(T.slice(h, 1, 0, L - 1));
-  const lmLoss = crossEntropy(T.reshape(T.contiguous(lg), [-1, V]), T.reshape(T.contiguous(T.slice(ids, 1, 1, L)), [-1]));
+  const rows = (x: Tensor) => T.reshape(T.contiguous(T.slice(x, 1, 0, L - 1)), [-1, V]);
+  const lg = T.reshape(T.contiguous(lm.project(T.slice(h, 1, 0, L - 1))), [-1, V]);
+  const labels = T.reshape(T.contiguous(T.slice(ids, 1, 1, L)), [-1]);
+  const lmLoss = lm.teacher ? selfDistillationLoss(lg, rows(lm.teacher), labels) : crossEntropy(lg, labels);
   return { loss: T.add(loss, T.mul(lmLoss, lm.weight)), headLosses, lmLoss };
 }
 
@@ -94,12 +133,18 @@ export interface MedusaLossOptions {
   /** λ_k = headsCoefficient · decay^(k+1). */
   headsCoefficient: number;
   decay: number;
-  /** Medusa-2: train the base too, adding lmWeight · its next-token loss. */
+  /** Medusa-2: train the base too, adding lmWeight · its loss (lmLoss). */
   joint: boolean;
   lmWeight: number;
+  /**
+   * The base's loss in joint training: 'kl' (default) the KL divergence from the original
+   * model's next-token distribution (the Medusa repo's self-distillation; a frozen copy of the
+   * model gives it), 'ce' the cross-entropy against the next token of the training text.
+   */
+  lmLoss: 'kl' | 'ce';
 }
 
-export const DEFAULT_MEDUSA_LOSS: MedusaLossOptions = { headsCoefficient: 0.2, decay: 0.8, joint: false, lmWeight: 1 };
+export const DEFAULT_MEDUSA_LOSS: MedusaLossOptions = { headsCoefficient: 0.2, decay: 0.8, joint: false, lmWeight: 1, lmLoss: 'kl' };
 
 /**
  * The base with its heads as the trainer sees a model: loss(ids (B, L)) runs the base on all L
@@ -109,14 +154,24 @@ export const DEFAULT_MEDUSA_LOSS: MedusaLossOptions = { headsCoefficient: 0.2, d
 export class MedusaTrainee implements TrainableLM {
   private parts: Record<string, number> = {};
   readonly weights: number[];
-  constructor(readonly base: CausalLM, readonly heads: MedusaHeads, readonly o: MedusaLossOptions = DEFAULT_MEDUSA_LOSS) {
+  /**
+   * `teacher`: the original model, frozen (joint training with lmLoss 'kl' needs it; the caller
+   * owns it).
+   */
+  constructor(readonly base: CausalLM, readonly heads: MedusaHeads, readonly o: MedusaLossOptions = DEFAULT_MEDUSA_LOSS, readonly teacher: CausalLM | null = null) {
     heads.checkBase(base);
     this.weights = medusaLossWeights(heads.numHeads, { headsCoefficient: o.headsCoefficient, decay: o.decay });
     if (!o.joint) base.freeze();
+    if (o.joint && o.lmLoss === 'kl') {
+      if (!teacher) throw new MedusaTrainError('joint training with the self-distillation loss (lmLoss \'kl\') needs the original model as the teacher');
+      teacher.freeze();
+      teacher.eval();
+    }
   }
   loss(ids: Tensor): Tensor {
     const h = this.o.joint ? this.base.hidden(ids) : noGrad(() => this.base.hidden(ids));
-    const r = medusaObjective(h, ids, this.heads, this.weights, this.o.joint ? { project: (x) => this.base.project(x), weight: this.o.lmWeight } : undefined);
+    const teacher = this.o.joint && this.o.lmLoss === 'kl' ? noGrad(() => this.teacher!.project(this.teacher!.hidden(ids))) : undefined;
+    const r = medusaObjective(h, ids, this.heads, this.weights, this.o.joint ? { project: (x) => this.base.project(x), weight: this.o.lmWeight, teacher } : undefined);
     const parts: Record<string, number> = {};
     r.headLosses.forEach((l, k) => { parts[`medusa${k}_loss`] = l.item(); });
     if (r.lmLoss) parts.lm_loss = r.lmLoss.item();
@@ -358,10 +413,13 @@ export async function trainMedusa(o: MedusaTrainOptions): Promise<MedusaTrainRes
   const D = DEFAULT_MEDUSA_TRAIN;
   const lossOpts: MedusaLossOptions = {
     headsCoefficient: o.headsCoefficient ?? DEFAULT_MEDUSA_LOSS.headsCoefficient, decay: o.decay ?? DEFAULT_MEDUSA_LOSS.decay,
-    joint: o.joint ?? false, lmWeight: o.lmWeight ?? DEFAULT_MEDUSA_LOSS.lmWeight,
+    joint: o.joint ?? false, lmWeight: o.lmWeight ?? DEFAULT_MEDUSA_LOSS.lmWeight, lmLoss: o.lmLoss ?? DEFAULT_MEDUSA_LOSS.lmLoss,
   };
+  if (lossOpts.lmLoss !== 'kl' && lossOpts.lmLoss !== 'ce') throw new MedusaTrainError(`lmLoss must be 'kl' or 'ce', got ${JSON.stringify(lossOpts.lmLoss)}`);
   const { model: base, tokenizer } = await loadModel(o.model, { tokenizer: o.tokenizer, dtype: 'f32' });
   let heads: MedusaHeads | null = null;
+  // Joint training's self-distillation teacher: the original model, loaded again and frozen.
+  let teacher: CausalLM | null = null;
   try {
     if (!tokenizer) throw new DataError(`${o.model}: no tokenizer found to encode the prompts; pass --tokenizer`);
     heads = o.init
@@ -396,11 +454,12 @@ export async function trainMedusa(o: MedusaTrainOptions): Promise<MedusaTrainRes
     const train = new RowBatcher(trainFile, opts.seqLen, batch, trainRows.length, opts.seed, true);
     const val = new RowBatcher(valFile, opts.seqLen, Math.min(batch, valRows.length), valRows.length, opts.seed, false);
 
-    const trainee = new MedusaTrainee(base, heads, lossOpts);
+    if (lossOpts.joint && lossOpts.lmLoss === 'kl') teacher = (await loadModel(o.model, { tokenizer: o.tokenizer, dtype: 'f32' })).model;
+    const trainee = new MedusaTrainee(base, heads, lossOpts, teacher);
     const ranks = o.ranks ?? D.ranks;
     const before = headAccuracy(base, heads, valRows, { ranks });
     const nParams = heads.numParameters();
-    log(`Medusa-${lossOpts.joint ? `2 (joint: the base trains too, its loss × ${lossOpts.lmWeight})` : '1 (base frozen)'}: ${heads.numHeads} heads × ${heads.numLayers} layer(s), ` +
+    log(`Medusa-${lossOpts.joint ? `2 (joint: the base trains too, its ${lossOpts.lmLoss === 'kl' ? 'KL divergence from the original model' : 'next-token loss'} × ${lossOpts.lmWeight})` : '1 (base frozen)'}: ${heads.numHeads} heads × ${heads.numLayers} layer(s), ` +
       `${(nParams / 1e6).toFixed(2)}M head parameters${o.tieLmHead ? ' (LM heads tied to the base head)' : ''}; loss weights ${trainee.weights.map((w) => w.toFixed(4)).join(', ')}; ${opts.steps} steps of ${opts.batchSize}×${opts.seqLen + 1} tokens`);
     log(`held-out accuracy before training (each head a copy of the base head):\n${formatHeadAccuracy(before)}`);
 
@@ -429,6 +488,8 @@ export async function trainMedusa(o: MedusaTrainOptions): Promise<MedusaTrainRes
     heads?.dispose();
     base.dispose();
     throw e;
+  } finally {
+    teacher?.dispose();
   }
 }
 

@@ -16,7 +16,7 @@ after(async () => { await shutdown(); });
 interface Enc { shape: number[]; data: number[] }
 interface Case {
   name: string; config: MedusaHeadsConfig; h: Enc; ids: Enc; weights: Record<string, Enc>; loss_weights: number[]; lm_weight: number | null;
-  base_head: Enc | null; logits: Enc[]; head_losses: number[]; lm_loss: number | null; loss: number; grads: Record<string, Enc>; grad_h: Enc;
+  base_head: Enc | null; teacher?: Enc | null; logits: Enc[]; head_losses: number[]; lm_loss: number | null; loss: number; grads: Record<string, Enc>; grad_h: Enc;
 }
 
 /** Our parameter for a Medusa-repo state-dict name ("{i}.{j}.linear.weight", "{i}.{L}.weight"). */
@@ -45,7 +45,9 @@ for (const c of cases) {
         for (const [name, v] of Object.entries(c.weights)) T.copyInto(param(heads, name), T.tensor(v.data, v.shape));
         const h = T.tensor(c.h.data, c.h.shape).requiresGrad_();
         const ids = T.tensor(c.ids.data, c.ids.shape, 'i32');
-        const lm = c.base_head ? { project: (x: T.Tensor) => T.linear(x, T.tensor(c.base_head!.data, c.base_head!.shape)), weight: c.lm_weight! } : undefined;
+        // With teacher logits the base's term is the self-distillation loss (KL from the teacher).
+        const teacher = c.teacher ? T.tensor(c.teacher.data, c.teacher.shape) : undefined;
+        const lm = c.base_head ? { project: (x: T.Tensor) => T.linear(x, T.tensor(c.base_head!.data, c.base_head!.shape)), weight: c.lm_weight!, teacher } : undefined;
         const logits = heads.forward(h);
         assert.equal(logits.length, c.config.medusa_num_heads);
         logits.forEach((l, k) => {

@@ -116,11 +116,13 @@ test('--tie-lm-head: only the ResBlocks train; the saved LM weights are the base
   }
 });
 
-test('Medusa-2 (joint) trains the base too and saves it beside the heads', async () => {
+test('Medusa-2 (joint) trains the base too and saves it beside the heads; its loss is the KL divergence from the original model by default', async () => {
   const out = path.join(dir, 'm2');
   const r = await trainMedusa({ model: modelDir, data, out, heads: 2, layers: 1, prompts: 40, promptTokens: 3, seqLen: 23, steps: 4, batchSize: 4, lr: 1e-3, warmupSteps: 0, evalEvery: 0, joint: true, lmWeight: 0.5, log: () => {}, progress: () => {} });
   try {
-    assert.ok(r.metrics[r.metrics.length - 1].parts!.lm_loss > 0);
+    // Self-distillation: at the first step the model is its own teacher (divergence 0); then it moves.
+    assert.ok(Math.abs(r.metrics[0].parts!.lm_loss) < 1e-5, `first step's KL ${r.metrics[0].parts!.lm_loss}`);
+    assert.ok(r.metrics[r.metrics.length - 1].parts!.lm_loss > 1e-7);
     const { model: fresh } = await loadModel(modelDir);
     const { model: saved } = await loadModel(out);
     try {
@@ -137,6 +139,14 @@ test('Medusa-2 (joint) trains the base too and saves it beside the heads', async
     r.heads.dispose();
     r.base.dispose();
   }
+  // lmLoss 'ce': the next-token cross-entropy on the training text, well above 0 from the start.
+  const ce = await trainMedusa({ model: modelDir, data, out: path.join(dir, 'm2ce'), heads: 2, layers: 1, prompts: 40, promptTokens: 3, seqLen: 23, steps: 2, batchSize: 4, lr: 1e-3, warmupSteps: 0, evalEvery: 0, joint: true, lmLoss: 'ce', log: () => {}, progress: () => {} });
+  try {
+    assert.ok(ce.metrics[0].parts!.lm_loss > 0.1, `first step's cross-entropy ${ce.metrics[0].parts!.lm_loss}`);
+  } finally {
+    ce.heads.dispose();
+    ce.base.dispose();
+  }
 });
 
 test('tslm medusa train from the command line; bad arguments and a mismatched --init exit with a message', () => {
@@ -152,6 +162,8 @@ test('tslm medusa train from the command line; bad arguments and a mismatched --
   assert.equal(run(['medusa', 'train']).status, 2);
   assert.equal(run(['medusa', 'train', '--model', modelDir, '--heads', '0']).status, 2);
   assert.equal(run(['medusa', 'train', '--model', modelDir, '--lm-weight', '0.5']).status, 2);
+  assert.match(run(['medusa', 'train', '--model', modelDir, '--lm-loss', 'ce']).stderr, /--lm-loss applies to --joint training \(Medusa-2\) only/);
+  assert.match(run(['medusa', 'train', '--model', modelDir, '--joint', '--lm-loss', 'mse']).stderr, /--lm-loss: kl or ce, got 'mse'/);
   // Heads of another vocabulary as --init: a clear error before any data is generated.
   const bad = run(['medusa', 'train', '--model', modelDir, '--data', data, '--out', path.join(dir, 'bad'), '--init', path.join(root, 'test', 'fixtures', 'medusa', 'heads_k3_l2')]);
   assert.equal(bad.status, 1);
