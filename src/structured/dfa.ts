@@ -16,6 +16,7 @@ import type { GrammarBuilder, Grammar, Sym } from './grammar.js';
 import { normalizeRanges } from './grammar.js';
 import { parseRegex, charsSym, hashOf, SetMap } from './regex.js';
 import { refinePartition } from './partition.js';
+import { SeqInterner } from './intern.js';
 import type { RegexNode, CharMode } from './regex.js';
 
 export type Ranges = Array<[number, number]>;
@@ -574,17 +575,17 @@ export function minusNames(a: Dfa, names: Iterable<string>, limits: DfaLimits = 
   const { d: raw, px, py } = productStates(a, t, 'diff', limits);
   const d = trim(raw);
   if (d !== raw || d.size > MINIMIZE_MAX || d.minimal !== undefined || trim(a) !== a) return d;
-  const { blocks, sigs } = blocksOf(a);
+  const { blocks, sigs, ids } = blocksOf(a);
   // Block ids: a's (0 .. a.size), then one per new class of trie states.
   const n = d.size, block = new Int32Array(n), atNode = new Int32Array(t.size).fill(-1);
   for (let s = 0; s < n; s++) { if (py[s] < 0) block[s] = blocks[px[s]]; else atNode[py[s]] = s; }
-  const own = new Map<string, number>();
+  const own = new Map<number, number>();
   let next = a.size + 1;
   // (A trie node's children are numbered after it: from the last node up, every target's block is known.)
   for (let y = t.size - 1; y >= 0; y--) {
     const s = atNode[y];
     if (s < 0) continue;
-    const k = signature(d.accept[s], d.trans[s], block);
+    const k = signature(ids, d.accept[s], d.trans[s], block);
     let id = sigs.get(k) ?? own.get(k);
     if (id === undefined) { id = next++; own.set(k, id); }
     block[s] = id;
@@ -594,26 +595,33 @@ export function minusNames(a: Dfa, names: Iterable<string>, limits: DfaLimits = 
   return d;
 }
 
-/** A state's acceptance and edges, the targets by block, adjacent edges to one block merged, as text. */
-function signature(acc: boolean, es: Edge[], block: Int32Array): string {
-  let out = acc ? '1' : '0', lo = 0, hi = -2, cur = -1;
+/**
+ * A state's acceptance and edges, the targets by block (adjacent edges to one block merged), as
+ * the id of that sequence in ids: equal ids, equal signatures.
+ */
+function signature(ids: SeqInterner, acc: boolean, es: Edge[], block: Int32Array): number {
+  const at = ids.mark();
+  ids.push(acc ? 1 : 0);
+  let lo = 0, hi = -2, cur = -1;
   for (let i = 0; i < es.length; i++) {
     const e = es[i], k = block[e[2]];
     if (k === cur && e[0] === hi + 1) { hi = e[1]; continue; }
-    if (cur >= 0) out += `,${lo},${hi},${cur}`;
+    if (cur >= 0) { ids.push(lo); ids.push(hi); ids.push(cur); }
     lo = e[0]; hi = e[1]; cur = k;
   }
-  if (cur >= 0) out += `,${lo},${hi},${cur}`;
-  return out;
+  if (cur >= 0) { ids.push(lo); ids.push(hi); ids.push(cur); }
+  return ids.intern(at);
 }
 
 /**
- * minusNames' blocks of a trimmed a's states and each block's signature. One refinement per a,
- * shared with minimize: a minimal a's states are its blocks, and a's minimal automaton is kept
- * from the blocks found here (an object's key class without names of its own is a as it is).
+ * minusNames' blocks of a trimmed a's states, each block's signature (by its id in `ids`, which
+ * also holds the signatures of the trie states of every product with a: theirs are told apart per
+ * product). One refinement per a, shared with minimize: a minimal a's states are its blocks, and
+ * a's minimal automaton is kept from the blocks found here (an object's key class without names
+ * of its own is a as it is).
  */
-const blocksCache = new WeakMap<Dfa, { blocks: Int32Array; sigs: Map<string, number> }>();
-function blocksOf(a: Dfa): { blocks: Int32Array; sigs: Map<string, number> } {
+const blocksCache = new WeakMap<Dfa, { blocks: Int32Array; sigs: Map<number, number>; ids: SeqInterner }>();
+function blocksOf(a: Dfa): { blocks: Int32Array; sigs: Map<number, number>; ids: SeqInterner } {
   let c = blocksCache.get(a);
   if (c === undefined) {
     // (Past MINIMIZE_MAX, minimize returns a as it is: not known to be minimal.)
@@ -624,12 +632,12 @@ function blocksOf(a: Dfa): { blocks: Int32Array; sigs: Map<string, number> } {
       blocks = nerodeBlocks(a);
       if (small && a.minimal === undefined) { const m = quotient(a, blocks); a.minimal = m; m.minimal = m; }
     }
-    const sigs = new Map<string, number>();
+    const sigs = new Map<number, number>(), ids = new SeqInterner();
     for (let x = 0; x < a.size; x++) {
-      const k = signature(a.accept[x], a.trans[x], blocks);
+      const k = signature(ids, a.accept[x], a.trans[x], blocks);
       if (!sigs.has(k)) sigs.set(k, blocks[x]);
     }
-    c = { blocks, sigs };
+    c = { blocks, sigs, ids };
     blocksCache.set(a, c);
   }
   return c;
