@@ -16,6 +16,7 @@ import type { GrammarBuilder, Grammar, Sym } from './grammar.js';
 import { normalizeRanges } from './grammar.js';
 import { parseRegex, charsSym, hashOf, SetMap } from './regex.js';
 import { refinePartition } from './partition.js';
+import { SeqInterner } from './intern.js';
 import type { RegexNode, CharMode } from './regex.js';
 
 export type Ranges = Array<[number, number]>;
@@ -351,6 +352,11 @@ type Op = 'and' | 'or' | 'diff';
  * (a without b). A missing transition is the dead state (-1).
  */
 export function product(a: Dfa, b: Dfa, op: Op, limits: DfaLimits = {}): Dfa {
+  return trim(productStates(a, b, op, limits).d);
+}
+
+/** product before trimming, with each state's pair: state s is (px[s], py[s]) (-1: that side's dead state). */
+function productStates(a: Dfa, b: Dfa, op: Op, limits: DfaLimits): { d: Dfa; px: number[]; py: number[] } {
   const table = new StateTable(limits.maxStates ?? DFA_MAX_STATES, limits.what ?? `${op === 'and' ? 'an intersection' : op === 'or' ? 'a union' : 'a difference'} of string languages`);
   // The state of pair (x, y) under key (x + 1) * B + y + 1 (-1: the dead state): in a table where
   // the pairs are few (a map's lookups were most of a product's time), else in a map; the
@@ -401,7 +407,7 @@ export function product(a: Dfa, b: Dfa, op: Op, limits: DfaLimits = {}): Dfa {
     }
     table.trans[s] = mergeEdges(edges);
   }
-  return trim(table.dfa());
+  return { d: table.dfa(), px, py };
 }
 
 /** Most pairs of states whose product keeps its states in a table (beyond: a map). */
@@ -553,6 +559,90 @@ export function productClass(g: ProductGraph, want: number, over?: Ranges): Dfa 
   return d;
 }
 
+/**
+ * minus(a, stringsDfa(names)), its minimal automaton found with it (minimize returns it; the same
+ * automaton minimize would build): the product's states whose pair left the names' trie are a's
+ * states, told apart by a's blocks of equivalent states (refined once per a); those in the trie
+ * are one per trie node and lead only deeper or out of it, so each is equivalent to another state
+ * exactly where their acceptance and edges (targets by block) are the same, taken bottom up. No
+ * refinement over the whole product: the key automata of objects with patternProperties (the
+ * patterns' classes without each object's names, OCDS schemas: dozens per compile) were most of
+ * their compile's minimisations. Where the product loses states to trimming, or is larger than
+ * minimize refines, minimize does as before.
+ */
+export function minusNames(a: Dfa, names: Iterable<string>, limits: DfaLimits = {}): Dfa {
+  const t = stringsDfa(names);
+  const { d: raw, px, py } = productStates(a, t, 'diff', limits);
+  const d = trim(raw);
+  if (d !== raw || d.size > MINIMIZE_MAX || d.minimal !== undefined || trim(a) !== a) return d;
+  const { blocks, sigs, ids } = blocksOf(a);
+  // Block ids: a's (0 .. a.size), then one per new class of trie states.
+  const n = d.size, block = new Int32Array(n), atNode = new Int32Array(t.size).fill(-1);
+  for (let s = 0; s < n; s++) { if (py[s] < 0) block[s] = blocks[px[s]]; else atNode[py[s]] = s; }
+  const own = new Map<number, number>();
+  let next = a.size + 1;
+  // (A trie node's children are numbered after it: from the last node up, every target's block is known.)
+  for (let y = t.size - 1; y >= 0; y--) {
+    const s = atNode[y];
+    if (s < 0) continue;
+    const k = signature(ids, d.accept[s], d.trans[s], block);
+    let id = sigs.get(k) ?? own.get(k);
+    if (id === undefined) { id = next++; own.set(k, id); }
+    block[s] = id;
+  }
+  const m = quotient(d, block);
+  d.minimal = m; m.minimal = m;
+  return d;
+}
+
+/**
+ * A state's acceptance and edges, the targets by block (adjacent edges to one block merged), as
+ * the id of that sequence in ids: equal ids, equal signatures.
+ */
+function signature(ids: SeqInterner, acc: boolean, es: Edge[], block: Int32Array): number {
+  const at = ids.mark();
+  ids.push(acc ? 1 : 0);
+  let lo = 0, hi = -2, cur = -1;
+  for (let i = 0; i < es.length; i++) {
+    const e = es[i], k = block[e[2]];
+    if (k === cur && e[0] === hi + 1) { hi = e[1]; continue; }
+    if (cur >= 0) { ids.push(lo); ids.push(hi); ids.push(cur); }
+    lo = e[0]; hi = e[1]; cur = k;
+  }
+  if (cur >= 0) { ids.push(lo); ids.push(hi); ids.push(cur); }
+  return ids.intern(at);
+}
+
+/**
+ * minusNames' blocks of a trimmed a's states, each block's signature (by its id in `ids`, which
+ * also holds the signatures of the trie states of every product with a: theirs are told apart per
+ * product). One refinement per a, shared with minimize: a minimal a's states are its blocks, and
+ * a's minimal automaton is kept from the blocks found here (an object's key class without names
+ * of its own is a as it is).
+ */
+const blocksCache = new WeakMap<Dfa, { blocks: Int32Array; sigs: Map<number, number>; ids: SeqInterner }>();
+function blocksOf(a: Dfa): { blocks: Int32Array; sigs: Map<number, number>; ids: SeqInterner } {
+  let c = blocksCache.get(a);
+  if (c === undefined) {
+    // (Past MINIMIZE_MAX, minimize returns a as it is: not known to be minimal.)
+    const small = a.size <= MINIMIZE_MAX;
+    let blocks: Int32Array;
+    if (small && a.minimal === a) blocks = Int32Array.from({ length: a.size }, (_, q) => q);
+    else {
+      blocks = nerodeBlocks(a);
+      if (small && a.minimal === undefined) { const m = quotient(a, blocks); a.minimal = m; m.minimal = m; }
+    }
+    const sigs = new Map<number, number>(), ids = new SeqInterner();
+    for (let x = 0; x < a.size; x++) {
+      const k = signature(ids, a.accept[x], a.trans[x], blocks);
+      if (!sigs.has(k)) sigs.set(k, blocks[x]);
+    }
+    c = { blocks, sigs, ids };
+    blocksCache.set(a, c);
+  }
+  return c;
+}
+
 /** The language without the given strings. */
 export function minusStrings(a: Dfa, strings: Iterable<string>, limits?: DfaLimits): Dfa {
   return minus(a, stringsDfa(strings), limits);
@@ -685,10 +775,17 @@ export function minimize(a0: Dfa): Dfa {
 
 function minimal(a0: Dfa): Dfa {
   const a = trim(a0);
-  const n = a.size;
   // Large automata, products with counters, are returned trimmed, as they are.
-  if (n > MINIMIZE_MAX) return a;
-  const block = nerodeBlocks(a);
+  if (a.size > MINIMIZE_MAX) return a;
+  return quotient(a, nerodeBlocks(a));
+}
+
+/**
+ * The trimmed DFA a with the states of each block (of equivalent states) made one, numbered as
+ * their first state in a (the start's block first); a itself where no two states share a block.
+ */
+function quotient(a: Dfa, block: Int32Array): Dfa {
+  const n = a.size;
   let count = 0;
   for (let q = 0; q < n; q++) count = Math.max(count, block[q] + 1);
   const used = new Uint8Array(count);

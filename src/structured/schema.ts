@@ -11,7 +11,7 @@ import { charsSym, regexSyms } from './regex.js';
 import { ajvMultipleOf, boundN, digitsInRange, floatMultipleAlts, floatMultiples, multipleDfa, multipleOfPlan } from './multiple.js';
 import type { MultiplePlan } from './multiple.js';
 import { ComplexityError, InvalidSchemaError, RegexError, StructuredError, UnsatisfiableError, UnsupportedKeywordError } from './errors.js';
-import { Dfa, regexDfa, intersect, union, minus, productGraph, productClass, lengthBounded, lazyLengthSyms, charsDfa, stringsDfa, emptyDfa, isEmpty, languageSyms, uniformChain, minimize, minusStrings, DFA_MAX_STATES } from './dfa.js';
+import { Dfa, regexDfa, intersect, union, minus, productGraph, productClass, lengthBounded, lazyLengthSyms, charsDfa, stringsDfa, emptyDfa, isEmpty, languageSyms, uniformChain, minimize, minusStrings, minusNames, DFA_MAX_STATES } from './dfa.js';
 import { SeqInterner } from './intern.js';
 
 export type JsonSchema = boolean | { [k: string]: unknown };
@@ -1873,7 +1873,7 @@ export class SchemaCompiler {
       if (parts === undefined) { parts = this.keyPartition(pats, keyLang, mode, ap, limits, ptr); this.keyParts.set(partKey, parts); }
       classes = parts.map((c) => {
         const own = names.filter((n) => c.d.matches(n));
-        return { set: c.set, d: own.length ? minus(c.d, stringsDfa(own), limits) : c.d };
+        return { set: c.set, d: own.length ? minusNames(c.d, own, limits) : c.d };
       });
       this.keyClasses.set(memoKey, classes);
     } catch (e) { refuse(e); }

@@ -4,7 +4,7 @@
 // whose DFA explodes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { regexDfa, intersect, union, minus, complement, minusStrings, lengthBounded, minimize, isEmpty, stringsDfa, charsDfa, shortestString, dfaSyms, lengthRange, uniformChain, languageSyms } from '../../src/structured/dfa.js';
+import { regexDfa, intersect, union, minus, complement, minusStrings, minusNames, lengthBounded, minimize, isEmpty, stringsDfa, charsDfa, shortestString, dfaSyms, lengthRange, uniformChain, languageSyms } from '../../src/structured/dfa.js';
 import type { Dfa } from '../../src/structured/dfa.js';
 import { Rng } from '../../src/structured/fuzz.js';
 import { GrammarBuilder } from '../../src/structured/grammar.js';
@@ -206,4 +206,38 @@ test('minimize is minimal: no two states of its result are equivalent (naive tab
       for (const s of randomStrings(r, 60)) assert.equal(m.matches(s), d.matches(s), `/${p}/ on ${JSON.stringify(s)}`);
     }
   }
+});
+
+test('minusNames: the same product as minus(a, stringsDfa(names)) and, without refining it, the same minimal automaton minimize builds from it', () => {
+  const r = new Rng(23);
+  let fast = 0, merged = 0;
+  const pats = [BCP47, '^(ab|cd)$', '^a(bc|xc|yc)?$', ...PATTERNS];
+  for (let k = 0; k < 120; k++) {
+    const p = k < pats.length ? pats[k] : r.pick(pats), q = r.pick(PATTERNS);
+    // Minimal or not (a product), refined before or not (minimize's result reused as blocks), each with several sets of names.
+    const base = regexDfa(p, r.chance(0.5));
+    const a = r.chance(0.5) ? base : r.chance(0.5) ? minus(base, regexDfa(q, true)) : union(base, regexDfa(q, false));
+    if (r.chance(0.5)) minimize(a);
+    for (let j = 0; j < 3; j++) {
+      const members = walks(r, a, 12);
+      // Members, random strings (mostly not members), prefixes of members, and members sharing tails.
+      const names = [...new Set([
+        ...members.filter(() => r.chance(0.6)),
+        ...randomStrings(r, 4).filter(() => r.chance(0.5)),
+        ...members.filter((m) => m.length > 1 && r.chance(0.3)).map((m) => m.slice(0, -1)),
+        ...members.filter(() => r.chance(0.3)).map((m) => r.pick(['x', 'a', 'title_', '']) + m),
+      ])];
+      if (k === 1) names.push('ab', 'cd');
+      const ref = minus(a, stringsDfa(names)), got = minusNames(a, names);
+      const msg = `/${p}/ (with /${q}/) without ${JSON.stringify(names)}`;
+      assert.deepEqual(got.trans, ref.trans, msg);
+      assert.deepEqual(got.accept, ref.accept, msg);
+      if (got.minimal !== undefined) { fast++; if (got.minimal.size < got.size) merged++; }
+      const m = minimize(got), mr = minimize(ref);
+      assert.deepEqual(m.trans, mr.trans, `minimal of ${msg}`);
+      assert.deepEqual(m.accept, mr.accept, `minimal of ${msg}`);
+    }
+  }
+  // (Most went the new way, many of them with states to merge.)
+  assert.ok(fast > 100 && merged > 50, `${fast} without refinement, ${merged} of them smaller than the product`);
 });
