@@ -179,6 +179,11 @@ export const KERNEL_ARGS = {
   // to f32); quant_rows widens every pattern exactly, inf and NaN payloads included.
   // quant_rows: as q8_0_rows, bit for bit ggml's dequantize_row_<type>.
   quant_rows: ['out', 'w', 'idx', 'n', 'K', 'type'],
+  // out (nb Q8_0 blocks of 34 bytes) = x (nb·32 f32) rounded as ggml's quantize_row_q8_0_ref
+  // (io/dtypes.ts quantizeQ8_0): per block amax = MAX(amax, |x|), d = amax/127 in f32, stored as
+  // its f16 (round to nearest even), q = roundf(f32(x·f32(1/d))) (0 where d = 0); threads split
+  // the blocks. Quantises weights as they load (Medusa heads) from the heap.
+  quantize_q8_0: ['out', 'x', 'nb'],
 } as const;
 
 export const enum BinaryOp { ADD = 0, SUB = 1, MUL = 2, DIV = 3, POW = 4, MAX = 5, MIN = 6, EQ = 7, GT = 8, LT = 9, GE = 10, LE = 11 }

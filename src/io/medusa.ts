@@ -29,7 +29,8 @@ import { Linear } from '../nn/layers.js';
 import { readHfConfig, openHfWeights } from './hf.js';
 import { SafetensorsFile, writeSafetensors } from './safetensors.js';
 import { ConfigFieldError, IoError, MissingTensorError, TensorError, UnexpectedTensorError } from './errors.js';
-import { float32Values, fromFloat32, quantizeQ8_0, QK8_0 } from './dtypes.js';
+import { float32Values, fromFloat32, QK8_0 } from './dtypes.js';
+import { quantizeQ8_0Blocks } from '../tensor/ops.js';
 import { useQuantizedWeights } from '../nn/quantized.js';
 import type { HostBlocks } from '../nn/module.js';
 import { checkFiniteTensors } from './finite.js';
@@ -271,7 +272,8 @@ export function tiedHeads(lmWeights: readonly Float32Array[], base: MedusaBase, 
 
 /**
  * The heads' weight matrices (every ResBlock's W and LM head U_k) as Q8_0 blocks in place of f32
- * (ggml's quantize_row_q8_0, as `--dtype q8_0` quantises a model; biases stay f32), for inference.
+ * (ggml's quantize_row_q8_0, as `--dtype q8_0` quantises a model, rounded in the heap by the
+ * quantize_q8_0 kernel; biases stay f32), for inference.
  * The heads only propose candidates that the base model verifies, so decoding's output is what
  * it was (exact acceptance); a step reads 3.8× fewer bytes of head weights (on a CPU the 4 heads
  * of a stories15M-shape model cost almost half a decoding step in f32). Returns the names
@@ -286,7 +288,7 @@ export function quantizeMedusaHeads(heads: MedusaHeads, baseHead?: Tensor): Set<
     const m = /^heads\.(\d+)\.lm_head\./.exec(name);
     if (m && heads.isTied(Number(m[1]))) continue;
     if (t.dtype !== 'f32' || t.ndim !== 2 || t.shape[1] % QK8_0 !== 0 || !t.isContiguous()) continue;
-    sd[name] = { shape: [...t.shape], blocks: quantizeQ8_0(t.data() as Float32Array) };
+    sd[name] = { shape: [...t.shape], blocks: quantizeQ8_0Blocks(t) };
   }
   const done = useQuantizedWeights(heads, new Set(Object.keys(sd)));
   for (const name of Object.keys(sd)) if (!done.has(name)) delete sd[name];
@@ -300,7 +302,7 @@ export function quantizeMedusaHeads(heads: MedusaHeads, baseHead?: Tensor): Set<
     const lm = withoutInit(() => new Linear(D, V, { bias: false }));
     try {
       useQuantizedWeights(lm, new Set(['weight']));
-      lm.loadStateDict({ weight: { shape: [V, D], blocks: quantizeQ8_0(w.data() as Float32Array) } });
+      lm.loadStateDict({ weight: { shape: [V, D], blocks: quantizeQ8_0Blocks(w) } });
     } catch (e) {
       lm.dispose();
       throw e;

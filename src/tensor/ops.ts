@@ -894,6 +894,26 @@ export function fromBlocks(blocks: Uint8Array, shape: Shape, dtype: QuantDType):
   return t;
 }
 
+/**
+ * The Q8_0 blocks (ggml's layout) of an f32 matrix (N, K) whose rows are whole 32-value blocks,
+ * rounded in the heap by the quantize_q8_0 kernel exactly as io's quantizeQ8_0 rounds them
+ * (ggml's quantize_row_q8_0_ref), returned as host bytes: weights quantised as they load read
+ * 3.8× fewer bytes out of the heap, and the kernel runs compiled from its first call.
+ */
+export function quantizeQ8_0Blocks(x: Tensor): Uint8Array {
+  if (x.dtype !== 'f32') throw new DTypeError('quantizeQ8_0Blocks', `expected f32, got ${x.dtype}`);
+  if (x.ndim !== 2 || x.shape[1] % 32 !== 0) throw new ShapeError('quantizeQ8_0Blocks', `${fmtShape(x.shape)}: expected a matrix whose rows are whole 32-value blocks`);
+  const c = x.isContiguous() ? x : contiguous(x);
+  const nb = x.size / 32, q = Tensor.empty([...x.shape], 'q8_0');
+  try {
+    if (nb) kernel('quantize_q8_0', [q.ptr, c.ptr, nb], x.size);
+    return H.u8.slice(q.ptr, q.ptr + nb * 34);
+  } finally {
+    q.dispose();
+    if (c !== x) c.dispose();
+  }
+}
+
 /** A q8_0 matrix (N, K) from Q8_0 blocks (N·K/32 blocks of 34 bytes, ggml's layout), copied into the heap. */
 export function fromQ8_0(blocks: Uint8Array, shape: Shape): Tensor {
   return fromBlocks(blocks, shape, 'q8_0');

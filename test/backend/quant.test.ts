@@ -16,7 +16,7 @@
 // 4e-6 of that scale.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { release } from '../../src/backend/heap.js';
+import { release, views } from '../../src/backend/heap.js';
 import { putBytes, putF32, getF32, wasmKernelHarness } from './kernel_harness.js';
 import type { KernelMode } from './kernel_harness.js';
 import * as T from '../../src/index.js';
@@ -74,7 +74,40 @@ function sameBits(a: Float32Array, b: Float32Array, what: string): void {
 
 describe('q8_0 kernels', () => {
   it('are exported by the wasm module', () => {
-    for (const k of ['q8_0_matmul', 'q8_0_rows'] as const) assert.ok(!harness.backend.missing.includes(k), `${k} missing from the wasm module`);
+    for (const k of ['q8_0_matmul', 'q8_0_rows', 'quantize_q8_0'] as const) assert.ok(!harness.backend.missing.includes(k), `${k} missing from the wasm module`);
+  });
+
+  it('quantize_q8_0 rounds f32 to Q8_0 blocks byte for byte as io\'s quantizeQ8_0 (ggml\'s quantize_row_q8_0_ref): ties, zeros, −0, subnormal and overflowing scales, NaN and infinity', () => {
+    // Blocks whose products x·(1/d) land on halves (roundf's ties away from zero), an all-zero and
+    // an all-−0 block, values whose scale is subnormal in f16 or overflows it, a block holding
+    // NaN and one holding infinity, and random blocks of several magnitudes.
+    const special: number[][] = [
+      // amax 127: d = 1, so x·(1/d) = x: halves (roundf 0.5 → 1, 2.5 → 3, not to even) and the
+      // f32s just below 0.5, which an f32 sum v + 0.5 would round up to 1
+      Array.from({ length: 32 }, (_, j) => (j === 0 ? 127 : (j % 2 ? 1 : -1) * (Math.floor(j / 2) + 0.5))),
+      Array.from({ length: 32 }, (_, j) => (j === 0 ? 127 : (j % 2 ? 1 : -1) * (0.5 - 2 ** -25 * (1 + Math.floor(j / 2))))),
+      Array.from({ length: 32 }, (_, j) => (j - 15.5) / 2),
+      new Array(32).fill(0), new Array(32).fill(-0),
+      Array.from({ length: 32 }, (_, j) => (j - 16) * 1e-7), Array.from({ length: 32 }, (_, j) => (j - 16) * 1e-9),
+      Array.from({ length: 32 }, (_, j) => (j - 16) * 1e5), Array.from({ length: 32 }, (_, j) => (j === 5 ? NaN : j)),
+      Array.from({ length: 32 }, (_, j) => (j === 7 ? -Infinity : j / 3)),
+    ];
+    for (const K of [32, 96, 160]) {
+      const rows = special.length + 7;
+      const x = new Float32Array(rows * K);
+      for (let r = 0; r < rows; r++) for (let k = 0; k < K; k++) {
+        x[r * K + k] = r < special.length && k < 32 ? special[r][k] : (R() - 0.5) * 10 ** (Math.floor(R() * 9) - 4);
+      }
+      const want = quantizeQ8_0(x), nb = (rows * K) / 32;
+      for (const mode of MODES) {
+        const xp = putF32(x), out = putBytes(new Uint8Array(nb * 34).fill(0xa5));
+        run('quantize_q8_0', [out, xp, nb], rows * K, mode);
+        const got = views().u8.slice(out, out + nb * 34);
+        release(xp); release(out);
+        const bad = got.findIndex((v, i) => v !== want[i]);
+        assert.equal(bad, -1, `${mode}, K = ${K}: byte ${bad} (block ${Math.floor(bad / 34)}) is ${got[bad]}, io's quantizeQ8_0 writes ${want[bad]}`);
+      }
+    }
   });
 
   it('q8_0_rows dequantises bit for bit as ggml (subnormal, negative, zero and largest scales; q = −128…127)', () => {
@@ -198,6 +231,15 @@ describe('q8_0 tensors in ops', () => {
   const N = 45, K = 96;
   const blocks = randomBlocks(N, K);
   for (const be of ['ref', 'wasm'] as const) {
+    it(`quantizeQ8_0Blocks: an f32 matrix (contiguous or not) rounded in the heap, io's quantizeQ8_0 bytes; bad dtypes and shapes refused (${be})`, () => withBackend(be, () => scope(() => noGrad(() => {
+      const x = uniform(N * K, -3, 3);
+      assert.deepEqual(T.quantizeQ8_0Blocks(T.tensor(x, [N, K])), quantizeQ8_0(x));
+      const xt = T.transpose(T.tensor(x, [K, N]));
+      assert.deepEqual(T.quantizeQ8_0Blocks(xt), quantizeQ8_0(xt.data() as Float32Array));
+      assert.throws(() => T.quantizeQ8_0Blocks(T.tensor(x.subarray(0, 45 * 40), [45, 40])), /quantizeQ8_0Blocks: \[45, 40\]: expected a matrix whose rows are whole 32-value blocks/);
+      assert.throws(() => T.quantizeQ8_0Blocks(T.fromQ8_0(blocks, [N, K])), /quantizeQ8_0Blocks: expected f32, got q8_0/);
+    }))));
+
     it(`linear, addLinearInPlace and embedding equal their f32 forms on the dequantised weight (${be})`, () => withBackend(be, () => scope(() => noGrad(() => {
       const w = T.fromQ8_0(blocks, [N, K]);
       const wf = T.dequantize(w);

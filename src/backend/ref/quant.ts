@@ -4,6 +4,7 @@
 // products taken as exact integer dot products, as llama.cpp's vec_dot_q8_0_q8_0.
 import { H } from '../heap.js';
 import { shareOf } from '../kernels.js';
+import { quantizeQ8_0 } from '../../io/dtypes.js';
 import { GGML_BF16, GGML_F16, GGML_QUANT, bf16ToF32, bf16ToF32Bits, halfToF32, halfToF32Bits, quantAt, quantById, scaleMinK4, valueAt } from './ggml_blocks.js';
 import type { GgmlQuantName } from './ggml_blocks.js';
 
@@ -201,4 +202,11 @@ function halfRows(out: number, w: number, idx: number, n: number, K: number, typ
     const row = (w >>> 1) + H.i32[(idx >>> 2) + i] * K;
     for (let k = 0; k < K; k++) i32[(out >>> 2) + i * K + k] = bits(u16[row + k]) | 0;
   }
+}
+
+/** quantize_q8_0 (contract in ../kernels.ts): io's quantizeQ8_0 on the share's blocks. */
+export function quantize_q8_0(out: number, x: number, nb: number, tid: number, nt: number): void {
+  const [b0, b1] = shareOf(nb, tid, nt);
+  if (b1 <= b0) return;
+  H.u8.set(quantizeQ8_0(H.f32.slice((x >>> 2) + b0 * BLOCK, (x >>> 2) + b1 * BLOCK)), out + b0 * BYTES);
 }

@@ -1401,3 +1401,48 @@ function halfMatmul(bf: bool, out: usize, x: usize, w: usize, M: i32, N: i32, K:
     }
   }
 }
+
+// ---- quantising f32 to Q8_0 (contract: quantize_q8_0 in ../../kernels.ts) -----------------------
+
+// The f16 bits of a finite or infinite f32 ≥ 0 (or NaN), rounded to nearest even: io/half.ts's
+// f32ToF16Bits.
+// @ts-ignore: decorator
+@inline function f32ToHalfBits(x: f32): u32 {
+  const b = reinterpret<u32>(x);
+  const sign = (b >>> 16) & 0x8000, ex = <i32>((b >>> 23) & 0xff), mant = b & 0x7fffff;
+  if (ex == 0xff) return mant != 0 ? sign | 0x7e00 | (mant >>> 13) : sign | 0x7c00;
+  const e = ex - 112;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    const full = mant | 0x800000, shift = <u32>(14 - e);
+    let r = full >>> shift;
+    const rem = full & ((<u32>1 << shift) - 1), half = <u32>1 << (shift - 1);
+    if (rem > half || (rem == half && (r & 1) != 0)) r++;
+    return sign | r;
+  }
+  let r = (<u32>e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (r & 1) != 0)) r++;
+  return sign | r;
+}
+
+export function quantize_q8_0(out: usize, x: usize, nb: i32, tid: i32, nt: i32): void {
+  const b0 = shareStart(nb, tid, nt, 1), b1 = shareStart(nb, tid + 1, nt, 1);
+  for (let b = b0; b < b1; b++) {
+    const src = x + <usize>b * 128, dst = out + <usize>b * QBYTES;
+    let amax: f32 = 0;
+    for (let j = 0; j < 32; j++) {
+      amax = max<f32>(amax, abs<f32>(load<f32>(src + (<usize>j << 2)))); // Math.max's: NaN spreads
+    }
+    const d: f32 = amax / 127;
+    const id: f32 = d != 0 ? <f32>1 / d : 0;
+    store<u16>(dst, <u16>f32ToHalfBits(d));
+    for (let j = 0; j < 32; j++) {
+      // roundf: v ± 0.5 is exact in f64 (|v| ≤ 127.5), then truncated; NaN (a NaN or infinite
+      // value in the block) gives 0, as the JavaScript function's Int8 store does
+      const v = <f64>(load<f32>(src + (<usize>j << 2)) * id);
+      store<i8>(dst + 2 + <usize>j, v != v ? 0 : <i8><i32>(v < 0 ? v - 0.5 : v + 0.5));
+    }
+  }
+}
