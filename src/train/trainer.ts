@@ -123,8 +123,18 @@ export interface TrainHooks {
   onStep?(m: StepMetrics): void;
   /** Called after evaluation steps, at the end and when stopping early; write a checkpoint here. */
   onCheckpoint?(state: TrainState): void | Promise<void>;
-  /** Checked after every step: true stops the run early (after a checkpoint), e.g. on Ctrl-C. */
+  /**
+   * Checked after every step: true stops the run early (after a checkpoint), e.g. on Ctrl-C. With
+   * it, the loop lets the event loop run between steps, so that a signal handler that asks to
+   * stop runs within a step (a loop that only awaited at checkpoints ignored Ctrl-C until the next
+   * evaluation, minutes later).
+   */
   shouldStop?(state: TrainState): boolean;
+}
+
+/** One turn of the event loop (setImmediate in Node, a zero timeout elsewhere). */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => (typeof setImmediate === 'function' ? setImmediate(resolve) : setTimeout(resolve, 0)));
 }
 
 /**
@@ -185,6 +195,7 @@ export async function trainLoop(model: TrainableLM, opt: AdamW, data: { train: B
       last = performance.now();
     }
     hooks.onStep?.(m);
+    if (hooks.shouldStop) await yieldToEventLoop();
     const stop = hooks.shouldStop?.(state) ?? false;
     if (evalNow || state.step === o.steps || stop) await hooks.onCheckpoint?.({ ...state });
     if (stop) break;

@@ -1,6 +1,8 @@
 // A training run killed with SIGKILL between checkpoints, then resumed: metrics.jsonl ends with
 // exactly one line per step (the steps after the checkpoint are not written twice), and the
 // temporary folders and files of killed runs (`*.tmp-<pid>`) are removed; those of a live process stay.
+// Ctrl-C (SIGINT) stops a run within a step, with a checkpoint of the step it stopped at, far from
+// any evaluation step, and --resume goes on from there.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -66,6 +68,40 @@ test('kill -9 between checkpoints, then --resume: one metrics line per step; sta
   assert.deepEqual(steps, Array.from({ length: 24 }, (_, i) => i + 1), `metrics.jsonl steps after kill at ${killedAt} lines and resume from ${ckStep}`);
   const left = readdirSync(out).filter((n) => n.includes('.tmp-'));
   assert.deepEqual(left, [`checkpoint.tmp-${process.pid}`]);
+});
+
+test('Ctrl-C stops a run within a step, not at its next evaluation: a checkpoint of that step, and --resume goes on from it', { timeout: 120000 }, async () => {
+  const data = path.join(dir, 'c.jsonl');
+  writeFileSync(data, Array.from({ length: 200 }, (_, i) => JSON.stringify({ text: `line ${i}: a stitch in time saves nine ${i % 5}.` })).join('\n'));
+  const out = path.join(dir, 'ctrlc');
+  // Evaluation (and so a checkpoint) only at step 100,000: before the fix, SIGINT waited for it.
+  const common = ['train', '--data', data, '--config', '260k', '--out', out, '--batch-size', '2', '--seq-len', '16', '--eval-every', '100000', '--eval-batches', '1', '--steps', '100000'];
+  const env = { ...process.env, TSLM_THREADS: '1' };
+  const metricsFile = path.join(out, 'metrics.jsonl');
+  const p = spawn(process.execPath, [bin, ...common], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  p.stderr!.on('data', (d) => { err += d; });
+  const exited = new Promise<number | null>((r) => p.on('exit', (code) => r(code)));
+  let sentAt = 0;
+  for (let i = 0; i < 1200 && p.exitCode === null; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    const n = existsSync(metricsFile) ? lines(metricsFile).length : 0;
+    if (n >= 5) { p.kill('SIGINT'); sentAt = n; break; }
+  }
+  assert.ok(sentAt > 0, `the run wrote no steps: ${err}`);
+  const t0 = Date.now();
+  const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('running'), 30000))]);
+  if (code === 'running') p.kill('SIGKILL');
+  assert.equal(code, 0, `still running 30 s after Ctrl-C at step ${sentAt}: ${err.slice(-300)}`);
+  assert.match(err, /interrupted: saving a checkpoint after this step/);
+  const ckStep = JSON.parse(readFileSync(path.join(out, 'checkpoint', 'trainer_state.json'), 'utf8')).state.step as number;
+  assert.ok(ckStep >= sentAt && ckStep < 100000, `checkpoint at step ${ckStep}, Ctrl-C after step ${sentAt} (${Date.now() - t0} ms to stop)`);
+  assert.equal(lines(metricsFile).length, ckStep);
+  // Resumed from there, stopped again at once by --steps: the steps follow on.
+  const r = spawnSync(process.execPath, [bin, ...common.slice(0, -1), String(ckStep + 3), '--resume'], { env, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`resumed from .* at step ${ckStep}`));
+  assert.deepEqual(lines(metricsFile).map((l) => JSON.parse(l).step as number), Array.from({ length: ckStep + 3 }, (_, i) => i + 1));
 });
 
 test('readMetrics keeps one line per step up to the checkpoint and skips cut lines; removeStaleTemps leaves live pids', () => {
