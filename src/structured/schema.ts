@@ -100,12 +100,6 @@ const isObj = (x: unknown): x is Obj => typeof x === 'object' && x !== null && !
  * and every later read of the part, merge and content key slower). An own `__proto__` key
  * (JSON.parse makes one) is copied as a key, as the spread copies it.
  */
-/** Whether `k` is x's only own key (what `without(x, k)` would leave empty). */
-function onlyKey(x: Obj, k: string): boolean {
-  const keys = Object.keys(x);
-  return keys.length === 1 && keys[0] === k;
-}
-
 function without(x: Obj, ...drop: string[]): Obj {
   const out: Obj = {};
   for (const k of Object.keys(x)) {
@@ -114,6 +108,11 @@ function without(x: Obj, ...drop: string[]): Obj {
     else out[k] = x[k];
   }
   return out;
+}
+/** Whether `k` is x's only own key (what `without(x, k)` would leave empty). */
+function onlyKey(x: Obj, k: string): boolean {
+  const keys = Object.keys(x);
+  return keys.length === 1 && keys[0] === k;
 }
 const esc = (k: string) => (k.includes('~') || k.includes('/') ? k.replace(/~/g, '~0').replace(/\//g, '~1') : k);
 /**

@@ -5,7 +5,7 @@ import { H } from '../backend/heap.js';
 import { META, backend } from '../backend/index.js';
 import { BinaryOp, ReduceOp, UnaryOp } from '../backend/kernels.js';
 import type { KernelBatch, KernelName } from '../backend/kernels.js';
-import { Tensor, contiguousStrides, numel, checkShape, quantizedError, isQuantized, QUANT_BLOCKS } from './tensor.js';
+import { Tensor, contiguousStrides, numel, checkShape, quantizedError, isQuantized, QUANT_BLOCKS, Q8_0_BLOCK, Q8_0_BYTES } from './tensor.js';
 import type { DType, NestedArray, QuantDType, Shape } from './tensor.js';
 import { GGML_HALF, GGML_QUANT } from '../backend/ref/ggml_blocks.js';
 import type { GgmlQuantName } from '../backend/ref/ggml_blocks.js';
@@ -902,12 +902,12 @@ export function fromBlocks(blocks: Uint8Array, shape: Shape, dtype: QuantDType):
  */
 export function quantizeQ8_0Blocks(x: Tensor): Uint8Array {
   if (x.dtype !== 'f32') throw new DTypeError('quantizeQ8_0Blocks', `expected f32, got ${x.dtype}`);
-  if (x.ndim !== 2 || x.shape[1] % 32 !== 0) throw new ShapeError('quantizeQ8_0Blocks', `${fmtShape(x.shape)}: expected a matrix whose rows are whole 32-value blocks`);
+  if (x.ndim !== 2 || x.shape[1] % Q8_0_BLOCK !== 0) throw new ShapeError('quantizeQ8_0Blocks', `${fmtShape(x.shape)}: expected a matrix whose rows are whole ${Q8_0_BLOCK}-value blocks`);
   const c = x.isContiguous() ? x : contiguous(x);
-  const nb = x.size / 32, q = Tensor.empty([...x.shape], 'q8_0');
+  const nb = x.size / Q8_0_BLOCK, q = Tensor.empty([...x.shape], 'q8_0');
   try {
     if (nb) kernel('quantize_q8_0', [q.ptr, c.ptr, nb], x.size);
-    return H.u8.slice(q.ptr, q.ptr + nb * 34);
+    return H.u8.slice(q.ptr, q.ptr + nb * Q8_0_BYTES);
   } finally {
     q.dispose();
     if (c !== x) c.dispose();
