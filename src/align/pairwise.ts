@@ -13,7 +13,7 @@ import { Generator } from '../tensor/random.js';
 import type { CausalLM } from '../models/causal.js';
 import { AdamW, clipGradNorm } from '../train/optim.js';
 import { cosineWithWarmup } from '../train/schedule.js';
-import { paramGroups, TrainingDivergedError } from '../train/trainer.js';
+import { paramGroups, TrainingDivergedError, yieldToEventLoop } from '../train/trainer.js';
 import type { OptimOptions } from '../train/trainer.js';
 import { resumeCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
@@ -151,7 +151,7 @@ export async function pairwiseLoop<P, E, M extends PairwiseStep>(c: {
       c.onStep(m, o.steps);
       if (o.checkpointEvery > 0 && step % o.checkpointEvery === 0 && step < o.steps) await save();
       // Let a signal (Ctrl-C) be handled between steps.
-      if (c.signal) await new Promise((r) => setImmediate(r));
+      if (c.signal) await yieldToEventLoop();
     }
     // Also at the end: --resume with more steps continues from here.
     await save();

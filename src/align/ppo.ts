@@ -15,7 +15,7 @@ import { Generator } from '../tensor/random.js';
 import type { CausalLM } from '../models/causal.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { AdamW, clipGradNorm } from '../train/optim.js';
-import { paramGroups, TrainingDivergedError } from '../train/trainer.js';
+import { paramGroups, TrainingDivergedError, yieldToEventLoop } from '../train/trainer.js';
 import { saveModel } from '../io/model.js';
 import { readHfDir } from '../io/hf.js';
 import { f32StateDict } from '../io/dtypes.js';
@@ -267,7 +267,7 @@ export async function ppoTrain(i: PpoInput): Promise<{ metrics: PpoMetrics[]; st
       done = step + 1;
       if (o.checkpointEvery > 0 && done % o.checkpointEvery === 0 && done < o.steps) await save();
       // Let a signal (Ctrl-C) be handled between batches.
-      if (i.signal) await new Promise((r) => setImmediate(r));
+      if (i.signal) await yieldToEventLoop();
     }
     // A checkpoint when stopped, and at the end (--resume with more batches continues from it).
     await save();

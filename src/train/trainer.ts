@@ -132,8 +132,11 @@ export interface TrainHooks {
   shouldStop?(state: TrainState): boolean;
 }
 
-/** One turn of the event loop (setImmediate in Node, a zero timeout elsewhere). */
-function yieldToEventLoop(): Promise<void> {
+/**
+ * One turn of the event loop (setImmediate in Node, a zero timeout elsewhere): a training loop
+ * awaits it between steps so that a signal handler (Ctrl-C) can run.
+ */
+export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => (typeof setImmediate === 'function' ? setImmediate(resolve) : setTimeout(resolve, 0)));
 }
 
