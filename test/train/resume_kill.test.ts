@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -28,26 +29,37 @@ function deadPid(): number {
 
 function lines(file: string): string[] { return readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()); }
 
+const env = { ...process.env, TSLM_THREADS: '1' };
+
+/** `tslm <args>` in a child process (one thread): its stderr so far, and its exit code once it ends. */
+function startCli(args: string[]): { p: ChildProcess; err: () => string; exited: Promise<number | null> } {
+  const p = spawn(process.execPath, [bin, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  p.stderr!.on('data', (d) => { err += d; });
+  return { p, err: () => err, exited: new Promise((r) => p.on('exit', (code) => r(code))) };
+}
+
+/** Polls metricsFile while p runs; once when(lines written) holds, sends p `signal` and returns that count (0: it never held). */
+async function signalWhen(p: ChildProcess, metricsFile: string, when: (n: number) => boolean, signal: NodeJS.Signals): Promise<number> {
+  for (let i = 0; i < 1200 && p.exitCode === null; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    const n = existsSync(metricsFile) ? lines(metricsFile).length : 0;
+    if (when(n)) { p.kill(signal); return n; }
+  }
+  return 0;
+}
+
 test('kill -9 between checkpoints, then --resume: one metrics line per step; stale temporaries removed', { timeout: 120000 }, async () => {
   const data = path.join(dir, 'd.jsonl');
   writeFileSync(data, Array.from({ length: 200 }, (_, i) => JSON.stringify({ text: `line ${i}: the quick brown fox jumps over the lazy dog ${i % 7}.` })).join('\n'));
   const out = path.join(dir, 'run');
   const common = ['train', '--data', data, '--config', '260k', '--out', out, '--batch-size', '2', '--seq-len', '16', '--eval-every', '4', '--eval-batches', '1', '--steps', '24'];
-  const env = { ...process.env, TSLM_THREADS: '1' };
   const metricsFile = path.join(out, 'metrics.jsonl');
   // Kill the first run once it has written steps past a checkpoint (steps 4, 8, … checkpoint).
-  const p = spawn(process.execPath, [bin, ...common], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  p.stderr!.on('data', (d) => { err += d; });
-  const exited = new Promise<number | null>((r) => p.on('exit', (code) => r(code)));
-  let killedAt = 0;
-  for (let i = 0; i < 1200 && p.exitCode === null; i++) {
-    await new Promise((r) => setTimeout(r, 25));
-    const n = existsSync(metricsFile) ? lines(metricsFile).length : 0;
-    if (n >= 6 && n % 4 !== 0 && existsSync(path.join(out, 'checkpoint', 'trainer_state.json'))) { p.kill('SIGKILL'); killedAt = n; break; }
-  }
-  await exited;
-  assert.ok(killedAt > 0, `the run was not killed between checkpoints: ${err}`);
+  const run = startCli(common);
+  const killedAt = await signalWhen(run.p, metricsFile, (n) => n >= 6 && n % 4 !== 0 && existsSync(path.join(out, 'checkpoint', 'trainer_state.json')), 'SIGKILL');
+  await run.exited;
+  assert.ok(killedAt > 0, `the run was not killed between checkpoints: ${run.err()}`);
   const ckStep = JSON.parse(readFileSync(path.join(out, 'checkpoint', 'trainer_state.json'), 'utf8')).state.step as number;
   const before = lines(metricsFile).length;
   assert.ok(before > ckStep, `metrics has ${before} lines, the checkpoint is at step ${ckStep}: nothing to cut`);
@@ -76,24 +88,15 @@ test('Ctrl-C stops a run within a step, not at its next evaluation: a checkpoint
   const out = path.join(dir, 'ctrlc');
   // Evaluation (and so a checkpoint) only at step 100,000: before the fix, SIGINT waited for it.
   const common = ['train', '--data', data, '--config', '260k', '--out', out, '--batch-size', '2', '--seq-len', '16', '--eval-every', '100000', '--eval-batches', '1', '--steps', '100000'];
-  const env = { ...process.env, TSLM_THREADS: '1' };
   const metricsFile = path.join(out, 'metrics.jsonl');
-  const p = spawn(process.execPath, [bin, ...common], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  p.stderr!.on('data', (d) => { err += d; });
-  const exited = new Promise<number | null>((r) => p.on('exit', (code) => r(code)));
-  let sentAt = 0;
-  for (let i = 0; i < 1200 && p.exitCode === null; i++) {
-    await new Promise((r) => setTimeout(r, 25));
-    const n = existsSync(metricsFile) ? lines(metricsFile).length : 0;
-    if (n >= 5) { p.kill('SIGINT'); sentAt = n; break; }
-  }
-  assert.ok(sentAt > 0, `the run wrote no steps: ${err}`);
+  const run = startCli(common);
+  const sentAt = await signalWhen(run.p, metricsFile, (n) => n >= 5, 'SIGINT');
+  assert.ok(sentAt > 0, `the run wrote no steps: ${run.err()}`);
   const t0 = Date.now();
-  const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('running'), 30000))]);
-  if (code === 'running') p.kill('SIGKILL');
-  assert.equal(code, 0, `still running 30 s after Ctrl-C at step ${sentAt}: ${err.slice(-300)}`);
-  assert.match(err, /interrupted: saving a checkpoint after this step/);
+  const code = await Promise.race([run.exited, new Promise<string>((r) => setTimeout(() => r('running'), 30000))]);
+  if (code === 'running') run.p.kill('SIGKILL');
+  assert.equal(code, 0, `still running 30 s after Ctrl-C at step ${sentAt}: ${run.err().slice(-300)}`);
+  assert.match(run.err(), /interrupted: saving a checkpoint after this step/);
   const ckStep = JSON.parse(readFileSync(path.join(out, 'checkpoint', 'trainer_state.json'), 'utf8')).state.step as number;
   assert.ok(ckStep >= sentAt && ckStep < 100000, `checkpoint at step ${ckStep}, Ctrl-C after step ${sentAt} (${Date.now() - t0} ms to stop)`);
   assert.equal(lines(metricsFile).length, ckStep);
