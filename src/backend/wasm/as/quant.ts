@@ -1427,22 +1427,38 @@ function halfMatmul(bf: bool, out: usize, x: usize, w: usize, M: i32, N: i32, K:
   return sign | r;
 }
 
+// roundf of four f32 (halfway cases away from zero) as i32: the truncation plus one step away from
+// zero where the dropped fraction (exact in f32) is at least a half; NaN gives 0 (trunc_sat).
+// @ts-ignore: decorator
+@inline function roundAway(p: v128): v128 {
+  const t = f32x4.trunc(p);
+  const up = f32x4.ge(f32x4.abs(f32x4.sub(p, t)), f32x4.splat(0.5));
+  const step = v128.or(v128.and(p, i32x4.splat(0x80000000)), f32x4.splat(1)); // ±1, p's sign
+  return i32x4.trunc_sat_f32x4_s(f32x4.add(t, v128.and(up, step)));
+}
+
+// The 32 values at src times id, rounded, as 32 int8 at dst.
+// @ts-ignore: decorator
+@inline function storeRounded(dst: usize, src: usize, id: v128): void {
+  const a = roundAway(f32x4.mul(v128.load(src), id)), b = roundAway(f32x4.mul(v128.load(src, 16), id));
+  const c = roundAway(f32x4.mul(v128.load(src, 32), id)), d = roundAway(f32x4.mul(v128.load(src, 48), id));
+  v128.store(dst, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(a, b), i16x8.narrow_i32x4_s(c, d)));
+}
+
 export function quantize_q8_0(out: usize, x: usize, nb: i32, tid: i32, nt: i32): void {
   const b0 = shareStart(nb, tid, nt, 1), b1 = shareStart(nb, tid + 1, nt, 1);
   for (let b = b0; b < b1; b++) {
     const src = x + <usize>b * 128, dst = out + <usize>b * QBYTES;
-    let amax: f32 = 0;
-    for (let j = 0; j < 32; j++) {
-      amax = max<f32>(amax, abs<f32>(load<f32>(src + (<usize>j << 2)))); // Math.max's: NaN spreads
-    }
+    // amax as Math.max(0, |x0|, …): NaN spreads (f32x4.max propagates it)
+    let m = f32x4.splat(0);
+    for (let j = 0; j < 8; j++) m = f32x4.max(m, f32x4.abs(v128.load(src + (<usize>j << 4))));
+    m = f32x4.max(m, v128.shuffle<f32>(m, m, 2, 3, 0, 1));
+    const amax = max<f32>(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1));
     const d: f32 = amax / 127;
     const id: f32 = d != 0 ? <f32>1 / d : 0;
     store<u16>(dst, <u16>f32ToHalfBits(d));
-    for (let j = 0; j < 32; j++) {
-      // roundf: v ± 0.5 is exact in f64 (|v| ≤ 127.5), then truncated; NaN (a NaN or infinite
-      // value in the block) gives 0, as the JavaScript function's Int8 store does
-      const v = <f64>(load<f32>(src + (<usize>j << 2)) * id);
-      store<i8>(dst + 2 + <usize>j, v != v ? 0 : <i8><i32>(v < 0 ? v - 0.5 : v + 0.5));
-    }
+    const idv = f32x4.splat(id);
+    storeRounded(dst + 2, src, idv);
+    storeRounded(dst + 18, src + 64, idv);
   }
 }
