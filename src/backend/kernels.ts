@@ -184,6 +184,12 @@ export const KERNEL_ARGS = {
   // its f16 (round to nearest even), q = roundf(f32(x·f32(1/d))) (0 where d = 0); threads split
   // the blocks. Quantises weights as they load (Medusa heads) from the heap.
   quantize_q8_0: ['out', 'x', 'nb'],
+  // out (nb blocks of ggml type `type`: Q4_0 2, Q4_1 3, Q5_0 6, Q4_K 12, Q5_K 13, Q6_K 14) = x
+  // (nb·32 or nb·256 f32) quantised byte for byte as io/quantize.ts's quantisers (ggml's
+  // quantize_row_<type>_ref: every operation in f32, nearest_int's ties to even, make_qkx2_quants
+  // and make_qx_quants's trial scales in the same order); threads split the blocks. Quantises
+  // weights as they load (--dtype q4_0|q4_k|q6_k) from the heap.
+  quantize_blocks: ['out', 'x', 'nb', 'type'],
 } as const;
 
 export const enum BinaryOp { ADD = 0, SUB = 1, MUL = 2, DIV = 3, POW = 4, MAX = 5, MIN = 6, EQ = 7, GT = 8, LT = 9, GE = 10, LE = 11 }

@@ -914,6 +914,28 @@ export function quantizeQ8_0Blocks(x: Tensor): Uint8Array {
   }
 }
 
+/**
+ * The blocks (ggml's layouts) of an f32 matrix (N, K) quantised to Q4_0, Q4_1, Q5_0 (rows of whole
+ * 32-value blocks), Q4_K, Q5_K or Q6_K (whole 256-value blocks) in the heap by the quantize_blocks
+ * kernel, byte for byte as io/quantize.ts's quantisers (ggml's reference ones), returned as host
+ * bytes: quantising weights as they load, compiled from its first call.
+ */
+export function quantizeGgmlBlocks(x: Tensor, dtype: GgmlQuantName): Uint8Array {
+  if (x.dtype !== 'f32') throw new DTypeError('quantizeGgmlBlocks', `expected f32, got ${x.dtype}`);
+  const q = GGML_QUANT[dtype];
+  if (!q) throw new DTypeError('quantizeGgmlBlocks', `${dtype} is not one of ${Object.keys(GGML_QUANT).join(', ')}`);
+  if (x.ndim !== 2 || x.shape[1] % q.block !== 0) throw new ShapeError('quantizeGgmlBlocks', `${fmtShape(x.shape)}: expected a matrix whose rows are whole ${q.block}-value blocks of ${dtype}`);
+  const c = x.isContiguous() ? x : contiguous(x);
+  const nb = x.size / q.block, out = Tensor.empty([...x.shape], dtype);
+  try {
+    if (nb) kernel('quantize_blocks', [out.ptr, c.ptr, nb, q.id], x.size * (q.block === 256 ? 40 : 4));
+    return H.u8.slice(out.ptr, out.ptr + nb * q.bytes);
+  } finally {
+    out.dispose();
+    if (c !== x) c.dispose();
+  }
+}
+
 /** A q8_0 matrix (N, K) from Q8_0 blocks (N·K/32 blocks of 34 bytes, ggml's layout), copied into the heap. */
 export function fromQ8_0(blocks: Uint8Array, shape: Shape): Tensor {
   return fromBlocks(blocks, shape, 'q8_0');

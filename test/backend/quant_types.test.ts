@@ -14,7 +14,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { release } from '../../src/backend/heap.js';
+import { release, views } from '../../src/backend/heap.js';
 import { putBytes, putF32, getF32, wasmKernelHarness, checkKeptWeight, kernelExports } from './kernel_harness.js';
 import type { KernelMode } from './kernel_harness.js';
 import { INT_PREFILL, Q8_PANEL_M } from '../../src/backend/ref/quant.js';
@@ -23,6 +23,7 @@ import type { GgmlQuantName } from '../../src/backend/ref/ggml_blocks.js';
 import * as T from '../../src/index.js';
 import { noGrad, scope, withBackend } from '../../src/index.js';
 import { toFloat32 } from '../../src/io/dtypes.js';
+import { quantizeQ4_0, quantizeQ4_1, quantizeQ5_0, quantizeQ4_K, quantizeQ5_K, quantizeQ6_K } from '../../src/io/quantize.js';
 import type { RawDType } from '../../src/io/dtypes.js';
 import { uniformRng } from '../helpers.js';
 
@@ -136,6 +137,64 @@ function checkMatmul(type: GgmlQuantName, M: number, N: number, K: number, opts:
     }
   } finally { release(w); release(x); }
 }
+
+const IO_QUANTIZE: Record<GgmlQuantName, (x: Float32Array) => Uint8Array> = {
+  q4_0: quantizeQ4_0, q4_1: quantizeQ4_1, q5_0: quantizeQ5_0, q4_k: quantizeQ4_K, q5_k: quantizeQ5_K, q6_k: quantizeQ6_K,
+};
+
+/**
+ * Blocks of `n` values that reach the quantisers' corners: all zero, all −0, constant (max = min),
+ * all positive (the min clamped to 0), integers and halves (nearest_int's ties), sub-blocks of
+ * very different scales, values below 1e-15 (Q6_K's zero test) and f32 subnormals, magnitudes whose
+ * scales overflow f16, one NaN, one ±inf, then random blocks of several magnitudes.
+ */
+function quantizerInputs(n: number, randomBlocks: number): Float32Array {
+  const special: ((j: number) => number)[] = [
+    () => 0, () => -0, () => 0.75, (j) => 1 + (j % 7) / 4, (j) => (j % 17) - 8, (j) => ((j % 9) - 4) / 2,
+    (j) => (j % 32 < 16 ? 1e-3 : 1) * Math.sin(j + 1), (j) => (j - n / 2) * 1e-17, (j) => (j - n / 2) * 1e-42,
+    (j) => (j - n / 2) * 1e6, (j) => (j === 5 ? NaN : Math.cos(j)), (j) => (j === 3 ? Infinity : j === 9 ? -Infinity : j / 7),
+  ];
+  const x = new Float32Array((special.length + randomBlocks) * n);
+  special.forEach((f, b) => { for (let j = 0; j < n; j++) x[b * n + j] = f(j); });
+  for (let b = special.length; b < special.length + randomBlocks; b++) {
+    const scale = 10 ** (Math.floor(R() * 9) - 5), shift = R() < 0.3 ? scale * R() : 0;
+    for (let j = 0; j < n; j++) x[b * n + j] = (R() - 0.5) * scale + shift;
+  }
+  return x;
+}
+
+describe('ggml block types: quantize_blocks', () => {
+  it('is exported by the wasm module', () => {
+    assert.ok(!harness.backend.missing.includes('quantize_blocks'), 'quantize_blocks missing from the wasm module');
+  });
+  for (const type of TYPES) {
+    it(`${type}: quantize_blocks writes io's quantiser's bytes (ggml's quantize_row_${type}_ref), every block and every split`, () => {
+      const { id, block, bytes } = GGML_QUANT[type];
+      const x = quantizerInputs(block, 24), nb = x.length / block, want = IO_QUANTIZE[type](x);
+      for (const mode of MODES) {
+        const xp = putF32(x), out = putBytes(new Uint8Array(nb * bytes).fill(0xa5));
+        run('quantize_blocks', [out, xp, nb, id], x.length * 8, mode);
+        const got = views().u8.slice(out, out + nb * bytes);
+        release(xp); release(out);
+        const bad = got.findIndex((v, i) => v !== want[i]);
+        assert.equal(bad, -1, `${mode}: byte ${bad} (block ${Math.floor(bad / bytes)}, offset ${bad % bytes}) is ${got[bad]}, io's quantiser writes ${want[bad]}`);
+      }
+    });
+  }
+  it('quantizeGgmlBlocks: an f32 matrix (contiguous or not) quantised in the heap to each type; bad dtypes and shapes refused', () => {
+    for (const be of ['ref', 'wasm'] as const) withBackend(be, () => scope(() => noGrad(() => {
+      for (const type of TYPES) {
+        const { block } = GGML_QUANT[type], K = 2 * block, N = 5, x = uniform(N * K, -2, 3);
+        assert.deepEqual(T.quantizeGgmlBlocks(T.tensor(x, [N, K]), type), IO_QUANTIZE[type](x), `${type} (${be})`);
+        const xt = T.tensor(x, [K, N]).transpose(0, 1);
+        assert.deepEqual(T.quantizeGgmlBlocks(xt, type), IO_QUANTIZE[type](xt.data() as Float32Array), `${type} strided (${be})`);
+      }
+      assert.throws(() => T.quantizeGgmlBlocks(T.tensor(new Float32Array(3 * 288), [3, 288]), 'q4_k'), /quantizeGgmlBlocks: \[3, 288\]: expected a matrix whose rows are whole 256-value blocks of q4_k/);
+      assert.throws(() => T.quantizeGgmlBlocks(T.tensor(new Float32Array(64), [2, 32]), 'q8_0' as GgmlQuantName), /quantizeGgmlBlocks: q8_0 is not one of q4_0, q4_1, q5_0, q4_k, q5_k, q6_k/);
+      assert.throws(() => T.quantizeGgmlBlocks(T.tensor(new Int32Array(64), [2, 32], 'i32'), 'q4_0'), /quantizeGgmlBlocks: expected f32, got i32/);
+    })));
+  });
+});
 
 describe('ggml block types: quant_matmul', () => {
   for (const type of TYPES) {

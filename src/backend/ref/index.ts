@@ -10,7 +10,7 @@ import { attention_fwd, attention_bwd } from './attention.js';
 import { causal_conv1d_fwd, causal_conv1d_bwd, selective_scan_fwd, selective_scan_bwd } from './ssm.js';
 import { moe_swiglu, moe_down } from './moe.js';
 import { im2col, col2im } from './conv.js';
-import { q8_0_matmul, q8_0_rows, quant_matmul, quant_rows, quantize_q8_0 } from './quant.js';
+import { q8_0_matmul, q8_0_rows, quant_matmul, quant_rows, quantize_q8_0, quantize_blocks } from './quant.js';
 
 export const refKernels: KernelTable = {
   sgemm, copy, binary, where, unary, unary_bwd, reduce, cumsum, fill, adamw, sgd,
@@ -20,7 +20,7 @@ export const refKernels: KernelTable = {
   layernorm_bwd_wb: nn.layernorm_bwd_wb, rope: nn.rope, attention_fwd, attention_bwd,
   swiglu: nn.swiglu, rope_qkv: nn.rope_qkv, bf16_pack: nn.bf16_pack, bf16_widen: nn.bf16_widen,
   causal_conv1d_fwd, causal_conv1d_bwd, selective_scan_fwd, selective_scan_bwd,
-  moe_swiglu, moe_down, im2col, col2im, q8_0_matmul, q8_0_rows, quant_matmul, quant_rows, quantize_q8_0,
+  moe_swiglu, moe_down, im2col, col2im, q8_0_matmul, q8_0_rows, quant_matmul, quant_rows, quantize_q8_0, quantize_blocks,
 };
 
 export const refBackend: Backend = {

@@ -1462,3 +1462,241 @@ export function quantize_q8_0(out: usize, x: usize, nb: i32, tid: i32, nt: i32):
     storeRounded(dst + 18, src + 64, idv);
   }
 }
+
+// ---- quantising f32 to Q4_0, Q4_1, Q5_0, Q4_K, Q5_K, Q6_K (contract: quantize_blocks in ../../kernels.ts)
+// Step by step io/quantize.ts's quantisers (ggml's quantize_row_<type>_ref): every operation in
+// f32 as they round each one with Math.fround; their NaNs kept where JavaScript keeps them (a
+// clamp of NaN is NaN, a NaN sum stays NaN) and stored as 0 where a typed array stores them.
+
+// A value as a typed-array store or an integer operator sees it (ToInt32 of an integral f32):
+// NaN, ±inf and magnitudes past 2^63 (multiples of 2^32 in f32) give 0.
+// @ts-ignore: decorator
+@inline function toInt(v: f32): i32 { return v != v || abs<f32>(v) >= <f32>9.2e18 ? 0 : <i32><i64>v; }
+// @ts-ignore: decorator
+@inline function clampf(v: f32, lo: f32, hi: f32): f32 { return max<f32>(lo, min<f32>(hi, v)); }
+// JavaScript's `!d`: zero or NaN.
+// @ts-ignore: decorator
+@inline function falsy(d: f32): bool { return d == 0 || d != d; }
+// @ts-ignore: decorator
+@inline function storeHalf(p: usize, d: f32): void { store<u16>(p, <u16>f32ToHalfBits(d)); }
+
+// Q4_0 (min 15, offset 8.5, 4 bits) and Q5_0 (min 31, offset 16.5, the fifth bits in qh).
+function quantBlock40(t: i32, dst: usize, src: usize): void {
+  let amax: f32 = 0, mx: f32 = 0;
+  for (let j = 0; j < 32; j++) {
+    const v = load<f32>(src + (<usize>j << 2));
+    if (amax < abs<f32>(v)) { amax = abs<f32>(v); mx = v; }
+  }
+  const five = t == T_Q5_0, d: f32 = mx / (five ? <f32>-16 : <f32>-8), id: f32 = falsy(d) ? 0 : <f32>1 / d;
+  const off: f32 = five ? 16.5 : 8.5, top: f32 = five ? 31 : 15, qs = dst + (five ? 6 : 2);
+  storeHalf(dst, d);
+  let qh: u32 = 0;
+  for (let j = 0; j < 16; j++) {
+    const q0 = toInt(min<f32>(top, trunc<f32>(load<f32>(src + (<usize>j << 2)) * id + off)));
+    const q1 = toInt(min<f32>(top, trunc<f32>(load<f32>(src + (<usize>(j + 16) << 2)) * id + off)));
+    store<u8>(qs + <usize>j, <u8>((q0 & 15) | ((q1 & 15) << 4)));
+    qh |= <u32>(((q0 >> 4) << j) | ((q1 >> 4) << (j + 16)));
+  }
+  if (five) store<u32>(dst + 2, qh);
+}
+
+function quantBlock41(dst: usize, src: usize): void {
+  let mn: f32 = Infinity, mx: f32 = -Infinity;
+  for (let j = 0; j < 32; j++) {
+    const v = load<f32>(src + (<usize>j << 2));
+    if (v < mn) mn = v;
+    if (v > mx) mx = v;
+  }
+  const d: f32 = (mx - mn) / 15, id: f32 = falsy(d) ? 0 : <f32>1 / d;
+  storeHalf(dst, d);
+  storeHalf(dst + 2, mn);
+  for (let j = 0; j < 16; j++) {
+    const q0 = toInt(min<f32>(15, trunc<f32>((load<f32>(src + (<usize>j << 2)) - mn) * id + 0.5)));
+    const q1 = toInt(min<f32>(15, trunc<f32>((load<f32>(src + (<usize>(j + 16) << 2)) - mn) * id + 0.5)));
+    store<u8>(dst + 4 + <usize>j, <u8>((q0 & 15) | ((q1 & 15) << 4)));
+  }
+}
+
+// make_qkx2_quants for 32 values at x with weights w: levels into L (bytes), the scale returned
+// and the min (negated, as ggml returns it) stored at minOut; aux is 32 bytes of scratch.
+function makeQkx2(nmax: f32, x: usize, w: usize, L: usize, aux: usize, rmin: f32, rdelta: f32, nstep: i32, minOut: usize): f32 {
+  let mn = load<f32>(x), mx = mn, sumW = load<f32>(w), sumX: f32 = sumW * mn;
+  for (let i = 1; i < 32; i++) {
+    const v = load<f32>(x + (<usize>i << 2)), wi = load<f32>(w + (<usize>i << 2));
+    if (v < mn) mn = v;
+    if (v > mx) mx = v;
+    sumW = sumW + wi;
+    sumX = sumX + wi * v;
+  }
+  if (mn > 0) mn = 0;
+  if (mx == mn) { memory.fill(L, 0, 32); store<f32>(minOut, -mn); return 0; }
+  let iscale: f32 = nmax / (mx - mn), scale: f32 = <f32>1 / iscale, best: f32 = 0;
+  for (let i = 0; i < 32; i++) {
+    const v = load<f32>(x + (<usize>i << 2));
+    const l = <f32>(<u8>toInt(clampf(nearest<f32>(iscale * (v - mn)), 0, nmax)));
+    store<u8>(L + <usize>i, <u8>l);
+    const diff: f32 = scale * l + mn - v;
+    best = best + load<f32>(w + (<usize>i << 2)) * (diff * diff);
+  }
+  for (let is = 0; is <= nstep; is++) {
+    iscale = (rmin + rdelta * <f32>is + nmax) / (mx - mn);
+    let sumL: f32 = 0, sumL2: f32 = 0, sumXL: f32 = 0;
+    for (let i = 0; i < 32; i++) {
+      const v = load<f32>(x + (<usize>i << 2));
+      const l = clampf(nearest<f32>(iscale * (v - mn)), 0, nmax); // NaN stays NaN in the sums
+      store<u8>(aux + <usize>i, <u8>toInt(l));
+      const wl: f32 = load<f32>(w + (<usize>i << 2)) * l;
+      sumL = sumL + wl;
+      sumL2 = sumL2 + wl * l;
+      sumXL = sumXL + wl * v;
+    }
+    const D: f32 = sumW * sumL2 - sumL * sumL;
+    if (D > 0) {
+      let thisScale: f32 = (sumW * sumXL - sumX * sumL) / D;
+      let thisMin: f32 = (sumL2 * sumX - sumL * sumXL) / D;
+      if (thisMin > 0) { thisMin = 0; thisScale = sumXL / sumL2; }
+      let err: f32 = 0;
+      for (let i = 0; i < 32; i++) {
+        const diff: f32 = thisScale * <f32>load<u8>(aux + <usize>i) + thisMin - load<f32>(x + (<usize>i << 2));
+        err = err + load<f32>(w + (<usize>i << 2)) * (diff * diff);
+      }
+      if (err < best) {
+        memory.copy(L, aux, 32);
+        best = err; scale = thisScale; mn = thisMin;
+      }
+    }
+  }
+  store<f32>(minOut, -mn);
+  return scale;
+}
+
+// Q4_K (levels 0…15) and Q5_K (0…31): 8 sub-blocks of 32, 6-bit scales and mins. s: scratch.
+function quantBlockK45(t: i32, dst: usize, src: usize, s: usize): void {
+  const five = t == T_Q5_K, nmax: f32 = five ? 31 : 15;
+  const L = s, aux = s + 256, w = s + 288, scales = s + 416, mins = s + 448;
+  let maxScale: f32 = 0, maxMin: f32 = 0;
+  for (let j = 0; j < 8; j++) {
+    const xj = src + (<usize>j << 7);
+    let sumX2: f32 = 0;
+    for (let l = 0; l < 32; l++) { const v = load<f32>(xj + (<usize>l << 2)); sumX2 = sumX2 + v * v; }
+    const avX = sqrt<f32>(sumX2 / 32);
+    for (let l = 0; l < 32; l++) store<f32>(w + (<usize>l << 2), avX + abs<f32>(load<f32>(xj + (<usize>l << 2))));
+    const sc = five ? makeQkx2(31, xj, w, L + (<usize>j << 5), aux, -0.5, <f32>0.1, 15, mins + (<usize>j << 2))
+      : makeQkx2(15, xj, w, L + (<usize>j << 5), aux, -1, <f32>0.1, 20, mins + (<usize>j << 2));
+    store<f32>(scales + (<usize>j << 2), sc);
+    const m = load<f32>(mins + (<usize>j << 2));
+    if (sc > maxScale) maxScale = sc;
+    if (m > maxMin) maxMin = m;
+  }
+  const invScale: f32 = maxScale > 0 ? <f32>63 / maxScale : 0, invMin: f32 = maxMin > 0 ? <f32>63 / maxMin : 0;
+  const sb = dst + 4;
+  for (let j = 0; j < 8; j++) {
+    const ls = toInt(min<f32>(63, nearest<f32>(invScale * load<f32>(scales + (<usize>j << 2)))));
+    const lm = toInt(min<f32>(63, nearest<f32>(invMin * load<f32>(mins + (<usize>j << 2)))));
+    if (j < 4) { store<u8>(sb + <usize>j, <u8>ls); store<u8>(sb + <usize>(j + 4), <u8>lm); } else {
+      store<u8>(sb + <usize>(j + 4), <u8>((ls & 0xf) | ((lm & 0xf) << 4)));
+      store<u8>(sb + <usize>(j - 4), <u8>(<i32>load<u8>(sb + <usize>(j - 4)) | ((ls >> 4) << 6)));
+      store<u8>(sb + <usize>j, <u8>(<i32>load<u8>(sb + <usize>j) | ((lm >> 4) << 6)));
+    }
+  }
+  storeHalf(dst, maxScale / 63);
+  storeHalf(dst + 2, maxMin / 63);
+  const d0 = half(dst), m0 = half(dst + 2);
+  for (let j = 0; j < 8; j++) {
+    const b = <i32>load<u8>(sb + <usize>j), b4 = <i32>load<u8>(sb + <usize>(j + 4));
+    const sc = j < 4 ? b & 63 : (<i32>load<u8>(sb + <usize>(j + 4)) & 0xf) | ((<i32>load<u8>(sb + <usize>(j - 4)) >> 6) << 4);
+    const m = j < 4 ? b4 & 63 : (b4 >> 4) | ((b >> 6) << 4);
+    const d: f32 = d0 * <f32>sc;
+    if (falsy(d)) continue;
+    const dm: f32 = m0 * <f32>m, xj = src + (<usize>j << 7), Lj = L + (<usize>j << 5);
+    for (let i = 0; i < 32; i++) store<u8>(Lj + <usize>i, <u8>toInt(clampf(nearest<f32>((load<f32>(xj + (<usize>i << 2)) + dm) / d), 0, nmax)));
+  }
+  if (!five) {
+    for (let j = 0, q = dst + 16; j < 256; j += 64, q += 32) {
+      for (let l = 0; l < 32; l++) store<u8>(q + <usize>l, load<u8>(L + <usize>(j + l)) | (load<u8>(L + <usize>(j + l + 32)) << 4));
+    }
+  } else {
+    const qh = dst + 16;
+    memory.fill(qh, 0, 32);
+    for (let j = 0, q = dst + 48, g = 0; j < 256; j += 64, q += 32, g++) {
+      for (let l = 0; l < 32; l++) {
+        const a = <u32>load<u8>(L + <usize>(j + l)), c = <u32>load<u8>(L + <usize>(j + l + 32));
+        store<u8>(q + <usize>l, <u8>((a & 15) | ((c & 15) << 4)));
+        store<u8>(qh + <usize>l, <u8>(<u32>load<u8>(qh + <usize>l) | ((a >> 4) << (2 * g)) | ((c >> 4) << (2 * g + 1))));
+      }
+    }
+  }
+}
+
+// make_qx_quants with rmse_type 1 for 16 values (nmax 32): levels + 32 into L, the scale returned.
+function makeQx16(x: usize, L: usize): f32 {
+  let mx: f32 = 0, amax: f32 = 0;
+  for (let i = 0; i < 16; i++) { const v = load<f32>(x + (<usize>i << 2)), ax = abs<f32>(v); if (ax > amax) { amax = ax; mx = v; } }
+  if (<f64>amax < 1e-15) { memory.fill(L, 0, 16); return 0; }
+  let iscale: f32 = <f32>-32 / mx, sumLX: f32 = 0, sumL2: f32 = 0;
+  for (let i = 0; i < 16; i++) {
+    const v = load<f32>(x + (<usize>i << 2)), l = clampf(nearest<f32>(iscale * v), -32, 31);
+    store<u8>(L + <usize>i, <u8>toInt(l + 32));
+    const w: f32 = v * v;
+    sumLX = sumLX + w * v * l;
+    sumL2 = sumL2 + w * l * l;
+  }
+  let scale: f32 = falsy(sumL2) ? 0 : sumLX / sumL2, best: f32 = scale * sumLX;
+  for (let is = -9; is <= 9; is++) {
+    if (is == 0) continue;
+    iscale = -(<f32>32 + <f32>0.1 * <f32>is) / mx;
+    let sLX: f32 = 0, sL2: f32 = 0;
+    for (let i = 0; i < 16; i++) {
+      const v = load<f32>(x + (<usize>i << 2)), l = clampf(nearest<f32>(iscale * v), -32, 31), w: f32 = v * v;
+      sLX = sLX + w * v * l;
+      sL2 = sL2 + w * l * l;
+    }
+    if (sL2 > 0 && sLX * sLX > best * sL2) {
+      for (let i = 0; i < 16; i++) store<u8>(L + <usize>i, <u8>toInt(<f32>32 + clampf(nearest<f32>(iscale * load<f32>(x + (<usize>i << 2))), -32, 31)));
+      scale = sLX / sL2; best = scale * sLX;
+    }
+  }
+  return scale;
+}
+
+function quantBlockQ6K(dst: usize, src: usize, s: usize): void {
+  const L = s, scales = s + 256;
+  let maxScale: f32 = 0, maxAbs: f32 = 0;
+  for (let ib = 0; ib < 16; ib++) {
+    const sc = makeQx16(src + (<usize>ib << 6), L + (<usize>ib << 4));
+    store<f32>(scales + (<usize>ib << 2), sc);
+    if (abs<f32>(sc) > maxAbs) { maxAbs = abs<f32>(sc); maxScale = sc; }
+  }
+  if (<f64>maxAbs < 1e-15) { memory.fill(dst, 0, 210); return; } // an all-zero block (d = 0)
+  const iscale: f32 = <f32>-128 / maxScale;
+  storeHalf(dst + 208, <f32>1 / iscale);
+  for (let ib = 0; ib < 16; ib++) store<u8>(dst + 192 + <usize>ib, <u8>toInt(min<f32>(127, nearest<f32>(iscale * load<f32>(scales + (<usize>ib << 2))))));
+  const d0 = half(dst + 208);
+  for (let j = 0; j < 16; j++) {
+    const d: f32 = d0 * <f32>load<i8>(dst + 192 + <usize>j);
+    if (falsy(d)) continue;
+    const xj = src + (<usize>j << 6), Lj = L + (<usize>j << 4);
+    for (let i = 0; i < 16; i++) store<u8>(Lj + <usize>i, <u8>toInt(clampf(nearest<f32>(load<f32>(xj + (<usize>i << 2)) / d), -32, 31) + 32));
+  }
+  for (let j = 0, ql = dst, qh = dst + 128; j < 256; j += 128, ql += 64, qh += 32) {
+    for (let l = 0; l < 32; l++) {
+      const a = <u32>load<u8>(L + <usize>(j + l)), b = <u32>load<u8>(L + <usize>(j + l + 32));
+      const c = <u32>load<u8>(L + <usize>(j + l + 64)), e = <u32>load<u8>(L + <usize>(j + l + 96));
+      store<u8>(ql + <usize>l, <u8>((a & 0xf) | ((c & 0xf) << 4)));
+      store<u8>(ql + <usize>(l + 32), <u8>((b & 0xf) | ((e & 0xf) << 4)));
+      store<u8>(qh + <usize>l, <u8>((a >> 4) | ((b >> 4) << 2) | ((c >> 4) << 4) | ((e >> 4) << 6)));
+    }
+  }
+}
+
+export function quantize_blocks(out: usize, x: usize, nb: i32, type: i32, tid: i32, nt: i32): void {
+  const b0 = shareStart(nb, tid, nt, 1), b1 = shareStart(nb, tid + 1, nt, 1);
+  const vals = <usize>typeBlock(type) << 2, bytes = <usize>typeBytes(type), s = scratch();
+  for (let b = b0; b < b1; b++) {
+    const src = x + <usize>b * vals, dst = out + <usize>b * bytes;
+    if (type == T_Q4_0 || type == T_Q5_0) quantBlock40(type, dst, src);
+    else if (type == T_Q4_1) quantBlock41(dst, src);
+    else if (type == T_Q4_K || type == T_Q5_K) quantBlockK45(type, dst, src, s);
+    else quantBlockQ6K(dst, src, s);
+  }
+}
