@@ -18,12 +18,15 @@ import { readLlama2c, writeLlama2c } from './llama2c.js';
 import { readModelGguf, writeModelGguf, GGUF_MODEL_TYPES } from './gguf_model.js';
 import type { GgufTokenizer } from './gguf_llama.js';
 import { fromFloat32, f32StateDict, float32Values, KEPT_RAW, isKeptRaw } from './dtypes.js';
-import { quantizeQ8_0Blocks, tensor } from '../tensor/ops.js';
+import { quantizeQ8_0Blocks, quantizeGgmlBlocks, tensor } from '../tensor/ops.js';
+import type { GgmlQuantName } from '../backend/ref/ggml_blocks.js';
 import type { QuantDType } from '../tensor/tensor.js';
-import { Q8_0_BLOCK, Q8_0_BYTES } from '../tensor/tensor.js';
+import { QUANT_BLOCKS } from '../tensor/tensor.js';
 import type { GgufMatrixDType } from './gguf_arch.js';
 import { storedDType } from './gguf_arch.js';
 import type { RawTensor } from './dtypes.js';
+import { isQuantRaw } from './raw.js';
+import type { GgmlBlockDType } from './raw.js';
 import { IoError } from './errors.js';
 import { isSequenceClassificationConfig } from './families.js';
 import { checkFiniteTensors, allowNonFiniteByDefault } from './finite.js';
@@ -150,27 +153,29 @@ function quantizeOnLoad(tensors: RawTensor[], file: string, target: QuantizeOnLo
       return t.dtype === to ? t : fromFloat32(t.name, [...t.shape], float32Values(t, file), to);
     }
     const stored = storedDType(t.shape, target.toUpperCase() as GgufMatrixDType, false);
-    if (stored === 'F16') return t; // rows that are not whole 32-value blocks stay f32
-    if (stored === 'Q8_0') return q8_0InHeap(t.name, t.shape, float32Values(t, file));
-    return fromFloat32(t.name, [...t.shape], float32Values(t, file), stored);
+    if (!isQuantRaw(stored)) return t; // rows that are not whole 32-value blocks stay f32
+    return quantizeInHeap(t.name, t.shape, float32Values(t, file), stored);
   });
 }
 
 /**
- * The Q8_0 blocks of an f32 matrix (N, K) whose rows are whole blocks, rounded by the
- * quantize_q8_0 kernel (the same bytes as io's quantizeQ8_0, which in a fresh process runs
- * unoptimised: ~0.5 s for a 15M model's weights) a slice of rows at a time, so the heap holds at
- * most `sliceValues` f32 values (16 MiB) beside the model.
+ * The blocks of an f32 matrix (N, K) quantised to Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K or Q6_K
+ * (rows of whole blocks) by the quantize_q8_0 / quantize_blocks kernels: the same bytes as io's
+ * JavaScript quantisers, which in a fresh process run unoptimised (Q8_0 ~0.5 s, Q4_K ~1.2 s for a
+ * 15M model's weights). A slice of rows at a time, so the heap holds at most `sliceValues` f32
+ * values (16 MiB) beside the model.
  */
-export function q8_0InHeap(name: string, shape: readonly number[], values: Float32Array, sliceValues = 1 << 22): RawTensor {
+export function quantizeInHeap(name: string, shape: readonly number[], values: Float32Array, dtype: 'Q8_0' | GgmlBlockDType, sliceValues = 1 << 22): RawTensor {
   const [N, K] = shape;
-  const rowBytes = (K / Q8_0_BLOCK) * Q8_0_BYTES, rows = Math.max(1, Math.floor(sliceValues / K));
+  const q = dtype === 'Q8_0' ? null : dtype.toLowerCase() as GgmlQuantName;
+  const { block, bytes } = QUANT_BLOCKS[q ?? 'q8_0'];
+  const rowBytes = (K / block) * bytes, rows = Math.max(1, Math.floor(sliceValues / K));
   const data = new Uint8Array(N * rowBytes);
   for (let r = 0; r < N; r += rows) {
     const n = Math.min(rows, N - r), x = tensor(values.subarray(r * K, (r + n) * K), [n, K]);
-    try { data.set(quantizeQ8_0Blocks(x), r * rowBytes); } finally { x.dispose(); }
+    try { data.set(q ? quantizeGgmlBlocks(x, q) : quantizeQ8_0Blocks(x), r * rowBytes); } finally { x.dispose(); }
   }
-  return { name, dtype: 'Q8_0', shape: [...shape], data };
+  return { name, dtype, shape: [...shape], data };
 }
 
 /** tslm's tokenizer for a GGUF's vocabulary (llama: run.c's encoder; gpt2: byte-level BPE), null when it has none. */

@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 import * as T from '../../src/index.js';
 import { init, shutdown, scope, noGrad, loadModel, writeLlamaGguf, writeHfDir } from '../../src/index.js';
 import type { CausalLM } from '../../src/index.js';
-import { q8_0InHeap } from '../../src/io/model.js';
-import { quantizeQ8_0 } from '../../src/io/dtypes.js';
+import { quantizeInHeap } from '../../src/io/model.js';
+import { fromFloat32 } from '../../src/io/dtypes.js';
 import { tempDir, tinyLlamaConfig, tinyLlamaTensors } from './util.js';
 import { tinySpmTokenizer } from './tiny_llama.js';
 
@@ -49,17 +49,19 @@ test('an f32 HF directory or GGUF loaded with dtype q8_0 equals the Q8_0 GGUF of
 
 });
 
-test('q8_0InHeap: a matrix quantised by the kernel a slice of rows at a time is io\'s quantizeQ8_0, whatever the slice', () => {
-  const N = 37, K = 96, x = new Float32Array(N * K);
+test('quantizeInHeap: a matrix quantised by the kernels a slice of rows at a time is io\'s quantiser\'s bytes, each type, whatever the slice', () => {
+  const N = 37, K = 512, x = new Float32Array(N * K);
   let s = 7;
   for (let i = 0; i < x.length; i++) { s = (s * 1103515245 + 12345) >>> 0; x[i] = ((s >>> 8) / 2 ** 24 - 0.5) * 2 ** ((s & 15) - 6); }
-  const want = quantizeQ8_0(x);
-  // one slice, a row per slice, slices that do not divide the rows, and a slice smaller than a row
-  for (const slice of [1 << 22, K, 5 * K, 7 * K + 50, 10]) {
-    const r = q8_0InHeap('w', [N, K], x, slice);
-    assert.equal(r.dtype, 'Q8_0');
-    assert.deepEqual(r.shape, [N, K]);
-    assert.deepEqual(r.data, want, `slice of ${slice} values`);
+  for (const dtype of ['Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q4_K', 'Q5_K', 'Q6_K'] as const) {
+    const want = fromFloat32('w', [N, K], x, dtype).data;
+    // one slice, a row per slice, slices that do not divide the rows, and a slice smaller than a row
+    for (const slice of [1 << 22, K, 5 * K, 7 * K + 50, 10]) {
+      const r = quantizeInHeap('w', [N, K], x, dtype, slice);
+      assert.equal(r.dtype, dtype);
+      assert.deepEqual(r.shape, [N, K]);
+      assert.deepEqual(r.data, want, `${dtype}, slice of ${slice} values`);
+    }
   }
 });
 
