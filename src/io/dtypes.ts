@@ -8,7 +8,7 @@ const QUANTIZERS = { Q4_0: quantizeQ4_0, Q4_1: quantizeQ4_1, Q5_0: quantizeQ5_0,
 import { GGML_QUANT, dequantizeBlocks } from '../backend/ref/ggml_blocks.js';
 import type { GgmlQuantName } from '../backend/ref/ggml_blocks.js';
 import { KEPT_RAW, QK8_0, QUANT_RAW, isKeptRaw, isQuantRaw } from './raw.js';
-import type { RawDType, RawSource, RawTensor } from './raw.js';
+import type { GgmlBlockDType, RawDType, RawSource, RawTensor } from './raw.js';
 import { f16ToF32Table, f32ToBf16Bits, f32ToF16Bits } from './half.js';
 import type { QuantDType } from '../tensor/tensor.js';
 
@@ -332,8 +332,16 @@ export function fromFloat32(name: string, shape: number[], values: Float32Array,
   return { name, dtype, shape: [...shape], data };
 }
 
-/** Convert a float tensor to another float dtype (through f32; identity when equal). */
-export function convertDType(t: RawTensor, dtype: RawDType, file = '<memory>'): RawTensor {
+/**
+ * Quantises a matrix's f32 values (rows of whole blocks; the last dimension is the row) to Q8_0 or
+ * one of ggml's block types with the bytes fromFloat32 writes, by a faster route than io's
+ * JavaScript quantisers (the backend's kernels: io/model.ts quantizeInHeap).
+ */
+export type BlockQuantizer = (name: string, shape: readonly number[], values: Float32Array, dtype: 'Q8_0' | GgmlBlockDType) => RawTensor;
+
+/** Convert a float tensor to another float dtype (through f32; identity when equal); block types by `quantize` when given. */
+export function convertDType(t: RawTensor, dtype: RawDType, file = '<memory>', quantize?: BlockQuantizer): RawTensor {
   if (t.dtype === dtype) return t;
+  if (quantize && isQuantRaw(dtype)) return quantize(t.name, t.shape, toFloat32(t, file), dtype);
   return fromFloat32(t.name, t.shape, toFloat32(t, file), dtype);
 }

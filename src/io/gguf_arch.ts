@@ -3,7 +3,7 @@
 // the stored type of each tensor (F32 where llama.cpp needs it, the chosen type for matrices), and
 // the transformer keys of LLaMA-like architectures ({arch}.block_count, …).
 import { ConfigFieldError, MissingTensorError } from './errors.js';
-import type { RawDType, RawTensor } from './dtypes.js';
+import type { BlockQuantizer, RawDType, RawTensor } from './dtypes.js';
 import { GgufFile, gv } from './gguf.js';
 import type { GgufValue } from './gguf.js';
 import type { LlamaDims } from './llama.js';
@@ -91,6 +91,8 @@ export interface GgufModelInput {
   name?: string;
   /** Extra metadata appended after the standard keys. */
   extraMetadata?: Record<string, GgufValue>;
+  /** How matrices are quantised to block types (default: io's quantisers; exportGguf: the backend's kernels, the same bytes). */
+  quantize?: BlockQuantizer;
 }
 
 /** The matrices' type a writer was asked for (default F32), checked. */

@@ -72,7 +72,7 @@ function buildLlamaGguf(input: WriteLlamaGgufInput, file: string): { metadata: M
   const ordered = [...input.tensors].filter((t) => !(tied && t.name === 'lm_head.weight')).sort((a, b) => hfOrder(a.name, b.name));
   const meta = convertQKLayout(ordered, d, input.qkLayout ?? 'rotate-half', 'interleaved');
   const tensors = meta.map((t) => {
-    const c = convertDType(t, storedDType(t.shape, dtype, false), file);
+    const c = convertDType(t, storedDType(t.shape, dtype, false), file, input.quantize);
     return { ...c, name: hfToGgufName(t.name)! };
   });
   return { metadata: md, tensors };

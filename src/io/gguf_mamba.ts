@@ -144,7 +144,7 @@ function buildMambaGguf(input: WriteMambaGgufInput, file: string): { metadata: M
       return fromFloat32(name, [...t.shape], a, 'F32');
     }
     const shape = name.endsWith('.ssm_conv1d.weight') ? [d.inner, d.convKernel] : [...t.shape];
-    const c = convertDType(t, storedDType(shape, dtype, KEEP_F32.test(name) || name.endsWith('_norm.weight')), file);
+    const c = convertDType(t, storedDType(shape, dtype, KEEP_F32.test(name) || name.endsWith('_norm.weight')), file, input.quantize);
     return { name, dtype: c.dtype, shape, data: c.data };
   });
   return { metadata: md, tensors };

@@ -3,7 +3,7 @@
 // read by gguf_moe.ts); writeModelGguf picks the writer from the HF config's model_type. Both give
 // and take HF configs and HF-named tensors.
 import { ConfigFieldError } from './errors.js';
-import type { RawTensor } from './dtypes.js';
+import type { BlockQuantizer, RawTensor } from './dtypes.js';
 import { openGguf } from './gguf_arch.js';
 import type { GgufMatrixDType, GgufTokenizer } from './gguf_arch.js';
 import { llamaFromGguf, writeLlamaGguf } from './gguf_llama.js';
@@ -57,6 +57,8 @@ export interface WriteModelGgufInput {
   tokenizer: GgufTokenizer;
   dtype?: GgufMatrixDType;
   name?: string;
+  /** How matrices are quantised to block types (GgufModelInput.quantize). */
+  quantize?: BlockQuantizer;
 }
 
 /**

@@ -189,7 +189,7 @@ function buildMoeGguf(input: WriteMoeGgufInput, file: string): { metadata: Map<s
   }
   const tensors = moeGgufLayout(d, !d.tied || d.modelType === 'qwen2_moe').map((e): RawTensor => {
     const type = storedDType(e.shape, dtype, e.f32);
-    const parts = e.hf.map((n) => convertDType(byName.get(n)!, type, file).data);
+    const parts = e.hf.map((n) => convertDType(byName.get(n)!, type, file, input.quantize).data);
     let data = parts[0];
     if (e.stacked) {
       data = new Uint8Array(parts.reduce((s, x) => s + x.length, 0));

@@ -159,14 +159,14 @@ function quantizeOnLoad(tensors: RawTensor[], file: string, target: QuantizeOnLo
 }
 
 /**
- * The blocks of an f32 matrix (N, K) quantised to Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K or Q6_K
+ * The blocks of an f32 matrix (N, K; leading dimensions count as rows) quantised to Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K or Q6_K
  * (rows of whole blocks) by the quantize_q8_0 / quantize_blocks kernels: the same bytes as io's
  * JavaScript quantisers, which in a fresh process run unoptimised (Q8_0 ~0.5 s, Q4_K ~1.2 s for a
  * 15M model's weights). A slice of rows at a time, so the heap holds at most `sliceValues` f32
  * values (16 MiB) beside the model.
  */
 export function quantizeInHeap(name: string, shape: readonly number[], values: Float32Array, dtype: 'Q8_0' | GgmlBlockDType, sliceValues = 1 << 22): RawTensor {
-  const [N, K] = shape;
+  const K = shape[shape.length - 1], N = values.length / K;
   const q = dtype === 'Q8_0' ? null : dtype.toLowerCase() as GgmlQuantName;
   const { block, bytes } = QUANT_BLOCKS[q ?? 'q8_0'];
   const rowBytes = (K / block) * bytes, rows = Math.max(1, Math.floor(sliceValues / K));
@@ -296,7 +296,7 @@ export async function exportGguf(model: CausalLM, file: string, tokenizer: GgufT
   if (!(GGUF_MODEL_TYPES as readonly string[]).includes(as)) {
     throw new IoError(file, `GGUF export of model_type "${type}" is not supported (GGUF writes ${GGUF_MODEL_TYPES.join(', ')})`);
   }
-  await writeModelGguf(file, { config: { ...config, model_type: as }, tensors: modelTensors(model, 'F32', opts), tokenizer, dtype });
+  await writeModelGguf(file, { config: { ...config, model_type: as }, tensors: modelTensors(model, 'F32', opts), tokenizer, dtype, quantize: quantizeInHeap });
 }
 
 /**
