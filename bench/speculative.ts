@@ -54,6 +54,16 @@ export interface ChainRow {
 /** The grounded prompt is this passage twice, then its start again: the rest is there to copy. */
 export const GROUNDED_TEXT = 'Mr. Johnson, the new director of the museum, told the board that the building needs a new roof.';
 
+/**
+ * The passage twice, then its first words (about 30 characters) again, ending at a word's end:
+ * a prompt ending in a space leaves a lone space token that the passage never holds, so the copy's
+ * tokens (" of", not "of") would not follow it.
+ */
+export function groundedPrompt(text: string): string {
+  const cut = text.lastIndexOf(' ', 30);
+  return `${text}\n${text}\n${text.slice(0, cut > 0 ? cut : 30)}`;
+}
+
 export async function benchSpeculativeModels(opts: {
   model: string; draft?: string; medusa?: string; threads?: number[]; tokens?: number; reps?: number; log?: (line: string) => void;
   grounded?: string; open?: string; lookup?: { ngram?: number; numDraft?: number }; numDraft?: number; choices?: number[][];
@@ -73,7 +83,7 @@ export async function benchSpeculativeModels(opts: {
       draft?.eval();
       if (!tokenizer) throw new Error(`bench speculative: no tokenizer in ${opts.model}`);
       const text = opts.grounded ?? GROUNDED_TEXT;
-      const grounded = tokenizer.encode(`${text}\n${text}\n${text.slice(0, 30)}`);
+      const grounded = tokenizer.encode(groundedPrompt(text));
       const open = tokenizer.encode(opts.open ?? 'Once upon a time');
       const ctx = model.contextLength;
       costs.push({ threads, ...verificationCost(model, heads) });
