@@ -4,7 +4,8 @@ import { MissingTensorError, TensorError, TruncatedError, UnexpectedTensorError,
 import { checkFiniteTensors } from './finite.js';
 import type { FiniteOptions } from './finite.js';
 import { quantizeQ4_0, quantizeQ4_1, quantizeQ5_0, quantizeQ4_K, quantizeQ5_K, quantizeQ6_K } from './quantize.js';
-const QUANTIZERS = { Q4_0: quantizeQ4_0, Q4_1: quantizeQ4_1, Q5_0: quantizeQ5_0, Q4_K: quantizeQ4_K, Q5_K: quantizeQ5_K, Q6_K: quantizeQ6_K };
+/** io's quantiser of each of ggml's block types (ggml's reference quantisers, io/quantize.ts). */
+export const QUANTIZERS: Readonly<Record<GgmlBlockDType, (x: Float32Array) => Uint8Array>> = { Q4_0: quantizeQ4_0, Q4_1: quantizeQ4_1, Q5_0: quantizeQ5_0, Q4_K: quantizeQ4_K, Q5_K: quantizeQ5_K, Q6_K: quantizeQ6_K };
 import { GGML_QUANT, dequantizeBlocks } from '../backend/ref/ggml_blocks.js';
 import type { GgmlQuantName } from '../backend/ref/ggml_blocks.js';
 import { KEPT_RAW, QK8_0, QUANT_RAW, isKeptRaw, isQuantRaw } from './raw.js';

@@ -903,15 +903,7 @@ export function fromBlocks(blocks: Uint8Array, shape: Shape, dtype: QuantDType):
 export function quantizeQ8_0Blocks(x: Tensor): Uint8Array {
   if (x.dtype !== 'f32') throw new DTypeError('quantizeQ8_0Blocks', `expected f32, got ${x.dtype}`);
   if (x.ndim !== 2 || x.shape[1] % Q8_0_BLOCK !== 0) throw new ShapeError('quantizeQ8_0Blocks', `${fmtShape(x.shape)}: expected a matrix whose rows are whole ${Q8_0_BLOCK}-value blocks`);
-  const c = x.isContiguous() ? x : contiguous(x);
-  const nb = x.size / Q8_0_BLOCK, q = Tensor.empty([...x.shape], 'q8_0');
-  try {
-    if (nb) kernel('quantize_q8_0', [q.ptr, c.ptr, nb], x.size);
-    return H.u8.slice(q.ptr, q.ptr + nb * Q8_0_BYTES);
-  } finally {
-    q.dispose();
-    if (c !== x) c.dispose();
-  }
+  return blocksInHeap(x, 'q8_0', Q8_0_BLOCK, Q8_0_BYTES, (out, src, nb) => kernel('quantize_q8_0', [out, src, nb], x.size));
 }
 
 /**
@@ -925,11 +917,17 @@ export function quantizeGgmlBlocks(x: Tensor, dtype: GgmlQuantName): Uint8Array 
   const q = GGML_QUANT[dtype];
   if (!q) throw new DTypeError('quantizeGgmlBlocks', `${dtype} is not one of ${Object.keys(GGML_QUANT).join(', ')}`);
   if (x.ndim !== 2 || x.shape[1] % q.block !== 0) throw new ShapeError('quantizeGgmlBlocks', `${fmtShape(x.shape)}: expected a matrix whose rows are whole ${q.block}-value blocks of ${dtype}`);
+  // work: the super-block quantisers' trial scales cost ~10× a 32-value block's per value
+  return blocksInHeap(x, dtype, q.block, q.bytes, (out, src, nb) => kernel('quantize_blocks', [out, src, nb, q.id], x.size * (q.block === 256 ? 40 : 4)));
+}
+
+/** The bytes of x's nb blocks, written into a `dtype` tensor of x's shape by run(out, x, nb) in the heap. */
+function blocksInHeap(x: Tensor, dtype: QuantDType, block: number, bytes: number, run: (out: number, src: number, nb: number) => void): Uint8Array {
   const c = x.isContiguous() ? x : contiguous(x);
-  const nb = x.size / q.block, out = Tensor.empty([...x.shape], dtype);
+  const nb = x.size / block, out = Tensor.empty([...x.shape], dtype);
   try {
-    if (nb) kernel('quantize_blocks', [out.ptr, c.ptr, nb, q.id], x.size * (q.block === 256 ? 40 : 4));
-    return H.u8.slice(out.ptr, out.ptr + nb * q.bytes);
+    if (nb) run(out.ptr, c.ptr, nb);
+    return H.u8.slice(out.ptr, out.ptr + nb * bytes);
   } finally {
     out.dispose();
     if (c !== x) c.dispose();

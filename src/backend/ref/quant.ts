@@ -4,8 +4,8 @@
 // products taken as exact integer dot products, as llama.cpp's vec_dot_q8_0_q8_0.
 import { H } from '../heap.js';
 import { shareOf } from '../kernels.js';
-import { quantizeQ8_0 } from '../../io/dtypes.js';
-import { quantizeQ4_0, quantizeQ4_1, quantizeQ5_0, quantizeQ4_K, quantizeQ5_K, quantizeQ6_K } from '../../io/quantize.js';
+import { quantizeQ8_0, QUANTIZERS } from '../../io/dtypes.js';
+import type { GgmlBlockDType } from '../../io/raw.js';
 import { GGML_BF16, GGML_F16, GGML_QUANT, bf16ToF32, bf16ToF32Bits, halfToF32, halfToF32Bits, quantAt, quantById, scaleMinK4, valueAt } from './ggml_blocks.js';
 import type { GgmlQuantName } from './ggml_blocks.js';
 
@@ -212,14 +212,10 @@ export function quantize_q8_0(out: number, x: number, nb: number, tid: number, n
   H.u8.set(quantizeQ8_0(H.f32.slice((x >>> 2) + b0 * BLOCK, (x >>> 2) + b1 * BLOCK)), out + b0 * BYTES);
 }
 
-const QUANTIZE_BY_NAME: Readonly<Record<GgmlQuantName, (x: Float32Array) => Uint8Array>> = {
-  q4_0: quantizeQ4_0, q4_1: quantizeQ4_1, q5_0: quantizeQ5_0, q4_k: quantizeQ4_K, q5_k: quantizeQ5_K, q6_k: quantizeQ6_K,
-};
-
 /** quantize_blocks (contract in ../kernels.ts): io's quantiser of the type on the share's blocks. */
 export function quantize_blocks(out: number, x: number, nb: number, type: number, tid: number, nt: number): void {
   const { name, block, bytes } = quantById(type);
   const [b0, b1] = shareOf(nb, tid, nt);
   if (b1 <= b0) return;
-  H.u8.set(QUANTIZE_BY_NAME[name](H.f32.slice((x >>> 2) + b0 * block, (x >>> 2) + b1 * block)), out + b0 * bytes);
+  H.u8.set(QUANTIZERS[name.toUpperCase() as GgmlBlockDType](H.f32.slice((x >>> 2) + b0 * block, (x >>> 2) + b1 * block)), out + b0 * bytes);
 }
