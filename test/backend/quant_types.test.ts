@@ -146,17 +146,23 @@ const IO_QUANTIZE: Record<GgmlQuantName, (x: Float32Array) => Uint8Array> = {
  * Blocks of `n` values that reach the quantisers' corners: all zero, all −0, constant (max = min),
  * all positive (the min clamped to 0), integers and halves (nearest_int's ties), sub-blocks of
  * very different scales, values below 1e-15 (Q6_K's zero test) and f32 subnormals, magnitudes whose
- * scales overflow f16, one NaN, one ±inf, then random blocks of several magnitudes.
+ * scales overflow f16, one NaN, one ±inf, all −inf (max = min, their difference NaN); for blocks
+ * of 256, blocks whose sub-blocks are different corners; then random blocks of several magnitudes.
  */
 function quantizerInputs(n: number, randomBlocks: number): Float32Array {
   const special: ((j: number) => number)[] = [
     () => 0, () => -0, () => 0.75, (j) => 1 + (j % 7) / 4, (j) => (j % 17) - 8, (j) => ((j % 9) - 4) / 2,
     (j) => (j % 32 < 16 ? 1e-3 : 1) * Math.sin(j + 1), (j) => (j - n / 2) * 1e-17, (j) => (j - n / 2) * 1e-42,
     (j) => (j - n / 2) * 1e6, (j) => (j === 5 ? NaN : Math.cos(j)), (j) => (j === 3 ? Infinity : j === 9 ? -Infinity : j / 7),
+    () => -Infinity,
   ];
-  const x = new Float32Array((special.length + randomBlocks) * n);
-  special.forEach((f, b) => { for (let j = 0; j < n; j++) x[b * n + j] = f(j); });
-  for (let b = special.length; b < special.length + randomBlocks; b++) {
+  // Blocks of 256 (the K-quants) also mix the corners: sub-block k (of 32 values, then of 16, as
+  // Q4_K / Q5_K and Q6_K cut them) of mixed block b is corner (b + k)'s values.
+  const mixed = n === 256 ? [32, 16].flatMap((sub) => special.map((_, b) => (j: number) => special[(b + Math.floor(j / sub)) % special.length](j))) : [];
+  const fixed = [...special, ...mixed];
+  const x = new Float32Array((fixed.length + randomBlocks) * n);
+  fixed.forEach((f, b) => { for (let j = 0; j < n; j++) x[b * n + j] = f(j); });
+  for (let b = fixed.length; b < fixed.length + randomBlocks; b++) {
     const scale = 10 ** (Math.floor(R() * 9) - 5), shift = R() < 0.3 ? scale * R() : 0;
     for (let j = 0; j < n; j++) x[b * n + j] = (R() - 0.5) * scale + shift;
   }

@@ -1517,74 +1517,131 @@ function quantBlock41(dst: usize, src: usize): void {
   }
 }
 
-// make_qkx2_quants for 32 values at x with weights w: levels into L (bytes), the scale returned
-// and the min (negated, as ggml returns it) stored at minOut; aux is 32 bytes of scratch.
-function makeQkx2(nmax: f32, x: usize, w: usize, L: usize, aux: usize, rmin: f32, rdelta: f32, nstep: i32, minOut: usize): f32 {
-  let mn = load<f32>(x), mx = mn, sumW = load<f32>(w), sumX: f32 = sumW * mn;
-  for (let i = 1; i < 32; i++) {
-    const v = load<f32>(x + (<usize>i << 2)), wi = load<f32>(w + (<usize>i << 2));
-    if (v < mn) mn = v;
-    if (v > mx) mx = v;
-    sumW = sumW + wi;
-    sumX = sumX + wi * v;
+// Four sub-blocks at once, one in each lane of a v128: each lane runs the scalar quantiser's
+// operations in its order (lane-wise f32 arithmetic, min/max, nearest and comparisons are the
+// scalar instructions' own), and where the scalar code branches, each lane keeps what its branch
+// would have computed (bitselect). xT, wT: n v128 of the sub-blocks' values and weights, value i
+// of the four in lanes 0…3 (see transpose4).
+
+// @ts-ignore: decorator
+@inline function sel(a: v128, b: v128, m: v128): v128 { return v128.bitselect(a, b, m); }
+// @ts-ignore: decorator
+@inline function clamp4(v: v128, lo: v128, hi: v128): v128 { return f32x4.max(lo, f32x4.min(hi, v)); }
+// toInt of an integral value in i32's range, or NaN (0): the level stored as a byte.
+// @ts-ignore: decorator
+@inline function toInt4(v: v128): v128 { return i32x4.trunc_sat_f32x4_s(v); }
+// The same level as an f32 (NaN → 0) for an integral value or NaN: v with its NaN lanes zeroed.
+// @ts-ignore: decorator
+@inline function level4(v: v128): v128 { return v128.and(v, f32x4.eq(v, v)); }
+
+// The n values of four sub-blocks (each `stride` bytes after the last) into n v128 at dst.
+function transpose4(dst: usize, src: usize, n: i32, stride: usize): void {
+  for (let i = 0; i < n; i++) {
+    const p = src + (<usize>i << 2);
+    let v = f32x4.splat(load<f32>(p));
+    v = f32x4.replace_lane(v, 1, load<f32>(p + stride));
+    v = f32x4.replace_lane(v, 2, load<f32>(p + 2 * stride));
+    v = f32x4.replace_lane(v, 3, load<f32>(p + 3 * stride));
+    v128.store(dst + (<usize>i << 4), v);
   }
-  if (mn > 0) mn = 0;
-  if (mx == mn) { memory.fill(L, 0, 32); store<f32>(minOut, -mn); return 0; }
-  let iscale: f32 = nmax / (mx - mn), scale: f32 = <f32>1 / iscale, best: f32 = 0;
+}
+
+// The levels of four sub-blocks (n v128 at lt, integral f32 with `floats`, else i32) as bytes:
+// sub-block k's n bytes at L + k·n.
+function untranspose4(L: usize, lt: usize, n: i32, floats: bool): void {
+  for (let i = 0; i < n; i++) {
+    const v = floats ? toInt4(v128.load(lt + (<usize>i << 4))) : v128.load(lt + (<usize>i << 4));
+    store<u8>(L + <usize>i, <u8>i32x4.extract_lane(v, 0));
+    store<u8>(L + <usize>(n + i), <u8>i32x4.extract_lane(v, 1));
+    store<u8>(L + <usize>(2 * n + i), <u8>i32x4.extract_lane(v, 2));
+    store<u8>(L + <usize>(3 * n + i), <u8>i32x4.extract_lane(v, 3));
+  }
+}
+
+// make_qkx2_quants for four sub-blocks of 32 values (xT, wT): levels (integral f32) into lt, the scales
+// returned and the mins (negated, as ggml returns them) stored at minOut; at is 512 bytes of scratch.
+function makeQkx2x4(nmax: f32, xT: usize, wT: usize, lt: usize, at: usize, rmin: f32, rdelta: f32, nstep: i32, minOut: usize): v128 {
+  let mn = v128.load(xT), mx = mn, sumW = v128.load(wT), sumX = f32x4.mul(sumW, mn);
+  for (let i = 1; i < 32; i++) {
+    const v = v128.load(xT + (<usize>i << 4)), wi = v128.load(wT + (<usize>i << 4));
+    mn = sel(v, mn, f32x4.lt(v, mn));
+    mx = sel(v, mx, f32x4.gt(v, mx));
+    sumW = f32x4.add(sumW, wi);
+    sumX = f32x4.add(sumX, f32x4.mul(wi, v));
+  }
+  const zero = f32x4.splat(0), top = f32x4.splat(nmax);
+  mn = sel(zero, mn, f32x4.gt(mn, zero));
+  // Where the scalar code returns at once (mx == mn: levels 0, scale 0, the min −mn), a lane
+  // writes the same bytes: iscale = nmax / 0 = +inf (or NaN, all −inf) makes every level NaN,
+  // stored as 0, and every trial's D NaN, so no trial replaces mn; the scale, 1 / iscale, is 0
+  // or NaN, and a NaN scale is passed over by the block's largest scale and stored as 0.
+  let iscale = f32x4.div(top, f32x4.sub(mx, mn)), scale = f32x4.div(f32x4.splat(1), iscale), best = zero;
   for (let i = 0; i < 32; i++) {
-    const v = load<f32>(x + (<usize>i << 2));
-    const l = <f32>(<u8>toInt(clampf(nearest<f32>(iscale * (v - mn)), 0, nmax)));
-    store<u8>(L + <usize>i, <u8>l);
-    const diff: f32 = scale * l + mn - v;
-    best = best + load<f32>(w + (<usize>i << 2)) * (diff * diff);
+    const v = v128.load(xT + (<usize>i << 4));
+    const q = level4(clamp4(f32x4.nearest(f32x4.mul(iscale, f32x4.sub(v, mn))), zero, top));
+    v128.store(lt + (<usize>i << 4), q);
+    const diff = f32x4.sub(f32x4.add(f32x4.mul(scale, q), mn), v);
+    best = f32x4.add(best, f32x4.mul(v128.load(wT + (<usize>i << 4)), f32x4.mul(diff, diff)));
   }
   for (let is = 0; is <= nstep; is++) {
-    iscale = (rmin + rdelta * <f32>is + nmax) / (mx - mn);
-    let sumL: f32 = 0, sumL2: f32 = 0, sumXL: f32 = 0;
+    iscale = f32x4.div(f32x4.splat(rmin + rdelta * <f32>is + nmax), f32x4.sub(mx, mn));
+    let sumL = zero, sumL2 = zero, sumXL = zero;
     for (let i = 0; i < 32; i++) {
-      const v = load<f32>(x + (<usize>i << 2));
-      const l = clampf(nearest<f32>(iscale * (v - mn)), 0, nmax); // NaN stays NaN in the sums
-      store<u8>(aux + <usize>i, <u8>toInt(l));
-      const wl: f32 = load<f32>(w + (<usize>i << 2)) * l;
-      sumL = sumL + wl;
-      sumL2 = sumL2 + wl * l;
-      sumXL = sumXL + wl * v;
+      const v = v128.load(xT + (<usize>i << 4));
+      const l = clamp4(f32x4.nearest(f32x4.mul(iscale, f32x4.sub(v, mn))), zero, top); // NaN stays NaN in the sums
+      v128.store(at + (<usize>i << 4), level4(l));
+      const wl = f32x4.mul(v128.load(wT + (<usize>i << 4)), l);
+      sumL = f32x4.add(sumL, wl);
+      sumL2 = f32x4.add(sumL2, f32x4.mul(wl, l));
+      sumXL = f32x4.add(sumXL, f32x4.mul(wl, v));
     }
-    const D: f32 = sumW * sumL2 - sumL * sumL;
-    if (D > 0) {
-      let thisScale: f32 = (sumW * sumXL - sumX * sumL) / D;
-      let thisMin: f32 = (sumL2 * sumX - sumL * sumXL) / D;
-      if (thisMin > 0) { thisMin = 0; thisScale = sumXL / sumL2; }
-      let err: f32 = 0;
-      for (let i = 0; i < 32; i++) {
-        const diff: f32 = thisScale * <f32>load<u8>(aux + <usize>i) + thisMin - load<f32>(x + (<usize>i << 2));
-        err = err + load<f32>(w + (<usize>i << 2)) * (diff * diff);
-      }
-      if (err < best) {
-        memory.copy(L, aux, 32);
-        best = err; scale = thisScale; mn = thisMin;
-      }
+    const D = f32x4.sub(f32x4.mul(sumW, sumL2), f32x4.mul(sumL, sumL));
+    const pos = f32x4.gt(D, zero);
+    if (!v128.any_true(pos)) continue;
+    let thisScale = f32x4.div(f32x4.sub(f32x4.mul(sumW, sumXL), f32x4.mul(sumX, sumL)), D);
+    let thisMin = f32x4.div(f32x4.sub(f32x4.mul(sumL2, sumX), f32x4.mul(sumL, sumXL)), D);
+    const neg = f32x4.gt(thisMin, zero);
+    thisScale = sel(f32x4.div(sumXL, sumL2), thisScale, neg);
+    thisMin = sel(zero, thisMin, neg);
+    let err = zero;
+    for (let i = 0; i < 32; i++) {
+      const diff = f32x4.sub(f32x4.add(f32x4.mul(thisScale, v128.load(at + (<usize>i << 4))), thisMin), v128.load(xT + (<usize>i << 4)));
+      err = f32x4.add(err, f32x4.mul(v128.load(wT + (<usize>i << 4)), f32x4.mul(diff, diff)));
     }
+    const better = v128.and(pos, f32x4.lt(err, best));
+    if (!v128.any_true(better)) continue;
+    for (let i = 0; i < 32; i++) {
+      const p = lt + (<usize>i << 4);
+      v128.store(p, sel(v128.load(at + (<usize>i << 4)), v128.load(p), better));
+    }
+    best = sel(err, best, better);
+    scale = sel(thisScale, scale, better);
+    mn = sel(thisMin, mn, better);
   }
-  store<f32>(minOut, -mn);
+  v128.store(minOut, f32x4.neg(mn));
   return scale;
 }
 
 // Q4_K (levels 0…15) and Q5_K (0…31): 8 sub-blocks of 32, 6-bit scales and mins. s: scratch.
 function quantBlockK45(t: i32, dst: usize, src: usize, s: usize): void {
   const five = t == T_Q5_K, nmax: f32 = five ? 31 : 15;
-  const L = s, aux = s + 256, w = s + 288, scales = s + 416, mins = s + 448;
+  const L = s, scales = s + 416, mins = s + 448;
+  const xT = s + 512, wT = s + 1024, lt = s + 1536, at = s + 2048;
+  for (let g = 0; g < 8; g += 4) {
+    // The four sub-blocks' weights: the root mean square of the sub-block plus |x|.
+    transpose4(xT, src + (<usize>g << 7), 32, 128);
+    let sumX2 = f32x4.splat(0);
+    for (let l = 0; l < 32; l++) { const v = v128.load(xT + (<usize>l << 4)); sumX2 = f32x4.add(sumX2, f32x4.mul(v, v)); }
+    const avX = f32x4.sqrt(f32x4.div(sumX2, f32x4.splat(32)));
+    for (let l = 0; l < 32; l++) v128.store(wT + (<usize>l << 4), f32x4.add(avX, f32x4.abs(v128.load(xT + (<usize>l << 4)))));
+    const sc = five ? makeQkx2x4(31, xT, wT, lt, at, -0.5, <f32>0.1, 15, mins + (<usize>g << 2))
+      : makeQkx2x4(15, xT, wT, lt, at, -1, <f32>0.1, 20, mins + (<usize>g << 2));
+    v128.store(scales + (<usize>g << 2), sc);
+    untranspose4(L + (<usize>g << 5), lt, 32, true);
+  }
   let maxScale: f32 = 0, maxMin: f32 = 0;
   for (let j = 0; j < 8; j++) {
-    const xj = src + (<usize>j << 7);
-    let sumX2: f32 = 0;
-    for (let l = 0; l < 32; l++) { const v = load<f32>(xj + (<usize>l << 2)); sumX2 = sumX2 + v * v; }
-    const avX = sqrt<f32>(sumX2 / 32);
-    for (let l = 0; l < 32; l++) store<f32>(w + (<usize>l << 2), avX + abs<f32>(load<f32>(xj + (<usize>l << 2))));
-    const sc = five ? makeQkx2(31, xj, w, L + (<usize>j << 5), aux, -0.5, <f32>0.1, 15, mins + (<usize>j << 2))
-      : makeQkx2(15, xj, w, L + (<usize>j << 5), aux, -1, <f32>0.1, 20, mins + (<usize>j << 2));
-    store<f32>(scales + (<usize>j << 2), sc);
-    const m = load<f32>(mins + (<usize>j << 2));
+    const sc = load<f32>(scales + (<usize>j << 2)), m = load<f32>(mins + (<usize>j << 2));
     if (sc > maxScale) maxScale = sc;
     if (m > maxMin) maxMin = m;
   }
@@ -1628,43 +1685,68 @@ function quantBlockK45(t: i32, dst: usize, src: usize, s: usize): void {
   }
 }
 
-// make_qx_quants with rmse_type 1 for 16 values (nmax 32): levels + 32 into L, the scale returned.
-function makeQx16(x: usize, L: usize): f32 {
-  let mx: f32 = 0, amax: f32 = 0;
-  for (let i = 0; i < 16; i++) { const v = load<f32>(x + (<usize>i << 2)), ax = abs<f32>(v); if (ax > amax) { amax = ax; mx = v; } }
-  if (<f64>amax < 1e-15) { memory.fill(L, 0, 16); return 0; }
-  let iscale: f32 = <f32>-32 / mx, sumLX: f32 = 0, sumL2: f32 = 0;
+// make_qx_quants with rmse_type 1 for four sub-blocks of 16 values (xT): levels + 32 (i32x4) into
+// lt, the scales returned.
+function makeQx16x4(xT: usize, lt: usize): v128 {
+  const zero = f32x4.splat(0), lo = f32x4.splat(-32), hi = f32x4.splat(31), off = f32x4.splat(32);
+  let mx = zero, amax = zero;
   for (let i = 0; i < 16; i++) {
-    const v = load<f32>(x + (<usize>i << 2)), l = clampf(nearest<f32>(iscale * v), -32, 31);
-    store<u8>(L + <usize>i, <u8>toInt(l + 32));
-    const w: f32 = v * v;
-    sumLX = sumLX + w * v * l;
-    sumL2 = sumL2 + w * l * l;
+    const v = v128.load(xT + (<usize>i << 4)), ax = f32x4.abs(v), more = f32x4.gt(ax, amax);
+    amax = sel(ax, amax, more);
+    mx = sel(v, mx, more);
   }
-  let scale: f32 = falsy(sumL2) ? 0 : sumLX / sumL2, best: f32 = scale * sumLX;
+  // Lanes whose largest magnitude is below 1e-15 (compared in f64) return at once: levels 0, scale 0.
+  let tiny = i32x4.splat(0);
+  if (<f64>f32x4.extract_lane(amax, 0) < 1e-15) tiny = i32x4.replace_lane(tiny, 0, -1);
+  if (<f64>f32x4.extract_lane(amax, 1) < 1e-15) tiny = i32x4.replace_lane(tiny, 1, -1);
+  if (<f64>f32x4.extract_lane(amax, 2) < 1e-15) tiny = i32x4.replace_lane(tiny, 2, -1);
+  if (<f64>f32x4.extract_lane(amax, 3) < 1e-15) tiny = i32x4.replace_lane(tiny, 3, -1);
+  let iscale = f32x4.div(f32x4.splat(-32), mx), sumLX = zero, sumL2 = zero;
+  for (let i = 0; i < 16; i++) {
+    const v = v128.load(xT + (<usize>i << 4)), l = clamp4(f32x4.nearest(f32x4.mul(iscale, v)), lo, hi);
+    v128.store(lt + (<usize>i << 4), toInt4(f32x4.add(l, off)));
+    const w = f32x4.mul(v, v);
+    sumLX = f32x4.add(sumLX, f32x4.mul(f32x4.mul(w, v), l));
+    sumL2 = f32x4.add(sumL2, f32x4.mul(f32x4.mul(w, l), l));
+  }
+  const falsy2 = v128.or(f32x4.eq(sumL2, zero), f32x4.ne(sumL2, sumL2));
+  let scale = sel(zero, f32x4.div(sumLX, sumL2), falsy2), best = f32x4.mul(scale, sumLX);
   for (let is = -9; is <= 9; is++) {
     if (is == 0) continue;
-    iscale = -(<f32>32 + <f32>0.1 * <f32>is) / mx;
-    let sLX: f32 = 0, sL2: f32 = 0;
+    iscale = f32x4.div(f32x4.splat(-(<f32>32 + <f32>0.1 * <f32>is)), mx);
+    let sLX = zero, sL2 = zero;
     for (let i = 0; i < 16; i++) {
-      const v = load<f32>(x + (<usize>i << 2)), l = clampf(nearest<f32>(iscale * v), -32, 31), w: f32 = v * v;
-      sLX = sLX + w * v * l;
-      sL2 = sL2 + w * l * l;
+      const v = v128.load(xT + (<usize>i << 4)), l = clamp4(f32x4.nearest(f32x4.mul(iscale, v)), lo, hi), w = f32x4.mul(v, v);
+      sLX = f32x4.add(sLX, f32x4.mul(f32x4.mul(w, v), l));
+      sL2 = f32x4.add(sL2, f32x4.mul(f32x4.mul(w, l), l));
     }
-    if (sL2 > 0 && sLX * sLX > best * sL2) {
-      for (let i = 0; i < 16; i++) store<u8>(L + <usize>i, <u8>toInt(<f32>32 + clampf(nearest<f32>(iscale * load<f32>(x + (<usize>i << 2))), -32, 31)));
-      scale = sLX / sL2; best = scale * sLX;
+    const better = v128.and(f32x4.gt(sL2, zero), f32x4.gt(f32x4.mul(sLX, sLX), f32x4.mul(best, sL2)));
+    if (!v128.any_true(better)) continue;
+    for (let i = 0; i < 16; i++) {
+      const p = lt + (<usize>i << 4), l = clamp4(f32x4.nearest(f32x4.mul(iscale, v128.load(xT + (<usize>i << 4)))), lo, hi);
+      v128.store(p, sel(toInt4(f32x4.add(off, l)), v128.load(p), better));
     }
+    scale = sel(f32x4.div(sLX, sL2), scale, better);
+    best = sel(f32x4.mul(scale, sLX), best, better);
   }
-  return scale;
+  if (v128.any_true(tiny)) for (let i = 0; i < 16; i++) {
+    const p = lt + (<usize>i << 4);
+    v128.store(p, v128.andnot(v128.load(p), tiny));
+  }
+  return sel(zero, scale, tiny);
 }
 
 function quantBlockQ6K(dst: usize, src: usize, s: usize): void {
   const L = s, scales = s + 256;
+  const xT = s + 512, lt = s + 768;
+  for (let g = 0; g < 16; g += 4) {
+    transpose4(xT, src + (<usize>g << 6), 16, 64);
+    v128.store(scales + (<usize>g << 2), makeQx16x4(xT, lt));
+    untranspose4(L + (<usize>g << 4), lt, 16, false);
+  }
   let maxScale: f32 = 0, maxAbs: f32 = 0;
   for (let ib = 0; ib < 16; ib++) {
-    const sc = makeQx16(src + (<usize>ib << 6), L + (<usize>ib << 4));
-    store<f32>(scales + (<usize>ib << 2), sc);
+    const sc = load<f32>(scales + (<usize>ib << 2));
     if (abs<f32>(sc) > maxAbs) { maxAbs = abs<f32>(sc); maxScale = sc; }
   }
   if (<f64>maxAbs < 1e-15) { memory.fill(dst, 0, 210); return; } // an all-zero block (d = 0)
