@@ -2,7 +2,7 @@
 //   --medusa DIR [--medusa-choices JSON|FILE] [--medusa-acceptance exact|typical]
 //                [--posterior-threshold P] [--posterior-alpha A] [--medusa-dtype q8_0|f32]
 //   --draft-model DIR [--num-draft N] [--draft-schedule constant|heuristic]
-//   --lookup [N] [--lookup-ngram N] [--lookup-match longest|first]   (N: tokens proposed per step, default 7)
+//   --lookup [N] [--lookup-ngram N] [--lookup-match longest|first] [--lookup-context N]   (N: tokens proposed per step, default 7)
 //   --medusa DIR --lookup [N] [--lookup-context N]   (Medusa with prompt lookup's copies as candidates)
 import { existsSync, readFileSync } from 'node:fs';
 import { UsageError } from './args.js';
@@ -14,7 +14,7 @@ import { LOOKUP_NUM_DRAFT } from '../generate/speculative.js';
 export const speculativeUsage = `      [--medusa DIR [--medusa-choices JSON|FILE] [--medusa-acceptance exact|typical]
        [--posterior-threshold P] [--posterior-alpha A] [--medusa-dtype q8_0|f32]
        | --draft-model DIR [--num-draft N] [--draft-schedule constant|heuristic]
-       | --lookup [N] [--lookup-ngram N] [--lookup-match longest|first]
+       | --lookup [N] [--lookup-ngram N] [--lookup-match longest|first] [--lookup-context N]
        | --medusa DIR --lookup [N] [--lookup-context N]]`;
 
 export const speculativeHelp = `    Speculative decoding (one sequence at a time; greedy output is plain greedy output, sampled
@@ -26,7 +26,9 @@ export const speculativeHelp = `    Speculative decoding (one sequence at a time
     --lookup [N]    up to N tokens (7) copied from the prompt where its last --lookup-ngram
                     tokens (3, down to 1) occurred before: of several occurrences, the one whose
                     preceding tokens agree longest with the text (--lookup-match longest, the
-                    default; first: the first occurrence, as Hugging Face's prompt lookup);
+                    default; first: the first occurrence, as Hugging Face's prompt lookup),
+                    when it agrees with the end of the text over at least --lookup-context
+                    tokens (1 greedy, 3 sampling: short matches rarely predict a sampled token);
     --medusa DIR --lookup [N]  both: a step verifies lookup's copy (up to N tokens) instead of the
                     heads' tree when the copied occurrence agrees with the end of the text over
                     at least --lookup-context tokens (6): the text is copying or looping.`;
@@ -94,8 +96,7 @@ export async function speculativeFrom(values: Record<string, unknown>, model: Ca
   };
   stray(['medusa-choices', 'medusa-acceptance', 'posterior-threshold', 'posterior-alpha', 'medusa-dtype'], 'medusa');
   stray(['num-draft', 'draft-schedule'], 'draft-model');
-  stray(['lookup-ngram', 'lookup-match'], 'lookup');
-  if (v['lookup-context'] !== undefined && !medusaLookup) throw new UsageError('--lookup-context needs --medusa and --lookup');
+  stray(['lookup-ngram', 'lookup-match', 'lookup-context'], 'lookup');
   if (medusaLookup && v['lookup-match'] !== undefined) throw new UsageError('--lookup-match is not available with --medusa (its copies take the longest agreement)');
   if (v.medusa !== undefined) {
     const dtype = v['medusa-dtype'] ?? 'q8_0';
@@ -125,7 +126,7 @@ export async function speculativeFrom(values: Record<string, unknown>, model: Ca
   if (v.lookup !== undefined) {
     const match = v['lookup-match'];
     if (match !== undefined && match !== 'longest' && match !== 'first') throw new UsageError(`--lookup-match: longest or first, got '${match}'`);
-    return { lookup: { numDraft: posInt(v.lookup, 'lookup'), ngram: posInt(v['lookup-ngram'], 'lookup-ngram'), match } };
+    return { lookup: { numDraft: posInt(v.lookup, 'lookup'), ngram: posInt(v['lookup-ngram'], 'lookup-ngram'), match, minContext: posInt(v['lookup-context'], 'lookup-context') } };
   }
   return null;
 }

@@ -50,7 +50,7 @@ test('generate --medusa / --draft-model / --lookup: plain greedy ids, and the me
   assert.equal(plain.status, 0, plain.stderr);
   const want = ids(plain.stdout);
   assert.equal(want.length, 24);
-  for (const [flags, method] of [[['--medusa', heads], 'medusa'], [['--draft-model', draft, '--num-draft', '3'], 'draft'], [['--lookup'], 'lookup'], [['--lookup', '5', '--lookup-ngram', '2'], 'lookup'], [['--medusa', heads, '--lookup', '--lookup-context', '2'], 'medusa']] as [string[], string][]) {
+  for (const [flags, method] of [[['--medusa', heads], 'medusa'], [['--draft-model', draft, '--num-draft', '3'], 'draft'], [['--lookup'], 'lookup'], [['--lookup', '5', '--lookup-ngram', '2'], 'lookup'], [['--lookup', '--lookup-context', '4'], 'lookup'], [['--medusa', heads, '--lookup', '--lookup-context', '2'], 'medusa']] as [string[], string][]) {
     const r = run([...base, ...flags]);
     assert.equal(r.status, 0, `${flags.join(' ')}: ${r.stderr}`);
     assert.deepEqual(ids(r.stdout), want, `${flags.join(' ')}: the ids of plain greedy decoding`);
@@ -66,7 +66,8 @@ test('bad speculative flags: usage errors before loading, heads of another model
   const base = ['generate', '--model', model, '--max-tokens', '4'];
   for (const [flags, re] of [
     [['--medusa', heads, '--draft-model', draft], /give one of --medusa, --draft-model, --lookup, or --medusa with --lookup/],
-    [['--lookup', '--lookup-context', '4'], /--lookup-context needs --medusa and --lookup/],
+    [['--lookup-context', '4'], /--lookup-context needs --lookup/],
+    [['--lookup', '--lookup-context', '0'], /--lookup-context: expected a positive integer/],
     [['--medusa', heads, '--lookup', '--lookup-match', 'first'], /--lookup-match is not available with --medusa/],
     [['--medusa', heads, '--lookup', '--lookup-context', '0'], /--lookup-context: expected a positive integer/],
     [['--num-draft', '3'], /--num-draft needs --draft-model/],

@@ -229,7 +229,8 @@ for (const backoff of [true, false]) {
     // The prompt repeats, so lookup proposes its continuation; the proposals are often rejected.
     const target = tiny(3), prompt = [1, 3, 0, 2, 4, 1, 3], N = 3000;
     const exact = exactJoint(target, prompt, 1.3, 4);
-    const { counts, drafted, accepted } = drawJoint(target, prompt, N, { lookup: { ngram: 2, numDraft: 2, backoff } });
+    // (minContext 1: the 2-gram's copy is proposed although sampling's default asks for 3 tokens of agreement.)
+    const { counts, drafted, accepted } = drawJoint(target, prompt, N, { lookup: { ngram: 2, numDraft: 2, backoff, minContext: 1 } });
     const { chi2, df } = chiSquare(counts, exact, N);
     assert.ok(chi2 < chi2Critical(df), `chi-square ${chi2.toFixed(1)} with ${df} degrees of freedom (critical ${chi2Critical(df).toFixed(1)})`);
     assert.ok(drafted >= N && accepted > 0.1 * drafted && accepted < 0.9 * drafted, `the rule both accepts and rejects (${accepted}/${drafted})`);
@@ -237,12 +238,29 @@ for (const backoff of [true, false]) {
   });
 }
 
+test('prompt lookup proposes from short matches greedy, and when sampling only from matches of lookup.minContext tokens (default 3)', () => {
+  // The last id (7) occurred once before, after 6 (the id before the end is 9): one token of agreement.
+  const prompt = [6, 7, 8, 5, 9, 7], opts = { maxNewTokens: 2, stopIds: [] };
+  const drafted = (o: object, lookup: object = {}) => speculativeGenerate(gqa, prompt, { ...opts, ...o, lookup }).stats.speculative.drafted;
+  assert.deepEqual(lookupMatch(prompt, 3, 1), { tokens: [8], context: 1 });
+  assert.equal(drafted({}), 1, 'greedy: the copy of a 1-token match');
+  assert.equal(drafted({}, { minContext: 2 }), 0, 'greedy with minContext 2');
+  assert.equal(drafted({ temperature: 0.7, seed: 1 }), 0, 'sampling: no copy of a 1-token match');
+  assert.equal(drafted({ temperature: 0.7, seed: 1 }, { minContext: 1 }), 1, 'sampling with minContext 1');
+  // Three tokens of agreement ([5, 9, 7] occurred before): sampling proposes by default.
+  const p3 = [5, 9, 7, 8, 1, 5, 9, 7];
+  assert.equal(lookupMatch(p3, 3, 1).context, 3);
+  assert.equal(speculativeGenerate(gqa, p3, { ...opts, temperature: 0.7, seed: 1, lookup: {} }).stats.speculative.drafted, 1);
+  assert.throws(() => speculativeGenerate(gqa, prompt, { ...opts, lookup: { minContext: 0 } }), /lookup.minContext must be a positive integer, got 0/);
+});
+
 test('prompt lookup backs off after rejected proposals (and HF behaviour without backoff)', () => {
   // Hot sampling: the copied continuations are mostly rejected.
   const prompt = [42, 16, 10, 31, 14, 42, 16, 10, 31, 14, 42, 16];
   const opts = { maxNewTokens: 40, stopIds: [], temperature: 3, seed: 2 };
-  const on = speculativeGenerate(gqa, prompt, { ...opts, lookup: {} }).stats.speculative;
-  const off = speculativeGenerate(gqa, prompt, { ...opts, lookup: { backoff: false } }).stats.speculative;
+  // (minContext 1: every match proposes, as HF's prompt lookup; the back-off alone cuts them.)
+  const on = speculativeGenerate(gqa, prompt, { ...opts, lookup: { minContext: 1 } }).stats.speculative;
+  const off = speculativeGenerate(gqa, prompt, { ...opts, lookup: { backoff: false, minContext: 1 } }).stats.speculative;
   assert.ok(off.acceptanceRate < 0.3, `mostly rejected (${off.accepted}/${off.drafted})`);
   assert.ok(on.drafted < off.drafted / 2, `backoff proposes less: ${on.drafted} vs ${off.drafted}`);
 });
