@@ -143,8 +143,9 @@ export interface MedusaOptions {
   /** Typical acceptance: the entropy-adapted threshold's scale (Medusa's default 0.3, √0.09). */
   posteriorAlpha?: number;
   /**
-   * After a tree with nothing accepted, decode the next 1, 3, 7, 15, then 31 steps plainly
-   * (default true; false: a tree every step, as the Medusa repo).
+   * After a tree with nothing accepted (when sampling: fewer than two tokens), decode the next
+   * 1, 3, 7, 15, then 31 steps plainly (default true; false: a tree every step, as the Medusa
+   * repo).
    */
   backoff?: boolean;
   /**
@@ -351,9 +352,12 @@ export class MedusaGeneration implements SteppedGeneration {
       // Back-off: after a tree with nothing accepted (the heads guessed for another branch, e.g.
       // sampling away from their greedy training text), the next 1, 3, 7, 15, then 31 steps are
       // plain decoding, so that a method that is not working costs about what plain decoding does
-      // (a tree the confidence cut left empty is a plain step, not a failure).
+      // (a tree the confidence cut left empty is a plain step, not a failure). When sampling, a
+      // tree works when it accepts two tokens: one token (a draw that happened to match a head's
+      // guess) does not repay a tree's forward and heads, about two decoding steps on a CPU, and
+      // sampled text rarely gives more (BENCHMARKS.md).
       if (!copy && !plain && n > 1 && this.backoff) {
-        if (path.length > 1) this.failures = 0;
+        if (path.length > (seq.isGreedy ? 1 : 2)) this.failures = 0;
         else this.skip = Math.min(31, 2 ** ++this.failures - 1);
       }
       if (seq.done) return [];

@@ -348,6 +348,29 @@ test('typical acceptance: threshold 0 accepts down the deepest path, an unreacha
   m.dispose();
 });
 
+test('back-off when sampling: a tree that accepts one token is not working, one that accepts two is', () => {
+  const m = tiny(6);
+  const heads = randomHeads(3, 32, 4);
+  // Threshold 0: typical acceptance takes every candidate, so a tree accepts its full depth.
+  const run = (choices: number[][]) => {
+    const orig = m.hidden.bind(m);
+    let trees = 0;
+    m.hidden = (ids, st, o) => { if (o?.tree) trees++; return orig(ids, st, o); };
+    try {
+      const r = medusaGenerate(m, [2, 9], { maxNewTokens: 40, temperature: 0.8, seed: 5, stopIds: [], medusa: { heads, choices, acceptance: 'typical', posteriorThreshold: 0, posteriorAlpha: 0 } });
+      return { trees, ...r.stats.speculative };
+    } finally {
+      m.hidden = orig;
+    }
+  };
+  const one = run([[0]]), two = run([[0], [0, 0]]);
+  assert.equal(one.accepted, one.trees, 'depth 1: one token accepted per tree');
+  assert.equal(one.trees, 5, 'one token per tree: backed off (1, 3, 7, then 15 plain steps after each tree: 5 trees in 40 tokens)');
+  assert.equal(two.accepted, 2 * two.trees, 'depth 2: two tokens per tree');
+  assert.equal(two.trees, two.steps, 'two tokens per tree: a tree every step');
+  m.dispose();
+});
+
 test('generate() with speculative options: one prompt, one method', () => {
   const m = tiny(7), heads = randomHeads(2, 32, 1);
   assert.throws(() => generate(m, [[1, 2], [3, 4]], { speculative: { medusa: { heads } } }), /one prompt at a time, got 2/);
