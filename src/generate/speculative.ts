@@ -308,7 +308,9 @@ export class SpeculativeGeneration implements SteppedGeneration {
     if (this.plain) {
       // Plain decoding: one target forward per token.
       const more = this.plain.step();
-      this.stats.steps = this.emitted = this.seq.out.length;
+      // (Its first token comes from the prefill, as here: steps are the calls after it.)
+      this.emitted = this.seq.out.length;
+      this.stats.steps = Math.max(0, this.emitted - 1);
       return more;
     }
     if (this.state === 'finished' || this.state === 'cancelled') return false;
@@ -317,16 +319,20 @@ export class SpeculativeGeneration implements SteppedGeneration {
       this.state = 'running';
       const t0 = performance.now();
       const L = this.prompt.length;
-      // Both states hold every committed id but the last, which the next forward feeds first.
+      // Both states hold every committed id but the last, which the next forward feeds first:
+      // the prefill reads the whole prompt and its last logits give the first token, as in plain
+      // decoding (the first step then verifies proposals after it).
       this.target = model.newState(1, L + Math.max(maxNew, 0), { history: this.maxDraft + 2 });
       this.dmax = draft ? Math.min(draft.contextLength, L + Math.max(maxNew, 0)) : 0;
       if (draft) this.dstate = draft.newState(1, this.dmax, { history: this.maxDraft + 2 });
-      if (maxNew > 0 && L > 1) {
-        logitsOf(model, this.prompt.slice(0, -1), this.target, true);
-        if (draft) logitsOf(draft, this.prompt.slice(0, -1), this.dstate!, true);
+      if (maxNew > 0) {
+        const first = logitsOf(model, this.prompt, this.target, true)[0];
+        if (draft) logitsOf(draft, this.prompt, this.dstate!, true);
+        seq.take(first, this.g);
+        this.emitted++;
       }
       this.prefillMs = performance.now() - t0;
-      if (maxNew <= 0) this.end();
+      if (maxNew <= 0 || seq.done) this.end();
       return this.state === 'running';
     }
     const t1 = performance.now();
@@ -432,7 +438,8 @@ export class SpeculativeGeneration implements SteppedGeneration {
 
   result(): SpeculativeResult {
     const stats = { ...this.stats };
-    stats.meanAcceptedLength = stats.steps ? this.emitted / stats.steps : 0;
+    // Tokens per target call, the prefill's call (and its token) included, as Medusa's.
+    stats.meanAcceptedLength = stats.steps ? this.emitted / (stats.steps + 1) : 0;
     stats.acceptanceRate = stats.drafted ? stats.accepted / stats.drafted : 0;
     const r = this.plain ? this.plain.result() : resultOf([this.seq], this.opts, { prefillMs: this.prefillMs, decodeMs: this.decodeMs });
     return { ...r, stats: { ...r.stats, speculative: stats } };

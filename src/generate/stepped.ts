@@ -19,9 +19,8 @@ export interface SpeculativeStats {
   /** Proposed tokens accepted. */
   accepted: number;
   /**
-   * Tokens emitted per call of the target model that produces tokens (Medusa's prefill gives
-   * the first token and counts; a draft or lookup decoding's prefill feeds all but the last
-   * prompt token and does not): plain decoding gives 1.
+   * Tokens emitted per call of the target model (the prefill gives the first token and counts):
+   * plain decoding gives 1.
    */
   meanAcceptedLength: number;
   /** accepted / drafted. */

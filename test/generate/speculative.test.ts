@@ -10,6 +10,7 @@ import { init, shutdown, scope, noGrad, withBackend, Tensor, Generator, createMo
 import type { CausalLM, DecodeState } from '../../src/index.js';
 import { speculativeGenerate, SpeculativeGeneration, lookupDraft, lookupMatch, canRollBack, SpeculativeError, Temperature, TopK } from '../../src/generate/index.js';
 import type { ChainSpeculativeOptions } from '../../src/generate/index.js';
+import type { LogitsProcessor } from '../../src/generate/processors.js';
 import { BACKENDS, fixture, fixturePath, readF32Safetensors } from '../helpers.js';
 
 before(async () => { await init({ threads: 2 }); });
@@ -100,7 +101,7 @@ test('greedy: draft-model and prompt-lookup decoding give plain greedy decoding\
               r.logprobs![0].forEach((lp, i) => assert.ok(Math.abs(lp - plain.logprobs![0][i]) < 1e-4, `${what}: logprob ${i}`));
               const s = r.stats.speculative;
               assert.ok(s.steps >= 1 && s.steps <= 24 && s.accepted <= s.drafted);
-              assert.ok(Math.abs(s.meanAcceptedLength - 24 / s.steps) < 1e-9, `${what}: every step emits its accepted tokens + 1`);
+              assert.ok(Math.abs(s.meanAcceptedLength - 24 / (s.steps + 1)) < 1e-9, `${what}: the prefill emits a token, every step its accepted tokens + 1`);
               if (draft === target && 'draft' in spec) assert.equal(s.acceptanceRate, 1, 'a draft equal to the target is always right');
             }
           }
@@ -145,9 +146,9 @@ test('prompt lookup with nothing to copy: one single-token target forward per to
   calls.length = 0;
   const r = speculativeGenerate(counted, prompt, { ...opts, lookup: {} });
   assert.deepEqual(r.ids[0], plain);
-  assert.deepEqual(r.stats.speculative, { method: 'lookup', steps: 16, drafted: 0, accepted: 0, meanAcceptedLength: 1, acceptanceRate: 0 });
-  // the prompt less its last id (prefill), then one id per step
-  assert.deepEqual(calls, [4, ...new Array(16).fill(1)]);
+  assert.deepEqual(r.stats.speculative, { method: 'lookup', steps: 15, drafted: 0, accepted: 0, meanAcceptedLength: 1, acceptanceRate: 0 });
+  // the prompt (prefill: the first token, as plain decoding), then one id per step
+  assert.deepEqual(calls, [5, ...new Array(15).fill(1)]);
 });
 
 /**
@@ -219,7 +220,7 @@ test('sampling with a draft model: the first three tokens are distributed as the
   const { counts, drafted, accepted } = drawJoint(target, prompt, N, { draft, numDraft: 2 });
   const { chi2, df } = chiSquare(counts, exact, N);
   assert.ok(chi2 < chi2Critical(df), `chi-square ${chi2.toFixed(1)} with ${df} degrees of freedom (critical ${chi2Critical(df).toFixed(1)})`);
-  assert.ok(drafted > N && accepted > 0.1 * drafted && accepted < 0.9 * drafted, `the rule both accepts and rejects (${accepted}/${drafted})`);
+  assert.ok(drafted >= N && accepted > 0.1 * drafted && accepted < 0.9 * drafted, `the rule both accepts and rejects (${accepted}/${drafted})`);
   target.dispose();
   draft.dispose();
 });
@@ -233,25 +234,28 @@ for (const backoff of [true, false]) {
     const { counts, drafted, accepted } = drawJoint(target, prompt, N, { lookup: { ngram: 2, numDraft: 2, backoff, minContext: 1 } });
     const { chi2, df } = chiSquare(counts, exact, N);
     assert.ok(chi2 < chi2Critical(df), `chi-square ${chi2.toFixed(1)} with ${df} degrees of freedom (critical ${chi2Critical(df).toFixed(1)})`);
-    assert.ok(drafted >= N && accepted > 0.1 * drafted && accepted < 0.9 * drafted, `the rule both accepts and rejects (${accepted}/${drafted})`);
+    assert.ok(drafted >= N / 2 && accepted > 0.1 * drafted && accepted < 0.9 * drafted, `the rule both accepts and rejects (${accepted}/${drafted})`);
     target.dispose();
   });
 }
 
 test('prompt lookup proposes from short matches greedy, and when sampling only from matches of lookup.minContext tokens (default 3)', () => {
-  // The last id (7) occurred once before, after 6 (the id before the end is 9): one token of agreement.
-  const prompt = [6, 7, 8, 5, 9, 7], opts = { maxNewTokens: 2, stopIds: [] };
-  const drafted = (o: object, lookup: object = {}) => speculativeGenerate(gqa, prompt, { ...opts, ...o, lookup }).stats.speculative.drafted;
-  assert.deepEqual(lookupMatch(prompt, 3, 1), { tokens: [8], context: 1 });
-  assert.equal(drafted({}), 1, 'greedy: the copy of a 1-token match');
-  assert.equal(drafted({}, { minContext: 2 }), 0, 'greedy with minContext 2');
-  assert.equal(drafted({ temperature: 0.7, seed: 1 }), 0, 'sampling: no copy of a 1-token match');
-  assert.equal(drafted({ temperature: 0.7, seed: 1 }, { minContext: 1 }), 1, 'sampling with minContext 1');
+  // The first generated id is forced to 7 (the prefill's token): the text then ends in 7, which
+  // occurred once before, after 6 (the id before the end is 9): one token of agreement.
+  const prompt = [6, 7, 8, 5, 9];
+  const force = (at: number): LogitsProcessor => ({ process: (ids: number[], l: Float32Array) => { if (ids.length === at) { l.fill(-Infinity); l[7] = 0; } } });
+  const drafted = (p: number[], o: object, lookup: object = {}) =>
+    speculativeGenerate(gqa, p, { maxNewTokens: 3, stopIds: [], processors: [force(p.length)], ...o, lookup }).stats.speculative.drafted;
+  assert.deepEqual(lookupMatch([...prompt, 7], 3, 1), { tokens: [8], context: 1 });
+  assert.equal(drafted(prompt, {}), 1, 'greedy: the copy of a 1-token match');
+  assert.equal(drafted(prompt, {}, { minContext: 2 }), 0, 'greedy with minContext 2');
+  assert.equal(drafted(prompt, { temperature: 0.7, seed: 1 }), 0, 'sampling: no copy of a 1-token match');
+  assert.equal(drafted(prompt, { temperature: 0.7, seed: 1 }, { minContext: 1 }), 1, 'sampling with minContext 1');
   // Three tokens of agreement ([5, 9, 7] occurred before): sampling proposes by default.
-  const p3 = [5, 9, 7, 8, 1, 5, 9, 7];
-  assert.equal(lookupMatch(p3, 3, 1).context, 3);
-  assert.equal(speculativeGenerate(gqa, p3, { ...opts, temperature: 0.7, seed: 1, lookup: {} }).stats.speculative.drafted, 1);
-  assert.throws(() => speculativeGenerate(gqa, prompt, { ...opts, lookup: { minContext: 0 } }), /lookup.minContext must be a positive integer, got 0/);
+  const p3 = [5, 9, 7, 8, 1, 5, 9];
+  assert.equal(lookupMatch([...p3, 7], 3, 1).context, 3);
+  assert.equal(drafted(p3, { temperature: 0.7, seed: 1 }), 1);
+  assert.throws(() => speculativeGenerate(gqa, prompt, { maxNewTokens: 3, lookup: { minContext: 0 } }), /lookup.minContext must be a positive integer, got 0/);
 });
 
 test('prompt lookup backs off after rejected proposals (and HF behaviour without backoff)', () => {
@@ -296,7 +300,7 @@ test('bad input: clear errors before decoding; a target that cannot roll back de
   const r = speculativeGenerate(noRollback(gqa), prompt, { maxNewTokens: 10, stopIds: [], draft: mha });
   assert.deepEqual(r.ids[0], plain.ids[0]);
   assert.match(r.stats.speculative.fallback ?? '', /cannot roll back: decoded plainly/);
-  assert.equal(r.stats.speculative.steps, 10);
+  assert.equal(r.stats.speculative.steps, 9, 'the first token from the prefill, then one per step');
   assert.equal(r.stats.speculative.meanAcceptedLength, 1);
   small.dispose();
 });
@@ -307,11 +311,11 @@ test('SpeculativeGeneration steps one target forward at a time (for a server) an
   const whole = speculativeGenerate(gqa, prompt, opts);
   const g = new SpeculativeGeneration(gqa, prompt, opts);
   assert.equal(g.step(), true, 'the prefill');
-  assert.equal(g.sequences[0].out.length, 0);
+  assert.equal(g.sequences[0].out.length, 1, 'the prefill gives the first token');
   const lengths: number[] = [];
   while (g.step()) lengths.push(g.sequences[0].out.length);
   lengths.push(g.sequences[0].out.length);
-  lengths.forEach((n, i) => assert.ok(n > (i ? lengths[i - 1] : 0), 'each step emits at least one token'));
+  lengths.forEach((n, i) => assert.ok(n > (i ? lengths[i - 1] : 1), 'each step emits at least one token'));
   assert.deepEqual(g.result().ids, whole.ids);
   assert.equal(g.result().stats.speculative.steps, lengths.length);
   const c = new SpeculativeGeneration(gqa, prompt, { ...opts, draft: mha, lookup: undefined });
