@@ -355,7 +355,6 @@ export class SpeculativeGeneration implements SteppedGeneration {
       if (this.skip > 0) { this.skip--; return { tokens: [], qs: null }; }
       // After rejections, probe with one token until a proposal is accepted again.
       if (this.failures) m = Math.min(m, 1);
-      if (m <= 0) return { tokens: [], qs: null };
       const { tokens, context } = lookupMatch(all, this.ngram, m, this.match);
       return { tokens: context >= this.minContext ? tokens : [], qs: null };
     }

@@ -1546,11 +1546,10 @@ function transpose4(dst: usize, src: usize, n: i32, stride: usize): void {
   }
 }
 
-// The levels of four sub-blocks (n v128 at lt, integral f32 with `floats`, else i32) as bytes:
-// sub-block k's n bytes at L + k·n.
-function untranspose4(L: usize, lt: usize, n: i32, floats: bool): void {
+// The levels of four sub-blocks (n v128 of integral f32 at lt) as bytes: sub-block k's n bytes at L + k·n.
+function untranspose4(L: usize, lt: usize, n: i32): void {
   for (let i = 0; i < n; i++) {
-    const v = floats ? toInt4(v128.load(lt + (<usize>i << 4))) : v128.load(lt + (<usize>i << 4));
+    const v = toInt4(v128.load(lt + (<usize>i << 4)));
     store<u8>(L + <usize>i, <u8>i32x4.extract_lane(v, 0));
     store<u8>(L + <usize>(n + i), <u8>i32x4.extract_lane(v, 1));
     store<u8>(L + <usize>(2 * n + i), <u8>i32x4.extract_lane(v, 2));
@@ -1637,7 +1636,7 @@ function quantBlockK45(t: i32, dst: usize, src: usize, s: usize): void {
     const sc = five ? makeQkx2x4(31, xT, wT, lt, at, -0.5, <f32>0.1, 15, mins + (<usize>g << 2))
       : makeQkx2x4(15, xT, wT, lt, at, -1, <f32>0.1, 20, mins + (<usize>g << 2));
     v128.store(scales + (<usize>g << 2), sc);
-    untranspose4(L + (<usize>g << 5), lt, 32, true);
+    untranspose4(L + (<usize>g << 5), lt, 32);
   }
   let maxScale: f32 = 0, maxMin: f32 = 0;
   for (let j = 0; j < 8; j++) {
@@ -1685,8 +1684,8 @@ function quantBlockK45(t: i32, dst: usize, src: usize, s: usize): void {
   }
 }
 
-// make_qx_quants with rmse_type 1 for four sub-blocks of 16 values (xT): levels + 32 (i32x4) into
-// lt, the scales returned.
+// make_qx_quants with rmse_type 1 for four sub-blocks of 16 values (xT): levels + 32 (integral
+// f32) into lt, the scales returned.
 function makeQx16x4(xT: usize, lt: usize): v128 {
   const zero = f32x4.splat(0), lo = f32x4.splat(-32), hi = f32x4.splat(31), off = f32x4.splat(32);
   let mx = zero, amax = zero;
@@ -1704,7 +1703,7 @@ function makeQx16x4(xT: usize, lt: usize): v128 {
   let iscale = f32x4.div(f32x4.splat(-32), mx), sumLX = zero, sumL2 = zero;
   for (let i = 0; i < 16; i++) {
     const v = v128.load(xT + (<usize>i << 4)), l = clamp4(f32x4.nearest(f32x4.mul(iscale, v)), lo, hi);
-    v128.store(lt + (<usize>i << 4), toInt4(f32x4.add(l, off)));
+    v128.store(lt + (<usize>i << 4), level4(f32x4.add(l, off)));
     const w = f32x4.mul(v, v);
     sumLX = f32x4.add(sumLX, f32x4.mul(f32x4.mul(w, v), l));
     sumL2 = f32x4.add(sumL2, f32x4.mul(f32x4.mul(w, l), l));
@@ -1724,7 +1723,7 @@ function makeQx16x4(xT: usize, lt: usize): v128 {
     if (!v128.any_true(better)) continue;
     for (let i = 0; i < 16; i++) {
       const p = lt + (<usize>i << 4), l = clamp4(f32x4.nearest(f32x4.mul(iscale, v128.load(xT + (<usize>i << 4)))), lo, hi);
-      v128.store(p, sel(toInt4(f32x4.add(off, l)), v128.load(p), better));
+      v128.store(p, sel(level4(f32x4.add(off, l)), v128.load(p), better));
     }
     scale = sel(f32x4.div(sLX, sL2), scale, better);
     best = sel(f32x4.mul(scale, sLX), best, better);
@@ -1742,7 +1741,7 @@ function quantBlockQ6K(dst: usize, src: usize, s: usize): void {
   for (let g = 0; g < 16; g += 4) {
     transpose4(xT, src + (<usize>g << 6), 16, 64);
     v128.store(scales + (<usize>g << 2), makeQx16x4(xT, lt));
-    untranspose4(L + (<usize>g << 4), lt, 16, false);
+    untranspose4(L + (<usize>g << 4), lt, 16);
   }
   let maxScale: f32 = 0, maxAbs: f32 = 0;
   for (let ib = 0; ib < 16; ib++) {
