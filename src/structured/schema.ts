@@ -1074,6 +1074,14 @@ export class SchemaCompiler {
     const b = this.b;
     if (s[FRACTION] === true && s[NOT_IN] === undefined) {
       if (integer || s.format === 'int32' || s.format === 'int64') return this.never(ptr, 'an integer that is not an integer');
+      // The fractions below know no divisor: the multiples of an integer are integers, and the
+      // non-integer multiples of any other divisor are not written (refused, not loosened).
+      if (s.multipleOf !== undefined) {
+        const m = s.multipleOf;
+        if (typeof m !== 'number' || !Number.isFinite(m) || m <= 0) throw new InvalidSchemaError('multipleOf', jp(ptr, 'multipleOf'), 'must be a number greater than 0');
+        if (Number.isInteger(m)) return this.never(ptr, `a multiple of ${m} that is not an integer`);
+        throw new UnsupportedKeywordError('multipleOf', jp(ptr, 'multipleOf'), `the multiples of ${m} that are not integers (multipleOf beside not {"type": "integer"})`);
+      }
       // ±I.F with a nonzero digit in F and at most 15 digits in all (no such decimal parses to an
       // integer), for the units (I, I+1) inside the bounds: exact for integer bounds; a unit that a
       // fractional bound cuts is left out (fewer values, never more).
@@ -1371,9 +1379,11 @@ export class SchemaCompiler {
     // EXTRA (from not additionalProperties): a witness member is required — a declared property
     // outside x.names, or an extra key outside them, with a value that also matches x.schema.
     const x = s[EXTRA] as { names: string[]; schema: JsonSchema } | undefined;
+    // An undeclared witness key that matches patternProperties takes their schemas, not additionalProperties's.
     const witness = x === undefined ? undefined : {
       members: entries.map((e) => (!x.names.includes(e.name) ? [...e.key, this.value({ allOf: [e.schema, x.schema] }, e.ptr), ...ws] : null)),
-      extra: ap === false ? null : [this.keyExcluding([...names, ...x.names], mode !== 'schema'), ...ws, ...this.lit(':'), ...ws, this.value({ allOf: [ap ?? true, x.schema] }, jp(ptr, 'additionalProperties')), ...ws],
+      extra: pats.length || keyLang ? this.keyedMembers(ptr, pats, keyLang, [...names, ...x.names], mode, ap, x.schema)
+        : ap === false ? null : [this.keyExcluding([...names, ...x.names], mode !== 'schema'), ...ws, ...this.lit(':'), ...ws, this.value({ allOf: [ap ?? true, x.schema] }, jp(ptr, 'additionalProperties')), ...ws],
     };
     // Checking instances ('schema' mode): the members in any order (the schema's order is kept
     // when generating, and where dependencies or a witness member are tracked).
@@ -1853,7 +1863,7 @@ export class SchemaCompiler {
     return out;
   }
 
-  private keyedMembers(ptr: string, pats: Array<{ p: string; schema: JsonSchema }>, keyLang: Dfa | null, names: string[], mode: string, ap: JsonSchema | undefined): Sym[] | null {
+  private keyedMembers(ptr: string, pats: Array<{ p: string; schema: JsonSchema }>, keyLang: Dfa | null, names: string[], mode: string, ap: JsonSchema | undefined, also?: JsonSchema): Sym[] | null {
     if (mode === 'forbid') return null;
     const b = this.b, ws = this.ws;
     const limits = { maxStates: 50_000, what: `the keys of the object at ${ptr || '#'}` };
@@ -1880,10 +1890,12 @@ export class SchemaCompiler {
     for (const { set, d } of classes) {
       if (isEmpty(d)) continue;
       let v: Sym;
-      if (set.length === 0) v = this.value(ap ?? true, jp(ptr, 'additionalProperties'));
-      else if (set.length === 1) v = this.value(pats[set[0]].schema, jp(ptr, 'patternProperties', pats[set[0]].p));
+      // `also`: a schema every value must match too (a witness member's, see objectSym).
+      const and = (x: JsonSchema): JsonSchema => (also === undefined ? x : { allOf: [x, also] });
+      if (set.length === 0) v = this.value(and(ap ?? true), jp(ptr, 'additionalProperties'));
+      else if (set.length === 1) v = this.value(and(pats[set[0]].schema), jp(ptr, 'patternProperties', pats[set[0]].p));
       else {
-        try { v = this.value({ allOf: set.map((i) => pats[i].schema) }, jp(ptr, 'patternProperties', pats[set[0]].p)); }
+        try { v = this.value(and({ allOf: set.map((i) => pats[i].schema) }), jp(ptr, 'patternProperties', pats[set[0]].p)); }
         catch (e) {
           if (e instanceof UnsupportedKeywordError) throw new UnsupportedKeywordError('patternProperties', jp(ptr, 'patternProperties'), `keys matching ${set.map((i) => `/${pats[i].p}/`).join(' and ')} (${e.message})`);
           throw e;
@@ -2179,6 +2191,22 @@ export class SchemaCompiler {
     if (values.length > 16) throw refuse(`${values.length} distinct item values (at most 16 are tracked)`);
     const at = (v: unknown) => values.findIndex((u) => deepEqual(u, v));
     const domIdx = doms.map((d) => d!.map(at)), restIdx = restDom.map(at);
+    // contains (and those of other allOf branches): the values each one accepts; an array ends
+    // only once every one has a witness among the values used.
+    const needs = [...(s.contains !== undefined ? [s.contains] : []), ...((s[CONTAINS_ALL] ?? []) as JsonSchema[])];
+    if (needs.length > 16) throw new ComplexityError('contains across allOf branches', 16, `at ${ptr}`);
+    const full = (1 << needs.length) - 1;
+    const meets = values.map((v) => {
+      let bits = 0;
+      for (const [j, c] of needs.entries()) {
+        if (typeof c !== 'boolean' && !isObj(c)) throw new InvalidSchemaError('contains', jp(ptr, 'contains'), 'must be a schema');
+        try { if (validate(v, c, this, jp(ptr, 'contains'))) bits |= 1 << j; } catch (e) {
+          if (e instanceof StructuredError) throw refuse(`contains beside it: ${e.message}`);
+          throw e;
+        }
+      }
+      return bits;
+    });
     const lits = values.map((v) => this.lit(JSON.stringify(v)));
     // A(used): the items after those in `used` (a bit set of values; its size is the count so far).
     const memo = new Map<number, Sym | null>();
@@ -2186,10 +2214,10 @@ export class SchemaCompiler {
     const A = (used: number): Sym | null => {
       if (memo.has(used)) return memo.get(used)!;
       if (++states > 4096) throw refuse('too many sets of used values to track');
-      let i = 0;
-      for (let u = used; u; u &= u - 1) i++;
+      let i = 0, met = 0;
+      for (let u = used; u; u &= u - 1) { i++; met |= meets[31 - Math.clz32(u & -u)]; }
       const alts: Sym[][] = [];
-      if (i >= min) alts.push([]);
+      if (i >= min && met === full) alts.push([]);
       if (i < max) {
         for (const v of i < domIdx.length ? domIdx[i] : restIdx) {
           if (used & (1 << v)) continue;
@@ -2202,7 +2230,7 @@ export class SchemaCompiler {
       return sym;
     };
     const items = A(0);
-    if (items === null) return this.never(ptr, 'no array of distinct items satisfies minItems');
+    if (items === null) return this.never(ptr, needs.length ? 'no array of distinct items satisfies minItems and contains' : 'no array of distinct items satisfies minItems');
     return b.seq('array', [...this.lit('['), ...ws, items, ...this.lit(']')]);
   }
 

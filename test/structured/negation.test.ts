@@ -37,6 +37,14 @@ const EXACT: JsonSchema[] = [
   // a witness member together with counting and dependencies (the object keywords' recursion)
   { type: 'object', properties: { a: { type: 'integer' } }, maxProperties: 2, not: { properties: { a: {} }, additionalProperties: false } },
   { type: 'object', properties: { a: {}, b: {} }, minProperties: 2, dependencies: { a: ['b'] }, not: { properties: { b: {} }, additionalProperties: false } },
+  // a witness key that patternProperties or propertyNames speak for: their schemas, not additionalProperties's
+  { type: 'object', properties: { a: {} }, patternProperties: { '^b': { type: 'string' } }, not: { properties: { a: {} }, additionalProperties: false } },
+  { type: 'object', properties: { a: {} }, patternProperties: { '^b': {} }, additionalProperties: false, not: { properties: { a: {} }, additionalProperties: false } },
+  { type: 'object', propertyNames: { maxLength: 1 }, not: { properties: { a: {} }, additionalProperties: false } },
+  // contains beside uniqueItems (items of a finite domain: the set of values used tracks the witnesses)
+  { type: 'array', items: { enum: [1, 2, 3, 'a', 'b'] }, uniqueItems: true, contains: { type: 'string' } },
+  { if: { type: 'array', items: { type: 'string' } }, then: { const: 45 }, else: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 4 }, uniqueItems: true } },
+  { type: 'array', items: { enum: [1, 2, 3, 'a', 'b'] }, uniqueItems: true, allOf: [{ contains: { const: 1 } }, { contains: { type: 'string' } }] },
   { not: { items: { type: 'integer' } } }, { not: { items: [{ type: 'string' }] } }, { not: { items: [{ type: 'integer' }, {}], additionalItems: false } }, { not: { contains: { type: 'integer' } } },
   { $defs: { s: { type: 'string' } }, not: { $ref: '#/$defs/s' } },
   // excluded values from a pattern's language (a DFA minus the strings), and not of patterns (a DFA difference)
@@ -116,6 +124,10 @@ test('complements this compiler cannot write are refused, naming not and the key
     assert.throws(() => compileJsonSchema(schema), (e: unknown) => e instanceof UnsupportedKeywordError && e.keyword === kw && e.pointer === ptr, JSON.stringify(schema));
   }
   assert.throws(() => compileJsonSchema({ not: true }), /unsatisfiable/);
+  // multipleOf beside not integer: the non-integer multiples of a fraction are not written; an integer's are none.
+  assert.throws(() => compileJsonSchema({ type: 'number', multipleOf: 0.5, not: { type: 'integer' } }), (e: unknown) => e instanceof UnsupportedKeywordError && e.keyword === 'multipleOf');
+  assert.throws(() => compileJsonSchema({ properties: { x: { type: 'number', multipleOf: 0.01 } }, not: { properties: { x: { type: 'integer' } } } }), (e: unknown) => e instanceof UnsupportedKeywordError && e.keyword === 'multipleOf');
+  assert.throws(() => compileJsonSchema({ type: 'number', multipleOf: 2, not: { type: 'integer' } }), /unsatisfiable/);
   // Excluded objects the rest rules out are no obstacle.
   assert.doesNotThrow(() => compileJsonSchema({ type: 'string', not: { enum: [{ a: 1 }, 'x'] } }));
 });
