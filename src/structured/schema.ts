@@ -1077,8 +1077,7 @@ export class SchemaCompiler {
       // The fractions below know no divisor: the multiples of an integer are integers, and the
       // non-integer multiples of any other divisor are not written (refused, not loosened).
       if (s.multipleOf !== undefined) {
-        const m = s.multipleOf;
-        if (typeof m !== 'number' || !Number.isFinite(m) || m <= 0) throw new InvalidSchemaError('multipleOf', jp(ptr, 'multipleOf'), 'must be a number greater than 0');
+        const m = multipleOfKw(s, ptr);
         if (Number.isInteger(m)) return this.never(ptr, `a multiple of ${m} that is not an integer`);
         throw new UnsupportedKeywordError('multipleOf', jp(ptr, 'multipleOf'), `the multiples of ${m} that are not integers (multipleOf beside not {"type": "integer"})`);
       }
@@ -1142,8 +1141,7 @@ export class SchemaCompiler {
     const iLo = lo === undefined ? -LIM : exLo && Number.isInteger(lo) ? lo + 1 : Math.ceil(lo);
     const iHi = hi === undefined ? LIM : exHi && Number.isInteger(hi) ? hi - 1 : Math.floor(hi);
     if (s.multipleOf !== undefined) {
-      const m = s.multipleOf;
-      if (typeof m !== 'number' || !Number.isFinite(m) || m <= 0) throw new InvalidSchemaError('multipleOf', jp(ptr, 'multipleOf'), 'must be a number greater than 0');
+      const m = multipleOfKw(s, ptr);
       const plan = multipleOfPlan(m);
       if (plan.kind === 'refuse') throw new UnsupportedKeywordError('multipleOf', jp(ptr, 'multipleOf'), plan.why);
       if (plan.kind === 'integers' && plan.divisor === 1) integer = true;
@@ -1886,12 +1884,12 @@ export class SchemaCompiler {
       });
       this.keyClasses.set(memoKey, classes);
     } catch (e) { refuse(e); }
+    // `also`: a schema every value must match too (a witness member's, see objectSym).
+    const and = (x: JsonSchema): JsonSchema => (also === undefined ? x : { allOf: [x, also] });
     const alts: Sym[][] = [];
     for (const { set, d } of classes) {
       if (isEmpty(d)) continue;
       let v: Sym;
-      // `also`: a schema every value must match too (a witness member's, see objectSym).
-      const and = (x: JsonSchema): JsonSchema => (also === undefined ? x : { allOf: [x, also] });
       if (set.length === 0) v = this.value(and(ap ?? true), jp(ptr, 'additionalProperties'));
       else if (set.length === 1) v = this.value(and(pats[set[0]].schema), jp(ptr, 'patternProperties', pats[set[0]].p));
       else {
@@ -2074,14 +2072,14 @@ export class SchemaCompiler {
     const b = this.b, ws = this.ws;
     const { prefix, rest, min, max, unique } = this.arrayShape(s, ptr);
     if (min > max) return this.never(ptr, `minItems ${min} > maxItems ${max}`);
-    if (unique && !this.distinctTuple(prefix, rest, max, ptr)) return this.uniqueArraySym(s, ptr, prefix, rest, min, max);
+    // contains (and those of other allOf branches): for each, some item (a witness) also matches it.
+    const needs = [...(s.contains !== undefined ? [s.contains as JsonSchema] : []), ...((s[CONTAINS_ALL] ?? []) as JsonSchema[])];
+    for (const c of needs) if (typeof c !== 'boolean' && !isObj(c)) throw new InvalidSchemaError('contains', jp(ptr, 'contains'), 'must be a schema');
+    if (unique && !this.distinctTuple(prefix, rest, max, ptr)) return this.uniqueArraySym(s, ptr, prefix, rest, min, max, needs);
     const prefixSyms = prefix.map((x, i) => this.value(x, jp(ptr, s.prefixItems !== undefined ? 'prefixItems' : 'items', i)));
     const restSym = rest === false ? null : this.value(rest, jp(ptr, s.prefixItems !== undefined || Array.isArray(s.items) ? (s.prefixItems !== undefined ? 'items' : 'additionalItems') : 'items'));
     const elem = (i: number): Sym | null => (i < prefixSyms.length ? prefixSyms[i] : restSym);
-    // contains (and those of other allOf branches): for each, some item (a witness) also matches
-    // it; `seen` = the bit set of those already witnessed.
-    const needs = [...(s.contains !== undefined ? [s.contains] : []), ...((s[CONTAINS_ALL] ?? []) as JsonSchema[])];
-    for (const c of needs) if (typeof c !== 'boolean' && !isObj(c)) throw new InvalidSchemaError('contains', jp(ptr, 'contains'), 'must be a schema');
+    // `seen` = the bit set of the contains already witnessed.
     if (needs.length > 4) throw new ComplexityError('contains across allOf branches', 4, `at ${ptr}`);
     const full = (1 << needs.length) - 1;
     const witness = new Map<string, Sym | null>();
@@ -2180,7 +2178,7 @@ export class SchemaCompiler {
     } catch (e) { if (e instanceof StructuredError) return null; throw e; }
   }
 
-  private uniqueArraySym(s: Obj, ptr: string, prefix: JsonSchema[], rest: JsonSchema, min: number, max: number): Sym {
+  private uniqueArraySym(s: Obj, ptr: string, prefix: JsonSchema[], rest: JsonSchema, min: number, max: number, needs: JsonSchema[]): Sym {
     const b = this.b, ws = this.ws;
     const refuse = (why: string) => new UnsupportedKeywordError('uniqueItems', jp(ptr, 'uniqueItems'), why);
     const restPtr = jp(ptr, s.prefixItems !== undefined ? 'items' : Array.isArray(s.items) ? 'additionalItems' : 'items');
@@ -2191,15 +2189,13 @@ export class SchemaCompiler {
     if (values.length > 16) throw refuse(`${values.length} distinct item values (at most 16 are tracked)`);
     const at = (v: unknown) => values.findIndex((u) => deepEqual(u, v));
     const domIdx = doms.map((d) => d!.map(at)), restIdx = restDom.map(at);
-    // contains (and those of other allOf branches): the values each one accepts; an array ends
-    // only once every one has a witness among the values used.
-    const needs = [...(s.contains !== undefined ? [s.contains] : []), ...((s[CONTAINS_ALL] ?? []) as JsonSchema[])];
+    // contains (arraySym's needs): the values each one accepts; an array ends only once every
+    // one has a witness among the values used.
     if (needs.length > 16) throw new ComplexityError('contains across allOf branches', 16, `at ${ptr}`);
     const full = (1 << needs.length) - 1;
     const meets = values.map((v) => {
       let bits = 0;
       for (const [j, c] of needs.entries()) {
-        if (typeof c !== 'boolean' && !isObj(c)) throw new InvalidSchemaError('contains', jp(ptr, 'contains'), 'must be a schema');
         try { if (validate(v, c, this, jp(ptr, 'contains'))) bits |= 1 << j; } catch (e) {
           if (e instanceof StructuredError) throw refuse(`contains beside it: ${e.message}`);
           throw e;
@@ -2417,6 +2413,13 @@ function intKw(s: Obj, k: string, ptr: string): number | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new InvalidSchemaError(k, jp(ptr, k), 'must be a non-negative integer');
   return v;
+}
+
+/** multipleOf's divisor (the keyword present), checked: a finite number greater than 0. */
+function multipleOfKw(s: Obj, ptr: string): number {
+  const m = s.multipleOf;
+  if (typeof m !== 'number' || !Number.isFinite(m) || m <= 0) throw new InvalidSchemaError('multipleOf', jp(ptr, 'multipleOf'), 'must be a number greater than 0');
+  return m;
 }
 
 function editDistance(a: string, b: string): number {
