@@ -47,9 +47,14 @@ test('corpus: per-file verdicts from the files\' valid flags, refusals and unrea
   assert.ok(lines.some((l) => l.startsWith('ajv disputes the flag (invalid) of a_person.json') && l.includes('"Bo"')));
   // Each mask's start and allocation: the first (the initial state, its mask cached by the compile)
   // allocates nothing of note; a new state's mask at least its 32K-bit array (4,000 bytes).
+  // The heap's count also takes in what V8 installs meanwhile (optimised code finished on another
+  // thread, feedback vectors) or NaN where a collection ran: the least of three runs is the mask's own.
   assert.equal(a.at!.length, a.masks.length);
   assert.equal(a.alloc!.length, a.masks.length);
-  assert.ok(a.alloc![0] < 1024, `a cached mask allocated ${a.alloc![0]} B`);
+  const firsts = [a.alloc![0]];
+  for (let i = 0; i < 2; i++) firsts.push(runCorpusFile(join(dir, 'a_person.json'), tok, vocab, () => {}).alloc![0]);
+  const first = Math.min(...firsts.filter((x) => Number.isFinite(x)));
+  assert.ok(first < 1024, `a cached mask allocated ${firsts.join(', ')} B`);
   assert.ok(a.alloc!.some((x) => x >= 4000));
   // Timed again from a fresh compile: the same masks, in the same order.
   const t = timeCorpusFile(join(dir, 'a_person.json'), tok, vocab)!;
