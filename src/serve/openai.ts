@@ -180,7 +180,8 @@ async function constraintProcessor(ctx: Ctx, m: ServedModel, c: Constraint, maxN
   }
   try {
     const matcher = await m.matcher(c.key, () => compileSchemaAsync(c.json, c.options, { timeoutMs: ctx.limits.maxSchemaMs }), ctx.limits.maxMaskMs);
-    return new ConstraintProcessor(matcher, { maxNewTokens });
+    // Schemas (and tools) write JSON: no key twice in one object.
+    return new ConstraintProcessor(matcher, { maxNewTokens, uniqueKeys: c.options.output !== 'yaml' });
   } catch (e) {
     if (e instanceof ComplexityError) {
       const flag = e.what === 'compile time' ? ` (the server's --max-schema-ms is ${ctx.limits.maxSchemaMs})` : /token mask/.test(e.what) ? ` (the server's --max-mask-ms is ${ctx.limits.maxMaskMs})` : '';

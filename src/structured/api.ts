@@ -25,7 +25,9 @@ export type { Constraint };
 export function constraintProcessor(c: Constraint | Grammar, tokenizer: Tokenizer | TokenVocab, opts: { maxNewTokens?: number } = {}): ConstraintProcessor {
   const grammar = 'prog' in c ? (c as Grammar) : compileConstraint(c as Constraint);
   const vocab = tokenizer instanceof TokenVocab ? tokenizer : TokenVocab.fromTokenizer(tokenizer);
-  return new ConstraintProcessor(new TokenMatcher(grammar, vocab), opts);
+  // A schema's JSON output: no key twice in one object (YAML output has no undeclared keys).
+  const json = !('prog' in c) && (c as Constraint).schema !== undefined && (c as Constraint).schemaOptions?.output !== 'yaml';
+  return new ConstraintProcessor(new TokenMatcher(grammar, vocab), { ...opts, uniqueKeys: json });
 }
 
 export interface StructuredOptions extends Constraint, Omit<GenerateOptions, 'stopIds' | 'tokenizer'> {}

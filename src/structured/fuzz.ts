@@ -654,10 +654,14 @@ export function fuzzSampling(model: CausalLM, tok: Tokenizer, opts: { schemas: n
     for (let k = 0; k < (opts.seedsPerSchema ?? 2); k++) {
       st.samples++;
       let res;
+      // Every other sample with extra keys where the schema allows them ('allow': objects without
+      // additionalProperties get undeclared keys too), which no key may repeat.
+      const extra = k % 2 === 1;
       try {
-        res = generateStructured(model, tok, [1], { schema, temperature: 1, seed: r.int(1, 1 << 30), maxNewTokens: opts.maxNewTokens ?? 96 });
+        res = generateStructured(model, tok, [1], { schema, temperature: 1, seed: r.int(1, 1 << 30), maxNewTokens: opts.maxNewTokens ?? 96, ...(extra ? { schemaOptions: { additionalProperties: 'allow' } } : {}) });
       } catch (e) {
         if (e instanceof StructuredError && e.name === 'TokenBudgetError') { st.budget++; continue; }
+        if (extra && e instanceof StructuredError && e.name !== 'StructuredError') { st.samples--; continue; }
         st.crashes++; report(`crash sampling ${JSON.stringify(schema)}: ${(e as Error).stack}`); continue;
       }
       if (!res.complete) { st.budget++; continue; }

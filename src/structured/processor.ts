@@ -2,10 +2,12 @@
 // (before temperature and top-p, which only ever see allowed tokens), EOS is allowed exactly when
 // the output may end, and generate() stops a sequence once the output must end. With a token
 // budget, only tokens after which the output can still be closed in the tokens left are allowed,
-// so a cut never leaves an invalid object.
+// so a cut never leaves an invalid object. With uniqueKeys (JSON output), no object gets a key twice
+// (keys.ts).
 import type { LogitsProcessor } from '../generate/processors.js';
 import { TokenMatcher, applyMask, DEAD } from './matcher.js';
 import { StructuredError } from './errors.js';
+import { KeyScan, repeatedKeyTokens } from './keys.js';
 
 /** The output cannot be completed within the token budget. */
 export class TokenBudgetError extends StructuredError {
@@ -15,21 +17,25 @@ export class TokenBudgetError extends StructuredError {
   }
 }
 
-interface Row { start: number; consumed: number; state: number; maxNew: number }
+interface Row { start: number; consumed: number; state: number; maxNew: number; keys: KeyScan | null }
 
 export class ConstraintProcessor implements LogitsProcessor {
   private readonly rows = new WeakMap<readonly number[], Row>();
   /** Mask computation times in µs (for benchmarks). */
   readonly maskMicros: number[] = [];
 
-  constructor(readonly matcher: TokenMatcher, readonly opts: { maxNewTokens?: number; recordTimes?: boolean } = {}) {}
+  /**
+   * `uniqueKeys`: the output is JSON (a JSON Schema's), and no object in it may have a key twice —
+   * the tokens that would write one again are taken out of each mask.
+   */
+  constructor(readonly matcher: TokenMatcher, readonly opts: { maxNewTokens?: number; recordTimes?: boolean; uniqueKeys?: boolean } = {}) {}
 
   /** generate() calls this once per sequence with its prompt (the ids array it then extends). */
   begin(ids: readonly number[], maxNewTokens: number): void {
     const maxNew = Math.min(maxNewTokens, this.opts.maxNewTokens ?? Infinity);
     const need = this.matcher.automaton.minComplete(this.matcher.initial);
     if (need > maxNew) throw new TokenBudgetError(need, maxNew);
-    this.rows.set(ids, { start: ids.length, consumed: ids.length, state: this.matcher.initial, maxNew });
+    this.rows.set(ids, { start: ids.length, consumed: ids.length, state: this.matcher.initial, maxNew, keys: this.opts.uniqueKeys ? new KeyScan() : null });
   }
 
   private row(ids: readonly number[]): Row {
@@ -39,6 +45,7 @@ export class ConstraintProcessor implements LogitsProcessor {
       const next = this.matcher.advance(r.state, ids[r.consumed]);
       if (next === DEAD) throw new StructuredError(`token ${ids[r.consumed]} at position ${r.consumed - r.start} of the output is not allowed by the constraint`);
       r.state = next;
+      if (r.keys) for (const x of this.matcher.vocab.bytes[ids[r.consumed]]!) r.keys.push(x, false);
     }
     return r;
   }
@@ -48,11 +55,14 @@ export class ConstraintProcessor implements LogitsProcessor {
     const left = r.maxNew - (ids.length - r.start) - 1;
     const t0 = this.opts.recordTimes ? performance.now() : 0;
     const mask = this.matcher.mask(r.state, left);
+    const m = this.matcher;
+    const repeated = r.keys ? repeatedKeyTokens(m.automaton, m.vocab, r.state, r.keys, mask, (s, id) => m.advance(s, id)) : [];
     if (this.opts.recordTimes) this.maskMicros.push((performance.now() - t0) * 1000);
-    let any = false;
-    for (let w = 0; w < mask.length && !any; w++) any = mask[w] !== 0;
-    if (!any) throw new StructuredError('no token of the vocabulary continues the output (and no EOS token completes it)');
+    let allowed = -repeated.length;
+    for (let w = 0; w < mask.length && allowed <= 0; w++) allowed += popcount(mask[w]);
+    if (allowed <= 0) throw new StructuredError(repeated.length ? 'every token that continues the output writes a key its object has already' : 'no token of the vocabulary continues the output (and no EOS token completes it)');
     applyMask(logits, mask);
+    for (const id of repeated) logits[id] = -Infinity;
   }
 
   /** Whether the sequence's output is complete and nothing may follow (generate() stops it). */
@@ -64,4 +74,10 @@ export class ConstraintProcessor implements LogitsProcessor {
   isAccepted(ids: readonly number[]): boolean {
     return this.matcher.automaton.accepting(this.row(ids).state);
   }
+}
+
+function popcount(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
 }

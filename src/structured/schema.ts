@@ -30,8 +30,9 @@ export interface SchemaOptions {
    * Schema allows them): as 'schema', with the extra keys non-empty. 'forbid': never emit
    * undeclared properties. In every mode a declared property is emitted at most once, and extra
    * keys are never a declared name; in every mode but 'schema' the keys of extra properties and of
-   * free-form objects are non-empty. An extra key may still repeat (a context-free grammar cannot
-   * remember an unbounded set of keys): only declared properties come with that guarantee.
+   * free-form objects are non-empty. The grammar lets an extra key repeat (a context-free grammar
+   * cannot remember an unbounded set of keys): when generating, ConstraintProcessor's uniqueKeys
+   * (keys.ts) takes the tokens that would repeat one out of each mask.
    */
   additionalProperties?: 'schema' | 'declared' | 'allow' | 'forbid';
   /** Allow one leading space (SentencePiece vocabularies begin words with "▁"); default true. */
