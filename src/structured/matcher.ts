@@ -1430,6 +1430,8 @@ interface Level {
   alt?: Omit<PlainShape, 'sub'> | null;
   /** Whether alt's walk is cheap (TokenMatcher.altCheap), once known. */
   altCheap?: boolean;
+  /** exc as a set (4 words of 32 byte bits), for a free region below a loop with exceptions (see walk); built on first use (null: not ASCII, or too many). */
+  excSet?: Uint32Array | null;
 }
 interface Chain { n: number; dec: boolean; max: number }
 /**
@@ -1445,6 +1447,13 @@ interface AlphaChain extends Chain { exc: Uint8Array; split?: Uint8Array }
 /** Level.alt not built yet (see TokenMatcher.altOf). */
 const PENDING_ALT: Omit<PlainShape, 'sub'> = { mode: 0, exc: null, rep: 0 };
 const NO_LEVEL: Level = { mode: 0, next: DEAD, exc: null, max: 0, alpha: null, key: null };
+/** A loop's exception bytes as 4 words of 32 bits; null where one is not ASCII or they are more than FREE_EXC_MOST. */
+function byteSet(bytes: number[]): Uint32Array | null {
+  if (bytes.length > FREE_EXC_MOST || bytes.some((b) => b >= 0x80)) return null;
+  const e = new Uint32Array(4);
+  for (const b of bytes) e[b >>> 5] |= 1 << (b & 31);
+  return e;
+}
 /** Smallest alphabet of mode 4 (a smaller one is cheaper walked than tabled). */
 const ALPHABET_MIN = 20;
 /** Most levels with exceptions followed from a state to a loop, and most tokens holding an exception byte decided one by one (see fillToLoop). */
@@ -1457,6 +1466,8 @@ const CLOSURE_MOST = 256;
 const FREE_MIN_NODES = 128;
 /** Smallest subtree checked for a free state when the state's levels are known already. */
 const FREE_SMALL = 8;
+/** Most exception bytes of a loop taken as a free region (more: nearly every subtree holds one, and is walked anyway). */
+const FREE_EXC_MOST = 16;
 
 /**
  * A grammar over a vocabulary: token masks per parser state.
@@ -1496,6 +1507,10 @@ export class TokenMatcher {
   private readonly settled: (AlphaSettled | null | undefined)[] = [];
   private readonly chains: (Chain | undefined)[][] = [[], [], []];
   private readonly alphaChains = new Map<string, (AlphaChain | undefined)[]>();
+  /** Whether walk takes a loop with a few exception bytes, or singling out special characters, as a free region (off: only loops without, for tests). */
+  loopsWithExceptions = true;
+  /** Whether the mask being filled ends with fill's pass over the special tokens (see there and walk's free regions). */
+  private specialPass = false;
   /** Whether a level singling out a special character has been analysed (PlainShape.ls; see fill). */
   private lsLevels = false;
 
@@ -1551,7 +1566,11 @@ export class TokenMatcher {
 
   /** The unbudgeted mask of s; returns an upper bound of the largest shortest-completion over the allowed tokens. */
   private fill(s: number, mask: Uint32Array): number {
+    // (Known before the walks: a free region below a level that singles out special characters
+    // leaves them to the pass below, which runs where s is of mode F.)
+    this.specialPass = this.level(s).mode === MODE_F;
     const max = this.fillLevels(s, mask);
+    this.specialPass = false;
     // (Only once a level singling them out exists: other levels of mode F lead them on as any character.)
     if (!this.lsLevels || this.level(s).mode !== MODE_F) return max;
     // Levels of mode F may single out the special characters (PlainShape.ls), which the plain
@@ -1761,7 +1780,10 @@ export class TokenMatcher {
     // Free regions (below) need the whole trie's node numbering.
     const freeOK = budget === Infinity && this.opts.plain !== false && trie === v && alpha === null;
     const rest = alpha?.rest, ae = alpha?.exc;
+    const nrs = this.plain.nodeRestSets;
     let freeEnd = -1, freeDepth = 0, freeWalk: Int32Array | null = null, eo = 0;
+    // A free region's exception bytes (a loop with exceptions): a subtree holding one is walked.
+    let fx0 = 0, fx1 = 0, fx2 = 0, fx3 = 0;
     while (i < i1) {
       if (freeEnd >= 0 && i >= freeEnd) freeEnd = -1;
       if (topEnd >= 0 && i >= topEnd) { topEnd = -1; stk = stkT; lift = top!.lift; }
@@ -1772,7 +1794,10 @@ export class TokenMatcher {
         skipOK = thr !== null && !x;
         eo = nb[i] << 2;
       }
-      if (freeEnd >= 0) { if (freeWalk![i] < freeDepth) { i = ns[i]; continue; } }
+      if (freeEnd >= 0) {
+        const o = i * 5;
+        if (freeWalk![i] < freeDepth && ((nrs[o] & fx0) | (nrs[o + 1] & fx1) | (nrs[o + 2] & fx2) | (nrs[o + 3] & fx3)) === 0) { i = ns[i]; continue; }
+      }
       else if (skipOK && thr![i] <= nEff) { i = ns[i]; continue; }
       else if (alpha !== null && !(d === 1 && alpha.visit[nb[i]] === 1)) {
         // No exception byte below the first byte (of those it has: see fill): every token here
@@ -1809,15 +1834,21 @@ export class TokenMatcher {
       }
       // A state already analysed costs nothing to ask: smaller subtrees qualify then.
       const size = ns[i] - i;
-      if (freeOK && freeEnd < 0 && !skipOK && (size > FREE_MIN_NODES || (size > FREE_SMALL && this.levels[t] !== undefined))) {
+      if (freeOK && freeEnd < 0 && (size > FREE_MIN_NODES || (size > FREE_SMALL && this.levels[t] !== undefined))) {
         const L = this.level(t);
         table = A.table;
-        if ((L.mode === MODE_F || L.mode === MODE_A) && L.exc === null && L.next === t && !L.ls) {
+        if ((L.mode === MODE_F || L.mode === MODE_A) && L.next === t && (!L.ls || (this.specialPass && this.loopsWithExceptions)) && (L.exc === null || (this.loopsWithExceptions && (L.excSet ??= byteSet(L.exc)) !== null))) {
           // t loops on plain characters: the subtree's tokens whose rest is plain are allowed,
-          // those whose rest meets a dead byte first are not, the others are walked.
+          // those whose rest meets a dead byte first are not, the others are walked. Where a few
+          // ASCII bytes are exceptions (dead, or leading elsewhere: `[^,:&]*` beside `\s*`), the
+          // tokens whose rest holds none are allowed, and the subtrees that hold one are walked.
+          // (Special characters that the level singles out (L.ls) count as plain here: fill
+          // decides the tokens holding one afterwards, each by the automaton from s.)
           freeEnd = ns[i]; freeDepth = d; freeWalk = this.plain.maxWalk[L.mode];
           if (L.max + lift > maxAfter) maxAfter = L.max + lift;
-          this.fillFree(i, d, L.mode, mask);
+          const E = L.exc === null ? null : L.excSet!;
+          fx0 = E ? E[0] : 0; fx1 = E ? E[1] : 0; fx2 = E ? E[2] : 0; fx3 = E ? E[3] : 0;
+          this.fillFree(i, d, L.mode, mask, E);
         }
       }
       i++;
@@ -1828,12 +1859,19 @@ export class TokenMatcher {
     return maxAfter;
   }
 
-  /** Allows the tokens below trie node i (depth d) whose bytes from d on are plain characters of the mode. */
-  private fillFree(i: number, d: number, mode: number, mask: Uint32Array): void {
-    const P = this.plain, v = this.vocab, toks = v.toks, lnp = P.lastNonPlain[mode], cont = P.contBits;
+  /**
+   * Allows the tokens below trie node i (depth d) whose bytes from d on are plain characters of the
+   * mode and none of the bytes in E (4 words; null: none). (E is tested against all of a token's
+   * bytes after its first: one above d in E refuses the token here, and the walk decides it.)
+   */
+  private fillFree(i: number, d: number, mode: number, mask: Uint32Array, E: Uint32Array | null): void {
+    const P = this.plain, v = this.vocab, toks = v.toks, lnp = P.lastNonPlain[mode], cont = P.contBits, rs = P.restSets;
     const checkCont = mode === MODE_F;
+    const e0 = E ? E[0] : 0, e1 = E ? E[1] : 0, e2 = E ? E[2] : 0, e3 = E ? E[3] : 0;
     for (let k = v.nodeTokEnd[i], z = P.subtreeTokEnd(i); k < z; k++) {
       if (lnp[k] >= d) continue;
+      const o = k * 5;
+      if (((rs[o] & e0) | (rs[o + 1] & e1) | (rs[o + 2] & e2) | (rs[o + 3] & e3)) !== 0) continue;
       const id = toks[k];
       // A continuation byte at d would begin the rest in the middle of a character.
       if (checkCont && (d < 32 ? (cont[k] >>> d) & 1 : (v.bytes[id]![d] & 0xc0) === 0x80)) continue;
