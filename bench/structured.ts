@@ -20,6 +20,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { HFTokenizer } from '../src/tokenizers/hf.js';
 import { compileJsonSchema, TokenVocab, TokenMatcher, DEAD } from '../src/structured/index.js';
+import { KeyScan, repeatedKeyTokens } from '../src/structured/keys.js';
 import type { JsonSchema } from '../src/structured/index.js';
 import { llama2Json, llama3Json } from '../test/tokenizers/real_vocabs.js';
 
@@ -195,6 +196,12 @@ export async function benchStructured(opts: { log?: (line: string) => void; warm
     await idle(20);
     const all: number[] = [], allPeer: number[] = [];
     const compiles: number[] = [], peerCompiles: number[] = [];
+    // The generation processor's check that no key repeats (keys.ts), beside each mask: its tables
+    // are built at the first check per tokenizer.
+    const keyTimes: number[] = [];
+    const k0 = performance.now();
+    { const m = new TokenMatcher(compileJsonSchema({ type: 'object' }), vocab); const sc = new KeyScan(); sc.push(0x7b, false); repeatedKeyTokens(m.automaton, vocab, m.initial, sc, m.mask(m.initial), (x, id) => m.advance(x, id)); }
+    const keyTablesMs = performance.now() - k0;
     for (const { name, schema, instance } of BENCH_SCHEMAS) {
       const ids = tok.encode(JSON.stringify(instance));
       // Compile: grammar + automaton + the first mask (what a request waits for), median of 5.
@@ -221,6 +228,17 @@ export async function benchStructured(opts: { log?: (line: string) => void; warm
       }
       if (!m.automaton.accepting(s)) throw new Error(`bench: ${name}: instance not accepted`);
       all.push(...times);
+      // The key check along the same instance (the masks are cached by now).
+      const scan = new KeyScan();
+      s = m.initial;
+      for (const id of ids) {
+        const mask = m.mask(s);
+        const a = performance.now();
+        repeatedKeyTokens(m.automaton, vocab, s, scan, mask, (x, t) => m.advance(x, t));
+        keyTimes.push((performance.now() - a) * 1000);
+        for (const b of vocab.bytes[id]!) scan.push(b, false);
+        s = m.advance(s, id);
+      }
       const st = stats(times);
       let peerNote = 'xgrammar: not available in Node';
       let peerMean: number | null = null;
@@ -246,6 +264,9 @@ export async function benchStructured(opts: { log?: (line: string) => void; warm
     rows.push({ task: `structured ${vname}`, metric: 'mask mean', tslm: st.mean, peer: ps?.mean ?? null, unit: 'µs', note: 'goal ≤ 50 µs' });
     rows.push({ task: `structured ${vname}`, metric: 'mask p50', tslm: st.p50, peer: ps?.p50 ?? null, unit: 'µs', note: '' });
     rows.push({ task: `structured ${vname}`, metric: 'mask p99', tslm: st.p99, peer: ps?.p99 ?? null, unit: 'µs', note: 'goal ≤ 500 µs' });
+    const ks = stats(keyTimes);
+    log(`${vname}: no key twice when generating (the processor's check beside each mask, the same ${keyTimes.length} tokens): mean ${ks.mean.toFixed(1)} µs, p50 ${ks.p50.toFixed(1)} µs, p99 ${ks.p99.toFixed(1)} µs; its tables ${keyTablesMs.toFixed(0)} ms once per tokenizer`);
+    rows.push({ task: `structured ${vname}`, metric: 'key check mean', tslm: ks.mean, peer: null, unit: 'µs', note: `p99 ${ks.p99.toFixed(1)} µs; tables ${keyTablesMs.toFixed(0)} ms once` });
   }
   return rows;
 }

@@ -215,6 +215,9 @@ function keyTokens(vocab: TokenVocab): KeyTokens {
   return t;
 }
 
+/** The bytes a look-ahead tries, the likeliest way on first: the quote, printable ASCII, the rest. */
+const BYTE_ORDER = Uint8Array.from([0x22, ...Array.from({ length: 95 }, (_, i) => 0x20 + i).filter((b) => b !== 0x22), ...Array.from({ length: 129 }, (_, i) => 0x7f + i), ...Array.from({ length: 32 }, (_, i) => i)]);
+
 /** Most (automaton state, key read) pairs a look-ahead visits before it takes the way on as open. */
 const LOOKAHEAD_NODES = 4096;
 
@@ -232,7 +235,7 @@ function wayOn(a: ByteAutomaton, s: number, j: KeyScan): boolean {
     if (seen.has(id)) continue;
     if (seen.size >= LOOKAHEAD_NODES) return true;
     seen.add(id);
-    for (let b = 0; b < 256; b++) {
+    for (const b of BYTE_ORDER) {
       const s2 = a.step(st, b);
       if (s2 === DEAD) continue;
       const c = sc.clone();
@@ -259,9 +262,10 @@ export function repeatedKeyTokens(a: ByteAutomaton, vocab: TokenVocab, s: number
   // (whose keys are those of the look-ahead: one above would have closed, one below is new).
   const depth = scan.stack.length, top = scan.stack[depth - 1];
   const ways = new Map<string, boolean>();
+  const risky = scan.risky();
   const check = (id: number): void => {
-    if (seen.has(id)) return;
-    seen.add(id);
+    // (Several lists are read only where a key is at risk; a token in two is checked once.)
+    if (risky) { if (seen.has(id)) return; seen.add(id); }
     const c = scan.clone();
     for (const x of vocab.bytes[id]!) if (!c.push(x, true)) { out.push(id); return; }
     if (!c.risky()) return;
@@ -274,7 +278,6 @@ export function repeatedKeyTokens(a: ByteAutomaton, vocab: TokenVocab, s: number
     if (!ok) out.push(id);
   };
   const allowed = (id: number): boolean => (mask[id >>> 5] & (1 << (id & 31))) !== 0;
-  const risky = scan.risky();
   let n = 0;
   if (!risky && !(scan.mode === STR && scan.esc !== 0)) {
     const keys = scan.stack.some((f) => f !== null && f.size > 0);
