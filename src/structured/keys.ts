@@ -33,11 +33,16 @@ export class KeyScan {
   /** The key being read, decoded to UTF-8 bytes (one char per byte). */
   partial = '';
 
-  clone(): KeyScan {
-    const c = new KeyScan();
-    c.stack = this.stack.slice(); c.keyNext = this.keyNext; c.mode = this.mode; c.isKey = this.isKey;
-    c.esc = this.esc; c.hex = this.hex; c.high = this.high; c.partial = this.partial;
-    return c;
+  clone(): KeyScan { return new KeyScan().copy(this); }
+
+  /** Becomes a copy of o (its frames shared: read on with `shared`); returns this. */
+  copy(o: KeyScan): KeyScan {
+    const st = this.stack, os = o.stack;
+    st.length = os.length;
+    for (let i = 0; i < os.length; i++) st[i] = os[i];
+    this.keyNext = o.keyNext; this.mode = o.mode; this.isKey = o.isKey;
+    this.esc = o.esc; this.hex = o.hex; this.high = o.high; this.partial = o.partial;
+    return this;
   }
 
   /**
@@ -171,21 +176,29 @@ interface KeyTokens {
   after: IdSet[];
   /** Tokens of whitespace only (a key stays due). */
   spaces: IdSet;
-  /** Tokens with a backslash and no `"` (an escape inside a key). */
+  /** Tokens with a backslash before their first `"` (or none): an escape inside a key, which may escape that quote. */
   escapes: IdSet;
 }
 
-/** Calls f with each token whose bytes are a prefix of `rest` (one char per byte): a walk down the vocabulary's trie. */
-function eachPrefixToken(vocab: TokenVocab, rest: string, f: (id: number) => void): void {
-  const end = vocab.nodes;
-  let i = 0;
-  for (let d = 1; d <= rest.length && i < end; d++) {
-    const b = rest.charCodeAt(d - 1);
-    // Siblings at depth d, from the first child: the next one is past the subtree.
-    while (i < end && vocab.nodeDepth[i] === d && vocab.nodeByte[i] !== b) i = vocab.nodeSkip[i];
-    if (i >= end || vocab.nodeDepth[i] !== d) return;
-    for (let k = vocab.nodeTokStart[i]; k < vocab.nodeTokEnd[i]; k++) f(vocab.toks[k]);
-    i++;
+/**
+ * A walk down the vocabulary's trie along `rest` (one char per byte): f gets each token whose
+ * bytes are a prefix of rest, and q(k, node) each trie node of the bytes rest[0..k) then a quote,
+ * for 1 ≤ k ≤ rest's length (the root's quote child is not reported).
+ */
+function walkRest(vocab: TokenVocab, rest: string, f: (id: number) => void, q: (k: number, node: number) => void): void {
+  const end = vocab.nodes, nd = vocab.nodeDepth, nb = vocab.nodeByte, ns = vocab.nodeSkip;
+  let first = 0;
+  for (let d = 0; d <= rest.length; d++) {
+    // The children at depth d + 1, from the first: the next one is past the subtree.
+    const b = d < rest.length ? rest.charCodeAt(d) : -1;
+    let next = -1;
+    for (let i = first; i < end && nd[i] === d + 1; i = ns[i]) {
+      if (d > 0 && nb[i] === 0x22) q(d, i);
+      if (nb[i] === b) next = i;
+    }
+    if (next < 0) return;
+    for (let k = vocab.nodeTokStart[next]; k < vocab.nodeTokEnd[next]; k++) f(vocab.toks[k]);
+    first = next + 1;
   }
 }
 
@@ -203,11 +216,11 @@ function keyTokens(vocab: TokenVocab): KeyTokens {
     for (let i = 0; i < b.length; i++) {
       const x = b[i];
       if (x === 0x22 || x === 0x2c) most = Math.min(quotes, 3);
-      if (x === 0x22) quotes++; else if (x === 0x5c) bs = true;
+      if (x === 0x22) quotes++; else if (x === 0x5c && quotes === 0) bs = true;
       if (x !== 0x20 && x !== 0x09 && x !== 0x0a && x !== 0x0d) ws = false;
     }
     for (let n = 0; n <= most; n++) after[n].push(id);
-    if (quotes === 0 && most < 0 && bs) escapes.push(id);
+    if (bs) escapes.push(id);
     if (ws) spaces.push(id);
   }
   t = { after: after.map((ids) => new IdSet(ids)), spaces: new IdSet(spaces), escapes: new IdSet(escapes) };
@@ -218,30 +231,46 @@ function keyTokens(vocab: TokenVocab): KeyTokens {
 /** The bytes a look-ahead tries, the likeliest way on first: the quote, printable ASCII, the rest. */
 const BYTE_ORDER = Uint8Array.from([0x22, ...Array.from({ length: 95 }, (_, i) => 0x20 + i).filter((b) => b !== 0x22), ...Array.from({ length: 129 }, (_, i) => 0x7f + i), ...Array.from({ length: 32 }, (_, i) => i)]);
 
+/** Per automaton: its byte classes' bytes (one step decides a class), in BYTE_ORDER, classes by their first byte there. */
+const groupsOf = new WeakMap<ByteAutomaton, Uint8Array[]>();
+function byteGroups(a: ByteAutomaton): Uint8Array[] {
+  let g = groupsOf.get(a);
+  if (!g) {
+    const by = new Map<number, number[]>();
+    for (const b of BYTE_ORDER) { const e = a.eq[b]; let l = by.get(e); if (!l) { l = []; by.set(e, l); } l.push(b); }
+    g = [...by.values()].map((l) => Uint8Array.from(l));
+    groupsOf.set(a, g);
+  }
+  return g;
+}
+
 /** Most (automaton state, key read) pairs a look-ahead visits before it takes the way on as open. */
 const LOOKAHEAD_NODES = 4096;
 
 /**
- * Whether, from automaton state s and scan j (risky), some bytes the automaton allows lead out of
+ * Whether, from automaton state s and scan j (risky, not changed), some bytes the automaton allows lead out of
  * the risk: a key the object lacks ends, or the object goes on without a key (it closes). States
  * of the automaton are live (each can complete the output), so that is a way on.
  */
 function wayOn(a: ByteAutomaton, s: number, j: KeyScan): boolean {
   const seen = new Set<string>();
   const todo: Array<[number, KeyScan]> = [[s, j]];
+  const c = new KeyScan();
   while (todo.length) {
     const [st, sc] = todo.pop()!;
     const id = `${st}:${sc.mode}:${sc.esc}:${sc.hex}:${sc.high}:${sc.partial}`;
     if (seen.has(id)) continue;
     if (seen.size >= LOOKAHEAD_NODES) return true;
     seen.add(id);
-    for (const b of BYTE_ORDER) {
-      const s2 = a.step(st, b);
+    for (const g of byteGroups(a)) {
+      const s2 = a.step(st, g[0]);
       if (s2 === DEAD) continue;
-      const c = sc.clone();
-      if (!c.push(b, true)) continue;
-      if (!c.risky()) return true;
-      todo.push([s2, c]);
+      for (let i = 0; i < g.length; i++) {
+        c.copy(sc);
+        if (!c.push(g[i], true)) continue;
+        if (!c.risky()) return true;
+        todo.push([s2, c.clone()]);
+      }
     }
   }
   return false;
@@ -263,11 +292,14 @@ export function repeatedKeyTokens(a: ByteAutomaton, vocab: TokenVocab, s: number
   const depth = scan.stack.length, top = scan.stack[depth - 1];
   const ways = new Map<string, boolean>();
   const risky = scan.risky();
+  // Each token is read by one scratch copy of the scan (a copy of its own only for a look-ahead).
+  const c = new KeyScan();
   const check = (id: number): void => {
     // (Several lists are read only where a key is at risk; a token in two is checked once.)
     if (risky) { if (seen.has(id)) return; seen.add(id); }
-    const c = scan.clone();
-    for (const x of vocab.bytes[id]!) if (!c.push(x, true)) { out.push(id); return; }
+    c.copy(scan);
+    const bytes = vocab.bytes[id]!;
+    for (let i = 0; i < bytes.length; i++) if (!c.push(bytes[i], true)) { out.push(id); return; }
     if (!c.risky()) return;
     const s2 = advance(s, id);
     if (s2 === DEAD) return;
@@ -282,7 +314,7 @@ export function repeatedKeyTokens(a: ByteAutomaton, vocab: TokenVocab, s: number
   if (!risky && !(scan.mode === STR && scan.esc !== 0)) {
     const keys = scan.stack.some((f) => f !== null && f.size > 0);
     n = scan.mode === OUT ? (keys ? 0 : 2) : scan.isKey || keys ? 1 : 3;
-  }
+  } else if (risky && scan.mode === STR && !scan.escaping) n = 1;
   t.after[n].each(mask, check);
   if (risky) {
     if (scan.mode === OUT) t.spaces.each(mask, check);
@@ -290,10 +322,27 @@ export function repeatedKeyTokens(a: ByteAutomaton, vocab: TokenVocab, s: number
       // In the middle of an escape: every allowed token is read (rare: a key with escapes, begun as one written).
       for (let w = 0; w < mask.length; w++) for (let m = mask[w]; m; m &= m - 1) check(w * 32 + 31 - Math.clz32(m & -m));
     } else {
+      // In a key begun as a written one. A token's first quote ends the key (unless a backslash
+      // before it escapes it: those tokens are read, with the escapes), and what follows it is read
+      // where it holds a quote or comma (after[1], above). So what remains is the key a token ends
+      // or leaves begun, spelled along each written key's rest in the trie (up to a character
+      // that must be escaped): each token that ends a written key is out unread, and each that
+      // spells a start of a rest is read (for its look-ahead).
       t.escapes.each(mask, check);
-      // Plain key bytes: the new key read begins a written one only if the token spells the
-      // start of that key's rest.
-      for (const r of scan.rests()) eachPrefixToken(vocab, r, (id) => { if (allowed(id)) check(id); });
+      const keys = scan.stack[scan.stack.length - 1]!, p = scan.partial;
+      const ended = (node: number): void => {
+        for (let j = vocab.nodeTokStart[node], z = vocab.plain.subtreeTokEnd(node); j < z; j++) {
+          const id = vocab.toks[j];
+          if (allowed(id) && !seen.has(id)) { seen.add(id); out.push(id); }
+        }
+      };
+      // A quote first ends the key read so far.
+      if (keys.has(p) && vocab.plain.rootChild[0x22] >= 0) ended(vocab.plain.rootChild[0x22]);
+      for (const r of scan.rests()) {
+        let cut = 0;
+        while (cut < r.length && r.charCodeAt(cut) >= 0x20 && r.charCodeAt(cut) !== 0x22 && r.charCodeAt(cut) !== 0x5c) cut++;
+        walkRest(vocab, r.slice(0, cut), (id) => { if (allowed(id)) check(id); }, (k, node) => { if (keys.has(p + r.slice(0, k))) ended(node); });
+      }
     }
   }
   return out.sort((x, y) => x - y);
