@@ -1447,12 +1447,27 @@ interface AlphaChain extends Chain { exc: Uint8Array; split?: Uint8Array }
 /** Level.alt not built yet (see TokenMatcher.altOf). */
 const PENDING_ALT: Omit<PlainShape, 'sub'> = { mode: 0, exc: null, rep: 0 };
 const NO_LEVEL: Level = { mode: 0, next: DEAD, exc: null, max: 0, alpha: null, key: null };
-/** A loop's exception bytes as 4 words of 32 bits; null where one is not ASCII or they are more than FREE_EXC_MOST. */
-function byteSet(bytes: number[]): Uint32Array | null {
-  if (bytes.length > FREE_EXC_MOST || bytes.some((b) => b >= 0x80)) return null;
+/**
+ * A loop's exception bytes as 4 words of 32 bits, for a free region (see walk); null where one is
+ * not ASCII, or where more than FREE_EXC_SHARE of the vocabulary's tokens hold one after their
+ * first byte (a region would walk nearly all it covers, after reading its tokens).
+ */
+function byteSet(bytes: number[], P: PlainIndex): Uint32Array | null {
+  if (bytes.some((b) => b >= 0x80)) return null;
   const e = new Uint32Array(4);
   for (const b of bytes) e[b >>> 5] |= 1 << (b & 31);
-  return e;
+  let memo = freeExcUseful.get(P);
+  if (!memo) { memo = new Map(); freeExcUseful.set(P, memo); }
+  const key = e.join();
+  let useful = memo.get(key);
+  if (useful === undefined) {
+    const rs = P.restSets, T = P.tokLen.length;
+    let n = 0;
+    for (let k = 0; k < T; k++) { const o = k * 5; if (((rs[o] & e[0]) | (rs[o + 1] & e[1]) | (rs[o + 2] & e[2]) | (rs[o + 3] & e[3])) !== 0) n++; }
+    useful = n <= FREE_EXC_SHARE * T;
+    memo.set(key, useful);
+  }
+  return useful ? e : null;
 }
 /** Smallest alphabet of mode 4 (a smaller one is cheaper walked than tabled). */
 const ALPHABET_MIN = 20;
@@ -1466,8 +1481,10 @@ const CLOSURE_MOST = 256;
 const FREE_MIN_NODES = 128;
 /** Smallest subtree checked for a free state when the state's levels are known already. */
 const FREE_SMALL = 8;
-/** Most exception bytes of a loop taken as a free region (more: nearly every subtree holds one, and is walked anyway). */
-const FREE_EXC_MOST = 16;
+/** Most of the vocabulary's tokens whose bytes after the first may hold a free region's exception bytes (more: nearly every subtree holds one, and is walked anyway). */
+const FREE_EXC_SHARE = 0.5;
+/** Per vocabulary (its plain tables): whether a set of exception bytes (by its words) leaves most tokens free of them. */
+const freeExcUseful = new WeakMap<PlainIndex, Map<string, boolean>>();
 
 /**
  * A grammar over a vocabulary: token masks per parser state.
@@ -1837,7 +1854,7 @@ export class TokenMatcher {
       if (freeOK && freeEnd < 0 && (size > FREE_MIN_NODES || (size > FREE_SMALL && this.levels[t] !== undefined))) {
         const L = this.level(t);
         table = A.table;
-        if ((L.mode === MODE_F || L.mode === MODE_A) && L.next === t && (!L.ls || (this.specialPass && this.loopsWithExceptions)) && (L.exc === null || (this.loopsWithExceptions && (L.excSet ??= byteSet(L.exc)) !== null))) {
+        if ((L.mode === MODE_F || L.mode === MODE_A) && L.next === t && (!L.ls || (this.specialPass && this.loopsWithExceptions)) && (L.exc === null || (this.loopsWithExceptions && (L.excSet === undefined ? (L.excSet = byteSet(L.exc, this.plain)) : L.excSet) !== null))) {
           // t loops on plain characters: the subtree's tokens whose rest is plain are allowed,
           // those whose rest meets a dead byte first are not, the others are walked. Where a few
           // ASCII bytes are exceptions (dead, or leading elsewhere: `[^,:&]*` beside `\s*`), the
