@@ -608,7 +608,10 @@ export interface SampleStats {
   duplicateKeys: number;
 }
 
-/** Whether JSON text has an object with the same key twice (the text is valid JSON). */
+/**
+ * Whether JSON text has an object with the same key twice (the text is valid JSON, or the start of
+ * valid JSON: a string left open ends the reading). Keys are compared as JSON.parse decodes them.
+ */
 export function hasDuplicateKeys(text: string): boolean {
   const stack: Array<Set<string> | null> = [];
   let expectKey = false;
@@ -620,7 +623,8 @@ export function hasDuplicateKeys(text: string): boolean {
     else if (c === ',') expectKey = stack.length > 0 && stack[stack.length - 1] !== null;
     else if (c === '"') {
       let j = i + 1;
-      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (j >= text.length) return false;
       if (expectKey) {
         const k = JSON.parse(text.slice(i, j + 1)) as string, keys = stack[stack.length - 1]!;
         if (keys.has(k)) return true;

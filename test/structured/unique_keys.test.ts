@@ -1,7 +1,7 @@
 // No key twice in one object when generating JSON (keys.ts): the output read as JSON, and the
 // tokens that would repeat a key (or leave only written keys to write) taken out of each mask.
-// Checked against a second reading of the text (JSON.parse decodes each key) over every token the
-// grammar allows, and by a driver that tries hard to write a key again.
+// Checked against a second reading of the text (fuzz.ts hasDuplicateKeys: JSON.parse decodes each
+// key) over every token the grammar allows, and by a driver that tries hard to write a key again.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
@@ -25,32 +25,6 @@ before(async () => {
   vocab = TokenVocab.fromTokenizer(tok);
 });
 after(async () => { await shutdown(); });
-
-/** Whether a JSON text prefix has a key twice in one object: keys decoded by JSON.parse (the oracle). */
-function prefixRepeatsKey(text: string): boolean {
-  const stack: Array<Set<string> | null> = [];
-  let keyNext = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === '"') {
-      let j = i + 1;
-      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
-      if (j >= text.length) return false;
-      if (keyNext) {
-        const k = JSON.parse(text.slice(i, j + 1)) as string, keys = stack[stack.length - 1]!;
-        if (keys.has(k)) return true;
-        keys.add(k);
-        keyNext = false;
-      }
-      i = j;
-    } else if (c === '{') { stack.push(new Set()); keyNext = true; }
-    else if (c === '[') { stack.push(null); keyNext = false; }
-    else if (c === '}' || c === ']') { stack.pop(); keyNext = false; }
-    else if (c === ',') keyNext = stack.length > 0 && stack[stack.length - 1] !== null;
-    else if (c === ':') keyNext = false;
-  }
-  return false;
-}
 
 function processor(schema: JsonSchema, uniqueKeys: boolean, opts: SchemaOptions = { additionalProperties: 'declared' }): ConstraintProcessor {
   return new ConstraintProcessor(new TokenMatcher(compileJsonSchema(schema, opts), vocab), { uniqueKeys });
@@ -77,11 +51,11 @@ test('KeyScan: keys compared decoded (escapes, surrogate pairs, raw UTF-8), per 
   for (const t of ['{"a":1,"a"', '{"a":1,"\\u0061"', '{"名":1,"\\u540d"', '{"😀":0,"\\ud83d\\ude00"', '{"\\ud83d\\ude00":0,"😀"', '{"a\\nb":1,"a\\u000ab"', '{"\\"":1,"\\u0022"', '{"\\/":1,"/"',
     '{"x":{"a":1},"y":[{"b":2,"c":3}],"x"', '{"a":"\\"a\\"","a"']) {
     assert.equal(repeats(t), true, t);
-    assert.equal(prefixRepeatsKey(t), true, t);
+    assert.equal(hasDuplicateKeys(t), true, t);
   }
   for (const t of ['{"a":{"a":{"a":1}}}', '{"a":["a","a"],"b":"a"}', '{"a":1,"A":2,"a ":3,"\\u0061b":4}', '[{"a":1},{"a":1}]', '{"\\ud83d":1,"\\ud83d\\ude00":2,"\\ude00":3}', '{"a":"\\\\","b":"\\u0022"}']) {
     assert.equal(repeats(t), false, t);
-    assert.equal(prefixRepeatsKey(t), false, t);
+    assert.equal(hasDuplicateKeys(t), false, t);
   }
 });
 
@@ -98,7 +72,7 @@ test('the tokens taken out are exactly those that write a key again, where keys 
     for (const text of prefixes) {
       const { allowed, grammar, text: out } = allowedAfter(p, text);
       for (const id of grammar) {
-        const bad = prefixRepeatsKey(out + new TextDecoder().decode(vocab.bytes[id]!));
+        const bad = hasDuplicateKeys(out + new TextDecoder().decode(vocab.bytes[id]!));
         assert.equal(allowed.has(id), !bad, `${JSON.stringify(text)} + ${JSON.stringify(tok.decode([id]))}`);
         if (bad) removed++;
       }
