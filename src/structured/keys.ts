@@ -32,6 +32,8 @@ export class KeyScan {
   high = 0;
   /** The key being read, decoded to UTF-8 bytes (one char per byte). */
   partial = '';
+  /** Counts the changes to the containers and their keys (a container opened or closed, a key added). */
+  version = 0;
 
   clone(): KeyScan { return new KeyScan().copy(this); }
 
@@ -41,8 +43,13 @@ export class KeyScan {
     st.length = os.length;
     for (let i = 0; i < os.length; i++) st[i] = os[i];
     this.keyNext = o.keyNext; this.mode = o.mode; this.isKey = o.isKey;
-    this.esc = o.esc; this.hex = o.hex; this.high = o.high; this.partial = o.partial;
+    this.esc = o.esc; this.hex = o.hex; this.high = o.high; this.partial = o.partial; this.version = o.version;
     return this;
+  }
+
+  /** Where the scan stands, as text: equal for two positions of one scan with the same containers, keys, string and key read. */
+  get where(): string {
+    return `${this.version}:${this.mode}:${this.keyNext ? 1 : 0}:${this.isKey ? 1 : 0}:${this.esc}:${this.hex}:${this.high}:${this.partial}`;
   }
 
   /**
@@ -52,9 +59,9 @@ export class KeyScan {
   push(b: number, shared: boolean): boolean {
     if (this.mode === OUT) {
       if (b === 0x22) { this.mode = STR; this.isKey = this.keyNext; this.keyNext = false; this.esc = 0; this.high = 0; this.partial = ''; }
-      else if (b === 0x7b) { this.stack.push(new Set()); this.keyNext = true; }
-      else if (b === 0x5b) { this.stack.push(null); this.keyNext = false; }
-      else if (b === 0x7d || b === 0x5d) { this.stack.pop(); this.keyNext = false; }
+      else if (b === 0x7b) { this.stack.push(new Set()); this.keyNext = true; this.version++; }
+      else if (b === 0x5b) { this.stack.push(null); this.keyNext = false; this.version++; }
+      else if (b === 0x7d || b === 0x5d) { this.stack.pop(); this.keyNext = false; this.version++; }
       else if (b === 0x2c) this.keyNext = this.stack.length > 0 && this.stack[this.stack.length - 1] !== null;
       else if (b === 0x3a) this.keyNext = false;
       return true;
@@ -70,6 +77,7 @@ export class KeyScan {
         if (keys.has(key)) return false;
         const own = shared ? new Set(keys) : keys;
         own.add(key);
+        this.version++;
         this.stack[top] = own;
         return true;
       }
@@ -282,8 +290,21 @@ function wayOn(a: ByteAutomaton, s: number, j: KeyScan): boolean {
  * those with a quote or comma, and where a key is due or begun as one written, whitespace, escapes
  * and the tokens that spell the rest of a written key.
  */
-export function repeatedKeyTokens(a: ByteAutomaton, vocab: TokenVocab, s: number, scan: KeyScan, mask: Uint32Array, advance: (s: number, id: number) => number): number[] {
+export function repeatedKeyTokens(a: ByteAutomaton, vocab: TokenVocab, s: number, scan: KeyScan, mask: Uint32Array, advance: (s: number, id: number) => number, last?: KeyCheckMemo): number[] {
   if (scan.stack.length === 0 && scan.mode === OUT) return [];
+  // The same state, mask and scan position as the last check of this scan (a string value read on
+  // in a loop of the automaton): the same tokens.
+  const where = last ? `${s}:${scan.where}` : '';
+  if (last && last.mask === mask && last.where === where) return last.out;
+  const out = repeatedKeyTokensOf(a, vocab, s, scan, mask, advance);
+  if (last) { last.mask = mask; last.where = where; last.out = out; }
+  return out;
+}
+
+/** A scan's last check (repeatedKeyTokens): the mask (by identity), the state and scan position, the tokens. */
+export interface KeyCheckMemo { mask: Uint32Array | null; where: string; out: number[] }
+
+function repeatedKeyTokensOf(a: ByteAutomaton, vocab: TokenVocab, s: number, scan: KeyScan, mask: Uint32Array, advance: (s: number, id: number) => number): number[] {
   const t = keyTokens(vocab);
   const out: number[] = [];
   const seen = new Set<number>();
