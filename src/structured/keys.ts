@@ -47,6 +47,12 @@ export class KeyScan {
     return this;
   }
 
+  /**
+   * Automaton state s and the scan's place in a string, as text: the key of a look-ahead from a
+   * scan in the innermost object of the check (same containers, a key due or begun).
+   */
+  lookKey(s: number): string { return `${s}:${this.mode}:${this.esc}:${this.hex}:${this.high}:${this.partial}`; }
+
   /** Where the scan stands, as text: equal for two positions of one scan with the same containers, keys, string and key read. */
   get where(): string {
     return `${this.version}:${this.mode}:${this.keyNext ? 1 : 0}:${this.isKey ? 1 : 0}:${this.esc}:${this.hex}:${this.high}:${this.partial}`;
@@ -173,7 +179,7 @@ class IdSet {
 }
 
 /** Per vocabulary: the tokens that matter to KeyScan. */
-interface KeyTokens {
+export interface KeyTokens {
   /**
    * after[n]: the tokens with a `"` or `,` after their n-th `"` (after[0]: with a `"` or `,` at
    * all). A scan passes n quotes before any of its keys can end or become due: 0 outside strings
@@ -214,7 +220,8 @@ function walkRest(vocab: TokenVocab, rest: string, f: (id: number) => void, q: (
 
 const tokensOf = new WeakMap<TokenVocab, KeyTokens>();
 
-function keyTokens(vocab: TokenVocab): KeyTokens {
+/** Builds the vocabulary's tables for the key check (else built at its first check); returns them. */
+export function keyTokens(vocab: TokenVocab): KeyTokens {
   let t = tokensOf.get(vocab);
   if (t) return t;
   const after: number[][] = [[], [], [], []], spaces: number[] = [], escapes: number[] = [];
@@ -268,7 +275,7 @@ function wayOn(a: ByteAutomaton, s: number, j: KeyScan): boolean {
   const c = new KeyScan();
   while (todo.length) {
     const [st, sc] = todo.pop()!;
-    const id = `${st}:${sc.mode}:${sc.esc}:${sc.hex}:${sc.high}:${sc.partial}`;
+    const id = sc.lookKey(st);
     if (seen.has(id)) continue;
     if (seen.size >= LOOKAHEAD_NODES) return true;
     seen.add(id);
@@ -327,7 +334,7 @@ function repeatedKeyTokensOf(a: ByteAutomaton, vocab: TokenVocab, s: number, sca
     const s2 = advance(s, id);
     if (s2 === DEAD) return;
     const same = c.stack.length === depth && c.stack[depth - 1] === top;
-    const key = same ? `${s2}:${c.mode}:${c.esc}:${c.hex}:${c.high}:${c.partial}` : '';
+    const key = same ? c.lookKey(s2) : '';
     let ok = same ? ways.get(key) : undefined;
     if (ok === undefined) { ok = wayOn(a, s2, c); if (same) ways.set(key, ok); }
     if (!ok) out.push(id);

@@ -1430,7 +1430,7 @@ interface Level {
   alt?: Omit<PlainShape, 'sub'> | null;
   /** Whether alt's walk is cheap (TokenMatcher.altCheap), once known. */
   altCheap?: boolean;
-  /** exc as a set (4 words of 32 byte bits), for a free region below a loop with exceptions (see walk); built on first use (null: not ASCII, or too many). */
+  /** exc as a set (4 words of 32 byte bits), for a free region below a loop with exceptions (see walk); built on first use (null: not ASCII, or in most tokens). */
   excSet?: Uint32Array | null;
 }
 interface Chain { n: number; dec: boolean; max: number }
@@ -1524,7 +1524,7 @@ export class TokenMatcher {
   private readonly settled: (AlphaSettled | null | undefined)[] = [];
   private readonly chains: (Chain | undefined)[][] = [[], [], []];
   private readonly alphaChains = new Map<string, (AlphaChain | undefined)[]>();
-  /** Whether walk takes a loop with a few exception bytes, or singling out special characters, as a free region (off: only loops without, for tests). */
+  /** Whether walk takes a loop with exception bytes, or singling out special characters, as a free region (off: only loops without, for tests). */
   loopsWithExceptions = true;
   /** Whether the mask being filled ends with fill's pass over the special tokens (see there and walk's free regions). */
   private specialPass = false;
@@ -1854,11 +1854,11 @@ export class TokenMatcher {
       if (freeOK && freeEnd < 0 && (size > FREE_MIN_NODES || (size > FREE_SMALL && this.levels[t] !== undefined))) {
         const L = this.level(t);
         table = A.table;
-        if ((L.mode === MODE_F || L.mode === MODE_A) && L.next === t && (!L.ls || (this.specialPass && this.loopsWithExceptions)) && (L.exc === null || (this.loopsWithExceptions && (L.excSet === undefined ? (L.excSet = byteSet(L.exc, this.plain)) : L.excSet) !== null))) {
+        if (this.freeLoop(L, t)) {
           // t loops on plain characters: the subtree's tokens whose rest is plain are allowed,
-          // those whose rest meets a dead byte first are not, the others are walked. Where a few
-          // ASCII bytes are exceptions (dead, or leading elsewhere: `[^,:&]*` beside `\s*`), the
-          // tokens whose rest holds none are allowed, and the subtrees that hold one are walked.
+          // those whose rest meets a dead byte first are not, the others are walked. Where ASCII
+          // bytes are exceptions (dead, or leading elsewhere: `[^,:&]*` beside `\s*`), the tokens
+          // whose rest holds none are allowed, and the subtrees that hold one are walked.
           // (Special characters that the level singles out (L.ls) count as plain here: fill
           // decides the tokens holding one afterwards, each by the automaton from s.)
           freeEnd = ns[i]; freeDepth = d; freeWalk = this.plain.maxWalk[L.mode];
@@ -1874,6 +1874,20 @@ export class TokenMatcher {
     this.stats.walks++;
     this.stats.nodesVisited += visited;
     return maxAfter;
+  }
+
+  /**
+   * Whether level L of state t makes a free region (see walk): a loop on plain characters whose
+   * exception bytes, if any, most tokens lack (byteSet), and whose special characters, if it
+   * singles them out, fill decides after the walks.
+   */
+  private freeLoop(L: Level, t: number): boolean {
+    if ((L.mode !== MODE_F && L.mode !== MODE_A) || L.next !== t) return false;
+    if (!this.loopsWithExceptions) return L.exc === null && !L.ls;
+    if (L.ls && !this.specialPass) return false;
+    if (L.exc === null) return true;
+    if (L.excSet === undefined) L.excSet = byteSet(L.exc, this.plain);
+    return L.excSet !== null;
   }
 
   /**

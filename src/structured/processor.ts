@@ -55,8 +55,8 @@ export class ConstraintProcessor implements LogitsProcessor {
     const r = this.row(ids);
     const left = r.maxNew - (ids.length - r.start) - 1;
     const t0 = this.opts.recordTimes ? performance.now() : 0;
-    const mask = this.matcher.mask(r.state, left);
     const m = this.matcher;
+    const mask = m.mask(r.state, left);
     const repeated = r.keys ? repeatedKeyTokens(m.automaton, m.vocab, r.state, r.keys, mask, (s, id) => m.advance(s, id), r.keyMemo) : [];
     if (this.opts.recordTimes) this.maskMicros.push((performance.now() - t0) * 1000);
     let allowed = -repeated.length;
