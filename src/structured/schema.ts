@@ -466,6 +466,11 @@ export class SchemaCompiler {
       if (o === undefined) { o = wrapProps(cur, own, ap, this.both); m2.set(ap, o); }
       return o;
     },
+    // A pair of anyOf branches, normalized to judge it; a pair this cannot normalize may match
+    // (its error, if any, is met where the branch is compiled).
+    empty: (x) => {
+      try { return surelyEmptyObject(this.normalize(x, '#')); } catch { return false; }
+    },
   };
 
   /** `not` and `if`/`then`/`else` as allOf parts: the negation (see negate) and (if ∧ then) ∨ (¬if ∧ else). */
@@ -689,10 +694,18 @@ export class SchemaCompiler {
     if (!Array.isArray(list) || list.length === 0) throw new InvalidSchemaError(kw, ptr, 'must be a non-empty array');
     const rest = without(s, kw);
     const hasRest = Object.keys(rest).some((k) => !ignored(k));
-    const branches = (list as JsonSchema[]).map((br, i) => {
+    let branches = (list as JsonSchema[]).map((br, i) => {
       const p = jpAt(ptr, kw, i);
       return { p, schema: hasRest ? this.normalize({ allOf: [rest, br] }, p) : this.normalize(br, p) };
     });
+    // anyOf branches that surely match nothing are left out (the product of if/then pairs that
+    // exclude each other, as `at most one of these keys` is written: 57 of prometheus' 64 branches
+    // at each of its six places require a property to be null and not null).
+    if (kw === 'anyOf') {
+      const live = branches.filter(({ schema }) => !surelyEmptyObject(schema));
+      if (live.length === 0) return this.never(ptr, 'no anyOf branch can match');
+      branches = live;
+    }
     // Branches that only list values (const / enum): one enum, compiled as one trie of the values
     // (thousands of alternatives of one literal each are thousands of parallel parses). oneOf
     // keeps the values exactly one branch lists.
@@ -2728,6 +2741,47 @@ function listedValues(s: JsonSchema): unknown[] | null {
   return (s.enum as unknown[] | undefined) ?? null;
 }
 
+/**
+ * A schema that surely matches no value, judged without compiling it: false, an empty enum, or
+ * values allowed by const / enum that its allOf parts (nested { allOf: [x, y] } pairs included)
+ * all exclude (NOT_IN, `not` of a const or enum). Anything else may match (false negatives only).
+ */
+function surelyEmptyValue(x: unknown): boolean {
+  let allowed: unknown[] | null = null;
+  const excluded: unknown[] = [];
+  let empty = false, budget = 64;
+  const visit = (s: unknown): void => {
+    if (empty || --budget < 0) return;
+    if (s === false) { empty = true; return; }
+    if (!isObj(s)) return;
+    if (s.$ref !== undefined) return;
+    const own = enumValues(s);
+    if (own !== null) allowed = allowed === null ? [...own] : allowed.filter((v) => own.some((w) => deepEqual(v, w)));
+    if (Array.isArray(s[NOT_IN])) excluded.push(...(s[NOT_IN] as unknown[]));
+    if (isObj(s.not)) { const ex = listedValues(s.not); if (ex !== null) excluded.push(...ex); }
+    if (Array.isArray(s.allOf)) for (const p of s.allOf) visit(p);
+  };
+  visit(x);
+  if (empty) return true;
+  const a = allowed as unknown[] | null;
+  return a !== null && a.every((v) => excluded.some((w) => deepEqual(v, w)));
+}
+
+/** An object-only schema with a required property that surely matches nothing (surelyEmptyValue). */
+function surelyEmptyObject(s: JsonSchema): boolean {
+  if (s === false) return true;
+  if (!isObj(s) || s.$ref !== undefined) return false;
+  if (Array.isArray(s.enum) && s.enum.length === 0) return true;
+  const t = s.type;
+  if (!(t === 'object' || (Array.isArray(t) && t.length > 0 && t.every((x) => x === 'object'))) || s.nullable === true) return false;
+  const props = s.properties;
+  if (!Array.isArray(s.required) || !isObj(props)) return false;
+  for (const r of s.required) {
+    if (typeof r === 'string' && Object.prototype.hasOwnProperty.call(props, r) && surelyEmptyValue(props[r])) return true;
+  }
+  return false;
+}
+
 function enumValues(s: Obj): unknown[] | null {
   if (s.const !== undefined) return [s.const];
   if (Array.isArray(s.enum)) return s.enum;
@@ -2758,6 +2812,8 @@ interface Merger {
   props(cur: Obj, v: unknown): Obj;
   /** `properties` cur with those `own` lacks under ap (wrapProps). */
   wrap(cur: Obj, own: unknown, ap: unknown): Obj;
+  /** Whether x surely matches nothing (false: it may match). */
+  empty(x: Obj): boolean;
 }
 
 /** A copy of `properties` cur with v's added (a name in both: both(cur's, v's)). */
@@ -2864,10 +2920,15 @@ function mergeSchemas(parts: Obj[], ptr: string, make: Merger): JsonSchema {
           out[k] = m;
           break;
         }
-        case 'anyOf':
+        case 'anyOf': {
           if ((cur as JsonSchema[]).length * (v as JsonSchema[]).length > 256) throw new ComplexityError('alternatives of anyOf across allOf branches', 256, `at ${ptr}`);
-          out[k] = (cur as JsonSchema[]).flatMap((x) => (v as JsonSchema[]).map((y) => both(x, y)));
+          // Pairs that surely match nothing are left out as the product grows (make.empty), so a
+          // product of n if/then pairs that exclude each other keeps n + 1 branches, not 2^n.
+          const pairs = (cur as JsonSchema[]).flatMap((x) => (v as JsonSchema[]).map((y) => both(x, y)));
+          const live = pairs.filter((x) => !make.empty(x));
+          out[k] = live.length > 0 ? live : [false];
           break;
+        }
         // A second oneOf is kept as an allOf part, which the first one's branches each take in.
         case 'oneOf': out.allOf = [...((out.allOf as JsonSchema[] | undefined) ?? []), { oneOf: v }]; break;
         default:
