@@ -88,8 +88,27 @@ const MAX_ANY_ORDER = 1000;
 const MAX_OPTIONAL_RUN = 4000;
 /** Longest property name (characters) an object may declare or require. */
 const MAX_NAME = 2048;
-/** The characters of keys matching no pattern of patternProperties, when written: printable ASCII without '"' and '\\'. */
+/**
+ * The characters of keys matching no pattern of patternProperties, when written: printable ASCII
+ * without '"' and '\\' — and every other character that needs no escape (DEL and non-ASCII)
+ * where a pattern takes a character past ASCII and the object declares no names (see unmatchedKeyChars).
+ */
 const UNESCAPED_KEY_CHARS: Array<[number, number]> = [[0x20, 0x21], [0x23, 0x5b], [0x5d, 0x7e]];
+const UNESCAPED_KEY_CHARS_WIDE: Array<[number, number]> = [[0x20, 0x21], [0x23, 0x5b], [0x5d, 0x10ffff]];
+/**
+ * The characters of keys matching none of the patterns (automata Ps) of an object that declares
+ * no names (`named` false): where a pattern's keys may hold a character past ASCII, those keys may
+ * too, so that the two read every character but the patterns' own ASCII ones alike. (Where a
+ * pattern's loop takes every character and the other keys only ASCII, an ASCII letter leads into
+ * both and any other letter into one: a state that no plain shape settles, walked through the
+ * whole vocabulary token by token.) Where every pattern is ASCII, so are the other keys: they
+ * part at the same characters. Beside declared names they are ASCII too: there the names' trie
+ * parts from them at its own letters, and the lead bytes of multi-byte characters would be eight
+ * more byte classes at each such key position, past what a plain shape counts (31).
+ */
+function unmatchedKeyChars(Ps: Dfa[], named: boolean): Array<[number, number]> {
+  return !named && Ps.some((d) => d.trans.some((es) => es.length > 0 && es[es.length - 1][1] >= 0x80)) ? UNESCAPED_KEY_CHARS_WIDE : UNESCAPED_KEY_CHARS;
+}
 /** Integers and integer parts have at most 15 digits (exact in a double). */
 const LIM = 999_999_999_999_999;
 
@@ -1773,7 +1792,7 @@ export class SchemaCompiler {
    * partitioned by the set of patterns they match (each part a DFA: the intersection of those
    * patterns, minus the others, within propertyNames, minus the declared names); a key of a part
    * gets the allOf of its patterns' schemas, a key matching none gets additionalProperties (and is
-   * printable ASCII without escapes, as keyExcluding's). Mode 'forbid' emits none; 'declared' (with
+   * written without escapes, in printable ASCII as keyExcluding's or wider: unmatchedKeyChars). Mode 'forbid' emits none; 'declared' (with
    * additionalProperties absent) only the keys of patterns. In every mode but 'schema' the keys are
    * non-empty.
    */
@@ -1805,9 +1824,9 @@ export class SchemaCompiler {
   /**
    * The keys partitioned by the patterns they match (keyedMembers, before the declared names are
    * taken out): a class per set of patterns, with its language; keys matching no pattern (when
-   * additionalProperties is not false) written as printable ASCII without escapes.
+   * additionalProperties is not false) written without escapes (unmatchedKeyChars).
    */
-  private keyPartition(pats: Array<{ p: string; schema: JsonSchema }>, keyLang: Dfa | null, mode: string, ap: JsonSchema | undefined, limits: { maxStates: number; what: string }, ptr: string): Array<{ set: number[]; d: Dfa }> {
+  private keyPartition(pats: Array<{ p: string; schema: JsonSchema }>, keyLang: Dfa | null, mode: string, ap: JsonSchema | undefined, limits: { maxStates: number; what: string }, ptr: string, named: boolean): Array<{ set: number[]; d: Dfa }> {
     const all = keyLang === null && mode === 'schema' ? charsDfa() : null;
     let universe = keyLang ?? all ?? charsDfa();
     if (mode !== 'schema') universe = intersect(universe, charsDfa(undefined, 1), limits);
@@ -1817,13 +1836,14 @@ export class SchemaCompiler {
     // (and names the error as it always has); any other error is a bug and is not hidden.
     if (pats.length >= 2 && pats.length <= 30) {
       try {
-        const classes = this.keyPartitionAtOnce(pats, universe, ap, limits);
+        const classes = this.keyPartitionAtOnce(pats, universe, ap, limits, named);
         if (classes) return classes;
       } catch (e) {
         if (!(e instanceof StructuredError)) throw e;
       }
     }
     let classes = [{ set: [] as number[], d: universe }];
+    const chars = unmatchedKeyChars(pats.map(({ p }) => this.patternDfa(p, limits)), named);
     pats.forEach(({ p }, i) => {
       const P = this.patternDfa(p, limits);
       const next: typeof classes = [];
@@ -1836,8 +1856,8 @@ export class SchemaCompiler {
       if (next.length > 32) throw new UnsupportedKeywordError('patternProperties', jp(ptr, 'patternProperties'), `${next.length} combinations of overlapping patterns (at most 32)`);
       classes = next;
     });
-    // Keys matching no pattern follow additionalProperties; when written: printable ASCII, unescaped.
-    return classes.filter((c) => c.set.length > 0 || ap !== false).map((c) => (c.set.length === 0 ? { set: c.set, d: intersect(c.d, charsDfa(UNESCAPED_KEY_CHARS), limits) } : c));
+    // Keys matching no pattern follow additionalProperties; when written: unescaped (unmatchedKeyChars).
+    return classes.filter((c) => c.set.length > 0 || ap !== false).map((c) => (c.set.length === 0 ? { set: c.set, d: intersect(c.d, charsDfa(chars), limits) } : c));
   }
 
   /** A pattern's automaton; a pattern met in several objects (a definition's patternProperties inlined) is one. */
@@ -1853,7 +1873,7 @@ export class SchemaCompiler {
    * class before the rest, pattern by pattern), each the automaton the chain builds
    * (productClass); null where the chain would refuse the classes (more than 32 after a pattern).
    */
-  private keyPartitionAtOnce(pats: Array<{ p: string }>, universe: Dfa, ap: JsonSchema | undefined, limits: { maxStates: number; what: string }): Array<{ set: number[]; d: Dfa }> | null {
+  private keyPartitionAtOnce(pats: Array<{ p: string }>, universe: Dfa, ap: JsonSchema | undefined, limits: { maxStates: number; what: string }, named = false): Array<{ set: number[]; d: Dfa }> | null {
     const Ps = pats.map(({ p }) => this.patternDfa(p, limits));
     const g = productGraph([universe, ...Ps], limits);
     // The sets of patterns keys match (bit i + 1: pattern i), each once.
@@ -1870,7 +1890,7 @@ export class SchemaCompiler {
     const out: Array<{ set: number[]; d: Dfa }> = [];
     for (const x of sigs) {
       if (x === 0 && ap === false) continue;
-      out.push({ set: setOf(x), d: productClass(g, (x << 1) | 1, x === 0 ? UNESCAPED_KEY_CHARS : undefined) });
+      out.push({ set: setOf(x), d: productClass(g, (x << 1) | 1, x === 0 ? unmatchedKeyChars(Ps, named) : undefined) });
     }
     return out;
   }
@@ -1889,9 +1909,9 @@ export class SchemaCompiler {
     if (!this.keyClasses.has(memoKey)) try {
       // The partition by the patterns alone is shared by objects with other names (a definition's
       // patternProperties inlined beside different properties): only the names are taken out here.
-      const partKey = `${JSON.stringify(pats.map((x) => x.p))}|${keyLang === null ? '' : this.dfaId(keyLang)}|${mode}|${ap === false}`;
+      const partKey = `${JSON.stringify(pats.map((x) => x.p))}|${keyLang === null ? '' : this.dfaId(keyLang)}|${mode}|${ap === false}|${names.length > 0}`;
       let parts = this.keyParts.get(partKey);
-      if (parts === undefined) { parts = this.keyPartition(pats, keyLang, mode, ap, limits, ptr); this.keyParts.set(partKey, parts); }
+      if (parts === undefined) { parts = this.keyPartition(pats, keyLang, mode, ap, limits, ptr, names.length > 0); this.keyParts.set(partKey, parts); }
       classes = parts.map((c) => {
         const own = names.filter((n) => c.d.matches(n));
         return { set: c.set, d: own.length ? minusNames(c.d, own, limits) : c.d };

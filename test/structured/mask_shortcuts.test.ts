@@ -131,14 +131,15 @@ test('plain closures decided frame by frame (a frame that returns before the quo
 });
 
 test('the mode-F closure cut at the longest plain token settles a bounded key pattern (^.{1,255}$) that the whole closure cannot, with masks equal to the uncut matcher\'s and a brute-force check', () => {
-  // Keys matching the pattern beside those it leaves out (additionalProperties: printable ASCII):
-  // an ASCII character leads elsewhere than the others for 256 levels. The short bound (20) has
+  // Keys matching the pattern beside those it leaves out (additionalProperties: printable ASCII,
+  // as beside a declared name: see schema.ts unmatchedKeyChars): an ASCII character leads
+  // elsewhere than the others for 256 levels. The short bound (20) has
   // characters refused within a token's reach near its end: there the closure must fail.
   for (const [pattern, texts2] of [
     ['^.{1,255}$', ['{"key1":{},"key2":[1],"k\u00e9y3":"x","":2}', '{"a b c d e f g h i j k l m n o p q r s t u v w x y z 0123456789":true}']],
     ['^.{1,20}$', ['{"0123456789abcdefghi":1,"\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9x":2,"abcdefghijklmnopqrstuvwxyz":3}']],
   ] as const) {
-    const g = compileJsonSchema({ type: 'object', patternProperties: { [pattern]: {} } } as never);
+    const g = compileJsonSchema({ type: 'object', properties: { named: {} }, patternProperties: { [pattern]: {} } } as never);
     const cut = new TokenMatcher(g, vocab), whole = new TokenMatcher(g, vocab);
     (whole as unknown as { depthCut: boolean }).depthCut = false;
     const closureF = (m: TokenMatcher, s: number) => (m as unknown as { closureF(s: number): number }).closureF(s);
@@ -163,12 +164,42 @@ test('the mode-F closure cut at the longest plain token settles a bounded key pa
   }
   // The work the cut saves at the first key character: the tokens of plain characters from the
   // tables, not a walk of the trie.
-  const g = compileJsonSchema({ type: 'object', patternProperties: { '^.{1,255}$': {} } } as never);
+  const g = compileJsonSchema({ type: 'object', properties: { named: {} }, patternProperties: { '^.{1,255}$': {} } } as never);
   const cut = new TokenMatcher(g, vocab), whole = new TokenMatcher(g, vocab);
   (whole as unknown as { depthCut: boolean }).depthCut = false;
   const at = (m: TokenMatcher) => { const s = m.automaton.advanceBytes(m.initial, enc.encode('{"k')); m.mask(m.initial); const w = m.stats.nodesVisited; m.mask(s); return m.stats.nodesVisited - w; };
   const wc = at(cut), ww = at(whole);
   assert.ok(wc < 2000 && ww > 20000, `trie nodes walked: ${wc} cut, ${ww} whole`);
+});
+
+test('keys matching no pattern take the characters a pattern takes (non-ASCII too, where no name is declared): a key position is a plain loop, not a walk of the vocabulary', () => {
+  // A pattern whose keys hold any character but '_' (or a path of any characters), every other
+  // key allowed: were the other keys printable ASCII only, an ASCII letter would lead into both
+  // and any other letter into one, and each key position would walk the whole trie.
+  for (const [schema, texts2] of [
+    [{ patternProperties: { '^[a-zA-Z0-9\\W]*$': { type: 'object' } } }, ['{"Vanilla":{},"dark_mode":1,"\u00e9t\u00e9_2":[true],"caf\u00e9":{}}']],
+    [{ type: 'object', patternProperties: { '^(/[^/]+)+$': { type: 'integer' } } }, ['{"/a/b":1,"/\u00fcber":2,"x_\u00e9":"any","/a//b":[1]}']],
+  ] as const) {
+    const g = compileJsonSchema(schema as never);
+    const m = new TokenMatcher(g, vocab);
+    for (const text of texts2) {
+      // (Every key of the text is valid: matching keys get the pattern's schema, the others any value.)
+      const bytes = enc.encode(text);
+      let s = m.initial;
+      for (let i = 0; i < bytes.length; i++) { s = m.automaton.step(s, bytes[i]); assert.ok(s !== DEAD, `${text.slice(0, i + 1)}`); }
+      assert.ok(m.automaton.accepting(s), text);
+      // Masks inside and at the start of keys: few trie nodes walked, and equal to a brute-force check.
+      for (const cut of ['{"', '{"Van', '{"/a', '{"x_\u00e9']) {
+        if (!text.startsWith(cut.slice(0, 3)) && cut !== '{"') continue;
+        const k = m.automaton.advanceBytes(m.initial, enc.encode(cut));
+        if (k === DEAD) continue;
+        const w = m.stats.nodesVisited;
+        m.mask(k);
+        assert.ok(m.stats.nodesVisited - w < 2000, `${m.stats.nodesVisited - w} trie nodes walked at ${cut}`);
+        assertMaskBrute(m, vocab, k, `${JSON.stringify(schema)} at ${cut}`);
+      }
+    }
+  }
 });
 
 test('the rules by their alternatives\' starts name the undeclared keys\' trie rules as the map of their names\' rules does, once per grammar', () => {
