@@ -91,23 +91,41 @@ const MAX_NAME = 2048;
 /**
  * The characters of keys matching no pattern of patternProperties, when written: printable ASCII
  * without '"' and '\\' — and every other character that needs no escape (DEL and non-ASCII)
- * where a pattern takes a character past ASCII and the object declares no names (see unmatchedKeyChars).
+ * where a pattern takes a character past ASCII, unless beside many declared names (see unmatchedKeyChars).
  */
 const UNESCAPED_KEY_CHARS: Array<[number, number]> = [[0x20, 0x21], [0x23, 0x5b], [0x5d, 0x7e]];
 const UNESCAPED_KEY_CHARS_WIDE: Array<[number, number]> = [[0x20, 0x21], [0x23, 0x5b], [0x5d, 0x10ffff]];
 /**
- * The characters of keys matching none of the patterns (automata Ps) of an object that declares
- * no names (`named` false): where a pattern's keys may hold a character past ASCII, those keys may
- * too, so that the two read every character but the patterns' own ASCII ones alike. (Where a
- * pattern's loop takes every character and the other keys only ASCII, an ASCII letter leads into
- * both and any other letter into one: a state that no plain shape settles, walked through the
- * whole vocabulary token by token.) Where every pattern is ASCII, so are the other keys: they
- * part at the same characters. Beside declared names they are ASCII too: there the names' trie
- * parts from them at its own letters, and the lead bytes of multi-byte characters would be eight
- * more byte classes at each such key position, past what a plain shape counts (31).
+ * The characters of keys matching none of the patterns (automata Ps): where a pattern's keys may
+ * hold a character past ASCII, those keys may too, so that the two read every character but the
+ * patterns' own ASCII ones alike. (Where a pattern's loop takes every character and the other
+ * keys only ASCII, an ASCII letter leads into both and any other letter into one: a state that
+ * no plain shape settles, walked through the whole vocabulary token by token.) Where every
+ * pattern is ASCII, so are the other keys: they part at the same characters. Beside declared
+ * names whose trie branches into many characters at a node (`branchy`: more than
+ * NAMES_BRANCH_WIDE) they are ASCII too: the names' trie parts from them at its own letters, and
+ * the lead bytes of multi-byte characters would be eight more byte classes at such a key
+ * position, past the 31 a plain shape counts.
  */
-function unmatchedKeyChars(Ps: Dfa[], named: boolean): Array<[number, number]> {
-  return !named && Ps.some((d) => d.trans.some((es) => es.length > 0 && es[es.length - 1][1] >= 0x80)) ? UNESCAPED_KEY_CHARS_WIDE : UNESCAPED_KEY_CHARS;
+function unmatchedKeyChars(Ps: Dfa[], branchy: boolean): Array<[number, number]> {
+  return !branchy && Ps.some((d) => d.trans.some((es) => es.length > 0 && es[es.length - 1][1] >= 0x80)) ? UNESCAPED_KEY_CHARS_WIDE : UNESCAPED_KEY_CHARS;
+}
+/** Most characters declared names may branch into after one prefix, for unmatchedKeyChars. */
+const NAMES_BRANCH_WIDE = 12;
+/** The most distinct next characters after any common prefix of the names (the root's included). */
+function namesBranch(names: string[]): number {
+  const next = new Map<string, Set<string>>();
+  let most = 0;
+  for (const n of names) {
+    for (let i = 0; i < n.length; i++) {
+      const pre = n.slice(0, i);
+      let s = next.get(pre);
+      if (s === undefined) { s = new Set(); next.set(pre, s); }
+      s.add(n[i]);
+      if (s.size > most) most = s.size;
+    }
+  }
+  return most;
 }
 /** Integers and integer parts have at most 15 digits (exact in a double). */
 const LIM = 999_999_999_999_999;
@@ -1826,7 +1844,7 @@ export class SchemaCompiler {
    * taken out): a class per set of patterns, with its language; keys matching no pattern (when
    * additionalProperties is not false) written without escapes (unmatchedKeyChars).
    */
-  private keyPartition(pats: Array<{ p: string; schema: JsonSchema }>, keyLang: Dfa | null, mode: string, ap: JsonSchema | undefined, limits: { maxStates: number; what: string }, ptr: string, named: boolean): Array<{ set: number[]; d: Dfa }> {
+  private keyPartition(pats: Array<{ p: string; schema: JsonSchema }>, keyLang: Dfa | null, mode: string, ap: JsonSchema | undefined, limits: { maxStates: number; what: string }, ptr: string, branchy: boolean): Array<{ set: number[]; d: Dfa }> {
     const all = keyLang === null && mode === 'schema' ? charsDfa() : null;
     let universe = keyLang ?? all ?? charsDfa();
     if (mode !== 'schema') universe = intersect(universe, charsDfa(undefined, 1), limits);
@@ -1836,14 +1854,14 @@ export class SchemaCompiler {
     // (and names the error as it always has); any other error is a bug and is not hidden.
     if (pats.length >= 2 && pats.length <= 30) {
       try {
-        const classes = this.keyPartitionAtOnce(pats, universe, ap, limits, named);
+        const classes = this.keyPartitionAtOnce(pats, universe, ap, limits, branchy);
         if (classes) return classes;
       } catch (e) {
         if (!(e instanceof StructuredError)) throw e;
       }
     }
     let classes = [{ set: [] as number[], d: universe }];
-    const chars = unmatchedKeyChars(pats.map(({ p }) => this.patternDfa(p, limits)), named);
+    const chars = unmatchedKeyChars(pats.map(({ p }) => this.patternDfa(p, limits)), branchy);
     pats.forEach(({ p }, i) => {
       const P = this.patternDfa(p, limits);
       const next: typeof classes = [];
@@ -1873,7 +1891,7 @@ export class SchemaCompiler {
    * class before the rest, pattern by pattern), each the automaton the chain builds
    * (productClass); null where the chain would refuse the classes (more than 32 after a pattern).
    */
-  private keyPartitionAtOnce(pats: Array<{ p: string }>, universe: Dfa, ap: JsonSchema | undefined, limits: { maxStates: number; what: string }, named = false): Array<{ set: number[]; d: Dfa }> | null {
+  private keyPartitionAtOnce(pats: Array<{ p: string }>, universe: Dfa, ap: JsonSchema | undefined, limits: { maxStates: number; what: string }, branchy = false): Array<{ set: number[]; d: Dfa }> | null {
     const Ps = pats.map(({ p }) => this.patternDfa(p, limits));
     const g = productGraph([universe, ...Ps], limits);
     // The sets of patterns keys match (bit i + 1: pattern i), each once.
@@ -1890,7 +1908,7 @@ export class SchemaCompiler {
     const out: Array<{ set: number[]; d: Dfa }> = [];
     for (const x of sigs) {
       if (x === 0 && ap === false) continue;
-      out.push({ set: setOf(x), d: productClass(g, (x << 1) | 1, x === 0 ? unmatchedKeyChars(Ps, named) : undefined) });
+      out.push({ set: setOf(x), d: productClass(g, (x << 1) | 1, x === 0 ? unmatchedKeyChars(Ps, branchy) : undefined) });
     }
     return out;
   }
@@ -1909,9 +1927,10 @@ export class SchemaCompiler {
     if (!this.keyClasses.has(memoKey)) try {
       // The partition by the patterns alone is shared by objects with other names (a definition's
       // patternProperties inlined beside different properties): only the names are taken out here.
-      const partKey = `${JSON.stringify(pats.map((x) => x.p))}|${keyLang === null ? '' : this.dfaId(keyLang)}|${mode}|${ap === false}|${names.length > 0}`;
+      const branchy = namesBranch(names) > NAMES_BRANCH_WIDE;
+      const partKey = `${JSON.stringify(pats.map((x) => x.p))}|${keyLang === null ? '' : this.dfaId(keyLang)}|${mode}|${ap === false}|${branchy}`;
       let parts = this.keyParts.get(partKey);
-      if (parts === undefined) { parts = this.keyPartition(pats, keyLang, mode, ap, limits, ptr, names.length > 0); this.keyParts.set(partKey, parts); }
+      if (parts === undefined) { parts = this.keyPartition(pats, keyLang, mode, ap, limits, ptr, branchy); this.keyParts.set(partKey, parts); }
       classes = parts.map((c) => {
         const own = names.filter((n) => c.d.matches(n));
         return { set: c.set, d: own.length ? minusNames(c.d, own, limits) : c.d };

@@ -27,9 +27,9 @@ const UNESCAPED: Array<[number, number]> = [[0x20, 0x21], [0x23, 0x5b], [0x5d, 0
 /**
  * keyPartition's chain: per pattern, each class split into its strings in and out of it; the rest
  * last, printable ASCII only — or any unescaped character where a pattern takes one past ASCII
- * and the object declares no names (`named`).
+ * and the object's declared names do not branch much (`branchy` false).
  */
-function chain(universe: Dfa, Ps: Dfa[], all: boolean, rest: boolean, named: boolean): Array<{ set: number[]; d: Dfa }> | 'too many' {
+function chain(universe: Dfa, Ps: Dfa[], all: boolean, rest: boolean, branchy: boolean): Array<{ set: number[]; d: Dfa }> | 'too many' {
   let classes = [{ set: [] as number[], d: universe }];
   for (let i = 0; i < Ps.length; i++) {
     const next: typeof classes = [];
@@ -41,12 +41,12 @@ function chain(universe: Dfa, Ps: Dfa[], all: boolean, rest: boolean, named: boo
     if (next.length > 32) return 'too many';
     classes = next;
   }
-  const wide = !named && Ps.some((d) => d.trans.some((es) => es.some((e) => e[1] >= 0x80)));
+  const wide = !branchy && Ps.some((d) => d.trans.some((es) => es.some((e) => e[1] >= 0x80)));
   return classes.filter((c) => c.set.length > 0 || rest).map((c) => (c.set.length === 0 ? { set: c.set, d: intersect(c.d, charsDfa(wide ? UNESCAPED : PRINTABLE)) } : c));
 }
 
 /** The same from one product graph: SchemaCompiler's keyPartitionAtOnce (null: more than 32 classes). */
-type AtOnce = (pats: Array<{ p: string }>, universe: Dfa, ap: boolean | undefined, limits: { maxStates: number; what: string }, named: boolean) => Array<{ set: number[]; d: Dfa }> | null;
+type AtOnce = (pats: Array<{ p: string }>, universe: Dfa, ap: boolean | undefined, limits: { maxStates: number; what: string }, branchy: boolean) => Array<{ set: number[]; d: Dfa }> | null;
 type PatternDfa = (p: string, limits: { maxStates: number; what: string }) => Dfa;
 const same = (a: Dfa, b: Dfa): boolean => JSON.stringify([a.trans, a.accept]) === JSON.stringify([b.trans, b.accept]);
 
@@ -67,9 +67,9 @@ test('productGraph / productClass: the classes of the chain of products, state f
     while (pats.size < n) pats.add(r.pick(POOL));
     const Ps = [...pats].map((p) => dfas.get(p)!);
     const [uname, U, all] = r.pick(universes);
-    const rest = r.chance(0.7), named = r.chance(0.3);
-    const want = chain(U, Ps, all, rest, named), got = c.keyPartitionAtOnce([...pats].map((p) => ({ p })), U, rest ? undefined : false, limits, named) ?? 'too many';
-    const what = `${[...pats].join(' ')} over ${uname}${named ? ', named' : ''}`;
+    const rest = r.chance(0.7), branchy = r.chance(0.3);
+    const want = chain(U, Ps, all, rest, branchy), got = c.keyPartitionAtOnce([...pats].map((p) => ({ p })), U, rest ? undefined : false, limits, branchy) ?? 'too many';
+    const what = `${[...pats].join(' ')} over ${uname}${branchy ? ', beside branchy names' : ''}`;
     if (want === 'too many' || got === 'too many') { assert.equal(got, want, what); continue; }
     assert.deepEqual(got.map((c) => c.set), want.map((c) => c.set), what);
     for (let i = 0; i < want.length; i++) { assert.ok(same(got[i].d, want[i].d), `${what}: class {${want[i].set}}`); compared += want[i].d.size; }
