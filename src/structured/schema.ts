@@ -112,17 +112,18 @@ function unmatchedKeyChars(Ps: Dfa[], branchy: boolean): Array<[number, number]>
 }
 /** Most characters declared names may branch into after one prefix, for unmatchedKeyChars. */
 const NAMES_BRANCH_WIDE = 12;
-/** The most distinct next characters after any common prefix of the names (the root's included). */
+/** The most distinct next characters after any common prefix of the names (the empty one included): the widest node of their trie. */
 function namesBranch(names: string[]): number {
-  const next = new Map<string, Set<string>>();
+  type Node = Map<number, Node>;
+  const root: Node = new Map();
   let most = 0;
   for (const n of names) {
-    for (let i = 0; i < n.length; i++) {
-      const pre = n.slice(0, i);
-      let s = next.get(pre);
-      if (s === undefined) { s = new Set(); next.set(pre, s); }
-      s.add(n[i]);
-      if (s.size > most) most = s.size;
+    let at = root;
+    for (const ch of n) {
+      const c = ch.codePointAt(0)!;
+      let kid = at.get(c);
+      if (kid === undefined) { kid = new Map(); at.set(c, kid); if (at.size > most) most = at.size; }
+      at = kid;
     }
   }
   return most;
@@ -504,7 +505,8 @@ export class SchemaCompiler {
       return o;
     },
     // A pair of anyOf branches, normalized to judge it; a pair this cannot normalize may match
-    // (its error, if any, is met where the branch is compiled).
+    // (its error, if any, is met where the branch is compiled). Its negations count toward the
+    // compile's bound as the branch's own do (no corpus schema is refused for it: grammar_pair).
     empty: (x) => {
       try { return surelyEmptyObject(this.normalize(x, '#')); } catch { return false; }
     },
@@ -1810,9 +1812,9 @@ export class SchemaCompiler {
    * partitioned by the set of patterns they match (each part a DFA: the intersection of those
    * patterns, minus the others, within propertyNames, minus the declared names); a key of a part
    * gets the allOf of its patterns' schemas, a key matching none gets additionalProperties (and is
-   * written without escapes, in printable ASCII as keyExcluding's or wider: unmatchedKeyChars). Mode 'forbid' emits none; 'declared' (with
-   * additionalProperties absent) only the keys of patterns. In every mode but 'schema' the keys are
-   * non-empty.
+   * written without escapes: printable ASCII as keyExcluding's, or wider, see unmatchedKeyChars).
+   * Mode 'forbid' emits none; 'declared' (with additionalProperties absent) only the keys of
+   * patterns. In every mode but 'schema' the keys are non-empty.
    */
   /** keyedMembers' partitions of the keys, by patterns, names, propertyNames and mode. */
   private readonly keyClasses = new Map<string, Array<{ set: number[]; d: Dfa }>>();
