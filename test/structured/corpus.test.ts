@@ -6,20 +6,14 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { init, shutdown } from '../../src/index.js';
-import { HFTokenizer } from '../../src/tokenizers/hf.js';
-import { TokenVocab } from '../../src/structured/index.js';
-import { llama2Json } from '../tokenizers/real_vocabs.js';
 import { runCorpusFile, corpusStructured, timeCorpusFile, GcLog } from '../../bench/structured_corpus.js';
+import { llama2Setup } from './llama2_setup.js';
+
+const L = llama2Setup();
 
 let dir: string;
-let tok: HFTokenizer;
-let vocab: TokenVocab;
 
 before(async () => {
-  await init({ threads: 1 });
-  tok = new HFTokenizer(await llama2Json());
-  vocab = TokenVocab.fromTokenizer(tok);
   dir = mkdtempSync(join(tmpdir(), 'tslm-corpus-'));
   const person = { type: 'object', properties: { name: { type: 'string' }, age: { type: 'integer', minimum: 0 } }, required: ['name'], additionalProperties: false };
   writeFileSync(join(dir, 'a_person.json'), JSON.stringify({ schema: person, tests: [
@@ -34,11 +28,11 @@ before(async () => {
   writeFileSync(join(dir, 'c_remote.json'), JSON.stringify({ schema: { $ref: 'https://example.com/s.json' }, tests: [{ data: 1, valid: true }] }));
   writeFileSync(join(dir, 'd_broken.json'), '{"schema": {"type": ');
 });
-after(async () => { rmSync(dir, { recursive: true, force: true }); await shutdown(); });
+after(() => { rmSync(dir, { recursive: true, force: true }); });
 
 test('corpus: per-file verdicts from the files\' valid flags, refusals and unreadable files', () => {
   const lines: string[] = [];
-  const a = runCorpusFile(join(dir, 'a_person.json'), tok, vocab, (l) => lines.push(l));
+  const a = runCorpusFile(join(dir, 'a_person.json'), L.tok, L.vocab, (l) => lines.push(l));
   assert.equal(a.status, 'compiled');
   assert.deepEqual([a.valid, a.validAccepted, a.invalid, a.invalidAccepted, a.crashes], [2, 2, 3, 1, 0]);
   assert.ok(a.masks.length > 10 && a.compileMs! > 0);
@@ -52,21 +46,21 @@ test('corpus: per-file verdicts from the files\' valid flags, refusals and unrea
   assert.equal(a.at!.length, a.masks.length);
   assert.equal(a.alloc!.length, a.masks.length);
   const firsts = [a.alloc![0]];
-  for (let i = 0; i < 2; i++) firsts.push(runCorpusFile(join(dir, 'a_person.json'), tok, vocab, () => {}).alloc![0]);
+  for (let i = 0; i < 2; i++) firsts.push(runCorpusFile(join(dir, 'a_person.json'), L.tok, L.vocab, () => {}).alloc![0]);
   const first = Math.min(...firsts.filter((x) => Number.isFinite(x)));
   assert.ok(first < 1024, `a cached mask allocated ${firsts.join(', ')} B`);
   assert.ok(a.alloc!.some((x) => x >= 4000));
   // Timed again from a fresh compile: the same masks, in the same order.
-  const t = timeCorpusFile(join(dir, 'a_person.json'), tok, vocab)!;
+  const t = timeCorpusFile(join(dir, 'a_person.json'), L.tok, L.vocab)!;
   assert.equal(t.masks.length, a.masks.length);
   assert.ok(t.at.every((x, i) => i === 0 || x >= t.at[i - 1]) && t.at[0] >= t.start + t.compileMs);
-  const b = runCorpusFile(join(dir, 'b_bare.json'), tok, vocab, () => {});
+  const b = runCorpusFile(join(dir, 'b_bare.json'), L.tok, L.vocab, () => {});
   assert.equal(b.status, 'compiled');
   assert.equal(b.valid + b.invalid, 0);
-  const c = runCorpusFile(join(dir, 'c_remote.json'), tok, vocab, () => {});
+  const c = runCorpusFile(join(dir, 'c_remote.json'), L.tok, L.vocab, () => {});
   assert.equal(c.status, 'refused');
   assert.match(c.error!, /UnsupportedKeywordError.*\$ref/);
-  assert.equal(runCorpusFile(join(dir, 'd_broken.json'), tok, vocab, () => {}).status, 'unreadable');
+  assert.equal(runCorpusFile(join(dir, 'd_broken.json'), L.tok, L.vocab, () => {}).status, 'unreadable');
 });
 
 test('corpus: a collection overlaps the masks whose span it meets', () => {

@@ -5,34 +5,27 @@
 //  - completeness, measured: the share of ajv-valid instances the engine accepts (a floor);
 //  - constrained sampling from a randomly initialised LLaMA: every complete output validates.
 // A longer run: `npx tslm bench structured --fuzz N`.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { init, shutdown, LlamaForCausalLM, parseLlamaConfig } from '../../src/index.js';
-import { HFTokenizer } from '../../src/tokenizers/hf.js';
-import { TokenVocab, TokenMatcher, ByteAutomaton, DEAD, StructuredError, compileJsonSchema } from '../../src/structured/index.js';
+import { LlamaForCausalLM, parseLlamaConfig } from '../../src/index.js';
+import { TokenMatcher, ByteAutomaton, DEAD, StructuredError, compileJsonSchema } from '../../src/structured/index.js';
 import type { JsonSchema } from '../../src/structured/index.js';
 import { fuzzEngine, fuzzSummary, fuzzSampling, ajvValidator, engineAccepts, Rng } from '../../src/structured/fuzz.js';
 import { llama2Json } from '../tokenizers/real_vocabs.js';
 import { main } from '../../src/cli/main.js';
+import { llama2Setup } from './llama2_setup.js';
 
-let tok: HFTokenizer;
-let vocab: TokenVocab;
+const L = llama2Setup();
+
 const validator = ajvValidator();
 
-before(async () => {
-  await init({ threads: 1 });
-  tok = new HFTokenizer(await llama2Json());
-  vocab = TokenVocab.fromTokenizer(tok);
-});
-after(async () => { await shutdown(); });
-
 function accepts(schema: JsonSchema, value: unknown): boolean {
-  const m = new TokenMatcher(compileJsonSchema(schema), vocab);
+  const m = new TokenMatcher(compileJsonSchema(schema), L.vocab);
   const mm = { n: 0 };
-  const acc = engineAccepts(m, tok.encode(JSON.stringify(value)), mm);
+  const acc = engineAccepts(m, L.tok.encode(JSON.stringify(value)), mm);
   assert.equal(mm.n, 0, 'masks agree with the automaton');
   return acc;
 }
@@ -118,7 +111,7 @@ test('bounded numbers as text against ajv: never accepted when invalid (long fra
 
 test('random schemas and instances: the engine never accepts what ajv rejects, and accepts nearly all it validates', () => {
   const lines: string[] = [];
-  const st = fuzzEngine(tok, vocab, { schemas: 200, seed: 20, validator, report: (l) => lines.push(l.slice(0, 2000)), timeLimitMs: 10_000 });
+  const st = fuzzEngine(L.tok, L.vocab, { schemas: 200, seed: 20, validator, report: (l) => lines.push(l.slice(0, 2000)), timeLimitMs: 10_000 });
   console.log(fuzzSummary(st).map((l) => `# ${l}`).join('\n'));
   const bad = lines.filter((l) => !l.startsWith('valid rejected'));
   assert.equal(st.crashes, 0, bad.join('\n'));
@@ -135,11 +128,11 @@ test('random schemas and instances: the engine never accepts what ajv rejects, a
 });
 
 test('constrained sampling on random schemas (random LLaMA, 32K vocabulary): every complete output validates with ajv', () => {
-  const model = new LlamaForCausalLM(parseLlamaConfig({ hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, vocab_size: tok.vocabSize, max_position_embeddings: 256, initializer_range: 0.5 }));
+  const model = new LlamaForCausalLM(parseLlamaConfig({ hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, vocab_size: L.tok.vocabSize, max_position_embeddings: 256, initializer_range: 0.5 }));
   model.eval();
   try {
     const lines: string[] = [];
-    const st = fuzzSampling(model, tok, { schemas: 24, seed: 21, validator, report: (l) => lines.push(l.slice(0, 2000)), timeLimitMs: 8_000 });
+    const st = fuzzSampling(model, L.tok, { schemas: 24, seed: 21, validator, report: (l) => lines.push(l.slice(0, 2000)), timeLimitMs: 8_000 });
     console.log(`# ${st.samples} samples on ${st.schemas} schemas: ${st.complete} complete, ${st.invalid} invalid, ${st.budget} cut by the budget, ${st.duplicateKeys} with a duplicate key, in ${(st.ms / 1000).toFixed(1)} s`);
     assert.equal(st.crashes, 0, lines.join('\n'));
     assert.equal(st.invalid, 0, lines.join('\n'));

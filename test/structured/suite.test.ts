@@ -5,25 +5,17 @@
 //    valid ones (keys in schema order, compact) are accepted except the documented gaps;
 //  - constrained sampling from a randomly initialised LLaMA (real vocabulary size, several seeds)
 //    always produces output that ajv validates.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { init, shutdown, LlamaForCausalLM, parseLlamaConfig } from '../../src/index.js';
-import { HFTokenizer } from '../../src/tokenizers/hf.js';
-import { TokenVocab, TokenMatcher, StructuredError, generateStructured } from '../../src/structured/index.js';
-import { llama2Json } from '../tokenizers/real_vocabs.js';
+import { LlamaForCausalLM, parseLlamaConfig } from '../../src/index.js';
+import { TokenMatcher, StructuredError, generateStructured } from '../../src/structured/index.js';
 import { suiteGroups, canonical, compileGroup, acceptsTokens } from './suite_util.js';
+import { llama2Setup } from './llama2_setup.js';
+
+const L = llama2Setup();
 
 const require = createRequire(import.meta.url);
-let tok: HFTokenizer;
-let vocab: TokenVocab;
-
-before(async () => {
-  await init({ threads: 1 });
-  tok = new HFTokenizer(await llama2Json());
-  vocab = TokenVocab.fromTokenizer(tok);
-});
-after(async () => { await shutdown(); });
 
 // zeroTerminatedFloats: "1.0 is not an integer" cannot be told apart once parsed into JavaScript.
 const groups = () => suiteGroups().filter((g) => g.file !== 'zeroTerminatedFloats');
@@ -51,10 +43,10 @@ test('suite instances through the token engine: invalid ones rejected, valid one
   let valid = 0, validAccepted = 0, invalid = 0, checkedWithMasks = 0;
   const m0 = new Map<unknown, TokenMatcher>();
   for (const g of compiledGroups()) {
-    const m = new TokenMatcher(g.grammar, vocab);
+    const m = new TokenMatcher(g.grammar, L.vocab);
     m0.set(g, m);
     for (const [i, t] of g.tests.entries()) {
-      const ids = tok.encode(JSON.stringify(canonical(t.data, g.schema, g.compiler)));
+      const ids = L.tok.encode(JSON.stringify(canonical(t.data, g.schema, g.compiler)));
       const useMask = i === 0; // the full mask path on one instance per group, the byte path on the rest
       if (useMask) checkedWithMasks++;
       const acc = acceptsTokens(m, ids, useMask);
@@ -77,14 +69,14 @@ test('constrained sampling from a random LLaMA (32K vocabulary, 5 seeds per sche
   const addFormats = require('ajv-formats');
   const ajv = new (Ajv4.default ?? Ajv4)({ strict: false });
   (addFormats.default ?? addFormats)(ajv);
-  const model = new LlamaForCausalLM(parseLlamaConfig({ hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, vocab_size: tok.vocabSize, max_position_embeddings: 128, initializer_range: 0.5 }));
+  const model = new LlamaForCausalLM(parseLlamaConfig({ hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, vocab_size: L.tok.vocabSize, max_position_embeddings: 128, initializer_range: 0.5 }));
   model.eval();
   let samples = 0;
   const t0 = performance.now();
   for (const g of compiledGroups()) {
     const check = ajv.compile(g.schema);
     for (const seed of [1, 2, 3, 4, 5]) {
-      const r = generateStructured(model, tok, [1], { schema: g.schema, temperature: 1, seed, maxNewTokens: 40 });
+      const r = generateStructured(model, L.tok, [1], { schema: g.schema, temperature: 1, seed, maxNewTokens: 40 });
       assert.ok(r.complete, `${g.file} / ${g.description} seed ${seed}: incomplete output ${JSON.stringify(r.text)}`);
       const v = JSON.parse(r.text);
       assert.ok(check(v), `${g.file} / ${g.description} seed ${seed}: ${r.text} fails ajv: ${ajv.errorsText(check.errors)}`);

@@ -2,43 +2,34 @@
 // tokens that would repeat a key (or leave only written keys to write) taken out of each mask.
 // Checked against a second reading of the text (fuzz.ts hasDuplicateKeys: JSON.parse decodes each
 // key) over every token the grammar allows, and by a driver that tries hard to write a key again.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { init, shutdown } from '../../src/index.js';
-import { HFTokenizer } from '../../src/tokenizers/hf.js';
-import { compileJsonSchema, TokenVocab, TokenMatcher, ConstraintProcessor, DEAD, StructuredError } from '../../src/structured/index.js';
+import { compileJsonSchema, TokenMatcher, ConstraintProcessor, DEAD, StructuredError } from '../../src/structured/index.js';
 import type { JsonSchema, SchemaOptions } from '../../src/structured/index.js';
 import { KeyScan } from '../../src/structured/keys.js';
 import { hasDuplicateKeys } from '../../src/structured/fuzz.js';
-import { llama2Json } from '../tokenizers/real_vocabs.js';
 import { ajvValid } from './suite_util.js';
+import { llama2Setup } from './llama2_setup.js';
+
+const L = llama2Setup();
 
 const enc = new TextEncoder();
-let tok: HFTokenizer;
-let vocab: TokenVocab;
-
-before(async () => {
-  await init({ threads: 1 });
-  tok = new HFTokenizer(await llama2Json());
-  vocab = TokenVocab.fromTokenizer(tok);
-});
-after(async () => { await shutdown(); });
 
 function processor(schema: JsonSchema, uniqueKeys: boolean, opts: SchemaOptions = { additionalProperties: 'declared' }): ConstraintProcessor {
-  return new ConstraintProcessor(new TokenMatcher(compileJsonSchema(schema, opts), vocab), { uniqueKeys });
+  return new ConstraintProcessor(new TokenMatcher(compileJsonSchema(schema, opts), L.vocab), { uniqueKeys });
 }
 
 /** The ids the processor allows after `text` (which the grammar must allow), and the grammar's own. */
 function allowedAfter(p: ConstraintProcessor, text: string): { allowed: Set<number>; grammar: number[]; text: string } {
   const ids = [1];
   p.begin(ids, 1000);
-  ids.push(...tok.encode(text));
-  const logits = new Float32Array(vocab.size);
+  ids.push(...L.tok.encode(text));
+  const logits = new Float32Array(L.vocab.size);
   p.process(ids, logits);
   const allowed = new Set<number>();
   for (let i = 0; i < logits.length; i++) if (logits[i] !== -Infinity) allowed.add(i);
   // (The tokenizer puts a space first.)
-  const out = vocab.text(ids.slice(1));
+  const out = L.vocab.text(ids.slice(1));
   const m = p.matcher, state = m.automaton.advanceBytes(m.initial, enc.encode(out));
   assert.notEqual(state, DEAD, out);
   return { allowed, grammar: TokenMatcher.ids(m.mask(state)), text: out };
@@ -70,8 +61,8 @@ test('the tokens taken out are exactly those that write a key again, where keys 
     for (const text of prefixes) {
       const { allowed, grammar, text: out } = allowedAfter(p, text);
       for (const id of grammar) {
-        const bad = hasDuplicateKeys(out + new TextDecoder().decode(vocab.bytes[id]!));
-        assert.equal(allowed.has(id), !bad, `${JSON.stringify(text)} + ${JSON.stringify(tok.decode([id]))}`);
+        const bad = hasDuplicateKeys(out + new TextDecoder().decode(L.vocab.bytes[id]!));
+        assert.equal(allowed.has(id), !bad, `${JSON.stringify(text)} + ${JSON.stringify(L.tok.decode([id]))}`);
         if (bad) removed++;
       }
     }
@@ -82,7 +73,7 @@ test('the tokens taken out are exactly those that write a key again, where keys 
 test('a finite key language: the tokens that lead only to written keys are taken out too; used up, generation stops with an error', () => {
   const schema = { type: 'object', propertyNames: { enum: ['ab', 'ac', 'b'] }, additionalProperties: { type: 'integer' }, minProperties: 3 };
   const p = processor(schema, true, { additionalProperties: 'allow' });
-  const id = (s: string) => vocab.bytes.findIndex((b) => b !== null && new TextDecoder().decode(b) === s);
+  const id = (s: string) => L.vocab.bytes.findIndex((b) => b !== null && new TextDecoder().decode(b) === s);
   // After ab and ac, a key beginning with a can only repeat one: "a" is out, "b" is in.
   const r = allowedAfter(p, '{"ab":1,"ac":1,"');
   assert.ok(r.grammar.includes(id('a')) && !r.allowed.has(id('a')) && r.allowed.has(id('b')));
@@ -92,8 +83,8 @@ test('a finite key language: the tokens that lead only to written keys are taken
   const q = processor({ type: 'object', propertyNames: { enum: ['a', 'b'] }, additionalProperties: true, minProperties: 3 }, true, { additionalProperties: 'allow' });
   const ids = [1];
   q.begin(ids, 100);
-  ids.push(...tok.encode('{"a":1,"b":null'));
-  assert.throws(() => q.process(ids, new Float32Array(vocab.size)), (e: unknown) => e instanceof StructuredError && /writes a key its object has already/.test((e as Error).message));
+  ids.push(...L.tok.encode('{"a":1,"b":null'));
+  assert.throws(() => q.process(ids, new Float32Array(L.vocab.size)), (e: unknown) => e instanceof StructuredError && /writes a key its object has already/.test((e as Error).message));
 });
 
 /**
@@ -104,15 +95,15 @@ function drive(p: ConstraintProcessor, plan: number[], budget: number): string {
   const ids = [1];
   p.begin(ids, budget);
   for (let k = 0; ids.length - 1 < budget; k++) {
-    const logits = new Float32Array(vocab.size);
+    const logits = new Float32Array(L.vocab.size);
     p.process(ids, logits);
     const want = plan[k];
     const next = want !== undefined && logits[want] !== -Infinity ? want : logits.findIndex((x) => x !== -Infinity);
-    if (vocab.eosIds.includes(next)) break;
+    if (L.vocab.eosIds.includes(next)) break;
     ids.push(next);
     if (p.isComplete(ids)) break;
   }
-  return vocab.text(ids.slice(1));
+  return L.vocab.text(ids.slice(1));
 }
 
 test('a driver that writes one key again and again: without the check it does; with it, every output validates and repeats none', () => {
@@ -124,7 +115,7 @@ test('a driver that writes one key again and again: without the check it does; w
   ];
   const plans = ['{"a":1,"a":1,"a":1,"a":1}', '{"a":1,"b":1,"b":1,"b":1}', '{"x":{"a":1,"a":1,"a":1}}', '[{"a":1,"a":1},{"a":1,"a":1}]'];
   schemas.forEach((schema, i) => {
-    const plan = tok.encode(plans[i]);
+    const plan = L.tok.encode(plans[i]);
     const loose = drive(processor(schema, false), plan, 60);
     assert.ok(hasDuplicateKeys(loose), `the driver did not repeat a key without the check: ${loose}`);
     const text = drive(processor(schema, true), plan, 60);
@@ -135,7 +126,7 @@ test('a driver that writes one key again and again: without the check it does; w
 
 test('generation from a schema checks keys; regex, grammar and choices constraints do not', async () => {
   const { constraintProcessor } = await import('../../src/structured/index.js');
-  assert.equal(constraintProcessor({ schema: { type: 'object' } }, vocab).opts.uniqueKeys, true);
-  assert.equal(constraintProcessor({ schema: { type: 'object' }, schemaOptions: { output: 'yaml' } }, vocab).opts.uniqueKeys, false);
-  assert.equal(constraintProcessor({ regex: '\\{"a":1,"a":1\\}' }, vocab).opts.uniqueKeys, false);
+  assert.equal(constraintProcessor({ schema: { type: 'object' } }, L.vocab).opts.uniqueKeys, true);
+  assert.equal(constraintProcessor({ schema: { type: 'object' }, schemaOptions: { output: 'yaml' } }, L.vocab).opts.uniqueKeys, false);
+  assert.equal(constraintProcessor({ regex: '\\{"a":1,"a":1\\}' }, L.vocab).opts.uniqueKeys, false);
 });
