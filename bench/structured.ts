@@ -229,12 +229,12 @@ export async function benchStructured(opts: { log?: (line: string) => void; warm
       if (!m.automaton.accepting(s)) throw new Error(`bench: ${name}: instance not accepted`);
       all.push(...times);
       // The key check along the same instance (the masks are cached by now).
-      const scan = new KeyScan(), memo = { mask: null, where: '', out: [] as number[] };
+      const scan = new KeyScan();
       s = m.initial;
       for (const id of ids) {
         const mask = m.mask(s);
         const a = performance.now();
-        repeatedKeyTokens(m.automaton, vocab, s, scan, mask, (x, t) => m.advance(x, t), memo);
+        repeatedKeyTokens(m.automaton, vocab, s, scan, mask, (x, t) => m.advance(x, t));
         keyTimes.push((performance.now() - a) * 1000);
         for (const b of vocab.bytes[id]!) scan.push(b, false);
         s = m.advance(s, id);

@@ -34,6 +34,8 @@ export class KeyScan {
   partial = '';
   /** Counts the changes to the containers and their keys (a container opened or closed, a key added). */
   version = 0;
+  /** This scan's last check (repeatedKeyTokens), made on first use; not copied. */
+  last: KeyCheckMemo | null = null;
 
   clone(): KeyScan { return new KeyScan().copy(this); }
 
@@ -299,19 +301,20 @@ function wayOn(a: ByteAutomaton, s: number, j: KeyScan): boolean {
  * those with a quote or comma, and where a key is due or begun as one written, whitespace, escapes
  * and the tokens that spell the rest of a written key.
  */
-export function repeatedKeyTokens(a: ByteAutomaton, vocab: TokenVocab, s: number, scan: KeyScan, mask: Uint32Array, advance: (s: number, id: number) => number, last?: KeyCheckMemo): number[] {
+export function repeatedKeyTokens(a: ByteAutomaton, vocab: TokenVocab, s: number, scan: KeyScan, mask: Uint32Array, advance: (s: number, id: number) => number): number[] {
   if (scan.stack.length === 0 && scan.mode === OUT) return [];
   // The same state, mask and scan position as the last check of this scan (a string value read on
   // in a loop of the automaton): the same tokens.
-  const where = last ? `${s}:${scan.where}` : '';
-  if (last && last.mask === mask && last.where === where) return last.out;
+  const where = `${s}:${scan.where}`;
+  const last = scan.last ??= { mask: null, where: '', out: [] };
+  if (last.mask === mask && last.where === where) return last.out;
   const out = repeatedKeyTokensOf(a, vocab, s, scan, mask, advance);
-  if (last) { last.mask = mask; last.where = where; last.out = out; }
+  last.mask = mask; last.where = where; last.out = out;
   return out;
 }
 
 /** A scan's last check (repeatedKeyTokens): the mask (by identity), the state and scan position, the tokens. */
-export interface KeyCheckMemo { mask: Uint32Array | null; where: string; out: number[] }
+interface KeyCheckMemo { mask: Uint32Array | null; where: string; out: number[] }
 
 function repeatedKeyTokensOf(a: ByteAutomaton, vocab: TokenVocab, s: number, scan: KeyScan, mask: Uint32Array, advance: (s: number, id: number) => number): number[] {
   const t = keyTokens(vocab);

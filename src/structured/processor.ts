@@ -8,7 +8,6 @@ import type { LogitsProcessor } from '../generate/processors.js';
 import { TokenMatcher, applyMask, DEAD } from './matcher.js';
 import { StructuredError } from './errors.js';
 import { KeyScan, repeatedKeyTokens } from './keys.js';
-import type { KeyCheckMemo } from './keys.js';
 
 /** The output cannot be completed within the token budget. */
 export class TokenBudgetError extends StructuredError {
@@ -18,7 +17,7 @@ export class TokenBudgetError extends StructuredError {
   }
 }
 
-interface Row { start: number; consumed: number; state: number; maxNew: number; keys: KeyScan | null; keyMemo: KeyCheckMemo }
+interface Row { start: number; consumed: number; state: number; maxNew: number; keys: KeyScan | null }
 
 export class ConstraintProcessor implements LogitsProcessor {
   private readonly rows = new WeakMap<readonly number[], Row>();
@@ -36,7 +35,7 @@ export class ConstraintProcessor implements LogitsProcessor {
     const maxNew = Math.min(maxNewTokens, this.opts.maxNewTokens ?? Infinity);
     const need = this.matcher.automaton.minComplete(this.matcher.initial);
     if (need > maxNew) throw new TokenBudgetError(need, maxNew);
-    this.rows.set(ids, { start: ids.length, consumed: ids.length, state: this.matcher.initial, maxNew, keys: this.opts.uniqueKeys ? new KeyScan() : null, keyMemo: { mask: null, where: '', out: [] } });
+    this.rows.set(ids, { start: ids.length, consumed: ids.length, state: this.matcher.initial, maxNew, keys: this.opts.uniqueKeys ? new KeyScan() : null });
   }
 
   private row(ids: readonly number[]): Row {
@@ -57,7 +56,7 @@ export class ConstraintProcessor implements LogitsProcessor {
     const t0 = this.opts.recordTimes ? performance.now() : 0;
     const m = this.matcher;
     const mask = m.mask(r.state, left);
-    const repeated = r.keys ? repeatedKeyTokens(m.automaton, m.vocab, r.state, r.keys, mask, (s, id) => m.advance(s, id), r.keyMemo) : [];
+    const repeated = r.keys ? repeatedKeyTokens(m.automaton, m.vocab, r.state, r.keys, mask, (s, id) => m.advance(s, id)) : [];
     if (this.opts.recordTimes) this.maskMicros.push((performance.now() - t0) * 1000);
     let allowed = -repeated.length;
     for (let w = 0; w < mask.length && allowed <= 0; w++) allowed += popcount(mask[w]);
