@@ -12,6 +12,7 @@
 //
 // Run: node dist/bench/llama.js [--threads 1,2] [--tokens 200] [--reps 3] [--json]
 import { loadNodeLlamaCpp } from './peers/nlc.js';
+import { cpuLine } from './timing.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -167,6 +168,7 @@ export async function benchLlama(opts: { threads?: number[]; tokens?: number; re
     const loaded = await loadNodeLlamaCpp({ maxThreads: Math.max(...threads) });
     if ('error' in loaded) log(`llama.cpp: ${loaded.error}; tslm only`);
     else llama = loaded.llama;
+    log(cpuLine());
     const lm = llama ? await llama.loadModel({ modelPath: gguf, gpuLayers: 0 }) : null;
     try {
       for (const th of threads) {

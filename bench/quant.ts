@@ -25,6 +25,7 @@ import * as T from '../src/index.js';
 import type { Tensor, CausalLM } from '../src/index.js';
 import { loadNodeLlamaCpp } from './peers/nlc.js';
 import { LLAMA_15M, spmVocab } from './llama.js';
+import { cpuLine } from './timing.js';
 
 export interface Row { model: string; threads: number; engine: string; prefill: number | null; decode: number | null; rss_mb: number | null; note: string }
 
@@ -178,6 +179,7 @@ export async function benchQuant(opts: { threads?: number[]; log?: (line: string
   const peer = await loadNodeLlamaCpp();
   if ('error' in peer) log(`llama.cpp: ${peer.error}; tslm only`);
   else await peer.llama.dispose();
+  log(cpuLine());
   const f = (x: number | null, w = 9) => (x === null ? '—' : x.toFixed(1)).padStart(w);
   log(`${'model'.padEnd(6)} ${'thr'.padStart(3)}  ${'engine'.padEnd(30)} ${'prefill'.padStart(9)} ${'decode'.padStart(9)} ${'peak RSS'.padStart(9)}  note`);
   log(`${''.padEnd(6)} ${''.padStart(3)}  ${''.padEnd(30)} ${'tok/s'.padStart(9)} ${'tok/s'.padStart(9)} ${'MB'.padStart(9)}`);
