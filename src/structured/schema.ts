@@ -1863,9 +1863,8 @@ export class SchemaCompiler {
       }
     }
     let classes = [{ set: [] as number[], d: universe }];
-    const chars = unmatchedKeyChars(pats.map(({ p }) => this.patternDfa(p, limits)), branchy);
-    pats.forEach(({ p }, i) => {
-      const P = this.patternDfa(p, limits);
+    const Ps = pats.map(({ p }) => this.patternDfa(p, limits));
+    Ps.forEach((P, i) => {
       const next: typeof classes = [];
       for (const c of classes) {
         // (Every string ∩ P is P itself: the same automaton, its grammar symbols shared.)
@@ -1877,7 +1876,7 @@ export class SchemaCompiler {
       classes = next;
     });
     // Keys matching no pattern follow additionalProperties; when written: unescaped (unmatchedKeyChars).
-    return classes.filter((c) => c.set.length > 0 || ap !== false).map((c) => (c.set.length === 0 ? { set: c.set, d: intersect(c.d, charsDfa(chars), limits) } : c));
+    return classes.filter((c) => c.set.length > 0 || ap !== false).map((c) => (c.set.length === 0 ? { set: c.set, d: intersect(c.d, charsDfa(unmatchedKeyChars(Ps, branchy)), limits) } : c));
   }
 
   /** A pattern's automaton; a pattern met in several objects (a definition's patternProperties inlined) is one. */
@@ -1893,7 +1892,7 @@ export class SchemaCompiler {
    * class before the rest, pattern by pattern), each the automaton the chain builds
    * (productClass); null where the chain would refuse the classes (more than 32 after a pattern).
    */
-  private keyPartitionAtOnce(pats: Array<{ p: string }>, universe: Dfa, ap: JsonSchema | undefined, limits: { maxStates: number; what: string }, branchy = false): Array<{ set: number[]; d: Dfa }> | null {
+  private keyPartitionAtOnce(pats: Array<{ p: string }>, universe: Dfa, ap: JsonSchema | undefined, limits: { maxStates: number; what: string }, branchy: boolean): Array<{ set: number[]; d: Dfa }> | null {
     const Ps = pats.map(({ p }) => this.patternDfa(p, limits));
     const g = productGraph([universe, ...Ps], limits);
     // The sets of patterns keys match (bit i + 1: pattern i), each once.
